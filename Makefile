@@ -1,0 +1,109 @@
+# pprof-controller build. Plain GNU make: the project is a handful of C modules with
+# pkg-config dependencies, and a Makefile keeps the whole build readable in one page.
+#
+#   make build   codec library + bin/pprof-tool (installs missing Debian packages first)
+#   make test    unit tests, sanitizer run, fuzz corpus replay, conformance with go tool pprof
+#   make bench   benchmarks against go tool pprof (writes build/bench/results.md)
+#   make fuzz    a short libFuzzer run of every fuzz target (FUZZ_SECONDS each)
+#   make deps    install the Debian packages the build and tests need
+#   make clean
+
+CC      ?= cc
+WERROR  ?= $(if $(CI),-Werror,)
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wno-unused-parameter $(WERROR)
+PKGS    := libprotobuf-c zlib
+DEPS_OK := build/.deps-ok
+
+B       := build
+GEN     := $(B)/gen
+BASE_SRC  := $(wildcard src/base/*.c)
+CODEC_SRC := $(wildcard src/codec/*.c)
+LIB_SRC   := $(BASE_SRC) $(CODEC_SRC)
+
+# Objects of one build flavour live under $(B)/<flavour>/ so the sanitizer build never mixes
+# with the optimised one.
+objs = $(patsubst %.c,$(B)/$(1)/%.o,$(LIB_SRC)) $(B)/$(1)/gen/profile.pb-c.o
+
+.PHONY: all build test unit-test test-asan conformance fuzz-replay fuzz bench deps clean fmt
+all: build
+build: bin/pprof-tool
+
+deps:
+	scripts/deps.sh
+$(DEPS_OK): scripts/deps.sh
+	@scripts/deps.sh
+	@mkdir -p $(B) && touch $@
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+$(GEN)/profile.pb-c.c $(GEN)/profile.pb-c.h: proto/profile.proto | $(DEPS_OK)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Iproto proto/profile.proto
+
+# --- flavour: rel (optimised), asan (ASan+UBSan) ---
+FLAVOURS := rel asan
+rel_CFLAGS  :=
+asan_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+define flavour
+$(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h | $(DEPS_OK)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$($(1)_CFLAGS) -I$(GEN) $$(PKG_CFLAGS) -MMD -MP -c $$< -o $$@
+$(B)/$(1)/gen/profile.pb-c.o: $(GEN)/profile.pb-c.c | $(DEPS_OK)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(filter-out -Wmissing-prototypes -Wstrict-prototypes,$$(CFLAGS)) $$($(1)_CFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
+$(B)/$(1)/libpprofcodec.a: $(call objs,$(1))
+	$$(AR) rcs $$@ $$^
+endef
+$(foreach f,$(FLAVOURS),$(eval $(call flavour,$(f))))
+
+bin/pprof-tool: $(B)/rel/src/tools/pprof-tool.o $(B)/rel/libpprofcodec.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+# --- unit tests: one binary per tests/unit/test_*.c, built in both flavours ---
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_REL  := $(patsubst tests/unit/%.c,$(B)/rel/tests/%,$(UNIT_SRC))
+UNIT_ASAN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
+$(B)/rel/tests/%: $(B)/rel/tests/unit/%.o $(B)/rel/libpprofcodec.a
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+$(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/libpprofcodec.a
+	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+# --- fuzz targets: libFuzzer with clang; the replay binary is a plain main() over a corpus ---
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/asan/fuzz/%-replay,$(FUZZ_SRC))
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(GEN)/profile.pb-c.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I$(GEN) $(PKG_CFLAGS) \
+	  -o $@ $< $(LIB_SRC) $(GEN)/profile.pb-c.c $(PKG_LIBS) -lm
+$(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/libpprofcodec.a
+	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+TEST_BINS := bin/pprof-tool $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN)
+test: $(TEST_BINS)
+	python3 tests/run.py
+
+FUZZ_SECONDS ?= 30
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(B)/fuzz/work-$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 $(B)/fuzz/work-$$n fuzz/corpus/$${n#fuzz_} || exit 1; done
+
+bench: bin/pprof-tool $(B)/rel/bench/codec-bench
+	python3 bench/run.py
+$(B)/rel/bench/codec-bench: $(B)/rel/bench/codec-bench.o $(B)/rel/libpprofcodec.a
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+fmt:
+	clang-format -i $(LIB_SRC) src/*/*.h src/tools/*.c tests/unit/*.[ch] fuzz/*.c bench/*.c
+
+clean:
+	rm -rf $(B) bin
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian bookworm packages needed to build and test pprof-controller, skipping
+# those already installed. Used by `make deps` (explicitly) and by `make build`/`make test`
+# (implicitly, when something is missing). Needs root for apt-get; as another user it only
+# reports what is missing.
+set -euo pipefail
+
+PACKAGES=(
+  gcc make pkg-config             # toolchain
+  clang libclang-rt-14-dev        # libFuzzer and the sanitizer runtimes
+  protobuf-c-compiler libprotobuf-c-dev  # the wire format: protoc-c and its runtime
+  zlib1g-dev                      # gzip
+  golang-go                       # `go tool pprof` (the conformance oracle) and the Go demo target
+  python3                         # the test runner and conformance checks
+  valgrind                        # memcheck runs
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing Debian packages: ${missing[*]} (run 'make deps' as root)" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,393 @@
+/* Merge, diff and scale, with google/pprof's merge semantics (profile/merge.go):
+ * strings, mappings, functions and locations are deduplicated by content through one htab each;
+ * samples are keyed by their (deduplicated) location indexes plus their labels in a canonical
+ * order, and values of equal keys are summed. Everything is built in growable scratch arrays
+ * and copied into the result's arena at the end, so the result holds no slack.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/htab.h"
+#include "pprof_int.h"
+
+/* A growable byte buffer for building keys. */
+typedef struct kbuf {
+  unsigned char *b;
+  size_t len, cap;
+} kbuf;
+
+static int kb_put(kbuf *k, const void *d, size_t n) {
+  if (k->cap - k->len < n) {
+    size_t nc = k->cap ? k->cap * 2 : 256;
+    while (nc - k->len < n) nc *= 2;
+    unsigned char *nb = realloc(k->b, nc);
+    if (!nb) return PP_ENOMEM;
+    k->b = nb;
+    k->cap = nc;
+  }
+  memcpy(k->b + k->len, d, n);
+  k->len += n;
+  return 0;
+}
+
+/* Growable arrays of the result's entities. */
+#define VEC(T) struct { T *v; size_t n, cap; }
+#define VEC_PUSH(vec, item, fail)                                            \
+  do {                                                                       \
+    if ((vec).n == (vec).cap) {                                              \
+      size_t nc_ = (vec).cap ? (vec).cap * 2 : 64;                           \
+      void *nv_ = realloc((vec).v, nc_ * sizeof *(vec).v);                   \
+      if (!nv_) goto fail;                                                   \
+      (vec).v = nv_;                                                         \
+      (vec).cap = nc_;                                                       \
+    }                                                                        \
+    (vec).v[(vec).n++] = (item);                                             \
+  } while (0)
+
+static const char *vt_str(const pprof_profile *p, const pprof_value_type *v, char *buf, size_t n) {
+  snprintf(buf, n, "%s/%s", p->strings[v->type], p->strings[v->unit]);
+  return buf;
+}
+
+static void types_str(const pprof_profile *p, char *buf, size_t n) {
+  size_t off = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < p->nsample_type && off < n; i++) {
+    char t[160];
+    int w = snprintf(buf + off, n - off, "%s%s", i ? " " : "", vt_str(p, &p->sample_type[i], t, sizeof t));
+    if (w < 0) break;
+    off += (size_t)w;
+  }
+}
+
+int pprof_compatible(const pprof_profile *a, const pprof_profile *b, pp_err *err) {
+  char x[200], y[200];
+  if (strcmp(a->strings[a->period_type.type], b->strings[b->period_type.type]) ||
+      strcmp(a->strings[a->period_type.unit], b->strings[b->period_type.unit]))
+    return pp_err_set(err, PP_EMISMATCH, "incompatible period types %s and %s",
+                      vt_str(a, &a->period_type, x, sizeof x), vt_str(b, &b->period_type, y, sizeof y));
+  bool same = a->nsample_type == b->nsample_type;
+  for (size_t i = 0; same && i < a->nsample_type; i++)
+    same = !strcmp(a->strings[a->sample_type[i].type], b->strings[b->sample_type[i].type]) &&
+           !strcmp(a->strings[a->sample_type[i].unit], b->strings[b->sample_type[i].unit]);
+  if (!same) {
+    char xs[400], ys[400];
+    types_str(a, xs, sizeof xs);
+    types_str(b, ys, sizeof ys);
+    return pp_err_set(err, PP_EMISMATCH, "incompatible sample types [%s] and [%s]", xs, ys);
+  }
+  return 0;
+}
+
+static int cmp_label(const void *a, const void *b) {
+  const pprof_label *x = a, *y = b;
+  if (x->key != y->key) return x->key < y->key ? -1 : 1;
+  if (x->str != y->str) return x->str < y->str ? -1 : 1;
+  if (x->num != y->num) return x->num < y->num ? -1 : 1;
+  if (x->num_unit != y->num_unit) return x->num_unit < y->num_unit ? -1 : 1;
+  return 0;
+}
+
+typedef struct merger {
+  pprof_profile *dst;
+  htab strings, mappings, functions, locations, samples;
+  VEC(pprof_mapping) maps;
+  VEC(pprof_function) funcs;
+  VEC(pprof_location) locs;
+  VEC(pprof_sample) samps;
+  VEC(uint32_t) comments;
+  kbuf key;
+  uint32_t *smap, *mmap, *fmap, *lmap; /* per source: index -> result index (+1 for m/f) */
+  pprof_label *lab;                    /* scratch for sorting one sample's labels */
+  size_t lab_cap;
+} merger;
+
+static int intern_str(merger *m, const pprof_profile *src, uint32_t i, uint32_t *ret) {
+  int r = htab_intern(&m->strings, src->strings[i], src->string_len[i], ret);
+  return r < 0 ? r : 0;
+}
+
+static int map_source(merger *m, const pprof_profile *src) {
+  int r;
+  free(m->smap);
+  free(m->mmap);
+  free(m->fmap);
+  free(m->lmap);
+  m->smap = malloc((src->nstrings + 1) * sizeof *m->smap);
+  m->mmap = malloc((src->nmapping + 1) * sizeof *m->mmap);
+  m->fmap = malloc((src->nfunction + 1) * sizeof *m->fmap);
+  m->lmap = malloc((src->nlocation + 1) * sizeof *m->lmap);
+  if (!m->smap || !m->mmap || !m->fmap || !m->lmap) return PP_ENOMEM;
+  for (size_t i = 0; i < src->nstrings; i++)
+    if ((r = intern_str(m, src, (uint32_t)i, &m->smap[i])) < 0) return r;
+
+  for (size_t i = 0; i < src->nmapping; i++) {
+    const pprof_mapping *sm = &src->mapping[i];
+    /* google/pprof's mappingKey: size rounded up to 4 KiB (ASLR), offset, build id or file. */
+    uint64_t size = sm->limit - sm->start;
+    size = size + 0xfff;
+    size -= size % 0x1000;
+    uint32_t ident = sm->build_id ? m->smap[sm->build_id] : m->smap[sm->filename];
+    m->key.len = 0;
+    if (kb_put(&m->key, &size, 8) || kb_put(&m->key, &sm->offset, 8) || kb_put(&m->key, &ident, 4))
+      return PP_ENOMEM;
+    uint32_t idx;
+    if ((r = htab_intern(&m->mappings, m->key.b, m->key.len, &idx)) < 0) return r;
+    if (r == 1) {
+      pprof_mapping dm = *sm;
+      dm.id = idx + 1;
+      dm.filename = m->smap[sm->filename];
+      dm.build_id = m->smap[sm->build_id];
+      VEC_PUSH(m->maps, dm, nomem);
+    }
+    m->mmap[i] = idx + 1;
+  }
+
+  for (size_t i = 0; i < src->nfunction; i++) {
+    const pprof_function *sf = &src->function[i];
+    struct { int64_t start; uint32_t name, sys, file; } k = {
+        sf->start_line, m->smap[sf->name], m->smap[sf->system_name], m->smap[sf->filename]};
+    uint32_t idx;
+    if ((r = htab_intern(&m->functions, &k, sizeof k, &idx)) < 0) return r;
+    if (r == 1) {
+      pprof_function df = {.id = idx + 1, .name = k.name, .system_name = k.sys,
+                           .filename = k.file, .start_line = sf->start_line};
+      VEC_PUSH(m->funcs, df, nomem);
+    }
+    m->fmap[i] = idx + 1;
+  }
+
+  for (size_t i = 0; i < src->nlocation; i++) {
+    const pprof_location *sl = &src->location[i];
+    /* google/pprof's locationKey: address relative to its mapping, mapping, lines, folded. */
+    uint64_t addr = sl->address;
+    uint32_t mi = sl->mapping ? m->mmap[sl->mapping - 1] : 0;
+    if (sl->mapping) addr -= src->mapping[sl->mapping - 1].start;
+    uint8_t folded = sl->is_folded;
+    m->key.len = 0;
+    if (kb_put(&m->key, &addr, 8) || kb_put(&m->key, &mi, 4) || kb_put(&m->key, &folded, 1))
+      return PP_ENOMEM;
+    for (uint32_t j = 0; j < sl->nline; j++) {
+      uint32_t fi = sl->line[j].function ? m->fmap[sl->line[j].function - 1] : 0;
+      if (kb_put(&m->key, &fi, 4) || kb_put(&m->key, &sl->line[j].line, 8) ||
+          kb_put(&m->key, &sl->line[j].column, 8))
+        return PP_ENOMEM;
+    }
+    uint32_t idx;
+    if ((r = htab_intern(&m->locations, m->key.b, m->key.len, &idx)) < 0) return r;
+    if (r == 1) {
+      pprof_location dl = {.id = idx + 1, .address = sl->address, .mapping = mi,
+                           .nline = sl->nline, .is_folded = sl->is_folded};
+      dl.line = arena_alloc(&m->dst->mem, sl->nline * sizeof *dl.line);
+      if (!dl.line) return PP_ENOMEM;
+      for (uint32_t j = 0; j < sl->nline; j++) {
+        dl.line[j] = sl->line[j];
+        dl.line[j].function = sl->line[j].function ? m->fmap[sl->line[j].function - 1] : 0;
+      }
+      VEC_PUSH(m->locs, dl, nomem);
+    }
+    m->lmap[i] = idx;
+  }
+  return 0;
+nomem:
+  return PP_ENOMEM;
+}
+
+static int add_samples(merger *m, const pprof_profile *src, int64_t sign) {
+  size_t nv = src->nsample_type;
+  for (size_t i = 0; i < src->nsample; i++) {
+    const pprof_sample *s = &src->sample[i];
+    bool zero = true;
+    for (size_t v = 0; v < nv && zero; v++) zero = s->value[v] == 0;
+    if (zero) continue;
+    if (s->nlabel > m->lab_cap) {
+      free(m->lab);
+      m->lab_cap = s->nlabel * 2;
+      m->lab = malloc(m->lab_cap * sizeof *m->lab);
+      if (!m->lab) return PP_ENOMEM;
+    }
+    for (uint32_t j = 0; j < s->nlabel; j++) {
+      m->lab[j].key = m->smap[s->label[j].key];
+      m->lab[j].str = m->smap[s->label[j].str];
+      m->lab[j].num = s->label[j].num;
+      m->lab[j].num_unit = m->smap[s->label[j].num_unit];
+    }
+    qsort(m->lab, s->nlabel, sizeof *m->lab, cmp_label);
+    m->key.len = 0;
+    if (kb_put(&m->key, &s->nloc, 4)) return PP_ENOMEM;
+    for (uint32_t j = 0; j < s->nloc; j++)
+      if (kb_put(&m->key, &m->lmap[s->loc[j]], 4)) return PP_ENOMEM;
+    for (uint32_t j = 0; j < s->nlabel; j++) {
+      const pprof_label *l = &m->lab[j];
+      if (kb_put(&m->key, &l->key, 4) || kb_put(&m->key, &l->str, 4) ||
+          kb_put(&m->key, &l->num, 8) || kb_put(&m->key, &l->num_unit, 4))
+        return PP_ENOMEM;
+    }
+    uint32_t idx;
+    int r = htab_intern(&m->samples, m->key.b, m->key.len, &idx);
+    if (r < 0) return r;
+    if (r == 1) {
+      pprof_sample ds = {.nloc = s->nloc, .nlabel = s->nlabel};
+      ds.loc = arena_alloc(&m->dst->mem, s->nloc * sizeof *ds.loc);
+      ds.value = arena_calloc(&m->dst->mem, nv, sizeof *ds.value);
+      ds.label = arena_alloc(&m->dst->mem, s->nlabel * sizeof *ds.label);
+      if (!ds.loc || !ds.value || !ds.label) return PP_ENOMEM;
+      for (uint32_t j = 0; j < s->nloc; j++) ds.loc[j] = m->lmap[s->loc[j]];
+      if (s->nlabel) memcpy(ds.label, m->lab, s->nlabel * sizeof *ds.label);
+      VEC_PUSH(m->samps, ds, nomem);
+    }
+    int64_t *dv = m->samps.v[idx].value;
+    for (size_t v = 0; v < nv; v++)
+      dv[v] = (int64_t)((uint64_t)dv[v] + (uint64_t)s->value[v] * (uint64_t)sign);
+  }
+  return 0;
+nomem:
+  return PP_ENOMEM;
+}
+
+#define COPY_OUT(dstp, dstn, vec)                                                  \
+  do {                                                                             \
+    (dstp) = arena_alloc(&dst->mem, ((vec).n ? (vec).n : 1) * sizeof *(vec).v);    \
+    if (!(dstp)) goto nomem;                                                       \
+    if ((vec).n) memcpy((dstp), (vec).v, (vec).n * sizeof *(vec).v);               \
+    (dstn) = (vec).n;                                                              \
+  } while (0)
+
+/* Merges srcs; signs[i] multiplies source i's values (1, or -1 for a diff's base). */
+static int merge_signed(pprof_profile *const *srcs, const int64_t *signs, size_t n,
+                        pprof_profile **ret, pp_err *err) {
+  if (n == 0) return pp_err_set(err, PP_EUSAGE, "merge needs at least one profile");
+  int r;
+  for (size_t i = 1; i < n; i++)
+    if ((r = pprof_compatible(srcs[0], srcs[i], err)) < 0) return r;
+
+  merger m;
+  memset(&m, 0, sizeof m);
+  pprof_profile *dst = m.dst = pprof_alloc(0);
+  if (!dst) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (htab_init(&m.strings, 1024, 0) < 0 || htab_init(&m.mappings, 16, 0) < 0 ||
+      htab_init(&m.functions, 1024, 0) < 0 || htab_init(&m.locations, 1024, 0) < 0 ||
+      htab_init(&m.samples, 1024, 0) < 0)
+    goto nomem;
+  uint32_t empty;
+  if (htab_intern(&m.strings, "", 0, &empty) < 0) goto nomem;
+
+  const pprof_profile *s0 = srcs[0];
+  for (size_t i = 0; i < n; i++) {
+    const pprof_profile *src = srcs[i];
+    if ((r = map_source(&m, src)) < 0) goto fail;
+    if ((r = add_samples(&m, src, signs ? signs[i] : 1)) < 0) goto fail;
+    if (i == 0) {
+      dst->nsample_type = src->nsample_type;
+      dst->sample_type = arena_alloc(&dst->mem, (src->nsample_type + 1) * sizeof *dst->sample_type);
+      if (!dst->sample_type) goto nomem;
+      for (size_t t = 0; t < src->nsample_type; t++) {
+        dst->sample_type[t].type = m.smap[src->sample_type[t].type];
+        dst->sample_type[t].unit = m.smap[src->sample_type[t].unit];
+      }
+      dst->period_type.type = m.smap[s0->period_type.type];
+      dst->period_type.unit = m.smap[s0->period_type.unit];
+      dst->drop_frames = m.smap[s0->drop_frames];
+      dst->keep_frames = m.smap[s0->keep_frames];
+      dst->doc_url = m.smap[s0->doc_url];
+    }
+    if (src->time_nanos && (dst->time_nanos == 0 || src->time_nanos < dst->time_nanos))
+      dst->time_nanos = src->time_nanos;
+    dst->duration_nanos += src->duration_nanos;
+    if (src->period > dst->period) dst->period = src->period;
+    if (!dst->default_sample_type && src->default_sample_type)
+      dst->default_sample_type = m.smap[src->default_sample_type];
+    for (size_t c = 0; c < src->ncomment; c++) {
+      uint32_t ci = m.smap[src->comment[c]];
+      bool seen = false;
+      for (size_t k = 0; k < m.comments.n && !seen; k++) seen = m.comments.v[k] == ci;
+      if (!seen) VEC_PUSH(m.comments, ci, nomem);
+    }
+  }
+
+  /* Samples whose values cancelled out (a diff, or negative inputs) are dropped, as pprof
+   * re-merges to drop them. */
+  size_t keep = 0;
+  for (size_t i = 0; i < m.samps.n; i++) {
+    bool zero = true;
+    for (size_t v = 0; v < dst->nsample_type && zero; v++) zero = m.samps.v[i].value[v] == 0;
+    if (!zero) m.samps.v[keep++] = m.samps.v[i];
+  }
+  m.samps.n = keep;
+
+  COPY_OUT(dst->mapping, dst->nmapping, m.maps);
+  COPY_OUT(dst->function, dst->nfunction, m.funcs);
+  COPY_OUT(dst->location, dst->nlocation, m.locs);
+  COPY_OUT(dst->sample, dst->nsample, m.samps);
+  COPY_OUT(dst->comment, dst->ncomment, m.comments);
+  dst->nstrings = m.strings.count;
+  dst->strings = arena_alloc(&dst->mem, dst->nstrings * sizeof *dst->strings);
+  dst->string_len = arena_alloc(&dst->mem, dst->nstrings * sizeof *dst->string_len);
+  if (!dst->strings || !dst->string_len) goto nomem;
+  for (size_t i = 0; i < dst->nstrings; i++) {
+    size_t len;
+    const char *s = htab_key(&m.strings, (uint32_t)i, &len);
+    dst->strings[i] = arena_strndup(&dst->mem, s, len);
+    if (!dst->strings[i]) goto nomem;
+    dst->string_len[i] = (uint32_t)len;
+  }
+  r = 0;
+  goto out;
+nomem:
+  r = PP_ENOMEM;
+fail:
+  if (r == PP_ENOMEM) pp_err_set(err, r, "out of memory");
+  else pp_err_set(err, r, "merge: %s", pp_strerror(r));
+out:
+  htab_free(&m.strings);
+  htab_free(&m.mappings);
+  htab_free(&m.functions);
+  htab_free(&m.locations);
+  htab_free(&m.samples);
+  free(m.maps.v);
+  free(m.funcs.v);
+  free(m.locs.v);
+  free(m.samps.v);
+  free(m.comments.v);
+  free(m.key.b);
+  free(m.smap);
+  free(m.mmap);
+  free(m.fmap);
+  free(m.lmap);
+  free(m.lab);
+  if (r < 0) {
+    pprof_free(dst);
+    return r;
+  }
+  *ret = dst;
+  return 0;
+}
+
+int pprof_merge(pprof_profile *const *srcs, size_t n, pprof_profile **ret_profile, pp_err *err) {
+  return merge_signed(srcs, NULL, n, ret_profile, err);
+}
+
+int pprof_diff(const pprof_profile *base, const pprof_profile *cmp, pprof_profile **ret_profile,
+               pp_err *err) {
+  pprof_profile *srcs[2] = {(pprof_profile *)cmp, (pprof_profile *)base};
+  const int64_t signs[2] = {1, -1};
+  return merge_signed(srcs, signs, 2, ret_profile, err);
+}
+
+void pprof_scale(pprof_profile *p, double factor) {
+  for (size_t i = 0; i < p->nsample; i++) {
+    int64_t *v = p->sample[i].value;
+    for (size_t j = 0; j < p->nsample_type; j++) {
+      if (factor == -1.0) {
+        v[j] = (int64_t)(0 - (uint64_t)v[j]);
+        continue;
+      }
+      double d = round((double)v[j] * factor);
+      if (d >= 9.2233720368547758e18) v[j] = INT64_MAX;
+      else if (d <= -9.2233720368547758e18) v[j] = INT64_MIN;
+      else v[j] = (int64_t)d;
+    }
+  }
+}

@@ -1,0 +1,208 @@
+/* pprof: decode, encode, merge, diff, scale and aggregate pprof profiles.
+ *
+ * This is the codec's only public header. A profile is held in a `pprof_profile`: plain arrays
+ * that mirror profile.proto, except that every cross reference is an array index instead of a
+ * wire id (sample -> location, location -> mapping, line -> function) and every string field is
+ * an index into `strings`. Decoding checks every id and index, so code that walks a decoded
+ * profile never needs to bounds-check again.
+ *
+ * Ownership: a profile owns all its memory; pprof_free() releases it. Functions that return a
+ * new profile or buffer hand it to the caller (ret_*). Inputs are never modified unless the
+ * function says so (pprof_scale).
+ * Errors: the pp_err idiom (src/base/pp_err.h): 0 on success, negative PP_E* on failure with
+ * a one-line message in *err. No function logs, exits or aborts on bad input.
+ * Limits: decoding enforces `pprof_limits`; pprof_limits_default() documents the defaults.
+ * Threads: functions are reentrant; a profile may be read from several threads at once.
+ */
+#ifndef PPROF_H
+#define PPROF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/arena.h"
+#include "../base/pp_err.h"
+
+typedef struct pprof_limits {
+  size_t max_decompressed;  /* bytes of protobuf after gunzip (default 64 MiB) */
+  size_t max_memory;        /* decoder working memory (default 1 GiB) */
+  size_t max_strings;       /* string table entries (default 1 Mi) */
+  size_t max_string_len;    /* bytes in one string (default 64 KiB) */
+  size_t max_samples;       /* samples (default 4 Mi) */
+  size_t max_locations;     /* locations (default 1 Mi) */
+  size_t max_functions;     /* functions (default 1 Mi) */
+  size_t max_mappings;      /* mappings (default 64 Ki) */
+  size_t max_stack_depth;   /* locations in one sample (default 4096) */
+  size_t max_labels;        /* labels on one sample (default 256) */
+  size_t max_sample_types;  /* value types (default 64) */
+} pprof_limits;
+
+/* Fills *l with the defaults listed above. */
+void pprof_limits_default(pprof_limits *l);
+
+typedef struct pprof_value_type {
+  uint32_t type; /* string index, e.g. "cpu", "alloc_space" */
+  uint32_t unit; /* string index, e.g. "nanoseconds", "bytes", "count" */
+} pprof_value_type;
+
+typedef struct pprof_label {
+  uint32_t key;      /* string index */
+  uint32_t str;      /* string index; 0 for numeric labels */
+  int64_t num;       /* numeric value when str == 0 */
+  uint32_t num_unit; /* string index; 0 when unitless */
+} pprof_label;
+
+typedef struct pprof_sample {
+  uint32_t *loc;      /* location indexes, leaf first */
+  int64_t *value;     /* one per sample type */
+  pprof_label *label; /* nlabel entries */
+  uint32_t nloc;
+  uint32_t nlabel;
+} pprof_sample;
+
+typedef struct pprof_mapping {
+  uint64_t id; /* wire id, unique and nonzero */
+  uint64_t start, limit, offset;
+  uint32_t filename, build_id; /* string indexes */
+  bool has_functions, has_filenames, has_line_numbers, has_inline_frames;
+} pprof_mapping;
+
+typedef struct pprof_line {
+  uint32_t function; /* function index + 1; 0 = no function */
+  int64_t line;
+  int64_t column;
+} pprof_line;
+
+typedef struct pprof_location {
+  uint64_t id;        /* wire id, unique and nonzero */
+  uint64_t address;
+  uint32_t mapping;   /* mapping index + 1; 0 = none */
+  uint32_t nline;
+  pprof_line *line;   /* innermost first; the last is the caller the others were inlined into */
+  bool is_folded;
+} pprof_location;
+
+typedef struct pprof_function {
+  uint64_t id; /* wire id, unique and nonzero */
+  uint32_t name, system_name, filename; /* string indexes */
+  int64_t start_line;
+} pprof_function;
+
+typedef struct pprof_profile {
+  pprof_value_type *sample_type;
+  pprof_sample *sample;
+  pprof_mapping *mapping;
+  pprof_location *location;
+  pprof_function *function;
+  char **strings;         /* NUL-terminated; strings[0] is "" */
+  uint32_t *string_len;   /* byte length of each string */
+  uint32_t *comment;      /* string indexes */
+  size_t nsample_type, nsample, nmapping, nlocation, nfunction, nstrings, ncomment;
+  uint32_t drop_frames, keep_frames, default_sample_type, doc_url; /* string indexes */
+  int64_t time_nanos, duration_nanos, period;
+  pprof_value_type period_type;
+  arena mem;              /* owns every array above */
+} pprof_profile;
+
+/* ---- decode / encode ------------------------------------------------------------------- */
+
+/* Decodes gzip-compressed (detected by its magic bytes) or raw profile.proto bytes. limits may
+ * be NULL for the defaults. Errors: PP_EINVAL (corrupt gzip or protobuf, an id or index that
+ * points nowhere, a duplicate id, a sample whose value count differs from the sample types),
+ * PP_ELIMIT (a pprof_limits cap), PP_ENOMEM. */
+int pprof_decode(const void *data, size_t len, const pprof_limits *limits,
+                 pprof_profile **ret_profile, pp_err *err);
+
+/* Reads a whole file and decodes it; the file name is part of error messages. */
+int pprof_decode_file(const char *path, const pprof_limits *limits, pprof_profile **ret_profile,
+                      pp_err *err);
+
+/* Gunzips when data starts with the gzip magic, else copies. The result (malloc'd, owned by the
+ * caller) is at most max_out bytes, or the call fails with PP_ELIMIT. */
+int pprof_gunzip(const void *data, size_t len, size_t max_out, uint8_t **ret_buf, size_t *ret_len,
+                 pp_err *err);
+
+/* Encodes as gzip-compressed protobuf (level 1..9, or 0 for raw protobuf), the form Go writes
+ * and `go tool pprof` reads. The buffer is malloc'd and owned by the caller. Wire ids are
+ * renumbered 1..n. */
+int pprof_encode(const pprof_profile *p, int level, uint8_t **ret_buf, size_t *ret_len,
+                 pp_err *err);
+
+/* Releases a profile; accepts NULL. */
+void pprof_free(pprof_profile *p);
+
+/* ---- combining -------------------------------------------------------------------------- */
+
+/* Merges n >= 1 profiles with google/pprof's semantics: sample types and period type must be
+ * equal (else PP_EMISMATCH naming both); mappings, functions and locations are deduplicated by
+ * content; samples with equal stacks and labels are summed and all-zero samples dropped;
+ * time = earliest nonzero start, duration = sum of durations, period = largest, comments
+ * deduplicated in order, default sample type = the first one set. */
+int pprof_merge(pprof_profile *const *srcs, size_t n, pprof_profile **ret_profile, pp_err *err);
+
+/* Multiplies every sample value by factor in place, rounding to nearest (e.g. 1.0/N to average
+ * N snapshots, -1 to negate). */
+void pprof_scale(pprof_profile *p, double factor);
+
+/* cmp minus base: a profile whose values are comparison - base per stack (negative where
+ * something shrank). Same compatibility rules as pprof_merge. */
+int pprof_diff(const pprof_profile *base, const pprof_profile *cmp, pprof_profile **ret_profile,
+               pp_err *err);
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+/* Resolves a sample type given as a number ("1"), a type name ("alloc_space") or NULL/"" (the
+ * default: default_sample_type if set, else the last type, as go tool pprof does). Returns the
+ * index, or PP_EUSAGE naming the available types. */
+int pprof_sample_index(const pprof_profile *p, const char *spec, pp_err *err);
+
+/* The string at index i (always valid for indexes stored in a decoded profile). */
+static inline const char *pprof_str(const pprof_profile *p, uint32_t i) { return p->strings[i]; }
+
+/* Per-function totals as `go tool pprof -top` computes them at its default ("functions")
+ * granularity: frames are grouped by function name (nameless frames by binary and start
+ * line); flat = value of samples whose leaf frame is the function; cum = value of samples whose
+ * stack contains it, counted once per sample however often it recurses; inline frames count as
+ * frames; samples whose value is 0 are ignored. */
+typedef struct pprof_func_stat {
+  const char *name; /* display name; points into the profile or the result */
+  int64_t flat, cum;
+} pprof_func_stat;
+
+typedef struct pprof_top {
+  pprof_func_stat *funcs; /* sorted by flat descending, then name (as go tool pprof) */
+  size_t nfuncs;
+  int64_t total;          /* sum of |value| over samples, the denominator of pprof's percents */
+  arena mem;
+} pprof_top;
+
+int pprof_top_compute(const pprof_profile *p, int sample_index, pprof_top *ret_top, pp_err *err);
+void pprof_top_release(pprof_top *t);
+
+/* Call tree for flame graphs: node 0 is the root (total = sum of values, name ""); children
+ * are frames called from their parent, root to leaf, merged by function as in pprof_top.
+ * self = value of samples ending at the node; total = self + children's totals. */
+typedef struct pprof_tree_node {
+  const char *name;
+  int64_t self, total;
+  uint32_t parent;       /* index; the root is its own parent */
+  uint32_t first_child;  /* index, 0 = none */
+  uint32_t next_sibling; /* index, 0 = none */
+  uint32_t depth;        /* root = 0 */
+} pprof_tree_node;
+
+typedef struct pprof_tree {
+  pprof_tree_node *nodes;
+  size_t nnodes;
+  arena mem;
+  void *priv; /* builder state released by pprof_tree_release */
+} pprof_tree;
+
+/* Builds the tree; max_nodes caps its size (0 = 16 Mi), PP_ELIMIT beyond. */
+int pprof_tree_compute(const pprof_profile *p, int sample_index, size_t max_nodes,
+                       pprof_tree *ret_tree, pp_err *err);
+void pprof_tree_release(pprof_tree *t);
+
+
+#endif

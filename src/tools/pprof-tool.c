@@ -1,0 +1,388 @@
+/* pprof-tool: the codec on the command line (top, folded, merge, diff, info).
+ * Every subcommand takes one or more profile files; several files are merged first. This is
+ * a program boundary: errors from the codec are printed here, once, prefixed with the tool
+ * name, and mapped to the exit codes documented in usage(). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../codec/pprof.h"
+
+#define EXIT_DATA 1  /* a profile could not be read, decoded or combined */
+#define EXIT_USAGE 2 /* bad command line */
+#define EXIT_OUTPUT 3 /* the output could not be written */
+
+static void usage(FILE *f) {
+  fputs(
+      "usage: pprof-tool COMMAND [options] FILE...\n"
+      "\n"
+      "Reads pprof profiles (gzip-compressed or raw protobuf); several FILEs are merged first.\n"
+      "\n"
+      "commands:\n"
+      "  top [--sample-index=N|NAME] [--nodecount=N] [--raw] FILE...\n"
+      "      per-function flat and cum, laid out like `go tool pprof -top`; with --raw one\n"
+      "      line per function: flat<TAB>cum<TAB>name, in the sample type's own unit,\n"
+      "      every function, sorted by flat descending then name\n"
+      "  folded [--sample-index=N|NAME] FILE...\n"
+      "      folded stacks: one `root;...;leaf value` line per distinct stack\n"
+      "  merge -o OUT FILE...\n"
+      "      writes the merged profile (gzip protobuf)\n"
+      "  diff --base BASE [-o OUT] [--sample-index=...] [--nodecount=N] [--raw] FILE...\n"
+      "      FILE... minus BASE: written as a profile with -o, else printed as top\n"
+      "  info FILE...\n"
+      "      sample types, period, counts, time span and totals per sample type\n"
+      "\n"
+      "exit codes: 0 success, 1 a profile could not be read, decoded or combined,\n"
+      "            2 bad command line, 3 the output could not be written\n",
+      f);
+}
+
+typedef struct opts {
+  const char *sample_index;
+  const char *out;
+  const char *base;
+  long nodecount; /* -1 = all */
+  int raw;
+} opts;
+
+static int load_merged(char **files, int n, pprof_profile **ret) {
+  pprof_profile **ps = calloc((size_t)n, sizeof *ps);
+  if (!ps) return EXIT_DATA;
+  pp_err err = {0};
+  int rc = 0;
+  for (int i = 0; i < n; i++) {
+    if (pprof_decode_file(files[i], NULL, &ps[i], &err) < 0) {
+      fprintf(stderr, "pprof-tool: %s\n", err.msg);
+      rc = EXIT_DATA;
+      goto out;
+    }
+  }
+  if (n == 1) {
+    *ret = ps[0];
+    ps[0] = NULL;
+  } else if (pprof_merge(ps, (size_t)n, ret, &err) < 0) {
+    fprintf(stderr, "pprof-tool: merging %s and %d more: %s\n", files[0], n - 1, err.msg);
+    rc = EXIT_DATA;
+  }
+out:
+  for (int i = 0; i < n; i++) pprof_free(ps[i]);
+  free(ps);
+  return rc;
+}
+
+/* ---- value formatting, after google/pprof's measurement package ---------------------------- */
+
+typedef struct unit_step {
+  const char *suffix;
+  double factor;
+} unit_step;
+
+static const unit_step byte_units[] = {{"B", 1}, {"kB", 1024.0}, {"MB", 1048576.0},
+                                       {"GB", 1073741824.0}, {"TB", 1099511627776.0},
+                                       {"PB", 1125899906842624.0}, {NULL, 0}};
+static const unit_step ns_units[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9},
+                                     {"mins", 60e9}, {"hrs", 3600e9}, {NULL, 0}};
+
+static const unit_step *units_for(const char *unit) {
+  if (!strcmp(unit, "bytes") || !strcmp(unit, "byte") || !strcmp(unit, "B")) return byte_units;
+  if (!strcmp(unit, "nanoseconds") || !strcmp(unit, "ns")) return ns_units;
+  return NULL;
+}
+
+/* The largest step that keeps |v| >= 1 in that unit. */
+static int auto_step(const unit_step *u, int64_t v) {
+  double a = v < 0 ? -(double)v : (double)v;
+  int s = 0;
+  while (u[s + 1].suffix && a >= u[s + 1].factor) s++;
+  return s;
+}
+
+static void fmt_value(char *buf, size_t n, int64_t v, const unit_step *u, int step) {
+  if (!u || v == 0) {
+    snprintf(buf, n, "%lld", (long long)v);
+    return;
+  }
+  snprintf(buf, n, "%.2f", (double)v / u[step].factor);
+  size_t l = strlen(buf);
+  if (l > 3 && !strcmp(buf + l - 3, ".00")) buf[l - 3] = '\0';
+  strncat(buf, u[step].suffix, n - strlen(buf) - 1);
+}
+
+static void fmt_pct(char *buf, size_t n, int64_t v, int64_t total) {
+  double r = total ? (double)v / (double)total * 100.0 : 0;
+  if (r < 0) r = -r;
+  if (r >= 99.95 && r <= 100.05) snprintf(buf, n, "  100%%");
+  else if (r >= 1.0) snprintf(buf, n, "%5.2f%%", r);
+  else snprintf(buf, n, "%5.2g%%", r);
+}
+
+static void print_header(const pprof_profile *p, int si) {
+  printf("Type: %s\n", pprof_str(p, p->sample_type[si].type));
+  if (p->time_nanos) {
+    time_t t = (time_t)(p->time_nanos / 1000000000);
+    struct tm tm;
+    char tb[64];
+    gmtime_r(&t, &tm);
+    strftime(tb, sizeof tb, "%b %d, %Y at %H:%M:%S (UTC)", &tm);
+    printf("Time: %s\n", tb);
+  }
+  if (p->duration_nanos) printf("Duration: %.2fs\n", (double)p->duration_nanos / 1e9);
+}
+
+static int print_top(const pprof_profile *p, int si, const opts *o) {
+  pprof_top t;
+  pp_err err = {0};
+  if (pprof_top_compute(p, si, &t, &err) < 0) {
+    fprintf(stderr, "pprof-tool: %s\n", err.msg);
+    return EXIT_DATA;
+  }
+  size_t shown = t.nfuncs;
+  if (o->nodecount >= 0 && (size_t)o->nodecount < shown) shown = (size_t)o->nodecount;
+  if (o->raw) {
+    for (size_t i = 0; i < shown; i++)
+      printf("%lld\t%lld\t%s\n", (long long)t.funcs[i].flat, (long long)t.funcs[i].cum,
+             t.funcs[i].name);
+  } else {
+    const unit_step *u = units_for(pprof_str(p, p->sample_type[si].unit));
+    int step = 99;
+    int64_t shown_flat = 0;
+    for (size_t i = 0; i < shown; i++) shown_flat += t.funcs[i].flat;
+    if (u) {
+      int64_t vals[2];
+      for (size_t i = 0; i < shown; i++) {
+        vals[0] = t.funcs[i].flat;
+        vals[1] = t.funcs[i].cum;
+        for (int k = 0; k < 2; k++)
+          if (vals[k] && auto_step(u, vals[k]) < step) step = auto_step(u, vals[k]);
+      }
+      if (step == 99) step = 0;
+    }
+    char a[64], b[64], c[16], d[16], e[16];
+    print_header(p, si);
+    fmt_value(a, sizeof a, shown_flat, u, step);
+    fmt_pct(c, sizeof c, shown_flat, t.total);
+    fmt_value(b, sizeof b, t.total, u, step);
+    printf("Showing nodes accounting for %s, %s of %s total\n", a, c, b);
+    if (shown < t.nfuncs) printf("Showing top %zu nodes out of %zu\n", shown, t.nfuncs);
+    printf("      flat  flat%%   sum%%        cum   cum%%\n");
+    int64_t sum = 0;
+    for (size_t i = 0; i < shown; i++) {
+      const pprof_func_stat *f = &t.funcs[i];
+      sum += f->flat;
+      fmt_value(a, sizeof a, f->flat, u, step);
+      fmt_value(b, sizeof b, f->cum, u, step);
+      fmt_pct(c, sizeof c, f->flat, t.total);
+      fmt_pct(d, sizeof d, sum, t.total);
+      fmt_pct(e, sizeof e, f->cum, t.total);
+      printf("%10s %s %s %10s %s  %s\n", a, c, d, b, e, f->name);
+    }
+  }
+  pprof_top_release(&t);
+  return fflush(stdout) == 0 ? 0 : EXIT_OUTPUT;
+}
+
+static int pick_index(const pprof_profile *p, const opts *o, int *ret) {
+  pp_err err = {0};
+  int si = pprof_sample_index(p, o->sample_index, &err);
+  if (si < 0) {
+    fprintf(stderr, "pprof-tool: %s\n", err.msg);
+    return EXIT_USAGE;
+  }
+  *ret = si;
+  return 0;
+}
+
+static int write_profile(const pprof_profile *p, const char *path) {
+  uint8_t *buf;
+  size_t len;
+  pp_err err = {0};
+  if (pprof_encode(p, 6, &buf, &len, &err) < 0) {
+    fprintf(stderr, "pprof-tool: encoding: %s\n", err.msg);
+    return EXIT_DATA;
+  }
+  FILE *f = strcmp(path, "-") ? fopen(path, "wb") : stdout;
+  int rc = 0;
+  if (!f || fwrite(buf, 1, len, f) != len || (f != stdout ? fclose(f) : fflush(f)) != 0) {
+    perror(path);
+    rc = EXIT_OUTPUT;
+  }
+  free(buf);
+  return rc;
+}
+
+/* folded: walk the call tree depth first, printing the path of every node that has self
+ * value; lines are collected then sorted so the output is deterministic. */
+static int cmp_strp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int print_folded(const pprof_profile *p, int si) {
+  pprof_tree t;
+  pp_err err = {0};
+  if (pprof_tree_compute(p, si, 0, &t, &err) < 0) {
+    fprintf(stderr, "pprof-tool: %s\n", err.msg);
+    return EXIT_DATA;
+  }
+  char **lines = calloc(t.nnodes, sizeof *lines);
+  uint32_t *path = calloc(t.nnodes + 1, sizeof *path);
+  size_t nlines = 0;
+  int rc = 0;
+  if (!lines || !path) {
+    rc = EXIT_DATA;
+    goto out;
+  }
+  for (size_t i = 1; i < t.nnodes; i++) {
+    if (!t.nodes[i].self) continue;
+    size_t depth = 0, len = 0;
+    for (uint32_t n = (uint32_t)i; n != 0; n = t.nodes[n].parent) {
+      path[depth++] = n;
+      len += strlen(t.nodes[n].name) + 1;
+    }
+    char *s = malloc(len + 32);
+    if (!s) {
+      rc = EXIT_DATA;
+      goto out;
+    }
+    size_t off = 0;
+    while (depth-- > 0) {
+      size_t l = strlen(t.nodes[path[depth]].name);
+      memcpy(s + off, t.nodes[path[depth]].name, l);
+      off += l;
+      s[off++] = depth ? ';' : ' ';
+    }
+    snprintf(s + off, 32, "%lld", (long long)t.nodes[i].self);
+    lines[nlines++] = s;
+  }
+  qsort(lines, nlines, sizeof *lines, cmp_strp);
+  for (size_t i = 0; i < nlines; i++) puts(lines[i]);
+  if (fflush(stdout) != 0) rc = EXIT_OUTPUT;
+out:
+  for (size_t i = 0; i < nlines; i++) free(lines[i]);
+  free(lines);
+  free(path);
+  pprof_tree_release(&t);
+  return rc;
+}
+
+static int print_info(const pprof_profile *p) {
+  printf("sample types:");
+  for (size_t i = 0; i < p->nsample_type; i++)
+    printf(" %s/%s%s", pprof_str(p, p->sample_type[i].type), pprof_str(p, p->sample_type[i].unit),
+           (int)i == pprof_sample_index(p, NULL, NULL) ? "*" : "");
+  printf("\nperiod: %lld %s/%s\n", (long long)p->period, pprof_str(p, p->period_type.type),
+         pprof_str(p, p->period_type.unit));
+  printf("samples: %zu\nlocations: %zu\nfunctions: %zu\nmappings: %zu\nstrings: %zu\n",
+         p->nsample, p->nlocation, p->nfunction, p->nmapping, p->nstrings);
+  printf("time_nanos: %lld\nduration_nanos: %lld\n", (long long)p->time_nanos,
+         (long long)p->duration_nanos);
+  if (p->time_nanos) {
+    time_t t0 = (time_t)(p->time_nanos / 1000000000);
+    time_t t1 = (time_t)((p->time_nanos + p->duration_nanos) / 1000000000);
+    char a[32], b[32];
+    struct tm tm;
+    strftime(a, sizeof a, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t0, &tm));
+    strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t1, &tm));
+    printf("time span: %s .. %s\n", a, b);
+  }
+  for (size_t i = 0; i < p->ncomment; i++) printf("comment: %s\n", pprof_str(p, p->comment[i]));
+  for (size_t t = 0; t < p->nsample_type; t++) {
+    int64_t total = 0;
+    for (size_t i = 0; i < p->nsample; i++) total += p->sample[i].value[t];
+    printf("total %s: %lld %s\n", pprof_str(p, p->sample_type[t].type), (long long)total,
+           pprof_str(p, p->sample_type[t].unit));
+  }
+  return fflush(stdout) == 0 ? 0 : EXIT_OUTPUT;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+    usage(stdout);
+    return 0;
+  }
+  opts o = {.nodecount = -1};
+  static const struct option lo[] = {{"sample-index", required_argument, 0, 's'},
+                                     {"nodecount", required_argument, 0, 'n'},
+                                     {"raw", no_argument, 0, 'r'},
+                                     {"output", required_argument, 0, 'o'},
+                                     {"base", required_argument, 0, 'b'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+  optind = 2;
+  int c;
+  while ((c = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
+    switch (c) {
+    case 's': o.sample_index = optarg; break;
+    case 'n': {
+      char *end;
+      o.nodecount = strtol(optarg, &end, 10);
+      if (*end || o.nodecount < 0) {
+        fprintf(stderr, "pprof-tool: --nodecount wants a non-negative number, got \"%s\"\n", optarg);
+        return EXIT_USAGE;
+      }
+      break;
+    }
+    case 'r': o.raw = 1; break;
+    case 'o': o.out = optarg; break;
+    case 'b': o.base = optarg; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return EXIT_USAGE;
+    }
+  }
+  char **files = argv + optind;
+  int nfiles = argc - optind;
+  bool known = !strcmp(cmd, "top") || !strcmp(cmd, "folded") || !strcmp(cmd, "merge") ||
+               !strcmp(cmd, "diff") || !strcmp(cmd, "info");
+  if (!known) {
+    fprintf(stderr, "pprof-tool: unknown command \"%s\" (try --help)\n", cmd);
+    return EXIT_USAGE;
+  }
+  if (nfiles < 1) {
+    fprintf(stderr, "pprof-tool: %s needs at least one profile file\n", cmd);
+    return EXIT_USAGE;
+  }
+  if (!strcmp(cmd, "merge") && !o.out) {
+    fprintf(stderr, "pprof-tool: merge needs -o OUT\n");
+    return EXIT_USAGE;
+  }
+  if (!strcmp(cmd, "diff") && !o.base) {
+    fprintf(stderr, "pprof-tool: diff needs --base BASE\n");
+    return EXIT_USAGE;
+  }
+
+  pprof_profile *p = NULL;
+  int rc = load_merged(files, nfiles, &p);
+  if (rc) return rc;
+  if (!strcmp(cmd, "diff")) {
+    pprof_profile *base = NULL, *d = NULL;
+    char *bf[1] = {(char *)o.base};
+    if ((rc = load_merged(bf, 1, &base)) != 0) goto done;
+    pp_err err = {0};
+    if (pprof_diff(base, p, &d, &err) < 0) {
+      fprintf(stderr, "pprof-tool: diff against %s: %s\n", o.base, err.msg);
+      pprof_free(base);
+      rc = EXIT_DATA;
+      goto done;
+    }
+    pprof_free(base);
+    pprof_free(p);
+    p = d;
+  }
+  int si = 0;
+  if (!strcmp(cmd, "merge") || (!strcmp(cmd, "diff") && o.out)) {
+    rc = write_profile(p, o.out);
+  } else if (!strcmp(cmd, "info")) {
+    rc = print_info(p);
+  } else if ((rc = pick_index(p, &o, &si)) == 0) {
+    rc = !strcmp(cmd, "folded") ? print_folded(p, si) : print_top(p, si, &o);
+  }
+done:
+  pprof_free(p);
+  return rc;
+}

@@ -1,0 +1,95 @@
+/* Unit tests of src/base: arena budgets and alignment, htab interning and limits. */
+#include "../../src/base/arena.h"
+#include "../../src/base/htab.h"
+#include "../../src/base/pp_err.h"
+#include "tt.h"
+
+static void arena_aligns_and_respects_budget(void) {
+  arena a;
+  arena_init(&a, 64 * 1024);
+  void *p = arena_alloc(&a, 3);
+  void *q = arena_alloc(&a, 5);
+  CHECK(p && q);
+  CHECK(((uintptr_t)p & 15) == 0 && ((uintptr_t)q & 15) == 0);
+  CHECK(arena_alloc(&a, 1024 * 1024) == NULL); /* over budget: refused, not grown */
+  CHECK(arena_alloc(&a, 100) != NULL);         /* and the arena still works */
+  CHECK(arena_calloc(&a, SIZE_MAX / 2, 4) == NULL);
+  char *s = arena_strndup(&a, "hello world", 5);
+  CHECK_STR(s, "hello");
+  arena_free(&a);
+  arena_free(&a); /* idempotent */
+}
+
+static void arena_large_allocations(void) {
+  arena a;
+  arena_init(&a, 0);
+  for (int i = 0; i < 100; i++) {
+    unsigned char *p = arena_alloc(&a, (size_t)i * 10000 + 1);
+    CHECK(p != NULL);
+    if (p) memset(p, i, (size_t)i * 10000 + 1);
+  }
+  CHECK(a.used >= 100 * 99 / 2 * 10000);
+  arena_free(&a);
+}
+
+static void htab_interns_dense_indexes(void) {
+  htab t;
+  CHECK(htab_init(&t, 4, 0) == 0);
+  uint32_t a, b, c;
+  CHECK(htab_intern(&t, "alpha", 5, &a) == 1);
+  CHECK(htab_intern(&t, "beta", 4, &b) == 1);
+  CHECK(htab_intern(&t, "alpha", 5, &c) == 0);
+  CHECK_EQ_I64(a, 0);
+  CHECK_EQ_I64(b, 1);
+  CHECK_EQ_I64(c, 0);
+  CHECK(htab_intern(&t, "", 0, &c) == 1);
+  CHECK_EQ_I64(htab_find(&t, "beta", 4), 1);
+  CHECK_EQ_I64(htab_find(&t, "gamma", 5), -1);
+  /* growth keeps every key findable */
+  char buf[32];
+  for (int i = 0; i < 100000; i++) {
+    int n = snprintf(buf, sizeof buf, "key-%d", i);
+    uint32_t idx;
+    if (htab_intern(&t, buf, (size_t)n, &idx) != 1) {
+      CHECK(!"insert failed");
+      break;
+    }
+  }
+  CHECK_EQ_I64(t.count, 100003);
+  CHECK_EQ_I64(htab_find(&t, "key-77777", 9), 3 + 77777);
+  size_t len;
+  const char *k = htab_key(&t, 1, &len);
+  CHECK(len == 4 && memcmp(k, "beta", 4) == 0);
+  htab_free(&t);
+}
+
+static void htab_enforces_max_keys(void) {
+  htab t;
+  CHECK(htab_init(&t, 4, 3) == 0);
+  uint32_t i;
+  CHECK(htab_intern(&t, "a", 1, &i) == 1);
+  CHECK(htab_intern(&t, "b", 1, &i) == 1);
+  CHECK(htab_intern(&t, "c", 1, &i) == 1);
+  CHECK(htab_intern(&t, "d", 1, &i) == PP_ELIMIT);
+  CHECK(htab_intern(&t, "a", 1, &i) == 0); /* existing keys still found at the limit */
+  htab_free(&t);
+}
+
+static void err_formats_and_prefixes(void) {
+  pp_err e = {0};
+  CHECK(pp_err_set(&e, PP_EINVAL, "sample %d bad", 7) == PP_EINVAL);
+  CHECK_STR(e.msg, "sample 7 bad");
+  pp_err_prefix(&e, "file.pb");
+  CHECK_STR(e.msg, "file.pb: sample 7 bad");
+  CHECK(pp_err_set(NULL, PP_ENOMEM, "x") == PP_ENOMEM);
+  CHECK_STR(pp_strerror(PP_ELIMIT), "limit exceeded");
+}
+
+int main(void) {
+  RUN(arena_aligns_and_respects_budget);
+  RUN(arena_large_allocations);
+  RUN(htab_interns_dense_indexes);
+  RUN(htab_enforces_max_keys);
+  RUN(err_formats_and_prefixes);
+  return tt_finish();
+}

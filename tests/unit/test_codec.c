@@ -1,0 +1,447 @@
+/* Unit tests of the codec on small hand-built profiles whose right answers are worked out in
+ * the comments, plus hostile inputs. Conformance with go tool pprof on real profiles is in
+ * tests/conformance. */
+#include <zlib.h>
+
+#include "../../src/codec/pprof_int.h"
+#include "profile.pb-c.h"
+#include "tt.h"
+
+/* ---- a small profile built by hand ----------------------------------------------------------
+ * functions: main, f, g, h.  locations: L0 = {h inlined into g}, L1 = f, L2 = main, L3 = f
+ * (another address: recursion).  Sample types: samples/count, cpu/nanoseconds.
+ *   S0: L0 L1 L2  (1, 10)   stack main > f > g > h
+ *   S1: L1 L3 L2  (2, 20)   stack main > f > f
+ *   S2: L2        (3, 30)   stack main, label span=db
+ *   S3: L1 L2     (0, 0)    ignored everywhere
+ * For cpu: flat h=10 f=20 main=30; cum h=10 g=10 f=30 (recursion once) main=60; total 60. */
+enum { S_EMPTY, S_SAMPLES, S_COUNT, S_CPU, S_NS, S_MAIN, S_F, S_G, S_H, S_FILE, S_SPAN, S_DB, S_BIN, NSTR };
+static const char *const strs[NSTR] = {"", "samples", "count", "cpu", "nanoseconds", "main", "f",
+                                       "g", "h", "x.go", "span", "db", "/bin/app"};
+
+static pprof_profile *build_small(void) {
+  pprof_profile *p = pprof_alloc(0);
+  arena *m = &p->mem;
+  p->nstrings = NSTR;
+  p->strings = arena_alloc(m, NSTR * sizeof *p->strings);
+  p->string_len = arena_alloc(m, NSTR * sizeof *p->string_len);
+  for (int i = 0; i < NSTR; i++) {
+    p->strings[i] = arena_strndup(m, strs[i], strlen(strs[i]));
+    p->string_len[i] = (uint32_t)strlen(strs[i]);
+  }
+  p->nsample_type = 2;
+  p->sample_type = arena_alloc(m, 2 * sizeof *p->sample_type);
+  p->sample_type[0] = (pprof_value_type){S_SAMPLES, S_COUNT};
+  p->sample_type[1] = (pprof_value_type){S_CPU, S_NS};
+  p->period_type = (pprof_value_type){S_CPU, S_NS};
+  p->period = 10;
+  p->time_nanos = 1000;
+  p->duration_nanos = 500;
+  p->nmapping = 1;
+  p->mapping = arena_calloc(m, 1, sizeof *p->mapping);
+  p->mapping[0] = (pprof_mapping){.id = 1, .start = 0x400000, .limit = 0x500000, .filename = S_BIN,
+                                  .has_functions = true};
+  p->nfunction = 4;
+  p->function = arena_calloc(m, 4, sizeof *p->function);
+  const int fn[4] = {S_MAIN, S_F, S_G, S_H};
+  for (int i = 0; i < 4; i++)
+    p->function[i] = (pprof_function){.id = (uint64_t)i + 1, .name = (uint32_t)fn[i], .filename = S_FILE};
+  /* function index + 1 in lines: main=1 f=2 g=3 h=4 */
+  p->nlocation = 4;
+  p->location = arena_calloc(m, 4, sizeof *p->location);
+  static pprof_line l0[2] = {{4, 7, 0}, {3, 9, 0}}, l1[1] = {{2, 3, 0}}, l2[1] = {{1, 1, 0}},
+                    l3[1] = {{2, 4, 0}};
+  pprof_line *lines[4] = {l0, l1, l2, l3};
+  const uint32_t nl[4] = {2, 1, 1, 1};
+  for (int i = 0; i < 4; i++)
+    p->location[i] = (pprof_location){.id = (uint64_t)i + 1, .address = 0x401000 + (uint64_t)i * 16,
+                                      .mapping = 1, .nline = nl[i], .line = lines[i]};
+  p->nsample = 4;
+  p->sample = arena_calloc(m, 4, sizeof *p->sample);
+  static uint32_t s0[] = {0, 1, 2}, s1[] = {1, 3, 2}, s2[] = {2}, s3[] = {1, 2};
+  static int64_t v0[] = {1, 10}, v1[] = {2, 20}, v2[] = {3, 30}, v3[] = {0, 0};
+  static pprof_label lab[] = {{S_SPAN, S_DB, 0, 0}};
+  p->sample[0] = (pprof_sample){s0, v0, NULL, 3, 0};
+  p->sample[1] = (pprof_sample){s1, v1, NULL, 3, 0};
+  p->sample[2] = (pprof_sample){s2, v2, lab, 1, 1};
+  p->sample[3] = (pprof_sample){s3, v3, NULL, 2, 0};
+  /* the static arrays are shared between calls: copy values so scale/merge may write */
+  for (int i = 0; i < 4; i++) {
+    int64_t *v = arena_alloc(m, 2 * sizeof *v);
+    memcpy(v, p->sample[i].value, 2 * sizeof *v);
+    p->sample[i].value = v;
+  }
+  return p;
+}
+
+static const pprof_func_stat *find(const pprof_top *t, const char *name) {
+  for (size_t i = 0; i < t->nfuncs; i++)
+    if (!strcmp(t->funcs[i].name, name)) return &t->funcs[i];
+  return NULL;
+}
+
+static void check_small_top(const pprof_profile *p, int64_t scale) {
+  pprof_top t;
+  pp_err err = {0};
+  CHECK(pprof_top_compute(p, 1, &t, &err) == 0);
+  CHECK_EQ_I64(t.nfuncs, 4);
+  CHECK_EQ_I64(t.total, 60 * scale);
+  const char *names[] = {"main", "f", "g", "h"};
+  const int64_t flat[] = {30, 20, 0, 10}, cum[] = {60, 30, 10, 10};
+  for (int i = 0; i < 4; i++) {
+    const pprof_func_stat *s = find(&t, names[i]);
+    CHECK(s != NULL);
+    if (!s) continue;
+    CHECK_EQ_I64(s->flat, flat[i] * scale);
+    CHECK_EQ_I64(s->cum, cum[i] * scale);
+  }
+  if (t.nfuncs == 4) {
+    CHECK_STR(t.funcs[0].name, "main"); /* flat descending */
+    CHECK_STR(t.funcs[3].name, "g");
+  }
+  pprof_top_release(&t);
+}
+
+static void top_counts_recursion_once_and_inlines(void) {
+  pprof_profile *p = build_small();
+  check_small_top(p, 1);
+  pprof_free(p);
+}
+
+static void tree_is_root_to_leaf(void) {
+  pprof_profile *p = build_small();
+  pprof_tree t;
+  CHECK(pprof_tree_compute(p, 1, 0, &t, NULL) == 0);
+  /* root > main > f > {g > h, f} */
+  CHECK_EQ_I64(t.nnodes, 6);
+  CHECK_EQ_I64(t.nodes[0].total, 60);
+  uint32_t mainn = t.nodes[0].first_child;
+  CHECK_STR(t.nodes[mainn].name, "main");
+  CHECK_EQ_I64(t.nodes[mainn].self, 30);
+  CHECK_EQ_I64(t.nodes[mainn].total, 60);
+  uint32_t f = t.nodes[mainn].first_child;
+  CHECK_STR(t.nodes[f].name, "f");
+  CHECK_EQ_I64(t.nodes[f].total, 30);
+  CHECK_EQ_I64(t.nodes[f].self, 0);
+  int64_t child_total = 0;
+  int nchild = 0;
+  for (uint32_t c = t.nodes[f].first_child; c; c = t.nodes[c].next_sibling) {
+    child_total += t.nodes[c].total;
+    nchild++;
+    CHECK_EQ_I64(t.nodes[c].depth, 3);
+    CHECK_EQ_I64(t.nodes[c].parent, f);
+  }
+  CHECK_EQ_I64(nchild, 2);
+  CHECK_EQ_I64(child_total, 30);
+  pprof_tree_release(&t);
+  /* a node budget smaller than the tree is an error, not a truncation */
+  pp_err err = {0};
+  CHECK(pprof_tree_compute(p, 1, 3, &t, &err) == PP_ELIMIT);
+  pprof_free(p);
+}
+
+static void encode_decode_round_trip(void) {
+  pprof_profile *p = build_small();
+  uint8_t *buf;
+  size_t len;
+  pp_err err = {0};
+  for (int level = 0; level <= 9; level += 9) {
+    CHECK(pprof_encode(p, level, &buf, &len, &err) == 0);
+    CHECK(level == 0 || (buf[0] == 0x1f && buf[1] == 0x8b));
+    pprof_profile *q = NULL;
+    CHECK(pprof_decode(buf, len, NULL, &q, &err) == 0);
+    free(buf);
+    if (!q) continue;
+    CHECK_EQ_I64(q->nsample, 4);
+    CHECK_EQ_I64(q->nlocation, 4);
+    CHECK_EQ_I64(q->location[0].nline, 2);
+    CHECK_EQ_I64(q->location[0].line[0].line, 7);
+    CHECK_EQ_I64(q->time_nanos, 1000);
+    CHECK_EQ_I64(q->duration_nanos, 500);
+    CHECK_EQ_I64(q->period, 10);
+    CHECK_STR(pprof_str(q, q->mapping[0].filename), "/bin/app");
+    CHECK_EQ_I64(q->sample[2].nlabel, 1);
+    CHECK_STR(pprof_str(q, q->sample[2].label[0].key), "span");
+    CHECK_STR(pprof_str(q, q->sample[2].label[0].str), "db");
+    check_small_top(q, 1);
+    pprof_free(q);
+  }
+  pprof_free(p);
+}
+
+static void merge_sums_equal_stacks(void) {
+  pprof_profile *a = build_small(), *b = build_small(), *m = NULL;
+  b->time_nanos = 500;
+  b->duration_nanos = 700;
+  b->period = 20;
+  pprof_profile *srcs[2] = {a, b};
+  pp_err err = {0};
+  CHECK(pprof_merge(srcs, 2, &m, &err) == 0);
+  if (m) {
+    CHECK_EQ_I64(m->nsample, 3); /* the zero sample is dropped, the others summed */
+    CHECK_EQ_I64(m->nlocation, 4);
+    CHECK_EQ_I64(m->nfunction, 4);
+    CHECK_EQ_I64(m->nmapping, 1);
+    CHECK_EQ_I64(m->time_nanos, 500);
+    CHECK_EQ_I64(m->duration_nanos, 1200);
+    CHECK_EQ_I64(m->period, 20);
+    check_small_top(m, 2);
+  }
+  pprof_free(m);
+  pprof_free(a);
+  pprof_free(b);
+}
+
+static void merge_rejects_mismatched_types(void) {
+  pprof_profile *a = build_small(), *b = build_small(), *m = NULL;
+  b->sample_type[1].unit = S_COUNT;
+  pprof_profile *srcs[2] = {a, b};
+  pp_err err = {0};
+  CHECK(pprof_merge(srcs, 2, &m, &err) == PP_EMISMATCH);
+  CHECK(m == NULL);
+  CHECK(strstr(err.msg, "cpu/nanoseconds") && strstr(err.msg, "cpu/count"));
+  pprof_free(a);
+  pprof_free(b);
+}
+
+static void diff_and_scale(void) {
+  pprof_profile *a = build_small(), *b = build_small(), *d = NULL;
+  pp_err err = {0};
+  CHECK(pprof_diff(a, b, &d, &err) == 0); /* identical: nothing left */
+  if (d) CHECK_EQ_I64(d->nsample, 0);
+  pprof_free(d);
+  pprof_scale(b, 3.0); /* b - a = 2a */
+  CHECK(pprof_diff(a, b, &d, &err) == 0);
+  if (d) check_small_top(d, 2);
+  pprof_free(d);
+  CHECK(pprof_diff(b, a, &d, &err) == 0); /* a - b = -2a */
+  if (d) {
+    pprof_top t;
+    CHECK(pprof_top_compute(d, 1, &t, NULL) == 0);
+    CHECK_EQ_I64(find(&t, "main")->cum, -120);
+    CHECK_EQ_I64(t.total, 120); /* |values|, as pprof's percentages use */
+    pprof_top_release(&t);
+  }
+  pprof_free(d);
+  pprof_scale(a, 0.5); /* rounding to nearest: 15, 10, 5 */
+  CHECK_EQ_I64(a->sample[0].value[0], 1); /* 0.5 rounds away from zero */
+  CHECK_EQ_I64(a->sample[2].value[1], 15);
+  pprof_free(a);
+  pprof_free(b);
+}
+
+static void sample_index_by_name_number_default(void) {
+  pprof_profile *p = build_small();
+  pp_err err = {0};
+  CHECK_EQ_I64(pprof_sample_index(p, NULL, &err), 1);
+  CHECK_EQ_I64(pprof_sample_index(p, "samples", &err), 0);
+  CHECK_EQ_I64(pprof_sample_index(p, "1", &err), 1);
+  CHECK_EQ_I64(pprof_sample_index(p, "2", &err), PP_EUSAGE);
+  CHECK_EQ_I64(pprof_sample_index(p, "inuse_space", &err), PP_EUSAGE);
+  CHECK(strstr(err.msg, "0=samples, 1=cpu") != NULL);
+  p->default_sample_type = S_SAMPLES;
+  CHECK_EQ_I64(pprof_sample_index(p, "", &err), 0);
+  pprof_free(p);
+}
+
+/* ---- hostile input ------------------------------------------------------------------------ */
+
+static uint8_t *gzip_of(const void *data, size_t len, size_t *ret_len) {
+  uLongf cap = compressBound(len) + 64;
+  uint8_t *out = malloc(cap);
+  z_stream zs = {0};
+  deflateInit2(&zs, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY);
+  zs.next_in = (Bytef *)data;
+  zs.avail_in = (uInt)len;
+  zs.next_out = out;
+  zs.avail_out = (uInt)cap;
+  deflate(&zs, Z_FINISH);
+  *ret_len = cap - zs.avail_out;
+  deflateEnd(&zs);
+  return out;
+}
+
+static void gunzip_caps_decompressed_size(void) {
+  size_t n = 32 << 20, glen;
+  uint8_t *zeros = calloc(1, n);
+  uint8_t *bomb = gzip_of(zeros, n, &glen); /* ~32 KiB that inflates to 32 MiB */
+  uint8_t *out = NULL;
+  size_t olen = 0;
+  pp_err err = {0};
+  CHECK(pprof_gunzip(bomb, glen, 1 << 20, &out, &olen, &err) == PP_ELIMIT);
+  CHECK(out == NULL);
+  CHECK(strstr(err.msg, "exceeds the limit") != NULL);
+  CHECK(pprof_gunzip(bomb, glen, n, &out, &olen, &err) == 0);
+  CHECK_EQ_I64(olen, n);
+  free(out);
+  /* truncated and corrupted streams */
+  CHECK(pprof_gunzip(bomb, glen / 2, n, &out, &olen, &err) == PP_EINVAL);
+  bomb[glen / 2] ^= 0x55;
+  CHECK(pprof_gunzip(bomb, glen, n, &out, &olen, &err) < 0);
+  free(bomb);
+  free(zeros);
+}
+
+static void gunzip_members_and_trailing_garbage(void) {
+  size_t l1, l2;
+  uint8_t *a = gzip_of("hello ", 6, &l1), *b = gzip_of("world", 5, &l2);
+  uint8_t *cat = malloc(l1 + l2 + 3);
+  memcpy(cat, a, l1);
+  memcpy(cat + l1, b, l2);
+  uint8_t *out = NULL;
+  size_t olen;
+  pp_err err = {0};
+  CHECK(pprof_gunzip(cat, l1 + l2, 100, &out, &olen, &err) == 0);
+  CHECK(olen == 11 && out && memcmp(out, "hello world", 11) == 0);
+  free(out);
+  memcpy(cat + l1, "xyz", 3);
+  CHECK(pprof_gunzip(cat, l1 + 3, 100, &out, &olen, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "trailing") != NULL);
+  free(a);
+  free(b);
+  free(cat);
+}
+
+static int decode_bytes(const void *d, size_t n, const pprof_limits *lim, pp_err *err) {
+  pprof_profile *p = NULL;
+  int r = pprof_decode(d, n, lim, &p, err);
+  pprof_free(p);
+  return r;
+}
+
+/* Encodes a wire message built with protobuf-c, for inputs our encoder would never produce. */
+static uint8_t *pack(Pprofwire__Profile *w, size_t *len) {
+  *len = pprofwire__profile__get_packed_size(w);
+  uint8_t *b = malloc(*len + 1);
+  pprofwire__profile__pack(w, b);
+  return b;
+}
+
+static void decode_rejects_bad_references(void) {
+  pp_err err = {0};
+  CHECK(decode_bytes("", 0, NULL, &err) == PP_EINVAL);
+  CHECK(decode_bytes("\xff\xff\xff\xff", 4, NULL, &err) == PP_EINVAL);
+
+  char *st[] = {"", "cpu", "ns"};
+  Pprofwire__ValueType vt = PPROFWIRE__VALUE_TYPE__INIT, *vts[] = {&vt};
+  vt.type = 1;
+  vt.unit = 2;
+  uint64_t locid = 5;
+  int64_t val = 1;
+  Pprofwire__Sample s = PPROFWIRE__SAMPLE__INIT, *ss[] = {&s};
+  s.n_location_id = 1;
+  s.location_id = &locid;
+  s.n_value = 1;
+  s.value = &val;
+  Pprofwire__Profile w = PPROFWIRE__PROFILE__INIT;
+  w.n_string_table = 3;
+  w.string_table = st;
+  w.n_sample_type = 1;
+  w.sample_type = vts;
+  w.n_sample = 1;
+  w.sample = ss;
+  size_t len;
+  uint8_t *b = pack(&w, &len);
+  CHECK(decode_bytes(b, len, NULL, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "missing location 5") != NULL);
+  free(b);
+
+  /* a string index past the table */
+  vt.unit = 99;
+  w.n_sample = 0;
+  b = pack(&w, &len);
+  CHECK(decode_bytes(b, len, NULL, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "string index 99") != NULL);
+  free(b);
+  vt.unit = 2;
+
+  /* value count differs from sample types */
+  Pprofwire__Location loc = PPROFWIRE__LOCATION__INIT, *locs[] = {&loc, &loc};
+  loc.id = 5;
+  w.n_location = 1;
+  w.location = locs;
+  w.n_sample = 1;
+  s.n_value = 0;
+  b = pack(&w, &len);
+  CHECK(decode_bytes(b, len, NULL, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "0 values") != NULL);
+  free(b);
+  s.n_value = 1;
+
+  /* duplicate location ids */
+  w.n_location = 2;
+  b = pack(&w, &len);
+  CHECK(decode_bytes(b, len, NULL, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "duplicate location id 5") != NULL);
+  free(b);
+  w.n_location = 1;
+
+  /* the string table must start with "" */
+  st[0] = "x";
+  b = pack(&w, &len);
+  CHECK(decode_bytes(b, len, NULL, &err) == PP_EINVAL);
+  free(b);
+  st[0] = "";
+
+  /* well formed: decodes */
+  b = pack(&w, &len);
+  CHECK(decode_bytes(b, len, NULL, &err) == 0);
+
+  /* and limits apply to it */
+  pprof_limits lim;
+  pprof_limits_default(&lim);
+  lim.max_samples = 0;
+  CHECK(decode_bytes(b, len, &lim, &err) == PP_ELIMIT);
+  CHECK(strstr(err.msg, "1 samples exceed the limit of 0") != NULL);
+  pprof_limits_default(&lim);
+  lim.max_strings = 2;
+  CHECK(decode_bytes(b, len, &lim, &err) == PP_ELIMIT);
+  pprof_limits_default(&lim);
+  lim.max_stack_depth = 0;
+  CHECK(decode_bytes(b, len, &lim, &err) == PP_ELIMIT);
+  pprof_limits_default(&lim);
+  lim.max_decompressed = len - 1;
+  CHECK(decode_bytes(b, len, &lim, &err) == PP_ELIMIT);
+  pprof_limits_default(&lim);
+  lim.max_memory = 64; /* smaller than one arena chunk */
+  CHECK(decode_bytes(b, len, &lim, &err) == PP_ELIMIT);
+  CHECK(strstr(err.msg, "memory limit") != NULL);
+  free(b);
+}
+
+static void decode_every_shared_profile(void) {
+  const char *dir = getenv("PPROF_TESTDATA");
+  if (!dir) dir = "../shared/testdata/pprof";
+  const char *files[] = {"gotarget/cpu-1.pb.gz", "gotarget/heap.pb.gz", "gotarget/goroutine.pb.gz",
+                         "prometheus/allocs.pb.gz", "large/gotypes-cpu.pb"};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    pprof_profile *p = NULL;
+    pp_err err = {0};
+    int r = pprof_decode_file(path, NULL, &p, &err);
+    if (r) fprintf(stderr, "  %s\n", err.msg);
+    CHECK(r == 0);
+    CHECK(p && p->nsample > 0 && p->nsample_type > 0);
+    pprof_free(p);
+  }
+  pp_err err = {0};
+  pprof_profile *p = NULL;
+  CHECK(pprof_decode_file("/nonexistent/x.pb.gz", NULL, &p, &err) == PP_EIO);
+  CHECK(strstr(err.msg, "/nonexistent/x.pb.gz") != NULL);
+}
+
+int main(void) {
+  RUN(top_counts_recursion_once_and_inlines);
+  RUN(tree_is_root_to_leaf);
+  RUN(encode_decode_round_trip);
+  RUN(merge_sums_equal_stacks);
+  RUN(merge_rejects_mismatched_types);
+  RUN(diff_and_scale);
+  RUN(sample_index_by_name_number_default);
+  RUN(gunzip_caps_decompressed_size);
+  RUN(gunzip_members_and_trailing_garbage);
+  RUN(decode_rejects_bad_references);
+  RUN(decode_every_shared_profile);
+  return tt_finish();
+}
