@@ -29,7 +29,7 @@ objs = $(patsubst %.c,$(B)/$(1)/%.o,$(LIB_SRC)) $(B)/$(1)/gen/profile.pb-c.o
 
 .PHONY: all build test unit-test test-asan conformance fuzz-replay fuzz bench deps clean fmt
 all: build
-build: bin/pprof-tool
+build: bin/pprof-tool bin/demo-target
 
 deps:
 	scripts/deps.sh
@@ -85,7 +85,7 @@ $(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(GEN)/profile.pb-c.c | $(DEPS_OK)
 $(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-TEST_BINS := bin/pprof-tool $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN)
+TEST_BINS := bin/pprof-tool bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN)
 test: $(TEST_BINS)
 	python3 tests/run.py
 
@@ -107,3 +107,9 @@ clean:
 	rm -rf $(B) bin
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# --- the Go demo target (stdlib only; Debian's golang-go; no network) ---
+GOENV := GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local
+bin/demo-target: tools/demo-target/main.go tools/demo-target/go.mod | $(DEPS_OK)
+	@mkdir -p bin
+	cd tools/demo-target && $(GOENV) go build -o ../../bin/demo-target .

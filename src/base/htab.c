@@ -1,5 +1,6 @@
 #include "htab.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,12 @@ uint64_t htab_hash(const void *key, size_t len) {
   return mix(h, k0 ^ 0x589965cc75374cc3ull);
 }
 
+/* memcmp with len 0 may still not be given NULL (the key buffer starts unallocated). */
+static inline bool key_eq(const htab *t, const htab_entry *e, uint64_t h, const void *key,
+                          size_t len) {
+  return e->hash == h && e->len == len && (len == 0 || memcmp(t->keys + e->off, key, len) == 0);
+}
+
 static int resize_slots(htab *t, size_t nslots) {
   uint32_t *s = calloc(nslots, sizeof *s);
   if (!s) return PP_ENOMEM;
@@ -66,7 +73,7 @@ int64_t htab_find(const htab *t, const void *key, size_t len) {
     uint32_t s = t->slots[j];
     if (!s) return -1;
     const htab_entry *e = &t->entries[s - 1];
-    if (e->hash == h && e->len == len && memcmp(t->keys + e->off, key, len) == 0) return s - 1;
+    if (key_eq(t, e, h, key, len)) return s - 1;
   }
 }
 
@@ -78,7 +85,7 @@ int htab_intern(htab *t, const void *key, size_t len, uint32_t *ret_index) {
     uint32_t s = t->slots[j];
     if (!s) break;
     const htab_entry *e = &t->entries[s - 1];
-    if (e->hash == h && e->len == len && memcmp(t->keys + e->off, key, len) == 0) {
+    if (key_eq(t, e, h, key, len)) {
       *ret_index = s - 1;
       return 0;
     }

@@ -17,9 +17,14 @@ int pp_err_set(pp_err *err, int code, const char *fmt, ...) {
 
 void pp_err_prefix(pp_err *err, const char *prefix) {
   if (!err) return;
-  char tmp[sizeof err->msg];
-  snprintf(tmp, sizeof tmp, "%s: %s", prefix, err->msg);
-  memcpy(err->msg, tmp, sizeof tmp);
+  size_t pl = strlen(prefix), ml = strlen(err->msg), cap = sizeof err->msg - 1;
+  if (pl + 2 > cap) pl = cap - 2;
+  if (pl + 2 + ml > cap) ml = cap - pl - 2; /* keep the prefix, cut the tail */
+  memmove(err->msg + pl + 2, err->msg, ml);
+  memcpy(err->msg, prefix, pl);
+  err->msg[pl] = ':';
+  err->msg[pl + 1] = ' ';
+  err->msg[pl + 2 + ml] = '\0';
 }
 
 const char *pp_strerror(int code) {

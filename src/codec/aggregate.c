@@ -201,17 +201,17 @@ int pprof_top_compute(const pprof_profile *p, int si, pprof_top *t, pp_err *err)
       }
     }
   }
-  /* A node is listed when some nonzero sample touched it (stamp set), as pprof skips zero
-   * samples when building its graph. */
+  /* A node is listed unless both its values are 0 (google/pprof's selectNodesForGraph): nodes
+   * only in zero samples, or whose values cancel out in a diff, are left out. */
   size_t n = 0;
-  for (size_t i = 0; i < f.nnodes; i++) n += stamp[i] != 0;
+  for (size_t i = 0; i < f.nnodes; i++) n += flat[i] != 0 || cum[i] != 0;
   t->funcs = arena_alloc(&t->mem, (n ? n : 1) * sizeof *t->funcs);
   if (!t->funcs) {
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto out;
   }
   for (size_t i = 0, o = 0; i < f.nnodes; i++) {
-    if (!stamp[i]) continue;
+    if (flat[i] == 0 && cum[i] == 0) continue;
     t->funcs[o].name = f.names[i];
     t->funcs[o].flat = flat[i];
     t->funcs[o].cum = cum[i];

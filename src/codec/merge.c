@@ -147,8 +147,13 @@ static int map_source(merger *m, const pprof_profile *src) {
 
   for (size_t i = 0; i < src->nfunction; i++) {
     const pprof_function *sf = &src->function[i];
-    struct { int64_t start; uint32_t name, sys, file; } k = {
-        sf->start_line, m->smap[sf->name], m->smap[sf->system_name], m->smap[sf->filename]};
+    /* google/pprof's functionKey. Zeroed first: the struct's padding is part of the key bytes. */
+    struct { int64_t start; uint32_t name, sys, file; } k;
+    memset(&k, 0, sizeof k);
+    k.start = sf->start_line;
+    k.name = m->smap[sf->name];
+    k.sys = m->smap[sf->system_name];
+    k.file = m->smap[sf->filename];
     uint32_t idx;
     if ((r = htab_intern(&m->functions, &k, sizeof k, &idx)) < 0) return r;
     if (r == 1) {
@@ -214,7 +219,7 @@ static int add_samples(merger *m, const pprof_profile *src, int64_t sign) {
       m->lab[j].num = s->label[j].num;
       m->lab[j].num_unit = m->smap[s->label[j].num_unit];
     }
-    qsort(m->lab, s->nlabel, sizeof *m->lab, cmp_label);
+    if (s->nlabel > 1) qsort(m->lab, s->nlabel, sizeof *m->lab, cmp_label);
     m->key.len = 0;
     if (kb_put(&m->key, &s->nloc, 4)) return PP_ENOMEM;
     for (uint32_t j = 0; j < s->nloc; j++)

@@ -164,7 +164,8 @@ static inline const char *pprof_str(const pprof_profile *p, uint32_t i) { return
  * granularity: frames are grouped by function name (nameless frames by binary and start
  * line); flat = value of samples whose leaf frame is the function; cum = value of samples whose
  * stack contains it, counted once per sample however often it recurses; inline frames count as
- * frames; samples whose value is 0 are ignored. */
+ * frames; samples whose value is 0 are ignored, and so are functions whose flat and cum are
+ * both 0 (only possible in diffs). */
 typedef struct pprof_func_stat {
   const char *name; /* display name; points into the profile or the result */
   int64_t flat, cum;

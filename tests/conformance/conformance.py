@@ -1,0 +1,271 @@
+"""Conformance of our codec with `go tool pprof` (Debian's golang-go), the reference reading.
+
+For every profile in shared/testdata/pprof and for profiles collected here from the repo's Go
+demo target, and for every sample type: each function's flat and cum from `pprof-tool top
+--raw` equal what `go tool pprof -top` prints in the base unit, exactly. Merge, round trip,
+diff and folded output are checked against go tool pprof the same way."""
+import concurrent.futures as cf
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+from harness import (OUT, ROOT, TESTDATA, TOOL, compare_maps, go_pprof, go_top_args,
+                     parse_go_top, parse_go_traces, parse_our_top, run, sample_types)
+
+WORKERS = 2
+
+
+def our_top(paths, index, extra=()):
+    p = run([TOOL, "top", "--raw", f"--sample-index={index}", *extra, *paths], check=True)
+    return parse_our_top(p.stdout)
+
+
+def check_top(t, name, paths, index, unit, go_paths=None, go_extra=()):
+    """One case: our top of paths == go's top of go_paths (default: the same files)."""
+    try:
+        ours = our_top(paths, index)
+        g = go_pprof(go_top_args(index, unit) + list(go_extra) + list(go_paths or paths))
+        if g.returncode != 0:
+            t.record(name, False, "go tool pprof failed: " + g.stderr[-2000:])
+            return
+        theirs = parse_go_top(g.stdout)
+        diff = compare_maps(ours, theirs)
+        if not theirs and not ours:
+            # An empty profile must be empty on both sides, but say so: nothing was compared.
+            t.record(name + " (empty on both sides)", True)
+            return
+        t.record(name, diff == "", diff)
+    except Exception as e:  # a crash of one case is that case's failure
+        t.record(name, False, repr(e))
+
+
+def shared_profiles():
+    files = sorted(glob.glob(os.path.join(TESTDATA, "*", "*.pb.gz")) + glob.glob(os.path.join(TESTDATA, "*", "*.pb")))
+    if not files:
+        raise RuntimeError(f"no profiles under {TESTDATA}")
+    return files
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def collect_from_demo(t):
+    """Starts bin/demo-target on loopback and scrapes every profile type, snapshot and delta."""
+    out = os.path.join(OUT, "collected")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    port = free_port()
+    proc = subprocess.Popen([os.path.join(ROOT, "bin", "demo-target"), "-addr", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/debug/pprof"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1.5)  # let the workload run so every profile has samples
+        wanted = {
+            "heap": "heap", "allocs": "allocs", "goroutine": "goroutine", "block": "block",
+            "mutex": "mutex", "threadcreate": "threadcreate",
+            "cpu": "profile?seconds=2", "heap-delta": "heap?seconds=2",
+            "allocs-delta": "allocs?seconds=2", "block-delta": "block?seconds=2",
+            "mutex-delta": "mutex?seconds=2",
+        }
+
+        def fetch(item):
+            name, path = item
+            data = urllib.request.urlopen(f"{base}/{path}", timeout=30).read()
+            dest = os.path.join(out, f"{name}.pb.gz")
+            with open(dest, "wb") as f:
+                f.write(data)
+            return name, dest
+
+        with cf.ThreadPoolExecutor(len(wanted)) as ex:
+            results = list(ex.map(fetch, wanted.items()))
+        ok = all(os.path.getsize(d) > 0 for _, d in results)
+        t.record(f"collect: {len(results)} profiles from bin/demo-target", ok)
+        return [d for _, d in results]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def top_cases(t, files):
+    cases = []
+    for f in files:
+        rel = os.path.relpath(f, TESTDATA) if f.startswith(TESTDATA) else os.path.relpath(f, ROOT)
+        for i, (typ, unit) in enumerate(sample_types(f)):
+            cases.append((f"top {rel} [{i}={typ}]", [f], i, unit))
+    return cases
+
+
+def merge_cases(t):
+    """Our merge (written by pprof-tool merge) against go tool pprof -proto of the same files."""
+    out = os.path.join(OUT, "merge")
+    os.makedirs(out, exist_ok=True)
+    sets = {
+        "gotarget-cpu": sorted(glob.glob(os.path.join(TESTDATA, "gotarget", "cpu-*.pb.gz"))),
+        "prometheus-cpu": sorted(glob.glob(os.path.join(TESTDATA, "prometheus", "cpu-*.pb.gz"))),
+        "heap-two-programs": [os.path.join(TESTDATA, "gotarget", "heap.pb.gz"),
+                              os.path.join(TESTDATA, "prometheus", "heap.pb.gz")],
+        "allocs-delta": [os.path.join(TESTDATA, d, "allocs-delta.pb.gz") for d in ("gotarget", "prometheus")],
+        "goroutine": [os.path.join(TESTDATA, d, "goroutine.pb.gz") for d in ("gotarget", "prometheus")],
+    }
+    cases = []
+    for name, files in sets.items():
+        ours = os.path.join(out, f"{name}.ours.pb.gz")
+        gos = os.path.join(out, f"{name}.go.pb.gz")
+        r = run([TOOL, "merge", "-o", ours, *files])
+        t.record(f"merge {name}: pprof-tool merge succeeds", r.returncode == 0, r.stderr)
+        g = go_pprof(["-proto", "-output", gos, *files])
+        t.record(f"merge {name}: go tool pprof -proto succeeds", g.returncode == 0, g.stderr)
+        if r.returncode or g.returncode:
+            continue
+        for i, (typ, unit) in enumerate(sample_types(ours)):
+            # our merged profile read by go == go's merged profile read by go
+            cases.append((f"merge {name} [{i}={typ}] read by go", None, (ours, gos, i, unit)))
+    return cases
+
+
+def check_merge(t, name, ours, gos, index, unit):
+    try:
+        a = go_pprof(go_top_args(index, unit) + [ours])
+        b = go_pprof(go_top_args(index, unit) + [gos])
+        if a.returncode or b.returncode:
+            t.record(name, False, a.stderr + b.stderr)
+            return
+        diff = compare_maps(parse_go_top(a.stdout), parse_go_top(b.stdout))
+        t.record(name, diff == "", diff)
+    except Exception as e:
+        t.record(name, False, repr(e))
+
+
+def round_trip_cases(t, files):
+    """decode -> encode (pprof-tool merge of one file re-encodes it): go reads the same traces."""
+    out = os.path.join(OUT, "roundtrip")
+    os.makedirs(out, exist_ok=True)
+    cases = []
+    for f in files:
+        stem = os.path.basename(os.path.dirname(f)) + "-" + os.path.basename(f).split(".")[0]
+        dest = os.path.join(out, stem + ".pb.gz")
+        r = run([TOOL, "merge", "-o", dest, f])
+        if r.returncode:
+            t.record(f"round trip {os.path.basename(f)}: encode", False, r.stderr)
+            continue
+        cases.append((f, dest))
+    return cases
+
+
+def check_round_trip(t, orig, enc):
+    name = f"round trip {os.path.relpath(orig, TESTDATA) if orig.startswith(TESTDATA) else os.path.basename(orig)}"
+    try:
+        outs = []
+        for f in (orig, enc):
+            p = go_pprof(["-traces", f])
+            if p.returncode:
+                t.record(name, False, p.stderr)
+                return
+            # drop the header (File/Type/Time/Duration lines): the traces themselves must match
+            body = p.stdout[p.stdout.index("-----------+"):] if "-----------+" in p.stdout else ""
+            outs.append(body)
+        same = outs[0] == outs[1] and outs[0] != ""
+        t.record(name, same, "" if same else "go tool pprof -traces differs after our decode/encode")
+    except Exception as e:
+        t.record(name, False, repr(e))
+
+
+def check_diff(t, name, base, cmp_, index, unit):
+    try:
+        ours = parse_our_top(run([TOOL, "diff", "--raw", f"--sample-index={index}", "--base", base, cmp_],
+                                 check=True).stdout)
+        g = go_pprof(go_top_args(index, unit) + ["-base", base, cmp_])
+        if g.returncode:
+            t.record(name, False, g.stderr)
+            return
+        diff = compare_maps(ours, parse_go_top(g.stdout))
+        t.record(name, diff == "" and len(ours) > 0, diff or ("" if ours else "empty diff"))
+    except Exception as e:
+        t.record(name, False, repr(e))
+
+
+def check_folded(t, name, f, index, unit):
+    try:
+        p = run([TOOL, "folded", f"--sample-index={index}", f], check=True)
+        ours = {}
+        for l in p.stdout.splitlines():
+            stack, v = l.rsplit(" ", 1)
+            ours[stack] = ours.get(stack, 0) + int(v)
+        g = go_pprof(["-traces", f"-sample_index={index}", f"-unit={unit if unit not in ('bytes', 'nanoseconds') else {'bytes': 'B', 'nanoseconds': 'ns'}[unit]}", f])
+        if g.returncode:
+            t.record(name, False, g.stderr)
+            return
+        diff = compare_maps(ours, parse_go_traces(g.stdout), "stack")
+        t.record(name, diff == "" and len(ours) > 0, diff or ("" if ours else "no stacks"))
+    except Exception as e:
+        t.record(name, False, repr(e))
+
+
+def check_cli_errors(t):
+    td = os.path.join(TESTDATA, "gotarget")
+    cases = [
+        ("cli: missing file exits 1 naming it", [TOOL, "top", "/nonexistent/p.pb.gz"], 1, "/nonexistent/p.pb.gz"),
+        ("cli: not a profile exits 1", [TOOL, "top", os.path.join(td, "goroutine-debug2.txt")], 1, "goroutine-debug2.txt"),
+        ("cli: unknown sample type exits 2 listing types", [TOOL, "top", "--sample-index=bogus", os.path.join(td, "heap.pb.gz")], 2, "alloc_objects"),
+        ("cli: merge of cpu and heap exits 1 naming the mismatch",
+         [TOOL, "merge", "-o", os.path.join(OUT, "x.pb.gz"), os.path.join(td, "cpu-1.pb.gz"), os.path.join(td, "heap.pb.gz")], 1, "incompatible"),
+        ("cli: no command exits 2", [TOOL], 2, "usage"),
+        ("cli: unknown command exits 2", [TOOL, "frobnicate", "x"], 2, "unknown command"),
+        ("cli: merge without -o exits 2", [TOOL, "merge", os.path.join(td, "heap.pb.gz")], 2, "-o"),
+    ]
+    for name, cmd, code, text in cases:
+        p = run(cmd)
+        ok = p.returncode == code and text in p.stderr
+        t.record(name, ok, f"exit {p.returncode}, stderr: {p.stderr.strip()[:500]}")
+    p = run([TOOL, "--help"])
+    t.record("cli: --help exits 0 and documents exit codes", p.returncode == 0 and "exit codes" in p.stdout)
+
+
+def run_suite(t):
+    os.makedirs(OUT, exist_ok=True)
+    files = shared_profiles()
+    collected = collect_from_demo(t)
+    check_cli_errors(t)
+    jobs = []
+    with cf.ThreadPoolExecutor(WORKERS) as ex:
+        # slowest first so the two workers finish together
+        tops = top_cases(t, files + collected)
+        tops.sort(key=lambda c: -os.path.getsize(c[1][0]))
+        for name, paths, i, unit in tops:
+            jobs.append(ex.submit(check_top, t, name, paths, i, unit))
+        for name, _, args in merge_cases(t):
+            jobs.append(ex.submit(check_merge, t, name, *args))
+        small = [f for f in files + collected if os.path.getsize(f) < 200_000]
+        for orig, enc in round_trip_cases(t, small):
+            jobs.append(ex.submit(check_round_trip, t, orig, enc))
+        g = os.path.join(TESTDATA, "gotarget")
+        pr = os.path.join(TESTDATA, "prometheus")
+        diffs = [("diff gotarget cpu-2 - cpu-1", os.path.join(g, "cpu-1.pb.gz"), os.path.join(g, "cpu-2.pb.gz"), 1, "nanoseconds"),
+                 ("diff prometheus cpu-4 - cpu-3", os.path.join(pr, "cpu-3.pb.gz"), os.path.join(pr, "cpu-4.pb.gz"), 1, "nanoseconds"),
+                 ("diff demo-target heap - gotarget heap [alloc_space]", os.path.join(g, "heap.pb.gz"),
+                  os.path.join(OUT, "collected", "heap.pb.gz"), 1, "bytes"),
+                 ("diff demo-target cpu - gotarget cpu-6", os.path.join(g, "cpu-6.pb.gz"),
+                  os.path.join(OUT, "collected", "cpu.pb.gz"), 1, "nanoseconds")]
+        for name, base, cmp_, i, unit in diffs:
+            jobs.append(ex.submit(check_diff, t, name, base, cmp_, i, unit))
+        for f, i, unit in [(os.path.join(g, "cpu-3.pb.gz"), 1, "nanoseconds"), (os.path.join(pr, "cpu-1.pb.gz"), 1, "nanoseconds"),
+                           (os.path.join(g, "heap.pb.gz"), 1, "bytes"), (os.path.join(g, "goroutine.pb.gz"), 0, "count"),
+                           (os.path.join(TESTDATA, "large", "nethttp-cpu.pb"), 1, "nanoseconds")]:
+            jobs.append(ex.submit(check_folded, t, f"folded {os.path.relpath(f, TESTDATA)} [{i}]", f, i, unit))
+        for j in jobs:
+            j.result()

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""`make test`: every test of the project, one tally, one closing line `N passed, N failed`.
+
+Suites: C unit tests (optimised and ASan+UBSan builds), fuzz corpus replay (ASan+UBSan),
+valgrind memcheck of pprof-tool, and conformance with go tool pprof. Exits non-zero on any
+failure. `tests/run.py SUITE...` runs a subset (unit, fuzz, valgrind, conformance)."""
+import glob
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "conformance"))
+
+from harness import OUT, ROOT, TESTDATA, TOOL, Tally, run  # noqa: E402
+
+
+def unit(t):
+    bins = sorted(glob.glob(os.path.join(ROOT, "build", "rel", "tests", "test_*")) +
+                  glob.glob(os.path.join(ROOT, "build", "asan", "tests", "test_*")))
+    bins = [b for b in bins if os.access(b, os.X_OK) and not b.endswith((".o", ".d"))]
+    if not bins:
+        t.record("unit: test binaries exist", False, "none built")
+    env = {"PPROF_TESTDATA": TESTDATA, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+    for b in bins:
+        flavour = os.path.basename(os.path.dirname(os.path.dirname(b)))
+        p = run([b], env=env, cwd=ROOT)
+        seen = 0
+        for line in p.stdout.splitlines():
+            if line.startswith("ok - ") or line.startswith("not ok - "):
+                ok = line.startswith("ok - ")
+                name = line.split(" - ", 1)[1]
+                t.record(f"unit[{flavour}] {os.path.basename(b)}: {name}", ok, "" if ok else p.stderr)
+                seen += 1
+        # a crash (sanitizer report, signal) after the last test line is a failure of its own
+        if p.returncode != 0 and "not ok" not in p.stdout or seen == 0:
+            t.record(f"unit[{flavour}] {os.path.basename(b)}: exits cleanly", False,
+                     f"exit {p.returncode}\n{p.stderr[-3000:]}")
+
+
+def fuzz(t):
+    for b in sorted(glob.glob(os.path.join(ROOT, "build", "asan", "fuzz", "*-replay"))):
+        target = os.path.basename(b)[len("fuzz_"):-len("-replay")]
+        corpus = os.path.join(ROOT, "fuzz", "corpus", target)
+        p = run([b, corpus], env={"ASAN_OPTIONS": "detect_leaks=1"})
+        n = len(os.listdir(corpus)) if os.path.isdir(corpus) else 0
+        t.record(f"fuzz replay {target}: {n} corpus inputs under ASan+UBSan", p.returncode == 0 and n > 0,
+                 p.stdout[-500:] + p.stderr[-3000:])
+
+
+def valgrind(t):
+    if run(["which", "valgrind"]).returncode != 0:
+        t.record("valgrind: installed", False, "valgrind missing (make deps)")
+        return
+    g = os.path.join(TESTDATA, "gotarget")
+    out = os.path.join(OUT, "vg-merge.pb.gz")
+    cmds = [("top heap", [TOOL, "top", os.path.join(g, "heap.pb.gz")]),
+            ("merge cpu", [TOOL, "merge", "-o", out] + sorted(glob.glob(os.path.join(g, "cpu-*.pb.gz")))),
+            ("diff", [TOOL, "diff", "--base", os.path.join(g, "cpu-1.pb.gz"), os.path.join(g, "cpu-2.pb.gz")]),
+            ("folded", [TOOL, "folded", os.path.join(g, "mutex.pb.gz")]),
+            ("bad input", [TOOL, "top", os.path.join(g, "goroutine-debug2.txt")])]
+    for name, cmd in cmds:
+        p = run(["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"] + cmd)
+        t.record(f"valgrind pprof-tool {name}: no errors or leaks", p.returncode != 99, p.stderr[-3000:])
+
+
+def conformance(t):
+    import conformance as c
+    c.run_suite(t)
+
+
+SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance}
+
+
+def main():
+    names = sys.argv[1:] or list(SUITES)
+    os.makedirs(OUT, exist_ok=True)
+    t = Tally()
+    start = time.time()
+    for n in names:
+        print(f"# suite {n}", flush=True)
+        try:
+            SUITES[n](t)
+        except Exception as e:
+            import traceback
+            t.record(f"suite {n} ran to the end", False, traceback.format_exc())
+    print(f"# {time.time() - start:.0f}s", flush=True)
+    if t.failures:
+        print("# failed: " + ", ".join(t.failures[:50]), flush=True)
+    print(f"{t.passed} passed, {t.failed} failed", flush=True)
+    return 1 if t.failed or t.passed == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+module pprof-controller/demo-target
+
+go 1.19
