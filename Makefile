@@ -93,7 +93,8 @@ FUZZ_SECONDS ?= 30
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(B)/fuzz/work-$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 $(B)/fuzz/work-$$n fuzz/corpus/$${n#fuzz_} || exit 1; done
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -artifact_prefix=$(B)/fuzz/ \
+	    $(B)/fuzz/work-$$n fuzz/corpus/$${n#fuzz_} || exit 1; done
 
 bench: bin/pprof-tool $(B)/rel/bench/codec-bench
 	python3 bench/run.py

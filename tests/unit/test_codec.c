@@ -5,7 +5,9 @@
 
 #include "../../src/codec/pprof_int.h"
 #include "profile.pb-c.h"
+#include "profile_eq.h"
 #include "tt.h"
+#include <dirent.h>
 
 /* ---- a small profile built by hand ----------------------------------------------------------
  * functions: main, f, g, h.  locations: L0 = {h inlined into g}, L1 = f, L2 = main, L3 = f
@@ -431,6 +433,51 @@ static void decode_every_shared_profile(void) {
   CHECK(strstr(err.msg, "/nonexistent/x.pb.gz") != NULL);
 }
 
+/* The fast decoder and the protobuf-c reference read every shared profile identically. */
+static void decoders_agree_on_shared_profiles(void) {
+  const char *dir = getenv("PPROF_TESTDATA");
+  if (!dir) dir = "../shared/testdata/pprof";
+  const char *sub[] = {"gotarget", "prometheus", "large"};
+  int compared = 0;
+  for (size_t s = 0; s < 3; s++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, sub[s]);
+    DIR *d = opendir(path);
+    CHECK(d != NULL);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      if (!strstr(e->d_name, ".pb")) continue;
+      char file[2048];
+      snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+      FILE *fp = fopen(file, "rb");
+      if (!fp) continue;
+      static uint8_t buf[8 << 20];
+      size_t n = fread(buf, 1, sizeof buf, fp);
+      fclose(fp);
+      uint8_t *raw;
+      size_t rawlen;
+      pp_err err = {0};
+      CHECK(pprof_gunzip(buf, n, (size_t)64 << 20, &raw, &rawlen, &err) == 0);
+      pprof_limits lim;
+      pprof_limits_default(&lim);
+      pprof_profile *a = NULL, *b = NULL;
+      CHECK(pprof_decode_wire(raw, rawlen, &lim, &a, &err) == 0);
+      CHECK(pprof_decode_pbc(raw, rawlen, &lim, &b, &err) == 0);
+      if (a && b) {
+        const char *why = profile_eq(a, b);
+        if (why) fprintf(stderr, "  %s: %s\n", file, why);
+        CHECK(why == NULL);
+        compared++;
+      }
+      pprof_free(a);
+      pprof_free(b);
+      free(raw);
+    }
+    if (d) closedir(d);
+  }
+  CHECK(compared >= 30);
+}
+
 int main(void) {
   RUN(top_counts_recursion_once_and_inlines);
   RUN(tree_is_root_to_leaf);
@@ -443,5 +490,6 @@ int main(void) {
   RUN(gunzip_members_and_trailing_garbage);
   RUN(decode_rejects_bad_references);
   RUN(decode_every_shared_profile);
+  RUN(decoders_agree_on_shared_profiles);
   return tt_finish();
 }

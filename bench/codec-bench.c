@@ -1,0 +1,132 @@
+/* codec-bench: in-process timings of the codec, median of several runs, one JSON object per
+ * command on stdout (bench/run.py reads them).
+ *   codec-bench decode FILE RUNS   gunzip, protobuf-c unpack alone, full decode, top
+ *   codec-bench merge RUNS FILE... decode every file once, then time pprof_merge */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../src/codec/pprof_int.h"
+#include "profile.pb-c.h"
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_d);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static uint8_t *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *b = malloc((size_t)n + 1);
+  *len = fread(b, 1, (size_t)n, f);
+  fclose(f);
+  return b;
+}
+
+static void die(const char *what, const pp_err *e) {
+  fprintf(stderr, "codec-bench: %s: %s\n", what, e ? e->msg : "failed");
+  exit(1);
+}
+
+static int bench_decode(const char *path, int runs) {
+  size_t zlen, rawlen;
+  uint8_t *z = read_file(path, &zlen), *raw;
+  pp_err err = {0};
+  if (!z) die(path, NULL);
+  if (pprof_gunzip(z, zlen, (size_t)1 << 30, &raw, &rawlen, &err) < 0) die("gunzip", &err);
+  free(raw);
+  double *g = calloc((size_t)runs, sizeof *g), *u = calloc((size_t)runs, sizeof *u),
+         *d = calloc((size_t)runs, sizeof *d), *t = calloc((size_t)runs, sizeof *t),
+         *pc = calloc((size_t)runs, sizeof *pc);
+  pprof_limits lim;
+  pprof_limits_default(&lim);
+  for (int i = 0; i < runs; i++) {
+    double t0 = now_ms();
+    if (pprof_gunzip(z, zlen, (size_t)1 << 30, &raw, &rawlen, &err) < 0) die("gunzip", &err);
+    g[i] = now_ms() - t0;
+
+    t0 = now_ms();
+    Pprofwire__Profile *w = pprofwire__profile__unpack(NULL, rawlen, raw);
+    u[i] = now_ms() - t0;
+    if (!w) die("protobuf-c unpack", NULL);
+    pprofwire__profile__free_unpacked(w, NULL);
+
+    pprof_profile *p;
+    t0 = now_ms();
+    if (pprof_decode_pbc(raw, rawlen, &lim, &p, &err) < 0) die("decode (protobuf-c)", &err);
+    pc[i] = now_ms() - t0;
+    pprof_free(p);
+
+    t0 = now_ms();
+    if (pprof_decode(raw, rawlen, NULL, &p, &err) < 0) die("decode", &err);
+    d[i] = now_ms() - t0;
+
+    pprof_top top;
+    t0 = now_ms();
+    if (pprof_top_compute(p, pprof_sample_index(p, NULL, NULL), &top, &err) < 0) die("top", &err);
+    t[i] = now_ms() - t0;
+    pprof_top_release(&top);
+    pprof_free(p);
+    free(raw);
+  }
+  double dm = median(d, runs);
+  printf("{\"file\": \"%s\", \"compressed_bytes\": %zu, \"raw_bytes\": %zu, \"gunzip_ms\": %.3f, "
+         "\"protobuf_c_unpack_ms\": %.3f, \"protobuf_c_decode_ms\": %.3f, \"decode_ms\": %.3f, "
+         "\"decode_mb_s\": %.1f, \"top_ms\": %.3f}\n",
+         path, zlen, rawlen, median(g, runs), median(u, runs), median(pc, runs), dm,
+         (double)rawlen / 1e6 / (dm / 1e3), median(t, runs));
+  free(z);
+  free(g);
+  free(u);
+  free(d);
+  free(t);
+  free(pc);
+  return 0;
+}
+
+static int bench_merge(int runs, char **files, int n) {
+  pprof_profile **ps = calloc((size_t)n, sizeof *ps);
+  pp_err err = {0};
+  double t0 = now_ms();
+  for (int i = 0; i < n; i++)
+    if (pprof_decode_file(files[i], NULL, &ps[i], &err) < 0) die(files[i], &err);
+  double decode_ms = now_ms() - t0;
+  double *m = calloc((size_t)runs, sizeof *m);
+  size_t nsample = 0;
+  for (int r = 0; r < runs; r++) {
+    pprof_profile *out;
+    t0 = now_ms();
+    if (pprof_merge(ps, (size_t)n, &out, &err) < 0) die("merge", &err);
+    m[r] = now_ms() - t0;
+    nsample = out->nsample;
+    pprof_free(out);
+  }
+  printf("{\"profiles\": %d, \"decode_all_ms\": %.3f, \"merge_ms\": %.3f, \"merged_samples\": %zu}\n",
+         n, decode_ms, median(m, runs), nsample);
+  for (int i = 0; i < n; i++) pprof_free(ps[i]);
+  free(ps);
+  free(m);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 4 && !strcmp(argv[1], "decode")) return bench_decode(argv[2], atoi(argv[3]));
+  if (argc >= 4 && !strcmp(argv[1], "merge")) return bench_merge(atoi(argv[2]), argv + 3, argc - 3);
+  fprintf(stderr, "usage: codec-bench decode FILE RUNS | merge RUNS FILE...\n");
+  return 2;
+}
