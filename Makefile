@@ -14,7 +14,7 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter $(WERROR)
-PKGS    := libprotobuf-c zlib
+PKGS    := libprotobuf-c zlib libdeflate
 DEPS_OK := build/.deps-ok
 
 B       := build
@@ -63,14 +63,14 @@ $(foreach f,$(FLAVOURS),$(eval $(call flavour,$(f))))
 
 bin/pprof-tool: $(B)/rel/src/tools/pprof-tool.o $(B)/rel/libpprofcodec.a
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
 
 # --- unit tests: one binary per tests/unit/test_*.c, built in both flavours ---
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_REL  := $(patsubst tests/unit/%.c,$(B)/rel/tests/%,$(UNIT_SRC))
 UNIT_ASAN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
 $(B)/rel/tests/%: $(B)/rel/tests/unit/%.o $(B)/rel/libpprofcodec.a
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
 $(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
@@ -99,7 +99,7 @@ fuzz: $(FUZZ_BIN)
 bench: bin/pprof-tool $(B)/rel/bench/codec-bench
 	python3 bench/run.py
 $(B)/rel/bench/codec-bench: $(B)/rel/bench/codec-bench.o $(B)/rel/libpprofcodec.a
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
 
 fmt:
 	clang-format -i $(LIB_SRC) src/*/*.h src/tools/*.c tests/unit/*.[ch] fuzz/*.c bench/*.c

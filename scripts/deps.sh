@@ -9,7 +9,7 @@ PACKAGES=(
   gcc make pkg-config             # toolchain
   clang libclang-rt-14-dev        # libFuzzer and the sanitizer runtimes
   protobuf-c-compiler libprotobuf-c-dev  # the wire format: protoc-c and its runtime
-  zlib1g-dev                      # gzip
+  zlib1g-dev libdeflate-dev       # gzip: libdeflate for whole buffers, zlib for streaming and encoding
   golang-go                       # `go tool pprof` (the conformance oracle) and the Go demo target
   python3                         # the test runner and conformance checks
   valgrind                        # memcheck runs

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include "../base/htab.h"
@@ -42,6 +43,36 @@ void pprof_free(pprof_profile *p) {
 
 /* ---- gzip ------------------------------------------------------------------------------- */
 
+/* libdeflate inflates a whole buffer about twice as fast as zlib, but needs the output size up
+ * front. The gzip trailer gives it (mod 2^32) for the usual single-member file; it is only a
+ * claim, so the buffer is capped at max_out and a wrong claim (multi-member, or a lie) returns 1
+ * to send the caller to the streaming zlib path, which enforces the cap as it inflates. */
+static int gunzip_fast(const uint8_t *in, size_t len, size_t max_out, uint8_t **ret_buf,
+                       size_t *ret_len, pp_err *err) {
+  if (len < 18) return 1;
+  size_t isize = (size_t)in[len - 4] | (size_t)in[len - 3] << 8 | (size_t)in[len - 2] << 16 |
+                 (size_t)in[len - 1] << 24;
+  if (isize > max_out) return 1;
+  uint8_t *out = malloc(isize ? isize : 1);
+  struct libdeflate_decompressor *dc = libdeflate_alloc_decompressor();
+  if (!out || !dc) {
+    free(out);
+    libdeflate_free_decompressor(dc);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  size_t in_used = 0, out_len = 0;
+  enum libdeflate_result res =
+      libdeflate_gzip_decompress_ex(dc, in, len, out, isize, &in_used, &out_len);
+  libdeflate_free_decompressor(dc);
+  if (res == LIBDEFLATE_SUCCESS && in_used == len && out_len == isize) {
+    *ret_buf = out;
+    *ret_len = out_len;
+    return 0;
+  }
+  free(out);
+  return 1; /* corrupt, trailing data, more members, or a wrong size claim: let zlib say which */
+}
+
 int pprof_gunzip(const void *data, size_t len, size_t max_out, uint8_t **ret_buf, size_t *ret_len,
                  pp_err *err) {
   const uint8_t *in = data;
@@ -56,6 +87,8 @@ int pprof_gunzip(const void *data, size_t len, size_t max_out, uint8_t **ret_buf
     *ret_len = len;
     return 0;
   }
+  int fr = gunzip_fast(in, len, max_out, ret_buf, ret_len, err);
+  if (fr <= 0) return fr;
   /* The gzip trailer holds the size mod 2^32: a hint for the first allocation, never trusted
    * beyond max_out. */
   size_t cap = len * 4;

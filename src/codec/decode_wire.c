@@ -39,6 +39,20 @@ static inline int rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t *ou
     *pp = p + 1;
     return 0;
   }
+  if (end - p >= 10) {
+    /* Unrolled without bounds checks: at least 10 bytes remain, the most a varint takes. */
+    uint64_t v = p[0] & 0x7f, b;
+    unsigned i = 1;
+    do {
+      b = p[i];
+      v |= (b & 0x7f) << (7 * i);
+      i++;
+    } while (b >= 0x80 && i < 10);
+    if (b >= 0x80) return -1;
+    *out = v;
+    *pp = p + i;
+    return 0;
+  }
   uint64_t v = 0;
   for (unsigned shift = 0; shift < 70; shift += 7) {
     if (p >= end) return -1;
@@ -56,7 +70,39 @@ static inline int rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t *ou
 /* Tags are strict: at most 5 bytes and a field number in 1..2^29-1, as the protobuf spec
  * says. (google/pprof skips field 0 and huge numbers as unknown; protobuf-c truncates them to
  * 32 bits, which can alias a known field. No encoder writes them: we call them corruption.) */
-static inline int next_field(const uint8_t **p, const uint8_t *end, field *f) {
+static int next_field_slow(const uint8_t **p, const uint8_t *end, field *f);
+
+static inline __attribute__((always_inline)) int next_field(const uint8_t **p, const uint8_t *end,
+                                                            field *f) {
+  /* Fast path: a one-byte tag (fields 1..15) with a varint value or length prefix, which is
+   * nearly every field of a profile. */
+  const uint8_t *q = *p;
+  if (q < end && q[0] < 0x80 && q[0] >= 8) {
+    uint32_t wt = q[0] & 7;
+    if (wt == WT_VARINT) {
+      f->num = q[0] >> 3;
+      f->wt = WT_VARINT;
+      q++;
+      if (rd_varint(&q, end, &f->v) < 0) return -1;
+      *p = q;
+      return 0;
+    }
+    if (wt == WT_LEN) {
+      uint64_t l;
+      f->num = q[0] >> 3;
+      f->wt = WT_LEN;
+      q++;
+      if (rd_varint(&q, end, &l) < 0 || l > (uint64_t)(end - q)) return -1;
+      f->data = q;
+      f->len = (size_t)l;
+      *p = q + l;
+      return 0;
+    }
+  }
+  return next_field_slow(p, end, f);
+}
+
+static int next_field_slow(const uint8_t **p, const uint8_t *end, field *f) {
   uint64_t tag;
   const uint8_t *start = *p;
   if (rd_varint(p, end, &tag) < 0 || *p - start > 5) return -1;
@@ -98,8 +144,16 @@ static inline int64_t count_packed(const uint8_t *d, size_t len) {
   return n;
 }
 
+/* Where one submessage sits in the input, recorded by the tables pass so the location and
+ * sample passes need not walk the top-level message again. */
+typedef struct span {
+  const uint8_t *data;
+  size_t len;
+} span;
+
 typedef struct dec {
   const uint8_t *base; /* start of the whole message, for offsets in errors */
+  span *locs, *samples; /* filled by pass_tables */
   const pprof_limits *lim;
   pprof_profile *p;
   idmap mappings, functions, locations;
@@ -413,11 +467,13 @@ static int pass_tables(dec *d, const uint8_t *raw, const uint8_t *end) {
   pprof_profile *p = d->p;
   field f;
   int r;
-  size_t ks = 0, kt = 0, km = 0, kf = 0, kc = 0;
+  size_t ks = 0, kt = 0, km = 0, kf = 0, kc = 0, kl = 0, kx = 0;
   uint64_t drop = 0, keep = 0, dst = 0, doc = 0, pt_type = 0, pt_unit = 0;
   for (const uint8_t *q = raw; q < end;) {
     next_field(&q, end, &f); /* validated by pass_count */
     switch (f.num) {
+    case 2: d->samples[kx++] = (span){f.data, f.len}; break;
+    case 4: d->locs[kl++] = (span){f.data, f.len}; break;
     case 1: {
       uint64_t type = 0, unit = 0;
       if ((r = parse_value_type(d, f.data, f.data + f.len, &type, &unit)) < 0 ||
@@ -514,7 +570,9 @@ int pprof_decode_wire(const uint8_t *raw, size_t len, const pprof_limits *limits
   p->strings = arena_alloc(&p->mem, c.string * sizeof *p->strings);
   p->string_len = arena_alloc(&p->mem, c.string * sizeof *p->string_len);
   p->comment = arena_calloc(&p->mem, c.comment, sizeof *p->comment);
-  if (!p->sample_type || !p->sample || !p->mapping || !p->location || !p->function ||
+  d.locs = malloc((c.location + 1) * sizeof *d.locs);
+  d.samples = malloc((c.sample + 1) * sizeof *d.samples);
+  if (!d.locs || !d.samples || !p->sample_type || !p->sample || !p->mapping || !p->location || !p->function ||
       !p->strings || !p->string_len || !p->comment) {
     r = nomem(&d);
     goto out;
@@ -524,12 +582,9 @@ int pprof_decode_wire(const uint8_t *raw, size_t len, const pprof_limits *limits
       (r = idmap_build(&d.functions, "function", p->nfunction, function_id_at, p->function, err)) < 0)
     goto out;
 
-  field f;
-  size_t k = 0;
-  for (const uint8_t *q = raw; q < end;) {
-    next_field(&q, end, &f);
-    if (f.num == 4 && (r = parse_location(&d, f.data, f.data + f.len, &p->location[k++])) < 0) goto out;
-  }
+  for (size_t k = 0; k < p->nlocation; k++)
+    if ((r = parse_location(&d, d.locs[k].data, d.locs[k].data + d.locs[k].len, &p->location[k])) < 0)
+      goto out;
   if ((r = idmap_build(&d.locations, "location", p->nlocation, location_id_at, p->location, err)) < 0)
     goto out;
 
@@ -538,16 +593,15 @@ int pprof_decode_wire(const uint8_t *raw, size_t len, const pprof_limits *limits
     r = nomem(&d);
     goto out;
   }
-  k = 0;
-  for (const uint8_t *q = raw; q < end;) {
-    next_field(&q, end, &f);
-    if (f.num == 2 && (r = parse_sample(&d, f.data, f.data + f.len, &p->sample[k], k, scratch)) < 0)
+  for (size_t k = 0; k < p->nsample; k++)
+    if ((r = parse_sample(&d, d.samples[k].data, d.samples[k].data + d.samples[k].len, &p->sample[k], k,
+                          scratch)) < 0)
       goto out;
-    if (f.num == 2) k++;
-  }
   r = 0;
 out:
   free(scratch);
+  free(d.locs);
+  free(d.samples);
   idmap_free(&d.mappings);
   idmap_free(&d.functions);
   idmap_free(&d.locations);

@@ -2,36 +2,27 @@
  * Wire ids are written as index + 1, so an encoded profile always has dense ids. */
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "pprof_int.h"
 #include "profile.pb-c.h"
 
+/* Whole-buffer gzip with libdeflate: at the same level it is several times faster than zlib
+ * and compresses a little better; the output is ordinary gzip. */
 static int gzip_buf(const uint8_t *in, size_t len, int level, uint8_t **ret_buf, size_t *ret_len,
                     pp_err *err) {
-  z_stream zs;
-  memset(&zs, 0, sizeof zs);
-  if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    return pp_err_set(err, PP_ENOMEM, "gzip: cannot initialise zlib");
-  size_t cap = deflateBound(&zs, (uLong)len) + 32;
+  struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+  if (!c) return pp_err_set(err, PP_ENOMEM, "gzip: cannot allocate a compressor");
+  size_t cap = libdeflate_gzip_compress_bound(c, len);
   uint8_t *out = malloc(cap);
-  if (!out) {
-    deflateEnd(&zs);
-    return pp_err_set(err, PP_ENOMEM, "out of memory");
-  }
-  zs.next_in = (Bytef *)in;
-  zs.avail_in = (uInt)len;
-  zs.next_out = out;
-  zs.avail_out = (uInt)cap;
-  int zr = deflate(&zs, Z_FINISH);
-  size_t total = cap - zs.avail_out;
-  deflateEnd(&zs);
-  if (zr != Z_STREAM_END) {
+  size_t n = out ? libdeflate_gzip_compress(c, in, len, out, cap) : 0;
+  libdeflate_free_compressor(c);
+  if (n == 0) {
     free(out);
     return pp_err_set(err, PP_ENOMEM, "gzip: compression failed");
   }
   *ret_buf = out;
-  *ret_len = total;
+  *ret_len = n;
   return 0;
 }
 

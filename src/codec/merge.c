@@ -18,15 +18,18 @@ typedef struct kbuf {
   size_t len, cap;
 } kbuf;
 
-static int kb_put(kbuf *k, const void *d, size_t n) {
-  if (k->cap - k->len < n) {
-    size_t nc = k->cap ? k->cap * 2 : 256;
-    while (nc - k->len < n) nc *= 2;
-    unsigned char *nb = realloc(k->b, nc);
-    if (!nb) return PP_ENOMEM;
-    k->b = nb;
-    k->cap = nc;
-  }
+static int kb_grow(kbuf *k, size_t n) {
+  size_t nc = k->cap ? k->cap * 2 : 256;
+  while (nc - k->len < n) nc *= 2;
+  unsigned char *nb = realloc(k->b, nc);
+  if (!nb) return PP_ENOMEM;
+  k->b = nb;
+  k->cap = nc;
+  return 0;
+}
+
+static inline int kb_put(kbuf *k, const void *d, size_t n) {
+  if (k->cap - k->len < n && kb_grow(k, n) < 0) return PP_ENOMEM;
   memcpy(k->b + k->len, d, n);
   k->len += n;
   return 0;
@@ -260,114 +263,185 @@ nomem:
     (dstn) = (vec).n;                                                              \
   } while (0)
 
-/* Merges srcs; signs[i] multiplies source i's values (1, or -1 for a diff's base). */
-static int merge_signed(pprof_profile *const *srcs, const int64_t *signs, size_t n,
-                        pprof_profile **ret, pp_err *err) {
-  if (n == 0) return pp_err_set(err, PP_EUSAGE, "merge needs at least one profile");
-  int r;
-  for (size_t i = 1; i < n; i++)
-    if ((r = pprof_compatible(srcs[0], srcs[i], err)) < 0) return r;
-
+struct pprof_merger {
   merger m;
-  memset(&m, 0, sizeof m);
-  pprof_profile *dst = m.dst = pprof_alloc(0);
-  if (!dst) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  if (htab_init(&m.strings, 1024, 0) < 0 || htab_init(&m.mappings, 16, 0) < 0 ||
-      htab_init(&m.functions, 1024, 0) < 0 || htab_init(&m.locations, 1024, 0) < 0 ||
-      htab_init(&m.samples, 1024, 0) < 0)
-    goto nomem;
+  size_t added;               /* sources added so far */
+  pprof_profile *first_types; /* the first source's types, kept for compatibility checks */
+};
+
+void pprof_merger_free(pprof_merger *pm) {
+  if (!pm) return;
+  merger *m = &pm->m;
+  htab_free(&m->strings);
+  htab_free(&m->mappings);
+  htab_free(&m->functions);
+  htab_free(&m->locations);
+  htab_free(&m->samples);
+  free(m->maps.v);
+  free(m->funcs.v);
+  free(m->locs.v);
+  free(m->samps.v);
+  free(m->comments.v);
+  free(m->key.b);
+  free(m->smap);
+  free(m->mmap);
+  free(m->fmap);
+  free(m->lmap);
+  free(m->lab);
+  pprof_free(m->dst);
+  pprof_free(pm->first_types);
+  free(pm);
+}
+
+int pprof_merger_new(pprof_merger **ret, pp_err *err) {
+  pprof_merger *pm = calloc(1, sizeof *pm);
+  if (!pm) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  merger *m = &pm->m;
   uint32_t empty;
-  if (htab_intern(&m.strings, "", 0, &empty) < 0) goto nomem;
-
-  const pprof_profile *s0 = srcs[0];
-  for (size_t i = 0; i < n; i++) {
-    const pprof_profile *src = srcs[i];
-    if ((r = map_source(&m, src)) < 0) goto fail;
-    if ((r = add_samples(&m, src, signs ? signs[i] : 1)) < 0) goto fail;
-    if (i == 0) {
-      dst->nsample_type = src->nsample_type;
-      dst->sample_type = arena_alloc(&dst->mem, (src->nsample_type + 1) * sizeof *dst->sample_type);
-      if (!dst->sample_type) goto nomem;
-      for (size_t t = 0; t < src->nsample_type; t++) {
-        dst->sample_type[t].type = m.smap[src->sample_type[t].type];
-        dst->sample_type[t].unit = m.smap[src->sample_type[t].unit];
-      }
-      dst->period_type.type = m.smap[s0->period_type.type];
-      dst->period_type.unit = m.smap[s0->period_type.unit];
-      dst->drop_frames = m.smap[s0->drop_frames];
-      dst->keep_frames = m.smap[s0->keep_frames];
-      dst->doc_url = m.smap[s0->doc_url];
-    }
-    if (src->time_nanos && (dst->time_nanos == 0 || src->time_nanos < dst->time_nanos))
-      dst->time_nanos = src->time_nanos;
-    dst->duration_nanos += src->duration_nanos;
-    if (src->period > dst->period) dst->period = src->period;
-    if (!dst->default_sample_type && src->default_sample_type)
-      dst->default_sample_type = m.smap[src->default_sample_type];
-    for (size_t c = 0; c < src->ncomment; c++) {
-      uint32_t ci = m.smap[src->comment[c]];
-      bool seen = false;
-      for (size_t k = 0; k < m.comments.n && !seen; k++) seen = m.comments.v[k] == ci;
-      if (!seen) VEC_PUSH(m.comments, ci, nomem);
-    }
+  m->dst = pprof_alloc(0);
+  if (!m->dst || htab_init(&m->strings, 1024, 0) < 0 || htab_init(&m->mappings, 16, 0) < 0 ||
+      htab_init(&m->functions, 1024, 0) < 0 || htab_init(&m->locations, 1024, 0) < 0 ||
+      htab_init(&m->samples, 1024, 0) < 0 || htab_intern(&m->strings, "", 0, &empty) < 0) {
+    pprof_merger_free(pm);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
+  *ret = pm;
+  return 0;
+}
 
+/* A copy of src's header strings (types, period type) so later sources can be checked
+ * against the first after it has been freed. */
+static pprof_profile *copy_types(const pprof_profile *src) {
+  pprof_profile *t = pprof_alloc(0);
+  if (!t) return NULL;
+  size_t n = src->nsample_type;
+  t->nstrings = 2 * n + 3;
+  t->strings = arena_alloc(&t->mem, t->nstrings * sizeof *t->strings);
+  t->string_len = arena_alloc(&t->mem, t->nstrings * sizeof *t->string_len);
+  t->sample_type = arena_alloc(&t->mem, (n + 1) * sizeof *t->sample_type);
+  if (!t->strings || !t->string_len || !t->sample_type) goto fail;
+  t->nsample_type = n;
+  t->strings[0] = "";
+  t->string_len[0] = 0;
+  uint32_t k = 1;
+#define COPY_STR(idx, out)                                                            \
+  do {                                                                                \
+    t->strings[k] = arena_strndup(&t->mem, src->strings[idx], src->string_len[idx]);  \
+    if (!t->strings[k]) goto fail;                                                    \
+    t->string_len[k] = src->string_len[idx];                                          \
+    (out) = k++;                                                                      \
+  } while (0)
+  for (size_t i = 0; i < n; i++) {
+    COPY_STR(src->sample_type[i].type, t->sample_type[i].type);
+    COPY_STR(src->sample_type[i].unit, t->sample_type[i].unit);
+  }
+  COPY_STR(src->period_type.type, t->period_type.type);
+  COPY_STR(src->period_type.unit, t->period_type.unit);
+#undef COPY_STR
+  return t;
+fail:
+  pprof_free(t);
+  return NULL;
+}
+
+int pprof_merger_add(pprof_merger *pm, const pprof_profile *src, int64_t sign, pp_err *err) {
+  merger *m = &pm->m;
+  pprof_profile *dst = m->dst;
+  int r;
+  if (pm->added && (r = pprof_compatible(pm->first_types, src, err)) < 0) return r;
+  if ((r = map_source(m, src)) < 0 || (r = add_samples(m, src, sign)) < 0) goto fail;
+  if (pm->added == 0) {
+    if (!(pm->first_types = copy_types(src))) goto nomem;
+    dst->nsample_type = src->nsample_type;
+    dst->sample_type = arena_alloc(&dst->mem, (src->nsample_type + 1) * sizeof *dst->sample_type);
+    if (!dst->sample_type) goto nomem;
+    for (size_t t = 0; t < src->nsample_type; t++) {
+      dst->sample_type[t].type = m->smap[src->sample_type[t].type];
+      dst->sample_type[t].unit = m->smap[src->sample_type[t].unit];
+    }
+    dst->period_type.type = m->smap[src->period_type.type];
+    dst->period_type.unit = m->smap[src->period_type.unit];
+    dst->drop_frames = m->smap[src->drop_frames];
+    dst->keep_frames = m->smap[src->keep_frames];
+    dst->doc_url = m->smap[src->doc_url];
+  }
+  pm->added++;
+  if (src->time_nanos && (dst->time_nanos == 0 || src->time_nanos < dst->time_nanos))
+    dst->time_nanos = src->time_nanos;
+  dst->duration_nanos += src->duration_nanos;
+  if (src->period > dst->period) dst->period = src->period;
+  if (!dst->default_sample_type && src->default_sample_type)
+    dst->default_sample_type = m->smap[src->default_sample_type];
+  for (size_t c = 0; c < src->ncomment; c++) {
+    uint32_t ci = m->smap[src->comment[c]];
+    bool seen = false;
+    for (size_t k = 0; k < m->comments.n && !seen; k++) seen = m->comments.v[k] == ci;
+    if (!seen) VEC_PUSH(m->comments, ci, nomem);
+  }
+  return 0;
+nomem:
+  r = PP_ENOMEM;
+fail:
+  /* A failed add may leave part of src interned; the merger is unusable afterwards. */
+  return pp_err_set(err, r, "merge: %s", pp_strerror(r));
+}
+
+int pprof_merger_finish(pprof_merger *pm, pprof_profile **ret_profile, pp_err *err) {
+  merger *m = &pm->m;
+  pprof_profile *dst = m->dst;
+  if (pm->added == 0) {
+    pprof_merger_free(pm);
+    return pp_err_set(err, PP_EUSAGE, "merge needs at least one profile");
+  }
   /* Samples whose values cancelled out (a diff, or negative inputs) are dropped, as pprof
    * re-merges to drop them. */
   size_t keep = 0;
-  for (size_t i = 0; i < m.samps.n; i++) {
+  for (size_t i = 0; i < m->samps.n; i++) {
     bool zero = true;
-    for (size_t v = 0; v < dst->nsample_type && zero; v++) zero = m.samps.v[i].value[v] == 0;
-    if (!zero) m.samps.v[keep++] = m.samps.v[i];
+    for (size_t v = 0; v < dst->nsample_type && zero; v++) zero = m->samps.v[i].value[v] == 0;
+    if (!zero) m->samps.v[keep++] = m->samps.v[i];
   }
-  m.samps.n = keep;
+  m->samps.n = keep;
 
-  COPY_OUT(dst->mapping, dst->nmapping, m.maps);
-  COPY_OUT(dst->function, dst->nfunction, m.funcs);
-  COPY_OUT(dst->location, dst->nlocation, m.locs);
-  COPY_OUT(dst->sample, dst->nsample, m.samps);
-  COPY_OUT(dst->comment, dst->ncomment, m.comments);
-  dst->nstrings = m.strings.count;
+  COPY_OUT(dst->mapping, dst->nmapping, m->maps);
+  COPY_OUT(dst->function, dst->nfunction, m->funcs);
+  COPY_OUT(dst->location, dst->nlocation, m->locs);
+  COPY_OUT(dst->sample, dst->nsample, m->samps);
+  COPY_OUT(dst->comment, dst->ncomment, m->comments);
+  dst->nstrings = m->strings.count;
   dst->strings = arena_alloc(&dst->mem, dst->nstrings * sizeof *dst->strings);
   dst->string_len = arena_alloc(&dst->mem, dst->nstrings * sizeof *dst->string_len);
   if (!dst->strings || !dst->string_len) goto nomem;
   for (size_t i = 0; i < dst->nstrings; i++) {
     size_t len;
-    const char *s = htab_key(&m.strings, (uint32_t)i, &len);
+    const char *s = htab_key(&m->strings, (uint32_t)i, &len);
     dst->strings[i] = arena_strndup(&dst->mem, s, len);
     if (!dst->strings[i]) goto nomem;
     dst->string_len[i] = (uint32_t)len;
   }
-  r = 0;
-  goto out;
-nomem:
-  r = PP_ENOMEM;
-fail:
-  if (r == PP_ENOMEM) pp_err_set(err, r, "out of memory");
-  else pp_err_set(err, r, "merge: %s", pp_strerror(r));
-out:
-  htab_free(&m.strings);
-  htab_free(&m.mappings);
-  htab_free(&m.functions);
-  htab_free(&m.locations);
-  htab_free(&m.samples);
-  free(m.maps.v);
-  free(m.funcs.v);
-  free(m.locs.v);
-  free(m.samps.v);
-  free(m.comments.v);
-  free(m.key.b);
-  free(m.smap);
-  free(m.mmap);
-  free(m.fmap);
-  free(m.lmap);
-  free(m.lab);
-  if (r < 0) {
-    pprof_free(dst);
-    return r;
-  }
-  *ret = dst;
+  m->dst = NULL; /* handed to the caller */
+  pprof_merger_free(pm);
+  *ret_profile = dst;
   return 0;
+nomem:
+  pprof_merger_free(pm);
+  return pp_err_set(err, PP_ENOMEM, "out of memory");
+}
+
+/* Merges srcs; signs[i] multiplies source i's values (1, or -1 for a diff's base). */
+static int merge_signed(pprof_profile *const *srcs, const int64_t *signs, size_t n,
+                        pprof_profile **ret, pp_err *err) {
+  if (n == 0) return pp_err_set(err, PP_EUSAGE, "merge needs at least one profile");
+  pprof_merger *pm;
+  int r = pprof_merger_new(&pm, err);
+  if (r < 0) return r;
+  for (size_t i = 0; i < n; i++) {
+    if ((r = pprof_merger_add(pm, srcs[i], signs ? signs[i] : 1, err)) < 0) {
+      pprof_merger_free(pm);
+      return r;
+    }
+  }
+  return pprof_merger_finish(pm, ret, err);
 }
 
 int pprof_merge(pprof_profile *const *srcs, size_t n, pprof_profile **ret_profile, pp_err *err) {

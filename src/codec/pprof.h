@@ -141,6 +141,17 @@ void pprof_free(pprof_profile *p);
  * deduplicated in order, default sample type = the first one set. */
 int pprof_merge(pprof_profile *const *srcs, size_t n, pprof_profile **ret_profile, pp_err *err);
 
+/* Incremental merge, for many profiles or profiles that arrive one at a time: memory is the
+ * merged result plus one source, not every source. new -> add (any number) -> finish, which
+ * hands over the result and frees the merger; free() abandons one (also after a failed add,
+ * which leaves the merger unusable). sign multiplies the source's values: 1, or -1 to subtract
+ * it. Same semantics and errors as pprof_merge; a source may be freed as soon as add returns. */
+typedef struct pprof_merger pprof_merger;
+int pprof_merger_new(pprof_merger **ret_merger, pp_err *err);
+int pprof_merger_add(pprof_merger *m, const pprof_profile *src, int64_t sign, pp_err *err);
+int pprof_merger_finish(pprof_merger *m, pprof_profile **ret_profile, pp_err *err);
+void pprof_merger_free(pprof_merger *m);
+
 /* Multiplies every sample value by factor in place, rounding to nearest (e.g. 1.0/N to average
  * N snapshots, -1 to negate). */
 void pprof_scale(pprof_profile *p, double factor);

@@ -3,6 +3,8 @@
  * a program boundary: errors from the codec are printed here, once, prefixed with the tool
  * name, and mapped to the exit codes documented in usage(). */
 #include <getopt.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,28 +49,109 @@ typedef struct opts {
   int raw;
 } opts;
 
-static int load_merged(char **files, int n, pprof_profile **ret) {
-  pprof_profile **ps = calloc((size_t)n, sizeof *ps);
-  if (!ps) return EXIT_DATA;
-  pp_err err = {0};
-  int rc = 0;
-  for (int i = 0; i < n; i++) {
-    if (pprof_decode_file(files[i], NULL, &ps[i], &err) < 0) {
-      fprintf(stderr, "pprof-tool: %s\n", err.msg);
-      rc = EXIT_DATA;
-      goto out;
+/* Loading several files: worker threads decode ahead (at most LOAD_WINDOW profiles decoded
+ * but not yet merged, so memory stays flat however many files there are) while this thread
+ * merges them in command-line order, freeing each as soon as it is merged. */
+#define LOAD_WINDOW 8
+#define LOAD_THREADS 2
+
+typedef struct loader {
+  char **files;
+  int n;
+  pprof_profile **slot; /* decoded profile of file i, until merged */
+  pp_err *err;          /* decode error of file i */
+  bool *done;           /* slot i is final */
+  int next;             /* next file to hand to a worker */
+  int merged;           /* files merged so far */
+  bool stop;            /* an error: workers finish early */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} loader;
+
+static void *load_worker(void *arg) {
+  loader *l = arg;
+  for (;;) {
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop && l->next < l->n && l->next - l->merged >= LOAD_WINDOW)
+      pthread_cond_wait(&l->cv, &l->mu);
+    if (l->stop || l->next >= l->n) {
+      pthread_mutex_unlock(&l->mu);
+      return NULL;
     }
+    int i = l->next++;
+    pthread_mutex_unlock(&l->mu);
+    pprof_profile *p = NULL;
+    pprof_decode_file(l->files[i], NULL, &p, &l->err[i]);
+    pthread_mutex_lock(&l->mu);
+    l->slot[i] = p;
+    l->done[i] = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
   }
+}
+
+static int load_merged(char **files, int n, pprof_profile **ret) {
+  pp_err err = {0};
   if (n == 1) {
-    *ret = ps[0];
-    ps[0] = NULL;
-  } else if (pprof_merge(ps, (size_t)n, ret, &err) < 0) {
-    fprintf(stderr, "pprof-tool: merging %s and %d more: %s\n", files[0], n - 1, err.msg);
+    if (pprof_decode_file(files[0], NULL, ret, &err) < 0) {
+      fprintf(stderr, "pprof-tool: %s\n", err.msg);
+      return EXIT_DATA;
+    }
+    return 0;
+  }
+  loader l = {.files = files, .n = n};
+  l.slot = calloc((size_t)n, sizeof *l.slot);
+  l.err = calloc((size_t)n, sizeof *l.err);
+  l.done = calloc((size_t)n, sizeof *l.done);
+  pprof_merger *m = NULL;
+  int rc = 0, nthreads = 0;
+  pthread_t th[LOAD_THREADS];
+  if (!l.slot || !l.err || !l.done || pprof_merger_new(&m, &err) < 0) {
+    fprintf(stderr, "pprof-tool: out of memory\n");
+    rc = EXIT_DATA;
+    goto out;
+  }
+  pthread_mutex_init(&l.mu, NULL);
+  pthread_cond_init(&l.cv, NULL);
+  for (int t = 0; t < LOAD_THREADS && t < n; t++)
+    if (pthread_create(&th[t], NULL, load_worker, &l) == 0) nthreads++;
+  if (nthreads == 0) {
+    fprintf(stderr, "pprof-tool: cannot start threads\n");
     rc = EXIT_DATA;
   }
+  for (int i = 0; i < n && rc == 0; i++) {
+    pthread_mutex_lock(&l.mu);
+    while (!l.done[i]) pthread_cond_wait(&l.cv, &l.mu);
+    pthread_mutex_unlock(&l.mu);
+    if (!l.slot[i]) {
+      fprintf(stderr, "pprof-tool: %s\n", l.err[i].msg);
+      rc = EXIT_DATA;
+    } else if (pprof_merger_add(m, l.slot[i], 1, &err) < 0) {
+      fprintf(stderr, "pprof-tool: merging %s into %s...: %s\n", files[i], files[0], err.msg);
+      rc = EXIT_DATA;
+    }
+    pthread_mutex_lock(&l.mu);
+    pprof_free(l.slot[i]);
+    l.slot[i] = NULL;
+    l.merged = i + 1;
+    if (rc) l.stop = true;
+    pthread_cond_broadcast(&l.cv);
+    pthread_mutex_unlock(&l.mu);
+  }
+  for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
+  pthread_mutex_destroy(&l.mu);
+  pthread_cond_destroy(&l.cv);
+  if (rc == 0) {
+    rc = pprof_merger_finish(m, ret, &err) < 0 ? EXIT_DATA : 0;
+    m = NULL;
+    if (rc) fprintf(stderr, "pprof-tool: %s\n", err.msg);
+  }
 out:
-  for (int i = 0; i < n; i++) pprof_free(ps[i]);
-  free(ps);
+  pprof_merger_free(m);
+  for (int i = 0; i < n && l.slot; i++) pprof_free(l.slot[i]);
+  free(l.slot);
+  free(l.err);
+  free(l.done);
   return rc;
 }
 

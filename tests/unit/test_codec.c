@@ -194,6 +194,31 @@ static void merge_sums_equal_stacks(void) {
   pprof_free(b);
 }
 
+static void merger_is_incremental_merge(void) {
+  pprof_profile *a = build_small(), *b = build_small(), *c = build_small(), *m = NULL;
+  pprof_merger *pm = NULL;
+  pp_err err = {0};
+  CHECK(pprof_merger_new(&pm, &err) == 0);
+  CHECK(pprof_merger_add(pm, a, 1, &err) == 0);
+  pprof_free(a); /* a source may go as soon as it is added */
+  CHECK(pprof_merger_add(pm, b, 1, &err) == 0);
+  CHECK(pprof_merger_add(pm, c, -1, &err) == 0); /* a + b - c == one copy */
+  CHECK(pprof_merger_finish(pm, &m, &err) == 0);
+  if (m) check_small_top(m, 1);
+  pprof_free(m);
+  /* a mismatch mid-stream fails that add; the merger is then abandoned */
+  c->sample_type[0].type = S_CPU;
+  CHECK(pprof_merger_new(&pm, &err) == 0);
+  CHECK(pprof_merger_add(pm, b, 1, &err) == 0);
+  CHECK(pprof_merger_add(pm, c, 1, &err) == PP_EMISMATCH);
+  pprof_merger_free(pm);
+  /* finishing an empty merger is a usage error, and frees it */
+  CHECK(pprof_merger_new(&pm, &err) == 0);
+  CHECK(pprof_merger_finish(pm, &m, &err) == PP_EUSAGE);
+  pprof_free(b);
+  pprof_free(c);
+}
+
 static void merge_rejects_mismatched_types(void) {
   pprof_profile *a = build_small(), *b = build_small(), *m = NULL;
   b->sample_type[1].unit = S_COUNT;
@@ -483,6 +508,7 @@ int main(void) {
   RUN(tree_is_root_to_leaf);
   RUN(encode_decode_round_trip);
   RUN(merge_sums_equal_stacks);
+  RUN(merger_is_incremental_merge);
   RUN(merge_rejects_mismatched_types);
   RUN(diff_and_scale);
   RUN(sample_index_by_name_number_default);
