@@ -1,0 +1,120 @@
+/* config: the collector's YAML configuration (docs/config.md documents every key).
+ *
+ * Accepts the seed's schema (self_telemetry, monitors[] with name, endpoint, labels and
+ * profile types either under `sampling:` or directly under the monitor) plus the keys added
+ * since: a `global:` block and per-monitor overrides for interval_seconds, timeout_seconds,
+ * path, params, headers, bearer_token_file, basic_auth, tls and max_body_bytes.
+ *
+ * Errors: cfg_parse fails with PP_EINVAL and "FILE:LINE:COLUMN: KEY.PATH: what is wrong" for
+ * the first invalid value; unknown keys and ignored types are warnings (cfg_config.warnings).
+ * Ownership: a cfg_config owns all its strings (one arena); cfg_free releases it.
+ */
+#ifndef COLLECTOR_CONFIG_H
+#define COLLECTOR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/arena.h"
+#include "../base/pp_err.h"
+
+/* Profile types, in the order of Go's /debug/pprof endpoints. CFG_CPU is the seed's `profile`. */
+typedef enum cfg_ptype {
+  CFG_CPU,
+  CFG_HEAP,
+  CFG_ALLOCS,
+  CFG_BLOCK,
+  CFG_MUTEX,
+  CFG_GOROUTINE,
+  CFG_THREADCREATE,
+  CFG_NTYPES
+} cfg_ptype;
+
+/* "cpu", "heap", ... : the type name stored and queried. */
+extern const char *const cfg_type_name[CFG_NTYPES];
+/* "profile", "heap", ... : the Go endpoint (and config key) of each type. */
+extern const char *const cfg_type_endpoint[CFG_NTYPES];
+/* Type by its stored name or config key ("cpu" or "profile"); -1 if none. */
+int cfg_type_from_name(const char *name);
+
+typedef struct cfg_kv {
+  char *key, *value;
+} cfg_kv;
+
+/* Scrape settings that a monitor inherits from `global:` unless it sets its own. */
+typedef struct cfg_scrape {
+  double interval_seconds;   /* 0 = unset */
+  double timeout_seconds;    /* 0 = unset: seconds + 10 */
+  char *path;                /* NULL = unset: /debug/pprof */
+  cfg_kv *params;            /* extra query parameters */
+  size_t nparams;
+  cfg_kv *headers;           /* extra request headers */
+  size_t nheaders;
+  char *bearer_token_file;
+  char *basic_username;
+  char *basic_password;
+  char *basic_password_file;
+  char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name;
+  int tls_insecure_skip_verify; /* -1 unset, 0, 1 */
+  uint64_t max_body_bytes;      /* 0 = unset: 64 MiB */
+} cfg_scrape;
+
+typedef struct cfg_type {
+  bool enabled;
+  int seconds;             /* CPU: duration; others: >0 asks for a delta profile */
+  double interval_seconds; /* 0 = unset */
+} cfg_type;
+
+typedef struct cfg_monitor {
+  char *name;
+  char *endpoint;          /* scheme://host:port[/prefix] */
+  cfg_kv *labels;
+  size_t nlabels;
+  cfg_type types[CFG_NTYPES];
+  cfg_scrape scrape;       /* the monitor's own settings; see cfg_effective */
+} cfg_monitor;
+
+typedef struct cfg_config {
+  int self_pprof_port;          /* 0 = no self telemetry */
+  int self_interval_seconds;
+  cfg_scrape global;
+  cfg_monitor *monitors;
+  size_t nmonitors;
+  char **warnings;              /* human-readable, with file:line:column */
+  size_t nwarnings;
+  arena mem;
+} cfg_config;
+
+/* Limits on what a config may ask for. */
+#define CFG_MAX_BYTES ((size_t)4 << 20)
+#define CFG_MAX_MONITORS 100000
+#define CFG_MAX_SECONDS 3600
+
+/* Parses YAML text; `name` (the file name) prefixes error and warning positions. */
+int cfg_parse(const char *text, size_t len, const char *name, cfg_config **ret_config, pp_err *err);
+/* Reads and parses a file (at most CFG_MAX_BYTES). */
+int cfg_load_file(const char *path, cfg_config **ret_config, pp_err *err);
+void cfg_free(cfg_config *c);
+
+/* The settings in force for one (monitor, type), defaults applied. */
+typedef struct cfg_effective {
+  char url[2048];          /* full URL including query */
+  int64_t interval_ms;     /* 0 = back to back */
+  int64_t timeout_ms;
+  int seconds;
+  uint64_t max_body_bytes;
+  const cfg_scrape *own, *global; /* for headers, auth and TLS: own wins field by field */
+} cfg_effective;
+
+/* Defaults: path /debug/pprof; timeout seconds + 10; max body 64 MiB; interval: back to back
+ * for CPU and delta profiles, CFG_SNAPSHOT_INTERVAL for snapshots. Fails (PP_EINVAL) only if
+ * the URL would not fit. */
+#define CFG_SNAPSHOT_INTERVAL_SECONDS 60
+int cfg_effective_for(const cfg_config *c, const cfg_monitor *m, cfg_ptype t, cfg_effective *ret,
+                      pp_err *err);
+
+/* The first non-NULL of own->field and global->field. */
+#define CFG_PICK(eff, field) ((eff)->own->field ? (eff)->own->field : (eff)->global->field)
+
+#endif
