@@ -14,7 +14,7 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter $(WERROR)
-PKGS    := libprotobuf-c zlib libdeflate
+PKGS    := libprotobuf-c zlib libdeflate yaml-0.1 libcurl libmicrohttpd sqlite3 jansson
 DEPS_OK := build/.deps-ok
 
 B       := build
@@ -22,10 +22,12 @@ GEN     := $(B)/gen
 BASE_SRC  := $(wildcard src/base/*.c)
 CODEC_SRC := $(wildcard src/codec/*.c)
 LIB_SRC   := $(BASE_SRC) $(CODEC_SRC)
+COLL_SRC  := $(filter-out src/collector/main.c,$(wildcard src/collector/*.c))
 
 # Objects of one build flavour live under $(B)/<flavour>/ so the sanitizer build never mixes
 # with the optimised one.
 objs = $(patsubst %.c,$(B)/$(1)/%.o,$(LIB_SRC)) $(B)/$(1)/gen/profile.pb-c.o
+cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC))
 
 .PHONY: all build test unit-test test-asan conformance fuzz-replay fuzz bench deps clean fmt
 all: build
@@ -58,6 +60,8 @@ $(B)/$(1)/gen/profile.pb-c.o: $(GEN)/profile.pb-c.c | $(DEPS_OK)
 	$$(CC) $$(filter-out -Wmissing-prototypes -Wstrict-prototypes,$$(CFLAGS)) $$($(1)_CFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
 $(B)/$(1)/libpprofcodec.a: $(call objs,$(1))
 	$$(AR) rcs $$@ $$^
+$(B)/$(1)/libcollector.a: $(call cobjs,$(1))
+	$$(AR) rcs $$@ $$^
 endef
 $(foreach f,$(FLAVOURS),$(eval $(call flavour,$(f))))
 
@@ -69,10 +73,10 @@ bin/pprof-tool: $(B)/rel/src/tools/pprof-tool.o $(B)/rel/libpprofcodec.a
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_REL  := $(patsubst tests/unit/%.c,$(B)/rel/tests/%,$(UNIT_SRC))
 UNIT_ASAN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
-$(B)/rel/tests/%: $(B)/rel/tests/unit/%.o $(B)/rel/libpprofcodec.a
+$(B)/rel/tests/%: $(B)/rel/tests/unit/%.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
-$(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/libpprofcodec.a
-	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+$(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
+	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
 
 # --- fuzz targets: libFuzzer with clang; the replay binary is a plain main() over a corpus ---
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)

@@ -1,0 +1,147 @@
+/* store: every scraped profile kept as its own record, under a disk budget.
+ *
+ * Layout of a data directory:
+ *   index.db (+ -wal, -shm)   SQLite in WAL mode: series, segments, one row per profile
+ *   segments/<16 hex>.seg     append-only files of records:
+ *                             "PPR1" | meta_len u32 | data_len u32 | crc32 u32 | meta | data
+ *                             meta is JSON {labels, type, start, end}; data the gzip profile
+ *                             as scraped. Records describe themselves, so the index can be
+ *                             rebuilt from the segments alone.
+ *
+ * Crash safety: a record is written to its segment before its index row is committed; at
+ * open, store_open checks the index (quick_check), drops rows that point past the end of a
+ * segment or into a missing one, truncates a segment's unindexed tail (the profile that was in
+ * flight), deletes segment files the index does not know, and rebuilds the index from the
+ * segments if it is missing or corrupt.
+ *
+ * Retention: whole segments are deleted oldest first while the directory (index, WAL and
+ * segments) is over retention_bytes, or when their newest record is older than
+ * retention_seconds. Segments roll at segment_bytes (default retention/20, 1..64 MiB) or after
+ * an hour, so the budget is exceeded by at most one segment.
+ *
+ * Threads: one writer (the thread that calls store_append/store_retention); readers call the
+ * query functions from any thread, each call using its own read-only connection.
+ * Errors: the pp_err idiom; PP_EIO carries errno in the message, and store_append reports a
+ * full disk as PP_EIO with *ret_enospc set so the caller can run retention and go on.
+ */
+#ifndef COLLECTOR_STORE_H
+#define COLLECTOR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/pp_err.h"
+#include "../codec/pprof.h"
+
+typedef struct store store;
+
+typedef struct store_opts {
+  const char *dir;
+  uint64_t retention_bytes;  /* 0 = no size limit */
+  double retention_seconds;  /* 0 = no time limit */
+  uint64_t segment_bytes;    /* 0 = derived from retention_bytes */
+} store_opts;
+
+typedef struct store_repair {
+  size_t rows_dropped;      /* index rows pointing at missing bytes */
+  size_t bytes_truncated;   /* unindexed segment tails */
+  size_t orphans_removed;   /* segment files unknown to the index */
+  size_t rows_rebuilt;      /* rows recreated from segments (index lost) */
+  bool index_rebuilt;
+} store_repair;
+
+/* Opens (creating if needed) and repairs the store in opts->dir. ret_repair may be NULL. */
+int store_open(const store_opts *opts, store **ret_store, store_repair *ret_repair, pp_err *err);
+void store_close(store *s);
+
+typedef struct store_label {
+  const char *name, *value;
+} store_label;
+
+typedef struct store_record {
+  const store_label *labels; /* the series; order does not matter */
+  size_t nlabels;
+  const char *type;          /* "cpu", "heap", ... */
+  int64_t start_ns, end_ns;  /* the window the profile covers (start == end for snapshots) */
+  const uint8_t *data;       /* the profile as scraped */
+  size_t len;
+  const pprof_profile *profile; /* its decoding, for sample types and totals */
+} store_record;
+
+/* Appends one record. On a full disk: PP_EIO with *ret_enospc = true, nothing half-written
+ * left behind. */
+int store_append(store *s, const store_record *r, bool *ret_enospc, pp_err *err);
+
+/* Deletes whole segments as the retention settings require; returns segments deleted. */
+int store_retention(store *s, int64_t now_ns, pp_err *err);
+
+/* Bytes on disk: index, WAL, shared memory file and segments. */
+uint64_t store_disk_bytes(store *s);
+
+typedef struct store_stats {
+  uint64_t disk_bytes;
+  uint64_t profiles;
+  uint64_t series;
+  uint64_t segments;
+  uint64_t retention_deleted_segments; /* since open */
+  uint64_t retention_deleted_profiles;
+} store_stats;
+void store_get_stats(store *s, store_stats *ret);
+
+/* ---- queries (any thread) ------------------------------------------------------------------ */
+
+/* A series selector: label equalities, all of which must hold. */
+typedef struct store_matcher {
+  const char *name, *value;
+} store_matcher;
+
+typedef struct store_series_info {
+  int64_t series_id;
+  char *labels_json;      /* {"name":"value",...}, keys sorted */
+  char *type;
+  char *sample_types;     /* "type/unit,type/unit" */
+  int64_t first_ns, last_ns;
+  int64_t count;
+} store_series_info;
+
+/* Every (series, type) matching the selector (NULL/0 = all) with profiles in [from, to]
+ * (0 = unbounded). The array and its strings are malloc'd; free with store_series_free. */
+int store_list_series(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                      int64_t to, store_series_info **ret, size_t *ret_n, pp_err *err);
+void store_series_free(store_series_info *v, size_t n);
+
+typedef struct store_row {
+  int64_t id, series_id;
+  char *labels_json;
+  char *type;
+  int64_t start_ns, end_ns;
+  uint64_t size;
+  char *sample_types;
+  char *totals;           /* "v,v,..." one per sample type */
+} store_row;
+
+/* Records of the selected series and type in [from, to] by end time, oldest first, at most
+ * limit (0 = 100000). */
+int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                    int64_t to, size_t limit, store_row **ret, size_t *ret_n, pp_err *err);
+void store_rows_free(store_row *v, size_t n);
+
+typedef enum store_agg { STORE_AGG_DEFAULT, STORE_AGG_SUM, STORE_AGG_AVG, STORE_AGG_LATEST } store_agg;
+
+/* The default aggregation for a type: latest... no: sum for CPU and delta profiles, avg for
+ * instantaneous ones (heap snapshots' inuse_*, goroutine, threadcreate). */
+store_agg store_default_agg(const char *type, bool delta);
+
+/* Merged profile of the selection: sum = all records merged; avg = that divided by the number
+ * of records per series (snapshots averaged over time, summed over series); latest = each
+ * series' newest record, merged. PP_EUSAGE ("no profiles") when nothing matches. At most
+ * max_records are read (0 = 10000), newest first. ret_count: records merged. */
+int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                 int64_t to, store_agg agg, size_t max_records, pprof_profile **ret,
+                 size_t *ret_count, pp_err *err);
+
+/* Raw bytes of one record, checked against its CRC (malloc'd). */
+int store_read(store *s, int64_t id, uint8_t **ret_buf, size_t *ret_len, pp_err *err);
+
+#endif

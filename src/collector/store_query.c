@@ -1,0 +1,383 @@
+/* Store queries. Each call opens its own read-only SQLite connection (WAL lets it read while
+ * the writer appends) and reads record bytes with pread; a segment deleted by retention while a
+ * query runs makes its records count as missing, never as an error of the whole query. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "store_int.h"
+
+static int open_reader(store *s, sqlite3 **ret, pp_err *err) {
+  sqlite3 *db = NULL;
+  if (sqlite3_open_v2(s->dbpath, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    int r = pp_err_set(err, PP_EIO, "index: %s", db ? sqlite3_errmsg(db) : "cannot open");
+    sqlite3_close(db);
+    return r;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  *ret = db;
+  return 0;
+}
+
+/* Series ids whose labels satisfy every matcher; with their labels JSON. */
+typedef struct series_sel {
+  int64_t *ids;
+  char **labels;
+  size_t n;
+} series_sel;
+
+static void sel_free(series_sel *s) {
+  for (size_t i = 0; i < s->n; i++) free(s->labels[i]);
+  free(s->ids);
+  free(s->labels);
+}
+
+static int select_series(sqlite3 *db, const store_matcher *m, size_t nm, series_sel *out, pp_err *err) {
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT id, labels FROM series ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+    return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+  size_t cap = 0;
+  int r = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *lj = (const char *)sqlite3_column_text(st, 1);
+    bool ok = true;
+    if (nm) {
+      json_t *o = json_loads(lj, 0, NULL);
+      for (size_t i = 0; i < nm && ok; i++) {
+        const char *v = json_string_value(json_object_get(o, m[i].name));
+        ok = v ? !strcmp(v, m[i].value) : m[i].value[0] == '\0'; /* "" matches an absent label */
+      }
+      json_decref(o);
+    }
+    if (!ok) continue;
+    if (out->n == cap) {
+      cap = cap ? cap * 2 : 64;
+      int64_t *ni = realloc(out->ids, cap * sizeof *ni);
+      char **nl = ni ? realloc(out->labels, cap * sizeof *nl) : NULL;
+      if (ni) out->ids = ni;
+      if (!ni || !nl) {
+        r = pp_err_set(err, PP_ENOMEM, "out of memory");
+        break;
+      }
+      out->labels = nl;
+    }
+    out->ids[out->n] = sqlite3_column_int64(st, 0);
+    out->labels[out->n] = strdup(lj);
+    out->n++;
+  }
+  sqlite3_finalize(st);
+  if (r < 0) sel_free(out);
+  return r;
+}
+
+static char *dup_col(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return strdup(t ? (const char *)t : "");
+}
+
+int store_list_series(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                      int64_t to, store_series_info **ret, size_t *ret_n, pp_err *err) {
+  sqlite3 *db;
+  int r = open_reader(s, &db, err);
+  if (r < 0) return r;
+  series_sel sel;
+  if ((r = select_series(db, m, nm, &sel, err)) < 0) {
+    sqlite3_close(db);
+    return r;
+  }
+  sqlite3_stmt *st;
+  const char *sql =
+      "SELECT type, MIN(start_ns), MAX(end_ns), COUNT(*), MAX(sample_types) FROM profile "
+      "WHERE series_id=?1 AND (?2 IS NULL OR type=?2) AND end_ns>=?3 AND end_ns<=?4 GROUP BY type ORDER BY type";
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    r = pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+    goto out;
+  }
+  size_t n = 0, cap = 16;
+  store_series_info *v = calloc(cap, sizeof *v);
+  for (size_t i = 0; v && i < sel.n; i++) {
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, sel.ids[i]);
+    if (type) sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, from);
+    sqlite3_bind_int64(st, 4, to ? to : INT64_MAX);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      if (n == cap) {
+        store_series_info *nv = realloc(v, (cap *= 2) * sizeof *nv);
+        if (!nv) break;
+        v = nv;
+      }
+      store_series_info *e = &v[n++];
+      e->series_id = sel.ids[i];
+      e->labels_json = strdup(sel.labels[i]);
+      e->type = dup_col(st, 0);
+      e->first_ns = sqlite3_column_int64(st, 1);
+      e->last_ns = sqlite3_column_int64(st, 2);
+      e->count = sqlite3_column_int64(st, 3);
+      e->sample_types = dup_col(st, 4);
+    }
+  }
+  sqlite3_finalize(st);
+  if (!v) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto out;
+  }
+  *ret = v;
+  *ret_n = n;
+out:
+  sel_free(&sel);
+  sqlite3_close(db);
+  return r;
+}
+
+void store_series_free(store_series_info *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) {
+    free(v[i].labels_json);
+    free(v[i].type);
+    free(v[i].sample_types);
+  }
+  free(v);
+}
+
+/* Rows with their location, for reading bytes. */
+typedef struct row_loc {
+  store_row row;
+  int64_t segment_id, data_off, data_len, rec_off, crc, meta_len;
+} row_loc;
+
+static int cmp_row_time(const void *a, const void *b) {
+  const row_loc *x = a, *y = b;
+  if (x->row.end_ns != y->row.end_ns) return x->row.end_ns < y->row.end_ns ? -1 : 1;
+  return x->row.id < y->row.id ? -1 : x->row.id > y->row.id;
+}
+
+/* Newest `limit` rows of the selection, returned oldest first. */
+static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm, const char *type,
+                       int64_t from, int64_t to, size_t limit, row_loc **ret, size_t *ret_n, pp_err *err) {
+  series_sel sel;
+  int r = select_series(db, m, nm, &sel, err);
+  if (r < 0) return r;
+  if (!limit) limit = 100000;
+  sqlite3_stmt *st;
+  const char *sql =
+      "SELECT id, type, start_ns, end_ns, data_len, sample_types, totals, segment_id, data_off, rec_off, crc "
+      "FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 ORDER BY end_ns DESC LIMIT ?5";
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    sel_free(&sel);
+    return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+  }
+  size_t n = 0, cap = 64;
+  row_loc *v = calloc(cap, sizeof *v);
+  for (size_t i = 0; v && i < sel.n; i++) {
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, sel.ids[i]);
+    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, from);
+    sqlite3_bind_int64(st, 4, to ? to : INT64_MAX);
+    sqlite3_bind_int64(st, 5, (int64_t)limit);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      if (n == cap) {
+        row_loc *nv = realloc(v, (cap *= 2) * sizeof *nv);
+        if (!nv) break;
+        v = nv;
+      }
+      row_loc *e = &v[n++];
+      memset(e, 0, sizeof *e);
+      e->row.id = sqlite3_column_int64(st, 0);
+      e->row.series_id = sel.ids[i];
+      e->row.labels_json = strdup(sel.labels[i]);
+      e->row.type = dup_col(st, 1);
+      e->row.start_ns = sqlite3_column_int64(st, 2);
+      e->row.end_ns = sqlite3_column_int64(st, 3);
+      e->row.size = (uint64_t)sqlite3_column_int64(st, 4);
+      e->row.sample_types = dup_col(st, 5);
+      e->row.totals = dup_col(st, 6);
+      e->segment_id = sqlite3_column_int64(st, 7);
+      e->data_off = sqlite3_column_int64(st, 8);
+      e->data_len = e->row.size;
+      e->rec_off = sqlite3_column_int64(st, 9);
+      e->crc = sqlite3_column_int64(st, 10);
+      e->meta_len = e->data_off - e->rec_off - REC_HDR;
+    }
+  }
+  sqlite3_finalize(st);
+  sel_free(&sel);
+  if (!v) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  qsort(v, n, sizeof *v, cmp_row_time);
+  /* across series, keep only the newest `limit` */
+  if (n > limit) {
+    size_t drop = n - limit;
+    for (size_t i = 0; i < drop; i++) {
+      free(v[i].row.labels_json);
+      free(v[i].row.type);
+      free(v[i].row.sample_types);
+      free(v[i].row.totals);
+    }
+    memmove(v, v + drop, limit * sizeof *v);
+    n = limit;
+  }
+  *ret = v;
+  *ret_n = n;
+  return 0;
+}
+
+static void rows_loc_free(row_loc *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) {
+    free(v[i].row.labels_json);
+    free(v[i].row.type);
+    free(v[i].row.sample_types);
+    free(v[i].row.totals);
+  }
+  free(v);
+}
+
+int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                    int64_t to, size_t limit, store_row **ret, size_t *ret_n, pp_err *err) {
+  sqlite3 *db;
+  int r = open_reader(s, &db, err);
+  if (r < 0) return r;
+  row_loc *v;
+  size_t n;
+  r = select_rows(s, db, m, nm, type, from, to, limit, &v, &n, err);
+  sqlite3_close(db);
+  if (r < 0) return r;
+  store_row *out = calloc(n ? n : 1, sizeof *out);
+  if (!out) {
+    rows_loc_free(v, n);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) out[i] = v[i].row;
+  free(v);
+  *ret = out;
+  *ret_n = n;
+  return 0;
+}
+
+void store_rows_free(store_row *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) {
+    free(v[i].labels_json);
+    free(v[i].type);
+    free(v[i].sample_types);
+    free(v[i].totals);
+  }
+  free(v);
+}
+
+/* Reads one record's data and checks the CRC, which covers metadata and data. */
+static int read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_len, pp_err *err) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%016" PRIx64 ".seg", s->segdir, (uint64_t)e->segment_id);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return pp_err_set(err, PP_EIO, "record %lld: %s", (long long)e->row.id, strerror(errno));
+  size_t len = (size_t)(e->meta_len + e->data_len);
+  uint8_t *buf = malloc(len ? len : 1);
+  ssize_t got = buf ? pread(fd, buf, len, (off_t)(e->rec_off + REC_HDR)) : -1;
+  close(fd);
+  if (got != (ssize_t)len || (uint32_t)crc32(0, buf, (uInt)len) != (uint32_t)e->crc) {
+    free(buf);
+    return pp_err_set(err, PP_EIO, "record %lld: bytes missing or CRC mismatch", (long long)e->row.id);
+  }
+  memmove(buf, buf + e->meta_len, (size_t)e->data_len);
+  *ret = buf;
+  *ret_len = (size_t)e->data_len;
+  return 0;
+}
+
+int store_read(store *s, int64_t id, uint8_t **ret, size_t *ret_len, pp_err *err) {
+  sqlite3 *db;
+  int r = open_reader(s, &db, err);
+  if (r < 0) return r;
+  sqlite3_stmt *st;
+  row_loc e;
+  memset(&e, 0, sizeof e);
+  r = PP_EUSAGE;
+  if (sqlite3_prepare_v2(db, "SELECT segment_id, data_off, data_len, rec_off, crc FROM profile WHERE id=?", -1,
+                         &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      e.row.id = id;
+      e.segment_id = sqlite3_column_int64(st, 0);
+      e.data_off = sqlite3_column_int64(st, 1);
+      e.data_len = sqlite3_column_int64(st, 2);
+      e.rec_off = sqlite3_column_int64(st, 3);
+      e.crc = sqlite3_column_int64(st, 4);
+      e.meta_len = e.data_off - e.rec_off - REC_HDR;
+      r = 0;
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  if (r < 0) return pp_err_set(err, PP_EUSAGE, "no profile with id %lld", (long long)id);
+  return read_record(s, &e, ret, ret_len, err);
+}
+
+store_agg store_default_agg(const char *type, bool delta) {
+  if (!strcmp(type, "cpu") || delta) return STORE_AGG_SUM;
+  if (!strcmp(type, "heap") || !strcmp(type, "goroutine") || !strcmp(type, "threadcreate")) return STORE_AGG_AVG;
+  return STORE_AGG_SUM; /* allocs, block, mutex snapshots are cumulative counters */
+}
+
+int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                 int64_t to, store_agg agg, size_t max_records, pprof_profile **ret,
+                 size_t *ret_count, pp_err *err) {
+  sqlite3 *db;
+  int r = open_reader(s, &db, err);
+  if (r < 0) return r;
+  row_loc *v = NULL;
+  size_t n = 0;
+  r = select_rows(s, db, m, nm, type, from, to, max_records ? max_records : 10000, &v, &n, err);
+  sqlite3_close(db);
+  if (r < 0) return r;
+  if (agg == STORE_AGG_DEFAULT) agg = store_default_agg(type, false);
+  pprof_merger *mg = NULL;
+  size_t merged = 0, nseries = 0;
+  if (n == 0) {
+    r = pp_err_set(err, PP_EUSAGE, "no profiles match the selection");
+    goto out;
+  }
+  if ((r = pprof_merger_new(&mg, err)) < 0) goto out;
+  /* rows are oldest first; for latest, take each series' last row */
+  for (size_t i = 0; i < n; i++) {
+    bool last_of_series = true;
+    for (size_t j = i + 1; j < n && last_of_series; j++) last_of_series = v[j].row.series_id != v[i].row.series_id;
+    bool first_of_series = true;
+    for (size_t j = 0; j < i && first_of_series; j++) first_of_series = v[j].row.series_id != v[i].row.series_id;
+    nseries += first_of_series;
+    if (agg == STORE_AGG_LATEST && !last_of_series) continue;
+    uint8_t *buf;
+    size_t len;
+    if (read_record(s, &v[i], &buf, &len, NULL) < 0) continue; /* deleted by retention meanwhile */
+    pprof_profile *p = NULL;
+    int dr = pprof_decode(buf, len, NULL, &p, NULL);
+    free(buf);
+    if (dr < 0) continue;
+    int ar = pprof_merger_add(mg, p, 1, err);
+    pprof_free(p);
+    if (ar == PP_EMISMATCH) continue; /* a target that changed its sample types: skip that record */
+    if (ar < 0) {
+      r = ar;
+      goto out;
+    }
+    merged++;
+  }
+  if (merged == 0) {
+    r = pp_err_set(err, PP_EUSAGE, "no readable profiles in the selection");
+    goto out;
+  }
+  r = pprof_merger_finish(mg, ret, err);
+  mg = NULL;
+  if (r == 0 && agg == STORE_AGG_AVG && merged > nseries) pprof_scale(*ret, (double)nseries / (double)merged);
+  if (r == 0 && ret_count) *ret_count = merged;
+out:
+  pprof_merger_free(mg);
+  rows_loc_free(v, n);
+  return r;
+}

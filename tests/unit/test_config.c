@@ -1,0 +1,147 @@
+/* Unit tests of the collector's config parsing and effective settings. */
+#include "../../src/collector/config.h"
+#include "tt.h"
+
+static cfg_config *parse_ok(const char *y) {
+  cfg_config *c = NULL;
+  pp_err err = {0};
+  int r = cfg_parse(y, strlen(y), "t.yaml", &c, &err);
+  if (r) fprintf(stderr, "  unexpected error: %s\n", err.msg);
+  CHECK(r == 0);
+  return c;
+}
+
+static const char *parse_err(const char *y) {
+  static pp_err err;
+  cfg_config *c = NULL;
+  memset(&err, 0, sizeof err);
+  int r = cfg_parse(y, strlen(y), "t.yaml", &c, &err);
+  CHECK(r == PP_EINVAL);
+  CHECK(c == NULL);
+  return err.msg;
+}
+
+static void seed_readme_form(void) {
+  cfg_config *c = parse_ok("self_telemetry:\n  pprof_port : 7000\n  interval_seconds : 5\n"
+                           "monitors:\n  - name : test\n    endpoint : http://localhost:6060\n"
+                           "    profile:\n      seconds : 5\n    allocs:\n      seconds : 5\n");
+  if (!c) return;
+  CHECK_EQ_I64(c->self_pprof_port, 7000);
+  CHECK_EQ_I64(c->self_interval_seconds, 5);
+  CHECK_EQ_I64(c->nmonitors, 1);
+  CHECK_STR(c->monitors[0].name, "test");
+  CHECK(c->monitors[0].types[CFG_CPU].enabled && c->monitors[0].types[CFG_CPU].seconds == 5);
+  CHECK(c->monitors[0].types[CFG_ALLOCS].enabled && c->monitors[0].types[CFG_ALLOCS].seconds == 5);
+  CHECK(!c->monitors[0].types[CFG_HEAP].enabled);
+  CHECK_EQ_I64(c->nwarnings, 0);
+  cfg_effective e;
+  CHECK(cfg_effective_for(c, &c->monitors[0], CFG_CPU, &e, NULL) == 0);
+  CHECK_STR(e.url, "http://localhost:6060/debug/pprof/profile?seconds=5");
+  CHECK_EQ_I64(e.interval_ms, 0); /* back to back: continuous CPU coverage */
+  CHECK_EQ_I64(e.timeout_ms, 15000);
+  CHECK(cfg_effective_for(c, &c->monitors[0], CFG_ALLOCS, &e, NULL) == 0);
+  CHECK_STR(e.url, "http://localhost:6060/debug/pprof/allocs?seconds=5");
+  cfg_free(c);
+}
+
+static void sampling_form_labels_and_settings(void) {
+  cfg_config *c = parse_ok(
+      "global:\n  interval_seconds: 30\n  headers: {X-Team: core}\n"
+      "monitors:\n"
+      "- name: api\n  endpoint: https://api:8443/prefix/debug/pprof/\n"
+      "  labels: {__k8s_namespace: prod, app: api}\n"
+      "  params: {debug: '0', 'a b': 'c&d'}\n"
+      "  timeout_seconds: 2\n"
+      "  sampling:\n    heap:\n    goroutine: {interval_seconds: 5}\n    profile: {seconds: 20}\n"
+      "    trace: {seconds: 1}\n");
+  if (!c) return;
+  cfg_monitor *m = &c->monitors[0];
+  CHECK_EQ_I64(m->nlabels, 2);
+  CHECK(m->types[CFG_HEAP].enabled && m->types[CFG_HEAP].seconds == 0);
+  CHECK_EQ_I64(c->nwarnings, 1); /* trace */
+  if (c->nwarnings) CHECK(strstr(c->warnings[0], "t.yaml:14:5") && strstr(c->warnings[0], "not a pprof"));
+  cfg_effective e;
+  CHECK(cfg_effective_for(c, m, CFG_HEAP, &e, NULL) == 0);
+  /* the endpoint already holds the path: not doubled; params escaped */
+  CHECK_STR(e.url, "https://api:8443/prefix/debug/pprof/heap?debug=0&a%20b=c%26d");
+  CHECK_EQ_I64(e.interval_ms, 30000); /* global */
+  CHECK_EQ_I64(e.timeout_ms, 3000);   /* 2 s configured, raised to seconds + 3 */
+  CHECK(cfg_effective_for(c, m, CFG_GOROUTINE, &e, NULL) == 0);
+  CHECK_EQ_I64(e.interval_ms, 5000);  /* per type wins */
+  CHECK(cfg_effective_for(c, m, CFG_CPU, &e, NULL) == 0);
+  CHECK_EQ_I64(e.timeout_ms, 23000);  /* never shorter than seconds + 3 */
+  CHECK_STR(CFG_PICK(&e, headers) ? CFG_PICK(&e, headers)[0].key : NULL, "X-Team");
+  cfg_free(c);
+}
+
+static void defaults_when_no_types(void) {
+  cfg_config *c = parse_ok("monitors:\n- name: a\n  endpoint: http://h:1\n");
+  if (!c) return;
+  const cfg_type *t = c->monitors[0].types;
+  CHECK(t[CFG_CPU].enabled && t[CFG_HEAP].enabled && t[CFG_GOROUTINE].enabled && t[CFG_MUTEX].enabled &&
+        t[CFG_BLOCK].enabled && !t[CFG_ALLOCS].enabled && !t[CFG_THREADCREATE].enabled);
+  cfg_effective e;
+  CHECK(cfg_effective_for(c, &c->monitors[0], CFG_HEAP, &e, NULL) == 0);
+  CHECK_EQ_I64(e.interval_ms, CFG_SNAPSHOT_INTERVAL_SECONDS * 1000); /* snapshots do not hot-loop */
+  CHECK_STR(e.url, "http://h:1/debug/pprof/heap");
+  cfg_free(c);
+}
+
+static void errors_name_position_and_path(void) {
+  const char *m = parse_err("monitors:\n- name: a\n  endpoint: http://h:1\n  profile:\n    seconds: -3\n");
+  CHECK(strstr(m, "t.yaml:5:14") && strstr(m, "monitors[0].profile.seconds"));
+  m = parse_err("monitors:\n- name: a\n  endpoint: ftp://h\n");
+  CHECK(strstr(m, "t.yaml:3:13") && strstr(m, "http"));
+  m = parse_err("monitors:\n- endpoint: http://h\n");
+  CHECK(strstr(m, "needs a name"));
+  m = parse_err("monitors:\n- {name: a, endpoint: 'http://h'}\n- {name: a, endpoint: 'http://h'}\n");
+  CHECK(strstr(m, "duplicate monitor name"));
+  m = parse_err("monitors: [\n");
+  CHECK(strstr(m, "YAML"));
+  m = parse_err("monitors:\n- name: a\n  endpoint: http://h\n  heap: {seconds: abc}\n");
+  CHECK(strstr(m, "not a number"));
+  m = parse_err("monitors:\n- name: a\n  endpoint: http://h\n  headers: {X: \"a\\r\\nInjected: 1\"}\n");
+  CHECK(strstr(m, "line breaks"));
+  m = parse_err("self_telemetry: {pprof_port: 70000}\n");
+  CHECK(strstr(m, "self_telemetry.pprof_port"));
+}
+
+static void unknown_keys_warn(void) {
+  cfg_config *c = parse_ok("bogus: 1\nmonitors:\n- name: a\n  endpoint: http://h\n  colour: red\n");
+  if (!c) return;
+  CHECK_EQ_I64(c->nwarnings, 2);
+  if (c->nwarnings == 2) {
+    CHECK(strstr(c->warnings[0], "t.yaml:1:1") && strstr(c->warnings[0], "unknown key"));
+    CHECK(strstr(c->warnings[1], "monitors[0].colour"));
+  }
+  cfg_free(c);
+}
+
+static void hostile_yaml(void) {
+  /* a billion laughs: aliases nest a list 10 deep with 10 copies each */
+  char y[4096] = "a: &a [x,x,x,x,x,x,x,x,x,x]\n";
+  for (char k = 'b'; k <= 'j'; k++) {
+    char line[128];
+    snprintf(line, sizeof line, "%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n", k, k, k - 1, k - 1, k - 1,
+             k - 1, k - 1, k - 1, k - 1, k - 1, k - 1, k - 1);
+    strcat(y, line);
+  }
+  strcat(y, "monitors: *j\n");
+  cfg_config *c = NULL;
+  pp_err err = {0};
+  CHECK(cfg_parse(y, strlen(y), "t.yaml", &c, &err) == PP_EINVAL); /* a list of lists is not monitors */
+  cfg_free(c);
+  CHECK(cfg_parse("", 0, "t.yaml", &c, &err) == 0); /* empty: no monitors */
+  if (c) CHECK_EQ_I64(c->nmonitors, 0);
+  cfg_free(c);
+}
+
+int main(void) {
+  RUN(seed_readme_form);
+  RUN(sampling_form_labels_and_settings);
+  RUN(defaults_when_no_types);
+  RUN(errors_name_position_and_path);
+  RUN(unknown_keys_warn);
+  RUN(hostile_yaml);
+  return tt_finish();
+}

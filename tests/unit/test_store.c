@@ -1,0 +1,285 @@
+/* Unit tests of the store: append and query, crash repair, index rebuild, retention. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../src/collector/store.h"
+#include "tt.h"
+
+static char dir[256];
+static const char *testdata(void) {
+  const char *d = getenv("PPROF_TESTDATA");
+  return d ? d : "../shared/testdata/pprof";
+}
+
+static uint8_t *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *b = malloc((size_t)n);
+  *len = fread(b, 1, (size_t)n, f);
+  fclose(f);
+  return b;
+}
+
+static void fresh_dir(void) {
+  snprintf(dir, sizeof dir, "/tmp/pprof-store-test-%d", (int)getpid());
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+/* Appends the file as a record of series {monitor=name}. */
+static int add(store *s, const char *rel, const char *monitor, const char *type, int64_t end) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", testdata(), rel);
+  size_t len;
+  uint8_t *b = slurp(path, &len);
+  CHECK(b != NULL);
+  if (!b) return -1;
+  pprof_profile *p = NULL;
+  CHECK(pprof_decode(b, len, NULL, &p, NULL) == 0);
+  store_label l[2] = {{"monitor", monitor}, {"team", "core"}};
+  store_record r = {l, 2, type, end - 1000, end, b, len, p};
+  bool enospc;
+  pp_err err = {0};
+  int rc = store_append(s, &r, &enospc, &err);
+  if (rc) fprintf(stderr, "  append: %s\n", err.msg);
+  pprof_free(p);
+  free(b);
+  return rc;
+}
+
+static store *open_store(uint64_t retention, uint64_t segment, store_repair *rep) {
+  store_opts o = {.dir = dir, .retention_bytes = retention, .segment_bytes = segment};
+  store *s = NULL;
+  pp_err err = {0};
+  int r = store_open(&o, &s, rep, &err);
+  if (r) fprintf(stderr, "  open: %s\n", err.msg);
+  CHECK(r == 0);
+  return s;
+}
+
+static int64_t top_cum(const pprof_profile *p, const char *fn) {
+  pprof_top t;
+  int64_t v = -1;
+  if (pprof_top_compute(p, (int)p->nsample_type - 1, &t, NULL) == 0) {
+    for (size_t i = 0; i < t.nfuncs; i++)
+      if (!strcmp(t.funcs[i].name, fn)) v = t.funcs[i].cum;
+    pprof_top_release(&t);
+  }
+  return v;
+}
+
+static void append_query_merge(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  const char *cpus[] = {"gotarget/cpu-1.pb.gz", "gotarget/cpu-2.pb.gz", "gotarget/cpu-3.pb.gz"};
+  for (int i = 0; i < 3; i++) CHECK(add(s, cpus[i], "a", "cpu", 1000000 * (i + 1)) == 0);
+  CHECK(add(s, "prometheus/cpu-1.pb.gz", "b", "cpu", 5000000) == 0);
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 6000000) == 0);
+  store_series_info *si;
+  size_t n;
+  pp_err err = {0};
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, &si, &n, &err) == 0);
+  CHECK_EQ_I64(n, 3); /* (a,cpu) (a,heap) (b,cpu) */
+  store_series_free(si, n);
+  store_matcher m = {"monitor", "a"};
+  CHECK(store_list_series(s, &m, 1, "cpu", 0, 0, &si, &n, &err) == 0);
+  CHECK_EQ_I64(n, 1);
+  if (n) {
+    CHECK_EQ_I64(si[0].count, 3);
+    CHECK_EQ_I64(si[0].last_ns, 3000000);
+    CHECK_STR(si[0].labels_json, "{\"monitor\":\"a\",\"team\":\"core\"}");
+    CHECK_STR(si[0].sample_types, "samples/count,cpu/nanoseconds");
+  }
+  store_series_free(si, n);
+  store_row *rows;
+  CHECK(store_list_rows(s, &m, 1, "cpu", 1500000, 0, 0, &rows, &n, &err) == 0);
+  CHECK_EQ_I64(n, 2); /* time filter */
+  if (n == 2) CHECK(rows[0].end_ns < rows[1].end_ns);
+  store_rows_free(rows, n);
+
+  /* merged == the codec's merge of the same files */
+  pprof_profile *merged = NULL, *ps[3], *ref = NULL;
+  size_t cnt = 0;
+  CHECK(store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_SUM, 0, &merged, &cnt, &err) == 0);
+  CHECK_EQ_I64(cnt, 3);
+  for (int i = 0; i < 3; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", testdata(), cpus[i]);
+    CHECK(pprof_decode_file(path, NULL, &ps[i], NULL) == 0);
+  }
+  CHECK(pprof_merge(ps, 3, &ref, NULL) == 0);
+  if (merged && ref) {
+    CHECK(top_cum(merged, "main.hashLoop") > 0);
+    CHECK_EQ_I64(top_cum(merged, "main.hashLoop"), top_cum(ref, "main.hashLoop"));
+    CHECK_EQ_I64(top_cum(merged, "runtime.main"), top_cum(ref, "runtime.main"));
+  }
+  pprof_free(merged);
+  /* latest: just cpu-3 */
+  CHECK(store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_LATEST, 0, &merged, &cnt, &err) == 0);
+  CHECK_EQ_I64(cnt, 1);
+  if (merged) CHECK_EQ_I64(top_cum(merged, "main.hashLoop"), top_cum(ps[2], "main.hashLoop"));
+  pprof_free(merged);
+  /* avg over 3 = sum / 3 */
+  CHECK(store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_AVG, 0, &merged, &cnt, &err) == 0);
+  if (merged && ref) {
+    int64_t a = top_cum(merged, "main.hashLoop"), b = top_cum(ref, "main.hashLoop");
+    /* scaling rounds each sample: off by at most half a unit per sample */
+    CHECK(a > 0 && llabs(a - b / 3) <= 1000);
+  }
+  pprof_free(merged);
+  for (int i = 0; i < 3; i++) pprof_free(ps[i]);
+  pprof_free(ref);
+  /* nothing matches: a clear error */
+  store_matcher none = {"monitor", "zzz"};
+  CHECK(store_merged(s, &none, 1, "cpu", 0, 0, STORE_AGG_SUM, 0, &merged, &cnt, &err) == PP_EUSAGE);
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.profiles, 5);
+  CHECK_EQ_I64(st.series, 2);
+  store_close(s);
+}
+
+static char *first_segment(void) {
+  static char path[1024];
+  char sd[300];
+  snprintf(sd, sizeof sd, "%s/segments", dir);
+  DIR *d = opendir(sd);
+  struct dirent *e;
+  path[0] = '\0';
+  while (d && (e = readdir(d)))
+    if (strstr(e->d_name, ".seg")) snprintf(path, sizeof path, "%s/%s", sd, e->d_name);
+  if (d) closedir(d);
+  return path;
+}
+
+static void repair_after_crash(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  for (int i = 0; i < 4; i++) CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000 * (i + 1)) == 0);
+  store_close(s);
+  /* a crash mid-write leaves an unindexed tail */
+  char *seg = first_segment();
+  int fd = open(seg, O_WRONLY | O_APPEND);
+  CHECK(fd >= 0 && write(fd, "PPR1garbage-in-flight", 21) == 21);
+  close(fd);
+  store_repair rep;
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK_EQ_I64(rep.bytes_truncated, 21);
+  CHECK_EQ_I64(rep.rows_dropped, 0);
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.profiles, 4);
+  store_close(s);
+  /* lost bytes (a segment cut short) drop the rows that pointed there */
+  struct stat sb;
+  stat(seg, &sb);
+  CHECK(truncate(seg, sb.st_size - 10) == 0);
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK_EQ_I64(rep.rows_dropped, 1);
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.profiles, 3);
+  pprof_profile *p = NULL;
+  store_matcher m = {"monitor", "a"};
+  CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_LATEST, 0, &p, NULL, NULL) == 0);
+  pprof_free(p);
+  store_close(s);
+  /* an orphan segment file */
+  char orphan[600];
+  snprintf(orphan, sizeof orphan, "%s/segments/00000000000000ff.seg", dir);
+  fd = open(orphan, O_WRONLY | O_CREAT, 0640);
+  CHECK(fd >= 0 && write(fd, "junk", 4) == 4);
+  close(fd);
+  s = open_store(0, 0, &rep);
+  CHECK_EQ_I64(rep.orphans_removed, 1);
+  CHECK(access(orphan, F_OK) != 0);
+  store_close(s);
+}
+
+static void rebuild_lost_or_corrupt_index(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  for (int i = 0; i < 5; i++) CHECK(add(s, "gotarget/mutex.pb.gz", i % 2 ? "a" : "b", "mutex", 1000 * (i + 1)) == 0);
+  store_close(s);
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  CHECK(unlink(db) == 0);
+  store_repair rep;
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK(rep.index_rebuilt);
+  CHECK_EQ_I64(rep.rows_rebuilt, 5);
+  store_series_info *si;
+  size_t n;
+  CHECK(store_list_series(s, NULL, 0, "mutex", 0, 0, &si, &n, NULL) == 0);
+  CHECK_EQ_I64(n, 2);
+  store_series_free(si, n);
+  store_close(s);
+  /* a damaged index file is set aside and rebuilt */
+  int fd = open(db, O_WRONLY);
+  char junk[4096];
+  memset(junk, 0xAB, sizeof junk);
+  CHECK(fd >= 0 && pwrite(fd, junk, sizeof junk, 0) == (ssize_t)sizeof junk);
+  close(fd);
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK(rep.index_rebuilt);
+  CHECK_EQ_I64(rep.rows_rebuilt, 5);
+  store_close(s);
+}
+
+static void retention_by_size_and_time(void) {
+  fresh_dir();
+  const uint64_t budget = 3 << 20, segment = 256 << 10;
+  store *s = open_store(budget, segment, NULL);
+  if (!s) return;
+  for (int i = 0; i < 400; i++) {
+    CHECK(add(s, "prometheus/allocs-delta.pb.gz", i % 3 ? "a" : "b", "allocs", 1000000000LL * (i + 1)) == 0);
+    store_retention(s, 1000000000LL * (i + 1), NULL);
+    CHECK(store_disk_bytes(s) <= budget + segment + 65536);
+  }
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK(st.retention_deleted_segments > 0);
+  CHECK(st.profiles < 400 && st.profiles > 50);
+  /* the oldest went first: the newest record is still there */
+  store_row *rows;
+  size_t n;
+  CHECK(store_list_rows(s, NULL, 0, "allocs", 400000000000LL, 0, 0, &rows, &n, NULL) == 0);
+  CHECK_EQ_I64(n, 1);
+  store_rows_free(rows, n);
+  store_close(s);
+
+  fresh_dir();
+  store_opts o = {.dir = dir, .retention_seconds = 100};
+  pp_err err = {0};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000000000LL) == 0);
+  CHECK_EQ_I64(store_retention(s, 50 * 1000000000LL, NULL), 0);
+  CHECK_EQ_I64(store_retention(s, 200 * 1000000000LL, NULL), 1); /* older than 100 s */
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.profiles, 0);
+  store_close(s);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
+
+int main(void) {
+  RUN(append_query_merge);
+  RUN(repair_after_crash);
+  RUN(rebuild_lost_or_corrupt_index);
+  RUN(retention_by_size_and_time);
+  return tt_finish();
+}
