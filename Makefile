@@ -31,7 +31,7 @@ cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC))
 
 .PHONY: all build test unit-test test-asan conformance fuzz-replay fuzz bench deps clean fmt
 all: build
-build: bin/pprof-tool bin/demo-target
+build: bin/pprof-tool bin/collector bin/demo-target
 
 deps:
 	scripts/deps.sh
@@ -69,6 +69,13 @@ bin/pprof-tool: $(B)/rel/src/tools/pprof-tool.o $(B)/rel/libpprofcodec.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
 
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+$(B)/rel/src/collector/main.o: CFLAGS += -DPP_VERSION='"$(VERSION)"' -DPP_REVISION='"$(REVISION)"'
+bin/collector: $(B)/rel/src/collector/main.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
+
 # --- unit tests: one binary per tests/unit/test_*.c, built in both flavours ---
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_REL  := $(patsubst tests/unit/%.c,$(B)/rel/tests/%,$(UNIT_SRC))
@@ -89,7 +96,7 @@ $(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(GEN)/profile.pb-c.c | $(DEPS_OK)
 $(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-TEST_BINS := bin/pprof-tool bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN)
+TEST_BINS := bin/pprof-tool bin/collector bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN)
 test: $(TEST_BINS)
 	python3 tests/run.py
 

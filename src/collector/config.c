@@ -526,3 +526,29 @@ int cfg_effective_for(const cfg_config *c, const cfg_monitor *m, cfg_ptype t, cf
   if (!e->max_body_bytes) e->max_body_bytes = (uint64_t)64 << 20;
   return 0;
 }
+
+int cfg_add_self_monitor(cfg_config *c, pp_err *err) {
+  if (!c->self_pprof_port) return 0;
+  for (size_t i = 0; i < c->nmonitors; i++)
+    if (!strcmp(c->monitors[i].name, "self")) return 0;
+  cfg_monitor *nm = arena_calloc(&c->mem, c->nmonitors + 1, sizeof *nm);
+  cfg_kv *labels = arena_calloc(&c->mem, 2, sizeof *labels);
+  char ep[64];
+  snprintf(ep, sizeof ep, "http://127.0.0.1:%d", c->self_pprof_port);
+  char *eps = arena_strndup(&c->mem, ep, strlen(ep));
+  if (!nm || !labels || !eps) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (c->nmonitors) memcpy(nm, c->monitors, c->nmonitors * sizeof *nm);
+  cfg_monitor *m = &nm[c->nmonitors];
+  m->name = "self";
+  m->endpoint = eps;
+  labels[0] = (cfg_kv){"__k8s_namespace", "self"};
+  labels[1] = (cfg_kv){"__k8s_name", "self"};
+  m->labels = labels;
+  m->nlabels = 2;
+  m->scrape.tls_insecure_skip_verify = -1;
+  m->types[CFG_CPU].enabled = true;
+  m->types[CFG_CPU].seconds = c->self_interval_seconds > 60 ? 60 : c->self_interval_seconds;
+  c->monitors = nm;
+  c->nmonitors++;
+  return 0;
+}

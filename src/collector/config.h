@@ -97,6 +97,12 @@ int cfg_parse(const char *text, size_t len, const char *name, cfg_config **ret_c
 int cfg_load_file(const char *path, cfg_config **ret_config, pp_err *err);
 void cfg_free(cfg_config *c);
 
+/* With self_telemetry set, adds the monitor that scrapes the collector itself: name "self",
+ * http://127.0.0.1:PORT, labels __k8s_namespace=self and __k8s_name=self (as the seed did), a
+ * CPU profile of interval_seconds taken back to back. No-op without self_telemetry or when a
+ * monitor is already named "self". */
+int cfg_add_self_monitor(cfg_config *c, pp_err *err);
+
 /* The settings in force for one (monitor, type), defaults applied. */
 typedef struct cfg_effective {
   char url[2048];          /* full URL including query */

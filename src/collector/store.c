@@ -51,6 +51,9 @@ static const char SCHEMA[] =
     "PRAGMA auto_vacuum=INCREMENTAL;"
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
+    /* keep the WAL small: it counts against the disk budget */
+    "PRAGMA wal_autocheckpoint=256;"
+    "PRAGMA journal_size_limit=1048576;"
     "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, labels TEXT NOT NULL UNIQUE);"
     "CREATE TABLE IF NOT EXISTS segment(id INTEGER PRIMARY KEY, min_ns INTEGER, max_ns INTEGER);"
     "CREATE TABLE IF NOT EXISTS profile(id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL,"
@@ -238,7 +241,7 @@ static int repair(store *s, bool rebuild, store_repair *rep, pp_err *err) {
   int r = list_segment_files(s, &files, &nfiles, err);
   if (r < 0) return r;
   if (rebuild) {
-    rep->index_rebuilt = true;
+    rep->index_rebuilt = nfiles > 0; /* a new, empty store has nothing to rebuild */
     exec(s->db, "BEGIN", NULL);
     for (size_t i = 0; i < nfiles && r == 0; i++) {
       char *path = seg_path(s, files[i]);
@@ -660,6 +663,36 @@ int store_retention(store *s, int64_t now, pp_err *err) {
     sqlite3_exec(s->db, "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
   }
   return deleted;
+}
+
+int store_free_space(store *s, pp_err *err) {
+  int64_t n = query_i64(s->db, "SELECT COUNT(*) FROM segment WHERE ?=1", 1, 0);
+  if (n < 2) return 0; /* never the only segment: that is what is being written */
+  int64_t id = query_i64(s->db, "SELECT MIN(id) FROM segment WHERE ?=1", 1, -1);
+  if (id < 0) return 0;
+  if (id == s->seg_id && s->seg_fd >= 0) close_segment(s);
+  /* the file first: with the disk full, SQLite may not manage to write until space is freed */
+  char *path = seg_path(s, id);
+  uint64_t sz = path ? file_size(path) : 0;
+  if (!path || unlink(path) < 0) {
+    int r = pp_err_set(err, PP_EIO, "cannot delete segment %lld: %s", (long long)id, strerror(errno));
+    free(path);
+    return r;
+  }
+  free(path);
+  s->segments_bytes = s->segments_bytes > sz ? s->segments_bytes - sz : 0;
+  int64_t rows = query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", id, 0);
+  exec(s->db, "BEGIN", NULL);
+  exec_i64(s->db, "DELETE FROM profile WHERE segment_id=?", id);
+  exec_i64(s->db, "DELETE FROM segment WHERE id=?", id);
+  if (exec(s->db, "COMMIT", NULL) < 0) exec(s->db, "ROLLBACK", NULL); /* repaired at next open */
+  pthread_mutex_lock(&s->stats_mu);
+  s->stats.retention_deleted_segments++;
+  s->stats.retention_deleted_profiles += (uint64_t)rows;
+  s->stats.profiles -= (uint64_t)rows <= s->stats.profiles ? (uint64_t)rows : s->stats.profiles;
+  if (s->stats.segments) s->stats.segments--;
+  pthread_mutex_unlock(&s->stats_mu);
+  return 1;
 }
 
 void store_get_stats(store *s, store_stats *ret) {

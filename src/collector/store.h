@@ -76,6 +76,11 @@ int store_append(store *s, const store_record *r, bool *ret_enospc, pp_err *err)
 /* Deletes whole segments as the retention settings require; returns segments deleted. */
 int store_retention(store *s, int64_t now_ns, pp_err *err);
 
+/* After a full disk: deletes the oldest segment, file first (it frees space even when SQLite
+ * cannot write yet), whatever the retention settings. Returns 1 if one was deleted, 0 if only
+ * the segment being written is left. */
+int store_free_space(store *s, pp_err *err);
+
 /* Bytes on disk: index, WAL, shared memory file and segments. */
 uint64_t store_disk_bytes(store *s);
 

@@ -1,0 +1,468 @@
+/* bin/collector: scrape pprof endpoints on a schedule, store every profile, serve the API.
+ *
+ * Threads: the main thread owns the scrape engine and the store's writer (scrape -> decode ->
+ * append -> retention). libmicrohttpd's threads answer HTTP; a reload asked over HTTP is handed
+ * to the main thread through `pending` and waited for, so the engine is only ever touched by
+ * one thread. Signals only set flags; inotify's fd is polled with the engine's sockets.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/units.h"
+#include "config.h"
+#include "scrape.h"
+#include "selfprof.h"
+#include "store.h"
+#include "web.h"
+
+#ifndef PP_VERSION
+#define PP_VERSION "dev"
+#endif
+#ifndef PP_REVISION
+#define PP_REVISION "unknown"
+#endif
+
+/* ---- logging: the one place that prints --------------------------------------------------- */
+
+enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+static int log_level = LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+__attribute__((format(printf, 2, 3))) static void logf_(int level, const char *fmt, ...) {
+  if (level < log_level) return;
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char t[40];
+  strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+  /* logfmt: msg is quoted, quotes and newlines in it escaped */
+  char q[4200];
+  size_t o = 0;
+  for (const char *s = msg; *s && o < sizeof q - 3; s++) {
+    if (*s == '"' || *s == '\\') q[o++] = '\\', q[o++] = *s;
+    else if (*s == '\n') q[o++] = '\\', q[o++] = 'n';
+    else q[o++] = *s;
+  }
+  q[o] = '\0';
+  fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, level_names[level], q);
+}
+#define LOG(level, ...) logf_(level, __VA_ARGS__)
+
+/* ---- state ----------------------------------------------------------------------------------- */
+
+typedef struct app {
+  const char *config_path;
+  char config_real[PATH_MAX];
+  store *st;
+  scrape_engine *eng;
+  cfg_config *cfg;              /* in force */
+  uint32_t config_hash;         /* of the file text in force, to skip no-op file events */
+  bool ready;
+  /* reload requests from HTTP threads */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool pending;                 /* a reload is asked for */
+  uint64_t served;              /* reload requests completed (a waiter waits for its turn) */
+  int result;                   /* result of the last reload */
+  pp_err result_err;
+  /* counters for /metrics */
+  uint64_t reloads_total, reload_failures_total, last_reload_ok, last_reload_ts;
+  uint64_t ingested_profiles, ingested_bytes, dropped_enospc, store_errors;
+  int64_t started_ns;
+  selfprof *sp;
+} app;
+
+static volatile sig_atomic_t stop_flag, hup_flag;
+
+static void on_signal(int sig) {
+  if (sig == SIGHUP) hup_flag = 1;
+  else stop_flag = 1;
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint32_t fnv(const char *s, size_t n) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+  return h;
+}
+
+/* Reads, validates and applies the config file; keeps the old one on any error. Main thread. */
+static int do_reload(app *a, bool from_file_event, pp_err *err) {
+  FILE *f = fopen(a->config_path, "rb");
+  if (!f) return pp_err_set(err, PP_EIO, "%s: %s", a->config_path, strerror(errno));
+  char *text = malloc(CFG_MAX_BYTES + 1);
+  size_t n = text ? fread(text, 1, CFG_MAX_BYTES + 1, f) : 0;
+  fclose(f);
+  if (!text) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  uint32_t h = fnv(text, n);
+  if (from_file_event && a->cfg && h == a->config_hash) {
+    free(text);
+    return 1; /* the file was touched but not changed */
+  }
+  cfg_config *c = NULL;
+  int r = cfg_parse(text, n, a->config_path, &c, err);
+  free(text);
+  if (r == 0) r = cfg_add_self_monitor(c, err);
+  a->reloads_total++;
+  a->last_reload_ts = (uint64_t)(now_ns() / 1000000000);
+  if (r == 0) r = scrape_apply(a->eng, c, err);
+  if (r < 0) {
+    cfg_free(c);
+    a->reload_failures_total++;
+    a->last_reload_ok = 0;
+    return r;
+  }
+  for (size_t i = 0; i < c->nwarnings; i++) LOG(LOG_WARN, "config: %s", c->warnings[i]);
+  cfg_free(a->cfg);
+  a->cfg = c;
+  a->config_hash = h;
+  a->last_reload_ok = 1;
+  scrape_counts sc;
+  scrape_get_counts(a->eng, &sc);
+  LOG(LOG_INFO, "config loaded from %s: %zu monitors, %zu scrape jobs", a->config_path, c->nmonitors, sc.jobs);
+  return 0;
+}
+
+/* HTTP threads: ask the main thread to reload and wait for its answer. */
+static int hook_reload(void *ud, pp_err *err) {
+  app *a = ud;
+  pthread_mutex_lock(&a->mu);
+  uint64_t ticket = a->served;
+  a->pending = true;
+  scrape_wakeup(a->eng);
+  while (a->served == ticket) pthread_cond_wait(&a->cv, &a->mu);
+  int r = a->result;
+  if (r < 0 && err) *err = a->result_err;
+  pthread_mutex_unlock(&a->mu);
+  return r;
+}
+
+static bool hook_ready(void *ud) {
+  app *a = ud;
+  return a->ready;
+}
+
+static void hook_metrics(void *ud, char **buf, size_t *len, size_t *cap) {
+  app *a = ud;
+  store_stats s;
+  store_get_stats(a->st, &s);
+  scrape_counts sc;
+  scrape_get_counts(a->eng, &sc);
+  char tmp[4096];
+  int n = snprintf(tmp, sizeof tmp,
+                   "# HELP collector_config_last_reload_successful 1 if the last config reload succeeded.\n"
+                   "# TYPE collector_config_last_reload_successful gauge\ncollector_config_last_reload_successful %" PRIu64 "\n"
+                   "# HELP collector_config_last_reload_success_timestamp_seconds Time of the last reload attempt.\n"
+                   "# TYPE collector_config_last_reload_success_timestamp_seconds gauge\ncollector_config_last_reload_success_timestamp_seconds %" PRIu64 "\n"
+                   "# HELP collector_config_reloads_total Config reloads attempted.\n"
+                   "# TYPE collector_config_reloads_total counter\ncollector_config_reloads_total %" PRIu64 "\n"
+                   "# HELP collector_config_reload_failures_total Config reloads that failed.\n"
+                   "# TYPE collector_config_reload_failures_total counter\ncollector_config_reload_failures_total %" PRIu64 "\n"
+                   "# HELP collector_ingested_profiles_total Profiles stored.\n"
+                   "# TYPE collector_ingested_profiles_total counter\ncollector_ingested_profiles_total %" PRIu64 "\n"
+                   "# HELP collector_ingested_bytes_total Bytes of profiles stored.\n"
+                   "# TYPE collector_ingested_bytes_total counter\ncollector_ingested_bytes_total %" PRIu64 "\n"
+                   "# HELP collector_dropped_profiles_total Profiles dropped because the disk was full.\n"
+                   "# TYPE collector_dropped_profiles_total counter\ncollector_dropped_profiles_total %" PRIu64 "\n"
+                   "# HELP collector_store_errors_total Store writes that failed for other reasons.\n"
+                   "# TYPE collector_store_errors_total counter\ncollector_store_errors_total %" PRIu64 "\n"
+                   "# HELP collector_store_bytes Bytes on disk: index, WAL and segments.\n"
+                   "# TYPE collector_store_bytes gauge\ncollector_store_bytes %" PRIu64 "\n"
+                   "# HELP collector_store_profiles Profiles in the store.\n"
+                   "# TYPE collector_store_profiles gauge\ncollector_store_profiles %" PRIu64 "\n"
+                   "# HELP collector_store_series Series in the store.\n"
+                   "# TYPE collector_store_series gauge\ncollector_store_series %" PRIu64 "\n"
+                   "# HELP collector_retention_deleted_segments_total Segments deleted by retention.\n"
+                   "# TYPE collector_retention_deleted_segments_total counter\ncollector_retention_deleted_segments_total %" PRIu64 "\n"
+                   "# HELP collector_retention_deleted_profiles_total Profiles deleted by retention.\n"
+                   "# TYPE collector_retention_deleted_profiles_total counter\ncollector_retention_deleted_profiles_total %" PRIu64 "\n"
+                   "# HELP collector_targets_up Scrape jobs whose last scrape succeeded.\n"
+                   "# TYPE collector_targets_up gauge\ncollector_targets_up %zu\n"
+                   "# HELP collector_build_info Version and revision.\n"
+                   "# TYPE collector_build_info gauge\ncollector_build_info{version=\"%s\",revision=\"%s\"} 1\n",
+                   a->last_reload_ok, a->last_reload_ts, a->reloads_total, a->reload_failures_total,
+                   a->ingested_profiles, a->ingested_bytes, a->dropped_enospc, a->store_errors, s.disk_bytes,
+                   s.profiles, s.series, s.retention_deleted_segments, s.retention_deleted_profiles,
+                   sc.up, PP_VERSION, PP_REVISION);
+  if (n <= 0 || (size_t)n >= sizeof tmp) return;
+  if (*len + (size_t)n + 1 > *cap) {
+    size_t nc = *cap + (size_t)n + 4096;
+    char *nb = realloc(*buf, nc);
+    if (!nb) return;
+    *buf = nb;
+    *cap = nc;
+  }
+  memcpy(*buf + *len, tmp, (size_t)n + 1);
+  *len += (size_t)n;
+}
+
+/* The sink: one scraped profile into the store (main thread). */
+static void on_scrape(void *ud, const scrape_result *r) {
+  app *a = ud;
+  store_label labels[80];
+  size_t n = 0;
+  labels[n++] = (store_label){"monitor", r->monitor};
+  labels[n++] = (store_label){"endpoint", r->endpoint};
+  for (size_t i = 0; i < r->nlabels && n < 80; i++) labels[n++] = (store_label){r->labels[i].key, r->labels[i].value};
+  store_record rec = {labels, n, r->type, r->start_ns, r->end_ns, r->data, r->len, r->profile};
+  bool enospc = false;
+  pp_err err = {0};
+  if (store_append(a->st, &rec, &enospc, &err) < 0) {
+    if (enospc) {
+      a->dropped_enospc++;
+      LOG(LOG_ERROR, "disk full: dropped %s profile of %s (%s); freeing the oldest segment", r->type, r->monitor, err.msg);
+      store_retention(a->st, now_ns(), NULL);
+      store_free_space(a->st, NULL);
+    } else {
+      a->store_errors++;
+      LOG(LOG_ERROR, "store: %s", err.msg);
+    }
+    return;
+  }
+  a->ingested_profiles++;
+  a->ingested_bytes += r->len;
+  LOG(LOG_DEBUG, "stored %s profile of %s (%zu bytes)", r->type, r->monitor, r->len);
+}
+
+/* ---- command line ------------------------------------------------------------------------- */
+
+static void usage(FILE *f) {
+  fputs("usage: collector [options]\n"
+        "\n"
+        "  -c, --config FILE             config file (YAML; docs/config.md)\n"
+        "  -d, --data-dir DIR            where profiles are stored (default /tmp/collector)\n"
+        "  -p, --web-port PORT           HTTP port for the UI and API (default 8989)\n"
+        "      --web-listen-address ADDR listen address, IP or IP:PORT (default all)\n"
+        "      --retention-size SIZE     disk budget for the data dir, e.g. 5GiB (default none)\n"
+        "      --retention-time DURATION keep profiles this long, e.g. 15d (default none)\n"
+        "  -l, --log-level LEVEL         debug, info, warn or error (default info)\n"
+        "      --check-config FILE       validate a config file and exit (0 valid, 1 invalid)\n"
+        "  -h, --help                    this text\n"
+        "      --version                 version and revision\n"
+        "\n"
+        "Signals: SIGHUP reloads the config; SIGINT/SIGTERM stop. The config is also reloaded\n"
+        "when its file changes, and on POST /reload or POST /-/reload.\n"
+        "Exit codes: 0 stopped cleanly, 1 could not start, 2 bad command line.\n",
+        f);
+}
+
+static int bad_flag(const char *fmt, const char *v) {
+  fprintf(stderr, "collector: ");
+  fprintf(stderr, fmt, v);
+  fprintf(stderr, " (see --help)\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  const char *config = NULL, *data_dir = "/tmp/collector", *listen = "";
+  int port = 8989;
+  uint64_t retention_size = 0;
+  double retention_time = 0;
+  static const struct option lo[] = {
+      {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
+      {"web-port", required_argument, 0, 'p'},      {"data-dir", required_argument, 0, 'd'},
+      {"retention-size", required_argument, 0, 'S'}, {"retention-time", required_argument, 0, 'T'},
+      {"web-listen-address", required_argument, 0, 'L'}, {"check-config", required_argument, 0, 'C'},
+      {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
+      {0, 0, 0, 0}};
+  int ch;
+  pp_err err = {0};
+  opterr = 0;
+  while ((ch = getopt_long(argc, argv, ":c:l:p:d:h", lo, NULL)) != -1) {
+    switch (ch) {
+    case 'c': config = optarg; break;
+    case 'd': data_dir = optarg; break;
+    case 'l': {
+      int lv = -1;
+      for (int i = 0; i < 4; i++)
+        if (!strcmp(optarg, level_names[i])) lv = i;
+      if (lv < 0) return bad_flag("--log-level wants debug, info, warn or error, not \"%s\"", optarg);
+      log_level = lv;
+      break;
+    }
+    case 'p': {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (*end || v < 1 || v > 65535) return bad_flag("--web-port wants 1..65535, not \"%s\"", optarg);
+      port = (int)v;
+      break;
+    }
+    case 'S':
+      if (pp_parse_size(optarg, &retention_size, &err) < 0) return bad_flag("--retention-size: %s", err.msg);
+      break;
+    case 'T':
+      if (pp_parse_duration(optarg, &retention_time, &err) < 0) return bad_flag("--retention-time: %s", err.msg);
+      break;
+    case 'L': {
+      static char host[256];
+      snprintf(host, sizeof host, "%s", optarg);
+      char *colon = strrchr(host, ':');
+      if (colon && !strchr(colon, ']') && strchr(host, ':') == colon) {
+        *colon = '\0';
+        char *end;
+        long v = strtol(colon + 1, &end, 10);
+        if (*end || v < 1 || v > 65535) return bad_flag("--web-listen-address: bad port in \"%s\"", optarg);
+        port = (int)v;
+      }
+      if (host[0] == '[') {
+        memmove(host, host + 1, strlen(host));
+        char *rb = strchr(host, ']');
+        if (rb) *rb = '\0';
+      }
+      listen = host;
+      break;
+    }
+    case 'C': {
+      cfg_config *c = NULL;
+      if (cfg_load_file(optarg, &c, &err) < 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+      }
+      for (size_t i = 0; i < c->nwarnings; i++) fprintf(stderr, "warning: %s\n", c->warnings[i]);
+      printf("%s: valid, %zu monitors\n", optarg, c->nmonitors);
+      cfg_free(c);
+      return 0;
+    }
+    case 'h': usage(stdout); return 0;
+    case 'V': printf("collector %s (revision %s)\n", PP_VERSION, PP_REVISION); return 0;
+    case ':': return bad_flag("%s needs a value", argv[optind - 1]);
+    default: return bad_flag("unknown flag %s", argv[optind - 1]);
+    }
+  }
+  if (optind < argc) return bad_flag("unexpected argument \"%s\"", argv[optind]);
+  if (!config) return bad_flag("%s", "--config FILE is required");
+
+  app a;
+  memset(&a, 0, sizeof a);
+  a.config_path = config;
+  a.started_ns = now_ns();
+  pthread_mutex_init(&a.mu, NULL);
+  pthread_cond_init(&a.cv, NULL);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  int rc = 1;
+  web *w = NULL;
+  int ino = -1;
+
+  store_opts so = {.dir = data_dir, .retention_bytes = retention_size, .retention_seconds = retention_time};
+  store_repair rep;
+  if (store_open(&so, &a.st, &rep, &err) < 0) {
+    LOG(LOG_ERROR, "cannot open the store: %s", err.msg);
+    goto out;
+  }
+  if (rep.index_rebuilt || rep.rows_dropped || rep.bytes_truncated || rep.orphans_removed)
+    LOG(LOG_WARN, "store repaired: index rebuilt=%d (%zu rows), %zu rows dropped, %zu bytes truncated, %zu orphan segments removed",
+        rep.index_rebuilt, rep.rows_rebuilt, rep.rows_dropped, rep.bytes_truncated, rep.orphans_removed);
+  if (scrape_new(on_scrape, &a, &a.eng, &err) < 0 || do_reload(&a, false, &err) < 0) {
+    LOG(LOG_ERROR, "%s", err.msg);
+    goto out;
+  }
+  if (a.cfg->self_pprof_port) {
+    if (selfprof_start("127.0.0.1", a.cfg->self_pprof_port, &a.sp, &err) < 0)
+      LOG(LOG_WARN, "self telemetry disabled: %s", err.msg);
+    else
+      LOG(LOG_INFO, "self telemetry: pprof on http://127.0.0.1:%d/debug/pprof/", a.cfg->self_pprof_port);
+  }
+  web_hooks hooks = {&a, a.st, a.eng, hook_reload, hook_ready, hook_metrics};
+  if (web_start(listen, port, &hooks, &w, &err) < 0) {
+    LOG(LOG_ERROR, "%s", err.msg);
+    goto out;
+  }
+  LOG(LOG_INFO, "collector %s listening on %s:%d, data in %s", PP_VERSION, *listen ? listen : "*", port, data_dir);
+
+  /* Watch the config's directory: editors replace files, and Kubernetes ConfigMap volumes
+   * swap a ..data symlink, neither of which a watch on the file itself would see. */
+  ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (ino >= 0) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", config);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    if (inotify_add_watch(ino, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0) {
+      close(ino);
+      ino = -1;
+    }
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  a.ready = true;
+  int64_t last_retention = 0, file_event_at = 0;
+  while (!stop_flag) {
+    struct curl_waitfd wfd = {.fd = ino, .events = CURL_WAIT_POLLIN};
+    int ready = scrape_run(a.eng, 250, ino >= 0 ? &wfd : NULL, ino >= 0 ? 1 : 0);
+    int64_t now = now_ns();
+    if (ready > 0) {
+      char evbuf[4096];
+      while (read(ino, evbuf, sizeof evbuf) > 0) {
+      }
+      file_event_at = now; /* settle: ConfigMap updates are several renames */
+    }
+    if (hup_flag || (file_event_at && now - file_event_at > 200000000)) {
+      bool from_file = !hup_flag;
+      hup_flag = 0;
+      file_event_at = 0;
+      int r = do_reload(&a, from_file, &err);
+      if (r < 0) LOG(LOG_ERROR, "config reload failed, keeping the previous config: %s", err.msg);
+    }
+    pthread_mutex_lock(&a.mu);
+    if (a.pending) {
+      a.pending = false;
+      pthread_mutex_unlock(&a.mu);
+      pp_err rerr = {0};
+      int r = do_reload(&a, false, &rerr);
+      if (r < 0) LOG(LOG_ERROR, "config reload failed, keeping the previous config: %s", rerr.msg);
+      pthread_mutex_lock(&a.mu);
+      a.result = r < 0 ? r : 0;
+      a.result_err = rerr;
+      a.served++;
+      pthread_cond_broadcast(&a.cv);
+    }
+    pthread_mutex_unlock(&a.mu);
+    if (now - last_retention > 10LL * 1000000000 || (retention_size && store_disk_bytes(a.st) > retention_size)) {
+      last_retention = now;
+      int d = store_retention(a.st, now, &err);
+      if (d > 0) LOG(LOG_INFO, "retention deleted %d segments", d);
+    }
+  }
+  LOG(LOG_INFO, "stopping");
+  rc = 0;
+out:
+  a.ready = false;
+  web_stop(w);
+  selfprof_stop(a.sp);
+  if (ino >= 0) close(ino);
+  scrape_free(a.eng);
+  store_close(a.st);
+  cfg_free(a.cfg);
+  curl_global_cleanup();
+  return rc;
+}

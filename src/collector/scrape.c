@@ -1,0 +1,694 @@
+/* The scrape engine; see scrape.h for the state diagram and the contract. */
+#include "scrape.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../base/htab.h"
+
+#define BACKOFF_MAX_MS 300000
+#define BUSY_RETRY_MS 5000
+/* Duration histogram buckets (seconds), as Prometheus' default plus the long CPU profiles. */
+static const double dur_buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+#define NBUCKETS (sizeof dur_buckets / sizeof *dur_buckets)
+
+typedef struct body {
+  uint8_t *data;
+  size_t len, cap, max;
+  bool overflow; /* the body passed max: the transfer was stopped */
+} body;
+
+typedef struct job {
+  char *key;            /* identity for config diffs: every setting that shapes a request */
+  char *monitor, *endpoint, *url, *host_key; /* host_key: scheme://host:port for CPU exclusion */
+  cfg_ptype type;
+  int seconds;
+  int64_t interval_ms, timeout_ms;
+  uint64_t max_body;
+  cfg_kv *labels;
+  size_t nlabels;
+  struct curl_slist *headers;
+  struct curl_slist *req_headers; /* this scrape's headers (with a fresh bearer token) */
+  char *bearer_file, *user, *password, *password_file;
+  char *ca, *cert, *key_file;
+  int insecure;
+  /* schedule and state */
+  int64_t next_ms;      /* when due (monotonic ms) */
+  int64_t started_ms, started_wall_ns;
+  CURL *easy;           /* non-NULL while running */
+  body buf;
+  char errbuf[CURL_ERROR_SIZE];
+  bool removed;         /* dropped by a reload while running: freed when it completes */
+  /* health (read by other threads under e->mu) */
+  bool up, busy, ever;
+  int64_t last_scrape_ns, last_duration_ms;
+  uint64_t last_bytes;
+  char last_error[640];
+  uint32_t failures;    /* consecutive */
+  uint64_t scrapes_total, failures_total, bytes_total;
+  uint64_t dur_counts[NBUCKETS + 1];
+  double dur_sum;
+} job;
+
+struct scrape_engine {
+  CURLM *multi;
+  scrape_sink sink;
+  void *ud;
+  job **jobs;
+  size_t njobs, cap;
+  pthread_mutex_t mu;   /* guards job health fields and the job list against readers */
+  uint64_t drift_counts[NBUCKETS + 1];
+  double drift_sum;
+  uint64_t drift_n;
+};
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t rnd(void) {
+  static __thread uint64_t x = 0;
+  if (!x) x = (uint64_t)wall_ns() | 1;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return x;
+}
+
+static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+
+static void job_free(job *j) {
+  if (!j) return;
+  free(j->key);
+  free(j->monitor);
+  free(j->endpoint);
+  free(j->url);
+  free(j->host_key);
+  for (size_t i = 0; i < j->nlabels; i++) {
+    free(j->labels[i].key);
+    free(j->labels[i].value);
+  }
+  free(j->labels);
+  curl_slist_free_all(j->headers);
+  curl_slist_free_all(j->req_headers);
+  free(j->bearer_file);
+  free(j->user);
+  free(j->password);
+  free(j->password_file);
+  free(j->ca);
+  free(j->cert);
+  free(j->key_file);
+  free(j->buf.data);
+  free(j);
+}
+
+int scrape_new(scrape_sink sink, void *ud, scrape_engine **ret, pp_err *err) {
+  scrape_engine *e = calloc(1, sizeof *e);
+  if (!e) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  e->multi = curl_multi_init();
+  if (!e->multi) {
+    free(e);
+    return pp_err_set(err, PP_ENOMEM, "curl_multi_init failed");
+  }
+  /* keep connections to every target warm: they are scraped again and again */
+  curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 4096L);
+  e->sink = sink;
+  e->ud = ud;
+  pthread_mutex_init(&e->mu, NULL);
+  *ret = e;
+  return 0;
+}
+
+static void job_stop(scrape_engine *e, job *j) {
+  if (!j->easy) return;
+  curl_multi_remove_handle(e->multi, j->easy);
+  curl_easy_cleanup(j->easy);
+  j->easy = NULL;
+}
+
+void scrape_free(scrape_engine *e) {
+  if (!e) return;
+  for (size_t i = 0; i < e->njobs; i++) {
+    job_stop(e, e->jobs[i]);
+    job_free(e->jobs[i]);
+  }
+  free(e->jobs);
+  curl_multi_cleanup(e->multi);
+  pthread_mutex_destroy(&e->mu);
+  free(e);
+}
+
+/* ---- building jobs from config ------------------------------------------------------------ */
+
+static void key_add(char **k, size_t *len, size_t *cap, const char *tag, const char *v) {
+  size_t need = strlen(tag) + (v ? strlen(v) : 1) + 3;
+  if (*len + need >= *cap) {
+    *cap = (*cap + need) * 2;
+    *k = realloc(*k, *cap);
+    if (!*k) return;
+  }
+  *len += (size_t)snprintf(*k + *len, *cap - *len, "%s=%s\x1f", tag, v ? v : "\x1e");
+}
+
+static job *job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype t, pp_err *err) {
+  cfg_effective eff;
+  if (cfg_effective_for(c, m, t, &eff, err) < 0) return NULL;
+  job *j = calloc(1, sizeof *j);
+  if (!j) return NULL;
+  j->monitor = strdup(m->name);
+  j->endpoint = strdup(m->endpoint);
+  j->url = strdup(eff.url);
+  j->type = t;
+  j->seconds = eff.seconds;
+  j->interval_ms = eff.interval_ms;
+  j->timeout_ms = eff.timeout_ms;
+  j->max_body = eff.max_body_bytes;
+  /* scheme://host:port of the endpoint: CPU profiles are exclusive per process */
+  const char *hs = strstr(m->endpoint, "://");
+  const char *he = hs ? strchr(hs + 3, '/') : NULL;
+  j->host_key = he ? strndup(m->endpoint, (size_t)(he - m->endpoint)) : strdup(m->endpoint);
+  j->labels = calloc(m->nlabels ? m->nlabels : 1, sizeof *j->labels);
+  j->nlabels = m->nlabels;
+  for (size_t i = 0; j->labels && i < m->nlabels; i++) {
+    j->labels[i].key = strdup(m->labels[i].key);
+    j->labels[i].value = strdup(m->labels[i].value);
+  }
+  const cfg_kv *h = CFG_PICK(&eff, headers);
+  size_t nh = m->scrape.headers ? m->scrape.nheaders : c->global.nheaders;
+  for (size_t i = 0; h && i < nh; i++) {
+    char line[2048];
+    snprintf(line, sizeof line, "%s: %s", h[i].key, h[i].value);
+    j->headers = curl_slist_append(j->headers, line);
+  }
+  j->bearer_file = xstrdup(CFG_PICK(&eff, bearer_token_file));
+  j->user = xstrdup(CFG_PICK(&eff, basic_username));
+  j->password = xstrdup(CFG_PICK(&eff, basic_password));
+  j->password_file = xstrdup(CFG_PICK(&eff, basic_password_file));
+  j->ca = xstrdup(CFG_PICK(&eff, tls_ca_file));
+  j->cert = xstrdup(CFG_PICK(&eff, tls_cert_file));
+  j->key_file = xstrdup(CFG_PICK(&eff, tls_key_file));
+  j->insecure = m->scrape.tls_insecure_skip_verify >= 0 ? m->scrape.tls_insecure_skip_verify
+                                                         : c->global.tls_insecure_skip_verify > 0;
+  /* the identity: everything above */
+  char *k = NULL;
+  size_t kl = 0, kc = 0;
+  char num[128];
+  key_add(&k, &kl, &kc, "monitor", j->monitor);
+  key_add(&k, &kl, &kc, "url", j->url);
+  snprintf(num, sizeof num, "%d/%" PRId64 "/%" PRId64 "/%" PRIu64 "/%d", j->seconds, j->interval_ms,
+           j->timeout_ms, j->max_body, j->insecure);
+  key_add(&k, &kl, &kc, "n", num);
+  for (size_t i = 0; i < j->nlabels; i++) {
+    key_add(&k, &kl, &kc, "lk", j->labels[i].key);
+    key_add(&k, &kl, &kc, "lv", j->labels[i].value);
+  }
+  for (struct curl_slist *s = j->headers; s; s = s->next) key_add(&k, &kl, &kc, "h", s->data);
+  const char *more[] = {j->bearer_file, j->user, j->password, j->password_file, j->ca, j->cert, j->key_file};
+  for (size_t i = 0; i < sizeof more / sizeof *more; i++) key_add(&k, &kl, &kc, "a", more[i]);
+  j->key = k;
+  if (!j->monitor || !j->endpoint || !j->url || !j->host_key || !j->labels || !j->key) {
+    job_free(j);
+    pp_err_set(err, PP_ENOMEM, "out of memory");
+    return NULL;
+  }
+  return j;
+}
+
+/* First due time: spread over the interval (or the first 5 s for back-to-back jobs) by a
+ * hash of the job, so restarts and reloads do not start every target at once. */
+static int64_t spread_offset(const job *j) {
+  uint64_t h = htab_hash(j->key, strlen(j->key));
+  int64_t span = j->interval_ms > 0 ? j->interval_ms : 5000;
+  return (int64_t)(h % (uint64_t)span);
+}
+
+int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
+  size_t want = 0;
+  for (size_t i = 0; i < c->nmonitors; i++)
+    for (int t = 0; t < CFG_NTYPES; t++) want += c->monitors[i].types[t].enabled;
+  job **nj = calloc(want ? want : 1, sizeof *nj);
+  if (!nj) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  size_t n = 0;
+  htab old;
+  if (htab_init(&old, e->njobs + 16, 0) < 0) {
+    free(nj);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < e->njobs; i++) {
+    uint32_t idx;
+    htab_intern(&old, e->jobs[i]->key, strlen(e->jobs[i]->key), &idx);
+  }
+  bool *kept = calloc(e->njobs + 1, sizeof *kept);
+  bool *fresh = calloc(want + 1, sizeof *fresh);
+  int64_t now = mono_ms();
+  for (size_t i = 0; kept && fresh && i < c->nmonitors; i++) {
+    for (int t = 0; t < CFG_NTYPES; t++) {
+      if (!c->monitors[i].types[t].enabled) continue;
+      job *j = job_from_config(c, &c->monitors[i], (cfg_ptype)t, err);
+      if (!j) {
+        /* nothing applied: the old job set stays in force */
+        for (size_t k = 0; k < n; k++)
+          if (fresh[k]) job_free(nj[k]);
+        free(nj);
+        free(kept);
+        free(fresh);
+        htab_free(&old);
+        return err ? err->code : PP_ENOMEM;
+      }
+      int64_t found = htab_find(&old, j->key, strlen(j->key));
+      if (found >= 0 && !kept[found]) {
+        /* unchanged: keep the running job, its schedule and its health */
+        kept[found] = true;
+        nj[n++] = e->jobs[found];
+        job_free(j);
+      } else {
+        j->next_ms = now + spread_offset(j);
+        fresh[n] = true;
+        nj[n++] = j;
+      }
+    }
+  }
+  free(fresh);
+  pthread_mutex_lock(&e->mu);
+  for (size_t i = 0; i < e->njobs; i++) {
+    if (kept[i]) continue;
+    job *j = e->jobs[i];
+    if (j->easy) {
+      /* stop it now; it is never handed to the sink */
+      job_stop(e, j);
+    }
+    job_free(j);
+  }
+  free(e->jobs);
+  e->jobs = nj;
+  e->njobs = n;
+  e->cap = want;
+  pthread_mutex_unlock(&e->mu);
+  free(kept);
+  htab_free(&old);
+  return 0;
+}
+
+/* ---- running ------------------------------------------------------------------------------ */
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
+  body *b = ud;
+  size_t n = size * nmemb;
+  /* The cap counts decompressed bytes: curl calls us after any Content-Encoding is undone, and
+   * its own max-filesize does not cover that (REFERENCE.md). */
+  if (b->len + n > b->max) {
+    b->overflow = true;
+    return 0; /* stops the transfer with CURLE_WRITE_ERROR */
+  }
+  if (b->len + n > b->cap) {
+    size_t nc = b->cap ? b->cap : 16384;
+    while (nc < b->len + n) nc *= 2;
+    if (nc > b->max) nc = b->max;
+    uint8_t *nd = realloc(b->data, nc);
+    if (!nd) return 0;
+    b->data = nd;
+    b->cap = nc;
+  }
+  memcpy(b->data + b->len, ptr, n);
+  b->len += n;
+  return n;
+}
+
+static bool cpu_running_on(scrape_engine *e, const job *j) {
+  for (size_t i = 0; i < e->njobs; i++) {
+    const job *o = e->jobs[i];
+    if (o != j && o->easy && o->type == CFG_CPU && !strcmp(o->host_key, j->host_key)) return true;
+  }
+  return false;
+}
+
+static void record_drift(scrape_engine *e, double seconds) {
+  size_t b = 0;
+  while (b < NBUCKETS && seconds > dur_buckets[b]) b++;
+  e->drift_counts[b]++;
+  e->drift_sum += seconds;
+  e->drift_n++;
+}
+
+static void job_start(scrape_engine *e, job *j, int64_t now) {
+  CURL *c = curl_easy_init();
+  if (!c) {
+    j->next_ms = now + 1000;
+    return;
+  }
+  record_drift(e, (double)(now - j->next_ms) / 1000.0);
+  j->buf.len = 0;
+  j->buf.overflow = false;
+  j->buf.max = j->max_body;
+  j->errbuf[0] = '\0';
+  curl_easy_setopt(c, CURLOPT_URL, j->url);
+  curl_easy_setopt(c, CURLOPT_PRIVATE, j);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &j->buf);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, j->errbuf);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)j->timeout_ms);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(j->timeout_ms < 10000 ? j->timeout_ms : 10000));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "pprof-controller-collector");
+  struct curl_slist *hdrs = j->headers;
+  /* the bearer token is read at each scrape, so a rotated token file is picked up */
+  struct curl_slist *extra = NULL;
+  if (j->bearer_file) {
+    FILE *f = fopen(j->bearer_file, "r");
+    char tok[4096] = "";
+    if (f) {
+      size_t n = fread(tok, 1, sizeof tok - 1, f);
+      tok[n] = '\0';
+      fclose(f);
+      tok[strcspn(tok, "\r\n")] = '\0';
+      char line[4200];
+      snprintf(line, sizeof line, "Authorization: Bearer %s", tok);
+      for (struct curl_slist *s = j->headers; s; s = s->next) extra = curl_slist_append(extra, s->data);
+      extra = curl_slist_append(extra, line);
+      hdrs = extra;
+    }
+  }
+  if (hdrs) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+  /* libcurl reads the header list while the request is sent: it lives until the job ends */
+  curl_slist_free_all(j->req_headers);
+  j->req_headers = extra;
+  if (j->user) {
+    curl_easy_setopt(c, CURLOPT_USERNAME, j->user);
+    char pw[1024] = "";
+    if (j->password) snprintf(pw, sizeof pw, "%s", j->password);
+    else if (j->password_file) {
+      FILE *f = fopen(j->password_file, "r");
+      if (f) {
+        size_t n = fread(pw, 1, sizeof pw - 1, f);
+        pw[n] = '\0';
+        pw[strcspn(pw, "\r\n")] = '\0';
+        fclose(f);
+      }
+    }
+    curl_easy_setopt(c, CURLOPT_PASSWORD, pw);
+  }
+  if (j->ca) curl_easy_setopt(c, CURLOPT_CAINFO, j->ca);
+  if (j->cert) curl_easy_setopt(c, CURLOPT_SSLCERT, j->cert);
+  if (j->key_file) curl_easy_setopt(c, CURLOPT_SSLKEY, j->key_file);
+  if (j->insecure) {
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  j->easy = c;
+  j->started_ms = now;
+  j->started_wall_ns = wall_ns();
+  if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
+    curl_easy_cleanup(c);
+    j->easy = NULL;
+    j->next_ms = now + 1000;
+  }
+}
+
+static int64_t backoff_ms(uint32_t failures) {
+  double b = 1000.0 * pow(2.0, failures > 20 ? 20 : (double)failures - 1);
+  if (b > BACKOFF_MAX_MS) b = BACKOFF_MAX_MS;
+  double jitter = 0.8 + 0.4 * (double)(rnd() % 10000) / 10000.0;
+  return (int64_t)(b * jitter);
+}
+
+static void observe_duration(job *j, double seconds) {
+  size_t b = 0;
+  while (b < NBUCKETS && seconds > dur_buckets[b]) b++;
+  j->dur_counts[b]++;
+  j->dur_sum += seconds;
+}
+
+/* Finishes a transfer: classify, hand a good profile to the sink, schedule the next run. */
+static void job_done(scrape_engine *e, job *j, CURLcode cr) {
+  int64_t now = mono_ms();
+  long status = 0;
+  curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+  job_stop(e, j);
+  curl_slist_free_all(j->req_headers);
+  j->req_headers = NULL;
+  char err[640] = "";
+  bool busy = false;
+  pprof_profile *p = NULL;
+  if (j->buf.overflow) {
+    snprintf(err, sizeof err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", j->max_body);
+  } else if (cr != CURLE_OK) {
+    snprintf(err, sizeof err, "%s%s%s", curl_easy_strerror(cr), j->errbuf[0] ? ": " : "", j->errbuf);
+  } else if (status != 200) {
+    size_t show = j->buf.len < 160 ? j->buf.len : 160;
+    char text[200];
+    size_t k = 0;
+    for (size_t i = 0; i < show; i++) {
+      unsigned char ch = j->buf.data[i];
+      text[k++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
+    }
+    text[k] = '\0';
+    busy = status == 500 && strstr(text, "already in use");
+    snprintf(err, sizeof err, "HTTP %ld: %s", status, text);
+  } else {
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    lim.max_decompressed = j->max_body;
+    pp_err perr = {0};
+    if (pprof_decode(j->buf.data, j->buf.len, &lim, &p, &perr) < 0)
+      snprintf(err, sizeof err, "invalid profile: %s", perr.msg);
+  }
+  int64_t end_ns = wall_ns();
+  if (!err[0]) {
+    int64_t start_ns = j->type == CFG_CPU || j->seconds > 0 ? end_ns - (int64_t)j->seconds * 1000000000 : end_ns;
+    /* a delta or CPU profile says when its window started; trust it if it is plausible */
+    if (p->time_nanos > 0 && p->time_nanos < end_ns && p->time_nanos > end_ns - 86400LL * 1000000000) {
+      start_ns = p->time_nanos;
+      if (j->type != CFG_CPU && j->seconds == 0) end_ns = p->time_nanos;
+    }
+    scrape_result r = {j->monitor, cfg_type_name[j->type], j->labels, j->nlabels, j->endpoint,
+                       start_ns, end_ns, j->buf.data, j->buf.len, p};
+    e->sink(e->ud, &r);
+  }
+  pprof_free(p);
+  double dur = (double)(now - j->started_ms) / 1000.0;
+  pthread_mutex_lock(&e->mu);
+  j->ever = true;
+  j->last_scrape_ns = j->started_wall_ns;
+  j->last_duration_ms = now - j->started_ms;
+  j->last_bytes = j->buf.len;
+  j->scrapes_total++;
+  j->bytes_total += j->buf.len;
+  observe_duration(j, dur);
+  if (err[0]) {
+    j->up = false;
+    j->busy = busy;
+    j->failures++;
+    j->failures_total++;
+    snprintf(j->last_error, sizeof j->last_error, "%s", err);
+  } else {
+    j->up = true;
+    j->busy = false;
+    j->failures = 0;
+    j->last_error[0] = '\0';
+  }
+  pthread_mutex_unlock(&e->mu);
+  /* drop big buffers between scrapes so idle jobs hold little memory */
+  if (j->buf.cap > (1u << 20)) {
+    free(j->buf.data);
+    j->buf.data = NULL;
+    j->buf.cap = 0;
+  }
+  if (err[0]) {
+    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);
+    j->next_ms = now + (j->interval_ms > b ? j->interval_ms : b);
+  } else if (j->interval_ms > 0) {
+    /* stay on the grid; if we fell more than an interval behind, start again from now */
+    j->next_ms += j->interval_ms;
+    if (j->next_ms < now) j->next_ms = now + (j->interval_ms ? spread_offset(j) % j->interval_ms : 0) / 16;
+  } else {
+    j->next_ms = now; /* back to back: continuous CPU coverage */
+  }
+}
+
+int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, unsigned nextra) {
+  int64_t now = mono_ms();
+  int64_t wake = now + max_wait_ms;
+  for (size_t i = 0; i < e->njobs; i++) {
+    job *j = e->jobs[i];
+    if (j->easy) continue;
+    if (j->next_ms <= now) {
+      if (j->type == CFG_CPU && cpu_running_on(e, j)) {
+        j->next_ms = now + 1000; /* another CPU profile of this process is running */
+      } else {
+        job_start(e, j, now);
+        continue;
+      }
+    }
+    if (j->next_ms < wake) wake = j->next_ms;
+  }
+  int running = 0;
+  curl_multi_perform(e->multi, &running);
+  int timeout = (int)(wake - mono_ms());
+  if (timeout < 0) timeout = 0;
+  long curl_timeout = -1;
+  curl_multi_timeout(e->multi, &curl_timeout);
+  if (curl_timeout >= 0 && curl_timeout < timeout) timeout = (int)curl_timeout;
+  for (unsigned i = 0; i < nextra; i++) extra[i].revents = 0;
+  int numfds = 0;
+  if (curl_multi_poll(e->multi, extra, nextra, timeout, &numfds) != CURLM_OK) return PP_EIO;
+  curl_multi_perform(e->multi, &running);
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(e->multi, &left))) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    job *j = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+    if (j) job_done(e, j, msg->data.result);
+  }
+  int ready = 0;
+  for (unsigned i = 0; i < nextra; i++) ready += extra[i].revents != 0;
+  return ready;
+}
+
+void scrape_wakeup(scrape_engine *e) { curl_multi_wakeup(e->multi); }
+
+json_t *scrape_targets_json(scrape_engine *e) {
+  json_t *arr = json_array();
+  int64_t now = mono_ms();
+  pthread_mutex_lock(&e->mu);
+  for (size_t i = 0; i < e->njobs; i++) {
+    const job *j = e->jobs[i];
+    json_t *labels = json_object();
+    for (size_t k = 0; k < j->nlabels; k++) json_object_set_new(labels, j->labels[k].key, json_string(j->labels[k].value));
+    const char *health = !j->ever ? "unknown" : j->up ? "up" : "down";
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:I}",
+                          "monitor", j->monitor, "type", cfg_type_name[j->type], "endpoint", j->endpoint,
+                          "scrapeUrl", j->url, "labels", labels, "health", health, "lastError", j->last_error,
+                          "lastScrapeUnixNano", (json_int_t)j->last_scrape_ns,
+                          "lastScrapeDurationMs", (json_int_t)j->last_duration_ms,
+                          "lastScrapeBytes", (json_int_t)j->last_bytes,
+                          "consecutiveFailures", (json_int_t)j->failures,
+                          "scrapesTotal", (json_int_t)j->scrapes_total,
+                          "failuresTotal", (json_int_t)j->failures_total, "busy", j->busy,
+                          "nextScrapeInMs", (json_int_t)(j->easy ? 0 : j->next_ms - now));
+    if (o) json_array_append_new(arr, o);
+  }
+  pthread_mutex_unlock(&e->mu);
+  return arr;
+}
+
+/* Prometheus label values escape backslash, quote and newline. */
+static void esc_label(char *out, size_t cap, const char *s) {
+  size_t o = 0;
+  for (; *s && o + 3 < cap; s++) {
+    if (*s == '\\' || *s == '"') out[o++] = '\\', out[o++] = *s;
+    else if (*s == '\n') out[o++] = '\\', out[o++] = 'n';
+    else out[o++] = *s;
+  }
+  out[o] = '\0';
+}
+
+static void bprintf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void bprintf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (*buf && *len + (size_t)n < *cap) {
+      *len += (size_t)n;
+      return;
+    }
+    size_t nc = (*cap ? *cap * 2 : 8192) + (size_t)n;
+    char *nb = realloc(*buf, nc);
+    if (!nb) return;
+    *buf = nb;
+    *cap = nc;
+  }
+}
+
+void scrape_metrics(scrape_engine *e, char **buf, size_t *len, size_t *cap) {
+  pthread_mutex_lock(&e->mu);
+  bprintf(buf, len, cap, "# HELP collector_scrapes_total Scrapes attempted, by target and profile type.\n"
+                         "# TYPE collector_scrapes_total counter\n");
+  char m[600], t[40];
+  for (size_t i = 0; i < e->njobs; i++) {
+    const job *j = e->jobs[i];
+    esc_label(m, sizeof m, j->monitor);
+    snprintf(t, sizeof t, "%s", cfg_type_name[j->type]);
+    bprintf(buf, len, cap, "collector_scrapes_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m, t, j->scrapes_total);
+  }
+  bprintf(buf, len, cap, "# HELP collector_scrape_failures_total Failed scrapes, by target and profile type.\n"
+                         "# TYPE collector_scrape_failures_total counter\n");
+  for (size_t i = 0; i < e->njobs; i++) {
+    const job *j = e->jobs[i];
+    esc_label(m, sizeof m, j->monitor);
+    bprintf(buf, len, cap, "collector_scrape_failures_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m,
+            cfg_type_name[j->type], j->failures_total);
+  }
+  bprintf(buf, len, cap, "# HELP collector_target_up 1 if the last scrape of the target succeeded.\n"
+                         "# TYPE collector_target_up gauge\n");
+  for (size_t i = 0; i < e->njobs; i++) {
+    const job *j = e->jobs[i];
+    esc_label(m, sizeof m, j->monitor);
+    bprintf(buf, len, cap, "collector_target_up{monitor=\"%s\",type=\"%s\"} %d\n", m, cfg_type_name[j->type], j->up ? 1 : 0);
+  }
+  bprintf(buf, len, cap, "# HELP collector_scrape_duration_seconds Scrape duration, all targets.\n"
+                         "# TYPE collector_scrape_duration_seconds histogram\n");
+  uint64_t counts[NBUCKETS + 1] = {0};
+  double sum = 0;
+  for (size_t i = 0; i < e->njobs; i++) {
+    for (size_t b = 0; b <= NBUCKETS; b++) counts[b] += e->jobs[i]->dur_counts[b];
+    sum += e->jobs[i]->dur_sum;
+  }
+  uint64_t cum = 0;
+  for (size_t b = 0; b < NBUCKETS; b++) {
+    cum += counts[b];
+    bprintf(buf, len, cap, "collector_scrape_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
+  }
+  cum += counts[NBUCKETS];
+  bprintf(buf, len, cap, "collector_scrape_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                         "collector_scrape_duration_seconds_sum %g\ncollector_scrape_duration_seconds_count %" PRIu64 "\n",
+          cum, sum, cum);
+  bprintf(buf, len, cap, "# HELP collector_schedule_drift_seconds How late scrapes started against their schedule.\n"
+                         "# TYPE collector_schedule_drift_seconds histogram\n");
+  cum = 0;
+  for (size_t b = 0; b < NBUCKETS; b++) {
+    cum += e->drift_counts[b];
+    bprintf(buf, len, cap, "collector_schedule_drift_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
+  }
+  cum += e->drift_counts[NBUCKETS];
+  bprintf(buf, len, cap, "collector_schedule_drift_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                         "collector_schedule_drift_seconds_sum %g\ncollector_schedule_drift_seconds_count %" PRIu64 "\n",
+          cum, e->drift_sum, cum);
+  pthread_mutex_unlock(&e->mu);
+}
+
+void scrape_get_counts(scrape_engine *e, scrape_counts *r) {
+  memset(r, 0, sizeof *r);
+  pthread_mutex_lock(&e->mu);
+  r->jobs = e->njobs;
+  for (size_t i = 0; i < e->njobs; i++) {
+    const job *j = e->jobs[i];
+    r->running += j->easy != NULL;
+    r->up += j->up;
+    r->scrapes += j->scrapes_total;
+    r->failures += j->failures_total;
+    r->bytes += j->bytes_total;
+  }
+  pthread_mutex_unlock(&e->mu);
+}
