@@ -11,6 +11,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "conformance"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "collector"))
 
 from harness import OUT, ROOT, TESTDATA, TOOL, Tally, run  # noqa: E402
 
@@ -70,7 +71,12 @@ def conformance(t):
     c.run_suite(t)
 
 
-SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance}
+def collector(t):
+    import collector_suite
+    collector_suite.run_suite(t)
+
+
+SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector}
 
 
 def main():

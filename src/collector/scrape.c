@@ -329,10 +329,15 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
-static bool cpu_running_on(scrape_engine *e, const job *j) {
+/* A CPU job of this process may not start while another runs, nor ahead of one that has been
+ * waiting longer: without the second rule a back-to-back job would restart in the same turn
+ * it finished and starve a second CPU monitor of the same process forever. */
+static bool cpu_must_wait(scrape_engine *e, const job *j, int64_t now) {
   for (size_t i = 0; i < e->njobs; i++) {
     const job *o = e->jobs[i];
-    if (o != j && o->easy && o->type == CFG_CPU && !strcmp(o->host_key, j->host_key)) return true;
+    if (o == j || o->type != CFG_CPU || strcmp(o->host_key, j->host_key)) continue;
+    if (o->easy) return true;
+    if (o->next_ms <= now && (o->next_ms < j->next_ms || (o->next_ms == j->next_ms && o < j))) return true;
   }
   return false;
 }
@@ -530,12 +535,13 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
     job *j = e->jobs[i];
     if (j->easy) continue;
     if (j->next_ms <= now) {
-      if (j->type == CFG_CPU && cpu_running_on(e, j)) {
-        j->next_ms = now + 1000; /* another CPU profile of this process is running */
-      } else {
-        job_start(e, j, now);
+      if (j->type == CFG_CPU && cpu_must_wait(e, j, now)) {
+        /* keeps its due time, and so its place in line; look again shortly */
+        if (now + 100 < wake) wake = now + 100;
         continue;
       }
+      job_start(e, j, now);
+      continue;
     }
     if (j->next_ms < wake) wake = j->next_ms;
   }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -351,7 +352,12 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
   }
   uint64_t seg = opts->segment_bytes;
   if (!seg) {
-    seg = opts->retention_bytes ? opts->retention_bytes / 20 : (uint64_t)64 << 20;
+    /* without a budget, the file system is the budget: small disks get small segments, so a
+     * full disk can always be relieved by deleting an old one */
+    uint64_t budget = opts->retention_bytes;
+    struct statvfs vfs;
+    if (!budget && statvfs(s->dir, &vfs) == 0) budget = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    seg = budget ? budget / 20 : (uint64_t)64 << 20;
     if (seg < (1u << 20)) seg = 1u << 20;
     if (seg > (64u << 20)) seg = 64u << 20;
   }
@@ -586,8 +592,13 @@ int store_append(store *s, const store_record *rec, bool *ret_enospc, pp_err *er
   }
   char types[1024], totals[1024];
   sample_summary(rec->profile, types, sizeof types, totals, sizeof totals);
-  if ((r = insert_row(s, sid, rec->type, rec->start_ns, rec->end_ns, s->seg_id, s->seg_size, &h, types, totals, err)) < 0) {
+  /* the row and the segment's time range change together or not at all */
+  if ((r = exec(s->db, "SAVEPOINT append", err)) == 0 &&
+      (r = insert_row(s, sid, rec->type, rec->start_ns, rec->end_ns, s->seg_id, s->seg_size, &h, types, totals, err)) == 0)
+    r = exec(s->db, "RELEASE append", err);
+  if (r < 0) {
     *ret_enospc = sqlite3_errcode(s->db) == SQLITE_FULL;
+    sqlite3_exec(s->db, "ROLLBACK TO append; RELEASE append", NULL, NULL, NULL);
     if (ftruncate(s->seg_fd, (off_t)s->seg_size) < 0) close_segment(s);
     goto out;
   }

@@ -16,8 +16,9 @@
  *
  * Retention: whole segments are deleted oldest first while the directory (index, WAL and
  * segments) is over retention_bytes, or when their newest record is older than
- * retention_seconds. Segments roll at segment_bytes (default retention/20, 1..64 MiB) or after
- * an hour, so the budget is exceeded by at most one segment.
+ * retention_seconds. Segments roll at segment_bytes (default: retention/20, or the file
+ * system's size/20 without a budget, within 1..64 MiB) or after an hour, so the budget is
+ * exceeded by at most one segment.
  *
  * Threads: one writer (the thread that calls store_append/store_retention); readers call the
  * query functions from any thread, each call using its own read-only connection.

@@ -76,29 +76,46 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
   return send_json(c, status, json_pack("{s:s,s:s,s:s}", "status", "error", "errorType", type, "error", msg));
 }
 
+/* Exact: nanosecond timestamps have 19 digits, more than a double holds, so the seconds and
+ * the fraction are parsed as integers. */
+static int parse_frac_ns(const char *s, const char **rest) {
+  int64_t ns = 0;
+  int digits = 0;
+  while (*s >= '0' && *s <= '9') {
+    if (digits < 9) ns = ns * 10 + (*s - '0'), digits++;
+    s++;
+  }
+  while (digits++ < 9) ns *= 10;
+  *rest = s;
+  return (int)ns;
+}
+
 int web_parse_time(const char *s, int64_t *ret) {
   if (!s || !*s) return -1;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (!errno && end != s && *end == '\0') {
-    if (v < 0 || v > 9.2e9) return -1;
-    *ret = (int64_t)(v * 1e9);
+  const char *p = s;
+  int64_t sec = 0;
+  int n = 0;
+  while (*p >= '0' && *p <= '9' && n < 11) sec = sec * 10 + (*p++ - '0'), n++;
+  if (n > 0 && (*p == '\0' || *p == '.')) {
+    int64_t frac = 0;
+    if (*p == '.') {
+      frac = parse_frac_ns(p + 1, &p);
+      if (*p) return -1;
+    }
+    if (sec > 9200000000LL) return -1;
+    *ret = sec * 1000000000 + frac;
     return 0;
   }
   struct tm tm;
   memset(&tm, 0, sizeof tm);
   const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
   if (!rest) return -1;
-  double frac = 0;
-  if (*rest == '.') {
-    frac = strtod(rest, &end);
-    rest = end;
-  }
+  int64_t frac = 0;
+  if (*rest == '.') frac = parse_frac_ns(rest + 1, &rest);
   if (strcmp(rest, "Z") && strcmp(rest, "+00:00")) return -1;
   time_t t = timegm(&tm);
   if (t < 0) return -1;
-  *ret = (int64_t)t * 1000000000 + (int64_t)(frac * 1e9);
+  *ret = (int64_t)t * 1000000000 + frac;
   return 0;
 }
 
