@@ -5,6 +5,7 @@
 #   make test    unit tests, sanitizer run, fuzz corpus replay, conformance with go tool pprof
 #   make bench   benchmarks against go tool pprof (writes build/bench/results.md)
 #   make fuzz    a short libFuzzer run of every fuzz target (FUZZ_SECONDS each)
+#   make local   demo Go service + collector scraping it, UI/API on http://localhost:8989
 #   make deps    install the Debian packages the build and tests need
 #   make clean
 
@@ -28,6 +29,10 @@ COLL_SRC  := $(filter-out src/collector/main.c,$(wildcard src/collector/*.c))
 # with the optimised one.
 objs = $(patsubst %.c,$(B)/$(1)/%.o,$(LIB_SRC)) $(B)/$(1)/gen/profile.pb-c.o
 cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC))
+
+.PHONY: local
+local: bin/collector bin/demo-target
+	scripts/local.sh
 
 .PHONY: all build test unit-test test-asan conformance fuzz-replay fuzz bench deps clean fmt
 all: build

@@ -9,6 +9,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,10 @@ typedef struct sample_slot {
 static sample_slot *slots;
 static atomic_int nslots;
 static pthread_mutex_t prof_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Shutdown wakes a profile that is waiting out its window (MHD waits for handlers to end). */
+static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_cv = PTHREAD_COND_INITIALIZER;
+static bool stopping;
 
 static void on_sigprof(int sig, siginfo_t *si, void *uc) {
   (void)sig;
@@ -296,9 +301,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   int64_t start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
   struct itimerval it = {{0, 1000000 / HZ}, {0, 1000000 / HZ}}, off = {{0, 0}, {0, 0}};
   setitimer(ITIMER_PROF, &it, NULL);
-  struct timespec d = {seconds, 0};
-  while (nanosleep(&d, &d) < 0) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += seconds;
+  pthread_mutex_lock(&stop_mu);
+  while (!stopping && pthread_cond_timedwait(&stop_cv, &stop_mu, &deadline) == 0) {
   }
+  pthread_mutex_unlock(&stop_mu);
   setitimer(ITIMER_PROF, &off, NULL);
   int n = atomic_load(&nslots);
   if (n > MAX_SAMPLES) n = MAX_SAMPLES;
@@ -344,6 +353,10 @@ int selfprof_start(const char *addr, int port, selfprof **ret, pp_err *err) {
 
 void selfprof_stop(selfprof *s) {
   if (!s) return;
+  pthread_mutex_lock(&stop_mu);
+  stopping = true;
+  pthread_cond_broadcast(&stop_cv);
+  pthread_mutex_unlock(&stop_mu);
   MHD_stop_daemon(s->d);
   free(s);
 }
