@@ -94,12 +94,12 @@ $(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/libcollector.a $(B)/asan/l
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/asan/fuzz/%-replay,$(FUZZ_SRC))
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(GEN)/profile.pb-c.c | $(DEPS_OK)
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I$(GEN) $(PKG_CFLAGS) \
-	  -o $@ $< $(LIB_SRC) $(GEN)/profile.pb-c.c $(PKG_LIBS) -lm
-$(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/libpprofcodec.a
-	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(PKG_LIBS) -lm -pthread -ldl
+$(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
+	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 
 TEST_BINS := bin/pprof-tool bin/collector bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN)
 test: $(TEST_BINS)
@@ -112,8 +112,11 @@ fuzz: $(FUZZ_BIN)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -artifact_prefix=$(B)/fuzz/ \
 	    $(B)/fuzz/work-$$n fuzz/corpus/$${n#fuzz_} || exit 1; done
 
-bench: bin/pprof-tool $(B)/rel/bench/codec-bench
+bench: bin/pprof-tool bin/collector bin/load-target $(B)/rel/bench/codec-bench $(B)/rel/bench/store-bench
 	python3 bench/run.py
+	python3 bench/collector_bench.py
+$(B)/rel/bench/store-bench: $(B)/rel/bench/store-bench.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 $(B)/rel/bench/codec-bench: $(B)/rel/bench/codec-bench.o $(B)/rel/libpprofcodec.a
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
 
@@ -130,3 +133,6 @@ GOENV := GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOPROXY=off
 bin/demo-target: tools/demo-target/main.go tools/demo-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/demo-target && $(GOENV) go build -o ../../bin/demo-target .
+bin/load-target: tools/load-target/main.go tools/load-target/go.mod | $(DEPS_OK)
+	@mkdir -p bin
+	cd tools/load-target && $(GOENV) go build -o ../../bin/load-target .

@@ -14,6 +14,8 @@ PACKAGES=(
   golang-go                       # `go tool pprof` (the conformance oracle) and the Go demo target
   python3                         # the test runner and conformance checks
   valgrind                        # memcheck runs
+  prometheus                      # a real third-party Go program serving /debug/pprof (collector tests)
+  openssl                         # certificates for the collector's TLS tests
 )
 
 missing=()

@@ -64,6 +64,48 @@ def valgrind(t):
     for name, cmd in cmds:
         p = run(["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"] + cmd)
         t.record(f"valgrind pprof-tool {name}: no errors or leaks", p.returncode != 99, p.stderr[-3000:])
+    valgrind_collector(t)
+
+
+def valgrind_collector(t):
+    """The collector under memcheck: scrape, store, answer the API, reload, stop."""
+    import signal
+    import subprocess
+    import tempfile
+    import time
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "collector"))
+    from peers import DemoTarget, free_port, http_req, wait_http
+    demo = DemoTarget()
+    d = tempfile.mkdtemp(prefix="vg-collector-")
+    cfg = os.path.join(d, "config.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"monitors:\n- name: demo\n  endpoint: {demo.url}\n  profile: {{seconds: 1}}\n"
+                f"  heap: {{interval_seconds: 1}}\n  goroutine: {{interval_seconds: 1}}\n")
+    port = free_port()
+    log = os.path.join(d, "valgrind.log")
+    p = subprocess.Popen(["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                          "-q", f"--log-file={log}", os.path.join(ROOT, "bin", "collector"), "-c", cfg, "-d",
+                          os.path.join(d, "data"), "-p", str(port), "--web-listen-address", "127.0.0.1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        ok = wait_http(url + "/readyz", 60)
+        time.sleep(8)
+        for path in ("/api/v1/targets", "/api/v1/series", "/metrics", "/api/v1/profile?type=heap&name=demo",
+                     "/api/v1/profile?type=cpu&name=demo", "/api/v1/profiles?type=goroutine", "/"):
+            http_req("GET", url + path)
+        http_req("POST", url + "/-/reload", b"")
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(60)
+        text = open(log).read()
+        t.record("valgrind collector: scrape, store, API, reload, stop: no errors or leaks",
+                 ok and rc == 0 and "definitely lost" not in text and "Invalid" not in text, f"rc={rc}\n{text[-3000:]}")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        demo.stop()
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def conformance(t):

@@ -121,8 +121,9 @@ static int get_num(P *p, const yaml_node_t *n, double min, double max, bool inte
   errno = 0;
   double d = strtod(v, &end);
   if (errno || end == v || *end) return fail(p, n, "\"%s\" is not a number", v);
+  /* range first: casting an out-of-range double to an integer is undefined */
+  if (!(d >= min && d <= max)) return fail(p, n, "%s is outside %g..%g", v, min, max);
   if (integer && d != (double)(long long)d) return fail(p, n, "\"%s\" must be a whole number", v);
-  if (d < min || d > max) return fail(p, n, "%s is outside %g..%g", v, min, max);
   *out = d;
   return 0;
 }

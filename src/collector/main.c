@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -355,6 +356,12 @@ int main(int argc, char **argv) {
   if (optind < argc) return bad_flag("unexpected argument \"%s\"", argv[optind]);
   if (!config) return bad_flag("%s", "--config FILE is required");
 
+  /* one socket per target connection: thousands of targets need more than the usual 1024 */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   app a;
   memset(&a, 0, sizeof a);
   a.config_path = config;

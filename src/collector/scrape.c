@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../base/htab.h"
 
@@ -36,6 +39,7 @@ typedef struct job {
   size_t nlabels;
   struct curl_slist *headers;
   struct curl_slist *req_headers; /* this scrape's headers (with a fresh bearer token) */
+  struct curl_slist *connect_to;  /* tls.server_name: "name:port:host:port" */
   char *bearer_file, *user, *password, *password_file;
   char *ca, *cert, *key_file;
   int insecure;
@@ -59,6 +63,10 @@ typedef struct job {
 
 struct scrape_engine {
   CURLM *multi;
+  int ep;               /* epoll: curl's sockets (data = 0/1 tag + fd), the wake eventfd, extras */
+  int wake_fd;          /* eventfd written by scrape_wakeup from any thread */
+  int64_t curl_deadline_ms; /* from CURLMOPT_TIMERFUNCTION; -1 = none */
+  int64_t next_due_ms;  /* earliest next_ms of an idle job (a lower bound) */
   scrape_sink sink;
   void *ud;
   job **jobs;
@@ -106,6 +114,7 @@ static void job_free(job *j) {
   free(j->labels);
   curl_slist_free_all(j->headers);
   curl_slist_free_all(j->req_headers);
+  curl_slist_free_all(j->connect_to);
   free(j->bearer_file);
   free(j->user);
   free(j->password);
@@ -115,6 +124,37 @@ static void job_free(job *j) {
   free(j->key_file);
   free(j->buf.data);
   free(j);
+}
+
+/* epoll data: curl sockets carry their fd; the wake eventfd and extra fds carry tags. */
+#define WAKE_TAG ((uint64_t)1 << 40)
+#define EXTRA_TAG ((uint64_t)2 << 40)
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp) {
+  (void)easy;
+  scrape_engine *e = ud;
+  struct epoll_event ev = {.data.u64 = (uint64_t)fd};
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(e->ep, EPOLL_CTL_DEL, fd, NULL);
+    return 0;
+  }
+  ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+  if (!sockp) {
+    if (epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) < 0 && errno == EEXIST) epoll_ctl(e->ep, EPOLL_CTL_MOD, fd, &ev);
+    curl_multi_assign(e->multi, fd, (void *)1);
+  } else if (epoll_ctl(e->ep, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT) {
+    epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  return 0;
+}
+
+static int64_t mono_ms(void);
+
+static int on_timer(CURLM *multi, long timeout_ms, void *ud) {
+  (void)multi;
+  scrape_engine *e = ud;
+  e->curl_deadline_ms = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  return 0;
 }
 
 int scrape_new(scrape_sink sink, void *ud, scrape_engine **ret, pp_err *err) {
@@ -127,6 +167,26 @@ int scrape_new(scrape_sink sink, void *ud, scrape_engine **ret, pp_err *err) {
   }
   /* keep connections to every target warm: they are scraped again and again */
   curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 4096L);
+  /* The multi_socket API: curl tells us which sockets to watch and when its next timeout is,
+   * and we tell it which sockets are ready, so a turn of the loop costs in proportion to the
+   * sockets with activity, not to every transfer in flight (thousands of CPU profiles wait for
+   * seconds each). */
+  e->ep = epoll_create1(EPOLL_CLOEXEC);
+  e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  e->curl_deadline_ms = -1;
+  if (e->ep < 0 || e->wake_fd < 0) {
+    if (e->ep >= 0) close(e->ep);
+    if (e->wake_fd >= 0) close(e->wake_fd);
+    curl_multi_cleanup(e->multi);
+    free(e);
+    return pp_err_set(err, PP_EIO, "epoll/eventfd: %s", strerror(errno));
+  }
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
+  epoll_ctl(e->ep, EPOLL_CTL_ADD, e->wake_fd, &ev);
+  curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+  curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
   e->sink = sink;
   e->ud = ud;
   pthread_mutex_init(&e->mu, NULL);
@@ -149,6 +209,8 @@ void scrape_free(scrape_engine *e) {
   }
   free(e->jobs);
   curl_multi_cleanup(e->multi);
+  close(e->ep);
+  close(e->wake_fd);
   pthread_mutex_destroy(&e->mu);
   free(e);
 }
@@ -204,6 +266,29 @@ static job *job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype
   j->key_file = xstrdup(CFG_PICK(&eff, tls_key_file));
   j->insecure = m->scrape.tls_insecure_skip_verify >= 0 ? m->scrape.tls_insecure_skip_verify
                                                          : c->global.tls_insecure_skip_verify > 0;
+  const char *sni = CFG_PICK(&eff, tls_server_name);
+  if (sni && !strncmp(j->url, "https://", 8)) {
+    /* Verify (and send SNI for) server_name while connecting to the endpoint's address: the
+     * URL names server_name, CONNECT_TO routes it, and Host keeps the real authority. */
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *nurl = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, j->url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_HOST, sni, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_URL, &nurl, 0) == CURLUE_OK) {
+      char line[600];
+      snprintf(line, sizeof line, "%s:%s:%s:%s", sni, port, host, port);
+      j->connect_to = curl_slist_append(NULL, line);
+      snprintf(line, sizeof line, "Host: %s:%s", host, port);
+      j->headers = curl_slist_append(j->headers, line);
+      free(j->url);
+      j->url = strdup(nurl);
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_free(nurl);
+    curl_url_cleanup(u);
+  }
   /* the identity: everything above */
   char *k = NULL;
   size_t kl = 0, kc = 0;
@@ -298,6 +383,7 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
   e->jobs = nj;
   e->njobs = n;
   e->cap = want;
+  e->next_due_ms = 0; /* rescan: new jobs have their own due times */
   pthread_mutex_unlock(&e->mu);
   free(kept);
   htab_free(&old);
@@ -410,6 +496,7 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
     }
     curl_easy_setopt(c, CURLOPT_PASSWORD, pw);
   }
+  if (j->connect_to) curl_easy_setopt(c, CURLOPT_CONNECT_TO, j->connect_to);
   if (j->ca) curl_easy_setopt(c, CURLOPT_CAINFO, j->ca);
   if (j->cert) curl_easy_setopt(c, CURLOPT_SSLCERT, j->cert);
   if (j->key_file) curl_easy_setopt(c, CURLOPT_SSLKEY, j->key_file);
@@ -510,12 +597,10 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
     j->last_error[0] = '\0';
   }
   pthread_mutex_unlock(&e->mu);
-  /* drop big buffers between scrapes so idle jobs hold little memory */
-  if (j->buf.cap > (1u << 20)) {
-    free(j->buf.data);
-    j->buf.data = NULL;
-    j->buf.cap = 0;
-  }
+  /* idle jobs hold no body buffer: with thousands of jobs, kept buffers would be most of RSS */
+  free(j->buf.data);
+  j->buf.data = NULL;
+  j->buf.cap = 0;
   if (err[0]) {
     int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);
     j->next_ms = now + (j->interval_ms > b ? j->interval_ms : b);
@@ -528,48 +613,92 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   }
 }
 
-int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, unsigned nextra) {
-  int64_t now = mono_ms();
-  int64_t wake = now + max_wait_ms;
-  for (size_t i = 0; i < e->njobs; i++) {
-    job *j = e->jobs[i];
-    if (j->easy) continue;
-    if (j->next_ms <= now) {
-      if (j->type == CFG_CPU && cpu_must_wait(e, j, now)) {
-        /* keeps its due time, and so its place in line; look again shortly */
-        if (now + 100 < wake) wake = now + 100;
-        continue;
-      }
-      job_start(e, j, now);
-      continue;
-    }
-    if (j->next_ms < wake) wake = j->next_ms;
-  }
-  int running = 0;
-  curl_multi_perform(e->multi, &running);
-  int timeout = (int)(wake - mono_ms());
-  if (timeout < 0) timeout = 0;
-  long curl_timeout = -1;
-  curl_multi_timeout(e->multi, &curl_timeout);
-  if (curl_timeout >= 0 && curl_timeout < timeout) timeout = (int)curl_timeout;
-  for (unsigned i = 0; i < nextra; i++) extra[i].revents = 0;
-  int numfds = 0;
-  if (curl_multi_poll(e->multi, extra, nextra, timeout, &numfds) != CURLM_OK) return PP_EIO;
-  curl_multi_perform(e->multi, &running);
+static void drain_done(scrape_engine *e) {
   CURLMsg *msg;
   int left;
   while ((msg = curl_multi_info_read(e->multi, &left))) {
     if (msg->msg != CURLMSG_DONE) continue;
     job *j = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-    if (j) job_done(e, j, msg->data.result);
+    if (j) {
+      job_done(e, j, msg->data.result);
+      if (j->next_ms < e->next_due_ms) e->next_due_ms = j->next_ms;
+    }
   }
+}
+
+int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, unsigned nextra) {
+  int64_t now = mono_ms();
+  int64_t wake = now + max_wait_ms;
+  int running = 0;
+  /* start due jobs; the scan is skipped while nothing can be due */
+  if (now >= e->next_due_ms) {
+    int64_t next_due = INT64_MAX;
+    for (size_t i = 0; i < e->njobs; i++) {
+      job *j = e->jobs[i];
+      if (j->easy) continue;
+      if (j->next_ms <= now) {
+        if (j->type == CFG_CPU && cpu_must_wait(e, j, now)) {
+          /* keeps its due time, and so its place in line; look again shortly */
+          if (now + 100 < next_due) next_due = now + 100;
+          continue;
+        }
+        job_start(e, j, now);
+        continue;
+      }
+      if (j->next_ms < next_due) next_due = j->next_ms;
+    }
+    e->next_due_ms = next_due;
+    /* let curl act on the new transfers now (it may also have timed out old ones) */
+    curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    drain_done(e);
+  }
+  if (e->next_due_ms < wake) wake = e->next_due_ms;
+  if (e->curl_deadline_ms >= 0 && e->curl_deadline_ms < wake) wake = e->curl_deadline_ms;
+  int timeout = (int)(wake - mono_ms());
+  if (timeout < 0) timeout = 0;
+
+  for (unsigned i = 0; i < nextra; i++) {
+    extra[i].revents = 0;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EXTRA_TAG | i};
+    epoll_ctl(e->ep, EPOLL_CTL_ADD, extra[i].fd, &ev);
+  }
+  struct epoll_event evs[256];
+  int n = epoll_wait(e->ep, evs, 256, timeout);
   int ready = 0;
-  for (unsigned i = 0; i < nextra; i++) ready += extra[i].revents != 0;
+  for (int i = 0; i < n; i++) {
+    uint64_t tag = evs[i].data.u64;
+    if (tag == WAKE_TAG) {
+      uint64_t v;
+      if (read(e->wake_fd, &v, sizeof v) < 0) {
+      }
+    } else if (tag & EXTRA_TAG) {
+      unsigned k = (unsigned)(tag & 0xffffffffu);
+      if (k < nextra) {
+        extra[k].revents = CURL_WAIT_POLLIN;
+        ready++;
+      }
+    } else {
+      int mask = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) | (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                 (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+      curl_multi_socket_action(e->multi, (curl_socket_t)tag, mask, &running);
+    }
+  }
+  for (unsigned i = 0; i < nextra; i++) epoll_ctl(e->ep, EPOLL_CTL_DEL, extra[i].fd, NULL);
+  if (e->curl_deadline_ms >= 0 && mono_ms() >= e->curl_deadline_ms) {
+    e->curl_deadline_ms = -1;
+    curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
+  drain_done(e);
   return ready;
 }
 
-void scrape_wakeup(scrape_engine *e) { curl_multi_wakeup(e->multi); }
+void scrape_wakeup(scrape_engine *e) {
+  uint64_t one = 1;
+  if (write(e->wake_fd, &one, sizeof one) < 0) {
+  }
+}
+
 
 json_t *scrape_targets_json(scrape_engine *e) {
   json_t *arr = json_array();

@@ -340,7 +340,7 @@ int selfprof_start(const char *addr, int port, selfprof **ret, pp_err *err) {
   if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) return pp_err_set(err, PP_EINVAL, "bad address %s", addr);
   selfprof *s = calloc(1, sizeof *s);
   if (!s) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, (uint16_t)port, NULL, NULL,
+  s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, (uint16_t)port, NULL, NULL,
                           handle, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_CONNECTION_LIMIT, 16u,
                           MHD_OPTION_END);
   if (!s->d) {

@@ -114,7 +114,7 @@ int web_parse_time(const char *s, int64_t *ret) {
   if (*rest == '.') frac = parse_frac_ns(rest + 1, &rest);
   if (strcmp(rest, "Z") && strcmp(rest, "+00:00")) return -1;
   time_t t = timegm(&tm);
-  if (t < 0) return -1;
+  if (t < 0 || t > 9200000000LL) return -1; /* past year 2262 does not fit in int64 nanoseconds */
   *ret = (int64_t)t * 1000000000 + frac;
   return 0;
 }
@@ -385,7 +385,8 @@ int web_start(const char *addr, int port, const web_hooks *hooks, web **ret, pp_
   web *w = calloc(1, sizeof *w);
   if (!w) return pp_err_set(err, PP_ENOMEM, "out of memory");
   w->h = *hooks;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+  /* epoll (MHD_USE_AUTO): with thousands of targets our sockets pass FD_SETSIZE, which select cannot take */
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
   struct sockaddr_in sa4;
   struct sockaddr_in6 sa6;
   struct sockaddr *sa = NULL;

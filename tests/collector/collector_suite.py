@@ -12,7 +12,7 @@ import time
 import zlib
 
 from harness import OUT, TOOL, compare_maps, go_pprof, go_top_args, parse_go_top, parse_our_top, run
-from peers import Collector, DemoTarget, FaultServer, Prometheus, free_port, http_req
+from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, free_port, http_req
 
 COLLECTOR = os.path.join(os.path.dirname(TOOL), "collector")
 
@@ -253,6 +253,41 @@ def faults(t):
         demo.stop()
 
 
+def tls_auth(t):
+    from harness import TESTDATA
+    token, user, pw = "s3cret-token", "scraper", "pa ss"
+    srv = AuthTLSServer(os.path.join(TESTDATA, "gotarget", "heap.pb.gz"), token, user, pw)
+    d = tempfile.mkdtemp(prefix="creds-")
+    tok, pwf = os.path.join(d, "token"), os.path.join(d, "password")
+    open(tok, "w").write(token + "\n")
+    open(pwf, "w").write(pw + "\n")
+    https = f"https://127.0.0.1:{srv.tls_port}"
+    plain = f"http://127.0.0.1:{srv.plain_port}"
+    hdr = "  headers: {X-Team: core}\n  heap: {interval_seconds: 1}\n"
+    cfg = ("monitors:\n"
+           f"- name: tls-ca-servername\n  endpoint: {https}\n  bearer_token_file: {tok}\n  tls: {{ca_file: {srv.ca}, server_name: pprof.test}}\n{hdr}"
+           f"- name: tls-insecure\n  endpoint: {https}\n  bearer_token_file: {tok}\n  tls: {{insecure_skip_verify: true}}\n{hdr}"
+           f"- name: tls-wrong-name\n  endpoint: {https}\n  bearer_token_file: {tok}\n  tls: {{ca_file: {srv.ca}, server_name: other.test}}\n{hdr}"
+           f"- name: basic-auth\n  endpoint: {plain}\n  basic_auth: {{username: {user}, password_file: {pwf}}}\n{hdr}"
+           f"- name: no-credentials\n  endpoint: {plain}\n{hdr}")
+    c = Collector(cfg, name="tls")
+    try:
+        c.wait_for(lambda: all(tg["scrapesTotal"] >= 1 for tg in c.targets()), timeout=15)
+        expect = {"tls-ca-servername": ("up", ""), "tls-insecure": ("up", ""), "tls-wrong-name": ("down", "SSL"),
+                  "basic-auth": ("up", ""), "no-credentials": ("down", "HTTP 401")}
+        for name, (health, text) in expect.items():
+            def one(name=name, health=health, text=text):
+                tg = c.target(name, "heap")
+                return tg["health"] == health and text in tg["lastError"], json.dumps(tg)
+            check(t, f"collector tls/auth {name}: {health}", one)
+        check(t, "collector tls server_name: Host header keeps the real address",
+              lambda: (f"127.0.0.1:{srv.tls_port}" in srv.hosts, str(srv.hosts[:5])))
+    finally:
+        c.stop()
+        c.cleanup()
+        srv.stop()
+
+
 def crash(t):
     demo = DemoTarget()
     mons = "".join(f"- name: m{i}\n  endpoint: {demo.url}\n  goroutine: {{interval_seconds: 0.05}}\n  heap: {{interval_seconds: 0.05}}\n" for i in range(8))
@@ -389,7 +424,7 @@ def reload(t):
 
 def run_suite(t):
     os.makedirs(OUT, exist_ok=True)
-    for part in (cli_cases, real_targets, faults, crash, disk, reload):
+    for part in (cli_cases, real_targets, faults, tls_auth, crash, disk, reload):
         try:
             part(t)
         except Exception:

@@ -233,3 +233,58 @@ class Collector:
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class AuthTLSServer:
+    """HTTPS (own CA, certificate for pprof.test) and plain HTTP servers that serve a real profile
+    only when the request carries the expected credentials and header."""
+
+    def __init__(self, profile_path, token, user, password):
+        import base64
+        import ssl
+        self.dir = tempfile.mkdtemp(prefix="tls-")
+        d = self.dir
+        run = lambda *a: subprocess.run(a, cwd=d, check=True, capture_output=True)
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=test-ca")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=pprof.test")
+        open(os.path.join(d, "ext"), "w").write("subjectAltName=DNS:pprof.test\n")
+        run("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "srv.pem", "-days", "2", "-extfile", "ext")
+        self.ca = os.path.join(d, "ca.pem")
+        body = open(profile_path, "rb").read()
+        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                auth = self.headers.get("Authorization", "")
+                ok = self.headers.get("X-Team") == "core" and (auth == f"Bearer {token}" or auth == basic)
+                outer.hosts.append(self.headers.get("Host", ""))
+                data = body if ok else b"unauthorized\n"
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.hosts = []
+        self.https = QuietServer(("127.0.0.1", 0), H)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(d, "srv.pem"), os.path.join(d, "srv.key"))
+        self.https.socket = ctx.wrap_socket(self.https.socket, server_side=True)
+        self.tls_port = self.https.server_address[1]
+        self.plain = QuietServer(("127.0.0.1", 0), H)
+        self.plain_port = self.plain.server_address[1]
+        for srv in (self.https, self.plain):
+            srv.daemon_threads = True
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.https.shutdown()
+        self.plain.shutdown()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,180 @@
+/* store-bench: the store's ingest rate against the alternative of keeping profile bytes in
+ * SQLite itself, the disk each leaves after retention deletes the oldest half, and the latency
+ * of merging one hour of 10 s CPU profiles (360) of one series. One JSON object per line.
+ *   store-bench DIR PROFILE N        ingest N copies of PROFILE both ways
+ *   store-bench-merge DIR RUNS CPU... (argv[1] == "merge") 360 records from the CPU files */
+#include <dirent.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../src/collector/store.h"
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint8_t *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *b = malloc((size_t)n);
+  *len = fread(b, 1, (size_t)n, f);
+  fclose(f);
+  return b;
+}
+
+static uint64_t du(const char *dir) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "du -sb %s", dir);
+  FILE *p = popen(cmd, "r");
+  unsigned long long v = 0;
+  if (p) {
+    if (fscanf(p, "%llu", &v) != 1) v = 0;
+    pclose(p);
+  }
+  return v;
+}
+
+static int ingest(const char *dir, const char *file, int n) {
+  size_t len;
+  uint8_t *data = slurp(file, &len);
+  pprof_profile *p = NULL;
+  if (!data || pprof_decode(data, len, NULL, &p, NULL) < 0) return 1;
+  char d1[512], d2[512], cmd[1700];
+  snprintf(d1, sizeof d1, "%s/segments-store", dir);
+  snprintf(d2, sizeof d2, "%s/sqlite-blobs", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf %s %s && mkdir -p %s", d1, d2, d2);
+  if (system(cmd) != 0) return 1;
+
+  /* ours: segments + index (small segments so retention has something to delete) */
+  store_opts o = {.dir = d1, .segment_bytes = (uint64_t)len * (uint64_t)n / 20 + 1};
+  store *s;
+  if (store_open(&o, &s, NULL, NULL) < 0) return 1;
+  double t0 = now_s();
+  for (int i = 0; i < n; i++) {
+    char mon[32];
+    snprintf(mon, sizeof mon, "target-%d", i % 200);
+    store_label l[2] = {{"monitor", mon}, {"endpoint", "http://10.0.0.1:6060"}};
+    store_record r = {l, 2, "heap", (int64_t)i * 1000000000, (int64_t)i * 1000000000, data, len, p};
+    bool enospc;
+    if (store_append(s, &r, &enospc, NULL) < 0) return 1;
+  }
+  double seg_s = now_s() - t0;
+  uint64_t seg_full = du(d1);
+  /* retention: drop the older half by time */
+  store_opts o2 = o;
+  (void)o2;
+  store_close(s);
+  o.retention_seconds = (double)n / 2;
+  if (store_open(&o, &s, NULL, NULL) < 0) return 1;
+  t0 = now_s();
+  store_retention(s, (int64_t)n * 1000000000, NULL);
+  double seg_ret_s = now_s() - t0;
+  store_close(s);
+  uint64_t seg_after = du(d1);
+
+  /* the alternative: the same rows with the bytes as a blob in SQLite (WAL, synchronous=NORMAL) */
+  char dbp[600];
+  snprintf(dbp, sizeof dbp, "%s/index.db", d2);
+  sqlite3 *db;
+  sqlite3_open(dbp, &db);
+  sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                   "CREATE TABLE series(id INTEGER PRIMARY KEY, labels TEXT UNIQUE);"
+                   "CREATE TABLE profile(id INTEGER PRIMARY KEY, series_id INT, type TEXT, start_ns INT, end_ns INT,"
+                   " data BLOB, sample_types TEXT, totals TEXT);"
+                   "CREATE INDEX p1 ON profile(series_id, type, end_ns);",
+               NULL, NULL, NULL);
+  sqlite3_stmt *st;
+  sqlite3_prepare_v2(db, "INSERT INTO profile(series_id,type,start_ns,end_ns,data,sample_types,totals) VALUES(?,?,?,?,?,?,?)", -1, &st, NULL);
+  t0 = now_s();
+  for (int i = 0; i < n; i++) {
+    sqlite3_reset(st);
+    sqlite3_bind_int(st, 1, i % 200);
+    sqlite3_bind_text(st, 2, "heap", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)i * 1000000000);
+    sqlite3_bind_int64(st, 4, (int64_t)i * 1000000000);
+    sqlite3_bind_blob(st, 5, data, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, "alloc_objects/count,alloc_space/bytes,inuse_objects/count,inuse_space/bytes", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, "1,2,3,4", -1, SQLITE_STATIC);
+    sqlite3_step(st);
+  }
+  double blob_s = now_s() - t0;
+  sqlite3_finalize(st);
+  uint64_t blob_full = du(d2);
+  t0 = now_s();
+  char del[200];
+  snprintf(del, sizeof del, "DELETE FROM profile WHERE end_ns < %lld", (long long)n / 2 * 1000000000LL);
+  sqlite3_exec(db, del, NULL, NULL, NULL);
+  sqlite3_exec(db, "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
+  double blob_ret_s = now_s() - t0;
+  sqlite3_close(db);
+  uint64_t blob_after = du(d2);
+  printf("{\"profiles\": %d, \"profile_bytes\": %zu, \"segments_per_s\": %.0f, \"sqlite_blob_per_s\": %.0f, "
+         "\"segments_disk_full\": %llu, \"sqlite_blob_disk_full\": %llu, \"segments_retention_ms\": %.1f, "
+         "\"sqlite_blob_retention_ms\": %.1f, \"segments_disk_after_half_deleted\": %llu, \"sqlite_blob_disk_after_half_deleted\": %llu}\n",
+         n, len, n / seg_s, n / blob_s, (unsigned long long)seg_full, (unsigned long long)blob_full, seg_ret_s * 1e3,
+         blob_ret_s * 1e3, (unsigned long long)seg_after, (unsigned long long)blob_after);
+  pprof_free(p);
+  free(data);
+  return 0;
+}
+
+static int merge360(const char *dir, int runs, char **files, int nfiles) {
+  char d1[512], cmd[600];
+  snprintf(d1, sizeof d1, "%s/merge-store", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", d1);
+  if (system(cmd) != 0) return 1;
+  store_opts o = {.dir = d1};
+  store *s;
+  if (store_open(&o, &s, NULL, NULL) < 0) return 1;
+  for (int i = 0; i < 360; i++) {
+    size_t len;
+    uint8_t *data = slurp(files[i % nfiles], &len);
+    pprof_profile *p = NULL;
+    if (!data || pprof_decode(data, len, NULL, &p, NULL) < 0) return 1;
+    store_label l[1] = {{"monitor", "one-target"}};
+    store_record r = {l, 1, "cpu", (int64_t)i * 10000000000LL, (int64_t)(i + 1) * 10000000000LL, data, len, p};
+    bool enospc;
+    if (store_append(s, &r, &enospc, NULL) < 0) return 1;
+    pprof_free(p);
+    free(data);
+  }
+  double best = 1e9, sum = 0;
+  double *v = calloc((size_t)runs, sizeof *v);
+  for (int i = 0; i < runs; i++) {
+    store_matcher m = {"monitor", "one-target"};
+    pprof_profile *out = NULL;
+    size_t cnt = 0;
+    double t0 = now_s();
+    if (store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_SUM, 0, &out, &cnt, NULL) < 0 || cnt != 360) return 1;
+    v[i] = now_s() - t0;
+    if (v[i] < best) best = v[i];
+    sum += v[i];
+    pprof_free(out);
+  }
+  for (int i = 1; i < runs; i++)
+    for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+      double x = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = x;
+    }
+  printf("{\"records\": 360, \"merge_median_ms\": %.1f, \"merge_best_ms\": %.1f}\n", v[runs / 2] * 1e3, best * 1e3);
+  free(v);
+  store_close(s);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 4 && !strcmp(argv[1], "merge")) return merge360(argv[2], atoi(argv[3]), argv + 4, argc - 4);
+  if (argc == 4) return ingest(argv[1], argv[2], atoi(argv[3]));
+  fprintf(stderr, "usage: store-bench DIR PROFILE N | store-bench merge DIR RUNS CPU-FILE...\n");
+  return 2;
+}

@@ -1,0 +1,3 @@
+module pprof-controller/load-target
+
+go 1.19
