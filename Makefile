@@ -105,12 +105,16 @@ TEST_BINS := bin/pprof-tool bin/collector bin/demo-target $(UNIT_REL) $(UNIT_ASA
 test: $(TEST_BINS)
 	python3 tests/run.py
 
-FUZZ_SECONDS ?= 30
+# The smoke run is deterministic (fixed seed and run count, fresh work dir), so what CI runs
+# can be run here first: `make fuzz`. For exploration: `make fuzz FUZZ_RUNS=-1 FUZZ_SECONDS=600`.
+FUZZ_SECONDS ?= 120
+FUZZ_RUNS ?= 300000
+FUZZ_SEED ?= 1
 fuzz: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(B)/fuzz/work-$$n; \
-	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -artifact_prefix=$(B)/fuzz/ \
-	    $(B)/fuzz/work-$$n fuzz/corpus/$${n#fuzz_} || exit 1; done
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); rm -rf $(B)/fuzz/work-$$n; mkdir -p $(B)/fuzz/work-$$n; \
+	  echo "fuzz: $$n, $(FUZZ_RUNS) runs, seed $(FUZZ_SEED)"; \
+	  $$f -seed=$(FUZZ_SEED) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	    -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/work-$$n fuzz/corpus/$${n#fuzz_} || exit 1; done
 
 bench: bin/pprof-tool bin/collector bin/load-target $(B)/rel/bench/codec-bench $(B)/rel/bench/store-bench
 	python3 bench/run.py

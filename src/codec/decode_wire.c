@@ -67,8 +67,8 @@ static inline int rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t *ou
   return -1; /* more than 10 bytes */
 }
 
-/* Tags are strict: at most 5 bytes and a field number in 1..2^29-1, as the protobuf spec
- * says. (google/pprof skips field 0 and huge numbers as unknown; protobuf-c truncates them to
+/* Tags and length prefixes are strict: at most 5 bytes (they are 32-bit values), and a field
+ * number in 1..2^29-1, as the protobuf spec says. (google/pprof skips field 0 and huge numbers as unknown; protobuf-c truncates them to
  * 32 bits, which can alias a known field. No encoder writes them: we call them corruption.) */
 static int next_field_slow(const uint8_t **p, const uint8_t *end, field *f);
 
@@ -92,7 +92,8 @@ static inline __attribute__((always_inline)) int next_field(const uint8_t **p, c
       f->num = q[0] >> 3;
       f->wt = WT_LEN;
       q++;
-      if (rd_varint(&q, end, &l) < 0 || l > (uint64_t)(end - q)) return -1;
+      const uint8_t *lp = q;
+      if (rd_varint(&q, end, &l) < 0 || q - lp > 5 || l > (uint64_t)(end - q)) return -1;
       f->data = q;
       f->len = (size_t)l;
       *p = q + l;
@@ -118,7 +119,8 @@ static int next_field_slow(const uint8_t **p, const uint8_t *end, field *f) {
     return 0;
   case WT_LEN: {
     uint64_t l;
-    if (rd_varint(p, end, &l) < 0 || l > (uint64_t)(end - *p)) return -1;
+    const uint8_t *lp = *p;
+    if (rd_varint(p, end, &l) < 0 || *p - lp > 5 || l > (uint64_t)(end - *p)) return -1;
     f->data = *p;
     f->len = (size_t)l;
     *p += l;

@@ -415,6 +415,26 @@ def reload(t):
             ok = c.wait_for(lambda: c.target("via-file", "mutex") is None, timeout=5)
             return ok and c.target("steady", "goroutine") is not None, ""
         check(t, "collector reload on SIGHUP: removed targets stop", sighup)
+
+        def configmap_swap():
+            # the kubelet's layout: config.yaml -> ..data/config.yaml, ..data -> ..<timestamp>/;
+            # an update writes a new timestamped dir and renames a new ..data symlink over the old
+            vol = os.path.join(c.dir, "volume")
+            os.makedirs(os.path.join(vol, "..v1"))
+            open(os.path.join(vol, "..v1", "config.yaml"), "w").write(base)
+            os.symlink("..v1", os.path.join(vol, "..data"))
+            os.symlink("..data/config.yaml", os.path.join(vol, "config.yaml"))
+            c.stop()
+            c.config = os.path.join(vol, "config.yaml")
+            c.logf = open(c.log, "a")
+            c.start()
+            os.makedirs(os.path.join(vol, "..v2"))
+            open(os.path.join(vol, "..v2", "config.yaml"), "w").write(base + f"- name: from-configmap\n  endpoint: {demo.url}\n  heap: {{interval_seconds: 1}}\n")
+            os.symlink("..v2", os.path.join(vol, "..data_tmp"))
+            os.rename(os.path.join(vol, "..data_tmp"), os.path.join(vol, "..data"))
+            ok = c.wait_for(lambda: c.target("from-configmap", "heap") is not None, timeout=5)
+            return ok, open(c.log).read()[-800:]
+        check(t, "collector reload on a ConfigMap volume update (..data symlink swap), no sidecar", configmap_swap)
         check(t, "collector stops cleanly on SIGTERM (exit 0)", lambda: (c.stop() == 0, open(c.log).read()[-500:]))
     finally:
         c.stop()
