@@ -630,8 +630,29 @@ uint64_t store_disk_bytes(store *s) {
   return total;
 }
 
+/* Deletes a segment's index rows in one transaction and accounts for them (the caller unlinks
+ * the file, before or after as its situation needs). */
+static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *err) {
+  int64_t rows = query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", id, 0);
+  exec(s->db, "BEGIN", NULL);
+  exec_i64(s->db, "DELETE FROM profile WHERE segment_id=?", id);
+  exec_i64(s->db, "DELETE FROM segment WHERE id=?", id);
+  if (exec(s->db, "COMMIT", err) < 0) {
+    exec(s->db, "ROLLBACK", NULL);
+    return PP_EIO;
+  }
+  s->segments_bytes = s->segments_bytes > file_bytes ? s->segments_bytes - file_bytes : 0;
+  pthread_mutex_lock(&s->stats_mu);
+  s->stats.retention_deleted_segments++;
+  s->stats.retention_deleted_profiles += (uint64_t)rows;
+  s->stats.profiles -= (uint64_t)rows <= s->stats.profiles ? (uint64_t)rows : s->stats.profiles;
+  if (s->stats.segments) s->stats.segments--;
+  pthread_mutex_unlock(&s->stats_mu);
+  return 0;
+}
+
 int store_retention(store *s, int64_t now, pp_err *err) {
-  int deleted = 0;
+  int deleted = 0, r;
   for (;;) {
     sqlite3_stmt *st;
     int64_t id = -1, max_ns = 0;
@@ -648,25 +669,14 @@ int store_retention(store *s, int64_t now, pp_err *err) {
                (double)(now - max_ns) / 1e9 > s->opts.retention_seconds;
     if (!over && !old) break;
     if (id == s->seg_id && s->seg_fd >= 0) close_segment(s);
-    int64_t rows = query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", id, 0);
-    exec(s->db, "BEGIN", NULL);
-    exec_i64(s->db, "DELETE FROM profile WHERE segment_id=?", id);
-    exec_i64(s->db, "DELETE FROM segment WHERE id=?", id);
-    if (exec(s->db, "COMMIT", err) < 0) {
-      exec(s->db, "ROLLBACK", NULL);
-      return err ? err->code : PP_EIO;
-    }
     char *path = seg_path(s, id);
     uint64_t sz = path ? file_size(path) : 0;
+    if ((r = drop_segment_rows(s, id, sz, err)) < 0) {
+      free(path);
+      return r;
+    }
     if (path) unlink(path);
     free(path);
-    s->segments_bytes = s->segments_bytes > sz ? s->segments_bytes - sz : 0;
-    pthread_mutex_lock(&s->stats_mu);
-    s->stats.retention_deleted_segments++;
-    s->stats.retention_deleted_profiles += (uint64_t)rows;
-    s->stats.profiles -= (uint64_t)rows <= s->stats.profiles ? (uint64_t)rows : s->stats.profiles;
-    if (s->stats.segments) s->stats.segments--;
-    pthread_mutex_unlock(&s->stats_mu);
     deleted++;
   }
   if (deleted) {
@@ -691,18 +701,8 @@ int store_free_space(store *s, pp_err *err) {
     return r;
   }
   free(path);
-  s->segments_bytes = s->segments_bytes > sz ? s->segments_bytes - sz : 0;
-  int64_t rows = query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", id, 0);
-  exec(s->db, "BEGIN", NULL);
-  exec_i64(s->db, "DELETE FROM profile WHERE segment_id=?", id);
-  exec_i64(s->db, "DELETE FROM segment WHERE id=?", id);
-  if (exec(s->db, "COMMIT", NULL) < 0) exec(s->db, "ROLLBACK", NULL); /* repaired at next open */
-  pthread_mutex_lock(&s->stats_mu);
-  s->stats.retention_deleted_segments++;
-  s->stats.retention_deleted_profiles += (uint64_t)rows;
-  s->stats.profiles -= (uint64_t)rows <= s->stats.profiles ? (uint64_t)rows : s->stats.profiles;
-  if (s->stats.segments) s->stats.segments--;
-  pthread_mutex_unlock(&s->stats_mu);
+  /* if the index cannot be written yet, the next open repairs it; the bytes are gone anyway */
+  if (drop_segment_rows(s, id, sz, NULL) < 0) s->segments_bytes = s->segments_bytes > sz ? s->segments_bytes - sz : 0;
   return 1;
 }
 

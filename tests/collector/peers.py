@@ -14,15 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import ROOT
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from harness import ROOT, free_port
 
 
 def wait_http(url, timeout=20):

@@ -13,7 +13,7 @@ import subprocess
 import time
 import urllib.request
 
-from harness import (OUT, ROOT, TESTDATA, TOOL, compare_maps, go_pprof, go_top_args,
+from harness import (OUT, ROOT, TESTDATA, TOOL, compare_maps, free_port, go_pprof, go_top_args,
                      parse_go_top, parse_go_traces, parse_our_top, run, sample_types)
 
 WORKERS = 2
@@ -48,14 +48,6 @@ def shared_profiles():
     if not files:
         raise RuntimeError(f"no profiles under {TESTDATA}")
     return files
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def collect_from_demo(t):

@@ -48,6 +48,16 @@ def run(cmd, timeout=600, env=None, check=False, **kw):
     return p
 
 
+def free_port():
+    """A loopback TCP port that was free a moment ago."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 VALUE_RE = re.compile(r"^(-?[0-9]+(?:\.[0-9]+)?)([A-Za-z]*)$")
 
 
