@@ -130,6 +130,10 @@ fmt:
 clean:
 	rm -rf $(B) bin
 
+# Keep intermediate objects: make would otherwise delete them after the test run and print that
+# after the test runner's closing `N passed, N failed` line.
+.SECONDARY:
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
 # --- the Go demo target (stdlib only; Debian's golang-go; no network) ---

@@ -317,3 +317,137 @@ void pprof_tree_release(pprof_tree *t) {
   t->nodes = NULL;
   t->nnodes = 0;
 }
+
+/* ---- multi-profile call tree --------------------------------------------------------------- */
+
+int pprof_multitree_compute(const pprof_profile *const *ps, const int *si, size_t n, size_t max_nodes,
+                            pprof_multitree *t, pp_err *err) {
+  memset(t, 0, sizeof *t);
+  arena_init(&t->mem, 0);
+  t->ninputs = n;
+  if (n == 0 || n > 16) return pp_err_set(err, PP_EUSAGE, "multitree takes 1..16 profiles");
+  for (size_t k = 0; k < n; k++)
+    if (si[k] < 0 || (size_t)si[k] >= ps[k]->nsample_type)
+      return pp_err_set(err, PP_EUSAGE, "sample index %d outside profile %zu's types", si[k], k);
+  if (max_nodes == 0) max_nodes = (size_t)4 << 20;
+  /* Children are keyed by (parent, name by content), since each input has its own strings. */
+  htab children;
+  size_t cap = 1024;
+  const char **names = malloc(cap * sizeof *names);
+  uint32_t *parent = malloc(cap * sizeof *parent), *depth = malloc(cap * sizeof *depth);
+  int64_t *self = calloc(cap * n, sizeof *self), *total = calloc(cap * n, sizeof *total);
+  unsigned char *key = NULL;
+  size_t keycap = 0;
+  int r = 0;
+  frames f = {0};
+  if (htab_init(&children, 1024, max_nodes) < 0 || !names || !parent || !depth || !self || !total) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto out;
+  }
+  size_t nn = 1;
+  names[0] = "";
+  parent[0] = 0;
+  depth[0] = 0;
+  for (size_t k = 0; k < n && r == 0; k++) {
+    const pprof_profile *p = ps[k];
+    if ((r = frames_build(p, &t->mem, &f, err)) < 0) break;
+    for (size_t i = 0; i < p->nsample; i++) {
+      const pprof_sample *s = &p->sample[i];
+      int64_t v = s->value[si[k]];
+      if (v == 0) continue;
+      uint32_t cur = 0;
+      total[k] = wrap_add(total[k], v);
+      for (uint32_t j = s->nloc; j-- > 0 && r == 0;) {
+        uint32_t l = s->loc[j];
+        for (uint32_t q = f.loc_off[l + 1]; q-- > f.loc_off[l];) {
+          const char *name = f.names[f.loc_nodes[q]];
+          size_t nl = strlen(name), kl = 4 + nl;
+          if (kl > keycap) {
+            keycap = kl * 2;
+            unsigned char *nk = realloc(key, keycap);
+            if (!nk) {
+              r = pp_err_set(err, PP_ENOMEM, "out of memory");
+              break;
+            }
+            key = nk;
+          }
+          memcpy(key, &cur, 4);
+          memcpy(key + 4, name, nl);
+          uint32_t idx;
+          int ir = htab_intern(&children, key, kl, &idx);
+          if (ir < 0) {
+            r = ir == PP_ELIMIT ? pp_err_set(err, PP_ELIMIT, "call tree exceeds %zu nodes", max_nodes)
+                                : pp_err_set(err, PP_ENOMEM, "out of memory");
+            break;
+          }
+          uint32_t child = idx + 1;
+          if (ir == 1) {
+            if (nn == cap) {
+              size_t nc = cap * 2;
+              const char **a = realloc(names, nc * sizeof *a);
+              if (a) names = a;
+              uint32_t *b = realloc(parent, nc * sizeof *b);
+              if (b) parent = b;
+              uint32_t *c = realloc(depth, nc * sizeof *c);
+              if (c) depth = c;
+              int64_t *d = realloc(self, nc * n * sizeof *d);
+              if (d) self = d;
+              int64_t *e = realloc(total, nc * n * sizeof *e);
+              if (e) total = e;
+              if (!a || !b || !c || !d || !e) {
+                r = pp_err_set(err, PP_ENOMEM, "out of memory");
+                break;
+              }
+              memset(self + cap * n, 0, cap * n * sizeof *self);
+              memset(total + cap * n, 0, cap * n * sizeof *total);
+              cap = nc;
+            }
+            /* names live in the tree's arena: a profile's strings may go before the tree */
+            names[child] = arena_strndup(&t->mem, name, nl);
+            parent[child] = cur;
+            depth[child] = depth[cur] + 1;
+            nn++;
+          }
+          total[child * n + k] = wrap_add(total[child * n + k], v);
+          cur = child;
+        }
+      }
+      if (r == 0) self[cur * n + k] = wrap_add(self[cur * n + k], v);
+    }
+    frames_free(&f);
+  }
+  if (r == 0) {
+    t->names = arena_alloc(&t->mem, nn * sizeof *t->names);
+    t->parent = arena_alloc(&t->mem, nn * sizeof *t->parent);
+    t->depth = arena_alloc(&t->mem, nn * sizeof *t->depth);
+    t->self = arena_alloc(&t->mem, nn * n * sizeof *t->self);
+    t->total = arena_alloc(&t->mem, nn * n * sizeof *t->total);
+    if (!t->names || !t->parent || !t->depth || !t->self || !t->total) {
+      r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    } else {
+      memcpy(t->names, names, nn * sizeof *names);
+      memcpy(t->parent, parent, nn * sizeof *parent);
+      memcpy(t->depth, depth, nn * sizeof *depth);
+      memcpy(t->self, self, nn * n * sizeof *self);
+      memcpy(t->total, total, nn * n * sizeof *total);
+      t->nnodes = nn;
+    }
+  }
+out:
+  frames_free(&f);
+  htab_free(&children);
+  free(names);
+  free(parent);
+  free(depth);
+  free(self);
+  free(total);
+  free(key);
+  if (r < 0) pprof_multitree_release(t);
+  return r;
+}
+
+void pprof_multitree_release(pprof_multitree *t) {
+  arena_free(&t->mem);
+  t->names = NULL;
+  t->nnodes = 0;
+}

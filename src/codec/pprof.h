@@ -217,4 +217,21 @@ int pprof_tree_compute(const pprof_profile *p, int sample_index, size_t max_node
 void pprof_tree_release(pprof_tree *t);
 
 
+/* A call tree over several profiles at once, aligned by call path (function names), for flame
+ * graphs and diff flame graphs: node i of input k has self[i*n+k] and total[i*n+k]. Inputs may
+ * have different string tables and sample types; sample_index[k] picks each one's column.
+ * Node 0 is the root. Same grouping as pprof_tree. max_nodes caps the size (PP_ELIMIT). */
+typedef struct pprof_multitree {
+  const char **names;  /* node -> display name (owned by the tree) */
+  uint32_t *parent;    /* node -> parent; the root is its own parent */
+  uint32_t *depth;
+  int64_t *self, *total; /* nnodes * ninputs each */
+  size_t nnodes, ninputs;
+  arena mem;
+} pprof_multitree;
+
+int pprof_multitree_compute(const pprof_profile *const *ps, const int *sample_index, size_t n,
+                            size_t max_nodes, pprof_multitree *ret_tree, pp_err *err);
+void pprof_multitree_release(pprof_multitree *t);
+
 #endif
