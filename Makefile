@@ -28,7 +28,8 @@ COLL_SRC  := $(filter-out src/collector/main.c,$(wildcard src/collector/*.c))
 # Objects of one build flavour live under $(B)/<flavour>/ so the sanitizer build never mixes
 # with the optimised one.
 objs = $(patsubst %.c,$(B)/$(1)/%.o,$(LIB_SRC)) $(B)/$(1)/gen/profile.pb-c.o
-cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC))
+cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o
+UI_FILES := $(wildcard src/collector/ui/*)
 
 .PHONY: local
 local: bin/collector bin/demo-target
@@ -51,6 +52,10 @@ $(GEN)/profile.pb-c.c $(GEN)/profile.pb-c.h: proto/profile.proto | $(DEPS_OK)
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -Iproto proto/profile.proto
 
+$(GEN)/ui_assets.c: tools/embed.py $(UI_FILES) | $(DEPS_OK)
+	@mkdir -p $(GEN)
+	python3 tools/embed.py $@ $(UI_FILES)
+
 # --- flavour: rel (optimised), asan (ASan+UBSan) ---
 FLAVOURS := rel asan
 rel_CFLAGS  :=
@@ -63,6 +68,9 @@ $(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h | $(DEPS_OK)
 $(B)/$(1)/gen/profile.pb-c.o: $(GEN)/profile.pb-c.c | $(DEPS_OK)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(filter-out -Wmissing-prototypes -Wstrict-prototypes,$$(CFLAGS)) $$($(1)_CFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
+$(B)/$(1)/gen/ui_assets.o: $(GEN)/ui_assets.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$($(1)_CFLAGS) -Isrc/collector -c $$< -o $$@
 $(B)/$(1)/libpprofcodec.a: $(call objs,$(1))
 	$$(AR) rcs $$@ $$^
 $(B)/$(1)/libcollector.a: $(call cobjs,$(1))
@@ -94,10 +102,10 @@ $(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/libcollector.a $(B)/asan/l
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/asan/fuzz/%-replay,$(FUZZ_SRC))
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c | $(DEPS_OK)
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I$(GEN) $(PKG_CFLAGS) \
-	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(PKG_LIBS) -lm -pthread -ldl
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I$(GEN) -Isrc/collector $(PKG_CFLAGS) \
+	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(PKG_LIBS) -lm -pthread -ldl
 $(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 

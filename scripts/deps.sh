@@ -16,7 +16,10 @@ PACKAGES=(
   valgrind                        # memcheck runs
   prometheus                      # a real third-party Go program serving /debug/pprof (collector tests)
   openssl                         # certificates for the collector's TLS tests
+  chromium                        # UI tests: Debian's browser, driven by playwright-core from npm
 )
+# Node.js for the UI tests: the machine image ships one; Debian's otherwise.
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

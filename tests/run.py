@@ -118,7 +118,13 @@ def collector(t):
     collector_suite.run_suite(t)
 
 
-SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector}
+def ui(t):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui"))
+    import ui_suite
+    ui_suite.run_suite(t)
+
+
+SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector, "ui": ui}
 
 
 def main():

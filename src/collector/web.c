@@ -1,6 +1,9 @@
 /* The collector's HTTP server. See web.h. */
 #include "web.h"
 
+#include "../base/htab.h"
+#include "ui_assets.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -51,7 +54,10 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
   struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, mode);
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Content-Type", ctype);
-  MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'");
+  MHD_add_response_header(r, "Content-Security-Policy",
+                          "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                          "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+  MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
   MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
   MHD_add_response_header(r, "Cache-Control", "no-store");
   if (disposition) MHD_add_response_header(r, "Content-Disposition", disposition);
@@ -135,7 +141,7 @@ typedef struct selection {
   store_agg agg;
 } selection;
 
-static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", NULL};
+static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "sample", "max_nodes", "top", NULL};
 
 static int parse_selection(const params *p, selection *s, bool need_type, char *why, size_t n) {
   memset(s, 0, sizeof *s);
@@ -160,7 +166,7 @@ static int parse_selection(const params *p, selection *s, bool need_type, char *
   const char *name = param(p, "name");
   if (name) s->m[s->nm++] = (store_matcher){"monitor", name};
   for (size_t i = 0; i < p->n; i++) {
-    bool res = false;
+    bool res = !strncmp(p->k[i], "base_", 5); /* the comparison's own selection */
     for (const char *const *r = reserved; *r && !res; r++) res = !strcmp(*r, p->k[i]);
     if (res) continue;
     if (!label_name_ok(p->k[i])) return snprintf(why, n, "\"%.64s\" is not a label name", p->k[i]), -1;
@@ -169,9 +175,256 @@ static int parse_selection(const params *p, selection *s, bool need_type, char *
   return 0;
 }
 
-static enum MHD_Result api_profile(web *w, struct MHD_Connection *c, const params *p) {
+/* The comparison ("base") of a selection: base_from, base_to, base_agg, base_name and base_LABEL
+ * parameters; labels default to the main selection's when no base_ label is given. Returns 0
+ * with *ret_has = false when no base_ parameter is present. */
+static int parse_base(const params *p, const selection *main_sel, selection *b, bool *ret_has, char *why, size_t n) {
+  params bp = {0};
+  bool any_label = false;
+  for (size_t i = 0; i < p->n; i++) {
+    if (strncmp(p->k[i], "base_", 5)) continue;
+    bp.k[bp.n] = p->k[i] + 5;
+    bp.v[bp.n] = p->v[i];
+    bp.n++;
+    const char *k = p->k[i] + 5;
+    if (strcmp(k, "from") && strcmp(k, "to") && strcmp(k, "agg")) any_label = true;
+  }
+  *ret_has = bp.n > 0;
+  if (!bp.n) return 0;
+  if (main_sel->type) {
+    bp.k[bp.n] = "type";
+    bp.v[bp.n] = main_sel->type;
+    bp.n++;
+  }
+  if (parse_selection(&bp, b, true, why, n) < 0) return -1;
+  if (!any_label) {
+    memcpy(b->m, main_sel->m, main_sel->nm * sizeof *b->m);
+    b->nm = main_sel->nm;
+  }
+  return 0;
+}
+
+/* The sample type a request asks for (name or index; default: the profile's default). */
+static int pick_sample(const pprof_profile *pr, const params *p, char *why, size_t n) {
+  pp_err err = {0};
+  int si = pprof_sample_index(pr, param(p, "sample"), &err);
+  if (si < 0) snprintf(why, n, "%s", err.msg);
+  return si;
+}
+
+/* The same sample type (by name) in another profile, or -1. */
+static int same_sample(const pprof_profile *a, int si, const pprof_profile *b) {
+  const char *name = pprof_str(a, a->sample_type[si].type);
+  for (size_t i = 0; i < b->nsample_type; i++)
+    if (!strcmp(pprof_str(b, b->sample_type[i].type), name)) return (int)i;
+  return -1;
+}
+
+static long num_param(const params *p, const char *k, long dflt, long min, long max, bool *bad) {
+  const char *v = param(p, k);
+  if (!v) return dflt;
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (*end || end == v || x < min || x > max) *bad = true;
+  return x;
+}
+
+static int cmp_desc_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x > y ? -1 : x < y;
+}
+
+static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+
+/* /api/v1/render: flame graph (pruned to max_nodes, biggest first) and top table of the
+ * selection, optionally against a base. Node values: [name, parent, self, total] and, with a
+ * base, [.., baseSelf, baseTotal]. What pruning hid is total - self - sum(children). */
+static enum MHD_Result api_render(web *w, struct MHD_Connection *c, const params *p) {
+  selection s, b;
+  bool has_base = false, bad = false;
+  char why[600];
+  if (parse_selection(p, &s, true, why, sizeof why) < 0 || parse_base(p, &s, &b, &has_base, why, sizeof why) < 0)
+    return send_error(c, 400, "bad_data", why);
+  long max_nodes = num_param(p, "max_nodes", 4096, 1, 200000, &bad);
+  long topn = num_param(p, "top", 500, 1, 20000, &bad);
+  if (bad) return send_error(c, 400, "bad_data", "max_nodes: 1..200000, top: 1..20000");
+  pprof_profile *cmp = NULL, *base = NULL;
+  size_t ncmp = 0, nbase = 0;
+  pp_err err = {0};
+  int r = store_merged(w->h.st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, &cmp, &ncmp, &err);
+  if (r == PP_EUSAGE) return send_error(c, 404, "not_found", err.msg);
+  if (r < 0) return send_error(c, 500, "internal", err.msg);
+  if (has_base) {
+    r = store_merged(w->h.st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS, &base, &nbase, &err);
+    if (r < 0) {
+      pprof_free(cmp);
+      return send_error(c, r == PP_EUSAGE ? 404 : 500, r == PP_EUSAGE ? "not_found" : "internal", err.msg);
+    }
+  }
+  int si = pick_sample(cmp, p, why, sizeof why), bsi = 0;
+  if (si >= 0 && base && (bsi = same_sample(cmp, si, base)) < 0) {
+    snprintf(why, sizeof why, "the base has no sample type %s", pprof_str(cmp, cmp->sample_type[si].type));
+    si = -1;
+  }
+  if (si < 0) {
+    pprof_free(cmp);
+    pprof_free(base);
+    return send_error(c, 400, "bad_data", why);
+  }
+  const pprof_profile *ps[2] = {cmp, base};
+  int sis[2] = {si, bsi};
+  size_t nin = base ? 2 : 1;
+  pprof_multitree t;
+  r = pprof_multitree_compute(ps, sis, nin, 0, &t, &err);
+  if (r < 0) {
+    pprof_free(cmp);
+    pprof_free(base);
+    return send_error(c, 500, "internal", err.msg);
+  }
+  /* prune: keep the max_nodes nodes of largest |total| (summed over inputs); a node needs its
+   * parent kept, which ids guarantee to be decided first (a parent is created before its
+   * children) */
+  int64_t *key = malloc(t.nnodes * sizeof *key), *sorted = malloc(t.nnodes * sizeof *sorted);
+  int32_t *remap = malloc(t.nnodes * sizeof *remap);
+  json_t *nodes = json_array(), *names = json_array();
+  htab nameidx;
+  htab_init(&nameidx, 1024, 0);
+  size_t kept = 0, pruned = 0;
+  if (key && sorted && remap) {
+    for (size_t i = 0; i < t.nnodes; i++) {
+      key[i] = 0;
+      for (size_t k = 0; k < nin; k++) key[i] += abs64(t.total[i * nin + k]);
+      sorted[i] = key[i];
+    }
+    qsort(sorted, t.nnodes, sizeof *sorted, cmp_desc_i64);
+    int64_t threshold = sorted[(size_t)max_nodes < t.nnodes ? (size_t)max_nodes - 1 : t.nnodes - 1];
+    for (size_t i = 0; i < t.nnodes; i++) {
+      remap[i] = -1;
+      bool parent_ok = i == 0 || remap[t.parent[i]] >= 0;
+      if (parent_ok && key[i] >= threshold && kept < (size_t)max_nodes) {
+        remap[i] = (int32_t)kept++;
+        uint32_t ni;
+        if (htab_intern(&nameidx, t.names[i], strlen(t.names[i]), &ni) == 1) json_array_append_new(names, json_string(t.names[i]));
+        json_t *row = json_pack("[i,i,I,I]", (int)ni, i ? (int)remap[t.parent[i]] : -1, (json_int_t)t.self[i * nin],
+                                (json_int_t)t.total[i * nin]);
+        if (nin == 2) {
+          json_array_append_new(row, json_integer(t.self[i * nin + 1]));
+          json_array_append_new(row, json_integer(t.total[i * nin + 1]));
+        }
+        json_array_append_new(nodes, row);
+      } else {
+        pruned++;
+      }
+    }
+  }
+  htab_free(&nameidx);
+  free(key);
+  free(sorted);
+  free(remap);
+  /* the top table, with the base's values by function name */
+  json_t *top = json_array();
+  pprof_top tc, tb;
+  bool have_tb = false;
+  if (pprof_top_compute(cmp, si, &tc, NULL) == 0) {
+    if (base) have_tb = pprof_top_compute(base, bsi, &tb, NULL) == 0;
+    for (size_t i = 0; i < tc.nfuncs && i < (size_t)topn; i++) {
+      json_t *row = json_pack("{s:s,s:I,s:I}", "name", tc.funcs[i].name, "flat", (json_int_t)tc.funcs[i].flat, "cum",
+                              (json_int_t)tc.funcs[i].cum);
+      if (have_tb) {
+        int64_t bf = 0, bc = 0;
+        for (size_t k = 0; k < tb.nfuncs; k++)
+          if (!strcmp(tb.funcs[k].name, tc.funcs[i].name)) {
+            bf = tb.funcs[k].flat;
+            bc = tb.funcs[k].cum;
+            break;
+          }
+        json_object_set_new(row, "baseFlat", json_integer(bf));
+        json_object_set_new(row, "baseCum", json_integer(bc));
+      }
+      json_array_append_new(top, row);
+    }
+    json_t *data = json_pack("{s:s,s:{s:s,s:s},s:I,s:I,s:o,s:o,s:{s:I,s:I},s:o}", "profileType", s.type, "sampleType",
+                             "type", pprof_str(cmp, cmp->sample_type[si].type), "unit", pprof_str(cmp, cmp->sample_type[si].unit),
+                             "profiles", (json_int_t)ncmp, "total", (json_int_t)tc.total, "names", names, "nodes", nodes,
+                             "pruned", "nodes", (json_int_t)pruned, "kept", (json_int_t)kept, "top", top);
+    json_t *types = json_array();
+    for (size_t i = 0; i < cmp->nsample_type; i++)
+      json_array_append_new(types, json_pack("{s:s,s:s}", "type", pprof_str(cmp, cmp->sample_type[i].type), "unit",
+                                             pprof_str(cmp, cmp->sample_type[i].unit)));
+    json_object_set_new(data, "sampleTypes", types);
+    if (have_tb) {
+      json_object_set_new(data, "baseTotal", json_integer(tb.total));
+      json_object_set_new(data, "baseProfiles", json_integer((json_int_t)nbase));
+      pprof_top_release(&tb);
+    }
+    pprof_top_release(&tc);
+    pprof_multitree_release(&t);
+    pprof_free(cmp);
+    pprof_free(base);
+    return send_json(c, 200, json_pack("{s:s,s:o}", "status", "success", "data", data));
+  }
+  json_decref(top);
+  json_decref(nodes);
+  json_decref(names);
+  pprof_multitree_release(&t);
+  pprof_free(cmp);
+  pprof_free(base);
+  return send_error(c, 500, "internal", "top table failed");
+}
+
+/* /api/v1/timeline: per-scrape totals of one sample type, one series of points per label set. */
+static enum MHD_Result api_timeline(web *w, struct MHD_Connection *c, const params *p) {
   selection s;
   char why[256];
+  if (parse_selection(p, &s, true, why, sizeof why) < 0) return send_error(c, 400, "bad_data", why);
+  store_row *rows;
+  size_t n;
+  pp_err err = {0};
+  if (store_list_rows(w->h.st, s.m, s.nm, s.type, s.from, s.to, WEB_MAX_RECORDS, &rows, &n, &err) < 0)
+    return send_error(c, 500, "internal", err.msg);
+  const char *want = param(p, "sample");
+  json_t *series = json_object();
+  for (size_t i = 0; i < n; i++) {
+    /* the column: by name, by index, or the last (Go's default for every type but allocs) */
+    int col = -1, k = 0;
+    char types[1024];
+    snprintf(types, sizeof types, "%s", rows[i].sample_types);
+    char *save = NULL;
+    for (char *tok = strtok_r(types, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++) {
+      char *slash = strchr(tok, '/');
+      if (slash) *slash = '\0';
+      if (want && (!strcmp(tok, want) || (atoi(want) == k && want[0] >= '0' && want[0] <= '9'))) col = k;
+    }
+    if (!want) col = k - 1;
+    if (col < 0) continue;
+    long long v = 0;
+    char totals[1024];
+    snprintf(totals, sizeof totals, "%s", rows[i].totals);
+    save = NULL;
+    k = 0;
+    for (char *tok = strtok_r(totals, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++)
+      if (k == col) v = strtoll(tok, NULL, 10);
+    json_t *e = json_object_get(series, rows[i].labels_json);
+    if (!e) {
+      json_t *labels = json_loads(rows[i].labels_json, 0, NULL);
+      e = json_pack("{s:o,s:[]}", "labels", labels ? labels : json_object(), "points");
+      json_object_set_new(series, rows[i].labels_json, e);
+    }
+    json_array_append_new(json_object_get(e, "points"), json_pack("[I,I,I]", (json_int_t)rows[i].start_ns,
+                                                                  (json_int_t)rows[i].end_ns, (json_int_t)v));
+  }
+  store_rows_free(rows, n);
+  json_t *arr = json_array();
+  const char *k2;
+  json_t *v2;
+  json_object_foreach(series, k2, v2) json_array_append(arr, v2);
+  json_decref(series);
+  return send_json(c, 200, json_pack("{s:s,s:o}", "status", "success", "data", arr));
+}
+
+static enum MHD_Result api_profile(web *w, struct MHD_Connection *c, const params *p) {
+  selection s;
+  char why[600];
   if (parse_selection(p, &s, true, why, sizeof why) < 0) return send_error(c, 400, "bad_data", why);
   pprof_profile *prof = NULL;
   size_t count = 0;
@@ -179,6 +432,21 @@ static enum MHD_Result api_profile(web *w, struct MHD_Connection *c, const param
   int r = store_merged(w->h.st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, &prof, &count, &err);
   if (r == PP_EUSAGE) return send_error(c, 404, "not_found", err.msg);
   if (r < 0) return send_error(c, 500, "internal", err.msg);
+  selection b;
+  bool has_base = false;
+  if (parse_base(p, &s, &b, &has_base, why, sizeof why) < 0) {
+    pprof_free(prof);
+    return send_error(c, 400, "bad_data", why);
+  }
+  if (has_base) {
+    pprof_profile *base = NULL, *d = NULL;
+    r = store_merged(w->h.st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS, &base, NULL, &err);
+    if (r == 0) r = pprof_diff(base, prof, &d, &err);
+    pprof_free(base);
+    pprof_free(prof);
+    if (r < 0) return send_error(c, r == PP_EUSAGE ? 404 : 400, r == PP_EUSAGE ? "not_found" : "bad_data", err.msg);
+    prof = d;
+  }
   uint8_t *buf;
   size_t len;
   r = pprof_encode(prof, 1, &buf, &len, &err);
@@ -282,42 +550,57 @@ static void html_escape(char **buf, size_t *len, size_t *cap, const char *s) {
   }
 }
 
-/* A plain page of targets and their health until the UI lands (issue 4). */
-static enum MHD_Result index_page(web *w, struct MHD_Connection *c) {
+static const ui_asset *asset(const char *name) {
+  for (const ui_asset *a = ui_assets; a->name; a++)
+    if (!strcmp(a->name, name)) return a;
+  return NULL;
+}
+
+static enum MHD_Result send_asset(struct MHD_Connection *c, const char *name) {
+  const ui_asset *a = asset(name);
+  if (!a) return send_text(c, 404, "not found\n");
+  return send_buf(c, 200, a->content_type, (void *)a->data, a->len, MHD_RESPMEM_PERSISTENT, NULL);
+}
+
+/* /raw: the seed's list of stored series, as a plain page with download links. */
+static enum MHD_Result raw_page(web *w, struct MHD_Connection *c) {
+  store_series_info *v;
+  size_t n;
+  pp_err err = {0};
+  if (store_list_series(w->h.st, NULL, 0, NULL, 0, 0, &v, &n, &err) < 0) return send_error(c, 500, "internal", err.msg);
   char *b = NULL;
   size_t len = 0, cap = 0;
-  const char *head = "<!doctype html><html><head><meta charset=\"utf-8\"><title>pprof-controller</title></head>"
-                     "<body><h1>pprof-controller collector</h1><p>API: <a href=\"/api/v1/targets\">targets</a>, "
-                     "<a href=\"/api/v1/series\">series</a>, <a href=\"/metrics\">metrics</a>.</p>"
-                     "<table border=\"1\"><tr><th>monitor</th><th>type</th><th>health</th><th>last error</th>"
-                     "<th>profile</th></tr>";
+  const char *head = "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"
+                     "<link rel=\"stylesheet\" href=\"/ui/app.css\"></head><body><main><h1>Stored series</h1>"
+                     "<table><tr><th>labels</th><th>type</th><th>profiles</th><th>download</th></tr>";
   bput(&b, &len, &cap, head, strlen(head));
-  json_t *t = scrape_targets_json(w->h.eng);
-  size_t i;
-  json_t *o;
-  json_array_foreach(t, i, o) {
-    const char *mon = json_string_value(json_object_get(o, "monitor"));
-    const char *type = json_string_value(json_object_get(o, "type"));
-    const char *health = json_string_value(json_object_get(o, "health"));
-    const char *err = json_string_value(json_object_get(o, "lastError"));
-    const char *parts[] = {mon, type, health, err};
-    bput(&b, &len, &cap, "<tr>", 4);
-    for (int k = 0; k < 4; k++) {
-      bput(&b, &len, &cap, "<td>", 4);
-      html_escape(&b, &len, &cap, parts[k] ? parts[k] : "");
-      bput(&b, &len, &cap, "</td>", 5);
+  for (size_t i = 0; i < n; i++) {
+    bput(&b, &len, &cap, "<tr><td>", 8);
+    html_escape(&b, &len, &cap, v[i].labels_json);
+    bput(&b, &len, &cap, "</td><td>", 9);
+    html_escape(&b, &len, &cap, v[i].type);
+    char num[32];
+    snprintf(num, sizeof num, "</td><td>%lld</td><td>", (long long)v[i].count);
+    bput(&b, &len, &cap, num, strlen(num));
+    /* a link built from stored labels: each value percent-encoded, then the whole HTML-escaped */
+    json_t *labels = json_loads(v[i].labels_json, 0, NULL);
+    char link[4096];
+    size_t o = (size_t)snprintf(link, sizeof link, "/api/v1/profile?type=%s", v[i].type);
+    const char *k;
+    json_t *val;
+    json_object_foreach(labels, k, val) {
+      char *ek = curl_easy_escape(NULL, k, 0), *ev = curl_easy_escape(NULL, json_string_value(val) ? json_string_value(val) : "", 0);
+      if (ek && ev && o < sizeof link) o += (size_t)snprintf(link + o, sizeof link - o, "&%s=%s", ek, ev);
+      curl_free(ek);
+      curl_free(ev);
     }
-    /* the link's query is built from untrusted names: percent-encode, then HTML-escape */
-    char *enc = curl_easy_escape(NULL, mon ? mon : "", 0);
-    char link[2400];
-    snprintf(link, sizeof link, "/api/v1/profile?type=%s&name=%s", type ? type : "cpu", enc ? enc : "");
-    curl_free(enc);
-    bput(&b, &len, &cap, "<td><a href=\"", 13);
+    json_decref(labels);
+    bput(&b, &len, &cap, "<a href=\"", 9);
     html_escape(&b, &len, &cap, link);
-    bput(&b, &len, &cap, "\">download</a></td></tr>", 24);
+    bput(&b, &len, &cap, "\">pprof</a></td></tr>", 21);
   }
-  json_decref(t);
-  bput(&b, &len, &cap, "</table></body></html>", 22);
+  store_series_free(v, n);
+  bput(&b, &len, &cap, "</table></main></body></html>", 29);
   if (!b) return send_text(c, 500, "out of memory\n");
   return send_buf(c, 200, "text/html; charset=utf-8", b, len, MHD_RESPMEM_MUST_FREE, NULL);
 }
@@ -377,8 +660,45 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   if (!strcmp(url, "/api/v1/series")) return api_series(w, c, &p);
   if (!strcmp(url, "/api/v1/profile")) return api_profile(w, c, &p);
   if (!strcmp(url, "/api/v1/profiles")) return api_profiles(w, c, &p);
-  if (!strcmp(url, "/")) return index_page(w, c);
+  if (!strcmp(url, "/api/v1/render")) return api_render(w, c, &p);
+  if (!strcmp(url, "/api/v1/timeline")) return api_timeline(w, c, &p);
+  /* the UI: one page that routes on the path; its files come from the compiled-in table */
+  if (!strcmp(url, "/") || !strcmp(url, "/targets") || !strcmp(url, "/explorer") || !strcmp(url, "/compare") ||
+      !strcmp(url, "/dashboard"))
+    return send_asset(c, "index.html");
+  if (!strncmp(url, "/ui/", 4)) return send_asset(c, url + 4);
+  if (!strcmp(url, "/raw")) return raw_page(w, c);
+  if (!strncmp(url, "/pprof/web", 10)) {
+    /* the seed's per-file pprof web UI: its successor is the explorer */
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Location", "/explorer");
+    enum MHD_Result ret = MHD_queue_response(c, 302, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
   return send_text(c, 404, "not found\n");
+}
+
+/* Query strings as browsers and Go's url.Values write them: %XX and '+' for a space
+ * (libmicrohttpd's default only decodes %XX). */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  char *w = s;
+  for (char *r = s; *r; r++) {
+    if (*r == '+') {
+      *w++ = ' ';
+    } else if (*r == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2])) {
+      char hex[3] = {r[1], r[2], 0};
+      *w++ = (char)strtol(hex, NULL, 16);
+      r += 2;
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
 }
 
 int web_start(const char *addr, int port, const web_hooks *hooks, web **ret, pp_err *err) {
@@ -409,7 +729,7 @@ int web_start(const char *addr, int port, const web_hooks *hooks, web **ret, pp_
   }
   w->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, w, MHD_OPTION_THREAD_POOL_SIZE, 4,
                           MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_LIMIT, 256u,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                           sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
   if (!w->d) {
     free(w);

@@ -1,0 +1,138 @@
+"""UI tests: a collector filled by scraping the real Go demo target and a hostile target, then
+Debian's chromium driven by playwright-core through every page (tests/ui/ui.test.mjs)."""
+import gzip
+import http.server
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+
+from harness import OUT, ROOT, go_pprof, go_top_args, parse_go_top, run
+from peers import Collector, DemoTarget, QuietServer, http_req
+
+UI = os.path.dirname(os.path.abspath(__file__))
+XSS = "</script><img src=x onerror=alert(1)>"
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def field(num, payload):
+    if isinstance(payload, int):
+        return varint(num << 3) + varint(payload)
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def hostile_profile():
+    """A valid heap-like profile whose function, file and label strings are attack payloads."""
+    strings = ["", "inuse_space", "bytes", XSS, "javascript:alert(1)", "evil", "main.safe"]
+    s = {v: i for i, v in enumerate(strings)}
+    p = field(1, field(1, s["inuse_space"]) + field(2, s["bytes"]))
+    p += field(2, field(1, varint(1) + varint(2)) + field(2, varint(5000)) + field(3, field(1, s["evil"]) + field(2, s["javascript:alert(1)"])))
+    p += field(4, field(1, 1) + field(4, field(1, 1) + field(2, 7)))
+    p += field(4, field(1, 2) + field(4, field(1, 2) + field(2, 9)))
+    p += field(5, field(1, 1) + field(2, s[XSS]) + field(3, s[XSS]) + field(4, s["javascript:alert(1)"]))
+    p += field(5, field(1, 2) + field(2, s["main.safe"]))
+    for v in strings:
+        p += field(6, v.encode())
+    p += field(9, time.time_ns())
+    return gzip.compress(p)
+
+
+class Hostile:
+    def __init__(self):
+        body = hostile_profile()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.srv = QuietServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+
+
+def ensure_playwright(t):
+    if os.path.isdir(os.path.join(UI, "node_modules", "playwright-core")):
+        return True
+    p = run(["npm", "ci", "--no-audit", "--no-fund"], cwd=UI, timeout=300)
+    t.record("ui: npm ci installs playwright-core (no browser download)", p.returncode == 0, p.stderr[-2000:])
+    return p.returncode == 0
+
+
+def run_suite(t):
+    if not os.path.exists("/usr/bin/chromium"):
+        t.record("ui: Debian's chromium is installed (make deps)", False, "missing /usr/bin/chromium")
+        return
+    if not ensure_playwright(t):
+        return
+    demo, bad = DemoTarget(), Hostile()
+    cfg = f"""monitors:
+- name: demo
+  endpoint: {demo.url}
+  labels: {{__k8s_namespace: shop, __k8s_name: checkout}}
+  profile: {{seconds: 2}}
+  heap: {{interval_seconds: 2}}
+  goroutine: {{interval_seconds: 2}}
+- name: "{XSS}"
+  endpoint: {bad.url}
+  labels: {{__k8s_namespace: "javascript:alert(1)", __k8s_name: "<svg onload=alert(1)>"}}
+  heap: {{interval_seconds: 2}}
+"""
+    c = Collector(cfg, name="ui")
+    try:
+        ok = c.wait_for(lambda: len(c.get_json("/api/v1/profiles?type=cpu&name=demo")[1]["data"]) >= 3 and
+                        len(c.get_json("/api/v1/profiles?type=heap&__k8s_name=%3Csvg%20onload%3Dalert(1)%3E")[1]["data"]) >= 1, timeout=40)
+        t.record("ui: collector filled by scraping the demo target and a hostile target", ok)
+        # the explorer checks look at data up to a fixed time, so the page, the API and go tool
+        # pprof see the same profiles while scraping goes on
+        rows = c.get_json("/api/v1/profiles?type=cpu&name=demo")[1]["data"]
+        to_ns = max(r["endUnixNano"] for r in rows)
+        frozen = f"{to_ns // 10**9}.{to_ns % 10**9:09d}"
+        f = os.path.join(OUT, "ui-expected.pb.gz")
+        st, data, _ = http_req("GET", f"{c.url}/api/v1/profile?type=cpu&name=demo&to={frozen}")
+        open(f, "wb").write(data)
+        nodes = parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + [f]).stdout)
+        expected = sorted(nodes.items(), key=lambda kv: (-kv[1][0], kv[0]))[0][0] if nodes else ""
+        out = os.path.join(OUT, "ui")
+        p = subprocess.run(["node", os.path.join(UI, "ui.test.mjs"), c.url, out, expected, frozen], capture_output=True, text=True, timeout=600)
+        seen = 0
+        lines = p.stdout.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("ok - ") or line.startswith("not ok - "):
+                okl = line.startswith("ok - ")
+                detail = "\n".join(l for l in lines[i + 1:i + 12] if l.startswith("    "))
+                t.record("ui: " + line.split(" - ", 1)[1], okl, detail)
+                seen += 1
+        if seen == 0 or (p.returncode != 0 and "not ok" not in p.stdout):
+            t.record("ui: browser test ran", False, p.stdout[-2000:] + p.stderr[-3000:])
+        # the downloaded pprof opens in our tool (and so in go tool pprof's reader)
+        dl = os.path.join(out, "download.pb.gz")
+        if os.path.exists(dl):
+            r = run([os.path.join(ROOT, "bin", "pprof-tool"), "info", dl])
+            t.record("ui: the downloaded profile is a valid pprof", r.returncode == 0 and "samples:" in r.stdout, r.stderr)
+    finally:
+        c.stop()
+        c.cleanup()
+        demo.stop()
+        bad.stop()
