@@ -15,7 +15,7 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter $(WERROR)
-PKGS    := libprotobuf-c zlib libdeflate yaml-0.1 libcurl libmicrohttpd sqlite3 jansson
+PKGS    := libprotobuf-c zlib libdeflate yaml-0.1 libcurl libmicrohttpd sqlite3 jansson libcrypt
 DEPS_OK := build/.deps-ok
 
 B       := build

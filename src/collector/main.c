@@ -260,6 +260,9 @@ static void usage(FILE *f) {
         "      --retention-size SIZE     disk budget for the data dir, e.g. 5GiB (default none)\n"
         "      --retention-time DURATION keep profiles this long, e.g. 15d (default none)\n"
         "  -l, --log-level LEVEL         debug, info, warn or error (default info)\n"
+        "      --web-basic-auth-file FILE  require HTTP basic auth for the UI and API: name:hash\n"
+        "                                lines (htpasswd -B); /healthz and /readyz stay open\n"
+        "      --web-bearer-token-file FILE  or accept this bearer token (either may be given)\n"
         "      --check-config FILE       validate a config file and exit (0 valid, 1 invalid)\n"
         "  -h, --help                    this text\n"
         "      --version                 version and revision\n"
@@ -287,10 +290,12 @@ int main(int argc, char **argv) {
       {"web-port", required_argument, 0, 'p'},      {"data-dir", required_argument, 0, 'd'},
       {"retention-size", required_argument, 0, 'S'}, {"retention-time", required_argument, 0, 'T'},
       {"web-listen-address", required_argument, 0, 'L'}, {"check-config", required_argument, 0, 'C'},
+      {"web-basic-auth-file", required_argument, 0, 'U'}, {"web-bearer-token-file", required_argument, 0, 'K'},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
   pp_err err = {0};
+  static web_auth auth;
   opterr = 0;
   while ((ch = getopt_long(argc, argv, ":c:l:p:d:h", lo, NULL)) != -1) {
     switch (ch) {
@@ -347,6 +352,12 @@ int main(int argc, char **argv) {
       cfg_free(c);
       return 0;
     }
+    case 'U':
+      if (web_auth_load_users(optarg, &auth, &err) < 0) return bad_flag("--web-basic-auth-file: %s", err.msg);
+      break;
+    case 'K':
+      if (web_auth_load_token(optarg, &auth, &err) < 0) return bad_flag("--web-bearer-token-file: %s", err.msg);
+      break;
     case 'h': usage(stdout); return 0;
     case 'V': printf("collector %s (revision %s)\n", PP_VERSION, PP_REVISION); return 0;
     case ':': return bad_flag("%s needs a value", argv[optind - 1]);
@@ -392,7 +403,7 @@ int main(int argc, char **argv) {
     else
       LOG(LOG_INFO, "self telemetry: pprof on http://127.0.0.1:%d/debug/pprof/", a.cfg->self_pprof_port);
   }
-  web_hooks hooks = {&a, a.st, a.eng, hook_reload, hook_ready, hook_metrics};
+  web_hooks hooks = {&a, a.st, a.eng, hook_reload, hook_ready, hook_metrics, &auth};
   if (web_start(listen, port, &hooks, &w, &err) < 0) {
     LOG(LOG_ERROR, "%s", err.msg);
     goto out;

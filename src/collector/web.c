@@ -5,6 +5,7 @@
 #include "ui_assets.h"
 
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
@@ -605,6 +606,107 @@ static enum MHD_Result raw_page(web *w, struct MHD_Connection *c) {
   return send_buf(c, 200, "text/html; charset=utf-8", b, len, MHD_RESPMEM_MUST_FREE, NULL);
 }
 
+/* ---- authentication ------------------------------------------------------------------------ */
+
+static int read_small_file(const char *path, char **ret, pp_err *err) {
+  FILE *f = fopen(path, "r");
+  if (!f) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
+  char *buf = calloc(1, 65537);
+  size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+  fclose(f);
+  if (!buf) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  buf[n] = '\0';
+  *ret = buf;
+  return 0;
+}
+
+int web_auth_load_users(const char *path, web_auth *a, pp_err *err) {
+  char *text;
+  int r = read_small_file(path, &text, err);
+  if (r < 0) return r;
+  char *save = NULL;
+  size_t line = 0;
+  for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    line++;
+    l[strcspn(l, "\r")] = '\0';
+    if (!*l || *l == '#') continue;
+    char *colon = strchr(l, ':');
+    if (!colon || colon == l || colon[1] != '$') {
+      free(text);
+      return pp_err_set(err, PP_EINVAL, "%s:%zu: want name:hash (a crypt(3) hash such as htpasswd -B writes)", path, line);
+    }
+    char **nu = realloc(a->users, (a->nusers + 1) * sizeof *nu);
+    if (!nu || !(nu[a->nusers] = strdup(l))) {
+      free(text);
+      return pp_err_set(err, PP_ENOMEM, "out of memory");
+    }
+    a->users = nu;
+    a->nusers++;
+  }
+  free(text);
+  if (!a->nusers) return pp_err_set(err, PP_EINVAL, "%s: no users", path);
+  return 0;
+}
+
+int web_auth_load_token(const char *path, web_auth *a, pp_err *err) {
+  char *text;
+  int r = read_small_file(path, &text, err);
+  if (r < 0) return r;
+  text[strcspn(text, "\r\n")] = '\0';
+  if (strlen(text) < 16) {
+    free(text);
+    return pp_err_set(err, PP_EINVAL, "%s: the token must be at least 16 characters", path);
+  }
+  a->token = text;
+  return 0;
+}
+
+/* Comparison whose time does not depend on where the strings differ. */
+static bool same(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  unsigned char d = (unsigned char)(la != lb);
+  for (size_t i = 0; i < la; i++) d |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+  return d == 0;
+}
+
+static bool authorized(const web_auth *a, struct MHD_Connection *c) {
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+  if (!h) return false;
+  if (a->token && !strncmp(h, "Bearer ", 7)) return same(h + 7, a->token);
+  if (a->nusers && !strncmp(h, "Basic ", 6)) {
+    char *pass = NULL;
+    char *user = MHD_basic_auth_get_username_password(c, &pass);
+    bool ok = false;
+    if (user && pass) {
+      size_t ul = strlen(user);
+      for (size_t i = 0; i < a->nusers && !ok; i++) {
+        const char *e = a->users[i];
+        if (strncmp(e, user, ul) || e[ul] != ':') continue;
+        struct crypt_data *cd = calloc(1, sizeof *cd); /* ~32 KiB: not on the stack */
+        const char *hash = e + ul + 1;
+        const char *got = cd ? crypt_r(pass, hash, cd) : NULL;
+        ok = got && got[0] == '$' && same(got, hash);
+        free(cd);
+      }
+    }
+    MHD_free(user);
+    MHD_free(pass);
+    return ok;
+  }
+  return false;
+}
+
+static enum MHD_Result send_unauthorized(struct MHD_Connection *c, const web_auth *a) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(13, (void *)"unauthorized\n", MHD_RESPMEM_PERSISTENT);
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+  if (a->nusers) MHD_add_response_header(r, "WWW-Authenticate", "Basic realm=\"pprof-controller\", charset=\"UTF-8\"");
+  else MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+  enum MHD_Result ret = MHD_queue_response(c, 401, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 typedef struct req {
   bool is_post;
 } req;
@@ -636,6 +738,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     bool ok = w->h.ready && w->h.ready(w->h.ud);
     return send_text(c, ok ? 200 : 503, ok ? "ready\n" : "not ready\n");
   }
+  /* everything past the health endpoints needs credentials when auth is configured */
+  const web_auth *a = w->h.auth;
+  if (a && (a->nusers || a->token) && !authorized(a, c)) return send_unauthorized(c, a);
   if (!strcmp(url, "/reload") || !strcmp(url, "/-/reload")) {
     if (!post) return send_text(c, 405, "use POST\n");
     pp_err err = {0};

@@ -24,6 +24,19 @@
 #define WEB_MAX_PARAM_LEN 1024
 #define WEB_MAX_RECORDS 20000
 
+/* Optional authentication for the UI and API (off when both are NULL/empty); /healthz and
+ * /readyz stay open. users: "name:hash" lines as htpasswd -B writes them (any crypt(3) hash
+ * libxcrypt knows: bcrypt $2b$, sha512 $6$, yescrypt $y$); token: a bearer token. */
+typedef struct web_auth {
+  char **users;   /* "name:hash" */
+  size_t nusers;
+  char *token;
+} web_auth;
+
+/* Reads a users file (PP_EINVAL naming the bad line) or a token file into *auth. */
+int web_auth_load_users(const char *path, web_auth *auth, pp_err *err);
+int web_auth_load_token(const char *path, web_auth *auth, pp_err *err);
+
 typedef struct web_hooks {
   void *ud;
   store *st;
@@ -33,6 +46,7 @@ typedef struct web_hooks {
   bool (*ready)(void *ud);
   /* Appends the program's own metrics (reloads, ingest, store) in Prometheus text format. */
   void (*metrics)(void *ud, char **buf, size_t *len, size_t *cap);
+  const web_auth *auth; /* NULL = open */
 } web_hooks;
 
 typedef struct web web;

@@ -288,6 +288,115 @@ def tls_auth(t):
         srv.stop()
 
 
+def web_api(t):
+    """Issue 4's API on a store filled by scraping the demo target, checked against go tool pprof;
+    seed routes; limits; optional authentication."""
+    demo = DemoTarget()
+    d = tempfile.mkdtemp(prefix="auth-")
+    users, token = os.path.join(d, "users"), os.path.join(d, "token")
+    hashed = subprocess.run(["openssl", "passwd", "-6", "s3cret pass"], capture_output=True, text=True).stdout.strip()
+    open(users, "w").write(f"# users\nalice:{hashed}\n")
+    open(token, "w").write("0123456789abcdef-token\n")
+    cfg = f"monitors:\n- name: demo\n  endpoint: {demo.url}\n  profile: {{seconds: 2}}\n  heap: {{interval_seconds: 2}}\n"
+    c = Collector(cfg, extra_args=["--web-basic-auth-file", users, "--web-bearer-token-file", token], name="webapi")
+    import base64
+    import urllib.request
+    basic = "Basic " + base64.b64encode(b"alice:s3cret pass").decode()
+
+    def get(path, auth=basic):
+        req = urllib.request.Request(c.url + path, headers={"Authorization": auth} if auth else {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), dict(e.headers)
+    try:
+        def auth():
+            out = []
+            for path, a, want in (("/api/v1/targets", None, 401), ("/api/v1/targets", basic, 200),
+                                  ("/api/v1/targets", "Basic " + base64.b64encode(b"alice:wrong").decode(), 401),
+                                  ("/api/v1/targets", "Bearer 0123456789abcdef-token", 200), ("/api/v1/targets", "Bearer nope", 401),
+                                  ("/metrics", None, 401), ("/", None, 401), ("/healthz", None, 200), ("/readyz", None, 200)):
+                st, body, hdr = get(path, a)
+                if st != want or (st == 401 and "WWW-Authenticate" not in hdr):
+                    out.append(f"{path} with {a and a[:12]}: {st}, want {want}")
+            return not out, "\n".join(out)
+        check(t, "collector web auth: basic (crypt hash) and bearer required, health endpoints open", auth)
+        c.wait_for(lambda: len(json.loads(get("/api/v1/profiles?type=cpu&name=demo")[1])["data"]) >= 4, timeout=30)
+        rows = json.loads(get("/api/v1/profiles?type=cpu&name=demo")[1])["data"]
+        sec = lambda ns: f"{ns // 10**9}.{ns % 10**9:09d}"
+        to = rows[-1]["endUnixNano"]
+        mid = rows[len(rows) // 2]["endUnixNano"]
+        files = {}
+        for name, q in (("all", f"to={sec(to)}"), ("base", f"to={sec(mid - 1)}"), ("cmp", f"from={sec(mid)}&to={sec(to)}"),
+                        ("diff", f"from={sec(mid)}&to={sec(to)}&base_to={sec(mid - 1)}")):
+            st, data, _ = get(f"/api/v1/profile?type=cpu&name=demo&{q}")
+            files[name] = os.path.join(OUT, f"webapi-{name}.pb.gz")
+            open(files[name], "wb").write(data)
+
+        def render_vs_go():
+            st, body, _ = get(f"/api/v1/render?type=cpu&name=demo&to={sec(to)}&top=20000&max_nodes=50")
+            r = json.loads(body)["data"]
+            g = parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + [files["all"]]).stdout)
+            ours = {e["name"]: (e["flat"], e["cum"]) for e in r["top"]}
+            root = r["nodes"][0]
+            kids = sum(n[3] for n in r["nodes"] if n[1] == 0)
+            ok = ours == g and root[3] == r["total"] and len(r["nodes"]) <= 50 and r["pruned"]["nodes"] > 0 and kids <= root[3]
+            return ok, compare_maps(ours, g) + f" root={root} total={r['total']} nodes={len(r['nodes'])} pruned={r['pruned']}"
+        check(t, "collector /api/v1/render: top table equals go tool pprof; flame graph pruned to max_nodes with totals kept", render_vs_go)
+
+        def base_vs_go():
+            ours = parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + [files["diff"]]).stdout)
+            theirs = parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + ["-base", files["base"], files["cmp"]]).stdout)
+            st, body, _ = get(f"/api/v1/render?type=cpu&name=demo&from={sec(mid)}&to={sec(to)}&base_to={sec(mid - 1)}&top=20000")
+            r = json.loads(body)["data"]
+            deltas = {e["name"]: e["flat"] - e["baseFlat"] for e in r["top"]}
+            want = {k: v[0] for k, v in theirs.items()}
+            # every function of the comparison carries base - comparison as go computes it
+            bad = {k: (deltas[k], want.get(k, 0)) for k in deltas if deltas[k] != want.get(k, 0)}
+            return compare_maps(ours, theirs) == "" and not bad and r["baseTotal"] > 0, compare_maps(ours, theirs) + str(list(bad.items())[:5])
+        check(t, "collector base subtraction (/api/v1/profile and render) equals go tool pprof -base", base_vs_go)
+
+        def timeline():
+            st, body, _ = get(f"/api/v1/timeline?type=cpu&name=demo&sample=cpu&to={sec(to)}")
+            pts = json.loads(body)["data"][0]["points"]
+            want = [(r["endUnixNano"], r["totals"][1]) for r in rows]
+            return [(p[1], p[2]) for p in pts] == want, f"{pts[:3]} vs {want[:3]}"
+        check(t, "collector /api/v1/timeline: one point per stored profile with its total", timeline)
+
+        def seed_routes():
+            st1, body1, h1 = get("/raw")
+            import http.client
+            hc = http.client.HTTPConnection("127.0.0.1", c.port, timeout=10)
+            hc.request("GET", "/pprof/web/some/old/link", headers={"Authorization": basic})
+            resp = hc.getresponse()
+            st2, h2 = resp.status, dict(resp.getheaders())
+            hc.close()
+            st3, body3, h3 = get("/dashboard")
+            st4, _, h4 = get("/ui/app.js")
+            st5, _, _ = get("/ui/../../etc/passwd")
+            ok = st1 == 200 and b"demo" in body1 and st2 == 302 and h2.get("Location") == "/explorer" and st3 == 200
+            ok = ok and "script-src 'self'" in h3.get("Content-Security-Policy", "") and st4 == 200 and "javascript" in h4.get("Content-Type", "") and st5 == 404
+            return ok, f"{st1} {st2} {h2.get('Location')} {st3} {st4} {st5}"
+        check(t, "collector seed routes: /raw, /dashboard, /pprof/web redirect; assets only from the compiled-in table", seed_routes)
+
+        def limits():
+            many = "&".join(f"l{i}=x" for i in range(70))
+            out = []
+            for path, want in ((f"/api/v1/series?{many}", 400), ("/api/v1/series?x=" + "a" * 2000, 400),
+                               ("/api/v1/render?type=cpu&name=demo&max_nodes=0", 400), ("/api/v1/render?type=cpu&name=demo&sample=nope", 400),
+                               ("/api/v1/render?type=cpu&name=demo&from=yesterday", 400), ("/api/v1/profile?type=cpu&name=demo&base_name=nobody", 404)):
+                st, body, _ = get(path)
+                if st != want:
+                    out.append(f"{path[:60]}: {st} {body[:100]!r}")
+            return not out, "\n".join(out)
+        check(t, "collector API limits and bad parameters: clear 400/404 answers", limits)
+    finally:
+        c.stop()
+        c.cleanup()
+        demo.stop()
+
+
 def crash(t):
     demo = DemoTarget()
     mons = "".join(f"- name: m{i}\n  endpoint: {demo.url}\n  goroutine: {{interval_seconds: 0.05}}\n  heap: {{interval_seconds: 0.05}}\n" for i in range(8))
@@ -444,7 +553,7 @@ def reload(t):
 
 def run_suite(t):
     os.makedirs(OUT, exist_ok=True)
-    for part in (cli_cases, real_targets, faults, tls_auth, crash, disk, reload):
+    for part in (cli_cases, real_targets, faults, tls_auth, web_api, crash, disk, reload):
         try:
             part(t)
         except Exception:
