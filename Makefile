@@ -127,6 +127,7 @@ fuzz: $(FUZZ_BIN)
 bench: bin/pprof-tool bin/collector bin/load-target $(B)/rel/bench/codec-bench $(B)/rel/bench/store-bench
 	python3 bench/run.py
 	python3 bench/collector_bench.py
+	python3 bench/ui_bench.py
 $(B)/rel/bench/store-bench: $(B)/rel/bench/store-bench.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 $(B)/rel/bench/codec-bench: $(B)/rel/bench/codec-bench.o $(B)/rel/libpprofcodec.a

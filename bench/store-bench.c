@@ -172,7 +172,44 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
   return 0;
 }
 
+/* fill DIR PODS N TYPE FILE...: N records per pod (10 s apart, ending now) of a service
+ * (__k8s_namespace=bench, __k8s_name=svc, monitor=pod-<i>), cycling through FILEs. */
+static int fill(const char *dir, int pods, int n, const char *type, char **files, int nfiles) {
+  store_opts o = {.dir = dir};
+  store *s;
+  if (store_open(&o, &s, NULL, NULL) < 0) return 1;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now = (int64_t)ts.tv_sec * 1000000000;
+  uint8_t **data = calloc((size_t)nfiles, sizeof *data);
+  size_t *lens = calloc((size_t)nfiles, sizeof *lens);
+  pprof_profile **ps = calloc((size_t)nfiles, sizeof *ps);
+  for (int f = 0; f < nfiles; f++)
+    if (!(data[f] = slurp(files[f], &lens[f])) || pprof_decode(data[f], lens[f], NULL, &ps[f], NULL) < 0) return 1;
+  for (int pod = 0; pod < pods; pod++)
+    for (int i = 0; i < n; i++) {
+      char mon[32];
+      snprintf(mon, sizeof mon, "pod-%d", pod);
+      store_label l[3] = {{"monitor", mon}, {"__k8s_namespace", "bench"}, {"__k8s_name", "svc"}};
+      int f = (pod + i) % nfiles;
+      int64_t end = now - (int64_t)(n - i) * 10000000000LL;
+      store_record r = {l, 3, type, end - 10000000000LL, end, data[f], lens[f], ps[f]};
+      bool enospc;
+      if (store_append(s, &r, &enospc, NULL) < 0) return 1;
+    }
+  store_close(s);
+  for (int f = 0; f < nfiles; f++) {
+    pprof_free(ps[f]);
+    free(data[f]);
+  }
+  free(ps);
+  free(data);
+  free(lens);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 7 && !strcmp(argv[1], "fill")) return fill(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6, argc - 6);
   if (argc >= 4 && !strcmp(argv[1], "merge")) return merge360(argv[2], atoi(argv[3]), argv + 4, argc - 4);
   if (argc == 4) return ingest(argv[1], argv[2], atoi(argv[3]));
   fprintf(stderr, "usage: store-bench DIR PROFILE N | store-bench merge DIR RUNS CPU-FILE...\n");

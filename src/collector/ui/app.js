@@ -137,6 +137,7 @@ class Flame {
   }
   draw() {
     if (!this.d) return;
+    const t0 = performance.now();
     const dpr = window.devicePixelRatio || 1, cssW = this.c.clientWidth || 800;
     const rows = Math.min(this.maxDepth + 1, this.mini ? 5 : 400);
     const cssH = rows * this.rowH;
@@ -179,6 +180,9 @@ class Flame {
       matched = shareNode(0);
     }
     this.matched = matched;
+    // draw times, for the browser benchmark (tests/ui/bench_flame.mjs)
+    (window.__flameDraws = window.__flameDraws || []).push(performance.now() - t0);
+    if (window.__firstDrawEnd === undefined) window.__firstDrawEnd = performance.now(); // ms since navigation
   }
   at(e) {
     const r = this.c.getBoundingClientRect(), mx = e.clientX - r.left, my = e.clientY - r.top;

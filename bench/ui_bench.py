@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""UI/API benchmarks (issue 4), part of `make bench`: /api/v1/render server time over one hour
+of 10 s CPU profiles of one target (360 records) and of a 10-pod service (3,600), and a flame
+graph of ~137k call-tree nodes in Chromium (time to first draw, redraw after a zoom). Writes
+build/bench/ui.md."""
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "ui"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "collector"))
+from harness import TESTDATA, free_port  # noqa: E402
+from ui_suite import field, varint  # noqa: E402
+
+OUT = os.path.join(ROOT, "build", "bench")
+SB = os.path.join(ROOT, "build", "rel", "bench", "store-bench")
+
+
+def wide_profile(path, levels=6, branch=7):
+    """A CPU profile whose call tree has sum(branch^d) nodes: one sample per leaf path."""
+    strings = ["", "samples", "count", "cpu", "nanoseconds"]
+    idx = {s: i for i, s in enumerate(strings)}
+
+    def s(v):
+        if v not in idx:
+            idx[v] = len(strings)
+            strings.append(v)
+        return idx[v]
+    p = field(1, field(1, s("samples")) + field(2, s("count"))) + field(1, field(1, s("cpu")) + field(2, s("nanoseconds")))
+    p += field(11, field(1, s("cpu")) + field(2, s("nanoseconds"))) + field(12, 10000000)
+    for d in range(levels):
+        for k in range(branch):
+            fid = d * branch + k + 1
+            p += field(5, field(1, fid) + field(2, s(f"pkg/level{d}.fn{k}")))
+            p += field(4, field(1, fid) + field(4, field(1, fid) + field(2, d + 1)))
+    samples = []
+
+    def walk(depth, path_ids):
+        if depth == levels:
+            ids = b"".join(varint(i) for i in reversed(path_ids))
+            samples.append(field(2, field(1, ids) + field(2, varint(1) + varint(10000000))))
+            return
+        for k in range(branch):
+            walk(depth + 1, path_ids + [depth * branch + k + 1])
+    walk(0, [])
+    p += b"".join(samples)
+    for v in strings:
+        p += field(6, v.encode())
+    p += field(9, time.time_ns())
+    open(path, "wb").write(gzip.compress(p))
+    return sum(branch ** d for d in range(1, levels + 1)) + 1
+
+
+def serve(data_dir):
+    port = free_port()
+    d = tempfile.mkdtemp()
+    cfg = os.path.join(d, "config.yaml")
+    open(cfg, "w").write("monitors: []\n")
+    p = subprocess.Popen([os.path.join(ROOT, "bin", "collector"), "-c", cfg, "-d", data_dir, "-p", str(port),
+                          "--web-listen-address", "127.0.0.1", "-l", "warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/readyz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    return p, url
+
+
+def timed_get(url, runs):
+    t = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        body = urllib.request.urlopen(url, timeout=120).read()
+        t.append((time.perf_counter() - t0) * 1000)
+        json.loads(body)
+    return statistics.median(t)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    rows = []
+    cpus = [os.path.join(TESTDATA, "prometheus", f"cpu-{i}.pb.gz") for i in range(1, 7)]
+    tmp = tempfile.mkdtemp(prefix="ui-bench-")
+    try:
+        one, svc, big = (os.path.join(tmp, x) for x in ("one", "svc", "big"))
+        subprocess.check_call([SB, "fill", one, "1", "360", "cpu", *cpus])
+        subprocess.check_call([SB, "fill", svc, "10", "360", "cpu", *cpus])
+        nodes = wide_profile(os.path.join(tmp, "wide.pb.gz"))
+        subprocess.check_call([SB, "fill", big, "1", "1", "cpu", os.path.join(tmp, "wide.pb.gz")])
+        for label, d, q in (("one target, 1 h of 10 s CPU profiles (360)", one, "name=pod-0"),
+                            ("10-pod service, 1 h each (3,600 profiles)", svc, "__k8s_namespace=bench&__k8s_name=svc")):
+            p, url = serve(d)
+            try:
+                ms = timed_get(f"{url}/api/v1/render?type=cpu&{q}&max_nodes=4096&top=500", 7)
+                rows.append((f"/api/v1/render, {label}", f"{ms:.0f} ms median (client on loopback)"))
+            finally:
+                p.terminate()
+                p.wait()
+        p, url = serve(big)
+        try:
+            ms = timed_get(f"{url}/api/v1/render?type=cpu&name=pod-0&max_nodes=100000&top=2000", 5)
+            rows.append((f"/api/v1/render, one profile with {nodes:,} call-tree nodes, max_nodes=100000", f"{ms:.0f} ms median"))
+            r = subprocess.run(["node", os.path.join(ROOT, "tests", "ui", "bench_flame.mjs"), f"{url}/explorer?name=pod-0&type=cpu", "5"],
+                               capture_output=True, text=True, timeout=600, cwd=os.path.join(ROOT, "tests", "ui"),
+                               env=dict(os.environ, NODE_PATH=os.path.join(ROOT, "tests", "ui", "node_modules")))
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            rows.append(("Chromium: navigation to first flame graph drawn (100k nodes)", f"{res['first_draw_ms']:.0f} ms median"))
+            rows.append(("Chromium: redraw after a click zooms in", f"{res['zoom_redraw_ms']:.0f} ms median"))
+            rows.append(("what the page said", res["summary"]))
+        finally:
+            p.terminate()
+            p.wait()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    with open(os.path.join(OUT, "ui.md"), "w") as f:
+        f.write(f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores; `make bench` (bench/ui_bench.py).\n\n| measurement | result |\n|---|---|\n")
+        for k, v in rows:
+            f.write(f"| {k} | {v} |\n")
+    print(open(os.path.join(OUT, "ui.md")).read())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
