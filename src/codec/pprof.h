@@ -152,6 +152,19 @@ int pprof_merger_add(pprof_merger *m, const pprof_profile *src, int64_t sign, pp
 int pprof_merger_finish(pprof_merger *m, pprof_profile **ret_profile, pp_err *err);
 void pprof_merger_free(pprof_merger *m);
 
+/* Decoding many inputs in parallel: worker threads fetch and decode inputs ahead (at most
+ * `window` decoded but not yet consumed), and consume() is called on the calling thread for
+ * each input in input order, so merging stays single-threaded and memory stays flat.
+ * fetch() returns the bytes of input i (malloc'd; the pipeline frees them) or a negative value
+ * with a message in *fetch_err. consume() gets the decoded profile, or NULL and the input's
+ * error (fetch or decode) so it can skip or stop; the profile is freed after consume returns,
+ * and a negative return stops the pipeline with that error. threads 0 = 2; window 0 = default. */
+typedef int (*pprof_fetch_fn)(void *ud, size_t i, uint8_t **ret_buf, size_t *ret_len, pp_err *fetch_err);
+typedef int (*pprof_consume_fn)(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err,
+                                pp_err *err);
+int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits,
+                          pprof_fetch_fn fetch, pprof_consume_fn consume, void *ud, pp_err *err);
+
 /* Multiplies every sample value by factor in place, rounding to nearest (e.g. 1.0/N to average
  * N snapshots, -1 to negate). */
 void pprof_scale(pprof_profile *p, double factor);

@@ -325,6 +325,30 @@ store_agg store_default_agg(const char *type, bool delta) {
   return STORE_AGG_SUM; /* allocs, block, mutex snapshots are cumulative counters */
 }
 
+typedef struct merge_job {
+  store *s;
+  const row_loc *rows;
+  const size_t *pick;
+  pprof_merger *mg;
+  size_t merged;
+} merge_job;
+
+static int fetch_record(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *ferr) {
+  merge_job *j = ud;
+  return read_record(j->s, &j->rows[j->pick[i]], buf, len, ferr);
+}
+
+static int merge_record(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err, pp_err *err) {
+  merge_job *j = ud;
+  (void)i;
+  (void)input_err;
+  if (!p) return 0; /* deleted by retention meanwhile, or unreadable: skipped */
+  int r = pprof_merger_add(j->mg, p, 1, err);
+  if (r == PP_EMISMATCH) return 0; /* a target that changed its sample types: skip that record */
+  if (r == 0) j->merged++;
+  return r;
+}
+
 int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
                  int64_t to, store_agg agg, size_t max_records, pprof_profile **ret,
                  size_t *ret_count, pp_err *err) {
@@ -345,6 +369,11 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
   }
   if ((r = pprof_merger_new(&mg, err)) < 0) goto out;
   /* rows are oldest first; for latest, take each series' last row */
+  size_t *pick = malloc(n * sizeof *pick), npick = 0;
+  if (!pick) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto out;
+  }
   for (size_t i = 0; i < n; i++) {
     bool last_of_series = true;
     for (size_t j = i + 1; j < n && last_of_series; j++) last_of_series = v[j].row.series_id != v[i].row.series_id;
@@ -352,22 +381,14 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
     for (size_t j = 0; j < i && first_of_series; j++) first_of_series = v[j].row.series_id != v[i].row.series_id;
     nseries += first_of_series;
     if (agg == STORE_AGG_LATEST && !last_of_series) continue;
-    uint8_t *buf;
-    size_t len;
-    if (read_record(s, &v[i], &buf, &len, NULL) < 0) continue; /* deleted by retention meanwhile */
-    pprof_profile *p = NULL;
-    int dr = pprof_decode(buf, len, NULL, &p, NULL);
-    free(buf);
-    if (dr < 0) continue;
-    int ar = pprof_merger_add(mg, p, 1, err);
-    pprof_free(p);
-    if (ar == PP_EMISMATCH) continue; /* a target that changed its sample types: skip that record */
-    if (ar < 0) {
-      r = ar;
-      goto out;
-    }
-    merged++;
+    pick[npick++] = i;
   }
+  merge_job mj = {s, v, pick, mg, 0};
+  /* records are read and decoded on worker threads; merging stays on this one, in order */
+  r = pprof_decode_pipeline(npick, 0, 0, NULL, fetch_record, merge_record, &mj, err);
+  merged = mj.merged;
+  free(pick);
+  if (r < 0) goto out;
   if (merged == 0) {
     r = pp_err_set(err, PP_EUSAGE, "no readable profiles in the selection");
     goto out;

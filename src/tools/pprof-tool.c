@@ -2,9 +2,10 @@
  * Every subcommand takes one or more profile files; several files are merged first. This is
  * a program boundary: errors from the codec are printed here, once, prefixed with the tool
  * name, and mapped to the exit codes documented in usage(). */
+#include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,45 +50,49 @@ typedef struct opts {
   int raw;
 } opts;
 
-/* Loading several files: worker threads decode ahead (at most LOAD_WINDOW profiles decoded
- * but not yet merged, so memory stays flat however many files there are) while this thread
- * merges them in command-line order, freeing each as soon as it is merged. */
-#define LOAD_WINDOW 8
-#define LOAD_THREADS 2
-
-typedef struct loader {
+/* Loading several files: the codec's decode pipeline reads and decodes ahead on two threads
+ * while this thread merges in command-line order, freeing each input once merged. */
+typedef struct load_job {
   char **files;
-  int n;
-  pprof_profile **slot; /* decoded profile of file i, until merged */
-  pp_err *err;          /* decode error of file i */
-  bool *done;           /* slot i is final */
-  int next;             /* next file to hand to a worker */
-  int merged;           /* files merged so far */
-  bool stop;            /* an error: workers finish early */
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-} loader;
+  pprof_merger *m;
+} load_job;
 
-static void *load_worker(void *arg) {
-  loader *l = arg;
-  for (;;) {
-    pthread_mutex_lock(&l->mu);
-    while (!l->stop && l->next < l->n && l->next - l->merged >= LOAD_WINDOW)
-      pthread_cond_wait(&l->cv, &l->mu);
-    if (l->stop || l->next >= l->n) {
-      pthread_mutex_unlock(&l->mu);
-      return NULL;
-    }
-    int i = l->next++;
-    pthread_mutex_unlock(&l->mu);
-    pprof_profile *p = NULL;
-    pprof_decode_file(l->files[i], NULL, &p, &l->err[i]);
-    pthread_mutex_lock(&l->mu);
-    l->slot[i] = p;
-    l->done[i] = true;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
+static int read_whole(const char *path, uint8_t **ret, size_t *ret_len, pp_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > ((off_t)80 << 20)) {
+    fclose(f);
+    return pp_err_set(err, PP_EIO, "%s: not a regular file of at most 80 MiB", path);
   }
+  uint8_t *b = malloc((size_t)st.st_size + 1);
+  size_t n = b ? fread(b, 1, (size_t)st.st_size, f) : 0;
+  fclose(f);
+  if (!b || n != (size_t)st.st_size) {
+    free(b);
+    return pp_err_set(err, PP_EIO, "%s: short read", path);
+  }
+  *ret = b;
+  *ret_len = n;
+  return 0;
+}
+
+static int fetch_file(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *ferr) {
+  load_job *j = ud;
+  return read_whole(j->files[i], buf, len, ferr);
+}
+
+static int merge_file(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err, pp_err *err) {
+  load_job *j = ud;
+  if (!p) {
+    /* name the file (decode errors do not know it) */
+    if (strncmp(input_err->msg, j->files[i], strlen(j->files[i])))
+      return pp_err_set(err, input_err->code, "%s: %s", j->files[i], input_err->msg);
+    return pp_err_set(err, input_err->code, "%s", input_err->msg);
+  }
+  int r = pprof_merger_add(j->m, p, 1, err);
+  if (r < 0) pp_err_prefix(err, j->files[i]);
+  return r;
 }
 
 static int load_merged(char **files, int n, pprof_profile **ret) {
@@ -99,60 +104,18 @@ static int load_merged(char **files, int n, pprof_profile **ret) {
     }
     return 0;
   }
-  loader l = {.files = files, .n = n};
-  l.slot = calloc((size_t)n, sizeof *l.slot);
-  l.err = calloc((size_t)n, sizeof *l.err);
-  l.done = calloc((size_t)n, sizeof *l.done);
-  pprof_merger *m = NULL;
-  int rc = 0, nthreads = 0;
-  pthread_t th[LOAD_THREADS];
-  if (!l.slot || !l.err || !l.done || pprof_merger_new(&m, &err) < 0) {
-    fprintf(stderr, "pprof-tool: out of memory\n");
-    rc = EXIT_DATA;
-    goto out;
+  load_job j = {files, NULL};
+  if (pprof_merger_new(&j.m, &err) < 0 ||
+      pprof_decode_pipeline((size_t)n, 2, 8, NULL, fetch_file, merge_file, &j, &err) < 0) {
+    fprintf(stderr, "pprof-tool: %s\n", err.msg);
+    pprof_merger_free(j.m);
+    return EXIT_DATA;
   }
-  pthread_mutex_init(&l.mu, NULL);
-  pthread_cond_init(&l.cv, NULL);
-  for (int t = 0; t < LOAD_THREADS && t < n; t++)
-    if (pthread_create(&th[t], NULL, load_worker, &l) == 0) nthreads++;
-  if (nthreads == 0) {
-    fprintf(stderr, "pprof-tool: cannot start threads\n");
-    rc = EXIT_DATA;
+  if (pprof_merger_finish(j.m, ret, &err) < 0) {
+    fprintf(stderr, "pprof-tool: %s\n", err.msg);
+    return EXIT_DATA;
   }
-  for (int i = 0; i < n && rc == 0; i++) {
-    pthread_mutex_lock(&l.mu);
-    while (!l.done[i]) pthread_cond_wait(&l.cv, &l.mu);
-    pthread_mutex_unlock(&l.mu);
-    if (!l.slot[i]) {
-      fprintf(stderr, "pprof-tool: %s\n", l.err[i].msg);
-      rc = EXIT_DATA;
-    } else if (pprof_merger_add(m, l.slot[i], 1, &err) < 0) {
-      fprintf(stderr, "pprof-tool: merging %s into %s...: %s\n", files[i], files[0], err.msg);
-      rc = EXIT_DATA;
-    }
-    pthread_mutex_lock(&l.mu);
-    pprof_free(l.slot[i]);
-    l.slot[i] = NULL;
-    l.merged = i + 1;
-    if (rc) l.stop = true;
-    pthread_cond_broadcast(&l.cv);
-    pthread_mutex_unlock(&l.mu);
-  }
-  for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
-  pthread_mutex_destroy(&l.mu);
-  pthread_cond_destroy(&l.cv);
-  if (rc == 0) {
-    rc = pprof_merger_finish(m, ret, &err) < 0 ? EXIT_DATA : 0;
-    m = NULL;
-    if (rc) fprintf(stderr, "pprof-tool: %s\n", err.msg);
-  }
-out:
-  pprof_merger_free(m);
-  for (int i = 0; i < n && l.slot; i++) pprof_free(l.slot[i]);
-  free(l.slot);
-  free(l.err);
-  free(l.done);
-  return rc;
+  return 0;
 }
 
 /* ---- value formatting, after google/pprof's measurement package ---------------------------- */
