@@ -219,6 +219,54 @@ static void merger_is_incremental_merge(void) {
   pprof_free(c);
 }
 
+/* Pipeline inputs: even i = a valid encoding of the small profile, odd i = garbage or a fetch
+ * failure; consume records what it saw, in order. */
+typedef struct pipe_t {
+  uint8_t *enc;
+  size_t enc_len;
+  int seen[32];
+  int order_ok;
+  size_t calls;
+  size_t stop_at;
+} pipe_t;
+
+static int pfetch(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *ferr) {
+  pipe_t *p = ud;
+  if (i % 4 == 3) return pp_err_set(ferr, PP_EIO, "input %zu: cannot fetch", i);
+  size_t n = i % 2 ? 5 : p->enc_len;
+  *buf = malloc(n);
+  memcpy(*buf, i % 2 ? (const uint8_t *)"\xff\xff\xff\xff\xff" : p->enc, n);
+  *len = n;
+  return 0;
+}
+
+static int pconsume(void *ud, size_t i, const pprof_profile *pr, const pp_err *in, pp_err *err) {
+  pipe_t *p = ud;
+  if (i != p->calls) p->order_ok = 0;
+  p->calls++;
+  p->seen[i] = pr ? 1 : (in->code == PP_EIO ? 2 : 3);
+  if (p->stop_at && i == p->stop_at) return pp_err_set(err, PP_EMISMATCH, "stop at %zu", i);
+  return 0;
+}
+
+static void decode_pipeline_orders_reports_and_stops(void) {
+  pprof_profile *small = build_small();
+  pipe_t p = {.order_ok = 1};
+  CHECK(pprof_encode(small, 1, &p.enc, &p.enc_len, NULL) == 0);
+  pp_err err = {0};
+  CHECK(pprof_decode_pipeline(32, 3, 4, NULL, pfetch, pconsume, &p, &err) == 0);
+  CHECK_EQ_I64(p.calls, 32);
+  CHECK(p.order_ok);
+  for (int i = 0; i < 32; i++) CHECK_EQ_I64(p.seen[i], i % 2 == 0 ? 1 : (i % 4 == 3 ? 2 : 3));
+  pipe_t q = {.order_ok = 1, .enc = p.enc, .enc_len = p.enc_len, .stop_at = 10};
+  CHECK(pprof_decode_pipeline(32, 2, 0, NULL, pfetch, pconsume, &q, &err) == PP_EMISMATCH);
+  CHECK_EQ_I64(q.calls, 11); /* nothing consumed after the error */
+  CHECK(strstr(err.msg, "stop at 10") != NULL);
+  CHECK(pprof_decode_pipeline(0, 2, 0, NULL, pfetch, pconsume, &q, &err) == 0);
+  free(p.enc);
+  pprof_free(small);
+}
+
 static void merge_rejects_mismatched_types(void) {
   pprof_profile *a = build_small(), *b = build_small(), *m = NULL;
   b->sample_type[1].unit = S_COUNT;
@@ -510,6 +558,7 @@ int main(void) {
   RUN(merge_sums_equal_stacks);
   RUN(merger_is_incremental_merge);
   RUN(merge_rejects_mismatched_types);
+  RUN(decode_pipeline_orders_reports_and_stops);
   RUN(diff_and_scale);
   RUN(sample_index_by_name_number_default);
   RUN(gunzip_caps_decompressed_size);
