@@ -34,8 +34,8 @@ const api = async (path) => (await (await fetch(base + path)).json()).data;
 
 await check('targets page lists every target and type, with health', async () => {
   await page.goto(base + '/targets');
-  await page.waitForSelector('#targets tbody tr');
-  const rows = await page.$$eval('#targets tbody tr', (rs) => rs.map((r) => r.textContent));
+  await page.waitForSelector('#targets tbody tr.target');
+  const rows = await page.$$eval('#targets tbody tr.target', (rs) => rs.map((r) => r.textContent));
   await shot('targets');
   const apiTargets = await api('/api/v1/targets');
   return rows.length === apiTargets.length && rows.some((r) => r.includes('demo') && r.includes('up'));
@@ -43,9 +43,19 @@ await check('targets page lists every target and type, with health', async () =>
 
 await check('targets filter box narrows the list', async () => {
   await page.fill('input[type=search]', 'goroutine');
-  const rows = await page.$$eval('#targets tbody tr', (rs) => rs.map((r) => r.textContent));
+  const rows = await page.$$eval('#targets tbody tr.target', (rs) => rs.map((r) => r.textContent));
   await page.fill('input[type=search]', '');
   return rows.length > 0 && rows.every((r) => r.toLowerCase().includes('goroutine'));
+});
+
+await check('targets are grouped namespace -> service -> target, and groups fold', async () => {
+  const groups = await page.$$eval('#targets button.fold', (b) => b.map((x) => x.dataset.group));
+  const before = (await page.$$('#targets tbody tr.target')).length;
+  await page.click('#targets button.fold[data-group="shop"]');
+  const after = (await page.$$('#targets tbody tr.target')).length;
+  const expanded = await page.$eval('#targets button.fold[data-group="shop"]', (b) => b.getAttribute('aria-expanded'));
+  await page.click('#targets button.fold[data-group="shop"]');
+  return groups.includes('shop') && groups.includes('checkout') && after === before - 3 && expanded === 'false';
 });
 
 await check('explorer draws the flame graph; its top row equals the API and go tool pprof', async () => {
@@ -84,6 +94,20 @@ await check('clicking a frame zooms (focus in the URL, a link reproduces it)', a
   await page.waitForSelector('#top tbody tr');
   await shot('explorer-zoomed');
   return focus && new URL(page.url()).searchParams.get('focus') === focus;
+});
+
+await check('keyboard: arrows move the flame graph zoom, Escape resets', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForSelector('#top tbody tr');
+  await page.focus('#flame');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown');
+  const f1 = new URL(page.url()).searchParams.get('focus');
+  await page.keyboard.press('ArrowUp');
+  const f2 = new URL(page.url()).searchParams.get('focus');
+  await page.keyboard.press('Escape');
+  const f3 = new URL(page.url()).searchParams.get('focus');
+  return f1 && f2 && f1 !== f2 && !f3;
 });
 
 await check('search highlights matches and shows their share', async () => {
@@ -145,7 +169,7 @@ await check('dashboard shows a card per service with small flame graphs', async 
 
 await check('hostile names and labels are shown as text; no script runs', async () => {
   await page.goto(base + '/targets');
-  await page.waitForSelector('#targets tbody tr');
+  await page.waitForSelector('#targets tbody tr.target');
   const payloadShown = await page.$$eval('#targets td', (t) => t.some((x) => x.textContent.includes('<img src=x onerror=alert(1)>')));
   await page.goto(base + '/explorer?' + new URLSearchParams({ name: '</script><img src=x onerror=alert(1)>', type: 'heap' }));
   await page.waitForSelector('#top tbody tr', { timeout: 15000 });
@@ -162,8 +186,8 @@ await check('hostile names and labels are shown as text; no script runs', async 
 
 await check('keyboard: Enter on a target row opens the explorer', async () => {
   await page.goto(base + '/targets');
-  await page.waitForSelector('#targets tbody tr');
-  await page.focus('#targets tbody tr');
+  await page.waitForSelector('#targets tbody tr.target');
+  await page.focus('#targets tbody tr.target');
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/explorer\?/);
   return true;

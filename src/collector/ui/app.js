@@ -75,6 +75,10 @@ class Flame {
     this.zoom = 0;
     this.search = '';
     if (!this.mini) {
+      // keyboard: arrows move the zoom (down: biggest child, up: parent, left/right: siblings),
+      // Escape resets
+      canvas.tabIndex = 0;
+      canvas.addEventListener('keydown', (e) => this.key(e));
       canvas.addEventListener('click', (e) => this.click(e));
       canvas.addEventListener('mousemove', (e) => this.hover(e));
       canvas.addEventListener('mouseleave', () => tip(null));
@@ -199,6 +203,21 @@ class Flame {
     this.draw();
     this.onFocus(i === 0 ? '' : this.name(this.zoom));
   }
+  key(e) {
+    const z = this.zoom, p = this.parent[z];
+    let next = -1;
+    if (e.key === 'ArrowDown') next = this.kids[z].reduce((b, k) => (b < 0 || this.width[k] > this.width[b] ? k : b), -1);
+    else if (e.key === 'ArrowUp') next = z ? p : -1;
+    else if ((e.key === 'ArrowLeft' || e.key === 'ArrowRight') && z) {
+      const sib = this.kids[p], i = sib.indexOf(z) + (e.key === 'ArrowRight' ? 1 : -1);
+      if (i >= 0 && i < sib.length) next = sib[i];
+    } else if (e.key === 'Escape') next = 0;
+    if (next < 0) return;
+    e.preventDefault();
+    this.zoom = next;
+    this.draw();
+    this.onFocus(next === 0 ? '' : this.name(next));
+  }
   focusName(name) {
     // zoom to the biggest node of that function
     let best = -1;
@@ -276,17 +295,40 @@ async function pageTargets() {
   app().replaceChildren(h('h1', { text: 'Targets' }), h('div', { class: 'controls' }, filter),
     h('table', { id: 'targets' }, h('thead', {}, h('tr', {}, ...['Namespace', 'Service', 'Target', 'Type', 'Health', 'Last scrape', 'Duration', 'Last error'].map((t) => h('th', { text: t })))), body));
   let data = [];
+  const collapsed = new Set(); // "ns" or "ns\u0000svc" groups folded by the user
+  const toggle = (key) => { collapsed.has(key) ? collapsed.delete(key) : collapsed.add(key); render(); };
+  const groupRow = (key, label, count, level) => h('tr', { class: 'group' }, h('td', { colspan: 8 },
+    h('button', { class: 'fold', 'aria-expanded': String(!collapsed.has(key)), 'data-group': label,
+      onclick: () => toggle(key) }, `${collapsed.has(key) ? '▸' : '▾'} ${level ? '  ' : ''}${label} (${count})`)));
   const render = () => {
     const f = filter.value.toLowerCase();
     setState({ filter: filter.value });
     const rows = data.map((t) => ({ t, ns: t.labels.__k8s_namespace || '—', svc: t.labels.__k8s_name || t.monitor }))
       .filter(({ t, ns, svc }) => !f || [ns, svc, t.monitor, t.type].some((s) => s.toLowerCase().includes(f)))
       .sort((a, b) => a.ns.localeCompare(b.ns) || a.svc.localeCompare(b.svc) || a.t.monitor.localeCompare(b.t.monitor) || a.t.type.localeCompare(b.t.type));
-    body.replaceChildren(...rows.map(({ t, ns, svc }) => h('tr', { class: 'clickable', tabindex: 0, 'data-monitor': t.monitor,
-      onclick: () => go('/explorer', { name: t.monitor, type: t.type }), onkeydown: (e) => e.key === 'Enter' && go('/explorer', { name: t.monitor, type: t.type }) },
-      h('td', { text: ns }), h('td', { text: svc }), h('td', { text: t.monitor }), h('td', { text: t.type }),
-      h('td', { class: t.health, text: t.health + (t.busy ? ' (busy)' : '') }), h('td', { text: ago(t.lastScrapeUnixNano) }),
-      h('td', { class: 'num', text: t.lastScrapeDurationMs + ' ms' }), h('td', { class: 'err', text: t.lastError }))));
+    // namespace -> service -> target, each level foldable
+    const out = [];
+    let ns = null, svc = null;
+    for (const { t, ns: n, svc: sv } of rows) {
+      if (n !== ns) {
+        ns = n;
+        svc = null;
+        out.push(groupRow(n, n, rows.filter((r) => r.ns === n).length, 0));
+      }
+      if (collapsed.has(n)) continue;
+      const sk = n + '\u0000' + sv;
+      if (sv !== svc) {
+        svc = sv;
+        out.push(groupRow(sk, sv, rows.filter((r) => r.ns === n && r.svc === sv).length, 1));
+      }
+      if (collapsed.has(sk)) continue;
+      out.push(h('tr', { class: 'clickable target', tabindex: 0, 'data-monitor': t.monitor,
+        onclick: () => go('/explorer', { name: t.monitor, type: t.type }), onkeydown: (e) => e.key === 'Enter' && go('/explorer', { name: t.monitor, type: t.type }) },
+        h('td', { text: n }), h('td', { text: sv }), h('td', { text: t.monitor }), h('td', { text: t.type }),
+        h('td', { class: t.health, text: t.health + (t.busy ? ' (busy)' : '') }), h('td', { text: ago(t.lastScrapeUnixNano) }),
+        h('td', { class: 'num', text: t.lastScrapeDurationMs + ' ms' }), h('td', { class: 'err', text: t.lastError })));
+    }
+    body.replaceChildren(...out);
   };
   filter.addEventListener('input', render);
   const load = async () => { data = await api('/api/v1/targets'); render(); };
