@@ -572,7 +572,7 @@ static enum MHD_Result raw_page(web *w, struct MHD_Connection *c) {
   char *b = NULL;
   size_t len = 0, cap = 0;
   const char *head = "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"
-                     "<link rel=\"stylesheet\" href=\"/ui/app.css\"></head><body><main><h1>Stored series</h1>"
+                     "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/ui/app.css\"></head><body><main><h1>Stored series</h1>"
                      "<table><tr><th>labels</th><th>type</th><th>profiles</th><th>download</th></tr>";
   bput(&b, &len, &cap, head, strlen(head));
   for (size_t i = 0; i < n; i++) {
@@ -772,6 +772,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
       !strcmp(url, "/dashboard"))
     return send_asset(c, "index.html");
   if (!strncmp(url, "/ui/", 4)) return send_asset(c, url + 4);
+  if (!strcmp(url, "/favicon.ico")) return send_buf(c, 204, "image/x-icon", (void *)"", 0, MHD_RESPMEM_PERSISTENT, NULL);
   if (!strcmp(url, "/raw")) return raw_page(w, c);
   if (!strncmp(url, "/pprof/web", 10)) {
     /* the seed's per-file pprof web UI: its successor is the explorer */

@@ -193,6 +193,9 @@ await check('keyboard: Enter on a target row opens the explorer', async () => {
   return true;
 });
 
+// the automatic /favicon.ico request is not a page response: check it answers without an error
+const fav = await fetch(base + '/favicon.ico');
+report('favicon request answers without an error (no console noise)', fav.status === 204, `HTTP ${fav.status}`);
 report('no console errors on any page', consoleErrors.length === 0, consoleErrors.join('\n'));
 await browser.close();
 console.log(`${failed ? 'ui: failures' : 'ui: done'}`);
