@@ -23,7 +23,7 @@ GEN     := $(B)/gen
 BASE_SRC  := $(wildcard src/base/*.c)
 CODEC_SRC := $(wildcard src/codec/*.c)
 LIB_SRC   := $(BASE_SRC) $(CODEC_SRC)
-COLL_SRC  := $(filter-out src/collector/main.c,$(wildcard src/collector/*.c))
+COLL_SRC  := $(filter-out src/collector/main.c,$(wildcard src/collector/*.c)) $(wildcard src/operator/*.c)
 
 # Objects of one build flavour live under $(B)/<flavour>/ so the sanitizer build never mixes
 # with the optimised one.
