@@ -1,0 +1,35 @@
+/* kbuild: pure builders of what the operator writes, starting with the collector's config.
+ *
+ * kbuild_config_yaml turns discovered targets (one per ready EndpointSlice address) into the
+ * collector's config.yaml: sorted by namespace, service, pod and port so the same cluster
+ * state always gives the same bytes (the ConfigMap is written only when they change); monitor
+ * names are the pod's, made unique with the port and then the PprofMonitor when a pod is
+ * selected twice; every string is emitted as an escaped double-quoted YAML scalar, so names
+ * and labels from the cluster cannot inject YAML. Ownership: the returned text is malloc'd.
+ */
+#ifndef OPERATOR_KBUILD_H
+#define OPERATOR_KBUILD_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "../base/pp_err.h"
+
+typedef struct kbuild_target {
+  const char *namespace_, *service, *pod, *node, *monitor; /* monitor: the PprofMonitor's name */
+  const char *scheme;   /* "http" or "https" */
+  const char *ip;       /* IPv4 or IPv6 address */
+  int port;
+  const char *path;     /* prefix before /debug/pprof, or NULL */
+  const json_t *config; /* PprofMonitor spec.config ({profile: {seconds: N}, heap: ...}) or NULL */
+  double interval_seconds, timeout_seconds; /* 0 = unset */
+} kbuild_target;
+
+int kbuild_config_yaml(const kbuild_target *t, size_t n, char **ret_yaml, pp_err *err);
+
+/* The image reference as the seed builds it from a collectorImage/reloaderImage spec:
+ * registry (default docker.io) / repo / image : tag (default latest), with @sha appended when
+ * sha is set. PP_EINVAL when image is missing or the result does not fit. */
+int kbuild_image(const json_t *spec, char *buf, size_t n, pp_err *err);
+
+#endif
