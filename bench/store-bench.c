@@ -70,8 +70,6 @@ static int ingest(const char *dir, const char *file, int n) {
   double seg_s = now_s() - t0;
   uint64_t seg_full = du(d1);
   /* retention: drop the older half by time */
-  store_opts o2 = o;
-  (void)o2;
   store_close(s);
   o.retention_seconds = (double)n / 2;
   if (store_open(&o, &s, NULL, NULL) < 0) return 1;

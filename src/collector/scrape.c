@@ -67,10 +67,12 @@ struct scrape_engine {
   int wake_fd;          /* eventfd written by scrape_wakeup from any thread */
   int64_t curl_deadline_ms; /* from CURLMOPT_TIMERFUNCTION; -1 = none */
   int64_t next_due_ms;  /* earliest next_ms of an idle job (a lower bound) */
+  int extra_fds[8];     /* caller fds registered in ep, so each turn need not re-add them */
+  unsigned nextra_fds;
   scrape_sink sink;
   void *ud;
   job **jobs;
-  size_t njobs, cap;
+  size_t njobs;
   pthread_mutex_t mu;   /* guards job health fields and the job list against readers */
   uint64_t drift_counts[NBUCKETS + 1];
   double drift_sum;
@@ -382,7 +384,6 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
   free(e->jobs);
   e->jobs = nj;
   e->njobs = n;
-  e->cap = want;
   e->next_due_ms = 0; /* rescan: new jobs have their own due times */
   pthread_mutex_unlock(&e->mu);
   free(kept);
@@ -658,11 +659,19 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
   int timeout = (int)(wake - mono_ms());
   if (timeout < 0) timeout = 0;
 
-  for (unsigned i = 0; i < nextra; i++) {
-    extra[i].revents = 0;
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EXTRA_TAG | i};
-    epoll_ctl(e->ep, EPOLL_CTL_ADD, extra[i].fd, &ev);
+  /* the caller passes the same fds every turn: (re)register only when they change */
+  bool same = nextra == e->nextra_fds && nextra <= 8;
+  for (unsigned i = 0; same && i < nextra; i++) same = extra[i].fd == e->extra_fds[i];
+  if (!same) {
+    for (unsigned i = 0; i < e->nextra_fds; i++) epoll_ctl(e->ep, EPOLL_CTL_DEL, e->extra_fds[i], NULL);
+    e->nextra_fds = 0;
+    for (unsigned i = 0; i < nextra && i < 8; i++) {
+      struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EXTRA_TAG | i};
+      epoll_ctl(e->ep, EPOLL_CTL_ADD, extra[i].fd, &ev);
+      e->extra_fds[e->nextra_fds++] = extra[i].fd;
+    }
   }
+  for (unsigned i = 0; i < nextra; i++) extra[i].revents = 0;
   struct epoll_event evs[256];
   int n = epoll_wait(e->ep, evs, 256, timeout);
   int ready = 0;
@@ -684,7 +693,6 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
       curl_multi_socket_action(e->multi, (curl_socket_t)tag, mask, &running);
     }
   }
-  for (unsigned i = 0; i < nextra; i++) epoll_ctl(e->ep, EPOLL_CTL_DEL, extra[i].fd, NULL);
   if (e->curl_deadline_ms >= 0 && mono_ms() >= e->curl_deadline_ms) {
     e->curl_deadline_ms = -1;
     curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);

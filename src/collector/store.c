@@ -28,8 +28,7 @@ static int64_t now_ns(void) {
 }
 
 static int sql_fail(sqlite3 *db, pp_err *err, const char *what) {
-  int code = sqlite3_errcode(db);
-  return pp_err_set(err, code == SQLITE_FULL ? PP_EIO : PP_EIO, "index: %s: %s", what, sqlite3_errmsg(db));
+  return pp_err_set(err, PP_EIO, "index: %s: %s", what, sqlite3_errmsg(db));
 }
 
 static int exec(sqlite3 *db, const char *sql, pp_err *err) {

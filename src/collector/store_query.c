@@ -374,15 +374,25 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto out;
   }
-  for (size_t i = 0; i < n; i++) {
-    bool last_of_series = true;
-    for (size_t j = i + 1; j < n && last_of_series; j++) last_of_series = v[j].row.series_id != v[i].row.series_id;
-    bool first_of_series = true;
-    for (size_t j = 0; j < i && first_of_series; j++) first_of_series = v[j].row.series_id != v[i].row.series_id;
-    nseries += first_of_series;
-    if (agg == STORE_AGG_LATEST && !last_of_series) continue;
-    pick[npick++] = i;
+  /* one pass from the newest: the first row seen of a series is its last; the count of
+   * distinct series divides for avg */
+  htab seen;
+  bool *newest = calloc(n, sizeof *newest);
+  if (!newest || htab_init(&seen, 64, 0) < 0) {
+    free(newest);
+    free(pick);
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto out;
   }
+  for (size_t i = n; i-- > 0;) {
+    uint32_t idx;
+    newest[i] = htab_intern(&seen, &v[i].row.series_id, sizeof v[i].row.series_id, &idx) == 1;
+  }
+  nseries = seen.count;
+  htab_free(&seen);
+  for (size_t i = 0; i < n; i++)
+    if (agg != STORE_AGG_LATEST || newest[i]) pick[npick++] = i;
+  free(newest);
   merge_job mj = {s, v, pick, mg, 0};
   /* records are read and decoded on worker threads; merging stays on this one, in order */
   r = pprof_decode_pipeline(npick, 0, 0, NULL, fetch_record, merge_record, &mj, err);

@@ -128,10 +128,18 @@ await check('switching the sample type re-renders with that type', async () => {
 
 await check('top table sorts by a column and a row focuses the flame graph', async () => {
   await page.click('#top th[data-key=cum]');
-  const cums = await page.$$eval('#top tbody tr td:nth-child(5)', (t) => t.slice(0, 5).map((x) => x.textContent));
+  const names = await page.$$eval('#top tbody tr td:first-child', (t) => t.slice(0, 8).map((x) => x.textContent));
+  // the rows' cum, from the API for the same view, must not increase down the table
+  const q = new URLSearchParams(new URL(page.url()).search);
+  for (const k of ['search', 'focus', 'norm', 'range', 'base_range']) q.delete(k);
+  q.set('top', '20000');
+  const cum = new Map((await api('/api/v1/render?' + q)).top.map((r) => [r.name, r.cum]));
+  const vals = names.map((n) => cum.get(n));
+  const sorted = vals.every((v, i) => v !== undefined && (i === 0 || vals[i - 1] >= v));
+  if (!sorted) throw new Error(`not sorted by cum: ${names.map((n, i) => n + '=' + vals[i]).join(', ')}`);
   await page.click('#top tbody tr:nth-child(2)');
   await page.waitForFunction(() => new URLSearchParams(location.search).get('focus'));
-  return cums.length > 1;
+  return names.length > 1 && Math.max(...vals) === Math.max(...cum.values());
 });
 
 await check('download gives a pprof file', async () => {
