@@ -116,9 +116,11 @@ static int bench_merge(int runs, char **files, int n) {
     nsample = out->nsample;
     pprof_free(out);
   }
-  printf("{\"profiles\": %d, \"decode_all_ms\": %.3f, \"merge_ms\": %.3f, \"merged_samples\": %zu}\n",
-         n, decode_ms, median(m, runs), nsample);
-  for (int i = 0; i < n; i++) pprof_free(ps[i]);
+  printf(
+      "{\"profiles\": %d, \"decode_all_ms\": %.3f, \"merge_ms\": %.3f, \"merged_samples\": %zu}\n",
+      n, decode_ms, median(m, runs), nsample);
+  for (int i = 0; i < n; i++)
+    pprof_free(ps[i]);
   free(ps);
   free(m);
   return 0;

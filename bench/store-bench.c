@@ -84,14 +84,19 @@ static int ingest(const char *dir, const char *file, int n) {
   snprintf(dbp, sizeof dbp, "%s/index.db", d2);
   sqlite3 *db;
   sqlite3_open(dbp, &db);
-  sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                   "CREATE TABLE series(id INTEGER PRIMARY KEY, labels TEXT UNIQUE);"
-                   "CREATE TABLE profile(id INTEGER PRIMARY KEY, series_id INT, type TEXT, start_ns INT, end_ns INT,"
-                   " data BLOB, sample_types TEXT, totals TEXT);"
-                   "CREATE INDEX p1 ON profile(series_id, type, end_ns);",
+  sqlite3_exec(db,
+               "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+               "CREATE TABLE series(id INTEGER PRIMARY KEY, labels TEXT UNIQUE);"
+               "CREATE TABLE profile(id INTEGER PRIMARY KEY, series_id INT, type TEXT, start_ns "
+               "INT, end_ns INT,"
+               " data BLOB, sample_types TEXT, totals TEXT);"
+               "CREATE INDEX p1 ON profile(series_id, type, end_ns);",
                NULL, NULL, NULL);
   sqlite3_stmt *st;
-  sqlite3_prepare_v2(db, "INSERT INTO profile(series_id,type,start_ns,end_ns,data,sample_types,totals) VALUES(?,?,?,?,?,?,?)", -1, &st, NULL);
+  sqlite3_prepare_v2(db,
+                     "INSERT INTO profile(series_id,type,start_ns,end_ns,data,sample_types,totals) "
+                     "VALUES(?,?,?,?,?,?,?)",
+                     -1, &st, NULL);
   t0 = now_s();
   for (int i = 0; i < n; i++) {
     sqlite3_reset(st);
@@ -100,7 +105,9 @@ static int ingest(const char *dir, const char *file, int n) {
     sqlite3_bind_int64(st, 3, (int64_t)i * 1000000000);
     sqlite3_bind_int64(st, 4, (int64_t)i * 1000000000);
     sqlite3_bind_blob(st, 5, data, (int)len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, "alloc_objects/count,alloc_space/bytes,inuse_objects/count,inuse_space/bytes", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6,
+                      "alloc_objects/count,alloc_space/bytes,inuse_objects/count,inuse_space/bytes",
+                      -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, "1,2,3,4", -1, SQLITE_STATIC);
     sqlite3_step(st);
   }
@@ -109,17 +116,22 @@ static int ingest(const char *dir, const char *file, int n) {
   uint64_t blob_full = du(d2);
   t0 = now_s();
   char del[200];
-  snprintf(del, sizeof del, "DELETE FROM profile WHERE end_ns < %lld", (long long)n / 2 * 1000000000LL);
+  snprintf(del, sizeof del, "DELETE FROM profile WHERE end_ns < %lld",
+           (long long)n / 2 * 1000000000LL);
   sqlite3_exec(db, del, NULL, NULL, NULL);
   sqlite3_exec(db, "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
   double blob_ret_s = now_s() - t0;
   sqlite3_close(db);
   uint64_t blob_after = du(d2);
-  printf("{\"profiles\": %d, \"profile_bytes\": %zu, \"segments_per_s\": %.0f, \"sqlite_blob_per_s\": %.0f, "
-         "\"segments_disk_full\": %llu, \"sqlite_blob_disk_full\": %llu, \"segments_retention_ms\": %.1f, "
-         "\"sqlite_blob_retention_ms\": %.1f, \"segments_disk_after_half_deleted\": %llu, \"sqlite_blob_disk_after_half_deleted\": %llu}\n",
-         n, len, n / seg_s, n / blob_s, (unsigned long long)seg_full, (unsigned long long)blob_full, seg_ret_s * 1e3,
-         blob_ret_s * 1e3, (unsigned long long)seg_after, (unsigned long long)blob_after);
+  printf("{\"profiles\": %d, \"profile_bytes\": %zu, \"segments_per_s\": %.0f, "
+         "\"sqlite_blob_per_s\": %.0f, "
+         "\"segments_disk_full\": %llu, \"sqlite_blob_disk_full\": %llu, "
+         "\"segments_retention_ms\": %.1f, "
+         "\"sqlite_blob_retention_ms\": %.1f, \"segments_disk_after_half_deleted\": %llu, "
+         "\"sqlite_blob_disk_after_half_deleted\": %llu}\n",
+         n, len, n / seg_s, n / blob_s, (unsigned long long)seg_full, (unsigned long long)blob_full,
+         seg_ret_s * 1e3, blob_ret_s * 1e3, (unsigned long long)seg_after,
+         (unsigned long long)blob_after);
   pprof_free(p);
   free(data);
   return 0;
@@ -139,7 +151,8 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
     pprof_profile *p = NULL;
     if (!data || pprof_decode(data, len, NULL, &p, NULL) < 0) return 1;
     store_label l[1] = {{"monitor", "one-target"}};
-    store_record r = {l, 1, "cpu", (int64_t)i * 10000000000LL, (int64_t)(i + 1) * 10000000000LL, data, len, p};
+    store_record r = {
+        l, 1, "cpu", (int64_t)i * 10000000000LL, (int64_t)(i + 1) * 10000000000LL, data, len, p};
     bool enospc;
     if (store_append(s, &r, &enospc, NULL) < 0) return 1;
     pprof_free(p);
@@ -152,7 +165,8 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
     pprof_profile *out = NULL;
     size_t cnt = 0;
     double t0 = now_s();
-    if (store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_SUM, 0, &out, &cnt, NULL) < 0 || cnt != 360) return 1;
+    if (store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_SUM, 0, &out, &cnt, NULL) < 0 || cnt != 360)
+      return 1;
     v[i] = now_s() - t0;
     if (v[i] < best) best = v[i];
     sum += v[i];
@@ -164,14 +178,16 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
       v[j] = v[j - 1];
       v[j - 1] = x;
     }
-  printf("{\"records\": 360, \"merge_median_ms\": %.1f, \"merge_best_ms\": %.1f}\n", v[runs / 2] * 1e3, best * 1e3);
+  printf("{\"records\": 360, \"merge_median_ms\": %.1f, \"merge_best_ms\": %.1f}\n",
+         v[runs / 2] * 1e3, best * 1e3);
   free(v);
   store_close(s);
   return 0;
 }
 
 /* fill DIR PODS N TYPE FILE...: N records per pod (10 s apart, ending now) of a service
- * (__k8s_namespace=bench, __k8s_name=svc, monitor=pod-<i>), cycling through FILEs. */
+ * (__k8s_namespace=bench, __k8s_name=svc, monitor=pod-<i>), cycling through FILEs; then the
+ * closed windows are rolled up as the collector would have done meanwhile. */
 static int fill(const char *dir, int pods, int n, const char *type, char **files, int nfiles) {
   store_opts o = {.dir = dir};
   store *s;
@@ -183,7 +199,9 @@ static int fill(const char *dir, int pods, int n, const char *type, char **files
   size_t *lens = calloc((size_t)nfiles, sizeof *lens);
   pprof_profile **ps = calloc((size_t)nfiles, sizeof *ps);
   for (int f = 0; f < nfiles; f++)
-    if (!(data[f] = slurp(files[f], &lens[f])) || pprof_decode(data[f], lens[f], NULL, &ps[f], NULL) < 0) return 1;
+    if (!(data[f] = slurp(files[f], &lens[f])) ||
+        pprof_decode(data[f], lens[f], NULL, &ps[f], NULL) < 0)
+      return 1;
   for (int pod = 0; pod < pods; pod++)
     for (int i = 0; i < n; i++) {
       char mon[32];
@@ -195,6 +213,13 @@ static int fill(const char *dir, int pods, int n, const char *type, char **files
       bool enospc;
       if (store_append(s, &r, &enospc, NULL) < 0) return 1;
     }
+  /* what the collector's compactor does in the background as windows close */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int rolled = store_compact(s, now, NULL);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  printf("{\"records\": %d, \"rollups\": %d, \"compact_ms\": %.1f}\n", pods * n, rolled,
+         (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
   store_close(s);
   for (int f = 0; f < nfiles; f++) {
     pprof_free(ps[f]);
@@ -207,8 +232,10 @@ static int fill(const char *dir, int pods, int n, const char *type, char **files
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 7 && !strcmp(argv[1], "fill")) return fill(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6, argc - 6);
-  if (argc >= 4 && !strcmp(argv[1], "merge")) return merge360(argv[2], atoi(argv[3]), argv + 4, argc - 4);
+  if (argc >= 7 && !strcmp(argv[1], "fill"))
+    return fill(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6, argc - 6);
+  if (argc >= 4 && !strcmp(argv[1], "merge"))
+    return merge360(argv[2], atoi(argv[3]), argv + 4, argc - 4);
   if (argc == 4) return ingest(argv[1], argv[2], atoi(argv[3]));
   fprintf(stderr, "usage: store-bench DIR PROFILE N | store-bench merge DIR RUNS CPU-FILE...\n");
   return 2;

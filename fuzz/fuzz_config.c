@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t i = 0; i < c->nmonitors; i++)
     for (int t = 0; t < CFG_NTYPES; t++) {
       cfg_effective e;
-      if (c->monitors[i].types[t].enabled && cfg_effective_for(c, &c->monitors[i], (cfg_ptype)t, &e, NULL) == 0 &&
+      if (c->monitors[i].types[t].enabled &&
+          cfg_effective_for(c, &c->monitors[i], (cfg_ptype)t, &e, NULL) == 0 &&
           (e.timeout_ms <= (int64_t)e.seconds * 1000 || !memchr(e.url, '\0', sizeof e.url)))
         abort(); /* a timeout must outlast the profile it waits for */
     }

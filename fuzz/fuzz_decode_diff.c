@@ -3,8 +3,8 @@
  * field-by-field identical profiles. Inputs are raw protobuf (no gzip), where the two differ. */
 #include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../src/codec/pprof_int.h"
 #include "../tests/unit/profile_eq.h"

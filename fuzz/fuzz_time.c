@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (web_parse_time(s, &ns) < 0) return 0;
   if (ns < 0) abort();
   char back[64];
-  snprintf(back, sizeof back, "%lld.%09lld", (long long)(ns / 1000000000), (long long)(ns % 1000000000));
+  snprintf(back, sizeof back, "%lld.%09lld", (long long)(ns / 1000000000),
+           (long long)(ns % 1000000000));
   int64_t again;
   if (web_parse_time(back, &again) < 0 || again != ns) abort();
   return 0;

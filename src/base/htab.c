@@ -49,7 +49,8 @@ static int resize_slots(htab *t, size_t nslots) {
   size_t mask = nslots - 1;
   for (size_t i = 0; i < t->count; i++) {
     size_t j = (size_t)t->entries[i].hash & mask;
-    while (s[j]) j = (j + 1) & mask;
+    while (s[j])
+      j = (j + 1) & mask;
     s[j] = (uint32_t)(i + 1);
   }
   free(t->slots);
@@ -62,7 +63,8 @@ int htab_init(htab *t, size_t expected, size_t max_keys) {
   memset(t, 0, sizeof *t);
   t->max_keys = max_keys;
   size_t n = 16;
-  while (n < expected * 2 && n < ((size_t)1 << 31)) n <<= 1;
+  while (n < expected * 2 && n < ((size_t)1 << 31))
+    n <<= 1;
   return resize_slots(t, n);
 }
 

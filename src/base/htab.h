@@ -28,7 +28,7 @@ typedef struct htab {
   unsigned char *keys; /* all key bytes, back to back */
   size_t keys_len;
   size_t keys_cap;
-  size_t max_keys;     /* 0 = no limit (still bounded by uint32) */
+  size_t max_keys; /* 0 = no limit (still bounded by uint32) */
 } htab;
 
 /* Prepares an empty table sized for about `expected` keys. Returns 0 or PP_ENOMEM. */

@@ -7,18 +7,35 @@
 
 int pp_parse_size(const char *s, uint64_t *ret, pp_err *err) {
   if (!s || !*s || *s == '-' || *s == '+')
-    return pp_err_set(err, PP_EINVAL, "invalid size \"%s\": want a number of bytes like 5GiB", s ? s : "");
+    return pp_err_set(err, PP_EINVAL, "invalid size \"%s\": want a number of bytes like 5GiB",
+                      s ? s : "");
   errno = 0;
   char *end;
   double v = strtod(s, &end);
   if (errno || end == s || v < 0 || !isfinite(v))
     return pp_err_set(err, PP_EINVAL, "invalid size \"%s\": want a number of bytes like 5GiB", s);
-  static const struct { const char *suffix; double mul; } units[] = {
-      {"", 1},          {"B", 1},          {"kB", 1e3},          {"KB", 1e3},
-      {"KiB", 1024.0},  {"MB", 1e6},       {"MiB", 1048576.0},   {"GB", 1e9},
-      {"GiB", 1073741824.0}, {"TB", 1e12}, {"TiB", 1099511627776.0}, {"Ki", 1024.0},
-      {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0}, {"k", 1e3},
-      {"M", 1e6},       {"G", 1e9},        {"T", 1e12}};
+  static const struct {
+    const char *suffix;
+    double mul;
+  } units[] = {{"", 1},
+               {"B", 1},
+               {"kB", 1e3},
+               {"KB", 1e3},
+               {"KiB", 1024.0},
+               {"MB", 1e6},
+               {"MiB", 1048576.0},
+               {"GB", 1e9},
+               {"GiB", 1073741824.0},
+               {"TB", 1e12},
+               {"TiB", 1099511627776.0},
+               {"Ki", 1024.0},
+               {"Mi", 1048576.0},
+               {"Gi", 1073741824.0},
+               {"Ti", 1099511627776.0},
+               {"k", 1e3},
+               {"M", 1e6},
+               {"G", 1e9},
+               {"T", 1e12}};
   for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
     if (strcmp(end, units[i].suffix) == 0) {
       double b = v * units[i].mul;
@@ -27,24 +44,33 @@ int pp_parse_size(const char *s, uint64_t *ret, pp_err *err) {
       return 0;
     }
   }
-  return pp_err_set(err, PP_EINVAL, "invalid size \"%s\": unknown unit \"%s\" (use B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)", s, end);
+  return pp_err_set(
+      err, PP_EINVAL,
+      "invalid size \"%s\": unknown unit \"%s\" (use B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)", s,
+      end);
 }
 
 int pp_parse_duration(const char *s, double *ret, pp_err *err) {
   if (!s || !*s || *s == '-' || *s == '+')
-    return pp_err_set(err, PP_EINVAL, "invalid duration \"%s\": want e.g. 90s, 15m, 12h, 15d", s ? s : "");
+    return pp_err_set(err, PP_EINVAL, "invalid duration \"%s\": want e.g. 90s, 15m, 12h, 15d",
+                      s ? s : "");
   errno = 0;
   char *end;
   double v = strtod(s, &end);
   if (errno || end == s || v < 0 || !isfinite(v))
     return pp_err_set(err, PP_EINVAL, "invalid duration \"%s\": want e.g. 90s, 15m, 12h, 15d", s);
-  static const struct { const char *suffix; double mul; } units[] = {
-      {"", 1}, {"ms", 1e-3}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {"w", 604800}, {"y", 31536000}};
+  static const struct {
+    const char *suffix;
+    double mul;
+  } units[] = {{"", 1},     {"ms", 1e-3}, {"s", 1},      {"m", 60},
+               {"h", 3600}, {"d", 86400}, {"w", 604800}, {"y", 31536000}};
   for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
     if (strcmp(end, units[i].suffix) == 0) {
       *ret = v * units[i].mul;
       return 0;
     }
   }
-  return pp_err_set(err, PP_EINVAL, "invalid duration \"%s\": unknown unit \"%s\" (use ms, s, m, h, d, w, y)", s, end);
+  return pp_err_set(err, PP_EINVAL,
+                    "invalid duration \"%s\": unknown unit \"%s\" (use ms, s, m, h, d, w, y)", s,
+                    end);
 }

@@ -17,7 +17,7 @@ typedef struct frames {
   htab keys;          /* frame key -> node index */
   const char **names; /* node index -> display name */
   size_t nnodes;
-  uint32_t *loc_off;  /* nlocation + 1 offsets into loc_nodes */
+  uint32_t *loc_off; /* nlocation + 1 offsets into loc_nodes */
   uint32_t *loc_nodes;
 } frames;
 
@@ -159,7 +159,9 @@ static int cmp_stat(const void *a, const void *b) {
   return x->cum > y->cum ? -1 : x->cum < y->cum;
 }
 
-static inline int64_t wrap_add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static inline int64_t wrap_add(int64_t a, int64_t b) {
+  return (int64_t)((uint64_t)a + (uint64_t)b);
+}
 
 int pprof_top_compute(const pprof_profile *p, int si, pprof_top *t, pp_err *err) {
   memset(t, 0, sizeof *t);
@@ -204,7 +206,8 @@ int pprof_top_compute(const pprof_profile *p, int si, pprof_top *t, pp_err *err)
   /* A node is listed unless both its values are 0 (google/pprof's selectNodesForGraph): nodes
    * only in zero samples, or whose values cancel out in a diff, are left out. */
   size_t n = 0;
-  for (size_t i = 0; i < f.nnodes; i++) n += flat[i] != 0 || cum[i] != 0;
+  for (size_t i = 0; i < f.nnodes; i++)
+    n += flat[i] != 0 || cum[i] != 0;
   t->funcs = arena_alloc(&t->mem, (n ? n : 1) * sizeof *t->funcs);
   if (!t->funcs) {
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
@@ -320,8 +323,8 @@ void pprof_tree_release(pprof_tree *t) {
 
 /* ---- multi-profile call tree --------------------------------------------------------------- */
 
-int pprof_multitree_compute(const pprof_profile *const *ps, const int *si, size_t n, size_t max_nodes,
-                            pprof_multitree *t, pp_err *err) {
+int pprof_multitree_compute(const pprof_profile *const *ps, const int *si, size_t n,
+                            size_t max_nodes, pprof_multitree *t, pp_err *err) {
   memset(t, 0, sizeof *t);
   arena_init(&t->mem, 0);
   t->ninputs = n;
@@ -376,8 +379,9 @@ int pprof_multitree_compute(const pprof_profile *const *ps, const int *si, size_
           uint32_t idx;
           int ir = htab_intern(&children, key, kl, &idx);
           if (ir < 0) {
-            r = ir == PP_ELIMIT ? pp_err_set(err, PP_ELIMIT, "call tree exceeds %zu nodes", max_nodes)
-                                : pp_err_set(err, PP_ENOMEM, "out of memory");
+            r = ir == PP_ELIMIT
+                    ? pp_err_set(err, PP_ELIMIT, "call tree exceeds %zu nodes", max_nodes)
+                    : pp_err_set(err, PP_ENOMEM, "out of memory");
             break;
           }
           uint32_t child = idx + 1;

@@ -4,12 +4,12 @@
  * why there are two. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <libdeflate.h>
 #include <zlib.h>
 
 #include "../base/htab.h"
@@ -115,8 +115,8 @@ int pprof_gunzip(const void *data, size_t len, size_t max_out, uint8_t **ret_buf
   for (;;) {
     if (total == cap) {
       if (cap > max_out) {
-        result = pp_err_set(err, PP_ELIMIT, "gzip: decompressed size exceeds the limit of %zu bytes",
-                            max_out);
+        result = pp_err_set(err, PP_ELIMIT,
+                            "gzip: decompressed size exceeds the limit of %zu bytes", max_out);
         break;
       }
       size_t ncap = cap * 2;
@@ -143,8 +143,8 @@ int pprof_gunzip(const void *data, size_t len, size_t max_out, uint8_t **ret_buf
     total += out_chunk - zs.avail_out;
     if (zr == Z_STREAM_END) {
       if (total > max_out) {
-        result = pp_err_set(err, PP_ELIMIT, "gzip: decompressed size exceeds the limit of %zu bytes",
-                            max_out);
+        result = pp_err_set(err, PP_ELIMIT,
+                            "gzip: decompressed size exceeds the limit of %zu bytes", max_out);
         break;
       }
       if (left == 0) break;
@@ -179,12 +179,13 @@ int pprof_gunzip(const void *data, size_t len, size_t max_out, uint8_t **ret_buf
 /* ---- id -> index maps --------------------------------------------------------------------- */
 
 int idmap_build(idmap *m, const char *what, size_t n, uint64_t (*get)(const void *, size_t),
-                       const void *arr, pp_err *err) {
+                const void *arr, pp_err *err) {
   memset(m, 0, sizeof *m);
   uint64_t max = 0;
   for (size_t i = 0; i < n; i++) {
     uint64_t id = get(arr, i);
-    if (id == 0) return pp_err_set(err, PP_EINVAL, "%s %zu has id 0 (ids must be nonzero)", what, i);
+    if (id == 0)
+      return pp_err_set(err, PP_EINVAL, "%s %zu has id 0 (ids must be nonzero)", what, i);
     if (id > max) max = id;
   }
   if (max <= (uint64_t)n * 4 + 1024) {
@@ -193,7 +194,8 @@ int idmap_build(idmap *m, const char *what, size_t n, uint64_t (*get)(const void
     if (!m->dense) return pp_err_set(err, PP_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
       uint64_t id = get(arr, i);
-      if (m->dense[id]) return pp_err_set(err, PP_EINVAL, "duplicate %s id %llu", what, (unsigned long long)id);
+      if (m->dense[id])
+        return pp_err_set(err, PP_EINVAL, "duplicate %s id %llu", what, (unsigned long long)id);
       m->dense[id] = (uint32_t)(i + 1);
     }
     return 0;
@@ -207,7 +209,8 @@ int idmap_build(idmap *m, const char *what, size_t n, uint64_t (*get)(const void
     uint32_t idx;
     int r = htab_intern(&m->sparse, &id, sizeof id, &idx);
     if (r < 0) return pp_err_set(err, r, "out of memory");
-    if (r == 0) return pp_err_set(err, PP_EINVAL, "duplicate %s id %llu", what, (unsigned long long)id);
+    if (r == 0)
+      return pp_err_set(err, PP_EINVAL, "duplicate %s id %llu", what, (unsigned long long)id);
     m->sparse_val[idx] = (uint32_t)(i + 1);
   }
   return 0;

@@ -55,17 +55,17 @@ typedef struct conv {
 /* A string index from the wire: checked against the table. */
 static int str_index(conv *c, int64_t v, uint32_t *ret, const char *what, size_t at) {
   if (v < 0 || (uint64_t)v >= c->p->nstrings)
-    return pp_err_set(c->err, PP_EINVAL, "%s %zu: string index %lld outside the table of %zu",
-                      what, at, (long long)v, c->p->nstrings);
+    return pp_err_set(c->err, PP_EINVAL, "%s %zu: string index %lld outside the table of %zu", what,
+                      at, (long long)v, c->p->nstrings);
   *ret = (uint32_t)v;
   return 0;
 }
 
-#define CHECK_LIMIT(n, max, what)                                                          \
-  do {                                                                                     \
-    if ((n) > (max))                                                                       \
-      return pp_err_set(c->err, PP_ELIMIT, "%zu %s exceed the limit of %zu", (size_t)(n), \
-                        what, (size_t)(max));                                              \
+#define CHECK_LIMIT(n, max, what)                                                                  \
+  do {                                                                                             \
+    if ((n) > (max))                                                                               \
+      return pp_err_set(c->err, PP_ELIMIT, "%zu %s exceed the limit of %zu", (size_t)(n), what,    \
+                        (size_t)(max));                                                            \
   } while (0)
 
 static int conv_strings(conv *c) {
@@ -81,8 +81,8 @@ static int conv_strings(conv *c) {
   for (size_t i = 0; i < p->nstrings; i++) {
     size_t len = strlen(w->string_table[i]);
     if (len > c->lim->max_string_len)
-      return pp_err_set(c->err, PP_ELIMIT, "string %zu is %zu bytes, over the limit of %zu", i,
-                        len, c->lim->max_string_len);
+      return pp_err_set(c->err, PP_ELIMIT, "string %zu is %zu bytes, over the limit of %zu", i, len,
+                        c->lim->max_string_len);
     p->strings[i] = arena_strndup(&p->mem, w->string_table[i], len);
     if (!p->strings[i]) return pp_err_set(c->err, PP_ENOMEM, "out of memory");
     p->string_len[i] = (uint32_t)len;
@@ -115,7 +115,8 @@ static int conv_header(conv *c) {
   if ((r = conv_value_type(c, w->period_type, &p->period_type, "period type", 0)) < 0) return r;
   if ((r = str_index(c, w->drop_frames, &p->drop_frames, "drop_frames", 0)) < 0) return r;
   if ((r = str_index(c, w->keep_frames, &p->keep_frames, "keep_frames", 0)) < 0) return r;
-  if ((r = str_index(c, w->default_sample_type, &p->default_sample_type, "default_sample_type", 0)) < 0)
+  if ((r = str_index(c, w->default_sample_type, &p->default_sample_type, "default_sample_type",
+                     0)) < 0)
     return r;
   if ((r = str_index(c, w->doc_url, &p->doc_url, "doc_url", 0)) < 0) return r;
   CHECK_LIMIT(w->n_comment, c->lim->max_strings, "comments");
@@ -135,7 +136,8 @@ static int conv_mappings(conv *c) {
   pprof_profile *p = c->p;
   int r;
   CHECK_LIMIT(w->n_mapping, c->lim->max_mappings, "mappings");
-  if ((r = idmap_build(&c->mappings, "mapping", w->n_mapping, get_mapping_id, w->mapping, c->err)) < 0)
+  if ((r = idmap_build(&c->mappings, "mapping", w->n_mapping, get_mapping_id, w->mapping, c->err)) <
+      0)
     return r;
   p->nmapping = w->n_mapping;
   p->mapping = arena_calloc(&p->mem, p->nmapping, sizeof *p->mapping);
@@ -236,11 +238,12 @@ static int conv_samples(conv *c) {
     const Pprofwire__Sample *s = w->sample[i];
     pprof_sample *o = &p->sample[i];
     if (s->n_value != p->nsample_type)
-      return pp_err_set(c->err, PP_EINVAL, "sample %zu has %zu values but the profile has %zu sample types",
-                        i, s->n_value, p->nsample_type);
+      return pp_err_set(c->err, PP_EINVAL,
+                        "sample %zu has %zu values but the profile has %zu sample types", i,
+                        s->n_value, p->nsample_type);
     if (s->n_location_id > c->lim->max_stack_depth)
-      return pp_err_set(c->err, PP_ELIMIT, "sample %zu: stack depth %zu exceeds the limit of %zu", i,
-                        s->n_location_id, c->lim->max_stack_depth);
+      return pp_err_set(c->err, PP_ELIMIT, "sample %zu: stack depth %zu exceeds the limit of %zu",
+                        i, s->n_location_id, c->lim->max_stack_depth);
     if (s->n_label > c->lim->max_labels)
       return pp_err_set(c->err, PP_ELIMIT, "sample %zu: %zu labels exceed the limit of %zu", i,
                         s->n_label, c->lim->max_labels);
@@ -283,7 +286,8 @@ int pprof_decode_pbc(const uint8_t *raw, size_t rawlen, const pprof_limits *limi
   if (!w) {
     arena_free(&ba.mem);
     if (ba.exhausted)
-      return pp_err_set(err, PP_ELIMIT, "protobuf: decoding needs more than the memory limit of %zu bytes",
+      return pp_err_set(err, PP_ELIMIT,
+                        "protobuf: decoding needs more than the memory limit of %zu bytes",
                         limits->max_memory);
     return pp_err_set(err, PP_EINVAL, "protobuf: malformed profile message");
   }
@@ -300,7 +304,8 @@ int pprof_decode_pbc(const uint8_t *raw, size_t rawlen, const pprof_limits *limi
     if (r == 0) r = conv_locations(&c);
     if (r == 0) r = conv_samples(&c);
     if (r == PP_ENOMEM && c.p->mem.budget && c.p->mem.reserved + (8u << 20) > c.p->mem.budget)
-      r = pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes",
+      r = pp_err_set(err, PP_ELIMIT,
+                     "decoded profile needs more than the memory limit of %zu bytes",
                      limits->max_memory);
   }
   idmap_free(&c.mappings);
@@ -314,4 +319,3 @@ int pprof_decode_pbc(const uint8_t *raw, size_t rawlen, const pprof_limits *limi
   *ret_profile = c.p;
   return 0;
 }
-

@@ -68,8 +68,9 @@ static inline int rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t *ou
 }
 
 /* Tags and length prefixes are strict: at most 5 bytes (they are 32-bit values), and a field
- * number in 1..2^29-1, as the protobuf spec says. (google/pprof skips field 0 and huge numbers as unknown; protobuf-c truncates them to
- * 32 bits, which can alias a known field. No encoder writes them: we call them corruption.) */
+ * number in 1..2^29-1, as the protobuf spec says. (google/pprof skips field 0 and huge numbers as
+ * unknown; protobuf-c truncates them to 32 bits, which can alias a known field. No encoder writes
+ * them: we call them corruption.) */
 static int next_field_slow(const uint8_t **p, const uint8_t *end, field *f);
 
 static inline __attribute__((always_inline)) int next_field(const uint8_t **p, const uint8_t *end,
@@ -142,7 +143,8 @@ static int next_field_slow(const uint8_t **p, const uint8_t *end, field *f) {
 static inline int64_t count_packed(const uint8_t *d, size_t len) {
   if (len && d[len - 1] >= 0x80) return -1;
   int64_t n = 0;
-  for (size_t i = 0; i < len; i++) n += d[i] < 0x80;
+  for (size_t i = 0; i < len; i++)
+    n += d[i] < 0x80;
   return n;
 }
 
@@ -154,7 +156,7 @@ typedef struct span {
 } span;
 
 typedef struct dec {
-  const uint8_t *base; /* start of the whole message, for offsets in errors */
+  const uint8_t *base;  /* start of the whole message, for offsets in errors */
   span *locs, *samples; /* filled by pass_tables */
   const pprof_limits *lim;
   pprof_profile *p;
@@ -174,7 +176,8 @@ static int bad_wt(dec *d, const char *msg, const field *f) {
 
 static int nomem(dec *d) {
   if (d->p->mem.budget && d->p->mem.reserved + (8u << 20) > d->p->mem.budget)
-    return pp_err_set(d->err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes",
+    return pp_err_set(d->err, PP_ELIMIT,
+                      "decoded profile needs more than the memory limit of %zu bytes",
                       d->p->mem.budget);
   return pp_err_set(d->err, PP_ENOMEM, "out of memory");
 }
@@ -182,17 +185,17 @@ static int nomem(dec *d) {
 /* A string index: checked against the table size (known from the count pass). */
 static inline int str_idx(dec *d, uint64_t v, uint32_t *out, const char *what, size_t at) {
   if (v >= d->p->nstrings)
-    return pp_err_set(d->err, PP_EINVAL, "%s %zu: string index %lld outside the table of %zu",
-                      what, at, (long long)v, d->p->nstrings);
+    return pp_err_set(d->err, PP_EINVAL, "%s %zu: string index %lld outside the table of %zu", what,
+                      at, (long long)v, d->p->nstrings);
   *out = (uint32_t)v;
   return 0;
 }
 
-#define LIMIT(n, max, what)                                                                 \
-  do {                                                                                      \
-    if ((uint64_t)(n) > (uint64_t)(max))                                                    \
-      return pp_err_set(d->err, PP_ELIMIT, "%llu %s exceed the limit of %zu",               \
-                        (unsigned long long)(n), what, (size_t)(max));                      \
+#define LIMIT(n, max, what)                                                                        \
+  do {                                                                                             \
+    if ((uint64_t)(n) > (uint64_t)(max))                                                           \
+      return pp_err_set(d->err, PP_ELIMIT, "%llu %s exceed the limit of %zu",                      \
+                        (unsigned long long)(n), what, (size_t)(max));                             \
   } while (0)
 
 /* ---- small messages ------------------------------------------------------------------------ */
@@ -207,13 +210,16 @@ static int parse_value_type(dec *d, const uint8_t *p, const uint8_t *end, uint64
     if (next_field(&p, end, &f) < 0) return malformed(d, "value type field", here);
     if (f.num > 2) continue;
     if (f.wt != WT_VARINT) return bad_wt(d, "value type", &f);
-    if (f.num == 1) *type = f.v;
-    else *unit = f.v;
+    if (f.num == 1)
+      *type = f.v;
+    else
+      *unit = f.v;
   }
   return 0;
 }
 
-static int parse_mapping(dec *d, const uint8_t *p, const uint8_t *end, pprof_mapping *m, size_t at) {
+static int parse_mapping(dec *d, const uint8_t *p, const uint8_t *end, pprof_mapping *m,
+                         size_t at) {
   field f;
   int r;
   uint64_t filename = 0, build_id = 0;
@@ -239,7 +245,8 @@ static int parse_mapping(dec *d, const uint8_t *p, const uint8_t *end, pprof_map
   return str_idx(d, build_id, &m->build_id, "mapping", at);
 }
 
-static int parse_function(dec *d, const uint8_t *p, const uint8_t *end, pprof_function *fn, size_t at) {
+static int parse_function(dec *d, const uint8_t *p, const uint8_t *end, pprof_function *fn,
+                          size_t at) {
   field f;
   int r;
   uint64_t name = 0, system_name = 0, filename = 0;
@@ -261,7 +268,8 @@ static int parse_function(dec *d, const uint8_t *p, const uint8_t *end, pprof_fu
   return str_idx(d, filename, &fn->filename, "function", at);
 }
 
-static int parse_line(dec *d, const uint8_t *p, const uint8_t *end, pprof_line *ln, uint64_t loc_id) {
+static int parse_line(dec *d, const uint8_t *p, const uint8_t *end, pprof_line *ln,
+                      uint64_t loc_id) {
   field f;
   uint64_t function_id = 0;
   while (p < end) {
@@ -269,9 +277,12 @@ static int parse_line(dec *d, const uint8_t *p, const uint8_t *end, pprof_line *
     if (next_field(&p, end, &f) < 0) return malformed(d, "line field", here);
     if (f.num > 3) continue;
     if (f.wt != WT_VARINT) return bad_wt(d, "line", &f);
-    if (f.num == 1) function_id = f.v;
-    else if (f.num == 2) ln->line = (int64_t)f.v;
-    else ln->column = (int64_t)f.v;
+    if (f.num == 1)
+      function_id = f.v;
+    else if (f.num == 2)
+      ln->line = (int64_t)f.v;
+    else
+      ln->column = (int64_t)f.v;
   }
   ln->function = 0;
   if (function_id) {
@@ -293,7 +304,8 @@ static int parse_location(dec *d, const uint8_t *p, const uint8_t *end, pprof_lo
     const uint8_t *here = p;
     if (next_field(&p, end, &f) < 0) return malformed(d, "location field", here);
     if (f.num > 5) continue;
-    if ((f.num == 4) != (f.wt == WT_LEN) || (f.num != 4 && f.wt != WT_VARINT)) return bad_wt(d, "location", &f);
+    if ((f.num == 4) != (f.wt == WT_LEN) || (f.num != 4 && f.wt != WT_VARINT))
+      return bad_wt(d, "location", &f);
     switch (f.num) {
     case 1: l->id = f.v; break;
     case 2: mapping_id = f.v; break;
@@ -351,21 +363,26 @@ static int parse_sample(dec *d, const uint8_t *p, const uint8_t *end, pprof_samp
       continue;
     }
     int64_t c = 1;
-    if (f.wt == WT_LEN) c = count_packed(f.data, f.len);
-    else if (f.wt != WT_VARINT) return bad_wt(d, "sample", &f);
+    if (f.wt == WT_LEN)
+      c = count_packed(f.data, f.len);
+    else if (f.wt != WT_VARINT)
+      return bad_wt(d, "sample", &f);
     if (c < 0) return malformed(d, "packed field in sample", here);
-    if (f.num == 1) nloc += (uint64_t)c;
-    else nval += (uint64_t)c;
+    if (f.num == 1)
+      nloc += (uint64_t)c;
+    else
+      nval += (uint64_t)c;
   }
   if (nloc > d->lim->max_stack_depth)
-    return pp_err_set(d->err, PP_ELIMIT, "sample %zu: stack depth %llu exceeds the limit of %zu", at,
-                      (unsigned long long)nloc, d->lim->max_stack_depth);
+    return pp_err_set(d->err, PP_ELIMIT, "sample %zu: stack depth %llu exceeds the limit of %zu",
+                      at, (unsigned long long)nloc, d->lim->max_stack_depth);
   if (nlab > d->lim->max_labels)
     return pp_err_set(d->err, PP_ELIMIT, "sample %zu: %llu labels exceed the limit of %zu", at,
                       (unsigned long long)nlab, d->lim->max_labels);
   if (nval != d->p->nsample_type)
-    return pp_err_set(d->err, PP_EINVAL, "sample %zu has %llu values but the profile has %zu sample types",
-                      at, (unsigned long long)nval, d->p->nsample_type);
+    return pp_err_set(d->err, PP_EINVAL,
+                      "sample %zu has %llu values but the profile has %zu sample types", at,
+                      (unsigned long long)nval, d->p->nsample_type);
   s->nloc = (uint32_t)nloc;
   s->nlabel = (uint32_t)nlab;
   s->loc = arena_alloc(&d->p->mem, nloc * sizeof *s->loc);
@@ -388,7 +405,8 @@ static int parse_sample(dec *d, const uint8_t *p, const uint8_t *end, pprof_samp
     } else if (f.num == 2) {
       size_t from = 0;
       if (take_repeated(&f, scratch, &from) < 0) return malformed(d, "varint in sample", f.data);
-      for (size_t i = 0; i < from; i++) s->value[kv++] = (int64_t)scratch[i];
+      for (size_t i = 0; i < from; i++)
+        s->value[kv++] = (int64_t)scratch[i];
     } else if (f.num == 3) {
       pprof_label *lb = &s->label[kb++];
       const uint8_t *q = f.data, *e = f.data + f.len;
@@ -446,8 +464,10 @@ static int pass_count(dec *d, const uint8_t *raw, const uint8_t *end, counts *c)
     case 6: c->string++; break;
     case 13: {
       int64_t n = 1;
-      if (f.wt == WT_LEN) n = count_packed(f.data, f.len);
-      else if (f.wt != WT_VARINT) return bad_wt(d, "profile", &f);
+      if (f.wt == WT_LEN)
+        n = count_packed(f.data, f.len);
+      else if (f.wt != WT_VARINT)
+        return bad_wt(d, "profile", &f);
       if (n < 0) return malformed(d, "packed comments", here);
       c->comment += (uint64_t)n;
       break;
@@ -461,7 +481,8 @@ static int pass_count(dec *d, const uint8_t *raw, const uint8_t *end, counts *c)
   LIMIT(c->function, d->lim->max_functions, "functions");
   LIMIT(c->string, d->lim->max_strings, "strings");
   LIMIT(c->comment, d->lim->max_strings, "comments");
-  if (c->string == 0) return pp_err_set(d->err, PP_EINVAL, "string table must start with the empty string");
+  if (c->string == 0)
+    return pp_err_set(d->err, PP_EINVAL, "string table must start with the empty string");
   return 0;
 }
 
@@ -543,9 +564,15 @@ static int pass_tables(dec *d, const uint8_t *raw, const uint8_t *end) {
   return 0;
 }
 
-static uint64_t mapping_id_at(const void *a, size_t i) { return ((const pprof_mapping *)a)[i].id; }
-static uint64_t function_id_at(const void *a, size_t i) { return ((const pprof_function *)a)[i].id; }
-static uint64_t location_id_at(const void *a, size_t i) { return ((const pprof_location *)a)[i].id; }
+static uint64_t mapping_id_at(const void *a, size_t i) {
+  return ((const pprof_mapping *)a)[i].id;
+}
+static uint64_t function_id_at(const void *a, size_t i) {
+  return ((const pprof_function *)a)[i].id;
+}
+static uint64_t location_id_at(const void *a, size_t i) {
+  return ((const pprof_location *)a)[i].id;
+}
 
 int pprof_decode_wire(const uint8_t *raw, size_t len, const pprof_limits *limits,
                       pprof_profile **ret_profile, pp_err *err) {
@@ -574,20 +601,23 @@ int pprof_decode_wire(const uint8_t *raw, size_t len, const pprof_limits *limits
   p->comment = arena_calloc(&p->mem, c.comment, sizeof *p->comment);
   d.locs = malloc((c.location + 1) * sizeof *d.locs);
   d.samples = malloc((c.sample + 1) * sizeof *d.samples);
-  if (!d.locs || !d.samples || !p->sample_type || !p->sample || !p->mapping || !p->location || !p->function ||
-      !p->strings || !p->string_len || !p->comment) {
+  if (!d.locs || !d.samples || !p->sample_type || !p->sample || !p->mapping || !p->location ||
+      !p->function || !p->strings || !p->string_len || !p->comment) {
     r = nomem(&d);
     goto out;
   }
   if ((r = pass_tables(&d, raw, end)) < 0) goto out;
   if ((r = idmap_build(&d.mappings, "mapping", p->nmapping, mapping_id_at, p->mapping, err)) < 0 ||
-      (r = idmap_build(&d.functions, "function", p->nfunction, function_id_at, p->function, err)) < 0)
+      (r = idmap_build(&d.functions, "function", p->nfunction, function_id_at, p->function, err)) <
+          0)
     goto out;
 
   for (size_t k = 0; k < p->nlocation; k++)
-    if ((r = parse_location(&d, d.locs[k].data, d.locs[k].data + d.locs[k].len, &p->location[k])) < 0)
+    if ((r = parse_location(&d, d.locs[k].data, d.locs[k].data + d.locs[k].len, &p->location[k])) <
+        0)
       goto out;
-  if ((r = idmap_build(&d.locations, "location", p->nlocation, location_id_at, p->location, err)) < 0)
+  if ((r = idmap_build(&d.locations, "location", p->nlocation, location_id_at, p->location, err)) <
+      0)
     goto out;
 
   scratch = malloc((c.max_packed + 1) * sizeof *scratch);
@@ -596,8 +626,8 @@ int pprof_decode_wire(const uint8_t *raw, size_t len, const pprof_limits *limits
     goto out;
   }
   for (size_t k = 0; k < p->nsample; k++)
-    if ((r = parse_sample(&d, d.samples[k].data, d.samples[k].data + d.samples[k].len, &p->sample[k], k,
-                          scratch)) < 0)
+    if ((r = parse_sample(&d, d.samples[k].data, d.samples[k].data + d.samples[k].len,
+                          &p->sample[k], k, scratch)) < 0)
       goto out;
   r = 0;
 out:

@@ -1,8 +1,8 @@
 /* Encoding: index form -> protobuf-c messages (in a scratch arena) -> packed bytes -> gzip.
  * Wire ids are written as index + 1, so an encoded profile always has dense ids. */
+#include <libdeflate.h>
 #include <stdlib.h>
 #include <string.h>
-#include <libdeflate.h>
 
 #include "pprof_int.h"
 #include "profile.pb-c.h"
@@ -26,15 +26,16 @@ static int gzip_buf(const uint8_t *in, size_t len, int level, uint8_t **ret_buf,
   return 0;
 }
 
-#define NEW_ARRAY(ptr, n)                                         \
-  do {                                                            \
-    (ptr) = arena_alloc(&mem, ((n) ? (n) : 1) * sizeof *(ptr));   \
-    if (!(ptr)) goto nomem;                                       \
+#define NEW_ARRAY(ptr, n)                                                                          \
+  do {                                                                                             \
+    (ptr) = arena_alloc(&mem, ((n) ? (n) : 1) * sizeof *(ptr));                                    \
+    if (!(ptr)) goto nomem;                                                                        \
   } while (0)
 
 int pprof_encode(const pprof_profile *p, int level, uint8_t **ret_buf, size_t *ret_len,
                  pp_err *err) {
-  if (level < 0 || level > 9) return pp_err_set(err, PP_EUSAGE, "gzip level %d outside 0..9", level);
+  if (level < 0 || level > 9)
+    return pp_err_set(err, PP_EUSAGE, "gzip level %d outside 0..9", level);
   if (p->nsample_type > (1u << 30) || p->nstrings == 0)
     return pp_err_set(err, PP_EINVAL, "profile has no string table");
   arena mem;
@@ -63,7 +64,8 @@ int pprof_encode(const pprof_profile *p, int level, uint8_t **ret_buf, size_t *r
     pprofwire__sample__init(o);
     o->n_location_id = s->nloc;
     NEW_ARRAY(o->location_id, s->nloc);
-    for (uint32_t j = 0; j < s->nloc; j++) o->location_id[j] = (uint64_t)s->loc[j] + 1;
+    for (uint32_t j = 0; j < s->nloc; j++)
+      o->location_id[j] = (uint64_t)s->loc[j] + 1;
     o->n_value = p->nsample_type;
     o->value = s->value;
     if (s->nlabel) {
@@ -164,7 +166,8 @@ int pprof_encode(const pprof_profile *p, int level, uint8_t **ret_buf, size_t *r
   w.n_comment = p->ncomment;
   if (p->ncomment) {
     NEW_ARRAY(w.comment, p->ncomment);
-    for (size_t i = 0; i < p->ncomment; i++) w.comment[i] = p->comment[i];
+    for (size_t i = 0; i < p->ncomment; i++)
+      w.comment[i] = p->comment[i];
   }
   w.default_sample_type = p->default_sample_type;
   w.doc_url = p->doc_url;

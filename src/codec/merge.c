@@ -20,7 +20,8 @@ typedef struct kbuf {
 
 static int kb_grow(kbuf *k, size_t n) {
   size_t nc = k->cap ? k->cap * 2 : 256;
-  while (nc - k->len < n) nc *= 2;
+  while (nc - k->len < n)
+    nc *= 2;
   unsigned char *nb = realloc(k->b, nc);
   if (!nb) return PP_ENOMEM;
   k->b = nb;
@@ -36,17 +37,21 @@ static inline int kb_put(kbuf *k, const void *d, size_t n) {
 }
 
 /* Growable arrays of the result's entities. */
-#define VEC(T) struct { T *v; size_t n, cap; }
-#define VEC_PUSH(vec, item, fail)                                            \
-  do {                                                                       \
-    if ((vec).n == (vec).cap) {                                              \
-      size_t nc_ = (vec).cap ? (vec).cap * 2 : 64;                           \
-      void *nv_ = realloc((vec).v, nc_ * sizeof *(vec).v);                   \
-      if (!nv_) goto fail;                                                   \
-      (vec).v = nv_;                                                         \
-      (vec).cap = nc_;                                                       \
-    }                                                                        \
-    (vec).v[(vec).n++] = (item);                                             \
+#define VEC(T)                                                                                     \
+  struct {                                                                                         \
+    T *v;                                                                                          \
+    size_t n, cap;                                                                                 \
+  }
+#define VEC_PUSH(vec, item, fail)                                                                  \
+  do {                                                                                             \
+    if ((vec).n == (vec).cap) {                                                                    \
+      size_t nc_ = (vec).cap ? (vec).cap * 2 : 64;                                                 \
+      void *nv_ = realloc((vec).v, nc_ * sizeof *(vec).v);                                         \
+      if (!nv_) goto fail;                                                                         \
+      (vec).v = nv_;                                                                               \
+      (vec).cap = nc_;                                                                             \
+    }                                                                                              \
+    (vec).v[(vec).n++] = (item);                                                                   \
   } while (0)
 
 static const char *vt_str(const pprof_profile *p, const pprof_value_type *v, char *buf, size_t n) {
@@ -59,7 +64,8 @@ static void types_str(const pprof_profile *p, char *buf, size_t n) {
   buf[0] = '\0';
   for (size_t i = 0; i < p->nsample_type && off < n; i++) {
     char t[160];
-    int w = snprintf(buf + off, n - off, "%s%s", i ? " " : "", vt_str(p, &p->sample_type[i], t, sizeof t));
+    int w = snprintf(buf + off, n - off, "%s%s", i ? " " : "",
+                     vt_str(p, &p->sample_type[i], t, sizeof t));
     if (w < 0) break;
     off += (size_t)w;
   }
@@ -70,7 +76,8 @@ int pprof_compatible(const pprof_profile *a, const pprof_profile *b, pp_err *err
   if (strcmp(a->strings[a->period_type.type], b->strings[b->period_type.type]) ||
       strcmp(a->strings[a->period_type.unit], b->strings[b->period_type.unit]))
     return pp_err_set(err, PP_EMISMATCH, "incompatible period types %s and %s",
-                      vt_str(a, &a->period_type, x, sizeof x), vt_str(b, &b->period_type, y, sizeof y));
+                      vt_str(a, &a->period_type, x, sizeof x),
+                      vt_str(b, &b->period_type, y, sizeof y));
   bool same = a->nsample_type == b->nsample_type;
   for (size_t i = 0; same && i < a->nsample_type; i++)
     same = !strcmp(a->strings[a->sample_type[i].type], b->strings[b->sample_type[i].type]) &&
@@ -151,7 +158,10 @@ static int map_source(merger *m, const pprof_profile *src) {
   for (size_t i = 0; i < src->nfunction; i++) {
     const pprof_function *sf = &src->function[i];
     /* google/pprof's functionKey. Zeroed first: the struct's padding is part of the key bytes. */
-    struct { int64_t start; uint32_t name, sys, file; } k;
+    struct {
+      int64_t start;
+      uint32_t name, sys, file;
+    } k;
     memset(&k, 0, sizeof k);
     k.start = sf->start_line;
     k.name = m->smap[sf->name];
@@ -160,8 +170,11 @@ static int map_source(merger *m, const pprof_profile *src) {
     uint32_t idx;
     if ((r = htab_intern(&m->functions, &k, sizeof k, &idx)) < 0) return r;
     if (r == 1) {
-      pprof_function df = {.id = idx + 1, .name = k.name, .system_name = k.sys,
-                           .filename = k.file, .start_line = sf->start_line};
+      pprof_function df = {.id = idx + 1,
+                           .name = k.name,
+                           .system_name = k.sys,
+                           .filename = k.file,
+                           .start_line = sf->start_line};
       VEC_PUSH(m->funcs, df, nomem);
     }
     m->fmap[i] = idx + 1;
@@ -186,8 +199,11 @@ static int map_source(merger *m, const pprof_profile *src) {
     uint32_t idx;
     if ((r = htab_intern(&m->locations, m->key.b, m->key.len, &idx)) < 0) return r;
     if (r == 1) {
-      pprof_location dl = {.id = idx + 1, .address = sl->address, .mapping = mi,
-                           .nline = sl->nline, .is_folded = sl->is_folded};
+      pprof_location dl = {.id = idx + 1,
+                           .address = sl->address,
+                           .mapping = mi,
+                           .nline = sl->nline,
+                           .is_folded = sl->is_folded};
       dl.line = arena_alloc(&m->dst->mem, sl->nline * sizeof *dl.line);
       if (!dl.line) return PP_ENOMEM;
       for (uint32_t j = 0; j < sl->nline; j++) {
@@ -208,7 +224,8 @@ static int add_samples(merger *m, const pprof_profile *src, int64_t sign) {
   for (size_t i = 0; i < src->nsample; i++) {
     const pprof_sample *s = &src->sample[i];
     bool zero = true;
-    for (size_t v = 0; v < nv && zero; v++) zero = s->value[v] == 0;
+    for (size_t v = 0; v < nv && zero; v++)
+      zero = s->value[v] == 0;
     if (zero) continue;
     if (s->nlabel > m->lab_cap) {
       free(m->lab);
@@ -242,7 +259,8 @@ static int add_samples(merger *m, const pprof_profile *src, int64_t sign) {
       ds.value = arena_calloc(&m->dst->mem, nv, sizeof *ds.value);
       ds.label = arena_alloc(&m->dst->mem, s->nlabel * sizeof *ds.label);
       if (!ds.loc || !ds.value || !ds.label) return PP_ENOMEM;
-      for (uint32_t j = 0; j < s->nloc; j++) ds.loc[j] = m->lmap[s->loc[j]];
+      for (uint32_t j = 0; j < s->nloc; j++)
+        ds.loc[j] = m->lmap[s->loc[j]];
       if (s->nlabel) memcpy(ds.label, m->lab, s->nlabel * sizeof *ds.label);
       VEC_PUSH(m->samps, ds, nomem);
     }
@@ -255,12 +273,12 @@ nomem:
   return PP_ENOMEM;
 }
 
-#define COPY_OUT(dstp, dstn, vec)                                                  \
-  do {                                                                             \
-    (dstp) = arena_alloc(&dst->mem, ((vec).n ? (vec).n : 1) * sizeof *(vec).v);    \
-    if (!(dstp)) goto nomem;                                                       \
-    if ((vec).n) memcpy((dstp), (vec).v, (vec).n * sizeof *(vec).v);               \
-    (dstn) = (vec).n;                                                              \
+#define COPY_OUT(dstp, dstn, vec)                                                                  \
+  do {                                                                                             \
+    (dstp) = arena_alloc(&dst->mem, ((vec).n ? (vec).n : 1) * sizeof *(vec).v);                    \
+    if (!(dstp)) goto nomem;                                                                       \
+    if ((vec).n) memcpy((dstp), (vec).v, (vec).n * sizeof *(vec).v);                               \
+    (dstn) = (vec).n;                                                                              \
   } while (0)
 
 struct pprof_merger {
@@ -324,12 +342,12 @@ static pprof_profile *copy_types(const pprof_profile *src) {
   t->strings[0] = "";
   t->string_len[0] = 0;
   uint32_t k = 1;
-#define COPY_STR(idx, out)                                                            \
-  do {                                                                                \
-    t->strings[k] = arena_strndup(&t->mem, src->strings[idx], src->string_len[idx]);  \
-    if (!t->strings[k]) goto fail;                                                    \
-    t->string_len[k] = src->string_len[idx];                                          \
-    (out) = k++;                                                                      \
+#define COPY_STR(idx, out)                                                                         \
+  do {                                                                                             \
+    t->strings[k] = arena_strndup(&t->mem, src->strings[idx], src->string_len[idx]);               \
+    if (!t->strings[k]) goto fail;                                                                 \
+    t->string_len[k] = src->string_len[idx];                                                       \
+    (out) = k++;                                                                                   \
   } while (0)
   for (size_t i = 0; i < n; i++) {
     COPY_STR(src->sample_type[i].type, t->sample_type[i].type);
@@ -375,7 +393,8 @@ int pprof_merger_add(pprof_merger *pm, const pprof_profile *src, int64_t sign, p
   for (size_t c = 0; c < src->ncomment; c++) {
     uint32_t ci = m->smap[src->comment[c]];
     bool seen = false;
-    for (size_t k = 0; k < m->comments.n && !seen; k++) seen = m->comments.v[k] == ci;
+    for (size_t k = 0; k < m->comments.n && !seen; k++)
+      seen = m->comments.v[k] == ci;
     if (!seen) VEC_PUSH(m->comments, ci, nomem);
   }
   return 0;
@@ -398,7 +417,8 @@ int pprof_merger_finish(pprof_merger *pm, pprof_profile **ret_profile, pp_err *e
   size_t keep = 0;
   for (size_t i = 0; i < m->samps.n; i++) {
     bool zero = true;
-    for (size_t v = 0; v < dst->nsample_type && zero; v++) zero = m->samps.v[i].value[v] == 0;
+    for (size_t v = 0; v < dst->nsample_type && zero; v++)
+      zero = m->samps.v[i].value[v] == 0;
     if (!zero) m->samps.v[keep++] = m->samps.v[i];
   }
   m->samps.n = keep;
@@ -464,9 +484,12 @@ void pprof_scale(pprof_profile *p, double factor) {
         continue;
       }
       double d = round((double)v[j] * factor);
-      if (d >= 9.2233720368547758e18) v[j] = INT64_MAX;
-      else if (d <= -9.2233720368547758e18) v[j] = INT64_MIN;
-      else v[j] = (int64_t)d;
+      if (d >= 9.2233720368547758e18)
+        v[j] = INT64_MAX;
+      else if (d <= -9.2233720368547758e18)
+        v[j] = INT64_MIN;
+      else
+        v[j] = (int64_t)d;
     }
   }
 }

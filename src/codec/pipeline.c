@@ -17,7 +17,7 @@ typedef struct pipe_state {
   pprof_fetch_fn fetch;
   void *ud;
   pprof_profile **slot;
-  pp_err *errs;         /* why slot[i] is NULL */
+  pp_err *errs; /* why slot[i] is NULL */
   bool *done;
   size_t next, consumed;
   bool stop;
@@ -29,7 +29,8 @@ static void *worker(void *arg) {
   pipe_state *ps = arg;
   for (;;) {
     pthread_mutex_lock(&ps->mu);
-    while (!ps->stop && ps->next < ps->n && ps->next - ps->consumed >= ps->window) pthread_cond_wait(&ps->cv, &ps->mu);
+    while (!ps->stop && ps->next < ps->n && ps->next - ps->consumed >= ps->window)
+      pthread_cond_wait(&ps->cv, &ps->mu);
     if (ps->stop || ps->next >= ps->n) {
       pthread_mutex_unlock(&ps->mu);
       return NULL;
@@ -76,7 +77,8 @@ int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof
   int r = started ? 0 : pp_err_set(err, PP_ENOMEM, "cannot start decoding threads");
   for (size_t i = 0; i < n && r == 0; i++) {
     pthread_mutex_lock(&ps.mu);
-    while (!ps.done[i]) pthread_cond_wait(&ps.cv, &ps.mu);
+    while (!ps.done[i])
+      pthread_cond_wait(&ps.cv, &ps.mu);
     pprof_profile *p = ps.slot[i];
     ps.slot[i] = NULL;
     pthread_mutex_unlock(&ps.mu);
@@ -92,8 +94,10 @@ int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof
   ps.stop = true;
   pthread_cond_broadcast(&ps.cv);
   pthread_mutex_unlock(&ps.mu);
-  for (unsigned t = 0; t < started; t++) pthread_join(th[t], NULL);
-  for (size_t i = 0; i < n; i++) pprof_free(ps.slot[i]);
+  for (unsigned t = 0; t < started; t++)
+    pthread_join(th[t], NULL);
+  for (size_t i = 0; i < n; i++)
+    pprof_free(ps.slot[i]);
   free(ps.slot);
   free(ps.done);
   free(ps.errs);

@@ -25,17 +25,17 @@
 #include "../base/pp_err.h"
 
 typedef struct pprof_limits {
-  size_t max_decompressed;  /* bytes of protobuf after gunzip (default 64 MiB) */
-  size_t max_memory;        /* decoder working memory (default 1 GiB) */
-  size_t max_strings;       /* string table entries (default 1 Mi) */
-  size_t max_string_len;    /* bytes in one string (default 64 KiB) */
-  size_t max_samples;       /* samples (default 4 Mi) */
-  size_t max_locations;     /* locations (default 1 Mi) */
-  size_t max_functions;     /* functions (default 1 Mi) */
-  size_t max_mappings;      /* mappings (default 64 Ki) */
-  size_t max_stack_depth;   /* locations in one sample (default 4096) */
-  size_t max_labels;        /* labels on one sample (default 256) */
-  size_t max_sample_types;  /* value types (default 64) */
+  size_t max_decompressed; /* bytes of protobuf after gunzip (default 64 MiB) */
+  size_t max_memory;       /* decoder working memory (default 1 GiB) */
+  size_t max_strings;      /* string table entries (default 1 Mi) */
+  size_t max_string_len;   /* bytes in one string (default 64 KiB) */
+  size_t max_samples;      /* samples (default 4 Mi) */
+  size_t max_locations;    /* locations (default 1 Mi) */
+  size_t max_functions;    /* functions (default 1 Mi) */
+  size_t max_mappings;     /* mappings (default 64 Ki) */
+  size_t max_stack_depth;  /* locations in one sample (default 4096) */
+  size_t max_labels;       /* labels on one sample (default 256) */
+  size_t max_sample_types; /* value types (default 64) */
 } pprof_limits;
 
 /* Fills *l with the defaults listed above. */
@@ -75,16 +75,16 @@ typedef struct pprof_line {
 } pprof_line;
 
 typedef struct pprof_location {
-  uint64_t id;        /* wire id, unique and nonzero */
+  uint64_t id; /* wire id, unique and nonzero */
   uint64_t address;
-  uint32_t mapping;   /* mapping index + 1; 0 = none */
+  uint32_t mapping; /* mapping index + 1; 0 = none */
   uint32_t nline;
-  pprof_line *line;   /* innermost first; the last is the caller the others were inlined into */
+  pprof_line *line; /* innermost first; the last is the caller the others were inlined into */
   bool is_folded;
 } pprof_location;
 
 typedef struct pprof_function {
-  uint64_t id; /* wire id, unique and nonzero */
+  uint64_t id;                          /* wire id, unique and nonzero */
   uint32_t name, system_name, filename; /* string indexes */
   int64_t start_line;
 } pprof_function;
@@ -95,14 +95,14 @@ typedef struct pprof_profile {
   pprof_mapping *mapping;
   pprof_location *location;
   pprof_function *function;
-  char **strings;         /* NUL-terminated; strings[0] is "" */
-  uint32_t *string_len;   /* byte length of each string */
-  uint32_t *comment;      /* string indexes */
+  char **strings;       /* NUL-terminated; strings[0] is "" */
+  uint32_t *string_len; /* byte length of each string */
+  uint32_t *comment;    /* string indexes */
   size_t nsample_type, nsample, nmapping, nlocation, nfunction, nstrings, ncomment;
   uint32_t drop_frames, keep_frames, default_sample_type, doc_url; /* string indexes */
   int64_t time_nanos, duration_nanos, period;
   pprof_value_type period_type;
-  arena mem;              /* owns every array above */
+  arena mem; /* owns every array above */
 } pprof_profile;
 
 /* ---- decode / encode ------------------------------------------------------------------- */
@@ -159,7 +159,8 @@ void pprof_merger_free(pprof_merger *m);
  * with a message in *fetch_err. consume() gets the decoded profile, or NULL and the input's
  * error (fetch or decode) so it can skip or stop; the profile is freed after consume returns,
  * and a negative return stops the pipeline with that error. threads 0 = 2; window 0 = default. */
-typedef int (*pprof_fetch_fn)(void *ud, size_t i, uint8_t **ret_buf, size_t *ret_len, pp_err *fetch_err);
+typedef int (*pprof_fetch_fn)(void *ud, size_t i, uint8_t **ret_buf, size_t *ret_len,
+                              pp_err *fetch_err);
 typedef int (*pprof_consume_fn)(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err,
                                 pp_err *err);
 int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits,
@@ -182,7 +183,9 @@ int pprof_diff(const pprof_profile *base, const pprof_profile *cmp, pprof_profil
 int pprof_sample_index(const pprof_profile *p, const char *spec, pp_err *err);
 
 /* The string at index i (always valid for indexes stored in a decoded profile). */
-static inline const char *pprof_str(const pprof_profile *p, uint32_t i) { return p->strings[i]; }
+static inline const char *pprof_str(const pprof_profile *p, uint32_t i) {
+  return p->strings[i];
+}
 
 /* Per-function totals as `go tool pprof -top` computes them at its default ("functions")
  * granularity: frames are grouped by function name (nameless frames by binary and start
@@ -198,7 +201,7 @@ typedef struct pprof_func_stat {
 typedef struct pprof_top {
   pprof_func_stat *funcs; /* sorted by flat descending, then name (as go tool pprof) */
   size_t nfuncs;
-  int64_t total;          /* sum of |value| over samples, the denominator of pprof's percents */
+  int64_t total; /* sum of |value| over samples, the denominator of pprof's percents */
   arena mem;
 } pprof_top;
 
@@ -229,14 +232,13 @@ int pprof_tree_compute(const pprof_profile *p, int sample_index, size_t max_node
                        pprof_tree *ret_tree, pp_err *err);
 void pprof_tree_release(pprof_tree *t);
 
-
 /* A call tree over several profiles at once, aligned by call path (function names), for flame
  * graphs and diff flame graphs: node i of input k has self[i*n+k] and total[i*n+k]. Inputs may
  * have different string tables and sample types; sample_index[k] picks each one's column.
  * Node 0 is the root. Same grouping as pprof_tree. max_nodes caps the size (PP_ELIMIT). */
 typedef struct pprof_multitree {
-  const char **names;  /* node -> display name (owned by the tree) */
-  uint32_t *parent;    /* node -> parent; the root is its own parent */
+  const char **names; /* node -> display name (owned by the tree) */
+  uint32_t *parent;   /* node -> parent; the root is its own parent */
   uint32_t *depth;
   int64_t *self, *total; /* nnodes * ninputs each */
   size_t nnodes, ninputs;

@@ -14,7 +14,7 @@ int pprof_compatible(const pprof_profile *a, const pprof_profile *b, pp_err *err
 /* Wire ids -> array index + 1. Ids are usually 1..n and get a dense array; anything else a
  * hash table. idmap_build fails (PP_EINVAL) on a zero or duplicate id, naming `what`. */
 typedef struct idmap {
-  uint32_t *dense;      /* id -> index + 1, when ids are small */
+  uint32_t *dense; /* id -> index + 1, when ids are small */
   size_t ndense;
   htab sparse;          /* 8-byte id -> entry of sparse_val */
   uint32_t *sparse_val; /* index + 1 */

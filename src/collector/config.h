@@ -44,12 +44,12 @@ typedef struct cfg_kv {
 
 /* Scrape settings that a monitor inherits from `global:` unless it sets its own. */
 typedef struct cfg_scrape {
-  double interval_seconds;   /* 0 = unset */
-  double timeout_seconds;    /* 0 = unset: seconds + 10 */
-  char *path;                /* NULL = unset: /debug/pprof */
-  cfg_kv *params;            /* extra query parameters */
+  double interval_seconds; /* 0 = unset */
+  double timeout_seconds;  /* 0 = unset: seconds + 10 */
+  char *path;              /* NULL = unset: /debug/pprof */
+  cfg_kv *params;          /* extra query parameters */
   size_t nparams;
-  cfg_kv *headers;           /* extra request headers */
+  cfg_kv *headers; /* extra request headers */
   size_t nheaders;
   char *bearer_token_file;
   char *basic_username;
@@ -68,20 +68,20 @@ typedef struct cfg_type {
 
 typedef struct cfg_monitor {
   char *name;
-  char *endpoint;          /* scheme://host:port[/prefix] */
+  char *endpoint; /* scheme://host:port[/prefix] */
   cfg_kv *labels;
   size_t nlabels;
   cfg_type types[CFG_NTYPES];
-  cfg_scrape scrape;       /* the monitor's own settings; see cfg_effective */
+  cfg_scrape scrape; /* the monitor's own settings; see cfg_effective */
 } cfg_monitor;
 
 typedef struct cfg_config {
-  int self_pprof_port;          /* 0 = no self telemetry */
+  int self_pprof_port; /* 0 = no self telemetry */
   int self_interval_seconds;
   cfg_scrape global;
   cfg_monitor *monitors;
   size_t nmonitors;
-  char **warnings;              /* human-readable, with file:line:column */
+  char **warnings; /* human-readable, with file:line:column */
   size_t nwarnings;
   arena mem;
 } cfg_config;
@@ -105,8 +105,8 @@ int cfg_add_self_monitor(cfg_config *c, pp_err *err);
 
 /* The settings in force for one (monitor, type), defaults applied. */
 typedef struct cfg_effective {
-  char url[2048];          /* full URL including query */
-  int64_t interval_ms;     /* 0 = back to back */
+  char url[2048];      /* full URL including query */
+  int64_t interval_ms; /* 0 = back to back */
   int64_t timeout_ms;
   int seconds;
   uint64_t max_body_bytes;

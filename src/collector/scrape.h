@@ -34,12 +34,12 @@ typedef struct scrape_engine scrape_engine;
 /* What a sink receives for one successful scrape. labels: monitor, endpoint and config labels. */
 typedef struct scrape_result {
   const char *monitor;
-  const char *type;          /* cfg_type_name */
-  const cfg_kv *labels;      /* the monitor's config labels */
+  const char *type;     /* cfg_type_name */
+  const cfg_kv *labels; /* the monitor's config labels */
   size_t nlabels;
   const char *endpoint;
   int64_t start_ns, end_ns;
-  const uint8_t *data;       /* the body as received (gzip pprof) */
+  const uint8_t *data; /* the body as received (gzip pprof) */
   size_t len;
   const pprof_profile *profile;
 } scrape_result;

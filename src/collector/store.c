@@ -62,7 +62,15 @@ static const char SCHEMA[] =
     " data_off INTEGER NOT NULL, data_len INTEGER NOT NULL, crc INTEGER NOT NULL,"
     " sample_types TEXT NOT NULL, totals TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS profile_by_series ON profile(series_id, type, end_ns);"
-    "CREATE INDEX IF NOT EXISTS profile_by_segment ON profile(segment_id);";
+    "CREATE INDEX IF NOT EXISTS profile_by_segment ON profile(segment_id);"
+    /* the compactor walks windows by end time */
+    "CREATE INDEX IF NOT EXISTS profile_by_end ON profile(end_ns);"
+    "CREATE TABLE IF NOT EXISTS rollup(id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL,"
+    " type TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, count INTEGER NOT NULL,"
+    " segment_id INTEGER NOT NULL, rec_off INTEGER NOT NULL, rec_len INTEGER NOT NULL,"
+    " data_off INTEGER NOT NULL, data_len INTEGER NOT NULL, crc INTEGER NOT NULL,"
+    " UNIQUE(series_id, type, start_ns));"
+    "CREATE INDEX IF NOT EXISTS rollup_by_segment ON rollup(segment_id);";
 
 /* ---- opening and repair --------------------------------------------------------------------- */
 
@@ -101,6 +109,9 @@ static int prepare(store *s, pp_err *err) {
        "data_len,crc,sample_types,totals) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&s->st_ins_series, "INSERT INTO series(labels) VALUES(?)"},
       {&s->st_find_series, "SELECT id FROM series WHERE labels=?"},
+      {&s->st_ins_rollup,
+       "INSERT OR REPLACE INTO rollup(series_id,type,start_ns,end_ns,count,segment_id,rec_off,rec_len,"
+       "data_off,data_len,crc) VALUES(?,?,?,?,?,?,?,?,?,?,?)"},
       {&s->st_seg_minmax,
        "UPDATE segment SET min_ns=MIN(COALESCE(min_ns,?1),?1), max_ns=MAX(COALESCE(max_ns,?2),?2) WHERE id=?3"},
   };
@@ -126,6 +137,8 @@ static int insert_row(store *s, int64_t series_id, const char *type, int64_t sta
                       const char *totals, pp_err *err);
 static int series_id_for(store *s, const char *labels_json, int64_t *ret, pp_err *err);
 static void sample_summary(const pprof_profile *p, char *types, size_t tcap, char *totals, size_t ncap);
+static int insert_rollup(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t count,
+                         int64_t seg, uint64_t off, const rec_hdr *h, pp_err *err);
 
 /* Rebuilds index rows from one segment file's self-describing records; truncates the file at
  * the first record that is incomplete or fails its CRC. */
@@ -157,9 +170,18 @@ static int rebuild_segment(store *s, int64_t seg, const char *path, store_repair
     json_t *labels = json_object_get(meta, "labels");
     const char *type = json_string_value(json_object_get(meta, "type"));
     pprof_profile *p = NULL;
+    json_int_t rcount = json_integer_value(json_object_get(meta, "rollup"));
     bool ok = meta && json_is_object(labels) && type &&
               pprof_decode(buf + h.meta_len, h.data_len, NULL, &p, NULL) == 0;
-    if (ok) {
+    if (ok && rcount > 0) {
+      char *lj = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+      int64_t sid;
+      if (lj && series_id_for(s, lj, &sid, err) == 0 &&
+          insert_rollup(s, sid, type, json_integer_value(json_object_get(meta, "start")),
+                        json_integer_value(json_object_get(meta, "end")), rcount, seg, off, &h, err) == 0)
+        rep->rows_rebuilt++;
+      free(lj);
+    } else if (ok) {
       char *lj = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
       char types[1024], totals[1024];
       sample_summary(p, types, sizeof types, totals, sizeof totals);
@@ -267,6 +289,7 @@ static int repair(store *s, bool rebuild, store_repair *rep, pp_err *err) {
     for (size_t i = 0; i < ngone; i++) {
       rep->rows_dropped += (size_t)query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", gone[i], 0);
       exec_i64(s->db, "DELETE FROM profile WHERE segment_id=?", gone[i]);
+      exec_i64(s->db, "DELETE FROM rollup WHERE segment_id=?", gone[i]);
       exec_i64(s->db, "DELETE FROM segment WHERE id=?", gone[i]);
     }
   }
@@ -274,7 +297,8 @@ static int repair(store *s, bool rebuild, store_repair *rep, pp_err *err) {
     char *path = seg_path(s, files[i]);
     if (!path) continue;
     bool known = query_i64(s->db, "SELECT COUNT(*) FROM segment WHERE id=?", files[i], 0) > 0;
-    int64_t rows = query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", files[i], 0);
+    int64_t rows = query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", files[i], 0) +
+                   query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?", files[i], 0);
     struct stat st2;
     if (!known || rows == 0 || stat(path, &st2) < 0) {
       /* a file the index does not know (its first record never got a row) */
@@ -285,23 +309,30 @@ static int repair(store *s, bool rebuild, store_repair *rep, pp_err *err) {
       continue;
     }
     uint64_t size = (uint64_t)st2.st_size;
-    sqlite3_stmt *cnt;
-    char *sql = sqlite3_mprintf("SELECT COUNT(*) FROM profile WHERE segment_id=%lld AND rec_off+rec_len>%lld",
-                                (long long)files[i], (long long)size);
-    int64_t past = 0;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &cnt, NULL) == SQLITE_OK) {
-      if (sqlite3_step(cnt) == SQLITE_ROW) past = sqlite3_column_int64(cnt, 0);
-      sqlite3_finalize(cnt);
-    }
-    sqlite3_free(sql);
-    if (past) {
-      rep->rows_dropped += (size_t)past;
-      sql = sqlite3_mprintf("DELETE FROM profile WHERE segment_id=%lld AND rec_off+rec_len>%lld",
-                            (long long)files[i], (long long)size);
-      exec(s->db, sql, NULL);
+    static const char *const tables[] = {"profile", "rollup"};
+    int64_t end = 0;
+    for (int t = 0; t < 2; t++) {
+      sqlite3_stmt *cnt;
+      char *sql = sqlite3_mprintf("SELECT COUNT(*) FROM %s WHERE segment_id=%lld AND rec_off+rec_len>%lld",
+                                  tables[t], (long long)files[i], (long long)size);
+      int64_t past = 0;
+      if (sqlite3_prepare_v2(s->db, sql, -1, &cnt, NULL) == SQLITE_OK) {
+        if (sqlite3_step(cnt) == SQLITE_ROW) past = sqlite3_column_int64(cnt, 0);
+        sqlite3_finalize(cnt);
+      }
       sqlite3_free(sql);
+      if (past) {
+        rep->rows_dropped += (size_t)past;
+        sql = sqlite3_mprintf("DELETE FROM %s WHERE segment_id=%lld AND rec_off+rec_len>%lld", tables[t],
+                              (long long)files[i], (long long)size);
+        exec(s->db, sql, NULL);
+        sqlite3_free(sql);
+      }
+      sql = sqlite3_mprintf("SELECT MAX(rec_off+rec_len) FROM %s WHERE segment_id=?", tables[t]);
+      int64_t e = query_i64(s->db, sql, files[i], 0);
+      sqlite3_free(sql);
+      if (e > end) end = e;
     }
-    int64_t end = query_i64(s->db, "SELECT MAX(rec_off+rec_len) FROM profile WHERE segment_id=?", files[i], 0);
     if ((uint64_t)end < size) {
       if (truncate(path, (off_t)end) == 0) rep->bytes_truncated += size - (uint64_t)end;
       size = (uint64_t)end;
@@ -315,11 +346,13 @@ static int repair(store *s, bool rebuild, store_repair *rep, pp_err *err) {
 
 static void store_free(store *s) {
   if (!s) return;
+  store__stop_compactor(s);
   if (s->seg_fd >= 0) close(s->seg_fd);
   sqlite3_finalize(s->st_ins_profile);
   sqlite3_finalize(s->st_ins_series);
   sqlite3_finalize(s->st_find_series);
   sqlite3_finalize(s->st_seg_minmax);
+  sqlite3_finalize(s->st_ins_rollup);
   sqlite3_close(s->db);
   htab_free(&s->series_cache);
   free(s->series_ids);
@@ -327,6 +360,8 @@ static void store_free(store *s) {
   free(s->segdir);
   free(s->dbpath);
   pthread_mutex_destroy(&s->stats_mu);
+  pthread_mutex_destroy(&s->q_mu);
+  pthread_cond_destroy(&s->q_cv);
   free(s);
 }
 
@@ -337,6 +372,8 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
   s->seg_fd = -1;
   s->opts = *opts;
   pthread_mutex_init(&s->stats_mu, NULL);
+  pthread_mutex_init(&s->q_mu, NULL);
+  pthread_cond_init(&s->q_cv, NULL);
   int r;
   if (asprintf(&s->dir, "%s", opts->dir) < 0 || asprintf(&s->segdir, "%s/segments", opts->dir) < 0 ||
       asprintf(&s->dbpath, "%s/index.db", opts->dir) < 0 || htab_init(&s->series_cache, 1024, 0) < 0) {
@@ -395,6 +432,7 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
   s->stats.profiles = (uint64_t)query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE ?=1", 1, 0);
   s->stats.series = (uint64_t)query_i64(s->db, "SELECT COUNT(*) FROM series WHERE ?=1", 1, 0);
   s->stats.segments = (uint64_t)query_i64(s->db, "SELECT COUNT(*) FROM segment WHERE ?=1", 1, 0);
+  s->stats.rollups = (uint64_t)query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE ?=1", 1, 0);
   if (ret_repair) *ret_repair = rep;
   *ret = s;
   return 0;
@@ -497,6 +535,26 @@ static int insert_row(store *s, int64_t series_id, const char *type, int64_t sta
   return 0;
 }
 
+static int insert_rollup(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t count,
+                         int64_t seg, uint64_t off, const rec_hdr *h, pp_err *err) {
+  sqlite3_stmt *st = s->st_ins_rollup;
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, series_id);
+  sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, start);
+  sqlite3_bind_int64(st, 4, end);
+  sqlite3_bind_int64(st, 5, count);
+  sqlite3_bind_int64(st, 6, seg);
+  sqlite3_bind_int64(st, 7, (int64_t)off);
+  sqlite3_bind_int64(st, 8, REC_HDR + (int64_t)h->meta_len + h->data_len);
+  sqlite3_bind_int64(st, 9, (int64_t)off + REC_HDR + h->meta_len);
+  sqlite3_bind_int64(st, 10, h->data_len);
+  sqlite3_bind_int64(st, 11, h->crc);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : sql_fail(s->db, err, "insert rollup");
+}
+
 static void close_segment(store *s) {
   if (s->seg_fd >= 0) close(s->seg_fd);
   s->seg_fd = -1;
@@ -531,6 +589,65 @@ static int open_new_segment(store *s, pp_err *err) {
   return 0;
 }
 
+/* Writes one record (header, meta, data) at the end of the current segment, rolling it when
+ * due. On success *ret_off is where it starts; the caller inserts its index row and then calls
+ * commit_record. On failure nothing of it is left in the file. */
+static int write_record(store *s, const char *mj, size_t mlen, const uint8_t *data, size_t len, rec_hdr *h,
+                        uint64_t *ret_off, bool *ret_enospc, pp_err *err) {
+  int r;
+  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || now_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS)
+    if ((r = open_new_segment(s, err)) < 0) {
+      *ret_enospc = strstr(err ? err->msg : "", "No space") != NULL;
+      return r;
+    }
+  h->meta_len = (uint32_t)mlen;
+  h->data_len = (uint32_t)len;
+  uLong crc = crc32(0, (const Bytef *)mj, (uInt)mlen);
+  h->crc = (uint32_t)crc32(crc, data, (uInt)len);
+  uint8_t hb[REC_HDR];
+  memcpy(hb, REC_MAGIC, 4);
+  memcpy(hb + 4, &h->meta_len, 4);
+  memcpy(hb + 8, &h->data_len, 4);
+  memcpy(hb + 12, &h->crc, 4);
+  struct iovec iov[3] = {{hb, REC_HDR}, {(void *)mj, mlen}, {(void *)data, len}};
+  size_t total = REC_HDR + mlen + len, done = 0;
+  while (done < total) {
+    ssize_t n = writev(s->seg_fd, iov, 3);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = errno;
+      *ret_enospc = e == ENOSPC || e == EDQUOT;
+      if (ftruncate(s->seg_fd, (off_t)s->seg_size) < 0) close_segment(s);
+      return pp_err_set(err, PP_EIO, "segment %016" PRIx64 ": %s", (uint64_t)s->seg_id, strerror(e));
+    }
+    done += (size_t)n;
+    /* advance the iovecs past what was written (short writes are rare but legal) */
+    size_t skip = (size_t)n;
+    for (int i = 0; i < 3; i++) {
+      size_t k = skip < iov[i].iov_len ? skip : iov[i].iov_len;
+      iov[i].iov_base = (char *)iov[i].iov_base + k;
+      iov[i].iov_len -= k;
+      skip -= k;
+    }
+  }
+  *ret_off = s->seg_size;
+  return 0;
+}
+
+/* The index row's outcome: kept (r == 0) or rolled back together with the record's bytes. */
+static int commit_record(store *s, int r, const rec_hdr *h, bool *ret_enospc) {
+  if (r < 0) {
+    *ret_enospc = sqlite3_errcode(s->db) == SQLITE_FULL;
+    sqlite3_exec(s->db, "ROLLBACK TO append; RELEASE append", NULL, NULL, NULL);
+    if (ftruncate(s->seg_fd, (off_t)s->seg_size) < 0) close_segment(s);
+    return r;
+  }
+  uint64_t total = REC_HDR + (uint64_t)h->meta_len + h->data_len;
+  s->seg_size += total;
+  s->segments_bytes += total;
+  return 0;
+}
+
 int store_append(store *s, const store_record *rec, bool *ret_enospc, pp_err *err) {
   *ret_enospc = false;
   if (rec->len > MAX_DATA) return pp_err_set(err, PP_ELIMIT, "profile of %zu bytes is over the store's limit", rec->len);
@@ -554,55 +671,16 @@ int store_append(store *s, const store_record *rec, bool *ret_enospc, pp_err *er
   }
   int64_t sid;
   if ((r = series_id_for(s, lj, &sid, err)) < 0) goto out;
-  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || now_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS)
-    if ((r = open_new_segment(s, err)) < 0) {
-      *ret_enospc = strstr(err ? err->msg : "", "No space") != NULL;
-      goto out;
-    }
-  rec_hdr h = {(uint32_t)mlen, (uint32_t)rec->len, 0};
-  uLong crc = crc32(0, (const Bytef *)mj, (uInt)mlen);
-  h.crc = (uint32_t)crc32(crc, rec->data, (uInt)rec->len);
-  uint8_t hb[REC_HDR];
-  memcpy(hb, REC_MAGIC, 4);
-  memcpy(hb + 4, &h.meta_len, 4);
-  memcpy(hb + 8, &h.data_len, 4);
-  memcpy(hb + 12, &h.crc, 4);
-  struct iovec iov[3] = {{hb, REC_HDR}, {mj, mlen}, {(void *)rec->data, rec->len}};
-  size_t total = REC_HDR + mlen + rec->len, done = 0;
-  while (done < total) {
-    ssize_t n = writev(s->seg_fd, iov, 3);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = errno;
-      *ret_enospc = e == ENOSPC || e == EDQUOT;
-      if (ftruncate(s->seg_fd, (off_t)s->seg_size) < 0) close_segment(s);
-      r = pp_err_set(err, PP_EIO, "segment %016" PRIx64 ": %s", (uint64_t)s->seg_id, strerror(e));
-      goto out;
-    }
-    done += (size_t)n;
-    /* advance the iovecs past what was written (short writes are rare but legal) */
-    size_t skip = (size_t)n;
-    for (int i = 0; i < 3; i++) {
-      size_t k = skip < iov[i].iov_len ? skip : iov[i].iov_len;
-      iov[i].iov_base = (char *)iov[i].iov_base + k;
-      iov[i].iov_len -= k;
-      skip -= k;
-    }
-  }
+  rec_hdr h;
+  uint64_t off;
+  if ((r = write_record(s, mj, mlen, rec->data, rec->len, &h, &off, ret_enospc, err)) < 0) goto out;
   char types[1024], totals[1024];
   sample_summary(rec->profile, types, sizeof types, totals, sizeof totals);
   /* the row and the segment's time range change together or not at all */
   if ((r = exec(s->db, "SAVEPOINT append", err)) == 0 &&
-      (r = insert_row(s, sid, rec->type, rec->start_ns, rec->end_ns, s->seg_id, s->seg_size, &h, types, totals, err)) == 0)
+      (r = insert_row(s, sid, rec->type, rec->start_ns, rec->end_ns, s->seg_id, off, &h, types, totals, err)) == 0)
     r = exec(s->db, "RELEASE append", err);
-  if (r < 0) {
-    *ret_enospc = sqlite3_errcode(s->db) == SQLITE_FULL;
-    sqlite3_exec(s->db, "ROLLBACK TO append; RELEASE append", NULL, NULL, NULL);
-    if (ftruncate(s->seg_fd, (off_t)s->seg_size) < 0) close_segment(s);
-    goto out;
-  }
-  s->seg_size += total;
-  s->segments_bytes += total;
+  if ((r = commit_record(s, r, &h, ret_enospc)) < 0) goto out;
   pthread_mutex_lock(&s->stats_mu);
   s->stats.profiles++;
   pthread_mutex_unlock(&s->stats_mu);
@@ -610,6 +688,36 @@ out:
   free(lj);
   free(mj);
   return r;
+}
+
+int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err) {
+  *ret_enospc = false;
+  if (it->len > MAX_DATA) return pp_err_set(err, PP_ELIMIT, "rollup of %zu bytes is over the store's limit", it->len);
+  json_error_t je;
+  json_t *labels = json_loads(it->labels_json, 0, &je);
+  json_t *meta = labels ? json_pack("{s:o,s:s,s:I,s:I,s:I}", "labels", labels, "type", it->type, "start",
+                                    (json_int_t)it->start_ns, "end", (json_int_t)it->end_ns, "rollup",
+                                    (json_int_t)it->count)
+                        : NULL;
+  char *mj = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(meta);
+  if (!mj) return pp_err_set(err, PP_ENOMEM, "rollup metadata");
+  size_t mlen = strlen(mj);
+  rec_hdr h;
+  uint64_t off;
+  int r = mlen > MAX_META ? pp_err_set(err, PP_ELIMIT, "rollup metadata too long")
+                          : write_record(s, mj, mlen, it->data, it->len, &h, &off, ret_enospc, err);
+  free(mj);
+  if (r < 0) return r;
+  if ((r = exec(s->db, "SAVEPOINT append", err)) == 0 &&
+      (r = insert_rollup(s, it->series_id, it->type, it->start_ns, it->end_ns, it->count, s->seg_id, off, &h,
+                         err)) == 0)
+    r = exec(s->db, "RELEASE append", err);
+  if ((r = commit_record(s, r, &h, ret_enospc)) < 0) return r;
+  pthread_mutex_lock(&s->stats_mu);
+  s->stats.rollups++;
+  pthread_mutex_unlock(&s->stats_mu);
+  return 0;
 }
 
 /* ---- retention ------------------------------------------------------------------------------ */
@@ -633,8 +741,10 @@ uint64_t store_disk_bytes(store *s) {
  * the file, before or after as its situation needs). */
 static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *err) {
   int64_t rows = query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", id, 0);
+  int64_t rollups = query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?", id, 0);
   exec(s->db, "BEGIN", NULL);
   exec_i64(s->db, "DELETE FROM profile WHERE segment_id=?", id);
+  exec_i64(s->db, "DELETE FROM rollup WHERE segment_id=?", id);
   exec_i64(s->db, "DELETE FROM segment WHERE id=?", id);
   if (exec(s->db, "COMMIT", err) < 0) {
     exec(s->db, "ROLLBACK", NULL);
@@ -646,6 +756,7 @@ static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *
   s->stats.retention_deleted_profiles += (uint64_t)rows;
   s->stats.profiles -= (uint64_t)rows <= s->stats.profiles ? (uint64_t)rows : s->stats.profiles;
   if (s->stats.segments) s->stats.segments--;
+  s->stats.rollups -= (uint64_t)rollups <= s->stats.rollups ? (uint64_t)rollups : s->stats.rollups;
   pthread_mutex_unlock(&s->stats_mu);
   return 0;
 }
@@ -710,4 +821,5 @@ void store_get_stats(store *s, store_stats *ret) {
   *ret = s->stats;
   pthread_mutex_unlock(&s->stats_mu);
   ret->disk_bytes = store_disk_bytes(s);
+  ret->records_read = __atomic_load_n(&s->records_read, __ATOMIC_RELAXED);
 }

@@ -20,6 +20,15 @@
  * system's size/20 without a budget, within 1..64 MiB) or after an hour, so the budget is
  * exceeded by at most one segment.
  *
+ * Rollups: a closed STORE_ROLLUP_NS window of a series and type (aligned to the epoch, by end
+ * time) with two or more profiles is merged once into a rollup record, stored in the current
+ * segment like any record (meta carries "rollup": count) and indexed in its own table. Merged
+ * queries (sum, avg) read a rollup instead of its window's profiles when the window is wholly
+ * inside the query and the index still holds exactly `count` profiles for it; anything else
+ * (the current window, a window partly deleted by retention, a late profile) reads the
+ * profiles themselves, so rollups change speed, never answers. Listing and single-record
+ * reads always see the profiles as scraped.
+ *
  * Threads: one writer (the thread that calls store_append/store_retention); readers call the
  * query functions from any thread, each call using its own read-only connection.
  * Errors: the pp_err idiom; PP_EIO carries errno in the message, and store_append reports a
@@ -39,16 +48,17 @@ typedef struct store store;
 
 typedef struct store_opts {
   const char *dir;
-  uint64_t retention_bytes;  /* 0 = no size limit */
-  double retention_seconds;  /* 0 = no time limit */
-  uint64_t segment_bytes;    /* 0 = derived from retention_bytes */
+  uint64_t retention_bytes; /* 0 = no size limit */
+  double retention_seconds; /* 0 = no time limit */
+  uint64_t segment_bytes;   /* 0 = derived from retention_bytes */
+  bool no_rollups;          /* queries ignore rollups (tests compare both answers) */
 } store_opts;
 
 typedef struct store_repair {
-  size_t rows_dropped;      /* index rows pointing at missing bytes */
-  size_t bytes_truncated;   /* unindexed segment tails */
-  size_t orphans_removed;   /* segment files unknown to the index */
-  size_t rows_rebuilt;      /* rows recreated from segments (index lost) */
+  size_t rows_dropped;    /* index rows pointing at missing bytes */
+  size_t bytes_truncated; /* unindexed segment tails */
+  size_t orphans_removed; /* segment files unknown to the index */
+  size_t rows_rebuilt;    /* rows recreated from segments (index lost) */
   bool index_rebuilt;
 } store_repair;
 
@@ -63,9 +73,9 @@ typedef struct store_label {
 typedef struct store_record {
   const store_label *labels; /* the series; order does not matter */
   size_t nlabels;
-  const char *type;          /* "cpu", "heap", ... */
-  int64_t start_ns, end_ns;  /* the window the profile covers (start == end for snapshots) */
-  const uint8_t *data;       /* the profile as scraped */
+  const char *type;         /* "cpu", "heap", ... */
+  int64_t start_ns, end_ns; /* the window the profile covers (start == end for snapshots) */
+  const uint8_t *data;      /* the profile as scraped */
   size_t len;
   const pprof_profile *profile; /* its decoding, for sample types and totals */
 } store_record;
@@ -82,6 +92,20 @@ int store_retention(store *s, int64_t now_ns, pp_err *err);
  * the segment being written is left. */
 int store_free_space(store *s, pp_err *err);
 
+#define STORE_ROLLUP_NS ((int64_t)600 * 1000000000)
+
+/* Compacts, on the calling (writer) thread, every closed window not rolled up yet; for tests
+ * and tools. Returns the number of rollups written. */
+int store_compact(store *s, int64_t now_ns, pp_err *err);
+
+/* Starts a background thread that compacts closed windows as they close; its results are
+ * stored by store_maintain, which the writer calls on its periodic tick. At most
+ * ROLLUP_QUEUE_MAX results wait in memory; the thread pauses while the queue is full. */
+int store_start_compactor(store *s, pp_err *err);
+/* Stores finished rollups (writer thread). Returns how many; a full disk drops them (the
+ * compactor redoes missing rollups after the next start). */
+int store_maintain(store *s, pp_err *err);
+
 /* Bytes on disk: index, WAL, shared memory file and segments. */
 uint64_t store_disk_bytes(store *s);
 
@@ -92,6 +116,9 @@ typedef struct store_stats {
   uint64_t segments;
   uint64_t retention_deleted_segments; /* since open */
   uint64_t retention_deleted_profiles;
+  uint64_t rollups;           /* rollup records in the index */
+  int64_t compacted_until_ns; /* windows before this are compacted (0 = none yet) */
+  uint64_t records_read;      /* records (profiles or rollups) read by merges since open */
 } store_stats;
 void store_get_stats(store *s, store_stats *ret);
 
@@ -104,9 +131,9 @@ typedef struct store_matcher {
 
 typedef struct store_series_info {
   int64_t series_id;
-  char *labels_json;      /* {"name":"value",...}, keys sorted */
+  char *labels_json; /* {"name":"value",...}, keys sorted */
   char *type;
-  char *sample_types;     /* "type/unit,type/unit" */
+  char *sample_types; /* "type/unit,type/unit" */
   int64_t first_ns, last_ns;
   int64_t count;
 } store_series_info;
@@ -124,7 +151,7 @@ typedef struct store_row {
   int64_t start_ns, end_ns;
   uint64_t size;
   char *sample_types;
-  char *totals;           /* "v,v,..." one per sample type */
+  char *totals; /* "v,v,..." one per sample type */
 } store_row;
 
 /* Records of the selected series and type in [from, to] by end time, oldest first, at most
@@ -133,7 +160,12 @@ int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *typ
                     int64_t to, size_t limit, store_row **ret, size_t *ret_n, pp_err *err);
 void store_rows_free(store_row *v, size_t n);
 
-typedef enum store_agg { STORE_AGG_DEFAULT, STORE_AGG_SUM, STORE_AGG_AVG, STORE_AGG_LATEST } store_agg;
+typedef enum store_agg {
+  STORE_AGG_DEFAULT,
+  STORE_AGG_SUM,
+  STORE_AGG_AVG,
+  STORE_AGG_LATEST
+} store_agg;
 
 /* The default aggregation for a type: latest... no: sum for CPU and delta profiles, avg for
  * instantaneous ones (heap snapshots' inuse_*, goroutine, threadcreate). */

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 
 #include "../base/htab.h"
 #include "store.h"
@@ -13,23 +14,66 @@
 #define MAX_META ((uint32_t)64 << 10)
 #define MAX_DATA ((uint32_t)256 << 20)
 #define SEGMENT_MAX_AGE_NS ((int64_t)3600 * 1000000000)
+/* A window is compacted once it ended this long ago, so the scrapes still in flight for it
+ * (a 10 s CPU profile is stored when it ends) have landed. */
+#define ROLLUP_GRACE_NS ((int64_t)60 * 1000000000)
+#define ROLLUP_QUEUE_MAX 32
+
+/* A finished rollup on its way from the compactor thread to the writer. */
+typedef struct rollup_item {
+  struct rollup_item *next;
+  int64_t series_id, start_ns, end_ns, count;
+  char *type, *labels_json;
+  uint8_t *data; /* gzip profile */
+  size_t len;
+} rollup_item;
 
 struct store {
   char *dir, *segdir, *dbpath;
   sqlite3 *db; /* the writer's connection */
   store_opts opts;
   uint64_t segment_bytes;
-  int seg_fd;            /* active segment, -1 = none open */
+  int seg_fd; /* active segment, -1 = none open */
   int64_t seg_id;
   uint64_t seg_size;
   int64_t seg_opened_ns;
   uint64_t segments_bytes; /* all segment files, kept current by append and retention */
-  htab series_cache;     /* labels JSON -> index into series_ids */
+  htab series_cache;       /* labels JSON -> index into series_ids */
   int64_t *series_ids;
   size_t series_cap;
-  sqlite3_stmt *st_ins_profile, *st_ins_series, *st_find_series, *st_seg_minmax;
+  sqlite3_stmt *st_ins_profile, *st_ins_series, *st_find_series, *st_seg_minmax, *st_ins_rollup;
+  /* compaction: a thread merges closed windows from disk and queues the results, which the
+   * writer stores in store_maintain; the queue is the only state the two share */
+  pthread_t compactor;
+  bool compactor_running;
+  pthread_mutex_t q_mu;
+  pthread_cond_t q_cv; /* queue shrank, or stop was asked */
+  rollup_item *q_head, *q_tail;
+  size_t q_len;
+  bool q_stop;
+  int64_t cursor_ns;        /* compactor's next window start (0 = not yet found) */
+  uint64_t records_read;    /* atomic: bumped by merge workers */
   pthread_mutex_t stats_mu; /* guards stats for readers on other threads */
   store_stats stats;
 };
+
+/* Where a record's bytes are; weight = profiles it stands for (1, or a rollup's count). */
+typedef struct row_loc {
+  store_row row;
+  int64_t segment_id, data_off, data_len, rec_off, crc, meta_len;
+  int64_t weight;
+} row_loc;
+
+/* store_query.c: reads one record's data, checked against its CRC (malloc'd). */
+int store__read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_len, pp_err *err);
+/* store_query.c: merges the records locs[pick[0..npick)] into mg on worker threads; unreadable
+ * records and records whose sample types differ are skipped. *ret_merged = sum of the merged
+ * records' weights. */
+int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t npick,
+                      pprof_merger *mg, int64_t *ret_merged, pp_err *err);
+/* store.c: appends a rollup record and its index row (writer thread). */
+int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err);
+/* store_compact.c: stops the compactor thread and frees the queue. */
+void store__stop_compactor(store *s);
 
 #endif

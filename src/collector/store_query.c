@@ -147,12 +147,6 @@ void store_series_free(store_series_info *v, size_t n) {
   free(v);
 }
 
-/* Rows with their location, for reading bytes. */
-typedef struct row_loc {
-  store_row row;
-  int64_t segment_id, data_off, data_len, rec_off, crc, meta_len;
-} row_loc;
-
 static int cmp_row_time(const void *a, const void *b) {
   const row_loc *x = a, *y = b;
   if (x->row.end_ns != y->row.end_ns) return x->row.end_ns < y->row.end_ns ? -1 : 1;
@@ -206,6 +200,7 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
       e->rec_off = sqlite3_column_int64(st, 9);
       e->crc = sqlite3_column_int64(st, 10);
       e->meta_len = e->data_off - e->rec_off - REC_HDR;
+      e->weight = 1;
     }
   }
   sqlite3_finalize(st);
@@ -272,7 +267,7 @@ void store_rows_free(store_row *v, size_t n) {
 }
 
 /* Reads one record's data and checks the CRC, which covers metadata and data. */
-static int read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_len, pp_err *err) {
+int store__read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_len, pp_err *err) {
   char path[4200];
   snprintf(path, sizeof path, "%s/%016" PRIx64 ".seg", s->segdir, (uint64_t)e->segment_id);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -316,7 +311,7 @@ int store_read(store *s, int64_t id, uint8_t **ret, size_t *ret_len, pp_err *err
   }
   sqlite3_close(db);
   if (r < 0) return pp_err_set(err, PP_EUSAGE, "no profile with id %lld", (long long)id);
-  return read_record(s, &e, ret, ret_len, err);
+  return store__read_record(s, &e, ret, ret_len, err);
 }
 
 store_agg store_default_agg(const char *type, bool delta) {
@@ -330,23 +325,157 @@ typedef struct merge_job {
   const row_loc *rows;
   const size_t *pick;
   pprof_merger *mg;
-  size_t merged;
+  int64_t merged;
 } merge_job;
 
 static int fetch_record(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *ferr) {
   merge_job *j = ud;
-  return read_record(j->s, &j->rows[j->pick[i]], buf, len, ferr);
+  __atomic_add_fetch(&j->s->records_read, 1, __ATOMIC_RELAXED);
+  return store__read_record(j->s, &j->rows[j->pick[i]], buf, len, ferr);
 }
 
 static int merge_record(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err, pp_err *err) {
   merge_job *j = ud;
-  (void)i;
   (void)input_err;
   if (!p) return 0; /* deleted by retention meanwhile, or unreadable: skipped */
   int r = pprof_merger_add(j->mg, p, 1, err);
   if (r == PP_EMISMATCH) return 0; /* a target that changed its sample types: skip that record */
-  if (r == 0) j->merged++;
+  if (r == 0) j->merged += j->rows[j->pick[i]].weight;
   return r;
+}
+
+int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg,
+                      int64_t *ret_merged, pp_err *err) {
+  merge_job mj = {s, locs, pick, mg, 0};
+  /* records are read and decoded on worker threads; merging stays on this one, in order */
+  int r = pprof_decode_pipeline(npick, 0, 0, NULL, fetch_record, merge_record, &mj, err);
+  *ret_merged = mj.merged;
+  return r;
+}
+
+typedef struct win_key {
+  int64_t series_id, start_ns;
+} win_key;
+
+static int64_t window_of(int64_t end_ns) {
+  int64_t w = end_ns / STORE_ROLLUP_NS;
+  if (end_ns < 0 && w * STORE_ROLLUP_NS != end_ns) w--;
+  return w * STORE_ROLLUP_NS;
+}
+
+/* Replaces the rows of every window that a rollup answers exactly (same series, type and
+ * window, and the same number of profiles as the selection holds for it) by that rollup.
+ * *v is rewritten in place (rollups appended, covered rows freed); on any failure the rows stay
+ * as they were, which is always a correct, only slower, answer. */
+static void use_rollups(store *s, sqlite3 *db, const char *type, int64_t from, int64_t to, row_loc **pv,
+                        size_t *pn) {
+  row_loc *v = *pv;
+  size_t n = *pn;
+  if (n < 2) return;
+  htab wins;
+  if (htab_init(&wins, 64, 0) < 0) return;
+  int64_t *count = NULL, *rollup_at = NULL;
+  uint32_t *win_of_row = malloc(n * sizeof *win_of_row);
+  size_t cap = 0;
+  bool ok = win_of_row != NULL;
+  for (size_t i = 0; ok && i < n; i++) {
+    win_key k = {v[i].row.series_id, window_of(v[i].row.end_ns)};
+    uint32_t idx;
+    if (htab_intern(&wins, &k, sizeof k, &idx) < 0) {
+      ok = false;
+      break;
+    }
+    if (idx >= cap) {
+      size_t nc = cap ? cap * 2 : 64;
+      int64_t *nc1 = realloc(count, nc * sizeof *nc1);
+      if (nc1) count = nc1;
+      int64_t *nc2 = nc1 ? realloc(rollup_at, nc * sizeof *nc2) : NULL;
+      if (nc2) rollup_at = nc2;
+      if (!nc1 || !nc2) {
+        ok = false;
+        break;
+      }
+      for (size_t j = cap; j < nc; j++) count[j] = 0, rollup_at[j] = -1;
+      cap = nc;
+    }
+    count[idx]++;
+    win_of_row[i] = idx;
+  }
+  sqlite3_stmt *st = NULL;
+  const char *sql =
+      "SELECT id, series_id, start_ns, end_ns, count, segment_id, data_off, data_len, rec_off, crc FROM rollup "
+      "WHERE series_id=?1 AND type=?2 AND start_ns>=?3 AND start_ns<=?4";
+  if (ok && sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) ok = false;
+  row_loc *extra = NULL;
+  size_t nextra = 0, extra_cap = 0;
+  int64_t last_sid = INT64_MIN;
+  /* rows are sorted by time, not series: visit each series once through the window table */
+  htab done;
+  bool done_init = ok && htab_init(&done, 16, 0) == 0;
+  ok = ok && done_init;
+  for (size_t i = 0; ok && i < n; i++) {
+    int64_t sid = v[i].row.series_id;
+    uint32_t di;
+    if (sid == last_sid || htab_intern(&done, &sid, sizeof sid, &di) != 1) continue;
+    last_sid = sid;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, window_of(from));
+    sqlite3_bind_int64(st, 4, to ? to : INT64_MAX);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      win_key k = {sid, sqlite3_column_int64(st, 2)};
+      int64_t idx = htab_find(&wins, &k, sizeof k);
+      if (idx < 0 || count[idx] != sqlite3_column_int64(st, 4) || count[idx] < 2) continue;
+      if (nextra == extra_cap) {
+        size_t nc = extra_cap ? extra_cap * 2 : 16;
+        row_loc *ne = realloc(extra, nc * sizeof *ne);
+        if (!ne) {
+          ok = false;
+          break;
+        }
+        extra = ne;
+        extra_cap = nc;
+      }
+      row_loc *e = &extra[nextra];
+      memset(e, 0, sizeof *e);
+      e->row.id = -sqlite3_column_int64(st, 0); /* negative: a rollup, in error messages */
+      e->row.series_id = sid;
+      e->row.start_ns = k.start_ns;
+      e->row.end_ns = sqlite3_column_int64(st, 3);
+      e->segment_id = sqlite3_column_int64(st, 5);
+      e->data_off = sqlite3_column_int64(st, 6);
+      e->data_len = sqlite3_column_int64(st, 7);
+      e->rec_off = sqlite3_column_int64(st, 8);
+      e->crc = sqlite3_column_int64(st, 9);
+      e->meta_len = e->data_off - e->rec_off - REC_HDR;
+      e->weight = count[idx];
+      rollup_at[idx] = (int64_t)nextra++;
+    }
+  }
+  if (st) sqlite3_finalize(st);
+  if (done_init) htab_free(&done);
+  if (ok && nextra) {
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (rollup_at[win_of_row[i]] >= 0) {
+        free(v[i].row.labels_json);
+        free(v[i].row.type);
+        free(v[i].row.sample_types);
+        free(v[i].row.totals);
+        continue;
+      }
+      v[kept++] = v[i];
+    }
+    /* kept <= n - nextra (every rollup covers >= 2 rows), so the rollups fit in place */
+    memcpy(v + kept, extra, nextra * sizeof *extra);
+    *pn = kept + nextra;
+  }
+  free(extra);
+  free(win_of_row);
+  free(count);
+  free(rollup_at);
+  htab_free(&wins);
 }
 
 int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
@@ -358,11 +487,13 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
   row_loc *v = NULL;
   size_t n = 0;
   r = select_rows(s, db, m, nm, type, from, to, max_records ? max_records : 10000, &v, &n, err);
+  if (agg == STORE_AGG_DEFAULT) agg = store_default_agg(type, false);
+  if (r == 0 && agg != STORE_AGG_LATEST && !s->opts.no_rollups) use_rollups(s, db, type, from, to, &v, &n);
   sqlite3_close(db);
   if (r < 0) return r;
-  if (agg == STORE_AGG_DEFAULT) agg = store_default_agg(type, false);
   pprof_merger *mg = NULL;
-  size_t merged = 0, nseries = 0;
+  int64_t merged = 0;
+  size_t nseries = 0;
   if (n == 0) {
     r = pp_err_set(err, PP_EUSAGE, "no profiles match the selection");
     goto out;
@@ -393,10 +524,7 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
   for (size_t i = 0; i < n; i++)
     if (agg != STORE_AGG_LATEST || newest[i]) pick[npick++] = i;
   free(newest);
-  merge_job mj = {s, v, pick, mg, 0};
-  /* records are read and decoded on worker threads; merging stays on this one, in order */
-  r = pprof_decode_pipeline(npick, 0, 0, NULL, fetch_record, merge_record, &mj, err);
-  merged = mj.merged;
+  r = store__merge_locs(s, v, pick, npick, mg, &merged, err);
   free(pick);
   if (r < 0) goto out;
   if (merged == 0) {
@@ -405,8 +533,8 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
   }
   r = pprof_merger_finish(mg, ret, err);
   mg = NULL;
-  if (r == 0 && agg == STORE_AGG_AVG && merged > nseries) pprof_scale(*ret, (double)nseries / (double)merged);
-  if (r == 0 && ret_count) *ret_count = merged;
+  if (r == 0 && agg == STORE_AGG_AVG && merged > (int64_t)nseries) pprof_scale(*ret, (double)nseries / (double)merged);
+  if (r == 0 && ret_count) *ret_count = (size_t)merged;
 out:
   pprof_merger_free(mg);
   rows_loc_free(v, n);

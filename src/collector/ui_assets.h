@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 typedef struct ui_asset {
-  const char *name;         /* file name, e.g. "app.js" */
+  const char *name; /* file name, e.g. "app.js" */
   const char *content_type;
   const unsigned char *data;
   size_t len;

@@ -28,7 +28,7 @@
  * /readyz stay open. users: "name:hash" lines as htpasswd -B writes them (any crypt(3) hash
  * libxcrypt knows: bcrypt $2b$, sha512 $6$, yescrypt $y$); token: a bearer token. */
 typedef struct web_auth {
-  char **users;   /* "name:hash" */
+  char **users; /* "name:hash" */
   size_t nusers;
   char *token;
 } web_auth;

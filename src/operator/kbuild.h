@@ -17,8 +17,8 @@
 
 typedef struct kbuild_target {
   const char *namespace_, *service, *pod, *node, *monitor; /* monitor: the PprofMonitor's name */
-  const char *scheme;   /* "http" or "https" */
-  const char *ip;       /* IPv4 or IPv6 address */
+  const char *scheme;                                      /* "http" or "https" */
+  const char *ip;                                          /* IPv4 or IPv6 address */
   int port;
   const char *path;     /* prefix before /debug/pprof, or NULL */
   const json_t *config; /* PprofMonitor spec.config ({profile: {seconds: N}, heap: ...}) or NULL */

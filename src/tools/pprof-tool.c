@@ -5,41 +5,40 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
-#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "../codec/pprof.h"
 
-#define EXIT_DATA 1  /* a profile could not be read, decoded or combined */
-#define EXIT_USAGE 2 /* bad command line */
+#define EXIT_DATA 1   /* a profile could not be read, decoded or combined */
+#define EXIT_USAGE 2  /* bad command line */
 #define EXIT_OUTPUT 3 /* the output could not be written */
 
 static void usage(FILE *f) {
-  fputs(
-      "usage: pprof-tool COMMAND [options] FILE...\n"
-      "\n"
-      "Reads pprof profiles (gzip-compressed or raw protobuf); several FILEs are merged first.\n"
-      "\n"
-      "commands:\n"
-      "  top [--sample-index=N|NAME] [--nodecount=N] [--raw] FILE...\n"
-      "      per-function flat and cum, laid out like `go tool pprof -top`; with --raw one\n"
-      "      line per function: flat<TAB>cum<TAB>name, in the sample type's own unit,\n"
-      "      every function, sorted by flat descending then name\n"
-      "  folded [--sample-index=N|NAME] FILE...\n"
-      "      folded stacks: one `root;...;leaf value` line per distinct stack\n"
-      "  merge -o OUT FILE...\n"
-      "      writes the merged profile (gzip protobuf)\n"
-      "  diff --base BASE [-o OUT] [--sample-index=...] [--nodecount=N] [--raw] FILE...\n"
-      "      FILE... minus BASE: written as a profile with -o, else printed as top\n"
-      "  info FILE...\n"
-      "      sample types, period, counts, time span and totals per sample type\n"
-      "\n"
-      "exit codes: 0 success, 1 a profile could not be read, decoded or combined,\n"
-      "            2 bad command line, 3 the output could not be written\n",
-      f);
+  fputs("usage: pprof-tool COMMAND [options] FILE...\n"
+        "\n"
+        "Reads pprof profiles (gzip-compressed or raw protobuf); several FILEs are merged first.\n"
+        "\n"
+        "commands:\n"
+        "  top [--sample-index=N|NAME] [--nodecount=N] [--raw] FILE...\n"
+        "      per-function flat and cum, laid out like `go tool pprof -top`; with --raw one\n"
+        "      line per function: flat<TAB>cum<TAB>name, in the sample type's own unit,\n"
+        "      every function, sorted by flat descending then name\n"
+        "  folded [--sample-index=N|NAME] FILE...\n"
+        "      folded stacks: one `root;...;leaf value` line per distinct stack\n"
+        "  merge -o OUT FILE...\n"
+        "      writes the merged profile (gzip protobuf)\n"
+        "  diff --base BASE [-o OUT] [--sample-index=...] [--nodecount=N] [--raw] FILE...\n"
+        "      FILE... minus BASE: written as a profile with -o, else printed as top\n"
+        "  info FILE...\n"
+        "      sample types, period, counts, time span and totals per sample type\n"
+        "\n"
+        "exit codes: 0 success, 1 a profile could not be read, decoded or combined,\n"
+        "            2 bad command line, 3 the output could not be written\n",
+        f);
 }
 
 typedef struct opts {
@@ -82,7 +81,8 @@ static int fetch_file(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *fe
   return read_whole(j->files[i], buf, len, ferr);
 }
 
-static int merge_file(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err, pp_err *err) {
+static int merge_file(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err,
+                      pp_err *err) {
   load_job *j = ud;
   if (!p) {
     /* name the file (decode errors do not know it) */
@@ -125,10 +125,14 @@ typedef struct unit_step {
   double factor;
 } unit_step;
 
-static const unit_step byte_units[] = {{"B", 1}, {"kB", 1024.0}, {"MB", 1048576.0},
-                                       {"GB", 1073741824.0}, {"TB", 1099511627776.0},
-                                       {"PB", 1125899906842624.0}, {NULL, 0}};
-static const unit_step ns_units[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9},
+static const unit_step byte_units[] = {{"B", 1},
+                                       {"kB", 1024.0},
+                                       {"MB", 1048576.0},
+                                       {"GB", 1073741824.0},
+                                       {"TB", 1099511627776.0},
+                                       {"PB", 1125899906842624.0},
+                                       {NULL, 0}};
+static const unit_step ns_units[] = {{"ns", 1},      {"us", 1e3},     {"ms", 1e6}, {"s", 1e9},
                                      {"mins", 60e9}, {"hrs", 3600e9}, {NULL, 0}};
 
 static const unit_step *units_for(const char *unit) {
@@ -141,7 +145,8 @@ static const unit_step *units_for(const char *unit) {
 static int auto_step(const unit_step *u, int64_t v) {
   double a = v < 0 ? -(double)v : (double)v;
   int s = 0;
-  while (u[s + 1].suffix && a >= u[s + 1].factor) s++;
+  while (u[s + 1].suffix && a >= u[s + 1].factor)
+    s++;
   return s;
 }
 
@@ -159,9 +164,12 @@ static void fmt_value(char *buf, size_t n, int64_t v, const unit_step *u, int st
 static void fmt_pct(char *buf, size_t n, int64_t v, int64_t total) {
   double r = total ? (double)v / (double)total * 100.0 : 0;
   if (r < 0) r = -r;
-  if (r >= 99.95 && r <= 100.05) snprintf(buf, n, "  100%%");
-  else if (r >= 1.0) snprintf(buf, n, "%5.2f%%", r);
-  else snprintf(buf, n, "%5.2g%%", r);
+  if (r >= 99.95 && r <= 100.05)
+    snprintf(buf, n, "  100%%");
+  else if (r >= 1.0)
+    snprintf(buf, n, "%5.2f%%", r);
+  else
+    snprintf(buf, n, "%5.2g%%", r);
 }
 
 static void print_header(const pprof_profile *p, int si) {
@@ -194,7 +202,8 @@ static int print_top(const pprof_profile *p, int si, const opts *o) {
     const unit_step *u = units_for(pprof_str(p, p->sample_type[si].unit));
     int step = 99;
     int64_t shown_flat = 0;
-    for (size_t i = 0; i < shown; i++) shown_flat += t.funcs[i].flat;
+    for (size_t i = 0; i < shown; i++)
+      shown_flat += t.funcs[i].flat;
     if (u) {
       int64_t vals[2];
       for (size_t i = 0; i < shown; i++) {
@@ -302,10 +311,12 @@ static int print_folded(const pprof_profile *p, int si) {
     lines[nlines++] = s;
   }
   qsort(lines, nlines, sizeof *lines, cmp_strp);
-  for (size_t i = 0; i < nlines; i++) puts(lines[i]);
+  for (size_t i = 0; i < nlines; i++)
+    puts(lines[i]);
   if (fflush(stdout) != 0) rc = EXIT_OUTPUT;
 out:
-  for (size_t i = 0; i < nlines; i++) free(lines[i]);
+  for (size_t i = 0; i < nlines; i++)
+    free(lines[i]);
   free(lines);
   free(path);
   pprof_tree_release(&t);
@@ -319,8 +330,8 @@ static int print_info(const pprof_profile *p) {
            (int)i == pprof_sample_index(p, NULL, NULL) ? "*" : "");
   printf("\nperiod: %lld %s/%s\n", (long long)p->period, pprof_str(p, p->period_type.type),
          pprof_str(p, p->period_type.unit));
-  printf("samples: %zu\nlocations: %zu\nfunctions: %zu\nmappings: %zu\nstrings: %zu\n",
-         p->nsample, p->nlocation, p->nfunction, p->nmapping, p->nstrings);
+  printf("samples: %zu\nlocations: %zu\nfunctions: %zu\nmappings: %zu\nstrings: %zu\n", p->nsample,
+         p->nlocation, p->nfunction, p->nmapping, p->nstrings);
   printf("time_nanos: %lld\nduration_nanos: %lld\n", (long long)p->time_nanos,
          (long long)p->duration_nanos);
   if (p->time_nanos) {
@@ -332,10 +343,12 @@ static int print_info(const pprof_profile *p) {
     strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t1, &tm));
     printf("time span: %s .. %s\n", a, b);
   }
-  for (size_t i = 0; i < p->ncomment; i++) printf("comment: %s\n", pprof_str(p, p->comment[i]));
+  for (size_t i = 0; i < p->ncomment; i++)
+    printf("comment: %s\n", pprof_str(p, p->comment[i]));
   for (size_t t = 0; t < p->nsample_type; t++) {
     int64_t total = 0;
-    for (size_t i = 0; i < p->nsample; i++) total += p->sample[i].value[t];
+    for (size_t i = 0; i < p->nsample; i++)
+      total += p->sample[i].value[t];
     printf("total %s: %lld %s\n", pprof_str(p, p->sample_type[t].type), (long long)total,
            pprof_str(p, p->sample_type[t].unit));
   }
@@ -369,7 +382,8 @@ int main(int argc, char **argv) {
       char *end;
       o.nodecount = strtol(optarg, &end, 10);
       if (*end || o.nodecount < 0) {
-        fprintf(stderr, "pprof-tool: --nodecount wants a non-negative number, got \"%s\"\n", optarg);
+        fprintf(stderr, "pprof-tool: --nodecount wants a non-negative number, got \"%s\"\n",
+                optarg);
         return EXIT_USAGE;
       }
       break;

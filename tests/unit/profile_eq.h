@@ -12,8 +12,13 @@
 
 static const char *profile_eq(const pprof_profile *a, const pprof_profile *b) {
   static char why[256];
-#define DIFF(...) do { snprintf(why, sizeof why, __VA_ARGS__); return why; } while (0)
-#define SAME(x, what) if ((a->x) != (b->x)) DIFF("%s differs", what)
+#define DIFF(...)                                                                                  \
+  do {                                                                                             \
+    snprintf(why, sizeof why, __VA_ARGS__);                                                        \
+    return why;                                                                                    \
+  } while (0)
+#define SAME(x, what)                                                                              \
+  if ((a->x) != (b->x)) DIFF("%s differs", what)
   SAME(nsample_type, "sample type count");
   SAME(nsample, "sample count");
   SAME(nmapping, "mapping count");
@@ -33,7 +38,8 @@ static const char *profile_eq(const pprof_profile *a, const pprof_profile *b) {
   for (size_t i = 0; i < a->nstrings; i++)
     if (a->string_len[i] != b->string_len[i] || strcmp(a->strings[i], b->strings[i]))
       DIFF("string %zu differs", i);
-  for (size_t i = 0; i < a->ncomment; i++) SAME(comment[i], "comment");
+  for (size_t i = 0; i < a->ncomment; i++)
+    SAME(comment[i], "comment");
   for (size_t i = 0; i < a->nsample_type; i++)
     if (memcmp(&a->sample_type[i], &b->sample_type[i], sizeof a->sample_type[i]))
       DIFF("sample type %zu differs", i);
@@ -64,7 +70,8 @@ static const char *profile_eq(const pprof_profile *a, const pprof_profile *b) {
   for (size_t i = 0; i < a->nsample; i++) {
     const pprof_sample *x = &a->sample[i], *y = &b->sample[i];
     if (x->nloc != y->nloc || x->nlabel != y->nlabel) DIFF("sample %zu shape differs", i);
-    if (x->nloc && memcmp(x->loc, y->loc, x->nloc * sizeof *x->loc)) DIFF("sample %zu stack differs", i);
+    if (x->nloc && memcmp(x->loc, y->loc, x->nloc * sizeof *x->loc))
+      DIFF("sample %zu stack differs", i);
     if (a->nsample_type && memcmp(x->value, y->value, a->nsample_type * sizeof *x->value))
       DIFF("sample %zu values differ", i);
     for (uint32_t j = 0; j < x->nlabel; j++)

@@ -17,9 +17,25 @@
  *   S2: L2        (3, 30)   stack main, label span=db
  *   S3: L1 L2     (0, 0)    ignored everywhere
  * For cpu: flat h=10 f=20 main=30; cum h=10 g=10 f=30 (recursion once) main=60; total 60. */
-enum { S_EMPTY, S_SAMPLES, S_COUNT, S_CPU, S_NS, S_MAIN, S_F, S_G, S_H, S_FILE, S_SPAN, S_DB, S_BIN, NSTR };
-static const char *const strs[NSTR] = {"", "samples", "count", "cpu", "nanoseconds", "main", "f",
-                                       "g", "h", "x.go", "span", "db", "/bin/app"};
+enum {
+  S_EMPTY,
+  S_SAMPLES,
+  S_COUNT,
+  S_CPU,
+  S_NS,
+  S_MAIN,
+  S_F,
+  S_G,
+  S_H,
+  S_FILE,
+  S_SPAN,
+  S_DB,
+  S_BIN,
+  NSTR
+};
+static const char *const strs[NSTR] = {"",     "samples", "count",   "cpu", "nanoseconds",
+                                       "main", "f",       "g",       "h",   "x.go",
+                                       "span", "db",      "/bin/app"};
 
 static pprof_profile *build_small(void) {
   pprof_profile *p = pprof_alloc(0);
@@ -41,13 +57,14 @@ static pprof_profile *build_small(void) {
   p->duration_nanos = 500;
   p->nmapping = 1;
   p->mapping = arena_calloc(m, 1, sizeof *p->mapping);
-  p->mapping[0] = (pprof_mapping){.id = 1, .start = 0x400000, .limit = 0x500000, .filename = S_BIN,
-                                  .has_functions = true};
+  p->mapping[0] = (pprof_mapping){
+      .id = 1, .start = 0x400000, .limit = 0x500000, .filename = S_BIN, .has_functions = true};
   p->nfunction = 4;
   p->function = arena_calloc(m, 4, sizeof *p->function);
   const int fn[4] = {S_MAIN, S_F, S_G, S_H};
   for (int i = 0; i < 4; i++)
-    p->function[i] = (pprof_function){.id = (uint64_t)i + 1, .name = (uint32_t)fn[i], .filename = S_FILE};
+    p->function[i] =
+        (pprof_function){.id = (uint64_t)i + 1, .name = (uint32_t)fn[i], .filename = S_FILE};
   /* function index + 1 in lines: main=1 f=2 g=3 h=4 */
   p->nlocation = 4;
   p->location = arena_calloc(m, 4, sizeof *p->location);
@@ -56,8 +73,11 @@ static pprof_profile *build_small(void) {
   pprof_line *lines[4] = {l0, l1, l2, l3};
   const uint32_t nl[4] = {2, 1, 1, 1};
   for (int i = 0; i < 4; i++)
-    p->location[i] = (pprof_location){.id = (uint64_t)i + 1, .address = 0x401000 + (uint64_t)i * 16,
-                                      .mapping = 1, .nline = nl[i], .line = lines[i]};
+    p->location[i] = (pprof_location){.id = (uint64_t)i + 1,
+                                      .address = 0x401000 + (uint64_t)i * 16,
+                                      .mapping = 1,
+                                      .nline = nl[i],
+                                      .line = lines[i]};
   p->nsample = 4;
   p->sample = arena_calloc(m, 4, sizeof *p->sample);
   static uint32_t s0[] = {0, 1, 2}, s1[] = {1, 3, 2}, s2[] = {2}, s3[] = {1, 2};
@@ -257,7 +277,8 @@ static void decode_pipeline_orders_reports_and_stops(void) {
   CHECK(pprof_decode_pipeline(32, 3, 4, NULL, pfetch, pconsume, &p, &err) == 0);
   CHECK_EQ_I64(p.calls, 32);
   CHECK(p.order_ok);
-  for (int i = 0; i < 32; i++) CHECK_EQ_I64(p.seen[i], i % 2 == 0 ? 1 : (i % 4 == 3 ? 2 : 3));
+  for (int i = 0; i < 32; i++)
+    CHECK_EQ_I64(p.seen[i], i % 2 == 0 ? 1 : (i % 4 == 3 ? 2 : 3));
   pipe_t q = {.order_ok = 1, .enc = p.enc, .enc_len = p.enc_len, .stop_at = 10};
   CHECK(pprof_decode_pipeline(32, 2, 0, NULL, pfetch, pconsume, &q, &err) == PP_EMISMATCH);
   CHECK_EQ_I64(q.calls, 11); /* nothing consumed after the error */
@@ -298,7 +319,7 @@ static void diff_and_scale(void) {
     pprof_top_release(&t);
   }
   pprof_free(d);
-  pprof_scale(a, 0.5); /* rounding to nearest: 15, 10, 5 */
+  pprof_scale(a, 0.5);                    /* rounding to nearest: 15, 10, 5 */
   CHECK_EQ_I64(a->sample[0].value[0], 1); /* 0.5 rounds away from zero */
   CHECK_EQ_I64(a->sample[2].value[1], 15);
   pprof_free(a);

@@ -59,7 +59,8 @@ static void sampling_form_labels_and_settings(void) {
   CHECK_EQ_I64(m->nlabels, 2);
   CHECK(m->types[CFG_HEAP].enabled && m->types[CFG_HEAP].seconds == 0);
   CHECK_EQ_I64(c->nwarnings, 1); /* trace */
-  if (c->nwarnings) CHECK(strstr(c->warnings[0], "t.yaml:14:5") && strstr(c->warnings[0], "not a pprof"));
+  if (c->nwarnings)
+    CHECK(strstr(c->warnings[0], "t.yaml:14:5") && strstr(c->warnings[0], "not a pprof"));
   cfg_effective e;
   CHECK(cfg_effective_for(c, m, CFG_HEAP, &e, NULL) == 0);
   /* the endpoint already holds the path: not doubled; params escaped */
@@ -67,9 +68,9 @@ static void sampling_form_labels_and_settings(void) {
   CHECK_EQ_I64(e.interval_ms, 30000); /* global */
   CHECK_EQ_I64(e.timeout_ms, 3000);   /* 2 s configured, raised to seconds + 3 */
   CHECK(cfg_effective_for(c, m, CFG_GOROUTINE, &e, NULL) == 0);
-  CHECK_EQ_I64(e.interval_ms, 5000);  /* per type wins */
+  CHECK_EQ_I64(e.interval_ms, 5000); /* per type wins */
   CHECK(cfg_effective_for(c, m, CFG_CPU, &e, NULL) == 0);
-  CHECK_EQ_I64(e.timeout_ms, 23000);  /* never shorter than seconds + 3 */
+  CHECK_EQ_I64(e.timeout_ms, 23000); /* never shorter than seconds + 3 */
   CHECK_STR(CFG_PICK(&e, headers) ? CFG_PICK(&e, headers)[0].key : NULL, "X-Team");
   cfg_free(c);
 }
@@ -78,8 +79,9 @@ static void defaults_when_no_types(void) {
   cfg_config *c = parse_ok("monitors:\n- name: a\n  endpoint: http://h:1\n");
   if (!c) return;
   const cfg_type *t = c->monitors[0].types;
-  CHECK(t[CFG_CPU].enabled && t[CFG_HEAP].enabled && t[CFG_GOROUTINE].enabled && t[CFG_MUTEX].enabled &&
-        t[CFG_BLOCK].enabled && !t[CFG_ALLOCS].enabled && !t[CFG_THREADCREATE].enabled);
+  CHECK(t[CFG_CPU].enabled && t[CFG_HEAP].enabled && t[CFG_GOROUTINE].enabled &&
+        t[CFG_MUTEX].enabled && t[CFG_BLOCK].enabled && !t[CFG_ALLOCS].enabled &&
+        !t[CFG_THREADCREATE].enabled);
   cfg_effective e;
   CHECK(cfg_effective_for(c, &c->monitors[0], CFG_HEAP, &e, NULL) == 0);
   CHECK_EQ_I64(e.interval_ms, CFG_SNAPSHOT_INTERVAL_SECONDS * 1000); /* snapshots do not hot-loop */
@@ -88,19 +90,22 @@ static void defaults_when_no_types(void) {
 }
 
 static void errors_name_position_and_path(void) {
-  const char *m = parse_err("monitors:\n- name: a\n  endpoint: http://h:1\n  profile:\n    seconds: -3\n");
+  const char *m =
+      parse_err("monitors:\n- name: a\n  endpoint: http://h:1\n  profile:\n    seconds: -3\n");
   CHECK(strstr(m, "t.yaml:5:14") && strstr(m, "monitors[0].profile.seconds"));
   m = parse_err("monitors:\n- name: a\n  endpoint: ftp://h\n");
   CHECK(strstr(m, "t.yaml:3:13") && strstr(m, "http"));
   m = parse_err("monitors:\n- endpoint: http://h\n");
   CHECK(strstr(m, "needs a name"));
-  m = parse_err("monitors:\n- {name: a, endpoint: 'http://h'}\n- {name: a, endpoint: 'http://h'}\n");
+  m = parse_err(
+      "monitors:\n- {name: a, endpoint: 'http://h'}\n- {name: a, endpoint: 'http://h'}\n");
   CHECK(strstr(m, "duplicate monitor name"));
   m = parse_err("monitors: [\n");
   CHECK(strstr(m, "YAML"));
   m = parse_err("monitors:\n- name: a\n  endpoint: http://h\n  heap: {seconds: abc}\n");
   CHECK(strstr(m, "not a number"));
-  m = parse_err("monitors:\n- name: a\n  endpoint: http://h\n  headers: {X: \"a\\r\\nInjected: 1\"}\n");
+  m = parse_err(
+      "monitors:\n- name: a\n  endpoint: http://h\n  headers: {X: \"a\\r\\nInjected: 1\"}\n");
   CHECK(strstr(m, "line breaks"));
   m = parse_err("self_telemetry: {pprof_port: 70000}\n");
   CHECK(strstr(m, "self_telemetry.pprof_port"));
@@ -122,14 +127,15 @@ static void hostile_yaml(void) {
   char y[4096] = "a: &a [x,x,x,x,x,x,x,x,x,x]\n";
   for (char k = 'b'; k <= 'j'; k++) {
     char line[128];
-    snprintf(line, sizeof line, "%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n", k, k, k - 1, k - 1, k - 1,
-             k - 1, k - 1, k - 1, k - 1, k - 1, k - 1, k - 1);
+    snprintf(line, sizeof line, "%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n", k, k, k - 1,
+             k - 1, k - 1, k - 1, k - 1, k - 1, k - 1, k - 1, k - 1, k - 1);
     strcat(y, line);
   }
   strcat(y, "monitors: *j\n");
   cfg_config *c = NULL;
   pp_err err = {0};
-  CHECK(cfg_parse(y, strlen(y), "t.yaml", &c, &err) == PP_EINVAL); /* a list of lists is not monitors */
+  CHECK(cfg_parse(y, strlen(y), "t.yaml", &c, &err) ==
+        PP_EINVAL); /* a list of lists is not monitors */
   cfg_free(c);
   CHECK(cfg_parse("", 0, "t.yaml", &c, &err) == 0); /* empty: no monitors */
   if (c) CHECK_EQ_I64(c->nmonitors, 0);

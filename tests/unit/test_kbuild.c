@@ -5,22 +5,29 @@
 #include "tt.h"
 
 static void config_yaml_round_trips_through_the_collector_parser(void) {
-  json_t *conf = json_loads("{\"profile\":{\"seconds\":30},\"heap\":{},\"allocs\":{\"seconds\":60}}", 0, NULL);
+  json_t *conf =
+      json_loads("{\"profile\":{\"seconds\":30},\"heap\":{},\"allocs\":{\"seconds\":60}}", 0, NULL);
   kbuild_target t[] = {
-      {"shop", "checkout", "checkout-7d9f-b", "node-2", "mon", "http", "10.0.0.12", 6060, NULL, conf, 0, 0},
-      {"shop", "checkout", "checkout-7d9f-a", "node-1", "mon", "http", "10.0.0.11", 6060, "/internal/", NULL, 30, 0},
+      {"shop", "checkout", "checkout-7d9f-b", "node-2", "mon", "http", "10.0.0.12", 6060, NULL,
+       conf, 0, 0},
+      {"shop", "checkout", "checkout-7d9f-a", "node-1", "mon", "http", "10.0.0.11", 6060,
+       "/internal/", NULL, 30, 0},
       /* the same pod selected on a second port and by a second monitor: names stay unique */
-      {"shop", "checkout", "checkout-7d9f-a", "node-1", "mon", "http", "10.0.0.11", 7070, NULL, NULL, 0, 0},
-      {"shop", "checkout", "checkout-7d9f-a", "node-1", "other", "http", "10.0.0.11", 7070, NULL, NULL, 0, 0},
+      {"shop", "checkout", "checkout-7d9f-a", "node-1", "mon", "http", "10.0.0.11", 7070, NULL,
+       NULL, 0, 0},
+      {"shop", "checkout", "checkout-7d9f-a", "node-1", "other", "http", "10.0.0.11", 7070, NULL,
+       NULL, 0, 0},
       /* hostile strings from the cluster cannot inject YAML */
-      {"evil\"ns", "svc\nmonitors: []", "pod: {x}", "n\\1", "m'#", "https", "fd00::7", 443, NULL, NULL, 0, 12},
+      {"evil\"ns", "svc\nmonitors: []", "pod: {x}", "n\\1", "m'#", "https", "fd00::7", 443, NULL,
+       NULL, 0, 12},
   };
   char *yaml = NULL, *again = NULL;
   pp_err err = {0};
   CHECK(kbuild_config_yaml(t, 5, &yaml, &err) == 0);
   /* deterministic: any input order gives the same bytes */
   kbuild_target rev[5];
-  for (int i = 0; i < 5; i++) rev[i] = t[4 - i];
+  for (int i = 0; i < 5; i++)
+    rev[i] = t[4 - i];
   CHECK(kbuild_config_yaml(rev, 5, &again, &err) == 0);
   CHECK(yaml && again && !strcmp(yaml, again));
   cfg_config *c = NULL;
@@ -75,12 +82,16 @@ static void config_yaml_round_trips_through_the_collector_parser(void) {
 static void images_as_the_seed_builds_them(void) {
   char buf[512];
   pp_err err = {0};
-  json_t *s = json_loads("{\"registry\":\"docker.io\",\"repo\":\"alex7285\",\"image\":\"pprof-collector\",\"tag\":\"dev\","
-                         "\"sha\":\"sha256:64bf\"}", 0, NULL);
+  json_t *s = json_loads("{\"registry\":\"docker.io\",\"repo\":\"alex7285\",\"image\":\"pprof-"
+                         "collector\",\"tag\":\"dev\","
+                         "\"sha\":\"sha256:64bf\"}",
+                         0, NULL);
   CHECK(kbuild_image(s, buf, sizeof buf, &err) == 0);
   CHECK_STR(buf, "docker.io/alex7285/pprof-collector:dev@sha256:64bf");
   json_decref(s);
-  s = json_loads("{\"image\":\"configmap-reload\",\"repo\":\"jimmidyson\",\"registry\":\"ghcr.io\",\"sha\":\"\"}", 0, NULL);
+  s = json_loads("{\"image\":\"configmap-reload\",\"repo\":\"jimmidyson\",\"registry\":\"ghcr.io\","
+                 "\"sha\":\"\"}",
+                 0, NULL);
   CHECK(kbuild_image(s, buf, sizeof buf, &err) == 0);
   CHECK_STR(buf, "ghcr.io/jimmidyson/configmap-reload:latest");
   json_decref(s);

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../src/collector/store.h"
@@ -79,7 +80,8 @@ static void append_query_merge(void) {
   store *s = open_store(0, 0, NULL);
   if (!s) return;
   const char *cpus[] = {"gotarget/cpu-1.pb.gz", "gotarget/cpu-2.pb.gz", "gotarget/cpu-3.pb.gz"};
-  for (int i = 0; i < 3; i++) CHECK(add(s, cpus[i], "a", "cpu", 1000000 * (i + 1)) == 0);
+  for (int i = 0; i < 3; i++)
+    CHECK(add(s, cpus[i], "a", "cpu", 1000000 * (i + 1)) == 0);
   CHECK(add(s, "prometheus/cpu-1.pb.gz", "b", "cpu", 5000000) == 0);
   CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 6000000) == 0);
   store_series_info *si;
@@ -134,7 +136,8 @@ static void append_query_merge(void) {
     CHECK(a > 0 && llabs(a - b / 3) <= 1000);
   }
   pprof_free(merged);
-  for (int i = 0; i < 3; i++) pprof_free(ps[i]);
+  for (int i = 0; i < 3; i++)
+    pprof_free(ps[i]);
   pprof_free(ref);
   /* nothing matches: a clear error */
   store_matcher none = {"monitor", "zzz"};
@@ -163,7 +166,8 @@ static void repair_after_crash(void) {
   fresh_dir();
   store *s = open_store(0, 0, NULL);
   if (!s) return;
-  for (int i = 0; i < 4; i++) CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000 * (i + 1)) == 0);
+  for (int i = 0; i < 4; i++)
+    CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000 * (i + 1)) == 0);
   store_close(s);
   /* a crash mid-write leaves an unindexed tail */
   char *seg = first_segment();
@@ -209,7 +213,8 @@ static void rebuild_lost_or_corrupt_index(void) {
   fresh_dir();
   store *s = open_store(0, 0, NULL);
   if (!s) return;
-  for (int i = 0; i < 5; i++) CHECK(add(s, "gotarget/mutex.pb.gz", i % 2 ? "a" : "b", "mutex", 1000 * (i + 1)) == 0);
+  for (int i = 0; i < 5; i++)
+    CHECK(add(s, "gotarget/mutex.pb.gz", i % 2 ? "a" : "b", "mutex", 1000 * (i + 1)) == 0);
   store_close(s);
   char db[400];
   snprintf(db, sizeof db, "%s/index.db", dir);
@@ -244,7 +249,8 @@ static void retention_by_size_and_time(void) {
   store *s = open_store(budget, segment, NULL);
   if (!s) return;
   for (int i = 0; i < 400; i++) {
-    CHECK(add(s, "prometheus/allocs-delta.pb.gz", i % 3 ? "a" : "b", "allocs", 1000000000LL * (i + 1)) == 0);
+    CHECK(add(s, "prometheus/allocs-delta.pb.gz", i % 3 ? "a" : "b", "allocs",
+              1000000000LL * (i + 1)) == 0);
     store_retention(s, 1000000000LL * (i + 1), NULL);
     CHECK(store_disk_bytes(s) <= budget + segment + 65536);
   }
@@ -276,10 +282,189 @@ static void retention_by_size_and_time(void) {
   CHECK(system(cmd) == 0);
 }
 
+/* ---- rollups ---- */
+
+#define W STORE_ROLLUP_NS
+#define MIN60 ((int64_t)60 * 1000000000)
+
+typedef struct rq {
+  const char *mon, *type;
+  int64_t from, to;
+  store_agg agg;
+} rq;
+
+/* Asks every query; keeps the answers in out[] (NULL where the store said no). */
+static void ask(store *s, const rq *q, size_t nq, pprof_profile **out, size_t *cnt) {
+  for (size_t i = 0; i < nq; i++) {
+    store_matcher m = {"monitor", q[i].mon};
+    out[i] = NULL;
+    cnt[i] = 0;
+    store_merged(s, q[i].mon ? &m : NULL, q[i].mon ? 1 : 0, q[i].type, q[i].from, q[i].to, q[i].agg,
+                 0, &out[i], &cnt[i], NULL);
+  }
+}
+
+/* Every function's flat and cum of every sample type agree. */
+static bool same_profile(const pprof_profile *a, const pprof_profile *b) {
+  if (!a || !b) return a == b;
+  if (a->nsample_type != b->nsample_type) return false;
+  bool same = true;
+  for (size_t t = 0; t < a->nsample_type && same; t++) {
+    pprof_top ta, tb;
+    if (pprof_top_compute(a, (int)t, &ta, NULL) < 0) return false;
+    if (pprof_top_compute(b, (int)t, &tb, NULL) < 0) {
+      pprof_top_release(&ta);
+      return false;
+    }
+    same = ta.nfuncs == tb.nfuncs && ta.nfuncs > 0;
+    for (size_t i = 0; i < ta.nfuncs && same; i++) {
+      bool found = false;
+      for (size_t j = 0; j < tb.nfuncs && !found; j++)
+        if (!strcmp(ta.funcs[i].name, tb.funcs[j].name))
+          found = ta.funcs[i].flat == tb.funcs[j].flat && ta.funcs[i].cum == tb.funcs[j].cum;
+      same = found;
+    }
+    pprof_top_release(&ta);
+    pprof_top_release(&tb);
+  }
+  return same;
+}
+
+static void rollups_change_speed_not_answers(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  const int64_t t0 = 3000000 * W; /* aligned */
+  /* a and b: 25 CPU profiles a minute apart (windows w0, w1 full; w2 partly); a's heap for 20 */
+  for (int k = 0; k < 25; k++) {
+    char cpu[64];
+    snprintf(cpu, sizeof cpu, "prometheus/cpu-%d.pb.gz", 1 + k % 6);
+    CHECK(add(s, cpu, "a", "cpu", t0 + k * MIN60) == 0);
+    CHECK(add(s, cpu, "b", "cpu", t0 + k * MIN60 + 1) == 0);
+    if (k < 20) CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", t0 + k * MIN60) == 0);
+  }
+  /* one lone profile in an old window: no rollup for a single record */
+  CHECK(add(s, "prometheus/cpu-1.pb.gz", "c", "cpu", t0 - 5 * W) == 0);
+  store_close(s);
+  /* reopened, the compactor's rollups go into a segment of their own */
+  s = open_store(0, 0, NULL);
+  if (!s) return;
+  pp_err err = {0};
+  CHECK_EQ_I64(store_compact(s, t0 + 2 * W + W / 2, &err), 6); /* (a,b) cpu and a heap, w0 and w1 */
+  CHECK_EQ_I64(store_compact(s, t0 + 2 * W + W / 2, &err), 0); /* nothing twice */
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.rollups, 6);
+  CHECK_EQ_I64(st.compacted_until_ns, t0 + 2 * W);
+  rq q[] = {
+      {NULL, "cpu", 0, 0, STORE_AGG_SUM},              /* everything */
+      {"a", "cpu", t0, t0 + 2 * W - 1, STORE_AGG_SUM}, /* exactly w0 and w1 */
+      {"a", "cpu", t0 + 5 * MIN60, 0, STORE_AGG_SUM},  /* w0 partly: its rows */
+      {"a", "heap", 0, 0, STORE_AGG_AVG},              /* avg counts a rollup as its rows */
+      {"b", "cpu", 0, 0, STORE_AGG_LATEST},            /* never from rollups */
+      {NULL, "cpu", t0 - 6 * W, t0 + W + 3 * MIN60, STORE_AGG_AVG}, /* c, w0 whole, w1 partly */
+  };
+  enum { NQ = sizeof q / sizeof *q };
+  pprof_profile *with[NQ], *without[NQ];
+  size_t cw[NQ], cwo[NQ];
+  uint64_t before = st.records_read;
+  ask(s, q, NQ, with, cw);
+  store_get_stats(s, &st);
+  uint64_t read_with = st.records_read - before;
+  store_close(s);
+
+  store_opts o = {.dir = dir, .no_rollups = true};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  store_get_stats(s, &st);
+  before = st.records_read;
+  ask(s, q, NQ, without, cwo);
+  store_get_stats(s, &st);
+  uint64_t read_without = st.records_read - before;
+  store_close(s);
+  for (int i = 0; i < NQ; i++) {
+    CHECK(with[i] != NULL);
+    CHECK_EQ_I64(cw[i], cwo[i]);
+    if (!same_profile(with[i], without[i])) fprintf(stderr, "  query %d differs\n", i);
+    CHECK(same_profile(with[i], without[i]));
+  }
+  /* the first query alone reads 2 windows x 2 series as 4 rollups instead of 40 profiles */
+  fprintf(stderr, "  records read: %llu with rollups, %llu without\n",
+          (unsigned long long)read_with, (unsigned long long)read_without);
+  CHECK(read_with + 36 * 2 <= read_without);
+
+  /* the index lost: rebuilt from segments, rollups included (the rollup-only segment is no orphan)
+   */
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  CHECK(unlink(db) == 0);
+  store_repair rep;
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK(rep.index_rebuilt);
+  CHECK_EQ_I64(rep.rows_rebuilt, 25 * 2 + 20 + 1 + 6);
+  CHECK_EQ_I64(rep.orphans_removed, 0);
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.rollups, 6);
+  pprof_profile *again[NQ];
+  size_t ca[NQ];
+  ask(s, q, NQ, again, ca);
+  for (int i = 0; i < NQ; i++) {
+    CHECK(same_profile(again[i], without[i]));
+    pprof_free(again[i]);
+  }
+  store_close(s);
+  /* a plain reopen keeps the rollup-only segment too */
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK_EQ_I64(rep.orphans_removed, 0);
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.rollups, 6);
+  /* retention takes the raw rows' segment: the rollups no longer match, answers stay the raw ones
+   */
+  CHECK_EQ_I64(store_free_space(s, &err), 1);
+  pprof_profile *p = NULL;
+  size_t c = 0;
+  CHECK(store_merged(s, NULL, 0, "cpu", 0, 0, STORE_AGG_SUM, 0, &p, &c, &err) == PP_EUSAGE);
+  pprof_free(p);
+  store_close(s);
+  for (int i = 0; i < NQ; i++) {
+    pprof_free(with[i]);
+    pprof_free(without[i]);
+  }
+}
+
+/* The background compactor's results reach the index through store_maintain. */
+static void compactor_thread(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  int64_t base = (int64_t)time(NULL) * 1000000000 - 3 * W;
+  base -= base % W;
+  for (int k = 0; k < 12; k++)
+    CHECK(add(s, "prometheus/cpu-2.pb.gz", "a", "cpu", base + k * MIN60) == 0);
+  pp_err err = {0};
+  CHECK(store_start_compactor(s, &err) == 0);
+  store_stats st;
+  int got = 0;
+  for (int i = 0; i < 200 && got < 2; i++) {
+    usleep(20000);
+    int r = store_maintain(s, &err);
+    CHECK(r >= 0);
+    if (r > 0) got += r;
+  }
+  CHECK_EQ_I64(got, 2); /* windows base and base+W */
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.rollups, 2);
+  store_close(s); /* stops the thread */
+}
+
 int main(void) {
   RUN(append_query_merge);
   RUN(repair_after_crash);
   RUN(rebuild_lost_or_corrupt_index);
   RUN(retention_by_size_and_time);
+  RUN(rollups_change_speed_not_answers);
+  RUN(compactor_thread);
   return tt_finish();
 }

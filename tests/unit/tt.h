@@ -13,32 +13,32 @@
 static int tt_failures;
 static int tt_passed, tt_failed;
 
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-      tt_failures++;                                                        \
-    }                                                                       \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                   \
+      tt_failures++;                                                                               \
+    }                                                                                              \
   } while (0)
 
-#define CHECK_EQ_I64(a, b)                                                                \
-  do {                                                                                    \
-    int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                         \
-    if (a_ != b_) {                                                                       \
-      fprintf(stderr, "  %s:%d: %s == %" PRId64 ", expected %s == %" PRId64 "\n", __FILE__, \
-              __LINE__, #a, a_, #b, b_);                                                  \
-      tt_failures++;                                                                      \
-    }                                                                                     \
+#define CHECK_EQ_I64(a, b)                                                                         \
+  do {                                                                                             \
+    int64_t a_ = (int64_t)(a), b_ = (int64_t)(b);                                                  \
+    if (a_ != b_) {                                                                                \
+      fprintf(stderr, "  %s:%d: %s == %" PRId64 ", expected %s == %" PRId64 "\n", __FILE__,        \
+              __LINE__, #a, a_, #b, b_);                                                           \
+      tt_failures++;                                                                               \
+    }                                                                                              \
   } while (0)
 
-#define CHECK_STR(a, b)                                                                     \
-  do {                                                                                      \
-    const char *a_ = (a), *b_ = (b);                                                        \
-    if (!a_ || !b_ || strcmp(a_, b_)) {                                                     \
-      fprintf(stderr, "  %s:%d: %s == \"%s\", expected \"%s\"\n", __FILE__, __LINE__, #a,    \
-              a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                      \
-      tt_failures++;                                                                        \
-    }                                                                                       \
+#define CHECK_STR(a, b)                                                                            \
+  do {                                                                                             \
+    const char *a_ = (a), *b_ = (b);                                                               \
+    if (!a_ || !b_ || strcmp(a_, b_)) {                                                            \
+      fprintf(stderr, "  %s:%d: %s == \"%s\", expected \"%s\"\n", __FILE__, __LINE__, #a,          \
+              a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                             \
+      tt_failures++;                                                                               \
+    }                                                                                              \
   } while (0)
 
 static void tt_run(const char *name, void (*fn)(void)) {

@@ -1,0 +1,316 @@
+/* Compaction into rollups (see store.h). The compactor reads the way queries do (its own
+ * read-only connection, pread of segment bytes) and never writes: finished rollups go through
+ * a short queue to the writer thread, which stays the only one touching segments and the
+ * index's write connection. A rollup is only built when every profile of its window merged,
+ * so a rollup always stands for exactly the rows it counts. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_int.h"
+
+typedef int (*rollup_sink)(store *s, rollup_item *it, pp_err *err); /* takes ownership of it */
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t window_of(int64_t t) {
+  int64_t w = t / STORE_ROLLUP_NS;
+  if (t < 0 && w * STORE_ROLLUP_NS != t) w--;
+  return w * STORE_ROLLUP_NS;
+}
+
+static void item_free(rollup_item *it) {
+  if (!it) return;
+  free(it->type);
+  free(it->labels_json);
+  free(it->data);
+  free(it);
+}
+
+static bool stop_asked(store *s) {
+  pthread_mutex_lock(&s->q_mu);
+  bool stop = s->q_stop;
+  pthread_mutex_unlock(&s->q_mu);
+  return stop;
+}
+
+/* Merges one (series, type, window) into a rollup item, or leaves *ret NULL when the window no
+ * longer holds `count` profiles or not all of them merged. */
+static int build_rollup(store *s, sqlite3 *db, int64_t sid, const char *type, int64_t w0, int64_t count,
+                        rollup_item **ret, pp_err *err) {
+  *ret = NULL;
+  sqlite3_stmt *st;
+  const char *sql = "SELECT id, end_ns, data_len, segment_id, data_off, rec_off, crc FROM profile "
+                    "WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<?4";
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+  sqlite3_bind_int64(st, 1, sid);
+  sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, w0);
+  sqlite3_bind_int64(st, 4, w0 + STORE_ROLLUP_NS);
+  row_loc *v = calloc((size_t)count, sizeof *v);
+  size_t *pick = calloc((size_t)count, sizeof *pick);
+  size_t n = 0;
+  int r = 0;
+  if (!v || !pick) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+  while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    if (n == (size_t)count) { /* more than counted: changed under us, try next start */
+      n++;
+      break;
+    }
+    row_loc *e = &v[n];
+    e->row.id = sqlite3_column_int64(st, 0);
+    e->row.end_ns = sqlite3_column_int64(st, 1);
+    e->data_len = sqlite3_column_int64(st, 2);
+    e->segment_id = sqlite3_column_int64(st, 3);
+    e->data_off = sqlite3_column_int64(st, 4);
+    e->rec_off = sqlite3_column_int64(st, 5);
+    e->crc = sqlite3_column_int64(st, 6);
+    e->meta_len = e->data_off - e->rec_off - REC_HDR;
+    e->weight = 1;
+    pick[n] = n;
+    n++;
+  }
+  sqlite3_finalize(st);
+  pprof_merger *mg = NULL;
+  pprof_profile *p = NULL;
+  rollup_item *it = NULL;
+  int64_t merged = 0;
+  if (r < 0 || n != (size_t)count) goto out;
+  if ((r = pprof_merger_new(&mg, err)) < 0) goto out;
+  if ((r = store__merge_locs(s, v, pick, n, mg, &merged, err)) < 0 || merged != count) goto out;
+  r = pprof_merger_finish(mg, &p, err);
+  mg = NULL;
+  if (r < 0) goto out;
+  it = calloc(1, sizeof *it);
+  if (!it || !(it->type = strdup(type))) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto out;
+  }
+  if ((r = pprof_encode(p, 1, &it->data, &it->len, err)) < 0) goto out;
+  it->series_id = sid;
+  it->start_ns = w0;
+  it->end_ns = w0 + STORE_ROLLUP_NS;
+  it->count = count;
+  if (sqlite3_prepare_v2(db, "SELECT labels FROM series WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, sid);
+    if (sqlite3_step(st) == SQLITE_ROW) it->labels_json = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+  }
+  if (!it->labels_json) {
+    r = pp_err_set(err, PP_EIO, "series %lld has no labels", (long long)sid);
+    goto out;
+  }
+  *ret = it;
+  it = NULL;
+out:
+  item_free(it);
+  pprof_free(p);
+  pprof_merger_free(mg);
+  free(v);
+  free(pick);
+  return r;
+}
+
+typedef struct group {
+  int64_t series_id, count;
+  char *type;
+} group;
+
+/* Rolls up every (series, type) of window w0 with two or more profiles and no rollup yet. */
+static int compact_window(store *s, sqlite3 *db, int64_t w0, rollup_sink sink, size_t *written, pp_err *err) {
+  sqlite3_stmt *st;
+  const char *sql =
+      "SELECT p.series_id, p.type, COUNT(*) FROM profile p WHERE p.end_ns>=?1 AND p.end_ns<?2 "
+      "GROUP BY p.series_id, p.type HAVING COUNT(*)>=2 AND NOT EXISTS (SELECT 1 FROM rollup r "
+      "WHERE r.series_id=p.series_id AND r.type=p.type AND r.start_ns=?1)";
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+  sqlite3_bind_int64(st, 1, w0);
+  sqlite3_bind_int64(st, 2, w0 + STORE_ROLLUP_NS);
+  group *g = NULL;
+  size_t n = 0, cap = 0;
+  int r = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    if (n == cap) {
+      group *ng = realloc(g, (cap = cap ? cap * 2 : 64) * sizeof *ng);
+      if (!ng) {
+        r = pp_err_set(err, PP_ENOMEM, "out of memory");
+        break;
+      }
+      g = ng;
+    }
+    g[n].series_id = sqlite3_column_int64(st, 0);
+    g[n].type = strdup((const char *)sqlite3_column_text(st, 1));
+    g[n].count = sqlite3_column_int64(st, 2);
+    if (g[n].type) n++;
+  }
+  /* the statement is done before the merges: a reader holding its snapshot for minutes would
+   * keep the WAL from being checkpointed */
+  sqlite3_finalize(st);
+  for (size_t i = 0; i < n && r == 0; i++) {
+    if (stop_asked(s)) break;
+    rollup_item *it;
+    pp_err e2 = {0};
+    if (build_rollup(s, db, g[i].series_id, g[i].type, w0, g[i].count, &it, &e2) < 0 || !it) continue;
+    if ((r = sink(s, it, err)) == 0 && written) (*written)++;
+  }
+  for (size_t i = 0; i < n; i++) free(g[i].type);
+  free(g);
+  return r;
+}
+
+/* The first window at or after t that holds a profile, or -1. */
+static int64_t next_window(sqlite3 *db, int64_t t) {
+  sqlite3_stmt *st;
+  int64_t w = -1;
+  if (sqlite3_prepare_v2(db, "SELECT MIN(end_ns) FROM profile WHERE end_ns>=?", -1, &st, NULL) != SQLITE_OK) return -1;
+  sqlite3_bind_int64(st, 1, t);
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+    w = window_of(sqlite3_column_int64(st, 0));
+  sqlite3_finalize(st);
+  return w;
+}
+
+static void set_cursor(store *s, int64_t c) {
+  pthread_mutex_lock(&s->stats_mu);
+  s->cursor_ns = c;
+  s->stats.compacted_until_ns = c;
+  pthread_mutex_unlock(&s->stats_mu);
+}
+
+/* Walks the closed windows from the cursor on. */
+static int compact_closed(store *s, sqlite3 *db, int64_t now, rollup_sink sink, size_t *written, pp_err *err) {
+  int64_t c = s->cursor_ns;
+  if (c == 0 && (c = next_window(db, INT64_MIN)) < 0) return 0;
+  int r = 0;
+  while (r == 0 && c + STORE_ROLLUP_NS + ROLLUP_GRACE_NS <= now && !stop_asked(s)) {
+    if ((r = compact_window(s, db, c, sink, written, err)) < 0) break;
+    int64_t nw = next_window(db, c + STORE_ROLLUP_NS);
+    c = nw >= 0 ? nw : c + STORE_ROLLUP_NS;
+    set_cursor(s, c);
+  }
+  set_cursor(s, c);
+  return r;
+}
+
+static int open_ro(store *s, sqlite3 **ret, pp_err *err) {
+  sqlite3 *db = NULL;
+  if (sqlite3_open_v2(s->dbpath, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    int r = pp_err_set(err, PP_EIO, "index: %s", db ? sqlite3_errmsg(db) : "cannot open");
+    sqlite3_close(db);
+    return r;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  *ret = db;
+  return 0;
+}
+
+static int write_now(store *s, rollup_item *it, pp_err *err) {
+  bool enospc;
+  int r = store__write_rollup(s, it, &enospc, err);
+  item_free(it);
+  return r;
+}
+
+int store_compact(store *s, int64_t now, pp_err *err) {
+  sqlite3 *db;
+  int r = open_ro(s, &db, err);
+  if (r < 0) return r;
+  size_t written = 0;
+  r = compact_closed(s, db, now, write_now, &written, err);
+  sqlite3_close(db);
+  return r < 0 ? r : (int)written;
+}
+
+static int enqueue(store *s, rollup_item *it, pp_err *err) {
+  pthread_mutex_lock(&s->q_mu);
+  while (s->q_len >= ROLLUP_QUEUE_MAX && !s->q_stop) pthread_cond_wait(&s->q_cv, &s->q_mu);
+  if (s->q_stop) {
+    pthread_mutex_unlock(&s->q_mu);
+    item_free(it);
+    return pp_err_set(err, PP_EUSAGE, "stopping");
+  }
+  if (s->q_tail) s->q_tail->next = it;
+  else s->q_head = it;
+  s->q_tail = it;
+  s->q_len++;
+  pthread_mutex_unlock(&s->q_mu);
+  return 0;
+}
+
+static void *compactor_main(void *arg) {
+  store *s = arg;
+  sqlite3 *db = NULL;
+  pthread_mutex_lock(&s->q_mu);
+  while (!s->q_stop) {
+    pthread_mutex_unlock(&s->q_mu);
+    pp_err err = {0};
+    if (db || open_ro(s, &db, &err) == 0) compact_closed(s, db, now_ns(), enqueue, NULL, &err);
+    pthread_mutex_lock(&s->q_mu);
+    if (s->q_stop) break;
+    /* windows close every STORE_ROLLUP_NS; looking every 10 s keeps the lag small */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_cond_timedwait(&s->q_cv, &s->q_mu, &until);
+  }
+  pthread_mutex_unlock(&s->q_mu);
+  sqlite3_close(db);
+  return NULL;
+}
+
+int store_start_compactor(store *s, pp_err *err) {
+  if (s->compactor_running) return 0;
+  s->q_stop = false;
+  int e = pthread_create(&s->compactor, NULL, compactor_main, s);
+  if (e) return pp_err_set(err, PP_ENOMEM, "compactor thread: %s", strerror(e));
+  s->compactor_running = true;
+  return 0;
+}
+
+void store__stop_compactor(store *s) {
+  if (s->compactor_running) {
+    pthread_mutex_lock(&s->q_mu);
+    s->q_stop = true;
+    pthread_cond_broadcast(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+    pthread_join(s->compactor, NULL);
+    s->compactor_running = false;
+  }
+  while (s->q_head) {
+    rollup_item *it = s->q_head;
+    s->q_head = it->next;
+    item_free(it);
+  }
+  s->q_tail = NULL;
+  s->q_len = 0;
+}
+
+int store_maintain(store *s, pp_err *err) {
+  int done = 0;
+  for (;;) {
+    pthread_mutex_lock(&s->q_mu);
+    rollup_item *it = s->q_head;
+    if (it) {
+      s->q_head = it->next;
+      if (!s->q_head) s->q_tail = NULL;
+      s->q_len--;
+      pthread_cond_broadcast(&s->q_cv);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    if (!it) break;
+    bool enospc;
+    int r = store__write_rollup(s, it, &enospc, err);
+    item_free(it);
+    if (r < 0) return r; /* the rest wait for the next tick */
+    done++;
+  }
+  return done;
+}
