@@ -23,13 +23,14 @@ GEN     := $(B)/gen
 BASE_SRC  := $(wildcard src/base/*.c)
 CODEC_SRC := $(wildcard src/codec/*.c)
 LIB_SRC   := $(BASE_SRC) $(CODEC_SRC)
-COLL_SRC  := $(filter-out src/collector/main.c,$(wildcard src/collector/*.c)) $(wildcard src/operator/*.c)
+COLL_SRC  := $(filter-out src/collector/main.c src/operator/main.c,$(wildcard src/collector/*.c) $(wildcard src/operator/*.c))
 
 # Objects of one build flavour live under $(B)/<flavour>/ so the sanitizer build never mixes
 # with the optimised one.
 objs = $(patsubst %.c,$(B)/$(1)/%.o,$(LIB_SRC)) $(B)/$(1)/gen/profile.pb-c.o
-cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o
+cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o $(B)/$(1)/gen/crd_assets.o
 UI_FILES := $(wildcard src/collector/ui/*)
+CRD_FILES := $(sort $(wildcard deploy/crds/*.yaml))
 
 .PHONY: local
 local: bin/collector bin/demo-target
@@ -37,7 +38,7 @@ local: bin/collector bin/demo-target
 
 .PHONY: all build test unit-test test-asan conformance fuzz-replay fuzz bench deps clean fmt
 all: build
-build: bin/pprof-tool bin/collector bin/demo-target
+build: bin/pprof-tool bin/collector bin/operator bin/demo-target
 
 deps:
 	scripts/deps.sh
@@ -56,6 +57,10 @@ $(GEN)/ui_assets.c: tools/embed.py $(UI_FILES) | $(DEPS_OK)
 	@mkdir -p $(GEN)
 	python3 tools/embed.py $@ $(UI_FILES)
 
+$(GEN)/crd_assets.c: tools/embed.py $(CRD_FILES) | $(DEPS_OK)
+	@mkdir -p $(GEN)
+	python3 tools/embed.py $@ --table crd_assets $(CRD_FILES)
+
 # --- flavour: rel (optimised), asan (ASan+UBSan) ---
 FLAVOURS := rel asan
 rel_CFLAGS  :=
@@ -71,6 +76,9 @@ $(B)/$(1)/gen/profile.pb-c.o: $(GEN)/profile.pb-c.c | $(DEPS_OK)
 $(B)/$(1)/gen/ui_assets.o: $(GEN)/ui_assets.c
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $$($(1)_CFLAGS) -Isrc/collector -c $$< -o $$@
+$(B)/$(1)/gen/crd_assets.o: $(GEN)/crd_assets.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$($(1)_CFLAGS) -Isrc/collector -c $$< -o $$@
 $(B)/$(1)/libpprofcodec.a: $(call objs,$(1))
 	$$(AR) rcs $$@ $$^
 $(B)/$(1)/libcollector.a: $(call cobjs,$(1))
@@ -84,7 +92,10 @@ bin/pprof-tool: $(B)/rel/src/tools/pprof-tool.o $(B)/rel/libpprofcodec.a
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-$(B)/rel/src/collector/main.o: CFLAGS += -DPP_VERSION='"$(VERSION)"' -DPP_REVISION='"$(REVISION)"'
+$(B)/rel/src/collector/main.o $(B)/rel/src/operator/main.o: CFLAGS += -DPP_VERSION='"$(VERSION)"' -DPP_REVISION='"$(REVISION)"'
+bin/operator: $(B)/rel/src/operator/main.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 bin/collector: $(B)/rel/src/collector/main.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
@@ -102,10 +113,10 @@ $(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/libcollector.a $(B)/asan/l
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/asan/fuzz/%-replay,$(FUZZ_SRC))
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c | $(DEPS_OK)
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I$(GEN) -Isrc/collector $(PKG_CFLAGS) \
-	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(PKG_LIBS) -lm -pthread -ldl
+	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c $(PKG_LIBS) -lm -pthread -ldl
 $(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 

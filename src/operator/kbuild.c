@@ -167,3 +167,174 @@ int kbuild_image(const json_t *spec, char *buf, size_t n, pp_err *err) {
   if (w < 0 || (size_t)w >= n) return pp_err_set(err, PP_EINVAL, "image reference too long");
   return 0;
 }
+
+int kbuild_quantity(const char *q, uint64_t *ret, pp_err *err) {
+  if (!q || !*q) return pp_err_set(err, PP_EINVAL, "empty quantity");
+  const char *p = q;
+  if (*p == '+') p++;
+  if (*p == '-') return pp_err_set(err, PP_EINVAL, "quantity %s is negative", q);
+  long double v = 0;
+  bool digits = false;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (*p++ - '0'), digits = true;
+  if (*p == '.') {
+    long double scale = 0.1L;
+    for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10) v += (*p - '0') * scale, digits = true;
+  }
+  if (!digits) return pp_err_set(err, PP_EINVAL, "quantity %s has no number", q);
+  static const struct {
+    const char *sfx;
+    long double mul;
+  } units[] = {{"Ki", 1024.0L}, {"Mi", 1048576.0L}, {"Gi", 1073741824.0L}, {"Ti", 1099511627776.0L},
+               {"Pi", 1125899906842624.0L}, {"Ei", 1152921504606846976.0L}, {"k", 1e3L}, {"M", 1e6L}, {"G", 1e9L},
+               {"T", 1e12L}, {"P", 1e15L}, {"E", 1e18L}, {"m", 1e-3L}, {"", 1.0L}};
+  long double mul = -1;
+  if (*p == 'e' || *p == 'E') {
+    char *end;
+    long e = strtol(p + 1, &end, 10);
+    if (*end || end == p + 1 || e > 30 || e < -30) return pp_err_set(err, PP_EINVAL, "quantity %s: bad exponent", q);
+    mul = 1;
+    for (long i = 0; i < (e < 0 ? -e : e); i++) mul *= 10;
+    if (e < 0) mul = 1 / mul;
+  } else {
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+      if (!strcmp(p, units[i].sfx)) mul = units[i].mul;
+  }
+  if (mul < 0) return pp_err_set(err, PP_EINVAL, "quantity %s: unknown suffix \"%s\"", q, p);
+  long double bytes = v * mul;
+  if (bytes >= 18446744073709551615.0L) return pp_err_set(err, PP_EINVAL, "quantity %s is too large", q);
+  *ret = (uint64_t)bytes;
+  return 0;
+}
+
+#define LBL_NAME "app.kubernetes.io/name"
+#define LBL_INSTANCE "app.kubernetes.io/instance"
+#define LBL_MANAGED "app.kubernetes.io/managed-by"
+
+json_t *kbuild_collector_selector(const char *op) {
+  return json_pack("{s:s,s:s}", LBL_NAME, "pprof-collector", LBL_INSTANCE, op);
+}
+
+static json_t *meta(const char *name, const char *ns, const char *op, const json_t *owner) {
+  return json_pack("{s:s,s:s,s:{s:s,s:s,s:s},s:[O]}", "name", name, "namespace", ns, "labels", LBL_NAME,
+                   "pprof-collector", LBL_INSTANCE, op, LBL_MANAGED, "pprof-operator", "ownerReferences", owner);
+}
+
+static json_t *restricted_container_sc(void) {
+  return json_pack("{s:b,s:b,s:b,s:{s:[s]}}", "allowPrivilegeEscalation", 0, "readOnlyRootFilesystem", 1, "runAsNonRoot", 1,
+                   "capabilities", "drop", "ALL");
+}
+
+static json_t *pull_secrets(const json_t *img) {
+  json_t *out = json_array();
+  size_t i;
+  json_t *s;
+  json_array_foreach(json_object_get(img, "imagePullSecrets"), i, s) {
+    const char *n = json_string_value(json_object_get(s, "name"));
+    if (n) json_array_append_new(out, json_pack("{s:s}", "name", n));
+  }
+  return out;
+}
+
+int kbuild_stack_objects(const json_t *stack, const char *op, json_t **ret, pp_err *err) {
+  const json_t *md = json_object_get(stack, "metadata"), *spec = json_object_get(stack, "spec");
+  const char *sname = json_string_value(json_object_get(md, "name"));
+  const char *ns = json_string_value(json_object_get(md, "namespace"));
+  const char *uid = json_string_value(json_object_get(md, "uid"));
+  if (!sname || !ns || !uid) return pp_err_set(err, PP_EINVAL, "stack without name, namespace or uid");
+  const json_t *disk = json_object_get(json_object_get(spec, "storage"), "diskSpace");
+  char diskbuf[64];
+  const char *dq = json_string_value(disk);
+  if (json_is_integer(disk)) {
+    snprintf(diskbuf, sizeof diskbuf, "%lld", (long long)json_integer_value(disk));
+    dq = diskbuf;
+  }
+  uint64_t bytes;
+  if (!dq) return pp_err_set(err, PP_EINVAL, "spec.storage.diskSpace is required");
+  if (kbuild_quantity(dq, &bytes, err) < 0) return pp_err_set(err, PP_EINVAL, "spec.storage.diskSpace: %s", err ? err->msg : "");
+  if (bytes < ((uint64_t)64 << 20))
+    return pp_err_set(err, PP_EINVAL, "spec.storage.diskSpace: %s is under the 64Mi a collector needs", dq);
+  char cimg[1024], rimg[1024];
+  const json_t *ci = json_object_get(spec, "collectorImage"), *ri = json_object_get(spec, "reloaderImage");
+  if (kbuild_image(ci, cimg, sizeof cimg, err) < 0) return pp_err_set(err, PP_EINVAL, "spec.collectorImage: %s", err ? err->msg : "");
+  bool reloader = json_is_object(ri) && json_string_value(json_object_get(ri, "image"));
+  if (reloader && kbuild_image(ri, rimg, sizeof rimg, err) < 0)
+    return pp_err_set(err, PP_EINVAL, "spec.reloaderImage: %s", err ? err->msg : "");
+  const char *cpol = json_string_value(json_object_get(ci, "imagePullPolicy"));
+  const char *rpol = json_string_value(json_object_get(ri, "imagePullPolicy"));
+
+  char svc[300], pvc[300], cm[300], retention[64];
+  snprintf(svc, sizeof svc, "%s-collector", op);
+  snprintf(pvc, sizeof pvc, "%s-collector-data", op);
+  snprintf(cm, sizeof cm, "%s-config", op);
+  /* the store's budget: 85% of the volume leaves room for the file system, the WAL's growth
+   * between checkpoints and one segment past the budget (see store.h) */
+  snprintf(retention, sizeof retention, "--retention-size=%lluB", (unsigned long long)(bytes / 100 * 85));
+
+  json_t *owner = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "apiVersion", "resources.cattle.io/v1alpha1", "kind",
+                            "PprofCollectorStack", "name", sname, "uid", uid, "controller", 1, "blockOwnerDeletion", 1);
+  json_t *out = json_array();
+  json_t *sel = kbuild_collector_selector(op);
+
+  json_array_append_new(out, json_pack("{s:s,s:s,s:o,s:{s:O,s:[{s:s,s:i,s:s,s:s}]}}", "apiVersion", "v1", "kind", "Service",
+                                       "metadata", meta(svc, ns, op, owner), "spec", "selector", sel, "ports", "name", "web",
+                                       "port", 8989, "targetPort", "web", "protocol", "TCP"));
+  json_t *pvcspec = json_pack("{s:[s],s:{s:{s:s}}}", "accessModes", "ReadWriteOnce", "resources", "requests", "storage", dq);
+  const char *sc = json_string_value(json_object_get(json_object_get(spec, "storage"), "storageClassName"));
+  if (sc) json_object_set_new(pvcspec, "storageClassName", json_string(sc));
+  json_array_append_new(out, json_pack("{s:s,s:s,s:o,s:o}", "apiVersion", "v1", "kind", "PersistentVolumeClaim", "metadata",
+                                       meta(pvc, ns, op, owner), "spec", pvcspec));
+  json_array_append_new(out, json_pack("{s:s,s:s,s:o}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", meta(cm, ns, op, owner)));
+
+  json_t *probe_ready = json_pack("{s:{s:s,s:s},s:i,s:i}", "httpGet", "path", "/readyz", "port", "web", "initialDelaySeconds", 2,
+                                  "periodSeconds", 10);
+  json_t *probe_live = json_pack("{s:{s:s,s:s},s:i,s:i,s:i}", "httpGet", "path", "/healthz", "port", "web", "initialDelaySeconds",
+                                 10, "periodSeconds", 20, "failureThreshold", 6);
+  json_t *collector = json_pack(
+      "{s:s,s:s,s:s,s:[s,s,s,s],s:[{s:s,s:i,s:s}],s:o,s:o,s:{s:{s:s,s:s}},s:o,s:[{s:s,s:s,s:b},{s:s,s:s}]}", "name",
+      "collector", "image", cimg, "imagePullPolicy", cpol ? cpol : "IfNotPresent", "args",
+      "--config=/etc/pprof-collector/config.yaml", "--data-dir=/var/lib/pprof-collector", "--web-port=8989", retention,
+      "ports", "name", "web", "containerPort", 8989, "protocol", "TCP", "readinessProbe", probe_ready, "livenessProbe",
+      probe_live, "resources", "requests", "cpu", "100m", "memory", "128Mi", "securityContext", restricted_container_sc(),
+      "volumeMounts", "name", "config", "mountPath", "/etc/pprof-collector", "readOnly", 1, "name", "data", "mountPath",
+      "/var/lib/pprof-collector");
+  json_t *containers = json_array();
+  json_array_append_new(containers, collector);
+  if (reloader)
+    json_array_append_new(
+        containers,
+        json_pack("{s:s,s:s,s:s,s:[s,s],s:{s:{s:s,s:s}},s:o,s:[{s:s,s:s,s:b}]}", "name", "config-reloader", "image", rimg,
+                  "imagePullPolicy", rpol ? rpol : "IfNotPresent", "args", "--volume-dir=/etc/pprof-collector",
+                  "--webhook-url=http://127.0.0.1:8989/-/reload", "resources", "requests", "cpu", "10m", "memory", "16Mi",
+                  "securityContext", restricted_container_sc(), "volumeMounts", "name", "config", "mountPath",
+                  "/etc/pprof-collector", "readOnly", 1));
+  json_t *podspec = json_pack(
+      "{s:{s:b,s:i,s:i,s:i,s:{s:s}},s:o,s:b,s:[{s:s,s:{s:s}},{s:s,s:{s:s}}]}", "securityContext", "runAsNonRoot", 1,
+      "runAsUser", 65532, "runAsGroup", 65532, "fsGroup", 65532, "seccompProfile", "type", "RuntimeDefault", "containers",
+      containers, "automountServiceAccountToken", 0, "volumes", "name", "config", "configMap", "name", cm, "name", "data",
+      "persistentVolumeClaim", "claimName", pvc);
+  json_t *ps = pull_secrets(ci);
+  if (reloader) {
+    json_t *more = pull_secrets(ri);
+    json_array_extend(ps, more);
+    json_decref(more);
+  }
+  if (json_array_size(ps)) json_object_set(podspec, "imagePullSecrets", ps);
+  json_decref(ps);
+  json_array_append_new(
+      out, json_pack("{s:s,s:s,s:o,s:{s:i,s:s,s:{s:O},s:{s:{s:O},s:o}}}", "apiVersion", "apps/v1", "kind", "StatefulSet",
+                     "metadata", meta(svc, ns, op, owner), "spec", "replicas", 1, "serviceName", svc, "selector",
+                     "matchLabels", sel, "template", "metadata", "labels", sel, "spec", podspec));
+  json_decref(owner);
+  json_decref(sel);
+  for (size_t i = 0; i < json_array_size(out); i++)
+    if (!json_array_get(out, i)) {
+      json_decref(out);
+      return pp_err_set(err, PP_ENOMEM, "building the stack's objects");
+    }
+  if (json_array_size(out) != 4) {
+    json_decref(out);
+    return pp_err_set(err, PP_ENOMEM, "building the stack's objects");
+  }
+  *ret = out;
+  return 0;
+}

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../base/pp_err.h"
 
@@ -31,5 +32,22 @@ int kbuild_config_yaml(const kbuild_target *t, size_t n, char **ret_yaml, pp_err
  * registry (default docker.io) / repo / image : tag (default latest), with @sha appended when
  * sha is set. PP_EINVAL when image is missing or the result does not fit. */
 int kbuild_image(const json_t *spec, char *buf, size_t n, pp_err *err);
+
+/* A Kubernetes quantity ("5Gi", "500M", "1e9", "1.5Gi") in bytes, rounded down. PP_EINVAL for
+ * anything else, negatives and overflow. */
+int kbuild_quantity(const char *q, uint64_t *ret_bytes, pp_err *err);
+
+/* The objects a PprofCollectorStack owns, for server-side apply, in the order they are applied:
+ * Service <op>-collector (port 8989 "web"), PersistentVolumeClaim <op>-collector-data
+ * (request = spec.storage.diskSpace), ConfigMap <op>-config (metadata only: its config.yaml
+ * belongs to the monitors' reconciler), StatefulSet <op>-collector (collector with --config,
+ * --data-dir, --web-port 8989, --retention-size = 85% of diskSpace, probes on /readyz and
+ * /healthz, restricted securityContext, non-root; the reloader sidecar only when
+ * spec.reloaderImage is set). Each carries an ownerReference to the stack (controller=true) and
+ * the labels app.kubernetes.io/{name,instance,managed-by}. PP_EINVAL names the bad field. */
+int kbuild_stack_objects(const json_t *stack, const char *op_name, json_t **ret_array, pp_err *err);
+
+/* Labels that select the collector's pods (the StatefulSet's selector and the Service's). */
+json_t *kbuild_collector_selector(const char *op_name);
 
 #endif

@@ -1,0 +1,252 @@
+/* List + watch cache; see informer.h. */
+#include "informer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BACKOFF_MIN_MS 800
+#define BACKOFF_MAX_MS 30000
+#define HEALTHY_RESET_MS 120000
+
+enum state { NEED_LIST, NEED_WATCH, WATCHING };
+
+struct informer {
+  kclient *c;
+  CURLM *multi;
+  char *name, *path, *selector;
+  inf_change_fn fn;
+  void *ud;
+  json_t *cache;
+  char rv[64];
+  enum state st;
+  int64_t due_ms;
+  int64_t backoff_ms;
+  int64_t healthy_since;
+  kc_watch *w;
+  bool gone;       /* the watch reported 410 */
+  bool synced;
+  inf_stats stats;
+  char last_error[512];
+};
+
+static void key_of(const json_t *obj, char *buf, size_t n) {
+  const json_t *md = json_object_get(obj, "metadata");
+  const char *ns = json_string_value(json_object_get(md, "namespace"));
+  const char *name = json_string_value(json_object_get(md, "name"));
+  if (ns) snprintf(buf, n, "%s/%s", ns, name ? name : "");
+  else snprintf(buf, n, "%s", name ? name : "");
+}
+
+static const char *rv_of(const json_t *obj) {
+  return json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+}
+
+int inf_new(kclient *c, CURLM *multi, const inf_opts *o, informer **ret, pp_err *err) {
+  informer *inf = calloc(1, sizeof *inf);
+  if (!inf) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  inf->c = c;
+  inf->multi = multi;
+  inf->name = strdup(o->name);
+  inf->path = strdup(o->path);
+  inf->selector = o->label_selector ? kc_escape(o->label_selector) : NULL;
+  inf->fn = o->fn;
+  inf->ud = o->ud;
+  inf->cache = json_object();
+  inf->backoff_ms = BACKOFF_MIN_MS;
+  if (!inf->name || !inf->path || !inf->cache || (o->label_selector && !inf->selector)) {
+    inf_free(inf);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  *ret = inf;
+  return 0;
+}
+
+void inf_free(informer *inf) {
+  if (!inf) return;
+  kc_watch_free(inf->w, inf->multi);
+  json_decref(inf->cache);
+  free(inf->name);
+  free(inf->path);
+  free(inf->selector);
+  free(inf);
+}
+
+static void fail(informer *inf, int64_t now, const char *what) {
+  inf->stats.errors++;
+  snprintf(inf->last_error, sizeof inf->last_error, "%s", what);
+  int64_t d = inf->backoff_ms;
+  d += (int64_t)((double)d * ((double)rand() / RAND_MAX)); /* jitter factor 1.0, as client-go */
+  inf->due_ms = now + d;
+  inf->backoff_ms = inf->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : inf->backoff_ms * 2;
+  inf->healthy_since = 0;
+}
+
+static void healthy(informer *inf, int64_t now) {
+  if (!inf->healthy_since) inf->healthy_since = now;
+  else if (now - inf->healthy_since > HEALTHY_RESET_MS) inf->backoff_ms = BACKOFF_MIN_MS;
+  inf->last_error[0] = '\0';
+}
+
+/* Replaces the cache with a fresh list and reports the differences. */
+static void replace(informer *inf, json_t *items) {
+  json_t *fresh = json_object();
+  size_t i;
+  json_t *o;
+  char key[600];
+  json_array_foreach(items, i, o) {
+    key_of(o, key, sizeof key);
+    json_object_set(fresh, key, o);
+  }
+  const char *k;
+  json_t *v;
+  json_object_foreach(fresh, k, v) {
+    json_t *old = json_object_get(inf->cache, k);
+    if (!old) inf->fn(inf->ud, inf, "ADDED", v, NULL);
+    else if (!rv_of(old) || !rv_of(v) || strcmp(rv_of(old), rv_of(v))) inf->fn(inf->ud, inf, "MODIFIED", v, old);
+  }
+  json_object_foreach(inf->cache, k, v) {
+    if (!json_object_get(fresh, k)) inf->fn(inf->ud, inf, "DELETED", v, v);
+  }
+  json_decref(inf->cache);
+  inf->cache = fresh;
+}
+
+static void do_list(informer *inf, int64_t now) {
+  json_t *items = json_array();
+  char cont[4096] = "";
+  char path[8192];
+  char rv[64] = "";
+  inf->stats.lists++;
+  for (int pages = 0;; pages++) {
+    snprintf(path, sizeof path, "%s?limit=500%s%s%s%s", inf->path, inf->selector ? "&labelSelector=" : "",
+             inf->selector ? inf->selector : "", cont[0] ? "&continue=" : "", cont);
+    json_t *body = NULL;
+    pp_err err = {0};
+    int st = kc_do(inf->c, "GET", path, NULL, NULL, &body, &err);
+    if (st == 410 && cont[0]) { /* the continue token expired: start over */
+      json_decref(body);
+      json_array_clear(items);
+      cont[0] = '\0';
+      continue;
+    }
+    if (st != 200) {
+      json_decref(body);
+      json_decref(items);
+      fail(inf, now, st < 0 || err.msg[0] ? err.msg : "list failed");
+      return;
+    }
+    json_array_extend(items, json_object_get(body, "items"));
+    const json_t *md = json_object_get(body, "metadata");
+    snprintf(rv, sizeof rv, "%s", json_string_value(json_object_get(md, "resourceVersion")) ?: "");
+    const char *c = json_string_value(json_object_get(md, "continue"));
+    char *esc = c && *c ? kc_escape(c) : NULL;
+    snprintf(cont, sizeof cont, "%s", esc ? esc : "");
+    free(esc);
+    json_decref(body);
+    if (!cont[0]) break;
+  }
+  replace(inf, items);
+  json_decref(items);
+  snprintf(inf->rv, sizeof inf->rv, "%s", rv);
+  inf->synced = true;
+  inf->st = NEED_WATCH;
+  inf->due_ms = now;
+  healthy(inf, now);
+}
+
+static bool on_event(void *ud, const char *type, json_t *obj) {
+  informer *inf = ud;
+  inf->stats.events++;
+  if (!strcmp(type, "ERROR")) {
+    json_int_t code = json_integer_value(json_object_get(obj, "code"));
+    if (code == 410) inf->gone = true;
+    const char *m = json_string_value(json_object_get(obj, "message"));
+    snprintf(inf->last_error, sizeof inf->last_error, "watch: %lld %s", (long long)code, m ? m : "");
+    return false;
+  }
+  const char *rv = rv_of(obj);
+  if (rv) snprintf(inf->rv, sizeof inf->rv, "%s", rv);
+  if (!strcmp(type, "BOOKMARK")) return true;
+  char key[600];
+  key_of(obj, key, sizeof key);
+  json_t *old = json_object_get(inf->cache, key);
+  json_incref(old);
+  if (!strcmp(type, "DELETED")) {
+    json_object_del(inf->cache, key);
+    inf->fn(inf->ud, inf, type, obj, old ? old : obj);
+  } else {
+    json_object_set(inf->cache, key, obj);
+    inf->fn(inf->ud, inf, old ? "MODIFIED" : "ADDED", obj, old);
+  }
+  json_decref(old);
+  return true;
+}
+
+static void start_watch(informer *inf, int64_t now) {
+  char path[8192];
+  int timeout = 300 + rand() % 301;
+  snprintf(path, sizeof path, "%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s%s%s", inf->path,
+           timeout, inf->rv, inf->selector ? "&labelSelector=" : "", inf->selector ? inf->selector : "");
+  pp_err err = {0};
+  inf->gone = false;
+  inf->last_error[0] = '\0';
+  inf->stats.watches++;
+  if (kc_watch_start(inf->c, inf->multi, path, on_event, inf, &inf->w, &err) < 0) {
+    inf->w = NULL;
+    fail(inf, now, err.msg);
+    return;
+  }
+  inf->st = WATCHING;
+}
+
+int64_t inf_tick(informer *inf, int64_t now) {
+  if (inf->st == WATCHING) return 1000;
+  if (now < inf->due_ms) return inf->due_ms - now;
+  if (inf->st == NEED_LIST) do_list(inf, now);
+  if (inf->st == NEED_WATCH && now >= inf->due_ms) start_watch(inf, now);
+  if (inf->st == WATCHING) return 1000;
+  return inf->due_ms > now ? inf->due_ms - now : 0;
+}
+
+bool inf_done(informer *inf, CURL *h, CURLcode result, int64_t now) {
+  if (!inf->w || kc_watch_handle(inf->w) != h) return false;
+  CURLcode cc;
+  long status;
+  kc_watch_result(inf->w, &cc, &status);
+  kc_watch_free(inf->w, inf->multi);
+  inf->w = NULL;
+  inf->stats.watch_restarts++;
+  if (inf->gone || status == 410) {
+    /* history compacted past our resourceVersion: a consistent relist, at once */
+    inf->stats.relists_gone++;
+    inf->st = NEED_LIST;
+    inf->due_ms = now;
+    return true;
+  }
+  inf->st = NEED_WATCH;
+  if ((result == CURLE_OK || result == CURLE_WRITE_ERROR) && status == 200 && !inf->last_error[0]) {
+    inf->due_ms = now; /* the server's timeout: carry on from the last resourceVersion */
+    healthy(inf, now);
+  } else {
+    char what[1100];
+    snprintf(what, sizeof what, "watch ended: %s (HTTP %ld)%s%s", curl_easy_strerror(result), status,
+             inf->last_error[0] ? ": " : "", inf->last_error);
+    fail(inf, now, what); /* 429 and 5xx included: back off, do not relist */
+  }
+  return true;
+}
+
+bool inf_synced(const informer *inf) { return inf->synced; }
+
+const json_t *inf_get(const informer *inf, const char *ns, const char *name) {
+  char key[600];
+  if (ns) snprintf(key, sizeof key, "%s/%s", ns, name);
+  else snprintf(key, sizeof key, "%s", name);
+  return json_object_get(inf->cache, key);
+}
+
+const json_t *inf_items(const informer *inf) { return inf->cache; }
+const char *inf_name(const informer *inf) { return inf->name; }
+void inf_get_stats(const informer *inf, inf_stats *ret) { *ret = inf->stats; }
+const char *inf_last_error(const informer *inf) { return inf->last_error; }

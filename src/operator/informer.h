@@ -1,0 +1,55 @@
+/* informer: a cache of one resource kept current by list + watch, as client-go's reflector.
+ *
+ * Lists (paginated, limit 500) with a consistent read, then watches from the list's
+ * resourceVersion with bookmarks and a random 5-10 minute timeoutSeconds. A watch that ends
+ * normally resumes from the last resourceVersion seen; one that fails (connection dropped,
+ * 5xx, 429) resumes after a backoff of 0.8 s doubling to 30 s with jitter, reset after two
+ * healthy minutes, without relisting; a 410 Gone (event or status) relists at once, and the
+ * relist's differences with the cache are delivered as events, so deletions missed while
+ * disconnected are noticed. Every change calls the handler with the object (and the previous
+ * version for MODIFIED/DELETED); objects are borrowed for the call.
+ * Ownership: the cache owns its objects; inf_get returns borrowed pointers valid until the next
+ * inf_tick/inf_done. Not thread-safe: driven by the operator's loop.
+ */
+#ifndef OPERATOR_INFORMER_H
+#define OPERATOR_INFORMER_H
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kclient.h"
+
+typedef struct informer informer;
+typedef void (*inf_change_fn)(void *ud, informer *inf, const char *type, const json_t *obj, const json_t *old);
+
+typedef struct inf_opts {
+  const char *name;           /* for logs and metrics: "services" */
+  const char *path;           /* collection path: /api/v1/services */
+  const char *label_selector; /* or NULL */
+  inf_change_fn fn;
+  void *ud;
+} inf_opts;
+
+typedef struct inf_stats {
+  uint64_t lists, watches, watch_restarts, relists_gone, errors, events;
+} inf_stats;
+
+int inf_new(kclient *c, CURLM *multi, const inf_opts *o, informer **ret, pp_err *err);
+void inf_free(informer *inf);
+/* Runs a list or starts a watch when one is due; returns ms until it next wants to run. */
+int64_t inf_tick(informer *inf, int64_t now_ms);
+/* For a finished transfer: true when h was this informer's watch. */
+bool inf_done(informer *inf, CURL *h, CURLcode result, int64_t now_ms);
+/* Has listed at least once. */
+bool inf_synced(const informer *inf);
+const json_t *inf_get(const informer *inf, const char *ns, const char *name);
+/* The cache: an object keyed "namespace/name" (or "name"), borrowed. */
+const json_t *inf_items(const informer *inf);
+const char *inf_name(const informer *inf);
+void inf_get_stats(const informer *inf, inf_stats *ret);
+/* The last error, for logs ("" when healthy). */
+const char *inf_last_error(const informer *inf);
+
+#endif

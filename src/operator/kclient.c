@@ -1,0 +1,469 @@
+/* Kubernetes API client; see kclient.h for the contract. */
+#include "kclient.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "kyaml.h"
+
+#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+
+void kc_config_free(kc_config *c) {
+  if (!c) return;
+  free(c->server);
+  free(c->token);
+  free(c->token_file);
+  free(c->ca_pem);
+  free(c->cert_pem);
+  free(c->key_pem);
+  free(c->namespace_);
+  memset(c, 0, sizeof *c);
+}
+
+static int read_file(const char *path, size_t max, char **ret, size_t *ret_len, pp_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
+  char *b = malloc(max + 1);
+  size_t n = b ? fread(b, 1, max + 1, f) : 0;
+  fclose(f);
+  if (!b) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (n > max) {
+    free(b);
+    return pp_err_set(err, PP_ELIMIT, "%s: over %zu bytes", path, max);
+  }
+  b[n] = '\0';
+  *ret = b;
+  if (ret_len) *ret_len = n;
+  return 0;
+}
+
+static int b64val(int c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+' || c == '-') return 62;
+  if (c == '/' || c == '_') return 63;
+  return -1;
+}
+
+static int b64decode(const char *in, const char *what, char **ret, size_t *ret_len, pp_err *err) {
+  size_t n = strlen(in);
+  char *out = malloc(n / 4 * 3 + 4);
+  if (!out) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  size_t o = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    int c = (unsigned char)in[i];
+    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
+    int v = b64val(c);
+    if (v < 0) {
+      free(out);
+      return pp_err_set(err, PP_EINVAL, "%s: not base64", what);
+    }
+    acc = acc << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (char)(acc >> bits & 0xff);
+    }
+  }
+  out[o] = '\0';
+  *ret = out;
+  *ret_len = o;
+  return 0;
+}
+
+static const char *str_at(const json_t *o, const char *key) { return json_string_value(json_object_get(o, key)); }
+
+static json_t *named(const json_t *list, const char *name, const char *field) {
+  size_t i;
+  json_t *e;
+  json_array_foreach(list, i, e) {
+    const char *n = str_at(e, "name");
+    if (n && name && !strcmp(n, name)) return json_object_get(e, field);
+  }
+  return NULL;
+}
+
+/* A path from a kubeconfig, relative to the kubeconfig's directory. */
+static char *resolve(const char *base_dir, const char *p) {
+  char *out = NULL;
+  if (p[0] == '/') return strdup(p);
+  if (asprintf(&out, "%s/%s", base_dir, p) < 0) return NULL;
+  return out;
+}
+
+/* data (base64) or file: PEM bytes. */
+static int pem_from(const json_t *o, const char *data_key, const char *file_key, const char *dir, char **ret,
+                    size_t *ret_len, pp_err *err) {
+  const char *d = str_at(o, data_key), *f = str_at(o, file_key);
+  if (d) return b64decode(d, data_key, ret, ret_len, err);
+  if (f) {
+    char *p = resolve(dir, f);
+    if (!p) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    int r = read_file(p, 1 << 20, ret, ret_len, err);
+    free(p);
+    return r;
+  }
+  return 0;
+}
+
+int kc_config_kubeconfig(const char *path, kc_config *ret, pp_err *err) {
+  memset(ret, 0, sizeof *ret);
+  char buf[PATH_MAX];
+  if (!path || !*path) path = getenv("KUBECONFIG");
+  if (path && strchr(path, ':')) { /* a list: the first file is where the current context lives, mostly */
+    snprintf(buf, sizeof buf, "%.*s", (int)(strchr(path, ':') - path), path);
+    path = buf;
+  }
+  if (!path || !*path) {
+    const char *home = getenv("HOME");
+    snprintf(buf, sizeof buf, "%s/.kube/config", home ? home : "");
+    path = buf;
+  }
+  json_t *kc;
+  int r = kyaml_load_file(path, &kc, err);
+  if (r < 0) return r;
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  else snprintf(dir, sizeof dir, ".");
+  const char *cur = str_at(kc, "current-context");
+  json_t *ctx = named(json_object_get(kc, "contexts"), cur, "context");
+  if (!cur || !ctx) {
+    r = pp_err_set(err, PP_EINVAL, "%s: no current context%s%s", path, cur ? " named " : "", cur ? cur : "");
+    goto out;
+  }
+  json_t *cluster = named(json_object_get(kc, "clusters"), str_at(ctx, "cluster"), "cluster");
+  json_t *user = named(json_object_get(kc, "users"), str_at(ctx, "user"), "user");
+  const char *server = str_at(cluster, "server");
+  if (!server) {
+    r = pp_err_set(err, PP_EINVAL, "%s: context %s has no cluster server", path, cur);
+    goto out;
+  }
+  ret->server = strdup(server);
+  size_t sl = strlen(ret->server);
+  while (sl && ret->server[sl - 1] == '/') ret->server[--sl] = '\0';
+  ret->insecure = json_is_true(json_object_get(cluster, "insecure-skip-tls-verify"));
+  if (str_at(ctx, "namespace")) ret->namespace_ = strdup(str_at(ctx, "namespace"));
+  if ((r = pem_from(cluster, "certificate-authority-data", "certificate-authority", dir, &ret->ca_pem, &ret->ca_len, err)) < 0 ||
+      (r = pem_from(user, "client-certificate-data", "client-certificate", dir, &ret->cert_pem, &ret->cert_len, err)) < 0 ||
+      (r = pem_from(user, "client-key-data", "client-key", dir, &ret->key_pem, &ret->key_len, err)) < 0)
+    goto out;
+  if (str_at(user, "token")) ret->token = strdup(str_at(user, "token"));
+  else if (str_at(user, "tokenFile")) ret->token_file = resolve(dir, str_at(user, "tokenFile"));
+  else if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
+    r = pp_err_set(err, PP_EUSAGE, "%s: user %s uses a credential plugin, which this operator does not run; "
+                   "use a token, token file or client certificate", path, str_at(ctx, "user"));
+    goto out;
+  }
+out:
+  json_decref(kc);
+  if (r < 0) kc_config_free(ret);
+  return r;
+}
+
+int kc_config_incluster(kc_config *ret, pp_err *err) {
+  memset(ret, 0, sizeof *ret);
+  const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
+  if (!host || !port) return pp_err_set(err, PP_EUSAGE, "not in a cluster: KUBERNETES_SERVICE_HOST/PORT unset");
+  bool v6 = strchr(host, ':') != NULL;
+  if (asprintf(&ret->server, "https://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port) < 0) return PP_ENOMEM;
+  ret->token_file = strdup(SA_DIR "/token");
+  char *ns = NULL;
+  if (read_file(SA_DIR "/namespace", 256, &ns, NULL, NULL) == 0) {
+    ns[strcspn(ns, "\r\n")] = '\0';
+    ret->namespace_ = ns;
+  }
+  int r = read_file(SA_DIR "/ca.crt", 1 << 20, &ret->ca_pem, &ret->ca_len, err);
+  if (r < 0) kc_config_free(ret);
+  return r;
+}
+
+/* ---- client ---------------------------------------------------------------------------------- */
+
+struct kclient {
+  kc_config cfg;
+  CURL *easy;
+  char *ua;
+  char *token;
+  time_t token_read;
+  uint64_t requests;
+};
+
+static int refresh_token(kclient *c, pp_err *err) {
+  if (!c->cfg.token_file) return 0;
+  time_t now = time(NULL);
+  if (c->token && now - c->token_read < 60) return 0;
+  char *t;
+  int r = read_file(c->cfg.token_file, 64 << 10, &t, NULL, err);
+  if (r < 0) return c->token ? 0 : r; /* keep the last good token while the file is swapped */
+  t[strcspn(t, "\r\n")] = '\0';
+  free(c->token);
+  c->token = t;
+  c->token_read = now;
+  return 0;
+}
+
+static void setup_tls(CURL *h, const kc_config *cfg) {
+  if (cfg->ca_pem) {
+    struct curl_blob b = {cfg->ca_pem, cfg->ca_len, CURL_BLOB_COPY};
+    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+  }
+  if (cfg->cert_pem && cfg->key_pem) {
+    struct curl_blob cb = {cfg->cert_pem, cfg->cert_len, CURL_BLOB_COPY};
+    struct curl_blob kb = {cfg->key_pem, cfg->key_len, CURL_BLOB_COPY};
+    curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
+    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+    curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+  }
+  if (cfg->insecure) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+}
+
+static char *dupmem(const char *p, size_t n) {
+  char *d = malloc(n ? n : 1);
+  if (d && n) memcpy(d, p, n);
+  return d;
+}
+
+int kc_new(const kc_config *cfg, const char *ua, kclient **ret, pp_err *err) {
+  kclient *c = calloc(1, sizeof *c);
+  if (!c) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  c->cfg.server = strdup(cfg->server);
+  c->cfg.token = cfg->token ? strdup(cfg->token) : NULL;
+  c->cfg.token_file = cfg->token_file ? strdup(cfg->token_file) : NULL;
+  c->cfg.insecure = cfg->insecure;
+  c->cfg.namespace_ = cfg->namespace_ ? strdup(cfg->namespace_) : NULL;
+  if (cfg->ca_pem) c->cfg.ca_pem = dupmem(cfg->ca_pem, c->cfg.ca_len = cfg->ca_len);
+  if (cfg->cert_pem) c->cfg.cert_pem = dupmem(cfg->cert_pem, c->cfg.cert_len = cfg->cert_len);
+  if (cfg->key_pem) c->cfg.key_pem = dupmem(cfg->key_pem, c->cfg.key_len = cfg->key_len);
+  c->ua = strdup(ua ? ua : "pprof-operator");
+  c->token = c->cfg.token ? strdup(c->cfg.token) : NULL;
+  c->easy = curl_easy_init();
+  if (!c->easy || !c->cfg.server || !c->ua) {
+    kc_free(c);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  int r = refresh_token(c, err);
+  if (r < 0) {
+    kc_free(c);
+    return r;
+  }
+  *ret = c;
+  return 0;
+}
+
+void kc_free(kclient *c) {
+  if (!c) return;
+  if (c->easy) curl_easy_cleanup(c->easy);
+  kc_config_free(&c->cfg);
+  free(c->ua);
+  free(c->token);
+  free(c);
+}
+
+uint64_t kc_requests(const kclient *c) { return c->requests; }
+
+char *kc_escape(const char *s) {
+  char *e = curl_easy_escape(NULL, s, 0);
+  char *out = e ? strdup(e) : NULL;
+  curl_free(e);
+  return out;
+}
+
+typedef struct membuf {
+  char *p;
+  size_t len, cap, max;
+  bool over;
+} membuf;
+
+static size_t on_body(char *data, size_t sz, size_t n, void *ud) {
+  membuf *b = ud;
+  size_t len = sz * n;
+  if (b->len + len > b->max) {
+    b->over = true;
+    return 0;
+  }
+  if (b->len + len + 1 > b->cap) {
+    size_t nc = (b->len + len + 1) * 2;
+    char *np = realloc(b->p, nc);
+    if (!np) return 0;
+    b->p = np;
+    b->cap = nc;
+  }
+  memcpy(b->p + b->len, data, len);
+  b->len += len;
+  b->p[b->len] = '\0';
+  return len;
+}
+
+static struct curl_slist *headers(kclient *c, const char *ctype, bool watch) {
+  struct curl_slist *h = NULL;
+  char line[8192];
+  h = curl_slist_append(h, "Accept: application/json");
+  if (ctype) {
+    snprintf(line, sizeof line, "Content-Type: %s", ctype);
+    h = curl_slist_append(h, line);
+  }
+  if (c->token) {
+    snprintf(line, sizeof line, "Authorization: Bearer %s", c->token);
+    h = curl_slist_append(h, line);
+  }
+  (void)watch;
+  return h;
+}
+
+int kc_do(kclient *c, const char *method, const char *path, const char *ctype, const json_t *body, json_t **ret,
+          pp_err *err) {
+  if (ret) *ret = NULL;
+  int r = refresh_token(c, err);
+  if (r < 0) return r;
+  char *url = NULL;
+  if (asprintf(&url, "%s%s", c->cfg.server, path) < 0) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  CURL *h = c->easy;
+  curl_easy_reset(h);
+  setup_tls(h, &c->cfg);
+  membuf b = {.max = KC_MAX_RESPONSE};
+  struct curl_slist *hd = headers(c, payload ? (ctype ? ctype : "application/json") : NULL, false);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, c->ua);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
+  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+  if (payload) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+  } else if (!strcmp(method, "GET")) {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  }
+  c->requests++;
+  CURLcode cc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(hd);
+  free(payload);
+  if (cc != CURLE_OK) {
+    r = b.over ? pp_err_set(err, PP_ELIMIT, "%s %s: response over %zu bytes", method, path, (size_t)KC_MAX_RESPONSE)
+               : pp_err_set(err, PP_EIO, "%s %s: %s", method, path, curl_easy_strerror(cc));
+    free(url);
+    free(b.p);
+    return r;
+  }
+  json_t *j = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
+  if (status >= 400) {
+    const char *reason = str_at(j, "reason"), *msg = str_at(j, "message");
+    pp_err_set(err, PP_EIO, "%s %s: %ld %s: %s", method, path, status, reason ? reason : "", msg ? msg : (b.p ? b.p : ""));
+  }
+  if (ret) *ret = j;
+  else json_decref(j);
+  free(url);
+  free(b.p);
+  return (int)status;
+}
+
+/* ---- watches ---------------------------------------------------------------------------------- */
+
+struct kc_watch {
+  CURL *h;
+  struct curl_slist *hd;
+  kc_event_fn fn;
+  void *ud;
+  membuf line;
+  bool stopped;
+};
+
+static size_t on_stream(char *data, size_t sz, size_t n, void *ud) {
+  kc_watch *w = ud;
+  size_t len = sz * n;
+  if (w->stopped) return 0;
+  for (size_t i = 0; i < len; i++) {
+    if (data[i] != '\n') {
+      if (on_body(data + i, 1, 1, &w->line) != 1) return 0; /* an event over KC_MAX_EVENT */
+      continue;
+    }
+    if (w->line.len) {
+      json_t *ev = json_loadb(w->line.p, w->line.len, 0, NULL);
+      w->line.len = 0;
+      const char *type = str_at(ev, "type");
+      json_t *obj = json_object_get(ev, "object");
+      bool go_on = type && json_is_object(obj) ? w->fn(w->ud, type, obj) : false;
+      json_decref(ev);
+      if (!go_on) {
+        w->stopped = true;
+        return 0;
+      }
+    }
+  }
+  return len;
+}
+
+int kc_watch_start(kclient *c, CURLM *multi, const char *path, kc_event_fn fn, void *ud, kc_watch **ret, pp_err *err) {
+  int r = refresh_token(c, err);
+  if (r < 0) return r;
+  kc_watch *w = calloc(1, sizeof *w);
+  char *url = NULL;
+  if (!w || asprintf(&url, "%s%s", c->cfg.server, path) < 0 || !(w->h = curl_easy_init())) {
+    free(w);
+    free(url);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  w->fn = fn;
+  w->ud = ud;
+  w->line.max = KC_MAX_EVENT;
+  w->hd = headers(c, NULL, true);
+  setup_tls(w->h, &c->cfg);
+  curl_easy_setopt(w->h, CURLOPT_URL, url);
+  curl_easy_setopt(w->h, CURLOPT_HTTPHEADER, w->hd);
+  curl_easy_setopt(w->h, CURLOPT_USERAGENT, c->ua);
+  curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, on_stream);
+  curl_easy_setopt(w->h, CURLOPT_WRITEDATA, w);
+  curl_easy_setopt(w->h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  /* the server ends the watch at timeoutSeconds; this only catches a dead connection */
+  curl_easy_setopt(w->h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(w->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(w->h, CURLOPT_LOW_SPEED_TIME, 900L);
+  curl_easy_setopt(w->h, CURLOPT_PRIVATE, w);
+  free(url);
+  c->requests++;
+  if (curl_multi_add_handle(multi, w->h) != CURLM_OK) {
+    kc_watch_free(w, NULL);
+    return pp_err_set(err, PP_EIO, "cannot start the watch");
+  }
+  *ret = w;
+  return 0;
+}
+
+CURL *kc_watch_handle(const kc_watch *w) { return w->h; }
+
+void kc_watch_result(const kc_watch *w, CURLcode *code, long *status) {
+  *status = 0;
+  curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, status);
+  (void)code;
+}
+
+void kc_watch_free(kc_watch *w, CURLM *multi) {
+  if (!w) return;
+  if (multi) curl_multi_remove_handle(multi, w->h);
+  curl_easy_cleanup(w->h);
+  curl_slist_free_all(w->hd);
+  free(w->line.p);
+  free(w);
+}
