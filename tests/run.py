@@ -2,7 +2,8 @@
 """`make test`: every test of the project, one tally, one closing line `N passed, N failed`.
 
 Suites: C unit tests (optimised and ASan+UBSan builds), fuzz corpus replay (ASan+UBSan),
-valgrind memcheck of pprof-tool, and conformance with go tool pprof. Exits non-zero on any
+valgrind memcheck, conformance with go tool pprof, the collector against real Go peers, the UI
+in Chromium, and the operator against kube-fake with kubectl. Exits non-zero on any
 failure. `tests/run.py SUITE...` runs a subset (unit, fuzz, valgrind, conformance)."""
 import glob
 import os
@@ -124,7 +125,14 @@ def ui(t):
     ui_suite.run_suite(t)
 
 
-SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector, "ui": ui}
+def operator(t):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "operator"))
+    import operator_suite
+    operator_suite.run_suite(t)
+
+
+SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector, "ui": ui,
+          "operator": operator}
 
 
 def main():

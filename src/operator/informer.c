@@ -25,6 +25,8 @@ struct informer {
   int64_t healthy_since;
   kc_watch *w;
   bool gone;       /* the watch reported 410 */
+  int64_t watch_started_ms;
+  uint64_t watch_events;
   bool synced;
   inf_stats stats;
   char last_error[512];
@@ -158,6 +160,7 @@ static void do_list(informer *inf, int64_t now) {
 static bool on_event(void *ud, const char *type, json_t *obj) {
   informer *inf = ud;
   inf->stats.events++;
+  inf->watch_events++;
   if (!strcmp(type, "ERROR")) {
     json_int_t code = json_integer_value(json_object_get(obj, "code"));
     if (code == 410) inf->gone = true;
@@ -192,6 +195,8 @@ static void start_watch(informer *inf, int64_t now) {
   inf->gone = false;
   inf->last_error[0] = '\0';
   inf->stats.watches++;
+  inf->watch_started_ms = now;
+  inf->watch_events = 0;
   if (kc_watch_start(inf->c, inf->multi, path, on_event, inf, &inf->w, &err) < 0) {
     inf->w = NULL;
     fail(inf, now, err.msg);
@@ -232,6 +237,9 @@ bool inf_done(informer *inf, CURL *h, CURLcode result, int64_t now) {
     char what[1100];
     snprintf(what, sizeof what, "watch ended: %s (HTTP %ld)%s%s", curl_easy_strerror(result), status,
              inf->last_error[0] ? ": " : "", inf->last_error);
+    /* consecutive failures double the backoff; a watch that worked for a while and then lost
+     * its connection starts again from the minimum */
+    if (status == 200 && (inf->watch_events > 0 || now - inf->watch_started_ms > 10000)) inf->backoff_ms = BACKOFF_MIN_MS;
     fail(inf, now, what); /* 429 and 5xx included: back off, do not relist */
   }
   return true;

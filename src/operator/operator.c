@@ -42,6 +42,8 @@ struct op {
   /* metrics */
   uint64_t reconciles[2], errors[2], config_writes, status_writes, leader_transitions;
   uint64_t last_config_targets;
+  char *last_yaml;        /* the config this process last wrote */
+  char replaced_rv[64];   /* the ConfigMap's resourceVersion that write replaced */
 };
 
 static int64_t now_ms(void) {
@@ -117,13 +119,23 @@ static void now_rfc3339(char *buf, size_t n, bool micro) {
   else snprintf(buf + w, n - w, "Z");
 }
 
-/* Server-side apply of obj at path (collection path + name), as manager, forced. */
-static int apply(op *o, const char *path, const char *manager, const json_t *obj, pp_err *err) {
+/* Server-side apply of obj at path (collection path + name), as manager, forced. On success
+ * *ret_rv (when given) receives the object's new resourceVersion. ret_status: the HTTP status. */
+static int apply_rv(op *o, const char *path, const char *manager, const json_t *obj, char *ret_rv, size_t rvlen,
+                    int *ret_status, pp_err *err) {
   char url[2048];
   snprintf(url, sizeof url, "%s?fieldManager=%s&force=true", path, manager);
-  int st = kc_do(o->c, "PATCH", url, "application/apply-patch+yaml", obj, NULL, err);
+  json_t *resp = NULL;
+  int st = kc_do(o->c, "PATCH", url, "application/apply-patch+yaml", obj, &resp, err);
+  if (ret_status) *ret_status = st;
+  if (ret_rv && (st == 200 || st == 201)) snprintf(ret_rv, rvlen, "%s", str(md(resp), "resourceVersion") ?: "");
+  json_decref(resp);
   if (st < 0) return st;
   return st == 200 || st == 201 ? 0 : PP_EIO;
+}
+
+static int apply(op *o, const char *path, const char *manager, const json_t *obj, pp_err *err) {
+  return apply_rv(o, path, manager, obj, NULL, 0, NULL, err);
 }
 
 static const char *resource_path(const char *kind) {
@@ -158,9 +170,11 @@ static int write_status(op *o, const char *coll, const json_t *obj, const char *
     snprintf(path, sizeof path, GROUP_PATH "/namespaces/%s/%s/%s/status", str(md(obj), "namespace"), coll, str(md(obj), "name"));
     json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s},s:O}", "apiVersion", "resources.cattle.io/v1alpha1", "kind", kind,
                              "metadata", "name", str(md(obj), "name"), "namespace", str(md(obj), "namespace"), "status", status);
-    r = apply(o, path, "pprof-operator", body, err);
+    int st = 0;
+    r = apply_rv(o, path, "pprof-operator", body, NULL, 0, &st, err);
     json_decref(body);
     if (r == 0) o->status_writes++;
+    if (st == 404) r = 0; /* deleted since the cache saw it: its DELETED event is on the way */
   }
   json_decref(status);
   return r;
@@ -341,14 +355,22 @@ static int reconcile_monitors(op *o, pp_err *err) {
     snprintf(cm, sizeof cm, "%s-config", o->name);
     const json_t *cur = inf_get(o->inf[I_OPCMS], o->ns, cm);
     const char *have = str(json_object_get(cur, "data"), "config.yaml");
-    if (!have || strcmp(have, yaml)) {
+    const char *cur_rv = str(md(cur), "resourceVersion");
+    /* the cache lags our own writes: while it still shows the version our last write replaced,
+     * that write (if it said the same) stands */
+    bool pending = o->last_yaml && !strcmp(o->last_yaml, yaml) && cur_rv && !strcmp(cur_rv, o->replaced_rv);
+    if ((!have || strcmp(have, yaml)) && !pending) {
       char path[1024];
       snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", o->ns, cm);
       json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name", cm,
                                "namespace", o->ns, "data", "config.yaml", yaml);
-      r = apply(o, path, "pprof-operator-config", body, err);
+      char new_rv[64] = "";
+      r = apply_rv(o, path, "pprof-operator-config", body, new_rv, sizeof new_rv, NULL, err);
       json_decref(body);
       if (r == 0) {
+        free(o->last_yaml);
+        o->last_yaml = strdup(yaml);
+        snprintf(o->replaced_rv, sizeof o->replaced_rv, "%s", cur_rv ? cur_rv : "");
         o->config_writes++;
         logf_("info", "collector config written: %zu targets from %zu monitors", ti, nmon);
       }
@@ -582,6 +604,7 @@ void op_free(op *o) {
   free(o->name);
   free(o->ns);
   free(o->identity);
+  free(o->last_yaml);
   free(o);
 }
 

@@ -641,6 +641,13 @@ class Store:
     def after_change(self, r, obj, prev):
         if r.plural == "customresourcedefinitions":
             self.sync_crd(obj)
+        owners = obj["metadata"].get("ownerReferences") or []
+        if owners:
+            # the garbage collector removes dependents whose owners are all gone, including ones
+            # created after their owner's deletion (a controller racing its own cache)
+            live = {o["metadata"]["uid"] for objs in self.objects.values() for o in objs.values()}
+            if not any(x.get("uid") in live for x in owners):
+                self.delete(r, obj["metadata"].get("namespace"), obj["metadata"]["name"])
 
     def after_delete(self, r, obj):
         if r.plural == "customresourcedefinitions":
@@ -765,7 +772,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             with self.st.lock:
                 self.st.requests += 1
-                fault = self.match_fault(method, path, q)
+                fault = self.match_fault(method, self.path, q)
             if fault:
                 if fault.get("delay"):
                     time.sleep(fault["delay"])
@@ -1036,7 +1043,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 c = json.loads(bytes.fromhex(cont).decode())
                 start = c["start"]
-                if c["rv"] <= self.st.compacted:
+                if c["rv"] < self.st.compacted:
                     raise ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent list result. "
                                    "You can start a new list without the continue parameter.")
             except (ValueError, KeyError):

@@ -1,0 +1,461 @@
+"""Operator suite (issue 5): kube-fake's fidelity proved with the real kubectl, then bin/operator
+end to end against kube-fake: stacks and monitors applied with kubectl, Services and
+EndpointSlices created, the ConfigMap's config.yaml, the StatefulSet and the statuses asserted;
+endpoints scaled, services relabelled, a monitor deleted, watches dropped, a 410 forced, faults
+injected, the operator killed and restarted, and two operators under leader election."""
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from harness import OUT, ROOT, free_port, run
+
+KUBE_FAKE = os.path.join(ROOT, "tools", "kube-fake", "kube_fake.py")
+OPERATOR = os.path.join(ROOT, "bin", "operator")
+COLLECTOR = os.path.join(ROOT, "bin", "collector")
+NS = "pprof-controller"
+CM_PATH = f"/api/v1/namespaces/{NS}/configmaps/pprof-operator-config"
+
+
+class KubeFake:
+    def __init__(self, d):
+        self.dir = d
+        self.kubeconfig = os.path.join(d, "kubeconfig")
+        self.p = subprocess.Popen(["python3", KUBE_FAKE, "--port", "0", "--kubeconfig", self.kubeconfig],
+                                  stdout=subprocess.PIPE, stderr=open(os.path.join(d, "kube-fake.log"), "w"), text=True)
+        line = self.p.stdout.readline()
+        m = re.search(r"listening on (\S+)", line)
+        if not m:
+            raise RuntimeError("kube-fake did not start: " + line)
+        self.url = m.group(1)
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+        self.token = "kube-fake-token"
+
+    def req(self, method, path, body=None, ctype="application/json"):
+        data = json.dumps(body).encode() if body is not None else None
+        r = urllib.request.Request(self.url + path, data=data, method=method,
+                                   headers={"Authorization": f"Bearer {self.token}", "Content-Type": ctype})
+        try:
+            with urllib.request.urlopen(r, context=self.ctx, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def apply(self, path, obj, manager="tests"):
+        return self.req("PATCH", f"{path}?fieldManager={manager}&force=true", obj, "application/apply-patch+yaml")
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(10)
+
+
+class Kubectl:
+    def __init__(self, kf, d):
+        self.env = {"KUBECONFIG": kf.kubeconfig, "HOME": d}
+        self.cache = os.path.join(d, "kubectl-cache")
+
+    def __call__(self, *args, stdin=None, timeout=60):
+        return run(["kubectl", "--cache-dir", self.cache, *args], env=self.env, timeout=timeout, input=stdin)
+
+
+class Operator:
+    def __init__(self, kf, d, *extra, name="op"):
+        self.mport, self.hport = free_port(), free_port()
+        self.log = os.path.join(d, f"operator-{name}.log")
+        self.p = subprocess.Popen([OPERATOR, "--kubeconfig", kf.kubeconfig, "-n", NS, "--name", "pprof-operator",
+                                   "--metrics-addr", f"127.0.0.1:{self.mport}", "--health-addr", f"127.0.0.1:{self.hport}",
+                                   *extra], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+
+    def metrics(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.mport}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def ready(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.hport}/readyz", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return self.p.returncode
+
+    def tail(self):
+        try:
+            return open(self.log).read()[-3000:]
+        except OSError:
+            return ""
+
+
+def wait_for(fn, timeout=20, step=0.1):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(step)
+    return None
+
+
+def config_yaml(kf):
+    st, cm = kf.req("GET", CM_PATH)
+    return (cm.get("data") or {}).get("config.yaml", "") if st == 200 else None
+
+
+def target_names(kf):
+    y = config_yaml(kf) or ""
+    return sorted(re.findall(r'^- name: "([^"]*)"', y, re.M))
+
+
+def service(name, ns="default", labels=None, ports=None):
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "pprof"}},
+            "spec": {"selector": {"app": name}, "ports": ports or [{"name": "http", "port": 80, "targetPort": "pprof"}]}}
+
+
+def slice_(svc, name, addrs, ns="default", port=6060, port_name="http", ready=None):
+    ready = ready or {}
+    eps = [{"addresses": [a], "conditions": {"ready": ready.get(a, True)}, "nodeName": "node-1",
+            "targetRef": {"kind": "Pod", "name": f"{svc}-{i}", "namespace": ns}} for i, a in enumerate(addrs)]
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": svc}},
+            "addressType": "IPv4", "ports": [{"name": port_name, "port": port, "protocol": "TCP"}], "endpoints": eps}
+
+
+def put_service(kf, s):
+    return kf.apply(f"/api/v1/namespaces/{s['metadata']['namespace']}/services/{s['metadata']['name']}", s)
+
+
+def put_slice(kf, s):
+    return kf.apply(f"/apis/discovery.k8s.io/v1/namespaces/{s['metadata']['namespace']}/endpointslices/{s['metadata']['name']}", s)
+
+
+# ---- kube-fake fidelity, with the real kubectl --------------------------------------------------
+
+def fidelity(t, kf, kc, d):
+    p = kc("create", "namespace", NS)
+    t.record("kubectl: create namespace", p.returncode == 0, p.stderr)
+    p = kc("apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "crds"))
+    t.record("kubectl: apply --server-side -f deploy/crds", p.returncode == 0 and p.stdout.count("serverside-applied") == 2,
+             p.stdout + p.stderr)
+    p = kc("apply", "--server-side", "--dry-run=server", "-f", os.path.join(ROOT, "examples", "manifests"))
+    t.record("kubectl: apply --server-side --dry-run=server -f examples/manifests stores nothing",
+             p.returncode == 0 and "server dry run" in p.stdout and kc("get", "pprofmonitors", "-A").stdout.strip() == "",
+             p.stdout + p.stderr)
+    p = kc("apply", "--server-side", "-f", os.path.join(ROOT, "examples", "manifests"))
+    t.record("kubectl: apply --server-side -f examples/manifests", p.returncode == 0 and p.stdout.count("serverside-applied") >= 4,
+             p.stdout + p.stderr)
+    p = kc("get", "pprofmonitors", "-A", "-o", "yaml")
+    t.record("kubectl: get pprofmonitors -o yaml shows the seed's spec",
+             p.returncode == 0 and "pprofmonitor-sample" in p.stdout and "targetPort: 80" in p.stdout and "any: true" in p.stdout,
+             p.stdout + p.stderr)
+    p = kc("get", "pcs", "-n", NS)
+    t.record("kubectl: get by short name prints the printer columns",
+             p.returncode == 0 and re.search(r"NAME\s+DISK\s+READY\s+REPLICAS\s+AGE", p.stdout) and "5Gi" in p.stdout,
+             p.stdout + p.stderr)
+    bad = os.path.join(d, "bad.yaml")
+    open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: bad, namespace: default}\n"
+                         "spec:\n  endpoint: {scheme: ftp}\n  config: {heap: {seconds: 0}}\n")
+    p = kc("apply", "--server-side", "-f", bad)
+    t.record("kubectl: the CRD schema refuses scheme ftp and seconds 0 (422, both named)",
+             p.returncode != 0 and "spec.endpoint.scheme" in p.stderr and "spec.config.heap.seconds" in p.stderr, p.stderr)
+    open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofCollectorStack\nmetadata: {name: bad, namespace: default}\n"
+                         "spec:\n  storage: {diskSpace: lots}\n  collectorImage: {image: c}\n")
+    p = kc("apply", "--server-side", "-f", bad)
+    t.record("kubectl: diskSpace must be a quantity", p.returncode != 0 and "diskSpace" in p.stderr, p.stderr)
+    open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: bad, namespace: default}\n"
+                         "spec:\n  bogus: 1\n")
+    p = kc("apply", "--server-side", "-f", bad)
+    t.record("kubectl: unknown fields are refused (strict field validation)",
+             p.returncode != 0 and 'unknown field "spec.bogus"' in p.stderr, p.stderr)
+    # field managers: another manager changing kubectl's field conflicts unless forced
+    mon = os.path.join(d, "mon.yaml")
+    open(mon, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: pprofmonitor-sample, namespace: default}\n"
+                         "spec:\n  endpoint: {targetPort: 81}\n")
+    p = kc("apply", "--server-side", "--field-manager", "someone-else", "-f", mon)
+    t.record("kubectl: server-side apply conflict with another field manager", p.returncode != 0 and "conflict" in p.stderr.lower(),
+             p.stdout + p.stderr)
+    p = kc("apply", "--server-side", "--field-manager", "someone-else", "--force-conflicts", "-f", mon)
+    g = kc("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.spec.endpoint.targetPort} {.metadata.generation}")
+    t.record("kubectl: --force-conflicts takes the field; generation counts spec changes",
+             p.returncode == 0 and g.stdout.strip() == "81 2", p.stderr + g.stdout + g.stderr)
+    kc("apply", "--server-side", "--force-conflicts", "-f", os.path.join(ROOT, "examples", "manifests", "monitor.yaml"))
+    # watch: kubectl get --watch sees an add, a change and a delete
+    w = subprocess.Popen(["kubectl", "--cache-dir", kc.cache, "get", "pm", "-n", "default", "--watch", "-o", "name"],
+                         env={**os.environ, **kc.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    open(mon, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: watched, namespace: default}\nspec: {}\n")
+    kc("apply", "--server-side", "-f", mon)
+    kc("label", "pm", "-n", "default", "watched", "x=y")
+    kc("delete", "pm", "-n", "default", "watched")
+    time.sleep(1.5)
+    w.terminate()
+    out = w.communicate(timeout=10)[0]
+    t.record("kubectl: get --watch streams add, change and delete",
+             out.count("pprofmonitor.resources.cattle.io/watched") >= 3, out)
+    # label selectors and status subresource
+    p = kc("get", "services", "-A", "-l", "app=pprof", "-o", "name")
+    t.record("kubectl: label selector on list", p.stdout.split() == ["service/pprof-demo"], p.stdout + p.stderr)
+    p = kc("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"status":{"targets":7}}')
+    s = kc("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.status.targets}")
+    t.record("kube-fake: status is only written through the status subresource", s.stdout.strip() == "", p.stderr + s.stdout)
+    p = kc("patch", "pm", "-n", "default", "pprofmonitor-sample", "--subresource=status", "--type=merge", "-p",
+           '{"status":{"targets":7}}')
+    s = kc("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.status.targets} {.metadata.generation}")
+    t.record("kubectl: patch --subresource=status writes status without a new generation",
+             p.returncode == 0 and s.stdout.strip() == "7 3", p.stderr + s.stdout)
+    # 410 Gone: a watch from before a compaction is refused, as etcd's compaction does
+    st, lst = kf.req("GET", "/apis/resources.cattle.io/v1alpha1/pprofmonitors")
+    old_rv = lst["metadata"]["resourceVersion"]
+    kf.req("POST", "/_fake/compact")
+    r = urllib.request.Request(f"{kf.url}/apis/resources.cattle.io/v1alpha1/pprofmonitors?watch=1&resourceVersion={int(old_rv) - 1}",
+                               headers={"Authorization": f"Bearer {kf.token}"})
+    with urllib.request.urlopen(r, context=kf.ctx, timeout=10) as resp:
+        ev = json.loads(resp.readline())
+    t.record("kube-fake: a watch older than the compaction gets ERROR 410 Expired",
+             ev["type"] == "ERROR" and ev["object"]["code"] == 410, ev)
+    # paging
+    st1, page = kf.req("GET", "/api/v1/namespaces?limit=2")
+    st2, rest = kf.req("GET", "/api/v1/namespaces?limit=2&continue=" + page["metadata"].get("continue", ""))
+    names = [o["metadata"]["name"] for o in page["items"] + rest["items"]]
+    t.record("kube-fake: limit/continue pages through a list", st1 == 200 and st2 == 200 and len(names) == 4 and
+             len(set(names)) == 4, names)
+
+
+# ---- the operator end to end ------------------------------------------------------------------
+
+def e2e(t, kf, kc, d):
+    op = Operator(kf, d)
+    try:
+        t.record("operator: ready (CRDs installed, informers synced)", bool(wait_for(op.ready, 30)), op.tail())
+        # the seed's example service: port 80 -> targetPort "pprof"; slices carry the resolved 6060
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.6"]))
+        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0", "pprof-demo-1"], 15)
+        y = config_yaml(kf) or ""
+        t.record("operator: one collector monitor per ready endpoint address, named after its pod",
+                 bool(ok) and 'endpoint: "http://10.0.0.5:6060"' in y and '__k8s_namespace: "default"' in y and
+                 '__k8s_name: "pprof-demo"' in y and 'monitor: "pprofmonitor-sample"' in y and 'node: "node-1"' in y, y)
+        cfg = os.path.join(d, "config.yaml")
+        open(cfg, "w").write(y)
+        p = run([COLLECTOR, "--check-config", cfg])
+        t.record("operator: the collector accepts the generated config (--check-config)", p.returncode == 0, p.stdout + p.stderr)
+        st, sts = kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")
+        c = (sts.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0] if st == 200 else {}
+        args = c.get("args", [])
+        owner = (sts.get("metadata", {}).get("ownerReferences") or [{}])[0] if st == 200 else {}
+        t.record("operator: StatefulSet with the seed's image, flags, 85% retention, probes, non-root, owned by the stack",
+                 st == 200 and c.get("image") == "docker.io/pprof-controller/collector:dev" and
+                 "--config=/etc/pprof-collector/config.yaml" in args and "--web-port=8989" in args and
+                 f"--retention-size={5 * 1024 ** 3 // 100 * 85}B" in args and c.get("readinessProbe") and c.get("livenessProbe") and
+                 c["securityContext"]["runAsNonRoot"] and c["securityContext"]["allowPrivilegeEscalation"] is False and
+                 owner.get("kind") == "PprofCollectorStack" and owner.get("controller") is True and
+                 len(sts["spec"]["template"]["spec"]["containers"]) == 1, json.dumps(sts)[:3000])
+        st1, svc = kf.req("GET", f"/api/v1/namespaces/{NS}/services/pprof-operator-collector")
+        st2, pvc = kf.req("GET", f"/api/v1/namespaces/{NS}/persistentvolumeclaims/pprof-operator-collector-data")
+        t.record("operator: Service pprof-operator-collector (8989 web) and PVC of diskSpace",
+                 st1 == 200 and svc["spec"]["ports"][0]["port"] == 8989 and svc["spec"]["ports"][0]["name"] == "web" and
+                 st2 == 200 and pvc["spec"]["resources"]["requests"]["storage"] == "5Gi", [svc, pvc])
+
+        def stack_status():
+            st, s = kf.req("GET", f"/apis/resources.cattle.io/v1alpha1/namespaces/{NS}/pprofcollectorstacks/pprofmonitor-stack")
+            conds = {c["type"]: c["status"] for c in s.get("status", {}).get("conditions", [])}
+            return s if conds.get("Reconciled") == "True" and s["status"].get("observedGeneration") == s["metadata"]["generation"] else None
+        s = wait_for(stack_status, 10)
+        t.record("operator: stack status Reconciled=True, Ready=False until a pod is ready, observedGeneration",
+                 bool(s) and {c["type"]: c["status"] for c in s["status"]["conditions"]}.get("Ready") == "False", s)
+        # the StatefulSet's pod becomes ready (kube-fake has no kubelet: the test plays it)
+        kf.req("PATCH", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector/status",
+               {"status": {"replicas": 1, "readyReplicas": 1}}, "application/merge-patch+json")
+        s = wait_for(lambda: (lambda x: x if x and x["status"].get("readyReplicas") == 1 else None)(stack_status()), 10)
+        t.record("operator: stack Ready=True with readyReplicas once the collector is ready",
+                 bool(s) and {c["type"]: c["status"] for c in s["status"]["conditions"]}.get("Ready") == "True", s)
+
+        def mon_status(name="pprofmonitor-sample", ns="default"):
+            st, m = kf.req("GET", f"/apis/resources.cattle.io/v1alpha1/namespaces/{ns}/pprofmonitors/{name}")
+            return m.get("status", {}) if st == 200 else {}
+        m = wait_for(lambda: (lambda s: s if s.get("targets") == 2 else None)(mon_status()), 10)
+        t.record("operator: monitor status counts its targets, Reconciled=True, observedGeneration",
+                 bool(m) and m["conditions"][0]["type"] == "Reconciled" and m["conditions"][0]["status"] == "True", mon_status())
+
+        # scale: a third address, one not ready
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.6", "10.0.0.7"], ready={"10.0.0.6": False}))
+        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0", "pprof-demo-2"], 10)
+        t.record("operator: scaling endpoints updates the config; not-ready endpoints are left out", bool(ok), target_names(kf))
+        # another service in another namespace, by port name, https and a path prefix
+        kf.req("POST", "/api/v1/namespaces", {"metadata": {"name": "team-b"}})
+        put_service(kf, service("api", "team-b", {"app": "pprof", "tier": "api"},
+                                [{"name": "debug", "port": 8443, "targetPort": 8443}]))
+        put_slice(kf, slice_("api", "api-x", ["10.1.0.1"], ns="team-b", port=8443, port_name="debug"))
+        kf.apply("/apis/resources.cattle.io/v1alpha1/namespaces/team-b/pprofmonitors/api",
+                 {"apiVersion": "resources.cattle.io/v1alpha1", "kind": "PprofMonitor", "metadata": {"name": "api", "namespace": "team-b"},
+                  "spec": {"selector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["api"]}]},
+                           "endpoint": {"port": "debug", "scheme": "https", "path": "/internal", "interval": "30s"},
+                           "config": {"heap": {"seconds": 5}}}})
+        ok = wait_for(lambda: 'endpoint: "https://10.1.0.1:8443/internal"' in (config_yaml(kf) or ""), 10)
+        t.record("operator: matchExpressions, own namespace, port by name, https and path prefix",
+                 bool(ok) and "interval_seconds: 30" in (config_yaml(kf) or ""), config_yaml(kf))
+        # relabel: the seed monitor's service no longer matches
+        put_service(kf, service("pprof-demo", labels={"app": "other"}, ports=[{"name": "http", "port": 80, "targetPort": "pprof"}]))
+        ok = wait_for(lambda: "pprof-demo" not in " ".join(target_names(kf)), 10)
+        t.record("operator: relabelled service drops out of the config", bool(ok), target_names(kf))
+        put_service(kf, service("pprof-demo", labels={"app": "pprof"}, ports=[{"name": "http", "port": 80, "targetPort": "pprof"}]))
+        t.record("operator: relabelled back, it returns",
+                 bool(wait_for(lambda: "pprof-demo-0" in target_names(kf), 10)), target_names(kf))
+        # a monitor whose port resolves nowhere says so in its status
+        kf.apply("/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/noport",
+                 {"apiVersion": "resources.cattle.io/v1alpha1", "kind": "PprofMonitor", "metadata": {"name": "noport", "namespace": "default"},
+                  "spec": {"selector": {"matchLabels": {"app": "pprof"}}, "endpoint": {"port": "nope"}}})
+        m = wait_for(lambda: (lambda s: s if s.get("conditions") and s["conditions"][0]["status"] == "False" else None)(mon_status("noport")), 10)
+        t.record("operator: an unresolvable port is a Reconciled=False condition with the reason",
+                 bool(m) and "nope" in m["conditions"][0]["message"], mon_status("noport"))
+        kf.req("DELETE", "/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/noport")
+
+        # drift: a deleted child comes back, an edited one is put back
+        kf.req("DELETE", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")
+        ok = wait_for(lambda: kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")[0] == 200, 10)
+        t.record("operator: a deleted StatefulSet is recreated", bool(ok))
+        kf.req("PATCH", f"/api/v1/namespaces/{NS}/services/pprof-operator-collector",
+               {"spec": {"ports": [{"name": "web", "port": 9999, "targetPort": "web"}]}}, "application/merge-patch+json")
+        ok = wait_for(lambda: kf.req("GET", f"/api/v1/namespaces/{NS}/services/pprof-operator-collector")[1]["spec"]["ports"][0]["port"] == 8989, 10)
+        t.record("operator: an edited Service is put back (forced apply)", bool(ok))
+        kf.req("PATCH", CM_PATH, {"data": {"config.yaml": "monitors: []\n"}}, "application/merge-patch+json")
+        ok = wait_for(lambda: "pprof-demo-0" in target_names(kf), 10)
+        t.record("operator: a hand-edited config.yaml is rewritten", bool(ok), config_yaml(kf))
+
+        # watches dropped, history compacted: the operator relists and converges
+        before = op.metrics()
+        kf.req("POST", "/_fake/drop-watches")
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
+        ok = wait_for(lambda: target_names(kf) == ["api-0", "pprof-demo-0"], 15)
+        after = op.metrics()
+        t.record("operator: dropped watches resume (watch restarts counted) and the change lands",
+                 bool(ok) and after.get('operator_watch_restarts_total{resource="endpointslices"}', 0) >
+                 before.get('operator_watch_restarts_total{resource="endpointslices"}', 0), target_names(kf))
+        kf.req("POST", "/_fake/compact")
+        kf.req("POST", "/_fake/drop-watches")
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.8"]))
+        ok = wait_for(lambda: target_names(kf) == ["api-0", "pprof-demo-0", "pprof-demo-1"], 20)
+        m = op.metrics()
+        t.record("operator: after a compaction the watch gets 410, relists and converges",
+                 bool(ok) and m.get('operator_relists_total{resource="endpointslices"}', 0) >= 1, [target_names(kf), m])
+        # faults: the config write fails with 500 twice, then goes through (per-key backoff)
+        kf.req("POST", "/_fake/faults", {"method": "PATCH", "path": r"configmaps/pprof-operator-config\?fieldManager=pprof-operator-config", "status": 500, "count": 2})
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
+        ok = wait_for(lambda: target_names(kf) == ["api-0", "pprof-demo-0"], 15)
+        m = op.metrics()
+        t.record("operator: API errors are retried with backoff until the config lands",
+                 bool(ok) and m.get('operator_reconcile_errors_total{controller="monitors"}', 0) >= 2, [target_names(kf), m])
+        kf.req("POST", "/_fake/faults", {"watch": True, "path": "pprofmonitors", "status": 429, "count": 3})
+        kf.req("POST", "/_fake/drop-watches")
+        kf.req("DELETE", "/apis/resources.cattle.io/v1alpha1/namespaces/team-b/pprofmonitors/api")
+        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0"], 45)
+        t.record("operator: 429 on watches backs off, then a deleted monitor leaves the config", bool(ok), target_names(kf))
+        kf.req("DELETE", "/_fake/faults")
+
+        # killed and restarted: converges without rewriting what is already right
+        op.stop(signal.SIGKILL)
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.9"]))
+        op = Operator(kf, d, name="restarted")
+        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0", "pprof-demo-1"], 20)
+        t.record("operator: killed (-9) during a change, a new process converges", bool(ok), target_names(kf) + [op.tail()])
+        time.sleep(1)
+        m = op.metrics()
+        writes = m.get("operator_config_writes_total", -1)
+        p = Operator(kf, d, name="idle")
+        wait_for(p.ready, 20)
+        time.sleep(1.5)
+        m2 = p.metrics()
+        p.stop()
+        t.record("operator: a restart over a correct cluster writes no config and no status",
+                 writes >= 1 and m2.get("operator_config_writes_total") == 0 and m2.get("operator_status_writes_total") == 0, [m, m2])
+        req = m2.get("operator_api_requests_total", 0)
+        t.record("operator: API requests of a start-up (2 CRD applies, 8 lists and watches, ~2 discovery reads)",
+                 0 < req <= 30, req)
+        # deleting the stack garbage-collects its children
+        kf.req("DELETE", f"/apis/resources.cattle.io/v1alpha1/namespaces/{NS}/pprofcollectorstacks/pprofmonitor-stack")
+        gone = [kf.req("GET", p)[0] for p in (f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector",
+                                              f"/api/v1/namespaces/{NS}/services/pprof-operator-collector",
+                                              f"/api/v1/namespaces/{NS}/persistentvolumeclaims/pprof-operator-collector-data")]
+        time.sleep(1)
+        t.record("operator: deleting the stack garbage-collects its StatefulSet, Service and PVC (not recreated)",
+                 gone == [404, 404, 404] and kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")[0] == 404,
+                 gone)
+        rc = op.stop()
+        t.record("operator: SIGTERM stops it with status 0", rc == 0, op.tail())
+    finally:
+        op.stop()
+
+
+def leader_election(t, kf, d):
+    a = Operator(kf, d, "--leader-elect", name="a")
+    time.sleep(1.0)
+    b = Operator(kf, d, "--leader-elect", name="b")
+    try:
+        ok = wait_for(lambda: a.ready() and b.ready(), 20)
+        lead = wait_for(lambda: [x for x in (a, b) if x.metrics().get("operator_leader") == 1], 20)
+        t.record("leader election: two operators, exactly one leads", bool(ok) and lead and len(lead) == 1,
+                 [a.metrics().get("operator_leader"), b.metrics().get("operator_leader"), a.tail(), b.tail()])
+        if not lead or len(lead) != 1:
+            return
+        leader, other = lead[0], (b if lead[0] is a else a)
+        before = other.metrics().get('operator_reconciles_total{controller="monitors"}', 0)
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.10", "10.0.0.11"]))
+        ok = wait_for(lambda: len(target_names(kf)) == 3, 10)
+        after = other.metrics().get('operator_reconciles_total{controller="monitors"}', 0)
+        t.record("leader election: only the leader reconciles and writes", bool(ok) and after == before == 0,
+                 [before, after, target_names(kf)])
+        st, lease = kf.req("GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/pprof-operator-leader")
+        t.record("leader election: the Lease names the holder with a 15 s duration",
+                 st == 200 and lease["spec"]["leaseDurationSeconds"] == 15 and lease["spec"]["holderIdentity"], lease)
+        leader.stop()
+        ok = wait_for(lambda: other.metrics().get("operator_leader") == 1, 10)
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
+        ok2 = wait_for(lambda: len(target_names(kf)) == 1, 10)
+        t.record("leader election: a stopped leader releases the Lease; the other takes over and reconciles",
+                 bool(ok) and bool(ok2), [other.tail()])
+    finally:
+        a.stop()
+        b.stop()
+
+
+def run_suite(t):
+    if not shutil.which("kubectl"):
+        t.record("operator: kubectl installed (make deps)", False, "kubectl missing")
+        return
+    d = tempfile.mkdtemp(prefix="operator-suite-", dir=OUT if os.path.isdir(OUT) else None)
+    kf = KubeFake(d)
+    try:
+        kc = Kubectl(kf, d)
+        fidelity(t, kf, kc, d)
+        e2e(t, kf, kc, d)
+        leader_election(t, kf, d)
+    finally:
+        kf.stop()
