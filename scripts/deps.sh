@@ -20,6 +20,9 @@ PACKAGES=(
 )
 # Node.js for the UI tests: the machine image ships one; Debian's otherwise.
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+# kubectl for the operator tests: the machine image ships a current one; Debian's (1.20, which
+# predates server-side field validation and --subresource) otherwise.
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -2,6 +2,7 @@
 #include "kyaml.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@ static json_t *scalar(const yaml_node_t *n) {
   if (*end == '\0' && errno == 0 && (v[0] == '-' || v[0] == '+' || (v[0] >= '0' && v[0] <= '9'))) return json_integer(i);
   if (strspn(v, "0123456789+-.eE") == len && strpbrk(v, "0123456789")) {
     double d = strtod(v, &end);
-    if (*end == '\0') return json_real(d);
+    if (*end == '\0' && isfinite(d)) return json_real(d); /* 4e444 stays text: JSON has no inf */
   }
   return json_stringn(v, len);
 }
@@ -31,7 +32,11 @@ static json_t *convert(yaml_document_t *doc, yaml_node_t *n, int depth, pp_err *
     pp_err_set(err, PP_ELIMIT, "line %zu: nested deeper than %d levels", n->start_mark.line + 1, KYAML_MAX_DEPTH);
     return NULL;
   }
-  if (n->type == YAML_SCALAR_NODE) return scalar(n);
+  if (n->type == YAML_SCALAR_NODE) {
+    json_t *v = scalar(n);
+    if (!v) pp_err_set(err, PP_EINVAL, "line %zu: a scalar that is not valid UTF-8 text", n->start_mark.line + 1);
+    return v;
+  }
   if (n->type == YAML_SEQUENCE_NODE) {
     json_t *a = json_array();
     for (yaml_node_item_t *it = n->data.sequence.items.start; a && it < n->data.sequence.items.top; it++) {

@@ -2,6 +2,8 @@
  * for the generated config.yaml. */
 #include "../../src/collector/config.h"
 #include "../../src/operator/kbuild.h"
+#include "../../src/operator/kqueue.h"
+#include "../../src/operator/kyaml.h"
 #include "tt.h"
 
 static void config_yaml_round_trips_through_the_collector_parser(void) {
@@ -100,8 +102,151 @@ static void images_as_the_seed_builds_them(void) {
   json_decref(s);
 }
 
+
+static void quantities(void) {
+  uint64_t b = 0;
+  pp_err err = {0};
+  CHECK(kbuild_quantity("5Gi", &b, &err) == 0);
+  CHECK_EQ_I64(b, (int64_t)5 << 30);
+  CHECK(kbuild_quantity("500M", &b, &err) == 0);
+  CHECK_EQ_I64(b, 500000000);
+  CHECK(kbuild_quantity("1.5Gi", &b, &err) == 0);
+  CHECK_EQ_I64(b, (int64_t)3 << 29);
+  CHECK(kbuild_quantity("1e9", &b, &err) == 0);
+  CHECK_EQ_I64(b, 1000000000);
+  CHECK(kbuild_quantity("1024", &b, &err) == 0);
+  CHECK_EQ_I64(b, 1024);
+  CHECK(kbuild_quantity("-1Gi", &b, &err) == PP_EINVAL);
+  CHECK(kbuild_quantity("5GB", &b, &err) == PP_EINVAL);
+  CHECK(kbuild_quantity("lots", &b, &err) == PP_EINVAL);
+  CHECK(kbuild_quantity("", &b, &err) == PP_EINVAL);
+  CHECK(kbuild_quantity("99999999999999999999Ei", &b, &err) == PP_EINVAL);
+}
+
+static const json_t *find_kind(const json_t *objs, const char *kind) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(objs, i, o) if (!strcmp(json_string_value(json_object_get(o, "kind")), kind)) return o;
+  return NULL;
+}
+
+static void stack_objects(void) {
+  json_t *stack = json_loads(
+      "{\"metadata\":{\"name\":\"s\",\"namespace\":\"pc\",\"uid\":\"u-1\"},\"spec\":{\"storage\":{\"diskSpace\":\"10Gi\"},"
+      "\"collectorImage\":{\"repo\":\"r\",\"image\":\"collector\",\"tag\":\"v1\",\"imagePullSecrets\":[{\"name\":\"pull\"}]}}}",
+      0, NULL);
+  json_t *objs = NULL;
+  pp_err err = {0};
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == 0);
+  CHECK_EQ_I64(json_array_size(objs), 4);
+  const json_t *sts = find_kind(objs, "StatefulSet"), *svc = find_kind(objs, "Service");
+  const json_t *pvc = find_kind(objs, "PersistentVolumeClaim"), *cm = find_kind(objs, "ConfigMap");
+  CHECK(sts && svc && pvc && cm);
+  if (sts && svc && pvc && cm) {
+    CHECK_STR(json_string_value(json_object_get(json_object_get(svc, "metadata"), "name")), "pprof-operator-collector");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(pvc, "metadata"), "name")), "pprof-operator-collector-data");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(cm, "metadata"), "name")), "pprof-operator-config");
+    CHECK(json_object_get(cm, "data") == NULL); /* config.yaml belongs to the monitors' reconciler */
+    const json_t *owner = json_array_get(json_object_get(json_object_get(sts, "metadata"), "ownerReferences"), 0);
+    CHECK_STR(json_string_value(json_object_get(owner, "uid")), "u-1");
+    CHECK(json_is_true(json_object_get(owner, "controller")));
+    const json_t *pod = json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec");
+    const json_t *containers = json_object_get(pod, "containers");
+    CHECK_EQ_I64(json_array_size(containers), 1); /* no reloaderImage, no sidecar */
+    const json_t *c = json_array_get(containers, 0);
+    CHECK_STR(json_string_value(json_object_get(c, "image")), "docker.io/r/collector:v1");
+    char *args = json_dumps(json_object_get(c, "args"), JSON_COMPACT);
+    CHECK(args && strstr(args, "--retention-size=9126805470B")); /* 85% of 10Gi */
+    free(args);
+    CHECK(json_is_true(json_object_get(json_object_get(pod, "securityContext"), "runAsNonRoot")));
+    CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(pod, "imagePullSecrets"), 0), "name")), "pull");
+    CHECK_STR(json_string_value(json_object_get(
+                  json_object_get(json_object_get(json_object_get(pvc, "spec"), "resources"), "requests"), "storage")),
+              "10Gi");
+  }
+  json_decref(objs);
+  /* a reloader image adds the sidecar */
+  json_object_set_new(json_object_get(stack, "spec"), "reloaderImage",
+                      json_pack("{s:s,s:s,s:s}", "registry", "ghcr.io", "repo", "jimmidyson", "image", "configmap-reload"));
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == 0);
+  sts = find_kind(objs, "StatefulSet");
+  const json_t *cs = json_object_get(json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec"), "containers");
+  CHECK_EQ_I64(json_array_size(cs), 2);
+  CHECK_STR(json_string_value(json_object_get(json_array_get(cs, 1), "image")), "ghcr.io/jimmidyson/configmap-reload:latest");
+  json_decref(objs);
+  /* bad specs name the field */
+  json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace", json_string("1Mi"));
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "diskSpace") != NULL);
+  json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace", json_string("5Gi"));
+  json_object_del(json_object_get(json_object_get(stack, "spec"), "collectorImage"), "image");
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "collectorImage") != NULL);
+  json_decref(stack);
+}
+
+static void yaml_to_json(void) {
+  json_t *v = NULL;
+  pp_err err = {0};
+  const char *doc = "a: 1\nb: true\nc: \"1\"\nd: [x, 2.5, null]\ne: {f: ~}\n---\nsecond: doc\n";
+  CHECK(kyaml_load_all(doc, strlen(doc), "t", &v, &err) == 0);
+  CHECK_EQ_I64(json_array_size(v), 2);
+  char *s = json_dumps(json_array_get(v, 0), JSON_COMPACT | JSON_SORT_KEYS);
+  CHECK_STR(s, "{\"a\":1,\"b\":true,\"c\":\"1\",\"d\":[\"x\",2.5,null],\"e\":{\"f\":null}}");
+  free(s);
+  json_decref(v);
+  const char *alias = "a: &x [1]\nb: *x\n";
+  CHECK(kyaml_load_all(alias, strlen(alias), "t", &v, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "aliases") != NULL);
+  const char *bad = "a: [1\n";
+  CHECK(kyaml_load_all(bad, strlen(bad), "cfg", &v, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "cfg:") != NULL);
+  char deep[400];
+  memset(deep, '[', 200);
+  deep[200] = '\0';
+  CHECK(kyaml_load_all(deep, 200, "t", &v, &err) < 0);
+}
+
+static void work_queue(void) {
+  kq *q = kq_new();
+  kq_add(q, "a");
+  kq_add(q, "a"); /* coalesced */
+  kq_add(q, "b");
+  CHECK_EQ_I64(kq_len(q), 2);
+  const char *k = kq_get(q, 0);
+  CHECK_STR(k, "a");
+  kq_add(q, "a"); /* while processing: dirty, not handed out twice */
+  const char *k2 = kq_get(q, 0);
+  CHECK_STR(k2, "b");
+  CHECK(kq_get(q, 0) == NULL);
+  kq_done(q, "a"); /* re-queued after done */
+  kq_done(q, "b");
+  CHECK_EQ_I64(kq_len(q), 1);
+  CHECK_STR(kq_get(q, 0), "a");
+  /* per-key backoff: 5 ms, 10 ms, 20 ms ... */
+  kq_retry(q, "a", 1000);
+  kq_done(q, "a");
+  CHECK(kq_get(q, 1004) == NULL);
+  CHECK_EQ_I64(kq_next_ms(q, 1000), 5);
+  CHECK_STR(kq_get(q, 1005), "a");
+  kq_retry(q, "a", 2000);
+  kq_done(q, "a");
+  CHECK(kq_get(q, 2009) == NULL);
+  CHECK_STR(kq_get(q, 2010), "a");
+  kq_forget(q, "a"); /* success resets the backoff */
+  kq_retry(q, "a", 3000);
+  kq_done(q, "a");
+  CHECK_STR(kq_get(q, 3005), "a");
+  kq_done(q, "a");
+  kq_free(q);
+}
+
 int main(void) {
   RUN(config_yaml_round_trips_through_the_collector_parser);
   RUN(images_as_the_seed_builds_them);
+  RUN(quantities);
+  RUN(stack_objects);
+  RUN(yaml_to_json);
+  RUN(work_queue);
   return tt_finish();
 }
