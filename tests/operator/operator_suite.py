@@ -19,6 +19,7 @@ from harness import OUT, ROOT, free_port, run
 
 KUBE_FAKE = os.path.join(ROOT, "tools", "kube-fake", "kube_fake.py")
 OPERATOR = os.path.join(ROOT, "bin", "operator")
+OPERATOR_ASAN = os.path.join(ROOT, "build", "asan", "bin", "operator")
 COLLECTOR = os.path.join(ROOT, "bin", "collector")
 NS = "pprof-controller"
 CM_PATH = f"/api/v1/namespaces/{NS}/configmaps/pprof-operator-config"
@@ -68,10 +69,13 @@ class Kubectl:
 
 
 class Operator:
+    binary = OPERATOR
+    wrapper = []
+
     def __init__(self, kf, d, *extra, name="op"):
         self.mport, self.hport = free_port(), free_port()
         self.log = os.path.join(d, f"operator-{name}.log")
-        self.p = subprocess.Popen([OPERATOR, "--kubeconfig", kf.kubeconfig, "-n", NS, "--name", "pprof-operator",
+        self.p = subprocess.Popen([*Operator.wrapper, Operator.binary, "--kubeconfig", kf.kubeconfig, "-n", NS, "--name", "pprof-operator",
                                    "--metrics-addr", f"127.0.0.1:{self.mport}", "--health-addr", f"127.0.0.1:{self.hport}",
                                    *extra], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
 
@@ -446,6 +450,82 @@ def leader_election(t, kf, d):
         b.stop()
 
 
+def sanitizer_reports(d):
+    """ASan/UBSan findings in any operator log of the run."""
+    found = []
+    for f in os.listdir(d):
+        if f.startswith("operator-") and f.endswith(".log"):
+            text = open(os.path.join(d, f), errors="replace").read()
+            if "AddressSanitizer" in text or "runtime error:" in text or "LeakSanitizer" in text:
+                found.append(f + ":\n" + text[-2500:])
+    return found
+
+
+def under_asan(t, d):
+    """The end-to-end run again with the ASan+UBSan operator, on a fresh kube-fake."""
+    if not os.access(OPERATOR_ASAN, os.X_OK):
+        t.record("operator[asan]: binary built", False, OPERATOR_ASAN)
+        return
+    sub = os.path.join(d, "asan")
+    os.makedirs(sub)
+    kf = KubeFake(sub)
+    Operator.binary = OPERATOR_ASAN
+    os.environ["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
+    os.environ["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    inner = Tally_prefix(t, "[asan] ")
+    try:
+        kc = Kubectl(kf, sub)
+        kc("create", "namespace", NS)
+        kc("apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "crds"))
+        kc("apply", "--server-side", "-f", os.path.join(ROOT, "examples", "manifests"))
+        e2e(inner, kf, kc, sub)
+    finally:
+        Operator.binary = OPERATOR
+        kf.stop()
+    reports = sanitizer_reports(sub)
+    t.record("operator[asan]: no AddressSanitizer, LeakSanitizer or UBSan report in any run", not reports, "\n".join(reports))
+
+
+class Tally_prefix:
+    def __init__(self, t, prefix):
+        self.t, self.prefix = t, prefix
+
+    def record(self, name, ok, detail=""):
+        self.t.record(self.prefix + name, ok, detail)
+
+
+def under_valgrind(t, d):
+    """The operator under memcheck: start, reconcile a stack and a monitor, take changes, stop."""
+    if not shutil.which("valgrind"):
+        t.record("operator[valgrind]: valgrind installed", False, "missing")
+        return
+    sub = os.path.join(d, "valgrind")
+    os.makedirs(sub)
+    kf = KubeFake(sub)
+    vlog = os.path.join(sub, "valgrind.log")
+    Operator.wrapper = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                        "-q", f"--log-file={vlog}"]
+    try:
+        kc = Kubectl(kf, sub)
+        kc("create", "namespace", NS)
+        op = Operator(kf, sub, name="valgrind")
+        ok = wait_for(op.ready, 60)
+        kc("apply", "--server-side", "-f", os.path.join(ROOT, "examples", "manifests"))
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.6"]))
+        ok = ok and wait_for(lambda: len(target_names(kf)) == 2, 60)
+        kf.req("POST", "/_fake/drop-watches")
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
+        ok = ok and wait_for(lambda: len(target_names(kf)) == 1, 60)
+        rc = op.stop()
+        text = open(vlog).read()
+        t.record("operator[valgrind]: reconcile, watch restart, stop: no errors or leaks",
+                 bool(ok) and rc == 0 and "definitely lost" not in text and "Invalid" not in text,
+                 f"rc={rc}\n{text[-3000:]}\n{op.tail()}")
+    finally:
+        Operator.wrapper = []
+        kf.stop()
+
+
 def run_suite(t):
     if not shutil.which("kubectl"):
         t.record("operator: kubectl installed (make deps)", False, "kubectl missing")
@@ -459,3 +539,5 @@ def run_suite(t):
         leader_election(t, kf, d)
     finally:
         kf.stop()
+    under_asan(t, d)
+    under_valgrind(t, d)
