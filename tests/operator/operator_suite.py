@@ -170,6 +170,9 @@ def fidelity(t, kf, kc, d):
     p = kc("apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "crds"))
     t.record("kubectl: apply --server-side -f deploy/crds", p.returncode == 0 and p.stdout.count("serverside-applied") == 2,
              p.stdout + p.stderr)
+    p = kc("apply", "--server-side", "--dry-run=server", "-f", os.path.join(ROOT, "deploy", "operator"))
+    t.record("kubectl: apply --server-side --dry-run=server -f deploy/operator (namespace, RBAC, Deployment)",
+             p.returncode == 0 and p.stdout.count("serverside-applied (server dry run)") == 7, p.stdout + p.stderr)
     p = kc("apply", "--server-side", "--dry-run=server", "-f", os.path.join(ROOT, "examples", "manifests"))
     t.record("kubectl: apply --server-side --dry-run=server -f examples/manifests stores nothing",
              p.returncode == 0 and "server dry run" in p.stdout and kc("get", "pprofmonitors", "-A").stdout.strip() == "",
@@ -461,6 +464,50 @@ def sanitizer_reports(d):
     return found
 
 
+def in_cluster_rbac(t, kf, kc, d):
+    """deploy/operator's RBAC applied for real; the operator then runs as that service account
+    (kube-fake enforces RBAC for service-account tokens): everything it does is allowed, and
+    what it must not do is not."""
+    p = kc("apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "operator"))
+    t.record("kubectl: apply --server-side -f deploy/operator", p.returncode == 0, p.stdout + p.stderr)
+    sa_kc = os.path.join(d, "kubeconfig-sa")
+    open(sa_kc, "w").write(open(kf.kubeconfig).read().replace(f"token: {kf.token}", f"token: sa:{NS}:pprof-operator"))
+
+    class SA:
+        kubeconfig = sa_kc
+    op = Operator(SA, d, "--leader-elect", name="rbac")
+    try:
+        kc("apply", "--server-side", "-f", os.path.join(ROOT, "examples", "manifests", "stack.yaml"))
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.6"]))
+        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0", "pprof-demo-1"] and
+                      kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")[0] == 200 and
+                      op.metrics().get("operator_workqueue_depth") == 0, 30)
+        st, sts = kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")
+        errs = op.metrics()
+        forbidden = "forbidden" in open(op.log).read().lower()
+        t.record("operator as its service account (deploy/operator RBAC): CRDs, lease, children, config, statuses all allowed",
+                 bool(ok) and st == 200 and not forbidden and errs.get('operator_reconcile_errors_total{controller="stack"}') == 0 and
+                 errs.get('operator_reconcile_errors_total{controller="monitors"}') == 0,
+                 [bool(ok), st, forbidden, {k: v for k, v in errs.items() if "errors" in k}, op.tail()])
+    finally:
+        op.stop()
+    sa = {"Authorization": f"Bearer sa:{NS}:pprof-operator"}
+    denied = []
+    for method, path in (("GET", "/api/v1/namespaces/default/secrets"), ("DELETE", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector"),
+                         ("DELETE", "/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/pprofmonitor-sample"),
+                         ("PATCH", "/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/pprofmonitor-sample"),
+                         ("GET", "/api/v1/pods")):
+        r = urllib.request.Request(kf.url + path, method=method, headers={**sa, "Content-Type": "application/merge-patch+json"},
+                                   data=b"{}" if method == "PATCH" else None)
+        try:
+            urllib.request.urlopen(r, context=kf.ctx, timeout=10)
+            denied.append((method, path, 200))
+        except urllib.error.HTTPError as e:
+            denied.append((method, path, e.code))
+    t.record("RBAC: the operator's account cannot read secrets or pods, delete its children or edit monitors' specs",
+             all(c == 403 for _, _, c in denied), denied)
+
+
 def under_asan(t, d):
     """The end-to-end run again with the ASan+UBSan operator, on a fresh kube-fake."""
     if not os.access(OPERATOR_ASAN, os.X_OK):
@@ -537,6 +584,7 @@ def run_suite(t):
         fidelity(t, kf, kc, d)
         e2e(t, kf, kc, d)
         leader_election(t, kf, d)
+        in_cluster_rbac(t, kf, kc, d)
     finally:
         kf.stop()
     under_asan(t, d)

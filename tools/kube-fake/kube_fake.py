@@ -768,7 +768,12 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/_fake/"):
                 return self.control(method, path, q)
             tok = self.server.token
-            if tok and self.headers.get("Authorization") != f"Bearer {tok}":
+            auth = self.headers.get("Authorization") or ""
+            self.sa = None
+            m = re.fullmatch(r"Bearer sa:([a-z0-9.-]+):([a-z0-9.-]+)", auth)
+            if m:
+                self.sa = (m.group(1), m.group(2))  # a service account: RBAC applies
+            elif tok and auth != f"Bearer {tok}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             with self.st.lock:
                 self.st.requests += 1
@@ -899,6 +904,8 @@ class Handler(BaseHTTPRequestHandler):
                                         "groupVersion": f"{group}/{version}" if group else version, "resources": res})
         with self.st.lock:
             r = self.st.find(group, version, plural)
+            if self.sa:
+                self.authorize(method, r, ns, name, sub, q)
         if sub and not (sub == "status" and r.status):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         manager = q.get("fieldManager") or self.default_manager()
@@ -955,6 +962,47 @@ class Handler(BaseHTTPRequestHandler):
                              "x-kubernetes-group-version-kind": [gvk]}
         return self.send_json(200, {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.30.0"},
                                     "paths": paths, "components": {"schemas": schemas}})
+
+    def authorize(self, method, r, ns, name, sub, q):
+        """RBAC for service-account tokens ("sa:<namespace>:<name>"): the bindings and roles
+        stored here decide, as the API server's authorizer does (no aggregation, no groups)."""
+        if method == "GET":
+            verb = "get" if name else ("watch" if q.get("watch") in ("true", "1") else "list")
+        else:
+            verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+        verbs = [verb]
+        if verb == "patch" and (self.headers.get("Content-Type") or "").startswith("application/apply-patch") and \
+                self.st.objects[(r.group, r.plural)].get(self.st.key(r, ns, name)) is None:
+            verbs.append("create")  # an apply that creates needs both
+        sa_ns, sa_name = self.sa
+        res = r.plural + ("/" + sub if sub else "")
+
+        def rules():
+            for g, pl in (("rbac.authorization.k8s.io", "clusterrolebindings"), ("rbac.authorization.k8s.io", "rolebindings")):
+                for (bns, _), b in self.st.objects[(g, pl)].items():
+                    if pl == "rolebindings" and bns != ns:
+                        continue
+                    if not any(s.get("kind") == "ServiceAccount" and s.get("name") == sa_name and s.get("namespace", bns) == sa_ns
+                               for s in b.get("subjects") or []):
+                        continue
+                    ref = b.get("roleRef") or {}
+                    role = self.st.objects[("rbac.authorization.k8s.io", "clusterroles" if ref.get("kind") == "ClusterRole" else "roles")] \
+                        .get((None, ref.get("name")) if ref.get("kind") == "ClusterRole" else (bns, ref.get("name")))
+                    for rule in (role or {}).get("rules") or []:
+                        yield rule
+
+        def allows(rule, v):
+            return ((r.group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", [])) and
+                    (res in rule.get("resources", []) or "*" in rule.get("resources", [])) and
+                    (v in rule.get("verbs", []) or "*" in rule.get("verbs", [])) and
+                    (not rule.get("resourceNames") or (name and name in rule["resourceNames"])))
+        for v in verbs:
+            if not any(allows(rule, v) for rule in rules()):
+                scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+                raise ApiError(403, "Forbidden", f'{r.plural}{"." + r.group if r.group else ""}{" " + json.dumps(name) if name else ""} '
+                               f'is forbidden: User "system:serviceaccount:{sa_ns}:{sa_name}" cannot {v} resource "{res}" '
+                               f'in API group "{r.group}" {scope}',
+                               {"name": name or "", "group": r.group, "kind": r.plural})
 
     def dry_run(self, method, r, ns, name, sub, q, manager):
         """dryRun=All: the write is validated and its result returned, nothing is stored."""
