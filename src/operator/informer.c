@@ -17,6 +17,8 @@ struct informer {
   char *name, *path, *selector;
   inf_change_fn fn;
   void *ud;
+  bool compact;
+  void (*transform)(json_t *obj);
   json_t *cache;
   char rv[64];
   enum state st;
@@ -40,8 +42,39 @@ static void key_of(const json_t *obj, char *buf, size_t n) {
   else snprintf(buf, n, "%s", name ? name : "");
 }
 
+/* What no controller here reads is not cached: managedFields (often most of an object's
+ * bytes under server-side apply) and kubectl's last-applied annotation; as client-go's
+ * transform functions do. */
+static void trim(json_t *obj) {
+  json_t *md = json_object_get(obj, "metadata");
+  json_object_del(md, "managedFields");
+  json_t *ann = json_object_get(md, "annotations");
+  json_object_del(ann, "kubectl.kubernetes.io/last-applied-configuration");
+  if (ann && json_object_size(ann) == 0) json_object_del(md, "annotations");
+}
+
 static const char *rv_of(const json_t *obj) {
   return json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+}
+
+/* A cache entry: the object itself, or for compact informers [resourceVersion, its JSON text]
+ * (a parsed object costs ten times its text in jansson nodes; see inf_opts.compact). */
+static json_t *entry_of(const informer *inf, json_t *obj) {
+  if (!inf->compact) return json_incref(obj);
+  char *text = json_dumps(obj, JSON_COMPACT);
+  json_t *e = text ? json_pack("[s,s]", rv_of(obj) ? rv_of(obj) : "", text) : NULL;
+  free(text);
+  return e;
+}
+
+static const char *entry_rv(const informer *inf, const json_t *e) {
+  return inf->compact ? json_string_value(json_array_get(e, 0)) : rv_of(e);
+}
+
+json_t *inf_decode(const informer *inf, const json_t *e) {
+  if (!inf->compact) return json_incref((json_t *)e);
+  const char *text = json_string_value(json_array_get(e, 1));
+  return text ? json_loads(text, 0, NULL) : NULL;
 }
 
 int inf_new(kclient *c, CURLM *multi, const inf_opts *o, informer **ret, pp_err *err) {
@@ -54,6 +87,8 @@ int inf_new(kclient *c, CURLM *multi, const inf_opts *o, informer **ret, pp_err 
   inf->selector = o->label_selector ? kc_escape(o->label_selector) : NULL;
   inf->fn = o->fn;
   inf->ud = o->ud;
+  inf->compact = o->compact;
+  inf->transform = o->transform;
   inf->cache = json_object();
   inf->backoff_ms = BACKOFF_MIN_MS;
   if (!inf->name || !inf->path || !inf->cache || (o->label_selector && !inf->selector)) {
@@ -90,45 +125,53 @@ static void healthy(informer *inf, int64_t now) {
   inf->last_error[0] = '\0';
 }
 
-/* Replaces the cache with a fresh list and reports the differences. */
-static void replace(informer *inf, json_t *items) {
-  json_t *fresh = json_object();
+/* Adds one page of a list to the fresh cache, reporting additions and changes. */
+static void add_page(informer *inf, json_t *fresh, json_t *items) {
   size_t i;
   json_t *o;
   char key[600];
   json_array_foreach(items, i, o) {
+    trim(o);
+    if (inf->transform) inf->transform(o);
     key_of(o, key, sizeof key);
-    json_object_set(fresh, key, o);
+    json_t *old = json_object_get(inf->cache, key);
+    if (!old) inf->fn(inf->ud, inf, "ADDED", o, NULL);
+    else if (!entry_rv(inf, old) || !rv_of(o) || strcmp(entry_rv(inf, old), rv_of(o)))
+      inf->fn(inf->ud, inf, "MODIFIED", o, inf->compact ? NULL : old);
+    json_object_set_new(fresh, key, entry_of(inf, o));
   }
+}
+
+/* Replaces the cache with the fresh list and reports what it no longer has. */
+static void replace(informer *inf, json_t *fresh) {
   const char *k;
   json_t *v;
-  json_object_foreach(fresh, k, v) {
-    json_t *old = json_object_get(inf->cache, k);
-    if (!old) inf->fn(inf->ud, inf, "ADDED", v, NULL);
-    else if (!rv_of(old) || !rv_of(v) || strcmp(rv_of(old), rv_of(v))) inf->fn(inf->ud, inf, "MODIFIED", v, old);
-  }
   json_object_foreach(inf->cache, k, v) {
-    if (!json_object_get(fresh, k)) inf->fn(inf->ud, inf, "DELETED", v, v);
+    if (!json_object_get(fresh, k)) {
+      json_t *gone = inf_decode(inf, v);
+      if (gone) inf->fn(inf->ud, inf, "DELETED", gone, gone);
+      json_decref(gone);
+    }
   }
   json_decref(inf->cache);
-  inf->cache = fresh;
+  inf->cache = json_incref(fresh);
 }
 
 static void do_list(informer *inf, int64_t now) {
-  json_t *items = json_array();
+  json_t *items = json_object(); /* the fresh cache, filled page by page */
   char cont[4096] = "";
   char path[8192];
   char rv[64] = "";
   inf->stats.lists++;
   for (int pages = 0;; pages++) {
-    snprintf(path, sizeof path, "%s?limit=500%s%s%s%s", inf->path, inf->selector ? "&labelSelector=" : "",
+    snprintf(path, sizeof path, "%s?limit=%d%s%s%s%s", inf->path, inf->compact ? 100 : 500, inf->selector ? "&labelSelector=" : "",
              inf->selector ? inf->selector : "", cont[0] ? "&continue=" : "", cont);
     json_t *body = NULL;
     pp_err err = {0};
     int st = kc_do(inf->c, "GET", path, NULL, NULL, &body, &err);
     if (st == 410 && cont[0]) { /* the continue token expired: start over */
       json_decref(body);
-      json_array_clear(items);
+      json_object_clear(items);
       cont[0] = '\0';
       continue;
     }
@@ -138,7 +181,7 @@ static void do_list(informer *inf, int64_t now) {
       fail(inf, now, st < 0 || err.msg[0] ? err.msg : "list failed");
       return;
     }
-    json_array_extend(items, json_object_get(body, "items"));
+    add_page(inf, items, json_object_get(body, "items"));
     const json_t *md = json_object_get(body, "metadata");
     snprintf(rv, sizeof rv, "%s", json_string_value(json_object_get(md, "resourceVersion")) ?: "");
     const char *c = json_string_value(json_object_get(md, "continue"));
@@ -171,16 +214,19 @@ static bool on_event(void *ud, const char *type, json_t *obj) {
   const char *rv = rv_of(obj);
   if (rv) snprintf(inf->rv, sizeof inf->rv, "%s", rv);
   if (!strcmp(type, "BOOKMARK")) return true;
+  trim(obj);
+  if (inf->transform) inf->transform(obj);
   char key[600];
   key_of(obj, key, sizeof key);
   json_t *old = json_object_get(inf->cache, key);
   json_incref(old);
+  const json_t *old_obj = inf->compact ? NULL : old;
   if (!strcmp(type, "DELETED")) {
     json_object_del(inf->cache, key);
-    inf->fn(inf->ud, inf, type, obj, old ? old : obj);
+    inf->fn(inf->ud, inf, type, obj, old_obj ? old_obj : obj);
   } else {
-    json_object_set(inf->cache, key, obj);
-    inf->fn(inf->ud, inf, old ? "MODIFIED" : "ADDED", obj, old);
+    json_object_set_new(inf->cache, key, entry_of(inf, obj));
+    inf->fn(inf->ud, inf, old ? "MODIFIED" : "ADDED", obj, old_obj);
   }
   json_decref(old);
   return true;
@@ -248,6 +294,7 @@ bool inf_done(informer *inf, CURL *h, CURLcode result, int64_t now) {
 bool inf_synced(const informer *inf) { return inf->synced; }
 
 const json_t *inf_get(const informer *inf, const char *ns, const char *name) {
+  if (inf->compact) return NULL;
   char key[600];
   if (ns) snprintf(key, sizeof key, "%s/%s", ns, name);
   else snprintf(key, sizeof key, "%s", name);

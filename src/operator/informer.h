@@ -1,6 +1,7 @@
 /* informer: a cache of one resource kept current by list + watch, as client-go's reflector.
  *
- * Lists (paginated, limit 500) with a consistent read, then watches from the list's
+ * Lists (paginated: limit 500, 100 for compact caches, each page cached before the next is
+ * read) with a consistent read, then watches from the list's
  * resourceVersion with bookmarks and a random 5-10 minute timeoutSeconds. A watch that ends
  * normally resumes from the last resourceVersion seen; one that fails (connection dropped,
  * 5xx, 429) resumes after a backoff of 0.8 s doubling to 30 s with jitter, reset after two
@@ -30,6 +31,10 @@ typedef struct inf_opts {
   const char *label_selector; /* or NULL */
   inf_change_fn fn;
   void *ud;
+  bool compact;               /* cache JSON text, not trees: for the big caches (Services,
+                               * EndpointSlices); read entries with inf_decode; inf_get and the
+                               * handler's `old` are not available (NULL) */
+  void (*transform)(json_t *obj); /* or NULL: edits each object before it is cached and handled */
 } inf_opts;
 
 typedef struct inf_stats {
@@ -44,9 +49,12 @@ int64_t inf_tick(informer *inf, int64_t now_ms);
 bool inf_done(informer *inf, CURL *h, CURLcode result, int64_t now_ms);
 /* Has listed at least once. */
 bool inf_synced(const informer *inf);
+/* Borrowed; not for compact informers (NULL). */
 const json_t *inf_get(const informer *inf, const char *ns, const char *name);
-/* The cache: an object keyed "namespace/name" (or "name"), borrowed. */
+/* The cache: an object keyed "namespace/name" (or "name"), borrowed; its values are entries,
+ * which inf_decode turns into objects (a new reference; NULL if out of memory). */
 const json_t *inf_items(const informer *inf);
+json_t *inf_decode(const informer *inf, const json_t *entry);
 const char *inf_name(const informer *inf);
 void inf_get_stats(const informer *inf, inf_stats *ret);
 /* The last error, for logs ("" when healthy). */

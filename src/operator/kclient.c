@@ -402,6 +402,11 @@ static size_t on_stream(char *data, size_t sz, size_t n, void *ud) {
     if (w->line.len) {
       json_t *ev = json_loadb(w->line.p, w->line.len, 0, NULL);
       w->line.len = 0;
+      if (w->line.cap > (256u << 10)) { /* one big event (a 2 MB ConfigMap) must not pin its buffer */
+        free(w->line.p);
+        w->line.p = NULL;
+        w->line.cap = 0;
+      }
       const char *type = str_at(ev, "type");
       json_t *obj = json_object_get(ev, "object");
       bool go_on = type && json_is_object(obj) ? w->fn(w->ud, type, obj) : false;

@@ -21,6 +21,7 @@ resource, authentication is one bearer token, no authorization.
 """
 import argparse
 import base64
+import bisect
 import copy
 import json
 import os
@@ -327,7 +328,8 @@ class Store:
         self.rv = 1
         self.resources = {}   # (group, version, plural) -> Resource
         self.objects = {}     # (group, plural) -> {(ns, name): obj}
-        self.events = []      # (rv, (group, plural), type, obj, prev)
+        self.events = []      # (rv, (group, plural), type, obj, prev), in rv order
+        self.event_rvs = []   # their rvs, for bisect
         self.compacted = 0
         self.faults = []
         self.requests = 0
@@ -355,6 +357,7 @@ class Store:
     def record(self, r, typ, obj, prev=None):
         self.events.append((int(obj["metadata"]["resourceVersion"]), (r.group, r.plural), typ, copy.deepcopy(obj),
                             copy.deepcopy(prev) if prev else None))
+        self.event_rvs.append(self.events[-1][0])
         if len(self.events) > 200000:
             self.compact()
         self.lock.notify_all()
@@ -363,6 +366,7 @@ class Store:
         """Forget history up to now: watches from an older resourceVersion get 410 Gone."""
         self.compacted = self.rv
         self.events = []
+        self.event_rvs = []
         self.lock.notify_all()
 
     # -- helpers
@@ -1008,7 +1012,8 @@ class Handler(BaseHTTPRequestHandler):
         """dryRun=All: the write is validated and its result returned, nothing is stored."""
         with self.st.lock:
             self.st.strict = q.get("fieldValidation") == "Strict"
-            saved = (copy.deepcopy(self.st.objects), self.st.rv, list(self.st.events), dict(self.st.resources))
+            saved = (copy.deepcopy(self.st.objects), self.st.rv, list(self.st.events), dict(self.st.resources),
+                     list(self.st.event_rvs))
             try:
                 body = self.body()
                 if method == "POST":
@@ -1021,7 +1026,7 @@ class Handler(BaseHTTPRequestHandler):
                     out, code = self.st.get(r, ns, name), 200
                 out = copy.deepcopy(out)
             finally:
-                self.st.objects, self.st.rv, self.st.events, self.st.resources = saved
+                self.st.objects, self.st.rv, self.st.events, self.st.resources, self.st.event_rvs = saved
         return self.send_json(code, out)
 
     def default_manager(self):
@@ -1083,7 +1088,6 @@ class Handler(BaseHTTPRequestHandler):
             items = sorted((o for o in self.st.objects[(r.group, r.plural)].values() if ok(o)),
                            key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
             rv = str(self.st.rv)
-            items = copy.deepcopy(items)
         limit = int(q.get("limit") or 0)
         start = 0
         cont = q.get("continue")
@@ -1103,6 +1107,8 @@ class Handler(BaseHTTPRequestHandler):
             items = items[start:start + limit]
         else:
             items = items[start:]
+        with self.st.lock:
+            items = copy.deepcopy(items)  # only the page
         if self.wants_table():
             t = self.table(r, items)
             t["metadata"].update(md)
@@ -1159,7 +1165,8 @@ class Handler(BaseHTTPRequestHandler):
                         if time.time() >= deadline or self.server.stopping:
                             self.wfile.write(b"0\r\n\r\n")
                             return
-                        new = [e for e in self.st.events if e[0] > last and e[1] == (r.group, r.plural)]
+                        start = bisect.bisect_right(self.st.event_rvs, last)
+                        new = [e for e in self.st.events[start:] if e[1] == (r.group, r.plural)]
                         if new or (bookmarks and time.time() - last_bookmark > 1.0):
                             break
                         self.st.lock.wait(0.2)
