@@ -100,12 +100,17 @@ await check('keyboard: arrows move the flame graph zoom, Escape resets', async (
   await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
   await page.waitForSelector('#top tbody tr');
   await page.focus('#flame');
+  const focusNow = () => new URLSearchParams(location.search).get('focus');
   await page.keyboard.press('ArrowDown');
   await page.keyboard.press('ArrowDown');
+  /* the URL follows the view a moment later: wait for it rather than race it */
+  await page.waitForFunction(focusNow, null, { timeout: 10000 });
   const f1 = new URL(page.url()).searchParams.get('focus');
   await page.keyboard.press('ArrowUp');
+  await page.waitForFunction((f) => new URLSearchParams(location.search).get('focus') !== f, f1, { timeout: 10000 });
   const f2 = new URL(page.url()).searchParams.get('focus');
   await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !new URLSearchParams(location.search).get('focus'), null, { timeout: 10000 });
   const f3 = new URL(page.url()).searchParams.get('focus');
   return f1 && f2 && f1 !== f2 && !f3;
 });
