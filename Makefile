@@ -7,6 +7,10 @@
 #   make fuzz    a short libFuzzer run of every fuzz target (FUZZ_SECONDS each)
 #   make local   demo Go service + collector scraping it, UI/API on http://localhost:8989
 #   make deps    install the Debian packages the build and tests need
+#   make image   OCI images of collector, operator and demo-target, no container engine needed
+#                (REGISTRY=docker.io REPO=pprof-controller TAG=dev name them)
+#   make push    pushes them with skopeo (SKOPEO_FLAGS=--dest-tls-verify=false for a plain registry)
+#   make manifests  deploy/ and examples/manifests/ rendered for REGISTRY/REPO/TAG in build/manifests
 #   make clean
 
 CC      ?= cc
@@ -92,7 +96,16 @@ bin/pprof-tool: $(B)/rel/src/tools/pprof-tool.o $(B)/rel/libpprofcodec.a
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-$(B)/rel/src/collector/main.o $(B)/rel/src/operator/main.o: CFLAGS += -DPP_VERSION='"$(VERSION)"' -DPP_REVISION='"$(REVISION)"'
+# the version and revision baked into every binary; the stamp changes when either does, so a
+# new commit rebuilds what prints them
+VERSION_STAMP := $(B)/version.stamp
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(B); echo '$(VERSION) $(REVISION)' | cmp -s - $@ || echo '$(VERSION) $(REVISION)' > $@
+.PHONY: FORCE
+FORCE:
+VERSIONED_OBJS := $(B)/rel/src/collector/main.o $(B)/rel/src/operator/main.o $(B)/rel/src/tools/pprof-tool.o
+$(VERSIONED_OBJS): CFLAGS += -DPP_VERSION='"$(VERSION)"' -DPP_REVISION='"$(REVISION)"'
+$(VERSIONED_OBJS): $(VERSION_STAMP)
 bin/operator: $(B)/rel/src/operator/main.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
@@ -170,3 +183,33 @@ bin/demo-target: tools/demo-target/main.go tools/demo-target/go.mod | $(DEPS_OK)
 bin/load-target: tools/load-target/main.go tools/load-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/load-target && $(GOENV) go build -o ../../bin/load-target .
+
+# --- images and manifests (issue 6) ---
+REGISTRY ?= docker.io
+REPO     ?= pprof-controller
+TAG      ?= dev
+LICENSE  ?= NOASSERTION
+SOURCE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null || echo unknown)
+SKOPEO_FLAGS ?=
+IMAGES   := collector operator demo-target
+IMG_collector   := --expose 8989 --volume /var/lib/pprof-collector --owned-by-user /var/lib/pprof-collector
+IMG_operator    := --expose 8080 --expose 8081
+IMG_demo-target := --expose 6060
+
+.PHONY: image push manifests $(addprefix image-,$(IMAGES))
+image: $(addprefix image-,$(IMAGES))
+$(addprefix image-,$(IMAGES)): image-%: bin/% scripts/rootfs.sh scripts/oci_image.py
+	@rm -rf $(B)/images/$* $(B)/rootfs/$*
+	scripts/rootfs.sh bin/$* $(B)/rootfs/$*
+	python3 scripts/oci_image.py $(B)/rootfs/$* $(B)/images/$* --ref $(REGISTRY)/$(REPO)/$*:$(TAG) \
+	  --entrypoint /usr/local/bin/$* $(IMG_$*) \
+	  --label org.opencontainers.image.title=pprof-controller-$* --label org.opencontainers.image.version=$(VERSION) \
+	  --label org.opencontainers.image.revision=$(REVISION) --label org.opencontainers.image.source=$(SOURCE_URL) \
+	  --label org.opencontainers.image.licenses=$(LICENSE)
+
+push: image
+	@for i in $(IMAGES); do echo "push $(REGISTRY)/$(REPO)/$$i:$(TAG)"; \
+	  skopeo copy --quiet $(SKOPEO_FLAGS) oci:$(B)/images/$$i:$(TAG) docker://$(REGISTRY)/$(REPO)/$$i:$(TAG) || exit 1; done
+
+manifests:
+	python3 scripts/manifests.py --registry $(REGISTRY) --repo $(REPO) --tag $(TAG) --out $(B)/manifests

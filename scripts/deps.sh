@@ -17,6 +17,8 @@ PACKAGES=(
   prometheus                      # a real third-party Go program serving /debug/pprof (collector tests)
   openssl                         # certificates for the collector's TLS tests
   chromium                        # UI tests: Debian's browser, driven by playwright-core from npm
+  skopeo umoci docker-registry     # images without a daemon: push (skopeo), unpack (umoci), a real registry
+  ca-certificates                 # the CA bundle the images carry
 )
 # Node.js for the UI tests: the machine image ships one; Debian's otherwise.
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

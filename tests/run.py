@@ -3,7 +3,7 @@
 
 Suites: C unit tests (optimised and ASan+UBSan builds), fuzz corpus replay (ASan+UBSan),
 valgrind memcheck, conformance with go tool pprof, the collector against real Go peers, the UI
-in Chromium, and the operator against kube-fake with kubectl. Exits non-zero on any
+in Chromium, the operator against kube-fake with kubectl, and the container images. Exits non-zero on any
 failure. `tests/run.py SUITE...` runs a subset (unit, fuzz, valgrind, conformance)."""
 import glob
 import os
@@ -131,8 +131,14 @@ def operator(t):
     operator_suite.run_suite(t)
 
 
+def image(t):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "image"))
+    import image_suite
+    image_suite.run_suite(t)
+
+
 SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector, "ui": ui,
-          "operator": operator}
+          "operator": operator, "image": image}
 
 
 def main():

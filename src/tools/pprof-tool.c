@@ -2,6 +2,12 @@
  * Every subcommand takes one or more profile files; several files are merged first. This is
  * a program boundary: errors from the codec are printed here, once, prefixed with the tool
  * name, and mapped to the exit codes documented in usage(). */
+#ifndef PP_VERSION
+#define PP_VERSION "dev"
+#endif
+#ifndef PP_REVISION
+#define PP_REVISION "unknown"
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -361,6 +367,10 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+    printf("pprof-tool %s (revision %s)\n", PP_VERSION, PP_REVISION);
+    return 0;
+  }
   if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
     usage(stdout);
     return 0;
