@@ -196,6 +196,11 @@ IMG_collector   := --expose 8989 --volume /var/lib/pprof-collector --owned-by-us
 IMG_operator    := --expose 8080 --expose 8081
 IMG_demo-target := --expose 6060
 
+# the seed's interface: `REGISTRY=... REPO=... TAG=... make build` also builds the images
+ifneq ($(filter environment command line,$(origin REGISTRY) $(origin REPO) $(origin TAG)),)
+build: image
+endif
+
 .PHONY: image push manifests $(addprefix image-,$(IMAGES))
 image: $(addprefix image-,$(IMAGES))
 $(addprefix image-,$(IMAGES)): image-%: bin/% scripts/rootfs.sh scripts/oci_image.py
