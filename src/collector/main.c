@@ -28,12 +28,7 @@
 #include "store.h"
 #include "web.h"
 
-#ifndef PP_VERSION
-#define PP_VERSION "dev"
-#endif
-#ifndef PP_REVISION
-#define PP_REVISION "unknown"
-#endif
+#include "../base/version.h"
 
 /* ---- logging: the one place that prints --------------------------------------------------- */
 

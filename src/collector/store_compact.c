@@ -200,18 +200,6 @@ static int compact_closed(store *s, sqlite3 *db, int64_t now, rollup_sink sink, 
   return r;
 }
 
-static int open_ro(store *s, sqlite3 **ret, pp_err *err) {
-  sqlite3 *db = NULL;
-  if (sqlite3_open_v2(s->dbpath, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-    int r = pp_err_set(err, PP_EIO, "index: %s", db ? sqlite3_errmsg(db) : "cannot open");
-    sqlite3_close(db);
-    return r;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  *ret = db;
-  return 0;
-}
-
 static int write_now(store *s, rollup_item *it, pp_err *err) {
   bool enospc;
   int r = store__write_rollup(s, it, &enospc, err);
@@ -221,7 +209,7 @@ static int write_now(store *s, rollup_item *it, pp_err *err) {
 
 int store_compact(store *s, int64_t now, pp_err *err) {
   sqlite3 *db;
-  int r = open_ro(s, &db, err);
+  int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
   size_t written = 0;
   r = compact_closed(s, db, now, write_now, &written, err);
@@ -252,7 +240,7 @@ static void *compactor_main(void *arg) {
   while (!s->q_stop) {
     pthread_mutex_unlock(&s->q_mu);
     pp_err err = {0};
-    if (db || open_ro(s, &db, &err) == 0) compact_closed(s, db, now_ns(), enqueue, NULL, &err);
+    if (db || store__open_reader(s, &db, &err) == 0) compact_closed(s, db, now_ns(), enqueue, NULL, &err);
     pthread_mutex_lock(&s->q_mu);
     if (s->q_stop) break;
     /* windows close every STORE_ROLLUP_NS; looking every 10 s keeps the lag small */

@@ -64,6 +64,9 @@ typedef struct row_loc {
   int64_t weight;
 } row_loc;
 
+/* store_query.c: a read-only connection to the index (WAL lets it read while the writer
+ * appends); the caller closes it. */
+int store__open_reader(store *s, sqlite3 **ret, pp_err *err);
 /* store_query.c: reads one record's data, checked against its CRC (malloc'd). */
 int store__read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_len, pp_err *err);
 /* store_query.c: merges the records locs[pick[0..npick)] into mg on worker threads; unreadable

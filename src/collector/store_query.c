@@ -13,7 +13,7 @@
 
 #include "store_int.h"
 
-static int open_reader(store *s, sqlite3 **ret, pp_err *err) {
+int store__open_reader(store *s, sqlite3 **ret, pp_err *err) {
   sqlite3 *db = NULL;
   if (sqlite3_open_v2(s->dbpath, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
     int r = pp_err_set(err, PP_EIO, "index: %s", db ? sqlite3_errmsg(db) : "cannot open");
@@ -85,7 +85,7 @@ static char *dup_col(sqlite3_stmt *st, int i) {
 int store_list_series(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
                       int64_t to, store_series_info **ret, size_t *ret_n, pp_err *err) {
   sqlite3 *db;
-  int r = open_reader(s, &db, err);
+  int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
   series_sel sel;
   if ((r = select_series(db, m, nm, &sel, err)) < 0) {
@@ -237,7 +237,7 @@ static void rows_loc_free(row_loc *v, size_t n) {
 int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
                     int64_t to, size_t limit, store_row **ret, size_t *ret_n, pp_err *err) {
   sqlite3 *db;
-  int r = open_reader(s, &db, err);
+  int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
   row_loc *v;
   size_t n;
@@ -288,7 +288,7 @@ int store__read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_le
 
 int store_read(store *s, int64_t id, uint8_t **ret, size_t *ret_len, pp_err *err) {
   sqlite3 *db;
-  int r = open_reader(s, &db, err);
+  int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
   sqlite3_stmt *st;
   row_loc e;
@@ -482,7 +482,7 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
                  int64_t to, store_agg agg, size_t max_records, pprof_profile **ret,
                  size_t *ret_count, pp_err *err) {
   sqlite3 *db;
-  int r = open_reader(s, &db, err);
+  int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
   row_loc *v = NULL;
   size_t n = 0;

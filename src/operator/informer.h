@@ -23,7 +23,8 @@
 #include "kclient.h"
 
 typedef struct informer informer;
-typedef void (*inf_change_fn)(void *ud, informer *inf, const char *type, const json_t *obj, const json_t *old);
+typedef void (*inf_change_fn)(void *ud, informer *inf, const char *type, const json_t *obj,
+                              const json_t *old);
 
 typedef struct inf_opts {
   const char *name;           /* for logs and metrics: "services" */
@@ -31,9 +32,9 @@ typedef struct inf_opts {
   const char *label_selector; /* or NULL */
   inf_change_fn fn;
   void *ud;
-  bool compact;               /* cache JSON text, not trees: for the big caches (Services,
-                               * EndpointSlices); read entries with inf_decode; inf_get and the
-                               * handler's `old` are not available (NULL) */
+  bool compact;                   /* cache JSON text, not trees: for the big caches (Services,
+                                   * EndpointSlices); read entries with inf_decode; inf_get and the
+                                   * handler's `old` are not available (NULL) */
   void (*transform)(json_t *obj); /* or NULL: edits each object before it is cached and handled */
 } inf_opts;
 

@@ -28,15 +28,15 @@
 #define KC_MAX_EVENT ((size_t)16 << 20)
 
 typedef struct kc_config {
-  char *server;        /* https://host:port, no trailing slash */
-  char *token;         /* bearer token, or NULL */
-  char *token_file;    /* re-read periodically when set */
-  char *ca_pem;        /* CA bundle (PEM bytes) or NULL */
+  char *server;     /* https://host:port, no trailing slash */
+  char *token;      /* bearer token, or NULL */
+  char *token_file; /* re-read periodically when set */
+  char *ca_pem;     /* CA bundle (PEM bytes) or NULL */
   size_t ca_len;
   char *cert_pem, *key_pem; /* client certificate and key (PEM) or NULL */
   size_t cert_len, key_len;
   bool insecure;
-  char *namespace_;    /* the context's namespace, or NULL */
+  char *namespace_; /* the context's namespace, or NULL */
 } kc_config;
 
 void kc_config_free(kc_config *c);
@@ -51,8 +51,8 @@ void kc_free(kclient *c);
 
 /* One request. path includes the query string; body may be NULL; content_type NULL = JSON.
  * *ret_body (may be NULL on return) is owned by the caller. */
-int kc_do(kclient *c, const char *method, const char *path, const char *content_type, const json_t *body,
-          json_t **ret_body, pp_err *err);
+int kc_do(kclient *c, const char *method, const char *path, const char *content_type,
+          const json_t *body, json_t **ret_body, pp_err *err);
 
 /* Requests made since kc_new (for metrics and benchmarks). */
 uint64_t kc_requests(const kclient *c);
@@ -64,7 +64,8 @@ uint64_t kc_requests(const kclient *c);
 typedef bool (*kc_event_fn)(void *ud, const char *type, json_t *object);
 
 typedef struct kc_watch kc_watch;
-int kc_watch_start(kclient *c, CURLM *multi, const char *path, kc_event_fn fn, void *ud, kc_watch **ret, pp_err *err);
+int kc_watch_start(kclient *c, CURLM *multi, const char *path, kc_event_fn fn, void *ud,
+                   kc_watch **ret, pp_err *err);
 /* The stream's handle, to match CURLMSG_DONE messages. */
 CURL *kc_watch_handle(const kc_watch *w);
 /* After CURLMSG_DONE: the transfer's result and HTTP status (0 if none arrived). */

@@ -17,12 +17,7 @@
 #include "kclient.h"
 #include "operator.h"
 
-#ifndef PP_VERSION
-#define PP_VERSION "dev"
-#endif
-#ifndef PP_REVISION
-#define PP_REVISION "unknown"
-#endif
+#include "../base/version.h"
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) { stop_flag = sig; }
@@ -188,13 +183,13 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
-  fprintf(stderr, "ts=- level=info msg=\"operator %s starting: name=%s namespace=%s leader-elect=%d identity=%s\"\n", PP_VERSION,
-          name, ns, leader_elect, identity);
+  op_log("info", "operator %s starting: name=%s namespace=%s leader-elect=%d identity=%s", PP_VERSION, name, ns,
+         leader_elect, identity);
   int rc = 0;
   if (install_crds) {
     for (int attempt = 0; !stop_flag; attempt++) {
       if (op_install_crds(o, &err) == 0) break;
-      fprintf(stderr, "ts=- level=warn msg=\"installing CRDs: %s\"\n", err.msg);
+      op_log("warn", "installing CRDs: %s", err.msg);
       if (attempt >= 30) {
         rc = 1;
         goto out;
@@ -212,7 +207,7 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&snap_mu);
   }
   op_release(o);
-  fprintf(stderr, "ts=- level=info msg=\"stopping\"\n");
+  op_log("info", "stopping");
 out:
   if (hd) MHD_stop_daemon(hd);
   if (md) MHD_stop_daemon(md);

@@ -55,8 +55,7 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(const char *level, const char *fmt, ...) {
+void op_log(const char *level, const char *fmt, ...) {
   char ts[32];
   time_t t = time(NULL);
   strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
@@ -422,7 +421,7 @@ static int reconcile_monitors(op *o, pp_err *err) {
         snprintf(o->last_digest, sizeof o->last_digest, "%s", want);
         snprintf(o->replaced_rv, sizeof o->replaced_rv, "%s", cur_rv ? cur_rv : "");
         o->config_writes++;
-        logf_("info", "collector config written: %zu targets from %zu monitors", ti, nmon);
+        op_log("info", "collector config written: %zu targets from %zu monitors", ti, nmon);
       }
     }
     o->last_config_targets = ti;
@@ -513,12 +512,12 @@ static void lease_step(op *o, int64_t now) {
   }
   json_decref(lease);
   if (o->leader && now - o->renewed_ms > RENEW_DEADLINE_MS) {
-    logf_("error", "leader election lost: could not renew the lease for %d s", RENEW_DEADLINE_MS / 1000);
+    op_log("error", "leader election lost: could not renew the lease for %d s", RENEW_DEADLINE_MS / 1000);
     o->leader = false;
   }
   if (o->leader != was) {
     o->leader_transitions++;
-    logf_("info", "%s", o->leader ? "became the leader" : "no longer the leader");
+    op_log("info", "%s", o->leader ? "became the leader" : "no longer the leader");
     if (o->leader) {
       /* a new leader starts from the full picture */
       kq_add(o->q, MONITORS_KEY);
@@ -577,7 +576,7 @@ static void process(op *o, int64_t now) {
     o->reconciles[kind]++;
     if (r < 0) {
       o->errors[kind]++;
-      logf_("warn", "reconcile %s failed, retrying: %s", key, err.msg);
+      op_log("warn", "reconcile %s failed, retrying: %s", key, err.msg);
       kq_retry(o->q, key, now);
     } else {
       kq_forget(o->q, key);
@@ -672,7 +671,7 @@ int op_install_crds(op *o, pp_err *err) {
     r = apply(o, path, "pprof-operator", crd, err);
     json_decref(crd);
     if (r < 0) return r;
-    logf_("info", "CRD %s applied", a->name);
+    op_log("info", "CRD %s applied", a->name);
   }
   for (int i = 0; i < 300; i++) {
     json_t *body = NULL;

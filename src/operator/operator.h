@@ -27,10 +27,10 @@
 #include "kclient.h"
 
 typedef struct op_opts {
-  const char *name;      /* --name: prefixes every object (default pprof-operator) */
+  const char *name;       /* --name: prefixes every object (default pprof-operator) */
   const char *namespace_; /* --namespace: where the ConfigMap and Lease live */
   bool leader_elect;
-  const char *identity;  /* this replica's Lease holder identity */
+  const char *identity; /* this replica's Lease holder identity */
   bool install_crds;
 } op_opts;
 
@@ -46,6 +46,8 @@ void op_step(op *o, int max_wait_ms);
 /* Gives the Lease up (when held) so another replica takes over at once. */
 void op_release(op *o);
 bool op_ready(const op *o);
+/* The operator's one log format: logfmt lines on stderr (ts, level, msg). */
+void op_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prometheus text for /metrics (malloc'd). */
 char *op_metrics(const op *o);
 

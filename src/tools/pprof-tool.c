@@ -2,12 +2,6 @@
  * Every subcommand takes one or more profile files; several files are merged first. This is
  * a program boundary: errors from the codec are printed here, once, prefixed with the tool
  * name, and mapped to the exit codes documented in usage(). */
-#ifndef PP_VERSION
-#define PP_VERSION "dev"
-#endif
-#ifndef PP_REVISION
-#define PP_REVISION "unknown"
-#endif
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -17,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../base/version.h"
 #include "../codec/pprof.h"
 
 #define EXIT_DATA 1   /* a profile could not be read, decoded or combined */

@@ -102,7 +102,6 @@ static void images_as_the_seed_builds_them(void) {
   json_decref(s);
 }
 
-
 static void quantities(void) {
   uint64_t b = 0;
   pp_err err = {0};
@@ -126,15 +125,17 @@ static void quantities(void) {
 static const json_t *find_kind(const json_t *objs, const char *kind) {
   size_t i;
   json_t *o;
-  json_array_foreach(objs, i, o) if (!strcmp(json_string_value(json_object_get(o, "kind")), kind)) return o;
+  json_array_foreach(objs, i,
+                     o) if (!strcmp(json_string_value(json_object_get(o, "kind")), kind)) return o;
   return NULL;
 }
 
 static void stack_objects(void) {
-  json_t *stack = json_loads(
-      "{\"metadata\":{\"name\":\"s\",\"namespace\":\"pc\",\"uid\":\"u-1\"},\"spec\":{\"storage\":{\"diskSpace\":\"10Gi\"},"
-      "\"collectorImage\":{\"repo\":\"r\",\"image\":\"collector\",\"tag\":\"v1\",\"imagePullSecrets\":[{\"name\":\"pull\"}]}}}",
-      0, NULL);
+  json_t *stack = json_loads("{\"metadata\":{\"name\":\"s\",\"namespace\":\"pc\",\"uid\":\"u-1\"},"
+                             "\"spec\":{\"storage\":{\"diskSpace\":\"10Gi\"},"
+                             "\"collectorImage\":{\"repo\":\"r\",\"image\":\"collector\",\"tag\":"
+                             "\"v1\",\"imagePullSecrets\":[{\"name\":\"pull\"}]}}}",
+                             0, NULL);
   json_t *objs = NULL;
   pp_err err = {0};
   CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == 0);
@@ -143,14 +144,20 @@ static void stack_objects(void) {
   const json_t *pvc = find_kind(objs, "PersistentVolumeClaim"), *cm = find_kind(objs, "ConfigMap");
   CHECK(sts && svc && pvc && cm);
   if (sts && svc && pvc && cm) {
-    CHECK_STR(json_string_value(json_object_get(json_object_get(svc, "metadata"), "name")), "pprof-operator-collector");
-    CHECK_STR(json_string_value(json_object_get(json_object_get(pvc, "metadata"), "name")), "pprof-operator-collector-data");
-    CHECK_STR(json_string_value(json_object_get(json_object_get(cm, "metadata"), "name")), "pprof-operator-config");
-    CHECK(json_object_get(cm, "data") == NULL); /* config.yaml belongs to the monitors' reconciler */
-    const json_t *owner = json_array_get(json_object_get(json_object_get(sts, "metadata"), "ownerReferences"), 0);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(svc, "metadata"), "name")),
+              "pprof-operator-collector");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(pvc, "metadata"), "name")),
+              "pprof-operator-collector-data");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(cm, "metadata"), "name")),
+              "pprof-operator-config");
+    CHECK(json_object_get(cm, "data") ==
+          NULL); /* config.yaml belongs to the monitors' reconciler */
+    const json_t *owner =
+        json_array_get(json_object_get(json_object_get(sts, "metadata"), "ownerReferences"), 0);
     CHECK_STR(json_string_value(json_object_get(owner, "uid")), "u-1");
     CHECK(json_is_true(json_object_get(owner, "controller")));
-    const json_t *pod = json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec");
+    const json_t *pod =
+        json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec");
     const json_t *containers = json_object_get(pod, "containers");
     CHECK_EQ_I64(json_array_size(containers), 1); /* no reloaderImage, no sidecar */
     const json_t *c = json_array_get(containers, 0);
@@ -159,26 +166,36 @@ static void stack_objects(void) {
     CHECK(args && strstr(args, "--retention-size=9126805470B")); /* 85% of 10Gi */
     free(args);
     CHECK(json_is_true(json_object_get(json_object_get(pod, "securityContext"), "runAsNonRoot")));
-    CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(pod, "imagePullSecrets"), 0), "name")), "pull");
     CHECK_STR(json_string_value(json_object_get(
-                  json_object_get(json_object_get(json_object_get(pvc, "spec"), "resources"), "requests"), "storage")),
-              "10Gi");
+                  json_array_get(json_object_get(pod, "imagePullSecrets"), 0), "name")),
+              "pull");
+    CHECK_STR(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(pvc, "spec"), "resources"), "requests"),
+            "storage")),
+        "10Gi");
   }
   json_decref(objs);
   /* a reloader image adds the sidecar */
   json_object_set_new(json_object_get(stack, "spec"), "reloaderImage",
-                      json_pack("{s:s,s:s,s:s}", "registry", "ghcr.io", "repo", "jimmidyson", "image", "configmap-reload"));
+                      json_pack("{s:s,s:s,s:s}", "registry", "ghcr.io", "repo", "jimmidyson",
+                                "image", "configmap-reload"));
   CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == 0);
   sts = find_kind(objs, "StatefulSet");
-  const json_t *cs = json_object_get(json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec"), "containers");
+  const json_t *cs = json_object_get(
+      json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec"),
+      "containers");
   CHECK_EQ_I64(json_array_size(cs), 2);
-  CHECK_STR(json_string_value(json_object_get(json_array_get(cs, 1), "image")), "ghcr.io/jimmidyson/configmap-reload:latest");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(cs, 1), "image")),
+            "ghcr.io/jimmidyson/configmap-reload:latest");
   json_decref(objs);
   /* bad specs name the field */
-  json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace", json_string("1Mi"));
+  json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace",
+                      json_string("1Mi"));
   CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "diskSpace") != NULL);
-  json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace", json_string("5Gi"));
+  json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace",
+                      json_string("5Gi"));
   json_object_del(json_object_get(json_object_get(stack, "spec"), "collectorImage"), "image");
   CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "collectorImage") != NULL);
