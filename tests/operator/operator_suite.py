@@ -29,7 +29,10 @@ class KubeFake:
     def __init__(self, d):
         self.dir = d
         self.kubeconfig = os.path.join(d, "kubeconfig")
-        self.p = subprocess.Popen(["python3", KUBE_FAKE, "--port", "0", "--kubeconfig", self.kubeconfig],
+        self.kubeconfig_cert = os.path.join(d, "kubeconfig-cert")
+        self.kubeconfig_cert_files = os.path.join(d, "kubeconfig-cert-files")
+        self.p = subprocess.Popen(["python3", KUBE_FAKE, "--port", "0", "--kubeconfig", self.kubeconfig,
+                                   "--kubeconfig-cert", self.kubeconfig_cert, "--kubeconfig-cert-files", self.kubeconfig_cert_files],
                                   stdout=subprocess.PIPE, stderr=open(os.path.join(d, "kube-fake.log"), "w"), text=True)
         line = self.p.stdout.readline()
         m = re.search(r"listening on (\S+)", line)
@@ -464,6 +467,34 @@ def sanitizer_reports(d):
     return found
 
 
+def client_certificates(t, kf, d):
+    """Kubeconfigs that authenticate with a client certificate, as data and as files (with the CA
+    as a file too): kubectl and the operator both get in; without credentials the server says 401."""
+    for name, path in (("data", kf.kubeconfig_cert), ("files", kf.kubeconfig_cert_files)):
+        k = Kubectl(kf, d)
+        k.env["KUBECONFIG"] = path
+        p = k("get", "namespaces", "-o", "name")
+        t.record(f"kubectl: client certificate ({name}) authenticates", p.returncode == 0 and "namespace/default" in p.stdout,
+                 p.stdout + p.stderr)
+
+        class K:
+            kubeconfig = path
+        op = Operator(K, d, name=f"cert-{name}")
+        try:
+            ok = wait_for(op.ready, 20)
+            t.record(f"operator: kubeconfig with client certificate and key as {name} (CA as {name}): lists and watches",
+                     bool(ok) and "Unauthorized" not in open(op.log).read(), op.tail())
+        finally:
+            op.stop()
+    r = urllib.request.Request(kf.url + "/api/v1/namespaces")
+    try:
+        urllib.request.urlopen(r, context=kf.ctx, timeout=10)
+        code = 200
+    except urllib.error.HTTPError as e:
+        code = e.code
+    t.record("kube-fake: no token and no certificate is 401", code == 401, code)
+
+
 def in_cluster_rbac(t, kf, kc, d):
     """deploy/operator's RBAC applied for real; the operator then runs as that service account
     (kube-fake enforces RBAC for service-account tokens): everything it does is allowed, and
@@ -582,6 +613,7 @@ def run_suite(t):
     try:
         kc = Kubectl(kf, d)
         fidelity(t, kf, kc, d)
+        client_certificates(t, kf, d)
         e2e(t, kf, kc, d)
         leader_election(t, kf, d)
         in_cluster_rbac(t, kf, kc, d)

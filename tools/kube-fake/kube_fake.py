@@ -777,7 +777,7 @@ class Handler(BaseHTTPRequestHandler):
             m = re.fullmatch(r"Bearer sa:([a-z0-9.-]+):([a-z0-9.-]+)", auth)
             if m:
                 self.sa = (m.group(1), m.group(2))  # a service account: RBAC applies
-            elif tok and auth != f"Bearer {tok}":
+            elif tok and auth != f"Bearer {tok}" and self.client_cn() != ADMIN_CN:
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             with self.st.lock:
                 self.st.requests += 1
@@ -802,6 +802,18 @@ class Handler(BaseHTTPRequestHandler):
             self.fail(e)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def client_cn(self):
+        """The verified client certificate's common name, if one was presented."""
+        try:
+            cert = self.connection.getpeercert()
+        except (AttributeError, ValueError):
+            return None
+        for rdn in (cert or {}).get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    return v
+        return None
 
     def match_fault(self, method, path, q):
         for f in self.st.faults:
@@ -1191,17 +1203,36 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def make_cert(d):
-    """A self-signed serving certificate for 127.0.0.1 (client-go sends tokens only over TLS)."""
-    key, crt = os.path.join(d, "tls.key"), os.path.join(d, "tls.crt")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
-                    "-days", "2", "-subj", "/CN=kube-fake", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
-    return key, crt
+ADMIN_CN = "kube-fake-admin"
 
 
-def write_kubeconfig(path, url, token, ca_file):
-    ca = base64.b64encode(open(ca_file, "rb").read()).decode() if ca_file else ""
+def make_certs(d):
+    """A CA, the serving certificate for 127.0.0.1 it signs (client-go sends tokens only over
+    TLS), and a client certificate for CN=kube-fake-admin (full access, like the token)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    p = lambda n: os.path.join(d, n)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "2",
+        "-subj", "/CN=kube-fake-ca")
+    for name, cn, ext in (("tls", "kube-fake", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
+                          ("client", ADMIN_CN, "extendedKeyUsage=clientAuth")):
+        open(p(name + ".ext"), "w").write(ext)
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p(name + ".key"), "-out", p(name + ".csr"), "-subj", "/CN=" + cn)
+        run("x509", "-req", "-in", p(name + ".csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial",
+            "-out", p(name + ".crt"), "-days", "2", "-extfile", p(name + ".ext"))
+    return p("tls.key"), p("tls.crt"), p("ca.crt"), p("client.crt"), p("client.key")
+
+
+def write_kubeconfig(path, url, token, ca_file, client=None, files=False):
+    """token, or client=(cert, key) as -data (or as file paths when files=True)."""
+    b64 = lambda f: base64.b64encode(open(f, "rb").read()).decode()
+    ca = b64(ca_file) if ca_file else ""
+    if client and files:
+        user = f"    client-certificate: {client[0]}\n    client-key: {client[1]}\n"
+    elif client:
+        user = f"    client-certificate-data: {b64(client[0])}\n    client-key-data: {b64(client[1])}\n"
+    else:
+        user = f"    token: {token}\n"
     with open(path, "w") as f:
         f.write(f"""apiVersion: v1
 kind: Config
@@ -1209,7 +1240,7 @@ clusters:
 - name: kube-fake
   cluster:
     server: {url}
-""" + (f"    certificate-authority-data: {ca}\n" if ca else "") + f"""contexts:
+""" + ((f"    certificate-authority: {ca_file}\n" if files else f"    certificate-authority-data: {ca}\n") if ca else "") + f"""contexts:
 - name: kube-fake
   context:
     cluster: kube-fake
@@ -1219,8 +1250,7 @@ current-context: kube-fake
 users:
 - name: kube-fake
   user:
-    token: {token}
-""")
+""" + user)
 
 
 def main():
@@ -1229,6 +1259,8 @@ def main():
     ap.add_argument("--kubeconfig", help="write a kubeconfig for this server here")
     ap.add_argument("--token", default="kube-fake-token")
     ap.add_argument("--plain-http", action="store_true", help="no TLS (client-go then sends no token)")
+    ap.add_argument("--kubeconfig-cert", help="also write a kubeconfig that authenticates with a client certificate (data)")
+    ap.add_argument("--kubeconfig-cert-files", help="the same with the certificate, key and CA as file paths")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
@@ -1242,14 +1274,20 @@ def main():
     scheme, crt = "http", None
     if not a.plain_http:
         d = tempfile.mkdtemp(prefix="kube-fake-")
-        key, crt = make_cert(d)
+        key, crt, ca, ccrt, ckey = make_certs(d)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(crt, key)
+        ctx.load_verify_locations(ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL  # a client certificate, when sent, must be ours
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
         scheme = "https"
     url = f"{scheme}://127.0.0.1:{srv.server_address[1]}"
     if a.kubeconfig:
-        write_kubeconfig(a.kubeconfig, url, a.token, crt)
+        write_kubeconfig(a.kubeconfig, url, a.token, ca if not a.plain_http else None)
+    if a.kubeconfig_cert and not a.plain_http:
+        write_kubeconfig(a.kubeconfig_cert, url, None, ca, (ccrt, ckey))
+    if a.kubeconfig_cert_files and not a.plain_http:
+        write_kubeconfig(a.kubeconfig_cert_files, url, None, ca, (ccrt, ckey), files=True)
     print(f"listening on {url}", flush=True)
     try:
         srv.serve_forever(poll_interval=0.2)
