@@ -6,8 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kyaml.h"
 
@@ -22,6 +27,7 @@ void kc_config_free(kc_config *c) {
   free(c->cert_pem);
   free(c->key_pem);
   free(c->namespace_);
+  free(c->exec_json);
   memset(c, 0, sizeof *c);
 }
 
@@ -159,9 +165,24 @@ int kc_config_kubeconfig(const char *path, kc_config *ret, pp_err *err) {
     goto out;
   if (str_at(user, "token")) ret->token = strdup(str_at(user, "token"));
   else if (str_at(user, "tokenFile")) ret->token_file = resolve(dir, str_at(user, "tokenFile"));
-  else if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
-    r = pp_err_set(err, PP_EUSAGE, "%s: user %s uses a credential plugin, which this operator does not run; "
-                   "use a token, token file or client certificate", path, str_at(ctx, "user"));
+  else if (json_is_object(json_object_get(user, "exec"))) {
+    json_t *ex = json_deep_copy(json_object_get(user, "exec"));
+    const char *cmd = str_at(ex, "command");
+    if (!cmd || !*cmd) {
+      json_decref(ex);
+      r = pp_err_set(err, PP_EINVAL, "%s: user %s: exec without a command", path, str_at(ctx, "user"));
+      goto out;
+    }
+    if (strchr(cmd, '/') && cmd[0] != '/') { /* relative to the kubeconfig, as client-go does */
+      char *abs = resolve(dir, cmd);
+      json_object_set_new(ex, "command", json_string(abs ? abs : cmd));
+      free(abs);
+    }
+    ret->exec_json = json_dumps(ex, JSON_COMPACT);
+    json_decref(ex);
+  } else if (json_object_get(user, "auth-provider")) {
+    r = pp_err_set(err, PP_EUSAGE, "%s: user %s uses an auth-provider, which Kubernetes removed; "
+                   "use an exec plugin, a token, token file or client certificate", path, str_at(ctx, "user"));
     goto out;
   }
 out:
@@ -195,10 +216,18 @@ struct kclient {
   char *ua;
   char *token;
   time_t token_read;
+  time_t token_expiry; /* from an exec plugin; 0 = none given */
   uint64_t requests;
 };
 
+static int run_exec(kclient *c, pp_err *err);
+
 static int refresh_token(kclient *c, pp_err *err) {
+  if (c->cfg.exec_json) {
+    bool have = c->token || c->cfg.cert_pem;
+    if (have && (!c->token_expiry || time(NULL) < c->token_expiry - 10)) return 0;
+    return run_exec(c, err);
+  }
   if (!c->cfg.token_file) return 0;
   time_t now = time(NULL);
   if (c->token && now - c->token_read < 60) return 0;
@@ -247,6 +276,7 @@ int kc_new(const kc_config *cfg, const char *ua, kclient **ret, pp_err *err) {
   c->cfg.token_file = cfg->token_file ? strdup(cfg->token_file) : NULL;
   c->cfg.insecure = cfg->insecure;
   c->cfg.namespace_ = cfg->namespace_ ? strdup(cfg->namespace_) : NULL;
+  c->cfg.exec_json = cfg->exec_json ? strdup(cfg->exec_json) : NULL;
   if (cfg->ca_pem) c->cfg.ca_pem = dupmem(cfg->ca_pem, c->cfg.ca_len = cfg->ca_len);
   if (cfg->cert_pem) c->cfg.cert_pem = dupmem(cfg->cert_pem, c->cfg.cert_len = cfg->cert_len);
   if (cfg->key_pem) c->cfg.key_pem = dupmem(cfg->key_pem, c->cfg.key_len = cfg->key_len);
@@ -310,6 +340,122 @@ static size_t on_body(char *data, size_t sz, size_t n, void *ud) {
   return len;
 }
 
+/* Runs the exec credential plugin and takes its token or client certificate. */
+static int run_exec(kclient *c, pp_err *err) {
+  json_t *ex = json_loads(c->cfg.exec_json, 0, NULL);
+  const char *cmd = str_at(ex, "command");
+  const char *api = str_at(ex, "apiVersion");
+  if (!api) api = "client.authentication.k8s.io/v1";
+  char *argv[66];
+  int argc = 0;
+  argv[argc++] = (char *)cmd;
+  size_t i;
+  json_t *a;
+  json_array_foreach(json_object_get(ex, "args"), i, a) {
+    if (argc < 65 && json_string_value(a)) argv[argc++] = (char *)json_string_value(a);
+  }
+  argv[argc] = NULL;
+  char info[256];
+  snprintf(info, sizeof info, "{\"apiVersion\":\"%.100s\",\"kind\":\"ExecCredential\",\"spec\":{\"interactive\":false}}", api);
+  int fds[2];
+  if (!cmd || pipe2(fds, O_CLOEXEC) < 0) {
+    json_decref(ex);
+    return pp_err_set(err, PP_EIO, "exec plugin: %s", cmd ? strerror(errno) : "no command");
+  }
+  /* the child's environment is built here: between fork and exec a threaded process may only
+   * make async-signal-safe calls, so no setenv (malloc) there */
+  extern char **environ;
+  size_t nenv = 0;
+  while (environ[nenv]) nenv++;
+  size_t nextra = json_array_size(json_object_get(ex, "env")) + 1;
+  char **envp = calloc(nenv + nextra + 1, sizeof *envp);
+  char **owned = calloc(nextra, sizeof *owned);
+  size_t ne = 0, no = 0;
+  json_t *e;
+  json_array_foreach(json_object_get(ex, "env"), i, e) {
+    const char *n = str_at(e, "name"), *v = str_at(e, "value");
+    if (envp && owned && n && v && asprintf(&owned[no], "%s=%s", n, v) >= 0) envp[ne++] = owned[no++];
+  }
+  if (envp && owned && asprintf(&owned[no], "KUBERNETES_EXEC_INFO=%s", info) >= 0) envp[ne++] = owned[no++];
+  for (size_t k = 0; envp && k < nenv; k++) {
+    const char *eq = strchr(environ[k], '=');
+    bool shadowed = false;
+    for (size_t m = 0; eq && m < no && !shadowed; m++)
+      shadowed = !strncmp(owned[m], environ[k], (size_t)(eq - environ[k]) + 1);
+    if (!shadowed) envp[ne++] = environ[k];
+  }
+  pid_t pid = envp && owned ? fork() : -1;
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0); /* not interactive */
+    execvpe(cmd, argv, envp);
+    _exit(127);
+  }
+  for (size_t m = 0; m < no; m++) free(owned[m]);
+  free(owned);
+  free(envp);
+  close(fds[1]);
+  if (pid < 0) {
+    close(fds[0]);
+    json_decref(ex);
+    return pp_err_set(err, PP_EIO, "exec plugin: %s", strerror(errno));
+  }
+  membuf out = {.max = 1 << 20};
+  int r = 0;
+  time_t deadline = time(NULL) + 30;
+  for (;;) {
+    struct pollfd pf = {fds[0], POLLIN, 0};
+    int left = (int)(deadline - time(NULL));
+    if (left <= 0 || poll(&pf, 1, left * 1000) <= 0) {
+      kill(pid, SIGKILL);
+      r = pp_err_set(err, PP_EIO, "exec plugin %s: no answer within 30 s", cmd);
+      break;
+    }
+    char buf[4096];
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (on_body(buf, 1, (size_t)n, &out) != (size_t)n) {
+      kill(pid, SIGKILL);
+      r = pp_err_set(err, PP_ELIMIT, "exec plugin %s: more than 1 MiB of output", cmd);
+      break;
+    }
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+    r = pp_err_set(err, PP_EIO, "exec plugin %s failed (exit status %d)", cmd, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  json_t *cred = r == 0 && out.p ? json_loadb(out.p, out.len, 0, NULL) : NULL;
+  const json_t *st = json_object_get(cred, "status");
+  const char *kind = str_at(cred, "kind"), *tok = str_at(st, "token");
+  const char *cert = str_at(st, "clientCertificateData"), *key = str_at(st, "clientKeyData");
+  if (r == 0 && (!kind || strcmp(kind, "ExecCredential") || (!tok && !(cert && key))))
+    r = pp_err_set(err, PP_EINVAL, "exec plugin %s: output is not an ExecCredential with a token or certificate", cmd);
+  if (r == 0) {
+    if (tok) {
+      free(c->token);
+      c->token = strdup(tok);
+    }
+    if (cert && key) {
+      free(c->cfg.cert_pem);
+      free(c->cfg.key_pem);
+      c->cfg.cert_pem = dupmem(cert, c->cfg.cert_len = strlen(cert));
+      c->cfg.key_pem = dupmem(key, c->cfg.key_len = strlen(key));
+    }
+    c->token_read = time(NULL);
+    c->token_expiry = 0;
+    const char *exp = str_at(st, "expirationTimestamp");
+    struct tm tm = {0};
+    if (exp && strptime(exp, "%Y-%m-%dT%H:%M:%S", &tm)) c->token_expiry = timegm(&tm);
+  }
+  json_decref(cred);
+  free(out.p);
+  json_decref(ex);
+  return r;
+}
+
 static struct curl_slist *headers(kclient *c, const char *ctype, bool watch) {
   struct curl_slist *h = NULL;
   char line[8192];
@@ -368,6 +514,11 @@ int kc_do(kclient *c, const char *method, const char *path, const char *ctype, c
     return r;
   }
   json_t *j = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
+  if (status == 401 && c->cfg.exec_json) { /* revoked or rotated: ask the plugin again next time */
+    free(c->token);
+    c->token = NULL;
+    c->token_expiry = 0;
+  }
   if (status >= 400) {
     const char *reason = str_at(j, "reason"), *msg = str_at(j, "message");
     pp_err_set(err, PP_EIO, "%s %s: %ld %s: %s", method, path, status, reason ? reason : "", msg ? msg : (b.p ? b.p : ""));

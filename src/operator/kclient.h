@@ -4,7 +4,10 @@
  * client certificate and key as data or files, CA as data or file, insecure-skip-tls-verify,
  * namespace) or from the pod's service account (KUBERNETES_SERVICE_HOST/PORT, token and CA
  * under /var/run/secrets/kubernetes.io/serviceaccount; the token file is re-read every
- * minute, as bound tokens rotate). exec credential plugins are not supported: the error says so.
+ * minute, as bound tokens rotate). exec credential plugins (client.authentication.k8s.io
+ * ExecCredential, run as kubectl runs them: command, args, env, KUBERNETES_EXEC_INFO) give a
+ * token or a client certificate, kept until its expirationTimestamp and fetched again after a
+ * 401; a plugin gets 30 s and 1 MiB of output. auth-provider entries are refused.
  *
  * Requests are synchronous (kc_do) on one reused connection; watches are streams the caller
  * drives through a curl multi handle (kc_watch_*). Responses over KC_MAX_RESPONSE bytes fail
@@ -37,6 +40,7 @@ typedef struct kc_config {
   size_t cert_len, key_len;
   bool insecure;
   char *namespace_; /* the context's namespace, or NULL */
+  char *exec_json;  /* the user's exec plugin stanza (JSON text, command resolved), or NULL */
 } kc_config;
 
 void kc_config_free(kc_config *c);

@@ -495,6 +495,58 @@ def client_certificates(t, kf, d):
     t.record("kube-fake: no token and no certificate is 401", code == 401, code)
 
 
+def exec_plugin(t, kf, d):
+    """A kubeconfig whose user is an exec credential plugin (ExecCredential v1), as cloud
+    providers ship them: kubectl and the operator run it, with KUBERNETES_EXEC_INFO, and the
+    operator keeps the token until its expiry; a failing plugin is a clear start-up error."""
+    plugin = os.path.join(d, "cred-plugin.sh")
+    open(plugin, "w").write('#!/bin/sh\necho "$KUBERNETES_EXEC_INFO" >> "$RUNS_FILE"\n'
+                            '[ -n "$FAIL" ] && { echo "no credentials for you" >&2; exit 1; }\n'
+                            'printf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+                            '"status":{"token":"%s","expirationTimestamp":"2099-01-01T00:00:00Z"}}\' "$TOKEN"\n')
+    os.chmod(plugin, 0o755)
+    base = open(kf.kubeconfig).read()
+
+    def make_kc(name, runs, fail=False):
+        path = os.path.join(d, f"kubeconfig-exec-{name}")
+        env = f"      - {{name: RUNS_FILE, value: {runs}}}\n      - {{name: TOKEN, value: {kf.token}}}\n"
+        if fail:
+            env += "      - {name: FAIL, value: '1'}\n"
+        open(path, "w").write(base.replace(f"    token: {kf.token}\n",
+                                           "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+                                           "      command: ./cred-plugin.sh\n      args: [--cluster, kube-fake]\n"
+                                           "      interactiveMode: Never\n      env:\n" + env))
+        return path
+    k = Kubectl(kf, d)
+    k.env["KUBECONFIG"] = make_kc("kubectl", os.path.join(d, "runs-kubectl"))
+    p = k("get", "namespaces", "-o", "name")
+    t.record("kubectl: the exec-plugin kubeconfig works (the fixture is what kubectl accepts)",
+             p.returncode == 0 and "namespace/default" in p.stdout, p.stdout + p.stderr)
+    runs = os.path.join(d, "runs-operator")
+
+    class K:
+        kubeconfig = make_kc("operator", runs)
+    op = Operator(K, d, name="exec")
+    try:
+        ok = wait_for(op.ready, 20)
+        lines = open(runs).read().splitlines() if os.path.exists(runs) else []
+        t.record("operator: exec credential plugin run once (token kept until expiry), with KUBERNETES_EXEC_INFO",
+                 bool(ok) and len(lines) == 1 and '"kind":"ExecCredential"' in lines[0], [lines, op.tail()])
+    finally:
+        op.stop()
+
+    class F:
+        kubeconfig = make_kc("failing", os.path.join(d, "runs-failing"), fail=True)
+    op = Operator(F, d, name="exec-fail")
+    try:
+        rc = op.p.wait(20)
+    except subprocess.TimeoutExpired:
+        rc = None
+    t.record("operator: a failing exec plugin stops start-up with exit 1 and says which plugin",
+             rc == 1 and "exec plugin" in open(op.log).read() and "cred-plugin.sh" in open(op.log).read(), op.tail())
+    op.stop()
+
+
 def in_cluster_rbac(t, kf, kc, d):
     """deploy/operator's RBAC applied for real; the operator then runs as that service account
     (kube-fake enforces RBAC for service-account tokens): everything it does is allowed, and
@@ -614,6 +666,7 @@ def run_suite(t):
         kc = Kubectl(kf, d)
         fidelity(t, kf, kc, d)
         client_certificates(t, kf, d)
+        exec_plugin(t, kf, d)
         e2e(t, kf, kc, d)
         leader_election(t, kf, d)
         in_cluster_rbac(t, kf, kc, d)
