@@ -451,6 +451,19 @@ def leader_election(t, kf, d):
         ok2 = wait_for(lambda: len(target_names(kf)) == 1, 10)
         t.record("leader election: a stopped leader releases the Lease; the other takes over and reconciles",
                  bool(ok) and bool(ok2), [other.tail()])
+        # a leader that dies without releasing: the standby waits out the 15 s lease, then leads
+        c = Operator(kf, d, "--leader-elect", name="c")
+        try:
+            wait_for(c.ready, 20)
+            time.sleep(2.5)  # c has seen the current record
+            t0 = time.time()
+            other.stop(signal.SIGKILL)
+            ok = wait_for(lambda: c.metrics().get("operator_leader") == 1, 30, 0.2)
+            took = time.time() - t0
+            t.record(f"leader election: a leader killed with -9 is replaced once its lease expires ({took:.1f} s; lease 15 s)",
+                     bool(ok) and 14.0 <= took <= 25.0, [took, c.tail()])
+        finally:
+            c.stop()
     finally:
         a.stop()
         b.stop()
