@@ -93,17 +93,20 @@ def main():
     cpus = [os.path.join(TESTDATA, "prometheus", f"cpu-{i}.pb.gz") for i in range(1, 7)]
     tmp = tempfile.mkdtemp(prefix="ui-bench-")
     try:
-        one, svc, big = (os.path.join(tmp, x) for x in ("one", "svc", "big"))
+        one, svc, day, big = (os.path.join(tmp, x) for x in ("one", "svc", "day", "big"))
         fills = {}
-        for d, pods in ((one, "1"), (svc, "10")):
-            fills[d] = json.loads(subprocess.check_output([SB, "fill", d, pods, "360", "cpu", *cpus]).decode().strip().splitlines()[-1])
+        for d, pods, n in ((one, "1", "360"), (svc, "10", "360"), (day, "10", "8640")):
+            fills[d] = json.loads(subprocess.check_output([SB, "fill", d, pods, n, "cpu", *cpus]).decode().strip().splitlines()[-1])
         nodes = wide_profile(os.path.join(tmp, "wide.pb.gz"))
         subprocess.check_call([SB, "fill", big, "1", "1", "cpu", os.path.join(tmp, "wide.pb.gz")])
         for label, d, q in (("one target, 1 h of 10 s CPU profiles (360)", one, "name=pod-0"),
-                            ("10-pod service, 1 h each (3,600 profiles)", svc, "__k8s_namespace=bench&__k8s_name=svc")):
+                            ("10-pod service, 1 h each (3,600 profiles)", svc, "__k8s_namespace=bench&__k8s_name=svc"),
+                            ("10-pod service, 24 h each (86,400 profiles)", day, "__k8s_namespace=bench&__k8s_name=svc")):
             p, url = serve(d)
             try:
                 ms = timed_get(f"{url}/api/v1/render?type=cpu&{q}&max_nodes=4096&top=500", 7)
+                body = json.loads(urllib.request.urlopen(f"{url}/api/v1/render?type=cpu&{q}&max_nodes=64&top=5", timeout=120).read())
+                label += f"; the answer merged {body.get('data', {}).get('profiles', '?')} profiles"
                 fl = fills[d]
                 rows.append((f"/api/v1/render, {label}", f"{ms:.0f} ms median (client on loopback)"))
                 rows.append((f"compaction of that store ({fl['records']} profiles into {fl['rollups']} 10-minute rollups; "

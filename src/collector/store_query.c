@@ -153,59 +153,160 @@ static int cmp_row_time(const void *a, const void *b) {
   return x->row.id < y->row.id ? -1 : x->row.id > y->row.id;
 }
 
-/* Newest `limit` rows of the selection, returned oldest first. */
-static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm, const char *type,
-                       int64_t from, int64_t to, size_t limit, row_loc **ret, size_t *ret_n, pp_err *err) {
+/* Appends the rows a prepared raw-profile statement yields (columns as RAW_COLS). */
+#define RAW_COLS "id, type, start_ns, end_ns, data_len, sample_types, totals, segment_id, data_off, rec_off, crc"
+static bool take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc **pv, size_t *pn, size_t *pcap) {
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    if (*pn == *pcap) {
+      row_loc *nv = realloc(*pv, (*pcap *= 2) * sizeof *nv);
+      if (!nv) return false;
+      *pv = nv;
+    }
+    row_loc *e = &(*pv)[(*pn)++];
+    memset(e, 0, sizeof *e);
+    e->row.id = sqlite3_column_int64(st, 0);
+    e->row.series_id = sid;
+    e->row.labels_json = strdup(labels);
+    e->row.type = dup_col(st, 1);
+    e->row.start_ns = sqlite3_column_int64(st, 2);
+    e->row.end_ns = sqlite3_column_int64(st, 3);
+    e->row.size = (uint64_t)sqlite3_column_int64(st, 4);
+    e->row.sample_types = dup_col(st, 5);
+    e->row.totals = dup_col(st, 6);
+    e->segment_id = sqlite3_column_int64(st, 7);
+    e->data_off = sqlite3_column_int64(st, 8);
+    e->data_len = e->row.size;
+    e->rec_off = sqlite3_column_int64(st, 9);
+    e->crc = sqlite3_column_int64(st, 10);
+    e->meta_len = e->data_off - e->rec_off - REC_HDR;
+    e->weight = 1;
+  }
+  return true;
+}
+
+/* Statements of a selection: raw rows by end time, and (rollups mode) the rollups wholly
+ * inside the range and the raw count of one window. */
+typedef struct sel_stmts {
+  sqlite3_stmt *raw, *rollups, *count;
+} sel_stmts;
+
+static void raw_range(sel_stmts *q, int64_t sid, const char *type, int64_t a, int64_t b, size_t limit) {
+  sqlite3_reset(q->raw);
+  sqlite3_bind_int64(q->raw, 1, sid);
+  sqlite3_bind_text(q->raw, 2, type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q->raw, 3, a);
+  sqlite3_bind_int64(q->raw, 4, b);
+  sqlite3_bind_int64(q->raw, 5, (int64_t)limit);
+}
+
+/* One series in rollups mode: each rollup of a window wholly inside [from, to] that stands for
+ * exactly the profiles the index holds for its window replaces them; the gaps between those
+ * windows are read as raw profiles. So a week reads ~1,000 rollups per series, not 60,000
+ * profiles, and the record limit reaches that much further back. */
+static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, const char *type, int64_t from, int64_t to,
+                                size_t limit, row_loc **pv, size_t *pn, size_t *pcap) {
+  sqlite3_reset(q->rollups);
+  sqlite3_bind_int64(q->rollups, 1, sid);
+  sqlite3_bind_text(q->rollups, 2, type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q->rollups, 3, from);
+  sqlite3_bind_int64(q->rollups, 4, to);
+  int64_t cursor = from; /* raw rows are still to be read from here */
+  bool ok = true;
+  while (ok && sqlite3_step(q->rollups) == SQLITE_ROW) {
+    int64_t w0 = sqlite3_column_int64(q->rollups, 1), w1 = sqlite3_column_int64(q->rollups, 2);
+    int64_t count = sqlite3_column_int64(q->rollups, 3);
+    if (w0 < cursor) continue; /* overlaps what is read already (cannot happen with aligned windows) */
+    sqlite3_reset(q->count);
+    sqlite3_bind_int64(q->count, 1, sid);
+    sqlite3_bind_text(q->count, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q->count, 3, w0);
+    sqlite3_bind_int64(q->count, 4, w1);
+    int64_t have = sqlite3_step(q->count) == SQLITE_ROW ? sqlite3_column_int64(q->count, 0) : -1;
+    if (have != count || count < 2) continue; /* partly deleted, or a late profile: read it raw */
+    if (w0 > cursor) { /* the gap before this window */
+      raw_range(q, sid, type, cursor, w0 - 1, limit);
+      if (!(ok = take_rows(q->raw, sid, labels, pv, pn, pcap))) break;
+    }
+    if (*pn == *pcap) {
+      row_loc *nv = realloc(*pv, (*pcap *= 2) * sizeof *nv);
+      if (!nv) {
+        ok = false;
+        break;
+      }
+      *pv = nv;
+    }
+    row_loc *e = &(*pv)[(*pn)++];
+    memset(e, 0, sizeof *e);
+    e->row.id = -sqlite3_column_int64(q->rollups, 0); /* negative: a rollup, in error messages */
+    e->row.series_id = sid;
+    e->row.start_ns = w0;
+    e->row.end_ns = w1 - 1; /* sorts with the last profiles it stands for */
+    e->segment_id = sqlite3_column_int64(q->rollups, 4);
+    e->data_off = sqlite3_column_int64(q->rollups, 5);
+    e->data_len = sqlite3_column_int64(q->rollups, 6);
+    e->rec_off = sqlite3_column_int64(q->rollups, 7);
+    e->crc = sqlite3_column_int64(q->rollups, 8);
+    e->meta_len = e->data_off - e->rec_off - REC_HDR;
+    e->weight = count;
+    cursor = w1;
+  }
+  if (ok && cursor <= to) {
+    raw_range(q, sid, type, cursor, to, limit);
+    ok = take_rows(q->raw, sid, labels, pv, pn, pcap);
+  }
+  return ok;
+}
+
+/* The newest `limit` records of the selection (a rollup counts as one), returned oldest
+ * first; with use_rollups, rollups stand in for the windows they cover (sum and avg only). */
+static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                       int64_t to, size_t limit, bool use_rollups, row_loc **ret, size_t *ret_n, pp_err *err) {
   series_sel sel;
   int r = select_series(db, m, nm, &sel, err);
   if (r < 0) return r;
   if (!limit) limit = 100000;
-  sqlite3_stmt *st;
-  const char *sql =
-      "SELECT id, type, start_ns, end_ns, data_len, sample_types, totals, segment_id, data_off, rec_off, crc "
-      "FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 ORDER BY end_ns DESC LIMIT ?5";
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+  if (!to) to = INT64_MAX;
+  sel_stmts q = {0};
+  const char *raw = "SELECT " RAW_COLS " FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 "
+                    "ORDER BY end_ns DESC LIMIT ?5";
+  const char *rollups = "SELECT id, start_ns, end_ns, count, segment_id, data_off, data_len, rec_off, crc FROM rollup "
+                        "WHERE series_id=?1 AND type=?2 AND start_ns>=?3 AND end_ns-1<=?4 ORDER BY start_ns";
+  const char *count = "SELECT COUNT(*) FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<?4";
+  if (sqlite3_prepare_v2(db, raw, -1, &q.raw, NULL) != SQLITE_OK ||
+      (use_rollups && (sqlite3_prepare_v2(db, rollups, -1, &q.rollups, NULL) != SQLITE_OK ||
+                       sqlite3_prepare_v2(db, count, -1, &q.count, NULL) != SQLITE_OK))) {
+    r = pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(q.raw);
+    sqlite3_finalize(q.rollups);
+    sqlite3_finalize(q.count);
     sel_free(&sel);
-    return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+    return r;
   }
   size_t n = 0, cap = 64;
   row_loc *v = calloc(cap, sizeof *v);
-  for (size_t i = 0; v && i < sel.n; i++) {
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, sel.ids[i]);
-    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, from);
-    sqlite3_bind_int64(st, 4, to ? to : INT64_MAX);
-    sqlite3_bind_int64(st, 5, (int64_t)limit);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      if (n == cap) {
-        row_loc *nv = realloc(v, (cap *= 2) * sizeof *nv);
-        if (!nv) break;
-        v = nv;
-      }
-      row_loc *e = &v[n++];
-      memset(e, 0, sizeof *e);
-      e->row.id = sqlite3_column_int64(st, 0);
-      e->row.series_id = sel.ids[i];
-      e->row.labels_json = strdup(sel.labels[i]);
-      e->row.type = dup_col(st, 1);
-      e->row.start_ns = sqlite3_column_int64(st, 2);
-      e->row.end_ns = sqlite3_column_int64(st, 3);
-      e->row.size = (uint64_t)sqlite3_column_int64(st, 4);
-      e->row.sample_types = dup_col(st, 5);
-      e->row.totals = dup_col(st, 6);
-      e->segment_id = sqlite3_column_int64(st, 7);
-      e->data_off = sqlite3_column_int64(st, 8);
-      e->data_len = e->row.size;
-      e->rec_off = sqlite3_column_int64(st, 9);
-      e->crc = sqlite3_column_int64(st, 10);
-      e->meta_len = e->data_off - e->rec_off - REC_HDR;
-      e->weight = 1;
+  bool ok = v != NULL;
+  for (size_t i = 0; ok && i < sel.n; i++) {
+    if (use_rollups) {
+      ok = series_with_rollups(&q, sel.ids[i], sel.labels[i], type, from, to, limit, &v, &n, &cap);
+    } else {
+      raw_range(&q, sel.ids[i], type, from, to, limit);
+      ok = take_rows(q.raw, sel.ids[i], sel.labels[i], &v, &n, &cap);
     }
   }
-  sqlite3_finalize(st);
+  sqlite3_finalize(q.raw);
+  sqlite3_finalize(q.rollups);
+  sqlite3_finalize(q.count);
   sel_free(&sel);
-  if (!v) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (!ok) {
+    for (size_t i = 0; v && i < n; i++) {
+      free(v[i].row.labels_json);
+      free(v[i].row.type);
+      free(v[i].row.sample_types);
+      free(v[i].row.totals);
+    }
+    free(v);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
   qsort(v, n, sizeof *v, cmp_row_time);
   /* across series, keep only the newest `limit` */
   if (n > limit) {
@@ -241,7 +342,7 @@ int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *typ
   if (r < 0) return r;
   row_loc *v;
   size_t n;
-  r = select_rows(s, db, m, nm, type, from, to, limit, &v, &n, err);
+  r = select_rows(s, db, m, nm, type, from, to, limit, false, &v, &n, err);
   sqlite3_close(db);
   if (r < 0) return r;
   store_row *out = calloc(n ? n : 1, sizeof *out);
@@ -353,131 +454,6 @@ int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t 
   return r;
 }
 
-typedef struct win_key {
-  int64_t series_id, start_ns;
-} win_key;
-
-static int64_t window_of(int64_t end_ns) {
-  int64_t w = end_ns / STORE_ROLLUP_NS;
-  if (end_ns < 0 && w * STORE_ROLLUP_NS != end_ns) w--;
-  return w * STORE_ROLLUP_NS;
-}
-
-/* Replaces the rows of every window that a rollup answers exactly (same series, type and
- * window, and the same number of profiles as the selection holds for it) by that rollup.
- * *v is rewritten in place (rollups appended, covered rows freed); on any failure the rows stay
- * as they were, which is always a correct, only slower, answer. */
-static void use_rollups(store *s, sqlite3 *db, const char *type, int64_t from, int64_t to, row_loc **pv,
-                        size_t *pn) {
-  row_loc *v = *pv;
-  size_t n = *pn;
-  if (n < 2) return;
-  htab wins;
-  if (htab_init(&wins, 64, 0) < 0) return;
-  int64_t *count = NULL, *rollup_at = NULL;
-  uint32_t *win_of_row = malloc(n * sizeof *win_of_row);
-  size_t cap = 0;
-  bool ok = win_of_row != NULL;
-  for (size_t i = 0; ok && i < n; i++) {
-    win_key k = {v[i].row.series_id, window_of(v[i].row.end_ns)};
-    uint32_t idx;
-    if (htab_intern(&wins, &k, sizeof k, &idx) < 0) {
-      ok = false;
-      break;
-    }
-    if (idx >= cap) {
-      size_t nc = cap ? cap * 2 : 64;
-      int64_t *nc1 = realloc(count, nc * sizeof *nc1);
-      if (nc1) count = nc1;
-      int64_t *nc2 = nc1 ? realloc(rollup_at, nc * sizeof *nc2) : NULL;
-      if (nc2) rollup_at = nc2;
-      if (!nc1 || !nc2) {
-        ok = false;
-        break;
-      }
-      for (size_t j = cap; j < nc; j++) count[j] = 0, rollup_at[j] = -1;
-      cap = nc;
-    }
-    count[idx]++;
-    win_of_row[i] = idx;
-  }
-  sqlite3_stmt *st = NULL;
-  const char *sql =
-      "SELECT id, series_id, start_ns, end_ns, count, segment_id, data_off, data_len, rec_off, crc FROM rollup "
-      "WHERE series_id=?1 AND type=?2 AND start_ns>=?3 AND start_ns<=?4";
-  if (ok && sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) ok = false;
-  row_loc *extra = NULL;
-  size_t nextra = 0, extra_cap = 0;
-  int64_t last_sid = INT64_MIN;
-  /* rows are sorted by time, not series: visit each series once through the window table */
-  htab done;
-  bool done_init = ok && htab_init(&done, 16, 0) == 0;
-  ok = ok && done_init;
-  for (size_t i = 0; ok && i < n; i++) {
-    int64_t sid = v[i].row.series_id;
-    uint32_t di;
-    if (sid == last_sid || htab_intern(&done, &sid, sizeof sid, &di) != 1) continue;
-    last_sid = sid;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, window_of(from));
-    sqlite3_bind_int64(st, 4, to ? to : INT64_MAX);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      win_key k = {sid, sqlite3_column_int64(st, 2)};
-      int64_t idx = htab_find(&wins, &k, sizeof k);
-      if (idx < 0 || count[idx] != sqlite3_column_int64(st, 4) || count[idx] < 2) continue;
-      if (nextra == extra_cap) {
-        size_t nc = extra_cap ? extra_cap * 2 : 16;
-        row_loc *ne = realloc(extra, nc * sizeof *ne);
-        if (!ne) {
-          ok = false;
-          break;
-        }
-        extra = ne;
-        extra_cap = nc;
-      }
-      row_loc *e = &extra[nextra];
-      memset(e, 0, sizeof *e);
-      e->row.id = -sqlite3_column_int64(st, 0); /* negative: a rollup, in error messages */
-      e->row.series_id = sid;
-      e->row.start_ns = k.start_ns;
-      e->row.end_ns = sqlite3_column_int64(st, 3);
-      e->segment_id = sqlite3_column_int64(st, 5);
-      e->data_off = sqlite3_column_int64(st, 6);
-      e->data_len = sqlite3_column_int64(st, 7);
-      e->rec_off = sqlite3_column_int64(st, 8);
-      e->crc = sqlite3_column_int64(st, 9);
-      e->meta_len = e->data_off - e->rec_off - REC_HDR;
-      e->weight = count[idx];
-      rollup_at[idx] = (int64_t)nextra++;
-    }
-  }
-  if (st) sqlite3_finalize(st);
-  if (done_init) htab_free(&done);
-  if (ok && nextra) {
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (rollup_at[win_of_row[i]] >= 0) {
-        free(v[i].row.labels_json);
-        free(v[i].row.type);
-        free(v[i].row.sample_types);
-        free(v[i].row.totals);
-        continue;
-      }
-      v[kept++] = v[i];
-    }
-    /* kept <= n - nextra (every rollup covers >= 2 rows), so the rollups fit in place */
-    memcpy(v + kept, extra, nextra * sizeof *extra);
-    *pn = kept + nextra;
-  }
-  free(extra);
-  free(win_of_row);
-  free(count);
-  free(rollup_at);
-  htab_free(&wins);
-}
-
 int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
                  int64_t to, store_agg agg, size_t max_records, pprof_profile **ret,
                  size_t *ret_count, pp_err *err) {
@@ -486,9 +462,9 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
   if (r < 0) return r;
   row_loc *v = NULL;
   size_t n = 0;
-  r = select_rows(s, db, m, nm, type, from, to, max_records ? max_records : 10000, &v, &n, err);
   if (agg == STORE_AGG_DEFAULT) agg = store_default_agg(type, false);
-  if (r == 0 && agg != STORE_AGG_LATEST && !s->opts.no_rollups) use_rollups(s, db, type, from, to, &v, &n);
+  r = select_rows(s, db, m, nm, type, from, to, max_records ? max_records : 10000,
+                  agg != STORE_AGG_LATEST && !s->opts.no_rollups, &v, &n, err);
   sqlite3_close(db);
   if (r < 0) return r;
   pprof_merger *mg = NULL;

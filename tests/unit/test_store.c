@@ -369,6 +369,13 @@ static void rollups_change_speed_not_answers(void) {
   size_t cw[NQ], cwo[NQ];
   uint64_t before = st.records_read;
   ask(s, q, NQ, with, cw);
+  /* the record limit counts a rollup once: 3 records reach back over both windows (20 profiles) */
+  store_matcher ma = {"monitor", "a"};
+  pprof_profile *lim = NULL;
+  size_t lim_with = 0, lim_without = 0;
+  CHECK(store_merged(s, &ma, 1, "cpu", t0, t0 + 2 * W - 1, STORE_AGG_SUM, 3, &lim, &lim_with, &err) == 0);
+  pprof_free(lim);
+  CHECK_EQ_I64(lim_with, 20);
   store_get_stats(s, &st);
   uint64_t read_with = st.records_read - before;
   store_close(s);
@@ -379,6 +386,10 @@ static void rollups_change_speed_not_answers(void) {
   store_get_stats(s, &st);
   before = st.records_read;
   ask(s, q, NQ, without, cwo);
+  lim = NULL;
+  CHECK(store_merged(s, &ma, 1, "cpu", t0, t0 + 2 * W - 1, STORE_AGG_SUM, 3, &lim, &lim_without, &err) == 0);
+  pprof_free(lim);
+  CHECK_EQ_I64(lim_without, 3); /* without rollups: the newest 3 profiles only */
   store_get_stats(s, &st);
   uint64_t read_without = st.records_read - before;
   store_close(s);
