@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../src/base/file.h"
 #include "../src/codec/pprof_int.h"
 #include "profile.pb-c.h"
 
@@ -26,16 +27,10 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* the file, or NULL (profiles here are small; 256 MiB is the store's own record cap) */
 static uint8_t *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *b = malloc((size_t)n + 1);
-  *len = fread(b, 1, (size_t)n, f);
-  fclose(f);
-  return b;
+  uint8_t *b = NULL;
+  return pp_read_file(path, (size_t)256 << 20, &b, len, NULL) == 0 ? b : NULL;
 }
 
 static void die(const char *what, const pp_err *e) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../base/file.h"
 #include "../base/htab.h"
 #include "pprof_int.h"
 
@@ -257,39 +258,12 @@ int pprof_decode_file(const char *path, const pprof_limits *limits, pprof_profil
   /* A gzip file is never much larger than its content, so a file past this size would fail
    * the decompressed limit anyway; refusing it up front avoids reading it. */
   size_t max_file = limits->max_decompressed + limits->max_decompressed / 8 + 65536;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return pp_err_set(err, PP_EIO, "%s: not a regular file", path);
-  }
-  if ((uint64_t)st.st_size > max_file) {
-    close(fd);
-    return pp_err_set(err, PP_ELIMIT, "%s: file of %lld bytes exceeds the limit of %zu", path,
-                      (long long)st.st_size, max_file);
-  }
-  size_t size = (size_t)st.st_size;
-  uint8_t *buf = malloc(size ? size : 1);
-  if (!buf) {
-    close(fd);
-    return pp_err_set(err, PP_ENOMEM, "out of memory");
-  }
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = read(fd, buf + got, size - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += (size_t)n;
-  }
-  close(fd);
-  int r;
-  if (got != size) {
-    r = pp_err_set(err, PP_EIO, "%s: short read", path);
-  } else {
-    r = pprof_decode(buf, size, limits, ret_profile, err);
-    if (r < 0) pp_err_prefix(err, path);
-  }
+  uint8_t *buf;
+  size_t size;
+  int r = pp_read_file(path, max_file, &buf, &size, err);
+  if (r < 0) return r;
+  r = pprof_decode(buf, size, limits, ret_profile, err);
+  if (r < 0) pp_err_prefix(err, path);
   free(buf);
   return r;
 }

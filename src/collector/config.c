@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "../base/file.h"
 #include "../base/units.h"
 
 const char *const cfg_type_name[CFG_NTYPES] = {"cpu", "heap", "allocs", "block", "mutex",
@@ -437,20 +438,11 @@ int cfg_parse(const char *text, size_t len, const char *name, cfg_config **ret, 
 }
 
 int cfg_load_file(const char *path, cfg_config **ret, pp_err *err) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
-  char *buf = malloc(CFG_MAX_BYTES + 1);
-  size_t got = 0;
-  ssize_t n = 0;
-  while (buf && got <= CFG_MAX_BYTES && (n = read(fd, buf + got, CFG_MAX_BYTES + 1 - got)) > 0) got += (size_t)n;
-  int saved = errno;
-  close(fd);
-  if (!buf) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  if (n < 0) {
-    free(buf);
-    return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(saved));
-  }
-  int r = cfg_parse(buf, got, path, ret, err);
+  uint8_t *buf;
+  size_t got;
+  int r = pp_read_file(path, CFG_MAX_BYTES, &buf, &got, err);
+  if (r < 0) return r;
+  r = cfg_parse((const char *)buf, got, path, ret, err);
   free(buf);
   return r;
 }

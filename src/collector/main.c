@@ -28,6 +28,7 @@
 #include "store.h"
 #include "web.h"
 
+#include "../base/file.h"
 #include "../base/version.h"
 
 /* ---- logging: the one place that prints --------------------------------------------------- */
@@ -107,12 +108,10 @@ static uint32_t fnv(const char *s, size_t n) {
 
 /* Reads, validates and applies the config file; keeps the old one on any error. Main thread. */
 static int do_reload(app *a, bool from_file_event, pp_err *err) {
-  FILE *f = fopen(a->config_path, "rb");
-  if (!f) return pp_err_set(err, PP_EIO, "%s: %s", a->config_path, strerror(errno));
-  char *text = malloc(CFG_MAX_BYTES + 1);
-  size_t n = text ? fread(text, 1, CFG_MAX_BYTES + 1, f) : 0;
-  fclose(f);
-  if (!text) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  char *text;
+  size_t n;
+  int rr = pp_read_file(a->config_path, CFG_MAX_BYTES, (uint8_t **)&text, &n, err);
+  if (rr < 0) return rr;
   uint32_t h = fnv(text, n);
   if (from_file_event && a->cfg && h == a->config_hash) {
     free(text);

@@ -1,6 +1,7 @@
 /* The collector's HTTP server. See web.h. */
 #include "web.h"
 
+#include "../base/file.h"
 #include "../base/htab.h"
 #include "ui_assets.h"
 
@@ -608,16 +609,10 @@ static enum MHD_Result raw_page(web *w, struct MHD_Connection *c) {
 
 /* ---- authentication ------------------------------------------------------------------------ */
 
+/* Credential files: 64 KiB at most (a longer one is an error, not silently cut). */
 static int read_small_file(const char *path, char **ret, pp_err *err) {
-  FILE *f = fopen(path, "r");
-  if (!f) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
-  char *buf = calloc(1, 65537);
-  size_t n = buf ? fread(buf, 1, 65536, f) : 0;
-  fclose(f);
-  if (!buf) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  buf[n] = '\0';
-  *ret = buf;
-  return 0;
+  size_t n;
+  return pp_read_file(path, 64 << 10, (uint8_t **)ret, &n, err);
 }
 
 int web_auth_load_users(const char *path, web_auth *a, pp_err *err) {

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/file.h"
 #include "kyaml.h"
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -32,20 +33,10 @@ void kc_config_free(kc_config *c) {
 }
 
 static int read_file(const char *path, size_t max, char **ret, size_t *ret_len, pp_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
-  char *b = malloc(max + 1);
-  size_t n = b ? fread(b, 1, max + 1, f) : 0;
-  fclose(f);
-  if (!b) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  if (n > max) {
-    free(b);
-    return pp_err_set(err, PP_ELIMIT, "%s: over %zu bytes", path, max);
-  }
-  b[n] = '\0';
-  *ret = b;
-  if (ret_len) *ret_len = n;
-  return 0;
+  size_t n;
+  int r = pp_read_file(path, max, (uint8_t **)ret, &n, err);
+  if (r == 0 && ret_len) *ret_len = n;
+  return r;
 }
 
 static int b64val(int c) {

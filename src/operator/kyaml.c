@@ -9,6 +9,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "../base/file.h"
+
 static json_t *scalar(const yaml_node_t *n) {
   const char *v = (const char *)n->data.scalar.value;
   size_t len = n->data.scalar.length;
@@ -153,14 +155,11 @@ int kyaml_load(const char *text, size_t len, const char *what, json_t **ret, pp_
 }
 
 int kyaml_load_file(const char *path, json_t **ret, pp_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
-  char *buf = malloc(KYAML_MAX_BYTES + 1);
-  size_t n = buf ? fread(buf, 1, KYAML_MAX_BYTES + 1, f) : 0;
-  fclose(f);
-  if (!buf) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  int r = n > KYAML_MAX_BYTES ? pp_err_set(err, PP_ELIMIT, "%s: over %zu bytes", path, KYAML_MAX_BYTES)
-                              : kyaml_load(buf, n, path, ret, err);
+  uint8_t *buf;
+  size_t n;
+  int r = pp_read_file(path, KYAML_MAX_BYTES, &buf, &n, err);
+  if (r < 0) return r;
+  r = kyaml_load((const char *)buf, n, path, ret, err);
   free(buf);
   return r;
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../base/file.h"
 #include "../base/version.h"
 #include "../codec/pprof.h"
 
@@ -57,29 +58,9 @@ typedef struct load_job {
   pprof_merger *m;
 } load_job;
 
-static int read_whole(const char *path, uint8_t **ret, size_t *ret_len, pp_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > ((off_t)80 << 20)) {
-    fclose(f);
-    return pp_err_set(err, PP_EIO, "%s: not a regular file of at most 80 MiB", path);
-  }
-  uint8_t *b = malloc((size_t)st.st_size + 1);
-  size_t n = b ? fread(b, 1, (size_t)st.st_size, f) : 0;
-  fclose(f);
-  if (!b || n != (size_t)st.st_size) {
-    free(b);
-    return pp_err_set(err, PP_EIO, "%s: short read", path);
-  }
-  *ret = b;
-  *ret_len = n;
-  return 0;
-}
-
 static int fetch_file(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *ferr) {
   load_job *j = ud;
-  return read_whole(j->files[i], buf, len, ferr);
+  return pp_read_file(j->files[i], (size_t)80 << 20, buf, len, ferr);
 }
 
 static int merge_file(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err,

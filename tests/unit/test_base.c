@@ -1,7 +1,13 @@
 /* Unit tests of src/base: arena budgets and alignment, htab interning and limits. */
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "../../src/base/arena.h"
+#include "../../src/base/file.h"
 #include "../../src/base/htab.h"
 #include "../../src/base/pp_err.h"
+#include "../../src/codec/pprof.h"
 #include "tt.h"
 
 static void arena_aligns_and_respects_budget(void) {
@@ -85,11 +91,59 @@ static void err_formats_and_prefixes(void) {
   CHECK_STR(pp_strerror(PP_ELIMIT), "limit exceeded");
 }
 
+static void write_n(const char *path, size_t n) {
+  FILE *f = fopen(path, "wb");
+  for (size_t i = 0; f && i < n; i++)
+    fputc('a' + (int)(i % 26), f);
+  if (f) fclose(f);
+}
+
+/* The one whole-file reader: its cap, its errors, and what it promises about the buffer. */
+static void read_file_caps_and_errors(void) {
+  char dir[64], path[128];
+  snprintf(dir, sizeof dir, "/tmp/pp-file-test-%d", (int)getpid());
+  mkdir(dir, 0700);
+  snprintf(path, sizeof path, "%s/f", dir);
+  uint8_t *b = NULL;
+  size_t n = 0;
+  pp_err err = {0};
+  write_n(path, 10000);
+  CHECK(pp_read_file(path, 10000, &b, &n, &err) == 0); /* exactly the cap: fine */
+  CHECK_EQ_I64(n, 10000);
+  if (b) CHECK(b[9999] == 'a' + 9999 % 26 && b[10000] == '\0'); /* NUL past the end */
+  free(b);
+  CHECK(pp_read_file(path, 9999, &b, &n, &err) == PP_ELIMIT); /* one byte over */
+  CHECK(strstr(err.msg, path) != NULL && strstr(err.msg, "9999") != NULL);
+  write_n(path, 0);
+  CHECK(pp_read_file(path, 10, &b, &n, &err) == 0);
+  CHECK_EQ_I64(n, 0);
+  if (b) CHECK(b[0] == '\0');
+  free(b);
+  /* a stream with no size: read no further than cap + 1 */
+  CHECK(pp_read_file("/dev/zero", 1 << 20, &b, &n, &err) == PP_ELIMIT);
+  CHECK(strstr(err.msg, "over the limit") != NULL);
+  CHECK(pp_read_file(dir, 100, &b, &n, &err) == PP_EIO); /* a directory */
+  CHECK(pp_read_file("/nonexistent/x", 100, &b, &n, &err) == PP_EIO);
+  CHECK(strstr(err.msg, "No such file") != NULL);
+  /* pprof_decode_file refuses a file far past the decompressed limit before reading it */
+  pprof_limits lim;
+  pprof_limits_default(&lim);
+  lim.max_decompressed = 1000;
+  write_n(path, 70000); /* the cap is 1000 + 1000/8 + 64 KiB = 66661 */
+  pprof_profile *p = NULL;
+  CHECK(pprof_decode_file(path, &lim, &p, &err) == PP_ELIMIT);
+  CHECK(strstr(err.msg, "70000 bytes, over the limit of 66661") != NULL);
+  CHECK(p == NULL);
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   RUN(arena_aligns_and_respects_budget);
   RUN(arena_large_allocations);
   RUN(htab_interns_dense_indexes);
   RUN(htab_enforces_max_keys);
   RUN(err_formats_and_prefixes);
+  RUN(read_file_caps_and_errors);
   return tt_finish();
 }

@@ -1,5 +1,9 @@
 /* Unit tests of the collector's config parsing and effective settings. */
+#include <stdio.h>
+#include <unistd.h>
+
 #include "../../src/collector/config.h"
+#include "../../src/collector/web.h"
 #include "tt.h"
 
 static cfg_config *parse_ok(const char *y) {
@@ -142,6 +146,30 @@ static void hostile_yaml(void) {
   cfg_free(c);
 }
 
+/* --web-basic-auth-file and --web-bearer-token-file: a file over 64 KiB is refused (it used to be
+ * cut silently), a short token too, and a missing file names itself. */
+static void credential_files_limits(void) {
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/pp-auth-test-%d", (int)getpid());
+  FILE *f = fopen(path, "w");
+  for (int i = 0; f && i < 70000; i++)
+    fputc(i % 64 == 63 ? '\n' : 'x', f);
+  if (f) fclose(f);
+  web_auth a = {0};
+  pp_err err = {0};
+  CHECK(web_auth_load_users(path, &a, &err) == PP_ELIMIT);
+  CHECK(strstr(err.msg, "over the limit of 65536") != NULL);
+  CHECK(web_auth_load_token(path, &a, &err) == PP_ELIMIT);
+  f = fopen(path, "w");
+  if (f) fputs("short\n", f), fclose(f);
+  CHECK(web_auth_load_token(path, &a, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "at least 16") != NULL);
+  unlink(path);
+  CHECK(web_auth_load_users(path, &a, &err) == PP_EIO);
+  CHECK(strstr(err.msg, path) != NULL);
+  CHECK(a.users == NULL && a.token == NULL);
+}
+
 int main(void) {
   RUN(seed_readme_form);
   RUN(sampling_form_labels_and_settings);
@@ -149,5 +177,6 @@ int main(void) {
   RUN(errors_name_position_and_path);
   RUN(unknown_keys_warn);
   RUN(hostile_yaml);
+  RUN(credential_files_limits);
   return tt_finish();
 }

@@ -1,5 +1,8 @@
 /* Unit tests of the operator's builders, with the collector's own config parser as the oracle
  * for the generated config.yaml. */
+#include <stdio.h>
+#include <unistd.h>
+
 #include "../../src/collector/config.h"
 #include "../../src/operator/kbuild.h"
 #include "../../src/operator/kqueue.h"
@@ -222,6 +225,20 @@ static void yaml_to_json(void) {
   memset(deep, '[', 200);
   deep[200] = '\0';
   CHECK(kyaml_load_all(deep, 200, "t", &v, &err) < 0);
+  /* the size cap, by length and through the file reader */
+  char *big = malloc(KYAML_MAX_BYTES + 1);
+  if (big) {
+    memset(big, ' ', KYAML_MAX_BYTES + 1);
+    CHECK(kyaml_load_all(big, KYAML_MAX_BYTES + 1, "big", &v, &err) == PP_ELIMIT);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/pp-kyaml-test-%d", (int)getpid());
+    FILE *f = fopen(path, "w");
+    if (f) fwrite(big, 1, KYAML_MAX_BYTES + 1, f), fclose(f);
+    CHECK(kyaml_load_file(path, &v, &err) == PP_ELIMIT);
+    CHECK(strstr(err.msg, path) != NULL);
+    unlink(path);
+    free(big);
+  }
 }
 
 static void work_queue(void) {

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../src/base/file.h"
 #include "../../src/collector/store.h"
 #include "tt.h"
 
@@ -14,16 +15,10 @@ static const char *testdata(void) {
   return d ? d : "../shared/testdata/pprof";
 }
 
+/* the file, or NULL (profiles here are small; 256 MiB is the store's own record cap) */
 static uint8_t *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *b = malloc((size_t)n);
-  *len = fread(b, 1, (size_t)n, f);
-  fclose(f);
-  return b;
+  uint8_t *b = NULL;
+  return pp_read_file(path, (size_t)256 << 20, &b, len, NULL) == 0 ? b : NULL;
 }
 
 static void fresh_dir(void) {
@@ -373,7 +368,8 @@ static void rollups_change_speed_not_answers(void) {
   store_matcher ma = {"monitor", "a"};
   pprof_profile *lim = NULL;
   size_t lim_with = 0, lim_without = 0;
-  CHECK(store_merged(s, &ma, 1, "cpu", t0, t0 + 2 * W - 1, STORE_AGG_SUM, 3, &lim, &lim_with, &err) == 0);
+  CHECK(store_merged(s, &ma, 1, "cpu", t0, t0 + 2 * W - 1, STORE_AGG_SUM, 3, &lim, &lim_with,
+                     &err) == 0);
   pprof_free(lim);
   CHECK_EQ_I64(lim_with, 20);
   store_get_stats(s, &st);
@@ -387,7 +383,8 @@ static void rollups_change_speed_not_answers(void) {
   before = st.records_read;
   ask(s, q, NQ, without, cwo);
   lim = NULL;
-  CHECK(store_merged(s, &ma, 1, "cpu", t0, t0 + 2 * W - 1, STORE_AGG_SUM, 3, &lim, &lim_without, &err) == 0);
+  CHECK(store_merged(s, &ma, 1, "cpu", t0, t0 + 2 * W - 1, STORE_AGG_SUM, 3, &lim, &lim_without,
+                     &err) == 0);
   pprof_free(lim);
   CHECK_EQ_I64(lim_without, 3); /* without rollups: the newest 3 profiles only */
   store_get_stats(s, &st);
