@@ -504,6 +504,33 @@ static int series_id_for(store *s, const char *labels_json, int64_t *ret, pp_err
   return 0;
 }
 
+/* Where a record is, as the profile and rollup tables both keep it: segment_id, rec_off,
+ * rec_len, data_off, data_len, crc bound from parameter `first` on. */
+static void bind_location(sqlite3_stmt *st, int first, int64_t seg, uint64_t off, const rec_hdr *h) {
+  sqlite3_bind_int64(st, first, seg);
+  sqlite3_bind_int64(st, first + 1, (int64_t)off);
+  sqlite3_bind_int64(st, first + 2, REC_HDR + (int64_t)h->meta_len + h->data_len);
+  sqlite3_bind_int64(st, first + 3, (int64_t)off + REC_HDR + h->meta_len);
+  sqlite3_bind_int64(st, first + 4, h->data_len);
+  sqlite3_bind_int64(st, first + 5, h->crc);
+}
+
+/* Runs a bound insert, then widens the segment's time range to t: time retention deletes a
+ * segment by its newest record, whatever kind of records it holds. */
+static int insert_located(store *s, sqlite3_stmt *st, int64_t seg, int64_t t, const char *what, pp_err *err) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return sql_fail(s->db, err, what);
+  st = s->st_seg_minmax;
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, t);
+  sqlite3_bind_int64(st, 2, t);
+  sqlite3_bind_int64(st, 3, seg);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : sql_fail(s->db, err, "update segment");
+}
+
 static int insert_row(store *s, int64_t series_id, const char *type, int64_t start, int64_t end,
                       int64_t seg, uint64_t off, const rec_hdr *h, const char *stypes,
                       const char *totals, pp_err *err) {
@@ -513,26 +540,10 @@ static int insert_row(store *s, int64_t series_id, const char *type, int64_t sta
   sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, start);
   sqlite3_bind_int64(st, 4, end);
-  sqlite3_bind_int64(st, 5, seg);
-  sqlite3_bind_int64(st, 6, (int64_t)off);
-  sqlite3_bind_int64(st, 7, REC_HDR + (int64_t)h->meta_len + h->data_len);
-  sqlite3_bind_int64(st, 8, (int64_t)off + REC_HDR + h->meta_len);
-  sqlite3_bind_int64(st, 9, h->data_len);
-  sqlite3_bind_int64(st, 10, h->crc);
+  bind_location(st, 5, seg, off, h);
   sqlite3_bind_text(st, 11, stypes, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 12, totals, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) return sql_fail(s->db, err, "insert profile");
-  st = s->st_seg_minmax;
-  sqlite3_reset(st);
-  sqlite3_bind_int64(st, 1, end);
-  sqlite3_bind_int64(st, 2, end);
-  sqlite3_bind_int64(st, 3, seg);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) return sql_fail(s->db, err, "update segment");
-  return 0;
+  return insert_located(s, st, seg, end, "insert profile", err);
 }
 
 static int insert_rollup(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t count,
@@ -544,15 +555,8 @@ static int insert_rollup(store *s, int64_t series_id, const char *type, int64_t 
   sqlite3_bind_int64(st, 3, start);
   sqlite3_bind_int64(st, 4, end);
   sqlite3_bind_int64(st, 5, count);
-  sqlite3_bind_int64(st, 6, seg);
-  sqlite3_bind_int64(st, 7, (int64_t)off);
-  sqlite3_bind_int64(st, 8, REC_HDR + (int64_t)h->meta_len + h->data_len);
-  sqlite3_bind_int64(st, 9, (int64_t)off + REC_HDR + h->meta_len);
-  sqlite3_bind_int64(st, 10, h->data_len);
-  sqlite3_bind_int64(st, 11, h->crc);
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : sql_fail(s->db, err, "insert rollup");
+  bind_location(st, 6, seg, off, h);
+  return insert_located(s, st, seg, end - 1, "insert rollup", err);
 }
 
 static void close_segment(store *s) {

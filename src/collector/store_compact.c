@@ -46,37 +46,21 @@ static int build_rollup(store *s, sqlite3 *db, int64_t sid, const char *type, in
                         rollup_item **ret, pp_err *err) {
   *ret = NULL;
   sqlite3_stmt *st;
-  const char *sql = "SELECT id, end_ns, data_len, segment_id, data_off, rec_off, crc FROM profile "
-                    "WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<?4";
+  const char *sql = "SELECT " STORE_RAW_COLS " FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<?4 "
+                    "LIMIT ?5";
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
     return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
   sqlite3_bind_int64(st, 1, sid);
   sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, w0);
   sqlite3_bind_int64(st, 4, w0 + STORE_ROLLUP_NS);
-  row_loc *v = calloc((size_t)count, sizeof *v);
-  size_t *pick = calloc((size_t)count, sizeof *pick);
-  size_t n = 0;
+  sqlite3_bind_int64(st, 5, count + 1); /* one more than counted shows the window changed */
+  size_t n = 0, cap = (size_t)count + 1;
+  row_loc *v = calloc(cap, sizeof *v);
+  size_t *pick = calloc(cap, sizeof *pick);
   int r = 0;
-  if (!v || !pick) r = pp_err_set(err, PP_ENOMEM, "out of memory");
-  while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
-    if (n == (size_t)count) { /* more than counted: changed under us, try next start */
-      n++;
-      break;
-    }
-    row_loc *e = &v[n];
-    e->row.id = sqlite3_column_int64(st, 0);
-    e->row.end_ns = sqlite3_column_int64(st, 1);
-    e->data_len = sqlite3_column_int64(st, 2);
-    e->segment_id = sqlite3_column_int64(st, 3);
-    e->data_off = sqlite3_column_int64(st, 4);
-    e->rec_off = sqlite3_column_int64(st, 5);
-    e->crc = sqlite3_column_int64(st, 6);
-    e->meta_len = e->data_off - e->rec_off - REC_HDR;
-    e->weight = 1;
-    pick[n] = n;
-    n++;
-  }
+  if (!v || !pick || !store__take_rows(st, sid, "", &v, &n, &cap)) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n && pick; i++) pick[i] = i;
   sqlite3_finalize(st);
   pprof_merger *mg = NULL;
   pprof_profile *p = NULL;
@@ -113,7 +97,7 @@ out:
   item_free(it);
   pprof_free(p);
   pprof_merger_free(mg);
-  free(v);
+  store__rows_free(v, n);
   free(pick);
   return r;
 }

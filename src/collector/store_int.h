@@ -67,6 +67,14 @@ typedef struct row_loc {
 /* store_query.c: a read-only connection to the index (WAL lets it read while the writer
  * appends); the caller closes it. */
 int store__open_reader(store *s, sqlite3 **ret, pp_err *err);
+/* store_query.c: the columns of a raw profile row, and the reader that appends the rows a
+ * statement selecting them yields to a growing array (false when out of memory). */
+#define STORE_RAW_COLS                                                                             \
+  "id, type, start_ns, end_ns, data_len, sample_types, totals, segment_id, data_off, rec_off, crc"
+bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc **pv, size_t *pn,
+                      size_t *pcap);
+/* store_query.c: frees an array of rows and their strings. */
+void store__rows_free(row_loc *v, size_t n);
 /* store_query.c: reads one record's data, checked against its CRC (malloc'd). */
 int store__read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_len, pp_err *err);
 /* store_query.c: merges the records locs[pick[0..npick)] into mg on worker threads; unreadable

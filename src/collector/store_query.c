@@ -153,9 +153,19 @@ static int cmp_row_time(const void *a, const void *b) {
   return x->row.id < y->row.id ? -1 : x->row.id > y->row.id;
 }
 
-/* Appends the rows a prepared raw-profile statement yields (columns as RAW_COLS). */
-#define RAW_COLS "id, type, start_ns, end_ns, data_len, sample_types, totals, segment_id, data_off, rec_off, crc"
-static bool take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc **pv, size_t *pn, size_t *pcap) {
+static void row_strings_free(row_loc *e) {
+  free(e->row.labels_json);
+  free(e->row.type);
+  free(e->row.sample_types);
+  free(e->row.totals);
+}
+
+void store__rows_free(row_loc *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) row_strings_free(&v[i]);
+  free(v);
+}
+
+bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc **pv, size_t *pn, size_t *pcap) {
   while (sqlite3_step(st) == SQLITE_ROW) {
     if (*pn == *pcap) {
       row_loc *nv = realloc(*pv, (*pcap *= 2) * sizeof *nv);
@@ -225,7 +235,7 @@ static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, c
     if (have != count || count < 2) continue; /* partly deleted, or a late profile: read it raw */
     if (w0 > cursor) { /* the gap before this window */
       raw_range(q, sid, type, cursor, w0 - 1, limit);
-      if (!(ok = take_rows(q->raw, sid, labels, pv, pn, pcap))) break;
+      if (!(ok = store__take_rows(q->raw, sid, labels, pv, pn, pcap))) break;
     }
     if (*pn == *pcap) {
       row_loc *nv = realloc(*pv, (*pcap *= 2) * sizeof *nv);
@@ -252,7 +262,7 @@ static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, c
   }
   if (ok && cursor <= to) {
     raw_range(q, sid, type, cursor, to, limit);
-    ok = take_rows(q->raw, sid, labels, pv, pn, pcap);
+    ok = store__take_rows(q->raw, sid, labels, pv, pn, pcap);
   }
   return ok;
 }
@@ -267,7 +277,7 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
   if (!limit) limit = 100000;
   if (!to) to = INT64_MAX;
   sel_stmts q = {0};
-  const char *raw = "SELECT " RAW_COLS " FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 "
+  const char *raw = "SELECT " STORE_RAW_COLS " FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 "
                     "ORDER BY end_ns DESC LIMIT ?5";
   const char *rollups = "SELECT id, start_ns, end_ns, count, segment_id, data_off, data_len, rec_off, crc FROM rollup "
                         "WHERE series_id=?1 AND type=?2 AND start_ns>=?3 AND end_ns-1<=?4 ORDER BY start_ns";
@@ -290,7 +300,7 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
       ok = series_with_rollups(&q, sel.ids[i], sel.labels[i], type, from, to, limit, &v, &n, &cap);
     } else {
       raw_range(&q, sel.ids[i], type, from, to, limit);
-      ok = take_rows(q.raw, sel.ids[i], sel.labels[i], &v, &n, &cap);
+      ok = store__take_rows(q.raw, sel.ids[i], sel.labels[i], &v, &n, &cap);
     }
   }
   sqlite3_finalize(q.raw);
@@ -298,41 +308,20 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
   sqlite3_finalize(q.count);
   sel_free(&sel);
   if (!ok) {
-    for (size_t i = 0; v && i < n; i++) {
-      free(v[i].row.labels_json);
-      free(v[i].row.type);
-      free(v[i].row.sample_types);
-      free(v[i].row.totals);
-    }
-    free(v);
+    store__rows_free(v, n);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
   qsort(v, n, sizeof *v, cmp_row_time);
   /* across series, keep only the newest `limit` */
   if (n > limit) {
     size_t drop = n - limit;
-    for (size_t i = 0; i < drop; i++) {
-      free(v[i].row.labels_json);
-      free(v[i].row.type);
-      free(v[i].row.sample_types);
-      free(v[i].row.totals);
-    }
+    for (size_t i = 0; i < drop; i++) row_strings_free(&v[i]);
     memmove(v, v + drop, limit * sizeof *v);
     n = limit;
   }
   *ret = v;
   *ret_n = n;
   return 0;
-}
-
-static void rows_loc_free(row_loc *v, size_t n) {
-  for (size_t i = 0; v && i < n; i++) {
-    free(v[i].row.labels_json);
-    free(v[i].row.type);
-    free(v[i].row.sample_types);
-    free(v[i].row.totals);
-  }
-  free(v);
 }
 
 int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
@@ -347,7 +336,7 @@ int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *typ
   if (r < 0) return r;
   store_row *out = calloc(n ? n : 1, sizeof *out);
   if (!out) {
-    rows_loc_free(v, n);
+    store__rows_free(v, n);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
   for (size_t i = 0; i < n; i++) out[i] = v[i].row;
@@ -513,6 +502,6 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
   if (r == 0 && ret_count) *ret_count = (size_t)merged;
 out:
   pprof_merger_free(mg);
-  rows_loc_free(v, n);
+  store__rows_free(v, n);
   return r;
 }

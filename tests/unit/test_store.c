@@ -436,6 +436,15 @@ static void rollups_change_speed_not_answers(void) {
   CHECK(store_merged(s, NULL, 0, "cpu", 0, 0, STORE_AGG_SUM, 0, &p, &c, &err) == PP_EUSAGE);
   pprof_free(p);
   store_close(s);
+  /* time retention also ends a segment that holds only rollups (its range is the rollups') */
+  store_opts ro = {.dir = dir, .retention_seconds = 3600};
+  CHECK(store_open(&ro, &s, NULL, &err) == 0);
+  if (!s) return;
+  CHECK(store_retention(s, t0 + 10 * W, &err) >= 1);
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.rollups, 0);
+  CHECK_EQ_I64(st.segments, 0);
+  store_close(s);
   for (int i = 0; i < NQ; i++) {
     pprof_free(with[i]);
     pprof_free(without[i]);
