@@ -19,6 +19,7 @@ struct informer {
   void *ud;
   bool compact;
   void (*transform)(json_t *obj);
+  char *index_label;
   json_t *cache;
   char rv[64];
   enum state st;
@@ -64,11 +65,32 @@ static json_t *entry_of(const informer *inf, json_t *obj) {
   char *text = json_dumps(obj, JSON_COMPACT);
   json_t *e = text ? json_pack("[s,s]", rv_of(obj) ? rv_of(obj) : "", text) : NULL;
   free(text);
+  const json_t *md = json_object_get(obj, "metadata");
+  const char *v = inf->index_label ? json_string_value(json_object_get(json_object_get(md, "labels"), inf->index_label)) : NULL;
+  if (e && v) {
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    char *idx = NULL;
+    if (asprintf(&idx, "%s/%s", ns ? ns : "", v) >= 0) json_array_append_new(e, json_string(idx));
+    free(idx);
+  }
   return e;
 }
 
 static const char *entry_rv(const informer *inf, const json_t *e) {
   return inf->compact ? json_string_value(json_array_get(e, 0)) : rv_of(e);
+}
+
+const char *inf_entry_index(const informer *inf, const json_t *e) {
+  return inf->compact ? json_string_value(json_array_get(e, 2)) : NULL;
+}
+
+void inf_observe(informer *inf, json_t *obj) {
+  if (!json_is_object(obj)) return;
+  trim(obj);
+  if (inf->transform) inf->transform(obj);
+  char key[600];
+  key_of(obj, key, sizeof key);
+  json_object_set_new(inf->cache, key, entry_of(inf, obj));
 }
 
 json_t *inf_decode(const informer *inf, const json_t *e) {
@@ -89,6 +111,7 @@ int inf_new(kclient *c, CURLM *multi, const inf_opts *o, informer **ret, pp_err 
   inf->ud = o->ud;
   inf->compact = o->compact;
   inf->transform = o->transform;
+  inf->index_label = o->index_label ? strdup(o->index_label) : NULL;
   inf->cache = json_object();
   inf->backoff_ms = BACKOFF_MIN_MS;
   if (!inf->name || !inf->path || !inf->cache || (o->label_selector && !inf->selector)) {
@@ -106,6 +129,7 @@ void inf_free(informer *inf) {
   free(inf->name);
   free(inf->path);
   free(inf->selector);
+  free(inf->index_label);
   free(inf);
 }
 

@@ -36,6 +36,7 @@ typedef struct inf_opts {
                                    * EndpointSlices); read entries with inf_decode; inf_get and the
                                    * handler's `old` are not available (NULL) */
   void (*transform)(json_t *obj); /* or NULL: edits each object before it is cached and handled */
+  const char *index_label; /* compact caches: kept beside each entry as "namespace/<value>" */
 } inf_opts;
 
 typedef struct inf_stats {
@@ -56,6 +57,13 @@ const json_t *inf_get(const informer *inf, const char *ns, const char *name);
  * which inf_decode turns into objects (a new reference; NULL if out of memory). */
 const json_t *inf_items(const informer *inf);
 json_t *inf_decode(const informer *inf, const json_t *entry);
+/* A compact entry's "namespace/<index_label value>" (NULL without one): lets a pass group
+ * entries without decoding them. */
+const char *inf_entry_index(const informer *inf, const json_t *entry);
+/* Puts an object this process just wrote (the API server's answer) into the cache, as the
+ * watch will shortly: later reads see the write at once (client-go's mutation cache). No
+ * handler runs. */
+void inf_observe(informer *inf, json_t *obj);
 const char *inf_name(const informer *inf);
 void inf_get_stats(const informer *inf, inf_stats *ret);
 /* The last error, for logs ("" when healthy). */

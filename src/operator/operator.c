@@ -45,8 +45,6 @@ struct op {
   /* metrics */
   uint64_t reconciles[2], errors[2], config_writes, status_writes, leader_transitions;
   uint64_t last_config_targets;
-  char last_digest[64];   /* digest of the config this process last wrote */
-  char replaced_rv[64];   /* the ConfigMap's resourceVersion that write replaced */
 };
 
 static int64_t now_ms(void) {
@@ -136,23 +134,24 @@ static void now_rfc3339(char *buf, size_t n, bool micro) {
   else snprintf(buf + w, n - w, "Z");
 }
 
-/* Server-side apply of obj at path (collection path + name), as manager, forced. On success
- * *ret_rv (when given) receives the object's new resourceVersion. ret_status: the HTTP status. */
-static int apply_rv(op *o, const char *path, const char *manager, const json_t *obj, char *ret_rv, size_t rvlen,
-                    int *ret_status, pp_err *err) {
+/* Server-side apply of obj at path (collection path + name), as manager, forced. ret_obj (may
+ * be NULL) receives the object as the server now has it; ret_status the HTTP status. */
+static int apply_obj(op *o, const char *path, const char *manager, const json_t *obj, json_t **ret_obj, int *ret_status,
+                     pp_err *err) {
   char url[2048];
   snprintf(url, sizeof url, "%s?fieldManager=%s&force=true", path, manager);
   json_t *resp = NULL;
-  int st = kc_do(o->c, "PATCH", url, "application/apply-patch+yaml", obj, &resp, err);
+  int st = kc_do(o->c, "PATCH", url, "application/apply-patch+yaml", obj, ret_obj ? &resp : NULL, err);
   if (ret_status) *ret_status = st;
-  if (ret_rv && (st == 200 || st == 201)) snprintf(ret_rv, rvlen, "%s", str(md(resp), "resourceVersion") ?: "");
-  json_decref(resp);
+  bool ok = st == 200 || st == 201;
+  if (ret_obj) *ret_obj = ok ? resp : NULL;
+  if (!ok) json_decref(resp);
   if (st < 0) return st;
-  return st == 200 || st == 201 ? 0 : PP_EIO;
+  return ok ? 0 : PP_EIO;
 }
 
 static int apply(op *o, const char *path, const char *manager, const json_t *obj, pp_err *err) {
-  return apply_rv(o, path, manager, obj, NULL, 0, NULL, err);
+  return apply_obj(o, path, manager, obj, NULL, NULL, err);
 }
 
 static const char *resource_path(const char *kind) {
@@ -188,7 +187,7 @@ static int write_status(op *o, const char *coll, const json_t *obj, const char *
     json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s},s:O}", "apiVersion", "resources.cattle.io/v1alpha1", "kind", kind,
                              "metadata", "name", str(md(obj), "name"), "namespace", str(md(obj), "namespace"), "status", status);
     int st = 0;
-    r = apply_rv(o, path, "pprof-operator", body, NULL, 0, &st, err);
+    r = apply_obj(o, path, "pprof-operator", body, NULL, &st, err);
     json_decref(body);
     if (r == 0) o->status_writes++;
     if (st == 404) r = 0; /* deleted since the cache saw it: its DELETED event is on the way */
@@ -285,16 +284,11 @@ static int reconcile_monitors(op *o, pp_err *err) {
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)inf_items(o->inf[I_SLICES]), k, v) {
-    json_t *slice = inf_decode(o->inf[I_SLICES], v);
-    const char *svc = str(json_object_get(md(slice), "labels"), "kubernetes.io/service-name");
-    if (svc) {
-      char key[600];
-      snprintf(key, sizeof key, "%s/%s", str(md(slice), "namespace"), svc);
-      json_t *list = json_object_get(by_svc, key);
-      if (!list) json_object_set_new(by_svc, key, list = json_array());
-      json_array_append(list, v); /* the entry: decoded again only for selected services */
-    }
-    json_decref(slice);
+    const char *key = inf_entry_index(o->inf[I_SLICES], v); /* "namespace/service", kept by the cache */
+    if (!key) continue;
+    json_t *list = json_object_get(by_svc, key);
+    if (!list) json_object_set_new(by_svc, key, list = json_array());
+    json_array_append(list, v); /* the entry: decoded only when its service is selected */
   }
   int r = 0;
   size_t mi = 0;
@@ -403,23 +397,21 @@ static int reconcile_monitors(op *o, pp_err *err) {
     snprintf(cm, sizeof cm, "%s-config", o->name);
     const json_t *cur = inf_get(o->inf[I_OPCMS], o->ns, cm);
     const char *have = str(json_object_get(cur, "data"), "config.yaml"); /* its digest: see digest_config */
-    const char *cur_rv = str(md(cur), "resourceVersion");
     char want[64];
     digest(yaml, want, sizeof want);
-    /* the cache lags our own writes: while it still shows the version our last write replaced,
-     * that write (if it said the same) stands */
-    bool pending = !strcmp(o->last_digest, want) && cur_rv && !strcmp(cur_rv, o->replaced_rv);
-    if ((!have || strcmp(have, want)) && !pending) {
+    if (!have || strcmp(have, want)) {
       char path[1024];
       snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", o->ns, cm);
       json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name", cm,
                                "namespace", o->ns, "data", "config.yaml", yaml);
-      char new_rv[64] = "";
-      r = apply_rv(o, path, "pprof-operator-config", body, new_rv, sizeof new_rv, NULL, err);
+      json_t *now = NULL;
+      r = apply_obj(o, path, "pprof-operator-config", body, &now, NULL, err);
       json_decref(body);
       if (r == 0) {
-        snprintf(o->last_digest, sizeof o->last_digest, "%s", want);
-        snprintf(o->replaced_rv, sizeof o->replaced_rv, "%s", cur_rv ? cur_rv : "");
+        /* the cache shows this write at once, so the passes before its watch event arrives
+         * compare against it instead of writing it again */
+        inf_observe(o->inf[I_OPCMS], now);
+        json_decref(now);
         o->config_writes++;
         op_log("info", "collector config written: %zu targets from %zu monitors", ti, nmon);
       }
@@ -633,7 +625,8 @@ int op_new(const op_opts *oo, kclient *c, op **ret, pp_err *err) {
       [I_MONITORS] = {"pprofmonitors", GROUP_PATH "/pprofmonitors", NULL, on_monitor_input, o},
       [I_STACKS] = {"pprofcollectorstacks", GROUP_PATH "/pprofcollectorstacks", NULL, on_stack, o},
       [I_SERVICES] = {"services", "/api/v1/services", NULL, on_monitor_input, o, true},
-      [I_SLICES] = {"endpointslices", "/apis/discovery.k8s.io/v1/endpointslices", NULL, on_monitor_input, o, true},
+      [I_SLICES] = {"endpointslices", "/apis/discovery.k8s.io/v1/endpointslices", NULL, on_monitor_input, o, true, NULL,
+                    "kubernetes.io/service-name"},
       [I_STS] = {"statefulsets", "/apis/apps/v1/statefulsets", managed, on_child, o},
       [I_PVCS] = {"persistentvolumeclaims", "/api/v1/persistentvolumeclaims", managed, on_child, o},
       [I_CMS] = {"configmaps", "/api/v1/configmaps", managed, on_child, o},
