@@ -235,8 +235,9 @@ def fidelity(t, kf, kc, d):
     p = kc("get", "services", "-A", "-l", "app=pprof", "-o", "name")
     t.record("kubectl: label selector on list", p.stdout.split() == ["service/pprof-demo"], p.stdout + p.stderr)
     p = kc("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"status":{"targets":7}}')
-    s = kc("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.status.targets}")
-    t.record("kube-fake: status is only written through the status subresource", s.stdout.strip() == "", p.stderr + s.stdout)
+    s = kc("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.metadata.name}:{.status.targets}")
+    t.record("kube-fake: status is only written through the status subresource",
+             p.returncode == 0 and s.returncode == 0 and s.stdout.strip() == "pprofmonitor-sample:", p.stderr + s.stdout + s.stderr)
     p = kc("patch", "pm", "-n", "default", "pprofmonitor-sample", "--subresource=status", "--type=merge", "-p",
            '{"status":{"targets":7}}')
     s = kc("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.status.targets} {.metadata.generation}")
@@ -470,14 +471,15 @@ def leader_election(t, kf, d):
 
 
 def sanitizer_reports(d):
-    """ASan/UBSan findings in any operator log of the run."""
-    found = []
+    """ASan/UBSan findings in the operator logs of the run, and how many logs were read."""
+    found, scanned = [], 0
     for f in os.listdir(d):
         if f.startswith("operator-") and f.endswith(".log"):
+            scanned += 1
             text = open(os.path.join(d, f), errors="replace").read()
             if "AddressSanitizer" in text or "runtime error:" in text or "LeakSanitizer" in text:
                 found.append(f + ":\n" + text[-2500:])
-    return found
+    return found, scanned
 
 
 def client_certificates(t, kf, d):
@@ -625,8 +627,9 @@ def under_asan(t, d):
     finally:
         Operator.binary = OPERATOR
         kf.stop()
-    reports = sanitizer_reports(sub)
-    t.record("operator[asan]: no AddressSanitizer, LeakSanitizer or UBSan report in any run", not reports, "\n".join(reports))
+    reports, scanned = sanitizer_reports(sub)
+    t.record(f"operator[asan]: no AddressSanitizer, LeakSanitizer or UBSan report in any of the {scanned} runs' logs",
+             scanned >= 3 and not reports, "\n".join(reports) or f"{scanned} logs")
 
 
 class Tally_prefix:
