@@ -63,8 +63,8 @@ static const char SCHEMA[] =
     " sample_types TEXT NOT NULL, totals TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS profile_by_series ON profile(series_id, type, end_ns);"
     "CREATE INDEX IF NOT EXISTS profile_by_segment ON profile(segment_id);"
-    /* the compactor walks windows by end time */
-    "CREATE INDEX IF NOT EXISTS profile_by_end ON profile(end_ns);"
+    /* an index earlier versions kept for the compactor; it finds windows through segments now */
+    "DROP INDEX IF EXISTS profile_by_end;"
     "CREATE TABLE IF NOT EXISTS rollup(id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL,"
     " type TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, count INTEGER NOT NULL,"
     " segment_id INTEGER NOT NULL, rec_off INTEGER NOT NULL, rec_len INTEGER NOT NULL,"

@@ -111,7 +111,10 @@ typedef struct group {
 static int compact_window(store *s, sqlite3 *db, int64_t w0, rollup_sink sink, size_t *written, pp_err *err) {
   sqlite3_stmt *st;
   const char *sql =
-      "SELECT p.series_id, p.type, COUNT(*) FROM profile p WHERE p.end_ns>=?1 AND p.end_ns<?2 "
+      /* the window's rows are found through the segments whose time range overlaps it (by
+       * segment_id), so appends pay for no index on end time */
+      "SELECT p.series_id, p.type, COUNT(*) FROM profile p WHERE p.segment_id IN "
+      "(SELECT id FROM segment WHERE max_ns>=?1 AND min_ns<?2) AND p.end_ns>=?1 AND p.end_ns<?2 "
       "GROUP BY p.series_id, p.type HAVING COUNT(*)>=2 AND NOT EXISTS (SELECT 1 FROM rollup r "
       "WHERE r.series_id=p.series_id AND r.type=p.type AND r.start_ns=?1)";
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -150,11 +153,14 @@ static int compact_window(store *s, sqlite3 *db, int64_t w0, rollup_sink sink, s
   return r;
 }
 
-/* The first window at or after t that holds a profile, or -1. */
+/* The first window at or after t that a segment's time range reaches, or -1: the segments'
+ * ranges bound where records are, so empty stretches are skipped without a row scan (a
+ * window inside a range may still be empty; the walk then moves on by one window). */
 static int64_t next_window(sqlite3 *db, int64_t t) {
   sqlite3_stmt *st;
   int64_t w = -1;
-  if (sqlite3_prepare_v2(db, "SELECT MIN(end_ns) FROM profile WHERE end_ns>=?", -1, &st, NULL) != SQLITE_OK) return -1;
+  if (sqlite3_prepare_v2(db, "SELECT MIN(MAX(min_ns, ?1)) FROM segment WHERE max_ns>=?1", -1, &st, NULL) != SQLITE_OK)
+    return -1;
   sqlite3_bind_int64(st, 1, t);
   if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
     w = window_of(sqlite3_column_int64(st, 0));
