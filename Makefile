@@ -175,7 +175,7 @@ clean:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
-# --- the Go demo target (stdlib only; Debian's golang-go; no network) ---
+# --- the Go demo target (stdlib only; the machine's Go, /usr/local/go; no network) ---
 GOENV := GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local
 bin/demo-target: tools/demo-target/main.go tools/demo-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin

@@ -2,8 +2,8 @@
 """`make bench`: the codec side by side with go tool pprof on the same inputs.
 
 Whole process: bin/pprof-tool against `go tool pprof` (wall time median, peak RSS from wait4).
-In process: build/rel/bench/codec-bench against google/pprof's profile package built from the
-copy inside Debian's golang-go (bench/go-inproc). Results go to build/bench/results.md; copy the
+In process: build/rel/bench/codec-bench against google/pprof's profile package (bench/go-inproc,
+a Go module pinned to the revision the machine's Go vendors for `go tool pprof`). Results go to build/bench/results.md; copy the
 table into docs/benchmarks.md with the date and machine when they change."""
 import glob
 import json
@@ -41,16 +41,10 @@ def median_run(cmd, runs):
 
 
 def build_go_inproc():
-    goroot = subprocess.check_output(["go", "env", "GOROOT"], text=True, env=GOENV).strip()
-    src = os.path.join(goroot, "src", "cmd", "vendor", "github.com", "google", "pprof", "profile")
-    mod = os.path.join(OUT, "gomod")
-    shutil.rmtree(mod, ignore_errors=True)
-    shutil.copytree(src, os.path.join(mod, "profile"))
-    shutil.copy(os.path.join(ROOT, "bench", "go-inproc", "main.go"), mod)
-    with open(os.path.join(mod, "go.mod"), "w") as f:
-        f.write("module pprofbench\n\ngo 1.19\n")
     out = os.path.join(OUT, "go-inproc")
-    subprocess.check_call(["go", "build", "-o", out, "."], cwd=mod, env=GOENV)
+    env = dict(GOENV, GOFLAGS="-mod=readonly", GOTOOLCHAIN="local")
+    env.pop("GOPROXY")  # the one download: the pinned module, from the proxy go is configured with
+    subprocess.check_call(["go", "build", "-o", out, "."], cwd=os.path.join(ROOT, "bench", "go-inproc"), env=env)
     return out
 
 

@@ -11,7 +11,6 @@ PACKAGES=(
   protobuf-c-compiler libprotobuf-c-dev  # the wire format: protoc-c and its runtime
   zlib1g-dev libdeflate-dev       # gzip: libdeflate for whole buffers, zlib for streaming and encoding
   libyaml-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libjansson-dev libcrypt-dev  # collector
-  golang-go                       # `go tool pprof` (the conformance oracle) and the Go demo target
   python3                         # the test runner and conformance checks
   valgrind                        # memcheck runs
   prometheus                      # a real third-party Go program serving /debug/pprof (collector tests)
@@ -25,6 +24,17 @@ command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 # kubectl for the operator tests: the machine image ships a current one; Debian's (1.20, which
 # predates server-side field validation and --subresource) otherwise.
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+
+# Go: the machine's own toolchain (/usr/local/go, 1.26) builds everything that is Go (demo and
+# load targets, the in-process bench, the Kubernetes control plane) and is the conformance oracle
+# (`go tool pprof`). Debian's golang-go (1.19) is too old for any of that and is not used.
+[ -x /usr/local/go/bin/go ] && case ":$PATH:" in *:/usr/local/go/bin:*) ;; *) export PATH=/usr/local/go/bin:$PATH ;; esac
+gov=$(go env GOVERSION 2>/dev/null || true)
+case "$gov" in
+  go1.2[6-9]*|go1.[3-9][0-9]*) ;;
+  *) echo "deps: needs Go >= 1.26 on the PATH (found '${gov:-none}'); this machine kind ships it in /usr/local/go" >&2
+     exit 1 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

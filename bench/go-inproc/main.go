@@ -1,7 +1,7 @@
 // go-inproc measures google/pprof's profile package in-process, the baseline for our codec's
-// in-process numbers. bench/run.py builds it in build/bench/gomod against the copy of that
-// package shipped inside Debian's golang-go (GOROOT/src/cmd/vendor/github.com/google/pprof/profile),
-// so nothing is downloaded and no pprof code is kept in this repository.
+// in-process numbers. It is its own module, pinned by go.sum to the google/pprof revision that
+// the machine's Go toolchain vendors for `go tool pprof` (see GOROOT/src/cmd/go.mod), so the
+// in-process and whole-process baselines run the same parser; bench/run.py builds it.
 //
 //	go-inproc parse FILE RUNS     median time of profile.ParseData on the gunzipped bytes
 //	go-inproc merge RUNS FILE...  median time of profile.Merge over the parsed files
@@ -17,7 +17,7 @@ import (
 	"strconv"
 	"time"
 
-	"pprofbench/profile"
+	"github.com/google/pprof/profile"
 )
 
 func median(v []float64) float64 {

@@ -1,4 +1,4 @@
-"""Conformance of our codec with `go tool pprof` (Debian's golang-go), the reference reading.
+"""Conformance of our codec with `go tool pprof` (the machine's Go toolchain, 1.26), the reference reading.
 
 For every profile in shared/testdata/pprof and for profiles collected here from the repo's Go
 demo target, and for every sample type: each function's flat and cum from `pprof-tool top
