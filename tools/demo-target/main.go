@@ -22,16 +22,27 @@ var (
 	mu     sync.Mutex
 	shared []int
 	sink   [][]byte
+	load   = 1.0 // -load: the share of the default CPU work, so a dozen pods fit on 2 cores
 )
+
+// pace sleeps after a unit of work that began at start so the worker runs at `load` of its
+// default duty: 1 adds nothing, 0.1 sleeps nine times the work's own duration.
+func pace(start time.Time) {
+	if load < 1 {
+		time.Sleep(time.Duration(float64(time.Since(start)) * (1 - load) / load))
+	}
+}
 
 // hashLoop burns CPU in crypto code.
 func hashLoop() {
 	buf := make([]byte, 4096)
 	for {
+		start := time.Now()
 		for i := 0; i < 200; i++ {
 			sum := sha256.Sum256(buf)
 			buf[0] = sum[0]
 		}
+		pace(start)
 		time.Sleep(2 * time.Millisecond)
 	}
 }
@@ -39,17 +50,20 @@ func hashLoop() {
 // sortWork burns CPU in sort and allocates the slices it sorts.
 func sortWork() {
 	for {
+		start := time.Now()
 		xs := make([]int, 20000)
 		for i := range xs {
 			xs[i] = rand.Int()
 		}
 		sort.Ints(xs)
+		pace(start)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
 // allocator churns the heap and keeps a bounded working set alive for inuse_* profiles.
 func allocator() {
+	start := time.Now()
 	for i := 0; ; i++ {
 		var b strings.Builder
 		for j := 0; j < 100; j++ {
@@ -62,7 +76,9 @@ func allocator() {
 		}
 		mu.Unlock()
 		if i%50 == 0 {
+			pace(start)
 			time.Sleep(time.Millisecond)
+			start = time.Now()
 		}
 	}
 }
@@ -90,7 +106,11 @@ func blocker(ch chan int) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6060", "listen address for /debug/pprof")
+	flag.Float64Var(&load, "load", 1, "share of the default CPU work, in (0, 1]")
 	flag.Parse()
+	if load <= 0 || load > 1 {
+		log.Fatalf("demo-target: -load %v is not in (0, 1]", load)
+	}
 	runtime.SetBlockProfileRate(10000)
 	runtime.SetMutexProfileFraction(5)
 	go hashLoop()
