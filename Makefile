@@ -11,6 +11,8 @@
 #                (REGISTRY=docker.io REPO=pprof-controller TAG=dev name them)
 #   make push    pushes them with skopeo (SKOPEO_FLAGS=--dest-tls-verify=false for a plain registry)
 #   make manifests  deploy/ and examples/manifests/ rendered for REGISTRY/REPO/TAG in build/manifests
+#   make k8s     etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl from
+#                tools/k8s into build/k8s/bin (rebuilt only when tools/k8s's go.mod/go.sum change)
 #   make clean
 
 CC      ?= cc
@@ -138,7 +140,7 @@ $(B)/asan/bin/operator: $(B)/asan/src/operator/main.o $(B)/asan/libcollector.a $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
-             $(B)/asan/bin/operator
+             $(B)/asan/bin/operator $(B)/k8s/stamp
 test: $(TEST_BINS)
 	python3 tests/run.py
 
@@ -183,6 +185,15 @@ bin/demo-target: tools/demo-target/main.go tools/demo-target/go.mod | $(DEPS_OK)
 bin/load-target: tools/load-target/main.go tools/load-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/load-target && $(GOENV) go build -o ../../bin/load-target .
+
+# --- the real Kubernetes control plane for the tests (issue 10) ---
+# scripts/k8s-build.sh decides by a hash of its inputs whether to build (minutes) or not (well
+# under a second), so the rule always runs it instead of trusting file times.
+K8S_STAMP := $(B)/k8s/stamp
+.PHONY: k8s
+k8s: $(K8S_STAMP)
+$(K8S_STAMP): FORCE
+	@scripts/k8s-build.sh
 
 # --- images and manifests (issue 6) ---
 REGISTRY ?= docker.io

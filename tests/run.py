@@ -3,8 +3,8 @@
 
 Suites: C unit tests (optimised and ASan+UBSan builds), fuzz corpus replay (ASan+UBSan),
 valgrind memcheck, conformance with go tool pprof, the collector against real Go peers, the UI
-in Chromium, the operator against kube-fake with kubectl, and the container images. Exits non-zero on any
-failure. `tests/run.py SUITE...` runs a subset (unit, fuzz, valgrind, conformance)."""
+in Chromium, the real Kubernetes control plane (tests/lib/cluster.py), the operator against
+kube-fake with kubectl, and the container images. Exits non-zero on any failure. `tests/run.py SUITE...` runs a subset (unit, fuzz, valgrind, conformance)."""
 import glob
 import os
 import sys
@@ -125,6 +125,12 @@ def ui(t):
     ui_suite.run_suite(t)
 
 
+def k8s(t):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "k8s"))
+    import k8s_suite
+    k8s_suite.run_suite(t)
+
+
 def operator(t):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "operator"))
     import operator_suite
@@ -138,7 +144,7 @@ def image(t):
 
 
 SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector, "ui": ui,
-          "operator": operator, "image": image}
+          "k8s": k8s, "operator": operator, "image": image}
 
 
 def main():
