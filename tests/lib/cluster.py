@@ -106,10 +106,15 @@ class StartError(RuntimeError):
 class ControlPlane:
     """One control plane in `workdir` (made if missing, a fresh temp dir if None; removed by
     stop()). extra_args: {component: [flags]} appended to that component's command line (later
-    flags win). no_watch_cache: built-in resources the API server serves from etcd directly."""
+    flags win). no_watch_cache: built-in resources the API server serves from etcd directly.
+    bind_address: where the API server listens; the default is loopback, and an address of the
+    test's own pod network (the bridge's gateway) lets pods reach it as in-cluster clients do (it
+    is then also the advertised address, unless advertise_address says otherwise)."""
 
-    def __init__(self, workdir=None, extra_args=None, no_watch_cache=(), advertise_address=ADVERTISE_ADDRESS):
-        self.advertise_address = advertise_address
+    def __init__(self, workdir=None, extra_args=None, no_watch_cache=(), advertise_address=None, bind_address="127.0.0.1"):
+        self.bind_address = bind_address
+        self.advertise_address = advertise_address or (ADVERTISE_ADDRESS if bind_address == "127.0.0.1" else bind_address)
+        self.version = k8s_version()
         self.dir = os.path.abspath(workdir) if workdir else tempfile.mkdtemp(prefix="k8s-cp-")
         self.extra_args = dict(extra_args or {})
         self.no_watch_cache = tuple(no_watch_cache)
@@ -203,8 +208,8 @@ class ControlPlane:
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", cwd=self.pki)
         sans = ["IP:127.0.0.1", f"IP:{SERVICE_IP}", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
                 "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"]
-        if self.advertise_address not in ("127.0.0.1", SERVICE_IP):
-            sans.append(f"IP:{self.advertise_address}")
+        for extra in {self.advertise_address, self.bind_address} - {"127.0.0.1", SERVICE_IP}:
+            sans.append(f"IP:{extra}")
         self._leaf("apiserver", "/CN=kube-apiserver", "serverAuth", sans)
         self._leaf("admin", "/O=system:masters/CN=kubernetes-admin", "clientAuth")
         self._leaf("controller-manager", "/CN=system:kube-controller-manager", "clientAuth")
@@ -229,12 +234,13 @@ class ControlPlane:
         with open(os.path.join(self.pki, name), "rb") as f:
             return base64.b64encode(f.read()).decode()
 
-    def _write_kubeconfig(self, path, user):
-        """A kubeconfig with everything inline; user is {"client-certificate-data": ...} or
-        {"token": ...}."""
+    def write_kubeconfig(self, path, user, ca_file=None, server=None):
+        """A kubeconfig for this server (or `server`, e.g. a proxy in front of it); user is the
+        user stanza ({"client-certificate-data": ...}, {"token": ...}, {"exec": {...}}, ...); the
+        CA inline, or by path with ca_file."""
+        ca = f"    certificate-authority: {ca_file}" if ca_file else f"    certificate-authority-data: {self._b64('ca.crt')}"
         lines = ["apiVersion: v1", "kind: Config", "clusters:", "- name: test", "  cluster:",
-                 f"    server: {self.server}", f"    certificate-authority-data: {self._b64('ca.crt')}",
-                 "users:", "- name: user", "  user:"]
+                 f"    server: {server or self.server}", ca, "users:", "- name: user", "  user:"]
         lines += [f"    {k}: {json.dumps(v)}" for k, v in user.items()]
         lines += ["contexts:", "- name: test", "  context:", "    cluster: test", "    user: user",
                   "current-context: test", ""]
@@ -244,12 +250,27 @@ class ControlPlane:
         return path
 
     def _cert_kubeconfig(self, name):
-        return self._write_kubeconfig(os.path.join(self.dir, f"{name}.kubeconfig"), {
+        return self.write_kubeconfig(os.path.join(self.dir, f"{name}.kubeconfig"), {
             "client-certificate-data": self._b64(f"{name}.crt"), "client-key-data": self._b64(f"{name}.key")})
 
-    def kubeconfig_for_token(self, token, path):
-        """Writes a kubeconfig for this server that authenticates with a bearer token."""
-        return self._write_kubeconfig(path, {"token": token})
+    def kubeconfig_for_token(self, token, path, server=None):
+        """Writes a kubeconfig for this server (or `server`) that authenticates with a bearer token."""
+        return self.write_kubeconfig(path, {"token": token}, server=server)
+
+    @property
+    def admin_cert(self):
+        """(certificate, key) paths of the admin client (O=system:masters)."""
+        return os.path.join(self.pki, "admin.crt"), os.path.join(self.pki, "admin.key")
+
+    @property
+    def port(self):
+        return self.ports["apiserver"]
+
+    def issue_cert(self, name, sans, usage="serverAuth"):
+        """A certificate from this cluster's CA, e.g. for a proxy in front of the API server:
+        (certificate, key) paths."""
+        self._leaf(name, f"/CN={name}", usage, sans)
+        return os.path.join(self.pki, f"{name}.crt"), os.path.join(self.pki, f"{name}.key")
 
     # --- processes ---
 
@@ -283,10 +304,10 @@ class ControlPlane:
             "--unsafe-no-fsync", "--log-level=warn"])
         self._wait("etcd", lambda: _http_json("GET", self.etcd_url + "/health")[1].get("health") == "true", 60)
 
-        self.server = f"https://127.0.0.1:{self.ports['apiserver']}"
+        self.server = f"https://{self.bind_address}:{self.ports['apiserver']}"
         apiserver_args = [
             f"--etcd-servers={self.etcd_url}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.ports['apiserver']}",
+            f"--bind-address={self.bind_address}", f"--secure-port={self.ports['apiserver']}",
             f"--advertise-address={self.advertise_address}",
             "--endpoint-reconciler-type=" + ("none" if self.advertise_address.startswith("127.") else "lease"),
             f"--tls-cert-file={p}/apiserver.crt", f"--tls-private-key-file={p}/apiserver.key",

@@ -1,0 +1,172 @@
+"""A fault-injecting HTTPS proxy in front of the real API server, for the operator's tests.
+
+The operator talks to the proxy (TLS with a serving certificate from the cluster's CA) with a
+bearer token, which the proxy passes on unchanged; the proxy talks to the API server over TLS,
+verifying it with the same CA, and presents no client certificate, so the API server sees the
+operator's own identity and enforces its RBAC. Responses, watch streams included, are streamed
+back as they arrive.
+
+Faults, set from the test while the proxy runs:
+  - fail(n, status, match=...): the next n requests matching (method, path regex) get `status`
+    (429 with Retry-After: 1, or 500) with a Kubernetes Status body, not forwarded;
+  - delay(seconds, match=...): matching requests are held that long before being forwarded;
+  - drop_watches(): every open watch stream is cut (the TCP connection is closed mid-stream);
+  - counts: requests forwarded per (method, path without query), for benchmarks.
+The proxy knows nothing about Kubernetes beyond that Status body."""
+import http.client
+import http.server
+import json
+import re
+import socket
+import socketserver
+import ssl
+import threading
+import time
+import urllib.parse
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class FaultProxy:
+    def __init__(self, upstream, ca_file, cert_file, key_file):
+        u = urllib.parse.urlparse(upstream)
+        self.up_host, self.up_port = u.hostname, u.port
+        self.up_ctx = ssl.create_default_context(cafile=ca_file)
+        self.lock = threading.Lock()
+        self.faults = []  # [remaining, status, method, regex]
+        self.delays = []  # [seconds, method, regex]
+        self.watches = set()
+        self.counts = {}
+        self.injected = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                proxy._handle(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any
+
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert_file, key_file)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    # ---- controls ----
+
+    def fail(self, n, status, method=None, path=r".*"):
+        with self.lock:
+            self.faults.append([n, status, method, re.compile(path)])
+
+    def delay(self, seconds, method=None, path=r".*"):
+        with self.lock:
+            self.delays.append([seconds, method, re.compile(path)])
+
+    def clear(self):
+        with self.lock:
+            self.faults.clear()
+            self.delays.clear()
+
+    def drop_watches(self):
+        with self.lock:
+            socks = list(self.watches)
+        for pair in socks:  # (client connection, upstream socket): both ends, so neither thread waits
+            for s in pair:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        return len(socks)
+
+    def reset_counts(self):
+        with self.lock:
+            self.counts = {}
+
+    def stop(self):
+        self.drop_watches()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # ---- the proxy ----
+
+    def _handle(self, h):
+        path_only = h.path.split("?", 1)[0]
+        with self.lock:
+            fault = None
+            for f in self.faults:
+                if f[0] > 0 and (f[2] is None or f[2] == h.command) and f[3].search(h.path):
+                    f[0] -= 1
+                    fault = f[1]
+                    self.injected += 1
+                    break
+            wait = sum(d[0] for d in self.delays if (d[1] is None or d[1] == h.command) and d[2].search(h.path))
+            key = (h.command, path_only)
+            self.counts[key] = self.counts.get(key, 0) + 1
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else None
+        if fault:
+            msg = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": fault,
+                              "reason": "TooManyRequests" if fault == 429 else "InternalError",
+                              "message": f"injected by the test's fault proxy ({fault})"}).encode()
+            h.send_response(fault)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(msg)))
+            if fault == 429:
+                h.send_header("Retry-After", "1")
+            h.end_headers()
+            h.wfile.write(msg)
+            return
+        if wait:
+            time.sleep(wait)
+        up = http.client.HTTPSConnection(self.up_host, self.up_port, context=self.up_ctx, timeout=600)
+        try:
+            headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "connection", "content-length")}
+            up.request(h.command, h.path, body=body, headers=headers)
+            r = up.getresponse()
+            h.send_response(r.status)
+            chunked = r.getheader("Content-Length") is None
+            for k, v in r.getheaders():
+                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    h.send_header(k, v)
+            if chunked:
+                h.send_header("Transfer-Encoding", "chunked")
+            else:
+                h.send_header("Content-Length", r.getheader("Content-Length"))
+            h.end_headers()
+            watch = "watch=1" in h.path or "watch=true" in h.path
+            pair = (h.connection, up.sock)
+            if watch:
+                with self.lock:
+                    self.watches.add(pair)
+            try:
+                while True:
+                    data = r.read1(65536) if chunked else r.read(65536)
+                    if not data:
+                        break
+                    if chunked:
+                        h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    else:
+                        h.wfile.write(data)
+                    h.wfile.flush()
+                if chunked:
+                    h.wfile.write(b"0\r\n\r\n")
+            finally:
+                if watch:
+                    with self.lock:
+                        self.watches.discard(pair)
+        except (OSError, http.client.HTTPException):
+            # a stream cut by drop_watches (either end) or by the API server ending it
+            h.close_connection = True
+        finally:
+            up.close()
