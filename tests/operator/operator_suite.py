@@ -1,465 +1,473 @@
-"""Operator suite (issue 5): kube-fake's fidelity proved with the real kubectl, then bin/operator
-end to end against kube-fake: stacks and monitors applied with kubectl, Services and
-EndpointSlices created, the ConfigMap's config.yaml, the StatefulSet and the statuses asserted;
-endpoints scaled, services relabelled, a monitor deleted, watches dropped, a 410 forced, faults
-injected, the operator killed and restarted, and two operators under leader election."""
+"""Operator suite on a real Kubernetes control plane (kube-apiserver, kube-controller-manager,
+kube-scheduler, etcd and kubectl v1.37 built from Go modules; tests/lib/cluster.py) with one
+node whose pods are real processes in network namespaces (tests/lib/kubelet.py).
+
+Nothing here is written by hand that a controller writes in a cluster: EndpointSlices come
+from the EndpointSlice controller as the demo pods become ready, unready and deleted; the
+collector pod from the StatefulSet controller, run from its image with what the API server
+stored; garbage collection, namespace deletion, Leases, TokenRequest tokens and RBAC are the
+real ones. Faults (dropped watches, 429/500, slow answers) come from a proxy in front of the
+real server; 410 Gone from a real etcd compaction.
+
+Sections: CRDs with kubectl; the seed's steps end to end (pods scraped by the collector pod);
+changes (scale, unready, deleted pods, relabel, namespaces, port names, matchNames, drift);
+the operator in the cluster from deploy/operator as its service account (RBAC enforced);
+leader election on real Leases; faults; credentials (client certificates, exec plugins,
+auth-provider); garbage collection; the whole seed path again under ASan+UBSan, and under
+valgrind."""
 import json
 import os
 import re
 import shutil
 import signal
-import ssl
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
-from harness import OUT, ROOT, free_port, run
+import kenv
+from harness import OUT, ROOT, run
+from kenv import CM_PATH, CRD_GROUP, NAME, NS, Env, Operator, wait_for
 
-KUBE_FAKE = os.path.join(ROOT, "tools", "kube-fake", "kube_fake.py")
-OPERATOR = os.path.join(ROOT, "bin", "operator")
-OPERATOR_ASAN = os.path.join(ROOT, "build", "asan", "bin", "operator")
-COLLECTOR = os.path.join(ROOT, "bin", "collector")
-NS = "pprof-controller"
-CM_PATH = f"/api/v1/namespaces/{NS}/configmaps/pprof-operator-config"
+EXAMPLES = os.path.join(ROOT, "examples", "manifests")
+MONITOR = f"{CRD_GROUP}/namespaces/default/pprofmonitors/pprofmonitor-sample"
+STACK = f"{CRD_GROUP}/namespaces/{NS}/pprofcollectorstacks/pprofmonitor-stack"
+STS = f"/apis/apps/v1/namespaces/{NS}/statefulsets/{NAME}-collector"
 
 
-class KubeFake:
-    def __init__(self, d):
-        self.dir = d
-        self.kubeconfig = os.path.join(d, "kubeconfig")
-        self.kubeconfig_cert = os.path.join(d, "kubeconfig-cert")
-        self.kubeconfig_cert_files = os.path.join(d, "kubeconfig-cert-files")
-        self.p = subprocess.Popen(["python3", KUBE_FAKE, "--port", "0", "--kubeconfig", self.kubeconfig,
-                                   "--kubeconfig-cert", self.kubeconfig_cert, "--kubeconfig-cert-files", self.kubeconfig_cert_files],
-                                  stdout=subprocess.PIPE, stderr=open(os.path.join(d, "kube-fake.log"), "w"), text=True)
-        line = self.p.stdout.readline()
-        m = re.search(r"listening on (\S+)", line)
-        if not m:
-            raise RuntimeError("kube-fake did not start: " + line)
-        self.url = m.group(1)
-        self.ctx = ssl.create_default_context()
-        self.ctx.check_hostname = False
-        self.ctx.verify_mode = ssl.CERT_NONE
-        self.token = "kube-fake-token"
-
-    def req(self, method, path, body=None, ctype="application/json"):
-        data = json.dumps(body).encode() if body is not None else None
-        r = urllib.request.Request(self.url + path, data=data, method=method,
-                                   headers={"Authorization": f"Bearer {self.token}", "Content-Type": ctype})
-        try:
-            with urllib.request.urlopen(r, context=self.ctx, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
-
-    def apply(self, path, obj, manager="tests"):
-        return self.req("PATCH", f"{path}?fieldManager={manager}&force=true", obj, "application/apply-patch+yaml")
-
-    def stop(self):
-        self.p.terminate()
-        self.p.wait(10)
+def conds(obj):
+    return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
 
 
-class Kubectl:
-    def __init__(self, kf, d):
-        self.env = {"KUBECONFIG": kf.kubeconfig, "HOME": d}
-        self.cache = os.path.join(d, "kubectl-cache")
-
-    def __call__(self, *args, stdin=None, timeout=60):
-        return run(["kubectl", "--cache-dir", self.cache, *args], env=self.env, timeout=timeout, input=stdin)
-
-
-class Operator:
-    binary = OPERATOR
-    wrapper = []
-
-    def __init__(self, kf, d, *extra, name="op"):
-        self.mport, self.hport = free_port(), free_port()
-        self.log = os.path.join(d, f"operator-{name}.log")
-        self.p = subprocess.Popen([*Operator.wrapper, Operator.binary, "--kubeconfig", kf.kubeconfig, "-n", NS, "--name", "pprof-operator",
-                                   "--metrics-addr", f"127.0.0.1:{self.mport}", "--health-addr", f"127.0.0.1:{self.hport}",
-                                   *extra], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
-
-    def metrics(self):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.mport}/metrics", timeout=5) as r:
-                text = r.read().decode()
-        except OSError:
-            return {}
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                k, v = line.rsplit(" ", 1)
-                out[k] = float(v)
-        return out
-
-    def ready(self):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.hport}/readyz", timeout=5) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        return self.p.returncode
-
-    def tail(self):
-        try:
-            return open(self.log).read()[-3000:]
-        except OSError:
-            return ""
-
-
-def wait_for(fn, timeout=20, step=0.1):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - retried until the deadline
-            last = e
-        time.sleep(step)
+def proc_of(env, ns, pod, container):
+    rt = env.kubelet.runtime(ns, pod)
+    for c in rt.containers if rt else []:
+        if c.name == container and c.proc and c.proc.poll() is None:
+            return c.proc.pid
     return None
 
 
-def config_yaml(kf):
-    st, cm = kf.req("GET", CM_PATH)
-    return (cm.get("data") or {}).get("config.yaml", "") if st == 200 else None
+# ---- CRDs through kubectl, against the real API server ----------------------------------------
 
-
-def target_names(kf):
-    y = config_yaml(kf) or ""
-    return sorted(re.findall(r'^- name: "([^"]*)"', y, re.M))
-
-
-def service(name, ns="default", labels=None, ports=None):
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "pprof"}},
-            "spec": {"selector": {"app": name}, "ports": ports or [{"name": "http", "port": 80, "targetPort": "pprof"}]}}
-
-
-def slice_(svc, name, addrs, ns="default", port=6060, port_name="http", ready=None):
-    ready = ready or {}
-    eps = [{"addresses": [a], "conditions": {"ready": ready.get(a, True)}, "nodeName": "node-1",
-            "targetRef": {"kind": "Pod", "name": f"{svc}-{i}", "namespace": ns}} for i, a in enumerate(addrs)]
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": svc}},
-            "addressType": "IPv4", "ports": [{"name": port_name, "port": port, "protocol": "TCP"}], "endpoints": eps}
-
-
-def put_service(kf, s):
-    return kf.apply(f"/api/v1/namespaces/{s['metadata']['namespace']}/services/{s['metadata']['name']}", s)
-
-
-def put_slice(kf, s):
-    return kf.apply(f"/apis/discovery.k8s.io/v1/namespaces/{s['metadata']['namespace']}/endpointslices/{s['metadata']['name']}", s)
-
-
-# ---- kube-fake fidelity, with the real kubectl --------------------------------------------------
-
-def fidelity(t, kf, kc, d):
-    p = kc("create", "namespace", NS)
-    t.record("kubectl: create namespace", p.returncode == 0, p.stderr)
-    p = kc("apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "crds"))
-    t.record("kubectl: apply --server-side -f deploy/crds", p.returncode == 0 and p.stdout.count("serverside-applied") == 2,
-             p.stdout + p.stderr)
-    p = kc("apply", "--server-side", "--dry-run=server", "-f", os.path.join(ROOT, "deploy", "operator"))
-    t.record("kubectl: apply --server-side --dry-run=server -f deploy/operator (namespace, RBAC, Deployment)",
+def crds(t, env):
+    d = env.dir
+    # --install-crds=false: nothing is installed, the operator waits for them
+    op = Operator(env, "--install-crds=false", name="no-crds")
+    time.sleep(4)
+    p = env.kubectl("get", "crd", "-o", "name")
+    t.record("operator --install-crds=false installs no CRD and is not ready without them",
+             p.returncode == 0 and "resources.cattle.io" not in p.stdout and not op.ready() and op.p.poll() is None,
+             p.stdout + op.tail())
+    op.stop()
+    p = env.kubectl("apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "crds"))
+    t.record("kubectl: apply --server-side -f deploy/crds: both accepted by the real API server (structural schemas)",
+             p.returncode == 0 and p.stdout.count("serverside-applied") == 2, p.stdout + p.stderr)
+    est = wait_for(lambda: all(env.kubectl("get", "crd", c, "-o", 'jsonpath={.status.conditions[?(@.type=="Established")].status}')
+                               .stdout == "True" for c in ("pprofmonitors.resources.cattle.io",
+                                                           "pprofcollectorstacks.resources.cattle.io")), 30)
+    t.record("CRDs: Established and NamesAccepted", bool(est), env.kubectl("get", "crd", "-o", "yaml").stdout[-2000:])
+    p = env.kubectl("apply", "--server-side", "--dry-run=server", "-f", os.path.join(ROOT, "deploy", "operator"))
+    t.record("kubectl: deploy/operator (namespace, RBAC, Deployment) passes the real server's validation (dry run)",
              p.returncode == 0 and p.stdout.count("serverside-applied (server dry run)") == 7, p.stdout + p.stderr)
-    p = kc("apply", "--server-side", "--dry-run=server", "-f", os.path.join(ROOT, "examples", "manifests"))
-    t.record("kubectl: apply --server-side --dry-run=server -f examples/manifests stores nothing",
-             p.returncode == 0 and "server dry run" in p.stdout and kc("get", "pprofmonitors", "-A").stdout.strip() == "",
+    p = env.kubectl("apply", "--server-side", "--dry-run=server", "-f", EXAMPLES)
+    t.record("kubectl: examples/manifests pass the real server's validation and a dry run stores nothing",
+             p.returncode == 0 and "server dry run" in p.stdout and env.kubectl("get", "pm", "-A", "-o", "name").stdout.strip() == "",
              p.stdout + p.stderr)
-    p = kc("apply", "--server-side", "-f", os.path.join(ROOT, "examples", "manifests"))
-    t.record("kubectl: apply --server-side -f examples/manifests", p.returncode == 0 and p.stdout.count("serverside-applied") >= 4,
+
+    def refused(doc, *needles):
+        p = env.kubectl("apply", "--server-side", "-f", "-", input=doc)
+        return p.returncode != 0 and all(n in p.stderr for n in needles), p.stderr
+    mon = "apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: bad, namespace: default}\n"
+    ok, err = refused(mon + "spec:\n  endpoint: {scheme: ftp}\n  config: {heap: {seconds: 0}}\n",
+                      "spec.endpoint.scheme", "spec.config.heap.seconds")
+    t.record("CRD schema: scheme ftp and heap seconds 0 refused by the API server, both named", ok, err)
+    ok, err = refused(mon + "spec:\n  bogus: 1\n", ".spec.bogus: field not declared in schema")
+    t.record("CRD schema: unknown fields refused (strict field validation)", ok, err)
+    ok, err = refused("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofCollectorStack\n"
+                      "metadata: {name: bad, namespace: default}\nspec:\n  storage: {diskSpace: lots}\n  collectorImage: {image: c}\n",
+                      "spec.storage.diskSpace")
+    t.record("CRD schema: diskSpace must be a quantity", ok, err)
+    for what, spec, field in (("a path with ?", "endpoint: {path: '/debug?x=1'}", "spec.endpoint.path"),
+                              ("seconds over an hour", "config: {profile: {seconds: 3601}}", "spec.config.profile.seconds"),
+                              ("an interval of 100000h", "endpoint: {interval: 100000h}", "spec.endpoint.interval")):
+        ok, err = refused(mon + f"spec:\n  {spec}\n", field)
+        t.record(f"CRD schema: {what} is refused by the API server", ok, err)
+    # printer columns, status subresource, generation
+    p = env.kubectl("apply", "-f", os.path.join(EXAMPLES, "monitor.yaml"))
+    t.record("kubectl apply (client-side, as the seed) of the seed's monitor", p.returncode == 0, p.stdout + p.stderr)
+    p = env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"status":{"targets":7}}')
+    s = env.kubectl("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.metadata.name}:{.status.targets}")
+    t.record("status subresource: a patch of the main resource does not write status",
+             s.returncode == 0 and s.stdout.strip() == "pprofmonitor-sample:", p.stdout + p.stderr + s.stdout + s.stderr)
+    gen0 = env.kubectl("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.metadata.generation}").stdout
+    p = env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--subresource=status", "--type=merge", "-p",
+                    '{"status":{"targets":7}}')
+    s = env.kubectl("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.status.targets} {.metadata.generation}")
+    t.record("status subresource: patch --subresource=status writes status without a new generation",
+             p.returncode == 0 and s.stdout.strip() == f"7 {gen0}", p.stderr + s.stdout)
+    p = env.kubectl("get", "pm", "-n", "default")
+    t.record("printer columns: kubectl get pm shows TARGETS and RECONCILED",
+             re.search(r"NAME\s+TARGETS\s+RECONCILED\s+AGE", p.stdout) is not None and re.search(r"pprofmonitor-sample\s+7\s+\d+s", p.stdout),
              p.stdout + p.stderr)
-    p = kc("get", "pprofmonitors", "-A", "-o", "yaml")
-    t.record("kubectl: get pprofmonitors -o yaml shows the seed's spec",
-             p.returncode == 0 and "pprofmonitor-sample" in p.stdout and "targetPort: 80" in p.stdout and "any: true" in p.stdout,
-             p.stdout + p.stderr)
-    p = kc("get", "pcs", "-n", NS)
-    t.record("kubectl: get by short name prints the printer columns",
-             p.returncode == 0 and re.search(r"NAME\s+DISK\s+READY\s+REPLICAS\s+AGE", p.stdout) and "5Gi" in p.stdout,
-             p.stdout + p.stderr)
-    bad = os.path.join(d, "bad.yaml")
-    open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: bad, namespace: default}\n"
-                         "spec:\n  endpoint: {scheme: ftp}\n  config: {heap: {seconds: 0}}\n")
-    p = kc("apply", "--server-side", "-f", bad)
-    t.record("kubectl: the CRD schema refuses scheme ftp and seconds 0 (422, both named)",
-             p.returncode != 0 and "spec.endpoint.scheme" in p.stderr and "spec.config.heap.seconds" in p.stderr, p.stderr)
-    open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofCollectorStack\nmetadata: {name: bad, namespace: default}\n"
-                         "spec:\n  storage: {diskSpace: lots}\n  collectorImage: {image: c}\n")
-    p = kc("apply", "--server-side", "-f", bad)
-    t.record("kubectl: diskSpace must be a quantity", p.returncode != 0 and "diskSpace" in p.stderr, p.stderr)
-    open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: bad, namespace: default}\n"
-                         "spec:\n  bogus: 1\n")
-    p = kc("apply", "--server-side", "-f", bad)
-    t.record("kubectl: unknown fields are refused (strict field validation)",
-             p.returncode != 0 and 'unknown field "spec.bogus"' in p.stderr, p.stderr)
-    # field managers: another manager changing kubectl's field conflicts unless forced
-    mon = os.path.join(d, "mon.yaml")
-    open(mon, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: pprofmonitor-sample, namespace: default}\n"
-                         "spec:\n  endpoint: {targetPort: 81}\n")
-    p = kc("apply", "--server-side", "--field-manager", "someone-else", "-f", mon)
-    t.record("kubectl: server-side apply conflict with another field manager", p.returncode != 0 and "conflict" in p.stderr.lower(),
-             p.stdout + p.stderr)
-    p = kc("apply", "--server-side", "--field-manager", "someone-else", "--force-conflicts", "-f", mon)
-    g = kc("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.spec.endpoint.targetPort} {.metadata.generation}")
-    t.record("kubectl: --force-conflicts takes the field; generation counts spec changes",
-             p.returncode == 0 and g.stdout.strip() == "81 2", p.stderr + g.stdout + g.stderr)
-    kc("apply", "--server-side", "--force-conflicts", "-f", os.path.join(ROOT, "examples", "manifests", "monitor.yaml"))
-    # watch: kubectl get --watch sees an add, a change and a delete
-    w = subprocess.Popen(["kubectl", "--cache-dir", kc.cache, "get", "pm", "-n", "default", "--watch", "-o", "name"],
-                         env={**os.environ, **kc.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    open(mon, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: watched, namespace: default}\nspec: {}\n")
-    kc("apply", "--server-side", "-f", mon)
-    kc("label", "pm", "-n", "default", "watched", "x=y")
-    kc("delete", "pm", "-n", "default", "watched")
-    time.sleep(1.5)
-    w.terminate()
-    out = w.communicate(timeout=10)[0]
-    t.record("kubectl: get --watch streams add, change and delete",
-             out.count("pprofmonitor.resources.cattle.io/watched") >= 3, out)
-    # label selectors and status subresource
-    p = kc("get", "services", "-A", "-l", "app=pprof", "-o", "name")
-    t.record("kubectl: label selector on list", p.stdout.split() == ["service/pprof-demo"], p.stdout + p.stderr)
-    p = kc("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"status":{"targets":7}}')
-    s = kc("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.metadata.name}:{.status.targets}")
-    t.record("kube-fake: status is only written through the status subresource",
-             p.returncode == 0 and s.returncode == 0 and s.stdout.strip() == "pprofmonitor-sample:", p.stderr + s.stdout + s.stderr)
-    p = kc("patch", "pm", "-n", "default", "pprofmonitor-sample", "--subresource=status", "--type=merge", "-p",
-           '{"status":{"targets":7}}')
-    s = kc("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "jsonpath={.status.targets} {.metadata.generation}")
-    t.record("kubectl: patch --subresource=status writes status without a new generation",
-             p.returncode == 0 and s.stdout.strip() == "7 3", p.stderr + s.stdout)
-    # 410 Gone: a watch from before a compaction is refused, as etcd's compaction does
-    st, lst = kf.req("GET", "/apis/resources.cattle.io/v1alpha1/pprofmonitors")
-    old_rv = lst["metadata"]["resourceVersion"]
-    kf.req("POST", "/_fake/compact")
-    r = urllib.request.Request(f"{kf.url}/apis/resources.cattle.io/v1alpha1/pprofmonitors?watch=1&resourceVersion={int(old_rv) - 1}",
-                               headers={"Authorization": f"Bearer {kf.token}"})
-    with urllib.request.urlopen(r, context=kf.ctx, timeout=10) as resp:
-        ev = json.loads(resp.readline())
-    t.record("kube-fake: a watch older than the compaction gets ERROR 410 Expired",
-             ev["type"] == "ERROR" and ev["object"]["code"] == 410, ev)
-    # paging
-    st1, page = kf.req("GET", "/api/v1/namespaces?limit=2")
-    st2, rest = kf.req("GET", "/api/v1/namespaces?limit=2&continue=" + page["metadata"].get("continue", ""))
-    names = [o["metadata"]["name"] for o in page["items"] + rest["items"]]
-    t.record("kube-fake: limit/continue pages through a list", st1 == 200 and st2 == 200 and len(names) == 4 and
-             len(set(names)) == 4, names)
+    # server-side apply with two managers: a conflict unless forced; generation counts spec changes
+    doc = mon.replace("name: bad", "name: pprofmonitor-sample") + "spec:\n  endpoint: {targetPort: 81}\n"
+    p = env.kubectl("apply", "--server-side", "--field-manager", "someone-else", "-f", "-", input=doc)
+    p2 = env.kubectl("apply", "--server-side", "--field-manager", "someone-else", "--force-conflicts", "-f", "-", input=doc)
+    g = env.kubectl("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "json")
+    got = json.loads(g.stdout) if g.returncode == 0 else {}
+    managers = {m["manager"]: m["operation"] for m in got.get("metadata", {}).get("managedFields", [])}
+    t.record("server-side apply: another manager conflicts with kubectl's field unless --force-conflicts, then owns it",
+             p.returncode != 0 and "conflict" in p.stderr.lower() and p2.returncode == 0 and
+             got.get("spec", {}).get("endpoint", {}).get("targetPort") == 81 and managers.get("someone-else") == "Apply" and
+             got["metadata"]["generation"] > int(gen0), [p.stderr, p2.stderr, gen0, got.get("metadata")])
+    env.kubectl("delete", "pm", "-n", "default", "pprofmonitor-sample", "bad", "--ignore-not-found")
 
 
-# ---- the operator end to end ------------------------------------------------------------------
+# ---- the seed's steps, end to end with real pods ---------------------------------------------
 
-def e2e(t, kf, kc, d):
-    op = Operator(kf, d)
+def seed_e2e(t, env, prefix=""):
+    """kubectl create ns (done by the caller), the operator out of cluster with KUBECONFIG, kubectl
+    apply -f ./examples/manifests/ (client-side): the demo pods run, the collector pod runs from
+    its image and scrapes them. Returns the operator (running) or None."""
+    r = lambda name, ok, detail="": t.record(prefix + name, ok, detail)  # noqa: E731
+    op = Operator(env, name=prefix.strip("[] ") or "seed", via_env=True)
+    r("operator: ready with KUBECONFIG (CRDs installed, informers synced)", bool(wait_for(op.ready, 60)), op.tail())
+    p = env.kubectl("apply", "-f", EXAMPLES)
+    r("kubectl apply -f ./examples/manifests/ (client-side, the seed's command)", p.returncode == 0 and p.stdout.count("created") >= 4,
+      p.stdout + p.stderr)
+    demo = wait_for(lambda: (lambda x: x if len(x) == 2 else None)(env.ready_pods("default", "app=pprof")), 90)
+    r("the demo Deployment's 2 pods run (scheduled, started from the demo-target image, readiness probe passed)",
+      bool(demo) and all(ip and ip.startswith(str(env.net.net).rsplit(".", 2)[0]) for ip in demo.values()),
+      [env.kubectl("get", "pods", "-A", "-o", "wide").stdout, env.logs[-5:]])
+    want = {name: f"http://{ip}:6060" for name, ip in (demo or {}).items()}
+    got = wait_for(lambda: (lambda x: x if x == want else None)(env.targets()), 30)
+    sl = env.get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dpprof-demo")
+    managed = {s["metadata"]["labels"].get("endpointslice.kubernetes.io/managed-by") for s in (sl or {}).get("items", [])}
+    r("one target per ready pod, named after the pod, at the pod's address and container port (from the real "
+      "EndpointSlice controller's slices)", bool(got) and managed == {"endpointslice-controller.k8s.io"},
+      [want, env.targets(), managed])
+    y = env.config_yaml() or ""
+    cfg = os.path.join(env.dir, "config.yaml")
+    open(cfg, "w").write(y)
+    p = run([os.path.join(ROOT, "bin", "collector"), "--check-config", cfg])
+    r("the collector accepts the generated config (--check-config)", p.returncode == 0 and '__k8s_name: "pprof-demo"' in y and
+      'node: "node-1"' in y, p.stdout + p.stderr + y[:1500])
+    # the collector pod: from the StatefulSet controller, run from its image as the API stored it
+    pod = wait_for(lambda: (lambda x: x if x else None)(env.ready_pods(NS, "app.kubernetes.io/name=pprof-collector")), 90)
+    r("the collector pod runs from its image and passes its readiness probe (/readyz)", bool(pod),
+      [env.kubectl("get", "pods", "-n", NS, "-o", "yaml").stdout[-3000:], env.logs[-5:]])
+    stored = env.get(f"/api/v1/namespaces/{NS}/pods/{NAME}-collector-0") or {}
+    spec = (stored.get("spec") or {})
+    c = (spec.get("containers") or [{}])[0]
+    pid = proc_of(env, NS, f"{NAME}-collector-0", "collector")
+    cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1] if pid else []
+    status = open(f"/proc/{pid}/status").read() if pid else ""
+    mounts = open(f"/proc/{pid}/mountinfo").read() if pid else ""
+    root_ro = any(line.split()[4] == "/" and " ro," in f" {line.split()[5]}," for line in mounts.splitlines())
+    r("the collector process runs the args the API server stored, as uid/gid 65532 with fsGroup, read-only root, "
+      "no service-account token", bool(pid) and [a.decode() for a in cmdline] == ["/usr/local/bin/collector"] + c.get("args", []) and
+      re.search(r"^Uid:\s+65532\s", status, re.M) and re.search(r"^Groups:.*\b65532\b", status, re.M) and root_ro and
+      spec.get("automountServiceAccountToken") is False and "serviceaccount" not in mounts,
+      [cmdline, c.get("args"), status[:600], mounts[-1500:]])
+    sts = env.get(STS) or {}
+    tpl = sts.get("spec", {}).get("template", {}).get("spec", {})
+    csc = (tpl.get("containers") or [{}])[0].get("securityContext", {})
+    r("StatefulSet hardening as stored: runAsNonRoot, seccomp RuntimeDefault, no privilege escalation, caps dropped, "
+      "read-only root (and admitted under PodSecurity restricted)",
+      tpl.get("securityContext", {}).get("runAsNonRoot") is True and
+      tpl.get("securityContext", {}).get("seccompProfile", {}).get("type") == "RuntimeDefault" and
+      csc.get("allowPrivilegeEscalation") is False and csc.get("capabilities", {}).get("drop") == ["ALL"] and
+      csc.get("readOnlyRootFilesystem") is True and
+      env.get(f"/api/v1/namespaces/{NS}")["metadata"]["labels"].get("pod-security.kubernetes.io/enforce") == "restricted",
+      json.dumps(tpl)[:2000])
+
+    tg = wait_for(lambda: set(want) <= collector_target_names(env, with_profiles=True), 60, 1)
+    r("the collector pod scrapes both demo pods over the pod network (health up, scrapes counted)", bool(tg),
+      [env.collector("/api/v1/targets")[1][:2000], open(env.kubelet.log_path(NS, f"{NAME}-collector-0", "collector"),
+                                                        errors="replace").read()[-2000:]])
+    name = sorted(want)[0] if want else ""
+    # `pod` is the label the operator writes for a target (`monitor` is the PprofMonitor's name)
+    got = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(env.collector(f"/api/v1/profile?type=heap&pod={name}")), 60, 1)
+    st, prof = got or env.collector(f"/api/v1/profile?type=heap&pod={name}")
+    pf = os.path.join(env.dir, "heap.pb.gz")
+    open(pf, "wb").write(prof)
+    g = run(["go", "tool", "pprof", "-raw", pf]) if st == 200 else None
+    r("a pod's heap profile, scraped in the cluster, opens in go tool pprof", st == 200 and g and g.returncode == 0 and
+      "Samples:" in g.stdout and "main.allocator" in g.stdout,
+      [st, g.stderr if g else ""])
+    stack = wait_for(lambda: (lambda s: s if conds(s).get("Ready", {}).get("status") == "True" and
+                              s["status"].get("readyReplicas") == 1 and
+                              s["status"].get("observedGeneration") == s["metadata"]["generation"] else None)(env.get(STACK)), 60)
+    r("stack status: Reconciled and Ready once the StatefulSet controller counts the ready pod, observedGeneration",
+      bool(stack) and conds(stack).get("Reconciled", {}).get("status") == "True", env.get(STACK))
+    m = wait_for(lambda: (lambda s: s if s.get("targets") == 2 else None)((env.get(MONITOR) or {}).get("status") or {}), 30)
+    r("monitor status: 2 targets, Reconciled=True with observedGeneration",
+      bool(m) and conds({"status": m}).get("Reconciled", {}).get("status") == "True" and
+      m.get("observedGeneration") == env.get(MONITOR)["metadata"]["generation"], m)
+    return op
+
+
+def changes(t, env, op):
+    """What happens to pods and services in a cluster reaches the config and the collector."""
+    def demo():
+        return env.ready_pods("default", "app=pprof")
+
+    def config_follows(timeout=45):
+        return wait_for(lambda: (lambda d, tg: d if tg == {n: f"http://{ip}:6060" for n, ip in d.items()} else None)(demo(), env.targets()),
+                        timeout)
+    r0 = scrape_reloads(env)
+    p = env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=3")
+    d3 = wait_for(lambda: (lambda d: d if len(d) == 3 else None)(demo()), 60)
+    ok = config_follows()
+    coll = wait_for(lambda: (lambda tg: tg if set(d3 or {}) <= tg else None)(collector_target_names(env)), 45, 1)
+    r1 = scrape_reloads(env)
+    t.record("scale the Deployment to 3: the config has 3 targets and the collector picks up the new file by itself "
+             "(ConfigMap volume updated by ..data swap; no /reload request)", p.returncode == 0 and bool(ok) and bool(coll) and
+             r0 and r1 and r1[0] > r0[0] and r1[1] == r0[1], [p.stderr, d3, env.targets(), collector_target_names(env), r0, r1])
+    # unready: a stopped process fails its readiness probe; the EndpointSlice controller marks it
+    victim = sorted(d3 or demo())[0]
+    pid = proc_of(env, "default", victim, "demo")
+    os.kill(pid, signal.SIGSTOP)
     try:
-        t.record("operator: ready (CRDs installed, informers synced)", bool(wait_for(op.ready, 30)), op.tail())
-        # the seed's example service: port 80 -> targetPort "pprof"; slices carry the resolved 6060
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.6"]))
-        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0", "pprof-demo-1"], 15)
-        y = config_yaml(kf) or ""
-        t.record("operator: one collector monitor per ready endpoint address, named after its pod",
-                 bool(ok) and 'endpoint: "http://10.0.0.5:6060"' in y and '__k8s_namespace: "default"' in y and
-                 '__k8s_name: "pprof-demo"' in y and 'monitor: "pprofmonitor-sample"' in y and 'node: "node-1"' in y, y)
-        cfg = os.path.join(d, "config.yaml")
-        open(cfg, "w").write(y)
-        p = run([COLLECTOR, "--check-config", cfg])
-        t.record("operator: the collector accepts the generated config (--check-config)", p.returncode == 0, p.stdout + p.stderr)
-        st, sts = kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")
-        c = (sts.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0] if st == 200 else {}
-        args = c.get("args", [])
-        owner = (sts.get("metadata", {}).get("ownerReferences") or [{}])[0] if st == 200 else {}
-        t.record("operator: StatefulSet with the seed's image, flags, 85% retention, probes, non-root, owned by the stack",
-                 st == 200 and c.get("image") == "docker.io/pprof-controller/collector:dev" and
-                 "--config=/etc/pprof-collector/config.yaml" in args and "--web-port=8989" in args and
-                 f"--retention-size={5 * 1024 ** 3 // 100 * 85}B" in args and c.get("readinessProbe") and c.get("livenessProbe") and
-                 c["securityContext"]["runAsNonRoot"] and c["securityContext"]["allowPrivilegeEscalation"] is False and
-                 owner.get("kind") == "PprofCollectorStack" and owner.get("controller") is True and
-                 len(sts["spec"]["template"]["spec"]["containers"]) == 1, json.dumps(sts)[:3000])
-        st1, svc = kf.req("GET", f"/api/v1/namespaces/{NS}/services/pprof-operator-collector")
-        st2, pvc = kf.req("GET", f"/api/v1/namespaces/{NS}/persistentvolumeclaims/pprof-operator-collector-data")
-        t.record("operator: Service pprof-operator-collector (8989 web) and PVC of diskSpace",
-                 st1 == 200 and svc["spec"]["ports"][0]["port"] == 8989 and svc["spec"]["ports"][0]["name"] == "web" and
-                 st2 == 200 and pvc["spec"]["resources"]["requests"]["storage"] == "5Gi", [svc, pvc])
-
-        def stack_status():
-            st, s = kf.req("GET", f"/apis/resources.cattle.io/v1alpha1/namespaces/{NS}/pprofcollectorstacks/pprofmonitor-stack")
-            conds = {c["type"]: c["status"] for c in s.get("status", {}).get("conditions", [])}
-            return s if conds.get("Reconciled") == "True" and s["status"].get("observedGeneration") == s["metadata"]["generation"] else None
-        s = wait_for(stack_status, 10)
-        t.record("operator: stack status Reconciled=True, Ready=False until a pod is ready, observedGeneration",
-                 bool(s) and {c["type"]: c["status"] for c in s["status"]["conditions"]}.get("Ready") == "False", s)
-        # the StatefulSet's pod becomes ready (kube-fake has no kubelet: the test plays it)
-        kf.req("PATCH", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector/status",
-               {"status": {"replicas": 1, "readyReplicas": 1}}, "application/merge-patch+json")
-        s = wait_for(lambda: (lambda x: x if x and x["status"].get("readyReplicas") == 1 else None)(stack_status()), 10)
-        t.record("operator: stack Ready=True with readyReplicas once the collector is ready",
-                 bool(s) and {c["type"]: c["status"] for c in s["status"]["conditions"]}.get("Ready") == "True", s)
-
-        def mon_status(name="pprofmonitor-sample", ns="default"):
-            st, m = kf.req("GET", f"/apis/resources.cattle.io/v1alpha1/namespaces/{ns}/pprofmonitors/{name}")
-            return m.get("status", {}) if st == 200 else {}
-        m = wait_for(lambda: (lambda s: s if s.get("targets") == 2 else None)(mon_status()), 10)
-        t.record("operator: monitor status counts its targets, Reconciled=True, observedGeneration",
-                 bool(m) and m["conditions"][0]["type"] == "Reconciled" and m["conditions"][0]["status"] == "True", mon_status())
-
-        # scale: a third address, one not ready
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.6", "10.0.0.7"], ready={"10.0.0.6": False}))
-        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0", "pprof-demo-2"], 10)
-        t.record("operator: scaling endpoints updates the config; not-ready endpoints are left out", bool(ok), target_names(kf))
-        # another service in another namespace, by port name, https and a path prefix
-        kf.req("POST", "/api/v1/namespaces", {"metadata": {"name": "team-b"}})
-        put_service(kf, service("api", "team-b", {"app": "pprof", "tier": "api"},
-                                [{"name": "debug", "port": 8443, "targetPort": 8443}]))
-        put_slice(kf, slice_("api", "api-x", ["10.1.0.1"], ns="team-b", port=8443, port_name="debug"))
-        kf.apply("/apis/resources.cattle.io/v1alpha1/namespaces/team-b/pprofmonitors/api",
-                 {"apiVersion": "resources.cattle.io/v1alpha1", "kind": "PprofMonitor", "metadata": {"name": "api", "namespace": "team-b"},
-                  "spec": {"selector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["api"]}]},
-                           "endpoint": {"port": "debug", "scheme": "https", "path": "/internal", "interval": "30s"},
-                           "config": {"heap": {"seconds": 5}}}})
-        ok = wait_for(lambda: 'endpoint: "https://10.1.0.1:8443/internal"' in (config_yaml(kf) or ""), 10)
-        t.record("operator: matchExpressions, own namespace, port by name, https and path prefix",
-                 bool(ok) and "interval_seconds: 30" in (config_yaml(kf) or ""), config_yaml(kf))
-        # relabel: the seed monitor's service no longer matches
-        put_service(kf, service("pprof-demo", labels={"app": "other"}, ports=[{"name": "http", "port": 80, "targetPort": "pprof"}]))
-        ok = wait_for(lambda: "pprof-demo" not in " ".join(target_names(kf)), 10)
-        t.record("operator: relabelled service drops out of the config", bool(ok), target_names(kf))
-        put_service(kf, service("pprof-demo", labels={"app": "pprof"}, ports=[{"name": "http", "port": 80, "targetPort": "pprof"}]))
-        t.record("operator: relabelled back, it returns",
-                 bool(wait_for(lambda: "pprof-demo-0" in target_names(kf), 10)), target_names(kf))
-        # a monitor whose port resolves nowhere says so in its status
-        kf.apply("/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/noport",
-                 {"apiVersion": "resources.cattle.io/v1alpha1", "kind": "PprofMonitor", "metadata": {"name": "noport", "namespace": "default"},
-                  "spec": {"selector": {"matchLabels": {"app": "pprof"}}, "endpoint": {"port": "nope"}}})
-        m = wait_for(lambda: (lambda s: s if s.get("conditions") and s["conditions"][0]["status"] == "False" else None)(mon_status("noport")), 10)
-        t.record("operator: an unresolvable port is a Reconciled=False condition with the reason",
-                 bool(m) and "nope" in m["conditions"][0]["message"], mon_status("noport"))
-        kf.req("DELETE", "/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/noport")
-
-        # drift: a deleted child comes back, an edited one is put back
-        kf.req("DELETE", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")
-        ok = wait_for(lambda: kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")[0] == 200, 10)
-        t.record("operator: a deleted StatefulSet is recreated", bool(ok))
-        kf.req("PATCH", f"/api/v1/namespaces/{NS}/services/pprof-operator-collector",
-               {"spec": {"ports": [{"name": "web", "port": 9999, "targetPort": "web"}]}}, "application/merge-patch+json")
-        ok = wait_for(lambda: kf.req("GET", f"/api/v1/namespaces/{NS}/services/pprof-operator-collector")[1]["spec"]["ports"][0]["port"] == 8989, 10)
-        t.record("operator: an edited Service is put back (forced apply)", bool(ok))
-        kf.req("PATCH", CM_PATH, {"data": {"config.yaml": "monitors: []\n"}}, "application/merge-patch+json")
-        ok = wait_for(lambda: "pprof-demo-0" in target_names(kf), 10)
-        t.record("operator: a hand-edited config.yaml is rewritten", bool(ok), config_yaml(kf))
-
-        # watches dropped, history compacted: the operator relists and converges
-        before = op.metrics()
-        kf.req("POST", "/_fake/drop-watches")
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
-        ok = wait_for(lambda: target_names(kf) == ["api-0", "pprof-demo-0"], 15)
-        after = op.metrics()
-        t.record("operator: dropped watches resume (watch restarts counted) and the change lands",
-                 bool(ok) and after.get('operator_watch_restarts_total{resource="endpointslices"}', 0) >
-                 before.get('operator_watch_restarts_total{resource="endpointslices"}', 0), target_names(kf))
-        kf.req("POST", "/_fake/compact")
-        kf.req("POST", "/_fake/drop-watches")
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.8"]))
-        ok = wait_for(lambda: target_names(kf) == ["api-0", "pprof-demo-0", "pprof-demo-1"], 20)
-        m = op.metrics()
-        t.record("operator: after a compaction the watch gets 410, relists and converges",
-                 bool(ok) and m.get('operator_relists_total{resource="endpointslices"}', 0) >= 1, [target_names(kf), m])
-        # faults: the config write fails with 500 twice, then goes through (per-key backoff)
-        kf.req("POST", "/_fake/faults", {"method": "PATCH", "path": r"configmaps/pprof-operator-config\?fieldManager=pprof-operator-config", "status": 500, "count": 2})
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
-        ok = wait_for(lambda: target_names(kf) == ["api-0", "pprof-demo-0"], 15)
-        m = op.metrics()
-        t.record("operator: API errors are retried with backoff until the config lands",
-                 bool(ok) and m.get('operator_reconcile_errors_total{controller="monitors"}', 0) >= 2, [target_names(kf), m])
-        kf.req("POST", "/_fake/faults", {"watch": True, "path": "pprofmonitors", "status": 429, "count": 3})
-        kf.req("POST", "/_fake/drop-watches")
-        kf.req("DELETE", "/apis/resources.cattle.io/v1alpha1/namespaces/team-b/pprofmonitors/api")
-        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0"], 45)
-        t.record("operator: 429 on watches backs off, then a deleted monitor leaves the config", bool(ok), target_names(kf))
-        kf.req("DELETE", "/_fake/faults")
-
-        # killed and restarted: converges without rewriting what is already right
-        op.stop(signal.SIGKILL)
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.9"]))
-        op = Operator(kf, d, name="restarted")
-        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0", "pprof-demo-1"], 20)
-        t.record("operator: killed (-9) during a change, a new process converges", bool(ok), target_names(kf) + [op.tail()])
-        time.sleep(1)
-        m = op.metrics()
-        writes = m.get("operator_config_writes_total", -1)
-        p = Operator(kf, d, name="idle")
-        wait_for(p.ready, 20)
-        time.sleep(1.5)
-        m2 = p.metrics()
-        p.stop()
-        t.record("operator: a restart over a correct cluster writes no config and no status",
-                 writes >= 1 and m2.get("operator_config_writes_total") == 0 and m2.get("operator_status_writes_total") == 0, [m, m2])
-        req = m2.get("operator_api_requests_total", 0)
-        t.record("operator: API requests of a start-up (2 CRD applies, 8 lists and watches, ~2 discovery reads)",
-                 0 < req <= 30, req)
-        # deleting the stack garbage-collects its children
-        kf.req("DELETE", f"/apis/resources.cattle.io/v1alpha1/namespaces/{NS}/pprofcollectorstacks/pprofmonitor-stack")
-        gone = [kf.req("GET", p)[0] for p in (f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector",
-                                              f"/api/v1/namespaces/{NS}/services/pprof-operator-collector",
-                                              f"/api/v1/namespaces/{NS}/persistentvolumeclaims/pprof-operator-collector-data")]
-        time.sleep(1)
-        t.record("operator: deleting the stack garbage-collects its StatefulSet, Service and PVC (not recreated)",
-                 gone == [404, 404, 404] and kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")[0] == 404,
-                 gone)
-        rc = op.stop()
-        t.record("operator: SIGTERM stops it with status 0", rc == 0, op.tail())
+        gone = wait_for(lambda: victim not in env.targets() and len(env.targets()) == 2, 60)
+        sl = env.get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dpprof-demo")
+        unready = [e for s in sl.get("items", []) for e in s.get("endpoints") or []
+                   if (e.get("targetRef") or {}).get("name") == victim and e["conditions"].get("ready") is False]
     finally:
-        op.stop()
+        os.kill(pid, signal.SIGCONT)
+    back = wait_for(lambda: victim in env.targets(), 60)
+    t.record("a pod failing its readiness probe (SIGSTOP) is marked not ready in its EndpointSlice and left out; back when it "
+             "recovers", bool(gone) and len(unready) == 1 and bool(back), [victim, env.targets(), unready])
+    # a deleted pod: the Deployment replaces it, with a new name and address
+    p = env.kubectl("delete", "pod", "-n", "default", victim, "--wait=false")
+    ok = wait_for(lambda: victim not in env.targets() and len(demo()) == 3 and config_follows(1), 90)
+    t.record("a deleted pod's target goes; its replacement (new name, new address) comes", p.returncode == 0 and bool(ok),
+             [victim, env.targets(), demo()])
+    # another namespace: Debian's prometheus behind a named Service port, a monitor with
+    # matchExpressions in its own namespace, selecting by port name
+    ns_doc = f"""apiVersion: v1
+kind: Namespace
+metadata: {{name: team-b}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: prometheus, namespace: team-b}}
+data:
+  prometheus.yml: "global: {{scrape_interval: 1m}}\\n"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: prom, namespace: team-b}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: prom}}}}
+  template:
+    metadata: {{labels: {{app: prom}}}}
+    spec:
+      securityContext: {{runAsNonRoot: true, runAsUser: 65532, fsGroup: 65532}}
+      containers:
+      - name: prometheus
+        image: {kenv.testimages.PROMETHEUS}
+        args: [--config.file=/etc/prometheus/prometheus.yml, --storage.tsdb.path=/data, --web.listen-address=:9090]
+        ports: [{{name: web, containerPort: 9090}}]
+        readinessProbe: {{httpGet: {{path: /-/ready, port: web}}, periodSeconds: 1}}
+        volumeMounts: [{{name: config, mountPath: /etc/prometheus}}, {{name: data, mountPath: /data}}]
+      volumes: [{{name: config, configMap: {{name: prometheus}}}}, {{name: data, emptyDir: {{}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: api, namespace: team-b, labels: {{app: pprof, tier: api}}}}
+spec:
+  selector: {{app: prom}}
+  ports: [{{name: debug, port: 8443, targetPort: web}}]
+---
+apiVersion: resources.cattle.io/v1alpha1
+kind: PprofMonitor
+metadata: {{name: api, namespace: team-b}}
+spec:
+  selector: {{matchExpressions: [{{key: tier, operator: In, values: [api]}}]}}
+  endpoint: {{port: debug, interval: 30s}}
+  config: {{heap: {{seconds: 5}}}}
+"""
+    p = env.apply_yaml(ns_doc)
+    prom = wait_for(lambda: (lambda x: x if x else None)(env.ready_pods("team-b", "app=prom")), 90)
+    pname, pip = (sorted(prom.items())[0] if prom else ("", ""))
+    ok = wait_for(lambda: env.targets().get(pname) == f"http://{pip}:9090" and "interval_seconds: 30" in env.config_yaml(), 45)
+    scraped = wait_for(lambda: pname in collector_target_names(env, with_profiles=True), 60, 1)
+    t.record("another namespace: Debian's prometheus in a pod, found by matchExpressions and Service port name "
+             "(8443 -> container 9090), scraped by the collector", p.returncode == 0 and bool(ok) and bool(scraped),
+             [p.stderr, prom, env.targets(), collector_target_names(env)])
+    # https and a path prefix, and namespaceSelector.matchNames from another namespace
+    env.apply_yaml("""apiVersion: resources.cattle.io/v1alpha1
+kind: PprofMonitor
+metadata: {name: remote, namespace: default}
+spec:
+  selector: {matchLabels: {tier: api}}
+  namespaceSelector: {matchNames: [team-b]}
+  endpoint: {port: debug, scheme: https, path: /internal}
+""")
+    ok = wait_for(lambda: f'endpoint: "https://{pip}:9090/internal"' in env.config_yaml() and 'monitor: "remote"' in env.config_yaml(), 30)
+    t.record("namespaceSelector.matchNames reaches Services in the named namespace; https and path prefix in the endpoint",
+             bool(ok), env.config_yaml())
+    env.kubectl("delete", "pm", "-n", "default", "remote")
+    # relabel: the seed monitor's Service no longer matches
+    p = env.kubectl("label", "svc", "-n", "default", "pprof-demo", "app=other", "--overwrite")
+    ok = wait_for(lambda: not any(n in env.targets() for n in demo()), 30)
+    t.record("relabelled Service: its targets leave the config", p.returncode == 0 and bool(ok), env.targets())
+    env.kubectl("label", "svc", "-n", "default", "pprof-demo", "app=pprof", "--overwrite")
+    ok = wait_for(lambda: config_follows(1) and pname in env.targets(), 30)
+    if not ok:
+        env.log("relabel back: " + (env.config_yaml() or ""))
+    # a namespace deleted: the real namespace controller removes its pods, services and monitor
+    p = env.kubectl("delete", "ns", "team-b", "--wait=false")
+    ok2 = wait_for(lambda: pname not in env.targets() and env.get("/api/v1/namespaces/team-b") is None, 120, 0.5)
+    t.record("relabelled back: targets return; a deleted namespace (its pods, Service and monitor) leaves the config",
+             bool(ok) and p.returncode == 0 and bool(ok2), [pname, env.targets(), env.kubectl("get", "ns").stdout, env.logs[-3:]])
 
 
-def leader_election(t, kf, d):
-    a = Operator(kf, d, "--leader-elect", name="a")
+def collector_target_names(env, with_profiles=False):
+    """Monitors the collector pod reports in /api/v1/targets (with_profiles: scraped, health up)."""
+    st, body = env.collector("/api/v1/targets")
+    if st != 200:
+        return set()
+    return {x["monitor"] for x in json.loads(body).get("data", [])
+            if not with_profiles or (x.get("health") == "up" and x.get("scrapesTotal", 0) > 0)}
+
+
+def scrape_reloads(env):
+    """(reloads attempted, failed) from the collector pod's /metrics."""
+    st, body = env.collector("/metrics")
+    if st != 200:
+        return None
+    get = lambda n: int(re.search(rb"^%s (\d+)" % n, body, re.M).group(1))  # noqa: E731
+    return get(b"collector_config_reloads_total"), get(b"collector_config_reload_failures_total")
+
+
+def drift(t, env, op):
+    """Children deleted or edited by hand are put back; a restart over a correct cluster writes nothing."""
+    svc = f"/api/v1/namespaces/{NS}/services/{NAME}-collector"
+    uid0 = (env.get(svc) or {}).get("metadata", {}).get("uid")
+    env.kubectl("delete", "svc", "-n", NS, f"{NAME}-collector")
+    back = wait_for(lambda: (lambda s: s if s and s["metadata"]["uid"] != uid0 else None)(env.get(svc)), 30)
+    t.record("a deleted collector Service is recreated", bool(back) and back["spec"]["ports"][0]["port"] == 8989, back)
+    good = env.config_yaml()
+    env.req("PATCH", CM_PATH, {"data": {"config.yaml": "monitors: []\n"}}, "application/merge-patch+json")
+    ok = wait_for(lambda: env.config_yaml() == good, 30)
+    t.record("a hand-edited config.yaml is rewritten", bool(ok), env.config_yaml()[:500])
+    env.kubectl("patch", "statefulset", "-n", NS, f"{NAME}-collector", "--type=json", "-p",
+                '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"example.org/evil:1"}]')
+    ok = wait_for(lambda: (env.get(STS) or {})["spec"]["template"]["spec"]["containers"][0]["image"] ==
+                  "docker.io/pprof-controller/collector:dev", 30)
+    t.record("an edited StatefulSet image is put back", bool(ok), (env.get(STS) or {}).get("spec", {}).get("template"))
+    # kill -9, change while down, restart: converges; a second restart over a correct cluster writes nothing
+    op.stop(signal.SIGKILL)
+    env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
+    d2 = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(env.ready_pods("default", "app=pprof")), 60)
+    op2 = Operator(env, name="restart")
+    ok = wait_for(lambda: d2 and all(n in env.targets() for n in d2) and len([n for n in env.targets() if n in d2]) == 2 and
+                  op2.idle(), 60)
+    t.record("after kill -9 the restarted operator catches up with a change made while it was down", bool(ok),
+             [d2, env.targets(), op2.tail()])
+    op2.stop()
+    time.sleep(2)
+    def statuses():
+        out = {}
+        for kind in ("pprofmonitors", "pprofcollectorstacks"):
+            for o in (env.get(f"{CRD_GROUP}/{kind}") or {}).get("items", []):
+                out[f"{kind}/{o['metadata']['namespace']}/{o['metadata']['name']}"] = (o["metadata"]["resourceVersion"], o.get("status"))
+        return out
+    before = statuses()
+    op3 = Operator(env, name="idempotent")
+    wait_for(op3.idle, 60)
+    time.sleep(3)
+    m = op3.metrics()
+    after = statuses()
+    changed = {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
+    t.record("a restart over a correct cluster writes nothing (no config, status or apply writes)",
+             m.get("operator_config_writes_total") == 0 and m.get("operator_status_writes_total") == 0 and not changed,
+             [m.get("operator_config_writes_total"), m.get("operator_status_writes_total"), changed])
+    return op3
+
+
+def gc(t, env, op):
+    """Deleting the stack: the real garbage collector removes everything it owned."""
+    p = env.kubectl("delete", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--wait=false")
+    paths = (STS, f"/api/v1/namespaces/{NS}/services/{NAME}-collector",
+             f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{NAME}-collector-data", CM_PATH)
+    ok = wait_for(lambda: all(env.get(x) is None for x in paths), 90, 0.5)
+    time.sleep(2)
+    t.record("deleting the stack: the garbage collector removes its StatefulSet, Service, PVC and ConfigMap; the "
+             "collector pod stops; nothing is recreated", p.returncode == 0 and bool(ok) and all(env.get(x) is None for x in paths) and
+             wait_for(lambda: env.kubelet.runtime(NS, f"{NAME}-collector-0") is None, 60),
+             [x for x in paths if env.get(x) is not None])
+    rc = op.stop()
+    t.record("operator: SIGTERM stops it with status 0", rc == 0, op.tail())
+
+
+# ---- the operator inside the cluster, as its service account --------------------------------
+
+def in_cluster(t, env):
+    """deploy/operator applied as is: two operator pods from the operator image, as the
+    ServiceAccount pprof-operator with a projected TokenRequest token, RBAC enforced by the real
+    authorizer, one leader by a real Lease."""
+    p = env.kubectl("apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "operator"))
+    t.record("kubectl apply --server-side -f deploy/operator", p.returncode == 0, p.stdout + p.stderr)
+    pods = wait_for(lambda: (lambda x: x if len(x) == 2 else None)(env.ready_pods(NS, "app.kubernetes.io/name=pprof-operator")), 90)
+    t.record("the operator Deployment's 2 pods run from the operator image and pass /readyz", bool(pods),
+             [env.kubectl("get", "pods", "-n", NS, "-o", "wide").stdout, env.logs[-5:]])
+    lease = wait_for(lambda: (lambda l: l if l and l["spec"].get("holderIdentity") else None)(
+        env.get(f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/{NAME}-leader")), 30)
+    t.record("leader election: one pod holds the Lease (15 s), named by its pod",
+             bool(lease) and lease["spec"].get("leaseDurationSeconds") == 15 and
+             any(n in lease["spec"]["holderIdentity"] for n in (pods or {})), lease)
+    p = env.kubectl("apply", "-f", EXAMPLES)
+    d = wait_for(lambda: (lambda x: x if len(x) == 2 else None)(env.ready_pods("default", "app=pprof")), 90)
+    ok = wait_for(lambda: d and set(env.targets()) == set(d), 60)
+    logs = "".join(open(env.kubelet.log_path(NS, n, "operator"), errors="replace").read() for n in (pods or {}))
+    t.record("in the cluster, as its service account: CRDs, config, children and statuses written; nothing forbidden",
+             p.returncode == 0 and bool(ok) and env.get(STS) is not None and "forbidden" not in logs.lower(),
+             [env.targets(), logs[-2000:]])
+    tok = env.cp.token(NS, "pprof-operator", 600)
+    denied = []
+    for method, path in (("GET", "/api/v1/namespaces/default/secrets"), ("GET", "/api/v1/pods"),
+                         ("DELETE", STS), ("DELETE", MONITOR), ("PATCH", MONITOR)):
+        st, _ = env.cp.api(method, path, {} if method == "PATCH" else None, "application/merge-patch+json", token=tok)
+        denied.append((method, path, st))
+    st, _ = env.cp.api("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets", token=tok)
+    t.record("RBAC (real authorizer): the account cannot read secrets or pods, delete its children or monitors, or edit "
+             "monitors' specs; it can list what it needs", all(c == 403 for _, _, c in denied) and st == 200, [denied, st])
+    env.kubectl("scale", "-n", NS, "deployment/pprof-operator", "--replicas=0")
+    wait_for(lambda: not env.pods(NS, "app.kubernetes.io/name=pprof-operator"), 60)
+
+
+def leader_election(t, env):
+    a = Operator(env, "--leader-elect", name="a")
     time.sleep(1.0)
-    b = Operator(kf, d, "--leader-elect", name="b")
+    b = Operator(env, "--leader-elect", name="b")
     try:
-        ok = wait_for(lambda: a.ready() and b.ready(), 20)
-        lead = wait_for(lambda: [x for x in (a, b) if x.metrics().get("operator_leader") == 1], 20)
-        t.record("leader election: two operators, exactly one leads", bool(ok) and lead and len(lead) == 1,
+        ok = wait_for(lambda: a.ready() and b.ready(), 30)
+        lead = wait_for(lambda: [x for x in (a, b) if x.metrics().get("operator_leader") == 1], 30)
+        t.record("leader election (real Lease): two operators, exactly one leads", bool(ok) and lead and len(lead) == 1,
                  [a.metrics().get("operator_leader"), b.metrics().get("operator_leader"), a.tail(), b.tail()])
         if not lead or len(lead) != 1:
             return
         leader, other = lead[0], (b if lead[0] is a else a)
-        before = other.metrics().get('operator_reconciles_total{controller="monitors"}', 0)
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.10", "10.0.0.11"]))
-        ok = wait_for(lambda: len(target_names(kf)) == 3, 10)
-        after = other.metrics().get('operator_reconciles_total{controller="monitors"}', 0)
-        t.record("leader election: only the leader reconciles and writes", bool(ok) and after == before == 0,
-                 [before, after, target_names(kf)])
-        st, lease = kf.req("GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/pprof-operator-leader")
-        t.record("leader election: the Lease names the holder with a 15 s duration",
-                 st == 200 and lease["spec"]["leaseDurationSeconds"] == 15 and lease["spec"]["holderIdentity"], lease)
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=3")
+        ok = wait_for(lambda: len(env.targets()) == 3, 60)
+        t.record("leader election: only the leader reconciles", bool(ok) and
+                 other.metrics().get('operator_reconciles_total{controller="monitors"}', 0) == 0, [env.targets(), other.metrics()])
         leader.stop()
-        ok = wait_for(lambda: other.metrics().get("operator_leader") == 1, 10)
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
-        ok2 = wait_for(lambda: len(target_names(kf)) == 1, 10)
-        t.record("leader election: a stopped leader releases the Lease; the other takes over and reconciles",
-                 bool(ok) and bool(ok2), [other.tail()])
-        # a leader that dies without releasing: the standby waits out the 15 s lease, then leads
-        c = Operator(kf, d, "--leader-elect", name="c")
+        ok = wait_for(lambda: other.metrics().get("operator_leader") == 1, 15)
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
+        ok2 = wait_for(lambda: len(env.targets()) == 2, 60)
+        t.record("leader election: a stopped leader releases the Lease; the other takes over at once and reconciles",
+                 bool(ok) and bool(ok2), other.tail())
+        c = Operator(env, "--leader-elect", name="c")
         try:
-            wait_for(c.ready, 20)
-            time.sleep(2.5)  # c has seen the current record
+            wait_for(c.ready, 30)
+            time.sleep(2.5)
             t0 = time.time()
             other.stop(signal.SIGKILL)
-            ok = wait_for(lambda: c.metrics().get("operator_leader") == 1, 30, 0.2)
+            ok = wait_for(lambda: c.metrics().get("operator_leader") == 1, 40, 0.2)
             took = time.time() - t0
             t.record(f"leader election: a leader killed with -9 is replaced once its lease expires ({took:.1f} s; lease 15 s)",
                      bool(ok) and 14.0 <= took <= 25.0, [took, c.tail()])
@@ -470,11 +478,152 @@ def leader_election(t, kf, d):
         b.stop()
 
 
-def sanitizer_reports(d):
-    """ASan/UBSan findings in the operator logs of the run, and how many logs were read."""
+# ---- faults through the proxy in front of the real API server --------------------------------
+
+def faults(t, env):
+    proxy = env.proxy
+    tok = env.cp.token(NS, "pprof-operator", 3600)
+    kc = env.token_kubeconfig(os.path.join(env.dir, "kubeconfig-proxy"), tok, server=proxy.url)
+    op = Operator(env, name="faults", kubeconfig=kc)
+    try:
+        ready = wait_for(op.idle, 60)
+        t.record("operator through the fault proxy as its service account: ready", bool(ready), op.tail())
+        # dropped watches
+        env.log(f"proxy before the drop: {len(proxy.watches)} watches, counts {proxy.counts}")
+        n = proxy.drop_watches()
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=3")
+        ok = wait_for(lambda: len(env.targets()) == 3, 60)
+        restarts = sum(v for k, v in op.metrics().items() if k.startswith("operator_watch_restarts_total"))
+        t.record(f"{n} watches cut mid-stream: the operator watches again and applies a later change",
+                 n >= 5 and bool(ok) and restarts >= n, [n, restarts, env.targets(), env.logs[-1]])
+        # 500s on config writes: retried
+        proxy.fail(3, 500, "PATCH", r"/configmaps/")
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
+        ok = wait_for(lambda: len(env.targets()) == 2, 60)
+        t.record("three injected 500s on the config write: retried until written", bool(ok) and proxy.faults[-1][0] == 0,
+                 [env.targets(), op.tail()[-800:]])
+        # 429 on every endpointslice request for a while: backoff, not a storm
+        proxy.clear()
+        proxy.reset_counts()
+        proxy.fail(1000, 429, None, r"/endpointslices")
+        proxy.drop_watches()
+        time.sleep(8)
+        hits = sum(v for (m, p), v in proxy.counts.items() if "endpointslices" in p)
+        proxy.clear()
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=3")
+        ok = wait_for(lambda: len(env.targets()) == 3, 90)
+        # client-go's backoff (0.8 s doubling, jitter) allows 2 to 4 tries in 8 s; no backoff would be dozens
+        t.record(f"429 Too Many Requests for 8 s: the operator backs off ({hits} endpointslice requests) and recovers",
+                 2 <= hits <= 6 and bool(ok), [hits, op.tail()[-800:]])
+        # 410 Gone from etcd: the watch is held off, the data changes, etcd compacts
+        before = op.metrics().get('operator_relists_total{resource="endpointslices"}', 0)
+        proxy.fail(100000, 500, "GET", r"/endpointslices\?.*watch=")
+        proxy.drop_watches()
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
+        wait_for(lambda: len(env.ready_pods("default", "app=pprof")) == 2, 60)
+        time.sleep(1)
+        rev = env.cp.etcd_compact()
+        proxy.clear()
+        ok = wait_for(lambda: op.metrics().get('operator_relists_total{resource="endpointslices"}', 0) > before, 60)
+        ok2 = wait_for(lambda: len(env.targets()) == 2, 60)
+        t.record(f"a watch from before an etcd compaction (revision {rev}) gets a real 410 Gone: the operator lists again and "
+                 "converges", bool(ok) and bool(ok2), [before, op.metrics().get('operator_relists_total{resource="endpointslices"}'),
+                                                       env.targets(), op.tail()[-1000:]])
+    finally:
+        proxy.clear()
+        op.stop()
+
+
+# ---- credentials ------------------------------------------------------------------------------
+
+def credentials(t, env):
+    d = env.dir
+    base = env.cp.kubeconfig
+    files = os.path.join(d, "kubeconfig-cert-files")
+    cert, key = env.cp.admin_cert
+    env.cp.write_kubeconfig(files, {"client-certificate": cert, "client-key": key}, ca_file=env.cp.ca_path)
+    for what, path in (("as data", base), ("as files (CA too)", files)):
+        p = env.kubectl("get", "ns", "default", "-o", "name", kubeconfig=path)
+        op = Operator(env, "--install-crds=false", name="cert", kubeconfig=path)
+        ok = wait_for(op.ready, 30)
+        op.stop()
+        t.record(f"client certificate and key {what}: kubectl and the operator authenticate", p.returncode == 0 and bool(ok),
+                 p.stderr + op.tail())
+    # exec plugin: prints a token from a file the test controls; run once, re-run after a 401
+    plugin = os.path.join(d, "cred-plugin.sh")
+    runs = os.path.join(d, "plugin-runs")
+    tokfile = os.path.join(d, "plugin-token")
+    open(plugin, "w").write('#!/bin/sh\necho "$KUBERNETES_EXEC_INFO" >> "$RUNS_FILE"\n'
+                            '[ -n "$FAIL" ] && { echo "no credentials for you" >&2; exit 1; }\n'
+                            'printf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+                            '"status":{"token":"%s","expirationTimestamp":"2099-01-01T00:00:00Z"}}\' "$(cat "$TOKEN_FILE")"\n')
+    os.chmod(plugin, 0o755)
+
+    def bound_token(secret):
+        env.req("POST", f"/api/v1/namespaces/{NS}/secrets", {"metadata": {"name": secret}, "type": "Opaque"})
+        sec = env.get(f"/api/v1/namespaces/{NS}/secrets/{secret}")
+        st, obj = env.req("POST", f"/api/v1/namespaces/{NS}/serviceaccounts/pprof-operator/token",
+                          {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                           "spec": {"expirationSeconds": 3600, "boundObjectRef": {"apiVersion": "v1", "kind": "Secret",
+                                                                                  "name": secret, "uid": sec["metadata"]["uid"]}}})
+        return obj["status"]["token"]
+    open(tokfile, "w").write(bound_token("cred-1"))
+
+    def exec_kc(name, fail=False):
+        path = os.path.join(d, f"kubeconfig-exec-{name}")
+        envs = [{"name": "RUNS_FILE", "value": runs}, {"name": "TOKEN_FILE", "value": tokfile}]
+        if fail:
+            envs.append({"name": "FAIL", "value": "1"})
+        env.cp.write_kubeconfig(path, {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
+                                                "args": ["--cluster", "test"], "interactiveMode": "Never", "env": envs}})
+        return path
+    kc = exec_kc("ok")
+    p = env.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=kc)
+    t.record("kubectl accepts the exec-plugin kubeconfig (the fixture is real) and is the service account",
+             p.returncode == 0 and p.stdout == f"system:serviceaccount:{NS}:pprof-operator", p.stdout + p.stderr)
+    os.unlink(runs)
+    op = Operator(env, "--install-crds=false", name="exec", kubeconfig=kc)
+    try:
+        ok = wait_for(op.idle, 30)
+        lines = open(runs).read().splitlines() if os.path.exists(runs) else []
+        t.record("operator: exec credential plugin run once, with KUBERNETES_EXEC_INFO; the token is kept",
+                 bool(ok) and len(lines) == 1 and '"kind":"ExecCredential"' in lines[0], [lines, op.tail()])
+        # the token dies with its Secret; the plugin now hands out a new one
+        open(tokfile, "w").write(bound_token("cred-2"))
+        env.kubectl("delete", "secret", "-n", NS, "cred-1")
+        time.sleep(1)
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=3")
+        ok = wait_for(lambda: len(env.targets()) == 3 and len(open(runs).read().splitlines()) == 2, 90)
+        t.record("operator: after a 401 (the token's Secret deleted) the exec plugin is asked again and work goes on",
+                 bool(ok), [open(runs).read().splitlines(), env.targets(), op.tail()[-1500:]])
+    finally:
+        op.stop()
+    op = Operator(env, name="exec-fail", kubeconfig=exec_kc("fail", fail=True))
+    try:
+        rc = op.p.wait(30)
+    except subprocess.TimeoutExpired:
+        rc = None
+    t.record("operator: a failing exec plugin stops start-up with exit 1 and names the plugin",
+             rc == 1 and "cred-plugin.sh" in op.text() and "no credentials for you" in op.text(), op.tail())
+    op.stop()
+    ap = os.path.join(d, "kubeconfig-auth-provider")
+    env.cp.write_kubeconfig(ap, {"auth-provider": {"name": "gcp", "config": {"access-token": "x"}}})
+    op = Operator(env, name="auth-provider", kubeconfig=ap)
+    try:
+        rc = op.p.wait(30)
+    except subprocess.TimeoutExpired:
+        rc = None
+    t.record("operator: an auth-provider kubeconfig (removed from Kubernetes) is refused at start with a message",
+             rc == 1 and "auth-provider" in op.text(), op.tail())
+    op.stop()
+
+
+# ---- sanitizers -------------------------------------------------------------------------------
+
+def sanitizer_reports(d, prefix):
     found, scanned = [], 0
     for f in os.listdir(d):
-        if f.startswith("operator-") and f.endswith(".log"):
+        if f.startswith(prefix) and f.endswith(".log"):
             scanned += 1
             text = open(os.path.join(d, f), errors="replace").read()
             if "AddressSanitizer" in text or "runtime error:" in text or "LeakSanitizer" in text:
@@ -482,157 +631,7 @@ def sanitizer_reports(d):
     return found, scanned
 
 
-def client_certificates(t, kf, d):
-    """Kubeconfigs that authenticate with a client certificate, as data and as files (with the CA
-    as a file too): kubectl and the operator both get in; without credentials the server says 401."""
-    for name, path in (("data", kf.kubeconfig_cert), ("files", kf.kubeconfig_cert_files)):
-        k = Kubectl(kf, d)
-        k.env["KUBECONFIG"] = path
-        p = k("get", "namespaces", "-o", "name")
-        t.record(f"kubectl: client certificate ({name}) authenticates", p.returncode == 0 and "namespace/default" in p.stdout,
-                 p.stdout + p.stderr)
-
-        class K:
-            kubeconfig = path
-        op = Operator(K, d, name=f"cert-{name}")
-        try:
-            ok = wait_for(op.ready, 20)
-            t.record(f"operator: kubeconfig with client certificate and key as {name} (CA as {name}): lists and watches",
-                     bool(ok) and "Unauthorized" not in open(op.log).read(), op.tail())
-        finally:
-            op.stop()
-    r = urllib.request.Request(kf.url + "/api/v1/namespaces")
-    try:
-        urllib.request.urlopen(r, context=kf.ctx, timeout=10)
-        code = 200
-    except urllib.error.HTTPError as e:
-        code = e.code
-    t.record("kube-fake: no token and no certificate is 401", code == 401, code)
-
-
-def exec_plugin(t, kf, d):
-    """A kubeconfig whose user is an exec credential plugin (ExecCredential v1), as cloud
-    providers ship them: kubectl and the operator run it, with KUBERNETES_EXEC_INFO, and the
-    operator keeps the token until its expiry; a failing plugin is a clear start-up error."""
-    plugin = os.path.join(d, "cred-plugin.sh")
-    open(plugin, "w").write('#!/bin/sh\necho "$KUBERNETES_EXEC_INFO" >> "$RUNS_FILE"\n'
-                            '[ -n "$FAIL" ] && { echo "no credentials for you" >&2; exit 1; }\n'
-                            'printf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
-                            '"status":{"token":"%s","expirationTimestamp":"2099-01-01T00:00:00Z"}}\' "$TOKEN"\n')
-    os.chmod(plugin, 0o755)
-    base = open(kf.kubeconfig).read()
-
-    def make_kc(name, runs, fail=False):
-        path = os.path.join(d, f"kubeconfig-exec-{name}")
-        env = f"      - {{name: RUNS_FILE, value: {runs}}}\n      - {{name: TOKEN, value: {kf.token}}}\n"
-        if fail:
-            env += "      - {name: FAIL, value: '1'}\n"
-        open(path, "w").write(base.replace(f"    token: {kf.token}\n",
-                                           "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
-                                           "      command: ./cred-plugin.sh\n      args: [--cluster, kube-fake]\n"
-                                           "      interactiveMode: Never\n      env:\n" + env))
-        return path
-    k = Kubectl(kf, d)
-    k.env["KUBECONFIG"] = make_kc("kubectl", os.path.join(d, "runs-kubectl"))
-    p = k("get", "namespaces", "-o", "name")
-    t.record("kubectl: the exec-plugin kubeconfig works (the fixture is what kubectl accepts)",
-             p.returncode == 0 and "namespace/default" in p.stdout, p.stdout + p.stderr)
-    runs = os.path.join(d, "runs-operator")
-
-    class K:
-        kubeconfig = make_kc("operator", runs)
-    op = Operator(K, d, name="exec")
-    try:
-        ok = wait_for(op.ready, 20)
-        lines = open(runs).read().splitlines() if os.path.exists(runs) else []
-        t.record("operator: exec credential plugin run once (token kept until expiry), with KUBERNETES_EXEC_INFO",
-                 bool(ok) and len(lines) == 1 and '"kind":"ExecCredential"' in lines[0], [lines, op.tail()])
-    finally:
-        op.stop()
-
-    class F:
-        kubeconfig = make_kc("failing", os.path.join(d, "runs-failing"), fail=True)
-    op = Operator(F, d, name="exec-fail")
-    try:
-        rc = op.p.wait(20)
-    except subprocess.TimeoutExpired:
-        rc = None
-    t.record("operator: a failing exec plugin stops start-up with exit 1 and says which plugin",
-             rc == 1 and "exec plugin" in open(op.log).read() and "cred-plugin.sh" in open(op.log).read(), op.tail())
-    op.stop()
-
-
-def in_cluster_rbac(t, kf, kc, d):
-    """deploy/operator's RBAC applied for real; the operator then runs as that service account
-    (kube-fake enforces RBAC for service-account tokens): everything it does is allowed, and
-    what it must not do is not."""
-    p = kc("apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "operator"))
-    t.record("kubectl: apply --server-side -f deploy/operator", p.returncode == 0, p.stdout + p.stderr)
-    sa_kc = os.path.join(d, "kubeconfig-sa")
-    open(sa_kc, "w").write(open(kf.kubeconfig).read().replace(f"token: {kf.token}", f"token: sa:{NS}:pprof-operator"))
-
-    class SA:
-        kubeconfig = sa_kc
-    op = Operator(SA, d, "--leader-elect", name="rbac")
-    try:
-        kc("apply", "--server-side", "-f", os.path.join(ROOT, "examples", "manifests", "stack.yaml"))
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.6"]))
-        ok = wait_for(lambda: target_names(kf) == ["pprof-demo-0", "pprof-demo-1"] and
-                      kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")[0] == 200 and
-                      op.metrics().get("operator_workqueue_depth") == 0, 30)
-        st, sts = kf.req("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")
-        errs = op.metrics()
-        forbidden = "forbidden" in open(op.log).read().lower()
-        t.record("operator as its service account (deploy/operator RBAC): CRDs, lease, children, config, statuses all allowed",
-                 bool(ok) and st == 200 and not forbidden and errs.get('operator_reconcile_errors_total{controller="stack"}') == 0 and
-                 errs.get('operator_reconcile_errors_total{controller="monitors"}') == 0,
-                 [bool(ok), st, forbidden, {k: v for k, v in errs.items() if "errors" in k}, op.tail()])
-    finally:
-        op.stop()
-    sa = {"Authorization": f"Bearer sa:{NS}:pprof-operator"}
-    denied = []
-    for method, path in (("GET", "/api/v1/namespaces/default/secrets"), ("DELETE", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector"),
-                         ("DELETE", "/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/pprofmonitor-sample"),
-                         ("PATCH", "/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/pprofmonitor-sample"),
-                         ("GET", "/api/v1/pods")):
-        r = urllib.request.Request(kf.url + path, method=method, headers={**sa, "Content-Type": "application/merge-patch+json"},
-                                   data=b"{}" if method == "PATCH" else None)
-        try:
-            urllib.request.urlopen(r, context=kf.ctx, timeout=10)
-            denied.append((method, path, 200))
-        except urllib.error.HTTPError as e:
-            denied.append((method, path, e.code))
-    t.record("RBAC: the operator's account cannot read secrets or pods, delete its children or edit monitors' specs",
-             all(c == 403 for _, _, c in denied), denied)
-
-
-def under_asan(t, d):
-    """The end-to-end run again with the ASan+UBSan operator, on a fresh kube-fake."""
-    if not os.access(OPERATOR_ASAN, os.X_OK):
-        t.record("operator[asan]: binary built", False, OPERATOR_ASAN)
-        return
-    sub = os.path.join(d, "asan")
-    os.makedirs(sub)
-    kf = KubeFake(sub)
-    Operator.binary = OPERATOR_ASAN
-    os.environ["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
-    os.environ["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
-    inner = Tally_prefix(t, "[asan] ")
-    try:
-        kc = Kubectl(kf, sub)
-        kc("create", "namespace", NS)
-        kc("apply", "--server-side", "-f", os.path.join(ROOT, "deploy", "crds"))
-        kc("apply", "--server-side", "-f", os.path.join(ROOT, "examples", "manifests"))
-        e2e(inner, kf, kc, sub)
-    finally:
-        Operator.binary = OPERATOR
-        kf.stop()
-    reports, scanned = sanitizer_reports(sub)
-    t.record(f"operator[asan]: no AddressSanitizer, LeakSanitizer or UBSan report in any of the {scanned} runs' logs",
-             scanned >= 3 and not reports, "\n".join(reports) or f"{scanned} logs")
-
-
-class Tally_prefix:
+class Prefixed:
     def __init__(self, t, prefix):
         self.t, self.prefix = t, prefix
 
@@ -640,53 +639,102 @@ class Tally_prefix:
         self.t.record(self.prefix + name, ok, detail)
 
 
-def under_valgrind(t, d):
-    """The operator under memcheck: start, reconcile a stack and a monitor, take changes, stop."""
+def reset(env):
+    """Back to the state before the seed's steps: examples, stack children and demo pods gone."""
+    env.kubectl("delete", "-f", EXAMPLES, "--ignore-not-found", "--wait=true", timeout=180)
+    wait_for(lambda: not env.pods("default", "app=pprof") and env.get(STS) is None and
+             env.kubelet.runtime(NS, f"{NAME}-collector-0") is None, 120, 0.5)
+    env.req("DELETE", CM_PATH)
+
+
+def under_asan(t, env):
+    if not os.access(kenv.OPERATOR_ASAN, os.X_OK):
+        t.record("operator[asan]: binary built", False, kenv.OPERATOR_ASAN)
+        return
+    reset(env)
+    Operator.binary = kenv.OPERATOR_ASAN
+    os.environ["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
+    os.environ["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    try:
+        op = seed_e2e(Prefixed(t, "[asan] "), env, "[asan] ")
+        rc = op.stop()
+    finally:
+        Operator.binary = kenv.OPERATOR
+    reports, scanned = sanitizer_reports(env.dir, "operator-asan")
+    t.record("[asan] operator: SIGTERM exits 0; no AddressSanitizer, LeakSanitizer or UBSan report in its log",
+             rc == 0 and scanned == 1 and not reports, "\n".join(reports) or f"{scanned} logs, rc={rc}")
+
+
+def under_valgrind(t, env):
     if not shutil.which("valgrind"):
         t.record("operator[valgrind]: valgrind installed", False, "missing")
         return
-    sub = os.path.join(d, "valgrind")
-    os.makedirs(sub)
-    kf = KubeFake(sub)
-    vlog = os.path.join(sub, "valgrind.log")
+    vlog = os.path.join(env.dir, "valgrind.log")
     Operator.wrapper = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
                         "-q", f"--log-file={vlog}"]
     try:
-        kc = Kubectl(kf, sub)
-        kc("create", "namespace", NS)
-        op = Operator(kf, sub, name="valgrind")
-        ok = wait_for(op.ready, 60)
-        kc("apply", "--server-side", "-f", os.path.join(ROOT, "examples", "manifests"))
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.6"]))
-        ok = ok and wait_for(lambda: len(target_names(kf)) == 2, 60)
-        kf.req("POST", "/_fake/drop-watches")
-        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
-        ok = ok and wait_for(lambda: len(target_names(kf)) == 1, 60)
-        rc = op.stop()
-        text = open(vlog).read()
-        t.record("operator[valgrind]: reconcile, watch restart, stop: no errors or leaks",
-                 bool(ok) and rc == 0 and "definitely lost" not in text and "Invalid" not in text,
-                 f"rc={rc}\n{text[-3000:]}\n{op.tail()}")
+        op = Operator(env, name="valgrind")
     finally:
         Operator.wrapper = []
-        kf.stop()
+    try:
+        ok = wait_for(op.idle, 120)
+        n = env.proxy.drop_watches()  # nothing goes through the proxy here; the operator's own restarts come from scaling
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=3")
+        ok = ok and wait_for(lambda: len(env.targets()) == 3, 90)
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
+        ok = ok and wait_for(lambda: len(env.targets()) == 2, 90)
+        rc = op.stop()
+        text = open(vlog).read()
+        t.record("operator[valgrind]: start, reconcile, scale up and down, stop: exit 0, no errors or leaks",
+                 bool(ok) and rc == 0 and text.strip() == "", f"rc={rc} n={n}\n{text[-3000:]}\n{op.tail()}")
+    finally:
+        op.stop()
 
 
 def run_suite(t):
-    if not shutil.which("kubectl"):
-        t.record("operator: kubectl installed (make deps)", False, "kubectl missing")
-        return
     d = tempfile.mkdtemp(prefix="operator-suite-", dir=OUT if os.path.isdir(OUT) else None)
-    kf = KubeFake(d)
     try:
-        kc = Kubectl(kf, d)
-        fidelity(t, kf, kc, d)
-        client_certificates(t, kf, d)
-        exec_plugin(t, kf, d)
-        e2e(t, kf, kc, d)
-        leader_election(t, kf, d)
-        in_cluster_rbac(t, kf, kc, d)
+        env = Env(d)
+    except Exception as e:  # noqa: BLE001
+        t.record("operator suite: the control plane, pod network and node start", False, repr(e))
+        return
+    try:
+        p = env.kubectl("version", "-o", "json")
+        v = json.loads(p.stdout) if p.returncode == 0 else {}
+        t.record("cluster: kubectl and the API server are the built v1.37 (the seed's steps run against them)",
+                 v.get("serverVersion", {}).get("gitVersion", "").startswith("v1.37") and
+                 v.get("clientVersion", {}).get("gitVersion") == v.get("serverVersion", {}).get("gitVersion"), p.stdout + p.stderr)
+        p = env.kubectl("create", "ns", NS)
+        t.record("kubectl create ns pprof-controller (the seed's first step)", p.returncode == 0, p.stderr)
+        env.kubectl("label", "ns", NS, "pod-security.kubernetes.io/enforce=restricted")
+        # sections in order; PPROF_OPERATOR_SECTIONS=a,b runs only those (with what they need)
+        only = set(filter(None, os.environ.get("PPROF_OPERATOR_SECTIONS", "").split(",")))
+
+        def want(name):
+            return not only or name in only
+        if want("crds"):
+            crds(t, env)
+        op = seed_e2e(t, env)
+        if want("changes"):
+            changes(t, env, op)
+        if want("drift"):
+            op = drift(t, env, op)
+        op.stop()
+        for name, fn in (("leader", leader_election), ("in_cluster", in_cluster), ("faults", faults),
+                         ("credentials", credentials)):
+            if want(name) or (name == "in_cluster" and want("faults") | want("credentials")):
+                fn(t, env)
+        if want("gc"):
+            op = Operator(env, name="gc")
+            wait_for(op.idle, 60)
+            gc(t, env, op)
+        if want("asan"):
+            under_asan(t, env)
+        if want("valgrind"):
+            under_valgrind(t, env)
     finally:
-        kf.stop()
-    under_asan(t, d)
-    under_valgrind(t, d)
+        env.stop()
+        left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        t.record("operator suite: every pod namespace, process and file of the cluster removed",
+                 env.net.prefix not in left and not os.path.exists(env.cp.dir), left)
+        shutil.rmtree(d, ignore_errors=True)
