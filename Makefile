@@ -6,6 +6,8 @@
 #   make bench   benchmarks against go tool pprof (writes build/bench/results.md)
 #   make fuzz    a short libFuzzer run of every fuzz target (FUZZ_SECONDS each)
 #   make local   demo Go service + collector scraping it, UI/API on http://localhost:8989
+#   make cluster the operator on a real Kubernetes control plane with demo workloads (root);
+#                UI on http://localhost:8989, Ctrl-C removes everything
 #   make deps    install the Debian packages the build and tests need
 #   make image   OCI images of collector, operator and demo-target, no container engine needed
 #                (REGISTRY=docker.io REPO=pprof-controller TAG=dev name them)
@@ -38,9 +40,14 @@ cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o $(B)
 UI_FILES := $(wildcard src/collector/ui/*)
 CRD_FILES := $(sort $(wildcard deploy/crds/*.yaml))
 
-.PHONY: local
+.PHONY: local cluster
 local: bin/collector bin/demo-target
 	scripts/local.sh
+
+# the seed's Kubernetes section on this machine (root; no Docker): a real control plane, one
+# node whose pods are processes in network namespaces, the operator, examples and demo workloads
+cluster: bin/operator image $(B)/k8s/stamp
+	python3 scripts/cluster.py
 
 .PHONY: all build test unit-test test-asan conformance fuzz-replay fuzz bench deps clean fmt
 all: build
@@ -140,7 +147,7 @@ $(B)/asan/bin/operator: $(B)/asan/src/operator/main.o $(B)/asan/libcollector.a $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
-             $(B)/asan/bin/operator $(B)/k8s/stamp
+             $(B)/asan/bin/operator $(B)/k8s/stamp image
 test: $(TEST_BINS)
 	python3 tests/run.py
 
