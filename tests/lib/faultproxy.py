@@ -6,10 +6,15 @@ verifying it with the same CA, and presents no client certificate, so the API se
 operator's own identity and enforces its RBAC. Responses, watch streams included, are streamed
 back as they arrive.
 
-Faults, set from the test while the proxy runs:
-  - fail(n, status, match=...): the next n requests matching (method, path regex) get `status`
-    (429 with Retry-After: 1, or 500) with a Kubernetes Status body, not forwarded;
-  - delay(seconds, match=...): matching requests are held that long before being forwarded;
+Faults, set from the test while the proxy runs (a request matches by method and a regex on
+its path with the query; `watch` True/False limits a fault to watch requests or to the rest):
+  - fail(n, status, ...): the next n matching requests get `status` (429 with Retry-After: 1,
+    410, 500, ...) with a Kubernetes Status body, not forwarded;
+  - delay(seconds, ..., count=None): matching requests (the next `count` of them, or all) are
+    held that long before being forwarded;
+  - inject(path, line=... | pad_bytes=..., count=1): on matching watch streams, the next event
+    is replaced by `line` (say, not JSON) or by itself padded with pad_bytes of filler (past a
+    client's event limit); the event is lost, as a corrupt stream would lose it;
   - drop_watches(): every open watch stream is cut (the TCP connection is closed mid-stream);
   - counts: requests forwarded per (method, path without query), for benchmarks.
 The proxy knows nothing about Kubernetes beyond that Status body."""
@@ -36,8 +41,9 @@ class FaultProxy:
         self.up_host, self.up_port = u.hostname, u.port
         self.up_ctx = ssl.create_default_context(cafile=ca_file)
         self.lock = threading.Lock()
-        self.faults = []  # [remaining, status, method, regex]
-        self.delays = []  # [seconds, method, regex]
+        self.faults = []  # [remaining, status, method, regex, watch]
+        self.delays = []  # [seconds, method, regex, remaining or None, watch]
+        self.injects = []  # [remaining, regex, line or None, pad bytes]
         self.watches = set()
         self.counts = {}
         self.injected = 0
@@ -65,18 +71,23 @@ class FaultProxy:
 
     # ---- controls ----
 
-    def fail(self, n, status, method=None, path=r".*"):
+    def fail(self, n, status, method=None, path=r".*", watch=None):
         with self.lock:
-            self.faults.append([n, status, method, re.compile(path)])
+            self.faults.append([n, status, method, re.compile(path), watch])
 
-    def delay(self, seconds, method=None, path=r".*"):
+    def delay(self, seconds, method=None, path=r".*", count=None, watch=None):
         with self.lock:
-            self.delays.append([seconds, method, re.compile(path)])
+            self.delays.append([seconds, method, re.compile(path), count, watch])
+
+    def inject(self, path, line=None, pad_bytes=0, count=1):
+        with self.lock:
+            self.injects.append([count, re.compile(path), line, pad_bytes])
 
     def clear(self):
         with self.lock:
             self.faults.clear()
             self.delays.clear()
+            self.injects.clear()
 
     def drop_watches(self):
         with self.lock:
@@ -100,24 +111,42 @@ class FaultProxy:
 
     # ---- the proxy ----
 
+    @staticmethod
+    def _matches(method, regex, watch, h, is_watch):
+        return (method is None or method == h.command) and regex.search(h.path) and (watch is None or watch == is_watch)
+
+    def _take_inject(self, path):
+        with self.lock:
+            for f in self.injects:
+                if f[0] > 0 and f[1].search(path):
+                    f[0] -= 1
+                    return f
+        return None
+
     def _handle(self, h):
         path_only = h.path.split("?", 1)[0]
+        is_watch = bool(re.search(r"[?&]watch=(1|true)(&|$)", h.path))
         with self.lock:
             fault = None
             for f in self.faults:
-                if f[0] > 0 and (f[2] is None or f[2] == h.command) and f[3].search(h.path):
+                if f[0] > 0 and self._matches(f[2], f[3], f[4], h, is_watch):
                     f[0] -= 1
                     fault = f[1]
                     self.injected += 1
                     break
-            wait = sum(d[0] for d in self.delays if (d[1] is None or d[1] == h.command) and d[2].search(h.path))
+            wait = 0
+            for d in self.delays:
+                if (d[3] is None or d[3] > 0) and self._matches(d[1], d[2], d[4], h, is_watch):
+                    wait += d[0]
+                    if d[3] is not None:
+                        d[3] -= 1
             key = (h.command, path_only)
             self.counts[key] = self.counts.get(key, 0) + 1
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else None
         if fault:
             msg = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": fault,
-                              "reason": "TooManyRequests" if fault == 429 else "InternalError",
+                              "reason": {429: "TooManyRequests", 410: "Expired"}.get(fault, "InternalError"),
                               "message": f"injected by the test's fault proxy ({fault})"}).encode()
             h.send_response(fault)
             h.send_header("Content-Type", "application/json")
@@ -144,25 +173,43 @@ class FaultProxy:
             else:
                 h.send_header("Content-Length", r.getheader("Content-Length"))
             h.end_headers()
-            watch = "watch=1" in h.path or "watch=true" in h.path
             pair = (h.connection, up.sock)
-            if watch:
+            if is_watch:
                 with self.lock:
                     self.watches.add(pair)
+
+            def send(data):
+                if chunked:
+                    h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                else:
+                    h.wfile.write(data)
+                h.wfile.flush()
+            pending = b""  # a watch stream goes out event by event (a line each), so one can be replaced
             try:
                 while True:
                     data = r.read1(65536) if chunked else r.read(65536)
                     if not data:
                         break
-                    if chunked:
-                        h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                    else:
-                        h.wfile.write(data)
-                    h.wfile.flush()
+                    if not is_watch or not chunked:
+                        send(data)
+                        continue
+                    pending += data
+                    while b"\n" in pending:
+                        line, pending = pending.split(b"\n", 1)
+                        f = self._take_inject(h.path)
+                        if f and f[2] is not None:
+                            line = f[2].encode() if isinstance(f[2], str) else f[2]
+                        elif f:
+                            ev = json.loads(line)
+                            ev["object"]["padding"] = "x" * f[3]
+                            line = json.dumps(ev).encode()
+                        send(line + b"\n")
+                if pending:
+                    send(pending)
                 if chunked:
                     h.wfile.write(b"0\r\n\r\n")
             finally:
-                if watch:
+                if is_watch:
                     with self.lock:
                         self.watches.discard(pair)
         except (OSError, http.client.HTTPException):
