@@ -11,15 +11,17 @@
 
 #include "../base/arena.h"
 #include "../base/htab.h"
+#include "../base/log.h"
 #include "../base/units.h"
-#include "../collector/ui_assets.h"
+#include "../base/blob.h"
 #include "informer.h"
 #include "kbuild.h"
 #include "kqueue.h"
 #include "ksel.h"
 #include "kyaml.h"
 
-extern const ui_asset crd_assets[];
+/* deploy/crds, embedded by tools/embed.py */
+PP_BLOB_TABLE(crd_assets);
 
 #define GROUP_PATH "/apis/resources.cattle.io/v1alpha1"
 #define MONITORS_KEY "monitors"
@@ -51,18 +53,6 @@ static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void op_log(const char *level, const char *fmt, ...) {
-  char ts[32];
-  time_t t = time(NULL);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-  fprintf(stderr, "ts=%s level=%s msg=\"", ts, level);
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputs("\"\n", stderr);
 }
 
 static const char *str(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
@@ -413,7 +403,7 @@ static int reconcile_monitors(op *o, pp_err *err) {
         inf_observe(o->inf[I_OPCMS], now);
         json_decref(now);
         o->config_writes++;
-        op_log("info", "collector config written: %zu targets from %zu monitors", ti, nmon);
+        pp_log(PP_LOG_INFO, "collector config written: %zu targets from %zu monitors", ti, nmon);
       }
     }
     o->last_config_targets = ti;
@@ -504,12 +494,12 @@ static void lease_step(op *o, int64_t now) {
   }
   json_decref(lease);
   if (o->leader && now - o->renewed_ms > RENEW_DEADLINE_MS) {
-    op_log("error", "leader election lost: could not renew the lease for %d s", RENEW_DEADLINE_MS / 1000);
+    pp_log(PP_LOG_ERROR, "leader election lost: could not renew the lease for %d s", RENEW_DEADLINE_MS / 1000);
     o->leader = false;
   }
   if (o->leader != was) {
     o->leader_transitions++;
-    op_log("info", "%s", o->leader ? "became the leader" : "no longer the leader");
+    pp_log(PP_LOG_INFO, "%s", o->leader ? "became the leader" : "no longer the leader");
     if (o->leader) {
       /* a new leader starts from the full picture */
       kq_add(o->q, MONITORS_KEY);
@@ -568,7 +558,7 @@ static void process(op *o, int64_t now) {
     o->reconciles[kind]++;
     if (r < 0) {
       o->errors[kind]++;
-      op_log("warn", "reconcile %s failed, retrying: %s", key, err.msg);
+      pp_log(PP_LOG_WARN, "reconcile %s failed, retrying: %s", key, err.msg);
       kq_retry(o->q, key, now);
     } else {
       kq_forget(o->q, key);
@@ -655,7 +645,7 @@ void op_free(op *o) {
 }
 
 int op_install_crds(op *o, pp_err *err) {
-  for (const ui_asset *a = crd_assets; a->name; a++) {
+  for (const pp_blob *a = crd_assets; a->name; a++) {
     json_t *crd;
     int r = kyaml_load((const char *)a->data, a->len, a->name, &crd, err);
     if (r < 0) return r;
@@ -664,7 +654,7 @@ int op_install_crds(op *o, pp_err *err) {
     r = apply(o, path, "pprof-operator", crd, err);
     json_decref(crd);
     if (r < 0) return r;
-    op_log("info", "CRD %s applied", a->name);
+    pp_log(PP_LOG_INFO, "CRD %s applied", a->name);
   }
   for (int i = 0; i < 300; i++) {
     json_t *body = NULL;

@@ -46,8 +46,6 @@ void op_step(op *o, int max_wait_ms);
 /* Gives the Lease up (when held) so another replica takes over at once. */
 void op_release(op *o);
 bool op_ready(const op *o);
-/* The operator's one log format: logfmt lines on stderr (ts, level, msg). */
-void op_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prometheus text for /metrics (malloc'd). */
 char *op_metrics(const op *o);
 
