@@ -234,6 +234,7 @@ static int reconcile_stack(op *o, const char *ns, const char *name, pp_err *err)
 typedef struct mon_result {
   const json_t *monitor;
   size_t targets;
+  const char *reason; /* why Reconciled is False (InvalidSpec, PortNotFound, TargetsSkipped), or NULL */
   char problem[1024];
 } mon_result;
 
@@ -251,14 +252,6 @@ static bool ns_selected(const json_t *spec, const char *mon_ns, const char *ns) 
 }
 
 static const char *adup(arena *a, const char *s) { return s ? arena_strndup(a, s, strlen(s)) : NULL; }
-
-static double seconds_of(const json_t *v) {
-  if (json_is_integer(v)) return (double)json_integer_value(v);
-  const char *s = json_string_value(v);
-  if (!s) return 0;
-  double d = 0;
-  return pp_parse_duration(s, &d, NULL) == 0 ? d : 0;
-}
 
 static int reconcile_monitors(op *o, pp_err *err) {
   const json_t *mons = inf_items(o->inf[I_MONITORS]);
@@ -291,14 +284,22 @@ static int reconcile_monitors(op *o, pp_err *err) {
     const char *mon_ns = str(md(mon), "namespace"), *mon_name = str(md(mon), "name");
     ksel *sel = NULL;
     pp_err serr = {0};
+    /* a monitor the collector would refuse is left out alone: its targets would make the
+     * collector refuse the whole config, everyone's targets included */
+    kbuild_monitor km;
+    if (kbuild_monitor_check(spec, &km, &serr) < 0) {
+      mr->reason = "InvalidSpec";
+      snprintf(mr->problem, sizeof mr->problem, "%s", serr.msg);
+      continue;
+    }
     if (ksel_parse(json_object_get(spec, "selector"), &sel, &serr) < 0) {
+      mr->reason = "InvalidSpec";
       snprintf(mr->problem, sizeof mr->problem, "spec.selector: %s", serr.msg);
       continue;
     }
     const json_t *ep = json_object_get(spec, "endpoint");
-    const char *scheme = str(ep, "scheme");
-    size_t unresolved = 0;
-    char first_problem[700] = "";
+    size_t unresolved = 0, skipped = 0;
+    char first_problem[700] = "", first_skipped[700] = "";
     const char *sk;
     json_t *sentry;
     json_object_foreach((json_t *)inf_items(o->inf[I_SERVICES]), sk, sentry) {
@@ -356,18 +357,25 @@ static int reconcile_monitors(op *o, pp_err *err) {
               r = pp_err_set(err, PP_ENOMEM, "out of memory");
               break;
             }
-            t[ti++] = (kbuild_target){.namespace_ = sns,
-                                      .service = sname,
-                                      .pod = pod,
-                                      .node = node,
-                                      .monitor = mon_name,
-                                      .scheme = scheme ? scheme : "http",
-                                      .ip = ip,
-                                      .port = port,
-                                      .path = str(ep, "path"),
-                                      .config = json_object_get(spec, "config"),
-                                      .interval_seconds = seconds_of(json_object_get(ep, "interval")),
-                                      .timeout_seconds = seconds_of(json_object_get(ep, "timeout"))};
+            t[ti] = (kbuild_target){.namespace_ = sns,
+                                    .service = sname,
+                                    .pod = pod,
+                                    .node = node,
+                                    .monitor = mon_name,
+                                    .scheme = km.scheme,
+                                    .ip = ip,
+                                    .port = port,
+                                    .path = km.path,
+                                    .config = km.config,
+                                    .interval_seconds = km.interval_seconds,
+                                    .timeout_seconds = km.timeout_seconds};
+            /* an address the collector would refuse (cluster data, not the spec) is left out */
+            pp_err terr;
+            if (kbuild_target_check(&t[ti], &terr) < 0) {
+              if (!skipped++) snprintf(first_skipped, sizeof first_skipped, "%.600s", terr.msg);
+              continue;
+            }
+            ti++;
             mr->targets++;
           }
         }
@@ -376,9 +384,14 @@ static int reconcile_monitors(op *o, pp_err *err) {
       json_decref(svc);
     }
     ksel_free(sel);
-    if (unresolved)
+    if (unresolved) {
+      mr->reason = "PortNotFound";
       snprintf(mr->problem, sizeof mr->problem, "%zu endpoint slice%s without the port: %s", unresolved,
                unresolved > 1 ? "s" : "", first_problem);
+    } else if (skipped) {
+      mr->reason = "TargetsSkipped";
+      snprintf(mr->problem, sizeof mr->problem, "%zu address%s left out: %s", skipped, skipped > 1 ? "es" : "", first_skipped);
+    }
   }
   char *yaml = NULL;
   if (r == 0) r = kbuild_config_yaml(t, ti, &yaml, err);
@@ -413,13 +426,13 @@ static int reconcile_monitors(op *o, pp_err *err) {
   for (size_t i = 0; i < mi; i++) {
     const json_t *m = res[i].monitor;
     json_int_t gen = json_integer_value(json_object_get(md(m), "generation"));
-    bool ok = !res[i].problem[0] && r == 0;
+    bool ok = !res[i].reason && r == 0;
     char msg[600];
     if (ok) snprintf(msg, sizeof msg, "%zu target%s in the collector's config", res[i].targets, res[i].targets == 1 ? "" : "s");
-    else snprintf(msg, sizeof msg, "%s", res[i].problem[0] ? res[i].problem : (err ? err->msg : "config not written"));
+    else snprintf(msg, sizeof msg, "%s", res[i].reason ? res[i].problem : (err ? err->msg : "config not written"));
     json_t *conds = json_array();
     json_array_append_new(conds, condition(json_object_get(m, "status"), "Reconciled", ok,
-                                           ok ? "TargetsConfigured" : res[i].problem[0] ? "InvalidSpec" : "ConfigWriteFailed",
+                                           ok ? "TargetsConfigured" : res[i].reason ? res[i].reason : "ConfigWriteFailed",
                                            msg, gen));
     json_t *status = json_pack("{s:I,s:I,s:o}", "observedGeneration", gen, "targets", (json_int_t)res[i].targets,
                                "conditions", conds);

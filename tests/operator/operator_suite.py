@@ -197,10 +197,27 @@ def fidelity(t, kf, kc, d):
     p = kc("apply", "--server-side", "-f", bad)
     t.record("kubectl: the CRD schema refuses scheme ftp and seconds 0 (422, both named)",
              p.returncode != 0 and "spec.endpoint.scheme" in p.stderr and "spec.config.heap.seconds" in p.stderr, p.stderr)
+    open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: bad, namespace: default}\n"
+                         "spec:\n  endpoint: {path: '/debug?x=1', interval: 100000h, timeout: 100000, targetPort: 70000}\n"
+                         "  config: {profile: {seconds: 3601}}\n")
+    p = kc("apply", "--server-side", "-f", bad)
+    t.record("kubectl: the CRD schema refuses what the collector would: a path with ?, 100000h, a timeout over a day, "
+             "seconds over 3600, a port over 65535",
+             p.returncode != 0 and all(f in p.stderr for f in ("spec.endpoint.path", "spec.endpoint.interval", "spec.endpoint.timeout",
+                                                                 "spec.config.profile.seconds", "spec.endpoint.targetPort")),
+             p.stderr)
     open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofCollectorStack\nmetadata: {name: bad, namespace: default}\n"
                          "spec:\n  storage: {diskSpace: lots}\n  collectorImage: {image: c}\n")
     p = kc("apply", "--server-side", "-f", bad)
     t.record("kubectl: diskSpace must be a quantity", p.returncode != 0 and "diskSpace" in p.stderr, p.stderr)
+    open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofCollectorStack\nmetadata: {name: bad, namespace: default}\n"
+                         "spec:\n  storage: {diskSpace: 1Gi, storageClassName: Fast_SSD}\n"
+                         "  collectorImage: {image: Collector, tag: 'v1 beta', sha: 'latest', imagePullSecrets: [{}]}\n")
+    p = kc("apply", "--server-side", "-f", bad)
+    t.record("kubectl: the stack's schema refuses a bad storage class, image name, tag, digest and a pull secret without a name",
+             p.returncode != 0 and all(f in p.stderr for f in ("spec.storage.storageClassName", "spec.collectorImage.image",
+                                                                 "spec.collectorImage.tag", "spec.collectorImage.sha",
+                                                                 "spec.collectorImage.imagePullSecrets[0].name")), p.stderr)
     open(bad, "w").write("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: bad, namespace: default}\n"
                          "spec:\n  bogus: 1\n")
     p = kc("apply", "--server-side", "-f", bad)
@@ -348,6 +365,41 @@ def e2e(t, kf, kc, d):
         t.record("operator: an unresolvable port is a Reconciled=False condition with the reason",
                  bool(m) and "nope" in m["conditions"][0]["message"], mon_status("noport"))
         kf.req("DELETE", "/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/noport")
+
+        # one bad monitor beside good ones: its interval passes the CRD's pattern but not the
+        # collector's bounds; only it is left out (its status says why), the others' targets
+        # keep flowing and the collector accepts the config
+        slow_path = "/apis/resources.cattle.io/v1alpha1/namespaces/default/pprofmonitors/slow"
+        kf.apply(slow_path, {"apiVersion": "resources.cattle.io/v1alpha1", "kind": "PprofMonitor",
+                             "metadata": {"name": "slow", "namespace": "default"},
+                             "spec": {"selector": {"matchLabels": {"app": "pprof"}}, "endpoint": {"targetPort": 80, "interval": "99999h"}}})
+        m = wait_for(lambda: (lambda s: s if s.get("conditions") and s["conditions"][0]["status"] == "False" else None)(mon_status("slow")), 10)
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.6", "10.0.0.7"]))
+        ok = wait_for(lambda: target_names(kf) == ["api-0", "pprof-demo-0", "pprof-demo-1", "pprof-demo-2"], 10)
+        y = config_yaml(kf) or ""
+        open(cfg, "w").write(y)
+        p = run([COLLECTOR, "--check-config", cfg])
+        st, slow = kf.req("GET", slow_path)
+        cond = (m or {}).get("conditions", [{}])[0]
+        good, api = mon_status(), mon_status("api", "team-b")
+        t.record("operator: a monitor the collector would refuse (interval 99999h) is left out alone, its status says why",
+                 bool(m) and bool(ok) and p.returncode == 0 and 'monitor: "slow"' not in y and
+                 cond.get("reason") == "InvalidSpec" and "spec.endpoint.interval" in cond.get("message", "") and
+                 "99999h" in cond.get("message", "") and cond.get("observedGeneration") == slow["metadata"]["generation"] and
+                 m.get("targets") == 0 and good.get("targets") == 3 and api.get("targets") == 1 and
+                 api["conditions"][0]["status"] == "True", [m, good, api, p.stdout + p.stderr, y])
+        # fixed (1h30m is 5400 s, not 0): its targets join, its status turns True
+        kf.apply(slow_path, {"apiVersion": "resources.cattle.io/v1alpha1", "kind": "PprofMonitor",
+                             "metadata": {"name": "slow", "namespace": "default"},
+                             "spec": {"selector": {"matchLabels": {"app": "pprof"}}, "endpoint": {"targetPort": 80, "interval": "1h30m"}}})
+        m = wait_for(lambda: (lambda s: s if s.get("targets") == 3 and s["conditions"][0]["status"] == "True" else None)(mon_status("slow")), 10)
+        y = config_yaml(kf) or ""
+        open(cfg, "w").write(y)
+        p = run([COLLECTOR, "--check-config", cfg])
+        t.record("operator: the fixed monitor (interval 1h30m) joins with interval_seconds 5400; the collector accepts it",
+                 bool(m) and y.count('monitor: "slow"') == 3 and y.count("interval_seconds: 5400\n") == 3 and p.returncode == 0,
+                 [mon_status("slow"), p.stdout + p.stderr, y])
+        kf.req("DELETE", slow_path)
 
         # drift: a deleted child comes back, an edited one is put back
         kf.req("DELETE", f"/apis/apps/v1/namespaces/{NS}/statefulsets/pprof-operator-collector")

@@ -3,7 +3,8 @@
 
 It serves what bin/operator and kubectl use, with the API server's semantics where they show:
 discovery (/api, /apis, resource lists, /version), CRD registration that makes custom resources
-servable (structural schema: pruning, defaults, type/enum/minimum/pattern validation -> 422),
+servable (structural schema: pruning, defaults, type/enum/minimum/maximum/pattern/maxLength/
+maxItems/maxProperties validation -> 422),
 namespaces (objects need theirs; deleting one deletes its contents), get/list/watch with one
 global resourceVersion, label and field selectors, limit/continue, bookmarks, 410 Gone for a
 watch older than the last simulated compaction, create/update with optimistic concurrency
@@ -274,6 +275,15 @@ def apply_schema(value, schema, path, errors):
         if "maximum" in schema and value > schema["maximum"]:
             errors.append({"field": path, "reason": "FieldValueInvalid",
                            "message": f"Invalid value: {value}: {path} in body should be less than or equal to {schema['maximum']}"})
+    if isinstance(value, str) and "maxLength" in schema and len(value) > schema["maxLength"]:
+        errors.append({"field": path, "reason": "FieldValueTooLong",
+                       "message": f"Too long: may not be more than {schema['maxLength']} bytes"})
+    if isinstance(value, list) and "maxItems" in schema and len(value) > schema["maxItems"]:
+        errors.append({"field": path, "reason": "FieldValueTooMany",
+                       "message": f"Too many: {len(value)}: must have at most {schema['maxItems']} items"})
+    if isinstance(value, dict) and "maxProperties" in schema and len(value) > schema["maxProperties"]:
+        errors.append({"field": path, "reason": "FieldValueTooMany",
+                       "message": f"Too many: {len(value)}: must have at most {schema['maxProperties']} items"})
     if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
         errors.append({"field": path, "reason": "FieldValueInvalid",
                        "message": f"Invalid value: {json.dumps(value)}: {path} in body should match '{schema['pattern']}'"})
