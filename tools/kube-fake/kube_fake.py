@@ -27,6 +27,7 @@ import copy
 import json
 import os
 import re
+import select
 import ssl
 import subprocess
 import sys
@@ -835,10 +836,29 @@ class Handler(BaseHTTPRequestHandler):
                 continue
             if f.get("path") and not re.search(f["path"], path):
                 continue
-            if f.get("drop_after") is not None:
+            if f.get("drop_after") is not None or "inject" in f or "inject_bytes" in f:
                 continue  # consulted by watches
             f["count"] = f.get("count", 1) - 1
             return f
+        return None
+
+    def client_gone(self):
+        """A watch client never sends anything after its request: a readable socket means it
+        closed the connection (without this, the thread would serve a dead watch until the next
+        event, and take faults meant for live ones)."""
+        try:
+            return bool(select.select([self.connection], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def take_inject(self):
+        """A fault {"watch": true, "path": RE, "inject": LINE | "inject_bytes": N, "count": C} replaces
+        the next C events of matching watches with LINE, or with the event padded to N more bytes."""
+        with self.st.lock:
+            for f in self.st.faults:
+                if ("inject" in f or "inject_bytes" in f) and f.get("count", 1) > 0 and re.search(f.get("path", ""), self.path):
+                    f["count"] = f.get("count", 1) - 1
+                    return f
         return None
 
     def control(self, method, path, q):
@@ -1178,6 +1198,16 @@ class Handler(BaseHTTPRequestHandler):
         try:
             while True:
                 for typ, o in pending:
+                    inject = self.take_inject()
+                    if inject:  # this event, replaced by what the fault says (the event is lost)
+                        if "inject_bytes" in inject:  # the same event, padded past a client's limit
+                            line = json.dumps({"type": typ, "object": {**o, "padding": "x" * inject["inject_bytes"]}})
+                        else:
+                            line = inject["inject"]
+                        data = (line + "\n").encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                        self.wfile.flush()
+                        continue
                     self.chunk({"type": typ, "object": self.table(r, [o]) if table else o})
                 pending = []
                 with self.st.lock:
@@ -1192,6 +1222,8 @@ class Handler(BaseHTTPRequestHandler):
                         if new or (bookmarks and time.time() - last_bookmark > 1.0):
                             break
                         self.st.lock.wait(0.2)
+                        if self.client_gone():
+                            return  # as the API server does: a watch ends with its client
                     for erv, _, typ, o, prev in new:
                         last = erv
                         now_ok, was_ok = ok(o), prev is not None and ok(prev)
