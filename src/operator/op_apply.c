@@ -15,24 +15,30 @@ void op_now_rfc3339(char *buf, size_t n, bool micro) {
   else snprintf(buf + w, n - w, "Z");
 }
 
-/* Server-side apply of obj at path (collection path + name), as manager, forced. ret_obj (may
- * be NULL) receives the object as the server now has it; ret_status the HTTP status. */
-int op_apply_obj(op *o, const char *path, const char *manager, const json_t *obj, json_t **ret_obj, int *ret_status,
-                     pp_err *err) {
-  char url[2048];
-  snprintf(url, sizeof url, "%s?fieldManager=%s&force=true", path, manager);
-  json_t *resp = NULL;
-  int st = kc_do(o->c, "PATCH", url, "application/apply-patch+yaml", obj, ret_obj ? &resp : NULL, err);
-  if (ret_status) *ret_status = st;
-  bool ok = st == 200 || st == 201;
-  if (ret_obj) *ret_obj = ok ? resp : NULL;
-  if (!ok) json_decref(resp);
-  if (st < 0) return st;
-  return ok ? 0 : PP_EIO;
+typedef struct apply_call {
+  op_call_fn fn;
+  void *arg;
+} apply_call;
+
+/* The apply's answer: anything but 200/201 fails the job; then the caller's callback. */
+static void on_applied(op_job *j, void *arg, int status, json_t *body, const pp_err *err) {
+  apply_call a = *(apply_call *)arg;
+  free(arg);
+  if (status != 200 && status != 201) op_job_fail(j, status < 0 ? status : PP_EIO, "%s", err->msg);
+  if (a.fn) a.fn(j, a.arg, status, body, err);
 }
 
-int op_apply(op *o, const char *path, const char *manager, const json_t *obj, pp_err *err) {
-  return op_apply_obj(o, path, manager, obj, NULL, NULL, err);
+void op_apply(op_job *j, const char *path, const char *manager, const json_t *obj, op_call_fn fn, void *arg) {
+  char url[2048];
+  snprintf(url, sizeof url, "%s?fieldManager=%s&force=true", path, manager);
+  apply_call *a = malloc(sizeof *a);
+  if (!a) {
+    op_job_fail(j, PP_ENOMEM, "out of memory");
+    return;
+  }
+  *a = (apply_call){fn, arg};
+  /* a request that could not start never calls back: its argument is ours to free */
+  if (op_call_start(j, "PATCH", url, "application/apply-patch+yaml", obj, on_applied, a) < 0) free(a);
 }
 
 const char *op_resource_path(const char *kind) {
@@ -43,9 +49,8 @@ const char *op_resource_path(const char *kind) {
   return NULL;
 }
 
-/* A condition, keeping lastTransitionTime when the status did not change. */
 json_t *op_condition(const json_t *old_status, const char *type, bool ok, const char *reason, const char *msg,
-                         json_int_t gen) {
+                     json_int_t gen) {
   const char *ltt = NULL;
   size_t i;
   json_t *c;
@@ -59,20 +64,22 @@ json_t *op_condition(const json_t *old_status, const char *type, bool ok, const 
                    msg, "observedGeneration", gen, "lastTransitionTime", ltt ? ltt : now);
 }
 
-/* Writes status through the status subresource when it differs from the object's. */
-int op_write_status(op *o, const char *coll, const json_t *obj, const char *kind, json_t *status, pp_err *err) {
-  int r = 0;
+static void on_status_written(op_job *j, void *arg, int status, json_t *body, const pp_err *err) {
+  if (status == 200 || status == 201) j->o->status_writes++;
+  /* 404: deleted since the cache saw it; its DELETED event is on the way */
+  else if (status != 404) op_job_fail(j, status < 0 ? status : PP_EIO, "%s", err->msg);
+}
+
+void op_write_status(op_job *j, const char *coll, const json_t *obj, const char *kind, json_t *status) {
   if (!json_equal(status, json_object_get(obj, "status"))) {
     char path[1024];
-    snprintf(path, sizeof path, GROUP_PATH "/namespaces/%s/%s/%s/status", str(md(obj), "namespace"), coll, str(md(obj), "name"));
+    snprintf(path, sizeof path, GROUP_PATH "/namespaces/%s/%s/%s/status?fieldManager=pprof-operator&force=true",
+             str(md(obj), "namespace"), coll, str(md(obj), "name"));
     json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s},s:O}", "apiVersion", "resources.cattle.io/v1alpha1", "kind", kind,
                              "metadata", "name", str(md(obj), "name"), "namespace", str(md(obj), "namespace"), "status", status);
-    int st = 0;
-    r = op_apply_obj(o, path, "pprof-operator", body, NULL, &st, err);
+    if (body) op_call_start(j, "PATCH", path, "application/apply-patch+yaml", body, on_status_written, NULL);
+    else op_job_fail(j, PP_ENOMEM, "out of memory");
     json_decref(body);
-    if (r == 0) o->status_writes++;
-    if (st == 404) r = 0; /* deleted since the cache saw it: its DELETED event is on the way */
   }
   json_decref(status);
-  return r;
 }

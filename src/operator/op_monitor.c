@@ -1,6 +1,13 @@
-/* The PprofMonitor reconciler: the collector's config and the monitors' statuses; see operator.h. */
+/* The PprofMonitor reconciler: the collector's config and the monitors' statuses; see operator.h.
+ *
+ *   op_monitors_start: one pass over the caches: every monitor checked (kbuild_monitor_check,
+ *                      the collector's rules) and its targets gathered; the config written
+ *                      when its digest differs from the ConfigMap's
+ *   monitors_status:   once the write has answered, each monitor's status
+ */
 #include "op_int.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +34,7 @@ void op_digest_config(json_t *cm) {
 
 
 typedef struct mon_result {
-  const json_t *monitor;
+  json_t *monitor; /* a reference: the cache may move on before the statuses are written */
   size_t targets;
   const char *reason; /* why Reconciled is False (InvalidSpec, PortNotFound, TargetsSkipped), or NULL */
   char problem[1024];
@@ -48,11 +55,74 @@ static bool ns_selected(const json_t *spec, const char *mon_ns, const char *ns) 
 
 static const char *adup(arena *a, const char *s) { return s ? arena_strndup(a, s, strlen(s)) : NULL; }
 
-int op_reconcile_monitors(op *o, pp_err *err) {
+typedef struct mon_state {
+  mon_result *res;
+  size_t nres;
+  size_t targets, monitors; /* for the log line of a written config */
+  bool config_failed;       /* the config could not be built or written: msg says why */
+  char msg[512];
+} mon_state;
+
+static void free_state(void *p) {
+  mon_state *st = p;
+  if (!st) return;
+  for (size_t i = 0; i < st->nres; i++) json_decref(st->res[i].monitor);
+  free(st->res);
+  free(st);
+}
+
+static void monitors_status(op_job *j) {
+  mon_state *st = j->state;
+  /* statuses, whatever happened to the config */
+  for (size_t i = 0; i < st->nres; i++) {
+    const mon_result *mr = &st->res[i];
+    const json_t *m = mr->monitor;
+    json_int_t gen = json_integer_value(json_object_get(md(m), "generation"));
+    bool ok = !mr->reason && !st->config_failed;
+    char msg[600];
+    if (ok) snprintf(msg, sizeof msg, "%zu target%s in the collector's config", mr->targets, mr->targets == 1 ? "" : "s");
+    else snprintf(msg, sizeof msg, "%.590s", mr->reason ? mr->problem : st->msg);
+    json_t *conds = json_array();
+    json_array_append_new(conds, op_condition(json_object_get(m, "status"), "Reconciled", ok,
+                                              ok ? "TargetsConfigured" : mr->reason ? mr->reason : "ConfigWriteFailed", msg, gen));
+    json_t *status = json_pack("{s:I,s:I,s:o}", "observedGeneration", gen, "targets", (json_int_t)mr->targets, "conditions", conds);
+    op_write_status(j, "pprofmonitors", m, "PprofMonitor", status);
+  }
+}
+
+static void on_config_written(op_job *j, void *arg, int status, json_t *now, const pp_err *err) {
+  op *o = j->o;
+  mon_state *st = j->state;
+  if (status != 200 && status != 201) {
+    st->config_failed = true;
+    snprintf(st->msg, sizeof st->msg, "%s", err->msg);
+    return;
+  }
+  /* the cache shows this write at once, so the passes before its watch event arrives compare
+   * against it instead of writing it again */
+  inf_observe(o->inf[I_OPCMS], now);
+  o->config_writes++;
+  pp_log(PP_LOG_INFO, "collector config written: %zu targets from %zu monitors", st->targets, st->monitors);
+}
+
+void op_monitors_start(op_job *j) {
+  op *o = j->o;
+  pp_err errv = {0}, *err = &errv;
   const json_t *mons = inf_items(o->inf[I_MONITORS]);
   size_t nmon = json_object_size(mons), ti = 0, tcap = 256;
+  mon_state *state = calloc(1, sizeof *state);
   mon_result *res = calloc(nmon ? nmon : 1, sizeof *res);
   kbuild_target *t = malloc(tcap * sizeof *t);
+  if (!state || !res || !t) {
+    free(state);
+    free(res);
+    free(t);
+    op_job_fail(j, PP_ENOMEM, "out of memory");
+    return;
+  }
+  j->state = state;
+  j->free_state = free_state;
+  state->res = res;
   /* slices by "namespace/service", built once per pass */
   json_t *by_svc = json_object();
   /* the targets' strings, copied out of objects decoded one at a time: a pass over 10,000
@@ -74,7 +144,8 @@ int op_reconcile_monitors(op *o, pp_err *err) {
   json_t *mon;
   json_object_foreach((json_t *)mons, mk, mon) {
     mon_result *mr = &res[mi++];
-    mr->monitor = mon;
+    state->nres = mi;
+    mr->monitor = json_incref(mon);
     const json_t *spec = json_object_get(mon, "spec");
     const char *mon_ns = str(md(mon), "namespace"), *mon_name = str(md(mon), "name");
     ksel *sel = NULL;
@@ -190,6 +261,8 @@ int op_reconcile_monitors(op *o, pp_err *err) {
   }
   char *yaml = NULL;
   if (r == 0) r = kbuild_config_yaml(t, ti, &yaml, err);
+  state->targets = ti;
+  state->monitors = nmon;
   if (r == 0) {
     char cm[300];
     snprintf(cm, sizeof cm, "%s-config", o->name);
@@ -202,44 +275,25 @@ int op_reconcile_monitors(op *o, pp_err *err) {
       snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", o->ns, cm);
       json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name", cm,
                                "namespace", o->ns, "data", "config.yaml", yaml);
-      json_t *now = NULL;
-      r = op_apply_obj(o, path, "pprof-operator-config", body, &now, NULL, err);
+      if (body) op_apply(j, path, "pprof-operator-config", body, on_config_written, NULL);
+      else r = pp_err_set(err, PP_ENOMEM, "out of memory");
       json_decref(body);
-      if (r == 0) {
-        /* the cache shows this write at once, so the passes before its watch event arrives
-         * compare against it instead of writing it again */
-        inf_observe(o->inf[I_OPCMS], now);
-        json_decref(now);
-        o->config_writes++;
-        pp_log(PP_LOG_INFO, "collector config written: %zu targets from %zu monitors", ti, nmon);
-      }
     }
     o->last_config_targets = ti;
   }
-  free(yaml);
-  /* statuses, whatever happened to the config */
-  for (size_t i = 0; i < mi; i++) {
-    const json_t *m = res[i].monitor;
-    json_int_t gen = json_integer_value(json_object_get(md(m), "generation"));
-    bool ok = !res[i].reason && r == 0;
-    char msg[600];
-    if (ok) snprintf(msg, sizeof msg, "%zu target%s in the collector's config", res[i].targets, res[i].targets == 1 ? "" : "s");
-    else snprintf(msg, sizeof msg, "%s", res[i].reason ? res[i].problem : (err ? err->msg : "config not written"));
-    json_t *conds = json_array();
-    json_array_append_new(conds, op_condition(json_object_get(m, "status"), "Reconciled", ok,
-                                           ok ? "TargetsConfigured" : res[i].reason ? res[i].reason : "ConfigWriteFailed",
-                                           msg, gen));
-    json_t *status = json_pack("{s:I,s:I,s:o}", "observedGeneration", gen, "targets", (json_int_t)res[i].targets,
-                               "conditions", conds);
-    pp_err serr = {0};
-    if (op_write_status(o, "pprofmonitors", m, "PprofMonitor", status, &serr) < 0 && r == 0) {
-      *err = serr;
-      r = PP_EIO;
-    }
+  if (r < 0) {
+    state->config_failed = true;
+    snprintf(state->msg, sizeof state->msg, "%s", err->msg);
+    op_job_fail(j, r, "%s", err->msg);
+  } else if (j->result < 0) { /* the write could not start */
+    state->config_failed = true;
+    snprintf(state->msg, sizeof state->msg, "%s", j->err.msg);
   }
+  free(yaml);
   json_decref(by_svc);
   arena_free(&strings);
-  free(res);
   free(t);
-  return r;
+  /* a pass over 10,000 endpoints frees megabytes of small allocations: give them back */
+  malloc_trim(0);
+  j->next = monitors_status;
 }

@@ -1,7 +1,7 @@
 /* The operator's loop: informers, leader election, the work queue; see operator.h. */
 #include "op_int.h"
 
-#include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "kyaml.h"
 
 #define MAX_KEYS_PER_STEP 64
+#define MAX_JOBS 32 /* reconciles in flight at once */
 
 int64_t op_now_ms(void) {
   struct timespec ts;
@@ -49,15 +50,152 @@ static void on_monitor_input(void *ud, informer *inf, const char *type, const js
   if (inf == o->inf[I_SERVICES]) on_child(ud, inf, type, obj, old);
 }
 
-/* The collector config is compared by digest: the operator-namespace ConfigMap cache keeps
- * "digest:<hex>" instead of megabytes of YAML (10,000 targets make ~2.5 MB). */
-
 static void on_op_configmap(void *ud, informer *inf, const char *type, const json_t *obj, const json_t *old) {
   op *o = ud;
   char want[300];
   snprintf(want, sizeof want, "%s-config", o->name);
   const char *n = str(md(obj), "name");
   if (n && !strcmp(n, want)) kq_add(o->q, MONITORS_KEY); /* edited or deleted by someone: rewrite */
+}
+
+/* An informer starts failing, or works again: logged once each, not once per retry. */
+static void on_health(void *ud, informer *inf, const char *error) {
+  if (error) pp_log(PP_LOG_WARN, "%s: %s; retrying with backoff", inf_name(inf), error);
+  else pp_log(PP_LOG_INFO, "%s: works again", inf_name(inf));
+}
+
+/* ---- jobs ------------------------------------------------------------------------------------ */
+
+struct op_call {
+  op_job *j;
+  kc_req *req;
+  op_call_fn fn;
+  void *arg;
+  op_call *prev, *next;
+};
+
+void op_job_fail(op_job *j, int code, const char *fmt, ...) {
+  if (j->result < 0) return; /* the first failure is the one to tell */
+  j->result = code < 0 ? code : PP_EIO;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(j->err.msg, sizeof j->err.msg, fmt, ap);
+  va_end(ap);
+  j->err.code = j->result;
+}
+
+static void job_free(op_job *j) {
+  while (j->calls) {
+    op_call *c = j->calls;
+    j->calls = c->next;
+    kc_cancel(j->o->c, c->req);
+    free(c);
+  }
+  if (j->free_state) j->free_state(j->state);
+  free(j);
+}
+
+static void job_unlink(op_job *j) {
+  op *o = j->o;
+  if (j->prev) j->prev->next_job = j->next_job;
+  else o->jobs = j->next_job;
+  if (j->next_job) j->next_job->prev = j->prev;
+  o->njobs--;
+}
+
+/* The job is over: its key is done, forgotten on success, retried with backoff on failure. A
+ * key's failures are logged when they start and when they end, not at every retry. */
+static void job_finish(op_job *j) {
+  op *o = j->o;
+  int64_t now = op_now_ms();
+  o->reconciles[j->controller]++;
+  if (j->result < 0) {
+    o->errors[j->controller]++;
+    if (!kq_failures(o->q, j->key)) pp_log(PP_LOG_WARN, "reconcile %s failed, retrying with backoff: %s", j->key, j->err.msg);
+    else pp_log(PP_LOG_DEBUG, "reconcile %s failed again: %s", j->key, j->err.msg);
+    kq_retry(o->q, j->key, now);
+  } else {
+    unsigned failures = kq_failures(o->q, j->key);
+    if (failures) pp_log(PP_LOG_INFO, "reconcile %s works again after %u failure%s", j->key, failures, failures > 1 ? "s" : "");
+    kq_forget(o->q, j->key);
+  }
+  kq_done(o->q, j->key);
+  job_unlink(j);
+  job_free(j);
+}
+
+/* Runs the job's steps while none has requests in flight; finishes it after the last. */
+static void job_advance(op_job *j) {
+  while (!j->calls) {
+    op_step_fn step = j->next;
+    if (!step) {
+      job_finish(j);
+      return;
+    }
+    j->next = NULL;
+    step(j);
+  }
+}
+
+static void on_call_done(void *ud, int status, json_t *body, const pp_err *err) {
+  op_call *c = ud;
+  op_job *j = c->j;
+  if (c->prev) c->prev->next = c->next;
+  else j->calls = c->next;
+  if (c->next) c->next->prev = c->prev;
+  if (c->fn) c->fn(j, c->arg, status, body, err);
+  free(c);
+  job_advance(j);
+}
+
+int op_call_start(op_job *j, const char *method, const char *path, const char *ctype, const json_t *body, op_call_fn fn,
+                  void *arg) {
+  op_call *c = calloc(1, sizeof *c);
+  pp_err err = {0};
+  kc_req_opts opts = {.timeout_ms = WRITE_TIMEOUT_MS};
+  if (!c) {
+    op_job_fail(j, PP_ENOMEM, "out of memory");
+    return PP_ENOMEM;
+  }
+  c->j = j;
+  c->fn = fn;
+  c->arg = arg;
+  if (kc_start(j->o->c, method, path, ctype, body, &opts, on_call_done, c, &c->req, &err) < 0) {
+    op_job_fail(j, err.code, "%s %s: %s", method, path, err.msg);
+    free(c);
+    return err.code < 0 ? err.code : PP_EIO;
+  }
+  c->next = j->calls;
+  if (j->calls) j->calls->prev = c;
+  j->calls = c;
+  return 0;
+}
+
+void op_cancel_jobs(op *o) {
+  while (o->jobs) {
+    op_job *j = o->jobs;
+    kq_done(o->q, j->key); /* not retried: a new leader starts from the full picture */
+    job_unlink(j);
+    job_free(j);
+  }
+}
+
+static void job_start(op *o, const char *key) {
+  op_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    kq_retry(o->q, key, op_now_ms());
+    kq_done(o->q, key);
+    return;
+  }
+  j->o = o;
+  snprintf(j->key, sizeof j->key, "%s", key);
+  j->controller = strcmp(key, MONITORS_KEY) ? C_STACK : C_MONITORS;
+  j->next = j->controller == C_MONITORS ? op_monitors_start : op_stack_start;
+  j->next_job = o->jobs;
+  if (o->jobs) o->jobs->prev = j;
+  o->jobs = j;
+  o->njobs++;
+  job_advance(j);
 }
 
 /* ---- loop ------------------------------------------------------------------------------------ */
@@ -68,36 +206,20 @@ bool op_ready(const op *o) {
   return true;
 }
 
+/* Whether reconciles may start: every cache listed once, none being relisted (a pass must not
+ * read a cache that a relist is about to replace), and this replica leads. */
+static bool may_reconcile(const op *o) {
+  if (!op_ready(o) || (o->o.leader_elect && !o->leader)) return false;
+  for (int i = 0; i < I_COUNT; i++)
+    if (inf_listing(o->inf[i])) return false;
+  return true;
+}
+
 static void process(op *o, int64_t now) {
-  for (int n = 0; n < MAX_KEYS_PER_STEP; n++) {
+  for (int n = 0; n < MAX_KEYS_PER_STEP && o->njobs < MAX_JOBS; n++) {
     const char *key = kq_get(o->q, now);
-    if (!key) {
-      /* a pass over 10,000 endpoints frees megabytes of small allocations: give them back */
-      if (n) malloc_trim(0);
-      return;
-    }
-    pp_err err = {0};
-    int kind = strcmp(key, MONITORS_KEY) ? 0 : 1;
-    int r;
-    if (kind == 1) {
-      r = op_reconcile_monitors(o, &err);
-    } else {
-      char ns[300], name[300];
-      if (sscanf(key, "stack/%299[^/]/%299s", ns, name) != 2) {
-        kq_done(o->q, key);
-        continue;
-      }
-      r = op_reconcile_stack(o, ns, name, &err);
-    }
-    o->reconciles[kind]++;
-    if (r < 0) {
-      o->errors[kind]++;
-      pp_log(PP_LOG_WARN, "reconcile %s failed, retrying: %s", key, err.msg);
-      kq_retry(o->q, key, now);
-    } else {
-      kq_forget(o->q, key);
-    }
-    kq_done(o->q, key);
+    if (!key) break;
+    job_start(o, key);
   }
 }
 
@@ -108,24 +230,16 @@ void op_step(op *o, int max_wait_ms) {
     if (w < wait) wait = w;
   }
   if (o->o.leader_elect) {
-    op_lease_step(o, now);
-    if (o->next_lease_ms - now < wait) wait = o->next_lease_ms - now;
+    int64_t w = op_lease_tick(o, now);
+    if (w < wait) wait = w;
   }
-  if (op_ready(o) && (!o->o.leader_elect || o->leader)) {
+  if (may_reconcile(o)) {
     process(o, now);
-    int64_t qn = kq_next_ms(o->q, op_now_ms());
+    int64_t qn = o->njobs < MAX_JOBS ? kq_next_ms(o->q, op_now_ms()) : -1;
     if (qn >= 0 && qn < wait) wait = qn;
   }
   if (wait < 0) wait = 0;
-  curl_multi_poll(o->multi, NULL, 0, (int)wait, NULL);
-  int running;
-  curl_multi_perform(o->multi, &running);
-  CURLMsg *m;
-  int left;
-  while ((m = curl_multi_info_read(o->multi, &left)))
-    if (m->msg == CURLMSG_DONE)
-      for (int i = 0; i < I_COUNT; i++)
-        if (inf_done(o->inf[i], m->easy_handle, m->data.result, op_now_ms())) break;
+  kc_poll(o->c, (int)wait);
 }
 
 int op_new(const op_opts *oo, kclient *c, op **ret, pp_err *err) {
@@ -136,9 +250,8 @@ int op_new(const op_opts *oo, kclient *c, op **ret, pp_err *err) {
   o->ns = strdup(oo->namespace_);
   o->identity = strdup(oo->identity);
   o->c = c;
-  o->multi = curl_multi_init();
   o->q = kq_new();
-  if (!o->name || !o->ns || !o->identity || !o->multi || !o->q) {
+  if (!o->name || !o->ns || !o->identity || !o->q) {
     op_free(o);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
@@ -157,7 +270,8 @@ int op_new(const op_opts *oo, kclient *c, op **ret, pp_err *err) {
       [I_OPCMS] = {"operator-configmaps", opcm, NULL, on_op_configmap, o, false, op_digest_config},
   };
   for (int i = 0; i < I_COUNT; i++) {
-    int r = inf_new(c, o->multi, &io[i], &o->inf[i], err);
+    io[i].health = on_health;
+    int r = inf_new(c, &io[i], &o->inf[i], err);
     if (r < 0) {
       op_free(o);
       return r;
@@ -169,8 +283,9 @@ int op_new(const op_opts *oo, kclient *c, op **ret, pp_err *err) {
 
 void op_free(op *o) {
   if (!o) return;
+  op_cancel_jobs(o);
+  if (o->lease_req) kc_cancel(o->c, o->lease_req);
   for (int i = 0; i < I_COUNT; i++) inf_free(o->inf[i]);
-  if (o->multi) curl_multi_cleanup(o->multi);
   kq_free(o->q);
   free(o->name);
   free(o->ns);
@@ -178,16 +293,19 @@ void op_free(op *o) {
   free(o);
 }
 
+/* Start-up, before the loop runs: synchronous requests are fine here. */
 int op_install_crds(op *o, pp_err *err) {
   for (const pp_blob *a = crd_assets; a->name; a++) {
     json_t *crd;
     int r = kyaml_load((const char *)a->data, a->len, a->name, &crd, err);
     if (r < 0) return r;
     char path[1024];
-    snprintf(path, sizeof path, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s", str(md(crd), "name"));
-    r = op_apply(o, path, "pprof-operator", crd, err);
+    snprintf(path, sizeof path, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s?fieldManager=pprof-operator&force=true",
+             str(md(crd), "name"));
+    int st = kc_do(o->c, "PATCH", path, "application/apply-patch+yaml", crd, NULL, err);
     json_decref(crd);
-    if (r < 0) return r;
+    if (st < 0) return st;
+    if (st != 200 && st != 201) return PP_EIO;
     pp_log(PP_LOG_INFO, "CRD %s applied", a->name);
   }
   for (int i = 0; i < 300; i++) {

@@ -522,6 +522,138 @@ def leader_election(t, kf, d):
         b.stop()
 
 
+LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/pprof-operator-leader"
+RETRY_S = 2.0  # the operator's leader-election retry period (docs/operator.md)
+
+
+def rfc3339(ts):
+    """A Lease time (RFC 3339 with microseconds) as seconds since the epoch."""
+    import datetime
+    return datetime.datetime.strptime(ts.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+class LeaseWatcher:
+    """Samples the Lease every 50 ms in a thread: each renewTime the holder writes, and whether
+    the operator stayed the leader (its metric) the whole time."""
+
+    def __init__(self, kf, op):
+        import threading
+        self.kf, self.op, self.renewals, self.not_leader, self.stopped = kf, op, [], 0, False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stopped:
+            st, lease = self.kf.req("GET", LEASE_PATH)
+            rt = (lease.get("spec") or {}).get("renewTime") if st == 200 else None
+            if rt and (not self.renewals or self.renewals[-1] != rt):
+                self.renewals.append(rt)
+            if self.op.metrics().get("operator_leader") != 1:
+                self.not_leader += 1
+            time.sleep(0.05)
+
+    def stop(self):
+        self.stopped = True
+        self.t.join(5)
+        times = [rfc3339(r) for r in self.renewals]
+        return max((b - a for a, b in zip(times, times[1:])), default=None), len(times)
+
+
+def slow_api_server(t, kf, d):
+    """A slow API server: lists and writes are in flight for 12 s (longer than the 10 s renew
+    deadline) while the leader's loop goes on, so its Lease is renewed every retry period; a
+    failed lease request is logged once (and its recovery once); --log-level=error silences
+    info lines."""
+    op = Operator(kf, d, "--leader-elect", name="slow")
+    try:
+        ok = wait_for(lambda: op.ready() and op.metrics().get("operator_leader") == 1, 30)
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
+        ok = ok and wait_for(lambda: target_names(kf) == ["pprof-demo-0"] and op.metrics().get("operator_workqueue_depth") == 0, 15)
+        t.record("slow API: the operator leads and has converged", bool(ok), [target_names(kf), op.tail()])
+        watcher = LeaseWatcher(kf, op)
+        # a relist of EndpointSlices that takes 12 s (a watch refused with 410 forces it)
+        kf.req("POST", "/_fake/faults", {"method": "GET", "path": r"endpointslices\?limit", "delay": 12, "count": 1})
+        kf.req("POST", "/_fake/faults", {"watch": True, "path": "endpointslices", "status": 410, "count": 1})
+        t0 = time.time()
+        kf.req("POST", "/_fake/drop-watches")
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5", "10.0.0.12"]))
+        listed = wait_for(lambda: target_names(kf) == ["pprof-demo-0", "pprof-demo-1"], 40)
+        took_list = time.time() - t0
+        # then a config write that takes 12 s
+        kf.req("POST", "/_fake/faults", {"method": "PATCH", "path": r"configmaps/pprof-operator-config\?", "delay": 12, "count": 1})
+        t1 = time.time()
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
+        written = wait_for(lambda: target_names(kf) == ["pprof-demo-0"], 40)
+        took_write = time.time() - t1
+        gap, n = watcher.stop()
+        text = open(op.log).read()
+        t.record(f"slow API: a 12 s relist ({took_list:.1f} s to land) and a 12 s config write ({took_write:.1f} s) in flight, the "
+                 f"Lease is renewed every retry period (largest gap {gap if gap is None else round(gap, 3)} s over {n} renewals)",
+                 bool(listed) and bool(written) and took_list >= 12 and took_write >= 12 and gap is not None and
+                 gap <= RETRY_S + 0.5 and n >= (took_list + took_write) / RETRY_S - 2 and watcher.not_leader == 0 and
+                 "leader election lost" not in text,
+                 [took_list, took_write, gap, n, watcher.not_leader, watcher.renewals[-20:], op.tail()])
+        # three lease requests fail in a row: one line when it starts, one when it works again
+        before = op.metrics().get("operator_lease_failures_total", 0)
+        kf.req("POST", "/_fake/faults", {"method": "GET", "path": "leases/pprof-operator-leader", "status": 500, "count": 3})
+        failed = wait_for(lambda: op.metrics().get("operator_lease_failures_total", 0) - before >= 3, 20)
+        wait_for(lambda: "lease requests work again" in open(op.log).read(), 10)
+        text = open(op.log).read()
+        lines = [ln for ln in text.splitlines() if "lease request failed" in ln]
+        t.record("slow API: three failed lease requests are logged once (and the recovery once); still the leader",
+                 bool(failed) and len(lines) == 1 and "level=warn" in lines[0] and "500" in lines[0] and text.count("lease requests work again") == 1 and
+                 op.metrics().get("operator_leader") == 1, [lines, op.tail()])
+        kf.req("DELETE", "/_fake/faults")
+        # --log-level=error: a standby that starts, syncs and stops prints no info line
+        q = Operator(kf, d, "--leader-elect", "--log-level=error", name="quiet")
+        try:
+            ready = wait_for(q.ready, 20)
+            q.stop()
+            quiet = open(q.log).read()
+        finally:
+            q.stop()
+        t.record("operator: --log-level=error silences info and warn lines (the default level prints them)",
+                 bool(ready) and "level=info" not in quiet and "level=warn" not in quiet and "level=info" in open(op.log).read(),
+                 quiet[-2000:])
+    finally:
+        kf.req("DELETE", "/_fake/faults")
+        op.stop()
+
+
+def bad_watch_events(t, kf, d):
+    """A watch that ends on an event it cannot read (not JSON; over 16 MiB) is an error: logged
+    once, counted, followed by the backoff and a relist (the event is lost), not re-watched at
+    once as if the server had closed it."""
+    op = Operator(kf, d, name="badevents")
+    try:
+        put_slice(kf, slice_("pprof-demo", "pprof-demo-a", ["10.0.0.5"]))
+        ok = wait_for(lambda: op.ready() and target_names(kf) == ["pprof-demo-0"], 20)
+        for case, fault, says in (("not JSON", {"inject": "this is not json"}, "not {type, object}"),
+                                  ("over 16 MiB", {"inject_bytes": 17 << 20}, "over 16777216 bytes")):
+            before = op.metrics()
+            kf.req("POST", "/_fake/faults", {"watch": True, "path": "endpointslices", "count": 1, **fault})
+            addrs = ["10.0.0.5", "10.0.0.13"] if case == "not JSON" else ["10.0.0.5"]
+            want = ["pprof-demo-0", "pprof-demo-1"] if case == "not JSON" else ["pprof-demo-0"]
+            t0 = time.time()
+            put_slice(kf, slice_("pprof-demo", "pprof-demo-a", addrs))
+            landed = wait_for(lambda: target_names(kf) == want, 30, 0.02)
+            took = time.time() - t0
+            after = op.metrics()
+            key = 'operator_watch_errors_total{resource="endpointslices",reason="bad_event"}'
+            errors = after.get(key, 0) - before.get(key, 0)
+            rkey = 'operator_relists_total{resource="endpointslices"}'
+            relists = after.get(rkey, 0) - before.get(rkey, 0)
+            lines = [ln for ln in open(op.log).read().splitlines() if says in ln]
+            t.record(f"operator: a watch event {case} is an error: logged once, counted, backoff ({took:.1f} s >= 0.8 s), "
+                     "relist, and the change it carried lands",
+                     bool(ok) and bool(landed) and errors == 1 and relists == 1 and took >= 0.8 and len(lines) == 1 and
+                     "endpointslices" in lines[0] and "level=warn" in lines[0],
+                     [errors, relists, took, lines, target_names(kf), op.tail()])
+    finally:
+        kf.req("DELETE", "/_fake/faults")
+        op.stop()
+
+
 def sanitizer_reports(d):
     """ASan/UBSan findings in the operator logs of the run, and how many logs were read."""
     found, scanned = [], 0
@@ -737,6 +869,8 @@ def run_suite(t):
         exec_plugin(t, kf, d)
         e2e(t, kf, kc, d)
         leader_election(t, kf, d)
+        slow_api_server(t, kf, d)
+        bad_watch_events(t, kf, d)
         in_cluster_rbac(t, kf, kc, d)
     finally:
         kf.stop()

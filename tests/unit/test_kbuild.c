@@ -397,7 +397,10 @@ static void work_queue(void) {
   kq_done(q, "a");
   CHECK(kq_get(q, 2009) == NULL);
   CHECK_STR(kq_get(q, 2010), "a");
+  CHECK_EQ_I64(kq_failures(q, "a"), 2); /* what the operator logs by: the first failure, the recovery */
+  CHECK_EQ_I64(kq_failures(q, "nope"), 0);
   kq_forget(q, "a"); /* success resets the backoff */
+  CHECK_EQ_I64(kq_failures(q, "a"), 0);
   kq_retry(q, "a", 3000);
   kq_done(q, "a");
   CHECK_STR(kq_get(q, 3005), "a");
