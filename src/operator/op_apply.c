@@ -22,10 +22,9 @@ typedef struct apply_call {
 
 /* The apply's answer: anything but 200/201 fails the job; then the caller's callback. */
 static void on_applied(op_job *j, void *arg, int status, json_t *body, const pp_err *err) {
-  apply_call a = *(apply_call *)arg;
-  free(arg);
+  const apply_call *a = arg;
   if (status != 200 && status != 201) op_job_fail(j, status < 0 ? status : PP_EIO, "%s", err->msg);
-  if (a.fn) a.fn(j, a.arg, status, body, err);
+  if (a->fn) a->fn(j, a->arg, status, body, err);
 }
 
 void op_apply(op_job *j, const char *path, const char *manager, const json_t *obj, op_call_fn fn, void *arg) {
@@ -37,8 +36,7 @@ void op_apply(op_job *j, const char *path, const char *manager, const json_t *ob
     return;
   }
   *a = (apply_call){fn, arg};
-  /* a request that could not start never calls back: its argument is ours to free */
-  if (op_call_start(j, "PATCH", url, "application/apply-patch+yaml", obj, on_applied, a) < 0) free(a);
+  op_call_start(j, "PATCH", url, "application/apply-patch+yaml", obj, on_applied, a, free);
 }
 
 const char *op_resource_path(const char *kind) {
@@ -77,7 +75,7 @@ void op_write_status(op_job *j, const char *coll, const json_t *obj, const char 
              str(md(obj), "namespace"), coll, str(md(obj), "name"));
     json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s},s:O}", "apiVersion", "resources.cattle.io/v1alpha1", "kind", kind,
                              "metadata", "name", str(md(obj), "name"), "namespace", str(md(obj), "namespace"), "status", status);
-    if (body) op_call_start(j, "PATCH", path, "application/apply-patch+yaml", body, on_status_written, NULL);
+    if (body) op_call_start(j, "PATCH", path, "application/apply-patch+yaml", body, on_status_written, NULL, NULL);
     else op_job_fail(j, PP_ENOMEM, "out of memory");
     json_decref(body);
   }

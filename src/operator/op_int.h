@@ -99,9 +99,11 @@ struct op_job {
 };
 
 /* Starts a request for j; fn (may be NULL) runs when it ends. A request that cannot start
- * fails the job and returns its (negative) code; fn then never runs. */
+ * fails the job and returns its (negative) code; fn then never runs. free_arg (may be NULL)
+ * releases arg once the request is over, whether fn ran, the request could not start or the
+ * job was cancelled. */
 int op_call_start(op_job *j, const char *method, const char *path, const char *content_type, const json_t *body,
-                   op_call_fn fn, void *arg);
+                  op_call_fn fn, void *arg, void (*free_arg)(void *));
 /* Records a failure (the first one is the job's result); the job goes on with its steps. */
 void op_job_fail(op_job *j, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -71,8 +71,14 @@ struct op_call {
   kc_req *req;
   op_call_fn fn;
   void *arg;
+  void (*free_arg)(void *);
   op_call *prev, *next;
 };
+
+static void call_free(op_call *c) {
+  if (c->free_arg) c->free_arg(c->arg);
+  free(c);
+}
 
 void op_job_fail(op_job *j, int code, const char *fmt, ...) {
   if (j->result < 0) return; /* the first failure is the one to tell */
@@ -89,7 +95,7 @@ static void job_free(op_job *j) {
     op_call *c = j->calls;
     j->calls = c->next;
     kc_cancel(j->o->c, c->req);
-    free(c);
+    call_free(c);
   }
   if (j->free_state) j->free_state(j->state);
   free(j);
@@ -144,25 +150,27 @@ static void on_call_done(void *ud, int status, json_t *body, const pp_err *err) 
   else j->calls = c->next;
   if (c->next) c->next->prev = c->prev;
   if (c->fn) c->fn(j, c->arg, status, body, err);
-  free(c);
+  call_free(c);
   job_advance(j);
 }
 
 int op_call_start(op_job *j, const char *method, const char *path, const char *ctype, const json_t *body, op_call_fn fn,
-                  void *arg) {
+                  void *arg, void (*free_arg)(void *)) {
   op_call *c = calloc(1, sizeof *c);
   pp_err err = {0};
   kc_req_opts opts = {.timeout_ms = WRITE_TIMEOUT_MS};
   if (!c) {
+    if (free_arg) free_arg(arg);
     op_job_fail(j, PP_ENOMEM, "out of memory");
     return PP_ENOMEM;
   }
   c->j = j;
   c->fn = fn;
   c->arg = arg;
+  c->free_arg = free_arg;
   if (kc_start(j->o->c, method, path, ctype, body, &opts, on_call_done, c, &c->req, &err) < 0) {
     op_job_fail(j, err.code, "%s %s: %s", method, path, err.msg);
-    free(c);
+    call_free(c);
     return err.code < 0 ? err.code : PP_EIO;
   }
   c->next = j->calls;
