@@ -201,6 +201,12 @@ int kc_config_incluster(kc_config *ret, pp_err *err) {
 
 /* ---- client ---------------------------------------------------------------------------------- */
 
+typedef struct membuf {
+  char *p;
+  size_t len, cap, max;
+  bool over;
+} membuf;
+
 /* What CURLOPT_PRIVATE of every transfer on the multi handle points to, so kc_poll can tell
  * a request from a watch. */
 enum { X_REQ = 1, X_WATCH };
@@ -217,15 +223,52 @@ struct kclient {
   size_t inflight;                   /* non-priority requests on the multi handle */
   kc_req *queue_head, *queue_tail;   /* non-priority requests waiting for one of them to end */
   kc_req *active;                    /* every started request (priority or not), to cancel them */
+  /* an exec credential plugin run in flight: kc_poll waits on its output with the transfers */
+  pid_t exec_pid;         /* 0 = none running */
+  int exec_fd;            /* its stdout */
+  bool exec_eof;          /* stdout closed: waiting for it to exit */
+  membuf exec_out;        /* what it printed so far (at most 1 MiB) */
+  time_t exec_deadline;   /* killed past this (30 s) */
+  time_t exec_failed_at;  /* the last run failed (not started again for EXEC_RETRY_S) */
+  time_t token_obtained;  /* when the plugin's credential arrived */
+  char exec_error[512];   /* why the last run failed */
 };
 
-static int run_exec(kclient *c, pp_err *err);
+#define EXEC_TIMEOUT_S 30
+#define EXEC_RETRY_S 5
+#define EXEC_AHEAD_S 60 /* a plugin's credential is renewed up to this long before it expires */
 
-static int refresh_token(kclient *c, pp_err *err) {
+static int exec_begin(kclient *c, pp_err *err);
+static int exec_pump(kclient *c, int wait_ms, pp_err *err);
+
+/* The credentials a request carries. With an exec plugin: renewed in the background (kc_poll
+ * drives the plugin) before they expire, so requests go on with the current
+ * ones meanwhile; only with wait (start-up, kc_do) does a request wait for the plugin, and
+ * without usable credentials the others fail at once (their callers retry). */
+static int refresh_token(kclient *c, bool wait, pp_err *err) {
   if (c->cfg.exec_json) {
+    time_t now = time(NULL);
     bool have = c->token || c->cfg.cert_pem;
-    if (have && (!c->token_expiry || time(NULL) < c->token_expiry - 10)) return 0;
-    return run_exec(c, err);
+    bool valid = have && (!c->token_expiry || now < c->token_expiry - 10);
+    /* from a quarter of its life on, at most EXEC_AHEAD_S before it expires */
+    time_t ahead = c->token_expiry ? (c->token_expiry - c->token_obtained) * 3 / 4 : 0;
+    if (ahead > EXEC_AHEAD_S) ahead = EXEC_AHEAD_S;
+    bool due = !have || (c->token_expiry && now >= c->token_expiry - ahead);
+    if (due && !c->exec_pid && (wait || now - c->exec_failed_at >= EXEC_RETRY_S)) {
+      pp_err e = {0};
+      if (exec_begin(c, &e) < 0) {
+        snprintf(c->exec_error, sizeof c->exec_error, "%s", e.msg);
+        c->exec_failed_at = now;
+      }
+    }
+    if (valid) return 0;
+    if (wait && c->exec_pid) {
+      int r;
+      while ((r = exec_pump(c, 1000, err)) == 0) {
+      }
+      return r < 0 ? r : 0;
+    }
+    return pp_err_set(err, PP_EIO, "no credentials yet: %s", c->exec_pid ? "the exec plugin is running" : c->exec_error);
   }
   if (!c->cfg.token_file) return 0;
   time_t now = time(NULL);
@@ -287,7 +330,8 @@ int kc_new(const kc_config *cfg, const char *ua, kclient **ret, pp_err *err) {
     kc_free(c);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
-  int r = refresh_token(c, err);
+  c->exec_fd = -1;
+  int r = refresh_token(c, true, err);
   if (r < 0) {
     kc_free(c);
     return r;
@@ -302,6 +346,12 @@ void kc_free(kclient *c) {
   if (!c) return;
   while (c->active) kc_cancel(c, c->active);
   while (c->queue_head) kc_cancel(c, c->queue_head);
+  if (c->exec_pid > 0) {
+    kill(c->exec_pid, SIGKILL);
+    waitpid(c->exec_pid, NULL, 0);
+  }
+  if (c->exec_fd >= 0) close(c->exec_fd);
+  free(c->exec_out.p);
   if (c->multi) curl_multi_cleanup(c->multi); /* the caller has cancelled its watches */
   if (c->easy) curl_easy_cleanup(c->easy);
   kc_config_free(&c->cfg);
@@ -319,11 +369,6 @@ char *kc_escape(const char *s) {
   return out;
 }
 
-typedef struct membuf {
-  char *p;
-  size_t len, cap, max;
-  bool over;
-} membuf;
 
 static size_t on_body(char *data, size_t sz, size_t n, void *ud) {
   membuf *b = ud;
@@ -345,8 +390,8 @@ static size_t on_body(char *data, size_t sz, size_t n, void *ud) {
   return len;
 }
 
-/* Runs the exec credential plugin and takes its token or client certificate. */
-static int run_exec(kclient *c, pp_err *err) {
+/* Starts the exec credential plugin; exec_pump reads its answer. */
+static int exec_begin(kclient *c, pp_err *err) {
   json_t *ex = json_loads(c->cfg.exec_json, 0, NULL);
   const char *cmd = str_at(ex, "command");
   const char *api = str_at(ex, "apiVersion");
@@ -397,42 +442,33 @@ static int run_exec(kclient *c, pp_err *err) {
     execvpe(cmd, argv, envp);
     _exit(127);
   }
+  int saved = errno;
   for (size_t m = 0; m < no; m++) free(owned[m]);
   free(owned);
   free(envp);
   close(fds[1]);
+  json_decref(ex);
   if (pid < 0) {
     close(fds[0]);
-    json_decref(ex);
-    return pp_err_set(err, PP_EIO, "exec plugin: %s", strerror(errno));
+    return pp_err_set(err, PP_EIO, "exec plugin: %s", strerror(saved));
   }
-  membuf out = {.max = 1 << 20};
-  int r = 0;
-  time_t deadline = time(NULL) + 30;
-  for (;;) {
-    struct pollfd pf = {fds[0], POLLIN, 0};
-    int left = (int)(deadline - time(NULL));
-    if (left <= 0 || poll(&pf, 1, left * 1000) <= 0) {
-      kill(pid, SIGKILL);
-      r = pp_err_set(err, PP_EIO, "exec plugin %s: no answer within 30 s", cmd);
-      break;
-    }
-    char buf[4096];
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (on_body(buf, 1, (size_t)n, &out) != (size_t)n) {
-      kill(pid, SIGKILL);
-      r = pp_err_set(err, PP_ELIMIT, "exec plugin %s: more than 1 MiB of output", cmd);
-      break;
-    }
-  }
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+  c->exec_pid = pid;
+  c->exec_fd = fds[0];
+  c->exec_eof = false;
+  c->exec_out = (membuf){.max = 1 << 20};
+  c->exec_deadline = time(NULL) + EXEC_TIMEOUT_S;
+  return 0;
+}
+
+/* The plugin's run is over (status from waitpid, or r < 0 with err set): its output, if it
+ * succeeded, becomes the credentials. */
+static int exec_finish(kclient *c, int r, int status, pp_err *err) {
+  json_t *ex = json_loads(c->cfg.exec_json, 0, NULL);
+  const char *cmd = str_at(ex, "command");
   if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
     r = pp_err_set(err, PP_EIO, "exec plugin %s failed (exit status %d)", cmd, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-  json_t *cred = r == 0 && out.p ? json_loadb(out.p, out.len, 0, NULL) : NULL;
+  json_t *cred = r == 0 && c->exec_out.p ? json_loadb(c->exec_out.p, c->exec_out.len, 0, NULL) : NULL;
   const json_t *st = json_object_get(cred, "status");
   const char *kind = str_at(cred, "kind"), *tok = str_at(st, "token");
   const char *cert = str_at(st, "clientCertificateData"), *key = str_at(st, "clientKeyData");
@@ -449,16 +485,66 @@ static int run_exec(kclient *c, pp_err *err) {
       c->cfg.cert_pem = dupmem(cert, c->cfg.cert_len = strlen(cert));
       c->cfg.key_pem = dupmem(key, c->cfg.key_len = strlen(key));
     }
-    c->token_read = time(NULL);
+    c->token_read = c->token_obtained = time(NULL);
     c->token_expiry = 0;
     const char *exp = str_at(st, "expirationTimestamp");
     struct tm tm = {0};
     if (exp && strptime(exp, "%Y-%m-%dT%H:%M:%S", &tm)) c->token_expiry = timegm(&tm);
+    c->exec_error[0] = '\0';
+  } else {
+    snprintf(c->exec_error, sizeof c->exec_error, "%s", err->msg);
+    c->exec_failed_at = time(NULL);
   }
   json_decref(cred);
-  free(out.p);
   json_decref(ex);
-  return r;
+  close(c->exec_fd);
+  c->exec_fd = -1;
+  c->exec_pid = 0;
+  free(c->exec_out.p);
+  c->exec_out = (membuf){0};
+  return r < 0 ? r : 1;
+}
+
+/* Moves the plugin's run along: reads what it printed (waiting up to wait_ms for more), reaps
+ * it when it is done, kills it past its deadline or over 1 MiB of output. 1 = finished with
+ * credentials, 0 = still running, < 0 = failed (err). */
+static int exec_pump(kclient *c, int wait_ms, pp_err *err) {
+  if (!c->exec_pid) return 1;
+  if (!c->exec_eof && wait_ms > 0) {
+    struct pollfd pf = {c->exec_fd, POLLIN, 0};
+    poll(&pf, 1, wait_ms);
+  }
+  while (!c->exec_eof) {
+    char buf[4096];
+    ssize_t n = read(c->exec_fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n <= 0) {
+      c->exec_eof = true;
+      break;
+    }
+    if (on_body(buf, 1, (size_t)n, &c->exec_out) != (size_t)n) {
+      kill(c->exec_pid, SIGKILL);
+      waitpid(c->exec_pid, NULL, 0);
+      return exec_finish(c, pp_err_set(err, PP_ELIMIT, "exec plugin: more than 1 MiB of output"), 0, err);
+    }
+  }
+  if (time(NULL) > c->exec_deadline) {
+    kill(c->exec_pid, SIGKILL);
+    waitpid(c->exec_pid, NULL, 0);
+    return exec_finish(c, pp_err_set(err, PP_EIO, "exec plugin: no answer within %d s", EXEC_TIMEOUT_S), 0, err);
+  }
+  if (!c->exec_eof) return 0;
+  int status = 0;
+  pid_t w = waitpid(c->exec_pid, &status, WNOHANG);
+  if (w == 0) { /* stdout closed, not exited yet: look again shortly */
+    if (wait_ms > 0) {
+      struct timespec ts = {0, 10000000};
+      nanosleep(&ts, NULL);
+    }
+    return 0;
+  }
+  return exec_finish(c, w < 0 ? pp_err_set(err, PP_EIO, "exec plugin: %s", strerror(errno)) : 0, status, err);
 }
 
 static struct curl_slist *headers(kclient *c, const char *ctype) {
@@ -478,10 +564,10 @@ static struct curl_slist *headers(kclient *c, const char *ctype) {
 
 /* Sets up h for one request (kc_do's and kc_start's): URL, method, headers, body, limits.
  * *ret_url, *ret_payload and *ret_hd are the caller's to free once the transfer is over. */
-static int setup_request(kclient *c, CURL *h, const char *method, const char *path, const char *ctype, const json_t *body,
-                         long timeout_ms, membuf *b, char **ret_url, char **ret_payload, struct curl_slist **ret_hd,
-                         pp_err *err) {
-  int r = refresh_token(c, err);
+static int setup_request(kclient *c, CURL *h, bool wait, const char *method, const char *path, const char *ctype,
+                         const json_t *body, long timeout_ms, membuf *b, char **ret_url, char **ret_payload,
+                         struct curl_slist **ret_hd, pp_err *err) {
+  int r = refresh_token(c, wait, err);
   if (r < 0) return r;
   char *url = NULL;
   if (asprintf(&url, "%s%s", c->cfg.server, path) < 0) return pp_err_set(err, PP_ENOMEM, "out of memory");
@@ -547,7 +633,7 @@ int kc_do(kclient *c, const char *method, const char *path, const char *ctype, c
   membuf b = {.max = KC_MAX_RESPONSE};
   char *url, *payload;
   struct curl_slist *hd;
-  int r = setup_request(c, h, method, path, ctype, body, KC_DEFAULT_TIMEOUT_MS, &b, &url, &payload, &hd, err);
+  int r = setup_request(c, h, true, method, path, ctype, body, KC_DEFAULT_TIMEOUT_MS, &b, &url, &payload, &hd, err);
   if (r < 0) return r;
   CURLcode cc = curl_easy_perform(h);
   json_t *j = NULL;
@@ -619,7 +705,7 @@ int kc_start(kclient *c, const char *method, const char *path, const char *ctype
   r->priority = o && o->priority;
   r->body.max = KC_MAX_RESPONSE;
   long timeout = o && o->timeout_ms > 0 ? o->timeout_ms : KC_DEFAULT_TIMEOUT_MS;
-  int rc = setup_request(c, r->h, method, path, ctype, body, timeout, &r->body, &r->url, &r->payload, &r->hd, err);
+  int rc = setup_request(c, r->h, false, method, path, ctype, body, timeout, &r->body, &r->url, &r->payload, &r->hd, err);
   if (rc < 0) {
     req_free(r);
     return rc;
@@ -737,7 +823,7 @@ static size_t on_stream(char *data, size_t sz, size_t n, void *ud) {
 
 int kc_watch_start(kclient *c, const char *path, kc_event_fn fn, kc_watch_end_fn end, void *ud, kc_watch **ret,
                    pp_err *err) {
-  int r = refresh_token(c, err);
+  int r = refresh_token(c, false, err);
   if (r < 0) return r;
   kc_watch *w = calloc(1, sizeof *w);
   char *url = NULL;
@@ -810,8 +896,16 @@ static void watch_done(kclient *c, kc_watch *w, CURLcode cc) {
 
 void kc_poll(kclient *c, int max_wait_ms) {
   int running;
-  /* curl_multi_poll also wakes for libcurl's own timers (connect and request timeouts) */
-  curl_multi_poll(c->multi, NULL, 0, max_wait_ms > 0 ? max_wait_ms : 0, NULL);
+  /* curl_multi_poll also wakes for libcurl's own timers (connect and request timeouts), and for
+   * the output of an exec plugin renewing the credentials */
+  struct curl_waitfd exec = {.fd = c->exec_fd, .events = CURL_WAIT_POLLIN};
+  bool plugin = c->exec_pid && !c->exec_eof;
+  if (c->exec_pid && c->exec_eof && max_wait_ms > 100) max_wait_ms = 100; /* reaping it */
+  curl_multi_poll(c->multi, plugin ? &exec : NULL, plugin ? 1 : 0, max_wait_ms > 0 ? max_wait_ms : 0, NULL);
+  if (c->exec_pid) {
+    pp_err err = {0};
+    exec_pump(c, 0, &err); /* a failure is kept in exec_error for the requests that need it */
+  }
   curl_multi_perform(c->multi, &running);
   CURLMsg *m;
   int left;

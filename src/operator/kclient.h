@@ -7,7 +7,11 @@
  * minute, as bound tokens rotate). exec credential plugins (client.authentication.k8s.io
  * ExecCredential, run as kubectl runs them: command, args, env, KUBERNETES_EXEC_INFO) give a
  * token or a client certificate, kept until its expirationTimestamp and fetched again after a
- * 401; a plugin gets 30 s and 1 MiB of output. auth-provider entries are refused.
+ * 401; a plugin gets 30 s and 1 MiB of output. Once running, the plugin is run again in the
+ * background (kc_poll reads its output) from a quarter of the credential's life on, at most 60 s
+ * before it expires, so requests never wait for it; only kc_new and kc_do wait. Without usable
+ * credentials (after a 401, or while a failing plugin is retried every 5 s) requests fail at
+ * once with the plugin's error. auth-provider entries are refused.
  *
  * Requests run on one curl multi handle that the client owns: kc_start queues a request and
  * returns at once, kc_watch_start opens a watch stream, and kc_poll waits for network activity
@@ -23,8 +27,6 @@
  * >= 400 the Status object's message in err (so "409 AlreadyExists: ..." reads as the server
  * said it). Callbacks run inside kc_poll; they may start and cancel other requests and watches,
  * but not cancel their own, and must not call kc_poll.
- * Limits: the exec credential plugin still runs synchronously when its token expires (at most
- * 30 s).
  * Not thread-safe: one kclient per thread.
  */
 #ifndef OPERATOR_KCLIENT_H

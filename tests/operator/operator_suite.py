@@ -704,16 +704,21 @@ def exec_plugin(t, kf, d):
     plugin = os.path.join(d, "cred-plugin.sh")
     open(plugin, "w").write('#!/bin/sh\necho "$KUBERNETES_EXEC_INFO" >> "$RUNS_FILE"\n'
                             '[ -n "$FAIL" ] && { echo "no credentials for you" >&2; exit 1; }\n'
+                            '# SLOW: runs after the first take that many seconds; EXP_IN: the token lives that long\n'
+                            '[ -n "$SLOW" ] && [ "$(wc -l < "$RUNS_FILE")" -gt 1 ] && sleep "$SLOW"\n'
+                            'exp=2099-01-01T00:00:00Z\n[ -n "$EXP_IN" ] && exp=$(date -u -d "+$EXP_IN seconds" +%Y-%m-%dT%H:%M:%SZ)\n'
                             'printf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
-                            '"status":{"token":"%s","expirationTimestamp":"2099-01-01T00:00:00Z"}}\' "$TOKEN"\n')
+                            '"status":{"token":"%s","expirationTimestamp":"%s"}}\' "$TOKEN" "$exp"\n')
     os.chmod(plugin, 0o755)
     base = open(kf.kubeconfig).read()
 
-    def make_kc(name, runs, fail=False):
+    def make_kc(name, runs, fail=False, slow=None, exp_in=None):
         path = os.path.join(d, f"kubeconfig-exec-{name}")
         env = f"      - {{name: RUNS_FILE, value: {runs}}}\n      - {{name: TOKEN, value: {kf.token}}}\n"
         if fail:
             env += "      - {name: FAIL, value: '1'}\n"
+        if slow:
+            env += f"      - {{name: SLOW, value: '{slow}'}}\n      - {{name: EXP_IN, value: '{exp_in}'}}\n"
         open(path, "w").write(base.replace(f"    token: {kf.token}\n",
                                            "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
                                            "      command: ./cred-plugin.sh\n      args: [--cluster, kube-fake]\n"
@@ -747,6 +752,28 @@ def exec_plugin(t, kf, d):
     t.record("operator: a failing exec plugin stops start-up with exit 1 and says which plugin",
              rc == 1 and "exec plugin" in open(op.log).read() and "cred-plugin.sh" in open(op.log).read(), op.tail())
     op.stop()
+
+    # the token is renewed in the background: it lives 24 s and is renewed from a quarter of its
+    # life on; each renewal takes the plugin 6 s, while the operator leads and renews its Lease
+    slow_runs = os.path.join(d, "runs-slow")
+
+    class S:
+        kubeconfig = make_kc("slow", slow_runs, slow=6, exp_in=24)
+    op = Operator(S, d, "--leader-elect", name="exec-slow")
+    try:
+        ok = wait_for(lambda: op.ready() and op.metrics().get("operator_leader") == 1, 30)
+        watcher = LeaseWatcher(kf, op)
+        time.sleep(22)
+        gap, n = watcher.stop()
+        runs = open(slow_runs).read().splitlines() if os.path.exists(slow_runs) else []
+        text = open(op.log).read()
+        t.record(f"operator: a 6 s exec plugin renews the token in the background ({len(runs)} runs); the Lease keeps "
+                 f"its rhythm (largest gap {gap if gap is None else round(gap, 3)} s over {n} renewals)",
+                 bool(ok) and len(runs) >= 2 and gap is not None and gap <= RETRY_S + 0.5 and watcher.not_leader == 0 and
+                 "no credentials" not in text and "leader election lost" not in text,
+                 [len(runs), gap, n, watcher.not_leader, watcher.renewals[-15:], op.tail()])
+    finally:
+        op.stop()
 
 
 def in_cluster_rbac(t, kf, kc, d):
