@@ -2,7 +2,16 @@
 #include "op_int.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
+
+/* One line per informer of the counter at offset field of its stats, with a reason label when
+ * reason is set. */
+static void per_resource(FILE *f, const op *o, const inf_stats *st, const char *name, const char *reason, size_t field) {
+  for (int i = 0; i < I_COUNT; i++)
+    fprintf(f, "%s{resource=\"%s\"%s%s%s} %" PRIu64 "\n", name, inf_name(o->inf[i]), reason ? ",reason=\"" : "",
+            reason ? reason : "", reason ? "\"" : "", *(const uint64_t *)((const char *)&st[i] + field));
+}
 
 char *op_metrics(const op *o) {
   char *buf = NULL;
@@ -17,31 +26,19 @@ char *op_metrics(const op *o) {
   for (int i = 0; i < 2; i++) fprintf(f, "operator_reconcile_errors_total{controller=\"%s\"} %" PRIu64 "\n", names[i], o->errors[i]);
   fprintf(f, "# HELP operator_workqueue_depth Keys waiting in the work queue.\n# TYPE operator_workqueue_depth gauge\n"
              "operator_workqueue_depth %zu\n", kq_len(o->q));
+  inf_stats st[I_COUNT];
+  for (int i = 0; i < I_COUNT; i++) inf_get_stats(o->inf[i], &st[i]);
   fprintf(f, "# HELP operator_watch_restarts_total Watches that ended and were restarted, by resource.\n"
              "# TYPE operator_watch_restarts_total counter\n");
-  for (int i = 0; i < I_COUNT; i++) {
-    inf_stats s;
-    inf_get_stats(o->inf[i], &s);
-    fprintf(f, "operator_watch_restarts_total{resource=\"%s\"} %" PRIu64 "\n", inf_name(o->inf[i]), s.watch_restarts);
-  }
+  per_resource(f, o, st, "operator_watch_restarts_total", NULL, offsetof(inf_stats, watch_restarts));
   fprintf(f, "# HELP operator_relists_total Lists after the first (410 Gone, or an event lost to a bad one), by resource.\n"
              "# TYPE operator_relists_total counter\n");
-  for (int i = 0; i < I_COUNT; i++) {
-    inf_stats s;
-    inf_get_stats(o->inf[i], &s);
-    fprintf(f, "operator_relists_total{resource=\"%s\"} %" PRIu64 "\n", inf_name(o->inf[i]), s.relists);
-  }
+  per_resource(f, o, st, "operator_relists_total", NULL, offsetof(inf_stats, relists));
   fprintf(f, "# HELP operator_watch_errors_total Watches that ended in an error, by resource and reason: bad_event (an "
              "event over 16 MiB or not JSON), failed (connection, HTTP status, ERROR event).\n"
              "# TYPE operator_watch_errors_total counter\n");
-  for (int i = 0; i < I_COUNT; i++) {
-    inf_stats s;
-    inf_get_stats(o->inf[i], &s);
-    fprintf(f, "operator_watch_errors_total{resource=\"%s\",reason=\"bad_event\"} %" PRIu64 "\n", inf_name(o->inf[i]),
-            s.bad_events);
-    fprintf(f, "operator_watch_errors_total{resource=\"%s\",reason=\"failed\"} %" PRIu64 "\n", inf_name(o->inf[i]),
-            s.watch_failures);
-  }
+  per_resource(f, o, st, "operator_watch_errors_total", "bad_event", offsetof(inf_stats, bad_events));
+  per_resource(f, o, st, "operator_watch_errors_total", "failed", offsetof(inf_stats, watch_failures));
   fprintf(f, "# HELP operator_api_requests_total Requests made to the API server.\n# TYPE operator_api_requests_total counter\n"
              "operator_api_requests_total %" PRIu64 "\n", kc_requests(o->c));
   fprintf(f, "# HELP operator_config_writes_total Times the collector config changed and was written.\n"
