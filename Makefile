@@ -31,12 +31,17 @@ GEN     := $(B)/gen
 BASE_SRC  := $(wildcard src/base/*.c)
 CODEC_SRC := $(wildcard src/codec/*.c)
 LIB_SRC   := $(BASE_SRC) $(CODEC_SRC)
-COLL_SRC  := $(filter-out src/collector/main.c src/operator/main.c,$(wildcard src/collector/*.c) $(wildcard src/operator/*.c))
+COLL_SRC  := $(filter-out src/collector/main.c,$(wildcard src/collector/*.c))
+OP_SRC    := $(filter-out src/operator/main.c,$(wildcard src/operator/*.c))
 
 # Objects of one build flavour live under $(B)/<flavour>/ so the sanitizer build never mixes
 # with the optimised one.
+# Three libraries: libpprofcodec.a (src/base + src/codec, shared by every binary),
+# libcollector.a (src/collector and its embedded UI) and liboperator.a (src/operator and its
+# embedded CRDs); a binary links only what it uses.
 objs = $(patsubst %.c,$(B)/$(1)/%.o,$(LIB_SRC)) $(B)/$(1)/gen/profile.pb-c.o
-cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o $(B)/$(1)/gen/crd_assets.o
+cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o
+oobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(OP_SRC)) $(B)/$(1)/gen/crd_assets.o
 UI_FILES := $(wildcard src/collector/ui/*)
 CRD_FILES := $(sort $(wildcard deploy/crds/*.yaml))
 
@@ -68,7 +73,7 @@ $(GEN)/profile.pb-c.c $(GEN)/profile.pb-c.h: proto/profile.proto | $(DEPS_OK)
 
 $(GEN)/ui_assets.c: tools/embed.py $(UI_FILES) | $(DEPS_OK)
 	@mkdir -p $(GEN)
-	python3 tools/embed.py $@ $(UI_FILES)
+	python3 tools/embed.py $@ --table ui_assets $(UI_FILES)
 
 $(GEN)/crd_assets.c: tools/embed.py $(CRD_FILES) | $(DEPS_OK)
 	@mkdir -p $(GEN)
@@ -86,15 +91,14 @@ $(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h | $(DEPS_OK)
 $(B)/$(1)/gen/profile.pb-c.o: $(GEN)/profile.pb-c.c | $(DEPS_OK)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(filter-out -Wmissing-prototypes -Wstrict-prototypes,$$(CFLAGS)) $$($(1)_CFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
-$(B)/$(1)/gen/ui_assets.o: $(GEN)/ui_assets.c
+$(B)/$(1)/gen/%_assets.o: $(GEN)/%_assets.c src/base/blob.h
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) $$($(1)_CFLAGS) -Isrc/collector -c $$< -o $$@
-$(B)/$(1)/gen/crd_assets.o: $(GEN)/crd_assets.c
-	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) $$($(1)_CFLAGS) -Isrc/collector -c $$< -o $$@
+	$$(CC) $$(CFLAGS) $$($(1)_CFLAGS) -Isrc -c $$< -o $$@
 $(B)/$(1)/libpprofcodec.a: $(call objs,$(1))
 	$$(AR) rcs $$@ $$^
 $(B)/$(1)/libcollector.a: $(call cobjs,$(1))
+	$$(AR) rcs $$@ $$^
+$(B)/$(1)/liboperator.a: $(call oobjs,$(1))
 	$$(AR) rcs $$@ $$^
 endef
 $(foreach f,$(FLAVOURS),$(eval $(call flavour,$(f))))
@@ -115,7 +119,7 @@ FORCE:
 VERSIONED_OBJS := $(B)/rel/src/collector/main.o $(B)/rel/src/operator/main.o $(B)/rel/src/tools/pprof-tool.o
 $(VERSIONED_OBJS): CFLAGS += -DPP_VERSION='"$(VERSION)"' -DPP_REVISION='"$(REVISION)"'
 $(VERSIONED_OBJS): $(VERSION_STAMP)
-bin/operator: $(B)/rel/src/operator/main.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
+bin/operator: $(B)/rel/src/operator/main.o $(B)/rel/liboperator.a $(B)/rel/libpprofcodec.a
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 bin/collector: $(B)/rel/src/collector/main.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
@@ -126,24 +130,25 @@ bin/collector: $(B)/rel/src/collector/main.o $(B)/rel/libcollector.a $(B)/rel/li
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_REL  := $(patsubst tests/unit/%.c,$(B)/rel/tests/%,$(UNIT_SRC))
 UNIT_ASAN := $(patsubst tests/unit/%.c,$(B)/asan/tests/%,$(UNIT_SRC))
-$(B)/rel/tests/%: $(B)/rel/tests/unit/%.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
+# (a test links every library: the operator's builders are checked against the collector's parser)
+$(B)/rel/tests/%: $(B)/rel/tests/unit/%.o $(B)/rel/liboperator.a $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
-$(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
+$(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/liboperator.a $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
 
 # --- fuzz targets: libFuzzer with clang; the replay binary is a plain main() over a corpus ---
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/asan/fuzz/%-replay,$(FUZZ_SRC))
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I$(GEN) -Isrc/collector $(PKG_CFLAGS) \
-	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c $(PKG_LIBS) -lm -pthread -ldl
-$(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I$(GEN) -Isrc $(PKG_CFLAGS) \
+	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c $(PKG_LIBS) -lm -pthread -ldl
+$(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/liboperator.a $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 
 # the operator also runs its end-to-end tests under ASan+UBSan
-$(B)/asan/bin/operator: $(B)/asan/src/operator/main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
+$(B)/asan/bin/operator: $(B)/asan/src/operator/main.o $(B)/asan/liboperator.a $(B)/asan/libpprofcodec.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \

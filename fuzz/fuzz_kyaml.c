@@ -1,11 +1,13 @@
 /* Fuzz target for what the operator parses besides API JSON: YAML streams (kubeconfigs, the
- * CRDs it installs) through kyaml, and each document taken as a PprofCollectorStack through
- * the stack builders (quantities, image references). Every call either succeeds with a value
- * or fails with a message; nothing else. */
+ * CRDs it installs) through kyaml, each document taken as a PprofCollectorStack through the
+ * stack builders (quantities, image references) and its spec as a PprofMonitor's through the
+ * monitor check (durations, the collector's rules); the input also as a quantity and as a
+ * duration. Every call either succeeds with a value or fails with a message; nothing else. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/base/units.h"
 #include "../src/operator/kbuild.h"
 #include "../src/operator/kyaml.h"
 
@@ -26,6 +28,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       } else if (!e2.msg[0]) {
         abort();
       }
+      kbuild_monitor m;
+      pp_err e3 = {0};
+      if (kbuild_monitor_check(json_object_get(doc, "spec"), &m, &e3) == 0) {
+        /* what it accepts is within the collector's bounds */
+        if (m.interval_seconds < 0 || m.interval_seconds > 86400 || m.timeout_seconds < 0 || m.timeout_seconds > 86400)
+          abort();
+      } else if (!e3.msg[0]) {
+        abort();
+      }
     }
     json_decref(all);
   } else if (!err.msg[0]) {
@@ -37,5 +48,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   q[n] = '\0';
   uint64_t b;
   kbuild_quantity(q, &b, NULL);
+  double d = -1;
+  pp_err e4 = {0};
+  if (pp_parse_duration(q, &d, &e4) == 0) {
+    if (!(d >= 0)) abort(); /* never negative or NaN */
+  } else if (!e4.msg[0]) {
+    abort();
+  }
   return 0;
 }

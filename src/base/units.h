@@ -12,7 +12,8 @@
  * Ki/Mi/Gi/Ti = 1024^n). */
 int pp_parse_size(const char *s, uint64_t *ret_bytes, pp_err *err);
 
-/* Seconds: a plain number of seconds, or with ms, s, m, h, d, w, y (Prometheus' units). */
+/* Seconds: a plain number of seconds, or numbers each with a unit of ms, s, m, h, d, w, y
+ * (Prometheus' units), summed as Go's durations are: "90s", "1h30m", "1m30.5s", "15d". */
 int pp_parse_duration(const char *s, double *ret_seconds, pp_err *err);
 
 #endif

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <yaml.h>
 
 #include "../base/file.h"
+#include "../base/scrapeval.h"
 #include "../base/units.h"
 
 const char *const cfg_type_name[CFG_NTYPES] = {"cpu", "heap", "allocs", "block", "mutex",
@@ -129,6 +131,21 @@ static int get_num(P *p, const yaml_node_t *n, double min, double max, bool inte
   return 0;
 }
 
+/* A number checked by one of the shared scrape rules (base/scrapeval.h), which the operator
+ * applies too before it writes a config. */
+static int get_checked(P *p, const yaml_node_t *n, int (*check)(double, pp_err *), double *out) {
+  double d;
+  int r = get_num(p, n, -HUGE_VAL, HUGE_VAL, false, &d);
+  if (r < 0) return r;
+  pp_err e;
+  if (check(d, &e) < 0) return fail(p, n, "%s", e.msg);
+  *out = d;
+  return 0;
+}
+
+static int seconds_cpu(double d, pp_err *e) { return sv_check_seconds(true, d, e); }
+static int seconds_other(double d, pp_err *e) { return sv_check_seconds(false, d, e); }
+
 static int get_bool(P *p, const yaml_node_t *n, int *out) {
   if (n->type == YAML_SCALAR_NODE) {
     const char *v = (const char *)n->data.scalar.value;
@@ -175,12 +192,13 @@ static int scrape_key(P *p, const char *key, const yaml_node_t *v, cfg_scrape *s
   int r = 1;
   double d;
   if (!strcmp(key, "interval_seconds")) {
-    if ((r = get_num(p, v, 0.001, 86400, false, &d)) == 0) s->interval_seconds = d, r = 1;
+    if ((r = get_checked(p, v, sv_check_interval, &d)) == 0) s->interval_seconds = d, r = 1;
   } else if (!strcmp(key, "timeout_seconds")) {
-    if ((r = get_num(p, v, 0.001, 86400, false, &d)) == 0) s->timeout_seconds = d, r = 1;
+    if ((r = get_checked(p, v, sv_check_timeout, &d)) == 0) s->timeout_seconds = d, r = 1;
   } else if (!strcmp(key, "path")) {
     if ((r = get_str(p, v, &s->path)) == 0) {
-      if (s->path[0] != '/' || strpbrk(s->path, " ?#\r\n\t")) return fail(p, v, "must start with / and hold no spaces, ? or #");
+      pp_err e;
+      if (sv_check_path(s->path, &e) < 0) return fail(p, v, "%s", e.msg);
       r = 1;
     }
   } else if (!strcmp(key, "params")) {
@@ -242,10 +260,10 @@ static int parse_type(P *p, const yaml_node_t *v, cfg_ptype t, cfg_type *out) {
     if ((r = get_str(p, kn, &k)) < 0) return r;
     size_t old = push_key(p, k);
     if (!strcmp(k, "seconds")) {
-      if ((r = get_num(p, vn, t == CFG_CPU ? 1 : 0, CFG_MAX_SECONDS, true, &d)) < 0) return r;
+      if ((r = get_checked(p, vn, t == CFG_CPU ? seconds_cpu : seconds_other, &d)) < 0) return r;
       out->seconds = (int)d;
     } else if (!strcmp(k, "interval_seconds")) {
-      if ((r = get_num(p, vn, 0.001, 86400, false, &d)) < 0) return r;
+      if ((r = get_checked(p, vn, sv_check_interval, &d)) < 0) return r;
       out->interval_seconds = d;
     } else {
       warn(p, kn, "unknown key (ignored)");
@@ -280,15 +298,12 @@ static int parse_monitor(P *p, const yaml_node_t *n, cfg_monitor *m) {
     size_t old = push_key(p, k);
     if (!strcmp(k, "name")) {
       if ((r = get_str(p, vn, &m->name)) < 0) return r;
-      if (!*m->name || strlen(m->name) > 253) return fail(p, vn, "must be 1..253 characters");
-      for (const char *s = m->name; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) return fail(p, vn, "control characters are not allowed");
+      pp_err e;
+      if (sv_check_name(m->name, &e) < 0) return fail(p, vn, "%s", e.msg);
     } else if (!strcmp(k, "endpoint")) {
       if ((r = get_str(p, vn, &m->endpoint)) < 0) return r;
-      if (strncmp(m->endpoint, "http://", 7) && strncmp(m->endpoint, "https://", 8))
-        return fail(p, vn, "must be an http:// or https:// URL");
-      if (strlen(m->endpoint) > 1024 || strpbrk(m->endpoint, " \t\r\n?#"))
-        return fail(p, vn, "must be a URL of at most 1024 characters without spaces, ? or #");
+      pp_err e;
+      if (sv_check_endpoint(m->endpoint, &e) < 0) return fail(p, vn, "%s", e.msg);
     } else if (!strcmp(k, "labels")) {
       if ((r = get_kv(p, vn, &m->labels, &m->nlabels, false)) < 0) return r;
       for (size_t i = 0; i < m->nlabels; i++) {

@@ -18,6 +18,7 @@
 
 #include "../base/arena.h"
 #include "../base/pp_err.h"
+#include "../base/scrapeval.h"
 
 /* Profile types, in the order of Go's /debug/pprof endpoints. CFG_CPU is the seed's `profile`. */
 typedef enum cfg_ptype {
@@ -89,7 +90,7 @@ typedef struct cfg_config {
 /* Limits on what a config may ask for. */
 #define CFG_MAX_BYTES ((size_t)4 << 20)
 #define CFG_MAX_MONITORS 100000
-#define CFG_MAX_SECONDS 3600
+#define CFG_MAX_SECONDS SV_MAX_SECONDS /* base/scrapeval.h: the rules the operator applies too */
 
 /* Parses YAML text; `name` (the file name) prefixes error and warning positions. */
 int cfg_parse(const char *text, size_t len, const char *name, cfg_config **ret_config, pp_err *err);

@@ -29,39 +29,13 @@
 #include "web.h"
 
 #include "../base/file.h"
+#include "../base/log.h"
 #include "../base/version.h"
 
-/* ---- logging: the one place that prints --------------------------------------------------- */
+/* ---- logging: through the programs' one logger (base/log.h) ------------------------------- */
 
-enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
-static int log_level = LOG_INFO;
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
-
-__attribute__((format(printf, 2, 3))) static void logf_(int level, const char *fmt, ...) {
-  if (level < log_level) return;
-  char msg[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  char t[40];
-  strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-  /* logfmt: msg is quoted, quotes and newlines in it escaped */
-  char q[4200];
-  size_t o = 0;
-  for (const char *s = msg; *s && o < sizeof q - 3; s++) {
-    if (*s == '"' || *s == '\\') q[o++] = '\\', q[o++] = *s;
-    else if (*s == '\n') q[o++] = '\\', q[o++] = 'n';
-    else q[o++] = *s;
-  }
-  q[o] = '\0';
-  fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, level_names[level], q);
-}
-#define LOG(level, ...) logf_(level, __VA_ARGS__)
+enum { LOG_DEBUG = PP_LOG_DEBUG, LOG_INFO = PP_LOG_INFO, LOG_WARN = PP_LOG_WARN, LOG_ERROR = PP_LOG_ERROR };
+#define LOG(level, ...) pp_log((pp_log_level)(level), __VA_ARGS__)
 
 /* ---- state ----------------------------------------------------------------------------------- */
 
@@ -300,11 +274,9 @@ int main(int argc, char **argv) {
     case 'c': config = optarg; break;
     case 'd': data_dir = optarg; break;
     case 'l': {
-      int lv = -1;
-      for (int i = 0; i < 4; i++)
-        if (!strcmp(optarg, level_names[i])) lv = i;
+      int lv = pp_log_level_from_name(optarg);
       if (lv < 0) return bad_flag("--log-level wants debug, info, warn or error, not \"%s\"", optarg);
-      log_level = lv;
+      pp_log_set_level((pp_log_level)lv);
       break;
     }
     case 'p': {

@@ -1,9 +1,9 @@
 /* The collector's HTTP server. See web.h. */
 #include "web.h"
 
+#include "../base/blob.h"
 #include "../base/file.h"
 #include "../base/htab.h"
-#include "ui_assets.h"
 
 #include <arpa/inet.h>
 #include <crypt.h>
@@ -552,14 +552,11 @@ static void html_escape(char **buf, size_t *len, size_t *cap, const char *s) {
   }
 }
 
-static const ui_asset *asset(const char *name) {
-  for (const ui_asset *a = ui_assets; a->name; a++)
-    if (!strcmp(a->name, name)) return a;
-  return NULL;
-}
+/* the UI's files (src/collector/ui), embedded by tools/embed.py */
+PP_BLOB_TABLE(ui_assets);
 
 static enum MHD_Result send_asset(struct MHD_Connection *c, const char *name) {
-  const ui_asset *a = asset(name);
+  const pp_blob *a = pp_blob_find(ui_assets, name);
   if (!a) return send_text(c, 404, "not found\n");
   return send_buf(c, 200, a->content_type, (void *)a->data, a->len, MHD_RESPMEM_PERSISTENT, NULL);
 }

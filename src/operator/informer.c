@@ -4,22 +4,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BACKOFF_MIN_MS 800
 #define BACKOFF_MAX_MS 30000
 #define HEALTHY_RESET_MS 120000
+#define LIST_TIMEOUT_MS 60000 /* one page */
 
-enum state { NEED_LIST, NEED_WATCH, WATCHING };
+/*   NEED_LIST --(due)--> LISTING --(last page)--> NEED_WATCH --(due)--> WATCHING
+ *       ^                   |  (failed: backoff)        ^                  |
+ *       +-------------------+                           +-- closed by the server (at once),
+ *       +-- 410 Gone (at once), an event lost to a bad line (after the backoff) --+  failed (backoff)
+ */
+enum state { NEED_LIST, LISTING, NEED_WATCH, WATCHING };
 
 struct informer {
   kclient *c;
-  CURLM *multi;
   char *name, *path, *selector;
   inf_change_fn fn;
   void *ud;
   bool compact;
   void (*transform)(json_t *obj);
   char *index_label;
+  void (*health)(void *ud, informer *inf, const char *error);
   json_t *cache;
   char rv[64];
   enum state st;
@@ -27,13 +34,23 @@ struct informer {
   int64_t backoff_ms;
   int64_t healthy_since;
   kc_watch *w;
-  bool gone;       /* the watch reported 410 */
+  kc_req *list_req; /* the page being read */
+  json_t *fresh;    /* the list being read, page by page; replaces cache at the end */
+  char cont[4096];  /* the next page's continue token, escaped */
+  char list_rv[64];
+  bool gone; /* the watch reported 410 */
   int64_t watch_started_ms;
   uint64_t watch_events;
-  bool synced;
+  bool synced, failing;
   inf_stats stats;
   char last_error[512];
 };
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void key_of(const json_t *obj, char *buf, size_t n) {
   const json_t *md = json_object_get(obj, "metadata");
@@ -91,6 +108,8 @@ void inf_observe(informer *inf, json_t *obj) {
   char key[600];
   key_of(obj, key, sizeof key);
   json_object_set_new(inf->cache, key, entry_of(inf, obj));
+  /* a relist in progress replaces the cache: it must not bring back what was there before */
+  if (inf->fresh) json_object_set_new(inf->fresh, key, entry_of(inf, obj));
 }
 
 json_t *inf_decode(const informer *inf, const json_t *e) {
@@ -99,11 +118,10 @@ json_t *inf_decode(const informer *inf, const json_t *e) {
   return text ? json_loads(text, 0, NULL) : NULL;
 }
 
-int inf_new(kclient *c, CURLM *multi, const inf_opts *o, informer **ret, pp_err *err) {
+int inf_new(kclient *c, const inf_opts *o, informer **ret, pp_err *err) {
   informer *inf = calloc(1, sizeof *inf);
   if (!inf) return pp_err_set(err, PP_ENOMEM, "out of memory");
   inf->c = c;
-  inf->multi = multi;
   inf->name = strdup(o->name);
   inf->path = strdup(o->path);
   inf->selector = o->label_selector ? kc_escape(o->label_selector) : NULL;
@@ -112,6 +130,7 @@ int inf_new(kclient *c, CURLM *multi, const inf_opts *o, informer **ret, pp_err 
   inf->compact = o->compact;
   inf->transform = o->transform;
   inf->index_label = o->index_label ? strdup(o->index_label) : NULL;
+  inf->health = o->health;
   inf->cache = json_object();
   inf->backoff_ms = BACKOFF_MIN_MS;
   if (!inf->name || !inf->path || !inf->cache || (o->label_selector && !inf->selector)) {
@@ -124,7 +143,9 @@ int inf_new(kclient *c, CURLM *multi, const inf_opts *o, informer **ret, pp_err 
 
 void inf_free(informer *inf) {
   if (!inf) return;
-  kc_watch_free(inf->w, inf->multi);
+  kc_watch_cancel(inf->c, inf->w);
+  kc_cancel(inf->c, inf->list_req);
+  json_decref(inf->fresh);
   json_decref(inf->cache);
   free(inf->name);
   free(inf->path);
@@ -133,6 +154,8 @@ void inf_free(informer *inf) {
   free(inf);
 }
 
+/* A failure: retried after the backoff, reported to the health callback once per run of
+ * failures (the run ends with the next success). */
 static void fail(informer *inf, int64_t now, const char *what) {
   inf->stats.errors++;
   snprintf(inf->last_error, sizeof inf->last_error, "%s", what);
@@ -141,12 +164,20 @@ static void fail(informer *inf, int64_t now, const char *what) {
   inf->due_ms = now + d;
   inf->backoff_ms = inf->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : inf->backoff_ms * 2;
   inf->healthy_since = 0;
+  if (!inf->failing) {
+    inf->failing = true;
+    if (inf->health) inf->health(inf->ud, inf, inf->last_error);
+  }
 }
 
 static void healthy(informer *inf, int64_t now) {
   if (!inf->healthy_since) inf->healthy_since = now;
   else if (now - inf->healthy_since > HEALTHY_RESET_MS) inf->backoff_ms = BACKOFF_MIN_MS;
   inf->last_error[0] = '\0';
+  if (inf->failing) {
+    inf->failing = false;
+    if (inf->health) inf->health(inf->ud, inf, NULL);
+  }
 }
 
 /* Adds one page of a list to the fresh cache, reporting additions and changes. */
@@ -181,47 +212,76 @@ static void replace(informer *inf, json_t *fresh) {
   inf->cache = json_incref(fresh);
 }
 
-static void do_list(informer *inf, int64_t now) {
-  json_t *items = json_object(); /* the fresh cache, filled page by page */
-  char cont[4096] = "";
-  char path[8192];
-  char rv[64] = "";
-  inf->stats.lists++;
-  for (int pages = 0;; pages++) {
-    snprintf(path, sizeof path, "%s?limit=%d%s%s%s%s", inf->path, inf->compact ? 100 : 500, inf->selector ? "&labelSelector=" : "",
-             inf->selector ? inf->selector : "", cont[0] ? "&continue=" : "", cont);
-    json_t *body = NULL;
-    pp_err err = {0};
-    int st = kc_do(inf->c, "GET", path, NULL, NULL, &body, &err);
-    if (st == 410 && cont[0]) { /* the continue token expired: start over */
-      json_decref(body);
-      json_object_clear(items);
-      cont[0] = '\0';
-      continue;
-    }
-    if (st != 200) {
-      json_decref(body);
-      json_decref(items);
-      fail(inf, now, st < 0 || err.msg[0] ? err.msg : "list failed");
-      return;
-    }
-    add_page(inf, items, json_object_get(body, "items"));
-    const json_t *md = json_object_get(body, "metadata");
-    snprintf(rv, sizeof rv, "%s", json_string_value(json_object_get(md, "resourceVersion")) ?: "");
-    const char *c = json_string_value(json_object_get(md, "continue"));
-    char *esc = c && *c ? kc_escape(c) : NULL;
-    snprintf(cont, sizeof cont, "%s", esc ? esc : "");
-    free(esc);
-    json_decref(body);
-    if (!cont[0]) break;
+static void start_page(informer *inf, int64_t now);
+
+/* One page of a list arrived (or did not). */
+static void on_page(void *ud, int st, json_t *body, const pp_err *err) {
+  informer *inf = ud;
+  int64_t now = mono_ms();
+  inf->list_req = NULL;
+  if (st == 410 && inf->cont[0]) { /* the continue token expired: start over */
+    json_object_clear(inf->fresh);
+    inf->cont[0] = '\0';
+    start_page(inf, now);
+    return;
   }
-  replace(inf, items);
-  json_decref(items);
-  snprintf(inf->rv, sizeof inf->rv, "%s", rv);
+  if (st != 200) {
+    json_decref(inf->fresh);
+    inf->fresh = NULL;
+    inf->cont[0] = '\0';
+    inf->st = NEED_LIST;
+    fail(inf, now, err->msg[0] ? err->msg : "list failed");
+    return;
+  }
+  add_page(inf, inf->fresh, json_object_get(body, "items"));
+  const json_t *md = json_object_get(body, "metadata");
+  snprintf(inf->list_rv, sizeof inf->list_rv, "%s", json_string_value(json_object_get(md, "resourceVersion")) ?: "");
+  const char *c = json_string_value(json_object_get(md, "continue"));
+  char *esc = c && *c ? kc_escape(c) : NULL;
+  snprintf(inf->cont, sizeof inf->cont, "%s", esc ? esc : "");
+  free(esc);
+  if (inf->cont[0]) {
+    start_page(inf, now);
+    return;
+  }
+  replace(inf, inf->fresh);
+  json_decref(inf->fresh);
+  inf->fresh = NULL;
+  snprintf(inf->rv, sizeof inf->rv, "%s", inf->list_rv);
   inf->synced = true;
   inf->st = NEED_WATCH;
   inf->due_ms = now;
   healthy(inf, now);
+}
+
+static void start_page(informer *inf, int64_t now) {
+  char path[8192];
+  snprintf(path, sizeof path, "%s?limit=%d%s%s%s%s", inf->path, inf->compact ? 100 : 500, inf->selector ? "&labelSelector=" : "",
+           inf->selector ? inf->selector : "", inf->cont[0] ? "&continue=" : "", inf->cont);
+  pp_err err = {0};
+  kc_req_opts o = {.timeout_ms = LIST_TIMEOUT_MS};
+  if (kc_start(inf->c, "GET", path, NULL, NULL, &o, on_page, inf, &inf->list_req, &err) < 0) {
+    inf->list_req = NULL;
+    json_decref(inf->fresh);
+    inf->fresh = NULL;
+    inf->st = NEED_LIST;
+    fail(inf, now, err.msg);
+    return;
+  }
+  inf->st = LISTING;
+}
+
+static void start_list(informer *inf, int64_t now) {
+  inf->stats.lists++;
+  if (inf->synced) inf->stats.relists++;
+  inf->fresh = json_object(); /* the fresh cache, filled page by page */
+  inf->cont[0] = '\0';
+  inf->list_rv[0] = '\0';
+  if (!inf->fresh) {
+    fail(inf, now, "out of memory");
+    return;
+  }
+  start_page(inf, now);
 }
 
 static bool on_event(void *ud, const char *type, json_t *obj) {
@@ -256,6 +316,43 @@ static bool on_event(void *ud, const char *type, json_t *obj) {
   return true;
 }
 
+static void on_watch_end(void *ud, const kc_watch_end *e) {
+  informer *inf = ud;
+  int64_t now = mono_ms();
+  inf->w = NULL;
+  inf->stats.watch_restarts++;
+  if (inf->gone || e->http_status == 410) {
+    /* history compacted past our resourceVersion: a consistent relist, at once */
+    inf->stats.relists_gone++;
+    inf->st = NEED_LIST;
+    inf->due_ms = now;
+    return;
+  }
+  char what[1100];
+  if (e->reason == KC_WATCH_EVENT_TOO_LARGE || e->reason == KC_WATCH_EVENT_INVALID) {
+    /* the event is lost: resuming from the last resourceVersion would meet it again, so the
+     * stream is abandoned and the cache listed afresh, after the backoff */
+    inf->stats.bad_events++;
+    snprintf(what, sizeof what, "watch ended on %s; relisting", e->msg);
+    inf->st = NEED_LIST;
+    fail(inf, now, what);
+    return;
+  }
+  inf->st = NEED_WATCH;
+  if (e->reason == KC_WATCH_CLOSED) {
+    inf->due_ms = now; /* the server's timeout: carry on from the last resourceVersion */
+    healthy(inf, now);
+    return;
+  }
+  inf->stats.watch_failures++;
+  if (e->reason == KC_WATCH_STOPPED) snprintf(what, sizeof what, "watch ended: %s", inf->last_error);
+  else snprintf(what, sizeof what, "watch ended: %s", e->msg);
+  /* consecutive failures double the backoff; a watch that worked for a while and then lost
+   * its connection starts again from the minimum */
+  if (e->http_status == 200 && (inf->watch_events > 0 || now - inf->watch_started_ms > 10000)) inf->backoff_ms = BACKOFF_MIN_MS;
+  fail(inf, now, what); /* 429 and 5xx included: back off, do not relist */
+}
+
 static void start_watch(informer *inf, int64_t now) {
   char path[8192];
   int timeout = 300 + rand() % 301;
@@ -263,11 +360,10 @@ static void start_watch(informer *inf, int64_t now) {
            timeout, inf->rv, inf->selector ? "&labelSelector=" : "", inf->selector ? inf->selector : "");
   pp_err err = {0};
   inf->gone = false;
-  inf->last_error[0] = '\0';
   inf->stats.watches++;
   inf->watch_started_ms = now;
   inf->watch_events = 0;
-  if (kc_watch_start(inf->c, inf->multi, path, on_event, inf, &inf->w, &err) < 0) {
+  if (kc_watch_start(inf->c, path, on_event, on_watch_end, inf, &inf->w, &err) < 0) {
     inf->w = NULL;
     fail(inf, now, err.msg);
     return;
@@ -276,44 +372,20 @@ static void start_watch(informer *inf, int64_t now) {
 }
 
 int64_t inf_tick(informer *inf, int64_t now) {
-  if (inf->st == WATCHING) return 1000;
+  if (inf->st == WATCHING) {
+    /* the server took the watch: whatever failed before works again */
+    if (inf->failing && kc_watch_status(inf->w) == 200) healthy(inf, now);
+    return 1000;
+  }
+  if (inf->st == LISTING) return 1000;
   if (now < inf->due_ms) return inf->due_ms - now;
-  if (inf->st == NEED_LIST) do_list(inf, now);
-  if (inf->st == NEED_WATCH && now >= inf->due_ms) start_watch(inf, now);
-  if (inf->st == WATCHING) return 1000;
+  if (inf->st == NEED_LIST) start_list(inf, now);
+  else if (inf->st == NEED_WATCH) start_watch(inf, now);
+  if (inf->st == WATCHING || inf->st == LISTING) return 1000;
   return inf->due_ms > now ? inf->due_ms - now : 0;
 }
 
-bool inf_done(informer *inf, CURL *h, CURLcode result, int64_t now) {
-  if (!inf->w || kc_watch_handle(inf->w) != h) return false;
-  CURLcode cc;
-  long status;
-  kc_watch_result(inf->w, &cc, &status);
-  kc_watch_free(inf->w, inf->multi);
-  inf->w = NULL;
-  inf->stats.watch_restarts++;
-  if (inf->gone || status == 410) {
-    /* history compacted past our resourceVersion: a consistent relist, at once */
-    inf->stats.relists_gone++;
-    inf->st = NEED_LIST;
-    inf->due_ms = now;
-    return true;
-  }
-  inf->st = NEED_WATCH;
-  if ((result == CURLE_OK || result == CURLE_WRITE_ERROR) && status == 200 && !inf->last_error[0]) {
-    inf->due_ms = now; /* the server's timeout: carry on from the last resourceVersion */
-    healthy(inf, now);
-  } else {
-    char what[1100];
-    snprintf(what, sizeof what, "watch ended: %s (HTTP %ld)%s%s", curl_easy_strerror(result), status,
-             inf->last_error[0] ? ": " : "", inf->last_error);
-    /* consecutive failures double the backoff; a watch that worked for a while and then lost
-     * its connection starts again from the minimum */
-    if (status == 200 && (inf->watch_events > 0 || now - inf->watch_started_ms > 10000)) inf->backoff_ms = BACKOFF_MIN_MS;
-    fail(inf, now, what); /* 429 and 5xx included: back off, do not relist */
-  }
-  return true;
-}
+bool inf_listing(const informer *inf) { return inf->st == LISTING; }
 
 bool inf_synced(const informer *inf) { return inf->synced; }
 

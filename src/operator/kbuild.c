@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/htab.h"
+#include "../base/scrapeval.h"
+#include "../base/units.h"
+
 typedef struct sbuf {
   char *b;
   size_t len, cap;
@@ -74,6 +78,123 @@ static int cmp_target(const void *x, const void *y) {
 
 static const char *const types[] = {"allocs", "block", "goroutine", "heap", "mutex", "profile", "threadcreate"};
 
+/* scheme://ip:port[/prefix], the prefix without trailing slashes; false if it does not fit. */
+static bool endpoint_of(const kbuild_target *x, char *buf, size_t n) {
+  bool v6 = strchr(x->ip, ':') != NULL;
+  size_t plen = x->path ? strlen(x->path) : 0;
+  while (plen && x->path[plen - 1] == '/') plen--;
+  int w = snprintf(buf, n, "%s://%s%s%s:%d%s%.*s", x->scheme && *x->scheme ? x->scheme : "http", v6 ? "[" : "", x->ip,
+                   v6 ? "]" : "", x->port, plen && x->path[0] != '/' ? "/" : "", (int)plen, plen ? x->path : "");
+  return w >= 0 && (size_t)w < n;
+}
+
+/* spec.config's seconds, checked by the collector's rule; what names the field in errors. */
+static int check_config(const json_t *config, const char *what, pp_err *err) {
+  if (!config || json_is_null(config)) return 0;
+  if (!json_is_object(config)) return pp_err_set(err, PP_EINVAL, "%s: expected a mapping of profile types", what);
+  for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+    const json_t *c = json_object_get(config, types[k]);
+    if (!c || json_is_null(c)) continue;
+    if (!json_is_object(c)) return pp_err_set(err, PP_EINVAL, "%s.%s: expected a mapping like {seconds: 10}", what, types[k]);
+    const json_t *sec = json_object_get(c, "seconds");
+    if (!sec) continue;
+    pp_err e;
+    if (!json_is_number(sec))
+      return pp_err_set(err, PP_EINVAL, "%s.%s.seconds: expected a whole number of seconds", what, types[k]);
+    if (sv_check_seconds(!strcmp(types[k], "profile"), json_number_value(sec), &e) < 0)
+      return pp_err_set(err, PP_EINVAL, "%s.%s.seconds: %s", what, types[k], e.msg);
+  }
+  return 0;
+}
+
+int kbuild_target_check(const kbuild_target *x, pp_err *err) {
+  const char *ns = x->namespace_ ? x->namespace_ : "", *mon = x->monitor ? x->monitor : "";
+  if (!x->pod || !*x->pod || !x->ip || !*x->ip || x->port < 1 || x->port > 65535)
+    return pp_err_set(err, PP_EINVAL, "%s/%s: pod, ip and a port in 1..65535 are required", ns, mon);
+  pp_err e;
+  char ep[SV_MAX_URL_LEN + 2];
+  if (sv_check_name(x->pod, &e) < 0) return pp_err_set(err, PP_EINVAL, "%s/%s: pod %.100s: %s", ns, mon, x->pod, e.msg);
+  if (!endpoint_of(x, ep, sizeof ep)) return pp_err_set(err, PP_EINVAL, "%s/%s: pod %s: endpoint too long", ns, mon, x->pod);
+  if (sv_check_endpoint(ep, &e) < 0) return pp_err_set(err, PP_EINVAL, "%s/%s: pod %s: endpoint %s", ns, mon, x->pod, e.msg);
+  if (x->interval_seconds && sv_check_interval(x->interval_seconds, &e) < 0)
+    return pp_err_set(err, PP_EINVAL, "%s/%s: %s", ns, mon, e.msg);
+  if (x->timeout_seconds && sv_check_timeout(x->timeout_seconds, &e) < 0)
+    return pp_err_set(err, PP_EINVAL, "%s/%s: %s", ns, mon, e.msg);
+  char what[600];
+  snprintf(what, sizeof what, "%s/%s: config", ns, mon);
+  return check_config(x->config, what, err);
+}
+
+int kbuild_duration(const json_t *v, double *ret, pp_err *err) {
+  if (json_is_integer(v)) {
+    *ret = (double)json_integer_value(v);
+    return 0;
+  }
+  const char *s = json_string_value(v);
+  if (!s) return pp_err_set(err, PP_EINVAL, "expected seconds or a duration such as 30s or 1h30m");
+  double d;
+  pp_err e;
+  if (pp_parse_duration(s, &d, &e) < 0) return pp_err_set(err, PP_EINVAL, "%s", e.msg);
+  *ret = d;
+  return 0;
+}
+
+/* spec.endpoint.interval or .timeout: a duration within the collector's bounds, or absent. */
+static int check_duration(const json_t *ep, const char *key, int (*check)(double, pp_err *), double *ret, pp_err *err) {
+  const json_t *v = json_object_get(ep, key);
+  *ret = 0;
+  if (!v || json_is_null(v)) return 0;
+  char text[64];
+  if (json_is_string(v)) snprintf(text, sizeof text, "\"%.40s\"", json_string_value(v));
+  else snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
+  double d;
+  pp_err e;
+  if (kbuild_duration(v, &d, &e) < 0 || check(d, &e) < 0)
+    return pp_err_set(err, PP_EINVAL, "spec.endpoint.%s: %s: %s", key, text, e.msg);
+  *ret = d;
+  return 0;
+}
+
+int kbuild_monitor_check(const json_t *spec, kbuild_monitor *ret, pp_err *err) {
+  kbuild_monitor m = {.scheme = "http"};
+  const json_t *ep = json_object_get(spec, "endpoint");
+  const json_t *scheme = json_object_get(ep, "scheme"), *path = json_object_get(ep, "path");
+  pp_err e;
+  if (scheme && !json_is_null(scheme)) {
+    m.scheme = json_string_value(scheme);
+    if (!m.scheme || (strcmp(m.scheme, "http") && strcmp(m.scheme, "https")))
+      return pp_err_set(err, PP_EINVAL, "spec.endpoint.scheme: \"%.40s\" must be http or https", m.scheme ? m.scheme : "");
+  }
+  if (path && !json_is_null(path)) {
+    m.path = json_string_value(path);
+    if (!m.path) return pp_err_set(err, PP_EINVAL, "spec.endpoint.path: expected a string");
+    /* as kbuild_config_yaml writes it: with a leading /, without trailing ones */
+    char norm[SV_MAX_URL_LEN + 2];
+    size_t plen = strlen(m.path);
+    while (plen && m.path[plen - 1] == '/') plen--;
+    int w = snprintf(norm, sizeof norm, "%s%.*s", m.path[0] == '/' ? "" : "/", (int)plen, m.path);
+    if (w < 0 || (size_t)w >= sizeof norm) return pp_err_set(err, PP_EINVAL, "spec.endpoint.path: longer than %d characters", SV_MAX_URL_LEN);
+    if (plen && sv_check_path(norm, &e) < 0) return pp_err_set(err, PP_EINVAL, "spec.endpoint.path: %s", e.msg);
+  }
+  int r;
+  if ((r = check_duration(ep, "interval", sv_check_interval, &m.interval_seconds, err)) < 0 ||
+      (r = check_duration(ep, "timeout", sv_check_timeout, &m.timeout_seconds, err)) < 0)
+    return r;
+  m.config = json_object_get(spec, "config");
+  if ((r = check_config(m.config, "spec.config", err)) < 0) return r;
+  *ret = m;
+  return 0;
+}
+
+/* A name the collector accepts: over SV_MAX_NAME_LEN, the end gives way to a hash of the whole,
+ * so it stays unique and the same for the same target. */
+static void fit_name(char *name, size_t cap) {
+  size_t len = strlen(name);
+  if (len <= SV_MAX_NAME_LEN) return;
+  unsigned long long h = (unsigned long long)htab_hash(name, len);
+  snprintf(name + SV_MAX_NAME_LEN - 17, cap - (SV_MAX_NAME_LEN - 17), "-%016llx", h);
+}
+
 int kbuild_config_yaml(const kbuild_target *t, size_t n, char **ret, pp_err *err) {
   const kbuild_target **v = calloc(n ? n : 1, sizeof *v);
   char **names = calloc(n ? n : 1, sizeof *names);
@@ -89,29 +210,28 @@ int kbuild_config_yaml(const kbuild_target *t, size_t n, char **ret, pp_err *err
   int r = 0;
   for (size_t i = 0; i < n && r == 0; i++) {
     const kbuild_target *x = v[i];
-    if (!x->pod || !*x->pod || !x->ip || !*x->ip || x->port < 1 || x->port > 65535) {
-      r = pp_err_set(err, PP_EINVAL, "target %zu: pod, ip and a port in 1..65535 are required", i);
-      break;
-    }
+    if ((r = kbuild_target_check(x, err)) < 0) break;
     /* unique, deterministic names: pod, then pod-port, then pod-port-monitor */
     char name[600];
     snprintf(name, sizeof name, "%s", x->pod);
+    fit_name(name, sizeof name);
     for (int level = 0; level < 3; level++) {
       bool taken = false;
       for (size_t k = 0; k < i && !taken; k++) taken = !strcmp(names[k], name);
       if (!taken) break;
       if (level == 0) snprintf(name, sizeof name, "%s-%d", x->pod, x->port);
-      else snprintf(name, sizeof name, "%s-%d-%s", x->pod, x->port, x->monitor ? x->monitor : "");
+      else snprintf(name, sizeof name, "%s-%d-%.250s", x->pod, x->port, x->monitor ? x->monitor : "");
+      fit_name(name, sizeof name);
     }
     names[i] = strdup(name);
+    if (!names[i]) {
+      r = pp_err_set(err, PP_ENOMEM, "out of memory");
+      break;
+    }
     puts_(&s, "- name: ");
     quoted(&s, name);
-    bool v6 = strchr(x->ip, ':') != NULL;
-    char ep[700];
-    size_t plen = x->path ? strlen(x->path) : 0;
-    while (plen && x->path[plen - 1] == '/') plen--;
-    snprintf(ep, sizeof ep, "%s://%s%s%s:%d%s%.*s", x->scheme && *x->scheme ? x->scheme : "http", v6 ? "[" : "", x->ip,
-             v6 ? "]" : "", x->port, plen && x->path[0] != '/' ? "/" : "", (int)plen, plen ? x->path : "");
+    char ep[SV_MAX_URL_LEN + 2];
+    endpoint_of(x, ep, sizeof ep); /* fits: checked above */
     puts_(&s, "\n  endpoint: ");
     quoted(&s, ep);
     puts_(&s, "\n  labels:\n    __k8s_namespace: ");
@@ -125,20 +245,15 @@ int kbuild_config_yaml(const kbuild_target *t, size_t n, char **ret, pp_err *err
     puts_(&s, "\n    monitor: ");
     quoted(&s, x->monitor);
     puts_(&s, "\n");
-    if (x->interval_seconds > 0) putf(&s, "  interval_seconds: %g\n", x->interval_seconds);
-    if (x->timeout_seconds > 0) putf(&s, "  timeout_seconds: %g\n", x->timeout_seconds);
+    if (x->interval_seconds > 0) putf(&s, "  interval_seconds: %.15g\n", x->interval_seconds);
+    if (x->timeout_seconds > 0) putf(&s, "  timeout_seconds: %.15g\n", x->timeout_seconds);
     if (json_is_object(x->config) && json_object_size(x->config)) {
       puts_(&s, "  sampling:\n");
       for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
         const json_t *c = json_object_get(x->config, types[k]);
-        if (!c) continue;
-        json_int_t sec = json_integer_value(json_object_get(c, "seconds"));
-        if (sec < 0 || sec > 3600 || (!strcmp(types[k], "profile") && json_object_get(c, "seconds") && sec < 1)) {
-          r = pp_err_set(err, PP_EINVAL, "%s/%s: config.%s.seconds %lld outside the allowed range",
-                         x->namespace_ ? x->namespace_ : "", x->monitor ? x->monitor : "", types[k], (long long)sec);
-          break;
-        }
-        if (json_object_get(c, "seconds")) putf(&s, "    %s: {seconds: %lld}\n", types[k], (long long)sec);
+        if (!c || json_is_null(c)) continue;
+        const json_t *sec = json_object_get(c, "seconds");
+        if (sec) putf(&s, "    %s: {seconds: %lld}\n", types[k], (long long)json_number_value(sec));
         else putf(&s, "    %s: {}\n", types[k]);
       }
     }

@@ -21,12 +21,38 @@ typedef struct kbuild_target {
   const char *scheme;                                      /* "http" or "https" */
   const char *ip;                                          /* IPv4 or IPv6 address */
   int port;
-  const char *path;     /* prefix before /debug/pprof, or NULL */
+  const char *path;     /* prefix before /debug/pprof ("internal", "/internal/"), or NULL */
   const json_t *config; /* PprofMonitor spec.config ({profile: {seconds: N}, heap: ...}) or NULL */
   double interval_seconds, timeout_seconds; /* 0 = unset */
 } kbuild_target;
 
+/* Fails (PP_EINVAL, naming the target) on a target that kbuild_target_check refuses: the
+ * caller checks each target first and leaves the bad ones out, so one bad target cannot make
+ * the whole config unusable. */
 int kbuild_config_yaml(const kbuild_target *t, size_t n, char **ret_yaml, pp_err *err);
+
+/* What one PprofMonitor's spec asks of its targets, checked with the collector's own rules
+ * (base/scrapeval.h): spec.endpoint.path (a prefix; the leading / may be left out),
+ * spec.endpoint.scheme, spec.endpoint.interval and .timeout (kbuild_duration, then the
+ * collector's bounds), spec.config.<type>.seconds (the collector's range; `trace` is not a
+ * pprof profile and is ignored). Borrowed pointers into spec. PP_EINVAL names the field:
+ * "spec.endpoint.interval: \"100000h\" is an interval of 3.6e+08 s, outside 0.001..86400 s". */
+typedef struct kbuild_monitor {
+  const char *scheme;   /* "http" or "https" */
+  const char *path;     /* or NULL */
+  const json_t *config; /* or NULL */
+  double interval_seconds, timeout_seconds; /* 0 = unset */
+} kbuild_monitor;
+int kbuild_monitor_check(const json_t *spec, kbuild_monitor *ret, pp_err *err);
+
+/* One target, checked with the same rules as the collector will apply to what
+ * kbuild_config_yaml writes for it: its endpoint URL, pod name, port, seconds, interval and
+ * timeout. PP_EINVAL says what is wrong. */
+int kbuild_target_check(const kbuild_target *t, pp_err *err);
+
+/* A duration as the CRDs write it: an integer number of seconds, or a string such as "30s",
+ * "1h30m", "1.5h" (base/units.h). PP_EINVAL for anything else. */
+int kbuild_duration(const json_t *v, double *ret_seconds, pp_err *err);
 
 /* The image reference as the seed builds it from a collectorImage/reloaderImage spec:
  * registry (default docker.io) / repo / image : tag (default latest), with @sha appended when

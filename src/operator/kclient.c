@@ -201,23 +201,74 @@ int kc_config_incluster(kc_config *ret, pp_err *err) {
 
 /* ---- client ---------------------------------------------------------------------------------- */
 
+typedef struct membuf {
+  char *p;
+  size_t len, cap, max;
+  bool over;
+} membuf;
+
+/* What CURLOPT_PRIVATE of every transfer on the multi handle points to, so kc_poll can tell
+ * a request from a watch. */
+enum { X_REQ = 1, X_WATCH };
+
 struct kclient {
   kc_config cfg;
-  CURL *easy;
+  CURL *easy; /* kc_do's, reused */
+  CURLM *multi; /* every kc_start request and every watch */
   char *ua;
   char *token;
   time_t token_read;
   time_t token_expiry; /* from an exec plugin; 0 = none given */
   uint64_t requests;
+  size_t inflight;                   /* non-priority requests on the multi handle */
+  kc_req *queue_head, *queue_tail;   /* non-priority requests waiting for one of them to end */
+  kc_req *active;                    /* every started request (priority or not), to cancel them */
+  /* an exec credential plugin run in flight: kc_poll waits on its output with the transfers */
+  pid_t exec_pid;         /* 0 = none running */
+  int exec_fd;            /* its stdout */
+  bool exec_eof;          /* stdout closed: waiting for it to exit */
+  membuf exec_out;        /* what it printed so far (at most 1 MiB) */
+  time_t exec_deadline;   /* killed past this (30 s) */
+  time_t exec_failed_at;  /* the last run failed (not started again for EXEC_RETRY_S) */
+  time_t token_obtained;  /* when the plugin's credential arrived */
+  char exec_error[512];   /* why the last run failed */
 };
 
-static int run_exec(kclient *c, pp_err *err);
+#define EXEC_TIMEOUT_S 30
+#define EXEC_RETRY_S 5
+#define EXEC_AHEAD_S 60 /* a plugin's credential is renewed up to this long before it expires */
 
-static int refresh_token(kclient *c, pp_err *err) {
+static int exec_begin(kclient *c, pp_err *err);
+static int exec_pump(kclient *c, int wait_ms, pp_err *err);
+
+/* The credentials a request carries. With an exec plugin: renewed in the background (kc_poll
+ * drives the plugin) before they expire, so requests go on with the current
+ * ones meanwhile; only with wait (start-up, kc_do) does a request wait for the plugin, and
+ * without usable credentials the others fail at once (their callers retry). */
+static int refresh_token(kclient *c, bool wait, pp_err *err) {
   if (c->cfg.exec_json) {
+    time_t now = time(NULL);
     bool have = c->token || c->cfg.cert_pem;
-    if (have && (!c->token_expiry || time(NULL) < c->token_expiry - 10)) return 0;
-    return run_exec(c, err);
+    bool valid = have && (!c->token_expiry || now < c->token_expiry - 10);
+    /* from a quarter of its life on, at most EXEC_AHEAD_S before it expires */
+    time_t ahead = c->token_expiry ? (c->token_expiry - c->token_obtained) * 3 / 4 : 0;
+    if (ahead > EXEC_AHEAD_S) ahead = EXEC_AHEAD_S;
+    bool due = !have || (c->token_expiry && now >= c->token_expiry - ahead);
+    if (due && !c->exec_pid && (wait || now - c->exec_failed_at >= EXEC_RETRY_S)) {
+      pp_err e = {0};
+      if (exec_begin(c, &e) < 0) {
+        snprintf(c->exec_error, sizeof c->exec_error, "%s", e.msg);
+        c->exec_failed_at = now;
+      }
+    }
+    if (valid) return 0;
+    if (wait && c->exec_pid) {
+      int r;
+      while ((r = exec_pump(c, 1000, err)) == 0) {
+      }
+      return r < 0 ? r : 0;
+    }
+    return pp_err_set(err, PP_EIO, "no credentials yet: %s", c->exec_pid ? "the exec plugin is running" : c->exec_error);
   }
   if (!c->cfg.token_file) return 0;
   time_t now = time(NULL);
@@ -274,11 +325,13 @@ int kc_new(const kc_config *cfg, const char *ua, kclient **ret, pp_err *err) {
   c->ua = strdup(ua ? ua : "pprof-operator");
   c->token = c->cfg.token ? strdup(c->cfg.token) : NULL;
   c->easy = curl_easy_init();
-  if (!c->easy || !c->cfg.server || !c->ua) {
+  c->multi = curl_multi_init();
+  if (!c->easy || !c->multi || !c->cfg.server || !c->ua) {
     kc_free(c);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
-  int r = refresh_token(c, err);
+  c->exec_fd = -1;
+  int r = refresh_token(c, true, err);
   if (r < 0) {
     kc_free(c);
     return r;
@@ -287,8 +340,19 @@ int kc_new(const kc_config *cfg, const char *ua, kclient **ret, pp_err *err) {
   return 0;
 }
 
+static void req_free(kc_req *r);
+
 void kc_free(kclient *c) {
   if (!c) return;
+  while (c->active) kc_cancel(c, c->active);
+  while (c->queue_head) kc_cancel(c, c->queue_head);
+  if (c->exec_pid > 0) {
+    kill(c->exec_pid, SIGKILL);
+    waitpid(c->exec_pid, NULL, 0);
+  }
+  if (c->exec_fd >= 0) close(c->exec_fd);
+  free(c->exec_out.p);
+  if (c->multi) curl_multi_cleanup(c->multi); /* the caller has cancelled its watches */
   if (c->easy) curl_easy_cleanup(c->easy);
   kc_config_free(&c->cfg);
   free(c->ua);
@@ -305,11 +369,6 @@ char *kc_escape(const char *s) {
   return out;
 }
 
-typedef struct membuf {
-  char *p;
-  size_t len, cap, max;
-  bool over;
-} membuf;
 
 static size_t on_body(char *data, size_t sz, size_t n, void *ud) {
   membuf *b = ud;
@@ -331,8 +390,8 @@ static size_t on_body(char *data, size_t sz, size_t n, void *ud) {
   return len;
 }
 
-/* Runs the exec credential plugin and takes its token or client certificate. */
-static int run_exec(kclient *c, pp_err *err) {
+/* Starts the exec credential plugin; exec_pump reads its answer. */
+static int exec_begin(kclient *c, pp_err *err) {
   json_t *ex = json_loads(c->cfg.exec_json, 0, NULL);
   const char *cmd = str_at(ex, "command");
   const char *api = str_at(ex, "apiVersion");
@@ -383,42 +442,33 @@ static int run_exec(kclient *c, pp_err *err) {
     execvpe(cmd, argv, envp);
     _exit(127);
   }
+  int saved = errno;
   for (size_t m = 0; m < no; m++) free(owned[m]);
   free(owned);
   free(envp);
   close(fds[1]);
+  json_decref(ex);
   if (pid < 0) {
     close(fds[0]);
-    json_decref(ex);
-    return pp_err_set(err, PP_EIO, "exec plugin: %s", strerror(errno));
+    return pp_err_set(err, PP_EIO, "exec plugin: %s", strerror(saved));
   }
-  membuf out = {.max = 1 << 20};
-  int r = 0;
-  time_t deadline = time(NULL) + 30;
-  for (;;) {
-    struct pollfd pf = {fds[0], POLLIN, 0};
-    int left = (int)(deadline - time(NULL));
-    if (left <= 0 || poll(&pf, 1, left * 1000) <= 0) {
-      kill(pid, SIGKILL);
-      r = pp_err_set(err, PP_EIO, "exec plugin %s: no answer within 30 s", cmd);
-      break;
-    }
-    char buf[4096];
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (on_body(buf, 1, (size_t)n, &out) != (size_t)n) {
-      kill(pid, SIGKILL);
-      r = pp_err_set(err, PP_ELIMIT, "exec plugin %s: more than 1 MiB of output", cmd);
-      break;
-    }
-  }
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+  c->exec_pid = pid;
+  c->exec_fd = fds[0];
+  c->exec_eof = false;
+  c->exec_out = (membuf){.max = 1 << 20};
+  c->exec_deadline = time(NULL) + EXEC_TIMEOUT_S;
+  return 0;
+}
+
+/* The plugin's run is over (status from waitpid, or r < 0 with err set): its output, if it
+ * succeeded, becomes the credentials. */
+static int exec_finish(kclient *c, int r, int status, pp_err *err) {
+  json_t *ex = json_loads(c->cfg.exec_json, 0, NULL);
+  const char *cmd = str_at(ex, "command");
   if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
     r = pp_err_set(err, PP_EIO, "exec plugin %s failed (exit status %d)", cmd, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-  json_t *cred = r == 0 && out.p ? json_loadb(out.p, out.len, 0, NULL) : NULL;
+  json_t *cred = r == 0 && c->exec_out.p ? json_loadb(c->exec_out.p, c->exec_out.len, 0, NULL) : NULL;
   const json_t *st = json_object_get(cred, "status");
   const char *kind = str_at(cred, "kind"), *tok = str_at(st, "token");
   const char *cert = str_at(st, "clientCertificateData"), *key = str_at(st, "clientKeyData");
@@ -435,19 +485,69 @@ static int run_exec(kclient *c, pp_err *err) {
       c->cfg.cert_pem = dupmem(cert, c->cfg.cert_len = strlen(cert));
       c->cfg.key_pem = dupmem(key, c->cfg.key_len = strlen(key));
     }
-    c->token_read = time(NULL);
+    c->token_read = c->token_obtained = time(NULL);
     c->token_expiry = 0;
     const char *exp = str_at(st, "expirationTimestamp");
     struct tm tm = {0};
     if (exp && strptime(exp, "%Y-%m-%dT%H:%M:%S", &tm)) c->token_expiry = timegm(&tm);
+    c->exec_error[0] = '\0';
+  } else {
+    snprintf(c->exec_error, sizeof c->exec_error, "%s", err->msg);
+    c->exec_failed_at = time(NULL);
   }
   json_decref(cred);
-  free(out.p);
   json_decref(ex);
-  return r;
+  close(c->exec_fd);
+  c->exec_fd = -1;
+  c->exec_pid = 0;
+  free(c->exec_out.p);
+  c->exec_out = (membuf){0};
+  return r < 0 ? r : 1;
 }
 
-static struct curl_slist *headers(kclient *c, const char *ctype, bool watch) {
+/* Moves the plugin's run along: reads what it printed (waiting up to wait_ms for more), reaps
+ * it when it is done, kills it past its deadline or over 1 MiB of output. 1 = finished with
+ * credentials, 0 = still running, < 0 = failed (err). */
+static int exec_pump(kclient *c, int wait_ms, pp_err *err) {
+  if (!c->exec_pid) return 1;
+  if (!c->exec_eof && wait_ms > 0) {
+    struct pollfd pf = {c->exec_fd, POLLIN, 0};
+    poll(&pf, 1, wait_ms);
+  }
+  while (!c->exec_eof) {
+    char buf[4096];
+    ssize_t n = read(c->exec_fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n <= 0) {
+      c->exec_eof = true;
+      break;
+    }
+    if (on_body(buf, 1, (size_t)n, &c->exec_out) != (size_t)n) {
+      kill(c->exec_pid, SIGKILL);
+      waitpid(c->exec_pid, NULL, 0);
+      return exec_finish(c, pp_err_set(err, PP_ELIMIT, "exec plugin: more than 1 MiB of output"), 0, err);
+    }
+  }
+  if (time(NULL) > c->exec_deadline) {
+    kill(c->exec_pid, SIGKILL);
+    waitpid(c->exec_pid, NULL, 0);
+    return exec_finish(c, pp_err_set(err, PP_EIO, "exec plugin: no answer within %d s", EXEC_TIMEOUT_S), 0, err);
+  }
+  if (!c->exec_eof) return 0;
+  int status = 0;
+  pid_t w = waitpid(c->exec_pid, &status, WNOHANG);
+  if (w == 0) { /* stdout closed, not exited yet: look again shortly */
+    if (wait_ms > 0) {
+      struct timespec ts = {0, 10000000};
+      nanosleep(&ts, NULL);
+    }
+    return 0;
+  }
+  return exec_finish(c, w < 0 ? pp_err_set(err, PP_EIO, "exec plugin: %s", strerror(errno)) : 0, status, err);
+}
+
+static struct curl_slist *headers(kclient *c, const char *ctype) {
   struct curl_slist *h = NULL;
   char line[8192];
   h = curl_slist_append(h, "Accept: application/json");
@@ -459,31 +559,33 @@ static struct curl_slist *headers(kclient *c, const char *ctype, bool watch) {
     snprintf(line, sizeof line, "Authorization: Bearer %s", c->token);
     h = curl_slist_append(h, line);
   }
-  (void)watch;
   return h;
 }
 
-int kc_do(kclient *c, const char *method, const char *path, const char *ctype, const json_t *body, json_t **ret,
-          pp_err *err) {
-  if (ret) *ret = NULL;
-  int r = refresh_token(c, err);
+/* Sets up h for one request (kc_do's and kc_start's): URL, method, headers, body, limits.
+ * *ret_url, *ret_payload and *ret_hd are the caller's to free once the transfer is over. */
+static int setup_request(kclient *c, CURL *h, bool wait, const char *method, const char *path, const char *ctype,
+                         const json_t *body, long timeout_ms, membuf *b, char **ret_url, char **ret_payload,
+                         struct curl_slist **ret_hd, pp_err *err) {
+  int r = refresh_token(c, wait, err);
   if (r < 0) return r;
   char *url = NULL;
   if (asprintf(&url, "%s%s", c->cfg.server, path) < 0) return pp_err_set(err, PP_ENOMEM, "out of memory");
   char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
-  CURL *h = c->easy;
-  curl_easy_reset(h);
+  if (body && !payload) {
+    free(url);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
   setup_tls(h, &c->cfg);
-  membuf b = {.max = KC_MAX_RESPONSE};
-  struct curl_slist *hd = headers(c, payload ? (ctype ? ctype : "application/json") : NULL, false);
+  struct curl_slist *hd = headers(c, payload ? (ctype ? ctype : "application/json") : NULL);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
   curl_easy_setopt(h, CURLOPT_USERAGENT, c->ua);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
   if (payload) {
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
@@ -492,19 +594,23 @@ int kc_do(kclient *c, const char *method, const char *path, const char *ctype, c
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   }
   c->requests++;
-  CURLcode cc = curl_easy_perform(h);
+  *ret_url = url;
+  *ret_payload = payload;
+  *ret_hd = hd;
+  return 0;
+}
+
+/* The outcome of a finished request: its status (or a negative code), its JSON body, its
+ * error message. */
+static int finish_request(kclient *c, CURL *h, CURLcode cc, const char *method, const char *path, membuf *b, json_t **ret,
+                          pp_err *err) {
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(hd);
-  free(payload);
-  if (cc != CURLE_OK) {
-    r = b.over ? pp_err_set(err, PP_ELIMIT, "%s %s: response over %zu bytes", method, path, (size_t)KC_MAX_RESPONSE)
-               : pp_err_set(err, PP_EIO, "%s %s: %s", method, path, curl_easy_strerror(cc));
-    free(url);
-    free(b.p);
-    return r;
-  }
-  json_t *j = b.len ? json_loadb(b.p, b.len, 0, NULL) : NULL;
+  *ret = NULL;
+  if (cc != CURLE_OK)
+    return b->over ? pp_err_set(err, PP_ELIMIT, "%s %s: response over %zu bytes", method, path, b->max)
+                   : pp_err_set(err, PP_EIO, "%s %s: %s", method, path, curl_easy_strerror(cc));
+  json_t *j = b->len ? json_loadb(b->p, b->len, 0, NULL) : NULL;
   if (status == 401 && c->cfg.exec_json) { /* revoked or rotated: ask the plugin again next time */
     free(c->token);
     c->token = NULL;
@@ -512,37 +618,183 @@ int kc_do(kclient *c, const char *method, const char *path, const char *ctype, c
   }
   if (status >= 400) {
     const char *reason = str_at(j, "reason"), *msg = str_at(j, "message");
-    pp_err_set(err, PP_EIO, "%s %s: %ld %s: %s", method, path, status, reason ? reason : "", msg ? msg : (b.p ? b.p : ""));
+    pp_err_set(err, PP_EIO, "%s %s: %ld %s: %.200s", method, path, status, reason ? reason : "",
+               msg ? msg : (b->p ? b->p : ""));
   }
-  if (ret) *ret = j;
-  else json_decref(j);
+  *ret = j;
+  return (int)status;
+}
+
+int kc_do(kclient *c, const char *method, const char *path, const char *ctype, const json_t *body, json_t **ret,
+          pp_err *err) {
+  if (ret) *ret = NULL;
+  CURL *h = c->easy;
+  curl_easy_reset(h);
+  membuf b = {.max = KC_MAX_RESPONSE};
+  char *url, *payload;
+  struct curl_slist *hd;
+  int r = setup_request(c, h, true, method, path, ctype, body, KC_DEFAULT_TIMEOUT_MS, &b, &url, &payload, &hd, err);
+  if (r < 0) return r;
+  CURLcode cc = curl_easy_perform(h);
+  json_t *j = NULL;
+  r = finish_request(c, h, cc, method, path, &b, &j, err);
+  curl_slist_free_all(hd);
+  free(payload);
   free(url);
   free(b.p);
-  return (int)status;
+  if (ret) *ret = j;
+  else json_decref(j);
+  return r;
+}
+
+/* ---- requests on the event loop ------------------------------------------------------------ */
+
+struct kc_req {
+  int kind; /* X_REQ */
+  kclient *c;
+  CURL *h;
+  struct curl_slist *hd;
+  char *url, *payload, *method, *path;
+  membuf body;
+  bool priority, started;
+  kc_done_fn fn;
+  void *ud;
+  kc_req *prev, *next; /* in c->active once started, in c->queue_* before */
+};
+
+static void unlink_req(kc_req **head, kc_req **tail, kc_req *r) {
+  if (r->prev) r->prev->next = r->next;
+  else *head = r->next;
+  if (r->next) r->next->prev = r->prev;
+  else if (tail) *tail = r->prev;
+  r->prev = r->next = NULL;
+}
+
+static void req_free(kc_req *r) {
+  if (!r) return;
+  if (r->h) curl_easy_cleanup(r->h);
+  curl_slist_free_all(r->hd);
+  free(r->url);
+  free(r->payload);
+  free(r->method);
+  free(r->path);
+  free(r->body.p);
+  free(r);
+}
+
+static void start_req(kclient *c, kc_req *r) {
+  r->started = true;
+  if (!r->priority) c->inflight++;
+  r->next = c->active;
+  if (c->active) c->active->prev = r;
+  c->active = r;
+  curl_multi_add_handle(c->multi, r->h);
+}
+
+int kc_start(kclient *c, const char *method, const char *path, const char *ctype, const json_t *body, const kc_req_opts *o,
+             kc_done_fn fn, void *ud, kc_req **ret, pp_err *err) {
+  kc_req *r = calloc(1, sizeof *r);
+  if (!r || !(r->h = curl_easy_init()) || !(r->method = strdup(method)) || !(r->path = strdup(path))) {
+    req_free(r);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  r->kind = X_REQ;
+  r->c = c;
+  r->fn = fn;
+  r->ud = ud;
+  r->priority = o && o->priority;
+  r->body.max = KC_MAX_RESPONSE;
+  long timeout = o && o->timeout_ms > 0 ? o->timeout_ms : KC_DEFAULT_TIMEOUT_MS;
+  int rc = setup_request(c, r->h, false, method, path, ctype, body, timeout, &r->body, &r->url, &r->payload, &r->hd, err);
+  if (rc < 0) {
+    req_free(r);
+    return rc;
+  }
+  curl_easy_setopt(r->h, CURLOPT_PRIVATE, r);
+  if (r->priority || c->inflight < KC_MAX_INFLIGHT) {
+    start_req(c, r);
+  } else { /* FIFO: the oldest waiting request goes next */
+    r->prev = c->queue_tail;
+    if (c->queue_tail) c->queue_tail->next = r;
+    else c->queue_head = r;
+    c->queue_tail = r;
+  }
+  if (ret) *ret = r;
+  return 0;
+}
+
+/* One of the KC_MAX_INFLIGHT places freed up: the next waiting request takes it. */
+static void release_slot(kclient *c, kc_req *r) {
+  if (r->priority) return;
+  c->inflight--;
+  if (c->queue_head && c->inflight < KC_MAX_INFLIGHT) {
+    kc_req *n = c->queue_head;
+    unlink_req(&c->queue_head, &c->queue_tail, n);
+    start_req(c, n);
+  }
+}
+
+void kc_cancel(kclient *c, kc_req *r) {
+  if (!r) return;
+  if (r->started) {
+    curl_multi_remove_handle(c->multi, r->h);
+    unlink_req(&c->active, NULL, r);
+    release_slot(c, r);
+  } else {
+    unlink_req(&c->queue_head, &c->queue_tail, r);
+  }
+  req_free(r);
+}
+
+size_t kc_waiting(const kclient *c) {
+  size_t n = 0;
+  for (const kc_req *r = c->queue_head; r; r = r->next) n++;
+  return n;
+}
+
+static void req_done(kclient *c, kc_req *r, CURLcode cc) {
+  curl_multi_remove_handle(c->multi, r->h);
+  unlink_req(&c->active, NULL, r);
+  release_slot(c, r);
+  pp_err err = {0};
+  json_t *body = NULL;
+  int st = finish_request(c, r->h, cc, r->method, r->path, &r->body, &body, &err);
+  r->fn(r->ud, st, body, &err);
+  json_decref(body);
+  req_free(r);
 }
 
 /* ---- watches ---------------------------------------------------------------------------------- */
 
 struct kc_watch {
+  int kind; /* X_WATCH */
   CURL *h;
   struct curl_slist *hd;
   kc_event_fn fn;
+  kc_watch_end_fn end;
   void *ud;
   membuf line;
-  bool stopped;
+  int reason;    /* KC_WATCH_*: why the stream stopped, when our side stopped it */
+  char why[200]; /* what was wrong with the event */
 };
 
 static size_t on_stream(char *data, size_t sz, size_t n, void *ud) {
   kc_watch *w = ud;
   size_t len = sz * n;
-  if (w->stopped) return 0;
+  if (w->reason) return 0;
   for (size_t i = 0; i < len; i++) {
     if (data[i] != '\n') {
-      if (on_body(data + i, 1, 1, &w->line) != 1) return 0; /* an event over KC_MAX_EVENT */
+      if (on_body(data + i, 1, 1, &w->line) != 1) { /* an event over KC_MAX_EVENT */
+        w->reason = KC_WATCH_EVENT_TOO_LARGE;
+        snprintf(w->why, sizeof w->why, "an event over %zu bytes", (size_t)KC_MAX_EVENT);
+        return 0;
+      }
       continue;
     }
     if (w->line.len) {
-      json_t *ev = json_loadb(w->line.p, w->line.len, 0, NULL);
+      json_error_t je;
+      json_t *ev = json_loadb(w->line.p, w->line.len, 0, &je);
+      size_t evlen = w->line.len;
       w->line.len = 0;
       if (w->line.cap > (256u << 10)) { /* one big event (a 2 MB ConfigMap) must not pin its buffer */
         free(w->line.p);
@@ -551,10 +803,17 @@ static size_t on_stream(char *data, size_t sz, size_t n, void *ud) {
       }
       const char *type = str_at(ev, "type");
       json_t *obj = json_object_get(ev, "object");
-      bool go_on = type && json_is_object(obj) ? w->fn(w->ud, type, obj) : false;
+      if (!type || !json_is_object(obj)) {
+        w->reason = KC_WATCH_EVENT_INVALID;
+        snprintf(w->why, sizeof w->why, "an event of %zu bytes that is not {type, object}%s%.80s", evlen, ev ? "" : ": ",
+                 ev ? "" : je.text);
+        json_decref(ev);
+        return 0;
+      }
+      bool go_on = w->fn(w->ud, type, obj);
       json_decref(ev);
       if (!go_on) {
-        w->stopped = true;
+        w->reason = KC_WATCH_STOPPED;
         return 0;
       }
     }
@@ -562,8 +821,9 @@ static size_t on_stream(char *data, size_t sz, size_t n, void *ud) {
   return len;
 }
 
-int kc_watch_start(kclient *c, CURLM *multi, const char *path, kc_event_fn fn, void *ud, kc_watch **ret, pp_err *err) {
-  int r = refresh_token(c, err);
+int kc_watch_start(kclient *c, const char *path, kc_event_fn fn, kc_watch_end_fn end, void *ud, kc_watch **ret,
+                   pp_err *err) {
+  int r = refresh_token(c, false, err);
   if (r < 0) return r;
   kc_watch *w = calloc(1, sizeof *w);
   char *url = NULL;
@@ -572,10 +832,12 @@ int kc_watch_start(kclient *c, CURLM *multi, const char *path, kc_event_fn fn, v
     free(url);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
+  w->kind = X_WATCH;
   w->fn = fn;
+  w->end = end;
   w->ud = ud;
   w->line.max = KC_MAX_EVENT;
-  w->hd = headers(c, NULL, true);
+  w->hd = headers(c, NULL);
   setup_tls(w->h, &c->cfg);
   curl_easy_setopt(w->h, CURLOPT_URL, url);
   curl_easy_setopt(w->h, CURLOPT_HTTPHEADER, w->hd);
@@ -590,27 +852,71 @@ int kc_watch_start(kclient *c, CURLM *multi, const char *path, kc_event_fn fn, v
   curl_easy_setopt(w->h, CURLOPT_PRIVATE, w);
   free(url);
   c->requests++;
-  if (curl_multi_add_handle(multi, w->h) != CURLM_OK) {
-    kc_watch_free(w, NULL);
+  if (curl_multi_add_handle(c->multi, w->h) != CURLM_OK) {
+    curl_easy_cleanup(w->h);
+    curl_slist_free_all(w->hd);
+    free(w);
     return pp_err_set(err, PP_EIO, "cannot start the watch");
   }
   *ret = w;
   return 0;
 }
 
-CURL *kc_watch_handle(const kc_watch *w) { return w->h; }
-
-void kc_watch_result(const kc_watch *w, CURLcode *code, long *status) {
-  *status = 0;
-  curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, status);
-  (void)code;
+long kc_watch_status(const kc_watch *w) {
+  long status = 0;
+  curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &status);
+  return status;
 }
 
-void kc_watch_free(kc_watch *w, CURLM *multi) {
-  if (!w) return;
-  if (multi) curl_multi_remove_handle(multi, w->h);
+static void watch_free(kclient *c, kc_watch *w) {
+  curl_multi_remove_handle(c->multi, w->h);
   curl_easy_cleanup(w->h);
   curl_slist_free_all(w->hd);
   free(w->line.p);
   free(w);
+}
+
+void kc_watch_cancel(kclient *c, kc_watch *w) {
+  if (w) watch_free(c, w);
+}
+
+static void watch_done(kclient *c, kc_watch *w, CURLcode cc) {
+  kc_watch_end e = {.reason = w->reason, .http_status = kc_watch_status(w)};
+  if (!e.reason) e.reason = cc == CURLE_OK && e.http_status == 200 ? KC_WATCH_CLOSED : KC_WATCH_FAILED;
+  if (w->why[0]) snprintf(e.msg, sizeof e.msg, "%s", w->why);
+  else if (e.reason == KC_WATCH_FAILED)
+    snprintf(e.msg, sizeof e.msg, "%s (HTTP %ld)", cc == CURLE_OK ? "refused" : curl_easy_strerror(cc), e.http_status);
+  kc_watch_end_fn end = w->end;
+  void *ud = w->ud;
+  watch_free(c, w);
+  end(ud, &e);
+}
+
+/* ---- the loop ---------------------------------------------------------------------------------- */
+
+void kc_poll(kclient *c, int max_wait_ms) {
+  int running;
+  /* curl_multi_poll also wakes for libcurl's own timers (connect and request timeouts), and for
+   * the output of an exec plugin renewing the credentials */
+  struct curl_waitfd exec = {.fd = c->exec_fd, .events = CURL_WAIT_POLLIN};
+  bool plugin = c->exec_pid && !c->exec_eof;
+  if (c->exec_pid && c->exec_eof && max_wait_ms > 100) max_wait_ms = 100; /* reaping it */
+  curl_multi_poll(c->multi, plugin ? &exec : NULL, plugin ? 1 : 0, max_wait_ms > 0 ? max_wait_ms : 0, NULL);
+  if (c->exec_pid) {
+    pp_err err = {0};
+    exec_pump(c, 0, &err); /* a failure is kept in exec_error for the requests that need it */
+  }
+  curl_multi_perform(c->multi, &running);
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(c->multi, &left))) {
+    if (m->msg != CURLMSG_DONE) continue;
+    int *kind = NULL;
+    CURL *h = m->easy_handle;
+    CURLcode cc = m->data.result;
+    curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&kind);
+    /* a callback may cancel other transfers: curl drops their messages with them */
+    if (kind && *kind == X_REQ) req_done(c, (kc_req *)kind, cc);
+    else if (kind && *kind == X_WATCH) watch_done(c, (kc_watch *)kind, cc);
+  }
 }

@@ -77,6 +77,12 @@ void kq_forget(kq *q, const char *key) {
   if (it) it->failures = 0;
 }
 
+unsigned kq_failures(const kq *q, const char *key) {
+  for (size_t i = 0; i < q->n; i++)
+    if (!strcmp(q->v[i].key, key)) return q->v[i].failures;
+  return 0;
+}
+
 const char *kq_get(kq *q, int64_t now) {
   item *best = NULL;
   for (size_t i = 0; i < q->n; i++) {

@@ -22,6 +22,8 @@ void kq_add(kq *q, const char *key);
 void kq_add_after(kq *q, const char *key, int64_t delay_ms, int64_t now_ms);
 void kq_retry(kq *q, const char *key, int64_t now_ms);
 void kq_forget(kq *q, const char *key);
+/* Failures since the last kq_forget (0 for an unknown key). */
+unsigned kq_failures(const kq *q, const char *key);
 /* The next ready key (borrowed until kq_done), or NULL. */
 const char *kq_get(kq *q, int64_t now_ms);
 void kq_done(kq *q, const char *key);

@@ -17,6 +17,7 @@
 #include "kclient.h"
 #include "operator.h"
 
+#include "../base/log.h"
 #include "../base/version.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -128,10 +129,11 @@ int main(int argc, char **argv) {
       install_crds = !optarg || !strcmp(optarg, "true");
       break;
     case 'l':
-      if (strcmp(optarg, "debug") && strcmp(optarg, "info") && strcmp(optarg, "warn") && strcmp(optarg, "error")) {
+      if (pp_log_level_from_name(optarg) < 0) {
         fprintf(stderr, "operator: --log-level wants debug, info, warn or error\n");
         return 2;
       }
+      pp_log_set_level((pp_log_level)pp_log_level_from_name(optarg));
       break;
     case 'V': printf("operator %s (revision %s)\n", PP_VERSION, PP_REVISION); return 0;
     case 'h': usage(stdout); return 0;
@@ -183,13 +185,13 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
-  op_log("info", "operator %s starting: name=%s namespace=%s leader-elect=%d identity=%s", PP_VERSION, name, ns,
+  pp_log(PP_LOG_INFO, "operator %s starting: name=%s namespace=%s leader-elect=%d identity=%s", PP_VERSION, name, ns,
          leader_elect, identity);
   int rc = 0;
   if (install_crds) {
     for (int attempt = 0; !stop_flag; attempt++) {
       if (op_install_crds(o, &err) == 0) break;
-      op_log("warn", "installing CRDs: %s", err.msg);
+      pp_log(PP_LOG_WARN, "installing CRDs: %s", err.msg);
       if (attempt >= 30) {
         rc = 1;
         goto out;
@@ -207,7 +209,7 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&snap_mu);
   }
   op_release(o);
-  op_log("info", "stopping");
+  pp_log(PP_LOG_INFO, "stopping");
 out:
   if (hd) MHD_stop_daemon(hd);
   if (md) MHD_stop_daemon(md);

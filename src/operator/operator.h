@@ -1,4 +1,4 @@
-/* operator: the controllers behind bin/operator, driven by one loop.
+/* operator: the controllers behind bin/operator, driven by one loop that never waits.
  *
  * Informers (PprofMonitors, PprofCollectorStacks, Services, EndpointSlices cluster-wide; the
  * stacks' children by the label app.kubernetes.io/managed-by=pprof-operator; ConfigMaps in the
@@ -9,13 +9,20 @@
  *    force), then its status (conditions Ready and Reconciled, observedGeneration,
  *    readyReplicas);
  *  - the monitors: every ready endpoint address of every selected Service becomes a collector
- *    monitor; the config.yaml (field manager "pprof-operator-config") in ConfigMap
- *    <name>-config of the operator's namespace is applied only when its bytes change; then each
- *    monitor's status (targets, condition Reconciled, observedGeneration).
- * Nothing is reconciled before every informer has listed once, so a partial cache never
- * writes a partial config. With leader election, only the Lease holder reconciles.
- * Errors: reconcile failures are retried with the queue's per-key backoff and logged; they
- * never stop the loop.
+ *    monitor, except those of a monitor the collector's rules refuse (base/scrapeval.h), which
+ *    is left out alone and says why in its status; the config.yaml (field manager
+ *    "pprof-operator-config") in ConfigMap <name>-config of the operator's namespace is applied
+ *    only when its bytes change; then each monitor's status (targets, condition Reconciled,
+ *    observedGeneration).
+ * Every list, watch and write is a request on the kclient's event loop (op_step runs one turn
+ * of it): a slow list or write delays only its own reconcile, never the Lease renewal (every
+ * 2 s, on its own priority requests) or the other informers. Nothing is reconciled before
+ * every informer has listed once, nor while one relists (a partial cache never writes a
+ * partial config). With leader election, only the Lease holder reconciles, and it stops (its
+ * writes in flight cancelled) when it has not renewed for 10 s.
+ * Errors: reconcile failures are retried with the queue's per-key backoff; failures of a key,
+ * an informer or the Lease are logged when they start and when they end, not at each retry
+ * (pp_log, at --log-level). They never stop the loop.
  */
 #ifndef OPERATOR_OPERATOR_H
 #define OPERATOR_OPERATOR_H
@@ -38,16 +45,16 @@ typedef struct op op;
 
 int op_new(const op_opts *o, kclient *c, op **ret, pp_err *err);
 void op_free(op *o);
-/* Applies the embedded CRDs and waits (up to 30 s) until the API serves them. */
+/* Applies the embedded CRDs and waits (up to 30 s) until the API serves them; synchronous,
+ * for start-up, before the loop runs. */
 int op_install_crds(op *o, pp_err *err);
 /* One turn of the loop: informers, leader election, queue; waits at most max_wait_ms for
- * network activity. */
+ * network activity and handles what arrived. */
 void op_step(op *o, int max_wait_ms);
-/* Gives the Lease up (when held) so another replica takes over at once. */
+/* Stops reconciling and gives the Lease up (when held) so another replica takes over at once;
+ * for shutdown: waits up to 8.5 s for the API server itself. */
 void op_release(op *o);
 bool op_ready(const op *o);
-/* The operator's one log format: logfmt lines on stderr (ts, level, msg). */
-void op_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prometheus text for /metrics (malloc'd). */
 char *op_metrics(const op *o);
 

@@ -1,4 +1,5 @@
-/* Unit tests of src/base: arena budgets and alignment, htab interning and limits. */
+/* Unit tests of src/base: arena budgets and alignment, htab interning and limits, the file
+ * reader, durations and sizes, the scrape rules shared by the collector and the operator. */
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,6 +8,8 @@
 #include "../../src/base/file.h"
 #include "../../src/base/htab.h"
 #include "../../src/base/pp_err.h"
+#include "../../src/base/scrapeval.h"
+#include "../../src/base/units.h"
 #include "../../src/codec/pprof.h"
 #include "tt.h"
 
@@ -138,6 +141,78 @@ static void read_file_caps_and_errors(void) {
   rmdir(dir);
 }
 
+/* Durations as flags, configs and PprofMonitors write them: Go's compound form included. */
+static void durations(void) {
+  double d = -1;
+  pp_err err = {0};
+  CHECK(pp_parse_duration("1h30m", &d, &err) == 0); /* the CRD's pattern accepts it: it was 0 */
+  CHECK(d == 5400);
+  CHECK(pp_parse_duration("1m30.5s", &d, &err) == 0);
+  CHECK(d == 90.5);
+  CHECK(pp_parse_duration("1.5h", &d, &err) == 0);
+  CHECK(d == 5400);
+  CHECK(pp_parse_duration("250ms", &d, &err) == 0);
+  CHECK(d == 0.25);
+  CHECK(pp_parse_duration("1h0m10s500ms", &d, &err) == 0);
+  CHECK(d == 3610.5);
+  CHECK(pp_parse_duration("15d", &d, &err) == 0);
+  CHECK(d == 15 * 86400);
+  CHECK(pp_parse_duration("90", &d, &err) == 0); /* a plain number is seconds */
+  CHECK(d == 90);
+  CHECK(pp_parse_duration("100000h", &d, &err) == 0);
+  CHECK(d == 360000000);
+  /* a unit on every number, no signs, nothing after the last unit */
+  const char *bad[] = {"", "h", "1h30", "30m1", "1hh", "-1h", "1h-30m", "1 h", "1h ", "1x", "inf", "nan", ".s", "1e400s"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    d = -1;
+    err.msg[0] = '\0';
+    if (pp_parse_duration(bad[i], &d, &err) != PP_EINVAL || d != -1 || !err.msg[0]) {
+      fprintf(stderr, "  accepted duration \"%s\" as %g\n", bad[i], d);
+      tt_failures++;
+    }
+  }
+}
+
+/* The scrape rules both programs apply (base/scrapeval.h): one bad case per rule. */
+static void scrape_rules(void) {
+  pp_err err = {0};
+  CHECK(sv_check_path("/internal", &err) == 0);
+  CHECK(sv_check_path("/debug/pprof", &err) == 0);
+  CHECK(sv_check_path("/x?token=1", &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "/x?token=1") != NULL);
+  CHECK(sv_check_path("/x#frag", &err) == PP_EINVAL);
+  CHECK(sv_check_path("/a b", &err) == PP_EINVAL);
+  CHECK(sv_check_path("/a\tb", &err) == PP_EINVAL);
+  CHECK(sv_check_path("/a\x01", &err) == PP_EINVAL);
+  CHECK(sv_check_path("internal", &err) == PP_EINVAL); /* not absolute */
+  char longp[SV_MAX_URL_LEN + 2];
+  memset(longp, 'a', sizeof longp - 1);
+  longp[0] = '/';
+  longp[sizeof longp - 1] = '\0';
+  CHECK(sv_check_path(longp, &err) == PP_EINVAL);
+  longp[SV_MAX_URL_LEN] = '\0';
+  CHECK(sv_check_path(longp, &err) == 0);
+  CHECK(sv_check_endpoint("http://10.0.0.1:6060/internal", &err) == 0);
+  CHECK(sv_check_endpoint("https://[fd00::1]:443", &err) == 0);
+  CHECK(sv_check_endpoint("http://10.0.0.1:6060/x?y", &err) == PP_EINVAL);
+  CHECK(sv_check_endpoint("ftp://10.0.0.1", &err) == PP_EINVAL);
+  CHECK(sv_check_seconds(true, 3600, &err) == 0);
+  CHECK(sv_check_seconds(true, 3601, &err) == PP_EINVAL); /* over the collector's maximum */
+  CHECK(strstr(err.msg, "3601") != NULL && strstr(err.msg, "3600") != NULL);
+  CHECK(sv_check_seconds(true, 0, &err) == PP_EINVAL); /* a CPU profile needs a duration */
+  CHECK(sv_check_seconds(false, 0, &err) == 0);        /* a snapshot */
+  CHECK(sv_check_seconds(false, 1.5, &err) == PP_EINVAL);
+  CHECK(sv_check_interval(5400, &err) == 0);
+  CHECK(sv_check_interval(360000000, &err) == PP_EINVAL); /* 100000h */
+  CHECK(strstr(err.msg, "86400") != NULL);
+  CHECK(sv_check_interval(0, &err) == PP_EINVAL); /* "0s" is not "unset" */
+  CHECK(sv_check_timeout(0.0005, &err) == PP_EINVAL);
+  CHECK(sv_check_timeout(86400, &err) == 0);
+  CHECK(sv_check_name("pod-0", &err) == 0);
+  CHECK(sv_check_name("", &err) == PP_EINVAL);
+  CHECK(sv_check_name("a\nb", &err) == PP_EINVAL);
+}
+
 int main(void) {
   RUN(arena_aligns_and_respects_budget);
   RUN(arena_large_allocations);
@@ -145,5 +220,7 @@ int main(void) {
   RUN(htab_enforces_max_keys);
   RUN(err_formats_and_prefixes);
   RUN(read_file_caps_and_errors);
+  RUN(durations);
+  RUN(scrape_rules);
   return tt_finish();
 }

@@ -84,6 +84,136 @@ static void config_yaml_round_trips_through_the_collector_parser(void) {
   json_decref(conf);
 }
 
+/* Parses the generated config with the collector's parser; returns it (NULL and the error
+ * printed when the collector would refuse it). */
+static cfg_config *collector_parses(const char *yaml) {
+  cfg_config *c = NULL;
+  pp_err err = {0};
+  if (cfg_parse(yaml, strlen(yaml), "config.yaml", &c, &err) < 0) {
+    fprintf(stderr, "  collector refuses: %s\n", err.msg);
+    return NULL;
+  }
+  return c;
+}
+
+/* One bad PprofMonitor must not cost everyone their targets: each case the collector refuses is
+ * refused for its monitor alone, by the same rules (base/scrapeval.h), naming the field; the
+ * config built from the good monitors is accepted by the collector's parser. */
+static void bad_monitors_are_refused_alone(void) {
+  static const struct {
+    const char *spec, *field, *says;
+  } bad[] = {
+      {"{\"endpoint\":{\"path\":\"/debug?token=x\"}}", "spec.endpoint.path", "/debug?token=x"},
+      {"{\"endpoint\":{\"path\":\"/a#b\"}}", "spec.endpoint.path", "/a#b"},
+      {"{\"config\":{\"profile\":{\"seconds\":3601}}}", "spec.config.profile.seconds", "3600"},
+      {"{\"config\":{\"heap\":{\"seconds\":100000}}}", "spec.config.heap.seconds", "3600"},
+      {"{\"config\":{\"profile\":{\"seconds\":0}}}", "spec.config.profile.seconds", "1..3600"},
+      {"{\"endpoint\":{\"interval\":\"100000h\"}}", "spec.endpoint.interval", "86400"},
+      {"{\"endpoint\":{\"timeout\":\"100000h\"}}", "spec.endpoint.timeout", "86400"},
+      {"{\"endpoint\":{\"interval\":200000}}", "spec.endpoint.interval", "86400"},
+      {"{\"endpoint\":{\"interval\":\"0s\"}}", "spec.endpoint.interval", "0.001"},
+      {"{\"endpoint\":{\"interval\":\"1h30\"}}", "spec.endpoint.interval", "1h30"},
+      {"{\"endpoint\":{\"scheme\":\"ftp\"}}", "spec.endpoint.scheme", "ftp"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    json_t *spec = json_loads(bad[i].spec, 0, NULL);
+    kbuild_monitor m;
+    pp_err err = {0};
+    int r = kbuild_monitor_check(spec, &m, &err);
+    if (r != PP_EINVAL || !strstr(err.msg, bad[i].field) || !strstr(err.msg, bad[i].says)) {
+      fprintf(stderr, "  %s: got %d \"%s\", want the field %s and \"%s\"\n", bad[i].spec, r, err.msg, bad[i].field,
+              bad[i].says);
+      tt_failures++;
+    }
+    json_decref(spec);
+  }
+  /* the same values handed to the config builder as targets: refused there too, and the
+   * collector's own parser agrees that such a config is unusable */
+  json_t *over = json_loads("{\"profile\":{\"seconds\":3601}}", 0, NULL);
+  kbuild_target t[] = {{"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, "/debug?token=x", NULL, 0, 0},
+                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, over, 0, 0},
+                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 360000000, 0},
+                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 0, 360000000}};
+  const char *as_collector_config[] = {
+      "monitors:\n- name: p-0\n  endpoint: http://10.0.0.1:80/debug?token=x\n",
+      "monitors:\n- name: p-0\n  endpoint: http://10.0.0.1:80\n  profile: {seconds: 3601}\n",
+      "monitors:\n- name: p-0\n  endpoint: http://10.0.0.1:80\n  interval_seconds: 360000000\n",
+      "monitors:\n- name: p-0\n  endpoint: http://10.0.0.1:80\n  timeout_seconds: 360000000\n"};
+  for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+    pp_err err = {0};
+    char *yaml = NULL;
+    CHECK(kbuild_target_check(&t[i], &err) == PP_EINVAL);
+    CHECK(kbuild_config_yaml(&t[i], 1, &yaml, &err) == PP_EINVAL);
+    free(yaml);
+    cfg_config *c = NULL;
+    CHECK(cfg_parse(as_collector_config[i], strlen(as_collector_config[i]), "c.yaml", &c, &err) == PP_EINVAL);
+    cfg_free(c);
+  }
+  json_decref(over);
+  /* 1h30m is 5400 s, end to end: the monitor, the generated config, the collector's schedule */
+  json_t *spec = json_loads("{\"endpoint\":{\"interval\":\"1h30m\",\"timeout\":\"1m30s\",\"path\":\"internal/\"},"
+                            "\"config\":{\"heap\":{}}}",
+                            0, NULL);
+  kbuild_monitor m;
+  pp_err err = {0};
+  CHECK(kbuild_monitor_check(spec, &m, &err) == 0);
+  CHECK(m.interval_seconds == 5400);
+  CHECK(m.timeout_seconds == 90);
+  kbuild_target good = {"ns", "svc", "p-0", "n", "m", m.scheme, "10.0.0.1", 80, m.path, m.config, m.interval_seconds,
+                        m.timeout_seconds};
+  CHECK(kbuild_target_check(&good, &err) == 0);
+  char *yaml = NULL;
+  CHECK(kbuild_config_yaml(&good, 1, &yaml, &err) == 0);
+  cfg_config *c = yaml ? collector_parses(yaml) : NULL;
+  CHECK(c != NULL);
+  if (c && c->nmonitors == 1) {
+    cfg_effective e;
+    CHECK(cfg_effective_for(c, &c->monitors[0], CFG_HEAP, &e, NULL) == 0);
+    CHECK_EQ_I64(e.interval_ms, 5400000);
+    CHECK_EQ_I64(e.timeout_ms, 90000);
+    CHECK_STR(e.url, "http://10.0.0.1:80/internal/debug/pprof/heap");
+  }
+  cfg_free(c);
+  free(yaml);
+  json_decref(spec);
+  /* durations as the CRD gives them: whole seconds or Go-style strings */
+  double d = 0;
+  json_t *v = json_integer(90);
+  CHECK(kbuild_duration(v, &d, &err) == 0 && d == 90);
+  json_decref(v);
+  v = json_string("1h30m");
+  CHECK(kbuild_duration(v, &d, &err) == 0 && d == 5400);
+  json_decref(v);
+  v = json_true();
+  CHECK(kbuild_duration(v, &d, &err) == PP_EINVAL);
+  json_decref(v);
+}
+
+/* Names stay within what the collector accepts even when a pod's own name is long and it is
+ * picked twice on one port (pod-port-monitor would pass 253 characters). */
+static void long_names_fit(void) {
+  char pod[254], mon[254];
+  memset(pod, 'p', 253);
+  pod[253] = '\0';
+  memset(mon, 'm', 253);
+  mon[253] = '\0';
+  kbuild_target t[] = {{"ns", "svc", pod, "n", "a", "http", "10.0.0.1", 80, NULL, NULL, 0, 0},
+                       {"ns", "svc", pod, "n", mon, "http", "10.0.0.1", 80, NULL, NULL, 0, 0},
+                       {"ns", "svc", pod, "n", "b", "http", "10.0.0.1", 80, NULL, NULL, 0, 0}};
+  char *yaml = NULL;
+  pp_err err = {0};
+  CHECK(kbuild_config_yaml(t, 3, &yaml, &err) == 0);
+  cfg_config *c = yaml ? collector_parses(yaml) : NULL;
+  CHECK(c && c->nmonitors == 3);
+  if (c && c->nmonitors == 3) {
+    CHECK(strcmp(c->monitors[0].name, c->monitors[1].name) && strcmp(c->monitors[1].name, c->monitors[2].name) &&
+          strcmp(c->monitors[0].name, c->monitors[2].name));
+    for (size_t i = 0; i < 3; i++) CHECK(strlen(c->monitors[i].name) <= 253);
+  }
+  cfg_free(c);
+  free(yaml);
+}
+
 static void images_as_the_seed_builds_them(void) {
   char buf[512];
   pp_err err = {0};
@@ -267,7 +397,10 @@ static void work_queue(void) {
   kq_done(q, "a");
   CHECK(kq_get(q, 2009) == NULL);
   CHECK_STR(kq_get(q, 2010), "a");
+  CHECK_EQ_I64(kq_failures(q, "a"), 2); /* what the operator logs by: the first failure, the recovery */
+  CHECK_EQ_I64(kq_failures(q, "nope"), 0);
   kq_forget(q, "a"); /* success resets the backoff */
+  CHECK_EQ_I64(kq_failures(q, "a"), 0);
   kq_retry(q, "a", 3000);
   kq_done(q, "a");
   CHECK_STR(kq_get(q, 3005), "a");
@@ -277,6 +410,8 @@ static void work_queue(void) {
 
 int main(void) {
   RUN(config_yaml_round_trips_through_the_collector_parser);
+  RUN(bad_monitors_are_refused_alone);
+  RUN(long_names_fit);
   RUN(images_as_the_seed_builds_them);
   RUN(quantities);
   RUN(stack_objects);

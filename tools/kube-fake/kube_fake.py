@@ -3,7 +3,8 @@
 
 It serves what bin/operator and kubectl use, with the API server's semantics where they show:
 discovery (/api, /apis, resource lists, /version), CRD registration that makes custom resources
-servable (structural schema: pruning, defaults, type/enum/minimum/pattern validation -> 422),
+servable (structural schema: pruning, defaults, type/enum/minimum/maximum/pattern/maxLength/
+maxItems/maxProperties validation -> 422),
 namespaces (objects need theirs; deleting one deletes its contents), get/list/watch with one
 global resourceVersion, label and field selectors, limit/continue, bookmarks, 410 Gone for a
 watch older than the last simulated compaction, create/update with optimistic concurrency
@@ -26,6 +27,7 @@ import copy
 import json
 import os
 import re
+import select
 import ssl
 import subprocess
 import sys
@@ -274,6 +276,15 @@ def apply_schema(value, schema, path, errors):
         if "maximum" in schema and value > schema["maximum"]:
             errors.append({"field": path, "reason": "FieldValueInvalid",
                            "message": f"Invalid value: {value}: {path} in body should be less than or equal to {schema['maximum']}"})
+    if isinstance(value, str) and "maxLength" in schema and len(value) > schema["maxLength"]:
+        errors.append({"field": path, "reason": "FieldValueTooLong",
+                       "message": f"Too long: may not be more than {schema['maxLength']} bytes"})
+    if isinstance(value, list) and "maxItems" in schema and len(value) > schema["maxItems"]:
+        errors.append({"field": path, "reason": "FieldValueTooMany",
+                       "message": f"Too many: {len(value)}: must have at most {schema['maxItems']} items"})
+    if isinstance(value, dict) and "maxProperties" in schema and len(value) > schema["maxProperties"]:
+        errors.append({"field": path, "reason": "FieldValueTooMany",
+                       "message": f"Too many: {len(value)}: must have at most {schema['maxProperties']} items"})
     if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
         errors.append({"field": path, "reason": "FieldValueInvalid",
                        "message": f"Invalid value: {json.dumps(value)}: {path} in body should match '{schema['pattern']}'"})
@@ -825,10 +836,29 @@ class Handler(BaseHTTPRequestHandler):
                 continue
             if f.get("path") and not re.search(f["path"], path):
                 continue
-            if f.get("drop_after") is not None:
+            if f.get("drop_after") is not None or "inject" in f or "inject_bytes" in f:
                 continue  # consulted by watches
             f["count"] = f.get("count", 1) - 1
             return f
+        return None
+
+    def client_gone(self):
+        """A watch client never sends anything after its request: a readable socket means it
+        closed the connection (without this, the thread would serve a dead watch until the next
+        event, and take faults meant for live ones)."""
+        try:
+            return bool(select.select([self.connection], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def take_inject(self):
+        """A fault {"watch": true, "path": RE, "inject": LINE | "inject_bytes": N, "count": C} replaces
+        the next C events of matching watches with LINE, or with the event padded to N more bytes."""
+        with self.st.lock:
+            for f in self.st.faults:
+                if ("inject" in f or "inject_bytes" in f) and f.get("count", 1) > 0 and re.search(f.get("path", ""), self.path):
+                    f["count"] = f.get("count", 1) - 1
+                    return f
         return None
 
     def control(self, method, path, q):
@@ -1168,6 +1198,16 @@ class Handler(BaseHTTPRequestHandler):
         try:
             while True:
                 for typ, o in pending:
+                    inject = self.take_inject()
+                    if inject:  # this event, replaced by what the fault says (the event is lost)
+                        if "inject_bytes" in inject:  # the same event, padded past a client's limit
+                            line = json.dumps({"type": typ, "object": {**o, "padding": "x" * inject["inject_bytes"]}})
+                        else:
+                            line = inject["inject"]
+                        data = (line + "\n").encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                        self.wfile.flush()
+                        continue
                     self.chunk({"type": typ, "object": self.table(r, [o]) if table else o})
                 pending = []
                 with self.st.lock:
@@ -1182,6 +1222,8 @@ class Handler(BaseHTTPRequestHandler):
                         if new or (bookmarks and time.time() - last_bookmark > 1.0):
                             break
                         self.st.lock.wait(0.2)
+                        if self.client_gone():
+                            return  # as the API server does: a watch ends with its client
                     for erv, _, typ, o, prev in new:
                         last = erv
                         now_ok, was_ok = ok(o), prev is not None and ok(prev)
