@@ -21,9 +21,7 @@ PACKAGES=(
 )
 # Node.js for the UI tests: the machine image ships one; Debian's otherwise.
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
-# kubectl for the operator tests: the machine image ships a current one; Debian's (1.20, which
-# predates server-side field validation and --subresource) otherwise.
-command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+# kubectl and the control plane for the operator tests are built from Go modules (make k8s).
 
 # Go: the machine's own toolchain (/usr/local/go, 1.26) builds everything that is Go (demo and
 # load targets, the in-process bench, the Kubernetes control plane) and is the conformance oracle

@@ -4,7 +4,7 @@
 Suites: C unit tests (optimised and ASan+UBSan builds), fuzz corpus replay (ASan+UBSan),
 valgrind memcheck, conformance with go tool pprof, the collector against real Go peers, the UI
 in Chromium, the real Kubernetes control plane (tests/lib/cluster.py), the operator against
-kube-fake with kubectl, and the container images. Exits non-zero on any failure. `tests/run.py SUITE...` runs a subset (unit, fuzz, valgrind, conformance)."""
+a real Kubernetes control plane (built by make k8s) with kubectl, and the container images. Exits non-zero on any failure. `tests/run.py SUITE...` runs a subset (unit, fuzz, valgrind, conformance)."""
 import glob
 import os
 import sys

@@ -35,10 +35,12 @@ char *op_metrics(const op *o) {
              "# TYPE operator_relists_total counter\n");
   per_resource(f, o, st, "operator_relists_total", NULL, offsetof(inf_stats, relists));
   fprintf(f, "# HELP operator_watch_errors_total Watches that ended in an error, by resource and reason: bad_event (an "
-             "event over 16 MiB or not JSON), failed (connection, HTTP status, ERROR event).\n"
+             "event over 16 MiB or not JSON), gone (410: the resourceVersion was compacted away; relisted at once), failed "
+             "(connection, other HTTP status or ERROR event).\n"
              "# TYPE operator_watch_errors_total counter\n");
   per_resource(f, o, st, "operator_watch_errors_total", "bad_event", offsetof(inf_stats, bad_events));
   per_resource(f, o, st, "operator_watch_errors_total", "failed", offsetof(inf_stats, watch_failures));
+  per_resource(f, o, st, "operator_watch_errors_total", "gone", offsetof(inf_stats, relists_gone));
   fprintf(f, "# HELP operator_api_requests_total Requests made to the API server.\n# TYPE operator_api_requests_total counter\n"
              "operator_api_requests_total %" PRIu64 "\n", kc_requests(o->c));
   fprintf(f, "# HELP operator_config_writes_total Times the collector config changed and was written.\n"

@@ -270,7 +270,10 @@ void op_monitors_start(op_job *j) {
     const char *have = str(json_object_get(cur, "data"), "config.yaml"); /* its digest: see op_digest_config */
     char want[64];
     op_digest(yaml, want, sizeof want);
-    if (!have || strcmp(have, want)) {
+    /* The ConfigMap is made (and owned) by a PprofCollectorStack: without one nothing reads the
+     * config, and writing it would only bring back what the garbage collector removed with the
+     * stack. Its creation is an event of this informer, which runs this pass again. */
+    if (cur && (!have || strcmp(have, want))) {
       char path[1024];
       snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", o->ns, cm);
       json_t *body = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name", cm,

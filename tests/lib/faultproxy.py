@@ -22,6 +22,7 @@ import http.client
 import http.server
 import json
 import re
+import select
 import socket
 import socketserver
 import ssl
@@ -174,9 +175,24 @@ class FaultProxy:
                 h.send_header("Content-Length", r.getheader("Content-Length"))
             h.end_headers()
             pair = (h.connection, up.sock)
+            done = threading.Event()
             if is_watch:
                 with self.lock:
                     self.watches.add(pair)
+
+                def client_gone():
+                    # a watching client sends nothing after its request: the socket turning
+                    # readable means it closed, so the upstream stream is closed too (as the API
+                    # server ends a watch whose client left); otherwise this thread would serve a
+                    # dead watch until the next event and take faults meant for live ones
+                    while not done.is_set():
+                        if select.select([h.connection], [], [], 0.2)[0]:
+                            try:
+                                up.sock.shutdown(socket.SHUT_RDWR)
+                            except OSError:
+                                pass
+                            return
+                threading.Thread(target=client_gone, daemon=True).start()
 
             def send(data):
                 if chunked:
@@ -209,6 +225,7 @@ class FaultProxy:
                 if chunked:
                     h.wfile.write(b"0\r\n\r\n")
             finally:
+                done.set()
                 if is_watch:
                     with self.lock:
                         self.watches.discard(pair)

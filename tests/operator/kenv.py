@@ -160,6 +160,8 @@ class Operator:
 
     def __init__(self, env, *extra, name="op", kubeconfig=None, via_env=False):
         self.mport, self.hport = free_port(), free_port()
+        if Operator.binary == OPERATOR_ASAN:  # the sanitizer's runs have logs of their own
+            name = "asan-" + name
         self.log = os.path.join(env.dir, f"operator-{name}.log")
         kc = kubeconfig or env.cp.kubeconfig
         args = [] if via_env else ["--kubeconfig", kc]

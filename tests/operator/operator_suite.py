@@ -86,11 +86,18 @@ def crds(t, env):
                       "metadata: {name: bad, namespace: default}\nspec:\n  storage: {diskSpace: lots}\n  collectorImage: {image: c}\n",
                       "spec.storage.diskSpace")
     t.record("CRD schema: diskSpace must be a quantity", ok, err)
-    for what, spec, field in (("a path with ?", "endpoint: {path: '/debug?x=1'}", "spec.endpoint.path"),
-                              ("seconds over an hour", "config: {profile: {seconds: 3601}}", "spec.config.profile.seconds"),
-                              ("an interval of 100000h", "endpoint: {interval: 100000h}", "spec.endpoint.interval")):
-        ok, err = refused(mon + f"spec:\n  {spec}\n", field)
-        t.record(f"CRD schema: {what} is refused by the API server", ok, err)
+    ok, err = refused(mon + "spec:\n  endpoint: {path: '/debug?x=1', interval: 100000h, timeout: 100000, targetPort: 70000}\n"
+                      "  config: {profile: {seconds: 3601}}\n", "spec.endpoint.path", "spec.endpoint.interval",
+                      "spec.endpoint.timeout", "spec.config.profile.seconds", "spec.endpoint.targetPort")
+    t.record("CRD schema: the API server refuses what the collector would: a path with ?, 100000h, a timeout over a day, "
+             "seconds over 3600, a port over 65535 (each named)", ok, err)
+    ok, err = refused("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofCollectorStack\nmetadata: {name: bad, namespace: default}\n"
+                      "spec:\n  storage: {diskSpace: 1Gi, storageClassName: Fast_SSD}\n"
+                      "  collectorImage: {image: Collector, tag: 'v1 beta', sha: 'latest', imagePullSecrets: [{}]}\n",
+                      "spec.storage.storageClassName", "spec.collectorImage.image", "spec.collectorImage.tag",
+                      "spec.collectorImage.sha", "spec.collectorImage.imagePullSecrets[0].name")
+    t.record("CRD schema: the stack's bad storage class, image name, tag, digest and a pull secret without a name are refused",
+             ok, err)
     # printer columns, status subresource, generation
     p = env.kubectl("apply", "-f", os.path.join(EXAMPLES, "monitor.yaml"))
     t.record("kubectl apply (client-side, as the seed) of the seed's monitor", p.returncode == 0, p.stdout + p.stderr)
@@ -112,7 +119,7 @@ def crds(t, env):
     doc = mon.replace("name: bad", "name: pprofmonitor-sample") + "spec:\n  endpoint: {targetPort: 81}\n"
     p = env.kubectl("apply", "--server-side", "--field-manager", "someone-else", "-f", "-", input=doc)
     p2 = env.kubectl("apply", "--server-side", "--field-manager", "someone-else", "--force-conflicts", "-f", "-", input=doc)
-    g = env.kubectl("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "json")
+    g = env.kubectl("get", "pm", "-n", "default", "pprofmonitor-sample", "-o", "json", "--show-managed-fields")
     got = json.loads(g.stdout) if g.returncode == 0 else {}
     managers = {m["manager"]: m["operation"] for m in got.get("metadata", {}).get("managedFields", [])}
     t.record("server-side apply: another manager conflicts with kubectl's field unless --force-conflicts, then owns it",
@@ -129,7 +136,7 @@ def seed_e2e(t, env, prefix=""):
     apply -f ./examples/manifests/ (client-side): the demo pods run, the collector pod runs from
     its image and scrapes them. Returns the operator (running) or None."""
     r = lambda name, ok, detail="": t.record(prefix + name, ok, detail)  # noqa: E731
-    op = Operator(env, name=prefix.strip("[] ") or "seed", via_env=True)
+    op = Operator(env, name="seed", via_env=True)
     r("operator: ready with KUBECONFIG (CRDs installed, informers synced)", bool(wait_for(op.ready, 60)), op.tail())
     p = env.kubectl("apply", "-f", EXAMPLES)
     r("kubectl apply -f ./examples/manifests/ (client-side, the seed's command)", p.returncode == 0 and p.stdout.count("created") >= 4,
@@ -212,8 +219,12 @@ def changes(t, env, op):
         return env.ready_pods("default", "app=pprof")
 
     def config_follows(timeout=45):
-        return wait_for(lambda: (lambda d, tg: d if tg == {n: f"http://{ip}:6060" for n, ip in d.items()} else None)(demo(), env.targets()),
-                        timeout)
+        """The demo Deployment's ready pods are exactly the config's pprof-demo targets."""
+        def same():
+            d, tg = demo(), env.targets()
+            mine = {n: e for n, e in tg.items() if n.startswith("pprof-demo-")}
+            return d if d and mine == {n: f"http://{ip}:6060" for n, ip in d.items()} else None
+        return wait_for(same, timeout)
     r0 = scrape_reloads(env)
     p = env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=3")
     d3 = wait_for(lambda: (lambda d: d if len(d) == 3 else None)(demo()), 60)
@@ -296,6 +307,7 @@ spec:
     t.record("another namespace: Debian's prometheus in a pod, found by matchExpressions and Service port name "
              "(8443 -> container 9090), scraped by the collector", p.returncode == 0 and bool(ok) and bool(scraped),
              [p.stderr, prom, env.targets(), collector_target_names(env)])
+    bad_monitor(t, env, pname)
     # https and a path prefix, and namespaceSelector.matchNames from another namespace
     env.apply_yaml("""apiVersion: resources.cattle.io/v1alpha1
 kind: PprofMonitor
@@ -322,6 +334,48 @@ spec:
     ok2 = wait_for(lambda: pname not in env.targets() and env.get("/api/v1/namespaces/team-b") is None, 120, 0.5)
     t.record("relabelled back: targets return; a deleted namespace (its pods, Service and monitor) leaves the config",
              bool(ok) and p.returncode == 0 and bool(ok2), [pname, env.targets(), env.kubectl("get", "ns").stdout, env.logs[-3:]])
+
+
+def bad_monitor(t, env, prom_pod):
+    """One bad monitor beside good ones: its interval passes the CRD's pattern but not the
+    collector's bounds; only it is left out (its status says why), the others' targets keep
+    flowing and the collector accepts the config. Fixed (1h30m is 5400 s, not 0), it joins."""
+    path = f"{CRD_GROUP}/namespaces/default/pprofmonitors/slow"
+    demo = env.ready_pods("default", "app=pprof")
+
+    def slow(interval):
+        return env.apply_yaml("apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\n"
+                              "metadata: {name: slow, namespace: default}\n"
+                              f"spec: {{selector: {{matchLabels: {{app: pprof}}}}, endpoint: {{targetPort: 80, interval: {interval}}}}}\n")
+    p = slow("99999h")
+
+    def status(ns, name):
+        return ((env.get(f"{CRD_GROUP}/namespaces/{ns}/pprofmonitors/{name}") or {}).get("status") or {})
+    m = wait_for(lambda: (lambda s: s if conds({"status": s}).get("Reconciled", {}).get("status") == "False" else None)(status("default", "slow")), 30)
+    y = env.config_yaml() or ""
+    cfg = os.path.join(env.dir, "config-bad.yaml")
+    open(cfg, "w").write(y)
+    c = run([os.path.join(ROOT, "bin", "collector"), "--check-config", cfg])
+    cond = conds({"status": m}).get("Reconciled", {})
+    good, api = status("default", "pprofmonitor-sample"), status("team-b", "api")
+    t.record("a monitor the collector would refuse (interval 99999h, allowed by the CRD) is left out alone; its status says "
+             "why; the others' targets stay and the collector accepts the config",
+             p.returncode == 0 and bool(m) and c.returncode == 0 and 'monitor: "slow"' not in y and
+             cond.get("reason") == "InvalidSpec" and "spec.endpoint.interval" in cond.get("message", "") and
+             "99999h" in cond.get("message", "") and cond.get("observedGeneration") == env.get(path)["metadata"]["generation"] and
+             good.get("targets") == len(demo) and api.get("targets") == 1 and all(n in env.targets() for n in demo) and
+             prom_pod in env.targets(), [p.stderr, m, good, api, c.stdout + c.stderr, y[:2000]])
+    slow("1h30m")
+    m = wait_for(lambda: (lambda s: s if s.get("targets") == len(demo) and
+                          conds({"status": s}).get("Reconciled", {}).get("status") == "True" else None)(status("default", "slow")), 30)
+    y = env.config_yaml() or ""
+    open(cfg, "w").write(y)
+    c = run([os.path.join(ROOT, "bin", "collector"), "--check-config", cfg])
+    t.record("the fixed monitor (interval 1h30m) joins with interval_seconds 5400; the collector accepts it",
+             bool(m) and y.count('monitor: "slow"') == len(demo) and y.count("interval_seconds: 5400\n") == len(demo) and
+             c.returncode == 0, [status("default", "slow"), c.stdout + c.stderr, y[:2000]])
+    env.kubectl("delete", "pm", "-n", "default", "slow")
+    wait_for(lambda: 'monitor: "slow"' not in (env.config_yaml() or ""), 30)
 
 
 def collector_target_names(env, with_profiles=False):
@@ -365,6 +419,9 @@ def drift(t, env, op):
     op2 = Operator(env, name="restart")
     ok = wait_for(lambda: d2 and all(n in env.targets() for n in d2) and len([n for n in env.targets() if n in d2]) == 2 and
                   op2.idle(), 60)
+    # the StatefulSet was rolled twice above (image changed and put back): wait until the
+    # collector pod is ready again and the stack says so, so nothing is left to write
+    wait_for(lambda: conds(env.get(STACK)).get("Ready", {}).get("status") == "True" and op2.idle(), 120)
     t.record("after kill -9 the restarted operator catches up with a change made while it was down", bool(ok),
              [d2, env.targets(), op2.tail()])
     op2.stop()
@@ -516,7 +573,8 @@ def faults(t, env):
         t.record(f"429 Too Many Requests for 8 s: the operator backs off ({hits} endpointslice requests) and recovers",
                  2 <= hits <= 6 and bool(ok), [hits, op.tail()[-800:]])
         # 410 Gone from etcd: the watch is held off, the data changes, etcd compacts
-        before = op.metrics().get('operator_relists_total{resource="endpointslices"}', 0)
+        gone_key = 'operator_watch_errors_total{resource="endpointslices",reason="gone"}'
+        before = op.metrics().get(gone_key, 0)
         proxy.fail(100000, 500, "GET", r"/endpointslices\?.*watch=")
         proxy.drop_watches()
         env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
@@ -524,11 +582,143 @@ def faults(t, env):
         time.sleep(1)
         rev = env.cp.etcd_compact()
         proxy.clear()
-        ok = wait_for(lambda: op.metrics().get('operator_relists_total{resource="endpointslices"}', 0) > before, 60)
+        ok = wait_for(lambda: op.metrics().get(gone_key, 0) > before, 60)
         ok2 = wait_for(lambda: len(env.targets()) == 2, 60)
         t.record(f"a watch from before an etcd compaction (revision {rev}) gets a real 410 Gone: the operator lists again and "
-                 "converges", bool(ok) and bool(ok2), [before, op.metrics().get('operator_relists_total{resource="endpointslices"}'),
+                 "converges", bool(ok) and bool(ok2), [before, op.metrics().get(gone_key),
                                                        env.targets(), op.tail()[-1000:]])
+    finally:
+        proxy.clear()
+        op.stop()
+
+
+LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/{NAME}-leader"
+RETRY_S = 2.0  # the operator's leader-election retry period (docs/operator.md)
+
+
+def rfc3339(ts):
+    """A Lease time (RFC 3339 with microseconds) as seconds since the epoch."""
+    import datetime
+    return datetime.datetime.strptime(ts.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+class LeaseWatcher:
+    """Samples the Lease every 50 ms in a thread: each renewTime the holder writes, and whether
+    the operator stayed the leader (its metric) the whole time."""
+
+    def __init__(self, env, op):
+        import threading
+        self.env, self.op, self.renewals, self.not_leader, self.stopped = env, op, [], 0, False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stopped:
+            lease = self.env.get(LEASE_PATH) or {}
+            rt = (lease.get("spec") or {}).get("renewTime")
+            if rt and (not self.renewals or self.renewals[-1] != rt):
+                self.renewals.append(rt)
+            if self.op.metrics().get("operator_leader") != 1:
+                self.not_leader += 1
+            time.sleep(0.05)
+
+    def stop(self):
+        self.stopped = True
+        self.t.join(5)
+        times = [rfc3339(r) for r in self.renewals]
+        return max((b - a for a, b in zip(times, times[1:])), default=None), len(times)
+
+
+def proxied_operator(env, name, *extra):
+    tok = env.cp.token(NS, "pprof-operator", 3600)
+    kc = env.token_kubeconfig(os.path.join(env.dir, f"kubeconfig-proxy-{name}"), tok, server=env.proxy.url)
+    return Operator(env, *extra, name=name, kubeconfig=kc)
+
+
+def slow_api_server(t, env):
+    """A slow API server (the proxy holds answers): a relist and a config write each in flight
+    for 12 s, longer than the 10 s renew deadline, while the leader's loop goes on, so its
+    Lease is renewed every retry period; three failed lease requests are logged once (and the
+    recovery once); --log-level=error silences info lines."""
+    proxy = env.proxy
+    op = proxied_operator(env, "slow", "--leader-elect")
+    try:
+        ok = wait_for(lambda: op.idle() and op.metrics().get("operator_leader") == 1, 60)
+        t.record("slow API: the operator leads through the proxy and has converged", bool(ok), op.tail())
+        n0 = len(env.targets())
+        watcher = LeaseWatcher(env, op)
+        # a relist of EndpointSlices that takes 12 s (a watch refused with 410 forces it)
+        proxy.delay(12, "GET", r"/endpointslices\?limit", count=1, watch=False)
+        proxy.fail(1, 410, "GET", r"/endpointslices\?", watch=True)
+        t0 = time.time()
+        proxy.drop_watches()
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", f"--replicas={n0 + 1}")
+        listed = wait_for(lambda: len(env.targets()) == n0 + 1, 60)
+        took_list = time.time() - t0
+        # then a config write that takes 12 s
+        proxy.delay(12, "PATCH", r"/configmaps/pprof-operator-config\?fieldManager=pprof-operator-config", count=1)
+        t1 = time.time()
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", f"--replicas={n0}")
+        written = wait_for(lambda: len(env.targets()) == n0, 60)
+        took_write = time.time() - t1
+        gap, n = watcher.stop()
+        text = op.text()
+        t.record(f"slow API: a 12 s relist ({took_list:.1f} s to land) and a 12 s config write ({took_write:.1f} s) in flight, the "
+                 f"Lease is renewed every retry period (largest gap {gap if gap is None else round(gap, 3)} s over {n} renewals)",
+                 bool(listed) and bool(written) and took_list >= 12 and took_write >= 12 and gap is not None and
+                 gap <= RETRY_S + 0.5 and n >= (took_list + took_write) / RETRY_S - 2 and watcher.not_leader == 0 and
+                 "leader election lost" not in text,
+                 [took_list, took_write, gap, n, watcher.not_leader, watcher.renewals[-20:], op.tail()])
+        before = op.metrics().get("operator_lease_failures_total", 0)
+        proxy.fail(3, 500, "GET", r"/leases/pprof-operator-leader")
+        failed = wait_for(lambda: op.metrics().get("operator_lease_failures_total", 0) - before >= 3, 30)
+        wait_for(lambda: "lease requests work again" in op.text(), 15)
+        text = op.text()
+        lines = [ln for ln in text.splitlines() if "lease request failed" in ln]
+        t.record("slow API: three failed lease requests are logged once (and the recovery once); still the leader",
+                 bool(failed) and len(lines) == 1 and "level=warn" in lines[0] and "500" in lines[0] and
+                 text.count("lease requests work again") == 1 and op.metrics().get("operator_leader") == 1, [lines, op.tail()])
+        proxy.clear()
+        q = Operator(env, "--leader-elect", "--log-level=error", name="quiet")
+        try:
+            ready = wait_for(q.ready, 30)
+            q.stop()
+            quiet = q.text()
+        finally:
+            q.stop()
+        t.record("operator: --log-level=error silences info and warn lines (the default level prints them)",
+                 bool(ready) and "level=info" not in quiet and "level=warn" not in quiet and "level=info" in op.text(), quiet[-2000:])
+    finally:
+        proxy.clear()
+        op.stop()
+
+
+def bad_watch_events(t, env):
+    """A watch that ends on an event it cannot read (not JSON; over 16 MiB) is an error: logged
+    once, counted, followed by the backoff and a relist (the event is lost), not re-watched at
+    once as if the server had closed it."""
+    proxy = env.proxy
+    op = proxied_operator(env, "badevents")
+    try:
+        ok = wait_for(op.idle, 60)
+        n0 = len(env.targets())
+        for case, fault, says, want in (("not JSON", {"line": "this is not json"}, "not {type, object}", n0 + 1),
+                                        ("over 16 MiB", {"pad_bytes": 17 << 20}, "over 16777216 bytes", n0)):
+            before = op.metrics()
+            proxy.inject(r"/endpointslices\?.*watch=1", count=1, **fault)
+            t0 = time.time()
+            env.kubectl("scale", "-n", "default", "deployment/pprof-demo", f"--replicas={want}")
+            landed = wait_for(lambda: len(env.targets()) == want, 60, 0.05)
+            took = time.time() - t0
+            after = op.metrics()
+            key = 'operator_watch_errors_total{resource="endpointslices",reason="bad_event"}'
+            errors = after.get(key, 0) - before.get(key, 0)
+            rkey = 'operator_relists_total{resource="endpointslices"}'
+            relists = after.get(rkey, 0) - before.get(rkey, 0)
+            lines = [ln for ln in op.text().splitlines() if says in ln]
+            t.record(f"operator: a watch event {case} is an error: logged once, counted, backoff, relist, and the change "
+                     "it carried lands", bool(ok) and bool(landed) and errors == 1 and relists == 1 and len(lines) == 1 and
+                     "endpointslices" in lines[0] and "level=warn" in lines[0], [errors, relists, took, lines, op.tail()])
     finally:
         proxy.clear()
         op.stop()
@@ -555,8 +745,11 @@ def credentials(t, env):
     tokfile = os.path.join(d, "plugin-token")
     open(plugin, "w").write('#!/bin/sh\necho "$KUBERNETES_EXEC_INFO" >> "$RUNS_FILE"\n'
                             '[ -n "$FAIL" ] && { echo "no credentials for you" >&2; exit 1; }\n'
+                            '# SLOW: runs after the first take that many seconds; EXP_IN: the token lives that long\n'
+                            '[ -n "$SLOW" ] && [ "$(wc -l < "$RUNS_FILE")" -gt 1 ] && sleep "$SLOW"\n'
+                            'exp=2099-01-01T00:00:00Z\n[ -n "$EXP_IN" ] && exp=$(date -u -d "+$EXP_IN seconds" +%Y-%m-%dT%H:%M:%SZ)\n'
                             'printf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
-                            '"status":{"token":"%s","expirationTimestamp":"2099-01-01T00:00:00Z"}}\' "$(cat "$TOKEN_FILE")"\n')
+                            '"status":{"token":"%s","expirationTimestamp":"%s"}}\' "$(cat "$TOKEN_FILE")" "$exp"\n')
     os.chmod(plugin, 0o755)
 
     def bound_token(secret):
@@ -569,11 +762,13 @@ def credentials(t, env):
         return obj["status"]["token"]
     open(tokfile, "w").write(bound_token("cred-1"))
 
-    def exec_kc(name, fail=False):
+    def exec_kc(name, fail=False, slow=None, exp_in=None, runs_file=None):
         path = os.path.join(d, f"kubeconfig-exec-{name}")
-        envs = [{"name": "RUNS_FILE", "value": runs}, {"name": "TOKEN_FILE", "value": tokfile}]
+        envs = [{"name": "RUNS_FILE", "value": runs_file or runs}, {"name": "TOKEN_FILE", "value": tokfile}]
         if fail:
             envs.append({"name": "FAIL", "value": "1"})
+        if slow:
+            envs += [{"name": "SLOW", "value": str(slow)}, {"name": "EXP_IN", "value": str(exp_in)}]
         env.cp.write_kubeconfig(path, {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": plugin,
                                                 "args": ["--cluster", "test"], "interactiveMode": "Never", "env": envs}})
         return path
@@ -591,11 +786,29 @@ def credentials(t, env):
         # the token dies with its Secret; the plugin now hands out a new one
         open(tokfile, "w").write(bound_token("cred-2"))
         env.kubectl("delete", "secret", "-n", NS, "cred-1")
-        time.sleep(1)
+        time.sleep(12)  # the API server caches a token it accepted for 10 s
         env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=3")
         ok = wait_for(lambda: len(env.targets()) == 3 and len(open(runs).read().splitlines()) == 2, 90)
         t.record("operator: after a 401 (the token's Secret deleted) the exec plugin is asked again and work goes on",
                  bool(ok), [open(runs).read().splitlines(), env.targets(), op.tail()[-1500:]])
+    finally:
+        op.stop()
+    # renewed in the background: a token that lives 24 s is renewed from a quarter of its life on;
+    # each renewal takes the plugin 6 s, while the operator leads and renews its Lease
+    slow_runs = os.path.join(d, "plugin-runs-slow")
+    op = Operator(env, "--install-crds=false", "--leader-elect", name="exec-slow",
+                  kubeconfig=exec_kc("slow", slow=6, exp_in=24, runs_file=slow_runs))
+    try:
+        ok = wait_for(lambda: op.ready() and op.metrics().get("operator_leader") == 1, 60)
+        watcher = LeaseWatcher(env, op)
+        time.sleep(22)
+        gap, n = watcher.stop()
+        lines = open(slow_runs).read().splitlines() if os.path.exists(slow_runs) else []
+        t.record(f"operator: a 6 s exec plugin renews the token in the background ({len(lines)} runs); the Lease keeps its "
+                 f"rhythm (largest gap {gap if gap is None else round(gap, 3)} s over {n} renewals)",
+                 bool(ok) and len(lines) >= 2 and gap is not None and gap <= RETRY_S + 0.5 and watcher.not_leader == 0 and
+                 "no credentials" not in op.text() and "leader election lost" not in op.text(),
+                 [len(lines), gap, n, watcher.not_leader, watcher.renewals[-15:], op.tail()])
     finally:
         op.stop()
     op = Operator(env, name="exec-fail", kubeconfig=exec_kc("fail", fail=True))
@@ -655,14 +868,17 @@ def under_asan(t, env):
     Operator.binary = kenv.OPERATOR_ASAN
     os.environ["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0"
     os.environ["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    inner = Prefixed(t, "[asan] ")
     try:
-        op = seed_e2e(Prefixed(t, "[asan] "), env, "[asan] ")
+        op = seed_e2e(inner, env, "[asan] ")
         rc = op.stop()
+        slow_api_server(inner, env)  # jobs, lease attempts and lists cancelled at shutdown
+        bad_watch_events(inner, env)
     finally:
         Operator.binary = kenv.OPERATOR
-    reports, scanned = sanitizer_reports(env.dir, "operator-asan")
-    t.record("[asan] operator: SIGTERM exits 0; no AddressSanitizer, LeakSanitizer or UBSan report in its log",
-             rc == 0 and scanned == 1 and not reports, "\n".join(reports) or f"{scanned} logs, rc={rc}")
+    reports, scanned = sanitizer_reports(env.dir, "operator-asan-")
+    t.record(f"[asan] operator: SIGTERM exits 0; no AddressSanitizer, LeakSanitizer or UBSan report in the {scanned} logs",
+             rc == 0 and scanned >= 4 and not reports, "\n".join(reports) or f"{scanned} logs, rc={rc}")
 
 
 def under_valgrind(t, env):
@@ -720,9 +936,10 @@ def run_suite(t):
         if want("drift"):
             op = drift(t, env, op)
         op.stop()
+        needs_sa = {"faults", "slow", "badevents", "credentials"}
         for name, fn in (("leader", leader_election), ("in_cluster", in_cluster), ("faults", faults),
-                         ("credentials", credentials)):
-            if want(name) or (name == "in_cluster" and want("faults") | want("credentials")):
+                         ("slow", slow_api_server), ("badevents", bad_watch_events), ("credentials", credentials)):
+            if want(name) or (name == "in_cluster" and any(want(x) for x in needs_sa)):
                 fn(t, env)
         if want("gc"):
             op = Operator(env, name="gc")
