@@ -23,6 +23,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import kenv
 from harness import OUT, ROOT, run
@@ -870,7 +871,7 @@ def under_asan(t, env):
     os.environ["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
     inner = Prefixed(t, "[asan] ")
     try:
-        op = seed_e2e(inner, env, "[asan] ")
+        op = seed_e2e(inner, env)
         rc = op.stop()
         slow_api_server(inner, env)  # jobs, lease attempts and lists cancelled at shutdown
         bad_watch_events(inner, env)
@@ -905,6 +906,51 @@ def under_valgrind(t, env):
                  bool(ok) and rc == 0 and text.strip() == "", f"rc={rc} n={n}\n{text[-3000:]}\n{op.tail()}")
     finally:
         op.stop()
+
+
+def make_cluster(t):
+    """`make cluster` as the README shows it (scripts/cluster.py; the Makefile only builds
+    first): within a minute of the control plane being up, the UI port answers with profiles of
+    services in all three namespaces; SIGINT (Ctrl-C) removes every process, namespace and file."""
+    from harness import free_port
+    port = free_port()
+    log = os.path.join(OUT, "make-cluster.log")
+    p = subprocess.Popen(["python3", os.path.join(ROOT, "scripts", "cluster.py")], stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                         env=dict(os.environ, CLUSTER_PORT=str(port), CLUSTER_SCALE_SECONDS="15"))
+    try:
+        up = wait_for(lambda: "applied examples/manifests" in open(log).read(), 180, 1)
+        t0 = time.time()
+
+        def services():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/series?type=cpu", timeout=5) as r:
+                got = {(s["labels"].get("__k8s_namespace"), s["labels"].get("__k8s_name")) for s in json.load(r)["data"]}
+            return got if {("default", "pprof-demo"), ("shop", "cart"), ("shop", "checkout"), ("search", "prometheus")} <= got else None
+        got = wait_for(services, 90, 2)
+        took = time.time() - t0
+        text = open(log).read()
+        t.record(f"make cluster: CPU profiles of pprof-demo, shop/cart, shop/checkout and search/prometheus on the UI port "
+                 f"{took:.0f} s after the manifests; status printed; checkout scaled",
+                 bool(up) and bool(got) and took <= 60 and "profiles flowing" in text and "pprofmonitor-sample" in text and
+                 wait_for(lambda: "scaled shop/checkout to 4" in open(log).read(), 30), text[-3000:])
+        work = re.search(r"logs: operator (\S+)/operator.log", text)
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            rc = p.wait(120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = None
+    text = open(log).read()
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    bridge = re.search(r"bridge (ppk[0-9a-f]+)br", text)
+    # its control plane's processes name files in its work directory; its containers ran in
+    # its namespaces (ppk*), whose absence is checked too
+    pids = subprocess.run(["pgrep", "-f", work.group(1)], capture_output=True, text=True).stdout if work else "no work dir"
+    t.record("make cluster: Ctrl-C stops it (exit 0) and removes its processes, network namespaces and files",
+             rc == 0 and "removed everything" in text and work is not None and not os.path.exists(work.group(1)) and
+             bridge is not None and bridge.group(1) not in left and pids.strip() == "" and
+             subprocess.run(["ip", "link", "show", bridge.group(0).split()[1]], capture_output=True).returncode != 0,
+             [rc, left, pids, text[-1500:]])
 
 
 def run_suite(t):
@@ -955,3 +1001,5 @@ def run_suite(t):
         t.record("operator suite: every pod namespace, process and file of the cluster removed",
                  env.net.prefix not in left and not os.path.exists(env.cp.dir), left)
         shutil.rmtree(d, ignore_errors=True)
+    if not os.environ.get("PPROF_OPERATOR_SECTIONS") or "cluster" in os.environ["PPROF_OPERATOR_SECTIONS"]:
+        make_cluster(t)
