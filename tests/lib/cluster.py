@@ -354,8 +354,8 @@ class ControlPlane:
             try:
                 if ready():
                     return
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError, AttributeError, TypeError):
+                pass  # not up yet: refused, reset, TLS not ready, an empty or partial answer
             if time.monotonic() > deadline:
                 raise StartError(f"{name} not ready after {timeout}s:\n{self.log_tail(name)}")
             time.sleep(0.2)
@@ -372,7 +372,7 @@ class ControlPlane:
             return ""
 
     def log_tail(self, name, n=30):
-        return "\n".join(self.logs(name).splitlines()[-n:])
+        return "\n".join(self.logs(name).splitlines()[-n:]) if n > 0 else ""
 
     def kubectl(self, *args, input=None, timeout=120, kubeconfig=None, env=None):
         """Runs the built kubectl against this server (the admin kubeconfig unless another is
