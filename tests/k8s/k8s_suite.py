@@ -280,19 +280,20 @@ def failed_start(t):
     pids = list(cp.pids)
     ports = set(cp.ports.values())
     d = cp.dir
-    # start() killed what it started; stop() removes the directory
-    alive_before_stop = []
+    # start() itself stopped what it started and removed the directory
+    alive = []
     for pid in pids:
         try:
             os.kill(pid, 0)
-            alive_before_stop.append(pid)
+            alive.append(pid)
         except ProcessLookupError:
             pass
+    left = os.path.exists(d)
     cp.stop()
-    ok = (err is not None and "no-such-flag" in err and pids and not alive_before_stop and
-          not (ports & listening_ports()) and not os.path.exists(d))
+    ok = (err is not None and "no-such-flag" in err and pids and not alive and
+          not (ports & listening_ports()) and not left)
     t.record("k8s: a failed start() raises with the component's error and leaves no process, listener or directory",
-             ok, f"error: {(err or 'none')[-600:]}\nalive: {alive_before_stop}")
+             ok, f"error: {(err or 'none')[-600:]}\nalive: {alive}; directory left: {left}")
 
 
 def run_suite(t):
@@ -309,7 +310,8 @@ def run_suite(t):
         t.record("k8s: control plane starts and becomes ready", False, str(e)[-3000:])
         cp.stop()
         return
-    print(f"# k8s: control plane ready in {cp.startup_seconds:.1f}s", flush=True)
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in cp.timings.items())
+    print(f"# k8s: control plane ready in {cp.startup_seconds:.1f}s ({stages})", flush=True)
     t.record(f"k8s: control plane starts and becomes ready ({cp.startup_seconds:.1f}s)", True)
     try:
         st, r = cp.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})

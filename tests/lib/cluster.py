@@ -19,15 +19,16 @@ it returns once /readyz answers 200, both components answer /healthz and the con
 port taken in between makes start() retry with new ones).
 
 Nodes: nothing here runs a kubelet. The node lifecycle controller runs as in a real cluster, so
-whoever adds pods must act as the kubelet: create the Node, set its Ready condition, and renew
-its Lease in kube-node-lease within --node-monitor-grace-period (50 s); otherwise the node gets
-the `node.kubernetes.io/unreachable:NoExecute` taint and its pods are evicted when their default
-toleration (300 s, DefaultTolerationSeconds admission) runs out, and pods bound to a node that
-does not exist are deleted by the pod GC controller. Pods need `nodeName` or a schedulable Node
-(the scheduler runs).
+whoever adds pods must act as the kubelet: create the Node, set its Ready condition (once is
+enough) and renew its Lease in kube-node-lease (the heartbeat) within --node-monitor-grace-period
+(50 s); otherwise the node turns Ready=Unknown, gets the `node.kubernetes.io/unreachable`
+NoSchedule and NoExecute taints, and its pods are evicted when their default toleration (300 s,
+DefaultTolerationSeconds admission) runs out. Pods bound to a node that does not exist are
+deleted by the pod GC controller (after 40 s). Pods need `nodeName` or a schedulable Node (the
+scheduler runs).
 
-Cleanup: stop() (also on leaving the `with` block, at interpreter exit, and on SIGTERM when the
-test process had no handler of its own) kills every process group it started and removes the
+Cleanup: stop() (also when start() fails, on leaving the `with` block, at interpreter exit, and
+on SIGTERM when the test process had no handler of its own) kills every process group it started and removes the
 work directory. Each component also runs under `setpriv --pdeathsig KILL`, so it dies with the
 thread that started it even after a SIGKILL of the test process: start() from the thread that
 outlives the cluster (the main thread in our suites).
@@ -124,6 +125,7 @@ class ControlPlane:
         self.server = None
         self.etcd_url = None
         self.startup_seconds = None
+        self.timings = {}  # seconds per start-up stage: pki, etcd, kube-apiserver, controllers
         self.pki = os.path.join(self.dir, "pki")
         self.ca_path = os.path.join(self.pki, "ca.crt")
         self.kubeconfig = os.path.join(self.dir, "admin.kubeconfig")
@@ -150,6 +152,7 @@ class ControlPlane:
         _register(self)
         try:
             self._make_pki()
+            self.timings["pki"] = time.monotonic() - t0
             for attempt in range(3):
                 try:
                     self._start_once()
@@ -160,7 +163,8 @@ class ControlPlane:
                         raise
                     self._kill_all()
         except BaseException:
-            self._kill_all()
+            # nothing of a failed start stays; the error carries the failing component's log tail
+            self.stop()
             raise
         self.startup_seconds = time.monotonic() - t0
         return self
@@ -216,7 +220,8 @@ class ControlPlane:
         self._leaf("scheduler", "/CN=system:kube-scheduler", "clientAuth")
         # service-account tokens: the API server signs with the private key (TokenRequest) and
         # verifies with the public one; the controller-manager signs legacy token Secrets
-        _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key", cwd=self.pki)
+        # (ES256: an EC key is made in a fraction of the time of an RSA one on a loaded machine)
+        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "sa.key", cwd=self.pki)
         _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=self.pki)
 
     def _leaf(self, name, subj, usage, sans=None):
@@ -302,7 +307,10 @@ class ControlPlane:
             f"--advertise-client-urls={self.etcd_url}", f"--listen-peer-urls={peer}",
             f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=default={peer}",
             "--unsafe-no-fsync", "--log-level=warn"])
+        t = time.monotonic()
         self._wait("etcd", lambda: _http_json("GET", self.etcd_url + "/health")[1].get("health") == "true", 60)
+        self.timings["etcd"] = time.monotonic() - t
+        t = time.monotonic()
 
         self.server = f"https://{self.bind_address}:{self.ports['apiserver']}"
         apiserver_args = [
@@ -325,6 +333,8 @@ class ControlPlane:
         self._ctx = ssl.create_default_context(cafile=self.ca_path)
         self._ctx.load_cert_chain(os.path.join(p, "admin.crt"), os.path.join(p, "admin.key"))
         self._wait("kube-apiserver", lambda: self.api("GET", "/readyz", timeout=5)[0] == 200, 120)
+        self.timings["kube-apiserver"] = time.monotonic() - t
+        t = time.monotonic()
 
         kcm = self._cert_kubeconfig("controller-manager")
         self._spawn("kube-controller-manager", [
@@ -348,6 +358,7 @@ class ControlPlane:
         self._wait("kube-controller-manager", lambda: (
             self.api("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200 and
             self.api("GET", "/api/v1/namespaces/default/configmaps/kube-root-ca.crt")[0] == 200), 60)
+        self.timings["controllers"] = time.monotonic() - t
 
     def _healthz(self, port):
         ctx = ssl.create_default_context()
@@ -364,8 +375,8 @@ class ControlPlane:
             try:
                 if ready():
                     return
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError, AttributeError, TypeError):
+                pass  # not up yet: refused, reset, TLS not ready, an empty or partial answer
             if time.monotonic() > deadline:
                 raise StartError(f"{name} not ready after {timeout}s:\n{self.log_tail(name)}")
             time.sleep(0.2)
@@ -382,7 +393,7 @@ class ControlPlane:
             return ""
 
     def log_tail(self, name, n=30):
-        return "\n".join(self.logs(name).splitlines()[-n:])
+        return "\n".join(self.logs(name).splitlines()[-n:]) if n > 0 else ""
 
     def kubectl(self, *args, input=None, timeout=120, kubeconfig=None, env=None):
         """Runs the built kubectl against this server (the admin kubeconfig unless another is
