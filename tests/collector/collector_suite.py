@@ -551,9 +551,15 @@ def reload(t):
         demo.stop()
 
 
-def run_suite(t):
+PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_api, crash, disk, reload)}
+
+
+def run_suite(t, parts=None):
     os.makedirs(OUT, exist_ok=True)
-    for part in (cli_cases, real_targets, faults, tls_auth, web_api, crash, disk, reload):
+    unknown = set(parts or ()) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown collector parts {sorted(unknown)} (one of {', '.join(PARTS)})")
+    for part in [PARTS[p] for p in (parts or PARTS)]:
         try:
             part(t)
         except Exception:

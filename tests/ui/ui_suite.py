@@ -76,13 +76,13 @@ def ensure_playwright(t):
     if os.path.isdir(os.path.join(UI, "node_modules", "playwright-core")):
         return True
     p = run(["npm", "ci", "--no-audit", "--no-fund"], cwd=UI, timeout=300)
-    t.record("ui: npm ci installs playwright-core (no browser download)", p.returncode == 0, p.stderr[-2000:])
+    t.tool("ui: npm ci installs playwright-core (no browser download)", p.returncode == 0, p.stderr[-2000:])
     return p.returncode == 0
 
 
-def run_suite(t):
+def run_suite(t, parts=None):
     if not os.path.exists("/usr/bin/chromium"):
-        t.record("ui: Debian's chromium is installed (make deps)", False, "missing /usr/bin/chromium")
+        t.tool("ui: Debian's chromium is installed (make deps)", False, "missing /usr/bin/chromium")
         return
     if not ensure_playwright(t):
         return
@@ -103,7 +103,7 @@ def run_suite(t):
     try:
         ok = c.wait_for(lambda: len(c.get_json("/api/v1/profiles?type=cpu&name=demo")[1]["data"]) >= 3 and
                         len(c.get_json("/api/v1/profiles?type=heap&__k8s_name=%3Csvg%20onload%3Dalert(1)%3E")[1]["data"]) >= 1, timeout=40)
-        t.record("ui: collector filled by scraping the demo target and a hostile target", ok)
+        t.tool("ui: collector filled by scraping the demo target and a hostile target", ok)
         # the explorer checks look at data up to a fixed time, so the page, the API and go tool
         # pprof see the same profiles while scraping goes on
         rows = c.get_json("/api/v1/profiles?type=cpu&name=demo")[1]["data"]
@@ -125,7 +125,7 @@ def run_suite(t):
                 t.record("ui: " + line.split(" - ", 1)[1], okl, detail)
                 seen += 1
         if seen == 0 or (p.returncode != 0 and "not ok" not in p.stdout):
-            t.record("ui: browser test ran", False, p.stdout[-2000:] + p.stderr[-3000:])
+            t.tool("ui: browser test ran", False, p.stdout[-2000:] + p.stderr[-3000:])
         # the downloaded pprof opens in our tool (and so in go tool pprof's reader)
         dl = os.path.join(out, "download.pb.gz")
         if os.path.exists(dl):
