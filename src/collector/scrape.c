@@ -28,6 +28,20 @@ typedef struct body {
   bool overflow; /* the body passed max: the transfer was stopped */
 } body;
 
+struct job;
+
+/* One fetched body on its way through the decode worker and back to the loop. */
+typedef struct decode_item {
+  struct job *j;
+  uint8_t *data; /* the body (owned) */
+  size_t len;
+  uint64_t max;  /* max_body: the decompressed cap */
+  int64_t done_ms, end_ns; /* when the transfer completed (monotonic, wall) */
+  pprof_profile *p;        /* set by the worker, or NULL with err */
+  char err[640];
+  struct decode_item *next;
+} decode_item;
+
 typedef struct job {
   char *key;            /* identity for config diffs: every setting that shapes a request */
   char *monitor, *endpoint, *url, *host_key; /* host_key: scheme://host:port for CPU exclusion */
@@ -49,7 +63,8 @@ typedef struct job {
   CURL *easy;           /* non-NULL while running */
   body buf;
   char errbuf[CURL_ERROR_SIZE];
-  bool removed;         /* dropped by a reload while running: freed when it completes */
+  bool removed;         /* dropped by a reload while its body is being decoded: freed when that ends */
+  bool decoding;        /* its body is with the decode worker; not due again until it is back */
   /* health (read by other threads under e->mu) */
   bool up, busy, ever;
   int64_t last_scrape_ns, last_duration_ms;
@@ -74,6 +89,14 @@ struct scrape_engine {
   job **jobs;
   size_t njobs;
   pthread_mutex_t mu;   /* guards job health fields and the job list against readers */
+  /* The decode worker: a fetched body is decoded off the event loop (a large or hostile body
+   * takes a long time to inflate, and other targets' scrapes must start on time meanwhile).
+   * todo and done are FIFO lists under qmu; the worker writes wake_fd when it finishes one. */
+  pthread_t worker;
+  bool worker_started, worker_stop;
+  pthread_mutex_t qmu;
+  pthread_cond_t qcv;
+  struct decode_item *todo, **todo_tail, *done, **done_tail;
   uint64_t drift_counts[NBUCKETS + 1];
   double drift_sum;
   uint64_t drift_n;
@@ -152,6 +175,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
 
 static int64_t mono_ms(void);
 
+static void *decode_worker(void *arg);
+
 static int on_timer(CURLM *multi, long timeout_ms, void *ud) {
   (void)multi;
   scrape_engine *e = ud;
@@ -192,6 +217,16 @@ int scrape_new(scrape_sink sink, void *ud, scrape_engine **ret, pp_err *err) {
   e->sink = sink;
   e->ud = ud;
   pthread_mutex_init(&e->mu, NULL);
+  pthread_mutex_init(&e->qmu, NULL);
+  pthread_cond_init(&e->qcv, NULL);
+  e->todo_tail = &e->todo;
+  e->done_tail = &e->done;
+  int r = pthread_create(&e->worker, NULL, decode_worker, e);
+  if (r != 0) {
+    scrape_free(e);
+    return pp_err_set(err, PP_EIO, "decode thread: %s", strerror(r));
+  }
+  e->worker_started = true;
   *ret = e;
   return 0;
 }
@@ -203,8 +238,28 @@ static void job_stop(scrape_engine *e, job *j) {
   j->easy = NULL;
 }
 
+static void free_items(decode_item *it) {
+  while (it) {
+    decode_item *next = it->next;
+    if (it->j->removed) job_free(it->j); /* jobs still in the list are freed with it */
+    pprof_free(it->p);
+    free(it->data);
+    free(it);
+    it = next;
+  }
+}
+
 void scrape_free(scrape_engine *e) {
   if (!e) return;
+  if (e->worker_started) {
+    pthread_mutex_lock(&e->qmu);
+    e->worker_stop = true;
+    pthread_cond_signal(&e->qcv);
+    pthread_mutex_unlock(&e->qmu);
+    pthread_join(e->worker, NULL);
+  }
+  free_items(e->todo);
+  free_items(e->done);
   for (size_t i = 0; i < e->njobs; i++) {
     job_stop(e, e->jobs[i]);
     job_free(e->jobs[i]);
@@ -214,6 +269,8 @@ void scrape_free(scrape_engine *e) {
   close(e->ep);
   close(e->wake_fd);
   pthread_mutex_destroy(&e->mu);
+  pthread_mutex_destroy(&e->qmu);
+  pthread_cond_destroy(&e->qcv);
   free(e);
 }
 
@@ -379,6 +436,10 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
       /* stop it now; it is never handed to the sink */
       job_stop(e, j);
     }
+    if (j->decoding) {
+      j->removed = true; /* the decode worker has its body: freed when it comes back */
+      continue;
+    }
     job_free(j);
   }
   free(e->jobs);
@@ -529,7 +590,61 @@ static void observe_duration(job *j, double seconds) {
   j->dur_sum += seconds;
 }
 
-/* Finishes a transfer: classify, hand a good profile to the sink, schedule the next run. */
+/* The end of a scrape, on the loop: a good profile to the sink, health, the next run. err is
+ * "" on success (then p is the decoded profile); data/len is the body, freed here. */
+static void job_finish(scrape_engine *e, job *j, int64_t now, int64_t end_ns, const char *err, bool busy,
+                       pprof_profile *p, uint8_t *data, size_t len) {
+  if (!err[0]) {
+    int64_t start_ns = j->type == CFG_CPU || j->seconds > 0 ? end_ns - (int64_t)j->seconds * 1000000000 : end_ns;
+    /* a delta or CPU profile says when its window started; trust it if it is plausible */
+    if (p->time_nanos > 0 && p->time_nanos < end_ns && p->time_nanos > end_ns - 86400LL * 1000000000) {
+      start_ns = p->time_nanos;
+      if (j->type != CFG_CPU && j->seconds == 0) end_ns = p->time_nanos;
+    }
+    scrape_result r = {j->monitor, cfg_type_name[j->type], j->labels, j->nlabels, j->endpoint,
+                       start_ns, end_ns, data, len, p};
+    e->sink(e->ud, &r);
+  }
+  pprof_free(p);
+  /* idle jobs hold no body buffer: with thousands of jobs, kept buffers would be most of RSS */
+  free(data);
+  double dur = (double)(now - j->started_ms) / 1000.0;
+  pthread_mutex_lock(&e->mu);
+  j->ever = true;
+  j->last_scrape_ns = j->started_wall_ns;
+  j->last_duration_ms = now - j->started_ms;
+  j->last_bytes = len;
+  j->scrapes_total++;
+  j->bytes_total += len;
+  observe_duration(j, dur);
+  if (err[0]) {
+    j->up = false;
+    j->busy = busy;
+    j->failures++;
+    j->failures_total++;
+    snprintf(j->last_error, sizeof j->last_error, "%s", err);
+  } else {
+    j->up = true;
+    j->busy = false;
+    j->failures = 0;
+    j->last_error[0] = '\0';
+  }
+  pthread_mutex_unlock(&e->mu);
+  if (err[0]) {
+    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);
+    j->next_ms = now + (j->interval_ms > b ? j->interval_ms : b);
+  } else if (j->interval_ms > 0) {
+    /* stay on the grid; if we fell more than an interval behind, start again from now */
+    j->next_ms += j->interval_ms;
+    if (j->next_ms < now) j->next_ms = now + (j->interval_ms ? spread_offset(j) % j->interval_ms : 0) / 16;
+  } else {
+    j->next_ms = now; /* back to back: continuous CPU coverage */
+  }
+  if (j->next_ms < e->next_due_ms) e->next_due_ms = j->next_ms;
+}
+
+/* A transfer ended: a failure is finished here; a 200 goes to the decode worker, and the job
+ * waits (decoding) until drain_decoded finishes it. */
 static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   int64_t now = mono_ms();
   long status = 0;
@@ -539,7 +654,6 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   j->req_headers = NULL;
   char err[640] = "";
   bool busy = false;
-  pprof_profile *p = NULL;
   if (j->buf.overflow) {
     snprintf(err, sizeof err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", j->max_body);
   } else if (cr != CURLE_OK) {
@@ -555,62 +669,73 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
     text[k] = '\0';
     busy = status == 500 && strstr(text, "already in use");
     snprintf(err, sizeof err, "HTTP %ld: %s", status, text);
-  } else {
-    pprof_limits lim;
-    pprof_limits_default(&lim);
-    lim.max_decompressed = j->max_body;
-    pp_err perr = {0};
-    if (pprof_decode(j->buf.data, j->buf.len, &lim, &p, &perr) < 0)
-      snprintf(err, sizeof err, "invalid profile: %s", perr.msg);
   }
-  int64_t end_ns = wall_ns();
-  if (!err[0]) {
-    int64_t start_ns = j->type == CFG_CPU || j->seconds > 0 ? end_ns - (int64_t)j->seconds * 1000000000 : end_ns;
-    /* a delta or CPU profile says when its window started; trust it if it is plausible */
-    if (p->time_nanos > 0 && p->time_nanos < end_ns && p->time_nanos > end_ns - 86400LL * 1000000000) {
-      start_ns = p->time_nanos;
-      if (j->type != CFG_CPU && j->seconds == 0) end_ns = p->time_nanos;
-    }
-    scrape_result r = {j->monitor, cfg_type_name[j->type], j->labels, j->nlabels, j->endpoint,
-                       start_ns, end_ns, j->buf.data, j->buf.len, p};
-    e->sink(e->ud, &r);
-  }
-  pprof_free(p);
-  double dur = (double)(now - j->started_ms) / 1000.0;
-  pthread_mutex_lock(&e->mu);
-  j->ever = true;
-  j->last_scrape_ns = j->started_wall_ns;
-  j->last_duration_ms = now - j->started_ms;
-  j->last_bytes = j->buf.len;
-  j->scrapes_total++;
-  j->bytes_total += j->buf.len;
-  observe_duration(j, dur);
-  if (err[0]) {
-    j->up = false;
-    j->busy = busy;
-    j->failures++;
-    j->failures_total++;
-    snprintf(j->last_error, sizeof j->last_error, "%s", err);
-  } else {
-    j->up = true;
-    j->busy = false;
-    j->failures = 0;
-    j->last_error[0] = '\0';
-  }
-  pthread_mutex_unlock(&e->mu);
-  /* idle jobs hold no body buffer: with thousands of jobs, kept buffers would be most of RSS */
-  free(j->buf.data);
+  uint8_t *data = j->buf.data;
+  size_t len = j->buf.len;
   j->buf.data = NULL;
   j->buf.cap = 0;
+  decode_item *it = err[0] ? NULL : calloc(1, sizeof *it);
+  if (!err[0] && !it) snprintf(err, sizeof err, "out of memory");
   if (err[0]) {
-    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);
-    j->next_ms = now + (j->interval_ms > b ? j->interval_ms : b);
-  } else if (j->interval_ms > 0) {
-    /* stay on the grid; if we fell more than an interval behind, start again from now */
-    j->next_ms += j->interval_ms;
-    if (j->next_ms < now) j->next_ms = now + (j->interval_ms ? spread_offset(j) % j->interval_ms : 0) / 16;
-  } else {
-    j->next_ms = now; /* back to back: continuous CPU coverage */
+    job_finish(e, j, now, wall_ns(), err, busy, NULL, data, len);
+    return;
+  }
+  *it = (decode_item){.j = j, .data = data, .len = len, .max = j->max_body, .done_ms = now, .end_ns = wall_ns()};
+  j->decoding = true;
+  pthread_mutex_lock(&e->qmu);
+  *e->todo_tail = it;
+  e->todo_tail = &it->next;
+  pthread_cond_signal(&e->qcv);
+  pthread_mutex_unlock(&e->qmu);
+}
+
+/* The decode worker: bodies from todo, decoded, to done; wakes the loop for each. */
+static void *decode_worker(void *arg) {
+  scrape_engine *e = arg;
+  pthread_mutex_lock(&e->qmu);
+  for (;;) {
+    while (!e->todo && !e->worker_stop) pthread_cond_wait(&e->qcv, &e->qmu);
+    if (e->worker_stop) break;
+    decode_item *it = e->todo;
+    e->todo = it->next;
+    if (!e->todo) e->todo_tail = &e->todo;
+    it->next = NULL;
+    pthread_mutex_unlock(&e->qmu);
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    lim.max_decompressed = it->max;
+    pp_err perr = {0};
+    if (pprof_decode(it->data, it->len, &lim, &it->p, &perr) < 0) snprintf(it->err, sizeof it->err, "invalid profile: %s", perr.msg);
+    pthread_mutex_lock(&e->qmu);
+    *e->done_tail = it;
+    e->done_tail = &it->next;
+    scrape_wakeup(e);
+  }
+  pthread_mutex_unlock(&e->qmu);
+  return NULL;
+}
+
+/* Finishes the jobs whose bodies the worker has decoded (on the loop). */
+static void drain_decoded(scrape_engine *e) {
+  pthread_mutex_lock(&e->qmu);
+  decode_item *it = e->done;
+  e->done = NULL;
+  e->done_tail = &e->done;
+  pthread_mutex_unlock(&e->qmu);
+  while (it) {
+    decode_item *next = it->next;
+    job *j = it->j;
+    if (j->removed) {
+      /* dropped by a reload meanwhile: nothing is handed over */
+      pprof_free(it->p);
+      free(it->data);
+      job_free(j);
+    } else {
+      j->decoding = false;
+      job_finish(e, j, it->done_ms, it->end_ns, it->err, false, it->p, it->data, it->len);
+    }
+    free(it);
+    it = next;
   }
 }
 
@@ -621,10 +746,7 @@ static void drain_done(scrape_engine *e) {
     if (msg->msg != CURLMSG_DONE) continue;
     job *j = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-    if (j) {
-      job_done(e, j, msg->data.result);
-      if (j->next_ms < e->next_due_ms) e->next_due_ms = j->next_ms;
-    }
+    if (j) job_done(e, j, msg->data.result);
   }
 }
 
@@ -637,7 +759,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
     int64_t next_due = INT64_MAX;
     for (size_t i = 0; i < e->njobs; i++) {
       job *j = e->jobs[i];
-      if (j->easy) continue;
+      if (j->easy || j->decoding) continue;
       if (j->next_ms <= now) {
         if (j->type == CFG_CPU && cpu_must_wait(e, j, now)) {
           /* keeps its due time, and so its place in line; look again shortly */
@@ -698,6 +820,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
     curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   }
   drain_done(e);
+  drain_decoded(e);
   return ready;
 }
 
@@ -726,7 +849,7 @@ json_t *scrape_targets_json(scrape_engine *e) {
                           "consecutiveFailures", (json_int_t)j->failures,
                           "scrapesTotal", (json_int_t)j->scrapes_total,
                           "failuresTotal", (json_int_t)j->failures_total, "busy", j->busy,
-                          "nextScrapeInMs", (json_int_t)(j->easy ? 0 : j->next_ms - now));
+                          "nextScrapeInMs", (json_int_t)(j->easy || j->decoding ? 0 : j->next_ms - now));
     if (o) json_array_append_new(arr, o);
   }
   pthread_mutex_unlock(&e->mu);
