@@ -133,12 +133,15 @@ $(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_ass
 $(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 
-# the operator also runs its end-to-end tests under ASan+UBSan
+# the operator and the collector also run their end-to-end tests under ASan+UBSan
 $(B)/asan/bin/operator: $(B)/asan/src/operator/main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
+$(B)/asan/bin/collector: $(B)/asan/src/collector/main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
-             $(B)/asan/bin/operator
+             $(B)/asan/bin/operator $(B)/asan/bin/collector
 test: $(TEST_BINS)
 	python3 tests/run.py
 
