@@ -293,3 +293,58 @@ def compare_raw(ours, theirs, mappings_as_set=False):
         out.append(f"samples: {sum(ours.samples.values())} ours, {sum(theirs.samples.values())} go; "
                    f"{len(only_a)} only ours {show(only_a)}; {len(only_b)} only go {show(only_b)}")
     return "\n".join(out)
+
+
+# ---- a tiny pprof encoder, for peers that serve profiles with values we choose -----------------
+
+def varint(v):
+    v &= (1 << 64) - 1  # int64 values as protobuf writes them (two's complement)
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def field(num, payload):
+    if isinstance(payload, int):
+        return varint(num << 3) + varint(payload)
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def make_profile(types, samples, time_nanos=0, duration_nanos=0, period_type=None, period=0, compress=True):
+    """A pprof profile: types [(type, unit)], samples [(values, [function names, leaf first],
+    {label: str value})]. One function and one location per distinct name."""
+    import gzip
+    strings = [""]
+    idx = {"": 0}
+
+    def s(x):
+        if x not in idx:
+            idx[x] = len(strings)
+            strings.append(x)
+        return idx[x]
+    fn_ids = {}
+    body = b""
+    for ty, unit in types:
+        body += field(1, field(1, s(ty)) + field(2, s(unit)))
+    for values, stack, labels in samples:
+        for name in stack:
+            fn_ids.setdefault(name, len(fn_ids) + 1)
+        sample = field(1, b"".join(varint(fn_ids[n]) for n in stack)) + field(2, b"".join(varint(v) for v in values))
+        for k, v in sorted((labels or {}).items()):
+            sample += field(3, field(1, s(k)) + field(2, s(v)))
+        body += field(2, sample)
+    for name, i in fn_ids.items():
+        body += field(4, field(1, i) + field(4, field(1, i) + field(2, 1)))  # location i -> function i, line 1
+        body += field(5, field(1, i) + field(2, s(name)) + field(3, s(name)) + field(4, s(name.split(".")[0] + ".go")))
+    pt = period_type or types[-1]
+    tail = field(9, time_nanos) if time_nanos else b""
+    tail += field(10, duration_nanos) if duration_nanos else b""
+    tail += field(11, field(1, s(pt[0])) + field(2, s(pt[1]))) + (field(12, period) if period else b"")
+    for x in strings:
+        body += field(6, x.encode())
+    body += tail
+    return gzip.compress(body) if compress else body
