@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -18,6 +19,7 @@
 
 #define BACKOFF_MAX_MS 300000
 #define BUSY_RETRY_MS 5000
+#define DECODE_WORKERS 4
 /* Duration histogram buckets (seconds), as Prometheus' default plus the long CPU profiles. */
 static const double dur_buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 #define NBUCKETS (sizeof dur_buckets / sizeof *dur_buckets)
@@ -36,6 +38,7 @@ typedef struct decode_item {
   uint8_t *data; /* the body (owned) */
   size_t len;
   uint64_t max;  /* max_body: the decompressed cap */
+  bool gzip;     /* sent with Content-Encoding: gzip: inflated before it is decoded */
   int64_t done_ms, end_ns; /* when the transfer completed (monotonic, wall) */
   pprof_profile *p;        /* set by the worker, or NULL with err */
   char err[640];
@@ -89,11 +92,13 @@ struct scrape_engine {
   job **jobs;
   size_t njobs;
   pthread_mutex_t mu;   /* guards job health fields and the job list against readers */
-  /* The decode worker: a fetched body is decoded off the event loop (a large or hostile body
-   * takes a long time to inflate, and other targets' scrapes must start on time meanwhile).
-   * todo and done are FIFO lists under qmu; the worker writes wake_fd when it finishes one. */
-  pthread_t worker;
-  bool worker_started, worker_stop;
+  /* The decode workers: a fetched body is decoded off the event loop (a large or hostile body
+   * takes long to inflate, and other targets' scrapes must start on time meanwhile), by one of
+   * several threads, so a small body does not wait behind a big one. todo and done are FIFO
+   * lists under qmu; a worker writes wake_fd when it finishes one. */
+  pthread_t workers[DECODE_WORKERS];
+  unsigned nworkers;
+  bool worker_stop;
   pthread_mutex_t qmu;
   pthread_cond_t qcv;
   struct decode_item *todo, **todo_tail, *done, **done_tail;
@@ -221,12 +226,14 @@ int scrape_new(scrape_sink sink, void *ud, scrape_engine **ret, pp_err *err) {
   pthread_cond_init(&e->qcv, NULL);
   e->todo_tail = &e->todo;
   e->done_tail = &e->done;
-  int r = pthread_create(&e->worker, NULL, decode_worker, e);
-  if (r != 0) {
-    scrape_free(e);
-    return pp_err_set(err, PP_EIO, "decode thread: %s", strerror(r));
+  for (unsigned i = 0; i < DECODE_WORKERS; i++) {
+    int r = pthread_create(&e->workers[i], NULL, decode_worker, e);
+    if (r != 0) {
+      scrape_free(e);
+      return pp_err_set(err, PP_EIO, "decode thread: %s", strerror(r));
+    }
+    e->nworkers++;
   }
-  e->worker_started = true;
   *ret = e;
   return 0;
 }
@@ -251,13 +258,11 @@ static void free_items(decode_item *it) {
 
 void scrape_free(scrape_engine *e) {
   if (!e) return;
-  if (e->worker_started) {
-    pthread_mutex_lock(&e->qmu);
-    e->worker_stop = true;
-    pthread_cond_signal(&e->qcv);
-    pthread_mutex_unlock(&e->qmu);
-    pthread_join(e->worker, NULL);
-  }
+  pthread_mutex_lock(&e->qmu);
+  e->worker_stop = true;
+  pthread_cond_broadcast(&e->qcv);
+  pthread_mutex_unlock(&e->qmu);
+  for (unsigned i = 0; i < e->nworkers; i++) pthread_join(e->workers[i], NULL);
   free_items(e->todo);
   free_items(e->done);
   for (size_t i = 0; i < e->njobs; i++) {
@@ -457,8 +462,8 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
   body *b = ud;
   size_t n = size * nmemb;
-  /* The cap counts decompressed bytes: curl calls us after any Content-Encoding is undone, and
-   * its own max-filesize does not cover that (REFERENCE.md). */
+  /* The body as sent (no transport decoding is asked for: see job_start); a Content-Encoding
+   * is undone by the decode worker, which caps the decompressed bytes at the same max. */
   if (b->len + n > b->max) {
     b->overflow = true;
     return 0; /* stops the transfer with CURLE_WRITE_ERROR */
@@ -519,7 +524,9 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  /* No Accept-Encoding, so curl does not inflate bodies on this thread: a pprof body is gzip
+   * already, and a peer that compresses anyway (Content-Encoding: gzip) is inflated by the
+   * decode worker under max_body_bytes; a deflate bomb would otherwise hold up the loop. */
   curl_easy_setopt(c, CURLOPT_USERAGENT, "pprof-controller-collector");
   struct curl_slist *hdrs = j->headers;
   /* the bearer token is read at each scrape, so a rotated token file is picked up */
@@ -649,12 +656,19 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   int64_t now = mono_ms();
   long status = 0;
   curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
-  job_stop(e, j);
   curl_slist_free_all(j->req_headers);
   j->req_headers = NULL;
   char err[640] = "";
   bool busy = false;
-  if (j->buf.overflow) {
+  /* a transport encoding: gzip is inflated by the worker; others are not asked for */
+  struct curl_header *ce = NULL;
+  bool gzip = false;
+  if (curl_easy_header(j->easy, "Content-Encoding", 0, CURLH_HEADER, -1, &ce) == CURLHE_OK && ce && ce->value) {
+    gzip = !strcasecmp(ce->value, "gzip") || !strcasecmp(ce->value, "x-gzip");
+    if (!gzip && strcasecmp(ce->value, "identity")) snprintf(err, sizeof err, "unsupported Content-Encoding %.60s", ce->value);
+  }
+  if (err[0]) {
+  } else if (j->buf.overflow) {
     snprintf(err, sizeof err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", j->max_body);
   } else if (cr != CURLE_OK) {
     snprintf(err, sizeof err, "%s%s%s", curl_easy_strerror(cr), j->errbuf[0] ? ": " : "", j->errbuf);
@@ -670,6 +684,7 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
     busy = status == 500 && strstr(text, "already in use");
     snprintf(err, sizeof err, "HTTP %ld: %s", status, text);
   }
+  job_stop(e, j);
   uint8_t *data = j->buf.data;
   size_t len = j->buf.len;
   j->buf.data = NULL;
@@ -680,7 +695,7 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
     job_finish(e, j, now, wall_ns(), err, busy, NULL, data, len);
     return;
   }
-  *it = (decode_item){.j = j, .data = data, .len = len, .max = j->max_body, .done_ms = now, .end_ns = wall_ns()};
+  *it = (decode_item){.j = j, .data = data, .len = len, .max = j->max_body, .gzip = gzip, .done_ms = now, .end_ns = wall_ns()};
   j->decoding = true;
   pthread_mutex_lock(&e->qmu);
   *e->todo_tail = it;
@@ -705,7 +720,21 @@ static void *decode_worker(void *arg) {
     pprof_limits_default(&lim);
     lim.max_decompressed = it->max;
     pp_err perr = {0};
-    if (pprof_decode(it->data, it->len, &lim, &it->p, &perr) < 0) snprintf(it->err, sizeof it->err, "invalid profile: %s", perr.msg);
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    int r = it->gzip ? pprof_gunzip(it->data, it->len, it->max, &plain, &plain_len, &perr) : 0;
+    if (r == PP_ELIMIT) {
+      snprintf(it->err, sizeof it->err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", it->max);
+    } else if (r < 0) {
+      snprintf(it->err, sizeof it->err, "Content-Encoding gzip: %s", perr.msg);
+    } else {
+      if (plain) { /* what the sink stores: the body without its transport encoding */
+        free(it->data);
+        it->data = plain;
+        it->len = plain_len;
+      }
+      if (pprof_decode(it->data, it->len, &lim, &it->p, &perr) < 0) snprintf(it->err, sizeof it->err, "invalid profile: %s", perr.msg);
+    }
     pthread_mutex_lock(&e->qmu);
     *e->done_tail = it;
     e->done_tail = &it->next;

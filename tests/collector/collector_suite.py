@@ -68,6 +68,13 @@ def go_sums(path):
     return sums
 
 
+# How late a scrape may reach its peer on a loaded machine (other builds and suites run beside
+# ours). Every schedule check allows this much lateness, and no more: the broken behaviours the
+# checks catch (no backoff, backoff instead of the busy retry, a missed or moved slot, a reload
+# that restarts the job) are off by a second or more, or early, which lateness cannot explain.
+LATE = 0.5
+
+
 def grid_slots(times, period, anchor, early=0.05):
     """{slot: [residuals]} of arrival times on the grid anchor + k * period; a residual is how
     late an arrival is after its slot (at most `early` before it counts as that slot)."""
@@ -326,7 +333,7 @@ def faults(t):
             # its slot, although peers hang for the whole 2 s timeout beside it
             tg = c.target("good", "heap")
             times = [x for x in fs.times("ok/good") if start + 2 <= x <= end]
-            bad = grid_problems(times, 1.0, grid_anchor(times, 1.0), 0.5)
+            bad = grid_problems(times, 1.0, grid_anchor(times, 1.0), LATE)
             ok = tg["health"] == "up" and tg["failuresTotal"] == 0 and not bad and len(times) >= end - start - 4
             return ok, f"{len(times)} scrapes in {end - start - 2:.1f}s; {bad}; intervals {intervals(times)}; {tg}"
         check(t, "collector faults: a healthy target keeps its 1 s grid beside hanging and failing ones", good_undisturbed)
@@ -335,11 +342,11 @@ def faults(t):
             # failing every second at interval 1 s: the waits must double from 1 s, +-20%
             # jitter, never under the interval: [1.0, 1.2], [1.6, 2.4], [3.2, 4.8], [6.4, 9.6].
             # A wait is measured from arrival to arrival, so it is never shorter than the
-            # collector's; up to 0.4 s longer is the time a loaded machine may add.
+            # collector's; up to LATE longer is the time a loaded machine may add.
             d = intervals(fs.times("fail/backoff"))
             want = [(1.0, 1.2), (1.6, 2.4), (3.2, 4.8), (6.4, 9.6)]
             bad = [f"wait {k + 1}: {x}s, want {lo}..{hi}" for k, (x, (lo, hi)) in enumerate(zip(d, want))
-                   if not lo - 0.02 <= x <= hi + 0.4]
+                   if not lo - 0.02 <= x <= hi + LATE]
             return len(d) >= 4 and not bad, f"waits {d}; {bad}"
         check(t, "collector faults: a failing target backs off, doubling from 1 s with jitter", backoff)
 
@@ -348,14 +355,14 @@ def faults(t):
             d = intervals(fs.times("fail/backoff-slow"))
             want = [(3.0, 3.0), (3.0, 3.0), (3.2, 4.8)]
             bad = [f"wait {k + 1}: {x}s, want {lo}..{hi}" for k, (x, (lo, hi)) in enumerate(zip(d, want))
-                   if not lo - 0.02 <= x <= hi + 0.4]
+                   if not lo - 0.02 <= x <= hi + LATE]
             return len(d) >= 3 and not bad, f"waits {d}; {bad}"
         check(t, "collector faults: a failing target is never retried sooner than its interval", backoff_slow)
 
         def busy_retry():
             # "cpu profiling already in use": retried after 5 s, every time (not backed off)
             d = intervals(fs.times("busy"))
-            bad = [x for x in d if not 5.0 <= x <= 5.4 + 0.05]
+            bad = [x for x in d if not 5.0 <= x <= 5.05 + LATE]
             return len(d) >= 2 and not bad, f"waits {d} (the peer answers after 0.05 s)"
         check(t, "collector faults: a busy CPU target is retried every 5 s", busy_retry)
 
@@ -856,7 +863,7 @@ def reload(t):
                     out.append(f"reload at phase {phase}: next scrapes {r} s off the grid")
             after = c.target("steady", "goroutine")
             added = c.target("added", "heap"), c.target("added-too", "heap")
-            gaps = grid_problems(steady(), T, anchor, 0.5)
+            gaps = grid_problems(steady(), T, anchor, LATE)
             ok = not out and not gaps and all(added) and after["scrapesTotal"] > before["scrapesTotal"] > 0
             return ok, f"{out}; gaps: {gaps}; residuals {residuals}; before={before} after={after}"
         check(t, "collector reload POST /-/reload: new targets added, the unchanged target keeps its grid and count", valid)
@@ -879,7 +886,7 @@ def reload(t):
             ok = ok and c.metric("collector_config_last_reload_successful") == 1
             c.wait_for(lambda: len([x for x in steady() if x > t0]) >= 4, timeout=8)
             # no gap: every slot from before the change to after it has its scrape, on the old grid
-            gaps = grid_problems(steady(), T, anchor, 0.5, start=t0 - 2 * T)
+            gaps = grid_problems(steady(), T, anchor, LATE, start=t0 - 2 * T)
             return ok and not gaps, f"reloaded={ok}; {gaps}; arrivals {[round(x - anchor, 3) for x in steady() if x > t0 - 2]}"
         check(t, "collector reload on file change (rename, as a ConfigMap): applied without a scrape gap", file_change)
 
