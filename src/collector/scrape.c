@@ -663,11 +663,13 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   /* a transport encoding: gzip is inflated by the worker; others are not asked for */
   struct curl_header *ce = NULL;
   bool gzip = false;
+  bool unsupported = false;
   if (curl_easy_header(j->easy, "Content-Encoding", 0, CURLH_HEADER, -1, &ce) == CURLHE_OK && ce && ce->value) {
     gzip = !strcasecmp(ce->value, "gzip") || !strcasecmp(ce->value, "x-gzip");
-    if (!gzip && strcasecmp(ce->value, "identity")) snprintf(err, sizeof err, "unsupported Content-Encoding %.60s", ce->value);
+    unsupported = !gzip && strcasecmp(ce->value, "identity");
   }
-  if (err[0]) {
+  if (unsupported) {
+    snprintf(err, sizeof err, "unsupported Content-Encoding %.60s", ce->value);
   } else if (j->buf.overflow) {
     snprintf(err, sizeof err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", j->max_body);
   } else if (cr != CURLE_OK) {

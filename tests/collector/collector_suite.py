@@ -303,6 +303,7 @@ def faults(t):
         "backoff": ("heap", f"{u}/fail/backoff", "HTTP 500"),
         "backoff-slow": ("heap", f"{u}/fail/backoff-slow", "HTTP 500"),
         "redirect": ("heap", f"{u}/redirect/r1", "HTTP 302"),
+        "content-encoding-br": ("heap", f"{u}/br", "unsupported Content-Encoding br"),
     }
     mons = []
     for name, (ty, ep, _) in cases.items():
@@ -310,6 +311,7 @@ def faults(t):
         extra = "  max_body_bytes: 64KiB\n" if name == "over-cap" else ""
         mons.append(f"- name: {name}\n  endpoint: {ep}\n  timeout_seconds: 2\n{extra}  {key}\n")
     cfg = "monitors:\n" + "".join(mons) + f"- name: good\n  endpoint: {u}/ok/good\n  heap: {{interval_seconds: 1}}\n"
+    cfg += f"- name: gzip-encoded\n  endpoint: {u}/gz-ok\n  heap: {{interval_seconds: 1}}\n"
     c = Collector(cfg, name="faults")
     try:
         start = time.monotonic()
@@ -372,6 +374,17 @@ def faults(t):
             return tg["health"] == "down" and "HTTP 302" in tg["lastError"] and not followed and len(fs.times("redirect/r1")) >= 1, \
                 f"{tg}; requests to the redirect's target: {len(followed)}"
         check(t, "collector faults: redirects are not followed (302 is an error, its Location never fetched)", redirect)
+        def gzip_encoded():
+            # a body sent with Content-Encoding: gzip is inflated: stored, and go reads it as the
+            # profile that was compressed
+            tg = c.target("gzip-encoded", "heap")
+            f = os.path.join(OUT, "faults-gzip-encoded.pb.gz")
+            st, data, _ = http_req("GET", f"{c.url}/api/v1/profile?type=heap&name=gzip-encoded&agg=latest")
+            open(f, "wb").write(data)
+            ref = os.path.join(TESTDATA, "gotarget", "heap.pb.gz")
+            got, want = go_flat(f, 3, "bytes") if st == 200 else {}, go_flat(ref, 3, "bytes")
+            return tg["health"] == "up" and st == 200 and got == want and want, f"{tg}; HTTP {st}; go reads {len(got)} functions, want {len(want)}"
+        check(t, "collector: a response with Content-Encoding gzip is inflated and stored as the profile", gzip_encoded)
         check(t, "collector faults: /healthz and /readyz stay up", lambda: (http_req("GET", c.url + "/healthz")[0] == 200 and http_req("GET", c.url + "/readyz")[0] == 200, ""))
     finally:
         c.stop()

@@ -100,6 +100,11 @@ class FaultHandler(http.server.BaseHTTPRequestHandler):
         try:
             if kind == "ok":
                 self.send_body(200, FaultHandler.good)
+            elif kind == "gz-ok":
+                # a valid profile that a proxy compressed once more for the transport
+                self.send_body(200, gzip.compress(FaultHandler.good), [("Content-Encoding", "gzip")])
+            elif kind == "br":
+                self.send_body(200, FaultHandler.good, [("Content-Encoding", "br")])
             elif kind == "fail":
                 self.send_body(500, b"boom: failing on purpose\n")
             elif kind == "redirect":
