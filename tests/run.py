@@ -12,8 +12,9 @@ integration tests against the ASan+UBSan build). Each suite lists its parts in i
 
 Counting: the last line is `N passed, M failed`. N counts the product's cases only; cases that
 check our test tools and preconditions are counted on a line of their own above it, and their
-failures are part of M. Cases repeated under a sanitizer or valgrind carry it in their names
-([asan], "under ASan+UBSan", valgrind) and are counted on that line too."""
+failures are part of M. Cases run under a sanitizer or valgrind (repeats of other cases, and
+the fuzz replays) carry it in their names ([asan], "under ASan+UBSan", valgrind) and are counted
+on the line above it too."""
 import glob
 import os
 import re
@@ -285,7 +286,7 @@ def main():
         print("# failed: " + ", ".join(t.failures[:50]), flush=True)
     print(f"# test tools and preconditions (not counted as passed below, failures counted): "
           f"{t.tool_passed} passed, {t.tool_failed} failed", flush=True)
-    print(f"# of the product's cases below, {t.sanitizer_passed} passed are repeats under a sanitizer or valgrind "
+    print(f"# of the product's cases below, {t.sanitizer_passed} passed ran under a sanitizer or valgrind "
           f"(named [asan], under ASan+UBSan, valgrind)", flush=True)
     print(f"{t.passed} passed, {t.failed + t.tool_failed} failed", flush=True)
     return 1 if t.failed or t.tool_failed or t.passed == 0 else 0
