@@ -627,6 +627,8 @@ def web_api(t):
         c.stop()
         c.cleanup()
         demo.stop()
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def aggregation(t):
@@ -810,7 +812,8 @@ def disk(t):
     mnt = tempfile.mkdtemp(prefix="tmpfs-")
     m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt], capture_output=True, text=True)
     if m.returncode != 0:
-        t.record("collector ENOSPC: tmpfs mounted (needs root)", False, m.stderr)
+        t.tool("collector ENOSPC: tmpfs mounted (needs root)", False, m.stderr)
+        os.rmdir(mnt)
         prom.stop()
         return
     c = Collector("monitors:\n" + mons, data_dir=os.path.join(mnt, "data"), name="enospc")
@@ -827,6 +830,7 @@ def disk(t):
         c.stop()
         c.cleanup()
         subprocess.run(["umount", "-l", mnt])
+        os.rmdir(mnt)
         prom.stop()
 
 
