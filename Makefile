@@ -4,6 +4,7 @@
 #   make build   codec library + bin/pprof-tool (installs missing Debian packages first)
 #   make test    unit tests, sanitizer run, fuzz corpus replay, conformance with go tool pprof
 #   make bench   benchmarks against go tool pprof (writes build/bench/results.md)
+#   make mutants deliberate breakages that the tests must catch (tests/mutants.py; slow)
 #   make fuzz    a short libFuzzer run of every fuzz target (FUZZ_SECONDS each)
 #   make local   demo Go service + collector scraping it, UI/API on http://localhost:8989
 #   make cluster the operator on a real Kubernetes control plane with demo workloads (root);
@@ -147,14 +148,25 @@ $(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(G
 $(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/liboperator.a $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 
-# the operator also runs its end-to-end tests under ASan+UBSan
+# the operator and the collector also run their end-to-end tests under ASan+UBSan
 $(B)/asan/bin/operator: $(B)/asan/src/operator/main.o $(B)/asan/liboperator.a $(B)/asan/libpprofcodec.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
+$(B)/asan/bin/collector: $(B)/asan/src/collector/main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
-             $(B)/asan/bin/operator $(B)/k8s/stamp image
-test: $(TEST_BINS)
+             $(B)/asan/bin/operator $(B)/asan/bin/collector $(B)/k8s/stamp image
+test-bins: $(TEST_BINS)
+test: test-bins
 	python3 tests/run.py
+
+# Deliberate breakages, each built in a scratch copy and run against the tests that should
+# catch it (tests/mutants.py); slow (about an hour), so not part of `make test`. Writes its
+# table into docs/testing.md.
+.PHONY: mutants test-bins
+mutants: test-bins
+	python3 tests/mutants.py
 
 # The smoke run is deterministic (fixed seed and run count, fresh work dir), so what CI runs
 # can be run here first: `make fuzz`. For exploration: `make fuzz FUZZ_RUNS=-1 FUZZ_SECONDS=600`.

@@ -36,10 +36,15 @@ def rss_kib(pid):
 
 
 def wait(pred, timeout, step=0.01):
+    """Seconds until pred() is true (an exception counts as false: a CRD's storage answers 429
+    while it initialises), or None after timeout."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
-        if pred():
-            return time.perf_counter() - t0
+        try:
+            if pred():
+                return time.perf_counter() - t0
+        except Exception:  # noqa: BLE001
+            pass
         time.sleep(step)
     return None
 
@@ -110,6 +115,7 @@ def main():
         if wait(lambda: ready_endpoints() >= SERVICES * PER, 900, 2) is None:
             raise RuntimeError(f"only {ready_endpoints()} of {SERVICES * PER} endpoints became ready")
         fill_s = time.perf_counter() - t0
+        print(f"filled in {fill_s:.0f} s", file=sys.stderr, flush=True)
         lw = LeaseWatch(env)
         op = Operator(env, "--leader-elect", name="bench")
         start = time.perf_counter()

@@ -15,6 +15,7 @@ PACKAGES=(
   valgrind                        # memcheck runs
   prometheus                      # a real third-party Go program serving /debug/pprof (collector tests)
   openssl                         # certificates for the collector's TLS tests
+  apache2-utils                   # htpasswd -B: bcrypt hashes for the web auth tests
   chromium                        # UI tests: Debian's browser, driven by playwright-core from npm
   skopeo umoci docker-registry     # images without a daemon: push (skopeo), unpack (umoci), a real registry
   ca-certificates                 # the CA bundle the images carry

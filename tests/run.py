@@ -3,10 +3,22 @@
 
 Suites: C unit tests (optimised and ASan+UBSan builds), fuzz corpus replay (ASan+UBSan),
 valgrind memcheck, conformance with go tool pprof, the collector against real Go peers, the UI
-in Chromium, the real Kubernetes control plane (tests/lib/cluster.py), the operator against
-a real Kubernetes control plane (built by make k8s) with kubectl, and the container images. Exits non-zero on any failure. `tests/run.py SUITE...` runs a subset (unit, fuzz, valgrind, conformance)."""
+in Chromium, the real Kubernetes control plane (tests/lib/cluster.py), the operator on it with
+kubectl (tests/operator), and the container images. Exits non-zero on any
+failure.
+
+`tests/run.py SUITE[:PART,...]...` runs a subset: `unit:test_store`, `valgrind:tool`,
+`conformance:roundtrip,merge`, `collector:faults,reload`, `collector-asan` (the collector's
+integration tests against the ASan+UBSan build). Each suite lists its parts in its module.
+
+Counting: the last line is `N passed, M failed`. N counts the product's cases only; cases that
+check our test tools and preconditions are counted on a line of their own above it, and their
+failures are part of M. Cases run under a sanitizer or valgrind (repeats of other cases, and
+the fuzz replays) carry it in their names ([asan], "under ASan+UBSan", valgrind) and are counted
+on the line above it too."""
 import glob
 import os
+import re
 import sys
 import time
 
@@ -17,12 +29,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "col
 from harness import OUT, ROOT, TESTDATA, TOOL, Tally, run  # noqa: E402
 
 
-def unit(t):
+def unit(t, parts=None):
     bins = sorted(glob.glob(os.path.join(ROOT, "build", "rel", "tests", "test_*")) +
                   glob.glob(os.path.join(ROOT, "build", "asan", "tests", "test_*")))
     bins = [b for b in bins if os.access(b, os.X_OK) and not b.endswith((".o", ".d"))]
+    if parts:
+        bins = [b for b in bins if os.path.basename(b) in parts]
     if not bins:
-        t.record("unit: test binaries exist", False, "none built")
+        t.tool("unit: test binaries exist", False, "none built")
     env = {"PPROF_TESTDATA": TESTDATA, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
     for b in bins:
@@ -41,7 +55,7 @@ def unit(t):
                      f"exit {p.returncode}\n{p.stderr[-3000:]}")
 
 
-def fuzz(t):
+def fuzz(t, parts=None):
     for b in sorted(glob.glob(os.path.join(ROOT, "build", "asan", "fuzz", "*-replay"))):
         target = os.path.basename(b)[len("fuzz_"):-len("-replay")]
         corpus = os.path.join(ROOT, "fuzz", "corpus", target)
@@ -51,30 +65,83 @@ def fuzz(t):
                  p.stdout[-500:] + p.stderr[-3000:])
 
 
-def valgrind(t):
+VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+            "--show-leak-kinds=definite,indirect"]
+
+
+def valgrind_clean(log):
+    """'' when a valgrind log holds no error and no definite or indirect leak, else the reason.
+    The ERROR SUMMARY line must be there: a log cut short (valgrind killed) is not clean."""
+    text = open(log).read() if os.path.exists(log) else ""
+    summary = re.findall(r"ERROR SUMMARY: (\d+) errors", text)
+    if not summary:
+        return "no ERROR SUMMARY in the valgrind log:\n" + text[-2000:]
+    if summary[-1] != "0":
+        return f"{summary[-1]} errors:\n" + text[-3000:]
+    for kind in ("definitely lost", "indirectly lost"):
+        m = re.search(kind + r": ([0-9,]+) bytes", text)
+        if m and m.group(1) != "0":
+            return f"{kind}: {m.group(1)} bytes\n" + text[-3000:]
+    return ""
+
+
+def valgrind(t, parts=None):
+    parts = set(parts or ("tool", "collector"))
     if run(["which", "valgrind"]).returncode != 0:
-        t.record("valgrind: installed", False, "valgrind missing (make deps)")
+        t.tool("valgrind: installed", False, "valgrind missing (make deps)")
         return
+    if "tool" in parts:
+        valgrind_tool(t)
+    if "collector" in parts:
+        valgrind_collector(t)
+
+
+def valgrind_tool(t):
+    """pprof-tool under memcheck: each command exits as it does without valgrind, prints the
+    same output, and the log shows no error and no leak."""
     g = os.path.join(TESTDATA, "gotarget")
     out = os.path.join(OUT, "vg-merge.pb.gz")
-    cmds = [("top heap", [TOOL, "top", os.path.join(g, "heap.pb.gz")]),
-            ("merge cpu", [TOOL, "merge", "-o", out] + sorted(glob.glob(os.path.join(g, "cpu-*.pb.gz")))),
-            ("diff", [TOOL, "diff", "--base", os.path.join(g, "cpu-1.pb.gz"), os.path.join(g, "cpu-2.pb.gz")]),
-            ("folded", [TOOL, "folded", os.path.join(g, "mutex.pb.gz")]),
-            ("bad input", [TOOL, "top", os.path.join(g, "goroutine-debug2.txt")])]
-    for name, cmd in cmds:
-        p = run(["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"] + cmd)
-        t.record(f"valgrind pprof-tool {name}: no errors or leaks", p.returncode != 99, p.stderr[-3000:])
-    valgrind_collector(t)
+    ref_out = os.path.join(OUT, "vg-merge-ref.pb.gz")
+    cpus = sorted(glob.glob(os.path.join(g, "cpu-*.pb.gz")))
+    cmds = [("top heap", [TOOL, "top", os.path.join(g, "heap.pb.gz")], 0, "runtime"),
+            ("merge cpu", [TOOL, "merge", "-o", out] + cpus, 0, None),
+            ("diff", [TOOL, "diff", "--base", os.path.join(g, "cpu-1.pb.gz"), os.path.join(g, "cpu-2.pb.gz")], 0, "main."),
+            ("folded", [TOOL, "folded", os.path.join(g, "mutex.pb.gz")], 0, ";"),
+            ("bad input", [TOOL, "top", os.path.join(g, "goroutine-debug2.txt")], 1, None)]
+    for name, cmd, code, text in cmds:
+        log = os.path.join(OUT, f"vg-{name.replace(' ', '-')}.log")
+        p = run(VALGRIND + ["-q", f"--log-file={log}"] + cmd, timeout=900)
+        # the same command without valgrind is the reference for what it prints
+        ref = run([c if c != out else ref_out for c in cmd])
+        problems = []
+        if p.returncode != code:
+            problems.append(f"exit {p.returncode}, want {code} (99 = valgrind found errors)")
+        if ref.returncode != code:
+            problems.append(f"without valgrind: exit {ref.returncode}, want {code}")
+        if p.stdout != ref.stdout or (text and text not in p.stdout):
+            problems.append(f"output differs from the run without valgrind or lacks {text!r}: {p.stdout[:300]!r}")
+        if name == "merge cpu" and (not os.path.exists(out) or open(out, "rb").read() != open(ref_out, "rb").read()):
+            problems.append("merged file differs from the run without valgrind")
+        if code == 1 and "goroutine-debug2.txt" not in p.stderr:
+            problems.append(f"error does not name the file: {p.stderr[-300:]!r}")
+        # -q prints nothing on a clean run; a summary is forced by rerunning would cost time, so
+        # a clean -q log is empty and any line in it is a finding
+        vlog = open(log).read() if os.path.exists(log) else None
+        if vlog is None:
+            problems.append("no valgrind log")
+        elif vlog.strip():
+            problems.append("valgrind reported:\n" + vlog[-3000:])
+        t.record(f"valgrind pprof-tool {name}: exit {code}, same output, no errors or leaks", not problems, "\n".join(problems))
 
 
 def valgrind_collector(t):
-    """The collector under memcheck: scrape, store, answer the API, reload, stop."""
+    """The collector under memcheck: it gets ready, scrapes the demo target, stores, answers
+    the API with the right content, reloads, and stops with exit 0 and a clean log."""
+    import json
+    import shutil
     import signal
     import subprocess
     import tempfile
-    import time
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "collector"))
     from peers import DemoTarget, free_port, http_req, wait_http
     demo = DemoTarget()
     d = tempfile.mkdtemp(prefix="vg-collector-")
@@ -84,86 +151,154 @@ def valgrind_collector(t):
                 f"  heap: {{interval_seconds: 1}}\n  goroutine: {{interval_seconds: 1}}\n")
     port = free_port()
     log = os.path.join(d, "valgrind.log")
-    p = subprocess.Popen(["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
-                          "-q", f"--log-file={log}", os.path.join(ROOT, "bin", "collector"), "-c", cfg, "-d",
-                          os.path.join(d, "data"), "-p", str(port), "--web-listen-address", "127.0.0.1"],
+    p = subprocess.Popen(VALGRIND + [f"--log-file={log}", os.path.join(ROOT, "bin", "collector"), "-c", cfg, "-d",
+                                     os.path.join(d, "data"), "-p", str(port), "--web-listen-address", "127.0.0.1"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    problems = []
     try:
         url = f"http://127.0.0.1:{port}"
-        ok = wait_http(url + "/readyz", 60)
-        time.sleep(8)
-        for path in ("/api/v1/targets", "/api/v1/series", "/metrics", "/api/v1/profile?type=heap&name=demo",
-                     "/api/v1/profile?type=cpu&name=demo", "/api/v1/profiles?type=goroutine", "/"):
-            http_req("GET", url + path)
-        http_req("POST", url + "/-/reload", b"")
+
+        def get(path):
+            st, body, hdr = http_req("GET", url + path, timeout=120)
+            return st, body
+
+        # ready means 200 from /readyz, not any answer (503 is "not ready")
+        end = time.time() + 120
+        ready = False
+        while time.time() < end and not ready:
+            wait_http(url + "/readyz", 5)
+            try:
+                ready = get("/readyz")[0] == 200
+            except OSError:
+                pass
+            if not ready:
+                time.sleep(0.5)
+        if not ready:
+            problems.append("/readyz never answered 200")
+
+        def stored(ty):
+            st, body = get(f"/api/v1/profiles?type={ty}&name=demo")
+            return json.loads(body)["data"] if st == 200 else []
+        end = time.time() + 90
+        while time.time() < end and not all(stored(ty) for ty in ("cpu", "heap", "goroutine")):
+            time.sleep(1)
+        st, body = get("/api/v1/targets")
+        targets = json.loads(body)["data"] if st == 200 else []
+        if sorted(tg["type"] for tg in targets) != ["cpu", "goroutine", "heap"] or not all(tg["health"] == "up" for tg in targets):
+            problems.append(f"targets: {st} {body[:600]!r}")
+        for ty in ("cpu", "heap", "goroutine"):
+            rows = stored(ty)
+            if not rows:
+                problems.append(f"nothing stored for {ty}")
+                continue
+            st, data = get(f"/api/v1/profile?type={ty}&name=demo")
+            f = os.path.join(d, f"{ty}.pb.gz")
+            open(f, "wb").write(data)
+            info = run([TOOL, "info", f])
+            if st != 200 or info.returncode != 0 or "samples:" not in info.stdout:
+                problems.append(f"/api/v1/profile {ty}: HTTP {st}, pprof-tool info: {info.stdout[:200]} {info.stderr[:200]}")
+        st, body = get("/api/v1/series")
+        if st != 200 or len(json.loads(body)["data"]) != 3:
+            problems.append(f"/api/v1/series: {st} {body[:300]!r}")
+        st, body = get("/metrics")
+        if st != 200 or b"collector_ingested_profiles_total" not in body:
+            problems.append(f"/metrics: {st}")
+        st, body = get("/")
+        if st != 200 or b"/ui/app.js" not in body:
+            problems.append(f"/: {st}")
+        st, body, _ = http_req("POST", url + "/-/reload", b"", timeout=120)
+        if st != 200 or b"config reloaded" not in body:
+            problems.append(f"POST /-/reload: {st} {body[:200]!r}")
         p.send_signal(signal.SIGTERM)
-        rc = p.wait(60)
-        text = open(log).read()
-        t.record("valgrind collector: scrape, store, API, reload, stop: no errors or leaks",
-                 ok and rc == 0 and "definitely lost" not in text and "Invalid" not in text, f"rc={rc}\n{text[-3000:]}")
+        rc = p.wait(120)
+        if rc != 0:
+            problems.append(f"exit {rc} (99: valgrind found errors)")
+        bad = valgrind_clean(log)
+        if bad:
+            problems.append(bad)
+        t.record("valgrind collector: ready, scrapes, stores, API answers, reload, exit 0; no errors or leaks",
+                 not problems, "\n".join(problems))
     finally:
         if p.poll() is None:
             p.kill()
+            p.wait()
         demo.stop()
-        import shutil
         shutil.rmtree(d, ignore_errors=True)
 
 
-def conformance(t):
+def conformance(t, parts=None):
     import conformance as c
-    c.run_suite(t)
+    c.run_suite(t, parts)
 
 
-def collector(t):
+def collector(t, parts=None):
     import collector_suite
-    collector_suite.run_suite(t)
+    collector_suite.run_suite(t, parts)
 
 
-def ui(t):
+def collector_asan(t, parts=None):
+    """The collector's integration tests again, against the ASan+UBSan build: every case named
+    [asan], and each collector's log checked for sanitizer reports."""
+    import collector_suite
+    collector_suite.run_suite(t, parts or collector_suite.ASAN_PARTS, flavour="asan")
+
+
+def ui(t, parts=None):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui"))
     import ui_suite
     ui_suite.run_suite(t)
 
 
-def k8s(t):
+def k8s(t, parts=None):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "k8s"))
     import k8s_suite
     k8s_suite.run_suite(t)
 
 
-def operator(t):
+def operator(t, parts=None):
+    if parts:  # crds, changes, drift, leader, in_cluster, faults, slow, badevents, credentials, gc, asan, valgrind, cluster
+        os.environ["PPROF_OPERATOR_SECTIONS"] = ",".join(parts)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "operator"))
     import operator_suite
     operator_suite.run_suite(t)
 
 
-def image(t):
+def image(t, parts=None):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "image"))
     import image_suite
     image_suite.run_suite(t)
 
 
-SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector, "ui": ui,
-          "k8s": k8s, "operator": operator, "image": image}
+SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector,
+          "collector-asan": collector_asan, "ui": ui, "k8s": k8s, "operator": operator, "image": image}
 
 
 def main():
-    names = sys.argv[1:] or list(SUITES)
+    args = sys.argv[1:] or list(SUITES)
     os.makedirs(OUT, exist_ok=True)
     t = Tally()
     start = time.time()
-    for n in names:
-        print(f"# suite {n}", flush=True)
+    for a in args:
+        n, _, p = a.partition(":")
+        if n not in SUITES:
+            print(f"run.py: unknown suite {n!r} (one of {', '.join(SUITES)})", file=sys.stderr)
+            return 2
+        parts = [x for x in p.split(",") if x] or None
+        print(f"# suite {a}", flush=True)
         try:
-            SUITES[n](t)
-        except Exception as e:
+            SUITES[n](t, parts)
+        except Exception:
             import traceback
-            t.record(f"suite {n} ran to the end", False, traceback.format_exc())
+            t.record(f"suite {a} ran to the end", False, traceback.format_exc())
     print(f"# {time.time() - start:.0f}s", flush=True)
     if t.failures:
         print("# failed: " + ", ".join(t.failures[:50]), flush=True)
-    print(f"{t.passed} passed, {t.failed} failed", flush=True)
-    return 1 if t.failed or t.passed == 0 else 0
+    print(f"# test tools and preconditions (not counted as passed below, failures counted): "
+          f"{t.tool_passed} passed, {t.tool_failed} failed", flush=True)
+    print(f"# of the product's cases below, {t.sanitizer_passed} passed ran under a sanitizer or valgrind "
+          f"(named [asan], under ASan+UBSan, valgrind)", flush=True)
+    print(f"{t.passed} passed, {t.failed + t.tool_failed} failed", flush=True)
+    return 1 if t.failed or t.tool_failed or t.passed == 0 else 0
 
 
 if __name__ == "__main__":

@@ -405,6 +405,70 @@ fail:
   return pp_err_set(err, r, "merge: %s", pp_strerror(r));
 }
 
+/* google/pprof's Merge keeps only what the merged samples reach (it maps locations, functions
+ * and mappings as samples refer to them), plus the first mapping seen, which stands for the main
+ * binary. The merger interns every entity of every source up front, so the unreferenced ones
+ * are dropped here and the survivors renumbered in their order; otherwise a merge would carry
+ * each input's unused mappings and the locations of samples that cancelled out. */
+static int drop_unreferenced(merger *m) {
+  size_t nl = m->locs.n, nf = m->funcs.n, nm = m->maps.n;
+  /* new index + 1 of each entity; 0 = dropped */
+  uint32_t *lnew = calloc(nl + 1, sizeof *lnew), *fnew = calloc(nf + 1, sizeof *fnew);
+  uint32_t *mnew = calloc(nm + 1, sizeof *mnew);
+  if (!lnew || !fnew || !mnew) {
+    free(lnew);
+    free(fnew);
+    free(mnew);
+    return PP_ENOMEM;
+  }
+  for (size_t i = 0; i < m->samps.n; i++)
+    for (uint32_t j = 0; j < m->samps.v[i].nloc; j++)
+      lnew[m->samps.v[i].loc[j]] = 1;
+  if (nm) mnew[0] = 1;
+  for (size_t i = 0; i < nl; i++) {
+    if (!lnew[i]) continue;
+    const pprof_location *l = &m->locs.v[i];
+    if (l->mapping) mnew[l->mapping - 1] = 1;
+    for (uint32_t j = 0; j < l->nline; j++)
+      if (l->line[j].function) fnew[l->line[j].function - 1] = 1;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < nm; i++)
+    if (mnew[i]) {
+      m->maps.v[k] = m->maps.v[i];
+      m->maps.v[k].id = k + 1;
+      mnew[i] = (uint32_t)++k;
+    }
+  m->maps.n = k;
+  k = 0;
+  for (size_t i = 0; i < nf; i++)
+    if (fnew[i]) {
+      m->funcs.v[k] = m->funcs.v[i];
+      m->funcs.v[k].id = k + 1;
+      fnew[i] = (uint32_t)++k;
+    }
+  m->funcs.n = k;
+  k = 0;
+  for (size_t i = 0; i < nl; i++)
+    if (lnew[i]) {
+      pprof_location *l = &m->locs.v[k];
+      *l = m->locs.v[i];
+      l->id = k + 1;
+      if (l->mapping) l->mapping = mnew[l->mapping - 1];
+      for (uint32_t j = 0; j < l->nline; j++)
+        if (l->line[j].function) l->line[j].function = fnew[l->line[j].function - 1];
+      lnew[i] = (uint32_t)++k;
+    }
+  m->locs.n = k;
+  for (size_t i = 0; i < m->samps.n; i++)
+    for (uint32_t j = 0; j < m->samps.v[i].nloc; j++)
+      m->samps.v[i].loc[j] = lnew[m->samps.v[i].loc[j]] - 1;
+  free(lnew);
+  free(fnew);
+  free(mnew);
+  return 0;
+}
+
 int pprof_merger_finish(pprof_merger *pm, pprof_profile **ret_profile, pp_err *err) {
   merger *m = &pm->m;
   pprof_profile *dst = m->dst;
@@ -422,6 +486,7 @@ int pprof_merger_finish(pprof_merger *pm, pprof_profile **ret_profile, pp_err *e
     if (!zero) m->samps.v[keep++] = m->samps.v[i];
   }
   m->samps.n = keep;
+  if (drop_unreferenced(m) < 0) goto nomem;
 
   COPY_OUT(dst->mapping, dst->nmapping, m->maps);
   COPY_OUT(dst->function, dst->nfunction, m->funcs);

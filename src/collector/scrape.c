@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -18,6 +19,7 @@
 
 #define BACKOFF_MAX_MS 300000
 #define BUSY_RETRY_MS 5000
+#define DECODE_WORKERS 4
 /* Duration histogram buckets (seconds), as Prometheus' default plus the long CPU profiles. */
 static const double dur_buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 #define NBUCKETS (sizeof dur_buckets / sizeof *dur_buckets)
@@ -27,6 +29,21 @@ typedef struct body {
   size_t len, cap, max;
   bool overflow; /* the body passed max: the transfer was stopped */
 } body;
+
+struct job;
+
+/* One fetched body on its way through the decode worker and back to the loop. */
+typedef struct decode_item {
+  struct job *j;
+  uint8_t *data; /* the body (owned) */
+  size_t len;
+  uint64_t max;  /* max_body: the decompressed cap */
+  bool gzip;     /* sent with Content-Encoding: gzip: inflated before it is decoded */
+  int64_t done_ms, end_ns; /* when the transfer completed (monotonic, wall) */
+  pprof_profile *p;        /* set by the worker, or NULL with err */
+  char err[640];
+  struct decode_item *next;
+} decode_item;
 
 typedef struct job {
   char *key;            /* identity for config diffs: every setting that shapes a request */
@@ -49,7 +66,8 @@ typedef struct job {
   CURL *easy;           /* non-NULL while running */
   body buf;
   char errbuf[CURL_ERROR_SIZE];
-  bool removed;         /* dropped by a reload while running: freed when it completes */
+  bool removed;         /* dropped by a reload while its body is being decoded: freed when that ends */
+  bool decoding;        /* its body is with the decode worker; not due again until it is back */
   /* health (read by other threads under e->mu) */
   bool up, busy, ever;
   int64_t last_scrape_ns, last_duration_ms;
@@ -74,6 +92,16 @@ struct scrape_engine {
   job **jobs;
   size_t njobs;
   pthread_mutex_t mu;   /* guards job health fields and the job list against readers */
+  /* The decode workers: a fetched body is decoded off the event loop (a large or hostile body
+   * takes long to inflate, and other targets' scrapes must start on time meanwhile), by one of
+   * several threads, so a small body does not wait behind a big one. todo and done are FIFO
+   * lists under qmu; a worker writes wake_fd when it finishes one. */
+  pthread_t workers[DECODE_WORKERS];
+  unsigned nworkers;
+  bool worker_stop;
+  pthread_mutex_t qmu;
+  pthread_cond_t qcv;
+  struct decode_item *todo, **todo_tail, *done, **done_tail;
   uint64_t drift_counts[NBUCKETS + 1];
   double drift_sum;
   uint64_t drift_n;
@@ -152,6 +180,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
 
 static int64_t mono_ms(void);
 
+static void *decode_worker(void *arg);
+
 static int on_timer(CURLM *multi, long timeout_ms, void *ud) {
   (void)multi;
   scrape_engine *e = ud;
@@ -192,6 +222,18 @@ int scrape_new(scrape_sink sink, void *ud, scrape_engine **ret, pp_err *err) {
   e->sink = sink;
   e->ud = ud;
   pthread_mutex_init(&e->mu, NULL);
+  pthread_mutex_init(&e->qmu, NULL);
+  pthread_cond_init(&e->qcv, NULL);
+  e->todo_tail = &e->todo;
+  e->done_tail = &e->done;
+  for (unsigned i = 0; i < DECODE_WORKERS; i++) {
+    int r = pthread_create(&e->workers[i], NULL, decode_worker, e);
+    if (r != 0) {
+      scrape_free(e);
+      return pp_err_set(err, PP_EIO, "decode thread: %s", strerror(r));
+    }
+    e->nworkers++;
+  }
   *ret = e;
   return 0;
 }
@@ -203,8 +245,26 @@ static void job_stop(scrape_engine *e, job *j) {
   j->easy = NULL;
 }
 
+static void free_items(decode_item *it) {
+  while (it) {
+    decode_item *next = it->next;
+    if (it->j->removed) job_free(it->j); /* jobs still in the list are freed with it */
+    pprof_free(it->p);
+    free(it->data);
+    free(it);
+    it = next;
+  }
+}
+
 void scrape_free(scrape_engine *e) {
   if (!e) return;
+  pthread_mutex_lock(&e->qmu);
+  e->worker_stop = true;
+  pthread_cond_broadcast(&e->qcv);
+  pthread_mutex_unlock(&e->qmu);
+  for (unsigned i = 0; i < e->nworkers; i++) pthread_join(e->workers[i], NULL);
+  free_items(e->todo);
+  free_items(e->done);
   for (size_t i = 0; i < e->njobs; i++) {
     job_stop(e, e->jobs[i]);
     job_free(e->jobs[i]);
@@ -214,6 +274,8 @@ void scrape_free(scrape_engine *e) {
   close(e->ep);
   close(e->wake_fd);
   pthread_mutex_destroy(&e->mu);
+  pthread_mutex_destroy(&e->qmu);
+  pthread_cond_destroy(&e->qcv);
   free(e);
 }
 
@@ -379,6 +441,10 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
       /* stop it now; it is never handed to the sink */
       job_stop(e, j);
     }
+    if (j->decoding) {
+      j->removed = true; /* the decode worker has its body: freed when it comes back */
+      continue;
+    }
     job_free(j);
   }
   free(e->jobs);
@@ -396,8 +462,8 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
   body *b = ud;
   size_t n = size * nmemb;
-  /* The cap counts decompressed bytes: curl calls us after any Content-Encoding is undone, and
-   * its own max-filesize does not cover that (REFERENCE.md). */
+  /* The body as sent (no transport decoding is asked for: see job_start); a Content-Encoding
+   * is undone by the decode worker, which caps the decompressed bytes at the same max. */
   if (b->len + n > b->max) {
     b->overflow = true;
     return 0; /* stops the transfer with CURLE_WRITE_ERROR */
@@ -458,7 +524,9 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  /* No Accept-Encoding, so curl does not inflate bodies on this thread: a pprof body is gzip
+   * already, and a peer that compresses anyway (Content-Encoding: gzip) is inflated by the
+   * decode worker under max_body_bytes; a deflate bomb would otherwise hold up the loop. */
   curl_easy_setopt(c, CURLOPT_USERAGENT, "pprof-controller-collector");
   struct curl_slist *hdrs = j->headers;
   /* the bearer token is read at each scrape, so a rotated token file is picked up */
@@ -529,41 +597,10 @@ static void observe_duration(job *j, double seconds) {
   j->dur_sum += seconds;
 }
 
-/* Finishes a transfer: classify, hand a good profile to the sink, schedule the next run. */
-static void job_done(scrape_engine *e, job *j, CURLcode cr) {
-  int64_t now = mono_ms();
-  long status = 0;
-  curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
-  job_stop(e, j);
-  curl_slist_free_all(j->req_headers);
-  j->req_headers = NULL;
-  char err[640] = "";
-  bool busy = false;
-  pprof_profile *p = NULL;
-  if (j->buf.overflow) {
-    snprintf(err, sizeof err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", j->max_body);
-  } else if (cr != CURLE_OK) {
-    snprintf(err, sizeof err, "%s%s%s", curl_easy_strerror(cr), j->errbuf[0] ? ": " : "", j->errbuf);
-  } else if (status != 200) {
-    size_t show = j->buf.len < 160 ? j->buf.len : 160;
-    char text[200];
-    size_t k = 0;
-    for (size_t i = 0; i < show; i++) {
-      unsigned char ch = j->buf.data[i];
-      text[k++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
-    }
-    text[k] = '\0';
-    busy = status == 500 && strstr(text, "already in use");
-    snprintf(err, sizeof err, "HTTP %ld: %s", status, text);
-  } else {
-    pprof_limits lim;
-    pprof_limits_default(&lim);
-    lim.max_decompressed = j->max_body;
-    pp_err perr = {0};
-    if (pprof_decode(j->buf.data, j->buf.len, &lim, &p, &perr) < 0)
-      snprintf(err, sizeof err, "invalid profile: %s", perr.msg);
-  }
-  int64_t end_ns = wall_ns();
+/* The end of a scrape, on the loop: a good profile to the sink, health, the next run. err is
+ * "" on success (then p is the decoded profile); data/len is the body, freed here. */
+static void job_finish(scrape_engine *e, job *j, int64_t now, int64_t end_ns, const char *err, bool busy,
+                       pprof_profile *p, uint8_t *data, size_t len) {
   if (!err[0]) {
     int64_t start_ns = j->type == CFG_CPU || j->seconds > 0 ? end_ns - (int64_t)j->seconds * 1000000000 : end_ns;
     /* a delta or CPU profile says when its window started; trust it if it is plausible */
@@ -572,18 +609,20 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
       if (j->type != CFG_CPU && j->seconds == 0) end_ns = p->time_nanos;
     }
     scrape_result r = {j->monitor, cfg_type_name[j->type], j->labels, j->nlabels, j->endpoint,
-                       start_ns, end_ns, j->buf.data, j->buf.len, p};
+                       start_ns, end_ns, data, len, p};
     e->sink(e->ud, &r);
   }
   pprof_free(p);
+  /* idle jobs hold no body buffer: with thousands of jobs, kept buffers would be most of RSS */
+  free(data);
   double dur = (double)(now - j->started_ms) / 1000.0;
   pthread_mutex_lock(&e->mu);
   j->ever = true;
   j->last_scrape_ns = j->started_wall_ns;
   j->last_duration_ms = now - j->started_ms;
-  j->last_bytes = j->buf.len;
+  j->last_bytes = len;
   j->scrapes_total++;
-  j->bytes_total += j->buf.len;
+  j->bytes_total += len;
   observe_duration(j, dur);
   if (err[0]) {
     j->up = false;
@@ -598,10 +637,6 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
     j->last_error[0] = '\0';
   }
   pthread_mutex_unlock(&e->mu);
-  /* idle jobs hold no body buffer: with thousands of jobs, kept buffers would be most of RSS */
-  free(j->buf.data);
-  j->buf.data = NULL;
-  j->buf.cap = 0;
   if (err[0]) {
     int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);
     j->next_ms = now + (j->interval_ms > b ? j->interval_ms : b);
@@ -612,6 +647,127 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   } else {
     j->next_ms = now; /* back to back: continuous CPU coverage */
   }
+  if (j->next_ms < e->next_due_ms) e->next_due_ms = j->next_ms;
+}
+
+/* A transfer ended: a failure is finished here; a 200 goes to the decode worker, and the job
+ * waits (decoding) until drain_decoded finishes it. */
+static void job_done(scrape_engine *e, job *j, CURLcode cr) {
+  int64_t now = mono_ms();
+  long status = 0;
+  curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(j->req_headers);
+  j->req_headers = NULL;
+  char err[640] = "";
+  bool busy = false;
+  /* a transport encoding: gzip is inflated by the worker; others are not asked for */
+  struct curl_header *ce = NULL;
+  bool gzip = false;
+  bool unsupported = false;
+  if (curl_easy_header(j->easy, "Content-Encoding", 0, CURLH_HEADER, -1, &ce) == CURLHE_OK && ce && ce->value) {
+    gzip = !strcasecmp(ce->value, "gzip") || !strcasecmp(ce->value, "x-gzip");
+    unsupported = !gzip && strcasecmp(ce->value, "identity");
+  }
+  if (unsupported) {
+    snprintf(err, sizeof err, "unsupported Content-Encoding %.60s", ce->value);
+  } else if (j->buf.overflow) {
+    snprintf(err, sizeof err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", j->max_body);
+  } else if (cr != CURLE_OK) {
+    snprintf(err, sizeof err, "%s%s%s", curl_easy_strerror(cr), j->errbuf[0] ? ": " : "", j->errbuf);
+  } else if (status != 200) {
+    size_t show = j->buf.len < 160 ? j->buf.len : 160;
+    char text[200];
+    size_t k = 0;
+    for (size_t i = 0; i < show; i++) {
+      unsigned char ch = j->buf.data[i];
+      text[k++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
+    }
+    text[k] = '\0';
+    busy = status == 500 && strstr(text, "already in use");
+    snprintf(err, sizeof err, "HTTP %ld: %s", status, text);
+  }
+  job_stop(e, j);
+  uint8_t *data = j->buf.data;
+  size_t len = j->buf.len;
+  j->buf.data = NULL;
+  j->buf.cap = 0;
+  decode_item *it = err[0] ? NULL : calloc(1, sizeof *it);
+  if (!err[0] && !it) snprintf(err, sizeof err, "out of memory");
+  if (err[0]) {
+    job_finish(e, j, now, wall_ns(), err, busy, NULL, data, len);
+    return;
+  }
+  *it = (decode_item){.j = j, .data = data, .len = len, .max = j->max_body, .gzip = gzip, .done_ms = now, .end_ns = wall_ns()};
+  j->decoding = true;
+  pthread_mutex_lock(&e->qmu);
+  *e->todo_tail = it;
+  e->todo_tail = &it->next;
+  pthread_cond_signal(&e->qcv);
+  pthread_mutex_unlock(&e->qmu);
+}
+
+/* The decode worker: bodies from todo, decoded, to done; wakes the loop for each. */
+static void *decode_worker(void *arg) {
+  scrape_engine *e = arg;
+  pthread_mutex_lock(&e->qmu);
+  for (;;) {
+    while (!e->todo && !e->worker_stop) pthread_cond_wait(&e->qcv, &e->qmu);
+    if (e->worker_stop) break;
+    decode_item *it = e->todo;
+    e->todo = it->next;
+    if (!e->todo) e->todo_tail = &e->todo;
+    it->next = NULL;
+    pthread_mutex_unlock(&e->qmu);
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    lim.max_decompressed = it->max;
+    pp_err perr = {0};
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    int r = it->gzip ? pprof_gunzip(it->data, it->len, it->max, &plain, &plain_len, &perr) : 0;
+    if (r == PP_ELIMIT) {
+      snprintf(it->err, sizeof it->err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", it->max);
+    } else if (r < 0) {
+      snprintf(it->err, sizeof it->err, "Content-Encoding gzip: %s", perr.msg);
+    } else {
+      if (plain) { /* what the sink stores: the body without its transport encoding */
+        free(it->data);
+        it->data = plain;
+        it->len = plain_len;
+      }
+      if (pprof_decode(it->data, it->len, &lim, &it->p, &perr) < 0) snprintf(it->err, sizeof it->err, "invalid profile: %s", perr.msg);
+    }
+    pthread_mutex_lock(&e->qmu);
+    *e->done_tail = it;
+    e->done_tail = &it->next;
+    scrape_wakeup(e);
+  }
+  pthread_mutex_unlock(&e->qmu);
+  return NULL;
+}
+
+/* Finishes the jobs whose bodies the worker has decoded (on the loop). */
+static void drain_decoded(scrape_engine *e) {
+  pthread_mutex_lock(&e->qmu);
+  decode_item *it = e->done;
+  e->done = NULL;
+  e->done_tail = &e->done;
+  pthread_mutex_unlock(&e->qmu);
+  while (it) {
+    decode_item *next = it->next;
+    job *j = it->j;
+    if (j->removed) {
+      /* dropped by a reload meanwhile: nothing is handed over */
+      pprof_free(it->p);
+      free(it->data);
+      job_free(j);
+    } else {
+      j->decoding = false;
+      job_finish(e, j, it->done_ms, it->end_ns, it->err, false, it->p, it->data, it->len);
+    }
+    free(it);
+    it = next;
+  }
 }
 
 static void drain_done(scrape_engine *e) {
@@ -621,10 +777,7 @@ static void drain_done(scrape_engine *e) {
     if (msg->msg != CURLMSG_DONE) continue;
     job *j = NULL;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-    if (j) {
-      job_done(e, j, msg->data.result);
-      if (j->next_ms < e->next_due_ms) e->next_due_ms = j->next_ms;
-    }
+    if (j) job_done(e, j, msg->data.result);
   }
 }
 
@@ -637,7 +790,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
     int64_t next_due = INT64_MAX;
     for (size_t i = 0; i < e->njobs; i++) {
       job *j = e->jobs[i];
-      if (j->easy) continue;
+      if (j->easy || j->decoding) continue;
       if (j->next_ms <= now) {
         if (j->type == CFG_CPU && cpu_must_wait(e, j, now)) {
           /* keeps its due time, and so its place in line; look again shortly */
@@ -698,6 +851,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
     curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   }
   drain_done(e);
+  drain_decoded(e);
   return ready;
 }
 
@@ -726,7 +880,7 @@ json_t *scrape_targets_json(scrape_engine *e) {
                           "consecutiveFailures", (json_int_t)j->failures,
                           "scrapesTotal", (json_int_t)j->scrapes_total,
                           "failuresTotal", (json_int_t)j->failures_total, "busy", j->busy,
-                          "nextScrapeInMs", (json_int_t)(j->easy ? 0 : j->next_ms - now));
+                          "nextScrapeInMs", (json_int_t)(j->easy || j->decoding ? 0 : j->next_ms - now));
     if (o) json_array_append_new(arr, o);
   }
   pthread_mutex_unlock(&e->mu);

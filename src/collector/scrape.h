@@ -14,8 +14,10 @@
  *
  * Ownership and threads: the engine belongs to the thread that calls scrape_run; only
  * scrape_wakeup, scrape_targets_json and scrape_metrics may be called from other threads.
+ * A fetched body is decoded on the engine's own worker thread (inflating a large or hostile
+ * body must not hold up other targets' scrapes); the job counts as running until it is back.
  * Successful scrapes are handed to the sink (on the engine's thread) with the decoded profile;
- * nothing is handed over for a failed one.
+ * nothing is handed over for a failed one, nor for a job a reload removed meanwhile.
  */
 #ifndef COLLECTOR_SCRAPE_H
 #define COLLECTOR_SCRAPE_H

@@ -416,6 +416,11 @@ typedef struct merge_job {
   const size_t *pick;
   pprof_merger *mg;
   int64_t merged;
+  /* avg: picks come grouped by series; each series is merged on its own into `series`, then
+   * divided by its own record count and added to mg */
+  bool avg;
+  pprof_merger *series;
+  int64_t series_id, series_weight;
 } merge_job;
 
 static int fetch_record(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *ferr) {
@@ -424,23 +429,71 @@ static int fetch_record(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *
   return store__read_record(j->s, &j->rows[j->pick[i]], buf, len, ferr);
 }
 
+/* avg: the finished series' average goes into the total. */
+static int flush_series(merge_job *j, pp_err *err) {
+  if (!j->series) return 0;
+  pprof_profile *p = NULL;
+  int r = j->series_weight ? pprof_merger_finish(j->series, &p, err) : 0;
+  if (!j->series_weight) pprof_merger_free(j->series);
+  j->series = NULL;
+  if (r < 0 || !p) return r;
+  if (j->series_weight > 1) pprof_scale(p, 1.0 / (double)j->series_weight);
+  r = pprof_merger_add(j->mg, p, 1, err);
+  pprof_free(p);
+  return r == PP_EMISMATCH ? 0 : r;
+}
+
 static int merge_record(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err, pp_err *err) {
   merge_job *j = ud;
   (void)input_err;
+  const row_loc *row = &j->rows[j->pick[i]];
+  pprof_merger *into = j->mg;
+  if (j->avg) {
+    if (!j->series || row->row.series_id != j->series_id) {
+      int r = flush_series(j, err);
+      if (r < 0) return r;
+      if ((r = pprof_merger_new(&j->series, err)) < 0) return r;
+      j->series_id = row->row.series_id;
+      j->series_weight = 0;
+    }
+    into = j->series;
+  }
   if (!p) return 0; /* deleted by retention meanwhile, or unreadable: skipped */
-  int r = pprof_merger_add(j->mg, p, 1, err);
+  int r = pprof_merger_add(into, p, 1, err);
   if (r == PP_EMISMATCH) return 0; /* a target that changed its sample types: skip that record */
-  if (r == 0) j->merged += j->rows[j->pick[i]].weight;
+  if (r == 0) {
+    j->merged += row->weight;
+    if (j->avg) j->series_weight += row->weight;
+  }
+  return r;
+}
+
+/* Merges the picked rows into mg; with avg, picks must be grouped by series and each series
+ * is added as its own average. */
+static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg, bool avg,
+                        int64_t *ret_merged, pp_err *err) {
+  merge_job mj = {.s = s, .rows = locs, .pick = pick, .mg = mg, .avg = avg};
+  /* records are read and decoded on worker threads; merging stays on this one, in order */
+  int r = pprof_decode_pipeline(npick, 0, 0, NULL, fetch_record, merge_record, &mj, err);
+  if (r == 0 && avg) r = flush_series(&mj, err);
+  pprof_merger_free(mj.series);
+  *ret_merged = mj.merged;
   return r;
 }
 
 int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg,
                       int64_t *ret_merged, pp_err *err) {
-  merge_job mj = {s, locs, pick, mg, 0};
-  /* records are read and decoded on worker threads; merging stays on this one, in order */
-  int r = pprof_decode_pipeline(npick, 0, 0, NULL, fetch_record, merge_record, &mj, err);
-  *ret_merged = mj.merged;
-  return r;
+  return merge_picked(s, locs, pick, npick, mg, false, ret_merged, err);
+}
+
+/* avg groups picks by series, each keeping its time order (qsort_r: queries run on several
+ * threads at once) */
+static int cmp_pick_series(const void *a, const void *b, void *rows) {
+  const row_loc *v = rows;
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  int64_t sx = v[x].row.series_id, sy = v[y].row.series_id;
+  if (sx != sy) return sx < sy ? -1 : 1;
+  return x < y ? -1 : x > y;
 }
 
 int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
@@ -489,7 +542,11 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
   for (size_t i = 0; i < n; i++)
     if (agg != STORE_AGG_LATEST || newest[i]) pick[npick++] = i;
   free(newest);
-  r = store__merge_locs(s, v, pick, npick, mg, &merged, err);
+  /* avg: each series is averaged over its own records (series differ in how many they have),
+   * then the averages are summed */
+  bool avg = agg == STORE_AGG_AVG;
+  if (avg && nseries > 1) qsort_r(pick, npick, sizeof *pick, cmp_pick_series, v);
+  r = merge_picked(s, v, pick, npick, mg, avg, &merged, err);
   free(pick);
   if (r < 0) goto out;
   if (merged == 0) {
@@ -498,7 +555,6 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
   }
   r = pprof_merger_finish(mg, ret, err);
   mg = NULL;
-  if (r == 0 && agg == STORE_AGG_AVG && merged > (int64_t)nseries) pprof_scale(*ret, (double)nseries / (double)merged);
   if (r == 0 && ret_count) *ret_count = (size_t)merged;
 out:
   pprof_merger_free(mg);

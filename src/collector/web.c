@@ -51,21 +51,27 @@ static const char *param(const params *p, const char *k) {
   return NULL;
 }
 
-static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype, void *buf,
-                                size_t len, enum MHD_ResponseMemoryMode mode, const char *disposition) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, mode);
-  if (!r) return MHD_NO;
-  MHD_add_response_header(r, "Content-Type", ctype);
+/* Queues r with the headers every answer carries (docs/api.md: a restrictive CSP and nosniff on
+ * every response, errors, 401s and redirects included), then releases it. */
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r) {
   MHD_add_response_header(r, "Content-Security-Policy",
                           "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                           "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
   MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
   MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
   MHD_add_response_header(r, "Cache-Control", "no-store");
-  if (disposition) MHD_add_response_header(r, "Content-Disposition", disposition);
   enum MHD_Result ret = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
   return ret;
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype, void *buf,
+                                size_t len, enum MHD_ResponseMemoryMode mode, const char *disposition) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, mode);
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", ctype);
+  if (disposition) MHD_add_response_header(r, "Content-Disposition", disposition);
+  return queue(c, status, r);
 }
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *text) {
@@ -326,24 +332,37 @@ static enum MHD_Result api_render(web *w, struct MHD_Connection *c, const params
   /* the top table, with the base's values by function name */
   json_t *top = json_array();
   pprof_top tc, tb;
-  bool have_tb = false;
-  if (pprof_top_compute(cmp, si, &tc, NULL) == 0) {
-    if (base) have_tb = pprof_top_compute(base, bsi, &tb, NULL) == 0;
-    for (size_t i = 0; i < tc.nfuncs && i < (size_t)topn; i++) {
+  bool have_tc = pprof_top_compute(cmp, si, &tc, NULL) == 0;
+  bool have_tb = have_tc && base && pprof_top_compute(base, bsi, &tb, NULL) == 0;
+  /* with a base: its functions by name (top tables are sorted by value), and which of them the
+   * comparison has */
+  htab bnames = {0};
+  bool *in_cmp = NULL;
+  bool names_ok = have_tb && htab_init(&bnames, tb.nfuncs + 16, 0) == 0 && (in_cmp = calloc(tb.nfuncs + 1, sizeof *in_cmp));
+  for (size_t k = 0; names_ok && k < tb.nfuncs; k++) {
+    uint32_t ix;
+    names_ok = htab_intern(&bnames, tb.funcs[k].name, strlen(tb.funcs[k].name), &ix) >= 0;
+  }
+  if (have_tc && (!base || names_ok)) {
+    for (size_t i = 0; i < tc.nfuncs; i++) {
+      int64_t k = have_tb ? htab_find(&bnames, tc.funcs[i].name, strlen(tc.funcs[i].name)) : -1;
+      if (k >= 0) in_cmp[k] = true;
+      if (i >= (size_t)topn) continue;
       json_t *row = json_pack("{s:s,s:I,s:I}", "name", tc.funcs[i].name, "flat", (json_int_t)tc.funcs[i].flat, "cum",
                               (json_int_t)tc.funcs[i].cum);
       if (have_tb) {
-        int64_t bf = 0, bc = 0;
-        for (size_t k = 0; k < tb.nfuncs; k++)
-          if (!strcmp(tb.funcs[k].name, tc.funcs[i].name)) {
-            bf = tb.funcs[k].flat;
-            bc = tb.funcs[k].cum;
-            break;
-          }
-        json_object_set_new(row, "baseFlat", json_integer(bf));
-        json_object_set_new(row, "baseCum", json_integer(bc));
+        json_object_set_new(row, "baseFlat", json_integer(k >= 0 ? tb.funcs[k].flat : 0));
+        json_object_set_new(row, "baseCum", json_integer(k >= 0 ? tb.funcs[k].cum : 0));
       }
       json_array_append_new(top, row);
+    }
+    /* functions only the base has (they went away) are rows too, with flat and cum 0, or a
+     * comparison would not show what vanished */
+    for (size_t k = 0; have_tb && k < tb.nfuncs && json_array_size(top) < (size_t)topn; k++) {
+      if (in_cmp[k]) continue;
+      json_array_append_new(top, json_pack("{s:s,s:I,s:I,s:I,s:I}", "name", tb.funcs[k].name, "flat", (json_int_t)0, "cum",
+                                           (json_int_t)0, "baseFlat", (json_int_t)tb.funcs[k].flat, "baseCum",
+                                           (json_int_t)tb.funcs[k].cum));
     }
     json_t *data = json_pack("{s:s,s:{s:s,s:s},s:I,s:I,s:o,s:o,s:{s:I,s:I},s:o}", "profileType", s.type, "sampleType",
                              "type", pprof_str(cmp, cmp->sample_type[si].type), "unit", pprof_str(cmp, cmp->sample_type[si].unit),
@@ -363,8 +382,14 @@ static enum MHD_Result api_render(web *w, struct MHD_Connection *c, const params
     pprof_multitree_release(&t);
     pprof_free(cmp);
     pprof_free(base);
+    free(in_cmp);
+    htab_free(&bnames);
     return send_json(c, 200, json_pack("{s:s,s:o}", "status", "success", "data", data));
   }
+  if (have_tc) pprof_top_release(&tc);
+  if (have_tb) pprof_top_release(&tb);
+  free(in_cmp);
+  htab_free(&bnames);
   json_decref(top);
   json_decref(nodes);
   json_decref(names);
@@ -694,9 +719,7 @@ static enum MHD_Result send_unauthorized(struct MHD_Connection *c, const web_aut
   MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
   if (a->nusers) MHD_add_response_header(r, "WWW-Authenticate", "Basic realm=\"pprof-controller\", charset=\"UTF-8\"");
   else MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
-  enum MHD_Result ret = MHD_queue_response(c, 401, r);
-  MHD_destroy_response(r);
-  return ret;
+  return queue(c, 401, r);
 }
 
 typedef struct req {
@@ -771,9 +794,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Location", "/explorer");
-    enum MHD_Result ret = MHD_queue_response(c, 302, r);
-    MHD_destroy_response(r);
-    return ret;
+    return queue(c, 302, r);
   }
   return send_text(c, 404, "not found\n");
 }

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import ROOT, free_port
+from harness import ROOT, TESTDATA, free_port, make_profile
 
 
 def wait_http(url, timeout=20):
@@ -77,15 +77,40 @@ class Prometheus:
 
 
 class FaultHandler(http.server.BaseHTTPRequestHandler):
+    """Misbehaves by the first path segment. Every request is logged in the server's `hits`
+    under its first two segments ("ok/steady"), with the monotonic time it arrived, so tests
+    measure a target's schedule where it is seen: at the peer."""
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *a):
         pass
 
+    def send_body(self, status, body, headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self):
-        kind = self.path.split("/")[1]
+        parts = self.path.split("?")[0].split("/")
+        kind = parts[1]
+        self.server.log(parts[1] + ("/" + parts[2] if len(parts) > 2 and parts[2] != "debug" else ""), self)
         try:
-            if kind == "hang-headers":
+            if kind == "ok":
+                self.send_body(200, FaultHandler.good)
+            elif kind == "gz-ok":
+                # a valid profile that a proxy compressed once more for the transport
+                self.send_body(200, gzip.compress(FaultHandler.good), [("Content-Encoding", "gzip")])
+            elif kind == "br":
+                self.send_body(200, FaultHandler.good, [("Content-Encoding", "br")])
+            elif kind == "fail":
+                self.send_body(500, b"boom: failing on purpose\n")
+            elif kind == "redirect":
+                # a redirect to a path that would answer with a valid profile
+                self.send_body(302, b"", [("Location", f"/ok/redirected-{parts[2]}/debug/pprof/heap")])
+            elif kind == "hang-headers":
                 time.sleep(30)
             elif kind == "hang-body":
                 self.send_response(200)
@@ -101,6 +126,7 @@ class FaultHandler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(body)
             elif kind == "busy":
+                time.sleep(0.05)
                 body = b"Could not enable CPU profiling: cpu profiling already in use\n"
                 self.send_response(500)
                 self.send_header("Content-Length", str(len(body)))
@@ -132,11 +158,26 @@ class FaultHandler(http.server.BaseHTTPRequestHandler):
 
 # 200 MiB of zeros, about 200 KiB compressed: inflating it would pass every cap
 FaultHandler.bomb = gzip.compress(b"\0" * (200 << 20), compresslevel=9)
+FaultHandler.good = open(os.path.join(TESTDATA, "gotarget", "heap.pb.gz"), "rb").read()
 
 
 class QuietServer(http.server.ThreadingHTTPServer):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.hits = {}
+        self.hits_lock = threading.Lock()
+
     def handle_error(self, request, client_address):
         pass  # the collector hangs up on hanging peers on purpose
+
+    def log(self, key, handler):
+        with self.hits_lock:
+            self.hits.setdefault(key, []).append((time.monotonic(), dict(handler.headers)))
+
+    def times(self, key):
+        """Arrival times (monotonic seconds) of the requests logged under key."""
+        with self.hits_lock:
+            return [h[0] for h in self.hits.get(key, [])]
 
 
 class FaultServer:
@@ -144,15 +185,76 @@ class FaultServer:
         self.srv = QuietServer(("127.0.0.1", 0), FaultHandler)
         self.srv.daemon_threads = True
         self.port = self.srv.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.thread.start()
 
+    def times(self, key):
+        return self.srv.times(key)
+
     def stop(self):
         self.srv.shutdown()
+        self.srv.server_close()
+
+
+class SeriesServer:
+    """Serves heap-type profiles with values we choose, so aggregations can be checked with
+    arithmetic: a request for /<series>/debug/pprof/<type> gets a profile with one sample of
+    function main.<series>, value value_fn(series, n) for the series' n-th request (n from 1),
+    and time_nanos = the wall time it was served, which the collector keeps as the record's
+    end. Every answer is logged: served[series] = [(time_nanos, value)]."""
+
+    def __init__(self, value_fn):
+        outer = self
+        self.served = {}
+        self.lock = threading.Lock()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                series = self.path.split("/")[1]
+                with outer.lock:
+                    n = len(outer.served.get(series, [])) + 1
+                    now = time.time_ns()
+                    v = value_fn(series, n)
+                    outer.served.setdefault(series, []).append((now, v))
+                body = make_profile([("inuse_space", "bytes")], [([v], [f"main.{series}", "main.main"], None)],
+                                    time_nanos=now, period_type=("space", "bytes"), period=524288)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.srv = QuietServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def log(self, series):
+        with self.lock:
+            return list(self.served.get(series, []))
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
 
 
 class Collector:
+    """bin/collector on loopback with a config we write. `Collector.binary` picks the build
+    (the ASan+UBSan one for collector-asan); every instance is kept in `Collector.instances` so
+    its log can be checked for sanitizer reports after it stopped."""
+    binary = os.path.join(ROOT, "bin", "collector")
+    env = None
+    instances = []
+
     def __init__(self, config_text, data_dir=None, extra_args=(), name="collector"):
+        self.name = name
+        self.returncodes = []
+        Collector.instances.append(self)
         self.dir = tempfile.mkdtemp(prefix=f"{name}-")
         self.config = os.path.join(self.dir, "config.yaml")
         self.data = data_dir or os.path.join(self.dir, "data")
@@ -174,12 +276,23 @@ class Collector:
 
     def start(self):
         self.logf = open(self.log, "a")
-        self.proc = subprocess.Popen([os.path.join(ROOT, "bin", "collector"), "-c", self.config, "-d", self.data,
+        env = dict(os.environ, **(Collector.env or {}))
+        self.proc = subprocess.Popen([Collector.binary, "-c", self.config, "-d", self.data,
                                       "-p", str(self.port), "--web-listen-address", "127.0.0.1", "-l", "debug", *self.extra],
-                                     stdout=self.logf, stderr=self.logf)
+                                     stdout=self.logf, stderr=self.logf, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
-        if not wait_http(self.url + "/readyz"):
-            raise RuntimeError("collector did not start: " + open(self.log).read()[-2000:])
+        # ready: /readyz answers 200 (not just any answer)
+        end = time.time() + 30
+        while time.time() < end:
+            try:
+                if http_req("GET", self.url + "/readyz", timeout=5)[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError("collector did not get ready: " + open(self.log).read()[-2000:])
 
     def get_json(self, path):
         st, body, _ = http_req("GET", self.url + path)
@@ -216,20 +329,33 @@ class Collector:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(15)
+                self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.logf.close()
+            self.returncodes.append(self.proc.returncode)
+        if not self.logf.closed:
+            self.logf.close()
         return self.proc.returncode
 
+    def log_text(self):
+        try:
+            return open(self.log, errors="replace").read()
+        except OSError:
+            return ""
+
     def cleanup(self):
+        # the log outlives the data: the sanitizer check reads it after the part ends
+        self.final_log = self.log_text()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class AuthTLSServer:
-    """HTTPS (own CA, certificate for pprof.test) and plain HTTP servers that serve a real profile
-    only when the request carries the expected credentials and header."""
+    """Servers that answer with a real profile only when the request carries the expected
+    credentials and header: HTTPS (own CA; certificate for pprof.test only, not for the address
+    it listens on), HTTPS that also requires a client certificate from that CA (mtls), and
+    plain HTTP. Each request is logged in `requests`: (server, SNI, Host, X-Case, Authorization,
+    client certificate CN). `tokens` (the bearer tokens accepted) may change while it runs."""
 
     def __init__(self, profile_path, token, user, password):
         import base64
@@ -239,14 +365,21 @@ class AuthTLSServer:
         run = lambda *a: subprocess.run(a, cwd=d, check=True, capture_output=True)
         run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
             "-days", "2", "-subj", "/CN=test-ca")
-        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=pprof.test")
-        open(os.path.join(d, "ext"), "w").write("subjectAltName=DNS:pprof.test\n")
-        run("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "srv.pem", "-days", "2", "-extfile", "ext")
+        for name, subj, ext in (("srv", "/CN=pprof.test", "subjectAltName=DNS:pprof.test\n"),
+                                ("client", "/CN=pprof-collector", "extendedKeyUsage=clientAuth\n"),
+                                ("other", "/CN=other.test", "subjectAltName=DNS:other.test\n")):
+            run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subj)
+            open(os.path.join(d, f"{name}.ext"), "w").write(ext)
+            run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
         self.ca = os.path.join(d, "ca.pem")
+        self.client_cert, self.client_key = os.path.join(d, "client.pem"), os.path.join(d, "client.key")
         body = open(profile_path, "rb").read()
+        self.tokens = {token}
         basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         outer = self
+        self.requests = []
+        self.lock = threading.Lock()
 
         class H(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -256,27 +389,55 @@ class AuthTLSServer:
 
             def do_GET(self):
                 auth = self.headers.get("Authorization", "")
-                ok = self.headers.get("X-Team") == "core" and (auth == f"Bearer {token}" or auth == basic)
-                outer.hosts.append(self.headers.get("Host", ""))
+                ok = self.headers.get("X-Team") == "core" and (auth in {f"Bearer {x}" for x in outer.tokens} or auth == basic)
+                conn = self.connection
+                cn = None
+                if hasattr(conn, "getpeercert"):
+                    cert = conn.getpeercert()
+                    cn = dict(x[0] for x in cert["subject"]).get("commonName") if cert else None
+                with outer.lock:
+                    outer.requests.append({"server": self.server.name, "sni": getattr(conn, "sni", None),
+                                           "host": self.headers.get("Host", ""), "case": self.headers.get("X-Case", ""),
+                                           "auth": auth, "client_cn": cn, "ok": ok})
                 data = body if ok else b"unauthorized\n"
                 self.send_response(200 if ok else 401)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.hosts = []
-        self.https = QuietServer(("127.0.0.1", 0), H)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(d, "srv.pem"), os.path.join(d, "srv.key"))
-        self.https.socket = ctx.wrap_socket(self.https.socket, server_side=True)
+        def sni_seen(sslsock, server_name, ctx):
+            sslsock.sni = server_name  # read back by the handler for the request on this connection
+
+        def tls_server(name, require_client_cert):
+            srv = QuietServer(("127.0.0.1", 0), H)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(os.path.join(d, "srv.pem"), os.path.join(d, "srv.key"))
+            ctx.sni_callback = sni_seen
+            if require_client_cert:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(self.ca)
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+            srv.name = name
+            return srv
+
+        self.https = tls_server("https", False)
         self.tls_port = self.https.server_address[1]
+        self.mtls = tls_server("mtls", True)
+        self.mtls_port = self.mtls.server_address[1]
         self.plain = QuietServer(("127.0.0.1", 0), H)
+        self.plain.name = "plain"
         self.plain_port = self.plain.server_address[1]
-        for srv in (self.https, self.plain):
+        for srv in (self.https, self.mtls, self.plain):
             srv.daemon_threads = True
             threading.Thread(target=srv.serve_forever, daemon=True).start()
 
+    def seen(self, case):
+        """The requests that carried X-Case: case."""
+        with self.lock:
+            return [r for r in self.requests if r["case"] == case]
+
     def stop(self):
-        self.https.shutdown()
-        self.plain.shutdown()
+        for srv in (self.https, self.mtls, self.plain):
+            srv.shutdown()
+            srv.server_close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,9 +1,13 @@
-"""Conformance of our codec with `go tool pprof` (the machine's Go toolchain, 1.26), the reference reading.
+"""Conformance of our codec with `go tool pprof` (the machine's Go), the reference reading.
 
 For every profile in shared/testdata/pprof and for profiles collected here from the repo's Go
-demo target, and for every sample type: each function's flat and cum from `pprof-tool top
---raw` equal what `go tool pprof -top` prints in the base unit, exactly. Merge, round trip,
-diff and folded output are checked against go tool pprof the same way."""
+demo target, and for every sample type go tool pprof lists: each function's flat and cum from
+`pprof-tool top --raw` equal what `go tool pprof -top` prints in the base unit, exactly.
+Round trips (decode, encode) and merges are compared through `go tool pprof -raw`: header,
+sample types, every sample's values, stack (addresses, mappings, functions, lines) and labels.
+Diff and folded output are checked against go tool pprof the same way.
+
+Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded."""
 import concurrent.futures as cf
 import glob
 import os
@@ -13,8 +17,8 @@ import subprocess
 import time
 import urllib.request
 
-from harness import (OUT, ROOT, TESTDATA, TOOL, compare_maps, free_port, go_pprof, go_top_args,
-                     parse_go_top, parse_go_traces, parse_our_top, run, sample_types)
+from harness import (OUT, ROOT, TESTDATA, TOOL, compare_maps, compare_raw, free_port, go_pprof, go_raw,
+                     go_sample_types, go_top_args, go_unit, parse_go_top, parse_go_traces, parse_our_top, run)
 
 WORKERS = 2
 
@@ -86,7 +90,7 @@ def collect_from_demo(t):
         with cf.ThreadPoolExecutor(len(wanted)) as ex:
             results = list(ex.map(fetch, wanted.items()))
         ok = all(os.path.getsize(d) > 0 for _, d in results)
-        t.record(f"collect: {len(results)} profiles from bin/demo-target", ok)
+        t.tool(f"collect: {len(results)} profiles from bin/demo-target", ok)
         return [d for _, d in results]
     finally:
         proc.terminate()
@@ -94,10 +98,14 @@ def collect_from_demo(t):
 
 
 def top_cases(t, files):
+    """One case per (file, sample type), the types as go tool pprof lists them: a type our
+    decoder dropped is still a case, and fails."""
     cases = []
-    for f in files:
+    with cf.ThreadPoolExecutor(WORKERS) as ex:
+        types = list(ex.map(go_sample_types, files))
+    for f, ts in zip(files, types):
         rel = os.path.relpath(f, TESTDATA) if f.startswith(TESTDATA) else os.path.relpath(f, ROOT)
-        for i, (typ, unit) in enumerate(sample_types(f)):
+        for i, (typ, unit) in enumerate(ts):
             cases.append((f"top {rel} [{i}={typ}]", [f], i, unit))
     return cases
 
@@ -113,6 +121,9 @@ def merge_cases(t):
                               os.path.join(TESTDATA, "prometheus", "heap.pb.gz")],
         "allocs-delta": [os.path.join(TESTDATA, d, "allocs-delta.pb.gz") for d in ("gotarget", "prometheus")],
         "goroutine": [os.path.join(TESTDATA, d, "goroutine.pb.gz") for d in ("gotarget", "prometheus")],
+        # labelled samples (the demo target's workers run under pprof labels)
+        "demo-cpu-labels": [os.path.join(OUT, "collected", "cpu.pb.gz"), os.path.join(TESTDATA, "gotarget", "cpu-1.pb.gz")],
+        "demo-goroutine-labels": [os.path.join(OUT, "collected", "goroutine.pb.gz"), os.path.join(TESTDATA, "gotarget", "goroutine.pb.gz")],
     }
     cases = []
     for name, files in sets.items():
@@ -124,9 +135,10 @@ def merge_cases(t):
         t.record(f"merge {name}: go tool pprof -proto succeeds", g.returncode == 0, g.stderr)
         if r.returncode or g.returncode:
             continue
-        for i, (typ, unit) in enumerate(sample_types(ours)):
+        for i, (typ, unit) in enumerate(go_sample_types(gos)):
             # our merged profile read by go == go's merged profile read by go
             cases.append((f"merge {name} [{i}={typ}] read by go", None, (ours, gos, i, unit)))
+        cases.append((f"merge {name}: go -raw reads ours as its own (header, samples, labels, lines, mappings)", "raw", (ours, gos)))
     return cases
 
 
@@ -139,6 +151,15 @@ def check_merge(t, name, ours, gos, index, unit):
             return
         diff = compare_maps(parse_go_top(a.stdout), parse_go_top(b.stdout))
         t.record(name, diff == "", diff)
+    except Exception as e:
+        t.record(name, False, repr(e))
+
+
+def check_merge_raw(t, name, ours, gos):
+    try:
+        a, b = go_raw(ours), go_raw(gos)
+        diff = compare_raw(a, b, mappings_as_set=True)
+        t.record(name, diff == "" and sum(b.samples.values()) > 0, diff or ("" if b.samples else "go merged no samples"))
     except Exception as e:
         t.record(name, False, repr(e))
 
@@ -160,21 +181,17 @@ def round_trip_cases(t, files):
 
 
 def check_round_trip(t, orig, enc):
-    name = f"round trip {os.path.relpath(orig, TESTDATA) if orig.startswith(TESTDATA) else os.path.basename(orig)}"
+    """go tool pprof -raw of the original and of our re-encoding: everything go reads (header,
+    every sample type, values, stacks with addresses, lines and mappings, labels) is the same.
+    An empty profile is compared too: its header, sample types and mappings."""
+    rel = os.path.relpath(orig, TESTDATA) if orig.startswith(TESTDATA) else os.path.basename(orig)
     try:
-        outs = []
-        for f in (orig, enc):
-            p = go_pprof(["-traces", f])
-            if p.returncode:
-                t.record(name, False, p.stderr)
-                return
-            # drop the header (File/Type/Time/Duration lines): the traces themselves must match
-            body = p.stdout[p.stdout.index("-----------+"):] if "-----------+" in p.stdout else ""
-            outs.append(body)
-        same = outs[0] == outs[1] and outs[0] != ""
-        t.record(name, same, "" if same else "go tool pprof -traces differs after our decode/encode")
+        a, b = go_raw(enc), go_raw(orig)
+        diff = compare_raw(a, b)
+        empty = "" if b.samples else " (no samples: header, types and mappings compared)"
+        t.record(f"round trip {rel}{empty}", diff == "", diff)
     except Exception as e:
-        t.record(name, False, repr(e))
+        t.record(f"round trip {rel}", False, repr(e))
 
 
 def check_diff(t, name, base, cmp_, index, unit):
@@ -198,7 +215,7 @@ def check_folded(t, name, f, index, unit):
         for l in p.stdout.splitlines():
             stack, v = l.rsplit(" ", 1)
             ours[stack] = ours.get(stack, 0) + int(v)
-        g = go_pprof(["-traces", f"-sample_index={index}", f"-unit={unit if unit not in ('bytes', 'nanoseconds') else {'bytes': 'B', 'nanoseconds': 'ns'}[unit]}", f])
+        g = go_pprof(["-traces", f"-sample_index={index}", f"-unit={go_unit(unit)}", f])
         if g.returncode:
             t.record(name, False, g.stderr)
             return
@@ -228,26 +245,34 @@ def check_cli_errors(t):
     t.record("cli: --help exits 0 and documents exit codes", p.returncode == 0 and "exit codes" in p.stdout)
 
 
-def run_suite(t):
+PARTS = ("cli", "top", "merge", "roundtrip", "diff", "folded")
+
+
+def run_suite(t, parts=None):
+    parts = set(parts or PARTS)
     os.makedirs(OUT, exist_ok=True)
     files = shared_profiles()
     collected = collect_from_demo(t)
-    check_cli_errors(t)
+    if "cli" in parts:
+        check_cli_errors(t)
     jobs = []
     with cf.ThreadPoolExecutor(WORKERS) as ex:
-        # slowest first so the two workers finish together
-        tops = top_cases(t, files + collected)
-        tops.sort(key=lambda c: -os.path.getsize(c[1][0]))
-        for name, paths, i, unit in tops:
-            jobs.append(ex.submit(check_top, t, name, paths, i, unit))
-        for name, _, args in merge_cases(t):
-            jobs.append(ex.submit(check_merge, t, name, *args))
-        small = [f for f in files + collected if os.path.getsize(f) < 200_000]
-        for orig, enc in round_trip_cases(t, small):
-            jobs.append(ex.submit(check_round_trip, t, orig, enc))
+        if "top" in parts:
+            # slowest first so the two workers finish together
+            tops = top_cases(t, files + collected)
+            tops.sort(key=lambda c: -os.path.getsize(c[1][0]))
+            for name, paths, i, unit in tops:
+                jobs.append(ex.submit(check_top, t, name, paths, i, unit))
+        if "merge" in parts:
+            for name, kind, args in merge_cases(t):
+                jobs.append(ex.submit(check_merge_raw if kind == "raw" else check_merge, t, name, *args))
+        if "roundtrip" in parts:
+            small = [f for f in files + collected if os.path.getsize(f) < 200_000]
+            for orig, enc in round_trip_cases(t, small):
+                jobs.append(ex.submit(check_round_trip, t, orig, enc))
         g = os.path.join(TESTDATA, "gotarget")
         pr = os.path.join(TESTDATA, "prometheus")
-        diffs = [("diff gotarget cpu-2 - cpu-1", os.path.join(g, "cpu-1.pb.gz"), os.path.join(g, "cpu-2.pb.gz"), 1, "nanoseconds"),
+        diffs = [] if "diff" not in parts else [("diff gotarget cpu-2 - cpu-1", os.path.join(g, "cpu-1.pb.gz"), os.path.join(g, "cpu-2.pb.gz"), 1, "nanoseconds"),
                  ("diff prometheus cpu-4 - cpu-3", os.path.join(pr, "cpu-3.pb.gz"), os.path.join(pr, "cpu-4.pb.gz"), 1, "nanoseconds"),
                  ("diff demo-target heap - gotarget heap [alloc_space]", os.path.join(g, "heap.pb.gz"),
                   os.path.join(OUT, "collected", "heap.pb.gz"), 1, "bytes"),
@@ -255,9 +280,10 @@ def run_suite(t):
                   os.path.join(OUT, "collected", "cpu.pb.gz"), 1, "nanoseconds")]
         for name, base, cmp_, i, unit in diffs:
             jobs.append(ex.submit(check_diff, t, name, base, cmp_, i, unit))
-        for f, i, unit in [(os.path.join(g, "cpu-3.pb.gz"), 1, "nanoseconds"), (os.path.join(pr, "cpu-1.pb.gz"), 1, "nanoseconds"),
-                           (os.path.join(g, "heap.pb.gz"), 1, "bytes"), (os.path.join(g, "goroutine.pb.gz"), 0, "count"),
-                           (os.path.join(TESTDATA, "large", "nethttp-cpu.pb"), 1, "nanoseconds")]:
+        folded = [(os.path.join(g, "cpu-3.pb.gz"), 1, "nanoseconds"), (os.path.join(pr, "cpu-1.pb.gz"), 1, "nanoseconds"),
+                  (os.path.join(g, "heap.pb.gz"), 1, "bytes"), (os.path.join(g, "goroutine.pb.gz"), 0, "count"),
+                  (os.path.join(TESTDATA, "large", "nethttp-cpu.pb"), 1, "nanoseconds")]
+        for f, i, unit in folded if "folded" in parts else []:
             jobs.append(ex.submit(check_folded, t, f"folded {os.path.relpath(f, TESTDATA)} [{i}]", f, i, unit))
         for j in jobs:
             j.result()

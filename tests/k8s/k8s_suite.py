@@ -20,10 +20,10 @@ UNCACHED = "configmaps"
 def check(t, name, fn):
     try:
         ok, detail = fn()
-        t.record(name, bool(ok), detail)
+        t.tool(name, bool(ok), detail)
     except Exception:
         import traceback
-        t.record(name, False, traceback.format_exc()[-2000:])
+        t.tool(name, False, traceback.format_exc()[-2000:])
 
 
 def wait_for(fn, timeout, interval=0.5):
@@ -292,14 +292,14 @@ def failed_start(t):
     cp.stop()
     ok = (err is not None and "no-such-flag" in err and pids and not alive and
           not (ports & listening_ports()) and not left)
-    t.record("k8s: a failed start() raises with the component's error and leaves no process, listener or directory",
+    t.tool("k8s: a failed start() raises with the component's error and leaves no process, listener or directory",
              ok, f"error: {(err or 'none')[-600:]}\nalive: {alive}; directory left: {left}")
 
 
 def run_suite(t):
     missing = [b for b in COMPONENTS + ("kubectl",) if not os.access(os.path.join(BIN, b), os.X_OK)]
     if missing:
-        t.record("k8s: control-plane binaries built (make k8s)", False, f"missing in {BIN}: {missing}")
+        t.tool("k8s: control-plane binaries built (make k8s)", False, f"missing in {BIN}: {missing}")
         return
     check(t, "k8s: tools/k8s/go.mod replaces are the ones derived from the k8s.io/kubernetes tag (sync.sh --check)",
           check_replaces)
@@ -307,12 +307,12 @@ def run_suite(t):
     try:
         cp.start()
     except Exception as e:
-        t.record("k8s: control plane starts and becomes ready", False, str(e)[-3000:])
+        t.tool("k8s: control plane starts and becomes ready", False, str(e)[-3000:])
         cp.stop()
         return
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in cp.timings.items())
     print(f"# k8s: control plane ready in {cp.startup_seconds:.1f}s ({stages})", flush=True)
-    t.record(f"k8s: control plane starts and becomes ready ({cp.startup_seconds:.1f}s)", True)
+    t.tool(f"k8s: control plane starts and becomes ready ({cp.startup_seconds:.1f}s)", True)
     try:
         st, r = cp.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         if st != 201:
@@ -323,7 +323,7 @@ def run_suite(t):
         compaction(t, cp)
     except Exception:
         import traceback
-        t.record("k8s: suite ran to the end", False, traceback.format_exc()[-2000:])
+        t.tool("k8s: suite ran to the end", False, traceback.format_exc()[-2000:])
     finally:
         cleanup_after(t, cp, "k8s: stop() leaves no process, listener or work directory")
     failed_start(t)

@@ -13,27 +13,50 @@ OUT = os.path.join(ROOT, "build", "test")
 TOOL = os.path.join(ROOT, "bin", "pprof-tool")
 
 
+# A case repeated under a sanitizer or valgrind says so in its name; the runner counts them apart.
+SANITIZER_RE = re.compile(r"\[asan\]|under ASan|valgrind", re.I)
+
+
 class Tally:
-    """Counts cases; prints one line per case, details only for failures."""
+    """Counts cases; prints one line per case, details only for failures.
+
+    Two kinds: product cases (the default) check the product; tool cases (`tool=True`) check
+    our test tools and preconditions (a peer started, playwright installed, data collected for
+    the later checks) and are reported apart: they never count as passed product cases, and a
+    failed one fails the run."""
 
     def __init__(self):
         self.passed = 0
         self.failed = 0
+        self.tool_passed = 0
+        self.tool_failed = 0
+        self.sanitizer_passed = 0
         self.failures = []
         self.lock = threading.Lock()
 
-    def record(self, name, ok, detail=""):
+    def record(self, name, ok, detail="", tool=False):
         with self.lock:
+            tag = "tool: " if tool else ""
             if ok:
-                self.passed += 1
-                print(f"ok - {name}", flush=True)
+                if tool:
+                    self.tool_passed += 1
+                else:
+                    self.passed += 1
+                    self.sanitizer_passed += bool(SANITIZER_RE.search(name))
+                print(f"ok - {tag}{name}", flush=True)
             else:
-                self.failed += 1
-                self.failures.append(name)
-                print(f"not ok - {name}", flush=True)
+                if tool:
+                    self.tool_failed += 1
+                else:
+                    self.failed += 1
+                self.failures.append(tag + name)
+                print(f"not ok - {tag}{name}", flush=True)
                 if detail:
                     for line in str(detail).rstrip().splitlines()[:40]:
                         print(f"    {line}", flush=True)
+
+    def tool(self, name, ok, detail=""):
+        self.record(name, ok, detail, tool=True)
 
 
 def run(cmd, timeout=600, env=None, check=False, **kw):
@@ -136,13 +159,16 @@ def parse_go_traces(text):
     return {k: v for k, v in out.items() if v}
 
 
-def sample_types(path):
-    """[(type, unit)] of a profile, read by our tool's info command."""
-    p = run([TOOL, "info", path], check=True)
-    line = next(l for l in p.stdout.splitlines() if l.startswith("sample types:"))
+def go_sample_types(path):
+    """[(type, unit)] of a profile as go tool pprof reads it (the independent list of what each
+    profile holds). A focus that matches nothing keeps -raw from printing the samples."""
+    p = go_pprof(["-raw", "-focus=^never matches$", path])
+    lines = p.stdout.splitlines()
+    if p.returncode != 0 or "Samples:" not in lines:
+        raise RuntimeError(f"go tool pprof -raw {path}: {p.stderr.strip()[:1000]}")
     out = []
-    for tok in line.split()[2:]:
-        t, u = tok.rstrip("*").split("/", 1)
+    for tok in lines[lines.index("Samples:") + 1].split():
+        t, u = tok.replace("[dflt]", "").split("/", 1)
         out.append((t, u))
     return out
 
@@ -170,3 +196,155 @@ def compare_maps(ours, theirs, what="value"):
     if not diffs:
         return ""
     return f"{len(diffs)} {what} differences (of {len(theirs)} go entries):\n" + "\n".join(diffs[:30])
+
+
+# ---- go tool pprof -raw: the whole profile as go reads it --------------------------------------
+
+class RawProfile:
+    """A profile as `go tool pprof -raw` prints it (google/pprof's Profile.String()), in a form
+    that does not depend on entity IDs or order: header lines, sample types, a multiset of
+    samples (values, stack of resolved locations, label lines), the locations and mappings.
+
+    A location is (address, its mapping's text, folded flag, its line texts); a mapping is its
+    text without the ID. Two profiles go reads identically compare equal."""
+
+    def __init__(self, text):
+        lines = text.splitlines()
+        try:
+            i_samples = lines.index("Samples:")
+            i_locs = lines.index("Locations", i_samples)
+            i_maps = lines.index("Mappings", i_locs)
+        except ValueError:
+            raise ValueError("not go tool pprof -raw output:\n" + text[:1000])
+        self.header = lines[:i_samples]
+        self.types = [t.replace("[dflt]", "") for t in lines[i_samples + 1].split()]
+        self.default = next((t.replace("[dflt]", "") for t in lines[i_samples + 1].split() if "[dflt]" in t), "")
+        self.mappings = {}
+        for l in lines[i_maps + 1:]:
+            if l.strip():
+                mid, rest = l.split(": ", 1)
+                self.mappings[int(mid)] = rest.rstrip()
+        self.locations = {}
+        cur = None
+        for l in lines[i_locs + 1:i_maps]:
+            m = re.match(r"^ *(\d+): (0x[0-9a-f]+) (M=(\d+) )?(\[F\] )?(.*)$", l)
+            if m:
+                cur = int(m.group(1))
+                mapping = self.mappings.get(int(m.group(4))) if m.group(4) else None
+                self.locations[cur] = [int(m.group(2), 16), mapping, bool(m.group(5)), [m.group(6).rstrip()] if m.group(6).strip() else []]
+            elif l.startswith(" " * 13) and cur is not None:
+                self.locations[cur][3].append(l.strip())
+            elif l.strip():
+                raise ValueError(f"unexpected location line: {l!r}")
+        self.locations = {k: (a, m, f, tuple(ls)) for k, (a, m, f, ls) in self.locations.items()}
+        self.samples = {}
+        cur = None
+        for l in lines[i_samples + 2:i_locs]:
+            if l.startswith(" " * 16) and cur is not None:
+                cur[2].append(l.strip())
+                continue
+            vals, _, locs = l.partition(":")
+            if not _:
+                raise ValueError(f"unexpected sample line: {l!r}")
+            if cur is not None:
+                self._add(cur)
+            cur = (tuple(int(v) for v in vals.split()), tuple(self.locations[int(x)] for x in locs.split()), [])
+        if cur is not None:
+            self._add(cur)
+
+    def _add(self, s):
+        key = (s[0], s[1], tuple(s[2]))
+        self.samples[key] = self.samples.get(key, 0) + 1
+
+    def first_mapping(self):
+        return self.mappings[min(self.mappings)] if self.mappings else None
+
+
+def go_raw(path):
+    """RawProfile of a file as go tool pprof reads it."""
+    p = go_pprof(["-raw", path])
+    if p.returncode != 0:
+        raise RuntimeError(f"go tool pprof -raw {path}: {p.stderr.strip()[:1000]}")
+    return RawProfile(p.stdout)
+
+
+def compare_raw(ours, theirs, mappings_as_set=False):
+    """'' when go reads both profiles identically, else the differences, briefly.
+
+    mappings_as_set: merged profiles number their mappings in the order they were met, which
+    google/pprof and we may do differently; the set and the first (main binary) must agree."""
+    out = []
+    if ours.header != theirs.header:
+        out.append(f"header: ours {ours.header} go {theirs.header}")
+    if ours.types != theirs.types or ours.default != theirs.default:
+        out.append(f"sample types: ours {ours.types} [{ours.default}] go {theirs.types} [{theirs.default}]")
+    om, tm = sorted(ours.mappings.values()), sorted(theirs.mappings.values())
+    if om != tm or ours.first_mapping() != theirs.first_mapping() or \
+            (not mappings_as_set and [ours.mappings[k] for k in sorted(ours.mappings)] != [theirs.mappings[k] for k in sorted(theirs.mappings)]):
+        out.append(f"mappings: ours {[ours.mappings[k] for k in sorted(ours.mappings)][:6]} go {[theirs.mappings[k] for k in sorted(theirs.mappings)][:6]}")
+    ol, tl = sorted(map(repr, ours.locations.values())), sorted(map(repr, theirs.locations.values()))
+    if ol != tl:
+        a, b = set(ol), set(tl)
+        out.append(f"locations: {len(ol)} ours, {len(tl)} go; only ours {sorted(a - b)[:3]}; only go {sorted(b - a)[:3]}")
+    if ours.samples != theirs.samples:
+        a, b = set(ours.samples.items()), set(theirs.samples.items())
+        only_a, only_b = sorted(a - b, key=repr), sorted(b - a, key=repr)
+        show = lambda xs: [(k[0], [l[3][:1] for l in k[1]][:4], k[2], n) for k, n in xs[:3]]
+        out.append(f"samples: {sum(ours.samples.values())} ours, {sum(theirs.samples.values())} go; "
+                   f"{len(only_a)} only ours {show(only_a)}; {len(only_b)} only go {show(only_b)}")
+    return "\n".join(out)
+
+
+# ---- a tiny pprof encoder, for peers that serve profiles with values we choose -----------------
+
+def varint(v):
+    v &= (1 << 64) - 1  # int64 values as protobuf writes them (two's complement)
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def field(num, payload):
+    if isinstance(payload, int):
+        return varint(num << 3) + varint(payload)
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def make_profile(types, samples, time_nanos=0, duration_nanos=0, period_type=None, period=0, compress=True):
+    """A pprof profile: types [(type, unit)], samples [(values, [function names, leaf first],
+    {label: str value})]. One function and one location per distinct name."""
+    import gzip
+    strings = [""]
+    idx = {"": 0}
+
+    def s(x):
+        if x not in idx:
+            idx[x] = len(strings)
+            strings.append(x)
+        return idx[x]
+    fn_ids = {}
+    body = b""
+    for ty, unit in types:
+        body += field(1, field(1, s(ty)) + field(2, s(unit)))
+    for values, stack, labels in samples:
+        for name in stack:
+            fn_ids.setdefault(name, len(fn_ids) + 1)
+        sample = field(1, b"".join(varint(fn_ids[n]) for n in stack)) + field(2, b"".join(varint(v) for v in values))
+        for k, v in sorted((labels or {}).items()):
+            sample += field(3, field(1, s(k)) + field(2, s(v)))
+        body += field(2, sample)
+    for name, i in fn_ids.items():
+        body += field(4, field(1, i) + field(4, field(1, i) + field(2, 1)))  # location i -> function i, line 1
+        body += field(5, field(1, i) + field(2, s(name)) + field(3, s(name)) + field(4, s(name.split(".")[0] + ".go")))
+    pt = period_type or types[-1]
+    tail = field(9, time_nanos) if time_nanos else b""
+    tail += field(10, duration_nanos) if duration_nanos else b""
+    tail += field(11, field(1, s(pt[0])) + field(2, s(pt[1]))) + (field(12, period) if period else b"")
+    for x in strings:
+        body += field(6, x.encode())
+    body += tail
+    return gzip.compress(body) if compress else body

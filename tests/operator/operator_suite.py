@@ -775,7 +775,7 @@ def credentials(t, env):
         return path
     kc = exec_kc("ok")
     p = env.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=kc)
-    t.record("kubectl accepts the exec-plugin kubeconfig (the fixture is real) and is the service account",
+    t.tool("kubectl accepts the exec-plugin kubeconfig (the fixture is real) and is the service account",
              p.returncode == 0 and p.stdout == f"system:serviceaccount:{NS}:pprof-operator", p.stdout + p.stderr)
     os.unlink(runs)
     op = Operator(env, "--install-crds=false", name="exec", kubeconfig=kc)
@@ -851,6 +851,9 @@ class Prefixed:
 
     def record(self, name, ok, detail=""):
         self.t.record(self.prefix + name, ok, detail)
+
+    def tool(self, name, ok, detail=""):
+        self.t.tool(self.prefix + name, ok, detail)
 
 
 def reset(env):
@@ -958,12 +961,12 @@ def run_suite(t):
     try:
         env = Env(d)
     except Exception as e:  # noqa: BLE001
-        t.record("operator suite: the control plane, pod network and node start", False, repr(e))
+        t.tool("operator suite: the control plane, pod network and node start", False, repr(e))
         return
     try:
         p = env.kubectl("version", "-o", "json")
         v = json.loads(p.stdout) if p.returncode == 0 else {}
-        t.record("cluster: kubectl and the API server are the built v1.37 (the seed's steps run against them)",
+        t.tool("cluster: kubectl and the API server are the built v1.37 (the seed's steps run against them)",
                  v.get("serverVersion", {}).get("gitVersion", "").startswith("v1.37") and
                  v.get("clientVersion", {}).get("gitVersion") == v.get("serverVersion", {}).get("gitVersion"), p.stdout + p.stderr)
         p = env.kubectl("create", "ns", NS)
@@ -998,7 +1001,7 @@ def run_suite(t):
     finally:
         env.stop()
         left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        t.record("operator suite: every pod namespace, process and file of the cluster removed",
+        t.tool("operator suite: every pod namespace, process and file of the cluster removed",
                  env.net.prefix not in left and not os.path.exists(env.cp.dir), left)
         shutil.rmtree(d, ignore_errors=True)
     if not os.environ.get("PPROF_OPERATOR_SECTIONS") or "cluster" in os.environ["PPROF_OPERATOR_SECTIONS"]:

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"flag"
 	"log"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -113,8 +115,10 @@ func main() {
 	}
 	runtime.SetBlockProfileRate(10000)
 	runtime.SetMutexProfileFraction(5)
-	go hashLoop()
-	go sortWork()
+	// pprof labels on two workers, so CPU and goroutine profiles carry labelled samples (the
+	// conformance suite compares labels through merges)
+	go pprof.Do(context.Background(), pprof.Labels("worker", "hash"), func(context.Context) { hashLoop() })
+	go pprof.Do(context.Background(), pprof.Labels("worker", "sort", "team", "core"), func(context.Context) { sortWork() })
 	go allocator()
 	for i := 0; i < 4; i++ {
 		go contender()

@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""`make mutants`: shows that the tests bite. Each mutant is a small deliberate breakage of the
+product (backoff disabled, escaping removed from /raw, a sample type dropped by the encoder,
+...), applied to a scratch copy of the tree (build/mutants/tree), built, and run against the
+narrowest suite parts that should catch it. A mutant is caught when a case whose name matches
+its `expect` pattern fails; every mutant in the list must be caught.
+
+First the scratch copy is built and the union of all selections run unmutated: it must pass,
+or a "caught" would mean nothing. Then each mutant: patch, `make test-bins`, run, restore.
+
+    python3 tests/mutants.py            # all, then docs/testing.md gets the table
+    python3 tests/mutants.py NAME...    # some (no docs update)
+    python3 tests/mutants.py --list
+
+The list grows with later issues: a check that was repaired gets a mutant here."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+from harness import TESTDATA  # noqa: E402
+
+SCRATCH = os.path.join(ROOT, "build", "mutants", "tree")
+LOGS = os.path.join(ROOT, "build", "mutants", "logs")
+
+
+def M(name, what, edits, run, expect):
+    """edits: [(file, old, new)], each old text found exactly once; run: tests/run.py
+    selections; expect: a regex over the names of the cases that must fail."""
+    return {"name": name, "what": what, "edits": edits, "run": run, "expect": expect}
+
+
+S = "src/collector/scrape.c"
+W = "src/collector/web.c"
+Q = "src/collector/store_query.c"
+UI = "src/collector/ui/app.js"
+
+MUTANTS = [
+    # ---- codec: conformance with go tool pprof -raw
+    M("encoder-drops-sample-type", "the encoder writes one sample type fewer",
+      [("src/codec/encode.c", "  w.n_sample_type = p->nsample_type;", "  w.n_sample_type = p->nsample_type - (p->nsample_type > 1);")],
+      ["conformance:roundtrip"], r"^round trip"),
+    M("encoder-drops-labels", "the encoder drops sample labels",
+      [("src/codec/encode.c", "      o->n_label = s->nlabel;", "      o->n_label = 0;")],
+      ["conformance:roundtrip,merge"], r"labels-?|go -raw reads ours"),
+    M("encoder-drops-inlined-lines", "the encoder keeps only a location's first line",
+      [("src/codec/encode.c", "      o->n_line = l->nline;", "      o->n_line = 1;")],
+      ["conformance:roundtrip"], r"^round trip"),
+    M("encoder-drops-mapping-flags", "the encoder drops the mappings' has_functions flag",
+      [("src/codec/encode.c", "    o->has_functions = m->has_functions;", "    o->has_functions = 0;")],
+      ["conformance:roundtrip"], r"^round trip"),
+    M("encoder-drops-duration", "the encoder drops duration_nanos (a header field)",
+      [("src/codec/encode.c", "  w.duration_nanos = p->duration_nanos;", "  w.duration_nanos = 0;")],
+      ["conformance:roundtrip"], r"^round trip"),
+    M("decoder-drops-sample-type", "the decoder loses the last sample type",
+      [("src/codec/decode.c", "  r = pprof_decode_wire(raw, rawlen, limits, ret_profile, err);\n  free(raw);",
+        "  r = pprof_decode_wire(raw, rawlen, limits, ret_profile, err);\n"
+        "  if (r == 0 && (*ret_profile)->nsample_type > 1) (*ret_profile)->nsample_type--;\n  free(raw);")],
+      ["conformance:top"], r"^top .*\[\d+="),
+    M("merge-keeps-unused-mappings", "merges keep every input's unreferenced mappings and locations",
+      [("src/codec/merge.c", "  if (drop_unreferenced(m) < 0) goto nomem;\n", "")],
+      ["conformance:merge"], r"go -raw reads ours"),
+    M("merge-latest-time", "a merge keeps the latest time instead of the earliest",
+      [("src/codec/merge.c", "(dst->time_nanos == 0 || src->time_nanos < dst->time_nanos)",
+        "(dst->time_nanos == 0 || src->time_nanos > dst->time_nanos)")],
+      ["conformance:merge"], r"go -raw reads ours"),
+    # ---- valgrind and the collector under ASan
+    M("tool-leak", "pprof-tool leaks the profile it printed",
+      [("src/tools/pprof-tool.c", "done:\n  pprof_free(p);\n  return rc;", "done:\n  return rc;")],
+      ["valgrind:tool"], r"^valgrind pprof-tool"),
+    M("collector-leak-profiles", "GET /api/v1/profiles leaks its rows",
+      [(W, "  store_rows_free(rows, n);\n  return send_json(c, 200, json_pack(\"{s:s,s:o}\", \"status\", \"success\", \"data\", arr));\n}\n\nstatic void html_escape",
+        "  return send_json(c, 200, json_pack(\"{s:s,s:o}\", \"status\", \"success\", \"data\", arr));\n}\n\nstatic void html_escape")],
+      ["valgrind:collector"], r"^valgrind collector"),
+    M("collector-leak-render-base", "render with a base leaks a buffer (only LeakSanitizer sees it)",
+      [(W, "    free(in_cmp);\n    htab_free(&bnames);\n    return send_json(c, 200,", "    htab_free(&bnames);\n    return send_json(c, 200,")],
+      ["collector-asan:aggregation"], r"^collector\[asan\] aggregation/agg: exit 0"),
+    # ---- scraping: schedules measured at the peer
+    M("backoff-disabled", "a failing target is retried at its interval, no backoff",
+      [(S, "    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);", "    int64_t b = busy ? BUSY_RETRY_MS : 0;")],
+      ["collector:faults"], r"backs off"),
+    M("busy-retry-backs-off", "a busy CPU target backs off instead of retrying every 5 s",
+      [(S, "    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);", "    int64_t b = backoff_ms(j->failures);")],
+      ["collector:faults"], r"busy CPU target is retried"),
+    M("backoff-ignores-interval", "a failing target is retried sooner than its interval",
+      [(S, "    j->next_ms = now + (j->interval_ms > b ? j->interval_ms : b);", "    j->next_ms = now + b;")],
+      ["collector:faults"], r"never retried sooner"),
+    M("neighbour-off-grid", "a healthy target is scraped every other slot",
+      [(S, "    j->next_ms += j->interval_ms;", "    j->next_ms += 2 * j->interval_ms;")],
+      ["collector:faults"], r"healthy target keeps its 1 s grid"),
+    M("decode-blocks-loop", "bodies are decoded on the event loop (one that fails to decode holds it 1.5 s, as a gzip bomb can)",
+      [(S, "  j->decoding = true;\n  pthread_mutex_lock(&e->qmu);",
+        "  {\n    pprof_limits lim;\n    pprof_limits_default(&lim);\n    lim.max_decompressed = it->max;\n    pp_err perr = {0};\n"
+        "    if (pprof_decode(it->data, it->len, &lim, &it->p, &perr) < 0) {\n"
+        "      snprintf(it->err, sizeof it->err, \"invalid profile: %s\", perr.msg);\n      usleep(1500000);\n    }\n"
+        "    job_finish(e, j, it->done_ms, it->end_ns, it->err, false, it->p, it->data, it->len);\n    free(it);\n    return;\n  }\n"
+        "  j->decoding = true;\n  pthread_mutex_lock(&e->qmu);")],
+      ["collector:faults"], r"healthy target keeps its 1 s grid"),
+    M("redirects-followed", "redirects are followed",
+      [(S, "  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);", "  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);")],
+      ["collector:faults"], r"redirects are not followed"),
+    M("reload-resets-schedule", "a reload restarts every job (new offset, counters reset)",
+      [(S, "      if (found >= 0 && !kept[found]) {", "      if (0 && found >= 0 && !kept[found]) {")],
+      ["collector:reload"], r"keeps its grid"),
+    M("reload-stalls", "a reload from a file change holds the loop for 2.5 s",
+      [("src/collector/main.c", "      int r = do_reload(&a, from_file, &err);", "      usleep(2500000);\n      int r = do_reload(&a, from_file, &err);")],
+      ["collector:reload"], r"without a scrape gap"),
+    M("tls-server-name-ignored", "tls.server_name is ignored",
+      [(S, "  if (sni && !strncmp(j->url, \"https://\", 8)) {", "  if (0 && sni && !strncmp(j->url, \"https://\", 8)) {")],
+      ["collector:tls_auth"], r"tls-ca-servername"),
+    M("tls-host-is-server-name", "with tls.server_name, Host carries the server name, not the address",
+      [(S, "      snprintf(line, sizeof line, \"Host: %s:%s\", host, port);\n      j->headers = curl_slist_append(j->headers, line);\n", "")],
+      ["collector:tls_auth"], r"tls-ca-servername"),
+    M("client-cert-not-sent", "tls.cert_file is not sent",
+      [(S, "  if (j->cert) curl_easy_setopt(c, CURLOPT_SSLCERT, j->cert);\n", "")],
+      ["collector:tls_auth"], r"mtls-client-cert"),
+    M("bearer-token-cached", "the bearer token file is read once per job, not at every scrape",
+      [(S, "  char *bearer_file, *user, *password, *password_file;", "  char *bearer_file, *user, *password, *password_file;\n  char tok_cache[4096];"),
+       (S, "      tok[strcspn(tok, \"\\r\\n\")] = '\\0';",
+        "      tok[strcspn(tok, \"\\r\\n\")] = '\\0';\n"
+        "      if (j->tok_cache[0]) memcpy(tok, j->tok_cache, sizeof tok); else memcpy(j->tok_cache, tok, sizeof tok);")],
+      ["collector:tls_auth"], r"rotated token"),
+    # ---- store and API: answers checked with arithmetic and go tool pprof
+    M("avg-as-sum", "agg=avg is computed as a sum",
+      [(Q, "  bool avg = agg == STORE_AGG_AVG;", "  bool avg = false;")],
+      ["collector:aggregation", "unit:test_store"], r"agg=avg|append_query_merge"),
+    M("avg-over-all-records", "agg=avg divides each series by the selection's record count",
+      [(Q, "  if (j->series_weight > 1) pprof_scale(p, 1.0 / (double)j->series_weight);",
+        "  if (j->merged > 1) pprof_scale(p, 1.0 / (double)j->merged);")],
+      ["collector:aggregation", "unit:test_store"], r"agg=avg|append_query_merge"),
+    M("latest-is-oldest", "agg=latest takes each series' oldest record",
+      [(Q, "  for (size_t i = n; i-- > 0;) {\n    uint32_t idx;", "  for (size_t i = 0; i < n; i++) {\n    uint32_t idx;")],
+      ["collector:aggregation"], r"agg=latest"),
+    M("merge-skips-first-record", "a merge leaves out its first record",
+      [(Q, "  if (!p) return 0; /* deleted by retention meanwhile, or unreadable: skipped */",
+        "  if (!p || i == 0) return 0; /* deleted by retention meanwhile, or unreadable: skipped */")],
+      ["collector:real_targets"], r"totals = sum of the records"),
+    M("base-labels-ignored", "base_LABEL and base_name are ignored (the base uses the main labels)",
+      [(W, "if (strcmp(k, \"from\") && strcmp(k, \"to\") && strcmp(k, \"agg\")) any_label = true;",
+        "if (strcmp(k, \"from\") && strcmp(k, \"to\") && strcmp(k, \"agg\")) any_label = false;")],
+      ["collector:aggregation"], r"base_name|base_LABEL"),
+    M("render-hides-vanished", "render's comparison table leaves out functions only the base has",
+      [(W, "    for (size_t k = 0; have_tb && k < tb.nfuncs && json_array_size(top) < (size_t)topn; k++) {",
+        "    for (size_t k = 0; 0 && k < tb.nfuncs && json_array_size(top) < (size_t)topn; k++) {")],
+      ["collector:aggregation"], r"base_name"),
+    M("rfc3339-fraction-dropped", "RFC 3339 times lose their fraction of a second",
+      [(W, "  if (*rest == '.') frac = parse_frac_ns(rest + 1, &rest);", "  if (*rest == '.') (void)parse_frac_ns(rest + 1, &rest);")],
+      ["collector:aggregation"], r"RFC 3339"),
+    M("store-totals-off", "the store's per-record totals leave out the first sample",
+      [("src/collector/store.c", "    for (size_t i = 0; i < p->nsample; i++) sum =", "    for (size_t i = 1; i < p->nsample; i++) sum =")],
+      ["collector:web_api"], r"timeline"),
+    M("retention-undercounts", "the store counts half of its segments' bytes against the budget",
+      [("src/collector/store.c", "  uint64_t total = s->segments_bytes + file_size(s->dbpath);", "  uint64_t total = s->segments_bytes / 2 + file_size(s->dbpath);")],
+      ["unit:test_store", "collector:disk"], r"retention"),
+    # ---- web: authentication and headers
+    M("csp-missing-on-401", "401 answers go out without the security headers",
+      [(W, "  else MHD_add_response_header(r, \"WWW-Authenticate\", \"Bearer\");\n  return queue(c, 401, r);",
+        "  else MHD_add_response_header(r, \"WWW-Authenticate\", \"Bearer\");\n"
+        "  enum MHD_Result ret = MHD_queue_response(c, 401, r);\n  MHD_destroy_response(r);\n  return ret;")],
+      ["collector:web_api"], r"carries the CSP and nosniff"),
+    M("nosniff-missing", "no X-Content-Type-Options: nosniff",
+      [(W, "  MHD_add_response_header(r, \"X-Content-Type-Options\", \"nosniff\");\n", "")],
+      ["collector:web_api"], r"carries the CSP and nosniff"),
+    M("bcrypt-refused", "only SHA-512 crypt hashes log in (htpasswd -B bcrypt ones do not)",
+      [(W, "        ok = got && got[0] == '$' && same(got, hash);", "        ok = got && !strncmp(hash, \"$6$\", 3) && same(got, hash);")],
+      ["collector:web_api"], r"htpasswd -B"),
+    # ---- UI: what the page shows
+    M("raw-unescaped", "/raw writes '<' from label values unescaped",
+      [(W, "    case '<': bput(buf, len, cap, \"&lt;\", 4); break;", "    case '<': bput(buf, len, cap, \"<\", 1); break;")],
+      ["ui"], r"hostile names"),
+    M("ui-innerhtml", "the UI sets text with innerHTML",
+      [(UI, "    else if (k === 'text') el.textContent = v;", "    else if (k === 'text') el.innerHTML = v;")],
+      ["ui"], r"hostile names"),
+    M("ui-flame-self-widths", "the flame graph sizes frames by self instead of total",
+      [(UI, "      this.width[i] = Math.abs(r[3]) + (diff ? Math.abs(r[5] * scale) : 0);",
+        "      this.width[i] = Math.abs(r[2]) + (diff ? Math.abs(r[4] * scale) : 0);")],
+      ["ui"], r"paints each depth"),
+    M("ui-sample-ignored", "the explorer asks the API without the chosen sample type",
+      [(UI, "const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range']);",
+        "const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range', 'sample']);")],
+      ["ui"], r"switching the sample type"),
+    M("ui-focus-link-ignored", "a link's focus is not applied when the page opens",
+      [(UI, "  if (st.focus) flame.focusName(st.focus);\n", "")],
+      ["ui"], r"the link, opened in a new page"),
+    M("ui-compare-delta-sign", "compare shows comparison plus base as the change",
+      [(UI, "  const rows = d.top.map((r) => ({ ...r, delta: r.flat - (r.baseFlat || 0), flatp: r.flat, cump: r.cum }));",
+        "  const rows = d.top.map((r) => ({ ...r, delta: r.flat + (r.baseFlat || 0), flatp: r.flat, cump: r.cum }));")],
+      ["ui"], r"compare mode"),
+    M("ui-dashboard-per-target", "the dashboard makes a card per target instead of per service",
+      [(UI, "    const key = s.labels.__k8s_name ? `${s.labels.__k8s_namespace || ''}/${s.labels.__k8s_name}` : s.labels.monitor;",
+        "    const key = s.labels.monitor;")],
+      ["ui"], r"dashboard shows one card per service"),
+]
+
+
+def sh(cmd, log, cwd=ROOT, env=None, timeout=3600):
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        p = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=timeout)
+    return p.returncode
+
+
+def fresh_scratch(log):
+    """A copy of the work tree (tracked and untracked files, as they are now) plus the build
+    outputs with their times, so `make` in the copy rebuilds only what a mutant touches."""
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    os.makedirs(SCRATCH)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for f in files:
+        if not f or f.startswith("build/") or not os.path.isfile(os.path.join(ROOT, f)):
+            continue
+        dst = os.path.join(SCRATCH, f)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, f), dst)
+    for d in ("build/rel", "build/asan", "build/gen", "bin"):
+        if os.path.isdir(os.path.join(ROOT, d)):
+            os.makedirs(os.path.dirname(os.path.join(SCRATCH, d)), exist_ok=True)
+            subprocess.run(["cp", "-a", os.path.join(ROOT, d), os.path.join(SCRATCH, d)], check=True)
+    for f in ("build/.deps-ok", "build/version.stamp"):
+        if os.path.exists(os.path.join(ROOT, f)):
+            shutil.copy2(os.path.join(ROOT, f), os.path.join(SCRATCH, f))
+    nm = os.path.join(ROOT, "tests", "ui", "node_modules")
+    if os.path.isdir(nm):
+        os.symlink(nm, os.path.join(SCRATCH, "tests", "ui", "node_modules"))
+    return sh(["make", "-j2", "test-bins"], log, cwd=SCRATCH)
+
+
+def run_tests(selections, log):
+    """(ran, failing case names) of tests/run.py in the scratch tree."""
+    env = dict(os.environ, PPROF_TESTDATA=TESTDATA)
+    with open(log, "a") as f:
+        p = subprocess.run([sys.executable, os.path.join(SCRATCH, "tests", "run.py"), *selections], cwd=SCRATCH,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, timeout=3600)
+        f.write(p.stdout)
+    failed = [l[len("not ok - "):] for l in p.stdout.splitlines() if l.startswith("not ok - ")]
+    ran = bool(re.search(r"^\d+ passed, \d+ failed$", p.stdout, re.M))
+    return ran, failed
+
+
+def apply(m):
+    """Patches the scratch tree; returns the originals to restore, or None if an edit's text is
+    not found exactly once (the mutant went stale: the code it breaks changed)."""
+    saved = {}
+    for f, old, new in m["edits"]:
+        path = os.path.join(SCRATCH, f)
+        text = saved.get(f, open(path).read())
+        cur = open(path).read()
+        if cur.count(old) != 1:
+            restore(saved)
+            return None
+        saved[f] = text
+        with open(path, "w") as out:
+            out.write(cur.replace(old, new))
+    return saved
+
+
+def restore(saved):
+    for f, text in saved.items():
+        with open(os.path.join(SCRATCH, f), "w") as out:
+            out.write(text)
+
+
+def main():
+    args = sys.argv[1:]
+    if "--list" in args:
+        for m in MUTANTS:
+            print(f"{m['name']:28} {' '.join(m['run']):36} {m['what']}")
+        return 0
+    if "--check" in args:
+        # every edit still applies to the source as it is (no build, no run)
+        stale = [m["name"] for m in MUTANTS for f, old, _ in m["edits"] if open(os.path.join(ROOT, f)).read().count(old) != 1]
+        print("mutants: all edits apply" if not stale else f"mutants: stale {stale}")
+        return 1 if stale else 0
+    chosen = [m for m in MUTANTS if not args or m["name"] in args]
+    unknown = set(args) - {m["name"] for m in MUTANTS}
+    if unknown:
+        print(f"mutants: unknown {sorted(unknown)}", file=sys.stderr)
+        return 2
+    shutil.rmtree(LOGS, ignore_errors=True)
+    os.makedirs(LOGS)
+    start = time.time()
+    base_log = os.path.join(LOGS, "baseline.log")
+    print(f"mutants: scratch copy in {os.path.relpath(SCRATCH, ROOT)}, building", flush=True)
+    if fresh_scratch(base_log) != 0:
+        print(f"mutants: the unmutated scratch tree does not build (see {base_log})", flush=True)
+        return 1
+    selections = sorted({s for m in chosen for s in m["run"]})
+    # one run per suite, its parts merged: the unmutated tree must pass all of them
+    merged = {}
+    for s in selections:
+        suite, _, parts = s.partition(":")
+        merged.setdefault(suite, set())
+        if parts and merged[suite] is not None:
+            merged[suite] |= set(parts.split(","))
+        else:
+            merged[suite] = None
+    base_sel = [k + (":" + ",".join(sorted(v)) if v else "") for k, v in sorted(merged.items())]
+    print(f"mutants: baseline {' '.join(base_sel)}", flush=True)
+    ran, failed = run_tests(base_sel, base_log)
+    if not ran or failed:
+        print(f"mutants: the unmutated tree fails {failed[:5]} (see {base_log}); nothing to compare against", flush=True)
+        return 1
+    results = []
+    for m in chosen:
+        log = os.path.join(LOGS, m["name"] + ".log")
+        t0 = time.time()
+        saved = apply(m)
+        if saved is None:
+            results.append((m, "STALE", "an edit's text is not in the source any more", 0))
+        else:
+            try:
+                if sh(["make", "-j2", "test-bins"], log, cwd=SCRATCH) != 0:
+                    results.append((m, "BUILD FAILED", "", time.time() - t0))
+                else:
+                    ran, failed = run_tests(m["run"], log)
+                    hits = [f for f in failed if re.search(m["expect"], f)]
+                    if hits:
+                        results.append((m, "caught", "; ".join(hits[:2]) + (f" (+{len(hits) - 2})" if len(hits) > 2 else ""), time.time() - t0))
+                    else:
+                        results.append((m, "SURVIVED", ("other failures: " + "; ".join(failed[:2])) if failed else "", time.time() - t0))
+            finally:
+                restore(saved)
+        r = results[-1]
+        print(f"{r[1]:12} {m['name']:28} {r[3]:5.0f}s  {r[2][:150]}", flush=True)
+    # leave the scratch tree built as the source is
+    sh(["make", "-j2", "test-bins"], os.path.join(LOGS, "restore.log"), cwd=SCRATCH)
+    caught = sum(1 for r in results if r[1] == "caught")
+    table = ["| mutant | what it breaks | run | result | caught by (failing cases) |", "|---|---|---|---|---|"]
+    for m, res, detail, secs in results:
+        table.append(f"| `{m['name']}` | {m['what']} | `{' '.join(m['run'])}` | {res} ({secs:.0f} s) | {detail.replace('|', '/')} |")
+    summary = f"{caught} of {len(results)} mutants caught ({time.time() - start:.0f} s, {time.strftime('%Y-%m-%d')})"
+    report = "\n".join(table) + "\n\n" + summary + "\n"
+    open(os.path.join(ROOT, "build", "mutants", "report.md"), "w").write(report)
+    print(summary, flush=True)
+    if not args:
+        update_docs(report)
+    return 0 if caught == len(results) else 1
+
+
+def update_docs(report):
+    """The last full result goes into docs/testing.md between the mutants markers."""
+    path = os.path.join(ROOT, "docs", "testing.md")
+    text = open(path).read()
+    a, b = "<!-- mutants:begin -->", "<!-- mutants:end -->"
+    if a in text and b in text:
+        text = text[:text.index(a) + len(a)] + "\n" + report + text[text.index(b):]
+        open(path, "w").write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
