@@ -194,6 +194,21 @@ MUTANTS = [
       [(UI, "    const key = s.labels.__k8s_name ? `${s.labels.__k8s_namespace || ''}/${s.labels.__k8s_name}` : s.labels.monitor;",
         "    const key = s.labels.monitor;")],
       ["ui"], r"dashboard shows one card per service"),
+    # ---- operator, on the real control plane (tests/operator)
+    M("operator-config-never-gzipped", "a config over --config-gzip-above is written plain (a ConfigMap holds 1 MiB)",
+      [("src/operator/op_monitor.c", "  if (len <= o->o.config_gzip_above)\n", "  if (1)\n"),
+       ("src/operator/op_monitor.c", "    bool gzipped = strlen(yaml) > o->o.config_gzip_above;", "    bool gzipped = false;")],
+      ["operator:gzip"], r"gzipped to binaryData"),
+    M("operator-config-without-stack", "the monitor pass writes the config with no stack owning its ConfigMap",
+      [("src/operator/op_monitor.c", "    if (cur && (!have || strcmp(have, want))) {", "    if (!have || strcmp(have, want)) {")],
+      ["operator:gc"], r"garbage collector removes"),
+    M("operator-unready-endpoints-kept", "endpoints whose ready condition is false stay targets",
+      [("src/operator/op_monitor.c", '          if (json_is_false(json_object_get(json_object_get(e, "conditions"), "ready"))) continue;',
+        '          (void)0;')],
+      ["operator:changes"], r"readiness probe"),
+    M("operator-bad-event-rewatched", "a watch ending on an unreadable event is watched again at once, no error or relist",
+      [("src/operator/informer.c", "    inf->stats.bad_events++;", "    inf->st = NEED_WATCH;\n    inf->due_ms = now;\n    return;")],
+      ["operator:badevents"], r"watch event"),
 ]
 
 

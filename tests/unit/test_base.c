@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "../../src/base/arena.h"
+#include "../../src/base/b64.h"
 #include "../../src/base/file.h"
 #include "../../src/base/htab.h"
 #include "../../src/base/pp_err.h"
@@ -213,7 +214,31 @@ static void scrape_rules(void) {
   CHECK(sv_check_name("a\nb", &err) == PP_EINVAL);
 }
 
+/* base64 against RFC 4648's test vectors, both alphabets on the way in, bad input named. */
+static void base64_vectors(void) {
+  static const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  static const char *coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  pp_err err = {0};
+  for (int i = 0; i < 7; i++) {
+    char *out = NULL, *back = NULL;
+    size_t n = 0, m = 0;
+    CHECK(pp_b64_encode(plain[i], strlen(plain[i]), &out, &n, &err) == 0);
+    CHECK(out && !strcmp(out, coded[i]) && n == strlen(coded[i]));
+    CHECK(pp_b64_decode(coded[i], "t", &back, &m, &err) == 0);
+    CHECK(back && m == strlen(plain[i]) && !memcmp(back, plain[i], m));
+    free(out);
+    free(back);
+  }
+  char *bin = NULL;
+  size_t m = 0;
+  CHECK(pp_b64_decode("-_8=", "t", &bin, &m, &err) == 0 && m == 2 && (unsigned char)bin[0] == 0xfb && (unsigned char)bin[1] == 0xff);
+  free(bin);
+  CHECK(pp_b64_decode("Zm9v!", "client-key-data", &bin, &m, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "client-key-data: not base64") != NULL);
+}
+
 int main(void) {
+  RUN(base64_vectors);
   RUN(arena_aligns_and_respects_budget);
   RUN(arena_large_allocations);
   RUN(htab_interns_dense_indexes);
