@@ -413,9 +413,12 @@ def gzipped_config(t, env, op):
                  bool(cm) and raw[:2] == b"\x1f\x8b" and gzip.decompress(raw).decode() == plain and
                  "config.yaml" not in (cm.get("data") or {}), [cm and cm.get("data"), raw[:10], gz.tail()])
         # a change while gzipped: the collector pod reads the gzip bytes the kubelet mounted
+        # one pod more than now (the changes section may leave 2 or 3): a real change to reload
+        n0 = (env.get("/apis/apps/v1/namespaces/default/deployments/pprof-demo") or {}).get("spec", {}).get("replicas", 2)
+        wait_for(lambda: len(env.ready_pods("default", "app=pprof")) == n0, 60)
         reloads = scrape_reloads(env)
-        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=3")
-        d3 = wait_for(lambda: (lambda d: d if len(d) == 3 else None)(env.ready_pods("default", "app=pprof")), 60)
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", f"--replicas={n0 + 1}")
+        d3 = wait_for(lambda: (lambda d: d if len(d) == n0 + 1 else None)(env.ready_pods("default", "app=pprof")), 60)
         ok = wait_for(lambda: d3 and set(d3) <= set(env.targets()) and
                       "config.yaml" in ((env.get(CM_PATH) or {}).get("binaryData") or {}), 60)
         scraped = wait_for(lambda: d3 and set(d3) <= collector_target_names(env, with_profiles=True), 60, 1)
