@@ -154,7 +154,7 @@ MUTANTS = [
       [("src/collector/store.c", "    for (size_t i = 0; i < p->nsample; i++) sum =", "    for (size_t i = 1; i < p->nsample; i++) sum =")],
       ["collector:web_api"], r"timeline"),
     M("retention-undercounts", "the store counts half of its segments' bytes against the budget",
-      [("src/collector/store.c", "  uint64_t total = s->segments_bytes + file_size(s->dbpath);", "  uint64_t total = s->segments_bytes / 2 + file_size(s->dbpath);")],
+      [("src/collector/store.c", "  uint64_t total = seg_bytes(s) + file_size(s->dbpath);", "  uint64_t total = seg_bytes(s) / 2 + file_size(s->dbpath);")],
       ["unit:test_store", "collector:disk"], r"retention"),
     # ---- web: authentication and headers
     M("csp-missing-on-401", "401 answers go out without the security headers",

@@ -496,7 +496,7 @@ static enum MHD_Result api_series(web *w, struct MHD_Connection *c, const params
   store_series_info *v;
   size_t n;
   pp_err err = {0};
-  if (store_list_series(w->h.st, s.m, s.nm, s.type, s.from, s.to, &v, &n, &err) < 0)
+  if (store_list_series(w->h.st, s.m, s.nm, s.type, s.from, s.to, NULL, 0, &v, &n, NULL, &err) < 0)
     return send_error(c, 500, "internal", err.msg);
   json_t *arr = json_array();
   for (size_t i = 0; i < n; i++) {
@@ -591,7 +591,7 @@ static enum MHD_Result raw_page(web *w, struct MHD_Connection *c) {
   store_series_info *v;
   size_t n;
   pp_err err = {0};
-  if (store_list_series(w->h.st, NULL, 0, NULL, 0, 0, &v, &n, &err) < 0) return send_error(c, 500, "internal", err.msg);
+  if (store_list_series(w->h.st, NULL, 0, NULL, 0, 0, NULL, 0, &v, &n, NULL, &err) < 0) return send_error(c, 500, "internal", err.msg);
   char *b = NULL;
   size_t len = 0, cap = 0;
   const char *head = "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"
