@@ -156,6 +156,11 @@ MUTANTS = [
     M("retention-undercounts", "the store counts half of its segments' bytes against the budget",
       [("src/collector/store.c", "  uint64_t total = seg_bytes(s) + file_size(s->dbpath);", "  uint64_t total = seg_bytes(s) / 2 + file_size(s->dbpath);")],
       ["unit:test_store", "collector:disk"], r"retention"),
+    # ---- store: durability, repair, series at scale (issue 12)
+    M("rollup-trusts-reused-id", "a finished rollup is stored for whatever series now has its id",
+      [("src/collector/store.c", "\"SELECT COUNT(*) FROM series WHERE id=?1 AND labels=?2\"",
+        "\"SELECT COUNT(*) FROM series WHERE id=?1 AND ?2 IS NOT NULL\"")],
+      ["unit:test_store"], r"rollup_of_a_deleted_series_dropped"),
     # ---- web: authentication and headers
     M("csp-missing-on-401", "401 answers go out without the security headers",
       [(W, "  else MHD_add_response_header(r, \"WWW-Authenticate\", \"Bearer\");\n  return queue(c, 401, r);",

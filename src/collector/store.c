@@ -714,10 +714,20 @@ out:
 int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err) {
   *ret_enospc = false;
   if (it->len > MAX_DATA) return pp_err_set(err, PP_ELIMIT, "rollup of %zu bytes is over the store's limit", it->len);
-  /* the series may have gone with retention while the compactor merged: nothing to roll up */
-  int64_t alive;
-  int r = store__query_i64(s->db, "SELECT COUNT(*) FROM series WHERE id=?1", it->series_id, 0, &alive, err);
-  if (r < 0 || !alive) return r;
+  /* the series may have gone with retention while the compactor merged: nothing to roll up.
+   * Its labels are compared too: a deleted series' id can be given to a new series (ids are
+   * rowids, and the highest one is reused once its row is gone). */
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM series WHERE id=?1 AND labels=?2", -1, &st, NULL) != SQLITE_OK)
+    return store__sql_fail(s->db, err, "rollup series");
+  sqlite3_bind_int64(st, 1, it->series_id);
+  sqlite3_bind_text(st, 2, it->labels_json, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  int64_t alive = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) return store__sql_fail(s->db, err, "rollup series");
+  if (!alive) return 0;
+  int r;
   json_error_t je;
   json_t *labels = json_loads(it->labels_json, 0, &je);
   json_t *meta = labels ? json_pack("{s:o,s:s,s:I,s:I,s:I}", "labels", labels, "type", it->type, "start",

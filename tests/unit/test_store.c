@@ -785,6 +785,46 @@ static void index_from_version_1(void) {
   store_close(s);
 }
 
+/* A rollup the compactor finished for a series that retention deleted meanwhile is not stored,
+ * also when a new series got the deleted one's id (the writer compares the labels too). */
+static void rollup_of_a_deleted_series_dropped(void) {
+  fresh_dir();
+  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
+  store *s = NULL;
+  pp_err err = {0};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  const int64_t SEC = 1000000000;
+  /* a segment per record: keep@1 s, gone@2 s, keep@400 s; retention at 300 s takes the first two */
+  CHECK(add(s, "gotarget/heap.pb.gz", "keep", "heap", 1 * SEC) == 0);
+  CHECK(add(s, "gotarget/heap.pb.gz", "gone", "heap", 2 * SEC) == 0);
+  int64_t gone_id = index_i64("SELECT MAX(id) FROM series", 0);
+  CHECK(add(s, "gotarget/heap.pb.gz", "keep", "heap", 400 * SEC) == 0);
+  CHECK_EQ_I64(store_retention(s, 300 * SEC, &err), 2);
+  CHECK(add(s, "gotarget/heap.pb.gz", "new", "heap", 450 * SEC) == 0);
+  /* the premise: "gone" (the highest id) went with retention and "new" has its id */
+  int64_t new_id = index_i64("SELECT id FROM series WHERE labels LIKE '%\"new\"%'", 0);
+  CHECK_EQ_I64(new_id, gone_id);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM series WHERE labels LIKE '%\"gone\"%'", 0), 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s/gotarget/heap.pb.gz", testdata());
+  size_t len = 0;
+  uint8_t *data = slurp(path, &len);
+  CHECK(data != NULL);
+  char labels[64] = "{\"monitor\":\"gone\",\"team\":\"core\"}", type[] = "heap";
+  rollup_item it = {.series_id = gone_id, .start_ns = 0, .end_ns = STORE_ROLLUP_NS, .count = 2, .type = type,
+                    .labels_json = labels, .data = data, .len = len};
+  bool enospc = false;
+  CHECK(store__write_rollup(s, &it, &enospc, &err) == 0);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM rollup", 0), 0);
+  /* the same rollup for the series that is there is stored */
+  snprintf(labels, sizeof labels, "%s", "{\"monitor\":\"new\",\"team\":\"core\"}");
+  CHECK(store__write_rollup(s, &it, &enospc, &err) == 0);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM rollup WHERE series_id=?", new_id), 1);
+  free(data);
+  store_close(s);
+}
+
 /* The data dir's size as du(1) reports it (apparent bytes), less the directories' own entries:
  * the files the store wrote, measured from outside the store. -1 if du cannot tell. */
 static int64_t du_files(void) {
@@ -1063,5 +1103,6 @@ int main(void) {
   RUN(series_pages_and_selectors);
   RUN(series_cache_stays_bounded);
   RUN(index_from_version_1);
+  RUN(rollup_of_a_deleted_series_dropped);
   return tt_finish();
 }
