@@ -157,6 +157,9 @@ MUTANTS = [
       [("src/collector/store.c", "  uint64_t total = seg_bytes(s) + file_size(s->dbpath);", "  uint64_t total = seg_bytes(s) / 2 + file_size(s->dbpath);")],
       ["unit:test_store", "collector:disk"], r"retention"),
     # ---- store: durability, repair, series at scale (issue 12)
+    M("syncer-skips-active-segment", "the syncer's round leaves out the segment being written",
+      [("src/collector/store_sync.c", "    ok &= fdatasync(active) == 0;", "    ok &= 1;")],
+      ["unit:test_store"], r"syncer_makes_appends_durable"),
     M("rollup-trusts-reused-id", "a finished rollup is stored for whatever series now has its id",
       [("src/collector/store.c", "\"SELECT COUNT(*) FROM series WHERE id=?1 AND labels=?2\"",
         "\"SELECT COUNT(*) FROM series WHERE id=?1 AND ?2 IS NOT NULL\"")],

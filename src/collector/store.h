@@ -13,14 +13,16 @@
  * syncer thread makes both durable every opts.sync_interval seconds (default 1): fdatasync of
  * the segments written since its last round (and of the segments directory after a new file),
  * then of the index's WAL. SQLite runs with synchronous=NORMAL, which syncs at checkpoints and
- * not at each commit: the syncer's round is the commit point, so the writer never waits for
- * the disk. What a crash may cost:
+ * not at each commit: the syncer's round is the commit point, so the writer does not wait for
+ * the disk at each append (only at SQLite's checkpoints, about every 1 MiB of WAL, which sync
+ * the WAL and the index file on the writer's thread). What a crash may cost:
  *   - the process killed (kill -9, OOM): nothing store_append returned for; the kernel has it;
  *   - power loss or a kernel crash: at most what was appended after the start of the last
  *     completed round, i.e. the last sync_interval seconds plus the length of one round
  *     (store_stats.durable_ns says up to when everything is on disk). Index rows whose record
  *     did not reach the disk with them are found by their CRC at the next open and dropped.
- * store_close makes everything durable.
+ * store_close makes everything durable. With sync_interval < 0 there is no syncer and the
+ * store syncs nothing itself (only SQLite's checkpoints sync the index): for benchmarks.
  *
  * Repair at open: store_open checks the index (quick_check), reads every indexed record and
  * checks its CRC, and drops rows whose record is damaged (store_repair.records_corrupt) or
@@ -77,7 +79,7 @@ typedef struct store_opts {
   double retention_seconds; /* 0 = no time limit */
   uint64_t segment_bytes;   /* 0 = derived from retention_bytes */
   bool no_rollups;          /* queries ignore rollups (tests compare both answers) */
-  double sync_interval;     /* seconds between durability rounds; 0 = 1 s; < 0 = never (benchmarks) */
+  double sync_interval;     /* seconds between durability rounds; 0 = 1 s; < 0 = no syncer (benchmarks) */
   size_t series_cache;      /* label sets the writer keeps ids of; 0 = 65,536 */
 } store_opts;
 

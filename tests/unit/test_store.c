@@ -4,8 +4,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,6 +119,66 @@ static bool flip_byte(const char *path, int64_t off) {
   ok = ok && pwrite(fd, &c, 1, off) == 1;
   if (fd >= 0) close(fd);
   return ok;
+}
+
+/* ---- the syncs the store asks for, seen from outside ------------------------------------------
+ * The store is linked into this binary, so these definitions of fdatasync and fsync stand in for
+ * libc's (for SQLite's calls too): each notes the file's path and whether the writer (the test's
+ * main thread) made it, then asks the kernel as libc would. */
+#define SYNC_LOG_MAX 8192
+typedef struct sync_note {
+  char path[320];
+  bool writer;
+} sync_note;
+static pthread_mutex_t sync_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static sync_note sync_log[SYNC_LOG_MAX];
+static size_t sync_log_n;
+static pthread_t writer_thread;
+
+static void note_sync(int fd) {
+  char link[64], path[320];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  path[n > 0 ? n : 0] = '\0';
+  pthread_mutex_lock(&sync_log_mu);
+  if (sync_log_n < SYNC_LOG_MAX) {
+    snprintf(sync_log[sync_log_n].path, sizeof sync_log[0].path, "%s", path);
+    sync_log[sync_log_n++].writer = pthread_equal(pthread_self(), writer_thread);
+  }
+  pthread_mutex_unlock(&sync_log_mu);
+}
+
+int fdatasync(int fd) {
+  note_sync(fd);
+  return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd) {
+  note_sync(fd);
+  return (int)syscall(SYS_fsync, fd);
+}
+
+static void sync_log_reset(void) {
+  pthread_mutex_lock(&sync_log_mu);
+  sync_log_n = 0;
+  pthread_mutex_unlock(&sync_log_mu);
+}
+
+/* The position in the log of the last sync of path by a thread other than the writer (or by the
+ * writer, with by_writer), or -1. */
+static int64_t last_sync(const char *path, bool by_writer) {
+  int64_t at = -1;
+  pthread_mutex_lock(&sync_log_mu);
+  for (size_t i = 0; i < sync_log_n; i++)
+    if (sync_log[i].writer == by_writer && !strcmp(sync_log[i].path, path)) at = (int64_t)i;
+  pthread_mutex_unlock(&sync_log_mu);
+  return at;
+}
+
+static int64_t wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int64_t top_cum(const pprof_profile *p, const char *fn) {
@@ -785,6 +847,58 @@ static void index_from_version_1(void) {
   store_close(s);
 }
 
+/* Durability (store.h): a syncer thread, not the writer, makes what was appended durable within
+ * a round: every segment written (the rolled ones and the active one), the segments directory
+ * (new files' names) and then the WAL; store_stats.durable_ns says up to when. store_close
+ * makes the rest durable however long the period. */
+static void syncer_makes_appends_durable(void) {
+  fresh_dir();
+  writer_thread = pthread_self();
+  char segdir[300], wal[320];
+  snprintf(segdir, sizeof segdir, "%s/segments", dir);
+  snprintf(wal, sizeof wal, "%s/index.db-wal", dir);
+  store_opts o = {.dir = dir, .segment_bytes = 1, .sync_interval = 0.05}; /* a segment per record */
+  store *s = NULL;
+  pp_err err = {0};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  sync_log_reset();
+  for (int i = 0; i < 3; i++) CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000 * (i + 1)) == 0);
+  int64_t appended = wall_ns();
+  store_stats st = {0};
+  for (int k = 0; k < 500; k++) { /* rounds every 50 ms: one must start after the appends */
+    store_get_stats(s, &st);
+    if (st.durable_ns >= appended) break;
+    usleep(10000);
+  }
+  CHECK(st.durable_ns >= appended);
+  CHECK(st.syncs >= 1);
+  CHECK_EQ_I64(st.sync_failures, 0);
+  int64_t wal_at = last_sync(wal, false);
+  CHECK(wal_at >= 0);
+  CHECK(last_sync(segdir, false) >= 0);
+  for (int64_t id = 1; id <= 3; id++) {
+    int64_t at = last_sync(segment_path(id), false);
+    CHECK(at >= 0);
+    CHECK(at < wal_at); /* the rows' WAL after the bytes they point at */
+    CHECK_EQ_I64(last_sync(segment_path(id), true), -1); /* the writer never waits for a segment */
+  }
+  store_close(s);
+  /* a period longer than the test: nothing synced by the syncer until store_close, which syncs it */
+  o.sync_interval = 3600;
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 5000) == 0);
+  usleep(100000);
+  int64_t seg = index_i64("SELECT MAX(id) FROM segment", 0);
+  sync_log_reset();
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.syncs, 0);
+  store_close(s);
+  CHECK(seg > 3 && last_sync(segment_path(seg), false) >= 0);
+  CHECK(last_sync(segdir, false) >= 0);
+}
+
 /* A rollup the compactor finished for a series that retention deleted meanwhile is not stored,
  * also when a new series got the deleted one's id (the writer compares the labels too). */
 static void rollup_of_a_deleted_series_dropped(void) {
@@ -1103,6 +1217,7 @@ int main(void) {
   RUN(series_pages_and_selectors);
   RUN(series_cache_stays_bounded);
   RUN(index_from_version_1);
+  RUN(syncer_makes_appends_durable);
   RUN(rollup_of_a_deleted_series_dropped);
   return tt_finish();
 }
