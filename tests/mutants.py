@@ -157,6 +157,10 @@ MUTANTS = [
       [("src/collector/store.c", "  uint64_t total = seg_bytes(s) + file_size(s->dbpath);", "  uint64_t total = seg_bytes(s) / 2 + file_size(s->dbpath);")],
       ["unit:test_store", "collector:disk"], r"retention"),
     # ---- store: durability, repair, series at scale (issue 12)
+    M("query-scans-every-series", "a selection walks every series instead of a label's posting list",
+      [(Q, "  char *sql = selection_sql(q, pick_driver(db, q));",
+        "  char *sql = selection_sql(q, q->min_seg > 0 ? DRIVE_TIME : (pick_driver(db, q), DRIVE_ALL));")],
+      ["unit:test_store"], r"query_cost_follows_selection"),
     M("syncer-skips-active-segment", "the syncer's round leaves out the segment being written",
       [("src/collector/store_sync.c", "    ok &= fdatasync(active) == 0;", "    ok &= 1;")],
       ["unit:test_store"], r"syncer_makes_appends_durable"),

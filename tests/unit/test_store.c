@@ -939,6 +939,150 @@ static void rollup_of_a_deleted_series_dropped(void) {
   store_close(s);
 }
 
+/* ---- pages the index reads, counted by a VFS that wraps the default one -------------------------
+ * Registered as the default while a test runs, so the store's own connections go through it.
+ * Version 2 of the I/O methods (no xFetch), so SQLite reads every page through xRead. */
+static sqlite3_vfs count_vfs, *base_vfs;
+static sqlite3_io_methods count_io;
+static int64_t index_reads;
+typedef struct count_file {
+  sqlite3_file base;
+  sqlite3_file *real;
+} count_file;
+#define REAL(f) (((count_file *)(f))->real)
+static int cf_close(sqlite3_file *f) {
+  int rc = REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
+  sqlite3_free(REAL(f));
+  return rc;
+}
+static int cf_read(sqlite3_file *f, void *b, int n, sqlite3_int64 off) {
+  __atomic_add_fetch(&index_reads, 1, __ATOMIC_RELAXED);
+  return REAL(f)->pMethods->xRead(REAL(f), b, n, off);
+}
+static int cf_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 off) {
+  return REAL(f)->pMethods->xWrite(REAL(f), b, n, off);
+}
+static int cf_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int cf_sync(sqlite3_file *f, int fl) { return REAL(f)->pMethods->xSync(REAL(f), fl); }
+static int cf_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int cf_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int cf_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int cf_reserved(sqlite3_file *f, int *o) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), o); }
+static int cf_fcntl(sqlite3_file *f, int op, void *a) { return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int cf_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int cf_devchar(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int cf_shmmap(sqlite3_file *f, int pg, int sz, int ext, void volatile **pp) {
+  return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, pp);
+}
+static int cf_shmlock(sqlite3_file *f, int off, int n, int fl) { return REAL(f)->pMethods->xShmLock(REAL(f), off, n, fl); }
+static void cf_shmbarrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int cf_shmunmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+
+static int cv_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out) {
+  count_file *cf = (count_file *)f;
+  cf->base.pMethods = NULL;
+  cf->real = sqlite3_malloc(base_vfs->szOsFile);
+  if (!cf->real) return SQLITE_NOMEM;
+  memset(cf->real, 0, (size_t)base_vfs->szOsFile);
+  int rc = base_vfs->xOpen(base_vfs, name, cf->real, flags, out);
+  if (rc != SQLITE_OK) {
+    if (cf->real->pMethods) cf->real->pMethods->xClose(cf->real);
+    sqlite3_free(cf->real);
+    return rc;
+  }
+  cf->base.pMethods = &count_io;
+  return SQLITE_OK;
+}
+static int cv_delete(sqlite3_vfs *v, const char *n, int sd) { return base_vfs->xDelete(base_vfs, n, sd); }
+static int cv_access(sqlite3_vfs *v, const char *n, int fl, int *o) { return base_vfs->xAccess(base_vfs, n, fl, o); }
+static int cv_full(sqlite3_vfs *v, const char *n, int no, char *o) { return base_vfs->xFullPathname(base_vfs, n, no, o); }
+static int cv_random(sqlite3_vfs *v, int n, char *o) { return base_vfs->xRandomness(base_vfs, n, o); }
+static int cv_sleep(sqlite3_vfs *v, int us) { return base_vfs->xSleep(base_vfs, us); }
+static int cv_time(sqlite3_vfs *v, double *o) { return base_vfs->xCurrentTime(base_vfs, o); }
+static int cv_lasterr(sqlite3_vfs *v, int n, char *o) { return base_vfs->xGetLastError(base_vfs, n, o); }
+static int cv_time64(sqlite3_vfs *v, sqlite3_int64 *o) { return base_vfs->xCurrentTimeInt64(base_vfs, o); }
+
+static void count_vfs_install(void) {
+  base_vfs = sqlite3_vfs_find(NULL);
+  count_io = (sqlite3_io_methods){2,         cf_close,  cf_read,     cf_write,  cf_truncate, cf_sync,
+                                  cf_size,   cf_lock,   cf_unlock,   cf_reserved, cf_fcntl,  cf_sector,
+                                  cf_devchar, cf_shmmap, cf_shmlock, cf_shmbarrier, cf_shmunmap, NULL, NULL};
+  count_vfs = (sqlite3_vfs){2,         (int)sizeof(count_file), base_vfs->mxPathname, NULL,   "count",
+                            NULL,      cv_open,                 cv_delete,            cv_access, cv_full,
+                            NULL,      NULL,                    NULL,                 NULL,      cv_random,
+                            cv_sleep,  cv_time,                 cv_lasterr,           cv_time64, NULL,
+                            NULL,      NULL};
+  sqlite3_vfs_register(&count_vfs, 1);
+}
+
+static void count_vfs_remove(void) {
+  sqlite3_vfs_unregister(&count_vfs);
+  sqlite3_vfs_register(base_vfs, 1);
+}
+
+/* Pages read from the index by a one-pod merge and a one-pod listing. */
+static int64_t one_pod_reads(store *s) {
+  store_matcher m = {"monitor", "target"};
+  __atomic_store_n(&index_reads, 0, __ATOMIC_RELAXED);
+  pprof_profile *p = NULL;
+  size_t cnt = 0;
+  CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 1);
+  pprof_free(p);
+  store_series_info *si;
+  size_t n = 0;
+  CHECK(store_list_series(s, &m, 1, NULL, 0, 0, NULL, 0, &si, &n, NULL, NULL) == 0);
+  CHECK_EQ_I64(n, 1);
+  store_series_free(si, n);
+  return __atomic_load_n(&index_reads, __ATOMIC_RELAXED);
+}
+
+/* Query cost follows the series selected, not the series stored: a one-pod merge and listing
+ * read about as many index pages with 100,000 other series in the index as with 20 (pods
+ * replaced over weeks); walking every series would read thousands. */
+static void query_cost_follows_selection(void) {
+  int64_t reads[2] = {0, 0};
+  const int others[2] = {20, 100000};
+  count_vfs_install();
+  for (int k = 0; k < 2; k++) {
+    fresh_dir();
+    store *s = open_store(0, 0, NULL);
+    if (!s) break;
+    CHECK(add(s, "gotarget/heap.pb.gz", "target", "heap", 1000) == 0);
+    store_close(s);
+    /* the other series, written into the index from outside (fast): labels, their label rows,
+     * alive in the current segment */
+    char db[400], *sql = NULL;
+    snprintf(db, sizeof db, "%s/index.db", dir);
+    sqlite3 *h = NULL;
+    CHECK(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, "unix") == SQLITE_OK);
+    CHECK(asprintf(&sql,
+                   "BEGIN;"
+                   "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<%d)"
+                   " INSERT INTO series(labels, last_seg) SELECT json_object('monitor','pod-'||i,'team','core'),"
+                   " (SELECT MAX(id) FROM segment) FROM c;"
+                   "INSERT INTO series_label(name, value, series_id) SELECT j.key, j.value, s.id FROM series s,"
+                   " json_each(s.labels) j WHERE s.labels NOT LIKE '%%\"target\"%%';"
+                   "COMMIT;",
+                   others[k]) > 0);
+    CHECK(sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK);
+    free(sql);
+    sqlite3_close(h);
+    s = open_store(0, 0, NULL);
+    if (!s) break;
+    store_stats st;
+    store_get_stats(s, &st);
+    CHECK_EQ_I64(st.series, (uint64_t)others[k] + 1);
+    reads[k] = one_pod_reads(s);
+    store_close(s);
+  }
+  count_vfs_remove();
+  printf("  index pages read by a one-pod merge and listing: %lld with 20 other series, %lld with 100,000\n",
+         (long long)reads[0], (long long)reads[1]);
+  CHECK(reads[0] > 0);
+  CHECK(reads[1] <= 2 * reads[0]);
+}
+
 /* The data dir's size as du(1) reports it (apparent bytes), less the directories' own entries:
  * the files the store wrote, measured from outside the store. -1 if du cannot tell. */
 static int64_t du_files(void) {
@@ -1219,5 +1363,6 @@ int main(void) {
   RUN(index_from_version_1);
   RUN(syncer_makes_appends_durable);
   RUN(rollup_of_a_deleted_series_dropped);
+  RUN(query_cost_follows_selection);
   return tt_finish();
 }
