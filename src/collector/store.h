@@ -11,11 +11,12 @@
  *
  * Durability: a record is written to its segment before its index row is committed, and a
  * syncer thread makes both durable every opts.sync_interval seconds (default 1): fdatasync of
- * the segments written since its last round (and of the segments directory after a new file),
- * then of the index's WAL. SQLite runs with synchronous=NORMAL, which syncs at checkpoints and
- * not at each commit: the syncer's round is the commit point, so the writer does not wait for
- * the disk at each append (only at SQLite's checkpoints, about every 1 MiB of WAL, which sync
- * the WAL and the index file on the writer's thread). What a crash may cost:
+ * the segments written since its last round (and of the segments directory after a new file,
+ * and of the data directory once, for the WAL's name), then of the index's WAL. SQLite runs
+ * with synchronous=NORMAL, which syncs at checkpoints and not at each commit: the syncer's
+ * round is the commit point, so the writer does not wait for the disk at each append (only at
+ * SQLite's checkpoints, about every 1 MiB of WAL, which sync the WAL and the index file on the
+ * writer's thread). What a crash may cost:
  *   - the process killed (kill -9, OOM): nothing store_append returned for; the kernel has it;
  *   - power loss or a kernel crash: at most what was appended after the start of the last
  *     completed round, i.e. the last sync_interval seconds plus the length of one round

@@ -2,8 +2,8 @@
  *
  * Every sync_ns the syncer thread takes what the writer left it (the fds of segments rolled
  * since its last round, the active segment, whether a new file appeared) and makes it durable
- * in this order: the segments' data, the segments directory (new files' names), then the
- * index's WAL. A round that starts at t0 covers every record whose store_append returned
+ * in this order: the segments' data, the segments directory (new files' names), the data
+ * directory (once, for the WAL's name), then the index's WAL. A round that starts at t0 covers every record whose store_append returned
  * before t0: its bytes were written to its segment and its row to the WAL before then. Rows can
  * still reach the disk before their record's bytes do (the kernel writes back in any order);
  * the CRC check at open drops those.
@@ -60,6 +60,14 @@ static void sync_round(store *s, int *wal_fd, int *dir_fd) {
     snprintf(p, sizeof p, "%s-wal", s->dbpath);
     *wal_fd = open(p, O_RDONLY | O_CLOEXEC);
     ok &= *wal_fd >= 0 || errno == ENOENT; /* no WAL yet: nothing committed to it */
+    if (*wal_fd >= 0) {
+      /* the names in the data directory (index, WAL, segments/), once: SQLite syncs the
+       * directory only at its first checkpoint, and until then a power loss could lose the
+       * WAL's name, and with it the rows of every segment (which repair would then delete) */
+      int d = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      ok &= d >= 0 && fsync(d) == 0;
+      if (d >= 0) close(d);
+    }
   }
   if (*wal_fd >= 0) ok &= fdatasync(*wal_fd) == 0;
   int64_t t1 = now_ns();

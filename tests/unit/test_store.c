@@ -908,6 +908,7 @@ static void syncer_makes_appends_durable(void) {
   int64_t wal_at = last_sync(wal, false);
   CHECK(wal_at >= 0);
   CHECK(last_sync(segdir, false) >= 0);
+  CHECK(last_sync(dir, false) >= 0); /* the WAL's name */
   for (int64_t id = 1; id <= 3; id++) {
     int64_t at = last_sync(segment_path(id), false);
     CHECK(at >= 0);
