@@ -194,6 +194,9 @@ MUTANTS = [
     M("enospc-not-told", "a full disk while writing a segment is reported as a plain I/O error",
       [("src/collector/store.c", "    *ret_enospc = e == ENOSPC || e == EDQUOT;\n    if (r == -2)", "    *ret_enospc = false;\n    if (r == -2)")],
       ["collector:disk"], r"ENOSPC"),
+    M("series-pages-ignore-after", "/api/v1/series ignores after=, so every page is the first",
+      [(W, "s.to, after ? &cur : NULL, (size_t)limit", "s.to, after && 0 ? &cur : NULL, (size_t)limit")],
+      ["collector:web_api"], r"series in pages"),
     # ---- web: authentication and headers
     M("csp-missing-on-401", "401 answers go out without the security headers",
       [(W, "  else MHD_add_response_header(r, \"WWW-Authenticate\", \"Bearer\");\n  return queue(c, 401, r);",
