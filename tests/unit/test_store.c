@@ -1397,5 +1397,7 @@ int main(void) {
   RUN(syncer_makes_appends_durable);
   RUN(rollup_of_a_deleted_series_dropped);
   RUN(query_cost_follows_selection);
+  /* the last test's data directory (each test empties it first): nothing left behind */
+  fresh_dir();
   return tt_finish();
 }
