@@ -149,7 +149,7 @@ typedef struct selection {
   store_agg agg;
 } selection;
 
-static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "sample", "max_nodes", "top", NULL};
+static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top", NULL};
 
 static int parse_selection(const params *p, selection *s, bool need_type, char *why, size_t n) {
   memset(s, 0, sizeof *s);
@@ -493,11 +493,32 @@ static enum MHD_Result api_series(web *w, struct MHD_Connection *c, const params
   selection s;
   char why[256];
   if (parse_selection(p, &s, false, why, sizeof why) < 0) return send_error(c, 400, "bad_data", why);
+  /* pages: limit=N entries, then after=<the previous page's "next"> ("series_id:type") */
+  const char *lim = param(p, "limit"), *after = param(p, "after");
+  long limit = 0;
+  if (lim) {
+    char *end;
+    limit = strtol(lim, &end, 10);
+    if (!*lim || *end || limit < 1 || limit > WEB_MAX_SERIES_PAGE)
+      return send_error(c, 400, "bad_data", "limit: want 1..100000");
+  }
+  store_series_cursor cur = {0, NULL};
+  if (after) {
+    char *end;
+    long long id = strtoll(after, &end, 10);
+    int t = end != after && *end == ':' ? cfg_type_from_name(end + 1) : -1;
+    if (id < 0 || t < 0) return send_error(c, 400, "bad_data", "after: want the \"next\" of a previous page");
+    cur = (store_series_cursor){id, cfg_type_name[t]};
+  }
   store_series_info *v;
   size_t n;
+  bool more = false;
   pp_err err = {0};
-  if (store_list_series(w->h.st, s.m, s.nm, s.type, s.from, s.to, &v, &n, &err) < 0)
+  if (store_list_series(w->h.st, s.m, s.nm, s.type, s.from, s.to, after ? &cur : NULL, (size_t)limit, &v, &n, &more,
+                        &err) < 0)
     return send_error(c, 500, "internal", err.msg);
+  char next[64] = "";
+  if (more && n) snprintf(next, sizeof next, "%lld:%s", (long long)v[n - 1].series_id, v[n - 1].type);
   json_t *arr = json_array();
   for (size_t i = 0; i < n; i++) {
     json_t *labels = json_loads(v[i].labels_json, 0, NULL);
@@ -514,7 +535,9 @@ static enum MHD_Result api_series(web *w, struct MHD_Connection *c, const params
                                          "profiles", (json_int_t)v[i].count));
   }
   store_series_free(v, n);
-  return send_json(c, 200, json_pack("{s:s,s:o}", "status", "success", "data", arr));
+  json_t *out = json_pack("{s:s,s:o}", "status", "success", "data", arr);
+  if (out && next[0]) json_object_set_new(out, "next", json_string(next));
+  return send_json(c, 200, out);
 }
 
 static enum MHD_Result api_profiles(web *w, struct MHD_Connection *c, const params *p) {
@@ -591,7 +614,7 @@ static enum MHD_Result raw_page(web *w, struct MHD_Connection *c) {
   store_series_info *v;
   size_t n;
   pp_err err = {0};
-  if (store_list_series(w->h.st, NULL, 0, NULL, 0, 0, &v, &n, &err) < 0) return send_error(c, 500, "internal", err.msg);
+  if (store_list_series(w->h.st, NULL, 0, NULL, 0, 0, NULL, 0, &v, &n, NULL, &err) < 0) return send_error(c, 500, "internal", err.msg);
   char *b = NULL;
   size_t len = 0, cap = 0;
   const char *head = "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"

@@ -6,7 +6,8 @@
  *
  * Limits: at most WEB_MAX_PARAMS query parameters of at most WEB_MAX_PARAM_LEN bytes each,
  * request bodies are read and discarded (nothing here takes a body), merges read at most
- * WEB_MAX_RECORDS records. Every answer carries a restrictive Content-Security-Policy.
+ * WEB_MAX_RECORDS records, a page of /api/v1/series holds at most WEB_MAX_SERIES_PAGE entries.
+ * Every answer carries a restrictive Content-Security-Policy.
  * Threads: handlers run on MHD's threads and use only thread-safe entry points (store
  * queries, scrape_targets_json, the hooks).
  */
@@ -23,6 +24,7 @@
 #define WEB_MAX_PARAMS 64
 #define WEB_MAX_PARAM_LEN 1024
 #define WEB_MAX_RECORDS 20000
+#define WEB_MAX_SERIES_PAGE 100000
 
 /* Optional authentication for the UI and API (off when both are NULL/empty); /healthz and
  * /readyz stay open. users: "name:hash" lines as htpasswd -B writes them (any crypt(3) hash
