@@ -68,6 +68,10 @@ MUTANTS = [
       [("src/codec/merge.c", "(dst->time_nanos == 0 || src->time_nanos < dst->time_nanos)",
         "(dst->time_nanos == 0 || src->time_nanos > dst->time_nanos)")],
       ["conformance:merge"], r"go -raw reads ours"),
+    # ---- fuzz corpus replay: clang's UBSan, every report fatal
+    M("htab-null-key", "htab_key applies an offset to the null key buffer of a table of empty keys (UB only clang's UBSan reports)",
+      [("src/base/htab.c", "  return t->keys ? t->keys + e->off : (const void *)\"\";", "  return t->keys + e->off;")],
+      ["fuzz:decode"], r"^fuzz replay decode"),
     # ---- valgrind and the collector under ASan
     M("tool-leak", "pprof-tool leaks the profile it printed",
       [("src/tools/pprof-tool.c", "done:\n  pprof_free(p);\n  return rc;", "done:\n  return rc;")],
@@ -218,7 +222,7 @@ def fresh_scratch(log):
         dst = os.path.join(SCRATCH, f)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copy2(os.path.join(ROOT, f), dst)
-    for d in ("build/rel", "build/asan", "build/gen", "bin"):
+    for d in ("build/rel", "build/asan", "build/tsan", "build/clang", "build/gen", "bin"):
         if os.path.isdir(os.path.join(ROOT, d)):
             os.makedirs(os.path.dirname(os.path.join(SCRATCH, d)), exist_ok=True)
             subprocess.run(["cp", "-a", os.path.join(ROOT, d), os.path.join(SCRATCH, d)], check=True)
