@@ -32,6 +32,8 @@
 #include "../base/log.h"
 #include "../base/version.h"
 
+#include <stdatomic.h>
+
 /* ---- logging: through the programs' one logger (base/log.h) ------------------------------- */
 
 enum { LOG_DEBUG = PP_LOG_DEBUG, LOG_INFO = PP_LOG_INFO, LOG_WARN = PP_LOG_WARN, LOG_ERROR = PP_LOG_ERROR };
@@ -46,17 +48,17 @@ typedef struct app {
   scrape_engine *eng;
   cfg_config *cfg;              /* in force */
   uint32_t config_hash;         /* of the file text in force, to skip no-op file events */
-  bool ready;
-  /* reload requests from HTTP threads */
+  atomic_bool ready;            /* /readyz (HTTP threads read it) */
+  /* reload requests from HTTP threads, under mu */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool pending;                 /* a reload is asked for */
   uint64_t served;              /* reload requests completed (a waiter waits for its turn) */
   int result;                   /* result of the last reload */
   pp_err result_err;
-  /* counters for /metrics */
-  uint64_t reloads_total, reload_failures_total, last_reload_ok, last_reload_ts;
-  uint64_t ingested_profiles, ingested_bytes, dropped_enospc, store_errors;
+  /* counters for /metrics: written by the main thread, read by HTTP threads */
+  _Atomic uint64_t reloads_total, reload_failures_total, last_reload_ok, last_reload_ts;
+  _Atomic uint64_t ingested_profiles, ingested_bytes, dropped_enospc, store_errors;
   int64_t started_ns;
   selfprof *sp;
 } app;
@@ -131,7 +133,7 @@ static int hook_reload(void *ud, pp_err *err) {
 
 static bool hook_ready(void *ud) {
   app *a = ud;
-  return a->ready;
+  return atomic_load(&a->ready);
 }
 
 static void hook_metrics(void *ud, char **buf, size_t *len, size_t *cap) {
@@ -403,7 +405,7 @@ int main(int argc, char **argv) {
   sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  a.ready = true;
+  atomic_store(&a.ready, true);
   int64_t last_retention = 0, file_event_at = 0;
   while (!stop_flag) {
     struct curl_waitfd wfd = {.fd = ino, .events = CURL_WAIT_POLLIN};
@@ -446,7 +448,7 @@ int main(int argc, char **argv) {
   LOG(LOG_INFO, "stopping");
   rc = 0;
 out:
-  a.ready = false;
+  atomic_store(&a.ready, false);
   web_stop(w);
   selfprof_stop(a.sp);
   if (ino >= 0) close(ino);

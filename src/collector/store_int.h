@@ -37,7 +37,9 @@ struct store {
   int64_t seg_id;
   uint64_t seg_size;
   int64_t seg_opened_ns;
-  uint64_t segments_bytes; /* all segment files, kept current by append and retention */
+  /* all segment files, kept current by append and retention (the writer); atomic because
+   * store_get_stats reads it from HTTP threads */
+  _Atomic uint64_t segments_bytes;
   htab series_cache;       /* labels JSON -> index into series_ids */
   int64_t *series_ids;
   size_t series_cap;
