@@ -108,6 +108,7 @@ struct scrape_engine {
   uint64_t drift_counts[NBUCKETS + 1]; /* under mu */
   double drift_sum;
   uint64_t drift_n;
+  bool draining;        /* scrape_drain: no job starts any more */
 };
 
 static int64_t mono_ms(void) {
@@ -808,8 +809,8 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
   int64_t now = mono_ms();
   int64_t wake = now + max_wait_ms;
   int running = 0;
-  /* start due jobs; the scan is skipped while nothing can be due */
-  if (now >= e->next_due_ms) {
+  /* start due jobs; the scan is skipped while nothing can be due, and once draining */
+  if (!e->draining && now >= e->next_due_ms) {
     int64_t next_due = INT64_MAX;
     for (size_t i = 0; i < e->njobs; i++) {
       job *j = e->jobs[i];
@@ -830,7 +831,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
     curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain_done(e);
   }
-  if (e->next_due_ms < wake) wake = e->next_due_ms;
+  if (!e->draining && e->next_due_ms < wake) wake = e->next_due_ms;
   if (e->curl_deadline_ms >= 0 && e->curl_deadline_ms < wake) wake = e->curl_deadline_ms;
   int timeout = (int)(wake - mono_ms());
   if (timeout < 0) timeout = 0;
@@ -876,6 +877,14 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
   drain_done(e);
   drain_decoded(e);
   return ready;
+}
+
+size_t scrape_drain(scrape_engine *e) {
+  e->draining = true;
+  size_t n = 0;
+  /* (bodies of jobs a reload removed are not counted: nothing of theirs is stored) */
+  for (size_t i = 0; i < e->njobs; i++) n += e->jobs[i]->easy || e->jobs[i]->decoding;
+  return n;
 }
 
 void scrape_wakeup(scrape_engine *e) {

@@ -293,6 +293,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     seconds = strtol(sv, &end, 10);
     if (*end || seconds < 1 || seconds > 60) return text(c, 400, "seconds: want 1..60\n");
   }
+  pthread_mutex_lock(&stop_mu);
+  bool stop = stopping;
+  pthread_mutex_unlock(&stop_mu);
+  if (stop) return text(c, 503, "stopping\n");
   if (pthread_mutex_trylock(&prof_mu) != 0)
     return text(c, 500, "Could not enable CPU profiling: cpu profiling already in use\n");
   atomic_store(&nslots, 0);
@@ -351,12 +355,17 @@ int selfprof_start(const char *addr, int port, selfprof **ret, pp_err *err) {
   return 0;
 }
 
-void selfprof_stop(selfprof *s) {
+void selfprof_finish(selfprof *s) {
   if (!s) return;
   pthread_mutex_lock(&stop_mu);
   stopping = true;
   pthread_cond_broadcast(&stop_cv);
   pthread_mutex_unlock(&stop_mu);
+}
+
+void selfprof_stop(selfprof *s) {
+  if (!s) return;
+  selfprof_finish(s);
   MHD_stop_daemon(s->d);
   free(s);
 }

@@ -16,6 +16,10 @@
 typedef struct selfprof selfprof;
 
 int selfprof_start(const char *addr, int port, selfprof **ret, pp_err *err);
+/* Shutdown, first step: a profile in progress ends now and is answered with what it sampled;
+ * later requests get 503. The endpoint stays up, so that answer can still be fetched. */
+void selfprof_finish(selfprof *s);
+/* Stops the endpoint (after selfprof_finish if that was not called) and frees s. NULL is fine. */
 void selfprof_stop(selfprof *s);
 
 #endif
