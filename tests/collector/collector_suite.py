@@ -78,6 +78,10 @@ LATE = 0.5
 # schedules; the rel and asan runs check them. The faults part leaves its schedule cases out
 # then (not run, not counted).
 SCHEDULES = True
+# False under ThreadSanitizer: its runtime takes SIGPROF and runs our handler later itself, with
+# the signal unblocked, so a sample can land inside the handler (in the rel and asan builds the
+# kernel blocks it while the handler runs, and a stack never starts there)
+SIGNALS_DIRECT = True
 
 
 def grid_slots(times, period, anchor, early=0.05):
@@ -254,6 +258,30 @@ monitors:
                         details.append(f"{stype}: {diff}")
                 return not details and len(rows) == 2, "\n".join(details) or f"{len(rows)} records"
             check(t, f"collector API: {mon}/{ty} merged profile opens in go tool pprof; totals = sum of the records' as go reads them", agree)
+
+        def self_stacks():
+            # the sampler walks frame pointers from its signal handler: the stacks it records are
+            # whole (through the loop into main, also from a leaf inside a library) and begin
+            # at the interrupted code, never in the handler
+            f = os.path.join(OUT, "api-self-cpu-traces.pb.gz")
+            st, data, _ = http_req("GET", f"{c.url}/api/v1/profile?type=cpu&name=self&agg=sum")
+            if st != 200:
+                return False, f"HTTP {st} {data[:200]!r}"
+            open(f, "wb").write(data)
+            out = go_pprof(["-traces", f]).stdout
+            traces = []
+            for block in out.split("-----------+")[1:]:
+                names = [ln.split()[-1] for ln in block.splitlines() if ln.strip() and not ln.startswith("-")]
+                if names:
+                    traces.append(names)
+            to_main = [tr for tr in traces if "main" in tr and tr.index("main") >= 2]
+            loop = [tr for tr in traces if any(tr[i] == "scrape_run" and tr[i + 1] == "main" for i in range(len(tr) - 1))]
+            handler = [tr for tr in traces if set(tr) & {"on_sigprof", "fp_walk", "find_caller", "backtrace", "__restore_rt"}]
+            ok = len(traces) >= 5 and len(to_main) >= 3 and loop and (not handler or not SIGNALS_DIRECT)
+            return ok, (f"{len(traces)} stacks, {len(to_main)} reach main from 2+ frames above, {len(loop)} through scrape_run "
+                        f"into main, {len(handler)} with handler frames; e.g. {to_main[:3]} {handler[:2]}")
+        check(t, "collector self CPU profile: whole stacks from the interrupted code to main" +
+              (", no signal-handler frames" if SIGNALS_DIRECT else " (TSan runs the handler itself: samples inside it allowed)"), self_stacks)
 
         def cpu_exclusive():
             c.wait_for(lambda: c.target("demo-second-cpu", "cpu")["scrapesTotal"] >= 2 and c.target("demo", "cpu")["scrapesTotal"] >= 2, timeout=20)
@@ -1091,8 +1119,8 @@ def run_suite(t, parts=None, flavour="rel"):
     unknown = set(parts or ()) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown collector parts {sorted(unknown)} (one of {', '.join(PARTS)})")
-    global SCHEDULES
-    SCHEDULES = flavour != "tsan"
+    global SCHEDULES, SIGNALS_DIRECT
+    SCHEDULES = SIGNALS_DIRECT = flavour != "tsan"
     sanitized = flavour in FLAVOURS
     if sanitized:
         binary, env, tag, clean = FLAVOURS[flavour]
@@ -1120,4 +1148,4 @@ def run_suite(t, parts=None, flavour="rel"):
     finally:
         Collector.binary = os.path.join(ROOT, "bin", "collector")
         Collector.env = None
-        SCHEDULES = True
+        SCHEDULES = SIGNALS_DIRECT = True
