@@ -15,10 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/file.h"
 #include "../base/htab.h"
 
 #define BACKOFF_MAX_MS 300000
 #define BUSY_RETRY_MS 5000
+/* credential files (read at every scrape): longer ones fail the scrape, never truncated. A
+ * Kubernetes service-account token is about 1 KiB; 16 KiB leaves room for large OIDC tokens. */
+#define MAX_TOKEN_BYTES 16384
+#define MAX_PASSWORD_BYTES 4096
 #define DECODE_WORKERS 4
 /* Duration histogram buckets (seconds), as Prometheus' default plus the long CPU profiles. */
 static const double dur_buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
@@ -519,7 +524,25 @@ static void record_drift_locked(scrape_engine *e, double seconds) {
   e->drift_n++;
 }
 
+static void job_finish(scrape_engine *e, job *j, int64_t now, int64_t end_ns, const char *err, bool busy,
+                       pprof_profile *p, uint8_t *data, size_t len);
+
+/* A credential file's first line, read with the project's capped reader: a longer file is
+ * refused (never truncated into a wrong credential), and so is a missing or unreadable one. */
+static int read_secret(const char *path, const char *what, size_t max, char **ret, pp_err *err) {
+  uint8_t *data = NULL;
+  size_t len = 0;
+  pp_err ferr = {0};
+  if (pp_read_file(path, max, &data, &len, &ferr) < 0)
+    return pp_err_set(err, ferr.code, "%s: %s", what, ferr.msg);
+  char *text = (char *)data; /* NUL-terminated by pp_read_file */
+  text[strcspn(text, "\r\n")] = '\0';
+  *ret = text;
+  return 0;
+}
+
 static void job_start(scrape_engine *e, job *j, int64_t now) {
+  pp_err cerr = {0}; /* a credential that could not be read: the scrape fails with it */
   CURL *c = curl_easy_init();
   if (!c) {
     job_show(e, j, NULL, false, now + 1000);
@@ -548,38 +571,35 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
   /* the bearer token is read at each scrape, so a rotated token file is picked up */
   struct curl_slist *extra = NULL;
   if (j->bearer_file) {
-    FILE *f = fopen(j->bearer_file, "r");
-    char tok[4096] = "";
-    if (f) {
-      size_t n = fread(tok, 1, sizeof tok - 1, f);
-      tok[n] = '\0';
-      fclose(f);
-      tok[strcspn(tok, "\r\n")] = '\0';
-      char line[4200];
-      snprintf(line, sizeof line, "Authorization: Bearer %s", tok);
+    char *tok = NULL, *line = NULL;
+    if (read_secret(j->bearer_file, "bearer_token_file", MAX_TOKEN_BYTES, &tok, &cerr) == 0 &&
+        asprintf(&line, "Authorization: Bearer %s", tok) >= 0) {
       for (struct curl_slist *s = j->headers; s; s = s->next) extra = curl_slist_append(extra, s->data);
       extra = curl_slist_append(extra, line);
       hdrs = extra;
+    } else if (!cerr.code) {
+      pp_err_set(&cerr, PP_ENOMEM, "out of memory");
     }
+    free(line);
+    free(tok);
   }
   if (hdrs) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
   /* libcurl reads the header list while the request is sent: it lives until the job ends */
   curl_slist_free_all(j->req_headers);
   j->req_headers = extra;
-  if (j->user) {
+  if (j->user && !cerr.code) {
     curl_easy_setopt(c, CURLOPT_USERNAME, j->user);
-    char pw[1024] = "";
-    if (j->password) snprintf(pw, sizeof pw, "%s", j->password);
-    else if (j->password_file) {
-      FILE *f = fopen(j->password_file, "r");
-      if (f) {
-        size_t n = fread(pw, 1, sizeof pw - 1, f);
-        pw[n] = '\0';
-        pw[strcspn(pw, "\r\n")] = '\0';
-        fclose(f);
+    if (j->password) {
+      curl_easy_setopt(c, CURLOPT_PASSWORD, j->password); /* libcurl keeps a copy */
+    } else if (j->password_file) {
+      char *pw = NULL;
+      if (read_secret(j->password_file, "basic_auth.password_file", MAX_PASSWORD_BYTES, &pw, &cerr) == 0) {
+        curl_easy_setopt(c, CURLOPT_PASSWORD, pw);
+        free(pw);
       }
+    } else {
+      curl_easy_setopt(c, CURLOPT_PASSWORD, "");
     }
-    curl_easy_setopt(c, CURLOPT_PASSWORD, pw);
   }
   if (j->connect_to) curl_easy_setopt(c, CURLOPT_CONNECT_TO, j->connect_to);
   if (j->ca) curl_easy_setopt(c, CURLOPT_CAINFO, j->ca);
@@ -591,6 +611,14 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
   }
   j->started_ms = now;
   j->started_wall_ns = wall_ns();
+  if (cerr.code) {
+    /* no request without the credentials asked for: the scrape fails with the reason */
+    curl_easy_cleanup(c);
+    curl_slist_free_all(j->req_headers);
+    j->req_headers = NULL;
+    job_finish(e, j, now, wall_ns(), cerr.msg, false, NULL, NULL, 0);
+    return;
+  }
   if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
     curl_easy_cleanup(c);
     job_show(e, j, NULL, false, now + 1000);

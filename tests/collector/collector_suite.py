@@ -438,6 +438,13 @@ def tls_auth(t):
     open(pwf, "w").write(pw + "\n")
     open(rot, "w").write("first-token\n")
     srv.tokens.add("first-token")
+    # credential files that must fail the scrape with the reason, no request sent: a token over
+    # the 16 KiB cap (it used to be cut to 4,095 bytes and sent), a password file over 4 KiB
+    # whose first line is the right password (it used to be read in part and used), a token file
+    # that does not exist (the request used to go out without credentials)
+    long_tok, long_pw = os.path.join(d, "long-token"), os.path.join(d, "long-password")
+    open(long_tok, "w").write("t" * 20000 + "\n")
+    open(long_pw, "w").write(pw + "\n" + "#" * 5000 + "\n")
     https = f"https://127.0.0.1:{srv.tls_port}"
     mtls = f"https://127.0.0.1:{srv.mtls_port}"
     plain = f"http://127.0.0.1:{srv.plain_port}"
@@ -453,7 +460,10 @@ def tls_auth(t):
            f"- name: mtls-no-cert\n  endpoint: {mtls}\n  bearer_token_file: {tok}\n  tls: {{ca_file: {ca}, server_name: pprof.test}}\n{hdr('mtls-no-cert')}"
            f"- name: basic-auth\n  endpoint: {plain}\n  basic_auth: {{username: {user}, password_file: {pwf}}}\n{hdr('basic-auth')}"
            f"- name: bearer-rotation\n  endpoint: {plain}\n  bearer_token_file: {rot}\n{hdr('bearer-rotation')}"
-           f"- name: no-credentials\n  endpoint: {plain}\n{hdr('no-credentials')}")
+           f"- name: no-credentials\n  endpoint: {plain}\n{hdr('no-credentials')}"
+           f"- name: token-too-long\n  endpoint: {plain}\n  bearer_token_file: {long_tok}\n{hdr('token-too-long')}"
+           f"- name: password-file-too-long\n  endpoint: {plain}\n  basic_auth: {{username: {user}, password_file: {long_pw}}}\n{hdr('password-file-too-long')}"
+           f"- name: token-file-missing\n  endpoint: {plain}\n  bearer_token_file: {d}/no-such-token\n{hdr('token-file-missing')}")
     c = Collector(cfg, name="tls")
     try:
         c.wait_for(lambda: all(tg["scrapesTotal"] >= 2 for tg in c.targets()), timeout=20)
@@ -466,7 +476,10 @@ def tls_auth(t):
                   "mtls-client-cert": ("up", "", ("mtls", "pprof.test", f"127.0.0.1:{srv.mtls_port}", "pprof-collector")),
                   "mtls-no-cert": ("down", "", None),  # the peer refuses the handshake
                   "basic-auth": ("up", "", ("plain", None, f"127.0.0.1:{srv.plain_port}", None)),
-                  "no-credentials": ("down", "HTTP 401", ("plain", None, f"127.0.0.1:{srv.plain_port}", None))}
+                  "no-credentials": ("down", "HTTP 401", ("plain", None, f"127.0.0.1:{srv.plain_port}", None)),
+                  "token-too-long": ("down", f"bearer_token_file: {long_tok}: 20001 bytes, over the limit of 16384", None),
+                  "password-file-too-long": ("down", f"basic_auth.password_file: {long_pw}: 5007 bytes, over the limit of 4096", None),
+                  "token-file-missing": ("down", f"bearer_token_file: {d}/no-such-token: No such file or directory", None)}
         for name, (health, text, seen) in expect.items():
             def one(name=name, health=health, text=text, seen=seen):
                 tg = c.target(name, "heap")
