@@ -129,6 +129,20 @@ SIGNAL_SAFE static bool frame_record(uintptr_t a, uintptr_t top, uintptr_t calle
   return ret + (uintptr_t)(intptr_t)rel == callee;
 }
 
+static void on_sigprof(int sig, siginfo_t *si, void *ucv);
+static int fp_walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, void **out, int max);
+static uintptr_t find_caller(uintptr_t sp, uintptr_t fp, uintptr_t top, uintptr_t *ret_pc, uintptr_t *ret_at,
+                             uintptr_t *page);
+
+/* Whether f is one of the sampler's own functions. SIGPROF is blocked while its handler runs,
+ * so no sample interrupts the sampler: a return address into it that a scan finds is a stale
+ * word an earlier sample left on this stack, never the caller. */
+SIGNAL_SAFE static bool in_sampler(uintptr_t f) {
+  return f == (uintptr_t)&on_sigprof || f == (uintptr_t)&fp_walk || f == (uintptr_t)&find_caller ||
+         f == (uintptr_t)&frame_record || f == (uintptr_t)&readable || f == (uintptr_t)&func_start ||
+         f == (uintptr_t)&after_call || f == (uintptr_t)&in_text;
+}
+
 /* In a library: the return address of the call from our code that entered it, and that
  * function's frame record. Candidates are the words above sp that return into our code (a few
  * of them: stale words of earlier calls lie about in library frames); the first whose record
@@ -139,7 +153,7 @@ SIGNAL_SAFE static uintptr_t find_caller(uintptr_t sp, uintptr_t fp, uintptr_t t
   int tried = 0;
   for (uintptr_t a = (sp + 7) & ~(uintptr_t)7; a < sp + SCAN_BYTES && tried < 8 && readable(a, page); a += 8) {
     uintptr_t w = *(const uintptr_t *)a, f = after_call(w) ? func_start(w) : 0;
-    if (!f) continue;
+    if (!f || in_sampler(f)) continue;
     tried++;
     /* the frame pointer is still this function's if the library left it alone */
     uintptr_t rec = fp > a && fp < a + SCAN_BYTES && frame_record(fp, top, f, page) ? fp : 0;
