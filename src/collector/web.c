@@ -785,7 +785,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (w->h.reload(w->h.ud, &err) < 0) {
       char msg[600];
       snprintf(msg, sizeof msg, "%s\n", err.msg);
-      return send_text(c, 400, msg);
+      return send_text(c, w->h.ready && !w->h.ready(w->h.ud) ? 503 : 400, msg);
     }
     return send_text(c, 200, "config reloaded\n");
   }
