@@ -209,7 +209,10 @@ def main():
         n_before = len(lw.times)
         t_relist = time.time()
         env.proxy.clear()
-        relist_s = wait(lambda: count() == SERVICES * PER + 160, 120, 0.05)
+        # the held-off watch retries after its backoff (doubling from 0.8 s while it failed);
+        # the relist is timed from the 410, which the operator counts as it gets it
+        retry_s = wait(lambda: op.metrics().get(gone_key, 0) > gone0, 60, 0.01)
+        relist_s = wait(lambda: count() == SERVICES * PER + 160, 120, 0.02)
         time.sleep(4)
         gone = op.metrics().get(gone_key, 0) - gone0
         ts = [x for x in lw.times[n_before:] if x >= t_relist - 2]
@@ -222,10 +225,10 @@ def main():
         rows.append(("monitor passes for 150 changes (the queue coalesces)", f"{recon:.0f}"))
         rows.append(("API requests per monitor pass (all requests while the bursts ran, divided by the passes)",
                      f"{reqs / recon:.1f}" if recon else "n/a"))
-        rows.append((f"full EndpointSlice relist after a real 410 Gone ({gone:.0f} seen): from the watch's release to a correct "
-                     "ConfigMap; Lease renewals in that time and 4 s after: count, largest gap (retry 2 s, renew deadline 10 s); "
-                     "peak RSS of this operator",
-                     (f"{relist_s:.2f} s" if relist_s is not None else "not reached") +
+        rows.append((f"full EndpointSlice relist after a real 410 Gone ({gone:.0f} seen): from the 410 to a correct ConfigMap "
+                     "(the held-off watch's retry came after its backoff, in parentheses); Lease renewals from the watch's "
+                     "release to 4 s after: count, largest gap (retry 2 s, renew deadline 10 s); peak RSS of this operator",
+                     (f"{relist_s:.2f} s ({retry_s:.1f} s)" if relist_s is not None and retry_s is not None else "not reached") +
                      (f"; {len(ts)}, {max(gaps):.2f} s" if ts else "; none seen") + f"; {hwm2 / 1024:.1f} MiB"))
         rows.append((f"fill: {SERVICES:,} Services and {SERVICES * PER:,} pods through the API until every endpoint is ready "
                      "(for scale)", f"{fill_s:.0f} s"))
