@@ -94,24 +94,24 @@ MUTANTS = [
       ["collector:shutdown"], r"^collector shutdown: a reload asked while stopping"),
     # ---- scraping: schedules measured at the peer
     M("backoff-disabled", "a failing target is retried at its interval, no backoff",
-      [(S, "    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);", "    int64_t b = busy ? BUSY_RETRY_MS : 0;")],
+      [(S, "    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures + 1);", "    int64_t b = busy ? BUSY_RETRY_MS : 0;")],
       ["collector:faults"], r"backs off"),
     M("busy-retry-backs-off", "a busy CPU target backs off instead of retrying every 5 s",
-      [(S, "    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);", "    int64_t b = backoff_ms(j->failures);")],
+      [(S, "    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures + 1);", "    int64_t b = backoff_ms(j->failures + 1);")],
       ["collector:faults"], r"busy CPU target is retried"),
     M("backoff-ignores-interval", "a failing target is retried sooner than its interval",
-      [(S, "    j->next_ms = now + (j->interval_ms > b ? j->interval_ms : b);", "    j->next_ms = now + b;")],
+      [(S, "    next = now + (j->interval_ms > b ? j->interval_ms : b);", "    next = now + b;")],
       ["collector:faults"], r"never retried sooner"),
     M("neighbour-off-grid", "a healthy target is scraped every other slot",
-      [(S, "    j->next_ms += j->interval_ms;", "    j->next_ms += 2 * j->interval_ms;")],
+      [(S, "    next = j->next_ms + j->interval_ms;", "    next = j->next_ms + 2 * j->interval_ms;")],
       ["collector:faults"], r"healthy target keeps its 1 s grid"),
     M("decode-blocks-loop", "bodies are decoded on the event loop (one that fails to decode holds it 1.5 s, as a gzip bomb can)",
-      [(S, "  j->decoding = true;\n  pthread_mutex_lock(&e->qmu);",
+      [(S, "  pthread_mutex_lock(&e->qmu);\n  *e->todo_tail = it;",
         "  {\n    pprof_limits lim;\n    pprof_limits_default(&lim);\n    lim.max_decompressed = it->max;\n    pp_err perr = {0};\n"
         "    if (pprof_decode(it->data, it->len, &lim, &it->p, &perr) < 0) {\n"
         "      snprintf(it->err, sizeof it->err, \"invalid profile: %s\", perr.msg);\n      usleep(1500000);\n    }\n"
         "    job_finish(e, j, it->done_ms, it->end_ns, it->err, false, it->p, it->data, it->len);\n    free(it);\n    return;\n  }\n"
-        "  j->decoding = true;\n  pthread_mutex_lock(&e->qmu);")],
+        "  pthread_mutex_lock(&e->qmu);\n  *e->todo_tail = it;")],
       ["collector:faults"], r"healthy target keeps its 1 s grid"),
     M("redirects-followed", "redirects are followed",
       [(S, "  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);", "  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);")],
@@ -132,10 +132,11 @@ MUTANTS = [
       [(S, "  if (j->cert) curl_easy_setopt(c, CURLOPT_SSLCERT, j->cert);\n", "")],
       ["collector:tls_auth"], r"mtls-client-cert"),
     M("bearer-token-cached", "the bearer token file is read once per job, not at every scrape",
-      [(S, "  char *bearer_file, *user, *password, *password_file;", "  char *bearer_file, *user, *password, *password_file;\n  char tok_cache[4096];"),
-       (S, "      tok[strcspn(tok, \"\\r\\n\")] = '\\0';",
-        "      tok[strcspn(tok, \"\\r\\n\")] = '\\0';\n"
-        "      if (j->tok_cache[0]) memcpy(tok, j->tok_cache, sizeof tok); else memcpy(j->tok_cache, tok, sizeof tok);")],
+      [(S, "  char *bearer_file, *user, *password, *password_file;", "  char *bearer_file, *user, *password, *password_file;\n  char *tok_cache;"),
+       (S, "    if (read_secret(j->bearer_file, \"bearer_token_file\", MAX_TOKEN_BYTES, &tok, &cerr) == 0 &&",
+        "    if ((j->tok_cache ? (tok = strdup(j->tok_cache)) != NULL\n"
+        "                      : (read_secret(j->bearer_file, \"bearer_token_file\", MAX_TOKEN_BYTES, &tok, &cerr) == 0 &&\n"
+        "                         (j->tok_cache = strdup(tok)) != NULL)) &&")],
       ["collector:tls_auth"], r"rotated token"),
     # ---- store and API: answers checked with arithmetic and go tool pprof
     M("avg-as-sum", "agg=avg is computed as a sum",
