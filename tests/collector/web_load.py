@@ -23,7 +23,7 @@ import socket
 import subprocess
 import threading
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from harness import OUT, ROOT, TESTDATA, compare_raw, field, varint, RawProfile
 from peers import Collector, QuietServer, SeriesServer, http_req
@@ -516,7 +516,9 @@ def web_limits(t):
 
         def cache_and_store_state():
             q = "/api/v1/render?type=heap&name=small&max_nodes=100&top=10"
-            count = lambda: len(req_json(c, "/api/v1/profiles?type=heap&name=small", bob)[1]["data"])
+            polls = iter(range(10000, 0, -1))
+            # (each poll a different query: the cache's hits below are the render's alone)
+            count = lambda: len(req_json(c, f"/api/v1/profiles?type=heap&name=small&limit={next(polls)}", bob)[1]["data"])
             n0 = count()
             c.wait_for(lambda: count() > n0, timeout=10, step=0.05)  # right after a scrape: 3 s without one
             m0 = metrics_auth(c, bob)
@@ -718,7 +720,7 @@ def utf8(t):
             rows = None
             for path in ("/api/v1/series?name=badtext", "/api/v1/profiles?type=heap&name=badtext",
                          "/api/v1/timeline?type=heap&name=badtext&sample=1", "/api/v1/targets",
-                         f"/api/v1/render?type=heap&name=badtext&sample={fix(BAD['type'])}&max_nodes=10&top=5",
+                         f"/api/v1/render?type=heap&name=badtext&sample={quote(fix(BAD['type']))}&max_nodes=10&top=5",
                          "/api/v1/render?type=heap&name=badtext&sample=" + "%FF%FE", "/api/v1/series?l%FF=v%FE"):
                 st, raw, _ = http_req("GET", c.url + path)
                 try:
