@@ -80,21 +80,31 @@ $(GEN)/crd_assets.c: tools/embed.py $(CRD_FILES) | $(DEPS_OK)
 	@mkdir -p $(GEN)
 	python3 tools/embed.py $@ --table crd_assets $(CRD_FILES)
 
-# --- flavour: rel (optimised), asan (ASan+UBSan) ---
-FLAVOURS := rel asan
+# --- flavours: rel (optimised), asan (ASan+UBSan), tsan (ThreadSanitizer), clang (clang's
+# ASan+UBSan: the fuzzers' checks, for the corpus replay) ---
+# Every sanitizer report is fatal (-fno-sanitize-recover=all): a finding that only prints and
+# lets the run go on is a finding nobody sees.
+FLAVOURS := rel asan tsan clang
 rel_CFLAGS  :=
 asan_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+tsan_CFLAGS := -O1 -fsanitize=thread -fno-omit-frame-pointer
+clang_CC     := clang
+# (clang's -Wextra also warns of designated initialisers that leave fields out, which the code
+# does on purpose; gcc's builds hold the warnings)
+clang_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+                -Wno-missing-field-initializers
+flavour_cc = $(or $($(1)_CC),$(CC))
 
 define flavour
 $(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h | $(DEPS_OK)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) $$($(1)_CFLAGS) -I$(GEN) $$(PKG_CFLAGS) -MMD -MP -c $$< -o $$@
+	$$(call flavour_cc,$(1)) $$(CFLAGS) $$($(1)_CFLAGS) -I$(GEN) $$(PKG_CFLAGS) -MMD -MP -c $$< -o $$@
 $(B)/$(1)/gen/profile.pb-c.o: $(GEN)/profile.pb-c.c | $(DEPS_OK)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(filter-out -Wmissing-prototypes -Wstrict-prototypes,$$(CFLAGS)) $$($(1)_CFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
+	$$(call flavour_cc,$(1)) $$(filter-out -Wmissing-prototypes -Wstrict-prototypes,$$(CFLAGS)) $$($(1)_CFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
 $(B)/$(1)/gen/%_assets.o: $(GEN)/%_assets.c src/base/blob.h
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) $$($(1)_CFLAGS) -Isrc -c $$< -o $$@
+	$$(call flavour_cc,$(1)) $$(CFLAGS) $$($(1)_CFLAGS) -Isrc -c $$< -o $$@
 $(B)/$(1)/libpprofcodec.a: $(call objs,$(1))
 	$$(AR) rcs $$@ $$^
 $(B)/$(1)/libcollector.a: $(call cobjs,$(1))
@@ -137,16 +147,19 @@ $(B)/rel/tests/%: $(B)/rel/tests/unit/%.o $(B)/rel/liboperator.a $(B)/rel/libcol
 $(B)/asan/tests/%: $(B)/asan/tests/unit/%.o $(B)/asan/liboperator.a $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread
 
-# --- fuzz targets: libFuzzer with clang; the replay binary is a plain main() over a corpus ---
+# --- fuzz targets: libFuzzer with clang; the replay binary is a plain main() over a corpus,
+# built with the same compiler and sanitizers (clang's UBSan has checks gcc's lacks, such as a
+# zero offset applied to a null pointer), so what fails a fuzzer fails the replay ---
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
-REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/asan/fuzz/%-replay,$(FUZZ_SRC))
+REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/clang/fuzz/%-replay,$(FUZZ_SRC))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 $(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I$(GEN) -Isrc $(PKG_CFLAGS) \
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer $(FUZZ_SAN) -I$(GEN) -Isrc $(PKG_CFLAGS) \
 	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c $(PKG_LIBS) -lm -pthread -ldl
-$(B)/asan/fuzz/%-replay: $(B)/asan/fuzz/%.o $(B)/asan/fuzz/replay_main.o $(B)/asan/liboperator.a $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
-	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
+$(B)/clang/fuzz/%-replay: $(B)/clang/fuzz/%.o $(B)/clang/fuzz/replay_main.o $(B)/clang/liboperator.a $(B)/clang/libcollector.a $(B)/clang/libpprofcodec.a
+	clang $(CFLAGS) $(clang_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 
 # the operator and the collector also run their end-to-end tests under ASan+UBSan
 $(B)/asan/bin/operator: $(B)/asan/src/operator/main.o $(B)/asan/liboperator.a $(B)/asan/libpprofcodec.a
@@ -155,6 +168,11 @@ $(B)/asan/bin/operator: $(B)/asan/src/operator/main.o $(B)/asan/liboperator.a $(
 $(B)/asan/bin/collector: $(B)/asan/src/collector/main.o $(B)/asan/libcollector.a $(B)/asan/libpprofcodec.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(asan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
+# and under ThreadSanitizer: the scrape loop, the decode workers, the compactor and the HTTP
+# threads share the engine and the store
+$(B)/tsan/bin/collector: $(B)/tsan/src/collector/main.o $(B)/tsan/libcollector.a $(B)/tsan/libpprofcodec.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(tsan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
              $(B)/asan/bin/operator $(B)/asan/bin/collector $(B)/k8s/stamp image $(B)/rel/bench/store-bench
 test-bins: $(TEST_BINS)

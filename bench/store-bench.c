@@ -132,6 +132,50 @@ static int ingest(const char *dir, const char *file, int n) {
   return 0;
 }
 
+/* ingest DIR PROFILE N SYNC: N copies of PROFILE (200 series, as above) with the durability
+ * syncer every SYNC seconds (< 0: never): the ingest rate and the rounds the syncer made. */
+static int ingest_sync(const char *dir, const char *file, int n, double sync) {
+  size_t len;
+  uint8_t *data = slurp(file, &len);
+  pprof_profile *p = NULL;
+  if (!data || pprof_decode(data, len, NULL, &p, NULL) < 0) return 1;
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) return 1;
+  store_opts o = {.dir = dir, .sync_interval = sync};
+  store *s;
+  pp_err err = {0};
+  if (store_open(&o, &s, NULL, &err) < 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 1;
+  }
+  double t0 = now_s();
+  for (int i = 0; i < n; i++) {
+    char mon[32];
+    snprintf(mon, sizeof mon, "target-%d", i % 200);
+    store_label l[2] = {{"monitor", mon}, {"endpoint", "http://10.0.0.1:6060"}};
+    store_record r = {l, 2, "heap", (int64_t)i * 1000000000, (int64_t)i * 1000000000, data, len, p};
+    bool enospc;
+    if (store_append(s, &r, &enospc, &err) < 0) {
+      fprintf(stderr, "%s\n", err.msg);
+      return 1;
+    }
+  }
+  double el = now_s() - t0;
+  store_stats st;
+  store_get_stats(s, &st);
+  double t1 = now_s();
+  store_close(s);
+  double close_s = now_s() - t1;
+  printf("{\"profiles\": %d, \"sync_interval\": %g, \"per_s\": %.0f, \"syncs\": %llu, \"sync_failures\": %llu, "
+         "\"last_sync_ms\": %.2f, \"close_ms\": %.1f}\n",
+         n, sync, n / el, (unsigned long long)st.syncs, (unsigned long long)st.sync_failures,
+         st.last_sync_seconds * 1e3, close_s * 1e3);
+  pprof_free(p);
+  free(data);
+  return 0;
+}
+
 static int merge360(const char *dir, int runs, char **files, int nfiles) {
   char d1[512], cmd[600];
   snprintf(d1, sizeof d1, "%s/merge-store", dir);
@@ -229,6 +273,7 @@ static int fill(const char *dir, int pods, int n, const char *type, char **files
 int main(int argc, char **argv) {
   if (argc >= 7 && !strcmp(argv[1], "fill"))
     return fill(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6, argc - 6);
+  if (argc == 6 && !strcmp(argv[1], "ingest")) return ingest_sync(argv[2], argv[3], atoi(argv[4]), atof(argv[5]));
   if (argc >= 4 && !strcmp(argv[1], "merge"))
     return merge360(argv[2], atoi(argv[3]), argv + 4, argc - 4);
   if (argc == 4) return ingest(argv[1], argv[2], atoi(argv[3]));

@@ -1,6 +1,8 @@
 /* Replays fuzz corpora without libFuzzer: runs LLVMFuzzerTestOneInput on every file named on
- * the command line or found in the named directories. Built with ASan+UBSan, so `make test`
- * catches a regression on any input a fuzzer ever found interesting. */
+ * the command line or found in the named directories. Built with clang's ASan+UBSan and
+ * -fno-sanitize-recover=all, as the fuzzers are, so `make test` fails on any input a fuzzer
+ * ever found interesting that now crashes, leaks or runs into undefined behaviour; the input
+ * that did it is named on stderr. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +11,13 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The sanitizers call this before they end the process (any report is fatal here). */
+void __sanitizer_set_death_callback(void (*callback)(void));
+static const char *current;
+static void name_input(void) {
+  fprintf(stderr, "replay: the report above came from %s\n", current ? current : "the run as a whole (leaks are found at exit)");
+}
 
 static int run_file(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -22,13 +31,16 @@ static int run_file(const char *path) {
   uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
   size_t got = fread(buf, 1, (size_t)(n > 0 ? n : 0), f);
   fclose(f);
+  current = path;
   LLVMFuzzerTestOneInput(buf, got);
+  current = NULL;
   free(buf);
   return 0;
 }
 
 int main(int argc, char **argv) {
   int files = 0, bad = 0;
+  __sanitizer_set_death_callback(name_input);
   for (int i = 1; i < argc; i++) {
     struct stat st;
     if (stat(argv[i], &st) < 0) {

@@ -68,6 +68,10 @@ MUTANTS = [
       [("src/codec/merge.c", "(dst->time_nanos == 0 || src->time_nanos < dst->time_nanos)",
         "(dst->time_nanos == 0 || src->time_nanos > dst->time_nanos)")],
       ["conformance:merge"], r"go -raw reads ours"),
+    # ---- fuzz corpus replay: clang's UBSan, every report fatal
+    M("htab-null-key", "htab_key applies an offset to the null key buffer of a table of empty keys (UB only clang's UBSan reports)",
+      [("src/base/htab.c", "  return t->keys ? t->keys + e->off : (const void *)\"\";", "  return t->keys + e->off;")],
+      ["fuzz:decode"], r"^fuzz replay decode"),
     # ---- valgrind and the collector under ASan
     M("tool-leak", "pprof-tool leaks the profile it printed",
       [("src/tools/pprof-tool.c", "done:\n  pprof_free(p);\n  return rc;", "done:\n  return rc;")],
@@ -154,8 +158,49 @@ MUTANTS = [
       [("src/collector/store.c", "    for (size_t i = 0; i < p->nsample; i++) sum =", "    for (size_t i = 1; i < p->nsample; i++) sum =")],
       ["collector:web_api"], r"timeline"),
     M("retention-undercounts", "the store counts half of its segments' bytes against the budget",
-      [("src/collector/store.c", "  uint64_t total = s->segments_bytes + file_size(s->dbpath);", "  uint64_t total = s->segments_bytes / 2 + file_size(s->dbpath);")],
+      [("src/collector/store.c", "  uint64_t total = seg_bytes(s) + file_size(s->dbpath);", "  uint64_t total = seg_bytes(s) / 2 + file_size(s->dbpath);")],
       ["unit:test_store", "collector:disk"], r"retention"),
+    # ---- store: durability, repair, series at scale (issue 12)
+    M("repair-ignores-crc", "repair at open checks a record's lengths, not its CRC",
+      [("src/collector/store_seg.c", "h.crc == crc &&\n         (uint32_t)crc32(0, *buf + REC_HDR, (uInt)(rec_len - REC_HDR)) == crc;",
+        "h.crc == crc;")],
+      ["unit:test_store"], r"corrupt_record_found_at_open"),
+    M("read-ignores-crc", "a read serves a record's bytes without checking its CRC",
+      [("src/collector/store_seg.c", "  if (r < 0 || (uint32_t)crc32(0, buf, (uInt)len) != crc) {", "  if (r < 0) {")],
+      ["unit:test_store"], r"read_checks_crc"),
+    M("segment-open-truncates", "a new segment is opened with O_TRUNC instead of O_EXCL",
+      [("src/collector/store.c", "O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC", "O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC")],
+      ["unit:test_store"], r"new_segment_never_truncates"),
+    M("series-never-deleted", "series left without records stay in the index forever",
+      [("src/collector/store.c", "\"DELETE FROM series WHERE last_seg<?1\"", "\"DELETE FROM series WHERE 0 AND last_seg<?1\"")],
+      ["unit:test_store"], r"series_go_with_their_profiles"),
+    M("series-cache-unbounded", "the writer's series cache never drops a generation",
+      [("src/collector/store.c", "  if (g->keys.count >= s->series_cache_max / 2) {", "  if (0) {")],
+      ["unit:test_store"], r"series_cache_stays_bounded"),
+    M("query-scans-every-series", "a selection walks every series instead of a label's posting list",
+      [(Q, "  char *sql = selection_sql(q, pick_driver(db, q));",
+        "  char *sql = selection_sql(q, q->min_seg > 0 ? DRIVE_TIME : (pick_driver(db, q), DRIVE_ALL));")],
+      ["unit:test_store"], r"query_cost_follows_selection"),
+    M("syncer-skips-active-segment", "the syncer's round leaves out the segment being written",
+      [("src/collector/store_sync.c", "    ok &= fdatasync(active) == 0;", "    ok &= 1;")],
+      ["unit:test_store"], r"syncer_makes_appends_durable"),
+    M("syncer-skips-data-dir", "the syncer never syncs the data directory (the WAL's name)",
+      [("src/collector/store_sync.c", "      ok &= d >= 0 && fsync(d) == 0;\n", "      ok &= d >= 0;\n")],
+      ["unit:test_store"], r"syncer_makes_appends_durable"),
+    M("labels-not-sanitized", "label values are stored as given, so invalid UTF-8 fails the append",
+      [("src/collector/store.c", "    char *v = pp_utf8_sanitize(l[i].value, strlen(l[i].value), NULL);",
+        "    char *v = strdup(l[i].value);")],
+      ["unit:test_store"], r"labels_not_utf8"),
+    M("rollup-trusts-reused-id", "a finished rollup is stored for whatever series now has its id",
+      [("src/collector/store.c", "\"SELECT COUNT(*) FROM series WHERE id=?1 AND labels=?2\"",
+        "\"SELECT COUNT(*) FROM series WHERE id=?1 AND ?2 IS NOT NULL\"")],
+      ["unit:test_store"], r"rollup_of_a_deleted_series_dropped"),
+    M("enospc-not-told", "a full disk while writing a segment is reported as a plain I/O error",
+      [("src/collector/store.c", "    *ret_enospc = e == ENOSPC || e == EDQUOT;\n    if (r == -2)", "    *ret_enospc = false;\n    if (r == -2)")],
+      ["collector:disk"], r"ENOSPC"),
+    M("series-pages-ignore-after", "/api/v1/series ignores after=, so every page is the first",
+      [(W, "s.to, after ? &cur : NULL, (size_t)limit", "s.to, after && 0 ? &cur : NULL, (size_t)limit")],
+      ["collector:web_api"], r"series in pages"),
     # ---- web: authentication and headers
     M("csp-missing-on-401", "401 answers go out without the security headers",
       [(W, "  else MHD_add_response_header(r, \"WWW-Authenticate\", \"Bearer\");\n  return queue(c, 401, r);",
@@ -194,6 +239,21 @@ MUTANTS = [
       [(UI, "    const key = s.labels.__k8s_name ? `${s.labels.__k8s_namespace || ''}/${s.labels.__k8s_name}` : s.labels.monitor;",
         "    const key = s.labels.monitor;")],
       ["ui"], r"dashboard shows one card per service"),
+    # ---- operator, on the real control plane (tests/operator)
+    M("operator-config-never-gzipped", "a config over --config-gzip-above is written plain (a ConfigMap holds 1 MiB)",
+      [("src/operator/op_monitor.c", "  if (len <= o->o.config_gzip_above)\n", "  if (1)\n"),
+       ("src/operator/op_monitor.c", "    bool gzipped = strlen(yaml) > o->o.config_gzip_above;", "    bool gzipped = false;")],
+      ["operator:gzip"], r"gzipped to binaryData"),
+    M("operator-config-without-stack", "the monitor pass writes the config with no stack owning its ConfigMap",
+      [("src/operator/op_monitor.c", "    if (cur && (!have || strcmp(have, want))) {", "    if (!have || strcmp(have, want)) {")],
+      ["operator:gc"], r"garbage collector removes"),
+    M("operator-unready-endpoints-kept", "endpoints whose ready condition is false stay targets",
+      [("src/operator/op_monitor.c", '          if (json_is_false(json_object_get(json_object_get(e, "conditions"), "ready"))) continue;',
+        '          (void)0;')],
+      ["operator:changes"], r"readiness probe"),
+    M("operator-bad-event-rewatched", "a watch ending on an unreadable event is watched again at once, no error or relist",
+      [("src/operator/informer.c", "    inf->stats.bad_events++;", "    inf->st = NEED_WATCH;\n    inf->due_ms = now;\n    return;")],
+      ["operator:badevents"], r"watch event"),
 ]
 
 
@@ -218,7 +278,7 @@ def fresh_scratch(log):
         dst = os.path.join(SCRATCH, f)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copy2(os.path.join(ROOT, f), dst)
-    for d in ("build/rel", "build/asan", "build/gen", "bin"):
+    for d in ("build/rel", "build/asan", "build/tsan", "build/clang", "build/gen", "bin"):
         if os.path.isdir(os.path.join(ROOT, d)):
             os.makedirs(os.path.dirname(os.path.join(SCRATCH, d)), exist_ok=True)
             subprocess.run(["cp", "-a", os.path.join(ROOT, d), os.path.join(SCRATCH, d)], check=True)

@@ -55,14 +55,29 @@ def unit(t, parts=None):
                      f"exit {p.returncode}\n{p.stderr[-3000:]}")
 
 
+SANITIZER_REPORT = re.compile(r"runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: \w+Sanitizer|WARNING: ThreadSanitizer")
+
+
 def fuzz(t, parts=None):
-    for b in sorted(glob.glob(os.path.join(ROOT, "build", "asan", "fuzz", "*-replay"))):
-        target = os.path.basename(b)[len("fuzz_"):-len("-replay")]
+    """Every fuzz target's corpus replayed by a binary built as the fuzzers are (clang, ASan +
+    UBSan, every report fatal): each input must run without a crash, a leak or undefined
+    behaviour, and the replay must say it ran them all. Parts: the targets (decode, config, ...)."""
+    bins = sorted(glob.glob(os.path.join(ROOT, "build", "clang", "fuzz", "*-replay")))
+    targets = {os.path.basename(b)[len("fuzz_"):-len("-replay")]: b for b in bins}
+    want = sorted(os.path.basename(f)[len("fuzz_"):-2] for f in glob.glob(os.path.join(ROOT, "fuzz", "fuzz_*.c")))
+    for target in [x for x in want if not parts or x in parts]:
+        b = targets.get(target)
+        if not b:
+            t.tool(f"fuzz replay {target}: build/clang/fuzz/fuzz_{target}-replay is built (make test builds it)", False)
+            continue
         corpus = os.path.join(ROOT, "fuzz", "corpus", target)
-        p = run([b, corpus], env={"ASAN_OPTIONS": "detect_leaks=1"})
-        n = len(os.listdir(corpus)) if os.path.isdir(corpus) else 0
-        t.record(f"fuzz replay {target}: {n} corpus inputs under ASan+UBSan", p.returncode == 0 and n > 0,
-                 p.stdout[-500:] + p.stderr[-3000:])
+        n = len([f for f in os.listdir(corpus) if not f.startswith(".")]) if os.path.isdir(corpus) else 0
+        p = run([b, corpus], env={"ASAN_OPTIONS": "detect_leaks=1:handle_abort=1",
+                                  "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
+        report = SANITIZER_REPORT.search(p.stderr)
+        ok = p.returncode == 0 and n > 0 and not report and f"replayed {n} inputs" in p.stdout
+        t.record(f"fuzz replay {target}: {n} corpus inputs under ASan+UBSan (clang, every report fatal)", ok,
+                 f"exit {p.returncode}\n" + p.stdout[-500:] + p.stderr[-3000:])
 
 
 VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",

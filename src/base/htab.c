@@ -130,7 +130,9 @@ int htab_intern(htab *t, const void *key, size_t len, uint32_t *ret_index) {
 const void *htab_key(const htab *t, uint32_t index, size_t *ret_len) {
   const htab_entry *e = &t->entries[index];
   if (ret_len) *ret_len = e->len;
-  return t->keys + e->off;
+  /* keys[] is allocated with the first key that has bytes: a table holding only empty keys
+   * (a profile's string table starts with "") has none, and NULL + 0 is undefined */
+  return t->keys ? t->keys + e->off : (const void *)"";
 }
 
 void htab_free(htab *t) {

@@ -184,7 +184,7 @@ int pprof_top_compute(const pprof_profile *p, int si, pprof_top *t, pp_err *err)
     const pprof_sample *s = &p->sample[i];
     int64_t v = s->value[si];
     if (v == 0) continue;
-    total = wrap_add(total, v < 0 ? -v : v);
+    total = wrap_add(total, v < 0 ? (int64_t)(0 - (uint64_t)v) : v); /* |INT64_MIN| wraps, as in Go */
     if (s->nloc == 0) continue;
     if (++cur == 0) { /* stamps wrapped: clear them once every 4G samples */
       memset(stamp, 0, (f.nnodes + 1) * sizeof *stamp);

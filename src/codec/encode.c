@@ -1,30 +1,11 @@
 /* Encoding: index form -> protobuf-c messages (in a scratch arena) -> packed bytes -> gzip.
  * Wire ids are written as index + 1, so an encoded profile always has dense ids. */
-#include <libdeflate.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/gz.h"
 #include "pprof_int.h"
 #include "profile.pb-c.h"
-
-/* Whole-buffer gzip with libdeflate: at the same level it is several times faster than zlib
- * and compresses a little better; the output is ordinary gzip. */
-static int gzip_buf(const uint8_t *in, size_t len, int level, uint8_t **ret_buf, size_t *ret_len,
-                    pp_err *err) {
-  struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
-  if (!c) return pp_err_set(err, PP_ENOMEM, "gzip: cannot allocate a compressor");
-  size_t cap = libdeflate_gzip_compress_bound(c, len);
-  uint8_t *out = malloc(cap);
-  size_t n = out ? libdeflate_gzip_compress(c, in, len, out, cap) : 0;
-  libdeflate_free_compressor(c);
-  if (n == 0) {
-    free(out);
-    return pp_err_set(err, PP_ENOMEM, "gzip: compression failed");
-  }
-  *ret_buf = out;
-  *ret_len = n;
-  return 0;
-}
 
 #define NEW_ARRAY(ptr, n)                                                                          \
   do {                                                                                             \
@@ -182,7 +163,7 @@ int pprof_encode(const pprof_profile *p, int level, uint8_t **ret_buf, size_t *r
     *ret_len = plen;
     return 0;
   }
-  result = gzip_buf(packed, plen, level, ret_buf, ret_len, err);
+  result = pp_gzip(packed, plen, level, ret_buf, ret_len, err);
   free(packed);
   return result;
 

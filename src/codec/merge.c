@@ -386,7 +386,8 @@ int pprof_merger_add(pprof_merger *pm, const pprof_profile *src, int64_t sign, p
   pm->added++;
   if (src->time_nanos && (dst->time_nanos == 0 || src->time_nanos < dst->time_nanos))
     dst->time_nanos = src->time_nanos;
-  dst->duration_nanos += src->duration_nanos;
+  /* wraps like Go's int64 sum in google/pprof's Merge (hostile durations overflow) */
+  dst->duration_nanos = (int64_t)((uint64_t)dst->duration_nanos + (uint64_t)src->duration_nanos);
   if (src->period > dst->period) dst->period = src->period;
   if (!dst->default_sample_type && src->default_sample_type)
     dst->default_sample_type = m->smap[src->default_sample_type];

@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include "../base/file.h"
+#include "../base/gz.h"
 #include "../base/scrapeval.h"
 #include "../base/units.h"
 
@@ -452,13 +453,42 @@ int cfg_parse(const char *text, size_t len, const char *name, cfg_config **ret, 
   return 0;
 }
 
-int cfg_load_file(const char *path, cfg_config **ret, pp_err *err) {
+int cfg_read_file(const char *path, char **ret_text, size_t *ret_len, pp_err *err) {
   uint8_t *buf;
   size_t got;
   int r = pp_read_file(path, CFG_MAX_BYTES, &buf, &got, err);
   if (r < 0) return r;
-  r = cfg_parse((const char *)buf, got, path, ret, err);
+  if (got < 2 || buf[0] != 0x1f || buf[1] != 0x8b) {
+    *ret_text = (char *)buf; /* pp_read_file NUL-terminates */
+    *ret_len = got;
+    return 0;
+  }
+  uint8_t *text;
+  size_t n;
+  r = pp_gunzip(buf, got, CFG_MAX_TEXT, &text, &n, err);
   free(buf);
+  if (r < 0) {
+    pp_err_prefix(err, path);
+    return r;
+  }
+  char *t = realloc(text, n + 1);
+  if (!t) {
+    free(text);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  t[n] = '\0';
+  *ret_text = t;
+  *ret_len = n;
+  return 0;
+}
+
+int cfg_load_file(const char *path, cfg_config **ret, pp_err *err) {
+  char *text;
+  size_t n;
+  int r = cfg_read_file(path, &text, &n, err);
+  if (r < 0) return r;
+  r = cfg_parse(text, n, path, ret, err);
+  free(text);
   return r;
 }
 

@@ -87,14 +87,20 @@ typedef struct cfg_config {
   arena mem;
 } cfg_config;
 
-/* Limits on what a config may ask for. */
+/* Limits on what a config may ask for. A config file is at most CFG_MAX_BYTES; it may be gzip
+ * (the operator compresses configs that would not fit a ConfigMap's 1 MiB), and then its text
+ * is at most CFG_MAX_TEXT. */
 #define CFG_MAX_BYTES ((size_t)4 << 20)
+#define CFG_MAX_TEXT ((size_t)64 << 20)
 #define CFG_MAX_MONITORS 100000
 #define CFG_MAX_SECONDS SV_MAX_SECONDS /* base/scrapeval.h: the rules the operator applies too */
 
 /* Parses YAML text; `name` (the file name) prefixes error and warning positions. */
 int cfg_parse(const char *text, size_t len, const char *name, cfg_config **ret_config, pp_err *err);
-/* Reads and parses a file (at most CFG_MAX_BYTES). */
+/* Reads a config file: its text, gunzipped when the file is gzip (limits above). *ret_text is
+ * NUL-terminated, malloc'd and owned by the caller. */
+int cfg_read_file(const char *path, char **ret_text, size_t *ret_len, pp_err *err);
+/* Reads (cfg_read_file) and parses a file. */
 int cfg_load_file(const char *path, cfg_config **ret_config, pp_err *err);
 void cfg_free(cfg_config *c);
 

@@ -84,7 +84,7 @@ static uint32_t fnv(const char *s, size_t n) {
 static int do_reload(app *a, bool from_file_event, pp_err *err) {
   char *text;
   size_t n;
-  int rr = pp_read_file(a->config_path, CFG_MAX_BYTES, (uint8_t **)&text, &n, err);
+  int rr = cfg_read_file(a->config_path, &text, &n, err);
   if (rr < 0) return rr;
   uint32_t h = fnv(text, n);
   if (from_file_event && a->cfg && h == a->config_hash) {

@@ -1,7 +1,7 @@
-/* The store: SQLite index + append-only segment files. See store.h for the contract. */
+/* The store's writer: opening, appending, retention and the series cache. See store.h for the
+ * contract and store_int.h for the schema and its invariants. */
 #include "store.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,11 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "../base/utf8.h"
 #include "store_int.h"
 
 static int64_t now_ns(void) {
@@ -27,58 +26,429 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int sql_fail(sqlite3 *db, pp_err *err, const char *what) {
+int store__sql_fail(sqlite3 *db, pp_err *err, const char *what) {
   return pp_err_set(err, PP_EIO, "index: %s: %s", what, sqlite3_errmsg(db));
 }
 
-static int exec(sqlite3 *db, const char *sql, pp_err *err) {
+int store__exec(sqlite3 *db, const char *sql, pp_err *err) {
   char *msg = NULL;
   if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    int r = pp_err_set(err, PP_EIO, "index: %s: %s", sql, msg ? msg : sqlite3_errmsg(db));
+    int r = pp_err_set(err, PP_EIO, "index: %.200s: %s", sql, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return r;
   }
   return 0;
 }
 
-static char *seg_path(const store *s, int64_t id) {
-  char *p = NULL;
-  if (asprintf(&p, "%s/%016" PRIx64 ".seg", s->segdir, (uint64_t)id) < 0) return NULL;
-  return p;
+/* Binds ?1 and ?2 when the statement has them. */
+static void bind2(sqlite3_stmt *st, int64_t a, int64_t b) {
+  int n = sqlite3_bind_parameter_count(st);
+  if (n >= 1) sqlite3_bind_int64(st, 1, a);
+  if (n >= 2) sqlite3_bind_int64(st, 2, b);
 }
 
-static const char SCHEMA[] =
-    "PRAGMA auto_vacuum=INCREMENTAL;"
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=NORMAL;"
-    /* keep the WAL small: it counts against the disk budget */
-    "PRAGMA wal_autocheckpoint=256;"
-    "PRAGMA journal_size_limit=1048576;"
-    "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, labels TEXT NOT NULL UNIQUE);"
-    "CREATE TABLE IF NOT EXISTS segment(id INTEGER PRIMARY KEY, min_ns INTEGER, max_ns INTEGER);"
-    "CREATE TABLE IF NOT EXISTS profile(id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL,"
-    " type TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
-    " segment_id INTEGER NOT NULL, rec_off INTEGER NOT NULL, rec_len INTEGER NOT NULL,"
-    " data_off INTEGER NOT NULL, data_len INTEGER NOT NULL, crc INTEGER NOT NULL,"
-    " sample_types TEXT NOT NULL, totals TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS profile_by_series ON profile(series_id, type, end_ns);"
-    "CREATE INDEX IF NOT EXISTS profile_by_segment ON profile(segment_id);"
-    /* an index earlier versions kept for the compactor; it finds windows through segments now */
-    "DROP INDEX IF EXISTS profile_by_end;"
-    "CREATE TABLE IF NOT EXISTS rollup(id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL,"
-    " type TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, count INTEGER NOT NULL,"
-    " segment_id INTEGER NOT NULL, rec_off INTEGER NOT NULL, rec_len INTEGER NOT NULL,"
-    " data_off INTEGER NOT NULL, data_len INTEGER NOT NULL, crc INTEGER NOT NULL,"
-    " UNIQUE(series_id, type, start_ns));"
-    "CREATE INDEX IF NOT EXISTS rollup_by_segment ON rollup(segment_id);";
+int store__query_i64(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t *ret, pp_err *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return store__sql_fail(db, err, sql);
+  bind2(st, a, b);
+  int rc = sqlite3_step(st);
+  int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) return store__sql_fail(db, err, sql);
+  *ret = v;
+  return 0;
+}
 
-/* ---- opening and repair --------------------------------------------------------------------- */
+int store__run(sqlite3 *db, const char *sql, int64_t a, int64_t b, pp_err *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return store__sql_fail(db, err, sql);
+  bind2(st, a, b);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(db, err, sql);
+}
+
+/* A write transaction: BEGIN IMMEDIATE takes the write lock at once (or fails after the busy
+ * timeout), so a transaction never runs half outside itself. */
+static int tx_begin(store *s, pp_err *err) {
+  return store__exec(s->db, "BEGIN IMMEDIATE", err);
+}
+
+/* Commits when r == 0, else (or when the commit fails) rolls back; returns the outcome. */
+static int tx_end(store *s, int r, pp_err *err) {
+  if (r == 0 && (r = store__exec(s->db, "COMMIT", err)) == 0) return 0;
+  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  return r;
+}
+
+static void stats_add(store *s, uint64_t *field, int64_t d) {
+  pthread_mutex_lock(&s->stats_mu);
+  *field = d < 0 && (uint64_t)-d > *field ? 0 : *field + (uint64_t)d;
+  pthread_mutex_unlock(&s->stats_mu);
+}
+
+static uint64_t seg_bytes(store *s) {
+  return __atomic_load_n(&s->segments_bytes, __ATOMIC_RELAXED);
+}
+
+static void seg_bytes_add(store *s, int64_t d) {
+  uint64_t cur = seg_bytes(s);
+  __atomic_store_n(&s->segments_bytes, d < 0 && (uint64_t)-d > cur ? 0 : cur + (uint64_t)d, __ATOMIC_RELAXED);
+}
+
+/* ---- statements ------------------------------------------------------------------------------ */
+
+static int prepare(store *s, pp_err *err) {
+  struct {
+    sqlite3_stmt **st;
+    const char *sql;
+  } q[] = {
+      {&s->st_ins_profile,
+       "INSERT INTO profile(series_id,type,start_ns,end_ns,segment_id,rec_off,rec_len,data_off,"
+       "data_len,crc,sample_types,totals) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"},
+      {&s->st_ins_series, "INSERT INTO series(labels, last_seg) VALUES(?, 0)"},
+      {&s->st_ins_labels, "INSERT INTO series_label(name, value, series_id) SELECT key, value, ?1 FROM json_each(?2)"},
+      {&s->st_find_series, "SELECT id, last_seg FROM series WHERE labels=?"},
+      {&s->st_last_seg, "UPDATE series SET last_seg=?2 WHERE id=?1 AND last_seg<?2"},
+      {&s->st_ins_rollup,
+       "INSERT OR REPLACE INTO rollup(series_id,type,start_ns,end_ns,count,segment_id,rec_off,rec_len,"
+       "data_off,data_len,crc) VALUES(?,?,?,?,?,?,?,?,?,?,?)"},
+      {&s->st_seg_minmax,
+       "UPDATE segment SET min_ns=MIN(COALESCE(min_ns,?1),?1), max_ns=MAX(COALESCE(max_ns,?2),?2) WHERE id=?3"},
+      /* the oldest profile by end time gives first_ns; the newest its sample types */
+      {&s->st_series_type,
+       "INSERT INTO series_type(series_id,type,count,first_ns,first_end_ns,last_ns,sample_types) "
+       "VALUES(?1,?2,1,?3,?4,?4,?5) ON CONFLICT(series_id,type) DO UPDATE SET count=count+1,"
+       " first_ns=CASE WHEN excluded.first_end_ns<first_end_ns THEN excluded.first_ns ELSE first_ns END,"
+       " first_end_ns=MIN(first_end_ns,excluded.first_end_ns),"
+       " sample_types=CASE WHEN excluded.last_ns>=last_ns THEN excluded.sample_types ELSE sample_types END,"
+       " last_ns=MAX(last_ns,excluded.last_ns)"},
+  };
+  for (size_t i = 0; i < sizeof q / sizeof *q; i++)
+    if (sqlite3_prepare_v2(s->db, q[i].sql, -1, q[i].st, NULL) != SQLITE_OK) return store__sql_fail(s->db, err, q[i].sql);
+  return 0;
+}
+
+/* ---- the series cache ------------------------------------------------------------------------ */
+
+static int gen_init(series_gen *g) {
+  memset(g, 0, sizeof *g);
+  return htab_init(&g->keys, 256, 0);
+}
+
+static void gen_free(series_gen *g) {
+  htab_free(&g->keys);
+  free(g->v);
+  memset(g, 0, sizeof *g);
+}
+
+void store__cache_reset(store *s) {
+  for (int i = 0; i < 2; i++) {
+    gen_free(&s->cache[i]);
+    gen_init(&s->cache[i]);
+  }
+}
+
+/* Remembers a series in the current generation (best effort: out of memory only forgets). */
+static void cache_put(store *s, const char *lj, size_t len, series_slot slot) {
+  series_gen *g = &s->cache[0];
+  if (g->keys.count >= s->series_cache_max / 2) {
+    /* the older generation goes; the current one becomes it */
+    gen_free(&s->cache[1]);
+    s->cache[1] = *g;
+    if (gen_init(g) < 0) return;
+  }
+  uint32_t idx;
+  if (htab_intern(&g->keys, lj, len, &idx) < 0) return;
+  if (idx >= g->cap) {
+    size_t nc = g->cap ? g->cap * 2 : 256;
+    series_slot *nv = realloc(g->v, nc * sizeof *nv);
+    if (!nv) {
+      /* keys without a slot would be read as garbage: start the generation over */
+      gen_free(g);
+      gen_init(g);
+      return;
+    }
+    g->v = nv;
+    g->cap = nc;
+  }
+  g->v[idx] = slot;
+}
+
+static bool cache_get(store *s, const char *lj, size_t len, series_slot *ret) {
+  int64_t i = htab_find(&s->cache[0].keys, lj, len);
+  if (i >= 0) {
+    *ret = s->cache[0].v[i];
+    return true;
+  }
+  if ((i = htab_find(&s->cache[1].keys, lj, len)) < 0) return false;
+  *ret = s->cache[1].v[i];
+  cache_put(s, lj, len, *ret); /* still in use: into the current generation */
+  return true;
+}
+
+int store__series_for(store *s, const char *lj, series_slot *ret, bool *ret_new, pp_err *err) {
+  size_t len = strlen(lj);
+  *ret_new = false;
+  if (cache_get(s, lj, len, ret)) return 0;
+  sqlite3_stmt *st = s->st_find_series;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, lj, (int)len, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    ret->id = sqlite3_column_int64(st, 0);
+    ret->last_seg = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW) return 0;
+  if (rc != SQLITE_DONE) return store__sql_fail(s->db, err, "find series");
+  st = s->st_ins_series;
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, lj, (int)len, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return store__sql_fail(s->db, err, "insert series");
+  ret->id = sqlite3_last_insert_rowid(s->db);
+  ret->last_seg = 0;
+  st = s->st_ins_labels;
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, ret->id);
+  sqlite3_bind_text(st, 2, lj, (int)len, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return store__sql_fail(s->db, err, "insert labels");
+  *ret_new = true;
+  return 0;
+}
+
+int store__raise_last_seg(store *s, int64_t series_id, int64_t seg, pp_err *err) {
+  sqlite3_stmt *st = s->st_last_seg;
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, series_id);
+  sqlite3_bind_int64(st, 2, seg);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(s->db, err, "series last segment");
+}
+
+/* ---- rows ------------------------------------------------------------------------------------ */
+
+/* Where a record is, as the profile and rollup tables both keep it: segment_id, rec_off,
+ * rec_len, data_off, data_len, crc bound from parameter `first` on. */
+static void bind_location(sqlite3_stmt *st, int first, int64_t seg, uint64_t off, const rec_hdr *h) {
+  sqlite3_bind_int64(st, first, seg);
+  sqlite3_bind_int64(st, first + 1, (int64_t)off);
+  sqlite3_bind_int64(st, first + 2, REC_HDR + (int64_t)h->meta_len + h->data_len);
+  sqlite3_bind_int64(st, first + 3, (int64_t)off + REC_HDR + h->meta_len);
+  sqlite3_bind_int64(st, first + 4, h->data_len);
+  sqlite3_bind_int64(st, first + 5, h->crc);
+}
+
+static int step_done(store *s, sqlite3_stmt *st, const char *what, pp_err *err) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(s->db, err, what);
+}
+
+/* Widens the segment's time range to t: time retention deletes a segment by its newest record,
+ * whatever kind of records it holds. */
+static int widen_segment(store *s, int64_t seg, int64_t t, pp_err *err) {
+  sqlite3_stmt *st = s->st_seg_minmax;
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, t);
+  sqlite3_bind_int64(st, 2, t);
+  sqlite3_bind_int64(st, 3, seg);
+  return step_done(s, st, "update segment", err);
+}
+
+int store__insert_profile(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t seg,
+                          uint64_t off, const rec_hdr *h, const char *stypes, const char *totals, pp_err *err) {
+  sqlite3_stmt *st = s->st_ins_profile;
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, series_id);
+  sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, start);
+  sqlite3_bind_int64(st, 4, end);
+  bind_location(st, 5, seg, off, h);
+  sqlite3_bind_text(st, 11, stypes, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 12, totals, -1, SQLITE_STATIC);
+  int r = step_done(s, st, "insert profile", err);
+  if (r == 0) {
+    st = s->st_series_type;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, series_id);
+    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, start);
+    sqlite3_bind_int64(st, 4, end);
+    sqlite3_bind_text(st, 5, stypes, -1, SQLITE_STATIC);
+    r = step_done(s, st, "series type", err);
+  }
+  return r < 0 ? r : widen_segment(s, seg, end, err);
+}
+
+int store__insert_rollup(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t count,
+                         int64_t seg, uint64_t off, const rec_hdr *h, pp_err *err) {
+  sqlite3_stmt *st = s->st_ins_rollup;
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, series_id);
+  sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, start);
+  sqlite3_bind_int64(st, 4, end);
+  sqlite3_bind_int64(st, 5, count);
+  bind_location(st, 6, seg, off, h);
+  int r = step_done(s, st, "insert rollup", err);
+  return r < 0 ? r : widen_segment(s, seg, end - 1, err);
+}
+
+typedef struct type_count {
+  int64_t series_id, n;
+  char *type;
+} type_count;
+
+int store__delete_profiles(store *s, const char *where, int64_t a, int64_t b, int64_t *ret_n, pp_err *err) {
+  /* what goes, per series and type, before it goes */
+  char *sql = sqlite3_mprintf("SELECT series_id, type, COUNT(*) FROM profile WHERE %s GROUP BY series_id, type", where);
+  sqlite3_stmt *st = NULL;
+  type_count *v = NULL;
+  size_t n = 0, cap = 0;
+  int64_t total = 0;
+  int r = 0, rc;
+  if (!sql) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    r = store__sql_fail(s->db, err, "rows to delete");
+    goto out;
+  }
+  bind2(st, a, b);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      type_count *nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof *nv);
+      if (!nv) {
+        r = pp_err_set(err, PP_ENOMEM, "out of memory");
+        goto out;
+      }
+      v = nv;
+    }
+    v[n].series_id = sqlite3_column_int64(st, 0);
+    v[n].n = sqlite3_column_int64(st, 2);
+    if (!(v[n].type = strdup((const char *)sqlite3_column_text(st, 1)))) {
+      r = pp_err_set(err, PP_ENOMEM, "out of memory");
+      goto out;
+    }
+    total += v[n++].n;
+  }
+  if (rc != SQLITE_DONE) {
+    r = store__sql_fail(s->db, err, "rows to delete");
+    goto out;
+  }
+  sqlite3_free(sql);
+  sql = sqlite3_mprintf("DELETE FROM profile WHERE %s", where);
+  if (!sql) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto out;
+  }
+  if ((r = store__run(s->db, sql, a, b, err)) < 0) goto out;
+  /* each (series, type) loses its count; the ends of what remains are found with two seeks of
+   * the (series_id, type, end_ns) index (a summary left with nothing is deleted first) */
+  sqlite3_finalize(st);
+  st = NULL;
+  const char *fix[3] = {
+      "UPDATE series_type SET count=count-?3 WHERE series_id=?1 AND type=?2",
+      "DELETE FROM series_type WHERE series_id=?1 AND type=?2 AND count<=0",
+      "UPDATE series_type SET"
+      " (first_ns, first_end_ns)=(SELECT start_ns, end_ns FROM profile WHERE series_id=?1 AND type=?2 ORDER BY end_ns LIMIT 1),"
+      " (last_ns, sample_types)=(SELECT end_ns, sample_types FROM profile WHERE series_id=?1 AND type=?2"
+      " ORDER BY end_ns DESC LIMIT 1) WHERE series_id=?1 AND type=?2"};
+  for (int k = 0; k < 3 && r == 0; k++) {
+    if (sqlite3_prepare_v2(s->db, fix[k], -1, &st, NULL) != SQLITE_OK) {
+      r = store__sql_fail(s->db, err, "series type");
+      break;
+    }
+    for (size_t i = 0; i < n && r == 0; i++) {
+      sqlite3_reset(st);
+      sqlite3_bind_int64(st, 1, v[i].series_id);
+      sqlite3_bind_text(st, 2, v[i].type, -1, SQLITE_STATIC);
+      if (k == 0) sqlite3_bind_int64(st, 3, v[i].n);
+      r = step_done(s, st, "series type", err);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+  }
+  if (r == 0 && ret_n) *ret_n = total;
+out:
+  sqlite3_finalize(st);
+  sqlite3_free(sql);
+  for (size_t i = 0; i < n; i++) free(v[i].type);
+  free(v);
+  return r;
+}
+
+int store__delete_dead_series(store *s, pp_err *err) {
+  /* records are only in segments from the oldest on; with none left, every series is dead */
+  int64_t oldest;
+  int r = store__query_i64(s->db, "SELECT COALESCE(MIN(id), 9223372036854775807) FROM segment", 0, 0, &oldest, err);
+  if (r < 0) return r;
+  if ((r = store__run(s->db,
+                      "DELETE FROM series_label WHERE series_id IN (SELECT id FROM series WHERE last_seg<?1)",
+                      oldest, 0, err)) < 0 ||
+      (r = store__run(s->db, "DELETE FROM series_type WHERE series_id IN (SELECT id FROM series WHERE last_seg<?1)",
+                      oldest, 0, err)) < 0 ||
+      (r = store__run(s->db, "DELETE FROM series WHERE last_seg<?1", oldest, 0, err)) < 0)
+    return r;
+  return sqlite3_changes(s->db);
+}
+
+void store__sample_summary(const pprof_profile *p, char *types, size_t tcap, char *totals, size_t ncap) {
+  size_t to = 0, no = 0;
+  types[0] = totals[0] = '\0';
+  for (size_t t = 0; t < p->nsample_type; t++) {
+    int64_t sum = 0;
+    for (size_t i = 0; i < p->nsample; i++) sum = (int64_t)((uint64_t)sum + (uint64_t)p->sample[i].value[t]);
+    int a = snprintf(types + to, tcap - to, "%s%s/%s", t ? "," : "", pprof_str(p, p->sample_type[t].type),
+                     pprof_str(p, p->sample_type[t].unit));
+    int b = snprintf(totals + no, ncap - no, "%s%lld", t ? "," : "", (long long)sum);
+    if (a < 0 || b < 0 || (size_t)a >= tcap - to || (size_t)b >= ncap - no) break;
+    to += (size_t)a;
+    no += (size_t)b;
+  }
+}
+
+/* ---- opening --------------------------------------------------------------------------------- */
+
+static void store_free(store *s) {
+  if (!s) return;
+  store__stop_compactor(s);
+  store__stop_syncer(s);
+  if (s->seg_fd >= 0) close(s->seg_fd);
+  sqlite3_finalize(s->st_ins_profile);
+  sqlite3_finalize(s->st_ins_series);
+  sqlite3_finalize(s->st_ins_labels);
+  sqlite3_finalize(s->st_find_series);
+  sqlite3_finalize(s->st_last_seg);
+  sqlite3_finalize(s->st_seg_minmax);
+  sqlite3_finalize(s->st_ins_rollup);
+  sqlite3_finalize(s->st_series_type);
+  sqlite3_close(s->db);
+  gen_free(&s->cache[0]);
+  gen_free(&s->cache[1]);
+  free(s->sync_closed);
+  free(s->dir);
+  free(s->segdir);
+  free(s->dbpath);
+  pthread_mutex_destroy(&s->stats_mu);
+  pthread_mutex_destroy(&s->q_mu);
+  pthread_cond_destroy(&s->q_cv);
+  pthread_mutex_destroy(&s->sync_mu);
+  pthread_cond_destroy(&s->sync_cv);
+  free(s);
+}
 
 static int open_db(store *s, bool *ret_fresh, pp_err *err) {
   struct stat st;
   *ret_fresh = stat(s->dbpath, &st) != 0;
-  if (sqlite3_open_v2(s->dbpath, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      NULL) != SQLITE_OK) {
+  if (sqlite3_open_v2(s->dbpath, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+      SQLITE_OK) {
     int r = pp_err_set(err, PP_EIO, "index %s: %s", s->dbpath, s->db ? sqlite3_errmsg(s->db) : "cannot open");
     sqlite3_close(s->db);
     s->db = NULL;
@@ -99,284 +469,25 @@ static bool index_ok(sqlite3 *db) {
   return ok;
 }
 
-static int prepare(store *s, pp_err *err) {
-  struct {
-    sqlite3_stmt **st;
-    const char *sql;
-  } q[] = {
-      {&s->st_ins_profile,
-       "INSERT INTO profile(series_id,type,start_ns,end_ns,segment_id,rec_off,rec_len,data_off,"
-       "data_len,crc,sample_types,totals) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"},
-      {&s->st_ins_series, "INSERT INTO series(labels) VALUES(?)"},
-      {&s->st_find_series, "SELECT id FROM series WHERE labels=?"},
-      {&s->st_ins_rollup,
-       "INSERT OR REPLACE INTO rollup(series_id,type,start_ns,end_ns,count,segment_id,rec_off,rec_len,"
-       "data_off,data_len,crc) VALUES(?,?,?,?,?,?,?,?,?,?,?)"},
-      {&s->st_seg_minmax,
-       "UPDATE segment SET min_ns=MIN(COALESCE(min_ns,?1),?1), max_ns=MAX(COALESCE(max_ns,?2),?2) WHERE id=?3"},
-  };
-  for (size_t i = 0; i < sizeof q / sizeof *q; i++)
-    if (sqlite3_prepare_v2(s->db, q[i].sql, -1, q[i].st, NULL) != SQLITE_OK) return sql_fail(s->db, err, q[i].sql);
-  return 0;
-}
-
-typedef struct rec_hdr {
-  uint32_t meta_len, data_len, crc;
-} rec_hdr;
-
-static bool read_hdr(const uint8_t *b, rec_hdr *h) {
-  if (memcmp(b, REC_MAGIC, 4)) return false;
-  memcpy(&h->meta_len, b + 4, 4);
-  memcpy(&h->data_len, b + 8, 4);
-  memcpy(&h->crc, b + 12, 4);
-  return h->meta_len <= MAX_META && h->data_len <= MAX_DATA;
-}
-
-static int insert_row(store *s, int64_t series_id, const char *type, int64_t start, int64_t end,
-                      int64_t seg, uint64_t off, const rec_hdr *h, const char *stypes,
-                      const char *totals, pp_err *err);
-static int series_id_for(store *s, const char *labels_json, int64_t *ret, pp_err *err);
-static void sample_summary(const pprof_profile *p, char *types, size_t tcap, char *totals, size_t ncap);
-static int insert_rollup(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t count,
-                         int64_t seg, uint64_t off, const rec_hdr *h, pp_err *err);
-
-/* Rebuilds index rows from one segment file's self-describing records; truncates the file at
- * the first record that is incomplete or fails its CRC. */
-static int rebuild_segment(store *s, int64_t seg, const char *path, store_repair *rep, pp_err *err) {
-  int fd = open(path, O_RDWR | O_CLOEXEC);
-  if (fd < 0) return pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
-  struct stat st;
-  fstat(fd, &st);
-  uint64_t off = 0, size = (uint64_t)st.st_size;
-  int r = 0;
-  char *stmt = sqlite3_mprintf("INSERT OR IGNORE INTO segment(id) VALUES(%lld)", (long long)seg);
-  exec(s->db, stmt, NULL);
-  sqlite3_free(stmt);
-  while (off + REC_HDR <= size) {
-    uint8_t hb[REC_HDR];
-    rec_hdr h;
-    if (pread(fd, hb, REC_HDR, (off_t)off) != REC_HDR || !read_hdr(hb, &h)) break;
-    uint64_t len = REC_HDR + (uint64_t)h.meta_len + h.data_len;
-    if (off + len > size) break;
-    uint8_t *buf = malloc((size_t)h.meta_len + h.data_len + 1);
-    if (!buf || pread(fd, buf, (size_t)h.meta_len + h.data_len, (off_t)(off + REC_HDR)) !=
-                    (ssize_t)(h.meta_len + h.data_len) ||
-        (uint32_t)crc32(0, buf, (uInt)(h.meta_len + h.data_len)) != h.crc) {
-      free(buf);
-      break;
-    }
-    json_error_t je;
-    json_t *meta = json_loadb((const char *)buf, h.meta_len, 0, &je);
-    json_t *labels = json_object_get(meta, "labels");
-    const char *type = json_string_value(json_object_get(meta, "type"));
-    pprof_profile *p = NULL;
-    json_int_t rcount = json_integer_value(json_object_get(meta, "rollup"));
-    bool ok = meta && json_is_object(labels) && type &&
-              pprof_decode(buf + h.meta_len, h.data_len, NULL, &p, NULL) == 0;
-    if (ok && rcount > 0) {
-      char *lj = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
-      int64_t sid;
-      if (lj && series_id_for(s, lj, &sid, err) == 0 &&
-          insert_rollup(s, sid, type, json_integer_value(json_object_get(meta, "start")),
-                        json_integer_value(json_object_get(meta, "end")), rcount, seg, off, &h, err) == 0)
-        rep->rows_rebuilt++;
-      free(lj);
-    } else if (ok) {
-      char *lj = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
-      char types[1024], totals[1024];
-      sample_summary(p, types, sizeof types, totals, sizeof totals);
-      int64_t sid;
-      int64_t start = json_integer_value(json_object_get(meta, "start"));
-      int64_t end = json_integer_value(json_object_get(meta, "end"));
-      if (lj && series_id_for(s, lj, &sid, err) == 0 &&
-          insert_row(s, sid, type, start, end, seg, off, &h, types, totals, err) == 0)
-        rep->rows_rebuilt++;
-      free(lj);
-    }
-    pprof_free(p);
-    json_decref(meta);
-    free(buf);
-    if (!ok) break;
-    off += len;
-  }
-  if (off < size) {
-    rep->bytes_truncated += size - off;
-    if (ftruncate(fd, (off_t)off) < 0) r = pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
-  }
-  s->segments_bytes += off;
-  close(fd);
-  return r;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Segment ids of the files in segments/, sorted; other files are left alone. */
-static int list_segment_files(store *s, int64_t **ret, size_t *ret_n, pp_err *err) {
-  DIR *d = opendir(s->segdir);
-  if (!d) return pp_err_set(err, PP_EIO, "%s: %s", s->segdir, strerror(errno));
-  size_t n = 0, cap = 64;
-  int64_t *ids = malloc(cap * sizeof *ids);
-  struct dirent *e;
-  while (ids && (e = readdir(d))) {
-    char *end;
-    unsigned long long v = strtoull(e->d_name, &end, 16);
-    if (end != e->d_name + 16 || strcmp(end, ".seg")) continue;
-    if (n == cap) {
-      int64_t *ni = realloc(ids, (cap *= 2) * sizeof *ids);
-      if (!ni) break;
-      ids = ni;
-    }
-    ids[n++] = (int64_t)v;
-  }
-  closedir(d);
-  if (!ids) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  qsort(ids, n, sizeof *ids, cmp_i64);
-  *ret = ids;
-  *ret_n = n;
-  return 0;
-}
-
-static int64_t query_i64(sqlite3 *db, const char *sql, int64_t arg, int64_t dflt) {
-  sqlite3_stmt *st;
-  int64_t v = dflt;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return dflt;
-  sqlite3_bind_int64(st, 1, arg);
-  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return v;
-}
-
-static void exec_i64(sqlite3 *db, const char *sql, int64_t arg) {
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return;
-  sqlite3_bind_int64(st, 1, arg);
-  sqlite3_step(st);
-  sqlite3_finalize(st);
-}
-
-static int repair(store *s, bool rebuild, store_repair *rep, pp_err *err) {
-  int64_t *files = NULL;
-  size_t nfiles = 0;
-  int r = list_segment_files(s, &files, &nfiles, err);
-  if (r < 0) return r;
-  if (rebuild) {
-    rep->index_rebuilt = nfiles > 0; /* a new, empty store has nothing to rebuild */
-    exec(s->db, "BEGIN", NULL);
-    for (size_t i = 0; i < nfiles && r == 0; i++) {
-      char *path = seg_path(s, files[i]);
-      r = path ? rebuild_segment(s, files[i], path, rep, err) : PP_ENOMEM;
-      free(path);
-    }
-    if (r == 0) r = exec(s->db, "COMMIT", err);
-    else exec(s->db, "ROLLBACK", NULL);
-    free(files);
-    return r;
-  }
-  exec(s->db, "BEGIN", NULL);
-  /* index rows of segments whose file is gone */
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->db, "SELECT id FROM segment ORDER BY id", -1, &st, NULL) == SQLITE_OK) {
-    int64_t gone[256];
-    size_t ngone = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      int64_t id = sqlite3_column_int64(st, 0);
-      if (!bsearch(&id, files, nfiles, sizeof *files, cmp_i64) && ngone < 256) gone[ngone++] = id;
-    }
-    sqlite3_finalize(st);
-    for (size_t i = 0; i < ngone; i++) {
-      rep->rows_dropped += (size_t)query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", gone[i], 0);
-      exec_i64(s->db, "DELETE FROM profile WHERE segment_id=?", gone[i]);
-      exec_i64(s->db, "DELETE FROM rollup WHERE segment_id=?", gone[i]);
-      exec_i64(s->db, "DELETE FROM segment WHERE id=?", gone[i]);
-    }
-  }
-  for (size_t i = 0; i < nfiles; i++) {
-    char *path = seg_path(s, files[i]);
-    if (!path) continue;
-    bool known = query_i64(s->db, "SELECT COUNT(*) FROM segment WHERE id=?", files[i], 0) > 0;
-    int64_t rows = query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", files[i], 0) +
-                   query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?", files[i], 0);
-    struct stat st2;
-    if (!known || rows == 0 || stat(path, &st2) < 0) {
-      /* a file the index does not know (its first record never got a row) */
-      if (unlink(path) == 0) rep->orphans_removed++;
-      if (rows == 0 && known) rep->bytes_truncated += 0;
-      exec_i64(s->db, "DELETE FROM segment WHERE id=?", files[i]);
-      free(path);
-      continue;
-    }
-    uint64_t size = (uint64_t)st2.st_size;
-    static const char *const tables[] = {"profile", "rollup"};
-    int64_t end = 0;
-    for (int t = 0; t < 2; t++) {
-      sqlite3_stmt *cnt;
-      char *sql = sqlite3_mprintf("SELECT COUNT(*) FROM %s WHERE segment_id=%lld AND rec_off+rec_len>%lld",
-                                  tables[t], (long long)files[i], (long long)size);
-      int64_t past = 0;
-      if (sqlite3_prepare_v2(s->db, sql, -1, &cnt, NULL) == SQLITE_OK) {
-        if (sqlite3_step(cnt) == SQLITE_ROW) past = sqlite3_column_int64(cnt, 0);
-        sqlite3_finalize(cnt);
-      }
-      sqlite3_free(sql);
-      if (past) {
-        rep->rows_dropped += (size_t)past;
-        sql = sqlite3_mprintf("DELETE FROM %s WHERE segment_id=%lld AND rec_off+rec_len>%lld", tables[t],
-                              (long long)files[i], (long long)size);
-        exec(s->db, sql, NULL);
-        sqlite3_free(sql);
-      }
-      sql = sqlite3_mprintf("SELECT MAX(rec_off+rec_len) FROM %s WHERE segment_id=?", tables[t]);
-      int64_t e = query_i64(s->db, sql, files[i], 0);
-      sqlite3_free(sql);
-      if (e > end) end = e;
-    }
-    if ((uint64_t)end < size) {
-      if (truncate(path, (off_t)end) == 0) rep->bytes_truncated += size - (uint64_t)end;
-      size = (uint64_t)end;
-    }
-    s->segments_bytes += size;
-    free(path);
-  }
-  free(files);
-  return exec(s->db, "COMMIT", err);
-}
-
-static void store_free(store *s) {
-  if (!s) return;
-  store__stop_compactor(s);
-  if (s->seg_fd >= 0) close(s->seg_fd);
-  sqlite3_finalize(s->st_ins_profile);
-  sqlite3_finalize(s->st_ins_series);
-  sqlite3_finalize(s->st_find_series);
-  sqlite3_finalize(s->st_seg_minmax);
-  sqlite3_finalize(s->st_ins_rollup);
-  sqlite3_close(s->db);
-  htab_free(&s->series_cache);
-  free(s->series_ids);
-  free(s->dir);
-  free(s->segdir);
-  free(s->dbpath);
-  pthread_mutex_destroy(&s->stats_mu);
-  pthread_mutex_destroy(&s->q_mu);
-  pthread_cond_destroy(&s->q_cv);
-  free(s);
-}
-
 int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp_err *err) {
   store_repair rep = {0};
   store *s = calloc(1, sizeof *s);
   if (!s) return pp_err_set(err, PP_ENOMEM, "out of memory");
   s->seg_fd = -1;
+  s->sync_active = -1;
   s->opts = *opts;
+  s->series_cache_max = opts->series_cache ? opts->series_cache : SERIES_CACHE_DEFAULT;
+  if (s->series_cache_max < 2) s->series_cache_max = 2;
+  double si = opts->sync_interval == 0 ? SYNC_INTERVAL_DEFAULT : opts->sync_interval;
+  s->sync_ns = si > 0 ? (int64_t)(si * 1e9) : 0;
   pthread_mutex_init(&s->stats_mu, NULL);
   pthread_mutex_init(&s->q_mu, NULL);
   pthread_cond_init(&s->q_cv, NULL);
+  pthread_mutex_init(&s->sync_mu, NULL);
+  pthread_cond_init(&s->sync_cv, NULL);
   int r;
   if (asprintf(&s->dir, "%s", opts->dir) < 0 || asprintf(&s->segdir, "%s/segments", opts->dir) < 0 ||
-      asprintf(&s->dbpath, "%s/index.db", opts->dir) < 0 || htab_init(&s->series_cache, 1024, 0) < 0) {
+      asprintf(&s->dbpath, "%s/index.db", opts->dir) < 0 || gen_init(&s->cache[0]) < 0 || gen_init(&s->cache[1]) < 0) {
     store_free(s);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
@@ -425,14 +536,28 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
     }
     rebuild = true;
   }
-  if ((r = exec(s->db, SCHEMA, err)) < 0 || (r = prepare(s, err)) < 0 || (r = repair(s, rebuild, &rep, err)) < 0) {
+  /* the schema (and its upgrades) first, then the statements that use it */
+  if ((r = store__schema(s, fresh, err)) < 0 || (r = prepare(s, err)) < 0 ||
+      (r = store__repair(s, rebuild, &rep, err)) < 0) {
     store_free(s);
     return r;
   }
-  s->stats.profiles = (uint64_t)query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE ?=1", 1, 0);
-  s->stats.series = (uint64_t)query_i64(s->db, "SELECT COUNT(*) FROM series WHERE ?=1", 1, 0);
-  s->stats.segments = (uint64_t)query_i64(s->db, "SELECT COUNT(*) FROM segment WHERE ?=1", 1, 0);
-  s->stats.rollups = (uint64_t)query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE ?=1", 1, 0);
+  int64_t v[4] = {0};
+  const char *counts[] = {"SELECT COUNT(*) FROM profile", "SELECT COUNT(*) FROM series", "SELECT COUNT(*) FROM segment",
+                          "SELECT COUNT(*) FROM rollup"};
+  for (int i = 0; i < 4; i++)
+    if ((r = store__query_i64(s->db, counts[i], 0, 0, &v[i], err)) < 0) {
+      store_free(s);
+      return r;
+    }
+  s->stats.profiles = (uint64_t)v[0];
+  s->stats.series = (uint64_t)v[1];
+  s->stats.segments = (uint64_t)v[2];
+  s->stats.rollups = (uint64_t)v[3];
+  if (s->sync_ns && (r = store__start_syncer(s, err)) < 0) {
+    store_free(s);
+    return r;
+  }
   if (ret_repair) *ret_repair = rep;
   *ret = s;
   return 0;
@@ -440,156 +565,54 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
 
 void store_close(store *s) {
   if (!s) return;
+  store__stop_compactor(s);
+  /* the syncer's last round, then a checkpoint (which syncs the WAL and the index) */
+  store__stop_syncer(s);
   if (s->db) sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
   store_free(s);
 }
 
 /* ---- appending ------------------------------------------------------------------------------ */
 
-static void sample_summary(const pprof_profile *p, char *types, size_t tcap, char *totals, size_t ncap) {
-  size_t to = 0, no = 0;
-  types[0] = totals[0] = '\0';
-  for (size_t t = 0; t < p->nsample_type; t++) {
-    int64_t sum = 0;
-    for (size_t i = 0; i < p->nsample; i++) sum = (int64_t)((uint64_t)sum + (uint64_t)p->sample[i].value[t]);
-    int a = snprintf(types + to, tcap - to, "%s%s/%s", t ? "," : "", pprof_str(p, p->sample_type[t].type),
-                     pprof_str(p, p->sample_type[t].unit));
-    int b = snprintf(totals + no, ncap - no, "%s%lld", t ? "," : "", (long long)sum);
-    if (a < 0 || b < 0 || (size_t)a >= tcap - to || (size_t)b >= ncap - no) break;
-    to += (size_t)a;
-    no += (size_t)b;
-  }
-}
-
-static int series_id_for(store *s, const char *labels_json, int64_t *ret, pp_err *err) {
-  size_t len = strlen(labels_json);
-  int64_t found = htab_find(&s->series_cache, labels_json, len);
-  if (found >= 0) {
-    *ret = s->series_ids[found];
-    return 0;
-  }
-  int64_t id = -1;
-  sqlite3_stmt *st = s->st_find_series;
-  sqlite3_reset(st);
-  sqlite3_bind_text(st, 1, labels_json, (int)len, SQLITE_STATIC);
-  if (sqlite3_step(st) == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
-  sqlite3_reset(st);
-  if (id < 0) {
-    st = s->st_ins_series;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, labels_json, (int)len, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-      sqlite3_reset(st);
-      return sql_fail(s->db, err, "insert series");
-    }
-    sqlite3_reset(st);
-    id = sqlite3_last_insert_rowid(s->db);
-    pthread_mutex_lock(&s->stats_mu);
-    s->stats.series++;
-    pthread_mutex_unlock(&s->stats_mu);
-  }
-  uint32_t idx;
-  if (htab_intern(&s->series_cache, labels_json, len, &idx) >= 0) {
-    if (idx >= s->series_cap) {
-      size_t nc = s->series_cap ? s->series_cap * 2 : 256;
-      int64_t *ni = realloc(s->series_ids, nc * sizeof *ni);
-      if (ni) {
-        s->series_ids = ni;
-        s->series_cap = nc;
-      }
-    }
-    if (idx < s->series_cap) s->series_ids[idx] = id;
-  }
-  *ret = id;
-  return 0;
-}
-
-/* Where a record is, as the profile and rollup tables both keep it: segment_id, rec_off,
- * rec_len, data_off, data_len, crc bound from parameter `first` on. */
-static void bind_location(sqlite3_stmt *st, int first, int64_t seg, uint64_t off, const rec_hdr *h) {
-  sqlite3_bind_int64(st, first, seg);
-  sqlite3_bind_int64(st, first + 1, (int64_t)off);
-  sqlite3_bind_int64(st, first + 2, REC_HDR + (int64_t)h->meta_len + h->data_len);
-  sqlite3_bind_int64(st, first + 3, (int64_t)off + REC_HDR + h->meta_len);
-  sqlite3_bind_int64(st, first + 4, h->data_len);
-  sqlite3_bind_int64(st, first + 5, h->crc);
-}
-
-/* Runs a bound insert, then widens the segment's time range to t: time retention deletes a
- * segment by its newest record, whatever kind of records it holds. */
-static int insert_located(store *s, sqlite3_stmt *st, int64_t seg, int64_t t, const char *what, pp_err *err) {
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) return sql_fail(s->db, err, what);
-  st = s->st_seg_minmax;
-  sqlite3_reset(st);
-  sqlite3_bind_int64(st, 1, t);
-  sqlite3_bind_int64(st, 2, t);
-  sqlite3_bind_int64(st, 3, seg);
-  rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : sql_fail(s->db, err, "update segment");
-}
-
-static int insert_row(store *s, int64_t series_id, const char *type, int64_t start, int64_t end,
-                      int64_t seg, uint64_t off, const rec_hdr *h, const char *stypes,
-                      const char *totals, pp_err *err) {
-  sqlite3_stmt *st = s->st_ins_profile;
-  sqlite3_reset(st);
-  sqlite3_bind_int64(st, 1, series_id);
-  sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 3, start);
-  sqlite3_bind_int64(st, 4, end);
-  bind_location(st, 5, seg, off, h);
-  sqlite3_bind_text(st, 11, stypes, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 12, totals, -1, SQLITE_STATIC);
-  return insert_located(s, st, seg, end, "insert profile", err);
-}
-
-static int insert_rollup(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t count,
-                         int64_t seg, uint64_t off, const rec_hdr *h, pp_err *err) {
-  sqlite3_stmt *st = s->st_ins_rollup;
-  sqlite3_reset(st);
-  sqlite3_bind_int64(st, 1, series_id);
-  sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 3, start);
-  sqlite3_bind_int64(st, 4, end);
-  sqlite3_bind_int64(st, 5, count);
-  bind_location(st, 6, seg, off, h);
-  return insert_located(s, st, seg, end - 1, "insert rollup", err);
-}
-
+/* Stops writing to the active segment; the syncer syncs and closes its fd. */
 static void close_segment(store *s) {
-  if (s->seg_fd >= 0) close(s->seg_fd);
+  if (s->seg_fd < 0) return;
+  store__sync_roll(s, s->seg_fd, -1);
   s->seg_fd = -1;
 }
 
-static int open_new_segment(store *s, pp_err *err) {
-  close_segment(s);
-  int64_t id = query_i64(s->db, "SELECT MAX(id) FROM segment WHERE ?=1", 1, 0) + 1;
-  char *path = seg_path(s, id);
+static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
+  int64_t id;
+  int r = store__query_i64(s->db, "SELECT COALESCE(MAX(id), 0) FROM segment", 0, 0, &id, err);
+  if (r < 0) return r;
+  if (id < s->seg_id) id = s->seg_id; /* never an id used since open */
+  id++;
+  char *path = seg__path(s->segdir, id);
   if (!path) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+  /* O_EXCL: a file that is already there is never overwritten, whatever the index says */
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
   if (fd < 0) {
-    int r = pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
+    int e = errno;
+    *ret_enospc = e == ENOSPC || e == EDQUOT;
+    r = pp_err_set(err, PP_EIO, "%s: %s", path, strerror(e));
+    free(path);
+    return r;
+  }
+  if ((r = store__run(s->db, "INSERT INTO segment(id) VALUES(?1)", id, 0, err)) < 0) {
+    *ret_enospc = sqlite3_errcode(s->db) == SQLITE_FULL;
+    close(fd);
+    unlink(path); /* it is ours and empty: no orphan left for the next try to trip over */
     free(path);
     return r;
   }
   free(path);
-  char *sql = sqlite3_mprintf("INSERT INTO segment(id) VALUES(%lld)", (long long)id);
-  int r = exec(s->db, sql, err);
-  sqlite3_free(sql);
-  if (r < 0) {
-    close(fd);
-    return r;
-  }
+  int old = s->seg_fd;
   s->seg_fd = fd;
   s->seg_id = id;
   s->seg_size = 0;
   s->seg_opened_ns = now_ns();
-  pthread_mutex_lock(&s->stats_mu);
-  s->stats.segments++;
-  pthread_mutex_unlock(&s->stats_mu);
+  store__sync_roll(s, old, fd);
+  stats_add(s, &s->stats.segments, 1);
   return 0;
 }
 
@@ -600,45 +623,18 @@ static int write_record(store *s, const char *mj, size_t mlen, const uint8_t *da
                         uint64_t *ret_off, bool *ret_enospc, pp_err *err) {
   int r;
   if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || now_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS)
-    if ((r = open_new_segment(s, err)) < 0) {
-      *ret_enospc = strstr(err ? err->msg : "", "No space") != NULL;
-      return r;
-    }
-  h->meta_len = (uint32_t)mlen;
-  h->data_len = (uint32_t)len;
-  uLong crc = crc32(0, (const Bytef *)mj, (uInt)mlen);
-  h->crc = (uint32_t)crc32(crc, data, (uInt)len);
-  uint8_t hb[REC_HDR];
-  memcpy(hb, REC_MAGIC, 4);
-  memcpy(hb + 4, &h->meta_len, 4);
-  memcpy(hb + 8, &h->data_len, 4);
-  memcpy(hb + 12, &h->crc, 4);
-  struct iovec iov[3] = {{hb, REC_HDR}, {(void *)mj, mlen}, {(void *)data, len}};
-  size_t total = REC_HDR + mlen + len, done = 0;
-  while (done < total) {
-    ssize_t n = writev(s->seg_fd, iov, 3);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = errno;
-      *ret_enospc = e == ENOSPC || e == EDQUOT;
-      if (ftruncate(s->seg_fd, (off_t)s->seg_size) < 0) close_segment(s);
-      return pp_err_set(err, PP_EIO, "segment %016" PRIx64 ": %s", (uint64_t)s->seg_id, strerror(e));
-    }
-    done += (size_t)n;
-    /* advance the iovecs past what was written (short writes are rare but legal) */
-    size_t skip = (size_t)n;
-    for (int i = 0; i < 3; i++) {
-      size_t k = skip < iov[i].iov_len ? skip : iov[i].iov_len;
-      iov[i].iov_base = (char *)iov[i].iov_base + k;
-      iov[i].iov_len -= k;
-      skip -= k;
-    }
+    if ((r = open_new_segment(s, ret_enospc, err)) < 0) return r;
+  int e = 0;
+  if ((r = seg__write(s->seg_fd, s->seg_size, mj, mlen, data, len, h, &e)) < 0) {
+    *ret_enospc = e == ENOSPC || e == EDQUOT;
+    if (r == -2) close_segment(s); /* could not cut it back: the next record starts a new one */
+    return pp_err_set(err, PP_EIO, "segment %016" PRIx64 ": %s", (uint64_t)s->seg_id, strerror(e));
   }
   *ret_off = s->seg_size;
   return 0;
 }
 
-/* The index row's outcome: kept (r == 0) or rolled back together with the record's bytes. */
+/* The index rows' outcome: kept (r == 0) or rolled back together with the record's bytes. */
 static int commit_record(store *s, int r, const rec_hdr *h, bool *ret_enospc) {
   if (r < 0) {
     *ret_enospc = sqlite3_errcode(s->db) == SQLITE_FULL;
@@ -648,24 +644,41 @@ static int commit_record(store *s, int r, const rec_hdr *h, bool *ret_enospc) {
   }
   uint64_t total = REC_HDR + (uint64_t)h->meta_len + h->data_len;
   s->seg_size += total;
-  s->segments_bytes += total;
+  seg_bytes_add(s, (int64_t)total);
   return 0;
+}
+
+/* The labels as JSON with sorted keys, every name and value made valid UTF-8 (store.h). */
+static json_t *labels_object(const store_label *l, size_t n) {
+  json_t *o = json_object();
+  for (size_t i = 0; o && i < n; i++) {
+    char *k = pp_utf8_sanitize(l[i].name, strlen(l[i].name), NULL);
+    char *v = pp_utf8_sanitize(l[i].value, strlen(l[i].value), NULL);
+    if (!k || !v || json_object_set_new(o, k, json_string(v)) < 0) {
+      json_decref(o);
+      o = NULL;
+    }
+    free(k);
+    free(v);
+  }
+  return o;
 }
 
 int store_append(store *s, const store_record *rec, bool *ret_enospc, pp_err *err) {
   *ret_enospc = false;
   if (rec->len > MAX_DATA) return pp_err_set(err, PP_ELIMIT, "profile of %zu bytes is over the store's limit", rec->len);
-  json_t *labels = json_object();
-  for (size_t i = 0; i < rec->nlabels; i++) json_object_set_new(labels, rec->labels[i].name, json_string(rec->labels[i].value));
-  char *lj = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
-  json_t *meta = json_pack("{s:O,s:s,s:I,s:I}", "labels", labels, "type", rec->type, "start",
-                           (json_int_t)rec->start_ns, "end", (json_int_t)rec->end_ns);
+  json_t *labels = labels_object(rec->labels, rec->nlabels);
+  char *lj = labels ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_t *meta = labels ? json_pack("{s:O,s:s,s:I,s:I}", "labels", labels, "type", rec->type, "start",
+                                    (json_int_t)rec->start_ns, "end", (json_int_t)rec->end_ns)
+                        : NULL;
   char *mj = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(meta);
   json_decref(labels);
   int r = 0;
   if (!lj || !mj) {
-    r = pp_err_set(err, PP_EINVAL, "labels are not valid UTF-8 text");
+    /* labels are made valid text above, so only memory (or a type that is not text) gets here */
+    r = pp_err_set(err, PP_ENOMEM, "cannot encode the record's labels");
     goto out;
   }
   size_t mlen = strlen(mj);
@@ -673,21 +686,25 @@ int store_append(store *s, const store_record *rec, bool *ret_enospc, pp_err *er
     r = pp_err_set(err, PP_ELIMIT, "labels too long (%zu bytes of metadata)", mlen);
     goto out;
   }
-  int64_t sid;
-  if ((r = series_id_for(s, lj, &sid, err)) < 0) goto out;
   rec_hdr h;
   uint64_t off;
   if ((r = write_record(s, mj, mlen, rec->data, rec->len, &h, &off, ret_enospc, err)) < 0) goto out;
   char types[1024], totals[1024];
-  sample_summary(rec->profile, types, sizeof types, totals, sizeof totals);
-  /* the row and the segment's time range change together or not at all */
-  if ((r = exec(s->db, "SAVEPOINT append", err)) == 0 &&
-      (r = insert_row(s, sid, rec->type, rec->start_ns, rec->end_ns, s->seg_id, off, &h, types, totals, err)) == 0)
-    r = exec(s->db, "RELEASE append", err);
+  store__sample_summary(rec->profile, types, sizeof types, totals, sizeof totals);
+  /* the series, the row, the series' summary and the segment's time range change together or
+   * not at all */
+  series_slot sl = {0, 0};
+  bool created = false;
+  if ((r = store__exec(s->db, "SAVEPOINT append", err)) == 0 && (r = store__series_for(s, lj, &sl, &created, err)) == 0 &&
+      (r = store__insert_profile(s, sl.id, rec->type, rec->start_ns, rec->end_ns, s->seg_id, off, &h, types, totals,
+                                 err)) == 0 &&
+      (sl.last_seg >= s->seg_id || (r = store__raise_last_seg(s, sl.id, s->seg_id, err)) == 0))
+    r = store__exec(s->db, "RELEASE append", err);
   if ((r = commit_record(s, r, &h, ret_enospc)) < 0) goto out;
-  pthread_mutex_lock(&s->stats_mu);
-  s->stats.profiles++;
-  pthread_mutex_unlock(&s->stats_mu);
+  if (sl.last_seg < s->seg_id) sl.last_seg = s->seg_id;
+  cache_put(s, lj, strlen(lj), sl);
+  stats_add(s, &s->stats.profiles, 1);
+  if (created) stats_add(s, &s->stats.series, 1);
 out:
   free(lj);
   free(mj);
@@ -697,6 +714,20 @@ out:
 int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err) {
   *ret_enospc = false;
   if (it->len > MAX_DATA) return pp_err_set(err, PP_ELIMIT, "rollup of %zu bytes is over the store's limit", it->len);
+  /* the series may have gone with retention while the compactor merged: nothing to roll up.
+   * Its labels are compared too: a deleted series' id can be given to a new series (ids are
+   * rowids, and the highest one is reused once its row is gone). */
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM series WHERE id=?1 AND labels=?2", -1, &st, NULL) != SQLITE_OK)
+    return store__sql_fail(s->db, err, "rollup series");
+  sqlite3_bind_int64(st, 1, it->series_id);
+  sqlite3_bind_text(st, 2, it->labels_json, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  int64_t alive = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) return store__sql_fail(s->db, err, "rollup series");
+  if (!alive) return 0;
+  int r;
   json_error_t je;
   json_t *labels = json_loads(it->labels_json, 0, &je);
   json_t *meta = labels ? json_pack("{s:o,s:s,s:I,s:I,s:I}", "labels", labels, "type", it->type, "start",
@@ -709,18 +740,17 @@ int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_er
   size_t mlen = strlen(mj);
   rec_hdr h;
   uint64_t off;
-  int r = mlen > MAX_META ? pp_err_set(err, PP_ELIMIT, "rollup metadata too long")
-                          : write_record(s, mj, mlen, it->data, it->len, &h, &off, ret_enospc, err);
+  r = mlen > MAX_META ? pp_err_set(err, PP_ELIMIT, "rollup metadata too long")
+                      : write_record(s, mj, mlen, it->data, it->len, &h, &off, ret_enospc, err);
   free(mj);
   if (r < 0) return r;
-  if ((r = exec(s->db, "SAVEPOINT append", err)) == 0 &&
-      (r = insert_rollup(s, it->series_id, it->type, it->start_ns, it->end_ns, it->count, s->seg_id, off, &h,
-                         err)) == 0)
-    r = exec(s->db, "RELEASE append", err);
+  if ((r = store__exec(s->db, "SAVEPOINT append", err)) == 0 &&
+      (r = store__insert_rollup(s, it->series_id, it->type, it->start_ns, it->end_ns, it->count, s->seg_id, off, &h,
+                                err)) == 0 &&
+      (r = store__raise_last_seg(s, it->series_id, s->seg_id, err)) == 0)
+    r = store__exec(s->db, "RELEASE append", err);
   if ((r = commit_record(s, r, &h, ret_enospc)) < 0) return r;
-  pthread_mutex_lock(&s->stats_mu);
-  s->stats.rollups++;
-  pthread_mutex_unlock(&s->stats_mu);
+  stats_add(s, &s->stats.rollups, 1);
   return 0;
 }
 
@@ -733,7 +763,7 @@ static uint64_t file_size(const char *path) {
 
 uint64_t store_disk_bytes(store *s) {
   char p[PATH_MAX];
-  uint64_t total = s->segments_bytes + file_size(s->dbpath);
+  uint64_t total = seg_bytes(s) + file_size(s->dbpath);
   snprintf(p, sizeof p, "%s-wal", s->dbpath);
   total += file_size(p);
   snprintf(p, sizeof p, "%s-shm", s->dbpath);
@@ -741,28 +771,39 @@ uint64_t store_disk_bytes(store *s) {
   return total;
 }
 
-/* Deletes a segment's index rows in one transaction and accounts for them (the caller unlinks
- * the file, before or after as its situation needs). */
+/* Deletes a segment's rows, the series left without records, and accounts for them, in one
+ * transaction (the caller unlinks the file, before or after as its situation needs). */
 static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *err) {
-  int64_t rows = query_i64(s->db, "SELECT COUNT(*) FROM profile WHERE segment_id=?", id, 0);
-  int64_t rollups = query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?", id, 0);
-  exec(s->db, "BEGIN", NULL);
-  exec_i64(s->db, "DELETE FROM profile WHERE segment_id=?", id);
-  exec_i64(s->db, "DELETE FROM rollup WHERE segment_id=?", id);
-  exec_i64(s->db, "DELETE FROM segment WHERE id=?", id);
-  if (exec(s->db, "COMMIT", err) < 0) {
-    exec(s->db, "ROLLBACK", NULL);
-    return PP_EIO;
-  }
-  s->segments_bytes = s->segments_bytes > file_bytes ? s->segments_bytes - file_bytes : 0;
+  int64_t rows = 0, rollups = 0;
+  int dead = 0;
+  int r = tx_begin(s, err);
+  if (r < 0) return r;
+  if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?1", id, 0, &rollups, err)) == 0 &&
+      (r = store__delete_profiles(s, "segment_id=?1", id, 0, &rows, err)) == 0 &&
+      (r = store__run(s->db, "DELETE FROM rollup WHERE segment_id=?1", id, 0, err)) == 0 &&
+      (r = store__run(s->db, "DELETE FROM segment WHERE id=?1", id, 0, err)) == 0 &&
+      (dead = store__delete_dead_series(s, err)) < 0)
+    r = dead;
+  if ((r = tx_end(s, r, err)) < 0) return r;
+  if (dead > 0) store__cache_reset(s); /* their ids must not be handed out again */
+  seg_bytes_add(s, -(int64_t)file_bytes);
   pthread_mutex_lock(&s->stats_mu);
   s->stats.retention_deleted_segments++;
   s->stats.retention_deleted_profiles += (uint64_t)rows;
   s->stats.profiles -= (uint64_t)rows <= s->stats.profiles ? (uint64_t)rows : s->stats.profiles;
+  s->stats.series -= (uint64_t)dead <= s->stats.series ? (uint64_t)dead : s->stats.series;
   if (s->stats.segments) s->stats.segments--;
   s->stats.rollups -= (uint64_t)rollups <= s->stats.rollups ? (uint64_t)rollups : s->stats.rollups;
   pthread_mutex_unlock(&s->stats_mu);
   return 0;
+}
+
+/* The writer lets go of segment id when it is the active one. */
+static void release_if_active(store *s, int64_t id) {
+  if (id != s->seg_id || s->seg_fd < 0) return;
+  store__sync_forget(s, s->seg_fd);
+  close(s->seg_fd);
+  s->seg_fd = -1;
 }
 
 int store_retention(store *s, int64_t now, pp_err *err) {
@@ -771,25 +812,28 @@ int store_retention(store *s, int64_t now, pp_err *err) {
     sqlite3_stmt *st;
     int64_t id = -1, max_ns = 0;
     if (sqlite3_prepare_v2(s->db, "SELECT id, COALESCE(max_ns,0) FROM segment ORDER BY id LIMIT 1", -1, &st, NULL) != SQLITE_OK)
-      return sql_fail(s->db, err, "retention");
-    if (sqlite3_step(st) == SQLITE_ROW) {
+      return store__sql_fail(s->db, err, "retention");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
       id = sqlite3_column_int64(st, 0);
       max_ns = sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store__sql_fail(s->db, err, "retention");
     if (id < 0) break;
     bool over = s->opts.retention_bytes && store_disk_bytes(s) > s->opts.retention_bytes;
-    bool old = s->opts.retention_seconds > 0 && max_ns &&
-               (double)(now - max_ns) / 1e9 > s->opts.retention_seconds;
+    bool old = s->opts.retention_seconds > 0 && max_ns && (double)(now - max_ns) / 1e9 > s->opts.retention_seconds;
     if (!over && !old) break;
-    if (id == s->seg_id && s->seg_fd >= 0) close_segment(s);
-    char *path = seg_path(s, id);
-    uint64_t sz = path ? file_size(path) : 0;
+    char *path = seg__path(s->segdir, id);
+    if (!path) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    uint64_t sz = file_size(path);
+    /* the rows first: a file is only deleted once nothing points into it */
     if ((r = drop_segment_rows(s, id, sz, err)) < 0) {
       free(path);
       return r;
     }
-    if (path) unlink(path);
+    release_if_active(s, id);
+    unlink(path);
     free(path);
     deleted++;
   }
@@ -801,22 +845,23 @@ int store_retention(store *s, int64_t now, pp_err *err) {
 }
 
 int store_free_space(store *s, pp_err *err) {
-  int64_t n = query_i64(s->db, "SELECT COUNT(*) FROM segment WHERE ?=1", 1, 0);
+  int64_t n, id;
+  int r;
+  if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM segment", 0, 0, &n, err)) < 0) return r;
   if (n < 2) return 0; /* never the only segment: that is what is being written */
-  int64_t id = query_i64(s->db, "SELECT MIN(id) FROM segment WHERE ?=1", 1, -1);
-  if (id < 0) return 0;
-  if (id == s->seg_id && s->seg_fd >= 0) close_segment(s);
+  if ((r = store__query_i64(s->db, "SELECT MIN(id) FROM segment", 0, 0, &id, err)) < 0) return r;
+  release_if_active(s, id);
   /* the file first: with the disk full, SQLite may not manage to write until space is freed */
-  char *path = seg_path(s, id);
+  char *path = seg__path(s->segdir, id);
   uint64_t sz = path ? file_size(path) : 0;
   if (!path || unlink(path) < 0) {
-    int r = pp_err_set(err, PP_EIO, "cannot delete segment %lld: %s", (long long)id, strerror(errno));
+    r = pp_err_set(err, PP_EIO, "cannot delete segment %lld: %s", (long long)id, path ? strerror(errno) : "out of memory");
     free(path);
     return r;
   }
   free(path);
   /* if the index cannot be written yet, the next open repairs it; the bytes are gone anyway */
-  if (drop_segment_rows(s, id, sz, NULL) < 0) s->segments_bytes = s->segments_bytes > sz ? s->segments_bytes - sz : 0;
+  if (drop_segment_rows(s, id, sz, NULL) < 0) seg_bytes_add(s, -(int64_t)sz);
   return 1;
 }
 

@@ -1,24 +1,51 @@
 /* store: every scraped profile kept as its own record, under a disk budget.
  *
  * Layout of a data directory:
- *   index.db (+ -wal, -shm)   SQLite in WAL mode: series, segments, one row per profile
+ *   index.db (+ -wal, -shm)   SQLite in WAL mode: series and their labels, segments, one row
+ *                             per profile (store_int.h has the schema)
  *   segments/<16 hex>.seg     append-only files of records:
  *                             "PPR1" | meta_len u32 | data_len u32 | crc32 u32 | meta | data
  *                             meta is JSON {labels, type, start, end}; data the gzip profile
  *                             as scraped. Records describe themselves, so the index can be
  *                             rebuilt from the segments alone.
  *
- * Crash safety: a record is written to its segment before its index row is committed; at
- * open, store_open checks the index (quick_check), drops rows that point past the end of a
- * segment or into a missing one, truncates a segment's unindexed tail (the profile that was in
- * flight), deletes segment files the index does not know, and rebuilds the index from the
- * segments if it is missing or corrupt.
+ * Durability: a record is written to its segment before its index row is committed, and a
+ * syncer thread makes both durable every opts.sync_interval seconds (default 1): fdatasync of
+ * the segments written since its last round (and of the segments directory after a new file,
+ * and of the data directory once, for the WAL's name), then of the index's WAL. SQLite runs
+ * with synchronous=NORMAL, which syncs at checkpoints and not at each commit: the syncer's
+ * round is the commit point, so the writer does not wait for the disk at each append (only at
+ * SQLite's checkpoints, about every 1 MiB of WAL, which sync the WAL and the index file on the
+ * writer's thread). What a crash may cost:
+ *   - the process killed (kill -9, OOM): nothing store_append returned for; the kernel has it;
+ *   - power loss or a kernel crash: at most what was appended after the start of the last
+ *     completed round, i.e. the last sync_interval seconds plus the length of one round
+ *     (store_stats.durable_ns says up to when everything is on disk). Index rows whose record
+ *     did not reach the disk with them are found by their CRC at the next open and dropped.
+ * store_close makes everything durable. With sync_interval < 0 there is no syncer and the
+ * store syncs nothing itself (only SQLite's checkpoints sync the index): for benchmarks.
+ *
+ * Repair at open: store_open checks the index (quick_check), reads every indexed record and
+ * checks its CRC, and drops rows whose record is damaged (store_repair.records_corrupt) or
+ * points past the end of a segment or into a missing one; truncates a segment's unindexed tail
+ * (the profile that was in flight); deletes segment files the index does not know; and
+ * rebuilds the index from the segments if it is missing or corrupt, skipping damaged records
+ * and keeping every sound one after them. So a damaged record is never listed or served;
+ * reads check the CRC again.
  *
  * Retention: whole segments are deleted oldest first while the directory (index, WAL and
  * segments) is over retention_bytes, or when their newest record is older than
  * retention_seconds. Segments roll at segment_bytes (default: retention/20, or the file
  * system's size/20 without a budget, within 1..64 MiB) or after an hour, so the budget is
- * exceeded by at most one segment.
+ * exceeded by at most one segment. A series whose records are all gone is deleted with its
+ * labels, so the index holds the series of the stored profiles, not every series ever seen.
+ *
+ * Series and labels: a series is a set of labels (name = value), stored as text. Bytes that
+ * are not UTF-8 are replaced by U+FFFD in names and values (base/utf8.h: as browsers show such
+ * text), never dropped; matchers are replaced the same way, so they find what was stored, and
+ * two label sets that differ only in invalid bytes are one series. Queries find their series
+ * through an index of the labels, so their cost follows the series they select, not the number
+ * of series stored.
  *
  * Rollups: a closed STORE_ROLLUP_NS window of a series and type (aligned to the epoch, by end
  * time) with two or more profiles is merged once into a rollup record, stored in the current
@@ -32,7 +59,8 @@
  * Threads: one writer (the thread that calls store_append/store_retention); readers call the
  * query functions from any thread, each call using its own read-only connection.
  * Errors: the pp_err idiom; PP_EIO carries errno in the message, and store_append reports a
- * full disk as PP_EIO with *ret_enospc set so the caller can run retention and go on.
+ * full disk (ENOSPC, EDQUOT, SQLITE_FULL) as PP_EIO with *ret_enospc set so the caller can run
+ * retention and go on.
  */
 #ifndef COLLECTOR_STORE_H
 #define COLLECTOR_STORE_H
@@ -52,6 +80,8 @@ typedef struct store_opts {
   double retention_seconds; /* 0 = no time limit */
   uint64_t segment_bytes;   /* 0 = derived from retention_bytes */
   bool no_rollups;          /* queries ignore rollups (tests compare both answers) */
+  double sync_interval;     /* seconds between durability rounds; 0 = 1 s; < 0 = no syncer (benchmarks) */
+  size_t series_cache;      /* label sets the writer keeps ids of; 0 = 65,536 */
 } store_opts;
 
 typedef struct store_repair {
@@ -59,6 +89,7 @@ typedef struct store_repair {
   size_t bytes_truncated; /* unindexed segment tails */
   size_t orphans_removed; /* segment files unknown to the index */
   size_t rows_rebuilt;    /* rows recreated from segments (index lost) */
+  size_t records_corrupt; /* records whose bytes fail their CRC: skipped, their rows dropped */
   bool index_rebuilt;
 } store_repair;
 
@@ -119,6 +150,10 @@ typedef struct store_stats {
   uint64_t rollups;           /* rollup records in the index */
   int64_t compacted_until_ns; /* windows before this are compacted (0 = none yet) */
   uint64_t records_read;      /* records (profiles or rollups) read by merges since open */
+  uint64_t syncs;             /* durability rounds completed since open */
+  uint64_t sync_failures;     /* rounds where an fdatasync failed (what it covered may be lost) */
+  int64_t durable_ns;         /* everything appended before this time is on disk (0 = nothing yet) */
+  double last_sync_seconds;   /* how long the last round took */
 } store_stats;
 void store_get_stats(store *s, store_stats *ret);
 
@@ -138,10 +173,20 @@ typedef struct store_series_info {
   int64_t count;
 } store_series_info;
 
+/* Where a listing goes on: after the entry (series_id, type). */
+typedef struct store_series_cursor {
+  int64_t series_id;
+  const char *type;
+} store_series_cursor;
+
 /* Every (series, type) matching the selector (NULL/0 = all) with profiles in [from, to]
- * (0 = unbounded). The array and its strings are malloc'd; free with store_series_free. */
+ * (0 = unbounded), in (series_id, type) order, starting after `after` (NULL = from the start),
+ * at most `limit` entries (0 = no limit); *ret_more (may be NULL) tells whether entries
+ * follow (then the last entry is the cursor for the next page). The array and its strings are
+ * malloc'd; free with store_series_free. */
 int store_list_series(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
-                      int64_t to, store_series_info **ret, size_t *ret_n, pp_err *err);
+                      int64_t to, const store_series_cursor *after, size_t limit,
+                      store_series_info **ret, size_t *ret_n, bool *ret_more, pp_err *err);
 void store_series_free(store_series_info *v, size_t n);
 
 typedef struct store_row {

@@ -1,4 +1,28 @@
-/* Private parts of the store shared by store.c (writer) and store_query.c (readers). */
+/* Private parts of the store, shared by its files:
+ *   store.c          opening, appending (the writer), retention, the writer's series cache
+ *   store_repair.c   what store_open checks and mends: CRCs, lost rows, orphans, a lost index,
+ *                    the index schema's upgrades
+ *   store_seg.c      segment files and the record format: the only file that knows the bytes
+ *   store_sync.c     the syncer thread that makes appended records durable (the policy in store.h)
+ *   store_query.c    readers: selections through the label index, listings, merges
+ *   store_compact.c  rollups
+ *
+ * The index (SQLite, schema version STORE_SCHEMA_VERSION in PRAGMA user_version):
+ *   series(id, labels, last_seg)   one row per label set; labels is JSON with sorted keys;
+ *                                  last_seg >= the id of every segment holding one of its
+ *                                  records (raised once per segment, never lowered)
+ *   series_label(name, value, series_id)
+ *                                  the labels again, one row each, so a selector finds its
+ *                                  series through SQL (no scan of every series)
+ *   series_type(series_id, type, count, first_ns, first_end_ns, last_ns, sample_types)
+ *                                  per series and type: the profile rows' count, the start and
+ *                                  end of the oldest (by end time), the newest end and its
+ *                                  sample types; kept by appends, repair and retention
+ *   segment(id, min_ns, max_ns)    a segment file and its records' time range
+ *   profile(...), rollup(...)      one row per record: where its bytes are, and its CRC
+ * Invariants (store_open restores them): every row's record is in its segment at
+ * [rec_off, rec_off + rec_len) and matches its crc; series_type counts exactly the profile rows;
+ * a series whose last_seg is below the oldest segment has no records and is deleted. */
 #ifndef COLLECTOR_STORE_INT_H
 #define COLLECTOR_STORE_INT_H
 
@@ -9,15 +33,73 @@
 #include "../base/htab.h"
 #include "store.h"
 
-#define REC_MAGIC "PPR1"
-#define REC_HDR 16
-#define MAX_META ((uint32_t)64 << 10)
-#define MAX_DATA ((uint32_t)256 << 20)
+#define STORE_SCHEMA_VERSION 2
 #define SEGMENT_MAX_AGE_NS ((int64_t)3600 * 1000000000)
 /* A window is compacted once it ended this long ago, so the scrapes still in flight for it
  * (a 10 s CPU profile is stored when it ends) have landed. */
 #define ROLLUP_GRACE_NS ((int64_t)60 * 1000000000)
 #define ROLLUP_QUEUE_MAX 32
+/* The writer's cache of series ids, in label sets (two generations of half this each). */
+#define SERIES_CACHE_DEFAULT 65536
+/* The syncer's default period: what a power loss may cost (store.h). */
+#define SYNC_INTERVAL_DEFAULT 1.0
+
+/* ---- segment files and records (store_seg.c) ---------------------------------------------
+ * A record: "PPR1" | meta_len u32 | data_len u32 | crc32 u32 | meta | data (host byte order);
+ * the CRC covers meta and data. */
+#define REC_MAGIC "PPR1"
+#define REC_HDR 16
+#define MAX_META ((uint32_t)64 << 10)
+#define MAX_DATA ((uint32_t)256 << 20)
+
+typedef struct rec_hdr {
+  uint32_t meta_len, data_len, crc;
+} rec_hdr;
+
+/* The path of segment id in segdir (malloc'd), NULL when out of memory. */
+char *seg__path(const char *segdir, int64_t id);
+/* Parses a header; false if the magic or a length is wrong. */
+bool seg__parse_hdr(const uint8_t *b, rec_hdr *h);
+/* Appends one record to fd (opened O_APPEND, `at` bytes long). 0, or -1 with *ret_errno set and
+ * the file cut back to `at`, or -2 when even that failed (the caller stops using the file). */
+int seg__write(int fd, uint64_t at, const char *meta, size_t mlen, const uint8_t *data, size_t len, rec_hdr *ret_h,
+               int *ret_errno);
+/* True when the record at rec_off is rec_len bytes with a sound header that agrees with the
+ * index (data_len, crc) and bytes that match the crc. *buf (grown as needed, *cap its size)
+ * is scratch space the caller frees. */
+bool seg__check(int fd, uint64_t rec_off, uint64_t rec_len, uint64_t data_len, uint32_t crc, uint8_t **buf,
+                size_t *cap);
+/* The data of one record, checked against crc (which covers meta and data): 0 with *ret
+ * malloc'd, or -1 (file missing, bytes missing, CRC mismatch). */
+int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
+                   uint8_t **ret, size_t *ret_len);
+
+/* A walk over a segment file's records, for rebuilding an index from segments alone. */
+typedef struct seg_scan {
+  int fd;
+  uint64_t size;    /* the file's size */
+  uint64_t off;     /* where the walk goes on */
+  uint64_t end;     /* the end of the last sound record (a tail past it is damage) */
+  uint64_t rec_off; /* the current record: its offset, header and body (meta + data) */
+  rec_hdr h;
+  uint8_t *buf;
+  size_t cap;
+  size_t skipped; /* damaged stretches skipped between sound records */
+} seg_scan;
+/* The next sound record: 1, or 0 at the end of the file, or < 0 on a read error. A damaged
+ * record (bad header, CRC mismatch, cut short) is skipped: the walk looks for the next sound
+ * record from the following byte on, since a damaged length cannot be trusted. */
+int seg__scan_next(seg_scan *sc);
+
+/* ---- the writer's series cache (store.c) ---- */
+typedef struct series_slot {
+  int64_t id, last_seg;
+} series_slot;
+typedef struct series_gen {
+  htab keys; /* labels JSON -> index into v */
+  series_slot *v;
+  size_t cap;
+} series_gen;
 
 /* A finished rollup on its way from the compactor thread to the writer. */
 typedef struct rollup_item {
@@ -37,11 +119,14 @@ struct store {
   int64_t seg_id;
   uint64_t seg_size;
   int64_t seg_opened_ns;
-  uint64_t segments_bytes; /* all segment files, kept current by append and retention */
-  htab series_cache;       /* labels JSON -> index into series_ids */
-  int64_t *series_ids;
-  size_t series_cap;
-  sqlite3_stmt *st_ins_profile, *st_ins_series, *st_find_series, *st_seg_minmax, *st_ins_rollup;
+  uint64_t segments_bytes; /* atomic: all segment files, kept by append and retention, read by any thread */
+  /* series cache: lookups try cache[0], then cache[1] (moving a hit to cache[0]); when cache[0]
+   * holds half of series_cache_max keys, cache[1] is dropped and cache[0] takes its place, so
+   * the label sets written recently stay and memory stays bounded under pod churn */
+  series_gen cache[2];
+  size_t series_cache_max;
+  sqlite3_stmt *st_ins_profile, *st_ins_series, *st_find_series, *st_seg_minmax, *st_ins_rollup, *st_series_type,
+      *st_last_seg, *st_ins_labels;
   /* compaction: a thread merges closed windows from disk and queues the results, which the
    * writer stores in store_maintain; the queue is the only state the two share */
   pthread_t compactor;
@@ -51,7 +136,19 @@ struct store {
   rollup_item *q_head, *q_tail;
   size_t q_len;
   bool q_stop;
-  int64_t cursor_ns;        /* compactor's next window start (0 = not yet found) */
+  int64_t cursor_ns; /* compactor's next window start (0 = not yet found) */
+  /* durability (store_sync.c): the writer hands the syncer the segments it wrote to; the syncer
+   * makes them and the WAL durable every sync_ns */
+  pthread_t syncer;
+  bool syncer_running;
+  pthread_mutex_t sync_mu;
+  pthread_cond_t sync_cv; /* stop was asked */
+  bool sync_stop;
+  int64_t sync_ns;    /* the period; 0 = never (opts.sync_interval < 0) */
+  int sync_active;    /* dup of the active segment's fd, or -1 (guarded by sync_mu) */
+  int *sync_closed;   /* fds of segments rolled since the last round, to sync and close */
+  size_t nsync_closed, sync_closed_cap;
+  bool sync_dir;      /* a segment file was created since the last round */
   uint64_t records_read;    /* atomic: bumped by merge workers */
   pthread_mutex_t stats_mu; /* guards stats for readers on other threads */
   store_stats stats;
@@ -64,6 +161,50 @@ typedef struct row_loc {
   int64_t weight;
 } row_loc;
 
+/* store.c: the writer's helpers that repair shares. */
+int store__exec(sqlite3 *db, const char *sql, pp_err *err);
+int store__sql_fail(sqlite3 *db, pp_err *err, const char *what);
+/* one integer from a query with up to two parameters; errors are errors (never a default) */
+int store__query_i64(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t *ret, pp_err *err);
+/* a statement with up to two parameters, run to completion */
+int store__run(sqlite3 *db, const char *sql, int64_t a, int64_t b, pp_err *err);
+/* The series of these labels (JSON, sorted keys), inserting it and its label rows when new;
+ * the caller's transaction or savepoint covers it. *ret_new tells whether it was inserted. */
+int store__series_for(store *s, const char *labels_json, series_slot *ret, bool *ret_new, pp_err *err);
+/* Inserts a profile row (and keeps series_type and the segment's time range). */
+int store__insert_profile(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t seg,
+                          uint64_t off, const rec_hdr *h, const char *stypes, const char *totals, pp_err *err);
+int store__insert_rollup(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t count,
+                         int64_t seg, uint64_t off, const rec_hdr *h, pp_err *err);
+/* Raises a series' last_seg to seg (no-op when it is there already). */
+int store__raise_last_seg(store *s, int64_t series_id, int64_t seg, pp_err *err);
+/* Deletes the profile rows `where` selects (SQL over table profile with parameters ?1 and ?2)
+ * and keeps series_type right; inside the caller's transaction. *ret_n: rows deleted. */
+int store__delete_profiles(store *s, const char *where, int64_t a, int64_t b, int64_t *ret_n, pp_err *err);
+/* Deletes series that have no records left (last_seg below the oldest segment) with their
+ * labels; inside the caller's transaction. Returns how many, or < 0. */
+int store__delete_dead_series(store *s, pp_err *err);
+/* Summary of a decoded profile: "type/unit,..." and "total,..." per sample type. */
+void store__sample_summary(const pprof_profile *p, char *types, size_t tcap, char *totals, size_t ncap);
+/* Empties the series cache (after series were deleted, or a transaction rolled back). */
+void store__cache_reset(store *s);
+
+/* store_repair.c: creates the schema, or upgrades an older one to STORE_SCHEMA_VERSION. */
+int store__schema(store *s, bool fresh, pp_err *err);
+/* store_repair.c: brings the index in line with the segments (the checks store.h lists);
+ * rebuild = recreate every row from the segments (the index was lost). */
+int store__repair(store *s, bool rebuild, store_repair *rep, pp_err *err);
+
+/* store_sync.c: the syncer thread. */
+int store__start_syncer(store *s, pp_err *err);
+/* Stops it and syncs what it had not synced yet, on the calling thread. */
+void store__stop_syncer(store *s);
+/* The writer rolled to a new segment (fd) after `old_fd` (-1 = none): the syncer syncs and
+ * closes old_fd and follows fd from now on. */
+void store__sync_roll(store *s, int old_fd, int fd);
+/* The writer stops using fd (retention deleted its segment): the syncer drops it too. */
+void store__sync_forget(store *s, int fd);
+
 /* store_query.c: a read-only connection to the index (WAL lets it read while the writer
  * appends); the caller closes it. */
 int store__open_reader(store *s, sqlite3 **ret, pp_err *err);
@@ -71,8 +212,7 @@ int store__open_reader(store *s, sqlite3 **ret, pp_err *err);
  * statement selecting them yields to a growing array (false when out of memory). */
 #define STORE_RAW_COLS                                                                             \
   "id, type, start_ns, end_ns, data_len, sample_types, totals, segment_id, data_off, rec_off, crc"
-bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc **pv, size_t *pn,
-                      size_t *pcap);
+bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc **pv, size_t *pn, size_t *pcap);
 /* store_query.c: frees an array of rows and their strings. */
 void store__rows_free(row_loc *v, size_t n);
 /* store_query.c: reads one record's data, checked against its CRC (malloc'd). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../base/utf8.h"
 #include "store_int.h"
 
 int store__open_reader(store *s, sqlite3 **ret, pp_err *err) {
@@ -25,7 +26,15 @@ int store__open_reader(store *s, sqlite3 **ret, pp_err *err) {
   return 0;
 }
 
-/* Series ids whose labels satisfy every matcher; with their labels JSON. */
+/* ---- selections ------------------------------------------------------------------------------
+ * A selector finds its series through series_label, driven by whichever of its inputs is the
+ * narrowest: one label's posting list, or the series active since `from` (series.last_seg:
+ * segments hold records in time order, so a series with a profile ending at or after `from`
+ * wrote into a segment at or after the first one whose newest record is that recent). The
+ * other matchers are checked per candidate with index seeks. So selecting one pod among a
+ * million series stored costs a few seeks, not a scan. */
+
+/* Series ids whose labels satisfy every matcher; with their labels JSON, in id order. */
 typedef struct series_sel {
   int64_t *ids;
   char **labels;
@@ -36,32 +45,157 @@ static void sel_free(series_sel *s) {
   for (size_t i = 0; i < s->n; i++) free(s->labels[i]);
   free(s->ids);
   free(s->labels);
+  memset(s, 0, sizeof *s);
 }
 
-static int select_series(sqlite3 *db, const store_matcher *m, size_t nm, series_sel *out, pp_err *err) {
-  memset(out, 0, sizeof *out);
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, "SELECT id, labels FROM series ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-    return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
-  size_t cap = 0;
-  int r = 0;
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    const char *lj = (const char *)sqlite3_column_text(st, 1);
-    bool ok = true;
-    if (nm) {
-      json_t *o = json_loads(lj, 0, NULL);
-      for (size_t i = 0; i < nm && ok; i++) {
-        const char *v = json_string_value(json_object_get(o, m[i].name));
-        ok = v ? !strcmp(v, m[i].value) : m[i].value[0] == '\0'; /* "" matches an absent label */
-      }
-      json_decref(o);
+/* A selector with its names and values made text the way store_append makes labels text. */
+typedef struct selector {
+  char **name, **value;
+  size_t n;
+  int64_t min_seg; /* series must have last_seg >= this (0 = any) */
+  bool none;       /* nothing can match (from is after every record) */
+} selector;
+
+static void selector_free(selector *q) {
+  for (size_t i = 0; i < q->n; i++) {
+    free(q->name[i]);
+    free(q->value[i]);
+  }
+  free(q->name);
+  free(q->value);
+}
+
+static int selector_init(sqlite3 *db, const store_matcher *m, size_t nm, int64_t from, selector *q, pp_err *err) {
+  memset(q, 0, sizeof *q);
+  q->name = calloc(nm ? nm : 1, sizeof *q->name);
+  q->value = calloc(nm ? nm : 1, sizeof *q->value);
+  if (!q->name || !q->value) {
+    selector_free(q);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  for (q->n = 0; q->n < nm; q->n++) {
+    q->name[q->n] = pp_utf8_sanitize(m[q->n].name, strlen(m[q->n].name), NULL);
+    q->value[q->n] = pp_utf8_sanitize(m[q->n].value, strlen(m[q->n].value), NULL);
+    if (!q->name[q->n] || !q->value[q->n]) {
+      q->n++;
+      selector_free(q);
+      return pp_err_set(err, PP_ENOMEM, "out of memory");
     }
-    if (!ok) continue;
+  }
+  if (from > 0) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT MIN(id) FROM segment WHERE max_ns>=?1", -1, &st, NULL) != SQLITE_OK) {
+      selector_free(q);
+      return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_bind_int64(st, 1, from);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) q->min_seg = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_ROW) q->none = true;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+      selector_free(q);
+      return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+    }
+  }
+  return 0;
+}
+
+/* How many rows a query yields, counting no further than cap (a cheap size estimate). */
+static int64_t bounded_count(sqlite3 *db, const char *sql, const char *a, const char *b, int64_t n, int64_t cap) {
+  sqlite3_stmt *st;
+  int64_t v = cap;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return cap;
+  if (a) sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+  if (b) sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+  if (!a) sqlite3_bind_int64(st, 1, n);
+  if (sqlite3_bind_parameter_count(st) >= 3) sqlite3_bind_int64(st, 3, cap);
+  else sqlite3_bind_int64(st, 2, cap);
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+enum { DRIVE_ALL = -2, DRIVE_TIME = -1 };
+#define PROBE_CAP 4096
+
+/* Which input drives the selection: the index of a matcher, DRIVE_TIME or DRIVE_ALL. */
+static int pick_driver(sqlite3 *db, const selector *q) {
+  int best = q->min_seg > 0 ? DRIVE_TIME : DRIVE_ALL;
+  int64_t best_n = best == DRIVE_TIME
+                       ? bounded_count(db, "SELECT COUNT(*) FROM (SELECT 1 FROM series WHERE last_seg>=?1 LIMIT ?2)",
+                                       NULL, NULL, q->min_seg, PROBE_CAP)
+                       : INT64_MAX;
+  for (size_t i = 0; i < q->n; i++) {
+    if (!q->value[i][0]) continue; /* "" matches an absent label: no posting list to walk */
+    int64_t c = bounded_count(db,
+                              "SELECT COUNT(*) FROM (SELECT 1 FROM series_label WHERE name=?1 AND value=?2 LIMIT ?3)",
+                              q->name[i], q->value[i], 0, PROBE_CAP);
+    if (c < best_n) {
+      best_n = c;
+      best = (int)i;
+    }
+  }
+  return best;
+}
+
+/* The SQL of a selection: ?1 = the series id to start at (inclusive), ?2 = a row limit,
+ * ?3 = min_seg, then each matcher's name and value from ?4 on. */
+static char *selection_sql(const selector *q, int driver) {
+  char *sql;
+  if (driver >= 0)
+    /* CROSS JOIN keeps the posting list as the outer loop; its key ends in series_id, so rows
+     * come in id order without a sort */
+    sql = sqlite3_mprintf("SELECT s.id, s.labels FROM series_label d CROSS JOIN series s ON s.id=d.series_id "
+                          "WHERE d.name=?%d AND d.value=?%d AND d.series_id>=?1 AND s.last_seg>=?3",
+                          4 + 2 * driver, 5 + 2 * driver);
+  else if (driver == DRIVE_TIME)
+    sql = sqlite3_mprintf("SELECT s.id, s.labels FROM series s INDEXED BY series_by_last_seg "
+                          "WHERE s.last_seg>=?3 AND s.id>=?1");
+  else
+    sql = sqlite3_mprintf("SELECT s.id, s.labels FROM series s WHERE s.id>=?1 AND s.last_seg>=?3");
+  for (size_t i = 0; sql && i < q->n; i++) {
+    if ((int)i == driver) continue;
+    char *more = q->value[i][0]
+                     ? sqlite3_mprintf("%s AND EXISTS (SELECT 1 FROM series_label WHERE name=?%d AND value=?%d AND "
+                                       "series_id=s.id)",
+                                       sql, 4 + 2 * (int)i, 5 + 2 * (int)i)
+                     : sqlite3_mprintf("%s AND NOT EXISTS (SELECT 1 FROM series_label WHERE series_id=s.id AND "
+                                       "name=?%d AND value<>'' AND ?%d='')",
+                                       sql, 4 + 2 * (int)i, 5 + 2 * (int)i);
+    sqlite3_free(sql);
+    sql = more;
+  }
+  char *full = sql ? sqlite3_mprintf("%s ORDER BY %s LIMIT ?2", sql, driver >= 0 ? "d.series_id" : "s.id") : NULL;
+  sqlite3_free(sql);
+  return full;
+}
+
+/* Up to `limit` matching series with id >= start (limit 0 = all), in id order. */
+static int select_series(sqlite3 *db, const selector *q, int64_t start, size_t limit, series_sel *out, pp_err *err) {
+  memset(out, 0, sizeof *out);
+  if (q->none) return 0;
+  char *sql = selection_sql(q, pick_driver(db, q));
+  sqlite3_stmt *st;
+  if (!sql) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  int prc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  sqlite3_free(sql);
+  if (prc != SQLITE_OK) return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+  sqlite3_bind_int64(st, 1, start);
+  sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+  sqlite3_bind_int64(st, 3, q->min_seg);
+  for (size_t i = 0; i < q->n; i++) {
+    sqlite3_bind_text(st, 4 + 2 * (int)i, q->name[i], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5 + 2 * (int)i, q->value[i], -1, SQLITE_STATIC);
+  }
+  size_t cap = 0;
+  int r = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (out->n == cap) {
       cap = cap ? cap * 2 : 64;
       int64_t *ni = realloc(out->ids, cap * sizeof *ni);
-      char **nl = ni ? realloc(out->labels, cap * sizeof *nl) : NULL;
       if (ni) out->ids = ni;
+      char **nl = ni ? realloc(out->labels, cap * sizeof *nl) : NULL;
       if (!ni || !nl) {
         r = pp_err_set(err, PP_ENOMEM, "out of memory");
         break;
@@ -69,9 +203,13 @@ static int select_series(sqlite3 *db, const store_matcher *m, size_t nm, series_
       out->labels = nl;
     }
     out->ids[out->n] = sqlite3_column_int64(st, 0);
-    out->labels[out->n] = strdup(lj);
+    if (!(out->labels[out->n] = strdup((const char *)sqlite3_column_text(st, 1)))) {
+      r = pp_err_set(err, PP_ENOMEM, "out of memory");
+      break;
+    }
     out->n++;
   }
+  if (r == 0 && rc != SQLITE_DONE) r = pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
   sqlite3_finalize(st);
   if (r < 0) sel_free(out);
   return r;
@@ -82,60 +220,136 @@ static char *dup_col(sqlite3_stmt *st, int i) {
   return strdup(t ? (const char *)t : "");
 }
 
+/* ---- listing series ----------------------------------------------------------------------- */
+
+/* The statements of a listing: a series' (series, type) summaries, and for a time range the
+ * count and ends of that range, each found with seeks of profile(series_id, type, end_ns). */
+typedef struct list_stmts {
+  sqlite3_stmt *types, *count, *first, *last;
+} list_stmts;
+
+/* One (series, type) entry into e; false when the range holds none of its profiles. */
+static bool range_entry(list_stmts *q, int64_t sid, const char *type, int64_t from, int64_t to, store_series_info *e) {
+  sqlite3_stmt *v[3] = {q->count, q->first, q->last};
+  for (int i = 0; i < 3; i++) {
+    sqlite3_reset(v[i]);
+    sqlite3_bind_int64(v[i], 1, sid);
+    sqlite3_bind_text(v[i], 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(v[i], 3, from);
+    sqlite3_bind_int64(v[i], 4, to);
+  }
+  if (sqlite3_step(q->count) != SQLITE_ROW || (e->count = sqlite3_column_int64(q->count, 0)) == 0) return false;
+  if (sqlite3_step(q->first) != SQLITE_ROW || sqlite3_step(q->last) != SQLITE_ROW) return false;
+  e->first_ns = sqlite3_column_int64(q->first, 0);
+  e->last_ns = sqlite3_column_int64(q->last, 0);
+  free(e->sample_types);
+  e->sample_types = dup_col(q->last, 1);
+  return true;
+}
+
 int store_list_series(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
-                      int64_t to, store_series_info **ret, size_t *ret_n, pp_err *err) {
+                      int64_t to, const store_series_cursor *after, size_t limit,
+                      store_series_info **ret, size_t *ret_n, bool *ret_more, pp_err *err) {
   sqlite3 *db;
   int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
-  series_sel sel;
-  if ((r = select_series(db, m, nm, &sel, err)) < 0) {
+  if (!to) to = INT64_MAX;
+  selector q;
+  list_stmts ls = {0};
+  store_series_info *v = NULL;
+  size_t n = 0, cap = 0;
+  bool more = false;
+  if ((r = selector_init(db, m, nm, from, &q, err)) < 0) {
     sqlite3_close(db);
     return r;
   }
-  sqlite3_stmt *st;
-  const char *sql =
-      "SELECT type, MIN(start_ns), MAX(end_ns), COUNT(*), MAX(sample_types) FROM profile "
-      "WHERE series_id=?1 AND (?2 IS NULL OR type=?2) AND end_ns>=?3 AND end_ns<=?4 GROUP BY type ORDER BY type";
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-    r = pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
-    goto out;
-  }
-  size_t n = 0, cap = 16;
-  store_series_info *v = calloc(cap, sizeof *v);
-  for (size_t i = 0; v && i < sel.n; i++) {
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, sel.ids[i]);
-    if (type) sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-    else sqlite3_bind_null(st, 2);
-    sqlite3_bind_int64(st, 3, from);
-    sqlite3_bind_int64(st, 4, to ? to : INT64_MAX);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      if (n == cap) {
-        store_series_info *nv = realloc(v, (cap *= 2) * sizeof *nv);
-        if (!nv) break;
-        v = nv;
-      }
-      store_series_info *e = &v[n++];
-      e->series_id = sel.ids[i];
-      e->labels_json = strdup(sel.labels[i]);
-      e->type = dup_col(st, 0);
-      e->first_ns = sqlite3_column_int64(st, 1);
-      e->last_ns = sqlite3_column_int64(st, 2);
-      e->count = sqlite3_column_int64(st, 3);
-      e->sample_types = dup_col(st, 4);
+  const char *sqls[4] = {
+      "SELECT type, count, first_ns, first_end_ns, last_ns, sample_types FROM series_type "
+      "WHERE series_id=?1 AND (?2 IS NULL OR type=?2) AND type>?3 ORDER BY type",
+      "SELECT COUNT(*) FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4",
+      "SELECT start_ns FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 ORDER BY end_ns LIMIT 1",
+      "SELECT end_ns, sample_types FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 "
+      "ORDER BY end_ns DESC LIMIT 1"};
+  sqlite3_stmt **sts[4] = {&ls.types, &ls.count, &ls.first, &ls.last};
+  for (int i = 0; i < 4; i++)
+    if (sqlite3_prepare_v2(db, sqls[i], -1, sts[i], NULL) != SQLITE_OK) {
+      r = pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+      goto out;
     }
+  /* series come in batches from the cursor on, until the page is full */
+  int64_t next = after ? after->series_id : 0;
+  const char *after_type = after && after->type ? after->type : "";
+  bool done = false;
+  while (!done && r == 0) {
+    series_sel sel;
+    const size_t batch = 256;
+    if ((r = select_series(db, &q, next, batch, &sel, err)) < 0) break;
+    done = sel.n < batch;
+    for (size_t i = 0; i < sel.n && r == 0 && !more; i++) {
+      sqlite3_reset(ls.types);
+      sqlite3_bind_int64(ls.types, 1, sel.ids[i]);
+      if (type) sqlite3_bind_text(ls.types, 2, type, -1, SQLITE_STATIC);
+      else sqlite3_bind_null(ls.types, 2);
+      /* the cursor's own series goes on after its type */
+      sqlite3_bind_text(ls.types, 3, after && sel.ids[i] == after->series_id ? after_type : "", -1, SQLITE_TRANSIENT);
+      int rc;
+      while ((rc = sqlite3_step(ls.types)) == SQLITE_ROW) {
+        int64_t first_end = sqlite3_column_int64(ls.types, 3), last = sqlite3_column_int64(ls.types, 4);
+        if (last < from || first_end > to) continue; /* nothing of it in the range */
+        if (limit && n == limit) {
+          more = true;
+          break;
+        }
+        if (n == cap) {
+          store_series_info *nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof *nv);
+          if (!nv) {
+            r = pp_err_set(err, PP_ENOMEM, "out of memory");
+            break;
+          }
+          v = nv;
+        }
+        store_series_info *e = &v[n];
+        memset(e, 0, sizeof *e);
+        e->series_id = sel.ids[i];
+        e->type = dup_col(ls.types, 0);
+        e->count = sqlite3_column_int64(ls.types, 1);
+        e->first_ns = sqlite3_column_int64(ls.types, 2);
+        e->last_ns = last;
+        e->sample_types = dup_col(ls.types, 5);
+        /* a range that cuts the series: its own count and ends */
+        bool whole = from <= first_end && to >= last;
+        if (!e->type || !e->sample_types || (!whole && !range_entry(&ls, sel.ids[i], e->type, from, to, e))) {
+          free(e->type);
+          free(e->sample_types);
+          if (!e->type || !e->sample_types) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+          continue;
+        }
+        if (!(e->labels_json = strdup(sel.labels[i]))) {
+          free(e->type);
+          free(e->sample_types);
+          r = pp_err_set(err, PP_ENOMEM, "out of memory");
+          break;
+        }
+        n++;
+      }
+      if (r == 0 && !more && rc != SQLITE_DONE) r = pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+    }
+    if (sel.n) next = sel.ids[sel.n - 1] + 1;
+    sel_free(&sel);
+    if (more) break;
   }
-  sqlite3_finalize(st);
-  if (!v) {
-    r = pp_err_set(err, PP_ENOMEM, "out of memory");
-    goto out;
+out:
+  for (int i = 0; i < 4; i++) sqlite3_finalize(*sts[i]);
+  selector_free(&q);
+  sqlite3_close(db);
+  if (r < 0) {
+    store_series_free(v, n);
+    return r;
   }
   *ret = v;
   *ret_n = n;
-out:
-  sel_free(&sel);
-  sqlite3_close(db);
-  return r;
+  if (ret_more) *ret_more = more;
+  return 0;
 }
 
 void store_series_free(store_series_info *v, size_t n) {
@@ -271,8 +485,12 @@ static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, c
  * first; with use_rollups, rollups stand in for the windows they cover (sum and avg only). */
 static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm, const char *type, int64_t from,
                        int64_t to, size_t limit, bool use_rollups, row_loc **ret, size_t *ret_n, pp_err *err) {
+  selector sq;
   series_sel sel;
-  int r = select_series(db, m, nm, &sel, err);
+  int r = selector_init(db, m, nm, from, &sq, err);
+  if (r < 0) return r;
+  r = select_series(db, &sq, 0, 0, &sel, err);
+  selector_free(&sq);
   if (r < 0) return r;
   if (!limit) limit = 100000;
   if (!to) to = INT64_MAX;
@@ -358,21 +576,8 @@ void store_rows_free(store_row *v, size_t n) {
 
 /* Reads one record's data and checks the CRC, which covers metadata and data. */
 int store__read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_len, pp_err *err) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/%016" PRIx64 ".seg", s->segdir, (uint64_t)e->segment_id);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return pp_err_set(err, PP_EIO, "record %lld: %s", (long long)e->row.id, strerror(errno));
-  size_t len = (size_t)(e->meta_len + e->data_len);
-  uint8_t *buf = malloc(len ? len : 1);
-  ssize_t got = buf ? pread(fd, buf, len, (off_t)(e->rec_off + REC_HDR)) : -1;
-  close(fd);
-  if (got != (ssize_t)len || (uint32_t)crc32(0, buf, (uInt)len) != (uint32_t)e->crc) {
-    free(buf);
+  if (seg__read_data(s->segdir, e->segment_id, e->rec_off, e->meta_len, e->data_len, (uint32_t)e->crc, ret, ret_len) < 0)
     return pp_err_set(err, PP_EIO, "record %lld: bytes missing or CRC mismatch", (long long)e->row.id);
-  }
-  memmove(buf, buf + e->meta_len, (size_t)e->data_len);
-  *ret = buf;
-  *ret_len = (size_t)e->data_len;
   return 0;
 }
 

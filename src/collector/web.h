@@ -11,6 +11,7 @@
  *   connections  WEB_MAX_CONNECTIONS in all, WEB_MAX_PER_ADDRESS from one client address (the
  *                rest are closed at once); a request whose headers or body stop arriving for
  *                WEB_IDLE_TIMEOUT_S is closed, and so is an idle keep-alive connection
+ *   lists        a page of /api/v1/series holds at most WEB_MAX_SERIES_PAGE entries (limit=, after=)
  *   requests     headers within 64 KiB (libmicrohttpd answers 431 past it); at most
  *                WEB_MAX_PARAMS query parameters of at most WEB_MAX_PARAM_LEN bytes (400);
  *                a body over WEB_MAX_BODY (by Content-Length, or as a chunked body arrives) is
@@ -39,6 +40,7 @@
 #define WEB_MAX_PARAMS 64
 #define WEB_MAX_PARAM_LEN 1024
 #define WEB_MAX_RECORDS 20000
+#define WEB_MAX_SERIES_PAGE 100000
 #define WEB_MAX_BODY ((size_t)64 << 10)
 #define WEB_MAX_CONNECTIONS 1024
 #define WEB_MAX_PER_ADDRESS 64

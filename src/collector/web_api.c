@@ -79,7 +79,7 @@ typedef struct selection {
   store_agg agg;
 } selection;
 
-static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "sample", "max_nodes", "top", NULL};
+static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top", NULL};
 
 static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
   memset(s, 0, sizeof *s);
@@ -614,13 +614,39 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
+  /* pages: limit=N entries, then after=<the previous page's "next"> ("series_id:type") */
+  const char *lim = web_param(p, "limit"), *after = web_param(p, "after");
+  long limit = 0;
+  if (lim) {
+    char *end;
+    limit = strtol(lim, &end, 10);
+    if (!*lim || *end || limit < 1 || limit > WEB_MAX_SERIES_PAGE) {
+      web_resp_error(out, 400, "bad_data", "limit: want 1..100000");
+      return;
+    }
+  }
+  store_series_cursor cur = {0, NULL};
+  if (after) {
+    char *end;
+    long long id = strtoll(after, &end, 10);
+    int t = end != after && *end == ':' ? cfg_type_from_name(end + 1) : -1;
+    if (id < 0 || t < 0) {
+      web_resp_error(out, 400, "bad_data", "after: want the \"next\" of a previous page");
+      return;
+    }
+    cur = (store_series_cursor){id, cfg_type_name[t]};
+  }
   store_series_info *v;
   size_t n;
+  bool more = false;
   pp_err err = {0};
-  if (store_list_series(x->h->st, s.m, s.nm, s.type, s.from, s.to, &v, &n, &err) < 0) {
+  if (store_list_series(x->h->st, s.m, s.nm, s.type, s.from, s.to, after ? &cur : NULL, (size_t)limit, &v, &n, &more,
+                        &err) < 0) {
     web_resp_error(out, 500, "internal", err.msg);
     return;
   }
+  char next[64] = "";
+  if (more && n) snprintf(next, sizeof next, "%lld:%s", (long long)v[n - 1].series_id, v[n - 1].type);
   web_buf b;
   web_buf_init(&b, x->budget);
   web_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
@@ -644,7 +670,12 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
     web_buf_printf(&b, "],\"firstUnixNano\":%lld,\"lastUnixNano\":%lld,\"profiles\":%lld}", (long long)v[i].first_ns,
                    (long long)v[i].last_ns, (long long)v[i].count);
   }
-  web_buf_puts(&b, "]}");
+  web_buf_puts(&b, "]");
+  if (next[0]) {
+    web_buf_puts(&b, ",\"next\":");
+    web_json_str(&b, next);
+  }
+  web_buf_puts(&b, "}");
   store_series_free(v, n);
   if (b.over) over_budget(out, "the answer", b.len, x->budget);
   else web_resp_buf(out, 200, "application/json", &b);
@@ -732,7 +763,7 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
   store_series_info *v;
   size_t n;
   pp_err err = {0};
-  if (store_list_series(x->h->st, NULL, 0, NULL, 0, 0, &v, &n, &err) < 0) {
+  if (store_list_series(x->h->st, NULL, 0, NULL, 0, 0, NULL, 0, &v, &n, NULL, &err) < 0) {
     web_resp_error(out, 500, "internal", err.msg);
     return;
   }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/b64.h"
 #include "../base/file.h"
 #include "kyaml.h"
 
@@ -37,43 +38,6 @@ static int read_file(const char *path, size_t max, char **ret, size_t *ret_len, 
   int r = pp_read_file(path, max, (uint8_t **)ret, &n, err);
   if (r == 0 && ret_len) *ret_len = n;
   return r;
-}
-
-static int b64val(int c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+' || c == '-') return 62;
-  if (c == '/' || c == '_') return 63;
-  return -1;
-}
-
-static int b64decode(const char *in, const char *what, char **ret, size_t *ret_len, pp_err *err) {
-  size_t n = strlen(in);
-  char *out = malloc(n / 4 * 3 + 4);
-  if (!out) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  size_t o = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < n; i++) {
-    int c = (unsigned char)in[i];
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
-    int v = b64val(c);
-    if (v < 0) {
-      free(out);
-      return pp_err_set(err, PP_EINVAL, "%s: not base64", what);
-    }
-    acc = acc << 6 | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (char)(acc >> bits & 0xff);
-    }
-  }
-  out[o] = '\0';
-  *ret = out;
-  *ret_len = o;
-  return 0;
 }
 
 static const char *str_at(const json_t *o, const char *key) { return json_string_value(json_object_get(o, key)); }
@@ -100,7 +64,7 @@ static char *resolve(const char *base_dir, const char *p) {
 static int pem_from(const json_t *o, const char *data_key, const char *file_key, const char *dir, char **ret,
                     size_t *ret_len, pp_err *err) {
   const char *d = str_at(o, data_key), *f = str_at(o, file_key);
-  if (d) return b64decode(d, data_key, ret, ret_len, err);
+  if (d) return pp_b64_decode(d, data_key, ret, ret_len, err);
   if (f) {
     char *p = resolve(dir, f);
     if (!p) return pp_err_set(err, PP_ENOMEM, "out of memory");

@@ -3,6 +3,7 @@
  * --leader-elect, --metrics-addr, --health-addr, --install-crds, --log-level, --version. */
 #include <curl/curl.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <microhttpd.h>
@@ -98,6 +99,7 @@ static void usage(FILE *f) {
           "  --health-addr ADDR    /healthz and /readyz on ADDR (default :8081, 0 = off)\n"
           "  --install-crds=BOOL   apply the CRDs at start-up (default true)\n"
           "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+          "  --config-gzip-above BYTES  write config.yaml gzipped (binaryData) when larger (default 524288)\n"
           "  --version             print the version and exit\n"
           "exit status: 0 stopped by a signal, 1 cannot start, 2 bad flags\n");
 }
@@ -106,11 +108,13 @@ int main(int argc, char **argv) {
   const char *kubeconfig = NULL, *ns = "pprof-controller", *name = "pprof-operator";
   const char *metrics_addr = ":8080", *health_addr = ":8081";
   bool leader_elect = false, install_crds = true;
+  size_t gzip_above = (size_t)512 << 10;
   static const struct option lo[] = {{"kubeconfig", required_argument, 0, 'k'},   {"namespace", required_argument, 0, 'n'},
                                      {"name", required_argument, 0, 'N'},         {"leader-elect", optional_argument, 0, 'L'},
                                      {"metrics-addr", required_argument, 0, 'm'}, {"health-addr", required_argument, 0, 'H'},
                                      {"install-crds", optional_argument, 0, 'I'}, {"log-level", required_argument, 0, 'l'},
                                      {"version", no_argument, 0, 'V'},            {"help", no_argument, 0, 'h'},
+                                     {"config-gzip-above", required_argument, 0, 'Z'},
                                      {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
@@ -135,6 +139,17 @@ int main(int argc, char **argv) {
       }
       pp_log_set_level((pp_log_level)pp_log_level_from_name(optarg));
       break;
+    case 'Z': {
+      char *end;
+      errno = 0;
+      unsigned long long v = strtoull(optarg, &end, 10);
+      if (errno || *end || end == optarg || v > (1ull << 30)) {
+        fprintf(stderr, "operator: --config-gzip-above wants a byte count up to 1073741824\n");
+        return 2;
+      }
+      gzip_above = (size_t)v;
+      break;
+    }
     case 'V': printf("operator %s (revision %s)\n", PP_VERSION, PP_REVISION); return 0;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -170,7 +185,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "operator: %s\n", err.msg);
     return 1;
   }
-  op_opts oo = {name, ns, leader_elect, identity, install_crds};
+  op_opts oo = {name, ns, leader_elect, identity, install_crds, gzip_above};
   op *o = NULL;
   if (op_new(&oo, c, &o, &err) < 0) {
     fprintf(stderr, "operator: %s\n", err.msg);

@@ -129,6 +129,11 @@ void op_stack_start(op_job *j);    /* key "stack/<ns>/<name>" */
 void op_monitors_start(op_job *j); /* key MONITORS_KEY */
 /* The collector config is compared by digest: the operator-namespace ConfigMap cache keeps
  * "digest:<hex>" instead of megabytes of YAML (10,000 targets make ~2.5 MB). */
+/* A ConfigMap's data and binaryData hold at most 1 MiB together (the API server's limit); the
+ * gzipped config is kept under it with room for the metadata. A config's YAML is read back (to
+ * digest it) up to OP_CONFIG_MAX_TEXT, the collector's own limit. */
+#define OP_CONFIGMAP_MAX 1000000
+#define OP_CONFIG_MAX_TEXT ((size_t)64 << 20)
 void op_digest(const char *text, char *buf, size_t n);
 void op_digest_config(json_t *cm);
 

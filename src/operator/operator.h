@@ -39,6 +39,8 @@ typedef struct op_opts {
   bool leader_elect;
   const char *identity; /* this replica's Lease holder identity */
   bool install_crds;
+  size_t config_gzip_above; /* --config-gzip-above: a config.yaml larger than this is written
+                             * gzipped into binaryData (a ConfigMap holds at most 1 MiB) */
 } op_opts;
 
 typedef struct op op;

@@ -624,6 +624,37 @@ def web_api(t):
                     out.append(f"{path[:60]}: {st} {body[:100]!r}")
             return not out, "\n".join(out)
         check(t, "collector API limits and bad parameters: clear 400/404 answers", limits)
+
+        def series_pages():
+            key = lambda e: (json.dumps(e["labels"], sort_keys=True), e["profileType"])
+            st, body, _ = get("/api/v1/series")
+            whole = json.loads(body)
+            want = [key(e) for e in whole["data"]]
+            # pages of one entry, each naming the next, the last none
+            got, after, pages, bad = [], None, 0, []
+            while pages <= len(want):
+                st, body, _ = get("/api/v1/series?limit=1" + (f"&after={quote(after)}" if after else ""))
+                page = json.loads(body)
+                pages += 1
+                if st != 200 or len(page["data"]) != 1:
+                    bad.append(f"page {pages}: {st} {body[:200]!r}")
+                    break
+                got += [key(e) for e in page["data"]]
+                after = page.get("next")
+                if not after:
+                    break
+            st, body, _ = get(f"/api/v1/series?limit={len(want)}")
+            if "next" in json.loads(body) or len(json.loads(body)["data"]) != len(want):
+                bad.append(f"a page of all {len(want)}: {body[:200]!r}")
+            if "next" in whole:
+                bad.append("an unpaged listing names a next page")
+            for q in ("limit=0", "limit=100001", "limit=x", "after=x", "after=1:nope", "after=-1:cpu", "after=1"):
+                st, body, _ = get(f"/api/v1/series?{q}")
+                if st != 400:
+                    bad.append(f"{q}: {st} {body[:100]!r}")
+            ok = len(want) >= 2 and got == want and pages == len(want) and not bad
+            return ok, f"whole {want}\npaged {got} in {pages} pages\n" + "\n".join(bad)
+        check(t, "collector /api/v1/series in pages (limit, after=next): together the whole listing, each entry once", series_pages)
     finally:
         c.stop()
         c.cleanup()

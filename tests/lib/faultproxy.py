@@ -185,13 +185,16 @@ class FaultProxy:
                     # readable means it closed, so the upstream stream is closed too (as the API
                     # server ends a watch whose client left); otherwise this thread would serve a
                     # dead watch until the next event and take faults meant for live ones
+                    # either socket may be closed under us once the stream ends (fileno -1,
+                    # sock None): that is the end of this watcher, not an error
                     while not done.is_set():
-                        if select.select([h.connection], [], [], 0.2)[0]:
-                            try:
-                                up.sock.shutdown(socket.SHUT_RDWR)
-                            except OSError:
-                                pass
-                            return
+                        try:
+                            if not select.select([h.connection], [], [], 0.2)[0]:
+                                continue
+                            up.sock.shutdown(socket.SHUT_RDWR)
+                        except (OSError, ValueError, AttributeError):
+                            pass
+                        return
                 threading.Thread(target=client_gone, daemon=True).start()
 
             def send(data):

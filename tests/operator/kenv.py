@@ -1,6 +1,8 @@
 """The operator suite's world: a real control plane (tests/lib/cluster.py), one node run by the
 test kubelet (tests/lib/kubelet.py) with pods in network namespaces, the fault proxy, and
 bin/operator processes. Shared by the suite, its ASan/valgrind repeats and bench/operator_bench.py."""
+import base64
+import gzip
 import json
 import os
 import re
@@ -108,8 +110,13 @@ class Env:
     # ---- what the operator produced ----
 
     def config_yaml(self):
+        """The config's text, plain (data) or gzipped (binaryData), or None without the ConfigMap."""
         cm = self.get(CM_PATH)
-        return (cm.get("data") or {}).get("config.yaml", "") if cm else None
+        if not cm:
+            return None
+        if "config.yaml" in (cm.get("binaryData") or {}):
+            return gzip.decompress(base64.b64decode(cm["binaryData"]["config.yaml"])).decode()
+        return (cm.get("data") or {}).get("config.yaml", "")
 
     def target_names(self):
         return sorted(re.findall(r'^- name: "([^"]*)"', self.config_yaml() or "", re.M))

@@ -15,6 +15,8 @@ the operator in the cluster from deploy/operator as its service account (RBAC en
 leader election on real Leases; faults; credentials (client certificates, exec plugins,
 auth-provider); garbage collection; the whole seed path again under ASan+UBSan, and under
 valgrind."""
+import base64
+import gzip
 import json
 import os
 import re
@@ -395,6 +397,44 @@ def scrape_reloads(env):
         return None
     get = lambda n: int(re.search(rb"^%s (\d+)" % n, body, re.M).group(1))  # noqa: E731
     return get(b"collector_config_reloads_total"), get(b"collector_config_reload_failures_total")
+
+
+def gzipped_config(t, env, op):
+    """A config over --config-gzip-above goes gzipped into binaryData (a ConfigMap holds 1 MiB;
+    10,000 targets are 2.5 MB of YAML): the real API server takes it, the kubelet mounts the
+    bytes, and the collector pod reloads them by itself; below the size it is plain again."""
+    op.stop()
+    plain = env.config_yaml()
+    gz = Operator(env, "--config-gzip-above=200", name="gzip")
+    try:
+        cm = wait_for(lambda: (lambda c: c if c and "config.yaml" in (c.get("binaryData") or {}) else None)(env.get(CM_PATH)), 60)
+        raw = base64.b64decode(cm["binaryData"]["config.yaml"]) if cm else b""
+        t.record("a config over --config-gzip-above is written gzipped to binaryData, alone (no data key), the same YAML",
+                 bool(cm) and raw[:2] == b"\x1f\x8b" and gzip.decompress(raw).decode() == plain and
+                 "config.yaml" not in (cm.get("data") or {}), [cm and cm.get("data"), raw[:10], gz.tail()])
+        # a change while gzipped: the collector pod reads the gzip bytes the kubelet mounted
+        # one pod more than now (the changes section may leave 2 or 3): a real change to reload
+        n0 = (env.get("/apis/apps/v1/namespaces/default/deployments/pprof-demo") or {}).get("spec", {}).get("replicas", 2)
+        wait_for(lambda: len(env.ready_pods("default", "app=pprof")) == n0, 60)
+        reloads = scrape_reloads(env)
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", f"--replicas={n0 + 1}")
+        d3 = wait_for(lambda: (lambda d: d if len(d) == n0 + 1 else None)(env.ready_pods("default", "app=pprof")), 60)
+        ok = wait_for(lambda: d3 and set(d3) <= set(env.targets()) and
+                      "config.yaml" in ((env.get(CM_PATH) or {}).get("binaryData") or {}), 60)
+        scraped = wait_for(lambda: d3 and set(d3) <= collector_target_names(env, with_profiles=True), 60, 1)
+        after = scrape_reloads(env)
+        t.record("the collector pod reloads a gzipped config by itself (the third pod is scraped; no failed reload)",
+                 bool(ok) and bool(scraped) and reloads and after and after[0] > reloads[0] and after[1] == reloads[1],
+                 [d3, collector_target_names(env), reloads, after])
+    finally:
+        gz.stop()
+    op = Operator(env, name="plain")
+    cm = wait_for(lambda: (lambda c: c if c and "config.yaml" in (c.get("data") or {}) and
+                           "config.yaml" not in (c.get("binaryData") or {}) else None)(env.get(CM_PATH)), 60)
+    t.record("below the size the config goes back to plain data (the gzipped key removed by server-side apply)",
+             bool(cm) and set(env.targets()) == set(env.ready_pods("default", "app=pprof")), [env.get(CM_PATH), env.targets()])
+    env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
+    return op
 
 
 def drift(t, env, op):
@@ -982,6 +1022,8 @@ def run_suite(t):
         op = seed_e2e(t, env)
         if want("changes"):
             changes(t, env, op)
+        if want("gzip"):
+            op = gzipped_config(t, env, op)
         if want("drift"):
             op = drift(t, env, op)
         op.stop()

@@ -1,15 +1,18 @@
 /* Unit tests of src/base: arena budgets and alignment, htab interning and limits, the file
- * reader, durations and sizes, the scrape rules shared by the collector and the operator. */
+ * reader, durations and sizes, the scrape rules shared by the collector and the operator, UTF-8
+ * replacement. */
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../src/base/arena.h"
+#include "../../src/base/b64.h"
 #include "../../src/base/file.h"
 #include "../../src/base/htab.h"
 #include "../../src/base/pp_err.h"
 #include "../../src/base/scrapeval.h"
 #include "../../src/base/units.h"
+#include "../../src/base/utf8.h"
 #include "../../src/codec/pprof.h"
 #include "tt.h"
 
@@ -213,7 +216,61 @@ static void scrape_rules(void) {
   CHECK(sv_check_name("a\nb", &err) == PP_EINVAL);
 }
 
+/* base64 against RFC 4648's test vectors, both alphabets on the way in, bad input named. */
+static void base64_vectors(void) {
+  static const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  static const char *coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  pp_err err = {0};
+  for (int i = 0; i < 7; i++) {
+    char *out = NULL, *back = NULL;
+    size_t n = 0, m = 0;
+    CHECK(pp_b64_encode(plain[i], strlen(plain[i]), &out, &n, &err) == 0);
+    CHECK(out && !strcmp(out, coded[i]) && n == strlen(coded[i]));
+    CHECK(pp_b64_decode(coded[i], "t", &back, &m, &err) == 0);
+    CHECK(back && m == strlen(plain[i]) && !memcmp(back, plain[i], m));
+    free(out);
+    free(back);
+  }
+  char *bin = NULL;
+  size_t m = 0;
+  CHECK(pp_b64_decode("-_8=", "t", &bin, &m, &err) == 0 && m == 2 && (unsigned char)bin[0] == 0xfb && (unsigned char)bin[1] == 0xff);
+  free(bin);
+  CHECK(pp_b64_decode("Zm9v!", "client-key-data", &bin, &m, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "client-key-data: not base64") != NULL);
+}
+
+/* Expected outputs from the Unicode standard (chapter 3, "U+FFFD Substitution of Maximal
+ * Subparts", tables 3-8 to 3-11) and Python's bytes.decode("utf-8", "replace"), which follows it. */
+static void utf8_replaces_maximal_subparts(void) {
+  static const struct {
+    const char *in, *want;
+  } cases[] = {
+      {"plain ascii", "plain ascii"},
+      {"caf\xc3\xa9 \xf0\x9f\x98\x80", "caf\xc3\xa9 \xf0\x9f\x98\x80"}, /* valid 2- and 4-byte */
+      /* table 3-8: 61 F1 80 80 E1 80 C2 62 80 63 80 BF 64 */
+      {"\x61\xF1\x80\x80\xE1\x80\xC2\x62\x80\x63\x80\xBF\x64",
+       "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD" "d"},
+      {"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                        /* overlong: no lead byte */
+      {"\xE0\x80\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},       /* overlong 3-byte */
+      {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},       /* a surrogate */
+      {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* past U+10FFFF */
+      {"x\xE2\x82", "x\xEF\xBF\xBD"},                                      /* cut short: one subpart */
+      {"\xE2\x82\xAC\xFF", "\xE2\x82\xAC\xEF\xBF\xBD"},                /* euro sign, then FF */
+      {"caf\xe9", "caf\xEF\xBF\xBD"},                                      /* Latin-1 */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    size_t n = 0;
+    char *got = pp_utf8_sanitize(cases[i].in, strlen(cases[i].in), &n);
+    CHECK_STR(got, cases[i].want);
+    CHECK_EQ_I64(n, strlen(cases[i].want));
+    CHECK(pp_utf8_valid(cases[i].in, strlen(cases[i].in)) == !strcmp(cases[i].in, cases[i].want));
+    CHECK(got && pp_utf8_valid(got, n));
+    free(got);
+  }
+}
+
 int main(void) {
+  RUN(base64_vectors);
   RUN(arena_aligns_and_respects_budget);
   RUN(arena_large_allocations);
   RUN(htab_interns_dense_indexes);
@@ -222,5 +279,6 @@ int main(void) {
   RUN(read_file_caps_and_errors);
   RUN(durations);
   RUN(scrape_rules);
+  RUN(utf8_replaces_maximal_subparts);
   return tt_finish();
 }

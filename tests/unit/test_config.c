@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "../../src/base/gz.h"
 #include "../../src/collector/config.h"
 #include "../../src/collector/web.h"
 #include "tt.h"
@@ -170,6 +171,52 @@ static void credential_files_limits(void) {
   CHECK(a.users == NULL && a.token == NULL);
 }
 
+static void write_file(const char *path, const void *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  if (f) {
+    fwrite(data, 1, len, f);
+    fclose(f);
+  }
+}
+
+/* A config file may be gzip (the operator writes large ones so into a ConfigMap): read as the
+ * same text; a bomb stops at CFG_MAX_TEXT; corruption is an error naming the file. */
+static void gzip_config_files(void) {
+  const char *y = "monitors:\n- name: a\n  endpoint: http://10.0.0.1:6060\n- name: b\n  endpoint: http://10.0.0.2:6060\n";
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/pp-cfg-gz-%d", (int)getpid());
+  uint8_t *gz = NULL;
+  size_t gzlen = 0;
+  pp_err err = {0};
+  CHECK(pp_gzip(y, strlen(y), 9, &gz, &gzlen, &err) == 0);
+  write_file(path, gz, gzlen);
+  char *text = NULL;
+  size_t n = 0;
+  CHECK(cfg_read_file(path, &text, &n, &err) == 0);
+  CHECK(text && n == strlen(y) && !strcmp(text, y));
+  free(text);
+  cfg_config *c = NULL;
+  CHECK(cfg_load_file(path, &c, &err) == 0);
+  if (c) CHECK_EQ_I64(c->nmonitors, 2);
+  cfg_free(c);
+  free(gz);
+  /* 65 MiB of spaces: 64 KiB gzipped, past CFG_MAX_TEXT once inflated */
+  size_t big = CFG_MAX_TEXT + ((size_t)1 << 20);
+  char *spaces = malloc(big);
+  if (spaces) memset(spaces, ' ', big);
+  CHECK(spaces && pp_gzip(spaces, big, 9, &gz, &gzlen, &err) == 0);
+  free(spaces);
+  CHECK(gzlen < CFG_MAX_BYTES);
+  write_file(path, gz, gzlen);
+  free(gz);
+  CHECK(cfg_load_file(path, &c, &err) == PP_ELIMIT);
+  CHECK(strstr(err.msg, path) != NULL && strstr(err.msg, "exceeds the limit") != NULL);
+  write_file(path, "\x1f\x8b\x08\x00garbage", 12);
+  CHECK(cfg_load_file(path, &c, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, path) != NULL);
+  unlink(path);
+}
+
 int main(void) {
   RUN(seed_readme_form);
   RUN(sampling_form_labels_and_settings);
@@ -178,5 +225,6 @@ int main(void) {
   RUN(unknown_keys_warn);
   RUN(hostile_yaml);
   RUN(credential_files_limits);
+  RUN(gzip_config_files);
   return tt_finish();
 }

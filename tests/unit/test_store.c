@@ -1,13 +1,19 @@
-/* Unit tests of the store: append and query, crash repair, index rebuild, retention. */
+/* Unit tests of the store: append and query, crash repair, index rebuild, retention, corrupt
+ * records, segment creation, full disks, a locked index, labels that are not UTF-8, series that
+ * go with their profiles. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../../src/base/file.h"
 #include "../../src/collector/store.h"
+#include "../../src/collector/store_int.h" /* the series cache's size */
 #include "tt.h"
 
 static char dir[256];
@@ -60,6 +66,121 @@ static store *open_store(uint64_t retention, uint64_t segment, store_repair *rep
   return s;
 }
 
+/* Appends the file as a record with the given labels; *ret_enospc and err as store_append
+ * left them. */
+static int add_labels(store *s, const char *rel, const store_label *l, size_t nl, const char *type, int64_t end,
+                      bool *ret_enospc, pp_err *err) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", testdata(), rel);
+  size_t len;
+  uint8_t *b = slurp(path, &len);
+  CHECK(b != NULL);
+  if (!b) return -1;
+  pprof_profile *p = NULL;
+  CHECK(pprof_decode(b, len, NULL, &p, NULL) == 0);
+  store_record r = {l, nl, type, end - 1000, end, b, len, p};
+  bool enospc = false;
+  int rc = store_append(s, &r, &enospc, err);
+  if (ret_enospc) *ret_enospc = enospc;
+  pprof_free(p);
+  free(b);
+  return rc;
+}
+
+/* One integer from the index, read with SQLite directly (the store's files seen from outside). */
+static int64_t index_i64(const char *sql, int64_t arg) {
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  sqlite3 *h = NULL;
+  sqlite3_stmt *st = NULL;
+  int64_t v = -1;
+  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, arg);
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return v;
+}
+
+static char *segment_path(int64_t id) {
+  static char p[600];
+  snprintf(p, sizeof p, "%s/segments/%016llx.seg", dir, (unsigned long long)id);
+  return p;
+}
+
+/* Flips one byte of a file in place. */
+static bool flip_byte(const char *path, int64_t off) {
+  int fd = open(path, O_RDWR);
+  uint8_t c;
+  bool ok = fd >= 0 && pread(fd, &c, 1, off) == 1;
+  c ^= 0x5a;
+  ok = ok && pwrite(fd, &c, 1, off) == 1;
+  if (fd >= 0) close(fd);
+  return ok;
+}
+
+/* ---- the syncs the store asks for, seen from outside ------------------------------------------
+ * The store is linked into this binary, so these definitions of fdatasync and fsync stand in for
+ * libc's (for SQLite's calls too): each notes the file's path and whether the writer (the test's
+ * main thread) made it, then asks the kernel as libc would. */
+#define SYNC_LOG_MAX 8192
+typedef struct sync_note {
+  char path[320];
+  bool writer;
+} sync_note;
+static pthread_mutex_t sync_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static sync_note sync_log[SYNC_LOG_MAX];
+static size_t sync_log_n;
+static pthread_t writer_thread;
+
+static void note_sync(int fd) {
+  char link[64], path[320];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  path[n > 0 ? n : 0] = '\0';
+  pthread_mutex_lock(&sync_log_mu);
+  if (sync_log_n < SYNC_LOG_MAX) {
+    snprintf(sync_log[sync_log_n].path, sizeof sync_log[0].path, "%s", path);
+    sync_log[sync_log_n++].writer = pthread_equal(pthread_self(), writer_thread);
+  }
+  pthread_mutex_unlock(&sync_log_mu);
+}
+
+int fdatasync(int fd) {
+  note_sync(fd);
+  return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd) {
+  note_sync(fd);
+  return (int)syscall(SYS_fsync, fd);
+}
+
+static void sync_log_reset(void) {
+  pthread_mutex_lock(&sync_log_mu);
+  sync_log_n = 0;
+  pthread_mutex_unlock(&sync_log_mu);
+}
+
+/* The position in the log of the last sync of path by a thread other than the writer (or by the
+ * writer, with by_writer), or -1. */
+static int64_t last_sync(const char *path, bool by_writer) {
+  int64_t at = -1;
+  pthread_mutex_lock(&sync_log_mu);
+  for (size_t i = 0; i < sync_log_n; i++)
+    if (sync_log[i].writer == by_writer && !strcmp(sync_log[i].path, path)) at = (int64_t)i;
+  pthread_mutex_unlock(&sync_log_mu);
+  return at;
+}
+
+static int64_t wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int64_t top_cum(const pprof_profile *p, const char *fn) {
   pprof_top t;
   int64_t v = -1;
@@ -98,11 +219,11 @@ static void append_query_merge(void) {
   store_series_info *si;
   size_t n;
   pp_err err = {0};
-  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, &si, &n, &err) == 0);
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, NULL, 0, &si, &n, NULL, &err) == 0);
   CHECK_EQ_I64(n, 3); /* (a,cpu) (a,heap) (b,cpu) */
   store_series_free(si, n);
   store_matcher m = {"monitor", "a"};
-  CHECK(store_list_series(s, &m, 1, "cpu", 0, 0, &si, &n, &err) == 0);
+  CHECK(store_list_series(s, &m, 1, "cpu", 0, 0, NULL, 0, &si, &n, NULL, &err) == 0);
   CHECK_EQ_I64(n, 1);
   if (n) {
     CHECK_EQ_I64(si[0].count, 3);
@@ -255,7 +376,7 @@ static void rebuild_lost_or_corrupt_index(void) {
   CHECK_EQ_I64(rep.rows_rebuilt, 5);
   store_series_info *si;
   size_t n;
-  CHECK(store_list_series(s, NULL, 0, "mutex", 0, 0, &si, &n, NULL) == 0);
+  CHECK(store_list_series(s, NULL, 0, "mutex", 0, 0, NULL, 0, &si, &n, NULL, NULL) == 0);
   CHECK_EQ_I64(n, 2);
   store_series_free(si, n);
   store_close(s);
@@ -270,6 +391,728 @@ static void rebuild_lost_or_corrupt_index(void) {
   CHECK(rep.index_rebuilt);
   CHECK_EQ_I64(rep.rows_rebuilt, 5);
   store_close(s);
+}
+
+/* A record whose bytes changed on disk (a flipped bit, a torn write after power loss) is found
+ * by its CRC when the store opens: its row is dropped, so no listing shows it and no read
+ * serves it, and the records around it stay. An index rebuilt from the segments skips such a
+ * record (and one whose header is damaged) and keeps everything after it. */
+static void corrupt_record_found_at_open(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  for (int i = 0; i < 5; i++)
+    CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000 * (i + 1)) == 0);
+  store_matcher m = {"monitor", "a"};
+  store_row *rows;
+  size_t n;
+  CHECK(store_list_rows(s, &m, 1, "heap", 0, 0, 0, &rows, &n, NULL) == 0);
+  CHECK_EQ_I64(n, 5);
+  int64_t bad = n == 5 ? rows[2].id : -1, first = n == 5 ? rows[0].id : -1;
+  store_rows_free(rows, n);
+  store_close(s);
+  /* a byte in the middle of the third record's profile */
+  int64_t seg = index_i64("SELECT segment_id FROM profile WHERE id=?", bad);
+  int64_t off = index_i64("SELECT data_off + data_len / 2 FROM profile WHERE id=?", bad);
+  CHECK(seg > 0 && off > 0 && flip_byte(segment_path(seg), off));
+  store_repair rep;
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK_EQ_I64(rep.records_corrupt, 1);
+  CHECK_EQ_I64(rep.rows_dropped, 1);
+  CHECK(store_list_rows(s, &m, 1, "heap", 0, 0, 0, &rows, &n, NULL) == 0);
+  CHECK_EQ_I64(n, 4);
+  for (size_t i = 0; i < n; i++) {
+    CHECK(rows[i].id != bad);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    CHECK(store_read(s, rows[i].id, &b, &len, NULL) == 0);
+    free(b);
+  }
+  store_rows_free(rows, n);
+  uint8_t *b = NULL;
+  size_t len = 0;
+  CHECK_EQ_I64(store_read(s, bad, &b, &len, NULL), PP_EUSAGE);
+  pprof_profile *p = NULL;
+  size_t cnt = 0;
+  CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 4);
+  pprof_free(p);
+  store_series_info *si;
+  CHECK(store_list_series(s, &m, 1, "heap", 0, 0, NULL, 0, &si, &n, NULL, NULL) == 0);
+  CHECK(n == 1 && si[0].count == 4);
+  store_series_free(si, n);
+  store_close(s);
+  /* found once: the next open has nothing to drop */
+  s = open_store(0, 0, &rep);
+  CHECK_EQ_I64(rep.records_corrupt, 0);
+  CHECK_EQ_I64(rep.rows_dropped, 0);
+  store_close(s);
+  /* the index lost, and the first record's header damaged too: the rebuild skips both and keeps
+   * the three good ones, the two after the corrupt one included */
+  int64_t first_off = index_i64("SELECT rec_off FROM profile WHERE id=?", first);
+  CHECK(first_off >= 0 && flip_byte(segment_path(seg), first_off));
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  CHECK(unlink(db) == 0);
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK(rep.index_rebuilt);
+  CHECK_EQ_I64(rep.rows_rebuilt, 3);
+  CHECK_EQ_I64(rep.records_corrupt, 2);
+  CHECK(store_list_rows(s, &m, 1, "heap", 0, 0, 0, &rows, &n, NULL) == 0);
+  CHECK_EQ_I64(n, 3);
+  if (n == 3) {
+    CHECK_EQ_I64(rows[0].end_ns, 2000);
+    CHECK_EQ_I64(rows[1].end_ns, 4000);
+    CHECK_EQ_I64(rows[2].end_ns, 5000);
+  }
+  store_rows_free(rows, n);
+  store_close(s);
+}
+
+/* Reads check the CRC too (store.h): a record whose bytes change on disk while the store runs
+ * is refused by store_read and left out of a merge, never served as it now is. */
+static void read_checks_crc(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  for (int i = 0; i < 3; i++) CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000 * (i + 1)) == 0);
+  store_matcher m = {"monitor", "a"};
+  store_row *rows;
+  size_t n;
+  CHECK(store_list_rows(s, &m, 1, "heap", 0, 0, 0, &rows, &n, NULL) == 0);
+  CHECK_EQ_I64(n, 3);
+  int64_t bad = n == 3 ? rows[1].id : -1;
+  store_rows_free(rows, n);
+  int64_t seg = index_i64("SELECT segment_id FROM profile WHERE id=?", bad);
+  int64_t off = index_i64("SELECT data_off + data_len / 2 FROM profile WHERE id=?", bad);
+  CHECK(seg > 0 && off > 0 && flip_byte(segment_path(seg), off));
+  uint8_t *b = NULL;
+  size_t len = 0;
+  pp_err err = {0};
+  CHECK_EQ_I64(store_read(s, bad, &b, &len, &err), PP_EIO);
+  CHECK(b == NULL && strstr(err.msg, "CRC") != NULL);
+  free(b);
+  pprof_profile *p = NULL;
+  size_t cnt = 0;
+  CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 2);
+  pprof_free(p);
+  store_close(s);
+}
+
+/* A new segment never overwrites a file that is already there (O_EXCL): the append fails with
+ * an error that is not a full disk, and the file keeps its bytes. */
+static void new_segment_never_truncates(void) {
+  fresh_dir();
+  store *s = open_store(0, 1, NULL); /* one record per segment */
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000) == 0);
+  int64_t last = index_i64("SELECT MAX(id) FROM segment", 0);
+  const char *next = segment_path(last + 1);
+  int fd = open(next, O_WRONLY | O_CREAT | O_EXCL, 0640);
+  CHECK(fd >= 0 && write(fd, "keep me", 7) == 7);
+  if (fd >= 0) close(fd);
+  store_label l[1] = {{"monitor", "a"}};
+  bool enospc = true;
+  pp_err err = {0};
+  CHECK(add_labels(s, "gotarget/heap.pb.gz", l, 1, "heap", 2000, &enospc, &err) < 0);
+  CHECK(!enospc);
+  CHECK(strstr(err.msg, ".seg") != NULL);
+  struct stat sb;
+  CHECK(stat(next, &sb) == 0 && sb.st_size == 7);
+  CHECK(unlink(next) == 0);
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 3000) == 0);
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.profiles, 2);
+  store_close(s);
+}
+
+/* A full disk is told by errno, not by the words of a message: a data directory whose path
+ * says "No space left" and whose segments directory vanished fails with enospc false. */
+static void enospc_told_by_errno(void) {
+  char saved[256];
+  snprintf(saved, sizeof saved, "%s", dir);
+  snprintf(dir, sizeof dir, "/tmp/pprof-store-test-%d-No space left on device", (int)getpid());
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHECK(system(cmd) == 0);
+  store *s = open_store(0, 1, NULL);
+  if (s) {
+    CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000) == 0);
+    char seg[400], away[400];
+    snprintf(seg, sizeof seg, "%s/segments", dir);
+    snprintf(away, sizeof away, "%s/away", dir);
+    CHECK(rename(seg, away) == 0);
+    store_label l[1] = {{"monitor", "a"}};
+    bool enospc = true;
+    pp_err err = {0};
+    CHECK(add_labels(s, "gotarget/heap.pb.gz", l, 1, "heap", 2000, &enospc, &err) < 0);
+    CHECK(!enospc);
+    CHECK(strstr(err.msg, "No such file") != NULL);
+    CHECK(rename(away, seg) == 0);
+    store_close(s);
+  }
+  CHECK(system(cmd) == 0);
+  snprintf(dir, sizeof dir, "%s", saved);
+}
+
+/* Retention while another process holds the index's write lock: retention fails and deletes
+ * nothing (no segment file goes without its rows), and works once the lock is gone. */
+static void retention_under_a_locked_index(void) {
+  fresh_dir();
+  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
+  store *s = NULL;
+  pp_err err = {0};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  for (int i = 0; i < 3; i++)
+    CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000000000LL * (i + 1)) == 0);
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  sqlite3 *h = NULL;
+  CHECK(sqlite3_open(db, &h) == SQLITE_OK && sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+  CHECK(store_retention(s, 1000 * 1000000000LL, &err) < 0);
+  sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close(h);
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.profiles, 3);
+  store_row *rows;
+  size_t n;
+  CHECK(store_list_rows(s, NULL, 0, "heap", 0, 0, 0, &rows, &n, NULL) == 0);
+  CHECK_EQ_I64(n, 3);
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *b = NULL;
+    size_t len = 0;
+    CHECK(store_read(s, rows[i].id, &b, &len, NULL) == 0);
+    free(b);
+  }
+  store_rows_free(rows, n);
+  CHECK_EQ_I64(store_retention(s, 1000 * 1000000000LL, &err), 3);
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.profiles, 0);
+  store_close(s);
+}
+
+/* Labels are text: bytes that are not UTF-8 are replaced by U+FFFD (as browsers show them),
+ * in names and values alike, never dropped; a matcher with the same bytes finds the series, and
+ * two values that differ only in invalid bytes are one series. */
+static void labels_not_utf8(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  store_label l[3] = {{"monitor", "u"}, {"k\xff", "caf\xe9"}, {"team", "a\xc3"}};
+  pp_err err = {0};
+  CHECK(add_labels(s, "gotarget/heap.pb.gz", l, 3, "heap", 1000, NULL, &err) == 0);
+  l[1].value = "caf\xe8";
+  CHECK(add_labels(s, "gotarget/heap.pb.gz", l, 3, "heap", 2000, NULL, &err) == 0);
+  const char *want = "{\"k\xef\xbf\xbd\":\"caf\xef\xbf\xbd\",\"monitor\":\"u\",\"team\":\"a\xef\xbf\xbd\"}";
+  store_series_info *si;
+  size_t n;
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, NULL, 0, &si, &n, NULL, &err) == 0);
+  CHECK_EQ_I64(n, 1);
+  if (n == 1) {
+    CHECK_STR(si[0].labels_json, want);
+    CHECK_EQ_I64(si[0].count, 2);
+  }
+  store_series_free(si, n);
+  store_matcher ms[][2] = {{{"team", "a\xc3"}, {"k\xff", "caf\xe9"}},
+                           {{"team", "a\xef\xbf\xbd"}, {"k\xef\xbf\xbd", "caf\xef\xbf\xbd"}}};
+  for (int i = 0; i < 2; i++) {
+    pprof_profile *p = NULL;
+    size_t cnt = 0;
+    CHECK(store_merged(s, ms[i], 2, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, &err) == 0);
+    CHECK_EQ_I64(cnt, 2);
+    pprof_free(p);
+  }
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.series, 1);
+  store_close(s);
+  /* the segments hold the same text: a rebuilt index has the same series */
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  CHECK(unlink(db) == 0);
+  s = open_store(0, 0, NULL);
+  if (!s) return;
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, NULL, 0, &si, &n, NULL, &err) == 0);
+  CHECK(n == 1 && !strcmp(si[0].labels_json, want));
+  store_series_free(si, n);
+  store_close(s);
+}
+
+/* A series whose profiles retention deleted is deleted too (its labels with it); the same
+ * labels appended later make a new series that queries find. */
+static void series_go_with_their_profiles(void) {
+  fresh_dir();
+  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
+  store *s = NULL;
+  pp_err err = {0};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  const int64_t SEC = 1000000000;
+  CHECK(add(s, "gotarget/heap.pb.gz", "old", "heap", 1 * SEC) == 0);
+  CHECK(add(s, "gotarget/heap.pb.gz", "new", "heap", 500 * SEC) == 0);
+  CHECK_EQ_I64(store_retention(s, 300 * SEC, &err), 1);
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.series, 1);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM series", 0), 1);
+  store_series_info *si;
+  size_t n;
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, NULL, 0, &si, &n, NULL, &err) == 0);
+  CHECK(n == 1 && strstr(si[0].labels_json, "\"new\""));
+  store_series_free(si, n);
+  CHECK(add(s, "gotarget/heap.pb.gz", "old", "heap", 400 * SEC) == 0);
+  store_matcher m = {"monitor", "old"};
+  CHECK(store_list_series(s, &m, 1, NULL, 0, 0, NULL, 0, &si, &n, NULL, &err) == 0);
+  CHECK(n == 1 && si[0].count == 1 && si[0].last_ns == 400 * SEC);
+  store_series_free(si, n);
+  pprof_profile *p = NULL;
+  size_t cnt = 0;
+  CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, &err) == 0);
+  CHECK_EQ_I64(cnt, 1);
+  pprof_free(p);
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.series, 2);
+  store_close(s);
+}
+
+/* 30 pods: monitor=p<i>, ns=a (even i) or b (odd), zone=z1 when i % 3 == 0 (absent otherwise);
+ * a CPU profile each ending at (i + 1) s, a heap profile too for even i; one record per
+ * segment, so the time filter has segments to skip. */
+static store *thirty_pods(void) {
+  fresh_dir();
+  store *s = open_store(0, 1, NULL);
+  if (!s) return NULL;
+  const int64_t SEC = 1000000000;
+  for (int i = 0; i < 30; i++) {
+    char mon[16];
+    snprintf(mon, sizeof mon, "p%d", i);
+    store_label l[3] = {{"monitor", mon}, {"ns", i % 2 ? "b" : "a"}, {"zone", "z1"}};
+    size_t nl = i % 3 ? 2 : 3;
+    CHECK(add_labels(s, "prometheus/cpu-1.pb.gz", l, nl, "cpu", (i + 1) * SEC, NULL, NULL) == 0);
+    if (i % 2 == 0) CHECK(add_labels(s, "gotarget/heap.pb.gz", l, nl, "heap", (i + 1) * SEC, NULL, NULL) == 0);
+  }
+  return s;
+}
+
+/* How many series and entries a selector lists (unpaged). */
+static void count_listed(store *s, const store_matcher *m, size_t nm, int64_t from, size_t *ret_series,
+                         size_t *ret_entries) {
+  store_series_info *si;
+  size_t n = 0;
+  *ret_series = *ret_entries = 0;
+  CHECK(store_list_series(s, m, nm, NULL, from, 0, NULL, 0, &si, &n, NULL, NULL) == 0);
+  for (size_t i = 0; i < n; i++)
+    if (i == 0 || si[i].series_id != si[i - 1].series_id) (*ret_series)++;
+  *ret_entries = n;
+  store_series_free(si, n);
+}
+
+/* Selectors find their series through the label index (several labels, an absent label, a time
+ * filter), and a listing comes in pages that together are the whole, each entry once. */
+static void series_pages_and_selectors(void) {
+  store *s = thirty_pods();
+  if (!s) return;
+  const int64_t SEC = 1000000000;
+  /* the whole listing: 30 cpu + 15 heap, in (series, type) order */
+  store_series_info *all;
+  size_t nall = 0;
+  bool more = true;
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, NULL, 0, &all, &nall, &more, NULL) == 0);
+  CHECK_EQ_I64(nall, 45);
+  CHECK(!more);
+  for (size_t i = 1; i < nall; i++)
+    CHECK(all[i - 1].series_id < all[i].series_id ||
+          (all[i - 1].series_id == all[i].series_id && strcmp(all[i - 1].type, all[i].type) < 0));
+  /* pages of 7: the cursor is the last entry of the page before (often between a series' types) */
+  size_t seen = 0, pages = 0;
+  store_series_cursor cur = {0, NULL};
+  char curtype[32] = "";
+  for (more = true; more && pages < 20; pages++) {
+    store_series_info *pg;
+    size_t n = 0;
+    CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, pages ? &cur : NULL, 7, &pg, &n, &more, NULL) == 0);
+    CHECK(n == 7 || !more);
+    for (size_t i = 0; i < n; i++, seen++)
+      CHECK(seen < nall && pg[i].series_id == all[seen].series_id && !strcmp(pg[i].type, all[seen].type) &&
+            pg[i].count == all[seen].count && pg[i].last_ns == all[seen].last_ns);
+    if (n) {
+      cur.series_id = pg[n - 1].series_id;
+      snprintf(curtype, sizeof curtype, "%s", pg[n - 1].type);
+      cur.type = curtype;
+    }
+    store_series_free(pg, n);
+  }
+  CHECK_EQ_I64(seen, 45);
+  CHECK_EQ_I64(pages, 7); /* 6 full pages and one of 3 */
+  store_series_free(all, nall);
+
+  size_t ns, ne;
+  store_matcher a[] = {{"ns", "a"}}, az[] = {{"ns", "a"}, {"zone", "z1"}}, noz[] = {{"zone", ""}},
+                bnoz[] = {{"ns", "b"}, {"zone", ""}}, p3[] = {{"name", "x"}, {"monitor", "p3"}}, none[] = {{"monitor", "nope"}};
+  count_listed(s, a, 1, 0, &ns, &ne);
+  CHECK(ns == 15 && ne == 30);
+  count_listed(s, az, 2, 0, &ns, &ne); /* i in 0, 6, 12, 18, 24 */
+  CHECK(ns == 5 && ne == 10);
+  count_listed(s, noz, 1, 0, &ns, &ne); /* i % 3 != 0 */
+  CHECK_EQ_I64(ns, 20);
+  count_listed(s, bnoz, 2, 0, &ns, &ne); /* odd, i % 3 != 0: 1 5 7 11 13 17 19 23 25 29 */
+  CHECK(ns == 10 && ne == 10);
+  count_listed(s, p3 + 1, 1, 0, &ns, &ne);
+  CHECK(ns == 1 && ne == 1);
+  count_listed(s, p3, 2, 0, &ns, &ne); /* a label no series has */
+  CHECK_EQ_I64(ns, 0);
+  count_listed(s, none, 1, 0, &ns, &ne);
+  CHECK_EQ_I64(ns, 0);
+  /* since 20.5 s: i = 20..29, and of ns=a 20, 22, 24, 26, 28 */
+  count_listed(s, NULL, 0, 20 * SEC + SEC / 2, &ns, &ne);
+  CHECK(ns == 10 && ne == 15);
+  count_listed(s, a, 1, 20 * SEC + SEC / 2, &ns, &ne);
+  CHECK(ns == 5 && ne == 10);
+  count_listed(s, a, 1, 31 * SEC, &ns, &ne);
+  CHECK_EQ_I64(ns, 0);
+  pprof_profile *p = NULL;
+  size_t cnt = 0;
+  CHECK(store_merged(s, a, 1, "cpu", 20 * SEC + SEC / 2, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 5);
+  pprof_free(p);
+  CHECK(store_merged(s, az, 2, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 5);
+  pprof_free(p);
+  /* a range inside a series' history counts that range only */
+  store_series_info *si;
+  size_t n;
+  CHECK(store_list_series(s, p3 + 1, 1, "cpu", 3 * SEC, 5 * SEC, NULL, 0, &si, &n, NULL, NULL) == 0);
+  CHECK(n == 1 && si[0].count == 1 && si[0].last_ns == 4 * SEC && si[0].first_ns == 4 * SEC - 1000);
+  store_series_free(si, n);
+  CHECK(store_list_series(s, p3 + 1, 1, "cpu", 5 * SEC, 0, NULL, 0, &si, &n, NULL, NULL) == 0);
+  CHECK_EQ_I64(n, 0);
+  store_series_free(si, n);
+  store_close(s);
+}
+
+/* The writer's cache of series ids stays within its size however many series come and go, and
+ * ids found through the index after an eviction are the same series. */
+static void series_cache_stays_bounded(void) {
+  fresh_dir();
+  store_opts o = {.dir = dir, .series_cache = 8};
+  store *s = NULL;
+  pp_err err = {0};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  size_t peak = 0;
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < 40; i++) {
+      char mon[16];
+      snprintf(mon, sizeof mon, "pod-%d", i);
+      store_label l[1] = {{"monitor", mon}};
+      CHECK(add_labels(s, "gotarget/heap.pb.gz", l, 1, "heap", 1000 * (round * 40 + i + 1), NULL, NULL) == 0);
+      size_t held = s->cache[0].keys.count + s->cache[1].keys.count;
+      if (held > peak) peak = held;
+    }
+  CHECK(peak <= 8);
+  CHECK(peak >= 4);
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.series, 40);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM series", 0), 40);
+  store_series_info *si;
+  size_t n;
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, NULL, 0, &si, &n, NULL, NULL) == 0);
+  CHECK_EQ_I64(n, 40);
+  for (size_t i = 0; i < n; i++) CHECK_EQ_I64(si[i].count, 2);
+  store_series_free(si, n);
+  store_close(s);
+}
+
+/* An index written by the previous version (series without label rows, summaries or last
+ * segments) is upgraded in place at open and answers as before; a series row without profiles
+ * (which that version could leave) goes. */
+static void index_from_version_1(void) {
+  store *s = thirty_pods();
+  if (!s) return;
+  store_series_info *before;
+  size_t nb;
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, NULL, 0, &before, &nb, NULL, NULL) == 0);
+  store_close(s);
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  sqlite3 *h = NULL;
+  CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+  CHECK(sqlite3_exec(h,
+                     "DROP TABLE series_label; DROP TABLE series_type; DROP INDEX series_by_last_seg;"
+                     "ALTER TABLE series DROP COLUMN last_seg; PRAGMA user_version=0;"
+                     "INSERT INTO series(labels) VALUES('{\"monitor\":\"empty\"}');",
+                     NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(h);
+  store_repair rep;
+  s = open_store(0, 1, &rep);
+  if (!s) return;
+  CHECK(!rep.index_rebuilt);
+  CHECK_EQ_I64(index_i64("PRAGMA user_version", 0), 2);
+  store_series_info *after;
+  size_t na;
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, NULL, 0, &after, &na, NULL, NULL) == 0);
+  CHECK_EQ_I64(na, nb);
+  for (size_t i = 0; i < na && i < nb; i++)
+    CHECK(after[i].series_id == before[i].series_id && !strcmp(after[i].labels_json, before[i].labels_json) &&
+          !strcmp(after[i].type, before[i].type) && !strcmp(after[i].sample_types, before[i].sample_types) &&
+          after[i].count == before[i].count && after[i].first_ns == before[i].first_ns &&
+          after[i].last_ns == before[i].last_ns);
+  store_series_free(after, na);
+  store_series_free(before, nb);
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.series, 30);
+  size_t ns, ne;
+  store_matcher az[] = {{"ns", "a"}, {"zone", "z1"}};
+  count_listed(s, az, 2, 0, &ns, &ne);
+  CHECK(ns == 5 && ne == 10);
+  count_listed(s, NULL, 0, 20 * 1000000000LL + 1, &ns, &ne);
+  CHECK_EQ_I64(ns, 10);
+  store_close(s);
+}
+
+/* Durability (store.h): a syncer thread, not the writer, makes what was appended durable within
+ * a round: every segment written (the rolled ones and the active one), the segments directory
+ * (new files' names) and then the WAL; store_stats.durable_ns says up to when. store_close
+ * makes the rest durable however long the period. */
+static void syncer_makes_appends_durable(void) {
+  fresh_dir();
+  writer_thread = pthread_self();
+  char segdir[300], wal[320];
+  snprintf(segdir, sizeof segdir, "%s/segments", dir);
+  snprintf(wal, sizeof wal, "%s/index.db-wal", dir);
+  store_opts o = {.dir = dir, .segment_bytes = 1, .sync_interval = 0.05}; /* a segment per record */
+  store *s = NULL;
+  pp_err err = {0};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  sync_log_reset();
+  for (int i = 0; i < 3; i++) CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000 * (i + 1)) == 0);
+  int64_t appended = wall_ns();
+  store_stats st = {0};
+  for (int k = 0; k < 500; k++) { /* rounds every 50 ms: one must start after the appends */
+    store_get_stats(s, &st);
+    if (st.durable_ns >= appended) break;
+    usleep(10000);
+  }
+  CHECK(st.durable_ns >= appended);
+  CHECK(st.syncs >= 1);
+  CHECK_EQ_I64(st.sync_failures, 0);
+  int64_t wal_at = last_sync(wal, false);
+  CHECK(wal_at >= 0);
+  CHECK(last_sync(segdir, false) >= 0);
+  CHECK(last_sync(dir, false) >= 0); /* the WAL's name */
+  for (int64_t id = 1; id <= 3; id++) {
+    int64_t at = last_sync(segment_path(id), false);
+    CHECK(at >= 0);
+    CHECK(at < wal_at); /* the rows' WAL after the bytes they point at */
+    CHECK_EQ_I64(last_sync(segment_path(id), true), -1); /* the writer never waits for a segment */
+  }
+  store_close(s);
+  /* a period longer than the test: nothing synced by the syncer until store_close, which syncs it */
+  o.sync_interval = 3600;
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 5000) == 0);
+  usleep(100000);
+  int64_t seg = index_i64("SELECT MAX(id) FROM segment", 0);
+  sync_log_reset();
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.syncs, 0);
+  store_close(s);
+  CHECK(seg > 3 && last_sync(segment_path(seg), false) >= 0);
+  CHECK(last_sync(segdir, false) >= 0);
+}
+
+/* A rollup the compactor finished for a series that retention deleted meanwhile is not stored,
+ * also when a new series got the deleted one's id (the writer compares the labels too). */
+static void rollup_of_a_deleted_series_dropped(void) {
+  fresh_dir();
+  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
+  store *s = NULL;
+  pp_err err = {0};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  const int64_t SEC = 1000000000;
+  /* a segment per record: keep@1 s, gone@2 s, keep@400 s; retention at 300 s takes the first two */
+  CHECK(add(s, "gotarget/heap.pb.gz", "keep", "heap", 1 * SEC) == 0);
+  CHECK(add(s, "gotarget/heap.pb.gz", "gone", "heap", 2 * SEC) == 0);
+  int64_t gone_id = index_i64("SELECT MAX(id) FROM series", 0);
+  CHECK(add(s, "gotarget/heap.pb.gz", "keep", "heap", 400 * SEC) == 0);
+  CHECK_EQ_I64(store_retention(s, 300 * SEC, &err), 2);
+  CHECK(add(s, "gotarget/heap.pb.gz", "new", "heap", 450 * SEC) == 0);
+  /* the premise: "gone" (the highest id) went with retention and "new" has its id */
+  int64_t new_id = index_i64("SELECT id FROM series WHERE labels LIKE '%\"new\"%'", 0);
+  CHECK_EQ_I64(new_id, gone_id);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM series WHERE labels LIKE '%\"gone\"%'", 0), 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s/gotarget/heap.pb.gz", testdata());
+  size_t len = 0;
+  uint8_t *data = slurp(path, &len);
+  CHECK(data != NULL);
+  char labels[64] = "{\"monitor\":\"gone\",\"team\":\"core\"}", type[] = "heap";
+  rollup_item it = {.series_id = gone_id, .start_ns = 0, .end_ns = STORE_ROLLUP_NS, .count = 2, .type = type,
+                    .labels_json = labels, .data = data, .len = len};
+  bool enospc = false;
+  CHECK(store__write_rollup(s, &it, &enospc, &err) == 0);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM rollup", 0), 0);
+  /* the same rollup for the series that is there is stored */
+  snprintf(labels, sizeof labels, "%s", "{\"monitor\":\"new\",\"team\":\"core\"}");
+  CHECK(store__write_rollup(s, &it, &enospc, &err) == 0);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM rollup WHERE series_id=?", new_id), 1);
+  free(data);
+  store_close(s);
+}
+
+/* ---- pages the index reads, counted by a VFS that wraps the default one -------------------------
+ * Registered as the default while a test runs, so the store's own connections go through it.
+ * Version 2 of the I/O methods (no xFetch), so SQLite reads every page through xRead. */
+static sqlite3_vfs count_vfs, *base_vfs;
+static sqlite3_io_methods count_io;
+static int64_t index_reads;
+typedef struct count_file {
+  sqlite3_file base;
+  sqlite3_file *real;
+} count_file;
+#define REAL(f) (((count_file *)(f))->real)
+static int cf_close(sqlite3_file *f) {
+  int rc = REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
+  sqlite3_free(REAL(f));
+  return rc;
+}
+static int cf_read(sqlite3_file *f, void *b, int n, sqlite3_int64 off) {
+  __atomic_add_fetch(&index_reads, 1, __ATOMIC_RELAXED);
+  return REAL(f)->pMethods->xRead(REAL(f), b, n, off);
+}
+static int cf_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 off) {
+  return REAL(f)->pMethods->xWrite(REAL(f), b, n, off);
+}
+static int cf_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int cf_sync(sqlite3_file *f, int fl) { return REAL(f)->pMethods->xSync(REAL(f), fl); }
+static int cf_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int cf_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int cf_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int cf_reserved(sqlite3_file *f, int *o) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), o); }
+static int cf_fcntl(sqlite3_file *f, int op, void *a) { return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int cf_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int cf_devchar(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int cf_shmmap(sqlite3_file *f, int pg, int sz, int ext, void volatile **pp) {
+  return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, pp);
+}
+static int cf_shmlock(sqlite3_file *f, int off, int n, int fl) { return REAL(f)->pMethods->xShmLock(REAL(f), off, n, fl); }
+static void cf_shmbarrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int cf_shmunmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+
+static int cv_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out) {
+  count_file *cf = (count_file *)f;
+  cf->base.pMethods = NULL;
+  cf->real = sqlite3_malloc(base_vfs->szOsFile);
+  if (!cf->real) return SQLITE_NOMEM;
+  memset(cf->real, 0, (size_t)base_vfs->szOsFile);
+  int rc = base_vfs->xOpen(base_vfs, name, cf->real, flags, out);
+  if (rc != SQLITE_OK) {
+    if (cf->real->pMethods) cf->real->pMethods->xClose(cf->real);
+    sqlite3_free(cf->real);
+    return rc;
+  }
+  cf->base.pMethods = &count_io;
+  return SQLITE_OK;
+}
+static int cv_delete(sqlite3_vfs *v, const char *n, int sd) { return base_vfs->xDelete(base_vfs, n, sd); }
+static int cv_access(sqlite3_vfs *v, const char *n, int fl, int *o) { return base_vfs->xAccess(base_vfs, n, fl, o); }
+static int cv_full(sqlite3_vfs *v, const char *n, int no, char *o) { return base_vfs->xFullPathname(base_vfs, n, no, o); }
+static int cv_random(sqlite3_vfs *v, int n, char *o) { return base_vfs->xRandomness(base_vfs, n, o); }
+static int cv_sleep(sqlite3_vfs *v, int us) { return base_vfs->xSleep(base_vfs, us); }
+static int cv_time(sqlite3_vfs *v, double *o) { return base_vfs->xCurrentTime(base_vfs, o); }
+static int cv_lasterr(sqlite3_vfs *v, int n, char *o) { return base_vfs->xGetLastError(base_vfs, n, o); }
+static int cv_time64(sqlite3_vfs *v, sqlite3_int64 *o) { return base_vfs->xCurrentTimeInt64(base_vfs, o); }
+
+static void count_vfs_install(void) {
+  base_vfs = sqlite3_vfs_find(NULL);
+  count_io = (sqlite3_io_methods){2,         cf_close,  cf_read,     cf_write,  cf_truncate, cf_sync,
+                                  cf_size,   cf_lock,   cf_unlock,   cf_reserved, cf_fcntl,  cf_sector,
+                                  cf_devchar, cf_shmmap, cf_shmlock, cf_shmbarrier, cf_shmunmap, NULL, NULL};
+  count_vfs = (sqlite3_vfs){2,         (int)sizeof(count_file), base_vfs->mxPathname, NULL,   "count",
+                            NULL,      cv_open,                 cv_delete,            cv_access, cv_full,
+                            NULL,      NULL,                    NULL,                 NULL,      cv_random,
+                            cv_sleep,  cv_time,                 cv_lasterr,           cv_time64, NULL,
+                            NULL,      NULL};
+  sqlite3_vfs_register(&count_vfs, 1);
+}
+
+static void count_vfs_remove(void) {
+  sqlite3_vfs_unregister(&count_vfs);
+  sqlite3_vfs_register(base_vfs, 1);
+}
+
+/* Pages read from the index by a one-pod merge and a one-pod listing. */
+static int64_t one_pod_reads(store *s) {
+  store_matcher m = {"monitor", "target"};
+  __atomic_store_n(&index_reads, 0, __ATOMIC_RELAXED);
+  pprof_profile *p = NULL;
+  size_t cnt = 0;
+  CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 1);
+  pprof_free(p);
+  store_series_info *si;
+  size_t n = 0;
+  CHECK(store_list_series(s, &m, 1, NULL, 0, 0, NULL, 0, &si, &n, NULL, NULL) == 0);
+  CHECK_EQ_I64(n, 1);
+  store_series_free(si, n);
+  return __atomic_load_n(&index_reads, __ATOMIC_RELAXED);
+}
+
+/* Query cost follows the series selected, not the series stored: a one-pod merge and listing
+ * read about as many index pages with 100,000 other series in the index as with 20 (pods
+ * replaced over weeks); walking every series would read thousands. */
+static void query_cost_follows_selection(void) {
+  int64_t reads[2] = {0, 0};
+  const int others[2] = {20, 100000};
+  count_vfs_install();
+  for (int k = 0; k < 2; k++) {
+    fresh_dir();
+    store *s = open_store(0, 0, NULL);
+    if (!s) break;
+    CHECK(add(s, "gotarget/heap.pb.gz", "target", "heap", 1000) == 0);
+    store_close(s);
+    /* the other series, written into the index from outside (fast): labels, their label rows,
+     * alive in the current segment */
+    char db[400], *sql = NULL;
+    snprintf(db, sizeof db, "%s/index.db", dir);
+    sqlite3 *h = NULL;
+    CHECK(sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, "unix") == SQLITE_OK);
+    CHECK(asprintf(&sql,
+                   "BEGIN;"
+                   "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<%d)"
+                   " INSERT INTO series(labels, last_seg) SELECT json_object('monitor','pod-'||i,'team','core'),"
+                   " (SELECT MAX(id) FROM segment) FROM c;"
+                   "INSERT INTO series_label(name, value, series_id) SELECT j.key, j.value, s.id FROM series s,"
+                   " json_each(s.labels) j WHERE s.labels NOT LIKE '%%\"target\"%%';"
+                   "COMMIT;",
+                   others[k]) > 0);
+    CHECK(sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK);
+    free(sql);
+    sqlite3_close(h);
+    s = open_store(0, 0, NULL);
+    if (!s) break;
+    store_stats st;
+    store_get_stats(s, &st);
+    CHECK_EQ_I64(st.series, (uint64_t)others[k] + 1);
+    reads[k] = one_pod_reads(s);
+    store_close(s);
+  }
+  count_vfs_remove();
+  printf("  index pages read by a one-pod merge and listing: %lld with 20 other series, %lld with 100,000\n",
+         (long long)reads[0], (long long)reads[1]);
+  CHECK(reads[0] > 0);
+  CHECK(reads[1] <= 2 * reads[0]);
 }
 
 /* The data dir's size as du(1) reports it (apparent bytes), less the directories' own entries:
@@ -541,5 +1384,20 @@ int main(void) {
   RUN(retention_by_size_and_time);
   RUN(rollups_change_speed_not_answers);
   RUN(compactor_thread);
+  RUN(corrupt_record_found_at_open);
+  RUN(read_checks_crc);
+  RUN(new_segment_never_truncates);
+  RUN(enospc_told_by_errno);
+  RUN(retention_under_a_locked_index);
+  RUN(labels_not_utf8);
+  RUN(series_go_with_their_profiles);
+  RUN(series_pages_and_selectors);
+  RUN(series_cache_stays_bounded);
+  RUN(index_from_version_1);
+  RUN(syncer_makes_appends_durable);
+  RUN(rollup_of_a_deleted_series_dropped);
+  RUN(query_cost_follows_selection);
+  /* the last test's data directory (each test empties it first): nothing left behind */
+  fresh_dir();
   return tt_finish();
 }

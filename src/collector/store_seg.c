@@ -1,0 +1,158 @@
+/* Segment files and the record format (see store_int.h). Everything that writes, reads, checks
+ * or scans records goes through here, so a new format changes this file and REC_* only. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "store_int.h"
+
+char *seg__path(const char *segdir, int64_t id) {
+  char *p = NULL;
+  if (asprintf(&p, "%s/%016" PRIx64 ".seg", segdir, (uint64_t)id) < 0) return NULL;
+  return p;
+}
+
+bool seg__parse_hdr(const uint8_t *b, rec_hdr *h) {
+  if (memcmp(b, REC_MAGIC, 4)) return false;
+  memcpy(&h->meta_len, b + 4, 4);
+  memcpy(&h->data_len, b + 8, 4);
+  memcpy(&h->crc, b + 12, 4);
+  return h->meta_len <= MAX_META && h->data_len <= MAX_DATA;
+}
+
+int seg__write(int fd, uint64_t at, const char *meta, size_t mlen, const uint8_t *data, size_t len, rec_hdr *ret_h,
+               int *ret_errno) {
+  rec_hdr h = {(uint32_t)mlen, (uint32_t)len, 0};
+  uLong crc = crc32(0, (const Bytef *)meta, (uInt)mlen);
+  h.crc = (uint32_t)crc32(crc, data, (uInt)len);
+  uint8_t hb[REC_HDR];
+  memcpy(hb, REC_MAGIC, 4);
+  memcpy(hb + 4, &h.meta_len, 4);
+  memcpy(hb + 8, &h.data_len, 4);
+  memcpy(hb + 12, &h.crc, 4);
+  struct iovec iov[3] = {{hb, REC_HDR}, {(void *)meta, mlen}, {(void *)data, len}};
+  size_t total = REC_HDR + mlen + len, done = 0;
+  while (done < total) {
+    ssize_t n = writev(fd, iov, 3);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *ret_errno = n < 0 ? errno : EIO;
+      /* nothing of a failed record stays behind */
+      return ftruncate(fd, (off_t)at) < 0 ? -2 : -1;
+    }
+    done += (size_t)n;
+    /* advance the iovecs past what was written (short writes are rare but legal) */
+    size_t skip = (size_t)n;
+    for (int i = 0; i < 3; i++) {
+      size_t k = skip < iov[i].iov_len ? skip : iov[i].iov_len;
+      iov[i].iov_base = (char *)iov[i].iov_base + k;
+      iov[i].iov_len -= k;
+      skip -= k;
+    }
+  }
+  *ret_h = h;
+  return 0;
+}
+
+/* Reads n bytes at off into a buffer grown as needed (one byte more, so text can end in NUL). */
+static int read_into(int fd, uint64_t off, size_t n, uint8_t **buf, size_t *cap) {
+  if (n + 1 > *cap) {
+    uint8_t *nb = realloc(*buf, n + 1);
+    if (!nb) return -1;
+    *buf = nb;
+    *cap = n + 1;
+  }
+  size_t got = 0;
+  while (got < n) {
+    ssize_t k = pread(fd, *buf + got, n - got, (off_t)(off + got));
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return -1;
+    got += (size_t)k;
+  }
+  return 0;
+}
+
+bool seg__check(int fd, uint64_t rec_off, uint64_t rec_len, uint64_t data_len, uint32_t crc, uint8_t **buf,
+                size_t *cap) {
+  rec_hdr h;
+  if (rec_len < REC_HDR || read_into(fd, rec_off, (size_t)rec_len, buf, cap) < 0 || !seg__parse_hdr(*buf, &h))
+    return false;
+  return REC_HDR + (uint64_t)h.meta_len + h.data_len == rec_len && h.data_len == data_len && h.crc == crc &&
+         (uint32_t)crc32(0, *buf + REC_HDR, (uInt)(rec_len - REC_HDR)) == crc;
+}
+
+int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
+                   uint8_t **ret, size_t *ret_len) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%016" PRIx64 ".seg", segdir, (uint64_t)seg);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = (size_t)(meta_len + data_len), cap = 0;
+  uint8_t *buf = NULL;
+  int r = read_into(fd, (uint64_t)rec_off + REC_HDR, len, &buf, &cap);
+  close(fd);
+  if (r < 0 || (uint32_t)crc32(0, buf, (uInt)len) != crc) {
+    free(buf);
+    return -1;
+  }
+  memmove(buf, buf + meta_len, (size_t)data_len);
+  *ret = buf;
+  *ret_len = (size_t)data_len;
+  return 0;
+}
+
+/* The record at off if its header is sound, it fits in the file and its bytes match the CRC:
+ * 1 (sc->h and sc->buf hold it), 0 if not, < 0 on a read error. */
+static int try_record(seg_scan *sc, uint64_t off) {
+  uint8_t hb[REC_HDR];
+  ssize_t n = pread(sc->fd, hb, REC_HDR, (off_t)off);
+  if (n < 0) return -1;
+  rec_hdr h;
+  if (n != REC_HDR || !seg__parse_hdr(hb, &h)) return 0;
+  uint64_t body = (uint64_t)h.meta_len + h.data_len;
+  if (off + REC_HDR + body > sc->size) return 0;
+  if (read_into(sc->fd, off + REC_HDR, (size_t)body, &sc->buf, &sc->cap) < 0) return -1;
+  if ((uint32_t)crc32(0, sc->buf, (uInt)body) != h.crc) return 0;
+  sc->h = h;
+  return 1;
+}
+
+/* The next offset at or after off where the magic starts, or sc->size. */
+static uint64_t find_magic(seg_scan *sc, uint64_t off) {
+  uint8_t chunk[65536];
+  while (off + REC_HDR <= sc->size) {
+    ssize_t n = pread(sc->fd, chunk, sizeof chunk, (off_t)off);
+    if (n < 4) break;
+    const uint8_t *m = memmem(chunk, (size_t)n, REC_MAGIC, 4);
+    if (m) return off + (uint64_t)(m - chunk);
+    off += (uint64_t)n - 3; /* the magic may straddle two chunks */
+  }
+  return sc->size;
+}
+
+int seg__scan_next(seg_scan *sc) {
+  bool damaged = false;
+  uint64_t off = sc->off;
+  while (off + REC_HDR <= sc->size) {
+    int r = try_record(sc, off);
+    if (r < 0) return r;
+    if (r == 1) {
+      if (damaged) sc->skipped++;
+      sc->rec_off = off;
+      sc->off = sc->end = off + REC_HDR + sc->h.meta_len + sc->h.data_len;
+      return 1;
+    }
+    /* a damaged record: its length cannot be trusted, so look for the next sound record from
+     * the following byte on (a false magic inside the damage fails its CRC) */
+    damaged = true;
+    off = find_magic(sc, off + 1);
+  }
+  sc->off = sc->size;
+  return 0;
+}
