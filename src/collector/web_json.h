@@ -4,13 +4,13 @@
  * Profiles are untrusted: function, file and mapping names, sample types and label values
  * may hold invalid UTF-8. jansson refuses such a string (json_string returns NULL), which
  * used to drop it silently and shift every later index of a render's `names` array. Here every
- * string is written, always: each maximal invalid subsequence becomes one U+FFFD, the rule of
- * the WHATWG encoding standard that browsers (and Python's "replace") apply, so the UI shows
+ * string is written, always: pp_utf8_sanitize (base/utf8.h) replaces each maximal invalid
+ * subpart with one U+FFFD, the rule browsers (and Python's "replace") apply, so the UI shows
  * what a browser would show for the same bytes and one string in is one string out.
  *
- * JSON is written ASCII-only (non-ASCII characters as \uXXXX escapes, astral ones as surrogate
- * pairs), as jansson's JSON_ENSURE_ASCII did. Writers append to a web_buf and never fail by
- * themselves; the buffer's cap and allocation failures show in its `failed` flag.
+ * JSON strings are written as UTF-8 with RFC 8259's escapes (quote, backslash, control
+ * characters). Writers append to a web_buf and never fail by themselves; the buffer's cap and
+ * allocation failures show in its `failed` flag.
  */
 #ifndef COLLECTOR_WEB_JSON_H
 #define COLLECTOR_WEB_JSON_H
@@ -19,11 +19,6 @@
 #include <stdint.h>
 
 #include "web_buf.h"
-
-/* Decodes the character at s[0..n) (n >= 1): stores its code point, or U+FFFD for an invalid
- * sequence, in *ret_cp and returns the bytes it took (1..4). An invalid sequence takes its
- * maximal valid prefix (at least one byte), so the byte that broke it starts the next one. */
-size_t web_json_utf8_next(const unsigned char *s, size_t n, uint32_t *ret_cp);
 
 /* A JSON string literal with quotes: s[0..n), or a NUL-terminated s (NULL writes ""). */
 void web_json_strn(web_buf *b, const char *s, size_t n);

@@ -126,6 +126,12 @@ def slowest(results):
     return max((s for _, _, s in results), default=0)
 
 
+def p99(results):
+    """The 99th percentile of the probes' answer times (nearest rank)."""
+    v = sorted(s for _, _, s in results)
+    return v[min(len(v) - 1, max(0, -(-99 * len(v) // 100) - 1))] if v else 0
+
+
 # ---- web_load: the filled store --------------------------------------------------------------
 
 
@@ -167,7 +173,7 @@ def web_load(t):
             bad = [a for a in answers if a[0] != 200 and not (a[0] == 503 and a[1] and a[1].isdigit() and int(a[1]) >= 1)]
             problems = prober.problems()
             return (not problems and len(probes) >= 50 and ok200 >= 2 and not bad,
-                    f"{len(probes)} probes, slowest {slowest(probes):.3f}s, {len(problems)} late or failed: {problems[:5]}; "
+                    f"{len(probes)} probes, p99 {p99(probes) * 1000:.1f} ms, slowest {slowest(probes):.3f}s, {len(problems)} late or failed: {problems[:5]}; "
                     f"{len(answers)} answers, {ok200} of them 200; not 200 or 503 with Retry-After: {bad[:3]}")
         check(t, f"collector web: /healthz and /readyz answer within the {PROBE_TIMEOUT:.0f} s probe timeout while 16 clients "
                  "ask for the day (10 pods x 24 h); every query gets 200 or 503 with Retry-After", sixteen_browsers)
