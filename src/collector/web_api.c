@@ -593,6 +593,7 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
     goto done;
   }
   web_resp_buf(out, 200, "application/octet-stream", &wb);
+  web_buf_free(&wb);
   /* a file name from request input: only safe characters survive */
   char fname[160];
   const char *name = web_param(p, "name");

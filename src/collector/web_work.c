@@ -160,8 +160,13 @@ static bool cacheable(const web_resp *r) { return r->status == 200 || r->status 
 static void *worker(void *p) {
   lane *l = p;
   web_work *w = l->w;
-  /* below the probes' and the ingest's threads when the machine is busy */
-  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+  /* below the probes' and the ingest's threads when the machine is busy: 10 below whatever
+   * the process runs at (an absolute 10 would lift the workers above the rest of a process
+   * started under nice, as root may) */
+  id_t tid = (id_t)syscall(SYS_gettid);
+  errno = 0;
+  int prio = getpriority(PRIO_PROCESS, tid);
+  if (errno == 0) setpriority(PRIO_PROCESS, tid, prio + 10 > 19 ? 19 : prio + 10);
   pthread_mutex_lock(&w->mu);
   for (;;) {
     while (!w->stopping && !l->qh) pthread_cond_wait(&l->cv, &w->mu);

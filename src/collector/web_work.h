@@ -29,7 +29,8 @@
  *
  * Memory: each job gets `budget` bytes (web_ctx.budget) for what it builds; slots x budget
  * (+ the cache) is what queries may hold at once.
- * Workers run at nice 10: ingest (the main thread) and the probes go first on a busy machine.
+ * Workers run 10 nice levels below the process (at most 19): ingest (the main thread) and the
+ * probes go first on a busy machine.
  * Threads: every function is thread-safe.
  */
 #ifndef COLLECTOR_WEB_WORK_H
