@@ -16,7 +16,9 @@
  * Memory: ctx->budget bounds what one call holds: the merged profiles (their arenas), the call
  * tree (through its node cap) and the answer's bytes. Past it the answer is 422 (errorType
  * "execution", as Prometheus says of a query that would load too much) naming the budget; the
- * client narrows the selection. The store's own merge is bounded by WEB_MAX_RECORDS records.
+ * client narrows the selection. Each is measured once built: the store's merge itself is
+ * bounded by WEB_MAX_RECORDS records and the decoder's limits, not by the budget, so its peak
+ * can pass the budget before the 422.
  * Threads: reentrant; uses only the store's and the engine's thread-safe entry points.
  */
 #ifndef COLLECTOR_WEB_API_H
