@@ -22,8 +22,10 @@ CC      ?= cc
 WERROR  ?= $(if $(CI),-Werror,)
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
+# frame pointers everywhere, leaf functions included: the collector's CPU sampler walks them
+# from a signal handler (selfprof.c), where an unwinder is not safe to call
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
-           -Wmissing-prototypes -Wno-unused-parameter $(WERROR)
+           -Wmissing-prototypes -Wno-unused-parameter -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer $(WERROR)
 PKGS    := libprotobuf-c zlib libdeflate yaml-0.1 libcurl libmicrohttpd sqlite3 jansson libcrypt
 DEPS_OK := build/.deps-ok
 
@@ -94,15 +96,21 @@ clang_CC     := clang
 clang_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
                 -Wno-missing-field-initializers
 flavour_cc = $(or $($(1)_CC),$(CC))
+# what the objects of a flavour are made with (-Werror changes no object: CI=true rebuilds nothing)
+flavour_stamp = $(call flavour_cc,$(1)) $(filter-out -Werror,$(CFLAGS) $($(1)_CFLAGS))
 
+# (each flavour's objects depend on a stamp of its compiler and flags, rewritten only when they
+# change, so a changed flag rebuilds everything it applies to)
 define flavour
-$(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h | $(DEPS_OK)
+$(B)/$(1)/flags.stamp: FORCE
+	@mkdir -p $$(dir $$@); echo '$$(call flavour_stamp,$(1))' | cmp -s - $$@ || echo '$$(call flavour_stamp,$(1))' > $$@
+$(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h $(B)/$(1)/flags.stamp | $(DEPS_OK)
 	@mkdir -p $$(dir $$@)
-	$$(call flavour_cc,$(1)) $$(CFLAGS) $$($(1)_CFLAGS) -I$(GEN) $$(PKG_CFLAGS) -MMD -MP -c $$< -o $$@
-$(B)/$(1)/gen/profile.pb-c.o: $(GEN)/profile.pb-c.c | $(DEPS_OK)
+	$$(call flavour_cc,$(1)) $$(CFLAGS) $$($(1)_CFLAGS) $$(VERSION_DEFS) -I$(GEN) $$(PKG_CFLAGS) -MMD -MP -c $$< -o $$@
+$(B)/$(1)/gen/profile.pb-c.o: $(GEN)/profile.pb-c.c $(B)/$(1)/flags.stamp | $(DEPS_OK)
 	@mkdir -p $$(dir $$@)
 	$$(call flavour_cc,$(1)) $$(filter-out -Wmissing-prototypes -Wstrict-prototypes,$$(CFLAGS)) $$($(1)_CFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
-$(B)/$(1)/gen/%_assets.o: $(GEN)/%_assets.c src/base/blob.h
+$(B)/$(1)/gen/%_assets.o: $(GEN)/%_assets.c src/base/blob.h $(B)/$(1)/flags.stamp
 	@mkdir -p $$(dir $$@)
 	$$(call flavour_cc,$(1)) $$(CFLAGS) $$($(1)_CFLAGS) -Isrc -c $$< -o $$@
 $(B)/$(1)/libpprofcodec.a: $(call objs,$(1))
@@ -128,7 +136,7 @@ $(VERSION_STAMP): FORCE
 .PHONY: FORCE
 FORCE:
 VERSIONED_OBJS := $(B)/rel/src/collector/main.o $(B)/rel/src/operator/main.o $(B)/rel/src/tools/pprof-tool.o
-$(VERSIONED_OBJS): CFLAGS += -DPP_VERSION='"$(VERSION)"' -DPP_REVISION='"$(REVISION)"'
+$(VERSIONED_OBJS): VERSION_DEFS = -DPP_VERSION='"$(VERSION)"' -DPP_REVISION='"$(REVISION)"'
 $(VERSIONED_OBJS): $(VERSION_STAMP)
 bin/operator: $(B)/rel/src/operator/main.o $(B)/rel/liboperator.a $(B)/rel/libpprofcodec.a
 	@mkdir -p bin
@@ -174,7 +182,8 @@ $(B)/tsan/bin/collector: $(B)/tsan/src/collector/main.o $(B)/tsan/libcollector.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(tsan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
-             $(B)/asan/bin/operator $(B)/asan/bin/collector $(B)/k8s/stamp image $(B)/rel/bench/store-bench
+             $(B)/asan/bin/operator $(B)/asan/bin/collector $(B)/tsan/bin/collector $(B)/k8s/stamp image \
+             $(B)/rel/bench/store-bench
 test-bins: $(TEST_BINS)
 test: test-bins
 	python3 tests/run.py

@@ -83,6 +83,15 @@ MUTANTS = [
     M("collector-leak-render-base", "render with a base leaks a buffer (only LeakSanitizer sees it)",
       [(WA, "out:\n  free(in_cmp);\n  htab_free(&bnames);", "out:\n  htab_free(&bnames);")],
       ["collector-asan:aggregation"], r"^collector\[asan\] aggregation/agg: exit 0"),
+    # ---- the collector under ThreadSanitizer, and its shutdown
+    M("collector-race-job-start", "a scrape's start (its transfer handle and the drift histogram) is written without the engine lock, as before issue 12",
+      [(S, "  pthread_mutex_lock(&e->mu);\n  record_drift_locked(e, drift);\n  j->easy = c;\n  pthread_mutex_unlock(&e->mu);",
+        "  record_drift_locked(e, drift);\n  j->easy = c;")],
+      ["collector-tsan:real_targets"], r"^collector\[tsan\] real_targets/real: exit 0, no ThreadSanitizer report"),
+    M("collector-shutdown-reload-hang", "a reload asked while stopping waits for an answer that never comes (the stop hangs)",
+      [("src/collector/main.c", "  while (!a->stopping && a->served < ticket) pthread_cond_wait(&a->cv, &a->mu);",
+        "  while (a->served < ticket) pthread_cond_wait(&a->cv, &a->mu);")],
+      ["collector:shutdown"], r"^collector shutdown: a reload asked while stopping"),
     # ---- scraping: schedules measured at the peer
     M("backoff-disabled", "a failing target is retried at its interval, no backoff",
       [(S, "    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);", "    int64_t b = busy ? BUSY_RETRY_MS : 0;")],

@@ -8,13 +8,13 @@ kubectl (tests/operator), and the container images. Exits non-zero on any
 failure.
 
 `tests/run.py SUITE[:PART,...]...` runs a subset: `unit:test_store`, `valgrind:tool`,
-`conformance:roundtrip,merge`, `collector:faults,reload`, `collector-asan` (the collector's
-integration tests against the ASan+UBSan build). Each suite lists its parts in its module.
+`conformance:roundtrip,merge`, `collector:faults,reload`, `collector-asan` and `collector-tsan`
+(the collector's integration tests against the ASan+UBSan and the ThreadSanitizer builds). Each suite lists its parts in its module.
 
 Counting: the last line is `N passed, M failed`. N counts the product's cases only; cases that
 check our test tools and preconditions are counted on a line of their own above it, and their
 failures are part of M. Cases run under a sanitizer or valgrind (repeats of other cases, and
-the fuzz replays) carry it in their names ([asan], "under ASan+UBSan", valgrind) and are counted
+the fuzz replays) carry it in their names ([asan], [tsan], "under ASan+UBSan", valgrind) and are counted
 on the line above it too."""
 import glob
 import os
@@ -258,6 +258,14 @@ def collector_asan(t, parts=None):
     collector_suite.run_suite(t, parts or collector_suite.ASAN_PARTS, flavour="asan")
 
 
+def collector_tsan(t, parts=None):
+    """The collector's integration tests against the ThreadSanitizer build (the scrape loop, the
+    decode workers, the compactor and the HTTP threads share the engine and the store): every
+    case named [tsan], and each collector's log checked for ThreadSanitizer reports."""
+    import collector_suite
+    collector_suite.run_suite(t, parts or collector_suite.TSAN_PARTS, flavour="tsan")
+
+
 def ui(t, parts=None):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui"))
     import ui_suite
@@ -285,7 +293,7 @@ def image(t, parts=None):
 
 
 SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector,
-          "collector-asan": collector_asan, "ui": ui, "k8s": k8s, "operator": operator, "image": image}
+          "collector-asan": collector_asan, "collector-tsan": collector_tsan, "ui": ui, "k8s": k8s, "operator": operator, "image": image}
 
 
 def main():
@@ -311,7 +319,7 @@ def main():
     print(f"# test tools and preconditions (not counted as passed below, failures counted): "
           f"{t.tool_passed} passed, {t.tool_failed} failed", flush=True)
     print(f"# of the product's cases below, {t.sanitizer_passed} passed ran under a sanitizer or valgrind "
-          f"(named [asan], under ASan+UBSan, valgrind)", flush=True)
+          f"(named [asan], [tsan], under ASan+UBSan, valgrind)", flush=True)
     print(f"{t.passed} passed, {t.failed + t.tool_failed} failed", flush=True)
     return 1 if t.failed or t.tool_failed or t.passed == 0 else 0
 

@@ -3,7 +3,21 @@
  * Threads: the main thread owns the scrape engine and the store's writer (scrape -> decode ->
  * append -> retention). libmicrohttpd's threads answer HTTP; a reload asked over HTTP is handed
  * to the main thread through `pending` and waited for, so the engine is only ever touched by
- * one thread. Signals only set flags; inotify's fd is polled with the engine's sockets.
+ * one thread. Signals only set flags. The threads started before the loop runs (HTTP, decode
+ * workers, compactor, self profiling) keep SIGINT, SIGTERM and SIGHUP blocked, so the main
+ * thread takes them and its wait is interrupted; a thread a library starts later from the main
+ * thread (curl's resolver) might take one, and the loop, which waits at most 250 ms, sees the
+ * flag then. inotify's fd is polled with the engine's sockets.
+ *
+ * Stopping (SIGTERM, SIGINT), bounded so a pod stops well inside its 30 s grace period:
+ *
+ *   running --signal--> draining: not ready, reloads refused (waiters answered), no scrape
+ *                        starts; scrapes in flight finish and are stored, for at most
+ *                        --shutdown-grace (5 s)
+ *           --> stopped: HTTP stopped, what still runs abandoned, store closed, exit 0
+ *
+ * A watchdog ends the process with exit 1 if all that has not happened within the grace plus
+ * 15 s (the store is repaired at the next start, as after a crash).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +46,8 @@
 #include "../base/log.h"
 #include "../base/version.h"
 
+#include <stdatomic.h>
+
 /* ---- logging: through the programs' one logger (base/log.h) ------------------------------- */
 
 enum { LOG_DEBUG = PP_LOG_DEBUG, LOG_INFO = PP_LOG_INFO, LOG_WARN = PP_LOG_WARN, LOG_ERROR = PP_LOG_ERROR };
@@ -46,22 +62,26 @@ typedef struct app {
   scrape_engine *eng;
   cfg_config *cfg;              /* in force */
   uint32_t config_hash;         /* of the file text in force, to skip no-op file events */
-  bool ready;
-  /* reload requests from HTTP threads */
+  atomic_bool ready;            /* /readyz (HTTP threads read it) */
+  /* reload requests from HTTP threads, under mu */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool pending;                 /* a reload is asked for */
-  uint64_t served;              /* reload requests completed (a waiter waits for its turn) */
+  uint64_t started, served;     /* reloads begun and finished by the main thread: a request
+                                 * waits for the first reload that begins after it asked */
   int result;                   /* result of the last reload */
   pp_err result_err;
-  /* counters for /metrics */
-  uint64_t reloads_total, reload_failures_total, last_reload_ok, last_reload_ts;
-  uint64_t ingested_profiles, ingested_bytes, dropped_enospc, store_errors;
+  bool stopping;                /* shutdown began: no reload any more, waiters answered */
+  /* counters for /metrics: written by the main thread, read by HTTP threads */
+  _Atomic uint64_t reloads_total, reload_failures_total, last_reload_ok, last_reload_ts;
+  _Atomic uint64_t ingested_profiles, ingested_bytes, dropped_enospc, store_errors;
   int64_t started_ns;
   selfprof *sp;
 } app;
 
 static volatile sig_atomic_t stop_flag, hup_flag;
+
+#define SHUTDOWN_WATCHDOG_EXTRA_S 15 /* beyond --shutdown-grace: then exit 1 without waiting */
 
 static void on_signal(int sig) {
   if (sig == SIGHUP) hup_flag = 1;
@@ -115,23 +135,32 @@ static int do_reload(app *a, bool from_file_event, pp_err *err) {
   return 0;
 }
 
-/* HTTP threads: ask the main thread to reload and wait for its answer. */
+/* HTTP threads: ask the main thread to reload and wait for its answer: the result of the
+ * first reload that begins after the request (one in progress may have read the file before
+ * it changed). Once the collector is stopping, the answer is an error at once. */
 static int hook_reload(void *ud, pp_err *err) {
   app *a = ud;
+  int r;
   pthread_mutex_lock(&a->mu);
-  uint64_t ticket = a->served;
-  a->pending = true;
-  scrape_wakeup(a->eng);
-  while (a->served == ticket) pthread_cond_wait(&a->cv, &a->mu);
-  int r = a->result;
-  if (r < 0 && err) *err = a->result_err;
+  uint64_t ticket = a->started + 1;
+  if (!a->stopping) {
+    a->pending = true;
+    scrape_wakeup(a->eng);
+  }
+  while (!a->stopping && a->served < ticket) pthread_cond_wait(&a->cv, &a->mu);
+  if (a->served < ticket) {
+    r = pp_err_set(err, PP_EUSAGE, "the collector is stopping: the config was not reloaded");
+  } else {
+    r = a->result;
+    if (r < 0 && err) *err = a->result_err;
+  }
   pthread_mutex_unlock(&a->mu);
   return r;
 }
 
 static bool hook_ready(void *ud) {
   app *a = ud;
-  return a->ready;
+  return atomic_load(&a->ready);
 }
 
 static void hook_metrics(void *ud, char **buf, size_t *len, size_t *cap) {
@@ -242,13 +271,34 @@ static void usage(FILE *f) {
         "                                (default 256MiB, or half the cgroup's limit if less)\n"
         "      --web-cache-size SIZE     recent answers kept (default 32MiB; 0 = none)\n"
         "      --check-config FILE       validate a config file and exit (0 valid, 1 invalid)\n"
+        "      --shutdown-grace DURATION on SIGTERM, let scrapes in flight finish and be stored\n"
+        "                                for at most this long (default 5s; 0 = abandon them)\n"
         "  -h, --help                    this text\n"
         "      --version                 version and revision\n"
         "\n"
-        "Signals: SIGHUP reloads the config; SIGINT/SIGTERM stop. The config is also reloaded\n"
-        "when its file changes, and on POST /reload or POST /-/reload.\n"
-        "Exit codes: 0 stopped cleanly, 1 could not start, 2 bad command line.\n",
+        "Signals: SIGHUP reloads the config; SIGINT/SIGTERM stop: no scrape starts any more, those\n"
+        "in flight get --shutdown-grace to finish, then the store is closed. The config is also\n"
+        "reloaded when its file changes, and on POST /reload or POST /-/reload.\n"
+        "Exit codes: 0 stopped cleanly, 1 could not start (or the stop took over the grace + 15 s),\n"
+        "2 bad command line.\n",
         f);
+}
+
+/* The last resort of a stop: whatever blocks past the bound, the process ends. */
+static void *shutdown_watchdog(void *arg) {
+  double limit = *(const double *)arg;
+  struct timespec ts = {(time_t)limit, (long)((limit - (double)(time_t)limit) * 1e9)};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+  }
+  LOG(LOG_ERROR, "stopping took longer than %.1f s: exiting without closing the store (it is repaired at the next start)", limit);
+  _exit(1);
+  return NULL;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int bad_flag(const char *fmt, const char *v) {
@@ -262,7 +312,7 @@ int main(int argc, char **argv) {
   const char *config = NULL, *data_dir = "/tmp/collector", *listen = "";
   int port = 8989;
   uint64_t retention_size = 0;
-  double retention_time = 0;
+  double retention_time = 0, shutdown_grace = 5;
   static const struct option lo[] = {
       {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
       {"web-port", required_argument, 0, 'p'},      {"data-dir", required_argument, 0, 'd'},
@@ -271,6 +321,7 @@ int main(int argc, char **argv) {
       {"web-basic-auth-file", required_argument, 0, 'U'}, {"web-bearer-token-file", required_argument, 0, 'K'},
       {"web-max-queries", required_argument, 0, 'Q'}, {"web-query-timeout", required_argument, 0, 'D'},
       {"web-query-memory", required_argument, 0, 'M'}, {"web-cache-size", required_argument, 0, 'A'},
+      {"shutdown-grace", required_argument, 0, 'G'},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -301,6 +352,10 @@ int main(int argc, char **argv) {
       break;
     case 'T':
       if (pp_parse_duration(optarg, &retention_time, &err) < 0) return bad_flag("--retention-time: %s", err.msg);
+      break;
+    case 'G':
+      if (pp_parse_duration(optarg, &shutdown_grace, &err) < 0) return bad_flag("--shutdown-grace: %s", err.msg);
+      if (shutdown_grace > 60) return bad_flag("--shutdown-grace: %s is over 60s (a pod gets 30s by default)", optarg);
       break;
     case 'L': {
       static char host[256];
@@ -372,6 +427,22 @@ int main(int argc, char **argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+  /* Signals go to the main thread only: every thread started from here on inherits them blocked,
+   * and the main thread unblocks them once the others run. */
+  sigset_t stopsigs, oldmask;
+  sigemptyset(&stopsigs);
+  sigaddset(&stopsigs, SIGINT);
+  sigaddset(&stopsigs, SIGTERM);
+  sigaddset(&stopsigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stopsigs, &oldmask);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal; /* no SA_RESTART: a blocking call on the main thread is interrupted */
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
   app a;
   memset(&a, 0, sizeof a);
   a.config_path = config;
@@ -424,15 +495,9 @@ int main(int argc, char **argv) {
       ino = -1;
     }
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
 
-  a.ready = true;
+  atomic_store(&a.ready, true);
   int64_t last_retention = 0, file_event_at = 0;
   while (!stop_flag) {
     struct curl_waitfd wfd = {.fd = ino, .events = CURL_WAIT_POLLIN};
@@ -452,8 +517,9 @@ int main(int argc, char **argv) {
       if (r < 0) LOG(LOG_ERROR, "config reload failed, keeping the previous config: %s", err.msg);
     }
     pthread_mutex_lock(&a.mu);
-    if (a.pending) {
+    if (a.pending && !stop_flag) {
       a.pending = false;
+      a.started++;
       pthread_mutex_unlock(&a.mu);
       pp_err rerr = {0};
       int r = do_reload(&a, false, &rerr);
@@ -461,7 +527,7 @@ int main(int argc, char **argv) {
       pthread_mutex_lock(&a.mu);
       a.result = r < 0 ? r : 0;
       a.result_err = rerr;
-      a.served++;
+      a.served = a.started;
       pthread_cond_broadcast(&a.cv);
     }
     pthread_mutex_unlock(&a.mu);
@@ -472,10 +538,33 @@ int main(int argc, char **argv) {
       if (d > 0) LOG(LOG_INFO, "retention deleted %d segments", d);
     }
   }
-  LOG(LOG_INFO, "stopping");
+  {
+    /* draining: see the diagram at the top */
+    int64_t t0 = mono_ms();
+    static double watchdog_s;
+    watchdog_s = shutdown_grace + SHUTDOWN_WATCHDOG_EXTRA_S;
+    pthread_t wd;
+    if (pthread_create(&wd, NULL, shutdown_watchdog, &watchdog_s) == 0) pthread_detach(wd);
+    atomic_store(&a.ready, false);
+    pthread_mutex_lock(&a.mu);
+    a.stopping = true;
+    pthread_cond_broadcast(&a.cv); /* reload requests waiting are answered: not reloaded */
+    pthread_mutex_unlock(&a.mu);
+    selfprof_finish(a.sp); /* a self profile in progress ends now, so its scrape can finish */
+    size_t inflight = scrape_drain(a.eng), left = inflight;
+    LOG(LOG_INFO, "stopping: %zu scrapes in flight, waiting up to %.1f s for them", inflight, shutdown_grace);
+    int64_t until = t0 + (int64_t)(shutdown_grace * 1000);
+    while (left && mono_ms() < until) {
+      int64_t wait = until - mono_ms();
+      scrape_run(a.eng, wait < 100 ? (int)wait : 100, NULL, 0);
+      left = scrape_drain(a.eng);
+    }
+    LOG(LOG_INFO, "stopping: %zu of %zu scrapes in flight finished, %zu abandoned; closing (%lld ms)", inflight - left,
+        inflight, left, (long long)(mono_ms() - t0));
+  }
   rc = 0;
 out:
-  a.ready = false;
+  atomic_store(&a.ready, false);
   web_stop(w);
   selfprof_stop(a.sp);
   if (ino >= 0) close(ino);
@@ -483,5 +572,6 @@ out:
   store_close(a.st);
   cfg_free(a.cfg);
   curl_global_cleanup();
+  if (rc == 0) LOG(LOG_INFO, "stopped");
   return rc;
 }

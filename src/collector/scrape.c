@@ -15,10 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/file.h"
 #include "../base/htab.h"
 
 #define BACKOFF_MAX_MS 300000
 #define BUSY_RETRY_MS 5000
+/* credential files (read at every scrape): longer ones fail the scrape, never truncated. A
+ * Kubernetes service-account token is about 1 KiB; 16 KiB leaves room for large OIDC tokens. */
+#define MAX_TOKEN_BYTES 16384
+#define MAX_PASSWORD_BYTES 4096
 #define DECODE_WORKERS 4
 /* Duration histogram buckets (seconds), as Prometheus' default plus the long CPU profiles. */
 static const double dur_buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
@@ -60,7 +65,9 @@ typedef struct job {
   char *bearer_file, *user, *password, *password_file;
   char *ca, *cert, *key_file;
   int insecure;
-  /* schedule and state */
+  /* schedule and state. next_ms, easy and decoding are shown by /api/v1/targets: the loop
+   * (their only writer) reads them freely and writes them under e->mu; other threads read
+   * them under e->mu */
   int64_t next_ms;      /* when due (monotonic ms) */
   int64_t started_ms, started_wall_ns;
   CURL *easy;           /* non-NULL while running */
@@ -91,7 +98,8 @@ struct scrape_engine {
   void *ud;
   job **jobs;
   size_t njobs;
-  pthread_mutex_t mu;   /* guards job health fields and the job list against readers */
+  pthread_mutex_t mu;   /* guards job health fields, the shown schedule fields, the drift
+                         * histogram and the job list against readers on other threads */
   /* The decode workers: a fetched body is decoded off the event loop (a large or hostile body
    * takes long to inflate, and other targets' scrapes must start on time meanwhile), by one of
    * several threads, so a small body does not wait behind a big one. todo and done are FIFO
@@ -102,9 +110,10 @@ struct scrape_engine {
   pthread_mutex_t qmu;
   pthread_cond_t qcv;
   struct decode_item *todo, **todo_tail, *done, **done_tail;
-  uint64_t drift_counts[NBUCKETS + 1];
+  uint64_t drift_counts[NBUCKETS + 1]; /* under mu */
   double drift_sum;
   uint64_t drift_n;
+  bool draining;        /* scrape_drain: no job starts any more */
 };
 
 static int64_t mono_ms(void) {
@@ -238,11 +247,22 @@ int scrape_new(scrape_sink sink, void *ud, scrape_engine **ret, pp_err *err) {
   return 0;
 }
 
+/* Publishes a job's shown state (easy, decoding, next_ms) for other threads. Loop only. */
+static void job_show(scrape_engine *e, job *j, CURL *easy, bool decoding, int64_t next_ms) {
+  pthread_mutex_lock(&e->mu);
+  j->easy = easy;
+  j->decoding = decoding;
+  j->next_ms = next_ms;
+  pthread_mutex_unlock(&e->mu);
+}
+
+/* Ends a job's transfer (abandoned if it still runs); the job shows as idle. */
 static void job_stop(scrape_engine *e, job *j) {
   if (!j->easy) return;
-  curl_multi_remove_handle(e->multi, j->easy);
-  curl_easy_cleanup(j->easy);
-  j->easy = NULL;
+  CURL *c = j->easy;
+  job_show(e, j, NULL, j->decoding, j->next_ms);
+  curl_multi_remove_handle(e->multi, c);
+  curl_easy_cleanup(c);
 }
 
 static void free_items(decode_item *it) {
@@ -433,25 +453,25 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
     }
   }
   free(fresh);
+  job **oldj = e->jobs;
+  size_t oldn = e->njobs;
   pthread_mutex_lock(&e->mu);
-  for (size_t i = 0; i < e->njobs; i++) {
+  e->jobs = nj;
+  e->njobs = n;
+  pthread_mutex_unlock(&e->mu);
+  e->next_due_ms = 0; /* rescan: new jobs have their own due times */
+  /* the removed jobs are out of the list other threads read: stopped and freed without the lock */
+  for (size_t i = 0; i < oldn; i++) {
     if (kept[i]) continue;
-    job *j = e->jobs[i];
-    if (j->easy) {
-      /* stop it now; it is never handed to the sink */
-      job_stop(e, j);
-    }
+    job *j = oldj[i];
+    job_stop(e, j); /* a running one is abandoned; it is never handed to the sink */
     if (j->decoding) {
       j->removed = true; /* the decode worker has its body: freed when it comes back */
       continue;
     }
     job_free(j);
   }
-  free(e->jobs);
-  e->jobs = nj;
-  e->njobs = n;
-  e->next_due_ms = 0; /* rescan: new jobs have their own due times */
-  pthread_mutex_unlock(&e->mu);
+  free(oldj);
   free(kept);
   htab_free(&old);
   return 0;
@@ -495,7 +515,8 @@ static bool cpu_must_wait(scrape_engine *e, const job *j, int64_t now) {
   return false;
 }
 
-static void record_drift(scrape_engine *e, double seconds) {
+/* Counts how late a job started (under e->mu: /metrics reads the histogram). */
+static void record_drift_locked(scrape_engine *e, double seconds) {
   size_t b = 0;
   while (b < NBUCKETS && seconds > dur_buckets[b]) b++;
   e->drift_counts[b]++;
@@ -503,13 +524,31 @@ static void record_drift(scrape_engine *e, double seconds) {
   e->drift_n++;
 }
 
+static void job_finish(scrape_engine *e, job *j, int64_t now, int64_t end_ns, const char *err, bool busy,
+                       pprof_profile *p, uint8_t *data, size_t len);
+
+/* A credential file's first line, read with the project's capped reader: a longer file is
+ * refused (never truncated into a wrong credential), and so is a missing or unreadable one. */
+static int read_secret(const char *path, const char *what, size_t max, char **ret, pp_err *err) {
+  uint8_t *data = NULL;
+  size_t len = 0;
+  pp_err ferr = {0};
+  if (pp_read_file(path, max, &data, &len, &ferr) < 0)
+    return pp_err_set(err, ferr.code, "%s: %s", what, ferr.msg);
+  char *text = (char *)data; /* NUL-terminated by pp_read_file */
+  text[strcspn(text, "\r\n")] = '\0';
+  *ret = text;
+  return 0;
+}
+
 static void job_start(scrape_engine *e, job *j, int64_t now) {
+  pp_err cerr = {0}; /* a credential that could not be read: the scrape fails with it */
   CURL *c = curl_easy_init();
   if (!c) {
-    j->next_ms = now + 1000;
+    job_show(e, j, NULL, false, now + 1000);
     return;
   }
-  record_drift(e, (double)(now - j->next_ms) / 1000.0);
+  double drift = (double)(now - j->next_ms) / 1000.0;
   j->buf.len = 0;
   j->buf.overflow = false;
   j->buf.max = j->max_body;
@@ -532,38 +571,35 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
   /* the bearer token is read at each scrape, so a rotated token file is picked up */
   struct curl_slist *extra = NULL;
   if (j->bearer_file) {
-    FILE *f = fopen(j->bearer_file, "r");
-    char tok[4096] = "";
-    if (f) {
-      size_t n = fread(tok, 1, sizeof tok - 1, f);
-      tok[n] = '\0';
-      fclose(f);
-      tok[strcspn(tok, "\r\n")] = '\0';
-      char line[4200];
-      snprintf(line, sizeof line, "Authorization: Bearer %s", tok);
+    char *tok = NULL, *line = NULL;
+    if (read_secret(j->bearer_file, "bearer_token_file", MAX_TOKEN_BYTES, &tok, &cerr) == 0 &&
+        asprintf(&line, "Authorization: Bearer %s", tok) >= 0) {
       for (struct curl_slist *s = j->headers; s; s = s->next) extra = curl_slist_append(extra, s->data);
       extra = curl_slist_append(extra, line);
       hdrs = extra;
+    } else if (!cerr.code) {
+      pp_err_set(&cerr, PP_ENOMEM, "out of memory");
     }
+    free(line);
+    free(tok);
   }
   if (hdrs) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
   /* libcurl reads the header list while the request is sent: it lives until the job ends */
   curl_slist_free_all(j->req_headers);
   j->req_headers = extra;
-  if (j->user) {
+  if (j->user && !cerr.code) {
     curl_easy_setopt(c, CURLOPT_USERNAME, j->user);
-    char pw[1024] = "";
-    if (j->password) snprintf(pw, sizeof pw, "%s", j->password);
-    else if (j->password_file) {
-      FILE *f = fopen(j->password_file, "r");
-      if (f) {
-        size_t n = fread(pw, 1, sizeof pw - 1, f);
-        pw[n] = '\0';
-        pw[strcspn(pw, "\r\n")] = '\0';
-        fclose(f);
+    if (j->password) {
+      curl_easy_setopt(c, CURLOPT_PASSWORD, j->password); /* libcurl keeps a copy */
+    } else if (j->password_file) {
+      char *pw = NULL;
+      if (read_secret(j->password_file, "basic_auth.password_file", MAX_PASSWORD_BYTES, &pw, &cerr) == 0) {
+        curl_easy_setopt(c, CURLOPT_PASSWORD, pw);
+        free(pw);
       }
+    } else {
+      curl_easy_setopt(c, CURLOPT_PASSWORD, "");
     }
-    curl_easy_setopt(c, CURLOPT_PASSWORD, pw);
   }
   if (j->connect_to) curl_easy_setopt(c, CURLOPT_CONNECT_TO, j->connect_to);
   if (j->ca) curl_easy_setopt(c, CURLOPT_CAINFO, j->ca);
@@ -573,14 +609,25 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  j->easy = c;
   j->started_ms = now;
   j->started_wall_ns = wall_ns();
+  if (cerr.code) {
+    /* no request without the credentials asked for: the scrape fails with the reason */
+    curl_easy_cleanup(c);
+    curl_slist_free_all(j->req_headers);
+    j->req_headers = NULL;
+    job_finish(e, j, now, wall_ns(), cerr.msg, false, NULL, NULL, 0);
+    return;
+  }
   if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
     curl_easy_cleanup(c);
-    j->easy = NULL;
-    j->next_ms = now + 1000;
+    job_show(e, j, NULL, false, now + 1000);
+    return;
   }
+  pthread_mutex_lock(&e->mu);
+  record_drift_locked(e, drift);
+  j->easy = c;
+  pthread_mutex_unlock(&e->mu);
 }
 
 static int64_t backoff_ms(uint32_t failures) {
@@ -616,7 +663,20 @@ static void job_finish(scrape_engine *e, job *j, int64_t now, int64_t end_ns, co
   /* idle jobs hold no body buffer: with thousands of jobs, kept buffers would be most of RSS */
   free(data);
   double dur = (double)(now - j->started_ms) / 1000.0;
+  int64_t next;
+  if (err[0]) {
+    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures + 1);
+    next = now + (j->interval_ms > b ? j->interval_ms : b);
+  } else if (j->interval_ms > 0) {
+    /* stay on the grid; if we fell more than an interval behind, start again from now */
+    next = j->next_ms + j->interval_ms;
+    if (next < now) next = now + (j->interval_ms ? spread_offset(j) % j->interval_ms : 0) / 16;
+  } else {
+    next = now; /* back to back: continuous CPU coverage */
+  }
   pthread_mutex_lock(&e->mu);
+  j->decoding = false;
+  j->next_ms = next;
   j->ever = true;
   j->last_scrape_ns = j->started_wall_ns;
   j->last_duration_ms = now - j->started_ms;
@@ -637,16 +697,6 @@ static void job_finish(scrape_engine *e, job *j, int64_t now, int64_t end_ns, co
     j->last_error[0] = '\0';
   }
   pthread_mutex_unlock(&e->mu);
-  if (err[0]) {
-    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures);
-    j->next_ms = now + (j->interval_ms > b ? j->interval_ms : b);
-  } else if (j->interval_ms > 0) {
-    /* stay on the grid; if we fell more than an interval behind, start again from now */
-    j->next_ms += j->interval_ms;
-    if (j->next_ms < now) j->next_ms = now + (j->interval_ms ? spread_offset(j) % j->interval_ms : 0) / 16;
-  } else {
-    j->next_ms = now; /* back to back: continuous CPU coverage */
-  }
   if (j->next_ms < e->next_due_ms) e->next_due_ms = j->next_ms;
 }
 
@@ -686,19 +736,22 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
     busy = status == 500 && strstr(text, "already in use");
     snprintf(err, sizeof err, "HTTP %ld: %s", status, text);
   }
-  job_stop(e, j);
   uint8_t *data = j->buf.data;
   size_t len = j->buf.len;
   j->buf.data = NULL;
   j->buf.cap = 0;
   decode_item *it = err[0] ? NULL : calloc(1, sizeof *it);
   if (!err[0] && !it) snprintf(err, sizeof err, "out of memory");
+  /* the transfer ends and, for a body, the decode begins, as one change other threads see */
+  CURL *c = j->easy;
+  job_show(e, j, NULL, !err[0], j->next_ms);
+  curl_multi_remove_handle(e->multi, c);
+  curl_easy_cleanup(c);
   if (err[0]) {
     job_finish(e, j, now, wall_ns(), err, busy, NULL, data, len);
     return;
   }
   *it = (decode_item){.j = j, .data = data, .len = len, .max = j->max_body, .gzip = gzip, .done_ms = now, .end_ns = wall_ns()};
-  j->decoding = true;
   pthread_mutex_lock(&e->qmu);
   *e->todo_tail = it;
   e->todo_tail = &it->next;
@@ -762,7 +815,6 @@ static void drain_decoded(scrape_engine *e) {
       free(it->data);
       job_free(j);
     } else {
-      j->decoding = false;
       job_finish(e, j, it->done_ms, it->end_ns, it->err, false, it->p, it->data, it->len);
     }
     free(it);
@@ -785,8 +837,8 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
   int64_t now = mono_ms();
   int64_t wake = now + max_wait_ms;
   int running = 0;
-  /* start due jobs; the scan is skipped while nothing can be due */
-  if (now >= e->next_due_ms) {
+  /* start due jobs; the scan is skipped while nothing can be due, and once draining */
+  if (!e->draining && now >= e->next_due_ms) {
     int64_t next_due = INT64_MAX;
     for (size_t i = 0; i < e->njobs; i++) {
       job *j = e->jobs[i];
@@ -807,7 +859,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
     curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain_done(e);
   }
-  if (e->next_due_ms < wake) wake = e->next_due_ms;
+  if (!e->draining && e->next_due_ms < wake) wake = e->next_due_ms;
   if (e->curl_deadline_ms >= 0 && e->curl_deadline_ms < wake) wake = e->curl_deadline_ms;
   int timeout = (int)(wake - mono_ms());
   if (timeout < 0) timeout = 0;
@@ -853,6 +905,14 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
   drain_done(e);
   drain_decoded(e);
   return ready;
+}
+
+size_t scrape_drain(scrape_engine *e) {
+  e->draining = true;
+  size_t n = 0;
+  /* (bodies of jobs a reload removed are not counted: nothing of theirs is stored) */
+  for (size_t i = 0; i < e->njobs; i++) n += e->jobs[i]->easy || e->jobs[i]->decoding;
+  return n;
 }
 
 void scrape_wakeup(scrape_engine *e) {

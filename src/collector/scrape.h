@@ -61,6 +61,12 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err);
  * became readable (their revents are set), or a negative error. */
 int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, unsigned nextra);
 
+/* Shutdown: from the first call on, no job starts any more; scrapes in flight go on as
+ * scrape_run drives them, and finished ones still reach the sink. Returns how many are in
+ * flight (transfers, and bodies being decoded); scrape_free abandons what is left. Engine
+ * thread. */
+size_t scrape_drain(scrape_engine *e);
+
 /* Interrupts a scrape_run wait; safe from any thread. */
 void scrape_wakeup(scrape_engine *e);
 

@@ -4,7 +4,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <elf.h>
-#include <execinfo.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -16,8 +16,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "../base/htab.h"
@@ -29,7 +31,7 @@
 
 typedef struct sample_slot {
   int depth;
-  void *pc[MAX_DEPTH];
+  void *pc[MAX_DEPTH]; /* [0] the interrupted instruction, then return addresses, leaf first */
 } sample_slot;
 
 /* The signal handler writes here; one profile at a time (prof_mu). */
@@ -41,17 +43,28 @@ static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t stop_cv = PTHREAD_COND_INITIALIZER;
 static bool stopping;
 
-static void on_sigprof(int sig, siginfo_t *si, void *uc) {
-  (void)sig;
-  (void)si;
-  (void)uc;
-  int i = atomic_fetch_add(&nslots, 1);
-  if (i >= MAX_SAMPLES) return;
-  slots[i].depth = backtrace(slots[i].pc, MAX_DEPTH);
-}
+/* ---- the sampler ---------------------------------------------------------------------------
+ *
+ * The SIGPROF handler is async-signal-safe: it reads the interrupted registers and stack words
+ * and writes its own slot; no lock, no allocation, no unwinder (backtrace() may take the
+ * dynamic linker's lock and allocate, which deadlocks or corrupts when the signal lands inside
+ * malloc), and errno is kept. It walks frame pointers: the binaries are built with
+ * -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer, so each of our frames begins with the
+ * record [saved frame pointer][return address]. Libraries (libc, libcurl, SQLite, zlib) are
+ * built without them: a sample taken in one gets its leaf, then the stack is scanned upwards
+ * for the return address of the call from our code that entered the library, checked against
+ * the frame record above it (find_caller), and the walk goes on at that record. A walk ends at
+ * the first return address outside our code (a thread's entry, a library that called us back),
+ * or at anything implausible: a frame below the last one, misaligned, more than STACK_SPAN
+ * above the stack pointer, or unreadable (checked with a system call, never by touching it).
+ * A sample in a library whose caller cannot be told for sure (a tail call, nothing consistent)
+ * keeps its leaf only: its cost is counted, its stack is short rather than wrong.
+ *
+ * Reading the samples: a profile clears `collecting` when its window ends, then waits until no
+ * handler runs (`active` is 0); a handler that starts after that sees `collecting` clear and
+ * writes nothing, so no stack is read while it is being written. */
 
-/* ---- symbolization from the executable's own .symtab ----------------------------------------- */
-
+/* the executable's functions (load_symbols; read-only once the handler is installed) */
 typedef struct sym {
   uintptr_t start, end;
   const char *name;
@@ -61,6 +74,147 @@ static sym *syms;
 static size_t nsyms;
 static char *sym_names; /* strtab copy */
 static uintptr_t exe_base;
+
+static atomic_bool collecting;
+static atomic_int active;
+static uintptr_t text_lo, text_hi; /* our executable's functions, absolute addresses */
+#define STACK_SPAN ((uintptr_t)8 << 20) /* the default thread stack */
+#define SCAN_BYTES ((uintptr_t)64 << 10) /* how far above a library leaf to look for our caller */
+
+#define SIGNAL_SAFE __attribute__((no_sanitize("address", "thread", "undefined"), noinline))
+
+/* Whether 8 bytes at a (8-aligned, so on one page) can be read: rt_sigprocmask copies its set
+ * from a before it looks at `how` (~0, invalid), so EFAULT means a cannot be read. */
+SIGNAL_SAFE static bool readable(uintptr_t a, uintptr_t *checked_page) {
+  uintptr_t page = a & ~(uintptr_t)4095;
+  if (page == *checked_page) return true;
+  if (syscall(SYS_rt_sigprocmask, ~0, (void *)a, NULL, 8) < 0 && errno == EFAULT) return false;
+  *checked_page = page;
+  return true;
+}
+
+SIGNAL_SAFE static bool in_text(uintptr_t pc) { return pc >= text_lo && pc < text_hi; }
+
+/* A return address into our code: it follows a call instruction (call rel32; call through a
+ * register, or through memory with an 8- or 32-bit displacement, RIP-relative included). */
+SIGNAL_SAFE static bool after_call(uintptr_t ret) {
+  if (!in_text(ret) || ret - text_lo < 7) return false;
+  const uint8_t *p = (const uint8_t *)ret;
+  return p[-5] == 0xe8 || (p[-2] == 0xff && (p[-1] & 0xf8) == 0xd0) || (p[-3] == 0xff && (p[-2] & 0x38) == 0x10) ||
+         (p[-6] == 0xff && (p[-5] & 0x38) == 0x10) || (p[-7] == 0xff && (p[-6] & 0x38) == 0x10);
+}
+
+/* The start of our function that contains pc (absolute), or 0. */
+SIGNAL_SAFE static uintptr_t func_start(uintptr_t pc) {
+  uintptr_t rel = pc - exe_base;
+  size_t lo = 0, hi = nsyms;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (syms[mid].start <= rel) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo && rel < syms[lo - 1].end ? exe_base + syms[lo - 1].start : 0;
+}
+
+/* A plausible frame record at a: [a] a higher frame pointer, [a + 8] a return address into our
+ * code; with callee set, also one whose call, when it is a direct one, went to callee (an
+ * indirect call, or one that a tail call hid, cannot be told apart and passes). */
+SIGNAL_SAFE static bool frame_record(uintptr_t a, uintptr_t top, uintptr_t callee, uintptr_t *checked_page) {
+  if ((a & 7) || !readable(a, checked_page) || !readable(a + 8, checked_page)) return false;
+  uintptr_t next = ((const uintptr_t *)a)[0], ret = ((const uintptr_t *)a)[1];
+  if (next <= a || next >= top || (next & 7) || !after_call(ret)) return false;
+  if (!callee || ((const uint8_t *)ret)[-5] != 0xe8) return true;
+  int32_t rel;
+  memcpy(&rel, (const uint8_t *)ret - 4, sizeof rel);
+  return ret + (uintptr_t)(intptr_t)rel == callee;
+}
+
+static void on_sigprof(int sig, siginfo_t *si, void *ucv);
+static int fp_walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, void **out, int max);
+static uintptr_t find_caller(uintptr_t sp, uintptr_t fp, uintptr_t top, uintptr_t *ret_pc, uintptr_t *ret_at,
+                             uintptr_t *page);
+
+/* Whether f is one of the sampler's own functions. SIGPROF is blocked while its handler runs,
+ * so no sample interrupts the sampler: a return address into it that a scan finds is a stale
+ * word an earlier sample left on this stack, never the caller. */
+SIGNAL_SAFE static bool in_sampler(uintptr_t f) {
+  return f == (uintptr_t)&on_sigprof || f == (uintptr_t)&fp_walk || f == (uintptr_t)&find_caller ||
+         f == (uintptr_t)&frame_record || f == (uintptr_t)&readable || f == (uintptr_t)&func_start ||
+         f == (uintptr_t)&after_call || f == (uintptr_t)&in_text;
+}
+
+/* In a library: the return address of the call from our code that entered it, and that
+ * function's frame record. Candidates are the words above sp that return into our code (a few
+ * of them: stale words of earlier calls lie about in library frames); the first whose record
+ * above is consistent with it (the record's call went to its function) is taken. Returns the
+ * record, with *ret_pc and *ret_at set, or 0: none (a library thread, or nothing consistent). */
+SIGNAL_SAFE static uintptr_t find_caller(uintptr_t sp, uintptr_t fp, uintptr_t top, uintptr_t *ret_pc,
+                                         uintptr_t *ret_at, uintptr_t *page) {
+  int tried = 0;
+  for (uintptr_t a = (sp + 7) & ~(uintptr_t)7; a < sp + SCAN_BYTES && tried < 8 && readable(a, page); a += 8) {
+    uintptr_t w = *(const uintptr_t *)a, f = after_call(w) ? func_start(w) : 0;
+    if (!f || in_sampler(f)) continue;
+    tried++;
+    /* the frame pointer is still this function's if the library left it alone */
+    uintptr_t rec = fp > a && fp < a + SCAN_BYTES && frame_record(fp, top, f, page) ? fp : 0;
+    for (uintptr_t b = a + 8; !rec && b < a + SCAN_BYTES; b += 8)
+      if (frame_record(b, top, f, page)) rec = b;
+    if (rec) {
+      *ret_pc = w;
+      *ret_at = a;
+      return rec;
+    }
+  }
+  return 0;
+}
+
+SIGNAL_SAFE static int fp_walk(uintptr_t pc, uintptr_t sp, uintptr_t fp, void **out, int max) {
+  int n = 0;
+  uintptr_t page = 0, lo = sp, top = sp + STACK_SPAN;
+  out[n++] = (void *)pc;
+  if (!in_text(pc)) {
+    uintptr_t ret = 0, at = 0;
+    fp = find_caller(sp, fp, top, &ret, &at, &page);
+    if (!fp || n >= max) return n;
+    out[n++] = (void *)ret;
+    lo = at + 8;
+  }
+  while (n < max) {
+    if (fp < lo || fp >= top || (fp & 7) || !readable(fp, &page) || !readable(fp + 8, &page)) break;
+    uintptr_t next = ((const uintptr_t *)fp)[0], ret = ((const uintptr_t *)fp)[1];
+    if (!ret) break;
+    out[n++] = (void *)ret;
+    if (!in_text(ret)) break; /* a thread's entry in libc, or a library calling us back */
+    lo = fp + 16;
+    fp = next;
+  }
+  return n;
+}
+
+static void on_sigprof(int sig, siginfo_t *si, void *ucv) {
+  (void)sig;
+  (void)si;
+  int saved_errno = errno;
+  atomic_fetch_add(&active, 1);
+  if (atomic_load(&collecting)) {
+    int i = atomic_fetch_add(&nslots, 1);
+    if (i < MAX_SAMPLES) {
+      int depth = 0;
+#if defined(__x86_64__)
+      const ucontext_t *uc = ucv;
+      depth = fp_walk((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], (uintptr_t)uc->uc_mcontext.gregs[REG_RSP],
+                      (uintptr_t)uc->uc_mcontext.gregs[REG_RBP], slots[i].pc, MAX_DEPTH);
+#else
+      (void)ucv; /* frame records are x86-64's here; elsewhere samples have no stack */
+#endif
+      slots[i].depth = depth;
+    }
+  }
+  atomic_fetch_sub(&active, 1);
+  errno = saved_errno;
+}
+
+/* ---- symbolization from the executable's own .symtab ----------------------------------------- */
 
 static int cmp_sym(const void *a, const void *b) {
   const sym *x = a, *y = b;
@@ -103,6 +257,12 @@ static void load_symbols(void) {
                             sym_names + es[k].st_name};
     }
     qsort(syms, nsyms, sizeof *syms, cmp_sym);
+    if (nsyms) {
+      text_lo = exe_base + syms[0].start;
+      text_hi = exe_base + syms[nsyms - 1].end;
+      for (size_t k = 0; k < nsyms; k++)
+        if (exe_base + syms[k].end > text_hi) text_hi = exe_base + syms[k].end;
+    }
     break;
   }
 done:
@@ -165,8 +325,7 @@ static int build_profile(int nsamp, int seconds, int64_t start_ns, uint8_t **out
   for (int i = 0; i < nsamp && p->location && p->function && p->sample; i++) {
     sample_slot *sl = &slots[i];
     pprof_sample *s = &p->sample[p->nsample];
-    /* skip the handler's own frames: backtrace, on_sigprof and the signal trampoline */
-    int skip = sl->depth > 2 ? 2 : 0;
+    int skip = 0; /* the walk starts at the interrupted instruction: no handler frames */
     int depth = sl->depth - skip;
     if (depth <= 0) continue;
     s->loc = arena_alloc(m, (size_t)depth * sizeof *s->loc);
@@ -293,9 +452,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     seconds = strtol(sv, &end, 10);
     if (*end || seconds < 1 || seconds > 60) return text(c, 400, "seconds: want 1..60\n");
   }
+  pthread_mutex_lock(&stop_mu);
+  bool stop = stopping;
+  pthread_mutex_unlock(&stop_mu);
+  if (stop) return text(c, 503, "stopping\n");
   if (pthread_mutex_trylock(&prof_mu) != 0)
     return text(c, 500, "Could not enable CPU profiling: cpu profiling already in use\n");
   atomic_store(&nslots, 0);
+  atomic_store(&collecting, true);
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   int64_t start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -309,6 +473,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   }
   pthread_mutex_unlock(&stop_mu);
   setitimer(ITIMER_PROF, &off, NULL);
+  /* a signal already on its way may still be handled: read only once no handler runs */
+  atomic_store(&collecting, false);
+  while (atomic_load(&active) > 0) {
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
   int n = atomic_load(&nslots);
   if (n > MAX_SAMPLES) n = MAX_SAMPLES;
   uint8_t *buf = NULL;
@@ -324,9 +494,6 @@ int selfprof_start(const char *addr, int port, selfprof **ret, pp_err *err) {
   pthread_once(&once, load_symbols);
   if (!slots) slots = calloc(MAX_SAMPLES, sizeof *slots);
   if (!slots) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  /* backtrace() loads libgcc's unwinder on first use: do that now, not in a signal handler */
-  void *warm[4];
-  backtrace(warm, 4);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_sigprof;
@@ -351,12 +518,17 @@ int selfprof_start(const char *addr, int port, selfprof **ret, pp_err *err) {
   return 0;
 }
 
-void selfprof_stop(selfprof *s) {
+void selfprof_finish(selfprof *s) {
   if (!s) return;
   pthread_mutex_lock(&stop_mu);
   stopping = true;
   pthread_cond_broadcast(&stop_cv);
   pthread_mutex_unlock(&stop_mu);
+}
+
+void selfprof_stop(selfprof *s) {
+  if (!s) return;
+  selfprof_finish(s);
   MHD_stop_daemon(s->d);
   free(s);
 }

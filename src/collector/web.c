@@ -328,7 +328,8 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
     if (w->h.reload(w->h.ud, &err) < 0) {
       char msg[600];
       snprintf(msg, sizeof msg, "%s\n", err.msg);
-      web_resp_text(out, 400, msg);
+      /* 503 while ready says no: the collector is stopping and refuses reloads (web.h) */
+      web_resp_text(out, w->h.ready && !w->h.ready(w->h.ud) ? 503 : 400, msg);
     } else {
       web_resp_text(out, 200, "config reloaded\n");
     }

@@ -54,7 +54,8 @@ typedef struct web_hooks {
   void *ud;
   store *st;
   scrape_engine *eng;
-  /* Reloads the config; 0, or negative with a message in err (answered as 400). */
+  /* Reloads the config; 0, or negative with a message in err (answered as 400, or as 503
+   * while ready says no: the collector is stopping and refuses reloads). */
   int (*reload)(void *ud, pp_err *err);
   bool (*ready)(void *ud);
   /* Appends the program's own metrics (reloads, ingest, store) in Prometheus text format. */

@@ -76,7 +76,9 @@ static json_t *config_body(const op *o, const char *cm, const char *yaml, size_t
   char *b64 = NULL;
   size_t gzlen, blen;
   json_t *body = NULL;
-  if (pp_gzip(yaml, len, 9, &gz, &gzlen, err) == 0) {
+  /* level 6: 2.1 MB of 10,000 targets in 5 ms to 97 KB; level 9 took 66 ms for 88 KB, on every
+   * pass (libdeflate, measured on the benchmark's config) */
+  if (pp_gzip(yaml, len, 6, &gz, &gzlen, err) == 0) {
     if (gzlen > OP_CONFIGMAP_MAX)
       pp_err_set(err, PP_ELIMIT,
                  "the config of %zu targets is %zu bytes gzipped (%zu as YAML), over the %d a ConfigMap holds", targets,

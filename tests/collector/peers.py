@@ -110,6 +110,10 @@ class FaultHandler(http.server.BaseHTTPRequestHandler):
             elif kind == "redirect":
                 # a redirect to a path that would answer with a valid profile
                 self.send_body(302, b"", [("Location", f"/ok/redirected-{parts[2]}/debug/pprof/heap")])
+            elif kind == "slow":
+                # a good profile after 2 s: a scrape that is in flight for a while
+                time.sleep(2)
+                self.send_body(200, FaultHandler.good)
             elif kind == "hang-headers":
                 time.sleep(30)
             elif kind == "hang-body":

@@ -14,7 +14,7 @@ TOOL = os.path.join(ROOT, "bin", "pprof-tool")
 
 
 # A case repeated under a sanitizer or valgrind says so in its name; the runner counts them apart.
-SANITIZER_RE = re.compile(r"\[asan\]|under ASan|valgrind", re.I)
+SANITIZER_RE = re.compile(r"\[[at]san\]|under ASan|valgrind", re.I)
 
 
 class Tally:
