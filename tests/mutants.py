@@ -36,6 +36,7 @@ def M(name, what, edits, run, expect):
 
 S = "src/collector/scrape.c"
 W = "src/collector/web.c"
+WA = "src/collector/web_api.c"
 Q = "src/collector/store_query.c"
 UI = "src/collector/ui/app.js"
 
@@ -77,11 +78,10 @@ MUTANTS = [
       [("src/tools/pprof-tool.c", "done:\n  pprof_free(p);\n  return rc;", "done:\n  return rc;")],
       ["valgrind:tool"], r"^valgrind pprof-tool"),
     M("collector-leak-profiles", "GET /api/v1/profiles leaks its rows",
-      [(W, "  store_rows_free(rows, n);\n  return send_json(c, 200, json_pack(\"{s:s,s:o}\", \"status\", \"success\", \"data\", arr));\n}\n\nstatic void html_escape",
-        "  return send_json(c, 200, json_pack(\"{s:s,s:o}\", \"status\", \"success\", \"data\", arr));\n}\n\nstatic void html_escape")],
+      [(WA, "  web_buf_puts(&b, \"]}\");\n  store_rows_free(rows, n);\n  if (b.over)", "  web_buf_puts(&b, \"]}\");\n  if (b.over)")],
       ["valgrind:collector"], r"^valgrind collector"),
     M("collector-leak-render-base", "render with a base leaks a buffer (only LeakSanitizer sees it)",
-      [(W, "    free(in_cmp);\n    htab_free(&bnames);\n    return send_json(c, 200,", "    htab_free(&bnames);\n    return send_json(c, 200,")],
+      [(WA, "out:\n  free(in_cmp);\n  htab_free(&bnames);", "out:\n  htab_free(&bnames);")],
       ["collector-asan:aggregation"], r"^collector\[asan\] aggregation/agg: exit 0"),
     # ---- the collector under ThreadSanitizer, and its shutdown
     M("collector-race-job-start", "a scrape's start (its transfer handle and the drift histogram) is written without the engine lock, as before issue 12",
@@ -154,15 +154,15 @@ MUTANTS = [
         "  if (!p || i == 0) return 0; /* deleted by retention meanwhile, or unreadable: skipped */")],
       ["collector:real_targets"], r"totals = sum of the records"),
     M("base-labels-ignored", "base_LABEL and base_name are ignored (the base uses the main labels)",
-      [(W, "if (strcmp(k, \"from\") && strcmp(k, \"to\") && strcmp(k, \"agg\")) any_label = true;",
+      [(WA, "if (strcmp(k, \"from\") && strcmp(k, \"to\") && strcmp(k, \"agg\")) any_label = true;",
         "if (strcmp(k, \"from\") && strcmp(k, \"to\") && strcmp(k, \"agg\")) any_label = false;")],
       ["collector:aggregation"], r"base_name|base_LABEL"),
     M("render-hides-vanished", "render's comparison table leaves out functions only the base has",
-      [(W, "    for (size_t k = 0; have_tb && k < tb.nfuncs && json_array_size(top) < (size_t)topn; k++) {",
-        "    for (size_t k = 0; 0 && k < tb.nfuncs && json_array_size(top) < (size_t)topn; k++) {")],
+      [(WA, "  for (size_t k = 0; tb && k < tb->nfuncs && rows < (size_t)topn; k++) {",
+        "  for (size_t k = 0; 0 && k < tb->nfuncs && rows < (size_t)topn; k++) {")],
       ["collector:aggregation"], r"base_name"),
     M("rfc3339-fraction-dropped", "RFC 3339 times lose their fraction of a second",
-      [(W, "  if (*rest == '.') frac = parse_frac_ns(rest + 1, &rest);", "  if (*rest == '.') (void)parse_frac_ns(rest + 1, &rest);")],
+      [(WA, "  if (*rest == '.') frac = parse_frac_ns(rest + 1, &rest);", "  if (*rest == '.') (void)parse_frac_ns(rest + 1, &rest);")],
       ["collector:aggregation"], r"RFC 3339"),
     M("store-totals-off", "the store's per-record totals leave out the first sample",
       [("src/collector/store.c", "    for (size_t i = 0; i < p->nsample; i++) sum =", "    for (size_t i = 1; i < p->nsample; i++) sum =")],
@@ -209,23 +209,50 @@ MUTANTS = [
       [("src/collector/store.c", "    *ret_enospc = e == ENOSPC || e == EDQUOT;\n    if (r == -2)", "    *ret_enospc = false;\n    if (r == -2)")],
       ["collector:disk"], r"ENOSPC"),
     M("series-pages-ignore-after", "/api/v1/series ignores after=, so every page is the first",
-      [(W, "s.to, after ? &cur : NULL, (size_t)limit", "s.to, after && 0 ? &cur : NULL, (size_t)limit")],
+      [(WA, "s.to, after ? &cur : NULL, (size_t)limit", "s.to, after && 0 ? &cur : NULL, (size_t)limit")],
       ["collector:web_api"], r"series in pages"),
     # ---- web: authentication and headers
     M("csp-missing-on-401", "401 answers go out without the security headers",
-      [(W, "  else MHD_add_response_header(r, \"WWW-Authenticate\", \"Bearer\");\n  return queue(c, 401, r);",
-        "  else MHD_add_response_header(r, \"WWW-Authenticate\", \"Bearer\");\n"
-        "  enum MHD_Result ret = MHD_queue_response(c, 401, r);\n  MHD_destroy_response(r);\n  return ret;")],
+      [(W, "  web_resp_release(a);\n  return queue(c, status, r);",
+        "  web_resp_release(a);\n  if (status == 401) {\n    enum MHD_Result ret = MHD_queue_response(c, 401, r);\n"
+        "    MHD_destroy_response(r);\n    return ret;\n  }\n  return queue(c, status, r);")],
       ["collector:web_api"], r"carries the CSP and nosniff"),
     M("nosniff-missing", "no X-Content-Type-Options: nosniff",
       [(W, "  MHD_add_response_header(r, \"X-Content-Type-Options\", \"nosniff\");\n", "")],
       ["collector:web_api"], r"carries the CSP and nosniff"),
     M("bcrypt-refused", "only SHA-512 crypt hashes log in (htpasswd -B bcrypt ones do not)",
-      [(W, "        ok = got && got[0] == '$' && same(got, hash);", "        ok = got && !strncmp(hash, \"$6$\", 3) && same(got, hash);")],
+      [("src/collector/web_auth.c", "    ok = got && got[0] == '$' && same(got, hash);", "    ok = got && !strncmp(hash, \"$6$\", 3) && same(got, hash);")],
       ["collector:web_api"], r"htpasswd -B"),
+    # ---- web: load, limits, text (issue 12)
+    M("probes-wait-behind-queries", "queries run on the server's own threads (no worker pool), so probes wait behind them",
+      [(W, "    job *j = new_job(w, jobs[i].kind, &p);\n    return j ? submit(",
+        "    job *j = new_job(w, jobs[i].kind, &p);\n    if (j && jobs[i].lane == WEB_LANE_QUERY) {\n"
+        "      web_resp a;\n      memset(&a, 0, sizeof a);\n      job_run(j, w->budget, &a);\n      job_free(j);\n"
+        "      return send_resp(c, &a);\n    }\n    return j ? submit(")],
+      ["collector:web_load"], r"probe timeout while 16 clients"),
+    M("big-body-read", "a body's Content-Length is not checked: a 50 MB POST is read, not refused with 413",
+      [(W, "if (errno || end == cl || n > WEB_MAX_BODY) return refuse_body(w, c, r);",
+        "if (errno || end == cl || n > ((unsigned long long)1 << 40)) return refuse_body(w, c, r);")],
+      ["collector:web_limits"], r"50 MB POST"),
+    M("names-drop-invalid-utf8", "render leaves names that are not valid UTF-8 out of its names array (as jansson did)",
+      [(WA, "      if (added == 1) {\n        if (ni)", "      if (added == 1 && pp_utf8_valid(t->names[i], strlen(t->names[i]))) {\n        if (ni)"),
+       (WA, "#include \"web_json.h\"\n", "#include \"web_json.h\"\n#include \"../base/utf8.h\"\n")],
+      ["collector:utf8"], r"names stay aligned|keeps its length"),
+    M("auth-cache-off", "verified Basic credentials are not remembered: every request hashes the password again",
+      [("src/collector/web_auth.c", "      if (c->expires > now && c->h[0] == h[0]", "      if (0 && c->expires > now && c->h[0] == h[0]")],
+      ["collector:web_limits"], r"credentials are cached"),
+    M("auth-failures-unlimited", "failed logins are never rate-limited (every guess costs a bcrypt)",
+      [("src/collector/web_auth.c", "  if (b->tokens >= 1) {\n    b->tokens -= 1;", "  if (1) {\n    b->tokens -= 1;")],
+      ["collector:web_limits"], r"rate-limited"),
+    M("no-per-address-limit", "no limit on one client address's connections: half-sent requests fill the server",
+      [(W, "(unsigned)WEB_MAX_PER_ADDRESS,", "0u,")],
+      ["collector:web_limits"], r"half-sent requests"),
+    M("answers-never-cached", "nothing is ever stored in the answer cache",
+      [("src/collector/web_cache.c", "  if (!c || !c->st.max_bytes) return;\n  size_t klen", "  if (c || !c) return;\n  size_t klen")],
+      ["collector:web_load"], r"cache hit|serves the retry"),
     # ---- UI: what the page shows
     M("raw-unescaped", "/raw writes '<' from label values unescaped",
-      [(W, "    case '<': bput(buf, len, cap, \"&lt;\", 4); break;", "    case '<': bput(buf, len, cap, \"<\", 1); break;")],
+      [("src/collector/web_json.c", "c == '<' ? \"&lt;\" :", "c == '<' ? \"<\" :")],
       ["ui"], r"hostile names"),
     M("ui-innerhtml", "the UI sets text with innerHTML",
       [(UI, "    else if (k === 'text') el.textContent = v;", "    else if (k === 'text') el.innerHTML = v;")],

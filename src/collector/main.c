@@ -264,6 +264,12 @@ static void usage(FILE *f) {
         "      --web-basic-auth-file FILE  require HTTP basic auth for the UI and API: name:hash\n"
         "                                lines (htpasswd -B); /healthz and /readyz stay open\n"
         "      --web-bearer-token-file FILE  or accept this bearer token (either may be given)\n"
+        "      --web-max-queries N       queries (renders, timelines, profiles) run at once; the\n"
+        "                                rest wait briefly, then get 503 (default: the cores)\n"
+        "      --web-query-timeout DURATION  a request's deadline (default 30s)\n"
+        "      --web-query-memory SIZE   memory for the running queries, split between them\n"
+        "                                (default 256MiB, or half the cgroup's limit if less)\n"
+        "      --web-cache-size SIZE     recent answers kept (default 32MiB; 0 = none)\n"
         "      --check-config FILE       validate a config file and exit (0 valid, 1 invalid)\n"
         "      --shutdown-grace DURATION on SIGTERM, let scrapes in flight finish and be stored\n"
         "                                for at most this long (default 5s; 0 = abandon them)\n"
@@ -313,12 +319,16 @@ int main(int argc, char **argv) {
       {"retention-size", required_argument, 0, 'S'}, {"retention-time", required_argument, 0, 'T'},
       {"web-listen-address", required_argument, 0, 'L'}, {"check-config", required_argument, 0, 'C'},
       {"web-basic-auth-file", required_argument, 0, 'U'}, {"web-bearer-token-file", required_argument, 0, 'K'},
+      {"web-max-queries", required_argument, 0, 'Q'}, {"web-query-timeout", required_argument, 0, 'D'},
+      {"web-query-memory", required_argument, 0, 'M'}, {"web-cache-size", required_argument, 0, 'A'},
       {"shutdown-grace", required_argument, 0, 'G'},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
   pp_err err = {0};
   static web_auth auth;
+  web_opts wopts;
+  web_opts_default(&wopts);
   opterr = 0;
   while ((ch = getopt_long(argc, argv, ":c:l:p:d:h", lo, NULL)) != -1) {
     switch (ch) {
@@ -383,6 +393,25 @@ int main(int argc, char **argv) {
     case 'K':
       if (web_auth_load_token(optarg, &auth, &err) < 0) return bad_flag("--web-bearer-token-file: %s", err.msg);
       break;
+    case 'Q': {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (*end || end == optarg || v < 1 || v > 256) return bad_flag("--web-max-queries wants 1..256, not \"%s\"", optarg);
+      wopts.max_queries = (unsigned)v;
+      break;
+    }
+    case 'D':
+      if (pp_parse_duration(optarg, &wopts.query_timeout_s, &err) < 0 || wopts.query_timeout_s < 0.1 ||
+          wopts.query_timeout_s > 3600)
+        return bad_flag("--web-query-timeout wants a duration from 100ms to 1h, not \"%s\"", optarg);
+      break;
+    case 'M':
+      if (pp_parse_size(optarg, &wopts.query_memory, &err) < 0 || wopts.query_memory < ((uint64_t)1 << 20))
+        return bad_flag("--web-query-memory wants a size of at least 1MiB, not \"%s\"", optarg);
+      break;
+    case 'A':
+      if (pp_parse_size(optarg, &wopts.cache_bytes, &err) < 0) return bad_flag("--web-cache-size: %s", err.msg);
+      break;
     case 'h': usage(stdout); return 0;
     case 'V': printf("collector %s (revision %s)\n", PP_VERSION, PP_REVISION); return 0;
     case ':': return bad_flag("%s needs a value", argv[optind - 1]);
@@ -446,7 +475,7 @@ int main(int argc, char **argv) {
       LOG(LOG_INFO, "self telemetry: pprof on http://127.0.0.1:%d/debug/pprof/", a.cfg->self_pprof_port);
   }
   web_hooks hooks = {&a, a.st, a.eng, hook_reload, hook_ready, hook_metrics, &auth};
-  if (web_start(listen, port, &hooks, &w, &err) < 0) {
+  if (web_start(listen, port, &hooks, &wopts, &w, &err) < 0) {
     LOG(LOG_ERROR, "%s", err.msg);
     goto out;
   }

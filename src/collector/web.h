@@ -1,43 +1,54 @@
-/* web: the collector's HTTP server (libmicrohttpd, internal thread pool) on :8989.
+/* web: the collector's HTTP server (libmicrohttpd) on :8989: the UI, the API, /metrics, the
+ * probes. docs/api.md documents the routes, their parameters and answers.
  *
- * Routes in this module: /healthz, /readyz, /metrics, /api/v1/targets, /api/v1/series,
- * /api/v1/profile (gzip pprof for `go tool pprof`), POST /reload and POST /-/reload, and a
- * plain index page at /. docs/api.md documents parameters and answers.
+ * Probes first: the server's own threads only parse, route and send. /healthz and /readyz are
+ * answered there before anything else (no credentials, no parameters, no store), and so are
+ * cached answers and the UI's files; everything that reads the store or waits (queries, lists,
+ * /metrics, reloads, password hashing) runs on web_work's workers while its connection is
+ * suspended. So a probe never waits behind a query, however many run.
  *
- * Limits: at most WEB_MAX_PARAMS query parameters of at most WEB_MAX_PARAM_LEN bytes each,
- * request bodies are read and discarded (nothing here takes a body), merges read at most
- * WEB_MAX_RECORDS records, a page of /api/v1/series holds at most WEB_MAX_SERIES_PAGE entries.
- * Every answer carries a restrictive Content-Security-Policy.
- * Threads: handlers run on MHD's threads and use only thread-safe entry points (store
- * queries, scrape_targets_json, the hooks).
+ * Limits (every one answered clearly, never by a stall):
+ *   connections  WEB_MAX_CONNECTIONS in all, WEB_MAX_PER_ADDRESS from one client address (the
+ *                rest are closed at once); a request whose headers or body stop arriving for
+ *                WEB_IDLE_TIMEOUT_S is closed, and so is an idle keep-alive connection
+ *   lists        a page of /api/v1/series holds at most WEB_MAX_SERIES_PAGE entries (limit=, after=)
+ *   requests     headers within 64 KiB (libmicrohttpd answers 431 past it); at most
+ *                WEB_MAX_PARAMS query parameters of at most WEB_MAX_PARAM_LEN bytes (400);
+ *                a body over WEB_MAX_BODY (by Content-Length, or as a chunked body arrives) is
+ *                refused with 413 and the connection closed, without reading it
+ *   queries      at most max_queries at once (default: the number of cores), a short queue,
+ *                then 503 with Retry-After; each request a deadline (503 "timeout") and a
+ *                memory budget (422); identical queries share one run, and recent answers are
+ *                cached by query and store state (web_work.h, web_cache.h, web_api.h)
+ *   auth         web_auth.h: verified credentials cached, failures rate-limited (429)
+ * Every answer carries a restrictive Content-Security-Policy and nosniff.
+ * Threads: handlers run on libmicrohttpd's threads and web_work's; they use only thread-safe
+ * entry points (store queries, scrape_targets_json/metrics, the hooks).
  */
 #ifndef COLLECTOR_WEB_H
 #define COLLECTOR_WEB_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../base/pp_err.h"
 #include "scrape.h"
 #include "store.h"
+#include "web_auth.h"
 
 #define WEB_MAX_PARAMS 64
 #define WEB_MAX_PARAM_LEN 1024
 #define WEB_MAX_RECORDS 20000
 #define WEB_MAX_SERIES_PAGE 100000
-
-/* Optional authentication for the UI and API (off when both are NULL/empty); /healthz and
- * /readyz stay open. users: "name:hash" lines as htpasswd -B writes them (any crypt(3) hash
- * libxcrypt knows: bcrypt $2b$, sha512 $6$, yescrypt $y$); token: a bearer token. */
-typedef struct web_auth {
-  char **users; /* "name:hash" */
-  size_t nusers;
-  char *token;
-} web_auth;
-
-/* Reads a users file (PP_EINVAL naming the bad line) or a token file into *auth. */
-int web_auth_load_users(const char *path, web_auth *auth, pp_err *err);
-int web_auth_load_token(const char *path, web_auth *auth, pp_err *err);
+#define WEB_MAX_BODY ((size_t)64 << 10)
+#define WEB_MAX_CONNECTIONS 1024
+#define WEB_MAX_PER_ADDRESS 64
+#define WEB_IDLE_TIMEOUT_S 10
+#define WEB_QUERY_TIMEOUT_S 30
+#define WEB_QUERY_MEMORY ((uint64_t)256 << 20) /* all queries together, unless the cgroup allows less */
+#define WEB_QUERY_MEMORY_MIN ((uint64_t)32 << 20) /* one query's least budget: fewer slots rather than less */
+#define WEB_CACHE_BYTES ((uint64_t)32 << 20)
 
 typedef struct web_hooks {
   void *ud;
@@ -52,10 +63,22 @@ typedef struct web_hooks {
   const web_auth *auth; /* NULL = open */
 } web_hooks;
 
+typedef struct web_opts {
+  unsigned max_queries;     /* queries at once; 0 = the number of cores (fewer if the memory asks) */
+  double query_timeout_s;   /* a request's deadline */
+  uint64_t query_memory;    /* all running queries' memory, split evenly between the slots */
+  uint64_t cache_bytes;     /* 0 = no cache */
+} web_opts;
+
+/* The defaults: cores, WEB_QUERY_TIMEOUT_S, WEB_QUERY_MEMORY (or half the cgroup's memory
+ * limit when that is less), WEB_CACHE_BYTES. */
+void web_opts_default(web_opts *o);
+
 typedef struct web web;
 
 /* Listens on addr ("", "0.0.0.0", "127.0.0.1", "::"...) and port. */
-int web_start(const char *addr, int port, const web_hooks *hooks, web **ret, pp_err *err);
+int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts *opts, web **ret, pp_err *err);
+/* Answers what still waits (503), lets running queries finish, closes every connection. */
 void web_stop(web *w);
 
 /* Parses a time given as Unix seconds (fractions allowed) or RFC 3339 UTC; ns since epoch. */

@@ -24,6 +24,7 @@ import zlib
 from urllib.parse import quote
 
 from harness import OUT, ROOT, TESTDATA, TOOL, compare_maps, go_pprof, go_raw, go_top_args, parse_go_top, parse_our_top, run
+import web_load
 from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req
 
 
@@ -1116,6 +1117,8 @@ def shutdown(t):
 
 PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_api, aggregation, crash, disk, reload,
                                   shutdown)}
+# the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
+PARTS.update(web_load.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 ASAN_PARTS = [p for p in PARTS if p != "disk"]

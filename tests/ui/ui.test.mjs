@@ -1,5 +1,5 @@
 // Browser tests of the collector UI in Debian's chromium, driven by playwright-core.
-// Usage: node ui.test.mjs BASE_URL OUT_DIR EXPECTED_TOP_FUNCTION FROZEN_TO PAYLOADS_JSON
+// Usage: node ui.test.mjs BASE_URL OUT_DIR EXPECTED_TOP_FUNCTION FROZEN_TO PAYLOADS_JSON BADTEXT_JSON
 // Prints "ok - name" / "not ok - name" per check; tests/run.py counts them.
 // Checks read what the page shows (table cells, the flame graph's pixels) and compare it with
 // the API's answer for the same view (itself checked against go tool pprof by the collector
@@ -7,8 +7,10 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 
-const [base, out, expectedTop, frozenTo, payloadsJson] = process.argv.slice(2);
+const [base, out, expectedTop, frozenTo, payloadsJson, badtextJson] = process.argv.slice(2);
 const P = JSON.parse(payloadsJson); // the hostile target's strings: {monitor, ns, svc, fn}
+// the invalid UTF-8 target: go tool pprof's function names and the sample types, made valid
+const W = JSON.parse(badtextJson || '{"names": [], "types": []}');
 const TO = `&to=${frozenTo}`; // the data the explorer checks look at does not move
 const sec = (ns) => (ns / 1e9).toFixed(3);
 fs.mkdirSync(out, { recursive: true });
@@ -302,7 +304,7 @@ await check('dashboard shows one card per service (as /api/v1/series has them), 
   await shot('dashboard');
   const titles = await page.$$eval('#cards .card h2', (h) => h.map((x) => x.textContent).sort());
   if (JSON.stringify(titles) !== JSON.stringify(services)) throw new Error(`cards ${JSON.stringify(titles)}, services ${JSON.stringify(services)}`);
-  return services.length === 2;
+  return services.length === 3;
 });
 
 await check('hostile names and labels are shown as text on every page, /raw included; nothing becomes markup', async () => {
@@ -343,6 +345,34 @@ await check('hostile names and labels are shown as text on every page, /raw incl
   await shot('xss');
   if (dialogs.length) bad.push('a dialog opened: ' + dialogs.join(', '));
   if (await page.evaluate(() => window.__xss)) bad.push('window.__xss was set');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('text that is not UTF-8: the explorer shows each function and sample type made valid (U+FFFD per bad sequence), ' +
+  'as go tool pprof names them; its flame graph and dashboard card are drawn', async () => {
+  const bad = [];
+  await page.goto(base + '/explorer?' + new URLSearchParams({ name: 'badtext', type: 'heap' }));
+  await page.waitForSelector('#top tbody tr', { timeout: 15000 });
+  const names = (await page.$$eval('#top tbody tr td:first-child', (t) => t.map((x) => x.textContent))).sort();
+  const want = [...W.names].sort();
+  if (!want.length || JSON.stringify(names) !== JSON.stringify(want)) bad.push(`top table ${JSON.stringify(names)}, want ${JSON.stringify(want)}`);
+  const opts = await page.$$eval('#sample option', (o) => o.map((x) => x.textContent));
+  const wantOpts = W.types.map(([t, u]) => `${t} (${u})`);
+  if (JSON.stringify(opts) !== JSON.stringify(wantOpts)) bad.push(`sample types ${JSON.stringify(opts)}, want ${JSON.stringify(wantOpts)}`);
+  const drawn = await flamePixels('#flame', [0, 1]);
+  if (drawn.rows[0] < drawn.width - 2 || drawn.rows[1] === 0) bad.push(`flame graph rows painted: ${drawn.rows} of ${drawn.width}`);
+  await shot('badtext');
+  await page.goto(base + '/dashboard');
+  await page.waitForSelector('#cards .card h2');
+  const card = await page.waitForFunction(() => {
+    const c = [...document.querySelectorAll('#cards .card')].find((x) => x.querySelector('h2').textContent === 'badtext');
+    if (!c) return null;
+    const cv = c.querySelector('canvas');
+    const painted = cv && cv.width > 0 && cv.getContext('2d').getImageData(0, 3, cv.width, 1).data.some((v, i) => i % 4 === 3 && v > 0);
+    return c.querySelector('.err') ? { err: c.querySelector('.err').textContent } : painted ? { ok: true } : null;
+  }, null, { timeout: 15000 }).then((h) => h.jsonValue()).catch((e) => ({ err: e.message }));
+  if (!card.ok) bad.push(`dashboard card: ${JSON.stringify(card)}`);
   if (bad.length) throw new Error(bad.join('\n'));
   return true;
 });

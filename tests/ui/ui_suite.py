@@ -12,6 +12,7 @@ import urllib.request
 
 from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_top, run, varint  # noqa: F401 (bench imports them here)
 from peers import Collector, DemoTarget, QuietServer, http_req
+from web_load import BAD, StaticServer, badtext_profile, fix, go_top_names
 
 UI = os.path.dirname(os.path.abspath(__file__))
 # Strings a hostile target controls. Each would change the DOM if it reached the page as markup
@@ -83,6 +84,9 @@ def run_suite(t, parts=None):
     if not ensure_playwright(t):
         return
     demo, bad = DemoTarget(), Hostile()
+    # a profile with invalid UTF-8 in every string field (tests/collector/web_load.py)
+    badtext_body = badtext_profile()
+    badtext = StaticServer(badtext_body)
     q = json.dumps  # a JSON string is a YAML double-quoted scalar
     cfg = f"""monitors:
 - name: demo
@@ -94,6 +98,9 @@ def run_suite(t, parts=None):
 - name: {q(PAYLOADS["monitor"])}
   endpoint: {bad.url}
   labels: {{__k8s_namespace: {q(PAYLOADS["ns"])}, __k8s_name: {q(PAYLOADS["svc"])}, pod: {q(PAYLOADS["pod"])}}}
+  heap: {{interval_seconds: 2}}
+- name: badtext
+  endpoint: {badtext.url}
   heap: {{interval_seconds: 2}}
 """
     c = Collector(cfg, name="ui")
@@ -111,9 +118,16 @@ def run_suite(t, parts=None):
         st, data, _ = http_req("GET", f"{c.url}/api/v1/profile?type=cpu&name=demo&to={frozen}")
         open(f, "wb").write(data)
         nodes = parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + [f]).stdout)
+        # what the pages must show for the invalid UTF-8 profile: go tool pprof's names and the
+        # sample types, each invalid sequence one U+FFFD (as the browser's own decoder does)
+        bt = os.path.join(OUT, "ui-badtext.pb.gz")
+        open(bt, "wb").write(badtext_body)
+        badtext_want = {"names": sorted(fix(n) for n in go_top_names(bt, 1)),
+                        "types": [[fix(BAD["count_type"]), fix(BAD["count_unit"])], [fix(BAD["type"]), fix(BAD["unit"])]]}
         expected = sorted(nodes.items(), key=lambda kv: (-kv[1][0], kv[0]))[0][0] if nodes else ""
         out = os.path.join(OUT, "ui")
-        p = subprocess.run(["node", os.path.join(UI, "ui.test.mjs"), c.url, out, expected, frozen, json.dumps(PAYLOADS)],
+        p = subprocess.run(["node", os.path.join(UI, "ui.test.mjs"), c.url, out, expected, frozen, json.dumps(PAYLOADS),
+                            json.dumps(badtext_want)],
                            capture_output=True, text=True, timeout=600)
         seen = 0
         lines = p.stdout.splitlines()
@@ -135,3 +149,4 @@ def run_suite(t, parts=None):
         c.cleanup()
         demo.stop()
         bad.stop()
+        badtext.stop()

@@ -1,0 +1,807 @@
+/* The data endpoints. See web_api.h. */
+#include "web_api.h"
+
+#include "../base/htab.h"
+#include "web_json.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* What one call-tree node costs while the render is built (the tree's arrays and hash, the
+ * pruning arrays), for the tree's node cap under the budget. */
+#define NODE_BYTES 160
+
+/* ---- times ------------------------------------------------------------------------------------ */
+
+/* Exact: nanosecond timestamps have 19 digits, more than a double holds, so the seconds and
+ * the fraction are parsed as integers. */
+static int parse_frac_ns(const char *s, const char **rest) {
+  int64_t ns = 0;
+  int digits = 0;
+  while (*s >= '0' && *s <= '9') {
+    if (digits < 9) ns = ns * 10 + (*s - '0'), digits++;
+    s++;
+  }
+  while (digits++ < 9) ns *= 10;
+  *rest = s;
+  return (int)ns;
+}
+
+int web_parse_time(const char *s, int64_t *ret) {
+  if (!s || !*s) return -1;
+  const char *p = s;
+  int64_t sec = 0;
+  int n = 0;
+  while (*p >= '0' && *p <= '9' && n < 11) sec = sec * 10 + (*p++ - '0'), n++;
+  if (n > 0 && (*p == '\0' || *p == '.')) {
+    int64_t frac = 0;
+    if (*p == '.') {
+      frac = parse_frac_ns(p + 1, &p);
+      if (*p) return -1;
+    }
+    if (sec > 9200000000LL) return -1;
+    *ret = sec * 1000000000 + frac;
+    return 0;
+  }
+  struct tm tm;
+  memset(&tm, 0, sizeof tm);
+  const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return -1;
+  int64_t frac = 0;
+  if (*rest == '.') frac = parse_frac_ns(rest + 1, &rest);
+  if (strcmp(rest, "Z") && strcmp(rest, "+00:00")) return -1;
+  time_t t = timegm(&tm);
+  if (t < 0 || t > 9200000000LL) return -1; /* past year 2262 does not fit in int64 nanoseconds */
+  *ret = (int64_t)t * 1000000000 + frac;
+  return 0;
+}
+
+/* ---- selections ------------------------------------------------------------------------------ */
+
+static bool label_name_ok(const char *s) {
+  if (!(isalpha((unsigned char)*s) || *s == '_')) return false;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && *s != '_') return false;
+  return true;
+}
+
+/* The selection shared by the data endpoints: type, time range, label matchers. */
+typedef struct selection {
+  const char *type;
+  int64_t from, to;
+  store_matcher m[WEB_MAX_PARAMS];
+  size_t nm;
+  store_agg agg;
+} selection;
+
+static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top", NULL};
+
+static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
+  memset(s, 0, sizeof *s);
+  s->type = web_param(p, "type");
+  if (s->type) {
+    int t = cfg_type_from_name(s->type);
+    if (t < 0) return snprintf(why, n, "unknown type \"%.64s\" (cpu, heap, allocs, block, mutex, goroutine, threadcreate)", s->type), -1;
+    s->type = cfg_type_name[t];
+  } else if (need_type) {
+    return snprintf(why, n, "missing parameter type"), -1;
+  }
+  const char *from = web_param(p, "from"), *to = web_param(p, "to");
+  if (from && web_parse_time(from, &s->from) < 0) return snprintf(why, n, "from: want Unix seconds or RFC 3339"), -1;
+  if (to && web_parse_time(to, &s->to) < 0) return snprintf(why, n, "to: want Unix seconds or RFC 3339"), -1;
+  if (s->to && s->from > s->to) return snprintf(why, n, "from is after to"), -1;
+  const char *agg = web_param(p, "agg");
+  if (!agg || !strcmp(agg, "")) s->agg = STORE_AGG_DEFAULT;
+  else if (!strcmp(agg, "sum")) s->agg = STORE_AGG_SUM;
+  else if (!strcmp(agg, "avg")) s->agg = STORE_AGG_AVG;
+  else if (!strcmp(agg, "latest")) s->agg = STORE_AGG_LATEST;
+  else return snprintf(why, n, "agg: want sum, avg or latest"), -1;
+  const char *name = web_param(p, "name");
+  if (name) s->m[s->nm++] = (store_matcher){"monitor", name};
+  for (size_t i = 0; i < p->n; i++) {
+    bool res = !strncmp(p->k[i], "base_", 5); /* the comparison's own selection */
+    for (const char *const *r = reserved; *r && !res; r++) res = !strcmp(*r, p->k[i]);
+    if (res) continue;
+    if (!label_name_ok(p->k[i])) return snprintf(why, n, "\"%.64s\" is not a label name", p->k[i]), -1;
+    s->m[s->nm++] = (store_matcher){p->k[i], p->v[i]};
+  }
+  return 0;
+}
+
+/* The comparison ("base") of a selection: base_from, base_to, base_agg, base_name and base_LABEL
+ * parameters; labels default to the main selection's when no base_ label is given. Returns 0
+ * with *ret_has = false when no base_ parameter is present. */
+static int parse_base(const web_params *p, const selection *main_sel, selection *b, bool *ret_has, char *why, size_t n) {
+  web_params bp;
+  memset(&bp, 0, sizeof bp);
+  bool any_label = false;
+  for (size_t i = 0; i < p->n; i++) {
+    if (strncmp(p->k[i], "base_", 5)) continue;
+    bp.k[bp.n] = p->k[i] + 5;
+    bp.v[bp.n] = p->v[i];
+    bp.n++;
+    const char *k = p->k[i] + 5;
+    if (strcmp(k, "from") && strcmp(k, "to") && strcmp(k, "agg")) any_label = true;
+  }
+  *ret_has = bp.n > 0;
+  if (!bp.n) return 0;
+  if (main_sel->type && bp.n < WEB_MAX_PARAMS) {
+    bp.k[bp.n] = "type";
+    bp.v[bp.n] = main_sel->type;
+    bp.n++;
+  }
+  if (parse_selection(&bp, b, true, why, n) < 0) return -1;
+  if (!any_label) {
+    memcpy(b->m, main_sel->m, main_sel->nm * sizeof *b->m);
+    b->nm = main_sel->nm;
+  }
+  return 0;
+}
+
+/* ---- sample types ------------------------------------------------------------------------------- */
+
+/* raw as the answers show it (made valid UTF-8) equals shown. */
+static bool shown_eq(const char *raw, const char *shown) {
+  web_buf b;
+  web_buf_init(&b, 0);
+  web_json_text(&b, raw, strlen(raw), 0);
+  bool eq = !b.failed && !strcmp(b.p ? b.p : "", shown);
+  web_buf_free(&b);
+  return eq;
+}
+
+/* The sample type a request asks for: a name, an index or the default (pprof_sample_index),
+ * or a name as the answers show it. */
+static int pick_sample(const pprof_profile *pr, const char *want, char *why, size_t n) {
+  pp_err err = {0};
+  int si = pprof_sample_index(pr, want, &err);
+  for (size_t i = 0; si < 0 && want && *want && i < pr->nsample_type; i++)
+    if (shown_eq(pprof_str(pr, pr->sample_type[i].type), want)) si = (int)i;
+  if (si < 0) snprintf(why, n, "%s", err.msg);
+  return si;
+}
+
+/* The same sample type (by name) in another profile, or -1. */
+static int same_sample(const pprof_profile *a, int si, const pprof_profile *b) {
+  const char *name = pprof_str(a, a->sample_type[si].type);
+  for (size_t i = 0; i < b->nsample_type; i++)
+    if (!strcmp(pprof_str(b, b->sample_type[i].type), name)) return (int)i;
+  return -1;
+}
+
+static long num_param(const web_params *p, const char *k, long dflt, long min, long max, bool *bad) {
+  const char *v = web_param(p, k);
+  if (!v) return dflt;
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (*end || end == v || x < min || x > max) *bad = true;
+  return x;
+}
+
+static int cmp_desc_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x > y ? -1 : x < y;
+}
+
+static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+
+static size_t profile_bytes(const pprof_profile *p) { return p ? p->mem.reserved : 0; }
+
+static void over_budget(web_resp *out, const char *what, size_t need, size_t budget) {
+  char msg[400];
+  snprintf(msg, sizeof msg,
+           "%s took %.1f MiB, over this query's memory budget of %.1f MiB (--web-query-memory): narrow the "
+           "selection (a shorter time range, fewer series) or ask for fewer nodes",
+           what, (double)need / 1048576, (double)budget / 1048576);
+  web_resp_error(out, 422, "execution", msg);
+}
+
+static void store_error(web_resp *out, int r, const pp_err *err) {
+  if (r == PP_EUSAGE) web_resp_error(out, 404, "not_found", err->msg);
+  else web_resp_error(out, 500, "internal", err->msg);
+}
+
+static void put_i64(web_buf *b, int64_t v) { web_buf_printf(b, "%lld", (long long)v); }
+
+static void value_type(web_buf *b, const pprof_profile *p, const pprof_value_type *t) {
+  web_buf_puts(b, "{\"type\":");
+  web_json_str(b, pprof_str(p, t->type));
+  web_buf_puts(b, ",\"unit\":");
+  web_json_str(b, pprof_str(p, t->unit));
+  web_buf_puts(b, "}");
+}
+
+/* ---- /api/v1/render --------------------------------------------------------------------------- */
+
+/* The flame graph's nodes, pruned to max_nodes (the largest |total| summed over inputs; a node
+ * needs its parent kept, which ids guarantee to be decided first: a parent is created before its
+ * children), as [name, parent, self, total(, baseSelf, baseTotal)] into nodes, and the names they
+ * use, each once, into names. */
+static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, web_buf *names, web_buf *nodes,
+                       size_t *ret_kept, size_t *ret_pruned) {
+  int64_t *key = malloc(t->nnodes * sizeof *key), *sorted = malloc(t->nnodes * sizeof *sorted);
+  int32_t *remap = malloc(t->nnodes * sizeof *remap);
+  htab nameidx;
+  int r = htab_init(&nameidx, 1024, 0);
+  size_t kept = 0, pruned = 0;
+  if (!key || !sorted || !remap || r < 0) {
+    r = PP_ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < t->nnodes; i++) {
+    key[i] = 0;
+    for (size_t k = 0; k < nin; k++) key[i] += abs64(t->total[i * nin + k]);
+    sorted[i] = key[i];
+  }
+  qsort(sorted, t->nnodes, sizeof *sorted, cmp_desc_i64);
+  int64_t threshold = sorted[(size_t)max_nodes < t->nnodes ? (size_t)max_nodes - 1 : t->nnodes - 1];
+  for (size_t i = 0; i < t->nnodes; i++) {
+    remap[i] = -1;
+    bool parent_ok = i == 0 || remap[t->parent[i]] >= 0;
+    if (parent_ok && key[i] >= threshold && kept < (size_t)max_nodes) {
+      remap[i] = (int32_t)kept++;
+      /* a name is interned by its bytes and written once, whatever it holds: the array's
+       * length always equals the indexes handed out */
+      uint32_t ni;
+      int added = htab_intern(&nameidx, t->names[i], strlen(t->names[i]), &ni);
+      if (added < 0) {
+        r = added;
+        goto out;
+      }
+      if (added == 1) {
+        if (ni) web_buf_put(names, ",", 1);
+        web_json_str(names, t->names[i]);
+      }
+      if (kept > 1) web_buf_put(nodes, ",", 1);
+      web_buf_printf(nodes, "[%u,%d,%lld,%lld", ni, i ? remap[t->parent[i]] : -1, (long long)t->self[i * nin],
+                     (long long)t->total[i * nin]);
+      if (nin == 2) web_buf_printf(nodes, ",%lld,%lld", (long long)t->self[i * nin + 1], (long long)t->total[i * nin + 1]);
+      web_buf_put(nodes, "]", 1);
+    } else {
+      pruned++;
+    }
+  }
+  r = 0;
+out:
+  htab_free(&nameidx);
+  free(key);
+  free(sorted);
+  free(remap);
+  *ret_kept = kept;
+  *ret_pruned = pruned;
+  return r;
+}
+
+/* The top table, with the base's values by function name (functions only the base has are rows
+ * too, with flat and cum 0, or a comparison would not show what vanished). */
+static int write_top(const pprof_top *tc, const pprof_top *tb, long topn, web_buf *top) {
+  htab bnames;
+  memset(&bnames, 0, sizeof bnames);
+  bool *in_cmp = NULL;
+  size_t rows = 0;
+  int r = 0;
+  if (tb) {
+    /* the base's functions by name (top tables are sorted by value), and which the comparison has */
+    if (htab_init(&bnames, tb->nfuncs + 16, 0) < 0 || !(in_cmp = calloc(tb->nfuncs + 1, sizeof *in_cmp))) {
+      r = PP_ENOMEM;
+      goto out;
+    }
+    for (size_t k = 0; k < tb->nfuncs && r == 0; k++) {
+      uint32_t ix;
+      if (htab_intern(&bnames, tb->funcs[k].name, strlen(tb->funcs[k].name), &ix) < 0) r = PP_ENOMEM;
+    }
+    if (r < 0) goto out;
+  }
+  for (size_t i = 0; i < tc->nfuncs; i++) {
+    int64_t k = tb ? htab_find(&bnames, tc->funcs[i].name, strlen(tc->funcs[i].name)) : -1;
+    if (k >= 0) in_cmp[k] = true;
+    if (i >= (size_t)topn) continue;
+    if (rows++) web_buf_put(top, ",", 1);
+    web_buf_puts(top, "{\"name\":");
+    web_json_str(top, tc->funcs[i].name);
+    web_buf_printf(top, ",\"flat\":%lld,\"cum\":%lld", (long long)tc->funcs[i].flat, (long long)tc->funcs[i].cum);
+    if (tb)
+      web_buf_printf(top, ",\"baseFlat\":%lld,\"baseCum\":%lld", (long long)(k >= 0 ? tb->funcs[k].flat : 0),
+                     (long long)(k >= 0 ? tb->funcs[k].cum : 0));
+    web_buf_put(top, "}", 1);
+  }
+  for (size_t k = 0; tb && k < tb->nfuncs && rows < (size_t)topn; k++) {
+    if (in_cmp[k]) continue;
+    if (rows++) web_buf_put(top, ",", 1);
+    web_buf_puts(top, "{\"name\":");
+    web_json_str(top, tb->funcs[k].name);
+    web_buf_printf(top, ",\"flat\":0,\"cum\":0,\"baseFlat\":%lld,\"baseCum\":%lld", (long long)tb->funcs[k].flat,
+                   (long long)tb->funcs[k].cum);
+    web_buf_put(top, "}", 1);
+  }
+out:
+  free(in_cmp);
+  htab_free(&bnames);
+  return r;
+}
+
+/* Node values: [name, parent, self, total] and, with a base, [.., baseSelf, baseTotal]. What
+ * pruning hid is total - self - sum(children). */
+void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
+  selection s, b;
+  bool has_base = false, bad = false;
+  char why[600];
+  if (parse_selection(p, &s, true, why, sizeof why) < 0 || parse_base(p, &s, &b, &has_base, why, sizeof why) < 0) {
+    web_resp_error(out, 400, "bad_data", why);
+    return;
+  }
+  long max_nodes = num_param(p, "max_nodes", 4096, 1, 200000, &bad);
+  long topn = num_param(p, "top", 500, 1, 20000, &bad);
+  if (bad) {
+    web_resp_error(out, 400, "bad_data", "max_nodes: 1..200000, top: 1..20000");
+    return;
+  }
+  pprof_profile *cmp = NULL, *base = NULL;
+  size_t ncmp = 0, nbase = 0;
+  pp_err err = {0};
+  pprof_multitree t;
+  memset(&t, 0, sizeof t);
+  bool have_t = false, have_tc = false, have_tb = false;
+  pprof_top tc, tb;
+  web_buf names, nodes, top, a;
+  web_buf_init(&names, x->budget);
+  web_buf_init(&nodes, x->budget);
+  web_buf_init(&top, x->budget);
+  web_buf_init(&a, x->budget);
+  int r = store_merged(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, &cmp, &ncmp, &err);
+  if (r == 0 && has_base) r = store_merged(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS, &base, &nbase, &err);
+  if (r < 0) {
+    store_error(out, r, &err);
+    goto done;
+  }
+  size_t used = profile_bytes(cmp) + profile_bytes(base);
+  if (used > x->budget) {
+    over_budget(out, "the merged profiles", used, x->budget);
+    goto done;
+  }
+  int si = pick_sample(cmp, web_param(p, "sample"), why, sizeof why), bsi = 0;
+  if (si >= 0 && base && (bsi = same_sample(cmp, si, base)) < 0) {
+    snprintf(why, sizeof why, "the base has no sample type %s", pprof_str(cmp, cmp->sample_type[si].type));
+    si = -1;
+  }
+  if (si < 0) {
+    web_resp_error(out, 400, "bad_data", why);
+    goto done;
+  }
+  const pprof_profile *ps[2] = {cmp, base};
+  int sis[2] = {si, bsi};
+  size_t nin = base ? 2 : 1;
+  size_t node_cap = (x->budget - used) / NODE_BYTES;
+  r = pprof_multitree_compute(ps, sis, nin, node_cap ? node_cap : 1, &t, &err);
+  if (r == PP_ELIMIT) {
+    over_budget(out, "the call tree", used + node_cap * NODE_BYTES, x->budget);
+    goto done;
+  }
+  if (r < 0) {
+    web_resp_error(out, 500, "internal", err.msg);
+    goto done;
+  }
+  have_t = true;
+  used += t.nnodes * NODE_BYTES;
+  size_t kept = 0, pruned = 0;
+  if (write_nodes(&t, nin, max_nodes, &names, &nodes, &kept, &pruned) < 0 ||
+      pprof_top_compute(cmp, si, &tc, NULL) < 0) {
+    web_resp_error(out, 500, "internal", "out of memory");
+    goto done;
+  }
+  have_tc = true;
+  if (base && pprof_top_compute(base, bsi, &tb, NULL) < 0) {
+    web_resp_error(out, 500, "internal", "top table failed");
+    goto done;
+  }
+  have_tb = base != NULL;
+  if (write_top(&tc, have_tb ? &tb : NULL, topn, &top) < 0) {
+    web_resp_error(out, 500, "internal", "out of memory");
+    goto done;
+  }
+  web_buf_puts(&a, "{\"status\":\"success\",\"data\":{\"profileType\":");
+  web_json_str(&a, s.type);
+  web_buf_puts(&a, ",\"sampleType\":");
+  value_type(&a, cmp, &cmp->sample_type[si]);
+  web_buf_printf(&a, ",\"profiles\":%zu,\"total\":%lld,\"names\":[", ncmp, (long long)tc.total);
+  web_buf_put(&a, names.p, names.len);
+  web_buf_puts(&a, "],\"nodes\":[");
+  web_buf_put(&a, nodes.p, nodes.len);
+  web_buf_printf(&a, "],\"pruned\":{\"nodes\":%zu,\"kept\":%zu},\"top\":[", pruned, kept);
+  web_buf_put(&a, top.p, top.len);
+  web_buf_puts(&a, "],\"sampleTypes\":[");
+  for (size_t i = 0; i < cmp->nsample_type; i++) {
+    if (i) web_buf_put(&a, ",", 1);
+    value_type(&a, cmp, &cmp->sample_type[i]);
+  }
+  web_buf_put(&a, "]", 1);
+  if (have_tb) web_buf_printf(&a, ",\"baseTotal\":%lld,\"baseProfiles\":%zu", (long long)tb.total, nbase);
+  web_buf_puts(&a, "}}");
+  if (names.failed || nodes.failed || top.failed) a.failed = true, a.over = names.over || nodes.over || top.over;
+  used += names.len + nodes.len + top.len;
+  if (a.failed && a.over) over_budget(out, "the answer", used + a.len, x->budget);
+  else web_resp_buf(out, 200, "application/json", &a);
+done:
+  if (have_tc) pprof_top_release(&tc);
+  if (have_tb) pprof_top_release(&tb);
+  if (have_t) pprof_multitree_release(&t);
+  pprof_free(cmp);
+  pprof_free(base);
+  web_buf_free(&names);
+  web_buf_free(&nodes);
+  web_buf_free(&top);
+  web_buf_free(&a);
+}
+
+/* ---- /api/v1/timeline ------------------------------------------------------------------------- */
+
+/* The column of a record's sample types ("type/unit,...") that `want` names (by name, as stored or
+ * as shown, or by index), or the last (Go's default for every type but allocs); -1 if none. */
+static int timeline_column(const char *sample_types, const char *want) {
+  int col = -1, k = 0;
+  char *types = strdup(sample_types ? sample_types : "");
+  if (!types) return -1;
+  char *save = NULL;
+  for (char *tok = strtok_r(types, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++) {
+    char *slash = strchr(tok, '/');
+    if (slash) *slash = '\0';
+    if (want && (!strcmp(tok, want) || shown_eq(tok, want) || (atoi(want) == k && want[0] >= '0' && want[0] <= '9'))) col = k;
+  }
+  free(types);
+  if (!want) col = k - 1;
+  return col;
+}
+
+static long long column_value(const char *totals, int col) {
+  const char *s = totals ? totals : "";
+  for (int k = 0; k < col && s; k++) {
+    s = strchr(s, ',');
+    if (s) s++;
+  }
+  return s ? strtoll(s, NULL, 10) : 0;
+}
+
+void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
+  selection s;
+  char why[256];
+  if (parse_selection(p, &s, true, why, sizeof why) < 0) {
+    web_resp_error(out, 400, "bad_data", why);
+    return;
+  }
+  store_row *rows;
+  size_t n;
+  pp_err err = {0};
+  if (store_list_rows(x->h->st, s.m, s.nm, s.type, s.from, s.to, WEB_MAX_RECORDS, &rows, &n, &err) < 0) {
+    web_resp_error(out, 500, "internal", err.msg);
+    return;
+  }
+  const char *want = web_param(p, "sample");
+  /* one series per label set, in the order first seen; its points in the rows' order */
+  uint32_t *series = malloc((n + 1) * sizeof *series), *order = malloc((n + 1) * sizeof *order);
+  size_t *first = malloc((n + 1) * sizeof *first), *start = calloc(n + 2, sizeof *start);
+  long long *val = malloc((n + 1) * sizeof *val);
+  htab ids;
+  memset(&ids, 0, sizeof ids);
+  bool ok = series && order && first && start && val && htab_init(&ids, 64, 0) == 0;
+  size_t nseries = 0;
+  for (size_t i = 0; ok && i < n; i++) {
+    int col = timeline_column(rows[i].sample_types, want);
+    series[i] = UINT32_MAX;
+    if (col < 0) continue;
+    val[i] = column_value(rows[i].totals, col);
+    uint32_t id;
+    int added = htab_intern(&ids, rows[i].labels_json, strlen(rows[i].labels_json), &id);
+    if (added < 0) ok = false;
+    else if (added == 1) first[nseries++] = i;
+    series[i] = id;
+    start[id + 1]++;
+  }
+  web_buf b;
+  web_buf_init(&b, x->budget);
+  if (ok) {
+    for (size_t j = 0; j < nseries; j++) start[j + 1] += start[j];
+    size_t *fill = calloc(nseries + 1, sizeof *fill);
+    if (!fill) ok = false;
+    for (size_t i = 0; ok && i < n; i++)
+      if (series[i] != UINT32_MAX) order[start[series[i]] + fill[series[i]]++] = (uint32_t)i;
+    free(fill);
+  }
+  if (ok) {
+    web_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+    for (size_t j = 0; j < nseries; j++) {
+      if (j) web_buf_put(&b, ",", 1);
+      web_buf_puts(&b, "{\"labels\":");
+      web_json_labels(&b, rows[first[j]].labels_json);
+      web_buf_puts(&b, ",\"points\":[");
+      for (size_t k = start[j]; k < start[j + 1]; k++) {
+        const store_row *r = &rows[order[k]];
+        web_buf_printf(&b, "%s[%lld,%lld,%lld]", k > start[j] ? "," : "", (long long)r->start_ns, (long long)r->end_ns,
+                       val[order[k]]);
+      }
+      web_buf_puts(&b, "]}");
+    }
+    web_buf_puts(&b, "]}");
+  }
+  htab_free(&ids);
+  free(series);
+  free(order);
+  free(first);
+  free(start);
+  free(val);
+  store_rows_free(rows, n);
+  if (!ok) web_resp_error(out, 500, "internal", "out of memory");
+  else if (b.over) over_budget(out, "the answer", b.len, x->budget);
+  else web_resp_buf(out, 200, "application/json", &b);
+  web_buf_free(&b);
+}
+
+/* ---- /api/v1/profile -------------------------------------------------------------------------- */
+
+void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
+  selection s, b;
+  char why[600];
+  bool has_base = false;
+  if (parse_selection(p, &s, true, why, sizeof why) < 0 || parse_base(p, &s, &b, &has_base, why, sizeof why) < 0) {
+    web_resp_error(out, 400, "bad_data", why);
+    return;
+  }
+  pprof_profile *prof = NULL, *base = NULL, *d = NULL;
+  size_t count = 0;
+  pp_err err = {0};
+  int r = store_merged(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, &prof, &count, &err);
+  if (r < 0) {
+    store_error(out, r, &err);
+    return;
+  }
+  if (has_base) {
+    r = store_merged(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS, &base, NULL, &err);
+    size_t used = profile_bytes(prof) + profile_bytes(base);
+    if (r == 0 && used > x->budget) {
+      over_budget(out, "the merged profiles", used, x->budget);
+      goto done;
+    }
+    if (r == 0) r = pprof_diff(base, prof, &d, &err);
+    if (r < 0) {
+      web_resp_error(out, r == PP_EUSAGE ? 404 : 400, r == PP_EUSAGE ? "not_found" : "bad_data", err.msg);
+      goto done;
+    }
+    pprof_free(prof);
+    prof = d;
+  }
+  if (profile_bytes(prof) + profile_bytes(base) > x->budget) {
+    over_budget(out, "the merged profile", profile_bytes(prof) + profile_bytes(base), x->budget);
+    goto done;
+  }
+  uint8_t *buf;
+  size_t len;
+  if ((r = pprof_encode(prof, 1, &buf, &len, &err)) < 0) {
+    web_resp_error(out, 500, "internal", err.msg);
+    goto done;
+  }
+  web_buf wb;
+  web_buf_init(&wb, x->budget);
+  web_buf_put(&wb, buf, len);
+  free(buf);
+  if (wb.over) {
+    over_budget(out, "the encoded profile", len, x->budget);
+    web_buf_free(&wb);
+    goto done;
+  }
+  web_resp_buf(out, 200, "application/octet-stream", &wb);
+  web_buf_free(&wb);
+  /* a file name from request input: only safe characters survive */
+  char fname[160];
+  const char *name = web_param(p, "name");
+  snprintf(fname, sizeof fname, "%s-%s.pb.gz", name ? name : "profile", s.type);
+  for (char *q = fname; *q; q++)
+    if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_') *q = '_';
+  if (out->status == 200) snprintf(out->disposition, sizeof out->disposition, "attachment; filename=\"%s\"", fname);
+done:
+  pprof_free(prof);
+  pprof_free(base);
+}
+
+/* ---- lists ----------------------------------------------------------------------------------- */
+
+void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
+  selection s;
+  char why[256];
+  if (parse_selection(p, &s, false, why, sizeof why) < 0) {
+    web_resp_error(out, 400, "bad_data", why);
+    return;
+  }
+  /* pages: limit=N entries, then after=<the previous page's "next"> ("series_id:type") */
+  const char *lim = web_param(p, "limit"), *after = web_param(p, "after");
+  long limit = 0;
+  if (lim) {
+    char *end;
+    limit = strtol(lim, &end, 10);
+    if (!*lim || *end || limit < 1 || limit > WEB_MAX_SERIES_PAGE) {
+      web_resp_error(out, 400, "bad_data", "limit: want 1..100000");
+      return;
+    }
+  }
+  store_series_cursor cur = {0, NULL};
+  if (after) {
+    char *end;
+    long long id = strtoll(after, &end, 10);
+    int t = end != after && *end == ':' ? cfg_type_from_name(end + 1) : -1;
+    if (id < 0 || t < 0) {
+      web_resp_error(out, 400, "bad_data", "after: want the \"next\" of a previous page");
+      return;
+    }
+    cur = (store_series_cursor){id, cfg_type_name[t]};
+  }
+  store_series_info *v;
+  size_t n;
+  bool more = false;
+  pp_err err = {0};
+  if (store_list_series(x->h->st, s.m, s.nm, s.type, s.from, s.to, after ? &cur : NULL, (size_t)limit, &v, &n, &more,
+                        &err) < 0) {
+    web_resp_error(out, 500, "internal", err.msg);
+    return;
+  }
+  char next[64] = "";
+  if (more && n) snprintf(next, sizeof next, "%lld:%s", (long long)v[n - 1].series_id, v[n - 1].type);
+  web_buf b;
+  web_buf_init(&b, x->budget);
+  web_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+  for (size_t i = 0; i < n; i++) {
+    web_buf_puts(&b, i ? ",{\"labels\":" : "{\"labels\":");
+    web_json_labels(&b, v[i].labels_json);
+    web_buf_puts(&b, ",\"profileType\":");
+    web_json_str(&b, v[i].type);
+    web_buf_puts(&b, ",\"sampleTypes\":[");
+    char *st = v[i].sample_types, *save = NULL;
+    int k = 0;
+    for (char *tok = strtok_r(st, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++) {
+      char *slash = strchr(tok, '/');
+      if (slash) *slash = '\0';
+      web_buf_puts(&b, k ? ",{\"type\":" : "{\"type\":");
+      web_json_str(&b, tok);
+      web_buf_puts(&b, ",\"unit\":");
+      web_json_str(&b, slash ? slash + 1 : "");
+      web_buf_put(&b, "}", 1);
+    }
+    web_buf_printf(&b, "],\"firstUnixNano\":%lld,\"lastUnixNano\":%lld,\"profiles\":%lld}", (long long)v[i].first_ns,
+                   (long long)v[i].last_ns, (long long)v[i].count);
+  }
+  web_buf_puts(&b, "]");
+  if (next[0]) {
+    web_buf_puts(&b, ",\"next\":");
+    web_json_str(&b, next);
+  }
+  web_buf_puts(&b, "}");
+  store_series_free(v, n);
+  if (b.over) over_budget(out, "the answer", b.len, x->budget);
+  else web_resp_buf(out, 200, "application/json", &b);
+  web_buf_free(&b);
+}
+
+void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
+  selection s;
+  char why[256];
+  if (parse_selection(p, &s, true, why, sizeof why) < 0) {
+    web_resp_error(out, 400, "bad_data", why);
+    return;
+  }
+  const char *lim = web_param(p, "limit");
+  long limit = 1000;
+  if (lim) {
+    char *end;
+    limit = strtol(lim, &end, 10);
+    if (*end || limit < 1 || limit > WEB_MAX_RECORDS) {
+      web_resp_error(out, 400, "bad_data", "limit: want 1..20000");
+      return;
+    }
+  }
+  store_row *rows;
+  size_t n;
+  pp_err err = {0};
+  if (store_list_rows(x->h->st, s.m, s.nm, s.type, s.from, s.to, (size_t)limit, &rows, &n, &err) < 0) {
+    web_resp_error(out, 500, "internal", err.msg);
+    return;
+  }
+  web_buf b;
+  web_buf_init(&b, x->budget);
+  web_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+  for (size_t i = 0; i < n; i++) {
+    web_buf_printf(&b, "%s{\"id\":%lld,\"labels\":", i ? "," : "", (long long)rows[i].id);
+    web_json_labels(&b, rows[i].labels_json);
+    web_buf_puts(&b, ",\"profileType\":");
+    web_json_str(&b, rows[i].type);
+    web_buf_printf(&b, ",\"startUnixNano\":%lld,\"endUnixNano\":%lld,\"bytes\":%llu,\"sampleTypes\":", (long long)rows[i].start_ns,
+                   (long long)rows[i].end_ns, (unsigned long long)rows[i].size);
+    web_json_str(&b, rows[i].sample_types);
+    web_buf_puts(&b, ",\"totals\":[");
+    char *save = NULL;
+    int k = 0;
+    for (char *tok = strtok_r(rows[i].totals, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++) {
+      if (k) web_buf_put(&b, ",", 1);
+      put_i64(&b, strtoll(tok, NULL, 10));
+    }
+    web_buf_puts(&b, "]}");
+  }
+  web_buf_puts(&b, "]}");
+  store_rows_free(rows, n);
+  if (b.over) over_budget(out, "the answer", b.len, x->budget);
+  else web_resp_buf(out, 200, "application/json", &b);
+  web_buf_free(&b);
+}
+
+void web_api_targets(const web_ctx *x, const web_params *p, web_resp *out) {
+  (void)p;
+  json_t *d = scrape_targets_json(x->h->eng);
+  char *s = d ? json_dumps(d, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+  json_decref(d);
+  if (!s) {
+    web_resp_error(out, 500, "internal", "cannot list the targets");
+    return;
+  }
+  web_buf b;
+  web_buf_init(&b, x->budget);
+  web_buf_puts(&b, "{\"status\":\"success\",\"data\":");
+  web_buf_puts(&b, s);
+  web_buf_puts(&b, "}");
+  free(s);
+  if (b.over) over_budget(out, "the answer", b.len, x->budget);
+  else web_resp_buf(out, 200, "application/json", &b);
+  web_buf_free(&b);
+}
+
+/* ---- /raw ---------------------------------------------------------------------------------------- */
+
+static void html(web_buf *b, const char *s) { web_json_text(b, s, strlen(s), 1); }
+
+/* The seed's list of stored series, as a plain page with download links. */
+void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
+  (void)p;
+  store_series_info *v;
+  size_t n;
+  pp_err err = {0};
+  if (store_list_series(x->h->st, NULL, 0, NULL, 0, 0, NULL, 0, &v, &n, NULL, &err) < 0) {
+    web_resp_error(out, 500, "internal", err.msg);
+    return;
+  }
+  web_buf b;
+  web_buf_init(&b, x->budget);
+  web_buf_puts(&b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"
+                   "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/ui/app.css\"></head><body><main><h1>Stored series</h1>"
+                   "<table><tr><th>labels</th><th>type</th><th>profiles</th><th>download</th></tr>");
+  for (size_t i = 0; i < n; i++) {
+    web_buf_puts(&b, "<tr><td>");
+    html(&b, v[i].labels_json);
+    web_buf_puts(&b, "</td><td>");
+    html(&b, v[i].type);
+    web_buf_printf(&b, "</td><td>%lld</td><td>", (long long)v[i].count);
+    /* a link built from stored labels: each value percent-encoded, then the whole HTML-escaped */
+    web_buf link;
+    web_buf_init(&link, 64 << 10);
+    web_buf_puts(&link, "/api/v1/profile?type=");
+    web_buf_puts(&link, v[i].type);
+    json_t *labels = web_json_load_labels(v[i].labels_json);
+    const char *k;
+    json_t *val;
+    json_object_foreach(labels, k, val) {
+      char *ek = curl_easy_escape(NULL, k, 0), *ev = curl_easy_escape(NULL, json_string_value(val) ? json_string_value(val) : "", 0);
+      if (ek && ev) web_buf_printf(&link, "&%s=%s", ek, ev);
+      curl_free(ek);
+      curl_free(ev);
+    }
+    json_decref(labels);
+    web_buf_puts(&b, "<a href=\"");
+    if (link.p) html(&b, link.p);
+    web_buf_puts(&b, "\">pprof</a></td></tr>");
+    web_buf_free(&link);
+  }
+  store_series_free(v, n);
+  web_buf_puts(&b, "</table></main></body></html>");
+  if (b.over) over_budget(out, "the page", b.len, x->budget);
+  else web_resp_buf(out, 200, "text/html; charset=utf-8", &b);
+  web_buf_free(&b);
+}

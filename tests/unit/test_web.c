@@ -1,0 +1,284 @@
+/* Unit tests of the web server's parts that need no HTTP: text made valid (web_json), the
+ * answer cache, cache keys, the query pool (slots, queue, shared runs, deadlines) and the
+ * credential checks (cache, per-address limits). Expected values come from the standards
+ * (Unicode's tables of maximal subparts, RFC 8259's escapes) and from counting. */
+#include <crypt.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../src/collector/web_auth.h"
+#include "../../src/collector/web_cache.h"
+#include "../../src/collector/web_json.h"
+#include "../../src/collector/web_work.h"
+#include "tt.h"
+
+static char *json_of(const char *s, size_t n) {
+  web_buf b;
+  web_buf_init(&b, 0);
+  web_json_strn(&b, s, n);
+  return web_buf_take(&b, NULL);
+}
+
+/* RFC 8259: quote, backslash and control characters escaped; valid UTF-8 kept as it is; every
+ * maximal invalid subpart one U+FFFD (EF BF BD; which subparts: test_base's utf8 case). */
+static void json_strings(void) {
+  const char s[] = "a\"b\\c\n\x01\xc3\xa9\xf0\x9f\x98\x80";
+  char *j = json_of(s, sizeof s - 1);
+  CHECK_STR(j, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\xf0\x9f\x98\x80\"");
+  free(j);
+  const char bad[] = "x\xff\xe2\x82y\xed\xa0\x80";
+  j = json_of(bad, sizeof bad - 1);
+  CHECK_STR(j, "\"x\xef\xbf\xbd\xef\xbf\xbdy\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+  free(j);
+  web_buf b;
+  web_buf_init(&b, 0);
+  web_json_text(&b, "<a\xff&'\">", 7, 1);
+  CHECK_STR(b.p, "&lt;a\xef\xbf\xbd&amp;&#39;&quot;&gt;");
+  web_buf_free(&b);
+  /* the store's labels with invalid bytes in a value still come out as an object */
+  web_buf_init(&b, 0);
+  web_json_labels(&b, "{\"monitor\":\"m\xff\",\"pod\":\"p\"}");
+  CHECK_STR(b.p, "{\"monitor\":\"m\xef\xbf\xbd\",\"pod\":\"p\"}");
+  web_buf_free(&b);
+  web_buf_init(&b, 0);
+  web_json_labels(&b, "not json");
+  CHECK_STR(b.p, "{}");
+  web_buf_free(&b);
+}
+
+static void buffer_cap(void) {
+  web_buf b;
+  web_buf_init(&b, 10);
+  web_buf_puts(&b, "0123456789");
+  CHECK(!b.failed);
+  web_buf_puts(&b, "x");
+  CHECK(b.failed && b.over);
+  web_buf_puts(&b, "");
+  size_t n = 1;
+  CHECK(web_buf_take(&b, &n) == NULL && n == 0);
+  web_buf_free(&b);
+}
+
+static void cache_keys(void) {
+  web_params a = {.k = {"type", "name", "from"}, .v = {"cpu", "x", "1"}, .n = 3};
+  web_params b = {.k = {"from", "type", "name"}, .v = {"1", "cpu", "x"}, .n = 3};
+  web_params c = {.k = {"type", "name"}, .v = {"cpu", "x1:from"}, .n = 2}; /* separators inside a value */
+  char *ka = web_work_key("7+0", "/api/v1/render", &a), *kb = web_work_key("7+0", "/api/v1/render", &b);
+  char *kc = web_work_key("7+0", "/api/v1/render", &c), *kd = web_work_key("8+0", "/api/v1/render", &a);
+  char *ke = web_work_key("7+0", "/api/v1/timeline", &a);
+  CHECK(ka && kb && kc && kd && ke);
+  if (ka && kb && kc && kd && ke) {
+    CHECK_STR(ka, kb);
+    CHECK(strcmp(ka, kc) && strcmp(ka, kd) && strcmp(ka, ke));
+  }
+  free(ka), free(kb), free(kc), free(kd), free(ke);
+}
+
+static web_resp answer_of(const char *text) {
+  web_resp r;
+  memset(&r, 0, sizeof r);
+  web_buf b;
+  web_buf_init(&b, 0);
+  web_buf_puts(&b, text);
+  web_resp_buf(&r, 200, "text/plain", &b);
+  web_buf_free(&b);
+  return r;
+}
+
+static void cache_lru(void) {
+  /* room for about ten entries of a 1 KB body (max/8 still takes one) */
+  web_cache *c = web_cache_new(16000);
+  char body[1000];
+  memset(body, 'x', sizeof body - 1);
+  body[sizeof body - 1] = '\0';
+  char key[32];
+  for (int i = 0; i < 20; i++) {
+    snprintf(key, sizeof key, "k%d", i);
+    web_resp r = answer_of(body);
+    web_cache_put(c, key, &r);
+    web_resp_release(&r);
+    web_resp got;
+    if (i >= 5) {
+      /* k5 stays: used at every put */
+      CHECK(web_cache_get(c, "k5", &got));
+      web_resp_release(&got);
+    }
+  }
+  web_cache_stats st;
+  web_cache_get_stats(c, &st);
+  CHECK(st.bytes <= st.max_bytes && st.evictions > 0 && st.entries < 20);
+  web_resp got;
+  CHECK(!web_cache_get(c, "k0", &got)); /* the least recently used went first */
+  CHECK(web_cache_get(c, "k19", &got) && got.body && !strcmp(got.body->data, body));
+  web_resp_release(&got);
+  uint64_t hits = st.hits + 1;
+  CHECK(web_cache_peek(c, "k19", &got)); /* a second look is not counted */
+  web_resp_release(&got);
+  web_cache_get_stats(c, &st);
+  CHECK_EQ_I64(st.hits, hits);
+  /* a body over an eighth of the bound is not kept */
+  char big[8192];
+  memset(big, 'y', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  web_resp r = answer_of(big);
+  web_cache_put(c, "big", &r);
+  web_resp_release(&r);
+  CHECK(!web_cache_get(c, "big", &got));
+  web_cache_free(c);
+}
+
+/* ---- the pool, with jobs that wait for a gate --------------------------------------------------- */
+
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_open, jobs_started, woken;
+static void *woken_conn[64];
+
+static void gated_job(void *arg, size_t budget, web_resp *out) {
+  (void)budget;
+  pthread_mutex_lock(&gate_mu);
+  jobs_started++;
+  pthread_cond_broadcast(&gate_cv);
+  while (!gate_open) pthread_cond_wait(&gate_cv, &gate_mu);
+  pthread_mutex_unlock(&gate_mu);
+  *out = answer_of((const char *)arg);
+}
+
+static void record_wake(void *conn) {
+  pthread_mutex_lock(&gate_mu);
+  woken_conn[woken++ % 64] = conn;
+  pthread_cond_broadcast(&gate_cv);
+  pthread_mutex_unlock(&gate_mu);
+}
+
+static bool wait_until(int *what, int n) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 10;
+  pthread_mutex_lock(&gate_mu);
+  int r = 0;
+  while (*what < n && r == 0) r = pthread_cond_timedwait(&gate_cv, &gate_mu, &ts);
+  bool ok = *what >= n;
+  pthread_mutex_unlock(&gate_mu);
+  return ok;
+}
+
+static void pool_slots_queue_sharing_deadlines(void) {
+  web_cache *cache = web_cache_new(1 << 20);
+  web_work_opts o = {.slots = 1, .queue = 1, .deadline_ns = 300000000, .budget = 1 << 20, .cache = cache, .wake = record_wake};
+  web_work *w;
+  CHECK(web_work_start(&o, &w, NULL) == 0);
+  int conn[8];
+  web_resp now;
+  int64_t t0 = web_now_ns();
+  /* A runs (one slot), B waits (queue of one), C is refused at once with Retry-After */
+  web_ticket *a = web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "answer A", NULL, &conn[0], t0 + 60000000000LL, &now);
+  CHECK(a != NULL && wait_until(&jobs_started, 1));
+  /* (B arrived 0.1 s earlier, so its deadline comes before its time in the queue is up) */
+  web_ticket *b = web_work_submit(w, WEB_LANE_QUERY, "B", gated_job, "answer B", NULL, &conn[1], t0 - 100000000, &now);
+  web_ticket *c = web_work_submit(w, WEB_LANE_QUERY, "C", gated_job, "answer C", NULL, &conn[2], t0, &now);
+  CHECK(b != NULL && c == NULL && now.status == 503 && now.retry_after >= 1);
+  web_resp_release(&now);
+  /* the same query as A joins its run instead of queueing (the queue is full) */
+  web_ticket *a2 = web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "answer A again", NULL, &conn[3], t0 + 60000000000LL, &now);
+  CHECK(a2 != NULL);
+  /* B's deadline (0.3 s) passes while it waits: 503 timeout, its connection woken */
+  CHECK(wait_until(&woken, 1));
+  CHECK(woken_conn[0] == &conn[1]);
+  web_resp rb;
+  web_work_take(w, b, &rb);
+  CHECK(rb.status == 503 && rb.retry_after >= 1 && rb.body && strstr(rb.body->data, "\"timeout\""));
+  web_resp_release(&rb);
+  /* A finishes: both of its requests get its answer, one run, and the cache has it */
+  pthread_mutex_lock(&gate_mu);
+  gate_open = 1;
+  pthread_cond_broadcast(&gate_cv);
+  pthread_mutex_unlock(&gate_mu);
+  CHECK(wait_until(&woken, 3));
+  web_resp ra, ra2;
+  web_work_take(w, a, &ra);
+  web_work_take(w, a2, &ra2);
+  CHECK(ra.status == 200 && ra2.status == 200 && ra.body == ra2.body && !strcmp(ra.body->data, "answer A"));
+  web_resp_release(&ra);
+  web_resp_release(&ra2);
+  web_work_stats st;
+  web_work_get_stats(w, &st);
+  CHECK_EQ_I64(st.ran, 1);
+  CHECK_EQ_I64(st.shared, 1);
+  CHECK_EQ_I64(st.refused_full, 1);
+  CHECK_EQ_I64(st.timeouts, 1);
+  CHECK_EQ_I64(st.peak_running, 1);
+  CHECK_EQ_I64(jobs_started, 1);
+  /* the next A is answered from the cache, at once */
+  CHECK(web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "unused", NULL, &conn[4], web_now_ns(), &now) == NULL);
+  CHECK(now.status == 200 && now.body && !strcmp(now.body->data, "answer A"));
+  web_resp_release(&now);
+  web_work_stop(w);
+  web_work_free(w);
+  web_cache_free(cache);
+}
+
+/* ---- credentials ------------------------------------------------------------------------------- */
+
+static void auth_cache_and_limits(void) {
+  struct crypt_data cd;
+  memset(&cd, 0, sizeof cd);
+  const char *salt = crypt_gensalt_rn("$2b$", 4, NULL, 0, cd.output, sizeof cd.output);
+  CHECK(salt != NULL);
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  snprintf(setting, sizeof setting, "%s", salt ? salt : "");
+  const char *hash = crypt_r("right", setting, &cd);
+  char line[256];
+  snprintf(line, sizeof line, "bob:%s", hash ? hash : "");
+  char *users[] = {line};
+  web_auth cfg = {.users = users, .nusers = 1};
+  web_auth_state *s = web_auth_state_new(&cfg);
+  const char *hdr = "Basic x"; /* only its scheme matters here: user and pass come decoded */
+  unsigned retry = 0;
+  /* wrong guesses from one address: each needs hashing until the burst is spent, then 429 */
+  int verified = 0, limited = 0;
+  for (int i = 0; i < WEB_AUTH_BURST + 3; i++) {
+    web_auth_result r = web_auth_check(s, hdr, "bob", "wrong", "10.0.0.1", &retry);
+    if (r == WEB_AUTH_VERIFY) {
+      verified++;
+      CHECK(web_auth_verify(s, "bob", "wrong", "10.0.0.1") == WEB_AUTH_DENIED);
+    } else if (r == WEB_AUTH_LIMITED) {
+      limited++;
+    }
+  }
+  CHECK_EQ_I64(verified, WEB_AUTH_BURST);
+  CHECK(limited == 3 && retry >= 1 && retry <= WEB_AUTH_REFILL_SECONDS + 1);
+  /* an unknown user is refused without hashing, and counts as a failure */
+  CHECK(web_auth_check(s, hdr, "eve", "x", "10.0.0.2", &retry) == WEB_AUTH_DENIED);
+  /* the right password from another address: hashed once, then cached, also from the limited one */
+  CHECK(web_auth_check(s, hdr, "bob", "right", "10.0.0.3", &retry) == WEB_AUTH_VERIFY);
+  CHECK(web_auth_verify(s, "bob", "right", "10.0.0.3") == WEB_AUTH_OK);
+  for (int i = 0; i < 5; i++) CHECK(web_auth_check(s, hdr, "bob", "right", "10.0.0.3", &retry) == WEB_AUTH_OK);
+  CHECK(web_auth_check(s, hdr, "bob", "right", "10.0.0.1", &retry) == WEB_AUTH_OK);
+  /* no credentials at all: 401, no token taken */
+  CHECK(web_auth_check(s, NULL, NULL, NULL, "10.0.0.4", &retry) == WEB_AUTH_DENIED);
+  web_auth_counts n;
+  web_auth_get_counts(s, &n);
+  CHECK_EQ_I64(n.verifications, WEB_AUTH_BURST + 1);
+  CHECK_EQ_I64(n.limited, 3);
+  CHECK_EQ_I64(n.cache_hits, 6);
+  web_auth_state_free(s);
+  /* a bearer token: compared at once, wrong ones limited like passwords */
+  web_auth tcfg = {.token = "0123456789abcdef-token"};
+  s = web_auth_state_new(&tcfg);
+  CHECK(web_auth_check(s, "Bearer 0123456789abcdef-token", NULL, NULL, "10.0.0.5", &retry) == WEB_AUTH_OK);
+  for (int i = 0; i < WEB_AUTH_BURST; i++) CHECK(web_auth_check(s, "Bearer nope", NULL, NULL, "10.0.0.5", &retry) == WEB_AUTH_DENIED);
+  CHECK(web_auth_check(s, "Bearer nope", NULL, NULL, "10.0.0.5", &retry) == WEB_AUTH_LIMITED);
+  web_auth_state_free(s);
+}
+
+int main(void) {
+  RUN(json_strings);
+  RUN(buffer_cap);
+  RUN(cache_keys);
+  RUN(cache_lru);
+  RUN(pool_slots_queue_sharing_deadlines);
+  RUN(auth_cache_and_limits);
+  return tt_finish();
+}
