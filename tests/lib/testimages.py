@@ -13,6 +13,9 @@ COLLECTOR = "docker.io/pprof-controller/collector:dev"
 OPERATOR = "docker.io/pprof-controller/operator:dev"
 DEMO = "docker.io/pprof-controller/demo-target:dev"
 PROMETHEUS = "pprof-controller.test/debian-prometheus:bookworm"
+# the collector image under another name, as a hand-made hotfix would be: a drifted StatefulSet
+# that still runs (see the operator suite's drift section)
+COLLECTOR_HOTFIX = "registry.example.org/platform/collector:hotfix"
 
 
 def _prometheus():
@@ -40,5 +43,6 @@ def layouts():
         if not os.path.exists(os.path.join(layout, "index.json")):
             raise RuntimeError(f"{layout} missing: run `make image`")
         out[ref] = f"{layout}:dev"
+    out[COLLECTOR_HOTFIX] = out[COLLECTOR]
     out[PROMETHEUS] = f"{_prometheus()}:bookworm"
     return out

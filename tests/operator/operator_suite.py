@@ -448,8 +448,12 @@ def drift(t, env, op):
     env.req("PATCH", CM_PATH, {"data": {"config.yaml": "monitors: []\n"}}, "application/merge-patch+json")
     ok = wait_for(lambda: env.config_yaml() == good, 30)
     t.record("a hand-edited config.yaml is rewritten", bool(ok), env.config_yaml()[:500])
+    # a hand-made image that runs: one that never becomes ready would leave the StatefulSet stuck
+    # on its broken pod even after the template is put back (Kubernetes' documented "forced
+    # rollback" case: OrderedReady waits for the broken pod, which must be deleted by hand),
+    # whether the broken pod gets created depends on how fast the old pod stops
     env.kubectl("patch", "statefulset", "-n", NS, f"{NAME}-collector", "--type=json", "-p",
-                '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"example.org/evil:1"}]')
+                '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"%s"}]' % kenv.testimages.COLLECTOR_HOTFIX)
     ok = wait_for(lambda: (env.get(STS) or {})["spec"]["template"]["spec"]["containers"][0]["image"] ==
                   "docker.io/pprof-controller/collector:dev", 30)
     t.record("an edited StatefulSet image is put back", bool(ok), (env.get(STS) or {}).get("spec", {}).get("template"))
@@ -460,9 +464,15 @@ def drift(t, env, op):
     op2 = Operator(env, name="restart")
     ok = wait_for(lambda: d2 and all(n in env.targets() for n in d2) and len([n for n in env.targets() if n in d2]) == 2 and
                   op2.idle(), 60)
-    # the StatefulSet was rolled twice above (image changed and put back): wait until the
-    # collector pod is ready again and the stack says so, so nothing is left to write
-    wait_for(lambda: conds(env.get(STACK)).get("Ready", {}).get("status") == "True" and op2.idle(), 120)
+    # the StatefulSet was rolled twice above (image changed and put back): wait until the roll is
+    # over (one revision, its pod ready, the controller caught up), and the stack says so, so
+    # nothing is left to write
+    def rolled():
+        st = (env.get(STS) or {})
+        ss, md_ = st.get("status") or {}, st.get("metadata") or {}
+        return (ss.get("observedGeneration") == md_.get("generation") and ss.get("readyReplicas") == 1 and
+                ss.get("updatedReplicas") == 1 and ss.get("currentRevision") == ss.get("updateRevision"))
+    wait_for(lambda: rolled() and conds(env.get(STACK)).get("Ready", {}).get("status") == "True" and op2.idle(), 120)
     t.record("after kill -9 the restarted operator catches up with a change made while it was down", bool(ok),
              [d2, env.targets(), op2.tail()])
     op2.stop()
