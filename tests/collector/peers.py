@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -76,10 +75,9 @@ class Prometheus:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class FaultHandler(http.server.BaseHTTPRequestHandler):
-    """Misbehaves by the first path segment. Every request is logged in the server's `hits`
-    under its first two segments ("ok/steady"), with the monotonic time it arrived, so tests
-    measure a target's schedule where it is seen: at the peer."""
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """The base of every peer's handler: HTTP/1.1 keep-alive (as Go's servers answer), no
+    request log on stderr, and send_body for an answer with its Content-Length."""
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *a):
@@ -92,6 +90,12 @@ class FaultHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+class FaultHandler(QuietHandler):
+    """Misbehaves by the first path segment. Every request is logged in the server's `hits`
+    under its first two segments ("ok/steady"), with the monotonic time it arrived, so tests
+    measure a target's schedule where it is seen: at the peer."""
 
     def do_GET(self):
         parts = self.path.split("?")[0].split("/")
@@ -124,38 +128,16 @@ class FaultHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(30)
             elif kind in ("500", "404"):
-                body = b"boom: internal failure\n" if kind == "500" else b"404 page not found\n"
-                self.send_response(int(kind))
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(int(kind), b"boom: internal failure\n" if kind == "500" else b"404 page not found\n")
             elif kind == "busy":
                 time.sleep(0.05)
-                body = b"Could not enable CPU profiling: cpu profiling already in use\n"
-                self.send_response(500)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(500, b"Could not enable CPU profiling: cpu profiling already in use\n")
             elif kind == "garbage":
-                body = os.urandom(5000)
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(200, os.urandom(5000))
             elif kind in ("bomb", "bomb-encoding"):
-                body = FaultHandler.bomb
-                self.send_response(200)
-                if kind == "bomb-encoding":
-                    self.send_header("Content-Encoding", "gzip")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(200, FaultHandler.bomb, [("Content-Encoding", "gzip")] if kind == "bomb-encoding" else ())
             elif kind == "big":
-                body = b"\0" * (200 * 1024)
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(200, b"\0" * (200 * 1024))
         except (BrokenPipeError, ConnectionResetError):
             pass
 
@@ -184,14 +166,21 @@ class QuietServer(http.server.ThreadingHTTPServer):
             return [h[0] for h in self.hits.get(key, [])]
 
 
-class FaultServer:
-    def __init__(self):
-        self.srv = QuietServer(("127.0.0.1", 0), FaultHandler)
+class PeerServer:
+    """A QuietServer on 127.0.0.1 (a port of its own) answering with `handler` from a daemon
+    thread, one thread per connection. With `ssl_context` it speaks TLS. The one way the tests
+    run an HTTP peer of their own: FaultServer, SeriesServer, StaticServer and AuthTLSServer
+    are this with their handlers."""
+
+    def __init__(self, handler, ssl_context=None, name=None):
+        self.srv = QuietServer(("127.0.0.1", 0), handler)
         self.srv.daemon_threads = True
+        self.srv.name = name
+        if ssl_context:
+            self.srv.socket = ssl_context.wrap_socket(self.srv.socket, server_side=True)
         self.port = self.srv.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
-        self.thread.start()
+        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def times(self, key):
         return self.srv.times(key)
@@ -201,7 +190,22 @@ class FaultServer:
         self.srv.server_close()
 
 
-class SeriesServer:
+class FaultServer(PeerServer):
+    def __init__(self):
+        super().__init__(FaultHandler)
+
+
+class StaticServer(PeerServer):
+    """Serves one body for every GET."""
+
+    def __init__(self, body):
+        class H(QuietHandler):
+            def do_GET(self):
+                self.send_body(200, body)
+        super().__init__(H)
+
+
+class SeriesServer(PeerServer):
     """Serves heap-type profiles with values we choose, so aggregations can be checked with
     arithmetic: a request for /<series>/debug/pprof/<type> gets a profile with one sample of
     function main.<series>, value value_fn(series, n) for the series' n-th request (n from 1),
@@ -213,12 +217,7 @@ class SeriesServer:
         self.served = {}
         self.lock = threading.Lock()
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
+        class H(QuietHandler):
             def do_GET(self):
                 series = self.path.split("/")[1]
                 with outer.lock:
@@ -228,23 +227,13 @@ class SeriesServer:
                     outer.served.setdefault(series, []).append((now, v))
                 body = make_profile([("inuse_space", "bytes")], [([v], [f"main.{series}", "main.main"], None)],
                                     time_nanos=now, period_type=("space", "bytes"), period=524288)
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(200, body)
 
-        self.srv = QuietServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        super().__init__(H)
 
     def log(self, series):
         with self.lock:
             return list(self.served.get(series, []))
-
-    def stop(self):
-        self.srv.shutdown()
-        self.srv.server_close()
 
 
 class Collector:
@@ -385,12 +374,7 @@ class AuthTLSServer:
         self.requests = []
         self.lock = threading.Lock()
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
+        class H(QuietHandler):
             def do_GET(self):
                 auth = self.headers.get("Authorization", "")
                 ok = self.headers.get("X-Team") == "core" and (auth in {f"Bearer {x}" for x in outer.tokens} or auth == basic)
@@ -403,37 +387,23 @@ class AuthTLSServer:
                     outer.requests.append({"server": self.server.name, "sni": getattr(conn, "sni", None),
                                            "host": self.headers.get("Host", ""), "case": self.headers.get("X-Case", ""),
                                            "auth": auth, "client_cn": cn, "ok": ok})
-                data = body if ok else b"unauthorized\n"
-                self.send_response(200 if ok else 401)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(200 if ok else 401, body if ok else b"unauthorized\n")
 
         def sni_seen(sslsock, server_name, ctx):
             sslsock.sni = server_name  # read back by the handler for the request on this connection
 
-        def tls_server(name, require_client_cert):
-            srv = QuietServer(("127.0.0.1", 0), H)
+        def tls_context(require_client_cert):
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(os.path.join(d, "srv.pem"), os.path.join(d, "srv.key"))
             ctx.sni_callback = sni_seen
             if require_client_cert:
                 ctx.verify_mode = ssl.CERT_REQUIRED
                 ctx.load_verify_locations(self.ca)
-            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-            srv.name = name
-            return srv
+            return ctx
 
-        self.https = tls_server("https", False)
-        self.tls_port = self.https.server_address[1]
-        self.mtls = tls_server("mtls", True)
-        self.mtls_port = self.mtls.server_address[1]
-        self.plain = QuietServer(("127.0.0.1", 0), H)
-        self.plain.name = "plain"
-        self.plain_port = self.plain.server_address[1]
-        for srv in (self.https, self.mtls, self.plain):
-            srv.daemon_threads = True
-            threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.servers = [PeerServer(H, tls_context(False), "https"), PeerServer(H, tls_context(True), "mtls"),
+                        PeerServer(H, None, "plain")]
+        self.tls_port, self.mtls_port, self.plain_port = (p.port for p in self.servers)
 
     def seen(self, case):
         """The requests that carried X-Case: case."""
@@ -441,7 +411,6 @@ class AuthTLSServer:
             return [r for r in self.requests if r["case"] == case]
 
     def stop(self):
-        for srv in (self.https, self.mtls, self.plain):
-            srv.shutdown()
-            srv.server_close()
+        for p in self.servers:
+            p.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

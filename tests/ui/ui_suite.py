@@ -1,18 +1,16 @@
 """UI tests: a collector filled by scraping the real Go demo target and a hostile target, then
 Debian's chromium driven by playwright-core through every page (tests/ui/ui.test.mjs)."""
 import gzip
-import http.server
 import json
 import os
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
 
 from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_top, run, varint  # noqa: F401 (bench imports them here)
-from peers import Collector, DemoTarget, QuietServer, http_req
-from web_load import BAD, StaticServer, badtext_profile, fix, go_top_names
+from peers import Collector, DemoTarget, StaticServer, http_req
+from web_load import BAD, badtext_profile, fix, go_top_names
 
 UI = os.path.dirname(os.path.abspath(__file__))
 # Strings a hostile target controls. Each would change the DOM if it reached the page as markup
@@ -44,31 +42,6 @@ def hostile_profile():
     return gzip.compress(p)
 
 
-class Hostile:
-    def __init__(self):
-        body = hostile_profile()
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.srv = QuietServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.srv.shutdown()
-
-
 def ensure_playwright(t):
     if os.path.isdir(os.path.join(UI, "node_modules", "playwright-core")):
         return True
@@ -83,7 +56,7 @@ def run_suite(t, parts=None):
         return
     if not ensure_playwright(t):
         return
-    demo, bad = DemoTarget(), Hostile()
+    demo, bad = DemoTarget(), StaticServer(hostile_profile())
     # a profile with invalid UTF-8 in every string field (tests/collector/web_load.py)
     badtext_body = badtext_profile()
     badtext = StaticServer(badtext_body)
