@@ -9,7 +9,6 @@ seen, at the peer, against the grid the schedule promises).
 
 Parts (tests/run.py collector:PART,...): see PARTS at the end."""
 import datetime
-import glob
 import json
 import math
 import os
@@ -23,18 +22,9 @@ import time
 import zlib
 from urllib.parse import quote
 
-from harness import OUT, ROOT, TESTDATA, TOOL, compare_maps, go_pprof, go_raw, go_top_args, parse_go_top, parse_our_top, run
+from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_top, parse_our_top, run
 import web_load
 from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req
-
-
-def check(t, name, fn):
-    try:
-        ok, detail = fn()
-        t.record(name, bool(ok), detail)
-    except Exception:
-        import traceback
-        t.record(name, False, traceback.format_exc()[-2000:])
 
 
 def sec(ns):

@@ -4,12 +4,14 @@ from that tag; a TokenRequest token authenticates as its ServiceAccount and RBAC
 it was granted; server-side apply of a Deployment drives the real deployment controller and the
 garbage collector; an etcd compaction makes a watch from before it end in 410 Gone (and the watch
 cache hides that for cached resources); stop() leaves nothing behind, also when start fails."""
+import functools
 import json
 import os
 import re
 import subprocess
 import time
 
+import harness
 from cluster import BIN, COMPONENTS, ControlPlane, StartError, check_replaces, go_mod_require, k8s_version
 
 NS = "k8s-suite"
@@ -17,13 +19,8 @@ NS = "k8s-suite"
 UNCACHED = "configmaps"
 
 
-def check(t, name, fn):
-    try:
-        ok, detail = fn()
-        t.tool(name, bool(ok), detail)
-    except Exception:
-        import traceback
-        t.tool(name, False, traceback.format_exc()[-2000:])
+# every case here checks the test cluster (a tool), not the product
+check = functools.partial(harness.check, tool=True)
 
 
 def wait_for(fn, timeout, interval=0.5):

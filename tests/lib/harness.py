@@ -4,8 +4,8 @@ closing line `N passed, N failed`."""
 import os
 import re
 import subprocess
-import sys
 import threading
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTDATA = os.environ.get("PPROF_TESTDATA") or os.path.join(os.path.dirname(ROOT), "shared", "testdata", "pprof")
@@ -57,6 +57,16 @@ class Tally:
 
     def tool(self, name, ok, detail=""):
         self.record(name, ok, detail, tool=True)
+
+
+def check(t, name, fn, tool=False):
+    """Records the case `name` from fn() -> (ok, detail); an exception in fn fails the case with
+    its traceback, so one broken check never ends a suite's part."""
+    try:
+        ok, detail = fn()
+        t.record(name, bool(ok), detail, tool=tool)
+    except Exception:
+        t.record(name, False, traceback.format_exc()[-2000:], tool=tool)
 
 
 def run(cmd, timeout=600, env=None, check=False, **kw):
