@@ -3,7 +3,6 @@
 of 10 s CPU profiles of one target (360 records) and of a 10-pod service (3,600), and a flame
 graph of ~137k call-tree nodes in Chromium (time to first draw, redraw after a zoom). Writes
 build/bench/ui.md."""
-import gzip
 import json
 import os
 import shutil
@@ -16,54 +15,17 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "ui"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "collector"))
-from harness import TESTDATA, free_port  # noqa: E402
-from ui_suite import field, varint  # noqa: E402
+from harness import TESTDATA, free_port, wide_profile  # noqa: E402
 
 OUT = os.path.join(ROOT, "build", "bench")
 SB = os.path.join(ROOT, "build", "rel", "bench", "store-bench")
 
 
-def wide_profile(path, levels=6, branch=7):
-    """A CPU profile whose call tree has sum(branch^d) nodes: one sample per leaf path."""
-    strings = ["", "samples", "count", "cpu", "nanoseconds"]
-    idx = {s: i for i, s in enumerate(strings)}
-
-    def s(v):
-        if v not in idx:
-            idx[v] = len(strings)
-            strings.append(v)
-        return idx[v]
-    p = field(1, field(1, s("samples")) + field(2, s("count"))) + field(1, field(1, s("cpu")) + field(2, s("nanoseconds")))
-    p += field(11, field(1, s("cpu")) + field(2, s("nanoseconds"))) + field(12, 10000000)
-    for d in range(levels):
-        for k in range(branch):
-            fid = d * branch + k + 1
-            p += field(5, field(1, fid) + field(2, s(f"pkg/level{d}.fn{k}")))
-            p += field(4, field(1, fid) + field(4, field(1, fid) + field(2, d + 1)))
-    samples = []
-
-    def walk(depth, path_ids):
-        if depth == levels:
-            ids = b"".join(varint(i) for i in reversed(path_ids))
-            samples.append(field(2, field(1, ids) + field(2, varint(1) + varint(10000000))))
-            return
-        for k in range(branch):
-            walk(depth + 1, path_ids + [depth * branch + k + 1])
-    walk(0, [])
-    p += b"".join(samples)
-    for v in strings:
-        p += field(6, v.encode())
-    p += field(9, time.time_ns())
-    open(path, "wb").write(gzip.compress(p))
-    return sum(branch ** d for d in range(1, levels + 1)) + 1
-
-
 def serve(data_dir):
+    """A collector serving data_dir (its config beside it, in the bench's temp dir), once /readyz
+    answers 200."""
     port = free_port()
-    d = tempfile.mkdtemp()
-    cfg = os.path.join(d, "config.yaml")
+    cfg = data_dir + "-config.yaml"
     open(cfg, "w").write("monitors: []\n")
     p = subprocess.Popen([os.path.join(ROOT, "bin", "collector"), "-c", cfg, "-d", data_dir, "-p", str(port),
                           "--web-listen-address", "127.0.0.1", "-l", "warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -71,10 +33,12 @@ def serve(data_dir):
     for _ in range(100):
         try:
             urllib.request.urlopen(url + "/readyz", timeout=1)
-            break
+            return p, url
         except OSError:
             time.sleep(0.1)
-    return p, url
+    p.kill()
+    p.wait()
+    raise RuntimeError(f"the collector serving {data_dir} did not get ready in 10 s")
 
 
 def timed_get(url, runs):
@@ -97,7 +61,8 @@ def main():
         fills = {}
         for d, pods, n in ((one, "1", "360"), (svc, "10", "360"), (day, "10", "8640")):
             fills[d] = json.loads(subprocess.check_output([SB, "fill", d, pods, n, "cpu", *cpus]).decode().strip().splitlines()[-1])
-        nodes = wide_profile(os.path.join(tmp, "wide.pb.gz"))
+        open(os.path.join(tmp, "wide.pb.gz"), "wb").write(wide_profile(6, 7))
+        nodes = 1 + sum(7 ** d for d in range(1, 7))  # the call tree's nodes, root included
         subprocess.check_call([SB, "fill", big, "1", "1", "cpu", os.path.join(tmp, "wide.pb.gz")])
         for label, d, q in (("one target, 1 h of 10 s CPU profiles (360)", one, "name=pod-0"),
                             ("10-pod service, 1 h each (3,600 profiles)", svc, "__k8s_namespace=bench&__k8s_name=svc"),

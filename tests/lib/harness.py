@@ -358,3 +358,40 @@ def make_profile(types, samples, time_nanos=0, duration_nanos=0, period_type=Non
         body += field(6, x.encode())
     body += tail
     return gzip.compress(body) if compress else body
+
+
+def wide_profile(levels=6, branch=7):
+    """A gzipped CPU profile whose call tree has 1 + sum(branch^d, d = 1..levels) nodes (137,257
+    for 6 x 7; megabytes once decoded, from about 1 MB of gzip): every function of a level calls
+    every one of the next, one sample of 10 ms per leaf path."""
+    import gzip
+    import time
+    strings = ["", "samples", "count", "cpu", "nanoseconds"]
+    idx = {s: i for i, s in enumerate(strings)}
+
+    def s(v):
+        if v not in idx:
+            idx[v] = len(strings)
+            strings.append(v)
+        return idx[v]
+    p = field(1, field(1, s("samples")) + field(2, s("count"))) + field(1, field(1, s("cpu")) + field(2, s("nanoseconds")))
+    p += field(11, field(1, s("cpu")) + field(2, s("nanoseconds"))) + field(12, 10000000)
+    for d in range(levels):
+        for k in range(branch):
+            fid = d * branch + k + 1
+            p += field(5, field(1, fid) + field(2, s(f"pkg/level{d}.fn{k}")))
+            p += field(4, field(1, fid) + field(4, field(1, fid) + field(2, d + 1)))
+    out = []
+
+    def walk(depth, ids):
+        if depth == levels:
+            out.append(field(2, field(1, b"".join(varint(i) for i in reversed(ids))) + field(2, varint(1) + varint(10000000))))
+            return
+        for k in range(branch):
+            walk(depth + 1, ids + [depth * branch + k + 1])
+    walk(0, [])
+    p += b"".join(out)
+    for v in strings:
+        p += field(6, v.encode())
+    p += field(9, time.time_ns())
+    return gzip.compress(p)

@@ -8,7 +8,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_top, run, varint  # noqa: F401 (bench imports them here)
+from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_top, run, varint
 from peers import Collector, DemoTarget, StaticServer, http_req
 from web_load import BAD, badtext_profile, fix, go_top_names
 
