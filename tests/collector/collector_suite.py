@@ -111,6 +111,15 @@ def intervals(times):
     return [round(b - a, 3) for a, b in zip(times, times[1:])]
 
 
+def waits_outside(times, want):
+    """(waits between arrivals, those outside their window): the k-th wait must lie within
+    want[k] = (lo, hi). A wait is measured from arrival to arrival, so it is never shorter than
+    the collector's (0.02 s for the peer's clock) and up to LATE longer on a loaded machine."""
+    d = intervals(times)
+    return d, [f"wait {k + 1}: {x}s, want {lo}..{hi}" for k, (x, (lo, hi)) in enumerate(zip(d, want))
+               if not lo - 0.02 <= x <= hi + LATE]
+
+
 def verify_store(data_dir):
     """Independent integrity check of a data dir: every index row points at a complete record
     whose CRC matches. Returns (rows, problems)."""
@@ -339,10 +348,13 @@ def faults(t):
     c = Collector(cfg, name="faults")
     try:
         start = time.monotonic()
-        # enough arrivals to see the backoff double four times (1+2+4+8 s, +20% jitter at most)
-        c.wait_for(lambda: all(c.target(n, ty)["failuresTotal"] >= 1 for n, (ty, _, _) in cases.items()) and
-                   len(fs.times("fail/backoff")) >= 5 and len(fs.times("busy")) >= 3 and
-                   len(fs.times("fail/backoff-slow")) >= 4, timeout=45)
+        # every case failed once (one /api/v1/targets per poll), and enough arrivals to see the
+        # backoff double four times (1+2+4+8 s, +20% jitter at most)
+        def seen_enough():
+            tgs = c.targets_by_key()
+            return (all(tgs[n, ty]["failuresTotal"] >= 1 for n, (ty, _, _) in cases.items()) and
+                    len(fs.times("fail/backoff")) >= 5 and len(fs.times("busy")) >= 3 and len(fs.times("fail/backoff-slow")) >= 4)
+        c.wait_for(seen_enough, timeout=45)
         end = time.monotonic()
         for name, (ty, _, text) in cases.items():
             def one(name=name, ty=ty, text=text):
@@ -367,22 +379,14 @@ def faults(t):
 
             def backoff():
                 # failing every second at interval 1 s: the waits must double from 1 s, +-20%
-                # jitter, never under the interval: [1.0, 1.2], [1.6, 2.4], [3.2, 4.8], [6.4, 9.6].
-                # A wait is measured from arrival to arrival, so it is never shorter than the
-                # collector's; up to LATE longer is the time a loaded machine may add.
-                d = intervals(fs.times("fail/backoff"))
-                want = [(1.0, 1.2), (1.6, 2.4), (3.2, 4.8), (6.4, 9.6)]
-                bad = [f"wait {k + 1}: {x}s, want {lo}..{hi}" for k, (x, (lo, hi)) in enumerate(zip(d, want))
-                       if not lo - 0.02 <= x <= hi + LATE]
+                # jitter, never under the interval: [1.0, 1.2], [1.6, 2.4], [3.2, 4.8], [6.4, 9.6]
+                d, bad = waits_outside(fs.times("fail/backoff"), [(1.0, 1.2), (1.6, 2.4), (3.2, 4.8), (6.4, 9.6)])
                 return len(d) >= 4 and not bad, f"waits {d}; {bad}"
             check(t, "collector faults: a failing target backs off, doubling from 1 s with jitter", backoff)
 
             def backoff_slow():
                 # interval 3 s: the backoff (1 s, 2 s) is shorter, so the interval rules; then 4 s +-20%
-                d = intervals(fs.times("fail/backoff-slow"))
-                want = [(3.0, 3.0), (3.0, 3.0), (3.2, 4.8)]
-                bad = [f"wait {k + 1}: {x}s, want {lo}..{hi}" for k, (x, (lo, hi)) in enumerate(zip(d, want))
-                       if not lo - 0.02 <= x <= hi + LATE]
+                d, bad = waits_outside(fs.times("fail/backoff-slow"), [(3.0, 3.0), (3.0, 3.0), (3.2, 4.8)])
                 return len(d) >= 3 and not bad, f"waits {d}; {bad}"
             check(t, "collector faults: a failing target is never retried sooner than its interval", backoff_slow)
 
@@ -526,17 +530,11 @@ def web_api(t):
     cfg = f"monitors:\n- name: demo\n  endpoint: {demo.url}\n  profile: {{seconds: 2}}\n  heap: {{interval_seconds: 2}}\n"
     c = Collector(cfg, extra_args=["--web-basic-auth-file", users, "--web-bearer-token-file", token], name="webapi")
     import base64
-    import urllib.request
     basic = "Basic " + base64.b64encode(b"alice:s3cret pass").decode()
     basic_bob = "Basic " + base64.b64encode("bob:b0b's pass".encode()).decode()
 
-    def get(path, auth=basic, method="GET", data=None):
-        req = urllib.request.Request(c.url + path, headers={"Authorization": auth} if auth else {}, method=method, data=data)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, r.read(), dict(r.headers)
-        except urllib.error.HTTPError as e:
-            return e.code, e.read(), dict(e.headers)
+    def get(path, auth=basic):
+        return http_req("GET", c.url + path, headers={"Authorization": auth} if auth else None)
     try:
         def auth():
             out = []
@@ -553,7 +551,6 @@ def web_api(t):
         check(t, "collector web auth: basic (openssl -6 and htpasswd -B bcrypt hashes) and bearer required, health endpoints open", auth)
         c.wait_for(lambda: len(json.loads(get("/api/v1/profiles?type=cpu&name=demo")[1])["data"]) >= 4, timeout=30)
         rows = json.loads(get("/api/v1/profiles?type=cpu&name=demo")[1])["data"]
-        sec = lambda ns: f"{ns // 10**9}.{ns % 10**9:09d}"
         to = rows[-1]["endUnixNano"]
         mid = rows[len(rows) // 2]["endUnixNano"]
         files = {}

@@ -29,9 +29,9 @@ def wait_http(url, timeout=20):
     return False
 
 
-def http_req(method, url, data=None, timeout=30):
+def http_req(method, url, data=None, timeout=30, headers=None):
     """(status, body bytes, headers) without raising on HTTP errors."""
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read(), dict(r.headers)
@@ -294,11 +294,12 @@ class Collector:
     def targets(self):
         return self.get_json("/api/v1/targets")[1]["data"]
 
+    def targets_by_key(self):
+        """{(monitor, type): target} from one /api/v1/targets answer."""
+        return {(t["monitor"], t["type"]): t for t in self.targets()}
+
     def target(self, monitor, type_):
-        for t in self.targets():
-            if t["monitor"] == monitor and t["type"] == type_:
-                return t
-        return None
+        return self.targets_by_key().get((monitor, type_))
 
     def metric(self, name):
         st, body, _ = http_req("GET", self.url + "/metrics")
