@@ -58,14 +58,18 @@ def unit(t, parts=None):
 SANITIZER_REPORT = re.compile(r"runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: \w+Sanitizer|WARNING: ThreadSanitizer")
 
 
+def fuzz_targets():
+    """The fuzz targets (decode, config, ...): one per fuzz/fuzz_*.c."""
+    return sorted(os.path.basename(f)[len("fuzz_"):-2] for f in glob.glob(os.path.join(ROOT, "fuzz", "fuzz_*.c")))
+
+
 def fuzz(t, parts=None):
     """Every fuzz target's corpus replayed by a binary built as the fuzzers are (clang, ASan +
     UBSan, every report fatal): each input must run without a crash, a leak or undefined
     behaviour, and the replay must say it ran them all. Parts: the targets (decode, config, ...)."""
     bins = sorted(glob.glob(os.path.join(ROOT, "build", "clang", "fuzz", "*-replay")))
     targets = {os.path.basename(b)[len("fuzz_"):-len("-replay")]: b for b in bins}
-    want = sorted(os.path.basename(f)[len("fuzz_"):-2] for f in glob.glob(os.path.join(ROOT, "fuzz", "fuzz_*.c")))
-    for target in [x for x in want if not parts or x in parts]:
+    for target in [x for x in fuzz_targets() if not parts or x in parts]:
         b = targets.get(target)
         if not b:
             t.tool(f"fuzz replay {target}: build/clang/fuzz/fuzz_{target}-replay is built (make test builds it)", False)
@@ -279,7 +283,7 @@ def k8s(t, parts=None):
 
 
 def operator(t, parts=None):
-    if parts:  # crds, changes, drift, leader, in_cluster, faults, slow, badevents, credentials, gc, asan, valgrind, cluster
+    if parts:  # operator_suite.SECTIONS
         os.environ["PPROF_OPERATOR_SECTIONS"] = ",".join(parts)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "operator"))
     import operator_suite
@@ -292,20 +296,53 @@ def image(t, parts=None):
     image_suite.run_suite(t)
 
 
+def suite_parts(name):
+    """The parts suite `name` accepts, or None where any name is taken (unit: the test binaries
+    that are built; a name none of them has fails as "none built"). A part that is not one of
+    them would otherwise select nothing and let the run pass without the case it meant."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if name == "fuzz":
+        return fuzz_targets()
+    if name == "valgrind":
+        return ("tool", "collector")
+    if name == "conformance":
+        import conformance as c
+        return c.PARTS
+    if name.startswith("collector"):
+        import collector_suite
+        return tuple(collector_suite.PARTS)
+    if name == "operator":
+        sys.path.insert(0, os.path.join(here, "operator"))
+        import operator_suite
+        return operator_suite.SECTIONS
+    if name in ("ui", "k8s", "image"):
+        return ()
+    return None
+
+
 SUITES = {"unit": unit, "fuzz": fuzz, "valgrind": valgrind, "conformance": conformance, "collector": collector,
           "collector-asan": collector_asan, "collector-tsan": collector_tsan, "ui": ui, "k8s": k8s, "operator": operator, "image": image}
 
 
 def main():
     args = sys.argv[1:] or list(SUITES)
-    os.makedirs(OUT, exist_ok=True)
-    t = Tally()
-    start = time.time()
+    # every selection is checked before anything runs
     for a in args:
         n, _, p = a.partition(":")
         if n not in SUITES:
             print(f"run.py: unknown suite {n!r} (one of {', '.join(SUITES)})", file=sys.stderr)
             return 2
+        known = suite_parts(n) if p else None
+        unknown = [x for x in p.split(",") if x and known is not None and x not in known]
+        if unknown:
+            print(f"run.py: suite {n} has no part {', '.join(unknown)} "
+                  f"({'its parts: ' + ', '.join(known) if known else 'it has no parts'})", file=sys.stderr)
+            return 2
+    os.makedirs(OUT, exist_ok=True)
+    t = Tally()
+    start = time.time()
+    for a in args:
+        n, _, p = a.partition(":")
         parts = [x for x in p.split(",") if x] or None
         print(f"# suite {a}", flush=True)
         try:
