@@ -19,8 +19,10 @@ const report = (name, ok, detail) => {
   console.log(`${ok ? 'ok' : 'not ok'} - ${name}`);
   if (!ok) { failed++; if (detail) console.log('    ' + String(detail).split('\n').join('\n    ')); }
 };
+// A check passes only by returning true: one that falls off its end (returns undefined) or
+// returns a value that merely looks true has asserted nothing and fails.
 async function check(name, fn) {
-  try { const r = await fn(); report(name, r === undefined ? true : !!r, r === false ? 'assertion false' : ''); }
+  try { const r = await fn(); report(name, r === true, r === true ? '' : `the check returned ${JSON.stringify(r)}, not true`); }
   catch (e) { report(name, false, e.stack || e.message); }
 }
 
@@ -126,7 +128,7 @@ await check('explorer: top row equals the API and go tool pprof; the flame graph
   const d = await api('/api/v1/render?name=demo&type=cpu&max_nodes=100000&top=2000' + TO);
   await shot('explorer');
   if (first !== d.top[0].name) throw new Error(`UI top row ${first}, API ${d.top[0].name}`);
-  if (expectedTop && first !== expectedTop) throw new Error(`UI top row ${first}, go tool pprof ${expectedTop}`);
+  if (!expectedTop || first !== expectedTop) throw new Error(`UI top row ${first}, go tool pprof ${JSON.stringify(expectedTop)}`);
   const depths = [0, 1, 2, 3, 4, 5];
   const drawn = await flamePixels('#flame', depths);
   const want = expectedRows(d, depths, drawn.width);
