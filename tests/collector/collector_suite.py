@@ -8,7 +8,9 @@ and request times logged by the peers for schedules (intervals are measured wher
 seen, at the peer, against the grid the schedule promises).
 
 Parts (tests/run.py collector:PART,...): see PARTS at the end."""
+import base64
 import datetime
+import http.client
 import json
 import math
 import os
@@ -16,9 +18,12 @@ import re
 import signal
 import sqlite3
 import struct
+import shutil
 import subprocess
 import tempfile
+import threading
 import time
+import traceback
 import zlib
 from urllib.parse import quote
 
@@ -509,7 +514,6 @@ def tls_auth(t):
         c.stop()
         c.cleanup()
         srv.stop()
-        import shutil
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -529,7 +533,6 @@ def web_api(t):
     open(token, "w").write("0123456789abcdef-token\n")
     cfg = f"monitors:\n- name: demo\n  endpoint: {demo.url}\n  profile: {{seconds: 2}}\n  heap: {{interval_seconds: 2}}\n"
     c = Collector(cfg, extra_args=["--web-basic-auth-file", users, "--web-bearer-token-file", token], name="webapi")
-    import base64
     basic = "Basic " + base64.b64encode(b"alice:s3cret pass").decode()
     basic_bob = "Basic " + base64.b64encode("bob:b0b's pass".encode()).decode()
 
@@ -613,7 +616,6 @@ def web_api(t):
                     ("GET", "/ui/app.css", basic), ("GET", "/ui/nope", basic), ("GET", "/favicon.ico", basic), ("GET", "/raw", basic),
                     ("GET", "/pprof/web/x", basic), ("GET", "/nope", basic), ("POST", "/metrics", basic), ("GET", "/reload", basic),
                     ("POST", "/-/reload", basic), ("HEAD", "/", basic), ("POST", "/healthz", None)]
-            import http.client
             bad, statuses = [], set()
             for method, path, a in reqs:
                 hc = http.client.HTTPConnection("127.0.0.1", c.port, timeout=30)
@@ -633,7 +635,6 @@ def web_api(t):
 
         def seed_routes():
             st1, body1, h1 = get("/raw")
-            import http.client
             hc = http.client.HTTPConnection("127.0.0.1", c.port, timeout=10)
             hc.request("GET", "/pprof/web/some/old/link", headers={"Authorization": basic})
             resp = hc.getresponse()
@@ -693,7 +694,6 @@ def web_api(t):
         c.stop()
         c.cleanup()
         demo.stop()
-        import shutil
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -1013,7 +1013,6 @@ def shutdown(t):
     scrape in flight finishes and is stored, the store is closed (SQLite's WAL file is removed
     only by a clean close) and the process exits 0; a scrape that would outlast
     --shutdown-grace is abandoned at that bound."""
-    import threading
     fs = FaultServer()
     made = []
     try:
@@ -1169,7 +1168,6 @@ def run_suite(t, parts=None, flavour="rel"):
             try:
                 part(t)
             except Exception:
-                import traceback
                 t.record(f"collector suite part {part.__name__} ran to the end", False, traceback.format_exc()[-3000:])
             if sanitized:
                 # each collector of the part: stopped with exit 0, and no sanitizer report
