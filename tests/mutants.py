@@ -346,12 +346,11 @@ def apply(m):
     saved = {}
     for f, old, new in m["edits"]:
         path = os.path.join(SCRATCH, f)
-        text = saved.get(f, open(path).read())
         cur = open(path).read()
         if cur.count(old) != 1:
             restore(saved)
             return None
-        saved[f] = text
+        saved.setdefault(f, cur)  # the text before this mutant's first edit of f
         with open(path, "w") as out:
             out.write(cur.replace(old, new))
     return saved
