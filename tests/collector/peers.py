@@ -39,6 +39,16 @@ def http_req(method, url, data=None, timeout=30, headers=None):
         return e.code, e.read(), dict(e.headers)
 
 
+def parse_metrics(body):
+    """{name or name{labels}: value} of a Prometheus text answer (bytes)."""
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
 class DemoTarget:
     def __init__(self):
         self.port = free_port()
@@ -301,12 +311,13 @@ class Collector:
     def target(self, monitor, type_):
         return self.targets_by_key().get((monitor, type_))
 
+    def metrics(self):
+        """{name or name{labels}: value} of one /metrics answer."""
+        return parse_metrics(http_req("GET", self.url + "/metrics")[1])
+
     def metric(self, name):
-        st, body, _ = http_req("GET", self.url + "/metrics")
-        for line in body.decode().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        return None
+        """The first sample of metric `name` (any labels), or None."""
+        return next((v for k, v in self.metrics().items() if k == name or k.startswith(name + "{")), None)
 
     def wait_for(self, pred, timeout=30, step=0.25):
         end = time.time() + timeout
