@@ -138,6 +138,9 @@ MUTANTS = [
         "                      : (read_secret(j->bearer_file, \"bearer_token_file\", MAX_TOKEN_BYTES, &tok, &cerr) == 0 &&\n"
         "                         (j->tok_cache = strdup(tok)) != NULL)) &&")],
       ["collector:tls_auth"], r"rotated token"),
+    M("token-cap-one-short", "a bearer token file of exactly the 16 KiB cap is refused",
+      [(S, "\"bearer_token_file\", MAX_TOKEN_BYTES, &tok", "\"bearer_token_file\", MAX_TOKEN_BYTES - 1, &tok")],
+      ["collector:tls_auth"], r"token-at-limit"),
     # ---- store and API: answers checked with arithmetic and go tool pprof
     M("avg-as-sum", "agg=avg is computed as a sum",
       [(Q, "  bool avg = agg == STORE_AGG_AVG;", "  bool avg = false;")],

@@ -444,6 +444,10 @@ def tls_auth(t):
     # that does not exist (the request used to go out without credentials)
     long_tok, long_pw = os.path.join(d, "long-token"), os.path.join(d, "long-password")
     open(long_tok, "w").write("t" * 20000 + "\n")
+    # a token file of exactly the cap (16,384 bytes with its newline): read whole and sent
+    limit_tok = os.path.join(d, "limit-token")
+    open(limit_tok, "w").write("k" * 16383 + "\n")
+    srv.tokens.add("k" * 16383)
     open(long_pw, "w").write(pw + "\n" + "#" * 5000 + "\n")
     https = f"https://127.0.0.1:{srv.tls_port}"
     mtls = f"https://127.0.0.1:{srv.mtls_port}"
@@ -462,6 +466,7 @@ def tls_auth(t):
            f"- name: bearer-rotation\n  endpoint: {plain}\n  bearer_token_file: {rot}\n{hdr('bearer-rotation')}"
            f"- name: no-credentials\n  endpoint: {plain}\n{hdr('no-credentials')}"
            f"- name: token-too-long\n  endpoint: {plain}\n  bearer_token_file: {long_tok}\n{hdr('token-too-long')}"
+           f"- name: token-at-limit\n  endpoint: {plain}\n  bearer_token_file: {limit_tok}\n{hdr('token-at-limit')}"
            f"- name: password-file-too-long\n  endpoint: {plain}\n  basic_auth: {{username: {user}, password_file: {long_pw}}}\n{hdr('password-file-too-long')}"
            f"- name: token-file-missing\n  endpoint: {plain}\n  bearer_token_file: {d}/no-such-token\n{hdr('token-file-missing')}")
     c = Collector(cfg, name="tls")
@@ -478,6 +483,8 @@ def tls_auth(t):
                   "basic-auth": ("up", "", ("plain", None, f"127.0.0.1:{srv.plain_port}", None)),
                   "no-credentials": ("down", "HTTP 401", ("plain", None, f"127.0.0.1:{srv.plain_port}", None)),
                   "token-too-long": ("down", f"bearer_token_file: {long_tok}: 20001 bytes, over the limit of 16384", None),
+                  # up only if the whole 16,383-byte token reached the peer
+                  "token-at-limit": ("up", "", ("plain", None, f"127.0.0.1:{srv.plain_port}", None)),
                   "password-file-too-long": ("down", f"basic_auth.password_file: {long_pw}: 5007 bytes, over the limit of 4096", None),
                   "token-file-missing": ("down", f"bearer_token_file: {d}/no-such-token: No such file or directory", None)}
         for name, (health, text, seen) in expect.items():
