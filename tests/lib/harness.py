@@ -62,11 +62,12 @@ class Tally:
 def check(t, name, fn, tool=False):
     """Records the case `name` from fn() -> (ok, detail); an exception in fn fails the case with
     its traceback, so one broken check never ends a suite's part."""
+    rec = t.tool if tool else t.record  # (the suites' tally wrappers have both, not always the tool= flag)
     try:
         ok, detail = fn()
-        t.record(name, bool(ok), detail, tool=tool)
+        rec(name, bool(ok), detail)
     except Exception:
-        t.record(name, False, traceback.format_exc()[-2000:], tool=tool)
+        rec(name, False, traceback.format_exc()[-2000:])
 
 
 def run(cmd, timeout=600, env=None, check=False, **kw):
