@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import ROOT, TESTDATA, free_port, make_profile
+from harness import ROOT, TESTDATA, free_port, make_profile, wait_for
 
 
 def wait_http(url, timeout=20):
@@ -320,15 +320,8 @@ class Collector:
         return next((v for k, v in self.metrics().items() if k == name or k.startswith(name + "{")), None)
 
     def wait_for(self, pred, timeout=30, step=0.25):
-        end = time.time() + timeout
-        while time.time() < end:
-            try:
-                if pred():
-                    return True
-            except Exception:
-                pass
-            time.sleep(step)
-        return False
+        """True once pred() is (harness.wait_for), False after timeout."""
+        return wait_for(pred, timeout, step) is not None
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,6 +69,21 @@ def check(t, name, fn, tool=False):
         rec(name, bool(ok), detail)
     except Exception:
         rec(name, False, traceback.format_exc()[-2000:])
+
+
+def wait_for(fn, timeout=30, step=0.2):
+    """fn's first truthy result within timeout seconds, else None; an exception counts as a
+    falsy answer (a peer or server that is not there yet), retried until the deadline."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - retried until the deadline
+            pass
+        time.sleep(step)
+    return None
 
 
 def run(cmd, timeout=600, env=None, check=False, **kw):

@@ -8,12 +8,11 @@ import os
 import re
 import signal
 import subprocess
-import time
 import urllib.request
 
 from cluster import ControlPlane
 from faultproxy import FaultProxy
-from harness import ROOT, free_port
+from harness import ROOT, free_port, wait_for  # noqa: F401 (tests/image/image_suite.py imports wait_for from here)
 from kapi import Api
 from kubelet import ImageStore, Kubelet
 from podnet import PodNetwork
@@ -25,20 +24,6 @@ NS = "pprof-controller"
 NAME = "pprof-operator"
 CM_PATH = f"/api/v1/namespaces/{NS}/configmaps/{NAME}-config"
 CRD_GROUP = "/apis/resources.cattle.io/v1alpha1"
-
-
-def wait_for(fn, timeout=30, step=0.2):
-    """fn's first truthy result within timeout seconds, else None (exceptions count as falsy)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            v = fn()
-            if v:
-                return v
-        except Exception:  # noqa: BLE001 - retried until the deadline
-            pass
-        time.sleep(step)
-    return None
 
 
 class Env:

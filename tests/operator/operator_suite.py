@@ -28,8 +28,8 @@ import time
 import urllib.request
 
 import kenv
-from harness import OUT, ROOT, run
-from kenv import CM_PATH, CRD_GROUP, NAME, NS, Env, Operator, wait_for
+from harness import OUT, ROOT, run, wait_for
+from kenv import CM_PATH, CRD_GROUP, NAME, NS, Env, Operator
 
 EXAMPLES = os.path.join(ROOT, "examples", "manifests")
 MONITOR = f"{CRD_GROUP}/namespaces/default/pprofmonitors/pprofmonitor-sample"
