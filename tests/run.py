@@ -351,6 +351,9 @@ def main():
         except Exception:
             import traceback
             t.record(f"suite {a} ran to the end", False, traceback.format_exc())
+        finally:
+            if "peers" in sys.modules:  # the peers and collectors a suite that failed half-way left running
+                sys.modules["peers"].stop_leftovers()
         # a selection that ran no case at all has checked nothing: that is a failure, not a pass
         if t.passed + t.failed + t.tool_passed + t.tool_failed == before:
             t.tool(f"suite {a} ran at least one case", False)

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_top, parse_our_top, run
 import web_load
-from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req
+from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req, stop_leftovers
 
 
 def sec(ns):
@@ -1176,6 +1176,8 @@ def run_suite(t, parts=None, flavour="rel"):
                 part(t)
             except Exception:
                 t.record(f"collector suite part {part.__name__} ran to the end", False, traceback.format_exc()[-3000:])
+            finally:
+                stop_leftovers()  # what a part that failed half-way left running
             if sanitized:
                 # each collector of the part: stopped with exit 0, and no sanitizer report
                 for c in Collector.instances[first:]:

@@ -49,11 +49,34 @@ def parse_metrics(body):
     return out
 
 
+# Every peer and collector started here, so that what a failed part leaves running is stopped:
+# a part starts its peers and its collector before its try block, and a collector that does not
+# get ready raises there, past the finally that would stop them.
+_started = []
+
+
+def stop_leftovers():
+    """Stops every peer still running and every collector not yet cleaned up (each stop() is
+    harmless on what already stopped). The runner calls it after each suite and the collector
+    suite after each part, before it reads the collectors' logs."""
+    while _started:
+        x = _started.pop()
+        try:
+            if not isinstance(x, Collector):
+                x.stop()
+            elif not getattr(x, "cleaned", False):
+                x.stop()
+                x.cleanup()
+        except Exception:  # noqa: BLE001 - one that cannot be stopped (never started) must not keep the rest running
+            pass
+
+
 class DemoTarget:
     def __init__(self):
         self.port = free_port()
         self.proc = subprocess.Popen([os.path.join(ROOT, "bin", "demo-target"), "-addr", f"127.0.0.1:{self.port}"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _started.append(self)
         self.url = f"http://127.0.0.1:{self.port}"
         if not wait_http(self.url + "/debug/pprof/"):
             raise RuntimeError("demo-target did not start")
@@ -75,6 +98,7 @@ class Prometheus:
         self.proc = subprocess.Popen(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={self.dir}/data",
                                       f"--web.listen-address=127.0.0.1:{self.port}"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _started.append(self)
         self.url = f"http://127.0.0.1:{self.port}"
         if not wait_http(self.url + "/debug/pprof/", 30):
             raise RuntimeError("prometheus did not start")
@@ -191,6 +215,7 @@ class PeerServer:
         self.port = self.srv.server_address[1]
         self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        _started.append(self)
 
     def times(self, key):
         return self.srv.times(key)
@@ -258,6 +283,7 @@ class Collector:
         self.name = name
         self.returncodes = []
         Collector.instances.append(self)
+        _started.append(self)
         self.dir = tempfile.mkdtemp(prefix=f"{name}-")
         self.config = os.path.join(self.dir, "config.yaml")
         self.data = data_dir or os.path.join(self.dir, "data")
@@ -345,6 +371,7 @@ class Collector:
     def cleanup(self):
         # the log outlives the data: the sanitizer check reads it after the part ends
         self.final_log = self.log_text()
+        self.cleaned = True
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -359,6 +386,8 @@ class AuthTLSServer:
         import base64
         import ssl
         self.dir = tempfile.mkdtemp(prefix="tls-")
+        self.servers = []
+        _started.append(self)
         d = self.dir
         run = lambda *a: subprocess.run(a, cwd=d, check=True, capture_output=True)
         run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
@@ -406,8 +435,8 @@ class AuthTLSServer:
                 ctx.load_verify_locations(self.ca)
             return ctx
 
-        self.servers = [PeerServer(H, tls_context(False), "https"), PeerServer(H, tls_context(True), "mtls"),
-                        PeerServer(H, None, "plain")]
+        self.servers += [PeerServer(H, tls_context(False), "https"), PeerServer(H, tls_context(True), "mtls"),
+                         PeerServer(H, None, "plain")]
         self.tls_port, self.mtls_port, self.plain_port = (p.port for p in self.servers)
 
     def seen(self, case):
