@@ -43,6 +43,7 @@ void pprof_free(pprof_profile *p) {
 
 /* ---- gzip ------------------------------------------------------------------------------- */
 
+/* the library's name for base/gz.h's pp_gunzip, which the project calls directly */
 int pprof_gunzip(const void *data, size_t len, size_t max_out, uint8_t **ret_buf, size_t *ret_len,
                  pp_err *err) {
   return pp_gunzip(data, len, max_out, ret_buf, ret_len, err);
@@ -108,7 +109,7 @@ int pprof_decode(const void *data, size_t len, const pprof_limits *limits,
   }
   uint8_t *raw = NULL;
   size_t rawlen = 0;
-  int r = pprof_gunzip(data, len, limits->max_decompressed, &raw, &rawlen, err);
+  int r = pp_gunzip(data, len, limits->max_decompressed, &raw, &rawlen, err);
   if (r < 0) return r;
   if (rawlen == 0) {
     free(raw);

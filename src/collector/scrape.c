@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../base/file.h"
+#include "../base/gz.h"
 #include "../base/htab.h"
 
 #define BACKOFF_MAX_MS 300000
@@ -777,7 +778,7 @@ static void *decode_worker(void *arg) {
     pp_err perr = {0};
     uint8_t *plain = NULL;
     size_t plain_len = 0;
-    int r = it->gzip ? pprof_gunzip(it->data, it->len, it->max, &plain, &plain_len, &perr) : 0;
+    int r = it->gzip ? pp_gunzip(it->data, it->len, it->max, &plain, &plain_len, &perr) : 0;
     if (r == PP_ELIMIT) {
       snprintf(it->err, sizeof it->err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", it->max);
     } else if (r < 0) {
