@@ -138,6 +138,13 @@ MUTANTS = [
         "                      : (read_secret(j->bearer_file, \"bearer_token_file\", MAX_TOKEN_BYTES, &tok, &cerr) == 0 &&\n"
         "                         (j->tok_cache = strdup(tok)) != NULL)) &&")],
       ["collector:tls_auth"], r"rotated token"),
+    M("credential-failure-not-rescheduled", "a scrape that fails on its credential file before any request is not counted in the next scan's due time (a lone such job is never started again)",
+      [(S, "        if (!j->easy && j->next_ms < next_due) next_due = j->next_ms;\n", "")],
+      ["unit:test_scrape"], r"credential_failure_is_rescheduled"),
+    M("credential-caps-off-by-one", "the credential files' caps are one byte off (16,385 and 4,095 bytes)",
+      [(S, "#define MAX_TOKEN_BYTES 16384", "#define MAX_TOKEN_BYTES 16385"),
+       (S, "#define MAX_PASSWORD_BYTES 4096", "#define MAX_PASSWORD_BYTES 4095")],
+      ["unit:test_scrape"], r"credential_caps_at_the_bound"),
     # ---- store and API: answers checked with arithmetic and go tool pprof
     M("avg-as-sum", "agg=avg is computed as a sum",
       [(Q, "  bool avg = agg == STORE_AGG_AVG;", "  bool avg = false;")],

@@ -851,6 +851,9 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
           continue;
         }
         job_start(e, j, now);
+        /* one that did not start (no handle, or a credential it could not read: failed
+         * without a request) is due again later, and the next scan must come by then */
+        if (!j->easy && j->next_ms < next_due) next_due = j->next_ms;
         continue;
       }
       if (j->next_ms < next_due) next_due = j->next_ms;
