@@ -145,6 +145,10 @@ MUTANTS = [
       [(S, "#define MAX_TOKEN_BYTES 16384", "#define MAX_TOKEN_BYTES 16385"),
        (S, "#define MAX_PASSWORD_BYTES 4096", "#define MAX_PASSWORD_BYTES 4095")],
       ["unit:test_scrape"], r"credential_caps_at_the_bound"),
+    M("config-limits-doubled", "a config file may be 8 MiB, and a gzip one 128 MiB once inflated (docs/config.md: 4 and 64)",
+      [("src/collector/config.h", "#define CFG_MAX_BYTES ((size_t)4 << 20)", "#define CFG_MAX_BYTES ((size_t)8 << 20)"),
+       ("src/collector/config.h", "#define CFG_MAX_TEXT ((size_t)64 << 20)", "#define CFG_MAX_TEXT ((size_t)128 << 20)")],
+      ["unit:test_config"], r"gzip_config_files"),
     # ---- store and API: answers checked with arithmetic and go tool pprof
     M("avg-as-sum", "agg=avg is computed as a sum",
       [(Q, "  bool avg = agg == STORE_AGG_AVG;", "  bool avg = false;")],
