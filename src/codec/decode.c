@@ -2,13 +2,8 @@
  * decode_wire.c (the fast hand-written decoder used by pprof_decode) and decode_pbc.c (the
  * protobuf-c reference decoder that tests and fuzzing compare it with); docs/codec.md says
  * why there are two. */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../base/file.h"
 #include "../base/gz.h"
