@@ -1,10 +1,13 @@
 /* Unit tests of the scrape engine (src/collector/scrape.c) that need no peer: a scrape that
  * fails before any request is sent (a credential file that cannot be used) is scheduled again
- * like any failed scrape, and the credential files' caps hold at their exact bounds. Targets
+ * like any failed scrape, the credential files' caps hold at their exact bounds, and a FIFO as
+ * a credential file fails the scrape at once instead of blocking the loop. Targets
  * are 127.0.0.1:1, where nothing listens: a scrape that gets as far as a request fails with
  * "connection refused", one that does not fails with the credential's reason. */
 #include <curl/curl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,10 +137,47 @@ static void credential_caps_at_the_bound(void) {
   rmdir(dir);
 }
 
+static char fifo_dir[] = "/tmp/pp-scrape-XXXXXX", fifo[128];
+
+/* The engine is stuck in open(): remove the FIFO and its folder, and fail (async-signal-safe). */
+static void on_alarm(int sig) {
+  (void)sig;
+  static const char msg[] = "  credential_fifo_does_not_block_the_loop: the scrape loop blocked on the FIFO\n";
+  unlink(fifo);
+  rmdir(fifo_dir);
+  if (write(2, msg, sizeof msg - 1) < 0) _exit(1);
+  _exit(1);
+}
+
+/* A credential "file" that is a FIFO nobody writes: opening it would block the scrape loop (and
+ * every target) until a writer came; the scrape fails at once with the reason instead. A
+ * regression hangs in open(): the alarm ends the test binary then, which run.py counts as a
+ * failure ("exits cleanly"). */
+static void credential_fifo_does_not_block_the_loop(void) {
+  if (!mkdtemp(fifo_dir)) return;
+  char yaml[512];
+  snprintf(fifo, sizeof fifo, "%s/token", fifo_dir);
+  CHECK(mkfifo(fifo, 0600) == 0);
+  signal(SIGALRM, on_alarm);
+  snprintf(yaml, sizeof yaml,
+           "monitors:\n- name: fifo\n  endpoint: http://127.0.0.1:1\n  bearer_token_file: %s\n"
+           "  heap: {interval_seconds: 1}\n",
+           fifo);
+  alarm(15);
+  json_t *t = run_engine(yaml, 1, 8);
+  alarm(0);
+  const char *le = json_string_value(json_object_get(json_array_get(t, 0), "lastError"));
+  CHECK(le && strstr(le, "bearer_token_file: ") && strstr(le, "/token: not a regular file"));
+  json_decref(t);
+  unlink(fifo);
+  rmdir(fifo_dir);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   RUN(credential_failure_is_rescheduled);
   RUN(credential_caps_at_the_bound);
+  RUN(credential_fifo_does_not_block_the_loop);
   curl_global_cleanup();
   return tt_finish();
 }
