@@ -70,7 +70,9 @@ $(DEPS_OK): scripts/deps.sh
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-$(GEN)/profile.pb-c.c $(GEN)/profile.pb-c.h: proto/profile.proto | $(DEPS_OK)
+# one run makes both files (a grouped target, GNU make 4.3): as two targets, a fresh build ran
+# protoc-c twice, and the second run's newer header had the next make recompile every object
+$(GEN)/profile.pb-c.c $(GEN)/profile.pb-c.h &: proto/profile.proto | $(DEPS_OK)
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -Iproto proto/profile.proto
 

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../src/base/file.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The sanitizers call this before they end the process (any report is fatal here). */
@@ -19,18 +21,18 @@ static void name_input(void) {
   fprintf(stderr, "replay: the report above came from %s\n", current ? current : "the run as a whole (leaks are found at exit)");
 }
 
+/* corpus inputs are small (libFuzzer's -max_len is 4096 unless raised); a bigger file is a
+ * mistake in the corpus, named, not an input */
+#define REPLAY_MAX_INPUT ((size_t)64 << 20)
+
 static int run_file(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    perror(path);
+  uint8_t *buf = NULL;
+  size_t got = 0;
+  pp_err err = {0};
+  if (pp_read_file(path, REPLAY_MAX_INPUT, &buf, &got, &err) < 0) {
+    fprintf(stderr, "replay: %s\n", err.msg);
     return 1;
   }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-  size_t got = fread(buf, 1, (size_t)(n > 0 ? n : 0), f);
-  fclose(f);
   current = path;
   LLVMFuzzerTestOneInput(buf, got);
   current = NULL;

@@ -2,13 +2,8 @@
  * decode_wire.c (the fast hand-written decoder used by pprof_decode) and decode_pbc.c (the
  * protobuf-c reference decoder that tests and fuzzing compare it with); docs/codec.md says
  * why there are two. */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../base/file.h"
 #include "../base/gz.h"
@@ -43,6 +38,7 @@ void pprof_free(pprof_profile *p) {
 
 /* ---- gzip ------------------------------------------------------------------------------- */
 
+/* the library's name for base/gz.h's pp_gunzip, which the project calls directly */
 int pprof_gunzip(const void *data, size_t len, size_t max_out, uint8_t **ret_buf, size_t *ret_len,
                  pp_err *err) {
   return pp_gunzip(data, len, max_out, ret_buf, ret_len, err);
@@ -108,7 +104,7 @@ int pprof_decode(const void *data, size_t len, const pprof_limits *limits,
   }
   uint8_t *raw = NULL;
   size_t rawlen = 0;
-  int r = pprof_gunzip(data, len, limits->max_decompressed, &raw, &rawlen, err);
+  int r = pp_gunzip(data, len, limits->max_decompressed, &raw, &rawlen, err);
   if (r < 0) return r;
   if (rawlen == 0) {
     free(raw);

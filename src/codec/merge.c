@@ -406,6 +406,20 @@ fail:
   return pp_err_set(err, r, "merge: %s", pp_strerror(r));
 }
 
+/* Keeps vec's entries whose mark is set, in order, with ids 1..n; each kept mark becomes the
+ * entry's new index + 1. */
+#define KEEP_MARKED(vec, mark)                                                                     \
+  do {                                                                                             \
+    size_t k_ = 0;                                                                                 \
+    for (size_t i_ = 0; i_ < (vec).n; i_++)                                                        \
+      if ((mark)[i_]) {                                                                            \
+        (vec).v[k_] = (vec).v[i_];                                                                 \
+        (vec).v[k_].id = k_ + 1;                                                                   \
+        (mark)[i_] = (uint32_t)++k_;                                                               \
+      }                                                                                            \
+    (vec).n = k_;                                                                                  \
+  } while (0)
+
 /* google/pprof's Merge keeps only what the merged samples reach (it maps locations, functions
  * and mappings as samples refer to them), plus the first mapping seen, which stands for the main
  * binary. The merger interns every entity of every source up front, so the unreferenced ones
@@ -433,34 +447,15 @@ static int drop_unreferenced(merger *m) {
     for (uint32_t j = 0; j < l->nline; j++)
       if (l->line[j].function) fnew[l->line[j].function - 1] = 1;
   }
-  size_t k = 0;
-  for (size_t i = 0; i < nm; i++)
-    if (mnew[i]) {
-      m->maps.v[k] = m->maps.v[i];
-      m->maps.v[k].id = k + 1;
-      mnew[i] = (uint32_t)++k;
-    }
-  m->maps.n = k;
-  k = 0;
-  for (size_t i = 0; i < nf; i++)
-    if (fnew[i]) {
-      m->funcs.v[k] = m->funcs.v[i];
-      m->funcs.v[k].id = k + 1;
-      fnew[i] = (uint32_t)++k;
-    }
-  m->funcs.n = k;
-  k = 0;
-  for (size_t i = 0; i < nl; i++)
-    if (lnew[i]) {
-      pprof_location *l = &m->locs.v[k];
-      *l = m->locs.v[i];
-      l->id = k + 1;
-      if (l->mapping) l->mapping = mnew[l->mapping - 1];
-      for (uint32_t j = 0; j < l->nline; j++)
-        if (l->line[j].function) l->line[j].function = fnew[l->line[j].function - 1];
-      lnew[i] = (uint32_t)++k;
-    }
-  m->locs.n = k;
+  KEEP_MARKED(m->maps, mnew);
+  KEEP_MARKED(m->funcs, fnew);
+  KEEP_MARKED(m->locs, lnew);
+  for (size_t i = 0; i < m->locs.n; i++) {
+    pprof_location *l = &m->locs.v[i];
+    if (l->mapping) l->mapping = mnew[l->mapping - 1];
+    for (uint32_t j = 0; j < l->nline; j++)
+      if (l->line[j].function) l->line[j].function = fnew[l->line[j].function - 1];
+  }
   for (size_t i = 0; i < m->samps.n; i++)
     for (uint32_t j = 0; j < m->samps.v[i].nloc; j++)
       m->samps.v[i].loc[j] = lnew[m->samps.v[i].loc[j]] - 1;

@@ -119,7 +119,8 @@ int pprof_decode_file(const char *path, const pprof_limits *limits, pprof_profil
                       pp_err *err);
 
 /* Gunzips when data starts with the gzip magic, else copies. The result (malloc'd, owned by the
- * caller) is at most max_out bytes, or the call fails with PP_ELIMIT. */
+ * caller) is at most max_out bytes, or the call fails with PP_ELIMIT. The same function as
+ * pp_gunzip (base/gz.h, whose contract is the full one), for the library's users. */
 int pprof_gunzip(const void *data, size_t len, size_t max_out, uint8_t **ret_buf, size_t *ret_len,
                  pp_err *err);
 

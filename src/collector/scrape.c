@@ -12,10 +12,12 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../base/file.h"
+#include "../base/gz.h"
 #include "../base/htab.h"
 
 #define BACKOFF_MAX_MS 300000
@@ -528,11 +530,16 @@ static void job_finish(scrape_engine *e, job *j, int64_t now, int64_t end_ns, co
                        pprof_profile *p, uint8_t *data, size_t len);
 
 /* A credential file's first line, read with the project's capped reader: a longer file is
- * refused (never truncated into a wrong credential), and so is a missing or unreadable one. */
+ * refused (never truncated into a wrong credential), and so is a missing or unreadable one.
+ * It is read on the scrape loop at every scrape, so only a regular file is read at all: opening
+ * a FIFO (or reading a terminal) would wait for a writer and stop every target's scrapes. */
 static int read_secret(const char *path, const char *what, size_t max, char **ret, pp_err *err) {
   uint8_t *data = NULL;
   size_t len = 0;
   pp_err ferr = {0};
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    return pp_err_set(err, PP_EINVAL, "%s: %s: not a regular file", what, path);
   if (pp_read_file(path, max, &data, &len, &ferr) < 0)
     return pp_err_set(err, ferr.code, "%s: %s", what, ferr.msg);
   char *text = (char *)data; /* NUL-terminated by pp_read_file */
@@ -777,7 +784,7 @@ static void *decode_worker(void *arg) {
     pp_err perr = {0};
     uint8_t *plain = NULL;
     size_t plain_len = 0;
-    int r = it->gzip ? pprof_gunzip(it->data, it->len, it->max, &plain, &plain_len, &perr) : 0;
+    int r = it->gzip ? pp_gunzip(it->data, it->len, it->max, &plain, &plain_len, &perr) : 0;
     if (r == PP_ELIMIT) {
       snprintf(it->err, sizeof it->err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", it->max);
     } else if (r < 0) {
@@ -850,6 +857,9 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
           continue;
         }
         job_start(e, j, now);
+        /* one that did not start (no handle, or a credential it could not read: failed
+         * without a request) is due again later, and the next scan must come by then */
+        if (!j->easy && j->next_ms < next_due) next_due = j->next_ms;
         continue;
       }
       if (j->next_ms < next_due) next_due = j->next_ms;

@@ -104,8 +104,9 @@ SIGNAL_SAFE static bool after_call(uintptr_t ret) {
          (p[-6] == 0xff && (p[-5] & 0x38) == 0x10) || (p[-7] == 0xff && (p[-6] & 0x38) == 0x10);
 }
 
-/* The start of our function that contains pc (absolute), or 0. */
-SIGNAL_SAFE static uintptr_t func_start(uintptr_t pc) {
+/* Our function that contains pc (absolute), or NULL: a binary search of the sorted symbols.
+ * Signal-safe, so the handler and the symbolizer share it. */
+SIGNAL_SAFE static const sym *sym_at(uintptr_t pc) {
   uintptr_t rel = pc - exe_base;
   size_t lo = 0, hi = nsyms;
   while (lo < hi) {
@@ -113,7 +114,13 @@ SIGNAL_SAFE static uintptr_t func_start(uintptr_t pc) {
     if (syms[mid].start <= rel) lo = mid + 1;
     else hi = mid;
   }
-  return lo && rel < syms[lo - 1].end ? exe_base + syms[lo - 1].start : 0;
+  return lo && rel < syms[lo - 1].end ? &syms[lo - 1] : NULL;
+}
+
+/* The start of our function that contains pc (absolute), or 0. */
+SIGNAL_SAFE static uintptr_t func_start(uintptr_t pc) {
+  const sym *f = sym_at(pc);
+  return f ? exe_base + f->start : 0;
 }
 
 /* A plausible frame record at a: [a] a higher frame pointer, [a + 8] a return address into our
@@ -139,7 +146,7 @@ static uintptr_t find_caller(uintptr_t sp, uintptr_t fp, uintptr_t top, uintptr_
  * word an earlier sample left on this stack, never the caller. */
 SIGNAL_SAFE static bool in_sampler(uintptr_t f) {
   return f == (uintptr_t)&on_sigprof || f == (uintptr_t)&fp_walk || f == (uintptr_t)&find_caller ||
-         f == (uintptr_t)&frame_record || f == (uintptr_t)&readable || f == (uintptr_t)&func_start ||
+         f == (uintptr_t)&frame_record || f == (uintptr_t)&readable || f == (uintptr_t)&func_start || f == (uintptr_t)&sym_at ||
          f == (uintptr_t)&after_call || f == (uintptr_t)&in_text;
 }
 
@@ -271,14 +278,8 @@ done:
 
 /* Name of the function at pc: the executable's symtab first, then the dynamic linker. */
 static const char *symbolize(uintptr_t pc, char *buf, size_t n) {
-  uintptr_t rel = pc - exe_base;
-  size_t lo = 0, hi = nsyms;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    if (syms[mid].start <= rel) lo = mid + 1;
-    else hi = mid;
-  }
-  if (lo && rel < syms[lo - 1].end) return syms[lo - 1].name;
+  const sym *f = sym_at(pc);
+  if (f) return f->name;
   Dl_info di;
   if (dladdr((void *)pc, &di)) {
     if (di.dli_sname) return di.dli_sname;

@@ -180,7 +180,8 @@ static void write_file(const char *path, const void *data, size_t len) {
 }
 
 /* A config file may be gzip (the operator writes large ones so into a ConfigMap): read as the
- * same text; a bomb stops at CFG_MAX_TEXT; corruption is an error naming the file. */
+ * same text; a bomb stops at CFG_MAX_TEXT; both limits (4 MiB of file, 64 MiB of text) hold at
+ * their exact bounds; corruption is an error naming the file. */
 static void gzip_config_files(void) {
   const char *y = "monitors:\n- name: a\n  endpoint: http://10.0.0.1:6060\n- name: b\n  endpoint: http://10.0.0.2:6060\n";
   char path[64];
@@ -211,6 +212,37 @@ static void gzip_config_files(void) {
   free(gz);
   CHECK(cfg_load_file(path, &c, &err) == PP_ELIMIT);
   CHECK(strstr(err.msg, path) != NULL && strstr(err.msg, "exceeds the limit") != NULL);
+  /* the bound itself, as docs/config.md gives it: exactly 64 MiB once inflated are read, one
+   * byte more is refused */
+  for (size_t extra = 0; extra <= 1; extra++) {
+    size_t len = ((size_t)64 << 20) + extra;
+    spaces = malloc(len);
+    if (spaces) memset(spaces, ' ', len);
+    gz = NULL;
+    CHECK(spaces && pp_gzip(spaces, len, 1, &gz, &gzlen, &err) == 0);
+    free(spaces);
+    CHECK(gz && gzlen < CFG_MAX_BYTES);
+    if (gz) write_file(path, gz, gzlen);
+    free(gz);
+    text = NULL;
+    int r = cfg_read_file(path, &text, &n, &err);
+    if (extra == 0) CHECK(r == 0 && text && n == len && text[n] == '\0');
+    else CHECK(r == PP_ELIMIT && strstr(err.msg, path) != NULL);
+    free(text);
+  }
+  /* a plain file: at most 4 MiB (docs/config.md), read whole up to there */
+  for (size_t extra = 0; extra <= 1; extra++) {
+    size_t len = ((size_t)4 << 20) + extra;
+    spaces = malloc(len);
+    if (spaces) memset(spaces, ' ', len);
+    if (spaces) write_file(path, spaces, len);
+    free(spaces);
+    text = NULL;
+    int r = cfg_read_file(path, &text, &n, &err);
+    if (extra == 0) CHECK(r == 0 && text && n == len);
+    else CHECK(r == PP_ELIMIT && strstr(err.msg, path) != NULL);
+    free(text);
+  }
   write_file(path, "\x1f\x8b\x08\x00garbage", 12);
   CHECK(cfg_load_file(path, &c, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, path) != NULL);
