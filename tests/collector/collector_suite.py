@@ -157,7 +157,13 @@ def cli_cases(t):
     def bad_flags():
         out = []
         for args in (["--bogus"], ["-p", "99999", "-c", "x"], ["--retention-size", "5XB", "-c", "x"],
-                     ["--retention-time", "-1d", "-c", "x"], ["-l", "loud", "-c", "x"], [], ["-c"]):
+                     ["--retention-time", "-1d", "-c", "x"], ["-l", "loud", "-c", "x"], [], ["-c"],
+                     # the shutdown bound (at most 60 s) and the web's limits
+                     *([f, v, "-c", "x"] for f, v in (("--shutdown-grace", "61s"), ("--shutdown-grace", "60.001s"),
+                                                      ("--shutdown-grace", "abc"), ("--shutdown-grace", "-1s"),
+                                                      ("--web-max-queries", "0"), ("--web-max-queries", "257"),
+                                                      ("--web-query-timeout", "50ms"), ("--web-query-memory", "1KiB"),
+                                                      ("--web-cache-size", "5XB")))):
             p = run_c(*args)
             lines = [l for l in p.stderr.splitlines() if l.strip()]
             if p.returncode != 2 or len(lines) != 1:
