@@ -64,13 +64,19 @@ bool seg__parse_hdr(const uint8_t *b, rec_hdr *h);
  * the file cut back to `at`, or -2 when even that failed (the caller stops using the file). */
 int seg__write(int fd, uint64_t at, const char *meta, size_t mlen, const uint8_t *data, size_t len, rec_hdr *ret_h,
                int *ret_errno);
-/* True when the record at rec_off is rec_len bytes with a sound header that agrees with the
- * index (data_len, crc) and bytes that match the crc. *buf (grown as needed, *cap its size)
- * is scratch space the caller frees. */
-bool seg__check(int fd, uint64_t rec_off, uint64_t rec_len, uint64_t data_len, uint32_t crc, uint8_t **buf,
-                size_t *cap);
-/* The data of one record, checked against crc (which covers meta and data): 0 with *ret
- * malloc'd, or -1 (file missing, bytes missing, CRC mismatch). */
+/* Reads the record at off and checks it: the one place a record's bytes are checked, for the
+ * walk of a rebuild, the repair's check of indexed records and every read. Sound means a header
+ * with the magic and lengths within the limits, the whole record within `limit` (the file's
+ * size, when known) and a body (meta and data) that matches the header's CRC; with want (what
+ * the index says: meta_len, data_len, crc) also a header that agrees with it, and the record is
+ * read in one go. *buf (grown as needed, *cap its size; the caller frees it) gets the record,
+ * header first: meta at *buf + REC_HDR, data after it. 1 when sound (*ret_h its header), 0 when
+ * damaged or cut short, -1 on a read error or out of memory. */
+int seg__read_record(int fd, uint64_t off, uint64_t limit, const rec_hdr *want, rec_hdr *ret_h, uint8_t **buf,
+                     size_t *cap);
+/* The data of one record, read and checked by seg__read_record against what the index says
+ * (meta_len, data_len, crc): 0 with *ret malloc'd, or -1 (file missing, bytes missing, a header
+ * that disagrees, CRC mismatch). */
 int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
                    uint8_t **ret, size_t *ret_len);
 
@@ -80,7 +86,7 @@ typedef struct seg_scan {
   uint64_t size;    /* the file's size */
   uint64_t off;     /* where the walk goes on */
   uint64_t end;     /* the end of the last sound record (a tail past it is damage) */
-  uint64_t rec_off; /* the current record: its offset, header and body (meta + data) */
+  uint64_t rec_off; /* the current record: its offset, header and bytes (seg__read_record's buf) */
   rec_hdr h;
   uint8_t *buf;
   size_t cap;

@@ -145,7 +145,8 @@ static int list_segment_files(store *s, int64_t **ret, size_t *ret_n, pp_err *er
 /* Indexes one sound record; false (skipped, counted as damaged) when it cannot be read back. */
 static int index_record(store *s, int64_t seg, const seg_scan *sc, store_repair *rep, pp_err *err) {
   json_error_t je;
-  json_t *meta = json_loadb((const char *)sc->buf, sc->h.meta_len, 0, &je);
+  const uint8_t *body = sc->buf + REC_HDR;
+  json_t *meta = json_loadb((const char *)body, sc->h.meta_len, 0, &je);
   json_t *labels = json_object_get(meta, "labels");
   const char *type = json_string_value(json_object_get(meta, "type"));
   int64_t start = json_integer_value(json_object_get(meta, "start"));
@@ -154,7 +155,7 @@ static int index_record(store *s, int64_t seg, const seg_scan *sc, store_repair 
   char *lj = json_is_object(labels) && type ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   pprof_profile *p = NULL;
   int r = 0;
-  if (!lj || (rcount <= 0 && pprof_decode(sc->buf + sc->h.meta_len, sc->h.data_len, NULL, &p, NULL) < 0)) {
+  if (!lj || (rcount <= 0 && pprof_decode(body + sc->h.meta_len, sc->h.data_len, NULL, &p, NULL) < 0)) {
     rep->records_corrupt++;
     goto out;
   }
@@ -253,9 +254,12 @@ static int check_records(store *s, int64_t seg, const char *path, store_repair *
   bad_row *bad = NULL;
   int rc, r = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (seg__check(fd, (uint64_t)sqlite3_column_int64(st, 2), (uint64_t)sqlite3_column_int64(st, 3),
-                   (uint64_t)sqlite3_column_int64(st, 4), (uint32_t)sqlite3_column_int64(st, 5), &buf, &cap))
-      continue;
+    /* the row's view of its record: where it is, its lengths and its CRC */
+    int64_t off = sqlite3_column_int64(st, 2), data_len = sqlite3_column_int64(st, 4);
+    int64_t meta_len = sqlite3_column_int64(st, 3) - REC_HDR - data_len;
+    rec_hdr want = {(uint32_t)meta_len, (uint32_t)data_len, (uint32_t)sqlite3_column_int64(st, 5)}, h;
+    bool fits = off >= 0 && meta_len >= 0 && meta_len <= MAX_META && data_len >= 0 && data_len <= MAX_DATA;
+    if (fits && seg__read_record(fd, (uint64_t)off, UINT64_MAX, &want, &h, &buf, &cap) == 1) continue;
     if (nbad == bcap) {
       bad_row *nb = realloc(bad, (bcap = bcap ? bcap * 2 : 16) * sizeof *nb);
       if (!nb) {
