@@ -483,7 +483,7 @@ static void read_checks_crc(void) {
   size_t n;
   CHECK(store_list_rows(s, &m, 1, "heap", 0, 0, 0, &rows, &n, NULL) == 0);
   CHECK_EQ_I64(n, 3);
-  int64_t bad = n == 3 ? rows[1].id : -1;
+  int64_t bad = n == 3 ? rows[1].id : -1, bad_hdr = n == 3 ? rows[2].id : -1;
   store_rows_free(rows, n);
   int64_t seg = index_i64("SELECT segment_id FROM profile WHERE id=?", bad);
   int64_t off = index_i64("SELECT data_off + data_len / 2 FROM profile WHERE id=?", bad);
@@ -498,6 +498,15 @@ static void read_checks_crc(void) {
   size_t cnt = 0;
   CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
   CHECK_EQ_I64(cnt, 2);
+  pprof_free(p);
+  /* a record whose header no longer says what its row does (its data length) is refused too,
+   * as repair at open would drop it */
+  int64_t hdr = index_i64("SELECT rec_off + 8 FROM profile WHERE id=?", bad_hdr);
+  CHECK(hdr > 0 && flip_byte(segment_path(seg), hdr));
+  CHECK_EQ_I64(store_read(s, bad_hdr, &b, &len, &err), PP_EIO);
+  free(b);
+  CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 1);
   pprof_free(p);
   store_close(s);
 }
