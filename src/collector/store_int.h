@@ -214,10 +214,13 @@ void store__sync_forget(store *s, int fd);
 /* store_query.c: a read-only connection to the index (WAL lets it read while the writer
  * appends); the caller closes it. */
 int store__open_reader(store *s, sqlite3 **ret, pp_err *err);
+/* store_query.c: the columns of a record's location, as the profile and rollup tables both keep
+ * it, and their reader (from column `first` on) into a row_loc. */
+#define STORE_LOC_COLS "segment_id, data_off, data_len, rec_off, crc"
+void store__take_loc(sqlite3_stmt *st, int first, row_loc *e);
 /* store_query.c: the columns of a raw profile row, and the reader that appends the rows a
  * statement selecting them yields to a growing array (false when out of memory). */
-#define STORE_RAW_COLS                                                                             \
-  "id, type, start_ns, end_ns, data_len, sample_types, totals, segment_id, data_off, rec_off, crc"
+#define STORE_RAW_COLS "id, type, start_ns, end_ns, sample_types, totals, " STORE_LOC_COLS
 bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc **pv, size_t *pn, size_t *pcap);
 /* store_query.c: frees an array of rows and their strings. */
 void store__rows_free(row_loc *v, size_t n);
