@@ -2,6 +2,7 @@
  * records, segment creation, full disks, a locked index, labels that are not UTF-8, series that
  * go with their profiles. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -148,8 +149,32 @@ static void note_sync(int fd) {
   pthread_mutex_unlock(&sync_log_mu);
 }
 
+/* fdatasync of a file whose path contains this fails with EIO ("" = none; under sync_log_mu) */
+static char sync_fail_path[64];
+
+static bool sync_fails(int fd) {
+  char link[64], path[320];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  path[n > 0 ? n : 0] = '\0';
+  pthread_mutex_lock(&sync_log_mu);
+  bool fail = sync_fail_path[0] && strstr(path, sync_fail_path);
+  pthread_mutex_unlock(&sync_log_mu);
+  return fail;
+}
+
+static void sync_fail_set(const char *path_part) {
+  pthread_mutex_lock(&sync_log_mu);
+  snprintf(sync_fail_path, sizeof sync_fail_path, "%s", path_part);
+  pthread_mutex_unlock(&sync_log_mu);
+}
+
 int fdatasync(int fd) {
   note_sync(fd);
+  if (sync_fails(fd)) {
+    errno = EIO;
+    return -1;
+  }
   return (int)syscall(SYS_fdatasync, fd);
 }
 
@@ -940,6 +965,39 @@ static void syncer_makes_appends_durable(void) {
   CHECK(last_sync(segdir, false) >= 0);
 }
 
+/* A round whose fdatasync fails is counted and says what failed and why (the store does not
+ * log; its caller logs that when sync_failures grows), and durable_ns stays where the last sound
+ * round left it until a round succeeds again. */
+static void sync_failure_told(void) {
+  fresh_dir();
+  store_opts o = {.dir = dir, .sync_interval = 0.05};
+  store *s = NULL;
+  pp_err err = {0};
+  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000) == 0);
+  sync_fail_set(".seg");
+  int64_t failing = wall_ns();
+  store_stats st = {0};
+  for (int k = 0; k < 500 && st.sync_failures == 0; k++) {
+    usleep(10000);
+    store_get_stats(s, &st);
+  }
+  CHECK(st.sync_failures >= 1);
+  CHECK(strstr(st.last_sync_error, "fdatasync of the active segment") != NULL);
+  CHECK(strstr(st.last_sync_error, strerror(EIO)) != NULL);
+  CHECK(st.durable_ns < failing); /* every round since then failed */
+  sync_fail_set("");
+  int64_t healed = wall_ns();
+  for (int k = 0; k < 500 && st.durable_ns < healed; k++) {
+    usleep(10000);
+    store_get_stats(s, &st);
+  }
+  CHECK(st.durable_ns >= healed);
+  CHECK(strstr(st.last_sync_error, "active segment") != NULL); /* the last failure, still told */
+  store_close(s);
+}
+
 /* A rollup the compactor finished for a series that retention deleted meanwhile is not stored,
  * also when a new series got the deleted one's id (the writer compares the labels too). */
 static void rollup_of_a_deleted_series_dropped(void) {
@@ -1404,6 +1462,7 @@ int main(void) {
   RUN(series_cache_stays_bounded);
   RUN(index_from_version_1);
   RUN(syncer_makes_appends_durable);
+  RUN(sync_failure_told);
   RUN(rollup_of_a_deleted_series_dropped);
   RUN(query_cost_follows_selection);
   /* the last test's data directory (each test empties it first): nothing left behind */
