@@ -416,6 +416,26 @@ void store__sample_summary(const pprof_profile *p, char *types, size_t tcap, cha
 
 /* ---- opening --------------------------------------------------------------------------------- */
 
+int store__thread_start(store *s, pthread_t *t, bool *running, bool *stop, void *(*fn)(void *), const char *what,
+                        pp_err *err) {
+  if (*running) return 0;
+  *stop = false;
+  int e = pthread_create(t, NULL, fn, s);
+  if (e) return pp_err_set(err, PP_ENOMEM, "%s thread: %s", what, strerror(e));
+  *running = true;
+  return 0;
+}
+
+void store__thread_stop(pthread_t *t, bool *running, bool *stop, pthread_mutex_t *mu, pthread_cond_t *cv) {
+  if (!*running) return;
+  pthread_mutex_lock(mu);
+  *stop = true;
+  pthread_cond_broadcast(cv);
+  pthread_mutex_unlock(mu);
+  pthread_join(*t, NULL);
+  *running = false;
+}
+
 static void store_free(store *s) {
   if (!s) return;
   store__stop_compactor(s);

@@ -245,23 +245,11 @@ static void *compactor_main(void *arg) {
 }
 
 int store_start_compactor(store *s, pp_err *err) {
-  if (s->compactor_running) return 0;
-  s->q_stop = false;
-  int e = pthread_create(&s->compactor, NULL, compactor_main, s);
-  if (e) return pp_err_set(err, PP_ENOMEM, "compactor thread: %s", strerror(e));
-  s->compactor_running = true;
-  return 0;
+  return store__thread_start(s, &s->compactor, &s->compactor_running, &s->q_stop, compactor_main, "compactor", err);
 }
 
 void store__stop_compactor(store *s) {
-  if (s->compactor_running) {
-    pthread_mutex_lock(&s->q_mu);
-    s->q_stop = true;
-    pthread_cond_broadcast(&s->q_cv);
-    pthread_mutex_unlock(&s->q_mu);
-    pthread_join(s->compactor, NULL);
-    s->compactor_running = false;
-  }
+  store__thread_stop(&s->compactor, &s->compactor_running, &s->q_stop, &s->q_mu, &s->q_cv);
   while (s->q_head) {
     rollup_item *it = s->q_head;
     s->q_head = it->next;

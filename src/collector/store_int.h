@@ -201,6 +201,13 @@ int store__schema(store *s, bool fresh, pp_err *err);
  * rebuild = recreate every row from the segments (the index was lost). */
 int store__repair(store *s, bool rebuild, store_repair *rep, pp_err *err);
 
+/* store.c: the store's background threads (the syncer, the compactor). Start runs fn(s) unless
+ * *running already, with *stop cleared; stop sets *stop under mu, wakes cv (the thread waits on
+ * it between rounds), joins the thread, and does nothing when it is not running. */
+int store__thread_start(store *s, pthread_t *t, bool *running, bool *stop, void *(*fn)(void *), const char *what,
+                        pp_err *err);
+void store__thread_stop(pthread_t *t, bool *running, bool *stop, pthread_mutex_t *mu, pthread_cond_t *cv);
+
 /* store_sync.c: the syncer thread. */
 int store__start_syncer(store *s, pp_err *err);
 /* Stops it and syncs what it had not synced yet, on the calling thread. */

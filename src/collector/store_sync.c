@@ -118,23 +118,11 @@ static void *syncer_main(void *arg) {
 }
 
 int store__start_syncer(store *s, pp_err *err) {
-  if (s->syncer_running) return 0;
-  s->sync_stop = false;
-  int e = pthread_create(&s->syncer, NULL, syncer_main, s);
-  if (e) return pp_err_set(err, PP_ENOMEM, "syncer thread: %s", strerror(e));
-  s->syncer_running = true;
-  return 0;
+  return store__thread_start(s, &s->syncer, &s->syncer_running, &s->sync_stop, syncer_main, "syncer", err);
 }
 
 void store__stop_syncer(store *s) {
-  if (s->syncer_running) {
-    pthread_mutex_lock(&s->sync_mu);
-    s->sync_stop = true;
-    pthread_cond_broadcast(&s->sync_cv);
-    pthread_mutex_unlock(&s->sync_mu);
-    pthread_join(s->syncer, NULL);
-    s->syncer_running = false;
-  }
+  store__thread_stop(&s->syncer, &s->syncer_running, &s->sync_stop, &s->sync_mu, &s->sync_cv);
   /* without a syncer (sync_interval < 0), rolled fds were closed at once; none are left */
   for (size_t i = 0; i < s->nsync_closed; i++) close(s->sync_closed[i]);
   s->nsync_closed = 0;
