@@ -57,14 +57,20 @@ static int add(store *s, const char *rel, const char *monitor, const char *type,
   return rc;
 }
 
-static store *open_store(uint64_t retention, uint64_t segment, store_repair *rep) {
-  store_opts o = {.dir = dir, .retention_bytes = retention, .segment_bytes = segment};
+/* Opens the store in dir with these options (o.dir set to dir); NULL, and a failed check, when
+ * it cannot. */
+static store *open_with(store_opts o, store_repair *rep) {
+  o.dir = dir;
   store *s = NULL;
   pp_err err = {0};
   int r = store_open(&o, &s, rep, &err);
   if (r) fprintf(stderr, "  open: %s\n", err.msg);
   CHECK(r == 0);
   return s;
+}
+
+static store *open_store(uint64_t retention, uint64_t segment, store_repair *rep) {
+  return open_with((store_opts){.retention_bytes = retention, .segment_bytes = segment}, rep);
 }
 
 /* Appends the file as a record with the given labels; *ret_enospc and err as store_append
@@ -597,10 +603,8 @@ static void enospc_told_by_errno(void) {
  * nothing (no segment file goes without its rows), and works once the lock is gone. */
 static void retention_under_a_locked_index(void) {
   fresh_dir();
-  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
-  store *s = NULL;
+  store *s = open_with((store_opts){.retention_seconds = 100, .segment_bytes = 1}, NULL);
   pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
   if (!s) return;
   for (int i = 0; i < 3; i++)
     CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000000000LL * (i + 1)) == 0);
@@ -682,10 +686,8 @@ static void labels_not_utf8(void) {
  * labels appended later make a new series that queries find. */
 static void series_go_with_their_profiles(void) {
   fresh_dir();
-  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
-  store *s = NULL;
+  store *s = open_with((store_opts){.retention_seconds = 100, .segment_bytes = 1}, NULL);
   pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
   if (!s) return;
   const int64_t SEC = 1000000000;
   CHECK(add(s, "gotarget/heap.pb.gz", "old", "heap", 1 * SEC) == 0);
@@ -834,10 +836,7 @@ static void series_pages_and_selectors(void) {
  * ids found through the index after an eviction are the same series. */
 static void series_cache_stays_bounded(void) {
   fresh_dir();
-  store_opts o = {.dir = dir, .series_cache = 8};
-  store *s = NULL;
-  pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  store *s = open_with((store_opts){.series_cache = 8}, NULL);
   if (!s) return;
   size_t peak = 0;
   for (int round = 0; round < 2; round++)
@@ -922,10 +921,8 @@ static void syncer_makes_appends_durable(void) {
   char segdir[300], wal[320];
   snprintf(segdir, sizeof segdir, "%s/segments", dir);
   snprintf(wal, sizeof wal, "%s/index.db-wal", dir);
-  store_opts o = {.dir = dir, .segment_bytes = 1, .sync_interval = 0.05}; /* a segment per record */
-  store *s = NULL;
-  pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  /* a segment per record */
+  store *s = open_with((store_opts){.segment_bytes = 1, .sync_interval = 0.05}, NULL);
   if (!s) return;
   sync_log_reset();
   for (int i = 0; i < 3; i++) CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000 * (i + 1)) == 0);
@@ -951,8 +948,7 @@ static void syncer_makes_appends_durable(void) {
   }
   store_close(s);
   /* a period longer than the test: nothing synced by the syncer until store_close, which syncs it */
-  o.sync_interval = 3600;
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  s = open_with((store_opts){.segment_bytes = 1, .sync_interval = 3600}, NULL);
   if (!s) return;
   CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 5000) == 0);
   usleep(100000);
@@ -970,10 +966,7 @@ static void syncer_makes_appends_durable(void) {
  * round left it until a round succeeds again. */
 static void sync_failure_told(void) {
   fresh_dir();
-  store_opts o = {.dir = dir, .sync_interval = 0.05};
-  store *s = NULL;
-  pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  store *s = open_with((store_opts){.sync_interval = 0.05}, NULL);
   if (!s) return;
   CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000) == 0);
   sync_fail_set(".seg");
@@ -1002,10 +995,8 @@ static void sync_failure_told(void) {
  * also when a new series got the deleted one's id (the writer compares the labels too). */
 static void rollup_of_a_deleted_series_dropped(void) {
   fresh_dir();
-  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
-  store *s = NULL;
+  store *s = open_with((store_opts){.retention_seconds = 100, .segment_bytes = 1}, NULL);
   pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
   if (!s) return;
   const int64_t SEC = 1000000000;
   /* a segment per record: keep@1 s, gone@2 s, keep@400 s; retention at 300 s takes the first two */
@@ -1230,9 +1221,7 @@ static void retention_by_size_and_time(void) {
   store_close(s);
 
   fresh_dir();
-  store_opts o = {.dir = dir, .retention_seconds = 100};
-  pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  s = open_with((store_opts){.retention_seconds = 100}, NULL);
   if (!s) return;
   CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000000000LL) == 0);
   CHECK_EQ_I64(store_retention(s, 50 * 1000000000LL, NULL), 0);
@@ -1344,8 +1333,7 @@ static void rollups_change_speed_not_answers(void) {
   uint64_t read_with = st.records_read - before;
   store_close(s);
 
-  store_opts o = {.dir = dir, .no_rollups = true};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  s = open_with((store_opts){.no_rollups = true}, NULL);
   if (!s) return;
   store_get_stats(s, &st);
   before = st.records_read;
@@ -1405,8 +1393,7 @@ static void rollups_change_speed_not_answers(void) {
   pprof_free(p);
   store_close(s);
   /* time retention also ends a segment that holds only rollups (its range is the rollups') */
-  store_opts ro = {.dir = dir, .retention_seconds = 3600};
-  CHECK(store_open(&ro, &s, NULL, &err) == 0);
+  s = open_with((store_opts){.retention_seconds = 3600}, NULL);
   if (!s) return;
   CHECK(store_retention(s, t0 + 10 * W, &err) >= 1);
   store_get_stats(s, &st);
