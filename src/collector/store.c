@@ -70,16 +70,16 @@ int store__run(sqlite3 *db, const char *sql, int64_t a, int64_t b, pp_err *err) 
   return rc == SQLITE_DONE ? 0 : store__sql_fail(db, err, sql);
 }
 
-/* A write transaction: BEGIN IMMEDIATE takes the write lock at once (or fails after the busy
- * timeout), so a transaction never runs half outside itself. */
-static int tx_begin(store *s, pp_err *err) {
+/* BEGIN IMMEDIATE takes the write lock at once (or fails after the busy timeout), so a
+ * transaction never runs half outside itself. */
+int store__tx_begin(store *s, pp_err *err) {
   return store__exec(s->db, "BEGIN IMMEDIATE", err);
 }
 
-/* Commits when r == 0, else (or when the commit fails) rolls back; returns the outcome. */
-static int tx_end(store *s, int r, pp_err *err) {
+int store__tx_end(store *s, int r, pp_err *err) {
   if (r == 0 && (r = store__exec(s->db, "COMMIT", err)) == 0) return 0;
   sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  store__cache_reset(s); /* it may name series the rollback took back */
   return r;
 }
 
@@ -382,6 +382,20 @@ out:
   for (size_t i = 0; i < n; i++) free(v[i].type);
   free(v);
   return r;
+}
+
+int store__delete_records(store *s, const char *where, int64_t a, int64_t b, int64_t *ret_profiles,
+                          int64_t *ret_rollups, pp_err *err) {
+  char *sql = sqlite3_mprintf("DELETE FROM rollup WHERE %s", where);
+  if (!sql) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  int64_t rows = 0;
+  int r = store__delete_profiles(s, where, a, b, &rows, err);
+  if (r == 0) r = store__run(s->db, sql, a, b, err);
+  sqlite3_free(sql);
+  if (r < 0) return r;
+  *ret_profiles = rows;
+  *ret_rollups = sqlite3_changes(s->db);
+  return 0;
 }
 
 int store__delete_dead_series(store *s, pp_err *err) {
@@ -796,15 +810,13 @@ uint64_t store_disk_bytes(store *s) {
 static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *err) {
   int64_t rows = 0, rollups = 0;
   int dead = 0;
-  int r = tx_begin(s, err);
+  int r = store__tx_begin(s, err);
   if (r < 0) return r;
-  if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?1", id, 0, &rollups, err)) == 0 &&
-      (r = store__delete_profiles(s, "segment_id=?1", id, 0, &rows, err)) == 0 &&
-      (r = store__run(s->db, "DELETE FROM rollup WHERE segment_id=?1", id, 0, err)) == 0 &&
+  if ((r = store__delete_records(s, "segment_id=?1", id, 0, &rows, &rollups, err)) == 0 &&
       (r = store__run(s->db, "DELETE FROM segment WHERE id=?1", id, 0, err)) == 0 &&
       (dead = store__delete_dead_series(s, err)) < 0)
     r = dead;
-  if ((r = tx_end(s, r, err)) < 0) return r;
+  if ((r = store__tx_end(s, r, err)) < 0) return r;
   if (dead > 0) store__cache_reset(s); /* their ids must not be handed out again */
   seg_bytes_add(s, -(int64_t)file_bytes);
   pthread_mutex_lock(&s->stats_mu);

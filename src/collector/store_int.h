@@ -168,6 +168,11 @@ typedef struct row_loc {
 } row_loc;
 
 /* store.c: the writer's helpers that repair shares. */
+/* A write transaction, and its end: commits when r == 0, else (or when the commit fails) rolls
+ * back and empties the series cache, which may name series the rollback took back. Returns
+ * the outcome. */
+int store__tx_begin(store *s, pp_err *err);
+int store__tx_end(store *s, int r, pp_err *err);
 int store__exec(sqlite3 *db, const char *sql, pp_err *err);
 int store__sql_fail(sqlite3 *db, pp_err *err, const char *what);
 /* one integer from a query with up to two parameters; errors are errors (never a default) */
@@ -187,6 +192,11 @@ int store__raise_last_seg(store *s, int64_t series_id, int64_t seg, pp_err *err)
 /* Deletes the profile rows `where` selects (SQL over table profile with parameters ?1 and ?2)
  * and keeps series_type right; inside the caller's transaction. *ret_n: rows deleted. */
 int store__delete_profiles(store *s, const char *where, int64_t a, int64_t b, int64_t *ret_n, pp_err *err);
+/* Deletes the profile rows (as store__delete_profiles) and the rollup rows `where` selects (over
+ * columns both tables have); inside the caller's transaction. *ret_profiles, *ret_rollups: how
+ * many of each went. */
+int store__delete_records(store *s, const char *where, int64_t a, int64_t b, int64_t *ret_profiles,
+                          int64_t *ret_rollups, pp_err *err);
 /* Deletes series that have no records left (last_seg below the oldest segment) with their
  * labels; inside the caller's transaction. Returns how many, or < 0. */
 int store__delete_dead_series(store *s, pp_err *err);

@@ -65,17 +65,6 @@ static const char FROM_V1[] =
     " sample_types=(SELECT sample_types FROM profile p WHERE p.series_id=series_type.series_id"
     " AND p.type=series_type.type ORDER BY end_ns DESC LIMIT 1);";
 
-static int begin(store *s, pp_err *err) {
-  return store__exec(s->db, "BEGIN IMMEDIATE", err);
-}
-
-static int end(store *s, int r, pp_err *err) {
-  if (r == 0 && (r = store__exec(s->db, "COMMIT", err)) == 0) return 0;
-  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-  store__cache_reset(s); /* it may name series the rollback took back */
-  return r;
-}
-
 int store__schema(store *s, bool fresh, pp_err *err) {
   int64_t version, had_series, has_col;
   int r;
@@ -85,7 +74,7 @@ int store__schema(store *s, bool fresh, pp_err *err) {
   if (version > STORE_SCHEMA_VERSION)
     return pp_err_set(err, PP_EINVAL, "index %s has schema version %lld, newer than this collector's %d", s->dbpath,
                       (long long)version, STORE_SCHEMA_VERSION);
-  if ((r = begin(s, err)) < 0) return r;
+  if ((r = store__tx_begin(s, err)) < 0) return r;
   if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='series'", 0, 0,
                             &had_series, err)) == 0 &&
       (r = store__query_i64(s->db, "SELECT COUNT(*) FROM pragma_table_info('series') WHERE name='last_seg'", 0, 0,
@@ -102,7 +91,7 @@ int store__schema(store *s, bool fresh, pp_err *err) {
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);
     r = store__exec(s->db, sql, err);
   }
-  return end(s, r, err);
+  return store__tx_end(s, r, err);
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -207,14 +196,14 @@ static int rebuild_segment(store *s, int64_t seg, const char *path, store_repair
 
 static int rebuild(store *s, const int64_t *files, size_t nfiles, store_repair *rep, pp_err *err) {
   rep->index_rebuilt = nfiles > 0; /* a new, empty store has nothing to rebuild */
-  int r = begin(s, err);
+  int r = store__tx_begin(s, err);
   if (r < 0) return r;
   for (size_t i = 0; i < nfiles && r == 0; i++) {
     char *path = seg__path(s->segdir, files[i]);
     r = path ? rebuild_segment(s, files[i], path, rep, err) : pp_err_set(err, PP_ENOMEM, "out of memory");
     free(path);
   }
-  return end(s, r, err);
+  return store__tx_end(s, r, err);
 }
 
 /* ---- checking an index against its segments -------------------------------------------------- */
@@ -223,9 +212,7 @@ static int rebuild(store *s, const int64_t *files, size_t nfiles, store_repair *
 static int drop_segment(store *s, int64_t id, store_repair *rep, pp_err *err) {
   int64_t rows = 0, rollups = 0;
   int r;
-  if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?1", id, 0, &rollups, err)) == 0 &&
-      (r = store__delete_profiles(s, "segment_id=?1", id, 0, &rows, err)) == 0 &&
-      (r = store__run(s->db, "DELETE FROM rollup WHERE segment_id=?1", id, 0, err)) == 0)
+  if ((r = store__delete_records(s, "segment_id=?1", id, 0, &rows, &rollups, err)) == 0)
     r = store__run(s->db, "DELETE FROM segment WHERE id=?1", id, 0, err);
   rep->rows_dropped += (size_t)(rows + rollups);
   return r;
@@ -301,11 +288,8 @@ static int check_segment(store *s, int64_t id, const char *path, store_repair *r
   uint64_t size = (uint64_t)st.st_size;
   /* rows pointing past the end of the file: their bytes were lost */
   int64_t gone = 0, gone_rollups = 0;
-  if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?1 AND rec_off+rec_len>?2", id,
-                            (int64_t)size, &gone_rollups, err)) < 0 ||
-      (r = store__delete_profiles(s, "segment_id=?1 AND rec_off+rec_len>?2", id, (int64_t)size, &gone, err)) < 0 ||
-      (r = store__run(s->db, "DELETE FROM rollup WHERE segment_id=?1 AND rec_off+rec_len>?2", id, (int64_t)size, err)) <
-          0)
+  if ((r = store__delete_records(s, "segment_id=?1 AND rec_off+rec_len>?2", id, (int64_t)size, &gone, &gone_rollups,
+                                 err)) < 0)
     return r;
   rep->rows_dropped += (size_t)(gone + gone_rollups);
   if ((r = check_records(s, id, path, rep, err)) < 0) return r;
@@ -327,14 +311,14 @@ static int check_segment(store *s, int64_t id, const char *path, store_repair *r
 }
 
 static int check(store *s, const int64_t *files, size_t nfiles, store_repair *rep, pp_err *err) {
-  int r = begin(s, err);
+  int r = store__tx_begin(s, err);
   if (r < 0) return r;
   /* segments whose file is gone */
   sqlite3_stmt *st;
   int64_t *ids = NULL;
   size_t n = 0, cap = 0;
   if (sqlite3_prepare_v2(s->db, "SELECT id FROM segment ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-    return end(s, store__sql_fail(s->db, err, "segments"), err);
+    return store__tx_end(s, store__sql_fail(s->db, err, "segments"), err);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(st, 0);
@@ -362,7 +346,7 @@ static int check(store *s, const int64_t *files, size_t nfiles, store_repair *re
     int dead = store__delete_dead_series(s, err);
     if (dead < 0) r = dead;
   }
-  return end(s, r, err);
+  return store__tx_end(s, r, err);
 }
 
 int store__repair(store *s, bool rebuild_index, store_repair *rep, pp_err *err) {
