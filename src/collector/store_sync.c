@@ -22,12 +22,6 @@
 
 #include "store_int.h"
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* One step of a round: *ok stays true while every step succeeds; the first failure (with the
  * errno of the call that failed, so called before anything else can change it) goes into why. */
 static void step(bool done, const char *what, bool *ok, char *why, size_t cap) {
@@ -37,7 +31,7 @@ static void step(bool done, const char *what, bool *ok, char *why, size_t cap) {
 
 /* One round; called and returns with sync_mu held (dropped while the disk works). */
 static void sync_round(store *s, int *wal_fd, int *dir_fd) {
-  int64_t t0 = now_ns();
+  int64_t t0 = store__now_ns();
   int *closed = s->sync_closed;
   size_t nclosed = s->nsync_closed;
   s->sync_closed = NULL;
@@ -79,7 +73,7 @@ static void sync_round(store *s, int *wal_fd, int *dir_fd) {
     }
   }
   if (*wal_fd >= 0) step(fdatasync(*wal_fd) == 0, "fdatasync of the index's WAL", &ok, why, sizeof why);
-  int64_t t1 = now_ns();
+  int64_t t1 = store__now_ns();
 
   pthread_mutex_lock(&s->stats_mu);
   s->stats.syncs++;
