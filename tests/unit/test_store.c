@@ -961,6 +961,47 @@ static void syncer_makes_appends_durable(void) {
   CHECK(last_sync(segdir, false) >= 0);
 }
 
+/* Limits at the edges: labels whose record metadata would pass MAX_META are refused with
+ * PP_ELIMIT and leave nothing behind (no bytes, no row, no series), and an index whose schema
+ * is newer than this store's is refused at open (PP_EINVAL), left as it was. */
+static void limits_refused(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000) == 0);
+  size_t big = (size_t)MAX_META + 1;
+  char *value = malloc(big + 1);
+  if (value) {
+    memset(value, 'v', big);
+    value[big] = '\0';
+    store_label l[2] = {{"monitor", "b"}, {"huge", value}};
+    pp_err err = {0};
+    int64_t seg = index_i64("SELECT MAX(id) FROM segment", 0);
+    struct stat before, after;
+    CHECK(stat(segment_path(seg), &before) == 0);
+    CHECK_EQ_I64(add_labels(s, "gotarget/heap.pb.gz", l, 2, "heap", 2000, NULL, &err), PP_ELIMIT);
+    CHECK(strstr(err.msg, "labels too long") != NULL);
+    CHECK(stat(segment_path(seg), &after) == 0 && after.st_size == before.st_size);
+    store_stats st;
+    store_get_stats(s, &st);
+    CHECK(st.profiles == 1 && st.series == 1);
+    free(value);
+  }
+  store_close(s);
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  sqlite3 *h = NULL;
+  CHECK(sqlite3_open(db, &h) == SQLITE_OK && sqlite3_exec(h, "PRAGMA user_version=3", NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(h);
+  store_opts o = {.dir = dir};
+  pp_err err = {0};
+  s = NULL;
+  CHECK_EQ_I64(store_open(&o, &s, NULL, &err), PP_EINVAL);
+  CHECK(s == NULL && strstr(err.msg, "newer") != NULL);
+  CHECK_EQ_I64(index_i64("PRAGMA user_version", 0), 3);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM profile", 0), 1);
+}
+
 /* A round whose fdatasync fails is counted and says what failed and why (the store does not
  * log; its caller logs that when sync_failures grows), and durable_ns stays where the last sound
  * round left it until a round succeeds again. */
@@ -1450,6 +1491,7 @@ int main(void) {
   RUN(index_from_version_1);
   RUN(syncer_makes_appends_durable);
   RUN(sync_failure_told);
+  RUN(limits_refused);
   RUN(rollup_of_a_deleted_series_dropped);
   RUN(query_cost_follows_selection);
   /* the last test's data directory (each test empties it first): nothing left behind */
