@@ -38,6 +38,20 @@ static uint64_t du(const char *dir) {
   return v;
 }
 
+/* Appends n copies of the profile as 200 series (monitor=target-<i % 200>), one second apart:
+ * the ingest both modes time. 0, or -1 with err set. */
+static int append_copies(store *s, const uint8_t *data, size_t len, const pprof_profile *p, int n, pp_err *err) {
+  for (int i = 0; i < n; i++) {
+    char mon[32];
+    snprintf(mon, sizeof mon, "target-%d", i % 200);
+    store_label l[2] = {{"monitor", mon}, {"endpoint", "http://10.0.0.1:6060"}};
+    store_record r = {l, 2, "heap", (int64_t)i * 1000000000, (int64_t)i * 1000000000, data, len, p};
+    bool enospc;
+    if (store_append(s, &r, &enospc, err) < 0) return -1;
+  }
+  return 0;
+}
+
 static int ingest(const char *dir, const char *file, int n) {
   size_t len;
   uint8_t *data = slurp(file, &len);
@@ -54,14 +68,7 @@ static int ingest(const char *dir, const char *file, int n) {
   store *s;
   if (store_open(&o, &s, NULL, NULL) < 0) return 1;
   double t0 = now_s();
-  for (int i = 0; i < n; i++) {
-    char mon[32];
-    snprintf(mon, sizeof mon, "target-%d", i % 200);
-    store_label l[2] = {{"monitor", mon}, {"endpoint", "http://10.0.0.1:6060"}};
-    store_record r = {l, 2, "heap", (int64_t)i * 1000000000, (int64_t)i * 1000000000, data, len, p};
-    bool enospc;
-    if (store_append(s, &r, &enospc, NULL) < 0) return 1;
-  }
+  if (append_copies(s, data, len, p, n, NULL) < 0) return 1;
   double seg_s = now_s() - t0;
   uint64_t seg_full = du(d1);
   /* retention: drop the older half by time */
@@ -132,7 +139,7 @@ static int ingest(const char *dir, const char *file, int n) {
   return 0;
 }
 
-/* ingest DIR PROFILE N SYNC: N copies of PROFILE (200 series, as above) with the durability
+/* ingest DIR PROFILE N SYNC: N copies of PROFILE (append_copies) with the durability
  * syncer every SYNC seconds (< 0: never): the ingest rate and the rounds the syncer made. */
 static int ingest_sync(const char *dir, const char *file, int n, double sync) {
   size_t len;
@@ -150,16 +157,9 @@ static int ingest_sync(const char *dir, const char *file, int n, double sync) {
     return 1;
   }
   double t0 = now_s();
-  for (int i = 0; i < n; i++) {
-    char mon[32];
-    snprintf(mon, sizeof mon, "target-%d", i % 200);
-    store_label l[2] = {{"monitor", mon}, {"endpoint", "http://10.0.0.1:6060"}};
-    store_record r = {l, 2, "heap", (int64_t)i * 1000000000, (int64_t)i * 1000000000, data, len, p};
-    bool enospc;
-    if (store_append(s, &r, &enospc, &err) < 0) {
-      fprintf(stderr, "%s\n", err.msg);
-      return 1;
-    }
+  if (append_copies(s, data, len, p, n, &err) < 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 1;
   }
   double el = now_s() - t0;
   store_stats st;

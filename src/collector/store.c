@@ -20,7 +20,7 @@
 #include "../base/utf8.h"
 #include "store_int.h"
 
-static int64_t now_ns(void) {
+int64_t store__now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -70,16 +70,16 @@ int store__run(sqlite3 *db, const char *sql, int64_t a, int64_t b, pp_err *err) 
   return rc == SQLITE_DONE ? 0 : store__sql_fail(db, err, sql);
 }
 
-/* A write transaction: BEGIN IMMEDIATE takes the write lock at once (or fails after the busy
- * timeout), so a transaction never runs half outside itself. */
-static int tx_begin(store *s, pp_err *err) {
+/* BEGIN IMMEDIATE takes the write lock at once (or fails after the busy timeout), so a
+ * transaction never runs half outside itself. */
+int store__tx_begin(store *s, pp_err *err) {
   return store__exec(s->db, "BEGIN IMMEDIATE", err);
 }
 
-/* Commits when r == 0, else (or when the commit fails) rolls back; returns the outcome. */
-static int tx_end(store *s, int r, pp_err *err) {
+int store__tx_end(store *s, int r, pp_err *err) {
   if (r == 0 && (r = store__exec(s->db, "COMMIT", err)) == 0) return 0;
   sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  store__cache_reset(s); /* it may name series the rollback took back */
   return r;
 }
 
@@ -384,6 +384,20 @@ out:
   return r;
 }
 
+int store__delete_records(store *s, const char *where, int64_t a, int64_t b, int64_t *ret_profiles,
+                          int64_t *ret_rollups, pp_err *err) {
+  char *sql = sqlite3_mprintf("DELETE FROM rollup WHERE %s", where);
+  if (!sql) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  int64_t rows = 0;
+  int r = store__delete_profiles(s, where, a, b, &rows, err);
+  if (r == 0) r = store__run(s->db, sql, a, b, err);
+  sqlite3_free(sql);
+  if (r < 0) return r;
+  *ret_profiles = rows;
+  *ret_rollups = sqlite3_changes(s->db);
+  return 0;
+}
+
 int store__delete_dead_series(store *s, pp_err *err) {
   /* records are only in segments from the oldest on; with none left, every series is dead */
   int64_t oldest;
@@ -415,6 +429,26 @@ void store__sample_summary(const pprof_profile *p, char *types, size_t tcap, cha
 }
 
 /* ---- opening --------------------------------------------------------------------------------- */
+
+int store__thread_start(store *s, pthread_t *t, bool *running, bool *stop, void *(*fn)(void *), const char *what,
+                        pp_err *err) {
+  if (*running) return 0;
+  *stop = false;
+  int e = pthread_create(t, NULL, fn, s);
+  if (e) return pp_err_set(err, PP_ENOMEM, "%s thread: %s", what, strerror(e));
+  *running = true;
+  return 0;
+}
+
+void store__thread_stop(pthread_t *t, bool *running, bool *stop, pthread_mutex_t *mu, pthread_cond_t *cv) {
+  if (!*running) return;
+  pthread_mutex_lock(mu);
+  *stop = true;
+  pthread_cond_broadcast(cv);
+  pthread_mutex_unlock(mu);
+  pthread_join(*t, NULL);
+  *running = false;
+}
 
 static void store_free(store *s) {
   if (!s) return;
@@ -521,7 +555,7 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
     sqlite3_close(s->db);
     s->db = NULL;
     char aside[PATH_MAX];
-    snprintf(aside, sizeof aside, "%s.corrupt-%lld", s->dbpath, (long long)(now_ns() / 1000000000));
+    snprintf(aside, sizeof aside, "%s.corrupt-%lld", s->dbpath, (long long)(store__now_ns() / 1000000000));
     rename(s->dbpath, aside);
     const char *sfx[] = {"-wal", "-shm"};
     for (int i = 0; i < 2; i++) {
@@ -610,7 +644,7 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
   s->seg_fd = fd;
   s->seg_id = id;
   s->seg_size = 0;
-  s->seg_opened_ns = now_ns();
+  s->seg_opened_ns = store__now_ns();
   store__sync_roll(s, old, fd);
   stats_add(s, &s->stats.segments, 1);
   return 0;
@@ -622,7 +656,7 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
 static int write_record(store *s, const char *mj, size_t mlen, const uint8_t *data, size_t len, rec_hdr *h,
                         uint64_t *ret_off, bool *ret_enospc, pp_err *err) {
   int r;
-  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || now_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS)
+  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || store__now_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS)
     if ((r = open_new_segment(s, ret_enospc, err)) < 0) return r;
   int e = 0;
   if ((r = seg__write(s->seg_fd, s->seg_size, mj, mlen, data, len, h, &e)) < 0) {
@@ -776,15 +810,13 @@ uint64_t store_disk_bytes(store *s) {
 static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *err) {
   int64_t rows = 0, rollups = 0;
   int dead = 0;
-  int r = tx_begin(s, err);
+  int r = store__tx_begin(s, err);
   if (r < 0) return r;
-  if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?1", id, 0, &rollups, err)) == 0 &&
-      (r = store__delete_profiles(s, "segment_id=?1", id, 0, &rows, err)) == 0 &&
-      (r = store__run(s->db, "DELETE FROM rollup WHERE segment_id=?1", id, 0, err)) == 0 &&
+  if ((r = store__delete_records(s, "segment_id=?1", id, 0, &rows, &rollups, err)) == 0 &&
       (r = store__run(s->db, "DELETE FROM segment WHERE id=?1", id, 0, err)) == 0 &&
       (dead = store__delete_dead_series(s, err)) < 0)
     r = dead;
-  if ((r = tx_end(s, r, err)) < 0) return r;
+  if ((r = store__tx_end(s, r, err)) < 0) return r;
   if (dead > 0) store__cache_reset(s); /* their ids must not be handed out again */
   seg_bytes_add(s, -(int64_t)file_bytes);
   pthread_mutex_lock(&s->stats_mu);

@@ -152,6 +152,9 @@ typedef struct store_stats {
   uint64_t records_read;      /* records (profiles or rollups) read by merges since open */
   uint64_t syncs;             /* durability rounds completed since open */
   uint64_t sync_failures;     /* rounds where an fdatasync failed (what it covered may be lost) */
+  char last_sync_error[160];  /* what the last failed round failed at, and why ("" = none since
+                                 open): the store does not log, its caller does when
+                                 sync_failures grows */
   int64_t durable_ns;         /* everything appended before this time is on disk (0 = nothing yet) */
   double last_sync_seconds;   /* how long the last round took */
 } store_stats;

@@ -13,12 +13,6 @@
 
 typedef int (*rollup_sink)(store *s, rollup_item *it, pp_err *err); /* takes ownership of it */
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int64_t window_of(int64_t t) {
   int64_t w = t / STORE_ROLLUP_NS;
   if (t < 0 && w * STORE_ROLLUP_NS != t) w--;
@@ -230,7 +224,7 @@ static void *compactor_main(void *arg) {
   while (!s->q_stop) {
     pthread_mutex_unlock(&s->q_mu);
     pp_err err = {0};
-    if (db || store__open_reader(s, &db, &err) == 0) compact_closed(s, db, now_ns(), enqueue, NULL, &err);
+    if (db || store__open_reader(s, &db, &err) == 0) compact_closed(s, db, store__now_ns(), enqueue, NULL, &err);
     pthread_mutex_lock(&s->q_mu);
     if (s->q_stop) break;
     /* windows close every STORE_ROLLUP_NS; looking every 10 s keeps the lag small */
@@ -245,23 +239,11 @@ static void *compactor_main(void *arg) {
 }
 
 int store_start_compactor(store *s, pp_err *err) {
-  if (s->compactor_running) return 0;
-  s->q_stop = false;
-  int e = pthread_create(&s->compactor, NULL, compactor_main, s);
-  if (e) return pp_err_set(err, PP_ENOMEM, "compactor thread: %s", strerror(e));
-  s->compactor_running = true;
-  return 0;
+  return store__thread_start(s, &s->compactor, &s->compactor_running, &s->q_stop, compactor_main, "compactor", err);
 }
 
 void store__stop_compactor(store *s) {
-  if (s->compactor_running) {
-    pthread_mutex_lock(&s->q_mu);
-    s->q_stop = true;
-    pthread_cond_broadcast(&s->q_cv);
-    pthread_mutex_unlock(&s->q_mu);
-    pthread_join(s->compactor, NULL);
-    s->compactor_running = false;
-  }
+  store__thread_stop(&s->compactor, &s->compactor_running, &s->q_stop, &s->q_mu, &s->q_cv);
   while (s->q_head) {
     rollup_item *it = s->q_head;
     s->q_head = it->next;

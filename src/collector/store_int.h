@@ -64,13 +64,19 @@ bool seg__parse_hdr(const uint8_t *b, rec_hdr *h);
  * the file cut back to `at`, or -2 when even that failed (the caller stops using the file). */
 int seg__write(int fd, uint64_t at, const char *meta, size_t mlen, const uint8_t *data, size_t len, rec_hdr *ret_h,
                int *ret_errno);
-/* True when the record at rec_off is rec_len bytes with a sound header that agrees with the
- * index (data_len, crc) and bytes that match the crc. *buf (grown as needed, *cap its size)
- * is scratch space the caller frees. */
-bool seg__check(int fd, uint64_t rec_off, uint64_t rec_len, uint64_t data_len, uint32_t crc, uint8_t **buf,
-                size_t *cap);
-/* The data of one record, checked against crc (which covers meta and data): 0 with *ret
- * malloc'd, or -1 (file missing, bytes missing, CRC mismatch). */
+/* Reads the record at off and checks it: the one place a record's bytes are checked, for the
+ * walk of a rebuild, the repair's check of indexed records and every read. Sound means a header
+ * with the magic and lengths within the limits, the whole record within `limit` (the file's
+ * size, when known) and a body (meta and data) that matches the header's CRC; with want (what
+ * the index says: meta_len, data_len, crc) also a header that agrees with it, and the record is
+ * read in one go. *buf (grown as needed, *cap its size; the caller frees it) gets the record,
+ * header first: meta at *buf + REC_HDR, data after it. 1 when sound (*ret_h its header), 0 when
+ * damaged or cut short, -1 on a read error or out of memory. */
+int seg__read_record(int fd, uint64_t off, uint64_t limit, const rec_hdr *want, rec_hdr *ret_h, uint8_t **buf,
+                     size_t *cap);
+/* The data of one record, read and checked by seg__read_record against what the index says
+ * (meta_len, data_len, crc): 0 with *ret malloc'd, or -1 (file missing, bytes missing, a header
+ * that disagrees, CRC mismatch). */
 int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
                    uint8_t **ret, size_t *ret_len);
 
@@ -80,7 +86,7 @@ typedef struct seg_scan {
   uint64_t size;    /* the file's size */
   uint64_t off;     /* where the walk goes on */
   uint64_t end;     /* the end of the last sound record (a tail past it is damage) */
-  uint64_t rec_off; /* the current record: its offset, header and body (meta + data) */
+  uint64_t rec_off; /* the current record: its offset, header and bytes (seg__read_record's buf) */
   rec_hdr h;
   uint8_t *buf;
   size_t cap;
@@ -161,7 +167,14 @@ typedef struct row_loc {
   int64_t weight;
 } row_loc;
 
+/* store.c: the store's clock (wall time: record times are wall times), for every file of it. */
+int64_t store__now_ns(void);
 /* store.c: the writer's helpers that repair shares. */
+/* A write transaction, and its end: commits when r == 0, else (or when the commit fails) rolls
+ * back and empties the series cache, which may name series the rollback took back. Returns
+ * the outcome. */
+int store__tx_begin(store *s, pp_err *err);
+int store__tx_end(store *s, int r, pp_err *err);
 int store__exec(sqlite3 *db, const char *sql, pp_err *err);
 int store__sql_fail(sqlite3 *db, pp_err *err, const char *what);
 /* one integer from a query with up to two parameters; errors are errors (never a default) */
@@ -181,6 +194,11 @@ int store__raise_last_seg(store *s, int64_t series_id, int64_t seg, pp_err *err)
 /* Deletes the profile rows `where` selects (SQL over table profile with parameters ?1 and ?2)
  * and keeps series_type right; inside the caller's transaction. *ret_n: rows deleted. */
 int store__delete_profiles(store *s, const char *where, int64_t a, int64_t b, int64_t *ret_n, pp_err *err);
+/* Deletes the profile rows (as store__delete_profiles) and the rollup rows `where` selects (over
+ * columns both tables have); inside the caller's transaction. *ret_profiles, *ret_rollups: how
+ * many of each went. */
+int store__delete_records(store *s, const char *where, int64_t a, int64_t b, int64_t *ret_profiles,
+                          int64_t *ret_rollups, pp_err *err);
 /* Deletes series that have no records left (last_seg below the oldest segment) with their
  * labels; inside the caller's transaction. Returns how many, or < 0. */
 int store__delete_dead_series(store *s, pp_err *err);
@@ -195,6 +213,13 @@ int store__schema(store *s, bool fresh, pp_err *err);
  * rebuild = recreate every row from the segments (the index was lost). */
 int store__repair(store *s, bool rebuild, store_repair *rep, pp_err *err);
 
+/* store.c: the store's background threads (the syncer, the compactor). Start runs fn(s) unless
+ * *running already, with *stop cleared; stop sets *stop under mu, wakes cv (the thread waits on
+ * it between rounds), joins the thread, and does nothing when it is not running. */
+int store__thread_start(store *s, pthread_t *t, bool *running, bool *stop, void *(*fn)(void *), const char *what,
+                        pp_err *err);
+void store__thread_stop(pthread_t *t, bool *running, bool *stop, pthread_mutex_t *mu, pthread_cond_t *cv);
+
 /* store_sync.c: the syncer thread. */
 int store__start_syncer(store *s, pp_err *err);
 /* Stops it and syncs what it had not synced yet, on the calling thread. */
@@ -208,10 +233,13 @@ void store__sync_forget(store *s, int fd);
 /* store_query.c: a read-only connection to the index (WAL lets it read while the writer
  * appends); the caller closes it. */
 int store__open_reader(store *s, sqlite3 **ret, pp_err *err);
+/* store_query.c: the columns of a record's location, as the profile and rollup tables both keep
+ * it, and their reader (from column `first` on) into a row_loc. */
+#define STORE_LOC_COLS "segment_id, data_off, data_len, rec_off, crc"
+void store__take_loc(sqlite3_stmt *st, int first, row_loc *e);
 /* store_query.c: the columns of a raw profile row, and the reader that appends the rows a
  * statement selecting them yields to a growing array (false when out of memory). */
-#define STORE_RAW_COLS                                                                             \
-  "id, type, start_ns, end_ns, data_len, sample_types, totals, segment_id, data_off, rec_off, crc"
+#define STORE_RAW_COLS "id, type, start_ns, end_ns, sample_types, totals, " STORE_LOC_COLS
 bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc **pv, size_t *pn, size_t *pcap);
 /* store_query.c: frees an array of rows and their strings. */
 void store__rows_free(row_loc *v, size_t n);

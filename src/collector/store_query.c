@@ -379,6 +379,15 @@ void store__rows_free(row_loc *v, size_t n) {
   free(v);
 }
 
+void store__take_loc(sqlite3_stmt *st, int first, row_loc *e) {
+  e->segment_id = sqlite3_column_int64(st, first);
+  e->data_off = sqlite3_column_int64(st, first + 1);
+  e->data_len = sqlite3_column_int64(st, first + 2);
+  e->rec_off = sqlite3_column_int64(st, first + 3);
+  e->crc = sqlite3_column_int64(st, first + 4);
+  e->meta_len = e->data_off - e->rec_off - REC_HDR;
+}
+
 bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc **pv, size_t *pn, size_t *pcap) {
   while (sqlite3_step(st) == SQLITE_ROW) {
     if (*pn == *pcap) {
@@ -394,15 +403,10 @@ bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc
     e->row.type = dup_col(st, 1);
     e->row.start_ns = sqlite3_column_int64(st, 2);
     e->row.end_ns = sqlite3_column_int64(st, 3);
-    e->row.size = (uint64_t)sqlite3_column_int64(st, 4);
-    e->row.sample_types = dup_col(st, 5);
-    e->row.totals = dup_col(st, 6);
-    e->segment_id = sqlite3_column_int64(st, 7);
-    e->data_off = sqlite3_column_int64(st, 8);
-    e->data_len = e->row.size;
-    e->rec_off = sqlite3_column_int64(st, 9);
-    e->crc = sqlite3_column_int64(st, 10);
-    e->meta_len = e->data_off - e->rec_off - REC_HDR;
+    e->row.sample_types = dup_col(st, 4);
+    e->row.totals = dup_col(st, 5);
+    store__take_loc(st, 6, e);
+    e->row.size = (uint64_t)e->data_len;
     e->weight = 1;
   }
   return true;
@@ -465,12 +469,7 @@ static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, c
     e->row.series_id = sid;
     e->row.start_ns = w0;
     e->row.end_ns = w1 - 1; /* sorts with the last profiles it stands for */
-    e->segment_id = sqlite3_column_int64(q->rollups, 4);
-    e->data_off = sqlite3_column_int64(q->rollups, 5);
-    e->data_len = sqlite3_column_int64(q->rollups, 6);
-    e->rec_off = sqlite3_column_int64(q->rollups, 7);
-    e->crc = sqlite3_column_int64(q->rollups, 8);
-    e->meta_len = e->data_off - e->rec_off - REC_HDR;
+    store__take_loc(q->rollups, 4, e);
     e->weight = count;
     cursor = w1;
   }
@@ -497,7 +496,7 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
   sel_stmts q = {0};
   const char *raw = "SELECT " STORE_RAW_COLS " FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 "
                     "ORDER BY end_ns DESC LIMIT ?5";
-  const char *rollups = "SELECT id, start_ns, end_ns, count, segment_id, data_off, data_len, rec_off, crc FROM rollup "
+  const char *rollups = "SELECT id, start_ns, end_ns, count, " STORE_LOC_COLS " FROM rollup "
                         "WHERE series_id=?1 AND type=?2 AND start_ns>=?3 AND end_ns-1<=?4 ORDER BY start_ns";
   const char *count = "SELECT COUNT(*) FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<?4";
   if (sqlite3_prepare_v2(db, raw, -1, &q.raw, NULL) != SQLITE_OK ||
@@ -589,17 +588,11 @@ int store_read(store *s, int64_t id, uint8_t **ret, size_t *ret_len, pp_err *err
   row_loc e;
   memset(&e, 0, sizeof e);
   r = PP_EUSAGE;
-  if (sqlite3_prepare_v2(db, "SELECT segment_id, data_off, data_len, rec_off, crc FROM profile WHERE id=?", -1,
-                         &st, NULL) == SQLITE_OK) {
+  if (sqlite3_prepare_v2(db, "SELECT " STORE_LOC_COLS " FROM profile WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, id);
     if (sqlite3_step(st) == SQLITE_ROW) {
       e.row.id = id;
-      e.segment_id = sqlite3_column_int64(st, 0);
-      e.data_off = sqlite3_column_int64(st, 1);
-      e.data_len = sqlite3_column_int64(st, 2);
-      e.rec_off = sqlite3_column_int64(st, 3);
-      e.crc = sqlite3_column_int64(st, 4);
-      e.meta_len = e.data_off - e.rec_off - REC_HDR;
+      store__take_loc(st, 0, &e);
       r = 0;
     }
     sqlite3_finalize(st);

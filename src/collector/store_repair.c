@@ -65,17 +65,6 @@ static const char FROM_V1[] =
     " sample_types=(SELECT sample_types FROM profile p WHERE p.series_id=series_type.series_id"
     " AND p.type=series_type.type ORDER BY end_ns DESC LIMIT 1);";
 
-static int begin(store *s, pp_err *err) {
-  return store__exec(s->db, "BEGIN IMMEDIATE", err);
-}
-
-static int end(store *s, int r, pp_err *err) {
-  if (r == 0 && (r = store__exec(s->db, "COMMIT", err)) == 0) return 0;
-  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-  store__cache_reset(s); /* it may name series the rollback took back */
-  return r;
-}
-
 int store__schema(store *s, bool fresh, pp_err *err) {
   int64_t version, had_series, has_col;
   int r;
@@ -85,7 +74,7 @@ int store__schema(store *s, bool fresh, pp_err *err) {
   if (version > STORE_SCHEMA_VERSION)
     return pp_err_set(err, PP_EINVAL, "index %s has schema version %lld, newer than this collector's %d", s->dbpath,
                       (long long)version, STORE_SCHEMA_VERSION);
-  if ((r = begin(s, err)) < 0) return r;
+  if ((r = store__tx_begin(s, err)) < 0) return r;
   if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='series'", 0, 0,
                             &had_series, err)) == 0 &&
       (r = store__query_i64(s->db, "SELECT COUNT(*) FROM pragma_table_info('series') WHERE name='last_seg'", 0, 0,
@@ -102,7 +91,7 @@ int store__schema(store *s, bool fresh, pp_err *err) {
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);
     r = store__exec(s->db, sql, err);
   }
-  return end(s, r, err);
+  return store__tx_end(s, r, err);
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -145,7 +134,8 @@ static int list_segment_files(store *s, int64_t **ret, size_t *ret_n, pp_err *er
 /* Indexes one sound record; false (skipped, counted as damaged) when it cannot be read back. */
 static int index_record(store *s, int64_t seg, const seg_scan *sc, store_repair *rep, pp_err *err) {
   json_error_t je;
-  json_t *meta = json_loadb((const char *)sc->buf, sc->h.meta_len, 0, &je);
+  const uint8_t *body = sc->buf + REC_HDR;
+  json_t *meta = json_loadb((const char *)body, sc->h.meta_len, 0, &je);
   json_t *labels = json_object_get(meta, "labels");
   const char *type = json_string_value(json_object_get(meta, "type"));
   int64_t start = json_integer_value(json_object_get(meta, "start"));
@@ -154,7 +144,7 @@ static int index_record(store *s, int64_t seg, const seg_scan *sc, store_repair 
   char *lj = json_is_object(labels) && type ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   pprof_profile *p = NULL;
   int r = 0;
-  if (!lj || (rcount <= 0 && pprof_decode(sc->buf + sc->h.meta_len, sc->h.data_len, NULL, &p, NULL) < 0)) {
+  if (!lj || (rcount <= 0 && pprof_decode(body + sc->h.meta_len, sc->h.data_len, NULL, &p, NULL) < 0)) {
     rep->records_corrupt++;
     goto out;
   }
@@ -206,14 +196,14 @@ static int rebuild_segment(store *s, int64_t seg, const char *path, store_repair
 
 static int rebuild(store *s, const int64_t *files, size_t nfiles, store_repair *rep, pp_err *err) {
   rep->index_rebuilt = nfiles > 0; /* a new, empty store has nothing to rebuild */
-  int r = begin(s, err);
+  int r = store__tx_begin(s, err);
   if (r < 0) return r;
   for (size_t i = 0; i < nfiles && r == 0; i++) {
     char *path = seg__path(s->segdir, files[i]);
     r = path ? rebuild_segment(s, files[i], path, rep, err) : pp_err_set(err, PP_ENOMEM, "out of memory");
     free(path);
   }
-  return end(s, r, err);
+  return store__tx_end(s, r, err);
 }
 
 /* ---- checking an index against its segments -------------------------------------------------- */
@@ -222,9 +212,7 @@ static int rebuild(store *s, const int64_t *files, size_t nfiles, store_repair *
 static int drop_segment(store *s, int64_t id, store_repair *rep, pp_err *err) {
   int64_t rows = 0, rollups = 0;
   int r;
-  if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?1", id, 0, &rollups, err)) == 0 &&
-      (r = store__delete_profiles(s, "segment_id=?1", id, 0, &rows, err)) == 0 &&
-      (r = store__run(s->db, "DELETE FROM rollup WHERE segment_id=?1", id, 0, err)) == 0)
+  if ((r = store__delete_records(s, "segment_id=?1", id, 0, &rows, &rollups, err)) == 0)
     r = store__run(s->db, "DELETE FROM segment WHERE id=?1", id, 0, err);
   rep->rows_dropped += (size_t)(rows + rollups);
   return r;
@@ -253,9 +241,12 @@ static int check_records(store *s, int64_t seg, const char *path, store_repair *
   bad_row *bad = NULL;
   int rc, r = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (seg__check(fd, (uint64_t)sqlite3_column_int64(st, 2), (uint64_t)sqlite3_column_int64(st, 3),
-                   (uint64_t)sqlite3_column_int64(st, 4), (uint32_t)sqlite3_column_int64(st, 5), &buf, &cap))
-      continue;
+    /* the row's view of its record: where it is, its lengths and its CRC */
+    int64_t off = sqlite3_column_int64(st, 2), data_len = sqlite3_column_int64(st, 4);
+    int64_t meta_len = sqlite3_column_int64(st, 3) - REC_HDR - data_len;
+    rec_hdr want = {(uint32_t)meta_len, (uint32_t)data_len, (uint32_t)sqlite3_column_int64(st, 5)}, h;
+    bool fits = off >= 0 && meta_len >= 0 && meta_len <= MAX_META && data_len >= 0 && data_len <= MAX_DATA;
+    if (fits && seg__read_record(fd, (uint64_t)off, UINT64_MAX, &want, &h, &buf, &cap) == 1) continue;
     if (nbad == bcap) {
       bad_row *nb = realloc(bad, (bcap = bcap ? bcap * 2 : 16) * sizeof *nb);
       if (!nb) {
@@ -297,11 +288,8 @@ static int check_segment(store *s, int64_t id, const char *path, store_repair *r
   uint64_t size = (uint64_t)st.st_size;
   /* rows pointing past the end of the file: their bytes were lost */
   int64_t gone = 0, gone_rollups = 0;
-  if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM rollup WHERE segment_id=?1 AND rec_off+rec_len>?2", id,
-                            (int64_t)size, &gone_rollups, err)) < 0 ||
-      (r = store__delete_profiles(s, "segment_id=?1 AND rec_off+rec_len>?2", id, (int64_t)size, &gone, err)) < 0 ||
-      (r = store__run(s->db, "DELETE FROM rollup WHERE segment_id=?1 AND rec_off+rec_len>?2", id, (int64_t)size, err)) <
-          0)
+  if ((r = store__delete_records(s, "segment_id=?1 AND rec_off+rec_len>?2", id, (int64_t)size, &gone, &gone_rollups,
+                                 err)) < 0)
     return r;
   rep->rows_dropped += (size_t)(gone + gone_rollups);
   if ((r = check_records(s, id, path, rep, err)) < 0) return r;
@@ -323,14 +311,14 @@ static int check_segment(store *s, int64_t id, const char *path, store_repair *r
 }
 
 static int check(store *s, const int64_t *files, size_t nfiles, store_repair *rep, pp_err *err) {
-  int r = begin(s, err);
+  int r = store__tx_begin(s, err);
   if (r < 0) return r;
   /* segments whose file is gone */
   sqlite3_stmt *st;
   int64_t *ids = NULL;
   size_t n = 0, cap = 0;
   if (sqlite3_prepare_v2(s->db, "SELECT id FROM segment ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-    return end(s, store__sql_fail(s->db, err, "segments"), err);
+    return store__tx_end(s, store__sql_fail(s->db, err, "segments"), err);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(st, 0);
@@ -358,7 +346,7 @@ static int check(store *s, const int64_t *files, size_t nfiles, store_repair *re
     int dead = store__delete_dead_series(s, err);
     if (dead < 0) r = dead;
   }
-  return end(s, r, err);
+  return store__tx_end(s, r, err);
 }
 
 int store__repair(store *s, bool rebuild_index, store_repair *rep, pp_err *err) {

@@ -60,67 +60,73 @@ int seg__write(int fd, uint64_t at, const char *meta, size_t mlen, const uint8_t
   return 0;
 }
 
-/* Reads n bytes at off into a buffer grown as needed (one byte more, so text can end in NUL). */
-static int read_into(int fd, uint64_t off, size_t n, uint8_t **buf, size_t *cap) {
-  if (n + 1 > *cap) {
-    uint8_t *nb = realloc(*buf, n + 1);
-    if (!nb) return -1;
-    *buf = nb;
-    *cap = n + 1;
-  }
+/* Makes *buf hold at least n bytes plus one (so text in it can end in NUL). */
+static bool grow(uint8_t **buf, size_t *cap, size_t n) {
+  if (n + 1 <= *cap) return true;
+  uint8_t *nb = realloc(*buf, n + 1);
+  if (!nb) return false;
+  *buf = nb;
+  *cap = n + 1;
+  return true;
+}
+
+/* Reads n bytes at off: 0, 1 when the file ends first, -1 on a read error. */
+static int read_at(int fd, uint64_t off, uint8_t *p, size_t n) {
   size_t got = 0;
   while (got < n) {
-    ssize_t k = pread(fd, *buf + got, n - got, (off_t)(off + got));
+    ssize_t k = pread(fd, p + got, n - got, (off_t)(off + got));
     if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return -1;
+    if (k < 0) return -1;
+    if (k == 0) return 1;
     got += (size_t)k;
   }
   return 0;
 }
 
-bool seg__check(int fd, uint64_t rec_off, uint64_t rec_len, uint64_t data_len, uint32_t crc, uint8_t **buf,
-                size_t *cap) {
+int seg__read_record(int fd, uint64_t off, uint64_t limit, const rec_hdr *want, rec_hdr *ret_h, uint8_t **buf,
+                     size_t *cap) {
+  /* with want, the header and the body come in one read; a walk reads the header first, which
+   * says how long the record is */
+  if (want && (want->meta_len > MAX_META || want->data_len > MAX_DATA)) return 0;
+  size_t n = REC_HDR + (want ? (size_t)want->meta_len + want->data_len : 0);
   rec_hdr h;
-  if (rec_len < REC_HDR || read_into(fd, rec_off, (size_t)rec_len, buf, cap) < 0 || !seg__parse_hdr(*buf, &h))
-    return false;
-  return REC_HDR + (uint64_t)h.meta_len + h.data_len == rec_len && h.data_len == data_len && h.crc == crc &&
-         (uint32_t)crc32(0, *buf + REC_HDR, (uInt)(rec_len - REC_HDR)) == crc;
+  int r;
+  if (off + n > limit) return 0;
+  if (!grow(buf, cap, n)) return -1;
+  if ((r = read_at(fd, off, *buf, n)) != 0) return r < 0 ? -1 : 0;
+  if (!seg__parse_hdr(*buf, &h)) return 0;
+  if (want && (h.meta_len != want->meta_len || h.data_len != want->data_len || h.crc != want->crc)) return 0;
+  uint64_t body = (uint64_t)h.meta_len + h.data_len;
+  if (off + REC_HDR + body > limit) return 0;
+  if (!want) {
+    if (!grow(buf, cap, REC_HDR + (size_t)body)) return -1;
+    if ((r = read_at(fd, off + REC_HDR, *buf + REC_HDR, (size_t)body)) != 0) return r < 0 ? -1 : 0;
+  }
+  if ((uint32_t)crc32(0, *buf + REC_HDR, (uInt)body) != h.crc) return 0;
+  *ret_h = h;
+  return 1;
 }
 
 int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
                    uint8_t **ret, size_t *ret_len) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/%016" PRIx64 ".seg", segdir, (uint64_t)seg);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (rec_off < 0 || meta_len < 0 || data_len < 0 || meta_len > MAX_META || data_len > MAX_DATA) return -1;
+  char *path = seg__path(segdir, seg);
+  int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+  free(path);
   if (fd < 0) return -1;
-  size_t len = (size_t)(meta_len + data_len), cap = 0;
+  rec_hdr want = {(uint32_t)meta_len, (uint32_t)data_len, crc}, h;
   uint8_t *buf = NULL;
-  int r = read_into(fd, (uint64_t)rec_off + REC_HDR, len, &buf, &cap);
+  size_t cap = 0;
+  int r = seg__read_record(fd, (uint64_t)rec_off, UINT64_MAX, &want, &h, &buf, &cap);
   close(fd);
-  if (r < 0 || (uint32_t)crc32(0, buf, (uInt)len) != crc) {
+  if (r != 1) {
     free(buf);
     return -1;
   }
-  memmove(buf, buf + meta_len, (size_t)data_len);
+  memmove(buf, buf + REC_HDR + meta_len, (size_t)data_len);
   *ret = buf;
   *ret_len = (size_t)data_len;
   return 0;
-}
-
-/* The record at off if its header is sound, it fits in the file and its bytes match the CRC:
- * 1 (sc->h and sc->buf hold it), 0 if not, < 0 on a read error. */
-static int try_record(seg_scan *sc, uint64_t off) {
-  uint8_t hb[REC_HDR];
-  ssize_t n = pread(sc->fd, hb, REC_HDR, (off_t)off);
-  if (n < 0) return -1;
-  rec_hdr h;
-  if (n != REC_HDR || !seg__parse_hdr(hb, &h)) return 0;
-  uint64_t body = (uint64_t)h.meta_len + h.data_len;
-  if (off + REC_HDR + body > sc->size) return 0;
-  if (read_into(sc->fd, off + REC_HDR, (size_t)body, &sc->buf, &sc->cap) < 0) return -1;
-  if ((uint32_t)crc32(0, sc->buf, (uInt)body) != h.crc) return 0;
-  sc->h = h;
-  return 1;
 }
 
 /* The next offset at or after off where the magic starts, or sc->size. */
@@ -140,7 +146,7 @@ int seg__scan_next(seg_scan *sc) {
   bool damaged = false;
   uint64_t off = sc->off;
   while (off + REC_HDR <= sc->size) {
-    int r = try_record(sc, off);
+    int r = seg__read_record(sc->fd, off, sc->size, NULL, &sc->h, &sc->buf, &sc->cap);
     if (r < 0) return r;
     if (r == 1) {
       if (damaged) sc->skipped++;

@@ -22,15 +22,16 @@
 
 #include "store_int.h"
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+/* One step of a round: *ok stays true while every step succeeds; the first failure (with the
+ * errno of the call that failed, so called before anything else can change it) goes into why. */
+static void step(bool done, const char *what, bool *ok, char *why, size_t cap) {
+  if (!done && *ok) snprintf(why, cap, "%s: %s", what, strerror(errno));
+  *ok &= done;
 }
 
 /* One round; called and returns with sync_mu held (dropped while the disk works). */
 static void sync_round(store *s, int *wal_fd, int *dir_fd) {
-  int64_t t0 = now_ns();
+  int64_t t0 = store__now_ns();
   int *closed = s->sync_closed;
   size_t nclosed = s->nsync_closed;
   s->sync_closed = NULL;
@@ -41,41 +42,47 @@ static void sync_round(store *s, int *wal_fd, int *dir_fd) {
   pthread_mutex_unlock(&s->sync_mu);
 
   bool ok = true;
+  char why[sizeof s->stats.last_sync_error] = "";
   for (size_t i = 0; i < nclosed; i++) {
-    ok &= fdatasync(closed[i]) == 0;
+    step(fdatasync(closed[i]) == 0, "fdatasync of a rolled segment", &ok, why, sizeof why);
     close(closed[i]);
   }
   free(closed);
   if (active >= 0) {
-    ok &= fdatasync(active) == 0;
+    step(fdatasync(active) == 0, "fdatasync of the active segment", &ok, why, sizeof why);
     close(active);
   }
   if (dir) {
     if (*dir_fd < 0) *dir_fd = open(s->segdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ok &= *dir_fd >= 0 && fsync(*dir_fd) == 0;
+    step(*dir_fd >= 0 && fsync(*dir_fd) == 0, "fsync of the segments directory", &ok, why, sizeof why);
   }
   /* the WAL last: its rows point at the bytes synced above */
   if (*wal_fd < 0) {
     char p[4200];
     snprintf(p, sizeof p, "%s-wal", s->dbpath);
     *wal_fd = open(p, O_RDONLY | O_CLOEXEC);
-    ok &= *wal_fd >= 0 || errno == ENOENT; /* no WAL yet: nothing committed to it */
+    /* no WAL yet: nothing committed to it */
+    step(*wal_fd >= 0 || errno == ENOENT, "opening the index's WAL", &ok, why, sizeof why);
     if (*wal_fd >= 0) {
       /* the names in the data directory (index, WAL, segments/), once: SQLite syncs the
        * directory only at its first checkpoint, and until then a power loss could lose the
        * WAL's name, and with it the rows of every segment (which repair would then delete) */
       int d = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      ok &= d >= 0 && fsync(d) == 0;
+      step(d >= 0 && fsync(d) == 0, "fsync of the data directory", &ok, why, sizeof why);
       if (d >= 0) close(d);
     }
   }
-  if (*wal_fd >= 0) ok &= fdatasync(*wal_fd) == 0;
-  int64_t t1 = now_ns();
+  if (*wal_fd >= 0) step(fdatasync(*wal_fd) == 0, "fdatasync of the index's WAL", &ok, why, sizeof why);
+  int64_t t1 = store__now_ns();
 
   pthread_mutex_lock(&s->stats_mu);
   s->stats.syncs++;
-  if (ok) s->stats.durable_ns = t0;
-  else s->stats.sync_failures++;
+  if (ok) {
+    s->stats.durable_ns = t0;
+  } else {
+    s->stats.sync_failures++;
+    memcpy(s->stats.last_sync_error, why, sizeof why);
+  }
   s->stats.last_sync_seconds = (double)(t1 - t0) / 1e9;
   pthread_mutex_unlock(&s->stats_mu);
   pthread_mutex_lock(&s->sync_mu);
@@ -105,23 +112,11 @@ static void *syncer_main(void *arg) {
 }
 
 int store__start_syncer(store *s, pp_err *err) {
-  if (s->syncer_running) return 0;
-  s->sync_stop = false;
-  int e = pthread_create(&s->syncer, NULL, syncer_main, s);
-  if (e) return pp_err_set(err, PP_ENOMEM, "syncer thread: %s", strerror(e));
-  s->syncer_running = true;
-  return 0;
+  return store__thread_start(s, &s->syncer, &s->syncer_running, &s->sync_stop, syncer_main, "syncer", err);
 }
 
 void store__stop_syncer(store *s) {
-  if (s->syncer_running) {
-    pthread_mutex_lock(&s->sync_mu);
-    s->sync_stop = true;
-    pthread_cond_broadcast(&s->sync_cv);
-    pthread_mutex_unlock(&s->sync_mu);
-    pthread_join(s->syncer, NULL);
-    s->syncer_running = false;
-  }
+  store__thread_stop(&s->syncer, &s->syncer_running, &s->sync_stop, &s->sync_mu, &s->sync_cv);
   /* without a syncer (sync_interval < 0), rolled fds were closed at once; none are left */
   for (size_t i = 0; i < s->nsync_closed; i++) close(s->sync_closed[i]);
   s->nsync_closed = 0;

@@ -2,6 +2,7 @@
  * records, segment creation, full disks, a locked index, labels that are not UTF-8, series that
  * go with their profiles. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -56,14 +57,20 @@ static int add(store *s, const char *rel, const char *monitor, const char *type,
   return rc;
 }
 
-static store *open_store(uint64_t retention, uint64_t segment, store_repair *rep) {
-  store_opts o = {.dir = dir, .retention_bytes = retention, .segment_bytes = segment};
+/* Opens the store in dir with these options (o.dir set to dir); NULL, and a failed check, when
+ * it cannot. */
+static store *open_with(store_opts o, store_repair *rep) {
+  o.dir = dir;
   store *s = NULL;
   pp_err err = {0};
   int r = store_open(&o, &s, rep, &err);
   if (r) fprintf(stderr, "  open: %s\n", err.msg);
   CHECK(r == 0);
   return s;
+}
+
+static store *open_store(uint64_t retention, uint64_t segment, store_repair *rep) {
+  return open_with((store_opts){.retention_bytes = retention, .segment_bytes = segment}, rep);
 }
 
 /* Appends the file as a record with the given labels; *ret_enospc and err as store_append
@@ -148,8 +155,32 @@ static void note_sync(int fd) {
   pthread_mutex_unlock(&sync_log_mu);
 }
 
+/* fdatasync of a file whose path contains this fails with EIO ("" = none; under sync_log_mu) */
+static char sync_fail_path[64];
+
+static bool sync_fails(int fd) {
+  char link[64], path[320];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  path[n > 0 ? n : 0] = '\0';
+  pthread_mutex_lock(&sync_log_mu);
+  bool fail = sync_fail_path[0] && strstr(path, sync_fail_path);
+  pthread_mutex_unlock(&sync_log_mu);
+  return fail;
+}
+
+static void sync_fail_set(const char *path_part) {
+  pthread_mutex_lock(&sync_log_mu);
+  snprintf(sync_fail_path, sizeof sync_fail_path, "%s", path_part);
+  pthread_mutex_unlock(&sync_log_mu);
+}
+
 int fdatasync(int fd) {
   note_sync(fd);
+  if (sync_fails(fd)) {
+    errno = EIO;
+    return -1;
+  }
   return (int)syscall(SYS_fdatasync, fd);
 }
 
@@ -483,7 +514,7 @@ static void read_checks_crc(void) {
   size_t n;
   CHECK(store_list_rows(s, &m, 1, "heap", 0, 0, 0, &rows, &n, NULL) == 0);
   CHECK_EQ_I64(n, 3);
-  int64_t bad = n == 3 ? rows[1].id : -1;
+  int64_t bad = n == 3 ? rows[1].id : -1, bad_hdr = n == 3 ? rows[2].id : -1;
   store_rows_free(rows, n);
   int64_t seg = index_i64("SELECT segment_id FROM profile WHERE id=?", bad);
   int64_t off = index_i64("SELECT data_off + data_len / 2 FROM profile WHERE id=?", bad);
@@ -498,6 +529,15 @@ static void read_checks_crc(void) {
   size_t cnt = 0;
   CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
   CHECK_EQ_I64(cnt, 2);
+  pprof_free(p);
+  /* a record whose header no longer says what its row does (its data length) is refused too,
+   * as repair at open would drop it */
+  int64_t hdr = index_i64("SELECT rec_off + 8 FROM profile WHERE id=?", bad_hdr);
+  CHECK(hdr > 0 && flip_byte(segment_path(seg), hdr));
+  CHECK_EQ_I64(store_read(s, bad_hdr, &b, &len, &err), PP_EIO);
+  free(b);
+  CHECK(store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 1);
   pprof_free(p);
   store_close(s);
 }
@@ -563,10 +603,8 @@ static void enospc_told_by_errno(void) {
  * nothing (no segment file goes without its rows), and works once the lock is gone. */
 static void retention_under_a_locked_index(void) {
   fresh_dir();
-  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
-  store *s = NULL;
+  store *s = open_with((store_opts){.retention_seconds = 100, .segment_bytes = 1}, NULL);
   pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
   if (!s) return;
   for (int i = 0; i < 3; i++)
     CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000000000LL * (i + 1)) == 0);
@@ -648,10 +686,8 @@ static void labels_not_utf8(void) {
  * labels appended later make a new series that queries find. */
 static void series_go_with_their_profiles(void) {
   fresh_dir();
-  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
-  store *s = NULL;
+  store *s = open_with((store_opts){.retention_seconds = 100, .segment_bytes = 1}, NULL);
   pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
   if (!s) return;
   const int64_t SEC = 1000000000;
   CHECK(add(s, "gotarget/heap.pb.gz", "old", "heap", 1 * SEC) == 0);
@@ -800,10 +836,7 @@ static void series_pages_and_selectors(void) {
  * ids found through the index after an eviction are the same series. */
 static void series_cache_stays_bounded(void) {
   fresh_dir();
-  store_opts o = {.dir = dir, .series_cache = 8};
-  store *s = NULL;
-  pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  store *s = open_with((store_opts){.series_cache = 8}, NULL);
   if (!s) return;
   size_t peak = 0;
   for (int round = 0; round < 2; round++)
@@ -888,10 +921,8 @@ static void syncer_makes_appends_durable(void) {
   char segdir[300], wal[320];
   snprintf(segdir, sizeof segdir, "%s/segments", dir);
   snprintf(wal, sizeof wal, "%s/index.db-wal", dir);
-  store_opts o = {.dir = dir, .segment_bytes = 1, .sync_interval = 0.05}; /* a segment per record */
-  store *s = NULL;
-  pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  /* a segment per record */
+  store *s = open_with((store_opts){.segment_bytes = 1, .sync_interval = 0.05}, NULL);
   if (!s) return;
   sync_log_reset();
   for (int i = 0; i < 3; i++) CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000 * (i + 1)) == 0);
@@ -917,8 +948,7 @@ static void syncer_makes_appends_durable(void) {
   }
   store_close(s);
   /* a period longer than the test: nothing synced by the syncer until store_close, which syncs it */
-  o.sync_interval = 3600;
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  s = open_with((store_opts){.segment_bytes = 1, .sync_interval = 3600}, NULL);
   if (!s) return;
   CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 5000) == 0);
   usleep(100000);
@@ -931,14 +961,83 @@ static void syncer_makes_appends_durable(void) {
   CHECK(last_sync(segdir, false) >= 0);
 }
 
+/* Limits at the edges: labels whose record metadata would pass MAX_META are refused with
+ * PP_ELIMIT and leave nothing behind (no bytes, no row, no series), and an index whose schema
+ * is newer than this store's is refused at open (PP_EINVAL), left as it was. */
+static void limits_refused(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000) == 0);
+  size_t big = (size_t)MAX_META + 1;
+  char *value = malloc(big + 1);
+  if (value) {
+    memset(value, 'v', big);
+    value[big] = '\0';
+    store_label l[2] = {{"monitor", "b"}, {"huge", value}};
+    pp_err err = {0};
+    int64_t seg = index_i64("SELECT MAX(id) FROM segment", 0);
+    struct stat before, after;
+    CHECK(stat(segment_path(seg), &before) == 0);
+    CHECK_EQ_I64(add_labels(s, "gotarget/heap.pb.gz", l, 2, "heap", 2000, NULL, &err), PP_ELIMIT);
+    CHECK(strstr(err.msg, "labels too long") != NULL);
+    CHECK(stat(segment_path(seg), &after) == 0 && after.st_size == before.st_size);
+    store_stats st;
+    store_get_stats(s, &st);
+    CHECK(st.profiles == 1 && st.series == 1);
+    free(value);
+  }
+  store_close(s);
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  sqlite3 *h = NULL;
+  CHECK(sqlite3_open(db, &h) == SQLITE_OK && sqlite3_exec(h, "PRAGMA user_version=3", NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(h);
+  store_opts o = {.dir = dir};
+  pp_err err = {0};
+  s = NULL;
+  CHECK_EQ_I64(store_open(&o, &s, NULL, &err), PP_EINVAL);
+  CHECK(s == NULL && strstr(err.msg, "newer") != NULL);
+  CHECK_EQ_I64(index_i64("PRAGMA user_version", 0), 3);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM profile", 0), 1);
+}
+
+/* A round whose fdatasync fails is counted and says what failed and why (the store does not
+ * log; its caller logs that when sync_failures grows), and durable_ns stays where the last sound
+ * round left it until a round succeeds again. */
+static void sync_failure_told(void) {
+  fresh_dir();
+  store *s = open_with((store_opts){.sync_interval = 0.05}, NULL);
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000) == 0);
+  sync_fail_set(".seg");
+  int64_t failing = wall_ns();
+  store_stats st = {0};
+  for (int k = 0; k < 500 && st.sync_failures == 0; k++) {
+    usleep(10000);
+    store_get_stats(s, &st);
+  }
+  CHECK(st.sync_failures >= 1);
+  CHECK(strstr(st.last_sync_error, "fdatasync of the active segment") != NULL);
+  CHECK(strstr(st.last_sync_error, strerror(EIO)) != NULL);
+  CHECK(st.durable_ns < failing); /* every round since then failed */
+  sync_fail_set("");
+  int64_t healed = wall_ns();
+  for (int k = 0; k < 500 && st.durable_ns < healed; k++) {
+    usleep(10000);
+    store_get_stats(s, &st);
+  }
+  CHECK(st.durable_ns >= healed);
+  CHECK(strstr(st.last_sync_error, "active segment") != NULL); /* the last failure, still told */
+  store_close(s);
+}
+
 /* A rollup the compactor finished for a series that retention deleted meanwhile is not stored,
  * also when a new series got the deleted one's id (the writer compares the labels too). */
 static void rollup_of_a_deleted_series_dropped(void) {
   fresh_dir();
-  store_opts o = {.dir = dir, .retention_seconds = 100, .segment_bytes = 1};
-  store *s = NULL;
+  store *s = open_with((store_opts){.retention_seconds = 100, .segment_bytes = 1}, NULL);
   pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
   if (!s) return;
   const int64_t SEC = 1000000000;
   /* a segment per record: keep@1 s, gone@2 s, keep@400 s; retention at 300 s takes the first two */
@@ -1163,9 +1262,7 @@ static void retention_by_size_and_time(void) {
   store_close(s);
 
   fresh_dir();
-  store_opts o = {.dir = dir, .retention_seconds = 100};
-  pp_err err = {0};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  s = open_with((store_opts){.retention_seconds = 100}, NULL);
   if (!s) return;
   CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000000000LL) == 0);
   CHECK_EQ_I64(store_retention(s, 50 * 1000000000LL, NULL), 0);
@@ -1277,8 +1374,7 @@ static void rollups_change_speed_not_answers(void) {
   uint64_t read_with = st.records_read - before;
   store_close(s);
 
-  store_opts o = {.dir = dir, .no_rollups = true};
-  CHECK(store_open(&o, &s, NULL, &err) == 0);
+  s = open_with((store_opts){.no_rollups = true}, NULL);
   if (!s) return;
   store_get_stats(s, &st);
   before = st.records_read;
@@ -1338,8 +1434,7 @@ static void rollups_change_speed_not_answers(void) {
   pprof_free(p);
   store_close(s);
   /* time retention also ends a segment that holds only rollups (its range is the rollups') */
-  store_opts ro = {.dir = dir, .retention_seconds = 3600};
-  CHECK(store_open(&ro, &s, NULL, &err) == 0);
+  s = open_with((store_opts){.retention_seconds = 3600}, NULL);
   if (!s) return;
   CHECK(store_retention(s, t0 + 10 * W, &err) >= 1);
   store_get_stats(s, &st);
@@ -1395,6 +1490,8 @@ int main(void) {
   RUN(series_cache_stays_bounded);
   RUN(index_from_version_1);
   RUN(syncer_makes_appends_durable);
+  RUN(sync_failure_told);
+  RUN(limits_refused);
   RUN(rollup_of_a_deleted_series_dropped);
   RUN(query_cost_follows_selection);
   /* the last test's data directory (each test empties it first): nothing left behind */
