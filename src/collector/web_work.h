@@ -52,7 +52,7 @@
 typedef enum web_lane { WEB_LANE_QUERY, WEB_LANE_LIGHT } web_lane;
 
 typedef struct web_work_opts {
-  unsigned slots;        /* query threads; 0 = the number of cores */
+  unsigned slots;        /* query threads (web_start: the cores, fewer if the memory asks); 0 = 1 */
   unsigned queue;        /* queries waiting at most; 0 = 4 x slots */
   int64_t queue_wait_ns; /* 0 = WEB_QUEUE_WAIT_NS (never past the deadline) */
   int64_t deadline_ns;   /* a request's time from arrival to answer */
