@@ -486,6 +486,23 @@ def web_limits(t):
         check(t, "collector web: a 50 MB POST /reload (Content-Length or chunked) gets 413 at once and the connection closes; "
                  "a small body still reloads; /healthz answers", big_post)
 
+        def query_params():
+            def get(q):
+                st, body, _, _ = request(c, "/api/v1/series?" + q, headers=bob)
+                j = json.loads(body) if body.startswith(b"{") else {}
+                return st, j.get("errorType"), j.get("error")
+            many = lambda n: "&".join(f"l{i}=v" for i in range(n))
+            # (status, errorType, error) wanted: web.h's WEB_MAX_PARAMS (64) and WEB_MAX_PARAM_LEN (1,024 bytes)
+            cases = [("64 parameters", many(64), (200, None, None)),
+                     ("65 parameters", many(65), (400, "bad_data", "too many query parameters")),
+                     ("a 1,024-byte value", "l=" + "v" * 1024, (200, None, None)),
+                     ("a 1,025-byte value", "l=" + "v" * 1025, (400, "bad_data", "query parameter too long")),
+                     ("a 1,025-byte name", "l" * 1025 + "=v", (400, "bad_data", "query parameter too long"))]
+            got = [(name, get(q), want) for name, q, want in cases]
+            return all(g == w for _, g, w in got), "; ".join(f"{n}: {g}" for n, g, _ in got)
+        check(t, "collector web: query parameters are limited to 64, each name and value to 1,024 bytes (400 past either)",
+              query_params)
+
         def auth_cached():
             before = metrics_auth(c, bob)
             sts = [request(c, "/api/v1/series", headers=bob)[0] for _ in range(20)]
