@@ -83,12 +83,20 @@ void web_params_release(web_params *p) {
 
 web_body *web_body_from(web_buf *b) {
   if (b->failed) return NULL;
-  web_body *x = malloc(sizeof *x + b->len + 1);
+  web_body *x = malloc(sizeof *x);
   if (!x) return NULL;
+  size_t len = 0;
+  char *p = b->p ? web_buf_take(b, &len) : calloc(1, 1); /* nothing written: an empty body */
+  if (!p) {
+    free(x);
+    return NULL;
+  }
+  /* the buffer's own bytes, not a copy (an answer can be as big as the query's memory budget);
+   * the slack its doubling left is given back (in place, with glibc) */
+  char *fit = realloc(p, len + 1);
   x->refs = 1;
-  x->len = b->len;
-  if (b->len) memcpy(x->data, b->p, b->len);
-  x->data[b->len] = '\0';
+  x->len = len;
+  x->data = fit ? fit : p;
   return x;
 }
 
@@ -98,7 +106,10 @@ web_body *web_body_ref(web_body *x) {
 }
 
 void web_body_unref(web_body *x) {
-  if (x && __atomic_sub_fetch(&x->refs, 1, __ATOMIC_ACQ_REL) == 0) free(x);
+  if (x && __atomic_sub_fetch(&x->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    free(x->data);
+    free(x);
+  }
 }
 
 void web_resp_release(web_resp *r) {

@@ -8,8 +8,9 @@
  * suspended. So a probe never waits behind a query, however many run.
  *
  * Limits (every one answered clearly, never by a stall):
- *   connections  WEB_MAX_CONNECTIONS in all, WEB_MAX_PER_ADDRESS from one client address (the
- *                rest are closed at once); a request whose headers or body stop arriving for
+ *   connections  WEB_MAX_PER_ADDRESS from one client address (the rest are closed at once),
+ *                WEB_MAX_CONNECTIONS in all (the rest wait unaccepted in the listen backlog, a
+ *                probe among them); a request whose headers or body stop arriving for
  *                WEB_IDLE_TIMEOUT_S is closed, and so is an idle keep-alive connection
  *   lists        a page of /api/v1/series holds at most WEB_MAX_SERIES_PAGE entries (limit=, after=)
  *   requests     headers within 64 KiB (libmicrohttpd answers 431 past it); at most

@@ -201,6 +201,13 @@ static void over_budget(web_resp *out, const char *what, size_t need, size_t bud
   web_resp_error(out, 422, "execution", msg);
 }
 
+/* The buffer as the 200 answer, or 422 naming the budget when it went past it; frees it. */
+static void answer(const web_ctx *x, web_resp *out, const char *what, const char *ctype, web_buf *b) {
+  if (b->over) over_budget(out, what, b->len, x->budget);
+  else web_resp_buf(out, 200, ctype, b);
+  web_buf_free(b);
+}
+
 static void store_error(web_resp *out, int r, const pp_err *err) {
   if (r == PP_EUSAGE) web_resp_error(out, 404, "not_found", err->msg);
   else web_resp_error(out, 500, "internal", err->msg);
@@ -534,10 +541,12 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   free(start);
   free(val);
   store_rows_free(rows, n);
-  if (!ok) web_resp_error(out, 500, "internal", "out of memory");
-  else if (b.over) over_budget(out, "the answer", b.len, x->budget);
-  else web_resp_buf(out, 200, "application/json", &b);
-  web_buf_free(&b);
+  if (ok) {
+    answer(x, out, "the answer", "application/json", &b);
+  } else {
+    web_resp_error(out, 500, "internal", "out of memory");
+    web_buf_free(&b);
+  }
 }
 
 /* ---- /api/v1/profile -------------------------------------------------------------------------- */
@@ -616,15 +625,12 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
     return;
   }
   /* pages: limit=N entries, then after=<the previous page's "next"> ("series_id:type") */
-  const char *lim = web_param(p, "limit"), *after = web_param(p, "after");
-  long limit = 0;
-  if (lim) {
-    char *end;
-    limit = strtol(lim, &end, 10);
-    if (!*lim || *end || limit < 1 || limit > WEB_MAX_SERIES_PAGE) {
-      web_resp_error(out, 400, "bad_data", "limit: want 1..100000");
-      return;
-    }
+  const char *after = web_param(p, "after");
+  bool bad = false;
+  long limit = num_param(p, "limit", 0, 1, WEB_MAX_SERIES_PAGE, &bad);
+  if (bad) {
+    web_resp_error(out, 400, "bad_data", "limit: want 1..100000");
+    return;
   }
   store_series_cursor cur = {0, NULL};
   if (after) {
@@ -678,9 +684,7 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   web_buf_puts(&b, "}");
   store_series_free(v, n);
-  if (b.over) over_budget(out, "the answer", b.len, x->budget);
-  else web_resp_buf(out, 200, "application/json", &b);
-  web_buf_free(&b);
+  answer(x, out, "the answer", "application/json", &b);
 }
 
 void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
@@ -690,15 +694,11 @@ void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
-  const char *lim = web_param(p, "limit");
-  long limit = 1000;
-  if (lim) {
-    char *end;
-    limit = strtol(lim, &end, 10);
-    if (*end || limit < 1 || limit > WEB_MAX_RECORDS) {
-      web_resp_error(out, 400, "bad_data", "limit: want 1..20000");
-      return;
-    }
+  bool bad = false;
+  long limit = num_param(p, "limit", 1000, 1, WEB_MAX_RECORDS, &bad);
+  if (bad) {
+    web_resp_error(out, 400, "bad_data", "limit: want 1..20000");
+    return;
   }
   store_row *rows;
   size_t n;
@@ -729,9 +729,7 @@ void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   web_buf_puts(&b, "]}");
   store_rows_free(rows, n);
-  if (b.over) over_budget(out, "the answer", b.len, x->budget);
-  else web_resp_buf(out, 200, "application/json", &b);
-  web_buf_free(&b);
+  answer(x, out, "the answer", "application/json", &b);
 }
 
 void web_api_targets(const web_ctx *x, const web_params *p, web_resp *out) {
@@ -749,9 +747,7 @@ void web_api_targets(const web_ctx *x, const web_params *p, web_resp *out) {
   web_buf_puts(&b, s);
   web_buf_puts(&b, "}");
   free(s);
-  if (b.over) over_budget(out, "the answer", b.len, x->budget);
-  else web_resp_buf(out, 200, "application/json", &b);
-  web_buf_free(&b);
+  answer(x, out, "the answer", "application/json", &b);
 }
 
 /* ---- /raw ---------------------------------------------------------------------------------------- */
@@ -801,7 +797,5 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   store_series_free(v, n);
   web_buf_puts(&b, "</table></main></body></html>");
-  if (b.over) over_budget(out, "the page", b.len, x->budget);
-  else web_resp_buf(out, 200, "text/html; charset=utf-8", &b);
-  web_buf_free(&b);
+  answer(x, out, "the page", "text/html; charset=utf-8", &b);
 }

@@ -42,11 +42,11 @@ void web_params_release(web_params *p);
 typedef struct web_body {
   int refs;
   size_t len;
-  char data[];
+  char *data; /* NUL-terminated; the bytes the web_buf built, taken without a copy */
 } web_body;
 
-/* Takes the buffer's bytes into a new body with one reference (NULL when the buffer failed or
- * memory ran out). */
+/* Takes the buffer's bytes into a new body with one reference, leaving the buffer empty (NULL,
+ * and the buffer as it was, when it failed or memory ran out). */
 web_body *web_body_from(web_buf *b);
 web_body *web_body_ref(web_body *x);
 void web_body_unref(web_body *x);

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,12 +280,7 @@ int web_work_start(const web_work_opts *o, web_work **ret, pp_err *err) {
   web_work *w = calloc(1, sizeof *w);
   if (!w) return pp_err_set(err, PP_ENOMEM, "out of memory");
   w->o = *o;
-  if (!w->o.slots) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
-    w->o.slots = n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
-  }
+  if (!w->o.slots) w->o.slots = 1; /* web_start picks the count (cores, memory) */
   if (!w->o.queue) w->o.queue = 4 * w->o.slots;
   if (!w->o.queue_wait_ns) w->o.queue_wait_ns = WEB_QUEUE_WAIT_NS;
   if (w->o.deadline_ns && w->o.queue_wait_ns > w->o.deadline_ns) w->o.queue_wait_ns = w->o.deadline_ns;

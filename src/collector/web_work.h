@@ -6,8 +6,10 @@
  *          most that many merges run at once; at most `queue` more wait (default 4 x slots)
  *   light  series, targets, metrics, reload, /raw and password hashing: WEB_LIGHT_THREADS
  * A job that cannot be queued is refused at once: 503 (errorType "unavailable") with
- * Retry-After, estimated from the recent run times and the queue's length. A job still queued
- * after queue_wait is refused the same way.
+ * Retry-After, estimated from the recent run times and the queue's length: the lane's run time
+ * (a moving average; 1 s before the first run ends) x (queued + running + 1) / its threads,
+ * rounded up, within 1..WEB_RETRY_MAX_S. A job still queued after queue_wait is refused the
+ * same way.
  *
  * One run per identical query: a job submitted with a key (web_work_key: the query and the
  * store's state) is first looked up in the cache, then joins the run of the same key already
@@ -52,7 +54,7 @@
 typedef enum web_lane { WEB_LANE_QUERY, WEB_LANE_LIGHT } web_lane;
 
 typedef struct web_work_opts {
-  unsigned slots;        /* query threads; 0 = the number of cores */
+  unsigned slots;        /* query threads (web_start: the cores, fewer if the memory asks); 0 = 1 */
   unsigned queue;        /* queries waiting at most; 0 = 4 x slots */
   int64_t queue_wait_ns; /* 0 = WEB_QUEUE_WAIT_NS (never past the deadline) */
   int64_t deadline_ns;   /* a request's time from arrival to answer */

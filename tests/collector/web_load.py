@@ -469,6 +469,47 @@ def web_limits(t):
         check(t, "collector web: 2,000 half-sent requests from one address are closed within seconds, none left in CLOSE-WAIT, "
                  "probes from another address answer throughout", half_open)
 
+        def total_cap():
+            # 17 addresses x 63 half-sent requests: each address under WEB_MAX_PER_ADDRESS (64), together
+            # past WEB_MAX_CONNECTIONS (1,024). The server holds 1,024 until the header timeout
+            # (WEB_IDLE_TIMEOUT_S, 10 s) closes them; the other 47 wait unaccepted in the listen backlog
+            # and are closed one timeout after they get in.
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if soft < 4096:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+            socks = []
+            t0 = time.monotonic()
+            for a in range(10, 27):
+                for _ in range(63):
+                    s = socket.create_connection(("127.0.0.1", c.port), timeout=2, source_address=(f"127.0.0.{a}", 0))
+                    s.sendall(b"GET /api/v1/series HTTP/1.1\r\nHost: collector\r\nX-Half: ")
+                    s.setblocking(False)
+                    socks.append(s)
+            closed_at = {}
+            while len(closed_at) < len(socks) and time.monotonic() - t0 < 35:
+                for i, s in enumerate(socks):
+                    if i in closed_at:
+                        continue
+                    try:
+                        s.recv(4096)
+                        closed_at[i] = time.monotonic() - t0  # EOF (or an answer: also the end of it)
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        closed_at[i] = time.monotonic() - t0
+                time.sleep(0.25)
+            for s in socks:
+                s.close()
+            first = sorted(v for v in closed_at.values() if v < 15)
+            later = sorted(v for v in closed_at.values() if v >= 15)
+            health = request(c, "/healthz", timeout=PROBE_TIMEOUT)
+            ok = len(socks) == 1071 and len(first) == 1024 and len(later) == 47 and first[0] >= 5 and health[0] == 200
+            return ok, (f"{len(socks)} connected; closed before 15 s: {len(first)} (from {first[0] if first else 0:.1f} s), "
+                        f"later: {len(later)} (from {later[0] if later else 0:.1f} s), never: {len(socks) - len(closed_at)}; "
+                        f"/healthz afterwards {health[0]}")
+        check(t, "collector web: at most 1,024 connections in all: past that, half-sent requests from many addresses wait "
+                 "unaccepted until the header timeout frees places", total_cap)
+
         def big_post():
             body = lambda: (b"x" * 65536 for _ in range(800))  # 50 MiB
             line, secs, closed, sent = raw_exchange(c.port, b"POST /reload HTTP/1.1\r\nHost: c\r\n" + bob_header(bob) +
@@ -485,6 +526,23 @@ def web_limits(t):
                         f"after {secs2:.3f}s, closed {closed2}, {sent2} sent; a 2-byte body: {small[0]}; /healthz {health[0]}")
         check(t, "collector web: a 50 MB POST /reload (Content-Length or chunked) gets 413 at once and the connection closes; "
                  "a small body still reloads; /healthz answers", big_post)
+
+        def query_params():
+            def get(q):
+                st, body, _, _ = request(c, "/api/v1/series?" + q, headers=bob)
+                j = json.loads(body) if body.startswith(b"{") else {}
+                return st, j.get("errorType"), j.get("error")
+            many = lambda n: "&".join(f"l{i}=v" for i in range(n))
+            # (status, errorType, error) wanted: web.h's WEB_MAX_PARAMS (64) and WEB_MAX_PARAM_LEN (1,024 bytes)
+            cases = [("64 parameters", many(64), (200, None, None)),
+                     ("65 parameters", many(65), (400, "bad_data", "too many query parameters")),
+                     ("a 1,024-byte value", "l=" + "v" * 1024, (200, None, None)),
+                     ("a 1,025-byte value", "l=" + "v" * 1025, (400, "bad_data", "query parameter too long")),
+                     ("a 1,025-byte name", "l" * 1025 + "=v", (400, "bad_data", "query parameter too long"))]
+            got = [(name, get(q), want) for name, q, want in cases]
+            return all(g == w for _, g, w in got), "; ".join(f"{n}: {g}" for n, g, _ in got)
+        check(t, "collector web: query parameters are limited to 64, each name and value to 1,024 bytes (400 past either)",
+              query_params)
 
         def auth_cached():
             before = metrics_auth(c, bob)

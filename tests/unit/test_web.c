@@ -179,6 +179,8 @@ static void pool_slots_queue_sharing_deadlines(void) {
   web_ticket *b = web_work_submit(w, WEB_LANE_QUERY, "B", gated_job, "answer B", NULL, &conn[1], t0 - 100000000, &now);
   web_ticket *c = web_work_submit(w, WEB_LANE_QUERY, "C", gated_job, "answer C", NULL, &conn[2], t0, &now);
   CHECK(b != NULL && c == NULL && now.status == 503 && now.retry_after >= 1);
+  /* no run finished yet (1 s a job) x (B queued + A running + C itself) / 1 slot (web_work.h) */
+  CHECK_EQ_I64(now.retry_after, 3);
   web_resp_release(&now);
   /* the same query as A joins its run instead of queueing (the queue is full) */
   web_ticket *a2 = web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "answer A again", NULL, &conn[3], t0 + 60000000000LL, &now);
@@ -217,6 +219,63 @@ static void pool_slots_queue_sharing_deadlines(void) {
   web_work_stop(w);
   web_work_free(w);
   web_cache_free(cache);
+}
+
+/* A full queue of 100 behind one running job: the refusal's Retry-After is capped at
+ * WEB_RETRY_MAX_S (the estimate is 102 s); what waits past queue_wait is refused 503 "unavailable"
+ * and woken, long before its deadline. */
+static void pool_retry_cap_and_queue_wait(void) {
+  pthread_mutex_lock(&gate_mu);
+  gate_open = jobs_started = woken = 0;
+  pthread_mutex_unlock(&gate_mu);
+  enum { QUEUE = 100 };
+  web_work_opts o = {.slots = 1, .queue = QUEUE, .queue_wait_ns = 300000000, .deadline_ns = 60000000000LL,
+                     .budget = 1 << 20, .wake = record_wake};
+  web_work *w;
+  CHECK(web_work_start(&o, &w, NULL) == 0);
+  static int conn[QUEUE + 2];
+  web_ticket *t[QUEUE + 1];
+  web_resp now;
+  int64_t t0 = web_now_ns();
+  t[0] = web_work_submit(w, WEB_LANE_QUERY, NULL, gated_job, "runs", NULL, &conn[0], t0, &now);
+  CHECK(t[0] != NULL && wait_until(&jobs_started, 1));
+  int queued = 0;
+  for (int i = 1; i <= QUEUE; i++) {
+    t[i] = web_work_submit(w, WEB_LANE_QUERY, NULL, gated_job, "waits", NULL, &conn[i], t0, &now);
+    queued += t[i] != NULL;
+  }
+  CHECK_EQ_I64(queued, QUEUE);
+  CHECK(web_work_submit(w, WEB_LANE_QUERY, NULL, gated_job, "refused", NULL, &conn[QUEUE + 1], t0, &now) == NULL);
+  CHECK(now.status == 503);
+  CHECK_EQ_I64(now.retry_after, WEB_RETRY_MAX_S);
+  web_resp_release(&now);
+  /* queue_wait (0.3 s) passes: every waiting one is refused and woken, the running one is not */
+  CHECK(wait_until(&woken, QUEUE));
+  CHECK(web_now_ns() - t0 < 5000000000LL);
+  int refused = 0;
+  for (int i = 1; i <= QUEUE; i++) {
+    web_resp r;
+    web_work_take(w, t[i], &r);
+    refused += r.status == 503 && r.retry_after >= 1 && r.body && strstr(r.body->data, "\"unavailable\"") != NULL;
+    web_resp_release(&r);
+  }
+  CHECK_EQ_I64(refused, QUEUE);
+  web_work_stats st;
+  web_work_get_stats(w, &st);
+  CHECK_EQ_I64(st.refused_wait, QUEUE);
+  CHECK_EQ_I64(st.refused_full, 1);
+  CHECK_EQ_I64(st.running, 1);
+  pthread_mutex_lock(&gate_mu);
+  gate_open = 1;
+  pthread_cond_broadcast(&gate_cv);
+  pthread_mutex_unlock(&gate_mu);
+  CHECK(wait_until(&woken, QUEUE + 1));
+  web_resp r0;
+  web_work_take(w, t[0], &r0);
+  CHECK(r0.status == 200 && r0.body && !strcmp(r0.body->data, "runs"));
+  web_resp_release(&r0);
+  web_work_stop(w);
+  web_work_free(w);
 }
 
 /* ---- credentials ------------------------------------------------------------------------------- */
@@ -279,6 +338,7 @@ int main(void) {
   RUN(cache_keys);
   RUN(cache_lru);
   RUN(pool_slots_queue_sharing_deadlines);
+  RUN(pool_retry_cap_and_queue_wait);
   RUN(auth_cache_and_limits);
   return tt_finish();
 }
