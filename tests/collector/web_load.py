@@ -25,21 +25,12 @@ import threading
 import time
 from urllib.parse import quote
 
-from harness import OUT, ROOT, TESTDATA, compare_raw, field, varint, RawProfile
-from peers import Collector, QuietServer, SeriesServer, http_req
+from harness import OUT, ROOT, TESTDATA, check, compare_raw, field, varint, wide_profile, RawProfile
+from peers import Collector, SeriesServer, StaticServer, http_req, parse_metrics
 
 SB = os.path.join(ROOT, "build", "rel", "bench", "store-bench")
 PROBE_TIMEOUT = 1.0  # Kubernetes' default timeoutSeconds
 DAY = "type=cpu&__k8s_namespace=bench&__k8s_name=svc"  # the 10-pod service of the filled store
-
-
-def check(t, name, fn):
-    try:
-        ok, detail = fn()
-        t.record(name, bool(ok), detail)
-    except Exception:
-        import traceback
-        t.record(name, False, traceback.format_exc()[-2000:])
 
 
 def cpus():
@@ -66,17 +57,6 @@ def day_store(t):
     open(os.path.join(tmp, "filled"), "w").write(p.stdout)
     os.rename(tmp, d)
     return d
-
-
-def metrics(c):
-    """{name or name{labels}: value} of /metrics."""
-    st, body, _ = http_req("GET", c.url + "/metrics")
-    out = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def request(c, path, timeout=60, source=None, headers=None):
@@ -187,17 +167,17 @@ def web_load(t):
                  "ask for the day (10 pods x 24 h); every query gets 200 or 503 with Retry-After", sixteen_browsers)
 
         # the queries the browsers left behind drain before the next checks
-        c.wait_for(lambda: metrics(c).get("collector_web_queries_running") == 0 and metrics(c).get("collector_web_queries_queued") == 0,
+        c.wait_for(lambda: c.metrics().get("collector_web_queries_running") == 0 and c.metrics().get("collector_web_queries_queued") == 0,
                    timeout=120)
 
         def slots():
-            m = metrics(c)
+            m = c.metrics()
             n, peak = m.get("collector_web_query_slots"), m.get("collector_web_queries_running_peak")
             return n == cpus() and peak is not None and 1 <= peak <= n, f"slots {n} (cores {cpus()}), peak running {peak}"
         check(t, "collector web: at most N queries run at once, N = the number of cores", slots)
 
         def coalesced():
-            before = metrics(c)
+            before = c.metrics()
             res = [None] * 10
 
             def one(i):
@@ -207,12 +187,12 @@ def web_load(t):
                 th.start()
             for th in ths:
                 th.join()
-            after = metrics(c)
+            after = c.metrics()
             ran = after["collector_web_queries_total"] - before["collector_web_queries_total"]
             bodies = {r[1] for r in res}
             ok = all(r[0] == 200 for r in res) and len(bodies) == 1 and ran == 1
             again = request(c, f"/api/v1/render?{DAY}&max_nodes=4096&top=500", timeout=120)
-            hits = metrics(c)["collector_web_cache_hits_total"] - after["collector_web_cache_hits_total"]
+            hits = c.metrics()["collector_web_cache_hits_total"] - after["collector_web_cache_hits_total"]
             ok = ok and again[0] == 200 and again[1] in bodies and hits == 1
             return ok, f"statuses {[r[0] for r in res]}, {len(bodies)} distinct bodies, queries run {ran}; again: {again[0]}, cache hits {hits}"
         check(t, "collector web: ten identical renders at once cost one merge, the same answer each; the next is a cache hit", coalesced)
@@ -239,7 +219,7 @@ def web_load(t):
             bad = [(r[0], r[2].get("retry-after"), r[1][:120]) for r in res
                    if r[0] not in (200, 503) or (r[0] == 503 and not (r[2].get("retry-after") or "").isdigit())]
             errtypes = {json.loads(r[1])["errorType"] for r in refused}
-            m = metrics(c)
+            m = c.metrics()
             ok = any(r[0] == 200 for r in res) and fast and not bad and errtypes <= {"unavailable", "timeout"}
             ok = ok and m["collector_web_queries_running_peak"] == 1 and m.get('collector_web_queries_rejected_total{reason="queue_full"}', 0) >= 1
             return ok, (f"statuses {[r[0] for r in res]}, refused within {PROBE_TIMEOUT}s: {len(fast)}; bad {bad[:3]}; "
@@ -257,7 +237,7 @@ def web_load(t):
     try:
         def deadline():
             q = f"/api/v1/render?{DAY}&max_nodes=4096&top=500&base_from={now - 86400:.0f}&base_to={now - 43200:.0f}"
-            before = metrics(c)
+            before = c.metrics()
             st, body, hdr, secs = request(c, q, timeout=120)
             if st == 200:
                 t.tool("web_load: the compared day takes longer than a 1 s deadline", False, f"answered in {secs:.3f}s")
@@ -271,7 +251,7 @@ def web_load(t):
                 if got[0] == 200:
                     break
                 time.sleep(0.5)
-            ran = metrics(c)["collector_web_queries_total"] - before["collector_web_queries_total"]
+            ran = c.metrics()["collector_web_queries_total"] - before["collector_web_queries_total"]
             ok = ok and got and got[0] == 200 and ran == 1
             return ok, f"first answer {first}; retry {got and got[0]} after polling; queries run {ran}"
         check(t, "collector web: a query past its deadline gets 503 timeout with Retry-After on time; the answer finished in "
@@ -326,67 +306,6 @@ def raw_exchange(port, head, body_source=None, source=None, wait=3.0):
     if th:
         th.join(5)
     return data.split(b"\r\n", 1)[0].decode(errors="replace"), secs, closed, sent[0]
-
-
-def wide_profile(levels=6, branch=7):
-    """A CPU profile whose call tree has sum(branch^d) nodes (137k for 6 x 7): megabytes once
-    decoded, from about 1 MB of gzip."""
-    strings = ["", "samples", "count", "cpu", "nanoseconds"]
-    idx = {s: i for i, s in enumerate(strings)}
-
-    def s(v):
-        if v not in idx:
-            idx[v] = len(strings)
-            strings.append(v)
-        return idx[v]
-    p = field(1, field(1, s("samples")) + field(2, s("count"))) + field(1, field(1, s("cpu")) + field(2, s("nanoseconds")))
-    p += field(11, field(1, s("cpu")) + field(2, s("nanoseconds"))) + field(12, 10000000)
-    for d in range(levels):
-        for k in range(branch):
-            fid = d * branch + k + 1
-            p += field(5, field(1, fid) + field(2, s(f"pkg/level{d}.fn{k}")))
-            p += field(4, field(1, fid) + field(4, field(1, fid) + field(2, d + 1)))
-    out = []
-
-    def walk(depth, ids):
-        if depth == levels:
-            out.append(field(2, field(1, b"".join(varint(i) for i in reversed(ids))) + field(2, varint(1) + varint(10000000))))
-            return
-        for k in range(branch):
-            walk(depth + 1, ids + [depth * branch + k + 1])
-    walk(0, [])
-    p += b"".join(out)
-    for v in strings:
-        p += field(6, v.encode())
-    p += field(9, time.time_ns())
-    return gzip.compress(p)
-
-
-class StaticServer:
-    """Serves one body for every GET."""
-
-    def __init__(self, body):
-        import http.server
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-        self.srv = QuietServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.srv.shutdown()
-        self.srv.server_close()
 
 
 def close_wait(port):
@@ -545,17 +464,17 @@ def web_limits(t):
               query_params)
 
         def auth_cached():
-            before = metrics_auth(c, bob)
+            before = parse_metrics(request(c, '/metrics', headers=bob)[1])
             sts = [request(c, "/api/v1/series", headers=bob)[0] for _ in range(20)]
-            after = metrics_auth(c, bob)
+            after = parse_metrics(request(c, '/metrics', headers=bob)[1])
             runs = after["collector_web_auth_verifications_total"] - before["collector_web_auth_verifications_total"]
             return sts == [200] * 20 and runs <= 1, f"statuses {sorted(set(sts))}, password hashes computed {runs} (want at most 1)"
         check(t, "collector web auth: a user's verified Basic credentials are cached (20 requests, at most one bcrypt)", auth_cached)
 
         def auth_rate_limited():
-            before = metrics_auth(c, bob)
+            before = parse_metrics(request(c, '/metrics', headers=bob)[1])
             res = [request(c, "/api/v1/series", headers=wrong, source="127.0.0.3") for _ in range(15)]
-            after = metrics_auth(c, bob)
+            after = parse_metrics(request(c, '/metrics', headers=bob)[1])
             runs = after["collector_web_auth_verifications_total"] - before["collector_web_auth_verifications_total"]
             sts = [r[0] for r in res]
             limited = [r for r in res if r[0] == 429]
@@ -593,14 +512,14 @@ def web_limits(t):
             count = lambda: len(req_json(c, f"/api/v1/profiles?type=heap&name=small&limit={next(polls)}", bob)[1]["data"])
             n0 = count()
             c.wait_for(lambda: count() > n0, timeout=10, step=0.05)  # right after a scrape: 3 s without one
-            m0 = metrics_auth(c, bob)
+            m0 = parse_metrics(request(c, '/metrics', headers=bob)[1])
             a = request(c, q, headers=bob)
             b = request(c, q, headers=bob)
-            m1 = metrics_auth(c, bob)
+            m1 = parse_metrics(request(c, '/metrics', headers=bob)[1])
             n1 = count()
             c.wait_for(lambda: count() > n1, timeout=10, step=0.05)
             cc = request(c, q, headers=bob)
-            m2 = metrics_auth(c, bob)
+            m2 = parse_metrics(request(c, '/metrics', headers=bob)[1])
             hits1 = m1["collector_web_cache_hits_total"] - m0["collector_web_cache_hits_total"]
             hits2 = m2["collector_web_cache_hits_total"] - m1["collector_web_cache_hits_total"]
             pa, pc = json.loads(a[1])["data"]["profiles"], json.loads(cc[1])["data"]["profiles"]
@@ -634,14 +553,7 @@ def req_json(c, path, auth):
     return st, json.loads(body) if body.startswith(b"{") else body
 
 
-def metrics_auth(c, auth):
-    st, body, _, _ = request(c, "/metrics", headers=auth)
-    out = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
+
 
 
 # ---- utf8: invalid bytes in every string field ------------------------------------------------
