@@ -10,7 +10,7 @@
 - utf8: a profile with invalid UTF-8 in every string field, through every JSON answer.
 
 Timings are behaviour here (an answer within the probe timeout, a 503 before the deadline
-passes); how fast is measured in `make bench` (bench/web_bench.py)."""
+passes); how fast is measured in `make bench` (bench/reliability_bench.py)."""
 import base64
 import gzip
 import http.client

@@ -9,6 +9,8 @@ import time
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# TEST_DETAILS=1: passing cases print their details too (the figures docs/reliability.md quotes)
+SHOW_DETAILS = os.environ.get("TEST_DETAILS") == "1"
 TESTDATA = os.environ.get("PPROF_TESTDATA") or os.path.join(os.path.dirname(ROOT), "shared", "testdata", "pprof")
 OUT = os.path.join(ROOT, "build", "test")
 TOOL = os.path.join(ROOT, "bin", "pprof-tool")
@@ -52,9 +54,9 @@ class Tally:
                     self.failed += 1
                 self.failures.append(tag + name)
                 print(f"not ok - {tag}{name}", flush=True)
-                if detail:
-                    for line in str(detail).rstrip().splitlines()[:40]:
-                        print(f"    {line}", flush=True)
+            if detail and (not ok or SHOW_DETAILS):
+                for line in str(detail).rstrip().splitlines()[:40]:
+                    print(f"    {line}", flush=True)
 
     def tool(self, name, ok, detail=""):
         self.record(name, ok, detail, tool=True)
