@@ -863,6 +863,83 @@ def du(path):
     return int(a.stdout.split()[0]) - dirs, int(b.stdout.split()[0])
 
 
+FAULTINJ = os.path.join(ROOT, "build", "rel", "tests", "libfaultinj.so")
+
+
+def faulty_collector(config, name, extra_args=()):
+    """A collector under tests/lib/faultinj.c: (collector, control file). Writing lines into the
+    control file makes the named calls fail (see the shim); removing it ends the faults."""
+    ctl_dir = tempfile.mkdtemp(prefix=f"{name}-faults-")
+    ctl = os.path.join(ctl_dir, "faults")
+    saved = Collector.env
+    Collector.env = dict(saved or {}, LD_PRELOAD=FAULTINJ, PP_FAULTINJ=ctl)
+    try:
+        c = Collector(config, extra_args=extra_args, name=name)
+    except Exception:
+        shutil.rmtree(ctl_dir, ignore_errors=True)
+        raise
+    finally:
+        Collector.env = saved
+    return c, ctl
+
+
+def sync_faults(t):
+    prom = Prometheus()
+    try:
+        sync_failures(t, prom)
+    finally:
+        prom.stop()
+
+
+def sync_failures(t, prom):
+    """fdatasync failing with EIO (a dying disk) while profiles come in: counted on /metrics,
+    logged once when the rounds start failing (with the reason) and once when they work again,
+    not once per round."""
+    if not os.path.exists(FAULTINJ):
+        t.tool("collector sync failures: build/rel/tests/libfaultinj.so built (make test-bins)", False, FAULTINJ)
+        return
+    c, ctl = faulty_collector(f"monitors:\n- name: p\n  endpoint: {prom.url}\n  heap: {{interval_seconds: 0.1}}\n", "syncfail")
+    warn_re = re.compile(r'level=warn msg="store: durability round failed.*fdatasync of [^"]*Input/output error')
+    info_re = re.compile(r'level=info msg="store: durability rounds succeed again')
+    try:
+        m = c.metrics
+        good = c.wait_for(lambda: (m().get("collector_store_syncs_total") or 0) >= 2
+                          and (m().get("collector_store_last_sync_success_timestamp_seconds") or 0) > 0, timeout=15)
+        before = m()
+        with open(ctl, "w") as f:
+            f.write("fdatasync EIO /segments/\n")
+        t_on = time.time()
+        # at one round a second, several rounds fail while the file is there
+        failed = c.wait_for(lambda: (m().get("collector_store_sync_failures_total") or 0) >= 4, timeout=15)
+        during = m()
+        log_during = c.log_text()
+        os.unlink(ctl)
+        t_off = time.time()
+        healed = c.wait_for(lambda: (m().get("collector_store_last_sync_success_timestamp_seconds") or 0) > t_off
+                            and info_re.search(c.log_text()), timeout=15)
+        time.sleep(1.5)  # a round or more after healing: no more lines of either kind
+        after = m()
+        log = c.log_text()
+        warns, infos = len(warn_re.findall(log)), len(info_re.findall(log))
+        check(t, "collector sync failures: fdatasync EIO is counted in collector_store_sync_failures_total, the last success time stands still, and both move on when the disk heals",
+              lambda: (good and failed and before.get("collector_store_sync_failures_total") == 0
+                       and during["collector_store_last_sync_success_timestamp_seconds"] <= t_on
+                       and healed and after["collector_store_last_sync_success_timestamp_seconds"] > t_off
+                       and after["collector_store_sync_failures_total"] >= during["collector_store_sync_failures_total"] >= 4
+                       and after["collector_store_syncs_total"] > during["collector_store_syncs_total"],
+                       f"before {before.get('collector_store_sync_failures_total')}, during {during.get('collector_store_sync_failures_total')} failures "
+                       f"(last success {during.get('collector_store_last_sync_success_timestamp_seconds')} vs fault at {t_on:.3f}), "
+                       f"after: last success {after.get('collector_store_last_sync_success_timestamp_seconds')} vs healed at {t_off:.3f}"))
+        check(t, "collector sync failures: one warning with the reason when rounds start failing, one note when they work again, not a line per round",
+              lambda: (warns == 1 and infos == 1 and warn_re.search(log_during) is not None,
+                       f"{warns} warnings, {infos} notes over {during.get('collector_store_sync_failures_total')} failed rounds; "
+                       + " | ".join(l for l in log.splitlines() if "durability" in l)[-800:]))
+    finally:
+        c.stop()
+        c.cleanup()
+        shutil.rmtree(os.path.dirname(ctl), ignore_errors=True)
+
+
 def disk(t):
     prom = Prometheus()
     mons = "".join(f"- name: p{i}\n  endpoint: {prom.url}\n  heap: {{interval_seconds: 0.05}}\n  goroutine: {{interval_seconds: 0.05}}\n" for i in range(6))
@@ -1115,16 +1192,17 @@ def shutdown(t):
 
 
 PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_api, aggregation, crash, disk, reload,
-                                  shutdown)}
+                                  shutdown, sync_faults)}
 # the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
 PARTS.update(web_load.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
-ASAN_PARTS = [p for p in PARTS if p != "disk"]
+# nor sync_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)
+ASAN_PARTS = [p for p in PARTS if p not in ("disk", "sync_faults")]
 # the collector-tsan suite: the parts where threads meet (HTTP threads reading the engine and the
 # store while the loop scrapes, decodes and stores; reloads by HTTP; the compactor; shutdown),
 # not the command line (one thread) nor the disk part (sustained ingest: the sanitizer's speed)
-TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk")]
+TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk", "sync_faults")]
 
 
 SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|ThreadSanitizer: reported")
