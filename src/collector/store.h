@@ -59,8 +59,8 @@
  * Threads: one writer (the thread that calls store_append/store_retention); readers call the
  * query functions from any thread, each call using its own read-only connection.
  * Errors: the pp_err idiom; PP_EIO carries errno in the message, and store_append reports a
- * full disk (ENOSPC, EDQUOT, SQLITE_FULL) as PP_EIO with *ret_enospc set so the caller can run
- * retention and go on.
+ * full disk (ENOSPC or EDQUOT from a segment write, SQLITE_FULL or an index write failing with
+ * ENOSPC or EDQUOT) as PP_EIO with *ret_enospc set so the caller can run retention and go on.
  */
 #ifndef COLLECTOR_STORE_H
 #define COLLECTOR_STORE_H

@@ -883,12 +883,47 @@ def faulty_collector(config, name, extra_args=()):
     return c, ctl
 
 
-def sync_faults(t):
+def disk_faults(t):
     prom = Prometheus()
     try:
         sync_failures(t, prom)
+        quota_full(t, prom)
     finally:
         prom.stop()
+
+
+def quota_full(t, prom):
+    """Segment writes failing with EDQUOT (a quota on a shared volume) are a full disk, as
+    ENOSPC is (the disk part): the profile is dropped and counted as such, the log says "disk
+    full" and why, what was stored stays whole, and storing resumes when the quota allows."""
+    if not os.path.exists(FAULTINJ):
+        t.tool("collector EDQUOT: build/rel/tests/libfaultinj.so built (make test-bins)", False, FAULTINJ)
+        return
+    c, ctl = faulty_collector(f"monitors:\n- name: q\n  endpoint: {prom.url}\n  heap: {{interval_seconds: 0.05}}\n", "edquot")
+    try:
+        m = c.metrics
+        some = c.wait_for(lambda: (m().get("collector_ingested_profiles_total") or 0) >= 10, timeout=15)
+        with open(ctl, "w") as f:
+            f.write("write EDQUOT /segments/\n")
+        dropped = c.wait_for(lambda: (m().get("collector_dropped_profiles_total") or 0) >= 3, timeout=15)
+        os.unlink(ctl)
+        at_heal = m().get("collector_ingested_profiles_total") or 0
+        resumed = c.wait_for(lambda: m()["collector_ingested_profiles_total"] >= at_heal + 10, timeout=15)
+        errors = m().get("collector_store_errors_total")
+        c.stop()  # the store closed: its files are read from outside below
+        log = c.log_text()
+        rows, problems = verify_store(c.data)
+        quota_lines = [l for l in log.splitlines() if "disk full" in l and "Disk quota exceeded" in l]
+        stored = len(re.findall(r'msg="stored heap profile of q', log))
+        check(t, "collector EDQUOT: a quota refusing segment writes is a full disk: dropped and counted as such, logged with the reason, nothing stored lost, storing resumes",
+              lambda: (some and dropped and resumed and quota_lines and errors == 0
+                       and not problems and rows == stored and stored >= at_heal + 10,
+                       f"dropped={dropped} resumed={resumed}; {len(quota_lines)} 'disk full' lines, other store errors {errors}; {rows} rows in the index vs "
+                       f"{stored} stored by the log (>= {at_heal} + 10); problems {problems[:3]}"))
+    finally:
+        c.stop()
+        c.cleanup()
+        shutil.rmtree(os.path.dirname(ctl), ignore_errors=True)
 
 
 def sync_failures(t, prom):
@@ -1192,17 +1227,17 @@ def shutdown(t):
 
 
 PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_api, aggregation, crash, disk, reload,
-                                  shutdown, sync_faults)}
+                                  shutdown, disk_faults)}
 # the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
 PARTS.update(web_load.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
-# nor sync_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)
-ASAN_PARTS = [p for p in PARTS if p not in ("disk", "sync_faults")]
+# nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)
+ASAN_PARTS = [p for p in PARTS if p not in ("disk", "disk_faults")]
 # the collector-tsan suite: the parts where threads meet (HTTP threads reading the engine and the
 # store while the loop scrapes, decodes and stores; reloads by HTTP; the compactor; shutdown),
 # not the command line (one thread) nor the disk part (sustained ingest: the sanitizer's speed)
-TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk", "sync_faults")]
+TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk", "disk_faults")]
 
 
 SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|ThreadSanitizer: reported")
