@@ -10,6 +10,7 @@ seen, at the peer, against the grid the schedule promises).
 Parts (tests/run.py collector:PART,...): see PARTS at the end."""
 import base64
 import datetime
+import html
 import http.client
 import json
 import math
@@ -707,6 +708,80 @@ def web_api(t):
         c.stop()
         c.cleanup()
         demo.stop()
+        shutil.rmtree(d, ignore_errors=True)
+    raw_pages(t)
+
+
+RAW_PAGE, RAW_MAX_PAGE = 1000, 10000  # docs/api.md, /raw
+
+
+def raw_pages(t):
+    """/raw in pages on a store of 1,050 series written by store-bench (pod-0..pod-1049, one CPU
+    record each): the default page holds 1,000 and links the next; pages followed by their links
+    hold every series exactly once; a bad limit or cursor is refused with a clear 400."""
+    SB = web_load.SB
+    if not os.access(SB, os.X_OK):
+        t.tool("collector /raw pages: build/rel/bench/store-bench is built (make test-bins)", False, SB)
+        return
+    pods = RAW_PAGE + 50
+    want = sorted(f"pod-{i}" for i in range(pods))
+    d = tempfile.mkdtemp(prefix="rawpages-")
+    data = os.path.join(d, "data")
+    p = subprocess.run([SB, "fill", data, str(pods), "1", "cpu", os.path.join(TESTDATA, "prometheus", "cpu-1.pb.gz")],
+                       capture_output=True, text=True, timeout=300)
+    t.tool(f"collector /raw pages: store-bench fills a store with {pods} series", p.returncode == 0, p.stderr[-2000:])
+    if p.returncode != 0:
+        shutil.rmtree(d, ignore_errors=True)
+        return
+    c = Collector("monitors: []\n", data_dir=data, name="rawpages")
+    row_re = re.compile(r'<tr><td>[^<]*&quot;monitor&quot;:&quot;(pod-\d+)&quot;')
+    next_re = re.compile(r'<a rel="next" href="([^"]*)">')
+
+    def page(path):
+        st, body, _ = http_req("GET", c.url + path)
+        text = body.decode("utf-8", "replace")
+        m = next_re.search(text)
+        return st, row_re.findall(text), html.unescape(m.group(1)) if m else None, text
+
+    try:
+        def default_cap():
+            st, rows, nxt, text = page("/raw")
+            ok = st == 200 and len(rows) == RAW_PAGE and len(set(rows)) == RAW_PAGE and (nxt or "").startswith(f"/raw?limit={RAW_PAGE}&after=")
+            st2, rows2, nxt2, _ = page(nxt) if nxt else (None, [], None, "")
+            ok = ok and st2 == 200 and len(rows2) == pods - RAW_PAGE and nxt2 is None and sorted(rows + rows2) == want
+            return ok, f"first page {st}: {len(rows)} rows, next {nxt!r}; second {st2}: {len(rows2)} rows, next {nxt2!r}"
+        check(t, f"collector /raw: without limit a page holds {RAW_PAGE} series and links the next; the two pages hold all {pods}", default_cap)
+
+        def walk():
+            got, path, pages, bad = [], "/raw?limit=300", 0, []
+            while path and pages <= pods:
+                st, rows, path, _ = page(path)
+                pages += 1
+                if st != 200 or not rows or set(rows) & set(got):
+                    bad.append(f"page {pages}: {st}, {len(rows)} rows, {len(set(rows) & set(got))} seen before")
+                    break
+                got += rows
+            st, rows, nxt, _ = page(f"/raw?limit={RAW_MAX_PAGE}")
+            if st != 200 or sorted(rows) != want or nxt:
+                bad.append(f"limit={RAW_MAX_PAGE}: {st}, {len(rows)} rows, next {nxt!r}")
+            dup = len(got) - len(set(got))
+            ok = sorted(got) == want and dup == 0 and pages == -(-pods // 300) and not bad
+            return ok, f"{len(got)} rows ({dup} twice) in {pages} pages of 300, want {pods}; " + "; ".join(bad)
+        check(t, "collector /raw in pages (limit, the next page's link): together every series, each once", walk)
+
+        def refused():
+            bad = []
+            for q, words in (("limit=0", "limit: want 1..10000"), (f"limit={RAW_MAX_PAGE + 1}", "limit: want 1..10000"),
+                             ("limit=x", "limit: want 1..10000"), ("limit=", "limit: want"), ("after=x", "after: want"),
+                             ("after=1:nope", "after: want"), ("after=-1:cpu", "after: want")):
+                st, body, _ = http_req("GET", c.url + "/raw?" + q)
+                if st != 400 or words not in body.decode("utf-8", "replace"):
+                    bad.append(f"{q}: {st} {body[:120]!r}")
+            return not bad, "; ".join(bad)
+        check(t, "collector /raw: a limit outside 1..10000 or a cursor that is no page's next is refused with 400 saying what is wanted", refused)
+    finally:
+        c.stop()
+        c.cleanup()
         shutil.rmtree(d, ignore_errors=True)
 
 
