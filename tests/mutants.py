@@ -92,6 +92,9 @@ MUTANTS = [
       [("src/collector/main.c", "  while (!a->stopping && a->served < ticket) pthread_cond_wait(&a->cv, &a->mu);",
         "  while (a->served < ticket) pthread_cond_wait(&a->cv, &a->mu);")],
       ["collector:shutdown"], r"^collector shutdown: a reload asked while stopping"),
+    M("shutdown-selfprof-runs-on", "a self profile in progress is not ended at SIGTERM, so its scrape outlasts the grace",
+      [("src/collector/main.c", "    selfprof_finish(a.sp); /* a self profile in progress ends now, so its scrape can finish */\n", "")],
+      ["collector:shutdown"], r"its own CPU profile"),
     # ---- scraping: schedules measured at the peer
     M("backoff-disabled", "a failing target is retried at its interval, no backoff",
       [(S, "    int64_t b = busy ? BUSY_RETRY_MS : backoff_ms(j->failures + 1);", "    int64_t b = busy ? BUSY_RETRY_MS : 0;")],

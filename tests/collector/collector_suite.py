@@ -1294,6 +1294,28 @@ def shutdown(t):
         check(t, "collector shutdown: a scrape outlasting --shutdown-grace is abandoned at the bound, exit 0, store closed",
               lambda: (rc == 0 and 0.9 <= took < 3.0 and not wal and "0 of 1 scrapes in flight finished, 1 abandoned" in log,
                        f"exit {rc} after {took:.2f} s; WAL left: {wal}; {log[-600:]}"))
+
+        # the collector's own CPU profile (self_telemetry) in progress: 20 s long, so without
+        # selfprof_finish it would outlast the 5 s grace and be abandoned
+        sp = free_port()
+        cfg = f"self_telemetry:\n  pprof_port: {sp}\n  interval_seconds: 20\nmonitors: []\n"
+        c = Collector(cfg, name="shutdown-selfprof", extra_args=["--shutdown-grace", "5s"])
+        made.append(c)
+        # nextScrapeInMs is 0 while the scrape is in flight (before it, the time to its start)
+        in_flight = lambda: (c.target("self", "cpu") or {}).get("nextScrapeInMs") == 0
+        started = c.wait_for(in_flight, timeout=30, step=0.05)
+        time.sleep(0.5)
+        started = started and in_flight() and (c.target("self", "cpu") or {}).get("lastScrapeUnixNano") == 0
+        t0 = time.monotonic()
+        rc = c.stop()
+        took = time.monotonic() - t0
+        log = c.log_text()
+        wal = os.path.exists(os.path.join(c.data, "index.db-wal"))
+        rows, problems = verify_store(c.data) if os.path.exists(os.path.join(c.data, "index.db")) else (0, ["no index"])
+        check(t, "collector shutdown: SIGTERM while its own CPU profile is being taken ends that profile, stores it, closes the store and exits 0 within the grace",
+              lambda: (started and rc == 0 and took < 3.0 and not wal and rows == 1 and not problems
+                       and "1 of 1 scrapes in flight finished, 0 abandoned" in log and 'msg="stored cpu profile of self' in log,
+                       f"in flight at SIGTERM: {started}; exit {rc} after {took:.2f} s; WAL left: {wal}; {rows} rows {problems[:2]}; {log[-800:]}"))
     finally:
         for c in made:
             c.stop()
