@@ -1158,7 +1158,7 @@ static void limits_refused(void) {
 }
 
 /* A round whose fdatasync fails is counted and says what failed and why (the store does not
- * log; its caller logs that when sync_failures grows), and durable_ns stays where the last sound
+ * log; its caller logs when sync_failing changes), and durable_ns stays where the last sound
  * round left it until a round succeeds again. */
 static void sync_failure_told(void) {
   fresh_dir();
@@ -1176,6 +1176,7 @@ static void sync_failure_told(void) {
   CHECK(strstr(st.last_sync_error, "fdatasync of the active segment") != NULL);
   CHECK(strstr(st.last_sync_error, strerror(EIO)) != NULL);
   CHECK(st.durable_ns < failing); /* every round since then failed */
+  CHECK(st.sync_failing);                /* what the collector logs a change of */
   sync_fail_set("");
   int64_t healed = wall_ns();
   for (int k = 0; k < 500 && st.durable_ns < healed; k++) {
@@ -1183,6 +1184,7 @@ static void sync_failure_told(void) {
     store_get_stats(s, &st);
   }
   CHECK(st.durable_ns >= healed);
+  CHECK(!st.sync_failing);
   CHECK(strstr(st.last_sync_error, "active segment") != NULL); /* the last failure, still told */
   store_close(s);
 }
