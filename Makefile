@@ -185,7 +185,11 @@ $(B)/tsan/bin/collector: $(B)/tsan/src/collector/main.o $(B)/tsan/libcollector.a
 	$(CC) $(CFLAGS) $(tsan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
              $(B)/asan/bin/operator $(B)/asan/bin/collector $(B)/tsan/bin/collector $(B)/k8s/stamp image \
-             $(B)/rel/bench/store-bench
+             $(B)/rel/bench/store-bench $(B)/rel/tests/libfaultinj.so
+# the fault-injecting LD_PRELOAD shim of the collector suite (fdatasync EIO, EDQUOT): test code
+$(B)/rel/tests/libfaultinj.so: tests/lib/faultinj.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 test-bins: $(TEST_BINS)
 test: test-bins
 	python3 tests/run.py

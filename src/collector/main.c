@@ -77,6 +77,7 @@ typedef struct app {
   _Atomic uint64_t ingested_profiles, ingested_bytes, dropped_enospc, store_errors;
   int64_t started_ns;
   selfprof *sp;
+  bool sync_failing;            /* what the log last said of the store's durability rounds */
 } app;
 
 static volatile sig_atomic_t stop_flag, hup_flag;
@@ -193,6 +194,12 @@ static void hook_metrics(void *ud, char **buf, size_t *len, size_t *cap) {
                    "# TYPE collector_store_profiles gauge\ncollector_store_profiles %" PRIu64 "\n"
                    "# HELP collector_store_series Series in the store.\n"
                    "# TYPE collector_store_series gauge\ncollector_store_series %" PRIu64 "\n"
+                   "# HELP collector_store_syncs_total Durability rounds (fdatasync of segments and index) completed.\n"
+                   "# TYPE collector_store_syncs_total counter\ncollector_store_syncs_total %" PRIu64 "\n"
+                   "# HELP collector_store_sync_failures_total Durability rounds that failed (what they covered may be lost on power loss).\n"
+                   "# TYPE collector_store_sync_failures_total counter\ncollector_store_sync_failures_total %" PRIu64 "\n"
+                   "# HELP collector_store_last_sync_success_timestamp_seconds Everything stored before this time is on disk (0 = nothing yet).\n"
+                   "# TYPE collector_store_last_sync_success_timestamp_seconds gauge\ncollector_store_last_sync_success_timestamp_seconds %.3f\n"
                    "# HELP collector_retention_deleted_segments_total Segments deleted by retention.\n"
                    "# TYPE collector_retention_deleted_segments_total counter\ncollector_retention_deleted_segments_total %" PRIu64 "\n"
                    "# HELP collector_retention_deleted_profiles_total Profiles deleted by retention.\n"
@@ -207,7 +214,7 @@ static void hook_metrics(void *ud, char **buf, size_t *len, size_t *cap) {
                    "# TYPE collector_build_info gauge\ncollector_build_info{version=\"%s\",revision=\"%s\"} 1\n",
                    a->last_reload_ok, a->last_reload_ts, a->reloads_total, a->reload_failures_total,
                    a->ingested_profiles, a->ingested_bytes, a->dropped_enospc, a->store_errors, s.disk_bytes,
-                   s.profiles, s.series, s.retention_deleted_segments, s.retention_deleted_profiles,
+                   s.profiles, s.series, s.syncs, s.sync_failures, (double)s.durable_ns / 1e9, s.retention_deleted_segments, s.retention_deleted_profiles,
                    s.rollups, (double)s.compacted_until_ns / 1e9, sc.up, PP_VERSION, PP_REVISION);
   if (n <= 0 || (size_t)n >= sizeof tmp) return;
   if (*len + (size_t)n + 1 > *cap) {
@@ -219,6 +226,21 @@ static void hook_metrics(void *ud, char **buf, size_t *len, size_t *cap) {
   }
   memcpy(*buf + *len, tmp, (size_t)n + 1);
   *len += (size_t)n;
+}
+
+/* Logs the store's durability rounds once per change of state (main thread): a warning when
+ * they start failing, with the reason, and a note when one succeeds again; not a line per
+ * round (one a second while a disk is failing). */
+static void log_sync_state(app *a) {
+  store_stats s;
+  store_get_stats(a->st, &s);
+  if (s.sync_failing == a->sync_failing) return;
+  a->sync_failing = s.sync_failing;
+  if (s.sync_failing)
+    LOG(LOG_WARN, "store: durability round failed (%" PRIu64 " failed so far): %s; profiles stored since then may be lost on power loss",
+        s.sync_failures, s.last_sync_error);
+  else
+    LOG(LOG_INFO, "store: durability rounds succeed again (%" PRIu64 " failed in all)", s.sync_failures);
 }
 
 /* The sink: one scraped profile into the store (main thread). */
@@ -532,6 +554,7 @@ int main(int argc, char **argv) {
     }
     pthread_mutex_unlock(&a.mu);
     if (store_maintain(a.st, &err) < 0) LOG(LOG_WARN, "storing a rollup: %s", err.msg);
+    log_sync_state(&a);
     if (now - last_retention > 10LL * 1000000000 || (retention_size && store_disk_bytes(a.st) > retention_size)) {
       last_retention = now;
       int d = store_retention(a.st, now, &err);

@@ -26,14 +26,26 @@ int64_t store__now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* SQLite's words for its last error, and for an I/O error the errno behind it: "disk I/O
+ * error" alone does not tell a quota (EDQUOT) from a failing disk (EIO). */
+static void sql_reason(sqlite3 *db, const char *msg, char *out, size_t cap) {
+  int se = sqlite3_system_errno(db);
+  if ((sqlite3_extended_errcode(db) & 0xff) == SQLITE_IOERR && se) snprintf(out, cap, "%s (%s)", msg, strerror(se));
+  else snprintf(out, cap, "%s", msg);
+}
+
 int store__sql_fail(sqlite3 *db, pp_err *err, const char *what) {
-  return pp_err_set(err, PP_EIO, "index: %s: %s", what, sqlite3_errmsg(db));
+  char why[256];
+  sql_reason(db, sqlite3_errmsg(db), why, sizeof why);
+  return pp_err_set(err, PP_EIO, "index: %s: %s", what, why);
 }
 
 int store__exec(sqlite3 *db, const char *sql, pp_err *err) {
   char *msg = NULL;
   if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    int r = pp_err_set(err, PP_EIO, "index: %.200s: %s", sql, msg ? msg : sqlite3_errmsg(db));
+    char why[256];
+    sql_reason(db, msg ? msg : sqlite3_errmsg(db), why, sizeof why);
+    int r = pp_err_set(err, PP_EIO, "index: %.200s: %s", sql, why);
     sqlite3_free(msg);
     return r;
   }
@@ -615,6 +627,14 @@ static void close_segment(store *s) {
   s->seg_fd = -1;
 }
 
+/* The index's last error was a full disk: SQLITE_FULL (what SQLite says for ENOSPC and for its
+ * own size limit), or an I/O error whose errno was ENOSPC or EDQUOT: SQLite reports a write that
+ * failed with EDQUOT (a quota) as SQLITE_IOERR_WRITE, not as SQLITE_FULL. */
+static bool index_full(sqlite3 *db) {
+  int e = sqlite3_extended_errcode(db) & 0xff, se = sqlite3_system_errno(db);
+  return e == SQLITE_FULL || (e == SQLITE_IOERR && (se == ENOSPC || se == EDQUOT));
+}
+
 static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
   int64_t id;
   int r = store__query_i64(s->db, "SELECT COALESCE(MAX(id), 0) FROM segment", 0, 0, &id, err);
@@ -633,7 +653,7 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
     return r;
   }
   if ((r = store__run(s->db, "INSERT INTO segment(id) VALUES(?1)", id, 0, err)) < 0) {
-    *ret_enospc = sqlite3_errcode(s->db) == SQLITE_FULL;
+    *ret_enospc = index_full(s->db);
     close(fd);
     unlink(path); /* it is ours and empty: no orphan left for the next try to trip over */
     free(path);
@@ -671,7 +691,7 @@ static int write_record(store *s, const char *mj, size_t mlen, const uint8_t *da
 /* The index rows' outcome: kept (r == 0) or rolled back together with the record's bytes. */
 static int commit_record(store *s, int r, const rec_hdr *h, bool *ret_enospc) {
   if (r < 0) {
-    *ret_enospc = sqlite3_errcode(s->db) == SQLITE_FULL;
+    *ret_enospc = index_full(s->db);
     sqlite3_exec(s->db, "ROLLBACK TO append; RELEASE append", NULL, NULL, NULL);
     if (ftruncate(s->seg_fd, (off_t)s->seg_size) < 0) close_segment(s);
     return r;

@@ -59,8 +59,8 @@
  * Threads: one writer (the thread that calls store_append/store_retention); readers call the
  * query functions from any thread, each call using its own read-only connection.
  * Errors: the pp_err idiom; PP_EIO carries errno in the message, and store_append reports a
- * full disk (ENOSPC, EDQUOT, SQLITE_FULL) as PP_EIO with *ret_enospc set so the caller can run
- * retention and go on.
+ * full disk (ENOSPC or EDQUOT from a segment write, SQLITE_FULL or an index write failing with
+ * ENOSPC or EDQUOT) as PP_EIO with *ret_enospc set so the caller can run retention and go on.
  */
 #ifndef COLLECTOR_STORE_H
 #define COLLECTOR_STORE_H
@@ -154,7 +154,9 @@ typedef struct store_stats {
   uint64_t sync_failures;     /* rounds where an fdatasync failed (what it covered may be lost) */
   char last_sync_error[160];  /* what the last failed round failed at, and why ("" = none since
                                  open): the store does not log, its caller does when
-                                 sync_failures grows */
+                                 sync_failing changes */
+  bool sync_failing;          /* the last round failed (and none has succeeded since): the
+                                 caller logs when this changes, not at every failed round */
   int64_t durable_ns;         /* everything appended before this time is on disk (0 = nothing yet) */
   double last_sync_seconds;   /* how long the last round took */
 } store_stats;

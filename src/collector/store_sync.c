@@ -77,6 +77,7 @@ static void sync_round(store *s, int *wal_fd, int *dir_fd) {
 
   pthread_mutex_lock(&s->stats_mu);
   s->stats.syncs++;
+  s->stats.sync_failing = !ok;
   if (ok) {
     s->stats.durable_ns = t0;
   } else {

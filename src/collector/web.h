@@ -12,7 +12,9 @@
  *                WEB_MAX_CONNECTIONS in all (the rest wait unaccepted in the listen backlog, a
  *                probe among them); a request whose headers or body stop arriving for
  *                WEB_IDLE_TIMEOUT_S is closed, and so is an idle keep-alive connection
- *   lists        a page of /api/v1/series holds at most WEB_MAX_SERIES_PAGE entries (limit=, after=)
+ *   lists        a page of /api/v1/series holds at most WEB_MAX_SERIES_PAGE entries (limit=, after=);
+ *                /raw is always paged: WEB_RAW_PAGE series a page unless limit= says (at most
+ *                WEB_MAX_RAW_PAGE), the next page linked
  *   requests     headers within 64 KiB (libmicrohttpd answers 431 past it); at most
  *                WEB_MAX_PARAMS query parameters of at most WEB_MAX_PARAM_LEN bytes (400);
  *                a body over WEB_MAX_BODY (by Content-Length, or as a chunked body arrives) is
@@ -42,6 +44,8 @@
 #define WEB_MAX_PARAM_LEN 1024
 #define WEB_MAX_RECORDS 20000
 #define WEB_MAX_SERIES_PAGE 100000
+#define WEB_RAW_PAGE 1000      /* an HTML table a browser shows at once */
+#define WEB_MAX_RAW_PAGE 10000
 #define WEB_MAX_BODY ((size_t)64 << 10)
 #define WEB_MAX_CONNECTIONS 1024
 #define WEB_MAX_PER_ADDRESS 64

@@ -617,6 +617,24 @@ done:
 
 /* ---- lists ----------------------------------------------------------------------------------- */
 
+/* Paged listings (/api/v1/series, /raw): limit=N entries, then after=<the previous page's
+ * "next">, which is "series_id:type" of its last entry. *cur from after; false if it is not
+ * one. */
+static bool parse_after(const char *after, store_series_cursor *cur) {
+  char *end;
+  long long id = strtoll(after, &end, 10);
+  int t = end != after && *end == ':' ? cfg_type_from_name(end + 1) : -1;
+  if (id < 0 || t < 0) return false;
+  *cur = (store_series_cursor){id, cfg_type_name[t]};
+  return true;
+}
+
+/* The "next" of a page of n entries ("" when no page follows). */
+static void page_next(char *next, size_t cap, const store_series_info *v, size_t n, bool more) {
+  next[0] = '\0';
+  if (more && n) snprintf(next, cap, "%lld:%s", (long long)v[n - 1].series_id, v[n - 1].type);
+}
+
 void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
   selection s;
   char why[256];
@@ -624,7 +642,7 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
-  /* pages: limit=N entries, then after=<the previous page's "next"> ("series_id:type") */
+  /* pages: limit=N entries, then after=<the previous page's "next"> (parse_after) */
   const char *after = web_param(p, "after");
   bool bad = false;
   long limit = num_param(p, "limit", 0, 1, WEB_MAX_SERIES_PAGE, &bad);
@@ -633,15 +651,9 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
     return;
   }
   store_series_cursor cur = {0, NULL};
-  if (after) {
-    char *end;
-    long long id = strtoll(after, &end, 10);
-    int t = end != after && *end == ':' ? cfg_type_from_name(end + 1) : -1;
-    if (id < 0 || t < 0) {
-      web_resp_error(out, 400, "bad_data", "after: want the \"next\" of a previous page");
-      return;
-    }
-    cur = (store_series_cursor){id, cfg_type_name[t]};
+  if (after && !parse_after(after, &cur)) {
+    web_resp_error(out, 400, "bad_data", "after: want the \"next\" of a previous page");
+    return;
   }
   store_series_info *v;
   size_t n;
@@ -652,8 +664,8 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 500, "internal", err.msg);
     return;
   }
-  char next[64] = "";
-  if (more && n) snprintf(next, sizeof next, "%lld:%s", (long long)v[n - 1].series_id, v[n - 1].type);
+  char next[64];
+  page_next(next, sizeof next, v, n, more);
   web_buf b;
   web_buf_init(&b, x->budget);
   web_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
@@ -754,16 +766,34 @@ void web_api_targets(const web_ctx *x, const web_params *p, web_resp *out) {
 
 static void html(web_buf *b, const char *s) { web_json_text(b, s, strlen(s), 1); }
 
-/* The seed's list of stored series, as a plain page with download links. */
+/* The seed's list of stored series, as a plain page with download links; in pages like
+ * /api/v1/series (limit=, after=), WEB_RAW_PAGE series unless limit= says, so a store of
+ * a million series is not one page. */
 void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
-  (void)p;
+  bool bad = false;
+  long limit = num_param(p, "limit", WEB_RAW_PAGE, 1, WEB_MAX_RAW_PAGE, &bad);
+  if (bad) {
+    char why[80];
+    snprintf(why, sizeof why, "limit: want 1..%d series a page (default %d)", WEB_MAX_RAW_PAGE, WEB_RAW_PAGE);
+    web_resp_error(out, 400, "bad_data", why);
+    return;
+  }
+  const char *after = web_param(p, "after");
+  store_series_cursor cur = {0, NULL};
+  if (after && !parse_after(after, &cur)) {
+    web_resp_error(out, 400, "bad_data", "after: want the \"next\" of a previous page");
+    return;
+  }
   store_series_info *v;
   size_t n;
+  bool more = false;
   pp_err err = {0};
-  if (store_list_series(x->h->st, NULL, 0, NULL, 0, 0, NULL, 0, &v, &n, NULL, &err) < 0) {
+  if (store_list_series(x->h->st, NULL, 0, NULL, 0, 0, after ? &cur : NULL, (size_t)limit, &v, &n, &more, &err) < 0) {
     web_resp_error(out, 500, "internal", err.msg);
     return;
   }
+  char next[64];
+  page_next(next, sizeof next, v, n, more);
   web_buf b;
   web_buf_init(&b, x->budget);
   web_buf_puts(&b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"
@@ -796,6 +826,13 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
     web_buf_free(&link);
   }
   store_series_free(v, n);
-  web_buf_puts(&b, "</table></main></body></html>");
+  web_buf_puts(&b, "</table>");
+  if (next[0]) {
+    /* the cursor is digits, ':' and a type name: nothing to encode */
+    web_buf_printf(&b, "<p><a rel=\"next\" href=\"/raw?limit=%ld&amp;after=", limit);
+    html(&b, next);
+    web_buf_puts(&b, "\">next page</a></p>");
+  }
+  web_buf_puts(&b, "</main></body></html>");
   answer(x, out, "the page", "text/html; charset=utf-8", &b);
 }

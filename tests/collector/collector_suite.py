@@ -10,6 +10,7 @@ seen, at the peer, against the grid the schedule promises).
 Parts (tests/run.py collector:PART,...): see PARTS at the end."""
 import base64
 import datetime
+import html
 import http.client
 import json
 import math
@@ -708,6 +709,80 @@ def web_api(t):
         c.cleanup()
         demo.stop()
         shutil.rmtree(d, ignore_errors=True)
+    raw_pages(t)
+
+
+RAW_PAGE, RAW_MAX_PAGE = 1000, 10000  # docs/api.md, /raw
+
+
+def raw_pages(t):
+    """/raw in pages on a store of 1,050 series written by store-bench (pod-0..pod-1049, one CPU
+    record each): the default page holds 1,000 and links the next; pages followed by their links
+    hold every series exactly once; a bad limit or cursor is refused with a clear 400."""
+    SB = web_load.SB
+    if not os.access(SB, os.X_OK):
+        t.tool("collector /raw pages: build/rel/bench/store-bench is built (make test-bins)", False, SB)
+        return
+    pods = RAW_PAGE + 50
+    want = sorted(f"pod-{i}" for i in range(pods))
+    d = tempfile.mkdtemp(prefix="rawpages-")
+    data = os.path.join(d, "data")
+    p = subprocess.run([SB, "fill", data, str(pods), "1", "cpu", os.path.join(TESTDATA, "prometheus", "cpu-1.pb.gz")],
+                       capture_output=True, text=True, timeout=300)
+    t.tool(f"collector /raw pages: store-bench fills a store with {pods} series", p.returncode == 0, p.stderr[-2000:])
+    if p.returncode != 0:
+        shutil.rmtree(d, ignore_errors=True)
+        return
+    c = Collector("monitors: []\n", data_dir=data, name="rawpages")
+    row_re = re.compile(r'<tr><td>[^<]*&quot;monitor&quot;:&quot;(pod-\d+)&quot;')
+    next_re = re.compile(r'<a rel="next" href="([^"]*)">')
+
+    def page(path):
+        st, body, _ = http_req("GET", c.url + path)
+        text = body.decode("utf-8", "replace")
+        m = next_re.search(text)
+        return st, row_re.findall(text), html.unescape(m.group(1)) if m else None, text
+
+    try:
+        def default_cap():
+            st, rows, nxt, text = page("/raw")
+            ok = st == 200 and len(rows) == RAW_PAGE and len(set(rows)) == RAW_PAGE and (nxt or "").startswith(f"/raw?limit={RAW_PAGE}&after=")
+            st2, rows2, nxt2, _ = page(nxt) if nxt else (None, [], None, "")
+            ok = ok and st2 == 200 and len(rows2) == pods - RAW_PAGE and nxt2 is None and sorted(rows + rows2) == want
+            return ok, f"first page {st}: {len(rows)} rows, next {nxt!r}; second {st2}: {len(rows2)} rows, next {nxt2!r}"
+        check(t, f"collector /raw: without limit a page holds {RAW_PAGE} series and links the next; the two pages hold all {pods}", default_cap)
+
+        def walk():
+            got, path, pages, bad = [], "/raw?limit=300", 0, []
+            while path and pages <= pods:
+                st, rows, path, _ = page(path)
+                pages += 1
+                if st != 200 or not rows or set(rows) & set(got):
+                    bad.append(f"page {pages}: {st}, {len(rows)} rows, {len(set(rows) & set(got))} seen before")
+                    break
+                got += rows
+            st, rows, nxt, _ = page(f"/raw?limit={RAW_MAX_PAGE}")
+            if st != 200 or sorted(rows) != want or nxt:
+                bad.append(f"limit={RAW_MAX_PAGE}: {st}, {len(rows)} rows, next {nxt!r}")
+            dup = len(got) - len(set(got))
+            ok = sorted(got) == want and dup == 0 and pages == -(-pods // 300) and not bad
+            return ok, f"{len(got)} rows ({dup} twice) in {pages} pages of 300, want {pods}; " + "; ".join(bad)
+        check(t, "collector /raw in pages (limit, the next page's link): together every series, each once", walk)
+
+        def refused():
+            bad = []
+            for q, words in (("limit=0", "limit: want 1..10000"), (f"limit={RAW_MAX_PAGE + 1}", "limit: want 1..10000"),
+                             ("limit=x", "limit: want 1..10000"), ("limit=", "limit: want"), ("after=x", "after: want"),
+                             ("after=1:nope", "after: want"), ("after=-1:cpu", "after: want")):
+                st, body, _ = http_req("GET", c.url + "/raw?" + q)
+                if st != 400 or words not in body.decode("utf-8", "replace"):
+                    bad.append(f"{q}: {st} {body[:120]!r}")
+            return not bad, "; ".join(bad)
+        check(t, "collector /raw: a limit outside 1..10000 or a cursor that is no page's next is refused with 400 saying what is wanted", refused)
+    finally:
+        c.stop()
+        c.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def aggregation(t):
@@ -861,6 +936,118 @@ def du(path):
         return None
     dirs = sum(os.stat(r).st_size for r, _, _ in os.walk(path))
     return int(a.stdout.split()[0]) - dirs, int(b.stdout.split()[0])
+
+
+FAULTINJ = os.path.join(ROOT, "build", "rel", "tests", "libfaultinj.so")
+
+
+def faulty_collector(config, name, extra_args=()):
+    """A collector under tests/lib/faultinj.c: (collector, control file). Writing lines into the
+    control file makes the named calls fail (see the shim); removing it ends the faults."""
+    ctl_dir = tempfile.mkdtemp(prefix=f"{name}-faults-")
+    ctl = os.path.join(ctl_dir, "faults")
+    saved = Collector.env
+    Collector.env = dict(saved or {}, LD_PRELOAD=FAULTINJ, PP_FAULTINJ=ctl)
+    try:
+        c = Collector(config, extra_args=extra_args, name=name)
+    except Exception:
+        shutil.rmtree(ctl_dir, ignore_errors=True)
+        raise
+    finally:
+        Collector.env = saved
+    return c, ctl
+
+
+def disk_faults(t):
+    prom = Prometheus()
+    try:
+        sync_failures(t, prom)
+        quota_full(t, prom)
+    finally:
+        prom.stop()
+
+
+def quota_full(t, prom):
+    """Segment writes failing with EDQUOT (a quota on a shared volume) are a full disk, as
+    ENOSPC is (the disk part): the profile is dropped and counted as such, the log says "disk
+    full" and why, what was stored stays whole, and storing resumes when the quota allows."""
+    if not os.path.exists(FAULTINJ):
+        t.tool("collector EDQUOT: build/rel/tests/libfaultinj.so built (make test-bins)", False, FAULTINJ)
+        return
+    c, ctl = faulty_collector(f"monitors:\n- name: q\n  endpoint: {prom.url}\n  heap: {{interval_seconds: 0.05}}\n", "edquot")
+    try:
+        m = c.metrics
+        some = c.wait_for(lambda: (m().get("collector_ingested_profiles_total") or 0) >= 10, timeout=15)
+        with open(ctl, "w") as f:
+            f.write("write EDQUOT /segments/\n")
+        dropped = c.wait_for(lambda: (m().get("collector_dropped_profiles_total") or 0) >= 3, timeout=15)
+        os.unlink(ctl)
+        at_heal = m().get("collector_ingested_profiles_total") or 0
+        resumed = c.wait_for(lambda: m()["collector_ingested_profiles_total"] >= at_heal + 10, timeout=15)
+        errors = m().get("collector_store_errors_total")
+        c.stop()  # the store closed: its files are read from outside below
+        log = c.log_text()
+        rows, problems = verify_store(c.data)
+        quota_lines = [l for l in log.splitlines() if "disk full" in l and "Disk quota exceeded" in l]
+        stored = len(re.findall(r'msg="stored heap profile of q', log))
+        check(t, "collector EDQUOT: a quota refusing segment writes is a full disk: dropped and counted as such, logged with the reason, nothing stored lost, storing resumes",
+              lambda: (some and dropped and resumed and quota_lines and errors == 0
+                       and not problems and rows == stored and stored >= at_heal + 10,
+                       f"dropped={dropped} resumed={resumed}; {len(quota_lines)} 'disk full' lines, other store errors {errors}; {rows} rows in the index vs "
+                       f"{stored} stored by the log (>= {at_heal} + 10); problems {problems[:3]}"))
+    finally:
+        c.stop()
+        c.cleanup()
+        shutil.rmtree(os.path.dirname(ctl), ignore_errors=True)
+
+
+def sync_failures(t, prom):
+    """fdatasync failing with EIO (a dying disk) while profiles come in: counted on /metrics,
+    logged once when the rounds start failing (with the reason) and once when they work again,
+    not once per round."""
+    if not os.path.exists(FAULTINJ):
+        t.tool("collector sync failures: build/rel/tests/libfaultinj.so built (make test-bins)", False, FAULTINJ)
+        return
+    c, ctl = faulty_collector(f"monitors:\n- name: p\n  endpoint: {prom.url}\n  heap: {{interval_seconds: 0.1}}\n", "syncfail")
+    warn_re = re.compile(r'level=warn msg="store: durability round failed.*fdatasync of [^"]*Input/output error')
+    info_re = re.compile(r'level=info msg="store: durability rounds succeed again')
+    try:
+        m = c.metrics
+        good = c.wait_for(lambda: (m().get("collector_store_syncs_total") or 0) >= 2
+                          and (m().get("collector_store_last_sync_success_timestamp_seconds") or 0) > 0, timeout=15)
+        before = m()
+        with open(ctl, "w") as f:
+            f.write("fdatasync EIO /segments/\n")
+        t_on = time.time()
+        # at one round a second, several rounds fail while the file is there
+        failed = c.wait_for(lambda: (m().get("collector_store_sync_failures_total") or 0) >= 4, timeout=15)
+        during = m()
+        log_during = c.log_text()
+        os.unlink(ctl)
+        t_off = time.time()
+        healed = c.wait_for(lambda: (m().get("collector_store_last_sync_success_timestamp_seconds") or 0) > t_off
+                            and info_re.search(c.log_text()), timeout=15)
+        time.sleep(1.5)  # a round or more after healing: no more lines of either kind
+        after = m()
+        log = c.log_text()
+        warns, infos = len(warn_re.findall(log)), len(info_re.findall(log))
+        check(t, "collector sync failures: fdatasync EIO is counted in collector_store_sync_failures_total, the last success time stands still, and both move on when the disk heals",
+              lambda: (good and failed and before.get("collector_store_sync_failures_total") == 0
+                       and during["collector_store_last_sync_success_timestamp_seconds"] <= t_on
+                       and healed and after["collector_store_last_sync_success_timestamp_seconds"] > t_off
+                       and after["collector_store_sync_failures_total"] >= during["collector_store_sync_failures_total"] >= 4
+                       and after["collector_store_syncs_total"] > during["collector_store_syncs_total"],
+                       f"before {before.get('collector_store_sync_failures_total')}, during {during.get('collector_store_sync_failures_total')} failures "
+                       f"(last success {during.get('collector_store_last_sync_success_timestamp_seconds')} vs fault at {t_on:.3f}), "
+                       f"after: last success {after.get('collector_store_last_sync_success_timestamp_seconds')} vs healed at {t_off:.3f}"))
+        check(t, "collector sync failures: one warning with the reason when rounds start failing, one note when they work again, not a line per round",
+              lambda: (warns == 1 and infos == 1 and warn_re.search(log_during) is not None,
+                       f"{warns} warnings, {infos} notes over {during.get('collector_store_sync_failures_total')} failed rounds; "
+                       + " | ".join(l for l in log.splitlines() if "durability" in l)[-800:]))
+    finally:
+        c.stop()
+        c.cleanup()
+        shutil.rmtree(os.path.dirname(ctl), ignore_errors=True)
 
 
 def disk(t):
@@ -1107,6 +1294,28 @@ def shutdown(t):
         check(t, "collector shutdown: a scrape outlasting --shutdown-grace is abandoned at the bound, exit 0, store closed",
               lambda: (rc == 0 and 0.9 <= took < 3.0 and not wal and "0 of 1 scrapes in flight finished, 1 abandoned" in log,
                        f"exit {rc} after {took:.2f} s; WAL left: {wal}; {log[-600:]}"))
+
+        # the collector's own CPU profile (self_telemetry) in progress: 20 s long, so without
+        # selfprof_finish it would outlast the 5 s grace and be abandoned
+        sp = free_port()
+        cfg = f"self_telemetry:\n  pprof_port: {sp}\n  interval_seconds: 20\nmonitors: []\n"
+        c = Collector(cfg, name="shutdown-selfprof", extra_args=["--shutdown-grace", "5s"])
+        made.append(c)
+        # nextScrapeInMs is 0 while the scrape is in flight (before it, the time to its start)
+        in_flight = lambda: (c.target("self", "cpu") or {}).get("nextScrapeInMs") == 0
+        started = c.wait_for(in_flight, timeout=30, step=0.05)
+        time.sleep(0.5)
+        started = started and in_flight() and (c.target("self", "cpu") or {}).get("lastScrapeUnixNano") == 0
+        t0 = time.monotonic()
+        rc = c.stop()
+        took = time.monotonic() - t0
+        log = c.log_text()
+        wal = os.path.exists(os.path.join(c.data, "index.db-wal"))
+        rows, problems = verify_store(c.data) if os.path.exists(os.path.join(c.data, "index.db")) else (0, ["no index"])
+        check(t, "collector shutdown: SIGTERM while its own CPU profile is being taken ends that profile, stores it, closes the store and exits 0 within the grace",
+              lambda: (started and rc == 0 and took < 3.0 and not wal and rows == 1 and not problems
+                       and "1 of 1 scrapes in flight finished, 0 abandoned" in log and 'msg="stored cpu profile of self' in log,
+                       f"in flight at SIGTERM: {started}; exit {rc} after {took:.2f} s; WAL left: {wal}; {rows} rows {problems[:2]}; {log[-800:]}"))
     finally:
         for c in made:
             c.stop()
@@ -1115,16 +1324,17 @@ def shutdown(t):
 
 
 PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_api, aggregation, crash, disk, reload,
-                                  shutdown)}
+                                  shutdown, disk_faults)}
 # the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
 PARTS.update(web_load.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
-ASAN_PARTS = [p for p in PARTS if p != "disk"]
+# nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)
+ASAN_PARTS = [p for p in PARTS if p not in ("disk", "disk_faults")]
 # the collector-tsan suite: the parts where threads meet (HTTP threads reading the engine and the
 # store while the loop scrapes, decodes and stores; reloads by HTTP; the compactor; shutdown),
 # not the command line (one thread) nor the disk part (sustained ingest: the sanitizer's speed)
-TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk")]
+TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk", "disk_faults")]
 
 
 SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|ThreadSanitizer: reported")

@@ -2,6 +2,7 @@
  * records, segment creation, full disks, a locked index, labels that are not UTF-8, series that
  * go with their profiles. */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -599,6 +601,159 @@ static void enospc_told_by_errno(void) {
   snprintf(dir, sizeof dir, "%s", saved);
 }
 
+/* ---- injected write faults ---------------------------------------------------------------
+ * A quota (EDQUOT) or a full disk (ENOSPC) on demand: this binary's writev and pwrite64 come
+ * before libc's (an executable's symbols win over a shared library's, libsqlite3's calls
+ * included), and fail with inject_errno on files whose path ends with inject_suffix while
+ * inject_errno is set; otherwise they pass through. The store writes records with writev and
+ * SQLite its WAL with pwrite64. */
+static int inject_errno;
+static const char *inject_suffix = "";
+static int injected; /* calls failed so far */
+
+static bool inject_here(int fd) {
+  int e = __atomic_load_n(&inject_errno, __ATOMIC_ACQUIRE);
+  if (!e) return false;
+  char link[64], path[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  size_t sl = strlen(inject_suffix);
+  if (n <= 0 || (size_t)n < sl || memcmp(path + n - sl, inject_suffix, sl)) return false;
+  __atomic_add_fetch(&injected, 1, __ATOMIC_RELAXED);
+  errno = e;
+  return true;
+}
+
+typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
+typedef ssize_t (*pwrite64_fn)(int, const void *, size_t, off64_t);
+
+ssize_t writev(int fd, const struct iovec *iov, int cnt) {
+  static writev_fn real;
+  if (!real) real = (writev_fn)dlsym(RTLD_NEXT, "writev");
+  return inject_here(fd) ? -1 : real(fd, iov, cnt);
+}
+
+ssize_t pwrite64(int fd, const void *b, size_t n, off64_t off) {
+  static pwrite64_fn real;
+  if (!real) real = (pwrite64_fn)dlsym(RTLD_NEXT, "pwrite64");
+  return inject_here(fd) ? -1 : real(fd, b, n, off);
+}
+
+static void inject(int e, const char *suffix) {
+  inject_suffix = suffix;
+  __atomic_store_n(&injected, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&inject_errno, e, __ATOMIC_RELEASE);
+}
+
+/* Records of series {monitor=name} the store merges for heap (what a query serves). */
+static int64_t served(store *s, const char *name) {
+  store_matcher m = {"monitor", name};
+  pprof_profile *p = NULL;
+  size_t cnt = 0;
+  if (store_merged(s, &m, 1, "heap", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) < 0) return -1;
+  pprof_free(p);
+  return (int64_t)cnt;
+}
+
+/* The active segment's size on disk. */
+static int64_t active_segment_size(store *s) {
+  struct stat sb;
+  return fstat(s->seg_fd, &sb) == 0 ? (int64_t)sb.st_size : -1;
+}
+
+/* A full disk is ENOSPC or EDQUOT (a quota, e.g. on a shared volume): a record write failing
+ * with either is refused the same way: enospc true, the reason in the message, nothing of it
+ * left in the segment, what was stored before still served; store_free_space (what the
+ * collector calls then) frees the oldest segment; once the fault is gone, appends work and a
+ * reopen finds nothing to repair. */
+static void full_disk_errnos(void) {
+  const int errs[2] = {ENOSPC, EDQUOT};
+  for (int k = 0; k < 2; k++) {
+    fresh_dir();
+    store *s = open_store(0, 1, NULL); /* one record per segment */
+    if (!s) return;
+    for (int i = 1; i <= 3; i++) CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", i * 1000) == 0);
+    inject(errs[k], ".seg");
+    store_label l[2] = {{"monitor", "a"}, {"team", "core"}};
+    bool enospc = false;
+    pp_err err = {0};
+    CHECK(add_labels(s, "gotarget/heap.pb.gz", l, 2, "heap", 4000, &enospc, &err) < 0);
+    inject(0, "");
+    printf("  %s: %s\n", k ? "EDQUOT" : "ENOSPC", err.msg);
+    CHECK(enospc);
+    CHECK(strstr(err.msg, strerror(errs[k])) != NULL);
+    CHECK(active_segment_size(s) == 0); /* the new segment got none of the record's bytes */
+    CHECK_EQ_I64(served(s, "a"), 3);
+    CHECK_EQ_I64(store_free_space(s, NULL), 1);
+    CHECK_EQ_I64(served(s, "a"), 2);
+    CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 5000) == 0);
+    CHECK_EQ_I64(served(s, "a"), 3);
+    store_close(s);
+    store_repair rep;
+    s = open_store(0, 1, &rep);
+    if (!s) return;
+    CHECK_EQ_I64(rep.rows_dropped + rep.bytes_truncated + rep.records_corrupt + rep.rows_rebuilt, 0);
+    CHECK_EQ_I64(served(s, "a"), 3);
+    store_close(s);
+  }
+}
+
+/* The index full: SQLite's SQLITE_FULL (here from PRAGMA max_page_count, the way SQLite says a
+ * full disk) and a WAL write failing with ENOSPC or EDQUOT (SQLite turns EDQUOT into an I/O
+ * error; the errno behind it tells) are a full disk too: the append is refused with enospc
+ * true, its record's bytes are cut from the segment, and every record stored before stays. */
+static void full_index(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000) == 0);
+  CHECK(sqlite3_exec(s->db, "PRAGMA max_page_count=1", NULL, NULL, NULL) == SQLITE_OK); /* = the pages it has */
+  /* new series until the index needs a page more */
+  int stored = 0, refused = 0;
+  bool enospc = false;
+  pp_err err = {0};
+  int64_t before = -1;
+  for (int i = 0; i < 2000 && !refused; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "pod-%d", i);
+    store_label l[2] = {{"monitor", name}, {"team", "core"}};
+    before = active_segment_size(s);
+    if (add_labels(s, "gotarget/heap.pb.gz", l, 2, "heap", 2000 + i, &enospc, &err) == 0) stored++;
+    else refused = 1;
+  }
+  printf("  SQLITE_FULL after %d appends: %s\n", stored, err.msg);
+  CHECK(refused && enospc);
+  CHECK(active_segment_size(s) == before);
+  CHECK(sqlite3_exec(s->db, "PRAGMA max_page_count=1073741823", NULL, NULL, NULL) == SQLITE_OK);
+  const int errs[2] = {ENOSPC, EDQUOT};
+  for (int k = 0; k < 2; k++) {
+    inject(errs[k], "-wal");
+    enospc = false;
+    before = active_segment_size(s);
+    store_label l[2] = {{"monitor", "a"}, {"team", "core"}};
+    CHECK(add_labels(s, "gotarget/heap.pb.gz", l, 2, "heap", 9000 + k, &enospc, &err) < 0);
+    int calls = __atomic_load_n(&injected, __ATOMIC_RELAXED);
+    inject(0, "");
+    printf("  WAL %s: %s\n", k ? "EDQUOT" : "ENOSPC", err.msg);
+    CHECK(calls > 0);
+    CHECK(enospc);
+    CHECK(strstr(err.msg, k ? strerror(EDQUOT) : "full") != NULL); /* the reason, not "disk I/O error" */
+    CHECK(active_segment_size(s) == before);
+  }
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 10000) == 0);
+  CHECK_EQ_I64(served(s, "a"), 2);
+  store_close(s);
+  store_repair rep;
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK_EQ_I64(rep.rows_dropped + rep.bytes_truncated + rep.records_corrupt + rep.rows_rebuilt, 0);
+  CHECK_EQ_I64(served(s, "a"), 2);
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.profiles, (uint64_t)stored + 2);
+  store_close(s);
+}
+
 /* Retention while another process holds the index's write lock: retention fails and deletes
  * nothing (no segment file goes without its rows), and works once the lock is gone. */
 static void retention_under_a_locked_index(void) {
@@ -1003,7 +1158,7 @@ static void limits_refused(void) {
 }
 
 /* A round whose fdatasync fails is counted and says what failed and why (the store does not
- * log; its caller logs that when sync_failures grows), and durable_ns stays where the last sound
+ * log; its caller logs when sync_failing changes), and durable_ns stays where the last sound
  * round left it until a round succeeds again. */
 static void sync_failure_told(void) {
   fresh_dir();
@@ -1021,6 +1176,7 @@ static void sync_failure_told(void) {
   CHECK(strstr(st.last_sync_error, "fdatasync of the active segment") != NULL);
   CHECK(strstr(st.last_sync_error, strerror(EIO)) != NULL);
   CHECK(st.durable_ns < failing); /* every round since then failed */
+  CHECK(st.sync_failing);                /* what the collector logs a change of */
   sync_fail_set("");
   int64_t healed = wall_ns();
   for (int k = 0; k < 500 && st.durable_ns < healed; k++) {
@@ -1028,6 +1184,7 @@ static void sync_failure_told(void) {
     store_get_stats(s, &st);
   }
   CHECK(st.durable_ns >= healed);
+  CHECK(!st.sync_failing);
   CHECK(strstr(st.last_sync_error, "active segment") != NULL); /* the last failure, still told */
   store_close(s);
 }
@@ -1483,6 +1640,8 @@ int main(void) {
   RUN(read_checks_crc);
   RUN(new_segment_never_truncates);
   RUN(enospc_told_by_errno);
+  RUN(full_disk_errnos);
+  RUN(full_index);
   RUN(retention_under_a_locked_index);
   RUN(labels_not_utf8);
   RUN(series_go_with_their_profiles);
