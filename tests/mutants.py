@@ -78,7 +78,7 @@ MUTANTS = [
       [("src/tools/pprof-tool.c", "done:\n  pprof_free(p);\n  return rc;", "done:\n  return rc;")],
       ["valgrind:tool"], r"^valgrind pprof-tool"),
     M("collector-leak-profiles", "GET /api/v1/profiles leaks its rows",
-      [(WA, "  web_buf_puts(&b, \"]}\");\n  store_rows_free(rows, n);\n  answer(", "  web_buf_puts(&b, \"]}\");\n  answer(")],
+      [(WA, "  pp_buf_puts(&b, \"]}\");\n  store_rows_free(rows, n);\n  answer(", "  pp_buf_puts(&b, \"]}\");\n  answer(")],
       ["valgrind:collector"], r"^valgrind collector"),
     M("collector-leak-render-base", "render with a base leaks a buffer (only LeakSanitizer sees it)",
       [(WA, "out:\n  free(in_cmp);\n  htab_free(&bnames);", "out:\n  htab_free(&bnames);")],
@@ -155,6 +155,11 @@ MUTANTS = [
       [("src/collector/config.h", "#define CFG_MAX_BYTES ((size_t)4 << 20)", "#define CFG_MAX_BYTES ((size_t)8 << 20)"),
        ("src/collector/config.h", "#define CFG_MAX_TEXT ((size_t)64 << 20)", "#define CFG_MAX_TEXT ((size_t)128 << 20)")],
       ["unit:test_config"], r"gzip_config_files"),
+    # ---- src/base: the one buffer and the one metrics writer
+    M("buf-cap-off-by-one", "the capped buffer accepts max + 1 bytes",
+      [("src/base/buf.c", "  if (b->max && (n > b->max || b->len > b->max - n)) {",
+        "  if (b->max && (n > b->max + 1 || b->len > b->max + 1 - n)) {")],
+      ["unit:test_base"], r"buf_cap_is_exact_and_sticky"),
     # ---- store and API: answers checked with arithmetic and go tool pprof
     M("avg-as-sum", "agg=avg is computed as a sum",
       [(Q, "  bool avg = agg == STORE_AGG_AVG;", "  bool avg = false;")],

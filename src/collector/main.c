@@ -163,14 +163,13 @@ static bool hook_ready(void *ud) {
   return atomic_load(&a->ready);
 }
 
-static void hook_metrics(void *ud, char **buf, size_t *len, size_t *cap) {
+static void hook_metrics(void *ud, pp_buf *out) {
   app *a = ud;
   store_stats s;
   store_get_stats(a->st, &s);
   scrape_counts sc;
   scrape_get_counts(a->eng, &sc);
-  char tmp[4096];
-  int n = snprintf(tmp, sizeof tmp,
+  pp_buf_printf(out,
                    "# HELP collector_config_last_reload_successful 1 if the last config reload succeeded.\n"
                    "# TYPE collector_config_last_reload_successful gauge\ncollector_config_last_reload_successful %" PRIu64 "\n"
                    "# HELP collector_config_last_reload_success_timestamp_seconds Time of the last reload attempt.\n"
@@ -209,16 +208,6 @@ static void hook_metrics(void *ud, char **buf, size_t *len, size_t *cap) {
                    a->ingested_profiles, a->ingested_bytes, a->dropped_enospc, a->store_errors, s.disk_bytes,
                    s.profiles, s.series, s.retention_deleted_segments, s.retention_deleted_profiles,
                    s.rollups, (double)s.compacted_until_ns / 1e9, sc.up, PP_VERSION, PP_REVISION);
-  if (n <= 0 || (size_t)n >= sizeof tmp) return;
-  if (*len + (size_t)n + 1 > *cap) {
-    size_t nc = *cap + (size_t)n + 4096;
-    char *nb = realloc(*buf, nc);
-    if (!nb) return;
-    *buf = nb;
-    *cap = nc;
-  }
-  memcpy(*buf + *len, tmp, (size_t)n + 1);
-  *len += (size_t)n;
 }
 
 /* The sink: one scraped profile into the store (main thread). */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/buf.h"
 #include "../base/file.h"
 #include "../base/gz.h"
 #include "../base/htab.h"
@@ -30,12 +31,6 @@
 /* Duration histogram buckets (seconds), as Prometheus' default plus the long CPU profiles. */
 static const double dur_buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 #define NBUCKETS (sizeof dur_buckets / sizeof *dur_buckets)
-
-typedef struct body {
-  uint8_t *data;
-  size_t len, cap, max;
-  bool overflow; /* the body passed max: the transfer was stopped */
-} body;
 
 struct job;
 
@@ -73,7 +68,7 @@ typedef struct job {
   int64_t next_ms;      /* when due (monotonic ms) */
   int64_t started_ms, started_wall_ns;
   CURL *easy;           /* non-NULL while running */
-  body buf;
+  pp_buf buf; /* the body being fetched, capped at max_body (buf.over: the transfer was stopped) */
   char errbuf[CURL_ERROR_SIZE];
   bool removed;         /* dropped by a reload while its body is being decoded: freed when that ends */
   bool decoding;        /* its body is with the decode worker; not due again until it is back */
@@ -163,7 +158,7 @@ static void job_free(job *j) {
   free(j->ca);
   free(j->cert);
   free(j->key_file);
-  free(j->buf.data);
+  pp_buf_free(&j->buf);
   free(j);
 }
 
@@ -303,15 +298,7 @@ void scrape_free(scrape_engine *e) {
 
 /* ---- building jobs from config ------------------------------------------------------------ */
 
-static void key_add(char **k, size_t *len, size_t *cap, const char *tag, const char *v) {
-  size_t need = strlen(tag) + (v ? strlen(v) : 1) + 3;
-  if (*len + need >= *cap) {
-    *cap = (*cap + need) * 2;
-    *k = realloc(*k, *cap);
-    if (!*k) return;
-  }
-  *len += (size_t)snprintf(*k + *len, *cap - *len, "%s=%s\x1f", tag, v ? v : "\x1e");
-}
+static void key_add(pp_buf *k, const char *tag, const char *v) { pp_buf_printf(k, "%s=%s\x1f", tag, v ? v : "\x1e"); }
 
 static job *job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype t, pp_err *err) {
   cfg_effective eff;
@@ -376,22 +363,22 @@ static job *job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype
     curl_url_cleanup(u);
   }
   /* the identity: everything above */
-  char *k = NULL;
-  size_t kl = 0, kc = 0;
+  pp_buf k;
+  pp_buf_init(&k, 0); /* no cap: made of the config's fields, each bounded when it was parsed */
   char num[128];
-  key_add(&k, &kl, &kc, "monitor", j->monitor);
-  key_add(&k, &kl, &kc, "url", j->url);
+  key_add(&k, "monitor", j->monitor);
+  key_add(&k, "url", j->url);
   snprintf(num, sizeof num, "%d/%" PRId64 "/%" PRId64 "/%" PRIu64 "/%d", j->seconds, j->interval_ms,
            j->timeout_ms, j->max_body, j->insecure);
-  key_add(&k, &kl, &kc, "n", num);
+  key_add(&k, "n", num);
   for (size_t i = 0; i < j->nlabels; i++) {
-    key_add(&k, &kl, &kc, "lk", j->labels[i].key);
-    key_add(&k, &kl, &kc, "lv", j->labels[i].value);
+    key_add(&k, "lk", j->labels[i].key);
+    key_add(&k, "lv", j->labels[i].value);
   }
-  for (struct curl_slist *s = j->headers; s; s = s->next) key_add(&k, &kl, &kc, "h", s->data);
+  for (struct curl_slist *s = j->headers; s; s = s->next) key_add(&k, "h", s->data);
   const char *more[] = {j->bearer_file, j->user, j->password, j->password_file, j->ca, j->cert, j->key_file};
-  for (size_t i = 0; i < sizeof more / sizeof *more; i++) key_add(&k, &kl, &kc, "a", more[i]);
-  j->key = k;
+  for (size_t i = 0; i < sizeof more / sizeof *more; i++) key_add(&k, "a", more[i]);
+  j->key = pp_buf_take(&k, NULL);
   if (!j->monitor || !j->endpoint || !j->url || !j->host_key || !j->labels || !j->key) {
     job_free(j);
     pp_err_set(err, PP_ENOMEM, "out of memory");
@@ -482,26 +469,12 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
 /* ---- running ------------------------------------------------------------------------------ */
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
-  body *b = ud;
+  pp_buf *b = ud;
   size_t n = size * nmemb;
   /* The body as sent (no transport decoding is asked for: see job_start); a Content-Encoding
-   * is undone by the decode worker, which caps the decompressed bytes at the same max. */
-  if (b->len + n > b->max) {
-    b->overflow = true;
-    return 0; /* stops the transfer with CURLE_WRITE_ERROR */
-  }
-  if (b->len + n > b->cap) {
-    size_t nc = b->cap ? b->cap : 16384;
-    while (nc < b->len + n) nc *= 2;
-    if (nc > b->max) nc = b->max;
-    uint8_t *nd = realloc(b->data, nc);
-    if (!nd) return 0;
-    b->data = nd;
-    b->cap = nc;
-  }
-  memcpy(b->data + b->len, ptr, n);
-  b->len += n;
-  return n;
+   * is undone by the decode worker, which caps the decompressed bytes at the same max. Past
+   * max (b->over) or out of memory, returning 0 stops the transfer with CURLE_WRITE_ERROR. */
+  return pp_buf_put(b, ptr, n) ? n : 0;
 }
 
 /* A CPU job of this process may not start while another runs, nor ahead of one that has been
@@ -556,9 +529,8 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
     return;
   }
   double drift = (double)(now - j->next_ms) / 1000.0;
-  j->buf.len = 0;
-  j->buf.overflow = false;
-  j->buf.max = j->max_body;
+  pp_buf_free(&j->buf); /* idle jobs hold none (job_finish); this is for a start that failed */
+  pp_buf_init(&j->buf, j->max_body);
   j->errbuf[0] = '\0';
   curl_easy_setopt(c, CURLOPT_URL, j->url);
   curl_easy_setopt(c, CURLOPT_PRIVATE, j);
@@ -727,7 +699,7 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   }
   if (unsupported) {
     snprintf(err, sizeof err, "unsupported Content-Encoding %.60s", ce->value);
-  } else if (j->buf.overflow) {
+  } else if (j->buf.over) {
     snprintf(err, sizeof err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", j->max_body);
   } else if (cr != CURLE_OK) {
     snprintf(err, sizeof err, "%s%s%s", curl_easy_strerror(cr), j->errbuf[0] ? ": " : "", j->errbuf);
@@ -736,17 +708,15 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
     char text[200];
     size_t k = 0;
     for (size_t i = 0; i < show; i++) {
-      unsigned char ch = j->buf.data[i];
+      unsigned char ch = (unsigned char)j->buf.p[i];
       text[k++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
     }
     text[k] = '\0';
     busy = status == 500 && strstr(text, "already in use");
     snprintf(err, sizeof err, "HTTP %ld: %s", status, text);
   }
-  uint8_t *data = j->buf.data;
-  size_t len = j->buf.len;
-  j->buf.data = NULL;
-  j->buf.cap = 0;
+  size_t len = 0;
+  uint8_t *data = (uint8_t *)pp_buf_take(&j->buf, &len);
   decode_item *it = err[0] ? NULL : calloc(1, sizeof *it);
   if (!err[0] && !it) snprintf(err, sizeof err, "out of memory");
   /* the transfer ends and, for a body, the decode begins, as one change other threads see */
@@ -968,53 +938,33 @@ static void esc_label(char *out, size_t cap, const char *s) {
   out[o] = '\0';
 }
 
-static void bprintf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void bprintf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if (*buf && *len + (size_t)n < *cap) {
-      *len += (size_t)n;
-      return;
-    }
-    size_t nc = (*cap ? *cap * 2 : 8192) + (size_t)n;
-    char *nb = realloc(*buf, nc);
-    if (!nb) return;
-    *buf = nb;
-    *cap = nc;
-  }
-}
-
-void scrape_metrics(scrape_engine *e, char **buf, size_t *len, size_t *cap) {
+void scrape_metrics(scrape_engine *e, pp_buf *out) {
   pthread_mutex_lock(&e->mu);
-  bprintf(buf, len, cap, "# HELP collector_scrapes_total Scrapes attempted, by target and profile type.\n"
+  pp_buf_printf(out, "# HELP collector_scrapes_total Scrapes attempted, by target and profile type.\n"
                          "# TYPE collector_scrapes_total counter\n");
   char m[600], t[40];
   for (size_t i = 0; i < e->njobs; i++) {
     const job *j = e->jobs[i];
     esc_label(m, sizeof m, j->monitor);
     snprintf(t, sizeof t, "%s", cfg_type_name[j->type]);
-    bprintf(buf, len, cap, "collector_scrapes_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m, t, j->scrapes_total);
+    pp_buf_printf(out, "collector_scrapes_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m, t, j->scrapes_total);
   }
-  bprintf(buf, len, cap, "# HELP collector_scrape_failures_total Failed scrapes, by target and profile type.\n"
+  pp_buf_printf(out, "# HELP collector_scrape_failures_total Failed scrapes, by target and profile type.\n"
                          "# TYPE collector_scrape_failures_total counter\n");
   for (size_t i = 0; i < e->njobs; i++) {
     const job *j = e->jobs[i];
     esc_label(m, sizeof m, j->monitor);
-    bprintf(buf, len, cap, "collector_scrape_failures_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m,
+    pp_buf_printf(out, "collector_scrape_failures_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m,
             cfg_type_name[j->type], j->failures_total);
   }
-  bprintf(buf, len, cap, "# HELP collector_target_up 1 if the last scrape of the target succeeded.\n"
+  pp_buf_printf(out, "# HELP collector_target_up 1 if the last scrape of the target succeeded.\n"
                          "# TYPE collector_target_up gauge\n");
   for (size_t i = 0; i < e->njobs; i++) {
     const job *j = e->jobs[i];
     esc_label(m, sizeof m, j->monitor);
-    bprintf(buf, len, cap, "collector_target_up{monitor=\"%s\",type=\"%s\"} %d\n", m, cfg_type_name[j->type], j->up ? 1 : 0);
+    pp_buf_printf(out, "collector_target_up{monitor=\"%s\",type=\"%s\"} %d\n", m, cfg_type_name[j->type], j->up ? 1 : 0);
   }
-  bprintf(buf, len, cap, "# HELP collector_scrape_duration_seconds Scrape duration, all targets.\n"
+  pp_buf_printf(out, "# HELP collector_scrape_duration_seconds Scrape duration, all targets.\n"
                          "# TYPE collector_scrape_duration_seconds histogram\n");
   uint64_t counts[NBUCKETS + 1] = {0};
   double sum = 0;
@@ -1025,21 +975,21 @@ void scrape_metrics(scrape_engine *e, char **buf, size_t *len, size_t *cap) {
   uint64_t cum = 0;
   for (size_t b = 0; b < NBUCKETS; b++) {
     cum += counts[b];
-    bprintf(buf, len, cap, "collector_scrape_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
+    pp_buf_printf(out, "collector_scrape_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
   }
   cum += counts[NBUCKETS];
-  bprintf(buf, len, cap, "collector_scrape_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+  pp_buf_printf(out, "collector_scrape_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
                          "collector_scrape_duration_seconds_sum %g\ncollector_scrape_duration_seconds_count %" PRIu64 "\n",
           cum, sum, cum);
-  bprintf(buf, len, cap, "# HELP collector_schedule_drift_seconds How late scrapes started against their schedule.\n"
+  pp_buf_printf(out, "# HELP collector_schedule_drift_seconds How late scrapes started against their schedule.\n"
                          "# TYPE collector_schedule_drift_seconds histogram\n");
   cum = 0;
   for (size_t b = 0; b < NBUCKETS; b++) {
     cum += e->drift_counts[b];
-    bprintf(buf, len, cap, "collector_schedule_drift_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
+    pp_buf_printf(out, "collector_schedule_drift_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
   }
   cum += e->drift_counts[NBUCKETS];
-  bprintf(buf, len, cap, "collector_schedule_drift_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+  pp_buf_printf(out, "collector_schedule_drift_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
                          "collector_schedule_drift_seconds_sum %g\ncollector_schedule_drift_seconds_count %" PRIu64 "\n",
           cum, e->drift_sum, cum);
   pthread_mutex_unlock(&e->mu);

@@ -81,12 +81,12 @@ void web_params_release(web_params *p) {
   memset(p, 0, sizeof *p);
 }
 
-web_body *web_body_from(web_buf *b) {
+web_body *web_body_from(pp_buf *b) {
   if (b->failed) return NULL;
   web_body *x = malloc(sizeof *x);
   if (!x) return NULL;
   size_t len = 0;
-  char *p = b->p ? web_buf_take(b, &len) : calloc(1, 1); /* nothing written: an empty body */
+  char *p = b->p ? pp_buf_take(b, &len) : calloc(1, 1); /* nothing written: an empty body */
   if (!p) {
     free(x);
     return NULL;
@@ -122,7 +122,7 @@ void web_resp_copy(web_resp *dst, const web_resp *src) {
   web_body_ref(dst->body);
 }
 
-void web_resp_buf(web_resp *r, unsigned status, const char *ctype, web_buf *b) {
+void web_resp_buf(web_resp *r, unsigned status, const char *ctype, pp_buf *b) {
   if (b->failed && b->over) {
     web_resp_error(r, 422, "execution", "the answer is over this query's memory budget (--web-query-memory)");
     return;
@@ -140,23 +140,23 @@ void web_resp_buf(web_resp *r, unsigned status, const char *ctype, web_buf *b) {
 }
 
 void web_resp_text(web_resp *r, unsigned status, const char *text) {
-  web_buf b;
-  web_buf_init(&b, 0);
+  pp_buf b;
+  pp_buf_init(&b, 0);
   web_json_text(&b, text, strlen(text), 0);
   web_resp_buf(r, status, "text/plain; charset=utf-8", &b);
-  web_buf_free(&b);
+  pp_buf_free(&b);
 }
 
 void web_resp_error(web_resp *r, unsigned status, const char *type, const char *msg) {
-  web_buf b;
-  web_buf_init(&b, 0);
-  web_buf_puts(&b, "{\"status\":\"error\",\"errorType\":");
+  pp_buf b;
+  pp_buf_init(&b, 0);
+  pp_buf_puts(&b, "{\"status\":\"error\",\"errorType\":");
   web_json_str(&b, type);
-  web_buf_puts(&b, ",\"error\":");
+  pp_buf_puts(&b, ",\"error\":");
   web_json_str(&b, msg);
-  web_buf_puts(&b, "}");
+  pp_buf_puts(&b, "}");
   web_body *x = web_body_from(&b);
-  web_buf_free(&b);
+  pp_buf_free(&b);
   web_resp_release(r);
   r->status = x ? status : 500;
   r->ctype = "application/json";
@@ -312,7 +312,7 @@ static void job_free(void *arg) {
   free(j);
 }
 
-static void write_metrics(web *w, web_buf *b);
+static void write_metrics(web *w, pp_buf *b);
 
 static void job_run(void *arg, size_t budget, web_resp *out) {
   job *j = arg;
@@ -327,11 +327,11 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   case JOB_TARGETS: web_api_targets(&x, &j->p, out); break;
   case JOB_RAW: web_api_raw(&x, &j->p, out); break;
   case JOB_METRICS: {
-    web_buf b;
-    web_buf_init(&b, budget);
+    pp_buf b;
+    pp_buf_init(&b, budget);
     write_metrics(w, &b);
     web_resp_buf(out, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
-    web_buf_free(&b);
+    pp_buf_free(&b);
     break;
   }
   case JOB_RELOAD: {
@@ -605,18 +605,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ---- metrics ------------------------------------------------------------------------------------- */
 
-static void metric(web_buf *b, const char *name, const char *type, const char *help, const char *labels, double v) {
-  if (help) web_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-  web_buf_printf(b, "%s%s %.17g\n", name, labels ? labels : "", v);
+static void metric(pp_buf *b, const char *name, const char *type, const char *help, const char *labels, double v) {
+  if (help) pp_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  pp_buf_printf(b, "%s%s %.17g\n", name, labels ? labels : "", v);
 }
 
-static void write_metrics(web *w, web_buf *b) {
-  char *old = NULL;
-  size_t len = 0, cap = 0;
-  scrape_metrics(w->h.eng, &old, &len, &cap);
-  if (w->h.metrics) w->h.metrics(w->h.ud, &old, &len, &cap);
-  if (old) web_buf_put(b, old, len);
-  free(old);
+static void write_metrics(web *w, pp_buf *b) {
+  scrape_metrics(w->h.eng, b);
+  if (w->h.metrics) w->h.metrics(w->h.ud, b);
   web_work_stats ws;
   web_work_get_stats(w->work, &ws);
   web_cache_stats cs;

@@ -86,12 +86,12 @@ char *web_work_key(const char *state, const char *path, const web_params *p) {
   for (size_t i = 0; i < p->n; i++) pairs[i][0] = p->k[i], pairs[i][1] = p->v[i];
   qsort(pairs, p->n, sizeof pairs[0], cmp_pair);
   /* lengths first: any bytes may be in a value, and no two queries may share a key */
-  web_buf b;
-  web_buf_init(&b, 0);
-  web_buf_printf(&b, "%zu:%s%zu:%s", strlen(state), state, strlen(path), path);
+  pp_buf b;
+  pp_buf_init(&b, 0);
+  pp_buf_printf(&b, "%zu:%s%zu:%s", strlen(state), state, strlen(path), path);
   for (size_t i = 0; i < p->n; i++)
-    web_buf_printf(&b, "%zu:%s%zu:%s", strlen(pairs[i][0]), pairs[i][0], strlen(pairs[i][1]), pairs[i][1]);
-  return web_buf_take(&b, NULL);
+    pp_buf_printf(&b, "%zu:%s%zu:%s", strlen(pairs[i][0]), pairs[i][0], strlen(pairs[i][1]), pairs[i][1]);
+  return pp_buf_take(&b, NULL);
 }
 
 /* ---- answering --------------------------------------------------------------------------------- */

@@ -1,12 +1,13 @@
 /* Unit tests of src/base: arena budgets and alignment, htab interning and limits, the file
  * reader, durations and sizes, the scrape rules shared by the collector and the operator, UTF-8
- * replacement. */
+ * replacement, the capped buffer's exact bound. */
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../src/base/arena.h"
 #include "../../src/base/b64.h"
+#include "../../src/base/buf.h"
 #include "../../src/base/file.h"
 #include "../../src/base/htab.h"
 #include "../../src/base/pp_err.h"
@@ -269,6 +270,50 @@ static void utf8_replaces_maximal_subparts(void) {
   }
 }
 
+/* The cap is exact: max bytes are accepted, one more is refused whole, and the failure sticks
+ * (a later small append that would fit is ignored too), so a writer checks once at the end. */
+static void buf_cap_is_exact_and_sticky(void) {
+  pp_buf b;
+  pp_buf_init(&b, 10);
+  CHECK(pp_buf_puts(&b, "0123456"));
+  CHECK(pp_buf_printf(&b, "%d", 789)); /* len == max: accepted */
+  CHECK(b.len == 10 && !b.failed && !b.over);
+  CHECK_STR(b.p, "0123456789");
+  CHECK(!pp_buf_put(&b, "x", 1)); /* max + 1: refused */
+  CHECK(b.failed && b.over && b.len == 10);
+  CHECK_STR(b.p, "0123456789"); /* nothing of the refused append was written */
+  CHECK(!pp_buf_put(&b, "", 0));  /* sticky, even for nothing */
+  size_t len = 99;
+  CHECK(pp_buf_take(&b, &len) == NULL && len == 0); /* a failed buffer gives no bytes */
+  CHECK(b.max == 10 && !b.failed && b.len == 0);    /* and is empty, with its cap, afterwards */
+
+  /* one append that alone passes the cap, and one that exactly fills it */
+  CHECK(!pp_buf_put(&b, "0123456789a", 11) && b.over && b.len == 0);
+  pp_buf_clear(&b);
+  CHECK(!b.failed && pp_buf_put(&b, "0123456789", 10) && b.len == 10);
+  /* printf past the small-format path (over 512 bytes) obeys the cap the same way */
+  pp_buf big;
+  pp_buf_init(&big, 600);
+  CHECK(pp_buf_printf(&big, "%600s", "x") && big.len == 600);
+  CHECK(!pp_buf_printf(&big, "%s", "y") && big.over);
+  pp_buf_free(&big);
+  pp_buf_init(&big, 600);
+  CHECK(!pp_buf_printf(&big, "%601s", "x") && big.over && big.len == 0);
+  pp_buf_free(&big);
+  char *p = pp_buf_take(&b, &len);
+  CHECK(p && len == 10 && p[10] == '\0');
+  free(p);
+  pp_buf_free(&b);
+
+  /* no cap: grows past the first allocation, NUL-terminated, take hands the bytes over */
+  pp_buf_init(&b, 0);
+  for (int i = 0; i < 1000; i++) pp_buf_puts(&b, "abc");
+  CHECK(!b.failed && b.len == 3000 && b.p[3000] == '\0');
+  p = pp_buf_take(&b, &len);
+  CHECK(p && len == 3000 && b.p == NULL);
+  free(p);
+}
+
 int main(void) {
   RUN(base64_vectors);
   RUN(arena_aligns_and_respects_budget);
@@ -280,5 +325,6 @@ int main(void) {
   RUN(durations);
   RUN(scrape_rules);
   RUN(utf8_replaces_maximal_subparts);
+  RUN(buf_cap_is_exact_and_sticky);
   return tt_finish();
 }
