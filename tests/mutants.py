@@ -160,6 +160,10 @@ MUTANTS = [
       [("src/base/buf.c", "  if (b->max && (n > b->max || b->len > b->max - n)) {",
         "  if (b->max && (n > b->max + 1 || b->len > b->max + 1 - n)) {")],
       ["unit:test_base"], r"buf_cap_is_exact_and_sticky"),
+    M("metrics-quote-unescaped", "the metrics writer leaves a double quote in a label value unescaped",
+      [("src/base/metrics.c", "s[i] == '\\\\' ? \"\\\\\\\\\" : s[i] == '\"' ? \"\\\\\\\"\" : s[i] == '\\n'",
+        "s[i] == '\\\\' ? \"\\\\\\\\\" : s[i] == '\\n'")],
+      ["unit:test_base"], r"metrics_escape_and_lines"),
     # ---- store and API: answers checked with arithmetic and go tool pprof
     M("avg-as-sum", "agg=avg is computed as a sum",
       [(Q, "  bool avg = agg == STORE_AGG_AVG;", "  bool avg = false;")],

@@ -44,6 +44,7 @@
 
 #include "../base/file.h"
 #include "../base/log.h"
+#include "../base/metrics.h"
 #include "../base/version.h"
 
 #include <stdatomic.h>
@@ -169,45 +170,35 @@ static void hook_metrics(void *ud, pp_buf *out) {
   store_get_stats(a->st, &s);
   scrape_counts sc;
   scrape_get_counts(a->eng, &sc);
-  pp_buf_printf(out,
-                   "# HELP collector_config_last_reload_successful 1 if the last config reload succeeded.\n"
-                   "# TYPE collector_config_last_reload_successful gauge\ncollector_config_last_reload_successful %" PRIu64 "\n"
-                   "# HELP collector_config_last_reload_success_timestamp_seconds Time of the last reload attempt.\n"
-                   "# TYPE collector_config_last_reload_success_timestamp_seconds gauge\ncollector_config_last_reload_success_timestamp_seconds %" PRIu64 "\n"
-                   "# HELP collector_config_reloads_total Config reloads attempted.\n"
-                   "# TYPE collector_config_reloads_total counter\ncollector_config_reloads_total %" PRIu64 "\n"
-                   "# HELP collector_config_reload_failures_total Config reloads that failed.\n"
-                   "# TYPE collector_config_reload_failures_total counter\ncollector_config_reload_failures_total %" PRIu64 "\n"
-                   "# HELP collector_ingested_profiles_total Profiles stored.\n"
-                   "# TYPE collector_ingested_profiles_total counter\ncollector_ingested_profiles_total %" PRIu64 "\n"
-                   "# HELP collector_ingested_bytes_total Bytes of profiles stored.\n"
-                   "# TYPE collector_ingested_bytes_total counter\ncollector_ingested_bytes_total %" PRIu64 "\n"
-                   "# HELP collector_dropped_profiles_total Profiles dropped because the disk was full.\n"
-                   "# TYPE collector_dropped_profiles_total counter\ncollector_dropped_profiles_total %" PRIu64 "\n"
-                   "# HELP collector_store_errors_total Store writes that failed for other reasons.\n"
-                   "# TYPE collector_store_errors_total counter\ncollector_store_errors_total %" PRIu64 "\n"
-                   "# HELP collector_store_bytes Bytes on disk: index, WAL and segments.\n"
-                   "# TYPE collector_store_bytes gauge\ncollector_store_bytes %" PRIu64 "\n"
-                   "# HELP collector_store_profiles Profiles in the store.\n"
-                   "# TYPE collector_store_profiles gauge\ncollector_store_profiles %" PRIu64 "\n"
-                   "# HELP collector_store_series Series in the store.\n"
-                   "# TYPE collector_store_series gauge\ncollector_store_series %" PRIu64 "\n"
-                   "# HELP collector_retention_deleted_segments_total Segments deleted by retention.\n"
-                   "# TYPE collector_retention_deleted_segments_total counter\ncollector_retention_deleted_segments_total %" PRIu64 "\n"
-                   "# HELP collector_retention_deleted_profiles_total Profiles deleted by retention.\n"
-                   "# TYPE collector_retention_deleted_profiles_total counter\ncollector_retention_deleted_profiles_total %" PRIu64 "\n"
-                   "# HELP collector_store_rollups Rollup records (merged 10-minute windows) in the store.\n"
-                   "# TYPE collector_store_rollups gauge\ncollector_store_rollups %" PRIu64 "\n"
-                   "# HELP collector_compacted_until_seconds Windows ending before this time are rolled up.\n"
-                   "# TYPE collector_compacted_until_seconds gauge\ncollector_compacted_until_seconds %.3f\n"
-                   "# HELP collector_targets_up Scrape jobs whose last scrape succeeded.\n"
-                   "# TYPE collector_targets_up gauge\ncollector_targets_up %zu\n"
-                   "# HELP collector_build_info Version and revision.\n"
-                   "# TYPE collector_build_info gauge\ncollector_build_info{version=\"%s\",revision=\"%s\"} 1\n",
-                   a->last_reload_ok, a->last_reload_ts, a->reloads_total, a->reload_failures_total,
-                   a->ingested_profiles, a->ingested_bytes, a->dropped_enospc, a->store_errors, s.disk_bytes,
-                   s.profiles, s.series, s.retention_deleted_segments, s.retention_deleted_profiles,
-                   s.rollups, (double)s.compacted_until_ns / 1e9, sc.up, PP_VERSION, PP_REVISION);
+  const struct {
+    const char *name, *type, *help;
+    uint64_t v;
+  } u[] = {
+      {"collector_config_last_reload_successful", "gauge", "1 if the last config reload succeeded.", a->last_reload_ok},
+      {"collector_config_last_reload_success_timestamp_seconds", "gauge", "Time of the last reload attempt.", a->last_reload_ts},
+      {"collector_config_reloads_total", "counter", "Config reloads attempted.", a->reloads_total},
+      {"collector_config_reload_failures_total", "counter", "Config reloads that failed.", a->reload_failures_total},
+      {"collector_ingested_profiles_total", "counter", "Profiles stored.", a->ingested_profiles},
+      {"collector_ingested_bytes_total", "counter", "Bytes of profiles stored.", a->ingested_bytes},
+      {"collector_dropped_profiles_total", "counter", "Profiles dropped because the disk was full.", a->dropped_enospc},
+      {"collector_store_errors_total", "counter", "Store writes that failed for other reasons.", a->store_errors},
+      {"collector_store_bytes", "gauge", "Bytes on disk: index, WAL and segments.", s.disk_bytes},
+      {"collector_store_profiles", "gauge", "Profiles in the store.", s.profiles},
+      {"collector_store_series", "gauge", "Series in the store.", s.series},
+      {"collector_retention_deleted_segments_total", "counter", "Segments deleted by retention.", s.retention_deleted_segments},
+      {"collector_retention_deleted_profiles_total", "counter", "Profiles deleted by retention.", s.retention_deleted_profiles},
+      {"collector_store_rollups", "gauge", "Rollup records (merged 10-minute windows) in the store.", s.rollups},
+  };
+  for (size_t i = 0; i < sizeof u / sizeof *u; i++) {
+    pp_metrics_head(out, u[i].name, u[i].type, u[i].help);
+    pp_metrics_u64(out, u[i].name, NULL, 0, u[i].v);
+  }
+  pp_metrics_head(out, "collector_compacted_until_seconds", "gauge", "Windows ending before this time are rolled up.");
+  pp_metrics_f64(out, "collector_compacted_until_seconds", NULL, 0, (double)s.compacted_until_ns / 1e9);
+  pp_metrics_head(out, "collector_targets_up", "gauge", "Scrape jobs whose last scrape succeeded.");
+  pp_metrics_u64(out, "collector_targets_up", NULL, 0, sc.up);
+  pp_metrics_head(out, "collector_build_info", "gauge", "Version and revision.");
+  pp_metrics_u64(out, "collector_build_info", (pp_metric_label[]){{"version", PP_VERSION}, {"revision", PP_REVISION}}, 2, 1);
 }
 
 /* The sink: one scraped profile into the store (main thread). */

@@ -20,6 +20,7 @@
 #include "../base/file.h"
 #include "../base/gz.h"
 #include "../base/htab.h"
+#include "../base/metrics.h"
 
 #define BACKOFF_MAX_MS 300000
 #define BUSY_RETRY_MS 5000
@@ -927,71 +928,51 @@ json_t *scrape_targets_json(scrape_engine *e) {
   return arr;
 }
 
-/* Prometheus label values escape backslash, quote and newline. */
-static void esc_label(char *out, size_t cap, const char *s) {
-  size_t o = 0;
-  for (; *s && o + 3 < cap; s++) {
-    if (*s == '\\' || *s == '"') out[o++] = '\\', out[o++] = *s;
-    else if (*s == '\n') out[o++] = '\\', out[o++] = 'n';
-    else out[o++] = *s;
+/* A histogram from per-bucket counts (counts[NBUCKETS] is the +Inf bucket). */
+static void histogram(pp_buf *out, const char *name, const char *help, const uint64_t *counts, double sum) {
+  char bucket[200], le[40];
+  pp_metrics_head(out, name, "histogram", help);
+  snprintf(bucket, sizeof bucket, "%s_bucket", name);
+  uint64_t cum = 0;
+  for (size_t b = 0; b <= NBUCKETS; b++) {
+    cum += counts[b];
+    if (b < NBUCKETS) snprintf(le, sizeof le, "%g", dur_buckets[b]);
+    else snprintf(le, sizeof le, "+Inf");
+    pp_metrics_u64(out, bucket, &(pp_metric_label){"le", le}, 1, cum);
   }
-  out[o] = '\0';
+  snprintf(bucket, sizeof bucket, "%s_sum", name);
+  pp_metrics_f64(out, bucket, NULL, 0, sum);
+  snprintf(bucket, sizeof bucket, "%s_count", name);
+  pp_metrics_u64(out, bucket, NULL, 0, cum);
 }
 
 void scrape_metrics(scrape_engine *e, pp_buf *out) {
   pthread_mutex_lock(&e->mu);
-  pp_buf_printf(out, "# HELP collector_scrapes_total Scrapes attempted, by target and profile type.\n"
-                         "# TYPE collector_scrapes_total counter\n");
-  char m[600], t[40];
-  for (size_t i = 0; i < e->njobs; i++) {
-    const job *j = e->jobs[i];
-    esc_label(m, sizeof m, j->monitor);
-    snprintf(t, sizeof t, "%s", cfg_type_name[j->type]);
-    pp_buf_printf(out, "collector_scrapes_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m, t, j->scrapes_total);
+  static const struct {
+    const char *name, *type, *help;
+  } fam[] = {
+      {"collector_scrapes_total", "counter", "Scrapes attempted, by target and profile type."},
+      {"collector_scrape_failures_total", "counter", "Failed scrapes, by target and profile type."},
+      {"collector_target_up", "gauge", "1 if the last scrape of the target succeeded."},
+  };
+  for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {
+    pp_metrics_head(out, fam[f].name, fam[f].type, fam[f].help);
+    for (size_t i = 0; i < e->njobs; i++) {
+      const job *j = e->jobs[i];
+      pp_metric_label l[] = {{"monitor", j->monitor}, {"type", cfg_type_name[j->type]}};
+      uint64_t v = f == 0 ? j->scrapes_total : f == 1 ? j->failures_total : (uint64_t)(j->up ? 1 : 0);
+      pp_metrics_u64(out, fam[f].name, l, 2, v);
+    }
   }
-  pp_buf_printf(out, "# HELP collector_scrape_failures_total Failed scrapes, by target and profile type.\n"
-                         "# TYPE collector_scrape_failures_total counter\n");
-  for (size_t i = 0; i < e->njobs; i++) {
-    const job *j = e->jobs[i];
-    esc_label(m, sizeof m, j->monitor);
-    pp_buf_printf(out, "collector_scrape_failures_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m,
-            cfg_type_name[j->type], j->failures_total);
-  }
-  pp_buf_printf(out, "# HELP collector_target_up 1 if the last scrape of the target succeeded.\n"
-                         "# TYPE collector_target_up gauge\n");
-  for (size_t i = 0; i < e->njobs; i++) {
-    const job *j = e->jobs[i];
-    esc_label(m, sizeof m, j->monitor);
-    pp_buf_printf(out, "collector_target_up{monitor=\"%s\",type=\"%s\"} %d\n", m, cfg_type_name[j->type], j->up ? 1 : 0);
-  }
-  pp_buf_printf(out, "# HELP collector_scrape_duration_seconds Scrape duration, all targets.\n"
-                         "# TYPE collector_scrape_duration_seconds histogram\n");
   uint64_t counts[NBUCKETS + 1] = {0};
   double sum = 0;
   for (size_t i = 0; i < e->njobs; i++) {
     for (size_t b = 0; b <= NBUCKETS; b++) counts[b] += e->jobs[i]->dur_counts[b];
     sum += e->jobs[i]->dur_sum;
   }
-  uint64_t cum = 0;
-  for (size_t b = 0; b < NBUCKETS; b++) {
-    cum += counts[b];
-    pp_buf_printf(out, "collector_scrape_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
-  }
-  cum += counts[NBUCKETS];
-  pp_buf_printf(out, "collector_scrape_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                         "collector_scrape_duration_seconds_sum %g\ncollector_scrape_duration_seconds_count %" PRIu64 "\n",
-          cum, sum, cum);
-  pp_buf_printf(out, "# HELP collector_schedule_drift_seconds How late scrapes started against their schedule.\n"
-                         "# TYPE collector_schedule_drift_seconds histogram\n");
-  cum = 0;
-  for (size_t b = 0; b < NBUCKETS; b++) {
-    cum += e->drift_counts[b];
-    pp_buf_printf(out, "collector_schedule_drift_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
-  }
-  cum += e->drift_counts[NBUCKETS];
-  pp_buf_printf(out, "collector_schedule_drift_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                         "collector_schedule_drift_seconds_sum %g\ncollector_schedule_drift_seconds_count %" PRIu64 "\n",
-          cum, e->drift_sum, cum);
+  histogram(out, "collector_scrape_duration_seconds", "Scrape duration, all targets.", counts, sum);
+  histogram(out, "collector_schedule_drift_seconds", "How late scrapes started against their schedule.", e->drift_counts,
+            e->drift_sum);
   pthread_mutex_unlock(&e->mu);
 }
 

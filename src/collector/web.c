@@ -22,6 +22,7 @@
 #include "web_work.h"
 
 #include "../base/log.h"
+#include "../base/metrics.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -605,9 +606,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ---- metrics ------------------------------------------------------------------------------------- */
 
-static void metric(pp_buf *b, const char *name, const char *type, const char *help, const char *labels, double v) {
-  if (help) pp_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-  pp_buf_printf(b, "%s%s %.17g\n", name, labels ? labels : "", v);
+/* One sample (after the family's HELP/TYPE when help is given), with a reason label if set. */
+static void metric(pp_buf *b, const char *name, const char *type, const char *help, const char *reason, double v) {
+  if (help) pp_metrics_head(b, name, type, help);
+  pp_metrics_f64(b, name, &(pp_metric_label){"reason", reason}, reason ? 1 : 0, v);
 }
 
 static void write_metrics(web *w, pp_buf *b) {
@@ -629,9 +631,9 @@ static void write_metrics(web *w, pp_buf *b) {
   metric(b, "collector_web_queries_shared_total", "counter", "Requests answered by a run of the same query already in flight.",
          NULL, (double)ws.shared);
   metric(b, "collector_web_queries_rejected_total", "counter", "Requests answered 503: queue full, waited too long, past the deadline.",
-         "{reason=\"queue_full\"}", (double)ws.refused_full);
-  metric(b, "collector_web_queries_rejected_total", "counter", NULL, "{reason=\"queue_wait\"}", (double)ws.refused_wait);
-  metric(b, "collector_web_queries_rejected_total", "counter", NULL, "{reason=\"deadline\"}", (double)ws.timeouts);
+         "queue_full", (double)ws.refused_full);
+  metric(b, "collector_web_queries_rejected_total", "counter", NULL, "queue_wait", (double)ws.refused_wait);
+  metric(b, "collector_web_queries_rejected_total", "counter", NULL, "deadline", (double)ws.timeouts);
   metric(b, "collector_web_light_rejected_total", "counter", "Lists, metrics, reloads and logins answered 503 (their queue full).",
          NULL, (double)ws.light_refused);
   metric(b, "collector_web_cache_hits_total", "counter", "Answers served from the cache.", NULL, (double)cs.hits);
@@ -640,7 +642,7 @@ static void write_metrics(web *w, pp_buf *b) {
   metric(b, "collector_web_cache_bytes", "gauge", "Bytes the cache holds (--web-cache-size bounds them).", NULL, (double)cs.bytes);
   metric(b, "collector_web_cache_entries", "gauge", "Answers the cache holds.", NULL, (double)cs.entries);
   metric(b, "collector_web_requests_refused_total", "counter", "Requests refused before they were read.",
-         "{reason=\"body_too_large\"}", (double)__atomic_load_n(&w->refused_bodies, __ATOMIC_RELAXED));
+         "body_too_large", (double)__atomic_load_n(&w->refused_bodies, __ATOMIC_RELAXED));
   if (w->auth) {
     web_auth_counts ac;
     web_auth_get_counts(w->auth, &ac);

@@ -1,6 +1,6 @@
 /* Unit tests of src/base: arena budgets and alignment, htab interning and limits, the file
  * reader, durations and sizes, the scrape rules shared by the collector and the operator, UTF-8
- * replacement, the capped buffer's exact bound. */
+ * replacement, the capped buffer's exact bound, the metrics writer's escaping. */
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include "../../src/base/buf.h"
 #include "../../src/base/file.h"
 #include "../../src/base/htab.h"
+#include "../../src/base/metrics.h"
 #include "../../src/base/pp_err.h"
 #include "../../src/base/scrapeval.h"
 #include "../../src/base/units.h"
@@ -314,6 +315,37 @@ static void buf_cap_is_exact_and_sticky(void) {
   free(p);
 }
 
+/* Label values as the Prometheus text format wants them: \ " and newline escaped, invalid
+ * UTF-8 replaced with U+FFFD; HELP/TYPE lines, braces only with labels, value spellings. */
+static void metrics_escape_and_lines(void) {
+  pp_buf b;
+  pp_buf_init(&b, 0);
+  pp_metrics_head(&b, "x_total", "counter", "Things.");
+  pp_metric_label l[] = {{"monitor", "a\\b\"c\nd"}, {"bad", "ok\xff\xc3(\xe2\x82"}, {"none", NULL}};
+  pp_metrics_u64(&b, "x_total", l, 3, 18446744073709551615ull);
+  pp_metrics_u64(&b, "x_total", NULL, 0, 0);
+  pp_metrics_f64(&b, "y", NULL, 0, 0.1);
+  pp_metrics_f64(&b, "y", &(pp_metric_label){"le", "+Inf"}, 1, 1.0 / 0.0);
+  pp_metrics_f64(&b, "y", NULL, 0, -1.0 / 0.0);
+  pp_metrics_f64(&b, "y", NULL, 0, 0.0 / 0.0);
+  pp_metrics_f64(&b, "y", NULL, 0, 1764522000);
+  CHECK(!b.failed);
+  CHECK_STR(b.p, "# HELP x_total Things.\n# TYPE x_total counter\n"
+                 "x_total{monitor=\"a\\\\b\\\"c\\nd\",bad=\"ok\xef\xbf\xbd\xef\xbf\xbd(\xef\xbf\xbd\",none=\"\"} 18446744073709551615\n"
+                 "x_total 0\n"
+                 "y 0.10000000000000001\n"
+                 "y{le=\"+Inf\"} +Inf\n"
+                 "y -Inf\n"
+                 "y NaN\n"
+                 "y 1764522000\n");
+  pp_buf_free(&b);
+  /* the writer obeys the buffer's cap like any append */
+  pp_buf_init(&b, 8);
+  pp_metrics_u64(&b, "long_metric_name", NULL, 0, 1);
+  CHECK(b.failed && b.over);
+  pp_buf_free(&b);
+}
+
 int main(void) {
   RUN(base64_vectors);
   RUN(arena_aligns_and_respects_budget);
@@ -326,5 +358,6 @@ int main(void) {
   RUN(scrape_rules);
   RUN(utf8_replaces_maximal_subparts);
   RUN(buf_cap_is_exact_and_sticky);
+  RUN(metrics_escape_and_lines);
   return tt_finish();
 }
