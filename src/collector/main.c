@@ -43,6 +43,7 @@
 #include "web.h"
 
 #include "../base/file.h"
+#include "../base/clock.h"
 #include "../base/log.h"
 #include "../base/metrics.h"
 #include "../base/version.h"
@@ -89,12 +90,6 @@ static void on_signal(int sig) {
   else stop_flag = 1;
 }
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static uint32_t fnv(const char *s, size_t n) {
   uint32_t h = 2166136261u;
   for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
@@ -117,7 +112,7 @@ static int do_reload(app *a, bool from_file_event, pp_err *err) {
   free(text);
   if (r == 0) r = cfg_add_self_monitor(c, err);
   a->reloads_total++;
-  a->last_reload_ts = (uint64_t)(now_ns() / 1000000000);
+  a->last_reload_ts = (uint64_t)(pp_clock_real_ns() / 1000000000);
   if (r == 0) r = scrape_apply(a->eng, c, err);
   if (r < 0) {
     cfg_free(c);
@@ -216,7 +211,7 @@ static void on_scrape(void *ud, const scrape_result *r) {
     if (enospc) {
       a->dropped_enospc++;
       LOG(LOG_ERROR, "disk full: dropped %s profile of %s (%s); freeing the oldest segment", r->type, r->monitor, err.msg);
-      store_retention(a->st, now_ns(), NULL);
+      store_retention(a->st, pp_clock_real_ns(), NULL);
       store_free_space(a->st, NULL);
     } else {
       a->store_errors++;
@@ -273,12 +268,6 @@ static void *shutdown_watchdog(void *arg) {
   LOG(LOG_ERROR, "stopping took longer than %.1f s: exiting without closing the store (it is repaired at the next start)", limit);
   _exit(1);
   return NULL;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int bad_flag(const char *fmt, const char *v) {
@@ -426,7 +415,7 @@ int main(int argc, char **argv) {
   app a;
   memset(&a, 0, sizeof a);
   a.config_path = config;
-  a.started_ns = now_ns();
+  a.started_ns = pp_clock_real_ns();
   pthread_mutex_init(&a.mu, NULL);
   pthread_cond_init(&a.cv, NULL);
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -482,7 +471,7 @@ int main(int argc, char **argv) {
   while (!stop_flag) {
     struct curl_waitfd wfd = {.fd = ino, .events = CURL_WAIT_POLLIN};
     int ready = scrape_run(a.eng, 250, ino >= 0 ? &wfd : NULL, ino >= 0 ? 1 : 0);
-    int64_t now = now_ns();
+    int64_t now = pp_clock_real_ns();
     if (ready > 0) {
       char evbuf[4096];
       while (read(ino, evbuf, sizeof evbuf) > 0) {
@@ -520,7 +509,7 @@ int main(int argc, char **argv) {
   }
   {
     /* draining: see the diagram at the top */
-    int64_t t0 = mono_ms();
+    int64_t t0 = pp_clock_mono_ms();
     static double watchdog_s;
     watchdog_s = shutdown_grace + SHUTDOWN_WATCHDOG_EXTRA_S;
     pthread_t wd;
@@ -534,13 +523,13 @@ int main(int argc, char **argv) {
     size_t inflight = scrape_drain(a.eng), left = inflight;
     LOG(LOG_INFO, "stopping: %zu scrapes in flight, waiting up to %.1f s for them", inflight, shutdown_grace);
     int64_t until = t0 + (int64_t)(shutdown_grace * 1000);
-    while (left && mono_ms() < until) {
-      int64_t wait = until - mono_ms();
+    while (left && pp_clock_mono_ms() < until) {
+      int64_t wait = until - pp_clock_mono_ms();
       scrape_run(a.eng, wait < 100 ? (int)wait : 100, NULL, 0);
       left = scrape_drain(a.eng);
     }
     LOG(LOG_INFO, "stopping: %zu of %zu scrapes in flight finished, %zu abandoned; closing (%lld ms)", inflight - left,
-        inflight, left, (long long)(mono_ms() - t0));
+        inflight, left, (long long)(pp_clock_mono_ms() - t0));
   }
   rc = 0;
 out:

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../base/buf.h"
+#include "../base/clock.h"
 #include "../base/file.h"
 #include "../base/gz.h"
 #include "../base/htab.h"
@@ -114,21 +115,9 @@ struct scrape_engine {
   bool draining;        /* scrape_drain: no job starts any more */
 };
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static uint64_t rnd(void) {
   static __thread uint64_t x = 0;
-  if (!x) x = (uint64_t)wall_ns() | 1;
+  if (!x) x = (uint64_t)pp_clock_real_ns() | 1;
   x ^= x << 13;
   x ^= x >> 7;
   x ^= x << 17;
@@ -185,14 +174,13 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
   return 0;
 }
 
-static int64_t mono_ms(void);
 
 static void *decode_worker(void *arg);
 
 static int on_timer(CURLM *multi, long timeout_ms, void *ud) {
   (void)multi;
   scrape_engine *e = ud;
-  e->curl_deadline_ms = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  e->curl_deadline_ms = timeout_ms < 0 ? -1 : pp_clock_mono_ms() + timeout_ms;
   return 0;
 }
 
@@ -414,7 +402,7 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
   }
   bool *kept = calloc(e->njobs + 1, sizeof *kept);
   bool *fresh = calloc(want + 1, sizeof *fresh);
-  int64_t now = mono_ms();
+  int64_t now = pp_clock_mono_ms();
   for (size_t i = 0; kept && fresh && i < c->nmonitors; i++) {
     for (int t = 0; t < CFG_NTYPES; t++) {
       if (!c->monitors[i].types[t].enabled) continue;
@@ -590,13 +578,13 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   j->started_ms = now;
-  j->started_wall_ns = wall_ns();
+  j->started_wall_ns = pp_clock_real_ns();
   if (cerr.code) {
     /* no request without the credentials asked for: the scrape fails with the reason */
     curl_easy_cleanup(c);
     curl_slist_free_all(j->req_headers);
     j->req_headers = NULL;
-    job_finish(e, j, now, wall_ns(), cerr.msg, false, NULL, NULL, 0);
+    job_finish(e, j, now, pp_clock_real_ns(), cerr.msg, false, NULL, NULL, 0);
     return;
   }
   if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
@@ -683,7 +671,7 @@ static void job_finish(scrape_engine *e, job *j, int64_t now, int64_t end_ns, co
 /* A transfer ended: a failure is finished here; a 200 goes to the decode worker, and the job
  * waits (decoding) until drain_decoded finishes it. */
 static void job_done(scrape_engine *e, job *j, CURLcode cr) {
-  int64_t now = mono_ms();
+  int64_t now = pp_clock_mono_ms();
   long status = 0;
   curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(j->req_headers);
@@ -726,10 +714,10 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   curl_multi_remove_handle(e->multi, c);
   curl_easy_cleanup(c);
   if (err[0]) {
-    job_finish(e, j, now, wall_ns(), err, busy, NULL, data, len);
+    job_finish(e, j, now, pp_clock_real_ns(), err, busy, NULL, data, len);
     return;
   }
-  *it = (decode_item){.j = j, .data = data, .len = len, .max = j->max_body, .gzip = gzip, .done_ms = now, .end_ns = wall_ns()};
+  *it = (decode_item){.j = j, .data = data, .len = len, .max = j->max_body, .gzip = gzip, .done_ms = now, .end_ns = pp_clock_real_ns()};
   pthread_mutex_lock(&e->qmu);
   *e->todo_tail = it;
   e->todo_tail = &it->next;
@@ -812,7 +800,7 @@ static void drain_done(scrape_engine *e) {
 }
 
 int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, unsigned nextra) {
-  int64_t now = mono_ms();
+  int64_t now = pp_clock_mono_ms();
   int64_t wake = now + max_wait_ms;
   int running = 0;
   /* start due jobs; the scan is skipped while nothing can be due, and once draining */
@@ -842,7 +830,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
   }
   if (!e->draining && e->next_due_ms < wake) wake = e->next_due_ms;
   if (e->curl_deadline_ms >= 0 && e->curl_deadline_ms < wake) wake = e->curl_deadline_ms;
-  int timeout = (int)(wake - mono_ms());
+  int timeout = (int)(wake - pp_clock_mono_ms());
   if (timeout < 0) timeout = 0;
 
   /* the caller passes the same fds every turn: (re)register only when they change */
@@ -879,7 +867,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
       curl_multi_socket_action(e->multi, (curl_socket_t)tag, mask, &running);
     }
   }
-  if (e->curl_deadline_ms >= 0 && mono_ms() >= e->curl_deadline_ms) {
+  if (e->curl_deadline_ms >= 0 && pp_clock_mono_ms() >= e->curl_deadline_ms) {
     e->curl_deadline_ms = -1;
     curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   }
@@ -905,7 +893,7 @@ void scrape_wakeup(scrape_engine *e) {
 
 json_t *scrape_targets_json(scrape_engine *e) {
   json_t *arr = json_array();
-  int64_t now = mono_ms();
+  int64_t now = pp_clock_mono_ms();
   pthread_mutex_lock(&e->mu);
   for (size_t i = 0; i < e->njobs; i++) {
     const job *j = e->jobs[i];

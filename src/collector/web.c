@@ -524,7 +524,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     /* first call: the headers. A body over the cap is refused before a byte of it is read. */
     if (!(r = calloc(1, sizeof *r))) return MHD_NO;
     r->w = w;
-    r->arrived = web_now_ns();
+    r->arrived = pp_clock_mono_ns();
     client_address(c, r->addr, sizeof r->addr);
     *con_cls = r;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -594,7 +594,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   char msg[400];
   vsnprintf(msg, sizeof msg, fmt, ap);
   msg[strcspn(msg, "\r\n")] = '\0';
-  int64_t now = web_now_ns(), prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
+  int64_t now = pp_clock_mono_ns(), prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
   if (now - prev < 1000000000 || !__atomic_compare_exchange_n(&last, &prev, now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     return;

@@ -23,6 +23,7 @@
 #include "scrape.h"
 #include "store.h"
 #include "web.h"
+#include "../base/clock.h"
 #include "../base/buf.h"
 
 /* Query parameters in request order. The strings belong to the connection, or, after
@@ -80,6 +81,5 @@ typedef struct web_ctx {
   size_t budget;
 } web_ctx;
 
-int64_t web_now_ns(void); /* CLOCK_MONOTONIC */
 
 #endif

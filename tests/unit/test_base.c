@@ -1,6 +1,6 @@
 /* Unit tests of src/base: arena budgets and alignment, htab interning and limits, the file
  * reader, durations and sizes, the scrape rules shared by the collector and the operator, UTF-8
- * replacement, the capped buffer's exact bound, the metrics writer's escaping. */
+ * replacement, the capped buffer's exact bound, the metrics writer's escaping, the clocks. */
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +8,7 @@
 #include "../../src/base/arena.h"
 #include "../../src/base/b64.h"
 #include "../../src/base/buf.h"
+#include "../../src/base/clock.h"
 #include "../../src/base/file.h"
 #include "../../src/base/htab.h"
 #include "../../src/base/metrics.h"
@@ -346,6 +347,25 @@ static void metrics_escape_and_lines(void) {
   pp_buf_free(&b);
 }
 
+/* The clocks against time(2), and the deadline's split into seconds and nanoseconds. */
+static void clock_reads_and_deadlines(void) {
+  int64_t before = (int64_t)time(NULL);
+  int64_t real = pp_clock_real_ns();
+  CHECK(real / 1000000000 >= before && real / 1000000000 <= before + 1);
+  int64_t m0 = pp_clock_mono_ns(), ms0 = pp_clock_mono_ms();
+  struct timespec pause = {0, 20000000};
+  nanosleep(&pause, NULL);
+  int64_t m1 = pp_clock_mono_ns(), ms1 = pp_clock_mono_ms();
+  CHECK(m1 - m0 >= 20000000 && ms1 - ms0 >= 19);
+  struct timespec t = pp_clock_timespec((int64_t)5 * 1000000000 + 999999999);
+  CHECK(t.tv_sec == 5 && t.tv_nsec == 999999999);
+  int64_t r0 = pp_clock_real_ns();
+  struct timespec d = pp_clock_real_deadline((int64_t)1500000000);
+  int64_t dn = (int64_t)d.tv_sec * 1000000000 + d.tv_nsec;
+  CHECK(d.tv_nsec >= 0 && d.tv_nsec < 1000000000);
+  CHECK(dn >= r0 + 1500000000 && dn < r0 + 1500000000 + 1000000000);
+}
+
 int main(void) {
   RUN(base64_vectors);
   RUN(arena_aligns_and_respects_budget);
@@ -359,5 +379,6 @@ int main(void) {
   RUN(utf8_replaces_maximal_subparts);
   RUN(buf_cap_is_exact_and_sticky);
   RUN(metrics_escape_and_lines);
+  RUN(clock_reads_and_deadlines);
   return tt_finish();
 }

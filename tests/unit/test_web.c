@@ -171,7 +171,7 @@ static void pool_slots_queue_sharing_deadlines(void) {
   CHECK(web_work_start(&o, &w, NULL) == 0);
   int conn[8];
   web_resp now;
-  int64_t t0 = web_now_ns();
+  int64_t t0 = pp_clock_mono_ns();
   /* A runs (one slot), B waits (queue of one), C is refused at once with Retry-After */
   web_ticket *a = web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "answer A", NULL, &conn[0], t0 + 60000000000LL, &now);
   CHECK(a != NULL && wait_until(&jobs_started, 1));
@@ -213,7 +213,7 @@ static void pool_slots_queue_sharing_deadlines(void) {
   CHECK_EQ_I64(st.peak_running, 1);
   CHECK_EQ_I64(jobs_started, 1);
   /* the next A is answered from the cache, at once */
-  CHECK(web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "unused", NULL, &conn[4], web_now_ns(), &now) == NULL);
+  CHECK(web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "unused", NULL, &conn[4], pp_clock_mono_ns(), &now) == NULL);
   CHECK(now.status == 200 && now.body && !strcmp(now.body->data, "answer A"));
   web_resp_release(&now);
   web_work_stop(w);
@@ -236,7 +236,7 @@ static void pool_retry_cap_and_queue_wait(void) {
   static int conn[QUEUE + 2];
   web_ticket *t[QUEUE + 1];
   web_resp now;
-  int64_t t0 = web_now_ns();
+  int64_t t0 = pp_clock_mono_ns();
   t[0] = web_work_submit(w, WEB_LANE_QUERY, NULL, gated_job, "runs", NULL, &conn[0], t0, &now);
   CHECK(t[0] != NULL && wait_until(&jobs_started, 1));
   int queued = 0;
@@ -251,7 +251,7 @@ static void pool_retry_cap_and_queue_wait(void) {
   web_resp_release(&now);
   /* queue_wait (0.3 s) passes: every waiting one is refused and woken, the running one is not */
   CHECK(wait_until(&woken, QUEUE));
-  CHECK(web_now_ns() - t0 < 5000000000LL);
+  CHECK(pp_clock_mono_ns() - t0 < 5000000000LL);
   int refused = 0;
   for (int i = 1; i <= QUEUE; i++) {
     web_resp r;
