@@ -289,11 +289,13 @@ void scrape_free(scrape_engine *e) {
 
 static void key_add(pp_buf *k, const char *tag, const char *v) { pp_buf_printf(k, "%s=%s\x1f", tag, v ? v : "\x1e"); }
 
-static job *job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype t, pp_err *err) {
+/* The job of monitor m's profile type t in *ret; 0, or a negative PP_E* code (also in err). */
+static int job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype t, job **ret, pp_err *err) {
   cfg_effective eff;
-  if (cfg_effective_for(c, m, t, &eff, err) < 0) return NULL;
+  int r = cfg_effective_for(c, m, t, &eff, err);
+  if (r < 0) return r;
   job *j = calloc(1, sizeof *j);
-  if (!j) return NULL;
+  if (!j) return pp_err_set(err, PP_ENOMEM, "out of memory");
   j->monitor = strdup(m->name);
   j->endpoint = strdup(m->endpoint);
   j->url = strdup(eff.url);
@@ -370,10 +372,10 @@ static job *job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype
   j->key = pp_buf_take(&k, NULL);
   if (!j->monitor || !j->endpoint || !j->url || !j->host_key || !j->labels || !j->key) {
     job_free(j);
-    pp_err_set(err, PP_ENOMEM, "out of memory");
-    return NULL;
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
-  return j;
+  *ret = j;
+  return 0;
 }
 
 /* First due time: spread over the interval (or the first 5 s for back-to-back jobs) by a
@@ -396,27 +398,23 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
     free(nj);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
-  for (size_t i = 0; i < e->njobs; i++) {
+  /* Every failure below returns its own code (never err->code: err may be NULL, and a path
+   * that forgot to fill it returned 0, "applied", with nothing applied or the jobs dropped). */
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < e->njobs; i++) {
     uint32_t idx;
-    htab_intern(&old, e->jobs[i]->key, strlen(e->jobs[i]->key), &idx);
+    if (htab_intern(&old, e->jobs[i]->key, strlen(e->jobs[i]->key), &idx) < 0) r = pp_err_set(err, PP_ENOMEM, "out of memory");
   }
   bool *kept = calloc(e->njobs + 1, sizeof *kept);
   bool *fresh = calloc(want + 1, sizeof *fresh);
+  if (r == 0 && (!kept || !fresh)) r = pp_err_set(err, PP_ENOMEM, "out of memory");
   int64_t now = pp_clock_mono_ms();
-  for (size_t i = 0; kept && fresh && i < c->nmonitors; i++) {
-    for (int t = 0; t < CFG_NTYPES; t++) {
+  for (size_t i = 0; r == 0 && i < c->nmonitors; i++) {
+    for (int t = 0; r == 0 && t < CFG_NTYPES; t++) {
       if (!c->monitors[i].types[t].enabled) continue;
-      job *j = job_from_config(c, &c->monitors[i], (cfg_ptype)t, err);
-      if (!j) {
-        /* nothing applied: the old job set stays in force */
-        for (size_t k = 0; k < n; k++)
-          if (fresh[k]) job_free(nj[k]);
-        free(nj);
-        free(kept);
-        free(fresh);
-        htab_free(&old);
-        return err ? err->code : PP_ENOMEM;
-      }
+      job *j = NULL;
+      r = job_from_config(c, &c->monitors[i], (cfg_ptype)t, &j, err);
+      if (r < 0) break;
       int64_t found = htab_find(&old, j->key, strlen(j->key));
       if (found >= 0 && !kept[found]) {
         /* unchanged: keep the running job, its schedule and its health */
@@ -429,6 +427,16 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
         nj[n++] = j;
       }
     }
+  }
+  if (r < 0) {
+    /* nothing applied: the old job set stays in force */
+    for (size_t k = 0; fresh && k < n; k++)
+      if (fresh[k]) job_free(nj[k]);
+    free(nj);
+    free(kept);
+    free(fresh);
+    htab_free(&old);
+    return r;
   }
   free(fresh);
   job **oldj = e->jobs;
