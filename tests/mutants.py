@@ -341,7 +341,7 @@ MUTANTS = [
         "        op_digest(t, d, sizeof d);")],
       ["unit:test_opconfig"], r"gzipped_config_digests_as_its_yaml"),
     M("operator-config-never-gzipped", "a config over --config-gzip-above is written plain (a ConfigMap holds 1 MiB)",
-      [("src/operator/op_monitor.c", "  if (len <= o->o.config_gzip_above)\n", "  if (1)\n"),
+      [("src/operator/op_monitor.c", "  if (len <= o->o.config_gzip_above) {\n", "  if (1) {\n"),
        ("src/operator/op_monitor.c", "    bool gzipped = strlen(yaml) > o->o.config_gzip_above;", "    bool gzipped = false;")],
       ["operator:gzip"], r"gzipped to binaryData"),
     M("operator-config-without-stack", "the monitor pass writes the config with no stack owning its ConfigMap",
