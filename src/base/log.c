@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 static const char *const names[] = {"debug", "info", "warn", "error"};
 static pp_log_level threshold = PP_LOG_INFO;
 
@@ -26,8 +28,7 @@ void pp_log(pp_log_level level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  struct timespec ts = pp_clock_timespec(pp_clock_real_ns());
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
   char t[40];

@@ -43,7 +43,9 @@
 #include "web.h"
 
 #include "../base/file.h"
+#include "../base/clock.h"
 #include "../base/log.h"
+#include "../base/metrics.h"
 #include "../base/version.h"
 
 #include <stdatomic.h>
@@ -89,12 +91,6 @@ static void on_signal(int sig) {
   else stop_flag = 1;
 }
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static uint32_t fnv(const char *s, size_t n) {
   uint32_t h = 2166136261u;
   for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
@@ -117,7 +113,7 @@ static int do_reload(app *a, bool from_file_event, pp_err *err) {
   free(text);
   if (r == 0) r = cfg_add_self_monitor(c, err);
   a->reloads_total++;
-  a->last_reload_ts = (uint64_t)(now_ns() / 1000000000);
+  a->last_reload_ts = (uint64_t)(pp_clock_real_ns() / 1000000000);
   if (r == 0) r = scrape_apply(a->eng, c, err);
   if (r < 0) {
     cfg_free(c);
@@ -164,68 +160,47 @@ static bool hook_ready(void *ud) {
   return atomic_load(&a->ready);
 }
 
-static void hook_metrics(void *ud, char **buf, size_t *len, size_t *cap) {
+static void hook_metrics(void *ud, pp_buf *out) {
   app *a = ud;
   store_stats s;
   store_get_stats(a->st, &s);
   scrape_counts sc;
   scrape_get_counts(a->eng, &sc);
-  char tmp[4096];
-  int n = snprintf(tmp, sizeof tmp,
-                   "# HELP collector_config_last_reload_successful 1 if the last config reload succeeded.\n"
-                   "# TYPE collector_config_last_reload_successful gauge\ncollector_config_last_reload_successful %" PRIu64 "\n"
-                   "# HELP collector_config_last_reload_success_timestamp_seconds Time of the last reload attempt.\n"
-                   "# TYPE collector_config_last_reload_success_timestamp_seconds gauge\ncollector_config_last_reload_success_timestamp_seconds %" PRIu64 "\n"
-                   "# HELP collector_config_reloads_total Config reloads attempted.\n"
-                   "# TYPE collector_config_reloads_total counter\ncollector_config_reloads_total %" PRIu64 "\n"
-                   "# HELP collector_config_reload_failures_total Config reloads that failed.\n"
-                   "# TYPE collector_config_reload_failures_total counter\ncollector_config_reload_failures_total %" PRIu64 "\n"
-                   "# HELP collector_ingested_profiles_total Profiles stored.\n"
-                   "# TYPE collector_ingested_profiles_total counter\ncollector_ingested_profiles_total %" PRIu64 "\n"
-                   "# HELP collector_ingested_bytes_total Bytes of profiles stored.\n"
-                   "# TYPE collector_ingested_bytes_total counter\ncollector_ingested_bytes_total %" PRIu64 "\n"
-                   "# HELP collector_dropped_profiles_total Profiles dropped because the disk was full.\n"
-                   "# TYPE collector_dropped_profiles_total counter\ncollector_dropped_profiles_total %" PRIu64 "\n"
-                   "# HELP collector_store_errors_total Store writes that failed for other reasons.\n"
-                   "# TYPE collector_store_errors_total counter\ncollector_store_errors_total %" PRIu64 "\n"
-                   "# HELP collector_store_bytes Bytes on disk: index, WAL and segments.\n"
-                   "# TYPE collector_store_bytes gauge\ncollector_store_bytes %" PRIu64 "\n"
-                   "# HELP collector_store_profiles Profiles in the store.\n"
-                   "# TYPE collector_store_profiles gauge\ncollector_store_profiles %" PRIu64 "\n"
-                   "# HELP collector_store_series Series in the store.\n"
-                   "# TYPE collector_store_series gauge\ncollector_store_series %" PRIu64 "\n"
-                   "# HELP collector_store_syncs_total Durability rounds (fdatasync of segments and index) completed.\n"
-                   "# TYPE collector_store_syncs_total counter\ncollector_store_syncs_total %" PRIu64 "\n"
-                   "# HELP collector_store_sync_failures_total Durability rounds that failed (what they covered may be lost on power loss).\n"
-                   "# TYPE collector_store_sync_failures_total counter\ncollector_store_sync_failures_total %" PRIu64 "\n"
-                   "# HELP collector_store_last_sync_success_timestamp_seconds Everything stored before this time is on disk (0 = nothing yet).\n"
-                   "# TYPE collector_store_last_sync_success_timestamp_seconds gauge\ncollector_store_last_sync_success_timestamp_seconds %.3f\n"
-                   "# HELP collector_retention_deleted_segments_total Segments deleted by retention.\n"
-                   "# TYPE collector_retention_deleted_segments_total counter\ncollector_retention_deleted_segments_total %" PRIu64 "\n"
-                   "# HELP collector_retention_deleted_profiles_total Profiles deleted by retention.\n"
-                   "# TYPE collector_retention_deleted_profiles_total counter\ncollector_retention_deleted_profiles_total %" PRIu64 "\n"
-                   "# HELP collector_store_rollups Rollup records (merged 10-minute windows) in the store.\n"
-                   "# TYPE collector_store_rollups gauge\ncollector_store_rollups %" PRIu64 "\n"
-                   "# HELP collector_compacted_until_seconds Windows ending before this time are rolled up.\n"
-                   "# TYPE collector_compacted_until_seconds gauge\ncollector_compacted_until_seconds %.3f\n"
-                   "# HELP collector_targets_up Scrape jobs whose last scrape succeeded.\n"
-                   "# TYPE collector_targets_up gauge\ncollector_targets_up %zu\n"
-                   "# HELP collector_build_info Version and revision.\n"
-                   "# TYPE collector_build_info gauge\ncollector_build_info{version=\"%s\",revision=\"%s\"} 1\n",
-                   a->last_reload_ok, a->last_reload_ts, a->reloads_total, a->reload_failures_total,
-                   a->ingested_profiles, a->ingested_bytes, a->dropped_enospc, a->store_errors, s.disk_bytes,
-                   s.profiles, s.series, s.syncs, s.sync_failures, (double)s.durable_ns / 1e9, s.retention_deleted_segments, s.retention_deleted_profiles,
-                   s.rollups, (double)s.compacted_until_ns / 1e9, sc.up, PP_VERSION, PP_REVISION);
-  if (n <= 0 || (size_t)n >= sizeof tmp) return;
-  if (*len + (size_t)n + 1 > *cap) {
-    size_t nc = *cap + (size_t)n + 4096;
-    char *nb = realloc(*buf, nc);
-    if (!nb) return;
-    *buf = nb;
-    *cap = nc;
+  const struct {
+    const char *name, *type, *help;
+    uint64_t v;
+  } u[] = {
+      {"collector_config_last_reload_successful", "gauge", "1 if the last config reload succeeded.", a->last_reload_ok},
+      {"collector_config_last_reload_success_timestamp_seconds", "gauge", "Time of the last reload attempt.", a->last_reload_ts},
+      {"collector_config_reloads_total", "counter", "Config reloads attempted.", a->reloads_total},
+      {"collector_config_reload_failures_total", "counter", "Config reloads that failed.", a->reload_failures_total},
+      {"collector_ingested_profiles_total", "counter", "Profiles stored.", a->ingested_profiles},
+      {"collector_ingested_bytes_total", "counter", "Bytes of profiles stored.", a->ingested_bytes},
+      {"collector_dropped_profiles_total", "counter", "Profiles dropped because the disk was full.", a->dropped_enospc},
+      {"collector_store_errors_total", "counter", "Store writes that failed for other reasons.", a->store_errors},
+      {"collector_store_bytes", "gauge", "Bytes on disk: index, WAL and segments.", s.disk_bytes},
+      {"collector_store_profiles", "gauge", "Profiles in the store.", s.profiles},
+      {"collector_store_series", "gauge", "Series in the store.", s.series},
+      {"collector_store_syncs_total", "counter", "Durability rounds (fdatasync of segments and index) completed.", s.syncs},
+      {"collector_store_sync_failures_total", "counter",
+       "Durability rounds that failed (what they covered may be lost on power loss).", s.sync_failures},
+      {"collector_retention_deleted_segments_total", "counter", "Segments deleted by retention.", s.retention_deleted_segments},
+      {"collector_retention_deleted_profiles_total", "counter", "Profiles deleted by retention.", s.retention_deleted_profiles},
+      {"collector_store_rollups", "gauge", "Rollup records (merged 10-minute windows) in the store.", s.rollups},
+  };
+  for (size_t i = 0; i < sizeof u / sizeof *u; i++) {
+    pp_metrics_head(out, u[i].name, u[i].type, u[i].help);
+    pp_metrics_u64(out, u[i].name, NULL, 0, u[i].v);
   }
-  memcpy(*buf + *len, tmp, (size_t)n + 1);
-  *len += (size_t)n;
+  pp_metrics_head(out, "collector_store_last_sync_success_timestamp_seconds", "gauge",
+                  "Everything stored before this time is on disk (0 = nothing yet).");
+  pp_metrics_f64(out, "collector_store_last_sync_success_timestamp_seconds", NULL, 0, (double)s.durable_ns / 1e9);
+  pp_metrics_head(out, "collector_compacted_until_seconds", "gauge", "Windows ending before this time are rolled up.");
+  pp_metrics_f64(out, "collector_compacted_until_seconds", NULL, 0, (double)s.compacted_until_ns / 1e9);
+  pp_metrics_head(out, "collector_targets_up", "gauge", "Scrape jobs whose last scrape succeeded.");
+  pp_metrics_u64(out, "collector_targets_up", NULL, 0, sc.up);
+  pp_metrics_head(out, "collector_build_info", "gauge", "Version and revision.");
+  pp_metrics_u64(out, "collector_build_info", (pp_metric_label[]){{"version", PP_VERSION}, {"revision", PP_REVISION}}, 2, 1);
 }
 
 /* Logs the store's durability rounds once per change of state (main thread): a warning when
@@ -258,7 +233,7 @@ static void on_scrape(void *ud, const scrape_result *r) {
     if (enospc) {
       a->dropped_enospc++;
       LOG(LOG_ERROR, "disk full: dropped %s profile of %s (%s); freeing the oldest segment", r->type, r->monitor, err.msg);
-      store_retention(a->st, now_ns(), NULL);
+      store_retention(a->st, pp_clock_real_ns(), NULL);
       store_free_space(a->st, NULL);
     } else {
       a->store_errors++;
@@ -315,12 +290,6 @@ static void *shutdown_watchdog(void *arg) {
   LOG(LOG_ERROR, "stopping took longer than %.1f s: exiting without closing the store (it is repaired at the next start)", limit);
   _exit(1);
   return NULL;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int bad_flag(const char *fmt, const char *v) {
@@ -468,7 +437,7 @@ int main(int argc, char **argv) {
   app a;
   memset(&a, 0, sizeof a);
   a.config_path = config;
-  a.started_ns = now_ns();
+  a.started_ns = pp_clock_real_ns();
   pthread_mutex_init(&a.mu, NULL);
   pthread_cond_init(&a.cv, NULL);
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -524,7 +493,7 @@ int main(int argc, char **argv) {
   while (!stop_flag) {
     struct curl_waitfd wfd = {.fd = ino, .events = CURL_WAIT_POLLIN};
     int ready = scrape_run(a.eng, 250, ino >= 0 ? &wfd : NULL, ino >= 0 ? 1 : 0);
-    int64_t now = now_ns();
+    int64_t now = pp_clock_real_ns();
     if (ready > 0) {
       char evbuf[4096];
       while (read(ino, evbuf, sizeof evbuf) > 0) {
@@ -563,7 +532,7 @@ int main(int argc, char **argv) {
   }
   {
     /* draining: see the diagram at the top */
-    int64_t t0 = mono_ms();
+    int64_t t0 = pp_clock_mono_ms();
     static double watchdog_s;
     watchdog_s = shutdown_grace + SHUTDOWN_WATCHDOG_EXTRA_S;
     pthread_t wd;
@@ -577,13 +546,13 @@ int main(int argc, char **argv) {
     size_t inflight = scrape_drain(a.eng), left = inflight;
     LOG(LOG_INFO, "stopping: %zu scrapes in flight, waiting up to %.1f s for them", inflight, shutdown_grace);
     int64_t until = t0 + (int64_t)(shutdown_grace * 1000);
-    while (left && mono_ms() < until) {
-      int64_t wait = until - mono_ms();
+    while (left && pp_clock_mono_ms() < until) {
+      int64_t wait = until - pp_clock_mono_ms();
       scrape_run(a.eng, wait < 100 ? (int)wait : 100, NULL, 0);
       left = scrape_drain(a.eng);
     }
     LOG(LOG_INFO, "stopping: %zu of %zu scrapes in flight finished, %zu abandoned; closing (%lld ms)", inflight - left,
-        inflight, left, (long long)(mono_ms() - t0));
+        inflight, left, (long long)(pp_clock_mono_ms() - t0));
   }
   rc = 0;
 out:

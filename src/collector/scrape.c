@@ -16,9 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/buf.h"
+#include "../base/clock.h"
 #include "../base/file.h"
 #include "../base/gz.h"
 #include "../base/htab.h"
+#include "../base/metrics.h"
 
 #define BACKOFF_MAX_MS 300000
 #define BUSY_RETRY_MS 5000
@@ -30,12 +33,6 @@
 /* Duration histogram buckets (seconds), as Prometheus' default plus the long CPU profiles. */
 static const double dur_buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
 #define NBUCKETS (sizeof dur_buckets / sizeof *dur_buckets)
-
-typedef struct body {
-  uint8_t *data;
-  size_t len, cap, max;
-  bool overflow; /* the body passed max: the transfer was stopped */
-} body;
 
 struct job;
 
@@ -73,7 +70,7 @@ typedef struct job {
   int64_t next_ms;      /* when due (monotonic ms) */
   int64_t started_ms, started_wall_ns;
   CURL *easy;           /* non-NULL while running */
-  body buf;
+  pp_buf buf; /* the body being fetched, capped at max_body (buf.over: the transfer was stopped) */
   char errbuf[CURL_ERROR_SIZE];
   bool removed;         /* dropped by a reload while its body is being decoded: freed when that ends */
   bool decoding;        /* its body is with the decode worker; not due again until it is back */
@@ -118,21 +115,9 @@ struct scrape_engine {
   bool draining;        /* scrape_drain: no job starts any more */
 };
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static uint64_t rnd(void) {
   static __thread uint64_t x = 0;
-  if (!x) x = (uint64_t)wall_ns() | 1;
+  if (!x) x = (uint64_t)pp_clock_real_ns() | 1;
   x ^= x << 13;
   x ^= x >> 7;
   x ^= x << 17;
@@ -163,7 +148,7 @@ static void job_free(job *j) {
   free(j->ca);
   free(j->cert);
   free(j->key_file);
-  free(j->buf.data);
+  pp_buf_free(&j->buf);
   free(j);
 }
 
@@ -189,14 +174,13 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
   return 0;
 }
 
-static int64_t mono_ms(void);
 
 static void *decode_worker(void *arg);
 
 static int on_timer(CURLM *multi, long timeout_ms, void *ud) {
   (void)multi;
   scrape_engine *e = ud;
-  e->curl_deadline_ms = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  e->curl_deadline_ms = timeout_ms < 0 ? -1 : pp_clock_mono_ms() + timeout_ms;
   return 0;
 }
 
@@ -303,21 +287,15 @@ void scrape_free(scrape_engine *e) {
 
 /* ---- building jobs from config ------------------------------------------------------------ */
 
-static void key_add(char **k, size_t *len, size_t *cap, const char *tag, const char *v) {
-  size_t need = strlen(tag) + (v ? strlen(v) : 1) + 3;
-  if (*len + need >= *cap) {
-    *cap = (*cap + need) * 2;
-    *k = realloc(*k, *cap);
-    if (!*k) return;
-  }
-  *len += (size_t)snprintf(*k + *len, *cap - *len, "%s=%s\x1f", tag, v ? v : "\x1e");
-}
+static void key_add(pp_buf *k, const char *tag, const char *v) { pp_buf_printf(k, "%s=%s\x1f", tag, v ? v : "\x1e"); }
 
-static job *job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype t, pp_err *err) {
+/* The job of monitor m's profile type t in *ret; 0, or a negative PP_E* code (also in err). */
+static int job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype t, job **ret, pp_err *err) {
   cfg_effective eff;
-  if (cfg_effective_for(c, m, t, &eff, err) < 0) return NULL;
+  int r = cfg_effective_for(c, m, t, &eff, err);
+  if (r < 0) return r;
   job *j = calloc(1, sizeof *j);
-  if (!j) return NULL;
+  if (!j) return pp_err_set(err, PP_ENOMEM, "out of memory");
   j->monitor = strdup(m->name);
   j->endpoint = strdup(m->endpoint);
   j->url = strdup(eff.url);
@@ -376,28 +354,28 @@ static job *job_from_config(const cfg_config *c, const cfg_monitor *m, cfg_ptype
     curl_url_cleanup(u);
   }
   /* the identity: everything above */
-  char *k = NULL;
-  size_t kl = 0, kc = 0;
+  pp_buf k;
+  pp_buf_init(&k, 0); /* no cap: made of the config's fields, each bounded when it was parsed */
   char num[128];
-  key_add(&k, &kl, &kc, "monitor", j->monitor);
-  key_add(&k, &kl, &kc, "url", j->url);
+  key_add(&k, "monitor", j->monitor);
+  key_add(&k, "url", j->url);
   snprintf(num, sizeof num, "%d/%" PRId64 "/%" PRId64 "/%" PRIu64 "/%d", j->seconds, j->interval_ms,
            j->timeout_ms, j->max_body, j->insecure);
-  key_add(&k, &kl, &kc, "n", num);
+  key_add(&k, "n", num);
   for (size_t i = 0; i < j->nlabels; i++) {
-    key_add(&k, &kl, &kc, "lk", j->labels[i].key);
-    key_add(&k, &kl, &kc, "lv", j->labels[i].value);
+    key_add(&k, "lk", j->labels[i].key);
+    key_add(&k, "lv", j->labels[i].value);
   }
-  for (struct curl_slist *s = j->headers; s; s = s->next) key_add(&k, &kl, &kc, "h", s->data);
+  for (struct curl_slist *s = j->headers; s; s = s->next) key_add(&k, "h", s->data);
   const char *more[] = {j->bearer_file, j->user, j->password, j->password_file, j->ca, j->cert, j->key_file};
-  for (size_t i = 0; i < sizeof more / sizeof *more; i++) key_add(&k, &kl, &kc, "a", more[i]);
-  j->key = k;
+  for (size_t i = 0; i < sizeof more / sizeof *more; i++) key_add(&k, "a", more[i]);
+  j->key = pp_buf_take(&k, NULL);
   if (!j->monitor || !j->endpoint || !j->url || !j->host_key || !j->labels || !j->key) {
     job_free(j);
-    pp_err_set(err, PP_ENOMEM, "out of memory");
-    return NULL;
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
-  return j;
+  *ret = j;
+  return 0;
 }
 
 /* First due time: spread over the interval (or the first 5 s for back-to-back jobs) by a
@@ -420,27 +398,23 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
     free(nj);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
-  for (size_t i = 0; i < e->njobs; i++) {
+  /* Every failure below returns its own code (never err->code: err may be NULL, and a path
+   * that forgot to fill it returned 0, "applied", with nothing applied or the jobs dropped). */
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < e->njobs; i++) {
     uint32_t idx;
-    htab_intern(&old, e->jobs[i]->key, strlen(e->jobs[i]->key), &idx);
+    if (htab_intern(&old, e->jobs[i]->key, strlen(e->jobs[i]->key), &idx) < 0) r = pp_err_set(err, PP_ENOMEM, "out of memory");
   }
   bool *kept = calloc(e->njobs + 1, sizeof *kept);
   bool *fresh = calloc(want + 1, sizeof *fresh);
-  int64_t now = mono_ms();
-  for (size_t i = 0; kept && fresh && i < c->nmonitors; i++) {
-    for (int t = 0; t < CFG_NTYPES; t++) {
+  if (r == 0 && (!kept || !fresh)) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+  int64_t now = pp_clock_mono_ms();
+  for (size_t i = 0; r == 0 && i < c->nmonitors; i++) {
+    for (int t = 0; r == 0 && t < CFG_NTYPES; t++) {
       if (!c->monitors[i].types[t].enabled) continue;
-      job *j = job_from_config(c, &c->monitors[i], (cfg_ptype)t, err);
-      if (!j) {
-        /* nothing applied: the old job set stays in force */
-        for (size_t k = 0; k < n; k++)
-          if (fresh[k]) job_free(nj[k]);
-        free(nj);
-        free(kept);
-        free(fresh);
-        htab_free(&old);
-        return err ? err->code : PP_ENOMEM;
-      }
+      job *j = NULL;
+      r = job_from_config(c, &c->monitors[i], (cfg_ptype)t, &j, err);
+      if (r < 0) break;
       int64_t found = htab_find(&old, j->key, strlen(j->key));
       if (found >= 0 && !kept[found]) {
         /* unchanged: keep the running job, its schedule and its health */
@@ -453,6 +427,16 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
         nj[n++] = j;
       }
     }
+  }
+  if (r < 0) {
+    /* nothing applied: the old job set stays in force */
+    for (size_t k = 0; fresh && k < n; k++)
+      if (fresh[k]) job_free(nj[k]);
+    free(nj);
+    free(kept);
+    free(fresh);
+    htab_free(&old);
+    return r;
   }
   free(fresh);
   job **oldj = e->jobs;
@@ -482,26 +466,12 @@ int scrape_apply(scrape_engine *e, const cfg_config *c, pp_err *err) {
 /* ---- running ------------------------------------------------------------------------------ */
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
-  body *b = ud;
+  pp_buf *b = ud;
   size_t n = size * nmemb;
   /* The body as sent (no transport decoding is asked for: see job_start); a Content-Encoding
-   * is undone by the decode worker, which caps the decompressed bytes at the same max. */
-  if (b->len + n > b->max) {
-    b->overflow = true;
-    return 0; /* stops the transfer with CURLE_WRITE_ERROR */
-  }
-  if (b->len + n > b->cap) {
-    size_t nc = b->cap ? b->cap : 16384;
-    while (nc < b->len + n) nc *= 2;
-    if (nc > b->max) nc = b->max;
-    uint8_t *nd = realloc(b->data, nc);
-    if (!nd) return 0;
-    b->data = nd;
-    b->cap = nc;
-  }
-  memcpy(b->data + b->len, ptr, n);
-  b->len += n;
-  return n;
+   * is undone by the decode worker, which caps the decompressed bytes at the same max. Past
+   * max (b->over) or out of memory, returning 0 stops the transfer with CURLE_WRITE_ERROR. */
+  return pp_buf_put(b, ptr, n) ? n : 0;
 }
 
 /* A CPU job of this process may not start while another runs, nor ahead of one that has been
@@ -556,9 +526,8 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
     return;
   }
   double drift = (double)(now - j->next_ms) / 1000.0;
-  j->buf.len = 0;
-  j->buf.overflow = false;
-  j->buf.max = j->max_body;
+  pp_buf_free(&j->buf); /* idle jobs hold none (job_finish); this is for a start that failed */
+  pp_buf_init(&j->buf, j->max_body);
   j->errbuf[0] = '\0';
   curl_easy_setopt(c, CURLOPT_URL, j->url);
   curl_easy_setopt(c, CURLOPT_PRIVATE, j);
@@ -617,13 +586,13 @@ static void job_start(scrape_engine *e, job *j, int64_t now) {
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   j->started_ms = now;
-  j->started_wall_ns = wall_ns();
+  j->started_wall_ns = pp_clock_real_ns();
   if (cerr.code) {
     /* no request without the credentials asked for: the scrape fails with the reason */
     curl_easy_cleanup(c);
     curl_slist_free_all(j->req_headers);
     j->req_headers = NULL;
-    job_finish(e, j, now, wall_ns(), cerr.msg, false, NULL, NULL, 0);
+    job_finish(e, j, now, pp_clock_real_ns(), cerr.msg, false, NULL, NULL, 0);
     return;
   }
   if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
@@ -710,7 +679,7 @@ static void job_finish(scrape_engine *e, job *j, int64_t now, int64_t end_ns, co
 /* A transfer ended: a failure is finished here; a 200 goes to the decode worker, and the job
  * waits (decoding) until drain_decoded finishes it. */
 static void job_done(scrape_engine *e, job *j, CURLcode cr) {
-  int64_t now = mono_ms();
+  int64_t now = pp_clock_mono_ms();
   long status = 0;
   curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(j->req_headers);
@@ -727,7 +696,7 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   }
   if (unsupported) {
     snprintf(err, sizeof err, "unsupported Content-Encoding %.60s", ce->value);
-  } else if (j->buf.overflow) {
+  } else if (j->buf.over) {
     snprintf(err, sizeof err, "body exceeds max_body_bytes (%" PRIu64 " bytes)", j->max_body);
   } else if (cr != CURLE_OK) {
     snprintf(err, sizeof err, "%s%s%s", curl_easy_strerror(cr), j->errbuf[0] ? ": " : "", j->errbuf);
@@ -736,17 +705,15 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
     char text[200];
     size_t k = 0;
     for (size_t i = 0; i < show; i++) {
-      unsigned char ch = j->buf.data[i];
+      unsigned char ch = (unsigned char)j->buf.p[i];
       text[k++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
     }
     text[k] = '\0';
     busy = status == 500 && strstr(text, "already in use");
     snprintf(err, sizeof err, "HTTP %ld: %s", status, text);
   }
-  uint8_t *data = j->buf.data;
-  size_t len = j->buf.len;
-  j->buf.data = NULL;
-  j->buf.cap = 0;
+  size_t len = 0;
+  uint8_t *data = (uint8_t *)pp_buf_take(&j->buf, &len);
   decode_item *it = err[0] ? NULL : calloc(1, sizeof *it);
   if (!err[0] && !it) snprintf(err, sizeof err, "out of memory");
   /* the transfer ends and, for a body, the decode begins, as one change other threads see */
@@ -755,10 +722,10 @@ static void job_done(scrape_engine *e, job *j, CURLcode cr) {
   curl_multi_remove_handle(e->multi, c);
   curl_easy_cleanup(c);
   if (err[0]) {
-    job_finish(e, j, now, wall_ns(), err, busy, NULL, data, len);
+    job_finish(e, j, now, pp_clock_real_ns(), err, busy, NULL, data, len);
     return;
   }
-  *it = (decode_item){.j = j, .data = data, .len = len, .max = j->max_body, .gzip = gzip, .done_ms = now, .end_ns = wall_ns()};
+  *it = (decode_item){.j = j, .data = data, .len = len, .max = j->max_body, .gzip = gzip, .done_ms = now, .end_ns = pp_clock_real_ns()};
   pthread_mutex_lock(&e->qmu);
   *e->todo_tail = it;
   e->todo_tail = &it->next;
@@ -841,7 +808,7 @@ static void drain_done(scrape_engine *e) {
 }
 
 int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, unsigned nextra) {
-  int64_t now = mono_ms();
+  int64_t now = pp_clock_mono_ms();
   int64_t wake = now + max_wait_ms;
   int running = 0;
   /* start due jobs; the scan is skipped while nothing can be due, and once draining */
@@ -871,7 +838,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
   }
   if (!e->draining && e->next_due_ms < wake) wake = e->next_due_ms;
   if (e->curl_deadline_ms >= 0 && e->curl_deadline_ms < wake) wake = e->curl_deadline_ms;
-  int timeout = (int)(wake - mono_ms());
+  int timeout = (int)(wake - pp_clock_mono_ms());
   if (timeout < 0) timeout = 0;
 
   /* the caller passes the same fds every turn: (re)register only when they change */
@@ -908,7 +875,7 @@ int scrape_run(scrape_engine *e, int max_wait_ms, struct curl_waitfd *extra, uns
       curl_multi_socket_action(e->multi, (curl_socket_t)tag, mask, &running);
     }
   }
-  if (e->curl_deadline_ms >= 0 && mono_ms() >= e->curl_deadline_ms) {
+  if (e->curl_deadline_ms >= 0 && pp_clock_mono_ms() >= e->curl_deadline_ms) {
     e->curl_deadline_ms = -1;
     curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   }
@@ -934,7 +901,7 @@ void scrape_wakeup(scrape_engine *e) {
 
 json_t *scrape_targets_json(scrape_engine *e) {
   json_t *arr = json_array();
-  int64_t now = mono_ms();
+  int64_t now = pp_clock_mono_ms();
   pthread_mutex_lock(&e->mu);
   for (size_t i = 0; i < e->njobs; i++) {
     const job *j = e->jobs[i];
@@ -957,91 +924,51 @@ json_t *scrape_targets_json(scrape_engine *e) {
   return arr;
 }
 
-/* Prometheus label values escape backslash, quote and newline. */
-static void esc_label(char *out, size_t cap, const char *s) {
-  size_t o = 0;
-  for (; *s && o + 3 < cap; s++) {
-    if (*s == '\\' || *s == '"') out[o++] = '\\', out[o++] = *s;
-    else if (*s == '\n') out[o++] = '\\', out[o++] = 'n';
-    else out[o++] = *s;
+/* A histogram from per-bucket counts (counts[NBUCKETS] is the +Inf bucket). */
+static void histogram(pp_buf *out, const char *name, const char *help, const uint64_t *counts, double sum) {
+  char bucket[200], le[40];
+  pp_metrics_head(out, name, "histogram", help);
+  snprintf(bucket, sizeof bucket, "%s_bucket", name);
+  uint64_t cum = 0;
+  for (size_t b = 0; b <= NBUCKETS; b++) {
+    cum += counts[b];
+    if (b < NBUCKETS) snprintf(le, sizeof le, "%g", dur_buckets[b]);
+    else snprintf(le, sizeof le, "+Inf");
+    pp_metrics_u64(out, bucket, &(pp_metric_label){"le", le}, 1, cum);
   }
-  out[o] = '\0';
+  snprintf(bucket, sizeof bucket, "%s_sum", name);
+  pp_metrics_f64(out, bucket, NULL, 0, sum);
+  snprintf(bucket, sizeof bucket, "%s_count", name);
+  pp_metrics_u64(out, bucket, NULL, 0, cum);
 }
 
-static void bprintf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void bprintf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if (*buf && *len + (size_t)n < *cap) {
-      *len += (size_t)n;
-      return;
-    }
-    size_t nc = (*cap ? *cap * 2 : 8192) + (size_t)n;
-    char *nb = realloc(*buf, nc);
-    if (!nb) return;
-    *buf = nb;
-    *cap = nc;
-  }
-}
-
-void scrape_metrics(scrape_engine *e, char **buf, size_t *len, size_t *cap) {
+void scrape_metrics(scrape_engine *e, pp_buf *out) {
   pthread_mutex_lock(&e->mu);
-  bprintf(buf, len, cap, "# HELP collector_scrapes_total Scrapes attempted, by target and profile type.\n"
-                         "# TYPE collector_scrapes_total counter\n");
-  char m[600], t[40];
-  for (size_t i = 0; i < e->njobs; i++) {
-    const job *j = e->jobs[i];
-    esc_label(m, sizeof m, j->monitor);
-    snprintf(t, sizeof t, "%s", cfg_type_name[j->type]);
-    bprintf(buf, len, cap, "collector_scrapes_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m, t, j->scrapes_total);
+  static const struct {
+    const char *name, *type, *help;
+  } fam[] = {
+      {"collector_scrapes_total", "counter", "Scrapes attempted, by target and profile type."},
+      {"collector_scrape_failures_total", "counter", "Failed scrapes, by target and profile type."},
+      {"collector_target_up", "gauge", "1 if the last scrape of the target succeeded."},
+  };
+  for (size_t f = 0; f < sizeof fam / sizeof *fam; f++) {
+    pp_metrics_head(out, fam[f].name, fam[f].type, fam[f].help);
+    for (size_t i = 0; i < e->njobs; i++) {
+      const job *j = e->jobs[i];
+      pp_metric_label l[] = {{"monitor", j->monitor}, {"type", cfg_type_name[j->type]}};
+      uint64_t v = f == 0 ? j->scrapes_total : f == 1 ? j->failures_total : (uint64_t)(j->up ? 1 : 0);
+      pp_metrics_u64(out, fam[f].name, l, 2, v);
+    }
   }
-  bprintf(buf, len, cap, "# HELP collector_scrape_failures_total Failed scrapes, by target and profile type.\n"
-                         "# TYPE collector_scrape_failures_total counter\n");
-  for (size_t i = 0; i < e->njobs; i++) {
-    const job *j = e->jobs[i];
-    esc_label(m, sizeof m, j->monitor);
-    bprintf(buf, len, cap, "collector_scrape_failures_total{monitor=\"%s\",type=\"%s\"} %" PRIu64 "\n", m,
-            cfg_type_name[j->type], j->failures_total);
-  }
-  bprintf(buf, len, cap, "# HELP collector_target_up 1 if the last scrape of the target succeeded.\n"
-                         "# TYPE collector_target_up gauge\n");
-  for (size_t i = 0; i < e->njobs; i++) {
-    const job *j = e->jobs[i];
-    esc_label(m, sizeof m, j->monitor);
-    bprintf(buf, len, cap, "collector_target_up{monitor=\"%s\",type=\"%s\"} %d\n", m, cfg_type_name[j->type], j->up ? 1 : 0);
-  }
-  bprintf(buf, len, cap, "# HELP collector_scrape_duration_seconds Scrape duration, all targets.\n"
-                         "# TYPE collector_scrape_duration_seconds histogram\n");
   uint64_t counts[NBUCKETS + 1] = {0};
   double sum = 0;
   for (size_t i = 0; i < e->njobs; i++) {
     for (size_t b = 0; b <= NBUCKETS; b++) counts[b] += e->jobs[i]->dur_counts[b];
     sum += e->jobs[i]->dur_sum;
   }
-  uint64_t cum = 0;
-  for (size_t b = 0; b < NBUCKETS; b++) {
-    cum += counts[b];
-    bprintf(buf, len, cap, "collector_scrape_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
-  }
-  cum += counts[NBUCKETS];
-  bprintf(buf, len, cap, "collector_scrape_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                         "collector_scrape_duration_seconds_sum %g\ncollector_scrape_duration_seconds_count %" PRIu64 "\n",
-          cum, sum, cum);
-  bprintf(buf, len, cap, "# HELP collector_schedule_drift_seconds How late scrapes started against their schedule.\n"
-                         "# TYPE collector_schedule_drift_seconds histogram\n");
-  cum = 0;
-  for (size_t b = 0; b < NBUCKETS; b++) {
-    cum += e->drift_counts[b];
-    bprintf(buf, len, cap, "collector_schedule_drift_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", dur_buckets[b], cum);
-  }
-  cum += e->drift_counts[NBUCKETS];
-  bprintf(buf, len, cap, "collector_schedule_drift_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                         "collector_schedule_drift_seconds_sum %g\ncollector_schedule_drift_seconds_count %" PRIu64 "\n",
-          cum, e->drift_sum, cum);
+  histogram(out, "collector_scrape_duration_seconds", "Scrape duration, all targets.", counts, sum);
+  histogram(out, "collector_schedule_drift_seconds", "How late scrapes started against their schedule.", e->drift_counts,
+            e->drift_sum);
   pthread_mutex_unlock(&e->mu);
 }
 

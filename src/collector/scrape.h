@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../base/buf.h"
 #include "../base/pp_err.h"
 #include "../codec/pprof.h"
 #include "config.h"
@@ -73,8 +74,8 @@ void scrape_wakeup(scrape_engine *e);
 /* Health of every job, as the JSON of /api/v1/targets (caller owns the reference). */
 json_t *scrape_targets_json(scrape_engine *e);
 
-/* Appends the engine's metrics in Prometheus text format to *buf (malloc'd, grown). */
-void scrape_metrics(scrape_engine *e, char **buf, size_t *len, size_t *cap);
+/* Appends the engine's metrics in Prometheus text format to b. */
+void scrape_metrics(scrape_engine *e, pp_buf *b);
 
 /* Counts for tests and metrics. */
 typedef struct scrape_counts {

@@ -22,6 +22,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "../base/clock.h"
 #include "../base/htab.h"
 #include "../codec/pprof.h"
 
@@ -461,14 +462,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return text(c, 500, "Could not enable CPU profiling: cpu profiling already in use\n");
   atomic_store(&nslots, 0);
   atomic_store(&collecting, true);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  int64_t start = pp_clock_real_ns();
   struct itimerval it = {{0, 1000000 / HZ}, {0, 1000000 / HZ}}, off = {{0, 0}, {0, 0}};
   setitimer(ITIMER_PROF, &it, NULL);
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += seconds;
+  struct timespec deadline = pp_clock_real_deadline((int64_t)seconds * 1000000000);
   pthread_mutex_lock(&stop_mu);
   while (!stopping && pthread_cond_timedwait(&stop_cv, &stop_mu, &deadline) == 0) {
   }

@@ -20,12 +20,6 @@
 #include "../base/utf8.h"
 #include "store_int.h"
 
-int64_t store__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* SQLite's words for its last error, and for an I/O error the errno behind it: "disk I/O
  * error" alone does not tell a quota (EDQUOT) from a failing disk (EIO). */
 static void sql_reason(sqlite3 *db, const char *msg, char *out, size_t cap) {
@@ -567,7 +561,7 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
     sqlite3_close(s->db);
     s->db = NULL;
     char aside[PATH_MAX];
-    snprintf(aside, sizeof aside, "%s.corrupt-%lld", s->dbpath, (long long)(store__now_ns() / 1000000000));
+    snprintf(aside, sizeof aside, "%s.corrupt-%lld", s->dbpath, (long long)(pp_clock_real_ns() / 1000000000));
     rename(s->dbpath, aside);
     const char *sfx[] = {"-wal", "-shm"};
     for (int i = 0; i < 2; i++) {
@@ -664,7 +658,7 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
   s->seg_fd = fd;
   s->seg_id = id;
   s->seg_size = 0;
-  s->seg_opened_ns = store__now_ns();
+  s->seg_opened_ns = pp_clock_real_ns();
   store__sync_roll(s, old, fd);
   stats_add(s, &s->stats.segments, 1);
   return 0;
@@ -676,7 +670,7 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
 static int write_record(store *s, const char *mj, size_t mlen, const uint8_t *data, size_t len, rec_hdr *h,
                         uint64_t *ret_off, bool *ret_enospc, pp_err *err) {
   int r;
-  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || store__now_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS)
+  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || pp_clock_real_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS)
     if ((r = open_new_segment(s, ret_enospc, err)) < 0) return r;
   int e = 0;
   if ((r = seg__write(s->seg_fd, s->seg_size, mj, mlen, data, len, h, &e)) < 0) {

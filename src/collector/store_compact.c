@@ -224,13 +224,11 @@ static void *compactor_main(void *arg) {
   while (!s->q_stop) {
     pthread_mutex_unlock(&s->q_mu);
     pp_err err = {0};
-    if (db || store__open_reader(s, &db, &err) == 0) compact_closed(s, db, store__now_ns(), enqueue, NULL, &err);
+    if (db || store__open_reader(s, &db, &err) == 0) compact_closed(s, db, pp_clock_real_ns(), enqueue, NULL, &err);
     pthread_mutex_lock(&s->q_mu);
     if (s->q_stop) break;
     /* windows close every STORE_ROLLUP_NS; looking every 10 s keeps the lag small */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
+    struct timespec until = pp_clock_real_deadline((int64_t)10 * 1000000000);
     pthread_cond_timedwait(&s->q_cv, &s->q_mu, &until);
   }
   pthread_mutex_unlock(&s->q_mu);

@@ -30,6 +30,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 
+#include "../base/clock.h"
 #include "../base/htab.h"
 #include "store.h"
 
@@ -168,7 +169,6 @@ typedef struct row_loc {
 } row_loc;
 
 /* store.c: the store's clock (wall time: record times are wall times), for every file of it. */
-int64_t store__now_ns(void);
 /* store.c: the writer's helpers that repair shares. */
 /* A write transaction, and its end: commits when r == 0, else (or when the commit fails) rolls
  * back and empties the series cache, which may name series the rollback took back. Returns

@@ -31,7 +31,7 @@ static void step(bool done, const char *what, bool *ok, char *why, size_t cap) {
 
 /* One round; called and returns with sync_mu held (dropped while the disk works). */
 static void sync_round(store *s, int *wal_fd, int *dir_fd) {
-  int64_t t0 = store__now_ns();
+  int64_t t0 = pp_clock_real_ns();
   int *closed = s->sync_closed;
   size_t nclosed = s->nsync_closed;
   s->sync_closed = NULL;
@@ -73,7 +73,7 @@ static void sync_round(store *s, int *wal_fd, int *dir_fd) {
     }
   }
   if (*wal_fd >= 0) step(fdatasync(*wal_fd) == 0, "fdatasync of the index's WAL", &ok, why, sizeof why);
-  int64_t t1 = store__now_ns();
+  int64_t t1 = pp_clock_real_ns();
 
   pthread_mutex_lock(&s->stats_mu);
   s->stats.syncs++;
@@ -94,11 +94,7 @@ static void *syncer_main(void *arg) {
   int wal_fd = -1, dir_fd = -1;
   pthread_mutex_lock(&s->sync_mu);
   while (!s->sync_stop) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    int64_t ns = until.tv_nsec + s->sync_ns % 1000000000;
-    until.tv_sec += (time_t)(s->sync_ns / 1000000000 + ns / 1000000000);
-    until.tv_nsec = (long)(ns % 1000000000);
+    struct timespec until = pp_clock_real_deadline(s->sync_ns);
     int rc = 0;
     while (!s->sync_stop && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&s->sync_cv, &s->sync_mu, &until);
     if (s->sync_stop) break;

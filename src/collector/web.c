@@ -22,6 +22,7 @@
 #include "web_work.h"
 
 #include "../base/log.h"
+#include "../base/metrics.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -81,12 +82,12 @@ void web_params_release(web_params *p) {
   memset(p, 0, sizeof *p);
 }
 
-web_body *web_body_from(web_buf *b) {
+web_body *web_body_from(pp_buf *b) {
   if (b->failed) return NULL;
   web_body *x = malloc(sizeof *x);
   if (!x) return NULL;
   size_t len = 0;
-  char *p = b->p ? web_buf_take(b, &len) : calloc(1, 1); /* nothing written: an empty body */
+  char *p = b->p ? pp_buf_take(b, &len) : calloc(1, 1); /* nothing written: an empty body */
   if (!p) {
     free(x);
     return NULL;
@@ -122,7 +123,7 @@ void web_resp_copy(web_resp *dst, const web_resp *src) {
   web_body_ref(dst->body);
 }
 
-void web_resp_buf(web_resp *r, unsigned status, const char *ctype, web_buf *b) {
+void web_resp_buf(web_resp *r, unsigned status, const char *ctype, pp_buf *b) {
   if (b->failed && b->over) {
     web_resp_error(r, 422, "execution", "the answer is over this query's memory budget (--web-query-memory)");
     return;
@@ -140,23 +141,23 @@ void web_resp_buf(web_resp *r, unsigned status, const char *ctype, web_buf *b) {
 }
 
 void web_resp_text(web_resp *r, unsigned status, const char *text) {
-  web_buf b;
-  web_buf_init(&b, 0);
+  pp_buf b;
+  pp_buf_init(&b, 0);
   web_json_text(&b, text, strlen(text), 0);
   web_resp_buf(r, status, "text/plain; charset=utf-8", &b);
-  web_buf_free(&b);
+  pp_buf_free(&b);
 }
 
 void web_resp_error(web_resp *r, unsigned status, const char *type, const char *msg) {
-  web_buf b;
-  web_buf_init(&b, 0);
-  web_buf_puts(&b, "{\"status\":\"error\",\"errorType\":");
+  pp_buf b;
+  pp_buf_init(&b, 0);
+  pp_buf_puts(&b, "{\"status\":\"error\",\"errorType\":");
   web_json_str(&b, type);
-  web_buf_puts(&b, ",\"error\":");
+  pp_buf_puts(&b, ",\"error\":");
   web_json_str(&b, msg);
-  web_buf_puts(&b, "}");
+  pp_buf_puts(&b, "}");
   web_body *x = web_body_from(&b);
-  web_buf_free(&b);
+  pp_buf_free(&b);
   web_resp_release(r);
   r->status = x ? status : 500;
   r->ctype = "application/json";
@@ -312,7 +313,7 @@ static void job_free(void *arg) {
   free(j);
 }
 
-static void write_metrics(web *w, web_buf *b);
+static void write_metrics(web *w, pp_buf *b);
 
 static void job_run(void *arg, size_t budget, web_resp *out) {
   job *j = arg;
@@ -327,11 +328,11 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   case JOB_TARGETS: web_api_targets(&x, &j->p, out); break;
   case JOB_RAW: web_api_raw(&x, &j->p, out); break;
   case JOB_METRICS: {
-    web_buf b;
-    web_buf_init(&b, budget);
+    pp_buf b;
+    pp_buf_init(&b, budget);
     write_metrics(w, &b);
     web_resp_buf(out, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
-    web_buf_free(&b);
+    pp_buf_free(&b);
     break;
   }
   case JOB_RELOAD: {
@@ -523,7 +524,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     /* first call: the headers. A body over the cap is refused before a byte of it is read. */
     if (!(r = calloc(1, sizeof *r))) return MHD_NO;
     r->w = w;
-    r->arrived = web_now_ns();
+    r->arrived = pp_clock_mono_ns();
     client_address(c, r->addr, sizeof r->addr);
     *con_cls = r;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -593,7 +594,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   char msg[400];
   vsnprintf(msg, sizeof msg, fmt, ap);
   msg[strcspn(msg, "\r\n")] = '\0';
-  int64_t now = web_now_ns(), prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
+  int64_t now = pp_clock_mono_ns(), prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
   if (now - prev < 1000000000 || !__atomic_compare_exchange_n(&last, &prev, now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     __atomic_add_fetch(&dropped, 1, __ATOMIC_RELAXED);
     return;
@@ -605,18 +606,15 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ---- metrics ------------------------------------------------------------------------------------- */
 
-static void metric(web_buf *b, const char *name, const char *type, const char *help, const char *labels, double v) {
-  if (help) web_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-  web_buf_printf(b, "%s%s %.17g\n", name, labels ? labels : "", v);
+/* One sample (after the family's HELP/TYPE when help is given), with a reason label if set. */
+static void metric(pp_buf *b, const char *name, const char *type, const char *help, const char *reason, double v) {
+  if (help) pp_metrics_head(b, name, type, help);
+  pp_metrics_f64(b, name, &(pp_metric_label){"reason", reason}, reason ? 1 : 0, v);
 }
 
-static void write_metrics(web *w, web_buf *b) {
-  char *old = NULL;
-  size_t len = 0, cap = 0;
-  scrape_metrics(w->h.eng, &old, &len, &cap);
-  if (w->h.metrics) w->h.metrics(w->h.ud, &old, &len, &cap);
-  if (old) web_buf_put(b, old, len);
-  free(old);
+static void write_metrics(web *w, pp_buf *b) {
+  scrape_metrics(w->h.eng, b);
+  if (w->h.metrics) w->h.metrics(w->h.ud, b);
   web_work_stats ws;
   web_work_get_stats(w->work, &ws);
   web_cache_stats cs;
@@ -633,9 +631,9 @@ static void write_metrics(web *w, web_buf *b) {
   metric(b, "collector_web_queries_shared_total", "counter", "Requests answered by a run of the same query already in flight.",
          NULL, (double)ws.shared);
   metric(b, "collector_web_queries_rejected_total", "counter", "Requests answered 503: queue full, waited too long, past the deadline.",
-         "{reason=\"queue_full\"}", (double)ws.refused_full);
-  metric(b, "collector_web_queries_rejected_total", "counter", NULL, "{reason=\"queue_wait\"}", (double)ws.refused_wait);
-  metric(b, "collector_web_queries_rejected_total", "counter", NULL, "{reason=\"deadline\"}", (double)ws.timeouts);
+         "queue_full", (double)ws.refused_full);
+  metric(b, "collector_web_queries_rejected_total", "counter", NULL, "queue_wait", (double)ws.refused_wait);
+  metric(b, "collector_web_queries_rejected_total", "counter", NULL, "deadline", (double)ws.timeouts);
   metric(b, "collector_web_light_rejected_total", "counter", "Lists, metrics, reloads and logins answered 503 (their queue full).",
          NULL, (double)ws.light_refused);
   metric(b, "collector_web_cache_hits_total", "counter", "Answers served from the cache.", NULL, (double)cs.hits);
@@ -644,7 +642,7 @@ static void write_metrics(web *w, web_buf *b) {
   metric(b, "collector_web_cache_bytes", "gauge", "Bytes the cache holds (--web-cache-size bounds them).", NULL, (double)cs.bytes);
   metric(b, "collector_web_cache_entries", "gauge", "Answers the cache holds.", NULL, (double)cs.entries);
   metric(b, "collector_web_requests_refused_total", "counter", "Requests refused before they were read.",
-         "{reason=\"body_too_large\"}", (double)__atomic_load_n(&w->refused_bodies, __ATOMIC_RELAXED));
+         "body_too_large", (double)__atomic_load_n(&w->refused_bodies, __ATOMIC_RELAXED));
   if (w->auth) {
     web_auth_counts ac;
     web_auth_get_counts(w->auth, &ac);

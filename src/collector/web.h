@@ -64,7 +64,7 @@ typedef struct web_hooks {
   int (*reload)(void *ud, pp_err *err);
   bool (*ready)(void *ud);
   /* Appends the program's own metrics (reloads, ingest, store) in Prometheus text format. */
-  void (*metrics)(void *ud, char **buf, size_t *len, size_t *cap);
+  void (*metrics)(void *ud, pp_buf *b);
   const web_auth *auth; /* NULL = open */
 } web_hooks;
 

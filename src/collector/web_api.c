@@ -147,11 +147,11 @@ static int parse_base(const web_params *p, const selection *main_sel, selection 
 
 /* raw as the answers show it (made valid UTF-8) equals shown. */
 static bool shown_eq(const char *raw, const char *shown) {
-  web_buf b;
-  web_buf_init(&b, 0);
+  pp_buf b;
+  pp_buf_init(&b, 0);
   web_json_text(&b, raw, strlen(raw), 0);
   bool eq = !b.failed && !strcmp(b.p ? b.p : "", shown);
-  web_buf_free(&b);
+  pp_buf_free(&b);
   return eq;
 }
 
@@ -202,10 +202,10 @@ static void over_budget(web_resp *out, const char *what, size_t need, size_t bud
 }
 
 /* The buffer as the 200 answer, or 422 naming the budget when it went past it; frees it. */
-static void answer(const web_ctx *x, web_resp *out, const char *what, const char *ctype, web_buf *b) {
+static void answer(const web_ctx *x, web_resp *out, const char *what, const char *ctype, pp_buf *b) {
   if (b->over) over_budget(out, what, b->len, x->budget);
   else web_resp_buf(out, 200, ctype, b);
-  web_buf_free(b);
+  pp_buf_free(b);
 }
 
 static void store_error(web_resp *out, int r, const pp_err *err) {
@@ -213,14 +213,14 @@ static void store_error(web_resp *out, int r, const pp_err *err) {
   else web_resp_error(out, 500, "internal", err->msg);
 }
 
-static void put_i64(web_buf *b, int64_t v) { web_buf_printf(b, "%lld", (long long)v); }
+static void put_i64(pp_buf *b, int64_t v) { pp_buf_printf(b, "%lld", (long long)v); }
 
-static void value_type(web_buf *b, const pprof_profile *p, const pprof_value_type *t) {
-  web_buf_puts(b, "{\"type\":");
+static void value_type(pp_buf *b, const pprof_profile *p, const pprof_value_type *t) {
+  pp_buf_puts(b, "{\"type\":");
   web_json_str(b, pprof_str(p, t->type));
-  web_buf_puts(b, ",\"unit\":");
+  pp_buf_puts(b, ",\"unit\":");
   web_json_str(b, pprof_str(p, t->unit));
-  web_buf_puts(b, "}");
+  pp_buf_puts(b, "}");
 }
 
 /* ---- /api/v1/render --------------------------------------------------------------------------- */
@@ -229,7 +229,7 @@ static void value_type(web_buf *b, const pprof_profile *p, const pprof_value_typ
  * needs its parent kept, which ids guarantee to be decided first: a parent is created before its
  * children), as [name, parent, self, total(, baseSelf, baseTotal)] into nodes, and the names they
  * use, each once, into names. */
-static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, web_buf *names, web_buf *nodes,
+static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, pp_buf *names, pp_buf *nodes,
                        size_t *ret_kept, size_t *ret_pruned) {
   int64_t *key = malloc(t->nnodes * sizeof *key), *sorted = malloc(t->nnodes * sizeof *sorted);
   int32_t *remap = malloc(t->nnodes * sizeof *remap);
@@ -261,14 +261,14 @@ static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, web
         goto out;
       }
       if (added == 1) {
-        if (ni) web_buf_put(names, ",", 1);
+        if (ni) pp_buf_put(names, ",", 1);
         web_json_str(names, t->names[i]);
       }
-      if (kept > 1) web_buf_put(nodes, ",", 1);
-      web_buf_printf(nodes, "[%u,%d,%lld,%lld", ni, i ? remap[t->parent[i]] : -1, (long long)t->self[i * nin],
+      if (kept > 1) pp_buf_put(nodes, ",", 1);
+      pp_buf_printf(nodes, "[%u,%d,%lld,%lld", ni, i ? remap[t->parent[i]] : -1, (long long)t->self[i * nin],
                      (long long)t->total[i * nin]);
-      if (nin == 2) web_buf_printf(nodes, ",%lld,%lld", (long long)t->self[i * nin + 1], (long long)t->total[i * nin + 1]);
-      web_buf_put(nodes, "]", 1);
+      if (nin == 2) pp_buf_printf(nodes, ",%lld,%lld", (long long)t->self[i * nin + 1], (long long)t->total[i * nin + 1]);
+      pp_buf_put(nodes, "]", 1);
     } else {
       pruned++;
     }
@@ -286,7 +286,7 @@ out:
 
 /* The top table, with the base's values by function name (functions only the base has are rows
  * too, with flat and cum 0, or a comparison would not show what vanished). */
-static int write_top(const pprof_top *tc, const pprof_top *tb, long topn, web_buf *top) {
+static int write_top(const pprof_top *tc, const pprof_top *tb, long topn, pp_buf *top) {
   htab bnames;
   memset(&bnames, 0, sizeof bnames);
   bool *in_cmp = NULL;
@@ -308,23 +308,23 @@ static int write_top(const pprof_top *tc, const pprof_top *tb, long topn, web_bu
     int64_t k = tb ? htab_find(&bnames, tc->funcs[i].name, strlen(tc->funcs[i].name)) : -1;
     if (k >= 0) in_cmp[k] = true;
     if (i >= (size_t)topn) continue;
-    if (rows++) web_buf_put(top, ",", 1);
-    web_buf_puts(top, "{\"name\":");
+    if (rows++) pp_buf_put(top, ",", 1);
+    pp_buf_puts(top, "{\"name\":");
     web_json_str(top, tc->funcs[i].name);
-    web_buf_printf(top, ",\"flat\":%lld,\"cum\":%lld", (long long)tc->funcs[i].flat, (long long)tc->funcs[i].cum);
+    pp_buf_printf(top, ",\"flat\":%lld,\"cum\":%lld", (long long)tc->funcs[i].flat, (long long)tc->funcs[i].cum);
     if (tb)
-      web_buf_printf(top, ",\"baseFlat\":%lld,\"baseCum\":%lld", (long long)(k >= 0 ? tb->funcs[k].flat : 0),
+      pp_buf_printf(top, ",\"baseFlat\":%lld,\"baseCum\":%lld", (long long)(k >= 0 ? tb->funcs[k].flat : 0),
                      (long long)(k >= 0 ? tb->funcs[k].cum : 0));
-    web_buf_put(top, "}", 1);
+    pp_buf_put(top, "}", 1);
   }
   for (size_t k = 0; tb && k < tb->nfuncs && rows < (size_t)topn; k++) {
     if (in_cmp[k]) continue;
-    if (rows++) web_buf_put(top, ",", 1);
-    web_buf_puts(top, "{\"name\":");
+    if (rows++) pp_buf_put(top, ",", 1);
+    pp_buf_puts(top, "{\"name\":");
     web_json_str(top, tb->funcs[k].name);
-    web_buf_printf(top, ",\"flat\":0,\"cum\":0,\"baseFlat\":%lld,\"baseCum\":%lld", (long long)tb->funcs[k].flat,
+    pp_buf_printf(top, ",\"flat\":0,\"cum\":0,\"baseFlat\":%lld,\"baseCum\":%lld", (long long)tb->funcs[k].flat,
                    (long long)tb->funcs[k].cum);
-    web_buf_put(top, "}", 1);
+    pp_buf_put(top, "}", 1);
   }
 out:
   free(in_cmp);
@@ -355,11 +355,11 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   memset(&t, 0, sizeof t);
   bool have_t = false, have_tc = false, have_tb = false;
   pprof_top tc, tb;
-  web_buf names, nodes, top, a;
-  web_buf_init(&names, x->budget);
-  web_buf_init(&nodes, x->budget);
-  web_buf_init(&top, x->budget);
-  web_buf_init(&a, x->budget);
+  pp_buf names, nodes, top, a;
+  pp_buf_init(&names, x->budget);
+  pp_buf_init(&nodes, x->budget);
+  pp_buf_init(&top, x->budget);
+  pp_buf_init(&a, x->budget);
   int r = store_merged(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, &cmp, &ncmp, &err);
   if (r == 0 && has_base) r = store_merged(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS, &base, &nbase, &err);
   if (r < 0) {
@@ -411,24 +411,24 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 500, "internal", "out of memory");
     goto done;
   }
-  web_buf_puts(&a, "{\"status\":\"success\",\"data\":{\"profileType\":");
+  pp_buf_puts(&a, "{\"status\":\"success\",\"data\":{\"profileType\":");
   web_json_str(&a, s.type);
-  web_buf_puts(&a, ",\"sampleType\":");
+  pp_buf_puts(&a, ",\"sampleType\":");
   value_type(&a, cmp, &cmp->sample_type[si]);
-  web_buf_printf(&a, ",\"profiles\":%zu,\"total\":%lld,\"names\":[", ncmp, (long long)tc.total);
-  web_buf_put(&a, names.p, names.len);
-  web_buf_puts(&a, "],\"nodes\":[");
-  web_buf_put(&a, nodes.p, nodes.len);
-  web_buf_printf(&a, "],\"pruned\":{\"nodes\":%zu,\"kept\":%zu},\"top\":[", pruned, kept);
-  web_buf_put(&a, top.p, top.len);
-  web_buf_puts(&a, "],\"sampleTypes\":[");
+  pp_buf_printf(&a, ",\"profiles\":%zu,\"total\":%lld,\"names\":[", ncmp, (long long)tc.total);
+  pp_buf_put(&a, names.p, names.len);
+  pp_buf_puts(&a, "],\"nodes\":[");
+  pp_buf_put(&a, nodes.p, nodes.len);
+  pp_buf_printf(&a, "],\"pruned\":{\"nodes\":%zu,\"kept\":%zu},\"top\":[", pruned, kept);
+  pp_buf_put(&a, top.p, top.len);
+  pp_buf_puts(&a, "],\"sampleTypes\":[");
   for (size_t i = 0; i < cmp->nsample_type; i++) {
-    if (i) web_buf_put(&a, ",", 1);
+    if (i) pp_buf_put(&a, ",", 1);
     value_type(&a, cmp, &cmp->sample_type[i]);
   }
-  web_buf_put(&a, "]", 1);
-  if (have_tb) web_buf_printf(&a, ",\"baseTotal\":%lld,\"baseProfiles\":%zu", (long long)tb.total, nbase);
-  web_buf_puts(&a, "}}");
+  pp_buf_put(&a, "]", 1);
+  if (have_tb) pp_buf_printf(&a, ",\"baseTotal\":%lld,\"baseProfiles\":%zu", (long long)tb.total, nbase);
+  pp_buf_puts(&a, "}}");
   if (names.failed || nodes.failed || top.failed) a.failed = true, a.over = names.over || nodes.over || top.over;
   used += names.len + nodes.len + top.len;
   if (a.failed && a.over) over_budget(out, "the answer", used + a.len, x->budget);
@@ -439,10 +439,10 @@ done:
   if (have_t) pprof_multitree_release(&t);
   pprof_free(cmp);
   pprof_free(base);
-  web_buf_free(&names);
-  web_buf_free(&nodes);
-  web_buf_free(&top);
-  web_buf_free(&a);
+  pp_buf_free(&names);
+  pp_buf_free(&nodes);
+  pp_buf_free(&top);
+  pp_buf_free(&a);
 }
 
 /* ---- /api/v1/timeline ------------------------------------------------------------------------- */
@@ -508,8 +508,8 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
     series[i] = id;
     start[id + 1]++;
   }
-  web_buf b;
-  web_buf_init(&b, x->budget);
+  pp_buf b;
+  pp_buf_init(&b, x->budget);
   if (ok) {
     for (size_t j = 0; j < nseries; j++) start[j + 1] += start[j];
     size_t *fill = calloc(nseries + 1, sizeof *fill);
@@ -519,20 +519,20 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
     free(fill);
   }
   if (ok) {
-    web_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+    pp_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
     for (size_t j = 0; j < nseries; j++) {
-      if (j) web_buf_put(&b, ",", 1);
-      web_buf_puts(&b, "{\"labels\":");
+      if (j) pp_buf_put(&b, ",", 1);
+      pp_buf_puts(&b, "{\"labels\":");
       web_json_labels(&b, rows[first[j]].labels_json);
-      web_buf_puts(&b, ",\"points\":[");
+      pp_buf_puts(&b, ",\"points\":[");
       for (size_t k = start[j]; k < start[j + 1]; k++) {
         const store_row *r = &rows[order[k]];
-        web_buf_printf(&b, "%s[%lld,%lld,%lld]", k > start[j] ? "," : "", (long long)r->start_ns, (long long)r->end_ns,
+        pp_buf_printf(&b, "%s[%lld,%lld,%lld]", k > start[j] ? "," : "", (long long)r->start_ns, (long long)r->end_ns,
                        val[order[k]]);
       }
-      web_buf_puts(&b, "]}");
+      pp_buf_puts(&b, "]}");
     }
-    web_buf_puts(&b, "]}");
+    pp_buf_puts(&b, "]}");
   }
   htab_free(&ids);
   free(series);
@@ -545,7 +545,7 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
     answer(x, out, "the answer", "application/json", &b);
   } else {
     web_resp_error(out, 500, "internal", "out of memory");
-    web_buf_free(&b);
+    pp_buf_free(&b);
   }
 }
 
@@ -592,17 +592,17 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 500, "internal", err.msg);
     goto done;
   }
-  web_buf wb;
-  web_buf_init(&wb, x->budget);
-  web_buf_put(&wb, buf, len);
+  pp_buf wb;
+  pp_buf_init(&wb, x->budget);
+  pp_buf_put(&wb, buf, len);
   free(buf);
   if (wb.over) {
     over_budget(out, "the encoded profile", len, x->budget);
-    web_buf_free(&wb);
+    pp_buf_free(&wb);
     goto done;
   }
   web_resp_buf(out, 200, "application/octet-stream", &wb);
-  web_buf_free(&wb);
+  pp_buf_free(&wb);
   /* a file name from request input: only safe characters survive */
   char fname[160];
   const char *name = web_param(p, "name");
@@ -666,35 +666,35 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   char next[64];
   page_next(next, sizeof next, v, n, more);
-  web_buf b;
-  web_buf_init(&b, x->budget);
-  web_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+  pp_buf b;
+  pp_buf_init(&b, x->budget);
+  pp_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
   for (size_t i = 0; i < n; i++) {
-    web_buf_puts(&b, i ? ",{\"labels\":" : "{\"labels\":");
+    pp_buf_puts(&b, i ? ",{\"labels\":" : "{\"labels\":");
     web_json_labels(&b, v[i].labels_json);
-    web_buf_puts(&b, ",\"profileType\":");
+    pp_buf_puts(&b, ",\"profileType\":");
     web_json_str(&b, v[i].type);
-    web_buf_puts(&b, ",\"sampleTypes\":[");
+    pp_buf_puts(&b, ",\"sampleTypes\":[");
     char *st = v[i].sample_types, *save = NULL;
     int k = 0;
     for (char *tok = strtok_r(st, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++) {
       char *slash = strchr(tok, '/');
       if (slash) *slash = '\0';
-      web_buf_puts(&b, k ? ",{\"type\":" : "{\"type\":");
+      pp_buf_puts(&b, k ? ",{\"type\":" : "{\"type\":");
       web_json_str(&b, tok);
-      web_buf_puts(&b, ",\"unit\":");
+      pp_buf_puts(&b, ",\"unit\":");
       web_json_str(&b, slash ? slash + 1 : "");
-      web_buf_put(&b, "}", 1);
+      pp_buf_put(&b, "}", 1);
     }
-    web_buf_printf(&b, "],\"firstUnixNano\":%lld,\"lastUnixNano\":%lld,\"profiles\":%lld}", (long long)v[i].first_ns,
+    pp_buf_printf(&b, "],\"firstUnixNano\":%lld,\"lastUnixNano\":%lld,\"profiles\":%lld}", (long long)v[i].first_ns,
                    (long long)v[i].last_ns, (long long)v[i].count);
   }
-  web_buf_puts(&b, "]");
+  pp_buf_puts(&b, "]");
   if (next[0]) {
-    web_buf_puts(&b, ",\"next\":");
+    pp_buf_puts(&b, ",\"next\":");
     web_json_str(&b, next);
   }
-  web_buf_puts(&b, "}");
+  pp_buf_puts(&b, "}");
   store_series_free(v, n);
   answer(x, out, "the answer", "application/json", &b);
 }
@@ -719,27 +719,27 @@ void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 500, "internal", err.msg);
     return;
   }
-  web_buf b;
-  web_buf_init(&b, x->budget);
-  web_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+  pp_buf b;
+  pp_buf_init(&b, x->budget);
+  pp_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
   for (size_t i = 0; i < n; i++) {
-    web_buf_printf(&b, "%s{\"id\":%lld,\"labels\":", i ? "," : "", (long long)rows[i].id);
+    pp_buf_printf(&b, "%s{\"id\":%lld,\"labels\":", i ? "," : "", (long long)rows[i].id);
     web_json_labels(&b, rows[i].labels_json);
-    web_buf_puts(&b, ",\"profileType\":");
+    pp_buf_puts(&b, ",\"profileType\":");
     web_json_str(&b, rows[i].type);
-    web_buf_printf(&b, ",\"startUnixNano\":%lld,\"endUnixNano\":%lld,\"bytes\":%llu,\"sampleTypes\":", (long long)rows[i].start_ns,
+    pp_buf_printf(&b, ",\"startUnixNano\":%lld,\"endUnixNano\":%lld,\"bytes\":%llu,\"sampleTypes\":", (long long)rows[i].start_ns,
                    (long long)rows[i].end_ns, (unsigned long long)rows[i].size);
     web_json_str(&b, rows[i].sample_types);
-    web_buf_puts(&b, ",\"totals\":[");
+    pp_buf_puts(&b, ",\"totals\":[");
     char *save = NULL;
     int k = 0;
     for (char *tok = strtok_r(rows[i].totals, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++) {
-      if (k) web_buf_put(&b, ",", 1);
+      if (k) pp_buf_put(&b, ",", 1);
       put_i64(&b, strtoll(tok, NULL, 10));
     }
-    web_buf_puts(&b, "]}");
+    pp_buf_puts(&b, "]}");
   }
-  web_buf_puts(&b, "]}");
+  pp_buf_puts(&b, "]}");
   store_rows_free(rows, n);
   answer(x, out, "the answer", "application/json", &b);
 }
@@ -753,18 +753,18 @@ void web_api_targets(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 500, "internal", "cannot list the targets");
     return;
   }
-  web_buf b;
-  web_buf_init(&b, x->budget);
-  web_buf_puts(&b, "{\"status\":\"success\",\"data\":");
-  web_buf_puts(&b, s);
-  web_buf_puts(&b, "}");
+  pp_buf b;
+  pp_buf_init(&b, x->budget);
+  pp_buf_puts(&b, "{\"status\":\"success\",\"data\":");
+  pp_buf_puts(&b, s);
+  pp_buf_puts(&b, "}");
   free(s);
   answer(x, out, "the answer", "application/json", &b);
 }
 
 /* ---- /raw ---------------------------------------------------------------------------------------- */
 
-static void html(web_buf *b, const char *s) { web_json_text(b, s, strlen(s), 1); }
+static void html(pp_buf *b, const char *s) { web_json_text(b, s, strlen(s), 1); }
 
 /* The seed's list of stored series, as a plain page with download links; in pages like
  * /api/v1/series (limit=, after=), WEB_RAW_PAGE series unless limit= says, so a store of
@@ -794,45 +794,45 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   char next[64];
   page_next(next, sizeof next, v, n, more);
-  web_buf b;
-  web_buf_init(&b, x->budget);
-  web_buf_puts(&b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"
+  pp_buf b;
+  pp_buf_init(&b, x->budget);
+  pp_buf_puts(&b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"
                    "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/ui/app.css\"></head><body><main><h1>Stored series</h1>"
                    "<table><tr><th>labels</th><th>type</th><th>profiles</th><th>download</th></tr>");
   for (size_t i = 0; i < n; i++) {
-    web_buf_puts(&b, "<tr><td>");
+    pp_buf_puts(&b, "<tr><td>");
     html(&b, v[i].labels_json);
-    web_buf_puts(&b, "</td><td>");
+    pp_buf_puts(&b, "</td><td>");
     html(&b, v[i].type);
-    web_buf_printf(&b, "</td><td>%lld</td><td>", (long long)v[i].count);
+    pp_buf_printf(&b, "</td><td>%lld</td><td>", (long long)v[i].count);
     /* a link built from stored labels: each value percent-encoded, then the whole HTML-escaped */
-    web_buf link;
-    web_buf_init(&link, 64 << 10);
-    web_buf_puts(&link, "/api/v1/profile?type=");
-    web_buf_puts(&link, v[i].type);
+    pp_buf link;
+    pp_buf_init(&link, 64 << 10);
+    pp_buf_puts(&link, "/api/v1/profile?type=");
+    pp_buf_puts(&link, v[i].type);
     json_t *labels = web_json_load_labels(v[i].labels_json);
     const char *k;
     json_t *val;
     json_object_foreach(labels, k, val) {
       char *ek = curl_easy_escape(NULL, k, 0), *ev = curl_easy_escape(NULL, json_string_value(val) ? json_string_value(val) : "", 0);
-      if (ek && ev) web_buf_printf(&link, "&%s=%s", ek, ev);
+      if (ek && ev) pp_buf_printf(&link, "&%s=%s", ek, ev);
       curl_free(ek);
       curl_free(ev);
     }
     json_decref(labels);
-    web_buf_puts(&b, "<a href=\"");
+    pp_buf_puts(&b, "<a href=\"");
     if (link.p) html(&b, link.p);
-    web_buf_puts(&b, "\">pprof</a></td></tr>");
-    web_buf_free(&link);
+    pp_buf_puts(&b, "\">pprof</a></td></tr>");
+    pp_buf_free(&link);
   }
   store_series_free(v, n);
-  web_buf_puts(&b, "</table>");
+  pp_buf_puts(&b, "</table>");
   if (next[0]) {
     /* the cursor is digits, ':' and a type name: nothing to encode */
-    web_buf_printf(&b, "<p><a rel=\"next\" href=\"/raw?limit=%ld&amp;after=", limit);
+    pp_buf_printf(&b, "<p><a rel=\"next\" href=\"/raw?limit=%ld&amp;after=", limit);
     html(&b, next);
-    web_buf_puts(&b, "\">next page</a></p>");
+    pp_buf_puts(&b, "\">next page</a></p>");
   }
-  web_buf_puts(&b, "</main></body></html>");
+  pp_buf_puts(&b, "</main></body></html>");
   answer(x, out, "the page", "text/html; charset=utf-8", &b);
 }

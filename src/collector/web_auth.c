@@ -2,7 +2,7 @@
 #include "web_auth.h"
 
 #include "../base/file.h"
-#include "web_int.h" /* web_now_ns */
+#include "web_int.h"
 
 #include <crypt.h>
 #include <pthread.h>
@@ -124,7 +124,7 @@ web_auth_state *web_auth_state_new(const web_auth *cfg) {
   s->cfg = cfg;
   if (getrandom(s->key, sizeof s->key, 0) != (ssize_t)sizeof s->key) {
     /* no entropy source: the clock and the address of this state are all there is */
-    s->key[0] = (uint64_t)web_now_ns() ^ (uint64_t)(uintptr_t)s;
+    s->key[0] = (uint64_t)pp_clock_mono_ns() ^ (uint64_t)(uintptr_t)s;
     s->key[1] = rotl(s->key[0], 29) ^ 0x9e3779b97f4a7c15ULL;
     s->key[2] = s->key[0] * 0xff51afd7ed558ccdULL, s->key[3] = s->key[1] * 0xc4ceb9fe1a85ec53ULL;
   }
@@ -208,7 +208,7 @@ web_auth_result web_auth_check(web_auth_state *s, const char *header, const char
                                const char *addr, unsigned *ret_retry_after) {
   const web_auth *a = s->cfg;
   if (!web_auth_enabled(a)) return WEB_AUTH_OK;
-  int64_t now = web_now_ns();
+  int64_t now = pp_clock_mono_ns();
   web_auth_result r = WEB_AUTH_DENIED;
   uint64_t h[2] = {0, 0};
   bool basic = header && a->nusers && !strncmp(header, "Basic ", 6) && user && pass;
@@ -245,7 +245,7 @@ web_auth_result web_auth_verify(web_auth_state *s, const char *user, const char 
   }
   uint64_t h[2];
   if (ok) cred_hash(s, user, pass, h);
-  int64_t now = web_now_ns();
+  int64_t now = pp_clock_mono_ns();
   pthread_mutex_lock(&s->mu);
   s->counts.verifications += hash != NULL;
   if (ok) {

@@ -7,7 +7,7 @@
  *   web_assets.c  the UI's files compiled into the binary
  *   web_work.c    the query pool: N slots, a short queue, deadlines, one run per identical query
  *   web_cache.c   recent answers by query and store state
- *   web_json.c    text from profiles made valid (JSON, HTML); web_buf.c its buffer
+ *   web_json.c    text from profiles made valid (JSON, HTML); pp_buf.c its buffer
  *
  * An answer (web_resp) is built away from libmicrohttpd, on whatever thread computed it, and
  * sent by web.c; its body is shared by reference with the cache and with every request that
@@ -23,7 +23,8 @@
 #include "scrape.h"
 #include "store.h"
 #include "web.h"
-#include "web_buf.h"
+#include "../base/clock.h"
+#include "../base/buf.h"
 
 /* Query parameters in request order. The strings belong to the connection, or, after
  * web_params_copy, to the copy (released by web_params_release). */
@@ -42,12 +43,12 @@ void web_params_release(web_params *p);
 typedef struct web_body {
   int refs;
   size_t len;
-  char *data; /* NUL-terminated; the bytes the web_buf built, taken without a copy */
+  char *data; /* NUL-terminated; the bytes the pp_buf built, taken without a copy */
 } web_body;
 
 /* Takes the buffer's bytes into a new body with one reference, leaving the buffer empty (NULL,
  * and the buffer as it was, when it failed or memory ran out). */
-web_body *web_body_from(web_buf *b);
+web_body *web_body_from(pp_buf *b);
 web_body *web_body_ref(web_body *x);
 void web_body_unref(web_body *x);
 
@@ -68,7 +69,7 @@ void web_resp_release(web_resp *r);
 /* A copy holding its own reference to the body. */
 void web_resp_copy(web_resp *dst, const web_resp *src);
 /* The buffer as the answer (500 when it failed for lack of memory, 422 over the budget). */
-void web_resp_buf(web_resp *r, unsigned status, const char *ctype, web_buf *b);
+void web_resp_buf(web_resp *r, unsigned status, const char *ctype, pp_buf *b);
 void web_resp_text(web_resp *r, unsigned status, const char *text);
 /* The Prometheus-style error envelope {"status":"error","errorType":..,"error":..}. */
 void web_resp_error(web_resp *r, unsigned status, const char *type, const char *msg);
@@ -80,6 +81,5 @@ typedef struct web_ctx {
   size_t budget;
 } web_ctx;
 
-int64_t web_now_ns(void); /* CLOCK_MONOTONIC */
 
 #endif

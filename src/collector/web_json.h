@@ -9,7 +9,7 @@
  * what a browser would show for the same bytes and one string in is one string out.
  *
  * JSON strings are written as UTF-8 with RFC 8259's escapes (quote, backslash, control
- * characters). Writers append to a web_buf and never fail by themselves; the buffer's cap and
+ * characters). Writers append to a pp_buf and never fail by themselves; the buffer's cap and
  * allocation failures show in its `failed` flag.
  */
 #ifndef COLLECTOR_WEB_JSON_H
@@ -18,21 +18,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "web_buf.h"
+#include "../base/buf.h"
 
 /* A JSON string literal with quotes: s[0..n), or a NUL-terminated s (NULL writes ""). */
-void web_json_strn(web_buf *b, const char *s, size_t n);
-void web_json_str(web_buf *b, const char *s);
+void web_json_strn(pp_buf *b, const char *s, size_t n);
+void web_json_str(pp_buf *b, const char *s);
 
 /* "key": -- a member name and its colon. */
-void web_json_key(web_buf *b, const char *key);
+void web_json_key(pp_buf *b, const char *key);
 
 /* Valid UTF-8 text (invalid sequences as U+FFFD, bytes EF BF BD); html also escapes < > & " '. */
-void web_json_text(web_buf *b, const char *s, size_t n, int html);
+void web_json_text(pp_buf *b, const char *s, size_t n, int html);
 
 /* The store's labels (a JSON object of strings, labels_json of store.h) as a JSON object,
  * re-written through the rules above; "{}" when the text is not such an object. */
-void web_json_labels(web_buf *b, const char *labels_json);
+void web_json_labels(pp_buf *b, const char *labels_json);
 
 /* The same labels read into a jansson object (invalid UTF-8 made valid first), or NULL. */
 struct json_t *web_json_load_labels(const char *labels_json);

@@ -67,12 +67,6 @@ struct web_work {
   web_work_stats st;
 };
 
-int64_t web_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- keys ------------------------------------------------------------------------------------- */
 
 static int cmp_pair(const void *a, const void *b) {
@@ -86,12 +80,12 @@ char *web_work_key(const char *state, const char *path, const web_params *p) {
   for (size_t i = 0; i < p->n; i++) pairs[i][0] = p->k[i], pairs[i][1] = p->v[i];
   qsort(pairs, p->n, sizeof pairs[0], cmp_pair);
   /* lengths first: any bytes may be in a value, and no two queries may share a key */
-  web_buf b;
-  web_buf_init(&b, 0);
-  web_buf_printf(&b, "%zu:%s%zu:%s", strlen(state), state, strlen(path), path);
+  pp_buf b;
+  pp_buf_init(&b, 0);
+  pp_buf_printf(&b, "%zu:%s%zu:%s", strlen(state), state, strlen(path), path);
   for (size_t i = 0; i < p->n; i++)
-    web_buf_printf(&b, "%zu:%s%zu:%s", strlen(pairs[i][0]), pairs[i][0], strlen(pairs[i][1]), pairs[i][1]);
-  return web_buf_take(&b, NULL);
+    pp_buf_printf(&b, "%zu:%s%zu:%s", strlen(pairs[i][0]), pairs[i][0], strlen(pairs[i][1]), pairs[i][1]);
+  return pp_buf_take(&b, NULL);
 }
 
 /* ---- answering --------------------------------------------------------------------------------- */
@@ -180,9 +174,9 @@ static void *worker(void *p) {
 
     web_resp out;
     memset(&out, 0, sizeof out);
-    int64_t t0 = web_now_ns();
+    int64_t t0 = pp_clock_mono_ns();
     f->fn(f->arg, w->o.budget, &out);
-    double secs = (double)(web_now_ns() - t0) / 1e9;
+    double secs = (double)(pp_clock_mono_ns() - t0) / 1e9;
     /* into the cache before the flight ends: a request for the same key finds one or the other */
     if (f->key && w->o.cache && cacheable(&out)) web_cache_put(w->o.cache, f->key, &out);
 
@@ -215,7 +209,7 @@ static void *timer(void *p) {
   web_work *w = p;
   pthread_mutex_lock(&w->mu);
   while (!w->stopping) {
-    int64_t now = web_now_ns(), next = now + 1000000000;
+    int64_t now = pp_clock_mono_ns(), next = now + 1000000000;
     web_ticket *wake = NULL;
     for (flight *f = w->flights, *fnext; f; f = fnext) {
       fnext = f->next_all;
@@ -267,7 +261,7 @@ static void *timer(void *p) {
       pthread_mutex_lock(&w->mu);
       continue;
     }
-    struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
+    struct timespec ts = pp_clock_timespec(next); /* timer_cv waits on CLOCK_MONOTONIC */
     pthread_cond_timedwait(&w->timer_cv, &w->mu, &ts);
   }
   pthread_mutex_unlock(&w->mu);
@@ -420,7 +414,7 @@ web_ticket *web_work_submit(web_work *w, web_lane ln, const char *key, web_job_f
     f->fn = fn;
     f->arg = arg;
     f->free_arg = free_arg;
-    f->queued_at = web_now_ns();
+    f->queued_at = pp_clock_mono_ns();
     f->waiters = t;
     t->fl = f;
     if (l->qt) l->qt->next_q = f;

@@ -79,7 +79,7 @@ void web_work_free(web_work *w);
  * order does not matter). malloc'd. */
 char *web_work_key(const char *state, const char *path, const web_params *p);
 
-/* Submits fn(arg) for a request that arrived at arrived_ns (web_now_ns). key NULL: not shared,
+/* Submits fn(arg) for a request that arrived at arrived_ns (pp_clock_mono_ns). key NULL: not shared,
  * not cached. Returns a ticket (the caller suspends conn; wake(conn) follows), or NULL with the
  * answer in *now (a cache hit, or a refusal). arg is freed by free_arg (may be NULL) when no
  * longer needed, whichever way it went. */

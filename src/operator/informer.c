@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../base/clock.h"
+
 #define BACKOFF_MIN_MS 800
 #define BACKOFF_MAX_MS 30000
 #define HEALTHY_RESET_MS 120000
@@ -45,12 +47,6 @@ struct informer {
   inf_stats stats;
   char last_error[512];
 };
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void key_of(const json_t *obj, char *buf, size_t n) {
   const json_t *md = json_object_get(obj, "metadata");
@@ -217,7 +213,7 @@ static void start_page(informer *inf, int64_t now);
 /* One page of a list arrived (or did not). */
 static void on_page(void *ud, int st, json_t *body, const pp_err *err) {
   informer *inf = ud;
-  int64_t now = mono_ms();
+  int64_t now = pp_clock_mono_ms();
   inf->list_req = NULL;
   if (st == 410 && inf->cont[0]) { /* the continue token expired: start over */
     json_object_clear(inf->fresh);
@@ -318,7 +314,7 @@ static bool on_event(void *ud, const char *type, json_t *obj) {
 
 static void on_watch_end(void *ud, const kc_watch_end *e) {
   informer *inf = ud;
-  int64_t now = mono_ms();
+  int64_t now = pp_clock_mono_ms();
   inf->w = NULL;
   inf->stats.watch_restarts++;
   if (inf->gone || e->http_status == 410) {

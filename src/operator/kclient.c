@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../base/b64.h"
+#include "../base/buf.h"
 #include "../base/file.h"
 #include "kyaml.h"
 
@@ -165,12 +166,6 @@ int kc_config_incluster(kc_config *ret, pp_err *err) {
 
 /* ---- client ---------------------------------------------------------------------------------- */
 
-typedef struct membuf {
-  char *p;
-  size_t len, cap, max;
-  bool over;
-} membuf;
-
 /* What CURLOPT_PRIVATE of every transfer on the multi handle points to, so kc_poll can tell
  * a request from a watch. */
 enum { X_REQ = 1, X_WATCH };
@@ -191,7 +186,7 @@ struct kclient {
   pid_t exec_pid;         /* 0 = none running */
   int exec_fd;            /* its stdout */
   bool exec_eof;          /* stdout closed: waiting for it to exit */
-  membuf exec_out;        /* what it printed so far (at most 1 MiB) */
+  pp_buf exec_out;        /* what it printed so far (at most 1 MiB) */
   time_t exec_deadline;   /* killed past this (30 s) */
   time_t exec_failed_at;  /* the last run failed (not started again for EXEC_RETRY_S) */
   time_t token_obtained;  /* when the plugin's credential arrived */
@@ -315,7 +310,7 @@ void kc_free(kclient *c) {
     waitpid(c->exec_pid, NULL, 0);
   }
   if (c->exec_fd >= 0) close(c->exec_fd);
-  free(c->exec_out.p);
+  pp_buf_free(&c->exec_out);
   if (c->multi) curl_multi_cleanup(c->multi); /* the caller has cancelled its watches */
   if (c->easy) curl_easy_cleanup(c->easy);
   kc_config_free(&c->cfg);
@@ -335,23 +330,9 @@ char *kc_escape(const char *s) {
 
 
 static size_t on_body(char *data, size_t sz, size_t n, void *ud) {
-  membuf *b = ud;
+  pp_buf *b = ud;
   size_t len = sz * n;
-  if (b->len + len > b->max) {
-    b->over = true;
-    return 0;
-  }
-  if (b->len + len + 1 > b->cap) {
-    size_t nc = (b->len + len + 1) * 2;
-    char *np = realloc(b->p, nc);
-    if (!np) return 0;
-    b->p = np;
-    b->cap = nc;
-  }
-  memcpy(b->p + b->len, data, len);
-  b->len += len;
-  b->p[b->len] = '\0';
-  return len;
+  return pp_buf_put(b, data, len) ? len : 0; /* past max (b->over) or out of memory: the transfer stops */
 }
 
 /* Starts the exec credential plugin; exec_pump reads its answer. */
@@ -420,7 +401,7 @@ static int exec_begin(kclient *c, pp_err *err) {
   c->exec_pid = pid;
   c->exec_fd = fds[0];
   c->exec_eof = false;
-  c->exec_out = (membuf){.max = 1 << 20};
+  pp_buf_init(&c->exec_out, 1 << 20);
   c->exec_deadline = time(NULL) + EXEC_TIMEOUT_S;
   return 0;
 }
@@ -464,8 +445,7 @@ static int exec_finish(kclient *c, int r, int status, pp_err *err) {
   close(c->exec_fd);
   c->exec_fd = -1;
   c->exec_pid = 0;
-  free(c->exec_out.p);
-  c->exec_out = (membuf){0};
+  pp_buf_free(&c->exec_out);
   return r < 0 ? r : 1;
 }
 
@@ -529,7 +509,7 @@ static struct curl_slist *headers(kclient *c, const char *ctype) {
 /* Sets up h for one request (kc_do's and kc_start's): URL, method, headers, body, limits.
  * *ret_url, *ret_payload and *ret_hd are the caller's to free once the transfer is over. */
 static int setup_request(kclient *c, CURL *h, bool wait, const char *method, const char *path, const char *ctype,
-                         const json_t *body, long timeout_ms, membuf *b, char **ret_url, char **ret_payload,
+                         const json_t *body, long timeout_ms, pp_buf *b, char **ret_url, char **ret_payload,
                          struct curl_slist **ret_hd, pp_err *err) {
   int r = refresh_token(c, wait, err);
   if (r < 0) return r;
@@ -566,7 +546,7 @@ static int setup_request(kclient *c, CURL *h, bool wait, const char *method, con
 
 /* The outcome of a finished request: its status (or a negative code), its JSON body, its
  * error message. */
-static int finish_request(kclient *c, CURL *h, CURLcode cc, const char *method, const char *path, membuf *b, json_t **ret,
+static int finish_request(kclient *c, CURL *h, CURLcode cc, const char *method, const char *path, pp_buf *b, json_t **ret,
                           pp_err *err) {
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -594,7 +574,8 @@ int kc_do(kclient *c, const char *method, const char *path, const char *ctype, c
   if (ret) *ret = NULL;
   CURL *h = c->easy;
   curl_easy_reset(h);
-  membuf b = {.max = KC_MAX_RESPONSE};
+  pp_buf b;
+  pp_buf_init(&b, KC_MAX_RESPONSE);
   char *url, *payload;
   struct curl_slist *hd;
   int r = setup_request(c, h, true, method, path, ctype, body, KC_DEFAULT_TIMEOUT_MS, &b, &url, &payload, &hd, err);
@@ -605,7 +586,7 @@ int kc_do(kclient *c, const char *method, const char *path, const char *ctype, c
   curl_slist_free_all(hd);
   free(payload);
   free(url);
-  free(b.p);
+  pp_buf_free(&b);
   if (ret) *ret = j;
   else json_decref(j);
   return r;
@@ -619,7 +600,7 @@ struct kc_req {
   CURL *h;
   struct curl_slist *hd;
   char *url, *payload, *method, *path;
-  membuf body;
+  pp_buf body;
   bool priority, started;
   kc_done_fn fn;
   void *ud;
@@ -642,7 +623,7 @@ static void req_free(kc_req *r) {
   free(r->payload);
   free(r->method);
   free(r->path);
-  free(r->body.p);
+  pp_buf_free(&r->body);
   free(r);
 }
 
@@ -667,7 +648,7 @@ int kc_start(kclient *c, const char *method, const char *path, const char *ctype
   r->fn = fn;
   r->ud = ud;
   r->priority = o && o->priority;
-  r->body.max = KC_MAX_RESPONSE;
+  pp_buf_init(&r->body, KC_MAX_RESPONSE);
   long timeout = o && o->timeout_ms > 0 ? o->timeout_ms : KC_DEFAULT_TIMEOUT_MS;
   int rc = setup_request(c, r->h, false, method, path, ctype, body, timeout, &r->body, &r->url, &r->payload, &r->hd, err);
   if (rc < 0) {
@@ -737,7 +718,7 @@ struct kc_watch {
   kc_event_fn fn;
   kc_watch_end_fn end;
   void *ud;
-  membuf line;
+  pp_buf line;
   int reason;    /* KC_WATCH_*: why the stream stopped, when our side stopped it */
   char why[200]; /* what was wrong with the event */
 };
@@ -759,12 +740,8 @@ static size_t on_stream(char *data, size_t sz, size_t n, void *ud) {
       json_error_t je;
       json_t *ev = json_loadb(w->line.p, w->line.len, 0, &je);
       size_t evlen = w->line.len;
-      w->line.len = 0;
-      if (w->line.cap > (256u << 10)) { /* one big event (a 2 MB ConfigMap) must not pin its buffer */
-        free(w->line.p);
-        w->line.p = NULL;
-        w->line.cap = 0;
-      }
+      if (w->line.cap > (256u << 10)) pp_buf_free(&w->line); /* one big event (a 2 MB ConfigMap) must not pin its buffer */
+      else pp_buf_clear(&w->line);
       const char *type = str_at(ev, "type");
       json_t *obj = json_object_get(ev, "object");
       if (!type || !json_is_object(obj)) {
@@ -800,7 +777,7 @@ int kc_watch_start(kclient *c, const char *path, kc_event_fn fn, kc_watch_end_fn
   w->fn = fn;
   w->end = end;
   w->ud = ud;
-  w->line.max = KC_MAX_EVENT;
+  pp_buf_init(&w->line, KC_MAX_EVENT);
   w->hd = headers(c, NULL);
   setup_tls(w->h, &c->cfg);
   curl_easy_setopt(w->h, CURLOPT_URL, url);
@@ -836,7 +813,7 @@ static void watch_free(kclient *c, kc_watch *w) {
   curl_multi_remove_handle(c->multi, w->h);
   curl_easy_cleanup(w->h);
   curl_slist_free_all(w->hd);
-  free(w->line.p);
+  pp_buf_free(&w->line);
   free(w);
 }
 

@@ -29,55 +29,58 @@ static json_t *scalar(const yaml_node_t *n) {
   return json_stringn(v, len);
 }
 
-static json_t *convert(yaml_document_t *doc, yaml_node_t *n, int depth, pp_err *err) {
-  if (depth > KYAML_MAX_DEPTH) {
-    pp_err_set(err, PP_ELIMIT, "line %zu: nested deeper than %d levels", n->start_mark.line + 1, KYAML_MAX_DEPTH);
-    return NULL;
-  }
+/* n as JSON in *ret: 0, or a negative PP_E* code, also in err (which may be NULL: the code
+ * never comes from err). */
+static int convert(yaml_document_t *doc, yaml_node_t *n, int depth, json_t **ret, pp_err *err) {
+  if (depth > KYAML_MAX_DEPTH)
+    return pp_err_set(err, PP_ELIMIT, "line %zu: nested deeper than %d levels", n->start_mark.line + 1, KYAML_MAX_DEPTH);
   if (n->type == YAML_SCALAR_NODE) {
+    /* scalar() fails only on text that is not UTF-8 (jansson refuses it) or out of memory */
     json_t *v = scalar(n);
-    if (!v) pp_err_set(err, PP_EINVAL, "line %zu: a scalar that is not valid UTF-8 text", n->start_mark.line + 1);
-    return v;
+    if (!v) return pp_err_set(err, PP_EINVAL, "line %zu: a scalar that is not valid UTF-8 text", n->start_mark.line + 1);
+    *ret = v;
+    return 0;
   }
   if (n->type == YAML_SEQUENCE_NODE) {
     json_t *a = json_array();
-    for (yaml_node_item_t *it = n->data.sequence.items.start; a && it < n->data.sequence.items.top; it++) {
-      json_t *v = convert(doc, yaml_document_get_node(doc, *it), depth + 1, err);
-      if (!v) {
+    if (!a) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+      json_t *v = NULL;
+      int r = convert(doc, yaml_document_get_node(doc, *it), depth + 1, &v, err);
+      if (r == 0 && json_array_append_new(a, v) < 0) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+      if (r < 0) {
         json_decref(a);
-        return NULL;
+        return r;
       }
-      json_array_append_new(a, v);
     }
-    return a;
+    *ret = a;
+    return 0;
   }
   if (n->type == YAML_MAPPING_NODE) {
     json_t *o = json_object();
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; o && p < n->data.mapping.pairs.top; p++) {
+    if (!o) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
       yaml_node_t *k = yaml_document_get_node(doc, p->key);
-      if (!k || k->type != YAML_SCALAR_NODE) {
-        pp_err_set(err, PP_EINVAL, "line %zu: mapping keys must be scalars", n->start_mark.line + 1);
-        json_decref(o);
-        return NULL;
-      }
-      json_t *v = convert(doc, yaml_document_get_node(doc, p->value), depth + 1, err);
-      if (!v) {
-        json_decref(o);
-        return NULL;
-      }
-      char *key = strndup((const char *)k->data.scalar.value, k->data.scalar.length);
-      if (!key) {
+      int r = 0;
+      json_t *v = NULL;
+      char *key = NULL;
+      if (!k || k->type != YAML_SCALAR_NODE) r = pp_err_set(err, PP_EINVAL, "line %zu: mapping keys must be scalars", n->start_mark.line + 1);
+      if (r == 0) r = convert(doc, yaml_document_get_node(doc, p->value), depth + 1, &v, err);
+      if (r == 0 && !(key = strndup((const char *)k->data.scalar.value, k->data.scalar.length))) {
         json_decref(v);
-        json_decref(o);
-        return NULL;
+        r = pp_err_set(err, PP_ENOMEM, "out of memory");
       }
-      json_object_set_new(o, key, v);
+      if (r == 0 && json_object_set_new(o, key, v) < 0) r = pp_err_set(err, PP_ENOMEM, "out of memory");
       free(key);
+      if (r < 0) {
+        json_decref(o);
+        return r;
+      }
     }
-    return o;
+    *ret = o;
+    return 0;
   }
-  pp_err_set(err, PP_EINVAL, "unsupported YAML node");
-  return NULL;
+  return pp_err_set(err, PP_EINVAL, "unsupported YAML node");
 }
 
 /* Aliases are refused before the document is composed: libyaml would share the node, and a
@@ -124,12 +127,10 @@ int kyaml_load_all(const char *text, size_t len, const char *what, json_t **ret,
       break; /* end of stream */
     }
     bool empty = root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0;
-    json_t *v = empty ? NULL : convert(&doc, root, 0, err);
+    json_t *v = NULL;
+    if (!empty) r = convert(&doc, root, 0, &v, err);
     yaml_document_delete(&doc);
-    if (!empty && !v) {
-      r = err && err->code ? err->code : PP_EINVAL;
-      break;
-    }
+    if (r < 0) break;
     if (v) json_array_append_new(all, v);
   }
   yaml_parser_delete(&p);

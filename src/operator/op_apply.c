@@ -6,8 +6,7 @@
 #include <time.h>
 
 void op_now_rfc3339(char *buf, size_t n, bool micro) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  struct timespec ts = pp_clock_timespec(pp_clock_real_ns());
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
   size_t w = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);

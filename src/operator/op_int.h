@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../base/clock.h"
 #include "../base/blob.h"
 #include "informer.h"
 #include "kqueue.h"
@@ -74,7 +75,6 @@ static inline const json_t *md(const json_t *o) { return json_object_get(o, "met
 
 /* ---- operator.c -------------------------------------------------------------------------- */
 
-int64_t op_now_ms(void);
 void op_enqueue_stack(op *o, const char *ns, const char *name);
 /* Every job's requests dropped, their keys done without a retry (the lead was lost). */
 void op_cancel_jobs(op *o);

@@ -110,7 +110,7 @@ static void on_read(void *ud, int st, json_t *lease, const pp_err *err) {
   const char *holder = str(spec, "holderIdentity");
   char record[512];
   snprintf(record, sizeof record, "%s|%s", holder ? holder : "", str(spec, "renewTime") ?: "");
-  int64_t now = op_now_ms();
+  int64_t now = pp_clock_mono_ms();
   /* expiry is judged by when we saw the record change, not by the other replica's clock */
   if (strcmp(record, o->observed)) {
     snprintf(o->observed, sizeof o->observed, "%s", record);
@@ -202,7 +202,7 @@ void op_release(op *o) {
   lease_path(o, path, sizeof path);
   kc_req_opts opts = {.timeout_ms = LEASE_TIMEOUT_MS, .priority = true};
   if (kc_start(o->c, "GET", path, NULL, NULL, &opts, on_release_read, &rs, &rs.req, NULL) < 0) return;
-  int64_t end = op_now_ms() + 2 * LEASE_TIMEOUT_MS + 500;
-  while (!rs.done && op_now_ms() < end) kc_poll(o->c, 100);
+  int64_t end = pp_clock_mono_ms() + 2 * LEASE_TIMEOUT_MS + 500;
+  while (!rs.done && pp_clock_mono_ms() < end) kc_poll(o->c, 100);
   if (rs.req) kc_cancel(o->c, rs.req); /* its callback points here: it must not run later */
 }

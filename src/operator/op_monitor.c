@@ -67,29 +67,35 @@ void op_digest_config(json_t *cm) {
  * gzipped into binaryData, as Prometheus Operator does with its generated config (a ConfigMap
  * holds at most 1 MiB; 10,000 targets are about 2.5 MB of YAML and 0.2 MB gzipped). The
  * collector reads either. */
-static json_t *config_body(const op *o, const char *cm, const char *yaml, size_t targets, pp_err *err) {
+/* The ConfigMap holding yaml (gzipped into binaryData past config_gzip_above) in *ret: 0, or a
+ * negative PP_E* code, also in err. */
+static int config_body(const op *o, const char *cm, const char *yaml, size_t targets, json_t **ret, pp_err *err) {
   size_t len = strlen(yaml);
-  if (len <= o->o.config_gzip_above)
-    return json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name", cm,
+  json_t *body = NULL;
+  if (len <= o->o.config_gzip_above) {
+    body = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name", cm,
                      "namespace", o->ns, "data", "config.yaml", yaml);
+    if (!body) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    *ret = body;
+    return 0;
+  }
   uint8_t *gz = NULL;
   char *b64 = NULL;
   size_t gzlen, blen;
-  json_t *body = NULL;
   /* level 6: 2.1 MB of 10,000 targets in 5 ms to 97 KB; level 9 took 66 ms for 88 KB, on every
    * pass (libdeflate, measured on the benchmark's config) */
-  if (pp_gzip(yaml, len, 6, &gz, &gzlen, err) == 0) {
-    if (gzlen > OP_CONFIGMAP_MAX)
-      pp_err_set(err, PP_ELIMIT,
-                 "the config of %zu targets is %zu bytes gzipped (%zu as YAML), over the %d a ConfigMap holds", targets,
-                 gzlen, len, OP_CONFIGMAP_MAX);
-    else if (pp_b64_encode(gz, gzlen, &b64, &blen, err) == 0)
-      body = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name", cm,
-                       "namespace", o->ns, "binaryData", "config.yaml", b64);
-  }
+  int r = pp_gzip(yaml, len, 6, &gz, &gzlen, err);
+  if (r == 0 && gzlen > OP_CONFIGMAP_MAX)
+    r = pp_err_set(err, PP_ELIMIT, "the config of %zu targets is %zu bytes gzipped (%zu as YAML), over the %d a ConfigMap holds",
+                   targets, gzlen, len, OP_CONFIGMAP_MAX);
+  if (r == 0) r = pp_b64_encode(gz, gzlen, &b64, &blen, err);
+  if (r == 0 && !(body = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name",
+                                   cm, "namespace", o->ns, "binaryData", "config.yaml", b64)))
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
   free(gz);
   free(b64);
-  return body;
+  if (r == 0) *ret = body;
+  return r;
 }
 
 
@@ -339,10 +345,9 @@ void op_monitors_start(op_job *j) {
     if (cur && (!have || strcmp(have, want))) {
       char path[1024];
       snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", o->ns, cm);
-      pp_err berr = {0};
-      json_t *body = config_body(o, cm, yaml, ti, &berr);
-      if (body) op_apply(j, path, "pprof-operator-config", body, on_config_written, NULL);
-      else r = pp_err_set(err, berr.code ? berr.code : PP_ENOMEM, "%s", berr.code ? berr.msg : "out of memory");
+      json_t *body = NULL;
+      r = config_body(o, cm, yaml, ti, &body, err);
+      if (r == 0) op_apply(j, path, "pprof-operator-config", body, on_config_written, NULL);
       json_decref(body);
     }
     o->last_config_targets = ti;

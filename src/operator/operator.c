@@ -13,12 +13,6 @@
 #define MAX_KEYS_PER_STEP 64
 #define MAX_JOBS 32 /* reconciles in flight at once */
 
-int64_t op_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- event handlers: map changes to keys ------------------------------------------------ */
 
 void op_enqueue_stack(op *o, const char *ns, const char *name) {
@@ -113,7 +107,7 @@ static void job_unlink(op_job *j) {
  * key's failures are logged when they start and when they end, not at every retry. */
 static void job_finish(op_job *j) {
   op *o = j->o;
-  int64_t now = op_now_ms();
+  int64_t now = pp_clock_mono_ms();
   o->reconciles[j->controller]++;
   if (j->result < 0) {
     o->errors[j->controller]++;
@@ -191,7 +185,7 @@ void op_cancel_jobs(op *o) {
 static void job_start(op *o, const char *key) {
   op_job *j = calloc(1, sizeof *j);
   if (!j) {
-    kq_retry(o->q, key, op_now_ms());
+    kq_retry(o->q, key, pp_clock_mono_ms());
     kq_done(o->q, key);
     return;
   }
@@ -232,7 +226,7 @@ static void process(op *o, int64_t now) {
 }
 
 void op_step(op *o, int max_wait_ms) {
-  int64_t now = op_now_ms(), wait = max_wait_ms;
+  int64_t now = pp_clock_mono_ms(), wait = max_wait_ms;
   for (int i = 0; i < I_COUNT; i++) {
     int64_t w = inf_tick(o->inf[i], now);
     if (w < wait) wait = w;
@@ -243,7 +237,7 @@ void op_step(op *o, int max_wait_ms) {
   }
   if (may_reconcile(o)) {
     process(o, now);
-    int64_t qn = o->njobs < MAX_JOBS ? kq_next_ms(o->q, op_now_ms()) : -1;
+    int64_t qn = o->njobs < MAX_JOBS ? kq_next_ms(o->q, pp_clock_mono_ms()) : -1;
     if (qn >= 0 && qn < wait) wait = qn;
   }
   if (wait < 0) wait = 0;

@@ -319,6 +319,7 @@ monitors:
             missing = [n for n in names if c.metric(n) is None]
             return not missing and c.metric("collector_ingested_profiles_total") > 10, f"missing {missing}"
         check(t, "collector /metrics: scrapes, failures, durations, ingest, store, retention, reloads, targets up", metrics)
+
     finally:
         c.stop()
         c.cleanup()

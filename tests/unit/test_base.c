@@ -1,14 +1,17 @@
 /* Unit tests of src/base: arena budgets and alignment, htab interning and limits, the file
  * reader, durations and sizes, the scrape rules shared by the collector and the operator, UTF-8
- * replacement. */
+ * replacement, the capped buffer's exact bound, the metrics writer's escaping, the clocks. */
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../src/base/arena.h"
 #include "../../src/base/b64.h"
+#include "../../src/base/buf.h"
+#include "../../src/base/clock.h"
 #include "../../src/base/file.h"
 #include "../../src/base/htab.h"
+#include "../../src/base/metrics.h"
 #include "../../src/base/pp_err.h"
 #include "../../src/base/scrapeval.h"
 #include "../../src/base/units.h"
@@ -269,6 +272,100 @@ static void utf8_replaces_maximal_subparts(void) {
   }
 }
 
+/* The cap is exact: max bytes are accepted, one more is refused whole, and the failure sticks
+ * (a later small append that would fit is ignored too), so a writer checks once at the end. */
+static void buf_cap_is_exact_and_sticky(void) {
+  pp_buf b;
+  pp_buf_init(&b, 10);
+  CHECK(pp_buf_puts(&b, "0123456"));
+  CHECK(pp_buf_printf(&b, "%d", 789)); /* len == max: accepted */
+  CHECK(b.len == 10 && !b.failed && !b.over);
+  CHECK_STR(b.p, "0123456789");
+  CHECK(!pp_buf_put(&b, "x", 1)); /* max + 1: refused */
+  CHECK(b.failed && b.over && b.len == 10);
+  CHECK_STR(b.p, "0123456789"); /* nothing of the refused append was written */
+  CHECK(!pp_buf_put(&b, "", 0));  /* sticky, even for nothing */
+  size_t len = 99;
+  CHECK(pp_buf_take(&b, &len) == NULL && len == 0); /* a failed buffer gives no bytes */
+  CHECK(b.max == 10 && !b.failed && b.len == 0);    /* and is empty, with its cap, afterwards */
+
+  /* one append that alone passes the cap, and one that exactly fills it */
+  CHECK(!pp_buf_put(&b, "0123456789a", 11) && b.over && b.len == 0);
+  pp_buf_clear(&b);
+  CHECK(!b.failed && pp_buf_put(&b, "0123456789", 10) && b.len == 10);
+  /* printf past the small-format path (over 512 bytes) obeys the cap the same way */
+  pp_buf big;
+  pp_buf_init(&big, 600);
+  CHECK(pp_buf_printf(&big, "%600s", "x") && big.len == 600);
+  CHECK(!pp_buf_printf(&big, "%s", "y") && big.over);
+  pp_buf_free(&big);
+  pp_buf_init(&big, 600);
+  CHECK(!pp_buf_printf(&big, "%601s", "x") && big.over && big.len == 0);
+  pp_buf_free(&big);
+  char *p = pp_buf_take(&b, &len);
+  CHECK(p && len == 10 && p[10] == '\0');
+  free(p);
+  pp_buf_free(&b);
+
+  /* no cap: grows past the first allocation, NUL-terminated, take hands the bytes over */
+  pp_buf_init(&b, 0);
+  for (int i = 0; i < 1000; i++) pp_buf_puts(&b, "abc");
+  CHECK(!b.failed && b.len == 3000 && b.p[3000] == '\0');
+  p = pp_buf_take(&b, &len);
+  CHECK(p && len == 3000 && b.p == NULL);
+  free(p);
+}
+
+/* Label values as the Prometheus text format wants them: \ " and newline escaped, invalid
+ * UTF-8 replaced with U+FFFD; HELP/TYPE lines, braces only with labels, value spellings. */
+static void metrics_escape_and_lines(void) {
+  pp_buf b;
+  pp_buf_init(&b, 0);
+  pp_metrics_head(&b, "x_total", "counter", "Things.");
+  pp_metric_label l[] = {{"monitor", "a\\b\"c\nd"}, {"bad", "ok\xff\xc3(\xe2\x82"}, {"none", NULL}};
+  pp_metrics_u64(&b, "x_total", l, 3, 18446744073709551615ull);
+  pp_metrics_u64(&b, "x_total", NULL, 0, 0);
+  pp_metrics_f64(&b, "y", NULL, 0, 0.1);
+  pp_metrics_f64(&b, "y", &(pp_metric_label){"le", "+Inf"}, 1, 1.0 / 0.0);
+  pp_metrics_f64(&b, "y", NULL, 0, -1.0 / 0.0);
+  pp_metrics_f64(&b, "y", NULL, 0, 0.0 / 0.0);
+  pp_metrics_f64(&b, "y", NULL, 0, 1764522000);
+  CHECK(!b.failed);
+  CHECK_STR(b.p, "# HELP x_total Things.\n# TYPE x_total counter\n"
+                 "x_total{monitor=\"a\\\\b\\\"c\\nd\",bad=\"ok\xef\xbf\xbd\xef\xbf\xbd(\xef\xbf\xbd\",none=\"\"} 18446744073709551615\n"
+                 "x_total 0\n"
+                 "y 0.10000000000000001\n"
+                 "y{le=\"+Inf\"} +Inf\n"
+                 "y -Inf\n"
+                 "y NaN\n"
+                 "y 1764522000\n");
+  pp_buf_free(&b);
+  /* the writer obeys the buffer's cap like any append */
+  pp_buf_init(&b, 8);
+  pp_metrics_u64(&b, "long_metric_name", NULL, 0, 1);
+  CHECK(b.failed && b.over);
+  pp_buf_free(&b);
+}
+
+/* The clocks against time(2), and the deadline's split into seconds and nanoseconds. */
+static void clock_reads_and_deadlines(void) {
+  int64_t before = (int64_t)time(NULL);
+  int64_t real = pp_clock_real_ns();
+  CHECK(real / 1000000000 >= before && real / 1000000000 <= before + 1);
+  int64_t m0 = pp_clock_mono_ns(), ms0 = pp_clock_mono_ms();
+  struct timespec pause = {0, 20000000};
+  nanosleep(&pause, NULL);
+  int64_t m1 = pp_clock_mono_ns(), ms1 = pp_clock_mono_ms();
+  CHECK(m1 - m0 >= 20000000 && ms1 - ms0 >= 19);
+  struct timespec t = pp_clock_timespec((int64_t)5 * 1000000000 + 999999999);
+  CHECK(t.tv_sec == 5 && t.tv_nsec == 999999999);
+  int64_t r0 = pp_clock_real_ns();
+  struct timespec d = pp_clock_real_deadline((int64_t)1500000000);
+  int64_t dn = (int64_t)d.tv_sec * 1000000000 + d.tv_nsec;
+  CHECK(d.tv_nsec >= 0 && d.tv_nsec < 1000000000);
+  CHECK(dn >= r0 + 1500000000 && dn < r0 + 1500000000 + 1000000000);
+}
+
 int main(void) {
   RUN(base64_vectors);
   RUN(arena_aligns_and_respects_budget);
@@ -280,5 +377,8 @@ int main(void) {
   RUN(durations);
   RUN(scrape_rules);
   RUN(utf8_replaces_maximal_subparts);
+  RUN(buf_cap_is_exact_and_sticky);
+  RUN(metrics_escape_and_lines);
+  RUN(clock_reads_and_deadlines);
   return tt_finish();
 }

@@ -355,6 +355,16 @@ static void yaml_to_json(void) {
   memset(deep, '[', 200);
   deep[200] = '\0';
   CHECK(kyaml_load_all(deep, 200, "t", &v, &err) < 0);
+  /* well formed but past KYAML_MAX_DEPTH: PP_ELIMIT, also without a pp_err (the code used to
+   * come from err->code, so a NULL err turned every conversion failure into PP_EINVAL) */
+  memset(deep, '[', 100);
+  memset(deep + 100, ']', 100);
+  CHECK(kyaml_load_all(deep, 200, "t", &v, NULL) == PP_ELIMIT);
+  pp_err derr = {0};
+  CHECK(kyaml_load_all(deep, 200, "t", &v, &derr) == PP_ELIMIT && derr.code == PP_ELIMIT);
+  CHECK(strstr(derr.msg, "nested deeper") != NULL);
+  CHECK(kyaml_load_all(deep + 40, 120, "t", &v, NULL) == 0); /* 60 levels: within the limit */
+  json_decref(v);
   /* the size cap, by length and through the file reader */
   char *big = malloc(KYAML_MAX_BYTES + 1);
   if (big) {

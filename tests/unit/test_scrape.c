@@ -173,8 +173,46 @@ static void credential_fifo_does_not_block_the_loop(void) {
   rmdir(fifo_dir);
 }
 
+/* A config whose job cannot be built (a URL past the limit once the params are escaped) is
+ * refused with that failure's own code, also when the caller passes no pp_err: scrape_apply
+ * returned err->code, so without err the code was invented (PP_ENOMEM) and a path that left
+ * err unset returned 0, "applied". The old job set stays in force. */
+static void apply_failure_returns_its_code(void) {
+  char yaml[8192];
+  char big[2001];
+  memset(big, ' ', sizeof big - 1); /* each space is escaped to %20: three times as long */
+  big[sizeof big - 1] = '\0';
+  snprintf(yaml, sizeof yaml,
+           "monitors:\n- name: ok\n  endpoint: http://127.0.0.1:1\n"
+           "- name: long\n  endpoint: http://127.0.0.1:1\n  params: {q: \"%s\"}\n", big);
+  pp_err err = {0};
+  cfg_config *c = NULL, *good = NULL;
+  scrape_engine *e = NULL;
+  const char *ok_yaml = "monitors:\n- name: ok\n  endpoint: http://127.0.0.1:1\n";
+  CHECK(cfg_parse(ok_yaml, strlen(ok_yaml), "ok.yaml", &good, &err) == 0);
+  int pr = cfg_parse(yaml, strlen(yaml), "test.yaml", &c, &err);
+  CHECK(pr == 0);
+  CHECK(scrape_new(no_sink, NULL, &e, &err) == 0);
+  if (pr == 0 && e && good) {
+    CHECK(scrape_apply(e, good, &err) == 0);
+    scrape_counts before;
+    scrape_get_counts(e, &before);
+    CHECK(scrape_apply(e, c, NULL) == PP_EINVAL);
+    pp_err aerr = {0};
+    CHECK(scrape_apply(e, c, &aerr) == PP_EINVAL && aerr.code == PP_EINVAL);
+    CHECK(strstr(aerr.msg, "URL too long") != NULL);
+    scrape_counts after;
+    scrape_get_counts(e, &after);
+    CHECK(after.jobs == before.jobs && before.jobs > 0);
+  }
+  scrape_free(e);
+  cfg_free(c);
+  cfg_free(good);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  RUN(apply_failure_returns_its_code);
   RUN(credential_failure_is_rescheduled);
   RUN(credential_caps_at_the_bound);
   RUN(credential_fifo_does_not_block_the_loop);

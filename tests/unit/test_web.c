@@ -14,10 +14,10 @@
 #include "tt.h"
 
 static char *json_of(const char *s, size_t n) {
-  web_buf b;
-  web_buf_init(&b, 0);
+  pp_buf b;
+  pp_buf_init(&b, 0);
   web_json_strn(&b, s, n);
-  return web_buf_take(&b, NULL);
+  return pp_buf_take(&b, NULL);
 }
 
 /* RFC 8259: quote, backslash and control characters escaped; valid UTF-8 kept as it is; every
@@ -31,33 +31,33 @@ static void json_strings(void) {
   j = json_of(bad, sizeof bad - 1);
   CHECK_STR(j, "\"x\xef\xbf\xbd\xef\xbf\xbdy\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
   free(j);
-  web_buf b;
-  web_buf_init(&b, 0);
+  pp_buf b;
+  pp_buf_init(&b, 0);
   web_json_text(&b, "<a\xff&'\">", 7, 1);
   CHECK_STR(b.p, "&lt;a\xef\xbf\xbd&amp;&#39;&quot;&gt;");
-  web_buf_free(&b);
+  pp_buf_free(&b);
   /* the store's labels with invalid bytes in a value still come out as an object */
-  web_buf_init(&b, 0);
+  pp_buf_init(&b, 0);
   web_json_labels(&b, "{\"monitor\":\"m\xff\",\"pod\":\"p\"}");
   CHECK_STR(b.p, "{\"monitor\":\"m\xef\xbf\xbd\",\"pod\":\"p\"}");
-  web_buf_free(&b);
-  web_buf_init(&b, 0);
+  pp_buf_free(&b);
+  pp_buf_init(&b, 0);
   web_json_labels(&b, "not json");
   CHECK_STR(b.p, "{}");
-  web_buf_free(&b);
+  pp_buf_free(&b);
 }
 
 static void buffer_cap(void) {
-  web_buf b;
-  web_buf_init(&b, 10);
-  web_buf_puts(&b, "0123456789");
+  pp_buf b;
+  pp_buf_init(&b, 10);
+  pp_buf_puts(&b, "0123456789");
   CHECK(!b.failed);
-  web_buf_puts(&b, "x");
+  pp_buf_puts(&b, "x");
   CHECK(b.failed && b.over);
-  web_buf_puts(&b, "");
+  pp_buf_puts(&b, "");
   size_t n = 1;
-  CHECK(web_buf_take(&b, &n) == NULL && n == 0);
-  web_buf_free(&b);
+  CHECK(pp_buf_take(&b, &n) == NULL && n == 0);
+  pp_buf_free(&b);
 }
 
 static void cache_keys(void) {
@@ -78,11 +78,11 @@ static void cache_keys(void) {
 static web_resp answer_of(const char *text) {
   web_resp r;
   memset(&r, 0, sizeof r);
-  web_buf b;
-  web_buf_init(&b, 0);
-  web_buf_puts(&b, text);
+  pp_buf b;
+  pp_buf_init(&b, 0);
+  pp_buf_puts(&b, text);
   web_resp_buf(&r, 200, "text/plain", &b);
-  web_buf_free(&b);
+  pp_buf_free(&b);
   return r;
 }
 
@@ -171,7 +171,7 @@ static void pool_slots_queue_sharing_deadlines(void) {
   CHECK(web_work_start(&o, &w, NULL) == 0);
   int conn[8];
   web_resp now;
-  int64_t t0 = web_now_ns();
+  int64_t t0 = pp_clock_mono_ns();
   /* A runs (one slot), B waits (queue of one), C is refused at once with Retry-After */
   web_ticket *a = web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "answer A", NULL, &conn[0], t0 + 60000000000LL, &now);
   CHECK(a != NULL && wait_until(&jobs_started, 1));
@@ -213,7 +213,7 @@ static void pool_slots_queue_sharing_deadlines(void) {
   CHECK_EQ_I64(st.peak_running, 1);
   CHECK_EQ_I64(jobs_started, 1);
   /* the next A is answered from the cache, at once */
-  CHECK(web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "unused", NULL, &conn[4], web_now_ns(), &now) == NULL);
+  CHECK(web_work_submit(w, WEB_LANE_QUERY, "A", gated_job, "unused", NULL, &conn[4], pp_clock_mono_ns(), &now) == NULL);
   CHECK(now.status == 200 && now.body && !strcmp(now.body->data, "answer A"));
   web_resp_release(&now);
   web_work_stop(w);
@@ -236,7 +236,7 @@ static void pool_retry_cap_and_queue_wait(void) {
   static int conn[QUEUE + 2];
   web_ticket *t[QUEUE + 1];
   web_resp now;
-  int64_t t0 = web_now_ns();
+  int64_t t0 = pp_clock_mono_ns();
   t[0] = web_work_submit(w, WEB_LANE_QUERY, NULL, gated_job, "runs", NULL, &conn[0], t0, &now);
   CHECK(t[0] != NULL && wait_until(&jobs_started, 1));
   int queued = 0;
@@ -251,7 +251,7 @@ static void pool_retry_cap_and_queue_wait(void) {
   web_resp_release(&now);
   /* queue_wait (0.3 s) passes: every waiting one is refused and woken, the running one is not */
   CHECK(wait_until(&woken, QUEUE));
-  CHECK(web_now_ns() - t0 < 5000000000LL);
+  CHECK(pp_clock_mono_ns() - t0 < 5000000000LL);
   int refused = 0;
   for (int i = 1; i <= QUEUE; i++) {
     web_resp r;

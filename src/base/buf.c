@@ -1,17 +1,17 @@
-/* A capped growable buffer. See web_buf.h. */
-#include "web_buf.h"
+/* A capped growable buffer. See buf.h. */
+#include "buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void web_buf_init(web_buf *b, size_t max) {
+void pp_buf_init(pp_buf *b, size_t max) {
   memset(b, 0, sizeof *b);
   b->max = max;
 }
 
-static bool grow(web_buf *b, size_t n) {
+static bool grow(pp_buf *b, size_t n) {
   if (b->failed) return false;
   if (b->max && (n > b->max || b->len > b->max - n)) {
     b->failed = b->over = true;
@@ -31,16 +31,17 @@ static bool grow(web_buf *b, size_t n) {
   return true;
 }
 
-void web_buf_put(web_buf *b, const void *data, size_t n) {
-  if (!grow(b, n)) return;
+bool pp_buf_put(pp_buf *b, const void *data, size_t n) {
+  if (!grow(b, n)) return false;
   if (n) memcpy(b->p + b->len, data, n);
   b->len += n;
   b->p[b->len] = '\0';
+  return true;
 }
 
-void web_buf_puts(web_buf *b, const char *s) { web_buf_put(b, s, strlen(s)); }
+bool pp_buf_puts(pp_buf *b, const char *s) { return pp_buf_put(b, s, strlen(s)); }
 
-void web_buf_printf(web_buf *b, const char *fmt, ...) {
+bool pp_buf_printf(pp_buf *b, const char *fmt, ...) {
   char tmp[512];
   va_list ap;
   va_start(ap, fmt);
@@ -48,29 +49,33 @@ void web_buf_printf(web_buf *b, const char *fmt, ...) {
   va_end(ap);
   if (n < 0) {
     b->failed = true;
-    return;
+    return false;
   }
-  if ((size_t)n < sizeof tmp) {
-    web_buf_put(b, tmp, (size_t)n);
-    return;
-  }
-  if (!grow(b, (size_t)n)) return;
+  if ((size_t)n < sizeof tmp) return pp_buf_put(b, tmp, (size_t)n);
+  if (!grow(b, (size_t)n)) return false;
   va_start(ap, fmt);
   vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
   va_end(ap);
   b->len += (size_t)n;
+  return true;
 }
 
-char *web_buf_take(web_buf *b, size_t *ret_len) {
+char *pp_buf_take(pp_buf *b, size_t *ret_len) {
   char *p = b->failed ? NULL : b->p;
   if (b->failed) free(b->p);
   if (ret_len) *ret_len = p ? b->len : 0;
   size_t max = b->max;
-  web_buf_init(b, max);
+  pp_buf_init(b, max);
   return p;
 }
 
-void web_buf_free(web_buf *b) {
+void pp_buf_clear(pp_buf *b) {
+  b->len = 0;
+  b->failed = b->over = false;
+  if (b->p) b->p[0] = '\0';
+}
+
+void pp_buf_free(pp_buf *b) {
   free(b->p);
-  web_buf_init(b, b->max);
+  pp_buf_init(b, b->max);
 }
