@@ -279,6 +279,10 @@ MUTANTS = [
       [(WA, "num_param(p, \"limit\", WEB_RAW_PAGE, 1, WEB_MAX_RAW_PAGE, &bad)", "num_param(p, \"limit\", WEB_RAW_PAGE, 1, WEB_MAX_SERIES_PAGE, &bad)")],
       ["collector:web_api"], r"/raw: a limit outside"),
     # ---- web: authentication and headers
+    M("mhd-logger-not-first", "libmicrohttpd's logger option is given after others (it warns at every start)",
+      [(W, "handle, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,\n", "handle, w,\n"),
+       (W, "MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,\n", "MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,\n")],
+      ["collector:real_targets"], r"writes no warning"),
     M("csp-missing-on-401", "401 answers go out without the security headers",
       [(W, "  web_resp_release(a);\n  return queue(c, status, r);",
         "  web_resp_release(a);\n  if (status == 401) {\n    enum MHD_Result ret = MHD_queue_response(c, 401, r);\n"

@@ -730,11 +730,12 @@ int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts
   }
   if (r == 0) {
     /* two threads: they only parse, route and send (web.h) */
-    w->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, w, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+    /* the logger first: libmicrohttpd logs (to stderr, unformatted) whatever it says before it */
+    w->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)WEB_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)WEB_MAX_PER_ADDRESS,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, completed, w,
-                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                             sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
     if (!w->d) r = pp_err_set(err, PP_EIO, "cannot listen on %s:%d (in use, or not permitted)", addr && *addr ? addr : "*", port);
   }

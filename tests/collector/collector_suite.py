@@ -320,6 +320,12 @@ monitors:
             return not missing and c.metric("collector_ingested_profiles_total") > 10, f"missing {missing}"
         check(t, "collector /metrics: scrapes, failures, durations, ingest, store, retention, reloads, targets up", metrics)
 
+        def quiet_log():
+            # healthy targets and a healthy disk: nothing to warn about (libmicrohttpd once warned
+            # at every start because its logger option was not given first)
+            bad = [l for l in c.log_text().splitlines() if "level=warn" in l or "level=error" in l or not l.startswith("ts=")]
+            return not bad, f"{len(bad)} lines: {bad[:5]}"
+        check(t, "collector log: a start with healthy targets writes no warning, no error and no line outside logfmt", quiet_log)
     finally:
         c.stop()
         c.cleanup()
