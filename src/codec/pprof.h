@@ -153,6 +153,19 @@ int pprof_merger_add(pprof_merger *m, const pprof_profile *src, int64_t sign, pp
 int pprof_merger_finish(pprof_merger *m, pprof_profile **ret_profile, pp_err *err);
 void pprof_merger_free(pprof_merger *m);
 
+/* Memory cap of a merger: bytes (0 = none, the default) for everything the merger holds: its
+ * hash tables, its vectors (by capacity), the result's arena (by the chunks it reserves) and
+ * the per-source index maps. Every growth is charged before it is allocated, so the merger
+ * never holds more than the cap (transient realloc copies aside); an add or finish whose growth
+ * would pass it fails with PP_ELIMIT ("merge: the merged profile needs more than its memory
+ * limit of N bytes") and leaves the merger unusable, as any failed add. finish copies the
+ * result out of the tables, so it needs up to about pprof_merger_bytes() more again. May be
+ * changed between adds (a caller sharing one budget between mergers lowers it as others grow). */
+void pprof_merger_set_limit(pprof_merger *m, size_t bytes);
+
+/* The bytes the merger holds now, as charged against its limit. */
+size_t pprof_merger_bytes(const pprof_merger *m);
+
 /* Decoding many inputs in parallel: worker threads fetch and decode inputs ahead (at most
  * `window` decoded but not yet consumed), and consume() is called on the calling thread for
  * each input in input order, so merging stays single-threaded and memory stays flat.
