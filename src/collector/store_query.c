@@ -683,10 +683,11 @@ static int merge_record(void *ud, size_t i, const pprof_profile *p, const pp_err
 
 /* Merges the picked rows into mg; with avg, picks must be grouped by series and each series
  * is added as its own average. */
-/* With a budget, decoding ahead gets a quarter of it (MERGE_WINDOW records, each within its
- * share of that quarter) and the mergers the rest; pprof.h says why that bounds the total. */
+/* With a budget, decoding ahead gets half of it (MERGE_WINDOW records, each within a quarter:
+ * one record may be large, and two decoding threads keep merging busy) and the mergers the
+ * other half; pprof.h (pprof_decode_pipeline) says why that bounds the total. */
 #define MERGE_THREADS 2
-#define MERGE_WINDOW 4
+#define MERGE_WINDOW 2
 static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg, bool avg,
                         size_t budget, int64_t *ret_merged, pp_err *err) {
   merge_job mj = {.s = s, .rows = locs, .pick = pick, .mg = mg, .avg = avg};
@@ -694,7 +695,7 @@ static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_
   pprof_limits_default(&lim);
   size_t window = 0;
   if (budget) {
-    size_t ahead = budget / 4;
+    size_t ahead = budget / 2;
     window = MERGE_WINDOW;
     lim.max_memory = ahead / window;
     mj.cap = budget - ahead;

@@ -209,17 +209,17 @@ static void answer(const web_ctx *x, web_resp *out, const char *what, const char
 }
 
 /* A merge stopped by its memory cap (store_merged_within, pprof_merger_set_limit) while it ran. */
-static void over_budget_merging(web_resp *out, size_t budget) {
-  char msg[400];
+static void over_budget_merging(web_resp *out, size_t budget, const pp_err *err) {
+  char msg[1000];
   snprintf(msg, sizeof msg,
            "merging the profiles needed more, over this query's memory budget of %.1f MiB (--web-query-memory): "
-           "narrow the selection (a shorter time range, fewer series)",
-           (double)budget / 1048576);
+           "narrow the selection (a shorter time range, fewer series) [%s]",
+           (double)budget / 1048576, err && err->msg[0] ? err->msg : "the selection alone");
   web_resp_error(out, 422, "execution", msg);
 }
 
 static void store_error(const web_ctx *x, web_resp *out, int r, const pp_err *err) {
-  if (r == PP_ELIMIT) over_budget_merging(out, x->budget);
+  if (r == PP_ELIMIT) over_budget_merging(out, x->budget, err);
   else if (r == PP_EUSAGE) web_resp_error(out, 404, "not_found", err->msg);
   else web_resp_error(out, 500, "internal", err->msg);
 }
@@ -375,7 +375,10 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
    * selection stops while merging instead of after */
   int r = store_merged_within(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, x->budget, &cmp,
                               &ncmp, &err);
-  if (r == 0 && has_base && profile_bytes(cmp) >= x->budget) r = PP_ELIMIT;
+  if (r == 0 && has_base && profile_bytes(cmp) >= x->budget) {
+    r = PP_ELIMIT;
+    err.msg[0] = '\0';
+  }
   if (r == 0 && has_base)
     r = store_merged_within(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS,
                             x->budget - profile_bytes(cmp), &base, &nbase, &err);
@@ -592,7 +595,7 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
             : PP_ELIMIT;
     size_t used = profile_bytes(prof) + profile_bytes(base);
     if (r == PP_ELIMIT || (r == 0 && used >= x->budget)) {
-      over_budget_merging(out, x->budget);
+      over_budget_merging(out, x->budget, r == PP_ELIMIT ? &err : NULL);
       goto done;
     }
     /* pprof_diff's merge, capped at what the two inputs leave */
@@ -605,7 +608,7 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
         pprof_merger_free(dm);
     }
     if (r == PP_ELIMIT) {
-      over_budget_merging(out, x->budget);
+      over_budget_merging(out, x->budget, &err);
       goto done;
     }
     if (r < 0) {
