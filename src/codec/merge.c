@@ -420,8 +420,8 @@ int pprof_merger_new(pprof_merger **ret, pp_err *err) {
 
 /* A copy of src's header strings (types, period type) so later sources can be checked
  * against the first after it has been freed. */
-static pprof_profile *copy_types(const pprof_profile *src) {
-  pprof_profile *t = pprof_alloc(0);
+static pprof_profile *copy_types(const pprof_profile *src, size_t budget) {
+  pprof_profile *t = pprof_alloc(budget);
   if (!t) return NULL;
   size_t n = src->nsample_type;
   t->nstrings = 2 * n + 3;
@@ -460,7 +460,12 @@ int pprof_merger_add(pprof_merger *pm, const pprof_profile *src, int64_t sign, p
   if (pm->added && (r = pprof_compatible(pm->first_types, src, err)) < 0) return r;
   if ((r = map_source(m, src)) < 0 || (r = add_samples(m, src, sign)) < 0) goto fail;
   if (pm->added == 0) {
-    if (!(pm->first_types = copy_types(src))) goto nomem;
+    /* its arena gets what the limit leaves, so it is refused before it is allocated */
+    size_t left = m->limit ? (m->used < m->limit ? m->limit - m->used : 1) : 0;
+    if (!(pm->first_types = copy_types(src, left))) {
+      if (m->limit) m->over = true;
+      goto nomem;
+    }
     m->used += pm->first_types->mem.reserved;
     dst->nsample_type = src->nsample_type;
     dst->sample_type = dst_alloc(m, (src->nsample_type + 1) * sizeof *dst->sample_type);

@@ -580,6 +580,7 @@ static void merger_limit_on_shared_profiles(void) {
     int r = pprof_merger_add(m, src[i], 1, &err);
     if (r < 0) {
       failed_at = i;
+      CHECK(pprof_merger_bytes(m) <= cap); /* refused before it was allocated */
       CHECK(r == PP_ELIMIT);
       CHECK(strstr(err.msg, "memory limit") != NULL);
     } else {
@@ -589,6 +590,27 @@ static void merger_limit_on_shared_profiles(void) {
   }
   CHECK_EQ_I64(failed_at, k);
   pprof_merger_free(m);
+  /* caps across the whole range, so that every kind of growth (tables, vectors, arena, maps)
+   * is the one that meets a cap somewhere: each merge fails at the first add whose unlimited
+   * size passes the cap (or none), and never holds more than the cap */
+  int wrong = 0;
+  for (int c = 0; c < 256; c++) {
+    size_t capc = held[0] / 2 + (need - held[0] / 2) * (size_t)c / 256;
+    int expect = -1;
+    for (int i = 0; i < N && expect < 0; i++)
+      if (held[i] > capc) expect = i;
+    CHECK(pprof_merger_new(&m, &err) == 0);
+    pprof_merger_set_limit(m, capc);
+    int at = -1;
+    for (int i = 0; i < N && at < 0; i++) {
+      int r = pprof_merger_add(m, src[i], 1, &err);
+      if (pprof_merger_bytes(m) > capc || (r < 0 && r != PP_ELIMIT)) wrong++;
+      if (r < 0) at = i;
+    }
+    if (at != expect) wrong++, fprintf(stderr, "  cap %zu: failed at %d, expected %d (%zu)\n", capc, at, expect, pprof_merger_bytes(m));
+    pprof_merger_free(m);
+  }
+  CHECK_EQ_I64(wrong, 0);
   /* at the need: every add passes */
   CHECK(pprof_merger_new(&m, &err) == 0);
   pprof_merger_set_limit(m, need);
@@ -622,8 +644,9 @@ out:
 }
 
 /* max_memory on a real 21 MB profile: under the decompressed size (gunzip stops), under what
- * the decoded profile holds, and with the scratch pushed past it: PP_ELIMIT naming the limit,
- * nothing leaked (ASan flavour); the default decodes it. */
+ * the decoded profile holds, under the bytes and the profile together, and with room for those
+ * but not the decoder's scratch (its sample spans alone are 16 bytes a sample): PP_ELIMIT
+ * naming the limit, nothing leaked (ASan flavour); with room for all, the same profile. */
 static void decode_memory_limit_on_shared_profile(void) {
   const char *dir = getenv("PPROF_TESTDATA");
   if (!dir) dir = "../shared/testdata/pprof";
@@ -638,7 +661,7 @@ static void decode_memory_limit_on_shared_profile(void) {
   CHECK(pp_read_file(path, (size_t)64 << 20, &gz, &gzlen, &err) == 0);
   CHECK(pprof_gunzip(gz, gzlen, (size_t)64 << 20, &raw, &rawlen, &err) == 0);
   size_t held = full->mem.reserved;
-  size_t limits[] = {rawlen - 1, held / 2, held, rawlen + held - 1};
+  size_t limits[] = {rawlen - 1, held / 2, rawlen + held - 1, rawlen + held + full->nsample * 8};
   for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
     pprof_limits lim;
     pprof_limits_default(&lim);
