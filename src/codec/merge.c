@@ -147,7 +147,7 @@ static size_t htab_bytes(const htab *t) {
  * (entries double from 64, keys double from 256 until the key fits, slots double past 50%
  * load) and only matters when the key is new, so a key already present passes however full
  * the merger is; the charge is then corrected to the table's real size. */
-static int intern(merger *m, htab *t, const void *key, size_t len, uint32_t *ret) {
+static int intern_growing(merger *m, htab *t, const void *key, size_t len, uint32_t *ret) {
   size_t grow = 0;
   if (t->count == t->cap) grow += (t->cap ? t->cap : 64) * sizeof *t->entries;
   if (t->keys_cap - t->keys_len < len) {
@@ -157,7 +157,7 @@ static int intern(merger *m, htab *t, const void *key, size_t len, uint32_t *ret
     grow += nc - t->keys_cap;
   }
   if ((t->count + 1) * 2 > t->nslots) grow += t->nslots * sizeof *t->slots;
-  if (grow && m->limit && (grow > m->limit || m->used > m->limit - grow)) {
+  if (m->limit && (grow > m->limit || m->used > m->limit - grow)) {
     int64_t e = htab_find(t, key, len);
     if (e < 0) {
       m->over = true;
@@ -170,6 +170,14 @@ static int intern(merger *m, htab *t, const void *key, size_t len, uint32_t *ret
   int r = htab_intern(t, key, len, ret);
   m->used += htab_bytes(t) - before;
   return r;
+}
+
+/* The common case, inlined: an insert here cannot grow the table, so there is nothing to
+ * charge (most keys of a merge are already present). */
+static inline int intern(merger *m, htab *t, const void *key, size_t len, uint32_t *ret) {
+  if (t->count < t->cap && t->keys_cap - t->keys_len >= len && (t->count + 1) * 2 <= t->nslots)
+    return htab_intern(t, key, len, ret);
+  return intern_growing(m, t, key, len, ret);
 }
 
 /* An allocation in the result's arena, charged by what the arena reserves (chunks of up to
