@@ -411,12 +411,14 @@ def vm_hwm(pid):
     raise RuntimeError("no VmHWM")
 
 
-# The merge's memory in a budget: 80 records of distinct stacks (1,296 samples each, ~0.1 MB
-# decoded) merge into ~20 MB of tables and result, far past a 4 MiB budget, while each record
-# alone fits its decoding share. The process's peak RSS may rise by the budget plus this
-# much: the query's memory outside the merge's accounting (malloc's per-thread arenas of the
-# two decoding threads and the query worker, the store's row list, SQLite's page cache for the
-# index), measured at ~1.5-2.5 MiB on this render (docs/testing.md).
+# The merge's memory in a budget: 80 series of one record each, of distinct stacks (1,296
+# samples, ~0.1 MB decoded a record), merge into ~8 MB of result and more of tables, far past a
+# 4 MiB budget, while each record alone fits its decoding share (1 MiB). The process's peak RSS
+# (VmHWM, taken just before the query) may rise by the budget plus BUDGET_SLACK: what the
+# query holds outside the codec's accounting (the store's row list, SQLite's page cache for
+# the index, the pages malloc touches in the arenas of the two decoding threads and the query
+# worker, allocator slack). Measured on this render: +0.6 to +2.4 MiB in all with the caps;
+# without them (the merge capped by nothing, the result checked afterwards) +17.2 to +18.2 MiB.
 BUDGET_SLACK = 4 << 20
 
 
