@@ -681,13 +681,13 @@ static int merge_record(void *ud, size_t i, const pprof_profile *p, const pp_err
   return r;
 }
 
-/* Merges the picked rows into mg; with avg, picks must be grouped by series and each series
- * is added as its own average. */
-/* With a budget, decoding ahead gets half of it (MERGE_WINDOW records, each within a quarter:
- * one record may be large, and two decoding threads keep merging busy) and the mergers the
- * other half; pprof.h (pprof_decode_pipeline) says why that bounds the total. */
 #define MERGE_THREADS 2
 #define MERGE_WINDOW 2
+/* Merges the picked rows into mg; with avg, picks must be grouped by series and each series
+ * is added as its own average. With a budget (0 = none), decoding ahead gets half of it
+ * (MERGE_WINDOW records, each within a quarter: one record may be large, and two decoding
+ * threads keep the merge busy) and the mergers the other half; pprof.h
+ * (pprof_decode_pipeline) says why that bounds the total. */
 static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg, bool avg,
                         size_t budget, int64_t *ret_merged, pp_err *err) {
   merge_job mj = {.s = s, .rows = locs, .pick = pick, .mg = mg, .avg = avg};
