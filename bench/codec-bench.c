@@ -1,7 +1,8 @@
 /* codec-bench: in-process timings of the codec, median of several runs, one JSON object per
  * command on stdout (bench/run.py reads them).
  *   codec-bench decode FILE RUNS   gunzip, protobuf-c unpack alone, full decode, top
- *   codec-bench merge RUNS FILE... decode every file once, then time pprof_merge */
+ *   codec-bench merge RUNS FILE... decode every file once, then time pprof_merge
+ *   codec-bench merge-cap BYTES RUNS FILE...  the same through a merger capped at BYTES */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,9 @@ static int bench_decode(const char *path, int runs) {
   return 0;
 }
 
-static int bench_merge(int runs, char **files, int n) {
+/* cap 0: pprof_merge; else the incremental merger under pprof_merger_set_limit(cap), to time
+ * the cap's checks (a cap the merge stays under) */
+static int bench_merge(int runs, char **files, int n, size_t cap) {
   pprof_profile **ps = calloc((size_t)n, sizeof *ps);
   pp_err err = {0};
   double t0 = now_ms();
@@ -106,7 +109,16 @@ static int bench_merge(int runs, char **files, int n) {
   for (int r = 0; r < runs; r++) {
     pprof_profile *out;
     t0 = now_ms();
-    if (pprof_merge(ps, (size_t)n, &out, &err) < 0) die("merge", &err);
+    if (!cap) {
+      if (pprof_merge(ps, (size_t)n, &out, &err) < 0) die("merge", &err);
+    } else {
+      pprof_merger *mg;
+      if (pprof_merger_new(&mg, &err) < 0) die("merge", &err);
+      pprof_merger_set_limit(mg, cap);
+      for (int i = 0; i < n; i++)
+        if (pprof_merger_add(mg, ps[i], 1, &err) < 0) die("merge", &err);
+      if (pprof_merger_finish(mg, &out, &err) < 0) die("merge", &err);
+    }
     m[r] = now_ms() - t0;
     nsample = out->nsample;
     pprof_free(out);
@@ -123,7 +135,9 @@ static int bench_merge(int runs, char **files, int n) {
 
 int main(int argc, char **argv) {
   if (argc >= 4 && !strcmp(argv[1], "decode")) return bench_decode(argv[2], atoi(argv[3]));
-  if (argc >= 4 && !strcmp(argv[1], "merge")) return bench_merge(atoi(argv[2]), argv + 3, argc - 3);
-  fprintf(stderr, "usage: codec-bench decode FILE RUNS | merge RUNS FILE...\n");
+  if (argc >= 4 && !strcmp(argv[1], "merge")) return bench_merge(atoi(argv[2]), argv + 3, argc - 3, 0);
+  if (argc >= 5 && !strcmp(argv[1], "merge-cap"))
+    return bench_merge(atoi(argv[3]), argv + 4, argc - 4, (size_t)strtoull(argv[2], NULL, 10));
+  fprintf(stderr, "usage: codec-bench decode FILE RUNS | merge RUNS FILE... | merge-cap BYTES RUNS FILE...\n");
   return 2;
 }

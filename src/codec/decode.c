@@ -102,15 +102,38 @@ int pprof_decode(const void *data, size_t len, const pprof_limits *limits,
     pprof_limits_default(&deflim);
     limits = &deflim;
   }
+  /* The decompressed bytes are working memory too: gunzip stops at what max_memory leaves, and
+   * the decoder proper gets the rest (pprof_limits.max_memory). */
+  size_t max_out = limits->max_decompressed;
+  bool mem_bound = limits->max_memory && limits->max_memory < max_out;
+  if (mem_bound) max_out = limits->max_memory;
   uint8_t *raw = NULL;
   size_t rawlen = 0;
-  int r = pp_gunzip(data, len, limits->max_decompressed, &raw, &rawlen, err);
+  int r = pp_gunzip(data, len, max_out, &raw, &rawlen, err);
+  if (r == PP_ELIMIT && mem_bound)
+    return pp_err_set(err, PP_ELIMIT,
+                      "decoded profile needs more than the memory limit of %zu bytes "
+                      "(decompressing)",
+                      limits->max_memory);
   if (r < 0) return r;
   if (rawlen == 0) {
     free(raw);
     return pp_err_set(err, PP_EINVAL, "empty profile");
   }
-  r = pprof_decode_wire(raw, rawlen, limits, ret_profile, err);
+  pprof_limits rest = *limits;
+  if (rest.max_memory) {
+    if (rawlen >= rest.max_memory) {
+      free(raw);
+      return pp_err_set(err, PP_ELIMIT,
+                        "decoded profile needs more than the memory limit of %zu bytes",
+                        limits->max_memory);
+    }
+    rest.max_memory -= rawlen;
+  }
+  r = pprof_decode_wire(raw, rawlen, &rest, ret_profile, err);
+  if (r == PP_ELIMIT && err && strstr(err->msg, "memory limit"))
+    pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes",
+               limits->max_memory);
   free(raw);
   return r;
 }

@@ -161,6 +161,7 @@ typedef struct dec {
   const pprof_limits *lim;
   pprof_profile *p;
   idmap mappings, functions, locations;
+  size_t side; /* scratch outside the profile's arena, charged against max_memory */
   pp_err *err;
 } dec;
 
@@ -174,13 +175,32 @@ static int bad_wt(dec *d, const char *msg, const field *f) {
                     f->wt);
 }
 
+/* An arena allocation failed: under a budget that is the budget (a refused chunk can be one
+ * large array, so how close reserved is to the budget says nothing); callers such as the decode
+ * pipeline's tell a limit from a broken input by this code. */
 static int nomem(dec *d) {
-  if (d->p->mem.budget && d->p->mem.reserved + (8u << 20) > d->p->mem.budget)
+  if (d->p->mem.budget)
     return pp_err_set(d->err, PP_ELIMIT,
                       "decoded profile needs more than the memory limit of %zu bytes",
                       d->p->mem.budget);
   return pp_err_set(d->err, PP_ENOMEM, "out of memory");
 }
+
+/* Charges scratch about to be allocated outside the arena against max_memory, and lowers the
+ * arena's budget by as much, so arena + scratch never pass the limit (pprof.h, pprof_limits). */
+static int side_charge(dec *d, size_t bytes) {
+  size_t max = d->lim->max_memory;
+  if (max && (bytes > max || d->side + d->p->mem.reserved > max - bytes))
+    return pp_err_set(d->err, PP_ELIMIT,
+                      "decoded profile needs more than the memory limit of %zu bytes", max);
+  d->side += bytes;
+  if (max) d->p->mem.budget = max - d->side;
+  return 0;
+}
+
+/* What idmap_build may allocate for n ids, whichever form it picks: dense up to (4n + 1025)
+ * entries of 4 bytes, or a hash table (slots up to 4n, entries and keys up to 2n) plus values. */
+static size_t idmap_bound(size_t n) { return (4 * n + 1025) * 4 + n * (16 + 48 + 16 + 4) + 4096; }
 
 /* A string index: checked against the table size (known from the count pass). */
 static inline int str_idx(dec *d, uint64_t v, uint32_t *out, const char *what, size_t at) {
@@ -585,6 +605,7 @@ int pprof_decode_wire(const uint8_t *raw, size_t len, const pprof_limits *limits
   pprof_profile *p = d.p = pprof_alloc(limits->max_memory);
   uint64_t *scratch = NULL;
   if (!p) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  if ((r = side_charge(&d, (c.location + c.sample + 2) * sizeof *d.locs)) < 0) goto out;
   p->nsample_type = c.sample_type;
   p->nsample = c.sample;
   p->nmapping = c.mapping;
@@ -607,6 +628,7 @@ int pprof_decode_wire(const uint8_t *raw, size_t len, const pprof_limits *limits
     goto out;
   }
   if ((r = pass_tables(&d, raw, end)) < 0) goto out;
+  if ((r = side_charge(&d, idmap_bound(p->nmapping) + idmap_bound(p->nfunction))) < 0) goto out;
   if ((r = idmap_build(&d.mappings, "mapping", p->nmapping, mapping_id_at, p->mapping, err)) < 0 ||
       (r = idmap_build(&d.functions, "function", p->nfunction, function_id_at, p->function, err)) <
           0)
@@ -616,10 +638,12 @@ int pprof_decode_wire(const uint8_t *raw, size_t len, const pprof_limits *limits
     if ((r = parse_location(&d, d.locs[k].data, d.locs[k].data + d.locs[k].len, &p->location[k])) <
         0)
       goto out;
+  if ((r = side_charge(&d, idmap_bound(p->nlocation))) < 0) goto out;
   if ((r = idmap_build(&d.locations, "location", p->nlocation, location_id_at, p->location, err)) <
       0)
     goto out;
 
+  if ((r = side_charge(&d, (c.max_packed + 1) * sizeof *scratch)) < 0) goto out;
   scratch = malloc((c.max_packed + 1) * sizeof *scratch);
   if (!scratch) {
     r = nomem(&d);
@@ -641,6 +665,7 @@ out:
     pprof_free(p);
     return r;
   }
+  p->mem.budget = limits->max_memory; /* the scratch is gone; the profile keeps the whole limit */
   *ret_profile = p;
   return 0;
 }

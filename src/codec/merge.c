@@ -12,16 +12,21 @@
 #include "../base/htab.h"
 #include "pprof_int.h"
 
-/* A growable byte buffer for building keys. */
+typedef struct merger merger;
+static bool charge(merger *m, size_t bytes);
+
+/* A growable byte buffer for building keys; its growth is charged to its merger. */
 typedef struct kbuf {
   unsigned char *b;
   size_t len, cap;
+  merger *owner;
 } kbuf;
 
 static int kb_grow(kbuf *k, size_t n) {
   size_t nc = k->cap ? k->cap * 2 : 256;
   while (nc - k->len < n)
     nc *= 2;
+  if (!charge(k->owner, nc - k->cap)) return PP_ELIMIT;
   unsigned char *nb = realloc(k->b, nc);
   if (!nb) return PP_ENOMEM;
   k->b = nb;
@@ -36,16 +41,18 @@ static inline int kb_put(kbuf *k, const void *d, size_t n) {
   return 0;
 }
 
-/* Growable arrays of the result's entities. */
+/* Growable arrays of the result's entities. Growth is charged to the merger `mg` (a merger *)
+ * before the realloc: past its limit the push sets mg->over and jumps to fail instead. */
 #define VEC(T)                                                                                     \
   struct {                                                                                         \
     T *v;                                                                                          \
     size_t n, cap;                                                                                 \
   }
-#define VEC_PUSH(vec, item, fail)                                                                  \
+#define VEC_PUSH(mg, vec, item, fail)                                                              \
   do {                                                                                             \
     if ((vec).n == (vec).cap) {                                                                    \
       size_t nc_ = (vec).cap ? (vec).cap * 2 : 64;                                                 \
+      if (!charge((mg), (nc_ - (vec).cap) * sizeof *(vec).v)) goto fail;                           \
       void *nv_ = realloc((vec).v, nc_ * sizeof *(vec).v);                                         \
       if (!nv_) goto fail;                                                                         \
       (vec).v = nv_;                                                                               \
@@ -100,7 +107,7 @@ static int cmp_label(const void *a, const void *b) {
   return 0;
 }
 
-typedef struct merger {
+struct merger {
   pprof_profile *dst;
   htab strings, mappings, functions, locations, samples;
   VEC(pprof_mapping) maps;
@@ -112,10 +119,89 @@ typedef struct merger {
   uint32_t *smap, *mmap, *fmap, *lmap; /* per source: index -> result index (+1 for m/f) */
   pprof_label *lab;                    /* scratch for sorting one sample's labels */
   size_t lab_cap;
-} merger;
+  /* Memory accounting (pprof.h: pprof_merger_set_limit): `used` is the bytes the merger holds
+   * (table and vector capacities, the result's arena, per-source maps); every growth is
+   * charged before it happens, and one that would pass `limit` (0 = none) sets `over`. */
+  size_t used, limit;
+  size_t maps_bytes; /* the part of used that smap..lmap hold */
+  bool over;
+};
+
+/* Charges bytes about to be allocated; false (and over set) when they would pass the limit. */
+static bool charge(merger *m, size_t bytes) {
+  if (m->limit && (bytes > m->limit || m->used > m->limit - bytes)) {
+    m->over = true;
+    return false;
+  }
+  m->used += bytes;
+  return true;
+}
+
+static void uncharge(merger *m, size_t bytes) { m->used -= bytes < m->used ? bytes : m->used; }
+
+static size_t htab_bytes(const htab *t) {
+  return t->nslots * sizeof *t->slots + t->cap * sizeof *t->entries + t->keys_cap;
+}
+
+/* htab_intern with its growth charged first. The growth is predicted from htab.c's rules
+ * (entries double from 64, keys double from 256 until the key fits, slots double past 50%
+ * load) and only matters when the key is new, so a key already present passes however full
+ * the merger is; the charge is then corrected to the table's real size. */
+static int intern_growing(merger *m, htab *t, const void *key, size_t len, uint32_t *ret) {
+  size_t grow = 0;
+  if (t->count == t->cap) grow += (t->cap ? t->cap : 64) * sizeof *t->entries;
+  if (t->keys_cap - t->keys_len < len) {
+    size_t nc = t->keys_cap ? t->keys_cap : 256;
+    while (nc - t->keys_len < len)
+      nc *= 2;
+    grow += nc - t->keys_cap;
+  }
+  if ((t->count + 1) * 2 > t->nslots) grow += t->nslots * sizeof *t->slots;
+  if (m->limit && (grow > m->limit || m->used > m->limit - grow)) {
+    int64_t e = htab_find(t, key, len);
+    if (e < 0) {
+      m->over = true;
+      return PP_ELIMIT;
+    }
+    *ret = (uint32_t)e;
+    return 0;
+  }
+  size_t before = htab_bytes(t);
+  int r = htab_intern(t, key, len, ret);
+  m->used += htab_bytes(t) - before;
+  return r;
+}
+
+/* The common case, inlined: an insert here cannot grow the table, so there is nothing to
+ * charge (most keys of a merge are already present). */
+static inline int intern(merger *m, htab *t, const void *key, size_t len, uint32_t *ret) {
+  if (t->count < t->cap && t->keys_cap - t->keys_len >= len && (t->count + 1) * 2 <= t->nslots)
+    return htab_intern(t, key, len, ret);
+  return intern_growing(m, t, key, len, ret);
+}
+
+/* An allocation in the result's arena, charged by what the arena reserves (chunks of up to
+ * 8 MiB): the arena's own budget is set to what the limit leaves. */
+static void *dst_alloc(merger *m, size_t size) {
+  arena *a = &m->dst->mem;
+  size_t before = a->reserved;
+  if (m->limit) a->budget = m->used - before < m->limit ? m->limit - (m->used - before) : 1;
+  void *p = arena_alloc(a, size);
+  /* with a limit, a failure is the budget's (or malloc's, which is then reported as over) */
+  if (!p && m->limit) m->over = true;
+  m->used += a->reserved - before;
+  return p;
+}
+
+static void *dst_calloc(merger *m, size_t n, size_t size) {
+  if (size && n > SIZE_MAX / size) return NULL;
+  void *p = dst_alloc(m, n * size);
+  if (p) memset(p, 0, n * size);
+  return p;
+}
 
 static int intern_str(merger *m, const pprof_profile *src, uint32_t i, uint32_t *ret) {
-  int r = htab_intern(&m->strings, src->strings[i], src->string_len[i], ret);
+  int r = intern(m, &m->strings, src->strings[i], src->string_len[i], ret);
   return r < 0 ? r : 0;
 }
 
@@ -125,6 +211,12 @@ static int map_source(merger *m, const pprof_profile *src) {
   free(m->mmap);
   free(m->fmap);
   free(m->lmap);
+  m->smap = m->mmap = m->fmap = m->lmap = NULL;
+  uncharge(m, m->maps_bytes);
+  m->maps_bytes = 0;
+  size_t need = (src->nstrings + src->nmapping + src->nfunction + src->nlocation + 4) * sizeof *m->smap;
+  if (!charge(m, need)) return PP_ELIMIT;
+  m->maps_bytes = need;
   m->smap = malloc((src->nstrings + 1) * sizeof *m->smap);
   m->mmap = malloc((src->nmapping + 1) * sizeof *m->mmap);
   m->fmap = malloc((src->nfunction + 1) * sizeof *m->fmap);
@@ -144,13 +236,13 @@ static int map_source(merger *m, const pprof_profile *src) {
     if (kb_put(&m->key, &size, 8) || kb_put(&m->key, &sm->offset, 8) || kb_put(&m->key, &ident, 4))
       return PP_ENOMEM;
     uint32_t idx;
-    if ((r = htab_intern(&m->mappings, m->key.b, m->key.len, &idx)) < 0) return r;
+    if ((r = intern(m, &m->mappings, m->key.b, m->key.len, &idx)) < 0) return r;
     if (r == 1) {
       pprof_mapping dm = *sm;
       dm.id = idx + 1;
       dm.filename = m->smap[sm->filename];
       dm.build_id = m->smap[sm->build_id];
-      VEC_PUSH(m->maps, dm, nomem);
+      VEC_PUSH(m, m->maps, dm, nomem);
     }
     m->mmap[i] = idx + 1;
   }
@@ -168,14 +260,14 @@ static int map_source(merger *m, const pprof_profile *src) {
     k.sys = m->smap[sf->system_name];
     k.file = m->smap[sf->filename];
     uint32_t idx;
-    if ((r = htab_intern(&m->functions, &k, sizeof k, &idx)) < 0) return r;
+    if ((r = intern(m, &m->functions, &k, sizeof k, &idx)) < 0) return r;
     if (r == 1) {
       pprof_function df = {.id = idx + 1,
                            .name = k.name,
                            .system_name = k.sys,
                            .filename = k.file,
                            .start_line = sf->start_line};
-      VEC_PUSH(m->funcs, df, nomem);
+      VEC_PUSH(m, m->funcs, df, nomem);
     }
     m->fmap[i] = idx + 1;
   }
@@ -197,20 +289,20 @@ static int map_source(merger *m, const pprof_profile *src) {
         return PP_ENOMEM;
     }
     uint32_t idx;
-    if ((r = htab_intern(&m->locations, m->key.b, m->key.len, &idx)) < 0) return r;
+    if ((r = intern(m, &m->locations, m->key.b, m->key.len, &idx)) < 0) return r;
     if (r == 1) {
       pprof_location dl = {.id = idx + 1,
                            .address = sl->address,
                            .mapping = mi,
                            .nline = sl->nline,
                            .is_folded = sl->is_folded};
-      dl.line = arena_alloc(&m->dst->mem, sl->nline * sizeof *dl.line);
+      dl.line = dst_alloc(m, sl->nline * sizeof *dl.line);
       if (!dl.line) return PP_ENOMEM;
       for (uint32_t j = 0; j < sl->nline; j++) {
         dl.line[j] = sl->line[j];
         dl.line[j].function = sl->line[j].function ? m->fmap[sl->line[j].function - 1] : 0;
       }
-      VEC_PUSH(m->locs, dl, nomem);
+      VEC_PUSH(m, m->locs, dl, nomem);
     }
     m->lmap[i] = idx;
   }
@@ -229,6 +321,10 @@ static int add_samples(merger *m, const pprof_profile *src, int64_t sign) {
     if (zero) continue;
     if (s->nlabel > m->lab_cap) {
       free(m->lab);
+      m->lab = NULL;
+      uncharge(m, m->lab_cap * sizeof *m->lab);
+      m->lab_cap = 0;
+      if (!charge(m, s->nlabel * 2 * sizeof *m->lab)) return PP_ELIMIT;
       m->lab_cap = s->nlabel * 2;
       m->lab = malloc(m->lab_cap * sizeof *m->lab);
       if (!m->lab) return PP_ENOMEM;
@@ -251,18 +347,18 @@ static int add_samples(merger *m, const pprof_profile *src, int64_t sign) {
         return PP_ENOMEM;
     }
     uint32_t idx;
-    int r = htab_intern(&m->samples, m->key.b, m->key.len, &idx);
+    int r = intern(m, &m->samples, m->key.b, m->key.len, &idx);
     if (r < 0) return r;
     if (r == 1) {
       pprof_sample ds = {.nloc = s->nloc, .nlabel = s->nlabel};
-      ds.loc = arena_alloc(&m->dst->mem, s->nloc * sizeof *ds.loc);
-      ds.value = arena_calloc(&m->dst->mem, nv, sizeof *ds.value);
-      ds.label = arena_alloc(&m->dst->mem, s->nlabel * sizeof *ds.label);
+      ds.loc = dst_alloc(m, s->nloc * sizeof *ds.loc);
+      ds.value = dst_calloc(m, nv, sizeof *ds.value);
+      ds.label = dst_alloc(m, s->nlabel * sizeof *ds.label);
       if (!ds.loc || !ds.value || !ds.label) return PP_ENOMEM;
       for (uint32_t j = 0; j < s->nloc; j++)
         ds.loc[j] = m->lmap[s->loc[j]];
       if (s->nlabel) memcpy(ds.label, m->lab, s->nlabel * sizeof *ds.label);
-      VEC_PUSH(m->samps, ds, nomem);
+      VEC_PUSH(m, m->samps, ds, nomem);
     }
     int64_t *dv = m->samps.v[idx].value;
     for (size_t v = 0; v < nv; v++)
@@ -275,7 +371,7 @@ nomem:
 
 #define COPY_OUT(dstp, dstn, vec)                                                                  \
   do {                                                                                             \
-    (dstp) = arena_alloc(&dst->mem, ((vec).n ? (vec).n : 1) * sizeof *(vec).v);                    \
+    (dstp) = dst_alloc(m, ((vec).n ? (vec).n : 1) * sizeof *(vec).v);                    \
     if (!(dstp)) goto nomem;                                                                       \
     if ((vec).n) memcpy((dstp), (vec).v, (vec).n * sizeof *(vec).v);                               \
     (dstn) = (vec).n;                                                                              \
@@ -323,14 +419,17 @@ int pprof_merger_new(pprof_merger **ret, pp_err *err) {
     pprof_merger_free(pm);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
+  m->key.owner = m;
+  m->used = sizeof *pm + htab_bytes(&m->strings) + htab_bytes(&m->mappings) +
+            htab_bytes(&m->functions) + htab_bytes(&m->locations) + htab_bytes(&m->samples);
   *ret = pm;
   return 0;
 }
 
 /* A copy of src's header strings (types, period type) so later sources can be checked
  * against the first after it has been freed. */
-static pprof_profile *copy_types(const pprof_profile *src) {
-  pprof_profile *t = pprof_alloc(0);
+static pprof_profile *copy_types(const pprof_profile *src, size_t budget) {
+  pprof_profile *t = pprof_alloc(budget);
   if (!t) return NULL;
   size_t n = src->nsample_type;
   t->nstrings = 2 * n + 3;
@@ -369,9 +468,15 @@ int pprof_merger_add(pprof_merger *pm, const pprof_profile *src, int64_t sign, p
   if (pm->added && (r = pprof_compatible(pm->first_types, src, err)) < 0) return r;
   if ((r = map_source(m, src)) < 0 || (r = add_samples(m, src, sign)) < 0) goto fail;
   if (pm->added == 0) {
-    if (!(pm->first_types = copy_types(src))) goto nomem;
+    /* its arena gets what the limit leaves, so it is refused before it is allocated */
+    size_t left = m->limit ? (m->used < m->limit ? m->limit - m->used : 1) : 0;
+    if (!(pm->first_types = copy_types(src, left))) {
+      if (m->limit) m->over = true;
+      goto nomem;
+    }
+    m->used += pm->first_types->mem.reserved;
     dst->nsample_type = src->nsample_type;
-    dst->sample_type = arena_alloc(&dst->mem, (src->nsample_type + 1) * sizeof *dst->sample_type);
+    dst->sample_type = dst_alloc(m, (src->nsample_type + 1) * sizeof *dst->sample_type);
     if (!dst->sample_type) goto nomem;
     for (size_t t = 0; t < src->nsample_type; t++) {
       dst->sample_type[t].type = m->smap[src->sample_type[t].type];
@@ -396,15 +501,23 @@ int pprof_merger_add(pprof_merger *pm, const pprof_profile *src, int64_t sign, p
     bool seen = false;
     for (size_t k = 0; k < m->comments.n && !seen; k++)
       seen = m->comments.v[k] == ci;
-    if (!seen) VEC_PUSH(m->comments, ci, nomem);
+    if (!seen) VEC_PUSH(m, m->comments, ci, nomem);
   }
   return 0;
 nomem:
   r = PP_ENOMEM;
 fail:
   /* A failed add may leave part of src interned; the merger is unusable afterwards. */
+  if (m->over)
+    return pp_err_set(err, PP_ELIMIT,
+                      "merge: the merged profile needs more than its memory limit of %zu bytes",
+                      m->limit);
   return pp_err_set(err, r, "merge: %s", pp_strerror(r));
 }
+
+void pprof_merger_set_limit(pprof_merger *pm, size_t bytes) { pm->m.limit = bytes; }
+
+size_t pprof_merger_bytes(const pprof_merger *pm) { return pm->m.used; }
 
 /* Keeps vec's entries whose mark is set, in order, with ids 1..n; each kept mark becomes the
  * entry's new index + 1. */
@@ -482,7 +595,10 @@ int pprof_merger_finish(pprof_merger *pm, pprof_profile **ret_profile, pp_err *e
     if (!zero) m->samps.v[keep++] = m->samps.v[i];
   }
   m->samps.n = keep;
+  size_t marks = (m->locs.n + m->funcs.n + m->maps.n + 3) * sizeof(uint32_t);
+  if (!charge(m, marks)) goto nomem;
   if (drop_unreferenced(m) < 0) goto nomem;
+  uncharge(m, marks);
 
   COPY_OUT(dst->mapping, dst->nmapping, m->maps);
   COPY_OUT(dst->function, dst->nfunction, m->funcs);
@@ -490,22 +606,31 @@ int pprof_merger_finish(pprof_merger *pm, pprof_profile **ret_profile, pp_err *e
   COPY_OUT(dst->sample, dst->nsample, m->samps);
   COPY_OUT(dst->comment, dst->ncomment, m->comments);
   dst->nstrings = m->strings.count;
-  dst->strings = arena_alloc(&dst->mem, dst->nstrings * sizeof *dst->strings);
-  dst->string_len = arena_alloc(&dst->mem, dst->nstrings * sizeof *dst->string_len);
+  dst->strings = dst_alloc(m, dst->nstrings * sizeof *dst->strings);
+  dst->string_len = dst_alloc(m, dst->nstrings * sizeof *dst->string_len);
   if (!dst->strings || !dst->string_len) goto nomem;
   for (size_t i = 0; i < dst->nstrings; i++) {
     size_t len;
     const char *s = htab_key(&m->strings, (uint32_t)i, &len);
-    dst->strings[i] = arena_strndup(&dst->mem, s, len);
+    dst->strings[i] = dst_alloc(m, len + 1);
     if (!dst->strings[i]) goto nomem;
+    memcpy(dst->strings[i], s, len);
+    dst->strings[i][len] = '\0';
     dst->string_len[i] = (uint32_t)len;
   }
-  m->dst = NULL; /* handed to the caller */
+  dst->mem.budget = 0; /* the limit was the merger's; the result is the caller's */
+  m->dst = NULL;       /* handed to the caller */
   pprof_merger_free(pm);
   *ret_profile = dst;
   return 0;
-nomem:
+nomem:;
+  bool over = m->over;
+  size_t limit = m->limit;
   pprof_merger_free(pm);
+  if (over)
+    return pp_err_set(err, PP_ELIMIT,
+                      "merge: the merged profile needs more than its memory limit of %zu bytes",
+                      limit);
   return pp_err_set(err, PP_ENOMEM, "out of memory");
 }
 

@@ -13,7 +13,7 @@
 
 typedef struct pipe_state {
   size_t n, window;
-  const pprof_limits *limits;
+  pprof_limits limits;
   pprof_fetch_fn fetch;
   void *ud;
   pprof_profile **slot;
@@ -41,7 +41,22 @@ static void *worker(void *arg) {
     size_t len = 0;
     pprof_profile *p = NULL;
     if (ps->fetch(ps->ud, i, &buf, &len, &ps->errs[i]) >= 0) {
-      if (pprof_decode(buf, len, ps->limits, &p, &ps->errs[i]) < 0) p = NULL;
+      /* the fetched bytes are part of this input's max_memory (pprof.h) */
+      pprof_limits lim = ps->limits;
+      if (lim.max_memory && len >= lim.max_memory)
+        pp_err_set(&ps->errs[i], PP_ELIMIT,
+                   "decoded profile needs more than the memory limit of %zu bytes",
+                   lim.max_memory);
+      else {
+        if (lim.max_memory) lim.max_memory -= len;
+        if (pprof_decode(buf, len, &lim, &p, &ps->errs[i]) < 0) {
+          p = NULL;
+          if (strstr(ps->errs[i].msg, "memory limit"))
+            pp_err_set(&ps->errs[i], PP_ELIMIT,
+                       "decoded profile needs more than the memory limit of %zu bytes",
+                       ps->limits.max_memory);
+        }
+      }
       free(buf);
     }
     pthread_mutex_lock(&ps->mu);
@@ -58,7 +73,9 @@ int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   if (window == 0) window = 2 * threads + 2;
   if (n == 0) return 0;
-  pipe_state ps = {.n = n, .window = window, .limits = limits, .fetch = fetch, .ud = ud};
+  pipe_state ps = {.n = n, .window = window, .fetch = fetch, .ud = ud};
+  if (limits) ps.limits = *limits;
+  else pprof_limits_default(&ps.limits);
   ps.slot = calloc(n, sizeof *ps.slot);
   ps.done = calloc(n, sizeof *ps.done);
   ps.errs = calloc(n, sizeof *ps.errs);

@@ -26,7 +26,11 @@
 
 typedef struct pprof_limits {
   size_t max_decompressed; /* bytes of protobuf after gunzip (default 64 MiB) */
-  size_t max_memory;       /* decoder working memory (default 1 GiB) */
+  size_t max_memory;       /* working memory of one decode (default 1 GiB; 0 = none): the
+                            * decompressed bytes, the decoder's scratch tables and the profile
+                            * it builds, all charged before they are allocated; past it the
+                            * decode stops with PP_ELIMIT "... memory limit of N bytes" and
+                            * frees what it had. The profile returned holds less than this. */
   size_t max_strings;      /* string table entries (default 1 Mi) */
   size_t max_string_len;   /* bytes in one string (default 64 KiB) */
   size_t max_samples;      /* samples (default 4 Mi) */
@@ -153,13 +157,32 @@ int pprof_merger_add(pprof_merger *m, const pprof_profile *src, int64_t sign, pp
 int pprof_merger_finish(pprof_merger *m, pprof_profile **ret_profile, pp_err *err);
 void pprof_merger_free(pprof_merger *m);
 
+/* Memory cap of a merger: bytes (0 = none, the default) for everything the merger holds: its
+ * hash tables, its vectors (by capacity), the result's arena (by the chunks it reserves) and
+ * the per-source index maps. Every growth is charged before it is allocated, so the merger
+ * never holds more than the cap (transient realloc copies aside); an add or finish whose growth
+ * would pass it fails with PP_ELIMIT ("merge: the merged profile needs more than its memory
+ * limit of N bytes") and leaves the merger unusable, as any failed add. finish copies the
+ * result out of the tables, so it needs up to about pprof_merger_bytes() more again. May be
+ * changed between adds (a caller sharing one budget between mergers lowers it as others grow). */
+void pprof_merger_set_limit(pprof_merger *m, size_t bytes);
+
+/* The bytes the merger holds now, as charged against its limit. */
+size_t pprof_merger_bytes(const pprof_merger *m);
+
 /* Decoding many inputs in parallel: worker threads fetch and decode inputs ahead (at most
  * `window` decoded but not yet consumed), and consume() is called on the calling thread for
  * each input in input order, so merging stays single-threaded and memory stays flat.
  * fetch() returns the bytes of input i (malloc'd; the pipeline frees them) or a negative value
  * with a message in *fetch_err. consume() gets the decoded profile, or NULL and the input's
  * error (fetch or decode) so it can skip or stop; the profile is freed after consume returns,
- * and a negative return stops the pipeline with that error. threads 0 = 2; window 0 = default. */
+ * and a negative return stops the pipeline with that error. threads 0 = 2; window 0 =
+ * 2 x threads + 2.
+ * Memory: at most `window` inputs are alive at once (fetched, decoding, decoded or being
+ * consumed), and each is decoded with limits->max_memory covering its fetched bytes too, so
+ * the pipeline holds at most window x limits->max_memory besides the caller's consume(); a
+ * caller with a budget B for decoding picks window and max_memory with window x max_memory <= B.
+ * An input over its share gets PP_ELIMIT in input_err ("... memory limit ..."). */
 typedef int (*pprof_fetch_fn)(void *ud, size_t i, uint8_t **ret_buf, size_t *ret_len,
                               pp_err *fetch_err);
 typedef int (*pprof_consume_fn)(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err,

@@ -231,6 +231,15 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
                  int64_t to, store_agg agg, size_t max_records, pprof_profile **ret,
                  size_t *ret_count, pp_err *err);
 
+/* store_merged within a memory budget (bytes; 0 = none, as store_merged): half of it for
+ * records decoded ahead (2 at a time, each within a quarter, its fetched bytes included), the
+ * other half for the merge's tables and result (pprof_merger_set_limit), so the merge never
+ * holds more than the budget. Past it: PP_ELIMIT, with a message naming the memory limit,
+ * while merging, before the memory is taken. Within it the result equals store_merged's. */
+int store_merged_within(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                        int64_t to, store_agg agg, size_t max_records, size_t budget,
+                        pprof_profile **ret, size_t *ret_count, pp_err *err);
+
 /* Raw bytes of one record, checked against its CRC (malloc'd). */
 int store_read(store *s, int64_t id, uint8_t **ret_buf, size_t *ret_len, pp_err *err);
 

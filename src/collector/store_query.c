@@ -619,7 +619,15 @@ typedef struct merge_job {
   bool avg;
   pprof_merger *series;
   int64_t series_id, series_weight;
+  size_t cap; /* memory cap shared by mg and series (0 = none) */
 } merge_job;
+
+/* With a cap, mg and the current series merger share it: each may grow into what the other
+ * leaves. */
+static void share_cap(merge_job *j, pprof_merger *into, size_t other) {
+  if (!j->cap) return;
+  pprof_merger_set_limit(into, other < j->cap ? j->cap - other : 1);
+}
 
 static int fetch_record(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *ferr) {
   merge_job *j = ud;
@@ -636,6 +644,7 @@ static int flush_series(merge_job *j, pp_err *err) {
   j->series = NULL;
   if (r < 0 || !p) return r;
   if (j->series_weight > 1) pprof_scale(p, 1.0 / (double)j->series_weight);
+  share_cap(j, j->mg, p->mem.reserved);
   r = pprof_merger_add(j->mg, p, 1, err);
   pprof_free(p);
   return r == PP_EMISMATCH ? 0 : r;
@@ -643,8 +652,13 @@ static int flush_series(merge_job *j, pp_err *err) {
 
 static int merge_record(void *ud, size_t i, const pprof_profile *p, const pp_err *input_err, pp_err *err) {
   merge_job *j = ud;
-  (void)input_err;
   const row_loc *row = &j->rows[j->pick[i]];
+  /* a record over its decoding share: the query is over its budget, not the record unreadable
+   * (stored records passed the default limits when they were written) */
+  if (!p && j->cap && input_err->code == PP_ELIMIT) {
+    *err = *input_err;
+    return PP_ELIMIT;
+  }
   pprof_merger *into = j->mg;
   if (j->avg) {
     if (!j->series || row->row.series_id != j->series_id) {
@@ -657,6 +671,7 @@ static int merge_record(void *ud, size_t i, const pprof_profile *p, const pp_err
     into = j->series;
   }
   if (!p) return 0; /* deleted by retention meanwhile, or unreadable: skipped */
+  if (j->avg) share_cap(j, into, pprof_merger_bytes(j->mg));
   int r = pprof_merger_add(into, p, 1, err);
   if (r == PP_EMISMATCH) return 0; /* a target that changed its sample types: skip that record */
   if (r == 0) {
@@ -666,13 +681,28 @@ static int merge_record(void *ud, size_t i, const pprof_profile *p, const pp_err
   return r;
 }
 
+#define MERGE_THREADS 2
+#define MERGE_WINDOW 2
 /* Merges the picked rows into mg; with avg, picks must be grouped by series and each series
- * is added as its own average. */
+ * is added as its own average. With a budget (0 = none), decoding ahead gets half of it
+ * (MERGE_WINDOW records, each within a quarter: one record may be large, and two decoding
+ * threads keep the merge busy) and the mergers the other half; pprof.h
+ * (pprof_decode_pipeline) says why that bounds the total. */
 static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg, bool avg,
-                        int64_t *ret_merged, pp_err *err) {
+                        size_t budget, int64_t *ret_merged, pp_err *err) {
   merge_job mj = {.s = s, .rows = locs, .pick = pick, .mg = mg, .avg = avg};
+  pprof_limits lim;
+  pprof_limits_default(&lim);
+  size_t window = 0;
+  if (budget) {
+    size_t ahead = budget / 2;
+    window = MERGE_WINDOW;
+    lim.max_memory = ahead / window;
+    mj.cap = budget - ahead;
+    pprof_merger_set_limit(mg, mj.cap);
+  }
   /* records are read and decoded on worker threads; merging stays on this one, in order */
-  int r = pprof_decode_pipeline(npick, 0, 0, NULL, fetch_record, merge_record, &mj, err);
+  int r = pprof_decode_pipeline(npick, MERGE_THREADS, window, &lim, fetch_record, merge_record, &mj, err);
   if (r == 0 && avg) r = flush_series(&mj, err);
   pprof_merger_free(mj.series);
   *ret_merged = mj.merged;
@@ -681,7 +711,7 @@ static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_
 
 int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg,
                       int64_t *ret_merged, pp_err *err) {
-  return merge_picked(s, locs, pick, npick, mg, false, ret_merged, err);
+  return merge_picked(s, locs, pick, npick, mg, false, 0, ret_merged, err);
 }
 
 /* avg groups picks by series, each keeping its time order (qsort_r: queries run on several
@@ -697,6 +727,12 @@ static int cmp_pick_series(const void *a, const void *b, void *rows) {
 int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
                  int64_t to, store_agg agg, size_t max_records, pprof_profile **ret,
                  size_t *ret_count, pp_err *err) {
+  return store_merged_within(s, m, nm, type, from, to, agg, max_records, 0, ret, ret_count, err);
+}
+
+int store_merged_within(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                        int64_t to, store_agg agg, size_t max_records, size_t budget,
+                        pprof_profile **ret, size_t *ret_count, pp_err *err) {
   sqlite3 *db;
   int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
@@ -744,7 +780,7 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
    * then the averages are summed */
   bool avg = agg == STORE_AGG_AVG;
   if (avg && nseries > 1) qsort_r(pick, npick, sizeof *pick, cmp_pick_series, v);
-  r = merge_picked(s, v, pick, npick, mg, avg, &merged, err);
+  r = merge_picked(s, v, pick, npick, mg, avg, budget, &merged, err);
   free(pick);
   if (r < 0) goto out;
   if (merged == 0) {

@@ -208,8 +208,19 @@ static void answer(const web_ctx *x, web_resp *out, const char *what, const char
   pp_buf_free(b);
 }
 
-static void store_error(web_resp *out, int r, const pp_err *err) {
-  if (r == PP_EUSAGE) web_resp_error(out, 404, "not_found", err->msg);
+/* A merge stopped by its memory cap (store_merged_within, pprof_merger_set_limit) while it ran. */
+static void over_budget_merging(web_resp *out, size_t budget, const pp_err *err) {
+  char msg[1000];
+  snprintf(msg, sizeof msg,
+           "merging the profiles needed more, over this query's memory budget of %.1f MiB (--web-query-memory): "
+           "narrow the selection (a shorter time range, fewer series) [%s]",
+           (double)budget / 1048576, err && err->msg[0] ? err->msg : "the selection alone");
+  web_resp_error(out, 422, "execution", msg);
+}
+
+static void store_error(const web_ctx *x, web_resp *out, int r, const pp_err *err) {
+  if (r == PP_ELIMIT) over_budget_merging(out, x->budget, err);
+  else if (r == PP_EUSAGE) web_resp_error(out, 404, "not_found", err->msg);
   else web_resp_error(out, 500, "internal", err->msg);
 }
 
@@ -360,10 +371,19 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   pp_buf_init(&nodes, x->budget);
   pp_buf_init(&top, x->budget);
   pp_buf_init(&a, x->budget);
-  int r = store_merged(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, &cmp, &ncmp, &err);
-  if (r == 0 && has_base) r = store_merged(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS, &base, &nbase, &err);
+  /* the merges run within the budget (each the part the ones before left), so an over-budget
+   * selection stops while merging instead of after */
+  int r = store_merged_within(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, x->budget, &cmp,
+                              &ncmp, &err);
+  if (r == 0 && has_base && profile_bytes(cmp) >= x->budget) {
+    r = PP_ELIMIT;
+    err.msg[0] = '\0';
+  }
+  if (r == 0 && has_base)
+    r = store_merged_within(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS,
+                            x->budget - profile_bytes(cmp), &base, &nbase, &err);
   if (r < 0) {
-    store_error(out, r, &err);
+    store_error(x, out, r, &err);
     goto done;
   }
   size_t used = profile_bytes(cmp) + profile_bytes(base);
@@ -562,19 +582,35 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
   pprof_profile *prof = NULL, *base = NULL, *d = NULL;
   size_t count = 0;
   pp_err err = {0};
-  int r = store_merged(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, &prof, &count, &err);
+  int r = store_merged_within(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, x->budget, &prof,
+                              &count, &err);
   if (r < 0) {
-    store_error(out, r, &err);
+    store_error(x, out, r, &err);
     return;
   }
   if (has_base) {
-    r = store_merged(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS, &base, NULL, &err);
+    r = profile_bytes(prof) < x->budget
+            ? store_merged_within(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS,
+                                  x->budget - profile_bytes(prof), &base, NULL, &err)
+            : PP_ELIMIT;
     size_t used = profile_bytes(prof) + profile_bytes(base);
-    if (r == 0 && used > x->budget) {
-      over_budget(out, "the merged profiles", used, x->budget);
+    if (r == PP_ELIMIT || (r == 0 && used >= x->budget)) {
+      over_budget_merging(out, x->budget, r == PP_ELIMIT ? &err : NULL);
       goto done;
     }
-    if (r == 0) r = pprof_diff(base, prof, &d, &err);
+    /* pprof_diff's merge, capped at what the two inputs leave */
+    pprof_merger *dm = NULL;
+    if (r == 0 && (r = pprof_merger_new(&dm, &err)) == 0) {
+      pprof_merger_set_limit(dm, x->budget - used);
+      if ((r = pprof_merger_add(dm, prof, 1, &err)) == 0 && (r = pprof_merger_add(dm, base, -1, &err)) == 0)
+        r = pprof_merger_finish(dm, &d, &err);
+      else
+        pprof_merger_free(dm);
+    }
+    if (r == PP_ELIMIT) {
+      over_budget_merging(out, x->budget, &err);
+      goto done;
+    }
     if (r < 0) {
       web_resp_error(out, r == PP_EUSAGE ? 404 : 400, r == PP_EUSAGE ? "not_found" : "bad_data", err.msg);
       goto done;

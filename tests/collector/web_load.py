@@ -322,7 +322,68 @@ def close_wait(port):
     return n
 
 
+def vm_hwm(pid):
+    """The process's peak resident set (VmHWM), bytes."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+# The merge's memory in a budget: 80 series of one record each, of distinct stacks (1,296
+# samples, ~0.1 MB decoded a record), merge into ~8 MB of result and more of tables, far past a
+# 4 MiB budget, while each record alone fits its decoding share (1 MiB). The process's peak RSS
+# (VmHWM, taken just before the query) may rise by the budget plus BUDGET_SLACK: what the
+# query holds outside the codec's accounting (the store's row list, SQLite's page cache for
+# the index, the pages malloc touches in the arenas of the two decoding threads and the query
+# worker, allocator slack). Measured on this render: +0.6 to +2.4 MiB in all with the caps;
+# without them (the merge capped by nothing, the result checked afterwards) +17.2 to +18.2 MiB.
+BUDGET_SLACK = 4 << 20
+
+
+def merge_budget(t):
+    d = os.path.join(OUT, "web-merge-budget")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    if not os.access(SB, os.X_OK):
+        t.tool("web_limits: build/rel/bench/store-bench is built (make test-bins)", False, SB)
+        return
+    files = []
+    for i in range(80):
+        f = os.path.join(d, f"p{i}.pb.gz")
+        open(f, "wb").write(wide_profile(4, 6, prefix=f"p{i}"))
+        files.append(f)
+    store = os.path.join(d, "store")
+    p = subprocess.run([SB, "fill", store, "80", "1", "cpu", *files], capture_output=True, text=True, timeout=600)
+    t.tool("web_limits: store-bench fills a store with 80 pods of one record each, of distinct stacks", p.returncode == 0, p.stderr[-2000:])
+    if p.returncode != 0:
+        return
+    budget = 4 << 20
+    c = Collector("monitors: []\n", data_dir=store, extra_args=["--web-query-memory", "4MiB"], name="web-merge-budget")
+    try:
+        def within_budget():
+            m = metrics(c)
+            got = m.get("collector_web_query_memory_budget_bytes")
+            base = vm_hwm(c.proc.pid)
+            st, body, _, secs = request(c, f"/api/v1/render?{DAY}&from={time.time() - 3600:.0f}&max_nodes=100&top=10",
+                                        timeout=120)
+            peak = vm_hwm(c.proc.pid)
+            j = json.loads(body) if body.startswith(b"{") else {}
+            err = j.get("error", "")
+            ok = (got == budget and st == 422 and j.get("errorType") == "execution" and "merging the profiles" in err
+                  and "merge: the merged profile needs more than its memory limit" in err and "over this query's memory budget of 4.0 MiB (--web-query-memory)" in err)
+            ok = ok and peak - base < budget + BUDGET_SLACK
+            return ok, (f"budget {got}; {st} in {secs:.2f}s: {body[:300]!r}; peak RSS before {base / 2**20:.1f} MiB, after "
+                        f"{peak / 2**20:.1f} MiB (+{(peak - base) / 2**20:.1f}, allowed < {(budget + BUDGET_SLACK) / 2**20:.1f})")
+        check(t, "collector web: a render whose merge passes the 4 MiB budget gets 422 while merging, and the process's "
+                 "peak RSS rises by less than the budget + 4 MiB", within_budget)
+    finally:
+        c.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def web_limits(t):
+    merge_budget(t)
     d = os.path.join(OUT, "web-limits-auth")
     os.makedirs(d, exist_ok=True)
     users = os.path.join(d, "users")

@@ -379,10 +379,11 @@ def make_profile(types, samples, time_nanos=0, duration_nanos=0, period_type=Non
     return gzip.compress(body) if compress else body
 
 
-def wide_profile(levels=6, branch=7):
+def wide_profile(levels=6, branch=7, prefix="pkg"):
     """A gzipped CPU profile whose call tree has 1 + sum(branch^d, d = 1..levels) nodes (137,257
     for 6 x 7; megabytes once decoded, from about 1 MB of gzip): every function of a level calls
-    every one of the next, one sample of 10 ms per leaf path."""
+    every one of the next, one sample of 10 ms per leaf path. Profiles of different prefixes
+    share no function."""
     import gzip
     import time
     strings = ["", "samples", "count", "cpu", "nanoseconds"]
@@ -398,7 +399,7 @@ def wide_profile(levels=6, branch=7):
     for d in range(levels):
         for k in range(branch):
             fid = d * branch + k + 1
-            p += field(5, field(1, fid) + field(2, s(f"pkg/level{d}.fn{k}")))
+            p += field(5, field(1, fid) + field(2, s(f"{prefix}/level{d}.fn{k}")))
             p += field(4, field(1, fid) + field(4, field(1, fid) + field(2, d + 1)))
     out = []
 

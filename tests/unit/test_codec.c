@@ -7,6 +7,7 @@
 #include "profile.pb-c.h"
 #include "profile_eq.h"
 #include "tt.h"
+#include "../../src/base/file.h"
 #include <dirent.h>
 
 /* ---- a small profile built by hand ----------------------------------------------------------
@@ -527,6 +528,162 @@ static void decode_every_shared_profile(void) {
   CHECK(strstr(err.msg, "/nonexistent/x.pb.gz") != NULL);
 }
 
+static pprof_profile *decode_shared(const char *rel) {
+  const char *dir = getenv("PPROF_TESTDATA");
+  if (!dir) dir = "../shared/testdata/pprof";
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  pprof_profile *p = NULL;
+  pp_err err = {0};
+  if (pprof_decode_file(path, NULL, &p, &err) < 0) fprintf(stderr, "  %s\n", err.msg);
+  return p;
+}
+
+/* The merger's cap (pprof_merger_set_limit) on twelve real CPU profiles: the bytes it reports
+ * after each add, unlimited, are what it holds (within an add it only grows, so the largest of
+ * them is the need); a cap one byte under the need fails at exactly the add that reaches it,
+ * with the limit error and never holding more than the cap before; a cap of the need lets
+ * every add through, and twice it (finish copies the result out) gives the same profile as no
+ * cap while the need alone fails in finish. */
+static void merger_limit_on_shared_profiles(void) {
+  enum { N = 12 };
+  pprof_profile *src[N];
+  bool all = true;
+  for (int i = 0; i < N; i++) {
+    char rel[64];
+    snprintf(rel, sizeof rel, "%s/cpu-%d.pb.gz", i < 6 ? "prometheus" : "gotarget", i % 6 + 1);
+    src[i] = decode_shared(rel);
+    all = all && src[i];
+  }
+  CHECK(all);
+  if (!all) goto out;
+  size_t held[N], need = 0;
+  int k = 0;
+  pprof_merger *m;
+  pp_err err = {0};
+  pprof_profile *want = NULL, *got = NULL;
+  CHECK(pprof_merger_new(&m, &err) == 0);
+  for (int i = 0; i < N; i++) {
+    CHECK(pprof_merger_add(m, src[i], 1, &err) == 0);
+    held[i] = pprof_merger_bytes(m);
+    if (held[i] > need) need = held[i], k = i;
+  }
+  CHECK(pprof_merger_finish(m, &want, &err) == 0);
+  /* the merged tables grow with distinct stacks: the need is reached after the first add */
+  CHECK(k > 0 && need > held[0]);
+  /* one byte under the need */
+  size_t cap = need - 1;
+  CHECK(pprof_merger_new(&m, &err) == 0);
+  pprof_merger_set_limit(m, cap);
+  int failed_at = -1;
+  for (int i = 0; i < N && failed_at < 0; i++) {
+    int r = pprof_merger_add(m, src[i], 1, &err);
+    if (r < 0) {
+      failed_at = i;
+      CHECK(pprof_merger_bytes(m) <= cap); /* refused before it was allocated */
+      CHECK(r == PP_ELIMIT);
+      CHECK(strstr(err.msg, "memory limit") != NULL);
+    } else {
+      CHECK(pprof_merger_bytes(m) <= cap);
+      CHECK_EQ_I64(pprof_merger_bytes(m), held[i]);
+    }
+  }
+  CHECK_EQ_I64(failed_at, k);
+  pprof_merger_free(m);
+  /* caps across the whole range, so that every kind of growth (tables, vectors, arena, maps)
+   * is the one that meets a cap somewhere: each merge fails at the first add whose unlimited
+   * size passes the cap (or none), and never holds more than the cap */
+  int wrong = 0;
+  for (int c = 0; c < 256; c++) {
+    size_t capc = held[0] / 2 + (need - held[0] / 2) * (size_t)c / 256;
+    int expect = -1;
+    for (int i = 0; i < N && expect < 0; i++)
+      if (held[i] > capc) expect = i;
+    CHECK(pprof_merger_new(&m, &err) == 0);
+    pprof_merger_set_limit(m, capc);
+    int at = -1;
+    for (int i = 0; i < N && at < 0; i++) {
+      int r = pprof_merger_add(m, src[i], 1, &err);
+      if (pprof_merger_bytes(m) > capc || (r < 0 && r != PP_ELIMIT)) wrong++;
+      if (r < 0) at = i;
+    }
+    if (at != expect) wrong++, fprintf(stderr, "  cap %zu: failed at %d, expected %d (%zu)\n", capc, at, expect, pprof_merger_bytes(m));
+    pprof_merger_free(m);
+  }
+  CHECK_EQ_I64(wrong, 0);
+  /* at the need: every add passes */
+  CHECK(pprof_merger_new(&m, &err) == 0);
+  pprof_merger_set_limit(m, need);
+  for (int i = 0; i < N; i++)
+    CHECK(pprof_merger_add(m, src[i], 1, &err) == 0);
+  pprof_merger_free(m);
+  /* twice the need: finishes, the same profile as without a cap */
+  CHECK(pprof_merger_new(&m, &err) == 0);
+  pprof_merger_set_limit(m, 2 * need);
+  for (int i = 0; i < N; i++)
+    CHECK(pprof_merger_add(m, src[i], 1, &err) == 0);
+  CHECK(pprof_merger_finish(m, &got, &err) == 0);
+  if (got && want) {
+    const char *why = profile_eq(got, want);
+    if (why) fprintf(stderr, "  %s\n", why);
+    CHECK(why == NULL);
+  }
+  /* a cap under what finish copies out fails there, cleanly */
+  CHECK(pprof_merger_new(&m, &err) == 0);
+  pprof_merger_set_limit(m, need);
+  for (int i = 0; i < N; i++)
+    CHECK(pprof_merger_add(m, src[i], 1, &err) == 0);
+  pprof_profile *none = NULL;
+  CHECK(pprof_merger_finish(m, &none, &err) == PP_ELIMIT);
+  CHECK(none == NULL && strstr(err.msg, "memory limit") != NULL);
+  pprof_free(want);
+  pprof_free(got);
+out:
+  for (int i = 0; i < N; i++)
+    pprof_free(src[i]);
+}
+
+/* max_memory on a real 21 MB profile: under the decompressed size (gunzip stops), under what
+ * the decoded profile holds, under the bytes and the profile together, and with room for those
+ * but not the decoder's scratch (its sample spans alone are 16 bytes a sample): PP_ELIMIT
+ * naming the limit, nothing leaked (ASan flavour); with room for all, the same profile. */
+static void decode_memory_limit_on_shared_profile(void) {
+  const char *dir = getenv("PPROF_TESTDATA");
+  if (!dir) dir = "../shared/testdata/pprof";
+  char path[1024];
+  snprintf(path, sizeof path, "%s/large/gotypes-mem.pb", dir);
+  pprof_profile *full = NULL;
+  pp_err err = {0};
+  CHECK(pprof_decode_file(path, NULL, &full, &err) == 0);
+  if (!full) return;
+  uint8_t *gz, *raw;
+  size_t gzlen, rawlen;
+  CHECK(pp_read_file(path, (size_t)64 << 20, &gz, &gzlen, &err) == 0);
+  CHECK(pprof_gunzip(gz, gzlen, (size_t)64 << 20, &raw, &rawlen, &err) == 0);
+  size_t held = full->mem.reserved;
+  size_t limits[] = {rawlen - 1, held / 2, rawlen + held - 1, rawlen + held + full->nsample * 8};
+  for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    lim.max_memory = limits[i];
+    pprof_profile *p = NULL;
+    int r = pprof_decode(gz, gzlen, &lim, &p, &err);
+    if (r != PP_ELIMIT) fprintf(stderr, "  limit %zu: %d %s\n", limits[i], r, err.msg);
+    CHECK(r == PP_ELIMIT && p == NULL);
+    CHECK(strstr(err.msg, "memory limit") != NULL);
+  }
+  pprof_limits lim;
+  pprof_limits_default(&lim);
+  lim.max_memory = 2 * (rawlen + held);
+  pprof_profile *p = NULL;
+  CHECK(pprof_decode(gz, gzlen, &lim, &p, &err) == 0);
+  if (p) CHECK(profile_eq(p, full) == NULL);
+  pprof_free(p);
+  pprof_free(full);
+  free(gz);
+  free(raw);
+}
+
 /* The fast decoder and the protobuf-c reference read every shared profile identically. */
 static void decoders_agree_on_shared_profiles(void) {
   const char *dir = getenv("PPROF_TESTDATA");
@@ -587,5 +744,7 @@ int main(void) {
   RUN(decode_rejects_bad_references);
   RUN(decode_every_shared_profile);
   RUN(decoders_agree_on_shared_profiles);
+  RUN(merger_limit_on_shared_profiles);
+  RUN(decode_memory_limit_on_shared_profile);
   return tt_finish();
 }
