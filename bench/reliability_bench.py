@@ -63,7 +63,8 @@ def probes_under_queries(seconds):
         def browser(i):
             k = 0
             while not stop.is_set():
-                q = f"{web_load.DAY}&from={now - 86400 + 10 * (i * 1000 + k):.0f}&max_nodes=4096&top=500"
+                # distinct selections, each most of the day (16 x 300 steps of 10 s < 24 h)
+                q = f"{web_load.DAY}&from={now - 86400 + 10 * (i * 300 + k % 300):.0f}&max_nodes=4096&top=500"
                 st, _, hdr, secs = web_load.request(c, "/api/v1/render?" + q, timeout=300)
                 k += 1
                 with lock:
@@ -88,6 +89,7 @@ def probes_under_queries(seconds):
         "failed": sum(1 for p, st, s in probes if st != 200 or s > web_load.PROBE_TIMEOUT),
         "answers": len(answers), "ok": sum(1 for st, _ in answers if st == 200),
         "busy": sum(1 for st, _ in answers if st == 503),
+        "other": sorted({str(st) for st, _ in answers if st not in (200, 503)}),
         "query_p50": statistics.median([s * 1000 for st, s in answers if st == 200] or [0]),
     }
 
@@ -151,7 +153,8 @@ def main():
           f"| the same while 16 clients ask for days ({seconds:.0f} s): p50 / p99 / slowest | "
           f"{p['p50']:.1f} / {p['p99']:.1f} / {p['max']:.1f} ms |",
           f"| probes failed or over 1 s | {p['failed']} of {p['probes']} |",
-          f"| the clients' queries: 200 / 503 with Retry-After | {p['ok']} / {p['busy']} of {p['answers']} "
+          f"| the clients' queries: 200 / 503 with Retry-After | {p['ok']} / {p['busy']} of {p['answers']}"
+          f"{' (others: ' + ', '.join(p['other']) + ')' if p['other'] else ''} "
           f"(a 200 took {p['query_p50'] / 1000:.1f} s median) |",
           *(f"| {what}, 5,000 / {churn:,} other series: median (best) | {small[k][0]:.1f} ({small[k][1]:.1f}) / "
             f"{big[k][0]:.1f} ({big[k][1]:.1f}) ms |" for k, what in
