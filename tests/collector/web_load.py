@@ -362,7 +362,7 @@ def merge_budget(t):
     c = Collector("monitors: []\n", data_dir=store, extra_args=["--web-query-memory", "4MiB"], name="web-merge-budget")
     try:
         def within_budget():
-            m = metrics(c)
+            m = c.metrics()
             got = m.get("collector_web_query_memory_budget_bytes")
             base = vm_hwm(c.proc.pid)
             st, body, _, secs = request(c, f"/api/v1/render?{DAY}&from={time.time() - 3600:.0f}&max_nodes=100&top=10",
