@@ -359,6 +359,7 @@ def merge_budget(t):
     if p.returncode != 0:
         return
     budget = 4 << 20
+    sanitized = Collector.env is not None  # the collector-asan / collector-tsan runs
     c = Collector("monitors: []\n", data_dir=store, extra_args=["--web-query-memory", "4MiB"], name="web-merge-budget")
     try:
         def within_budget():
@@ -372,11 +373,14 @@ def merge_budget(t):
             err = j.get("error", "")
             ok = (got == budget and st == 422 and j.get("errorType") == "execution" and "merging the profiles" in err
                   and "merge: the merged profile needs more than its memory limit" in err and "over this query's memory budget of 4.0 MiB (--web-query-memory)" in err)
-            ok = ok and peak - base < budget + BUDGET_SLACK
+            if not sanitized:
+                ok = ok and peak - base < budget + BUDGET_SLACK
             return ok, (f"budget {got}; {st} in {secs:.2f}s: {body[:300]!r}; peak RSS before {base / 2**20:.1f} MiB, after "
                         f"{peak / 2**20:.1f} MiB (+{(peak - base) / 2**20:.1f}, allowed < {(budget + BUDGET_SLACK) / 2**20:.1f})")
-        check(t, "collector web: a render whose merge passes the 4 MiB budget gets 422 while merging, and the process's "
-                 "peak RSS rises by less than the budget + 4 MiB", within_budget)
+        # under a sanitizer the shadow memory and the allocator's quarantine make RSS say nothing
+        # of ours (TSan: +22 MiB on this render), so there the case claims the 422 only
+        check(t, "collector web: a render whose merge passes the 4 MiB budget gets 422 while merging" +
+              ("" if sanitized else ", and the process's peak RSS rises by less than the budget + 4 MiB"), within_budget)
     finally:
         c.stop()
         shutil.rmtree(d, ignore_errors=True)
