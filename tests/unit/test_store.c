@@ -144,11 +144,18 @@ static sync_note sync_log[SYNC_LOG_MAX];
 static size_t sync_log_n;
 static pthread_t writer_thread;
 
-static void note_sync(int fd) {
-  char link[64], path[320];
+/* The path behind fd as /proc/self/fd shows it ("" when it cannot be read); its length. */
+static size_t fd_path(int fd, char *path, size_t cap) {
+  char link[64];
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  ssize_t n = readlink(link, path, sizeof path - 1);
+  ssize_t n = readlink(link, path, cap - 1);
   path[n > 0 ? n : 0] = '\0';
+  return n > 0 ? (size_t)n : 0;
+}
+
+static void note_sync(int fd) {
+  char path[320];
+  fd_path(fd, path, sizeof path);
   pthread_mutex_lock(&sync_log_mu);
   if (sync_log_n < SYNC_LOG_MAX) {
     snprintf(sync_log[sync_log_n].path, sizeof sync_log[0].path, "%s", path);
@@ -161,10 +168,8 @@ static void note_sync(int fd) {
 static char sync_fail_path[64];
 
 static bool sync_fails(int fd) {
-  char link[64], path[320];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  ssize_t n = readlink(link, path, sizeof path - 1);
-  path[n > 0 ? n : 0] = '\0';
+  char path[320];
+  fd_path(fd, path, sizeof path);
   pthread_mutex_lock(&sync_log_mu);
   bool fail = sync_fail_path[0] && strstr(path, sync_fail_path);
   pthread_mutex_unlock(&sync_log_mu);
@@ -614,11 +619,9 @@ static int injected; /* calls failed so far */
 static bool inject_here(int fd) {
   int e = __atomic_load_n(&inject_errno, __ATOMIC_ACQUIRE);
   if (!e) return false;
-  char link[64], path[4096];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  ssize_t n = readlink(link, path, sizeof path - 1);
-  size_t sl = strlen(inject_suffix);
-  if (n <= 0 || (size_t)n < sl || memcmp(path + n - sl, inject_suffix, sl)) return false;
+  char path[4096];
+  size_t n = fd_path(fd, path, sizeof path), sl = strlen(inject_suffix);
+  if (!n || n < sl || memcmp(path + n - sl, inject_suffix, sl)) return false;
   __atomic_add_fetch(&injected, 1, __ATOMIC_RELAXED);
   errno = e;
   return true;
