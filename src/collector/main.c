@@ -80,6 +80,7 @@ typedef struct app {
   int64_t started_ns;
   selfprof *sp;
   bool sync_failing;            /* what the log last said of the store's durability rounds */
+  int64_t sync_checked_at;      /* when log_sync_state last read the store's state */
 } app;
 
 static volatile sig_atomic_t stop_flag, hup_flag;
@@ -206,7 +207,11 @@ static void hook_metrics(void *ud, pp_buf *out) {
 /* Logs the store's durability rounds once per change of state (main thread): a warning when
  * they start failing, with the reason, and a note when one succeeds again; not a line per
  * round (one a second while a disk is failing). */
-static void log_sync_state(app *a) {
+static void log_sync_state(app *a, int64_t now) {
+  /* the syncer's rounds are a second apart, and store_get_stats stats the store's files: not on
+   * every turn of the loop (thousands a second while scrapes complete) */
+  if (now - a->sync_checked_at < 1000000000) return;
+  a->sync_checked_at = now;
   store_stats s;
   store_get_stats(a->st, &s);
   if (s.sync_failing == a->sync_failing) return;
@@ -523,7 +528,7 @@ int main(int argc, char **argv) {
     }
     pthread_mutex_unlock(&a.mu);
     if (store_maintain(a.st, &err) < 0) LOG(LOG_WARN, "storing a rollup: %s", err.msg);
-    log_sync_state(&a);
+    log_sync_state(&a, now);
     if (now - last_retention > 10LL * 1000000000 || (retention_size && store_disk_bytes(a.st) > retention_size)) {
       last_retention = now;
       int d = store_retention(a.st, now, &err);
