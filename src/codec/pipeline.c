@@ -15,6 +15,7 @@ typedef struct pipe_state {
   size_t n, window;
   pprof_limits limits;
   pprof_fetch_fn fetch;
+  pprof_load_fn load; /* instead of fetch + decode */
   void *ud;
   pprof_profile **slot;
   pp_err *errs; /* why slot[i] is NULL */
@@ -40,7 +41,9 @@ static void *worker(void *arg) {
     uint8_t *buf = NULL;
     size_t len = 0;
     pprof_profile *p = NULL;
-    if (ps->fetch(ps->ud, i, &buf, &len, &ps->errs[i]) >= 0) {
+    if (ps->load) {
+      if (ps->load(ps->ud, i, &ps->limits, &p, &ps->errs[i]) < 0) p = NULL;
+    } else if (ps->fetch(ps->ud, i, &buf, &len, &ps->errs[i]) >= 0) {
       /* the fetched bytes are part of this input's max_memory (pprof.h) */
       pprof_limits lim = ps->limits;
       if (lim.max_memory && len >= lim.max_memory)
@@ -67,13 +70,13 @@ static void *worker(void *arg) {
   }
 }
 
-int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits,
-                          pprof_fetch_fn fetch, pprof_consume_fn consume, void *ud, pp_err *err) {
+static int run(size_t n, unsigned threads, size_t window, const pprof_limits *limits, pprof_fetch_fn fetch,
+               pprof_load_fn load, pprof_consume_fn consume, void *ud, pp_err *err) {
   if (threads == 0) threads = 2;
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   if (window == 0) window = 2 * threads + 2;
   if (n == 0) return 0;
-  pipe_state ps = {.n = n, .window = window, .fetch = fetch, .ud = ud};
+  pipe_state ps = {.n = n, .window = window, .fetch = fetch, .load = load, .ud = ud};
   if (limits) ps.limits = *limits;
   else pprof_limits_default(&ps.limits);
   ps.slot = calloc(n, sizeof *ps.slot);
@@ -121,4 +124,14 @@ int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof
   pthread_mutex_destroy(&ps.mu);
   pthread_cond_destroy(&ps.cv);
   return r;
+}
+
+int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits,
+                          pprof_fetch_fn fetch, pprof_consume_fn consume, void *ud, pp_err *err) {
+  return run(n, threads, window, limits, fetch, NULL, consume, ud, err);
+}
+
+int pprof_load_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits, pprof_load_fn load,
+                        pprof_consume_fn consume, void *ud, pp_err *err) {
+  return run(n, threads, window, limits, NULL, load, consume, ud, err);
 }

@@ -190,6 +190,14 @@ typedef int (*pprof_consume_fn)(void *ud, size_t i, const pprof_profile *p, cons
 int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits,
                           pprof_fetch_fn fetch, pprof_consume_fn consume, void *ud, pp_err *err);
 
+/* The same pipeline over inputs that come decoded: load() makes input i's profile itself (a
+ * store reading its own record format), within limits->max_memory, and returns it in
+ * *ret_profile (freed by the pipeline after consume) or a negative value with a message. */
+typedef int (*pprof_load_fn)(void *ud, size_t i, const pprof_limits *limits, pprof_profile **ret_profile,
+                             pp_err *load_err);
+int pprof_load_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits,
+                        pprof_load_fn load, pprof_consume_fn consume, void *ud, pp_err *err);
+
 /* Multiplies every sample value by factor in place, rounding to nearest (e.g. 1.0/N to average
  * N snapshots, -1 to negate). */
 void pprof_scale(pprof_profile *p, double factor);

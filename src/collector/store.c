@@ -19,6 +19,7 @@
 
 #include "../base/utf8.h"
 #include "store_int.h"
+#include "store_sym.h"
 
 /* SQLite's words for its last error, and for an I/O error the errno behind it: "disk I/O
  * error" alone does not tell a quota (EDQUOT) from a failing disk (EIO). */
@@ -472,6 +473,8 @@ static void store_free(store *s) {
   sqlite3_close(s->db);
   gen_free(&s->cache[0]);
   gen_free(&s->cache[1]);
+  sym__writer_free(s->symw);
+  sym__cache_free(s);
   free(s->sync_closed);
   free(s->dir);
   free(s->segdir);
@@ -527,7 +530,8 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
   pthread_cond_init(&s->sync_cv, NULL);
   int r;
   if (asprintf(&s->dir, "%s", opts->dir) < 0 || asprintf(&s->segdir, "%s/segments", opts->dir) < 0 ||
-      asprintf(&s->dbpath, "%s/index.db", opts->dir) < 0 || gen_init(&s->cache[0]) < 0 || gen_init(&s->cache[1]) < 0) {
+      asprintf(&s->dbpath, "%s/index.db", opts->dir) < 0 || gen_init(&s->cache[0]) < 0 || gen_init(&s->cache[1]) < 0 ||
+      (opts->format != 1 && sym__writer_new(&s->symw, NULL) < 0)) {
     store_free(s);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
@@ -659,38 +663,87 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
   s->seg_id = id;
   s->seg_size = 0;
   s->seg_opened_ns = pp_clock_real_ns();
+  if (s->symw) sym__writer_reset(s->symw); /* symbols are per segment */
   store__sync_roll(s, old, fd);
   stats_add(s, &s->stats.segments, 1);
   return 0;
 }
 
-/* Writes one record (header, meta, data) at the end of the current segment, rolling it when
- * due. On success *ret_off is where it starts; the caller inserts its index row and then calls
- * commit_record. On failure nothing of it is left in the file. */
-static int write_record(store *s, const char *mj, size_t mlen, const uint8_t *data, size_t len, rec_hdr *h,
-                        uint64_t *ret_off, bool *ret_enospc, pp_err *err) {
-  int r;
-  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || pp_clock_real_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS)
-    if ((r = open_new_segment(s, ret_enospc, err)) < 0) return r;
+/* What one profile's write put in the segment: where its profile record starts (*off), its
+ * header, and before it (v2) the symbol record of `extra` bytes that enc described. */
+typedef struct written {
+  uint64_t off, extra;
+  rec_hdr h;
+  sym_enc enc;
+  bool v2;
+} written;
+
+/* Writes one profile (meta JSON, and the profile as data/len for PPR1 or as p for v2) at the
+ * end of the current segment, rolling it when due (or when the v2 writer's tables are full).
+ * On success the caller inserts its index row and then calls commit_record. On failure
+ * nothing of it is left in the file, nor in the writer's tables. Takes meta. */
+static int write_record(store *s, json_t *meta, const uint8_t *data, size_t len, const pprof_profile *p, written *w,
+                        bool *ret_enospc, pp_err *err) {
+  int r = 0;
+  memset(w, 0, sizeof *w);
+  char *mj = NULL;
+  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || pp_clock_real_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS ||
+      (s->symw && sym__writer_bytes(s->symw) > SYM_WRITER_MAX))
+    if ((r = open_new_segment(s, ret_enospc, err)) < 0) goto out;
   int e = 0;
-  if ((r = seg__write(s->seg_fd, s->seg_size, mj, mlen, data, len, h, &e)) < 0) {
+  int kind = REC_V1;
+  if (s->symw) {
+    if ((r = sym__encode(s->symw, p, &w->enc, err)) < 0) goto out;
+    w->v2 = true;
+    kind = REC_V2;
+    data = w->enc.data;
+    len = w->enc.len;
+    if (json_object_set_new(meta, "sym", json_integer((json_int_t)sym__writer_head(s->symw, &w->enc, s->seg_size))) < 0) {
+      r = pp_err_set(err, PP_ENOMEM, "out of memory");
+      goto out;
+    }
+  }
+  mj = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+  size_t mlen = mj ? strlen(mj) : 0;
+  if (!mj || mlen > MAX_META) {
+    r = !mj ? pp_err_set(err, PP_ENOMEM, "cannot encode the record's metadata")
+            : pp_err_set(err, PP_ELIMIT, "labels too long (%zu bytes of metadata)", mlen);
+    goto out;
+  }
+  if (w->enc.sym_len) {
+    rec_hdr sh;
+    if ((r = seg__write(s->seg_fd, s->seg_size, REC_SYM, "", 0, w->enc.sym, w->enc.sym_len, &sh, &e)) == 0)
+      w->extra = REC_HDR + sh.data_len;
+  }
+  if (e == 0 && (r = seg__write(s->seg_fd, s->seg_size + w->extra, kind, mj, mlen, data, len, &w->h, &e)) < 0 &&
+      r == -1 && w->extra && ftruncate(s->seg_fd, (off_t)s->seg_size) < 0)
+    r = -2; /* the symbol record before it could not be cut off */
+  if (r < 0) {
     *ret_enospc = e == ENOSPC || e == EDQUOT;
     if (r == -2) close_segment(s); /* could not cut it back: the next record starts a new one */
-    return pp_err_set(err, PP_EIO, "segment %016" PRIx64 ": %s", (uint64_t)s->seg_id, strerror(e));
+    r = pp_err_set(err, PP_EIO, "segment %016" PRIx64 ": %s", (uint64_t)s->seg_id, strerror(e));
+    goto out;
   }
-  *ret_off = s->seg_size;
-  return 0;
+  w->off = s->seg_size + w->extra;
+out:
+  if (r < 0 && w->v2) sym__abort(s->symw);
+  free(mj);
+  json_decref(meta);
+  return r;
 }
 
-/* The index rows' outcome: kept (r == 0) or rolled back together with the record's bytes. */
-static int commit_record(store *s, int r, const rec_hdr *h, bool *ret_enospc) {
+/* The index rows' outcome: kept (r == 0) or rolled back together with the record's bytes (and
+ * the symbols it gave the writer's tables). */
+static int commit_record(store *s, int r, const written *w, bool *ret_enospc) {
   if (r < 0) {
     *ret_enospc = index_full(s->db);
     sqlite3_exec(s->db, "ROLLBACK TO append; RELEASE append", NULL, NULL, NULL);
+    if (w->v2) sym__abort(s->symw);
     if (ftruncate(s->seg_fd, (off_t)s->seg_size) < 0) close_segment(s);
     return r;
   }
-  uint64_t total = REC_HDR + (uint64_t)h->meta_len + h->data_len;
+  if (w->v2) sym__commit(s->symw, &w->enc, s->seg_size);
+  uint64_t total = w->extra + REC_HDR + (uint64_t)w->h.meta_len + w->h.data_len;
   s->seg_size += total;
   seg_bytes_add(s, (int64_t)total);
   return 0;
@@ -720,42 +773,42 @@ int store_append(store *s, const store_record *rec, bool *ret_enospc, pp_err *er
   json_t *meta = labels ? json_pack("{s:O,s:s,s:I,s:I}", "labels", labels, "type", rec->type, "start",
                                     (json_int_t)rec->start_ns, "end", (json_int_t)rec->end_ns)
                         : NULL;
-  char *mj = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-  json_decref(meta);
   json_decref(labels);
   int r = 0;
-  if (!lj || !mj) {
+  pprof_profile *own = NULL;
+  const pprof_profile *p = rec->profile;
+  if (!lj || !meta) {
     /* labels are made valid text above, so only memory (or a type that is not text) gets here */
+    json_decref(meta);
     r = pp_err_set(err, PP_ENOMEM, "cannot encode the record's labels");
     goto out;
   }
-  size_t mlen = strlen(mj);
-  if (mlen > MAX_META) {
-    r = pp_err_set(err, PP_ELIMIT, "labels too long (%zu bytes of metadata)", mlen);
+  if (!p && (r = pprof_decode(rec->data, rec->len, NULL, &own, err)) < 0) {
+    json_decref(meta);
     goto out;
   }
-  rec_hdr h;
-  uint64_t off;
-  if ((r = write_record(s, mj, mlen, rec->data, rec->len, &h, &off, ret_enospc, err)) < 0) goto out;
+  if (!p) p = own;
+  written w;
+  if ((r = write_record(s, meta, rec->data, rec->len, p, &w, ret_enospc, err)) < 0) goto out;
   char types[1024], totals[1024];
-  store__sample_summary(rec->profile, types, sizeof types, totals, sizeof totals);
+  store__sample_summary(p, types, sizeof types, totals, sizeof totals);
   /* the series, the row, the series' summary and the segment's time range change together or
    * not at all */
   series_slot sl = {0, 0};
   bool created = false;
   if ((r = store__exec(s->db, "SAVEPOINT append", err)) == 0 && (r = store__series_for(s, lj, &sl, &created, err)) == 0 &&
-      (r = store__insert_profile(s, sl.id, rec->type, rec->start_ns, rec->end_ns, s->seg_id, off, &h, types, totals,
-                                 err)) == 0 &&
+      (r = store__insert_profile(s, sl.id, rec->type, rec->start_ns, rec->end_ns, s->seg_id, w.off, &w.h, types,
+                                 totals, err)) == 0 &&
       (sl.last_seg >= s->seg_id || (r = store__raise_last_seg(s, sl.id, s->seg_id, err)) == 0))
     r = store__exec(s->db, "RELEASE append", err);
-  if ((r = commit_record(s, r, &h, ret_enospc)) < 0) goto out;
+  if ((r = commit_record(s, r, &w, ret_enospc)) < 0) goto out;
   if (sl.last_seg < s->seg_id) sl.last_seg = s->seg_id;
   cache_put(s, lj, strlen(lj), sl);
   stats_add(s, &s->stats.profiles, 1);
   if (created) stats_add(s, &s->stats.series, 1);
 out:
+  pprof_free(own);
   free(lj);
-  free(mj);
   return r;
 }
 
@@ -782,22 +835,32 @@ int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_er
                                     (json_int_t)it->start_ns, "end", (json_int_t)it->end_ns, "rollup",
                                     (json_int_t)it->count)
                         : NULL;
-  char *mj = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-  json_decref(meta);
-  if (!mj) return pp_err_set(err, PP_ENOMEM, "rollup metadata");
-  size_t mlen = strlen(mj);
-  rec_hdr h;
-  uint64_t off;
-  r = mlen > MAX_META ? pp_err_set(err, PP_ELIMIT, "rollup metadata too long")
-                      : write_record(s, mj, mlen, it->data, it->len, &h, &off, ret_enospc, err);
-  free(mj);
+  if (!meta) return pp_err_set(err, PP_ENOMEM, "rollup metadata");
+  /* the compactor hands a profile (v2) or its gzip bytes (PPR1); a store whose format
+   * changed between them decodes or encodes here */
+  pprof_profile *own = NULL;
+  uint8_t *gz = NULL;
+  size_t gzlen = 0;
+  const pprof_profile *p = it->profile;
+  if (s->symw && !p && (r = pprof_decode(it->data, it->len, NULL, &own, err)) < 0) {
+    json_decref(meta);
+    return r;
+  }
+  if (!s->symw && !it->data && (r = pprof_encode(p, 1, &gz, &gzlen, err)) < 0) {
+    json_decref(meta);
+    return r;
+  }
+  written w;
+  r = write_record(s, meta, gz ? gz : it->data, gz ? gzlen : it->len, p ? p : own, &w, ret_enospc, err);
+  pprof_free(own);
+  free(gz);
   if (r < 0) return r;
   if ((r = store__exec(s->db, "SAVEPOINT append", err)) == 0 &&
-      (r = store__insert_rollup(s, it->series_id, it->type, it->start_ns, it->end_ns, it->count, s->seg_id, off, &h,
-                                err)) == 0 &&
+      (r = store__insert_rollup(s, it->series_id, it->type, it->start_ns, it->end_ns, it->count, s->seg_id, w.off,
+                                &w.h, err)) == 0 &&
       (r = store__raise_last_seg(s, it->series_id, s->seg_id, err)) == 0)
     r = store__exec(s->db, "RELEASE append", err);
-  if ((r = commit_record(s, r, &h, ret_enospc)) < 0) return r;
+  if ((r = commit_record(s, r, &w, ret_enospc)) < 0) return r;
   stats_add(s, &s->stats.rollups, 1);
   return 0;
 }

@@ -82,6 +82,9 @@ typedef struct store_opts {
   bool no_rollups;          /* queries ignore rollups (tests compare both answers) */
   double sync_interval;     /* seconds between durability rounds; 0 = 1 s; < 0 = no syncer (benchmarks) */
   size_t series_cache;      /* label sets the writer keeps ids of; 0 = 65,536 */
+  int format;               /* records written: 0 = the current (2: symbols once per segment,
+                               store_sym.h); 1 = PPR1, gzip pprof as scraped (tests of stores
+                               written by older builds) */
 } store_opts;
 
 typedef struct store_repair {

@@ -24,6 +24,7 @@ static void item_free(rollup_item *it) {
   free(it->type);
   free(it->labels_json);
   free(it->data);
+  pprof_free(it->profile);
   free(it);
 }
 
@@ -71,7 +72,12 @@ static int build_rollup(store *s, sqlite3 *db, int64_t sid, const char *type, in
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto out;
   }
-  if ((r = pprof_encode(p, 1, &it->data, &it->len, err)) < 0) goto out;
+  /* a v2 store writes the profile as ids: no gzip round trip */
+  if (s->symw) {
+    it->profile = p;
+    p = NULL;
+  } else if ((r = pprof_encode(p, 1, &it->data, &it->len, err)) < 0)
+    goto out;
   it->series_id = sid;
   it->start_ns = w0;
   it->end_ns = w0 + STORE_ROLLUP_NS;

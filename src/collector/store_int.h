@@ -46,25 +46,30 @@
 #define SYNC_INTERVAL_DEFAULT 1.0
 
 /* ---- segment files and records (store_seg.c) ---------------------------------------------
- * A record: "PPR1" | meta_len u32 | data_len u32 | crc32 u32 | meta | data (host byte order);
- * the CRC covers meta and data. */
+ * A record: magic | meta_len u32 | data_len u32 | crc32 u32 | meta | data (host byte order);
+ * the CRC covers meta and data. The magic says the kind: "PPR1" a profile as scraped (gzip
+ * pprof), "PPR2" a profile as ids and "PPS2" a symbol record (store_sym.h has both). */
 #define REC_MAGIC "PPR1"
 #define REC_HDR 16
 #define MAX_META ((uint32_t)64 << 10)
 #define MAX_DATA ((uint32_t)256 << 20)
 
+enum { REC_ANY = 0, REC_V1 = 1, REC_V2 = 2, REC_SYM = 3 };
+
 typedef struct rec_hdr {
   uint32_t meta_len, data_len, crc;
+  int kind; /* REC_V1, REC_V2, REC_SYM; in a `want`, REC_ANY = whichever */
 } rec_hdr;
 
 /* The path of segment id in segdir (malloc'd), NULL when out of memory. */
 char *seg__path(const char *segdir, int64_t id);
 /* Parses a header; false if the magic or a length is wrong. */
 bool seg__parse_hdr(const uint8_t *b, rec_hdr *h);
-/* Appends one record to fd (opened O_APPEND, `at` bytes long). 0, or -1 with *ret_errno set and
- * the file cut back to `at`, or -2 when even that failed (the caller stops using the file). */
-int seg__write(int fd, uint64_t at, const char *meta, size_t mlen, const uint8_t *data, size_t len, rec_hdr *ret_h,
-               int *ret_errno);
+/* Appends one record of `kind` to fd (opened O_APPEND, `at` bytes long). 0, or -1 with
+ * *ret_errno set and the file cut back to `at`, or -2 when even that failed (the caller stops
+ * using the file). */
+int seg__write(int fd, uint64_t at, int kind, const char *meta, size_t mlen, const uint8_t *data, size_t len,
+               rec_hdr *ret_h, int *ret_errno);
 /* Reads the record at off and checks it: the one place a record's bytes are checked, for the
  * walk of a rebuild, the repair's check of indexed records and every read. Sound means a header
  * with the magic and lengths within the limits, the whole record within `limit` (the file's
@@ -80,6 +85,10 @@ int seg__read_record(int fd, uint64_t off, uint64_t limit, const rec_hdr *want, 
  * that disagrees, CRC mismatch). */
 int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
                    uint8_t **ret, size_t *ret_len);
+/* As seg__read_data, but the whole record (header, meta, data) in *ret and its header in
+ * *ret_h; with ret_fd (may be NULL) the open file too (the caller closes it), else -1. */
+int seg__read_full(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
+                   uint8_t **ret, rec_hdr *ret_h, int *ret_fd);
 
 /* A walk over a segment file's records, for rebuilding an index from segments alone. */
 typedef struct seg_scan {
@@ -113,8 +122,9 @@ typedef struct rollup_item {
   struct rollup_item *next;
   int64_t series_id, start_ns, end_ns, count;
   char *type, *labels_json;
-  uint8_t *data; /* gzip profile */
+  uint8_t *data; /* gzip profile (a PPR1 store), or NULL and: */
   size_t len;
+  pprof_profile *profile; /* the merged profile (a v2 store writes it as ids) */
 } rollup_item;
 
 struct store {
@@ -156,6 +166,10 @@ struct store {
   int *sync_closed;   /* fds of segments rolled since the last round, to sync and close */
   size_t nsync_closed, sync_closed_cap;
   bool sync_dir;      /* a segment file was created since the last round */
+  /* the v2 format (store_sym.h): the writer's intern tables for the active segment, and the
+   * readers' cache of loaded segment tables (made on first use, any thread) */
+  struct sym_writer *symw;
+  struct sym_cache *symc;
   uint64_t records_read;    /* atomic: bumped by merge workers */
   pthread_mutex_t stats_mu; /* guards stats for readers on other threads */
   store_stats stats;

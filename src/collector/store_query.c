@@ -13,6 +13,7 @@
 
 #include "../base/utf8.h"
 #include "store_int.h"
+#include "store_sym.h"
 
 int store__open_reader(store *s, sqlite3 **ret, pp_err *err) {
   sqlite3 *db = NULL;
@@ -573,11 +574,23 @@ void store_rows_free(store_row *v, size_t n) {
   free(v);
 }
 
-/* Reads one record's data and checks the CRC, which covers metadata and data. */
+/* Reads one record and checks the CRC, which covers metadata and data; a v2 record is
+ * rebuilt and encoded, so every reader of bytes gets gzip pprof whatever the format. */
 int store__read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_len, pp_err *err) {
-  if (seg__read_data(s->segdir, e->segment_id, e->rec_off, e->meta_len, e->data_len, (uint32_t)e->crc, ret, ret_len) < 0)
-    return pp_err_set(err, PP_EIO, "record %lld: bytes missing or CRC mismatch", (long long)e->row.id);
-  return 0;
+  sym_record rec;
+  int r = sym_read_record(s, e, &rec, err);
+  if (r < 0) return r;
+  if (!rec.v2) {
+    *ret = rec.gz;
+    *ret_len = rec.gz_len;
+    rec.gz = NULL;
+  } else {
+    pprof_profile *p = NULL;
+    if ((r = sym_build_profile(rec.table, &rec.samples, NULL, &p, err)) == 0) r = pprof_encode(p, 1, ret, ret_len, err);
+    pprof_free(p);
+  }
+  sym_record_free(&rec);
+  return r;
 }
 
 int store_read(store *s, int64_t id, uint8_t **ret, size_t *ret_len, pp_err *err) {
@@ -629,10 +642,10 @@ static void share_cap(merge_job *j, pprof_merger *into, size_t other) {
   pprof_merger_set_limit(into, other < j->cap ? j->cap - other : 1);
 }
 
-static int fetch_record(void *ud, size_t i, uint8_t **buf, size_t *len, pp_err *ferr) {
+static int load_record(void *ud, size_t i, const pprof_limits *lim, pprof_profile **ret, pp_err *ferr) {
   merge_job *j = ud;
   __atomic_add_fetch(&j->s->records_read, 1, __ATOMIC_RELAXED);
-  return store__read_record(j->s, &j->rows[j->pick[i]], buf, len, ferr);
+  return store__read_profile(j->s, &j->rows[j->pick[i]], lim, ret, ferr);
 }
 
 /* avg: the finished series' average goes into the total. */
@@ -702,7 +715,7 @@ static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_
     pprof_merger_set_limit(mg, mj.cap);
   }
   /* records are read and decoded on worker threads; merging stays on this one, in order */
-  int r = pprof_decode_pipeline(npick, MERGE_THREADS, window, &lim, fetch_record, merge_record, &mj, err);
+  int r = pprof_load_pipeline(npick, MERGE_THREADS, window, &lim, load_record, merge_record, &mj, err);
   if (r == 0 && avg) r = flush_series(&mj, err);
   pprof_merger_free(mj.series);
   *ret_merged = mj.merged;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "store_sym.h"
 
 static const char PRAGMAS[] = "PRAGMA auto_vacuum=INCREMENTAL;"
                               "PRAGMA journal_mode=WAL;"
@@ -131,8 +132,30 @@ static int list_segment_files(store *s, int64_t **ret, size_t *ret_n, pp_err *er
 
 /* ---- rebuilding from the segments ---------------------------------------------------------- */
 
-/* Indexes one sound record; false (skipped, counted as damaged) when it cannot be read back. */
-static int index_record(store *s, int64_t seg, const seg_scan *sc, store_repair *rep, pp_err *err) {
+/* A v2 profile record's symbol chain in a rebuild: sound, and (for a profile) its decoding,
+ * from the segment's table loaded up to the chain's head (kept in *t between records). */
+static bool v2_readable(int64_t seg, const seg_scan *sc, sym_check *chk, sym_table **t, const uint8_t *body,
+                        bool rollup, pprof_profile **ret) {
+  int64_t head = sym__meta_head(body, sc->h.meta_len);
+  if (head < 0 || (uint64_t)head >= sc->rec_off || sym__check_head(chk, (uint64_t)head) != 1) return false;
+  if (rollup) return true;
+  if (!*t || !sym_table_has(*t, (uint64_t)head)) {
+    sym_table_release(*t);
+    *t = NULL;
+    if (sym__load(sc->fd, seg, sc->size, (uint64_t)head, t, NULL) < 0) return false;
+  }
+  sym_samples smp;
+  if (sym__decode_samples(*t, (uint64_t)head, body + sc->h.meta_len, sc->h.data_len, &smp, NULL) < 0) return false;
+  int r = sym_build_profile(*t, &smp, NULL, ret, NULL);
+  arena_free(&smp.mem);
+  return r == 0;
+}
+
+/* Indexes one sound record; false (skipped, counted as damaged) when it cannot be read back.
+ * Symbol records are not indexed: the profile records that need them are. */
+static int index_record(store *s, int64_t seg, const seg_scan *sc, sym_check *chk, sym_table **t, store_repair *rep,
+                        pp_err *err) {
+  if (sc->h.kind == REC_SYM) return 0;
   json_error_t je;
   const uint8_t *body = sc->buf + REC_HDR;
   json_t *meta = json_loadb((const char *)body, sc->h.meta_len, 0, &je);
@@ -144,7 +167,10 @@ static int index_record(store *s, int64_t seg, const seg_scan *sc, store_repair 
   char *lj = json_is_object(labels) && type ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   pprof_profile *p = NULL;
   int r = 0;
-  if (!lj || (rcount <= 0 && pprof_decode(body + sc->h.meta_len, sc->h.data_len, NULL, &p, NULL) < 0)) {
+  bool sound = lj && (sc->h.kind == REC_V2 ? v2_readable(seg, sc, chk, t, body, rcount > 0, &p)
+                                           : rcount > 0 || pprof_decode(body + sc->h.meta_len, sc->h.data_len, NULL,
+                                                                        &p, NULL) == 0);
+  if (!sound) {
     rep->records_corrupt++;
     goto out;
   }
@@ -179,9 +205,13 @@ static int rebuild_segment(store *s, int64_t seg, const char *path, store_repair
     return r;
   }
   seg_scan sc = {.fd = fd, .size = (uint64_t)st.st_size};
+  sym_check chk = {.fd = fd, .limit = sc.size};
+  sym_table *t = NULL;
   int r = store__run(s->db, "INSERT OR IGNORE INTO segment(id) VALUES(?1)", seg, 0, err);
   int got;
-  while (r == 0 && (got = seg__scan_next(&sc)) == 1) r = index_record(s, seg, &sc, rep, err);
+  while (r == 0 && (got = seg__scan_next(&sc)) == 1) r = index_record(s, seg, &sc, &chk, &t, rep, err);
+  sym__check_free(&chk);
+  sym_table_release(t);
   if (r == 0 && got < 0) r = pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
   rep->records_corrupt += sc.skipped;
   if (r == 0 && sc.end < sc.size) {
@@ -239,14 +269,26 @@ static int check_records(store *s, int64_t seg, const char *path, store_repair *
   uint8_t *buf = NULL;
   size_t cap = 0, nbad = 0, bcap = 0;
   bad_row *bad = NULL;
+  struct stat fst;
+  sym_check chk = {.fd = fd, .limit = fstat(fd, &fst) == 0 ? (uint64_t)fst.st_size : 0};
   int rc, r = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     /* the row's view of its record: where it is, its lengths and its CRC */
     int64_t off = sqlite3_column_int64(st, 2), data_len = sqlite3_column_int64(st, 4);
     int64_t meta_len = sqlite3_column_int64(st, 3) - REC_HDR - data_len;
-    rec_hdr want = {(uint32_t)meta_len, (uint32_t)data_len, (uint32_t)sqlite3_column_int64(st, 5)}, h;
+    rec_hdr want = {(uint32_t)meta_len, (uint32_t)data_len, (uint32_t)sqlite3_column_int64(st, 5), REC_ANY}, h;
     bool fits = off >= 0 && meta_len >= 0 && meta_len <= MAX_META && data_len >= 0 && data_len <= MAX_DATA;
-    if (fits && seg__read_record(fd, (uint64_t)off, UINT64_MAX, &want, &h, &buf, &cap) == 1) continue;
+    if (fits && seg__read_record(fd, (uint64_t)off, UINT64_MAX, &want, &h, &buf, &cap) == 1) {
+      if (h.kind == REC_V1) continue;
+      /* a v2 record is sound when its symbol chain is (a row never points at a symbol record) */
+      int64_t head = h.kind == REC_V2 ? sym__meta_head(buf + REC_HDR, h.meta_len) : -1;
+      int k = head >= 0 && head < off ? sym__check_head(&chk, (uint64_t)head) : 0;
+      if (k < 0) {
+        r = pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno ? errno : ENOMEM));
+        break;
+      }
+      if (k == 1) continue;
+    }
     if (nbad == bcap) {
       bad_row *nb = realloc(bad, (bcap = bcap ? bcap * 2 : 16) * sizeof *nb);
       if (!nb) {
@@ -260,6 +302,7 @@ static int check_records(store *s, int64_t seg, const char *path, store_repair *
   if (r == 0 && rc != SQLITE_DONE) r = store__sql_fail(s->db, err, "check records");
   sqlite3_finalize(st);
   free(buf);
+  sym__check_free(&chk);
   close(fd);
   for (size_t i = 0; i < nbad && r == 0; i++) {
     r = bad[i].rollup ? store__run(s->db, "DELETE FROM rollup WHERE id=?1", bad[i].id, 0, err)

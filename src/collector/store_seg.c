@@ -18,21 +18,30 @@ char *seg__path(const char *segdir, int64_t id) {
   return p;
 }
 
+static const char *const magics[] = {[REC_V1] = REC_MAGIC, [REC_V2] = "PPR2", [REC_SYM] = "PPS2"};
+
+/* The kind a magic names, or REC_ANY when it is none. */
+static int magic_kind(const uint8_t *b) {
+  for (int k = REC_V1; k <= REC_SYM; k++)
+    if (!memcmp(b, magics[k], 4)) return k;
+  return REC_ANY;
+}
+
 bool seg__parse_hdr(const uint8_t *b, rec_hdr *h) {
-  if (memcmp(b, REC_MAGIC, 4)) return false;
+  if ((h->kind = magic_kind(b)) == REC_ANY) return false;
   memcpy(&h->meta_len, b + 4, 4);
   memcpy(&h->data_len, b + 8, 4);
   memcpy(&h->crc, b + 12, 4);
   return h->meta_len <= MAX_META && h->data_len <= MAX_DATA;
 }
 
-int seg__write(int fd, uint64_t at, const char *meta, size_t mlen, const uint8_t *data, size_t len, rec_hdr *ret_h,
-               int *ret_errno) {
-  rec_hdr h = {(uint32_t)mlen, (uint32_t)len, 0};
+int seg__write(int fd, uint64_t at, int kind, const char *meta, size_t mlen, const uint8_t *data, size_t len,
+               rec_hdr *ret_h, int *ret_errno) {
+  rec_hdr h = {(uint32_t)mlen, (uint32_t)len, 0, kind};
   uLong crc = crc32(0, (const Bytef *)meta, (uInt)mlen);
   h.crc = (uint32_t)crc32(crc, data, (uInt)len);
   uint8_t hb[REC_HDR];
-  memcpy(hb, REC_MAGIC, 4);
+  memcpy(hb, magics[kind], 4);
   memcpy(hb + 4, &h.meta_len, 4);
   memcpy(hb + 8, &h.data_len, 4);
   memcpy(hb + 12, &h.crc, 4);
@@ -95,7 +104,9 @@ int seg__read_record(int fd, uint64_t off, uint64_t limit, const rec_hdr *want, 
   if (!grow(buf, cap, n)) return -1;
   if ((r = read_at(fd, off, *buf, n)) != 0) return r < 0 ? -1 : 0;
   if (!seg__parse_hdr(*buf, &h)) return 0;
-  if (want && (h.meta_len != want->meta_len || h.data_len != want->data_len || h.crc != want->crc)) return 0;
+  if (want && (h.meta_len != want->meta_len || h.data_len != want->data_len || h.crc != want->crc ||
+               (want->kind != REC_ANY && h.kind != want->kind)))
+    return 0;
   uint64_t body = (uint64_t)h.meta_len + h.data_len;
   if (off + REC_HDR + body > limit) return 0;
   if (!want) {
@@ -107,36 +118,47 @@ int seg__read_record(int fd, uint64_t off, uint64_t limit, const rec_hdr *want, 
   return 1;
 }
 
-int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
-                   uint8_t **ret, size_t *ret_len) {
+int seg__read_full(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
+                   uint8_t **ret, rec_hdr *ret_h, int *ret_fd) {
+  if (ret_fd) *ret_fd = -1;
   if (rec_off < 0 || meta_len < 0 || data_len < 0 || meta_len > MAX_META || data_len > MAX_DATA) return -1;
   char *path = seg__path(segdir, seg);
   int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
   free(path);
   if (fd < 0) return -1;
-  rec_hdr want = {(uint32_t)meta_len, (uint32_t)data_len, crc}, h;
+  rec_hdr want = {(uint32_t)meta_len, (uint32_t)data_len, crc, REC_ANY};
   uint8_t *buf = NULL;
   size_t cap = 0;
-  int r = seg__read_record(fd, (uint64_t)rec_off, UINT64_MAX, &want, &h, &buf, &cap);
-  close(fd);
+  int r = seg__read_record(fd, (uint64_t)rec_off, UINT64_MAX, &want, ret_h, &buf, &cap);
+  if (r != 1 || !ret_fd) close(fd);
   if (r != 1) {
     free(buf);
     return -1;
   }
+  if (ret_fd) *ret_fd = fd;
+  *ret = buf;
+  return 0;
+}
+
+int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
+                   uint8_t **ret, size_t *ret_len) {
+  uint8_t *buf;
+  rec_hdr h;
+  if (seg__read_full(segdir, seg, rec_off, meta_len, data_len, crc, &buf, &h, NULL) < 0) return -1;
   memmove(buf, buf + REC_HDR + meta_len, (size_t)data_len);
   *ret = buf;
   *ret_len = (size_t)data_len;
   return 0;
 }
 
-/* The next offset at or after off where the magic starts, or sc->size. */
+/* The next offset at or after off where a magic (of any kind) starts, or sc->size. */
 static uint64_t find_magic(seg_scan *sc, uint64_t off) {
   uint8_t chunk[65536];
   while (off + REC_HDR <= sc->size) {
     ssize_t n = pread(sc->fd, chunk, sizeof chunk, (off_t)off);
     if (n < 4) break;
-    const uint8_t *m = memmem(chunk, (size_t)n, REC_MAGIC, 4);
-    if (m) return off + (uint64_t)(m - chunk);
+    for (const uint8_t *m = chunk; (m = memmem(m, (size_t)(chunk + n - m), "PP", 2)) && m + 4 <= chunk + n; m++)
+      if (magic_kind(m) != REC_ANY) return off + (uint64_t)(m - chunk);
     off += (uint64_t)n - 3; /* the magic may straddle two chunks */
   }
   return sc->size;

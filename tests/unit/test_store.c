@@ -1396,7 +1396,8 @@ static int64_t du_files(void) {
 
 static void retention_by_size_and_time(void) {
   fresh_dir();
-  const uint64_t budget = 3 << 20, segment = 256 << 10;
+  /* (a budget 400 profiles pass: each is a few KB as ids, its symbols stored once a segment) */
+  const uint64_t budget = 1 << 20, segment = 64 << 10;
   store *s = open_store(budget, segment, NULL);
   if (!s) return;
   int64_t peak = 0;
