@@ -1636,6 +1636,351 @@ static void compactor_thread(void) {
   store_close(s); /* stops the thread */
 }
 
+/* ---- the v2 format (store_sym.h): symbols once per segment ----------------------------------- */
+
+/* Whether two profiles say the same thing (stricter than same_profile): header, and sample by sample (in order) the values,
+ * the stack (address, mapping, lines with their functions, by content) and the labels, every
+ * string compared as text, so two encodings with different tables and ids compare equal. NULL
+ * when they do, else the first difference. */
+static const char *stored_as_scraped(const pprof_profile *a, const pprof_profile *b) {
+  static char why[200];
+#define S(p, i) pprof_str(p, i)
+#define NEQ(x, y, ...)                                                                             \
+  if (x != y) {                                                                                    \
+    snprintf(why, sizeof why, __VA_ARGS__);                                                        \
+    return why;                                                                                    \
+  }
+#define SNEQ(x, y, ...)                                                                            \
+  if (strcmp(x, y)) {                                                                              \
+    snprintf(why, sizeof why, __VA_ARGS__);                                                        \
+    return why;                                                                                    \
+  }
+  NEQ(a->nsample_type, b->nsample_type, "sample type count");
+  for (size_t i = 0; i < a->nsample_type; i++) {
+    SNEQ(S(a, a->sample_type[i].type), S(b, b->sample_type[i].type), "sample type %zu", i);
+    SNEQ(S(a, a->sample_type[i].unit), S(b, b->sample_type[i].unit), "sample unit %zu", i);
+  }
+  SNEQ(S(a, a->period_type.type), S(b, b->period_type.type), "period type");
+  SNEQ(S(a, a->period_type.unit), S(b, b->period_type.unit), "period unit");
+  NEQ(a->period, b->period, "period");
+  NEQ(a->time_nanos, b->time_nanos, "time");
+  NEQ(a->duration_nanos, b->duration_nanos, "duration");
+  NEQ(a->ncomment, b->ncomment, "comment count");
+  for (size_t i = 0; i < a->ncomment; i++) SNEQ(S(a, a->comment[i]), S(b, b->comment[i]), "comment %zu", i);
+  SNEQ(S(a, a->default_sample_type), S(b, b->default_sample_type), "default sample type");
+  SNEQ(S(a, a->drop_frames), S(b, b->drop_frames), "drop_frames");
+  SNEQ(S(a, a->keep_frames), S(b, b->keep_frames), "keep_frames");
+  SNEQ(S(a, a->doc_url), S(b, b->doc_url), "doc_url");
+  NEQ(a->nsample, b->nsample, "sample count %zu vs %zu", a->nsample, b->nsample);
+  for (size_t i = 0; i < a->nsample; i++) {
+    const pprof_sample *x = &a->sample[i], *y = &b->sample[i];
+    for (size_t k = 0; k < a->nsample_type; k++) NEQ(x->value[k], y->value[k], "sample %zu value %zu", i, k);
+    NEQ(x->nloc, y->nloc, "sample %zu depth", i);
+    for (uint32_t k = 0; k < x->nloc; k++) {
+      const pprof_location *lx = &a->location[x->loc[k]], *ly = &b->location[y->loc[k]];
+      NEQ(lx->address, ly->address, "sample %zu frame %u address", i, k);
+      NEQ(lx->is_folded, ly->is_folded, "sample %zu frame %u folded", i, k);
+      NEQ(!lx->mapping, !ly->mapping, "sample %zu frame %u mapping", i, k);
+      if (lx->mapping) {
+        const pprof_mapping *mx = &a->mapping[lx->mapping - 1], *my = &b->mapping[ly->mapping - 1];
+        NEQ(mx->start, my->start, "mapping start");
+        NEQ(mx->limit, my->limit, "mapping limit");
+        NEQ(mx->offset, my->offset, "mapping offset");
+        NEQ(mx->has_functions, my->has_functions, "mapping flags");
+        NEQ(mx->has_inline_frames, my->has_inline_frames, "mapping flags");
+        SNEQ(S(a, mx->filename), S(b, my->filename), "mapping file");
+        SNEQ(S(a, mx->build_id), S(b, my->build_id), "mapping build id");
+      }
+      NEQ(lx->nline, ly->nline, "sample %zu frame %u lines", i, k);
+      for (uint32_t j = 0; j < lx->nline; j++) {
+        NEQ(lx->line[j].line, ly->line[j].line, "line number");
+        NEQ(lx->line[j].column, ly->line[j].column, "column");
+        NEQ(!lx->line[j].function, !ly->line[j].function, "line function");
+        if (!lx->line[j].function) continue;
+        const pprof_function *fx = &a->function[lx->line[j].function - 1], *fy = &b->function[ly->line[j].function - 1];
+        SNEQ(S(a, fx->name), S(b, fy->name), "function name");
+        SNEQ(S(a, fx->system_name), S(b, fy->system_name), "function system name");
+        SNEQ(S(a, fx->filename), S(b, fy->filename), "function file");
+        NEQ(fx->start_line, fy->start_line, "function start line");
+      }
+    }
+    NEQ(x->nlabel, y->nlabel, "sample %zu labels", i);
+    for (uint32_t k = 0; k < x->nlabel; k++) {
+      SNEQ(S(a, x->label[k].key), S(b, y->label[k].key), "label key");
+      SNEQ(S(a, x->label[k].str), S(b, y->label[k].str), "label value");
+      SNEQ(S(a, x->label[k].num_unit), S(b, y->label[k].num_unit), "label unit");
+      NEQ(x->label[k].num, y->label[k].num, "label number");
+    }
+  }
+  return NULL;
+#undef S
+#undef NEQ
+#undef SNEQ
+}
+
+/* Every profile of the shared test data (gotarget, prometheus, large), by relative path. */
+static size_t testdata_profiles(char names[][300], size_t max) {
+  const char *sub[] = {"gotarget", "prometheus", "large"};
+  size_t n = 0;
+  for (int i = 0; i < 3; i++) {
+    char d[400];
+    snprintf(d, sizeof d, "%s/%s", testdata(), sub[i]);
+    DIR *dd = opendir(d);
+    CHECK(dd != NULL);
+    struct dirent *e;
+    while (dd && (e = readdir(dd)) && n < max)
+      if (strstr(e->d_name, ".pb")) snprintf(names[n++], 300, "%s/%s", sub[i], e->d_name);
+    if (dd) closedir(dd);
+  }
+  return n;
+}
+
+/* Reads row id back with store_read and compares it with the file: 0 when the same. */
+static int read_back_same(store *s, int64_t id, const char *rel) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", testdata(), rel);
+  pprof_profile *orig = NULL, *back = NULL;
+  uint8_t *b = NULL;
+  size_t len = 0;
+  pp_err err = {0};
+  int r = -1;
+  if (pprof_decode_file(path, NULL, &orig, NULL) == 0 && store_read(s, id, &b, &len, &err) == 0 &&
+      pprof_decode(b, len, NULL, &back, &err) == 0) {
+    const char *why = stored_as_scraped(orig, back);
+    if (why) fprintf(stderr, "  %s: read back differs: %s\n", rel, why);
+    r = why ? -1 : 0;
+  } else
+    fprintf(stderr, "  %s: %s\n", rel, err.msg);
+  pprof_free(orig);
+  pprof_free(back);
+  free(b);
+  return r;
+}
+
+/* The ids of the rows of monitor m, oldest first (at most max). */
+static size_t row_ids(store *s, const char *monitor, const char *type, int64_t *ids, size_t max) {
+  store_matcher m = {"monitor", monitor};
+  store_row *rows;
+  size_t n = 0;
+  if (store_list_rows(s, &m, 1, type, 0, 0, 0, &rows, &n, NULL) < 0) return 0;
+  for (size_t i = 0; i < n && i < max; i++) ids[i] = rows[i].id;
+  store_rows_free(rows, n);
+  return n < max ? n : max;
+}
+
+/* Every shared profile, stored twice in one segment (the second time its symbols are there
+ * already), reads back as the same profile; and the second copy costs a fraction of the first. */
+static void v2_reads_back_every_profile(void) {
+  fresh_dir();
+  static char names[64][300];
+  size_t nf = testdata_profiles(names, 64);
+  CHECK(nf >= 30);
+  store *s = open_store(0, (uint64_t)1 << 30, NULL);
+  if (!s) return;
+  store_stats st0, st1, st2;
+  store_get_stats(s, &st0);
+  for (size_t i = 0; i < nf; i++) CHECK(add(s, names[i], "first", "t", 1000 * (int64_t)(i + 1)) == 0);
+  store_get_stats(s, &st1);
+  for (size_t i = 0; i < nf; i++) CHECK(add(s, names[i], "again", "t", 1000 * (int64_t)(i + 1)) == 0);
+  store_get_stats(s, &st2);
+  fprintf(stderr, "  %zu profiles: %llu bytes the first time, %llu the second\n", nf,
+          (unsigned long long)(st1.disk_bytes - st0.disk_bytes), (unsigned long long)(st2.disk_bytes - st1.disk_bytes));
+  int64_t ids[64];
+  const char *mon[] = {"first", "again"};
+  for (int k = 0; k < 2; k++) {
+    size_t n = row_ids(s, mon[k], "t", ids, 64);
+    CHECK_EQ_I64(n, nf);
+    for (size_t i = 0; i < n; i++) CHECK(read_back_same(s, ids[i], names[i]) == 0);
+  }
+  store_close(s);
+  /* and after a reopen (the readers' cache empty) and a rebuild of the index from the segments */
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  CHECK(unlink(db) == 0);
+  store_repair rep;
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK(rep.index_rebuilt);
+  CHECK_EQ_I64(rep.rows_rebuilt, 2 * nf);
+  CHECK_EQ_I64(rep.records_corrupt, 0);
+  size_t n = row_ids(s, "again", "t", ids, 64);
+  CHECK_EQ_I64(n, nf);
+  for (size_t i = 0; i < n; i++) CHECK(read_back_same(s, ids[i], names[i]) == 0);
+  store_close(s);
+}
+
+/* A store written in the old format (PPR1) opens, is served as scraped, takes new (v2)
+ * records beside the old ones, merges both, and ages out. */
+static void old_format_store_served(void) {
+  const char *t = "cpu";
+  fresh_dir();
+  store *s = open_with((store_opts){.format = 1}, NULL);
+  if (!s) return;
+  for (int i = 0; i < 3; i++) CHECK(add(s, "prometheus/cpu-1.pb.gz", "a", "cpu", 1000000000LL * (i + 1)) == 0);
+  store_close(s);
+  s = open_store(0, 0, NULL);
+  if (!s) return;
+  for (int i = 3; i < 6; i++) CHECK(add(s, "prometheus/cpu-1.pb.gz", "a", "cpu", 1000000000LL * (i + 1)) == 0);
+  int64_t ids[8];
+  size_t n = row_ids(s, "a", t, ids, 8);
+  CHECK_EQ_I64(n, 6);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM segment WHERE id>=?", 0), 2);
+  /* the old ones byte for byte as scraped; all as the same profile */
+  char path[512];
+  snprintf(path, sizeof path, "%s/prometheus/cpu-1.pb.gz", testdata());
+  size_t flen;
+  uint8_t *file = slurp(path, &flen);
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *b = NULL;
+    size_t len = 0;
+    CHECK(store_read(s, ids[i], &b, &len, NULL) == 0);
+    if (i < 3) CHECK(file && len == flen && !memcmp(b, file, len));
+    free(b);
+    CHECK(read_back_same(s, ids[i], "prometheus/cpu-1.pb.gz") == 0);
+  }
+  free(file);
+  /* a merge over both formats: six times the profile */
+  store_matcher m = {"monitor", "a"};
+  pprof_profile *p = NULL, *one = NULL;
+  size_t cnt = 0;
+  CHECK(store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_SUM, 0, &p, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 6);
+  CHECK(pprof_decode_file(path, NULL, &one, NULL) == 0);
+  if (p && one) {
+    pprof_top a, b;
+    CHECK(pprof_top_compute(p, 0, &a, NULL) == 0 && pprof_top_compute(one, 0, &b, NULL) == 0);
+    CHECK_EQ_I64(a.total, 6 * b.total);
+    pprof_top_release(&a);
+    pprof_top_release(&b);
+  }
+  pprof_free(p);
+  pprof_free(one);
+  /* the old segment ages out: the new ones stay */
+  store_close(s);
+  s = open_with((store_opts){.retention_seconds = 3.5}, NULL);
+  if (!s) return;
+  CHECK_EQ_I64(store_retention(s, 7000000000LL, NULL), 1);
+  n = row_ids(s, "a", t, ids, 8);
+  CHECK_EQ_I64(n, 3);
+  store_close(s);
+}
+
+/* A segment file's records: offset and magic, walked by their headers. */
+typedef struct seg_rec {
+  int64_t off;
+  char magic[5];
+  uint32_t meta_len, data_len;
+} seg_rec;
+
+static size_t walk_segment(int64_t seg, seg_rec *v, size_t max) {
+  int fd = open(segment_path(seg), O_RDONLY);
+  size_t n = 0;
+  uint8_t h[16];
+  int64_t off = 0;
+  while (fd >= 0 && n < max && pread(fd, h, 16, off) == 16) {
+    seg_rec *r = &v[n++];
+    r->off = off;
+    memcpy(r->magic, h, 4);
+    r->magic[4] = 0;
+    memcpy(&r->meta_len, h + 4, 4);
+    memcpy(&r->data_len, h + 8, 4);
+    off += 16 + r->meta_len + r->data_len;
+  }
+  if (fd >= 0) close(fd);
+  return n;
+}
+
+/* Damage to a symbol record: every profile that needs it (itself or a later one of the
+ * chain) is dropped at open and by a rebuild, those before it are served; a segment cut in
+ * the middle of its chain keeps what is before the cut. */
+static void symbol_record_damage(void) {
+  const char *t = "t";
+  fresh_dir();
+  const char *files[] = {"gotarget/cpu-1.pb.gz", "gotarget/heap.pb.gz", "gotarget/goroutine.pb.gz",
+                         "prometheus/cpu-1.pb.gz", "prometheus/heap.pb.gz", "gotarget/cpu-1.pb.gz"};
+  store *s = open_store(0, (uint64_t)1 << 30, NULL);
+  if (!s) return;
+  for (int i = 0; i < 6; i++) CHECK(add(s, files[i], "a", "t", 1000 * (int64_t)(i + 1)) == 0);
+  store_close(s);
+  seg_rec v[32];
+  size_t n = walk_segment(1, v, 32);
+  /* sym, profile for each of the five different files; the sixth adds no symbols */
+  CHECK_EQ_I64(n, 11);
+  if (n != 11) return;
+  for (size_t i = 0; i < 10; i++) CHECK_STR(v[i].magic, i % 2 ? "PPR2" : "PPS2");
+  CHECK_STR(v[10].magic, "PPR2");
+  /* the third symbol record (goroutine's) damaged: goroutine, prometheus' two and the last
+   * cpu-1 (which needs the newest record of the chain) go; the first two stay */
+  CHECK(flip_byte(segment_path(1), v[4].off + 16 + v[4].data_len / 2));
+  store_repair rep;
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK_EQ_I64(rep.records_corrupt, 4);
+  CHECK_EQ_I64(rep.rows_dropped, 4);
+  int64_t ids[8];
+  size_t nr = row_ids(s, "a", t, ids, 8);
+  CHECK_EQ_I64(nr, 2);
+  for (size_t i = 0; i < nr && i < 2; i++) CHECK(read_back_same(s, ids[i], files[i]) == 0);
+  store_close(s);
+  /* the tail past the last row kept was cut at that open: the file ends after heap's record */
+  struct stat st;
+  CHECK(stat(segment_path(1), &st) == 0 && st.st_size == v[3].off + 16 + v[3].meta_len + v[3].data_len);
+  /* a rebuild from the segment agrees */
+  char db[400];
+  snprintf(db, sizeof db, "%s/index.db", dir);
+  CHECK(unlink(db) == 0);
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK(rep.index_rebuilt);
+  CHECK_EQ_I64(rep.rows_rebuilt, 2);
+  nr = row_ids(s, "a", t, ids, 8);
+  CHECK_EQ_I64(nr, 2);
+  for (size_t i = 0; i < nr && i < 2; i++) CHECK(read_back_same(s, ids[i], files[i]) == 0);
+  store_close(s);
+
+  /* a fresh store, its index lost and its segment damaged in the second symbol record: the
+   * rebuild indexes the first profile only (the others' chains pass through the damage) */
+  fresh_dir();
+  s = open_store(0, (uint64_t)1 << 30, NULL);
+  if (!s) return;
+  for (int i = 0; i < 6; i++) CHECK(add(s, files[i], "a", "t", 1000 * (int64_t)(i + 1)) == 0);
+  store_close(s);
+  n = walk_segment(1, v, 32);
+  CHECK_EQ_I64(n, 11);
+  CHECK(flip_byte(segment_path(1), v[2].off + 16 + v[2].data_len / 3));
+  CHECK(unlink(db) == 0);
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK(rep.index_rebuilt);
+  CHECK_EQ_I64(rep.rows_rebuilt, 1);
+  CHECK_EQ_I64(rep.records_corrupt, 6); /* the symbol record and the five profiles after it */
+  nr = row_ids(s, "a", t, ids, 8);
+  CHECK_EQ_I64(nr, 1);
+  if (nr == 1) CHECK(read_back_same(s, ids[0], files[0]) == 0);
+  store_close(s);
+
+  /* cut in the middle of the fourth symbol record: the three profiles before it stay */
+  fresh_dir();
+  s = open_store(0, (uint64_t)1 << 30, NULL);
+  if (!s) return;
+  for (int i = 0; i < 6; i++) CHECK(add(s, files[i], "a", "t", 1000 * (int64_t)(i + 1)) == 0);
+  store_close(s);
+  n = walk_segment(1, v, 32);
+  CHECK(n == 11 && truncate(segment_path(1), v[6].off + 20) == 0);
+  s = open_store(0, 0, &rep);
+  if (!s) return;
+  CHECK_EQ_I64(rep.rows_dropped, 3);
+  nr = row_ids(s, "a", t, ids, 8);
+  CHECK_EQ_I64(nr, 3);
+  for (size_t i = 0; i < nr && i < 3; i++) CHECK(read_back_same(s, ids[i], files[i]) == 0);
+  /* and appends go on (in a new segment) */
+  CHECK(add(s, files[3], "a", "t", 100000) == 0);
+  nr = row_ids(s, "a", t, ids, 8);
+  CHECK_EQ_I64(nr, 4);
+  if (nr == 4) CHECK(read_back_same(s, ids[3], files[3]) == 0);
+  store_close(s);
+}
+
 int main(void) {
   RUN(append_query_merge);
   RUN(repair_after_crash);
@@ -1660,6 +2005,9 @@ int main(void) {
   RUN(limits_refused);
   RUN(rollup_of_a_deleted_series_dropped);
   RUN(query_cost_follows_selection);
+  RUN(v2_reads_back_every_profile);
+  RUN(old_format_store_served);
+  RUN(symbol_record_damage);
   /* the last test's data directory (each test empties it first): nothing left behind */
   fresh_dir();
   return tt_finish();
