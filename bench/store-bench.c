@@ -63,8 +63,10 @@ static int ingest(const char *dir, const char *file, int n) {
   snprintf(cmd, sizeof cmd, "rm -rf %s %s && mkdir -p %s", d1, d2, d2);
   if (system(cmd) != 0) return 1;
 
-  /* ours: segments + index (small segments so retention has something to delete) */
-  store_opts o = {.dir = d1, .segment_bytes = (uint64_t)len * (uint64_t)n / 20 + 1};
+  /* ours: segments + index (small segments so retention has something to delete);
+   * STORE_FORMAT=1 writes the old format (PPR1), for comparison */
+  store_opts o = {.dir = d1, .segment_bytes = (uint64_t)len * (uint64_t)n / 20 + 1,
+                  .format = getenv("STORE_FORMAT") ? atoi(getenv("STORE_FORMAT")) : 0};
   store *s;
   if (store_open(&o, &s, NULL, NULL) < 0) return 1;
   double t0 = now_s();
@@ -270,7 +272,65 @@ static int fill(const char *dir, int pods, int n, const char *type, char **files
   return 0;
 }
 
+/* mix DIR FORMAT N FILE...: N profiles cycling through FILEs (type = the file's name up to
+ * its first '-' or '.'), as 200 series 10 s apart, in store format FORMAT (0 = current, 1 =
+ * PPR1): ingest rate and bytes on disk per profile. */
+static int mix(const char *dir, int format, int n, char **files, int nfiles) {
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) return 1;
+  uint8_t **data = calloc((size_t)nfiles, sizeof *data);
+  size_t *lens = calloc((size_t)nfiles, sizeof *lens);
+  pprof_profile **ps = calloc((size_t)nfiles, sizeof *ps);
+  char (*types)[32] = calloc((size_t)nfiles, sizeof *types);
+  uint64_t in_bytes = 0;
+  for (int f = 0; f < nfiles; f++) {
+    if (!(data[f] = slurp(files[f], &lens[f])) || pprof_decode(data[f], lens[f], NULL, &ps[f], NULL) < 0) return 1;
+    const char *b = strrchr(files[f], '/');
+    snprintf(types[f], sizeof types[f], "%s", b ? b + 1 : files[f]);
+    types[f][strcspn(types[f], "-.")] = 0;
+  }
+  store_opts o = {.dir = dir, .format = format};
+  store *s;
+  pp_err err = {0};
+  if (store_open(&o, &s, NULL, &err) < 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 1;
+  }
+  double t0 = now_s();
+  for (int i = 0; i < n; i++) {
+    char mon[32];
+    snprintf(mon, sizeof mon, "target-%d", i % 200);
+    int f = (i / 200) % nfiles;
+    store_label l[2] = {{"monitor", mon}, {"endpoint", "http://10.0.0.1:6060"}};
+    int64_t end = (int64_t)(i / 200 + 1) * 10000000000LL;
+    store_record r = {l, 2, types[f], end - 10000000000LL, end, data[f], lens[f], ps[f]};
+    bool enospc;
+    if (store_append(s, &r, &enospc, &err) < 0) {
+      fprintf(stderr, "%s\n", err.msg);
+      return 1;
+    }
+    in_bytes += lens[f];
+  }
+  double el = now_s() - t0;
+  store_close(s);
+  uint64_t disk = du(dir);
+  printf("{\"format\": %d, \"profiles\": %d, \"files\": %d, \"per_s\": %.0f, \"disk_bytes\": %llu, "
+         "\"bytes_per_profile\": %.0f, \"scraped_bytes_per_profile\": %.0f}\n",
+         format, n, nfiles, n / el, (unsigned long long)disk, (double)disk / n, (double)in_bytes / n);
+  for (int f = 0; f < nfiles; f++) {
+    pprof_free(ps[f]);
+    free(data[f]);
+  }
+  free(ps);
+  free(data);
+  free(lens);
+  free(types);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 6 && !strcmp(argv[1], "mix")) return mix(argv[2], atoi(argv[3]), atoi(argv[4]), argv + 5, argc - 5);
   if (argc >= 7 && !strcmp(argv[1], "fill"))
     return fill(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6, argc - 6);
   if (argc == 6 && !strcmp(argv[1], "ingest")) return ingest_sync(argv[2], argv[3], atoi(argv[4]), atof(argv[5]));

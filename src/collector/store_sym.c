@@ -10,26 +10,59 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../base/buf.h"
 
 #define DEFLATE_LEVEL 6
 /* a symbol record's or a profile record's bytes before compression */
 #define MAX_RAW ((size_t)256 << 20)
 
-/* ---- varints ------------------------------------------------------------------------------- */
+/* ---- the writer's byte buffers and varints ----------------------------------------------------
+ * Not base/buf.h: the writer puts tens of thousands of varints a second, and a call with its
+ * checks per varint was a tenth of the ingest's time. Same contract for what matters here: a
+ * cap (max), and a sticky failure checked once at the end. */
+typedef struct vbuf {
+  uint8_t *p;
+  size_t len, cap, max;
+  bool failed, over;
+} vbuf;
 
-static void put_u(pp_buf *b, uint64_t v) {
-  uint8_t t[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    t[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
+/* Room for n more bytes (false, and failed, when not). */
+static bool vb_room(vbuf *b, size_t n) {
+  if (b->cap - b->len >= n) return !b->failed;
+  if (b->failed) return false;
+  if (b->max && b->len + n > b->max) {
+    b->failed = b->over = true;
+    return false;
   }
-  t[n++] = (uint8_t)v;
-  pp_buf_put(b, t, n);
+  size_t cap = b->cap ? b->cap * 2 : 4096;
+  while (cap - b->len < n) cap *= 2;
+  uint8_t *np = realloc(b->p, cap);
+  if (!np) {
+    b->failed = true;
+    return false;
+  }
+  b->p = np;
+  b->cap = cap;
+  return true;
 }
 
-static void put_s(pp_buf *b, int64_t v) {
+static void vb_put(vbuf *b, const void *d, size_t n) {
+  if (!vb_room(b, n)) return;
+  memcpy(b->p + b->len, d, n);
+  b->len += n;
+}
+
+static inline void put_u(vbuf *b, uint64_t v) {
+  if (b->cap - b->len < 10 && !vb_room(b, 10)) return;
+  uint8_t *q = b->p + b->len;
+  while (v >= 0x80) {
+    *q++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *q++ = (uint8_t)v;
+  b->len = (size_t)(q - b->p);
+}
+
+static inline void put_s(vbuf *b, int64_t v) {
   put_u(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
@@ -69,19 +102,14 @@ static uint32_t get_id(rd *r, uint32_t n) {
 /* ---- deflate -------------------------------------------------------------------------------- */
 
 /* varint raw_len | raw deflate of raw, into out (cleared first). */
-static bool pack(struct libdeflate_compressor *c, const pp_buf *raw, pp_buf *out) {
-  pp_buf_clear(out);
+static bool pack(struct libdeflate_compressor *c, const vbuf *raw, vbuf *out) {
+  out->len = 0;
+  out->failed = out->over = false;
   put_u(out, raw->len);
   size_t bound = libdeflate_deflate_compress_bound(c, raw->len);
   size_t at = out->len;
-  /* grow out by bound, then cut back to what deflate wrote */
-  static const uint8_t zero[4096];
-  for (size_t left = bound; left > 0;) {
-    size_t k = left < sizeof zero ? left : sizeof zero;
-    if (!pp_buf_put(out, zero, k)) return false;
-    left -= k;
-  }
-  size_t n = libdeflate_deflate_compress(c, raw->p ? raw->p : "", raw->len, out->p + at, bound);
+  if (!vb_room(out, bound)) return false;
+  size_t n = libdeflate_deflate_compress(c, raw->p ? raw->p : (const uint8_t *)"", raw->len, out->p + at, bound);
   if (n == 0 && raw->len > 0) return false;
   out->len = at + n;
   return true;
@@ -121,7 +149,7 @@ struct sym_writer {
   uint32_t base[T_N]; /* counts already in the segment's symbol records */
   int64_t last_sym;   /* offset of the newest symbol record, -1 = none */
   struct libdeflate_compressor *cz;
-  pp_buf raw, sym, data, key;
+  vbuf raw, sym, data, key;
   uint32_t *map[T_N]; /* a profile's index -> segment id, reused between profiles */
   size_t mapcap[T_N];
 };
@@ -132,10 +160,9 @@ int sym__writer_new(sym_writer **ret, pp_err *err) {
     free(w);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
-  pp_buf_init(&w->raw, MAX_RAW);
-  pp_buf_init(&w->sym, MAX_DATA);
-  pp_buf_init(&w->data, MAX_DATA);
-  pp_buf_init(&w->key, 0);
+  w->raw.max = MAX_RAW;
+  w->sym.max = MAX_DATA;
+  w->data.max = MAX_DATA;
   w->last_sym = -1;
   *ret = w;
   sym__writer_reset(w);
@@ -149,10 +176,10 @@ void sym__writer_free(sym_writer *w) {
     free(w->map[i]);
   }
   libdeflate_free_compressor(w->cz);
-  pp_buf_free(&w->raw);
-  pp_buf_free(&w->sym);
-  pp_buf_free(&w->data);
-  pp_buf_free(&w->key);
+  free(w->raw.p);
+  free(w->sym.p);
+  free(w->data.p);
+  free(w->key.p);
   free(w);
 }
 
@@ -188,18 +215,22 @@ static bool map_grow(sym_writer *w, int t, size_t n) {
   return true;
 }
 
-static void key_u32(pp_buf *k, uint32_t v) {
-  pp_buf_put(k, &v, 4);
+static inline void key_u32(vbuf *k, uint32_t v) {
+  vb_put(k, &v, 4);
 }
-static void key_u64(pp_buf *k, uint64_t v) {
-  pp_buf_put(k, &v, 8);
+static inline void key_u64(vbuf *k, uint64_t v) {
+  vb_put(k, &v, 8);
+}
+static inline void vb_clear(vbuf *b) {
+  b->len = 0;
+  b->failed = b->over = false;
 }
 
 /* interns the key built in w->key into table t: its segment id, or < 0 */
 static int64_t intern_key(sym_writer *w, int t) {
   if (w->key.failed) return PP_ENOMEM;
   uint32_t id;
-  int r = htab_intern(&w->t[t], w->key.p ? w->key.p : "", w->key.len, &id);
+  int r = htab_intern(&w->t[t], w->key.p ? w->key.p : (const uint8_t *)"", w->key.len, &id);
   return r < 0 ? r : (int64_t)id;
 }
 
@@ -217,7 +248,7 @@ static int intern_profile(sym_writer *w, const pprof_profile *p) {
   }
   for (size_t i = 0; i < p->nmapping; i++) {
     const pprof_mapping *m = &p->mapping[i];
-    pp_buf_clear(&w->key);
+    vb_clear(&w->key);
     key_u64(&w->key, m->start);
     key_u64(&w->key, m->limit);
     key_u64(&w->key, m->offset);
@@ -225,14 +256,14 @@ static int intern_profile(sym_writer *w, const pprof_profile *p) {
     key_u32(&w->key, ms[m->build_id]);
     uint8_t f = (uint8_t)(m->has_functions | m->has_filenames << 1 | m->has_line_numbers << 2 |
                           m->has_inline_frames << 3);
-    pp_buf_put(&w->key, &f, 1);
+    vb_put(&w->key, &f, 1);
     int64_t id = intern_key(w, T_MAP);
     if (id < 0) return (int)id;
     mm[i] = (uint32_t)id;
   }
   for (size_t i = 0; i < p->nfunction; i++) {
     const pprof_function *f = &p->function[i];
-    pp_buf_clear(&w->key);
+    vb_clear(&w->key);
     key_u32(&w->key, ms[f->name]);
     key_u32(&w->key, ms[f->system_name]);
     key_u32(&w->key, ms[f->filename]);
@@ -243,11 +274,11 @@ static int intern_profile(sym_writer *w, const pprof_profile *p) {
   }
   for (size_t i = 0; i < p->nlocation; i++) {
     const pprof_location *l = &p->location[i];
-    pp_buf_clear(&w->key);
+    vb_clear(&w->key);
     key_u64(&w->key, l->address);
     key_u32(&w->key, l->mapping ? mm[l->mapping - 1] + 1 : 0);
     uint8_t f = l->is_folded;
-    pp_buf_put(&w->key, &f, 1);
+    vb_put(&w->key, &f, 1);
     for (uint32_t k = 0; k < l->nline; k++) {
       key_u32(&w->key, l->line[k].function ? mf[l->line[k].function - 1] + 1 : 0);
       key_u64(&w->key, (uint64_t)l->line[k].line);
@@ -273,12 +304,12 @@ static uint64_t rd64(const uint8_t *p) {
 
 /* The symbol record of what w's tables hold past their base: into w->sym (empty = none). */
 static bool encode_symbols(sym_writer *w) {
-  pp_buf_clear(&w->sym);
+  vb_clear(&w->sym);
   bool any = false;
   for (int t = 0; t < T_N; t++) any |= w->t[t].count > w->base[t];
   if (!any) return true;
-  pp_buf *b = &w->raw;
-  pp_buf_clear(b);
+  vbuf *b = &w->raw;
+  vb_clear(b);
   put_u(b, (uint64_t)(w->last_sym + 1));
   for (int t = 0; t < T_N; t++) put_u(b, w->base[t]);
   for (int t = 0; t < T_N; t++) put_u(b, w->t[t].count - w->base[t]);
@@ -286,7 +317,7 @@ static bool encode_symbols(sym_writer *w) {
     size_t n;
     const void *k = htab_key(&w->t[T_STR], i, &n);
     put_u(b, n);
-    pp_buf_put(b, k, n);
+    vb_put(b, k, n);
   }
   for (uint32_t i = w->base[T_MAP]; i < w->t[T_MAP].count; i++) {
     size_t n;
@@ -327,8 +358,8 @@ static bool encode_symbols(sym_writer *w) {
 /* The profile record's data: header and samples as segment ids, into w->data. */
 static bool encode_samples(sym_writer *w, const pprof_profile *p) {
   const uint32_t *ms = w->map[T_STR], *ml = w->map[T_LOC];
-  pp_buf *b = &w->raw;
-  pp_buf_clear(b);
+  vbuf *b = &w->raw;
+  vb_clear(b);
   put_u(b, p->nsample_type);
   for (size_t i = 0; i < p->nsample_type; i++) {
     put_u(b, ms[p->sample_type[i].type]);
