@@ -38,6 +38,7 @@ S = "src/collector/scrape.c"
 W = "src/collector/web.c"
 WA = "src/collector/web_api.c"
 Q = "src/collector/store_query.c"
+SY = "src/collector/store_sym.c"
 UI = "src/collector/ui/app.js"
 
 MUTANTS = [
@@ -257,9 +258,24 @@ MUTANTS = [
       [("src/collector/store_repair.c", "  if (version > STORE_SCHEMA_VERSION)\n", "  if (0 && version > STORE_SCHEMA_VERSION)\n")],
       ["unit:test_store"], r"limits_refused"),
     M("labels-limit-ignored", "labels of any length are written into a record's metadata",
-      [("src/collector/store.c", "  if (mlen > MAX_META) {\n    r = pp_err_set(err, PP_ELIMIT, \"labels too long",
-        "  if (0) {\n    r = pp_err_set(err, PP_ELIMIT, \"labels too long")],
+      [("src/collector/store.c", "  if (!mj || mlen > MAX_META) {", "  if (!mj) {")],
       ["unit:test_store"], r"limits_refused"),
+    # ---- store: the v2 format, symbols once per segment (issue 13)
+    M("sym-chain-unchecked", "repair keeps rows whose symbol chain is damaged",
+      [("src/collector/store_repair.c", "      if (k == 1) continue;", "      if (k >= 0) continue;")],
+      ["unit:test_store"], r"symbol_record_damage"),
+    M("rebuild-indexes-symbol-records", "a rebuild takes symbol records for profiles (and counts them as damage)",
+      [("src/collector/store_repair.c", "  if (sc->h.kind == REC_SYM) return 0;\n", "")],
+      ["unit:test_store"], r"append_query_merge|test_store: exits cleanly"),
+    M("v2-label-number-dropped", "v2 records lose the numbers of numeric labels",
+      [(SY, "      put_s(b, s->label[k].num);", "      put_s(b, 0);")],
+      ["unit:test_store", "fuzz:store"], r"v2_reads_back_every_profile|fuzz replay store"),
+    M("v2-folded-flag-dropped", "the symbol table loses the locations' is_folded flag",
+      [(SY, "    loc->is_folded = get_u(&d) & 1;", "    loc->is_folded = (get_u(&d), 0);")],
+      ["fuzz:store"], r"fuzz replay store"),
+    M("sym-cache-stale-table", "the readers' cache serves a segment table older than the record needs",
+      [(SY, "      if (t && t->segment_id == seg && chain_counts(t, head)) {", "      if (t && t->segment_id == seg) {")],
+      ["unit:test_store"], r"append_query_merge|test_store: exits cleanly"),
     M("labels-not-sanitized", "label values are stored as given, so invalid UTF-8 fails the append",
       [("src/collector/store.c", "    char *v = pp_utf8_sanitize(l[i].value, strlen(l[i].value), NULL);",
         "    char *v = strdup(l[i].value);")],

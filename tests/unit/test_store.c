@@ -17,6 +17,7 @@
 #include "../../src/base/file.h"
 #include "../../src/collector/store.h"
 #include "../../src/collector/store_int.h" /* the series cache's size */
+#include "profile_same.h"
 #include "tt.h"
 
 static char dir[256];
@@ -1638,86 +1639,6 @@ static void compactor_thread(void) {
 
 /* ---- the v2 format (store_sym.h): symbols once per segment ----------------------------------- */
 
-/* Whether two profiles say the same thing (stricter than same_profile): header, and sample by sample (in order) the values,
- * the stack (address, mapping, lines with their functions, by content) and the labels, every
- * string compared as text, so two encodings with different tables and ids compare equal. NULL
- * when they do, else the first difference. */
-static const char *stored_as_scraped(const pprof_profile *a, const pprof_profile *b) {
-  static char why[200];
-#define S(p, i) pprof_str(p, i)
-#define NEQ(x, y, ...)                                                                             \
-  if (x != y) {                                                                                    \
-    snprintf(why, sizeof why, __VA_ARGS__);                                                        \
-    return why;                                                                                    \
-  }
-#define SNEQ(x, y, ...)                                                                            \
-  if (strcmp(x, y)) {                                                                              \
-    snprintf(why, sizeof why, __VA_ARGS__);                                                        \
-    return why;                                                                                    \
-  }
-  NEQ(a->nsample_type, b->nsample_type, "sample type count");
-  for (size_t i = 0; i < a->nsample_type; i++) {
-    SNEQ(S(a, a->sample_type[i].type), S(b, b->sample_type[i].type), "sample type %zu", i);
-    SNEQ(S(a, a->sample_type[i].unit), S(b, b->sample_type[i].unit), "sample unit %zu", i);
-  }
-  SNEQ(S(a, a->period_type.type), S(b, b->period_type.type), "period type");
-  SNEQ(S(a, a->period_type.unit), S(b, b->period_type.unit), "period unit");
-  NEQ(a->period, b->period, "period");
-  NEQ(a->time_nanos, b->time_nanos, "time");
-  NEQ(a->duration_nanos, b->duration_nanos, "duration");
-  NEQ(a->ncomment, b->ncomment, "comment count");
-  for (size_t i = 0; i < a->ncomment; i++) SNEQ(S(a, a->comment[i]), S(b, b->comment[i]), "comment %zu", i);
-  SNEQ(S(a, a->default_sample_type), S(b, b->default_sample_type), "default sample type");
-  SNEQ(S(a, a->drop_frames), S(b, b->drop_frames), "drop_frames");
-  SNEQ(S(a, a->keep_frames), S(b, b->keep_frames), "keep_frames");
-  SNEQ(S(a, a->doc_url), S(b, b->doc_url), "doc_url");
-  NEQ(a->nsample, b->nsample, "sample count %zu vs %zu", a->nsample, b->nsample);
-  for (size_t i = 0; i < a->nsample; i++) {
-    const pprof_sample *x = &a->sample[i], *y = &b->sample[i];
-    for (size_t k = 0; k < a->nsample_type; k++) NEQ(x->value[k], y->value[k], "sample %zu value %zu", i, k);
-    NEQ(x->nloc, y->nloc, "sample %zu depth", i);
-    for (uint32_t k = 0; k < x->nloc; k++) {
-      const pprof_location *lx = &a->location[x->loc[k]], *ly = &b->location[y->loc[k]];
-      NEQ(lx->address, ly->address, "sample %zu frame %u address", i, k);
-      NEQ(lx->is_folded, ly->is_folded, "sample %zu frame %u folded", i, k);
-      NEQ(!lx->mapping, !ly->mapping, "sample %zu frame %u mapping", i, k);
-      if (lx->mapping) {
-        const pprof_mapping *mx = &a->mapping[lx->mapping - 1], *my = &b->mapping[ly->mapping - 1];
-        NEQ(mx->start, my->start, "mapping start");
-        NEQ(mx->limit, my->limit, "mapping limit");
-        NEQ(mx->offset, my->offset, "mapping offset");
-        NEQ(mx->has_functions, my->has_functions, "mapping flags");
-        NEQ(mx->has_inline_frames, my->has_inline_frames, "mapping flags");
-        SNEQ(S(a, mx->filename), S(b, my->filename), "mapping file");
-        SNEQ(S(a, mx->build_id), S(b, my->build_id), "mapping build id");
-      }
-      NEQ(lx->nline, ly->nline, "sample %zu frame %u lines", i, k);
-      for (uint32_t j = 0; j < lx->nline; j++) {
-        NEQ(lx->line[j].line, ly->line[j].line, "line number");
-        NEQ(lx->line[j].column, ly->line[j].column, "column");
-        NEQ(!lx->line[j].function, !ly->line[j].function, "line function");
-        if (!lx->line[j].function) continue;
-        const pprof_function *fx = &a->function[lx->line[j].function - 1], *fy = &b->function[ly->line[j].function - 1];
-        SNEQ(S(a, fx->name), S(b, fy->name), "function name");
-        SNEQ(S(a, fx->system_name), S(b, fy->system_name), "function system name");
-        SNEQ(S(a, fx->filename), S(b, fy->filename), "function file");
-        NEQ(fx->start_line, fy->start_line, "function start line");
-      }
-    }
-    NEQ(x->nlabel, y->nlabel, "sample %zu labels", i);
-    for (uint32_t k = 0; k < x->nlabel; k++) {
-      SNEQ(S(a, x->label[k].key), S(b, y->label[k].key), "label key");
-      SNEQ(S(a, x->label[k].str), S(b, y->label[k].str), "label value");
-      SNEQ(S(a, x->label[k].num_unit), S(b, y->label[k].num_unit), "label unit");
-      NEQ(x->label[k].num, y->label[k].num, "label number");
-    }
-  }
-  return NULL;
-#undef S
-#undef NEQ
-#undef SNEQ
-}
-
 /* Every profile of the shared test data (gotarget, prometheus, large), by relative path. */
 static size_t testdata_profiles(char names[][300], size_t max) {
   const char *sub[] = {"gotarget", "prometheus", "large"};
@@ -1981,6 +1902,34 @@ static void symbol_record_damage(void) {
   store_close(s);
 }
 
+/* A profile whose write fails leaves no symbols behind in the writer's tables: the next
+ * profile that needs them writes them again (else it would point at symbols the segment
+ * never got, and read back as damage). */
+static void failed_append_forgets_its_symbols(void) {
+  const char *t = "t";
+  fresh_dir();
+  store *s = open_store(0, (uint64_t)1 << 30, NULL);
+  if (!s) return;
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "t", 1000) == 0);
+  int64_t before = active_segment_size(s);
+  inject(ENOSPC, ".seg");
+  store_label l[2] = {{"monitor", "a"}, {"team", "core"}};
+  bool enospc = false;
+  pp_err err = {0};
+  CHECK(add_labels(s, "prometheus/cpu-1.pb.gz", l, 2, "t", 2000, &enospc, &err) < 0);
+  inject(0, "");
+  CHECK(enospc);
+  CHECK_EQ_I64(active_segment_size(s), before); /* neither record stayed */
+  CHECK(add(s, "prometheus/heap.pb.gz", "a", "t", 3000) == 0);
+  CHECK(add(s, "prometheus/cpu-1.pb.gz", "a", "t", 4000) == 0);
+  int64_t ids[4];
+  size_t n = row_ids(s, "a", t, ids, 4);
+  CHECK_EQ_I64(n, 3);
+  const char *files[] = {"gotarget/heap.pb.gz", "prometheus/heap.pb.gz", "prometheus/cpu-1.pb.gz"};
+  for (size_t i = 0; i < n && i < 3; i++) CHECK(read_back_same(s, ids[i], files[i]) == 0);
+  store_close(s);
+}
+
 int main(void) {
   RUN(append_query_merge);
   RUN(repair_after_crash);
@@ -2008,6 +1957,7 @@ int main(void) {
   RUN(v2_reads_back_every_profile);
   RUN(old_format_store_served);
   RUN(symbol_record_damage);
+  RUN(failed_append_forgets_its_symbols);
   /* the last test's data directory (each test empties it first): nothing left behind */
   fresh_dir();
   return tt_finish();
