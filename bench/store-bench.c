@@ -329,7 +329,65 @@ static int mix(const char *dir, int format, int n, char **files, int nfiles) {
   return 0;
 }
 
+/* roundtrip DIR OUT FILE...: appends every FILE to a fresh store in DIR (one series each,
+ * in order, sharing segments as scrapes do) and writes each one read back with store_read to
+ * OUT/<n>.pb.gz (n = its position), for the conformance suite's comparison with go tool pprof. */
+static int roundtrip(const char *dir, const char *out, char **files, int nfiles) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, out);
+  if (system(cmd) != 0) return 1;
+  store_opts o = {.dir = dir};
+  store *s;
+  pp_err err = {0};
+  if (store_open(&o, &s, NULL, &err) < 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 1;
+  }
+  int rc = 0;
+  for (int f = 0; f < nfiles && !rc; f++) {
+    size_t len;
+    uint8_t *data = slurp(files[f], &len);
+    pprof_profile *p = NULL;
+    char mon[32];
+    snprintf(mon, sizeof mon, "file-%d", f);
+    store_label l[1] = {{"monitor", mon}};
+    store_record r = {l, 1, "t", (int64_t)(f + 1) * 1000000000, (int64_t)(f + 1) * 1000000000, data, len, NULL};
+    bool enospc;
+    if (!data || pprof_decode(data, len, NULL, &p, &err) < 0 || (r.profile = p, store_append(s, &r, &enospc, &err)) < 0) {
+      fprintf(stderr, "%s: %s\n", files[f], err.msg);
+      rc = 1;
+    }
+    pprof_free(p);
+    free(data);
+  }
+  for (int f = 0; f < nfiles && !rc; f++) {
+    char mon[32];
+    snprintf(mon, sizeof mon, "file-%d", f);
+    store_matcher m = {"monitor", mon};
+    store_row *rows;
+    size_t n = 0;
+    uint8_t *b = NULL;
+    size_t len = 0;
+    if (store_list_rows(s, &m, 1, "t", 0, 0, 0, &rows, &n, &err) < 0 || n != 1 ||
+        store_read(s, rows[0].id, &b, &len, &err) < 0) {
+      fprintf(stderr, "%s: read back: %s\n", files[f], n != 1 ? "not listed" : err.msg);
+      rc = 1;
+    } else {
+      char path[1100];
+      snprintf(path, sizeof path, "%s/%d.pb.gz", out, f);
+      FILE *fp = fopen(path, "wb");
+      if (!fp || fwrite(b, 1, len, fp) != len) rc = 1;
+      if (fp && fclose(fp) != 0) rc = 1;
+    }
+    if (n) store_rows_free(rows, n);
+    free(b);
+  }
+  store_close(s);
+  return rc;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 5 && !strcmp(argv[1], "roundtrip")) return roundtrip(argv[2], argv[3], argv + 4, argc - 4);
   if (argc >= 6 && !strcmp(argv[1], "mix")) return mix(argv[2], atoi(argv[3]), atoi(argv[4]), argv + 5, argc - 5);
   if (argc >= 7 && !strcmp(argv[1], "fill"))
     return fill(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6, argc - 6);

@@ -376,6 +376,10 @@ static bool encode_samples(sym_writer *w, const pprof_profile *p) {
   put_u(b, ms[p->drop_frames]);
   put_u(b, ms[p->keep_frames]);
   put_u(b, ms[p->doc_url]);
+  /* every mapping of the profile in its order, used or not: go tool pprof takes the first for
+   * the main binary, and -raw lists them all */
+  put_u(b, p->nmapping);
+  for (size_t i = 0; i < p->nmapping; i++) put_u(b, w->map[T_MAP][i]);
   put_u(b, p->nsample);
   for (size_t i = 0; i < p->nsample; i++) {
     const pprof_sample *s = &p->sample[i];
@@ -685,6 +689,12 @@ int sym__decode_samples(const sym_table *t, uint64_t sym_off, const uint8_t *dat
   ret->drop_frames = get_id(&d, ns);
   ret->keep_frames = get_id(&d, ns);
   ret->doc_url = get_id(&d, ns);
+  uint64_t nm = get_u(&d);
+  if (d.bad || nm > c[T_MAP]) goto bad;
+  ret->nmapping = (size_t)nm;
+  ret->mapping = arena_calloc(&ret->mem, nm + 1, sizeof *ret->mapping);
+  if (!ret->mapping) goto nomem;
+  for (size_t i = 0; i < nm; i++) ret->mapping[i] = get_id(&d, c[T_MAP]);
   uint64_t nsmp = get_u(&d);
   /* a sample takes two bytes at least (its location and label counts) */
   if (d.bad || nsmp > lim.max_samples || nsmp > rlen / 2) goto bad;
@@ -763,7 +773,9 @@ int sym_build_profile(const sym_table *t, const sym_samples *smp, const pprof_li
   if (!us.v || !us.order || !um.v || !um.order || !uf.v || !uf.order || !ul.v || !ul.order || !p) goto nomem;
   arena_init(&p->mem, lim.max_memory);
   use(&us, 0); /* "" stays string 0 */
-  /* which symbols the samples use, in first-use order */
+  /* the profile's mappings in its order, then which symbols the samples use, in first-use
+   * order */
+  for (size_t i = 0; i < smp->nmapping; i++) use(&um, smp->mapping[i]);
   for (size_t i = 0; i < smp->nsample; i++) {
     const pprof_sample *s = &smp->sample[i];
     for (uint32_t k = 0; k < s->nloc; k++) use(&ul, s->loc[k]);

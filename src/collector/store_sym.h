@@ -13,7 +13,8 @@
  *          plus "sym": the offset of the newest symbol record the profile needs; data =
  *          varint raw_len | raw deflate of the header fields (sample types, period type,
  *          period, time, duration, comments, default sample type, drop/keep frames, doc_url,
- *          all strings as segment string ids) and the samples (location ids, values, labels).
+ *          all strings as segment string ids), the profile's mappings in order (ids) and the
+ *          samples (location ids, values, labels).
  * Loading a segment's table = following the chain from a profile's "sym" down to the first
  * symbol record, checking each record's CRC and that its counts continue the ones before it.
  * A profile whose chain is damaged, missing or past the end of the segment is unreadable
@@ -34,7 +35,8 @@
  *                                   samples as segment ids, no profile built); a PPR1 record
  *                                   gives rec.gz (the gzip bytes as scraped) instead.
  *   sym_build_profile(t, samples)   the pprof_profile of decoded samples, holding only the
- *                                   symbols they use (wire ids renumbered 1..n).
+ *                                   symbols they use, and the profile's mappings in their
+ *                                   order (wire ids renumbered 1..n).
  *   store__read_profile(s, row)     either kind, decoded: what merges use today.
  *   sym_table_release(t)            drops a reference.
  * Ids are per segment: two records of one segment share ids (equal location id = equal
@@ -92,6 +94,8 @@ typedef struct sym_samples {
   uint32_t *comment; /* string ids */
   size_t ncomment;
   uint32_t drop_frames, keep_frames, default_sample_type, doc_url; /* string ids */
+  uint32_t *mapping; /* the profile's mappings in its order (mapping ids), used by samples or not */
+  size_t nmapping;
   pprof_sample *sample; /* loc[]: location ids (index into the table's location[]);
                            label key/str/num_unit: string ids */
   size_t nsample;

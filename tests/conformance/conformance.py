@@ -7,7 +7,11 @@ Round trips (decode, encode) and merges are compared through `go tool pprof -raw
 sample types, every sample's values, stack (addresses, mappings, functions, lines) and labels.
 Diff and folded output are checked against go tool pprof the same way.
 
-Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded."""
+The store's v2 format (symbols once per segment, samples as ids): every profile appended to a
+store and read back (store-bench roundtrip) is read by go tool pprof -raw as the original
+(header with period and times, sample types, every sample's values, stacks, labels, mappings).
+
+Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded, store."""
 import concurrent.futures as cf
 import glob
 import os
@@ -235,7 +239,33 @@ def check_cli_errors(t):
     t.record("cli: --help exits 0 and documents exit codes", p.returncode == 0 and "exit codes" in p.stdout)
 
 
-PARTS = ("cli", "top", "merge", "roundtrip", "diff", "folded")
+STORE_BENCH = os.path.join(ROOT, "build", "rel", "bench", "store-bench")
+
+
+def store_cases(t, files):
+    """Every file through the store (one store, so records share their segment's symbols) and
+    read back: (original, read back) pairs."""
+    out = os.path.join(OUT, "store-roundtrip")
+    r = run([STORE_BENCH, "roundtrip", os.path.join(OUT, "store-roundtrip-dir"), out, *files])
+    t.tool("store round trip: store-bench roundtrip appends and reads back every profile", r.returncode == 0,
+           r.stderr[-2000:])
+    if r.returncode:
+        return []
+    return [(f, os.path.join(out, f"{i}.pb.gz")) for i, f in enumerate(files)]
+
+
+def check_store(t, orig, back):
+    """go tool pprof -raw of the original and of the record read back from the store."""
+    rel = os.path.relpath(orig, TESTDATA) if orig.startswith(TESTDATA) else os.path.basename(orig)
+    try:
+        a, b = go_raw(back), go_raw(orig)
+        diff = compare_raw(a, b)
+        t.record(f"store round trip {rel}: go -raw reads it as the original", diff == "", diff)
+    except Exception as e:
+        t.record(f"store round trip {rel}", False, repr(e))
+
+
+PARTS = ("cli", "top", "merge", "roundtrip", "diff", "folded", "store")
 
 
 def run_suite(t, parts=None):
@@ -257,6 +287,9 @@ def run_suite(t, parts=None):
         if "merge" in parts:
             for name, kind, args in merge_cases(t):
                 jobs.append(ex.submit(check_merge_raw if kind == "raw" else check_merge, t, name, *args))
+        if "store" in parts:
+            for orig, back in store_cases(t, files + collected):
+                jobs.append(ex.submit(check_store, t, orig, back))
         if "roundtrip" in parts:
             small = [f for f in files + collected if os.path.getsize(f) < 200_000]
             for orig, enc in round_trip_cases(t, small):

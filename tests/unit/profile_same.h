@@ -42,6 +42,13 @@ static inline const char *stored_as_scraped(const pprof_profile *a, const pprof_
   SNEQ(S(a, a->drop_frames), S(b, b->drop_frames), "drop_frames");
   SNEQ(S(a, a->keep_frames), S(b, b->keep_frames), "keep_frames");
   SNEQ(S(a, a->doc_url), S(b, b->doc_url), "doc_url");
+  /* every mapping, in order (go tool pprof takes the first for the main binary) */
+  NEQ(a->nmapping, b->nmapping, "mapping count");
+  for (size_t i = 0; i < a->nmapping; i++) {
+    NEQ(a->mapping[i].start, b->mapping[i].start, "mapping %zu start", i);
+    NEQ(a->mapping[i].limit, b->mapping[i].limit, "mapping %zu limit", i);
+    SNEQ(S(a, a->mapping[i].filename), S(b, b->mapping[i].filename), "mapping %zu file", i);
+  }
   NEQ(a->nsample, b->nsample, "sample count %zu vs %zu", a->nsample, b->nsample);
   for (size_t i = 0; i < a->nsample; i++) {
     const pprof_sample *x = &a->sample[i], *y = &b->sample[i];
