@@ -4,10 +4,15 @@
  *   index.db (+ -wal, -shm)   SQLite in WAL mode: series and their labels, segments, one row
  *                             per profile (store_int.h has the schema)
  *   segments/<16 hex>.seg     append-only files of records:
- *                             "PPR1" | meta_len u32 | data_len u32 | crc32 u32 | meta | data
- *                             meta is JSON {labels, type, start, end}; data the gzip profile
- *                             as scraped. Records describe themselves, so the index can be
- *                             rebuilt from the segments alone.
+ *                             magic | meta_len u32 | data_len u32 | crc32 u32 | meta | data
+ *                             "PPR2" (written now): meta is JSON {labels, type, start, end,
+ *                             sym}; data the profile's samples as ids into the segment's
+ *                             symbol table, which "PPS2" records (one before each profile
+ *                             that brings new symbols, chained backwards) hold: each string,
+ *                             function, location and mapping once per segment (store_sym.h).
+ *                             "PPR1" (older builds; still read and served): meta the same
+ *                             without sym, data the gzip profile as scraped. Records describe
+ *                             themselves, so the index can be rebuilt from the segments alone.
  *
  * Durability: a record is written to its segment before its index row is committed, and a
  * syncer thread makes both durable every opts.sync_interval seconds (default 1): fdatasync of
@@ -26,7 +31,8 @@
  * store syncs nothing itself (only SQLite's checkpoints sync the index): for benchmarks.
  *
  * Repair at open: store_open checks the index (quick_check), reads every indexed record and
- * checks its CRC, and drops rows whose record is damaged (store_repair.records_corrupt) or
+ * checks its CRC (a PPR2 record's symbol chain too: every symbol record it needs, by CRC and
+ * by counts that continue one another), and drops rows whose record is damaged (store_repair.records_corrupt) or
  * points past the end of a segment or into a missing one; truncates a segment's unindexed tail
  * (the profile that was in flight); deletes segment files the index does not know; and
  * rebuilds the index from the segments if it is missing or corrupt, skipping damaged records
@@ -243,7 +249,9 @@ int store_merged_within(store *s, const store_matcher *m, size_t nm, const char 
                         int64_t to, store_agg agg, size_t max_records, size_t budget,
                         pprof_profile **ret, size_t *ret_count, pp_err *err);
 
-/* Raw bytes of one record, checked against its CRC (malloc'd). */
+/* One profile record as gzip pprof (malloc'd), checked against its CRC: a PPR1 record's bytes
+ * as scraped; a PPR2 record rebuilt from its segment's symbols and encoded (the same profile:
+ * go tool pprof reads both alike; tests/conformance checks it). */
 int store_read(store *s, int64_t id, uint8_t **ret_buf, size_t *ret_len, pp_err *err);
 
 #endif
