@@ -183,14 +183,17 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
   snprintf(d1, sizeof d1, "%s/merge-store", dir);
   snprintf(cmd, sizeof cmd, "rm -rf %s", d1);
   if (system(cmd) != 0) return 1;
-  store_opts o = {.dir = d1};
+  store_opts o = {.dir = d1, .format = getenv("STORE_FORMAT") ? atoi(getenv("STORE_FORMAT")) : 0};
   store *s;
   if (store_open(&o, &s, NULL, NULL) < 0) return 1;
   for (int i = 0; i < 360; i++) {
     size_t len;
     uint8_t *data = slurp(files[i % nfiles], &len);
     pprof_profile *p = NULL;
-    if (!data || pprof_decode(data, len, NULL, &p, NULL) < 0) return 1;
+    if (!data || pprof_decode(data, len, NULL, &p, NULL) < 0) {
+      fprintf(stderr, "%s: cannot read\n", files[i % nfiles]);
+      return 1;
+    }
     store_label l[1] = {{"monitor", "one-target"}};
     store_record r = {
         l, 1, "cpu", (int64_t)i * 10000000000LL, (int64_t)(i + 1) * 10000000000LL, data, len, p};
@@ -206,8 +209,11 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
     pprof_profile *out = NULL;
     size_t cnt = 0;
     double t0 = now_s();
-    if (store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_SUM, 0, &out, &cnt, NULL) < 0 || cnt != 360)
+    pp_err err = {0};
+    if (store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_SUM, 0, &out, &cnt, &err) < 0 || cnt != 360) {
+      fprintf(stderr, "merge: %zu records: %s\n", cnt, err.msg);
       return 1;
+    }
     v[i] = now_s() - t0;
     if (v[i] < best) best = v[i];
     sum += v[i];
