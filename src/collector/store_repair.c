@@ -133,17 +133,13 @@ static int list_segment_files(store *s, int64_t **ret, size_t *ret_n, pp_err *er
 /* ---- rebuilding from the segments ---------------------------------------------------------- */
 
 /* A v2 profile record's symbol chain in a rebuild: sound, and (for a profile) its decoding,
- * from the segment's table loaded up to the chain's head (kept in *t between records). */
-static bool v2_readable(int64_t seg, const seg_scan *sc, sym_check *chk, sym_table **t, const uint8_t *body,
-                        bool rollup, pprof_profile **ret) {
+ * against the segment's table (loaded once, up to its newest sound symbol record). */
+static bool v2_readable(const seg_scan *sc, sym_check *chk, sym_table **t, const uint8_t *body, bool rollup,
+                        pprof_profile **ret) {
   int64_t head = sym__meta_head(body, sc->h.meta_len);
   if (head < 0 || (uint64_t)head >= sc->rec_off || sym__check_head(chk, (uint64_t)head) != 1) return false;
   if (rollup) return true;
-  if (!*t || !sym_table_has(*t, (uint64_t)head)) {
-    sym_table_release(*t);
-    *t = NULL;
-    if (sym__load(sc->fd, seg, sc->size, (uint64_t)head, t, NULL) < 0) return false;
-  }
+  if (!*t || !sym_table_has(*t, (uint64_t)head)) return false;
   sym_samples smp;
   if (sym__decode_samples(*t, (uint64_t)head, body + sc->h.meta_len, sc->h.data_len, &smp, NULL) < 0) return false;
   int r = sym_build_profile(*t, &smp, NULL, ret, NULL);
@@ -167,7 +163,7 @@ static int index_record(store *s, int64_t seg, const seg_scan *sc, sym_check *ch
   char *lj = json_is_object(labels) && type ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   pprof_profile *p = NULL;
   int r = 0;
-  bool sound = lj && (sc->h.kind == REC_V2 ? v2_readable(seg, sc, chk, t, body, rcount > 0, &p)
+  bool sound = lj && (sc->h.kind == REC_V2 ? v2_readable(sc, chk, t, body, rcount > 0, &p)
                                            : rcount > 0 || pprof_decode(body + sc->h.meta_len, sc->h.data_len, NULL,
                                                                         &p, NULL) == 0);
   if (!sound) {
@@ -207,6 +203,16 @@ static int rebuild_segment(store *s, int64_t seg, const char *path, store_repair
   seg_scan sc = {.fd = fd, .size = (uint64_t)st.st_size};
   sym_check chk = {.fd = fd, .limit = sc.size};
   sym_table *t = NULL;
+  /* the segment's table, loaded once: up to its newest symbol record whose chain is sound (the
+   * chain is linear, so it holds every sound record before it; a profile whose chain goes
+   * through damage is not in it). Loading it per new head would read the chain again for each
+   * symbol record: quadratic in their number. */
+  seg_scan pre = {.fd = fd, .size = sc.size};
+  int64_t newest = -1;
+  while (seg__scan_next(&pre) == 1)
+    if (pre.h.kind == REC_SYM && sym__check_head(&chk, pre.rec_off) == 1) newest = (int64_t)pre.rec_off;
+  free(pre.buf);
+  if (newest >= 0 && sym__load(fd, seg, sc.size, (uint64_t)newest, &t, NULL) < 0) t = NULL;
   int r = store__run(s->db, "INSERT OR IGNORE INTO segment(id) VALUES(?1)", seg, 0, err);
   int got;
   while (r == 0 && (got = seg__scan_next(&sc)) == 1) r = index_record(s, seg, &sc, &chk, &t, rep, err);
