@@ -80,13 +80,10 @@ int seg__write(int fd, uint64_t at, int kind, const char *meta, size_t mlen, con
  * damaged or cut short, -1 on a read error or out of memory. */
 int seg__read_record(int fd, uint64_t off, uint64_t limit, const rec_hdr *want, rec_hdr *ret_h, uint8_t **buf,
                      size_t *cap);
-/* The data of one record, read and checked by seg__read_record against what the index says
- * (meta_len, data_len, crc): 0 with *ret malloc'd, or -1 (file missing, bytes missing, a header
- * that disagrees, CRC mismatch). */
-int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
-                   uint8_t **ret, size_t *ret_len);
-/* As seg__read_data, but the whole record (header, meta, data) in *ret and its header in
- * *ret_h; with ret_fd (may be NULL) the open file too (the caller closes it), else -1. */
+/* One record, read and checked by seg__read_record against what the index says (meta_len,
+ * data_len, crc): 0 with the whole record (header, meta, data) malloc'd in *ret and its header
+ * in *ret_h, with ret_fd (may be NULL) the open file too (the caller closes it); or -1 (file
+ * missing, bytes missing, a header that disagrees, CRC mismatch). */
 int seg__read_full(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
                    uint8_t **ret, rec_hdr *ret_h, int *ret_fd);
 

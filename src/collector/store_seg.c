@@ -140,17 +140,6 @@ int seg__read_full(const char *segdir, int64_t seg, int64_t rec_off, int64_t met
   return 0;
 }
 
-int seg__read_data(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
-                   uint8_t **ret, size_t *ret_len) {
-  uint8_t *buf;
-  rec_hdr h;
-  if (seg__read_full(segdir, seg, rec_off, meta_len, data_len, crc, &buf, &h, NULL) < 0) return -1;
-  memmove(buf, buf + REC_HDR + meta_len, (size_t)data_len);
-  *ret = buf;
-  *ret_len = (size_t)data_len;
-  return 0;
-}
-
 /* The next offset at or after off where a magic (of any kind) starts, or sc->size. */
 static uint64_t find_magic(seg_scan *sc, uint64_t off) {
   uint8_t chunk[65536];
