@@ -126,9 +126,59 @@ def waits_outside(times, want):
                if not lo - 0.02 <= x <= hi + LATE]
 
 
+def _varints(b, n):
+    """The first n unsigned varints of b."""
+    out, v, shift = [], 0, 0
+    for c in b:
+        v |= (c & 0x7f) << shift
+        shift += 7
+        if not c & 0x80:
+            out.append(v)
+            v, shift = 0, 0
+            if len(out) == n:
+                break
+    return out
+
+
+def symbol_chain_problem(f, head, before):
+    """'' when the symbol records a v2 record needs (from head back to the segment's first, each
+    "PPS2" | lens | crc | data = varint raw_len | raw deflate of prev+1, the counts before it and
+    the counts it adds, ...) are whole, match their CRCs and continue one another's counts."""
+    links, off = [], head
+    while off >= 0:
+        if off >= before:
+            return f"symbol record at {off} not before its profile"
+        f.seek(off)
+        hdr = f.read(16)
+        if len(hdr) != 16 or hdr[:4] != b"PPS2":
+            return f"no symbol record at {off}"
+        mlen, dl, c = struct.unpack("<III", hdr[4:16])
+        body = f.read(mlen + dl)
+        if len(body) != mlen + dl or zlib.crc32(body) != c:
+            return f"symbol record at {off}: incomplete or CRC mismatch"
+        data = body[mlen:]
+        raw_len = _varints(data, 1)[0]
+        i = 0
+        while data[i] & 0x80:
+            i += 1
+        raw = zlib.decompress(data[i + 1:], -15)
+        if len(raw) != raw_len:
+            return f"symbol record at {off}: inflates to {len(raw)} bytes, says {raw_len}"
+        v = _varints(raw, 9)
+        links.append((off, v[1:5], v[5:9]))
+        before, off = off, v[0] - 1
+    counts = [0, 0, 0, 0]
+    for off, base, add in reversed(links):
+        if base != counts:
+            return f"symbol record at {off}: counts {base} do not continue {counts}"
+        counts = [a + b for a, b in zip(counts, add)]
+    return ""
+
+
 def verify_store(data_dir):
     """Independent integrity check of a data dir: every index row points at a complete record
-    whose CRC matches. Returns (rows, problems)."""
+    whose CRC matches, and a v2 record ("PPR2") at a sound chain of symbol records (store_sym.h).
+    Returns (rows, problems)."""
     db = sqlite3.connect(f"file:{data_dir}/index.db?mode=ro", uri=True)
     rows = db.execute("SELECT id, segment_id, rec_off, rec_len, data_off, data_len, crc FROM profile").fetchall()
     problems = []
@@ -140,12 +190,17 @@ def verify_store(data_dir):
         with open(path, "rb") as f:
             f.seek(off)
             rec = f.read(ln)
-        if len(rec) != ln or rec[:4] != b"PPR1":
-            problems.append(f"row {rid}: record incomplete or bad magic")
-            continue
-        mlen, dl, c = struct.unpack("<III", rec[4:16])
-        if dl != dlen or 16 + mlen + dl != ln or zlib.crc32(rec[16:]) != crc or c != crc:
-            problems.append(f"row {rid}: lengths or CRC do not match")
+            if len(rec) != ln or rec[:4] not in (b"PPR1", b"PPR2"):
+                problems.append(f"row {rid}: record incomplete or bad magic")
+                continue
+            mlen, dl, c = struct.unpack("<III", rec[4:16])
+            if dl != dlen or 16 + mlen + dl != ln or zlib.crc32(rec[16:]) != crc or c != crc:
+                problems.append(f"row {rid}: lengths or CRC do not match")
+                continue
+            if rec[:4] == b"PPR2":
+                why = symbol_chain_problem(f, json.loads(rec[16:16 + mlen]).get("sym", -1), off)
+                if why:
+                    problems.append(f"row {rid}: {why}")
     db.close()
     return len(rows), problems
 
