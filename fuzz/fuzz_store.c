@@ -47,8 +47,13 @@ static void open_store(void) {
   used = 0;
 }
 
+/* A finding: told, the temp dir removed (abort skips atexit), then the abort libFuzzer and the
+ * replay report. */
 static void fail(const char *what, const char *why) {
   fprintf(stderr, "fuzz_store: %s: %s\n", what, why);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (dir[0] && system(cmd) != 0) fprintf(stderr, "fuzz_store: cannot remove %s\n", dir);
   abort();
 }
 
