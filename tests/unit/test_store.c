@@ -1960,5 +1960,6 @@ int main(void) {
   RUN(failed_append_forgets_its_symbols);
   /* the last test's data directory (each test empties it first): nothing left behind */
   fresh_dir();
+  fresh_dir(); /* the last test's store goes too: nothing left in /tmp */
   return tt_finish();
 }
