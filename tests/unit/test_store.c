@@ -17,6 +17,7 @@
 #include "../../src/base/file.h"
 #include "../../src/collector/store.h"
 #include "../../src/collector/store_int.h" /* the series cache's size */
+#include "../../src/collector/store_sym.h" /* the writer's tables' bound */
 #include "profile_same.h"
 #include "tt.h"
 
@@ -1930,6 +1931,67 @@ static void failed_append_forgets_its_symbols(void) {
   store_close(s);
 }
 
+/* The writer's symbol tables stay bounded whatever targets send: profiles that bring ever new
+ * symbols (here 20,000 new strings of 100 bytes each) roll the segment once the tables pass
+ * SYM_WRITER_MAX, though the segment is far from its size; and what was written reads back. */
+static void writer_tables_stay_bounded(void) {
+  fresh_dir();
+  store *s = open_store(0, (uint64_t)1 << 34, NULL);
+  if (!s) return;
+  enum { NSTR = 20000, NPROF = 14 };
+  size_t peak = 0;
+  for (int k = 0; k < NPROF; k++) {
+    pprof_profile *p = calloc(1, sizeof *p);
+    arena_init(&p->mem, 0);
+    p->nstrings = NSTR;
+    p->strings = arena_calloc(&p->mem, NSTR, sizeof *p->strings);
+    p->string_len = arena_calloc(&p->mem, NSTR, sizeof *p->string_len);
+    p->strings[0] = arena_strndup(&p->mem, "", 0);
+    for (int i = 1; i < NSTR; i++) {
+      char b[128];
+      int n = snprintf(b, sizeof b, "profile %d string %d %080d", k, i, i * 7919 + k);
+      p->strings[i] = arena_strndup(&p->mem, b, (size_t)n);
+      p->string_len[i] = (uint32_t)n;
+    }
+    p->nsample_type = 1;
+    p->sample_type = arena_calloc(&p->mem, 1, sizeof *p->sample_type);
+    p->sample_type[0] = (pprof_value_type){1, 2};
+    p->period_type = p->sample_type[0];
+    store_label l[1] = {{"monitor", "big"}};
+    store_record r = {l, 1, "t", 1000 * (k + 1) - 1, 1000 * (k + 1), NULL, 0, p};
+    bool enospc;
+    pp_err err = {0};
+    CHECK(store_append(s, &r, &enospc, &err) == 0);
+    size_t b = sym__writer_bytes(s->symw);
+    if (b > peak) peak = b;
+    pprof_free(p);
+  }
+  int64_t segs = index_i64("SELECT COUNT(*) FROM segment WHERE id>=?", 0);
+  fprintf(stderr, "  writer tables peaked at %zu bytes; %lld segments\n", peak, (long long)segs);
+  /* one profile's symbols (about 3 MB of tables) past the bound at most */
+  CHECK(peak <= SYM_WRITER_MAX + ((size_t)8 << 20));
+  CHECK(segs >= 2);
+  store_matcher m = {"monitor", "big"};
+  store_row *rows;
+  size_t n;
+  CHECK(store_list_rows(s, &m, 1, "t", 0, 0, 0, &rows, &n, NULL) == 0);
+  CHECK_EQ_I64(n, NPROF);
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *b = NULL;
+    size_t len = 0;
+    pprof_profile *back = NULL;
+    CHECK(store_read(s, rows[i].id, &b, &len, NULL) == 0 && pprof_decode(b, len, NULL, &back, NULL) == 0);
+    /* only the strings the profile uses come back: "" and its sample type's two */
+    char want[64];
+    snprintf(want, sizeof want, "profile %zu string 1 ", i);
+    if (back) CHECK(back->nstrings == 3 && !strncmp(back->strings[1], want, strlen(want)));
+    pprof_free(back);
+    free(b);
+  }
+  store_rows_free(rows, n);
+  store_close(s);
+}
+
 int main(void) {
   RUN(append_query_merge);
   RUN(repair_after_crash);
@@ -1958,6 +2020,7 @@ int main(void) {
   RUN(old_format_store_served);
   RUN(symbol_record_damage);
   RUN(failed_append_forgets_its_symbols);
+  RUN(writer_tables_stay_bounded);
   /* the last test's data directory (each test empties it first): nothing left behind */
   fresh_dir();
   fresh_dir(); /* the last test's store goes too: nothing left in /tmp */
