@@ -999,39 +999,56 @@ int64_t sym__meta_head(const uint8_t *meta, size_t len) {
 
 /* ---- reading records ------------------------------------------------------------------------ */
 
-int sym_read_record(store *s, const row_loc *e, sym_record *ret, pp_err *err) {
+void sym_reader_close(sym_reader *sr) {
+  if (sr->fd >= 0) close(sr->fd);
+  sr->fd = -1;
+  free(sr->buf);
+  sr->buf = NULL;
+  sr->cap = 0;
+}
+
+int sym_read_with(store *s, sym_reader *sr, const row_loc *e, sym_record *ret, pp_err *err) {
   memset(ret, 0, sizeof *ret);
-  uint8_t *buf;
-  rec_hdr h;
-  int fd;
-  if (seg__read_full(s->segdir, e->segment_id, e->rec_off, e->meta_len, e->data_len, (uint32_t)e->crc, &buf, &h,
-                     &fd) < 0)
+  if (e->rec_off < 0 || e->meta_len < 0 || e->data_len < 0 || e->meta_len > MAX_META || e->data_len > MAX_DATA)
     return pp_err_set(err, PP_EIO, "record %lld: bytes missing or CRC mismatch", (long long)e->row.id);
-  int r = 0;
+  if (sr->fd < 0 || sr->seg != e->segment_id) {
+    if (sr->fd >= 0) close(sr->fd);
+    char *path = seg__path(s->segdir, e->segment_id);
+    sr->fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    sr->seg = e->segment_id;
+    free(path);
+    if (sr->fd < 0)
+      return pp_err_set(err, PP_EIO, "record %lld: bytes missing or CRC mismatch", (long long)e->row.id);
+  }
+  rec_hdr want = {(uint32_t)e->meta_len, (uint32_t)e->data_len, (uint32_t)e->crc, REC_ANY}, h;
+  if (seg__read_record(sr->fd, (uint64_t)e->rec_off, UINT64_MAX, &want, &h, &sr->buf, &sr->cap) != 1)
+    return pp_err_set(err, PP_EIO, "record %lld: bytes missing or CRC mismatch", (long long)e->row.id);
+  const uint8_t *meta = sr->buf + REC_HDR, *data = meta + h.meta_len;
   if (h.kind == REC_V1) {
-    memmove(buf, buf + REC_HDR + h.meta_len, h.data_len);
-    ret->gz = buf;
+    if (!(ret->gz = malloc(h.data_len ? h.data_len : 1))) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    memcpy(ret->gz, data, h.data_len);
     ret->gz_len = h.data_len;
-    close(fd);
     return 0;
   }
-  int64_t head = h.kind == REC_V2 ? sym__meta_head(buf + REC_HDR, h.meta_len) : -1;
-  if (head < 0 || head >= e->rec_off) {
-    r = pp_err_set(err, PP_EINVAL, "record %lld: not a profile record, or no symbol record before it",
-                   (long long)e->row.id);
-    goto out;
-  }
-  if ((r = table_for(s, e->segment_id, fd, (uint64_t)head, &ret->table, err)) < 0) goto out;
-  if ((r = sym__decode_samples(ret->table, (uint64_t)head, buf + REC_HDR + h.meta_len, h.data_len, &ret->samples,
-                               err)) < 0) {
+  int64_t head = h.kind == REC_V2 ? sym__meta_head(meta, h.meta_len) : -1;
+  if (head < 0 || head >= e->rec_off)
+    return pp_err_set(err, PP_EINVAL, "record %lld: not a profile record, or no symbol record before it",
+                      (long long)e->row.id);
+  int r = table_for(s, e->segment_id, sr->fd, (uint64_t)head, &ret->table, err);
+  if (r < 0) return r;
+  if ((r = sym__decode_samples(ret->table, (uint64_t)head, data, h.data_len, &ret->samples, err)) < 0) {
     sym_table_release(ret->table);
     ret->table = NULL;
-    goto out;
+    return r;
   }
   ret->v2 = true;
-out:
-  close(fd);
-  free(buf);
+  return 0;
+}
+
+int sym_read_record(store *s, const row_loc *e, sym_record *ret, pp_err *err) {
+  sym_reader sr = SYM_READER_INIT;
+  int r = sym_read_with(s, &sr, e, ret, err);
+  sym_reader_close(&sr);
   return r;
 }
 
@@ -1042,25 +1059,27 @@ void sym_record_free(sym_record *r) {
   memset(r, 0, sizeof *r);
 }
 
+int store__decode_v1(const sym_record *rec, const pprof_limits *limits, pprof_profile **ret, pp_err *err) {
+  pprof_limits lim;
+  if (limits) lim = *limits;
+  else pprof_limits_default(&lim);
+  /* the record's bytes count against its share too (pprof.h, pprof_decode_pipeline) */
+  if (lim.max_memory && rec->gz_len >= lim.max_memory)
+    return pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", lim.max_memory);
+  size_t whole = lim.max_memory;
+  if (lim.max_memory) lim.max_memory -= rec->gz_len;
+  int r = pprof_decode(rec->gz, rec->gz_len, &lim, ret, err);
+  if (r < 0 && strstr(err->msg, "memory limit"))
+    r = pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", whole);
+  return r;
+}
+
 int store__read_profile(store *s, const row_loc *e, const pprof_limits *limits, pprof_profile **ret, pp_err *err) {
   sym_record rec;
   int r = sym_read_record(s, e, &rec, err);
   if (r < 0) return r;
   if (rec.v2) r = sym_build_profile(rec.table, &rec.samples, limits, ret, err);
-  else {
-    pprof_limits lim;
-    if (limits) lim = *limits;
-    else pprof_limits_default(&lim);
-    if (lim.max_memory && rec.gz_len >= lim.max_memory)
-      r = pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", lim.max_memory);
-    else {
-      if (lim.max_memory) lim.max_memory -= rec.gz_len;
-      r = pprof_decode(rec.gz, rec.gz_len, &lim, ret, err);
-      if (r < 0 && strstr(err->msg, "memory limit"))
-        r = pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes",
-                       limits ? limits->max_memory : lim.max_memory);
-    }
-  }
+  else r = store__decode_v1(&rec, limits, ret, err);
   sym_record_free(&rec);
   return r;
 }

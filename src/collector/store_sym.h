@@ -112,6 +112,18 @@ typedef struct sym_record {
 
 /* Reads one indexed record (checked against its CRC; a v2 record's chain and ids too). */
 int sym_read_record(store *s, const row_loc *e, sym_record *ret, pp_err *err);
+/* The same for many records: a reader keeps the last segment open and its read buffer, so a
+ * merge of records of few segments opens each once (system calls are most of a small
+ * record's read). One reader per thread; close it when done. */
+typedef struct sym_reader {
+  int64_t seg;
+  int fd; /* -1 = none open */
+  uint8_t *buf;
+  size_t cap;
+} sym_reader;
+#define SYM_READER_INIT {0, -1, NULL, 0}
+int sym_read_with(store *s, sym_reader *rd, const row_loc *e, sym_record *ret, pp_err *err);
+void sym_reader_close(sym_reader *rd);
 void sym_record_free(sym_record *r);
 
 /* The profile of samples over t (only the symbols used); the profile's arena is bounded by
@@ -121,6 +133,8 @@ int sym_build_profile(const sym_table *t, const sym_samples *smp, const pprof_li
 
 /* One record as a decoded profile, whatever its format (no encode+decode round trip for v2). */
 int store__read_profile(store *s, const row_loc *e, const pprof_limits *limits, pprof_profile **ret, pp_err *err);
+/* A PPR1 record's profile, decoded within limits->max_memory (its bytes included). */
+int store__decode_v1(const sym_record *rec, const pprof_limits *limits, pprof_profile **ret, pp_err *err);
 
 /* ---- the writer's side (writer thread only) ---- */
 typedef struct sym_writer sym_writer;

@@ -43,7 +43,8 @@ static void fresh_dir(void) {
 /* Appends the file as a record of series {monitor=name}. */
 static int add(store *s, const char *rel, const char *monitor, const char *type, int64_t end) {
   char path[512];
-  snprintf(path, sizeof path, "%s/%s", testdata(), rel);
+  if (rel[0] == '/') snprintf(path, sizeof path, "%s", rel); /* a path of its own */
+  else snprintf(path, sizeof path, "%s/%s", testdata(), rel);
   size_t len;
   uint8_t *b = slurp(path, &len);
   CHECK(b != NULL);
@@ -1992,6 +1993,184 @@ static void writer_tables_stay_bounded(void) {
   store_close(s);
 }
 
+
+/* ---- merges on ids (issue 13 §2) ---- */
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The profile's samples as sorted text lines: the stack by content (address, mapping file,
+ * each line's function, file and number), the labels and the values; so two profiles whose
+ * samples say the same thing in any order and with any tables compare equal line by line. */
+static char **sample_lines(const pprof_profile *p, size_t *ret_n) {
+  char **v = calloc(p->nsample + 1, sizeof *v);
+  for (size_t i = 0; v && i < p->nsample; i++) {
+    const pprof_sample *x = &p->sample[i];
+    char *b = NULL;
+    size_t bl = 0;
+    FILE *f = open_memstream(&b, &bl);
+    for (uint32_t k = 0; k < x->nloc; k++) {
+      const pprof_location *l = &p->location[x->loc[k]];
+      fprintf(f, "%" PRIx64 "@%s", l->address, l->mapping ? pprof_str(p, p->mapping[l->mapping - 1].filename) : "");
+      for (uint32_t j = 0; j < l->nline; j++) {
+        const pprof_function *fn = l->line[j].function ? &p->function[l->line[j].function - 1] : NULL;
+        fprintf(f, ",%s:%s:%" PRId64, fn ? pprof_str(p, fn->name) : "", fn ? pprof_str(p, fn->filename) : "",
+                l->line[j].line);
+      }
+      fputc(';', f);
+    }
+    for (uint32_t k = 0; k < x->nlabel; k++)
+      fprintf(f, "|%s=%s/%" PRId64 "%s", pprof_str(p, x->label[k].key), pprof_str(p, x->label[k].str), x->label[k].num,
+              pprof_str(p, x->label[k].num_unit));
+    for (size_t k = 0; k < p->nsample_type; k++) fprintf(f, " %" PRId64, x->value[k]);
+    fclose(f);
+    v[i] = b;
+  }
+  qsort(v, p->nsample, sizeof *v, cmp_str);
+  *ret_n = p->nsample;
+  return v;
+}
+
+/* NULL when a and b hold the same samples (by content, any order) and the same header values
+ * a merge combines; else the first difference. */
+static const char *same_merge(const pprof_profile *a, const pprof_profile *b) {
+  static char why[300];
+  if (!a || !b) return "missing profile";
+  if (a->nsample_type != b->nsample_type) return "sample type count";
+  for (size_t i = 0; i < a->nsample_type; i++)
+    if (strcmp(pprof_str(a, a->sample_type[i].type), pprof_str(b, b->sample_type[i].type))) return "sample types";
+  if (a->period != b->period) return "period";
+  if (a->time_nanos != b->time_nanos) return "time";
+  if (a->duration_nanos != b->duration_nanos) return "duration";
+  size_t na, nb;
+  char **la = sample_lines(a, &na), **lb = sample_lines(b, &nb);
+  const char *r = NULL;
+  if (na != nb) {
+    snprintf(why, sizeof why, "%zu samples vs %zu", na, nb);
+    r = why;
+  }
+  for (size_t i = 0; !r && i < na; i++)
+    if (strcmp(la[i], lb[i])) {
+      snprintf(why, sizeof why, "sample %zu: %.120s vs %.120s", i, la[i], lb[i]);
+      r = why;
+    }
+  for (size_t i = 0; i < na; i++) free(la[i]);
+  for (size_t i = 0; i < nb; i++) free(lb[i]);
+  free(la);
+  free(lb);
+  return r;
+}
+
+/* The codec's merge of these files (avg: each series' files merged and divided by their count,
+ * then summed): what the store's merges on ids must equal. */
+typedef struct oracle_src {
+  const char *path;
+  int series;
+} oracle_src;
+
+static pprof_profile *oracle_merge(const oracle_src *src, size_t n, bool avg) {
+  pprof_merger *total = NULL;
+  CHECK(pprof_merger_new(&total, NULL) == 0);
+  for (int sr = 0; sr < (avg ? 3 : 1); sr++) {
+    pprof_merger *m = NULL;
+    CHECK(pprof_merger_new(&m, NULL) == 0);
+    int cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (avg && src[i].series != sr) continue;
+      pprof_profile *p = NULL;
+      CHECK(pprof_decode_file(src[i].path, NULL, &p, NULL) == 0);
+      if (pprof_merger_add(m, p, 1, NULL) == 0) cnt++;
+      pprof_free(p);
+    }
+    pprof_profile *part = NULL;
+    CHECK(pprof_merger_finish(m, &part, NULL) == 0);
+    if (avg && cnt > 1) pprof_scale(part, 1.0 / cnt);
+    CHECK(pprof_merger_add(total, part, 1, NULL) == 0);
+    pprof_free(part);
+  }
+  pprof_profile *out = NULL;
+  CHECK(pprof_merger_finish(total, &out, NULL) == 0);
+  return out;
+}
+
+/* Merges on ids give what the codec's merge of the profiles as scraped gives: sum and avg,
+ * across segments (small ones, so a series spans several), three programs, numeric labels
+ * (heap), a record whose sample types differ (skipped by both), with and without rollups, and
+ * within a memory budget; a budget too small is refused, naming the memory limit. */
+static void merges_on_ids_equal_codec_merge(void) {
+  fresh_dir();
+  char caddy[400], cwd[256];
+  CHECK(getcwd(cwd, sizeof cwd) != NULL);
+  snprintf(caddy, sizeof caddy, "%s/tests/testdata/caddy", cwd);
+  const char *prog[3] = {"prometheus", "gotarget", NULL};
+  char dirs[3][400];
+  for (int i = 0; i < 2; i++) snprintf(dirs[i], sizeof dirs[i], "%s/%s", testdata(), prog[i]);
+  snprintf(dirs[2], sizeof dirs[2], "%s", caddy);
+  static char paths[3][8][1300];
+  const char *names[8] = {"cpu-1", "cpu-2", "cpu-3", "cpu-4", "cpu-5", "cpu-6", "heap", "goroutine"};
+  for (int g = 0; g < 3; g++)
+    for (int f = 0; f < 8; f++) snprintf(paths[g][f], sizeof paths[g][f], "%s/%s.pb.gz", dirs[g], names[f]);
+  store *s = open_store(0, 48 << 10, NULL);
+  if (!s) return;
+  const int64_t t0 = 3000000 * W;
+  oracle_src cpu[64], heap[64];
+  size_t ncpu = 0, nheap = 0;
+  const char *mon[3] = {"a", "b", "c"};
+  for (int k = 0; k < 14; k++)
+    for (int g = 0; g < 3; g++) {
+      const char *f = paths[g][(k + g) % 6];
+      CHECK(add(s, f, mon[g], "cpu", t0 + k * MIN60 + g) == 0);
+      cpu[ncpu++] = (oracle_src){f, g};
+      if (k % 3 == g) {
+        CHECK(add(s, paths[g][6], mon[g], "heap", t0 + k * MIN60 + g) == 0);
+        heap[nheap++] = (oracle_src){paths[g][6], g};
+      }
+    }
+  /* a target whose "cpu" came with other sample types: both merges skip it */
+  CHECK(add(s, paths[1][7], "b", "cpu", t0 + 15 * MIN60) == 0);
+  store_stats st;
+  store_get_stats(s, &st);
+  CHECK(st.segments >= 4);
+  pprof_profile *want_cpu = oracle_merge(cpu, ncpu, false), *want_heap = oracle_merge(heap, nheap, false),
+                *want_heap_avg = oracle_merge(heap, nheap, true);
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) CHECK(store_compact(s, t0 + 3 * W, NULL) >= 4); /* the same questions answered from rollups */
+    struct {
+      const char *type;
+      store_agg agg;
+      pprof_profile *want;
+      size_t count;
+    } q[] = {{"cpu", STORE_AGG_SUM, want_cpu, ncpu}, {"heap", STORE_AGG_SUM, want_heap, nheap},
+             {"heap", STORE_AGG_AVG, want_heap_avg, nheap}};
+    for (size_t i = 0; i < sizeof q / sizeof *q; i++) {
+      pprof_profile *got = NULL;
+      size_t cnt = 0;
+      pp_err err = {0};
+      CHECK(store_merged(s, NULL, 0, q[i].type, 0, 0, q[i].agg, 0, &got, &cnt, &err) == 0);
+      CHECK_EQ_I64(cnt, q[i].count);
+      const char *why = same_merge(got, q[i].want);
+      if (why) fprintf(stderr, "  pass %d, %s/%d: %s\n", pass, q[i].type, (int)q[i].agg, why);
+      CHECK(why == NULL);
+      pprof_free(got);
+      /* within a budget that is enough: the same; one far too small: refused */
+      got = NULL;
+      CHECK(store_merged_within(s, NULL, 0, q[i].type, 0, 0, q[i].agg, 0, (size_t)64 << 20, &got, &cnt, &err) == 0);
+      CHECK(same_merge(got, q[i].want) == NULL);
+      pprof_free(got);
+      got = NULL;
+      CHECK_EQ_I64(store_merged_within(s, NULL, 0, q[i].type, 0, 0, q[i].agg, 0, 48 << 10, &got, &cnt, &err),
+                   PP_ELIMIT);
+      CHECK(strstr(err.msg, "memory limit") != NULL);
+      pprof_free(got);
+    }
+  }
+  pprof_free(want_cpu);
+  pprof_free(want_heap);
+  pprof_free(want_heap_avg);
+  store_close(s);
+}
+
 int main(void) {
   RUN(append_query_merge);
   RUN(repair_after_crash);
@@ -2021,8 +2200,8 @@ int main(void) {
   RUN(symbol_record_damage);
   RUN(failed_append_forgets_its_symbols);
   RUN(writer_tables_stay_bounded);
+  RUN(merges_on_ids_equal_codec_merge);
   /* the last test's data directory (each test empties it first): nothing left behind */
-  fresh_dir();
   fresh_dir(); /* the last test's store goes too: nothing left in /tmp */
   return tt_finish();
 }
