@@ -1,8 +1,7 @@
-/* The parallel pipelines (pprof.h: pprof_item_pipeline, pprof_decode_pipeline).
+/* The parallel decode pipeline (pprof.h: pprof_decode_pipeline).
  *
- *   workers:  next -> load(i) -> slot[i], done[i]   (never more than `window` ahead)
- *   caller:   wait done[i] -> consume(slot[i]) -> free -> consumed = i + 1 -> wake workers
- * The decode pipeline is the item pipeline whose load fetches and decodes a profile.
+ *   workers:  next -> fetch(i) -> decode -> slot[i], done[i]   (never more than `window` ahead)
+ *   caller:   wait done[i] -> consume(slot[i]) -> free -> merged = i + 1 -> wake workers
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,10 +13,10 @@
 
 typedef struct pipe_state {
   size_t n, window;
-  pprof_item_load_fn load;
-  pprof_item_free_fn free_item;
+  pprof_limits limits;
+  pprof_fetch_fn fetch;
   void *ud;
-  void **slot;
+  pprof_profile **slot;
   pp_err *errs; /* why slot[i] is NULL */
   bool *done;
   size_t next, consumed;
@@ -38,23 +37,45 @@ static void *worker(void *arg) {
     }
     size_t i = ps->next++;
     pthread_mutex_unlock(&ps->mu);
-    void *item = NULL;
-    if (ps->load(ps->ud, i, &item, &ps->errs[i]) < 0) item = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    pprof_profile *p = NULL;
+    if (ps->fetch(ps->ud, i, &buf, &len, &ps->errs[i]) >= 0) {
+      /* the fetched bytes are part of this input's max_memory (pprof.h) */
+      pprof_limits lim = ps->limits;
+      if (lim.max_memory && len >= lim.max_memory)
+        pp_err_set(&ps->errs[i], PP_ELIMIT,
+                   "decoded profile needs more than the memory limit of %zu bytes",
+                   lim.max_memory);
+      else {
+        if (lim.max_memory) lim.max_memory -= len;
+        if (pprof_decode(buf, len, &lim, &p, &ps->errs[i]) < 0) {
+          p = NULL;
+          if (strstr(ps->errs[i].msg, "memory limit"))
+            pp_err_set(&ps->errs[i], PP_ELIMIT,
+                       "decoded profile needs more than the memory limit of %zu bytes",
+                       ps->limits.max_memory);
+        }
+      }
+      free(buf);
+    }
     pthread_mutex_lock(&ps->mu);
-    ps->slot[i] = item;
+    ps->slot[i] = p;
     ps->done[i] = true;
     pthread_cond_broadcast(&ps->cv);
     pthread_mutex_unlock(&ps->mu);
   }
 }
 
-int pprof_item_pipeline(size_t n, unsigned threads, size_t window, pprof_item_load_fn load,
-                        pprof_item_free_fn free_item, pprof_item_consume_fn consume, void *ud, pp_err *err) {
+int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits,
+                          pprof_fetch_fn fetch, pprof_consume_fn consume, void *ud, pp_err *err) {
   if (threads == 0) threads = 2;
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   if (window == 0) window = 2 * threads + 2;
   if (n == 0) return 0;
-  pipe_state ps = {.n = n, .window = window, .load = load, .free_item = free_item, .ud = ud};
+  pipe_state ps = {.n = n, .window = window, .fetch = fetch, .ud = ud};
+  if (limits) ps.limits = *limits;
+  else pprof_limits_default(&ps.limits);
   ps.slot = calloc(n, sizeof *ps.slot);
   ps.done = calloc(n, sizeof *ps.done);
   ps.errs = calloc(n, sizeof *ps.errs);
@@ -75,11 +96,11 @@ int pprof_item_pipeline(size_t n, unsigned threads, size_t window, pprof_item_lo
     pthread_mutex_lock(&ps.mu);
     while (!ps.done[i])
       pthread_cond_wait(&ps.cv, &ps.mu);
-    void *item = ps.slot[i];
+    pprof_profile *p = ps.slot[i];
     ps.slot[i] = NULL;
     pthread_mutex_unlock(&ps.mu);
-    r = consume(ud, i, item, &ps.errs[i], err);
-    if (item) free_item(item);
+    r = consume(ud, i, p, &ps.errs[i], err);
+    pprof_free(p);
     pthread_mutex_lock(&ps.mu);
     ps.consumed = i + 1;
     if (r < 0) ps.stop = true;
@@ -93,59 +114,11 @@ int pprof_item_pipeline(size_t n, unsigned threads, size_t window, pprof_item_lo
   for (unsigned t = 0; t < started; t++)
     pthread_join(th[t], NULL);
   for (size_t i = 0; i < n; i++)
-    if (ps.slot[i]) free_item(ps.slot[i]);
+    pprof_free(ps.slot[i]);
   free(ps.slot);
   free(ps.done);
   free(ps.errs);
   pthread_mutex_destroy(&ps.mu);
   pthread_cond_destroy(&ps.cv);
   return r;
-}
-
-/* ---- the decode pipeline: items are decoded profiles ---- */
-
-typedef struct decode_state {
-  pprof_limits limits;
-  pprof_fetch_fn fetch;
-  pprof_consume_fn consume;
-  void *ud;
-} decode_state;
-
-static int decode_load(void *ud, size_t i, void **ret, pp_err *ierr) {
-  decode_state *ds = ud;
-  uint8_t *buf = NULL;
-  size_t len = 0;
-  pprof_profile *p = NULL;
-  if (ds->fetch(ds->ud, i, &buf, &len, ierr) < 0) return -1;
-  /* the fetched bytes are part of this input's max_memory (pprof.h) */
-  pprof_limits lim = ds->limits;
-  int r;
-  if (lim.max_memory && len >= lim.max_memory)
-    r = pp_err_set(ierr, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", lim.max_memory);
-  else {
-    if (lim.max_memory) lim.max_memory -= len;
-    if ((r = pprof_decode(buf, len, &lim, &p, ierr)) < 0 && strstr(ierr->msg, "memory limit"))
-      pp_err_set(ierr, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes",
-                 ds->limits.max_memory);
-  }
-  free(buf);
-  *ret = p;
-  return r;
-}
-
-static void decode_free(void *item) {
-  pprof_free(item);
-}
-
-static int decode_consume(void *ud, size_t i, void *item, const pp_err *ierr, pp_err *err) {
-  decode_state *ds = ud;
-  return ds->consume(ds->ud, i, item, ierr, err);
-}
-
-int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits,
-                          pprof_fetch_fn fetch, pprof_consume_fn consume, void *ud, pp_err *err) {
-  decode_state ds = {.fetch = fetch, .consume = consume, .ud = ud};
-  if (limits) ds.limits = *limits;
-  else pprof_limits_default(&ds.limits);
-  return pprof_item_pipeline(n, threads, window, decode_load, decode_free, decode_consume, &ds, err);
 }

@@ -190,17 +190,6 @@ typedef int (*pprof_consume_fn)(void *ud, size_t i, const pprof_profile *p, cons
 int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof_limits *limits,
                           pprof_fetch_fn fetch, pprof_consume_fn consume, void *ud, pp_err *err);
 
-/* The same pipeline over any kind of input (what the decode pipeline is built on; a store
- * reading its own record format uses it): load() makes input i's item on a worker thread
- * (*ret_item, or NULL with a negative return and a message in *load_err), consume() gets the
- * items in input order on the calling thread (NULL and the error for a failed one), and
- * free_item() releases each after its consume. At most `window` items are alive at once. */
-typedef int (*pprof_item_load_fn)(void *ud, size_t i, void **ret_item, pp_err *load_err);
-typedef void (*pprof_item_free_fn)(void *item);
-typedef int (*pprof_item_consume_fn)(void *ud, size_t i, void *item, const pp_err *input_err, pp_err *err);
-int pprof_item_pipeline(size_t n, unsigned threads, size_t window, pprof_item_load_fn load,
-                        pprof_item_free_fn free_item, pprof_item_consume_fn consume, void *ud, pp_err *err);
-
 /* Multiplies every sample value by factor in place, rounding to nearest (e.g. 1.0/N to average
  * N snapshots, -1 to negate). */
 void pprof_scale(pprof_profile *p, double factor);
