@@ -392,8 +392,91 @@ static int roundtrip(const char *dir, const char *out, char **files, int nfiles)
   return rc;
 }
 
+/* sched DIR FORMAT PODS ROUNDS TYPES PROGDIR...: the realistic mix of issue 13, in store format
+ * FORMAT (0 = current, 1 = PPR1). PODS pods of each
+ * program (a PROGDIR holds its cpu-1..6, heap and goroutine .pb.gz, captured from one real Go
+ * program) scraped the way the collector's defaults do: a 10 s CPU profile back to back and a
+ * heap and a goroutine snapshot every minute (every 6th round), for ROUNDS rounds of 10 s.
+ * TYPES ("cpu,heap,goroutine" or a subset) picks what is stored, so bytes per profile can be
+ * read per type. Prints profiles, bytes on disk (du of the store after close) per profile,
+ * and the ingest rate (appends only; profiles are decoded beforehand, as the collector has
+ * them decoded already). */
+#define MIX_FILES 8
+static int sched(const char *dir, int format, int pods, int rounds, const char *types, char **progs, int nprogs) {
+  static const char *names[MIX_FILES] = {"cpu-1", "cpu-2", "cpu-3", "cpu-4", "cpu-5", "cpu-6", "heap", "goroutine"};
+  uint8_t *data[16][MIX_FILES];
+  size_t lens[16][MIX_FILES];
+  pprof_profile *ps[16][MIX_FILES];
+  if (nprogs > 16) return 1;
+  for (int g = 0; g < nprogs; g++)
+    for (int f = 0; f < MIX_FILES; f++) {
+      char path[700];
+      snprintf(path, sizeof path, "%s/%s.pb.gz", progs[g], names[f]);
+      if (!(data[g][f] = slurp(path, &lens[g][f])) || pprof_decode(data[g][f], lens[g][f], NULL, &ps[g][f], NULL) < 0) {
+        fprintf(stderr, "sched: cannot read %s\n", path);
+        return 1;
+      }
+    }
+  bool want_cpu = strstr(types, "cpu") != NULL, want_heap = strstr(types, "heap") != NULL,
+       want_gr = strstr(types, "goroutine") != NULL;
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) return 1;
+  store_opts o = {.dir = dir, .format = format};
+  store *s;
+  pp_err err = {0};
+  if (store_open(&o, &s, NULL, &err) < 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 1;
+  }
+  int64_t base = (int64_t)1700000000 * 1000000000;
+  long n = 0;
+  double el = 0;
+  for (int r = 0; r < rounds; r++)
+    for (int g = 0; g < nprogs; g++)
+      for (int pod = 0; pod < pods; pod++) {
+        char mon[64];
+        snprintf(mon, sizeof mon, "prog-%d-pod-%d", g, pod);
+        store_label l[3] = {{"monitor", mon}, {"__k8s_namespace", "bench"}, {"job", progs[g]}};
+        int64_t end = base + (int64_t)(r + 1) * 10000000000LL;
+        int pick[3], np = 0;
+        if (want_cpu) pick[np++] = (r + pod) % 6;
+        if (r % 6 == pod % 6) {
+          if (want_heap) pick[np++] = 6;
+          if (want_gr) pick[np++] = 7;
+        }
+        for (int k = 0; k < np; k++) {
+          int f = pick[k];
+          store_record rec = {l, 3, f < 6 ? "cpu" : names[f], f < 6 ? end - 10000000000LL : end, end,
+                              data[g][f], lens[g][f], ps[g][f]};
+          bool enospc;
+          double t0 = now_s();
+          if (store_append(s, &rec, &enospc, &err) < 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+          }
+          el += now_s() - t0;
+          n++;
+        }
+      }
+  store_close(s);
+  uint64_t bytes = du(dir);
+  printf("{\"format\": %d, \"types\": \"%s\", \"programs\": %d, \"pods\": %d, \"profiles\": %ld, \"disk_bytes\": %llu, "
+         "\"bytes_per_profile\": %.0f, \"per_s\": %.0f}\n",
+         format, types, nprogs, pods * nprogs, n, (unsigned long long)bytes, n ? (double)bytes / (double)n : 0,
+         el > 0 ? (double)n / el : 0);
+  for (int g = 0; g < nprogs; g++)
+    for (int f = 0; f < MIX_FILES; f++) {
+      pprof_free(ps[g][f]);
+      free(data[g][f]);
+    }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 5 && !strcmp(argv[1], "roundtrip")) return roundtrip(argv[2], argv[3], argv + 4, argc - 4);
+  if (argc >= 8 && !strcmp(argv[1], "sched"))
+    return sched(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argv[6], argv + 7, argc - 7);
   if (argc >= 6 && !strcmp(argv[1], "mix")) return mix(argv[2], atoi(argv[3]), atoi(argv[4]), argv + 5, argc - 5);
   if (argc >= 7 && !strcmp(argv[1], "fill"))
     return fill(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6, argc - 6);
