@@ -513,6 +513,23 @@ static bool index_ok(sqlite3 *db) {
   return ok;
 }
 
+static uint64_t file_size(const char *path);
+
+/* Each tier's bytes, from its files (once at open; appends and retention keep them). */
+static int count_tier_bytes(store *s, pp_err *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT id, tier FROM segment", -1, &st, NULL) != SQLITE_OK)
+    return store__sql_fail(s->db, err, "segment tiers");
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    char *path = seg__path(s->segdir, sqlite3_column_int64(st, 0));
+    s->tier_bytes[sqlite3_column_int64(st, 1) == 1] += path ? file_size(path) : 0;
+    free(path);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(s->db, err, "segment tiers");
+}
+
 int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp_err *err) {
   store_repair rep = {0};
   store *s = calloc(1, sizeof *s);
@@ -603,7 +620,8 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
   s->stats.segments = (uint64_t)v[2];
   s->stats.rollups = (uint64_t)v[3];
   if ((r = store__query_i64(s->db, "SELECT COALESCE(MAX(value), 0) FROM store_meta WHERE key='raw_dropped_until'", 0, 0,
-                            &s->stats.raw_dropped_until_ns, err)) < 0) {
+                            &s->stats.raw_dropped_until_ns, err)) < 0 ||
+      (r = count_tier_bytes(s, err)) < 0) {
     store_free(s);
     return r;
   }
@@ -707,6 +725,7 @@ static int commit_record(store *s, int r, const rec_hdr *h, bool *ret_enospc) {
   uint64_t total = REC_HDR + (uint64_t)h->meta_len + h->data_len;
   s->seg_size += total;
   seg_bytes_add(s, (int64_t)total);
+  s->tier_bytes[s->seg_tier] += total;
   return 0;
 }
 
@@ -860,9 +879,22 @@ uint64_t store_disk_bytes(store *s) {
 
 /* Deletes a segment's rows, the series left without records, and accounts for them, in one
  * transaction (the caller unlinks the file, before or after as its situation needs). */
+/* A tier's bytes shrink by what a deleted segment of it held. */
+static void tier_bytes_sub(store *s, int64_t tier, uint64_t bytes) {
+  uint64_t *b = &s->tier_bytes[tier == 1];
+  *b = bytes > *b ? 0 : *b - bytes;
+}
+
+static int64_t tier_of(store *s, int64_t id) {
+  int64_t tier = 0;
+  if (store__query_i64(s->db, "SELECT COALESCE(MAX(tier), 0) FROM segment WHERE id=?1", id, 0, &tier, NULL) < 0) tier = 0;
+  return tier;
+}
+
 static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *err) {
   int64_t rows = 0, rollups = 0;
   int dead = 0;
+  int64_t tier = tier_of(s, id);
   int r = store__tx_begin(s, err);
   if (r < 0) return r;
   if ((r = store__delete_records(s, "segment_id=?1", id, 0, &rows, &rollups, err)) == 0 &&
@@ -872,6 +904,7 @@ static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *
   if ((r = store__tx_end(s, r, err)) < 0) return r;
   if (dead > 0) store__cache_reset(s); /* their ids must not be handed out again */
   seg_bytes_add(s, -(int64_t)file_bytes);
+  tier_bytes_sub(s, tier, file_bytes);
   pthread_mutex_lock(&s->stats_mu);
   s->stats.retention_deleted_segments++;
   s->stats.retention_deleted_profiles += (uint64_t)rows;
@@ -920,25 +953,17 @@ static int tier_retention(store *s, int tier, int64_t now, int *deleted, pp_err 
   uint64_t budget = tier ? s->opts.retention_rollup_bytes : s->opts.retention_raw_bytes;
   for (;;) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT id, COALESCE(max_ns,0) FROM segment WHERE tier=?1 ORDER BY id", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT id, COALESCE(max_ns,0) FROM segment WHERE tier=?1 ORDER BY id LIMIT 1", -1,
+                           &st, NULL) != SQLITE_OK)
       return store__sql_fail(s->db, err, "tier retention");
     sqlite3_bind_int(st, 1, tier);
-    /* the tier's bytes, from its files (a few dozen stats every round) */
     int64_t id = -1, max_ns = 0;
-    uint64_t bytes = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      int64_t sid = sqlite3_column_int64(st, 0);
-      if (id < 0) id = sid, max_ns = sqlite3_column_int64(st, 1);
-      char *path = seg__path(s->segdir, sid);
-      bytes += path ? file_size(path) : 0;
-      free(path);
-    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) id = sqlite3_column_int64(st, 0), max_ns = sqlite3_column_int64(st, 1);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return store__sql_fail(s->db, err, "tier retention");
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store__sql_fail(s->db, err, "tier retention");
     if (id < 0) return 0;
-    bool over = budget && bytes > budget;
+    bool over = budget && s->tier_bytes[tier] > budget;
     bool old = secs > 0 && max_ns && (double)(now - max_ns) / 1e9 > secs;
     if (old && tier == 0) {
       /* raw past its period goes once every window and hour it touches is compacted */
@@ -997,6 +1022,13 @@ int store_retention(store *s, int64_t now, pp_err *err) {
   return deleted;
 }
 
+bool store_retention_due(store *s) {
+  const store_opts *o = &s->opts;
+  return (o->retention_bytes && store_disk_bytes(s) > o->retention_bytes) ||
+         (o->retention_raw_bytes && s->tier_bytes[0] > o->retention_raw_bytes) ||
+         (o->retention_rollup_bytes && s->tier_bytes[1] > o->retention_rollup_bytes);
+}
+
 int store_free_space(store *s, pp_err *err) {
   int64_t n, id;
   int r;
@@ -1014,7 +1046,11 @@ int store_free_space(store *s, pp_err *err) {
   }
   free(path);
   /* if the index cannot be written yet, the next open repairs it; the bytes are gone anyway */
-  if (drop_segment_rows(s, id, sz, NULL) < 0) seg_bytes_add(s, -(int64_t)sz);
+  int64_t tier = tier_of(s, id);
+  if (drop_segment_rows(s, id, sz, NULL) < 0) {
+    seg_bytes_add(s, -(int64_t)sz);
+    tier_bytes_sub(s, tier, sz);
+  }
   return 1;
 }
 

@@ -139,6 +139,10 @@ int store_append(store *s, const store_record *r, bool *ret_enospc, pp_err *err)
 /* Deletes whole segments as the retention settings require; returns segments deleted. */
 int store_retention(store *s, int64_t now_ns, pp_err *err);
 
+/* A byte budget (retention_bytes or a tier's) is exceeded: the writer runs store_retention
+ * now rather than at its next period (cheap: no file system calls but the total's stat). */
+bool store_retention_due(store *s);
+
 /* After a full disk: deletes the oldest segment, file first (it frees space even when SQLite
  * cannot write yet), whatever the retention settings. Returns 1 if one was deleted, 0 if only
  * the segment being written is left. */

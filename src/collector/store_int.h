@@ -158,6 +158,7 @@ struct store {
   uint64_t rseg_size;
   int64_t rseg_opened_ns;
   int seg_tier; /* tier of the segment in seg_* (1 while swapped) */
+  uint64_t tier_bytes[2]; /* bytes of each tier's segment files (writer thread) */
   /* durability (store_sync.c): the writer hands the syncer the segments it wrote to; the syncer
    * makes them and the WAL durable every sync_ns */
   pthread_t syncer;
