@@ -226,9 +226,13 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
 
 /* fill DIR PODS N TYPE FILE...: N records per pod (10 s apart, ending now) of a service
  * (__k8s_namespace=bench, __k8s_name=svc, monitor=pod-<i>), cycling through FILEs; then the
- * closed windows are rolled up as the collector would have done meanwhile. */
+ * closed windows are rolled up as the collector would have done meanwhile, and again for the
+ * hours alone (their share of the time). */
 static int fill(const char *dir, int pods, int n, const char *type, char **files, int nfiles) {
   store_opts o = {.dir = dir};
+  /* STORE_BENCH_SEGMENT_BYTES: small segments, so tiered retention has whole old ones to delete */
+  const char *sb = getenv("STORE_BENCH_SEGMENT_BYTES");
+  if (sb) o.segment_bytes = strtoull(sb, NULL, 10);
   store *s;
   if (store_open(&o, &s, NULL, NULL) < 0) return 1;
   struct timespec ts;

@@ -287,7 +287,8 @@ int store_merged_info(store *s, const store_matcher *m, size_t nm, const char *t
 
 /* store_list_rows for a timeline: the raw rows, and where tiered retention deleted a window's
  * raw profiles, the rollup that stands for them (the hour's when there is one, else the 10
- * minutes'), as a row with a negative id, its window as start and end, `count` the profiles
+ * minutes'), as a row with a negative id, start_ns its window's start and end_ns 1 ns before its
+ * end (it sorts with the last profiles it stands for), `count` the profiles
  * it stands for and totals divided by count (the mean per profile, so the curve keeps its
  * scale). */
 int store_list_points(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,

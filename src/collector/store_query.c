@@ -431,14 +431,6 @@ static void raw_range(sel_stmts *q, int64_t sid, const char *type, int64_t a, in
   sqlite3_bind_int64(q->raw, 5, (int64_t)limit);
 }
 
-/* One series in rollups mode: a rollup of a window wholly inside [from, to] replaces the
- * profiles the index holds for its window when they are exactly the `count` it stands for, or
- * when tiered retention deleted raw profiles of that window (it starts at or before
- * gone_until: what raw is left there is a remnant); hours come before their 10-minute windows.
- * The gaps between those windows are read as raw profiles. So a week reads ~170 rollups per
- * series, not 60,000 profiles, and the record limit reaches that much further back. In points
- * mode only rollups standing for deleted raw are taken (the timeline shows every profile that
- * is still there). */
 /* A rollup's row as a timeline point: its summary, totals divided by count. */
 static bool rollup_point(sqlite3_stmt *st, row_loc *e, const char *labels, const char *type, int64_t count) {
   e->row.labels_json = strdup(labels);
@@ -459,6 +451,14 @@ static bool rollup_point(sqlite3_stmt *st, row_loc *e, const char *labels, const
   return true;
 }
 
+/* One series in rollups mode: a rollup of a window wholly inside [from, to] replaces the
+ * profiles the index holds for its window when they are exactly the `count` it stands for, or
+ * when tiered retention deleted raw profiles of that window (it starts at or before
+ * gone_until: what raw is left there is a remnant); hours come before their 10-minute windows.
+ * The gaps between those windows are read as raw profiles. So a week reads ~170 rollups per
+ * series, not 60,000 profiles, and the record limit reaches that much further back. In points
+ * mode only rollups standing for deleted raw are taken (the timeline shows every profile that
+ * is still there). */
 static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, const char *type, int64_t from, int64_t to,
                                 size_t limit, row_loc **pv, size_t *pn, size_t *pcap) {
   sqlite3_reset(q->rollups);

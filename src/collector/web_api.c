@@ -518,9 +518,10 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 500, "internal", err.msg);
     return;
   }
+  /* a rollup's row ends 1 ns before its window does (store_list_points) */
   int64_t coarsest = 0;
   for (size_t i = 0; i < n; i++)
-    if (rows[i].count > 1 && rows[i].end_ns - rows[i].start_ns > coarsest) coarsest = rows[i].end_ns - rows[i].start_ns;
+    if (rows[i].id < 0 && rows[i].end_ns - rows[i].start_ns + 1 > coarsest) coarsest = rows[i].end_ns - rows[i].start_ns + 1;
   const char *want = web_param(p, "sample");
   /* one series per label set, in the order first seen; its points in the rows' order */
   uint32_t *series = malloc((n + 1) * sizeof *series), *order = malloc((n + 1) * sizeof *order);
@@ -563,9 +564,9 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
         const store_row *r = &rows[order[k]];
         /* a rollup's point says its width and how many profiles it stands for (its value is
          * their mean) */
-        if (r->count > 1)
+        if (r->id < 0)
           pp_buf_printf(&b, "%s[%lld,%lld,%lld,\"%s\",%lld]", k > start[j] ? "," : "", (long long)r->start_ns,
-                        (long long)r->end_ns, val[order[k]], resolution_name(r->end_ns - r->start_ns),
+                        (long long)r->end_ns, val[order[k]], resolution_name(r->end_ns - r->start_ns + 1),
                         (long long)r->count);
         else
           pp_buf_printf(&b, "%s[%lld,%lld,%lld]", k > start[j] ? "," : "", (long long)r->start_ns,

@@ -9,6 +9,7 @@ seen, at the peer, against the grid the schedule promises).
 
 Parts (tests/run.py collector:PART,...): see PARTS at the end."""
 import base64
+import glob
 import datetime
 import html
 import http.client
@@ -1171,6 +1172,62 @@ def tiers(t):
         prom.stop()
 
 
+def tiers_answer(t):
+    """End to end: a store of 2 h of one pod's 10 s CPU profiles (store-bench, 1 MiB segments),
+    served by a collector without tiers (its compactor rolls the closed windows and hours up),
+    then by one with --retention-raw 1s: the raw segments go once rolled up, and render answers
+    the same flame graph and top table from the rollups, saying resolution 1h; the timeline shows
+    hour points."""
+    SB = web_load.SB
+    if not os.access(SB, os.X_OK):
+        t.tool("collector tiers: build/rel/bench/store-bench is built (make test-bins)", False, SB)
+        return
+    d = tempfile.mkdtemp(prefix="tiers-answer-")
+    data = os.path.join(d, "data")
+    try:
+        p = subprocess.run([SB, "fill", data, "1", "720", "cpu", *sorted(glob.glob(os.path.join(TESTDATA, "prometheus", "cpu-*.pb.gz")))],
+                           capture_output=True, text=True, timeout=300, env=dict(os.environ, STORE_BENCH_SEGMENT_BYTES=str(1 << 20)))
+        t.tool("collector tiers: store-bench fills 2 h of one pod's CPU profiles", p.returncode == 0, p.stdout + p.stderr[-2000:])
+        if p.returncode != 0:
+            return
+        q = "/api/v1/render?type=cpu&monitor=pod-0&top=50"
+        c = Collector("monitors: []\n", data_dir=data, name="tiers-raw")
+        try:
+            hour = 3600
+            c.wait_for(lambda: (c.metric("collector_hours_compacted_until_seconds") or 0) >= (time.time() // hour - 1) * hour, timeout=60)
+            st0, before = c.get_json(q)
+        finally:
+            c.stop()
+            c.cleanup()
+        c = Collector("monitors: []\n", data_dir=data, name="tiers-rollup",
+                      extra_args=["--retention-raw", "1s", "--retention-rollup", "30d"])
+        try:
+            gone = c.wait_for(lambda: (c.metric("collector_retention_raw_dropped_until_seconds") or 0) > 0, timeout=60)
+            st1, after = c.get_json(q)
+            st2, tl = c.get_json("/api/v1/timeline?type=cpu&monitor=pod-0")
+            profiles = c.metric("collector_store_profiles")
+        finally:
+            c.stop()
+            c.cleanup()
+        b, a = (before or {}).get("data", {}), (after or {}).get("data", {})
+        check(t, "collector tiers: once --retention-raw deleted rolled-up raw profiles, render answers the same total, top table and profile count from rollups and says resolution 1h",
+              lambda: (st0 == 200 and st1 == 200 and gone and profiles is not None and profiles < 720 and b.get("resolution") == "raw"
+                       and a.get("resolution") == "1h" and a.get("total") == b.get("total") and a.get("top") == b.get("top")
+                       and a.get("profiles") == b.get("profiles") == 720,
+                       f"before {st0} {b.get('resolution')} total {b.get('total')} profiles {b.get('profiles')}; after {st1} "
+                       f"{a.get('resolution')} total {a.get('total')} profiles {a.get('profiles')}; raw left {profiles}; "
+                       f"top same: {a.get('top') == b.get('top')}"))
+        pts = [p for sr in (tl or {}).get("data", []) for p in sr["points"]] if st2 == 200 else []
+        hours = [p for p in pts if len(p) == 5 and p[3] == "1h"]
+        check(t, "collector tiers: the timeline shows hour points (mean per profile, their count) where raw profiles are gone",
+              lambda: (st2 == 200 and tl.get("resolution") == "1h" and len(hours) >= 1
+                       and all(1 <= p[4] <= 360 and p[1] - p[0] == hour * 10**9 - 1 for p in hours)
+                       and sum(p[4] for p in pts if len(p) == 5) + sum(1 for p in pts if len(p) == 3) == 720,
+                       f"{st2} resolution {(tl or {}).get('resolution')}; {len(hours)} hour points of {len(pts)}: {hours[:3]} {[p for p in pts if len(p) != 3][:4]}"))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def reload(t):
     """Reloads by HTTP, file change, SIGHUP and a ConfigMap volume swap. The steady target's
     scrapes are timed at the peer: a reload must leave its 1 s grid where it was (a reset would
@@ -1395,7 +1452,7 @@ def shutdown(t):
 
 
 PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_api, aggregation, crash, disk, reload,
-                                  shutdown, disk_faults, tiers)}
+                                  shutdown, disk_faults, tiers, tiers_answer)}
 # the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
 PARTS.update(web_load.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
