@@ -885,9 +885,11 @@ static void tier_bytes_sub(store *s, int64_t tier, uint64_t bytes) {
   *b = bytes > *b ? 0 : *b - bytes;
 }
 
+/* The tier of segment id. A failed read counts it as raw: only the tiers' byte counts are off
+ * then (retention may run early or late), until the next open counts them again. */
 static int64_t tier_of(store *s, int64_t id) {
   int64_t tier = 0;
-  if (store__query_i64(s->db, "SELECT COALESCE(MAX(tier), 0) FROM segment WHERE id=?1", id, 0, &tier, NULL) < 0) tier = 0;
+  if (store__query_i64(s->db, "SELECT COALESCE(MAX(tier), 0) FROM segment WHERE id=?1", id, 0, &tier, NULL) < 0) return 0;
   return tier;
 }
 
