@@ -187,7 +187,7 @@ static void hook_metrics(void *ud, pp_buf *out) {
        "Durability rounds that failed (what they covered may be lost on power loss).", s.sync_failures},
       {"collector_retention_deleted_segments_total", "counter", "Segments deleted by retention.", s.retention_deleted_segments},
       {"collector_retention_deleted_profiles_total", "counter", "Profiles deleted by retention.", s.retention_deleted_profiles},
-      {"collector_store_rollups", "gauge", "Rollup records (merged 10-minute windows) in the store.", s.rollups},
+      {"collector_store_rollups", "gauge", "Rollup records (merged 10-minute and 1-hour windows) in the store.", s.rollups},
   };
   for (size_t i = 0; i < sizeof u / sizeof *u; i++) {
     pp_metrics_head(out, u[i].name, u[i].type, u[i].help);
@@ -198,6 +198,11 @@ static void hook_metrics(void *ud, pp_buf *out) {
   pp_metrics_f64(out, "collector_store_last_sync_success_timestamp_seconds", NULL, 0, (double)s.durable_ns / 1e9);
   pp_metrics_head(out, "collector_compacted_until_seconds", "gauge", "Windows ending before this time are rolled up.");
   pp_metrics_f64(out, "collector_compacted_until_seconds", NULL, 0, (double)s.compacted_until_ns / 1e9);
+  pp_metrics_head(out, "collector_hours_compacted_until_seconds", "gauge", "Hours ending before this time are rolled up.");
+  pp_metrics_f64(out, "collector_hours_compacted_until_seconds", NULL, 0, (double)s.hours_compacted_until_ns / 1e9);
+  pp_metrics_head(out, "collector_retention_raw_dropped_until_seconds", "gauge",
+                  "Tiered retention deleted the raw profiles ending before this time (0 = none yet).");
+  pp_metrics_f64(out, "collector_retention_raw_dropped_until_seconds", NULL, 0, (double)s.raw_dropped_until_ns / 1e9);
   pp_metrics_head(out, "collector_targets_up", "gauge", "Scrape jobs whose last scrape succeeded.");
   pp_metrics_u64(out, "collector_targets_up", NULL, 0, sc.up);
   pp_metrics_head(out, "collector_build_info", "gauge", "Version and revision.");
@@ -262,6 +267,12 @@ static void usage(FILE *f) {
         "      --web-listen-address ADDR listen address, IP or IP:PORT (default all)\n"
         "      --retention-size SIZE     disk budget for the data dir, e.g. 5GiB (default none)\n"
         "      --retention-time DURATION keep profiles this long, e.g. 15d (default none)\n"
+        "      --retention-raw DURATION  tiers: keep raw profiles this long once rolled up, e.g. 24h\n"
+        "      --retention-raw-size SIZE tiers: disk budget of the raw profiles' segments\n"
+        "      --retention-rollup DURATION  tiers: keep 10-minute and 1-hour rollups this long, e.g. 30d\n"
+        "      --retention-rollup-size SIZE tiers: disk budget of the rollups' segments\n"
+        "                                (docs/operations.md: tiered retention; --retention-size and\n"
+        "                                --retention-time still bound the whole store)\n"
         "  -l, --log-level LEVEL         debug, info, warn or error (default info)\n"
         "      --web-basic-auth-file FILE  require HTTP basic auth for the UI and API: name:hash\n"
         "                                lines (htpasswd -B); /healthz and /readyz stay open\n"
@@ -309,6 +320,8 @@ int main(int argc, char **argv) {
   int port = 8989;
   uint64_t retention_size = 0;
   double retention_time = 0, shutdown_grace = 5;
+  double raw_time = 0, rollup_time = 0;
+  uint64_t raw_size = 0, rollup_size = 0;
   static const struct option lo[] = {
       {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
       {"web-port", required_argument, 0, 'p'},      {"data-dir", required_argument, 0, 'd'},
@@ -318,6 +331,8 @@ int main(int argc, char **argv) {
       {"web-max-queries", required_argument, 0, 'Q'}, {"web-query-timeout", required_argument, 0, 'D'},
       {"web-query-memory", required_argument, 0, 'M'}, {"web-cache-size", required_argument, 0, 'A'},
       {"shutdown-grace", required_argument, 0, 'G'},
+      {"retention-raw", required_argument, 0, 'w'}, {"retention-raw-size", required_argument, 0, 'W'},
+      {"retention-rollup", required_argument, 0, 'x'}, {"retention-rollup-size", required_argument, 0, 'X'},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -348,6 +363,18 @@ int main(int argc, char **argv) {
       break;
     case 'T':
       if (pp_parse_duration(optarg, &retention_time, &err) < 0) return bad_flag("--retention-time: %s", err.msg);
+      break;
+    case 'w':
+      if (pp_parse_duration(optarg, &raw_time, &err) < 0) return bad_flag("--retention-raw: %s", err.msg);
+      break;
+    case 'W':
+      if (pp_parse_size(optarg, &raw_size, &err) < 0) return bad_flag("--retention-raw-size: %s", err.msg);
+      break;
+    case 'x':
+      if (pp_parse_duration(optarg, &rollup_time, &err) < 0) return bad_flag("--retention-rollup: %s", err.msg);
+      break;
+    case 'X':
+      if (pp_parse_size(optarg, &rollup_size, &err) < 0) return bad_flag("--retention-rollup-size: %s", err.msg);
       break;
     case 'G':
       if (pp_parse_duration(optarg, &shutdown_grace, &err) < 0) return bad_flag("--shutdown-grace: %s", err.msg);
@@ -416,6 +443,10 @@ int main(int argc, char **argv) {
   }
   if (optind < argc) return bad_flag("unexpected argument \"%s\"", argv[optind]);
   if (!config) return bad_flag("%s", "--config FILE is required");
+  /* rollups are what is left of raw past its period: a shorter rollup period would delete them
+   * while raw is still there, and raw would outlive what was meant to replace it */
+  if (raw_time > 0 && rollup_time > 0 && rollup_time < raw_time)
+    return bad_flag("%s", "--retention-rollup is shorter than --retention-raw");
 
   /* one socket per target connection: thousands of targets need more than the usual 1024 */
   struct rlimit rl;
@@ -450,7 +481,13 @@ int main(int argc, char **argv) {
   web *w = NULL;
   int ino = -1;
 
-  store_opts so = {.dir = data_dir, .retention_bytes = retention_size, .retention_seconds = retention_time};
+  store_opts so = {.dir = data_dir,
+                   .retention_bytes = retention_size,
+                   .retention_seconds = retention_time,
+                   .retention_raw_seconds = raw_time,
+                   .retention_raw_bytes = raw_size,
+                   .retention_rollup_seconds = rollup_time,
+                   .retention_rollup_bytes = rollup_size};
   store_repair rep;
   if (store_open(&so, &a.st, &rep, &err) < 0) {
     LOG(LOG_ERROR, "cannot open the store: %s", err.msg);
@@ -529,7 +566,7 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&a.mu);
     if (store_maintain(a.st, &err) < 0) LOG(LOG_WARN, "storing a rollup: %s", err.msg);
     log_sync_state(&a, now);
-    if (now - last_retention > 10LL * 1000000000 || (retention_size && store_disk_bytes(a.st) > retention_size)) {
+    if (now - last_retention > 10LL * 1000000000 || store_retention_due(a.st)) {
       last_retention = now;
       int d = store_retention(a.st, now, &err);
       if (d > 0) LOG(LOG_INFO, "retention deleted %d segments", d);

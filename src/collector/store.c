@@ -121,7 +121,7 @@ static int prepare(store *s, pp_err *err) {
       {&s->st_last_seg, "UPDATE series SET last_seg=?2 WHERE id=?1 AND last_seg<?2"},
       {&s->st_ins_rollup,
        "INSERT OR REPLACE INTO rollup(series_id,type,start_ns,end_ns,count,segment_id,rec_off,rec_len,"
-       "data_off,data_len,crc) VALUES(?,?,?,?,?,?,?,?,?,?,?)"},
+       "data_off,data_len,crc,sample_types,totals) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&s->st_seg_minmax,
        "UPDATE segment SET min_ns=MIN(COALESCE(min_ns,?1),?1), max_ns=MAX(COALESCE(max_ns,?2),?2) WHERE id=?3"},
       /* the oldest profile by end time gives first_ns; the newest its sample types */
@@ -296,7 +296,8 @@ int store__insert_profile(store *s, int64_t series_id, const char *type, int64_t
 }
 
 int store__insert_rollup(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t count,
-                         int64_t seg, uint64_t off, const rec_hdr *h, pp_err *err) {
+                         int64_t seg, uint64_t off, const rec_hdr *h, const char *stypes, const char *totals,
+                         pp_err *err) {
   sqlite3_stmt *st = s->st_ins_rollup;
   sqlite3_reset(st);
   sqlite3_bind_int64(st, 1, series_id);
@@ -305,6 +306,8 @@ int store__insert_rollup(store *s, int64_t series_id, const char *type, int64_t 
   sqlite3_bind_int64(st, 4, end);
   sqlite3_bind_int64(st, 5, count);
   bind_location(st, 6, seg, off, h);
+  sqlite3_bind_text(st, 12, stypes ? stypes : "", -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 13, totals ? totals : "", -1, SQLITE_STATIC);
   int r = step_done(s, st, "insert rollup", err);
   return r < 0 ? r : widen_segment(s, seg, end - 1, err);
 }
@@ -462,6 +465,7 @@ static void store_free(store *s) {
   store__stop_compactor(s);
   store__stop_syncer(s);
   if (s->seg_fd >= 0) close(s->seg_fd);
+  if (s->rseg_fd >= 0) close(s->rseg_fd);
   sqlite3_finalize(s->st_ins_profile);
   sqlite3_finalize(s->st_ins_series);
   sqlite3_finalize(s->st_ins_labels);
@@ -474,6 +478,7 @@ static void store_free(store *s) {
   gen_free(&s->cache[0]);
   gen_free(&s->cache[1]);
   sym__writer_free(s->symw);
+  sym__writer_free(s->rsymw);
   sym__cache_free(s);
   free(s->sync_closed);
   free(s->dir);
@@ -512,12 +517,29 @@ static bool index_ok(sqlite3 *db) {
   return ok;
 }
 
+static uint64_t file_size(const char *path);
+
+/* Each tier's bytes, from its files (once at open; appends and retention keep them). */
+static int count_tier_bytes(store *s, pp_err *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT id, tier FROM segment", -1, &st, NULL) != SQLITE_OK)
+    return store__sql_fail(s->db, err, "segment tiers");
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    char *path = seg__path(s->segdir, sqlite3_column_int64(st, 0));
+    s->tier_bytes[sqlite3_column_int64(st, 1) == 1] += path ? file_size(path) : 0;
+    free(path);
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : store__sql_fail(s->db, err, "segment tiers");
+}
+
 int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp_err *err) {
   store_repair rep = {0};
   store *s = calloc(1, sizeof *s);
   if (!s) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  s->seg_fd = -1;
-  s->sync_active = -1;
+  s->seg_fd = s->rseg_fd = -1;
+  s->sync_active = s->sync_active_r = -1;
   s->opts = *opts;
   s->series_cache_max = opts->series_cache ? opts->series_cache : SERIES_CACHE_DEFAULT;
   if (s->series_cache_max < 2) s->series_cache_max = 2;
@@ -531,7 +553,7 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
   int r;
   if (asprintf(&s->dir, "%s", opts->dir) < 0 || asprintf(&s->segdir, "%s/segments", opts->dir) < 0 ||
       asprintf(&s->dbpath, "%s/index.db", opts->dir) < 0 || gen_init(&s->cache[0]) < 0 || gen_init(&s->cache[1]) < 0 ||
-      (opts->format != 1 && sym__writer_new(&s->symw, NULL) < 0)) {
+      (opts->format != 1 && (sym__writer_new(&s->symw, NULL) < 0 || sym__writer_new(&s->rsymw, NULL) < 0))) {
     store_free(s);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
@@ -546,6 +568,10 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
     /* without a budget, the file system is the budget: small disks get small segments, so a
      * full disk can always be relieved by deleting an old one */
     uint64_t budget = opts->retention_bytes;
+    /* tiers: the smallest budget, so each tier can be held to its own within a segment */
+    const uint64_t tiers[2] = {opts->retention_raw_bytes, opts->retention_rollup_bytes};
+    for (int i = 0; i < 2; i++)
+      if (tiers[i] && (!budget || tiers[i] < budget)) budget = tiers[i];
     struct statvfs vfs;
     if (!budget && statvfs(s->dir, &vfs) == 0) budget = (uint64_t)vfs.f_blocks * vfs.f_frsize;
     seg = budget ? budget / 20 : (uint64_t)64 << 20;
@@ -598,6 +624,12 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
   s->stats.series = (uint64_t)v[1];
   s->stats.segments = (uint64_t)v[2];
   s->stats.rollups = (uint64_t)v[3];
+  if ((r = store__query_i64(s->db, "SELECT COALESCE(MAX(value), 0) FROM store_meta WHERE key='raw_dropped_until'", 0, 0,
+                            &s->stats.raw_dropped_until_ns, err)) < 0 ||
+      (r = count_tier_bytes(s, err)) < 0) {
+    store_free(s);
+    return r;
+  }
   if (s->sync_ns && (r = store__start_syncer(s, err)) < 0) {
     store_free(s);
     return r;
@@ -638,6 +670,7 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
   int r = store__query_i64(s->db, "SELECT COALESCE(MAX(id), 0) FROM segment", 0, 0, &id, err);
   if (r < 0) return r;
   if (id < s->seg_id) id = s->seg_id; /* never an id used since open */
+  if (id < s->rseg_id) id = s->rseg_id;
   id++;
   char *path = seg__path(s->segdir, id);
   if (!path) return pp_err_set(err, PP_ENOMEM, "out of memory");
@@ -650,7 +683,7 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
     free(path);
     return r;
   }
-  if ((r = store__run(s->db, "INSERT INTO segment(id) VALUES(?1)", id, 0, err)) < 0) {
+  if ((r = store__run(s->db, "INSERT INTO segment(id, tier) VALUES(?1, ?2)", id, s->seg_tier, err)) < 0) {
     *ret_enospc = index_full(s->db);
     close(fd);
     unlink(path); /* it is ours and empty: no orphan left for the next try to trip over */
@@ -746,6 +779,7 @@ static int commit_record(store *s, int r, const written *w, bool *ret_enospc) {
   uint64_t total = w->extra + REC_HDR + (uint64_t)w->h.meta_len + w->h.data_len;
   s->seg_size += total;
   seg_bytes_add(s, (int64_t)total);
+  s->tier_bytes[s->seg_tier] += total;
   return 0;
 }
 
@@ -812,7 +846,36 @@ out:
   return r;
 }
 
+/* Exchanges the active segment (seg_*) with the rollup tier's (rseg_*), the syncer's view of
+ * them included, so write_record and commit_record write a rollup into its own tier. */
+static void swap_tier(store *s) {
+  int fd = s->seg_fd;
+  int64_t id = s->seg_id, opened = s->seg_opened_ns;
+  uint64_t size = s->seg_size;
+  s->seg_fd = s->rseg_fd, s->seg_id = s->rseg_id, s->seg_size = s->rseg_size, s->seg_opened_ns = s->rseg_opened_ns;
+  s->rseg_fd = fd, s->rseg_id = id, s->rseg_size = size, s->rseg_opened_ns = opened;
+  s->seg_tier = !s->seg_tier;
+  /* symbols are per segment: each tier's active segment has its writer's tables */
+  struct sym_writer *w = s->symw;
+  s->symw = s->rsymw;
+  s->rsymw = w;
+  pthread_mutex_lock(&s->sync_mu);
+  int a = s->sync_active;
+  s->sync_active = s->sync_active_r;
+  s->sync_active_r = a;
+  pthread_mutex_unlock(&s->sync_mu);
+}
+
+static int write_rollup_here(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err);
+
 int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err) {
+  swap_tier(s);
+  int r = write_rollup_here(s, it, ret_enospc, err);
+  swap_tier(s);
+  return r;
+}
+
+static int write_rollup_here(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err) {
   *ret_enospc = false;
   if (it->len > MAX_DATA) return pp_err_set(err, PP_ELIMIT, "rollup of %zu bytes is over the store's limit", it->len);
   /* the series may have gone with retention while the compactor merged: nothing to roll up.
@@ -857,7 +920,7 @@ int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_er
   if (r < 0) return r;
   if ((r = store__exec(s->db, "SAVEPOINT append", err)) == 0 &&
       (r = store__insert_rollup(s, it->series_id, it->type, it->start_ns, it->end_ns, it->count, s->seg_id, w.off,
-                                &w.h, err)) == 0 &&
+                                &w.h, it->sample_types, it->totals, err)) == 0 &&
       (r = store__raise_last_seg(s, it->series_id, s->seg_id, err)) == 0)
     r = store__exec(s->db, "RELEASE append", err);
   if ((r = commit_record(s, r, &w, ret_enospc)) < 0) return r;
@@ -884,9 +947,24 @@ uint64_t store_disk_bytes(store *s) {
 
 /* Deletes a segment's rows, the series left without records, and accounts for them, in one
  * transaction (the caller unlinks the file, before or after as its situation needs). */
+/* A tier's bytes shrink by what a deleted segment of it held. */
+static void tier_bytes_sub(store *s, int64_t tier, uint64_t bytes) {
+  uint64_t *b = &s->tier_bytes[tier == 1];
+  *b = bytes > *b ? 0 : *b - bytes;
+}
+
+/* The tier of segment id. A failed read counts it as raw: only the tiers' byte counts are off
+ * then (retention may run early or late), until the next open counts them again. */
+static int64_t tier_of(store *s, int64_t id) {
+  int64_t tier = 0;
+  if (store__query_i64(s->db, "SELECT COALESCE(MAX(tier), 0) FROM segment WHERE id=?1", id, 0, &tier, NULL) < 0) return 0;
+  return tier;
+}
+
 static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *err) {
   int64_t rows = 0, rollups = 0;
   int dead = 0;
+  int64_t tier = tier_of(s, id);
   int r = store__tx_begin(s, err);
   if (r < 0) return r;
   if ((r = store__delete_records(s, "segment_id=?1", id, 0, &rows, &rollups, err)) == 0 &&
@@ -896,6 +974,7 @@ static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *
   if ((r = store__tx_end(s, r, err)) < 0) return r;
   if (dead > 0) store__cache_reset(s); /* their ids must not be handed out again */
   seg_bytes_add(s, -(int64_t)file_bytes);
+  tier_bytes_sub(s, tier, file_bytes);
   pthread_mutex_lock(&s->stats_mu);
   s->stats.retention_deleted_segments++;
   s->stats.retention_deleted_profiles += (uint64_t)rows;
@@ -909,14 +988,84 @@ static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *
 
 /* The writer lets go of segment id when it is the active one. */
 static void release_if_active(store *s, int64_t id) {
+  if (id == s->rseg_id && s->rseg_fd >= 0) { /* the rollup tier's */
+    store__sync_forget(s, s->rseg_fd);
+    close(s->rseg_fd);
+    s->rseg_fd = -1;
+  }
   if (id != s->seg_id || s->seg_fd < 0) return;
   store__sync_forget(s, s->seg_fd);
   close(s->seg_fd);
   s->seg_fd = -1;
 }
 
+/* Deletes segment id (rows first: a file is only deleted once nothing points into it). */
+static int delete_segment(store *s, int64_t id, pp_err *err) {
+  char *path = seg__path(s->segdir, id);
+  if (!path) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  int r = drop_segment_rows(s, id, file_size(path), err);
+  if (r == 0) {
+    release_if_active(s, id);
+    unlink(path);
+  }
+  free(path);
+  return r;
+}
+
+bool store__tiers_on(const store_opts *o) {
+  return o->retention_raw_seconds > 0 || o->retention_raw_bytes || o->retention_rollup_seconds > 0 ||
+         o->retention_rollup_bytes;
+}
+
+/* Tiered retention (store.h): one tier's oldest segments while they are due. */
+static int tier_retention(store *s, int tier, int64_t now, int *deleted, pp_err *err) {
+  double secs = tier ? s->opts.retention_rollup_seconds : s->opts.retention_raw_seconds;
+  uint64_t budget = tier ? s->opts.retention_rollup_bytes : s->opts.retention_raw_bytes;
+  for (;;) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT id, COALESCE(max_ns,0) FROM segment WHERE tier=?1 ORDER BY id LIMIT 1", -1,
+                           &st, NULL) != SQLITE_OK)
+      return store__sql_fail(s->db, err, "tier retention");
+    sqlite3_bind_int(st, 1, tier);
+    int64_t id = -1, max_ns = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) id = sqlite3_column_int64(st, 0), max_ns = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store__sql_fail(s->db, err, "tier retention");
+    if (id < 0) return 0;
+    bool over = budget && s->tier_bytes[tier] > budget;
+    bool old = secs > 0 && max_ns && (double)(now - max_ns) / 1e9 > secs;
+    if (old && tier == 0) {
+      /* raw past its period goes once every window and hour it touches is compacted */
+      pthread_mutex_lock(&s->stats_mu);
+      int64_t done = s->stats.hours_compacted_until_ns < s->stats.compacted_until_ns ? s->stats.hours_compacted_until_ns
+                                                                                        : s->stats.compacted_until_ns;
+      pthread_mutex_unlock(&s->stats_mu);
+      old = max_ns < done;
+    }
+    if (!over && !old) return 0;
+    if (tier == 0) {
+      /* the watermark first: a crash before the delete leaves raw the rule no longer needs */
+      int r = store__run(s->db,
+                         "INSERT INTO store_meta(key, value) VALUES('raw_dropped_until', ?1) ON CONFLICT(key) "
+                         "DO UPDATE SET value=MAX(value, excluded.value)",
+                         max_ns, 0, err);
+      if (r < 0) return r;
+      pthread_mutex_lock(&s->stats_mu);
+      if (max_ns > s->stats.raw_dropped_until_ns) s->stats.raw_dropped_until_ns = max_ns;
+      pthread_mutex_unlock(&s->stats_mu);
+    }
+    int r = delete_segment(s, id, err);
+    if (r < 0) return r;
+    (*deleted)++;
+  }
+}
+
 int store_retention(store *s, int64_t now, pp_err *err) {
   int deleted = 0, r;
+  if (store__tiers_on(&s->opts) && ((r = tier_retention(s, 0, now, &deleted, err)) < 0 ||
+                             (r = tier_retention(s, 1, now, &deleted, err)) < 0))
+    return r;
   for (;;) {
     sqlite3_stmt *st;
     int64_t id = -1, max_ns = 0;
@@ -933,17 +1082,7 @@ int store_retention(store *s, int64_t now, pp_err *err) {
     bool over = s->opts.retention_bytes && store_disk_bytes(s) > s->opts.retention_bytes;
     bool old = s->opts.retention_seconds > 0 && max_ns && (double)(now - max_ns) / 1e9 > s->opts.retention_seconds;
     if (!over && !old) break;
-    char *path = seg__path(s->segdir, id);
-    if (!path) return pp_err_set(err, PP_ENOMEM, "out of memory");
-    uint64_t sz = file_size(path);
-    /* the rows first: a file is only deleted once nothing points into it */
-    if ((r = drop_segment_rows(s, id, sz, err)) < 0) {
-      free(path);
-      return r;
-    }
-    release_if_active(s, id);
-    unlink(path);
-    free(path);
+    if ((r = delete_segment(s, id, err)) < 0) return r;
     deleted++;
   }
   if (deleted) {
@@ -951,6 +1090,13 @@ int store_retention(store *s, int64_t now, pp_err *err) {
     sqlite3_exec(s->db, "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
   }
   return deleted;
+}
+
+bool store_retention_due(store *s) {
+  const store_opts *o = &s->opts;
+  return (o->retention_bytes && store_disk_bytes(s) > o->retention_bytes) ||
+         (o->retention_raw_bytes && s->tier_bytes[0] > o->retention_raw_bytes) ||
+         (o->retention_rollup_bytes && s->tier_bytes[1] > o->retention_rollup_bytes);
 }
 
 int store_free_space(store *s, pp_err *err) {
@@ -970,7 +1116,11 @@ int store_free_space(store *s, pp_err *err) {
   }
   free(path);
   /* if the index cannot be written yet, the next open repairs it; the bytes are gone anyway */
-  if (drop_segment_rows(s, id, sz, NULL) < 0) seg_bytes_add(s, -(int64_t)sz);
+  int64_t tier = tier_of(s, id);
+  if (drop_segment_rows(s, id, sz, NULL) < 0) {
+    seg_bytes_add(s, -(int64_t)sz);
+    tier_bytes_sub(s, tier, sz);
+  }
   return 1;
 }
 

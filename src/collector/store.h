@@ -53,14 +53,29 @@
  * through an index of the labels, so their cost follows the series they select, not the number
  * of series stored.
  *
- * Rollups: a closed STORE_ROLLUP_NS window of a series and type (aligned to the epoch, by end
- * time) with two or more profiles is merged once into a rollup record, stored in the current
- * segment like any record (meta carries "rollup": count) and indexed in its own table. Merged
- * queries (sum, avg) read a rollup instead of its window's profiles when the window is wholly
- * inside the query and the index still holds exactly `count` profiles for it; anything else
- * (the current window, a window partly deleted by retention, a late profile) reads the
- * profiles themselves, so rollups change speed, never answers. Listing and single-record
- * reads always see the profiles as scraped.
+ * Rollups: a closed STORE_ROLLUP_NS window (10 minutes) of a series and type (aligned to the
+ * epoch, by end time) with two or more profiles, and a closed STORE_ROLLUP_HOUR_NS hour with one
+ * or more, is merged once into a rollup record (meta carries "rollup": count) indexed in its own
+ * table. An hour is merged from its 10-minute rollups where they stand for exactly their
+ * window's profiles, and from the profiles of its other windows: the same sums as merging every
+ * profile of the hour. Rollups are written to segments of their own (tier 1; profiles are in
+ * tier 0), so raw and rollups age out apart. Merged queries (sum, avg) read a rollup instead of
+ * its window's profiles when the window is wholly inside the query (an hour before its
+ * 10-minute windows) and either the index still holds exactly `count` profiles for it, or
+ * tiered retention has deleted raw profiles of that window (its start is at or before
+ * raw_dropped_until_ns): then the rollup is the only complete answer left. Anything else (the
+ * current window, a window partly deleted by other retention, a late profile) reads the
+ * profiles themselves, so while raw profiles are there rollups change speed, never answers;
+ * store_merged_info says when rollups stood in for deleted profiles (resolution). Listing and
+ * single-record reads always see the profiles as scraped.
+ *
+ * Tiers (any retention_raw_* / retention_rollup_* option set): raw segments are deleted oldest
+ * first once their newest profile is older than retention_raw_seconds AND every window and hour
+ * they touch has been compacted (so raw is never dropped before its rollups exist), or at once
+ * while the raw segments are over retention_raw_bytes (the budget wins: rollups of what goes
+ * are then missing). Rollup segments go when their newest rollup is older than
+ * retention_rollup_seconds or while over retention_rollup_bytes. Each raw deletion by tiers
+ * first raises raw_dropped_until_ns (kept in the index) to the segment's newest end time.
  *
  * Threads: one writer (the thread that calls store_append/store_retention); readers call the
  * query functions from any thread, each call using its own read-only connection.
@@ -91,6 +106,12 @@ typedef struct store_opts {
   int format;               /* records written: 0 = the current (2: symbols once per segment,
                                store_sym.h); 1 = PPR1, gzip pprof as scraped (tests of stores
                                written by older builds) */
+  /* Tiered retention (see "Tiers" above); all 0 = off. Each limit applies to its own tier's
+   * segments; retention_bytes and retention_seconds still apply to all of them. */
+  double retention_raw_seconds;    /* raw profiles kept this long once rolled up (0 = no limit) */
+  uint64_t retention_raw_bytes;    /* budget of the raw segments (0 = none) */
+  double retention_rollup_seconds; /* rollups kept this long (0 = no limit) */
+  uint64_t retention_rollup_bytes; /* budget of the rollup segments (0 = none) */
 } store_opts;
 
 typedef struct store_repair {
@@ -127,12 +148,17 @@ int store_append(store *s, const store_record *r, bool *ret_enospc, pp_err *err)
 /* Deletes whole segments as the retention settings require; returns segments deleted. */
 int store_retention(store *s, int64_t now_ns, pp_err *err);
 
+/* A byte budget (retention_bytes or a tier's) is exceeded: the writer runs store_retention
+ * now rather than at its next period (cheap: no file system calls but the total's stat). */
+bool store_retention_due(store *s);
+
 /* After a full disk: deletes the oldest segment, file first (it frees space even when SQLite
  * cannot write yet), whatever the retention settings. Returns 1 if one was deleted, 0 if only
  * the segment being written is left. */
 int store_free_space(store *s, pp_err *err);
 
 #define STORE_ROLLUP_NS ((int64_t)600 * 1000000000)
+#define STORE_ROLLUP_HOUR_NS ((int64_t)3600 * 1000000000)
 
 /* Compacts, on the calling (writer) thread, every closed window not rolled up yet; for tests
  * and tools. Returns the number of rollups written. */
@@ -157,7 +183,9 @@ typedef struct store_stats {
   uint64_t retention_deleted_segments; /* since open */
   uint64_t retention_deleted_profiles;
   uint64_t rollups;           /* rollup records in the index */
-  int64_t compacted_until_ns; /* windows before this are compacted (0 = none yet) */
+  int64_t compacted_until_ns; /* 10-minute windows before this are compacted (0 = none yet) */
+  int64_t hours_compacted_until_ns; /* hours before this are compacted (0 = none yet) */
+  int64_t raw_dropped_until_ns; /* tiered retention deleted raw profiles ending up to here */
   uint64_t records_read;      /* records (profiles or rollups) read by merges since open */
   uint64_t syncs;             /* durability rounds completed since open */
   uint64_t sync_failures;     /* rounds where an fdatasync failed (what it covered may be lost) */
@@ -211,6 +239,7 @@ typedef struct store_row {
   uint64_t size;
   char *sample_types;
   char *totals; /* "v,v,..." one per sample type */
+  int64_t count; /* profiles the row stands for: 1, or a rollup's count (store_list_points) */
 } store_row;
 
 /* Records of the selected series and type in [from, to] by end time, oldest first, at most
@@ -248,6 +277,31 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
 int store_merged_within(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
                         int64_t to, store_agg agg, size_t max_records, size_t budget,
                         pprof_profile **ret, size_t *ret_count, pp_err *err);
+
+/* What a merge was answered from. */
+typedef struct store_merge_info {
+  /* 0 ("raw"): every window was answered from its raw profiles, or from rollups equal to
+   * them; else the widest rollup that stood in for raw profiles tiered retention deleted
+   * (STORE_ROLLUP_NS or STORE_ROLLUP_HOUR_NS) */
+  int64_t resolution_ns;
+  uint64_t records;          /* records merged (a rollup counts once) */
+  uint64_t rollups;          /* of which rollups */
+  uint64_t rollups_for_gone; /* of which stood for deleted raw profiles */
+} store_merge_info;
+
+/* store_merged_within, telling what the answer was made of (ret_info may be NULL). */
+int store_merged_info(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                      store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
+                      store_merge_info *ret_info, pp_err *err);
+
+/* store_list_rows for a timeline: the raw rows, and where tiered retention deleted a window's
+ * raw profiles, the rollup that stands for them (the hour's when there is one, else the 10
+ * minutes'), as a row with a negative id, start_ns its window's start and end_ns 1 ns before its
+ * end (it sorts with the last profiles it stands for), `count` the profiles
+ * it stands for and totals divided by count (the mean per profile, so the curve keeps its
+ * scale). */
+int store_list_points(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                      size_t limit, store_row **ret, size_t *ret_n, pp_err *err);
 
 /* One profile record as gzip pprof (malloc'd), checked against its CRC: a PPR1 record's bytes
  * as scraped; a PPR2 record rebuilt from its segment's symbols and encoded (the same profile:

@@ -2,27 +2,33 @@
  * read-only connection, pread of segment bytes) and never writes: finished rollups go through
  * a short queue to the writer thread, which stays the only one touching segments and the
  * index's write connection. A rollup is only built when every profile of its window merged,
- * so a rollup always stands for exactly the rows it counts. */
+ * so a rollup always stands for exactly the rows it counts. Hours are walked behind the
+ * 10-minute windows (an hour once all its windows are walked) and merged from the 10-minute
+ * rollups already stored that stand for exactly their window's profiles, plus the profiles of
+ * the other windows: merging adds values per stack, so that equals merging every profile. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "store_int.h"
 
 typedef int (*rollup_sink)(store *s, rollup_item *it, pp_err *err); /* takes ownership of it */
 
-static int64_t window_of(int64_t t) {
-  int64_t w = t / STORE_ROLLUP_NS;
-  if (t < 0 && w * STORE_ROLLUP_NS != t) w--;
-  return w * STORE_ROLLUP_NS;
+static int64_t window_of(int64_t t, int64_t width) {
+  int64_t w = t / width;
+  if (t < 0 && w * width != t) w--;
+  return w * width;
 }
 
 static void item_free(rollup_item *it) {
   if (!it) return;
   free(it->type);
   free(it->labels_json);
+  free(it->sample_types);
+  free(it->totals);
   free(it->data);
   pprof_free(it->profile);
   free(it);
@@ -35,10 +41,62 @@ static bool stop_asked(store *s) {
   return stop;
 }
 
-/* Merges one (series, type, window) into a rollup item, or leaves *ret NULL when the window no
- * longer holds `count` profiles or not all of them merged. */
-static int build_rollup(store *s, sqlite3 *db, int64_t sid, const char *type, int64_t w0, int64_t count,
-                        rollup_item **ret, pp_err *err) {
+/* An hour: the 10-minute rollups of it that stand for exactly the profiles v[0..n) holds for
+ * their window replace those profiles in pick (appended to *pv as records of their weight).
+ * Returns the number of picks, or -1 when out of memory. */
+static ssize_t pick_hour(sqlite3 *db, int64_t sid, const char *type, int64_t w0, row_loc **pv, size_t n, size_t *pcap,
+                         size_t **ppick) {
+  row_loc *v = *pv;
+  bool *skip = calloc(n + 1, sizeof *skip);
+  size_t np = n;
+  sqlite3_stmt *st = NULL;
+  if (!skip) return -1;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT id, start_ns, end_ns, count, " STORE_LOC_COLS " FROM rollup WHERE series_id=?1 AND "
+                         "type=?2 AND start_ns>=?3 AND end_ns<=?4 AND end_ns-start_ns=?5 ORDER BY start_ns",
+                         -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, w0);
+    sqlite3_bind_int64(st, 4, w0 + STORE_ROLLUP_HOUR_NS);
+    sqlite3_bind_int64(st, 5, STORE_ROLLUP_NS);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      int64_t a = sqlite3_column_int64(st, 1), b = sqlite3_column_int64(st, 2), count = sqlite3_column_int64(st, 3);
+      int64_t have = 0;
+      for (size_t i = 0; i < n; i++) have += v[i].row.end_ns >= a && v[i].row.end_ns < b;
+      if (have != count) continue; /* not what the rollup stands for: its profiles are read */
+      if (np == *pcap) {
+        row_loc *nv = realloc(v, (*pcap *= 2) * sizeof *nv);
+        if (!nv) break;
+        *pv = v = nv;
+      }
+      for (size_t i = 0; i < n; i++)
+        if (v[i].row.end_ns >= a && v[i].row.end_ns < b) skip[i] = true;
+      row_loc *e = &v[np++];
+      memset(e, 0, sizeof *e);
+      e->row.id = -sqlite3_column_int64(st, 0);
+      e->row.series_id = sid;
+      store__take_loc(st, 4, e);
+      e->weight = count;
+    }
+    sqlite3_finalize(st);
+  }
+  size_t *pick = realloc(*ppick, (np + 1) * sizeof *pick), k = 0;
+  if (!pick) {
+    free(skip);
+    return -1;
+  }
+  *ppick = pick;
+  for (size_t i = 0; i < np; i++)
+    if (i >= n || !skip[i]) pick[k++] = i;
+  free(skip);
+  return (ssize_t)k;
+}
+
+/* Merges one (series, type, window of `width`) into a rollup item, or leaves *ret NULL when the
+ * window no longer holds `count` profiles or not all of them merged. */
+static int build_rollup(store *s, sqlite3 *db, int64_t sid, const char *type, int64_t w0, int64_t width,
+                        int64_t count, rollup_item **ret, pp_err *err) {
   *ret = NULL;
   sqlite3_stmt *st;
   const char *sql = "SELECT " STORE_RAW_COLS " FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<?4 "
@@ -48,7 +106,7 @@ static int build_rollup(store *s, sqlite3 *db, int64_t sid, const char *type, in
   sqlite3_bind_int64(st, 1, sid);
   sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, w0);
-  sqlite3_bind_int64(st, 4, w0 + STORE_ROLLUP_NS);
+  sqlite3_bind_int64(st, 4, w0 + width);
   sqlite3_bind_int64(st, 5, count + 1); /* one more than counted shows the window changed */
   size_t n = 0, cap = (size_t)count + 1;
   row_loc *v = calloc(cap, sizeof *v);
@@ -57,18 +115,26 @@ static int build_rollup(store *s, sqlite3 *db, int64_t sid, const char *type, in
   if (!v || !pick || !store__take_rows(st, sid, "", &v, &n, &cap)) r = pp_err_set(err, PP_ENOMEM, "out of memory");
   for (size_t i = 0; i < n && pick; i++) pick[i] = i;
   sqlite3_finalize(st);
+  size_t npick = n;
+  if (r == 0 && n == (size_t)count && width == STORE_ROLLUP_HOUR_NS) {
+    ssize_t k = pick_hour(db, sid, type, w0, &v, n, &cap, &pick);
+    if (k < 0) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    else npick = (size_t)k;
+  }
   pprof_merger *mg = NULL;
   pprof_profile *p = NULL;
   rollup_item *it = NULL;
   int64_t merged = 0;
   if (r < 0 || n != (size_t)count) goto out;
   if ((r = pprof_merger_new(&mg, err)) < 0) goto out;
-  if ((r = store__merge_locs(s, v, pick, n, mg, &merged, err)) < 0 || merged != count) goto out;
+  if ((r = store__merge_locs(s, v, pick, npick, mg, &merged, err)) < 0 || merged != count) goto out;
   r = pprof_merger_finish(mg, &p, err);
   mg = NULL;
   if (r < 0) goto out;
+  char types[1024], totals[1024];
+  store__sample_summary(p, types, sizeof types, totals, sizeof totals);
   it = calloc(1, sizeof *it);
-  if (!it || !(it->type = strdup(type))) {
+  if (!it || !(it->type = strdup(type)) || !(it->sample_types = strdup(types)) || !(it->totals = strdup(totals))) {
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto out;
   }
@@ -80,7 +146,7 @@ static int build_rollup(store *s, sqlite3 *db, int64_t sid, const char *type, in
     goto out;
   it->series_id = sid;
   it->start_ns = w0;
-  it->end_ns = w0 + STORE_ROLLUP_NS;
+  it->end_ns = w0 + width;
   it->count = count;
   if (sqlite3_prepare_v2(db, "SELECT labels FROM series WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, sid);
@@ -97,7 +163,7 @@ out:
   item_free(it);
   pprof_free(p);
   pprof_merger_free(mg);
-  store__rows_free(v, n);
+  store__rows_free(v, n); /* the rollups pick_hour appended own no strings */
   free(pick);
   return r;
 }
@@ -107,20 +173,24 @@ typedef struct group {
   char *type;
 } group;
 
-/* Rolls up every (series, type) of window w0 with two or more profiles and no rollup yet. */
-static int compact_window(store *s, sqlite3 *db, int64_t w0, rollup_sink sink, size_t *written, pp_err *err) {
+/* Rolls up every (series, type) of window w0 (of width) with no rollup yet and two or more
+ * profiles, or with tiers on, for an hour, one or more: after tiered retention, an hour's
+ * rollup is all that is left of a sparse type's profiles. */
+static int compact_window(store *s, sqlite3 *db, int64_t w0, int64_t width, rollup_sink sink, size_t *written,
+                          pp_err *err) {
   sqlite3_stmt *st;
   const char *sql =
       /* the window's rows are found through the segments whose time range overlaps it (by
        * segment_id), so appends pay for no index on end time */
       "SELECT p.series_id, p.type, COUNT(*) FROM profile p WHERE p.segment_id IN "
       "(SELECT id FROM segment WHERE max_ns>=?1 AND min_ns<?2) AND p.end_ns>=?1 AND p.end_ns<?2 "
-      "GROUP BY p.series_id, p.type HAVING COUNT(*)>=2 AND NOT EXISTS (SELECT 1 FROM rollup r "
-      "WHERE r.series_id=p.series_id AND r.type=p.type AND r.start_ns=?1)";
+      "GROUP BY p.series_id, p.type HAVING COUNT(*)>=?3 AND NOT EXISTS (SELECT 1 FROM rollup r "
+      "WHERE r.series_id=p.series_id AND r.type=p.type AND r.start_ns=?1 AND r.end_ns=?2)";
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
     return pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
   sqlite3_bind_int64(st, 1, w0);
-  sqlite3_bind_int64(st, 2, w0 + STORE_ROLLUP_NS);
+  sqlite3_bind_int64(st, 2, w0 + width);
+  sqlite3_bind_int64(st, 3, width == STORE_ROLLUP_HOUR_NS && store__tiers_on(&s->opts) ? 1 : 2);
   group *g = NULL;
   size_t n = 0, cap = 0;
   int r = 0;
@@ -145,7 +215,7 @@ static int compact_window(store *s, sqlite3 *db, int64_t w0, rollup_sink sink, s
     if (stop_asked(s)) break;
     rollup_item *it;
     pp_err e2 = {0};
-    if (build_rollup(s, db, g[i].series_id, g[i].type, w0, g[i].count, &it, &e2) < 0 || !it) continue;
+    if (build_rollup(s, db, g[i].series_id, g[i].type, w0, width, g[i].count, &it, &e2) < 0 || !it) continue;
     if ((r = sink(s, it, err)) == 0 && written) (*written)++;
   }
   for (size_t i = 0; i < n; i++) free(g[i].type);
@@ -156,38 +226,50 @@ static int compact_window(store *s, sqlite3 *db, int64_t w0, rollup_sink sink, s
 /* The first window at or after t that a segment's time range reaches, or -1: the segments'
  * ranges bound where records are, so empty stretches are skipped without a row scan (a
  * window inside a range may still be empty; the walk then moves on by one window). */
-static int64_t next_window(sqlite3 *db, int64_t t) {
+static int64_t next_window(sqlite3 *db, int64_t t, int64_t width) {
   sqlite3_stmt *st;
   int64_t w = -1;
-  if (sqlite3_prepare_v2(db, "SELECT MIN(MAX(min_ns, ?1)) FROM segment WHERE max_ns>=?1", -1, &st, NULL) != SQLITE_OK)
+  /* raw segments only: the rollup tier's hold nothing to compact */
+  if (sqlite3_prepare_v2(db, "SELECT MIN(MAX(min_ns, ?1)) FROM segment WHERE max_ns>=?1 AND tier=0", -1, &st, NULL) !=
+      SQLITE_OK)
     return -1;
   sqlite3_bind_int64(st, 1, t);
   if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-    w = window_of(sqlite3_column_int64(st, 0));
+    w = window_of(sqlite3_column_int64(st, 0), width);
   sqlite3_finalize(st);
   return w;
 }
 
-static void set_cursor(store *s, int64_t c) {
+static void set_cursor(store *s, int64_t width, int64_t c) {
   pthread_mutex_lock(&s->stats_mu);
-  s->cursor_ns = c;
-  s->stats.compacted_until_ns = c;
+  if (width == STORE_ROLLUP_HOUR_NS) s->hour_cursor_ns = s->stats.hours_compacted_until_ns = c;
+  else s->cursor_ns = s->stats.compacted_until_ns = c;
   pthread_mutex_unlock(&s->stats_mu);
 }
 
-/* Walks the closed windows from the cursor on. */
-static int compact_closed(store *s, sqlite3 *db, int64_t now, rollup_sink sink, size_t *written, pp_err *err) {
-  int64_t c = s->cursor_ns;
-  if (c == 0 && (c = next_window(db, INT64_MIN)) < 0) return 0;
+/* Walks the closed windows of width from its cursor on; hours no further than the 10-minute
+ * cursor, so an hour finds the 10-minute rollups of its windows (store_compact writes them at
+ * once; the compactor thread's may still wait in the queue: that hour then reads those
+ * windows' profiles, same answer). */
+static int compact_level(store *s, sqlite3 *db, int64_t width, int64_t now, rollup_sink sink, size_t *written,
+                         pp_err *err) {
+  int64_t c = width == STORE_ROLLUP_HOUR_NS ? s->hour_cursor_ns : s->cursor_ns;
+  if (c == 0 && (c = next_window(db, INT64_MIN, width)) < 0) return 0;
+  int64_t limit = width == STORE_ROLLUP_HOUR_NS ? s->cursor_ns : INT64_MAX;
   int r = 0;
-  while (r == 0 && c + STORE_ROLLUP_NS + ROLLUP_GRACE_NS <= now && !stop_asked(s)) {
-    if ((r = compact_window(s, db, c, sink, written, err)) < 0) break;
-    int64_t nw = next_window(db, c + STORE_ROLLUP_NS);
-    c = nw >= 0 ? nw : c + STORE_ROLLUP_NS;
-    set_cursor(s, c);
+  while (r == 0 && c + width + ROLLUP_GRACE_NS <= now && c + width <= limit && !stop_asked(s)) {
+    if ((r = compact_window(s, db, c, width, sink, written, err)) < 0) break;
+    int64_t nw = next_window(db, c + width, width);
+    c = nw >= 0 ? nw : c + width;
+    set_cursor(s, width, c);
   }
-  set_cursor(s, c);
+  set_cursor(s, width, c);
   return r;
+}
+
+static int compact_closed(store *s, sqlite3 *db, int64_t now, rollup_sink sink, size_t *written, pp_err *err) {
+  int r = compact_level(s, db, STORE_ROLLUP_NS, now, sink, written, err);
+  return r < 0 ? r : compact_level(s, db, STORE_ROLLUP_HOUR_NS, now, sink, written, err);
 }
 
 static int write_now(store *s, rollup_item *it, pp_err *err) {

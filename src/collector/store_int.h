@@ -18,8 +18,13 @@
  *                                  per series and type: the profile rows' count, the start and
  *                                  end of the oldest (by end time), the newest end and its
  *                                  sample types; kept by appends, repair and retention
- *   segment(id, min_ns, max_ns)    a segment file and its records' time range
- *   profile(...), rollup(...)      one row per record: where its bytes are, and its CRC
+ *   segment(id, min_ns, max_ns, tier)
+ *                                  a segment file, its records' time range and tier (0 = raw
+ *                                  profiles, 1 = rollups; v2 stores' segments are all 0)
+ *   profile(...), rollup(...)      one row per record: where its bytes are, and its CRC; a
+ *                                  rollup's width is end_ns - start_ns (10 min or 1 h), with
+ *                                  the summary (sample_types, totals) of its merged profile
+ *   store_meta(key, value)         'raw_dropped_until': tiered retention's watermark (store.h)
  * Invariants (store_open restores them): every row's record is in its segment at
  * [rec_off, rec_off + rec_len) and matches its crc; series_type counts exactly the profile rows;
  * a series whose last_seg is below the oldest segment has no records and is deleted. */
@@ -34,7 +39,7 @@
 #include "../base/htab.h"
 #include "store.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define SEGMENT_MAX_AGE_NS ((int64_t)3600 * 1000000000)
 /* A window is compacted once it ended this long ago, so the scrapes still in flight for it
  * (a 10 s CPU profile is stored when it ends) have landed. */
@@ -119,6 +124,7 @@ typedef struct rollup_item {
   struct rollup_item *next;
   int64_t series_id, start_ns, end_ns, count;
   char *type, *labels_json;
+  char *sample_types, *totals; /* store__sample_summary of the merged profile */
   uint8_t *data; /* gzip profile (a PPR1 store), or NULL and: */
   size_t len;
   pprof_profile *profile; /* the merged profile (a v2 store writes it as ids) */
@@ -151,6 +157,15 @@ struct store {
   size_t q_len;
   bool q_stop;
   int64_t cursor_ns; /* compactor's next window start (0 = not yet found) */
+  int64_t hour_cursor_ns; /* compactor's next hour start (0 = not yet found) */
+  /* the rollup tier's active segment (store.c swaps it with seg_* around a rollup's write, so
+   * the write path knows one active segment) */
+  int rseg_fd;
+  int64_t rseg_id;
+  uint64_t rseg_size;
+  int64_t rseg_opened_ns;
+  int seg_tier; /* tier of the segment in seg_* (1 while swapped) */
+  uint64_t tier_bytes[2]; /* bytes of each tier's segment files (writer thread) */
   /* durability (store_sync.c): the writer hands the syncer the segments it wrote to; the syncer
    * makes them and the WAL durable every sync_ns */
   pthread_t syncer;
@@ -160,12 +175,14 @@ struct store {
   bool sync_stop;
   int64_t sync_ns;    /* the period; 0 = never (opts.sync_interval < 0) */
   int sync_active;    /* dup of the active segment's fd, or -1 (guarded by sync_mu) */
+  int sync_active_r;  /* the same for the rollup tier's active segment (swapped with it) */
   int *sync_closed;   /* fds of segments rolled since the last round, to sync and close */
   size_t nsync_closed, sync_closed_cap;
   bool sync_dir;      /* a segment file was created since the last round */
   /* the v2 format (store_sym.h): the writer's intern tables for the active segment, and the
    * readers' cache of loaded segment tables (made on first use, any thread) */
   struct sym_writer *symw;
+  struct sym_writer *rsymw; /* the other tier's active segment's (store.c swap_tier) */
   struct sym_cache *symc;
   uint64_t records_read;    /* atomic: bumped by merge workers */
   pthread_mutex_t stats_mu; /* guards stats for readers on other threads */
@@ -177,6 +194,7 @@ typedef struct row_loc {
   store_row row;
   int64_t segment_id, data_off, data_len, rec_off, crc, meta_len;
   int64_t weight;
+  int64_t gone_width; /* a rollup standing for raw profiles tiered retention deleted: its width */
 } row_loc;
 
 /* store.c: the store's clock (wall time: record times are wall times), for every file of it. */
@@ -199,7 +217,8 @@ int store__series_for(store *s, const char *labels_json, series_slot *ret, bool 
 int store__insert_profile(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t seg,
                           uint64_t off, const rec_hdr *h, const char *stypes, const char *totals, pp_err *err);
 int store__insert_rollup(store *s, int64_t series_id, const char *type, int64_t start, int64_t end, int64_t count,
-                         int64_t seg, uint64_t off, const rec_hdr *h, pp_err *err);
+                         int64_t seg, uint64_t off, const rec_hdr *h, const char *stypes, const char *totals,
+                         pp_err *err);
 /* Raises a series' last_seg to seg (no-op when it is there already). */
 int store__raise_last_seg(store *s, int64_t series_id, int64_t seg, pp_err *err);
 /* Deletes the profile rows `where` selects (SQL over table profile with parameters ?1 and ?2)
@@ -261,6 +280,8 @@ int store__read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_le
  * records' weights. */
 int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t npick,
                       pprof_merger *mg, int64_t *ret_merged, pp_err *err);
+/* store.c: any tiered retention option set (store.h: tiers). */
+bool store__tiers_on(const store_opts *o);
 /* store.c: appends a rollup record and its index row (writer thread). */
 int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err);
 /* store_compact.c: stops the compactor thread and frees the queue. */

@@ -409,7 +409,7 @@ bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc
     e->row.totals = dup_col(st, 5);
     store__take_loc(st, 6, e);
     e->row.size = (uint64_t)e->data_len;
-    e->weight = 1;
+    e->weight = e->row.count = 1;
   }
   return true;
 }
@@ -418,7 +418,11 @@ bool store__take_rows(sqlite3_stmt *st, int64_t sid, const char *labels, row_loc
  * inside the range and the raw count of one window. */
 typedef struct sel_stmts {
   sqlite3_stmt *raw, *rollups, *count;
+  int mode;              /* SEL_RAW, SEL_MERGE or SEL_POINTS */
+  int64_t gone_until;    /* raw_dropped_until: windows starting at or before it lost raw to tiers */
 } sel_stmts;
+
+enum { SEL_RAW, SEL_MERGE, SEL_POINTS };
 
 static void raw_range(sel_stmts *q, int64_t sid, const char *type, int64_t a, int64_t b, size_t limit) {
   sqlite3_reset(q->raw);
@@ -429,10 +433,34 @@ static void raw_range(sel_stmts *q, int64_t sid, const char *type, int64_t a, in
   sqlite3_bind_int64(q->raw, 5, (int64_t)limit);
 }
 
-/* One series in rollups mode: each rollup of a window wholly inside [from, to] that stands for
- * exactly the profiles the index holds for its window replaces them; the gaps between those
- * windows are read as raw profiles. So a week reads ~1,000 rollups per series, not 60,000
- * profiles, and the record limit reaches that much further back. */
+/* A rollup's row as a timeline point: its summary, totals divided by count. */
+static bool rollup_point(sqlite3_stmt *st, row_loc *e, const char *labels, const char *type, int64_t count) {
+  e->row.labels_json = strdup(labels);
+  e->row.type = strdup(type);
+  e->row.sample_types = dup_col(st, 9);
+  const char *t = (const char *)sqlite3_column_text(st, 10);
+  size_t cap = (t ? strlen(t) : 0) + 32, o = 0;
+  e->row.totals = malloc(cap);
+  if (!e->row.labels_json || !e->row.type || !e->row.sample_types || !e->row.totals) return false;
+  e->row.totals[0] = '\0';
+  for (const char *p = t; p && *p && o < cap;) {
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    o += (size_t)snprintf(e->row.totals + o, cap - o, "%s%lld", o ? "," : "", v / (count > 0 ? count : 1));
+    p = *end == ',' ? end + 1 : NULL;
+  }
+  e->row.size = (uint64_t)e->data_len;
+  return true;
+}
+
+/* One series in rollups mode: a rollup of a window wholly inside [from, to] replaces the
+ * profiles the index holds for its window when they are exactly the `count` it stands for, or
+ * when tiered retention deleted raw profiles of that window (it starts at or before
+ * gone_until: what raw is left there is a remnant); hours come before their 10-minute windows.
+ * The gaps between those windows are read as raw profiles. So a week reads ~170 rollups per
+ * series, not 60,000 profiles, and the record limit reaches that much further back. In points
+ * mode only rollups standing for deleted raw are taken (the timeline shows every profile that
+ * is still there). */
 static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, const char *type, int64_t from, int64_t to,
                                 size_t limit, row_loc **pv, size_t *pn, size_t *pcap) {
   sqlite3_reset(q->rollups);
@@ -445,14 +473,16 @@ static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, c
   while (ok && sqlite3_step(q->rollups) == SQLITE_ROW) {
     int64_t w0 = sqlite3_column_int64(q->rollups, 1), w1 = sqlite3_column_int64(q->rollups, 2);
     int64_t count = sqlite3_column_int64(q->rollups, 3);
-    if (w0 < cursor) continue; /* overlaps what is read already (cannot happen with aligned windows) */
+    if (w0 < cursor) continue; /* inside an hour taken already */
     sqlite3_reset(q->count);
     sqlite3_bind_int64(q->count, 1, sid);
     sqlite3_bind_text(q->count, 2, type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q->count, 3, w0);
     sqlite3_bind_int64(q->count, 4, w1);
     int64_t have = sqlite3_step(q->count) == SQLITE_ROW ? sqlite3_column_int64(q->count, 0) : -1;
-    if (have != count || count < 2) continue; /* partly deleted, or a late profile: read it raw */
+    bool gone = w0 <= q->gone_until && have >= 0 && have < count;
+    if (q->mode == SEL_POINTS ? !gone : (!gone && (have != count || count < 2)))
+      continue; /* complete raw (points), or partly deleted by other causes, or a late profile: raw */
     if (w0 > cursor) { /* the gap before this window */
       raw_range(q, sid, type, cursor, w0 - 1, limit);
       if (!(ok = store__take_rows(q->raw, sid, labels, pv, pn, pcap))) break;
@@ -472,7 +502,12 @@ static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, c
     e->row.start_ns = w0;
     e->row.end_ns = w1 - 1; /* sorts with the last profiles it stands for */
     store__take_loc(q->rollups, 4, e);
-    e->weight = count;
+    e->weight = e->row.count = count;
+    if (q->mode == SEL_POINTS && !rollup_point(q->rollups, e, labels, type, count)) {
+      ok = false;
+      break;
+    }
+    if (gone) e->gone_width = w1 - w0;
     cursor = w1;
   }
   if (ok && cursor <= to) {
@@ -485,7 +520,9 @@ static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, c
 /* The newest `limit` records of the selection (a rollup counts as one), returned oldest
  * first; with use_rollups, rollups stand in for the windows they cover (sum and avg only). */
 static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm, const char *type, int64_t from,
-                       int64_t to, size_t limit, bool use_rollups, row_loc **ret, size_t *ret_n, pp_err *err) {
+                       int64_t to, size_t limit, int mode, row_loc **ret, size_t *ret_n, store_merge_info *ret_info,
+                       pp_err *err) {
+  bool use_rollups = mode != SEL_RAW;
   selector sq;
   series_sel sel;
   int r = selector_init(db, m, nm, from, &sq, err);
@@ -495,11 +532,19 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
   if (r < 0) return r;
   if (!limit) limit = 100000;
   if (!to) to = INT64_MAX;
-  sel_stmts q = {0};
+  sel_stmts q = {.mode = mode};
+  if (use_rollups) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT COALESCE(MAX(value), 0) FROM store_meta WHERE key='raw_dropped_until'", -1, &st,
+                           NULL) == SQLITE_OK) {
+      if (sqlite3_step(st) == SQLITE_ROW) q.gone_until = sqlite3_column_int64(st, 0);
+      sqlite3_finalize(st);
+    }
+  }
   const char *raw = "SELECT " STORE_RAW_COLS " FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 "
                     "ORDER BY end_ns DESC LIMIT ?5";
-  const char *rollups = "SELECT id, start_ns, end_ns, count, " STORE_LOC_COLS " FROM rollup "
-                        "WHERE series_id=?1 AND type=?2 AND start_ns>=?3 AND end_ns-1<=?4 ORDER BY start_ns";
+  const char *rollups = "SELECT id, start_ns, end_ns, count, " STORE_LOC_COLS ", sample_types, totals FROM rollup "
+                        "WHERE series_id=?1 AND type=?2 AND start_ns>=?3 AND end_ns-1<=?4 ORDER BY start_ns, end_ns DESC";
   const char *count = "SELECT COUNT(*) FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<?4";
   if (sqlite3_prepare_v2(db, raw, -1, &q.raw, NULL) != SQLITE_OK ||
       (use_rollups && (sqlite3_prepare_v2(db, rollups, -1, &q.rollups, NULL) != SQLITE_OK ||
@@ -538,19 +583,30 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
     memmove(v, v + drop, limit * sizeof *v);
     n = limit;
   }
+  if (ret_info) {
+    memset(ret_info, 0, sizeof *ret_info);
+    for (size_t i = 0; i < n; i++) {
+      ret_info->records++;
+      if (v[i].row.id >= 0) continue;
+      ret_info->rollups++;
+      if (!v[i].gone_width) continue;
+      ret_info->rollups_for_gone++;
+      if (v[i].gone_width > ret_info->resolution_ns) ret_info->resolution_ns = v[i].gone_width;
+    }
+  }
   *ret = v;
   *ret_n = n;
   return 0;
 }
 
-int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
-                    int64_t to, size_t limit, store_row **ret, size_t *ret_n, pp_err *err) {
+static int list_rows(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                     size_t limit, int mode, store_row **ret, size_t *ret_n, pp_err *err) {
   sqlite3 *db;
   int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
   row_loc *v;
   size_t n;
-  r = select_rows(s, db, m, nm, type, from, to, limit, false, &v, &n, err);
+  r = select_rows(s, db, m, nm, type, from, to, limit, mode, &v, &n, NULL, err);
   sqlite3_close(db);
   if (r < 0) return r;
   store_row *out = calloc(n ? n : 1, sizeof *out);
@@ -563,6 +619,16 @@ int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *typ
   *ret = out;
   *ret_n = n;
   return 0;
+}
+
+int store_list_rows(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                    int64_t to, size_t limit, store_row **ret, size_t *ret_n, pp_err *err) {
+  return list_rows(s, m, nm, type, from, to, limit, SEL_RAW, ret, ret_n, err);
+}
+
+int store_list_points(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                      size_t limit, store_row **ret, size_t *ret_n, pp_err *err) {
+  return list_rows(s, m, nm, type, from, to, limit, SEL_POINTS, ret, ret_n, err);
 }
 
 void store_rows_free(store_row *v, size_t n) {
@@ -770,6 +836,12 @@ int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, 
 int store_merged_within(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
                         int64_t to, store_agg agg, size_t max_records, size_t budget,
                         pprof_profile **ret, size_t *ret_count, pp_err *err) {
+  return store_merged_info(s, m, nm, type, from, to, agg, max_records, budget, ret, ret_count, NULL, err);
+}
+
+int store_merged_info(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                      store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
+                      store_merge_info *ret_info, pp_err *err) {
   sqlite3 *db;
   int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
@@ -777,7 +849,7 @@ int store_merged_within(store *s, const store_matcher *m, size_t nm, const char 
   size_t n = 0;
   if (agg == STORE_AGG_DEFAULT) agg = store_default_agg(type, false);
   r = select_rows(s, db, m, nm, type, from, to, max_records ? max_records : 10000,
-                  agg != STORE_AGG_LATEST && !s->opts.no_rollups, &v, &n, err);
+                  agg != STORE_AGG_LATEST && !s->opts.no_rollups ? SEL_MERGE : SEL_RAW, &v, &n, ret_info, err);
   sqlite3_close(db);
   if (r < 0) return r;
   pprof_merger *mg = NULL;

@@ -34,7 +34,8 @@ static const char TABLES[] =
     "CREATE TABLE IF NOT EXISTS series_type(series_id INTEGER NOT NULL, type TEXT NOT NULL, count INTEGER NOT NULL,"
     " first_ns INTEGER NOT NULL, first_end_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL, sample_types TEXT NOT NULL,"
     " PRIMARY KEY(series_id, type)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS segment(id INTEGER PRIMARY KEY, min_ns INTEGER, max_ns INTEGER);"
+    "CREATE TABLE IF NOT EXISTS segment(id INTEGER PRIMARY KEY, min_ns INTEGER, max_ns INTEGER,"
+    " tier INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS profile(id INTEGER PRIMARY KEY, series_id INTEGER NOT NULL,"
     " type TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL,"
     " segment_id INTEGER NOT NULL, rec_off INTEGER NOT NULL, rec_len INTEGER NOT NULL,"
@@ -48,8 +49,20 @@ static const char TABLES[] =
     " type TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, count INTEGER NOT NULL,"
     " segment_id INTEGER NOT NULL, rec_off INTEGER NOT NULL, rec_len INTEGER NOT NULL,"
     " data_off INTEGER NOT NULL, data_len INTEGER NOT NULL, crc INTEGER NOT NULL,"
-    " UNIQUE(series_id, type, start_ns));"
-    "CREATE INDEX IF NOT EXISTS rollup_by_segment ON rollup(segment_id);";
+    " sample_types TEXT NOT NULL DEFAULT '', totals TEXT NOT NULL DEFAULT '',"
+    " UNIQUE(series_id, type, start_ns, end_ns));"
+    "CREATE INDEX IF NOT EXISTS rollup_by_segment ON rollup(segment_id);"
+    "CREATE TABLE IF NOT EXISTS store_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+
+/* Version 2 had no tiers: its segments become tier 0 (its rollups stay where they are and age
+ * out with the raw profiles around them), and its rollup table (one rollup per window start,
+ * no summary) is copied into the new one, which also keeps hours. Runs before TABLES. */
+static const char V2_SEGMENT[] = "ALTER TABLE segment ADD COLUMN tier INTEGER NOT NULL DEFAULT 0;";
+static const char V2_ROLLUP_ASIDE[] = "DROP INDEX IF EXISTS rollup_by_segment; ALTER TABLE rollup RENAME TO rollup_v2;";
+static const char V2_ROLLUP_COPY[] =
+    "INSERT INTO rollup(id, series_id, type, start_ns, end_ns, count, segment_id, rec_off, rec_len, data_off,"
+    " data_len, crc) SELECT id, series_id, type, start_ns, end_ns, count, segment_id, rec_off, rec_len, data_off,"
+    " data_len, crc FROM rollup_v2; DROP TABLE rollup_v2;";
 
 /* Version 1 (issues 3-11) had series(id, labels) only: the labels, each series' last segment
  * and the per-type summaries are derived from the rows already there. */
@@ -82,8 +95,22 @@ int store__schema(store *s, bool fresh, pp_err *err) {
                             &has_col, err)) == 0 &&
       had_series && !has_col)
     r = store__exec(s->db, "ALTER TABLE series ADD COLUMN last_seg INTEGER NOT NULL DEFAULT 0", err);
+  int64_t seg_tbl = 0, seg_tier = 0, rollup_tbl = 0, rollup_totals = 0;
+  const struct {
+    const char *sql;
+    int64_t *v;
+  } probe[] = {{"SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='segment'", &seg_tbl},
+               {"SELECT COUNT(*) FROM pragma_table_info('segment') WHERE name='tier'", &seg_tier},
+               {"SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='rollup'", &rollup_tbl},
+               {"SELECT COUNT(*) FROM pragma_table_info('rollup') WHERE name='totals'", &rollup_totals}};
+  for (size_t i = 0; r == 0 && i < sizeof probe / sizeof *probe; i++)
+    r = store__query_i64(s->db, probe[i].sql, 0, 0, probe[i].v, err);
+  if (r == 0 && seg_tbl && !seg_tier) r = store__exec(s->db, V2_SEGMENT, err);
+  bool copy_rollups = r == 0 && rollup_tbl && !rollup_totals;
+  if (copy_rollups) r = store__exec(s->db, V2_ROLLUP_ASIDE, err);
   if (r == 0) r = store__exec(s->db, TABLES, err);
-  if (r == 0 && version < STORE_SCHEMA_VERSION && had_series && !fresh && (r = store__exec(s->db, FROM_V1, err)) == 0) {
+  if (r == 0 && copy_rollups) r = store__exec(s->db, V2_ROLLUP_COPY, err);
+  if (r == 0 && version < 2 && had_series && !fresh && (r = store__exec(s->db, FROM_V1, err)) == 0) {
     int dead = store__delete_dead_series(s, err);
     r = dead < 0 ? dead : 0;
   }
@@ -134,11 +161,10 @@ static int list_segment_files(store *s, int64_t **ret, size_t *ret_n, pp_err *er
 
 /* A v2 profile record's symbol chain in a rebuild: sound, and (for a profile) its decoding,
  * against the segment's table (loaded once, up to its newest sound symbol record). */
-static bool v2_readable(const seg_scan *sc, sym_check *chk, sym_table **t, const uint8_t *body, bool rollup,
+static bool v2_readable(const seg_scan *sc, sym_check *chk, sym_table **t, const uint8_t *body,
                         pprof_profile **ret) {
   int64_t head = sym__meta_head(body, sc->h.meta_len);
   if (head < 0 || (uint64_t)head >= sc->rec_off || sym__check_head(chk, (uint64_t)head) != 1) return false;
-  if (rollup) return true;
   if (!*t || !sym_table_has(*t, (uint64_t)head)) return false;
   sym_samples smp;
   if (sym__decode_samples(*t, (uint64_t)head, body + sc->h.meta_len, sc->h.data_len, &smp, NULL) < 0) return false;
@@ -163,9 +189,9 @@ static int index_record(store *s, int64_t seg, const seg_scan *sc, sym_check *ch
   char *lj = json_is_object(labels) && type ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   pprof_profile *p = NULL;
   int r = 0;
-  bool sound = lj && (sc->h.kind == REC_V2 ? v2_readable(sc, chk, t, body, rcount > 0, &p)
-                                           : rcount > 0 || pprof_decode(body + sc->h.meta_len, sc->h.data_len, NULL,
-                                                                        &p, NULL) == 0);
+  /* a rollup is read whole too: its row carries its sample types and totals (tiers) */
+  bool sound = lj && (sc->h.kind == REC_V2 ? v2_readable(sc, chk, t, body, &p)
+                                           : pprof_decode(body + sc->h.meta_len, sc->h.data_len, NULL, &p, NULL) == 0);
   if (!sound) {
     rep->records_corrupt++;
     goto out;
@@ -173,13 +199,12 @@ static int index_record(store *s, int64_t seg, const seg_scan *sc, sym_check *ch
   series_slot sl;
   bool created;
   if ((r = store__series_for(s, lj, &sl, &created, err)) < 0) goto out;
-  if (rcount > 0) {
-    r = store__insert_rollup(s, sl.id, type, start, endt, rcount, seg, sc->rec_off, &sc->h, err);
-  } else {
-    char types[1024], totals[1024];
-    store__sample_summary(p, types, sizeof types, totals, sizeof totals);
+  char types[1024], totals[1024];
+  store__sample_summary(p, types, sizeof types, totals, sizeof totals);
+  if (rcount > 0)
+    r = store__insert_rollup(s, sl.id, type, start, endt, rcount, seg, sc->rec_off, &sc->h, types, totals, err);
+  else
     r = store__insert_profile(s, sl.id, type, start, endt, seg, sc->rec_off, &sc->h, types, totals, err);
-  }
   if (r == 0) r = store__raise_last_seg(s, sl.id, seg, err);
   if (r == 0) rep->rows_rebuilt++;
 out:
@@ -218,6 +243,12 @@ static int rebuild_segment(store *s, int64_t seg, const char *path, store_repair
   while (r == 0 && (got = seg__scan_next(&sc)) == 1) r = index_record(s, seg, &sc, &chk, &t, rep, err);
   sym__check_free(&chk);
   sym_table_release(t);
+  /* a segment of rollups only is the rollup tier's (store.h: tiers) */
+  if (r == 0)
+    r = store__run(s->db,
+                   "UPDATE segment SET tier=1 WHERE id=?1 AND EXISTS (SELECT 1 FROM rollup WHERE segment_id=?1) "
+                   "AND NOT EXISTS (SELECT 1 FROM profile WHERE segment_id=?1)",
+                   seg, 0, err);
   if (r == 0 && got < 0) r = pp_err_set(err, PP_EIO, "%s: %s", path, strerror(errno));
   rep->records_corrupt += sc.skipped;
   if (r == 0 && sc.end < sc.size) {

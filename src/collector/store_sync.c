@@ -37,6 +37,7 @@ static void sync_round(store *s, int *wal_fd, int *dir_fd) {
   s->sync_closed = NULL;
   s->nsync_closed = s->sync_closed_cap = 0;
   int active = s->sync_active >= 0 ? dup(s->sync_active) : -1;
+  int active_r = s->sync_active_r >= 0 ? dup(s->sync_active_r) : -1; /* the rollup tier's */
   bool dir = s->sync_dir;
   s->sync_dir = false;
   pthread_mutex_unlock(&s->sync_mu);
@@ -51,6 +52,10 @@ static void sync_round(store *s, int *wal_fd, int *dir_fd) {
   if (active >= 0) {
     step(fdatasync(active) == 0, "fdatasync of the active segment", &ok, why, sizeof why);
     close(active);
+  }
+  if (active_r >= 0) {
+    step(fdatasync(active_r) == 0, "fdatasync of the active rollup segment", &ok, why, sizeof why);
+    close(active_r);
   }
   if (dir) {
     if (*dir_fd < 0) *dir_fd = open(s->segdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -117,7 +122,7 @@ void store__stop_syncer(store *s) {
   /* without a syncer (sync_interval < 0), rolled fds were closed at once; none are left */
   for (size_t i = 0; i < s->nsync_closed; i++) close(s->sync_closed[i]);
   s->nsync_closed = 0;
-  s->sync_active = -1;
+  s->sync_active = s->sync_active_r = -1;
 }
 
 void store__sync_roll(store *s, int old_fd, int fd) {
@@ -148,5 +153,6 @@ void store__sync_roll(store *s, int old_fd, int fd) {
 void store__sync_forget(store *s, int fd) {
   pthread_mutex_lock(&s->sync_mu);
   if (s->sync_active == fd) s->sync_active = -1;
+  if (s->sync_active_r == fd) s->sync_active_r = -1;
   pthread_mutex_unlock(&s->sync_mu);
 }

@@ -208,6 +208,13 @@ static void answer(const web_ctx *x, web_resp *out, const char *what, const char
   pp_buf_free(b);
 }
 
+/* What an answer was made of (store_merge_info.resolution_ns): "raw" while every window was
+ * answered from its profiles (or rollups equal to them), else the widest rollup that stood in
+ * for profiles tiered retention deleted. */
+static const char *resolution_name(int64_t ns) {
+  return ns >= STORE_ROLLUP_HOUR_NS ? "1h" : ns >= STORE_ROLLUP_NS ? "10m" : "raw";
+}
+
 /* A merge stopped by its memory cap (store_merged_within, pprof_merger_set_limit) while it ran. */
 static void over_budget_merging(web_resp *out, size_t budget, const pp_err *err) {
   char msg[1000];
@@ -373,15 +380,16 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   pp_buf_init(&a, x->budget);
   /* the merges run within the budget (each the part the ones before left), so an over-budget
    * selection stops while merging instead of after */
-  int r = store_merged_within(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, x->budget, &cmp,
-                              &ncmp, &err);
+  store_merge_info ci = {0}, bi = {0};
+  int r = store_merged_info(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, x->budget, &cmp, &ncmp,
+                            &ci, &err);
   if (r == 0 && has_base && profile_bytes(cmp) >= x->budget) {
     r = PP_ELIMIT;
     err.msg[0] = '\0';
   }
   if (r == 0 && has_base)
-    r = store_merged_within(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS,
-                            x->budget - profile_bytes(cmp), &base, &nbase, &err);
+    r = store_merged_info(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS,
+                          x->budget - profile_bytes(cmp), &base, &nbase, &bi, &err);
   if (r < 0) {
     store_error(x, out, r, &err);
     goto done;
@@ -435,7 +443,9 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   web_json_str(&a, s.type);
   pp_buf_puts(&a, ",\"sampleType\":");
   value_type(&a, cmp, &cmp->sample_type[si]);
-  pp_buf_printf(&a, ",\"profiles\":%zu,\"total\":%lld,\"names\":[", ncmp, (long long)tc.total);
+  pp_buf_printf(&a, ",\"profiles\":%zu,\"resolution\":\"%s\",\"total\":%lld,\"names\":[", ncmp,
+                resolution_name(ci.resolution_ns > bi.resolution_ns ? ci.resolution_ns : bi.resolution_ns),
+                (long long)tc.total);
   pp_buf_put(&a, names.p, names.len);
   pp_buf_puts(&a, "],\"nodes\":[");
   pp_buf_put(&a, nodes.p, nodes.len);
@@ -503,10 +513,15 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   store_row *rows;
   size_t n;
   pp_err err = {0};
-  if (store_list_rows(x->h->st, s.m, s.nm, s.type, s.from, s.to, WEB_MAX_RECORDS, &rows, &n, &err) < 0) {
+  /* raw profiles, and rollups where tiered retention deleted them (store_list_points) */
+  if (store_list_points(x->h->st, s.m, s.nm, s.type, s.from, s.to, WEB_MAX_RECORDS, &rows, &n, &err) < 0) {
     web_resp_error(out, 500, "internal", err.msg);
     return;
   }
+  /* a rollup's row ends 1 ns before its window does (store_list_points) */
+  int64_t coarsest = 0;
+  for (size_t i = 0; i < n; i++)
+    if (rows[i].id < 0 && rows[i].end_ns - rows[i].start_ns + 1 > coarsest) coarsest = rows[i].end_ns - rows[i].start_ns + 1;
   const char *want = web_param(p, "sample");
   /* one series per label set, in the order first seen; its points in the rows' order */
   uint32_t *series = malloc((n + 1) * sizeof *series), *order = malloc((n + 1) * sizeof *order);
@@ -547,12 +562,19 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
       pp_buf_puts(&b, ",\"points\":[");
       for (size_t k = start[j]; k < start[j + 1]; k++) {
         const store_row *r = &rows[order[k]];
-        pp_buf_printf(&b, "%s[%lld,%lld,%lld]", k > start[j] ? "," : "", (long long)r->start_ns, (long long)r->end_ns,
-                       val[order[k]]);
+        /* a rollup's point says its width and how many profiles it stands for (its value is
+         * their mean) */
+        if (r->id < 0)
+          pp_buf_printf(&b, "%s[%lld,%lld,%lld,\"%s\",%lld]", k > start[j] ? "," : "", (long long)r->start_ns,
+                        (long long)r->end_ns, val[order[k]], resolution_name(r->end_ns - r->start_ns + 1),
+                        (long long)r->count);
+        else
+          pp_buf_printf(&b, "%s[%lld,%lld,%lld]", k > start[j] ? "," : "", (long long)r->start_ns,
+                        (long long)r->end_ns, val[order[k]]);
       }
       pp_buf_puts(&b, "]}");
     }
-    pp_buf_puts(&b, "]}");
+    pp_buf_printf(&b, "],\"resolution\":\"%s\"}", resolution_name(coarsest));
   }
   htab_free(&ids);
   free(series);

@@ -316,6 +316,66 @@ static json_t *pull_secrets(const json_t *img) {
   return out;
 }
 
+/* A quantity field (string or integer) in bytes; *set false when absent. */
+static int quantity_field(const json_t *v, const char *what, uint64_t *ret, bool *set, pp_err *err) {
+  char buf[64];
+  const char *q = json_string_value(v);
+  *set = v != NULL && !json_is_null(v);
+  if (!*set) return 0;
+  if (json_is_integer(v)) {
+    snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+    q = buf;
+  }
+  if (!q) return pp_err_set(err, PP_EINVAL, "%s: not a quantity", what);
+  if (kbuild_quantity(q, ret, err) < 0) {
+    pp_err_prefix(err, what);
+    return PP_EINVAL;
+  }
+  return 0;
+}
+
+int kbuild_stack_retention(const json_t *storage, uint64_t disk_bytes, char args[5][64], pp_err *err) {
+  const json_t *rt = json_object_get(storage, "retention");
+  if (rt && !json_is_object(rt)) return pp_err_set(err, PP_EINVAL, "spec.storage.retention: not an object");
+  uint64_t budget = disk_bytes / 100 * 85;
+  /* defaults: a split of the budget (docs/operations.md, tiered retention): the rest of it is
+   * the index's and the WAL's */
+  uint64_t raw_size = budget / 100 * KBUILD_RAW_SHARE, rollup_size = budget / 100 * KBUILD_ROLLUP_SHARE;
+  double raw = KBUILD_RAW_DEFAULT_S, rollup = KBUILD_ROLLUP_DEFAULT_S;
+  bool set;
+  const json_t *v;
+  if ((v = json_object_get(rt, "raw")) && kbuild_duration(v, &raw, err) < 0) {
+    pp_err_prefix(err, "spec.storage.retention.raw");
+    return PP_EINVAL;
+  }
+  if ((v = json_object_get(rt, "rollup")) && kbuild_duration(v, &rollup, err) < 0) {
+    pp_err_prefix(err, "spec.storage.retention.rollup");
+    return PP_EINVAL;
+  }
+  if (raw <= 0 || rollup <= 0)
+    return pp_err_set(err, PP_EINVAL, "spec.storage.retention: raw and rollup must be positive durations");
+  if (rollup < raw) return pp_err_set(err, PP_EINVAL, "spec.storage.retention.rollup is shorter than raw");
+  uint64_t sz;
+  if (quantity_field(json_object_get(rt, "rawSize"), "spec.storage.retention.rawSize", &sz, &set, err) < 0) return PP_EINVAL;
+  if (set) raw_size = sz;
+  if (quantity_field(json_object_get(rt, "rollupSize"), "spec.storage.retention.rollupSize", &sz, &set, err) < 0)
+    return PP_EINVAL;
+  if (set) rollup_size = sz;
+  if (!raw_size || !rollup_size) return pp_err_set(err, PP_EINVAL, "spec.storage.retention: sizes must be over 0");
+  if (raw_size > budget || rollup_size > budget - raw_size)
+    return pp_err_set(err, PP_EINVAL,
+                      "spec.storage.retention: rawSize + rollupSize (%llu bytes) is over 85%% of diskSpace (%llu bytes)",
+                      (unsigned long long)raw_size + rollup_size, (unsigned long long)budget);
+  /* the store's budget: 85% of the volume leaves room for the file system, the WAL's growth
+   * between checkpoints and one segment past the budget (see store.h) */
+  snprintf(args[0], 64, "--retention-size=%lluB", (unsigned long long)budget);
+  snprintf(args[1], 64, "--retention-raw=%.0fs", raw);
+  snprintf(args[2], 64, "--retention-raw-size=%lluB", (unsigned long long)raw_size);
+  snprintf(args[3], 64, "--retention-rollup=%.0fs", rollup);
+  snprintf(args[4], 64, "--retention-rollup-size=%lluB", (unsigned long long)rollup_size);
+  return 0;
+}
+
 int kbuild_stack_objects(const json_t *stack, const char *op, json_t **ret, pp_err *err) {
   const json_t *md = json_object_get(stack, "metadata"), *spec = json_object_get(stack, "spec");
   const char *sname = json_string_value(json_object_get(md, "name"));
@@ -343,13 +403,11 @@ int kbuild_stack_objects(const json_t *stack, const char *op, json_t **ret, pp_e
   const char *cpol = json_string_value(json_object_get(ci, "imagePullPolicy"));
   const char *rpol = json_string_value(json_object_get(ri, "imagePullPolicy"));
 
-  char svc[300], pvc[300], cm[300], retention[64];
+  char svc[300], pvc[300], cm[300], retention[5][64];
   snprintf(svc, sizeof svc, "%s-collector", op);
   snprintf(pvc, sizeof pvc, "%s-collector-data", op);
   snprintf(cm, sizeof cm, "%s-config", op);
-  /* the store's budget: 85% of the volume leaves room for the file system, the WAL's growth
-   * between checkpoints and one segment past the budget (see store.h) */
-  snprintf(retention, sizeof retention, "--retention-size=%lluB", (unsigned long long)(bytes / 100 * 85));
+  if (kbuild_stack_retention(json_object_get(spec, "storage"), bytes, retention, err) < 0) return PP_EINVAL;
 
   json_t *owner = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "apiVersion", "resources.cattle.io/v1alpha1", "kind",
                             "PprofCollectorStack", "name", sname, "uid", uid, "controller", 1, "blockOwnerDeletion", 1);
@@ -371,9 +429,10 @@ int kbuild_stack_objects(const json_t *stack, const char *op, json_t **ret, pp_e
   json_t *probe_live = json_pack("{s:{s:s,s:s},s:i,s:i,s:i}", "httpGet", "path", "/healthz", "port", "web", "initialDelaySeconds",
                                  10, "periodSeconds", 20, "failureThreshold", 6);
   json_t *collector = json_pack(
-      "{s:s,s:s,s:s,s:[s,s,s,s],s:[{s:s,s:i,s:s}],s:o,s:o,s:{s:{s:s,s:s}},s:o,s:[{s:s,s:s,s:b},{s:s,s:s}]}", "name",
-      "collector", "image", cimg, "imagePullPolicy", cpol ? cpol : "IfNotPresent", "args",
-      "--config=/etc/pprof-collector/config.yaml", "--data-dir=/var/lib/pprof-collector", "--web-port=8989", retention,
+      "{s:s,s:s,s:s,s:[s,s,s,s,s,s,s,s],s:[{s:s,s:i,s:s}],s:o,s:o,s:{s:{s:s,s:s}},s:o,s:[{s:s,s:s,s:b},{s:s,s:s}]}",
+      "name", "collector", "image", cimg, "imagePullPolicy", cpol ? cpol : "IfNotPresent", "args",
+      "--config=/etc/pprof-collector/config.yaml", "--data-dir=/var/lib/pprof-collector", "--web-port=8989", retention[0],
+      retention[1], retention[2], retention[3], retention[4],
       "ports", "name", "web", "containerPort", 8989, "protocol", "TCP", "readinessProbe", probe_ready, "livenessProbe",
       probe_live, "resources", "requests", "cpu", "100m", "memory", "128Mi", "securityContext", restricted_container_sc(),
       "volumeMounts", "name", "config", "mountPath", "/etc/pprof-collector", "readOnly", 1, "name", "data", "mountPath",

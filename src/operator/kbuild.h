@@ -67,11 +67,23 @@ int kbuild_quantity(const char *q, uint64_t *ret_bytes, pp_err *err);
  * Service <op>-collector (port 8989 "web"), PersistentVolumeClaim <op>-collector-data
  * (request = spec.storage.diskSpace), ConfigMap <op>-config (metadata only: its config.yaml
  * belongs to the monitors' reconciler), StatefulSet <op>-collector (collector with --config,
- * --data-dir, --web-port 8989, --retention-size = 85% of diskSpace, probes on /readyz and
+ * --data-dir, --web-port 8989, the retention flags of kbuild_stack_retention, probes on /readyz and
  * /healthz, restricted securityContext, non-root; the reloader sidecar only when
  * spec.reloaderImage is set). Each carries an ownerReference to the stack (controller=true) and
  * the labels app.kubernetes.io/{name,instance,managed-by}. PP_EINVAL names the bad field. */
 int kbuild_stack_objects(const json_t *stack, const char *op_name, json_t **ret_array, pp_err *err);
+
+/* spec.storage.retention of a stack (all fields optional) as the collector's flags, into args:
+ * --retention-size = 85% of diskSpace (the store's budget, as before), --retention-raw (raw,
+ * default 24h), --retention-raw-size (rawSize, default KBUILD_RAW_SHARE% of the budget),
+ * --retention-rollup (rollup, default 30d), --retention-rollup-size (rollupSize, default
+ * KBUILD_ROLLUP_SHARE% of the budget; the rest is the index's). PP_EINVAL names the field: a
+ * bad duration or quantity, rollup shorter than raw, or sizes summing over the budget. */
+#define KBUILD_RAW_SHARE 55
+#define KBUILD_ROLLUP_SHARE 30
+#define KBUILD_RAW_DEFAULT_S 86400.0
+#define KBUILD_ROLLUP_DEFAULT_S (30 * 86400.0)
+int kbuild_stack_retention(const json_t *storage, uint64_t disk_bytes, char args[5][64], pp_err *err);
 
 /* Labels that select the collector's pods (the StatefulSet's selector and the Service's). */
 json_t *kbuild_collector_selector(const char *op_name);

@@ -9,6 +9,7 @@ seen, at the peer, against the grid the schedule promises).
 
 Parts (tests/run.py collector:PART,...): see PARTS at the end."""
 import base64
+import glob
 import datetime
 import html
 import http.client
@@ -219,7 +220,14 @@ def cli_cases(t):
                                                       ("--shutdown-grace", "abc"), ("--shutdown-grace", "-1s"),
                                                       ("--web-max-queries", "0"), ("--web-max-queries", "257"),
                                                       ("--web-query-timeout", "50ms"), ("--web-query-memory", "1KiB"),
-                                                      ("--web-cache-size", "5XB")))):
+                                                      ("--web-cache-size", "5XB"),
+                                                      # tiered retention (docs/operations.md)
+                                                      ("--retention-raw", "-1h"), ("--retention-raw", "soon"),
+                                                      ("--retention-raw-size", "5XB"),
+                                                      ("--retention-rollup", "1x"),
+                                                      ("--retention-rollup-size", "-3MiB"))),
+                     # rollups must outlive raw
+                     ["--retention-raw", "48h", "--retention-rollup", "24h", "-c", "x"]):
             p = run_c(*args)
             lines = [l for l in p.stderr.splitlines() if l.strip()]
             if p.returncode != 2 or len(lines) != 1:
@@ -239,7 +247,8 @@ def cli_cases(t):
 
     def version_help():
         v, h = run_c("--version"), run_c("--help")
-        return v.returncode == 0 and "revision" in v.stdout and h.returncode == 0 and "--retention-size" in h.stdout, v.stdout
+        return (v.returncode == 0 and "revision" in v.stdout and h.returncode == 0 and "--retention-size" in h.stdout
+                and "--retention-raw" in h.stdout and "--retention-rollup-size" in h.stdout), v.stdout
     check(t, "collector cli: --version and --help", version_help)
 
 
@@ -1162,6 +1171,118 @@ def disk(t):
         prom.stop()
 
 
+def tier_bytes(data_dir):
+    """{tier: bytes of its segment files}, from the index and the files (outside the collector)."""
+    db = sqlite3.connect(f"file:{data_dir}/index.db?mode=ro", uri=True)
+    try:
+        segs = db.execute("SELECT id, tier FROM segment").fetchall()
+    finally:
+        db.close()
+    out = {0: 0, 1: 0}
+    for sid, tier in segs:
+        try:
+            out[tier] = out.get(tier, 0) + os.path.getsize(os.path.join(data_dir, "segments", f"{sid:016x}.seg"))
+        except OSError:
+            pass  # deleted by retention meanwhile
+    return out
+
+
+def tiers(t):
+    """The tiered retention flags reach the store: the raw tier's budget holds raw segments to it
+    (the budget wins over the raw period: nothing is rolled up within a minute) and moves the
+    watermark; the answers say their resolution. Rollups at work need 10-minute windows to close:
+    tests/unit/test_store.c covers them."""
+    prom = Prometheus()
+    mons = "".join(f"- name: p{i}\n  endpoint: {prom.url}\n  heap: {{interval_seconds: 0.05}}\n  goroutine: {{interval_seconds: 0.05}}\n" for i in range(4))
+    raw_budget = 2 << 20
+    c = Collector("monitors:\n" + mons, name="tiers",
+                  extra_args=["--retention-raw", "24h", "--retention-raw-size", "2MiB", "--retention-rollup", "30d",
+                              "--retention-rollup-size", "8MiB"])
+    try:
+        peak, samples = 0, 0
+        end = time.time() + 20
+        while time.time() < end:
+            try:
+                peak, samples = max(peak, tier_bytes(c.data)[0]), samples + 1
+            except sqlite3.Error:
+                pass
+            time.sleep(0.2)
+        mark = c.metric("collector_retention_raw_dropped_until_seconds") or 0
+        deleted = c.metric("collector_retention_deleted_segments_total") or 0
+        # segments are the smallest budget / 20 within 1..64 MiB: 1 MiB here
+        seg = 1 << 20
+        check(t, "collector tiers: --retention-raw-size holds the raw segments within their budget plus one segment, and tiered retention moves the raw watermark",
+              lambda: (peak <= raw_budget + seg and peak > raw_budget // 2 and deleted > 0 and time.time() - 60 < mark <= time.time()
+                       and samples > 50,
+                       f"raw tier peak {peak} bytes in {samples} samples, budget {raw_budget} + {seg}, deleted {deleted}, watermark {mark}"))
+        st, body = c.get_json("/api/v1/render?type=heap&name=p0")
+        st2, tl = c.get_json("/api/v1/timeline?type=heap&name=p0")
+        check(t, "collector tiers: render and timeline answers carry their resolution (raw: no rollup stands in for deleted profiles yet)",
+              lambda: (st == 200 and body["data"].get("resolution") == "raw" and st2 == 200 and tl.get("resolution") == "raw"
+                       and all(len(p) == 3 for sr in tl["data"] for p in sr["points"]),
+                       f"render {st} {str(body)[:200]}; timeline {st2} {str(tl)[:200]}"))
+    finally:
+        c.stop()
+        c.cleanup()
+        prom.stop()
+
+
+def tiers_answer(t):
+    """End to end: a store of 2 h of one pod's 10 s CPU profiles (store-bench, 1 MiB segments),
+    served by a collector without tiers (its compactor rolls the closed windows and hours up),
+    then by one with --retention-raw 1s: the raw segments go once rolled up, and render answers
+    the same flame graph and top table from the rollups, saying resolution 1h; the timeline shows
+    hour points."""
+    SB = web_load.SB
+    if not os.access(SB, os.X_OK):
+        t.tool("collector tiers: build/rel/bench/store-bench is built (make test-bins)", False, SB)
+        return
+    d = tempfile.mkdtemp(prefix="tiers-answer-")
+    data = os.path.join(d, "data")
+    try:
+        p = subprocess.run([SB, "fill", data, "1", "720", "cpu", *sorted(glob.glob(os.path.join(TESTDATA, "prometheus", "cpu-*.pb.gz")))],
+                           capture_output=True, text=True, timeout=300, env=dict(os.environ, STORE_BENCH_SEGMENT_BYTES=str(1 << 20)))
+        t.tool("collector tiers: store-bench fills 2 h of one pod's CPU profiles", p.returncode == 0, p.stdout + p.stderr[-2000:])
+        if p.returncode != 0:
+            return
+        q = "/api/v1/render?type=cpu&monitor=pod-0&top=50"
+        c = Collector("monitors: []\n", data_dir=data, name="tiers-raw")
+        try:
+            hour = 3600
+            c.wait_for(lambda: (c.metric("collector_hours_compacted_until_seconds") or 0) >= (time.time() // hour - 1) * hour, timeout=60)
+            st0, before = c.get_json(q)
+        finally:
+            c.stop()
+            c.cleanup()
+        c = Collector("monitors: []\n", data_dir=data, name="tiers-rollup",
+                      extra_args=["--retention-raw", "1s", "--retention-rollup", "30d"])
+        try:
+            gone = c.wait_for(lambda: (c.metric("collector_retention_raw_dropped_until_seconds") or 0) > 0, timeout=60)
+            st1, after = c.get_json(q)
+            st2, tl = c.get_json("/api/v1/timeline?type=cpu&monitor=pod-0")
+            profiles = c.metric("collector_store_profiles")
+        finally:
+            c.stop()
+            c.cleanup()
+        b, a = (before or {}).get("data", {}), (after or {}).get("data", {})
+        check(t, "collector tiers: once --retention-raw deleted rolled-up raw profiles, render answers the same total, top table and profile count from rollups and says resolution 1h",
+              lambda: (st0 == 200 and st1 == 200 and gone and profiles is not None and profiles < 720 and b.get("resolution") == "raw"
+                       and a.get("resolution") == "1h" and a.get("total") == b.get("total") and a.get("top") == b.get("top")
+                       and a.get("profiles") == b.get("profiles") == 720,
+                       f"before {st0} {b.get('resolution')} total {b.get('total')} profiles {b.get('profiles')}; after {st1} "
+                       f"{a.get('resolution')} total {a.get('total')} profiles {a.get('profiles')}; raw left {profiles}; "
+                       f"top same: {a.get('top') == b.get('top')}"))
+        pts = [p for sr in (tl or {}).get("data", []) for p in sr["points"]] if st2 == 200 else []
+        hours = [p for p in pts if len(p) == 5 and p[3] == "1h"]
+        check(t, "collector tiers: the timeline shows hour points (mean per profile, their count) where raw profiles are gone",
+              lambda: (st2 == 200 and tl.get("resolution") == "1h" and len(hours) >= 1
+                       and all(1 <= p[4] <= 360 and p[1] - p[0] == hour * 10**9 - 1 for p in hours)
+                       and sum(p[4] for p in pts if len(p) == 5) + sum(1 for p in pts if len(p) == 3) == 720,
+                       f"{st2} resolution {(tl or {}).get('resolution')}; {len(hours)} hour points of {len(pts)}: {hours[:3]} {[p for p in pts if len(p) != 3][:4]}"))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def reload(t):
     """Reloads by HTTP, file change, SIGHUP and a ConfigMap volume swap. The steady target's
     scrapes are timed at the peer: a reload must leave its 1 s grid where it was (a reset would
@@ -1386,17 +1507,17 @@ def shutdown(t):
 
 
 PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_api, aggregation, crash, disk, reload,
-                                  shutdown, disk_faults)}
+                                  shutdown, disk_faults, tiers, tiers_answer)}
 # the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
 PARTS.update(web_load.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 # nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)
-ASAN_PARTS = [p for p in PARTS if p not in ("disk", "disk_faults")]
+ASAN_PARTS = [p for p in PARTS if p not in ("disk", "disk_faults", "tiers")]
 # the collector-tsan suite: the parts where threads meet (HTTP threads reading the engine and the
 # store while the loop scrapes, decodes and stores; reloads by HTTP; the compactor; shutdown),
 # not the command line (one thread) nor the disk part (sustained ingest: the sanitizer's speed)
-TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk", "disk_faults")]
+TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk", "disk_faults", "tiers")]
 
 
 SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|ThreadSanitizer: reported")

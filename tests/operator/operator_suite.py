@@ -178,6 +178,14 @@ def seed_e2e(t, env, prefix=""):
       re.search(r"^Uid:\s+65532\s", status, re.M) and re.search(r"^Groups:.*\b65532\b", status, re.M) and root_ro and
       spec.get("automountServiceAccountToken") is False and "serviceaccount" not in mounts,
       [cmdline, c.get("args"), status[:600], mounts[-1500:]])
+    # docs/operations.md, tiered retention: without spec.storage.retention the collector gets the
+    # default split of its budget (85% of the example's diskSpace of 5Gi): raw 55%, rollups 30%
+    budget = (5 << 30) // 100 * 85
+    tier_args = [f"--retention-size={budget}B", "--retention-raw=86400s", f"--retention-raw-size={budget // 100 * 55}B",
+                 "--retention-rollup=2592000s", f"--retention-rollup-size={budget // 100 * 30}B"]
+    args = [a.decode() for a in cmdline]
+    r("the collector process runs with the stack's tiered retention flags (default: a split of diskSpace)",
+      bool(pid) and all(a in args for a in tier_args), [args, tier_args])
     sts = env.get(STS) or {}
     tpl = sts.get("spec", {}).get("template", {}).get("spec", {})
     csc = (tpl.get("containers") or [{}])[0].get("securityContext", {})
@@ -337,6 +345,44 @@ spec:
     ok2 = wait_for(lambda: pname not in env.targets() and env.get("/api/v1/namespaces/team-b") is None, 120, 0.5)
     t.record("relabelled back: targets return; a deleted namespace (its pods, Service and monitor) leaves the config",
              bool(ok) and p.returncode == 0 and bool(ok2), [pname, env.targets(), env.kubectl("get", "ns").stdout, env.logs[-3:]])
+    # spec.storage.retention reaches the collector process (the StatefulSet rolls its pod)
+    pid0 = proc_of(env, NS, f"{NAME}-collector-0", "collector")
+    p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
+                    '{"spec":{"storage":{"retention":{"raw":"12h","rollup":"2w","rawSize":"1Gi","rollupSize":"512Mi"}}}}')
+    want_args = ["--retention-raw=43200s", f"--retention-raw-size={1 << 30}B", "--retention-rollup=1209600s",
+                 f"--retention-rollup-size={512 << 20}B"]
+
+    def running():
+        pid = proc_of(env, NS, f"{NAME}-collector-0", "collector")
+        if not pid or pid == pid0:
+            return None
+        try:
+            args = [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]]
+        except OSError:
+            return None
+        return args if all(a in args for a in want_args) else None
+    got = wait_for(running, 120, 0.5)
+    t.record("spec.storage.retention {raw, rollup, rawSize, rollupSize} reaches the collector process's flags",
+             p.returncode == 0 and bool(got), [p.stdout + p.stderr, got, (env.get(STS) or {}).get("spec", {}).get("template", {})
+                                               .get("spec", {}).get("containers", [{}])[0].get("args")])
+    # a bad one is refused by the CRD's schema, before the operator sees it
+    p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
+                    '{"spec":{"storage":{"retention":{"raw":"soon"}}}}')
+    t.record("CRD schema: spec.storage.retention.raw must be a duration", p.returncode != 0 and "retention.raw" in p.stderr,
+             p.stdout + p.stderr)
+    # and one the schema lets through but the operator refuses (sizes over the budget) is told in the stack's status
+    p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
+                    '{"spec":{"storage":{"retention":{"rawSize":"5Gi"}}}}')
+    bad = wait_for(lambda: (lambda c: c if c.get("status") == "False" and "85%" in c.get("message", "") else None)(
+        conds(env.get(STACK)).get("Reconciled", {})), 30)
+    t.record("an over-budget spec.storage.retention is refused in the stack's Reconciled condition", p.returncode == 0 and bool(bad),
+             conds(env.get(STACK)))
+    env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=json", "-p",
+                '[{"op":"remove","path":"/spec/storage/retention"}]')
+    wait_for(lambda: conds(env.get(STACK)).get("Reconciled", {}).get("status") == "True" and
+             (lambda st: (st.get("status") or {}).get("readyReplicas") == 1 and
+              (st.get("status") or {}).get("currentRevision") == (st.get("status") or {}).get("updateRevision"))(env.get(STS) or {}),
+             120)
 
 
 def bad_monitor(t, env, prom_pod):

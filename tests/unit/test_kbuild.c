@@ -297,6 +297,11 @@ static void stack_objects(void) {
     CHECK_STR(json_string_value(json_object_get(c, "image")), "docker.io/r/collector:v1");
     char *args = json_dumps(json_object_get(c, "args"), JSON_COMPACT);
     CHECK(args && strstr(args, "--retention-size=9126805470B")); /* 85% of 10Gi */
+    /* the default split of that budget: raw 55%, rollups 30% (91268054 a percent), 24h and 30d */
+    CHECK(args && strstr(args, "\"--retention-raw=86400s\""));
+    CHECK(args && strstr(args, "\"--retention-raw-size=5019742970B\""));
+    CHECK(args && strstr(args, "\"--retention-rollup=2592000s\""));
+    CHECK(args && strstr(args, "\"--retention-rollup-size=2738041620B\""));
     free(args);
     CHECK(json_is_true(json_object_get(json_object_get(pod, "securityContext"), "runAsNonRoot")));
     CHECK_STR(json_string_value(json_object_get(
@@ -333,6 +338,40 @@ static void stack_objects(void) {
   CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "collectorImage") != NULL);
   json_decref(stack);
+}
+
+/* spec.storage.retention: each field reaches its flag; bad values name their field. */
+static void stack_retention(void) {
+  pp_err err = {0};
+  char args[5][64];
+  json_t *st = json_loads("{\"diskSpace\":\"10Gi\",\"retention\":{\"raw\":\"12h\",\"rollup\":\"2w\","
+                          "\"rawSize\":\"2Gi\",\"rollupSize\":1073741824}}",
+                          0, NULL);
+  CHECK(kbuild_stack_retention(st, (uint64_t)10 << 30, args, &err) == 0);
+  CHECK_STR(args[0], "--retention-size=9126805470B");
+  CHECK_STR(args[1], "--retention-raw=43200s");
+  CHECK_STR(args[2], "--retention-raw-size=2147483648B");
+  CHECK_STR(args[3], "--retention-rollup=1209600s");
+  CHECK_STR(args[4], "--retention-rollup-size=1073741824B");
+  json_decref(st);
+  const char *bad[][2] = {
+      {"{\"retention\":{\"raw\":\"48h\",\"rollup\":\"1d\"}}", "rollup is shorter than raw"},
+      {"{\"retention\":{\"raw\":\"soon\"}}", "spec.storage.retention.raw"},
+      {"{\"retention\":{\"rollup\":-5}}", "positive durations"},
+      {"{\"retention\":{\"rawSize\":\"lots\"}}", "spec.storage.retention.rawSize"},
+      {"{\"retention\":{\"rollupSize\":true}}", "spec.storage.retention.rollupSize"},
+      {"{\"retention\":{\"rawSize\":\"8Gi\",\"rollupSize\":\"1Gi\"}}", "over 85% of diskSpace"},
+      {"{\"retention\":{\"rawSize\":0}}", "over 0"},
+      {"{\"retention\":[]}", "not an object"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    st = json_loads(bad[i][0], 0, NULL);
+    memset(&err, 0, sizeof err);
+    CHECK(kbuild_stack_retention(st, (uint64_t)10 << 30, args, &err) == PP_EINVAL);
+    if (!strstr(err.msg, bad[i][1])) fprintf(stderr, "  %s: %s\n", bad[i][0], err.msg);
+    CHECK(strstr(err.msg, bad[i][1]) != NULL);
+    json_decref(st);
+  }
 }
 
 static void yaml_to_json(void) {
@@ -425,6 +464,7 @@ int main(void) {
   RUN(images_as_the_seed_builds_them);
   RUN(quantities);
   RUN(stack_objects);
+  RUN(stack_retention);
   RUN(yaml_to_json);
   RUN(work_queue);
   return tt_finish();

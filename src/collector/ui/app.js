@@ -256,8 +256,15 @@ function drawTimeline(canvas, series, unit, onSelect) {
   const g = canvas.getContext('2d');
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   // one bar per scrape time, summed over series (every pod of a service)
+  // points of rollups (where tiered retention deleted the raw profiles) carry their width as a
+  // 4th element ("10m", "1h") and their value is the mean per profile, so the curve keeps its scale
   const sums = new Map();
-  for (const s of series) for (const [start, end, v] of s.points) sums.set(end, (sums.get(end) || 0) + v);
+  let coarse = '';
+  for (const s of series) for (const [start, end, v, res] of s.points) {
+    sums.set(end, (sums.get(end) || 0) + v);
+    if (res && (coarse === '' || res === '1h')) coarse = res;
+  }
+  canvas.dataset.resolution = coarse || 'raw';
   const pts = [...sums.entries()].sort((a, b) => a[0] - b[0]);
   canvas.dataset.points = String(pts.length);
   if (!pts.length) { g.fillStyle = '#667085'; g.fillText('no data in this range', 10, 45); return; }
@@ -273,6 +280,7 @@ function drawTimeline(canvas, series, unit, onSelect) {
   g.font = '11px system-ui, sans-serif';
   g.fillText(tstr(t0), 6, H - 3);
   g.fillText(`max ${fmt(vmax, unit)}`, W - 120, 10);
+  if (coarse) g.fillText(`older points: ${coarse} rollups (raw profiles past their retention)`, 6, 10);
   let down = null;
   canvas.onmousedown = (e) => { down = e.offsetX; };
   canvas.onmouseup = (e) => {
@@ -458,7 +466,9 @@ async function pageExplorer(compare) {
   const canvas = h('canvas', { id: 'flame', 'aria-label': 'flame graph' });
   const summary = h('p', { class: 'muted', id: 'summary', text:
     `${d.profiles} profiles, total ${fmt(d.total, unit)}` + (d.baseTotal !== undefined ? `; base ${d.baseProfiles} profiles, total ${fmt(d.baseTotal, unit)}` : '') +
-    (d.pruned.nodes ? `; showing the ${d.pruned.kept} largest of ${d.pruned.kept + d.pruned.nodes} frames` : '') });
+    (d.pruned.nodes ? `; showing the ${d.pruned.kept} largest of ${d.pruned.kept + d.pruned.nodes} frames` : '') +
+    (d.resolution && d.resolution !== 'raw' ? `; resolution ${d.resolution}: answered from rollups where the raw profiles are past their retention` : '') });
+  summary.dataset.resolution = d.resolution || 'raw';
   const legend = compare ? h('p', { class: 'legend' }, h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
   const flame = new Flame(canvas, { onFocus: (name) => setState({ focus: name }) });
   const table = topTable(d, unit, (name) => { flame.focusName(name); setState({ focus: name }); canvas.scrollIntoView({ block: 'nearest' }); }, compare);
