@@ -482,10 +482,22 @@ static int sched(const char *dir, int format, int pods, int rounds, const char *
       }
   store_close(s);
   uint64_t bytes = du(dir);
+  /* then every window rolled up, as the collector's compactor does as they close: what the
+   * rollups (10 minutes and 1 hour, in their own segments) add, per rollup */
+  if (store_open(&o, &s, NULL, &err) < 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 1;
+  }
+  double c0 = now_s();
+  int rollups = store_compact(s, base + (int64_t)(rounds + 1) * 10000000000LL + 7200 * 1000000000LL, &err);
+  double compact_s = now_s() - c0;
+  store_close(s);
+  uint64_t rolled = du(dir);
   printf("{\"format\": %d, \"types\": \"%s\", \"programs\": %d, \"pods\": %d, \"profiles\": %ld, \"disk_bytes\": %llu, "
-         "\"bytes_per_profile\": %.0f, \"per_s\": %.0f}\n",
+         "\"bytes_per_profile\": %.0f, \"per_s\": %.0f, \"rollups\": %d, \"bytes_per_rollup\": %.0f, "
+         "\"compact_ms\": %.0f}\n",
          format, types, nprogs, pods * nprogs, n, (unsigned long long)bytes, n ? (double)bytes / (double)n : 0,
-         el > 0 ? (double)n / el : 0);
+         el > 0 ? (double)n / el : 0, rollups, rollups > 0 ? (double)(rolled - bytes) / rollups : 0, compact_s * 1e3);
   for (int g = 0; g < nprogs; g++)
     for (int f = 0; f < MIX_FILES; f++) {
       pprof_free(ps[g][f]);
