@@ -237,7 +237,8 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
  * closed windows are rolled up as the collector would have done meanwhile, and again for the
  * hours alone (their share of the time). */
 static int fill(const char *dir, int pods, int n, const char *type, char **files, int nfiles) {
-  store_opts o = {.dir = dir};
+  /* STORE_FORMAT=1 writes the old format (PPR1), for comparison */
+  store_opts o = {.dir = dir, .format = getenv("STORE_FORMAT") ? atoi(getenv("STORE_FORMAT")) : 0};
   /* STORE_BENCH_SEGMENT_BYTES: small segments, so tiered retention has whole old ones to delete */
   const char *sb = getenv("STORE_BENCH_SEGMENT_BYTES");
   if (sb) o.segment_bytes = strtoull(sb, NULL, 10);
