@@ -877,7 +877,8 @@ int sym_build_profile(const sym_table *t, const sym_samples *smp, const pprof_li
   p = NULL;
   goto out;
 nomem:
-  r = lim.max_memory && p && p->mem.reserved
+  /* past the scratch maps (malloc), what fails is the profile's arena: its budget, when it has one */
+  r = lim.max_memory && p && us.v && us.order && um.v && um.order && uf.v && uf.order && ul.v && ul.order
           ? pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", lim.max_memory)
           : pp_err_set(err, PP_ENOMEM, "out of memory");
 out:
@@ -1078,8 +1079,24 @@ int store__read_profile(store *s, const row_loc *e, const pprof_limits *limits, 
   sym_record rec;
   int r = sym_read_record(s, e, &rec, err);
   if (r < 0) return r;
-  if (rec.v2) r = sym_build_profile(rec.table, &rec.samples, limits, ret, err);
-  else r = store__decode_v1(&rec, limits, ret, err);
+  if (rec.v2) {
+    /* the decoded samples count against the record's share too (as a PPR1 record's fetched
+     * bytes do); the segment's table is the cache's, bounded by SYM_CACHE_BYTES */
+    pprof_limits lim;
+    if (limits) lim = *limits;
+    else pprof_limits_default(&lim);
+    size_t held = rec.samples.mem.reserved;
+    if (lim.max_memory && held >= lim.max_memory)
+      r = pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", lim.max_memory);
+    else {
+      if (lim.max_memory) lim.max_memory -= held;
+      r = sym_build_profile(rec.table, &rec.samples, &lim, ret, err);
+      if (r == PP_ELIMIT)
+        r = pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes",
+                       limits ? limits->max_memory : lim.max_memory);
+    }
+  } else
+    r = store__decode_v1(&rec, limits, ret, err);
   sym_record_free(&rec);
   return r;
 }
