@@ -758,6 +758,9 @@ static int merge_record(merge_job *j, sym_reader *rd, const row_loc *row, pp_err
   pprof_profile *p = NULL;
   pp_err rerr = {0};
   if ((r = sym_read_with(j->s, rd, row, &rec, &rerr)) == 0 && !rec.v2) r = store__decode_v1(&rec, &j->lim, &p, &rerr);
+  /* a v2 record's decoded samples count against its share, as a PPR1 record's decoding does */
+  else if (r == 0 && j->lim.max_memory && rec.samples.mem.reserved >= j->lim.max_memory)
+    r = pp_err_set(&rerr, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", j->lim.max_memory);
   if (r < 0) {
     sym_record_free(&rec);
     /* a record over its decoding share: the query is over its budget, not the record
