@@ -273,6 +273,8 @@ static void usage(FILE *f) {
         "      --retention-rollup-size SIZE tiers: disk budget of the rollups' segments\n"
         "                                (docs/operations.md: tiered retention; --retention-size and\n"
         "                                --retention-time still bound the whole store)\n"
+        "      --query-raw-only          merges read raw profiles only, never rollups (slower; for\n"
+        "                                checking answers and load tests; rollups are still built)\n"
         "  -l, --log-level LEVEL         debug, info, warn or error (default info)\n"
         "      --web-basic-auth-file FILE  require HTTP basic auth for the UI and API: name:hash\n"
         "                                lines (htpasswd -B); /healthz and /readyz stay open\n"
@@ -322,6 +324,7 @@ int main(int argc, char **argv) {
   double retention_time = 0, shutdown_grace = 5;
   double raw_time = 0, rollup_time = 0;
   uint64_t raw_size = 0, rollup_size = 0;
+  bool raw_reads = false;
   static const struct option lo[] = {
       {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
       {"web-port", required_argument, 0, 'p'},      {"data-dir", required_argument, 0, 'd'},
@@ -333,6 +336,7 @@ int main(int argc, char **argv) {
       {"shutdown-grace", required_argument, 0, 'G'},
       {"retention-raw", required_argument, 0, 'w'}, {"retention-raw-size", required_argument, 0, 'W'},
       {"retention-rollup", required_argument, 0, 'x'}, {"retention-rollup-size", required_argument, 0, 'X'},
+      {"query-raw-only", no_argument, 0, 'O'},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -375,6 +379,9 @@ int main(int argc, char **argv) {
       break;
     case 'X':
       if (pp_parse_size(optarg, &rollup_size, &err) < 0) return bad_flag("--retention-rollup-size: %s", err.msg);
+      break;
+    case 'O':
+      raw_reads = true;
       break;
     case 'G':
       if (pp_parse_duration(optarg, &shutdown_grace, &err) < 0) return bad_flag("--shutdown-grace: %s", err.msg);
@@ -487,7 +494,8 @@ int main(int argc, char **argv) {
                    .retention_raw_seconds = raw_time,
                    .retention_raw_bytes = raw_size,
                    .retention_rollup_seconds = rollup_time,
-                   .retention_rollup_bytes = rollup_size};
+                   .retention_rollup_bytes = rollup_size,
+                   .no_rollups = raw_reads};
   store_repair rep;
   if (store_open(&so, &a.st, &rep, &err) < 0) {
     LOG(LOG_ERROR, "cannot open the store: %s", err.msg);

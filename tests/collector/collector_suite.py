@@ -1228,7 +1228,8 @@ def tiers(t):
 
 
 def tiers_answer(t):
-    """End to end: a store of 2 h of one pod's 10 s CPU profiles (store-bench, 1 MiB segments),
+    """End to end: a store of 2 h of one pod's 10 s CPU profiles (store-bench, 64 KiB segments:
+    about 60 profiles each, so raw has whole segments to delete),
     served by a collector without tiers (its compactor rolls the closed windows and hours up),
     then by one with --retention-raw 1s: the raw segments go once rolled up, and render answers
     the same flame graph and top table from the rollups, saying resolution 1h; the timeline shows
@@ -1241,7 +1242,7 @@ def tiers_answer(t):
     data = os.path.join(d, "data")
     try:
         p = subprocess.run([SB, "fill", data, "1", "720", "cpu", *sorted(glob.glob(os.path.join(TESTDATA, "prometheus", "cpu-*.pb.gz")))],
-                           capture_output=True, text=True, timeout=300, env=dict(os.environ, STORE_BENCH_SEGMENT_BYTES=str(1 << 20)))
+                           capture_output=True, text=True, timeout=300, env=dict(os.environ, STORE_BENCH_SEGMENT_BYTES=str(64 << 10)))
         t.tool("collector tiers: store-bench fills 2 h of one pod's CPU profiles", p.returncode == 0, p.stdout + p.stderr[-2000:])
         if p.returncode != 0:
             return

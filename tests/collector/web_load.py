@@ -201,7 +201,8 @@ def web_load(t):
         c.cleanup()
 
     # one slot: the queue fills, and the rest is refused at once with Retry-After
-    c = Collector("monitors: []\n", data_dir=store, extra_args=["--web-max-queries", "1"], name="web-queue")
+    # (raw profiles only: a day read through its rollups is too quick, ~50 ms, to fill a queue)
+    c = Collector("monitors: []\n", data_dir=store, extra_args=["--web-max-queries", "1", "--query-raw-only"], name="web-queue")
     try:
         def queue_bound():
             res = [None] * 12
@@ -233,7 +234,8 @@ def web_load(t):
 
     # a deadline shorter than the query: 503 timeout on time; the answer finished in the
     # background serves the retry
-    c = Collector("monitors: []\n", data_dir=store, extra_args=["--web-query-timeout", "1s"], name="web-deadline")
+    c = Collector("monitors: []\n", data_dir=store, extra_args=["--web-query-timeout", "1s", "--query-raw-only"],
+                  name="web-deadline")
     try:
         def deadline():
             q = f"/api/v1/render?{DAY}&max_nodes=4096&top=500&base_from={now - 86400:.0f}&base_to={now - 43200:.0f}"

@@ -54,7 +54,8 @@ def shared_profiles():
     files = sorted(glob.glob(os.path.join(TESTDATA, "*", "*.pb.gz")) + glob.glob(os.path.join(TESTDATA, "*", "*.pb")))
     if not files:
         raise RuntimeError(f"no profiles under {TESTDATA}")
-    return files
+    # and Debian's caddy under load (tests/testdata/caddy/capture.sh): a third real program
+    return files + sorted(glob.glob(os.path.join(ROOT, "tests", "testdata", "caddy", "*.pb.gz")))
 
 
 def collect_from_demo(t):
