@@ -20,7 +20,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
-from harness import TESTDATA, free_port  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from harness import TESTDATA  # noqa: E402
+from ui_bench import serve  # noqa: E402
 
 OUT = os.path.join(ROOT, "build", "bench")
 SB = os.path.join(ROOT, "build", "rel", "bench", "store-bench")
@@ -33,30 +35,11 @@ def sb(args, fmt):
     return json.loads(subprocess.check_output([SB, *args], env=env).decode().strip().splitlines()[-1])
 
 
-def serve(data_dir):
-    port = free_port()
-    cfg = data_dir + "-config.yaml"
-    open(cfg, "w").write("monitors: []\n")
-    p = subprocess.Popen([os.path.join(ROOT, "bin", "collector"), "-c", cfg, "-d", data_dir, "-p", str(port),
-                          "--web-listen-address", "127.0.0.1", "-l", "warn", "--web-cache-size", "0"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/readyz", timeout=1)
-            return p, url
-        except OSError:
-            time.sleep(0.1)
-    p.kill()
-    p.wait()
-    raise RuntimeError("the collector did not get ready")
-
-
 def render_day(tmp, fmt):
     d = os.path.join(tmp, f"day-{fmt}")
     fill = sb(["fill", d, "10", "8640", "cpu", *CPUS], fmt)
     du = int(subprocess.check_output(["du", "-sb", d]).split()[0])
-    p, url = serve(d)
+    p, url = serve(d, ("--web-cache-size", "0"))  # every request merges
     try:
         q = f"{url}/api/v1/render?type=cpu&__k8s_namespace=bench&__k8s_name=svc&max_nodes=4096&top=500"
         t = []

@@ -21,14 +21,14 @@ OUT = os.path.join(ROOT, "build", "bench")
 SB = os.path.join(ROOT, "build", "rel", "bench", "store-bench")
 
 
-def serve(data_dir):
+def serve(data_dir, extra=()):
     """A collector serving data_dir (its config beside it, in the bench's temp dir), once /readyz
-    answers 200."""
+    answers 200; extra: more flags."""
     port = free_port()
     cfg = data_dir + "-config.yaml"
     open(cfg, "w").write("monitors: []\n")
     p = subprocess.Popen([os.path.join(ROOT, "bin", "collector"), "-c", cfg, "-d", data_dir, "-p", str(port),
-                          "--web-listen-address", "127.0.0.1", "-l", "warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          "--web-listen-address", "127.0.0.1", "-l", "warn", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:

@@ -263,7 +263,10 @@ store_agg store_default_agg(const char *type, bool delta);
 /* Merged profile of the selection: sum = all records merged; avg = each series' records merged
  * and divided by that series' record count (a rollup counts as the records it stands for),
  * then the series summed: a service's average is the sum over its pods of each pod's average
- * over time, however many records each pod has; latest = each series' newest record, merged. PP_EUSAGE ("no profiles") when nothing matches. At most
+ * over time, however many records each pod has; latest = each series' newest record, merged.
+ * Records of the symbols-once format are merged on their segment ids (store_idm.h: no string
+ * decoded or interned per record), with the same answers as merging their profiles one by one.
+ * PP_EUSAGE ("no profiles") when nothing matches. At most
  * max_records are read (0 = 10000), newest first. ret_count: records merged. */
 int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
                  int64_t to, store_agg agg, size_t max_records, pprof_profile **ret,

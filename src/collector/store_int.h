@@ -2,10 +2,12 @@
  *   store.c          opening, appending (the writer), retention, the writer's series cache
  *   store_repair.c   what store_open checks and mends: CRCs, lost rows, orphans, a lost index,
  *                    the index schema's upgrades
- *   store_seg.c      segment files and the record format: the only file that knows the bytes
+ *   store_seg.c      segment files and the records' framing (header, magic, CRC)
+ *   store_sym.c      the v2 record format: symbols once per segment, samples as ids (store_sym.h)
+ *   store_idm.c      merges of v2 records on ids (store_idm.h)
  *   store_sync.c     the syncer thread that makes appended records durable (the policy in store.h)
  *   store_query.c    readers: selections through the label index, listings, merges
- *   store_compact.c  rollups
+ *   store_compact.c  rollups (10 minutes and 1 hour)
  *
  * The index (SQLite, schema version STORE_SCHEMA_VERSION in PRAGMA user_version):
  *   series(id, labels, last_seg)   one row per label set; labels is JSON with sorted keys;
