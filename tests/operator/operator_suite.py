@@ -377,12 +377,27 @@ spec:
         conds(env.get(STACK)).get("Reconciled", {})), 30)
     t.record("an over-budget spec.storage.retention is refused in the stack's Reconciled condition", p.returncode == 0 and bool(bad),
              conds(env.get(STACK)))
+    # back to the defaults; the next sections need the rolled pod running and ready (a status read
+    # before the StatefulSet controller saw the change says "rolled out" already: wait for the
+    # new process with the default flags instead, so no restart lands in a later section)
+    pid1 = proc_of(env, NS, f"{NAME}-collector-0", "collector")
     env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=json", "-p",
                 '[{"op":"remove","path":"/spec/storage/retention"}]')
-    wait_for(lambda: conds(env.get(STACK)).get("Reconciled", {}).get("status") == "True" and
-             (lambda st: (st.get("status") or {}).get("readyReplicas") == 1 and
-              (st.get("status") or {}).get("currentRevision") == (st.get("status") or {}).get("updateRevision"))(env.get(STS) or {}),
-             120)
+
+    def back():
+        pid = proc_of(env, NS, f"{NAME}-collector-0", "collector")
+        if not pid or pid == pid1:
+            return None
+        try:
+            args = [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]]
+        except OSError:
+            return None
+        sts = env.get(STS) or {}
+        st = sts.get("status") or {}
+        return ("--retention-raw=86400s" in args and conds(env.get(STACK)).get("Reconciled", {}).get("status") == "True"
+                and st.get("readyReplicas") == 1 and st.get("observedGeneration") == sts.get("metadata", {}).get("generation")
+                and st.get("currentRevision") == st.get("updateRevision"))
+    wait_for(back, 120, 0.5)
 
 
 def bad_monitor(t, env, prom_pod):
