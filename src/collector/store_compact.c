@@ -138,8 +138,9 @@ static int build_rollup(store *s, sqlite3 *db, int64_t sid, const char *type, in
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto out;
   }
-  /* a v2 store writes the profile as ids: no gzip round trip */
-  if (s->symw) {
+  /* a v2 store writes the profile as ids: no gzip round trip (opts, not s->symw: the writer
+   * swaps its symbol writers between tiers while this thread runs) */
+  if (s->opts.format != 1) {
     it->profile = p;
     p = NULL;
   } else if ((r = pprof_encode(p, 1, &it->data, &it->len, err)) < 0)
