@@ -2,7 +2,9 @@
  * SQLite itself, the disk each leaves after retention deletes the oldest half, and the latency
  * of merging one hour of 10 s CPU profiles (360) of one series. One JSON object per line.
  *   store-bench DIR PROFILE N        ingest N copies of PROFILE both ways
- *   store-bench-merge DIR RUNS CPU... (argv[1] == "merge") 360 records from the CPU files */
+ *   store-bench merge DIR RUNS CPU... 360 records from the CPU files
+ * and the modes main() lists: ingest, fill, roundtrip, sched. STORE_FORMAT=1 in the environment
+ * writes the old record format (PPR1, gzip pprof per record), for comparison. */
 #include <dirent.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -20,10 +22,66 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* the file, or NULL (profiles here are small; 256 MiB is the store's own record cap) */
-static uint8_t *slurp(const char *path, size_t *len) {
-  uint8_t *b = NULL;
-  return pp_read_file(path, (size_t)256 << 20, &b, len, NULL) == 0 ? b : NULL;
+/* One input profile: its bytes as scraped and their decoding (the collector has both when it
+ * stores a profile). */
+typedef struct input {
+  uint8_t *data;
+  size_t len;
+  pprof_profile *p;
+} input;
+
+/* Reads and decodes path (profiles here are small; 256 MiB is the store's own record cap): 0, or
+ * -1 after saying why on stderr. */
+static int load_input(const char *path, input *in) {
+  pp_err err = {0};
+  in->p = NULL;
+  in->data = NULL;
+  if (pp_read_file(path, (size_t)256 << 20, &in->data, &in->len, &err) < 0 ||
+      pprof_decode(in->data, in->len, NULL, &in->p, &err) < 0) {
+    fprintf(stderr, "%s: cannot read: %s\n", path, err.msg);
+    free(in->data);
+    in->data = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+static void free_input(input *in) {
+  pprof_free(in->p);
+  free(in->data);
+}
+
+/* Loads n files into a malloc'd array (NULL after saying why). */
+static input *load_inputs(char **files, int n) {
+  input *v = calloc((size_t)(n ? n : 1), sizeof *v);
+  for (int i = 0; v && i < n; i++)
+    if (load_input(files[i], &v[i]) < 0) {
+      while (i-- > 0) free_input(&v[i]);
+      free(v);
+      return NULL;
+    }
+  return v;
+}
+
+static void free_inputs(input *v, int n) {
+  for (int i = 0; v && i < n; i++) free_input(&v[i]);
+  free(v);
+}
+
+/* The record format STORE_FORMAT asks for (0 = current). */
+static int env_format(void) {
+  const char *f = getenv("STORE_FORMAT");
+  return f ? atoi(f) : 0;
+}
+
+/* Opens a store: 0, or -1 after saying why on stderr. */
+static int open_or_say(const store_opts *o, store **s) {
+  pp_err err = {0};
+  if (store_open(o, s, NULL, &err) < 0) {
+    fprintf(stderr, "%s: %s\n", o->dir, err.msg);
+    return -1;
+  }
+  return 0;
 }
 
 static uint64_t du(const char *dir) {
@@ -53,10 +111,11 @@ static int append_copies(store *s, const uint8_t *data, size_t len, const pprof_
 }
 
 static int ingest(const char *dir, const char *file, int n) {
-  size_t len;
-  uint8_t *data = slurp(file, &len);
-  pprof_profile *p = NULL;
-  if (!data || pprof_decode(data, len, NULL, &p, NULL) < 0) return 1;
+  input in;
+  if (load_input(file, &in) < 0) return 1;
+  const uint8_t *data = in.data;
+  size_t len = in.len;
+  const pprof_profile *p = in.p;
   char d1[512], d2[512], cmd[1700];
   snprintf(d1, sizeof d1, "%s/segments-store", dir);
   snprintf(d2, sizeof d2, "%s/sqlite-blobs", dir);
@@ -65,10 +124,9 @@ static int ingest(const char *dir, const char *file, int n) {
 
   /* ours: segments + index (small segments so retention has something to delete);
    * STORE_FORMAT=1 writes the old format (PPR1), for comparison */
-  store_opts o = {.dir = d1, .segment_bytes = (uint64_t)len * (uint64_t)n / 20 + 1,
-                  .format = getenv("STORE_FORMAT") ? atoi(getenv("STORE_FORMAT")) : 0};
+  store_opts o = {.dir = d1, .segment_bytes = (uint64_t)len * (uint64_t)n / 20 + 1, .format = env_format()};
   store *s;
-  if (store_open(&o, &s, NULL, NULL) < 0) return 1;
+  if (open_or_say(&o, &s) < 0) return 1;
   double t0 = now_s();
   if (append_copies(s, data, len, p, n, NULL) < 0) return 1;
   double seg_s = now_s() - t0;
@@ -76,7 +134,7 @@ static int ingest(const char *dir, const char *file, int n) {
   /* retention: drop the older half by time */
   store_close(s);
   o.retention_seconds = (double)n / 2;
-  if (store_open(&o, &s, NULL, NULL) < 0) return 1;
+  if (open_or_say(&o, &s) < 0) return 1;
   t0 = now_s();
   store_retention(s, (int64_t)n * 1000000000, NULL);
   double seg_ret_s = now_s() - t0;
@@ -136,30 +194,24 @@ static int ingest(const char *dir, const char *file, int n) {
          n, len, n / seg_s, n / blob_s, (unsigned long long)seg_full, (unsigned long long)blob_full,
          seg_ret_s * 1e3, blob_ret_s * 1e3, (unsigned long long)seg_after,
          (unsigned long long)blob_after);
-  pprof_free(p);
-  free(data);
+  free_input(&in);
   return 0;
 }
 
 /* ingest DIR PROFILE N SYNC: N copies of PROFILE (append_copies) with the durability
  * syncer every SYNC seconds (< 0: never): the ingest rate and the rounds the syncer made. */
 static int ingest_sync(const char *dir, const char *file, int n, double sync) {
-  size_t len;
-  uint8_t *data = slurp(file, &len);
-  pprof_profile *p = NULL;
-  if (!data || pprof_decode(data, len, NULL, &p, NULL) < 0) return 1;
+  input in;
+  if (load_input(file, &in) < 0) return 1;
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0) return 1;
-  store_opts o = {.dir = dir, .sync_interval = sync};
+  store_opts o = {.dir = dir, .sync_interval = sync, .format = env_format()};
   store *s;
   pp_err err = {0};
-  if (store_open(&o, &s, NULL, &err) < 0) {
-    fprintf(stderr, "%s\n", err.msg);
-    return 1;
-  }
+  if (open_or_say(&o, &s) < 0) return 1;
   double t0 = now_s();
-  if (append_copies(s, data, len, p, n, &err) < 0) {
+  if (append_copies(s, in.data, in.len, in.p, n, &err) < 0) {
     fprintf(stderr, "%s\n", err.msg);
     return 1;
   }
@@ -173,8 +225,7 @@ static int ingest_sync(const char *dir, const char *file, int n, double sync) {
          "\"last_sync_ms\": %.2f, \"close_ms\": %.1f}\n",
          n, sync, n / el, (unsigned long long)st.syncs, (unsigned long long)st.sync_failures,
          st.last_sync_seconds * 1e3, close_s * 1e3);
-  pprof_free(p);
-  free(data);
+  free_input(&in);
   return 0;
 }
 
@@ -183,25 +234,19 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
   snprintf(d1, sizeof d1, "%s/merge-store", dir);
   snprintf(cmd, sizeof cmd, "rm -rf %s", d1);
   if (system(cmd) != 0) return 1;
-  store_opts o = {.dir = d1, .format = getenv("STORE_FORMAT") ? atoi(getenv("STORE_FORMAT")) : 0};
+  store_opts o = {.dir = d1, .format = env_format()};
   store *s;
-  if (store_open(&o, &s, NULL, NULL) < 0) return 1;
+  input *in = load_inputs(files, nfiles);
+  if (!in || open_or_say(&o, &s) < 0) return 1;
   for (int i = 0; i < 360; i++) {
-    size_t len;
-    uint8_t *data = slurp(files[i % nfiles], &len);
-    pprof_profile *p = NULL;
-    if (!data || pprof_decode(data, len, NULL, &p, NULL) < 0) {
-      fprintf(stderr, "%s: cannot read\n", files[i % nfiles]);
-      return 1;
-    }
+    const input *x = &in[i % nfiles];
     store_label l[1] = {{"monitor", "one-target"}};
     store_record r = {
-        l, 1, "cpu", (int64_t)i * 10000000000LL, (int64_t)(i + 1) * 10000000000LL, data, len, p};
+        l, 1, "cpu", (int64_t)i * 10000000000LL, (int64_t)(i + 1) * 10000000000LL, x->data, x->len, x->p};
     bool enospc;
     if (store_append(s, &r, &enospc, NULL) < 0) return 1;
-    pprof_free(p);
-    free(data);
   }
+  free_inputs(in, nfiles);
   double best = 1e9, sum = 0;
   double *v = calloc((size_t)runs, sizeof *v);
   for (int i = 0; i < runs; i++) {
@@ -238,22 +283,16 @@ static int merge360(const char *dir, int runs, char **files, int nfiles) {
  * hours alone (their share of the time). */
 static int fill(const char *dir, int pods, int n, const char *type, char **files, int nfiles) {
   /* STORE_FORMAT=1 writes the old format (PPR1), for comparison */
-  store_opts o = {.dir = dir, .format = getenv("STORE_FORMAT") ? atoi(getenv("STORE_FORMAT")) : 0};
+  store_opts o = {.dir = dir, .format = env_format()};
   /* STORE_BENCH_SEGMENT_BYTES: small segments, so tiered retention has whole old ones to delete */
   const char *sb = getenv("STORE_BENCH_SEGMENT_BYTES");
   if (sb) o.segment_bytes = strtoull(sb, NULL, 10);
   store *s;
-  if (store_open(&o, &s, NULL, NULL) < 0) return 1;
+  input *in = load_inputs(files, nfiles);
+  if (!in || open_or_say(&o, &s) < 0) return 1;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   int64_t now = (int64_t)ts.tv_sec * 1000000000;
-  uint8_t **data = calloc((size_t)nfiles, sizeof *data);
-  size_t *lens = calloc((size_t)nfiles, sizeof *lens);
-  pprof_profile **ps = calloc((size_t)nfiles, sizeof *ps);
-  for (int f = 0; f < nfiles; f++)
-    if (!(data[f] = slurp(files[f], &lens[f])) ||
-        pprof_decode(data[f], lens[f], NULL, &ps[f], NULL) < 0)
-      return 1;
   for (int pod = 0; pod < pods; pod++)
     for (int i = 0; i < n; i++) {
       char mon[32];
@@ -261,7 +300,7 @@ static int fill(const char *dir, int pods, int n, const char *type, char **files
       store_label l[3] = {{"monitor", mon}, {"__k8s_namespace", "bench"}, {"__k8s_name", "svc"}};
       int f = (pod + i) % nfiles;
       int64_t end = now - (int64_t)(n - i) * 10000000000LL;
-      store_record r = {l, 3, type, end - 10000000000LL, end, data[f], lens[f], ps[f]};
+      store_record r = {l, 3, type, end - 10000000000LL, end, in[f].data, in[f].len, in[f].p};
       bool enospc;
       if (store_append(s, &r, &enospc, NULL) < 0) return 1;
     }
@@ -282,7 +321,7 @@ static int fill(const char *dir, int pods, int n, const char *type, char **files
     return 1;
   int hours = sqlite3_changes(h);
   sqlite3_close(h);
-  if (store_open(&o, &s, NULL, NULL) < 0) return 1;
+  if (open_or_say(&o, &s) < 0) return 1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   int again = store_compact(s, now, NULL);
   clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -290,70 +329,7 @@ static int fill(const char *dir, int pods, int n, const char *type, char **files
          pods * n, rolled, all_ms, hours, (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
   if (again != hours) return 1;
   store_close(s);
-  for (int f = 0; f < nfiles; f++) {
-    pprof_free(ps[f]);
-    free(data[f]);
-  }
-  free(ps);
-  free(data);
-  free(lens);
-  return 0;
-}
-
-/* mix DIR FORMAT N FILE...: N profiles cycling through FILEs (type = the file's name up to
- * its first '-' or '.'), as 200 series 10 s apart, in store format FORMAT (0 = current, 1 =
- * PPR1): ingest rate and bytes on disk per profile. */
-static int mix(const char *dir, int format, int n, char **files, int nfiles) {
-  char cmd[700];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) return 1;
-  uint8_t **data = calloc((size_t)nfiles, sizeof *data);
-  size_t *lens = calloc((size_t)nfiles, sizeof *lens);
-  pprof_profile **ps = calloc((size_t)nfiles, sizeof *ps);
-  char (*types)[32] = calloc((size_t)nfiles, sizeof *types);
-  uint64_t in_bytes = 0;
-  for (int f = 0; f < nfiles; f++) {
-    if (!(data[f] = slurp(files[f], &lens[f])) || pprof_decode(data[f], lens[f], NULL, &ps[f], NULL) < 0) return 1;
-    const char *b = strrchr(files[f], '/');
-    snprintf(types[f], sizeof types[f], "%s", b ? b + 1 : files[f]);
-    types[f][strcspn(types[f], "-.")] = 0;
-  }
-  store_opts o = {.dir = dir, .format = format};
-  store *s;
-  pp_err err = {0};
-  if (store_open(&o, &s, NULL, &err) < 0) {
-    fprintf(stderr, "%s\n", err.msg);
-    return 1;
-  }
-  double t0 = now_s();
-  for (int i = 0; i < n; i++) {
-    char mon[32];
-    snprintf(mon, sizeof mon, "target-%d", i % 200);
-    int f = (i / 200) % nfiles;
-    store_label l[2] = {{"monitor", mon}, {"endpoint", "http://10.0.0.1:6060"}};
-    int64_t end = (int64_t)(i / 200 + 1) * 10000000000LL;
-    store_record r = {l, 2, types[f], end - 10000000000LL, end, data[f], lens[f], ps[f]};
-    bool enospc;
-    if (store_append(s, &r, &enospc, &err) < 0) {
-      fprintf(stderr, "%s\n", err.msg);
-      return 1;
-    }
-    in_bytes += lens[f];
-  }
-  double el = now_s() - t0;
-  store_close(s);
-  uint64_t disk = du(dir);
-  printf("{\"format\": %d, \"profiles\": %d, \"files\": %d, \"per_s\": %.0f, \"disk_bytes\": %llu, "
-         "\"bytes_per_profile\": %.0f, \"scraped_bytes_per_profile\": %.0f}\n",
-         format, n, nfiles, n / el, (unsigned long long)disk, (double)disk / n, (double)in_bytes / n);
-  for (int f = 0; f < nfiles; f++) {
-    pprof_free(ps[f]);
-    free(data[f]);
-  }
-  free(ps);
-  free(data);
-  free(lens);
-  free(types);
+  free_inputs(in, nfiles);
   return 0;
 }
 
@@ -367,26 +343,24 @@ static int roundtrip(const char *dir, const char *out, char **files, int nfiles)
   store_opts o = {.dir = dir};
   store *s;
   pp_err err = {0};
-  if (store_open(&o, &s, NULL, &err) < 0) {
-    fprintf(stderr, "%s\n", err.msg);
-    return 1;
-  }
+  if (open_or_say(&o, &s) < 0) return 1;
   int rc = 0;
   for (int f = 0; f < nfiles && !rc; f++) {
-    size_t len;
-    uint8_t *data = slurp(files[f], &len);
-    pprof_profile *p = NULL;
+    input in;
+    if (load_input(files[f], &in) < 0) {
+      rc = 1;
+      break;
+    }
     char mon[32];
     snprintf(mon, sizeof mon, "file-%d", f);
     store_label l[1] = {{"monitor", mon}};
-    store_record r = {l, 1, "t", (int64_t)(f + 1) * 1000000000, (int64_t)(f + 1) * 1000000000, data, len, NULL};
+    store_record r = {l, 1, "t", (int64_t)(f + 1) * 1000000000, (int64_t)(f + 1) * 1000000000, in.data, in.len, in.p};
     bool enospc;
-    if (!data || pprof_decode(data, len, NULL, &p, &err) < 0 || (r.profile = p, store_append(s, &r, &enospc, &err)) < 0) {
+    if (store_append(s, &r, &enospc, &err) < 0) {
       fprintf(stderr, "%s: %s\n", files[f], err.msg);
       rc = 1;
     }
-    pprof_free(p);
-    free(data);
+    free_input(&in);
   }
   for (int f = 0; f < nfiles && !rc; f++) {
     char mon[32];
@@ -426,18 +400,13 @@ static int roundtrip(const char *dir, const char *out, char **files, int nfiles)
 #define MIX_FILES 8
 static int sched(const char *dir, int format, int pods, int rounds, const char *types, char **progs, int nprogs) {
   static const char *names[MIX_FILES] = {"cpu-1", "cpu-2", "cpu-3", "cpu-4", "cpu-5", "cpu-6", "heap", "goroutine"};
-  uint8_t *data[16][MIX_FILES];
-  size_t lens[16][MIX_FILES];
-  pprof_profile *ps[16][MIX_FILES];
+  input in[16][MIX_FILES];
   if (nprogs > 16) return 1;
   for (int g = 0; g < nprogs; g++)
     for (int f = 0; f < MIX_FILES; f++) {
       char path[700];
       snprintf(path, sizeof path, "%s/%s.pb.gz", progs[g], names[f]);
-      if (!(data[g][f] = slurp(path, &lens[g][f])) || pprof_decode(data[g][f], lens[g][f], NULL, &ps[g][f], NULL) < 0) {
-        fprintf(stderr, "sched: cannot read %s\n", path);
-        return 1;
-      }
+      if (load_input(path, &in[g][f]) < 0) return 1;
     }
   bool want_cpu = strstr(types, "cpu") != NULL, want_heap = strstr(types, "heap") != NULL,
        want_gr = strstr(types, "goroutine") != NULL;
@@ -447,10 +416,7 @@ static int sched(const char *dir, int format, int pods, int rounds, const char *
   store_opts o = {.dir = dir, .format = format};
   store *s;
   pp_err err = {0};
-  if (store_open(&o, &s, NULL, &err) < 0) {
-    fprintf(stderr, "%s\n", err.msg);
-    return 1;
-  }
+  if (open_or_say(&o, &s) < 0) return 1;
   int64_t base = (int64_t)1700000000 * 1000000000;
   long n = 0;
   double el = 0;
@@ -470,7 +436,7 @@ static int sched(const char *dir, int format, int pods, int rounds, const char *
         for (int k = 0; k < np; k++) {
           int f = pick[k];
           store_record rec = {l, 3, f < 6 ? "cpu" : names[f], f < 6 ? end - 10000000000LL : end, end,
-                              data[g][f], lens[g][f], ps[g][f]};
+                              in[g][f].data, in[g][f].len, in[g][f].p};
           bool enospc;
           double t0 = now_s();
           if (store_append(s, &rec, &enospc, &err) < 0) {
@@ -485,10 +451,7 @@ static int sched(const char *dir, int format, int pods, int rounds, const char *
   uint64_t bytes = du(dir);
   /* then every window rolled up, as the collector's compactor does as they close: what the
    * rollups (10 minutes and 1 hour, in their own segments) add, per rollup */
-  if (store_open(&o, &s, NULL, &err) < 0) {
-    fprintf(stderr, "%s\n", err.msg);
-    return 1;
-  }
+  if (open_or_say(&o, &s) < 0) return 1;
   double c0 = now_s();
   int rollups = store_compact(s, base + (int64_t)(rounds + 1) * 10000000000LL + 7200 * 1000000000LL, &err);
   double compact_s = now_s() - c0;
@@ -500,10 +463,7 @@ static int sched(const char *dir, int format, int pods, int rounds, const char *
          format, types, nprogs, pods * nprogs, n, (unsigned long long)bytes, n ? (double)bytes / (double)n : 0,
          el > 0 ? (double)n / el : 0, rollups, rollups > 0 ? (double)(rolled - bytes) / rollups : 0, compact_s * 1e3);
   for (int g = 0; g < nprogs; g++)
-    for (int f = 0; f < MIX_FILES; f++) {
-      pprof_free(ps[g][f]);
-      free(data[g][f]);
-    }
+    for (int f = 0; f < MIX_FILES; f++) free_input(&in[g][f]);
   return 0;
 }
 
@@ -511,7 +471,6 @@ int main(int argc, char **argv) {
   if (argc >= 5 && !strcmp(argv[1], "roundtrip")) return roundtrip(argv[2], argv[3], argv + 4, argc - 4);
   if (argc >= 8 && !strcmp(argv[1], "sched"))
     return sched(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argv[6], argv + 7, argc - 7);
-  if (argc >= 6 && !strcmp(argv[1], "mix")) return mix(argv[2], atoi(argv[3]), atoi(argv[4]), argv + 5, argc - 5);
   if (argc >= 7 && !strcmp(argv[1], "fill"))
     return fill(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv + 6, argc - 6);
   if (argc == 6 && !strcmp(argv[1], "ingest")) return ingest_sync(argv[2], argv[3], atoi(argv[4]), atof(argv[5]));
