@@ -280,9 +280,9 @@ nomem:
   return pp_err_set(err, PP_ENOMEM, "out of memory");
 }
 
-int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, size_t *ret_added, pp_err *err) {
+int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, pp_err *err) {
   int r = 0;
-  size_t added = 0, i = 0;
+  size_t i = 0;
   for (; i < m->ng && r == 0; i++) {
     idm_group *g = &m->g[i];
     sym_samples smp;
@@ -292,7 +292,6 @@ int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, size_t *ret_
     arena_free(&smp.mem);
     if (r == 0) r = pprof_merger_add(mg, p, 1, err);
     pprof_free(p);
-    if (r == 0) added++;
     m->bytes -= g->bytes;
     group_free(g);
   }
@@ -301,6 +300,5 @@ int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, size_t *ret_
     group_free(&m->g[i]);
   }
   m->ng = m->last = 0;
-  if (ret_added) *ret_added = added;
   return r;
 }

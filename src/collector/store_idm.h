@@ -22,8 +22,9 @@
  * skips it.
  *
  * Memory: idm_bytes() is what the sums hold (hash tables, values, the segments' tables they
- * keep referenced); idm_add fails with PP_ELIMIT, naming the limit, when it would pass the
- * limit it is given. Not thread-safe: one idm per merge.
+ * keep referenced); idm_add fails with PP_ELIMIT, naming the limit, once they pass the limit it
+ * is given: it is checked after a record's sums grew, so the idm may hold one record's growth
+ * past it (a record's samples, which its own share bounds). Not thread-safe: one idm per merge.
  */
 #ifndef COLLECTOR_STORE_IDM_H
 #define COLLECTOR_STORE_IDM_H
@@ -44,9 +45,9 @@ int idm_add(idm *m, const sym_record *rec, size_t limit, pp_err *err);
 int idm_check_profile(idm *m, const pprof_profile *p, pp_err *err);
 
 /* Adds each segment's sums as one profile to mg, in the order the segments were first seen,
- * and empties the idm (its types stay fixed). *ret_added: profiles added. limits->max_memory
- * (0 = none) bounds each profile built. */
-int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, size_t *ret_added, pp_err *err);
+ * and empties the idm (its types stay fixed). limits->max_memory (0 = none) bounds each
+ * profile built. */
+int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, pp_err *err);
 
 size_t idm_bytes(const idm *m);
 

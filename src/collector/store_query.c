@@ -690,8 +690,6 @@ store_agg store_default_agg(const char *type, bool delta) {
 
 typedef struct merge_job {
   store *s;
-  const row_loc *rows;
-  const size_t *pick;
   pprof_merger *mg;
   int64_t merged;
   /* v2 records are summed on ids (store_idm.h) and go into the merger as one profile per
@@ -718,7 +716,7 @@ static int flush_ids(merge_job *j, pprof_merger *into, pp_err *err) {
     size_t others = pprof_merger_bytes(j->mg) + (j->series && into != j->series ? pprof_merger_bytes(j->series) : 0);
     pprof_merger_set_limit(into, cap_left(j, others + idm_bytes(j->ids)));
   }
-  int r = idm_flush(j->ids, into, &j->lim, NULL, err);
+  int r = idm_flush(j->ids, into, &j->lim, err);
   return r == PP_EMISMATCH ? 0 : r;
 }
 
@@ -757,10 +755,9 @@ static int merge_record(merge_job *j, sym_reader *rd, const row_loc *row, pp_err
   sym_record rec;
   pprof_profile *p = NULL;
   pp_err rerr = {0};
-  if ((r = sym_read_with(j->s, rd, row, &rec, &rerr)) == 0 && !rec.v2) r = store__decode_v1(&rec, &j->lim, &p, &rerr);
-  /* a v2 record's decoded samples count against its share, as a PPR1 record's decoding does */
-  else if (r == 0 && j->lim.max_memory && rec.samples.mem.reserved >= j->lim.max_memory)
-    r = pp_err_set(&rerr, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", j->lim.max_memory);
+  size_t left; /* a v2 record's samples count against its share; no profile is built from it here */
+  if ((r = sym_read_with(j->s, rd, row, &rec, &rerr)) == 0)
+    r = rec.v2 ? sym_record_share(&rec, j->lim.max_memory, &left, &rerr) : store__decode_v1(&rec, &j->lim, &p, &rerr);
   if (r < 0) {
     sym_record_free(&rec);
     /* a record over its decoding share: the query is over its budget, not the record
@@ -796,7 +793,7 @@ static int merge_record(merge_job *j, sym_reader *rd, const row_loc *row, pp_err
  * sums on ids share the rest. */
 static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg, bool avg,
                         size_t budget, int64_t *ret_merged, pp_err *err) {
-  merge_job mj = {.s = s, .rows = locs, .pick = pick, .mg = mg, .avg = avg};
+  merge_job mj = {.s = s, .mg = mg, .avg = avg};
   pprof_limits_default(&mj.lim);
   if (budget) {
     mj.lim.max_memory = budget / 4;

@@ -1060,18 +1060,37 @@ void sym_record_free(sym_record *r) {
   memset(r, 0, sizeof *r);
 }
 
+static int over_share(size_t max_memory, pp_err *err) {
+  return pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", max_memory);
+}
+
+int sym_record_share(const sym_record *rec, size_t max_memory, size_t *ret_left, pp_err *err) {
+  size_t held = rec->v2 ? rec->samples.mem.reserved : rec->gz_len;
+  if (max_memory && held >= max_memory) return over_share(max_memory, err);
+  *ret_left = max_memory ? max_memory - held : 0;
+  return 0;
+}
+
+/* A query's share for one record: limits->max_memory, or the default's. */
+static size_t whole_memory(const pprof_limits *limits) {
+  pprof_limits d;
+  if (limits) return limits->max_memory;
+  pprof_limits_default(&d);
+  return d.max_memory;
+}
+
+/* The limits a profile made from rec gets: limits (NULL: the defaults) less what rec holds. */
+static int built_limits(const sym_record *rec, const pprof_limits *limits, pprof_limits *ret, pp_err *err) {
+  if (limits) *ret = *limits;
+  else pprof_limits_default(ret);
+  return sym_record_share(rec, ret->max_memory, &ret->max_memory, err);
+}
+
 int store__decode_v1(const sym_record *rec, const pprof_limits *limits, pprof_profile **ret, pp_err *err) {
   pprof_limits lim;
-  if (limits) lim = *limits;
-  else pprof_limits_default(&lim);
-  /* the record's bytes count against its share too (pprof.h, pprof_decode_pipeline) */
-  if (lim.max_memory && rec->gz_len >= lim.max_memory)
-    return pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", lim.max_memory);
-  size_t whole = lim.max_memory;
-  if (lim.max_memory) lim.max_memory -= rec->gz_len;
-  int r = pprof_decode(rec->gz, rec->gz_len, &lim, ret, err);
-  if (r < 0 && strstr(err->msg, "memory limit"))
-    r = pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", whole);
+  int r = built_limits(rec, limits, &lim, err);
+  if (r == 0 && (r = pprof_decode(rec->gz, rec->gz_len, &lim, ret, err)) < 0 && strstr(err->msg, "memory limit"))
+    r = over_share(whole_memory(limits), err);
   return r;
 }
 
@@ -1079,24 +1098,15 @@ int store__read_profile(store *s, const row_loc *e, const pprof_limits *limits, 
   sym_record rec;
   int r = sym_read_record(s, e, &rec, err);
   if (r < 0) return r;
-  if (rec.v2) {
-    /* the decoded samples count against the record's share too (as a PPR1 record's fetched
-     * bytes do); the segment's table is the cache's, bounded by SYM_CACHE_BYTES */
+  if (!rec.v2) r = store__decode_v1(&rec, limits, ret, err);
+  else {
+    /* the segment's table is the cache's, bounded by SYM_CACHE_BYTES; the decoded samples are
+     * this record's */
     pprof_limits lim;
-    if (limits) lim = *limits;
-    else pprof_limits_default(&lim);
-    size_t held = rec.samples.mem.reserved;
-    if (lim.max_memory && held >= lim.max_memory)
-      r = pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes", lim.max_memory);
-    else {
-      if (lim.max_memory) lim.max_memory -= held;
-      r = sym_build_profile(rec.table, &rec.samples, &lim, ret, err);
-      if (r == PP_ELIMIT)
-        r = pp_err_set(err, PP_ELIMIT, "decoded profile needs more than the memory limit of %zu bytes",
-                       limits ? limits->max_memory : lim.max_memory);
-    }
-  } else
-    r = store__decode_v1(&rec, limits, ret, err);
+    if ((r = built_limits(&rec, limits, &lim, err)) == 0 &&
+        (r = sym_build_profile(rec.table, &rec.samples, &lim, ret, err)) == PP_ELIMIT)
+      r = over_share(whole_memory(limits), err);
+  }
   sym_record_free(&rec);
   return r;
 }

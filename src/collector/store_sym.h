@@ -133,6 +133,11 @@ int sym_build_profile(const sym_table *t, const sym_samples *smp, const pprof_li
 
 /* One record as a decoded profile, whatever its format (no encode+decode round trip for v2). */
 int store__read_profile(store *s, const row_loc *e, const pprof_limits *limits, pprof_profile **ret, pp_err *err);
+/* What a record read holds counts against its share of a query's memory (as the decode
+ * pipeline counts fetched bytes, pprof.h): a v2 record's decoded samples, a PPR1 record's
+ * bytes. *ret_left gets what max_memory (0 = none) leaves for a profile built from it; PP_ELIMIT
+ * ("... memory limit of N bytes") when nothing is left. */
+int sym_record_share(const sym_record *rec, size_t max_memory, size_t *ret_left, pp_err *err);
 /* A PPR1 record's profile, decoded within limits->max_memory (its bytes included). */
 int store__decode_v1(const sym_record *rec, const pprof_limits *limits, pprof_profile **ret, pp_err *err);
 
