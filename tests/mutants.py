@@ -436,6 +436,9 @@ MUTANTS = [
     M("answers-never-cached", "nothing is ever stored in the answer cache",
       [("src/collector/web_cache.c", "  if (!c || !c->st.max_bytes) return;\n  size_t klen", "  if (c || !c) return;\n  size_t klen")],
       ["collector:web_load"], r"cache hit|serves the retry"),
+    M("rebuild-forgets-raw-watermark", "an index rebuilt with tiers on leaves tiered retention's watermark at 0",
+      [("src/collector/store.c", "  if (rep.index_rebuilt && store__tiers_on(&s->opts) &&", "  if (0 && store__tiers_on(&s->opts) &&")],
+      ["unit:test_store"], r"tiers_answer_from_rollups"),
     # ---- store: merges on ids (issue 13 §2)
     M("idm-sums-overwrite", "merges on ids keep each stack's last value instead of the sum",
       [("src/collector/store_idm.c", "for (size_t k = 0; k < nst; k++) v[k] = (int64_t)((uint64_t)v[k] + (uint64_t)smp->value[k]);",

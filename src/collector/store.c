@@ -624,6 +624,19 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
   s->stats.series = (uint64_t)v[1];
   s->stats.segments = (uint64_t)v[2];
   s->stats.rollups = (uint64_t)v[3];
+  /* a rebuilt index lost tiered retention's watermark, which the segments do not hold: with
+   * tiers on, every raw profile older than the oldest one left went (whole segments go oldest
+   * first), so a window starting before it with fewer profiles than its rollup lost them */
+  if (rep.index_rebuilt && store__tiers_on(&s->opts) &&
+      (r = store__run(s->db,
+                      "INSERT INTO store_meta(key, value) SELECT 'raw_dropped_until', m FROM (SELECT COALESCE("
+                      "(SELECT MIN(min_ns) - 1 FROM segment WHERE tier=0 AND min_ns IS NOT NULL), "
+                      "(SELECT MAX(end_ns) FROM rollup)) AS m) WHERE m > 0 "
+                      "ON CONFLICT(key) DO UPDATE SET value=MAX(value, excluded.value)",
+                      0, 0, err)) < 0) {
+    store_free(s);
+    return r;
+  }
   if ((r = store__query_i64(s->db, "SELECT COALESCE(MAX(value), 0) FROM store_meta WHERE key='raw_dropped_until'", 0, 0,
                             &s->stats.raw_dropped_until_ns, err)) < 0 ||
       (r = count_tier_bytes(s, err)) < 0) {

@@ -75,7 +75,9 @@
  * while the raw segments are over retention_raw_bytes (the budget wins: rollups of what goes
  * are then missing). Rollup segments go when their newest rollup is older than
  * retention_rollup_seconds or while over retention_rollup_bytes. Each raw deletion by tiers
- * first raises raw_dropped_until_ns (kept in the index) to the segment's newest end time.
+ * first raises raw_dropped_until_ns (kept in the index) to the segment's newest end time; an
+ * index rebuilt from the segments (which do not hold it) sets it to just before the oldest raw
+ * profile left, or to the newest rollup's end when no raw is left.
  *
  * Threads: one writer (the thread that calls store_append/store_retention); readers call the
  * query functions from any thread, each call using its own read-only connection.
