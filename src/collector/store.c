@@ -1143,4 +1143,5 @@ void store_get_stats(store *s, store_stats *ret) {
   pthread_mutex_unlock(&s->stats_mu);
   ret->disk_bytes = store_disk_bytes(s);
   ret->records_read = __atomic_load_n(&s->records_read, __ATOMIC_RELAXED);
+  ret->table_loads = __atomic_load_n(&s->table_loads, __ATOMIC_RELAXED);
 }

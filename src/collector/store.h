@@ -189,6 +189,7 @@ typedef struct store_stats {
   int64_t hours_compacted_until_ns; /* hours before this are compacted (0 = none yet) */
   int64_t raw_dropped_until_ns; /* tiered retention deleted raw profiles ending up to here */
   uint64_t records_read;      /* records (profiles or rollups) read by merges since open */
+  uint64_t table_loads;       /* segment symbol tables read from disk since open (store_sym.h) */
   uint64_t syncs;             /* durability rounds completed since open */
   uint64_t sync_failures;     /* rounds where an fdatasync failed (what it covered may be lost) */
   char last_sync_error[160];  /* what the last failed round failed at, and why ("" = none since

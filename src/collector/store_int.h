@@ -187,6 +187,7 @@ struct store {
   struct sym_writer *rsymw; /* the other tier's active segment's (store.c swap_tier) */
   struct sym_cache *symc;
   uint64_t records_read;    /* atomic: bumped by merge workers */
+  uint64_t table_loads;     /* atomic: segment symbol tables read from disk (store_sym.c) */
   pthread_mutex_t stats_mu; /* guards stats for readers on other threads */
   store_stats stats;
 };

@@ -785,6 +785,21 @@ static int merge_record(merge_job *j, sym_reader *rd, const row_loc *row, pp_err
   return r;
 }
 
+/* Before a run of picks from one segment: reads the run's last record first, so its segment's
+ * table is loaded (and cached) up to the newest symbol record the run needs. A record names the
+ * newest symbol record of its segment when it was written, so records of one series written
+ * between other targets' new symbols each name a newer one; read oldest first, each would load
+ * the table again (store_sym.h: a table serves the records its chain covers). What the read
+ * costs is one record; a failure is the merge's to meet when it reads that record. */
+static void prime_tables(store *s, sym_reader *rd, const row_loc *locs, const size_t *pick, size_t n) {
+  size_t last = 0;
+  while (last + 1 < n && locs[pick[last + 1]].segment_id == locs[pick[0]].segment_id) last++;
+  if (last == 0) return;
+  sym_record rec;
+  pp_err ignored = {0};
+  if (sym_read_with(s, rd, &locs[pick[last]], &rec, &ignored) == 0) sym_record_free(&rec);
+}
+
 /* Merges the picked rows into mg; with avg, picks must be grouped by series and each series
  * is added as its own average. One thread: a v2 record costs a read, an inflate and its
  * samples' hashing (~20 us), and handing records between threads cost about as much as it
@@ -802,7 +817,11 @@ static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_
   }
   sym_reader rd = SYM_READER_INIT;
   int r = idm_new(&mj.ids, err);
-  for (size_t i = 0; r == 0 && i < npick; i++) r = merge_record(&mj, &rd, &locs[pick[i]], err);
+  for (size_t i = 0; r == 0 && i < npick; i++) {
+    const row_loc *row = &locs[pick[i]];
+    if (i == 0 || locs[pick[i - 1]].segment_id != row->segment_id) prime_tables(s, &rd, locs, pick + i, npick - i);
+    r = merge_record(&mj, &rd, row, err);
+  }
   if (r == 0 && avg) r = flush_series(&mj, err);
   if (r == 0 && !avg) r = flush_ids(&mj, mg, err);
   sym_reader_close(&rd);

@@ -950,6 +950,7 @@ static int table_for(store *s, int64_t seg, int fd, uint64_t head, sym_table **r
   sym_table *t;
   int r = sym__load(fd, seg, UINT64_MAX, head, &t, err);
   if (r < 0) return r;
+  __atomic_add_fetch(&s->table_loads, 1, __ATOMIC_RELAXED);
   if (c && t->bytes <= SYM_CACHE_BYTES) {
     pthread_mutex_lock(&c->mu);
     /* it replaces an older table of its segment (whose chain is a prefix of its own), else

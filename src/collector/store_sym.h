@@ -10,7 +10,8 @@
  *          String ids, mapping ids (+1, 0 = none) and function ids (+1) inside refer to the
  *          segment's table. String id 0 is always "".
  *   "PPR2" profile record: meta is the JSON of PPR1 ({labels, type, start, end[, rollup]})
- *          plus "sym": the offset of the newest symbol record the profile needs; data =
+ *          plus "sym": the offset of the segment's newest symbol record when the profile
+ *          was written (it covers every symbol the profile uses, and maybe more); data =
  *          varint raw_len | raw deflate of the header fields (sample types, period type,
  *          period, time, duration, comments, default sample type, drop/keep frames, doc_url,
  *          all strings as segment string ids), the profile's mappings in order (ids) and the

@@ -2506,6 +2506,54 @@ static void index_from_version_2(void) {
   store_close(s);
 }
 
+
+/* A merge reads each segment's symbol table once, not once per record: another target's new
+ * symbols, written between the merged series' records, make each record name a newer symbol
+ * record of the chain, which a table loaded for an older record does not hold. */
+static void a_merge_loads_each_table_once(void) {
+  fresh_dir();
+  store *s = open_store(0, (uint64_t)1 << 30, NULL);
+  if (!s) return;
+  char path[512];
+  snprintf(path, sizeof path, "%s/gotarget/heap.pb.gz", testdata());
+  size_t len;
+  uint8_t *b = slurp(path, &len);
+  pprof_profile *p = NULL;
+  CHECK(b && pprof_decode(b, len, NULL, &p, NULL) == 0);
+  if (!p) return;
+  uint32_t fn = p->function[0].name;
+  char name[64];
+  for (int k = 0; k < 120; k++) {
+    CHECK(add(s, "prometheus/cpu-1.pb.gz", "a", "cpu", (int64_t)(k + 1) * 1000000000) == 0);
+    /* b's profile with a function of a new name each time: a new symbol record */
+    snprintf(name, sizeof name, "fn-%d", k);
+    p->strings[fn] = name;
+    p->string_len[fn] = (uint32_t)strlen(name);
+    store_label l[2] = {{"monitor", "b"}, {"team", "core"}};
+    store_record r = {l, 2, "heap", (int64_t)(k + 1) * 1000000000, (int64_t)(k + 1) * 1000000000, b, len, p};
+    bool enospc;
+    CHECK(store_append(s, &r, &enospc, NULL) == 0);
+  }
+  pprof_free(p);
+  free(b);
+  store_close(s);
+  s = open_store(0, (uint64_t)1 << 30, NULL); /* nothing cached */
+  if (!s) return;
+  store_stats st;
+  store_get_stats(s, &st);
+  uint64_t before = st.table_loads;
+  store_matcher m = {"monitor", "a"};
+  pprof_profile *out = NULL;
+  size_t cnt = 0;
+  CHECK(store_merged(s, &m, 1, "cpu", 0, 0, STORE_AGG_SUM, 0, &out, &cnt, NULL) == 0);
+  CHECK_EQ_I64(cnt, 120);
+  pprof_free(out);
+  store_get_stats(s, &st);
+  CHECK_EQ_I64(st.segments, 1);
+  CHECK_EQ_I64(st.table_loads - before, 1);
+  store_close(s);
+}
+
 int main(void) {
   RUN(append_query_merge);
   RUN(repair_after_crash);
@@ -2540,6 +2588,7 @@ int main(void) {
   RUN(failed_append_forgets_its_symbols);
   RUN(writer_tables_stay_bounded);
   RUN(merges_on_ids_equal_codec_merge);
+  RUN(a_merge_loads_each_table_once);
   /* the last test's data directory (each test empties it first): nothing left behind */
   fresh_dir(); /* the last test's store goes too: nothing left in /tmp */
   return tt_finish();
