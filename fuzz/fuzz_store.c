@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *why = stored_as_scraped(p, back);
   if (why) fail("read back differs", why);
   same_tops(p, back, "read back");
-  /* the merge path builds the profile without gzip (store__read_profile); one record merged
+  /* the merge path sums the record's samples on ids (store_idm.h); one record merged
    * keeps its samples' values (equal stacks summed, all-zero samples dropped) */
   pprof_profile *merged = NULL;
   size_t cnt = 0;

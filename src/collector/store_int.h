@@ -57,6 +57,8 @@
  * the CRC covers meta and data. The magic says the kind: "PPR1" a profile as scraped (gzip
  * pprof), "PPR2" a profile as ids and "PPS2" a symbol record (store_sym.h has both). */
 #define REC_MAGIC "PPR1"
+#define REC2_MAGIC "PPR2" /* store_sym.h: a profile as segment ids */
+#define SYM_MAGIC "PPS2"  /* store_sym.h: a segment's new symbols */
 #define REC_HDR 16
 #define MAX_META ((uint32_t)64 << 10)
 #define MAX_DATA ((uint32_t)256 << 20)
@@ -87,12 +89,6 @@ int seg__write(int fd, uint64_t at, int kind, const char *meta, size_t mlen, con
  * damaged or cut short, -1 on a read error or out of memory. */
 int seg__read_record(int fd, uint64_t off, uint64_t limit, const rec_hdr *want, rec_hdr *ret_h, uint8_t **buf,
                      size_t *cap);
-/* One record, read and checked by seg__read_record against what the index says (meta_len,
- * data_len, crc): 0 with the whole record (header, meta, data) malloc'd in *ret and its header
- * in *ret_h, with ret_fd (may be NULL) the open file too (the caller closes it); or -1 (file
- * missing, bytes missing, a header that disagrees, CRC mismatch). */
-int seg__read_full(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
-                   uint8_t **ret, rec_hdr *ret_h, int *ret_fd);
 
 /* A walk over a segment file's records, for rebuilding an index from segments alone. */
 typedef struct seg_scan {

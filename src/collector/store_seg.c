@@ -18,7 +18,7 @@ char *seg__path(const char *segdir, int64_t id) {
   return p;
 }
 
-static const char *const magics[] = {[REC_V1] = REC_MAGIC, [REC_V2] = "PPR2", [REC_SYM] = "PPS2"};
+static const char *const magics[] = {[REC_V1] = REC_MAGIC, [REC_V2] = REC2_MAGIC, [REC_SYM] = SYM_MAGIC};
 
 /* The kind a magic names, or REC_ANY when it is none. */
 static int magic_kind(const uint8_t *b) {
@@ -116,28 +116,6 @@ int seg__read_record(int fd, uint64_t off, uint64_t limit, const rec_hdr *want, 
   if ((uint32_t)crc32(0, *buf + REC_HDR, (uInt)body) != h.crc) return 0;
   *ret_h = h;
   return 1;
-}
-
-int seg__read_full(const char *segdir, int64_t seg, int64_t rec_off, int64_t meta_len, int64_t data_len, uint32_t crc,
-                   uint8_t **ret, rec_hdr *ret_h, int *ret_fd) {
-  if (ret_fd) *ret_fd = -1;
-  if (rec_off < 0 || meta_len < 0 || data_len < 0 || meta_len > MAX_META || data_len > MAX_DATA) return -1;
-  char *path = seg__path(segdir, seg);
-  int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-  free(path);
-  if (fd < 0) return -1;
-  rec_hdr want = {(uint32_t)meta_len, (uint32_t)data_len, crc, REC_ANY};
-  uint8_t *buf = NULL;
-  size_t cap = 0;
-  int r = seg__read_record(fd, (uint64_t)rec_off, UINT64_MAX, &want, ret_h, &buf, &cap);
-  if (r != 1 || !ret_fd) close(fd);
-  if (r != 1) {
-    free(buf);
-    return -1;
-  }
-  if (ret_fd) *ret_fd = fd;
-  *ret = buf;
-  return 0;
 }
 
 /* The next offset at or after off where a magic (of any kind) starts, or sc->size. */

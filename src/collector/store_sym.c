@@ -1072,14 +1072,6 @@ int sym_record_share(const sym_record *rec, size_t max_memory, size_t *ret_left,
   return 0;
 }
 
-/* A query's share for one record: limits->max_memory, or the default's. */
-static size_t whole_memory(const pprof_limits *limits) {
-  pprof_limits d;
-  if (limits) return limits->max_memory;
-  pprof_limits_default(&d);
-  return d.max_memory;
-}
-
 /* The limits a profile made from rec gets: limits (NULL: the defaults) less what rec holds. */
 static int built_limits(const sym_record *rec, const pprof_limits *limits, pprof_limits *ret, pp_err *err) {
   if (limits) *ret = *limits;
@@ -1090,25 +1082,10 @@ static int built_limits(const sym_record *rec, const pprof_limits *limits, pprof
 int store__decode_v1(const sym_record *rec, const pprof_limits *limits, pprof_profile **ret, pp_err *err) {
   pprof_limits lim;
   int r = built_limits(rec, limits, &lim, err);
-  if (r == 0 && (r = pprof_decode(rec->gz, rec->gz_len, &lim, ret, err)) < 0 && strstr(err->msg, "memory limit"))
-    r = over_share(whole_memory(limits), err);
-  return r;
-}
-
-int store__read_profile(store *s, const row_loc *e, const pprof_limits *limits, pprof_profile **ret, pp_err *err) {
-  sym_record rec;
-  int r = sym_read_record(s, e, &rec, err);
-  if (r < 0) return r;
-  if (!rec.v2) r = store__decode_v1(&rec, limits, ret, err);
-  else {
-    /* the segment's table is the cache's, bounded by SYM_CACHE_BYTES; the decoded samples are
-     * this record's */
-    pprof_limits lim;
-    if ((r = built_limits(&rec, limits, &lim, err)) == 0 &&
-        (r = sym_build_profile(rec.table, &rec.samples, &lim, ret, err)) == PP_ELIMIT)
-      r = over_share(whole_memory(limits), err);
-  }
-  sym_record_free(&rec);
+  /* the decoder says which cap it hit in the message; its memory cap is this record's share */
+  if (r == 0 && (r = pprof_decode(rec->gz, rec->gz_len, &lim, ret, err)) == PP_ELIMIT && err &&
+      strstr(err->msg, "memory limit"))
+    r = over_share(limits ? limits->max_memory : lim.max_memory + rec->gz_len, err);
   return r;
 }
 

@@ -38,7 +38,6 @@
  *   sym_build_profile(t, samples)   the pprof_profile of decoded samples, holding only the
  *                                   symbols they use, and the profile's mappings in their
  *                                   order (wire ids renumbered 1..n).
- *   store__read_profile(s, row)     either kind, decoded: what merges use today.
  *   sym_table_release(t)            drops a reference.
  * Ids are per segment: two records of one segment share ids (equal location id = equal
  * location, equal string id = equal string); records of different segments do not.
@@ -55,8 +54,6 @@
 #include "../codec/pprof.h"
 #include "store_int.h"
 
-#define SYM_MAGIC "PPS2"
-#define REC2_MAGIC "PPR2"
 /* the writer's tables, in bytes, past which the segment rolls */
 #define SYM_WRITER_MAX ((size_t)16 << 20)
 /* the readers' cache of loaded tables, in bytes */
@@ -133,7 +130,6 @@ int sym_build_profile(const sym_table *t, const sym_samples *smp, const pprof_li
                       pp_err *err);
 
 /* One record as a decoded profile, whatever its format (no encode+decode round trip for v2). */
-int store__read_profile(store *s, const row_loc *e, const pprof_limits *limits, pprof_profile **ret, pp_err *err);
 /* What a record read holds counts against its share of a query's memory (as the decode
  * pipeline counts fetched bytes, pprof.h): a v2 record's decoded samples, a PPR1 record's
  * bytes. *ret_left gets what max_memory (0 = none) leaves for a profile built from it; PP_ELIMIT

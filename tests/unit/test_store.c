@@ -2214,7 +2214,10 @@ static pprof_profile *rollup_record(store *s, const char *mon, const char *type,
       memset(&e, 0, sizeof e);
       store__take_loc(st, 0, &e);
       *ret_count = sqlite3_column_int64(st, 5);
-      CHECK(store__read_profile(s, &e, NULL, &p, NULL) == 0);
+      uint8_t *gz = NULL;
+      size_t len = 0;
+      CHECK(store__read_record(s, &e, &gz, &len, NULL) == 0 && pprof_decode(gz, len, NULL, &p, NULL) == 0);
+      free(gz);
     }
   }
   sqlite3_finalize(st);
