@@ -438,6 +438,10 @@ MUTANTS = [
     M("rebuild-forgets-raw-watermark", "an index rebuilt with tiers on leaves tiered retention's watermark at 0",
       [("src/collector/store.c", "  if (rep.index_rebuilt && store__tiers_on(&s->opts) &&", "  if (0 && store__tiers_on(&s->opts) &&")],
       ["unit:test_store"], r"tiers_answer_from_rollups"),
+    M("htab-truncate-keeps-slots", "htab_truncate forgets the keys but leaves their slots (the forgotten keys are still found)",
+      [("src/base/htab.c", "  memset(t->slots, 0, t->nslots * sizeof *t->slots);\n  for (size_t i = 0; i < n; i++) {",
+        "  for (size_t i = 0; i < 0; i++) {")],
+      ["unit:test_base,test_store"], r"htab_truncate_forgets_the_newest|failed_append_forgets_its_symbols"),
     # ---- store: merges on ids (issue 13 §2)
     M("merge-tables-not-primed", "a merge reads records oldest first without loading each segment's table for its newest record",
       [("src/collector/store_query.c", "  if (last == 0) return;\n  sym_record rec;", "  if (last == 0 || 1) return;\n  sym_record rec;")],

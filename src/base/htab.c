@@ -141,3 +141,20 @@ void htab_free(htab *t) {
   free(t->keys);
   memset(t, 0, sizeof *t);
 }
+
+size_t htab_bytes(const htab *t) {
+  return t->nslots * sizeof *t->slots + t->cap * sizeof *t->entries + t->keys_cap;
+}
+
+void htab_truncate(htab *t, size_t n) {
+  if (t->count <= n) return;
+  t->keys_len = t->entries[n].off;
+  t->count = n;
+  /* the slots of the keys kept, placed again as insertion would (linear probing) */
+  memset(t->slots, 0, t->nslots * sizeof *t->slots);
+  for (size_t i = 0; i < n; i++) {
+    size_t s = t->entries[i].hash & (t->nslots - 1);
+    while (t->slots[s]) s = (s + 1) & (t->nslots - 1);
+    t->slots[s] = (uint32_t)i + 1;
+  }
+}

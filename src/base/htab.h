@@ -44,6 +44,14 @@ int64_t htab_find(const htab *t, const void *key, size_t len);
 /* The bytes of key `index` (valid until the next insertion) and their length. */
 const void *htab_key(const htab *t, uint32_t index, size_t *ret_len);
 
+/* The bytes the table holds (slots, entries and key bytes, by capacity): what a caller with a
+ * memory budget charges for it. */
+size_t htab_bytes(const htab *t);
+
+/* Forgets every key from index n on (keys 0..n-1 keep their indexes); no-op when the table
+ * holds n keys or fewer. For a caller that interned keys it then had to take back. */
+void htab_truncate(htab *t, size_t n);
+
 /* Releases everything; accepts a zeroed table. */
 void htab_free(htab *t);
 

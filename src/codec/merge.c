@@ -139,10 +139,6 @@ static bool charge(merger *m, size_t bytes) {
 
 static void uncharge(merger *m, size_t bytes) { m->used -= bytes < m->used ? bytes : m->used; }
 
-static size_t htab_bytes(const htab *t) {
-  return t->nslots * sizeof *t->slots + t->cap * sizeof *t->entries + t->keys_cap;
-}
-
 /* htab_intern with its growth charged first. The growth is predicted from htab.c's rules
  * (entries double from 64, keys double from 256 until the key fits, slots double past 50%
  * load) and only matters when the key is new, so a key already present passes however full

@@ -108,8 +108,7 @@ int idm_check_profile(idm *m, const pprof_profile *p, pp_err *err) {
 /* ---- sums ------------------------------------------------------------------------------------ */
 
 static size_t group_bytes(const idm_group *g, size_t nst) {
-  return g->keys.nslots * sizeof *g->keys.slots + g->keys.cap * sizeof *g->keys.entries + g->keys.keys_cap +
-         g->vcap * nst * sizeof *g->val + g->ccap * sizeof *g->comment + (g->table ? g->table->bytes : 0);
+  return htab_bytes(&g->keys) + g->vcap * nst * sizeof *g->val + g->ccap * sizeof *g->comment + (g->table ? g->table->bytes : 0);
 }
 
 static idm_group *group_for(idm *m, const sym_record *rec, pp_err *err) {

@@ -201,7 +201,7 @@ void sym__writer_reset(sym_writer *w) {
 size_t sym__writer_bytes(const sym_writer *w) {
   size_t n = 0;
   for (int i = 0; i < T_N; i++)
-    n += w->t[i].keys_cap + w->t[i].cap * sizeof(htab_entry) + w->t[i].nslots * sizeof(uint32_t);
+    n += htab_bytes(&w->t[i]);
   return n;
 }
 
@@ -425,20 +425,8 @@ void sym__commit(sym_writer *w, const sym_enc *enc, uint64_t sym_off) {
 }
 
 /* Takes table t back to its first n keys (htab has no delete: the slots are rebuilt). */
-static void htab_cut(htab *t, size_t n) {
-  if (t->count <= n) return;
-  t->keys_len = t->entries[n].off;
-  t->count = n;
-  memset(t->slots, 0, t->nslots * sizeof *t->slots);
-  for (size_t i = 0; i < n; i++) {
-    size_t s = t->entries[i].hash & (t->nslots - 1);
-    while (t->slots[s]) s = (s + 1) & (t->nslots - 1);
-    t->slots[s] = (uint32_t)i + 1;
-  }
-}
-
 void sym__abort(sym_writer *w) {
-  for (int t = 0; t < T_N; t++) htab_cut(&w->t[t], w->base[t]);
+  for (int t = 0; t < T_N; t++) htab_truncate(&w->t[t], w->base[t]);
 }
 
 /* ---- loading a table ---------------------------------------------------------------------- */

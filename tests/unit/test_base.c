@@ -47,6 +47,37 @@ static void arena_large_allocations(void) {
   arena_free(&a);
 }
 
+/* htab_truncate takes back the newest keys: the kept ones are found at their indexes, the
+ * forgotten ones are not, and interning them again gives the next indexes (past a growth of the
+ * slots, so placing the kept keys again is exercised). */
+static void htab_truncate_forgets_the_newest(void) {
+  htab t;
+  CHECK(htab_init(&t, 4, 0) == 0);
+  char k[16];
+  uint32_t idx;
+  for (int i = 0; i < 100; i++) {
+    snprintf(k, sizeof k, "key-%d", i);
+    CHECK(htab_intern(&t, k, strlen(k), &idx) == 1);
+  }
+  size_t before = htab_bytes(&t);
+  CHECK(before >= t.nslots * sizeof *t.slots + t.keys_cap);
+  htab_truncate(&t, 40);
+  CHECK_EQ_I64(t.count, 40);
+  for (int i = 0; i < 100; i++) {
+    snprintf(k, sizeof k, "key-%d", i);
+    CHECK_EQ_I64(htab_find(&t, k, strlen(k)), i < 40 ? i : -1);
+  }
+  CHECK(htab_intern(&t, "key-70", 6, &idx) == 1);
+  CHECK_EQ_I64(idx, 40);
+  size_t len;
+  const char *got = htab_key(&t, 40, &len);
+  CHECK(len == 6 && !memcmp(got, "key-70", 6));
+  htab_truncate(&t, 50); /* more than it holds: nothing changes */
+  CHECK_EQ_I64(t.count, 41);
+  CHECK_EQ_I64(htab_bytes(&t), before);
+  htab_free(&t);
+}
+
 static void htab_interns_dense_indexes(void) {
   htab t;
   CHECK(htab_init(&t, 4, 0) == 0);
@@ -375,6 +406,7 @@ int main(void) {
   RUN(err_formats_and_prefixes);
   RUN(read_file_caps_and_errors);
   RUN(durations);
+  RUN(htab_truncate_forgets_the_newest);
   RUN(scrape_rules);
   RUN(utf8_replaces_maximal_subparts);
   RUN(buf_cap_is_exact_and_sticky);
