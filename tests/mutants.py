@@ -442,6 +442,10 @@ MUTANTS = [
       [("src/base/htab.c", "  memset(t->slots, 0, t->nslots * sizeof *t->slots);\n  for (size_t i = 0; i < n; i++) {",
         "  for (size_t i = 0; i < 0; i++) {")],
       ["unit:test_base,test_store"], r"htab_truncate_forgets_the_newest|failed_append_forgets_its_symbols"),
+    M("operator-subsecond-retention-rounded", "the stack's sub-second retention periods pass and are written rounded to whole seconds (0s: no limit)",
+      [("src/operator/kbuild.c", "  if (raw < 1 || rollup < 1)\n", "  if (0)\n"),
+       ("src/operator/kbuild.c", "  else snprintf(out, 64, \"%s=%.0fms\", flag, ms);", "  else snprintf(out, 64, \"%s=%.0fs\", flag, secs);")],
+      ["unit:test_kbuild"], r"stack_retention"),
     # ---- store: merges on ids (issue 13 §2)
     M("merge-tables-not-primed", "a merge reads records oldest first without loading each segment's table for its newest record",
       [("src/collector/store_query.c", "  if (last == 0) return;\n  sym_record rec;", "  if (last == 0 || 1) return;\n  sym_record rec;")],

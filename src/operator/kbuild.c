@@ -334,6 +334,13 @@ static int quantity_field(const json_t *v, const char *what, uint64_t *ret, bool
   return 0;
 }
 
+/* "--flag=Ns", or "--flag=Nms" when the period is not whole seconds (never rounded away). */
+static void duration_flag(char out[64], const char *flag, double secs) {
+  double ms = secs * 1000;
+  if (secs == (double)(long long)secs) snprintf(out, 64, "%s=%.0fs", flag, secs);
+  else snprintf(out, 64, "%s=%.0fms", flag, ms);
+}
+
 int kbuild_stack_retention(const json_t *storage, uint64_t disk_bytes, char args[5][64], pp_err *err) {
   const json_t *rt = json_object_get(storage, "retention");
   if (rt && !json_is_object(rt)) return pp_err_set(err, PP_EINVAL, "spec.storage.retention: not an object");
@@ -354,6 +361,10 @@ int kbuild_stack_retention(const json_t *storage, uint64_t disk_bytes, char args
   }
   if (raw <= 0 || rollup <= 0)
     return pp_err_set(err, PP_EINVAL, "spec.storage.retention: raw and rollup must be positive durations");
+  /* the collector's flags carry milliseconds at most; a period under a second is no use and
+   * would have been written as 0s, which the collector reads as no limit */
+  if (raw < 1 || rollup < 1)
+    return pp_err_set(err, PP_EINVAL, "spec.storage.retention: raw and rollup must be at least 1s");
   if (rollup < raw) return pp_err_set(err, PP_EINVAL, "spec.storage.retention.rollup is shorter than raw");
   uint64_t sz;
   if (quantity_field(json_object_get(rt, "rawSize"), "spec.storage.retention.rawSize", &sz, &set, err) < 0) return PP_EINVAL;
@@ -369,9 +380,9 @@ int kbuild_stack_retention(const json_t *storage, uint64_t disk_bytes, char args
   /* the store's budget: 85% of the volume leaves room for the file system, the WAL's growth
    * between checkpoints and one segment past the budget (see store.h) */
   snprintf(args[0], 64, "--retention-size=%lluB", (unsigned long long)budget);
-  snprintf(args[1], 64, "--retention-raw=%.0fs", raw);
+  duration_flag(args[1], "--retention-raw", raw);
   snprintf(args[2], 64, "--retention-raw-size=%lluB", (unsigned long long)raw_size);
-  snprintf(args[3], 64, "--retention-rollup=%.0fs", rollup);
+  duration_flag(args[3], "--retention-rollup", rollup);
   snprintf(args[4], 64, "--retention-rollup-size=%lluB", (unsigned long long)rollup_size);
   return 0;
 }

@@ -354,10 +354,17 @@ static void stack_retention(void) {
   CHECK_STR(args[3], "--retention-rollup=1209600s");
   CHECK_STR(args[4], "--retention-rollup-size=1073741824B");
   json_decref(st);
+  /* a period that is not whole seconds is written as it is, in milliseconds */
+  st = json_loads("{\"retention\":{\"raw\":\"1500ms\",\"rollup\":\"90m\"}}", 0, NULL);
+  CHECK(kbuild_stack_retention(st, (uint64_t)10 << 30, args, &err) == 0);
+  CHECK_STR(args[1], "--retention-raw=1500ms");
+  CHECK_STR(args[3], "--retention-rollup=5400s");
+  json_decref(st);
   const char *bad[][2] = {
       {"{\"retention\":{\"raw\":\"48h\",\"rollup\":\"1d\"}}", "rollup is shorter than raw"},
       {"{\"retention\":{\"raw\":\"soon\"}}", "spec.storage.retention.raw"},
       {"{\"retention\":{\"rollup\":-5}}", "positive durations"},
+      {"{\"retention\":{\"raw\":\"400ms\",\"rollup\":\"1500ms\"}}", "at least 1s"},
       {"{\"retention\":{\"rawSize\":\"lots\"}}", "spec.storage.retention.rawSize"},
       {"{\"retention\":{\"rollupSize\":true}}", "spec.storage.retention.rollupSize"},
       {"{\"retention\":{\"rawSize\":\"8Gi\",\"rollupSize\":\"1Gi\"}}", "over 85% of diskSpace"},
