@@ -961,23 +961,34 @@ uint64_t store_disk_bytes(store *s) {
 /* Deletes a segment's rows, the series left without records, and accounts for them, in one
  * transaction (the caller unlinks the file, before or after as its situation needs). */
 /* A tier's bytes shrink by what a deleted segment of it held. */
-static void tier_bytes_sub(store *s, int64_t tier, uint64_t bytes) {
+static void tier_bytes_sub(store *s, int tier, uint64_t bytes) {
   uint64_t *b = &s->tier_bytes[tier == 1];
   *b = bytes > *b ? 0 : *b - bytes;
 }
 
-/* The tier of segment id. A failed read counts it as raw: only the tiers' byte counts are off
- * then (retention may run early or late), until the next open counts them again. */
-static int64_t tier_of(store *s, int64_t id) {
-  int64_t tier = 0;
-  if (store__query_i64(s->db, "SELECT COALESCE(MAX(tier), 0) FROM segment WHERE id=?1", id, 0, &tier, NULL) < 0) return 0;
-  return tier;
+/* The oldest segment (of tier, or of any when tier < 0): 1 with its id, newest record's end
+ * and tier, 0 when there is none, or < 0. */
+static int oldest_segment(store *s, int tier, int64_t *ret_id, int64_t *ret_max_ns, int *ret_tier, pp_err *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT id, COALESCE(max_ns,0), tier FROM segment WHERE ?1 < 0 OR tier=?1 ORDER BY id LIMIT 1",
+                         -1, &st, NULL) != SQLITE_OK)
+    return store__sql_fail(s->db, err, "retention");
+  sqlite3_bind_int(st, 1, tier);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *ret_id = sqlite3_column_int64(st, 0);
+    *ret_max_ns = sqlite3_column_int64(st, 1);
+    *ret_tier = sqlite3_column_int(st, 2);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store__sql_fail(s->db, err, "retention");
+  return rc == SQLITE_ROW;
 }
 
-static int drop_segment_rows(store *s, int64_t id, uint64_t file_bytes, pp_err *err) {
+static int drop_segment_rows(store *s, int64_t id, int tier, uint64_t file_bytes, pp_err *err) {
   int64_t rows = 0, rollups = 0;
   int dead = 0;
-  int64_t tier = tier_of(s, id);
   int r = store__tx_begin(s, err);
   if (r < 0) return r;
   if ((r = store__delete_records(s, "segment_id=?1", id, 0, &rows, &rollups, err)) == 0 &&
@@ -1013,10 +1024,10 @@ static void release_if_active(store *s, int64_t id) {
 }
 
 /* Deletes segment id (rows first: a file is only deleted once nothing points into it). */
-static int delete_segment(store *s, int64_t id, pp_err *err) {
+static int delete_segment(store *s, int64_t id, int tier, pp_err *err) {
   char *path = seg__path(s->segdir, id);
   if (!path) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  int r = drop_segment_rows(s, id, file_size(path), err);
+  int r = drop_segment_rows(s, id, tier, file_size(path), err);
   if (r == 0) {
     release_if_active(s, id);
     unlink(path);
@@ -1035,17 +1046,9 @@ static int tier_retention(store *s, int tier, int64_t now, int *deleted, pp_err 
   double secs = tier ? s->opts.retention_rollup_seconds : s->opts.retention_raw_seconds;
   uint64_t budget = tier ? s->opts.retention_rollup_bytes : s->opts.retention_raw_bytes;
   for (;;) {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT id, COALESCE(max_ns,0) FROM segment WHERE tier=?1 ORDER BY id LIMIT 1", -1,
-                           &st, NULL) != SQLITE_OK)
-      return store__sql_fail(s->db, err, "tier retention");
-    sqlite3_bind_int(st, 1, tier);
-    int64_t id = -1, max_ns = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) id = sqlite3_column_int64(st, 0), max_ns = sqlite3_column_int64(st, 1);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store__sql_fail(s->db, err, "tier retention");
-    if (id < 0) return 0;
+    int64_t id, max_ns;
+    int t, found = oldest_segment(s, tier, &id, &max_ns, &t, err);
+    if (found <= 0) return found;
     bool over = budget && s->tier_bytes[tier] > budget;
     bool old = secs > 0 && max_ns && (double)(now - max_ns) / 1e9 > secs;
     if (old && tier == 0) {
@@ -1068,7 +1071,7 @@ static int tier_retention(store *s, int tier, int64_t now, int *deleted, pp_err 
       if (max_ns > s->stats.raw_dropped_until_ns) s->stats.raw_dropped_until_ns = max_ns;
       pthread_mutex_unlock(&s->stats_mu);
     }
-    int r = delete_segment(s, id, err);
+    int r = delete_segment(s, id, tier, err);
     if (r < 0) return r;
     (*deleted)++;
   }
@@ -1080,22 +1083,14 @@ int store_retention(store *s, int64_t now, pp_err *err) {
                              (r = tier_retention(s, 1, now, &deleted, err)) < 0))
     return r;
   for (;;) {
-    sqlite3_stmt *st;
-    int64_t id = -1, max_ns = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT id, COALESCE(max_ns,0) FROM segment ORDER BY id LIMIT 1", -1, &st, NULL) != SQLITE_OK)
-      return store__sql_fail(s->db, err, "retention");
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-      id = sqlite3_column_int64(st, 0);
-      max_ns = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store__sql_fail(s->db, err, "retention");
-    if (id < 0) break;
+    int64_t id, max_ns;
+    int tier, found = oldest_segment(s, -1, &id, &max_ns, &tier, err);
+    if (found < 0) return found;
+    if (!found) break;
     bool over = s->opts.retention_bytes && store_disk_bytes(s) > s->opts.retention_bytes;
     bool old = s->opts.retention_seconds > 0 && max_ns && (double)(now - max_ns) / 1e9 > s->opts.retention_seconds;
     if (!over && !old) break;
-    if ((r = delete_segment(s, id, err)) < 0) return r;
+    if ((r = delete_segment(s, id, tier, err)) < 0) return r;
     deleted++;
   }
   if (deleted) {
@@ -1117,7 +1112,9 @@ int store_free_space(store *s, pp_err *err) {
   int r;
   if ((r = store__query_i64(s->db, "SELECT COUNT(*) FROM segment", 0, 0, &n, err)) < 0) return r;
   if (n < 2) return 0; /* never the only segment: that is what is being written */
-  if ((r = store__query_i64(s->db, "SELECT MIN(id) FROM segment", 0, 0, &id, err)) < 0) return r;
+  int64_t max_ns;
+  int tier;
+  if ((r = oldest_segment(s, -1, &id, &max_ns, &tier, err)) <= 0) return r;
   release_if_active(s, id);
   /* the file first: with the disk full, SQLite may not manage to write until space is freed */
   char *path = seg__path(s->segdir, id);
@@ -1129,8 +1126,7 @@ int store_free_space(store *s, pp_err *err) {
   }
   free(path);
   /* if the index cannot be written yet, the next open repairs it; the bytes are gone anyway */
-  int64_t tier = tier_of(s, id);
-  if (drop_segment_rows(s, id, sz, NULL) < 0) {
+  if (drop_segment_rows(s, id, tier, sz, NULL) < 0) {
     seg_bytes_add(s, -(int64_t)sz);
     tier_bytes_sub(s, tier, sz);
   }
