@@ -474,6 +474,7 @@ static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, c
     int64_t w0 = sqlite3_column_int64(q->rollups, 1), w1 = sqlite3_column_int64(q->rollups, 2);
     int64_t count = sqlite3_column_int64(q->rollups, 3);
     if (w0 < cursor) continue; /* inside an hour taken already */
+    if (q->mode == SEL_POINTS && w0 > q->gone_until) break; /* by start: raw is whole from here on */
     sqlite3_reset(q->count);
     sqlite3_bind_int64(q->count, 1, sid);
     sqlite3_bind_text(q->count, 2, type, -1, SQLITE_STATIC);
@@ -540,6 +541,8 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
       if (sqlite3_step(st) == SQLITE_ROW) q.gone_until = sqlite3_column_int64(st, 0);
       sqlite3_finalize(st);
     }
+    /* points show rollups only where raw is gone: with none gone, the raw rows are all of it */
+    if (mode == SEL_POINTS && !q.gone_until) q.mode = mode = SEL_RAW, use_rollups = false;
   }
   const char *raw = "SELECT " STORE_RAW_COLS " FROM profile WHERE series_id=?1 AND type=?2 AND end_ns>=?3 AND end_ns<=?4 "
                     "ORDER BY end_ns DESC LIMIT ?5";
