@@ -454,6 +454,9 @@ int main(int argc, char **argv) {
    * while raw is still there, and raw would outlive what was meant to replace it */
   if (raw_time > 0 && rollup_time > 0 && rollup_time < raw_time)
     return bad_flag("%s", "--retention-rollup is shorter than --retention-raw");
+  /* where tiered retention deleted raw profiles only rollups are left to answer from */
+  if (raw_reads && (raw_time > 0 || raw_size || rollup_time > 0 || rollup_size))
+    return bad_flag("%s", "--query-raw-only cannot go with tiered retention (--retention-raw*, --retention-rollup*)");
 
   /* one socket per target connection: thousands of targets need more than the usual 1024 */
   struct rlimit rl;
