@@ -49,6 +49,18 @@ def proc_of(env, ns, pod, container):
     return None
 
 
+def collector_args(env, other_than=None):
+    """(pid, argv) of the stack's running collector process, or None when there is none (or it
+    is still the process other_than: the pod has not rolled yet)."""
+    pid = proc_of(env, NS, f"{NAME}-collector-0", "collector")
+    if not pid or pid == other_than:
+        return None
+    try:
+        return pid, [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]]
+    except OSError:
+        return None
+
+
 # ---- CRDs through kubectl, against the real API server ----------------------------------------
 
 def crds(t, env):
@@ -353,14 +365,8 @@ spec:
                  f"--retention-rollup-size={512 << 20}B"]
 
     def running():
-        pid = proc_of(env, NS, f"{NAME}-collector-0", "collector")
-        if not pid or pid == pid0:
-            return None
-        try:
-            args = [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]]
-        except OSError:
-            return None
-        return args if all(a in args for a in want_args) else None
+        pa = collector_args(env, pid0)
+        return pa[1] if pa and all(a in pa[1] for a in want_args) else None
     got = wait_for(running, 120, 0.5)
     t.record("spec.storage.retention {raw, rollup, rawSize, rollupSize} reaches the collector process's flags",
              p.returncode == 0 and bool(got), [p.stdout + p.stderr, got, (env.get(STS) or {}).get("spec", {}).get("template", {})
@@ -385,16 +391,10 @@ spec:
                 '[{"op":"remove","path":"/spec/storage/retention"}]')
 
     def back():
-        pid = proc_of(env, NS, f"{NAME}-collector-0", "collector")
-        if not pid or pid == pid1:
-            return None
-        try:
-            args = [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]]
-        except OSError:
-            return None
+        pa = collector_args(env, pid1)
         sts = env.get(STS) or {}
         st = sts.get("status") or {}
-        return ("--retention-raw=86400s" in args and conds(env.get(STACK)).get("Reconciled", {}).get("status") == "True"
+        return (pa and "--retention-raw=86400s" in pa[1] and conds(env.get(STACK)).get("Reconciled", {}).get("status") == "True"
                 and st.get("readyReplicas") == 1 and st.get("observedGeneration") == sts.get("metadata", {}).get("generation")
                 and st.get("currentRevision") == st.get("updateRevision"))
     wait_for(back, 120, 0.5)
