@@ -310,7 +310,7 @@ def recursive_functions(path, index, unit, n=2):
         runs = [f for i, f in enumerate(frames) if i == 0 or frames[i - 1] != f]
         for f in {f for f in runs if runs.count(f) > 1}:
             weight[f] = weight.get(f, 0) + v
-    return sorted(weight, key=lambda f: -weight[f])[:n]
+    return sorted(weight, key=lambda f: (-weight[f], f))[:n]
 
 
 def focus_cases(t):
