@@ -51,7 +51,7 @@ function setState(patch, push) {
   push ? history.pushState(null, '', url) : history.replaceState(null, '', url);
 }
 // API parameters of the current view: the selection (labels, type, sample, range, agg)
-const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range']);
+const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault']);
 function apiParams(st) {
   const p = {};
   for (const [k, v] of Object.entries(st)) if (!VIEW_ONLY.has(k)) p[k] = v;
@@ -71,6 +71,7 @@ class Flame {
     this.c = canvas;
     this.rowH = opts.rowH || 18;
     this.mini = !!opts.mini;
+    this.flip = !!opts.flip; // flame graph (root at the bottom) instead of icicle (root on top)
     this.onFocus = opts.onFocus || (() => {});
     this.zoom = 0;
     this.search = '';
@@ -103,10 +104,23 @@ class Flame {
       if (this.depth[i] > maxDepth) maxDepth = this.depth[i];
     }
     this.maxDepth = maxDepth;
+    if (diff) {
+      // diff colours: the change of each frame's share of its profile's total, comparison minus
+      // base; saturation by that change relative to the largest one
+      this.dshare = new Float64Array(n);
+      let m = 0;
+      for (let i = 0; i < n; i++) {
+        const r = d.nodes[i];
+        this.dshare[i] = (d.total ? r[3] / d.total : 0) - (d.baseTotal ? r[5] / d.baseTotal : 0);
+        m = Math.max(m, Math.abs(this.dshare[i]));
+      }
+      this.maxDshare = m;
+    }
     this.zoom = 0;
     this.draw();
   }
   name(i) { return this.d.names[this.d.nodes[i][0]]; }
+  rowY(depth) { return (this.flip ? this.rows - 1 - depth : depth) * this.rowH; }
   layout() {
     // x in [0,1] relative to the zoomed node; ancestors of the zoom span the full width
     const n = this.d.nodes.length, x = new Float64Array(n), w = new Float64Array(n);
@@ -128,10 +142,11 @@ class Flame {
   }
   color(i, dim) {
     if (this.diff) {
-      const r = this.d.nodes[i], c = r[3], b = r[5] * this.scale, t = Math.abs(c) + Math.abs(b);
-      const d = t ? (c - b) / t : 0;
-      const a = Math.min(1, Math.abs(d) * 1.5);
-      return d >= 0 ? `rgba(214,39,40,${0.15 + 0.85 * a})` : `rgba(44,160,44,${0.15 + 0.85 * a})`;
+      const d = this.dshare[i];
+      if (d === 0 || !this.maxDshare) return dim ? '#eef0f3' : '#d0d5dd';
+      const a = Math.sqrt(Math.abs(d) / this.maxDshare); // small changes stay visible
+      const hue = d > 0 ? 0 : 130;
+      return dim ? `hsl(${hue},25%,92%)` : `hsl(${hue},${Math.round(25 + 65 * a)}%,${Math.round(86 - 34 * a)}%)`;
     }
     let hsh = 0;
     const s = this.name(i);
@@ -145,6 +160,7 @@ class Flame {
     const dpr = window.devicePixelRatio || 1, cssW = this.c.clientWidth || 800;
     const rows = Math.min(this.maxDepth + 1, this.mini ? 5 : 400);
     const cssH = rows * this.rowH;
+    this.rows = rows;
     this.c.style.height = cssH + 'px';
     this.c.width = Math.round(cssW * dpr);
     this.c.height = Math.round(cssH * dpr);
@@ -162,7 +178,7 @@ class Flame {
       const px = w[i] * cssW;
       if (px < 0.5 || this.depth[i] >= rows) continue; // too narrow to see: skipped, not laid out
       const hit = term && this.name(i).toLowerCase().includes(term);
-      const X = x[i] * cssW, Y = this.depth[i] * this.rowH;
+      const X = x[i] * cssW, Y = this.rowY(this.depth[i]);
       g.fillStyle = this.color(i, term && !hit);
       g.fillRect(X, Y, Math.max(px - 0.5, 0.5), this.rowH - 1);
       if (hit) { g.strokeStyle = '#7a1fa2'; g.lineWidth = 1.5; g.strokeRect(X + 0.75, Y + 0.75, Math.max(px - 2, 0.5), this.rowH - 2.5); }
@@ -190,7 +206,7 @@ class Flame {
   }
   at(e) {
     const r = this.c.getBoundingClientRect(), mx = e.clientX - r.left, my = e.clientY - r.top;
-    const depth = Math.floor(my / this.rowH);
+    const row = Math.floor(my / this.rowH), depth = this.flip ? this.rows - 1 - row : row;
     const { x, w, cssW } = this.geom;
     for (let i = 0; i < this.d.nodes.length; i++)
       if (this.depth[i] === depth && w[i] * cssW >= 0.5 && mx >= x[i] * cssW && mx < (x[i] + w[i]) * cssW) return i;
@@ -232,7 +248,12 @@ class Flame {
     const r = this.d.nodes[i], unit = this.d.sampleType.unit, root = this.d.nodes[0];
     let text = `${i === 0 ? 'all' : this.name(i)}\ntotal ${fmt(r[3], unit)} (${pct(r[3], root[3])})\nself ${fmt(r[2], unit)} (${pct(r[2], root[3])})`;
     if (this.zoom && i !== this.zoom) text += `\n${pct(r[3], this.d.nodes[this.zoom][3])} of the zoomed frame`;
-    if (this.diff) text += `\nbase total ${fmt(r[5], unit)}, self ${fmt(r[4], unit)}\nchange ${fmt(r[3] - r[5] * this.scale, unit)}`;
+    if (this.diff) {
+      const bt = this.d.baseTotal, ds = this.dshare[i] * 100;
+      text += `\nbase total ${fmt(r[5], unit)} (${pct(r[5], bt)}), self ${fmt(r[4], unit)} (${pct(r[4], bt)})` +
+        `\nshare of total ${pct(r[5], bt)} → ${pct(r[3], this.d.total)} (${ds > 0 ? '+' : ''}${ds.toFixed(2)} points)` +
+        `\nchange ${fmt(r[3] - r[5] * this.scale, unit)}`;
+    }
     const hidden = r[3] - r[2] - this.kids[i].reduce((s, k) => s + this.d.nodes[k][3], 0);
     if (hidden > 0 && Math.abs(hidden) >= Math.abs(r[3]) * 0.001) text += `\n(${fmt(hidden, unit)} in frames pruned from view)`;
     tip(text, e);
@@ -248,48 +269,127 @@ function tip(text, e) {
   t.style.top = e.clientY + 14 + 'px';
 }
 
-// ---- timeline (totals per scrape; drag to select a range) ----------------------------------------
-function drawTimeline(canvas, series, unit, onSelect) {
-  const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth || 800, H = 90;
-  canvas.width = W * dpr;
-  canvas.height = H * dpr;
-  const g = canvas.getContext('2d');
-  g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  // one bar per scrape time, summed over series (every pod of a service)
-  // points of rollups (where tiered retention deleted the raw profiles) carry their width as a
+// ---- timeline (totals per scrape, summed over the selection's series) ---------------------------
+// Axes: time (UTC) below, value in the sample's unit on the left. Hover shows the nearest
+// point's time and value; a drag selects a range (onSelect(fromNs, toNs)); a click on a point
+// opens that one profile (onPick(point)).
+const TL = { H: 130, L: 64, R: 12, T: 10, B: 22 };
+function niceStep(raw) {
+  const p = 10 ** Math.floor(Math.log10(raw || 1)), f = raw / p;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+function timeLabel(sec, step, span) {
+  const s = new Date(sec * 1000).toISOString();
+  if (span >= 86400) return s.slice(5, 10) + ' ' + s.slice(11, 16);
+  return step >= 60 ? s.slice(11, 16) : s.slice(11, 19);
+}
+function timelinePoints(series) {
+  // one point per end time: the sum over series (every pod of a service), with the records it
+  // is made of (timeline entries carry `ids` aligned with `points` once the API has them).
+  // Points of rollups (where tiered retention deleted the raw profiles) carry their width as a
   // 4th element ("10m", "1h") and their value is the mean per profile, so the curve keeps its scale
-  const sums = new Map();
+  const by = new Map();
   let coarse = '';
-  for (const s of series) for (const [start, end, v, res] of s.points) {
-    sums.set(end, (sums.get(end) || 0) + v);
-    if (res && (coarse === '' || res === '1h')) coarse = res;
-  }
+  for (const s of series) s.points.forEach(([start, end, v, res], k) => {
+    const p = by.get(end) || { end, v: 0, recs: [], res: '' };
+    p.v += v;
+    p.recs.push({ labels: s.labels, id: s.ids ? s.ids[k] : undefined, start, v });
+    if (res) { p.res = res; if (coarse === '' || res === '1h') coarse = res; }
+    by.set(end, p);
+  });
+  return { pts: [...by.values()].sort((a, b) => a.end - b.end), coarse };
+}
+function drawTimeline(canvas, series, unit, onSelect, onPick) {
+  const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth || 800, { H, L, R, T, B } = TL;
+  const { pts, coarse } = timelinePoints(series);
   canvas.dataset.resolution = coarse || 'raw';
-  const pts = [...sums.entries()].sort((a, b) => a[0] - b[0]);
   canvas.dataset.points = String(pts.length);
-  if (!pts.length) { g.fillStyle = '#667085'; g.fillText('no data in this range', 10, 45); return; }
-  const t0 = pts[0][0], t1 = pts[pts.length - 1][0] || t0 + 1, span = Math.max(t1 - t0, 1);
-  const vmax = Math.max(...pts.map((p) => Math.abs(p[1])), 1);
-  const X = (t) => 6 + (W - 12) * (t - t0) / span;
-  g.strokeStyle = '#2458d3';
-  g.lineWidth = 1.5;
-  g.beginPath();
-  pts.forEach(([t, v], k) => { const y = H - 14 - (H - 24) * Math.abs(v) / vmax; k ? g.lineTo(X(t), y) : g.moveTo(X(t), y); });
-  g.stroke();
-  g.fillStyle = '#667085';
-  g.font = '11px system-ui, sans-serif';
-  g.fillText(tstr(t0), 6, H - 3);
-  g.fillText(`max ${fmt(vmax, unit)}`, W - 120, 10);
-  if (coarse) g.fillText(`older points: ${coarse} rollups (raw profiles past their retention)`, 6, 10);
-  let down = null;
+  const g = canvas.getContext('2d');
+  const setup = () => {
+    canvas.width = W * dpr;
+    canvas.height = H * dpr;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, W, H);
+    g.font = '11px system-ui, sans-serif';
+  };
+  setup();
+  if (!pts.length) { g.fillStyle = '#667085'; g.fillText('no data in this range', L, 45); return; }
+  // a single point gets a span of a minute around it, so it is drawn in the middle
+  const t0 = pts.length > 1 ? pts[0].end : pts[0].end - 30e9, t1 = pts.length > 1 ? pts[pts.length - 1].end : pts[0].end + 30e9;
+  const span = Math.max(t1 - t0, 1);
+  const vmax = Math.max(...pts.map((p) => Math.abs(p.v)), 1);
+  const ystep = niceStep(vmax / 3), ymax = Math.ceil(vmax / ystep) * ystep;
+  const X = (t) => L + (W - L - R) * (t - t0) / span, Y = (v) => T + (H - T - B) * (1 - Math.abs(v) / ymax);
+  const yticks = [];
+  for (let v = 0; v <= ymax + ystep / 2; v += ystep) yticks.push(v);
+  canvas.dataset.ymax = String(ymax);
+  canvas.dataset.yticks = yticks.map((v) => fmt(v, unit)).join('|');
+  const secs = span / 1e9, tstep = TIME_STEPS.find((s) => secs / s <= Math.max(2, (W - L - R) / 110)) || 604800;
+  const paint = (hi) => {
+    setup();
+    g.strokeStyle = '#e4e7ec';
+    g.fillStyle = '#667085';
+    g.lineWidth = 1;
+    g.textAlign = 'right';
+    g.textBaseline = 'middle';
+    for (const v of yticks) {
+      const y = Math.round(Y(v)) + 0.5;
+      g.beginPath(); g.moveTo(L, y); g.lineTo(W - R, y); g.stroke();
+      g.fillText(fmt(v, unit), L - 6, y);
+    }
+    g.textAlign = 'center';
+    g.textBaseline = 'top';
+    for (let s = Math.ceil(t0 / 1e9 / tstep) * tstep; s * 1e9 <= t1; s += tstep) {
+      const x = Math.round(X(s * 1e9)) + 0.5;
+      g.beginPath(); g.moveTo(x, T); g.lineTo(x, H - B + 3); g.stroke();
+      g.fillText(timeLabel(s, tstep, secs), x, H - B + 5);
+    }
+    g.strokeStyle = '#2458d3';
+    g.lineWidth = 1.5;
+    g.beginPath();
+    pts.forEach((p, k) => (k ? g.lineTo(X(p.end), Y(p.v)) : g.moveTo(X(p.end), Y(p.v))));
+    g.stroke();
+    g.fillStyle = '#2458d3';
+    if (pts.length <= (W - L - R) / 4) for (const p of pts) { g.beginPath(); g.arc(X(p.end), Y(p.v), 2, 0, 7); g.fill(); }
+    if (coarse) { g.textAlign = 'left'; g.fillStyle = '#667085'; g.fillText(`older points: ${coarse} rollups (raw profiles past their retention)`, L + 4, 0); }
+    if (hi) {
+      g.strokeStyle = '#7a1fa2';
+      g.beginPath(); g.moveTo(X(hi.end), T); g.lineTo(X(hi.end), H - B); g.stroke();
+      g.fillStyle = '#7a1fa2';
+      g.beginPath(); g.arc(X(hi.end), Y(hi.v), 4, 0, 7); g.fill();
+    }
+    if (sel) { g.fillStyle = 'rgba(36,88,211,0.15)'; g.fillRect(Math.min(sel[0], sel[1]), T, Math.abs(sel[1] - sel[0]), H - T - B); }
+  };
+  let sel = null, down = null;
+  const nearest = (px) => {
+    let best = null, bd = Infinity;
+    for (const p of pts) { const dd = Math.abs(X(p.end) - px); if (dd < bd) { bd = dd; best = p; } }
+    return bd <= 12 ? best : null;
+  };
+  paint(null);
   canvas.onmousedown = (e) => { down = e.offsetX; };
+  canvas.onmousemove = (e) => {
+    if (down !== null && Math.abs(e.offsetX - down) >= 3) { sel = [down, e.offsetX]; paint(null); tip(null); return; }
+    const p = nearest(e.offsetX);
+    paint(p);
+    if (!p) return tip(null);
+    tip(`${tstr(p.end)}\n${fmt(p.v, unit)}` + (p.recs.length > 1 ? ` (sum of ${p.recs.length} profiles)` : '') +
+      (p.res ? `\n${p.res} rollup: mean per profile` : '\nclick: open this profile'), e);
+  };
+  canvas.onmouseleave = () => { down = null; sel = null; paint(null); tip(null); };
   canvas.onmouseup = (e) => {
     if (down === null) return;
     const a = Math.min(down, e.offsetX), b = Math.max(down, e.offsetX);
     down = null;
-    if (b - a < 3) return;
-    const T = (px) => t0 + span * (px - 6) / (W - 12);
-    onSelect(Math.floor(T(a)), Math.ceil(T(b)));
+    sel = null;
+    if (b - a < 3) {
+      const p = nearest(e.offsetX);
+      if (p && !p.res) onPick(p);
+      return;
+    }
+    const Tm = (px) => t0 + span * (px - L) / (W - L - R);
+    onSelect(Math.floor(Tm(a)), Math.ceil(Tm(b)));
   };
 }
 
@@ -383,27 +483,33 @@ function goCommand(params) {
   return `go tool pprof '${location.origin}/api/v1/profile?${new URLSearchParams(params)}'`;
 }
 
-function topTable(d, unit, onPick, diff) {
+// The top table: sortable by every column (sort and direction kept in the URL as sort=KEY and
+// asc=1); in compare, base and comparison side by side with the change of flat and of the
+// share of the total (the diff flame graph's colour), sorted by the biggest change first.
+function topTable(d, unit, onPick, diff, st = {}) {
   const cols = diff
-    ? [['name', 'Function', false], ['baseFlat', 'Base flat', true], ['flat', 'Flat', true], ['delta', 'Δ flat', true], ['cum', 'Cum', true]]
+    ? [['name', 'Function', false], ['baseFlat', 'Base flat', true], ['flat', 'Flat', true], ['delta', 'Δ flat', true], ['dshare', 'Δ share', true], ['cum', 'Cum', true]]
     : [['name', 'Function', false], ['flat', 'Flat', true], ['flatp', 'Flat%', true], ['sum', 'Sum%', true], ['cum', 'Cum', true], ['cump', 'Cum%', true]];
-  let key = diff ? 'delta' : 'flat', desc = true;
+  let key = cols.some(([k]) => k === st.sort) ? st.sort : diff ? 'delta' : 'flat', desc = st.asc !== '1';
   const rows = d.top.map((r) => ({ ...r, delta: r.flat - (r.baseFlat || 0), flatp: r.flat, cump: r.cum }));
+  for (const r of rows) r.dshare = (d.total ? r.flat / d.total : 0) - (d.baseTotal ? (r.baseFlat || 0) / d.baseTotal : 0);
   const body = h('tbody');
   const head = h('tr', {}, ...cols.map(([k, label, num]) => h('th', { class: 'sortable' + (num ? ' num' : ''), tabindex: 0, 'data-key': k, text: label,
-    onclick: () => { desc = key === k ? !desc : true; key = k; render(); }, onkeydown: (e) => e.key === 'Enter' && e.target.click() })));
+    onclick: () => { desc = key === k ? !desc : true; key = k; setState({ sort: k, asc: desc ? '' : '1' }); render(); }, onkeydown: (e) => e.key === 'Enter' && e.target.click() })));
   const render = () => {
+    for (const th of head.children) th.setAttribute('aria-sort', th.dataset.key === key ? (desc ? 'descending' : 'ascending') : 'none');
     rows.sort((a, b) => {
-      const x = key === 'name' ? a.name.localeCompare(b.name) : (diff && key === 'delta' ? Math.abs(a.delta) - Math.abs(b.delta) : a[key] - b[key]);
+      const x = key === 'name' ? a.name.localeCompare(b.name) : (diff && (key === 'delta' || key === 'dshare') ? Math.abs(a[key]) - Math.abs(b[key]) : a[key] - b[key]);
       return desc ? -x : x;
     });
     let sum = 0;
     body.replaceChildren(...rows.map((r) => {
       sum += r.flat;
       const cells = diff
-        ? [h('td', { text: r.name }), h('td', { class: 'num', text: fmt(r.baseFlat || 0, unit) }), h('td', { class: 'num', text: fmt(r.flat, unit) }),
-           h('td', { class: 'num ' + (r.delta > 0 ? 'down' : 'up'), text: (r.delta > 0 ? '+' : '') + fmt(r.delta, unit) }), h('td', { class: 'num', text: fmt(r.cum, unit) })]
-        : [h('td', { text: r.name }), h('td', { class: 'num', text: fmt(r.flat, unit) }), h('td', { class: 'num', text: pct(r.flat, d.total) }),
+        ? [h('td', { class: 'fn', text: r.name }), h('td', { class: 'num', text: fmt(r.baseFlat || 0, unit) }), h('td', { class: 'num', text: fmt(r.flat, unit) }),
+           h('td', { class: 'num ' + (r.delta > 0 ? 'down' : 'up'), text: (r.delta > 0 ? '+' : '') + fmt(r.delta, unit) }),
+           h('td', { class: 'num ' + (r.dshare > 0 ? 'down' : 'up'), text: (r.dshare > 0 ? '+' : '') + (100 * r.dshare).toFixed(2) + '%' }), h('td', { class: 'num', text: fmt(r.cum, unit) })]
+        : [h('td', { class: 'fn', text: r.name }), h('td', { class: 'num', text: fmt(r.flat, unit) }), h('td', { class: 'num', text: pct(r.flat, d.total) }),
            h('td', { class: 'num', text: pct(sum, d.total) }), h('td', { class: 'num', text: fmt(r.cum, unit) }), h('td', { class: 'num', text: pct(r.cum, d.total) })];
       return h('tr', { class: 'clickable', tabindex: 0, onclick: () => onPick(r.name), onkeydown: (e) => e.key === 'Enter' && onPick(r.name) }, ...cells);
     }));
@@ -412,9 +518,114 @@ function topTable(d, unit, onPick, diff) {
   return h('div', { class: 'tablewrap' }, h('table', { id: 'top' }, h('thead', {}, head), body));
 }
 
+// The call tree: the flame graph's frames as an expandable table (children by total, largest
+// first), self and total with their share of the root.
+function callTree(d, unit, diff, onPick) {
+  const n = d.nodes.length, kids = Array.from({ length: n }, () => []), depth = new Int32Array(n);
+  for (let i = 1; i < n; i++) { kids[d.nodes[i][1]].push(i); depth[i] = depth[d.nodes[i][1]] + 1; }
+  for (const k of kids) k.sort((a, b) => Math.abs(d.nodes[b][3]) - Math.abs(d.nodes[a][3]));
+  const open = new Set([0]), root = Math.abs(d.nodes[0][3]) || 1, body = h('tbody');
+  const MAX_KIDS = 500; // a node's children listed at most (the rest summed in one row)
+  const cols = diff ? ['Function', 'Base total', 'Total', 'Δ share', 'Self'] : ['Function', 'Self', 'Self%', 'Total', 'Total%'];
+  const render = () => {
+    const out = [];
+    const walk = (i) => {
+      const r = d.nodes[i], name = i ? d.names[r[0]] : 'all', leaf = !kids[i].length;
+      const btn = h('button', { class: 'fold', 'aria-expanded': leaf ? null : String(open.has(i)), 'aria-label': leaf ? null : (open.has(i) ? 'collapse' : 'expand'),
+        tabindex: -1, text: leaf ? '·' : open.has(i) ? '▾' : '▸' });
+      const toggle = () => { if (leaf) return; open.has(i) ? open.delete(i) : open.add(i); render(); };
+      // indentation through the CSSOM: the CSP (style-src 'self') refuses style attributes
+      const fnCell = h('td', { class: 'fn' }, btn, h('span', { text: name }));
+      fnCell.style.paddingLeft = `${4 + 14 * Math.min(depth[i], 40)}px`;
+      const ds = diff ? (d.total ? r[3] / d.total : 0) - (d.baseTotal ? r[5] / d.baseTotal : 0) : 0;
+      const vals = diff
+        ? [fmt(r[5], unit), fmt(r[3], unit), (ds > 0 ? '+' : '') + (100 * ds).toFixed(2) + '%', fmt(r[2], unit)]
+        : [fmt(r[2], unit), pct(r[2], root), fmt(r[3], unit), pct(r[3], root)];
+      out.push(h('tr', { class: 'clickable', tabindex: 0, 'data-node': i, 'data-depth': depth[i],
+        onclick: (e) => { toggle(); if (i) onPick(name); }, onkeydown: (e) => {
+          if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); toggle(); }
+          else if (e.key === 'ArrowRight' && !leaf && !open.has(i)) toggle();
+          else if (e.key === 'ArrowLeft' && open.has(i)) toggle();
+        } },
+        fnCell, ...vals.map((v) => h('td', { class: 'num', text: v }))));
+      if (!open.has(i)) return;
+      const ks = kids[i];
+      ks.slice(0, MAX_KIDS).forEach(walk);
+      if (ks.length > MAX_KIDS) out.push(h('tr', {}, h('td', { class: 'muted', colspan: cols.length, text: `… ${ks.length - MAX_KIDS} smaller frames` })));
+    };
+    walk(0);
+    body.replaceChildren(...out);
+  };
+  render();
+  return h('div', { class: 'tablewrap' }, h('table', { id: 'tree' }, h('thead', {}, h('tr', {}, ...cols.map((c, k) => h('th', { class: k ? 'num' : '', text: c })))), body));
+}
+
+// Two panes side by side with a handle between them: drag it (or focus it and press the arrow
+// keys) to share the width; the left pane's share is kept in the URL (split=PERCENT).
+function splitPanes(left, right, st, onResize) {
+  let share = Math.min(80, Math.max(20, +st.split || 55));
+  const box = h('div', { class: 'split', id: 'split' });
+  const handle = h('div', { class: 'splitter', id: 'splitter', role: 'separator', tabindex: 0, 'aria-orientation': 'vertical',
+    'aria-label': 'resize the panes', 'aria-valuemin': 20, 'aria-valuemax': 80 });
+  const apply = (save) => {
+    box.style.gridTemplateColumns = `minmax(0, ${share}fr) 8px minmax(0, ${100 - share}fr)`;
+    handle.setAttribute('aria-valuenow', Math.round(share));
+    onResize();
+    if (save) setState({ split: share.toFixed(1) });
+  };
+  handle.addEventListener('pointerdown', (e) => {
+    e.preventDefault();
+    handle.setPointerCapture(e.pointerId);
+    const r = box.getBoundingClientRect();
+    const move = (ev) => { share = Math.min(80, Math.max(20, 100 * (ev.clientX - r.left) / r.width)); apply(false); };
+    const up = () => { handle.removeEventListener('pointermove', move); handle.removeEventListener('pointerup', up); apply(true); };
+    handle.addEventListener('pointermove', move);
+    handle.addEventListener('pointerup', up);
+  });
+  handle.addEventListener('keydown', (e) => {
+    if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
+    e.preventDefault();
+    share = Math.min(80, Math.max(20, share + (e.key === 'ArrowLeft' ? -5 : 5)));
+    apply(true);
+  });
+  box.append(left, handle, right);
+  box.style.gridTemplateColumns = `minmax(0, ${share}fr) 8px minmax(0, ${100 - share}fr)`;
+  handle.setAttribute('aria-valuenow', Math.round(share));
+  return box;
+}
+
+// The explorer with nothing picked opens on the busiest service's CPU over the last hour: the
+// service (or target without one) whose CPU profiles of the last hour sum to the most.
+async function busiest() {
+  const rows = await api('/api/v1/profiles', { type: 'cpu', from: (Date.now() / 1000 - 3600).toFixed(3), limit: 20000 });
+  const sums = new Map();
+  for (const r of rows) {
+    const types = (r.sampleTypes || '').split(','), k = types.findIndex((t) => t.startsWith('cpu/'));
+    const v = r.totals[k >= 0 ? k : types.length - 1] || 0;
+    const sel = r.labels.__k8s_name ? { __k8s_namespace: r.labels.__k8s_namespace || '', __k8s_name: r.labels.__k8s_name } : { name: r.labels.monitor };
+    const key = JSON.stringify(sel);
+    sums.set(key, (sums.get(key) || 0) + Math.abs(v));
+  }
+  let best = null, bv = -1;
+  for (const [k, v] of sums) if (v > bv || (v === bv && k < best)) { best = k; bv = v; }
+  return best ? JSON.parse(best) : null;
+}
+
+// a time in nanoseconds (a JSON number, so exact to ~256 ns) as the API's "seconds.fraction"
+function nsParam(ns) {
+  const sec = Math.floor(ns / 1e9), frac = Math.max(0, Math.min(999999999, Math.round(ns - sec * 1e9)));
+  return `${sec}.${String(frac).padStart(9, '0')}`;
+}
+
 async function pageExplorer(compare) {
-  const st = state();
+  let st = state();
   const rerender = (patch) => { setState(patch); route(); };
+  if (!compare && !st.name && !st.__k8s_name && !st.nodefault) {
+    // nothing picked: open on the busiest service's CPU over the last hour (replacing the URL,
+    // so Back does not return to the empty page)
+    const pick = await busiest().catch(() => null);
+    if (pick) { setState({ ...pick, type: 'cpu', range: st.range || '1h' }); st = state(); }
+  }
   const { sel, type, agg } = await selectionControls(st, rerender);
   const hasSel = st.name || st.__k8s_name;
   const controls = h('div', { class: 'controls' }, sel, type, agg);
@@ -440,6 +651,15 @@ async function pageExplorer(compare) {
     }
     for (const k of ['base_range', 'range']) delete params[k];
   }
+  // one profile picked on the timeline: profile=id:N (the API's record id) or FROM,TO (a window
+  // around its end time, before the timeline had ids); the timeline keeps showing the range
+  const tparams = { ...params };
+  let single = null;
+  if (!compare && st.profile) {
+    const m = st.profile.match(/^id:(\d+)$/), w = st.profile.match(/^([0-9.]+),([0-9.]+)$/);
+    if (m) { params.id = m[1]; single = st.profile; }
+    else if (w) { params.from = w[1]; params.to = w[2]; single = st.profile; }
+  }
   app().replaceChildren(...page, h('p', { text: 'Loading…' }));
   let d;
   try {
@@ -462,19 +682,29 @@ async function pageExplorer(compare) {
     try { await navigator.clipboard.writeText(cmd.textContent); copy.textContent = 'Copied'; } catch { copy.textContent = 'Select the command to copy'; }
   } });
   const reset = h('button', { text: 'Reset zoom', id: 'reset' });
-  const tl = h('canvas', { id: 'timeline', 'aria-label': 'timeline of totals: drag to select a range' });
-  const canvas = h('canvas', { id: 'flame', 'aria-label': 'flame graph' });
+  const flip = st.layout === 'flame';
+  const layoutBtn = h('button', { id: 'layout', 'aria-pressed': String(flip), text: flip ? 'Icicle (root on top)' : 'Flame graph (root at the bottom)',
+    onclick: () => rerender({ layout: flip ? '' : 'flame' }) });
+  const tl = h('canvas', { id: 'timeline', 'aria-label': 'timeline of totals: hover for values, drag to select a range, click a point to open that profile' });
+  const canvas = h('canvas', { id: 'flame', 'aria-label': compare ? 'diff flame graph' : 'flame graph' });
   const summary = h('p', { class: 'muted', id: 'summary', text:
     `${d.profiles} profiles, total ${fmt(d.total, unit)}` + (d.baseTotal !== undefined ? `; base ${d.baseProfiles} profiles, total ${fmt(d.baseTotal, unit)}` : '') +
     (d.pruned.nodes ? `; showing the ${d.pruned.kept} largest of ${d.pruned.kept + d.pruned.nodes} frames` : '') +
     (d.resolution && d.resolution !== 'raw' ? `; resolution ${d.resolution}: answered from rollups where the raw profiles are past their retention` : '') });
   summary.dataset.resolution = d.resolution || 'raw';
-  const legend = compare ? h('p', { class: 'legend' }, h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
-  const flame = new Flame(canvas, { onFocus: (name) => setState({ focus: name }) });
-  const table = topTable(d, unit, (name) => { flame.focusName(name); setState({ focus: name }); canvas.scrollIntoView({ block: 'nearest' }); }, compare);
+  const singleNote = single ? h('p', { id: 'single', class: 'note' }, h('strong', { text: 'One profile' }),
+    ` ending ${st.profile_at ? tstr(+st.profile_at) : ''} `, h('button', { id: 'unpick', text: 'Back to the whole range', onclick: () => rerender({ profile: '', profile_at: '' }) })) : null;
+  const legend = compare ? h('p', { class: 'legend' }, 'colour: change of the share of the total', h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
+  const flame = new Flame(canvas, { flip, onFocus: (name) => setState({ focus: name }) });
+  const pick = (name) => { flame.focusName(name); setState({ focus: name }); canvas.scrollIntoView({ block: 'nearest' }); };
+  const tab = st.table === 'tree' ? 'tree' : 'top';
+  const tabs = h('div', { class: 'tabs', role: 'tablist' }, ...[['top', 'Top table'], ['tree', 'Call tree']].map(([k, label]) =>
+    h('button', { role: 'tab', id: 'tab-' + k, 'aria-selected': String(tab === k), text: label, onclick: () => rerender({ table: k === 'top' ? '' : k }) })));
+  const table = tab === 'tree' ? callTree(d, unit, compare, pick) : topTable(d, unit, pick, compare, st);
+  const panes = splitPanes(h('div', { class: 'pane' }, canvas), h('div', { class: 'pane' }, tabs, table), st, () => flame.d && flame.draw());
   // (replaceChildren would print a null as the text "null")
-  app().replaceChildren(...[...page, h('div', { class: 'controls' }, search, share, reset, download, copy), h('div', { class: 'controls' }, cmd),
-    compare ? null : tl, summary, legend, h('div', { class: 'split' }, h('div', {}, canvas), table)].filter(Boolean));
+  app().replaceChildren(...[...page, h('div', { class: 'controls' }, search, share, reset, layoutBtn, download, copy), h('div', { class: 'controls' }, cmd),
+    compare ? null : tl, singleNote, summary, legend, panes].filter(Boolean));
   flame.setData(d, compare, st.norm === '1');
   const applySearch = () => {
     flame.search = search.value;
@@ -488,9 +718,15 @@ async function pageExplorer(compare) {
   reset.onclick = () => { flame.zoom = 0; flame.draw(); setState({ focus: '' }); };
   window.onresize = () => flame.draw();
   if (!compare) {
-    const tparams = { ...params, sample: d.sampleType.type };
-    api('/api/v1/timeline', tparams).then((series) => drawTimeline(tl, series, unit,
-      (a, b) => rerender({ from: (a / 1e9).toFixed(3), to: (b / 1e9).toFixed(3), range: '' }))).catch(() => {});
+    const tp = { ...tparams, sample: d.sampleType.type };
+    api('/api/v1/timeline', tp).then((series) => drawTimeline(tl, series, unit,
+      (a, b) => rerender({ from: nsParam(a), to: nsParam(b), range: '', profile: '', profile_at: '' }),
+      (p) => {
+        const rec = p.recs.length === 1 ? p.recs[0] : null;
+        // the record's id when the timeline has ids, else a window of ±2 µs around its end
+        rerender(rec && rec.id != null ? { profile: 'id:' + rec.id, profile_at: String(p.end) }
+          : { profile: `${nsParam(p.end - 2000)},${nsParam(p.end + 2000)}`, profile_at: String(p.end) });
+      })).catch(() => {});
   }
 }
 
