@@ -379,11 +379,12 @@ def make_profile(types, samples, time_nanos=0, duration_nanos=0, period_type=Non
     return gzip.compress(body) if compress else body
 
 
-def wide_profile(levels=6, branch=7, prefix="pkg"):
+def wide_profile(levels=6, branch=7, prefix="pkg", skew=0):
     """A gzipped CPU profile whose call tree has 1 + sum(branch^d, d = 1..levels) nodes (137,257
     for 6 x 7; megabytes once decoded, from about 1 MB of gzip): every function of a level calls
     every one of the next, one sample of 10 ms per leaf path. Profiles of different prefixes
-    share no function."""
+    share no function. skew > 0: a leaf path's sample is 10 to 50 ms, by its functions and skew
+    (the same tree with other weights, for a diff that changes everywhere)."""
     import gzip
     import time
     strings = ["", "samples", "count", "cpu", "nanoseconds"]
@@ -405,7 +406,8 @@ def wide_profile(levels=6, branch=7, prefix="pkg"):
 
     def walk(depth, ids):
         if depth == levels:
-            out.append(field(2, field(1, b"".join(varint(i) for i in reversed(ids))) + field(2, varint(1) + varint(10000000))))
+            v = 10000000 * (1 + (sum(i * i for i in ids) * skew) % 5) if skew else 10000000
+            out.append(field(2, field(1, b"".join(varint(i) for i in reversed(ids))) + field(2, varint(1) + varint(v))))
             return
         for k in range(branch):
             walk(depth + 1, ids + [depth * branch + k + 1])
