@@ -323,6 +323,164 @@ void pprof_tree_release(pprof_tree *t) {
 
 /* ---- multi-profile call tree --------------------------------------------------------------- */
 
+/* Builds a pprof_multitree node by node: children are keyed by (parent, name by content), since
+ * each input has its own strings. Shared by pprof_multitree_compute and pprof_focus_compute.
+ * With stamps, each node's total and self take a sample's value once however often the sample
+ * reaches the node (mtb_add_total, mtb_add_self with the sample's stamp). */
+typedef struct mtb {
+  htab children;
+  const char **names;
+  uint32_t *parent, *depth;
+  int64_t *self, *total;  /* cap * n each */
+  uint64_t *seen_t, *seen_s; /* stamps, or NULL */
+  size_t cap, nn, n, max_nodes;
+  unsigned char *key;
+  size_t keycap;
+  arena *names_mem; /* the tree's arena: a profile's strings may go before the tree */
+} mtb;
+
+static void mtb_free(mtb *b) {
+  htab_free(&b->children);
+  free(b->names);
+  free(b->parent);
+  free(b->depth);
+  free(b->self);
+  free(b->total);
+  free(b->seen_t);
+  free(b->seen_s);
+  free(b->key);
+  memset(b, 0, sizeof *b);
+}
+
+/* An empty tree holding its root (node 0, name root_name). */
+static int mtb_init(mtb *b, size_t n, size_t max_nodes, bool stamps, const char *root_name, arena *names_mem,
+                    pp_err *err) {
+  memset(b, 0, sizeof *b);
+  b->cap = 1024;
+  b->n = n;
+  b->max_nodes = max_nodes;
+  b->names_mem = names_mem;
+  b->names = malloc(b->cap * sizeof *b->names);
+  b->parent = malloc(b->cap * sizeof *b->parent);
+  b->depth = malloc(b->cap * sizeof *b->depth);
+  b->self = calloc(b->cap * n, sizeof *b->self);
+  b->total = calloc(b->cap * n, sizeof *b->total);
+  if (stamps) {
+    b->seen_t = calloc(b->cap, sizeof *b->seen_t);
+    b->seen_s = calloc(b->cap, sizeof *b->seen_s);
+  }
+  if (htab_init(&b->children, 1024, max_nodes) < 0 || !b->names || !b->parent || !b->depth || !b->self ||
+      !b->total || (stamps && (!b->seen_t || !b->seen_s)) ||
+      !(b->names[0] = arena_strndup(names_mem, root_name, strlen(root_name)))) {
+    mtb_free(b);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  b->nn = 1;
+  b->parent[0] = 0;
+  b->depth[0] = 0;
+  return 0;
+}
+
+static int mtb_grow(mtb *b, pp_err *err) {
+  size_t nc = b->cap * 2, n = b->n;
+  const char **a = realloc(b->names, nc * sizeof *a);
+  if (a) b->names = a;
+  uint32_t *p = realloc(b->parent, nc * sizeof *p);
+  if (p) b->parent = p;
+  uint32_t *c = realloc(b->depth, nc * sizeof *c);
+  if (c) b->depth = c;
+  int64_t *d = realloc(b->self, nc * n * sizeof *d);
+  if (d) b->self = d;
+  int64_t *e = realloc(b->total, nc * n * sizeof *e);
+  if (e) b->total = e;
+  bool ok = a && p && c && d && e;
+  if (ok && b->seen_t) {
+    uint64_t *f = realloc(b->seen_t, nc * sizeof *f);
+    if (f) b->seen_t = f;
+    uint64_t *g = realloc(b->seen_s, nc * sizeof *g);
+    if (g) b->seen_s = g;
+    ok = f && g;
+    if (ok) {
+      memset(b->seen_t + b->cap, 0, b->cap * sizeof *f);
+      memset(b->seen_s + b->cap, 0, b->cap * sizeof *g);
+    }
+  }
+  if (!ok) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  memset(b->self + b->cap * n, 0, b->cap * n * sizeof *b->self);
+  memset(b->total + b->cap * n, 0, b->cap * n * sizeof *b->total);
+  b->cap = nc;
+  return 0;
+}
+
+/* The child of cur named name, created if new. */
+static int mtb_child(mtb *b, uint32_t cur, const char *name, uint32_t *ret_child, pp_err *err) {
+  size_t nl = strlen(name), kl = 4 + nl;
+  if (kl > b->keycap) {
+    size_t kc = kl * 2;
+    unsigned char *nk = realloc(b->key, kc);
+    if (!nk) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    b->key = nk;
+    b->keycap = kc;
+  }
+  memcpy(b->key, &cur, 4);
+  memcpy(b->key + 4, name, nl);
+  uint32_t idx;
+  int ir = htab_intern(&b->children, b->key, kl, &idx);
+  if (ir < 0)
+    return ir == PP_ELIMIT ? pp_err_set(err, PP_ELIMIT, "call tree exceeds %zu nodes", b->max_nodes)
+                           : pp_err_set(err, PP_ENOMEM, "out of memory");
+  uint32_t child = idx + 1;
+  if (ir == 1) {
+    if (b->nn == b->cap && mtb_grow(b, err) < 0) return PP_ENOMEM;
+    if (!(b->names[child] = arena_strndup(b->names_mem, name, nl)))
+      return pp_err_set(err, PP_ENOMEM, "out of memory");
+    b->parent[child] = cur;
+    b->depth[child] = b->depth[cur] + 1;
+    b->nn++;
+  }
+  *ret_child = child;
+  return 0;
+}
+
+static inline void mtb_add_total(mtb *b, uint32_t node, size_t k, int64_t v, uint64_t stamp) {
+  if (b->seen_t) {
+    if (b->seen_t[node] == stamp) return;
+    b->seen_t[node] = stamp;
+  }
+  b->total[node * b->n + k] = wrap_add(b->total[node * b->n + k], v);
+}
+
+static inline void mtb_add_self(mtb *b, uint32_t node, size_t k, int64_t v, uint64_t stamp) {
+  if (b->seen_s) {
+    if (b->seen_s[node] == stamp) return;
+    b->seen_s[node] = stamp;
+  }
+  b->self[node * b->n + k] = wrap_add(b->self[node * b->n + k], v);
+}
+
+/* Copies the nodes into t (whose arena already holds the names) and frees the builder. */
+static int mtb_finish(mtb *b, pprof_multitree *t, pp_err *err) {
+  size_t nn = b->nn, n = b->n;
+  t->ninputs = n;
+  t->names = arena_alloc(&t->mem, nn * sizeof *t->names);
+  t->parent = arena_alloc(&t->mem, nn * sizeof *t->parent);
+  t->depth = arena_alloc(&t->mem, nn * sizeof *t->depth);
+  t->self = arena_alloc(&t->mem, nn * n * sizeof *t->self);
+  t->total = arena_alloc(&t->mem, nn * n * sizeof *t->total);
+  if (!t->names || !t->parent || !t->depth || !t->self || !t->total) {
+    mtb_free(b);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  memcpy(t->names, b->names, nn * sizeof *t->names);
+  memcpy(t->parent, b->parent, nn * sizeof *t->parent);
+  memcpy(t->depth, b->depth, nn * sizeof *t->depth);
+  memcpy(t->self, b->self, nn * n * sizeof *t->self);
+  memcpy(t->total, b->total, nn * n * sizeof *t->total);
+  t->nnodes = nn;
+  mtb_free(b);
+  return 0;
+}
+
 int pprof_multitree_compute(const pprof_profile *const *ps, const int *si, size_t n,
                             size_t max_nodes, pprof_multitree *t, pp_err *err) {
   memset(t, 0, sizeof *t);
@@ -333,119 +491,33 @@ int pprof_multitree_compute(const pprof_profile *const *ps, const int *si, size_
     if (si[k] < 0 || (size_t)si[k] >= ps[k]->nsample_type)
       return pp_err_set(err, PP_EUSAGE, "sample index %d outside profile %zu's types", si[k], k);
   if (max_nodes == 0) max_nodes = (size_t)4 << 20;
-  /* Children are keyed by (parent, name by content), since each input has its own strings. */
-  htab children;
-  size_t cap = 1024;
-  const char **names = malloc(cap * sizeof *names);
-  uint32_t *parent = malloc(cap * sizeof *parent), *depth = malloc(cap * sizeof *depth);
-  int64_t *self = calloc(cap * n, sizeof *self), *total = calloc(cap * n, sizeof *total);
-  unsigned char *key = NULL;
-  size_t keycap = 0;
-  int r = 0;
+  mtb b;
+  int r = mtb_init(&b, n, max_nodes, false, "", &t->mem, err);
+  if (r < 0) return r;
   frames f = {0};
-  if (htab_init(&children, 1024, max_nodes) < 0 || !names || !parent || !depth || !self || !total) {
-    r = pp_err_set(err, PP_ENOMEM, "out of memory");
-    goto out;
-  }
-  size_t nn = 1;
-  names[0] = "";
-  parent[0] = 0;
-  depth[0] = 0;
   for (size_t k = 0; k < n && r == 0; k++) {
     const pprof_profile *p = ps[k];
     if ((r = frames_build(p, &t->mem, &f, err)) < 0) break;
-    for (size_t i = 0; i < p->nsample; i++) {
+    for (size_t i = 0; i < p->nsample && r == 0; i++) {
       const pprof_sample *s = &p->sample[i];
       int64_t v = s->value[si[k]];
       if (v == 0) continue;
       uint32_t cur = 0;
-      total[k] = wrap_add(total[k], v);
+      mtb_add_total(&b, 0, k, v, 0);
       for (uint32_t j = s->nloc; j-- > 0 && r == 0;) {
         uint32_t l = s->loc[j];
         for (uint32_t q = f.loc_off[l + 1]; q-- > f.loc_off[l];) {
-          const char *name = f.names[f.loc_nodes[q]];
-          size_t nl = strlen(name), kl = 4 + nl;
-          if (kl > keycap) {
-            keycap = kl * 2;
-            unsigned char *nk = realloc(key, keycap);
-            if (!nk) {
-              r = pp_err_set(err, PP_ENOMEM, "out of memory");
-              break;
-            }
-            key = nk;
-          }
-          memcpy(key, &cur, 4);
-          memcpy(key + 4, name, nl);
-          uint32_t idx;
-          int ir = htab_intern(&children, key, kl, &idx);
-          if (ir < 0) {
-            r = ir == PP_ELIMIT
-                    ? pp_err_set(err, PP_ELIMIT, "call tree exceeds %zu nodes", max_nodes)
-                    : pp_err_set(err, PP_ENOMEM, "out of memory");
-            break;
-          }
-          uint32_t child = idx + 1;
-          if (ir == 1) {
-            if (nn == cap) {
-              size_t nc = cap * 2;
-              const char **a = realloc(names, nc * sizeof *a);
-              if (a) names = a;
-              uint32_t *b = realloc(parent, nc * sizeof *b);
-              if (b) parent = b;
-              uint32_t *c = realloc(depth, nc * sizeof *c);
-              if (c) depth = c;
-              int64_t *d = realloc(self, nc * n * sizeof *d);
-              if (d) self = d;
-              int64_t *e = realloc(total, nc * n * sizeof *e);
-              if (e) total = e;
-              if (!a || !b || !c || !d || !e) {
-                r = pp_err_set(err, PP_ENOMEM, "out of memory");
-                break;
-              }
-              memset(self + cap * n, 0, cap * n * sizeof *self);
-              memset(total + cap * n, 0, cap * n * sizeof *total);
-              cap = nc;
-            }
-            /* names live in the tree's arena: a profile's strings may go before the tree */
-            names[child] = arena_strndup(&t->mem, name, nl);
-            parent[child] = cur;
-            depth[child] = depth[cur] + 1;
-            nn++;
-          }
-          total[child * n + k] = wrap_add(total[child * n + k], v);
-          cur = child;
+          if ((r = mtb_child(&b, cur, f.names[f.loc_nodes[q]], &cur, err)) < 0) break;
+          mtb_add_total(&b, cur, k, v, 0);
         }
       }
-      if (r == 0) self[cur * n + k] = wrap_add(self[cur * n + k], v);
+      if (r == 0) mtb_add_self(&b, cur, k, v, 0);
     }
     frames_free(&f);
   }
-  if (r == 0) {
-    t->names = arena_alloc(&t->mem, nn * sizeof *t->names);
-    t->parent = arena_alloc(&t->mem, nn * sizeof *t->parent);
-    t->depth = arena_alloc(&t->mem, nn * sizeof *t->depth);
-    t->self = arena_alloc(&t->mem, nn * n * sizeof *t->self);
-    t->total = arena_alloc(&t->mem, nn * n * sizeof *t->total);
-    if (!t->names || !t->parent || !t->depth || !t->self || !t->total) {
-      r = pp_err_set(err, PP_ENOMEM, "out of memory");
-    } else {
-      memcpy(t->names, names, nn * sizeof *names);
-      memcpy(t->parent, parent, nn * sizeof *parent);
-      memcpy(t->depth, depth, nn * sizeof *depth);
-      memcpy(t->self, self, nn * n * sizeof *self);
-      memcpy(t->total, total, nn * n * sizeof *total);
-      t->nnodes = nn;
-    }
-  }
-out:
+  if (r == 0) r = mtb_finish(&b, t, err);
+  else mtb_free(&b);
   frames_free(&f);
-  htab_free(&children);
-  free(names);
-  free(parent);
-  free(depth);
-  free(self);
-  free(total);
-  free(key);
   if (r < 0) pprof_multitree_release(t);
   return r;
 }
@@ -454,4 +526,254 @@ void pprof_multitree_release(pprof_multitree *t) {
   arena_free(&t->mem);
   t->names = NULL;
   t->nnodes = 0;
+}
+
+/* ---- focus (sandwich and lines) ------------------------------------------------------------ */
+
+/* The lines of the focus function: (line, file) -> entry, values ninputs each. */
+typedef struct focus_lines {
+  htab keys;
+  pprof_focus_line *e;
+  int64_t *flat, *cum;
+  uint64_t *seen;
+  size_t cap, n, ninputs;
+  unsigned char *key;
+  size_t keycap;
+} focus_lines;
+
+static void focus_lines_free(focus_lines *fl) {
+  htab_free(&fl->keys);
+  free(fl->e);
+  free(fl->flat);
+  free(fl->cum);
+  free(fl->seen);
+  free(fl->key);
+  memset(fl, 0, sizeof *fl);
+}
+
+/* Adds v to the entry of (file, line): cum once per stamp, flat when leaf. */
+static int focus_lines_add(focus_lines *fl, arena *mem, const char *file, size_t flen, int64_t line, size_t k,
+                           int64_t v, bool leaf, uint64_t stamp, pp_err *err) {
+  size_t kl = 8 + flen;
+  if (kl > fl->keycap) {
+    unsigned char *nk = realloc(fl->key, kl * 2);
+    if (!nk) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    fl->key = nk;
+    fl->keycap = kl * 2;
+  }
+  memcpy(fl->key, &line, 8);
+  memcpy(fl->key + 8, file, flen);
+  uint32_t idx;
+  int ir = htab_intern(&fl->keys, fl->key, kl, &idx);
+  if (ir < 0) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (ir == 1) {
+    if (fl->n == fl->cap) {
+      size_t nc = fl->cap ? fl->cap * 2 : 64, n = fl->ninputs;
+      pprof_focus_line *e = realloc(fl->e, nc * sizeof *e);
+      if (e) fl->e = e;
+      int64_t *a = realloc(fl->flat, nc * n * sizeof *a);
+      if (a) fl->flat = a;
+      int64_t *c = realloc(fl->cum, nc * n * sizeof *c);
+      if (c) fl->cum = c;
+      uint64_t *s = realloc(fl->seen, nc * sizeof *s);
+      if (s) fl->seen = s;
+      if (!e || !a || !c || !s) return pp_err_set(err, PP_ENOMEM, "out of memory");
+      memset(fl->flat + fl->cap * n, 0, (nc - fl->cap) * n * sizeof *a);
+      memset(fl->cum + fl->cap * n, 0, (nc - fl->cap) * n * sizeof *c);
+      memset(fl->seen + fl->cap, 0, (nc - fl->cap) * sizeof *s);
+      fl->cap = nc;
+    }
+    char *f = arena_strndup(mem, file, flen);
+    if (!f) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    fl->e[idx] = (pprof_focus_line){.file = f, .line = line};
+    fl->n++;
+  }
+  size_t n = fl->ninputs;
+  if (fl->seen[idx] != stamp) {
+    fl->seen[idx] = stamp;
+    fl->cum[idx * n + k] = wrap_add(fl->cum[idx * n + k], v);
+  }
+  if (leaf) fl->flat[idx * n + k] = wrap_add(fl->flat[idx * n + k], v);
+  return 0;
+}
+
+static int cmp_focus_line(const void *a, const void *b) {
+  const pprof_focus_line *x = a, *y = b;
+  if (x->flat[0] != y->flat[0]) return x->flat[0] > y->flat[0] ? -1 : 1;
+  if (x->cum[0] != y->cum[0]) return x->cum[0] > y->cum[0] ? -1 : 1;
+  int c = strcmp(x->file, y->file);
+  if (c) return c;
+  return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* One input's samples into the focus: trees, lines and the function's values. */
+static int focus_input(const pprof_profile *p, size_t k, int si, const char *name, mtb *callees, mtb *callers,
+                       focus_lines *fl, pprof_focus *fo, uint64_t *stamp, pp_err *err) {
+  frames f;
+  int r = frames_build(p, &fo->mem, &f, err);
+  if (r < 0) return r;
+  bool *isf = calloc(f.nnodes + 1, sizeof *isf);
+  size_t cap = 256;
+  uint32_t *st = malloc(cap * sizeof *st), *stq = malloc(cap * sizeof *stq), *stl = malloc(cap * sizeof *stl);
+  if (!isf || !st || !stq || !stl) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto out;
+  }
+  bool any = false;
+  for (size_t i = 0; i < f.nnodes; i++) any |= isf[i] = strcmp(f.names[i], name) == 0;
+  for (size_t i = 0; any && i < p->nsample && r == 0; i++) {
+    const pprof_sample *s = &p->sample[i];
+    int64_t v = s->value[si];
+    if (v == 0 || s->nloc == 0) continue;
+    /* the stack's frames, root first */
+    size_t d = 0;
+    bool has = false;
+    for (uint32_t j = s->nloc; j-- > 0;) {
+      uint32_t l = s->loc[j];
+      for (uint32_t q = f.loc_off[l + 1]; q-- > f.loc_off[l];) {
+        if (d == cap) {
+          cap *= 2;
+          uint32_t *a = realloc(st, cap * sizeof *a);
+          if (a) st = a;
+          uint32_t *b = realloc(stq, cap * sizeof *b);
+          if (b) stq = b;
+          uint32_t *c = realloc(stl, cap * sizeof *c);
+          if (c) stl = c;
+          if (!a || !b || !c) {
+            r = pp_err_set(err, PP_ENOMEM, "out of memory");
+            goto out;
+          }
+        }
+        st[d] = f.loc_nodes[q];
+        stl[d] = l;
+        stq[d] = q - f.loc_off[l];
+        has |= isf[st[d]];
+        d++;
+      }
+    }
+    if (!has) continue;
+    uint64_t sn = ++*stamp;
+    fo->found = true;
+    fo->cum[k] = wrap_add(fo->cum[k], v);
+    if (isf[st[d - 1]]) fo->flat[k] = wrap_add(fo->flat[k], v);
+    mtb_add_total(callees, 0, k, v, sn);
+    mtb_add_total(callers, 0, k, v, sn);
+    for (size_t a = 0; a < d && r == 0;) {
+      if (!isf[st[a]]) {
+        a++;
+        continue;
+      }
+      size_t e = a;
+      while (e + 1 < d && isf[st[e + 1]]) e++;
+      /* the run a..e is one occurrence: callees below it, callers above it */
+      uint32_t cur = 0;
+      for (size_t q = e + 1; q < d && r == 0; q++)
+        if ((r = mtb_child(callees, cur, f.names[st[q]], &cur, err)) == 0) mtb_add_total(callees, cur, k, v, sn);
+      if (r == 0) mtb_add_self(callees, cur, k, v, sn);
+      cur = 0;
+      for (size_t q = a; q-- > 0 && r == 0;)
+        if ((r = mtb_child(callers, cur, f.names[st[q]], &cur, err)) == 0) mtb_add_total(callers, cur, k, v, sn);
+      if (r == 0) mtb_add_self(callers, cur, k, v, sn);
+      /* the lines of every frame of the run */
+      for (size_t q = a; q <= e && r == 0; q++) {
+        const pprof_location *loc = &p->location[stl[q]];
+        const char *file = "";
+        size_t flen = 0;
+        int64_t line = 0;
+        if (loc->nline) {
+          const pprof_line *ln = &loc->line[stq[q]];
+          if (ln->function) {
+            const pprof_function *fn = &p->function[ln->function - 1];
+            file = p->strings[fn->filename];
+            flen = p->string_len[fn->filename];
+            line = ln->line;
+          }
+        }
+        r = focus_lines_add(fl, &fo->mem, file, flen, line, k, v, q == d - 1, sn, err);
+      }
+      a = e + 1;
+    }
+  }
+out:
+  free(isf);
+  free(st);
+  free(stq);
+  free(stl);
+  frames_free(&f);
+  return r;
+}
+
+int pprof_focus_compute(const pprof_profile *const *ps, const int *si, size_t n, const char *name,
+                        size_t max_nodes, pprof_focus *fo, pp_err *err) {
+  memset(fo, 0, sizeof *fo);
+  arena_init(&fo->mem, 0);
+  arena_init(&fo->callees.mem, 0);
+  arena_init(&fo->callers.mem, 0);
+  fo->ninputs = n;
+  if (n == 0 || n > 16) return pp_err_set(err, PP_EUSAGE, "focus takes 1..16 profiles");
+  for (size_t k = 0; k < n; k++)
+    if (si[k] < 0 || (size_t)si[k] >= ps[k]->nsample_type)
+      return pp_err_set(err, PP_EUSAGE, "sample index %d outside profile %zu's types", si[k], k);
+  if (max_nodes == 0) max_nodes = (size_t)4 << 20;
+  fo->flat = arena_calloc(&fo->mem, n, sizeof *fo->flat);
+  fo->cum = arena_calloc(&fo->mem, n, sizeof *fo->cum);
+  if (!fo->flat || !fo->cum) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  mtb callees, callers;
+  focus_lines fl = {.ninputs = n};
+  int r = mtb_init(&callees, n, max_nodes, true, name, &fo->callees.mem, err);
+  if (r < 0) return r;
+  if ((r = mtb_init(&callers, n, max_nodes, true, name, &fo->callers.mem, err)) < 0) {
+    mtb_free(&callees);
+    return r;
+  }
+  if (htab_init(&fl.keys, 64, 0) < 0) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+  uint64_t stamp = 0;
+  for (size_t k = 0; k < n && r == 0; k++)
+    r = focus_input(ps[k], k, si[k], name, &callees, &callers, &fl, fo, &stamp, err);
+  if (r == 0) {
+    r = mtb_finish(&callees, &fo->callees, err);
+    if (r == 0) r = mtb_finish(&callers, &fo->callers, err);
+  }
+  if (r == 0) {
+    size_t kept = 0;
+    for (size_t i = 0; i < fl.n; i++) {
+      bool nz = false;
+      for (size_t k = 0; k < n; k++) nz |= fl.flat[i * n + k] != 0 || fl.cum[i * n + k] != 0;
+      if (nz) kept++;
+    }
+    fo->lines = arena_alloc(&fo->mem, (kept ? kept : 1) * sizeof *fo->lines);
+    int64_t *vals = arena_alloc(&fo->mem, (kept ? kept : 1) * 2 * n * sizeof *vals);
+    if (!fo->lines || !vals) {
+      r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    } else {
+      size_t o = 0;
+      for (size_t i = 0; i < fl.n; i++) {
+        bool nz = false;
+        for (size_t k = 0; k < n; k++) nz |= fl.flat[i * n + k] != 0 || fl.cum[i * n + k] != 0;
+        if (!nz) continue;
+        fo->lines[o] = fl.e[i];
+        fo->lines[o].flat = vals + o * 2 * n;
+        fo->lines[o].cum = vals + o * 2 * n + n;
+        memcpy(fo->lines[o].flat, fl.flat + i * n, n * sizeof *vals);
+        memcpy(fo->lines[o].cum, fl.cum + i * n, n * sizeof *vals);
+        o++;
+      }
+      fo->nlines = kept;
+      qsort(fo->lines, kept, sizeof *fo->lines, cmp_focus_line);
+    }
+  }
+  mtb_free(&callees); /* no-ops after mtb_finish */
+  mtb_free(&callers);
+  focus_lines_free(&fl);
+  if (r < 0) pprof_focus_release(fo);
+  return r;
+}
+
+void pprof_focus_release(pprof_focus *fo) {
+  pprof_multitree_release(&fo->callees);
+  pprof_multitree_release(&fo->callers);
+  arena_free(&fo->mem);
+  fo->lines = NULL;
+  fo->nlines = 0;
+  fo->flat = fo->cum = NULL;
 }

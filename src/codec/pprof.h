@@ -273,4 +273,48 @@ int pprof_multitree_compute(const pprof_profile *const *ps, const int *sample_in
                             size_t max_nodes, pprof_multitree *ret_tree, pp_err *err);
 void pprof_multitree_release(pprof_multitree *t);
 
+/* Sandwich view of one function, the "focus", over several profiles aligned as in
+ * pprof_multitree (input 0 the profile, input 1 a base, ...). The function is named by its
+ * display name (pprof_tree's names: the function name, or "[binary]"/"<unknown>" for frames
+ * without one); frames are grouped as in pprof_top.
+ *   flat, cum: the function's values in each input, as pprof_top computes them.
+ *   callees: a tree rooted at the function (node 0, named name), its children the functions it
+ *     calls, their children theirs, and so on, merged over every place the function occurs.
+ *   callers: an inverted tree rooted at the function, its children its callers, their children
+ *     the callers' callers, up to the outermost frame.
+ *   In both, a run of consecutive frames of the function (direct recursion) is one occurrence,
+ *   and every occurrence in a stack adds its path (the frames below it for callees, above it
+ *   for callers), but a node takes a sample's value at most once in total and once in self, as
+ *   go tool pprof counts each edge once per sample: node 0's total is cum, and the totals of
+ *   node 0's children are the weights `go tool pprof -peek` gives the function's out-edges
+ *   (callees) and in-edges (callers). self = value of samples whose path ends at the node (the
+ *   leaf for callees, the outermost frame for callers; node 0's self in callees is flat). Where
+ *   the function calls itself through another one (f > g > f > h), a stack has two paths, so
+ *   children's totals may add up to more than their parent's, as pprof's edges do.
+ *   lines: the function's values per (file, line) of its frames (the function's file name as
+ *     the profile records it, the line's number, 0 when the location has none): flat where the
+ *     frame is a sample's leaf, cum once per sample; sorted by input 0's flat descending, then
+ *     cum, file, line (as go tool pprof -lines -top); entries 0 in every input are left out.
+ * found is false (and the trees hold only node 0) when no sample of any input with a nonzero
+ * value has the function. Trees: max_nodes caps each (0 = 4 Mi), PP_ELIMIT beyond. */
+typedef struct pprof_focus_line {
+  const char *file; /* owned by the result */
+  int64_t line;
+  int64_t *flat, *cum; /* ninputs each */
+} pprof_focus_line;
+
+typedef struct pprof_focus {
+  bool found;
+  size_t ninputs;
+  int64_t *flat, *cum; /* ninputs each */
+  pprof_multitree callees, callers;
+  pprof_focus_line *lines;
+  size_t nlines;
+  arena mem; /* flat, cum, lines */
+} pprof_focus;
+
+int pprof_focus_compute(const pprof_profile *const *ps, const int *sample_index, size_t n, const char *name,
+                        size_t max_nodes, pprof_focus *ret_focus, pp_err *err);
+void pprof_focus_release(pprof_focus *f);
+
 #endif

@@ -79,7 +79,7 @@ typedef struct selection {
   store_agg agg;
 } selection;
 
-static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top", NULL};
+static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top", "focus", NULL};
 
 static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
   memset(s, 0, sizeof *s);
@@ -350,6 +350,62 @@ out:
   return r;
 }
 
+/* One focus tree as {"names":[..],"nodes":[..],"pruned":{..}}, in render's node format. */
+static int write_focus_tree(const pprof_multitree *t, long max_nodes, size_t budget, pp_buf *out) {
+  pp_buf names, nodes;
+  pp_buf_init(&names, budget);
+  pp_buf_init(&nodes, budget);
+  size_t kept = 0, pruned = 0;
+  int r = write_nodes(t, t->ninputs, max_nodes, &names, &nodes, &kept, &pruned);
+  pp_buf_puts(out, "{\"names\":[");
+  pp_buf_put(out, names.p, names.len);
+  pp_buf_puts(out, "],\"nodes\":[");
+  pp_buf_put(out, nodes.p, nodes.len);
+  pp_buf_printf(out, "],\"pruned\":{\"nodes\":%zu,\"kept\":%zu}}", pruned, kept);
+  if (names.failed || nodes.failed) out->failed = true, out->over = out->over || names.over || nodes.over;
+  pp_buf_free(&names);
+  pp_buf_free(&nodes);
+  return r;
+}
+
+/* render's focus=NAME: the function's callers and callees trees and its lines (pprof_focus), as
+ * the value of "focus" (null when no sample has the function). Each tree gets half of node_cap
+ * while it is built and max_nodes when written; at most topn lines. */
+static int write_focus(const pprof_profile *const *ps, const int *sis, size_t nin, const char *name, long max_nodes,
+                       long topn, size_t node_cap, size_t budget, pp_buf *out, pp_err *err) {
+  pprof_focus f;
+  int r = pprof_focus_compute(ps, sis, nin, name, node_cap / 2 ? node_cap / 2 : 1, &f, err);
+  if (r < 0) return r;
+  if (!f.found) {
+    pp_buf_puts(out, "null");
+    pprof_focus_release(&f);
+    return 0;
+  }
+  pp_buf_puts(out, "{\"name\":");
+  web_json_str(out, name);
+  pp_buf_printf(out, ",\"flat\":%lld,\"cum\":%lld", (long long)f.flat[0], (long long)f.cum[0]);
+  if (nin == 2) pp_buf_printf(out, ",\"baseFlat\":%lld,\"baseCum\":%lld", (long long)f.flat[1], (long long)f.cum[1]);
+  pp_buf_puts(out, ",\"callers\":");
+  if (r == 0) r = write_focus_tree(&f.callers, max_nodes, budget, out);
+  pp_buf_puts(out, ",\"callees\":");
+  if (r == 0) r = write_focus_tree(&f.callees, max_nodes, budget, out);
+  pp_buf_puts(out, ",\"lines\":[");
+  for (size_t i = 0; i < f.nlines && i < (size_t)topn; i++) {
+    const pprof_focus_line *l = &f.lines[i];
+    if (i) pp_buf_put(out, ",", 1);
+    pp_buf_puts(out, "{\"file\":");
+    web_json_str(out, l->file);
+    pp_buf_printf(out, ",\"line\":%lld,\"flat\":%lld,\"cum\":%lld", (long long)l->line, (long long)l->flat[0],
+                  (long long)l->cum[0]);
+    if (nin == 2) pp_buf_printf(out, ",\"baseFlat\":%lld,\"baseCum\":%lld", (long long)l->flat[1], (long long)l->cum[1]);
+    pp_buf_put(out, "}", 1);
+  }
+  pp_buf_puts(out, "]}");
+  pprof_focus_release(&f);
+  if (r < 0) pp_err_set(err, r, "out of memory");
+  return r;
+}
+
 /* Node values: [name, parent, self, total] and, with a base, [.., baseSelf, baseTotal]. What
  * pruning hid is total - self - sum(children). */
 void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
@@ -366,6 +422,11 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", "max_nodes: 1..200000, top: 1..20000");
     return;
   }
+  const char *focus = web_param(p, "focus");
+  if (focus && !*focus) {
+    web_resp_error(out, 400, "bad_data", "focus: want a function name, as in names");
+    return;
+  }
   pprof_profile *cmp = NULL, *base = NULL;
   size_t ncmp = 0, nbase = 0;
   pp_err err = {0};
@@ -373,7 +434,8 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   memset(&t, 0, sizeof t);
   bool have_t = false, have_tc = false, have_tb = false;
   pprof_top tc, tb;
-  pp_buf names, nodes, top, a;
+  pp_buf names, nodes, top, a, fb;
+  pp_buf_init(&fb, x->budget);
   pp_buf_init(&names, x->budget);
   pp_buf_init(&nodes, x->budget);
   pp_buf_init(&top, x->budget);
@@ -439,6 +501,12 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 500, "internal", "out of memory");
     goto done;
   }
+  if (focus && (r = write_focus(ps, sis, nin, focus, max_nodes, topn, (x->budget - used) / NODE_BYTES, x->budget, &fb,
+                                &err)) < 0) {
+    if (r == PP_ELIMIT) over_budget(out, "the focus trees", x->budget, x->budget);
+    else web_resp_error(out, 500, "internal", err.msg);
+    goto done;
+  }
   pp_buf_puts(&a, "{\"status\":\"success\",\"data\":{\"profileType\":");
   web_json_str(&a, s.type);
   pp_buf_puts(&a, ",\"sampleType\":");
@@ -458,9 +526,11 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   pp_buf_put(&a, "]", 1);
   if (have_tb) pp_buf_printf(&a, ",\"baseTotal\":%lld,\"baseProfiles\":%zu", (long long)tb.total, nbase);
+  if (focus) pp_buf_puts(&a, ",\"focus\":"), pp_buf_put(&a, fb.p, fb.len);
   pp_buf_puts(&a, "}}");
-  if (names.failed || nodes.failed || top.failed) a.failed = true, a.over = names.over || nodes.over || top.over;
-  used += names.len + nodes.len + top.len;
+  if (names.failed || nodes.failed || top.failed || fb.failed)
+    a.failed = true, a.over = names.over || nodes.over || top.over || fb.over;
+  used += names.len + nodes.len + top.len + fb.len;
   if (a.failed && a.over) over_budget(out, "the answer", used + a.len, x->budget);
   else web_resp_buf(out, 200, "application/json", &a);
 done:
@@ -470,6 +540,7 @@ done:
   pprof_free(cmp);
   pprof_free(base);
   pp_buf_free(&names);
+  pp_buf_free(&fb);
   pp_buf_free(&nodes);
   pp_buf_free(&top);
   pp_buf_free(&a);

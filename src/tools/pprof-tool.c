@@ -35,6 +35,10 @@ static void usage(FILE *f) {
         "      writes the merged profile (gzip protobuf)\n"
         "  diff --base BASE [-o OUT] [--sample-index=...] [--nodecount=N] [--raw] FILE...\n"
         "      FILE... minus BASE: written as a profile with -o, else printed as top\n"
+        "  focus --function=NAME [--sample-index=...] FILE...\n"
+        "      the sandwich of one function (exact name as top prints it), one line each:\n"
+        "      `focus FLAT CUM`, `caller TOTAL NAME` and `callee TOTAL NAME` (one level deep,\n"
+        "      the weights go tool pprof -peek gives), `line FLAT CUM FILE:LINE`; tab-separated\n"
         "  info FILE...\n"
         "      sample types, period, counts, time span and totals per sample type\n"
         "\n"
@@ -47,6 +51,7 @@ typedef struct opts {
   const char *sample_index;
   const char *out;
   const char *base;
+  const char *function;
   long nodecount; /* -1 = all */
   int raw;
 } opts;
@@ -305,6 +310,35 @@ out:
   return rc;
 }
 
+/* The focus's depth-1 nodes of one tree, by name (a tree's children have distinct names). */
+static void print_children(const char *what, const pprof_multitree *t) {
+  for (size_t i = 1; i < t->nnodes; i++)
+    if (t->parent[i] == 0) printf("%s\t%lld\t%s\n", what, (long long)t->total[i], t->names[i]);
+}
+
+static int print_focus(const pprof_profile *p, int si, const char *name) {
+  pprof_focus f;
+  pp_err err = {0};
+  const pprof_profile *ps[1] = {p};
+  if (pprof_focus_compute(ps, &si, 1, name, 0, &f, &err) < 0) {
+    fprintf(stderr, "pprof-tool: focus: %s\n", err.msg);
+    return EXIT_DATA;
+  }
+  if (!f.found) {
+    fprintf(stderr, "pprof-tool: focus: no sample has function \"%s\"\n", name);
+    pprof_focus_release(&f);
+    return EXIT_DATA;
+  }
+  printf("focus\t%lld\t%lld\n", (long long)f.flat[0], (long long)f.cum[0]);
+  print_children("caller", &f.callers);
+  print_children("callee", &f.callees);
+  for (size_t i = 0; i < f.nlines; i++)
+    printf("line\t%lld\t%lld\t%s:%lld\n", (long long)f.lines[i].flat[0], (long long)f.lines[i].cum[0],
+           f.lines[i].file, (long long)f.lines[i].line);
+  pprof_focus_release(&f);
+  return 0;
+}
+
 static int print_info(const pprof_profile *p) {
   printf("sample types:");
   for (size_t i = 0; i < p->nsample_type; i++)
@@ -357,6 +391,7 @@ int main(int argc, char **argv) {
                                      {"raw", no_argument, 0, 'r'},
                                      {"output", required_argument, 0, 'o'},
                                      {"base", required_argument, 0, 'b'},
+                                     {"function", required_argument, 0, 'f'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   optind = 2;
@@ -377,6 +412,7 @@ int main(int argc, char **argv) {
     case 'r': o.raw = 1; break;
     case 'o': o.out = optarg; break;
     case 'b': o.base = optarg; break;
+    case 'f': o.function = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return EXIT_USAGE;
     }
@@ -384,7 +420,7 @@ int main(int argc, char **argv) {
   char **files = argv + optind;
   int nfiles = argc - optind;
   bool known = !strcmp(cmd, "top") || !strcmp(cmd, "folded") || !strcmp(cmd, "merge") ||
-               !strcmp(cmd, "diff") || !strcmp(cmd, "info");
+               !strcmp(cmd, "diff") || !strcmp(cmd, "info") || !strcmp(cmd, "focus");
   if (!known) {
     fprintf(stderr, "pprof-tool: unknown command \"%s\" (try --help)\n", cmd);
     return EXIT_USAGE;
@@ -395,6 +431,10 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "merge") && !o.out) {
     fprintf(stderr, "pprof-tool: merge needs -o OUT\n");
+    return EXIT_USAGE;
+  }
+  if (!strcmp(cmd, "focus") && !o.function) {
+    fprintf(stderr, "pprof-tool: focus needs --function=NAME\n");
     return EXIT_USAGE;
   }
   if (!strcmp(cmd, "diff") && !o.base) {
@@ -426,7 +466,7 @@ int main(int argc, char **argv) {
   } else if (!strcmp(cmd, "info")) {
     rc = print_info(p);
   } else if ((rc = pick_index(p, &o, &si)) == 0) {
-    rc = !strcmp(cmd, "folded") ? print_folded(p, si) : print_top(p, si, &o);
+    rc = !strcmp(cmd, "folded") ? print_folded(p, si) : !strcmp(cmd, "focus") ? print_focus(p, si, o.function) : print_top(p, si, &o);
   }
 done:
   pprof_free(p);

@@ -11,16 +11,23 @@ The store's v2 format (symbols once per segment, samples as ids): every profile 
 store and read back (store-bench roundtrip) is read by go tool pprof -raw as the original
 (header with period and times, sample types, every sample's values, stacks, labels, mappings).
 
-Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded, store."""
+The sandwich (pprof-tool focus, pprof_focus_compute): for hot and recursive functions of CPU
+and heap profiles, callers and callees one level deep with their values equal the in- and
+out-edges `go tool pprof -peek '^NAME$'` prints, and the function's lines equal its rows of
+`go tool pprof -lines -top`.
+
+Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded, store, focus."""
 import concurrent.futures as cf
 import glob
 import os
+import re
 import shutil
 import time
 import urllib.request
 
 from harness import (OUT, ROOT, TESTDATA, TOOL, compare_maps, compare_raw, go_pprof, go_raw,
-                     go_sample_types, go_top_args, go_unit, parse_go_top, parse_go_traces, parse_our_top, run)
+                     go_sample_types, go_top_args, go_unit, parse_go_top, parse_go_traces, parse_our_top, parse_value,
+                     run, strip_inline)
 from peers import DemoTarget  # tests/collector (tests/run.py puts it on the path)
 
 WORKERS = 2
@@ -266,7 +273,142 @@ def check_store(t, orig, back):
         t.record(f"store round trip {rel}", False, repr(e))
 
 
-PARTS = ("cli", "top", "merge", "roundtrip", "diff", "folded", "store")
+# ---- focus (sandwich and lines) against go tool pprof -peek and -lines -top -----------------------
+
+FOCUS_PROFILES = [  # (file under testdata, sample index): CPU and heap of three programs
+    ("gotarget/cpu-1.pb.gz", 1), ("gotarget/heap.pb.gz", 1), ("prometheus/cpu-2.pb.gz", 1),
+    ("prometheus/heap.pb.gz", 3), ("large/compile-cpu.pb", 1), ("large/nethttp-mem.pb", 1),
+]
+PEEK_RULE = re.compile(r"^-+\+-+$")
+
+
+def parse_go_peek(text):
+    """{function: (flat, cum, {caller: weight}, {callee: weight})} from `go tool pprof -peek`
+    in base units: each block after a `---+---` rule is the in-edges (2 columns before `|`),
+    the function's line (5 columns) and the out-edges; an edge's name follows `|` and 3 spaces."""
+    out = {}
+    for block in re.split(r"^-+\+-+$", text, flags=re.M)[1:]:
+        node, ins, outs = None, {}, {}
+        for l in block.splitlines():
+            if "|" not in l:
+                continue
+            left, right = l.split("|", 1)
+            cols = left.split()
+            if len(cols) == 5:
+                node = (right.strip(), parse_value(cols[0]), parse_value(cols[3]))
+            elif len(cols) == 2:
+                name = strip_inline(right.strip())
+                d = outs if node else ins
+                if name in d:
+                    raise ValueError(f"edge printed twice by go tool pprof -peek: {name}")
+                d[name] = parse_value(cols[0])
+            elif cols != ["calls", "calls%", "+", "context"] and cols:
+                raise ValueError(f"unexpected -peek line: {l!r}")
+        if node:
+            out[node[0]] = (node[1], node[2], ins, outs)
+    return out
+
+
+def our_focus(path, index, name):
+    """pprof-tool focus: (flat, cum, {caller: total}, {callee: total}, {file:line: (flat, cum)})."""
+    p = run([TOOL, "focus", f"--sample-index={index}", f"--function={name}", path], check=True)
+    flat = cum = None
+    ins, outs, lines = {}, {}, {}
+    for l in p.stdout.splitlines():
+        kind, rest = l.split("\t", 1)
+        if kind == "focus":
+            flat, cum = (int(x) for x in rest.split("\t"))
+        elif kind in ("caller", "callee"):
+            v, n = rest.split("\t", 1)
+            (ins if kind == "caller" else outs)[n] = int(v)
+        elif kind == "line":
+            f, c, where = rest.split("\t", 2)
+            file, line = where.rsplit(":", 1)
+            # go tool pprof cleans file names (filepath.Clean); a line 0 prints the file alone
+            key = os.path.normpath(file) if file else ""
+            lines[key if line == "0" else f"{key}:{line}"] = (int(f), int(c))
+    return flat, cum, ins, outs, lines
+
+
+def recursive_functions(path, index, unit, n=2):
+    """Functions that call themselves through another function, the heaviest first, from go's
+    -traces: a stack in which the function occurs twice with something else in between."""
+    g = go_pprof(["-traces", f"-sample_index={index}", f"-unit={go_unit(unit)}", path])
+    weight = {}
+    for stack, v in parse_go_traces(g.stdout).items():
+        frames = stack.split(";")
+        # runs of one function are direct recursion (pprof drops self-edges): collapse them
+        runs = [f for i, f in enumerate(frames) if i == 0 or frames[i - 1] != f]
+        for f in {f for f in runs if runs.count(f) > 1}:
+            weight[f] = weight.get(f, 0) + v
+    return sorted(weight, key=lambda f: -weight[f])[:n]
+
+
+def focus_cases(t):
+    """(name, path, index, unit, functions): per profile the 4 hottest functions by flat and the 4
+    by cum as go tool pprof -top lists them, and the heaviest recursive ones."""
+    cases = []
+    for rel, index in FOCUS_PROFILES:
+        path = os.path.join(TESTDATA, rel)
+        unit = go_sample_types(path)[index][1]
+        g = go_pprof(go_top_args(index, unit) + [path])
+        top = parse_go_top(g.stdout)
+        by_flat = sorted(top, key=lambda f: (-top[f][0], f))[:4]
+        by_cum = sorted(top, key=lambda f: (-top[f][1], f))[:4]
+        rec = recursive_functions(path, index, unit)
+        funcs = list(dict.fromkeys(by_flat + by_cum + rec))
+        t.tool(f"focus {rel}: go lists functions to check ({len(funcs)}, {len(rec)} recursive)", len(funcs) >= 4)
+        cases.append((rel, path, index, unit, funcs, rec))
+    t.tool("focus: some profile has a function recursing through another",
+           any(c[5] for c in cases))
+    return cases
+
+
+def check_focus(t, rel, path, index, unit, funcs, rec):
+    """For each function: flat, cum, callers and callees one level deep with their values as
+    go tool pprof -peek '^NAME$' prints them, and the lines' flat and cum as -lines -top."""
+    try:
+        rx = "^(" + "|".join(re.escape(f) for f in funcs) + ")$"
+        u = go_unit(unit)
+        g = go_pprof(["-peek", rx, f"-sample_index={index}", f"-unit={u}", path])
+        if g.returncode:
+            t.record(f"focus {rel}: go tool pprof -peek", False, g.stderr[-2000:])
+            return
+        peek = parse_go_peek(g.stdout)
+        gl = go_pprof(go_top_args(index, unit) + ["-lines", path])
+        if gl.returncode:
+            t.record(f"focus {rel}: go tool pprof -lines -top", False, gl.stderr[-2000:])
+            return
+        lines_top = parse_go_top(gl.stdout)
+        for f in funcs:
+            name = f"focus {rel} [{index}] {f}{' (recursive)' if f in rec else ''}"
+            if f not in peek:
+                t.record(name, False, "go tool pprof -peek printed no block for it")
+                continue
+            gflat, gcum, gins, gouts = peek[f]
+            flat, cum, ins, outs, lines = our_focus(path, index, f)
+            glines = {}
+            for k, v in lines_top.items():
+                if k.startswith(f + " ") and " " not in k[len(f) + 1:]:
+                    glines[k[len(f) + 1:]] = v
+                elif k == f:
+                    glines[""] = v
+            diffs = []
+            if (flat, cum) != (gflat, gcum):
+                diffs.append(f"flat, cum: ours={flat}, {cum} go={gflat}, {gcum}")
+            for what, a, b in (("callers", ins, gins), ("callees", outs, gouts), ("lines", lines, glines)):
+                d = compare_maps(a, b, what)
+                if d:
+                    diffs.append(d)
+            # a function alone in its stacks has no edges: say so, its flat, cum and lines are compared
+            alone = "" if gins or gouts else " (no callers or callees on either side)"
+            t.record(name + ": callers, callees and lines as go tool pprof -peek and -lines" + alone,
+                     not diffs and bool(glines) and gcum != 0, "\n".join(diffs) or "go printed no lines or a zero cum")
+    except Exception as e:
+        t.record(f"focus {rel}", False, repr(e))
+
+
+PARTS = ("cli", "top", "merge", "roundtrip", "diff", "folded", "store", "focus")
 
 
 def run_suite(t, parts=None):
@@ -274,7 +416,7 @@ def run_suite(t, parts=None):
     os.makedirs(OUT, exist_ok=True)
     files = shared_profiles()
     # top, merge, roundtrip and diff read profiles of the demo target too; cli and folded do not
-    collected = collect_from_demo(t) if parts - {"cli", "folded"} else []
+    collected = collect_from_demo(t) if parts - {"cli", "folded", "focus"} else []
     if "cli" in parts:
         check_cli_errors(t)
     jobs = []
@@ -310,5 +452,8 @@ def run_suite(t, parts=None):
                   (os.path.join(TESTDATA, "large", "nethttp-cpu.pb"), 1, "nanoseconds")]
         for f, i, unit in folded if "folded" in parts else []:
             jobs.append(ex.submit(check_folded, t, f"folded {os.path.relpath(f, TESTDATA)} [{i}]", f, i, unit))
+        if "focus" in parts:
+            for c in focus_cases(t):
+                jobs.append(ex.submit(check_focus, t, *c))
         for j in jobs:
             j.result()

@@ -729,6 +729,223 @@ static void decoders_agree_on_shared_profiles(void) {
   CHECK(compared >= 30);
 }
 
+/* ---- focus (sandwich) ------------------------------------------------------------------------ */
+
+/* The depth-1 child of node 0 named name in t (input k's total and self), or -1. */
+static int64_t child_of(const pprof_multitree *t, uint32_t parent, const char *name) {
+  for (size_t i = 1; i < t->nnodes; i++)
+    if (t->parent[i] == parent && !strcmp(t->names[i], name)) return (int64_t)i;
+  return -1;
+}
+
+/* Follows a path of names from node 0; -1 when a step is missing. */
+static int64_t path_of(const pprof_multitree *t, const char *const *names, size_t n) {
+  int64_t cur = 0;
+  for (size_t i = 0; i < n && cur >= 0; i++) cur = child_of(t, (uint32_t)cur, names[i]);
+  return cur;
+}
+
+static size_t children_count(const pprof_multitree *t, uint32_t parent) {
+  size_t c = 0;
+  for (size_t i = 1; i < t->nnodes; i++) c += t->parent[i] == parent;
+  return c;
+}
+
+/* The small profile (see build_small), cpu: values worked out by hand.
+ *   focus f: flat 20 (S1's leaf), cum 30 (S0 10 + S1 20; S1's f > f is one occurrence).
+ *     callees: f (self 20, total 30) > g (0, 10) > h (10, 10)
+ *     callers: f (0, 30) > main (30, 30)
+ *     lines: x.go:3 flat 20 cum 30 (L1 in S0 and S1), x.go:4 flat 0 cum 20 (L3 in S1)
+ *   focus g: callers g > f > main, 10 each; callees g > h 10; lines x.go:9 0/10.
+ *   focus main: callers: main alone, self 60 (the outermost frame); callees: f 30.
+ * With the profile given twice (as profile and base) every value is in both columns. */
+static void focus_small_by_hand(void) {
+  pprof_profile *p = build_small();
+  const pprof_profile *ps[2] = {p, p};
+  int si[2] = {1, 1};
+  pprof_focus f;
+  pp_err err = {0};
+  CHECK(pprof_focus_compute(ps, si, 1, "f", 0, &f, &err) == 0);
+  CHECK(f.found);
+  CHECK_EQ_I64(f.flat[0], 20);
+  CHECK_EQ_I64(f.cum[0], 30);
+  CHECK_STR(f.callees.names[0], "f");
+  CHECK_EQ_I64(f.callees.total[0], 30);
+  CHECK_EQ_I64(f.callees.self[0], 20);
+  CHECK_EQ_I64(f.callees.nnodes, 3);
+  const char *gh[] = {"g", "h"};
+  int64_t g = path_of(&f.callees, gh, 1), h = path_of(&f.callees, gh, 2);
+  CHECK(g > 0 && h > 0);
+  if (g > 0 && h > 0) {
+    CHECK_EQ_I64(f.callees.total[g], 10);
+    CHECK_EQ_I64(f.callees.self[g], 0);
+    CHECK_EQ_I64(f.callees.total[h], 10);
+    CHECK_EQ_I64(f.callees.self[h], 10);
+  }
+  CHECK_EQ_I64(f.callers.nnodes, 2);
+  CHECK_EQ_I64(f.callers.total[0], 30);
+  CHECK_EQ_I64(f.callers.self[0], 0);
+  int64_t m = child_of(&f.callers, 0, "main");
+  CHECK(m > 0);
+  if (m > 0) {
+    CHECK_EQ_I64(f.callers.total[m], 30);
+    CHECK_EQ_I64(f.callers.self[m], 30);
+  }
+  CHECK_EQ_I64(f.nlines, 2);
+  if (f.nlines == 2) {
+    CHECK_STR(f.lines[0].file, "x.go");
+    CHECK_EQ_I64(f.lines[0].line, 3);
+    CHECK_EQ_I64(f.lines[0].flat[0], 20);
+    CHECK_EQ_I64(f.lines[0].cum[0], 30);
+    CHECK_EQ_I64(f.lines[1].line, 4);
+    CHECK_EQ_I64(f.lines[1].flat[0], 0);
+    CHECK_EQ_I64(f.lines[1].cum[0], 20);
+  }
+  pprof_focus_release(&f);
+
+  CHECK(pprof_focus_compute(ps, si, 1, "g", 0, &f, &err) == 0);
+  const char *fm[] = {"f", "main"};
+  int64_t cm = path_of(&f.callers, fm, 2);
+  CHECK(cm > 0 && f.callers.total[cm] == 10 && f.callers.self[cm] == 10);
+  CHECK(child_of(&f.callees, 0, "h") > 0 && f.callees.total[child_of(&f.callees, 0, "h")] == 10);
+  CHECK(f.nlines == 1 && f.lines[0].line == 9 && f.lines[0].flat[0] == 0 && f.lines[0].cum[0] == 10);
+  pprof_focus_release(&f);
+
+  CHECK(pprof_focus_compute(ps, si, 1, "main", 0, &f, &err) == 0);
+  CHECK_EQ_I64(f.callers.nnodes, 1);
+  CHECK_EQ_I64(f.callers.self[0], 60);
+  CHECK_EQ_I64(f.callees.self[0], 30);
+  CHECK(child_of(&f.callees, 0, "f") > 0 && f.callees.total[child_of(&f.callees, 0, "f")] == 30);
+  pprof_focus_release(&f);
+
+  CHECK(pprof_focus_compute(ps, si, 1, "nothere", 0, &f, &err) == 0);
+  CHECK(!f.found);
+  CHECK_EQ_I64(f.callees.nnodes, 1);
+  CHECK_EQ_I64(f.nlines, 0);
+  pprof_focus_release(&f);
+
+  /* profile and base: the base's column holds the same values */
+  CHECK(pprof_focus_compute(ps, si, 2, "f", 0, &f, &err) == 0);
+  CHECK(f.flat[1] == 20 && f.cum[1] == 30);
+  CHECK(f.callees.ninputs == 2 && f.callees.total[1] == 30 && f.callees.self[1] == 20);
+  CHECK(f.nlines == 2 && f.lines[0].cum[1] == 30 && f.lines[1].cum[1] == 20);
+  pprof_focus_release(&f);
+  /* a node cap under the tree's size is an error */
+  CHECK(pprof_focus_compute(ps, si, 1, "f", 2, &f, &err) == PP_ELIMIT);
+  pprof_free(p);
+}
+
+/* Recursion through another function: the small profile plus S4 = L1 L0 L3 L2 (4, 40), the
+ * stack main > f(x.go:4) > g > h > f(x.go:3), with f at both ends. As go tool pprof counts
+ * edges once per sample: f's out-edge f>g weighs 10 + 40 = 50, its in-edges main>f 70 and h>f
+ * 40; flat 20 + 40 = 60, cum 10 + 20 + 40 = 70.
+ *   callees: f (self 60, total 70) > g 50 > h (self 10, total 50) > f (40, 40)
+ *   callers: f (0, 70) > main (70, 70); f > h 40 > g 40 > f 40 > main (40, 40)
+ *   lines: x.go:3 flat 60 cum 70, x.go:4 flat 0 cum 60 (S1 20 + S4 40). */
+static void focus_mutual_recursion_by_hand(void) {
+  pprof_profile *p = build_small();
+  pprof_sample *ns = arena_alloc(&p->mem, (p->nsample + 1) * sizeof *ns);
+  uint32_t *loc = arena_alloc(&p->mem, 4 * sizeof *loc);
+  int64_t *val = arena_alloc(&p->mem, 2 * sizeof *val);
+  CHECK(ns && loc && val);
+  if (!ns || !loc || !val) return;
+  memcpy(ns, p->sample, p->nsample * sizeof *ns);
+  loc[0] = 1, loc[1] = 0, loc[2] = 3, loc[3] = 2;
+  val[0] = 4, val[1] = 40;
+  ns[p->nsample] = (pprof_sample){.loc = loc, .value = val, .nloc = 4};
+  p->sample = ns;
+  p->nsample++;
+  const pprof_profile *ps[1] = {p};
+  int si = 1;
+  pprof_focus f;
+  pp_err err = {0};
+  CHECK(pprof_focus_compute(ps, &si, 1, "f", 0, &f, &err) == 0);
+  CHECK(f.flat[0] == 60 && f.cum[0] == 70);
+  CHECK(f.callees.total[0] == 70 && f.callees.self[0] == 60);
+  CHECK_EQ_I64(children_count(&f.callees, 0), 1);
+  const char *ghf[] = {"g", "h", "f"};
+  int64_t g = path_of(&f.callees, ghf, 1), h = path_of(&f.callees, ghf, 2), ff = path_of(&f.callees, ghf, 3);
+  CHECK(g > 0 && h > 0 && ff > 0);
+  if (g > 0 && h > 0 && ff > 0) {
+    CHECK_EQ_I64(f.callees.total[g], 50);
+    CHECK_EQ_I64(f.callees.total[h], 50);
+    CHECK_EQ_I64(f.callees.self[h], 10);
+    CHECK_EQ_I64(f.callees.total[ff], 40);
+    CHECK_EQ_I64(f.callees.self[ff], 40);
+  }
+  CHECK(f.callers.total[0] == 70 && f.callers.self[0] == 0);
+  CHECK_EQ_I64(children_count(&f.callers, 0), 2);
+  int64_t m = child_of(&f.callers, 0, "main");
+  CHECK(m > 0 && f.callers.total[m] == 70 && f.callers.self[m] == 70);
+  const char *hgfm[] = {"h", "g", "f", "main"};
+  int64_t ch = path_of(&f.callers, hgfm, 1), cm = path_of(&f.callers, hgfm, 4);
+  CHECK(ch > 0 && f.callers.total[ch] == 40);
+  CHECK(cm > 0 && f.callers.total[cm] == 40 && f.callers.self[cm] == 40);
+  CHECK_EQ_I64(f.nlines, 2);
+  if (f.nlines == 2) {
+    CHECK(f.lines[0].line == 3 && f.lines[0].flat[0] == 60 && f.lines[0].cum[0] == 70);
+    CHECK(f.lines[1].line == 4 && f.lines[1].flat[0] == 0 && f.lines[1].cum[0] == 60);
+  }
+  pprof_focus_release(&f);
+  pprof_free(p);
+}
+
+/* On real profiles, for their 60 hottest functions by flat and by cum: the focus's flat and cum
+ * are pprof_top's (a separate computation, itself checked against go tool pprof); node 0 of
+ * both trees totals cum, the callees' node 0 self is flat; no child totals more than its parent
+ * (its samples pass through the parent's path); the children of node 0 and node 0's self cover
+ * cum; the lines' flats add up to flat and no line's cum passes cum. */
+static void focus_agrees_with_top_on_shared_profiles(void) {
+  const char *files[] = {"gotarget/heap.pb.gz", "gotarget/cpu-1.pb.gz", "prometheus/cpu-1.pb.gz",
+                         "large/compile-cpu.pb"};
+  for (size_t fi = 0; fi < sizeof files / sizeof *files; fi++) {
+    pprof_profile *p = decode_shared(files[fi]);
+    CHECK(p != NULL);
+    if (!p) continue;
+    int si = (int)p->nsample_type - 1;
+    pprof_top t;
+    CHECK(pprof_top_compute(p, si, &t, NULL) == 0);
+    size_t checked = 0, bad = 0;
+    for (size_t i = 0; i < t.nfuncs; i++) {
+      const pprof_func_stat *s = &t.funcs[i];
+      /* top is sorted by flat: the first 60, and any with a large cum */
+      if (i >= 60 && s->cum * 50 < t.total) continue;
+      pprof_focus f;
+      const pprof_profile *ps[1] = {p};
+      if (pprof_focus_compute(ps, &si, 1, s->name, 0, &f, NULL) < 0) {
+        bad++;
+        continue;
+      }
+      bool ok = f.found && f.flat[0] == s->flat && f.cum[0] == s->cum && f.callees.total[0] == s->cum &&
+                f.callers.total[0] == s->cum && f.callees.self[0] == s->flat;
+      const pprof_multitree *trees[2] = {&f.callees, &f.callers};
+      for (int k = 0; k < 2; k++) {
+        const pprof_multitree *tr = trees[k];
+        int64_t cover = tr->self[0];
+        for (size_t n = 1; n < tr->nnodes; n++) {
+          ok &= tr->total[n] <= tr->total[tr->parent[n]] && tr->self[n] <= tr->total[n] && tr->total[n] > 0;
+          if (tr->parent[n] == 0) cover += tr->total[n];
+        }
+        ok &= cover >= s->cum;
+      }
+      int64_t lflat = 0;
+      for (size_t n = 0; n < f.nlines; n++) {
+        lflat += f.lines[n].flat[0];
+        ok &= f.lines[n].cum[0] <= s->cum && f.lines[n].cum[0] > 0;
+      }
+      ok &= lflat == s->flat && f.nlines > 0;
+      if (!ok && bad < 5) fprintf(stderr, "  %s: focus %s disagrees\n", files[fi], s->name);
+      bad += !ok;
+      checked++;
+      pprof_focus_release(&f);
+    }
+    CHECK(checked >= 20);
+    CHECK_EQ_I64(bad, 0);
+    pprof_top_release(&t);
+    pprof_free(p);
+  }
+}
+
 int main(void) {
   RUN(top_counts_recursion_once_and_inlines);
   RUN(tree_is_root_to_leaf);
@@ -746,5 +963,8 @@ int main(void) {
   RUN(decoders_agree_on_shared_profiles);
   RUN(merger_limit_on_shared_profiles);
   RUN(decode_memory_limit_on_shared_profile);
+  RUN(focus_small_by_hand);
+  RUN(focus_mutual_recursion_by_hand);
+  RUN(focus_agrees_with_top_on_shared_profiles);
   return tt_finish();
 }
