@@ -7,14 +7,16 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 
-const [base, out, expectedTop, frozenTo, payloadsJson, badtextJson] = process.argv.slice(2);
+const [base, out, expectedTop, frozenTo, payloadsJson, badtextJson, sandwichJson] = process.argv.slice(2);
+// go tool pprof's -peek and -lines for one function of the explorer's profile: {name, flat, cum, callers, callees, lines}
+const S = JSON.parse(sandwichJson || '{}');
 const P = JSON.parse(payloadsJson); // the hostile target's strings: {monitor, ns, svc, fn}
 // the invalid UTF-8 target: go tool pprof's function names and the sample types, made valid
 const W = JSON.parse(badtextJson || '{"names": [], "types": []}');
 const TO = `&to=${frozenTo}`; // the data the explorer checks look at does not move
 const sec = (ns) => (ns / 1e9).toFixed(3);
 // the URL parameters that are the page's own (view state), not API parameters
-const VIEW = ['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault'];
+const VIEW = ['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault', 'fn'];
 fs.mkdirSync(out, { recursive: true });
 let failed = 0;
 const report = (name, ok, detail) => {
@@ -373,6 +375,61 @@ await check('call tree: the root\'s children and a child\'s children, by total, 
   same(await rowsAt(2), kidsOf(k1[0][1]).slice(0, 500), 'depth 2');
   if (new URL(page.url()).searchParams.get('table') !== 'tree') bad.push('table=tree is not in the URL');
   await shot('explorer-tree');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('sandwich: a function\'s callers and callees with their values equal go tool pprof -peek; the callers\' graph (root at the bottom) and the callees\' paint their first rows as the API\'s trees', async () => {
+  if (!S.name) throw new Error('go tool pprof named no function with callers and callees');
+  await page.goto(base + '/explorer?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, table: 'sandwich', fn: S.name }));
+  await page.waitForSelector('#callees tbody tr', { timeout: 15000 });
+  const bad = [];
+  const rows = (sel) => page.$$eval(`${sel} tbody tr`, (rs) => rs.map((r) => [r.cells[0].textContent, r.cells[1].textContent]));
+  for (const [sel, want] of [['#callers', S.callers], ['#callees', S.callees]]) {
+    const got = await rows(sel);
+    const names = got.map((r) => r[0]).sort(), wnames = Object.keys(want).sort();
+    if (JSON.stringify(names) !== JSON.stringify(wnames)) bad.push(`${sel}: ${JSON.stringify(names)}, go -peek ${JSON.stringify(wnames)}`);
+    for (const [n, v] of got) if (n in want && !near(v, want[n])) bad.push(`${sel} ${n}: ${v}, go -peek ${want[n]}`);
+  }
+  const info = await page.$eval('#focusinfo', (p) => p.textContent);
+  const m = info.match(/ self (\S+) \([^)]*\), total (\S+) /);
+  if (!m || !near(m[1], S.flat) || !near(m[2], S.cum) || !info.startsWith(S.name)) bad.push(`focus line ${JSON.stringify(info)}, go flat ${S.flat} cum ${S.cum}`);
+  // the graphs: the root (the function) across, the first row as wide as its frames' totals
+  const f = (await api('/api/v1/render?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, focus: S.name, max_nodes: '20000', top: '500' }))).focus;
+  for (const [sel, t, flip] of [['#callers-graph', f.callers, true], ['#callees-graph', f.callees, false]]) {
+    const want = expectedRows(t, [0, 1], 1);
+    const nrows = Math.min(want.maxDepth + 1, 14);
+    const drawn = await flamePixels(sel, flip ? [nrows - 1, nrows - 2] : [0, 1]);
+    const w = expectedRows(t, [0, 1], drawn.width);
+    const b = compareRows(drawn, w);
+    if (drawn.height !== nrows * 18) b.push(`canvas ${drawn.height} px high, want ${nrows} rows`);
+    if (drawn.rows[0] < drawn.width - 2) b.push(`the root row has ${drawn.rows[0]} of ${drawn.width} px`);
+    for (const x of b) bad.push(`${sel}: ${x}`);
+  }
+  await shot('explorer-sandwich');
+  // clicking a callee re-centres the sandwich on it
+  const callee = (await rows('#callees'))[0][0];
+  await page.click('#callees tbody tr:first-child');
+  await page.waitForFunction((n) => new URLSearchParams(location.search).get('fn') === n && document.querySelector('#focusinfo')?.textContent.startsWith(n), callee, { timeout: 10000 });
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('line view: the function\'s flat and cum per file:line equal go tool pprof -lines', async () => {
+  if (!S.name) throw new Error('go tool pprof named no function');
+  await page.goto(base + '/explorer?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, table: 'lines', fn: S.name }));
+  await page.waitForSelector('#lines tbody tr', { timeout: 15000 });
+  const got = await page.$$eval('#lines tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+  const bad = [];
+  const keys = got.map((r) => r[0]).sort(), want = Object.keys(S.lines).sort();
+  if (!want.length || JSON.stringify(keys) !== JSON.stringify(want)) bad.push(`lines ${JSON.stringify(keys)}, go -lines ${JSON.stringify(want)}`);
+  for (const r of got) {
+    const w = S.lines[r[0]];
+    if (w && (!near(r[1], w[0]) || !near(r[3], w[1]))) bad.push(`${r[0]}: flat ${r[1]} cum ${r[3]}, go ${w}`);
+  }
+  const flats = got.map((r) => (S.lines[r[0]] || [0])[0]);
+  if (!flats.every((v, i) => i === 0 || flats[i - 1] >= v)) bad.push(`not hottest first: ${flats}`);
+  await shot('explorer-lines');
   if (bad.length) throw new Error(bad.join('\n'));
   return true;
 });

@@ -9,6 +9,7 @@ import time
 import urllib.parse
 import urllib.request
 
+from conformance import parse_go_peek  # tests/conformance (tests/run.py puts it on the path)
 from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_top, run, varint
 from peers import Collector, DemoTarget, StaticServer, http_req
 from web_load import BAD, badtext_profile, fix, go_top_names
@@ -41,6 +42,25 @@ def hostile_profile():
         p += field(6, v.encode())
     p += field(9, time.time_ns())
     return gzip.compress(p)
+
+
+def sandwich_want(t, path):
+    """What the sandwich and line view must show for the explorer's CPU profile, from go tool
+    pprof: the function with the largest cum that has both callers and callees, its flat and cum,
+    its callers and callees with their values (-peek '^NAME$'), and its lines (-lines -top)."""
+    g = go_pprof(["-peek", ".", "-sample_index=1", "-unit=ns", path])
+    peek = parse_go_peek(g.stdout) if g.returncode == 0 else {}
+    both = sorted((f for f, v in peek.items() if v[2] and v[3]), key=lambda f: (-peek[f][1], f))
+    t.tool("ui: go tool pprof -peek names a function with callers and callees in the explorer's profile", bool(both), g.stderr[-2000:])
+    if not both:
+        return {}
+    fn = both[0]
+    flat, cum, callers, callees = peek[fn]
+    lines = {}
+    for k, v in parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + ["-lines", path]).stdout).items():
+        if k.startswith(fn + " ") and " " not in k[len(fn) + 1:]:
+            lines[k[len(fn) + 1:]] = v
+    return {"name": fn, "flat": flat, "cum": cum, "callers": callers, "callees": callees, "lines": lines}
 
 
 def ensure_playwright(t):
@@ -99,10 +119,11 @@ def run_suite(t, parts=None):
         badtext_want = {"names": sorted(fix(n) for n in go_top_names(bt, 1)),
                         "types": [[fix(BAD["count_type"]), fix(BAD["count_unit"])], [fix(BAD["type"]), fix(BAD["unit"])]]}
         expected = sorted(nodes.items(), key=lambda kv: (-kv[1][0], kv[0]))[0][0] if nodes else ""
+        sandwich = sandwich_want(t, f)
         out = os.path.join(OUT, "ui")
         shutil.rmtree(out, ignore_errors=True)  # a download left by an earlier run must not pass for this one's
         p = subprocess.run(["node", os.path.join(UI, "ui.test.mjs"), c.url, out, expected, frozen, json.dumps(PAYLOADS),
-                            json.dumps(badtext_want)],
+                            json.dumps(badtext_want), json.dumps(sandwich)],
                            capture_output=True, text=True, timeout=600)
         seen = 0
         lines = p.stdout.splitlines()

@@ -51,7 +51,7 @@ function setState(patch, push) {
   push ? history.pushState(null, '', url) : history.replaceState(null, '', url);
 }
 // API parameters of the current view: the selection (labels, type, sample, range, agg)
-const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault']);
+const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault', 'fn']);
 function apiParams(st) {
   const p = {};
   for (const [k, v] of Object.entries(st)) if (!VIEW_ONLY.has(k)) p[k] = v;
@@ -72,6 +72,8 @@ class Flame {
     this.rowH = opts.rowH || 18;
     this.mini = !!opts.mini;
     this.flip = !!opts.flip; // flame graph (root at the bottom) instead of icicle (root on top)
+    this.maxRows = opts.maxRows || 400;
+    this.rootName = opts.rootName || 'all';
     this.onFocus = opts.onFocus || (() => {});
     this.zoom = 0;
     this.search = '';
@@ -158,7 +160,7 @@ class Flame {
     if (!this.d) return;
     const t0 = performance.now();
     const dpr = window.devicePixelRatio || 1, cssW = this.c.clientWidth || 800;
-    const rows = Math.min(this.maxDepth + 1, this.mini ? 5 : 400);
+    const rows = Math.min(this.maxDepth + 1, this.mini ? 5 : this.maxRows);
     const cssH = rows * this.rowH;
     this.rows = rows;
     this.c.style.height = cssH + 'px';
@@ -183,7 +185,7 @@ class Flame {
       g.fillRect(X, Y, Math.max(px - 0.5, 0.5), this.rowH - 1);
       if (hit) { g.strokeStyle = '#7a1fa2'; g.lineWidth = 1.5; g.strokeRect(X + 0.75, Y + 0.75, Math.max(px - 2, 0.5), this.rowH - 2.5); }
       if (px > 24 && !this.mini) {
-        const label = i === 0 ? 'all' : this.name(i);
+        const label = i === 0 ? this.rootName : this.name(i);
         g.fillStyle = '#1d2330';
         const max = Math.floor((px - 6) / 6.5);
         g.fillText(label.length > max ? label.slice(0, Math.max(max - 1, 1)) + '…' : label, X + 3, Y + this.rowH / 2);
@@ -246,7 +248,7 @@ class Flame {
     const i = this.at(e);
     if (i < 0) return tip(null);
     const r = this.d.nodes[i], unit = this.d.sampleType.unit, root = this.d.nodes[0];
-    let text = `${i === 0 ? 'all' : this.name(i)}\ntotal ${fmt(r[3], unit)} (${pct(r[3], root[3])})\nself ${fmt(r[2], unit)} (${pct(r[2], root[3])})`;
+    let text = `${i === 0 ? this.rootName : this.name(i)}\ntotal ${fmt(r[3], unit)} (${pct(r[3], root[3])})\nself ${fmt(r[2], unit)} (${pct(r[2], root[3])})`;
     if (this.zoom && i !== this.zoom) text += `\n${pct(r[3], this.d.nodes[this.zoom][3])} of the zoomed frame`;
     if (this.diff) {
       const bt = this.d.baseTotal, ds = this.dshare[i] * 100;
@@ -594,6 +596,55 @@ function splitPanes(left, right, st, onResize) {
   return box;
 }
 
+// The sandwich of one function (render's focus=NAME, one extra request): its callers above, as a
+// flame graph whose root (the function) is at the bottom, its callees below, an icicle from the
+// function; each with its direct callers or callees listed as go tool pprof -peek prints them.
+// The line view: the function's values per file:line, hottest first. onPick(name) re-centres.
+function focusView(kind, params, d, fn, unit, diff, onPick) {
+  const box = h('div', { id: kind === 'lines' ? 'lineview' : 'sandwich', class: 'focusview' });
+  const names = [...new Set(d.top.map((r) => r.name))];
+  const list = h('datalist', { id: 'fnlist' }, ...names.slice(0, 2000).map((n) => h('option', { value: n })));
+  const input = h('input', { type: 'search', id: 'fn', list: 'fnlist', value: fn || '', placeholder: 'function (exact name)', 'aria-label': 'function' });
+  input.addEventListener('change', () => input.value && onPick(input.value));
+  box.append(h('div', { class: 'controls' }, h('label', { text: kind === 'lines' ? 'lines of' : 'sandwich of' }), input, list));
+  if (!fn) { box.append(h('p', { class: 'muted', text: 'Pick a function: click a frame, a table row, or type its name.' })); return box; }
+  const status = h('p', { class: 'muted', text: 'Loading…' });
+  box.append(status);
+  api('/api/v1/render', { ...params, focus: fn, max_nodes: 20000, top: 500 }).then((r) => {
+    const f = r.focus;
+    if (!f) { status.textContent = 'No sample of this selection has that function.'; return; }
+    const share = (v) => pct(v, r.total);
+    status.replaceChildren(h('strong', { text: f.name }), ` self ${fmt(f.flat, unit)} (${share(f.flat)}), total ${fmt(f.cum, unit)} (${share(f.cum)})` +
+      (diff && f.baseCum !== undefined ? `; base self ${fmt(f.baseFlat, unit)}, total ${fmt(f.baseCum, unit)}` : ''));
+    status.className = '';
+    status.id = 'focusinfo';
+    if (kind === 'lines') {
+      const cols = diff ? ['Line', 'Base flat', 'Flat', 'Base cum', 'Cum'] : ['Line', 'Flat', 'Flat%', 'Cum', 'Cum%'];
+      box.append(h('div', { class: 'tablewrap' }, h('table', { id: 'lines' }, h('thead', {}, h('tr', {}, ...cols.map((c, k) => h('th', { class: k ? 'num' : '', text: c })))),
+        h('tbody', {}, ...f.lines.map((l) => h('tr', {}, h('td', { class: 'fn', text: l.line ? `${l.file}:${l.line}` : l.file }),
+          ...(diff ? [fmt(l.baseFlat, unit), fmt(l.flat, unit), fmt(l.baseCum, unit), fmt(l.cum, unit)]
+            : [fmt(l.flat, unit), share(l.flat), fmt(l.cum, unit), share(l.cum)]).map((v) => h('td', { class: 'num', text: v }))))))));
+      return;
+    }
+    const tree = (t, id, flip, title) => {
+      const c = h('canvas', { id: id + '-graph', 'aria-label': title });
+      const kids = t.nodes.map((n, i) => [n, i]).filter(([n]) => n[1] === 0).sort((a, b) => Math.abs(b[0][3]) - Math.abs(a[0][3]));
+      const rows = kids.map(([n]) => h('tr', { class: 'clickable', tabindex: 0, onclick: () => onPick(t.names[n[0]]), onkeydown: (e) => e.key === 'Enter' && onPick(t.names[n[0]]) },
+        h('td', { class: 'fn', text: t.names[n[0]] }), h('td', { class: 'num', text: fmt(n[3], unit) }), h('td', { class: 'num', text: pct(n[3], f.cum) })));
+      const table = h('table', { id, class: 'edges' }, h('thead', {}, h('tr', {}, h('th', { text: title }), h('th', { class: 'num', text: 'Total' }), h('th', { class: 'num', text: 'Share' }))),
+        h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { class: 'muted', colspan: 3, text: 'none' }))])));
+      return { c, table, data: { ...t, sampleType: r.sampleType, total: r.total, baseTotal: r.baseTotal }, flip };
+    };
+    const up = tree(f.callers, 'callers', true, 'Callers'), down = tree(f.callees, 'callees', false, 'Callees');
+    box.append(up.c, down.c, h('div', { class: 'edgelists' }, up.table, down.table));
+    for (const x of [up, down]) {
+      const g = new Flame(x.c, { flip: x.flip, maxRows: 14, rootName: f.name });
+      g.setData(x.data, diff, false);
+    }
+  }).catch((e) => { status.className = 'err'; status.textContent = e.message; });
+  return box;
+}
+
 // The explorer with nothing picked opens on the busiest service's CPU over the last hour: the
 // service (or target without one) whose CPU profiles of the last hour sum to the most.
 async function busiest() {
@@ -696,12 +747,23 @@ async function pageExplorer(compare) {
     ` ending ${st.profile_at ? tstr(+st.profile_at) : ''} `, h('button', { id: 'unpick', text: 'Back to the whole range', onclick: () => rerender({ profile: '', profile_at: '' }) })) : null;
   const legend = compare ? h('p', { class: 'legend' }, 'colour: change of the share of the total', h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
   const flame = new Flame(canvas, { flip, onFocus: (name) => setState({ focus: name }) });
-  const pick = (name) => { flame.focusName(name); setState({ focus: name }); canvas.scrollIntoView({ block: 'nearest' }); };
-  const tab = st.table === 'tree' ? 'tree' : 'top';
-  const tabs = h('div', { class: 'tabs', role: 'tablist' }, ...[['top', 'Top table'], ['tree', 'Call tree']].map(([k, label]) =>
+  const pick = (name) => { flame.focusName(name); setState({ focus: name, fn: name }); canvas.scrollIntoView({ block: 'nearest' }); };
+  const TABS = [['top', 'Top table'], ['tree', 'Call tree'], ['sandwich', 'Sandwich'], ['lines', 'Lines']];
+  const tab = TABS.some(([k]) => k === st.table) ? st.table : 'top';
+  const tabs = h('div', { class: 'tabs', role: 'tablist' }, ...TABS.map(([k, label]) =>
     h('button', { role: 'tab', id: 'tab-' + k, 'aria-selected': String(tab === k), text: label, onclick: () => rerender({ table: k === 'top' ? '' : k }) })));
-  const table = tab === 'tree' ? callTree(d, unit, compare, pick) : topTable(d, unit, pick, compare, st);
-  const panes = splitPanes(h('div', { class: 'pane' }, canvas), h('div', { class: 'pane' }, tabs, table), st, () => flame.d && flame.draw());
+  const right = h('div', { class: 'pane' });
+  // the sandwich and line view follow the function picked last (fn=, else the zoomed frame)
+  const fillRight = () => {
+    const cur = state();
+    const fn = cur.fn || cur.focus || (d.top[0] && d.top[0].name) || '';
+    const pickFn = (name) => { setState({ fn: name }); fillRight(); };
+    right.replaceChildren(tabs, tab === 'tree' ? callTree(d, unit, compare, pick) : tab === 'top' ? topTable(d, unit, pick, compare, st)
+      : focusView(tab, params, d, fn, unit, compare, pickFn));
+  };
+  fillRight();
+  flame.onFocus = (name) => { setState({ focus: name, fn: (tab === 'sandwich' || tab === 'lines') && name ? name : state().fn }); if ((tab === 'sandwich' || tab === 'lines') && name) fillRight(); };
+  const panes = splitPanes(h('div', { class: 'pane' }, canvas), right, st, () => flame.d && flame.draw());
   // (replaceChildren would print a null as the text "null")
   app().replaceChildren(...[...page, h('div', { class: 'controls' }, search, share, reset, layoutBtn, download, copy), h('div', { class: 'controls' }, cmd),
     compare ? null : tl, singleNote, summary, legend, panes].filter(Boolean));
