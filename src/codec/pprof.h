@@ -317,4 +317,26 @@ int pprof_focus_compute(const pprof_profile *const *ps, const int *sample_index,
                         size_t max_nodes, pprof_focus *ret_focus, pp_err *err);
 void pprof_focus_release(pprof_focus *f);
 
+/* ---- profile-guided optimisation ---------------------------------------------------------- */
+
+/* A profile trimmed for `go build -pgo`, which reads only call edges (caller function and
+ * call-site line -> callee function) and each function's own weight. Options (as Pyroscope's
+ * `profilecli query go-pgo` offers them):
+ *   keep_locations     each sample keeps its keep_locations leaf-most locations (inlined frames
+ *                      stay with their location); 0 = all
+ *   aggregate_callees  the leaf location's innermost line (the line inside the function the
+ *                      sample stopped in, which the compiler never reads) becomes 0 and its
+ *                      address its mapping's start, so samples that differ only there merge
+ * Sample labels are dropped (the compiler ignores them and they split samples); equal stacks
+ * are then summed as pprof_merge does, every sample type, function (start lines), mapping and
+ * the period kept. max_bytes caps the result's memory as pprof_merger_set_limit does (0 =
+ * none): PP_ELIMIT past it. PP_ENOMEM when out of memory. */
+typedef struct pprof_pgo_opts {
+  size_t keep_locations;
+  bool aggregate_callees;
+} pprof_pgo_opts;
+
+int pprof_pgo_trim(const pprof_profile *p, const pprof_pgo_opts *o, size_t max_bytes,
+                   pprof_profile **ret_profile, pp_err *err);
+
 #endif

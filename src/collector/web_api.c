@@ -79,7 +79,8 @@ typedef struct selection {
   store_agg agg;
 } selection;
 
-static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top", "focus", NULL};
+static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top", "focus",
+                                       /* web_pgo.c */ "by", "keep_locations", "aggregate_callees", NULL};
 
 static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
   memset(s, 0, sizeof *s);
@@ -965,3 +966,38 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
   pp_buf_puts(&b, "</main></body></html>");
   answer(x, out, "the page", "text/html; charset=utf-8", &b);
 }
+
+/* ---- for the routes in other files ------------------------------------------------------------- */
+
+int web_api_merge(const web_ctx *x, const web_params *p, bool base, size_t budget, pprof_profile **ret_profile,
+                  size_t *ret_count, web_resp *out) {
+  selection s, b;
+  bool has_base = false;
+  char why[600];
+  if (parse_selection(p, &s, true, why, sizeof why) < 0 || (base && parse_base(p, &s, &b, &has_base, why, sizeof why) < 0)) {
+    web_resp_error(out, 400, "bad_data", why);
+    return -1;
+  }
+  if (base && !has_base) return 1;
+  const selection *q = base ? &b : &s;
+  pp_err err = {0};
+  size_t count = 0;
+  int r = store_merged_within(x->h->st, q->m, q->nm, q->type, q->from, q->to, q->agg, WEB_MAX_RECORDS, budget,
+                              ret_profile, &count, &err);
+  if (r < 0) {
+    store_error(x, out, r, &err);
+    return -1;
+  }
+  if (ret_count) *ret_count = count;
+  return 0;
+}
+
+long web_api_num_param(const web_params *p, const char *k, long dflt, long min, long max, bool *bad) {
+  return num_param(p, k, dflt, min, max, bad);
+}
+
+int web_api_pick_sample(const pprof_profile *pr, const char *want, char *why, size_t n) {
+  return pick_sample(pr, want, why, n);
+}
+
+size_t web_api_profile_bytes(const pprof_profile *p) { return profile_bytes(p); }
