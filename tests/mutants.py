@@ -534,6 +534,13 @@ MUTANTS = [
       [(UI, "            : [fmt(l.flat, unit), share(l.flat), fmt(l.cum, unit), share(l.cum)])",
         "            : [fmt(l.cum, unit), share(l.flat), fmt(l.cum, unit), share(l.cum)])")],
       ["ui"], r"line view"),
+    M("ui-prevversion-swapped", "\"compare with the previous version\" puts the newer version in the base",
+      [(UI, "    const [cur, prev] = [versions[Math.max(at, 1)], versions[Math.max(at, 1) - 1]];",
+        "    const [prev, cur] = [versions[Math.max(at, 1)], versions[Math.max(at, 1) - 1]];")],
+      ["ui"], r"deploy to deploy"),
+    M("ui-pgo-without-selection", "\"Download default.pgo\" asks for every target's CPU profile, not the view's selection",
+      [(UI, "  const pgoParams = { ...dlParams };", "  const pgoParams = { type: 'cpu' };")],
+      ["ui"], r"default\.pgo"),
     # ---- operator, on the real control plane (tests/operator)
     M("operator-unreadable-config-digested", "a gzipped config read back with a NUL inside, or past 64 MiB, is digested as if readable",
       [("src/operator/op_monitor.c", " && !memchr(text, 0, n)) {", ") {"),

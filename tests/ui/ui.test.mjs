@@ -524,6 +524,23 @@ await check('download gives a pprof file', async () => {
   return b.length > 100 && b[0] === 0x1f && b[1] === 0x8b;
 });
 
+await check('"Download default.pgo" gives /api/v1/pgo of the same selection, named default.pgo', async () => {
+  const href = await page.$eval('#pgo', (a) => a.getAttribute('href'));
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#pgo')]);
+  const path = `${out}/default.pgo`;
+  await dl.saveAs(path);
+  const b = fs.readFileSync(path);
+  const q = new URL(href, base).searchParams, want = new URLSearchParams(new URL(page.url()).search);
+  for (const k of VIEW) want.delete(k);
+  want.delete('sample');
+  const bad = [];
+  if (dl.suggestedFilename() !== 'default.pgo') bad.push(`file name ${dl.suggestedFilename()}`);
+  if (!href.startsWith('/api/v1/pgo?') || q.toString() !== want.toString()) bad.push(`link ${href}, view ${want}`);
+  if (!(b.length > 100 && b[0] === 0x1f && b[1] === 0x8b)) bad.push(`${b.length} bytes, not gzip`);
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
 await check('the go tool pprof command is shown for the same selection', async () => {
   const cmd = await page.$eval('#command', (c) => c.textContent);
   return cmd.startsWith("go tool pprof '") && cmd.includes('/api/v1/profile?') && cmd.includes('name=demo');
@@ -612,6 +629,44 @@ await check('diff flame graph: each frame red where its share of the total grew,
   return true;
 });
 
+await check('deploy to deploy: "compare with the previous version" compares the newest version with the one before (the same service both sides); regressions as the API has them', async () => {
+  // a fixed end, so the page and the API see the same records while scraping goes on
+  const cartTo = Math.max(...(await api('/api/v1/profiles?type=heap&__k8s_namespace=store&__k8s_name=cart')).map((r) => r.endUnixNano));
+  const to = `${Math.floor(cartTo / 1e9) + 1}`;
+  await page.goto(base + '/explorer?' + new URLSearchParams({ __k8s_namespace: 'store', __k8s_name: 'cart', type: 'heap', to }));
+  await page.waitForSelector('#prevversion', { timeout: 15000 });
+  // versions of the service, oldest first by when each was first seen
+  const first = new Map();
+  for (const s of await api('/api/v1/series?__k8s_namespace=store&__k8s_name=cart'))
+    first.set(s.labels.version, Math.min(first.get(s.labels.version) ?? Infinity, s.firstUnixNano));
+  const vs = [...first.keys()].sort((a, b) => first.get(a) - first.get(b) || (a < b ? -1 : 1));
+  await page.click('#prevversion');
+  await page.waitForURL(/\/compare\?/);
+  await page.waitForSelector('#regressions tbody tr', { timeout: 15000 });
+  const u = new URL(page.url()).searchParams;
+  const bad = [];
+  if (vs.length !== 2 || u.get('version') !== vs[1] || u.get('base_version') !== vs[0] || u.get('__k8s_name') !== 'cart' || u.get('base___k8s_name') !== 'cart' ||
+      u.get('to') !== to || u.get('base_to') !== to)
+    bad.push(`URL ${u}, versions ${vs}`);
+  const q = new URLSearchParams(u);
+  for (const k of VIEW) q.delete(k);
+  const d = await api('/api/v1/render?' + q + '&top=1');
+  const summary = await page.$eval('#summary', (s) => s.textContent);
+  const m = summary.match(/^(\d+) profiles, total (\S+); base (\d+) profiles, total (\S+?)(;|$)/);
+  const byVersion = async (v) => (await api(`/api/v1/profiles?type=heap&__k8s_namespace=store&__k8s_name=cart&to=${to}&version=${encodeURIComponent(v)}`)).length;
+  if (!m || +m[1] !== d.profiles || +m[3] !== d.baseProfiles || !near(m[2], d.total) || !near(m[4], d.baseTotal)) bad.push(`summary ${summary}, API ${JSON.stringify([d.profiles, d.total, d.baseProfiles, d.baseTotal])}`);
+  // each side holds that version's records
+  if (!(d.profiles > 0 && d.profiles === await byVersion(vs[1]) && d.baseProfiles === await byVersion(vs[0]))) bad.push(`profiles ${d.profiles}/${d.baseProfiles}`);
+  const r = await api('/api/v1/regressions?' + q + '&limit=20');
+  const rows = await page.$$eval('#regressions tbody tr', (rs) => rs.map((x) => [...x.cells].map((c) => c.textContent)));
+  const want = r.functions.map((f) => [f.name, (100 * f.change).toFixed(2)]);
+  const got = rows.filter((x) => x.length > 1).map((x) => [x[0], x[3].replace(/^\+/, '').replace('%', '')]);
+  if (JSON.stringify(got) !== JSON.stringify(want.map(([n, c]) => [n, c]))) bad.push(`regressions ${JSON.stringify(got).slice(0, 300)}, API ${JSON.stringify(want).slice(0, 300)}`);
+  await shot('compare-versions');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
 await check('dashboard shows one card per service (as /api/v1/series has them), each with painted small flame graphs', async () => {
   await page.goto(base + '/dashboard');
   await page.waitForSelector('#cards .card canvas');
@@ -627,7 +682,7 @@ await check('dashboard shows one card per service (as /api/v1/series has them), 
   await shot('dashboard');
   const titles = await page.$$eval('#cards .card h2', (h) => h.map((x) => x.textContent).sort());
   if (JSON.stringify(titles) !== JSON.stringify(services)) throw new Error(`cards ${JSON.stringify(titles)}, services ${JSON.stringify(services)}`);
-  return services.length === 3;
+  return services.length === 4;
 });
 
 await check('hostile names and labels are shown as text on every page, /raw included; nothing becomes markup', async () => {
@@ -646,6 +701,8 @@ await check('hostile names and labels are shown as text on every page, /raw incl
   if (!fns.includes(P.fn)) bad.push(`explorer does not show the function name as text: ${JSON.stringify(fns.slice(0, 6))}`);
   const cmd = await page.$eval('#command', (c) => c.textContent);
   if (!cmd.includes(new URLSearchParams({ name: P.monitor }).toString())) bad.push(`the go tool pprof command does not encode the name: ${cmd}`);
+  const vopts = await page.$$eval('#version option', (o) => o.map((x) => x.textContent));
+  if (!vopts.includes('version ' + P.version)) bad.push(`the version select does not show the version as text: ${JSON.stringify(vopts)}`);
   await visit('/compare?' + new URLSearchParams({ name: P.monitor, type: 'heap', base_from: '0', base_to: '9000000000', from: '0' }), 'compare');
   await page.waitForSelector('#top tbody tr');
   await visit('/dashboard', 'dashboard');

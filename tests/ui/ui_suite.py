@@ -24,6 +24,7 @@ PAYLOADS = {
     "svc": '"><svg onload=alert(1)><i class="xss-svc">s</i>',
     "pod": "' onmouseover='window.__xss=1' x='<u class=\"xss-pod\">",
     "fn": '</script><img src=x onerror="window.__xss=1"><u class="xss-fn">f</u>',
+    "version": '<img src=x onerror="window.__xss=1"><b class="xss-ver">v</b>',
 }
 XSS = PAYLOADS["fn"]
 
@@ -91,7 +92,15 @@ def run_suite(t, parts=None):
   goroutine: {{interval_seconds: 2}}
 - name: {q(PAYLOADS["monitor"])}
   endpoint: {bad.url}
-  labels: {{__k8s_namespace: {q(PAYLOADS["ns"])}, __k8s_name: {q(PAYLOADS["svc"])}, pod: {q(PAYLOADS["pod"])}}}
+  labels: {{__k8s_namespace: {q(PAYLOADS["ns"])}, __k8s_name: {q(PAYLOADS["svc"])}, pod: {q(PAYLOADS["pod"])}, version: {q(PAYLOADS["version"])}}}
+  heap: {{interval_seconds: 2}}
+- name: cart-v1
+  endpoint: {demo.url}
+  labels: {{__k8s_namespace: store, __k8s_name: cart, version: v1.0.0}}
+  heap: {{interval_seconds: 2}}
+- name: cart-v2
+  endpoint: {demo.url}
+  labels: {{__k8s_namespace: store, __k8s_name: cart, version: v1.1.0}}
   heap: {{interval_seconds: 2}}
 - name: badtext
   endpoint: {badtext.url}
@@ -139,6 +148,10 @@ def run_suite(t, parts=None):
         dl = os.path.join(out, "download.pb.gz")
         r = run([os.path.join(ROOT, "bin", "pprof-tool"), "info", dl])
         t.record("ui: the downloaded profile is a valid pprof", r.returncode == 0 and "samples:" in r.stdout, r.stderr)
+        pgo = os.path.join(out, "default.pgo")
+        r = run([os.path.join(ROOT, "bin", "pprof-tool"), "info", pgo]) if os.path.exists(pgo) else None
+        t.record("ui: the downloaded default.pgo is a CPU pprof", bool(r) and r.returncode == 0 and "cpu/nanoseconds" in r.stdout,
+                 r.stdout + r.stderr if r else "no default.pgo was downloaded")
     finally:
         c.stop()
         c.cleanup()

@@ -467,7 +467,19 @@ async function selectionControls(st, onChange) {
   };
   type.onchange = () => onChange({ type: type.value, sample: '', focus: '' });
   agg.onchange = () => onChange({ agg: agg.value });
-  return { sel, type, agg };
+  // the selection's versions (the operator's `version` series label), oldest first by the time
+  // each was first seen
+  const first = new Map();
+  for (const s of series) {
+    const l = s.labels, v = l.version;
+    if (v === undefined || !(st.name ? l.monitor === st.name : st.__k8s_name && l.__k8s_name === st.__k8s_name && (l.__k8s_namespace || '') === (st.__k8s_namespace || ''))) continue;
+    first.set(v, Math.min(first.get(v) ?? Infinity, s.firstUnixNano));
+  }
+  const versions = [...first.keys()].sort((a, b) => first.get(a) - first.get(b) || (a < b ? -1 : 1));
+  const version = versions.length ? h('select', { 'aria-label': 'version', id: 'version' }, h('option', { value: '', text: 'all versions' }),
+    ...versions.map((v) => h('option', { value: v, text: 'version ' + v, selected: st.version === v }))) : null;
+  if (version) version.onchange = () => onChange({ version: version.value });
+  return { sel, type, agg, version, versions };
 }
 
 function rangeControls(st, prefix, onChange) {
@@ -677,9 +689,21 @@ async function pageExplorer(compare) {
     const pick = await busiest().catch(() => null);
     if (pick) { setState({ ...pick, type: 'cpu', range: st.range || '1h' }); st = state(); }
   }
-  const { sel, type, agg } = await selectionControls(st, rerender);
+  const { sel, type, agg, version, versions } = await selectionControls(st, rerender);
   const hasSel = st.name || st.__k8s_name;
-  const controls = h('div', { class: 'controls' }, sel, type, agg);
+  const controls = h('div', { class: 'controls' }, ...[sel, type, agg, version].filter(Boolean));
+  if (versions.length >= 2) {
+    // deploy to deploy: the newest version against the one before it (or the picked one
+    // against its predecessor), the same service on both sides
+    const at = st.version && !compare ? versions.indexOf(st.version) : versions.length - 1;
+    const [cur, prev] = [versions[Math.max(at, 1)], versions[Math.max(at, 1) - 1]];
+    const selp = st.name ? { name: st.name, base_name: st.name } : { __k8s_namespace: st.__k8s_namespace || '', __k8s_name: st.__k8s_name,
+      base___k8s_namespace: st.__k8s_namespace || '', base___k8s_name: st.__k8s_name };
+    controls.append(h('button', { id: 'prevversion', text: `Compare ${cur} with the previous version (${prev})`,
+      onclick: () => go('/compare', { ...selp, type: st.type || 'cpu', version: cur, base_version: prev,
+        // an explicit window of the explorer applies to both sides
+        ...(st.from ? { from: st.from, base_from: st.from } : {}), ...(st.to ? { to: st.to, base_to: st.to } : {}) }) }));
+  }
   const rangeRow = h('div', { class: 'controls' });
   if (compare) {
     rangeRow.append(h('label', { text: 'base' }), ...rangeControls(st, 'base_', rerender).filter(Boolean),
@@ -694,7 +718,8 @@ async function pageExplorer(compare) {
   if (compare) {
     // the base defaults to the window before the comparison's
     const bsecs = RANGES[st.base_range || st.range || '1h'] || 3600;
-    if (!st.base_from && !st.base_to) {
+    // two versions (base_version) compare over everything stored unless a range is given
+    if (!st.base_from && !st.base_to && !st.base_version) {
       const to = params.from ? +params.from : Date.now() / 1000 - bsecs;
       params.base_to = to.toFixed(3);
       params.base_from = (to - bsecs).toFixed(3);
@@ -728,6 +753,10 @@ async function pageExplorer(compare) {
   const dlParams = { ...params };
   delete dlParams.sample;
   const download = h('a', { href: '/api/v1/profile?' + new URLSearchParams(dlParams), id: 'download', download: '' }, 'Download pprof');
+  // the merged CPU profile trimmed for go build -pgo (/api/v1/pgo), for CPU views without a base
+  const pgoParams = { ...dlParams };
+  for (const k of Object.keys(pgoParams)) if (k.startsWith('base_') || k === 'agg') delete pgoParams[k];
+  const pgo = (d.profileType === 'cpu' && !compare) ? h('a', { href: '/api/v1/pgo?' + new URLSearchParams(pgoParams), id: 'pgo', download: 'default.pgo' }, 'Download default.pgo') : null;
   const cmd = h('span', { class: 'cmd', id: 'command', text: goCommand(dlParams) });
   const copy = h('button', { text: 'Copy go tool pprof command', id: 'copy', onclick: async () => {
     try { await navigator.clipboard.writeText(cmd.textContent); copy.textContent = 'Copied'; } catch { copy.textContent = 'Select the command to copy'; }
@@ -745,6 +774,18 @@ async function pageExplorer(compare) {
   summary.dataset.resolution = d.resolution || 'raw';
   const singleNote = single ? h('p', { id: 'single', class: 'note' }, h('strong', { text: 'One profile' }),
     ` ending ${st.profile_at ? tstr(+st.profile_at) : ''} `, h('button', { id: 'unpick', text: 'Back to the whole range', onclick: () => rerender({ profile: '', profile_at: '' }) })) : null;
+  // the functions whose share of the total grew most (/api/v1/regressions, the same selections)
+  const regressions = compare ? h('div', { id: 'regressionsbox' }, h('h2', { text: 'Regressions: the functions whose share of the total grew most' })) : null;
+  if (compare) {
+    api('/api/v1/regressions', { ...params, limit: 20 }).then((r) => {
+      const rows = r.functions.map((f) => h('tr', { class: 'clickable', tabindex: 0, onclick: () => pick(f.name), onkeydown: (e) => e.key === 'Enter' && pick(f.name) },
+        h('td', { class: 'fn', text: f.name }), h('td', { class: 'num', text: (100 * f.baseFlatShare).toFixed(2) + '%' }),
+        h('td', { class: 'num', text: (100 * f.flatShare).toFixed(2) + '%' }), h('td', { class: 'num ' + (f.change > 0 ? 'down' : 'up'), text: (f.change > 0 ? '+' : '') + (100 * f.change).toFixed(2) + '%' }),
+        h('td', { class: 'num', text: fmt(f.baseFlat, unit) }), h('td', { class: 'num', text: fmt(f.flat, unit) })));
+      regressions.append(h('div', { class: 'tablewrap' }, h('table', { id: 'regressions' }, h('thead', {}, h('tr', {}, ...['Function', 'Base share', 'Share', 'Change', 'Base flat', 'Flat'].map((c, k) => h('th', { class: k ? 'num' : '', text: c })))),
+        h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { class: 'muted', colspan: 6, text: 'no function grew' }))])))));
+    }).catch((e) => regressions.append(h('p', { class: 'err', text: e.message })));
+  }
   const legend = compare ? h('p', { class: 'legend' }, 'colour: change of the share of the total', h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
   const flame = new Flame(canvas, { flip, onFocus: (name) => setState({ focus: name }) });
   const pick = (name) => { flame.focusName(name); setState({ focus: name, fn: name }); canvas.scrollIntoView({ block: 'nearest' }); };
@@ -765,8 +806,8 @@ async function pageExplorer(compare) {
   flame.onFocus = (name) => { setState({ focus: name, fn: (tab === 'sandwich' || tab === 'lines') && name ? name : state().fn }); if ((tab === 'sandwich' || tab === 'lines') && name) fillRight(); };
   const panes = splitPanes(h('div', { class: 'pane' }, canvas), right, st, () => flame.d && flame.draw());
   // (replaceChildren would print a null as the text "null")
-  app().replaceChildren(...[...page, h('div', { class: 'controls' }, search, share, reset, layoutBtn, download, copy), h('div', { class: 'controls' }, cmd),
-    compare ? null : tl, singleNote, summary, legend, panes].filter(Boolean));
+  app().replaceChildren(...[...page, h('div', { class: 'controls' }, ...[search, share, reset, layoutBtn, download, pgo, copy].filter(Boolean)), h('div', { class: 'controls' }, cmd),
+    compare ? null : tl, singleNote, summary, legend, panes, compare ? regressions : null].filter(Boolean));
   flame.setData(d, compare, st.norm === '1');
   const applySearch = () => {
     flame.search = search.value;
