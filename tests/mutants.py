@@ -58,6 +58,12 @@ MUTANTS = [
     M("encoder-drops-duration", "the encoder drops duration_nanos (a header field)",
       [("src/codec/encode.c", "  w.duration_nanos = p->duration_nanos;", "  w.duration_nanos = 0;")],
       ["conformance:roundtrip"], r"^round trip"),
+    M("tag-filter-empty-value-matches-any", "tag=KEY= keeps samples that have KEY instead of those without it",
+      [("src/codec/labels.c", "  bool eq = vlen ? has_value : !has_key;", "  bool eq = vlen ? has_value : has_key;")],
+      ["conformance:tags"], r"^tags demo .*tenant"),
+    M("tag-filter-ignores-negation", "tag=KEY!=VALUE keeps the samples KEY=VALUE keeps",
+      [("src/codec/labels.c", "  return f->negate ? !eq : eq;", "  return eq;")],
+      ["conformance:tags"], r"^tags demo .*!="),
     M("decoder-drops-sample-type", "the decoder loses the last sample type",
       [("src/codec/decode.c", "  r = pprof_decode_wire(raw, rawlen, &rest, ret_profile, err);\n",
         "  r = pprof_decode_wire(raw, rawlen, &rest, ret_profile, err);\n"

@@ -273,4 +273,32 @@ int pprof_multitree_compute(const pprof_profile *const *ps, const int *sample_in
                             size_t max_nodes, pprof_multitree *ret_tree, pp_err *err);
 void pprof_multitree_release(pprof_multitree *t);
 
+/* ---- sample labels ---------------------------------------------------------------------- */
+
+/* One condition on a sample's string labels (numeric labels are never matched): KEY=VALUE holds
+ * when the sample has a string label KEY whose value is VALUE; with negate, KEY!=VALUE holds when
+ * it has none. An empty (or NULL) value stands for "no string label KEY": KEY= holds for samples
+ * without KEY, KEY!= for samples with it. So a sample without KEY is dropped by KEY=VALUE and
+ * kept by KEY!=VALUE, as `go tool pprof -tagfocus` / `-tagignore` treat it. A label whose value
+ * is the empty string is stored as no string (str 0) and counts as absent. */
+typedef struct pprof_tag_filter {
+  const char *key;   /* NUL-terminated */
+  const char *value; /* NUL-terminated; "" or NULL = the key absent */
+  bool negate;
+} pprof_tag_filter;
+
+#define PPROF_MAX_TAG_FILTERS 16
+
+/* Keeps, in place, the samples for which every filter holds (all of f[0..nf), at most
+ * PPROF_MAX_TAG_FILTERS; extra ones are ignored, so callers refuse more), in their order, and
+ * returns how many are left. Only p->sample and p->nsample change; locations, functions and
+ * strings the dropped samples used stay (encode writes them; totals and trees ignore them).
+ * nf = 0 keeps everything. Never fails, allocates nothing. */
+size_t pprof_filter_tags(pprof_profile *p, const pprof_tag_filter *f, size_t nf);
+
+/* Reads "KEY=VALUE" or "KEY!=VALUE" (the first '=' splits; "!=" when a '!' precedes it, so a key
+ * cannot end in '!' nor hold '=') into *ret, splitting spec in place: ret's strings point into
+ * it. PP_EUSAGE ("want KEY=VALUE or KEY!=VALUE") when there is no '=' or the key is empty. */
+int pprof_tag_parse(char *spec, pprof_tag_filter *ret, pp_err *err);
+
 #endif

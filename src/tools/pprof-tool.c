@@ -38,6 +38,10 @@ static void usage(FILE *f) {
         "  info FILE...\n"
         "      sample types, period, counts, time span and totals per sample type\n"
         "\n"
+        "--tag=KEY=VALUE keeps only samples whose string label KEY is VALUE, --tag=KEY!=VALUE\n"
+        "drops them (KEY= keeps samples without KEY); repeatable (at most 16), all must hold;\n"
+        "applied to the merged profile (and to BASE) before any command\n"
+        "\n"
         "exit codes: 0 success, 1 a profile could not be read, decoded or combined,\n"
         "            2 bad command line, 3 the output could not be written\n",
         f);
@@ -49,6 +53,8 @@ typedef struct opts {
   const char *base;
   long nodecount; /* -1 = all */
   int raw;
+  pprof_tag_filter tags[PPROF_MAX_TAG_FILTERS];
+  size_t ntags;
 } opts;
 
 /* Loading several files: the codec's decode pipeline reads and decodes ahead on two threads
@@ -357,6 +363,7 @@ int main(int argc, char **argv) {
                                      {"raw", no_argument, 0, 'r'},
                                      {"output", required_argument, 0, 'o'},
                                      {"base", required_argument, 0, 'b'},
+                                     {"tag", required_argument, 0, 't'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   optind = 2;
@@ -375,6 +382,14 @@ int main(int argc, char **argv) {
       break;
     }
     case 'r': o.raw = 1; break;
+    case 't': {
+      pp_err terr = {0};
+      if (o.ntags == PPROF_MAX_TAG_FILTERS || pprof_tag_parse(optarg, &o.tags[o.ntags++], &terr) < 0) {
+        fprintf(stderr, "pprof-tool: --tag: %s\n", terr.msg[0] ? terr.msg : "at most 16");
+        return EXIT_USAGE;
+      }
+      break;
+    }
     case 'o': o.out = optarg; break;
     case 'b': o.base = optarg; break;
     case 'h': usage(stdout); return 0;
@@ -405,10 +420,12 @@ int main(int argc, char **argv) {
   pprof_profile *p = NULL;
   int rc = load_merged(files, nfiles, &p);
   if (rc) return rc;
+  pprof_filter_tags(p, o.tags, o.ntags);
   if (!strcmp(cmd, "diff")) {
     pprof_profile *base = NULL, *d = NULL;
     char *bf[1] = {(char *)o.base};
     if ((rc = load_merged(bf, 1, &base)) != 0) goto done;
+    pprof_filter_tags(base, o.tags, o.ntags);
     pp_err err = {0};
     if (pprof_diff(base, p, &d, &err) < 0) {
       fprintf(stderr, "pprof-tool: diff against %s: %s\n", o.base, err.msg);

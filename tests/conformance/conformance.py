@@ -11,7 +11,11 @@ The store's v2 format (symbols once per segment, samples as ids): every profile 
 store and read back (store-bench roundtrip) is read by go tool pprof -raw as the original
 (header with period and times, sample types, every sample's values, stacks, labels, mappings).
 
-Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded, store."""
+Sample-label filters (pprof-tool --tag, the codec's pprof_filter_tags, which the API's tag= uses):
+per-function flat and cum of the demo target's labelled CPU and goroutine profiles, filtered,
+equal go tool pprof -tagfocus / -tagignore of the same file.
+
+Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded, store, tags."""
 import concurrent.futures as cf
 import glob
 import os
@@ -266,7 +270,57 @@ def check_store(t, orig, back):
         t.record(f"store round trip {rel}", False, repr(e))
 
 
-PARTS = ("cli", "top", "merge", "roundtrip", "diff", "folded", "store")
+# (our --tag filters, go tool pprof's equivalent flags): go matches values by regular
+# expression (unanchored), so exact values are anchored; "KEY=" (no KEY) is -tagignore=KEY=.*.
+# The third field: the case applies to the goroutine snapshot too (one goroutine per worker,
+# whose tenant at that instant is chance: only cases that keep something whatever it is).
+TAG_CASES = [
+    (["handler=/hash"], ["-tagfocus=handler=^/hash$"], True),
+    (["handler!=/hash"], ["-tagignore=handler=^/hash$"], True),
+    (["tenant=acme"], ["-tagfocus=tenant=^acme$"], False),
+    (["tenant=globex", "handler!=/sort"], ["-tagfocus=tenant=^globex$", "-tagignore=handler=^/sort$"], False),
+    (["tenant="], ["-tagignore=tenant=.*"], True),
+    (["tenant!="], ["-tagfocus=tenant=.*"], True),
+    (["worker=sort", "tenant!=acme"], ["-tagfocus=worker=^sort$", "-tagignore=tenant=^acme$"], False),
+]
+
+
+def check_tags(t, name, f, index, unit, ours_tags, go_flags):
+    """pprof-tool top --tag ... == go tool pprof -tagfocus/-tagignore ... -top, every function;
+    and the filter changed something (the unfiltered top differs), or the case shows nothing."""
+    try:
+        ours = our_top([f], index, [f"--tag={x}" for x in ours_tags])
+        whole = our_top([f], index)
+        g = go_pprof(go_top_args(index, unit) + go_flags + [f])
+        if g.returncode:
+            t.record(name, False, g.stderr[-2000:])
+            return
+        theirs = parse_go_top(g.stdout)
+        diff = compare_maps(ours, theirs)
+        t.record(name, diff == "" and bool(ours) and ours != whole,
+                 diff or ("" if ours else "nothing left") + ("" if ours != whole else " the filter kept everything"))
+    except Exception as e:
+        t.record(name, False, repr(e))
+
+
+def tag_cases(t, collected):
+    cases = []
+    for f in collected:
+        stem = os.path.basename(f).split(".")[0]
+        if stem not in ("cpu", "goroutine"):
+            continue
+        index, unit = (1, "nanoseconds") if stem == "cpu" else (0, "count")
+        for ours_tags, go_flags, both in TAG_CASES:
+            if stem == "goroutine" and not both:
+                continue
+            cases.append((f"tags demo {stem} --tag {' --tag '.join(ours_tags)} == go {' '.join(go_flags)}",
+                          f, index, unit, ours_tags, go_flags))
+    if len(cases) != len(TAG_CASES) + sum(c[2] for c in TAG_CASES):
+        t.tool("tags: the demo target's cpu and goroutine profiles were collected", False, str(collected))
+    return cases
+
+
+PARTS = ("cli", "top", "merge", "roundtrip", "diff", "folded", "store", "tags")
 
 
 def run_suite(t, parts=None):
@@ -288,6 +342,9 @@ def run_suite(t, parts=None):
         if "merge" in parts:
             for name, kind, args in merge_cases(t):
                 jobs.append(ex.submit(check_merge_raw if kind == "raw" else check_merge, t, name, *args))
+        if "tags" in parts:
+            for case in tag_cases(t, collected):
+                jobs.append(ex.submit(check_tags, t, *case))
         if "store" in parts:
             for orig, back in store_cases(t, files + collected):
                 jobs.append(ex.submit(check_store, t, orig, back))
