@@ -64,6 +64,10 @@ MUTANTS = [
     M("tag-filter-ignores-negation", "tag=KEY!=VALUE keeps the samples KEY=VALUE keeps",
       [("src/codec/labels.c", "  return f->negate ? !eq : eq;", "  return eq;")],
       ["conformance:tags"], r"^tags demo .*!="),
+    M("tagroot-unlabelled-unrooted", "group by a label (pprof_tag_root) leaves samples without the key unrooted",
+      [("src/codec/labels.c", "  for (size_t i = 0; i < p->nsample; i++) p->sample[i].loc = newloc[i], p->sample[i].nloc++;",
+        "  for (size_t i = 0; i < p->nsample; i++)\n    if (htab_key(&vals, group[i], &(size_t){0}) && p->sample[i].nlabel) p->sample[i].loc = newloc[i], p->sample[i].nloc++;")],
+      ["conformance:tags"], r"tagroot"),
     M("decoder-drops-sample-type", "the decoder loses the last sample type",
       [("src/codec/decode.c", "  r = pprof_decode_wire(raw, rawlen, &rest, ret_profile, err);\n",
         "  r = pprof_decode_wire(raw, rawlen, &rest, ret_profile, err);\n"

@@ -301,4 +301,13 @@ size_t pprof_filter_tags(pprof_profile *p, const pprof_tag_filter *f, size_t nf)
  * it. PP_EUSAGE ("want KEY=VALUE or KEY!=VALUE") when there is no '=' or the key is empty. */
 int pprof_tag_parse(char *spec, pprof_tag_filter *ret, pp_err *err);
 
+/* `go tool pprof -tagroot=KEY` in place: every sample gets one more frame at its root, a
+ * function named by the sample's string labels KEY joined by ',' in label order (its file name
+ * KEY), or a nameless one (shown "<unknown>", as go shows it) when it has none. One new
+ * function and location per distinct name; strings, functions, locations and the samples'
+ * location lists are replaced by grown copies in the profile's arena. max_values (0 = none)
+ * caps the distinct names: PP_ELIMIT "label KEY has more than N values" beyond, the profile
+ * unchanged (so does PP_ENOMEM). */
+int pprof_tag_root(pprof_profile *p, const char *key, size_t max_values, pp_err *err);
+
 #endif

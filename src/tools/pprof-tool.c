@@ -41,6 +41,8 @@ static void usage(FILE *f) {
         "--tag=KEY=VALUE keeps only samples whose string label KEY is VALUE, --tag=KEY!=VALUE\n"
         "drops them (KEY= keeps samples without KEY); repeatable (at most 16), all must hold;\n"
         "applied to the merged profile (and to BASE) before any command\n"
+        "--tagroot=KEY adds a root frame per value of the string label KEY, as\n"
+        "`go tool pprof -tagroot=KEY` does (after --tag)\n"
         "\n"
         "exit codes: 0 success, 1 a profile could not be read, decoded or combined,\n"
         "            2 bad command line, 3 the output could not be written\n",
@@ -55,6 +57,7 @@ typedef struct opts {
   int raw;
   pprof_tag_filter tags[PPROF_MAX_TAG_FILTERS];
   size_t ntags;
+  const char *tagroot;
 } opts;
 
 /* Loading several files: the codec's decode pipeline reads and decodes ahead on two threads
@@ -364,6 +367,7 @@ int main(int argc, char **argv) {
                                      {"output", required_argument, 0, 'o'},
                                      {"base", required_argument, 0, 'b'},
                                      {"tag", required_argument, 0, 't'},
+                                     {"tagroot", required_argument, 0, 'T'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   optind = 2;
@@ -382,6 +386,7 @@ int main(int argc, char **argv) {
       break;
     }
     case 'r': o.raw = 1; break;
+    case 'T': o.tagroot = optarg; break;
     case 't': {
       pp_err terr = {0};
       if (o.ntags == PPROF_MAX_TAG_FILTERS || pprof_tag_parse(optarg, &o.tags[o.ntags++], &terr) < 0) {
@@ -421,6 +426,14 @@ int main(int argc, char **argv) {
   int rc = load_merged(files, nfiles, &p);
   if (rc) return rc;
   pprof_filter_tags(p, o.tags, o.ntags);
+  if (o.tagroot) {
+    pp_err terr = {0};
+    if (pprof_tag_root(p, o.tagroot, 0, &terr) < 0) {
+      fprintf(stderr, "pprof-tool: --tagroot: %s\n", terr.msg);
+      pprof_free(p);
+      return EXIT_DATA;
+    }
+  }
   if (!strcmp(cmd, "diff")) {
     pprof_profile *base = NULL, *d = NULL;
     char *bf[1] = {(char *)o.base};

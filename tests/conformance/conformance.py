@@ -13,7 +13,8 @@ store and read back (store-bench roundtrip) is read by go tool pprof -raw as the
 
 Sample-label filters (pprof-tool --tag, the codec's pprof_filter_tags, which the API's tag= uses):
 per-function flat and cum of the demo target's labelled CPU and goroutine profiles, filtered,
-equal go tool pprof -tagfocus / -tagignore of the same file.
+equal go tool pprof -tagfocus / -tagignore of the same file; --tagroot (pprof_tag_root, which the
+API's group_by uses) equals go tool pprof -tagroot.
 
 Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded, store, tags."""
 import concurrent.futures as cf
@@ -303,6 +304,23 @@ def check_tags(t, name, f, index, unit, ours_tags, go_flags):
         t.record(name, False, repr(e))
 
 
+def check_tagroot(t, name, f, index, unit, key):
+    """pprof-tool top --tagroot=KEY == go tool pprof -tagroot=KEY -top: every function, the
+    pseudo-frames (one per value, "<unknown>" for samples without KEY) included."""
+    try:
+        ours = our_top([f], index, [f"--tagroot={key}"])
+        g = go_pprof(go_top_args(index, unit) + [f"-tagroot={key}", f])
+        if g.returncode:
+            t.record(name, False, g.stderr[-2000:])
+            return
+        theirs = parse_go_top(g.stdout)
+        diff = compare_maps(ours, theirs)
+        roots = [k for k in ours if k not in our_top([f], index)]
+        t.record(name, diff == "" and len(roots) >= 2, diff or f"pseudo-frames {roots}")
+    except Exception as e:
+        t.record(name, False, repr(e))
+
+
 def tag_cases(t, collected):
     cases = []
     for f in collected:
@@ -345,6 +363,11 @@ def run_suite(t, parts=None):
         if "tags" in parts:
             for case in tag_cases(t, collected):
                 jobs.append(ex.submit(check_tags, t, *case))
+            for f in collected:
+                if os.path.basename(f) == "cpu.pb.gz":
+                    for key in ("handler", "tenant", "worker"):
+                        jobs.append(ex.submit(check_tagroot, t, f"tags demo cpu --tagroot={key} == go -tagroot={key}",
+                                              f, 1, "nanoseconds", key))
         if "store" in parts:
             for orig, back in store_cases(t, files + collected):
                 jobs.append(ex.submit(check_store, t, orig, back))
