@@ -22,17 +22,17 @@ static bool holds(const pprof_profile *p, const pprof_sample *s, const pprof_tag
   return f->negate ? !eq : eq;
 }
 
+bool pprof_tags_hold(const pprof_profile *p, const pprof_sample *s, const pprof_tag_filter *f, size_t nf) {
+  for (size_t k = 0; k < nf && k < PPROF_MAX_TAG_FILTERS; k++)
+    if (!holds(p, s, &f[k], strlen(f[k].key), f[k].value ? strlen(f[k].value) : 0)) return false;
+  return true;
+}
+
 size_t pprof_filter_tags(pprof_profile *p, const pprof_tag_filter *f, size_t nf) {
   if (!nf) return p->nsample;
-  size_t klen[PPROF_MAX_TAG_FILTERS], vlen[PPROF_MAX_TAG_FILTERS];
-  if (nf > PPROF_MAX_TAG_FILTERS) nf = PPROF_MAX_TAG_FILTERS;
-  for (size_t k = 0; k < nf; k++) klen[k] = strlen(f[k].key), vlen[k] = f[k].value ? strlen(f[k].value) : 0;
   size_t kept = 0;
-  for (size_t i = 0; i < p->nsample; i++) {
-    bool keep = true;
-    for (size_t k = 0; k < nf && keep; k++) keep = holds(p, &p->sample[i], &f[k], klen[k], vlen[k]);
-    if (keep) p->sample[kept++] = p->sample[i];
-  }
+  for (size_t i = 0; i < p->nsample; i++)
+    if (pprof_tags_hold(p, &p->sample[i], f, nf)) p->sample[kept++] = p->sample[i];
   p->nsample = kept;
   return kept;
 }

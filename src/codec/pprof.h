@@ -296,6 +296,9 @@ typedef struct pprof_tag_filter {
  * nf = 0 keeps everything. Never fails, allocates nothing. */
 size_t pprof_filter_tags(pprof_profile *p, const pprof_tag_filter *f, size_t nf);
 
+/* Whether every filter holds for sample s of p (the test pprof_filter_tags applies). */
+bool pprof_tags_hold(const pprof_profile *p, const pprof_sample *s, const pprof_tag_filter *f, size_t nf);
+
 /* Reads "KEY=VALUE" or "KEY!=VALUE" (the first '=' splits; "!=" when a '!' precedes it, so a key
  * cannot end in '!' nor hold '=') into *ret, splitting spec in place: ret's strings point into
  * it. PP_EUSAGE ("want KEY=VALUE or KEY!=VALUE") when there is no '=' or the key is empty. */

@@ -4,6 +4,7 @@
  *   /api/v1/render     flame graph (pruned to max_nodes) and top table, optionally vs a base
  *   /api/v1/timeline   per-record totals of one sample type, one series of points per label set
  *   /api/v1/profile    the merged (or base-subtracted) profile, gzip pprof for go tool pprof
+ *   /api/v1/tags       the pprof sample labels (keys, values, totals) of a selection
  *   /api/v1/profiles   the stored records
  *   /api/v1/series     the stored (series, type)s
  *   /api/v1/targets    the scrape jobs and their health
@@ -33,5 +34,6 @@ void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out);
 void web_api_series(const web_ctx *x, const web_params *p, web_resp *out);
 void web_api_targets(const web_ctx *x, const web_params *p, web_resp *out);
 void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out);
+void web_api_tags(const web_ctx *x, const web_params *p, web_resp *out);
 
 #endif
