@@ -4,6 +4,7 @@
  *   /api/v1/render     flame graph (pruned to max_nodes) and top table, optionally vs a base
  *   /api/v1/timeline   per-record totals of one sample type, one series of points per label set
  *   /api/v1/profile    the merged (or base-subtracted) profile, gzip pprof for go tool pprof
+ *   /api/v1/tags       the pprof sample labels (keys, values, totals) of a selection
  *   /api/v1/profiles   the stored records
  *   /api/v1/series     the stored (series, type)s
  *   /api/v1/targets    the scrape jobs and their health
@@ -53,5 +54,6 @@ long web_api_num_param(const web_params *p, const char *k, long dflt, long min, 
 int web_api_pick_sample(const pprof_profile *pr, const char *want, char *why, size_t n);
 /* The profile's size as budgets count it (its arena's reserved bytes; 0 for NULL). */
 size_t web_api_profile_bytes(const pprof_profile *p);
+void web_api_tags(const web_ctx *x, const web_params *p, web_resp *out);
 
 #endif

@@ -47,6 +47,12 @@ static void usage(FILE *f) {
         "      dropped so samples differing only there merge (unless --no-aggregate-callees),\n"
         "      and sample labels are dropped\n"
         "\n"
+        "--tag=KEY=VALUE keeps only samples whose string label KEY is VALUE, --tag=KEY!=VALUE\n"
+        "drops them (KEY= keeps samples without KEY); repeatable (at most 16), all must hold;\n"
+        "applied to the merged profile (and to BASE) before any command\n"
+        "--tagroot=KEY adds a root frame per value of the string label KEY, as\n"
+        "`go tool pprof -tagroot=KEY` does (after --tag)\n"
+        "\n"
         "exit codes: 0 success, 1 a profile could not be read, decoded or combined,\n"
         "            2 bad command line, 3 the output could not be written\n",
         f);
@@ -61,6 +67,9 @@ typedef struct opts {
   int raw;
   long keep_locations; /* pgo */
   bool no_aggregate;   /* pgo */
+  pprof_tag_filter tags[PPROF_MAX_TAG_FILTERS];
+  size_t ntags;
+  const char *tagroot;
 } opts;
 
 /* Loading several files: the codec's decode pipeline reads and decodes ahead on two threads
@@ -425,6 +434,8 @@ int main(int argc, char **argv) {
                                      {"function", required_argument, 0, 'f'},
                                      {"keep-locations", required_argument, 0, 'k'},
                                      {"no-aggregate-callees", no_argument, 0, 'A'},
+                                     {"tag", required_argument, 0, 't'},
+                                     {"tagroot", required_argument, 0, 'T'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   optind = 2;
@@ -453,6 +464,15 @@ int main(int argc, char **argv) {
     }
     case 'A': o.no_aggregate = true; break;
     case 'r': o.raw = 1; break;
+    case 'T': o.tagroot = optarg; break;
+    case 't': {
+      pp_err terr = {0};
+      if (o.ntags == PPROF_MAX_TAG_FILTERS || pprof_tag_parse(optarg, &o.tags[o.ntags++], &terr) < 0) {
+        fprintf(stderr, "pprof-tool: --tag: %s\n", terr.msg[0] ? terr.msg : "at most 16");
+        return EXIT_USAGE;
+      }
+      break;
+    }
     case 'o': o.out = optarg; break;
     case 'b': o.base = optarg; break;
     case 'f': o.function = optarg; break;
@@ -489,10 +509,20 @@ int main(int argc, char **argv) {
   pprof_profile *p = NULL;
   int rc = load_merged(files, nfiles, &p);
   if (rc) return rc;
+  pprof_filter_tags(p, o.tags, o.ntags);
+  if (o.tagroot) {
+    pp_err terr = {0};
+    if (pprof_tag_root(p, o.tagroot, 0, &terr) < 0) {
+      fprintf(stderr, "pprof-tool: --tagroot: %s\n", terr.msg);
+      pprof_free(p);
+      return EXIT_DATA;
+    }
+  }
   if (!strcmp(cmd, "diff")) {
     pprof_profile *base = NULL, *d = NULL;
     char *bf[1] = {(char *)o.base};
     if ((rc = load_merged(bf, 1, &base)) != 0) goto done;
+    pprof_filter_tags(base, o.tags, o.ntags);
     pp_err err = {0};
     if (pprof_diff(base, p, &d, &err) < 0) {
       fprintf(stderr, "pprof-tool: diff against %s: %s\n", o.base, err.msg);
