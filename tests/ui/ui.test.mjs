@@ -221,12 +221,13 @@ await check('timeline: dragging selects a range (from/to in the URL) holding the
   const box = await (await page.$('#timeline')).boundingBox();
   const W = box.width - TL.L - TL.R, T = (px) => pts[0][0] + (pts.at(-1)[0] - pts[0][0]) * (px - TL.L) / W;
   const x0 = TL.L + W * 0.2, x1 = TL.L + W * 0.95;
+  const old = await page.$('#summary'); // the page before the drag: gone once the range is drawn
   await page.mouse.move(box.x + x0, box.y + 40);
   await page.mouse.down();
   await page.mouse.move(box.x + x1, box.y + 40, { steps: 5 });
   await page.mouse.up();
   await page.waitForFunction(() => new URLSearchParams(location.search).has('from'), null, { timeout: 10000 });
-  await page.waitForSelector('#top tbody tr');
+  await page.waitForFunction((el) => !el.isConnected && document.querySelector('#summary'), old, { timeout: 10000 });
   const u = new URL(page.url()), from = +u.searchParams.get('from') * 1e9, to = +u.searchParams.get('to') * 1e9;
   const under = pts.filter(([e]) => e >= T(x0) + 1e6 && e <= T(x1) - 1e6).length;
   const inside = pts.filter(([e]) => e >= from && e <= to).length;
@@ -667,6 +668,98 @@ await check('deploy to deploy: "compare with the previous version" compares the 
   return true;
 });
 
+// the total the page's summary shows, read back
+const summaryTotal = async () => (await page.$eval('#summary', (x) => x.textContent)).match(/^\d+ profiles, total (\S+?)(;|$)/)[1];
+const rerendered = async (old) => page.waitForFunction((el) => !el.isConnected && document.querySelector('#summary'), old, { timeout: 15000 });
+
+await check('label filters: KEY=VALUE and KEY!=VALUE (chips in the URL) change the total as the API says; the two add up to the whole', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForFunction(() => [...document.querySelectorAll('#tagkey option')].some((o) => o.value === 'handler'), null, { timeout: 15000 });
+  const tags = await api('/api/v1/tags?name=demo&type=cpu&sample=cpu' + TO);
+  const handler = tags.keys.find((k) => k.key === 'handler');
+  const value = handler.values[0].value;
+  const q = (extra) => api('/api/v1/render?name=demo&type=cpu&top=1&max_nodes=1' + TO + extra);
+  const [all, eq, ne] = await Promise.all([q(''), q('&tag=' + encodeURIComponent(`handler=${value}`)), q('&tag=' + encodeURIComponent(`handler!=${value}`))]);
+  const bad = [];
+  const addFilter = async (op) => {
+    const old = await page.$('#summary');
+    await page.selectOption('#tagkey', 'handler');
+    await page.selectOption('#tagvalue', value);
+    await page.selectOption('#tagop', op);
+    await page.click('#tagadd');
+    await rerendered(old);
+    await page.waitForSelector('#top tbody tr');
+  };
+  await addFilter('=');
+  const u1 = new URL(page.url()).searchParams.getAll('tag'), t1 = await summaryTotal();
+  if (JSON.stringify(u1) !== JSON.stringify([`handler=${value}`]) || !near(t1, eq.total)) bad.push(`= : URL ${u1}, total ${t1}, API ${eq.total}`);
+  await shot('explorer-labels');
+  let old = await page.$('#summary');
+  await page.click('#labels button.chip');
+  await rerendered(old);
+  await addFilter('!=');
+  const u2 = new URL(page.url()).searchParams.getAll('tag'), t2 = await summaryTotal();
+  if (JSON.stringify(u2) !== JSON.stringify([`handler!=${value}`]) || !near(t2, ne.total)) bad.push(`!= : URL ${u2}, total ${t2}, API ${ne.total}`);
+  if (eq.total + ne.total !== all.total || !(eq.total > 0 && ne.total > 0)) bad.push(`API: ${eq.total} + ${ne.total} != ${all.total}`);
+  if (!(handler.values.length >= 2)) bad.push(`handler has ${handler.values.length} values`);
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('group by a label: one root frame per value as the API has them, one timeline line per value', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForFunction(() => [...document.querySelectorAll('#groupby option')].some((o) => o.value === 'handler'), null, { timeout: 15000 });
+  const old = await page.$('#summary');
+  await page.selectOption('#groupby', 'handler');
+  await rerendered(old);
+  await page.waitForSelector('#tllegend em.group', { timeout: 15000 });
+  const d = await api('/api/v1/render?name=demo&type=cpu&group_by=handler&max_nodes=100000&top=1' + TO);
+  const tl = await api('/api/v1/timeline?name=demo&type=cpu&sample=cpu&group_by=handler' + TO);
+  const bad = [];
+  const roots = d.nodes.filter((n) => n[1] === 0).map((n) => d.names[n[0]]);
+  const drawn = await flamePixels('#flame', [0, 1]);
+  const b = compareRows(drawn, expectedRows(d, [0, 1], drawn.width));
+  if (b.length) bad.push(...b);
+  const groups = (await page.$$eval('#tllegend em.group', (g) => g.map((x) => x.textContent))).sort();
+  const want = [...new Set(tl.map((s) => s.tag.handler))].map((v) => (v === '' ? '(none)' : v)).sort();
+  if (JSON.stringify(groups) !== JSON.stringify(want) || want.length < 2) bad.push(`timeline lines ${JSON.stringify(groups)}, API ${JSON.stringify(want)}`);
+  if (roots.length !== want.length) bad.push(`root frames ${JSON.stringify(roots)} for values ${JSON.stringify(want)}`);
+  await shot('explorer-groupby');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('function over time: picking a function draws its self and total share per point, as the API\'s flat/total and cum/total', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForSelector('#top tbody tr');
+  const fn = await page.$eval('#top tbody tr:first-child td', (t) => t.textContent);
+  await page.click('#top tbody tr:first-child');
+  await page.waitForFunction(() => +(document.querySelector('#fntimeline')?.dataset.points || 0) >= 2, null, { timeout: 15000 });
+  const tl = await api('/api/v1/timeline?' + new URLSearchParams({ name: 'demo', type: 'cpu', sample: 'cpu', to: frozenTo, function: fn }));
+  const by = new Map();
+  for (const s of tl) s.points.forEach(([, end, v], k) => { const p = by.get(end) || [0, 0, 0]; p[0] += v; p[1] += s.flat[k]; p[2] += s.cum[k]; by.set(end, p); });
+  const pts = [...by.entries()].sort((a, b) => a[0] - b[0]);
+  const box = await (await page.$('#fntimeline')).boundingBox();
+  const bad = [];
+  let matched = 0;
+  for (const [end, [tot, flat, cum]] of pts) {
+    const x = TL.L + (box.width - TL.L - TL.R) * (end - pts[0][0]) / (pts.at(-1)[0] - pts[0][0]);
+    await page.mouse.move(box.x + x, box.y + 60);
+    const text = await page.$eval('#tooltip', (t) => (t.hidden ? '' : t.textContent));
+    const m = text.match(/\nself ([0-9.]+)% \((\S+)\)\ntotal ([0-9.]+)% \((\S+)\)/);
+    if (!m) { bad.push(`no tooltip at ${end}: ${JSON.stringify(text)}`); continue; }
+    if (Math.abs(+m[1] - 100 * flat / tot) > 0.005 + 1e-9 || Math.abs(+m[3] - 100 * cum / tot) > 0.005 + 1e-9 || !near(m[2], flat) || !near(m[4], cum))
+      bad.push(`at ${end}: ${JSON.stringify(text)}, API flat ${flat} cum ${cum} of ${tot}`);
+    else matched++;
+  }
+  await page.mouse.move(0, 0);
+  if (new URL(page.url()).searchParams.get('fn') !== fn || (await page.$eval('#fnname', (x) => x.textContent)) !== fn) bad.push('fn is not in the URL or the title');
+  if (matched < 2) bad.push(`${matched} points matched`);
+  await shot('explorer-function-over-time');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
 await check('dashboard shows one card per service (as /api/v1/series has them), each with painted small flame graphs', async () => {
   await page.goto(base + '/dashboard');
   await page.waitForSelector('#cards .card canvas');
@@ -701,8 +794,19 @@ await check('hostile names and labels are shown as text on every page, /raw incl
   if (!fns.includes(P.fn)) bad.push(`explorer does not show the function name as text: ${JSON.stringify(fns.slice(0, 6))}`);
   const cmd = await page.$eval('#command', (c) => c.textContent);
   if (!cmd.includes(new URLSearchParams({ name: P.monitor }).toString())) bad.push(`the go tool pprof command does not encode the name: ${cmd}`);
+  // sample labels: the key in the label select, the value as a filter chip and a timeline group
+  await page.waitForFunction(() => document.querySelectorAll('#tagkey option').length > 1, null, { timeout: 10000 }).catch(() => {});
+  const kopts = await page.$$eval('#tagkey option', (o) => o.map((x) => x.textContent));
+  if (!kopts.includes(P.lkey)) bad.push(`the label select does not show the key as text: ${JSON.stringify(kopts)}`);
   const vopts = await page.$$eval('#version option', (o) => o.map((x) => x.textContent));
   if (!vopts.includes('version ' + P.version)) bad.push(`the version select does not show the version as text: ${JSON.stringify(vopts)}`);
+  const tq = new URLSearchParams({ name: P.monitor, type: 'heap', group_by: P.lkey, tag: `${P.lkey}=${P.lval}` });
+  await visit('/explorer?' + tq, 'explorer with a label filter and group-by');
+  await page.waitForSelector('#tllegend em.group', { timeout: 10000 }).catch(() => {});
+  const chips = await page.$$eval('#labels button.chip', (b) => b.map((x) => x.dataset.tag));
+  const groups = await page.$$eval('#tllegend em.group', (g) => g.map((x) => x.textContent));
+  if (!chips.includes(`${P.lkey}=${P.lval}`) || !groups.includes(P.lval)) bad.push(`label chip ${JSON.stringify(chips)}, groups ${JSON.stringify(groups)}`);
+  if ((await injected()).length) bad.push(`labels: injected ${(await injected()).join(', ')}`);
   await visit('/compare?' + new URLSearchParams({ name: P.monitor, type: 'heap', base_from: '0', base_to: '9000000000', from: '0' }), 'compare');
   await page.waitForSelector('#top tbody tr');
   await visit('/dashboard', 'dashboard');

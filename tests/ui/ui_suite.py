@@ -25,16 +25,19 @@ PAYLOADS = {
     "pod": "' onmouseover='window.__xss=1' x='<u class=\"xss-pod\">",
     "fn": '</script><img src=x onerror="window.__xss=1"><u class="xss-fn">f</u>',
     "version": '<img src=x onerror="window.__xss=1"><b class="xss-ver">v</b>',
+    # (a tag= filter splits at the first '=': a label key holding one cannot be filtered on)
+    "lkey": "<img src onerror alert(1)><svg><b>k</b>",
+    "lval": '"><img src=x onerror="window.__xss=1"><s class="xss-lval">v</s>',
 }
 XSS = PAYLOADS["fn"]
 
 
 def hostile_profile():
     """A valid heap-like profile whose function, file and label strings are attack payloads."""
-    strings = ["", "inuse_space", "bytes", XSS, "javascript:alert(1)", "evil", "main.safe"]
+    strings = ["", "inuse_space", "bytes", XSS, "javascript:alert(1)", PAYLOADS["lkey"], "main.safe", PAYLOADS["lval"]]
     s = {v: i for i, v in enumerate(strings)}
     p = field(1, field(1, s["inuse_space"]) + field(2, s["bytes"]))
-    p += field(2, field(1, varint(1) + varint(2)) + field(2, varint(5000)) + field(3, field(1, s["evil"]) + field(2, s["javascript:alert(1)"])))
+    p += field(2, field(1, varint(1) + varint(2)) + field(2, varint(5000)) + field(3, field(1, s[PAYLOADS["lkey"]]) + field(2, s[PAYLOADS["lval"]])))
     p += field(4, field(1, 1) + field(4, field(1, 1) + field(2, 7)))
     p += field(4, field(1, 2) + field(4, field(1, 2) + field(2, 9)))
     p += field(5, field(1, 1) + field(2, s[XSS]) + field(3, s[XSS]) + field(4, s["javascript:alert(1)"]))

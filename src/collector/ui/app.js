@@ -18,7 +18,10 @@ function h(tag, attrs = {}, ...kids) {
 }
 
 async function api(path, params) {
-  const qs = params ? '?' + new URLSearchParams(params).toString() : '';
+  // an array value is a repeated parameter (tag=..&tag=..)
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) for (const x of Array.isArray(v) ? v : [v]) q.append(k, x);
+  const qs = params ? '?' + q.toString() : '';
   const r = await fetch(path + qs);
   const body = await r.json().catch(() => ({ status: 'error', error: `HTTP ${r.status}` }));
   if (body.status !== 'success') throw new Error(body.error || `HTTP ${r.status}`);
@@ -43,10 +46,18 @@ const ago = (ns) => (ns ? Math.max(0, Math.round(Date.now() / 1000 - ns / 1e9)) 
 const tstr = (ns) => new Date(ns / 1e6).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 
 // ---- URL state: the whole view lives in the query string ---------------------------------------
-const state = () => Object.fromEntries(new URLSearchParams(location.search));
+// (tag=, the sample-label filters, repeats: st.tag is an array, [] when absent)
+const state = () => {
+  const q = new URLSearchParams(location.search);
+  return { ...Object.fromEntries(q), tag: q.getAll('tag') };
+};
 function setState(patch, push) {
   const q = new URLSearchParams(location.search);
-  for (const [k, v] of Object.entries(patch)) (v === '' || v === null || v === undefined) ? q.delete(k) : q.set(k, v);
+  for (const [k, v] of Object.entries(patch)) {
+    q.delete(k);
+    if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
+    else if (!(v === '' || v === null || v === undefined)) q.set(k, v);
+  }
   const url = location.pathname + (q.toString() ? '?' + q : '');
   push ? history.pushState(null, '', url) : history.replaceState(null, '', url);
 }
@@ -54,7 +65,7 @@ function setState(patch, push) {
 const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault', 'fn']);
 function apiParams(st) {
   const p = {};
-  for (const [k, v] of Object.entries(st)) if (!VIEW_ONLY.has(k)) p[k] = v;
+  for (const [k, v] of Object.entries(st)) if (!VIEW_ONLY.has(k) && !(Array.isArray(v) && !v.length)) p[k] = v;
   return p;
 }
 const RANGES = { '15m': 900, '1h': 3600, '6h': 21600, '24h': 86400, '7d': 604800, all: 0 };
@@ -276,6 +287,7 @@ function tip(text, e) {
 // point's time and value; a drag selects a range (onSelect(fromNs, toNs)); a click on a point
 // opens that one profile (onPick(point)).
 const TL = { H: 130, L: 64, R: 12, T: 10, B: 22 };
+const GROUP_COLOURS = ['#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2', '#7f7f7f'];
 function niceStep(raw) {
   const p = 10 ** Math.floor(Math.log10(raw || 1)), f = raw / p;
   return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
@@ -291,20 +303,26 @@ function timelinePoints(series) {
   // is made of (timeline entries carry `ids` aligned with `points` once the API has them).
   // Points of rollups (where tiered retention deleted the raw profiles) carry their width as a
   // 4th element ("10m", "1h") and their value is the mean per profile, so the curve keeps its scale
-  const by = new Map();
+  const by = new Map(), groups = new Map();
   let coarse = '';
   for (const s of series) s.points.forEach(([start, end, v, res], k) => {
+    if (s.tag) {
+      // group_by: one line per label value (summed over the series that have it)
+      const gv = Object.values(s.tag)[0], gm = groups.get(gv) || new Map();
+      gm.set(end, (gm.get(end) || 0) + v);
+      groups.set(gv, gm);
+    }
     const p = by.get(end) || { end, v: 0, recs: [], res: '' };
     p.v += v;
     p.recs.push({ labels: s.labels, id: s.ids ? s.ids[k] : undefined, start, v });
     if (res) { p.res = res; if (coarse === '' || res === '1h') coarse = res; }
     by.set(end, p);
   });
-  return { pts: [...by.values()].sort((a, b) => a.end - b.end), coarse };
+  return { pts: [...by.values()].sort((a, b) => a.end - b.end), coarse, groups };
 }
 function drawTimeline(canvas, series, unit, onSelect, onPick) {
   const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth || 800, { H, L, R, T, B } = TL;
-  const { pts, coarse } = timelinePoints(series);
+  const { pts, coarse, groups } = timelinePoints(series);
   canvas.dataset.resolution = coarse || 'raw';
   canvas.dataset.points = String(pts.length);
   const g = canvas.getContext('2d');
@@ -352,6 +370,15 @@ function drawTimeline(canvas, series, unit, onSelect, onPick) {
     g.beginPath();
     pts.forEach((p, k) => (k ? g.lineTo(X(p.end), Y(p.v)) : g.moveTo(X(p.end), Y(p.v))));
     g.stroke();
+    let gi = 0;
+    for (const [, gm] of groups) {
+      const gp = [...gm.entries()].sort((a, b) => a[0] - b[0]);
+      g.strokeStyle = GROUP_COLOURS[gi++ % GROUP_COLOURS.length];
+      g.lineWidth = 1;
+      g.beginPath();
+      gp.forEach(([t, v], k) => (k ? g.lineTo(X(t), Y(v)) : g.moveTo(X(t), Y(v))));
+      g.stroke();
+    }
     g.fillStyle = '#2458d3';
     if (pts.length <= (W - L - R) / 4) for (const p of pts) { g.beginPath(); g.arc(X(p.end), Y(p.v), 2, 0, 7); g.fill(); }
     if (coarse) { g.textAlign = 'left'; g.fillStyle = '#667085'; g.fillText(`older points: ${coarse} rollups (raw profiles past their retention)`, L + 4, 0); }
@@ -376,7 +403,8 @@ function drawTimeline(canvas, series, unit, onSelect, onPick) {
     const p = nearest(e.offsetX);
     paint(p);
     if (!p) return tip(null);
-    tip(`${tstr(p.end)}\n${fmt(p.v, unit)}` + (p.recs.length > 1 ? ` (sum of ${p.recs.length} profiles)` : '') +
+    const gtext = [...groups].map(([gv, gm]) => `\n  ${gv === '' ? '(none)' : gv}: ${fmt(gm.get(p.end) || 0, unit)}`).join('');
+    tip(`${tstr(p.end)}\n${fmt(p.v, unit)}` + (p.recs.length > 1 ? ` (sum of ${p.recs.length} profiles)` : '') + gtext +
       (p.res ? `\n${p.res} rollup: mean per profile` : '\nclick: open this profile'), e);
   };
   canvas.onmouseleave = () => { down = null; sel = null; paint(null); tip(null); };
@@ -393,6 +421,52 @@ function drawTimeline(canvas, series, unit, onSelect, onPick) {
     const Tm = (px) => t0 + span * (px - L) / (W - L - R);
     onSelect(Math.floor(Tm(a)), Math.ceil(Tm(b)));
   };
+}
+
+// Function over time: one function's self and total share of each point's total (function= on
+// the timeline, summed over the selection's series), as percentages; hover shows both.
+function drawFunctionTimeline(canvas, series, unit) {
+  const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth || 800, { H, L, R, T, B } = TL;
+  const by = new Map();
+  for (const s of series) s.points.forEach(([, end, v], k) => {
+    const p = by.get(end) || { end, total: 0, flat: 0, cum: 0 };
+    p.total += v; p.flat += s.flat ? s.flat[k] : 0; p.cum += s.cum ? s.cum[k] : 0;
+    by.set(end, p);
+  });
+  const pts = [...by.values()].sort((a, b) => a.end - b.end);
+  canvas.dataset.points = String(pts.length);
+  const g = canvas.getContext('2d');
+  canvas.width = W * dpr; canvas.height = H * dpr;
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.font = '11px system-ui, sans-serif';
+  if (!pts.length) { g.fillStyle = '#667085'; g.fillText('no data in this range', L, 45); return; }
+  const share = (p, k) => (p.total ? Math.abs(p[k] / p.total) : 0);
+  const smax = Math.max(...pts.map((p) => share(p, 'cum')), 0.0001);
+  const ystep = niceStep(smax / 3), ymax = Math.ceil(smax / ystep) * ystep;
+  const t0 = pts.length > 1 ? pts[0].end : pts[0].end - 30e9, t1 = pts.length > 1 ? pts[pts.length - 1].end : pts[0].end + 30e9;
+  const X = (t) => L + (W - L - R) * (t - t0) / (t1 - t0 || 1), Y = (v) => T + (H - T - B) * (1 - v / ymax);
+  const paint = (hi) => {
+    g.clearRect(0, 0, W, H);
+    g.strokeStyle = '#e4e7ec'; g.fillStyle = '#667085'; g.lineWidth = 1; g.textAlign = 'right'; g.textBaseline = 'middle';
+    for (let v = 0; v <= ymax + ystep / 2; v += ystep) { const y = Math.round(Y(v)) + 0.5; g.beginPath(); g.moveTo(L, y); g.lineTo(W - R, y); g.stroke(); g.fillText((100 * v).toFixed(ystep < 0.01 ? 2 : 0) + '%', L - 6, y); }
+    g.textAlign = 'left'; g.textBaseline = 'top';
+    g.fillText(tstr(t0), L, H - B + 5);
+    for (const [k, c] of [['cum', '#2458d3'], ['flat', '#d62728']]) {
+      g.strokeStyle = c; g.lineWidth = 1.5; g.beginPath();
+      pts.forEach((p, i) => (i ? g.lineTo(X(p.end), Y(share(p, k))) : g.moveTo(X(p.end), Y(share(p, k)))));
+      g.stroke();
+    }
+    if (hi) { g.strokeStyle = '#7a1fa2'; g.beginPath(); g.moveTo(X(hi.end), T); g.lineTo(X(hi.end), H - B); g.stroke(); }
+  };
+  paint(null);
+  canvas.onmousemove = (e) => {
+    let best = null, bd = Infinity;
+    for (const p of pts) { const dd = Math.abs(X(p.end) - e.offsetX); if (dd < bd) { bd = dd; best = p; } }
+    if (!best || bd > 12) { paint(null); return tip(null); }
+    paint(best);
+    tip(`${tstr(best.end)}\nself ${(100 * share(best, 'flat')).toFixed(2)}% (${fmt(best.flat, unit)})\ntotal ${(100 * share(best, 'cum')).toFixed(2)}% (${fmt(best.cum, unit)})\nof ${fmt(best.total, unit)}`, e);
+  };
+  canvas.onmouseleave = () => { paint(null); tip(null); };
 }
 
 // ---- pages -------------------------------------------------------------------------------------
@@ -657,6 +731,39 @@ function focusView(kind, params, d, fn, unit, diff, onPick) {
   return box;
 }
 
+// pprof sample labels (pprof.Do): the keys and values present in the selection (/api/v1/tags),
+// filters tag=KEY=VALUE / tag=KEY!=VALUE (all must hold; kept in the URL, each a removable chip)
+// and group_by=KEY (a flame graph root per value, a timeline line per value).
+function labelControls(st, params, sampleType, onChange) {
+  const row = h('div', { class: 'controls', id: 'labels' }, h('label', { text: 'labels' }));
+  const tags = st.tag || [];
+  for (const t of tags) row.append(h('button', { class: 'chip', 'data-tag': t, title: 'remove this filter', text: t + ' ×',
+    onclick: () => onChange({ tag: tags.filter((x) => x !== t) }) }));
+  const key = h('select', { id: 'tagkey', 'aria-label': 'label key' }, h('option', { value: '', text: 'label…' }));
+  const op = h('select', { id: 'tagop', 'aria-label': 'match' }, h('option', { value: '=', text: '=' }), h('option', { value: '!=', text: '≠' }));
+  const val = h('select', { id: 'tagvalue', 'aria-label': 'label value' });
+  const add = h('button', { id: 'tagadd', text: 'Filter' });
+  const group = h('select', { id: 'groupby', 'aria-label': 'group by label' }, h('option', { value: '', text: 'no grouping' }));
+  row.append(key, op, val, add, h('label', { text: 'group by' }), group);
+  api('/api/v1/tags', { ...params, sample: sampleType }).then((t) => {
+    const keys = t.keys || [];
+    if (!keys.length) { row.append(h('span', { class: 'muted', id: 'nolabels', text: 'no sample labels in this selection' })); }
+    for (const k of keys) {
+      key.append(h('option', { value: k.key, text: k.key }));
+      group.append(h('option', { value: k.key, text: k.key, selected: st.group_by === k.key }));
+    }
+    const fill = () => {
+      const k = keys.find((x) => x.key === key.value);
+      val.replaceChildren(...(k ? k.values : []).map((v) => h('option', { value: v.value, text: `${v.value} (${pct(v.total, t.total)})` })));
+    };
+    key.onchange = fill;
+    if (t.truncated) row.append(h('span', { class: 'muted', text: '(some labels left out: too many)' }));
+  }).catch((e) => row.append(h('span', { class: 'err', text: e.message })));
+  add.onclick = () => key.value && onChange({ tag: [...tags, `${key.value}${op.value}${val.value}`] });
+  group.onchange = () => onChange({ group_by: group.value });
+  return row;
+}
+
 // The explorer with nothing picked opens on the busiest service's CPU over the last hour: the
 // service (or target without one) whose CPU profiles of the last hour sum to the most.
 async function busiest() {
@@ -786,9 +893,24 @@ async function pageExplorer(compare) {
         h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { class: 'muted', colspan: 6, text: 'no function grew' }))])))));
     }).catch((e) => regressions.append(h('p', { class: 'err', text: e.message })));
   }
+  const labelRow = labelControls(st, params, d.sampleType.type, rerender);
+  const tlLegend = !compare && st.group_by ? h('p', { class: 'legend', id: 'tllegend' }, `lines by ${st.group_by}: `) : null;
+  // function over time: the function picked last (fn=), self and total share per point
+  const fnBox = compare ? null : h('div', { id: 'fnbox' });
+  const showFn = (name) => {
+    if (!fnBox) return;
+    if (!name) { fnBox.replaceChildren(); return; }
+    const fnCanvas = h('canvas', { id: 'fntimeline', class: 'timeline', 'aria-label': 'the function\'s self and total share over time' });
+    fnBox.replaceChildren(h('p', { class: 'muted' }, 'Function over time: ', h('strong', { id: 'fnname', text: name }),
+      ' — ', h('span', { class: 'fnself', text: 'self' }), ' and ', h('span', { class: 'fntotal', text: 'total' }), ' share of each profile\'s total ',
+      h('button', { id: 'fnclose', text: 'close', onclick: () => { setState({ fn: '' }); showFn(''); } })), fnCanvas);
+    const fp = { ...tparams, sample: d.sampleType.type, function: name };
+    delete fp.group_by;
+    api('/api/v1/timeline', fp).then((series) => drawFunctionTimeline(fnCanvas, series, unit)).catch((e) => fnBox.append(h('p', { class: 'err', text: e.message })));
+  };
   const legend = compare ? h('p', { class: 'legend' }, 'colour: change of the share of the total', h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
   const flame = new Flame(canvas, { flip, onFocus: (name) => setState({ focus: name }) });
-  const pick = (name) => { flame.focusName(name); setState({ focus: name, fn: name }); canvas.scrollIntoView({ block: 'nearest' }); };
+  const pick = (name) => { flame.focusName(name); setState({ focus: name, fn: name }); showFn(name); canvas.scrollIntoView({ block: 'nearest' }); };
   const TABS = [['top', 'Top table'], ['tree', 'Call tree'], ['sandwich', 'Sandwich'], ['lines', 'Lines']];
   const tab = TABS.some(([k]) => k === st.table) ? st.table : 'top';
   const tabs = h('div', { class: 'tabs', role: 'tablist' }, ...TABS.map(([k, label]) =>
@@ -807,7 +929,7 @@ async function pageExplorer(compare) {
   const panes = splitPanes(h('div', { class: 'pane' }, canvas), right, st, () => flame.d && flame.draw());
   // (replaceChildren would print a null as the text "null")
   app().replaceChildren(...[...page, h('div', { class: 'controls' }, ...[search, share, reset, layoutBtn, download, pgo, copy].filter(Boolean)), h('div', { class: 'controls' }, cmd),
-    compare ? null : tl, singleNote, summary, legend, panes, compare ? regressions : null].filter(Boolean));
+    compare ? null : tl, tlLegend, fnBox, labelRow, singleNote, summary, legend, panes, compare ? regressions : null].filter(Boolean));
   flame.setData(d, compare, st.norm === '1');
   const applySearch = () => {
     flame.search = search.value;
@@ -820,9 +942,14 @@ async function pageExplorer(compare) {
   if (st.focus) flame.focusName(st.focus);
   reset.onclick = () => { flame.zoom = 0; flame.draw(); setState({ focus: '' }); };
   window.onresize = () => flame.draw();
+  showFn(st.fn || '');
   if (!compare) {
     const tp = { ...tparams, sample: d.sampleType.type };
-    api('/api/v1/timeline', tp).then((series) => drawTimeline(tl, series, unit,
+    api('/api/v1/timeline', tp).then((series) => {
+      if (tlLegend) [...new Set(series.map((s) => Object.values(s.tag || {})[0]))].forEach((v, k) =>
+        tlLegend.append(h('span', { class: 'swatch c' + (k % GROUP_COLOURS.length) }), h('em', { class: 'group', text: v === '' ? '(none)' : v })));
+      return series;
+    }).then((series) => drawTimeline(tl, series, unit,
       (a, b) => rerender({ from: nsParam(a), to: nsParam(b), range: '', profile: '', profile_at: '' }),
       (p) => {
         const rec = p.recs.length === 1 ? p.recs[0] : null;
