@@ -215,6 +215,7 @@ class Flame {
     this.matched = matched;
     // draw times, for the browser benchmark (tests/ui/bench_flame.mjs)
     (window.__flameDraws = window.__flameDraws || []).push(performance.now() - t0);
+    (window.__drawEnds = window.__drawEnds || []).push(performance.now()); // ms since navigation
     if (window.__firstDrawEnd === undefined) window.__firstDrawEnd = performance.now(); // ms since navigation
   }
   at(e) {
@@ -696,7 +697,7 @@ function focusView(kind, params, d, fn, unit, diff, onPick) {
   if (!fn) { box.append(h('p', { class: 'muted', text: 'Pick a function: click a frame, a table row, or type its name.' })); return box; }
   const status = h('p', { class: 'muted', text: 'Loading…' });
   box.append(status);
-  api('/api/v1/render', { ...params, focus: fn, max_nodes: 20000, top: 500 }).then((r) => {
+  api('/api/v1/render', { ...params, focus: fn, max_nodes: 100000, top: 500 }).then((r) => {
     const f = r.focus;
     if (!f) { status.textContent = 'No sample of this selection has that function.'; return; }
     const share = (v) => pct(v, r.total);
@@ -924,13 +925,13 @@ async function pageExplorer(compare) {
     right.replaceChildren(tabs, tab === 'tree' ? callTree(d, unit, compare, pick) : tab === 'top' ? topTable(d, unit, pick, compare, st)
       : focusView(tab, params, d, fn, unit, compare, pickFn));
   };
-  fillRight();
   flame.onFocus = (name) => { setState({ focus: name, fn: (tab === 'sandwich' || tab === 'lines') && name ? name : state().fn }); if ((tab === 'sandwich' || tab === 'lines') && name) fillRight(); };
   const panes = splitPanes(h('div', { class: 'pane' }, canvas), right, st, () => flame.d && flame.draw());
   // (replaceChildren would print a null as the text "null")
   app().replaceChildren(...[...page, h('div', { class: 'controls' }, ...[search, share, reset, layoutBtn, download, pgo, copy].filter(Boolean)), h('div', { class: 'controls' }, cmd),
     compare ? null : tl, tlLegend, fnBox, labelRow, singleNote, summary, legend, panes, compare ? regressions : null].filter(Boolean));
   flame.setData(d, compare, st.norm === '1');
+  fillRight(); // after the flame graph is drawn: a table of 2000 rows takes as long to build
   const applySearch = () => {
     flame.search = search.value;
     flame.draw();
