@@ -133,11 +133,38 @@ static int bench_merge(int runs, char **files, int n, size_t cap) {
   return 0;
 }
 
+/* pprof_focus_compute on one decoded profile (the default sample type): median of runs */
+static int bench_focus(const char *path, const char *name, int runs) {
+  pprof_profile *p;
+  pp_err err = {0};
+  if (pprof_decode_file(path, NULL, &p, &err) < 0) die(path, &err);
+  int si = pprof_sample_index(p, NULL, NULL);
+  double *f = calloc((size_t)runs, sizeof *f);
+  size_t ncallers = 0, ncallees = 0, nlines = 0;
+  for (int i = 0; i < runs; i++) {
+    pprof_focus fo;
+    const pprof_profile *ps[1] = {p};
+    double t0 = now_ms();
+    if (pprof_focus_compute(ps, &si, 1, name, 0, &fo, &err) < 0) die("focus", &err);
+    f[i] = now_ms() - t0;
+    if (!fo.found) die("focus: function not in the profile", NULL);
+    ncallers = fo.callers.nnodes, ncallees = fo.callees.nnodes, nlines = fo.nlines;
+    pprof_focus_release(&fo);
+  }
+  printf("{\"file\": \"%s\", \"samples\": %zu, \"focus_ms\": %.3f, \"callers_nodes\": %zu, \"callees_nodes\": %zu, "
+         "\"lines\": %zu}\n",
+         path, p->nsample, median(f, runs), ncallers, ncallees, nlines);
+  free(f);
+  pprof_free(p);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 4 && !strcmp(argv[1], "decode")) return bench_decode(argv[2], atoi(argv[3]));
   if (argc >= 4 && !strcmp(argv[1], "merge")) return bench_merge(atoi(argv[2]), argv + 3, argc - 3, 0);
   if (argc >= 5 && !strcmp(argv[1], "merge-cap"))
     return bench_merge(atoi(argv[3]), argv + 4, argc - 4, (size_t)strtoull(argv[2], NULL, 10));
-  fprintf(stderr, "usage: codec-bench decode FILE RUNS | merge RUNS FILE... | merge-cap BYTES RUNS FILE...\n");
+  if (argc >= 5 && !strcmp(argv[1], "focus")) return bench_focus(argv[2], argv[3], atoi(argv[4]));
+  fprintf(stderr, "usage: codec-bench decode FILE RUNS | merge RUNS FILE... | merge-cap BYTES RUNS FILE... | focus FILE NAME RUNS\n");
   return 2;
 }

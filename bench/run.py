@@ -8,6 +8,7 @@ table into docs/benchmarks.md with the date and machine when they change."""
 import glob
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -81,6 +82,19 @@ def main():
     gt, grss = median_run(["go", "tool", "pprof", "-top", gomem], 3)
     row("top gotypes-mem.pb, wall", ot, gt, "s")
     row("top gotypes-mem.pb, peak RSS", orss, grss, "MiB")
+
+    # the sandwich (focus) of a hot recursive function of the big heap profile: whole process
+    # (decode + focus + print) against go tool pprof -peek, and the codec's focus alone in process
+    fname = "go/types.(*Checker).importPackage"
+    ot, orss = median_run([TOOL, "focus", f"--function={fname}", gomem], 5)
+    gt, grss = median_run(["go", "tool", "pprof", "-symbolize=none", "-peek", "^" + re.escape(fname) + "$", gomem], 3)
+    row("sandwich (focus) gotypes-mem.pb, wall", ot, gt, "s")
+    row("sandwich (focus) gotypes-mem.pb, peak RSS", orss, grss, "MiB")
+    c = jrun([CBENCH, "focus", gomem, fname, "7"])
+    print(f"  detail focus {fname}: {c['focus_ms']:.1f} ms in process over {c['samples']} samples "
+          f"({c['callers_nodes']} caller nodes, {c['callees_nodes']} callee nodes, {c['lines']} lines)", flush=True)
+    rows.append((f"  focus alone in process ({c['samples']} samples, {c['callers_nodes']} + {c['callees_nodes']} nodes)",
+                 c["focus_ms"], None, "ms", None))
 
     # whole process: merges
     for n, goruns in ((100, 3), (1000, 3)):

@@ -29,7 +29,7 @@ import traceback
 import zlib
 from urllib.parse import quote
 
-from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_top, parse_our_top, run
+from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_peek, parse_go_top, parse_our_top, run
 import labels
 import web_load
 from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req, stop_leftovers
@@ -673,6 +673,51 @@ def web_api(t):
             bad = {k: (deltas[k], want.get(k, 0)) for k in deltas if deltas[k] != want.get(k, 0)}
             return compare_maps(ours, theirs) == "" and not bad and r["baseTotal"] > 0, compare_maps(ours, theirs) + str(list(bad.items())[:5])
         check(t, "collector base subtraction (/api/v1/profile and render) equals go tool pprof -base", base_vs_go)
+
+        def render_focus_vs_go():
+            # render's focus=NAME for the hottest functions: callers and callees one level deep
+            # with their values as go tool pprof -peek '^NAME$' reads the same merge, the lines as
+            # -lines -top; with a base, the base's values as go reads the base's merge
+            top = parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + [files["all"]]).stdout)
+            funcs = list(dict.fromkeys(sorted(top, key=lambda f: -top[f][0])[:2] + sorted(top, key=lambda f: -top[f][1])[:2]))
+            rx = "^(" + "|".join(re.escape(f) for f in funcs) + ")$"
+            peek = parse_go_peek(go_pprof(["-peek", rx, "-sample_index=1", "-unit=ns", files["all"]]).stdout)
+            lines_top = parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + ["-lines", files["all"]]).stdout)
+            bpeek = parse_go_peek(go_pprof(["-peek", rx, "-sample_index=1", "-unit=ns", files["base"]]).stdout)
+            bad = []
+            for f in funcs:
+                st, body, _ = get(f"/api/v1/render?type=cpu&name=demo&to={sec(to)}&focus={quote(f)}")
+                fo = json.loads(body)["data"]["focus"] if st == 200 else None
+                if not fo or f not in peek:
+                    bad.append(f"{f}: HTTP {st} {body[:200]!r}; go block {f in peek}")
+                    continue
+                gflat, gcum, gins, gouts = peek[f]
+
+                def level1(tree):
+                    return {tree["names"][n[0]]: n[3] for n in tree["nodes"] if n[1] == 0}
+                glines = {k[len(f) + 1:]: v for k, v in lines_top.items() if k.startswith(f + " ")}
+                ours_lines = {f"{e['file']}:{e['line']}": (e["flat"], e["cum"]) for e in fo["lines"]}
+                cr, ce = fo["callers"]["nodes"][0], fo["callees"]["nodes"][0]
+                root_ok = cr[1] == ce[1] == -1 and cr[3] == gcum and ce[2:4] == [gflat, gcum] and \
+                    fo["callers"]["names"][cr[0]] == fo["callees"]["names"][ce[0]] == f
+                for what, a, b in (("flat, cum", (fo["flat"], fo["cum"]), (gflat, gcum)), ("callers", level1(fo["callers"]), gins),
+                                   ("callees", level1(fo["callees"]), gouts), ("lines", ours_lines, glines), ("roots", root_ok, True)):
+                    if a != b:
+                        bad.append(f"{f} {what}: ours {a} go {b}")
+                st, body, _ = get(f"/api/v1/render?type=cpu&name=demo&from={sec(mid)}&to={sec(to)}&base_to={sec(mid - 1)}&focus={quote(f)}")
+                fb = json.loads(body)["data"]["focus"] if st == 200 else None
+                want = bpeek.get(f, (0, 0))[:2]
+                if not fb or (fb["baseFlat"], fb["baseCum"]) != want or fb["callees"]["nodes"][0][4:6] != [want[0], want[1]]:
+                    bad.append(f"{f} with a base: HTTP {st}, base values {fb and (fb['baseFlat'], fb['baseCum'])}, go reads the base as {want}")
+            st, body, _ = get(f"/api/v1/render?type=cpu&name=demo&to={sec(to)}&focus=no.such.function")
+            if st != 200 or json.loads(body)["data"]["focus"] is not None:
+                bad.append(f"unknown function: HTTP {st} {body[:200]!r}, want focus null")
+            for q, want in (("focus=", 400), ("focus=" + "a" * 1025, 400)):
+                st, body, _ = get(f"/api/v1/render?type=cpu&name=demo&{q}")
+                if st != want:
+                    bad.append(f"{q[:20]}: HTTP {st}, want {want}")
+            return len(funcs) >= 3 and not bad, f"{funcs}\n" + "\n".join(bad)
+        check(t, "collector /api/v1/render focus=NAME: callers, callees and lines as go tool pprof -peek and -lines read the merge; base values; unknown name null", render_focus_vs_go)
 
         def timeline():
             # each point's total is what go tool pprof reads in that one record (fetched by its

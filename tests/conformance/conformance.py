@@ -31,8 +31,7 @@ import time
 import urllib.request
 
 from harness import (OUT, ROOT, TESTDATA, TOOL, compare_maps, compare_raw, go_pprof, go_raw,
-                     go_sample_types, go_top_args, go_unit, parse_go_top, parse_go_traces, parse_our_top, parse_value,
-                     run, strip_inline)
+                     go_sample_types, go_top_args, go_unit, parse_go_peek, parse_go_top, parse_go_traces, parse_our_top, run)
 from peers import DemoTarget  # tests/collector (tests/run.py puts it on the path)
 
 WORKERS = 2
@@ -284,36 +283,6 @@ FOCUS_PROFILES = [  # (file under testdata, sample index): CPU and heap of three
     ("gotarget/cpu-1.pb.gz", 1), ("gotarget/heap.pb.gz", 1), ("prometheus/cpu-2.pb.gz", 1),
     ("prometheus/heap.pb.gz", 3), ("large/compile-cpu.pb", 1), ("large/nethttp-mem.pb", 1),
 ]
-PEEK_RULE = re.compile(r"^-+\+-+$")
-
-
-def parse_go_peek(text):
-    """{function: (flat, cum, {caller: weight}, {callee: weight})} from `go tool pprof -peek`
-    in base units: each block after a `---+---` rule is the in-edges (2 columns before `|`),
-    the function's line (5 columns) and the out-edges; an edge's name follows `|` and 3 spaces."""
-    out = {}
-    for block in re.split(r"^-+\+-+$", text, flags=re.M)[1:]:
-        node, ins, outs = None, {}, {}
-        for l in block.splitlines():
-            if "|" not in l:
-                continue
-            left, right = l.split("|", 1)
-            cols = left.split()
-            if len(cols) == 5:
-                node = (right.strip(), parse_value(cols[0]), parse_value(cols[3]))
-            elif len(cols) == 2:
-                name = strip_inline(right.strip())
-                d = outs if node else ins
-                if name in d:
-                    raise ValueError(f"edge printed twice by go tool pprof -peek: {name}")
-                d[name] = parse_value(cols[0])
-            elif cols != ["calls", "calls%", "+", "context"] and cols:
-                raise ValueError(f"unexpected -peek line: {l!r}")
-        if node:
-            out[node[0]] = (node[1], node[2], ins, outs)
-    return out
-
-
 def our_focus(path, index, name):
     """pprof-tool focus: (flat, cum, {caller: total}, {callee: total}, {file:line: (flat, cum)})."""
     p = run([TOOL, "focus", f"--sample-index={index}", f"--function={name}", path], check=True)
@@ -346,7 +315,7 @@ def recursive_functions(path, index, unit, n=2):
         runs = [f for i, f in enumerate(frames) if i == 0 or frames[i - 1] != f]
         for f in {f for f in runs if runs.count(f) > 1}:
             weight[f] = weight.get(f, 0) + v
-    return sorted(weight, key=lambda f: -weight[f])[:n]
+    return sorted(weight, key=lambda f: (-weight[f], f))[:n]
 
 
 def focus_cases(t):

@@ -152,6 +152,33 @@ def parse_go_top(text):
     return out
 
 
+def parse_go_peek(text):
+    """{function: (flat, cum, {caller: weight}, {callee: weight})} from `go tool pprof -peek`
+    in base units: each block after a `---+---` rule is the in-edges (2 columns before `|`),
+    the function's line (5 columns) and the out-edges; an edge's name follows `|` and 3 spaces."""
+    out = {}
+    for block in re.split(r"^-+\+-+$", text, flags=re.M)[1:]:
+        node, ins, outs = None, {}, {}
+        for l in block.splitlines():
+            if "|" not in l:
+                continue
+            left, right = l.split("|", 1)
+            cols = left.split()
+            if len(cols) == 5:
+                node = (right.strip(), parse_value(cols[0]), parse_value(cols[3]))
+            elif len(cols) == 2:
+                name = strip_inline(right.strip())
+                d = outs if node else ins
+                if name in d:
+                    raise ValueError(f"edge printed twice by go tool pprof -peek: {name}")
+                d[name] = parse_value(cols[0])
+            elif cols != ["calls", "calls%", "+", "context"] and cols:
+                raise ValueError(f"unexpected -peek line: {l!r}")
+        if node:
+            out[node[0]] = (node[1], node[2], ins, outs)
+    return out
+
+
 def parse_our_top(text):
     out = {}
     for l in text.splitlines():

@@ -9,8 +9,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from conformance import parse_go_peek  # tests/conformance (tests/run.py puts it on the path)
-from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_top, run, varint
+from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_peek, parse_go_top, run, varint
 from peers import Collector, DemoTarget, StaticServer, http_req
 from web_load import BAD, badtext_profile, fix, go_top_names
 
