@@ -408,7 +408,13 @@ await check('sandwich: a function\'s callers and callees with their values equal
     if (drawn.height !== nrows * 18) b.push(`canvas ${drawn.height} px high, want ${nrows} rows`);
     if (drawn.rows[0] < drawn.width - 2) b.push(`the root row has ${drawn.rows[0]} of ${drawn.width} px`);
     for (const x of b) bad.push(`${sel}: ${x}`);
+    // which way up: the root's row (bottom for the callers, top for the callees) names the function
+    const gb = await (await page.$(sel)).boundingBox();
+    await page.mouse.move(gb.x + gb.width / 2, gb.y + (flip ? gb.height - 9 : 9));
+    const first = (await page.$eval('#tooltip', (t) => (t.hidden ? '' : t.textContent))).split('\n')[0];
+    if (first !== S.name) bad.push(`${sel}: the ${flip ? 'bottom' : 'top'} row is ${JSON.stringify(first)}, not the function`);
   }
+  await page.mouse.move(0, 0);
   await shot('explorer-sandwich');
   // clicking a callee re-centres the sandwich on it
   const callee = (await rows('#callees'))[0][0];
