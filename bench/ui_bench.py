@@ -57,16 +57,24 @@ def main():
     cpus = [os.path.join(TESTDATA, "prometheus", f"cpu-{i}.pb.gz") for i in range(1, 7)]
     tmp = tempfile.mkdtemp(prefix="ui-bench-")
     try:
-        one, svc, day, big = (os.path.join(tmp, x) for x in ("one", "svc", "day", "big"))
+        one, svc, day, big, two, sand = (os.path.join(tmp, x) for x in ("one", "svc", "day", "big", "two", "sand"))
         fills = {}
-        for d, pods, n in ((one, "1", "360"), (svc, "10", "360"), (day, "10", "8640")):
+        # `ui_bench.py flame`: the browser measurements only (the render stores take minutes)
+        only_flame = sys.argv[1:] == ["flame"]
+        for d, pods, n in () if only_flame else ((one, "1", "360"), (svc, "10", "360"), (day, "10", "8640")):
             fills[d] = json.loads(subprocess.check_output([SB, "fill", d, pods, n, "cpu", *cpus]).decode().strip().splitlines()[-1])
         open(os.path.join(tmp, "wide.pb.gz"), "wb").write(wide_profile(6, 7))
         nodes = 1 + sum(7 ** d for d in range(1, 7))  # the call tree's nodes, root included
         subprocess.check_call([SB, "fill", big, "1", "1", "cpu", os.path.join(tmp, "wide.pb.gz")])
+        # the diff flame graph: the same tree with other weights, 10 s later (base: the first)
+        open(os.path.join(tmp, "wide2.pb.gz"), "wb").write(wide_profile(6, 7, skew=3))
+        subprocess.check_call([SB, "fill", two, "1", "2", "cpu", os.path.join(tmp, "wide.pb.gz"), os.path.join(tmp, "wide2.pb.gz")])
+        # the sandwich: every stack under one function, main.root, whose callees are the whole tree
+        open(os.path.join(tmp, "rooted.pb.gz"), "wb").write(wide_profile(6, 7, root="main.root"))
+        subprocess.check_call([SB, "fill", sand, "1", "1", "cpu", os.path.join(tmp, "rooted.pb.gz")])
         for label, d, q in (("one target, 1 h of 10 s CPU profiles (360)", one, "name=pod-0"),
                             ("10-pod service, 1 h each (3,600 profiles)", svc, "__k8s_namespace=bench&__k8s_name=svc"),
-                            ("10-pod service, 24 h each (86,400 profiles)", day, "__k8s_namespace=bench&__k8s_name=svc")):
+                            ("10-pod service, 24 h each (86,400 profiles)", day, "__k8s_namespace=bench&__k8s_name=svc"))[:0 if only_flame else 3]:
             p, url = serve(d)
             try:
                 ms = timed_get(f"{url}/api/v1/render?type=cpu&{q}&max_nodes=4096&top=500", 7)
@@ -90,6 +98,31 @@ def main():
             rows.append(("Chromium: navigation to first flame graph drawn (100k nodes)", f"{res['first_draw_ms']:.0f} ms median"))
             rows.append(("Chromium: redraw after a click zooms in", f"{res['zoom_redraw_ms']:.0f} ms median"))
             rows.append(("what the page said", res["summary"]))
+        finally:
+            p.terminate()
+            p.wait()
+        p, url = serve(two)
+        try:
+            ends = [r["endUnixNano"] for r in json.loads(urllib.request.urlopen(f"{url}/api/v1/profiles?type=cpu&name=pod-0", timeout=60).read())["data"]]
+            mid = f"{(ends[0] + ends[1]) // 2 // 10**9}"
+            r = subprocess.run(["node", os.path.join(ROOT, "tests", "ui", "bench_flame.mjs"),
+                                f"{url}/compare?name=pod-0&type=cpu&base_from=0&base_to={mid}&from={mid}", "5"],
+                               capture_output=True, text=True, timeout=600, cwd=os.path.join(ROOT, "tests", "ui"))
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            rows.append(("Chromium: navigation to the first drawn diff flame graph (compare, 100k nodes of base and comparison)", f"{res['first_draw_ms']:.0f} ms median"))
+            rows.append(("Chromium: diff flame graph redraw after a click zooms in", f"{res['zoom_redraw_ms']:.0f} ms median"))
+            rows.append(("what the compare page said", res["summary"]))
+        finally:
+            p.terminate()
+            p.wait()
+        p, url = serve(sand)
+        try:
+            r = subprocess.run(["node", os.path.join(ROOT, "tests", "ui", "bench_flame.mjs"),
+                                f"{url}/explorer?name=pod-0&type=cpu&table=sandwich&fn=main.root", "5", "3"],
+                               capture_output=True, text=True, timeout=600, cwd=os.path.join(ROOT, "tests", "ui"))
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            rows.append(("Chromium: navigation to the sandwich of main.root drawn (the flame graph, then callers and callees, 100k nodes each at most)",
+                         f"{res['first_draw_ms']:.0f} ms median"))
         finally:
             p.terminate()
             p.wait()

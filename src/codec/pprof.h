@@ -317,4 +317,66 @@ int pprof_focus_compute(const pprof_profile *const *ps, const int *sample_index,
                         size_t max_nodes, pprof_focus *ret_focus, pp_err *err);
 void pprof_focus_release(pprof_focus *f);
 
+/* ---- profile-guided optimisation ---------------------------------------------------------- */
+
+/* A profile trimmed for `go build -pgo`, which reads only call edges (caller function and
+ * call-site line -> callee function) and each function's own weight. Options (as Pyroscope's
+ * `profilecli query go-pgo` offers them):
+ *   keep_locations     each sample keeps its keep_locations leaf-most locations (inlined frames
+ *                      stay with their location); 0 = all
+ *   aggregate_callees  the leaf location's innermost line (the line inside the function the
+ *                      sample stopped in, which the compiler never reads) becomes 0 and its
+ *                      address its mapping's start, so samples that differ only there merge
+ * Sample labels are dropped (the compiler ignores them and they split samples); equal stacks
+ * are then summed as pprof_merge does, every sample type, function (start lines), mapping and
+ * the period kept. max_bytes caps the result's memory as pprof_merger_set_limit does (0 =
+ * none): PP_ELIMIT past it. PP_ENOMEM when out of memory. */
+typedef struct pprof_pgo_opts {
+  size_t keep_locations;
+  bool aggregate_callees;
+} pprof_pgo_opts;
+
+int pprof_pgo_trim(const pprof_profile *p, const pprof_pgo_opts *o, size_t max_bytes,
+                   pprof_profile **ret_profile, pp_err *err);
+
+/* ---- sample labels ---------------------------------------------------------------------- */
+
+/* One condition on a sample's string labels (numeric labels are never matched): KEY=VALUE holds
+ * when the sample has a string label KEY whose value is VALUE; with negate, KEY!=VALUE holds when
+ * it has none. An empty (or NULL) value stands for "no string label KEY": KEY= holds for samples
+ * without KEY, KEY!= for samples with it. So a sample without KEY is dropped by KEY=VALUE and
+ * kept by KEY!=VALUE, as `go tool pprof -tagfocus` / `-tagignore` treat it. A label whose value
+ * is the empty string is stored as no string (str 0) and counts as absent. */
+typedef struct pprof_tag_filter {
+  const char *key;   /* NUL-terminated */
+  const char *value; /* NUL-terminated; "" or NULL = the key absent */
+  bool negate;
+} pprof_tag_filter;
+
+#define PPROF_MAX_TAG_FILTERS 16
+
+/* Keeps, in place, the samples for which every filter holds (all of f[0..nf), at most
+ * PPROF_MAX_TAG_FILTERS; extra ones are ignored, so callers refuse more), in their order, and
+ * returns how many are left. Only p->sample and p->nsample change; locations, functions and
+ * strings the dropped samples used stay (encode writes them; totals and trees ignore them).
+ * nf = 0 keeps everything. Never fails, allocates nothing. */
+size_t pprof_filter_tags(pprof_profile *p, const pprof_tag_filter *f, size_t nf);
+
+/* Whether every filter holds for sample s of p (the test pprof_filter_tags applies). */
+bool pprof_tags_hold(const pprof_profile *p, const pprof_sample *s, const pprof_tag_filter *f, size_t nf);
+
+/* Reads "KEY=VALUE" or "KEY!=VALUE" (the first '=' splits; "!=" when a '!' precedes it, so a key
+ * cannot end in '!' nor hold '=') into *ret, splitting spec in place: ret's strings point into
+ * it. PP_EUSAGE ("want KEY=VALUE or KEY!=VALUE") when there is no '=' or the key is empty. */
+int pprof_tag_parse(char *spec, pprof_tag_filter *ret, pp_err *err);
+
+/* `go tool pprof -tagroot=KEY` in place: every sample gets one more frame at its root, a
+ * function named by the sample's string labels KEY joined by ',' in label order (its file name
+ * KEY), or a nameless one (shown "<unknown>", as go shows it) when it has none. One new
+ * function and location per distinct name; strings, functions, locations and the samples'
+ * location lists are replaced by grown copies in the profile's arena. max_values (0 = none)
+ * caps the distinct names: PP_ELIMIT "label KEY has more than N values" beyond, the profile
+ * unchanged (so does PP_ENOMEM). */
+int pprof_tag_root(pprof_profile *p, const char *key, size_t max_values, pp_err *err);
+
 #endif

@@ -314,4 +314,10 @@ int store_list_points(store *s, const store_matcher *m, size_t nm, const char *t
  * go tool pprof reads both alike; tests/conformance checks it). */
 int store_read(store *s, int64_t id, uint8_t **ret_buf, size_t *ret_len, pp_err *err);
 
+/* store_read, and the record's row (labels, type, times, sample types, totals; count 1) into
+ * *ret_row (its strings malloc'd: store_row_release). PP_EUSAGE ("no profile with id N") when
+ * there is none (rollups have no id); *ret_row is untouched on failure. */
+int store_read_row(store *s, int64_t id, store_row *ret_row, uint8_t **ret_buf, size_t *ret_len, pp_err *err);
+void store_row_release(store_row *r);
+
 #endif

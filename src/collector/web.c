@@ -294,7 +294,7 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 /* ---- jobs ---------------------------------------------------------------------------------------- */
 
 typedef enum job_kind { JOB_RENDER, JOB_TIMELINE, JOB_PROFILE, JOB_PROFILES, JOB_SERIES, JOB_TARGETS, JOB_RAW,
-                        JOB_METRICS, JOB_RELOAD, JOB_AUTH } job_kind;
+                        JOB_METRICS, JOB_RELOAD, JOB_AUTH, JOB_PGO, JOB_REGRESSIONS, JOB_TAGS } job_kind;
 
 typedef struct job {
   web *w;
@@ -327,6 +327,9 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   case JOB_SERIES: web_api_series(&x, &j->p, out); break;
   case JOB_TARGETS: web_api_targets(&x, &j->p, out); break;
   case JOB_RAW: web_api_raw(&x, &j->p, out); break;
+  case JOB_PGO: web_api_pgo(&x, &j->p, out); break;
+  case JOB_REGRESSIONS: web_api_regressions(&x, &j->p, out); break;
+  case JOB_TAGS: web_api_tags(&x, &j->p, out); break;
   case JOB_METRICS: {
     pp_buf b;
     pp_buf_init(&b, budget);
@@ -472,6 +475,8 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
       {"/api/v1/profile", JOB_PROFILE, WEB_LANE_QUERY, true},   {"/api/v1/profiles", JOB_PROFILES, WEB_LANE_QUERY, true},
       {"/api/v1/series", JOB_SERIES, WEB_LANE_LIGHT, false},    {"/api/v1/targets", JOB_TARGETS, WEB_LANE_LIGHT, false},
       {"/metrics", JOB_METRICS, WEB_LANE_LIGHT, false},         {"/raw", JOB_RAW, WEB_LANE_LIGHT, false},
+      {"/api/v1/pgo", JOB_PGO, WEB_LANE_QUERY, true},           {"/api/v1/regressions", JOB_REGRESSIONS, WEB_LANE_QUERY, true},
+      {"/api/v1/tags", JOB_TAGS, WEB_LANE_QUERY, true},
   };
   if (!strcmp(url, "/reload") || !strcmp(url, "/-/reload")) {
     if (!post) return send_text(c, 405, "use POST\n");

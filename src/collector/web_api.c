@@ -3,6 +3,7 @@
 
 #include "../base/htab.h"
 #include "web_json.h"
+#include "web_labels.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -70,19 +71,33 @@ static bool label_name_ok(const char *s) {
   return true;
 }
 
-/* The selection shared by the data endpoints: type, time range, label matchers. */
+/* The selection shared by the data endpoints: type, time range, label matchers; the samples it
+ * keeps (tag=, web_labels.h); or one record (id=). Filled in place (tags point into itself). */
 typedef struct selection {
   const char *type;
   int64_t from, to;
   store_matcher m[WEB_MAX_PARAMS];
   size_t nm;
   store_agg agg;
+  int64_t id; /* > 0: that stored record instead of a merge; its type wins */
+  web_tags tags;
 } selection;
 
-static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top", "focus", NULL};
+static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top",
+                                       "focus", "tag", "id", "group_by", "function",
+                                       /* web_pgo.c */ "by", "keep_locations", "aggregate_callees", NULL};
 
 static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
   memset(s, 0, sizeof *s);
+  const char *id = web_param(p, "id");
+  if (id) {
+    char *end;
+    long long v = strtoll(id, &end, 10);
+    if (end == id || *end || v <= 0) return snprintf(why, n, "id: want a stored profile's id (a positive integer, as /api/v1/profiles lists)"), -1;
+    s->id = v;
+    need_type = false; /* the record's */
+  }
+  if (web_tags_parse(p, "tag", &s->tags, why, n) < 0) return -1;
   s->type = web_param(p, "type");
   if (s->type) {
     int t = cfg_type_from_name(s->type);
@@ -126,7 +141,7 @@ static int parse_base(const web_params *p, const selection *main_sel, selection 
     bp.v[bp.n] = p->v[i];
     bp.n++;
     const char *k = p->k[i] + 5;
-    if (strcmp(k, "from") && strcmp(k, "to") && strcmp(k, "agg")) any_label = true;
+    if (strcmp(k, "from") && strcmp(k, "to") && strcmp(k, "agg") && strcmp(k, "tag") && strcmp(k, "id")) any_label = true;
   }
   *ret_has = bp.n > 0;
   if (!bp.n) return 0;
@@ -140,7 +155,38 @@ static int parse_base(const web_params *p, const selection *main_sel, selection 
     memcpy(b->m, main_sel->m, main_sel->nm * sizeof *b->m);
     b->nm = main_sel->nm;
   }
+  /* tag filters, like labels, are the main selection's unless base_tag= says */
+  if (!web_param(&bp, "tag") && web_tags_parse(p, "tag", &b->tags, why, n) < 0) return -1;
   return 0;
+}
+
+/* The profile of a selection: its one record (id=, decoded within budget) or the merge of its
+ * records (store_merged_info within budget), then its tag= filters applied. With id= the
+ * selection's type becomes the record's. Errors as store_merged_info's (PP_EUSAGE: nothing). */
+static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_profile **ret, size_t *ret_count,
+                          store_merge_info *info, pp_err *err) {
+  int r;
+  if (s->id) {
+    store_row row;
+    uint8_t *buf;
+    size_t len;
+    if ((r = store_read_row(x->h->st, s->id, &row, &buf, &len, err)) < 0) return r;
+    int t = cfg_type_from_name(row.type);
+    s->type = t >= 0 ? cfg_type_name[t] : "unknown";
+    store_row_release(&row);
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    lim.max_memory = budget;
+    r = pprof_decode(buf, len, &lim, ret, err);
+    free(buf);
+    if (r == 0 && ret_count) *ret_count = 1;
+    if (r == 0 && info) memset(info, 0, sizeof *info), info->records = 1;
+  } else {
+    r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, WEB_MAX_RECORDS, budget, ret, ret_count,
+                          info, err);
+  }
+  if (r == 0) pprof_filter_tags(*ret, s->tags.f, s->tags.n);
+  return r;
 }
 
 /* ---- sample types ------------------------------------------------------------------------------- */
@@ -406,6 +452,18 @@ static int write_focus(const pprof_profile *const *ps, const int *sis, size_t ni
   return r;
 }
 
+/* group_by=KEY on render: the root's children become one frame per value of the sample label
+ * KEY, as `go tool pprof -tagroot=KEY` makes them (pprof_tag_root), in both profiles. */
+static int group_by_root(const web_params *p, pprof_profile *cmp, pprof_profile *base, char *why, size_t n) {
+  const char *key = web_param(p, "group_by");
+  pp_err err = {0};
+  int r = 0;
+  if (key && (r = pprof_tag_root(cmp, key, WEB_MAX_GROUPS, &err)) == 0 && base)
+    r = pprof_tag_root(base, key, WEB_MAX_GROUPS, &err);
+  if (r < 0) snprintf(why, n, "%s%s", err.msg, r == PP_ELIMIT ? ": narrow the selection with tag=" : "");
+  return r;
+}
+
 /* Node values: [name, parent, self, total] and, with a base, [.., baseSelf, baseTotal]. What
  * pruning hid is total - self - sum(children). */
 void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
@@ -427,6 +485,10 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", "focus: want a function name, as in names");
     return;
   }
+  if (web_param(p, "group_by") && !*web_param(p, "group_by")) {
+    web_resp_error(out, 400, "bad_data", "group_by: want a sample label's key");
+    return;
+  }
   pprof_profile *cmp = NULL, *base = NULL;
   size_t ncmp = 0, nbase = 0;
   pp_err err = {0};
@@ -443,17 +505,18 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   /* the merges run within the budget (each the part the ones before left), so an over-budget
    * selection stops while merging instead of after */
   store_merge_info ci = {0}, bi = {0};
-  int r = store_merged_info(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, x->budget, &cmp, &ncmp,
-                            &ci, &err);
+  int r = select_profile(x, &s, x->budget, &cmp, &ncmp, &ci, &err);
   if (r == 0 && has_base && profile_bytes(cmp) >= x->budget) {
     r = PP_ELIMIT;
     err.msg[0] = '\0';
   }
-  if (r == 0 && has_base)
-    r = store_merged_info(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS,
-                          x->budget - profile_bytes(cmp), &base, &nbase, &bi, &err);
+  if (r == 0 && has_base) r = select_profile(x, &b, x->budget - profile_bytes(cmp), &base, &nbase, &bi, &err);
   if (r < 0) {
     store_error(x, out, r, &err);
+    goto done;
+  }
+  if ((r = group_by_root(p, cmp, base, why, sizeof why)) < 0) {
+    web_resp_error(out, r == PP_ELIMIT ? 422 : 500, r == PP_ELIMIT ? "execution" : "internal", why);
     goto done;
   }
   size_t used = profile_bytes(cmp) + profile_bytes(base);
@@ -574,13 +637,99 @@ static long long column_value(const char *totals, int col) {
   return s ? strtoll(s, NULL, 10) : 0;
 }
 
+/* A timeline that filters (tag=), groups (group_by=) or follows a function (function=) reads
+ * every raw record: decoded on the pipeline's threads (pprof_decode_pipeline, within half the
+ * budget), its figures computed here, one web_point per row. */
+typedef struct tl_decode {
+  store *st;
+  const store_row *rows;
+  const size_t *pick; /* input i -> row */
+  const int *col;     /* row -> sample column */
+  web_point *pts;     /* row -> figures */
+  web_point_opts o;
+  htab groups;
+  size_t bytes, budget; /* what the points hold, and may */
+} tl_decode;
+
+static int tl_fetch(void *ud, size_t i, uint8_t **ret_buf, size_t *ret_len, pp_err *err) {
+  const tl_decode *d = ud;
+  return store_read(d->st, d->rows[d->pick[i]].id, ret_buf, ret_len, err);
+}
+
+static int tl_consume(void *ud, size_t i, const pprof_profile *pr, const pp_err *input_err, pp_err *err) {
+  tl_decode *d = ud;
+  size_t row = d->pick[i];
+  if (!pr) {
+    *err = *input_err;
+    return input_err->code ? input_err->code : PP_EINVAL;
+  }
+  if (d->col[row] >= (int)pr->nsample_type) return pp_err_set(err, PP_EINVAL, "record %lld: no sample column %d", (long long)d->rows[row].id, d->col[row]);
+  int r = web_point_compute(pr, d->col[row], &d->o, &d->groups, &d->pts[row], err);
+  d->bytes += d->pts[row].ngroups * 3 * sizeof(int64_t) + sizeof(web_point);
+  if (r == 0 && d->bytes > d->budget)
+    r = pp_err_set(err, PP_ELIMIT, "the timeline's points took more than %zu bytes", d->budget);
+  return r;
+}
+
+/* One entry's points: [start, end, value] (a rollup's [start, end, value, resolution, count]);
+ * with decoded figures, value = the group's (or the filtered) total; then "ids", and with
+ * function= "flat" and "cum", aligned with the points. g < 0: no group. */
+static void tl_entry(pp_buf *b, const store_row *rows, const uint32_t *order, size_t k0, size_t k1, const long long *val,
+                     const web_point *pts, long g, const char *function, const char *group_by, const char *group) {
+  pp_buf_puts(b, "{\"labels\":");
+  web_json_labels(b, rows[order[k0]].labels_json);
+  if (group_by) {
+    pp_buf_puts(b, ",\"tag\":{");
+    web_json_str(b, group_by);
+    pp_buf_put(b, ":", 1);
+    web_json_str(b, group);
+    pp_buf_put(b, "}", 1);
+  }
+  pp_buf_puts(b, ",\"points\":[");
+  for (size_t k = k0; k < k1; k++) {
+    const store_row *r = &rows[order[k]];
+    const web_point *w = pts ? &pts[order[k]] : NULL;
+    long long v = !w ? val[order[k]] : g < 0 ? w->total : (size_t)g < w->ngroups ? w->vals[g * 3] : 0;
+    /* a rollup's point says its width and how many profiles it stands for (its value is
+     * their mean) */
+    if (r->id < 0)
+      pp_buf_printf(b, "%s[%lld,%lld,%lld,\"%s\",%lld]", k > k0 ? "," : "", (long long)r->start_ns, (long long)r->end_ns, v,
+                    resolution_name(r->end_ns - r->start_ns + 1), (long long)r->count);
+    else
+      pp_buf_printf(b, "%s[%lld,%lld,%lld]", k > k0 ? "," : "", (long long)r->start_ns, (long long)r->end_ns, v);
+  }
+  pp_buf_puts(b, "],\"ids\":[");
+  for (size_t k = k0; k < k1; k++) {
+    if (rows[order[k]].id < 0) pp_buf_printf(b, "%snull", k > k0 ? "," : "");
+    else pp_buf_printf(b, "%s%lld", k > k0 ? "," : "", (long long)rows[order[k]].id);
+  }
+  pp_buf_put(b, "]", 1);
+  for (int f = 1; function && f <= 2; f++) {
+    pp_buf_puts(b, f == 1 ? ",\"flat\":[" : ",\"cum\":[");
+    for (size_t k = k0; k < k1; k++) {
+      const web_point *w = &pts[order[k]];
+      long long v = g < 0 ? (f == 1 ? w->flat : w->cum) : (size_t)g < w->ngroups ? w->vals[g * 3 + f] : 0;
+      pp_buf_printf(b, "%s%lld", k > k0 ? "," : "", v);
+    }
+    pp_buf_put(b, "]", 1);
+  }
+  pp_buf_put(b, "}", 1);
+}
+
 void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   selection s;
-  char why[256];
+  char why[600];
   if (parse_selection(p, &s, true, why, sizeof why) < 0) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
+  const char *group_by = web_param(p, "group_by"), *function = web_param(p, "function");
+  if (s.id || (group_by && !*group_by) || (function && !*function)) {
+    web_resp_error(out, 400, "bad_data",
+                   s.id ? "id: a timeline is of a selection, not of one profile" : "group_by and function: want a non-empty name");
+    return;
+  }
+  bool decoded = s.tags.n || group_by || function;
   store_row *rows;
   size_t n;
   pp_err err = {0};
@@ -591,21 +740,34 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   /* a rollup's row ends 1 ns before its window does (store_list_points) */
   int64_t coarsest = 0;
+  size_t skipped = 0;
   for (size_t i = 0; i < n; i++)
     if (rows[i].id < 0 && rows[i].end_ns - rows[i].start_ns + 1 > coarsest) coarsest = rows[i].end_ns - rows[i].start_ns + 1;
   const char *want = web_param(p, "sample");
   /* one series per label set, in the order first seen; its points in the rows' order */
   uint32_t *series = malloc((n + 1) * sizeof *series), *order = malloc((n + 1) * sizeof *order);
-  size_t *first = malloc((n + 1) * sizeof *first), *start = calloc(n + 2, sizeof *start);
+  size_t *first = malloc((n + 1) * sizeof *first), *start = calloc(n + 2, sizeof *start), *pick = malloc((n + 1) * sizeof *pick);
   long long *val = malloc((n + 1) * sizeof *val);
+  int *cols = malloc((n + 1) * sizeof *cols);
+  web_point *pts = decoded ? calloc(n + 1, sizeof *pts) : NULL;
   htab ids;
   memset(&ids, 0, sizeof ids);
-  bool ok = series && order && first && start && val && htab_init(&ids, 64, 0) == 0;
-  size_t nseries = 0;
+  tl_decode d;
+  memset(&d, 0, sizeof d);
+  bool ok = series && order && first && start && pick && val && cols && (pts || !decoded) && htab_init(&ids, 64, 0) == 0 &&
+            htab_init(&d.groups, 64, WEB_MAX_GROUPS) == 0;
+  size_t nseries = 0, npick = 0;
   for (size_t i = 0; ok && i < n; i++) {
     int col = timeline_column(rows[i].sample_types, want);
     series[i] = UINT32_MAX;
+    cols[i] = col;
     if (col < 0) continue;
+    /* rollups cannot be split by label or function: a decoded timeline leaves them out */
+    if (decoded && rows[i].id < 0) {
+      skipped++;
+      continue;
+    }
+    if (decoded) pick[npick++] = i;
     val[i] = column_value(rows[i].totals, col);
     uint32_t id;
     int added = htab_intern(&ids, rows[i].labels_json, strlen(rows[i].labels_json), &id);
@@ -613,6 +775,17 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
     else if (added == 1) first[nseries++] = i;
     series[i] = id;
     start[id + 1]++;
+  }
+  int status = ok ? 200 : 500;
+  if (ok && decoded && npick) {
+    d.st = x->h->st, d.rows = rows, d.pick = pick, d.col = cols, d.pts = pts;
+    d.o = (web_point_opts){s.tags.f, s.tags.n, group_by, function};
+    d.budget = x->budget / 4;
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    lim.max_memory = x->budget / 8; /* 2 threads, a window of 4: half the budget decoding */
+    int r = pprof_decode_pipeline(npick, 2, 4, &lim, tl_fetch, tl_consume, &d, &err);
+    if (r < 0) status = r == PP_ELIMIT ? 422 : 500, ok = false;
   }
   pp_buf b;
   pp_buf_init(&b, x->budget);
@@ -626,38 +799,56 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   if (ok) {
     pp_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
+    size_t entries = 0;
     for (size_t j = 0; j < nseries; j++) {
-      if (j) pp_buf_put(&b, ",", 1);
-      pp_buf_puts(&b, "{\"labels\":");
-      web_json_labels(&b, rows[first[j]].labels_json);
-      pp_buf_puts(&b, ",\"points\":[");
-      for (size_t k = start[j]; k < start[j + 1]; k++) {
-        const store_row *r = &rows[order[k]];
-        /* a rollup's point says its width and how many profiles it stands for (its value is
-         * their mean) */
-        if (r->id < 0)
-          pp_buf_printf(&b, "%s[%lld,%lld,%lld,\"%s\",%lld]", k > start[j] ? "," : "", (long long)r->start_ns,
-                        (long long)r->end_ns, val[order[k]], resolution_name(r->end_ns - r->start_ns + 1),
-                        (long long)r->count);
-        else
-          pp_buf_printf(&b, "%s[%lld,%lld,%lld]", k > start[j] ? "," : "", (long long)r->start_ns,
-                        (long long)r->end_ns, val[order[k]]);
+      if (!group_by) {
+        if (entries++) pp_buf_put(&b, ",", 1);
+        tl_entry(&b, rows, order, start[j], start[j + 1], val, pts, -1, function, NULL, NULL);
+        continue;
       }
-      pp_buf_puts(&b, "]}");
+      /* one entry per value of the key this series has (a nonzero figure in some point) */
+      for (size_t g = 0; g < d.groups.count; g++) {
+        bool has = false;
+        for (size_t k = start[j]; k < start[j + 1] && !has; k++) {
+          const web_point *w = &pts[order[k]];
+          has = g < w->ngroups && (w->vals[g * 3] || w->vals[g * 3 + 1] || w->vals[g * 3 + 2]);
+        }
+        if (!has) continue;
+        size_t glen;
+        const char *gk = htab_key(&d.groups, (uint32_t)g, &glen);
+        char *gname = strndup(gk, glen);
+        if (!gname) {
+          ok = false;
+          break;
+        }
+        if (entries++) pp_buf_put(&b, ",", 1);
+        tl_entry(&b, rows, order, start[j], start[j + 1], val, pts, (long)g, function, group_by, gname);
+        free(gname);
+      }
     }
-    pp_buf_printf(&b, "],\"resolution\":\"%s\"}", resolution_name(coarsest));
+    pp_buf_printf(&b, "],\"resolution\":\"%s\"", resolution_name(coarsest));
+    if (decoded) pp_buf_printf(&b, ",\"rollupsSkipped\":%zu", skipped);
+    pp_buf_put(&b, "}", 1);
   }
+  for (size_t i = 0; pts && i < n; i++) web_point_release(&pts[i]);
+  free(pts);
+  htab_free(&d.groups);
   htab_free(&ids);
   free(series);
   free(order);
   free(first);
   free(start);
+  free(pick);
   free(val);
+  free(cols);
   store_rows_free(rows, n);
   if (ok) {
     answer(x, out, "the answer", "application/json", &b);
+  } else if (status == 422) {
+    over_budget_merging(out, x->budget, &err);
+    pp_buf_free(&b);
   } else {
-    web_resp_error(out, 500, "internal", "out of memory");
+    web_resp_error(out, 500, "internal", err.msg[0] ? err.msg : "out of memory");
     pp_buf_free(&b);
   }
 }
@@ -675,17 +866,14 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
   pprof_profile *prof = NULL, *base = NULL, *d = NULL;
   size_t count = 0;
   pp_err err = {0};
-  int r = store_merged_within(x->h->st, s.m, s.nm, s.type, s.from, s.to, s.agg, WEB_MAX_RECORDS, x->budget, &prof,
-                              &count, &err);
+  int r = select_profile(x, &s, x->budget, &prof, &count, NULL, &err);
   if (r < 0) {
     store_error(x, out, r, &err);
     return;
   }
   if (has_base) {
-    r = profile_bytes(prof) < x->budget
-            ? store_merged_within(x->h->st, b.m, b.nm, b.type, b.from, b.to, b.agg, WEB_MAX_RECORDS,
-                                  x->budget - profile_bytes(prof), &base, NULL, &err)
-            : PP_ELIMIT;
+    r = profile_bytes(prof) < x->budget ? select_profile(x, &b, x->budget - profile_bytes(prof), &base, NULL, NULL, &err)
+                                        : PP_ELIMIT;
     size_t used = profile_bytes(prof) + profile_bytes(base);
     if (r == PP_ELIMIT || (r == 0 && used >= x->budget)) {
       over_budget_merging(out, x->budget, r == PP_ELIMIT ? &err : NULL);
@@ -964,4 +1152,82 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   pp_buf_puts(&b, "</main></body></html>");
   answer(x, out, "the page", "text/html; charset=utf-8", &b);
+}
+
+/* ---- for the routes in other files ------------------------------------------------------------- */
+
+int web_api_merge(const web_ctx *x, const web_params *p, bool base, size_t budget, pprof_profile **ret_profile,
+                  size_t *ret_count, web_resp *out) {
+  selection s, b;
+  bool has_base = false;
+  char why[600];
+  if (parse_selection(p, &s, true, why, sizeof why) < 0 || (base && parse_base(p, &s, &b, &has_base, why, sizeof why) < 0)) {
+    web_resp_error(out, 400, "bad_data", why);
+    return -1;
+  }
+  if (base && !has_base) return 1;
+  const selection *q = base ? &b : &s;
+  pp_err err = {0};
+  size_t count = 0;
+  int r = store_merged_within(x->h->st, q->m, q->nm, q->type, q->from, q->to, q->agg, WEB_MAX_RECORDS, budget,
+                              ret_profile, &count, &err);
+  if (r < 0) {
+    store_error(x, out, r, &err);
+    return -1;
+  }
+  if (ret_count) *ret_count = count;
+  return 0;
+}
+
+long web_api_num_param(const web_params *p, const char *k, long dflt, long min, long max, bool *bad) {
+  return num_param(p, k, dflt, min, max, bad);
+}
+
+int web_api_pick_sample(const pprof_profile *pr, const char *want, char *why, size_t n) {
+  return pick_sample(pr, want, why, n);
+}
+
+size_t web_api_profile_bytes(const pprof_profile *p) { return profile_bytes(p); }
+
+/* ---- /api/v1/tags ------------------------------------------------------------------------------ */
+
+/* The sample labels of a selection (or of one record, id=) after its tag= filters: every key
+ * and value with its total in the sample type asked for (web_labels_write). */
+void web_api_tags(const web_ctx *x, const web_params *p, web_resp *out) {
+  selection s;
+  char why[600];
+  if (parse_selection(p, &s, true, why, sizeof why) < 0) {
+    web_resp_error(out, 400, "bad_data", why);
+    return;
+  }
+  pprof_profile *prof = NULL;
+  size_t count = 0;
+  pp_err err = {0};
+  int r = select_profile(x, &s, x->budget, &prof, &count, NULL, &err);
+  if (r < 0) {
+    store_error(x, out, r, &err);
+    return;
+  }
+  int si = pick_sample(prof, web_param(p, "sample"), why, sizeof why);
+  if (si < 0) {
+    web_resp_error(out, 400, "bad_data", why);
+    pprof_free(prof);
+    return;
+  }
+  pp_buf b;
+  pp_buf_init(&b, x->budget > profile_bytes(prof) ? x->budget - profile_bytes(prof) : 1);
+  pp_buf_puts(&b, "{\"status\":\"success\",\"data\":{\"profileType\":");
+  web_json_str(&b, s.type);
+  pp_buf_puts(&b, ",\"sampleType\":");
+  value_type(&b, prof, &prof->sample_type[si]);
+  pp_buf_printf(&b, ",\"profiles\":%zu,", count);
+  r = web_labels_write(&b, prof, si);
+  pp_buf_puts(&b, "}}");
+  pprof_free(prof);
+  if (r < 0) {
+    web_resp_error(out, 500, "internal", "out of memory");
+    pp_buf_free(&b);
+    return;
+  }
+  answer(x, out, "the answer", "application/json", &b);
 }

@@ -1,4 +1,4 @@
-/* pprof-tool: the codec on the command line (top, folded, merge, diff, info).
+/* pprof-tool: the codec on the command line (top, folded, merge, diff, info, pgo).
  * Every subcommand takes one or more profile files; several files are merged first. This is
  * a program boundary: errors from the codec are printed here, once, prefixed with the tool
  * name, and mapped to the exit codes documented in usage(). */
@@ -42,6 +42,17 @@ static void usage(FILE *f) {
         "      exit 1 when no sample has the function\n"
         "  info FILE...\n"
         "      sample types, period, counts, time span and totals per sample type\n"
+        "  pgo -o OUT [--keep-locations=N] [--no-aggregate-callees] FILE...\n"
+        "      the merged CPU profile trimmed for `go build -pgo=OUT`: each sample keeps its N\n"
+        "      leaf-most locations (default 5, 0 = all), the line inside the leaf function is\n"
+        "      dropped so samples differing only there merge (unless --no-aggregate-callees),\n"
+        "      and sample labels are dropped\n"
+        "\n"
+        "--tag=KEY=VALUE keeps only samples whose string label KEY is VALUE, --tag=KEY!=VALUE\n"
+        "drops them (KEY= keeps samples without KEY); repeatable (at most 16), all must hold;\n"
+        "applied to the merged profile (and to BASE) before any command\n"
+        "--tagroot=KEY adds a root frame per value of the string label KEY, as\n"
+        "`go tool pprof -tagroot=KEY` does (after --tag)\n"
         "\n"
         "exit codes: 0 success, 1 a profile could not be read, decoded or combined,\n"
         "            2 bad command line, 3 the output could not be written\n",
@@ -55,6 +66,11 @@ typedef struct opts {
   const char *function;
   long nodecount; /* -1 = all */
   int raw;
+  long keep_locations; /* pgo */
+  bool no_aggregate;   /* pgo */
+  pprof_tag_filter tags[PPROF_MAX_TAG_FILTERS];
+  size_t ntags;
+  const char *tagroot;
 } opts;
 
 /* Loading several files: the codec's decode pipeline reads and decodes ahead on two threads
@@ -255,6 +271,30 @@ static int write_profile(const pprof_profile *p, const char *path) {
   return rc;
 }
 
+/* The compiler reads the samples/count or cpu/nanoseconds column (cmd/compile's pgo): a
+ * profile with neither is refused here rather than by the build. */
+static int write_pgo(const pprof_profile *p, const opts *o) {
+  bool cpu = false;
+  for (size_t i = 0; i < p->nsample_type; i++) {
+    const char *t = pprof_str(p, p->sample_type[i].type), *u = pprof_str(p, p->sample_type[i].unit);
+    cpu |= (!strcmp(t, "samples") && !strcmp(u, "count")) || (!strcmp(t, "cpu") && !strcmp(u, "nanoseconds"));
+  }
+  if (!cpu) {
+    fprintf(stderr, "pprof-tool: pgo: not a CPU profile (go build -pgo wants samples/count or cpu/nanoseconds)\n");
+    return EXIT_DATA;
+  }
+  pprof_pgo_opts po = {.keep_locations = (size_t)o->keep_locations, .aggregate_callees = !o->no_aggregate};
+  pprof_profile *t = NULL;
+  pp_err err = {0};
+  if (pprof_pgo_trim(p, &po, 0, &t, &err) < 0) {
+    fprintf(stderr, "pprof-tool: pgo: %s\n", err.msg);
+    return EXIT_DATA;
+  }
+  int rc = write_profile(t, o->out);
+  pprof_free(t);
+  return rc;
+}
+
 /* folded: walk the call tree depth first, printing the path of every node that has self
  * value; lines are collected then sorted so the output is deterministic. */
 static int cmp_strp(const void *a, const void *b) {
@@ -386,13 +426,17 @@ int main(int argc, char **argv) {
     usage(stdout);
     return 0;
   }
-  opts o = {.nodecount = -1};
+  opts o = {.nodecount = -1, .keep_locations = 5};
   static const struct option lo[] = {{"sample-index", required_argument, 0, 's'},
                                      {"nodecount", required_argument, 0, 'n'},
                                      {"raw", no_argument, 0, 'r'},
                                      {"output", required_argument, 0, 'o'},
                                      {"base", required_argument, 0, 'b'},
                                      {"function", required_argument, 0, 'f'},
+                                     {"keep-locations", required_argument, 0, 'k'},
+                                     {"no-aggregate-callees", no_argument, 0, 'A'},
+                                     {"tag", required_argument, 0, 't'},
+                                     {"tagroot", required_argument, 0, 'T'},
                                      {"help", no_argument, 0, 'h'},
                                      {0, 0, 0, 0}};
   optind = 2;
@@ -410,7 +454,26 @@ int main(int argc, char **argv) {
       }
       break;
     }
+    case 'k': {
+      char *end;
+      o.keep_locations = strtol(optarg, &end, 10);
+      if (*end || end == optarg || o.keep_locations < 0 || o.keep_locations > 4096) {
+        fprintf(stderr, "pprof-tool: --keep-locations wants 0..4096 (0 = all), got \"%s\"\n", optarg);
+        return EXIT_USAGE;
+      }
+      break;
+    }
+    case 'A': o.no_aggregate = true; break;
     case 'r': o.raw = 1; break;
+    case 'T': o.tagroot = optarg; break;
+    case 't': {
+      pp_err terr = {0};
+      if (o.ntags == PPROF_MAX_TAG_FILTERS || pprof_tag_parse(optarg, &o.tags[o.ntags++], &terr) < 0) {
+        fprintf(stderr, "pprof-tool: --tag: %s\n", terr.msg[0] ? terr.msg : "at most 16");
+        return EXIT_USAGE;
+      }
+      break;
+    }
     case 'o': o.out = optarg; break;
     case 'b': o.base = optarg; break;
     case 'f': o.function = optarg; break;
@@ -421,7 +484,8 @@ int main(int argc, char **argv) {
   char **files = argv + optind;
   int nfiles = argc - optind;
   bool known = !strcmp(cmd, "top") || !strcmp(cmd, "folded") || !strcmp(cmd, "merge") ||
-               !strcmp(cmd, "diff") || !strcmp(cmd, "info") || !strcmp(cmd, "focus");
+               !strcmp(cmd, "diff") || !strcmp(cmd, "info") || !strcmp(cmd, "focus") ||
+               !strcmp(cmd, "pgo");
   if (!known) {
     fprintf(stderr, "pprof-tool: unknown command \"%s\" (try --help)\n", cmd);
     return EXIT_USAGE;
@@ -430,8 +494,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pprof-tool: %s needs at least one profile file\n", cmd);
     return EXIT_USAGE;
   }
-  if (!strcmp(cmd, "merge") && !o.out) {
-    fprintf(stderr, "pprof-tool: merge needs -o OUT\n");
+  if ((!strcmp(cmd, "merge") || !strcmp(cmd, "pgo")) && !o.out) {
+    fprintf(stderr, "pprof-tool: %s needs -o OUT\n", cmd);
     return EXIT_USAGE;
   }
   if (!strcmp(cmd, "focus") && !o.function) {
@@ -446,10 +510,20 @@ int main(int argc, char **argv) {
   pprof_profile *p = NULL;
   int rc = load_merged(files, nfiles, &p);
   if (rc) return rc;
+  pprof_filter_tags(p, o.tags, o.ntags);
+  if (o.tagroot) {
+    pp_err terr = {0};
+    if (pprof_tag_root(p, o.tagroot, 0, &terr) < 0) {
+      fprintf(stderr, "pprof-tool: --tagroot: %s\n", terr.msg);
+      pprof_free(p);
+      return EXIT_DATA;
+    }
+  }
   if (!strcmp(cmd, "diff")) {
     pprof_profile *base = NULL, *d = NULL;
     char *bf[1] = {(char *)o.base};
     if ((rc = load_merged(bf, 1, &base)) != 0) goto done;
+    pprof_filter_tags(base, o.tags, o.ntags);
     pp_err err = {0};
     if (pprof_diff(base, p, &d, &err) < 0) {
       fprintf(stderr, "pprof-tool: diff against %s: %s\n", o.base, err.msg);
@@ -464,6 +538,8 @@ int main(int argc, char **argv) {
   int si = 0;
   if (!strcmp(cmd, "merge") || (!strcmp(cmd, "diff") && o.out)) {
     rc = write_profile(p, o.out);
+  } else if (!strcmp(cmd, "pgo")) {
+    rc = write_pgo(p, &o);
   } else if (!strcmp(cmd, "info")) {
     rc = print_info(p);
   } else if ((rc = pick_index(p, &o, &si)) == 0) {

@@ -30,6 +30,7 @@ import zlib
 from urllib.parse import quote
 
 from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_peek, parse_go_top, parse_our_top, run
+import labels
 import web_load
 from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req, stop_leftovers
 
@@ -1558,6 +1559,8 @@ PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_
                                   shutdown, disk_faults, tiers, tiers_answer)}
 # the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
 PARTS.update(web_load.PARTS)
+# pprof sample labels, single profiles, a function over time (tests/collector/labels.py)
+PARTS.update(labels.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 # nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)

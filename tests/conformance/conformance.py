@@ -16,7 +16,12 @@ and heap profiles, callers and callees one level deep with their values equal th
 out-edges `go tool pprof -peek '^NAME$'` prints, and the function's lines equal its rows of
 `go tool pprof -lines -top`.
 
-Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded, store, focus."""
+Sample-label filters (pprof-tool --tag, the codec's pprof_filter_tags, which the API's tag= uses):
+per-function flat and cum of the demo target's labelled CPU and goroutine profiles, filtered,
+equal go tool pprof -tagfocus / -tagignore of the same file; --tagroot (pprof_tag_root, which the
+API's group_by uses) equals go tool pprof -tagroot.
+
+Parts (tests/run.py conformance:PART,...): cli, top, merge, roundtrip, diff, folded, store, focus, tags."""
 import concurrent.futures as cf
 import glob
 import os
@@ -377,7 +382,74 @@ def check_focus(t, rel, path, index, unit, funcs, rec):
         t.record(f"focus {rel}", False, repr(e))
 
 
-PARTS = ("cli", "top", "merge", "roundtrip", "diff", "folded", "store", "focus")
+# (our --tag filters, go tool pprof's equivalent flags): go matches values by regular
+# expression (unanchored), so exact values are anchored; "KEY=" (no KEY) is -tagignore=KEY=.*.
+# The third field: the case applies to the goroutine snapshot too (one goroutine per worker,
+# whose tenant at that instant is chance: only cases that keep something whatever it is).
+TAG_CASES = [
+    (["handler=/hash"], ["-tagfocus=handler=^/hash$"], True),
+    (["handler!=/hash"], ["-tagignore=handler=^/hash$"], True),
+    (["tenant=acme"], ["-tagfocus=tenant=^acme$"], False),
+    (["tenant=globex", "handler!=/sort"], ["-tagfocus=tenant=^globex$", "-tagignore=handler=^/sort$"], False),
+    (["tenant="], ["-tagignore=tenant=.*"], True),
+    (["tenant!="], ["-tagfocus=tenant=.*"], True),
+    (["worker=sort", "tenant!=acme"], ["-tagfocus=worker=^sort$", "-tagignore=tenant=^acme$"], False),
+]
+
+
+def check_tags(t, name, f, index, unit, ours_tags, go_flags):
+    """pprof-tool top --tag ... == go tool pprof -tagfocus/-tagignore ... -top, every function;
+    and the filter changed something (the unfiltered top differs), or the case shows nothing."""
+    try:
+        ours = our_top([f], index, [f"--tag={x}" for x in ours_tags])
+        whole = our_top([f], index)
+        g = go_pprof(go_top_args(index, unit) + go_flags + [f])
+        if g.returncode:
+            t.record(name, False, g.stderr[-2000:])
+            return
+        theirs = parse_go_top(g.stdout)
+        diff = compare_maps(ours, theirs)
+        t.record(name, diff == "" and bool(ours) and ours != whole,
+                 diff or ("" if ours else "nothing left") + ("" if ours != whole else " the filter kept everything"))
+    except Exception as e:
+        t.record(name, False, repr(e))
+
+
+def check_tagroot(t, name, f, index, unit, key):
+    """pprof-tool top --tagroot=KEY == go tool pprof -tagroot=KEY -top: every function, the
+    pseudo-frames (one per value, "<unknown>" for samples without KEY) included."""
+    try:
+        ours = our_top([f], index, [f"--tagroot={key}"])
+        g = go_pprof(go_top_args(index, unit) + [f"-tagroot={key}", f])
+        if g.returncode:
+            t.record(name, False, g.stderr[-2000:])
+            return
+        theirs = parse_go_top(g.stdout)
+        diff = compare_maps(ours, theirs)
+        roots = [k for k in ours if k not in our_top([f], index)]
+        t.record(name, diff == "" and len(roots) >= 2, diff or f"pseudo-frames {roots}")
+    except Exception as e:
+        t.record(name, False, repr(e))
+
+
+def tag_cases(t, collected):
+    cases = []
+    for f in collected:
+        stem = os.path.basename(f).split(".")[0]
+        if stem not in ("cpu", "goroutine"):
+            continue
+        index, unit = (1, "nanoseconds") if stem == "cpu" else (0, "count")
+        for ours_tags, go_flags, both in TAG_CASES:
+            if stem == "goroutine" and not both:
+                continue
+            cases.append((f"tags demo {stem} --tag {' --tag '.join(ours_tags)} == go {' '.join(go_flags)}",
+                          f, index, unit, ours_tags, go_flags))
+    if len(cases) != len(TAG_CASES) + sum(c[2] for c in TAG_CASES):
+        t.tool("tags: the demo target's cpu and goroutine profiles were collected", False, str(collected))
+    return cases
+
+
+PARTS = ("cli", "top", "merge", "roundtrip", "diff", "folded", "store", "focus", "tags")
 
 
 def run_suite(t, parts=None):
@@ -399,6 +471,14 @@ def run_suite(t, parts=None):
         if "merge" in parts:
             for name, kind, args in merge_cases(t):
                 jobs.append(ex.submit(check_merge_raw if kind == "raw" else check_merge, t, name, *args))
+        if "tags" in parts:
+            for case in tag_cases(t, collected):
+                jobs.append(ex.submit(check_tags, t, *case))
+            for f in collected:
+                if os.path.basename(f) == "cpu.pb.gz":
+                    for key in ("handler", "tenant", "worker"):
+                        jobs.append(ex.submit(check_tagroot, t, f"tags demo cpu --tagroot={key} == go -tagroot={key}",
+                                              f, 1, "nanoseconds", key))
         if "store" in parts:
             for orig, back in store_cases(t, files + collected):
                 jobs.append(ex.submit(check_store, t, orig, back))

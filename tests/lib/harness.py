@@ -406,11 +406,13 @@ def make_profile(types, samples, time_nanos=0, duration_nanos=0, period_type=Non
     return gzip.compress(body) if compress else body
 
 
-def wide_profile(levels=6, branch=7, prefix="pkg"):
+def wide_profile(levels=6, branch=7, prefix="pkg", skew=0, root=None):
     """A gzipped CPU profile whose call tree has 1 + sum(branch^d, d = 1..levels) nodes (137,257
     for 6 x 7; megabytes once decoded, from about 1 MB of gzip): every function of a level calls
     every one of the next, one sample of 10 ms per leaf path. Profiles of different prefixes
-    share no function."""
+    share no function. skew > 0: a leaf path's sample is 10 to 50 ms, by its functions and skew
+    (the same tree with other weights, for a diff that changes everywhere). root: the name of
+    one more function, the outermost frame of every stack (whose sandwich is the whole tree)."""
     import gzip
     import time
     strings = ["", "samples", "count", "cpu", "nanoseconds"]
@@ -428,11 +430,18 @@ def wide_profile(levels=6, branch=7, prefix="pkg"):
             fid = d * branch + k + 1
             p += field(5, field(1, fid) + field(2, s(f"{prefix}/level{d}.fn{k}")))
             p += field(4, field(1, fid) + field(4, field(1, fid) + field(2, d + 1)))
+    outer = []
+    if root:
+        rid = levels * branch + 1
+        p += field(5, field(1, rid) + field(2, s(root)))
+        p += field(4, field(1, rid) + field(4, field(1, rid) + field(2, 1)))
+        outer = [rid]
     out = []
 
     def walk(depth, ids):
         if depth == levels:
-            out.append(field(2, field(1, b"".join(varint(i) for i in reversed(ids))) + field(2, varint(1) + varint(10000000))))
+            v = 10000000 * (1 + (sum(i * i for i in ids) * skew) % 5) if skew else 10000000
+            out.append(field(2, field(1, b"".join(varint(i) for i in reversed(outer + ids))) + field(2, varint(1) + varint(v))))
             return
         for k in range(branch):
             walk(depth + 1, ids + [depth * branch + k + 1])

@@ -1,17 +1,19 @@
 // Flame graph in Chromium: time from navigation to the first drawn flame graph, and the redraw
-// after a click zooms in. Usage: node ui_bench.mjs URL RUNS  -> one JSON line.
+// after a click zooms in. Usage: node bench_flame.mjs URL RUNS [DRAWS] -> one JSON line.
+// DRAWS (default 1): how many flame graphs the page draws (3 for the sandwich tab: the main
+// one, the callers' and the callees'); first_draw_ms is then when the last of them was drawn.
 import { chromium } from 'playwright-core';
 
-const [url, runs] = [process.argv[2], +process.argv[3] || 5];
+const [url, runs, draws] = [process.argv[2], +process.argv[3] || 5, +process.argv[4] || 1];
 const b = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
   args: ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
 const first = [], zoom = [], nodes = [];
 for (let i = 0; i < runs; i++) {
   const p = await b.newPage({ viewport: { width: 1400, height: 900 } });
   await p.goto(url);
-  await p.waitForFunction(() => (window.__flameDraws || []).length >= 1, null, { timeout: 60000 });
-  // performance.now() counts from navigation start: the end of the first draw
-  first.push(await p.evaluate(() => window.__firstDrawEnd));
+  await p.waitForFunction((n) => (window.__drawEnds || []).length >= n, draws, { timeout: 120000 });
+  // performance.now() counts from navigation start: the end of the first (or DRAWS-th) draw
+  first.push(await p.evaluate((n) => window.__drawEnds[n - 1], draws));
   nodes.push(await p.$eval('#summary', (s) => s.textContent));
   const box = await (await p.$('#flame')).boundingBox();
   const before = await p.evaluate(() => window.__flameDraws.length);

@@ -7,12 +7,16 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 
-const [base, out, expectedTop, frozenTo, payloadsJson, badtextJson] = process.argv.slice(2);
+const [base, out, expectedTop, frozenTo, payloadsJson, badtextJson, sandwichJson] = process.argv.slice(2);
+// go tool pprof's -peek and -lines for one function of the explorer's profile: {name, flat, cum, callers, callees, lines}
+const S = JSON.parse(sandwichJson || '{}');
 const P = JSON.parse(payloadsJson); // the hostile target's strings: {monitor, ns, svc, fn}
 // the invalid UTF-8 target: go tool pprof's function names and the sample types, made valid
 const W = JSON.parse(badtextJson || '{"names": [], "types": []}');
 const TO = `&to=${frozenTo}`; // the data the explorer checks look at does not move
 const sec = (ns) => (ns / 1e9).toFixed(3);
+// the URL parameters that are the page's own (view state), not API parameters
+const VIEW = ['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault', 'fn'];
 fs.mkdirSync(out, { recursive: true });
 let failed = 0;
 const report = (name, ok, detail) => {
@@ -139,17 +143,100 @@ await check('explorer: top row equals the API and go tool pprof; the flame graph
   return true;
 });
 
-await check('timeline: dragging selects a range (from/to in the URL)', async () => {
+// the timeline's points as the API has them: per end time, the sum over series
+async function timelineApi(q) {
+  const series = await api('/api/v1/timeline?' + q);
+  const by = new Map();
+  for (const s of series) for (const [, end, v] of s.points) by.set(end, (by.get(end) || 0) + v);
+  return [...by.entries()].sort((a, b) => a[0] - b[0]);
+}
+const TL = { L: 64, R: 12, T: 10, B: 22, H: 130 }; // the timeline's plot area inside the canvas
+
+await check('timeline: the value axis is in the sample\'s unit and spans the largest point; hovering shows each point\'s time and value as the API has them', async () => {
   await page.waitForFunction(() => +(document.querySelector('#timeline')?.dataset.points || 0) >= 2, null, { timeout: 15000 });
+  const pts = await timelineApi(`name=demo&type=cpu&sample=cpu${TO}`);
+  const ds = await page.$eval('#timeline', (c) => ({ ...c.dataset }));
+  const bad = [];
+  if (+ds.points !== pts.length) bad.push(`${ds.points} points drawn, the API has ${pts.length}`);
+  const vmax = Math.max(...pts.map((p) => p[1]));
+  const ticks = ds.yticks.split('|');
+  // every tick label a duration (the sample type cpu is in nanoseconds), from 0 up to the top
+  const tv = ticks.map((t) => { const m = t.match(/^[0-9.]+(ns|µs|ms|s|min|h)$/); if (!m) bad.push(`tick ${t} is not a duration`); return m ? shown(t).value : NaN; });
+  const ymax = +ds.ymax, step = ymax / (ticks.length - 1);
+  if (tv[0] !== 0 || !near(ticks.at(-1), ymax)) bad.push(`ticks ${ticks} for top ${ymax}`);
+  if (!(ymax >= vmax && ymax < vmax + step + 1e-9)) bad.push(`axis top ${ymax} (step ${step}) for the largest point ${vmax}`);
+  // hover across the plot: each tooltip names a point the API has, with its value
   const box = await (await page.$('#timeline')).boundingBox();
-  await page.mouse.move(box.x + box.width * 0.2, box.y + 40);
+  let matched = 0;
+  for (const [end] of pts.slice(0, 12)) {
+    const x = TL.L + (box.width - TL.L - TL.R) * (end - pts[0][0]) / (pts.at(-1)[0] - pts[0][0]);
+    await page.mouse.move(box.x + x, box.y + 60);
+    const text = await page.$eval('#tooltip', (t) => (t.hidden ? '' : t.textContent));
+    const m = text.match(/^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)Z\n(\S+)/);
+    if (!m) { bad.push(`no point shown at x=${x.toFixed(0)}: ${JSON.stringify(text)}`); continue; }
+    const t = Date.parse(m[1].replace(' ', 'T') + 'Z') * 1e6;
+    const hit = pts.find(([e, v]) => e >= t && e < t + 1e9 && near(m[2], v));
+    if (!hit) bad.push(`tooltip ${JSON.stringify(text)}: no API point in that second with that value`);
+    else if (Math.abs(hit[0] - end) > 1e6) bad.push(`hovered the point at ${end}, shown ${hit[0]}`);
+    else matched++;
+  }
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height + 200);
+  if (matched < 2) bad.push(`${matched} points matched`);
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('timeline: clicking a point opens that one profile (its total is the stored record\'s)', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForFunction(() => +(document.querySelector('#timeline')?.dataset.points || 0) >= 2, null, { timeout: 15000 });
+  const pts = await timelineApi(`name=demo&type=cpu&sample=cpu${TO}`);
+  const k = Math.floor(pts.length / 2), end = pts[k][0];
+  const box = await (await page.$('#timeline')).boundingBox();
+  const x = TL.L + (box.width - TL.L - TL.R) * (end - pts[0][0]) / (pts.at(-1)[0] - pts[0][0]);
+  await page.mouse.click(box.x + x, box.y + 60);
+  await page.waitForSelector('#single', { timeout: 10000 });
+  await page.waitForSelector('#top tbody tr');
+  const summary = await page.$eval('#summary', (s) => s.textContent);
+  const at = +new URL(page.url()).searchParams.get('profile_at');
+  const recs = (await api('/api/v1/profiles?type=cpu&name=demo' + TO)).filter((r) => Math.abs(r.endUnixNano - end) < 1000);
+  const bad = [];
+  if (recs.length !== 1) bad.push(`${recs.length} records end at ${end}`);
+  if (Math.abs(at - end) > 1000) bad.push(`picked ${at}, clicked ${end}`);
+  const m = summary.match(/^(\d+) profiles, total (\S+?)(;|$)/);
+  const total = recs.length ? recs[0].totals[recs[0].sampleTypes.split(',').findIndex((t) => t.startsWith('cpu/'))] : NaN;
+  if (!m || m[1] !== '1' || !near(m[2], total)) bad.push(`summary ${JSON.stringify(summary)}, the record's cpu total ${total}`);
+  if (Math.abs(total - pts[k][1]) > 0) bad.push(`record total ${total}, timeline point ${pts[k][1]}`);
+  await shot('explorer-single');
+  await page.click('#unpick');
+  await page.waitForFunction(() => !new URLSearchParams(location.search).get('profile') && !document.querySelector('#single') && document.querySelector('#summary'), null, { timeout: 10000 });
+  const back = await page.$eval('#summary', (s) => s.textContent);
+  if (/^1 profiles/.test(back)) bad.push(`back to the range: ${back}`);
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('timeline: dragging selects a range (from/to in the URL) holding the points under the drag', async () => {
+  await page.waitForFunction(() => +(document.querySelector('#timeline')?.dataset.points || 0) >= 2, null, { timeout: 15000 });
+  const pts = await timelineApi(`name=demo&type=cpu&sample=cpu${TO}`);
+  const box = await (await page.$('#timeline')).boundingBox();
+  const W = box.width - TL.L - TL.R, T = (px) => pts[0][0] + (pts.at(-1)[0] - pts[0][0]) * (px - TL.L) / W;
+  const x0 = TL.L + W * 0.2, x1 = TL.L + W * 0.95;
+  const old = await page.$('#summary'); // the page before the drag: gone once the range is drawn
+  await page.mouse.move(box.x + x0, box.y + 40);
   await page.mouse.down();
-  await page.mouse.move(box.x + box.width * 0.95, box.y + 40, { steps: 5 });
+  await page.mouse.move(box.x + x1, box.y + 40, { steps: 5 });
   await page.mouse.up();
   await page.waitForFunction(() => new URLSearchParams(location.search).has('from'), null, { timeout: 10000 });
-  await page.waitForSelector('#top tbody tr');
-  const u = new URL(page.url());
-  return +u.searchParams.get('to') > +u.searchParams.get('from');
+  await page.waitForFunction((el) => !el.isConnected && document.querySelector('#summary'), old, { timeout: 10000 });
+  const u = new URL(page.url()), from = +u.searchParams.get('from') * 1e9, to = +u.searchParams.get('to') * 1e9;
+  const under = pts.filter(([e]) => e >= T(x0) + 1e6 && e <= T(x1) - 1e6).length;
+  const inside = pts.filter(([e]) => e >= from && e <= to).length;
+  const summary = await page.$eval('#summary', (s) => s.textContent);
+  // the range is where the drag started and ended, within 2 pixels' worth of time
+  const px2 = 2 * (pts.at(-1)[0] - pts[0][0]) / W;
+  if (!(to > from) || Math.abs(from - T(x0)) > px2 || Math.abs(to - T(x1)) > px2) throw new Error(`from ${from} to ${to}, dragged ${T(x0)}..${T(x1)} (2 px = ${px2} ns)`);
+  if (inside !== under || !summary.startsWith(`${inside} profiles`)) throw new Error(`${under} points under the drag, ${inside} in the range, summary ${summary}`);
+  return true;
 });
 
 await check('clicking a frame zooms (focus in the URL); the link, opened in a new page, draws the same zoomed graph', async () => {
@@ -218,7 +305,7 @@ await check('switching the sample type re-renders with that type: totals and top
   const summary = await page.$eval('#summary', (s) => s.textContent);
   const cells = await page.$$eval('#top tbody tr:first-child td', (t) => t.map((x) => x.textContent));
   const q = new URLSearchParams(new URL(page.url()).search);
-  for (const k of ['search', 'focus', 'norm', 'range', 'base_range']) q.delete(k);
+  for (const k of VIEW) q.delete(k);
   const d = await api('/api/v1/render?' + q + '&top=2000');
   const ns = await api('/api/v1/render?' + q.toString().replace('sample=samples', 'sample=cpu') + '&top=1');
   const m = summary.match(/^(\d+) profiles, total (\S+?)(;|$)/);
@@ -236,7 +323,7 @@ await check('top table sorts by a column and a row focuses the flame graph', asy
   const names = await page.$$eval('#top tbody tr td:first-child', (t) => t.slice(0, 8).map((x) => x.textContent));
   // the rows' cum, from the API for the same view, must not increase down the table
   const q = new URLSearchParams(new URL(page.url()).search);
-  for (const k of ['search', 'focus', 'norm', 'range', 'base_range']) q.delete(k);
+  for (const k of VIEW) q.delete(k);
   q.set('top', '20000');
   const cum = new Map((await api('/api/v1/render?' + q)).top.map((r) => [r.name, r.cum]));
   const vals = names.map((n) => cum.get(n));
@@ -247,12 +334,220 @@ await check('top table sorts by a column and a row focuses the flame graph', asy
   return names.length > 1 && Math.max(...vals) === Math.max(...cum.values());
 });
 
+await check('flame graph toggle: the root at the bottom, each depth painted as wide as its frames\' totals', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForSelector('#top tbody tr');
+  await page.click('#layout');
+  await page.waitForFunction(() => new URLSearchParams(location.search).get('layout') === 'flame' && document.querySelector('#layout')?.getAttribute('aria-pressed') === 'true', null, { timeout: 10000 });
+  await page.waitForSelector('#top tbody tr');
+  const d = await api('/api/v1/render?name=demo&type=cpu&max_nodes=100000&top=1' + TO);
+  const depths = [0, 1, 2, 3, 4, 5];
+  const rows = Math.min(expectedRows(d, [], 1).maxDepth + 1, 400);
+  const drawn = await flamePixels('#flame', depths.map((k) => rows - 1 - k));
+  const want = expectedRows(d, depths, drawn.width);
+  const bad = compareRows(drawn, want);
+  if (drawn.rows[0] < drawn.width - 2) bad.push(`the bottom row (root) is not painted across: ${drawn.rows[0]} of ${drawn.width}`);
+  const top = await flamePixels('#flame', [0]);
+  if (rows > 6 && top.rows[0] >= drawn.width - 2) bad.push('the top row is painted across: still an icicle?');
+  await shot('explorer-flame');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('call tree: the root\'s children and a child\'s children, by total, with self and total as the API has them', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForSelector('#top tbody tr');
+  await page.click('#tab-tree');
+  await page.waitForSelector('#tree tbody tr');
+  const d = await api('/api/v1/render?name=demo&type=cpu&max_nodes=100000&top=1' + TO);
+  const kidsOf = (p) => d.nodes.map((n, i) => [n, i]).filter(([n]) => n[1] === p).sort((a, b) => b[0][3] - a[0][3]);
+  const rowsAt = (depth) => page.$$eval(`#tree tbody tr[data-depth="${depth}"]`, (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent.replace(/^[▾▸·]/, ''))));
+  const bad = [];
+  const same = (got, want, what) => {
+    if (got.length !== want.length) { bad.push(`${what}: ${got.length} rows, API ${want.length}`); return; }
+    want.forEach(([n], k) => {
+      const c = got[k];
+      if (c[0] !== d.names[n[0]] || !near(c[1], n[2]) || !near(c[3], n[3])) bad.push(`${what} row ${k}: ${JSON.stringify(c)}, API ${d.names[n[0]]} self ${n[2]} total ${n[3]}`);
+    });
+  };
+  const k1 = kidsOf(0);
+  same(await rowsAt(1), k1.slice(0, 500), 'depth 1');
+  // expand the largest child: its children appear below it
+  await page.click(`#tree tbody tr[data-node="${k1[0][1]}"]`);
+  await page.waitForFunction((i) => document.querySelector(`#tree tbody tr[data-node="${i}"] button`)?.getAttribute('aria-expanded') === 'true', k1[0][1]);
+  same(await rowsAt(2), kidsOf(k1[0][1]).slice(0, 500), 'depth 2');
+  if (new URL(page.url()).searchParams.get('table') !== 'tree') bad.push('table=tree is not in the URL');
+  await shot('explorer-tree');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('sandwich: a function\'s callers and callees with their values equal go tool pprof -peek; the callers\' graph (root at the bottom) and the callees\' paint their first rows as the API\'s trees', async () => {
+  if (!S.name) throw new Error('go tool pprof named no function with callers and callees');
+  await page.goto(base + '/explorer?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, table: 'sandwich', fn: S.name }));
+  await page.waitForSelector('#callees tbody tr', { timeout: 15000 });
+  const bad = [];
+  const rows = (sel) => page.$$eval(`${sel} tbody tr`, (rs) => rs.map((r) => [r.cells[0].textContent, r.cells[1].textContent]));
+  for (const [sel, want] of [['#callers', S.callers], ['#callees', S.callees]]) {
+    const got = await rows(sel);
+    const names = got.map((r) => r[0]).sort(), wnames = Object.keys(want).sort();
+    if (JSON.stringify(names) !== JSON.stringify(wnames)) bad.push(`${sel}: ${JSON.stringify(names)}, go -peek ${JSON.stringify(wnames)}`);
+    for (const [n, v] of got) if (n in want && !near(v, want[n])) bad.push(`${sel} ${n}: ${v}, go -peek ${want[n]}`);
+  }
+  const info = await page.$eval('#focusinfo', (p) => p.textContent);
+  const m = info.match(/ self (\S+) \([^)]*\), total (\S+) /);
+  if (!m || !near(m[1], S.flat) || !near(m[2], S.cum) || !info.startsWith(S.name)) bad.push(`focus line ${JSON.stringify(info)}, go flat ${S.flat} cum ${S.cum}`);
+  // the graphs: the root (the function) across, the first row as wide as its frames' totals
+  const f = (await api('/api/v1/render?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, focus: S.name, max_nodes: '100000', top: '500' }))).focus;
+  for (const [sel, t, flip] of [['#callers-graph', f.callers, true], ['#callees-graph', f.callees, false]]) {
+    const want = expectedRows(t, [0, 1], 1);
+    const nrows = Math.min(want.maxDepth + 1, 14);
+    const drawn = await flamePixels(sel, flip ? [nrows - 1, nrows - 2] : [0, 1]);
+    const w = expectedRows(t, [0, 1], drawn.width);
+    const b = compareRows(drawn, w);
+    if (drawn.height !== nrows * 18) b.push(`canvas ${drawn.height} px high, want ${nrows} rows`);
+    if (drawn.rows[0] < drawn.width - 2) b.push(`the root row has ${drawn.rows[0]} of ${drawn.width} px`);
+    for (const x of b) bad.push(`${sel}: ${x}`);
+    // which way up: the root's row (bottom for the callers, top for the callees) names the function
+    const gb = await (await page.$(sel)).boundingBox();
+    await page.mouse.move(gb.x + gb.width / 2, gb.y + (flip ? gb.height - 9 : 9));
+    const first = (await page.$eval('#tooltip', (t) => (t.hidden ? '' : t.textContent))).split('\n')[0];
+    if (first !== S.name) bad.push(`${sel}: the ${flip ? 'bottom' : 'top'} row is ${JSON.stringify(first)}, not the function`);
+  }
+  await page.mouse.move(0, 0);
+  await shot('explorer-sandwich');
+  // clicking a callee re-centres the sandwich on it
+  const callee = (await rows('#callees'))[0][0];
+  await page.click('#callees tbody tr:first-child');
+  await page.waitForFunction((n) => new URLSearchParams(location.search).get('fn') === n && document.querySelector('#focusinfo')?.textContent.startsWith(n), callee, { timeout: 10000 });
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('line view: the function\'s flat and cum per file:line equal go tool pprof -lines', async () => {
+  if (!S.name) throw new Error('go tool pprof named no function');
+  await page.goto(base + '/explorer?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, table: 'lines', fn: S.name }));
+  await page.waitForSelector('#lines tbody tr', { timeout: 15000 });
+  const got = await page.$$eval('#lines tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+  const bad = [];
+  const keys = got.map((r) => r[0]).sort(), want = Object.keys(S.lines).sort();
+  if (!want.length || JSON.stringify(keys) !== JSON.stringify(want)) bad.push(`lines ${JSON.stringify(keys)}, go -lines ${JSON.stringify(want)}`);
+  for (const r of got) {
+    const w = S.lines[r[0]];
+    if (w && (!near(r[1], w[0]) || !near(r[3], w[1]))) bad.push(`${r[0]}: flat ${r[1]} cum ${r[3]}, go ${w}`);
+  }
+  const flats = got.map((r) => (S.lines[r[0]] || [0])[0]);
+  if (!flats.every((v, i) => i === 0 || flats[i - 1] >= v)) bad.push(`not hottest first: ${flats}`);
+  await shot('explorer-lines');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('at 1280 px wide the flame graph and the table sit side by side, nothing cut off; the handle resizes them (split in the URL)', async () => {
+  const p = await ctx.newPage();
+  await p.setViewportSize({ width: 1280, height: 900 });
+  await p.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await p.waitForSelector('#top tbody tr');
+  const measure = () => p.evaluate(() => {
+    const r = (s) => document.querySelector(s).getBoundingClientRect();
+    const wrap = document.querySelector('#top').parentElement;
+    const cells = [...document.querySelectorAll('#top th, #top tbody tr:nth-child(-n+50) td')];
+    return { page: document.documentElement.scrollWidth, flame: r('#flame'), table: r('#top'), wrap: wrap.getBoundingClientRect(),
+      overflow: wrap.scrollWidth - wrap.clientWidth, clipped: cells.filter((c) => c.getBoundingClientRect().right > wrap.getBoundingClientRect().right + 1 || c.scrollWidth > c.clientWidth + 1).length };
+  });
+  const bad = [];
+  const ok = (m, what) => {
+    if (m.page > 1280) bad.push(`${what}: the page is ${m.page} px wide`);
+    if (m.overflow > 0 || m.clipped) bad.push(`${what}: the table overflows by ${m.overflow} px, ${m.clipped} cells cut`);
+    if (!(m.flame.right <= m.wrap.left && Math.abs(m.flame.top - m.wrap.top) < 60)) bad.push(`${what}: flame ${JSON.stringify(m.flame)} and table ${JSON.stringify(m.wrap)} are not side by side`);
+  };
+  const m1 = await measure();
+  ok(m1, 'at first');
+  const hb = await (await p.$('#splitter')).boundingBox();
+  await p.mouse.move(hb.x + hb.width / 2, hb.y + 30);
+  await p.mouse.down();
+  await p.mouse.move(hb.x - 200, hb.y + 30, { steps: 6 });
+  await p.mouse.up();
+  await p.waitForFunction(() => new URLSearchParams(location.search).get('split'));
+  const m2 = await measure();
+  ok(m2, 'after the drag');
+  const split = +new URL(p.url()).searchParams.get('split');
+  if (!(m2.flame.width < m1.flame.width - 150 && m2.wrap.width > m1.wrap.width + 150)) bad.push(`drag: flame ${m1.flame.width} -> ${m2.flame.width}, table ${m1.wrap.width} -> ${m2.wrap.width}`);
+  // the flame graph is drawn again at its new width: its root row is painted across
+  const px = await p.$eval('#flame', (c) => { const g = c.getContext('2d'); const d = g.getImageData(0, 3, c.width, 1).data; let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return [n, c.width]; });
+  if (px[0] < px[1] - 2 || Math.abs(px[1] - m2.flame.width) > 3) bad.push(`after the drag the root row has ${px[0]} of ${px[1]} px painted, canvas ${m2.flame.width} px wide`);
+  await p.goto(p.url());
+  await p.waitForSelector('#top tbody tr');
+  const m3 = await measure();
+  if (Math.abs(m3.flame.width - m2.flame.width) > 3) bad.push(`the link with split=${split} lays out ${m3.flame.width} px, the drag ${m2.flame.width}`);
+  await p.screenshot({ path: `${out}/explorer-1280.png`, fullPage: true });
+  await p.close();
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('a view\'s whole state comes back from its URL (layout, table, sort, split, search, range)', async () => {
+  const p = await ctx.newPage();
+  await p.goto(base + '/explorer?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, layout: 'flame', sort: 'cum', asc: '1', split: '40', search: 'sha256', range: '6h' }));
+  await p.waitForSelector('#top tbody tr');
+  const q = new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, top: '20000' });
+  const cum = new Map((await api('/api/v1/render?' + q)).top.map((r) => [r.name, r.cum]));
+  const names = await p.$$eval('#top tbody tr td:first-child', (t) => t.slice(0, 8).map((x) => x.textContent));
+  const vals = names.map((n) => cum.get(n));
+  const got = await p.evaluate(() => ({ layout: document.querySelector('#layout').getAttribute('aria-pressed'), search: document.querySelector('#search').value,
+    share: document.querySelector('#share').textContent, split: document.querySelector('#splitter').getAttribute('aria-valuenow'),
+    sort: document.querySelector('#top th[aria-sort="ascending"]')?.dataset.key, range: document.querySelector('#range').value }));
+  await p.close();
+  const bad = [];
+  if (!vals.every((v, i) => v !== undefined && (i === 0 || vals[i - 1] <= v))) bad.push(`not ascending by cum: ${names.map((n, i) => n + '=' + vals[i])}`);
+  if (got.layout !== 'true' || got.search !== 'sha256' || !/^matches: /.test(got.share) || got.split !== '40' || got.sort !== 'cum' || got.range !== '6h') bad.push(JSON.stringify(got));
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('the explorer with nothing picked opens on the busiest service\'s CPU over the last hour', async () => {
+  const p = await ctx.newPage();
+  await p.goto(base + '/explorer');
+  await p.waitForSelector('#top tbody tr', { timeout: 15000 });
+  const u = new URL(p.url()).searchParams;
+  const opt = await p.$eval('#selection', (s) => s.value);
+  await p.close();
+  // the busiest: the largest sum of cpu totals of the last hour's records, per service (or target)
+  const rows = await api(`/api/v1/profiles?type=cpu&limit=20000&from=${(Date.now() / 1000 - 3550).toFixed(0)}`);
+  const sums = new Map();
+  for (const r of rows) {
+    const k = r.labels.__k8s_name ? `s:${r.labels.__k8s_namespace || ''}/${r.labels.__k8s_name}` : `t:${r.labels.monitor}`;
+    sums.set(k, (sums.get(k) || 0) + r.totals[r.sampleTypes.split(',').findIndex((t) => t.startsWith('cpu/'))]);
+  }
+  const want = [...sums.entries()].sort((a, b) => b[1] - a[1])[0];
+  const got = u.get('__k8s_name') ? `s:${u.get('__k8s_namespace')}/${u.get('__k8s_name')}` : `t:${u.get('name')}`;
+  if (!want || got !== want[0] || opt !== want[0] || u.get('type') !== 'cpu' || u.get('range') !== '1h') throw new Error(`opened ${u}, select ${opt}; busiest ${JSON.stringify(want)} of ${JSON.stringify([...sums])}`);
+  return true;
+});
+
 await check('download gives a pprof file', async () => {
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
   const path = `${out}/download.pb.gz`;
   await dl.saveAs(path);
   const b = fs.readFileSync(path);
   return b.length > 100 && b[0] === 0x1f && b[1] === 0x8b;
+});
+
+await check('"Download default.pgo" gives /api/v1/pgo of the same selection, named default.pgo', async () => {
+  const href = await page.$eval('#pgo', (a) => a.getAttribute('href'));
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#pgo')]);
+  const path = `${out}/default.pgo`;
+  await dl.saveAs(path);
+  const b = fs.readFileSync(path);
+  const q = new URL(href, base).searchParams, want = new URLSearchParams(new URL(page.url()).search);
+  for (const k of VIEW) want.delete(k);
+  want.delete('sample');
+  const bad = [];
+  if (dl.suggestedFilename() !== 'default.pgo') bad.push(`file name ${dl.suggestedFilename()}`);
+  if (!href.startsWith('/api/v1/pgo?') || q.toString() !== want.toString()) bad.push(`link ${href}, view ${want}`);
+  if (!(b.length > 100 && b[0] === 0x1f && b[1] === 0x8b)) bad.push(`${b.length} bytes, not gzip`);
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
 });
 
 await check('the go tool pprof command is shown for the same selection', async () => {
@@ -291,6 +586,188 @@ await check('compare mode draws a diff flame graph and a delta table', async () 
   return true;
 });
 
+await check('diff flame graph: each frame red where its share of the total grew, green where it shrank (from the API\'s numbers)', async () => {
+  // the page of the compare check above: one tree of base and comparison, frames as wide as
+  // both totals together (the layout the page documents), coloured by the change of share
+  const q = new URLSearchParams(new URL(page.url()).search);
+  for (const k of VIEW) q.delete(k);
+  const d = await api('/api/v1/render?' + q + '&max_nodes=100000&top=1');
+  const n = d.nodes.length, x = new Float64Array(n), w = new Float64Array(n), depth = new Int32Array(n), kids = Array.from({ length: n }, () => []);
+  const width = (i) => Math.abs(d.nodes[i][3]) + Math.abs(d.nodes[i][5]);
+  for (let i = 1; i < n; i++) { kids[d.nodes[i][1]].push(i); depth[i] = depth[d.nodes[i][1]] + 1; }
+  w[0] = 1;
+  for (let i = 0; i < n; i++) { let off = x[i]; for (const k of kids[i]) { w[k] = w[i] * width(k) / (width(i) || 1); x[k] = off; off += w[k]; } }
+  const cw = await page.$eval('#flame', (c) => c.width);
+  const probes = [];
+  for (let i = 1; i < n; i++) {
+    const ds = d.nodes[i][3] / d.total - d.nodes[i][5] / d.baseTotal;
+    if (depth[i] <= 6 && w[i] * cw >= 12 && Math.abs(ds) > 1e-6) probes.push({ i, ds, px: Math.round((x[i] + w[i] / 2) * cw), py: depth[i] * 18 + 1 });
+  }
+  const colours = await page.$eval('#flame', (c, ps) => { const g = c.getContext('2d'); return ps.map((p) => [...g.getImageData(p.px, p.py, 1, 1).data]); }, probes);
+  const bad = [];
+  let grew = 0, shrank = 0;
+  probes.forEach((p, k) => {
+    const [r, g] = colours[k];
+    const ok = p.ds > 0 ? r > g + 10 : g > r + 10;
+    p.ds > 0 ? grew++ : shrank++;
+    if (!ok) bad.push(`${d.names[d.nodes[p.i][0]]}: share ${p.ds > 0 ? 'grew' : 'shrank'} by ${(100 * p.ds).toFixed(3)} points, drawn rgb(${colours[k].slice(0, 3)})`);
+  });
+  // saturation by size: the frame whose share changed most is drawn more saturated than the least
+  const sat = ([r, g, b]) => Math.max(r, g, b) - Math.min(r, g, b);
+  const by = probes.map((p, k) => [Math.abs(p.ds), sat(colours[k])]).sort((a, b) => a[0] - b[0]);
+  if (by.length >= 2 && !(by.at(-1)[1] > by[0][1])) bad.push(`the largest change (${by.at(-1)}) is not more saturated than the smallest (${by[0]})`);
+  if (!grew || !shrank) bad.push(`${grew} frames grew and ${shrank} shrank among the ${probes.length} probed: nothing to tell the colours apart`);
+  // hover names both values
+  const p0 = probes[0];
+  const box = await (await page.$('#flame')).boundingBox();
+  await page.mouse.move(box.x + p0.px + 1, box.y + p0.py + 8);
+  const tipText = await page.$eval('#tooltip', (t) => t.textContent);
+  await page.mouse.move(0, 0);
+  const m = tipText.match(/\ntotal (\S+) .*\n[^]*base total (\S+) /);
+  if (!m || !near(m[1], d.nodes[p0.i][3]) || !near(m[2], d.nodes[p0.i][5])) bad.push(`hover ${JSON.stringify(tipText)}, API total ${d.nodes[p0.i][3]} base ${d.nodes[p0.i][5]}`);
+  // the table sorts by the change of share: biggest first, as the API's numbers say
+  await page.click('#top th[data-key=dshare]');
+  const names = await page.$$eval('#top tbody tr td:first-child', (t) => t.slice(0, 8).map((x) => x.textContent));
+  const all = await api('/api/v1/render?' + q + '&top=20000');
+  const dsh = new Map(all.top.map((r) => [r.name, Math.abs(r.flat / all.total - r.baseFlat / all.baseTotal)]));
+  const vals = names.map((nm) => dsh.get(nm));
+  if (!vals.every((v, i) => v !== undefined && (i === 0 || vals[i - 1] >= v - 1e-12)) || Math.abs(vals[0] - Math.max(...dsh.values())) > 1e-12)
+    bad.push(`not sorted by the change of share: ${names.map((nm, i) => nm + '=' + vals[i]).join(', ')}`);
+  await shot('compare-diff');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('deploy to deploy: "compare with the previous version" compares the newest version with the one before (the same service both sides); regressions as the API has them', async () => {
+  // a fixed end, so the page and the API see the same records while scraping goes on
+  const cartTo = Math.max(...(await api('/api/v1/profiles?type=heap&__k8s_namespace=store&__k8s_name=cart')).map((r) => r.endUnixNano));
+  const to = `${Math.floor(cartTo / 1e9) + 1}`;
+  await page.goto(base + '/explorer?' + new URLSearchParams({ __k8s_namespace: 'store', __k8s_name: 'cart', type: 'heap', to }));
+  await page.waitForSelector('#prevversion', { timeout: 15000 });
+  // versions of the service, oldest first by when each was first seen
+  const first = new Map();
+  for (const s of await api('/api/v1/series?__k8s_namespace=store&__k8s_name=cart'))
+    first.set(s.labels.version, Math.min(first.get(s.labels.version) ?? Infinity, s.firstUnixNano));
+  const vs = [...first.keys()].sort((a, b) => first.get(a) - first.get(b) || (a < b ? -1 : 1));
+  await page.click('#prevversion');
+  await page.waitForURL(/\/compare\?/);
+  await page.waitForSelector('#regressions tbody tr', { timeout: 15000 });
+  const u = new URL(page.url()).searchParams;
+  const bad = [];
+  if (vs.length !== 2 || u.get('version') !== vs[1] || u.get('base_version') !== vs[0] || u.get('__k8s_name') !== 'cart' || u.get('base___k8s_name') !== 'cart' ||
+      u.get('to') !== to || u.get('base_to') !== to)
+    bad.push(`URL ${u}, versions ${vs}`);
+  const q = new URLSearchParams(u);
+  for (const k of VIEW) q.delete(k);
+  const d = await api('/api/v1/render?' + q + '&top=1');
+  const summary = await page.$eval('#summary', (s) => s.textContent);
+  const m = summary.match(/^(\d+) profiles, total (\S+); base (\d+) profiles, total (\S+?)(;|$)/);
+  const byVersion = async (v) => (await api(`/api/v1/profiles?type=heap&__k8s_namespace=store&__k8s_name=cart&to=${to}&version=${encodeURIComponent(v)}`)).length;
+  if (!m || +m[1] !== d.profiles || +m[3] !== d.baseProfiles || !near(m[2], d.total) || !near(m[4], d.baseTotal)) bad.push(`summary ${summary}, API ${JSON.stringify([d.profiles, d.total, d.baseProfiles, d.baseTotal])}`);
+  // each side holds that version's records
+  if (!(d.profiles > 0 && d.profiles === await byVersion(vs[1]) && d.baseProfiles === await byVersion(vs[0]))) bad.push(`profiles ${d.profiles}/${d.baseProfiles}`);
+  const r = await api('/api/v1/regressions?' + q + '&limit=20');
+  const rows = await page.$$eval('#regressions tbody tr', (rs) => rs.map((x) => [...x.cells].map((c) => c.textContent)));
+  const want = r.functions.map((f) => [f.name, (100 * f.change).toFixed(2)]);
+  const got = rows.filter((x) => x.length > 1).map((x) => [x[0], x[3].replace(/^\+/, '').replace('%', '')]);
+  if (JSON.stringify(got) !== JSON.stringify(want.map(([n, c]) => [n, c]))) bad.push(`regressions ${JSON.stringify(got).slice(0, 300)}, API ${JSON.stringify(want).slice(0, 300)}`);
+  await shot('compare-versions');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+// the total the page's summary shows, read back
+const summaryTotal = async () => (await page.$eval('#summary', (x) => x.textContent)).match(/^\d+ profiles, total (\S+?)(;|$)/)[1];
+const rerendered = async (old) => page.waitForFunction((el) => !el.isConnected && document.querySelector('#summary'), old, { timeout: 15000 });
+
+await check('label filters: KEY=VALUE and KEY!=VALUE (chips in the URL) change the total as the API says; the two add up to the whole', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForFunction(() => [...document.querySelectorAll('#tagkey option')].some((o) => o.value === 'handler'), null, { timeout: 15000 });
+  const tags = await api('/api/v1/tags?name=demo&type=cpu&sample=cpu' + TO);
+  const handler = tags.keys.find((k) => k.key === 'handler');
+  const value = handler.values[0].value;
+  const q = (extra) => api('/api/v1/render?name=demo&type=cpu&top=1&max_nodes=1' + TO + extra);
+  const [all, eq, ne] = await Promise.all([q(''), q('&tag=' + encodeURIComponent(`handler=${value}`)), q('&tag=' + encodeURIComponent(`handler!=${value}`))]);
+  const bad = [];
+  const addFilter = async (op) => {
+    const old = await page.$('#summary');
+    await page.selectOption('#tagkey', 'handler');
+    await page.selectOption('#tagvalue', value);
+    await page.selectOption('#tagop', op);
+    await page.click('#tagadd');
+    await rerendered(old);
+    await page.waitForSelector('#top tbody tr');
+  };
+  await addFilter('=');
+  const u1 = new URL(page.url()).searchParams.getAll('tag'), t1 = await summaryTotal();
+  if (JSON.stringify(u1) !== JSON.stringify([`handler=${value}`]) || !near(t1, eq.total)) bad.push(`= : URL ${u1}, total ${t1}, API ${eq.total}`);
+  await shot('explorer-labels');
+  let old = await page.$('#summary');
+  await page.click('#labels button.chip');
+  await rerendered(old);
+  await addFilter('!=');
+  const u2 = new URL(page.url()).searchParams.getAll('tag'), t2 = await summaryTotal();
+  if (JSON.stringify(u2) !== JSON.stringify([`handler!=${value}`]) || !near(t2, ne.total)) bad.push(`!= : URL ${u2}, total ${t2}, API ${ne.total}`);
+  if (eq.total + ne.total !== all.total || !(eq.total > 0 && ne.total > 0)) bad.push(`API: ${eq.total} + ${ne.total} != ${all.total}`);
+  if (!(handler.values.length >= 2)) bad.push(`handler has ${handler.values.length} values`);
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('group by a label: one root frame per value as the API has them, one timeline line per value', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForFunction(() => [...document.querySelectorAll('#groupby option')].some((o) => o.value === 'handler'), null, { timeout: 15000 });
+  const old = await page.$('#summary');
+  await page.selectOption('#groupby', 'handler');
+  await rerendered(old);
+  await page.waitForSelector('#tllegend em.group', { timeout: 15000 });
+  const d = await api('/api/v1/render?name=demo&type=cpu&group_by=handler&max_nodes=100000&top=1' + TO);
+  const tl = await api('/api/v1/timeline?name=demo&type=cpu&sample=cpu&group_by=handler' + TO);
+  const bad = [];
+  const roots = d.nodes.filter((n) => n[1] === 0).map((n) => d.names[n[0]]);
+  const drawn = await flamePixels('#flame', [0, 1]);
+  const b = compareRows(drawn, expectedRows(d, [0, 1], drawn.width));
+  if (b.length) bad.push(...b);
+  const groups = (await page.$$eval('#tllegend em.group', (g) => g.map((x) => x.textContent))).sort();
+  const want = [...new Set(tl.map((s) => s.tag.handler))].map((v) => (v === '' ? '(none)' : v)).sort();
+  if (JSON.stringify(groups) !== JSON.stringify(want) || want.length < 2) bad.push(`timeline lines ${JSON.stringify(groups)}, API ${JSON.stringify(want)}`);
+  if (roots.length !== want.length) bad.push(`root frames ${JSON.stringify(roots)} for values ${JSON.stringify(want)}`);
+  await shot('explorer-groupby');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('function over time: picking a function draws its self and total share per point, as the API\'s flat/total and cum/total', async () => {
+  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+  await page.waitForSelector('#top tbody tr');
+  const fn = await page.$eval('#top tbody tr:first-child td', (t) => t.textContent);
+  await page.click('#top tbody tr:first-child');
+  await page.waitForFunction(() => +(document.querySelector('#fntimeline')?.dataset.points || 0) >= 2, null, { timeout: 15000 });
+  const tl = await api('/api/v1/timeline?' + new URLSearchParams({ name: 'demo', type: 'cpu', sample: 'cpu', to: frozenTo, function: fn }));
+  const by = new Map();
+  for (const s of tl) s.points.forEach(([, end, v], k) => { const p = by.get(end) || [0, 0, 0]; p[0] += v; p[1] += s.flat[k]; p[2] += s.cum[k]; by.set(end, p); });
+  const pts = [...by.entries()].sort((a, b) => a[0] - b[0]);
+  const box = await (await page.$('#fntimeline')).boundingBox();
+  const bad = [];
+  let matched = 0;
+  for (const [end, [tot, flat, cum]] of pts) {
+    const x = TL.L + (box.width - TL.L - TL.R) * (end - pts[0][0]) / (pts.at(-1)[0] - pts[0][0]);
+    await page.mouse.move(box.x + x, box.y + 60);
+    const text = await page.$eval('#tooltip', (t) => (t.hidden ? '' : t.textContent));
+    const m = text.match(/\nself ([0-9.]+)% \((\S+)\)\ntotal ([0-9.]+)% \((\S+)\)/);
+    if (!m) { bad.push(`no tooltip at ${end}: ${JSON.stringify(text)}`); continue; }
+    if (Math.abs(+m[1] - 100 * flat / tot) > 0.005 + 1e-9 || Math.abs(+m[3] - 100 * cum / tot) > 0.005 + 1e-9 || !near(m[2], flat) || !near(m[4], cum))
+      bad.push(`at ${end}: ${JSON.stringify(text)}, API flat ${flat} cum ${cum} of ${tot}`);
+    else matched++;
+  }
+  await page.mouse.move(0, 0);
+  if (new URL(page.url()).searchParams.get('fn') !== fn || (await page.$eval('#fnname', (x) => x.textContent)) !== fn) bad.push('fn is not in the URL or the title');
+  if (matched < 2) bad.push(`${matched} points matched`);
+  await shot('explorer-function-over-time');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
 await check('dashboard shows one card per service (as /api/v1/series has them), each with painted small flame graphs', async () => {
   await page.goto(base + '/dashboard');
   await page.waitForSelector('#cards .card canvas');
@@ -306,7 +783,7 @@ await check('dashboard shows one card per service (as /api/v1/series has them), 
   await shot('dashboard');
   const titles = await page.$$eval('#cards .card h2', (h) => h.map((x) => x.textContent).sort());
   if (JSON.stringify(titles) !== JSON.stringify(services)) throw new Error(`cards ${JSON.stringify(titles)}, services ${JSON.stringify(services)}`);
-  return services.length === 3;
+  return services.length === 4;
 });
 
 await check('hostile names and labels are shown as text on every page, /raw included; nothing becomes markup', async () => {
@@ -325,6 +802,19 @@ await check('hostile names and labels are shown as text on every page, /raw incl
   if (!fns.includes(P.fn)) bad.push(`explorer does not show the function name as text: ${JSON.stringify(fns.slice(0, 6))}`);
   const cmd = await page.$eval('#command', (c) => c.textContent);
   if (!cmd.includes(new URLSearchParams({ name: P.monitor }).toString())) bad.push(`the go tool pprof command does not encode the name: ${cmd}`);
+  // sample labels: the key in the label select, the value as a filter chip and a timeline group
+  await page.waitForFunction(() => document.querySelectorAll('#tagkey option').length > 1, null, { timeout: 10000 }).catch(() => {});
+  const kopts = await page.$$eval('#tagkey option', (o) => o.map((x) => x.textContent));
+  if (!kopts.includes(P.lkey)) bad.push(`the label select does not show the key as text: ${JSON.stringify(kopts)}`);
+  const vopts = await page.$$eval('#version option', (o) => o.map((x) => x.textContent));
+  if (!vopts.includes('version ' + P.version)) bad.push(`the version select does not show the version as text: ${JSON.stringify(vopts)}`);
+  const tq = new URLSearchParams({ name: P.monitor, type: 'heap', group_by: P.lkey, tag: `${P.lkey}=${P.lval}` });
+  await visit('/explorer?' + tq, 'explorer with a label filter and group-by');
+  await page.waitForSelector('#tllegend em.group', { timeout: 10000 }).catch(() => {});
+  const chips = await page.$$eval('#labels button.chip', (b) => b.map((x) => x.dataset.tag));
+  const groups = await page.$$eval('#tllegend em.group', (g) => g.map((x) => x.textContent));
+  if (!chips.includes(`${P.lkey}=${P.lval}`) || !groups.includes(P.lval)) bad.push(`label chip ${JSON.stringify(chips)}, groups ${JSON.stringify(groups)}`);
+  if ((await injected()).length) bad.push(`labels: injected ${(await injected()).join(', ')}`);
   await visit('/compare?' + new URLSearchParams({ name: P.monitor, type: 'heap', base_from: '0', base_to: '9000000000', from: '0' }), 'compare');
   await page.waitForSelector('#top tbody tr');
   await visit('/dashboard', 'dashboard');

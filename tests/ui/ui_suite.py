@@ -9,7 +9,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_top, run, varint
+from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_peek, parse_go_top, run, varint
 from peers import Collector, DemoTarget, StaticServer, http_req
 from web_load import BAD, badtext_profile, fix, go_top_names
 
@@ -23,16 +23,20 @@ PAYLOADS = {
     "svc": '"><svg onload=alert(1)><i class="xss-svc">s</i>',
     "pod": "' onmouseover='window.__xss=1' x='<u class=\"xss-pod\">",
     "fn": '</script><img src=x onerror="window.__xss=1"><u class="xss-fn">f</u>',
+    "version": '<img src=x onerror="window.__xss=1"><b class="xss-ver">v</b>',
+    # (a tag= filter splits at the first '=': a label key holding one cannot be filtered on)
+    "lkey": "<img src onerror alert(1)><svg><b>k</b>",
+    "lval": '"><img src=x onerror="window.__xss=1"><s class="xss-lval">v</s>',
 }
 XSS = PAYLOADS["fn"]
 
 
 def hostile_profile():
     """A valid heap-like profile whose function, file and label strings are attack payloads."""
-    strings = ["", "inuse_space", "bytes", XSS, "javascript:alert(1)", "evil", "main.safe"]
+    strings = ["", "inuse_space", "bytes", XSS, "javascript:alert(1)", PAYLOADS["lkey"], "main.safe", PAYLOADS["lval"]]
     s = {v: i for i, v in enumerate(strings)}
     p = field(1, field(1, s["inuse_space"]) + field(2, s["bytes"]))
-    p += field(2, field(1, varint(1) + varint(2)) + field(2, varint(5000)) + field(3, field(1, s["evil"]) + field(2, s["javascript:alert(1)"])))
+    p += field(2, field(1, varint(1) + varint(2)) + field(2, varint(5000)) + field(3, field(1, s[PAYLOADS["lkey"]]) + field(2, s[PAYLOADS["lval"]])))
     p += field(4, field(1, 1) + field(4, field(1, 1) + field(2, 7)))
     p += field(4, field(1, 2) + field(4, field(1, 2) + field(2, 9)))
     p += field(5, field(1, 1) + field(2, s[XSS]) + field(3, s[XSS]) + field(4, s["javascript:alert(1)"]))
@@ -41,6 +45,25 @@ def hostile_profile():
         p += field(6, v.encode())
     p += field(9, time.time_ns())
     return gzip.compress(p)
+
+
+def sandwich_want(t, path):
+    """What the sandwich and line view must show for the explorer's CPU profile, from go tool
+    pprof: the function with the largest cum that has both callers and callees, its flat and cum,
+    its callers and callees with their values (-peek '^NAME$'), and its lines (-lines -top)."""
+    g = go_pprof(["-peek", ".", "-sample_index=1", "-unit=ns", path])
+    peek = parse_go_peek(g.stdout) if g.returncode == 0 else {}
+    both = sorted((f for f, v in peek.items() if v[2] and v[3]), key=lambda f: (-peek[f][1], f))
+    t.tool("ui: go tool pprof -peek names a function with callers and callees in the explorer's profile", bool(both), g.stderr[-2000:])
+    if not both:
+        return {}
+    fn = both[0]
+    flat, cum, callers, callees = peek[fn]
+    lines = {}
+    for k, v in parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + ["-lines", path]).stdout).items():
+        if k.startswith(fn + " ") and " " not in k[len(fn) + 1:]:
+            lines[k[len(fn) + 1:]] = v
+    return {"name": fn, "flat": flat, "cum": cum, "callers": callers, "callees": callees, "lines": lines}
 
 
 def ensure_playwright(t):
@@ -71,7 +94,15 @@ def run_suite(t, parts=None):
   goroutine: {{interval_seconds: 2}}
 - name: {q(PAYLOADS["monitor"])}
   endpoint: {bad.url}
-  labels: {{__k8s_namespace: {q(PAYLOADS["ns"])}, __k8s_name: {q(PAYLOADS["svc"])}, pod: {q(PAYLOADS["pod"])}}}
+  labels: {{__k8s_namespace: {q(PAYLOADS["ns"])}, __k8s_name: {q(PAYLOADS["svc"])}, pod: {q(PAYLOADS["pod"])}, version: {q(PAYLOADS["version"])}}}
+  heap: {{interval_seconds: 2}}
+- name: cart-v1
+  endpoint: {demo.url}
+  labels: {{__k8s_namespace: store, __k8s_name: cart, version: v1.0.0}}
+  heap: {{interval_seconds: 2}}
+- name: cart-v2
+  endpoint: {demo.url}
+  labels: {{__k8s_namespace: store, __k8s_name: cart, version: v1.1.0}}
   heap: {{interval_seconds: 2}}
 - name: badtext
   endpoint: {badtext.url}
@@ -99,10 +130,11 @@ def run_suite(t, parts=None):
         badtext_want = {"names": sorted(fix(n) for n in go_top_names(bt, 1)),
                         "types": [[fix(BAD["count_type"]), fix(BAD["count_unit"])], [fix(BAD["type"]), fix(BAD["unit"])]]}
         expected = sorted(nodes.items(), key=lambda kv: (-kv[1][0], kv[0]))[0][0] if nodes else ""
+        sandwich = sandwich_want(t, f)
         out = os.path.join(OUT, "ui")
         shutil.rmtree(out, ignore_errors=True)  # a download left by an earlier run must not pass for this one's
         p = subprocess.run(["node", os.path.join(UI, "ui.test.mjs"), c.url, out, expected, frozen, json.dumps(PAYLOADS),
-                            json.dumps(badtext_want)],
+                            json.dumps(badtext_want), json.dumps(sandwich)],
                            capture_output=True, text=True, timeout=600)
         seen = 0
         lines = p.stdout.splitlines()
@@ -118,6 +150,10 @@ def run_suite(t, parts=None):
         dl = os.path.join(out, "download.pb.gz")
         r = run([os.path.join(ROOT, "bin", "pprof-tool"), "info", dl])
         t.record("ui: the downloaded profile is a valid pprof", r.returncode == 0 and "samples:" in r.stdout, r.stderr)
+        pgo = os.path.join(out, "default.pgo")
+        r = run([os.path.join(ROOT, "bin", "pprof-tool"), "info", pgo]) if os.path.exists(pgo) else None
+        t.record("ui: the downloaded default.pgo is a CPU pprof", bool(r) and r.returncode == 0 and "cpu/nanoseconds" in r.stdout,
+                 r.stdout + r.stderr if r else "no default.pgo was downloaded")
     finally:
         c.stop()
         c.cleanup()

@@ -35,31 +35,46 @@ func pace(start time.Time) {
 	}
 }
 
+// tenants: each unit of labelled work runs for one of them in turn, weighted 3:2:1 so
+// their totals differ (a filter or group-by that mixed them up would show)
+var tenants = []string{"acme", "acme", "acme", "globex", "globex", "initech"}
+
+// asTenant runs one unit of work under the extra label tenant=tenants[i % 6]; the
+// goroutine's other labels (worker, handler) stay (pprof.Do adds to the context's set).
+func asTenant(ctx context.Context, i int, f func()) {
+	pprof.Do(ctx, pprof.Labels("tenant", tenants[i%len(tenants)]), func(context.Context) { f() })
+}
+
 // hashLoop burns CPU in crypto code.
-func hashLoop() {
+func hashLoop(ctx context.Context) {
 	buf := make([]byte, 4096)
-	for {
+	for n := 0; ; n++ {
 		start := time.Now()
-		for i := 0; i < 200; i++ {
-			sum := sha256.Sum256(buf)
-			buf[0] = sum[0]
-		}
-		pace(start)
-		time.Sleep(2 * time.Millisecond)
+		asTenant(ctx, n, func() {
+			for i := 0; i < 200; i++ {
+				sum := sha256.Sum256(buf)
+				buf[0] = sum[0]
+			}
+			// the pause under the tenant too, so goroutine profiles see tenants
+			pace(start)
+			time.Sleep(2 * time.Millisecond)
+		})
 	}
 }
 
 // sortWork burns CPU in sort and allocates the slices it sorts.
-func sortWork() {
-	for {
+func sortWork(ctx context.Context) {
+	for n := 0; ; n++ {
 		start := time.Now()
-		xs := make([]int, 20000)
-		for i := range xs {
-			xs[i] = rand.Int()
-		}
-		sort.Ints(xs)
-		pace(start)
-		time.Sleep(5 * time.Millisecond)
+		asTenant(ctx, n, func() {
+			xs := make([]int, 20000)
+			for i := range xs {
+				xs[i] = rand.Int()
+			}
+			sort.Ints(xs)
+			pace(start)
+			time.Sleep(5 * time.Millisecond)
+		})
 	}
 }
 
@@ -115,10 +130,13 @@ func main() {
 	}
 	runtime.SetBlockProfileRate(10000)
 	runtime.SetMutexProfileFraction(5)
-	// pprof labels on two workers, so CPU and goroutine profiles carry labelled samples (the
-	// conformance suite compares labels through merges)
-	go pprof.Do(context.Background(), pprof.Labels("worker", "hash"), func(context.Context) { hashLoop() })
-	go pprof.Do(context.Background(), pprof.Labels("worker", "sort", "team", "core"), func(context.Context) { sortWork() })
+	// pprof labels, so CPU and goroutine profiles carry labelled samples (the conformance suite
+	// compares labels through merges and checks tag filters against go tool pprof -tagfocus):
+	// worker and team as before; handler names the kind of work, as an HTTP service's
+	// middleware would; tenant changes with each unit of work (asTenant). The allocator and
+	// the contenders run unlabelled: samples without the keys, on purpose.
+	go pprof.Do(context.Background(), pprof.Labels("worker", "hash", "handler", "/hash"), hashLoop)
+	go pprof.Do(context.Background(), pprof.Labels("worker", "sort", "team", "core", "handler", "/sort"), sortWork)
 	go allocator()
 	for i := 0; i < 4; i++ {
 		go contender()

@@ -18,7 +18,10 @@ function h(tag, attrs = {}, ...kids) {
 }
 
 async function api(path, params) {
-  const qs = params ? '?' + new URLSearchParams(params).toString() : '';
+  // an array value is a repeated parameter (tag=..&tag=..)
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) for (const x of Array.isArray(v) ? v : [v]) q.append(k, x);
+  const qs = params ? '?' + q.toString() : '';
   const r = await fetch(path + qs);
   const body = await r.json().catch(() => ({ status: 'error', error: `HTTP ${r.status}` }));
   if (body.status !== 'success') throw new Error(body.error || `HTTP ${r.status}`);
@@ -43,18 +46,26 @@ const ago = (ns) => (ns ? Math.max(0, Math.round(Date.now() / 1000 - ns / 1e9)) 
 const tstr = (ns) => new Date(ns / 1e6).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 
 // ---- URL state: the whole view lives in the query string ---------------------------------------
-const state = () => Object.fromEntries(new URLSearchParams(location.search));
+// (tag=, the sample-label filters, repeats: st.tag is an array, [] when absent)
+const state = () => {
+  const q = new URLSearchParams(location.search);
+  return { ...Object.fromEntries(q), tag: q.getAll('tag') };
+};
 function setState(patch, push) {
   const q = new URLSearchParams(location.search);
-  for (const [k, v] of Object.entries(patch)) (v === '' || v === null || v === undefined) ? q.delete(k) : q.set(k, v);
+  for (const [k, v] of Object.entries(patch)) {
+    q.delete(k);
+    if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
+    else if (!(v === '' || v === null || v === undefined)) q.set(k, v);
+  }
   const url = location.pathname + (q.toString() ? '?' + q : '');
   push ? history.pushState(null, '', url) : history.replaceState(null, '', url);
 }
 // API parameters of the current view: the selection (labels, type, sample, range, agg)
-const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range']);
+const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault', 'fn']);
 function apiParams(st) {
   const p = {};
-  for (const [k, v] of Object.entries(st)) if (!VIEW_ONLY.has(k)) p[k] = v;
+  for (const [k, v] of Object.entries(st)) if (!VIEW_ONLY.has(k) && !(Array.isArray(v) && !v.length)) p[k] = v;
   return p;
 }
 const RANGES = { '15m': 900, '1h': 3600, '6h': 21600, '24h': 86400, '7d': 604800, all: 0 };
@@ -71,6 +82,9 @@ class Flame {
     this.c = canvas;
     this.rowH = opts.rowH || 18;
     this.mini = !!opts.mini;
+    this.flip = !!opts.flip; // flame graph (root at the bottom) instead of icicle (root on top)
+    this.maxRows = opts.maxRows || 400;
+    this.rootName = opts.rootName || 'all';
     this.onFocus = opts.onFocus || (() => {});
     this.zoom = 0;
     this.search = '';
@@ -103,10 +117,23 @@ class Flame {
       if (this.depth[i] > maxDepth) maxDepth = this.depth[i];
     }
     this.maxDepth = maxDepth;
+    if (diff) {
+      // diff colours: the change of each frame's share of its profile's total, comparison minus
+      // base; saturation by that change relative to the largest one
+      this.dshare = new Float64Array(n);
+      let m = 0;
+      for (let i = 0; i < n; i++) {
+        const r = d.nodes[i];
+        this.dshare[i] = (d.total ? r[3] / d.total : 0) - (d.baseTotal ? r[5] / d.baseTotal : 0);
+        m = Math.max(m, Math.abs(this.dshare[i]));
+      }
+      this.maxDshare = m;
+    }
     this.zoom = 0;
     this.draw();
   }
   name(i) { return this.d.names[this.d.nodes[i][0]]; }
+  rowY(depth) { return (this.flip ? this.rows - 1 - depth : depth) * this.rowH; }
   layout() {
     // x in [0,1] relative to the zoomed node; ancestors of the zoom span the full width
     const n = this.d.nodes.length, x = new Float64Array(n), w = new Float64Array(n);
@@ -128,10 +155,11 @@ class Flame {
   }
   color(i, dim) {
     if (this.diff) {
-      const r = this.d.nodes[i], c = r[3], b = r[5] * this.scale, t = Math.abs(c) + Math.abs(b);
-      const d = t ? (c - b) / t : 0;
-      const a = Math.min(1, Math.abs(d) * 1.5);
-      return d >= 0 ? `rgba(214,39,40,${0.15 + 0.85 * a})` : `rgba(44,160,44,${0.15 + 0.85 * a})`;
+      const d = this.dshare[i];
+      if (d === 0 || !this.maxDshare) return dim ? '#eef0f3' : '#d0d5dd';
+      const a = Math.sqrt(Math.abs(d) / this.maxDshare); // small changes stay visible
+      const hue = d > 0 ? 0 : 130;
+      return dim ? `hsl(${hue},25%,92%)` : `hsl(${hue},${Math.round(25 + 65 * a)}%,${Math.round(86 - 34 * a)}%)`;
     }
     let hsh = 0;
     const s = this.name(i);
@@ -143,8 +171,9 @@ class Flame {
     if (!this.d) return;
     const t0 = performance.now();
     const dpr = window.devicePixelRatio || 1, cssW = this.c.clientWidth || 800;
-    const rows = Math.min(this.maxDepth + 1, this.mini ? 5 : 400);
+    const rows = Math.min(this.maxDepth + 1, this.mini ? 5 : this.maxRows);
     const cssH = rows * this.rowH;
+    this.rows = rows;
     this.c.style.height = cssH + 'px';
     this.c.width = Math.round(cssW * dpr);
     this.c.height = Math.round(cssH * dpr);
@@ -162,12 +191,12 @@ class Flame {
       const px = w[i] * cssW;
       if (px < 0.5 || this.depth[i] >= rows) continue; // too narrow to see: skipped, not laid out
       const hit = term && this.name(i).toLowerCase().includes(term);
-      const X = x[i] * cssW, Y = this.depth[i] * this.rowH;
+      const X = x[i] * cssW, Y = this.rowY(this.depth[i]);
       g.fillStyle = this.color(i, term && !hit);
       g.fillRect(X, Y, Math.max(px - 0.5, 0.5), this.rowH - 1);
       if (hit) { g.strokeStyle = '#7a1fa2'; g.lineWidth = 1.5; g.strokeRect(X + 0.75, Y + 0.75, Math.max(px - 2, 0.5), this.rowH - 2.5); }
       if (px > 24 && !this.mini) {
-        const label = i === 0 ? 'all' : this.name(i);
+        const label = i === 0 ? this.rootName : this.name(i);
         g.fillStyle = '#1d2330';
         const max = Math.floor((px - 6) / 6.5);
         g.fillText(label.length > max ? label.slice(0, Math.max(max - 1, 1)) + '…' : label, X + 3, Y + this.rowH / 2);
@@ -186,11 +215,12 @@ class Flame {
     this.matched = matched;
     // draw times, for the browser benchmark (tests/ui/bench_flame.mjs)
     (window.__flameDraws = window.__flameDraws || []).push(performance.now() - t0);
+    (window.__drawEnds = window.__drawEnds || []).push(performance.now()); // ms since navigation
     if (window.__firstDrawEnd === undefined) window.__firstDrawEnd = performance.now(); // ms since navigation
   }
   at(e) {
     const r = this.c.getBoundingClientRect(), mx = e.clientX - r.left, my = e.clientY - r.top;
-    const depth = Math.floor(my / this.rowH);
+    const row = Math.floor(my / this.rowH), depth = this.flip ? this.rows - 1 - row : row;
     const { x, w, cssW } = this.geom;
     for (let i = 0; i < this.d.nodes.length; i++)
       if (this.depth[i] === depth && w[i] * cssW >= 0.5 && mx >= x[i] * cssW && mx < (x[i] + w[i]) * cssW) return i;
@@ -230,9 +260,14 @@ class Flame {
     const i = this.at(e);
     if (i < 0) return tip(null);
     const r = this.d.nodes[i], unit = this.d.sampleType.unit, root = this.d.nodes[0];
-    let text = `${i === 0 ? 'all' : this.name(i)}\ntotal ${fmt(r[3], unit)} (${pct(r[3], root[3])})\nself ${fmt(r[2], unit)} (${pct(r[2], root[3])})`;
+    let text = `${i === 0 ? this.rootName : this.name(i)}\ntotal ${fmt(r[3], unit)} (${pct(r[3], root[3])})\nself ${fmt(r[2], unit)} (${pct(r[2], root[3])})`;
     if (this.zoom && i !== this.zoom) text += `\n${pct(r[3], this.d.nodes[this.zoom][3])} of the zoomed frame`;
-    if (this.diff) text += `\nbase total ${fmt(r[5], unit)}, self ${fmt(r[4], unit)}\nchange ${fmt(r[3] - r[5] * this.scale, unit)}`;
+    if (this.diff) {
+      const bt = this.d.baseTotal, ds = this.dshare[i] * 100;
+      text += `\nbase total ${fmt(r[5], unit)} (${pct(r[5], bt)}), self ${fmt(r[4], unit)} (${pct(r[4], bt)})` +
+        `\nshare of total ${pct(r[5], bt)} → ${pct(r[3], this.d.total)} (${ds > 0 ? '+' : ''}${ds.toFixed(2)} points)` +
+        `\nchange ${fmt(r[3] - r[5] * this.scale, unit)}`;
+    }
     const hidden = r[3] - r[2] - this.kids[i].reduce((s, k) => s + this.d.nodes[k][3], 0);
     if (hidden > 0 && Math.abs(hidden) >= Math.abs(r[3]) * 0.001) text += `\n(${fmt(hidden, unit)} in frames pruned from view)`;
     tip(text, e);
@@ -248,49 +283,191 @@ function tip(text, e) {
   t.style.top = e.clientY + 14 + 'px';
 }
 
-// ---- timeline (totals per scrape; drag to select a range) ----------------------------------------
-function drawTimeline(canvas, series, unit, onSelect) {
-  const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth || 800, H = 90;
-  canvas.width = W * dpr;
-  canvas.height = H * dpr;
-  const g = canvas.getContext('2d');
-  g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  // one bar per scrape time, summed over series (every pod of a service)
-  // points of rollups (where tiered retention deleted the raw profiles) carry their width as a
+// ---- timeline (totals per scrape, summed over the selection's series) ---------------------------
+// Axes: time (UTC) below, value in the sample's unit on the left. Hover shows the nearest
+// point's time and value; a drag selects a range (onSelect(fromNs, toNs)); a click on a point
+// opens that one profile (onPick(point)).
+const TL = { H: 130, L: 64, R: 12, T: 10, B: 22 };
+const GROUP_COLOURS = ['#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2', '#7f7f7f'];
+function niceStep(raw) {
+  const p = 10 ** Math.floor(Math.log10(raw || 1)), f = raw / p;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+function timeLabel(sec, step, span) {
+  const s = new Date(sec * 1000).toISOString();
+  if (span >= 86400) return s.slice(5, 10) + ' ' + s.slice(11, 16);
+  return step >= 60 ? s.slice(11, 16) : s.slice(11, 19);
+}
+function timelinePoints(series) {
+  // one point per end time: the sum over series (every pod of a service), with the records it
+  // is made of (timeline entries carry `ids` aligned with `points` once the API has them).
+  // Points of rollups (where tiered retention deleted the raw profiles) carry their width as a
   // 4th element ("10m", "1h") and their value is the mean per profile, so the curve keeps its scale
-  const sums = new Map();
+  const by = new Map(), groups = new Map();
   let coarse = '';
-  for (const s of series) for (const [start, end, v, res] of s.points) {
-    sums.set(end, (sums.get(end) || 0) + v);
-    if (res && (coarse === '' || res === '1h')) coarse = res;
-  }
+  for (const s of series) s.points.forEach(([start, end, v, res], k) => {
+    if (s.tag) {
+      // group_by: one line per label value (summed over the series that have it)
+      const gv = Object.values(s.tag)[0], gm = groups.get(gv) || new Map();
+      gm.set(end, (gm.get(end) || 0) + v);
+      groups.set(gv, gm);
+    }
+    const p = by.get(end) || { end, v: 0, recs: [], res: '' };
+    p.v += v;
+    p.recs.push({ labels: s.labels, id: s.ids ? s.ids[k] : undefined, start, v });
+    if (res) { p.res = res; if (coarse === '' || res === '1h') coarse = res; }
+    by.set(end, p);
+  });
+  return { pts: [...by.values()].sort((a, b) => a.end - b.end), coarse, groups };
+}
+function drawTimeline(canvas, series, unit, onSelect, onPick) {
+  const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth || 800, { H, L, R, T, B } = TL;
+  const { pts, coarse, groups } = timelinePoints(series);
   canvas.dataset.resolution = coarse || 'raw';
-  const pts = [...sums.entries()].sort((a, b) => a[0] - b[0]);
   canvas.dataset.points = String(pts.length);
-  if (!pts.length) { g.fillStyle = '#667085'; g.fillText('no data in this range', 10, 45); return; }
-  const t0 = pts[0][0], t1 = pts[pts.length - 1][0] || t0 + 1, span = Math.max(t1 - t0, 1);
-  const vmax = Math.max(...pts.map((p) => Math.abs(p[1])), 1);
-  const X = (t) => 6 + (W - 12) * (t - t0) / span;
-  g.strokeStyle = '#2458d3';
-  g.lineWidth = 1.5;
-  g.beginPath();
-  pts.forEach(([t, v], k) => { const y = H - 14 - (H - 24) * Math.abs(v) / vmax; k ? g.lineTo(X(t), y) : g.moveTo(X(t), y); });
-  g.stroke();
-  g.fillStyle = '#667085';
-  g.font = '11px system-ui, sans-serif';
-  g.fillText(tstr(t0), 6, H - 3);
-  g.fillText(`max ${fmt(vmax, unit)}`, W - 120, 10);
-  if (coarse) g.fillText(`older points: ${coarse} rollups (raw profiles past their retention)`, 6, 10);
-  let down = null;
+  const g = canvas.getContext('2d');
+  const setup = () => {
+    canvas.width = W * dpr;
+    canvas.height = H * dpr;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, W, H);
+    g.font = '11px system-ui, sans-serif';
+  };
+  setup();
+  if (!pts.length) { g.fillStyle = '#667085'; g.fillText('no data in this range', L, 45); return; }
+  // a single point gets a span of a minute around it, so it is drawn in the middle
+  const t0 = pts.length > 1 ? pts[0].end : pts[0].end - 30e9, t1 = pts.length > 1 ? pts[pts.length - 1].end : pts[0].end + 30e9;
+  const span = Math.max(t1 - t0, 1);
+  const vmax = Math.max(...pts.map((p) => Math.abs(p.v)), 1);
+  const ystep = niceStep(vmax / 3), ymax = Math.ceil(vmax / ystep) * ystep;
+  const X = (t) => L + (W - L - R) * (t - t0) / span, Y = (v) => T + (H - T - B) * (1 - Math.abs(v) / ymax);
+  const yticks = [];
+  for (let v = 0; v <= ymax + ystep / 2; v += ystep) yticks.push(v);
+  canvas.dataset.ymax = String(ymax);
+  canvas.dataset.yticks = yticks.map((v) => fmt(v, unit)).join('|');
+  const secs = span / 1e9, tstep = TIME_STEPS.find((s) => secs / s <= Math.max(2, (W - L - R) / 110)) || 604800;
+  const paint = (hi) => {
+    setup();
+    g.strokeStyle = '#e4e7ec';
+    g.fillStyle = '#667085';
+    g.lineWidth = 1;
+    g.textAlign = 'right';
+    g.textBaseline = 'middle';
+    for (const v of yticks) {
+      const y = Math.round(Y(v)) + 0.5;
+      g.beginPath(); g.moveTo(L, y); g.lineTo(W - R, y); g.stroke();
+      g.fillText(fmt(v, unit), L - 6, y);
+    }
+    g.textAlign = 'center';
+    g.textBaseline = 'top';
+    for (let s = Math.ceil(t0 / 1e9 / tstep) * tstep; s * 1e9 <= t1; s += tstep) {
+      const x = Math.round(X(s * 1e9)) + 0.5;
+      g.beginPath(); g.moveTo(x, T); g.lineTo(x, H - B + 3); g.stroke();
+      g.fillText(timeLabel(s, tstep, secs), x, H - B + 5);
+    }
+    g.strokeStyle = '#2458d3';
+    g.lineWidth = 1.5;
+    g.beginPath();
+    pts.forEach((p, k) => (k ? g.lineTo(X(p.end), Y(p.v)) : g.moveTo(X(p.end), Y(p.v))));
+    g.stroke();
+    let gi = 0;
+    for (const [, gm] of groups) {
+      const gp = [...gm.entries()].sort((a, b) => a[0] - b[0]);
+      g.strokeStyle = GROUP_COLOURS[gi++ % GROUP_COLOURS.length];
+      g.lineWidth = 1;
+      g.beginPath();
+      gp.forEach(([t, v], k) => (k ? g.lineTo(X(t), Y(v)) : g.moveTo(X(t), Y(v))));
+      g.stroke();
+    }
+    g.fillStyle = '#2458d3';
+    if (pts.length <= (W - L - R) / 4) for (const p of pts) { g.beginPath(); g.arc(X(p.end), Y(p.v), 2, 0, 7); g.fill(); }
+    if (coarse) { g.textAlign = 'left'; g.fillStyle = '#667085'; g.fillText(`older points: ${coarse} rollups (raw profiles past their retention)`, L + 4, 0); }
+    if (hi) {
+      g.strokeStyle = '#7a1fa2';
+      g.beginPath(); g.moveTo(X(hi.end), T); g.lineTo(X(hi.end), H - B); g.stroke();
+      g.fillStyle = '#7a1fa2';
+      g.beginPath(); g.arc(X(hi.end), Y(hi.v), 4, 0, 7); g.fill();
+    }
+    if (sel) { g.fillStyle = 'rgba(36,88,211,0.15)'; g.fillRect(Math.min(sel[0], sel[1]), T, Math.abs(sel[1] - sel[0]), H - T - B); }
+  };
+  let sel = null, down = null;
+  const nearest = (px) => {
+    let best = null, bd = Infinity;
+    for (const p of pts) { const dd = Math.abs(X(p.end) - px); if (dd < bd) { bd = dd; best = p; } }
+    return bd <= 12 ? best : null;
+  };
+  paint(null);
   canvas.onmousedown = (e) => { down = e.offsetX; };
+  canvas.onmousemove = (e) => {
+    if (down !== null && Math.abs(e.offsetX - down) >= 3) { sel = [down, e.offsetX]; paint(null); tip(null); return; }
+    const p = nearest(e.offsetX);
+    paint(p);
+    if (!p) return tip(null);
+    const gtext = [...groups].map(([gv, gm]) => `\n  ${gv === '' ? '(none)' : gv}: ${fmt(gm.get(p.end) || 0, unit)}`).join('');
+    tip(`${tstr(p.end)}\n${fmt(p.v, unit)}` + (p.recs.length > 1 ? ` (sum of ${p.recs.length} profiles)` : '') + gtext +
+      (p.res ? `\n${p.res} rollup: mean per profile` : '\nclick: open this profile'), e);
+  };
+  canvas.onmouseleave = () => { down = null; sel = null; paint(null); tip(null); };
   canvas.onmouseup = (e) => {
     if (down === null) return;
     const a = Math.min(down, e.offsetX), b = Math.max(down, e.offsetX);
     down = null;
-    if (b - a < 3) return;
-    const T = (px) => t0 + span * (px - 6) / (W - 12);
-    onSelect(Math.floor(T(a)), Math.ceil(T(b)));
+    sel = null;
+    if (b - a < 3) {
+      const p = nearest(e.offsetX);
+      if (p && !p.res) onPick(p);
+      return;
+    }
+    const Tm = (px) => t0 + span * (px - L) / (W - L - R);
+    onSelect(Math.floor(Tm(a)), Math.ceil(Tm(b)));
   };
+}
+
+// Function over time: one function's self and total share of each point's total (function= on
+// the timeline, summed over the selection's series), as percentages; hover shows both.
+function drawFunctionTimeline(canvas, series, unit) {
+  const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth || 800, { H, L, R, T, B } = TL;
+  const by = new Map();
+  for (const s of series) s.points.forEach(([, end, v], k) => {
+    const p = by.get(end) || { end, total: 0, flat: 0, cum: 0 };
+    p.total += v; p.flat += s.flat ? s.flat[k] : 0; p.cum += s.cum ? s.cum[k] : 0;
+    by.set(end, p);
+  });
+  const pts = [...by.values()].sort((a, b) => a.end - b.end);
+  canvas.dataset.points = String(pts.length);
+  const g = canvas.getContext('2d');
+  canvas.width = W * dpr; canvas.height = H * dpr;
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.font = '11px system-ui, sans-serif';
+  if (!pts.length) { g.fillStyle = '#667085'; g.fillText('no data in this range', L, 45); return; }
+  const share = (p, k) => (p.total ? Math.abs(p[k] / p.total) : 0);
+  const smax = Math.max(...pts.map((p) => share(p, 'cum')), 0.0001);
+  const ystep = niceStep(smax / 3), ymax = Math.ceil(smax / ystep) * ystep;
+  const t0 = pts.length > 1 ? pts[0].end : pts[0].end - 30e9, t1 = pts.length > 1 ? pts[pts.length - 1].end : pts[0].end + 30e9;
+  const X = (t) => L + (W - L - R) * (t - t0) / (t1 - t0 || 1), Y = (v) => T + (H - T - B) * (1 - v / ymax);
+  const paint = (hi) => {
+    g.clearRect(0, 0, W, H);
+    g.strokeStyle = '#e4e7ec'; g.fillStyle = '#667085'; g.lineWidth = 1; g.textAlign = 'right'; g.textBaseline = 'middle';
+    for (let v = 0; v <= ymax + ystep / 2; v += ystep) { const y = Math.round(Y(v)) + 0.5; g.beginPath(); g.moveTo(L, y); g.lineTo(W - R, y); g.stroke(); g.fillText((100 * v).toFixed(ystep < 0.01 ? 2 : 0) + '%', L - 6, y); }
+    g.textAlign = 'left'; g.textBaseline = 'top';
+    g.fillText(tstr(t0), L, H - B + 5);
+    for (const [k, c] of [['cum', '#2458d3'], ['flat', '#d62728']]) {
+      g.strokeStyle = c; g.lineWidth = 1.5; g.beginPath();
+      pts.forEach((p, i) => (i ? g.lineTo(X(p.end), Y(share(p, k))) : g.moveTo(X(p.end), Y(share(p, k)))));
+      g.stroke();
+    }
+    if (hi) { g.strokeStyle = '#7a1fa2'; g.beginPath(); g.moveTo(X(hi.end), T); g.lineTo(X(hi.end), H - B); g.stroke(); }
+  };
+  paint(null);
+  canvas.onmousemove = (e) => {
+    let best = null, bd = Infinity;
+    for (const p of pts) { const dd = Math.abs(X(p.end) - e.offsetX); if (dd < bd) { bd = dd; best = p; } }
+    if (!best || bd > 12) { paint(null); return tip(null); }
+    paint(best);
+    tip(`${tstr(best.end)}\nself ${(100 * share(best, 'flat')).toFixed(2)}% (${fmt(best.flat, unit)})\ntotal ${(100 * share(best, 'cum')).toFixed(2)}% (${fmt(best.cum, unit)})\nof ${fmt(best.total, unit)}`, e);
+  };
+  canvas.onmouseleave = () => { paint(null); tip(null); };
 }
 
 // ---- pages -------------------------------------------------------------------------------------
@@ -365,7 +542,19 @@ async function selectionControls(st, onChange) {
   };
   type.onchange = () => onChange({ type: type.value, sample: '', focus: '' });
   agg.onchange = () => onChange({ agg: agg.value });
-  return { sel, type, agg };
+  // the selection's versions (the operator's `version` series label), oldest first by the time
+  // each was first seen
+  const first = new Map();
+  for (const s of series) {
+    const l = s.labels, v = l.version;
+    if (v === undefined || !(st.name ? l.monitor === st.name : st.__k8s_name && l.__k8s_name === st.__k8s_name && (l.__k8s_namespace || '') === (st.__k8s_namespace || ''))) continue;
+    first.set(v, Math.min(first.get(v) ?? Infinity, s.firstUnixNano));
+  }
+  const versions = [...first.keys()].sort((a, b) => first.get(a) - first.get(b) || (a < b ? -1 : 1));
+  const version = versions.length ? h('select', { 'aria-label': 'version', id: 'version' }, h('option', { value: '', text: 'all versions' }),
+    ...versions.map((v) => h('option', { value: v, text: 'version ' + v, selected: st.version === v }))) : null;
+  if (version) version.onchange = () => onChange({ version: version.value });
+  return { sel, type, agg, version, versions };
 }
 
 function rangeControls(st, prefix, onChange) {
@@ -383,27 +572,33 @@ function goCommand(params) {
   return `go tool pprof '${location.origin}/api/v1/profile?${new URLSearchParams(params)}'`;
 }
 
-function topTable(d, unit, onPick, diff) {
+// The top table: sortable by every column (sort and direction kept in the URL as sort=KEY and
+// asc=1); in compare, base and comparison side by side with the change of flat and of the
+// share of the total (the diff flame graph's colour), sorted by the biggest change first.
+function topTable(d, unit, onPick, diff, st = {}) {
   const cols = diff
-    ? [['name', 'Function', false], ['baseFlat', 'Base flat', true], ['flat', 'Flat', true], ['delta', 'Δ flat', true], ['cum', 'Cum', true]]
+    ? [['name', 'Function', false], ['baseFlat', 'Base flat', true], ['flat', 'Flat', true], ['delta', 'Δ flat', true], ['dshare', 'Δ share', true], ['cum', 'Cum', true]]
     : [['name', 'Function', false], ['flat', 'Flat', true], ['flatp', 'Flat%', true], ['sum', 'Sum%', true], ['cum', 'Cum', true], ['cump', 'Cum%', true]];
-  let key = diff ? 'delta' : 'flat', desc = true;
+  let key = cols.some(([k]) => k === st.sort) ? st.sort : diff ? 'delta' : 'flat', desc = st.asc !== '1';
   const rows = d.top.map((r) => ({ ...r, delta: r.flat - (r.baseFlat || 0), flatp: r.flat, cump: r.cum }));
+  for (const r of rows) r.dshare = (d.total ? r.flat / d.total : 0) - (d.baseTotal ? (r.baseFlat || 0) / d.baseTotal : 0);
   const body = h('tbody');
   const head = h('tr', {}, ...cols.map(([k, label, num]) => h('th', { class: 'sortable' + (num ? ' num' : ''), tabindex: 0, 'data-key': k, text: label,
-    onclick: () => { desc = key === k ? !desc : true; key = k; render(); }, onkeydown: (e) => e.key === 'Enter' && e.target.click() })));
+    onclick: () => { desc = key === k ? !desc : true; key = k; setState({ sort: k, asc: desc ? '' : '1' }); render(); }, onkeydown: (e) => e.key === 'Enter' && e.target.click() })));
   const render = () => {
+    for (const th of head.children) th.setAttribute('aria-sort', th.dataset.key === key ? (desc ? 'descending' : 'ascending') : 'none');
     rows.sort((a, b) => {
-      const x = key === 'name' ? a.name.localeCompare(b.name) : (diff && key === 'delta' ? Math.abs(a.delta) - Math.abs(b.delta) : a[key] - b[key]);
+      const x = key === 'name' ? a.name.localeCompare(b.name) : (diff && (key === 'delta' || key === 'dshare') ? Math.abs(a[key]) - Math.abs(b[key]) : a[key] - b[key]);
       return desc ? -x : x;
     });
     let sum = 0;
     body.replaceChildren(...rows.map((r) => {
       sum += r.flat;
       const cells = diff
-        ? [h('td', { text: r.name }), h('td', { class: 'num', text: fmt(r.baseFlat || 0, unit) }), h('td', { class: 'num', text: fmt(r.flat, unit) }),
-           h('td', { class: 'num ' + (r.delta > 0 ? 'down' : 'up'), text: (r.delta > 0 ? '+' : '') + fmt(r.delta, unit) }), h('td', { class: 'num', text: fmt(r.cum, unit) })]
-        : [h('td', { text: r.name }), h('td', { class: 'num', text: fmt(r.flat, unit) }), h('td', { class: 'num', text: pct(r.flat, d.total) }),
+        ? [h('td', { class: 'fn', text: r.name }), h('td', { class: 'num', text: fmt(r.baseFlat || 0, unit) }), h('td', { class: 'num', text: fmt(r.flat, unit) }),
+           h('td', { class: 'num ' + (r.delta > 0 ? 'down' : 'up'), text: (r.delta > 0 ? '+' : '') + fmt(r.delta, unit) }),
+           h('td', { class: 'num ' + (r.dshare > 0 ? 'down' : 'up'), text: (r.dshare > 0 ? '+' : '') + (100 * r.dshare).toFixed(2) + '%' }), h('td', { class: 'num', text: fmt(r.cum, unit) })]
+        : [h('td', { class: 'fn', text: r.name }), h('td', { class: 'num', text: fmt(r.flat, unit) }), h('td', { class: 'num', text: pct(r.flat, d.total) }),
            h('td', { class: 'num', text: pct(sum, d.total) }), h('td', { class: 'num', text: fmt(r.cum, unit) }), h('td', { class: 'num', text: pct(r.cum, d.total) })];
       return h('tr', { class: 'clickable', tabindex: 0, onclick: () => onPick(r.name), onkeydown: (e) => e.key === 'Enter' && onPick(r.name) }, ...cells);
     }));
@@ -412,12 +607,211 @@ function topTable(d, unit, onPick, diff) {
   return h('div', { class: 'tablewrap' }, h('table', { id: 'top' }, h('thead', {}, head), body));
 }
 
+// The call tree: the flame graph's frames as an expandable table (children by total, largest
+// first), self and total with their share of the root.
+function callTree(d, unit, diff, onPick) {
+  const n = d.nodes.length, kids = Array.from({ length: n }, () => []), depth = new Int32Array(n);
+  for (let i = 1; i < n; i++) { kids[d.nodes[i][1]].push(i); depth[i] = depth[d.nodes[i][1]] + 1; }
+  for (const k of kids) k.sort((a, b) => Math.abs(d.nodes[b][3]) - Math.abs(d.nodes[a][3]));
+  const open = new Set([0]), root = Math.abs(d.nodes[0][3]) || 1, body = h('tbody');
+  const MAX_KIDS = 500; // a node's children listed at most (the rest summed in one row)
+  const cols = diff ? ['Function', 'Base total', 'Total', 'Δ share', 'Self'] : ['Function', 'Self', 'Self%', 'Total', 'Total%'];
+  const render = () => {
+    const out = [];
+    const walk = (i) => {
+      const r = d.nodes[i], name = i ? d.names[r[0]] : 'all', leaf = !kids[i].length;
+      const btn = h('button', { class: 'fold', 'aria-expanded': leaf ? null : String(open.has(i)), 'aria-label': leaf ? null : (open.has(i) ? 'collapse' : 'expand'),
+        tabindex: -1, text: leaf ? '·' : open.has(i) ? '▾' : '▸' });
+      const toggle = () => { if (leaf) return; open.has(i) ? open.delete(i) : open.add(i); render(); };
+      // indentation through the CSSOM: the CSP (style-src 'self') refuses style attributes
+      const fnCell = h('td', { class: 'fn' }, btn, h('span', { text: name }));
+      fnCell.style.paddingLeft = `${4 + 14 * Math.min(depth[i], 40)}px`;
+      const ds = diff ? (d.total ? r[3] / d.total : 0) - (d.baseTotal ? r[5] / d.baseTotal : 0) : 0;
+      const vals = diff
+        ? [fmt(r[5], unit), fmt(r[3], unit), (ds > 0 ? '+' : '') + (100 * ds).toFixed(2) + '%', fmt(r[2], unit)]
+        : [fmt(r[2], unit), pct(r[2], root), fmt(r[3], unit), pct(r[3], root)];
+      out.push(h('tr', { class: 'clickable', tabindex: 0, 'data-node': i, 'data-depth': depth[i],
+        onclick: (e) => { toggle(); if (i) onPick(name); }, onkeydown: (e) => {
+          if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); toggle(); }
+          else if (e.key === 'ArrowRight' && !leaf && !open.has(i)) toggle();
+          else if (e.key === 'ArrowLeft' && open.has(i)) toggle();
+        } },
+        fnCell, ...vals.map((v) => h('td', { class: 'num', text: v }))));
+      if (!open.has(i)) return;
+      const ks = kids[i];
+      ks.slice(0, MAX_KIDS).forEach(walk);
+      if (ks.length > MAX_KIDS) out.push(h('tr', {}, h('td', { class: 'muted', colspan: cols.length, text: `… ${ks.length - MAX_KIDS} smaller frames` })));
+    };
+    walk(0);
+    body.replaceChildren(...out);
+  };
+  render();
+  return h('div', { class: 'tablewrap' }, h('table', { id: 'tree' }, h('thead', {}, h('tr', {}, ...cols.map((c, k) => h('th', { class: k ? 'num' : '', text: c })))), body));
+}
+
+// Two panes side by side with a handle between them: drag it (or focus it and press the arrow
+// keys) to share the width; the left pane's share is kept in the URL (split=PERCENT).
+function splitPanes(left, right, st, onResize) {
+  let share = Math.min(80, Math.max(20, +st.split || 55));
+  const box = h('div', { class: 'split', id: 'split' });
+  const handle = h('div', { class: 'splitter', id: 'splitter', role: 'separator', tabindex: 0, 'aria-orientation': 'vertical',
+    'aria-label': 'resize the panes', 'aria-valuemin': 20, 'aria-valuemax': 80 });
+  const apply = (save) => {
+    box.style.gridTemplateColumns = `minmax(0, ${share}fr) 8px minmax(0, ${100 - share}fr)`;
+    handle.setAttribute('aria-valuenow', Math.round(share));
+    onResize();
+    if (save) setState({ split: share.toFixed(1) });
+  };
+  handle.addEventListener('pointerdown', (e) => {
+    e.preventDefault();
+    handle.setPointerCapture(e.pointerId);
+    const r = box.getBoundingClientRect();
+    const move = (ev) => { share = Math.min(80, Math.max(20, 100 * (ev.clientX - r.left) / r.width)); apply(false); };
+    const up = () => { handle.removeEventListener('pointermove', move); handle.removeEventListener('pointerup', up); apply(true); };
+    handle.addEventListener('pointermove', move);
+    handle.addEventListener('pointerup', up);
+  });
+  handle.addEventListener('keydown', (e) => {
+    if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
+    e.preventDefault();
+    share = Math.min(80, Math.max(20, share + (e.key === 'ArrowLeft' ? -5 : 5)));
+    apply(true);
+  });
+  box.append(left, handle, right);
+  box.style.gridTemplateColumns = `minmax(0, ${share}fr) 8px minmax(0, ${100 - share}fr)`;
+  handle.setAttribute('aria-valuenow', Math.round(share));
+  return box;
+}
+
+// The sandwich of one function (render's focus=NAME, one extra request): its callers above, as a
+// flame graph whose root (the function) is at the bottom, its callees below, an icicle from the
+// function; each with its direct callers or callees listed as go tool pprof -peek prints them.
+// The line view: the function's values per file:line, hottest first. onPick(name) re-centres.
+function focusView(kind, params, d, fn, unit, diff, onPick) {
+  const box = h('div', { id: kind === 'lines' ? 'lineview' : 'sandwich', class: 'focusview' });
+  const names = [...new Set(d.top.map((r) => r.name))];
+  const list = h('datalist', { id: 'fnlist' }, ...names.slice(0, 2000).map((n) => h('option', { value: n })));
+  const input = h('input', { type: 'search', id: 'fn', list: 'fnlist', value: fn || '', placeholder: 'function (exact name)', 'aria-label': 'function' });
+  input.addEventListener('change', () => input.value && onPick(input.value));
+  box.append(h('div', { class: 'controls' }, h('label', { text: kind === 'lines' ? 'lines of' : 'sandwich of' }), input, list));
+  if (!fn) { box.append(h('p', { class: 'muted', text: 'Pick a function: click a frame, a table row, or type its name.' })); return box; }
+  const status = h('p', { class: 'muted', text: 'Loading…' });
+  box.append(status);
+  api('/api/v1/render', { ...params, focus: fn, max_nodes: 100000, top: 500 }).then((r) => {
+    const f = r.focus;
+    if (!f) { status.textContent = 'No sample of this selection has that function.'; return; }
+    const share = (v) => pct(v, r.total);
+    status.replaceChildren(h('strong', { text: f.name }), ` self ${fmt(f.flat, unit)} (${share(f.flat)}), total ${fmt(f.cum, unit)} (${share(f.cum)})` +
+      (diff && f.baseCum !== undefined ? `; base self ${fmt(f.baseFlat, unit)}, total ${fmt(f.baseCum, unit)}` : ''));
+    status.className = '';
+    status.id = 'focusinfo';
+    if (kind === 'lines') {
+      const cols = diff ? ['Line', 'Base flat', 'Flat', 'Base cum', 'Cum'] : ['Line', 'Flat', 'Flat%', 'Cum', 'Cum%'];
+      box.append(h('div', { class: 'tablewrap' }, h('table', { id: 'lines' }, h('thead', {}, h('tr', {}, ...cols.map((c, k) => h('th', { class: k ? 'num' : '', text: c })))),
+        h('tbody', {}, ...f.lines.map((l) => h('tr', {}, h('td', { class: 'fn', text: l.line ? `${l.file}:${l.line}` : l.file }),
+          ...(diff ? [fmt(l.baseFlat, unit), fmt(l.flat, unit), fmt(l.baseCum, unit), fmt(l.cum, unit)]
+            : [fmt(l.flat, unit), share(l.flat), fmt(l.cum, unit), share(l.cum)]).map((v) => h('td', { class: 'num', text: v }))))))));
+      return;
+    }
+    const tree = (t, id, flip, title) => {
+      const c = h('canvas', { id: id + '-graph', 'aria-label': title });
+      const kids = t.nodes.map((n, i) => [n, i]).filter(([n]) => n[1] === 0).sort((a, b) => Math.abs(b[0][3]) - Math.abs(a[0][3]));
+      const rows = kids.map(([n]) => h('tr', { class: 'clickable', tabindex: 0, onclick: () => onPick(t.names[n[0]]), onkeydown: (e) => e.key === 'Enter' && onPick(t.names[n[0]]) },
+        h('td', { class: 'fn', text: t.names[n[0]] }), h('td', { class: 'num', text: fmt(n[3], unit) }), h('td', { class: 'num', text: pct(n[3], f.cum) })));
+      const table = h('table', { id, class: 'edges' }, h('thead', {}, h('tr', {}, h('th', { text: title }), h('th', { class: 'num', text: 'Total' }), h('th', { class: 'num', text: 'Share' }))),
+        h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { class: 'muted', colspan: 3, text: 'none' }))])));
+      return { c, table, data: { ...t, sampleType: r.sampleType, total: r.total, baseTotal: r.baseTotal }, flip };
+    };
+    const up = tree(f.callers, 'callers', true, 'Callers'), down = tree(f.callees, 'callees', false, 'Callees');
+    box.append(up.c, down.c, h('div', { class: 'edgelists' }, up.table, down.table));
+    for (const x of [up, down]) {
+      const g = new Flame(x.c, { flip: x.flip, maxRows: 14, rootName: f.name });
+      g.setData(x.data, diff, false);
+    }
+  }).catch((e) => { status.className = 'err'; status.textContent = e.message; });
+  return box;
+}
+
+// pprof sample labels (pprof.Do): the keys and values present in the selection (/api/v1/tags),
+// filters tag=KEY=VALUE / tag=KEY!=VALUE (all must hold; kept in the URL, each a removable chip)
+// and group_by=KEY (a flame graph root per value, a timeline line per value).
+function labelControls(st, params, sampleType, onChange) {
+  const row = h('div', { class: 'controls', id: 'labels' }, h('label', { text: 'labels' }));
+  const tags = st.tag || [];
+  for (const t of tags) row.append(h('button', { class: 'chip', 'data-tag': t, title: 'remove this filter', text: t + ' ×',
+    onclick: () => onChange({ tag: tags.filter((x) => x !== t) }) }));
+  const key = h('select', { id: 'tagkey', 'aria-label': 'label key' }, h('option', { value: '', text: 'label…' }));
+  const op = h('select', { id: 'tagop', 'aria-label': 'match' }, h('option', { value: '=', text: '=' }), h('option', { value: '!=', text: '≠' }));
+  const val = h('select', { id: 'tagvalue', 'aria-label': 'label value' });
+  const add = h('button', { id: 'tagadd', text: 'Filter' });
+  const group = h('select', { id: 'groupby', 'aria-label': 'group by label' }, h('option', { value: '', text: 'no grouping' }));
+  row.append(key, op, val, add, h('label', { text: 'group by' }), group);
+  api('/api/v1/tags', { ...params, sample: sampleType }).then((t) => {
+    const keys = t.keys || [];
+    if (!keys.length) { row.append(h('span', { class: 'muted', id: 'nolabels', text: 'no sample labels in this selection' })); }
+    for (const k of keys) {
+      key.append(h('option', { value: k.key, text: k.key }));
+      group.append(h('option', { value: k.key, text: k.key, selected: st.group_by === k.key }));
+    }
+    const fill = () => {
+      const k = keys.find((x) => x.key === key.value);
+      val.replaceChildren(...(k ? k.values : []).map((v) => h('option', { value: v.value, text: `${v.value} (${pct(v.total, t.total)})` })));
+    };
+    key.onchange = fill;
+    if (t.truncated) row.append(h('span', { class: 'muted', text: '(some labels left out: too many)' }));
+  }).catch((e) => row.append(h('span', { class: 'err', text: e.message })));
+  add.onclick = () => key.value && onChange({ tag: [...tags, `${key.value}${op.value}${val.value}`] });
+  group.onchange = () => onChange({ group_by: group.value });
+  return row;
+}
+
+// The explorer with nothing picked opens on the busiest service's CPU over the last hour: the
+// service (or target without one) whose CPU profiles of the last hour sum to the most.
+async function busiest() {
+  const rows = await api('/api/v1/profiles', { type: 'cpu', from: (Date.now() / 1000 - 3600).toFixed(3), limit: 20000 });
+  const sums = new Map();
+  for (const r of rows) {
+    const types = (r.sampleTypes || '').split(','), k = types.findIndex((t) => t.startsWith('cpu/'));
+    const v = r.totals[k >= 0 ? k : types.length - 1] || 0;
+    const sel = r.labels.__k8s_name ? { __k8s_namespace: r.labels.__k8s_namespace || '', __k8s_name: r.labels.__k8s_name } : { name: r.labels.monitor };
+    const key = JSON.stringify(sel);
+    sums.set(key, (sums.get(key) || 0) + Math.abs(v));
+  }
+  let best = null, bv = -1;
+  for (const [k, v] of sums) if (v > bv || (v === bv && k < best)) { best = k; bv = v; }
+  return best ? JSON.parse(best) : null;
+}
+
+// a time in nanoseconds (a JSON number, so exact to ~256 ns) as the API's "seconds.fraction"
+function nsParam(ns) {
+  const sec = Math.floor(ns / 1e9), frac = Math.max(0, Math.min(999999999, Math.round(ns - sec * 1e9)));
+  return `${sec}.${String(frac).padStart(9, '0')}`;
+}
+
 async function pageExplorer(compare) {
-  const st = state();
+  let st = state();
   const rerender = (patch) => { setState(patch); route(); };
-  const { sel, type, agg } = await selectionControls(st, rerender);
+  if (!compare && !st.name && !st.__k8s_name && !st.nodefault) {
+    // nothing picked: open on the busiest service's CPU over the last hour (replacing the URL,
+    // so Back does not return to the empty page)
+    const pick = await busiest().catch(() => null);
+    if (pick) { setState({ ...pick, type: 'cpu', range: st.range || '1h' }); st = state(); }
+  }
+  const { sel, type, agg, version, versions } = await selectionControls(st, rerender);
   const hasSel = st.name || st.__k8s_name;
-  const controls = h('div', { class: 'controls' }, sel, type, agg);
+  const controls = h('div', { class: 'controls' }, ...[sel, type, agg, version].filter(Boolean));
+  if (versions.length >= 2) {
+    // deploy to deploy: the newest version against the one before it (or the picked one
+    // against its predecessor), the same service on both sides
+    const at = st.version && !compare ? versions.indexOf(st.version) : versions.length - 1;
+    const [cur, prev] = [versions[Math.max(at, 1)], versions[Math.max(at, 1) - 1]];
+    const selp = st.name ? { name: st.name, base_name: st.name } : { __k8s_namespace: st.__k8s_namespace || '', __k8s_name: st.__k8s_name,
+      base___k8s_namespace: st.__k8s_namespace || '', base___k8s_name: st.__k8s_name };
+    controls.append(h('button', { id: 'prevversion', text: `Compare ${cur} with the previous version (${prev})`,
+      onclick: () => go('/compare', { ...selp, type: st.type || 'cpu', version: cur, base_version: prev,
+        // an explicit window of the explorer applies to both sides
+        ...(st.from ? { from: st.from, base_from: st.from } : {}), ...(st.to ? { to: st.to, base_to: st.to } : {}) }) }));
+  }
   const rangeRow = h('div', { class: 'controls' });
   if (compare) {
     rangeRow.append(h('label', { text: 'base' }), ...rangeControls(st, 'base_', rerender).filter(Boolean),
@@ -432,13 +826,23 @@ async function pageExplorer(compare) {
   if (compare) {
     // the base defaults to the window before the comparison's
     const bsecs = RANGES[st.base_range || st.range || '1h'] || 3600;
-    if (!st.base_from && !st.base_to) {
+    // two versions (base_version) compare over everything stored unless a range is given
+    if (!st.base_from && !st.base_to && !st.base_version) {
       const to = params.from ? +params.from : Date.now() / 1000 - bsecs;
       params.base_to = to.toFixed(3);
       params.base_from = (to - bsecs).toFixed(3);
       if (!params.from) params.from = to.toFixed(3);
     }
     for (const k of ['base_range', 'range']) delete params[k];
+  }
+  // one profile picked on the timeline: profile=id:N (the API's record id) or FROM,TO (a window
+  // around its end time, before the timeline had ids); the timeline keeps showing the range
+  const tparams = { ...params };
+  let single = null;
+  if (!compare && st.profile) {
+    const m = st.profile.match(/^id:(\d+)$/), w = st.profile.match(/^([0-9.]+),([0-9.]+)$/);
+    if (m) { params.id = m[1]; single = st.profile; }
+    else if (w) { params.from = w[1]; params.to = w[2]; single = st.profile; }
   }
   app().replaceChildren(...page, h('p', { text: 'Loading…' }));
   let d;
@@ -457,25 +861,77 @@ async function pageExplorer(compare) {
   const dlParams = { ...params };
   delete dlParams.sample;
   const download = h('a', { href: '/api/v1/profile?' + new URLSearchParams(dlParams), id: 'download', download: '' }, 'Download pprof');
+  // the merged CPU profile trimmed for go build -pgo (/api/v1/pgo), for CPU views without a base
+  const pgoParams = { ...dlParams };
+  for (const k of Object.keys(pgoParams)) if (k.startsWith('base_') || k === 'agg') delete pgoParams[k];
+  const pgo = (d.profileType === 'cpu' && !compare) ? h('a', { href: '/api/v1/pgo?' + new URLSearchParams(pgoParams), id: 'pgo', download: 'default.pgo' }, 'Download default.pgo') : null;
   const cmd = h('span', { class: 'cmd', id: 'command', text: goCommand(dlParams) });
   const copy = h('button', { text: 'Copy go tool pprof command', id: 'copy', onclick: async () => {
     try { await navigator.clipboard.writeText(cmd.textContent); copy.textContent = 'Copied'; } catch { copy.textContent = 'Select the command to copy'; }
   } });
   const reset = h('button', { text: 'Reset zoom', id: 'reset' });
-  const tl = h('canvas', { id: 'timeline', 'aria-label': 'timeline of totals: drag to select a range' });
-  const canvas = h('canvas', { id: 'flame', 'aria-label': 'flame graph' });
+  const flip = st.layout === 'flame';
+  const layoutBtn = h('button', { id: 'layout', 'aria-pressed': String(flip), text: flip ? 'Icicle (root on top)' : 'Flame graph (root at the bottom)',
+    onclick: () => rerender({ layout: flip ? '' : 'flame' }) });
+  const tl = h('canvas', { id: 'timeline', 'aria-label': 'timeline of totals: hover for values, drag to select a range, click a point to open that profile' });
+  const canvas = h('canvas', { id: 'flame', 'aria-label': compare ? 'diff flame graph' : 'flame graph' });
   const summary = h('p', { class: 'muted', id: 'summary', text:
     `${d.profiles} profiles, total ${fmt(d.total, unit)}` + (d.baseTotal !== undefined ? `; base ${d.baseProfiles} profiles, total ${fmt(d.baseTotal, unit)}` : '') +
     (d.pruned.nodes ? `; showing the ${d.pruned.kept} largest of ${d.pruned.kept + d.pruned.nodes} frames` : '') +
     (d.resolution && d.resolution !== 'raw' ? `; resolution ${d.resolution}: answered from rollups where the raw profiles are past their retention` : '') });
   summary.dataset.resolution = d.resolution || 'raw';
-  const legend = compare ? h('p', { class: 'legend' }, h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
-  const flame = new Flame(canvas, { onFocus: (name) => setState({ focus: name }) });
-  const table = topTable(d, unit, (name) => { flame.focusName(name); setState({ focus: name }); canvas.scrollIntoView({ block: 'nearest' }); }, compare);
+  const singleNote = single ? h('p', { id: 'single', class: 'note' }, h('strong', { text: 'One profile' }),
+    ` ending ${st.profile_at ? tstr(+st.profile_at) : ''} `, h('button', { id: 'unpick', text: 'Back to the whole range', onclick: () => rerender({ profile: '', profile_at: '' }) })) : null;
+  // the functions whose share of the total grew most (/api/v1/regressions, the same selections)
+  const regressions = compare ? h('div', { id: 'regressionsbox' }, h('h2', { text: 'Regressions: the functions whose share of the total grew most' })) : null;
+  if (compare) {
+    api('/api/v1/regressions', { ...params, limit: 20 }).then((r) => {
+      const rows = r.functions.map((f) => h('tr', { class: 'clickable', tabindex: 0, onclick: () => pick(f.name), onkeydown: (e) => e.key === 'Enter' && pick(f.name) },
+        h('td', { class: 'fn', text: f.name }), h('td', { class: 'num', text: (100 * f.baseFlatShare).toFixed(2) + '%' }),
+        h('td', { class: 'num', text: (100 * f.flatShare).toFixed(2) + '%' }), h('td', { class: 'num ' + (f.change > 0 ? 'down' : 'up'), text: (f.change > 0 ? '+' : '') + (100 * f.change).toFixed(2) + '%' }),
+        h('td', { class: 'num', text: fmt(f.baseFlat, unit) }), h('td', { class: 'num', text: fmt(f.flat, unit) })));
+      regressions.append(h('div', { class: 'tablewrap' }, h('table', { id: 'regressions' }, h('thead', {}, h('tr', {}, ...['Function', 'Base share', 'Share', 'Change', 'Base flat', 'Flat'].map((c, k) => h('th', { class: k ? 'num' : '', text: c })))),
+        h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { class: 'muted', colspan: 6, text: 'no function grew' }))])))));
+    }).catch((e) => regressions.append(h('p', { class: 'err', text: e.message })));
+  }
+  const labelRow = labelControls(st, params, d.sampleType.type, rerender);
+  const tlLegend = !compare && st.group_by ? h('p', { class: 'legend', id: 'tllegend' }, `lines by ${st.group_by}: `) : null;
+  // function over time: the function picked last (fn=), self and total share per point
+  const fnBox = compare ? null : h('div', { id: 'fnbox' });
+  const showFn = (name) => {
+    if (!fnBox) return;
+    if (!name) { fnBox.replaceChildren(); return; }
+    const fnCanvas = h('canvas', { id: 'fntimeline', class: 'timeline', 'aria-label': 'the function\'s self and total share over time' });
+    fnBox.replaceChildren(h('p', { class: 'muted' }, 'Function over time: ', h('strong', { id: 'fnname', text: name }),
+      ' — ', h('span', { class: 'fnself', text: 'self' }), ' and ', h('span', { class: 'fntotal', text: 'total' }), ' share of each profile\'s total ',
+      h('button', { id: 'fnclose', text: 'close', onclick: () => { setState({ fn: '' }); showFn(''); } })), fnCanvas);
+    const fp = { ...tparams, sample: d.sampleType.type, function: name };
+    delete fp.group_by;
+    api('/api/v1/timeline', fp).then((series) => drawFunctionTimeline(fnCanvas, series, unit)).catch((e) => fnBox.append(h('p', { class: 'err', text: e.message })));
+  };
+  const legend = compare ? h('p', { class: 'legend' }, 'colour: change of the share of the total', h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
+  const flame = new Flame(canvas, { flip, onFocus: (name) => setState({ focus: name }) });
+  const pick = (name) => { flame.focusName(name); setState({ focus: name, fn: name }); showFn(name); canvas.scrollIntoView({ block: 'nearest' }); };
+  const TABS = [['top', 'Top table'], ['tree', 'Call tree'], ['sandwich', 'Sandwich'], ['lines', 'Lines']];
+  const tab = TABS.some(([k]) => k === st.table) ? st.table : 'top';
+  const tabs = h('div', { class: 'tabs', role: 'tablist' }, ...TABS.map(([k, label]) =>
+    h('button', { role: 'tab', id: 'tab-' + k, 'aria-selected': String(tab === k), text: label, onclick: () => rerender({ table: k === 'top' ? '' : k }) })));
+  const right = h('div', { class: 'pane' });
+  // the sandwich and line view follow the function picked last (fn=, else the zoomed frame)
+  const fillRight = () => {
+    const cur = state();
+    const fn = cur.fn || cur.focus || (d.top[0] && d.top[0].name) || '';
+    const pickFn = (name) => { setState({ fn: name }); fillRight(); };
+    right.replaceChildren(tabs, tab === 'tree' ? callTree(d, unit, compare, pick) : tab === 'top' ? topTable(d, unit, pick, compare, st)
+      : focusView(tab, params, d, fn, unit, compare, pickFn));
+  };
+  flame.onFocus = (name) => { setState({ focus: name, fn: (tab === 'sandwich' || tab === 'lines') && name ? name : state().fn }); if ((tab === 'sandwich' || tab === 'lines') && name) fillRight(); };
+  const panes = splitPanes(h('div', { class: 'pane' }, canvas), right, st, () => flame.d && flame.draw());
   // (replaceChildren would print a null as the text "null")
-  app().replaceChildren(...[...page, h('div', { class: 'controls' }, search, share, reset, download, copy), h('div', { class: 'controls' }, cmd),
-    compare ? null : tl, summary, legend, h('div', { class: 'split' }, h('div', {}, canvas), table)].filter(Boolean));
+  app().replaceChildren(...[...page, h('div', { class: 'controls' }, ...[search, share, reset, layoutBtn, download, pgo, copy].filter(Boolean)), h('div', { class: 'controls' }, cmd),
+    compare ? null : tl, tlLegend, fnBox, labelRow, singleNote, summary, legend, panes, compare ? regressions : null].filter(Boolean));
   flame.setData(d, compare, st.norm === '1');
+  fillRight(); // after the flame graph is drawn: a table of 2000 rows takes as long to build
   const applySearch = () => {
     flame.search = search.value;
     flame.draw();
@@ -487,10 +943,21 @@ async function pageExplorer(compare) {
   if (st.focus) flame.focusName(st.focus);
   reset.onclick = () => { flame.zoom = 0; flame.draw(); setState({ focus: '' }); };
   window.onresize = () => flame.draw();
+  showFn(st.fn || '');
   if (!compare) {
-    const tparams = { ...params, sample: d.sampleType.type };
-    api('/api/v1/timeline', tparams).then((series) => drawTimeline(tl, series, unit,
-      (a, b) => rerender({ from: (a / 1e9).toFixed(3), to: (b / 1e9).toFixed(3), range: '' }))).catch(() => {});
+    const tp = { ...tparams, sample: d.sampleType.type };
+    api('/api/v1/timeline', tp).then((series) => {
+      if (tlLegend) [...new Set(series.map((s) => Object.values(s.tag || {})[0]))].forEach((v, k) =>
+        tlLegend.append(h('span', { class: 'swatch c' + (k % GROUP_COLOURS.length) }), h('em', { class: 'group', text: v === '' ? '(none)' : v })));
+      return series;
+    }).then((series) => drawTimeline(tl, series, unit,
+      (a, b) => rerender({ from: nsParam(a), to: nsParam(b), range: '', profile: '', profile_at: '' }),
+      (p) => {
+        const rec = p.recs.length === 1 ? p.recs[0] : null;
+        // the record's id when the timeline has ids, else a window of ±2 µs around its end
+        rerender(rec && rec.id != null ? { profile: 'id:' + rec.id, profile_at: String(p.end) }
+          : { profile: `${nsParam(p.end - 2000)},${nsParam(p.end + 2000)}`, profile_at: String(p.end) });
+      })).catch(() => {});
   }
 }
 
