@@ -10,7 +10,8 @@
  *                                   follows a function (web_point_compute)
  *
  * Label keys and values are untrusted bytes: every one reaches an answer through web_json.
- * Limits: WEB_MAX_TAGS filters of WEB_MAX_PARAM_LEN bytes (the parameter cap); a listing holds
+ * Limits: WEB_MAX_TAGS filters of WEB_TAGS_MEM bytes together (each also under the parameter
+ * cap, WEB_MAX_PARAM_LEN); a listing holds
  * WEB_MAX_TAG_KEYS keys of WEB_MAX_TAG_VALUES values each (the largest; the answer says
  * "truncated"); a group_by keeps WEB_MAX_GROUPS values (PP_ELIMIT beyond: the client narrows).
  * Threads: reentrant; nothing shared.
@@ -60,13 +61,15 @@ typedef struct web_point_opts {
   const char *function; /* NULL = none */
 } web_point_opts;
 
-/* One record's figures: total of column col over the kept samples; with function, that
- * function's flat and cum as pprof_top counts them (0 when absent); with group_by, per group
+/* One record's figures into *ret: total of column col over the kept samples; with function
+ * (a function name, matched by its bytes on every frame, inline ones included), its flat (the
+ * samples whose innermost frame it is) and cum (those with it anywhere in the stack, once per
+ * sample), as pprof_top counts a named function (0 when absent); with group_by, per group
  * (index into *groups: the key's values joined by ',' as pprof_tag_root names them, "" for
  * samples without the key; interned across records) the total, flat and cum, in vals[] as
- * ngroups_seen x 3 (groups this record does not have are 0). The caller zeroes *ret before
- * the first call and frees vals with web_point_release. PP_ELIMIT when groups would pass
- * WEB_MAX_GROUPS, PP_ENOMEM. */
+ * ngroups x 3 (ngroups: the groups known when this record was done; those it lacks are 0).
+ * vals is malloc'd: web_point_release. PP_ELIMIT when groups would pass
+ * WEB_MAX_GROUPS (the caller's table is made with that cap), PP_ENOMEM. */
 typedef struct web_point {
   int64_t total, flat, cum;
   int64_t *vals; /* with group_by: 3 per group, ngroups entries */

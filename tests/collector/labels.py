@@ -167,7 +167,7 @@ def labels(t):
             out = []
             st, r = get_json(f"/api/v1/render?{sel}&top=50&tag=handler%21%3D/sort")
             fn = r["data"]["top"][0]["name"]  # the hottest leaf of what the filter keeps: flat and cum
-            for func in (fn, "main.asTenant"):  # and one with cum only
+            for func in (fn, "runtime/pprof.Do"):  # and one with cum only, twice in each stack (nested pprof.Do)
                 st, tl = get_json(f"/api/v1/timeline?{sel}&sample=cpu&function={quote(func)}&tag=handler%21%3D/sort")
                 e = tl["data"][0] if st == 200 else {}
                 for (s0, e0, total), rid, flat, cum in list(zip(e.get("points", []), e.get("ids", []), e.get("flat", []), e.get("cum", [])))[:4]:

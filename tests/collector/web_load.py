@@ -823,6 +823,34 @@ def utf8(t):
             return st == 200 and not diff and not missing, f"{diff}; missing from go -raw: {missing}"
         check(t, "collector utf8: /api/v1/profile serves the strings byte for byte (go tool pprof -raw reads the served and "
                  "downloaded profiles alike)", pprof_download)
+
+        def sample_labels():
+            # the sample label's key and value are invalid UTF-8: /api/v1/tags lists them made valid,
+            # a tag= filter and a group_by= given as the raw bytes (percent-encoded) find them
+            key, val = quote(BAD["label_key"]), quote(BAD["label_val"])
+            out = []
+            st, raw, _ = http_req("GET", f"{c.url}/api/v1/tags?type=heap&name=badtext&agg=latest&sample=1")
+            j = strict_json(raw)
+            keys = {k["key"]: [v["value"] for v in k["values"]] for k in j["data"]["keys"]}
+            if st != 200 or keys != {fix(BAD["label_key"]): [fix(BAD["label_val"])]}:
+                out.append(f"tags: {st} {keys}")
+            st, raw, _ = http_req("GET", f"{c.url}/api/v1/render?type=heap&name=badtext&agg=latest&sample=1&tag={key}%3D{val}")
+            r = strict_json(raw)
+            if st != 200 or r["data"]["total"] != 6000:
+                out.append(f"tag=KEY=VALUE (raw bytes): {st} total {r.get('data', {}).get('total')}, want 6000")
+            st, raw, _ = http_req("GET", f"{c.url}/api/v1/render?type=heap&name=badtext&agg=latest&sample=1&group_by={key}")
+            r = strict_json(raw)
+            kids = [r["data"]["names"][n[0]] for n in r["data"]["nodes"] if n[1] == 0]
+            if st != 200 or kids != [fix(BAD["label_val"])]:
+                out.append(f"group_by (raw bytes): {st} root's children {kids}")
+            st, raw, _ = http_req("GET", f"{c.url}/api/v1/timeline?type=heap&name=badtext&sample=1&group_by={key}")
+            j = strict_json(raw)
+            tags = {json.dumps(e["tag"]) for e in j["data"]}
+            if st != 200 or tags != {json.dumps({fix(BAD["label_key"]): fix(BAD["label_val"])})}:
+                out.append(f"timeline group_by (raw bytes): {st} {tags}")
+            return not out, "\n".join(out)
+        check(t, "collector utf8: sample labels of invalid UTF-8: /api/v1/tags, tag=, group_by= (render and timeline) answer "
+                 "valid JSON naming them made valid", sample_labels)
     finally:
         c.stop()
         c.cleanup()
