@@ -486,7 +486,7 @@ MUTANTS = [
       ["ui"], r"dashboard shows one card per service"),
     # ---- /api/v1/pgo, pprof-tool pgo, /api/v1/regressions (issue 14, tests/collector/pgo_api.py)
     M("pgo-keeps-every-location", "pprof_pgo_trim ignores keep_locations (stacks stay whole)",
-      [("src/codec/pgo.c", "    uint32_t n = keep && s->nloc > keep ? (uint32_t)keep : s->nloc;", "    uint32_t n = s->nloc;")],
+      [("src/codec/pgo.c", "  size_t keep = o->keep_locations;", "  size_t keep = 0;")],
       ["collector:pgo"], r"stacks cut to 5|--keep-locations=2"),
     M("pgo-leaf-line-kept", "aggregate_callees keeps the leaf function's own line",
       [("src/codec/pgo.c", "        if (v.nline) v.line[0].line = 0, v.line[0].column = 0;", "        (void)0;")],

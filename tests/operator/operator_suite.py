@@ -647,13 +647,17 @@ def in_cluster(t, env):
              [env.targets(), logs[-2000:]])
     tok = env.cp.token(NS, "pprof-operator", 600)
     denied = []
-    for method, path in (("GET", "/api/v1/namespaces/default/secrets"), ("GET", "/api/v1/pods"),
+    # pods: read for the targets' version label (list, watch), nothing more: no logs, no deletes
+    pod = f"/api/v1/namespaces/default/pods/{sorted(d)[0] if d else 'none'}"
+    for method, path in (("GET", "/api/v1/namespaces/default/secrets"), ("GET", pod + "/log"), ("DELETE", pod),
                          ("DELETE", STS), ("DELETE", MONITOR), ("PATCH", MONITOR)):
         st, _ = env.cp.api(method, path, {} if method == "PATCH" else None, "application/merge-patch+json", token=tok)
         denied.append((method, path, st))
     st, _ = env.cp.api("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets", token=tok)
-    t.record("RBAC (real authorizer): the account cannot read secrets or pods, delete its children or monitors, or edit "
-             "monitors' specs; it can list what it needs", all(c == 403 for _, _, c in denied) and st == 200, [denied, st])
+    st_pods, _ = env.cp.api("GET", "/api/v1/pods?limit=1", token=tok)
+    t.record("RBAC (real authorizer): the account cannot read secrets or pod logs, delete pods, its children or monitors, or "
+             "edit monitors' specs; it can list what it needs (pods too)", all(c == 403 for _, _, c in denied) and st == 200 and
+             st_pods == 200, [denied, st, st_pods])
     env.kubectl("scale", "-n", NS, "deployment/pprof-operator", "--replicas=0")
     wait_for(lambda: not env.pods(NS, "app.kubernetes.io/name=pprof-operator"), 60)
 
