@@ -4,6 +4,7 @@
  *                 suspension while work runs elsewhere), routing, the security headers
  *   web_auth.c    credentials: files, Basic (bcrypt cached) and bearer, failure rate limits
  *   web_api.c     the data endpoints: selection, render, timeline, profile(s), series, /raw
+ *   web_pgo.c     /api/v1/pgo and /api/v1/regressions, on web_api.c's selection (web_api_merge)
  *   web_assets.c  the UI's files compiled into the binary
  *   web_work.c    the query pool: N slots, a short queue, deadlines, one run per identical query
  *   web_cache.c   recent answers by query and store state

@@ -91,6 +91,56 @@ int kbuild_target_check(const kbuild_target *x, pp_err *err) {
   return check_config(x->config, what, err);
 }
 
+/* The container a port belongs to: the one declaring it as a containerPort, else the first. */
+static const json_t *port_container(const json_t *pod, int port) {
+  const json_t *cs = json_object_get(json_object_get(pod, "spec"), "containers");
+  size_t i, k;
+  json_t *c, *p;
+  json_array_foreach(cs, i, c) {
+    json_array_foreach(json_object_get(c, "ports"), k, p) if (json_integer_value(json_object_get(p, "containerPort")) == port) return c;
+  }
+  return json_array_get(cs, 0);
+}
+
+void kbuild_pod_version(const json_t *pod, int port, char buf[KBUILD_MAX_VERSION + 1]) {
+  buf[0] = '\0';
+  const char *v = json_string_value(json_object_get(json_object_get(json_object_get(pod, "metadata"), "labels"), "app.kubernetes.io/version"));
+  if (v && *v) {
+    snprintf(buf, KBUILD_MAX_VERSION + 1, "%s", v);
+    return;
+  }
+  const json_t *c = port_container(pod, port);
+  const char *image = json_string_value(json_object_get(c, "image"));
+  if (!image) return;
+  /* registry[:port]/repo[:tag][@digest]: the tag follows the last ':' after the last '/' */
+  const char *at = strchr(image, '@'), *slash = strrchr(image, '/');
+  size_t end = at ? (size_t)(at - image) : strlen(image);
+  const char *colon = NULL;
+  for (size_t i = slash ? (size_t)(slash - image) : 0; i < end; i++)
+    if (image[i] == ':') colon = image + i;
+  if (colon && (size_t)(colon - image) + 1 < end) {
+    snprintf(buf, KBUILD_MAX_VERSION + 1, "%.*s", (int)(end - (size_t)(colon - image) - 1), colon + 1);
+    return;
+  }
+  if (at && at[1]) {
+    snprintf(buf, KBUILD_MAX_VERSION + 1, "%s", at + 1);
+    return;
+  }
+  /* no tag nor digest in the spec: the digest the kubelet resolved ("repo@sha256:..", or a
+   * runtime's "docker-pullable://repo@sha256:..", or a bare "sha256:..") */
+  const char *name = json_string_value(json_object_get(c, "name"));
+  size_t i;
+  json_t *st;
+  json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"), i, st) {
+    const char *sn = json_string_value(json_object_get(st, "name")), *id = json_string_value(json_object_get(st, "imageID"));
+    if (!sn || !name || strcmp(sn, name) || !id) continue;
+    const char *d = strrchr(id, '@');
+    d = d ? d + 1 : !strncmp(id, "sha256:", 7) ? id : NULL;
+    if (d && *d) snprintf(buf, KBUILD_MAX_VERSION + 1, "%s", d);
+    return;
+  }
+}
+
 int kbuild_duration(const json_t *v, double *ret, pp_err *err) {
   if (json_is_integer(v)) {
     *ret = (double)json_integer_value(v);
@@ -211,6 +261,10 @@ int kbuild_config_yaml(const kbuild_target *t, size_t n, char **ret, pp_err *err
     quoted(&s, x->node);
     pp_buf_puts(&s, "\n    monitor: ");
     quoted(&s, x->monitor);
+    if (x->version && *x->version) {
+      pp_buf_puts(&s, "\n    version: ");
+      quoted(&s, x->version);
+    }
     pp_buf_puts(&s, "\n");
     if (x->interval_seconds > 0) pp_buf_printf(&s, "  interval_seconds: %.15g\n", x->interval_seconds);
     if (x->timeout_seconds > 0) pp_buf_printf(&s, "  timeout_seconds: %.15g\n", x->timeout_seconds);

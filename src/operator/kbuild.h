@@ -24,7 +24,18 @@ typedef struct kbuild_target {
   const char *path;     /* prefix before /debug/pprof ("internal", "/internal/"), or NULL */
   const json_t *config; /* PprofMonitor spec.config ({profile: {seconds: N}, heap: ...}) or NULL */
   double interval_seconds, timeout_seconds; /* 0 = unset */
+  const char *version; /* the workload's version (kbuild_pod_version), the series label
+                        * `version`; NULL or "" = none, no label */
 } kbuild_target;
+
+/* The version of the workload a pod runs, for the `version` label: the pod's
+ * app.kubernetes.io/version label when set, else the tag of the image of the container that
+ * exposes port (containerPort; else the first container), else that image's digest (from the
+ * image reference's @sha256:..., else from the container's status imageID). "" when none of
+ * these is there. At most KBUILD_MAX_VERSION bytes are written (longer values are cut, never
+ * refused: a version is a label, not the target's identity). */
+#define KBUILD_MAX_VERSION 128
+void kbuild_pod_version(const json_t *pod, int port, char buf[KBUILD_MAX_VERSION + 1]);
 
 /* Fails (PP_EINVAL, naming the target) on a target that kbuild_target_check refuses: the
  * caller checks each target first and leaves the bad ones out, so one bad target cannot make

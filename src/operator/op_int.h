@@ -40,7 +40,7 @@
 /* deploy/crds, embedded by tools/embed.py */
 PP_BLOB_TABLE(crd_assets);
 
-enum { I_MONITORS, I_STACKS, I_SERVICES, I_SLICES, I_STS, I_PVCS, I_CMS, I_OPCMS, I_COUNT };
+enum { I_MONITORS, I_STACKS, I_SERVICES, I_SLICES, I_STS, I_PVCS, I_CMS, I_OPCMS, I_PODS, I_COUNT };
 enum { C_STACK, C_MONITORS, C_COUNT }; /* the controllers, for jobs and metrics */
 
 typedef struct op_job op_job;
@@ -136,6 +136,8 @@ void op_monitors_start(op_job *j); /* key MONITORS_KEY */
 #define OP_CONFIG_MAX_TEXT ((size_t)64 << 20)
 void op_digest(const char *text, char *buf, size_t n);
 void op_digest_config(json_t *cm);
+/* The pods informer's transform: a pod cut to what the `version` label needs. */
+void op_trim_pod(json_t *pod);
 
 /* ---- op_lease.c -------------------------------------------------------------------------- */
 

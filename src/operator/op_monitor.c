@@ -286,6 +286,14 @@ void op_monitors_start(op_job *j) {
             ip = adup(&strings, ip);
             pod = pod ? adup(&strings, pod) : ip;
             const char *node = adup(&strings, str(e, "nodeName"));
+            /* the workload's version, from the pod (the pods cache is trimmed by op_trim_pod) */
+            const char *version = NULL;
+            const json_t *po = pod != ip ? inf_get(o->inf[I_PODS], str(tref, "namespace") ? str(tref, "namespace") : sns, pod) : NULL;
+            if (po) {
+              char vb[KBUILD_MAX_VERSION + 1];
+              kbuild_pod_version(po, port, vb);
+              version = vb[0] ? adup(&strings, vb) : NULL;
+            }
             if (!ip || !pod) {
               r = pp_err_set(err, PP_ENOMEM, "out of memory");
               break;
@@ -301,7 +309,8 @@ void op_monitors_start(op_job *j) {
                                     .path = km.path,
                                     .config = km.config,
                                     .interval_seconds = km.interval_seconds,
-                                    .timeout_seconds = km.timeout_seconds};
+                                    .timeout_seconds = km.timeout_seconds,
+                                    .version = version};
             /* an address the collector would refuse (cluster data, not the spec) is left out */
             pp_err terr;
             if (kbuild_target_check(&t[ti], &terr) < 0) {
@@ -367,4 +376,32 @@ void op_monitors_start(op_job *j) {
   /* a pass over 10,000 endpoints frees megabytes of small allocations: give them back */
   malloc_trim(0);
   j->next = monitors_status;
+}
+
+/* The pods cache keeps what kbuild_pod_version reads and the informer needs (name, namespace,
+ * resourceVersion): a pod's full object is kilobytes, and a cluster has many. */
+void op_trim_pod(json_t *pod) {
+  json_t *m = json_object_get(pod, "metadata");
+  json_t *tm = json_pack("{s:O*,s:O*,s:O*}", "name", json_object_get(m, "name"), "namespace", json_object_get(m, "namespace"),
+                         "resourceVersion", json_object_get(m, "resourceVersion"));
+  const json_t *ver = json_object_get(json_object_get(m, "labels"), "app.kubernetes.io/version");
+  if (tm && ver) json_object_set_new(tm, "labels", json_pack("{s:O}", "app.kubernetes.io/version", ver));
+  json_t *cs = json_array(), *ss = json_array();
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(json_object_get(pod, "spec"), "containers"), i, c) {
+    json_t *ports = json_array();
+    size_t k;
+    json_t *pt;
+    json_array_foreach(json_object_get(c, "ports"), k, pt)
+      json_array_append_new(ports, json_pack("{s:O*}", "containerPort", json_object_get(pt, "containerPort")));
+    json_array_append_new(cs, json_pack("{s:O*,s:O*,s:o}", "name", json_object_get(c, "name"), "image", json_object_get(c, "image"),
+                                        "ports", ports));
+  }
+  json_array_foreach(json_object_get(json_object_get(pod, "status"), "containerStatuses"), i, c)
+    json_array_append_new(ss, json_pack("{s:O*,s:O*}", "name", json_object_get(c, "name"), "imageID", json_object_get(c, "imageID")));
+  json_object_clear(pod);
+  if (tm) json_object_set_new(pod, "metadata", tm);
+  json_object_set_new(pod, "spec", json_pack("{s:o}", "containers", cs));
+  json_object_set_new(pod, "status", json_pack("{s:o}", "containerStatuses", ss));
 }

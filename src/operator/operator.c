@@ -44,6 +44,22 @@ static void on_monitor_input(void *ud, informer *inf, const char *type, const js
   if (inf == o->inf[I_SERVICES]) on_child(ud, inf, type, obj, old);
 }
 
+/* A pod's version can change (labels, image) without its EndpointSlice changing; its status
+ * changes far more often, which op_trim_pod leaves out: only a change of what is kept counts. */
+static void on_pod(void *ud, informer *inf, const char *type, const json_t *obj, const json_t *old) {
+  op *o = ud;
+  if (old && !strcmp(type, "MODIFIED")) {
+    json_t *a = json_deep_copy(obj), *b = json_deep_copy(old);
+    json_object_del(json_object_get(a, "metadata"), "resourceVersion");
+    json_object_del(json_object_get(b, "metadata"), "resourceVersion");
+    bool same = a && b && json_equal(a, b);
+    json_decref(a);
+    json_decref(b);
+    if (same) return;
+  }
+  kq_add(o->q, MONITORS_KEY);
+}
+
 static void on_op_configmap(void *ud, informer *inf, const char *type, const json_t *obj, const json_t *old) {
   op *o = ud;
   char want[300];
@@ -270,6 +286,8 @@ int op_new(const op_opts *oo, kclient *c, op **ret, pp_err *err) {
       [I_PVCS] = {"persistentvolumeclaims", "/api/v1/persistentvolumeclaims", managed, on_child, o},
       [I_CMS] = {"configmaps", "/api/v1/configmaps", managed, on_child, o},
       [I_OPCMS] = {"operator-configmaps", opcm, NULL, on_op_configmap, o, false, op_digest_config},
+      /* the targets' `version` label (op_trim_pod keeps what it needs) */
+      [I_PODS] = {"pods", "/api/v1/pods", NULL, on_pod, o, false, op_trim_pod},
   };
   for (int i = 0; i < I_COUNT; i++) {
     io[i].health = on_health;

@@ -29,8 +29,13 @@ import traceback
 import zlib
 from urllib.parse import quote
 
+<<<<<<< HEAD
 from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_peek, parse_go_top, parse_our_top, run
 import labels
+=======
+from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_top, parse_our_top, run
+import pgo_api
+>>>>>>> pgo14
 import web_load
 from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req, stop_leftovers
 
@@ -1559,8 +1564,13 @@ PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_
                                   shutdown, disk_faults, tiers, tiers_answer)}
 # the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
 PARTS.update(web_load.PARTS)
+<<<<<<< HEAD
 # pprof sample labels, single profiles, a function over time (tests/collector/labels.py)
 PARTS.update(labels.PARTS)
+=======
+# /api/v1/pgo, pprof-tool pgo and /api/v1/regressions (tests/collector/pgo_api.py)
+PARTS.update(pgo_api.PARTS)
+>>>>>>> pgo14
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 # nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)
@@ -1568,7 +1578,7 @@ ASAN_PARTS = [p for p in PARTS if p not in ("disk", "disk_faults", "tiers")]
 # the collector-tsan suite: the parts where threads meet (HTTP threads reading the engine and the
 # store while the loop scrapes, decodes and stores; reloads by HTTP; the compactor; shutdown),
 # not the command line (one thread) nor the disk part (sustained ingest: the sanitizer's speed)
-TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk", "disk_faults", "tiers")]
+TSAN_PARTS = [p for p in PARTS if p not in ("cli_cases", "disk", "disk_faults", "tiers", "pgo")]
 
 
 SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|ThreadSanitizer: reported")

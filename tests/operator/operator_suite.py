@@ -498,6 +498,56 @@ def gzipped_config(t, env, op):
     return op
 
 
+def config_labels(env):
+    """{target name: its labels} from the operator's config.yaml (parsed as YAML)."""
+    import yaml
+    doc = yaml.safe_load(env.config_yaml() or "") or {}
+    return {m["name"]: m.get("labels") or {} for m in doc.get("monitors") or []}
+
+
+def stored_version(pod):
+    """A pod's version as issue 14 defines it, read from what the API server stored: the
+    app.kubernetes.io/version label, else the image tag of the container exposing the port (the
+    demo's only container), else its digest."""
+    lab = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/version")
+    if lab:
+        return lab
+    image = pod["spec"]["containers"][0]["image"]
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else digest or None
+
+
+def version_label(t, env, op):
+    """Every target carries the workload's version: the image tag of the demo pods, then the
+    app.kubernetes.io/version label once the Deployment's template has one (a rollout: new pods);
+    the collector keeps it as a series label."""
+    def follows(want_version):
+        pods = {p["metadata"]["name"]: p for p in env.pods("default", "app=pprof")}
+        ready = env.ready_pods("default", "app=pprof")
+        want = {n: stored_version(pods[n]) for n in ready if n in pods}
+        got = {n: l.get("version") for n, l in config_labels(env).items() if n.startswith("pprof-demo-")}
+        return (want, got) if ready and got == want and set(want.values()) == {want_version} else None
+    before = wait_for(lambda: follows("dev"), 45)
+    t.record("the config's targets carry version = their image tag (docker.io/pprof-controller/demo-target:dev: \"dev\"), "
+             "as the API server stored the pods", bool(before), [config_labels(env), env.ready_pods("default", "app=pprof")])
+    p = env.kubectl("patch", "deployment", "-n", "default", "pprof-demo", "--type=merge", "-p",
+                    '{"spec":{"template":{"metadata":{"labels":{"app.kubernetes.io/version":"v2.0.1"}}}}}')
+    after = wait_for(lambda: follows("v2.0.1"), 120)
+    t.record("a rollout with app.kubernetes.io/version=v2.0.1 in the pod template: the new pods' targets carry version "
+             "v2.0.1 (the label wins over the image tag)", p.returncode == 0 and bool(after),
+             [p.stderr, config_labels(env), env.ready_pods("default", "app=pprof")])
+    pods = set(env.ready_pods("default", "app=pprof"))
+
+    def series():
+        st, body = env.collector("/api/v1/series?type=heap&version=v2.0.1")
+        got = {s["labels"].get("pod") for s in json.loads(body)["data"]} if st == 200 else set()
+        return got if pods and pods <= got else None
+    got = wait_for(series, 90, 2)
+    t.record("the collector pod stores the new pods' profiles with the series label version=v2.0.1 (selectable by it)",
+             bool(got), [pods, env.collector("/api/v1/series?type=heap&version=v2.0.1")])
+
+
 def drift(t, env, op):
     """Children deleted or edited by hand are put back; a restart over a correct cluster writes nothing."""
     svc = f"/api/v1/namespaces/{NS}/services/{NAME}-collector"
@@ -597,13 +647,17 @@ def in_cluster(t, env):
              [env.targets(), logs[-2000:]])
     tok = env.cp.token(NS, "pprof-operator", 600)
     denied = []
-    for method, path in (("GET", "/api/v1/namespaces/default/secrets"), ("GET", "/api/v1/pods"),
+    # pods: read for the targets' version label (list, watch), nothing more: no logs, no deletes
+    pod = f"/api/v1/namespaces/default/pods/{sorted(d)[0] if d else 'none'}"
+    for method, path in (("GET", "/api/v1/namespaces/default/secrets"), ("GET", pod + "/log"), ("DELETE", pod),
                          ("DELETE", STS), ("DELETE", MONITOR), ("PATCH", MONITOR)):
         st, _ = env.cp.api(method, path, {} if method == "PATCH" else None, "application/merge-patch+json", token=tok)
         denied.append((method, path, st))
     st, _ = env.cp.api("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets", token=tok)
-    t.record("RBAC (real authorizer): the account cannot read secrets or pods, delete its children or monitors, or edit "
-             "monitors' specs; it can list what it needs", all(c == 403 for _, _, c in denied) and st == 200, [denied, st])
+    st_pods, _ = env.cp.api("GET", "/api/v1/pods?limit=1", token=tok)
+    t.record("RBAC (real authorizer): the account cannot read secrets or pod logs, delete pods, its children or monitors, or "
+             "edit monitors' specs; it can list what it needs (pods too)", all(c == 403 for _, _, c in denied) and st == 200 and
+             st_pods == 200, [denied, st, st_pods])
     env.kubectl("scale", "-n", NS, "deployment/pprof-operator", "--replicas=0")
     wait_for(lambda: not env.pods(NS, "app.kubernetes.io/name=pprof-operator"), 60)
 
@@ -1069,7 +1123,7 @@ def make_cluster(t):
 
 # the sections `tests/run.py operator:A,B` selects (PPROF_OPERATOR_SECTIONS=A,B), in the order they
 # run; the seed's steps run always (the sections start from what they leave)
-SECTIONS = ("crds", "changes", "gzip", "drift", "leader", "in_cluster", "faults", "slow", "badevents", "credentials",
+SECTIONS = ("crds", "changes", "gzip", "drift", "version", "leader", "in_cluster", "faults", "slow", "badevents", "credentials",
             "gc", "asan", "valgrind", "cluster")
 
 
@@ -1104,6 +1158,8 @@ def run_suite(t):
             op = gzipped_config(t, env, op)
         if want("drift"):
             op = drift(t, env, op)
+        if want("version"):
+            version_label(t, env, op)
         op.stop()
         needs_sa = {"faults", "slow", "badevents", "credentials"}
         for name, fn in (("leader", leader_election), ("in_cluster", in_cluster), ("faults", faults),

@@ -945,10 +945,71 @@ static void focus_agrees_with_top_on_shared_profiles(void) {
     pprof_top_release(&t);
     pprof_free(p);
   }
+/* pprof_pgo_trim on a real CPU profile (large/gotypes-cpu.pb, deep stacks): every sample keeps
+ * at most keep_locations locations, the leaf's innermost line is 0 and nothing else about it
+ * changes, labels go, the totals and every function's flat stay; keep 0 without aggregation
+ * keeps the profile's top table whole; the source is untouched; a cap too small is PP_ELIMIT. */
+static void pgo_trim_on_a_real_profile(void) {
+  pprof_profile *p = decode_shared("large/gotypes-cpu.pb"), *t = NULL, *u = NULL;
+  CHECK(p != NULL);
+  if (!p) return;
+  size_t nsample = p->nsample, deepest = 0;
+  for (size_t i = 0; i < p->nsample; i++)
+    if (p->sample[i].nloc > deepest) deepest = p->sample[i].nloc;
+  CHECK(deepest > 5);
+  pp_err err = {0};
+  pprof_pgo_opts o = {.keep_locations = 5, .aggregate_callees = true};
+  CHECK(pprof_pgo_trim(p, &o, 0, &t, &err) == 0);
+  pprof_pgo_opts all = {.keep_locations = 0, .aggregate_callees = false};
+  CHECK(pprof_pgo_trim(p, &all, 0, &u, &err) == 0);
+  CHECK_EQ_I64(p->nsample, nsample); /* the source as it was */
+  if (t && u) {
+    CHECK(t->nsample < p->nsample);
+    bool short_ok = true, leaf_ok = true, nolabels = true;
+    for (size_t i = 0; i < t->nsample; i++) {
+      const pprof_sample *s = &t->sample[i];
+      short_ok &= s->nloc <= 5;
+      nolabels &= s->nlabel == 0;
+      if (s->nloc && t->location[s->loc[0]].nline) leaf_ok &= t->location[s->loc[0]].line[0].line == 0;
+    }
+    CHECK(short_ok);
+    CHECK(leaf_ok);
+    CHECK(nolabels);
+    for (int si = 0; si < (int)p->nsample_type; si++) {
+      pprof_top a, b, c;
+      CHECK(pprof_top_compute(p, si, &a, NULL) == 0);
+      CHECK(pprof_top_compute(t, si, &b, NULL) == 0);
+      CHECK(pprof_top_compute(u, si, &c, NULL) == 0);
+      CHECK_EQ_I64(b.total, a.total);
+      CHECK_EQ_I64(c.total, a.total);
+      CHECK_EQ_I64(c.nfuncs, a.nfuncs);
+      size_t flat_diff = 0, whole_diff = 0;
+      for (size_t i = 0; i < a.nfuncs; i++) {
+        int64_t bf = 0;
+        for (size_t k = 0; k < b.nfuncs; k++)
+          if (!strcmp(b.funcs[k].name, a.funcs[i].name)) bf = b.funcs[k].flat;
+        flat_diff += bf != a.funcs[i].flat;
+        whole_diff += i >= c.nfuncs || strcmp(c.funcs[i].name, a.funcs[i].name) || c.funcs[i].flat != a.funcs[i].flat ||
+                      c.funcs[i].cum != a.funcs[i].cum;
+      }
+      CHECK_EQ_I64(flat_diff, 0);
+      CHECK_EQ_I64(whole_diff, 0);
+      pprof_top_release(&a);
+      pprof_top_release(&b);
+      pprof_top_release(&c);
+    }
+  }
+  pprof_free(t);
+  pprof_free(u);
+  t = NULL;
+  CHECK(pprof_pgo_trim(p, &o, 4096, &t, &err) == PP_ELIMIT);
+  CHECK(t == NULL);
+  pprof_free(p);
 }
 
 int main(void) {
   RUN(top_counts_recursion_once_and_inlines);
+  RUN(pgo_trim_on_a_real_profile);
   RUN(tree_is_root_to_leaf);
   RUN(encode_decode_round_trip);
   RUN(merge_sums_equal_stacks);

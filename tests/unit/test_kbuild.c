@@ -14,17 +14,17 @@ static void config_yaml_round_trips_through_the_collector_parser(void) {
       json_loads("{\"profile\":{\"seconds\":30},\"heap\":{},\"allocs\":{\"seconds\":60}}", 0, NULL);
   kbuild_target t[] = {
       {"shop", "checkout", "checkout-7d9f-b", "node-2", "mon", "http", "10.0.0.12", 6060, NULL,
-       conf, 0, 0},
+       conf, 0, 0, "v1.4.2"},
       {"shop", "checkout", "checkout-7d9f-a", "node-1", "mon", "http", "10.0.0.11", 6060,
-       "/internal/", NULL, 30, 0},
+       "/internal/", NULL, 30, 0, ""},
       /* the same pod selected on a second port and by a second monitor: names stay unique */
       {"shop", "checkout", "checkout-7d9f-a", "node-1", "mon", "http", "10.0.0.11", 7070, NULL,
-       NULL, 0, 0},
+       NULL, 0, 0, NULL},
       {"shop", "checkout", "checkout-7d9f-a", "node-1", "other", "http", "10.0.0.11", 7070, NULL,
-       NULL, 0, 0},
+       NULL, 0, 0, NULL},
       /* hostile strings from the cluster cannot inject YAML */
       {"evil\"ns", "svc\nmonitors: []", "pod: {x}", "n\\1", "m'#", "https", "fd00::7", 443, NULL,
-       NULL, 0, 12},
+       NULL, 0, 12, "v\"1\n- name: x"},
   };
   char *yaml = NULL, *again = NULL;
   pp_err err = {0};
@@ -47,6 +47,14 @@ static void config_yaml_round_trips_through_the_collector_parser(void) {
     CHECK_STR(c->monitors[0].endpoint, "https://[fd00::7]:443");
     CHECK_STR(c->monitors[0].labels[0].value, "evil\"ns");
     CHECK_STR(c->monitors[0].labels[1].value, "svc\nmonitors: []");
+    /* the version label: written when set (escaped like every string), absent when NULL or "" */
+    CHECK_EQ_I64(c->monitors[0].nlabels, 6);
+    CHECK_STR(c->monitors[0].labels[5].key, "version");
+    CHECK_STR(c->monitors[0].labels[5].value, "v\"1\n- name: x");
+    CHECK_EQ_I64(c->monitors[1].nlabels, 5);
+    CHECK_EQ_I64(c->monitors[2].nlabels, 5);
+    CHECK_STR(c->monitors[4].labels[5].key, "version");
+    CHECK_STR(c->monitors[4].labels[5].value, "v1.4.2");
     CHECK_STR(c->monitors[1].name, "checkout-7d9f-a");
     CHECK_STR(c->monitors[1].endpoint, "http://10.0.0.11:6060/internal");
     CHECK_STR(c->monitors[2].name, "checkout-7d9f-a-7070");
@@ -67,7 +75,7 @@ static void config_yaml_round_trips_through_the_collector_parser(void) {
   free(again);
   /* bad input: a CPU profile of 0 seconds, and a target without a port */
   json_t *bad = json_loads("{\"profile\":{\"seconds\":0}}", 0, NULL);
-  kbuild_target b[] = {{"ns", "svc", "p", "n", "m", "http", "10.0.0.1", 80, NULL, bad, 0, 0}};
+  kbuild_target b[] = {{"ns", "svc", "p", "n", "m", "http", "10.0.0.1", 80, NULL, bad, 0, 0, NULL}};
   CHECK(kbuild_config_yaml(b, 1, &yaml, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "config.profile.seconds") != NULL);
   b[0].config = NULL;
@@ -130,10 +138,10 @@ static void bad_monitors_are_refused_alone(void) {
   /* the same values handed to the config builder as targets: refused there too, and the
    * collector's own parser agrees that such a config is unusable */
   json_t *over = json_loads("{\"profile\":{\"seconds\":3601}}", 0, NULL);
-  kbuild_target t[] = {{"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, "/debug?token=x", NULL, 0, 0},
-                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, over, 0, 0},
-                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 360000000, 0},
-                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 0, 360000000}};
+  kbuild_target t[] = {{"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, "/debug?token=x", NULL, 0, 0, NULL},
+                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, over, 0, 0, NULL},
+                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 360000000, 0, NULL},
+                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 0, 360000000, NULL}};
   const char *as_collector_config[] = {
       "monitors:\n- name: p-0\n  endpoint: http://10.0.0.1:80/debug?token=x\n",
       "monitors:\n- name: p-0\n  endpoint: http://10.0.0.1:80\n  profile: {seconds: 3601}\n",
@@ -160,7 +168,7 @@ static void bad_monitors_are_refused_alone(void) {
   CHECK(m.interval_seconds == 5400);
   CHECK(m.timeout_seconds == 90);
   kbuild_target good = {"ns", "svc", "p-0", "n", "m", m.scheme, "10.0.0.1", 80, m.path, m.config, m.interval_seconds,
-                        m.timeout_seconds};
+                        m.timeout_seconds, NULL};
   CHECK(kbuild_target_check(&good, &err) == 0);
   char *yaml = NULL;
   CHECK(kbuild_config_yaml(&good, 1, &yaml, &err) == 0);
@@ -197,9 +205,9 @@ static void long_names_fit(void) {
   pod[253] = '\0';
   memset(mon, 'm', 253);
   mon[253] = '\0';
-  kbuild_target t[] = {{"ns", "svc", pod, "n", "a", "http", "10.0.0.1", 80, NULL, NULL, 0, 0},
-                       {"ns", "svc", pod, "n", mon, "http", "10.0.0.1", 80, NULL, NULL, 0, 0},
-                       {"ns", "svc", pod, "n", "b", "http", "10.0.0.1", 80, NULL, NULL, 0, 0}};
+  kbuild_target t[] = {{"ns", "svc", pod, "n", "a", "http", "10.0.0.1", 80, NULL, NULL, 0, 0, NULL},
+                       {"ns", "svc", pod, "n", mon, "http", "10.0.0.1", 80, NULL, NULL, 0, 0, NULL},
+                       {"ns", "svc", pod, "n", "b", "http", "10.0.0.1", 80, NULL, NULL, 0, 0, NULL}};
   char *yaml = NULL;
   pp_err err = {0};
   CHECK(kbuild_config_yaml(t, 3, &yaml, &err) == 0);
@@ -464,6 +472,68 @@ static void work_queue(void) {
   kq_free(q);
 }
 
+/* The `version` label from a pod: its app.kubernetes.io/version label, else the image tag of the
+ * container exposing the port (else the first's), else the digest (the reference's, else the
+ * status imageID's), else none. */
+static void pod_versions(void) {
+  static const struct {
+    const char *pod;
+    int port;
+    const char *want;
+  } cases[] = {
+      /* the label wins over any image */
+      {"{\"metadata\":{\"labels\":{\"app.kubernetes.io/version\":\"2.3.1\"}},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"r/x:v9\"}]}}",
+       6060, "2.3.1"},
+      /* an empty label is no label */
+      {"{\"metadata\":{\"labels\":{\"app.kubernetes.io/version\":\"\"}},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"r/x:v9\"}]}}",
+       6060, "v9"},
+      /* the container exposing the port, not the first; a registry port is not a tag */
+      {"{\"spec\":{\"containers\":[{\"name\":\"proxy\",\"image\":\"envoy:1.30\",\"ports\":[{\"containerPort\":9901}]},"
+       "{\"name\":\"app\",\"image\":\"registry:5000/shop/checkout:2024.11.3\",\"ports\":[{\"containerPort\":6060}]}]}}",
+       6060, "2024.11.3"},
+      /* a port no container declares: the first container */
+      {"{\"spec\":{\"containers\":[{\"name\":\"proxy\",\"image\":\"envoy:1.30\",\"ports\":[{\"containerPort\":9901}]},"
+       "{\"name\":\"app\",\"image\":\"shop/checkout:7\"}]}}",
+       7070, "1.30"},
+      /* tag and digest: the tag */
+      {"{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"r:5000/x:v2@sha256:abcd\"}]}}", 1, "v2"},
+      /* digest only: the digest */
+      {"{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"r:5000/x@sha256:abcd\"}]}}", 1, "sha256:abcd"},
+      /* neither (registry port only): the digest the kubelet resolved, with or without a scheme */
+      {"{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"r:5000/x\"}]},"
+       "\"status\":{\"containerStatuses\":[{\"name\":\"b\",\"imageID\":\"sha256:ffff\"},"
+       "{\"name\":\"a\",\"imageID\":\"docker-pullable://r:5000/x@sha256:0123\"}]}}",
+       1, "sha256:0123"},
+      {"{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"x\"}]},"
+       "\"status\":{\"containerStatuses\":[{\"name\":\"a\",\"imageID\":\"sha256:0123\"}]}}",
+       1, "sha256:0123"},
+      /* nothing known: no version; a trailing ':' is no tag */
+      {"{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"x\"}]}}", 1, ""},
+      {"{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"x:\"}]}}", 1, ""},
+      {"{\"spec\":{\"containers\":[]}}", 1, ""},
+      {"{}", 1, ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    json_t *pod = json_loads(cases[i].pod, 0, NULL);
+    char v[KBUILD_MAX_VERSION + 1];
+    CHECK(pod != NULL);
+    kbuild_pod_version(pod, cases[i].port, v);
+    if (strcmp(v, cases[i].want)) {
+      fprintf(stderr, "  case %zu: got \"%s\", want \"%s\"\n", i, v, cases[i].want);
+      tt_failures++;
+    }
+    json_decref(pod);
+  }
+  /* a long label is cut to KBUILD_MAX_VERSION bytes, not refused */
+  char long_v[300], v[KBUILD_MAX_VERSION + 1];
+  memset(long_v, 'v', sizeof long_v - 1);
+  long_v[sizeof long_v - 1] = '\0';
+  json_t *pod = json_pack("{s:{s:{s:s}}}", "metadata", "labels", "app.kubernetes.io/version", long_v);
+  kbuild_pod_version(pod, 1, v);
+  CHECK_EQ_I64(strlen(v), KBUILD_MAX_VERSION);
+  json_decref(pod);
+}
+
 int main(void) {
   RUN(config_yaml_round_trips_through_the_collector_parser);
   RUN(bad_monitors_are_refused_alone);
@@ -474,5 +544,6 @@ int main(void) {
   RUN(stack_retention);
   RUN(yaml_to_json);
   RUN(work_queue);
+  RUN(pod_versions);
   return tt_finish();
 }
