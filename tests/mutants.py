@@ -525,7 +525,6 @@ MUTANTS = [
       [(UI, "    const key = s.labels.__k8s_name ? `${s.labels.__k8s_namespace || ''}/${s.labels.__k8s_name}` : s.labels.monitor;",
         "    const key = s.labels.monitor;")],
       ["ui"], r"dashboard shows one card per service"),
-<<<<<<< HEAD
     M("ui-timeline-axis-short", "the timeline's value axis stops below its largest point",
       [(UI, "const ystep = niceStep(vmax / 3), ymax = Math.ceil(vmax / ystep) * ystep;",
         "const ystep = niceStep(vmax / 3), ymax = Math.max(Math.floor(vmax / ystep), 1) * ystep;")],
@@ -597,7 +596,6 @@ MUTANTS = [
       [(UI, "        rerender(rec && rec.id != null ? { profile: 'id:' + rec.id, profile_at: String(p.end) }",
         "        rerender(rec && rec.id != null ? { profile: 'id:' + (rec.id + 1), profile_at: String(p.end) }")],
       ["ui"], r"clicking a point opens"),
-=======
     # ---- /api/v1/pgo, pprof-tool pgo, /api/v1/regressions (issue 14, tests/collector/pgo_api.py)
     M("pgo-keeps-every-location", "pprof_pgo_trim ignores keep_locations (stacks stay whole)",
       [("src/codec/pgo.c", "  size_t keep = o->keep_locations;", "  size_t keep = 0;")],
@@ -624,7 +622,6 @@ MUTANTS = [
       [("src/operator/kbuild.c", "    if (x->version && *x->version) {\n      pp_buf_puts(&s, \"\\n    version: \");",
         "    if (0) {\n      pp_buf_puts(&s, \"\\n    version: \");")],
       ["unit:test_kbuild", "operator:version"], r"config_yaml_round_trips|carry version"),
->>>>>>> pgo14
     # ---- operator, on the real control plane (tests/operator)
     M("operator-unreadable-config-digested", "a gzipped config read back with a NUL inside, or past 64 MiB, is digested as if readable",
       [("src/operator/op_monitor.c", " && !memchr(text, 0, n)) {", ") {"),

@@ -1166,11 +1166,11 @@ int web_api_merge(const web_ctx *x, const web_params *p, bool base, size_t budge
     return -1;
   }
   if (base && !has_base) return 1;
-  const selection *q = base ? &b : &s;
+  selection *q = base ? &b : &s;
   pp_err err = {0};
   size_t count = 0;
-  int r = store_merged_within(x->h->st, q->m, q->nm, q->type, q->from, q->to, q->agg, WEB_MAX_RECORDS, budget,
-                              ret_profile, &count, &err);
+  /* the render's path: id= and tag= hold for these routes too */
+  int r = select_profile(x, q, budget, ret_profile, &count, NULL, &err);
   if (r < 0) {
     store_error(x, out, r, &err);
     return -1;

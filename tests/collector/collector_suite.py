@@ -29,13 +29,9 @@ import traceback
 import zlib
 from urllib.parse import quote
 
-<<<<<<< HEAD
 from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_peek, parse_go_top, parse_our_top, run
 import labels
-=======
-from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_top, parse_our_top, run
 import pgo_api
->>>>>>> pgo14
 import web_load
 from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req, stop_leftovers
 
@@ -1564,13 +1560,10 @@ PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_
                                   shutdown, disk_faults, tiers, tiers_answer)}
 # the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
 PARTS.update(web_load.PARTS)
-<<<<<<< HEAD
 # pprof sample labels, single profiles, a function over time (tests/collector/labels.py)
 PARTS.update(labels.PARTS)
-=======
 # /api/v1/pgo, pprof-tool pgo and /api/v1/regressions (tests/collector/pgo_api.py)
 PARTS.update(pgo_api.PARTS)
->>>>>>> pgo14
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 # nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)

@@ -945,6 +945,8 @@ static void focus_agrees_with_top_on_shared_profiles(void) {
     pprof_top_release(&t);
     pprof_free(p);
   }
+}
+
 /* pprof_pgo_trim on a real CPU profile (large/gotypes-cpu.pb, deep stacks): every sample keeps
  * at most keep_locations locations, the leaf's innermost line is 0 and nothing else about it
  * changes, labels go, the totals and every function's flat stay; keep 0 without aggregation
