@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from urllib.parse import quote
 
 from harness import OUT, ROOT, TOOL, check, go_pprof, go_raw, go_top_args, parse_go_top, run
 from peers import Collector, DemoTarget, Prometheus, free_port, http_req
@@ -249,6 +250,26 @@ def regressions(t):
             got = {k: http_req("GET", c.url + k)[0] for k in want}
             return got == want, str(got)
         check(t, "collector API: /api/v1/regressions: no base, bad limit, by, type or sample 400; an empty base 404", bad)
+
+        def tagged():
+            # the same target, its two handlers: go tool pprof -tagfocus cuts each out of the
+            # unfiltered merge, and the regressions of tag= against base_tag= must be theirs
+            hs, ss = os.path.join(work, "hash.pb.gz"), os.path.join(work, "sort.pb.gz")
+            for dest, v in ((hs, "/hash"), (ss, "/sort")):
+                g = go_pprof(["-proto", f"-tagfocus=handler=^{v}$", "-output", dest, a])
+                if g.returncode:
+                    return False, g.stderr[-500:]
+            want, tot_a, tot_b = expected_regressions(hs, ss, "flat")
+            st, body = c.get_json(f"/api/v1/regressions?type=cpu&name=demo&to={sec(to)}&tag={quote('handler=/hash')}"
+                                  f"&base_name=demo&base_to={sec(to)}&base_tag={quote('handler=/sort')}&limit=10000")
+            if st != 200:
+                return False, f"HTTP {st} {body}"
+            d = body["data"]
+            got = [(r["name"], r["flat"], r["baseFlat"]) for r in d["functions"]]
+            exp = [(r["name"], r["flat"], r["baseFlat"]) for r in want]
+            return (tot_a > 0 and tot_b > 0 and (d["total"], d["baseTotal"]) == (tot_a, tot_b) and got == exp), \
+                f"totals ours {d['total']}, {d['baseTotal']} go {tot_a}, {tot_b}; ours {got[:5]} go {exp[:5]}"
+        check(t, "collector API: /api/v1/regressions with tag= and base_tag= equals go tool pprof -tagfocus of each side", tagged)
     finally:
         if c:
             c.stop()
