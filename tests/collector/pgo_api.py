@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from urllib.parse import quote
 
@@ -197,12 +198,30 @@ def regressions(t):
     demo, prom = DemoTarget(), Prometheus()
     work = tempfile.mkdtemp(prefix="regr14-")
     c = None
+    busy = threading.Event()
+
+    def keep_prometheus_busy():
+        # an idle prometheus spends no CPU in a 2 s profile (seen under the sanitizer builds,
+        # whose slower start leaves prometheus idle by the first scrape): serving its own
+        # metrics over and over gives the "before" side a CPU profile to compare
+        while not busy.is_set():
+            try:
+                http_req("GET", prom.url + "/metrics", timeout=5)
+            except OSError:
+                busy.wait(0.1)
+
+    loader = threading.Thread(target=keep_prometheus_busy, daemon=True)
     try:
+        loader.start()
         c, to = collect(t, [("demo", demo.url), ("prometheus", prom.url)], "regressions")
+        busy.set()
+        loader.join()
         a, b = os.path.join(work, "after.pb.gz"), os.path.join(work, "before.pb.gz")
         sa, _, _ = fetch(c, f"/api/v1/profile?type=cpu&name=demo&to={sec(to)}", a)
         sb, _, _ = fetch(c, f"/api/v1/profile?type=cpu&name=prometheus&to={sec(to)}", b)
         t.tool("collector regressions: both sides' merged profiles download", sa == 200 and sb == 200, f"{sa} {sb}")
+        tots = (total(a), total(b)) if sa == 200 and sb == 200 else (0, 0)
+        t.tool("collector regressions: both sides spent CPU (go tool pprof totals)", all(tots), str(tots))
         q = f"/api/v1/regressions?type=cpu&name=demo&to={sec(to)}&base_name=prometheus&base_to={sec(to)}"
 
         for by in ("flat", "cum"):
@@ -271,6 +290,7 @@ def regressions(t):
                 f"totals ours {d['total']}, {d['baseTotal']} go {tot_a}, {tot_b}; ours {got[:5]} go {exp[:5]}"
         check(t, "collector API: /api/v1/regressions with tag= and base_tag= equals go tool pprof -tagfocus of each side", tagged)
     finally:
+        busy.set()
         if c:
             c.stop()
             c.cleanup()
