@@ -663,35 +663,48 @@ int store__read_record(store *s, const row_loc *e, uint8_t **ret, size_t *ret_le
   return r;
 }
 
-int store_read_row(store *s, int64_t id, store_row *ret_row, uint8_t **ret, size_t *ret_len, pp_err *err) {
+/* The row of profile id: where its record is and, with meta, the row's fields and its series'
+ * labels (the columns of STORE_RAW_COLS, then the labels); PP_EUSAGE when there is none. */
+static int row_by_id(store *s, int64_t id, bool meta, row_loc *e, pp_err *err) {
   sqlite3 *db;
   int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
   sqlite3_stmt *st;
-  row_loc e;
-  memset(&e, 0, sizeof e);
+  memset(e, 0, sizeof e[0]);
   r = PP_EUSAGE;
-  if (sqlite3_prepare_v2(db, "SELECT p.id, p.type, p.start_ns, p.end_ns, p.sample_types, p.totals, " STORE_LOC_COLS
-                         ", s.labels FROM profile p JOIN series s ON s.id=p.series_id WHERE p.id=?", -1, &st, NULL) == SQLITE_OK) {
+  if (sqlite3_prepare_v2(db, "SELECT " STORE_RAW_COLS ", (SELECT labels FROM series WHERE series.id=profile.series_id)"
+                         " FROM profile WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_int64(st, 1, id);
     if (sqlite3_step(st) == SQLITE_ROW) {
-      e.row.id = id;
-      e.row.count = 1;
-      e.row.type = dup_col(st, 1);
-      e.row.start_ns = sqlite3_column_int64(st, 2);
-      e.row.end_ns = sqlite3_column_int64(st, 3);
-      e.row.sample_types = dup_col(st, 4);
-      e.row.totals = dup_col(st, 5);
-      store__take_loc(st, 6, &e);
-      e.row.labels_json = dup_col(st, 11);
-      r = e.row.type && e.row.labels_json ? 0 : PP_ENOMEM;
+      e->row.id = id;
+      store__take_loc(st, 6, e);
+      r = 0;
+      if (meta) {
+        e->row.count = 1;
+        e->row.type = dup_col(st, 1);
+        e->row.start_ns = sqlite3_column_int64(st, 2);
+        e->row.end_ns = sqlite3_column_int64(st, 3);
+        e->row.sample_types = dup_col(st, 4);
+        e->row.totals = dup_col(st, 5);
+        e->row.labels_json = dup_col(st, 11);
+        if (!e->row.type || !e->row.sample_types || !e->row.totals || !e->row.labels_json) r = PP_ENOMEM;
+      }
     }
     sqlite3_finalize(st);
   }
   sqlite3_close(db);
+  if (r == PP_EUSAGE) return pp_err_set(err, PP_EUSAGE, "no profile with id %lld", (long long)id);
+  if (r < 0) {
+    row_strings_free(e);
+    return pp_err_set(err, r, "out of memory");
+  }
+  return 0;
+}
+
+int store_read_row(store *s, int64_t id, store_row *ret_row, uint8_t **ret, size_t *ret_len, pp_err *err) {
+  row_loc e;
+  int r = row_by_id(s, id, true, &e, err);
   if (r == 0) r = store__read_record(s, &e, ret, ret_len, err);
-  else if (r == PP_EUSAGE) pp_err_set(err, PP_EUSAGE, "no profile with id %lld", (long long)id);
-  else pp_err_set(err, r, "out of memory");
   if (r == 0) *ret_row = e.row;
   else row_strings_free(&e);
   return r;
@@ -706,25 +719,9 @@ void store_row_release(store_row *r) {
 }
 
 int store_read(store *s, int64_t id, uint8_t **ret, size_t *ret_len, pp_err *err) {
-  sqlite3 *db;
-  int r = store__open_reader(s, &db, err);
-  if (r < 0) return r;
-  sqlite3_stmt *st;
   row_loc e;
-  memset(&e, 0, sizeof e);
-  r = PP_EUSAGE;
-  if (sqlite3_prepare_v2(db, "SELECT " STORE_LOC_COLS " FROM profile WHERE id=?", -1, &st, NULL) == SQLITE_OK) {
-    sqlite3_bind_int64(st, 1, id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      e.row.id = id;
-      store__take_loc(st, 0, &e);
-      r = 0;
-    }
-    sqlite3_finalize(st);
-  }
-  sqlite3_close(db);
-  if (r < 0) return pp_err_set(err, PP_EUSAGE, "no profile with id %lld", (long long)id);
-  return store__read_record(s, &e, ret, ret_len, err);
+  int r = row_by_id(s, id, false, &e, err);
+  return r < 0 ? r : store__read_record(s, &e, ret, ret_len, err);
 }
 
 store_agg store_default_agg(const char *type, bool delta) {
