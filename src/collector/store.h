@@ -320,4 +320,15 @@ int store_read(store *s, int64_t id, uint8_t **ret_buf, size_t *ret_len, pp_err 
 int store_read_row(store *s, int64_t id, store_row *ret_row, uint8_t **ret_buf, size_t *ret_len, pp_err *err);
 void store_row_release(store_row *r);
 
+/* The profiles of ids, decoded, in ids' order, for readers that want profiles rather than bytes
+ * (a timeline's figures per record): one index reader and one open segment for all of them,
+ * each segment's symbol table loaded once, and a PPR2 record built straight from it (no
+ * encode, gzip and decode round trip as through store_read). fn(ud, i, p, rec_err, err) gets
+ * each: p NULL and rec_err saying why when record i cannot be read (no such id, damaged, over
+ * limits->max_memory, NULL: the defaults); p is freed after fn returns. A nonzero return of fn
+ * stops and is returned. */
+typedef int (*store_profile_fn)(void *ud, size_t i, const pprof_profile *p, const pp_err *rec_err, pp_err *err);
+int store_each_profile(store *s, const int64_t *ids, size_t n, const pprof_limits *limits, store_profile_fn fn, void *ud,
+                       pp_err *err);
+
 #endif

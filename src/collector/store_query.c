@@ -724,6 +724,53 @@ int store_read(store *s, int64_t id, uint8_t **ret, size_t *ret_len, pp_err *err
   return r < 0 ? r : store__read_record(s, &e, ret, ret_len, err);
 }
 
+static void prime_tables(store *s, sym_reader *rd, const row_loc *locs, const size_t *pick, size_t n);
+
+int store_each_profile(store *s, const int64_t *ids, size_t n, const pprof_limits *limits, store_profile_fn fn, void *ud,
+                       pp_err *err) {
+  row_loc *locs = calloc(n + 1, sizeof *locs);
+  size_t *pick = malloc((n + 1) * sizeof *pick);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int r = locs && pick ? store__open_reader(s, &db, err) : pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (r == 0 && sqlite3_prepare_v2(db, "SELECT " STORE_RAW_COLS " FROM profile WHERE id=?", -1, &st, NULL) != SQLITE_OK)
+    r = store__sql_fail(db, err, "reading profile rows");
+  /* where every record is, first: the reads below go by segment, priming each table once */
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    pick[i] = i;
+    sqlite3_bind_int64(st, 1, ids[i]);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      locs[i].row.id = ids[i];
+      store__take_loc(st, 6, &locs[i]);
+    }
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  if (db) sqlite3_close(db);
+  sym_reader rd = SYM_READER_INIT;
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    pp_err rerr = {0};
+    pprof_profile *p = NULL;
+    if (!locs[i].row.id) {
+      pp_err_set(&rerr, PP_EUSAGE, "no profile with id %lld", (long long)ids[i]);
+    } else {
+      if (i == 0 || locs[i - 1].segment_id != locs[i].segment_id) prime_tables(s, &rd, locs, pick + i, n - i);
+      sym_record rec;
+      if (sym_read_with(s, &rd, &locs[i], &rec, &rerr) == 0) {
+        if (rec.v2) sym_build_profile(rec.table, &rec.samples, limits, &p, &rerr);
+        else store__decode_v1(&rec, limits, &p, &rerr);
+        sym_record_free(&rec);
+      }
+    }
+    r = fn(ud, i, p, p ? NULL : &rerr, err);
+    pprof_free(p);
+  }
+  sym_reader_close(&rd);
+  free(locs);
+  free(pick);
+  return r;
+}
+
 store_agg store_default_agg(const char *type, bool delta) {
   if (!strcmp(type, "cpu") || delta) return STORE_AGG_SUM;
   if (!strcmp(type, "heap") || !strcmp(type, "goroutine") || !strcmp(type, "threadcreate")) return STORE_AGG_AVG;

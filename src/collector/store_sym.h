@@ -129,7 +129,6 @@ void sym_record_free(sym_record *r);
 int sym_build_profile(const sym_table *t, const sym_samples *smp, const pprof_limits *limits, pprof_profile **ret,
                       pp_err *err);
 
-/* One record as a decoded profile, whatever its format (no encode+decode round trip for v2). */
 /* What a record read holds counts against its share of a query's memory (as the decode
  * pipeline counts fetched bytes, pprof.h): a v2 record's decoded samples, a PPR1 record's
  * bytes. *ret_left gets what max_memory (0 = none) leaves for a profile built from it; PP_ELIMIT

@@ -638,10 +638,9 @@ static long long column_value(const char *totals, int col) {
 }
 
 /* A timeline that filters (tag=), groups (group_by=) or follows a function (function=) reads
- * every raw record: decoded on the pipeline's threads (pprof_decode_pipeline, within half the
- * budget), its figures computed here, one web_point per row. */
+ * every raw record as a profile (store_each_profile: built from its segment's symbols, each
+ * table loaded once), its figures computed here, one web_point per row. */
 typedef struct tl_decode {
-  store *st;
   const store_row *rows;
   const size_t *pick; /* input i -> row */
   const int *col;     /* row -> sample column */
@@ -650,11 +649,6 @@ typedef struct tl_decode {
   htab groups;
   size_t bytes, budget; /* what the points hold, and may */
 } tl_decode;
-
-static int tl_fetch(void *ud, size_t i, uint8_t **ret_buf, size_t *ret_len, pp_err *err) {
-  const tl_decode *d = ud;
-  return store_read(d->st, d->rows[d->pick[i]].id, ret_buf, ret_len, err);
-}
 
 static int tl_consume(void *ud, size_t i, const pprof_profile *pr, const pp_err *input_err, pp_err *err) {
   tl_decode *d = ud;
@@ -778,13 +772,17 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   int status = ok ? 200 : 500;
   if (ok && decoded && npick) {
-    d.st = x->h->st, d.rows = rows, d.pick = pick, d.col = cols, d.pts = pts;
+    d.rows = rows, d.pick = pick, d.col = cols, d.pts = pts;
     d.o = (web_point_opts){s.tags.f, s.tags.n, group_by, function};
     d.budget = x->budget / 4;
     pprof_limits lim;
     pprof_limits_default(&lim);
-    lim.max_memory = x->budget / 8; /* 2 threads, a window of 4: half the budget decoding */
-    int r = pprof_decode_pipeline(npick, 2, 4, &lim, tl_fetch, tl_consume, &d, &err);
+    lim.max_memory = x->budget / 4; /* one record's profile at a time */
+    int64_t *pids = malloc(npick * sizeof *pids);
+    int r = pids ? 0 : pp_err_set(&err, PP_ENOMEM, "out of memory");
+    for (size_t i = 0; pids && i < npick; i++) pids[i] = rows[pick[i]].id;
+    if (r == 0) r = store_each_profile(x->h->st, pids, npick, &lim, tl_consume, &d, &err);
+    free(pids);
     if (r < 0) status = r == PP_ELIMIT ? 422 : 500, ok = false;
   }
   pp_buf b;

@@ -1789,6 +1789,69 @@ static void old_format_store_served(void) {
   store_close(s);
 }
 
+/* store_each_profile: what a timeline reads. Each callback's profile is the scraped one
+ * (stored_as_scraped, as store_read's bytes are), for v1 and v2 records of one series in the
+ * given order; an id with no row gets a NULL profile and an error, and the rest still come. */
+typedef struct each_seen {
+  const char *const *rel;
+  size_t calls, same, missing;
+} each_seen;
+
+static int each_check(void *ud, size_t i, const pprof_profile *p, const pp_err *rec_err, pp_err *err) {
+  each_seen *e = ud;
+  e->calls++;
+  if (!e->rel[i]) {
+    if (!p && rec_err && rec_err->code == PP_EUSAGE && strstr(rec_err->msg, "no profile with id")) e->missing++;
+    return 0;
+  }
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", testdata(), e->rel[i]);
+  pprof_profile *orig = NULL;
+  if (p && pprof_decode_file(path, NULL, &orig, NULL) == 0) {
+    const char *why = stored_as_scraped(orig, p);
+    if (why) fprintf(stderr, "  record %zu (%s): %s\n", i, e->rel[i], why);
+    else e->same++;
+  }
+  pprof_free(orig);
+  return 0;
+}
+
+static int each_stop(void *ud, size_t i, const pprof_profile *p, const pp_err *rec_err, pp_err *err) {
+  size_t *calls = ud;
+  ++*calls;
+  return i == 1 ? pp_err_set(err, PP_ELIMIT, "enough") : 0;
+}
+
+static void each_profile_as_scraped(void) {
+  fresh_dir();
+  store *s = open_with((store_opts){.format = 1}, NULL);
+  if (!s) return;
+  CHECK(add(s, "prometheus/cpu-1.pb.gz", "a", "cpu", 1000000000LL) == 0);
+  CHECK(add(s, "prometheus/cpu-2.pb.gz", "a", "cpu", 2000000000LL) == 0);
+  store_close(s);
+  s = open_store(0, 0, NULL);
+  if (!s) return;
+  const char *files[] = {"prometheus/cpu-3.pb.gz", "gotarget/cpu-1.pb.gz", "prometheus/cpu-3.pb.gz"};
+  for (int k = 0; k < 3; k++) CHECK(add(s, files[k], "a", "cpu", 1000000000LL * (k + 3)) == 0);
+  int64_t ids[8];
+  size_t n = row_ids(s, "a", "cpu", ids, 8);
+  CHECK_EQ_I64(n, 5);
+  /* newest first, then one with no row, then the old-format ones */
+  int64_t ask[6] = {ids[4], ids[3], ids[2], 999999, ids[1], ids[0]};
+  const char *rel[6] = {files[2], files[1], files[0], NULL, "prometheus/cpu-2.pb.gz", "prometheus/cpu-1.pb.gz"};
+  each_seen e = {rel, 0, 0, 0};
+  CHECK(store_each_profile(s, ask, 6, NULL, each_check, &e, NULL) == 0);
+  CHECK_EQ_I64(e.calls, 6);
+  CHECK_EQ_I64(e.same, 5);
+  CHECK_EQ_I64(e.missing, 1);
+  /* the callback's error stops the walk and is returned */
+  size_t calls = 0;
+  pp_err err = {0};
+  CHECK_EQ_I64(store_each_profile(s, ask, 6, NULL, each_stop, &calls, &err), PP_ELIMIT);
+  CHECK_EQ_I64(calls, 2);
+  store_close(s);
+}
+
 /* A segment file's records: offset and magic, walked by their headers. */
 typedef struct seg_rec {
   int64_t off;
@@ -2587,6 +2650,7 @@ int main(void) {
   RUN(query_cost_follows_selection);
   RUN(v2_reads_back_every_profile);
   RUN(old_format_store_served);
+  RUN(each_profile_as_scraped);
   RUN(symbol_record_damage);
   RUN(failed_append_forgets_its_symbols);
   RUN(writer_tables_stay_bounded);
