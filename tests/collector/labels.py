@@ -9,15 +9,18 @@ API serves (or the records one by one):
 - id= / base_id=: one record (its type taken from it); the timeline's ids are the records'.
 - timeline function=, tag=, group_by=: each point's figures == go tool pprof of that record.
 - render group_by=KEY == go tool pprof -tagroot=KEY.
-- bad parameters: a clear 400 (404 for an id that does not exist)."""
+- bad parameters: a clear 400 (404 for an id that does not exist).
+- label_limits: a scraped profile with more label keys and values than the API lists
+  (WEB_MAX_TAG_KEYS, WEB_MAX_TAG_VALUES: truncated, the first keys by name and the biggest values
+  kept) and a key of more values than group_by= splits into (WEB_MAX_GROUPS: 422)."""
 import json
 import os
 import re
 import shutil
 from urllib.parse import quote
 
-from harness import OUT, check, compare_maps, go_pprof, go_top_args, parse_go_top
-from peers import Collector, DemoTarget, http_req
+from harness import OUT, check, compare_maps, go_pprof, go_top_args, make_profile, parse_go_top
+from peers import Collector, DemoTarget, StaticServer, http_req
 
 CPU = go_top_args(1, "nanoseconds")
 
@@ -242,4 +245,60 @@ def labels(t):
         shutil.rmtree(work, ignore_errors=True)
 
 
-PARTS = {"labels": labels}
+# src/collector/web_labels.h
+MAX_TAG_KEYS, MAX_TAG_VALUES, MAX_GROUPS = 64, 1000, 200
+
+
+def label_limits(t):
+    # sample i: value i + 1, its own value of "big" (1,200 of them), one of 250 values of "g",
+    # and 70 more keys k00..k69 of one value each
+    samples = [([i + 1], ["main.work", "main.main"], {"big": f"b{i:04d}", "g": f"g{i % 250:03d}",
+                                                      **{f"k{j:02d}": "v" for j in range(70)}}) for i in range(1200)]
+    srv = StaticServer(make_profile([("inuse_space", "bytes")], samples))
+    c = Collector(f"monitors:\n- name: lim\n  endpoint: {srv.url}\n  heap: {{interval_seconds: 2}}\n", name="label-limits")
+    try:
+        def get_json(path):
+            st, body, _ = http_req("GET", c.url + path)
+            try:
+                return st, json.loads(body)
+            except ValueError:
+                return st, {"body": body[:200]}
+        ok = c.wait_for(lambda: len(get_json("/api/v1/profiles?type=heap&name=lim")[1].get("data") or []) >= 1, timeout=30)
+        t.tool("label_limits: the collector stored a profile of the static target", ok, c.log_text()[-1500:])
+        if not ok:
+            return
+        sel = "type=heap&name=lim"
+
+        def tags_truncated():
+            st, r = get_json(f"/api/v1/tags?{sel}")
+            d = r.get("data", {})
+            keys = [k["key"] for k in d.get("keys", [])]
+            want_keys = sorted(["big", "g"] + [f"k{j:02d}" for j in range(70)])[:MAX_TAG_KEYS]
+            big = next((k["values"] for k in d.get("keys", []) if k["key"] == "big"), [])
+            want_big = [{"value": f"b{i:04d}", "total": i + 1} for i in range(1199, 1199 - MAX_TAG_VALUES, -1)]
+            g = next((k["values"] for k in d.get("keys", []) if k["key"] == "g"), [])
+            ok = st == 200 and d.get("truncated") is True and keys == want_keys and big == want_big and len(g) == 250
+            return ok, f"HTTP {st}, truncated {d.get('truncated')}, {len(keys)} keys {keys[:3]}..{keys[-2:]}, " \
+                       f"big {len(big)} values {big[:2]}..{big[-1:]}, g {len(g)} values"
+        check(t, f"collector labels: /api/v1/tags lists the first {MAX_TAG_KEYS} keys by name and each key's "
+                 f"{MAX_TAG_VALUES} biggest values, and says truncated", tags_truncated)
+
+        def groups_limited():
+            out = []
+            for path in (f"/api/v1/render?{sel}&group_by=g", f"/api/v1/timeline?{sel}&group_by=g"):
+                st, r = get_json(path)
+                if st != 422 or r.get("status") != "error" or f"more than {MAX_GROUPS} values" not in r.get("error", ""):
+                    out.append(f"{path}: {st} {str(r)[:200]}")
+            # a key of fewer values splits as asked
+            st, r = get_json(f"/api/v1/timeline?{sel}&group_by=k00")
+            if st != 200 or [e["tag"] for e in r.get("data", [])] != [{"k00": "v"}]:
+                out.append(f"group_by=k00: {st} {str(r)[:200]}")
+            return not out, "\n".join(out)
+        check(t, f"collector labels: group_by= of a key with more than {MAX_GROUPS} values gets 422 on render and timeline", groups_limited)
+    finally:
+        c.stop()
+        c.cleanup()
+        srv.stop()
+
+
+PARTS = {"labels": labels, "label_limits": label_limits}
