@@ -87,6 +87,17 @@ def main():
             finally:
                 p.terminate()
                 p.wait()
+        if not only_flame:
+            # a decoded timeline (tag=, group_by=, function=) reads every record as a profile;
+            # the answer cache off, so each request does
+            p, url = serve(one, ("--web-cache-size", "0"))
+            try:
+                ms = timed_get(f"{url}/api/v1/timeline?type=cpu&name=pod-0&function=runtime.mallocgc", 7)
+                rows.append(("/api/v1/timeline?function=runtime.mallocgc, one target, 1 h of 10 s CPU profiles (360), answer cache off",
+                             f"{ms:.0f} ms median"))
+            finally:
+                p.terminate()
+                p.wait()
         p, url = serve(big)
         try:
             ms = timed_get(f"{url}/api/v1/render?type=cpu&name=pod-0&max_nodes=100000&top=2000", 5)
