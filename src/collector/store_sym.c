@@ -147,8 +147,24 @@ static bool unpack(const uint8_t *data, size_t len, uint8_t **ret, size_t *ret_l
  *             line i64, column i64 */
 enum { T_STR, T_MAP, T_FN, T_LOC, T_N };
 
+/* loc_cache: a direct-mapped cache of the segment's locations by loc_slot_of's hash, so a
+ * location seen before costs one hash and one check (loc_is) instead of interning its
+ * functions and strings. Fixed size (LOC_CACHE_SLOTS x 8 bytes = 128 KiB a writer, small enough to stay in cache: at
+ * 512 KiB, half of the encoder's own time went to the slot's load missing it), whatever
+ * the segment holds: a slot taken by another location is a miss, interned the slow way. Only
+ * ever a hint: every hit is checked field by field against the segment's table, so a stale or
+ * colliding slot costs time, never a wrong id. Emptied with the tables (sym__writer_reset). */
+#define LOC_CACHE_SLOTS ((size_t)1 << 14)
+/* locations with more lines (inlined frames) than this are interned without the cache */
+#define LOC_CACHE_LINES 8
+typedef struct loc_slot {
+  uint32_t hash; /* the hash's high half (the low bits chose the slot) */
+  uint32_t id1;  /* segment location id + 1, 0 = empty */
+} loc_slot;
+
 struct sym_writer {
   htab t[T_N];
+  loc_slot *lcache; /* LOC_CACHE_SLOTS */
   uint32_t base[T_N]; /* counts already in the segment's symbol records */
   int64_t last_sym;   /* offset of the newest symbol record, -1 = none */
   struct libdeflate_compressor *cz;
@@ -159,7 +175,9 @@ struct sym_writer {
 
 int sym__writer_new(sym_writer **ret, pp_err *err) {
   sym_writer *w = calloc(1, sizeof *w);
-  if (!w || !(w->cz = libdeflate_alloc_compressor(DEFLATE_LEVEL))) {
+  if (!w || !(w->lcache = calloc(LOC_CACHE_SLOTS, sizeof *w->lcache)) ||
+      !(w->cz = libdeflate_alloc_compressor(DEFLATE_LEVEL))) {
+    if (w) free(w->lcache);
     free(w);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
@@ -179,6 +197,7 @@ void sym__writer_free(sym_writer *w) {
     free(w->map[i]);
   }
   libdeflate_free_compressor(w->cz);
+  free(w->lcache);
   free(w->raw.p);
   free(w->sym.p);
   free(w->data.p);
@@ -194,6 +213,7 @@ void sym__writer_reset(sym_writer *w) {
     w->base[i] = 0;
   }
   w->last_sym = -1;
+  memset(w->lcache, 0, LOC_CACHE_SLOTS * sizeof *w->lcache);
   uint32_t id;
   htab_intern(&w->t[T_STR], "", 0, &id); /* string id 0 is "" in every segment */
 }
@@ -237,26 +257,144 @@ static int64_t intern_key(sym_writer *w, int t) {
   return r < 0 ? r : (int64_t)id;
 }
 
-/* Interns every symbol of p; w->map[] get the profile's index -> segment id. */
+static uint32_t rd32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+static uint64_t rd64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+/* ---- interning a profile ------------------------------------------------------------------
+ * What a profile costs the writer is interning (hashing its keys, probing the tables, comparing
+ * the keys found), not deflate: perf of `store-bench sched` put 3% of sym__encode's time in
+ * libdeflate and the rest in htab_intern, htab_hash and memcmp. So a profile's symbols are
+ * interned lazily, from its locations down: a location seen before in the segment is found by
+ * one lookup in loc_cache and checked against the segment's location, field by field, without
+ * hashing its functions' strings; only the strings and functions of new locations (and the
+ * strings the header, mappings and labels use) are interned. Strings and functions no location
+ * or sample uses are not stored (the profile built back holds only used symbols anyway). */
+
+#define UNKNOWN UINT32_MAX
+
+/* profile string i's segment id, interned when not known yet; < 0 on failure */
+static int64_t str_id(sym_writer *w, const pprof_profile *p, uint32_t i) {
+  uint32_t *ms = w->map[T_STR];
+  if (ms[i] != UNKNOWN) return ms[i];
+  uint32_t id;
+  int r = htab_intern(&w->t[T_STR], p->strings[i], p->string_len[i], &id);
+  if (r < 0) return r;
+  return ms[i] = id;
+}
+
+/* whether profile string i is segment string sid (equal bytes: the string table holds each
+ * once, so interning i would give sid); remembered when it is */
+static bool str_is(sym_writer *w, const pprof_profile *p, uint32_t i, uint32_t sid) {
+  uint32_t *ms = w->map[T_STR];
+  if (ms[i] != UNKNOWN) return ms[i] == sid;
+  size_t n;
+  const void *k = htab_key(&w->t[T_STR], sid, &n);
+  if (n != p->string_len[i] || (n && memcmp(k, p->strings[i], n))) return false;
+  ms[i] = sid;
+  return true;
+}
+
+/* profile function index f's segment id, interned (with its strings) when not known yet */
+static int64_t fn_id(sym_writer *w, const pprof_profile *p, uint32_t f) {
+  uint32_t *mf = w->map[T_FN];
+  if (mf[f] != UNKNOWN) return mf[f];
+  const pprof_function *fn = &p->function[f];
+  int64_t name = str_id(w, p, fn->name), sys = str_id(w, p, fn->system_name), file = str_id(w, p, fn->filename);
+  if (name < 0 || sys < 0 || file < 0) return name < 0 ? name : sys < 0 ? sys : file;
+  vb_clear(&w->key);
+  key_u32(&w->key, (uint32_t)name);
+  key_u32(&w->key, (uint32_t)sys);
+  key_u32(&w->key, (uint32_t)file);
+  key_u64(&w->key, (uint64_t)fn->start_line);
+  int64_t id = intern_key(w, T_FN);
+  if (id >= 0) mf[f] = (uint32_t)id;
+  return id;
+}
+
+/* whether profile function index f is segment function fid (same strings and start line: the
+ * function table holds each once); remembered when it is */
+static bool fn_is(sym_writer *w, const pprof_profile *p, uint32_t f, uint32_t fid) {
+  uint32_t *mf = w->map[T_FN];
+  if (mf[f] != UNKNOWN) return mf[f] == fid;
+  size_t n;
+  const uint8_t *k = htab_key(&w->t[T_FN], fid, &n);
+  const pprof_function *fn = &p->function[f];
+  if (rd64(k + 12) != (uint64_t)fn->start_line || !str_is(w, p, fn->name, rd32(k)) ||
+      !str_is(w, p, fn->system_name, rd32(k + 4)) || !str_is(w, p, fn->filename, rd32(k + 8)))
+    return false;
+  mf[f] = fid;
+  return true;
+}
+
+/* whether profile location l equals segment location lid: the key interning l would build
+ * (T_LOC's layout, see above) is lid's key, so interning l would give lid */
+static bool loc_is(sym_writer *w, const pprof_profile *p, const pprof_location *l, uint32_t lid) {
+  size_t n;
+  const uint8_t *k = htab_key(&w->t[T_LOC], lid, &n);
+  if (n != 13 + (size_t)20 * l->nline || rd64(k) != l->address || k[12] != (uint8_t)l->is_folded ||
+      rd32(k + 8) != (l->mapping ? w->map[T_MAP][l->mapping - 1] + 1 : 0))
+    return false;
+  for (uint32_t j = 0; j < l->nline; j++) {
+    const uint8_t *e = k + 13 + 20 * j;
+    if (rd64(e + 4) != (uint64_t)l->line[j].line || rd64(e + 12) != (uint64_t)l->line[j].column ||
+        (rd32(e) == 0) != (l->line[j].function == 0))
+      return false;
+  }
+  /* then the functions (their strings compared the first time each is met in this profile) */
+  for (uint32_t j = 0; j < l->nline; j++) {
+    uint32_t fid1 = rd32(k + 13 + 20 * j);
+    if (fid1 && !fn_is(w, p, l->line[j].function - 1, fid1 - 1)) return false;
+  }
+  return true;
+}
+
+/* The slot of loc_cache for l (NULL: l has too many lines to be cached; it is interned). The
+ * hash covers what a location holds besides its functions: address, mapping, folded, lines'
+ * numbers and columns; two locations equal there and different in their functions share a
+ * slot, and loc_is tells them apart. */
+static loc_slot *loc_slot_of(sym_writer *w, const pprof_location *l, uint32_t map1, uint64_t *ret_hash) {
+  if (l->nline > LOC_CACHE_LINES) return NULL;
+  uint64_t k[2 + 2 * LOC_CACHE_LINES];
+  size_t n = 0;
+  k[n++] = l->address;
+  k[n++] = (uint64_t)map1 | (uint64_t)l->is_folded << 32 | (uint64_t)l->nline << 33;
+  for (uint32_t j = 0; j < l->nline; j++) {
+    k[n++] = (uint64_t)l->line[j].line;
+    k[n++] = (uint64_t)l->line[j].column;
+  }
+  *ret_hash = htab_hash(k, n * sizeof *k);
+  return &w->lcache[*ret_hash & (LOC_CACHE_SLOTS - 1)];
+}
+
+/* Interns p's symbols as its locations, header and samples need them; w->map[] get the
+ * profile's index -> segment id (UNKNOWN for what nothing uses; str_id fills in the rest). */
 static int intern_profile(sym_writer *w, const pprof_profile *p) {
   if (!map_grow(w, T_STR, p->nstrings ? p->nstrings : 1) || !map_grow(w, T_MAP, p->nmapping + 1) ||
       !map_grow(w, T_FN, p->nfunction + 1) || !map_grow(w, T_LOC, p->nlocation + 1))
     return PP_ENOMEM;
-  uint32_t *ms = w->map[T_STR], *mm = w->map[T_MAP], *mf = w->map[T_FN], *ml = w->map[T_LOC];
-  for (size_t i = 0; i < p->nstrings; i++) {
-    uint32_t id;
-    int r = htab_intern(&w->t[T_STR], p->strings[i], p->string_len[i], &id);
-    if (r < 0) return r;
-    ms[i] = id;
-  }
+  uint32_t *mm = w->map[T_MAP], *mf = w->map[T_FN], *ml = w->map[T_LOC];
+  memset(w->map[T_STR], 0xff, (p->nstrings ? p->nstrings : 1) * sizeof(uint32_t));
+  if (!p->nstrings) w->map[T_STR][0] = 0; /* no table at all: index 0 is "" all the same */
+  memset(mf, 0xff, (p->nfunction + 1) * sizeof *mf);
+  /* mappings are few: all of them (the record lists them all, used or not) */
   for (size_t i = 0; i < p->nmapping; i++) {
     const pprof_mapping *m = &p->mapping[i];
+    int64_t file = str_id(w, p, m->filename), bid = str_id(w, p, m->build_id);
+    if (file < 0 || bid < 0) return (int)(file < 0 ? file : bid);
     vb_clear(&w->key);
     key_u64(&w->key, m->start);
     key_u64(&w->key, m->limit);
     key_u64(&w->key, m->offset);
-    key_u32(&w->key, ms[m->filename]);
-    key_u32(&w->key, ms[m->build_id]);
+    key_u32(&w->key, (uint32_t)file);
+    key_u32(&w->key, (uint32_t)bid);
     uint8_t f = (uint8_t)(m->has_functions | m->has_filenames << 1 | m->has_line_numbers << 2 |
                           m->has_inline_frames << 3);
     vb_put(&w->key, &f, 1);
@@ -264,22 +402,26 @@ static int intern_profile(sym_writer *w, const pprof_profile *p) {
     if (id < 0) return (int)id;
     mm[i] = (uint32_t)id;
   }
-  for (size_t i = 0; i < p->nfunction; i++) {
-    const pprof_function *f = &p->function[i];
-    vb_clear(&w->key);
-    key_u32(&w->key, ms[f->name]);
-    key_u32(&w->key, ms[f->system_name]);
-    key_u32(&w->key, ms[f->filename]);
-    key_u64(&w->key, (uint64_t)f->start_line);
-    int64_t id = intern_key(w, T_FN);
-    if (id < 0) return (int)id;
-    mf[i] = (uint32_t)id;
-  }
   for (size_t i = 0; i < p->nlocation; i++) {
     const pprof_location *l = &p->location[i];
+    uint32_t map1 = l->mapping ? mm[l->mapping - 1] + 1 : 0;
+    uint64_t h = 0;
+    loc_slot *slot = loc_slot_of(w, l, map1, &h);
+    /* a slot may name a location sym__abort took back (id past the table's count), or another
+     * location with the same hash: loc_is checks every field */
+    if (slot && slot->id1 && slot->hash == (uint32_t)(h >> 32) && slot->id1 - 1 < w->t[T_LOC].count && loc_is(w, p, l, slot->id1 - 1)) {
+      ml[i] = slot->id1 - 1;
+      continue;
+    }
+    /* its functions first: fn_id uses w->key too */
+    for (uint32_t k = 0; k < l->nline; k++)
+      if (l->line[k].function) {
+        int64_t r = fn_id(w, p, l->line[k].function - 1);
+        if (r < 0) return (int)r;
+      }
     vb_clear(&w->key);
     key_u64(&w->key, l->address);
-    key_u32(&w->key, l->mapping ? mm[l->mapping - 1] + 1 : 0);
+    key_u32(&w->key, map1);
     uint8_t f = l->is_folded;
     vb_put(&w->key, &f, 1);
     for (uint32_t k = 0; k < l->nline; k++) {
@@ -290,19 +432,35 @@ static int intern_profile(sym_writer *w, const pprof_profile *p) {
     int64_t id = intern_key(w, T_LOC);
     if (id < 0) return (int)id;
     ml[i] = (uint32_t)id;
+    if (slot) {
+      slot->hash = (uint32_t)(h >> 32);
+      slot->id1 = (uint32_t)id + 1;
+    }
   }
+  /* the strings encode_samples writes: all interned here, before encode_symbols lists what
+   * this profile adds */
+  int64_t r = 0;
+#define NEED(i)                                                                                    \
+  if ((r = str_id(w, p, (i))) < 0) return (int)r
+  for (size_t i = 0; i < p->nsample_type; i++) {
+    NEED(p->sample_type[i].type);
+    NEED(p->sample_type[i].unit);
+  }
+  NEED(p->period_type.type);
+  NEED(p->period_type.unit);
+  for (size_t i = 0; i < p->ncomment; i++) NEED(p->comment[i]);
+  NEED(p->default_sample_type);
+  NEED(p->drop_frames);
+  NEED(p->keep_frames);
+  NEED(p->doc_url);
+  for (size_t i = 0; i < p->nsample; i++)
+    for (uint32_t k = 0; k < p->sample[i].nlabel; k++) {
+      NEED(p->sample[i].label[k].key);
+      NEED(p->sample[i].label[k].str);
+      NEED(p->sample[i].label[k].num_unit);
+    }
+#undef NEED
   return 0;
-}
-
-static uint32_t rd32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-static uint64_t rd64(const uint8_t *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return v;
 }
 
 /* The symbol record of what w's tables hold past their base: into w->sym (empty = none). */
@@ -427,6 +585,12 @@ void sym__commit(sym_writer *w, const sym_enc *enc, uint64_t sym_off) {
 /* Takes table t back to its first n keys (htab has no delete: the slots are rebuilt). */
 void sym__abort(sym_writer *w) {
   for (int t = 0; t < T_N; t++) htab_truncate(&w->t[t], w->base[t]);
+  /* "" stays string 0 (sym__writer_reset put it there before any record was written): strings
+   * are interned lazily now, so the next profile's first string would otherwise take id 0 */
+  if (w->t[T_STR].count == 0) {
+    uint32_t id;
+    htab_intern(&w->t[T_STR], "", 0, &id);
+  }
 }
 
 /* ---- loading a table ---------------------------------------------------------------------- */

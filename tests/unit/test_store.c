@@ -1996,6 +1996,113 @@ static void failed_append_forgets_its_symbols(void) {
   store_close(s);
 }
 
+/* ---- the writer's location cache (store_sym.c loc_cache) ---- */
+
+/* One string of p's table, added when not there yet: its index. */
+static uint32_t hand_str(pprof_profile *p, const char *v) {
+  for (uint32_t i = 0; i < p->nstrings; i++)
+    if (!strcmp(p->strings[i], v)) return i;
+  p->strings[p->nstrings] = arena_strndup(&p->mem, v, strlen(v));
+  p->string_len[p->nstrings] = (uint32_t)strlen(v);
+  return (uint32_t)p->nstrings++;
+}
+
+typedef struct hand_fn {
+  const char *name, *file;
+  int64_t start;
+} hand_fn;
+typedef struct hand_loc {
+  uint64_t addr;
+  int fn; /* index into the functions, -1 = none */
+  int64_t line;
+} hand_loc;
+
+/* A profile of one mapping, the functions fns, the locations locs (one line each) and one
+ * sample per location, of value v0 * (i + 1). */
+static pprof_profile *hand_profile(const hand_fn *fns, size_t nfn, const hand_loc *locs, size_t nloc, int64_t v0) {
+  pprof_profile *p = calloc(1, sizeof *p);
+  arena_init(&p->mem, 0);
+  p->strings = arena_calloc(&p->mem, 8 + 2 * nfn, sizeof *p->strings);
+  p->string_len = arena_calloc(&p->mem, 8 + 2 * nfn, sizeof *p->string_len);
+  hand_str(p, "");
+  p->nsample_type = 1;
+  p->sample_type = arena_calloc(&p->mem, 1, sizeof *p->sample_type);
+  p->sample_type[0] = (pprof_value_type){hand_str(p, "samples"), hand_str(p, "count")};
+  p->period_type = p->sample_type[0];
+  p->period = 1;
+  p->nmapping = 1;
+  p->mapping = arena_calloc(&p->mem, 1, sizeof *p->mapping);
+  p->mapping[0] = (pprof_mapping){.id = 1, .start = 0x400000, .limit = 0x800000, .filename = hand_str(p, "/bin/app"),
+                                  .has_functions = true};
+  p->nfunction = nfn;
+  p->function = arena_calloc(&p->mem, nfn + 1, sizeof *p->function);
+  for (size_t i = 0; i < nfn; i++)
+    p->function[i] = (pprof_function){.id = i + 1, .name = hand_str(p, fns[i].name), .system_name = hand_str(p, fns[i].name),
+                                      .filename = hand_str(p, fns[i].file), .start_line = fns[i].start};
+  p->nlocation = nloc;
+  p->location = arena_calloc(&p->mem, nloc + 1, sizeof *p->location);
+  p->nsample = nloc;
+  p->sample = arena_calloc(&p->mem, nloc + 1, sizeof *p->sample);
+  for (size_t i = 0; i < nloc; i++) {
+    pprof_location *l = &p->location[i];
+    *l = (pprof_location){.id = i + 1, .mapping = 1, .address = locs[i].addr, .nline = 1};
+    l->line = arena_calloc(&p->mem, 1, sizeof *l->line);
+    l->line[0] = (pprof_line){.function = locs[i].fn >= 0 ? (uint32_t)locs[i].fn + 1 : 0, .line = locs[i].line};
+    pprof_sample *sm = &p->sample[i];
+    sm->nloc = 1;
+    sm->loc = arena_calloc(&p->mem, 1, sizeof *sm->loc);
+    sm->loc[0] = (uint32_t)i;
+    sm->value = arena_calloc(&p->mem, 1, sizeof *sm->value);
+    sm->value[0] = v0 * (int64_t)(i + 1);
+  }
+  return p;
+}
+
+/* Locations equal in address, mapping and line number but not in their function (its name,
+ * its file, its start line, or no function at all) are different locations: the writer's
+ * location cache, which hashes only address, mapping and lines, must never hand one the
+ * other's id, within one profile or across the profiles of a segment. Each profile reads back
+ * as written. */
+static void loc_cache_keeps_locations_apart(void) {
+  fresh_dir();
+  store *s = open_store(0, (uint64_t)1 << 30, NULL);
+  if (!s) return;
+  const hand_fn fns[] = {{"main.a", "a.go", 1}, {"main.b", "a.go", 1}, {"main.a", "b.go", 1}, {"main.a", "a.go", 2}};
+  /* one address, line 10, five ways: each overwrites the cache slot of the one before */
+  const hand_loc all[] = {{0x401000, 0, 10}, {0x401000, 1, 10}, {0x401000, 2, 10}, {0x401000, 3, 10}, {0x401000, -1, 10}};
+  pprof_profile *p[8];
+  size_t np = 0;
+  p[np++] = hand_profile(fns, 4, all, 5, 1);
+  /* then profiles of one of them each, in an order where the slot holds another one */
+  const int pick[] = {0, 2, 1, 3, 4, 0, 3};
+  for (size_t i = 0; i < sizeof pick / sizeof *pick; i++) p[np++] = hand_profile(fns, 4, &all[pick[i]], 1, 100 * (int64_t)(i + 1));
+  store_label l[1] = {{"monitor", "same-address"}};
+  for (size_t i = 0; i < np; i++) {
+    store_record r = {l, 1, "t", 1000 * (int64_t)(i + 1) - 1, 1000 * (int64_t)(i + 1), NULL, 0, p[i]};
+    bool enospc;
+    pp_err err = {0};
+    CHECK(store_append(s, &r, &enospc, &err) == 0);
+  }
+  int64_t ids[8];
+  size_t n = row_ids(s, "same-address", "t", ids, 8);
+  CHECK_EQ_I64(n, np);
+  for (size_t i = 0; i < n; i++) {
+    uint8_t *b = NULL;
+    size_t len = 0;
+    pprof_profile *back = NULL;
+    CHECK(store_read(s, ids[i], &b, &len, NULL) == 0 && pprof_decode(b, len, NULL, &back, NULL) == 0);
+    const char *why = back ? stored_as_scraped(p[i], back) : "not read";
+    if (why) fprintf(stderr, "  profile %zu: read back differs: %s\n", i, why);
+    CHECK(why == NULL);
+    /* and the first one's five locations stay five */
+    if (back && i == 0) CHECK_EQ_I64(back->nlocation, 5);
+    pprof_free(back);
+    free(b);
+  }
+  for (size_t i = 0; i < np; i++) pprof_free(p[i]);
+  store_close(s);
+}
+
 /* The writer's symbol tables stay bounded whatever targets send: profiles that bring ever new
  * symbols (here 20,000 new strings of 100 bytes each) roll the segment once the tables pass
  * SYM_WRITER_MAX, though the segment is far from its size; and what was written reads back. */
@@ -2022,6 +2129,17 @@ static void writer_tables_stay_bounded(void) {
     p->sample_type = arena_calloc(&p->mem, 1, sizeof *p->sample_type);
     p->sample_type[0] = (pprof_value_type){1, 2};
     p->period_type = p->sample_type[0];
+    /* the writer stores only strings something uses: each string past the sample type's is
+     * a function's name, each function a location's (no sample uses them) */
+    p->nfunction = p->nlocation = NSTR - 3;
+    p->function = arena_calloc(&p->mem, NSTR, sizeof *p->function);
+    p->location = arena_calloc(&p->mem, NSTR, sizeof *p->location);
+    for (size_t i = 0; i < p->nfunction; i++) {
+      p->function[i] = (pprof_function){.id = i + 1, .name = (uint32_t)i + 3};
+      p->location[i] = (pprof_location){.id = i + 1, .address = 0x1000 + i, .nline = 1};
+      p->location[i].line = arena_calloc(&p->mem, 1, sizeof *p->location[i].line);
+      p->location[i].line[0].function = (uint32_t)i + 1;
+    }
     store_label l[1] = {{"monitor", "big"}};
     store_record r = {l, 1, "t", 1000 * (k + 1) - 1, 1000 * (k + 1), NULL, 0, p};
     bool enospc;
@@ -2654,6 +2772,7 @@ int main(void) {
   RUN(symbol_record_damage);
   RUN(failed_append_forgets_its_symbols);
   RUN(writer_tables_stay_bounded);
+  RUN(loc_cache_keeps_locations_apart);
   RUN(merges_on_ids_equal_codec_merge);
   RUN(a_merge_loads_each_table_once);
   /* the last test's data directory (each test empties it first): nothing left behind */
