@@ -7,7 +7,8 @@ API serves (or the records one by one):
   the unfiltered merge; base_tag= likewise for the base.
 - /api/v1/tags: each key's values and totals == go tool pprof -tagfocus=KEY=^VALUE$ totals.
 - id= / base_id=: one record (its type taken from it); the timeline's ids are the records'.
-- timeline function=, tag=, group_by=: each point's figures == go tool pprof of that record.
+- timeline function=, tag=, group_by=: each point's figures == go tool pprof of that record; on a
+  service of two pods, one entry per pod, each point's figures those of that pod's record.
 - render group_by=KEY == go tool pprof -tagroot=KEY.
 - bad parameters: a clear 400 (404 for an id that does not exist).
 - label_limits: a scraped profile with more label keys and values than the API lists
@@ -51,8 +52,12 @@ TAGS = [
 
 
 def labels(t):
-    demo = DemoTarget()
-    cfg = f"monitors:\n- name: demo\n  endpoint: {demo.url}\n  profile: {{seconds: 2}}\n  goroutine: {{interval_seconds: 2}}\n"
+    # two pods of one service (the second one's CPU only), for the timeline's function= per pod
+    demo, demo2 = DemoTarget(), DemoTarget()
+    cfg = (f"monitors:\n- name: demo\n  endpoint: {demo.url}\n  labels: {{__k8s_namespace: shop, __k8s_name: checkout, pod: checkout-0}}\n"
+           f"  profile: {{seconds: 2}}\n  goroutine: {{interval_seconds: 2}}\n"
+           f"- name: demo2\n  endpoint: {demo2.url}\n  labels: {{__k8s_namespace: shop, __k8s_name: checkout, pod: checkout-1}}\n"
+           f"  profile: {{seconds: 2}}\n")
     c = Collector(cfg, name="labels")
     work = os.path.join(OUT, "labels")
     shutil.rmtree(work, ignore_errors=True)
@@ -75,8 +80,9 @@ def labels(t):
         return f
 
     try:
-        ok = c.wait_for(lambda: len(get_json("/api/v1/profiles?type=cpu&name=demo")[1]["data"]) >= 4, timeout=40)
-        t.tool("labels: the collector stored 4 CPU profiles of the demo target", ok, c.log_text()[-1500:])
+        ok = c.wait_for(lambda: len(get_json("/api/v1/profiles?type=cpu&name=demo")[1]["data"]) >= 4 and
+                        len(get_json("/api/v1/profiles?type=cpu&name=demo2")[1]["data"]) >= 4, timeout=40)
+        t.tool("labels: the collector stored 4 CPU profiles of each of two demo targets", ok, c.log_text()[-1500:])
         if not ok:
             return
         rows = get_json("/api/v1/profiles?type=cpu&name=demo")[1]["data"]
@@ -198,6 +204,36 @@ def labels(t):
         check(t, "collector labels: timeline function= (flat, cum), tag= and group_by= per point == go tool pprof of each record",
               timeline_decoded)
 
+        def timeline_per_pod():
+            # a service of two pods: one entry per pod (its series), each point that pod's record
+            svc = f"type=cpu&__k8s_namespace=shop&__k8s_name=checkout&to={to // 10**9}.{to % 10**9:09d}"
+            out = []
+            st, r = get_json(f"/api/v1/render?{svc}&top=50")
+            fn = r["data"]["top"][0]["name"]
+            st, tl = get_json(f"/api/v1/timeline?{svc}&sample=cpu&function={quote(fn)}")
+            entries = tl["data"] if st == 200 else []
+            pods = sorted(e["labels"].get("pod", "") for e in entries)
+            if st != 200 or pods != ["checkout-0", "checkout-1"]:
+                return False, f"HTTP {st}: entries for pods {pods}, want one each for checkout-0 and checkout-1 {str(tl)[:300]}"
+            for e in entries:
+                pod = e["labels"]["pod"]
+                # the entry's points are exactly that pod's records (by id)
+                recs = get_json(f"/api/v1/profiles?{svc}&pod={pod}")[1]["data"]
+                if e["ids"] != [x["id"] for x in recs]:
+                    out.append(f"{pod}: ids {e['ids']}, the pod's records {[x['id'] for x in recs]}")
+                if len(e["points"]) < 3 or not (len(e["flat"]) == len(e["cum"]) == len(e["points"])) or not any(e["cum"]):
+                    out.append(f"{pod}: {len(e['points'])} points, flat {e['flat']}, cum {e['cum']}")
+                for (s0, e0, total), rid, flat, cum in list(zip(e["points"], e["ids"], e["flat"], e["cum"]))[:4]:
+                    f = os.path.join(work, f"id-{rid}.pb.gz")
+                    if not os.path.exists(f):
+                        f = save(f"/api/v1/profile?id={rid}", f"id-{rid}.pb.gz")
+                    g = go_top(f)
+                    if (flat, cum) != g.get(fn, (0, 0)) or total != flat_sum(g):
+                        out.append(f"{pod} {fn} in {rid}: flat/cum {flat}/{cum} total {total}; go {g.get(fn)} total {flat_sum(g)}")
+            return not out, "\n".join(out)
+        check(t, "collector labels: timeline function= per pod: one entry per pod of the service, each point's flat, cum and total "
+                 "== go tool pprof -top of that pod's record", timeline_per_pod)
+
         def render_group_by():
             out = []
             for key in ("handler", "tenant"):
@@ -242,6 +278,7 @@ def labels(t):
         c.stop()
         c.cleanup()
         demo.stop()
+        demo2.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -80,7 +80,8 @@ def run_suite(t, parts=None):
         return
     if not ensure_playwright(t):
         return
-    demo, bad = DemoTarget(), StaticServer(hostile_profile())
+    # two demo targets: two pods of one service (shop/checkout), for the function over time per pod
+    demo, demo2, bad = DemoTarget(), DemoTarget(), StaticServer(hostile_profile())
     # a profile with invalid UTF-8 in every string field (tests/collector/web_load.py)
     badtext_body = badtext_profile()
     badtext = StaticServer(badtext_body)
@@ -88,10 +89,14 @@ def run_suite(t, parts=None):
     cfg = f"""monitors:
 - name: demo
   endpoint: {demo.url}
-  labels: {{__k8s_namespace: shop, __k8s_name: checkout}}
+  labels: {{__k8s_namespace: shop, __k8s_name: checkout, pod: checkout-0}}
   profile: {{seconds: 2}}
   heap: {{interval_seconds: 2}}
   goroutine: {{interval_seconds: 2}}
+- name: demo2
+  endpoint: {demo2.url}
+  labels: {{__k8s_namespace: shop, __k8s_name: checkout, pod: checkout-1}}
+  profile: {{seconds: 2}}
 - name: {q(PAYLOADS["monitor"])}
   endpoint: {bad.url}
   labels: {{__k8s_namespace: {q(PAYLOADS["ns"])}, __k8s_name: {q(PAYLOADS["svc"])}, pod: {q(PAYLOADS["pod"])}, version: {q(PAYLOADS["version"])}}}
@@ -112,6 +117,7 @@ def run_suite(t, parts=None):
     try:
         hostile_q = urllib.parse.urlencode({"type": "heap", "__k8s_name": PAYLOADS["svc"]})
         ok = c.wait_for(lambda: len(c.get_json("/api/v1/profiles?type=cpu&name=demo")[1]["data"]) >= 3 and
+                        len(c.get_json("/api/v1/profiles?type=cpu&name=demo2")[1]["data"]) >= 3 and
                         len(c.get_json("/api/v1/profiles?" + hostile_q)[1]["data"]) >= 1, timeout=40)
         t.tool("ui: collector filled by scraping the demo target and a hostile target", ok)
         # the explorer checks look at data up to a fixed time, so the page, the API and go tool
@@ -158,5 +164,6 @@ def run_suite(t, parts=None):
         c.stop()
         c.cleanup()
         demo.stop()
+        demo2.stop()
         bad.stop()
         badtext.stop()

@@ -62,7 +62,7 @@ function setState(patch, push) {
   push ? history.pushState(null, '', url) : history.replaceState(null, '', url);
 }
 // API parameters of the current view: the selection (labels, type, sample, range, agg)
-const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault', 'fn']);
+const VIEW_ONLY = new Set(['search', 'focus', 'norm', 'range', 'base_range', 'layout', 'table', 'sort', 'asc', 'split', 'profile', 'profile_at', 'nodefault', 'fn', 'fnby']);
 function apiParams(st) {
   const p = {};
   for (const [k, v] of Object.entries(st)) if (!VIEW_ONLY.has(k) && !(Array.isArray(v) && !v.length)) p[k] = v;
@@ -425,49 +425,77 @@ function drawTimeline(canvas, series, unit, onSelect, onPick) {
 }
 
 // Function over time: one function's self and total share of each point's total (function= on
-// the timeline, summed over the selection's series), as percentages; hover shows both.
-function drawFunctionTimeline(canvas, series, unit) {
+// the timeline), as percentages; hover shows both. Summed: the selection's series added up per
+// end time. Per pod: the timeline's entries are one per series, and a series is one pod (its
+// `pod` label, else its target), so each pod gets its own pair of lines (total solid, self
+// dashed) and hover lists each pod's point nearest the pointer. Pod names are untrusted: they
+// reach the page as textContent (the legend) and the tooltip's text.
+const podOf = (labels) => String(labels.pod ?? labels.monitor ?? '');
+function functionLines(series, perPod) {
+  const groups = new Map();
+  for (const s of series) {
+    const key = perPod ? podOf(s.labels) : '', by = groups.get(key) || new Map();
+    groups.set(key, by);
+    s.points.forEach(([, end, v], k) => {
+      const p = by.get(end) || { end, total: 0, flat: 0, cum: 0, key };
+      p.total += v; p.flat += s.flat ? s.flat[k] : 0; p.cum += s.cum ? s.cum[k] : 0;
+      by.set(end, p);
+    });
+  }
+  return [...groups].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([key, by]) => ({ key, pts: [...by.values()].sort((a, b) => a.end - b.end) }));
+}
+function drawFunctionTimeline(canvas, series, unit, perPod) {
   const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth || 800, { H, L, R, T, B } = TL;
-  const by = new Map();
-  for (const s of series) s.points.forEach(([, end, v], k) => {
-    const p = by.get(end) || { end, total: 0, flat: 0, cum: 0 };
-    p.total += v; p.flat += s.flat ? s.flat[k] : 0; p.cum += s.cum ? s.cum[k] : 0;
-    by.set(end, p);
-  });
-  const pts = [...by.values()].sort((a, b) => a.end - b.end);
+  const lines = functionLines(series, perPod);
+  const pts = lines.flatMap((l) => l.pts).sort((a, b) => a.end - b.end);
   canvas.dataset.points = String(pts.length);
+  canvas.dataset.lines = String(lines.length);
   const g = canvas.getContext('2d');
   canvas.width = W * dpr; canvas.height = H * dpr;
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.font = '11px system-ui, sans-serif';
-  if (!pts.length) { g.fillStyle = '#667085'; g.fillText('no data in this range', L, 45); return; }
+  if (!pts.length) { g.fillStyle = '#667085'; g.fillText('no data in this range', L, 45); return lines; }
   const share = (p, k) => (p.total ? Math.abs(p[k] / p.total) : 0);
   const smax = Math.max(...pts.map((p) => share(p, 'cum')), 0.0001);
   const ystep = niceStep(smax / 3), ymax = Math.ceil(smax / ystep) * ystep;
   const t0 = pts.length > 1 ? pts[0].end : pts[0].end - 30e9, t1 = pts.length > 1 ? pts[pts.length - 1].end : pts[0].end + 30e9;
   const X = (t) => L + (W - L - R) * (t - t0) / (t1 - t0 || 1), Y = (v) => T + (H - T - B) * (1 - v / ymax);
+  const line = (lp, k, c, dash) => {
+    g.strokeStyle = c; g.lineWidth = 1.5; g.setLineDash(dash); g.beginPath();
+    lp.forEach((p, i) => (i ? g.lineTo(X(p.end), Y(share(p, k))) : g.moveTo(X(p.end), Y(share(p, k)))));
+    g.stroke(); g.setLineDash([]);
+  };
   const paint = (hi) => {
     g.clearRect(0, 0, W, H);
     g.strokeStyle = '#e4e7ec'; g.fillStyle = '#667085'; g.lineWidth = 1; g.textAlign = 'right'; g.textBaseline = 'middle';
     for (let v = 0; v <= ymax + ystep / 2; v += ystep) { const y = Math.round(Y(v)) + 0.5; g.beginPath(); g.moveTo(L, y); g.lineTo(W - R, y); g.stroke(); g.fillText((100 * v).toFixed(ystep < 0.01 ? 2 : 0) + '%', L - 6, y); }
     g.textAlign = 'left'; g.textBaseline = 'top';
     g.fillText(tstr(t0), L, H - B + 5);
-    for (const [k, c] of [['cum', '#2458d3'], ['flat', '#d62728']]) {
-      g.strokeStyle = c; g.lineWidth = 1.5; g.beginPath();
-      pts.forEach((p, i) => (i ? g.lineTo(X(p.end), Y(share(p, k))) : g.moveTo(X(p.end), Y(share(p, k)))));
-      g.stroke();
-    }
+    if (perPod) lines.forEach((l, i) => { const c = GROUP_COLOURS[i % GROUP_COLOURS.length]; line(l.pts, 'cum', c, []); line(l.pts, 'flat', c, [4, 3]); });
+    else for (const [k, c] of [['cum', '#2458d3'], ['flat', '#d62728']]) line(pts, k, c, []);
     if (hi) { g.strokeStyle = '#7a1fa2'; g.beginPath(); g.moveTo(X(hi.end), T); g.lineTo(X(hi.end), H - B); g.stroke(); }
+  };
+  const nearest = (list, px) => {
+    let best = null, bd = Infinity;
+    for (const p of list) { const dd = Math.abs(X(p.end) - px); if (dd < bd) { bd = dd; best = p; } }
+    return bd <= 12 ? best : null;
   };
   paint(null);
   canvas.onmousemove = (e) => {
-    let best = null, bd = Infinity;
-    for (const p of pts) { const dd = Math.abs(X(p.end) - e.offsetX); if (dd < bd) { bd = dd; best = p; } }
-    if (!best || bd > 12) { paint(null); return tip(null); }
+    const best = nearest(pts, e.offsetX);
+    if (!best) { paint(null); return tip(null); }
     paint(best);
-    tip(`${tstr(best.end)}\nself ${(100 * share(best, 'flat')).toFixed(2)}% (${fmt(best.flat, unit)})\ntotal ${(100 * share(best, 'cum')).toFixed(2)}% (${fmt(best.cum, unit)})\nof ${fmt(best.total, unit)}`, e);
+    if (!perPod) {
+      tip(`${tstr(best.end)}\nself ${(100 * share(best, 'flat')).toFixed(2)}% (${fmt(best.flat, unit)})\ntotal ${(100 * share(best, 'cum')).toFixed(2)}% (${fmt(best.cum, unit)})\nof ${fmt(best.total, unit)}`, e);
+      return;
+    }
+    // each pod's own nearest point (pods are scraped at their own times)
+    const rows = lines.map((l) => [l.key, nearest(l.pts, e.offsetX)]).filter(([, p]) => p)
+      .map(([key, p]) => `\n${key}: self ${(100 * share(p, 'flat')).toFixed(2)}% (${fmt(p.flat, unit)}), total ${(100 * share(p, 'cum')).toFixed(2)}% (${fmt(p.cum, unit)}) of ${fmt(p.total, unit)}`);
+    tip(tstr(best.end) + rows.join(''), e);
   };
   canvas.onmouseleave = () => { paint(null); tip(null); };
+  return lines;
 }
 
 // ---- pages -------------------------------------------------------------------------------------
@@ -856,7 +884,12 @@ async function pageExplorer(compare) {
   const sample = h('select', { 'aria-label': 'sample type', id: 'sample' }, ...d.sampleTypes.map((s) => h('option', { value: s.type, text: `${s.type} (${s.unit})`, selected: s.type === d.sampleType.type })));
   sample.onchange = () => rerender({ sample: sample.value, focus: '' });
   controls.append(sample);
-  const search = h('input', { type: 'search', id: 'search', placeholder: 'search functions (regexp-free substring)', value: st.search || '', 'aria-label': 'search' });
+  // the search box also picks the function shown over time: Enter (or a name chosen from its
+  // list, or the button) picks that exact name, else the matching function with the largest total
+  const fnNames = [...new Set(d.top.map((r) => r.name))];
+  const searchNames = h('datalist', { id: 'searchnames' }, ...fnNames.map((n) => h('option', { value: n })));
+  const search = h('input', { type: 'search', id: 'search', list: 'searchnames', placeholder: 'search functions (substring; Enter: show over time)', value: st.search || '', 'aria-label': 'search' });
+  const searchFn = h('button', { id: 'searchfn', text: 'Show over time', title: 'the function named in the search box (or its hottest match) over time' });
   const share = h('span', { class: 'muted', id: 'share' });
   const dlParams = { ...params };
   delete dlParams.sample;
@@ -901,13 +934,22 @@ async function pageExplorer(compare) {
   const showFn = (name) => {
     if (!fnBox) return;
     if (!name) { fnBox.replaceChildren(); return; }
+    // summed over the selection, or one pair of lines per pod (fnby=pod, kept in the URL)
+    const perPod = state().fnby === 'pod';
     const fnCanvas = h('canvas', { id: 'fntimeline', class: 'timeline', 'aria-label': 'the function\'s self and total share over time' });
-    fnBox.replaceChildren(h('p', { class: 'muted' }, 'Function over time: ', h('strong', { id: 'fnname', text: name }),
-      ' — ', h('span', { class: 'fnself', text: 'self' }), ' and ', h('span', { class: 'fntotal', text: 'total' }), ' share of each profile\'s total ',
-      h('button', { id: 'fnclose', text: 'close', onclick: () => { setState({ fn: '' }); showFn(''); } })), fnCanvas);
+    const by = h('select', { id: 'fnby', 'aria-label': 'function over time: summed or per pod' },
+      h('option', { value: '', text: 'summed over the selection', selected: !perPod }), h('option', { value: 'pod', text: 'per pod', selected: perPod }));
+    by.onchange = () => { setState({ fnby: by.value }); showFn(name); };
+    const podLegend = perPod ? h('p', { class: 'legend', id: 'fnlegend' }, 'pods (total solid, self dashed): ') : null;
+    fnBox.replaceChildren(...[h('p', { class: 'muted' }, 'Function over time: ', h('strong', { id: 'fnname', text: name }),
+      ' — ', ...(perPod ? ['per pod, self and total'] : [h('span', { class: 'fnself', text: 'self' }), ' and ', h('span', { class: 'fntotal', text: 'total' })]), ' share of each profile\'s total ',
+      by, ' ', h('button', { id: 'fnclose', text: 'close', onclick: () => { setState({ fn: '', fnby: '' }); showFn(''); } })), podLegend, fnCanvas].filter(Boolean));
     const fp = { ...tparams, sample: d.sampleType.type, function: name };
     delete fp.group_by;
-    api('/api/v1/timeline', fp).then((series) => drawFunctionTimeline(fnCanvas, series, unit)).catch((e) => fnBox.append(h('p', { class: 'err', text: e.message })));
+    api('/api/v1/timeline', fp).then((series) => {
+      const lines = drawFunctionTimeline(fnCanvas, series, unit, perPod);
+      if (podLegend) lines.forEach((l, k) => podLegend.append(h('span', { class: 'swatch c' + (k % GROUP_COLOURS.length) }), h('em', { class: 'pod', text: l.key })));
+    }).catch((e) => fnBox.append(h('p', { class: 'err', text: e.message })));
   };
   const legend = compare ? h('p', { class: 'legend' }, 'colour: change of the share of the total', h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
   const flame = new Flame(canvas, { flip, onFocus: (name) => setState({ focus: name }) });
@@ -928,7 +970,7 @@ async function pageExplorer(compare) {
   flame.onFocus = (name) => { setState({ focus: name, fn: (tab === 'sandwich' || tab === 'lines') && name ? name : state().fn }); if ((tab === 'sandwich' || tab === 'lines') && name) fillRight(); };
   const panes = splitPanes(h('div', { class: 'pane' }, canvas), right, st, () => flame.d && flame.draw());
   // (replaceChildren would print a null as the text "null")
-  app().replaceChildren(...[...page, h('div', { class: 'controls' }, ...[search, share, reset, layoutBtn, download, pgo, copy].filter(Boolean)), h('div', { class: 'controls' }, cmd),
+  app().replaceChildren(...[...page, h('div', { class: 'controls' }, ...[search, searchNames, compare ? null : searchFn, share, reset, layoutBtn, download, pgo, copy].filter(Boolean)), h('div', { class: 'controls' }, cmd),
     compare ? null : tl, tlLegend, fnBox, labelRow, singleNote, summary, legend, panes, compare ? regressions : null].filter(Boolean));
   flame.setData(d, compare, st.norm === '1');
   fillRight(); // after the flame graph is drawn: a table of 2000 rows takes as long to build
@@ -939,6 +981,18 @@ async function pageExplorer(compare) {
     setState({ search: search.value });
   };
   search.addEventListener('input', applySearch);
+  const pickSearched = () => {
+    const term = search.value.trim(), low = term.toLowerCase();
+    if (!term) return;
+    const best = d.top.filter((r) => r.name.toLowerCase().includes(low)).reduce((b, r) => (!b || Math.abs(r.cum) > Math.abs(b.cum) ? r : b), null);
+    const name = fnNames.includes(term) ? term : best ? best.name : '';
+    if (name) pick(name);
+    else share.textContent = 'no function of the table matches';
+  };
+  search.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); pickSearched(); } });
+  // a name chosen from the list replaces the text at once (Chromium: insertReplacementText)
+  search.addEventListener('input', (e) => { if (e.inputType === 'insertReplacementText' && fnNames.includes(search.value)) pickSearched(); });
+  searchFn.onclick = pickSearched;
   if (st.search) applySearch();
   if (st.focus) flame.focusName(st.focus);
   reset.onclick = () => { flame.zoom = 0; flame.draw(); setState({ focus: '' }); };
