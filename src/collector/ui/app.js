@@ -99,40 +99,44 @@ class Flame {
     }
   }
   setData(d, diff, norm) {
-    const n = d.nodes.length;
+    // One pass over the answer's nodes into typed arrays: 100k nodes as 100k small arrays of
+    // children (the old layout) cost more in allocation and GC than the rest of the draw.
+    const nodes = d.nodes, n = nodes.length;
     this.d = d;
     this.diff = diff;
-    this.parent = new Int32Array(n);
-    this.width = new Float64Array(n);
-    this.depth = new Int32Array(n);
-    this.kids = Array.from({ length: n }, () => []);
+    const parent = this.parent = new Int32Array(n), width = this.width = new Float64Array(n);
+    const depth = this.depth = new Int32Array(n), nameIx = this.nameIx = new Int32Array(n);
     const scale = diff && norm && d.baseTotal ? d.total / d.baseTotal : 1;
     this.scale = scale;
-    let maxDepth = 0;
+    // children as one array (kidList[kidStart[i] .. kidStart[i + 1]), in node order): parents
+    // come before children, so counting, then filling in node order keeps the API's order
+    const kidStart = this.kidStart = new Int32Array(n + 1), kidList = this.kidList = new Int32Array(Math.max(n - 1, 0));
+    const dshare = this.dshare = diff ? new Float64Array(n) : null;
+    let maxDepth = 0, m = 0;
     for (let i = 0; i < n; i++) {
-      const r = d.nodes[i];
-      this.parent[i] = r[1];
-      this.width[i] = Math.abs(r[3]) + (diff ? Math.abs(r[5] * scale) : 0);
-      if (r[1] >= 0) { this.kids[r[1]].push(i); this.depth[i] = this.depth[r[1]] + 1; }
-      if (this.depth[i] > maxDepth) maxDepth = this.depth[i];
-    }
-    this.maxDepth = maxDepth;
-    if (diff) {
-      // diff colours: the change of each frame's share of its profile's total, comparison minus
-      // base; saturation by that change relative to the largest one
-      this.dshare = new Float64Array(n);
-      let m = 0;
-      for (let i = 0; i < n; i++) {
-        const r = d.nodes[i];
-        this.dshare[i] = (d.total ? r[3] / d.total : 0) - (d.baseTotal ? r[5] / d.baseTotal : 0);
-        m = Math.max(m, Math.abs(this.dshare[i]));
+      const r = nodes[i], pa = r[1];
+      parent[i] = pa;
+      nameIx[i] = r[0];
+      width[i] = Math.abs(r[3]) + (diff ? Math.abs(r[5] * scale) : 0);
+      if (pa >= 0) { kidStart[pa + 1]++; const dp = depth[i] = depth[pa] + 1; if (dp > maxDepth) maxDepth = dp; }
+      if (diff) {
+        // diff colours: the change of each frame's share of its profile's total, comparison minus
+        // base; saturation by that change relative to the largest one
+        const ds = dshare[i] = (d.total ? r[3] / d.total : 0) - (d.baseTotal ? r[5] / d.baseTotal : 0);
+        if (Math.abs(ds) > m) m = Math.abs(ds);
       }
-      this.maxDshare = m;
     }
+    for (let i = 0; i < n; i++) kidStart[i + 1] += kidStart[i];
+    const fill = kidStart.slice(0, n);
+    for (let i = 1; i < n; i++) if (parent[i] >= 0) kidList[fill[parent[i]]++] = i;
+    this.maxDepth = maxDepth;
+    this.maxDshare = m;
+    this.colours = [new Map(), new Map()]; // fill styles made so far (color)
     this.zoom = 0;
     this.draw();
   }
-  name(i) { return this.d.names[this.d.nodes[i][0]]; }
+  kids(i) { return this.kidList.subarray(this.kidStart[i], this.kidStart[i + 1]); }
+  name(i) { return this.d.names[this.nameIx[i]]; }
   rowY(depth) { return (this.flip ? this.rows - 1 - depth : depth) * this.rowH; }
   layout() {
     // x in [0,1] relative to the zoomed node; ancestors of the zoom span the full width
@@ -140,12 +144,14 @@ class Flame {
     const z = this.zoom;
     for (let a = z; a >= 0; a = this.parent[a]) { x[a] = 0; w[a] = 1; if (a === 0) break; }
     const stack = [z];
+    const width = this.width, ks = this.kidStart, kl = this.kidList;
     while (stack.length) {
       const p = stack.pop();
       let off = x[p];
-      const pw = this.width[p] || 1;
-      for (const k of this.kids[p]) {
-        w[k] = w[p] * this.width[k] / pw;
+      const pw = width[p] || 1, f = w[p] / pw;
+      for (let j = ks[p], e = ks[p + 1]; j < e; j++) {
+        const k = kl[j];
+        w[k] = f * width[k];
         x[k] = off;
         off += w[k];
         stack.push(k);
@@ -154,10 +160,27 @@ class Flame {
     return { x, w };
   }
   color(i, dim) {
+    // the same few hundred strings for 100k frames: each made once (per name, or per diff
+    // colour) and reused; the dimmed variants (search misses) in a map of their own
+    let key;
+    if (this.diff) {
+      const d = this.dshare[i];
+      if (d === 0 || !this.maxDshare) key = 0;
+      else {
+        const a = Math.sqrt(Math.abs(d) / this.maxDshare); // small changes stay visible
+        key = (d > 0 ? 1 : -1) * (1 + 1000 * Math.round(25 + 65 * a) + Math.round(86 - 34 * a));
+      }
+    } else key = this.nameIx[i];
+    const cache = this.colours[dim ? 1 : 0];
+    let c = cache.get(key);
+    if (c === undefined) { c = this.colorOf(i, dim); cache.set(key, c); }
+    return c;
+  }
+  colorOf(i, dim) {
     if (this.diff) {
       const d = this.dshare[i];
       if (d === 0 || !this.maxDshare) return dim ? '#eef0f3' : '#d0d5dd';
-      const a = Math.sqrt(Math.abs(d) / this.maxDshare); // small changes stay visible
+      const a = Math.sqrt(Math.abs(d) / this.maxDshare);
       const hue = d > 0 ? 0 : 130;
       return dim ? `hsl(${hue},25%,92%)` : `hsl(${hue},${Math.round(25 + 65 * a)}%,${Math.round(86 - 34 * a)}%)`;
     }
@@ -207,7 +230,7 @@ class Flame {
       const shareNode = (i) => {
         if (this.name(i).toLowerCase().includes(term)) return Math.abs(this.d.nodes[i][3]);
         let s = 0;
-        for (const k of this.kids[i]) s += shareNode(k);
+        for (const k of this.kids(i)) s += shareNode(k);
         return s;
       };
       matched = shareNode(0);
@@ -236,10 +259,10 @@ class Flame {
   key(e) {
     const z = this.zoom, p = this.parent[z];
     let next = -1;
-    if (e.key === 'ArrowDown') next = this.kids[z].reduce((b, k) => (b < 0 || this.width[k] > this.width[b] ? k : b), -1);
+    if (e.key === 'ArrowDown') next = this.kids(z).reduce((b, k) => (b < 0 || this.width[k] > this.width[b] ? k : b), -1);
     else if (e.key === 'ArrowUp') next = z ? p : -1;
     else if ((e.key === 'ArrowLeft' || e.key === 'ArrowRight') && z) {
-      const sib = this.kids[p], i = sib.indexOf(z) + (e.key === 'ArrowRight' ? 1 : -1);
+      const sib = this.kids(p), i = sib.indexOf(z) + (e.key === 'ArrowRight' ? 1 : -1);
       if (i >= 0 && i < sib.length) next = sib[i];
     } else if (e.key === 'Escape') next = 0;
     if (next < 0) return;
@@ -268,7 +291,7 @@ class Flame {
         `\nshare of total ${pct(r[5], bt)} → ${pct(r[3], this.d.total)} (${ds > 0 ? '+' : ''}${ds.toFixed(2)} points)` +
         `\nchange ${fmt(r[3] - r[5] * this.scale, unit)}`;
     }
-    const hidden = r[3] - r[2] - this.kids[i].reduce((s, k) => s + this.d.nodes[k][3], 0);
+    const hidden = r[3] - r[2] - this.kids(i).reduce((s, k) => s + this.d.nodes[k][3], 0);
     if (hidden > 0 && Math.abs(hidden) >= Math.abs(r[3]) * 0.001) text += `\n(${fmt(hidden, unit)} in frames pruned from view)`;
     tip(text, e);
   }
@@ -715,7 +738,9 @@ function splitPanes(left, right, st, onResize) {
 // flame graph whose root (the function) is at the bottom, its callees below, an icicle from the
 // function; each with its direct callers or callees listed as go tool pprof -peek prints them.
 // The line view: the function's values per file:line, hottest first. onPick(name) re-centres.
-function focusView(kind, params, d, fn, unit, diff, onPick) {
+// pre: a render answer already asked with focus=fn (the explorer's own, when the page opened on
+// the sandwich), used instead of a second request.
+function focusView(kind, params, d, fn, unit, diff, onPick, pre) {
   const box = h('div', { id: kind === 'lines' ? 'lineview' : 'sandwich', class: 'focusview' });
   const names = [...new Set(d.top.map((r) => r.name))];
   const list = h('datalist', { id: 'fnlist' }, ...names.slice(0, 2000).map((n) => h('option', { value: n })));
@@ -725,7 +750,7 @@ function focusView(kind, params, d, fn, unit, diff, onPick) {
   if (!fn) { box.append(h('p', { class: 'muted', text: 'Pick a function: click a frame, a table row, or type its name.' })); return box; }
   const status = h('p', { class: 'muted', text: 'Loading…' });
   box.append(status);
-  api('/api/v1/render', { ...params, focus: fn, max_nodes: 100000, top: 500 }).then((r) => {
+  (pre && pre.fn === fn ? Promise.resolve(pre.d) : api('/api/v1/render', { ...params, focus: fn, max_nodes: 100000, top: 500 })).then((r) => {
     const f = r.focus;
     if (!f) { status.textContent = 'No sample of this selection has that function.'; return; }
     const share = (v) => pct(v, r.total);
@@ -743,7 +768,9 @@ function focusView(kind, params, d, fn, unit, diff, onPick) {
     }
     const tree = (t, id, flip, title) => {
       const c = h('canvas', { id: id + '-graph', 'aria-label': title });
-      const kids = t.nodes.map((n, i) => [n, i]).filter(([n]) => n[1] === 0).sort((a, b) => Math.abs(b[0][3]) - Math.abs(a[0][3]));
+      const kids = [];
+      for (let i = 0; i < t.nodes.length; i++) if (t.nodes[i][1] === 0) kids.push([t.nodes[i], i]);
+      kids.sort((a, b) => Math.abs(b[0][3]) - Math.abs(a[0][3]));
       const rows = kids.map(([n]) => h('tr', { class: 'clickable', tabindex: 0, onclick: () => onPick(t.names[n[0]]), onkeydown: (e) => e.key === 'Enter' && onPick(t.names[n[0]]) },
         h('td', { class: 'fn', text: t.names[n[0]] }), h('td', { class: 'num', text: fmt(n[3], unit) }), h('td', { class: 'num', text: pct(n[3], f.cum) })));
       const table = h('table', { id, class: 'edges' }, h('thead', {}, h('tr', {}, h('th', { text: title }), h('th', { class: 'num', text: 'Total' }), h('th', { class: 'num', text: 'Share' }))),
@@ -874,8 +901,13 @@ async function pageExplorer(compare) {
   }
   app().replaceChildren(...page, h('p', { text: 'Loading…' }));
   let d;
+  // a page opened on the sandwich of a known function asks for it in the same request (focus=):
+  // one answer to parse instead of the flame graph's and then the sandwich's, which repeats it
+  const TABS = [['top', 'Top table'], ['tree', 'Call tree'], ['sandwich', 'Sandwich'], ['lines', 'Lines']];
+  const tab = TABS.some(([k]) => k === st.table) ? st.table : 'top';
+  const preFn = tab === 'sandwich' ? st.fn || st.focus || '' : '';
   try {
-    d = await api('/api/v1/render', { ...params, max_nodes: 100000, top: 2000 });
+    d = await api('/api/v1/render', { ...params, max_nodes: 100000, top: 2000, ...(preFn ? { focus: preFn } : {}) });
   } catch (e) {
     app().replaceChildren(...page, h('p', { class: 'err', id: 'error', text: e.message }));
     return;
@@ -954,8 +986,6 @@ async function pageExplorer(compare) {
   const legend = compare ? h('p', { class: 'legend' }, 'colour: change of the share of the total', h('span', { class: 'grew' }), 'grew', h('span', { class: 'shrank' }), 'shrank') : null;
   const flame = new Flame(canvas, { flip, onFocus: (name) => setState({ focus: name }) });
   const pick = (name) => { flame.focusName(name); setState({ focus: name, fn: name }); showFn(name); canvas.scrollIntoView({ block: 'nearest' }); };
-  const TABS = [['top', 'Top table'], ['tree', 'Call tree'], ['sandwich', 'Sandwich'], ['lines', 'Lines']];
-  const tab = TABS.some(([k]) => k === st.table) ? st.table : 'top';
   const tabs = h('div', { class: 'tabs', role: 'tablist' }, ...TABS.map(([k, label]) =>
     h('button', { role: 'tab', id: 'tab-' + k, 'aria-selected': String(tab === k), text: label, onclick: () => rerender({ table: k === 'top' ? '' : k }) })));
   const right = h('div', { class: 'pane' });
@@ -965,7 +995,7 @@ async function pageExplorer(compare) {
     const fn = cur.fn || cur.focus || (d.top[0] && d.top[0].name) || '';
     const pickFn = (name) => { setState({ fn: name }); fillRight(); };
     right.replaceChildren(tabs, tab === 'tree' ? callTree(d, unit, compare, pick) : tab === 'top' ? topTable(d, unit, pick, compare, st)
-      : focusView(tab, params, d, fn, unit, compare, pickFn));
+      : focusView(tab, params, d, fn, unit, compare, pickFn, preFn ? { fn: preFn, d } : null));
   };
   flame.onFocus = (name) => { setState({ focus: name, fn: (tab === 'sandwich' || tab === 'lines') && name ? name : state().fn }); if ((tab === 'sandwich' || tab === 'lines') && name) fillRight(); };
   const panes = splitPanes(h('div', { class: 'pane' }, canvas), right, st, () => flame.d && flame.draw());
