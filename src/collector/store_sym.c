@@ -164,6 +164,7 @@ typedef struct loc_slot {
 
 struct sym_writer {
   htab t[T_N];
+  bool unlisted; /* encode_samples met a string intern_profile did not intern */
   loc_slot *lcache; /* LOC_CACHE_SLOTS */
   uint32_t base[T_N]; /* counts already in the segment's symbol records */
   int64_t last_sym;   /* offset of the newest symbol record, -1 = none */
@@ -438,7 +439,7 @@ static int intern_profile(sym_writer *w, const pprof_profile *p) {
     }
   }
   /* the strings encode_samples writes: all interned here, before encode_symbols lists what
-   * this profile adds */
+   * this profile adds (encode_samples's put_str fails a record whose string this list missed) */
   int64_t r = 0;
 #define NEED(i)                                                                                    \
   if ((r = str_id(w, p, (i))) < 0) return (int)r
@@ -516,27 +517,36 @@ static bool encode_symbols(sym_writer *w) {
   return !b->failed && pack(w->cz, b, &w->sym);
 }
 
+/* Profile string i as its segment id. intern_profile's list of the strings this function writes
+ * must name each of them: one it missed is still UNKNOWN here and fails the record (w->unlisted)
+ * instead of storing an id no symbol record holds. */
+static void put_str(sym_writer *w, vbuf *b, uint32_t i) {
+  uint32_t id = w->map[T_STR][i];
+  if (id == UNKNOWN) w->unlisted = b->failed = true;
+  else put_u(b, id);
+}
+
 /* The profile record's data: header and samples as segment ids, into w->data. */
 static bool encode_samples(sym_writer *w, const pprof_profile *p) {
-  const uint32_t *ms = w->map[T_STR], *ml = w->map[T_LOC];
+  const uint32_t *ml = w->map[T_LOC];
   vbuf *b = &w->raw;
   vb_clear(b);
   put_u(b, p->nsample_type);
   for (size_t i = 0; i < p->nsample_type; i++) {
-    put_u(b, ms[p->sample_type[i].type]);
-    put_u(b, ms[p->sample_type[i].unit]);
+    put_str(w, b, p->sample_type[i].type);
+    put_str(w, b, p->sample_type[i].unit);
   }
-  put_u(b, ms[p->period_type.type]);
-  put_u(b, ms[p->period_type.unit]);
+  put_str(w, b, p->period_type.type);
+  put_str(w, b, p->period_type.unit);
   put_s(b, p->period);
   put_s(b, p->time_nanos);
   put_s(b, p->duration_nanos);
   put_u(b, p->ncomment);
-  for (size_t i = 0; i < p->ncomment; i++) put_u(b, ms[p->comment[i]]);
-  put_u(b, ms[p->default_sample_type]);
-  put_u(b, ms[p->drop_frames]);
-  put_u(b, ms[p->keep_frames]);
-  put_u(b, ms[p->doc_url]);
+  for (size_t i = 0; i < p->ncomment; i++) put_str(w, b, p->comment[i]);
+  put_str(w, b, p->default_sample_type);
+  put_str(w, b, p->drop_frames);
+  put_str(w, b, p->keep_frames);
+  put_str(w, b, p->doc_url);
   /* every mapping of the profile in its order, used or not: go tool pprof takes the first for
    * the main binary, and -raw lists them all */
   put_u(b, p->nmapping);
@@ -549,16 +559,17 @@ static bool encode_samples(sym_writer *w, const pprof_profile *p) {
     for (size_t k = 0; k < p->nsample_type; k++) put_s(b, s->value[k]);
     put_u(b, s->nlabel);
     for (uint32_t k = 0; k < s->nlabel; k++) {
-      put_u(b, ms[s->label[k].key]);
-      put_u(b, ms[s->label[k].str]);
+      put_str(w, b, s->label[k].key);
+      put_str(w, b, s->label[k].str);
       put_s(b, s->label[k].num);
-      put_u(b, ms[s->label[k].num_unit]);
+      put_str(w, b, s->label[k].num_unit);
     }
   }
   return !b->failed && pack(w->cz, b, &w->data);
 }
 
 int sym__encode(sym_writer *w, const pprof_profile *p, sym_enc *ret, pp_err *err) {
+  w->unlisted = false;
   int r = intern_profile(w, p);
   if (r < 0) {
     sym__abort(w);
@@ -566,6 +577,7 @@ int sym__encode(sym_writer *w, const pprof_profile *p, sym_enc *ret, pp_err *err
   }
   if (!encode_symbols(w) || !encode_samples(w, p)) {
     sym__abort(w);
+    if (w->unlisted) return pp_err_set(err, PP_EINVAL, "profile record: a header string was not interned (store_sym.c)");
     return pp_err_set(err, w->raw.over || w->sym.over || w->data.over ? PP_ELIMIT : PP_ENOMEM,
                       "profile record: %s", w->raw.over || w->sym.over || w->data.over ? "too large" : "out of memory");
   }
