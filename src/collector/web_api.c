@@ -84,7 +84,7 @@ typedef struct selection {
 } selection;
 
 static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top",
-                                       "focus", "tag", "id", "group_by", "function",
+                                       "focus", "tag", "id", "group_by", "function", "encoding",
                                        /* web_pgo.c */ "by", "keep_locations", "aggregate_callees", NULL};
 
 static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
@@ -291,16 +291,25 @@ static void value_type(pp_buf *b, const pprof_profile *p, const pprof_value_type
 
 /* The flame graph's nodes, pruned to max_nodes (the largest |total| summed over inputs; a node
  * needs its parent kept, which ids guarantee to be decided first: a parent is created before its
- * children), as [name, parent, self, total(, baseSelf, baseTotal)] into nodes, and the names they
- * use, each once, into names. */
+ * children), and the names they use, each once, into names. Into nodes: the JSON array of
+ * [name, parent, self, total(, baseSelf, baseTotal)]; or, with bin (encoding=binary), the object
+ * {"offset":O,"count":N,"values":V} while the block itself is appended to bin at offset O: name
+ * and parent as N int32 each, then self, total(, baseSelf, baseTotal) as N doubles each, all
+ * little-endian. A browser parses 100k nodes as JSON arrays in about as long as the server takes
+ * to compute them; typed arrays over the block cost it nothing. */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the binary render encoding writes host-order int32 and doubles: little-endian hosts only"
+#endif
 static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, pp_buf *names, pp_buf *nodes,
-                       size_t *ret_kept, size_t *ret_pruned) {
+                       pp_buf *bin, size_t *ret_kept, size_t *ret_pruned) {
   int64_t *key = malloc(t->nnodes * sizeof *key), *sorted = malloc(t->nnodes * sizeof *sorted);
   int32_t *remap = malloc(t->nnodes * sizeof *remap);
+  /* binary: the kept nodes' ids and name indexes, written column by column at the end */
+  int32_t *kid = bin ? malloc(t->nnodes * sizeof *kid) : NULL, *kname = bin ? malloc(t->nnodes * sizeof *kname) : NULL;
   htab nameidx;
   int r = htab_init(&nameidx, 1024, 0);
   size_t kept = 0, pruned = 0;
-  if (!key || !sorted || !remap || r < 0) {
+  if (!key || !sorted || !remap || (bin && (!kid || !kname)) || r < 0) {
     r = PP_ENOMEM;
     goto out;
   }
@@ -311,11 +320,11 @@ static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, pp_
   }
   qsort(sorted, t->nnodes, sizeof *sorted, cmp_desc_i64);
   int64_t threshold = sorted[(size_t)max_nodes < t->nnodes ? (size_t)max_nodes - 1 : t->nnodes - 1];
+  if (!bin) pp_buf_put(nodes, "[", 1);
   for (size_t i = 0; i < t->nnodes; i++) {
     remap[i] = -1;
     bool parent_ok = i == 0 || remap[t->parent[i]] >= 0;
     if (parent_ok && key[i] >= threshold && kept < (size_t)max_nodes) {
-      remap[i] = (int32_t)kept++;
       /* a name is interned by its bytes and written once, whatever it holds: the array's
        * length always equals the indexes handed out */
       uint32_t ni;
@@ -328,14 +337,39 @@ static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, pp_
         if (ni) pp_buf_put(names, ",", 1);
         web_json_str(names, t->names[i]);
       }
-      if (kept > 1) pp_buf_put(nodes, ",", 1);
-      pp_buf_printf(nodes, "[%u,%d,%lld,%lld", ni, i ? remap[t->parent[i]] : -1, (long long)t->self[i * nin],
-                     (long long)t->total[i * nin]);
-      if (nin == 2) pp_buf_printf(nodes, ",%lld,%lld", (long long)t->self[i * nin + 1], (long long)t->total[i * nin + 1]);
-      pp_buf_put(nodes, "]", 1);
+      if (bin) {
+        kid[kept] = (int32_t)i;
+        kname[kept] = (int32_t)ni;
+      } else {
+        if (kept) pp_buf_put(nodes, ",", 1);
+        pp_buf_printf(nodes, "[%u,%d,%lld,%lld", ni, i ? remap[t->parent[i]] : -1, (long long)t->self[i * nin],
+                      (long long)t->total[i * nin]);
+        if (nin == 2) pp_buf_printf(nodes, ",%lld,%lld", (long long)t->self[i * nin + 1], (long long)t->total[i * nin + 1]);
+        pp_buf_put(nodes, "]", 1);
+      }
+      remap[i] = (int32_t)kept++;
     } else {
       pruned++;
     }
+  }
+  if (!bin) {
+    pp_buf_put(nodes, "]", 1);
+  } else {
+    pp_buf_printf(nodes, "{\"offset\":%zu,\"count\":%zu,\"values\":%zu}", bin->len, kept, 2 * nin);
+    pp_buf_put(bin, kname, kept * sizeof *kname);
+    for (size_t j = 0; j < kept; j++) kname[j] = kid[j] ? remap[t->parent[kid[j]]] : -1; /* parents */
+    pp_buf_put(bin, kname, kept * sizeof *kname);
+    double *v = malloc((kept ? kept : 1) * sizeof *v);
+    if (!v) {
+      r = PP_ENOMEM;
+      goto out;
+    }
+    for (size_t c = 0; c < 2 * nin; c++) { /* self, total(, baseSelf, baseTotal) */
+      const int64_t *col = c % 2 ? t->total : t->self;
+      for (size_t j = 0; j < kept; j++) v[j] = (double)col[(size_t)kid[j] * nin + c / 2];
+      pp_buf_put(bin, v, kept * sizeof *v);
+    }
+    free(v);
   }
   r = 0;
 out:
@@ -343,6 +377,8 @@ out:
   free(key);
   free(sorted);
   free(remap);
+  free(kid);
+  free(kname);
   *ret_kept = kept;
   *ret_pruned = pruned;
   return r;
@@ -396,18 +432,19 @@ out:
   return r;
 }
 
-/* One focus tree as {"names":[..],"nodes":[..],"pruned":{..}}, in render's node format. */
-static int write_focus_tree(const pprof_multitree *t, long max_nodes, size_t budget, pp_buf *out) {
+/* One focus tree as {"names":[..],"nodes":[..],"pruned":{..}}, in render's node format (bin: as
+ * write_nodes). */
+static int write_focus_tree(const pprof_multitree *t, long max_nodes, size_t budget, pp_buf *out, pp_buf *bin) {
   pp_buf names, nodes;
   pp_buf_init(&names, budget);
   pp_buf_init(&nodes, budget);
   size_t kept = 0, pruned = 0;
-  int r = write_nodes(t, t->ninputs, max_nodes, &names, &nodes, &kept, &pruned);
+  int r = write_nodes(t, t->ninputs, max_nodes, &names, &nodes, bin, &kept, &pruned);
   pp_buf_puts(out, "{\"names\":[");
   pp_buf_put(out, names.p, names.len);
-  pp_buf_puts(out, "],\"nodes\":[");
+  pp_buf_puts(out, "],\"nodes\":");
   pp_buf_put(out, nodes.p, nodes.len);
-  pp_buf_printf(out, "],\"pruned\":{\"nodes\":%zu,\"kept\":%zu}}", pruned, kept);
+  pp_buf_printf(out, ",\"pruned\":{\"nodes\":%zu,\"kept\":%zu}}", pruned, kept);
   if (names.failed || nodes.failed) out->failed = true, out->over = out->over || names.over || nodes.over;
   pp_buf_free(&names);
   pp_buf_free(&nodes);
@@ -418,7 +455,7 @@ static int write_focus_tree(const pprof_multitree *t, long max_nodes, size_t bud
  * the value of "focus" (null when no sample has the function). Each tree gets half of node_cap
  * while it is built and max_nodes when written; at most topn lines. */
 static int write_focus(const pprof_profile *const *ps, const int *sis, size_t nin, const char *name, long max_nodes,
-                       long topn, size_t node_cap, size_t budget, pp_buf *out, pp_err *err) {
+                       long topn, size_t node_cap, size_t budget, pp_buf *out, pp_buf *bin, pp_err *err) {
   pprof_focus f;
   int r = pprof_focus_compute(ps, sis, nin, name, node_cap / 2 ? node_cap / 2 : 1, &f, err);
   if (r < 0) return r;
@@ -432,9 +469,9 @@ static int write_focus(const pprof_profile *const *ps, const int *sis, size_t ni
   pp_buf_printf(out, ",\"flat\":%lld,\"cum\":%lld", (long long)f.flat[0], (long long)f.cum[0]);
   if (nin == 2) pp_buf_printf(out, ",\"baseFlat\":%lld,\"baseCum\":%lld", (long long)f.flat[1], (long long)f.cum[1]);
   pp_buf_puts(out, ",\"callers\":");
-  if (r == 0) r = write_focus_tree(&f.callers, max_nodes, budget, out);
+  if (r == 0) r = write_focus_tree(&f.callers, max_nodes, budget, out, bin);
   pp_buf_puts(out, ",\"callees\":");
-  if (r == 0) r = write_focus_tree(&f.callees, max_nodes, budget, out);
+  if (r == 0) r = write_focus_tree(&f.callees, max_nodes, budget, out, bin);
   pp_buf_puts(out, ",\"lines\":[");
   for (size_t i = 0; i < f.nlines && i < (size_t)topn; i++) {
     const pprof_focus_line *l = &f.lines[i];
@@ -489,6 +526,12 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", "group_by: want a sample label's key");
     return;
   }
+  const char *enc = web_param(p, "encoding");
+  if (enc && strcmp(enc, "json") && strcmp(enc, "binary")) {
+    web_resp_error(out, 400, "bad_data", "encoding: json (the default) or binary");
+    return;
+  }
+  bool binary = enc && !strcmp(enc, "binary");
   pprof_profile *cmp = NULL, *base = NULL;
   size_t ncmp = 0, nbase = 0;
   pp_err err = {0};
@@ -496,7 +539,9 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   memset(&t, 0, sizeof t);
   bool have_t = false, have_tc = false, have_tb = false;
   pprof_top tc, tb;
-  pp_buf names, nodes, top, a, fb;
+  pp_buf names, nodes, top, a, fb, bin, body;
+  pp_buf_init(&bin, x->budget);
+  pp_buf_init(&body, x->budget);
   pp_buf_init(&fb, x->budget);
   pp_buf_init(&names, x->budget);
   pp_buf_init(&nodes, x->budget);
@@ -549,7 +594,7 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   have_t = true;
   used += t.nnodes * NODE_BYTES;
   size_t kept = 0, pruned = 0;
-  if (write_nodes(&t, nin, max_nodes, &names, &nodes, &kept, &pruned) < 0 ||
+  if (write_nodes(&t, nin, max_nodes, &names, &nodes, binary ? &bin : NULL, &kept, &pruned) < 0 ||
       pprof_top_compute(cmp, si, &tc, NULL) < 0) {
     web_resp_error(out, 500, "internal", "out of memory");
     goto done;
@@ -565,7 +610,7 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
     goto done;
   }
   if (focus && (r = write_focus(ps, sis, nin, focus, max_nodes, topn, (x->budget - used) / NODE_BYTES, x->budget, &fb,
-                                &err)) < 0) {
+                                binary ? &bin : NULL, &err)) < 0) {
     if (r == PP_ELIMIT) over_budget(out, "the focus trees", x->budget, x->budget);
     else web_resp_error(out, 500, "internal", err.msg);
     goto done;
@@ -578,9 +623,9 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
                 resolution_name(ci.resolution_ns > bi.resolution_ns ? ci.resolution_ns : bi.resolution_ns),
                 (long long)tc.total);
   pp_buf_put(&a, names.p, names.len);
-  pp_buf_puts(&a, "],\"nodes\":[");
+  pp_buf_puts(&a, "],\"nodes\":");
   pp_buf_put(&a, nodes.p, nodes.len);
-  pp_buf_printf(&a, "],\"pruned\":{\"nodes\":%zu,\"kept\":%zu},\"top\":[", pruned, kept);
+  pp_buf_printf(&a, ",\"pruned\":{\"nodes\":%zu,\"kept\":%zu},\"top\":[", pruned, kept);
   pp_buf_put(&a, top.p, top.len);
   pp_buf_puts(&a, "],\"sampleTypes\":[");
   for (size_t i = 0; i < cmp->nsample_type; i++) {
@@ -591,10 +636,28 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   if (have_tb) pp_buf_printf(&a, ",\"baseTotal\":%lld,\"baseProfiles\":%zu", (long long)tb.total, nbase);
   if (focus) pp_buf_puts(&a, ",\"focus\":"), pp_buf_put(&a, fb.p, fb.len);
   pp_buf_puts(&a, "}}");
-  if (names.failed || nodes.failed || top.failed || fb.failed)
-    a.failed = true, a.over = names.over || nodes.over || top.over || fb.over;
-  used += names.len + nodes.len + top.len + fb.len;
+  if (names.failed || nodes.failed || top.failed || fb.failed || bin.failed)
+    a.failed = true, a.over = names.over || nodes.over || top.over || fb.over || bin.over;
+  used += names.len + nodes.len + top.len + fb.len + bin.len;
+  if (binary && !a.failed) {
+    /* "PPRB", version 1 and the JSON's length (uint32 each, little-endian), the JSON, zeros up
+     * to a multiple of 8 (the doubles' alignment), then the node blocks (docs/api.md) */
+    uint32_t head[3] = {0, 1, (uint32_t)a.len}; /* a.len checked below */
+    memcpy(&head[0], "PPRB", 4);
+    static const char zeros[8];
+    /* the body copies the JSON and the blocks, which used and a already count once */
+    if (a.len > UINT32_MAX || used + 2 * a.len + bin.len + sizeof head + 8 > x->budget) {
+      a.failed = a.over = true;
+    } else {
+      pp_buf_put(&body, head, sizeof head);
+      pp_buf_put(&body, a.p, a.len);
+      pp_buf_put(&body, zeros, (8 - (sizeof head + a.len) % 8) % 8);
+      pp_buf_put(&body, bin.p, bin.len);
+      if (body.failed) a.failed = true, a.over = body.over;
+    }
+  }
   if (a.failed && a.over) over_budget(out, "the answer", used + a.len, x->budget);
+  else if (binary && !a.failed) web_resp_buf(out, 200, "application/vnd.pprof-controller.render", &body);
   else web_resp_buf(out, 200, "application/json", &a);
 done:
   if (have_tc) pprof_top_release(&tc);
@@ -607,6 +670,8 @@ done:
   pp_buf_free(&nodes);
   pp_buf_free(&top);
   pp_buf_free(&a);
+  pp_buf_free(&bin);
+  pp_buf_free(&body);
 }
 
 /* ---- /api/v1/timeline ------------------------------------------------------------------------- */

@@ -29,7 +29,7 @@ import traceback
 import zlib
 from urllib.parse import quote
 
-from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, go_pprof, go_raw, go_top_args, parse_go_peek, parse_go_top, parse_our_top, run
+from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, decode_render_binary, go_pprof, go_raw, go_top_args, parse_go_peek, parse_go_top, parse_our_top, run
 import labels
 import pgo_api
 import web_load
@@ -719,6 +719,40 @@ def web_api(t):
                     bad.append(f"{q[:20]}: HTTP {st}, want {want}")
             return len(funcs) >= 3 and not bad, f"{funcs}\n" + "\n".join(bad)
         check(t, "collector /api/v1/render focus=NAME: callers, callees and lines as go tool pprof -peek and -lines read the merge; base values; unknown name null", render_focus_vs_go)
+
+        def render_binary():
+            # encoding=binary (what the UI reads) carries what the JSON answer says, node for node:
+            # decoded by the harness's own reader, for a plain render, a diff, and focus= with a base
+            top = parse_go_top(go_pprof(go_top_args(1, "nanoseconds") + [files["all"]]).stdout)
+            f = max(top, key=lambda k: top[k][1])
+            bad = []
+            # (max_nodes=50 and 7 prune: the kept nodes' indexes are not the call tree's ids)
+            for q in (f"to={sec(to)}&max_nodes=50", f"from={sec(mid)}&to={sec(to)}&base_to={sec(mid - 1)}&max_nodes=100000",
+                      f"from={sec(mid)}&to={sec(to)}&base_to={sec(mid - 1)}&focus={quote(f)}&max_nodes=7"):
+                st, body, hdr = get(f"/api/v1/render?type=cpu&name=demo&{q}")
+                stb, bb, hdrb = get(f"/api/v1/render?type=cpu&name=demo&{q}&encoding=binary")
+                try:
+                    dec = decode_render_binary(bb)
+                except (ValueError, KeyError) as e:
+                    bad.append(f"{q}: HTTP {stb} {hdrb.get('Content-Type')}: {e} {bb[:80]!r}")
+                    continue
+                js = json.loads(body)
+                nodes = len(js["data"]["nodes"])
+                if "max_nodes=50" in q and not js["data"]["pruned"]["nodes"]:
+                    bad.append(f"{q}: nothing pruned, so parents could not be told from the tree's ids")
+                if st != 200 or stb != 200 or dec != js or nodes < 2 or hdrb.get("Content-Type") != "application/vnd.pprof-controller.render":
+                    diff = [k for k in js.get("data", {}) if dec.get("data", {}).get(k) != js["data"][k]]
+                    bad.append(f"{q}: HTTP {st}/{stb} {hdrb.get('Content-Type')}, {nodes} nodes; keys that differ: {diff}")
+            # bad input and failures stay JSON errors
+            for q, want in (("encoding=xml", 400), ("encoding=", 400), ("encoding=binary&max_nodes=0", 400)):
+                st, body, hdr = get(f"/api/v1/render?type=cpu&name=demo&to={sec(to)}&{q}")
+                if st != want or json.loads(body).get("status") != "error":
+                    bad.append(f"{q}: HTTP {st} {body[:120]!r}, want {want} and a JSON error")
+            st, body, hdr = get("/api/v1/render?type=cpu&name=no-such-target&encoding=binary")
+            if st < 400 or json.loads(body).get("status") != "error":
+                bad.append(f"no profiles, binary: HTTP {st} {body[:120]!r}, want a JSON error")
+            return not bad, "\n".join(bad)
+        check(t, "collector /api/v1/render encoding=binary: the same answer as the JSON one (plain, diff, focus with a base), read by an independent decoder; bad encodings and failures are JSON errors", render_binary)
 
         def timeline():
             # each point's total is what go tool pprof reads in that one record (fetched by its

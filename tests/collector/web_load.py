@@ -560,7 +560,10 @@ def web_limits(t):
 
         def memory_budget():
             out = []
-            for path in ("/api/v1/render?type=heap&name=wide&max_nodes=200000&top=20000", "/api/v1/profile?type=heap&name=wide"):
+            for path in ("/api/v1/render?type=heap&name=wide&max_nodes=200000&top=20000",
+                         "/api/v1/render?type=heap&name=wide&max_nodes=200000&top=20000&encoding=binary", "/api/v1/profile?type=heap&name=wide",
+                         # a decoded timeline holds one record's profile at a time, in a quarter of the budget
+                         "/api/v1/timeline?type=heap&name=wide&function=pkg/level0.fn0"):
                 st, body, hdr, _ = request(c, path, headers=bob, timeout=60)
                 j = json.loads(body) if body.startswith(b"{") else {}
                 if st != 422 or j.get("errorType") != "execution" or "memory budget" not in j.get("error", ""):
@@ -570,7 +573,7 @@ def web_limits(t):
             if small[0] != 200 or health[0] != 200 or c.proc.poll() is not None:
                 out.append(f"small render {small[0]}, /healthz {health[0]}, process {c.proc.poll()}")
             return not out, "\n".join(out)
-        check(t, "collector web: a query over its memory budget gets 422 naming the budget; others and the process go on", memory_budget)
+        check(t, "collector web: a query over its memory budget (render in JSON and binary, profile, a decoded timeline) gets 422 naming the budget; others and the process go on", memory_budget)
 
         def cache_and_store_state():
             q = "/api/v1/render?type=heap&name=small&max_nodes=100&top=10"

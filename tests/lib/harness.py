@@ -451,3 +451,40 @@ def wide_profile(levels=6, branch=7, prefix="pkg", skew=0, root=None):
         p += field(6, v.encode())
     p += field(9, time.time_ns())
     return gzip.compress(p)
+
+
+def decode_render_binary(b):
+    """/api/v1/render?encoding=binary (docs/api.md) decoded here, independently of the UI's
+    reader: the JSON part with each node block turned back into JSON's node lists
+    [name, parent, self, total(, baseSelf, baseTotal)]; raises ValueError on a malformed answer."""
+    import json
+    import struct
+    if len(b) < 12:
+        raise ValueError(f"{len(b)} bytes: no header")
+    magic, ver, jl = struct.unpack_from("<4sII", b, 0)
+    if magic != b"PPRB" or ver != 1 or 12 + jl > len(b):
+        raise ValueError(f"header {magic!r} version {ver} json length {jl} of {len(b)} bytes")
+    doc = json.loads(b[12:12 + jl])
+    base = (12 + jl + 7) // 8 * 8
+    if any(b[12 + jl:base]):
+        raise ValueError("padding is not zeros")
+    ends = []
+
+    def rows(o):
+        n, v, off = o["count"], o["values"], base + o["offset"]
+        if v not in (2, 4) or off + n * (8 + 8 * v) > len(b):
+            raise ValueError(f"block {o} outside the {len(b)} bytes")
+        ends.append(off + n * (8 + 8 * v))
+        name = struct.unpack_from(f"<{n}i", b, off)
+        par = struct.unpack_from(f"<{n}i", b, off + 4 * n)
+        cols = [struct.unpack_from(f"<{n}d", b, off + 8 * n + 8 * n * c) for c in range(v)]
+        return [[name[i], par[i], *[cols[c][i] for c in range(v)]] for i in range(n)]
+    d = doc.get("data") or {}
+    if "nodes" in d:
+        d["nodes"] = rows(d["nodes"])
+    if d.get("focus"):
+        for k in ("callers", "callees"):
+            d["focus"][k]["nodes"] = rows(d["focus"][k]["nodes"])
+    if ends and max(ends) != len(b):
+        raise ValueError(f"{len(b) - max(ends)} bytes after the last block")
+    return doc

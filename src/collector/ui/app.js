@@ -28,6 +28,41 @@ async function api(path, params) {
   return body.data;
 }
 
+// /api/v1/render in its binary encoding (docs/api.md): the JSON part as api() gives it, with
+// each node list as columns over the answer's bytes ({length, name, parent, self, total, and
+// with a base bself, btotal}, typed arrays). JSON.parse of 100k [name, parent, self, total]
+// arrays took Chromium longer than the server took to compute them; views cost nothing.
+async function apiRender(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) for (const x of Array.isArray(v) ? v : [v]) q.append(k, x);
+  q.set('encoding', 'binary');
+  const r = await fetch('/api/v1/render?' + q.toString());
+  if (!(r.headers.get('content-type') || '').startsWith('application/vnd.pprof-controller.render')) {
+    const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+    throw new Error(body.error || `HTTP ${r.status}`);
+  }
+  const buf = await r.arrayBuffer(), dv = new DataView(buf);
+  const bad = () => new Error('render: an answer this page cannot read (reload the page)');
+  // "PPRB", version 1, the JSON's length: uint32 each, little-endian
+  if (buf.byteLength < 12 || dv.getUint32(0, true) !== 0x42525050 || dv.getUint32(4, true) !== 1) throw bad();
+  const jl = dv.getUint32(8, true);
+  if (12 + jl > buf.byteLength) throw bad();
+  const body = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 12, jl)));
+  if (body.status !== 'success') throw new Error(body.error || 'render failed');
+  const base = (12 + jl + 7) & ~7; // the blocks start 8-aligned (their doubles need it)
+  const cols = (o) => {
+    const n = o.count, at = base + o.offset;
+    if (!(n >= 0 && (o.values === 2 || o.values === 4) && o.offset % 8 === 0 && at + n * (8 + 8 * o.values) <= buf.byteLength)) throw bad();
+    const v = (k) => new Float64Array(buf, at + 8 * n + 8 * n * k, n);
+    return { length: n, name: new Int32Array(buf, at, n), parent: new Int32Array(buf, at + 4 * n, n),
+      self: v(0), total: v(1), bself: o.values === 4 ? v(2) : null, btotal: o.values === 4 ? v(3) : null };
+  };
+  const d = body.data;
+  d.nodes = cols(d.nodes);
+  if (d.focus) for (const t of [d.focus.callers, d.focus.callees]) t.nodes = cols(t.nodes);
+  return d;
+}
+
 // ---- units ------------------------------------------------------------------------------------
 function fmt(v, unit) {
   const a = Math.abs(v);
@@ -99,13 +134,15 @@ class Flame {
     }
   }
   setData(d, diff, norm) {
-    // One pass over the answer's nodes into typed arrays: 100k nodes as 100k small arrays of
-    // children (the old layout) cost more in allocation and GC than the rest of the draw.
-    const nodes = d.nodes, n = nodes.length;
+    // One pass over the answer's node columns (apiRender; parent and name used as they come)
+    // into typed arrays: 100k nodes as 100k small arrays of children (an older layout) cost
+    // more in allocation and GC than the rest of the draw.
+    const c = d.nodes, n = c.length;
     this.d = d;
     this.diff = diff;
-    const parent = this.parent = new Int32Array(n), width = this.width = new Float64Array(n);
-    const depth = this.depth = new Int32Array(n), nameIx = this.nameIx = new Int32Array(n);
+    const parent = this.parent = c.parent, width = this.width = new Float64Array(n);
+    const depth = this.depth = new Int32Array(n);
+    this.nameIx = c.name;
     const scale = diff && norm && d.baseTotal ? d.total / d.baseTotal : 1;
     this.scale = scale;
     // children as one array (kidList[kidStart[i] .. kidStart[i + 1]), in node order): parents
@@ -114,15 +151,13 @@ class Flame {
     const dshare = this.dshare = diff ? new Float64Array(n) : null;
     let maxDepth = 0, m = 0;
     for (let i = 0; i < n; i++) {
-      const r = nodes[i], pa = r[1];
-      parent[i] = pa;
-      nameIx[i] = r[0];
-      width[i] = Math.abs(r[3]) + (diff ? Math.abs(r[5] * scale) : 0);
+      const pa = parent[i];
+      width[i] = Math.abs(c.total[i]) + (diff ? Math.abs(c.btotal[i] * scale) : 0);
       if (pa >= 0) { kidStart[pa + 1]++; const dp = depth[i] = depth[pa] + 1; if (dp > maxDepth) maxDepth = dp; }
       if (diff) {
         // diff colours: the change of each frame's share of its profile's total, comparison minus
         // base; saturation by that change relative to the largest one
-        const ds = dshare[i] = (d.total ? r[3] / d.total : 0) - (d.baseTotal ? r[5] / d.baseTotal : 0);
+        const ds = dshare[i] = (d.total ? c.total[i] / d.total : 0) - (d.baseTotal ? c.btotal[i] / d.baseTotal : 0);
         if (Math.abs(ds) > m) m = Math.abs(ds);
       }
     }
@@ -159,30 +194,32 @@ class Flame {
     }
     return { x, w };
   }
+  // a diff frame's colour: red grew, green shrank, saturation and lightness by its change of
+  // share relative to the largest change (the square root: small changes stay visible); null
+  // for a frame whose share did not change
+  tone(i) {
+    const d = this.dshare[i];
+    if (d === 0 || !this.maxDshare) return null;
+    const a = Math.sqrt(Math.abs(d) / this.maxDshare);
+    return { hue: d > 0 ? 0 : 130, sat: Math.round(25 + 65 * a), light: Math.round(86 - 34 * a) };
+  }
   color(i, dim) {
     // the same few hundred strings for 100k frames: each made once (per name, or per diff
     // colour) and reused; the dimmed variants (search misses) in a map of their own
-    let key;
+    let key, t = null;
     if (this.diff) {
-      const d = this.dshare[i];
-      if (d === 0 || !this.maxDshare) key = 0;
-      else {
-        const a = Math.sqrt(Math.abs(d) / this.maxDshare); // small changes stay visible
-        key = (d > 0 ? 1 : -1) * (1 + 1000 * Math.round(25 + 65 * a) + Math.round(86 - 34 * a));
-      }
+      t = this.tone(i);
+      key = t ? (t.hue ? -1 : 1) * (1 + 1000 * t.sat + t.light) : 0;
     } else key = this.nameIx[i];
     const cache = this.colours[dim ? 1 : 0];
     let c = cache.get(key);
-    if (c === undefined) { c = this.colorOf(i, dim); cache.set(key, c); }
+    if (c === undefined) { c = this.colorOf(i, dim, t); cache.set(key, c); }
     return c;
   }
-  colorOf(i, dim) {
+  colorOf(i, dim, t) {
     if (this.diff) {
-      const d = this.dshare[i];
-      if (d === 0 || !this.maxDshare) return dim ? '#eef0f3' : '#d0d5dd';
-      const a = Math.sqrt(Math.abs(d) / this.maxDshare);
-      const hue = d > 0 ? 0 : 130;
-      return dim ? `hsl(${hue},25%,92%)` : `hsl(${hue},${Math.round(25 + 65 * a)}%,${Math.round(86 - 34 * a)}%)`;
+      if (!t) return dim ? '#eef0f3' : '#d0d5dd';
+      return dim ? `hsl(${t.hue},25%,92%)` : `hsl(${t.hue},${t.sat}%,${t.light}%)`;
     }
     let hsh = 0;
     const s = this.name(i);
@@ -228,7 +265,7 @@ class Flame {
     if (term) {
       // share of the samples whose stacks contain a match (counted once per path)
       const shareNode = (i) => {
-        if (this.name(i).toLowerCase().includes(term)) return Math.abs(this.d.nodes[i][3]);
+        if (this.name(i).toLowerCase().includes(term)) return Math.abs(this.d.nodes.total[i]);
         let s = 0;
         for (const k of this.kids(i)) s += shareNode(k);
         return s;
@@ -282,17 +319,17 @@ class Flame {
   hover(e) {
     const i = this.at(e);
     if (i < 0) return tip(null);
-    const r = this.d.nodes[i], unit = this.d.sampleType.unit, root = this.d.nodes[0];
-    let text = `${i === 0 ? this.rootName : this.name(i)}\ntotal ${fmt(r[3], unit)} (${pct(r[3], root[3])})\nself ${fmt(r[2], unit)} (${pct(r[2], root[3])})`;
-    if (this.zoom && i !== this.zoom) text += `\n${pct(r[3], this.d.nodes[this.zoom][3])} of the zoomed frame`;
+    const c = this.d.nodes, unit = this.d.sampleType.unit, tot = c.total[i], self = c.self[i], root = c.total[0];
+    let text = `${i === 0 ? this.rootName : this.name(i)}\ntotal ${fmt(tot, unit)} (${pct(tot, root)})\nself ${fmt(self, unit)} (${pct(self, root)})`;
+    if (this.zoom && i !== this.zoom) text += `\n${pct(tot, c.total[this.zoom])} of the zoomed frame`;
     if (this.diff) {
-      const bt = this.d.baseTotal, ds = this.dshare[i] * 100;
-      text += `\nbase total ${fmt(r[5], unit)} (${pct(r[5], bt)}), self ${fmt(r[4], unit)} (${pct(r[4], bt)})` +
-        `\nshare of total ${pct(r[5], bt)} → ${pct(r[3], this.d.total)} (${ds > 0 ? '+' : ''}${ds.toFixed(2)} points)` +
-        `\nchange ${fmt(r[3] - r[5] * this.scale, unit)}`;
+      const bt = this.d.baseTotal, ds = this.dshare[i] * 100, btot = c.btotal[i], bself = c.bself[i];
+      text += `\nbase total ${fmt(btot, unit)} (${pct(btot, bt)}), self ${fmt(bself, unit)} (${pct(bself, bt)})` +
+        `\nshare of total ${pct(btot, bt)} → ${pct(tot, this.d.total)} (${ds > 0 ? '+' : ''}${ds.toFixed(2)} points)` +
+        `\nchange ${fmt(tot - btot * this.scale, unit)}`;
     }
-    const hidden = r[3] - r[2] - this.kids(i).reduce((s, k) => s + this.d.nodes[k][3], 0);
-    if (hidden > 0 && Math.abs(hidden) >= Math.abs(r[3]) * 0.001) text += `\n(${fmt(hidden, unit)} in frames pruned from view)`;
+    const hidden = tot - self - this.kids(i).reduce((s, k) => s + c.total[k], 0);
+    if (hidden > 0 && Math.abs(hidden) >= Math.abs(tot) * 0.001) text += `\n(${fmt(hidden, unit)} in frames pruned from view)`;
     tip(text, e);
   }
 }
@@ -661,26 +698,27 @@ function topTable(d, unit, onPick, diff, st = {}) {
 // The call tree: the flame graph's frames as an expandable table (children by total, largest
 // first), self and total with their share of the root.
 function callTree(d, unit, diff, onPick) {
-  const n = d.nodes.length, kids = Array.from({ length: n }, () => []), depth = new Int32Array(n);
-  for (let i = 1; i < n; i++) { kids[d.nodes[i][1]].push(i); depth[i] = depth[d.nodes[i][1]] + 1; }
-  for (const k of kids) k.sort((a, b) => Math.abs(d.nodes[b][3]) - Math.abs(d.nodes[a][3]));
-  const open = new Set([0]), root = Math.abs(d.nodes[0][3]) || 1, body = h('tbody');
+  const c = d.nodes, n = c.length, kids = Array.from({ length: n }, () => []), depth = new Int32Array(n);
+  for (let i = 1; i < n; i++) { kids[c.parent[i]].push(i); depth[i] = depth[c.parent[i]] + 1; }
+  for (const k of kids) k.sort((a, b) => Math.abs(c.total[b]) - Math.abs(c.total[a]));
+  const open = new Set([0]), root = Math.abs(c.total[0]) || 1, body = h('tbody');
   const MAX_KIDS = 500; // a node's children listed at most (the rest summed in one row)
   const cols = diff ? ['Function', 'Base total', 'Total', 'Δ share', 'Self'] : ['Function', 'Self', 'Self%', 'Total', 'Total%'];
   const render = () => {
     const out = [];
     const walk = (i) => {
-      const r = d.nodes[i], name = i ? d.names[r[0]] : 'all', leaf = !kids[i].length;
+      const name = i ? d.names[c.name[i]] : 'all', leaf = !kids[i].length;
+      const self = c.self[i], tot = c.total[i], btot = diff ? c.btotal[i] : 0;
       const btn = h('button', { class: 'fold', 'aria-expanded': leaf ? null : String(open.has(i)), 'aria-label': leaf ? null : (open.has(i) ? 'collapse' : 'expand'),
         tabindex: -1, text: leaf ? '·' : open.has(i) ? '▾' : '▸' });
       const toggle = () => { if (leaf) return; open.has(i) ? open.delete(i) : open.add(i); render(); };
       // indentation through the CSSOM: the CSP (style-src 'self') refuses style attributes
       const fnCell = h('td', { class: 'fn' }, btn, h('span', { text: name }));
       fnCell.style.paddingLeft = `${4 + 14 * Math.min(depth[i], 40)}px`;
-      const ds = diff ? (d.total ? r[3] / d.total : 0) - (d.baseTotal ? r[5] / d.baseTotal : 0) : 0;
+      const ds = diff ? (d.total ? tot / d.total : 0) - (d.baseTotal ? btot / d.baseTotal : 0) : 0;
       const vals = diff
-        ? [fmt(r[5], unit), fmt(r[3], unit), (ds > 0 ? '+' : '') + (100 * ds).toFixed(2) + '%', fmt(r[2], unit)]
-        : [fmt(r[2], unit), pct(r[2], root), fmt(r[3], unit), pct(r[3], root)];
+        ? [fmt(btot, unit), fmt(tot, unit), (ds > 0 ? '+' : '') + (100 * ds).toFixed(2) + '%', fmt(self, unit)]
+        : [fmt(self, unit), pct(self, root), fmt(tot, unit), pct(tot, root)];
       out.push(h('tr', { class: 'clickable', tabindex: 0, 'data-node': i, 'data-depth': depth[i],
         onclick: (e) => { toggle(); if (i) onPick(name); }, onkeydown: (e) => {
           if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); toggle(); }
@@ -750,7 +788,7 @@ function focusView(kind, params, d, fn, unit, diff, onPick, pre) {
   if (!fn) { box.append(h('p', { class: 'muted', text: 'Pick a function: click a frame, a table row, or type its name.' })); return box; }
   const status = h('p', { class: 'muted', text: 'Loading…' });
   box.append(status);
-  (pre && pre.fn === fn ? Promise.resolve(pre.d) : api('/api/v1/render', { ...params, focus: fn, max_nodes: 100000, top: 500 })).then((r) => {
+  (pre && pre.fn === fn ? Promise.resolve(pre.d) : apiRender({ ...params, focus: fn, max_nodes: 100000, top: 500 })).then((r) => {
     const f = r.focus;
     if (!f) { status.textContent = 'No sample of this selection has that function.'; return; }
     const share = (v) => pct(v, r.total);
@@ -768,11 +806,11 @@ function focusView(kind, params, d, fn, unit, diff, onPick, pre) {
     }
     const tree = (t, id, flip, title) => {
       const c = h('canvas', { id: id + '-graph', 'aria-label': title });
-      const kids = [];
-      for (let i = 0; i < t.nodes.length; i++) if (t.nodes[i][1] === 0) kids.push([t.nodes[i], i]);
-      kids.sort((a, b) => Math.abs(b[0][3]) - Math.abs(a[0][3]));
-      const rows = kids.map(([n]) => h('tr', { class: 'clickable', tabindex: 0, onclick: () => onPick(t.names[n[0]]), onkeydown: (e) => e.key === 'Enter' && onPick(t.names[n[0]]) },
-        h('td', { class: 'fn', text: t.names[n[0]] }), h('td', { class: 'num', text: fmt(n[3], unit) }), h('td', { class: 'num', text: pct(n[3], f.cum) })));
+      const tc = t.nodes, kids = [];
+      for (let i = 0; i < tc.length; i++) if (tc.parent[i] === 0) kids.push(i);
+      kids.sort((a, b) => Math.abs(tc.total[b]) - Math.abs(tc.total[a]));
+      const rows = kids.map((i) => h('tr', { class: 'clickable', tabindex: 0, onclick: () => onPick(t.names[tc.name[i]]), onkeydown: (e) => e.key === 'Enter' && onPick(t.names[tc.name[i]]) },
+        h('td', { class: 'fn', text: t.names[tc.name[i]] }), h('td', { class: 'num', text: fmt(tc.total[i], unit) }), h('td', { class: 'num', text: pct(tc.total[i], f.cum) })));
       const table = h('table', { id, class: 'edges' }, h('thead', {}, h('tr', {}, h('th', { text: title }), h('th', { class: 'num', text: 'Total' }), h('th', { class: 'num', text: 'Share' }))),
         h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { class: 'muted', colspan: 3, text: 'none' }))])));
       return { c, table, data: { ...t, sampleType: r.sampleType, total: r.total, baseTotal: r.baseTotal }, flip };
@@ -852,8 +890,39 @@ async function pageExplorer(compare) {
     const pick = await busiest().catch(() => null);
     if (pick) { setState({ ...pick, type: 'cpu', range: st.range || '1h' }); st = state(); }
   }
-  const { sel, type, agg, version, versions } = await selectionControls(st, rerender);
+  // the flame graph's request goes out before the selection controls' /api/v1/series answers:
+  // it needs only the URL
   const hasSel = st.name || st.__k8s_name;
+  const params = apiParams({ ...st, ...resolveRange(st) });
+  if (compare) {
+    // the base defaults to the window before the comparison's
+    const bsecs = RANGES[st.base_range || st.range || '1h'] || 3600;
+    // two versions (base_version) compare over everything stored unless a range is given
+    if (!st.base_from && !st.base_to && !st.base_version) {
+      const to = params.from ? +params.from : Date.now() / 1000 - bsecs;
+      params.base_to = to.toFixed(3);
+      params.base_from = (to - bsecs).toFixed(3);
+      if (!params.from) params.from = to.toFixed(3);
+    }
+    for (const k of ['base_range', 'range']) delete params[k];
+  }
+  // one profile picked on the timeline: profile=id:N (the API's record id) or FROM,TO (a window
+  // around its end time, before the timeline had ids); the timeline keeps showing the range
+  const tparams = { ...params };
+  let single = null;
+  if (!compare && st.profile) {
+    const m = st.profile.match(/^id:(\d+)$/), w = st.profile.match(/^([0-9.]+),([0-9.]+)$/);
+    if (m) { params.id = m[1]; single = st.profile; }
+    else if (w) { params.from = w[1]; params.to = w[2]; single = st.profile; }
+  }
+  // a page opened on the sandwich of a known function asks for it in the same request (focus=):
+  // one answer to parse instead of the flame graph's and then the sandwich's, which repeats it
+  const TABS = [['top', 'Top table'], ['tree', 'Call tree'], ['sandwich', 'Sandwich'], ['lines', 'Lines']];
+  const tab = TABS.some(([k]) => k === st.table) ? st.table : 'top';
+  const preFn = tab === 'sandwich' ? st.fn || st.focus || '' : '';
+  const rendered = hasSel ? apiRender({ ...params, max_nodes: 100000, top: 2000, ...(preFn ? { focus: preFn } : {}) }) : null;
+  if (rendered) rendered.catch(() => {}); // (awaited below; a failure is shown there)
+  const { sel, type, agg, version, versions } = await selectionControls(st, rerender);
   const controls = h('div', { class: 'controls' }, ...[sel, type, agg, version].filter(Boolean));
   if (versions.length >= 2) {
     // deploy to deploy: the newest version against the one before it (or the picked one
@@ -877,37 +946,10 @@ async function pageExplorer(compare) {
   }
   const page = [h('h1', { text: compare ? 'Compare' : 'Explorer' }), controls, rangeRow];
   if (!hasSel) { app().replaceChildren(...page, h('p', { class: 'muted', text: 'Pick a target or a service.' })); return; }
-  const params = apiParams({ ...st, ...resolveRange(st) });
-  if (compare) {
-    // the base defaults to the window before the comparison's
-    const bsecs = RANGES[st.base_range || st.range || '1h'] || 3600;
-    // two versions (base_version) compare over everything stored unless a range is given
-    if (!st.base_from && !st.base_to && !st.base_version) {
-      const to = params.from ? +params.from : Date.now() / 1000 - bsecs;
-      params.base_to = to.toFixed(3);
-      params.base_from = (to - bsecs).toFixed(3);
-      if (!params.from) params.from = to.toFixed(3);
-    }
-    for (const k of ['base_range', 'range']) delete params[k];
-  }
-  // one profile picked on the timeline: profile=id:N (the API's record id) or FROM,TO (a window
-  // around its end time, before the timeline had ids); the timeline keeps showing the range
-  const tparams = { ...params };
-  let single = null;
-  if (!compare && st.profile) {
-    const m = st.profile.match(/^id:(\d+)$/), w = st.profile.match(/^([0-9.]+),([0-9.]+)$/);
-    if (m) { params.id = m[1]; single = st.profile; }
-    else if (w) { params.from = w[1]; params.to = w[2]; single = st.profile; }
-  }
   app().replaceChildren(...page, h('p', { text: 'Loading…' }));
   let d;
-  // a page opened on the sandwich of a known function asks for it in the same request (focus=):
-  // one answer to parse instead of the flame graph's and then the sandwich's, which repeats it
-  const TABS = [['top', 'Top table'], ['tree', 'Call tree'], ['sandwich', 'Sandwich'], ['lines', 'Lines']];
-  const tab = TABS.some(([k]) => k === st.table) ? st.table : 'top';
-  const preFn = tab === 'sandwich' ? st.fn || st.focus || '' : '';
   try {
-    d = await api('/api/v1/render', { ...params, max_nodes: 100000, top: 2000, ...(preFn ? { focus: preFn } : {}) });
+    d = await rendered;
   } catch (e) {
     app().replaceChildren(...page, h('p', { class: 'err', id: 'error', text: e.message }));
     return;
@@ -1007,7 +1049,7 @@ async function pageExplorer(compare) {
   const applySearch = () => {
     flame.search = search.value;
     flame.draw();
-    share.textContent = search.value ? `matches: ${pct(flame.matched, Math.abs(d.nodes[0][3]))} of total` : '';
+    share.textContent = search.value ? `matches: ${pct(flame.matched, Math.abs(d.nodes.total[0]))} of total` : '';
     setState({ search: search.value });
   };
   search.addEventListener('input', applySearch);
@@ -1065,7 +1107,7 @@ async function pageDashboard() {
       const row = h('div', { class: 'clickable', tabindex: 0, onclick: () => go('/explorer', { ...sel, type: t }), onkeydown: (e) => e.key === 'Enter' && go('/explorer', { ...sel, type: t }) },
         h('div', { class: 'muted', text: t }), c);
       card.append(row);
-      api('/api/v1/render', { ...sel, type: t, agg: 'latest', max_nodes: 400, top: 1 })
+      apiRender({ ...sel, type: t, agg: 'latest', max_nodes: 400, top: 1 })
         .then((d) => new Flame(c, { mini: true, rowH: 12 }).setData(d, false))
         .catch((e) => row.append(h('span', { class: 'err', text: e.message })));
     }
