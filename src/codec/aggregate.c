@@ -323,24 +323,37 @@ void pprof_tree_release(pprof_tree *t) {
 
 /* ---- multi-profile call tree --------------------------------------------------------------- */
 
-/* Builds a pprof_multitree node by node: children are keyed by (parent, name by content), since
- * each input has its own strings. Shared by pprof_multitree_compute and pprof_focus_compute.
- * With stamps, each node's total and self take a sample's value once however often the sample
- * reaches the node (mtb_add_total, mtb_add_self with the sample's stamp). */
+/* Builds a pprof_multitree node by node. Each input has its own strings, so names are
+ * interned once per input into the builder's name ids (mtb_names: an input's frame node ->
+ * name id); children are then keyed by (parent, name id), 8 bytes whatever the name, and
+ * every node of one name points at that name's one copy in the tree's arena. Shared by
+ * pprof_multitree_compute and pprof_focus_compute. With stamps, each node's total and self
+ * take a sample's value once however often the sample reaches the node (mtb_add_total,
+ * mtb_add_self with the sample's stamp).
+ * Samples of a profile share most of their stacks with the sample before (Go writes them in
+ * the order its profile buckets hash to, pprof-tool's and the store's merges keep the first
+ * occurrence's order, and stacks of a program start with the same few frames), so the builder
+ * keeps the last walk from the root (path: name ids and nodes by depth): while a walk follows
+ * it, each node is known from one compare instead of a lookup. */
 typedef struct mtb {
-  htab children;
+  htab children; /* (parent, name id) -> node - 1 */
+  htab name_ids; /* name bytes -> name id */
+  const char **name_of; /* name id -> the name, in names_mem */
+  size_t name_cap;
   const char **names;
   uint32_t *parent, *depth;
   int64_t *self, *total;  /* cap * n each */
   uint64_t *seen_t, *seen_s; /* stamps, or NULL */
   size_t cap, nn, n, max_nodes;
-  unsigned char *key;
-  size_t keycap;
   arena *names_mem; /* the tree's arena: a profile's strings may go before the tree */
+  uint32_t *path_nid, *path_node; /* the last walk: depth -> name id, node */
+  size_t path_len, path_cap;
 } mtb;
 
 static void mtb_free(mtb *b) {
   htab_free(&b->children);
+  htab_free(&b->name_ids);
+  free(b->name_of);
   free(b->names);
   free(b->parent);
   free(b->depth);
@@ -348,7 +361,8 @@ static void mtb_free(mtb *b) {
   free(b->total);
   free(b->seen_t);
   free(b->seen_s);
-  free(b->key);
+  free(b->path_nid);
+  free(b->path_node);
   memset(b, 0, sizeof *b);
 }
 
@@ -369,8 +383,8 @@ static int mtb_init(mtb *b, size_t n, size_t max_nodes, bool stamps, const char 
     b->seen_t = calloc(b->cap, sizeof *b->seen_t);
     b->seen_s = calloc(b->cap, sizeof *b->seen_s);
   }
-  if (htab_init(&b->children, 1024, max_nodes) < 0 || !b->names || !b->parent || !b->depth || !b->self ||
-      !b->total || (stamps && (!b->seen_t || !b->seen_s)) ||
+  if (htab_init(&b->children, 1024, max_nodes) < 0 || htab_init(&b->name_ids, 256, 0) < 0 || !b->names ||
+      !b->parent || !b->depth || !b->self || !b->total || (stamps && (!b->seen_t || !b->seen_s)) ||
       !(b->names[0] = arena_strndup(names_mem, root_name, strlen(root_name)))) {
     mtb_free(b);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
@@ -378,6 +392,32 @@ static int mtb_init(mtb *b, size_t n, size_t max_nodes, bool stamps, const char 
   b->nn = 1;
   b->parent[0] = 0;
   b->depth[0] = 0;
+  return 0;
+}
+
+/* The name ids of an input's frame nodes (f's names): *ret (f->nnodes entries, the caller
+ * frees it). */
+static int mtb_names(mtb *b, const frames *f, uint32_t **ret, pp_err *err) {
+  uint32_t *ids = malloc((f->nnodes ? f->nnodes : 1) * sizeof *ids);
+  if (!ids) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  for (size_t i = 0; i < f->nnodes; i++) {
+    size_t nl = strlen(f->names[i]);
+    int ir = htab_intern(&b->name_ids, f->names[i], nl, &ids[i]);
+    if (ir == 1) {
+      if (ids[i] >= b->name_cap) {
+        size_t nc = b->name_cap ? 2 * b->name_cap : 256;
+        const char **no = realloc(b->name_of, nc * sizeof *no);
+        if (!no) ir = PP_ENOMEM;
+        else b->name_of = no, b->name_cap = nc;
+      }
+      if (ir == 1 && !(b->name_of[ids[i]] = arena_strndup(b->names_mem, f->names[i], nl))) ir = PP_ENOMEM;
+    }
+    if (ir < 0) {
+      free(ids);
+      return pp_err_set(err, PP_ENOMEM, "out of memory");
+    }
+  }
+  *ret = ids;
   return 0;
 }
 
@@ -412,33 +452,43 @@ static int mtb_grow(mtb *b, pp_err *err) {
   return 0;
 }
 
-/* The child of cur named name, created if new. */
-static int mtb_child(mtb *b, uint32_t cur, const char *name, uint32_t *ret_child, pp_err *err) {
-  size_t nl = strlen(name), kl = 4 + nl;
-  if (kl > b->keycap) {
-    size_t kc = kl * 2;
-    unsigned char *nk = realloc(b->key, kc);
-    if (!nk) return pp_err_set(err, PP_ENOMEM, "out of memory");
-    b->key = nk;
-    b->keycap = kc;
+/* One step of a walk from the root: the child named by name id nid (mtb_names) of *cur, the
+ * walk's node at depth d (d = 0: the root), created if new, into *cur. */
+static inline int mtb_step(mtb *b, size_t d, uint32_t nid, uint32_t *cur, pp_err *err) {
+  /* the walks before went through the same nodes down to here: the path holds the child */
+  if (d < b->path_len && b->path_nid[d] == nid) {
+    *cur = b->path_node[d];
+    return 0;
   }
-  memcpy(b->key, &cur, 4);
-  memcpy(b->key + 4, name, nl);
+  uint32_t key[2] = {*cur, nid};
   uint32_t idx;
-  int ir = htab_intern(&b->children, b->key, kl, &idx);
+  int ir = htab_intern(&b->children, key, sizeof key, &idx);
   if (ir < 0)
     return ir == PP_ELIMIT ? pp_err_set(err, PP_ELIMIT, "call tree exceeds %zu nodes", b->max_nodes)
                            : pp_err_set(err, PP_ENOMEM, "out of memory");
   uint32_t child = idx + 1;
   if (ir == 1) {
     if (b->nn == b->cap && mtb_grow(b, err) < 0) return PP_ENOMEM;
-    if (!(b->names[child] = arena_strndup(b->names_mem, name, nl)))
-      return pp_err_set(err, PP_ENOMEM, "out of memory");
-    b->parent[child] = cur;
-    b->depth[child] = b->depth[cur] + 1;
+    b->names[child] = b->name_of[nid];
+    b->parent[child] = *cur;
+    b->depth[child] = b->depth[*cur] + 1;
     b->nn++;
   }
-  *ret_child = child;
+  if (d >= b->path_cap) {
+    size_t nc = b->path_cap ? 2 * b->path_cap : 64;
+    while (nc <= d) nc *= 2;
+    uint32_t *pn = realloc(b->path_nid, nc * sizeof *pn);
+    if (pn) b->path_nid = pn;
+    uint32_t *pd = realloc(b->path_node, nc * sizeof *pd);
+    if (pd) b->path_node = pd;
+    if (!pn || !pd) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    b->path_cap = nc;
+  }
+  /* the path is now this walk's, down to here */
+  b->path_nid[d] = nid;
+  b->path_node[d] = child;
+  b->path_len = d + 1;
+  *cur = child;
   return 0;
 }
 
@@ -498,21 +548,25 @@ int pprof_multitree_compute(const pprof_profile *const *ps, const int *si, size_
   for (size_t k = 0; k < n && r == 0; k++) {
     const pprof_profile *p = ps[k];
     if ((r = frames_build(p, &t->mem, &f, err)) < 0) break;
+    uint32_t *nid = NULL;
+    if ((r = mtb_names(&b, &f, &nid, err)) < 0) break;
     for (size_t i = 0; i < p->nsample && r == 0; i++) {
       const pprof_sample *s = &p->sample[i];
       int64_t v = s->value[si[k]];
       if (v == 0) continue;
       uint32_t cur = 0;
+      size_t d = 0;
       mtb_add_total(&b, 0, k, v, 0);
       for (uint32_t j = s->nloc; j-- > 0 && r == 0;) {
         uint32_t l = s->loc[j];
         for (uint32_t q = f.loc_off[l + 1]; q-- > f.loc_off[l];) {
-          if ((r = mtb_child(&b, cur, f.names[f.loc_nodes[q]], &cur, err)) < 0) break;
+          if ((r = mtb_step(&b, d++, nid[f.loc_nodes[q]], &cur, err)) < 0) break;
           mtb_add_total(&b, cur, k, v, 0);
         }
       }
       if (r == 0) mtb_add_self(&b, cur, k, v, 0);
     }
+    free(nid);
     frames_free(&f);
   }
   if (r == 0) r = mtb_finish(&b, t, err);
@@ -613,6 +667,7 @@ static int focus_input(const pprof_profile *p, size_t k, int si, const char *nam
   int r = frames_build(p, &fo->mem, &f, err);
   if (r < 0) return r;
   bool *isf = calloc(f.nnodes + 1, sizeof *isf);
+  uint32_t *ce = NULL, *cr = NULL; /* the frame nodes' name ids in callees and in callers */
   size_t cap = 256;
   uint32_t *st = malloc(cap * sizeof *st), *stq = malloc(cap * sizeof *stq), *stl = malloc(cap * sizeof *stl);
   if (!isf || !st || !stq || !stl) {
@@ -621,6 +676,7 @@ static int focus_input(const pprof_profile *p, size_t k, int si, const char *nam
   }
   bool any = false;
   for (size_t i = 0; i < f.nnodes; i++) any |= isf[i] = strcmp(f.names[i], name) == 0;
+  if (any && ((r = mtb_names(callees, &f, &ce, err)) < 0 || (r = mtb_names(callers, &f, &cr, err)) < 0)) goto out;
   for (size_t i = 0; any && i < p->nsample && r == 0; i++) {
     const pprof_sample *s = &p->sample[i];
     int64_t v = s->value[si];
@@ -668,11 +724,11 @@ static int focus_input(const pprof_profile *p, size_t k, int si, const char *nam
       /* the run a..e is one occurrence: callees below it, callers above it */
       uint32_t cur = 0;
       for (size_t q = e + 1; q < d && r == 0; q++)
-        if ((r = mtb_child(callees, cur, f.names[st[q]], &cur, err)) == 0) mtb_add_total(callees, cur, k, v, sn);
+        if ((r = mtb_step(callees, q - e - 1, ce[st[q]], &cur, err)) == 0) mtb_add_total(callees, cur, k, v, sn);
       if (r == 0) mtb_add_self(callees, cur, k, v, sn);
       cur = 0;
       for (size_t q = a; q-- > 0 && r == 0;)
-        if ((r = mtb_child(callers, cur, f.names[st[q]], &cur, err)) == 0) mtb_add_total(callers, cur, k, v, sn);
+        if ((r = mtb_step(callers, a - 1 - q, cr[st[q]], &cur, err)) == 0) mtb_add_total(callers, cur, k, v, sn);
       if (r == 0) mtb_add_self(callers, cur, k, v, sn);
       /* the lines of every frame of the run */
       for (size_t q = a; q <= e && r == 0; q++) {
@@ -696,6 +752,8 @@ static int focus_input(const pprof_profile *p, size_t k, int si, const char *nam
   }
 out:
   free(isf);
+  free(ce);
+  free(cr);
   free(st);
   free(stq);
   free(stl);

@@ -255,14 +255,20 @@ static int group_samples(const idm *m, const idm_group *g, sym_samples *smp, pp_
   if (!smp->sample) goto nomem;
   for (size_t i = 0; i < n; i++) {
     size_t len;
-    const uint8_t *kb = htab_key(&g->keys, (uint32_t)i, &len);
-    /* keys sit unaligned in the table: copy them out as words */
-    uint32_t *w = arena_alloc(&smp->mem, len);
-    if (!w) goto nomem;
-    memcpy(w, kb, len);
+    /* every key is whole words (sample_key) and the table keeps keys back to back from a
+     * malloc'd start (htab.h), so each starts word-aligned: read in place (the table outlives
+     * smp); copied out only if a table ever laid them out otherwise */
+    const void *kb = htab_key(&g->keys, (uint32_t)i, &len);
+    const uint32_t *w = kb;
+    if ((uintptr_t)kb % sizeof *w) {
+      uint32_t *c = arena_alloc(&smp->mem, len);
+      if (!c) goto nomem;
+      memcpy(c, kb, len);
+      w = c;
+    }
     pprof_sample *s = &smp->sample[i];
     s->nloc = w[0];
-    s->loc = w + 1;
+    s->loc = (uint32_t *)w + 1;
     s->nlabel = w[1 + s->nloc];
     s->value = &g->val[i * m->nst];
     if (s->nlabel) {
@@ -279,18 +285,75 @@ nomem:
   return pp_err_set(err, PP_ENOMEM, "out of memory");
 }
 
-int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, pp_err *err) {
+/* Whether p, alone in a pprof_merger, would come out of pprof_merger_finish as it is (so the
+ * merger's copy can be skipped). p is a segment's profile from sym_build_profile: its strings,
+ * functions and locations are distinct by content (the segment's table interns them), its
+ * samples distinct by (location ids, labels in their order) (the sums' keys), and it holds only
+ * the symbols its samples use, in first-use order, as the merger would renumber them. What the
+ * merger may still change:
+ *   - a sample whose sums cancelled out to all zeros: the merger drops it (and its symbols);
+ *   - a sample's labels: the merger sorts them (merge.c's cmp_label on its string ids, which
+ *     are p's here), and two samples whose labels differ only in order become one;
+ *   - mappings: the table keeps two mappings apart by start, limit and flags, the merger keys
+ *     them by size rounded up to 4 KiB, offset and build id (or file) only (google/pprof's
+ *     mappingKey), so it would fold such two (and their locations) into one.
+ * Given distinct mappings by the merger's key, locations (relative address, mapping, lines) and
+ * samples stay distinct too. */
+static bool merger_keeps(const pprof_profile *p) {
+  for (size_t i = 0; i < p->nsample; i++) {
+    const pprof_sample *s = &p->sample[i];
+    bool zero = true;
+    for (size_t v = 0; v < p->nsample_type && zero; v++) zero = s->value[v] == 0;
+    if (zero) return false;
+    for (uint32_t k = 1; k < s->nlabel; k++) {
+      const pprof_label *a = &s->label[k - 1], *b = &s->label[k];
+      if (a->key != b->key ? a->key > b->key
+          : a->str != b->str ? a->str > b->str
+          : a->num != b->num ? a->num > b->num
+                             : a->num_unit > b->num_unit)
+        return false;
+    }
+  }
+  /* mappings are few (one per binary and library): pairwise */
+  for (size_t i = 0; i < p->nmapping; i++)
+    for (size_t k = 0; k < i; k++) {
+      const pprof_mapping *a = &p->mapping[i], *b = &p->mapping[k];
+      uint64_t sa = a->limit - a->start + 0xfff, sb = b->limit - b->start + 0xfff;
+      sa -= sa % 0x1000;
+      sb -= sb % 0x1000;
+      if (sa == sb && a->offset == b->offset &&
+          (a->build_id ? a->build_id : a->filename) == (b->build_id ? b->build_id : b->filename))
+        return false;
+    }
+  return true;
+}
+
+/* One group's profile into mg; with ret, handed over instead (*ret) when the merger would keep
+ * it as it is. */
+static int flush_group(idm *m, idm_group *g, pprof_merger *mg, const pprof_limits *limits, pprof_profile **ret,
+                       pp_err *err) {
+  sym_samples smp;
+  pprof_profile *p = NULL;
+  int r = group_samples(m, g, &smp, err);
+  if (r < 0) return r;
+  r = sym_build_profile(g->table, &smp, limits, &p, err);
+  arena_free(&smp.mem);
+  if (r == 0 && ret && merger_keeps(p)) {
+    p->mem.budget = 0; /* as the merger's answer: the limit was the merge's, the profile is the caller's */
+    *ret = p;
+    return 0;
+  }
+  if (r == 0) r = pprof_merger_add(mg, p, 1, err);
+  pprof_free(p);
+  return r;
+}
+
+static int flush(idm *m, pprof_merger *mg, const pprof_limits *limits, pprof_profile **ret, pp_err *err) {
   int r = 0;
   size_t i = 0;
   for (; i < m->ng && r == 0; i++) {
     idm_group *g = &m->g[i];
-    sym_samples smp;
-    pprof_profile *p = NULL;
-    if ((r = group_samples(m, g, &smp, err)) < 0) break;
-    r = sym_build_profile(g->table, &smp, limits, &p, err);
-    arena_free(&smp.mem);
-    if (r == 0) r = pprof_merger_add(mg, p, 1, err);
-    pprof_free(p);
+    r = flush_group(m, g, mg, limits, m->ng == 1 ? ret : NULL, err);
     m->bytes -= g->bytes;
     group_free(g);
   }
@@ -300,4 +363,13 @@ int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, pp_err *err)
   }
   m->ng = m->last = 0;
   return r;
+}
+
+int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, pp_err *err) {
+  return flush(m, mg, limits, NULL, err);
+}
+
+int idm_take(idm *m, pprof_merger *mg, const pprof_limits *limits, pprof_profile **ret, pp_err *err) {
+  *ret = NULL;
+  return flush(m, mg, limits, ret, err);
 }

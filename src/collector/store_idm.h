@@ -49,6 +49,14 @@ int idm_check_profile(idm *m, const pprof_profile *p, pp_err *err);
  * profile built. */
 int idm_flush(idm *m, pprof_merger *mg, const pprof_limits *limits, pp_err *err);
 
+/* idm_flush for a merge's end, when mg (empty) gets nothing else and is finished right after:
+ * when the sums are of one segment and pprof_merger_finish would give that segment's profile
+ * back as it is, *ret = that profile and mg is left empty; else *ret = NULL and the sums went
+ * into mg as idm_flush puts them. A segment's profile is already deduplicated by its table, so
+ * the merger changes it only for sums that cancelled out to zero, labels out of the merger's
+ * order, or mappings the merger folds into one (merger_keeps, store_idm.c). */
+int idm_take(idm *m, pprof_merger *mg, const pprof_limits *limits, pprof_profile **ret, pp_err *err);
+
 size_t idm_bytes(const idm *m);
 
 #endif

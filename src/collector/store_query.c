@@ -792,6 +792,7 @@ typedef struct merge_job {
   pprof_merger *series;
   int64_t series_id, series_weight;
   size_t cap; /* memory cap shared by mg, series and ids (0 = none) */
+  bool mg_added; /* a profile went into mg itself (a PPR1 record's) */
 } merge_job;
 
 /* With a cap, what one part may hold: what the others leave of it. */
@@ -799,20 +800,21 @@ static size_t cap_left(const merge_job *j, size_t others) {
   return others < j->cap ? j->cap - others : 1;
 }
 
-/* The sums of v2 records so far go into `into` (one profile per segment). */
-static int flush_ids(merge_job *j, pprof_merger *into, pp_err *err) {
+/* The sums of v2 records so far go into `into` (one profile per segment); with ret, handed
+ * over instead when they are one segment's the merger would keep as it is (idm_take). */
+static int flush_ids(merge_job *j, pprof_merger *into, pprof_profile **ret, pp_err *err) {
   if (j->cap) {
     size_t others = pprof_merger_bytes(j->mg) + (j->series && into != j->series ? pprof_merger_bytes(j->series) : 0);
     pprof_merger_set_limit(into, cap_left(j, others + idm_bytes(j->ids)));
   }
-  int r = idm_flush(j->ids, into, &j->lim, err);
+  int r = ret ? idm_take(j->ids, into, &j->lim, ret, err) : idm_flush(j->ids, into, &j->lim, err);
   return r == PP_EMISMATCH ? 0 : r;
 }
 
 /* avg: the finished series' average goes into the total. */
 static int flush_series(merge_job *j, pp_err *err) {
   if (!j->series) return 0;
-  int r = flush_ids(j, j->series, err);
+  int r = flush_ids(j, j->series, NULL, err);
   pprof_profile *p = NULL;
   if (r == 0 && j->series_weight) r = pprof_merger_finish(j->series, &p, err);
   else pprof_merger_free(j->series);
@@ -863,6 +865,7 @@ static int merge_record(merge_job *j, sym_reader *rd, const row_loc *row, pp_err
   } else if ((r = idm_check_profile(j->ids, p, err)) == 0) {
     if (j->cap) pprof_merger_set_limit(into, cap_left(j, others - pprof_merger_bytes(into) + idm_bytes(j->ids)));
     r = pprof_merger_add(into, p, 1, err);
+    j->mg_added |= into == j->mg;
   }
   pprof_free(p);
   sym_record_free(&rec);
@@ -890,13 +893,16 @@ static void prime_tables(store *s, sym_reader *rd, const row_loc *locs, const si
 }
 
 /* Merges the picked rows into mg; with avg, picks must be grouped by series and each series
- * is added as its own average. One thread: a v2 record costs a read, an inflate and its
- * samples' hashing (~20 us), and handing records between threads cost about as much as it
- * saved (measured with store-bench merge: 14 ms with two reading threads, 10 ms without).
+ * is added as its own average. With ret_direct (mg empty, and finished by the caller right
+ * after): when the sums on ids are all of the merge (no avg, no PPR1 record) and of one segment
+ * that pprof_merger_finish would give back as it is, *ret_direct = that profile and mg stays
+ * empty (idm_take): the merger's copy of ~100k samples is a fifth of a big render.
+ * One thread: a v2 record costs a read, an inflate and its samples' hashing (~20 us), and
+ * handing records between threads cost about as much as it saved (measured with store-bench merge: 14 ms with two reading threads, 10 ms without).
  * With a budget (0 = none), reading a record gets a quarter of it and the mergers and the
  * sums on ids share the rest. */
 static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg, bool avg,
-                        size_t budget, int64_t *ret_merged, pp_err *err) {
+                        size_t budget, int64_t *ret_merged, pprof_profile **ret_direct, pp_err *err) {
   merge_job mj = {.s = s, .mg = mg, .avg = avg};
   pprof_limits_default(&mj.lim);
   if (budget) {
@@ -912,7 +918,7 @@ static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_
     r = merge_record(&mj, &rd, row, err);
   }
   if (r == 0 && avg) r = flush_series(&mj, err);
-  if (r == 0 && !avg) r = flush_ids(&mj, mg, err);
+  if (r == 0 && !avg) r = flush_ids(&mj, mg, ret_direct && !mj.mg_added ? ret_direct : NULL, err);
   sym_reader_close(&rd);
   pprof_merger_free(mj.series);
   idm_free(mj.ids);
@@ -922,7 +928,7 @@ static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_
 
 int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg,
                       int64_t *ret_merged, pp_err *err) {
-  return merge_picked(s, locs, pick, npick, mg, false, 0, ret_merged, err);
+  return merge_picked(s, locs, pick, npick, mg, false, 0, ret_merged, NULL, err);
 }
 
 /* avg groups picks by series, each keeping its time order (qsort_r: queries run on several
@@ -997,15 +1003,22 @@ int store_merged_info(store *s, const store_matcher *m, size_t nm, const char *t
    * then the averages are summed */
   bool avg = agg == STORE_AGG_AVG;
   if (avg && nseries > 1) qsort_r(pick, npick, sizeof *pick, cmp_pick_series, v);
-  r = merge_picked(s, v, pick, npick, mg, avg, budget, &merged, err);
+  pprof_profile *direct = NULL;
+  r = merge_picked(s, v, pick, npick, mg, avg, budget, &merged, &direct, err);
   free(pick);
   if (r < 0) goto out;
   if (merged == 0) {
+    pprof_free(direct);
     r = pp_err_set(err, PP_EUSAGE, "no readable profiles in the selection");
     goto out;
   }
-  r = pprof_merger_finish(mg, ret, err);
-  mg = NULL;
+  if (direct) {
+    *ret = direct;
+    __atomic_add_fetch(&s->merges_direct, 1, __ATOMIC_RELAXED);
+  } else {
+    r = pprof_merger_finish(mg, ret, err);
+    mg = NULL;
+  }
   if (r == 0 && ret_count) *ret_count = (size_t)merged;
 out:
   pprof_merger_free(mg);

@@ -18,6 +18,7 @@
 #include "../../src/collector/store.h"
 #include "../../src/collector/store_int.h" /* the series cache's size */
 #include "../../src/collector/store_sym.h" /* the writer's tables' bound */
+#include "profile_eq.h"
 #include "profile_same.h"
 #include "tt.h"
 
@@ -2353,6 +2354,111 @@ static void merges_on_ids_equal_codec_merge(void) {
   store_close(s);
 }
 
+/* Room for more strings in a hand_profile. */
+static void hand_more_strings(pprof_profile *p, size_t more) {
+  char **ns = arena_calloc(&p->mem, p->nstrings + more, sizeof *ns);
+  uint32_t *nl = arena_calloc(&p->mem, p->nstrings + more, sizeof *nl);
+  memcpy(ns, p->strings, p->nstrings * sizeof *ns);
+  memcpy(nl, p->string_len, p->nstrings * sizeof *nl);
+  p->strings = ns;
+  p->string_len = nl;
+}
+
+static void hand_labels(pprof_profile *p, size_t i, const char *k1, const char *v1, const char *k2, const char *v2) {
+  pprof_sample *sm = &p->sample[i];
+  sm->nlabel = 2;
+  sm->label = arena_calloc(&p->mem, 2, sizeof *sm->label);
+  sm->label[0] = (pprof_label){.key = hand_str(p, k1), .str = hand_str(p, v1)};
+  sm->label[1] = (pprof_label){.key = hand_str(p, k2), .str = hand_str(p, v2)};
+}
+
+/* A merge whose records all sit in one segment is answered by that segment's profile as the
+ * sums on ids build it, without the merger's copy (store_query.c merge_picked, idm_take), and
+ * only when the merger would give that profile back unchanged: the answer equals, field by
+ * field, what the merger makes of it (so it is what the merger made of it before), and holds
+ * what the codec's merge of the profiles holds. Records of one program go the short way; the
+ * merger still runs when the segment holds what it would change: one binary mapped at two
+ * addresses (it folds the mappings, google/pprof's mappingKey), labels out of its order (it
+ * sorts them, folding samples that differ only in that), sums that cancel out (it drops
+ * them). */
+static void one_segment_merge_is_the_mergers(void) {
+  const hand_fn fns[] = {{"main.a", "a.go", 1}, {"main.b", "b.go", 1}, {"main.c", "c.go", 1}};
+  const hand_loc locs[] = {{0x401000, 0, 10}, {0x402000, 1, 20}, {0x403000, 2, 30}};
+  enum { FILES, ASLR, LABELS, CANCEL, NCASE };
+  const char *name[NCASE] = {"files", "aslr", "labels", "cancel"};
+  for (int c = 0; c < NCASE; c++) {
+    fresh_dir();
+    store *s = open_store(0, (uint64_t)1 << 30, NULL);
+    if (!s) return;
+    pprof_profile *in[4] = {0};
+    size_t n = 0;
+    if (c == FILES) {
+      for (int i = 1; i <= 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/prometheus/cpu-%d.pb.gz", testdata(), i);
+        CHECK(pprof_decode_file(path, NULL, &in[n++], NULL) == 0);
+      }
+    } else if (c == ASLR) {
+      /* the same binary in two processes: mapped 1 MiB apart, the same code at the same offsets */
+      in[n++] = hand_profile(fns, 3, locs, 3, 1);
+      pprof_profile *b = in[n++] = hand_profile(fns, 3, locs, 3, 5);
+      b->mapping[0].start += 0x100000;
+      b->mapping[0].limit += 0x100000;
+      for (size_t i = 0; i < b->nlocation; i++) b->location[i].address += 0x100000;
+    } else if (c == LABELS) {
+      pprof_profile *p = in[n++] = hand_profile(fns, 3, locs, 3, 1);
+      hand_more_strings(p, 8);
+      hand_labels(p, 0, "zeta", "1", "alpha", "2");
+      hand_labels(p, 1, "alpha", "3", "zeta", "4");
+      p->sample[2].loc[0] = 0; /* sample 0's stack and labels, in the other order */
+      hand_labels(p, 2, "alpha", "2", "zeta", "1");
+    } else {
+      in[n++] = hand_profile(fns, 3, locs, 3, 1);
+      in[n++] = hand_profile(fns, 3, locs, 1, -1); /* location 0's sample, cancelled */
+    }
+    store_label l[1] = {{"monitor", "one-segment"}};
+    for (size_t i = 0; i < n; i++) {
+      store_record r = {l, 1, "cpu", 1000 * (int64_t)(i + 1) - 1, 1000 * (int64_t)(i + 1), NULL, 0, in[i]};
+      bool enospc;
+      pp_err err = {0};
+      CHECK(store_append(s, &r, &enospc, &err) == 0);
+    }
+    store_stats st;
+    store_get_stats(s, &st);
+    CHECK_EQ_I64(st.segments, 1);
+    uint64_t direct0 = s->merges_direct;
+    pprof_profile *got = NULL, *again = NULL, *want = NULL;
+    size_t cnt = 0;
+    pp_err err = {0};
+    CHECK(store_merged(s, NULL, 0, "cpu", 0, 0, STORE_AGG_SUM, 0, &got, &cnt, &err) == 0);
+    CHECK_EQ_I64(cnt, n);
+    CHECK_EQ_I64(s->merges_direct - direct0, c == FILES);
+    /* what the merger makes of the answer is the answer */
+    CHECK(got && pprof_merge(&got, 1, &again, NULL) == 0);
+    const char *why = got && again ? profile_eq(again, got) : "missing";
+    if (why) fprintf(stderr, "  %s: the merger changes the answer: %s\n", name[c], why);
+    CHECK(why == NULL);
+    CHECK(pprof_merge(in, n, &want, NULL) == 0);
+    why = same_merge(got, want);
+    if (why) fprintf(stderr, "  %s: differs from the codec's merge: %s\n", name[c], why);
+    CHECK(why == NULL);
+    if (got && c == ASLR) CHECK_EQ_I64(got->nmapping, 1);
+    if (got && c == LABELS) CHECK_EQ_I64(got->nsample, 2);
+    if (got && c == CANCEL) CHECK_EQ_I64(got->nsample, 2);
+    /* within a budget: the same answer */
+    pprof_profile *within = NULL;
+    CHECK(store_merged_within(s, NULL, 0, "cpu", 0, 0, STORE_AGG_SUM, 0, (size_t)64 << 20, &within, &cnt, &err) == 0);
+    CHECK(within && got && profile_eq(within, got) == NULL);
+    CHECK_EQ_I64(s->merges_direct - direct0, 2 * (c == FILES));
+    pprof_free(within);
+    pprof_free(got);
+    pprof_free(again);
+    pprof_free(want);
+    for (size_t i = 0; i < n; i++) pprof_free(in[i]);
+    store_close(s);
+  }
+}
+
 /* ---- tiers: rollups at 10 minutes and 1 hour, retention per tier ---- */
 
 #define H STORE_ROLLUP_HOUR_NS
@@ -2774,6 +2880,7 @@ int main(void) {
   RUN(writer_tables_stay_bounded);
   RUN(loc_cache_keeps_locations_apart);
   RUN(merges_on_ids_equal_codec_merge);
+  RUN(one_segment_merge_is_the_mergers);
   RUN(a_merge_loads_each_table_once);
   /* the last test's data directory (each test empties it first): nothing left behind */
   fresh_dir(); /* the last test's store goes too: nothing left in /tmp */
