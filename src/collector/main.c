@@ -23,6 +23,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -317,7 +318,21 @@ static int bad_flag(const char *fmt, const char *v) {
   return 2;
 }
 
+/* glibc's malloc hands blocks above its mmap threshold (dynamic, at most 32 MiB) back to the
+ * kernel when they are freed and trims the heaps' free tops above 2x that, so each large query
+ * (a 100k-node render: tens of MB of tables) faults its memory in anew; on the 2-core VM the page
+ * faults were two thirds of a sandwich render (220 ms against 55-78 ms with the memory kept,
+ * docs/benchmarks.md). So blocks up to 32 MiB come from the heaps and up to 64 MiB of free top is
+ * kept per heap, which keeps freed query memory in the process (docs/operations.md). glibc's own
+ * MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ (or GLIBC_TUNABLES) in the environment win. */
+static void tune_malloc(void) {
+  if (getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TRIM_THRESHOLD_") || getenv("GLIBC_TUNABLES")) return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
 int main(int argc, char **argv) {
+  tune_malloc();
   const char *config = NULL, *data_dir = "/tmp/collector", *listen = "";
   int port = 8989;
   uint64_t retention_size = 0;

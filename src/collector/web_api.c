@@ -236,6 +236,48 @@ static int cmp_desc_i64(const void *a, const void *b) {
 
 static inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
 
+/* The k-th largest (0-based) of v[0..n), k < n; v is reordered. Selection instead of a sort:
+ * expected O(n) for where max_nodes cuts a 137k-node tree. Each round splits the range three
+ * ways around its middle element (totals repeat a lot); a pivot sequence that shrinks it too
+ * slowly (a crafted profile) ends in a sort of what is left. */
+static int64_t kth_largest(int64_t *v, size_t n, size_t k) {
+  size_t lo = 0, hi = n; /* [lo, hi) holds the k-th */
+  for (int round = 0; hi - lo > 1; round++) {
+    if (round == 64) {
+      qsort(v + lo, hi - lo, sizeof *v, cmp_desc_i64);
+      return v[k];
+    }
+    int64_t pivot = v[lo + (hi - lo) / 2], t;
+    size_t gt = lo, i = lo, lt = hi; /* [lo, gt) > pivot, [gt, i) == pivot, [lt, hi) < pivot */
+    while (i < lt) {
+      if (v[i] > pivot) t = v[gt], v[gt++] = v[i], v[i++] = t;
+      else if (v[i] < pivot) t = v[--lt], v[lt] = v[i], v[i] = t;
+      else i++;
+    }
+    if (k < gt) hi = gt;
+    else if (k >= lt) lo = lt;
+    else return pivot;
+  }
+  return v[k];
+}
+
+/* x / g as an int32 (g divides x), or false when it does not fit */
+static bool scaled_i32(int64_t x, uint64_t g, int32_t *ret) {
+  uint64_t m = (x < 0 ? 0 - (uint64_t)x : (uint64_t)x) / g;
+  if (m > INT32_MAX) return false;
+  *ret = x < 0 ? -(int32_t)m : (int32_t)m;
+  return true;
+}
+
+static uint64_t gcd_u64(uint64_t a, uint64_t b) {
+  while (b) {
+    uint64_t r = a % b;
+    a = b;
+    b = r;
+  }
+  return a;
+}
+
 static size_t profile_bytes(const pprof_profile *p) { return p ? p->mem.reserved : 0; }
 
 static void over_budget(web_resp *out, const char *what, size_t need, size_t budget) {
@@ -293,9 +335,9 @@ static void value_type(pp_buf *b, const pprof_profile *p, const pprof_value_type
  * needs its parent kept, which ids guarantee to be decided first: a parent is created before its
  * children), and the names they use, each once, into names. Into nodes: the JSON array of
  * [name, parent, self, total(, baseSelf, baseTotal)]; or, with bin (encoding=binary), the object
- * {"offset":O,"count":N,"values":V} while the block itself is appended to bin at offset O: name
- * and parent as N int32 each, then self, total(, baseSelf, baseTotal) as N doubles each, all
- * little-endian. A browser parses 100k nodes as JSON arrays in about as long as the server takes
+ * {"offset":O,"count":N,"values":V(,"scale":G)} while the block itself is appended to bin at
+ * offset O: name and parent as N int32 each, then self, total(, baseSelf, baseTotal) as N
+ * doubles each, or with G as N int32 each that G multiplies, all little-endian. A browser parses 100k nodes as JSON arrays in about as long as the server takes
  * to compute them; typed arrays over the block cost it nothing. */
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the binary render encoding writes host-order int32 and doubles: little-endian hosts only"
@@ -318,8 +360,7 @@ static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, pp_
     for (size_t k = 0; k < nin; k++) key[i] += abs64(t->total[i * nin + k]);
     sorted[i] = key[i];
   }
-  qsort(sorted, t->nnodes, sizeof *sorted, cmp_desc_i64);
-  int64_t threshold = sorted[(size_t)max_nodes < t->nnodes ? (size_t)max_nodes - 1 : t->nnodes - 1];
+  int64_t threshold = kth_largest(sorted, t->nnodes, (size_t)max_nodes < t->nnodes ? (size_t)max_nodes - 1 : t->nnodes - 1);
   if (!bin) pp_buf_put(nodes, "[", 1);
   for (size_t i = 0; i < t->nnodes; i++) {
     remap[i] = -1;
@@ -355,7 +396,27 @@ static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, pp_
   if (!bin) {
     pp_buf_put(nodes, "]", 1);
   } else {
-    pp_buf_printf(nodes, "{\"offset\":%zu,\"count\":%zu,\"values\":%zu}", bin->len, kept, 2 * nin);
+    /* the values as int32 times one factor when they are all multiples of a factor (below 2^53,
+     * so a double holds it exactly) that brings them into int32's range: a CPU profile's are
+     * multiples of its period, and the block is 40% smaller; else as doubles */
+    uint64_t g = 0;
+    for (size_t c = 0; c < 2 * nin; c++) {
+      const int64_t *col = c % 2 ? t->total : t->self;
+      for (size_t j = 0; j < kept && g != 1; j++) {
+        int64_t x = col[(size_t)kid[j] * nin + c / 2];
+        g = gcd_u64(g, x < 0 ? 0 - (uint64_t)x : (uint64_t)x);
+      }
+    }
+    if (g == 0) g = 1; /* every value 0 */
+    bool small = g < ((uint64_t)1 << 53);
+    for (size_t c = 0; small && c < 2 * nin; c++) {
+      const int64_t *col = c % 2 ? t->total : t->self;
+      int32_t q;
+      for (size_t j = 0; j < kept && small; j++) small = scaled_i32(col[(size_t)kid[j] * nin + c / 2], g, &q);
+    }
+    pp_buf_printf(nodes, "{\"offset\":%zu,\"count\":%zu,\"values\":%zu", bin->len, kept, 2 * nin);
+    if (small) pp_buf_printf(nodes, ",\"scale\":%llu", (unsigned long long)g);
+    pp_buf_put(nodes, "}", 1);
     pp_buf_put(bin, kname, kept * sizeof *kname);
     for (size_t j = 0; j < kept; j++) kname[j] = kid[j] ? remap[t->parent[kid[j]]] : -1; /* parents */
     pp_buf_put(bin, kname, kept * sizeof *kname);
@@ -366,8 +427,14 @@ static int write_nodes(const pprof_multitree *t, size_t nin, long max_nodes, pp_
     }
     for (size_t c = 0; c < 2 * nin; c++) { /* self, total(, baseSelf, baseTotal) */
       const int64_t *col = c % 2 ? t->total : t->self;
-      for (size_t j = 0; j < kept; j++) v[j] = (double)col[(size_t)kid[j] * nin + c / 2];
-      pp_buf_put(bin, v, kept * sizeof *v);
+      if (small) {
+        for (size_t j = 0; j < kept; j++) /* (kname is free again: its parents are written) */
+          scaled_i32(col[(size_t)kid[j] * nin + c / 2], g, &kname[j]);
+        pp_buf_put(bin, kname, kept * sizeof *kname);
+      } else {
+        for (size_t j = 0; j < kept; j++) v[j] = (double)col[(size_t)kid[j] * nin + c / 2];
+        pp_buf_put(bin, v, kept * sizeof *v);
+      }
     }
     free(v);
   }

@@ -471,13 +471,17 @@ def decode_render_binary(b):
     ends = []
 
     def rows(o):
-        n, v, off = o["count"], o["values"], base + o["offset"]
-        if v not in (2, 4) or off + n * (8 + 8 * v) > len(b):
+        n, v, off, g = o["count"], o["values"], base + o["offset"], o.get("scale")
+        vb = 4 if g else 8  # int32 that the scale multiplies, or doubles
+        if v not in (2, 4) or off + n * (8 + vb * v) > len(b) or (g is not None and not (isinstance(g, int) and g > 0)):
             raise ValueError(f"block {o} outside the {len(b)} bytes")
-        ends.append(off + n * (8 + 8 * v))
+        ends.append(off + n * (8 + vb * v))
         name = struct.unpack_from(f"<{n}i", b, off)
         par = struct.unpack_from(f"<{n}i", b, off + 4 * n)
-        cols = [struct.unpack_from(f"<{n}d", b, off + 8 * n + 8 * n * c) for c in range(v)]
+        if g:
+            cols = [[q * g for q in struct.unpack_from(f"<{n}i", b, off + 8 * n + 4 * n * c)] for c in range(v)]
+        else:
+            cols = [struct.unpack_from(f"<{n}d", b, off + 8 * n + 8 * n * c) for c in range(v)]
         return [[name[i], par[i], *[cols[c][i] for c in range(v)]] for i in range(n)]
     d = doc.get("data") or {}
     if "nodes" in d:

@@ -51,9 +51,15 @@ async function apiRender(params) {
   if (body.status !== 'success') throw new Error(body.error || 'render failed');
   const base = (12 + jl + 7) & ~7; // the blocks start 8-aligned (their doubles need it)
   const cols = (o) => {
-    const n = o.count, at = base + o.offset;
-    if (!(n >= 0 && (o.values === 2 || o.values === 4) && o.offset % 8 === 0 && at + n * (8 + 8 * o.values) <= buf.byteLength)) throw bad();
-    const v = (k) => new Float64Array(buf, at + 8 * n + 8 * n * k, n);
+    // values as doubles, or (scale) as int32 that the scale multiplies: made doubles here once
+    const n = o.count, at = base + o.offset, vb = o.scale ? 4 : 8;
+    if (!(n >= 0 && (o.values === 2 || o.values === 4) && o.offset % 8 === 0 && at + n * (8 + vb * o.values) <= buf.byteLength)) throw bad();
+    const v = (k) => {
+      if (!o.scale) return new Float64Array(buf, at + 8 * n + 8 * n * k, n);
+      const q = new Int32Array(buf, at + 8 * n + 4 * n * k, n), out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = q[i] * o.scale;
+      return out;
+    };
     return { length: n, name: new Int32Array(buf, at, n), parent: new Int32Array(buf, at + 4 * n, n),
       self: v(0), total: v(1), bself: o.values === 4 ? v(2) : null, btotal: o.values === 4 ? v(3) : null };
   };
