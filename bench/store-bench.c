@@ -3,9 +3,10 @@
  * of merging one hour of 10 s CPU profiles (360) of one series. One JSON object per line.
  *   store-bench DIR PROFILE N        ingest N copies of PROFILE both ways
  *   store-bench merge DIR RUNS CPU... 360 records from the CPU files
- * and the modes main() lists: ingest, fill, roundtrip, sched. STORE_FORMAT=1 in the environment
+ * and the modes main() lists: ingest, fill, roundtrip, sched, encode. STORE_FORMAT=1 in the environment
  * writes the old record format (PPR1, gzip pprof per record), for comparison. */
 #include <dirent.h>
+#include <libdeflate.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "../src/base/file.h"
 #include "../src/collector/store.h"
+#include "../src/collector/store_sym.h"
 
 static double now_s(void) {
   struct timespec ts;
@@ -478,8 +480,80 @@ static int sched(const char *dir, int format, int pods, int rounds, const char *
   return 0;
 }
 
+/* encode ROUNDS PROGDIR...: what sched's appends spend encoding (sym__encode alone: no file,
+ * no index), the same profiles in the same order into one writer that starts over as the
+ * store's would (tables past SYM_WRITER_MAX); then the same samples' raw bytes deflated again
+ * on their own, so deflate's share of the encoder reads without a profiler (libdeflate in
+ * Debian has no symbols, so perf's call graphs lose its frames). Thread CPU time. */
+static int encode_only(int rounds, char **progs, int nprogs) {
+  static const char *names[MIX_FILES] = {"cpu-1", "cpu-2", "cpu-3", "cpu-4", "cpu-5", "cpu-6", "heap", "goroutine"};
+  input in[16][MIX_FILES];
+  if (nprogs > 16) return 1;
+  for (int g = 0; g < nprogs; g++)
+    for (int f = 0; f < MIX_FILES; f++) {
+      char path[700];
+      snprintf(path, sizeof path, "%s/%s.pb.gz", progs[g], names[f]);
+      if (load_input(path, &in[g][f]) < 0) return 1;
+    }
+  sym_writer *w;
+  pp_err err = {0};
+  struct libdeflate_compressor *cz = libdeflate_alloc_compressor(SYM_DEFLATE_LEVEL);
+  struct libdeflate_decompressor *dz = libdeflate_alloc_decompressor();
+  size_t rawcap = (size_t)1 << 20;
+  uint8_t *raw = malloc(rawcap), *out = malloc(rawcap);
+  if (!cz || !dz || !raw || !out || sym__writer_new(&w, &err) < 0) return 1;
+  long n = 0;
+  double enc_s = 0, defl_s = 0;
+  uint64_t raw_bytes = 0, rec_bytes = 0, off = 0;
+  for (int r = 0; r < rounds; r++)
+    for (int g = 0; g < nprogs; g++)
+      for (int pod = 0; pod < 10; pod++) {
+        int pick[3], np = 0;
+        pick[np++] = (r + pod) % 6;
+        if (r % 6 == pod % 6) pick[np++] = 6, pick[np++] = 7;
+        for (int k = 0; k < np; k++) {
+          sym_enc enc;
+          double c0 = cpu_s();
+          if (sym__encode(w, in[g][pick[k]].p, &enc, &err) < 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+          }
+          enc_s += cpu_s() - c0;
+          sym__commit(w, &enc, off);
+          off += enc.sym_len + enc.len + 64;
+          rec_bytes += enc.sym_len + enc.len;
+          n++;
+          /* the samples' raw bytes (varint length, then raw deflate), deflated again */
+          uint64_t len = 0;
+          size_t i = 0, got = 0;
+          for (int sh = 0; i < enc.len && sh < 64; sh += 7) {
+            len |= (uint64_t)(enc.data[i] & 0x7f) << sh;
+            if (!(enc.data[i++] & 0x80)) break;
+          }
+          if (len > rawcap || libdeflate_deflate_decompress(dz, enc.data + i, enc.len - i, raw, len, &got) != 0) return 1;
+          raw_bytes += got;
+          c0 = cpu_s();
+          if (libdeflate_deflate_compress(cz, raw, got, out, rawcap) == 0) return 1;
+          defl_s += cpu_s() - c0;
+          if (sym__writer_bytes(w) > SYM_WRITER_MAX) sym__writer_reset(w), off = 0;
+        }
+      }
+  printf("{\"profiles\": %ld, \"encode_us\": %.2f, \"samples_deflate_us\": %.2f, \"samples_raw_bytes\": %.0f, "
+         "\"record_bytes\": %.0f}\n",
+         n, enc_s / (double)n * 1e6, defl_s / (double)n * 1e6, (double)raw_bytes / (double)n, (double)rec_bytes / (double)n);
+  sym__writer_free(w);
+  libdeflate_free_compressor(cz);
+  libdeflate_free_decompressor(dz);
+  free(raw);
+  free(out);
+  for (int g = 0; g < nprogs; g++)
+    for (int f = 0; f < MIX_FILES; f++) free_input(&in[g][f]);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 5 && !strcmp(argv[1], "roundtrip")) return roundtrip(argv[2], argv[3], argv + 4, argc - 4);
+  if (argc >= 4 && !strcmp(argv[1], "encode")) return encode_only(atoi(argv[2]), argv + 3, argc - 3);
   if (argc >= 8 && !strcmp(argv[1], "sched"))
     return sched(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argv[6], argv + 7, argc - 7);
   if (argc >= 7 && !strcmp(argv[1], "fill"))

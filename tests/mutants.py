@@ -513,6 +513,13 @@ MUTANTS = [
     M("timeline-record-unbudgeted", "a decoded timeline reads each record's profile with no memory limit",
       [(WA, "    lim.max_memory = x->budget / 4; /* one record's profile at a time */", "    lim.max_memory = 0;")],
       ["collector:web_limits"], r"over its memory budget"),
+    M("timeline-unreadable-fails", "a decoded timeline fails whole (500) when one record cannot be read",
+      [(WA, "    d->unreadable[row] = true;\n    d->nunreadable++;\n    return 0;",
+        "    *err = *input_err;\n    return PP_EIO;")],
+      ["collector:web_limits"], r"damaged while the collector runs"),
+    M("timeline-unreadable-kept", "a decoded timeline counts an unreadable record but keeps its point",
+      [(WA, "        start[series[i] + 1]--;\n        series[i] = UINT32_MAX;", "")],
+      ["collector:web_limits"], r"damaged while the collector runs"),
     # ---- render speed (issue 14): a one-segment merge without the merger, the call tree's walk
     M("idm-take-never", "a merge within one segment always goes through the merger (the shortcut is gone)",
       [("src/collector/store_idm.c", "  if (r == 0 && ret && merger_keeps(p)) {", "  if (r == 0 && ret && 0 && merger_keeps(p)) {")],

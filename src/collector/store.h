@@ -326,7 +326,8 @@ void store_row_release(store_row *r);
  * encode, gzip and decode round trip as through store_read). fn(ud, i, p, rec_err, err) gets
  * each: p NULL and rec_err saying why when record i cannot be read (no such id, damaged, over
  * limits->max_memory, NULL: the defaults); p is freed after fn returns. A nonzero return of fn
- * stops and is returned. */
+ * stops and is returned. The index failing to answer (an SQLite error, not a missing row) fails
+ * the call before fn is called at all. */
 typedef int (*store_profile_fn)(void *ud, size_t i, const pprof_profile *p, const pp_err *rec_err, pp_err *err);
 int store_each_profile(store *s, const int64_t *ids, size_t n, const pprof_limits *limits, store_profile_fn fn, void *ud,
                        pp_err *err);

@@ -739,9 +739,13 @@ int store_each_profile(store *s, const int64_t *ids, size_t n, const pprof_limit
   for (size_t i = 0; r == 0 && i < n; i++) {
     pick[i] = i;
     sqlite3_bind_int64(st, 1, ids[i]);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int sr = sqlite3_step(st);
+    if (sr == SQLITE_ROW) {
       locs[i].row.id = ids[i];
       store__take_loc(st, 6, &locs[i]);
+    } else if (sr != SQLITE_DONE) {
+      /* the index failing is the reader's failure, not "no profile with id" for each record */
+      r = store__sql_fail(db, err, "reading profile rows");
     }
     sqlite3_reset(st);
   }

@@ -11,10 +11,6 @@
 #include <unistd.h>
 
 
-/* libdeflate's level: 1 against 6 on the store-bench mix (prometheus, gotarget, net/http
- * profiles): 4% more bytes (1,809 against 1,742 a profile) for about a fifth more profiles a
- * second, the writer being the side that has to keep up */
-#define DEFLATE_LEVEL 1
 /* a symbol record's or a profile record's bytes before compression */
 #define MAX_RAW ((size_t)256 << 20)
 
@@ -177,7 +173,7 @@ struct sym_writer {
 int sym__writer_new(sym_writer **ret, pp_err *err) {
   sym_writer *w = calloc(1, sizeof *w);
   if (!w || !(w->lcache = calloc(LOC_CACHE_SLOTS, sizeof *w->lcache)) ||
-      !(w->cz = libdeflate_alloc_compressor(DEFLATE_LEVEL))) {
+      !(w->cz = libdeflate_alloc_compressor(SYM_DEFLATE_LEVEL))) {
     if (w) free(w->lcache);
     free(w);
     return pp_err_set(err, PP_ENOMEM, "out of memory");

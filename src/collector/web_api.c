@@ -777,17 +777,27 @@ typedef struct tl_decode {
   const size_t *pick; /* input i -> row */
   const int *col;     /* row -> sample column */
   web_point *pts;     /* row -> figures */
+  bool *unreadable;   /* row -> left out (see tl_consume) */
+  size_t nunreadable;
   web_point_opts o;
   htab groups;
   size_t bytes, budget; /* what the points hold, and may */
 } tl_decode;
 
+/* A record that cannot be read (retention deleted it after the listing, or it is damaged) is
+ * left out of its series and counted ("recordsUnreadable"), as a merge skips it; one over the
+ * memory share (422) or out of memory (500) fails the answer. */
 static int tl_consume(void *ud, size_t i, const pprof_profile *pr, const pp_err *input_err, pp_err *err) {
   tl_decode *d = ud;
   size_t row = d->pick[i];
   if (!pr) {
-    *err = *input_err;
-    return input_err->code ? input_err->code : PP_EINVAL;
+    if (input_err->code == PP_ELIMIT || input_err->code == PP_ENOMEM) {
+      *err = *input_err;
+      return input_err->code;
+    }
+    d->unreadable[row] = true;
+    d->nunreadable++;
+    return 0;
   }
   if (d->col[row] >= (int)pr->nsample_type) return pp_err_set(err, PP_EINVAL, "record %lld: no sample column %d", (long long)d->rows[row].id, d->col[row]);
   int r = web_point_compute(pr, d->col[row], &d->o, &d->groups, &d->pts[row], err);
@@ -876,11 +886,12 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   long long *val = malloc((n + 1) * sizeof *val);
   int *cols = malloc((n + 1) * sizeof *cols);
   web_point *pts = decoded ? calloc(n + 1, sizeof *pts) : NULL;
+  bool *unreadable = decoded ? calloc(n + 1, sizeof *unreadable) : NULL;
   htab ids;
   memset(&ids, 0, sizeof ids);
   tl_decode d;
   memset(&d, 0, sizeof d);
-  bool ok = series && order && first && start && pick && val && cols && (pts || !decoded) && htab_init(&ids, 64, 0) == 0 &&
+  bool ok = series && order && first && start && pick && val && cols && ((pts && unreadable) || !decoded) && htab_init(&ids, 64, 0) == 0 &&
             htab_init(&d.groups, 64, WEB_MAX_GROUPS) == 0;
   size_t nseries = 0, npick = 0;
   for (size_t i = 0; ok && i < n; i++) {
@@ -904,7 +915,7 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   int status = ok ? 200 : 500;
   if (ok && decoded && npick) {
-    d.rows = rows, d.pick = pick, d.col = cols, d.pts = pts;
+    d.rows = rows, d.pick = pick, d.col = cols, d.pts = pts, d.unreadable = unreadable;
     d.o = (web_point_opts){s.tags.f, s.tags.n, group_by, function};
     d.budget = x->budget / 4;
     pprof_limits lim;
@@ -916,6 +927,11 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
     if (r == 0) r = store_each_profile(x->h->st, pids, npick, &lim, tl_consume, &d, &err);
     free(pids);
     if (r < 0) status = r == PP_ELIMIT ? 422 : 500, ok = false;
+    for (size_t i = 0; ok && i < n; i++)
+      if (unreadable[i]) {
+        start[series[i] + 1]--;
+        series[i] = UINT32_MAX;
+      }
   }
   pp_buf b;
   pp_buf_init(&b, x->budget);
@@ -931,6 +947,7 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
     pp_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
     size_t entries = 0;
     for (size_t j = 0; j < nseries; j++) {
+      if (start[j] == start[j + 1]) continue; /* every record of it unreadable */
       if (!group_by) {
         if (entries++) pp_buf_put(&b, ",", 1);
         tl_entry(&b, rows, order, start[j], start[j + 1], val, pts, -1, function, NULL, NULL);
@@ -957,11 +974,12 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
       }
     }
     pp_buf_printf(&b, "],\"resolution\":\"%s\"", resolution_name(coarsest));
-    if (decoded) pp_buf_printf(&b, ",\"rollupsSkipped\":%zu", skipped);
+    if (decoded) pp_buf_printf(&b, ",\"rollupsSkipped\":%zu,\"recordsUnreadable\":%zu", skipped, d.nunreadable);
     pp_buf_put(&b, "}", 1);
   }
   for (size_t i = 0; pts && i < n; i++) web_point_release(&pts[i]);
   free(pts);
+  free(unreadable);
   htab_free(&d.groups);
   htab_free(&ids);
   free(series);
