@@ -185,7 +185,7 @@ $(B)/tsan/bin/collector: $(B)/tsan/src/collector/main.o $(B)/tsan/libcollector.a
 	$(CC) $(CFLAGS) $(tsan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
              $(B)/asan/bin/operator $(B)/asan/bin/collector $(B)/tsan/bin/collector $(B)/k8s/stamp image \
-             $(B)/rel/bench/store-bench $(B)/rel/tests/libfaultinj.so
+             $(B)/rel/bench/store-bench $(B)/rel/tests/libfaultinj.so bin/push-client
 # the fault-injecting LD_PRELOAD shim of the collector suite (fdatasync EIO, EDQUOT): test code
 $(B)/rel/tests/libfaultinj.so: tests/lib/faultinj.c
 	@mkdir -p $(dir $@)
@@ -241,6 +241,12 @@ GOENV := GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOPROXY=off
 bin/demo-target: tools/demo-target/main.go tools/demo-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/demo-target && $(GOENV) go build -o ../../bin/demo-target .
+# the pyroscope-go SDK's client for the push tests (issue 16): modules from the Go module proxy,
+# pinned by the committed go.sum (-mod=readonly), cached under build/gopath
+bin/push-client: tools/push-client/main.go tools/push-client/go.mod tools/push-client/go.sum | $(DEPS_OK)
+	@mkdir -p bin
+	cd tools/push-client && GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOFLAGS=-mod=readonly GOTOOLCHAIN=local \
+	  go build -o ../../bin/push-client .
 bin/load-target: tools/load-target/main.go tools/load-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/load-target && $(GOENV) go build -o ../../bin/load-target .

@@ -225,6 +225,16 @@ def valgrind_collector(t):
         st, body = get("/")
         if st != 200 or b"/ui/app.js" not in body:
             problems.append(f"/: {st}")
+        # a pushed heap profile (multipart, as pyroscope-go sends it): stored as heap and allocs
+        heap = open(os.path.join(TESTDATA, "prometheus", "heap.pb.gz"), "rb").read()
+        form = (b'--vgpush\r\nContent-Disposition: form-data; name="profile"; filename="profile.pprof"\r\n'
+                b'Content-Type: application/octet-stream\r\n\r\n' + heap + b'\r\n--vgpush--\r\n')
+        st, body, _ = http_req("POST", url + "/ingest?name=vg-push%7Benv%3Dx%7D", form, timeout=120,
+                               headers={"Content-Type": "multipart/form-data; boundary=vgpush"})
+        pst, pbody = get("/api/v1/series?service_name=vg-push")
+        pushed = sorted(e["profileType"] for e in json.loads(pbody)["data"]) if pst == 200 else []
+        if st != 200 or pushed != ["allocs", "heap"]:
+            problems.append(f"POST /ingest: {st} {body[:200]!r}; series {pushed}")
         st, body, _ = http_req("POST", url + "/-/reload", b"", timeout=120)
         if st != 200 or b"config reloaded" not in body:
             problems.append(f"POST /-/reload: {st} {body[:200]!r}")
@@ -235,7 +245,7 @@ def valgrind_collector(t):
         bad = valgrind_clean(log)
         if bad:
             problems.append(bad)
-        t.record("valgrind collector: ready, scrapes, stores, API answers, reload, exit 0; no errors or leaks",
+        t.record("valgrind collector: ready, scrapes, stores, API answers, a push, reload, exit 0; no errors or leaks",
                  not problems, "\n".join(problems))
     finally:
         if p.poll() is None:

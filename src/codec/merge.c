@@ -657,6 +657,25 @@ int pprof_diff(const pprof_profile *base, const pprof_profile *cmp, pprof_profil
   return merge_signed(srcs, signs, 2, ret_profile, err);
 }
 
+size_t pprof_keep_types(pprof_profile *p, uint64_t keep) {
+  size_t n = p->nsample_type > 64 ? 64 : p->nsample_type, k = 0;
+  bool default_kept = p->default_sample_type == 0;
+  for (size_t i = 0; i < n; i++)
+    if (keep >> i & 1) {
+      if (p->sample_type[i].type == p->default_sample_type) default_kept = true;
+      p->sample_type[k++] = p->sample_type[i];
+    }
+  for (size_t s = 0; s < p->nsample; s++) {
+    int64_t *v = p->sample[s].value;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+      if (keep >> i & 1) v[m++] = v[i];
+  }
+  p->nsample_type = k;
+  if (!default_kept) p->default_sample_type = 0;
+  return k;
+}
+
 void pprof_scale(pprof_profile *p, double factor) {
   for (size_t i = 0; i < p->nsample; i++) {
     int64_t *v = p->sample[i].value;

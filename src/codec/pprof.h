@@ -194,6 +194,12 @@ int pprof_decode_pipeline(size_t n, unsigned threads, size_t window, const pprof
  * N snapshots, -1 to negate). */
 void pprof_scale(pprof_profile *p, double factor);
 
+/* Keeps only the sample types whose bit is set in keep (bit i = sample type i; at most 64
+ * types), in place: the sample types and every sample's values shrink to those columns, and
+ * the default sample type is cleared when it names a column dropped. Samples whose kept values
+ * are all zero stay (go tool pprof shows them as nothing). Returns the number of types kept. */
+size_t pprof_keep_types(pprof_profile *p, uint64_t keep);
+
 /* cmp minus base: a profile whose values are comparison - base per stack (negative where
  * something shrank). Same compatibility rules as pprof_merge. */
 int pprof_diff(const pprof_profile *base, const pprof_profile *cmp, pprof_profile **ret_profile,

@@ -75,9 +75,11 @@ typedef struct app {
   int result;                   /* result of the last reload */
   pp_err result_err;
   bool stopping;                /* shutdown began: no reload any more, waiters answered */
+  struct push_batch *pushes;    /* pushed profiles waiting for the main thread to store them */
   /* counters for /metrics: written by the main thread, read by HTTP threads */
   _Atomic uint64_t reloads_total, reload_failures_total, last_reload_ok, last_reload_ts;
   _Atomic uint64_t ingested_profiles, ingested_bytes, dropped_enospc, store_errors;
+  _Atomic uint64_t pushed_profiles, push_failures;
   int64_t started_ns;
   selfprof *sp;
   bool sync_failing;            /* what the log last said of the store's durability rounds */
@@ -157,6 +159,71 @@ static int hook_reload(void *ud, pp_err *err) {
   return r;
 }
 
+/* Pushed profiles (web_push.h): a worker queues its batch, wakes the main thread (the store's
+ * one writer) and waits under mu until the batch is stored. The queue needs no bound of its
+ * own: each batch holds a query worker while it waits, and there are max_queries of those. */
+typedef struct push_batch {
+  const store_record *recs;
+  size_t n;
+  bool done;
+  int result;
+  pp_err err;
+  struct push_batch *next;
+} push_batch;
+
+static int hook_push(void *ud, const store_record *recs, size_t n, pp_err *err) {
+  app *a = ud;
+  push_batch b = {.recs = recs, .n = n};
+  pthread_mutex_lock(&a->mu);
+  if (a->stopping) {
+    pthread_mutex_unlock(&a->mu);
+    return pp_err_set(err, PP_EUSAGE, "the collector is stopping: the profile was not stored");
+  }
+  b.next = a->pushes;
+  a->pushes = &b;
+  scrape_wakeup(a->eng);
+  while (!b.done) pthread_cond_wait(&a->cv, &a->mu);
+  pthread_mutex_unlock(&a->mu);
+  if (b.result < 0 && err) *err = b.err;
+  return b.result;
+}
+
+/* Main thread: stores the waiting pushes (stopping: refuses them) and wakes their workers. */
+static void store_pushes(app *a) {
+  pthread_mutex_lock(&a->mu);
+  push_batch *todo = a->pushes;
+  a->pushes = NULL;
+  bool stopping = a->stopping;
+  pthread_mutex_unlock(&a->mu);
+  for (push_batch *b = todo; b; b = b->next) {
+    b->result = 0;
+    for (size_t i = 0; i < b->n && b->result == 0; i++) {
+      bool enospc = false;
+      if (stopping) {
+        b->result = pp_err_set(&b->err, PP_EUSAGE, "the collector is stopping: the profile was not stored");
+      } else if ((b->result = store_append(a->st, &b->recs[i], &enospc, &b->err)) < 0) {
+        a->push_failures++;
+        LOG(LOG_WARN, "store: a pushed %s profile of %s: %s", b->recs[i].type, b->recs[i].labels[0].value, b->err.msg);
+        if (enospc) {
+          store_retention(a->st, pp_clock_real_ns(), NULL);
+          store_free_space(a->st, NULL);
+        }
+      } else {
+        a->pushed_profiles++;
+        a->ingested_bytes += b->recs[i].len;
+      }
+    }
+  }
+  if (!todo) return;
+  pthread_mutex_lock(&a->mu);
+  for (push_batch *b = todo, *next; b; b = next) {
+    next = b->next; /* b lives on its worker's stack: gone once done is seen */
+    b->done = true;
+  }
+  pthread_cond_broadcast(&a->cv);
+  pthread_mutex_unlock(&a->mu);
+}
+
 static bool hook_ready(void *ud) {
   app *a = ud;
   return atomic_load(&a->ready);
@@ -178,6 +245,8 @@ static void hook_metrics(void *ud, pp_buf *out) {
       {"collector_config_reload_failures_total", "counter", "Config reloads that failed.", a->reload_failures_total},
       {"collector_ingested_profiles_total", "counter", "Profiles stored.", a->ingested_profiles},
       {"collector_ingested_bytes_total", "counter", "Bytes of profiles stored.", a->ingested_bytes},
+      {"collector_pushed_profiles_total", "counter", "Pushed profiles stored (POST /ingest; a heap push is two).", a->pushed_profiles},
+      {"collector_push_store_failures_total", "counter", "Pushed profiles the store failed to append.", a->push_failures},
       {"collector_dropped_profiles_total", "counter", "Profiles dropped because the disk was full.", a->dropped_enospc},
       {"collector_store_errors_total", "counter", "Store writes that failed for other reasons.", a->store_errors},
       {"collector_store_bytes", "gauge", "Bytes on disk: index, WAL and segments.", s.disk_bytes},
@@ -533,7 +602,8 @@ int main(int argc, char **argv) {
     else
       LOG(LOG_INFO, "self telemetry: pprof on http://127.0.0.1:%d/debug/pprof/", a.cfg->self_pprof_port);
   }
-  web_hooks hooks = {&a, a.st, a.eng, hook_reload, hook_ready, hook_metrics, &auth};
+  web_hooks hooks = {.ud = &a, .st = a.st, .eng = a.eng, .reload = hook_reload, .ready = hook_ready, .push = hook_push,
+                     .metrics = hook_metrics, .auth = &auth};
   if (web_start(listen, port, &hooks, &wopts, &w, &err) < 0) {
     LOG(LOG_ERROR, "%s", err.msg);
     goto out;
@@ -590,6 +660,7 @@ int main(int argc, char **argv) {
       pthread_cond_broadcast(&a.cv);
     }
     pthread_mutex_unlock(&a.mu);
+    store_pushes(&a);
     if (store_maintain(a.st, &err) < 0) LOG(LOG_WARN, "storing a rollup: %s", err.msg);
     log_sync_state(&a, now);
     if (now - last_retention > 10LL * 1000000000 || store_retention_due(a.st)) {
@@ -610,6 +681,7 @@ int main(int argc, char **argv) {
     a.stopping = true;
     pthread_cond_broadcast(&a.cv); /* reload requests waiting are answered: not reloaded */
     pthread_mutex_unlock(&a.mu);
+    store_pushes(&a); /* pushes that came before: answered, not stored */
     selfprof_finish(a.sp); /* a self profile in progress ends now, so its scrape can finish */
     size_t inflight = scrape_drain(a.eng), left = inflight;
     LOG(LOG_INFO, "stopping: %zu scrapes in flight, waiting up to %.1f s for them", inflight, shutdown_grace);

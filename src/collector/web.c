@@ -19,6 +19,7 @@
 #include "web_cache.h"
 #include "web_int.h"
 #include "web_json.h"
+#include "web_push.h"
 #include "web_work.h"
 
 #include "../base/log.h"
@@ -238,7 +239,54 @@ typedef struct req {
   bool has_pending;  /* an answer to send when resumed */
   web_resp pending;
   char addr[INET6_ADDRSTRLEN];
+  /* a push (POST /ingest): the body kept, up to WEB_MAX_PUSH_BODY; multipart/form-data parts
+   * through libmicrohttpd's post processor (web_push.h says which parts count) */
+  bool push;
+  struct MHD_PostProcessor *pp;
+  web_push_body pb;
+  size_t profile_cap, config_cap;
+  bool push_nomem;
 } req;
+
+/* Appends n bytes to *buf (cap *cap), growing it up to max (+1, so "over" is seen): false when
+ * memory ran out. Bytes past max are dropped: the body's own cap answers for them. */
+static bool push_append(uint8_t **buf, size_t *len, size_t *cap, size_t max, const char *data, size_t n) {
+  if (*len + n > max + 1) n = max + 1 > *len ? max + 1 - *len : 0;
+  if (!n) return true;
+  if (*len + n > *cap) {
+    size_t nc = *cap ? *cap : 16384;
+    while (nc < *len + n) nc *= 2;
+    uint8_t *b = realloc(*buf, nc);
+    if (!b) return false;
+    *buf = b;
+    *cap = nc;
+  }
+  memcpy(*buf + *len, data, n);
+  *len += n;
+  return true;
+}
+
+static enum MHD_Result push_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+                                 const char *content_type, const char *transfer_encoding, const char *data, uint64_t off,
+                                 size_t size) {
+  (void)kind, (void)filename, (void)content_type, (void)transfer_encoding, (void)off;
+  req *r = cls;
+  bool ok = true;
+  if (!strcmp(key, "profile"))
+    ok = push_append(&r->pb.profile, &r->pb.profile_len, &r->profile_cap, WEB_MAX_PUSH_BODY, data, size);
+  else if (!strcmp(key, "sample_type_config"))
+    ok = push_append((uint8_t **)&r->pb.config, &r->pb.config_len, &r->config_cap, WEB_PUSH_MAX_CONFIG, data, size);
+  if (!ok) r->push_nomem = true;
+  return ok ? MHD_YES : MHD_NO;
+}
+
+static void push_release(req *r) {
+  if (r->pp) MHD_destroy_post_processor(r->pp);
+  r->pp = NULL;
+  free(r->pb.profile);
+  free(r->pb.config);
+  memset(&r->pb, 0, sizeof r->pb);
+}
 
 static void client_address(struct MHD_Connection *c, char *buf, size_t n) {
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -257,6 +305,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
   if (!r) return;
   if (r->t) web_work_drop(w->work, r->t);
   if (r->has_pending) web_resp_release(&r->pending);
+  push_release(r);
   free(r);
   *con_cls = NULL;
 }
@@ -265,9 +314,11 @@ static void wake(void *conn) { MHD_resume_connection(conn); }
 
 static enum MHD_Result refuse_body(web *w, struct MHD_Connection *c, req *r) {
   static const char msg[] = "request body refused: nothing here takes one over 64 KiB, nor a chunked one\n";
+  static const char push_msg[] = "request body refused: a push (POST /ingest) carries at most 16 MiB\n";
   r->refused = true;
   __atomic_add_fetch(&w->refused_bodies, 1, __ATOMIC_RELAXED);
-  struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+  struct MHD_Response *resp = r->push ? MHD_create_response_from_buffer(sizeof push_msg - 1, (void *)push_msg, MHD_RESPMEM_PERSISTENT)
+                                      : MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
   if (!resp) return MHD_NO;
   MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
   MHD_add_response_header(resp, "Connection", "close");
@@ -294,7 +345,7 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 /* ---- jobs ---------------------------------------------------------------------------------------- */
 
 typedef enum job_kind { JOB_RENDER, JOB_TIMELINE, JOB_PROFILE, JOB_PROFILES, JOB_SERIES, JOB_TARGETS, JOB_RAW,
-                        JOB_METRICS, JOB_RELOAD, JOB_AUTH, JOB_PGO, JOB_REGRESSIONS, JOB_TAGS } job_kind;
+                        JOB_METRICS, JOB_RELOAD, JOB_AUTH, JOB_PGO, JOB_REGRESSIONS, JOB_TAGS, JOB_PUSH } job_kind;
 
 typedef struct job {
   web *w;
@@ -302,6 +353,7 @@ typedef struct job {
   web_params p;
   char *user, *pass; /* JOB_AUTH */
   char addr[INET6_ADDRSTRLEN];
+  web_push_body pb; /* JOB_PUSH: the request's body, taken from it */
 } job;
 
 static void job_free(void *arg) {
@@ -310,6 +362,8 @@ static void job_free(void *arg) {
   if (j->pass) explicit_bzero(j->pass, strlen(j->pass));
   free(j->user);
   free(j->pass);
+  free(j->pb.profile);
+  free(j->pb.config);
   free(j);
 }
 
@@ -330,6 +384,7 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   case JOB_PGO: web_api_pgo(&x, &j->p, out); break;
   case JOB_REGRESSIONS: web_api_regressions(&x, &j->p, out); break;
   case JOB_TAGS: web_api_tags(&x, &j->p, out); break;
+  case JOB_PUSH: web_push_ingest(&x, &j->p, &j->pb, out); break;
   case JOB_METRICS: {
     pp_buf b;
     pp_buf_init(&b, budget);
@@ -478,6 +533,16 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
       {"/api/v1/pgo", JOB_PGO, WEB_LANE_QUERY, true},           {"/api/v1/regressions", JOB_REGRESSIONS, WEB_LANE_QUERY, true},
       {"/api/v1/tags", JOB_TAGS, WEB_LANE_QUERY, true},
   };
+  if (r->push) {
+    if (r->push_nomem) return send_error(c, 503, "unavailable", "out of memory");
+    if (r->pb.profile_len > WEB_MAX_PUSH_BODY) return send_error(c, 413, "bad_data", "profile: over the 16 MiB a push may carry");
+    job *j = new_job(w, JOB_PUSH, &p);
+    if (!j) return send_error(c, 503, "unavailable", "out of memory");
+    j->pb = r->pb; /* the job owns the body now */
+    memset(&r->pb, 0, sizeof r->pb);
+    return submit(w, c, r, WEB_LANE_QUERY, j, url, false);
+  }
+  if (!strcmp(url, "/ingest")) return send_text(c, 405, "use POST\n");
   if (!strcmp(url, "/reload") || !strcmp(url, "/-/reload")) {
     if (!post) return send_text(c, 405, "use POST\n");
     job *j = new_job(w, JOB_RELOAD, NULL);
@@ -522,7 +587,6 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **con_cls) {
   (void)version;
-  (void)upload_data;
   web *w = cls;
   req *r = *con_cls;
   if (!r) {
@@ -532,17 +596,34 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     r->arrived = pp_clock_mono_ns();
     client_address(c, r->addr, sizeof r->addr);
     *con_cls = r;
+    /* pushes are the one route that takes a body of any size (up to WEB_MAX_PUSH_BODY) */
+    r->push = !strcmp(method, "POST") && !strcmp(url, "/ingest");
+    size_t cap = r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
       char *end;
       errno = 0;
       unsigned long long n = strtoull(cl, &end, 10);
-      if (errno || end == cl || n > WEB_MAX_BODY) return refuse_body(w, c, r);
+      if (errno || end == cl || n > cap) return refuse_body(w, c, r);
     }
     /* a chunked body's size is known only once read, and libmicrohttpd cannot answer in the
-     * middle of one: nothing here takes a body, so it is refused up front */
+     * middle of one: only a push may be chunked (past its cap the connection is closed) */
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
-    if (te && strcasecmp(te, "identity")) return refuse_body(w, c, r);
+    if (te && strcasecmp(te, "identity") && !r->push) return refuse_body(w, c, r);
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (r->push && ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+      r->pp = MHD_create_post_processor(c, 65536, push_part, r);
+      if (!r->pp) r->push_nomem = true; /* no boundary: answered as it ends */
+    }
+    return MHD_YES;
+  }
+  if (*upload_size && r->push) {
+    r->body += *upload_size;
+    if (r->body > WEB_MAX_PUSH_BODY) return MHD_NO;
+    bool ok = r->pp ? MHD_post_process(r->pp, upload_data, *upload_size) == MHD_YES
+                    : push_append(&r->pb.profile, &r->pb.profile_len, &r->profile_cap, WEB_MAX_PUSH_BODY, upload_data, *upload_size);
+    if (!ok && !r->pp) r->push_nomem = true;
+    *upload_size = 0;
     return MHD_YES;
   }
   if (*upload_size) {

@@ -63,6 +63,10 @@ typedef struct web_hooks {
    * while ready says no: the collector is stopping and refuses reloads). */
   int (*reload)(void *ud, pp_err *err);
   bool (*ready)(void *ud);
+  /* Stores pushed profiles (web_push.h) on the store's writer thread and waits for it: 0 when
+   * all n are appended, else the first failure (PP_EUSAGE: the collector is stopping). NULL:
+   * pushes are refused (501). */
+  int (*push)(void *ud, const store_record *recs, size_t n, pp_err *err);
   /* Appends the program's own metrics (reloads, ingest, store) in Prometheus text format. */
   void (*metrics)(void *ud, pp_buf *b);
   const web_auth *auth; /* NULL = open */

@@ -32,6 +32,7 @@ from urllib.parse import quote
 from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, decode_render_binary, go_pprof, go_raw, go_top_args, parse_go_peek, parse_go_top, parse_our_top, run
 import labels
 import pgo_api
+import push
 import web_load
 from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req, stop_leftovers
 
@@ -1610,6 +1611,8 @@ PARTS.update(web_load.PARTS)
 PARTS.update(labels.PARTS)
 # /api/v1/pgo, pprof-tool pgo and /api/v1/regressions (tests/collector/pgo_api.py)
 PARTS.update(pgo_api.PARTS)
+# profiles pushed by the pyroscope-go SDK (tests/collector/push.py)
+PARTS.update(push.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 # nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)

@@ -1,0 +1,64 @@
+/* web_push: profiles pushed to the collector (issue 16 §2), stored like scraped ones.
+ *
+ *   POST /ingest?name=APP{k=v,...}&from=&until=[&format=pprof][&spyName=..&sampleRate=..]
+ *        Pyroscope's ingest API as the pyroscope-go SDK (v1.x) calls it: the body is
+ *        multipart/form-data with a `profile` part (gzip or plain pprof) and an optional
+ *        `sample_type_config` part (JSON: per sample type its units, aggregation,
+ *        display-name, cumulative), or the pprof itself as the whole body. from/until are
+ *        Unix seconds or nanoseconds (the SDK sends nanoseconds; older clients seconds).
+ *
+ * What is stored: one record per profile type the pprof holds, found from its sample types
+ * (cpu: samples/count + cpu/nanoseconds; goroutine(s); threadcreate; heap: inuse_* and
+ * alloc_*; contentions + delay: mutex or block as the config's display-name says). A heap
+ * profile from the SDK (godeltaprof) has inuse_* as the current amounts and alloc_* as what
+ * was allocated since the last upload, so it becomes two records: `heap` (inuse_*, averaged
+ * over time like a scraped heap) and `allocs` (alloc_*, summed). Labels: `service_name` and
+ * `monitor` = APP, `endpoint` = "push", then the name's labels; a label whose key starts with
+ * "__" (the SDK's `__session_id__`, or our own `__k8s_*`) or names one of those three is
+ * dropped, so a client cannot pose as a scraped Kubernetes target.
+ *
+ * Limits (a clear 4xx each, nothing stored): the body WEB_MAX_PUSH_BODY (413, web.c), the
+ * name WEB_PUSH_MAX_NAME bytes with at most WEB_PUSH_MAX_LABELS labels, the config part
+ * WEB_PUSH_MAX_CONFIG, the pprof the decoder's limits and the request's memory budget; an
+ * unknown profile type, or a time more than WEB_PUSH_MAX_FUTURE_S ahead of the clock, is 400.
+ * A profile is acknowledged (200) only once the store has appended it (the writer thread does,
+ * through web_hooks.push); a stopping collector answers 503.
+ * Threads: runs on web_work's workers.
+ */
+#ifndef COLLECTOR_WEB_PUSH_H
+#define COLLECTOR_WEB_PUSH_H
+
+#include "web_int.h"
+
+#define WEB_MAX_PUSH_BODY ((size_t)16 << 20)
+#define WEB_PUSH_MAX_NAME 1024
+#define WEB_PUSH_MAX_LABELS 32
+#define WEB_PUSH_MAX_CONFIG ((size_t)64 << 10)
+#define WEB_PUSH_MAX_FUTURE_S 600
+
+/* A pushed name parsed: APP{k=v,...}. Strings point into buf. */
+typedef struct web_push_name {
+  char buf[WEB_PUSH_MAX_NAME + 1];
+  const char *app;
+  const char *k[WEB_PUSH_MAX_LABELS], *v[WEB_PUSH_MAX_LABELS];
+  size_t n;
+} web_push_name;
+
+/* Parses name (NUL-terminated) into *ret: 0, or PP_EINVAL / PP_ELIMIT with why in err. The
+ * application name is 1..256 bytes of [A-Za-z0-9_.:/-]; a suffix naming a Pyroscope profile
+ * type (".cpu", ".inuse_space", ...) is dropped (the pprof says its type); label keys are
+ * 1..128 bytes of [A-Za-z0-9_.], values any bytes but ',' '}' and NUL, spaces around both
+ * trimmed; a key given twice keeps its last value. */
+int web_push_name_parse(const char *name, web_push_name *ret, pp_err *err);
+
+/* The request body as web.c collected it: the pprof bytes and the config part (may be empty). */
+typedef struct web_push_body {
+  uint8_t *profile;
+  size_t profile_len;
+  char *config;
+  size_t config_len;
+} web_push_body;
+
+void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body *b, web_resp *out);
+
+#endif

@@ -1,0 +1,223 @@
+"""Pushed profiles (issue 16 §2): the real pyroscope-go SDK (v1.5.0, Apache-2.0; tools/push-client)
+pushes CPU, heap, goroutine, mutex and block profiles of a running Go program to the collector's
+POST /ingest, through a recording proxy that keeps every upload as the SDK sent it. Each upload
+is then read back (/api/v1/profiles, /api/v1/profile?id=) and compared with `go tool pprof -raw`
+of what was sent: equal, a heap upload as its inuse_* columns (type heap) and its alloc_*
+columns (type allocs). The type each upload must have is worked out here from the SDK's own
+sample_type_config part, not from the collector. Then the push's limits and refusals: without
+credentials 401, a bad name, a body that is no profile, an unknown type, a time far ahead, a
+body over 16 MiB: each a clear 4xx and nothing stored.
+
+Part (tests/run.py collector:push): push."""
+import email.parser
+import email.policy
+import http.client
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import base64
+import gzip
+from urllib.parse import parse_qs, urlsplit, quote
+
+from harness import OUT, ROOT, TESTDATA, check, compare_raw, go_raw, RawProfile
+from peers import Collector, free_port, http_req
+from web_load import raw_exchange
+
+CLIENT = os.path.join(ROOT, "bin", "push-client")
+APP = "push-demo"
+
+
+class RecordingProxy:
+    """Forwards every request to the collector and keeps (path, headers, body) of each POST."""
+
+    def __init__(self, target_port):
+        self.uploads = []
+        proxy = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                hdrs = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization", "x-scope-orgid")}
+                c = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
+                c.request("POST", self.path, body=body, headers=hdrs)
+                r = c.getresponse()
+                answer = r.read()
+                proxy.uploads.append((self.path, hdrs, body, r.status, answer))
+                self.send_response(r.status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                c.close()
+
+            def log_message(self, *a):
+                pass
+
+        self.port = free_port()
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def multipart_parts(ctype, body):
+    """{part name: bytes} of a multipart/form-data body."""
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body)
+    return {p.get_param("name", header="content-disposition"): p.get_payload(decode=True) for p in msg.iter_parts()}
+
+
+def expected_types(config):
+    """What an upload must become, from the SDK's sample_type_config (none: its CPU profile):
+    [(type, the sample types that record keeps)]."""
+    if not config:
+        return [("cpu", None)]
+    keys = set(config)
+    names = " ".join(v.get("display-name", "") for v in config.values())
+    if keys & {"inuse_objects", "inuse_space", "alloc_objects", "alloc_space"}:
+        return [("heap", ("inuse_objects", "inuse_space")), ("allocs", ("alloc_objects", "alloc_space"))]
+    if "goroutine" in keys:
+        return [("goroutine", None)]
+    if "mutex_" in names:
+        return [("mutex", None)]
+    if "block_" in names:
+        return [("block", None)]
+    return [("unknown", None)]
+
+
+def project(raw, keep):
+    """raw (RawProfile) with only the sample types named in keep, as the stored record holds."""
+    if keep is None:
+        return raw
+    idx = [i for i, t in enumerate(raw.types) if t.split("/")[0] in keep]
+    out = RawProfile.__new__(RawProfile)
+    out.__dict__.update(raw.__dict__)
+    out.types = [raw.types[i] for i in idx]
+    out.default = raw.default if raw.default.split("/")[0] in keep else ""
+    out.samples = {}
+    for (vals, stack, labels), n in raw.samples.items():
+        k = (tuple(vals[i] for i in idx), stack, labels)
+        out.samples[k] = out.samples.get(k, 0) + n
+    return out
+
+
+def push(t):
+    d = os.path.join(OUT, "push")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    if not os.access(CLIENT, os.X_OK):
+        t.tool("push: bin/push-client is built (make test-bins)", False, CLIENT)
+        return
+    users = os.path.join(d, "users")
+    bc = subprocess.run(["htpasswd", "-nbB", "pusher", "s3cret"], capture_output=True, text=True)
+    open(users, "w").write(bc.stdout.strip() + "\n")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"pusher:s3cret").decode()}
+    c = Collector("monitors: []\n", extra_args=["--web-basic-auth-file", users], name="push")
+    proxy = RecordingProxy(c.port)
+    try:
+        p = subprocess.run([CLIENT, "-server", f"http://127.0.0.1:{proxy.port}", "-app", APP, "-run", "4s",
+                            "-upload-rate", "1s", "-user", "pusher", "-password", "s3cret"],
+                           capture_output=True, text=True, timeout=120)
+        t.tool("push: the pyroscope-go client ran and uploaded", p.returncode == 0 and len(proxy.uploads) >= 5,
+               f"exit {p.returncode}, {len(proxy.uploads)} uploads; {p.stderr[-1500:]}")
+
+        def get(path):
+            st, body, _ = http_req("GET", c.url + path, headers=auth)
+            return st, body
+
+        def sdk_pushes_read_back_equal():
+            out, seen, compared = [], {}, 0
+            for i, (path, hdrs, body, status, answer) in enumerate(proxy.uploads):
+                q = parse_qs(urlsplit(path).query)
+                parts = multipart_parts(hdrs.get("Content-Type", ""), body)
+                config = json.loads(parts["sample_type_config"]) if "sample_type_config" in parts else None
+                sent = os.path.join(d, f"sent-{i}.pb.gz")
+                open(sent, "wb").write(parts.get("profile", b""))
+                frm, until = int(q["from"][0]), int(q["until"][0])
+                end = max(frm, until)
+                if status != 200:
+                    out.append(f"upload {i} ({path[:120]}): {status} {answer[:200]!r}")
+                    continue
+                raw = go_raw(sent)
+                for typ, keep in expected_types(config):
+                    st, lst = get(f"/api/v1/profiles?type={typ}&service_name={APP}&limit=1000")
+                    recs = [r for r in json.loads(lst)["data"] if r["endUnixNano"] == end] if st == 200 else []
+                    want = project(raw, keep)
+                    diffs = []
+                    for r in recs:
+                        if (typ, r["id"]) in seen:
+                            continue
+                        stp, prof = get(f"/api/v1/profile?id={r['id']}")
+                        got_path = os.path.join(d, f"got-{typ}-{r['id']}.pb.gz")
+                        open(got_path, "wb").write(prof)
+                        diff = compare_raw(go_raw(got_path), want) if stp == 200 else f"download {stp}"
+                        if not diff:
+                            seen[(typ, r["id"])] = i
+                            compared += 1
+                            break
+                        diffs.append(diff)
+                    else:
+                        out.append(f"upload {i} as {typ} (end {end}): no stored record equal among {len(recs)}: {diffs[:1]}")
+                    # labels: the app, the SDK's tags; the session id and anything "__" dropped
+                    st2, series = get(f"/api/v1/series?type={typ}&service_name={APP}")
+                    labels = [e["labels"] for e in json.loads(series)["data"]] if st2 == 200 else []
+                    if not labels or any(l.get("monitor") != APP or l.get("env") != "test" or l.get("region") != "eu-1"
+                                         or l.get("endpoint") != "push" or any(k.startswith("__") for k in l) for l in labels):
+                        out.append(f"{typ}: series labels {labels}")
+            types = {typ for typ, _ in seen}
+            for need in ("cpu", "heap", "allocs", "goroutine", "mutex", "block"):
+                if need not in types:
+                    out.append(f"no {need} upload read back")
+            return not out and compared >= 6, f"{len(proxy.uploads)} uploads, {compared} records equal; " + "\n".join(out[:8])
+        check(t, "collector push: what the pyroscope-go SDK pushed (cpu, heap, goroutine, mutex, block) reads back equal "
+                 "under go tool pprof -raw, a heap upload as its inuse_* (heap) and alloc_* (allocs) columns", sdk_pushes_read_back_equal)
+
+        def refusals():
+            now = int(time.time())
+            prof = open(os.path.join(TESTDATA, "prometheus", "cpu-1.pb.gz"), "rb").read()
+            before = get(f"/api/v1/series?service_name=bad-app")[1]
+
+            def post(query, body, headers=auth, ctype="application/octet-stream"):
+                h = dict(headers)
+                h["Content-Type"] = ctype
+                st, b, _ = http_req("POST", c.url + "/ingest?" + query, data=body, headers=h, timeout=60)
+                j = json.loads(b) if b.startswith(b"{") else {}
+                return st, j.get("error", b[:200])
+            ok_q = f"name=bad-app&from={now - 10}&until={now}"
+            cases = [
+                ("no credentials", post(ok_q, prof, headers={}), 401, ""),
+                ("a name with an unclosed brace", post(f"name={quote('bad-app{env=x')}&from={now}", prof), 400, "closing"),
+                ("a label key with a space inside", post(f"name={quote('bad-app{a b=1}')}", prof), 400, "label key"),
+                ("no name", post(f"from={now}", prof), 400, "name: required"),
+                ("a body that is no profile", post(ok_q, b"this is not a profile"), 400, "profile:"),
+                ("a gzip of garbage", post(ok_q, gzip.compress(b"\xff" * 1000)), 400, "profile:"),
+                ("a mutex profile without its kind", post(ok_q, open(os.path.join(TESTDATA, "prometheus", "mutex.pb.gz"), "rb").read()), 400, "mutex or a block"),
+                ("an hour in the future", post(f"name=bad-app&from={now + 3600}&until={now + 3610}", prof), 400, "ahead"),
+                ("format=trie", post(ok_q + "&format=trie", prof), 400, "only pprof"),
+            ]
+            # 17 MiB by Content-Length: 413 before the body is read (the client is still sending)
+            line, _, _, sent = raw_exchange(c.port, f"POST /ingest?{ok_q} HTTP/1.1\r\nHost: c\r\nAuthorization: {auth['Authorization']}\r\n"
+                                                    f"Content-Length: {17 << 20}\r\n\r\n".encode(), lambda: (b"\0" * 65536 for _ in range(272)))
+            cases.append(("17 MiB", (int(line.split()[1]) if len(line.split()) > 1 else line, f"{sent} bytes sent"), 413, ""))
+            after = get(f"/api/v1/series?service_name=bad-app")[1]
+            good = post(ok_q, prof)
+            wrong = [f"{n}: {got} (want {st} with {frag!r})" for n, got, st, frag in cases if got[0] != st or frag not in str(got[1])]
+            stored = json.loads(get("/api/v1/series?service_name=bad-app")[1])["data"]
+            ok = not wrong and json.loads(before)["data"] == [] and json.loads(after)["data"] == [] and good[0] == 200 and len(stored) == 1
+            return ok, "; ".join(wrong) + f" | series before {before[:80]!r}, after refusals {after[:80]!r}, a good push {good}, then {len(stored)} series"
+        check(t, "collector push: refused with a clear 4xx and nothing stored: no credentials (401), bad names, a body that "
+                 "is no profile, an ambiguous type, a time an hour ahead, another format, 17 MiB (413); a good push then stores",
+              refusals)
+    finally:
+        proxy.stop()
+        c.stop()
+        c.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+PARTS = {"push": push}
