@@ -534,6 +534,13 @@ MUTANTS = [
     M("push-times-unordered", "a push's window is taken as from..until even when a flush sent until < from",
       [("src/collector/web_push.c", "  int64_t end = from && until ? (from < until ? until : from) : start;", "  int64_t end = until ? until : start;")],
       ["collector:push"], r"reads back equal"),
+    M("push-connect-delta-ignored", "a Connect push's __delta__=\"false\" is ignored: a cumulative heap is split as if it were deltas",
+      [("src/collector/web_push.c", "  if (src->cumulative && nparts == 2) {", "  if (0) {")],
+      ["collector:push"], r"push.v1.PusherService"),
+    M("push-connect-json-profile-missed", "a protojson push's rawProfile field is not read (only raw_profile)",
+      [("src/collector/web_push.c", "      const char *b64 = json_string_value(json_object_get(sm, \"rawProfile\"));",
+        "      const char *b64 = NULL;")],
+      ["collector:push"], r"push.v1.PusherService"),
     # ---- render speed (issue 14): a one-segment merge without the merger, the call tree's walk
     M("idm-take-never", "a merge within one segment always goes through the merger (the shortcut is gone)",
       [("src/collector/store_idm.c", "  if (r == 0 && ret && merger_keeps(p)) {", "  if (r == 0 && ret && 0 && merger_keeps(p)) {")],

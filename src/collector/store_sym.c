@@ -266,9 +266,9 @@ static uint64_t rd64(const uint8_t *p) {
 }
 
 /* ---- interning a profile ------------------------------------------------------------------
- * What a profile costs the writer is interning (hashing its keys, probing the tables, comparing
- * the keys found), not deflate: perf of `store-bench sched` put 3% of sym__encode's time in
- * libdeflate and the rest in htab_intern, htab_hash and memcmp. So a profile's symbols are
+ * What a profile costs the writer is deflating its samples (about 40% of sym__encode's time,
+ * mostly libdeflate's per-call setup: `store-bench encode`, docs/benchmarks.md) and interning
+ * (hashing its keys, probing the tables, comparing the keys found). So a profile's symbols are
  * interned lazily, from its locations down: a location seen before in the segment is found by
  * one lookup in loc_cache and checked against the segment's location, field by field, without
  * hashing its functions' strings; only the strings and functions of new locations (and the

@@ -285,6 +285,8 @@ static void push_release(req *r) {
   r->pp = NULL;
   free(r->pb.profile);
   free(r->pb.config);
+  free(r->pb.ctype);
+  free(r->pb.cenc);
   memset(&r->pb, 0, sizeof r->pb);
 }
 
@@ -345,7 +347,7 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 /* ---- jobs ---------------------------------------------------------------------------------------- */
 
 typedef enum job_kind { JOB_RENDER, JOB_TIMELINE, JOB_PROFILE, JOB_PROFILES, JOB_SERIES, JOB_TARGETS, JOB_RAW,
-                        JOB_METRICS, JOB_RELOAD, JOB_AUTH, JOB_PGO, JOB_REGRESSIONS, JOB_TAGS, JOB_PUSH } job_kind;
+                        JOB_METRICS, JOB_RELOAD, JOB_AUTH, JOB_PGO, JOB_REGRESSIONS, JOB_TAGS, JOB_PUSH, JOB_PUSH_CONNECT } job_kind;
 
 typedef struct job {
   web *w;
@@ -364,6 +366,8 @@ static void job_free(void *arg) {
   free(j->pass);
   free(j->pb.profile);
   free(j->pb.config);
+  free(j->pb.ctype);
+  free(j->pb.cenc);
   free(j);
 }
 
@@ -385,6 +389,7 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   case JOB_REGRESSIONS: web_api_regressions(&x, &j->p, out); break;
   case JOB_TAGS: web_api_tags(&x, &j->p, out); break;
   case JOB_PUSH: web_push_ingest(&x, &j->p, &j->pb, out); break;
+  case JOB_PUSH_CONNECT: web_push_connect(&x, &j->pb, out); break;
   case JOB_METRICS: {
     pp_buf b;
     pp_buf_init(&b, budget);
@@ -536,13 +541,13 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
   if (r->push) {
     if (r->push_nomem) return send_error(c, 503, "unavailable", "out of memory");
     if (r->pb.profile_len > WEB_MAX_PUSH_BODY) return send_error(c, 413, "bad_data", "profile: over the 16 MiB a push may carry");
-    job *j = new_job(w, JOB_PUSH, &p);
+    job *j = new_job(w, strcmp(url, "/ingest") ? JOB_PUSH_CONNECT : JOB_PUSH, &p);
     if (!j) return send_error(c, 503, "unavailable", "out of memory");
     j->pb = r->pb; /* the job owns the body now */
     memset(&r->pb, 0, sizeof r->pb);
     return submit(w, c, r, WEB_LANE_QUERY, j, url, false);
   }
-  if (!strcmp(url, "/ingest")) return send_text(c, 405, "use POST\n");
+  if (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH)) return send_text(c, 405, "use POST\n");
   if (!strcmp(url, "/reload") || !strcmp(url, "/-/reload")) {
     if (!post) return send_text(c, 405, "use POST\n");
     job *j = new_job(w, JOB_RELOAD, NULL);
@@ -597,7 +602,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     client_address(c, r->addr, sizeof r->addr);
     *con_cls = r;
     /* pushes are the one route that takes a body of any size (up to WEB_MAX_PUSH_BODY) */
-    r->push = !strcmp(method, "POST") && !strcmp(url, "/ingest");
+    r->push = !strcmp(method, "POST") && (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH));
     size_t cap = r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
@@ -611,7 +616,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
     if (te && strcasecmp(te, "identity") && !r->push) return refuse_body(w, c, r);
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    if (r->push && ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+    const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
+    if (r->push && ((ct && !(r->pb.ctype = strndup(ct, 200))) || (ce && !(r->pb.cenc = strndup(ce, 100)))))
+      r->push_nomem = true;
+    if (r->push && ct && !strncasecmp(ct, "multipart/form-data", 19) && !strcmp(url, "/ingest")) {
       r->pp = MHD_create_post_processor(c, 65536, push_part, r);
       if (!r->pp) r->push_nomem = true; /* no boundary: answered as it ends */
     }

@@ -7,9 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "../base/arena.h"
+#include "../base/b64.h"
 #include "../base/clock.h"
+#include "../base/gz.h"
+#include "push.pb-c.h"
 #include "web_api.h"
+#include "web_json.h"
 
 /* ---- the name: APP{k=v,...} ------------------------------------------------------------------ */
 
@@ -142,7 +148,7 @@ typedef struct push_part {
   uint64_t keep; /* columns; all = ~0 */
 } push_part;
 
-static int classify(const pprof_profile *pr, const web_push_body *b, push_part out[2], size_t *ret_n, char *why, size_t n) {
+static int classify(const pprof_profile *pr, const char *lock, push_part out[2], size_t *ret_n, char *why, size_t n) {
   *ret_n = 0;
   int inuse_o = column(pr, "inuse_objects"), inuse_s = column(pr, "inuse_space"), alloc_o = column(pr, "alloc_objects"),
       alloc_s = column(pr, "alloc_space");
@@ -166,7 +172,7 @@ static int classify(const pprof_profile *pr, const web_push_body *b, push_part o
     return 0;
   }
   if (column(pr, "contentions") >= 0 && column(pr, "delay") >= 0) {
-    const char *k = lock_kind(b);
+    const char *k = lock;
     if (!k) {
       snprintf(why, n, "a contentions/delay profile is a mutex or a block profile: say which in sample_type_config "
                        "(display-name mutex_count or block_count, as pyroscope-go does)");
@@ -182,11 +188,114 @@ static int classify(const pprof_profile *pr, const web_push_body *b, push_part o
   return -1;
 }
 
-/* ---- the request ---------------------------------------------------------------------------- */
+/* ---- one pushed profile into the store ------------------------------------------------------ */
 
 static unsigned store_status(int code) {
   return code == PP_EINVAL || code == PP_ELIMIT ? 400 : code == PP_EUSAGE ? 503 : code == PP_EIO ? 507 : 500;
 }
+
+/* What a pushed profile says of itself and where it is from, for push_one. */
+typedef struct push_src {
+  const char *app;
+  const char *const *k, *const *v; /* its labels; "__*" and our three are dropped */
+  size_t n;
+  const char *lock_kind; /* "mutex" / "block" for a contentions profile, NULL: not said */
+  bool cumulative;       /* a heap as Go's /debug/pprof/heap has it (alloc_* since start): one record */
+  int64_t from, until;   /* ns, 0 = not given */
+} push_src;
+
+/* Decodes, classifies and stores one pushed pprof (web_push.h). 0, or the HTTP status to answer
+ * with why in why. */
+static unsigned push_one(const web_ctx *x, const push_src *src, const uint8_t *data, size_t dlen, char *why, size_t whyn) {
+  pp_err err = {0};
+  pprof_limits lim;
+  pprof_limits_default(&lim);
+  lim.max_memory = x->budget / 3; /* two decodings (a heap's halves) and their encodings */
+  pprof_profile *pr[2] = {NULL, NULL};
+  push_part parts[2];
+  size_t nparts = 0;
+  unsigned status = 0;
+  uint8_t *enc[2] = {NULL, NULL};
+  size_t enclen[2] = {0, 0};
+  if (pprof_decode(data, dlen, &lim, &pr[0], &err) < 0) {
+    snprintf(why, whyn, "profile: %s", err.msg);
+    status = err.code == PP_ENOMEM ? 500 : err.code == PP_ELIMIT ? 413 : 400;
+    goto done;
+  }
+  if (classify(pr[0], src->lock_kind, parts, &nparts, why, whyn) < 0) {
+    status = 400;
+    goto done;
+  }
+  if (src->cumulative && nparts == 2) {
+    /* alloc_* since the process started, as scraped: the whole profile is one heap record */
+    nparts = 1;
+    parts[0] = (push_part){"heap", ~0ull};
+  }
+  /* times: the window the client says, in order (a flush of pyroscope-go can send until <
+   * from), else the profile's own; a snapshot type is a point at the end */
+  int64_t now = pp_clock_real_ns(), from = src->from, until = src->until;
+  int64_t start = from && until ? (from < until ? from : until) : from ? from : until;
+  int64_t end = from && until ? (from < until ? until : from) : start;
+  if (!end) {
+    end = pr[0]->time_nanos > 0 ? pr[0]->time_nanos + (pr[0]->duration_nanos > 0 ? pr[0]->duration_nanos : 0) : now;
+    start = pr[0]->time_nanos > 0 ? pr[0]->time_nanos : end;
+  }
+  if (end > now + (int64_t)WEB_PUSH_MAX_FUTURE_S * 1000000000) {
+    snprintf(why, whyn, "until: %lld s ahead of this collector's clock (at most %d)", (long long)((end - now) / 1000000000),
+             WEB_PUSH_MAX_FUTURE_S);
+    status = 400;
+    goto done;
+  }
+  if (nparts == 2 && pprof_decode(data, dlen, &lim, &pr[1], &err) < 0) {
+    snprintf(why, whyn, "profile: %s", err.msg);
+    status = 500;
+    goto done;
+  }
+  store_label labels[WEB_PUSH_MAX_LABELS + 3];
+  size_t nl = 0;
+  labels[nl++] = (store_label){"service_name", src->app};
+  labels[nl++] = (store_label){"monitor", src->app};
+  labels[nl++] = (store_label){"endpoint", "push"};
+  for (size_t i = 0; i < src->n && nl < WEB_PUSH_MAX_LABELS + 3; i++) {
+    if (!strncmp(src->k[i], "__", 2) || !strcmp(src->k[i], "service_name") || !strcmp(src->k[i], "monitor") ||
+        !strcmp(src->k[i], "endpoint"))
+      continue;
+    labels[nl++] = (store_label){src->k[i], src->v[i]};
+  }
+  store_record rec[2];
+  for (size_t i = 0; i < nparts; i++) {
+    bool snapshot = strcmp(parts[i].type, "cpu") && strcmp(parts[i].type, "allocs") && strcmp(parts[i].type, "mutex") &&
+                    strcmp(parts[i].type, "block");
+    const uint8_t *bytes = data;
+    size_t len = dlen;
+    if (parts[i].keep != ~0ull) {
+      /* the columns of this record only; its bytes re-encoded so the old record format (which
+       * keeps the bytes as given) stores the same profile */
+      pprof_keep_types(pr[i], parts[i].keep);
+      if (pprof_encode(pr[i], 1, &enc[i], &enclen[i], &err) < 0) {
+        snprintf(why, whyn, "profile: %s", err.msg);
+        status = 500;
+        goto done;
+      }
+      bytes = enc[i];
+      len = enclen[i];
+    }
+    rec[i] = (store_record){labels, nl, parts[i].type, snapshot ? end : start, end, bytes, len, pr[i]};
+  }
+  if (x->h->push(x->h->ud, rec, nparts, &err) < 0) {
+    snprintf(why, whyn, "storing: %s", err.msg);
+    status = store_status(err.code);
+    goto done;
+  }
+done:
+  for (int i = 0; i < 2; i++) {
+    pprof_free(pr[i]);
+    free(enc[i]);
+  }
+  return status;
+}
+
+/* ---- POST /ingest ------------------------------------------------------------------------------- */
 
 void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body *b, web_resp *out) {
   char why[600];
@@ -210,8 +319,8 @@ void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body 
     web_resp_error(out, 400, "bad_data", err.msg);
     return;
   }
-  int64_t from, until;
-  if (push_time(p, "from", &from, why, sizeof why) < 0 || push_time(p, "until", &until, why, sizeof why) < 0) {
+  push_src src = {.app = nm.app, .k = nm.k, .v = nm.v, .n = nm.n};
+  if (push_time(p, "from", &src.from, why, sizeof why) < 0 || push_time(p, "until", &src.until, why, sizeof why) < 0) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
@@ -223,90 +332,208 @@ void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body 
     web_resp_error(out, 413, "bad_data", "sample_type_config: over 64 KiB");
     return;
   }
-  pprof_limits lim;
-  pprof_limits_default(&lim);
-  lim.max_memory = x->budget / 3; /* two decodings (a heap's halves) and their encodings */
-  pprof_profile *pr[2] = {NULL, NULL};
-  push_part parts[2];
-  size_t nparts = 0;
-  unsigned status = 0;
-  uint8_t *enc[2] = {NULL, NULL};
-  size_t enclen[2] = {0, 0};
-  if (pprof_decode(b->profile, b->profile_len, &lim, &pr[0], &err) < 0) {
-    snprintf(why, sizeof why, "profile: %s", err.msg);
-    status = err.code == PP_ENOMEM ? 500 : err.code == PP_ELIMIT ? 413 : 400;
-    goto done;
-  }
-  if (classify(pr[0], b, parts, &nparts, why, sizeof why) < 0) {
-    status = 400;
-    goto done;
-  }
-  /* times: the window the SDK says, in order (a flush can send until < from), else the
-   * profile's own; a snapshot type is a point at the end */
-  int64_t now = pp_clock_real_ns();
-  int64_t start = from && until ? (from < until ? from : until) : from ? from : until;
-  int64_t end = from && until ? (from < until ? until : from) : start;
-  if (!end) {
-    end = pr[0]->time_nanos > 0 ? pr[0]->time_nanos + (pr[0]->duration_nanos > 0 ? pr[0]->duration_nanos : 0) : now;
-    start = pr[0]->time_nanos > 0 ? pr[0]->time_nanos : end;
-  }
-  if (end > now + (int64_t)WEB_PUSH_MAX_FUTURE_S * 1000000000) {
-    snprintf(why, sizeof why, "until: %lld s ahead of this collector's clock (at most %d)", (long long)((end - now) / 1000000000),
-             WEB_PUSH_MAX_FUTURE_S);
-    status = 400;
-    goto done;
-  }
-  if (nparts == 2 && pprof_decode(b->profile, b->profile_len, &lim, &pr[1], &err) < 0) {
-    snprintf(why, sizeof why, "profile: %s", err.msg);
-    status = 500;
-    goto done;
-  }
-  store_label labels[WEB_PUSH_MAX_LABELS + 3];
-  size_t nl = 0;
-  labels[nl++] = (store_label){"service_name", nm.app};
-  labels[nl++] = (store_label){"monitor", nm.app};
-  labels[nl++] = (store_label){"endpoint", "push"};
-  for (size_t i = 0; i < nm.n; i++) {
-    if (!strncmp(nm.k[i], "__", 2) || !strcmp(nm.k[i], "service_name") || !strcmp(nm.k[i], "monitor") ||
-        !strcmp(nm.k[i], "endpoint"))
-      continue;
-    labels[nl++] = (store_label){nm.k[i], nm.v[i]};
-  }
-  store_record rec[2];
-  for (size_t i = 0; i < nparts; i++) {
-    bool snapshot = strcmp(parts[i].type, "cpu") && strcmp(parts[i].type, "allocs") && strcmp(parts[i].type, "mutex") &&
-                    strcmp(parts[i].type, "block");
-    const uint8_t *data = b->profile;
-    size_t len = b->profile_len;
-    if (parts[i].keep != ~0ull) {
-      /* the columns of this record only; its bytes re-encoded so the old record format (which
-       * keeps the bytes as given) stores the same profile */
-      pprof_keep_types(pr[i], parts[i].keep);
-      if (pprof_encode(pr[i], 1, &enc[i], &enclen[i], &err) < 0) {
-        snprintf(why, sizeof why, "profile: %s", err.msg);
-        status = 500;
-        goto done;
-      }
-      data = enc[i];
-      len = enclen[i];
-    }
-    rec[i] = (store_record){labels, nl, parts[i].type, snapshot ? end : start, end, data, len, pr[i]};
-  }
-  if (x->h->push(x->h->ud, rec, nparts, &err) < 0) {
-    snprintf(why, sizeof why, "storing: %s", err.msg);
-    status = store_status(err.code);
-    goto done;
-  }
-  status = 200;
-done:
-  if (status == 200) {
+  src.lock_kind = lock_kind(b);
+  unsigned st = push_one(x, &src, b->profile, b->profile_len, why, sizeof why);
+  if (!st) {
     web_resp_text(out, 200, "");
-  } else {
-    web_resp_error(out, status, status == 400 || status == 413 ? "bad_data" : "internal", why);
-    if (status == 503) out->retry_after = 5;
+    return;
   }
-  for (int i = 0; i < 2; i++) {
-    pprof_free(pr[i]);
-    free(enc[i]);
+  web_resp_error(out, st, st == 400 || st == 413 ? "bad_data" : "internal", why);
+  if (st == 503) out->retry_after = 5;
+}
+
+/* ---- POST /push.v1.PusherService/Push (Connect, unary) --------------------------------------- */
+
+/* protobuf-c's allocations for one request, from an arena with the request's budget: a body of
+ * millions of empty messages fails with "too large" instead of taking the memory */
+typedef struct push_alloc {
+  arena mem;
+  bool exhausted;
+} push_alloc;
+
+static void *pa_alloc(void *data, size_t size) {
+  push_alloc *a = data;
+  void *p = arena_alloc(&a->mem, size);
+  if (!p) a->exhausted = true;
+  return p;
+}
+static void pa_free(void *data, void *ptr) {
+  (void)data, (void)ptr; /* released with the arena */
+}
+
+/* A Connect error: the JSON envelope and the status Connect gives its code. */
+static void connect_error(web_resp *out, unsigned status, const char *msg) {
+  const char *code = status == 400 || status == 413 ? "invalid_argument" : status == 503 ? "unavailable"
+                     : status == 501 ? "unimplemented" : status == 507 ? "resource_exhausted" : "internal";
+  unsigned http = status == 413 ? 400 : status == 507 ? 429 : status;
+  pp_buf b;
+  pp_buf_init(&b, 0);
+  pp_buf_puts(&b, "{\"code\":\"");
+  pp_buf_puts(&b, code);
+  pp_buf_puts(&b, "\",\"message\":");
+  web_json_str(&b, msg);
+  pp_buf_puts(&b, "}");
+  web_resp_buf(out, http, "application/json", &b);
+  pp_buf_free(&b);
+  if (http == 503) out->retry_after = 5;
+}
+
+/* One series of the request, whichever encoding it came in. */
+typedef struct push_series {
+  const char *k[WEB_PUSH_MAX_LABELS], *v[WEB_PUSH_MAX_LABELS];
+  size_t n;
+} push_series;
+
+/* Fills src from a series' labels: the app from service_name, the kind from __name__, the
+ * cumulative flag from __delta__="false". 0, or 400 with why. */
+static unsigned series_src(const push_series *ps, push_src *src, char *why, size_t whyn) {
+  memset(src, 0, sizeof *src);
+  src->app = "unknown_service";
+  for (size_t i = 0; i < ps->n; i++) {
+    if (!strcmp(ps->k[i], "service_name") && *ps->v[i]) src->app = ps->v[i];
+    else if (!strcmp(ps->k[i], "__name__") && (!strcmp(ps->v[i], "mutex") || !strcmp(ps->v[i], "block"))) src->lock_kind = ps->v[i];
+    else if (!strcmp(ps->k[i], "__delta__") && !strcmp(ps->v[i], "false")) src->cumulative = true;
+  }
+  size_t al = strlen(src->app);
+  if (al > 256) {
+    snprintf(why, whyn, "service_name: %zu bytes, over the 256 allowed", al);
+    return 400;
+  }
+  for (size_t i = 0; i < ps->n; i++)
+    if (strlen(ps->k[i]) > 128 || strlen(ps->v[i]) > WEB_PUSH_MAX_NAME) {
+      snprintf(why, whyn, "label %.60s: key over 128 or value over %d bytes", ps->k[i], WEB_PUSH_MAX_NAME);
+      return 400;
+    }
+  src->k = ps->k;
+  src->v = ps->v;
+  src->n = ps->n;
+  return 0;
+}
+
+static unsigned push_proto(const web_ctx *x, const uint8_t *body, size_t len, char *why, size_t whyn) {
+  push_alloc pa;
+  arena_init(&pa.mem, x->budget / 4);
+  pa.exhausted = false;
+  ProtobufCAllocator alloc = {.alloc = pa_alloc, .free = pa_free, .allocator_data = &pa};
+  Pushreq__PushRequest *rq = pushreq__push_request__unpack(&alloc, len, body);
+  unsigned st = 0;
+  if (!rq) {
+    snprintf(why, whyn, pa.exhausted ? "the request needs more than a quarter of the query memory budget to decode"
+                                     : "not a push.v1.PushRequest (protobuf)");
+    st = 400;
+  }
+  for (size_t i = 0; rq && !st && i < rq->n_series; i++) {
+    const Pushreq__RawProfileSeries *se = rq->series[i];
+    push_series ps = {.n = 0};
+    if (se->n_labels > WEB_PUSH_MAX_LABELS) {
+      snprintf(why, whyn, "series %zu: more than %d labels", i, WEB_PUSH_MAX_LABELS);
+      st = 400;
+      break;
+    }
+    for (size_t j = 0; j < se->n_labels; j++) {
+      ps.k[ps.n] = se->labels[j]->name;
+      ps.v[ps.n++] = se->labels[j]->value;
+    }
+    push_src src;
+    if ((st = series_src(&ps, &src, why, whyn))) break;
+    for (size_t j = 0; !st && j < se->n_samples; j++)
+      st = push_one(x, &src, se->samples[j]->raw_profile.data, se->samples[j]->raw_profile.len, why, whyn);
+  }
+  arena_free(&pa.mem);
+  return st;
+}
+
+static unsigned push_json(const web_ctx *x, const uint8_t *body, size_t len, char *why, size_t whyn) {
+  json_error_t je;
+  json_t *rq = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &je);
+  if (!rq) {
+    snprintf(why, whyn, "not JSON: %s (line %d)", je.text, je.line);
+    return 400;
+  }
+  unsigned st = 0;
+  json_t *series = json_object_get(rq, "series");
+  if (series && !json_is_array(series)) {
+    snprintf(why, whyn, "series: want an array");
+    st = 400;
+  }
+  for (size_t i = 0; !st && i < json_array_size(series); i++) {
+    json_t *se = json_array_get(series, i), *labels = json_object_get(se, "labels"), *samples = json_object_get(se, "samples");
+    push_series ps = {.n = 0};
+    if (json_array_size(labels) > WEB_PUSH_MAX_LABELS) {
+      snprintf(why, whyn, "series %zu: more than %d labels", i, WEB_PUSH_MAX_LABELS);
+      st = 400;
+      break;
+    }
+    for (size_t j = 0; j < json_array_size(labels); j++) {
+      const char *k = json_string_value(json_object_get(json_array_get(labels, j), "name"));
+      const char *v = json_string_value(json_object_get(json_array_get(labels, j), "value"));
+      ps.k[ps.n] = k ? k : "";
+      ps.v[ps.n++] = v ? v : "";
+    }
+    push_src src;
+    if ((st = series_src(&ps, &src, why, whyn))) break;
+    for (size_t j = 0; !st && j < json_array_size(samples); j++) {
+      json_t *sm = json_array_get(samples, j);
+      const char *b64 = json_string_value(json_object_get(sm, "rawProfile"));
+      if (!b64) b64 = json_string_value(json_object_get(sm, "raw_profile"));
+      char *raw = NULL;
+      size_t rlen = 0;
+      pp_err err = {0};
+      if (!b64 || pp_b64_decode(b64, "rawProfile", &raw, &rlen, &err) < 0) {
+        snprintf(why, whyn, "series %zu sample %zu: %s", i, j, b64 ? err.msg : "rawProfile: want base64 text");
+        st = 400;
+      } else {
+        st = push_one(x, &src, (const uint8_t *)raw, rlen, why, whyn);
+      }
+      free(raw);
+    }
+  }
+  json_decref(rq);
+  return st;
+}
+
+void web_push_connect(const web_ctx *x, const web_push_body *b, web_resp *out) {
+  char why[600];
+  if (!x->h->push) {
+    connect_error(out, 501, "this collector does not take pushed profiles");
+    return;
+  }
+  bool json = b->ctype && !strncasecmp(b->ctype, "application/json", 16);
+  if (!json && !(b->ctype && !strncasecmp(b->ctype, "application/proto", 17))) {
+    connect_error(out, 400, "Content-Type: want application/proto or application/json (Connect unary)");
+    return;
+  }
+  const uint8_t *body = b->profile;
+  size_t len = b->profile_len;
+  uint8_t *plain = NULL;
+  pp_err err = {0};
+  if (b->cenc && *b->cenc && strcasecmp(b->cenc, "identity")) {
+    if (strcasecmp(b->cenc, "gzip")) {
+      connect_error(out, 400, "Content-Encoding: only gzip and identity are taken");
+      return;
+    }
+    if (pp_gunzip(body, len, WEB_MAX_PUSH_BODY, &plain, &len, &err) < 0) {
+      snprintf(why, sizeof why, "gzip body: %s", err.msg);
+      connect_error(out, 400, why);
+      return;
+    }
+    body = plain;
+  }
+  unsigned st = json ? push_json(x, body, len, why, sizeof why) : push_proto(x, body, len, why, sizeof why);
+  free(plain);
+  if (st) {
+    connect_error(out, st, why);
+    return;
+  }
+  /* the empty PushResponse */
+  if (json) {
+    pp_buf ok;
+    pp_buf_init(&ok, 0);
+    pp_buf_puts(&ok, "{}");
+    web_resp_buf(out, 200, "application/json", &ok);
+    pp_buf_free(&ok);
+  } else {
+    out->status = 200;
+    out->ctype = "application/proto";
   }
 }

@@ -1,5 +1,6 @@
 /* web_push: profiles pushed to the collector (issue 16 §2), stored like scraped ones.
  *
+ *   POST /push.v1.PusherService/Push   Pyroscope's push API over Connect (web_push_connect)
  *   POST /ingest?name=APP{k=v,...}&from=&until=[&format=pprof][&spyName=..&sampleRate=..]
  *        Pyroscope's ingest API as the pyroscope-go SDK (v1.x) calls it: the body is
  *        multipart/form-data with a `profile` part (gzip or plain pprof) and an optional
@@ -30,6 +31,7 @@
 
 #include "web_int.h"
 
+#define WEB_PUSH_CONNECT_PATH "/push.v1.PusherService/Push"
 #define WEB_MAX_PUSH_BODY ((size_t)16 << 20)
 #define WEB_PUSH_MAX_NAME 1024
 #define WEB_PUSH_MAX_LABELS 32
@@ -51,14 +53,29 @@ typedef struct web_push_name {
  * trimmed; a key given twice keeps its last value. */
 int web_push_name_parse(const char *name, web_push_name *ret, pp_err *err);
 
-/* The request body as web.c collected it: the pprof bytes and the config part (may be empty). */
+/* The request body as web.c collected it: for /ingest the pprof bytes (the `profile` part, or
+ * the whole body) and the config part (may be empty); for Connect the whole body in profile,
+ * with its Content-Type and Content-Encoding (malloc'd, or NULL). */
 typedef struct web_push_body {
   uint8_t *profile;
   size_t profile_len;
   char *config;
   size_t config_len;
+  char *ctype, *cenc;
 } web_push_body;
 
 void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body *b, web_resp *out);
+
+/* POST /push.v1.PusherService/Push: Connect's unary protocol (not gRPC), the body a
+ * push.v1.PushRequest as application/proto or application/json (protojson: rawProfile in
+ * base64), gzip or identity Content-Encoding. Each series' labels become the record's:
+ * `service_name` the app (absent: "unknown_service"), `__name__` says mutex or block for a
+ * contentions profile, `__delta__="false"` marks a cumulative heap (stored whole as heap, as a
+ * scraped one is, instead of split); other "__" labels are dropped as for /ingest. The window
+ * is each profile's own time_nanos and duration_nanos. Answers as Connect does: 200 with an empty
+ * PushResponse, else {"code","message"} with the code's status (invalid_argument 400,
+ * unavailable 503, resource_exhausted 429, internal 500). The samples before a failing one stay
+ * stored (as with Pyroscope, a push is not a transaction). */
+void web_push_connect(const web_ctx *x, const web_push_body *b, web_resp *out);
 
 #endif

@@ -3,22 +3,94 @@
 // collector suite's push part runs it against bin/collector (issue 16 §2).
 //
 //	push-client -server URL [-app NAME] [-run 4s] [-upload-rate 1s] [-user U -password P]
+//	push-client -connect -out DIR -server URL [-app NAME] [-json] [-gzip] [-user U -password P]
 //
 // It burns CPU in burnCPU, allocates in allocate, contends a mutex in contend and blocks on a
 // channel in block, so every pushed type has samples, then flushes (every profile uploaded and
 // answered) and stops. Exit status 0 unless the SDK failed to start.
+//
+// With -connect it is instead a client of Pyroscope's push API (push.v1.PusherService/Push,
+// through github.com/grafana/pyroscope/api's Connect client, as Grafana Alloy's pyroscope.write
+// sends): it records its own CPU (1 s), heap, goroutine and mutex profiles with runtime/pprof,
+// writes each to DIR/<__name__>.pb.gz, pushes them in one request (protobuf, or protojson with
+// -json; gzip-compressed with -gzip) and exits 0 only if the push succeeded.
 package main
 
 import (
+	"bytes"
+	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/grafana/pyroscope-go"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 )
+
+// basicAuth adds Basic credentials to every request of the Connect client.
+type basicAuth struct{ user, password string }
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if b.user != "" {
+		r.SetBasicAuth(b.user, b.password)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// connectPush records this process's profiles and pushes them through Pyroscope's Connect API.
+func connectPush(server, app, out, user, password string, json, gz bool) error {
+	var mu sync.Mutex
+	var cpu bytes.Buffer
+	if err := pprof.StartCPUProfile(&cpu); err != nil {
+		return err
+	}
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		burnCPU(2_000_000)
+		allocate()
+		contend(&mu)
+	}
+	pprof.StopCPUProfile()
+	profiles := []struct{ name, lookup string }{{"process_cpu", ""}, {"memory", "heap"}, {"goroutine", "goroutine"}, {"mutex", "mutex"}}
+	req := &pushv1.PushRequest{}
+	for i, p := range profiles {
+		var b bytes.Buffer
+		if p.lookup == "" {
+			b = cpu
+		} else if err := pprof.Lookup(p.lookup).WriteTo(&b, 0); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(out, p.name+".pb.gz"), b.Bytes(), 0o644); err != nil {
+			return err
+		}
+		labels := []*typesv1.LabelPair{{Name: "__name__", Value: p.name}, {Name: "service_name", Value: app}, {Name: "env", Value: "test"}}
+		if p.name != "process_cpu" {
+			// runtime/pprof's heap and mutex profiles count since the process started
+			labels = append(labels, &typesv1.LabelPair{Name: "__delta__", Value: "false"})
+		}
+		req.Series = append(req.Series, &pushv1.RawProfileSeries{Labels: labels,
+			Samples: []*pushv1.RawSample{{RawProfile: b.Bytes(), ID: fmt.Sprintf("sample-%d", i)}}})
+	}
+	var opts []connect.ClientOption
+	if json {
+		opts = append(opts, connect.WithProtoJSON())
+	}
+	if gz {
+		opts = append(opts, connect.WithSendGzip())
+	}
+	client := pushv1connect.NewPusherServiceClient(&http.Client{Transport: basicAuth{user, password}, Timeout: 60 * time.Second}, server, opts...)
+	_, err := client.Push(context.Background(), connect.NewRequest(req))
+	return err
+}
 
 var sink [][]byte
 
@@ -72,7 +144,18 @@ func main() {
 	rate := flag.Duration("upload-rate", time.Second, "the SDK's upload period")
 	user := flag.String("user", "", "Basic auth user")
 	password := flag.String("password", "", "Basic auth password")
+	viaConnect := flag.Bool("connect", false, "push through push.v1.PusherService/Push instead of the SDK")
+	out := flag.String("out", "", "with -connect: where to write what was pushed")
+	asJSON := flag.Bool("json", false, "with -connect: protojson instead of protobuf")
+	gz := flag.Bool("gzip", false, "with -connect: gzip the request")
 	flag.Parse()
+	if *viaConnect {
+		if err := connectPush(*server, *app, *out, *user, *password, *asJSON, *gz); err != nil {
+			fmt.Fprintln(os.Stderr, "push-client:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	runtime.SetMutexProfileFraction(1)
 	runtime.SetBlockProfileRate(1)
 	p, err := pyroscope.Start(pyroscope.Config{
