@@ -409,16 +409,24 @@ static int roundtrip(const char *dir, const char *out, char **files, int nfiles)
  * and the ingest rate (appends only; profiles are decoded beforehand, as the collector has
  * them decoded already): per_s by wall time, per_cpu_s by the appending thread's CPU time. */
 #define MIX_FILES 8
-static int sched(const char *dir, int format, int pods, int rounds, const char *types, char **progs, int nprogs) {
-  static const char *names[MIX_FILES] = {"cpu-1", "cpu-2", "cpu-3", "cpu-4", "cpu-5", "cpu-6", "heap", "goroutine"};
-  input in[16][MIX_FILES];
-  if (nprogs > 16) return 1;
+static const char *const mix_names[MIX_FILES] = {"cpu-1", "cpu-2", "cpu-3", "cpu-4", "cpu-5", "cpu-6", "heap", "goroutine"};
+
+/* The mix's inputs of up to 16 programs: in[g][f] is PROGDIR g's mix_names[f]. 0, or -1 after
+ * saying why. */
+static int load_mix(char **progs, int nprogs, input in[16][MIX_FILES]) {
+  if (nprogs > 16) return -1;
   for (int g = 0; g < nprogs; g++)
     for (int f = 0; f < MIX_FILES; f++) {
       char path[700];
-      snprintf(path, sizeof path, "%s/%s.pb.gz", progs[g], names[f]);
-      if (load_input(path, &in[g][f]) < 0) return 1;
+      snprintf(path, sizeof path, "%s/%s.pb.gz", progs[g], mix_names[f]);
+      if (load_input(path, &in[g][f]) < 0) return -1;
     }
+  return 0;
+}
+
+static int sched(const char *dir, int format, int pods, int rounds, const char *types, char **progs, int nprogs) {
+  input in[16][MIX_FILES];
+  if (load_mix(progs, nprogs, in) < 0) return 1;
   bool want_cpu = strstr(types, "cpu") != NULL, want_heap = strstr(types, "heap") != NULL,
        want_gr = strstr(types, "goroutine") != NULL;
   char cmd[700];
@@ -446,7 +454,7 @@ static int sched(const char *dir, int format, int pods, int rounds, const char *
         }
         for (int k = 0; k < np; k++) {
           int f = pick[k];
-          store_record rec = {l, 3, f < 6 ? "cpu" : names[f], f < 6 ? end - 10000000000LL : end, end,
+          store_record rec = {l, 3, f < 6 ? "cpu" : mix_names[f], f < 6 ? end - 10000000000LL : end, end,
                               in[g][f].data, in[g][f].len, in[g][f].p};
           bool enospc;
           double t0 = now_s(), c0 = cpu_s();
@@ -486,15 +494,8 @@ static int sched(const char *dir, int format, int pods, int rounds, const char *
  * on their own, so deflate's share of the encoder reads without a profiler (libdeflate in
  * Debian has no symbols, so perf's call graphs lose its frames). Thread CPU time. */
 static int encode_only(int rounds, char **progs, int nprogs) {
-  static const char *names[MIX_FILES] = {"cpu-1", "cpu-2", "cpu-3", "cpu-4", "cpu-5", "cpu-6", "heap", "goroutine"};
   input in[16][MIX_FILES];
-  if (nprogs > 16) return 1;
-  for (int g = 0; g < nprogs; g++)
-    for (int f = 0; f < MIX_FILES; f++) {
-      char path[700];
-      snprintf(path, sizeof path, "%s/%s.pb.gz", progs[g], names[f]);
-      if (load_input(path, &in[g][f]) < 0) return 1;
-    }
+  if (load_mix(progs, nprogs, in) < 0) return 1;
   sym_writer *w;
   pp_err err = {0};
   struct libdeflate_compressor *cz = libdeflate_alloc_compressor(SYM_DEFLATE_LEVEL);

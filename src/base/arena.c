@@ -83,3 +83,15 @@ void arena_free(arena *a) {
   a->used = 0;
   a->reserved = 0;
 }
+
+void *arena_budget_alloc(void *arena_budget_ptr, size_t size) {
+  arena_budget *b = arena_budget_ptr;
+  void *p = arena_alloc(&b->mem, size);
+  if (!p) b->exhausted = 1;
+  return p;
+}
+
+void arena_budget_free(void *arena_budget_ptr, void *ptr) {
+  (void)arena_budget_ptr;
+  (void)ptr;
+}

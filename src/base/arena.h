@@ -36,4 +36,15 @@ char *arena_strndup(arena *a, const char *s, size_t len);
 /* Releases every chunk; the arena may be reused after arena_init. Accepts a zeroed arena. */
 void arena_free(arena *a);
 
+/* An arena as a decoder's allocator (protobuf-c's ProtobufCAllocator: .alloc = arena_budget_alloc,
+ * .free = arena_budget_free, .allocator_data = the arena_budget): everything a decoding makes is
+ * released with the arena, and `exhausted` tells "over the budget" from "malformed" when the
+ * decoder fails. */
+typedef struct arena_budget {
+  arena mem;
+  int exhausted; /* an allocation was refused */
+} arena_budget;
+void *arena_budget_alloc(void *arena_budget_ptr, size_t size);
+void arena_budget_free(void *arena_budget_ptr, void *ptr); /* nothing: the arena releases it */
+
 #endif

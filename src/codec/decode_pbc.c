@@ -15,23 +15,6 @@
 
 /* ---- protobuf-c allocator ----------------------------------------------------------------- */
 
-typedef struct budget_alloc {
-  arena mem;
-  bool exhausted; /* set when a request was refused, to tell "too big" from "corrupt" */
-} budget_alloc;
-
-static void *ba_alloc(void *data, size_t size) {
-  budget_alloc *b = data;
-  void *p = arena_alloc(&b->mem, size);
-  if (!p) b->exhausted = true;
-  return p;
-}
-
-static void ba_free(void *data, void *ptr) {
-  (void)data;
-  (void)ptr; /* released with the arena */
-}
-
 static uint64_t get_mapping_id(const void *a, size_t i) {
   return ((Pprofwire__Mapping *const *)a)[i]->id;
 }
@@ -278,10 +261,10 @@ int pprof_decode_pbc(const uint8_t *raw, size_t rawlen, const pprof_limits *limi
   int r;
   if (rawlen == 0) return pp_err_set(err, PP_EINVAL, "empty profile");
 
-  budget_alloc ba;
+  arena_budget ba;
   arena_init(&ba.mem, limits->max_memory);
-  ba.exhausted = false;
-  ProtobufCAllocator alloc = {.alloc = ba_alloc, .free = ba_free, .allocator_data = &ba};
+  ba.exhausted = 0;
+  ProtobufCAllocator alloc = {.alloc = arena_budget_alloc, .free = arena_budget_free, .allocator_data = &ba};
   Pprofwire__Profile *w = pprofwire__profile__unpack(&alloc, rawlen, raw);
   if (!w) {
     arena_free(&ba.mem);

@@ -344,23 +344,6 @@ void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body 
 
 /* ---- POST /push.v1.PusherService/Push (Connect, unary) --------------------------------------- */
 
-/* protobuf-c's allocations for one request, from an arena with the request's budget: a body of
- * millions of empty messages fails with "too large" instead of taking the memory */
-typedef struct push_alloc {
-  arena mem;
-  bool exhausted;
-} push_alloc;
-
-static void *pa_alloc(void *data, size_t size) {
-  push_alloc *a = data;
-  void *p = arena_alloc(&a->mem, size);
-  if (!p) a->exhausted = true;
-  return p;
-}
-static void pa_free(void *data, void *ptr) {
-  (void)data, (void)ptr; /* released with the arena */
-}
-
 /* A Connect error: the JSON envelope and the status Connect gives its code. */
 static void connect_error(web_resp *out, unsigned status, const char *msg) {
   const char *code = status == 400 || status == 413 ? "invalid_argument" : status == 503 ? "unavailable"
@@ -411,10 +394,12 @@ static unsigned series_src(const push_series *ps, push_src *src, char *why, size
 }
 
 static unsigned push_proto(const web_ctx *x, const uint8_t *body, size_t len, char *why, size_t whyn) {
-  push_alloc pa;
+  /* protobuf-c's allocations from an arena with a quarter of the request's budget: a body of
+   * millions of empty messages fails as too large instead of taking the memory */
+  arena_budget pa;
   arena_init(&pa.mem, x->budget / 4);
-  pa.exhausted = false;
-  ProtobufCAllocator alloc = {.alloc = pa_alloc, .free = pa_free, .allocator_data = &pa};
+  pa.exhausted = 0;
+  ProtobufCAllocator alloc = {.alloc = arena_budget_alloc, .free = arena_budget_free, .allocator_data = &pa};
   Pushreq__PushRequest *rq = pushreq__push_request__unpack(&alloc, len, body);
   unsigned st = 0;
   if (!rq) {
