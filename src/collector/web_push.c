@@ -372,10 +372,14 @@ typedef struct push_series {
 static unsigned series_src(const push_series *ps, push_src *src, char *why, size_t whyn) {
   memset(src, 0, sizeof *src);
   src->app = "unknown_service";
+  /* Pyroscope's convention: __delta__="false" says the client sends deltas already (Alloy's
+   * delta appender, godeltaprof); without it a memory profile is cumulative, as runtime/pprof
+   * writes it and as Pyroscope would turn into deltas itself */
+  src->cumulative = true;
   for (size_t i = 0; i < ps->n; i++) {
     if (!strcmp(ps->k[i], "service_name") && *ps->v[i]) src->app = ps->v[i];
     else if (!strcmp(ps->k[i], "__name__") && (!strcmp(ps->v[i], "mutex") || !strcmp(ps->v[i], "block"))) src->lock_kind = ps->v[i];
-    else if (!strcmp(ps->k[i], "__delta__") && !strcmp(ps->v[i], "false")) src->cumulative = true;
+    else if (!strcmp(ps->k[i], "__delta__") && !strcmp(ps->v[i], "false")) src->cumulative = false;
   }
   size_t al = strlen(src->app);
   if (al > 256) {

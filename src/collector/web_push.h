@@ -70,8 +70,9 @@ void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body 
  * push.v1.PushRequest as application/proto or application/json (protojson: rawProfile in
  * base64), gzip or identity Content-Encoding. Each series' labels become the record's:
  * `service_name` the app (absent: "unknown_service"), `__name__` says mutex or block for a
- * contentions profile, `__delta__="false"` marks a cumulative heap (stored whole as heap, as a
- * scraped one is, instead of split); other "__" labels are dropped as for /ingest. The window
+ * contentions profile; a heap is cumulative (alloc_* since the process started: stored whole as
+ * heap, as a scraped one is) unless `__delta__="false"` says the client sends deltas already
+ * (Pyroscope's convention: then heap + allocs as for /ingest); other "__" labels are dropped. The window
  * is each profile's own time_nanos and duration_nanos. Answers as Connect does: 200 with an empty
  * PushResponse, else {"code","message"} with the code's status (invalid_argument 400,
  * unavailable 503, resource_exhausted 429, internal 500). The samples before a failing one stay

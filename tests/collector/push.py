@@ -181,10 +181,13 @@ def push(t):
 
         def connect_pushes_read_back_equal():
             # Pyroscope's push API through its own Connect client (github.com/grafana/pyroscope/api),
-            # protobuf gzip-compressed and protojson; what each __name__ must become is the API's
-            # convention: process_cpu cpu, memory heap (cumulative: one record, all four columns),
-            # goroutine, mutex
-            want = {"process_cpu": "cpu", "memory": "heap", "goroutine": "goroutine", "mutex": "mutex"}
+            # protobuf gzip-compressed and protojson; what each must become is the API's
+            # convention: process_cpu cpu, memory heap (cumulative: one record, all four columns;
+            # marked __delta__="false": inuse_* as heap, alloc_* as allocs), goroutine, mutex.
+            # sent_as (a label the client adds) -> [(type, the sample types kept)]
+            want = {"process_cpu": [("cpu", None)], "memory": [("heap", None)], "goroutine": [("goroutine", None)],
+                    "mutex": [("mutex", None)],
+                    "memory-delta": [("heap", ("inuse_objects", "inuse_space")), ("allocs", ("alloc_objects", "alloc_space"))]}
             out, equal = [], 0
             for app, flags in (("connect-proto", ["-gzip"]), ("connect-json", ["-json"])):
                 od = os.path.join(d, app)
@@ -194,22 +197,23 @@ def push(t):
                 if r.returncode != 0:
                     out.append(f"{app}: push-client exit {r.returncode}: {r.stderr[-500:]}")
                     continue
-                for name, typ in want.items():
-                    st, lst = get(f"/api/v1/profiles?type={typ}&service_name={app}")
-                    recs = json.loads(lst)["data"] if st == 200 else []
-                    if len(recs) != 1:
-                        out.append(f"{app} {name}: {len(recs)} {typ} records")
-                        continue
-                    stp, prof = get(f"/api/v1/profile?id={recs[0]['id']}")
-                    got = os.path.join(od, f"got-{typ}.pb.gz")
-                    open(got, "wb").write(prof)
-                    diff = compare_raw(go_raw(got), go_raw(os.path.join(od, f"{name}.pb.gz"))) if stp == 200 else f"download {stp}"
-                    if diff:
-                        out.append(f"{app} {name}: {diff}")
-                    else:
-                        equal += 1
-                    if recs[0]["labels"].get("env") != "test" or any(k.startswith("__") for k in recs[0]["labels"]):
-                        out.append(f"{app} {name}: labels {recs[0]['labels']}")
+                for name, kinds in want.items():
+                    for typ, keep in kinds:
+                        st, lst = get(f"/api/v1/profiles?type={typ}&service_name={app}&sent_as={name}")
+                        recs = json.loads(lst)["data"] if st == 200 else []
+                        if len(recs) != 1:
+                            out.append(f"{app} {name}: {len(recs)} {typ} records")
+                            continue
+                        stp, prof = get(f"/api/v1/profile?id={recs[0]['id']}")
+                        got = os.path.join(od, f"got-{name}-{typ}.pb.gz")
+                        open(got, "wb").write(prof)
+                        diff = compare_raw(go_raw(got), project(go_raw(os.path.join(od, f"{name}.pb.gz")), keep)) if stp == 200 else f"download {stp}"
+                        if diff:
+                            out.append(f"{app} {name}: {diff}")
+                        else:
+                            equal += 1
+                        if recs[0]["labels"].get("env") != "test" or any(k.startswith("__") for k in recs[0]["labels"]):
+                            out.append(f"{app} {name}: labels {recs[0]['labels']}")
             # Connect's error envelope for what it cannot take
             bad = http_req("POST", c.url + "/push.v1.PusherService/Push", data=b"\x0a\xff\xff",
                            headers={**auth, "Content-Type": "application/proto"})
@@ -219,9 +223,10 @@ def push(t):
             noauth = http_req("POST", c.url + "/push.v1.PusherService/Push", data=b"", headers={"Content-Type": "application/proto"})
             if noauth[0] != 401:
                 out.append(f"without credentials: {noauth[0]}")
-            return not out and equal == 8, f"{equal} of 8 equal; " + "\n".join(out[:8])
+            return not out and equal == 12, f"{equal} of 12 equal; " + "\n".join(out[:8])
         check(t, "collector push: Pyroscope's push API (push.v1.PusherService/Push) from its own Connect client, protobuf+gzip "
-                 "and JSON: cpu, heap (cumulative), goroutine and mutex read back equal under go tool pprof -raw; a malformed "
+                 "and JSON: cpu, heap (cumulative: whole; marked delta: heap + allocs), goroutine and mutex read back equal under "
+                 "go tool pprof -raw; a malformed "
                  "request gets Connect's invalid_argument, none without credentials", connect_pushes_read_back_equal)
 
         def refusals():

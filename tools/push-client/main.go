@@ -12,8 +12,9 @@
 // With -connect it is instead a client of Pyroscope's push API (push.v1.PusherService/Push,
 // through github.com/grafana/pyroscope/api's Connect client, as Grafana Alloy's pyroscope.write
 // sends): it records its own CPU (1 s), heap, goroutine and mutex profiles with runtime/pprof,
-// writes each to DIR/<__name__>.pb.gz, pushes them in one request (protobuf, or protojson with
-// -json; gzip-compressed with -gzip) and exits 0 only if the push succeeded.
+// and the heap again marked as a delta profile; writes each to DIR/<sent_as>.pb.gz (the label
+// sent_as says which), pushes them in one request (protobuf, or protojson with -json;
+// gzip-compressed with -gzip) and exits 0 only if the push succeeded.
 package main
 
 import (
@@ -60,7 +61,15 @@ func connectPush(server, app, out, user, password string, json, gz bool) error {
 		contend(&mu)
 	}
 	pprof.StopCPUProfile()
-	profiles := []struct{ name, lookup string }{{"process_cpu", ""}, {"memory", "heap"}, {"goroutine", "goroutine"}, {"mutex", "mutex"}}
+	// file, __name__, the runtime/pprof profile (CPU: the one recorded above), whether to mark it
+	// as a delta profile (__delta__="false", Pyroscope's convention); runtime/pprof's heap and
+	// mutex profiles count since the process started, so they go unmarked, and the heap once
+	// more marked, as a client that computed deltas would send it
+	profiles := []struct {
+		file, name, lookup string
+		delta              bool
+	}{{"process_cpu", "process_cpu", "", false}, {"memory", "memory", "heap", false}, {"goroutine", "goroutine", "goroutine", false},
+		{"mutex", "mutex", "mutex", false}, {"memory-delta", "memory", "heap", true}}
 	req := &pushv1.PushRequest{}
 	for i, p := range profiles {
 		var b bytes.Buffer
@@ -69,12 +78,12 @@ func connectPush(server, app, out, user, password string, json, gz bool) error {
 		} else if err := pprof.Lookup(p.lookup).WriteTo(&b, 0); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(out, p.name+".pb.gz"), b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(out, p.file+".pb.gz"), b.Bytes(), 0o644); err != nil {
 			return err
 		}
-		labels := []*typesv1.LabelPair{{Name: "__name__", Value: p.name}, {Name: "service_name", Value: app}, {Name: "env", Value: "test"}}
-		if p.name != "process_cpu" {
-			// runtime/pprof's heap and mutex profiles count since the process started
+		labels := []*typesv1.LabelPair{{Name: "__name__", Value: p.name}, {Name: "service_name", Value: app}, {Name: "env", Value: "test"},
+			{Name: "sent_as", Value: p.file}}
+		if p.delta {
 			labels = append(labels, &typesv1.LabelPair{Name: "__delta__", Value: "false"})
 		}
 		req.Series = append(req.Series, &pushv1.RawProfileSeries{Labels: labels,
