@@ -179,8 +179,9 @@ static int hook_push(void *ud, const store_record *recs, size_t n, pp_err *err) 
     pthread_mutex_unlock(&a->mu);
     return pp_err_set(err, PP_EUSAGE, "the collector is stopping: the profile was not stored");
   }
-  b.next = a->pushes;
-  a->pushes = &b;
+  push_batch **tail = &a->pushes; /* in the order they came (a handful at most: one per worker) */
+  while (*tail) tail = &(*tail)->next;
+  *tail = &b;
   scrape_wakeup(a->eng);
   while (!b.done) pthread_cond_wait(&a->cv, &a->mu);
   pthread_mutex_unlock(&a->mu);

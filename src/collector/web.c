@@ -51,6 +51,8 @@ struct web {
   web_cache *cache;
   web_auth_state *auth;   /* NULL when auth is off */
   uint64_t refused_bodies; /* 413s (atomic) */
+  size_t push_bytes;       /* push bodies held in memory now, all requests (atomic; WEB_PUSH_INFLIGHT) */
+  uint64_t push_busy;      /* pushes refused for that (atomic) */
 };
 
 /* ---- parameters, bodies, answers (web_int.h) ---------------------------------------------------- */
@@ -245,7 +247,10 @@ typedef struct req {
   struct MHD_PostProcessor *pp;
   web_push_body pb;
   size_t profile_cap, config_cap;
-  bool push_nomem;
+  bool push_nomem, push_bad; /* out of memory; multipart/form-data without a boundary */
+  bool auth_checked;         /* a push's credentials were checked as its headers came: auth_result */
+  web_auth_result auth_result;
+  size_t push_held;          /* what this request counts in web.push_bytes */
 } req;
 
 /* Appends n bytes to *buf (cap *cap), growing it up to max (+1, so "over" is seen): false when
@@ -272,6 +277,8 @@ static enum MHD_Result push_part(void *cls, enum MHD_ValueKind kind, const char 
   (void)kind, (void)filename, (void)content_type, (void)transfer_encoding, (void)off;
   req *r = cls;
   bool ok = true;
+  /* a part without a quoted name="..." comes with no key: not one we take */
+  if (!key) return MHD_YES;
   if (!strcmp(key, "profile"))
     ok = push_append(&r->pb.profile, &r->pb.profile_len, &r->profile_cap, WEB_MAX_PUSH_BODY, data, size);
   else if (!strcmp(key, "sample_type_config"))
@@ -280,9 +287,34 @@ static enum MHD_Result push_part(void *cls, enum MHD_ValueKind kind, const char 
   return ok ? MHD_YES : MHD_NO;
 }
 
+/* Counts this request's body as held up to `total` bytes (no more than WEB_PUSH_INFLIGHT for all
+ * pushes together): false when that would pass it. */
+static bool push_reserve(web *w, req *r, size_t total) {
+  if (total <= r->push_held) return true;
+  size_t more = total - r->push_held;
+  size_t now = __atomic_add_fetch(&w->push_bytes, more, __ATOMIC_RELAXED);
+  if (now > WEB_PUSH_INFLIGHT) {
+    __atomic_sub_fetch(&w->push_bytes, more, __ATOMIC_RELAXED);
+    return false;
+  }
+  r->push_held = total;
+  return true;
+}
+
+static enum MHD_Result push_busy(web *w, struct MHD_Connection *c) {
+  __atomic_add_fetch(&w->push_busy, 1, __ATOMIC_RELAXED);
+  web_resp a;
+  memset(&a, 0, sizeof a);
+  web_resp_text(&a, 503, "too many pushes in flight (their bodies would pass 128 MiB); retry later\n");
+  a.retry_after = 2;
+  return send_resp(c, &a);
+}
+
 static void push_release(req *r) {
   if (r->pp) MHD_destroy_post_processor(r->pp);
   r->pp = NULL;
+  if (r->push_held) __atomic_sub_fetch(&r->w->push_bytes, r->push_held, __ATOMIC_RELAXED);
+  r->push_held = 0;
   free(r->pb.profile);
   free(r->pb.config);
   free(r->pb.ctype);
@@ -503,7 +535,7 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     char *pass = NULL, *user = h && !strncmp(h, "Basic ", 6) ? MHD_basic_auth_get_username_password(c, &pass) : NULL;
     unsigned retry = 0;
-    web_auth_result ar = web_auth_check(w->auth, h, user, pass, r->addr, &retry);
+    web_auth_result ar = r->auth_checked ? r->auth_result : web_auth_check(w->auth, h, user, pass, r->addr, &retry);
     enum MHD_Result ret = MHD_YES;
     if (ar == WEB_AUTH_OK) {
       r->authed = true;
@@ -539,12 +571,17 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
       {"/api/v1/tags", JOB_TAGS, WEB_LANE_QUERY, true},
   };
   if (r->push) {
+    if (r->push_bad) return send_error(c, 400, "bad_data", "multipart/form-data without a boundary");
     if (r->push_nomem) return send_error(c, 503, "unavailable", "out of memory");
     if (r->pb.profile_len > WEB_MAX_PUSH_BODY) return send_error(c, 413, "bad_data", "profile: over the 16 MiB a push may carry");
     job *j = new_job(w, strcmp(url, "/ingest") ? JOB_PUSH_CONNECT : JOB_PUSH, &p);
     if (!j) return send_error(c, 503, "unavailable", "out of memory");
     j->pb = r->pb; /* the job owns the body now */
     memset(&r->pb, 0, sizeof r->pb);
+    r->profile_cap = r->config_cap = 0;
+    /* the deadline counts from the whole body, not from its headers: a slow upload is not a
+     * slow query */
+    r->arrived = pp_clock_mono_ns();
     return submit(w, c, r, WEB_LANE_QUERY, j, url, false);
   }
   if (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH)) return send_text(c, 405, "use POST\n");
@@ -615,19 +652,50 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
      * middle of one: only a push may be chunked (past its cap the connection is closed) */
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
     if (te && strcasecmp(te, "identity") && !r->push) return refuse_body(w, c, r);
+    if (!r->push) return MHD_YES;
+    /* A push's body is held in memory until it is all there: credentials that fail the fast
+     * check (none, an unknown user, a wrong token, an address over its failures) are refused
+     * before a byte of it is read, and all pushes together hold at most WEB_PUSH_INFLIGHT. */
+    if (w->auth) {
+      const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+      char *pass = NULL, *user = h && !strncmp(h, "Basic ", 6) ? MHD_basic_auth_get_username_password(c, &pass) : NULL;
+      unsigned retry = 0;
+      web_auth_result ar = web_auth_check(w->auth, h, user, pass, r->addr, &retry);
+      if (pass) explicit_bzero(pass, strlen(pass));
+      MHD_free(user);
+      MHD_free(pass);
+      /* once: the check takes a failure token when it cannot say yes from its cache, so the
+       * route uses this answer instead of asking again (a VERIFY is verified there) */
+      r->auth_checked = true;
+      r->auth_result = ar;
+      if (ar == WEB_AUTH_DENIED || ar == WEB_AUTH_LIMITED) {
+        r->refused = true;
+        return unauthorized(w, c, ar == WEB_AUTH_LIMITED ? 429 : 401, retry);
+      }
+    }
+    size_t want = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
+    if (!push_reserve(w, r, want)) {
+      r->refused = true;
+      return push_busy(w, c);
+    }
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
-    if (r->push && ((ct && !(r->pb.ctype = strndup(ct, 200))) || (ce && !(r->pb.cenc = strndup(ce, 100)))))
-      r->push_nomem = true;
-    if (r->push && ct && !strncasecmp(ct, "multipart/form-data", 19) && !strcmp(url, "/ingest")) {
+    if ((ct && !(r->pb.ctype = strndup(ct, 200))) || (ce && !(r->pb.cenc = strndup(ce, 100)))) r->push_nomem = true;
+    if (ct && !strncasecmp(ct, "multipart/form-data", 19) && !strcmp(url, "/ingest")) {
       r->pp = MHD_create_post_processor(c, 65536, push_part, r);
-      if (!r->pp) r->push_nomem = true; /* no boundary: answered as it ends */
+      if (!r->pp) r->push_bad = true; /* no boundary (or one past libmicrohttpd's limit): 400 as it ends */
     }
     return MHD_YES;
   }
   if (*upload_size && r->push) {
+    if (r->refused) {
+      *upload_size = 0; /* answered already (401, 429, 503): what still comes is dropped */
+      return MHD_YES;
+    }
     r->body += *upload_size;
     if (r->body > WEB_MAX_PUSH_BODY) return MHD_NO;
+    /* a chunked body reserves as it comes (a Content-Length one did at its headers) */
+    if (r->body > r->push_held && !push_reserve(w, r, r->body)) return MHD_NO;
     bool ok = r->pp ? MHD_post_process(r->pp, upload_data, *upload_size) == MHD_YES
                     : push_append(&r->pb.profile, &r->pb.profile_len, &r->profile_cap, WEB_MAX_PUSH_BODY, upload_data, *upload_size);
     if (!ok && !r->pp) r->push_nomem = true;
@@ -737,6 +805,10 @@ static void write_metrics(web *w, pp_buf *b) {
   metric(b, "collector_web_cache_entries", "gauge", "Answers the cache holds.", NULL, (double)cs.entries);
   metric(b, "collector_web_requests_refused_total", "counter", "Requests refused before they were read.",
          "body_too_large", (double)__atomic_load_n(&w->refused_bodies, __ATOMIC_RELAXED));
+  metric(b, "collector_web_requests_refused_total", NULL, NULL, "push_bodies_in_flight",
+         (double)__atomic_load_n(&w->push_busy, __ATOMIC_RELAXED));
+  metric(b, "collector_web_push_body_bytes", "gauge", "Bytes of push bodies held in memory now (at most 128 MiB).", NULL,
+         (double)__atomic_load_n(&w->push_bytes, __ATOMIC_RELAXED));
   if (w->auth) {
     web_auth_counts ac;
     web_auth_get_counts(w->auth, &ac);

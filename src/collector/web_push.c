@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,9 @@ int web_push_name_parse(const char *name, web_push_name *ret, pp_err *err) {
 
 /* ---- times ---------------------------------------------------------------------------------- */
 
+/* the earliest time a push may carry: 2000-01-01 */
+#define PUSH_MIN_NS ((long long)946684800 * 1000000000)
+
 /* from=/until= as ns: Unix seconds (older clients) or nanoseconds (pyroscope-go); 0 = absent */
 static int push_time(const web_params *p, const char *k, int64_t *ret, char *why, size_t n) {
   const char *v = web_param(p, k);
@@ -108,7 +112,19 @@ static int push_time(const web_params *p, const char *k, int64_t *ret, char *why
     snprintf(why, n, "%s: want Unix seconds or nanoseconds, got %.40s", k, v);
     return -1;
   }
-  *ret = t < 100000000000LL ? (int64_t)t * 1000000000 : (int64_t)t; /* seconds until the year 5138 */
+  /* seconds below 10^10 (the year 2286), nanoseconds above; int64 nanoseconds end in 2262 */
+  if (t < 10000000000LL) {
+    if (t > INT64_MAX / 1000000000) {
+      snprintf(why, n, "%s: %lld seconds is past what nanoseconds can hold (the year 2262)", k, t);
+      return -1;
+    }
+    t *= 1000000000;
+  }
+  if (t < PUSH_MIN_NS) {
+    snprintf(why, n, "%s: before the year 2000", k);
+    return -1;
+  }
+  *ret = (int64_t)t;
   return 0;
 }
 
@@ -210,7 +226,7 @@ static unsigned push_one(const web_ctx *x, const push_src *src, const uint8_t *d
   pp_err err = {0};
   pprof_limits lim;
   pprof_limits_default(&lim);
-  lim.max_memory = x->budget / 3; /* two decodings (a heap's halves) and their encodings */
+  lim.max_memory = x->budget / 4; /* two decodings (a heap's halves); their encodings are smaller */
   pprof_profile *pr[2] = {NULL, NULL};
   push_part parts[2];
   size_t nparts = 0;
@@ -237,8 +253,17 @@ static unsigned push_one(const web_ctx *x, const push_src *src, const uint8_t *d
   int64_t start = from && until ? (from < until ? from : until) : from ? from : until;
   int64_t end = from && until ? (from < until ? until : from) : start;
   if (!end) {
-    end = pr[0]->time_nanos > 0 ? pr[0]->time_nanos + (pr[0]->duration_nanos > 0 ? pr[0]->duration_nanos : 0) : now;
-    start = pr[0]->time_nanos > 0 ? pr[0]->time_nanos : end;
+    /* the profile's own time and duration (Connect pushes carry no other), checked as from=
+     * is: not before 2000, and no overflow */
+    int64_t t = pr[0]->time_nanos, d = pr[0]->duration_nanos > 0 ? pr[0]->duration_nanos : 0;
+    if (t <= 0) t = now;
+    if (t < PUSH_MIN_NS || __builtin_add_overflow(t, d, &end)) {
+      snprintf(why, whyn, "profile: time_nanos %lld and duration_nanos %lld are no time to store it at", (long long)pr[0]->time_nanos,
+               (long long)pr[0]->duration_nanos);
+      status = 400;
+      goto done;
+    }
+    start = t;
   }
   if (end > now + (int64_t)WEB_PUSH_MAX_FUTURE_S * 1000000000) {
     snprintf(why, whyn, "until: %lld s ahead of this collector's clock (at most %d)", (long long)((end - now) / 1000000000),
@@ -386,11 +411,17 @@ static unsigned series_src(const push_series *ps, push_src *src, char *why, size
     snprintf(why, whyn, "service_name: %zu bytes, over the 256 allowed", al);
     return 400;
   }
-  for (size_t i = 0; i < ps->n; i++)
-    if (strlen(ps->k[i]) > 128 || strlen(ps->v[i]) > WEB_PUSH_MAX_NAME) {
-      snprintf(why, whyn, "label %.60s: key over 128 or value over %d bytes", ps->k[i], WEB_PUSH_MAX_NAME);
+  /* label names as /ingest's (Prometheus' names plus '.'); values are any text, stored as such */
+  for (size_t i = 0; i < ps->n; i++) {
+    size_t kl = strlen(ps->k[i]);
+    bool ok = kl && kl <= 128 && strlen(ps->v[i]) <= WEB_PUSH_MAX_NAME;
+    for (size_t j = 0; ok && j < kl; j++) ok = key_char((unsigned char)ps->k[i][j]);
+    if (!ok) {
+      snprintf(why, whyn, "label %.60s: a name of 1 to 128 bytes of A-Z a-z 0-9 _ . and a value of at most %d bytes", ps->k[i],
+               WEB_PUSH_MAX_NAME);
       return 400;
     }
+  }
   src->k = ps->k;
   src->v = ps->v;
   src->n = ps->n;
@@ -398,16 +429,16 @@ static unsigned series_src(const push_series *ps, push_src *src, char *why, size
 }
 
 static unsigned push_proto(const web_ctx *x, const uint8_t *body, size_t len, char *why, size_t whyn) {
-  /* protobuf-c's allocations from an arena with a quarter of the request's budget: a body of
+  /* protobuf-c's allocations from an arena with an eighth of the request's budget: a body of
    * millions of empty messages fails as too large instead of taking the memory */
   arena_budget pa;
-  arena_init(&pa.mem, x->budget / 4);
+  arena_init(&pa.mem, x->budget / 8);
   pa.exhausted = 0;
   ProtobufCAllocator alloc = {.alloc = arena_budget_alloc, .free = arena_budget_free, .allocator_data = &pa};
   Pushreq__PushRequest *rq = pushreq__push_request__unpack(&alloc, len, body);
   unsigned st = 0;
   if (!rq) {
-    snprintf(why, whyn, pa.exhausted ? "the request needs more than a quarter of the query memory budget to decode"
+    snprintf(why, whyn, pa.exhausted ? "the request needs more than an eighth of the query memory budget to decode"
                                      : "not a push.v1.PushRequest (protobuf)");
     st = 400;
   }

@@ -18,6 +18,8 @@
  * "__" (the SDK's `__session_id__`, or our own `__k8s_*`) or names one of those three is
  * dropped, so a client cannot pose as a scraped Kubernetes target.
  *
+ * Before the body is read (web.c): credentials that fail the fast check get 401/429, and a
+ * body that would take all pushes' bodies in memory past WEB_PUSH_INFLIGHT gets 503.
  * Limits (a clear 4xx each, nothing stored): the body WEB_MAX_PUSH_BODY (413, web.c), the
  * name WEB_PUSH_MAX_NAME bytes with at most WEB_PUSH_MAX_LABELS labels, the config part
  * WEB_PUSH_MAX_CONFIG, the pprof the decoder's limits and the request's memory budget; an
@@ -33,6 +35,8 @@
 
 #define WEB_PUSH_CONNECT_PATH "/push.v1.PusherService/Push"
 #define WEB_MAX_PUSH_BODY ((size_t)16 << 20)
+/* push bodies held in memory at once, all requests together (past it: 503 with Retry-After) */
+#define WEB_PUSH_INFLIGHT ((size_t)128 << 20)
 #define WEB_PUSH_MAX_NAME 1024
 #define WEB_PUSH_MAX_LABELS 32
 #define WEB_PUSH_MAX_CONFIG ((size_t)64 << 10)

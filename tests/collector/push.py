@@ -223,11 +223,20 @@ def push(t):
             noauth = http_req("POST", c.url + "/push.v1.PusherService/Push", data=b"", headers={"Content-Type": "application/proto"})
             if noauth[0] != 401:
                 out.append(f"without credentials: {noauth[0]}")
+            # a label name /ingest would refuse (a space in it)
+            prof = open(os.path.join(TESTDATA, "prometheus", "cpu-1.pb.gz"), "rb").read()
+            body = json.dumps({"series": [{"labels": [{"name": "service_name", "value": "connect-bad"}, {"name": "a b", "value": "1"}],
+                                           "samples": [{"rawProfile": base64.b64encode(prof).decode()}]}]}).encode()
+            badlabel = http_req("POST", c.url + "/push.v1.PusherService/Push", data=body, headers={**auth, "Content-Type": "application/json"})
+            jb = json.loads(badlabel[1]) if badlabel[1].startswith(b"{") else {}
+            stored = json.loads(get("/api/v1/series?service_name=connect-bad")[1])["data"]
+            if badlabel[0] != 400 or jb.get("code") != "invalid_argument" or "label" not in jb.get("message", "") or stored:
+                out.append(f"a label name with a space: {badlabel[0]} {badlabel[1][:200]!r}, {len(stored)} series stored")
             return not out and equal == 12, f"{equal} of 12 equal; " + "\n".join(out[:8])
         check(t, "collector push: Pyroscope's push API (push.v1.PusherService/Push) from its own Connect client, protobuf+gzip "
                  "and JSON: cpu, heap (cumulative: whole; marked delta: heap + allocs), goroutine and mutex read back equal under "
                  "go tool pprof -raw; a malformed "
-                 "request gets Connect's invalid_argument, none without credentials", connect_pushes_read_back_equal)
+                 "request or a bad label name gets Connect's invalid_argument, none without credentials", connect_pushes_read_back_equal)
 
         def refusals():
             now = int(time.time())
@@ -251,19 +260,47 @@ def push(t):
                 ("a mutex profile without its kind", post(ok_q, open(os.path.join(TESTDATA, "prometheus", "mutex.pb.gz"), "rb").read()), 400, "mutex or a block"),
                 ("an hour in the future", post(f"name=bad-app&from={now + 3600}&until={now + 3610}", prof), 400, "ahead"),
                 ("format=trie", post(ok_q + "&format=trie", prof), 400, "only pprof"),
+                ("from= in seconds past 2262", post(f"name=bad-app&from=9999999999", prof), 400, "2262"),
+                ("from= before 2000", post(f"name=bad-app&from=100", prof), 400, "before the year 2000"),
+                ("multipart without a boundary", post(ok_q, prof, ctype="multipart/form-data"), 400, "boundary"),
+                # a part whose name is not quoted, and one with no Content-Disposition: no profile part
+                ("a part name not quoted", post(ok_q, b"--XyZ123boundary\r\nContent-Disposition: form-data; name=profile\r\n\r\n" + prof +
+                                                b"\r\n--XyZ123boundary--\r\n", ctype="multipart/form-data; boundary=XyZ123boundary"), 400, "no profile"),
+                ("a part without Content-Disposition", post(ok_q, b"--XyZ123boundary\r\n\r\n" + prof + b"\r\n--XyZ123boundary--\r\n",
+                                                            ctype="multipart/form-data; boundary=XyZ123boundary"), 400, "no profile"),
             ]
             # 17 MiB by Content-Length: 413 before the body is read (the client is still sending)
             line, _, _, sent = raw_exchange(c.port, f"POST /ingest?{ok_q} HTTP/1.1\r\nHost: c\r\nAuthorization: {auth['Authorization']}\r\n"
                                                     f"Content-Length: {17 << 20}\r\n\r\n".encode(), lambda: (b"\0" * 65536 for _ in range(272)))
             cases.append(("17 MiB", (int(line.split()[1]) if len(line.split()) > 1 else line, f"{sent} bytes sent"), 413, ""))
+            # without credentials, 10 MiB announced: 401 before the body is read
+            line, _, _, sent = raw_exchange(c.port, f"POST /ingest?{ok_q} HTTP/1.1\r\nHost: c\r\nContent-Length: {10 << 20}\r\n\r\n".encode(),
+                                            lambda: (b"\0" * 65536 for _ in range(160)))
+            st10 = int(line.split()[1]) if len(line.split()) > 1 else line
+            cases.append(("no credentials, 10 MiB", (st10 if sent < (10 << 20) else f"{st10} only after the whole body", f"{sent} bytes sent"), 401, ""))
+            # eight pushes of 16 MiB announced and stalled hold the 128 MiB all pushes may: a ninth gets 503
+            import socket
+            held = []
+            for _ in range(8):
+                sk = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+                sk.sendall(f"POST /ingest?{ok_q} HTTP/1.1\r\nHost: c\r\nAuthorization: {auth['Authorization']}\r\n"
+                           f"Content-Length: {16 << 20}\r\n\r\n".encode() + b"\0" * 1000)
+                held.append(sk)
+            time.sleep(0.5)
+            ninth = post(ok_q, prof)
+            for sk in held:
+                sk.close()
+            time.sleep(0.5)
+            cases.append(("a ninth 16 MiB push while eight are held", ninth, 503, "in flight"))
             after = get(f"/api/v1/series?service_name=bad-app")[1]
             good = post(ok_q, prof)
             wrong = [f"{n}: {got} (want {st} with {frag!r})" for n, got, st, frag in cases if got[0] != st or frag not in str(got[1])]
             stored = json.loads(get("/api/v1/series?service_name=bad-app")[1])["data"]
             ok = not wrong and json.loads(before)["data"] == [] and json.loads(after)["data"] == [] and good[0] == 200 and len(stored) == 1
             return ok, "; ".join(wrong) + f" | series before {before[:80]!r}, after refusals {after[:80]!r}, a good push {good}, then {len(stored)} series"
-        check(t, "collector push: refused with a clear 4xx and nothing stored: no credentials (401), bad names, a body that "
-                 "is no profile, an ambiguous type, a time an hour ahead, another format, 17 MiB (413); a good push then stores",
+        check(t, "collector push: refused with a clear 4xx and nothing stored: no credentials (401, before a 10 MiB body is "
+                 "read), bad names, a body that is no profile, an ambiguous type, times out of range, another format, bad "
+                 "multipart, 17 MiB (413), a ninth 16 MiB push while eight are held (503); a good push then stores",
               refusals)
     finally:
         proxy.stop()
