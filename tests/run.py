@@ -53,6 +53,12 @@ def unit(t, parts=None):
         if p.returncode != 0 and "not ok" not in p.stdout or seen == 0:
             t.record(f"unit[{flavour}] {os.path.basename(b)}: exits cleanly", False,
                      f"exit {p.returncode}\n{p.stderr[-3000:]}")
+    if not parts:
+        # the mutation check's precondition: a mutant whose edit no longer matches the source
+        # would break nothing, and `make mutants` would stop at it (no build, no run here)
+        m = run([sys.executable, os.path.join(ROOT, "tests", "mutants.py"), "--check"], cwd=ROOT)
+        t.tool("unit: every mutant's edit still applies to the source (tests/mutants.py --check)", m.returncode == 0,
+               (m.stdout + m.stderr)[-2000:])
 
 
 SANITIZER_REPORT = re.compile(r"runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: \w+Sanitizer|WARNING: ThreadSanitizer")
