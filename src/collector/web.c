@@ -502,6 +502,34 @@ static job *new_job(web *w, job_kind kind, const web_params *p) {
 
 /* ---- routing ------------------------------------------------------------------------------------- */
 
+/* A request's credentials: the Authorization header and, for Basic, the user and password
+ * (libmicrohttpd's copies: creds_release wipes and frees them). */
+typedef struct creds {
+  const char *header;
+  char *user, *pass;
+} creds;
+
+static void creds_release(creds *cr) {
+  if (cr->pass) explicit_bzero(cr->pass, strlen(cr->pass));
+  MHD_free(cr->user);
+  MHD_free(cr->pass);
+  cr->user = cr->pass = NULL;
+}
+
+/* The fast check (web_auth_check) of the request's credentials, once a request: the check takes
+ * a failure token when its cache cannot say yes, and a push is checked as its headers come,
+ * before its body, then routed. *cr gets the credentials either way. */
+static web_auth_result fast_auth(web *w, struct MHD_Connection *c, req *r, creds *cr, unsigned *retry) {
+  cr->header = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+  cr->pass = NULL;
+  cr->user = cr->header && !strncmp(cr->header, "Basic ", 6) ? MHD_basic_auth_get_username_password(c, &cr->pass) : NULL;
+  if (!r->auth_checked) {
+    r->auth_result = web_auth_check(w->auth, cr->header, cr->user, cr->pass, r->addr, retry);
+    r->auth_checked = true;
+  }
+  return r->auth_result;
+}
+
 static enum MHD_Result unauthorized(web *w, struct MHD_Connection *c, unsigned status, unsigned retry) {
   web_resp a;
   memset(&a, 0, sizeof a);
@@ -532,16 +560,15 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
 
   /* everything past the health endpoints needs credentials when auth is configured */
   if (w->auth && !r->authed) {
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    char *pass = NULL, *user = h && !strncmp(h, "Basic ", 6) ? MHD_basic_auth_get_username_password(c, &pass) : NULL;
+    creds cr;
     unsigned retry = 0;
-    web_auth_result ar = r->auth_checked ? r->auth_result : web_auth_check(w->auth, h, user, pass, r->addr, &retry);
+    web_auth_result ar = fast_auth(w, c, r, &cr, &retry);
     enum MHD_Result ret = MHD_YES;
     if (ar == WEB_AUTH_OK) {
       r->authed = true;
     } else if (ar == WEB_AUTH_VERIFY) {
       job *j = new_job(w, JOB_AUTH, NULL);
-      if (j && (j->user = strdup(user)) && (j->pass = strdup(pass))) {
+      if (j && (j->user = strdup(cr.user)) && (j->pass = strdup(cr.pass))) {
         snprintf(j->addr, sizeof j->addr, "%s", r->addr);
         ret = submit(w, c, r, WEB_LANE_LIGHT, j, url, false);
       } else {
@@ -551,9 +578,7 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     } else {
       ret = unauthorized(w, c, ar == WEB_AUTH_LIMITED ? 429 : 401, retry);
     }
-    if (pass) explicit_bzero(pass, strlen(pass));
-    MHD_free(user);
-    MHD_free(pass);
+    creds_release(&cr);
     if (!r->authed) return ret;
   }
 
@@ -657,17 +682,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
      * check (none, an unknown user, a wrong token, an address over its failures) are refused
      * before a byte of it is read, and all pushes together hold at most WEB_PUSH_INFLIGHT. */
     if (w->auth) {
-      const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-      char *pass = NULL, *user = h && !strncmp(h, "Basic ", 6) ? MHD_basic_auth_get_username_password(c, &pass) : NULL;
+      creds cr;
       unsigned retry = 0;
-      web_auth_result ar = web_auth_check(w->auth, h, user, pass, r->addr, &retry);
-      if (pass) explicit_bzero(pass, strlen(pass));
-      MHD_free(user);
-      MHD_free(pass);
-      /* once: the check takes a failure token when it cannot say yes from its cache, so the
-       * route uses this answer instead of asking again (a VERIFY is verified there) */
-      r->auth_checked = true;
-      r->auth_result = ar;
+      web_auth_result ar = fast_auth(w, c, r, &cr, &retry); /* its answer serves the route too */
+      creds_release(&cr);
       if (ar == WEB_AUTH_DENIED || ar == WEB_AUTH_LIMITED) {
         r->refused = true;
         return unauthorized(w, c, ar == WEB_AUTH_LIMITED ? 429 : 401, retry);

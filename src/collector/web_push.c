@@ -130,13 +130,10 @@ static int push_time(const web_params *p, const char *k, int64_t *ret, char *why
 
 /* ---- the profile's types -------------------------------------------------------------------- */
 
-static bool type_is(const pprof_profile *pr, size_t i, const char *type, const char *unit) {
-  return !strcmp(pprof_str(pr, pr->sample_type[i].type), type) && (!unit || !strcmp(pprof_str(pr, pr->sample_type[i].unit), unit));
-}
-
+/* the index of the sample type named type (its first 64 only: the keep masks' width), or -1 */
 static int column(const pprof_profile *pr, const char *type) {
   for (size_t i = 0; i < pr->nsample_type && i < 64; i++)
-    if (type_is(pr, i, type, NULL)) return (int)i;
+    if (!strcmp(pprof_str(pr, pr->sample_type[i].type), type)) return (int)i;
   return -1;
 }
 
@@ -164,10 +161,16 @@ typedef struct push_part {
   uint64_t keep; /* columns; all = ~0 */
 } push_part;
 
-static int classify(const pprof_profile *pr, const char *lock, push_part out[2], size_t *ret_n, char *why, size_t n) {
+/* cumulative: a heap's alloc_* count since the process started (as scraped): one heap record */
+static int classify(const pprof_profile *pr, const char *lock, bool cumulative, push_part out[2], size_t *ret_n, char *why,
+                    size_t n) {
   *ret_n = 0;
   int inuse_o = column(pr, "inuse_objects"), inuse_s = column(pr, "inuse_space"), alloc_o = column(pr, "alloc_objects"),
       alloc_s = column(pr, "alloc_space");
+  if ((inuse_o >= 0 || inuse_s >= 0 || alloc_o >= 0 || alloc_s >= 0) && cumulative) {
+    out[(*ret_n)++] = (push_part){"heap", ~0ull};
+    return 0;
+  }
   if (inuse_o >= 0 || inuse_s >= 0 || alloc_o >= 0 || alloc_s >= 0) {
     uint64_t inuse = (inuse_o >= 0 ? 1ull << inuse_o : 0) | (inuse_s >= 0 ? 1ull << inuse_s : 0);
     uint64_t alloc = (alloc_o >= 0 ? 1ull << alloc_o : 0) | (alloc_s >= 0 ? 1ull << alloc_s : 0);
@@ -238,14 +241,9 @@ static unsigned push_one(const web_ctx *x, const push_src *src, const uint8_t *d
     status = err.code == PP_ENOMEM ? 500 : err.code == PP_ELIMIT ? 413 : 400;
     goto done;
   }
-  if (classify(pr[0], src->lock_kind, parts, &nparts, why, whyn) < 0) {
+  if (classify(pr[0], src->lock_kind, src->cumulative, parts, &nparts, why, whyn) < 0) {
     status = 400;
     goto done;
-  }
-  if (src->cumulative && nparts == 2) {
-    /* alloc_* since the process started, as scraped: the whole profile is one heap record */
-    nparts = 1;
-    parts[0] = (push_part){"heap", ~0ull};
   }
   /* times: the window the client says, in order (a flush of pyroscope-go can send until <
    * from), else the profile's own; a snapshot type is a point at the end */

@@ -223,6 +223,16 @@ def push(t):
             noauth = http_req("POST", c.url + "/push.v1.PusherService/Push", data=b"", headers={"Content-Type": "application/proto"})
             if noauth[0] != 401:
                 out.append(f"without credentials: {noauth[0]}")
+            # what Connect's unary protocol does not allow here: another content type, another
+            # encoding, a gzip body that is not gzip
+            for what, hdrs, body in (("text/plain", {"Content-Type": "text/plain"}, b"{}"),
+                                     ("Content-Encoding: br", {"Content-Type": "application/proto", "Content-Encoding": "br"}, b""),
+                                     ("a gzip body that is not gzip", {"Content-Type": "application/proto", "Content-Encoding": "gzip"},
+                                      b"\x1f\x8b\x08\x00garbage")):
+                st, b, _ = http_req("POST", c.url + "/push.v1.PusherService/Push", data=body, headers={**auth, **hdrs})
+                jj = json.loads(b) if b.startswith(b"{") else {}
+                if st != 400 or jj.get("code") != "invalid_argument":
+                    out.append(f"{what}: {st} {b[:200]!r}")
             # a label name /ingest would refuse (a space in it)
             prof = open(os.path.join(TESTDATA, "prometheus", "cpu-1.pb.gz"), "rb").read()
             body = json.dumps({"series": [{"labels": [{"name": "service_name", "value": "connect-bad"}, {"name": "a b", "value": "1"}],
@@ -236,7 +246,7 @@ def push(t):
         check(t, "collector push: Pyroscope's push API (push.v1.PusherService/Push) from its own Connect client, protobuf+gzip "
                  "and JSON: cpu, heap (cumulative: whole; marked delta: heap + allocs), goroutine and mutex read back equal under "
                  "go tool pprof -raw; a malformed "
-                 "request or a bad label name gets Connect's invalid_argument, none without credentials", connect_pushes_read_back_equal)
+                 "request, a bad label name, content type or encoding gets Connect's invalid_argument, none without credentials", connect_pushes_read_back_equal)
 
         def refusals():
             now = int(time.time())
@@ -266,6 +276,13 @@ def push(t):
                 # a part whose name is not quoted, and one with no Content-Disposition: no profile part
                 ("a part name not quoted", post(ok_q, b"--XyZ123boundary\r\nContent-Disposition: form-data; name=profile\r\n\r\n" + prof +
                                                 b"\r\n--XyZ123boundary--\r\n", ctype="multipart/form-data; boundary=XyZ123boundary"), 400, "no profile"),
+                ("33 labels in the name", post("name=" + quote("bad-app{" + ",".join(f"k{i}=v" for i in range(33)) + "}"), prof),
+                 400, "more than 32 labels"),
+                ("a sample_type_config part over 64 KiB",
+                 post(ok_q, b"--XyZ123boundary\r\nContent-Disposition: form-data; name=\"profile\"\r\n\r\n" + prof +
+                      b"\r\n--XyZ123boundary\r\nContent-Disposition: form-data; name=\"sample_type_config\"\r\n\r\n" +
+                      b"{" + b" " * (65 << 10) + b"}\r\n--XyZ123boundary--\r\n", ctype="multipart/form-data; boundary=XyZ123boundary"),
+                 413, "sample_type_config"),
                 ("a part without Content-Disposition", post(ok_q, b"--XyZ123boundary\r\n\r\n" + prof + b"\r\n--XyZ123boundary--\r\n",
                                                             ctype="multipart/form-data; boundary=XyZ123boundary"), 400, "no profile"),
             ]
