@@ -43,7 +43,7 @@ OP_SRC    := $(filter-out src/operator/main.c,$(wildcard src/operator/*.c))
 # libcollector.a (src/collector and its embedded UI) and liboperator.a (src/operator and its
 # embedded CRDs); a binary links only what it uses.
 objs = $(patsubst %.c,$(B)/$(1)/%.o,$(LIB_SRC)) $(B)/$(1)/gen/profile.pb-c.o
-cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o $(B)/$(1)/gen/push.pb-c.o
+cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o $(B)/$(1)/gen/push.pb-c.o $(B)/$(1)/gen/querier.pb-c.o
 oobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(OP_SRC)) $(B)/$(1)/gen/crd_assets.o
 UI_FILES := $(wildcard src/collector/ui/*)
 CRD_FILES := $(sort $(wildcard deploy/crds/*.yaml))
@@ -79,6 +79,10 @@ $(GEN)/profile.pb-c.c $(GEN)/profile.pb-c.h &: proto/profile.proto | $(DEPS_OK)
 $(GEN)/push.pb-c.c $(GEN)/push.pb-c.h &: proto/push.proto | $(DEPS_OK)
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -Iproto proto/push.proto
+# Pyroscope's query API (the collector's /querier.v1.QuerierService/*, web_querier.c)
+$(GEN)/querier.pb-c.c $(GEN)/querier.pb-c.h &: proto/querier.proto | $(DEPS_OK)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Iproto proto/querier.proto
 
 $(GEN)/ui_assets.c: tools/embed.py $(UI_FILES) | $(DEPS_OK)
 	@mkdir -p $(GEN)
@@ -110,7 +114,7 @@ flavour_stamp = $(call flavour_cc,$(1)) $(filter-out -Werror,$(CFLAGS) $($(1)_CF
 define flavour
 $(B)/$(1)/flags.stamp: FORCE
 	@mkdir -p $$(dir $$@); echo '$$(call flavour_stamp,$(1))' | cmp -s - $$@ || echo '$$(call flavour_stamp,$(1))' > $$@
-$(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h $(GEN)/push.pb-c.h $(B)/$(1)/flags.stamp | $(DEPS_OK)
+$(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h $(GEN)/push.pb-c.h $(GEN)/querier.pb-c.h $(B)/$(1)/flags.stamp | $(DEPS_OK)
 	@mkdir -p $$(dir $$@)
 	$$(call flavour_cc,$(1)) $$(CFLAGS) $$($(1)_CFLAGS) $$(VERSION_DEFS) -I$(GEN) $$(PKG_CFLAGS) -MMD -MP -c $$< -o $$@
 $(B)/$(1)/gen/%.pb-c.o: $(GEN)/%.pb-c.c $(B)/$(1)/flags.stamp | $(DEPS_OK)
@@ -168,10 +172,10 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/clang/fuzz/%-replay,$(FUZZ_SRC))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/querier.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer $(FUZZ_SAN) -I$(GEN) -Isrc $(PKG_CFLAGS) \
-	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c $(PKG_LIBS) -lm -pthread -ldl
+	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/querier.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c $(PKG_LIBS) -lm -pthread -ldl
 $(B)/clang/fuzz/%-replay: $(B)/clang/fuzz/%.o $(B)/clang/fuzz/replay_main.o $(B)/clang/liboperator.a $(B)/clang/libcollector.a $(B)/clang/libpprofcodec.a
 	clang $(CFLAGS) $(clang_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 
@@ -248,7 +252,7 @@ bin/demo-target: tools/demo-target/main.go tools/demo-target/go.mod | $(DEPS_OK)
 	cd tools/demo-target && $(GOENV) go build -o ../../bin/demo-target .
 # the pyroscope-go SDK's client for the push tests (issue 16): modules from the Go module proxy,
 # pinned by the committed go.sum (-mod=readonly), cached under build/gopath
-bin/push-client: tools/push-client/main.go tools/push-client/go.mod tools/push-client/go.sum | $(DEPS_OK)
+bin/push-client: $(wildcard tools/push-client/*.go) tools/push-client/go.mod tools/push-client/go.sum | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/push-client && GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOFLAGS=-mod=readonly GOTOOLCHAIN=local \
 	  go build -o ../../bin/push-client .

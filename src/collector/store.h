@@ -204,7 +204,11 @@ void store_get_stats(store *s, store_stats *ret);
 
 /* ---- queries (any thread) ------------------------------------------------------------------ */
 
-/* A series selector: label equalities, all of which must hold. */
+/* A series selector: label equalities, all of which must hold. value "" matches a series that
+ * lacks the label. A matcher whose name is STORE_MATCH_IDS (""; no label has that name) holds
+ * instead a JSON array of series ids ("[3,17]"): the series must be one of those (how the
+ * query API, which matches labels its own way, hands its pick to a merge). */
+#define STORE_MATCH_IDS ""
 typedef struct store_matcher {
   const char *name, *value;
 } store_matcher;

@@ -129,7 +129,7 @@ static int pick_driver(sqlite3 *db, const selector *q) {
                                        NULL, NULL, q->min_seg, PROBE_CAP)
                        : INT64_MAX;
   for (size_t i = 0; i < q->n; i++) {
-    if (!q->value[i][0]) continue; /* "" matches an absent label: no posting list to walk */
+    if (!q->value[i][0] || !q->name[i][0]) continue; /* "" matches an absent label: no posting list to walk */
     int64_t c = bounded_count(db,
                               "SELECT COUNT(*) FROM (SELECT 1 FROM series_label WHERE name=?1 AND value=?2 LIMIT ?3)",
                               q->name[i], q->value[i], 0, PROBE_CAP);
@@ -158,7 +158,8 @@ static char *selection_sql(const selector *q, int driver) {
     sql = sqlite3_mprintf("SELECT s.id, s.labels FROM series s WHERE s.id>=?1 AND s.last_seg>=?3");
   for (size_t i = 0; sql && i < q->n; i++) {
     if ((int)i == driver) continue;
-    char *more = q->value[i][0]
+    char *more = !q->name[i][0] ? sqlite3_mprintf("%s AND s.id IN (SELECT value FROM json_each(?%d))", sql, 5 + 2 * (int)i)
+                 : q->value[i][0]
                      ? sqlite3_mprintf("%s AND EXISTS (SELECT 1 FROM series_label WHERE name=?%d AND value=?%d AND "
                                        "series_id=s.id)",
                                        sql, 4 + 2 * (int)i, 5 + 2 * (int)i)

@@ -20,6 +20,7 @@
 #include "web_int.h"
 #include "web_json.h"
 #include "web_push.h"
+#include "web_querier.h"
 #include "web_work.h"
 
 #include "../base/log.h"
@@ -244,6 +245,7 @@ typedef struct req {
   /* a push (POST /ingest): the body kept, up to WEB_MAX_PUSH_BODY; multipart/form-data parts
    * through libmicrohttpd's post processor (web_push.h says which parts count) */
   bool push;
+  bool querier; /* a push-like body: a Connect call of the query API (web_querier.h), up to WEB_QUERIER_MAX_BODY */
   struct MHD_PostProcessor *pp;
   web_push_body pb;
   size_t profile_cap, config_cap;
@@ -349,10 +351,11 @@ static void wake(void *conn) { MHD_resume_connection(conn); }
 static enum MHD_Result refuse_body(web *w, struct MHD_Connection *c, req *r) {
   static const char msg[] = "request body refused: nothing here takes one over 64 KiB, nor a chunked one\n";
   static const char push_msg[] = "request body refused: a push (POST /ingest) carries at most 16 MiB\n";
+  static const char query_msg[] = "request body refused: a query API call carries at most 1 MiB\n";
   r->refused = true;
   __atomic_add_fetch(&w->refused_bodies, 1, __ATOMIC_RELAXED);
-  struct MHD_Response *resp = r->push ? MHD_create_response_from_buffer(sizeof push_msg - 1, (void *)push_msg, MHD_RESPMEM_PERSISTENT)
-                                      : MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+  const char *m = r->querier ? query_msg : r->push ? push_msg : msg;
+  struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(m), (void *)m, MHD_RESPMEM_PERSISTENT);
   if (!resp) return MHD_NO;
   MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
   MHD_add_response_header(resp, "Connection", "close");
@@ -379,7 +382,8 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 /* ---- jobs ---------------------------------------------------------------------------------------- */
 
 typedef enum job_kind { JOB_RENDER, JOB_TIMELINE, JOB_PROFILE, JOB_PROFILES, JOB_SERIES, JOB_TARGETS, JOB_RAW,
-                        JOB_METRICS, JOB_RELOAD, JOB_AUTH, JOB_PGO, JOB_REGRESSIONS, JOB_TAGS, JOB_PUSH, JOB_PUSH_CONNECT } job_kind;
+                        JOB_METRICS, JOB_RELOAD, JOB_AUTH, JOB_PGO, JOB_REGRESSIONS, JOB_TAGS, JOB_PUSH, JOB_PUSH_CONNECT,
+                        JOB_QUERIER } job_kind;
 
 typedef struct job {
   web *w;
@@ -387,7 +391,8 @@ typedef struct job {
   web_params p;
   char *user, *pass; /* JOB_AUTH */
   char addr[INET6_ADDRSTRLEN];
-  web_push_body pb; /* JOB_PUSH: the request's body, taken from it */
+  web_push_body pb; /* JOB_PUSH, JOB_PUSH_CONNECT, JOB_QUERIER: the request's body, taken from it */
+  char *method;     /* JOB_QUERIER: the method's name */
 } job;
 
 static void job_free(void *arg) {
@@ -400,6 +405,7 @@ static void job_free(void *arg) {
   free(j->pb.config);
   free(j->pb.ctype);
   free(j->pb.cenc);
+  free(j->method);
   free(j);
 }
 
@@ -422,6 +428,7 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   case JOB_TAGS: web_api_tags(&x, &j->p, out); break;
   case JOB_PUSH: web_push_ingest(&x, &j->p, &j->pb, out); break;
   case JOB_PUSH_CONNECT: web_push_connect(&x, &j->pb, out); break;
+  case JOB_QUERIER: web_querier(&x, j->method, &j->pb, out); break;
   case JOB_METRICS: {
     pp_buf b;
     pp_buf_init(&b, budget);
@@ -599,8 +606,14 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     if (r->push_bad) return send_error(c, 400, "bad_data", "multipart/form-data without a boundary");
     if (r->push_nomem) return send_error(c, 503, "unavailable", "out of memory");
     if (r->pb.profile_len > WEB_MAX_PUSH_BODY) return send_error(c, 413, "bad_data", "profile: over the 16 MiB a push may carry");
-    job *j = new_job(w, strcmp(url, "/ingest") ? JOB_PUSH_CONNECT : JOB_PUSH, &p);
+    if (r->querier && r->pb.profile_len > WEB_QUERIER_MAX_BODY)
+      return send_error(c, 413, "bad_data", "a query API call carries at most 1 MiB");
+    job *j = new_job(w, r->querier ? JOB_QUERIER : strcmp(url, "/ingest") ? JOB_PUSH_CONNECT : JOB_PUSH, &p);
     if (!j) return send_error(c, 503, "unavailable", "out of memory");
+    if (r->querier && !(j->method = strdup(url + strlen(WEB_QUERIER_PREFIX)))) {
+      job_free(j);
+      return send_error(c, 503, "unavailable", "out of memory");
+    }
     j->pb = r->pb; /* the job owns the body now */
     memset(&r->pb, 0, sizeof r->pb);
     r->profile_cap = r->config_cap = 0;
@@ -609,7 +622,8 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     r->arrived = pp_clock_mono_ns();
     return submit(w, c, r, WEB_LANE_QUERY, j, url, false);
   }
-  if (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH)) return send_text(c, 405, "use POST\n");
+  if (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH) || !strncmp(url, WEB_QUERIER_PREFIX, strlen(WEB_QUERIER_PREFIX)))
+    return send_text(c, 405, "use POST\n");
   if (!strcmp(url, "/reload") || !strcmp(url, "/-/reload")) {
     if (!post) return send_text(c, 405, "use POST\n");
     job *j = new_job(w, JOB_RELOAD, NULL);
@@ -663,9 +677,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     r->arrived = pp_clock_mono_ns();
     client_address(c, r->addr, sizeof r->addr);
     *con_cls = r;
-    /* pushes are the one route that takes a body of any size (up to WEB_MAX_PUSH_BODY) */
-    r->push = !strcmp(method, "POST") && (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH));
-    size_t cap = r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;
+    /* pushes are the one route that takes a body of any size (up to WEB_MAX_PUSH_BODY); calls of
+     * the query API (Connect: the request is the body) take up to WEB_QUERIER_MAX_BODY */
+    r->querier = !strcmp(method, "POST") && !strncmp(url, WEB_QUERIER_PREFIX, strlen(WEB_QUERIER_PREFIX));
+    r->push = r->querier || (!strcmp(method, "POST") && (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH)));
+    size_t cap = r->querier ? WEB_QUERIER_MAX_BODY : r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
       char *end;
@@ -711,7 +727,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
       return MHD_YES;
     }
     r->body += *upload_size;
-    if (r->body > WEB_MAX_PUSH_BODY) return MHD_NO;
+    if (r->body > (r->querier ? WEB_QUERIER_MAX_BODY : WEB_MAX_PUSH_BODY)) return MHD_NO;
     /* a chunked body reserves as it comes (a Content-Length one did at its headers) */
     if (r->body > r->push_held && !push_reserve(w, r, r->body)) return MHD_NO;
     bool ok = r->pp ? MHD_post_process(r->pp, upload_data, *upload_size) == MHD_YES

@@ -16,6 +16,7 @@
 #include "../base/gz.h"
 #include "push.pb-c.h"
 #include "web_api.h"
+#include "web_connect.h"
 #include "web_json.h"
 
 /* ---- the name: APP{k=v,...} ------------------------------------------------------------------ */
@@ -367,23 +368,6 @@ void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body 
 
 /* ---- POST /push.v1.PusherService/Push (Connect, unary) --------------------------------------- */
 
-/* A Connect error: the JSON envelope and the status Connect gives its code. */
-static void connect_error(web_resp *out, unsigned status, const char *msg) {
-  const char *code = status == 400 || status == 413 ? "invalid_argument" : status == 503 ? "unavailable"
-                     : status == 501 ? "unimplemented" : status == 507 ? "resource_exhausted" : "internal";
-  unsigned http = status == 413 ? 400 : status == 507 ? 429 : status;
-  pp_buf b;
-  pp_buf_init(&b, 0);
-  pp_buf_puts(&b, "{\"code\":\"");
-  pp_buf_puts(&b, code);
-  pp_buf_puts(&b, "\",\"message\":");
-  web_json_str(&b, msg);
-  pp_buf_puts(&b, "}");
-  web_resp_buf(out, http, "application/json", &b);
-  pp_buf_free(&b);
-  if (http == 503) out->retry_after = 5;
-}
-
 /* One series of the request, whichever encoding it came in. */
 typedef struct push_series {
   const char *k[WEB_PUSH_MAX_LABELS], *v[WEB_PUSH_MAX_LABELS];
@@ -426,132 +410,60 @@ static unsigned series_src(const push_series *ps, push_src *src, char *why, size
   return 0;
 }
 
-static unsigned push_proto(const web_ctx *x, const uint8_t *body, size_t len, char *why, size_t whyn) {
-  /* protobuf-c's allocations from an arena with an eighth of the request's budget: a body of
-   * millions of empty messages fails as too large instead of taking the memory */
-  arena_budget pa;
-  arena_init(&pa.mem, x->budget / 8);
-  pa.exhausted = 0;
-  ProtobufCAllocator alloc = {.alloc = arena_budget_alloc, .free = arena_budget_free, .allocator_data = &pa};
-  Pushreq__PushRequest *rq = pushreq__push_request__unpack(&alloc, len, body);
+/* Every sample of the request, series by series: 0, or the status of the first that failed. */
+static unsigned push_request(const web_ctx *x, const Pushreq__PushRequest *rq, char *why, size_t whyn) {
   unsigned st = 0;
-  if (!rq) {
-    snprintf(why, whyn, pa.exhausted ? "the request needs more than an eighth of the query memory budget to decode"
-                                     : "not a push.v1.PushRequest (protobuf)");
-    st = 400;
-  }
-  for (size_t i = 0; rq && !st && i < rq->n_series; i++) {
+  for (size_t i = 0; !st && i < rq->n_series; i++) {
     const Pushreq__RawProfileSeries *se = rq->series[i];
     push_series ps = {.n = 0};
     if (se->n_labels > WEB_PUSH_MAX_LABELS) {
       snprintf(why, whyn, "series %zu: more than %d labels", i, WEB_PUSH_MAX_LABELS);
-      st = 400;
-      break;
+      return 400;
     }
     for (size_t j = 0; j < se->n_labels; j++) {
-      ps.k[ps.n] = se->labels[j]->name;
-      ps.v[ps.n++] = se->labels[j]->value;
+      /* a protojson label may lack either member: "" as protobuf's default */
+      ps.k[ps.n] = se->labels[j] && se->labels[j]->name ? se->labels[j]->name : "";
+      ps.v[ps.n++] = se->labels[j] && se->labels[j]->value ? se->labels[j]->value : "";
     }
     push_src src;
     if ((st = series_src(&ps, &src, why, whyn))) break;
-    for (size_t j = 0; !st && j < se->n_samples; j++)
+    for (size_t j = 0; !st && j < se->n_samples; j++) {
+      if (!se->samples[j]) continue;
       st = push_one(x, &src, se->samples[j]->raw_profile.data, se->samples[j]->raw_profile.len, why, whyn);
-  }
-  arena_free(&pa.mem);
-  return st;
-}
-
-static unsigned push_json(const web_ctx *x, const uint8_t *body, size_t len, char *why, size_t whyn) {
-  json_error_t je;
-  json_t *rq = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &je);
-  if (!rq) {
-    snprintf(why, whyn, "not JSON: %s (line %d)", je.text, je.line);
-    return 400;
-  }
-  unsigned st = 0;
-  json_t *series = json_object_get(rq, "series");
-  if (series && !json_is_array(series)) {
-    snprintf(why, whyn, "series: want an array");
-    st = 400;
-  }
-  for (size_t i = 0; !st && i < json_array_size(series); i++) {
-    json_t *se = json_array_get(series, i), *labels = json_object_get(se, "labels"), *samples = json_object_get(se, "samples");
-    push_series ps = {.n = 0};
-    if (json_array_size(labels) > WEB_PUSH_MAX_LABELS) {
-      snprintf(why, whyn, "series %zu: more than %d labels", i, WEB_PUSH_MAX_LABELS);
-      st = 400;
-      break;
-    }
-    for (size_t j = 0; j < json_array_size(labels); j++) {
-      const char *k = json_string_value(json_object_get(json_array_get(labels, j), "name"));
-      const char *v = json_string_value(json_object_get(json_array_get(labels, j), "value"));
-      ps.k[ps.n] = k ? k : "";
-      ps.v[ps.n++] = v ? v : "";
-    }
-    push_src src;
-    if ((st = series_src(&ps, &src, why, whyn))) break;
-    for (size_t j = 0; !st && j < json_array_size(samples); j++) {
-      json_t *sm = json_array_get(samples, j);
-      const char *b64 = json_string_value(json_object_get(sm, "rawProfile"));
-      if (!b64) b64 = json_string_value(json_object_get(sm, "raw_profile"));
-      char *raw = NULL;
-      size_t rlen = 0;
-      pp_err err = {0};
-      if (!b64 || pp_b64_decode(b64, "rawProfile", &raw, &rlen, &err) < 0) {
-        snprintf(why, whyn, "series %zu sample %zu: %s", i, j, b64 ? err.msg : "rawProfile: want base64 text");
-        st = 400;
-      } else {
-        st = push_one(x, &src, (const uint8_t *)raw, rlen, why, whyn);
-      }
-      free(raw);
     }
   }
-  json_decref(rq);
   return st;
 }
 
 void web_push_connect(const web_ctx *x, const web_push_body *b, web_resp *out) {
   char why[600];
   if (!x->h->push) {
-    connect_error(out, 501, "this collector does not take pushed profiles");
+    web_connect_error(out, "unimplemented", "this collector does not take pushed profiles");
     return;
   }
-  bool json = b->ctype && !strncasecmp(b->ctype, "application/json", 16);
-  if (!json && !(b->ctype && !strncasecmp(b->ctype, "application/proto", 17))) {
-    connect_error(out, 400, "Content-Type: want application/proto or application/json (Connect unary)");
-    return;
-  }
-  const uint8_t *body = b->profile;
-  size_t len = b->profile_len;
-  uint8_t *plain = NULL;
+  /* protobuf-c's allocations (and the JSON reader's) from an arena with an eighth of the
+   * request's budget: a body of millions of empty messages fails as too large instead of taking
+   * the memory */
+  arena_budget pa;
+  arena_init(&pa.mem, x->budget / 8);
+  pa.exhausted = 0;
+  ProtobufCMessage *m = NULL;
+  bool json = false;
   pp_err err = {0};
-  if (b->cenc && *b->cenc && strcasecmp(b->cenc, "identity")) {
-    if (strcasecmp(b->cenc, "gzip")) {
-      connect_error(out, 400, "Content-Encoding: only gzip and identity are taken");
-      return;
-    }
-    if (pp_gunzip(body, len, WEB_MAX_PUSH_BODY, &plain, &len, &err) < 0) {
-      snprintf(why, sizeof why, "gzip body: %s", err.msg);
-      connect_error(out, 400, why);
-      return;
-    }
-    body = plain;
+  if (web_connect_read(b->ctype, b->cenc, b->profile, b->profile_len, WEB_MAX_PUSH_BODY, &pushreq__push_request__descriptor,
+                       &pa, &json, &m, &err) < 0) {
+    web_connect_error(out, "invalid_argument", err.msg);
+    arena_free(&pa.mem);
+    return;
   }
-  unsigned st = json ? push_json(x, body, len, why, sizeof why) : push_proto(x, body, len, why, sizeof why);
-  free(plain);
+  unsigned st = push_request(x, (const Pushreq__PushRequest *)m, why, sizeof why);
+  arena_free(&pa.mem);
   if (st) {
-    connect_error(out, st, why);
+    web_connect_error(out, st == 400 || st == 413 ? "invalid_argument" : st == 503 ? "unavailable"
+                           : st == 507 ? "resource_exhausted" : "internal", why);
     return;
   }
   /* the empty PushResponse */
-  if (json) {
-    pp_buf ok;
-    pp_buf_init(&ok, 0);
-    pp_buf_puts(&ok, "{}");
-    web_resp_buf(out, 200, "application/json", &ok);
-    pp_buf_free(&ok);
-  } else {
-    out->status = 200;
-    out->ctype = "application/proto";
-  }
+  Pushreq__PushRequest empty = PUSHREQ__PUSH_REQUEST__INIT;
+  web_connect_answer(out, json, &empty.base);
 }

@@ -33,6 +33,7 @@ from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, decode_rende
 import labels
 import pgo_api
 import push
+import querier
 import web_load
 from peers import AuthTLSServer, Collector, DemoTarget, FaultServer, Prometheus, SeriesServer, free_port, http_req, stop_leftovers
 
@@ -1613,6 +1614,8 @@ PARTS.update(labels.PARTS)
 PARTS.update(pgo_api.PARTS)
 # profiles pushed by the pyroscope-go SDK (tests/collector/push.py)
 PARTS.update(push.PARTS)
+# Grafana's Pyroscope data source API (tests/collector/querier.py)
+PARTS.update(querier.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 # nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)

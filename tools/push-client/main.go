@@ -4,6 +4,7 @@
 //
 //	push-client -server URL [-app NAME] [-run 4s] [-upload-rate 1s] [-user U -password P]
 //	push-client -connect -out DIR -server URL [-app NAME] [-json] [-gzip] [-user U -password P]
+//	push-client -query METHOD -server URL [-json] [-user U -password P] [-req 'PROTOJSON'] [-out FILE]
 //
 // It burns CPU in burnCPU, allocates in allocate, contends a mutex in contend and blocks on a
 // channel in block, so every pushed type has samples, then flushes (every profile uploaded and
@@ -15,6 +16,14 @@
 // and the heap again marked as a delta profile; writes each to DIR/<sent_as>.pb.gz (the label
 // sent_as says which), pushes them in one request (protobuf, or protojson with -json;
 // gzip-compressed with -gzip) and exits 0 only if the push succeeded.
+//
+// With -query it is a client of Pyroscope's query API (querier.v1.QuerierService, query.go):
+// METHOD is ProfileTypes, LabelNames, LabelValues, Series, SelectMergeStacktraces,
+// SelectMergeProfile, SelectSeries or Diff; -req is its request in protojson (default {}); the
+// response goes to stdout as protojson on one line (-out FILE: SelectMergeProfile's profile
+// also to FILE, gzipped pprof). Exit 0 success, 2 bad METHOD or -req, 3 a Connect error sent
+// by the server ("connect error: CODE: MESSAGE" on stderr), 4 any other failure (connection
+// refused, an error response without a Connect error body, ...).
 package main
 
 import (
@@ -154,10 +163,15 @@ func main() {
 	user := flag.String("user", "", "Basic auth user")
 	password := flag.String("password", "", "Basic auth password")
 	viaConnect := flag.Bool("connect", false, "push through push.v1.PusherService/Push instead of the SDK")
-	out := flag.String("out", "", "with -connect: where to write what was pushed")
-	asJSON := flag.Bool("json", false, "with -connect: protojson instead of protobuf")
+	out := flag.String("out", "", "with -connect: where to write what was pushed; with -query SelectMergeProfile: file for the profile")
+	asJSON := flag.Bool("json", false, "with -connect or -query: protojson instead of protobuf")
 	gz := flag.Bool("gzip", false, "with -connect: gzip the request")
+	query := flag.String("query", "", "call querier.v1.QuerierService/METHOD instead")
+	reqJSON := flag.String("req", "{}", "with -query: the request in protojson")
 	flag.Parse()
+	if *query != "" {
+		os.Exit(runQuery(*query, *server, *reqJSON, *out, *user, *password, *asJSON))
+	}
 	if *viaConnect {
 		if err := connectPush(*server, *app, *out, *user, *password, *asJSON, *gz); err != nil {
 			fmt.Fprintln(os.Stderr, "push-client:", err)

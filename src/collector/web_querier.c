@@ -1,0 +1,1361 @@
+/* Pyroscope's query API on the store (see web_querier.h). */
+#include "web_querier.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/arena.h"
+#include "../base/htab.h"
+#include "../codec/pprof.h"
+#include "profile.pb-c.h"
+#include "querier.pb-c.h"
+#include "web_connect.h"
+#include "web_json.h"
+
+/* ---- profile types ---------------------------------------------------------------------------- */
+
+/* Our types as Pyroscope names them; prefix: the sample types a type offers ("" = all). */
+typedef struct qkind {
+  const char *type, *name, *period_type, *period_unit, *prefix;
+} qkind;
+
+static const qkind kinds[] = {
+    {"cpu", "process_cpu", "cpu", "nanoseconds", ""},
+    {"heap", "memory", "space", "bytes", "inuse_"},
+    {"allocs", "memory", "space", "bytes", "alloc_"},
+    {"goroutine", "goroutines", "goroutine", "count", ""},
+    {"mutex", "mutex", "contentions", "count", ""},
+    {"block", "block", "contentions", "count", ""},
+    {"threadcreate", "threadcreate", "threadcreate", "count", ""},
+};
+
+static const qkind *kind_of_type(const char *type) {
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+    if (!strcmp(kinds[i].type, type)) return &kinds[i];
+  return NULL;
+}
+
+/* A profile type id NAME:SAMPLE:UNIT:PERIOD_TYPE:PERIOD_UNIT to our type and sample type (into
+ * sample[n]); NULL when no type of ours is that. */
+static const qkind *parse_type_id(const char *id, char *sample, size_t n) {
+  char buf[512];
+  if (!id || strlen(id) >= sizeof buf) return NULL;
+  snprintf(buf, sizeof buf, "%s", id);
+  char *part[5], *save = NULL, *p = buf;
+  size_t k = 0;
+  for (; k < 5; k++) {
+    part[k] = p;
+    char *c = strchr(p, ':');
+    if (!c) break;
+    *c = '\0';
+    p = c + 1;
+  }
+  (void)save;
+  if (k != 4 || strchr(part[4], ':')) return NULL;
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    const qkind *q = &kinds[i];
+    if (!strcmp(q->name, part[0]) && !strncmp(part[1], q->prefix, strlen(q->prefix)) &&
+        !strcmp(q->period_type, part[3]) && !strcmp(q->period_unit, part[4]) && *part[1] && *part[2]) {
+      snprintf(sample, n, "%s", part[1]);
+      return q;
+    }
+  }
+  return NULL;
+}
+
+/* ---- selectors ------------------------------------------------------------------------------- */
+
+enum { OP_EQ, OP_NE, OP_RE, OP_NRE };
+
+struct web_querier_sel {
+  struct {
+    char *name, *value;
+    int op;
+    regex_t re;
+  } m[WEB_QUERIER_MAX_MATCHERS];
+  size_t n;
+};
+
+void web_querier_sel_free(web_querier_sel *s) {
+  if (!s) return;
+  for (size_t i = 0; i < s->n; i++) {
+    free(s->m[i].name);
+    free(s->m[i].value);
+    if (s->m[i].op == OP_RE || s->m[i].op == OP_NRE) regfree(&s->m[i].re);
+  }
+  free(s);
+}
+
+static const char *skip_ws(const char *p) {
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  return p;
+}
+
+/* A quoted string ("..", '..' or `..`, Go's escapes \\ \" \' \n \t \r in the first two) at *pp
+ * into a malloc'd *ret; NULL on error (why set). */
+static char *quoted(const char **pp, char *why, size_t whyn) {
+  const char *p = *pp;
+  char q = *p;
+  if (q != '"' && q != '\'' && q != '`') {
+    snprintf(why, whyn, "a label value must be quoted");
+    return NULL;
+  }
+  size_t cap = strlen(p) + 1, o = 0;
+  char *out = malloc(cap);
+  if (!out) {
+    snprintf(why, whyn, "out of memory");
+    return NULL;
+  }
+  for (p++; *p && *p != q; p++) {
+    if (*p == '\\' && q != '`') {
+      p++;
+      switch (*p) {
+      case '\\': case '"': case '\'': out[o++] = *p; break;
+      case 'n': out[o++] = '\n'; break;
+      case 't': out[o++] = '\t'; break;
+      case 'r': out[o++] = '\r'; break;
+      default:
+        snprintf(why, whyn, "unknown escape \\%c in a label value", *p ? *p : ' ');
+        free(out);
+        return NULL;
+      }
+    } else {
+      out[o++] = *p;
+    }
+  }
+  if (*p != q) {
+    snprintf(why, whyn, "a label value's quote is not closed");
+    free(out);
+    return NULL;
+  }
+  out[o] = '\0';
+  *pp = p + 1;
+  return out;
+}
+
+int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, size_t whyn) {
+  *ret = NULL;
+  if (!text) text = "";
+  if (strlen(text) > WEB_QUERIER_MAX_SELECTOR)
+    return snprintf(why, whyn, "a selector of over %d bytes", WEB_QUERIER_MAX_SELECTOR), -1;
+  web_querier_sel *s = calloc(1, sizeof *s);
+  if (!s) return snprintf(why, whyn, "out of memory"), -1;
+  const char *p = skip_ws(text);
+  if (!*p) {
+    *ret = s;
+    return 0;
+  }
+  if (*p != '{') goto syntax;
+  p = skip_ws(p + 1);
+  while (*p != '}') {
+    if (s->n == WEB_QUERIER_MAX_MATCHERS) {
+      snprintf(why, whyn, "more than %d matchers in a selector", WEB_QUERIER_MAX_MATCHERS);
+      goto fail;
+    }
+    const char *n0 = p;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) goto syntax;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.') p++;
+    size_t nl = (size_t)(p - n0);
+    p = skip_ws(p);
+    int op;
+    if (p[0] == '=' && p[1] == '~') op = OP_RE, p += 2;
+    else if (p[0] == '!' && p[1] == '~') op = OP_NRE, p += 2;
+    else if (p[0] == '!' && p[1] == '=') op = OP_NE, p += 2;
+    else if (p[0] == '=') op = OP_EQ, p += 1;
+    else goto syntax;
+    p = skip_ws(p);
+    char *v = quoted(&p, why, whyn);
+    if (!v) goto fail;
+    char *name = strndup(n0, nl);
+    if (!name) {
+      free(v);
+      snprintf(why, whyn, "out of memory");
+      goto fail;
+    }
+    if (op == OP_RE || op == OP_NRE) {
+      /* matched whole, as Prometheus does; backreferences (which make matching exponential) and
+       * patterns past the limit are refused */
+      size_t vl = strlen(v);
+      bool backref = false;
+      for (size_t i = 0; i + 1 < vl; i++)
+        if (v[i] == '\\') {
+          backref |= v[i + 1] >= '1' && v[i + 1] <= '9';
+          i++;
+        }
+      char *pat = vl <= WEB_QUERIER_MAX_REGEX && !backref ? malloc(vl + 5) : NULL;
+      int rc = -1;
+      if (pat) {
+        snprintf(pat, vl + 5, "^(%s)$", v);
+        rc = regcomp(&s->m[s->n].re, pat, REG_EXTENDED | REG_NOSUB);
+        free(pat);
+      }
+      if (rc != 0) {
+        snprintf(why, whyn, "%s: %.60s is not a regular expression this server takes (POSIX extended, at most %d bytes, "
+                 "no backreferences)", name, v, WEB_QUERIER_MAX_REGEX);
+        free(v);
+        free(name);
+        goto fail;
+      }
+    }
+    s->m[s->n].name = name;
+    s->m[s->n].value = v;
+    s->m[s->n].op = op;
+    s->n++;
+    p = skip_ws(p);
+    if (*p == ',') p = skip_ws(p + 1);
+    else if (*p != '}') goto syntax;
+  }
+  if (*skip_ws(p + 1)) goto syntax;
+  *ret = s;
+  return 0;
+syntax:
+  snprintf(why, whyn, "not a label selector ({name=\"value\", ...}) at byte %zu", (size_t)(p - text));
+fail:
+  web_querier_sel_free(s);
+  return -1;
+}
+
+bool web_querier_sel_match(const web_querier_sel *s, const char *const *k, const char *const *v, size_t n) {
+  for (size_t i = 0; i < s->n; i++) {
+    const char *val = "";
+    for (size_t j = 0; j < n; j++)
+      if (!strcmp(k[j], s->m[i].name)) val = v[j];
+    bool ok;
+    switch (s->m[i].op) {
+    case OP_EQ: ok = !strcmp(val, s->m[i].value); break;
+    case OP_NE: ok = strcmp(val, s->m[i].value) != 0; break;
+    case OP_RE: ok = regexec(&s->m[i].re, val, 0, NULL, 0) == 0; break;
+    default: ok = regexec(&s->m[i].re, val, 0, NULL, 0) != 0; break;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/* ---- the series model ------------------------------------------------------------------------ */
+
+/* One stored (series, type) seen through one of its sample types, with Pyroscope's labels
+ * (sorted by name). Strings live in the request's arena. */
+typedef struct vseries {
+  int64_t sid;
+  const qkind *k;
+  const char *id, *sample, *unit;
+  const char **lk, **lv;
+  size_t nl;
+} vseries;
+
+typedef struct qctx {
+  const web_ctx *x;
+  arena_budget a; /* the request and everything the answer points to */
+  bool json;
+  char why[700];
+  const char *code; /* Connect's code for why */
+} qctx;
+
+static int fail(qctx *q, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(qctx *q, const char *code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(q->why, sizeof q->why, fmt, ap);
+  va_end(ap);
+  q->code = code;
+  return -1;
+}
+
+static char *adup(qctx *q, const char *s) {
+  return arena_strndup(&q->a.mem, s, strlen(s));
+}
+
+static int cmp_label(const void *a, const void *b) {
+  const char *const *x = a, *const *y = b;
+  return strcmp(x[0], y[0]);
+}
+
+/* A stored series' labels as Pyroscope's, plus __name__ and __profile_type__ (id). */
+static int map_labels(qctx *q, const char *labels_json, const qkind *k, const char *id, vseries *v) {
+  json_t *o = web_json_load_labels(labels_json);
+  if (!o) return fail(q, "internal", "a series' labels are unreadable");
+  const char *ns = json_string_value(json_object_get(o, "__k8s_namespace"));
+  const char *svc = json_string_value(json_object_get(o, "__k8s_name"));
+  const char *sn = json_string_value(json_object_get(o, "service_name"));
+  const char *mon = json_string_value(json_object_get(o, "monitor"));
+  size_t cap = json_object_size(o) + 5, n = 0;
+  const char **pairs = arena_calloc(&q->a.mem, 2 * cap, sizeof *pairs);
+  char svcname[1200];
+  if (!pairs) goto nomem;
+  const char *key;
+  json_t *val;
+  json_object_foreach(o, key, val) {
+    if (!strncmp(key, "__", 2) || !json_is_string(val) || !*json_string_value(val)) continue;
+    if ((ns && !strcmp(key, "namespace")) || (svc && !strcmp(key, "service"))) continue; /* ours below win */
+    pairs[2 * n] = adup(q, key);
+    pairs[2 * n + 1] = adup(q, json_string_value(val));
+    if (!pairs[2 * n] || !pairs[2 * n + 1]) goto nomem;
+    n++;
+  }
+  if (ns && *ns) pairs[2 * n] = "namespace", pairs[2 * n + 1] = adup(q, ns), n++;
+  if (svc && *svc) pairs[2 * n] = "service", pairs[2 * n + 1] = adup(q, svc), n++;
+  if (!sn || !*sn) {
+    if (ns && *ns && svc && *svc) snprintf(svcname, sizeof svcname, "%s/%s", ns, svc);
+    else snprintf(svcname, sizeof svcname, "%s", svc && *svc ? svc : mon ? mon : "unknown_service");
+    pairs[2 * n] = "service_name", pairs[2 * n + 1] = adup(q, svcname), n++;
+  }
+  pairs[2 * n] = "__name__", pairs[2 * n + 1] = k->name, n++;
+  pairs[2 * n] = "__profile_type__", pairs[2 * n + 1] = id, n++;
+  for (size_t i = 0; i < 2 * n; i++)
+    if (!pairs[i]) goto nomem;
+  json_decref(o);
+  qsort(pairs, n, 2 * sizeof *pairs, cmp_label);
+  v->lk = arena_calloc(&q->a.mem, n ? n : 1, sizeof *v->lk);
+  v->lv = arena_calloc(&q->a.mem, n ? n : 1, sizeof *v->lv);
+  if (!v->lk || !v->lv) return fail(q, "resource_exhausted", "the series' labels need more memory than a query may take");
+  for (size_t i = 0; i < n; i++) v->lk[i] = pairs[2 * i], v->lv[i] = pairs[2 * i + 1];
+  v->nl = n;
+  return 0;
+nomem:
+  json_decref(o);
+  return fail(q, "resource_exhausted", "the series' labels need more memory than a query may take");
+}
+
+/* [start, end] in milliseconds as the store's nanoseconds (0 = unbounded). */
+static int range_ns(qctx *q, int64_t start, int64_t end, int64_t *from, int64_t *to) {
+  const int64_t max_ms = INT64_MAX / 1000000 - 1;
+  if (start < 0 || end < 0 || start > max_ms || end > max_ms)
+    return fail(q, "invalid_argument", "start and end: Unix milliseconds, 0 to %lld", (long long)max_ms);
+  if (end && start > end) return fail(q, "invalid_argument", "start is after end");
+  *from = start * 1000000;
+  *to = end ? end * 1000000 + 999999 : 0;
+  return 0;
+}
+
+/* Every series (of `type`, NULL = all) with profiles in [from, to], once per sample type. */
+static int list_vseries(qctx *q, const char *type, int64_t from, int64_t to, vseries **ret, size_t *ret_n) {
+  store_series_info *info = NULL;
+  size_t n = 0;
+  bool more = false;
+  pp_err err = {0};
+  if (store_list_series(q->x->h->st, NULL, 0, type, from, to, NULL, WEB_QUERIER_MAX_SERIES, &info, &n, &more, &err) < 0)
+    return fail(q, "internal", "%s", err.msg);
+  int r = 0;
+  if (more) {
+    r = fail(q, "resource_exhausted", "more than %d series have profiles in this range: narrow it", WEB_QUERIER_MAX_SERIES);
+    goto out;
+  }
+  size_t cap = 0, nv = 0;
+  for (size_t i = 0; i < n; i++) cap += 1 + (info[i].sample_types ? strlen(info[i].sample_types) : 0) / 2;
+  vseries *v = arena_calloc(&q->a.mem, cap ? cap : 1, sizeof *v);
+  if (!v) {
+    r = fail(q, "resource_exhausted", "the series in range need more memory than a query may take");
+    goto out;
+  }
+  for (size_t i = 0; i < n && r == 0; i++) {
+    const qkind *k = kind_of_type(info[i].type);
+    if (!k || !info[i].sample_types) continue;
+    char *types = adup(q, info[i].sample_types), *save = NULL;
+    if (!types) {
+      r = fail(q, "resource_exhausted", "the series in range need more memory than a query may take");
+      break;
+    }
+    for (char *t = strtok_r(types, ",", &save); t && r == 0; t = strtok_r(NULL, ",", &save)) {
+      char *unit = strchr(t, '/');
+      if (!unit || strncmp(t, k->prefix, strlen(k->prefix))) continue;
+      *unit++ = '\0';
+      char id[600];
+      snprintf(id, sizeof id, "%s:%s:%s:%s:%s", k->name, t, unit, k->period_type, k->period_unit);
+      vseries *e = &v[nv];
+      e->sid = info[i].series_id;
+      e->k = k;
+      e->sample = t;
+      e->unit = unit;
+      if (!(e->id = adup(q, id))) r = fail(q, "resource_exhausted", "the series in range need more memory than a query may take");
+      else if ((r = map_labels(q, info[i].labels_json, k, e->id, e)) == 0) nv++;
+    }
+  }
+  *ret = v;
+  *ret_n = nv;
+out:
+  store_series_free(info, n);
+  return r;
+}
+
+/* The selectors of a matchers list (all series when empty); *ret NULL-terminated. */
+static int parse_matchers(qctx *q, char **m, size_t n, web_querier_sel ***ret) {
+  if (n > WEB_QUERIER_MAX_MATCHERS) return fail(q, "invalid_argument", "more than %d matchers", WEB_QUERIER_MAX_MATCHERS);
+  web_querier_sel **s = calloc(n + 1, sizeof *s);
+  if (!s) return fail(q, "resource_exhausted", "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    char why[600];
+    if (web_querier_sel_parse(m[i], &s[i], why, sizeof why) < 0) {
+      for (size_t j = 0; j < i; j++) web_querier_sel_free(s[j]);
+      free(s);
+      return fail(q, "invalid_argument", "matchers[%zu]: %s", i, why);
+    }
+  }
+  *ret = s;
+  return 0;
+}
+
+static void free_matchers(web_querier_sel **s) {
+  for (size_t i = 0; s && s[i]; i++) web_querier_sel_free(s[i]);
+  free(s);
+}
+
+static bool match_any(web_querier_sel **s, const vseries *v) {
+  if (!s[0]) return true;
+  for (size_t i = 0; s[i]; i++)
+    if (web_querier_sel_match(s[i], v->lk, v->lv, v->nl)) return true;
+  return false;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Distinct strings (sorted), through a hash table; into *ret (arena) */
+typedef struct strset {
+  htab h;
+  const char **v;
+  size_t n, cap;
+} strset;
+
+static int strset_add(qctx *q, strset *s, const char *str) {
+  uint32_t idx;
+  int r = htab_intern(&s->h, str, strlen(str), &idx);
+  if (r < 0) return fail(q, "resource_exhausted", "out of memory");
+  if (r == 0) return 0;
+  if (s->n == s->cap) {
+    size_t nc = s->cap ? 2 * s->cap : 64;
+    const char **nv = realloc(s->v, nc * sizeof *nv);
+    if (!nv) return fail(q, "resource_exhausted", "out of memory");
+    s->v = nv;
+    s->cap = nc;
+  }
+  s->v[s->n++] = str;
+  return 0;
+}
+
+/* ---- the selection of a profile type --------------------------------------------------------- */
+
+typedef struct qpick {
+  const qkind *k;
+  char sample[256];
+  char *ids; /* JSON array of the series ids, for STORE_MATCH_IDS */
+  size_t nseries;
+  vseries *v; /* every series of the type in range (matching or not) */
+  size_t nv;
+  bool *hit; /* v[i] matches */
+  int64_t from, to;
+} qpick;
+
+static int pick(qctx *q, const char *type_id, const char *selector, int64_t start, int64_t end, qpick *p) {
+  memset(p, 0, sizeof *p);
+  if (!(p->k = parse_type_id(type_id, p->sample, sizeof p->sample)))
+    return fail(q, "invalid_argument", "profile_typeID %.200s: not a profile type this collector has (ProfileTypes lists them)",
+                type_id ? type_id : "");
+  if (range_ns(q, start, end, &p->from, &p->to) < 0) return -1;
+  web_querier_sel *sel;
+  char why[600];
+  if (web_querier_sel_parse(selector, &sel, why, sizeof why) < 0) return fail(q, "invalid_argument", "label_selector: %s", why);
+  int r = list_vseries(q, p->k->type, p->from, p->to, &p->v, &p->nv);
+  pp_buf ids;
+  pp_buf_init(&ids, 0);
+  pp_buf_put(&ids, "[", 1);
+  if (r == 0 && !(p->hit = arena_calloc(&q->a.mem, p->nv ? p->nv : 1, sizeof *p->hit)))
+    r = fail(q, "resource_exhausted", "out of memory");
+  for (size_t i = 0; r == 0 && i < p->nv; i++) {
+    if (strcmp(p->v[i].id, type_id) || !web_querier_sel_match(sel, p->v[i].lk, p->v[i].lv, p->v[i].nl)) continue;
+    p->hit[i] = true;
+    pp_buf_printf(&ids, "%s%lld", p->nseries++ ? "," : "", (long long)p->v[i].sid);
+  }
+  pp_buf_put(&ids, "]", 1);
+  if (r == 0 && (ids.failed || !(p->ids = arena_strndup(&q->a.mem, ids.p, ids.len))))
+    r = fail(q, "resource_exhausted", "out of memory");
+  pp_buf_free(&ids);
+  web_querier_sel_free(sel);
+  return r;
+}
+
+/* The merged profile of a pick and the column of its sample type; *ret NULL when nothing matched. */
+static int merged(qctx *q, const qpick *p, size_t budget, pprof_profile **ret, int *si) {
+  *ret = NULL;
+  if (!p->nseries) return 0;
+  store_matcher m = {STORE_MATCH_IDS, p->ids};
+  pp_err err = {0};
+  size_t count = 0;
+  int r = store_merged_info(q->x->h->st, &m, 1, p->k->type, p->from, p->to, STORE_AGG_DEFAULT, WEB_MAX_RECORDS, budget, ret,
+                            &count, NULL, &err);
+  if (r == PP_EUSAGE) return 0;
+  if (r == PP_ELIMIT)
+    return fail(q, "resource_exhausted", "merging the profiles needs more than this query's memory budget of %.1f MiB "
+                "(--web-query-memory): narrow the selection [%s]", (double)budget / 1048576, err.msg);
+  if (r < 0) return fail(q, "internal", "%s", err.msg);
+  if ((*si = pprof_sample_index(*ret, p->sample, &err)) < 0) {
+    pprof_free(*ret);
+    *ret = NULL;
+    return fail(q, "invalid_argument", "%s", err.msg);
+  }
+  return 0;
+}
+
+static int stack_selector_ok(qctx *q, const Qv1__StackTraceSelector *s, bool pgo_ok) {
+  if (s && s->n_call_site) return fail(q, "unimplemented", "stack_trace_selector.call_site is not supported");
+  if (s && s->go_pgo && !pgo_ok) return fail(q, "unimplemented", "stack_trace_selector.go_pgo is only taken by SelectMergeProfile");
+  return 0;
+}
+
+/* ---- flame graphs ------------------------------------------------------------------------------ */
+
+typedef struct fnode {
+  int64_t total[2], self[2];
+  uint32_t name;  /* index into the answer's names */
+  uint32_t kid0;  /* first child in kids[], and how many */
+  uint32_t nkids;
+} fnode;
+
+typedef struct lvl {
+  int64_t *v;
+  size_t n, cap;
+  int64_t end[2]; /* per input: where the level's last node so far ends */
+} lvl;
+
+static bool lvl_push(lvl *l, const int64_t *v, size_t n) {
+  if (l->n + n > l->cap) {
+    size_t nc = l->cap ? 2 * l->cap : 64;
+    while (nc < l->n + n) nc *= 2;
+    int64_t *nv = realloc(l->v, nc * sizeof *nv);
+    if (!nv) return false;
+    l->v = nv;
+    l->cap = nc;
+  }
+  memcpy(l->v + l->n, v, n * sizeof *v);
+  l->n += n;
+  return true;
+}
+
+static int cmp_kid(const void *a, const void *b, void *tree) {
+  const pprof_multitree *sort_tree = tree;
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  /* "other" (UINT32_MAX) last; else by name, as Pyroscope orders a flame graph's frames */
+  if (x == UINT32_MAX || y == UINT32_MAX) return (x == UINT32_MAX) - (y == UINT32_MAX);
+  int c = strcmp(sort_tree->names[x], sort_tree->names[y]);
+  return c ? c : (x > y) - (x < y);
+}
+
+static int cmp_by_weight(const void *a, const void *b, void *weights) {
+  const int64_t *sort_w = weights;
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  if (sort_w[x] != sort_w[y]) return sort_w[x] > sort_w[y] ? -1 : 1;
+  return (x > y) - (x < y);
+}
+
+/* The tree as Pyroscope's flame graph levels: per level, per node left to right, [offset from
+ * the previous node's end, total, self] per input, then the name's index. Nodes beyond the
+ * max_nodes largest (by total over the inputs) are summed into one "other" child of their
+ * parent. names[0] is "total", the root. */
+static int flame(qctx *q, const pprof_multitree *t, size_t nin, size_t max_nodes, char ***ret_names, size_t *ret_nnames,
+                 Qv1__Level ***ret_levels, size_t *ret_nlevels, int64_t *ret_max_self) {
+  size_t n = t->nnodes;
+  int r = 0;
+  int64_t *w = malloc((n ? n : 1) * sizeof *w);
+  uint32_t *kids = malloc((2 * n + 1) * sizeof *kids), *cnt = calloc(n + 1, sizeof *cnt);
+  bool *keep = malloc(n ? n : 1);
+  fnode *fn = calloc(2 * n + 1, sizeof *fn); /* the tree's nodes, then one "other" per parent */
+  lvl *lv = NULL;
+  size_t nlv = 0, nfn = n;
+  uint32_t *stack = NULL, *other = NULL;
+  htab names;
+  memset(&names, 0, sizeof names);
+  if (!w || !kids || !cnt || !keep || !fn || htab_init(&names, 256, 0) < 0) goto nomem;
+  for (size_t i = 0; i < n; i++) {
+    w[i] = 0;
+    for (size_t k = 0; k < nin; k++) w[i] += llabs(t->total[i * nin + k]);
+  }
+  /* the max_nodes heaviest, ties to the earlier node (a parent comes before its children and
+   * weighs at least as much, so a kept node's parent is kept too) */
+  for (size_t i = 0; i < n; i++) keep[i] = n <= max_nodes;
+  if (n > max_nodes) {
+    uint32_t *ord = malloc(n * sizeof *ord);
+    if (!ord) goto nomem;
+    for (size_t i = 0; i < n; i++) ord[i] = (uint32_t)i;
+    qsort_r(ord, n, sizeof *ord, cmp_by_weight, w);
+    for (size_t i = 0; i < max_nodes; i++) keep[ord[i]] = true;
+    free(ord);
+  }
+  for (size_t i = 1; i < n; i++) keep[i] = keep[i] && keep[t->parent[i]];
+  if (!(other = malloc((n ? n : 1) * sizeof *other))) goto nomem;
+  for (size_t i = 0; i < n; i++) other[i] = UINT32_MAX;
+  for (size_t i = 0; i < n; i++) {
+    fn[i].name = UINT32_MAX;
+    for (size_t k = 0; k < nin; k++) fn[i].total[k] = t->total[i * nin + k], fn[i].self[k] = t->self[i * nin + k];
+  }
+  /* children: counted per parent (an "other" counts once), then filled */
+  for (size_t i = 1; i < n; i++) {
+    uint32_t pa = t->parent[i];
+    if (!keep[pa]) continue;
+    if (keep[i]) {
+      cnt[pa]++;
+    } else {
+      if (other[pa] == UINT32_MAX) {
+        other[pa] = (uint32_t)nfn;
+        memset(&fn[nfn], 0, sizeof fn[nfn]);
+        fn[nfn].name = UINT32_MAX - 1;
+        nfn++;
+        cnt[pa]++;
+      }
+      for (size_t k = 0; k < nin; k++) fn[other[pa]].total[k] += fn[i].total[k], fn[other[pa]].self[k] += fn[i].total[k];
+    }
+  }
+  uint32_t off = 0;
+  for (size_t i = 0; i < n; i++) fn[i].kid0 = off, off += cnt[i], cnt[i] = 0;
+  for (size_t i = 1; i < n; i++) {
+    uint32_t pa = t->parent[i];
+    if (keep[pa] && keep[i]) kids[fn[pa].kid0 + cnt[pa]++] = (uint32_t)i;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (keep[i] && other[i] != UINT32_MAX) kids[fn[i].kid0 + cnt[i]++] = other[i];
+  for (size_t i = 0; i < n; i++) {
+    fn[i].nkids = cnt[i];
+    /* "other" sorts last: its index is past the tree's, name UINT32_MAX - 1 */
+    for (uint32_t j = 0; j < cnt[i]; j++)
+      if (kids[fn[i].kid0 + j] >= n) kids[fn[i].kid0 + j] = UINT32_MAX;
+    qsort_r(kids + fn[i].kid0, cnt[i], sizeof *kids, cmp_kid, (void *)t);
+    for (uint32_t j = 0; j < cnt[i]; j++)
+      if (kids[fn[i].kid0 + j] == UINT32_MAX) kids[fn[i].kid0 + j] = other[i];
+  }
+  /* depth-first, leftmost first: within a level, nodes come left to right */
+  if (!(stack = malloc((nfn + 1) * sizeof *stack))) goto nomem;
+  int64_t *x = calloc((nfn + 1) * 2, sizeof *x); /* each node's left edge, per input */
+  uint32_t *depth = calloc(nfn + 1, sizeof *depth);
+  if (!x || !depth) {
+    free(x);
+    free(depth);
+    goto nomem;
+  }
+  size_t sp = 0;
+  stack[sp++] = 0;
+  int64_t max_self = 0;
+  while (sp && r == 0) {
+    uint32_t i = stack[--sp];
+    uint32_t d = depth[i];
+    if (d >= nlv) {
+      lvl *nl = realloc(lv, (d + 1) * sizeof *nl);
+      if (!nl) {
+        r = -1;
+        break;
+      }
+      lv = nl;
+      memset(lv + nlv, 0, (d + 1 - nlv) * sizeof *lv);
+      nlv = d + 1;
+    }
+    const char *nm = i == 0 ? "total" : i >= n ? "other" : t->names[i];
+    uint32_t ni;
+    if (htab_intern(&names, nm, strlen(nm), &ni) < 0) {
+      r = -1;
+      break;
+    }
+    int64_t vals[7];
+    size_t nv = 0;
+    for (size_t k = 0; k < nin; k++) {
+      /* offsets are relative to the end of the level's previous node */
+      vals[nv++] = x[2 * i + k] - lv[d].end[k];
+      lv[d].end[k] = x[2 * i + k] + fn[i].total[k];
+      vals[nv++] = fn[i].total[k];
+      vals[nv++] = fn[i].self[k];
+      if (fn[i].self[k] > max_self) max_self = fn[i].self[k];
+    }
+    vals[nv++] = ni;
+    if (!lvl_push(&lv[d], vals, nv)) {
+      r = -1;
+      break;
+    }
+    /* children's left edges: the parent's, then each after its elder siblings; pushed in
+     * reverse so the leftmost is next */
+    int64_t cx[2] = {x[2 * i], x[2 * i + 1]};
+    for (uint32_t j = 0; j < fn[i].nkids; j++) {
+      uint32_t c = kids[fn[i].kid0 + j];
+      depth[c] = d + 1;
+      for (size_t k = 0; k < nin; k++) x[2 * c + k] = cx[k], cx[k] += fn[c].total[k];
+    }
+    for (uint32_t j = fn[i].nkids; j-- > 0;) stack[sp++] = kids[fn[i].kid0 + j];
+  }
+  free(x);
+  free(depth);
+  if (r < 0) goto nomem;
+  /* into the answer (the arena) */
+  char **nv = arena_calloc(&q->a.mem, names.count ? names.count : 1, sizeof *nv);
+  Qv1__Level **lp = arena_calloc(&q->a.mem, nlv ? nlv : 1, sizeof *lp);
+  if (!nv || !lp) goto nomem;
+  for (uint32_t i = 0; i < names.count; i++) {
+    size_t len;
+    const char *k = htab_key(&names, i, &len);
+    if (!(nv[i] = arena_strndup(&q->a.mem, k, len))) goto nomem;
+  }
+  for (size_t d = 0; d < nlv; d++) {
+    Qv1__Level *l = arena_alloc(&q->a.mem, sizeof *l);
+    int64_t *vals = arena_alloc(&q->a.mem, (lv[d].n ? lv[d].n : 1) * sizeof *vals);
+    if (!l || !vals) goto nomem;
+    qv1__level__init(l);
+    memcpy(vals, lv[d].v, lv[d].n * sizeof *vals);
+    l->n_values = lv[d].n;
+    l->values = vals;
+    lp[d] = l;
+  }
+  *ret_names = nv;
+  *ret_nnames = names.count;
+  *ret_levels = lp;
+  *ret_nlevels = nlv;
+  *ret_max_self = max_self;
+  goto out;
+nomem:
+  r = fail(q, "resource_exhausted", "the flame graph needs more memory than this query may take");
+out:
+  for (size_t d = 0; d < nlv; d++) free(lv[d].v);
+  free(lv);
+  free(w);
+  free(kids);
+  free(cnt);
+  free(keep);
+  free(fn);
+  free(stack);
+  free(other);
+  htab_free(&names);
+  return r;
+}
+
+static size_t node_limit(qctx *q, int64_t max_nodes, bool *bad) {
+  if (max_nodes < 0 || max_nodes > 200000) *bad = true;
+  return max_nodes > 0 ? (size_t)max_nodes : 16384;
+}
+
+/* The flame graph of profiles ps (one, or left and right), into the answer's fields. */
+static int flame_of(qctx *q, pprof_profile **ps, const int *si, size_t nin, size_t max_nodes, char ***names, size_t *nnames,
+                    Qv1__Level ***levels, size_t *nlevels, int64_t *max_self, int64_t ticks[2]) {
+  pprof_multitree t;
+  memset(&t, 0, sizeof t);
+  pp_err err = {0};
+  /* an input without data (nothing matched) is an empty profile of the other's type */
+  pprof_profile *empty = NULL;
+  const pprof_profile *in[2] = {NULL, NULL};
+  int sis[2] = {0, 0};
+  for (size_t k = 0; k < nin; k++) {
+    in[k] = ps[k];
+    sis[k] = si[k];
+    ticks[k] = 0;
+  }
+  for (size_t k = 0; k < nin; k++)
+    if (!in[k]) {
+      const pprof_profile *o = nin == 2 ? ps[1 - k] : NULL;
+      if (!o) {
+        /* nothing at all: the empty flame graph */
+        char **nm = arena_alloc(&q->a.mem, sizeof *nm);
+        Qv1__Level **lp = arena_alloc(&q->a.mem, sizeof *lp);
+        Qv1__Level *l = arena_alloc(&q->a.mem, sizeof *l);
+        int64_t *v = arena_calloc(&q->a.mem, 3 * nin + 1, sizeof *v);
+        if (!nm || !lp || !l || !v) return fail(q, "resource_exhausted", "out of memory");
+        nm[0] = "total";
+        qv1__level__init(l);
+        l->n_values = 3 * nin + 1;
+        l->values = v;
+        lp[0] = l;
+        *names = nm, *nnames = 1, *levels = lp, *nlevels = 1, *max_self = 0;
+        return 0;
+      }
+      if (!empty && pprof_merge((pprof_profile *const *)&o, 1, &empty, &err) == 0) {
+        for (size_t s = 0; s < empty->nsample; s++)
+          for (size_t c = 0; c < empty->nsample_type; c++) empty->sample[s].value[c] = 0;
+      }
+      if (!empty) return fail(q, "resource_exhausted", "out of memory");
+      in[k] = empty;
+      sis[k] = si[1 - k];
+    }
+  int r = pprof_multitree_compute(in, sis, nin, 16u << 20, &t, &err);
+  if (r < 0) {
+    pprof_free(empty);
+    return fail(q, r == PP_ELIMIT ? "resource_exhausted" : "internal", "%s", err.msg);
+  }
+  for (size_t k = 0; k < nin; k++) ticks[k] = t.total[k];
+  r = flame(q, &t, nin, max_nodes, names, nnames, levels, nlevels, max_self);
+  pprof_multitree_release(&t);
+  pprof_free(empty);
+  return r;
+}
+
+/* ---- the methods --------------------------------------------------------------------------------- */
+
+static int do_profile_types(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) {
+  const Qv1__ProfileTypesRequest *rq = (const void *)in;
+  int64_t from, to;
+  vseries *v;
+  size_t n;
+  if (range_ns(q, rq->start, rq->end, &from, &to) < 0 || list_vseries(q, NULL, from, to, &v, &n) < 0) return -1;
+  strset s = {0};
+  int r = htab_init(&s.h, 64, 0) < 0 ? fail(q, "resource_exhausted", "out of memory") : 0;
+  for (size_t i = 0; i < n && r == 0; i++) r = strset_add(q, &s, v[i].id);
+  Qv1__ProfileTypesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
+  Qv1__ProfileType **pt = arena_calloc(&q->a.mem, s.n ? s.n : 1, sizeof *pt), *e = arena_calloc(&q->a.mem, s.n ? s.n : 1, sizeof *e);
+  if (r == 0 && (!res || !pt || !e)) r = fail(q, "resource_exhausted", "out of memory");
+  if (r == 0) {
+    qsort(s.v, s.n, sizeof *s.v, cmp_str);
+    qv1__profile_types_response__init(res);
+    for (size_t i = 0; i < s.n && r == 0; i++) {
+      qv1__profile_type__init(&e[i]);
+      char *id = adup(q, s.v[i]), *f[5];
+      if (!id) {
+        r = fail(q, "resource_exhausted", "out of memory");
+        break;
+      }
+      e[i].id = (char *)s.v[i];
+      /* the id's five parts, split in a copy */
+      for (size_t k = 0; k < 5; k++) {
+        f[k] = id;
+        char *c = strchr(id, ':');
+        if (c) *c = '\0', id = c + 1;
+      }
+      e[i].name = f[0], e[i].sample_type = f[1], e[i].sample_unit = f[2], e[i].period_type = f[3], e[i].period_unit = f[4];
+      pt[i] = &e[i];
+    }
+    res->n_profile_types = s.n;
+    res->profile_types = pt;
+    *out = &res->base;
+  }
+  htab_free(&s.h);
+  free(s.v);
+  return r;
+}
+
+/* LabelNames (name NULL) and LabelValues (the values of name). */
+static int do_label_names_values(qctx *q, char **matchers, size_t nm, int64_t start, int64_t end, const char *name,
+                                 ProtobufCMessage **out) {
+  int64_t from, to;
+  vseries *v;
+  size_t n;
+  web_querier_sel **sel;
+  if (name && !*name) return fail(q, "invalid_argument", "name: want a label name");
+  if (range_ns(q, start, end, &from, &to) < 0 || parse_matchers(q, matchers, nm, &sel) < 0) return -1;
+  if (list_vseries(q, NULL, from, to, &v, &n) < 0) {
+    free_matchers(sel);
+    return -1;
+  }
+  strset s = {0};
+  int r = htab_init(&s.h, 64, 0) < 0 ? fail(q, "resource_exhausted", "out of memory") : 0;
+  for (size_t i = 0; i < n && r == 0; i++) {
+    if (!match_any(sel, &v[i])) continue;
+    for (size_t j = 0; j < v[i].nl && r == 0; j++)
+      if (!name) r = strset_add(q, &s, v[i].lk[j]);
+      else if (!strcmp(v[i].lk[j], name)) r = strset_add(q, &s, v[i].lv[j]);
+  }
+  free_matchers(sel);
+  Qv1__NamesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
+  char **names = arena_calloc(&q->a.mem, s.n ? s.n : 1, sizeof *names);
+  if (r == 0 && (!res || !names)) r = fail(q, "resource_exhausted", "out of memory");
+  if (r == 0) {
+    qsort(s.v, s.n, sizeof *s.v, cmp_str);
+    qv1__names_response__init(res);
+    for (size_t i = 0; i < s.n; i++) names[i] = (char *)s.v[i];
+    res->n_names = s.n;
+    res->names = names;
+    *out = &res->base;
+  }
+  htab_free(&s.h);
+  free(s.v);
+  return r;
+}
+
+static int do_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) {
+  const Qv1__SeriesRequest *rq = (const void *)in;
+  int64_t from, to;
+  vseries *v;
+  size_t n;
+  web_querier_sel **sel;
+  if (rq->n_label_names > 64) return fail(q, "invalid_argument", "more than 64 label_names");
+  if (range_ns(q, rq->start, rq->end, &from, &to) < 0 || parse_matchers(q, rq->matchers, rq->n_matchers, &sel) < 0) return -1;
+  if (list_vseries(q, NULL, from, to, &v, &n) < 0) {
+    free_matchers(sel);
+    return -1;
+  }
+  /* each series' label set (restricted to label_names), once: keyed by its text */
+  strset s = {0};
+  int r = htab_init(&s.h, 64, 0) < 0 ? fail(q, "resource_exhausted", "out of memory") : 0;
+  size_t *first = NULL, nfirst = 0; /* the vseries giving each distinct set */
+  pp_buf key;
+  pp_buf_init(&key, 0);
+  for (size_t i = 0; i < n && r == 0; i++) {
+    if (!match_any(sel, &v[i])) continue;
+    pp_buf_clear(&key);
+    for (size_t j = 0; j < v[i].nl; j++) {
+      bool want = !rq->n_label_names;
+      for (size_t k = 0; k < rq->n_label_names && !want; k++) want = !strcmp(rq->label_names[k], v[i].lk[j]);
+      if (!want) continue;
+      pp_buf_put(&key, v[i].lk[j], strlen(v[i].lk[j]) + 1);
+      pp_buf_put(&key, v[i].lv[j], strlen(v[i].lv[j]) + 1);
+    }
+    if (key.failed) r = fail(q, "resource_exhausted", "out of memory");
+    uint32_t idx;
+    int in_new = r == 0 ? htab_intern(&s.h, key.p ? key.p : "", key.len, &idx) : 0;
+    if (in_new < 0) r = fail(q, "resource_exhausted", "out of memory");
+    if (in_new == 1 && key.len) {
+      size_t *nf = realloc(first, (nfirst + 1) * sizeof *nf);
+      if (!nf) r = fail(q, "resource_exhausted", "out of memory");
+      else first = nf, first[nfirst++] = i;
+    }
+  }
+  pp_buf_free(&key);
+  free_matchers(sel);
+  htab_free(&s.h);
+  Qv1__SeriesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
+  Qv1__Labels **sets = arena_calloc(&q->a.mem, nfirst ? nfirst : 1, sizeof *sets);
+  if (r == 0 && (!res || !sets)) r = fail(q, "resource_exhausted", "out of memory");
+  for (size_t i = 0; i < nfirst && r == 0; i++) {
+    const vseries *e = &v[first[i]];
+    Qv1__Labels *l = arena_alloc(&q->a.mem, sizeof *l);
+    Qv1__LabelPair **pp = arena_calloc(&q->a.mem, e->nl ? e->nl : 1, sizeof *pp);
+    Qv1__LabelPair *pv = arena_calloc(&q->a.mem, e->nl ? e->nl : 1, sizeof *pv);
+    if (!l || !pp || !pv) {
+      r = fail(q, "resource_exhausted", "out of memory");
+      break;
+    }
+    qv1__labels__init(l);
+    for (size_t j = 0; j < e->nl; j++) {
+      bool want = !rq->n_label_names;
+      for (size_t k = 0; k < rq->n_label_names && !want; k++) want = !strcmp(rq->label_names[k], e->lk[j]);
+      if (!want) continue;
+      qv1__label_pair__init(&pv[l->n_labels]);
+      pv[l->n_labels].name = (char *)e->lk[j];
+      pv[l->n_labels].value = (char *)e->lv[j];
+      pp[l->n_labels] = &pv[l->n_labels];
+      l->n_labels++;
+    }
+    l->labels = pp;
+    sets[i] = l;
+  }
+  free(first);
+  if (r < 0) return r;
+  qv1__series_response__init(res);
+  res->n_labels_set = nfirst;
+  res->labels_set = sets;
+  *out = &res->base;
+  return 0;
+}
+
+/* One side of a flame graph request: its pick and merged profile. */
+static int stacktraces_side(qctx *q, const Qv1__SelectMergeStacktracesRequest *rq, size_t budget, qpick *p,
+                            pprof_profile **pr, int *si) {
+  *pr = NULL;
+  if (rq->format > 1) return fail(q, "unimplemented", "format %d: only the flame graph (PROFILE_FORMAT_FLAMEGRAPH) is served", rq->format);
+  if (rq->n_profile_id_selector) return fail(q, "unimplemented", "profile_id_selector is not supported");
+  if (stack_selector_ok(q, rq->stack_trace_selector, false) < 0) return -1;
+  if (pick(q, rq->profile_typeid, rq->label_selector, rq->start, rq->end, p) < 0) return -1;
+  return merged(q, p, budget, pr, si);
+}
+
+static int do_stacktraces(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) {
+  const Qv1__SelectMergeStacktracesRequest *rq = (const void *)in;
+  bool bad = false;
+  size_t max_nodes = node_limit(q, rq->max_nodes, &bad);
+  if (bad) return fail(q, "invalid_argument", "max_nodes: 1..200000 (default 16384)");
+  qpick p;
+  pprof_profile *pr;
+  int si = 0;
+  if (stacktraces_side(q, rq, q->x->budget, &p, &pr, &si) < 0) return -1;
+  Qv1__SelectMergeStacktracesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
+  Qv1__FlameGraph *fg = arena_alloc(&q->a.mem, sizeof *fg);
+  if (!res || !fg) {
+    pprof_free(pr);
+    return fail(q, "resource_exhausted", "out of memory");
+  }
+  qv1__select_merge_stacktraces_response__init(res);
+  qv1__flame_graph__init(fg);
+  int64_t ticks[2];
+  int r = flame_of(q, &pr, &si, 1, max_nodes, &fg->names, &fg->n_names, &fg->levels, &fg->n_levels, &fg->max_self, ticks);
+  pprof_free(pr);
+  if (r < 0) return r;
+  fg->total = ticks[0];
+  res->flamegraph = fg;
+  *out = &res->base;
+  return 0;
+}
+
+static int do_diff(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) {
+  const Qv1__DiffRequest *rq = (const void *)in;
+  if (!rq->left || !rq->right) return fail(q, "invalid_argument", "left and right: both selections are needed");
+  bool bad = false;
+  size_t max_nodes = node_limit(q, rq->left->max_nodes > rq->right->max_nodes ? rq->left->max_nodes : rq->right->max_nodes, &bad);
+  if (bad) return fail(q, "invalid_argument", "max_nodes: 1..200000 (default 16384)");
+  qpick pl, pr_;
+  pprof_profile *ps[2] = {NULL, NULL};
+  int si[2] = {0, 0};
+  int r = stacktraces_side(q, rq->left, q->x->budget, &pl, &ps[0], &si[0]);
+  size_t used = ps[0] ? ps[0]->mem.reserved : 0;
+  if (r == 0 && used >= q->x->budget) r = fail(q, "resource_exhausted", "the left selection took this query's whole memory budget");
+  if (r == 0) r = stacktraces_side(q, rq->right, q->x->budget - used, &pr_, &ps[1], &si[1]);
+  if (r == 0 && ps[0] && ps[1] &&
+      strcmp(pprof_str(ps[0], ps[0]->sample_type[si[0]].unit), pprof_str(ps[1], ps[1]->sample_type[si[1]].unit)))
+    r = fail(q, "invalid_argument", "left and right have different units");
+  Qv1__DiffResponse *res = arena_alloc(&q->a.mem, sizeof *res);
+  Qv1__FlameGraphDiff *fg = arena_alloc(&q->a.mem, sizeof *fg);
+  if (r == 0 && (!res || !fg)) r = fail(q, "resource_exhausted", "out of memory");
+  int64_t ticks[2] = {0, 0};
+  if (r == 0) {
+    qv1__diff_response__init(res);
+    qv1__flame_graph_diff__init(fg);
+    r = flame_of(q, ps, si, 2, max_nodes, &fg->names, &fg->n_names, &fg->levels, &fg->n_levels, &fg->max_self, ticks);
+  }
+  pprof_free(ps[0]);
+  pprof_free(ps[1]);
+  if (r < 0) return r;
+  fg->total = ticks[0] + ticks[1];
+  fg->leftticks = ticks[0];
+  fg->rightticks = ticks[1];
+  res->flamegraph = fg;
+  *out = &res->base;
+  return 0;
+}
+
+static int do_merge_profile(qctx *q, const ProtobufCMessage *in, web_resp *out) {
+  const Qv1__SelectMergeProfileRequest *rq = (const void *)in;
+  if (rq->n_profile_id_selector) return fail(q, "unimplemented", "profile_id_selector is not supported");
+  if (stack_selector_ok(q, rq->stack_trace_selector, true) < 0) return -1;
+  qpick p;
+  pprof_profile *pr = NULL;
+  int si = 0;
+  if (pick(q, rq->profile_typeid, rq->label_selector, rq->start, rq->end, &p) < 0 || merged(q, &p, q->x->budget, &pr, &si) < 0)
+    return -1;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  pp_err err = {0};
+  int r = 0;
+  if (pr) {
+    /* the one sample type asked for, as Pyroscope answers */
+    if (si >= 64) r = fail(q, "invalid_argument", "the sample type is past the 64 a profile may select from");
+    else pprof_keep_types(pr, (uint64_t)1 << si);
+    const Qv1__GoPGO *g = rq->stack_trace_selector ? rq->stack_trace_selector->go_pgo : NULL;
+    if (r == 0 && g) {
+      pprof_pgo_opts o = {.keep_locations = g->keep_locations, .aggregate_callees = g->aggregate_callees};
+      pprof_profile *trimmed = NULL;
+      size_t used = pr->mem.reserved;
+      int tr = used < q->x->budget ? pprof_pgo_trim(pr, &o, q->x->budget - used, &trimmed, &err) : PP_ELIMIT;
+      if (tr < 0) r = fail(q, tr == PP_ELIMIT ? "resource_exhausted" : "internal", "go_pgo: %s", tr == PP_ELIMIT ? "over this query's memory budget" : err.msg);
+      else pprof_free(pr), pr = trimmed;
+    }
+    if (r == 0 && pprof_encode(pr, 0, &buf, &len, &err) < 0) r = fail(q, "internal", "%s", err.msg);
+    pprof_free(pr);
+  }
+  if (r < 0) {
+    free(buf);
+    return r;
+  }
+  if (!q->json) {
+    /* the profile's protobuf is the answer's body as it is */
+    pp_buf b;
+    pp_buf_init(&b, 0);
+    pp_buf_put(&b, buf ? buf : (uint8_t *)"", len);
+    web_resp_buf(out, 200, "application/proto", &b);
+    pp_buf_free(&b);
+    free(buf);
+    return 0;
+  }
+  ProtobufCAllocator alloc = {.alloc = arena_budget_alloc, .free = arena_budget_free, .allocator_data = &q->a};
+  ProtobufCMessage *m = protobuf_c_message_unpack(&pprofwire__profile__descriptor, &alloc, len, buf ? buf : (uint8_t *)"");
+  free(buf);
+  if (!m) return fail(q, "resource_exhausted", "the profile needs more memory as JSON than this query may take");
+  web_connect_answer(out, true, m);
+  return 0;
+}
+
+typedef struct spoint {
+  uint32_t group;
+  int64_t bucket;
+  double sum;
+  int64_t count;
+} spoint;
+
+static int cmp_spoint(const void *a, const void *b) {
+  const spoint *x = a, *y = b;
+  if (x->group != y->group) return x->group < y->group ? -1 : 1;
+  return (x->bucket > y->bucket) - (x->bucket < y->bucket);
+}
+
+typedef struct sgroup {
+  const vseries *first; /* its labels */
+  const char *key;
+  double total;
+  size_t npoints;
+} sgroup;
+
+static int cmp_sgroup_total(const void *a, const void *b) {
+  const sgroup *x = a, *y = b;
+  return (x->total < y->total) - (x->total > y->total);
+}
+
+/* The column of a sample type in a row's "type/unit,..." list, or -1. */
+static int column_of(const char *types, const char *sample) {
+  size_t sl = strlen(sample);
+  int k = 0;
+  for (const char *p = types; p && *p; k++) {
+    if (!strncmp(p, sample, sl) && p[sl] == '/') return k;
+    p = strchr(p, ',');
+    if (p) p++;
+  }
+  return -1;
+}
+
+static int64_t total_at(const char *totals, int col) {
+  const char *p = totals;
+  for (int k = 0; p && k < col; k++) {
+    p = strchr(p, ',');
+    if (p) p++;
+  }
+  return p ? strtoll(p, NULL, 10) : 0;
+}
+
+static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) {
+  const Qv1__SelectSeriesRequest *rq = (const void *)in;
+  if (rq->n_group_by > 16) return fail(q, "invalid_argument", "more than 16 group_by labels");
+  if (!isfinite(rq->step) || rq->step < 0) return fail(q, "invalid_argument", "step: seconds, a positive number");
+  if (rq->aggregation != 0 && rq->aggregation != 1)
+    return fail(q, "invalid_argument", "aggregation: TIME_SERIES_AGGREGATION_TYPE_SUM or _AVERAGE");
+  if (rq->limit < 0) return fail(q, "invalid_argument", "limit: 0 (all) or more");
+  if (stack_selector_ok(q, rq->stack_trace_selector, false) < 0) return -1;
+  if (!rq->start || !rq->end) return fail(q, "invalid_argument", "start and end: both are needed for a time series");
+  int64_t step_ms = rq->step > 0 ? (int64_t)llround(rq->step * 1000) : 15000;
+  if (step_ms < 1) step_ms = 1;
+  qpick p;
+  if (pick(q, rq->profile_typeid, rq->label_selector, rq->start, rq->end, &p) < 0) return -1;
+  if ((rq->end - rq->start) / step_ms + 1 > WEB_QUERIER_MAX_POINTS)
+    return fail(q, "invalid_argument", "%lld steps of %.3f s: more than the %d points a series may have; take a longer step",
+                (long long)((rq->end - rq->start) / step_ms + 1), step_ms / 1000.0, WEB_QUERIER_MAX_POINTS);
+  Qv1__SelectSeriesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
+  if (!res) return fail(q, "resource_exhausted", "out of memory");
+  qv1__select_series_response__init(res);
+  *out = &res->base;
+  if (!p.nseries) return 0;
+  store_row *rows = NULL;
+  size_t nrows = 0;
+  pp_err err = {0};
+  store_matcher m = {STORE_MATCH_IDS, p.ids};
+  if (store_list_points(q->x->h->st, &m, 1, p.k->type, p.from, p.to, 0, &rows, &nrows, &err) < 0)
+    return fail(q, "internal", "%s", err.msg);
+  /* series id -> its vseries (the matching one of this type), group key -> group */
+  htab bysid, bykey;
+  memset(&bysid, 0, sizeof bysid);
+  memset(&bykey, 0, sizeof bykey);
+  sgroup *g = NULL;
+  size_t ng = 0;
+  spoint *pts = malloc((nrows ? nrows : 1) * sizeof *pts);
+  uint32_t *vs_of = malloc((p.nv ? p.nv : 1) * sizeof *vs_of);
+  int r = !pts || !vs_of || htab_init(&bysid, 64, 0) < 0 || htab_init(&bykey, 64, 0) < 0
+              ? fail(q, "resource_exhausted", "out of memory") : 0;
+  for (size_t i = 0; i < p.nv && r == 0; i++) {
+    if (!p.hit[i]) continue;
+    uint32_t idx;
+    if (htab_intern(&bysid, &p.v[i].sid, sizeof p.v[i].sid, &idx) < 0) r = fail(q, "resource_exhausted", "out of memory");
+    else vs_of[idx] = (uint32_t)i;
+  }
+  size_t npts = 0;
+  pp_buf key;
+  pp_buf_init(&key, 0);
+  for (size_t i = 0; i < nrows && r == 0; i++) {
+    int64_t si = htab_find(&bysid, &rows[i].series_id, sizeof rows[i].series_id);
+    int col = si >= 0 ? column_of(rows[i].sample_types, p.sample) : -1;
+    if (col < 0) continue;
+    const vseries *v = &p.v[vs_of[si]];
+    pp_buf_clear(&key);
+    for (size_t k = 0; k < rq->n_group_by; k++) {
+      const char *val = "";
+      for (size_t j = 0; j < v->nl; j++)
+        if (!strcmp(v->lk[j], rq->group_by[k])) val = v->lv[j];
+      pp_buf_put(&key, val, strlen(val) + 1);
+    }
+    uint32_t gi;
+    int nw = key.failed ? -1 : htab_intern(&bykey, key.p ? key.p : "", key.len, &gi);
+    if (nw < 0) {
+      r = fail(q, "resource_exhausted", "out of memory");
+      break;
+    }
+    if (nw == 1) {
+      sgroup *ngp = realloc(g, (ng + 1) * sizeof *ngp);
+      if (!ngp) {
+        r = fail(q, "resource_exhausted", "out of memory");
+        break;
+      }
+      g = ngp;
+      g[ng] = (sgroup){.first = v, .key = NULL};
+      ng++;
+    }
+    /* a rollup's totals are the mean of the profiles it stands for */
+    int64_t cnt = rows[i].count > 0 ? rows[i].count : 1;
+    double val = (double)total_at(rows[i].totals, col) * (double)cnt;
+    int64_t end_ms = rows[i].end_ns / 1000000;
+    int64_t b = end_ms < rq->start ? 0 : (end_ms - rq->start) / step_ms;
+    pts[npts++] = (spoint){gi, b, val, cnt};
+    g[gi].total += val;
+  }
+  pp_buf_free(&key);
+  store_rows_free(rows, nrows);
+  /* limit: the groups with the largest totals */
+  bool *dropped = r == 0 ? calloc(ng ? ng : 1, sizeof *dropped) : NULL;
+  if (r == 0 && !dropped) r = fail(q, "resource_exhausted", "out of memory");
+  if (r == 0 && rq->limit > 0 && (size_t)rq->limit < ng) {
+    sgroup *c = malloc(ng * sizeof *c);
+    if (!c) {
+      r = fail(q, "resource_exhausted", "out of memory");
+    } else {
+      memcpy(c, g, ng * sizeof *c);
+      qsort(c, ng, sizeof *c, cmp_sgroup_total);
+      double thr = c[rq->limit - 1].total;
+      size_t kept = 0;
+      for (size_t i = 0; i < ng; i++) {
+        dropped[i] = g[i].total < thr || kept >= (size_t)rq->limit;
+        if (!dropped[i]) kept++;
+      }
+      free(c);
+    }
+  }
+  if (r == 0) {
+    qsort(pts, npts, sizeof *pts, cmp_spoint);
+    /* points per group: same-bucket entries summed (or averaged) */
+    size_t nout = 0;
+    for (size_t i = 0; i < ng; i++) nout += !dropped[i];
+    Qv1__Series **sv = arena_calloc(&q->a.mem, nout ? nout : 1, sizeof *sv);
+    if (!sv) r = fail(q, "resource_exhausted", "out of memory");
+    size_t o = 0;
+    for (size_t a = 0; a < npts && r == 0;) {
+      size_t e = a;
+      while (e < npts && pts[e].group == pts[a].group) e++;
+      uint32_t gi = pts[a].group;
+      if (dropped[gi]) {
+        a = e;
+        continue;
+      }
+      size_t nb = 0;
+      for (size_t i = a; i < e; i++) nb += i == a || pts[i].bucket != pts[i - 1].bucket;
+      Qv1__Series *s = arena_alloc(&q->a.mem, sizeof *s);
+      Qv1__Point **pp = arena_calloc(&q->a.mem, nb, sizeof *pp);
+      Qv1__Point *pv = arena_calloc(&q->a.mem, nb, sizeof *pv);
+      Qv1__LabelPair **lp = arena_calloc(&q->a.mem, rq->n_group_by ? rq->n_group_by : 1, sizeof *lp);
+      Qv1__LabelPair *lv = arena_calloc(&q->a.mem, rq->n_group_by ? rq->n_group_by : 1, sizeof *lv);
+      if (!s || !pp || !pv || !lp || !lv) {
+        r = fail(q, "resource_exhausted", "out of memory");
+        break;
+      }
+      qv1__series__init(s);
+      const vseries *v = g[gi].first;
+      for (size_t k = 0; k < rq->n_group_by; k++)
+        for (size_t j = 0; j < v->nl; j++)
+          if (!strcmp(v->lk[j], rq->group_by[k])) {
+            qv1__label_pair__init(&lv[s->n_labels]);
+            lv[s->n_labels].name = (char *)v->lk[j];
+            lv[s->n_labels].value = (char *)v->lv[j];
+            lp[s->n_labels] = &lv[s->n_labels];
+            s->n_labels++;
+          }
+      s->labels = lp;
+      size_t k = 0;
+      for (size_t i = a; i < e;) {
+        size_t j = i;
+        double sum = 0;
+        int64_t cnt = 0;
+        for (; j < e && pts[j].bucket == pts[i].bucket; j++) sum += pts[j].sum, cnt += pts[j].count;
+        qv1__point__init(&pv[k]);
+        pv[k].timestamp = rq->start + pts[i].bucket * step_ms;
+        pv[k].value = rq->aggregation == 1 && cnt ? sum / (double)cnt : sum;
+        pp[k] = &pv[k];
+        k++;
+        i = j;
+      }
+      s->n_points = nb;
+      s->points = pp;
+      sv[o++] = s;
+      a = e;
+    }
+    if (r == 0) {
+      /* series in the order of their labels */
+      for (size_t i = 1; i < o; i++)
+        for (size_t j = i; j > 0; j--) {
+          const Qv1__Series *x = sv[j - 1], *y = sv[j];
+          int c = 0;
+          for (size_t t = 0; !c && t < x->n_labels && t < y->n_labels; t++)
+            c = strcmp(x->labels[t]->name, y->labels[t]->name) ? strcmp(x->labels[t]->name, y->labels[t]->name)
+                                                                : strcmp(x->labels[t]->value, y->labels[t]->value);
+          if (!c) c = (x->n_labels > y->n_labels) - (x->n_labels < y->n_labels);
+          if (c <= 0) break;
+          Qv1__Series *tmp = sv[j - 1];
+          sv[j - 1] = sv[j];
+          sv[j] = tmp;
+        }
+      res->n_series = o;
+      res->series = sv;
+    }
+  }
+  free(dropped);
+  free(pts);
+  free(vs_of);
+  free(g);
+  htab_free(&bysid);
+  htab_free(&bykey);
+  return r;
+}
+
+/* ---- the entry point ------------------------------------------------------------------------------ */
+
+void web_querier(const web_ctx *x, const char *method, const web_push_body *b, web_resp *out) {
+  static const struct {
+    const char *name;
+    const ProtobufCMessageDescriptor *d;
+  } methods[] = {
+      {"ProfileTypes", &qv1__profile_types_request__descriptor},
+      {"LabelNames", &qv1__label_names_request__descriptor},
+      {"LabelValues", &qv1__label_values_request__descriptor},
+      {"Series", &qv1__series_request__descriptor},
+      {"SelectMergeStacktraces", &qv1__select_merge_stacktraces_request__descriptor},
+      {"SelectMergeProfile", &qv1__select_merge_profile_request__descriptor},
+      {"SelectSeries", &qv1__select_series_request__descriptor},
+      {"Diff", &qv1__diff_request__descriptor},
+  };
+  size_t mi = 0;
+  while (mi < sizeof methods / sizeof methods[0] && strcmp(methods[mi].name, method)) mi++;
+  if (mi == sizeof methods / sizeof methods[0]) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "querier.v1.QuerierService/%.100s is not served by this collector", method);
+    web_connect_error(out, "unimplemented", msg);
+    return;
+  }
+  qctx q;
+  memset(&q, 0, sizeof q);
+  q.x = x;
+  /* the request and the answer's structures: at most half the query's budget */
+  arena_init(&q.a.mem, x->budget / 2);
+  ProtobufCMessage *in = NULL, *res = NULL;
+  pp_err err = {0};
+  int r;
+  if (web_connect_read(b->ctype, b->cenc, b->profile, b->profile_len, WEB_QUERIER_MAX_BODY, methods[mi].d, &q.a, &q.json, &in,
+                       &err) < 0) {
+    r = fail(&q, err.code == PP_ELIMIT ? "resource_exhausted" : "invalid_argument", "%s", err.msg);
+  } else {
+    switch (mi) {
+    case 0: r = do_profile_types(&q, in, &res); break;
+    case 1: {
+      const Qv1__LabelNamesRequest *rq = (const void *)in;
+      r = do_label_names_values(&q, rq->matchers, rq->n_matchers, rq->start, rq->end, NULL, &res);
+      break;
+    }
+    case 2: {
+      const Qv1__LabelValuesRequest *rq = (const void *)in;
+      r = do_label_names_values(&q, rq->matchers, rq->n_matchers, rq->start, rq->end, rq->name ? rq->name : "", &res);
+      break;
+    }
+    case 3: r = do_series(&q, in, &res); break;
+    case 4: r = do_stacktraces(&q, in, &res); break;
+    case 5: r = do_merge_profile(&q, in, out); break;
+    case 6: r = do_select_series(&q, in, &res); break;
+    default: r = do_diff(&q, in, &res); break;
+    }
+  }
+  if (r < 0) web_connect_error(out, q.code ? q.code : "internal", q.why);
+  else if (res) web_connect_answer(out, q.json, res);
+  arena_free(&q.a.mem);
+}

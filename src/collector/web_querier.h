@@ -1,0 +1,67 @@
+/* web_querier: Pyroscope's query API, querier.v1.QuerierService, which Grafana's Pyroscope data
+ * source calls (issue 16 §1): Connect unary POSTs (web_connect.h) to
+ * /querier.v1.QuerierService/METHOD, answered from the store as our own API answers.
+ *
+ *   ProfileTypes            the profile types with data in [start, end]
+ *   LabelNames, LabelValues the label names / one label's values of the series that match
+ *                           any of `matchers` (all series when none)
+ *   Series                  those series' label sets (only label_names when given)
+ *   SelectMergeStacktraces  the merged flame graph of one profile type and selector
+ *   SelectMergeProfile      the same merge as a pprof profile (google.v1.Profile), one sample
+ *                           type; stack_trace_selector.go_pgo trims it as /api/v1/pgo does
+ *   SelectSeries            the selection's totals per step, one series per group_by value
+ *   Diff                    two selections' flame graphs in one (left = base, right = new)
+ * Anything else: unimplemented (SelectMergeSpanProfile, SelectHeatmap, GetProfileStats,
+ * AnalyzeQuery; profile_id_selector, stack_trace_selector.call_site, formats other than the
+ * flame graph).
+ *
+ * The model. Each stored series and type with profiles in range shows as one series per sample
+ * type it offers, with Pyroscope's labels:
+ *   __profile_type__  NAME:SAMPLE:UNIT:PERIOD_TYPE:PERIOD_UNIT, NAME by our type: cpu ->
+ *                     process_cpu (cpu:nanoseconds), heap -> memory (its inuse_* columns only;
+ *                     space:bytes), allocs -> memory (alloc_* only), goroutine -> goroutines,
+ *                     mutex, block (contentions:count), threadcreate
+ *   __name__          NAME
+ *   service_name      a pushed series' own; else NAMESPACE/SERVICE for a Kubernetes target
+ *                     (__k8s_namespace/__k8s_name), SERVICE alone without a namespace, else the
+ *                     monitor's name
+ *   namespace, service  __k8s_namespace and __k8s_name
+ *   every other label as stored, except those starting with "__"
+ * Selectors are Prometheus': {name="v", name!="v", name=~"re", name!~"re"}, "" or {} for all;
+ * an absent label is ""; regular expressions are POSIX extended ones matched whole (RE2's
+ * syntax beyond that is refused or differs). Times are Unix milliseconds, end inclusive; a
+ * profile belongs to the millisecond it ended in. Merges, their aggregation (sum or average
+ * by type), their record limit and memory budget are /api/v1/render's.
+ *
+ * Limits, each a clear invalid_argument or resource_exhausted: the body WEB_QUERIER_MAX_BODY,
+ * a selector WEB_QUERIER_MAX_SELECTOR bytes with WEB_QUERIER_MAX_MATCHERS matchers, a regular
+ * expression WEB_QUERIER_MAX_REGEX bytes, WEB_QUERIER_MAX_SERIES series in range, max_nodes
+ * 1..200000 (default 16384), WEB_QUERIER_MAX_POINTS steps per series.
+ * Threads: runs on web_work's workers.
+ */
+#ifndef COLLECTOR_WEB_QUERIER_H
+#define COLLECTOR_WEB_QUERIER_H
+
+#include "web_int.h"
+#include "web_push.h"
+
+#define WEB_QUERIER_PREFIX "/querier.v1.QuerierService/"
+#define WEB_QUERIER_MAX_BODY ((size_t)1 << 20)
+#define WEB_QUERIER_MAX_SELECTOR 4096
+#define WEB_QUERIER_MAX_MATCHERS 32
+#define WEB_QUERIER_MAX_REGEX 512
+#define WEB_QUERIER_MAX_SERIES 100000
+#define WEB_QUERIER_MAX_POINTS 11000
+
+/* One call: method is the URL's part after WEB_QUERIER_PREFIX; b the body as web.c collected it
+ * (web_push_body's profile, ctype and cenc). */
+void web_querier(const web_ctx *x, const char *method, const web_push_body *b, web_resp *out);
+
+/* A selector parsed (exposed for the fuzz target): 0, or -1 with why. */
+typedef struct web_querier_sel web_querier_sel;
+int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, size_t whyn);
+/* whether labels (k[i]=v[i], n of them) match it */
+bool web_querier_sel_match(const web_querier_sel *s, const char *const *k, const char *const *v, size_t n);
+void web_querier_sel_free(web_querier_sel *s);
+
+#endif
