@@ -56,22 +56,8 @@ static int sel_parse(const char *text, web_querier_sel **ret) {
   return -1;
 }
 
-/* KNOWN (not fixed here): glibc's regcomp copies the subexpression of each '+' and {m,n}, so
- * stacked ones grow its memory exponentially ({a=~"a++++++++++++++++++++++++"}, 30 bytes, takes
- * gigabytes) and one interval linearly up to 32767 times ({a=~"(a...400 bytes){32767}"} too),
- * and web_querier_sel_parse hands any pattern within WEB_QUERIER_MAX_REGEX to it. Until it
- * bounds that, texts with an interval or more than three '+' are not parsed here, so the
- * fuzzer explores the rest. */
-static bool regcomp_may_blow_up(const char *text) {
-  const char *open = strchr(text, '{');
-  size_t plus = 0;
-  for (const char *p = open ? open + 1 : text; *p; p++) plus += *p == '+';
-  return plus > 3 || (open && strchr(open + 1, '{'));
-}
-
 /* any selector: whatever parses matches without crashing, the empty set too */
 static void check_selector(const char *text) {
-  if (regcomp_may_blow_up(text)) return;
   web_querier_sel *s;
   if (sel_parse(text, &s) < 0) return;
   bool all = web_querier_sel_match(s, set_k, set_v, 3);
@@ -184,31 +170,6 @@ static void write_json(pp_buf *b, const ProtobufCMessage *m) {
   if (b->failed || !b->p) abort();
 }
 
-/* whether m holds a double or float -0 anywhere (see check_json_round_trip) */
-static bool has_negative_zero(const ProtobufCMessage *m) {
-  const ProtobufCMessageDescriptor *d = m->descriptor;
-  const char *base = (const char *)m;
-  for (unsigned i = 0; i < d->n_fields; i++) {
-    const ProtobufCFieldDescriptor *f = &d->fields[i];
-    bool rep = f->label == PROTOBUF_C_LABEL_REPEATED;
-    size_t n = rep ? *(const size_t *)(base + f->quantifier_offset) : 1;
-    const char *arr = rep ? *(char *const *)(base + f->offset) : base + f->offset;
-    for (size_t k = 0; k < n; k++) {
-      if (f->type == PROTOBUF_C_TYPE_DOUBLE) {
-        double x = ((const double *)arr)[k];
-        if (x == 0 && signbit(x)) return true;
-      } else if (f->type == PROTOBUF_C_TYPE_FLOAT) {
-        float x = ((const float *)arr)[k];
-        if (x == 0 && signbit(x)) return true;
-      } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-        const ProtobufCMessage *sub = ((ProtobufCMessage *const *)arr)[k];
-        if (sub && has_negative_zero(sub)) return true;
-      }
-    }
-  }
-  return false;
-}
-
 /* protoc's JSON name of a field, written here again so the writer's names are checked against
  * something other than the reader that shares its code: after '_' a letter is upper-cased */
 static void protoc_json_name(const char *proto, char *out, size_t n) {
@@ -260,10 +221,7 @@ static void check_json_round_trip(const ProtobufCMessageDescriptor *d, const Pro
   pp_err err = {0};
   if (web_connect_json_read(d, b1.p, b1.len, &a, &m2, &err) < 0) abort(); /* its own output refused */
   write_json(&b2, m2);
-  /* KNOWN (not fixed here): a double -0 is written "-0", which jansson reads as the integer 0,
-   * so the second message holds +0 and leaves the field out. Such a message is only required
-   * to read back; drop this exception once web_connect keeps the sign. */
-  if ((b1.len != b2.len || memcmp(b1.p, b2.p, b1.len)) && !has_negative_zero(m)) abort(); /* not idempotent */
+  if (b1.len != b2.len || memcmp(b1.p, b2.p, b1.len)) abort(); /* not idempotent */
   pp_buf_free(&b1);
   pp_buf_free(&b2);
   arena_free(&a);

@@ -241,6 +241,22 @@ def valgrind_collector(t):
         pushed = sorted(e["profileType"] for e in json.loads(pbody)["data"]) if pst == 200 else []
         if st != 200 or pushed != ["allocs", "heap"]:
             problems.append(f"POST /ingest: {st} {body[:200]!r}; series {pushed}")
+        # Grafana's data source API: a flame graph and a time series (Connect, JSON; the flame
+        # graph's total is the merged CPU profile's, as /api/v1/render has it)
+        # (up to the newest CPU profile stored: one scrape of a target at a time, so none ends before it later)
+        end_ms = max(r["endUnixNano"] for r in stored("cpu")) // 10**6
+        q = {"profileTypeID": "process_cpu:cpu:nanoseconds:cpu:nanoseconds", "labelSelector": '{monitor="demo"}',
+             "start": str(end_ms - 3600000), "end": str(end_ms)}
+        st, body, _ = http_req("POST", url + "/querier.v1.QuerierService/SelectMergeStacktraces", json.dumps(q).encode(),
+                               timeout=120, headers={"Content-Type": "application/json"})
+        rst, rbody = get(f"/api/v1/render?type=cpu&name=demo&sample=cpu&to={end_ms // 1000}.{(end_ms % 1000) * 10**6 + 999999:09d}")
+        fg = json.loads(body).get("flamegraph", {}) if st == 200 else {}
+        if st != 200 or rst != 200 or int(fg.get("total", -1)) != json.loads(rbody)["data"]["total"]:
+            problems.append(f"SelectMergeStacktraces: {st} {body[:200]!r}; render {rst}")
+        st, body, _ = http_req("POST", url + "/querier.v1.QuerierService/SelectSeries", json.dumps({**q, "step": 60, "groupBy": ["pod"]}).encode(),
+                               timeout=120, headers={"Content-Type": "application/json"})
+        if st != 200 or not json.loads(body).get("series"):
+            problems.append(f"SelectSeries: {st} {body[:200]!r}")
         st, body, _ = http_req("POST", url + "/-/reload", b"", timeout=120)
         if st != 200 or b"config reloaded" not in body:
             problems.append(f"POST /-/reload: {st} {body[:200]!r}")
@@ -251,7 +267,7 @@ def valgrind_collector(t):
         bad = valgrind_clean(log)
         if bad:
             problems.append(bad)
-        t.record("valgrind collector: ready, scrapes, stores, API answers, a push, reload, exit 0; no errors or leaks",
+        t.record("valgrind collector: ready, scrapes, stores, API answers, a push, Grafana's query API, reload, exit 0; no errors or leaks",
                  not problems, "\n".join(problems))
     finally:
         if p.poll() is None:

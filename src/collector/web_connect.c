@@ -243,6 +243,7 @@ static void write_value(pp_buf *b, const ProtobufCFieldDescriptor *f, const void
     double d = f->type == PROTOBUF_C_TYPE_FLOAT ? *(const float *)p : *(const double *)p;
     if (isnan(d)) pp_buf_puts(b, "\"NaN\"");
     else if (isinf(d)) pp_buf_puts(b, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    else if (d == 0 && signbit(d)) pp_buf_puts(b, "-0.0"); /* ("-0" would read back as the integer 0) */
     else pp_buf_printf(b, "%.17g", d);
     break;
   }

@@ -139,6 +139,35 @@ static char *quoted(const char **pp, char *why, size_t whyn) {
   return out;
 }
 
+/* An upper bound of how many copies of its parts regcomp makes of pattern p: the product of its
+ * repetition factors ('+' 2, {m,n} n + 1, {m,} and {m} m + 1), whatever their nesting; past
+ * WEB_QUERIER_MAX_REPEAT it stops counting. '*' and '?' copy nothing. */
+static size_t repeat_factor(const char *p) {
+  size_t f = 1;
+  for (; *p && f <= WEB_QUERIER_MAX_REPEAT; p++) {
+    if (*p == '\\' && p[1]) {
+      p++;
+    } else if (*p == '[') {
+      /* a bracket expression: its characters are literals ("[]+]" too) */
+      const char *q = p + 1;
+      if (*q == '^') q++;
+      if (*q == ']') q++;
+      while (*q && *q != ']') q++;
+      if (!*q) break;
+      p = q;
+    } else if (*p == '+') {
+      f *= 2;
+    } else if (*p == '{') {
+      char *end;
+      unsigned long m = strtoul(p + 1, &end, 10), n = m;
+      if (*end == ',') n = end[1] == '}' ? m : strtoul(end + 1, &end, 10);
+      if (n > WEB_QUERIER_MAX_REPEAT) return WEB_QUERIER_MAX_REPEAT + 1;
+      f *= n + 1;
+    }
+  }
+  return f;
+}
+
 int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, size_t whyn) {
   *ret = NULL;
   if (!text) text = "";
@@ -179,16 +208,19 @@ int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, si
       goto fail;
     }
     if (op == OP_RE || op == OP_NRE) {
-      /* matched whole, as Prometheus does; backreferences (which make matching exponential) and
-       * patterns past the limit are refused */
+      /* matched whole, as Prometheus does. glibc's regcomp copies a repeated subexpression once
+       * per '+' and per bound of {m,n}, nested ones multiplied: a 30-byte pattern of stacked
+       * '+' takes gigabytes. So patterns past the limit, backreferences (which make matching
+       * exponential) and repetitions whose factors multiply past WEB_QUERIER_MAX_REPEAT are
+       * refused before regcomp sees them. */
       size_t vl = strlen(v);
-      bool backref = false;
+      bool bad_re = vl > WEB_QUERIER_MAX_REGEX || repeat_factor(v) > WEB_QUERIER_MAX_REPEAT;
       for (size_t i = 0; i + 1 < vl; i++)
         if (v[i] == '\\') {
-          backref |= v[i + 1] >= '1' && v[i + 1] <= '9';
+          bad_re |= v[i + 1] >= '1' && v[i + 1] <= '9';
           i++;
         }
-      char *pat = vl <= WEB_QUERIER_MAX_REGEX && !backref ? malloc(vl + 5) : NULL;
+      char *pat = !bad_re ? malloc(vl + 5) : NULL;
       int rc = -1;
       if (pat) {
         snprintf(pat, vl + 5, "^(%s)$", v);
@@ -197,7 +229,8 @@ int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, si
       }
       if (rc != 0) {
         snprintf(why, whyn, "%s: %.60s is not a regular expression this server takes (POSIX extended, at most %d bytes, "
-                 "no backreferences)", name, v, WEB_QUERIER_MAX_REGEX);
+                 "no backreferences, repetitions (+ and {m,n}) multiplying to at most %d)", name, v, WEB_QUERIER_MAX_REGEX,
+                 WEB_QUERIER_MAX_REPEAT);
         free(v);
         free(name);
         goto fail;

@@ -391,6 +391,9 @@ def querier(t):
                  400, "not a label selector"),
                 ("a bad regular expression", post("LabelNames", json.dumps({"matchers": ['{pod=~"(x"}']}).encode()), 400, "regular expression"),
                 ("a backreference", post("LabelNames", json.dumps({"matchers": ['{pod=~"(a)\\\\1"}']}).encode()), 400, "backreferences"),
+                # (glibc's regcomp would copy the a 2^24 times: gigabytes, from 30 bytes)
+                ("24 stacked +", post("LabelNames", json.dumps({"matchers": ['{pod=~"a' + "+" * 24 + '"}']}).encode()), 400, "repetitions"),
+                ("nested intervals", post("LabelNames", json.dumps({"matchers": ['{pod=~"((a{1,200}){1,200}){1,200}"}']}).encode()), 400, "repetitions"),
                 ("33 matchers", post("LabelNames", json.dumps({"matchers": ["{" + ",".join(f'a{i}="x"' for i in range(33)) + "}"]}).encode()),
                  400, "more than 32"),
                 ("start after end", post("ProfileTypes", json.dumps({"start": "5", "end": "4"}).encode()), 400, "start is after end"),
@@ -421,7 +424,7 @@ def querier(t):
                 bad.append(f"an empty selection: {fg}")
             return not bad, "; ".join(bad)[:3000]
         check(t, "querier: refused with Connect's code and a clear message: no credentials (401), unknown profile types, "
-                 "bad selectors and regular expressions, 33 matchers, bad times, too many points, max_nodes past 200000, "
+                 "bad selectors and regular expressions (also repetitions that would take regcomp gigabytes), 33 matchers, bad times, too many points, max_nodes past 200000, "
                  "bodies that are not JSON or protobuf, call_site, other formats and methods (unimplemented), 1 MiB+ (413), "
                  "GET (405); an empty selection is an empty flame graph", refusals)
     finally:
