@@ -321,6 +321,24 @@ void web_connect_json_write(pp_buf *b, const ProtobufCMessage *m) {
 
 /* ---- Connect's wire -------------------------------------------------------------------------- */
 
+/* A JSON text's values, counted without parsing it (commas, and the opening of every object and
+ * array, outside strings): jansson builds its whole tree, unbudgeted, before anything is read. */
+static size_t json_values(const uint8_t *p, size_t n) {
+  size_t v = 1;
+  bool str = false;
+  for (size_t i = 0; i < n; i++) {
+    if (str) {
+      if (p[i] == '\\') i++;
+      else if (p[i] == '"') str = false;
+    } else if (p[i] == '"') {
+      str = true;
+    } else if (p[i] == ',' || p[i] == '{' || p[i] == '[') {
+      v++;
+    }
+  }
+  return v;
+}
+
 int web_connect_read(const char *ctype, const char *cenc, const uint8_t *body, size_t len, size_t max,
                      const ProtobufCMessageDescriptor *d, arena_budget *a, bool *json, ProtobufCMessage **ret,
                      pp_err *err) {
@@ -331,13 +349,19 @@ int web_connect_read(const char *ctype, const char *cenc, const uint8_t *body, s
   if (cenc && *cenc && strcasecmp(cenc, "identity")) {
     if (strcasecmp(cenc, "gzip")) return pp_err_set(err, PP_EINVAL, "Content-Encoding: only gzip and identity are taken");
     int r = pp_gunzip(body, len, max, &plain, &len, err);
-    if (r < 0) return pp_err_set(err, r == PP_ELIMIT ? PP_ELIMIT : PP_EINVAL, "gzip body: %s", err->msg);
+    if (r < 0) {
+      char why[sizeof err->msg]; /* (the message is formatted into the buffer it is read from otherwise) */
+      snprintf(why, sizeof why, "%s", err->msg);
+      return pp_err_set(err, r == PP_ELIMIT ? PP_ELIMIT : PP_EINVAL, "gzip body: %s", why);
+    }
     body = plain;
   } else if (len > max) {
     return pp_err_set(err, PP_ELIMIT, "the body is over the %zu bytes a request may carry", max);
   }
   int r = 0;
-  if (*json) {
+  if (*json && json_values(body, len) > WEB_CONNECT_MAX_JSON_VALUES) {
+    r = pp_err_set(err, PP_ELIMIT, "the JSON body holds more than %d values", WEB_CONNECT_MAX_JSON_VALUES);
+  } else if (*json) {
     r = web_connect_json_read(d, len ? (const char *)body : "{}", len ? len : 2, &a->mem, ret, err);
   } else {
     ProtobufCAllocator alloc = {.alloc = arena_budget_alloc, .free = arena_budget_free, .allocator_data = a};
@@ -350,19 +374,21 @@ int web_connect_read(const char *ctype, const char *cenc, const uint8_t *body, s
   return r;
 }
 
-void web_connect_answer(web_resp *out, bool json, const ProtobufCMessage *m) {
+void web_connect_answer(web_resp *out, bool json, const ProtobufCMessage *m, size_t max) {
   pp_buf b;
-  pp_buf_init(&b, 0);
+  pp_buf_init(&b, max);
   if (json) {
     web_connect_json_write(&b, m);
   } else {
     size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *p = malloc(n ? n : 1);
+    uint8_t *p = !max || n <= max ? malloc(n ? n : 1) : NULL;
+    if (!p && n > max && max) b.over = true;
     if (p) pp_buf_put(&b, p, protobuf_c_message_pack(m, p));
     else b.failed = true;
     free(p);
   }
-  if (b.failed) web_connect_error(out, "internal", "out of memory writing the answer");
+  if (b.over) web_connect_error(out, "resource_exhausted", "the answer is larger than this query's memory budget (--web-query-memory)");
+  else if (b.failed) web_connect_error(out, "internal", "out of memory writing the answer");
   else web_resp_buf(out, 200, json ? "application/json" : "application/proto", &b);
   pp_buf_free(&b);
 }

@@ -32,6 +32,8 @@
 #include "../base/pp_err.h"
 
 #define WEB_CONNECT_MAX_DEPTH 8
+/* values a JSON body may hold (jansson's tree of them is built before any budget applies) */
+#define WEB_CONNECT_MAX_JSON_VALUES 200000
 
 /* A request body as a message: checks Content-Type (application/proto or application/json,
  * *json says which) and Content-Encoding (identity or gzip, the plain body at most max bytes),
@@ -42,9 +44,10 @@ int web_connect_read(const char *ctype, const char *cenc, const uint8_t *body, s
                      const ProtobufCMessageDescriptor *d, arena_budget *a, bool *json, ProtobufCMessage **ret,
                      pp_err *err);
 
-/* The message as the 200 answer, in the request's encoding. */
+/* The message as the 200 answer, in the request's encoding; resource_exhausted when it is over
+ * max bytes (0 = no cap). */
 struct web_resp;
-void web_connect_answer(struct web_resp *out, bool json, const ProtobufCMessage *m);
+void web_connect_answer(struct web_resp *out, bool json, const ProtobufCMessage *m, size_t max);
 
 /* An error answer: code is Connect's ("invalid_argument", "not_found", "resource_exhausted",
  * "unimplemented", "unavailable", "internal", ...), which also picks the HTTP status. */

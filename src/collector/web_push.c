@@ -445,14 +445,16 @@ void web_push_connect(const web_ctx *x, const web_push_body *b, web_resp *out) {
    * request's budget: a body of millions of empty messages fails as too large instead of taking
    * the memory */
   arena_budget pa;
-  arena_init(&pa.mem, x->budget / 8);
+  /* (a protojson push's profiles are decoded from base64 into the arena: room for them too) */
+  size_t room = x->budget / 8 > 2 * b->profile_len + ((size_t)1 << 20) ? x->budget / 8 : 2 * b->profile_len + ((size_t)1 << 20);
+  arena_init(&pa.mem, room);
   pa.exhausted = 0;
   ProtobufCMessage *m = NULL;
   bool json = false;
   pp_err err = {0};
   if (web_connect_read(b->ctype, b->cenc, b->profile, b->profile_len, WEB_MAX_PUSH_BODY, &pushreq__push_request__descriptor,
                        &pa, &json, &m, &err) < 0) {
-    web_connect_error(out, "invalid_argument", err.msg);
+    web_connect_error(out, err.code == PP_ELIMIT ? "resource_exhausted" : "invalid_argument", err.msg);
     arena_free(&pa.mem);
     return;
   }
@@ -465,5 +467,5 @@ void web_push_connect(const web_ctx *x, const web_push_body *b, web_resp *out) {
   }
   /* the empty PushResponse */
   Pushreq__PushRequest empty = PUSHREQ__PUSH_REQUEST__INIT;
-  web_connect_answer(out, json, &empty.base);
+  web_connect_answer(out, json, &empty.base, 0);
 }

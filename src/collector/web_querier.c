@@ -80,6 +80,7 @@ struct web_querier_sel {
     regex_t re;
   } m[WEB_QUERIER_MAX_MATCHERS];
   size_t n;
+  size_t atoms; /* its regular expressions' sizes, expanded (re_atoms) */
 };
 
 void web_querier_sel_free(web_querier_sel *s) {
@@ -139,33 +140,66 @@ static char *quoted(const char **pp, char *why, size_t whyn) {
   return out;
 }
 
-/* An upper bound of how many copies of its parts regcomp makes of pattern p: the product of its
- * repetition factors ('+' 2, {m,n} n + 1, {m,} and {m} m + 1), whatever their nesting; past
- * WEB_QUERIER_MAX_REPEAT it stops counting. '*' and '?' copy nothing. */
-static size_t repeat_factor(const char *p) {
-  size_t f = 1;
-  for (; *p && f <= WEB_QUERIER_MAX_REPEAT; p++) {
-    if (*p == '\\' && p[1]) {
+/* The size of pattern *pp once glibc's regcomp has expanded its repetitions (it copies what '+'
+ * and {m,n} repeat: x+ is xx*, x{2,5} is xxx?x?x?), in atoms, up to the ')' that ends a group
+ * or the end; saturates past WEB_QUERIER_MAX_REGEX_ATOMS. What regcomp then builds (its
+ * epsilon closures) grows with the square of this size, so this, not the pattern's length, is
+ * what bounds its memory and time: (a?){0,255} is 11 bytes and 500 atoms. */
+static size_t re_atoms(const char **pp, int depth) {
+  const size_t cap = WEB_QUERIER_MAX_REGEX_ATOMS + 1;
+  size_t total = 0, last = 0; /* the sequence so far; its last element's size (what a quantifier repeats) */
+  const char *p = *pp;
+  while (*p && *p != ')') {
+    size_t atom = 1;
+    if (*p == '|') {
       p++;
+      last = 0;
+      total++;
+      continue;
+    } else if (*p == '(') {
+      p++;
+      atom = depth < 64 ? re_atoms(&p, depth + 1) + 1 : cap;
+      if (*p == ')') p++;
     } else if (*p == '[') {
-      /* a bracket expression: its characters are literals ("[]+]" too) */
+      /* a bracket expression is one atom: its characters are literals ("[]+]" too) */
       const char *q = p + 1;
       if (*q == '^') q++;
       if (*q == ']') q++;
       while (*q && *q != ']') q++;
-      if (!*q) break;
-      p = q;
-    } else if (*p == '+') {
-      f *= 2;
-    } else if (*p == '{') {
-      char *end;
-      unsigned long m = strtoul(p + 1, &end, 10), n = m;
-      if (*end == ',') n = end[1] == '}' ? m : strtoul(end + 1, &end, 10);
-      if (n > WEB_QUERIER_MAX_REPEAT) return WEB_QUERIER_MAX_REPEAT + 1;
-      f *= n + 1;
+      p = *q ? q + 1 : q;
+    } else if (*p == '\\' && p[1]) {
+      p += 2;
+    } else if (*p == '+' || *p == '{' || *p == '*' || *p == '?') {
+      /* a quantifier: the element before it copied (a stray one counts as an atom) */
+      size_t times = 1;
+      if (*p == '+') {
+        times = 2;
+        p++;
+      } else if (*p == '{') {
+        char *end;
+        unsigned long m = strtoul(p + 1, &end, 10), n = m;
+        if (*end == ',') n = end[1] == '}' ? m + 1 : strtoul(end + 1, &end, 10);
+        times = (n > m ? n : m) + 1;
+        if (times > cap) times = cap;
+        p = *end == '}' ? end + 1 : p + 1;
+      } else {
+        p++;
+      }
+      size_t grown = last * times;
+      if (times && grown / times != last) grown = cap;
+      total = total - last + (grown < cap ? grown : cap) + 1;
+      last = grown < cap ? grown : cap;
+      if (total > cap) total = cap;
+      continue;
+    } else {
+      p++;
     }
+    total += atom;
+    last = atom;
+    if (total > cap) total = cap;
   }
-  return f;
+  *pp = p;
+  return total;
 }
 
 int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, size_t whyn) {
@@ -211,10 +245,14 @@ int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, si
       /* matched whole, as Prometheus does. glibc's regcomp copies a repeated subexpression once
        * per '+' and per bound of {m,n}, nested ones multiplied: a 30-byte pattern of stacked
        * '+' takes gigabytes. So patterns past the limit, backreferences (which make matching
-       * exponential) and repetitions whose factors multiply past WEB_QUERIER_MAX_REPEAT are
-       * refused before regcomp sees them. */
+       * exponential) and patterns that expand past WEB_QUERIER_MAX_REGEX_ATOMS (re_atoms) are
+       * refused before regcomp sees them; a selector's patterns together expand to at most
+       * WEB_QUERIER_MAX_REGEX_TOTAL, counted in s->atoms. */
       size_t vl = strlen(v);
-      bool bad_re = vl > WEB_QUERIER_MAX_REGEX || repeat_factor(v) > WEB_QUERIER_MAX_REPEAT;
+      const char *scan = v;
+      size_t atoms = re_atoms(&scan, 0);
+      bool bad_re = vl > WEB_QUERIER_MAX_REGEX || atoms > WEB_QUERIER_MAX_REGEX_ATOMS ||
+                    s->atoms + atoms > WEB_QUERIER_MAX_REGEX_TOTAL;
       for (size_t i = 0; i + 1 < vl; i++)
         if (v[i] == '\\') {
           bad_re |= v[i + 1] >= '1' && v[i + 1] <= '9';
@@ -227,10 +265,11 @@ int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, si
         rc = regcomp(&s->m[s->n].re, pat, REG_EXTENDED | REG_NOSUB);
         free(pat);
       }
+      if (rc == 0) s->atoms += atoms;
       if (rc != 0) {
         snprintf(why, whyn, "%s: %.60s is not a regular expression this server takes (POSIX extended, at most %d bytes, "
-                 "no backreferences, repetitions (+ and {m,n}) multiplying to at most %d)", name, v, WEB_QUERIER_MAX_REGEX,
-                 WEB_QUERIER_MAX_REPEAT);
+                 "no backreferences, at most %d atoms once its repetitions (+, {m,n}) are written out)", name, v,
+                 WEB_QUERIER_MAX_REGEX, WEB_QUERIER_MAX_REGEX_ATOMS);
         free(v);
         free(name);
         goto fail;
@@ -277,6 +316,7 @@ bool web_querier_sel_match(const web_querier_sel *s, const char *const *k, const
  * (sorted by name). Strings live in the request's arena. */
 typedef struct vseries {
   int64_t sid;
+  int64_t count; /* its profiles in range */
   const qkind *k;
   const char *id, *sample, *unit;
   const char **lk, **lv;
@@ -403,6 +443,7 @@ static int list_vseries(qctx *q, const char *type, int64_t from, int64_t to, vse
       snprintf(id, sizeof id, "%s:%s:%s:%s:%s", k->name, t, unit, k->period_type, k->period_unit);
       vseries *e = &v[nv];
       e->sid = info[i].series_id;
+      e->count = info[i].count;
       e->k = k;
       e->sample = t;
       e->unit = unit;
@@ -422,12 +463,21 @@ static int parse_matchers(qctx *q, char **m, size_t n, web_querier_sel ***ret) {
   if (n > WEB_QUERIER_MAX_MATCHERS) return fail(q, "invalid_argument", "more than %d matchers", WEB_QUERIER_MAX_MATCHERS);
   web_querier_sel **s = calloc(n + 1, sizeof *s);
   if (!s) return fail(q, "resource_exhausted", "out of memory");
+  size_t nm = 0, atoms = 0; /* all selectors together: matching costs each series every one */
   for (size_t i = 0; i < n; i++) {
     char why[600];
-    if (web_querier_sel_parse(m[i], &s[i], why, sizeof why) < 0) {
+    int r = web_querier_sel_parse(m[i], &s[i], why, sizeof why);
+    if (r == 0) nm += s[i]->n, atoms += s[i]->atoms;
+    if (r == 0 && (nm > WEB_QUERIER_MAX_MATCHERS_TOTAL || atoms > WEB_QUERIER_MAX_REGEX_TOTAL)) {
+      snprintf(why, sizeof why, "the selectors together have more than %d matchers or regular expressions of more than %d atoms",
+               WEB_QUERIER_MAX_MATCHERS_TOTAL, WEB_QUERIER_MAX_REGEX_TOTAL);
+      r = -1;
+      i++; /* s[i] is freed below with the others */
+    }
+    if (r < 0) {
       for (size_t j = 0; j < i; j++) web_querier_sel_free(s[j]);
       free(s);
-      return fail(q, "invalid_argument", "matchers[%zu]: %s", i, why);
+      return fail(q, "invalid_argument", "matchers: %s", why);
     }
   }
   *ret = s;
@@ -478,6 +528,7 @@ typedef struct qpick {
   char sample[256];
   char *ids; /* JSON array of the series ids, for STORE_MATCH_IDS */
   size_t nseries;
+  int64_t nrecords; /* the matching series' profiles in range */
   vseries *v; /* every series of the type in range (matching or not) */
   size_t nv;
   bool *hit; /* v[i] matches */
@@ -502,6 +553,7 @@ static int pick(qctx *q, const char *type_id, const char *selector, int64_t star
   for (size_t i = 0; r == 0 && i < p->nv; i++) {
     if (strcmp(p->v[i].id, type_id) || !web_querier_sel_match(sel, p->v[i].lk, p->v[i].lv, p->v[i].nl)) continue;
     p->hit[i] = true;
+    p->nrecords += p->v[i].count;
     pp_buf_printf(&ids, "%s%lld", p->nseries++ ? "," : "", (long long)p->v[i].sid);
   }
   pp_buf_put(&ids, "]", 1);
@@ -759,6 +811,9 @@ out:
   return r;
 }
 
+/* what one call tree node costs, the tree's and flame()'s arrays together (about 170 bytes), with room */
+#define QUERIER_NODE_BYTES 256
+
 static size_t node_limit(qctx *q, int64_t max_nodes, bool *bad) {
   if (max_nodes < 0 || max_nodes > 200000) *bad = true;
   return max_nodes > 0 ? (size_t)max_nodes : 16384;
@@ -767,6 +822,10 @@ static size_t node_limit(qctx *q, int64_t max_nodes, bool *bad) {
 /* The flame graph of profiles ps (one, or left and right), into the answer's fields. */
 static int flame_of(qctx *q, pprof_profile **ps, const int *si, size_t nin, size_t max_nodes, char ***names, size_t *nnames,
                     Qv1__Level ***levels, size_t *nlevels, int64_t *max_self, int64_t ticks[2]) {
+  /* the call tree and flame()'s arrays within what the merged profiles left of the budget */
+  size_t used = (ps[0] ? ps[0]->mem.reserved : 0) + (nin == 2 && ps[1] ? ps[1]->mem.reserved : 0);
+  size_t node_cap = used < q->x->budget ? (q->x->budget - used) / QUERIER_NODE_BYTES : 0;
+  if (!node_cap) return fail(q, "resource_exhausted", "the merged profiles took this query's whole memory budget");
   pprof_multitree t;
   memset(&t, 0, sizeof t);
   pp_err err = {0};
@@ -805,10 +864,11 @@ static int flame_of(qctx *q, pprof_profile **ps, const int *si, size_t nin, size
       in[k] = empty;
       sis[k] = si[1 - k];
     }
-  int r = pprof_multitree_compute(in, sis, nin, 16u << 20, &t, &err);
+  int r = pprof_multitree_compute(in, sis, nin, node_cap, &t, &err);
   if (r < 0) {
     pprof_free(empty);
-    return fail(q, r == PP_ELIMIT ? "resource_exhausted" : "internal", "%s", err.msg);
+    return fail(q, r == PP_ELIMIT ? "resource_exhausted" : "internal", "%s%s", err.msg,
+                r == PP_ELIMIT ? " (within this query's memory budget, --web-query-memory)" : "");
   }
   for (size_t k = 0; k < nin; k++) ticks[k] = t.total[k];
   r = flame(q, &t, nin, max_nodes, names, nnames, levels, nlevels, max_self);
@@ -1016,6 +1076,7 @@ static int do_diff(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) 
   const Qv1__DiffRequest *rq = (const void *)in;
   if (!rq->left || !rq->right) return fail(q, "invalid_argument", "left and right: both selections are needed");
   bool bad = false;
+  node_limit(q, rq->left->max_nodes, &bad);
   size_t max_nodes = node_limit(q, rq->left->max_nodes > rq->right->max_nodes ? rq->left->max_nodes : rq->right->max_nodes, &bad);
   if (bad) return fail(q, "invalid_argument", "max_nodes: 1..200000 (default 16384)");
   qpick pl, pr_;
@@ -1095,7 +1156,7 @@ static int do_merge_profile(qctx *q, const ProtobufCMessage *in, web_resp *out) 
   ProtobufCMessage *m = protobuf_c_message_unpack(&pprofwire__profile__descriptor, &alloc, len, buf ? buf : (uint8_t *)"");
   free(buf);
   if (!m) return fail(q, "resource_exhausted", "the profile needs more memory as JSON than this query may take");
-  web_connect_answer(out, true, m);
+  web_connect_answer(out, true, m, q->x->budget);
   return 0;
 }
 
@@ -1145,6 +1206,17 @@ static int64_t total_at(const char *totals, int col) {
   return p ? strtoll(p, NULL, 10) : 0;
 }
 
+/* series by their labels, name then value, pair by pair; fewer labels first on a tie */
+static int cmp_series(const void *a, const void *b) {
+  const Qv1__Series *x = *(Qv1__Series *const *)a, *y = *(Qv1__Series *const *)b;
+  for (size_t t = 0; t < x->n_labels && t < y->n_labels; t++) {
+    int c = strcmp(x->labels[t]->name, y->labels[t]->name);
+    if (!c) c = strcmp(x->labels[t]->value, y->labels[t]->value);
+    if (c) return c;
+  }
+  return (x->n_labels > y->n_labels) - (x->n_labels < y->n_labels);
+}
+
 static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) {
   const Qv1__SelectSeriesRequest *rq = (const void *)in;
   if (rq->n_group_by > 16) return fail(q, "invalid_argument", "more than 16 group_by labels");
@@ -1154,13 +1226,18 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
   if (rq->limit < 0) return fail(q, "invalid_argument", "limit: 0 (all) or more");
   if (stack_selector_ok(q, rq->stack_trace_selector, false) < 0) return -1;
   if (!rq->start || !rq->end) return fail(q, "invalid_argument", "start and end: both are needed for a time series");
+  if (rq->step > 1e9) return fail(q, "invalid_argument", "step: at most 1e9 seconds");
   int64_t step_ms = rq->step > 0 ? (int64_t)llround(rq->step * 1000) : 15000;
   if (step_ms < 1) step_ms = 1;
-  qpick p;
-  if (pick(q, rq->profile_typeid, rq->label_selector, rq->start, rq->end, &p) < 0) return -1;
-  if ((rq->end - rq->start) / step_ms + 1 > WEB_QUERIER_MAX_POINTS)
+  if (rq->end > rq->start && (rq->end - rq->start) / step_ms + 1 > WEB_QUERIER_MAX_POINTS)
     return fail(q, "invalid_argument", "%lld steps of %.3f s: more than the %d points a series may have; take a longer step",
                 (long long)((rq->end - rq->start) / step_ms + 1), step_ms / 1000.0, WEB_QUERIER_MAX_POINTS);
+  qpick p;
+  if (pick(q, rq->profile_typeid, rq->label_selector, rq->start, rq->end, &p) < 0) return -1;
+  /* every profile is a point read: as many as a merge may take (WEB_MAX_RECORDS), not more */
+  if (p.nrecords > WEB_MAX_RECORDS)
+    return fail(q, "resource_exhausted", "%lld profiles in the selection's range, more than the %d a time series reads: narrow "
+                "the range or the selector", (long long)p.nrecords, WEB_MAX_RECORDS);
   Qv1__SelectSeriesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
   if (!res) return fail(q, "resource_exhausted", "out of memory");
   qv1__select_series_response__init(res);
@@ -1170,7 +1247,7 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
   size_t nrows = 0;
   pp_err err = {0};
   store_matcher m = {STORE_MATCH_IDS, p.ids};
-  if (store_list_points(q->x->h->st, &m, 1, p.k->type, p.from, p.to, 0, &rows, &nrows, &err) < 0)
+  if (store_list_points(q->x->h->st, &m, 1, p.k->type, p.from, p.to, WEB_MAX_RECORDS, &rows, &nrows, &err) < 0)
     return fail(q, "internal", "%s", err.msg);
   /* series id -> its vseries (the matching one of this type), group key -> group */
   htab bysid, bykey;
@@ -1307,19 +1384,7 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
     }
     if (r == 0) {
       /* series in the order of their labels */
-      for (size_t i = 1; i < o; i++)
-        for (size_t j = i; j > 0; j--) {
-          const Qv1__Series *x = sv[j - 1], *y = sv[j];
-          int c = 0;
-          for (size_t t = 0; !c && t < x->n_labels && t < y->n_labels; t++)
-            c = strcmp(x->labels[t]->name, y->labels[t]->name) ? strcmp(x->labels[t]->name, y->labels[t]->name)
-                                                                : strcmp(x->labels[t]->value, y->labels[t]->value);
-          if (!c) c = (x->n_labels > y->n_labels) - (x->n_labels < y->n_labels);
-          if (c <= 0) break;
-          Qv1__Series *tmp = sv[j - 1];
-          sv[j - 1] = sv[j];
-          sv[j] = tmp;
-        }
+      qsort(sv, o, sizeof *sv, cmp_series);
       res->n_series = o;
       res->series = sv;
     }
@@ -1389,6 +1454,6 @@ void web_querier(const web_ctx *x, const char *method, const web_push_body *b, w
     }
   }
   if (r < 0) web_connect_error(out, q.code ? q.code : "internal", q.why);
-  else if (res) web_connect_answer(out, q.json, res);
+  else if (res) web_connect_answer(out, q.json, res, x->budget);
   arena_free(&q.a.mem);
 }

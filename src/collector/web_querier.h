@@ -29,9 +29,11 @@
  *   every other label as stored, except those starting with "__"
  * Selectors are Prometheus': {name="v", name!="v", name=~"re", name!~"re"}, "" or {} for all;
  * an absent label is ""; regular expressions are POSIX extended ones matched whole (RE2's
- * syntax beyond that is refused or differs), without backreferences and with repetitions
- * ('+', {m,n}) whose factors multiply to at most WEB_QUERIER_MAX_REPEAT: glibc's regcomp copies
- * what they repeat, and a few stacked '+' would take gigabytes. Times are Unix milliseconds, end inclusive; a
+ * syntax beyond that is refused or differs), without backreferences and at most
+ * WEB_QUERIER_MAX_REGEX_ATOMS atoms once their repetitions ('+', {m,n}) are written out, all of
+ * a request's together WEB_QUERIER_MAX_REGEX_TOTAL: glibc's regcomp copies what they repeat and
+ * then works in the square of that size, so a few stacked '+' or (a?){0,255} (11 bytes) took
+ * gigabytes or seconds. Times are Unix milliseconds, end inclusive; a
  * profile belongs to the millisecond it ended in. Merges, their aggregation (sum or average
  * by type), their record limit and memory budget are /api/v1/render's.
  *
@@ -52,9 +54,12 @@
 #define WEB_QUERIER_MAX_SELECTOR 4096
 #define WEB_QUERIER_MAX_MATCHERS 32
 #define WEB_QUERIER_MAX_REGEX 512
-/* the product of a regular expression's repetition factors ('+' 2, {m,n} n + 1): what bounds the
- * copies glibc's regcomp makes (web_querier.c, repeat_factor) */
-#define WEB_QUERIER_MAX_REPEAT 256
+/* a regular expression's size with its repetitions written out, one and all of a request's
+ * (web_querier.c, re_atoms): what bounds glibc's regcomp */
+#define WEB_QUERIER_MAX_REGEX_ATOMS 600
+#define WEB_QUERIER_MAX_REGEX_TOTAL 2400
+/* matchers of all a request's selectors together */
+#define WEB_QUERIER_MAX_MATCHERS_TOTAL 64
 #define WEB_QUERIER_MAX_SERIES 100000
 #define WEB_QUERIER_MAX_POINTS 11000
 
