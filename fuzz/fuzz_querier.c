@@ -82,8 +82,8 @@ static int must_match(const char *op, const char *quoted, const char *v) {
   return r;
 }
 
-/* v quoted: Go's escapes in "..", or raw in `..`; the regex form escapes the specials of a POSIX
- * extended expression (then NULL when v has bytes that would need more than that) */
+/* v quoted: Go's escapes in "..", or raw in `..`; the regex form escapes the specials of a
+ * regular expression (PCRE2's, as RE2's) (then NULL when v has bytes that would need more) */
 static char *quote(const char *v, char q, bool regex) {
   size_t n = strlen(v), o = 0;
   char *out = malloc(4 * n + 3);

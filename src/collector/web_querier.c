@@ -5,10 +5,12 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "../base/arena.h"
 #include "../base/htab.h"
@@ -77,10 +79,12 @@ struct web_querier_sel {
   struct {
     char *name, *value;
     int op;
-    regex_t re;
+    pcre2_code *re;         /* =~, !~ */
+    pcre2_match_data *md;
   } m[WEB_QUERIER_MAX_MATCHERS];
   size_t n;
-  size_t atoms; /* its regular expressions' sizes, expanded (re_atoms) */
+  size_t re_bytes;          /* its regular expressions' compiled sizes */
+  pcre2_match_context *mc;  /* the match limits, made with the first expression */
 };
 
 void web_querier_sel_free(web_querier_sel *s) {
@@ -88,8 +92,10 @@ void web_querier_sel_free(web_querier_sel *s) {
   for (size_t i = 0; i < s->n; i++) {
     free(s->m[i].name);
     free(s->m[i].value);
-    if (s->m[i].op == OP_RE || s->m[i].op == OP_NRE) regfree(&s->m[i].re);
+    pcre2_match_data_free(s->m[i].md);
+    pcre2_code_free(s->m[i].re);
   }
+  pcre2_match_context_free(s->mc);
   free(s);
 }
 
@@ -140,68 +146,6 @@ static char *quoted(const char **pp, char *why, size_t whyn) {
   return out;
 }
 
-/* The size of pattern *pp once glibc's regcomp has expanded its repetitions (it copies what '+'
- * and {m,n} repeat: x+ is xx*, x{2,5} is xxx?x?x?), in atoms, up to the ')' that ends a group
- * or the end; saturates past WEB_QUERIER_MAX_REGEX_ATOMS. What regcomp then builds (its
- * epsilon closures) grows with the square of this size, so this, not the pattern's length, is
- * what bounds its memory and time: (a?){0,255} is 11 bytes and 500 atoms. */
-static size_t re_atoms(const char **pp, int depth) {
-  const size_t cap = WEB_QUERIER_MAX_REGEX_ATOMS + 1;
-  size_t total = 0, last = 0; /* the sequence so far; its last element's size (what a quantifier repeats) */
-  const char *p = *pp;
-  while (*p && *p != ')') {
-    size_t atom = 1;
-    if (*p == '|') {
-      p++;
-      last = 0;
-      total++;
-      continue;
-    } else if (*p == '(') {
-      p++;
-      atom = depth < 64 ? re_atoms(&p, depth + 1) + 1 : cap;
-      if (*p == ')') p++;
-    } else if (*p == '[') {
-      /* a bracket expression is one atom: its characters are literals ("[]+]" too) */
-      const char *q = p + 1;
-      if (*q == '^') q++;
-      if (*q == ']') q++;
-      while (*q && *q != ']') q++;
-      p = *q ? q + 1 : q;
-    } else if (*p == '\\' && p[1]) {
-      p += 2;
-    } else if (*p == '+' || *p == '{' || *p == '*' || *p == '?') {
-      /* a quantifier: the element before it copied (a stray one counts as an atom) */
-      size_t times = 1;
-      if (*p == '+') {
-        times = 2;
-        p++;
-      } else if (*p == '{') {
-        char *end;
-        unsigned long m = strtoul(p + 1, &end, 10), n = m;
-        if (*end == ',') n = end[1] == '}' ? m + 1 : strtoul(end + 1, &end, 10);
-        times = (n > m ? n : m) + 1;
-        if (times > cap) times = cap;
-        p = *end == '}' ? end + 1 : p + 1;
-      } else {
-        p++;
-      }
-      size_t grown = last * times;
-      if (times && grown / times != last) grown = cap;
-      total = total - last + (grown < cap ? grown : cap) + 1;
-      last = grown < cap ? grown : cap;
-      if (total > cap) total = cap;
-      continue;
-    } else {
-      p++;
-    }
-    total += atom;
-    last = atom;
-    if (total > cap) total = cap;
-  }
-  *pp = p;
-  return total;
-}
-
 int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, size_t whyn) {
   *ret = NULL;
   if (!text) text = "";
@@ -242,38 +186,47 @@ int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, si
       goto fail;
     }
     if (op == OP_RE || op == OP_NRE) {
-      /* matched whole, as Prometheus does. glibc's regcomp copies a repeated subexpression once
-       * per '+' and per bound of {m,n}, nested ones multiplied: a 30-byte pattern of stacked
-       * '+' takes gigabytes. So patterns past the limit, backreferences (which make matching
-       * exponential) and patterns that expand past WEB_QUERIER_MAX_REGEX_ATOMS (re_atoms) are
-       * refused before regcomp sees them; a selector's patterns together expand to at most
-       * WEB_QUERIER_MAX_REGEX_TOTAL, counted in s->atoms. */
-      size_t vl = strlen(v);
-      const char *scan = v;
-      size_t atoms = re_atoms(&scan, 0);
-      bool bad_re = vl > WEB_QUERIER_MAX_REGEX || atoms > WEB_QUERIER_MAX_REGEX_ATOMS ||
-                    s->atoms + atoms > WEB_QUERIER_MAX_REGEX_TOTAL;
-      for (size_t i = 0; i + 1 < vl; i++)
-        if (v[i] == '\\') {
-          bad_re |= v[i + 1] >= '1' && v[i + 1] <= '9';
-          i++;
-        }
-      char *pat = !bad_re ? malloc(vl + 5) : NULL;
-      int rc = -1;
-      if (pat) {
-        snprintf(pat, vl + 5, "^(%s)$", v);
-        rc = regcomp(&s->m[s->n].re, pat, REG_EXTENDED | REG_NOSUB);
-        free(pat);
+      /* PCRE2 (Perl's syntax, which covers RE2's: \\d, (?i), (?:..)), matched whole as Prometheus
+       * does, '.' matching newlines too (Prometheus' (?s)). Bounded: the pattern's length, its
+       * compiled size (PCRE2's own limit, and WEB_QUERIER_MAX_REGEX_TOTAL for a selector's),
+       * and each match's work (match_limit, depth_limit, heap_limit in the match context).
+       * glibc's regcomp, used before, took gigabytes for 30 bytes of stacked '+', and
+       * seconds for 400 bytes of optional atoms. */
+      int ec = 0;
+      PCRE2_SIZE eo = 0, sz = 0;
+      /* no backreferences: RE2, the engine of Prometheus' and Pyroscope's selectors, has none */
+      bool backref = false;
+      for (const char *c = v; *c; c++)
+        if (*c == '\\' && c[1]) backref |= c[1] >= '1' && c[1] <= '9', c++;
+      pcre2_code *re = strlen(v) <= WEB_QUERIER_MAX_REGEX && !backref
+                           ? pcre2_compile((PCRE2_SPTR)v, strlen(v), PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOTALL | PCRE2_NEVER_BACKSLASH_C,
+                                           &ec, &eo, NULL)
+                           : NULL;
+      if (re) pcre2_pattern_info(re, PCRE2_INFO_SIZE, &sz);
+      if (re && s->re_bytes + sz > WEB_QUERIER_MAX_REGEX_TOTAL) {
+        pcre2_code_free(re);
+        re = NULL;
+        ec = 0;
       }
-      if (rc == 0) s->atoms += atoms;
-      if (rc != 0) {
-        snprintf(why, whyn, "%s: %.60s is not a regular expression this server takes (POSIX extended, at most %d bytes, "
-                 "no backreferences, at most %d atoms once its repetitions (+, {m,n}) are written out)", name, v,
-                 WEB_QUERIER_MAX_REGEX, WEB_QUERIER_MAX_REGEX_ATOMS);
+      if (re && !s->mc && (s->mc = pcre2_match_context_create(NULL))) {
+        pcre2_set_match_limit(s->mc, WEB_QUERIER_REGEX_MATCH_LIMIT);
+        pcre2_set_depth_limit(s->mc, WEB_QUERIER_REGEX_MATCH_LIMIT);
+        pcre2_set_heap_limit(s->mc, 256); /* KiB */
+      }
+      pcre2_match_data *md = re && s->mc ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
+      if (!md) {
+        char msg[160] = "";
+        if (ec) pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);
+        snprintf(why, whyn, "%s: %.60s is not a regular expression this server takes (%s%sat most %d bytes, no backreferences, its "
+                 "selector's together %d bytes compiled)", name, v, msg, *msg ? "; " : "", WEB_QUERIER_MAX_REGEX, WEB_QUERIER_MAX_REGEX_TOTAL);
+        pcre2_code_free(re);
         free(v);
         free(name);
         goto fail;
       }
+      s->m[s->n].re = re;
+      s->m[s->n].md = md;
+      s->re_bytes += sz;
     }
     s->m[s->n].name = name;
     s->m[s->n].value = v;
@@ -302,8 +255,9 @@ bool web_querier_sel_match(const web_querier_sel *s, const char *const *k, const
     switch (s->m[i].op) {
     case OP_EQ: ok = !strcmp(val, s->m[i].value); break;
     case OP_NE: ok = strcmp(val, s->m[i].value) != 0; break;
-    case OP_RE: ok = regexec(&s->m[i].re, val, 0, NULL, 0) == 0; break;
-    default: ok = regexec(&s->m[i].re, val, 0, NULL, 0) != 0; break;
+    /* a match past its limits counts as no match */
+    case OP_RE: ok = pcre2_match(s->m[i].re, (PCRE2_SPTR)val, strlen(val), 0, 0, s->m[i].md, s->mc) >= 0; break;
+    default: ok = pcre2_match(s->m[i].re, (PCRE2_SPTR)val, strlen(val), 0, 0, s->m[i].md, s->mc) < 0; break;
     }
     if (!ok) return false;
   }
@@ -463,14 +417,14 @@ static int parse_matchers(qctx *q, char **m, size_t n, web_querier_sel ***ret) {
   if (n > WEB_QUERIER_MAX_MATCHERS) return fail(q, "invalid_argument", "more than %d matchers", WEB_QUERIER_MAX_MATCHERS);
   web_querier_sel **s = calloc(n + 1, sizeof *s);
   if (!s) return fail(q, "resource_exhausted", "out of memory");
-  size_t nm = 0, atoms = 0; /* all selectors together: matching costs each series every one */
+  size_t nm = 0, bytes = 0; /* all selectors together: matching costs each series every one */
   for (size_t i = 0; i < n; i++) {
     char why[600];
     int r = web_querier_sel_parse(m[i], &s[i], why, sizeof why);
-    if (r == 0) nm += s[i]->n, atoms += s[i]->atoms;
-    if (r == 0 && (nm > WEB_QUERIER_MAX_MATCHERS_TOTAL || atoms > WEB_QUERIER_MAX_REGEX_TOTAL)) {
-      snprintf(why, sizeof why, "the selectors together have more than %d matchers or regular expressions of more than %d atoms",
-               WEB_QUERIER_MAX_MATCHERS_TOTAL, WEB_QUERIER_MAX_REGEX_TOTAL);
+    if (r == 0) nm += s[i]->n, bytes += s[i]->re_bytes;
+    if (r == 0 && (nm > WEB_QUERIER_MAX_MATCHERS_TOTAL || bytes > WEB_QUERIER_MAX_REGEX_TOTAL)) {
+      snprintf(why, sizeof why, "the selectors together have more than %d matchers or regular expressions of more than %d "
+               "bytes compiled", WEB_QUERIER_MAX_MATCHERS_TOTAL, WEB_QUERIER_MAX_REGEX_TOTAL);
       r = -1;
       i++; /* s[i] is freed below with the others */
     }
@@ -892,7 +846,7 @@ static int do_profile_types(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
   Qv1__ProfileType **pt = arena_calloc(&q->a.mem, s.n ? s.n : 1, sizeof *pt), *e = arena_calloc(&q->a.mem, s.n ? s.n : 1, sizeof *e);
   if (r == 0 && (!res || !pt || !e)) r = fail(q, "resource_exhausted", "out of memory");
   if (r == 0) {
-    qsort(s.v, s.n, sizeof *s.v, cmp_str);
+    if (s.n) qsort(s.v, s.n, sizeof *s.v, cmp_str); /* (s.v is NULL when empty) */
     qv1__profile_types_response__init(res);
     for (size_t i = 0; i < s.n && r == 0; i++) {
       qv1__profile_type__init(&e[i]);
@@ -946,7 +900,7 @@ static int do_label_names_values(qctx *q, char **matchers, size_t nm, int64_t st
   char **names = arena_calloc(&q->a.mem, s.n ? s.n : 1, sizeof *names);
   if (r == 0 && (!res || !names)) r = fail(q, "resource_exhausted", "out of memory");
   if (r == 0) {
-    qsort(s.v, s.n, sizeof *s.v, cmp_str);
+    if (s.n) qsort(s.v, s.n, sizeof *s.v, cmp_str); /* (s.v is NULL when empty) */
     qv1__names_response__init(res);
     for (size_t i = 0; i < s.n; i++) names[i] = (char *)s.v[i];
     res->n_names = s.n;

@@ -28,12 +28,11 @@
  *   namespace, service  __k8s_namespace and __k8s_name
  *   every other label as stored, except those starting with "__"
  * Selectors are Prometheus': {name="v", name!="v", name=~"re", name!~"re"}, "" or {} for all;
- * an absent label is ""; regular expressions are POSIX extended ones matched whole (RE2's
- * syntax beyond that is refused or differs), without backreferences and at most
- * WEB_QUERIER_MAX_REGEX_ATOMS atoms once their repetitions ('+', {m,n}) are written out, all of
- * a request's together WEB_QUERIER_MAX_REGEX_TOTAL: glibc's regcomp copies what they repeat and
- * then works in the square of that size, so a few stacked '+' or (a?){0,255} (11 bytes) took
- * gigabytes or seconds. Times are Unix milliseconds, end inclusive; a
+ * an absent label is ""; regular expressions are PCRE2's (Perl's syntax, which covers RE2's
+ * for what selectors use), matched against the whole value, '.' matching newlines; at most
+ * WEB_QUERIER_MAX_REGEX bytes, a selector's compiled together at most WEB_QUERIER_MAX_REGEX_TOTAL
+ * bytes, and a match that passes WEB_QUERIER_REGEX_MATCH_LIMIT steps counts as no match.
+ * Times are Unix milliseconds, end inclusive; a
  * profile belongs to the millisecond it ended in. Merges, their aggregation (sum or average
  * by type), their record limit and memory budget are /api/v1/render's.
  *
@@ -54,10 +53,10 @@
 #define WEB_QUERIER_MAX_SELECTOR 4096
 #define WEB_QUERIER_MAX_MATCHERS 32
 #define WEB_QUERIER_MAX_REGEX 512
-/* a regular expression's size with its repetitions written out, one and all of a request's
- * (web_querier.c, re_atoms): what bounds glibc's regcomp */
-#define WEB_QUERIER_MAX_REGEX_ATOMS 600
-#define WEB_QUERIER_MAX_REGEX_TOTAL 2400
+/* the compiled size of a selector's (and of a request's) regular expressions, in bytes */
+#define WEB_QUERIER_MAX_REGEX_TOTAL (256 << 10)
+/* PCRE2's match_limit and depth_limit for one match of one label value */
+#define WEB_QUERIER_REGEX_MATCH_LIMIT 100000
 /* matchers of all a request's selectors together */
 #define WEB_QUERIER_MAX_MATCHERS_TOTAL 64
 #define WEB_QUERIER_MAX_SERIES 100000
