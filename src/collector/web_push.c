@@ -421,16 +421,14 @@ static unsigned push_request(const web_ctx *x, const Pushreq__PushRequest *rq, c
       return 400;
     }
     for (size_t j = 0; j < se->n_labels; j++) {
-      /* a protojson label may lack either member: "" as protobuf's default */
-      ps.k[ps.n] = se->labels[j] && se->labels[j]->name ? se->labels[j]->name : "";
-      ps.v[ps.n++] = se->labels[j] && se->labels[j]->value ? se->labels[j]->value : "";
+      /* (never NULL: both decoders initialise strings to "" and refuse a null element) */
+      ps.k[ps.n] = se->labels[j]->name;
+      ps.v[ps.n++] = se->labels[j]->value;
     }
     push_src src;
     if ((st = series_src(&ps, &src, why, whyn))) break;
-    for (size_t j = 0; !st && j < se->n_samples; j++) {
-      if (!se->samples[j]) continue;
+    for (size_t j = 0; !st && j < se->n_samples; j++)
       st = push_one(x, &src, se->samples[j]->raw_profile.data, se->samples[j]->raw_profile.len, why, whyn);
-    }
   }
   return st;
 }

@@ -49,7 +49,7 @@ static const qkind *parse_type_id(const char *id, char *sample, size_t n) {
   char buf[512];
   if (!id || strlen(id) >= sizeof buf) return NULL;
   snprintf(buf, sizeof buf, "%s", id);
-  char *part[5], *save = NULL, *p = buf;
+  char *part[5], *p = buf;
   size_t k = 0;
   for (; k < 5; k++) {
     part[k] = p;
@@ -58,7 +58,6 @@ static const qkind *parse_type_id(const char *id, char *sample, size_t n) {
     *c = '\0';
     p = c + 1;
   }
-  (void)save;
   if (k != 4 || strchr(part[4], ':')) return NULL;
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
     const qkind *q = &kinds[i];
@@ -350,6 +349,17 @@ nomem:
   return fail(q, "resource_exhausted", "the series' labels need more memory than a query may take");
 }
 
+/* e's labels: those of `from` (another sample type of the same stored series), its own id as
+ * __profile_type__ */
+static int relabel(qctx *q, const vseries *from, vseries *e) {
+  e->lk = from->lk;
+  e->nl = from->nl;
+  e->lv = arena_alloc(&q->a.mem, (from->nl ? from->nl : 1) * sizeof *e->lv);
+  if (!e->lv) return fail(q, "resource_exhausted", "the series' labels need more memory than a query may take");
+  for (size_t j = 0; j < from->nl; j++) e->lv[j] = strcmp(from->lk[j], "__profile_type__") ? from->lv[j] : e->id;
+  return 0;
+}
+
 /* [start, end] in milliseconds as the store's nanoseconds (0 = unbounded). */
 static int range_ns(qctx *q, int64_t start, int64_t end, int64_t *from, int64_t *to) {
   const int64_t max_ms = INT64_MAX / 1000000 - 1;
@@ -389,6 +399,7 @@ static int list_vseries(qctx *q, const char *type, int64_t from, int64_t to, vse
       r = fail(q, "resource_exhausted", "the series in range need more memory than a query may take");
       break;
     }
+    const vseries *first = NULL; /* this series' first sample type: its labels, mapped once */
     for (char *t = strtok_r(types, ",", &save); t && r == 0; t = strtok_r(NULL, ",", &save)) {
       char *unit = strchr(t, '/');
       if (!unit || strncmp(t, k->prefix, strlen(k->prefix))) continue;
@@ -402,7 +413,10 @@ static int list_vseries(qctx *q, const char *type, int64_t from, int64_t to, vse
       e->sample = t;
       e->unit = unit;
       if (!(e->id = adup(q, id))) r = fail(q, "resource_exhausted", "the series in range need more memory than a query may take");
-      else if ((r = map_labels(q, info[i].labels_json, k, e->id, e)) == 0) nv++;
+      else if (!first) r = map_labels(q, info[i].labels_json, k, e->id, e);
+      else r = relabel(q, first, e);
+      if (r == 0 && !first) first = e;
+      if (r == 0) nv++;
     }
   }
   *ret = v;
@@ -550,7 +564,6 @@ static int stack_selector_ok(qctx *q, const Qv1__StackTraceSelector *s, bool pgo
 
 typedef struct fnode {
   int64_t total[2], self[2];
-  uint32_t name;  /* index into the answer's names */
   uint32_t kid0;  /* first child in kids[], and how many */
   uint32_t nkids;
 } fnode;
@@ -578,8 +591,7 @@ static bool lvl_push(lvl *l, const int64_t *v, size_t n) {
 static int cmp_kid(const void *a, const void *b, void *tree) {
   const pprof_multitree *sort_tree = tree;
   uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  /* "other" (UINT32_MAX) last; else by name, as Pyroscope orders a flame graph's frames */
-  if (x == UINT32_MAX || y == UINT32_MAX) return (x == UINT32_MAX) - (y == UINT32_MAX);
+  /* by name, as Pyroscope orders a flame graph's frames */
   int c = strcmp(sort_tree->names[x], sort_tree->names[y]);
   return c ? c : (x > y) - (x < y);
 }
@@ -628,7 +640,6 @@ static int flame(qctx *q, const pprof_multitree *t, size_t nin, size_t max_nodes
   if (!(other = malloc((n ? n : 1) * sizeof *other))) goto nomem;
   for (size_t i = 0; i < n; i++) other[i] = UINT32_MAX;
   for (size_t i = 0; i < n; i++) {
-    fn[i].name = UINT32_MAX;
     for (size_t k = 0; k < nin; k++) fn[i].total[k] = t->total[i * nin + k], fn[i].self[k] = t->self[i * nin + k];
   }
   /* children: counted per parent (an "other" counts once), then filled */
@@ -641,7 +652,6 @@ static int flame(qctx *q, const pprof_multitree *t, size_t nin, size_t max_nodes
       if (other[pa] == UINT32_MAX) {
         other[pa] = (uint32_t)nfn;
         memset(&fn[nfn], 0, sizeof fn[nfn]);
-        fn[nfn].name = UINT32_MAX - 1;
         nfn++;
         cnt[pa]++;
       }
@@ -658,12 +668,8 @@ static int flame(qctx *q, const pprof_multitree *t, size_t nin, size_t max_nodes
     if (keep[i] && other[i] != UINT32_MAX) kids[fn[i].kid0 + cnt[i]++] = other[i];
   for (size_t i = 0; i < n; i++) {
     fn[i].nkids = cnt[i];
-    /* "other" sorts last: its index is past the tree's, name UINT32_MAX - 1 */
-    for (uint32_t j = 0; j < cnt[i]; j++)
-      if (kids[fn[i].kid0 + j] >= n) kids[fn[i].kid0 + j] = UINT32_MAX;
-    qsort_r(kids + fn[i].kid0, cnt[i], sizeof *kids, cmp_kid, (void *)t);
-    for (uint32_t j = 0; j < cnt[i]; j++)
-      if (kids[fn[i].kid0 + j] == UINT32_MAX) kids[fn[i].kid0 + j] = other[i];
+    /* the tree's children by name; an "other" was put last and stays there */
+    qsort_r(kids + fn[i].kid0, cnt[i] - (other[i] != UINT32_MAX), sizeof *kids, cmp_kid, (void *)t);
   }
   /* depth-first, leftmost first: within a level, nodes come left to right */
   if (!(stack = malloc((nfn + 1) * sizeof *stack))) goto nomem;
@@ -768,7 +774,7 @@ out:
 /* what one call tree node costs, the tree's and flame()'s arrays together (about 170 bytes), with room */
 #define QUERIER_NODE_BYTES 256
 
-static size_t node_limit(qctx *q, int64_t max_nodes, bool *bad) {
+static size_t node_limit(int64_t max_nodes, bool *bad) {
   if (max_nodes < 0 || max_nodes > 200000) *bad = true;
   return max_nodes > 0 ? (size_t)max_nodes : 16384;
 }
@@ -783,8 +789,9 @@ static int flame_of(qctx *q, pprof_profile **ps, const int *si, size_t nin, size
   pprof_multitree t;
   memset(&t, 0, sizeof t);
   pp_err err = {0};
-  /* an input without data (nothing matched) is an empty profile of the other's type */
-  pprof_profile *empty = NULL;
+  /* an input without data (nothing matched): the other profile read twice, this side's values
+   * zeroed in the tree (what an empty profile would give, without copying one) */
+  int zeroed = -1;
   const pprof_profile *in[2] = {NULL, NULL};
   int sis[2] = {0, 0};
   for (size_t k = 0; k < nin; k++) {
@@ -810,24 +817,18 @@ static int flame_of(qctx *q, pprof_profile **ps, const int *si, size_t nin, size
         *names = nm, *nnames = 1, *levels = lp, *nlevels = 1, *max_self = 0;
         return 0;
       }
-      if (!empty && pprof_merge((pprof_profile *const *)&o, 1, &empty, &err) == 0) {
-        for (size_t s = 0; s < empty->nsample; s++)
-          for (size_t c = 0; c < empty->nsample_type; c++) empty->sample[s].value[c] = 0;
-      }
-      if (!empty) return fail(q, "resource_exhausted", "out of memory");
-      in[k] = empty;
+      in[k] = o;
       sis[k] = si[1 - k];
+      zeroed = (int)k;
     }
   int r = pprof_multitree_compute(in, sis, nin, node_cap, &t, &err);
-  if (r < 0) {
-    pprof_free(empty);
+  if (r < 0)
     return fail(q, r == PP_ELIMIT ? "resource_exhausted" : "internal", "%s%s", err.msg,
                 r == PP_ELIMIT ? " (within this query's memory budget, --web-query-memory)" : "");
-  }
+  for (size_t i = 0; zeroed >= 0 && i < t.nnodes; i++) t.total[i * nin + (size_t)zeroed] = t.self[i * nin + (size_t)zeroed] = 0;
   for (size_t k = 0; k < nin; k++) ticks[k] = t.total[k];
   r = flame(q, &t, nin, max_nodes, names, nnames, levels, nlevels, max_self);
   pprof_multitree_release(&t);
-  pprof_free(empty);
   return r;
 }
 
@@ -1002,7 +1003,7 @@ static int stacktraces_side(qctx *q, const Qv1__SelectMergeStacktracesRequest *r
 static int do_stacktraces(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) {
   const Qv1__SelectMergeStacktracesRequest *rq = (const void *)in;
   bool bad = false;
-  size_t max_nodes = node_limit(q, rq->max_nodes, &bad);
+  size_t max_nodes = node_limit(rq->max_nodes, &bad);
   if (bad) return fail(q, "invalid_argument", "max_nodes: 1..200000 (default 16384)");
   qpick p;
   pprof_profile *pr;
@@ -1030,8 +1031,8 @@ static int do_diff(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) 
   const Qv1__DiffRequest *rq = (const void *)in;
   if (!rq->left || !rq->right) return fail(q, "invalid_argument", "left and right: both selections are needed");
   bool bad = false;
-  node_limit(q, rq->left->max_nodes, &bad);
-  size_t max_nodes = node_limit(q, rq->left->max_nodes > rq->right->max_nodes ? rq->left->max_nodes : rq->right->max_nodes, &bad);
+  node_limit(rq->left->max_nodes, &bad);
+  size_t max_nodes = node_limit(rq->left->max_nodes > rq->right->max_nodes ? rq->left->max_nodes : rq->right->max_nodes, &bad);
   if (bad) return fail(q, "invalid_argument", "max_nodes: 1..200000 (default 16384)");
   qpick pl, pr_;
   pprof_profile *ps[2] = {NULL, NULL};

@@ -379,9 +379,15 @@ def querier(t):
                 t0, t1 = sum(f for f, _ in w0.values()), sum(f for f, _ in w1.values())
                 if (int(fg.get("leftTicks", 0)), int(fg.get("rightTicks", 0)), int(fg.get("total", 0))) != (t0, t1, t0 + t1):
                     bad.append(f"ticks {fg.get('leftTicks')} {fg.get('rightTicks')} {fg.get('total')}, go {t0} {t1}")
+            # a side that selects nothing counts zero; the other side is whole
+            fg = call("Diff", {"left": {**rng, "profileTypeID": CPU, "labelSelector": '{pod="nobody"}'},
+                               "right": {**rng, "profileTypeID": CPU, "labelSelector": '{pod="checkout-1"}', "maxNodes": 100000}})["flamegraph"]
+            nodes = decode_flame(fg, 2)
+            if flat_cum(nodes, 0) or flat_cum(nodes, 1) != w1 or int(fg.get("leftTicks", 0)) != 0:
+                bad.append(f"an empty left side: left {flat_cum(nodes, 0)}, leftTicks {fg.get('leftTicks')}, right {diffs(flat_cum(nodes, 1), w1)}")
             return not bad, "; ".join(bad)[:3000]
         check(t, "querier: Diff of two pods' CPU: each side's flat and cum per function equal go tool pprof -top of that "
-                 "pod's /api/v1/profile; leftTicks, rightTicks and total their totals", diff)
+                 "pod's /api/v1/profile; leftTicks, rightTicks and total their totals; a side that selects nothing counts zero", diff)
 
         def refusals():
             bad = []
