@@ -72,17 +72,31 @@ async function flamePixels(sel, depths, rowH = 18) {
     return { width: c.width, height: c.height, rows };
   }, [depths, rowH]);
 }
+// The icicle's layout: a frame's share of its parent's width is its total over the parent's;
+// where a frame's children add up to more than it (a sandwich's tree of a function that calls
+// itself through others, docs/api.md), they share its width in proportion to their totals.
+// Per asked depth, the painted pixels and frames; per node its left edge and width in [0, 1]
+// (siblings left to right in the answer's order); shrunk: the frames whose children overflowed.
 function expectedRows(d, depths, width) {
-  const depth = new Int32Array(d.nodes.length), sum = new Map(), count = new Map();
-  let maxDepth = 0;
-  d.nodes.forEach((n, i) => {
-    if (n[1] >= 0) depth[i] = depth[n[1]] + 1;
+  const n = d.nodes.length, depth = new Int32Array(n), kids = new Float64Array(n);
+  const x = new Float64Array(n), w = new Float64Array(n), next = new Float64Array(n), sum = new Map(), count = new Map();
+  let maxDepth = 0, shrunk = 0;
+  for (let i = 1; i < n; i++) kids[d.nodes[i][1]] += Math.abs(d.nodes[i][3]);
+  d.nodes.forEach((nd, i) => {
+    const p = nd[1];
+    if (p >= 0) {
+      depth[i] = depth[p] + 1;
+      const span = Math.max(Math.abs(d.nodes[p][3]), kids[p]) || 1;
+      w[i] = w[p] * Math.abs(nd[3]) / span;
+      x[i] = x[p] + next[p];
+      next[p] += w[i];
+    } else w[i] = 1;
+    if (kids[i] > Math.abs(nd[3])) shrunk++;
     maxDepth = Math.max(maxDepth, depth[i]);
-    sum.set(depth[i], (sum.get(depth[i]) || 0) + Math.abs(n[3]));
+    sum.set(depth[i], (sum.get(depth[i]) || 0) + w[i]);
     count.set(depth[i], (count.get(depth[i]) || 0) + 1);
   });
-  const root = Math.abs(d.nodes[0][3]);
-  return { maxDepth, rows: depths.map((k) => ({ px: width * (sum.get(k) || 0) / root, frames: count.get(k) || 0 })) };
+  return { maxDepth, shrunk, x, w, depth, rows: depths.map((k) => ({ px: width * (sum.get(k) || 0), frames: count.get(k) || 0 })) };
 }
 // /api/v1/render?encoding=binary (docs/api.md), as the page fetched it, decoded here on its own
 // (not by the page's reader): the focus trees' node blocks back into [name, parent, self, total]
@@ -410,16 +424,17 @@ await check('call tree: the root\'s children and a child\'s children, by total, 
   return true;
 });
 
-await check('sandwich: a function\'s callers and callees with their values equal go tool pprof -peek; the callers\' graph (root at the bottom) and the callees\' paint their first rows as the API\'s trees', async () => {
-  if (!S.name) throw new Error('go tool pprof named no function with callers and callees');
-  // the answer the page draws from (its render with focus=, binary): the graphs must paint it
-  const answered = page.waitForResponse((r) => r.url().includes('/api/v1/render?') && new URL(r.url()).searchParams.get('focus') === S.name, { timeout: 15000 });
-  await page.goto(base + '/explorer?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, table: 'sandwich', fn: S.name }));
+// The sandwich of W (go tool pprof -peek's numbers for one function): the tables of its direct
+// callers and callees, the focus line, and both graphs as the answer the page drew from says
+// (its own binary render response, decoded here). Returns what is wrong, and the answer.
+async function sandwichOf(W) {
+  const answered = page.waitForResponse((r) => r.url().includes('/api/v1/render?') && new URL(r.url()).searchParams.get('focus') === W.name, { timeout: 15000 });
+  await page.goto(base + '/explorer?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, table: 'sandwich', fn: W.name }));
   const pageAnswer = decodeRenderBinary(new Uint8Array(await (await answered).body()));
   await page.waitForSelector('#callees tbody tr', { timeout: 15000 });
   const bad = [];
   const rows = (sel) => page.$$eval(`${sel} tbody tr`, (rs) => rs.map((r) => [r.cells[0].textContent, r.cells[1].textContent]));
-  for (const [sel, want] of [['#callers', S.callers], ['#callees', S.callees]]) {
+  for (const [sel, want] of [['#callers', W.callers], ['#callees', W.callees]]) {
     const got = await rows(sel);
     const names = got.map((r) => r[0]).sort(), wnames = Object.keys(want).sort();
     if (JSON.stringify(names) !== JSON.stringify(wnames)) bad.push(`${sel}: ${JSON.stringify(names)}, go -peek ${JSON.stringify(wnames)}`);
@@ -427,14 +442,11 @@ await check('sandwich: a function\'s callers and callees with their values equal
   }
   const info = await page.$eval('#focusinfo', (p) => p.textContent);
   const m = info.match(/ self (\S+) \([^)]*\), total (\S+) /);
-  if (!m || !near(m[1], S.flat) || !near(m[2], S.cum) || !info.startsWith(S.name)) bad.push(`focus line ${JSON.stringify(info)}, go flat ${S.flat} cum ${S.cum}`);
+  if (!m || !near(m[1], W.flat) || !near(m[2], W.cum) || !info.startsWith(W.name)) bad.push(`focus line ${JSON.stringify(info)}, go flat ${W.flat} cum ${W.cum}`);
   // the graphs: the root (the function) across, the first row as wide as its frames' totals in
-  // the answer the page got (whose edges the tables above hold to go tool pprof -peek). A JSON
-  // render asked again is kept beside it for the record (docs/testing.md: a CI run once saw a
-  // callees row half as wide as such a second answer said)
-  const f = pageAnswer.focus;
-  const again = (await api('/api/v1/render?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, focus: S.name, max_nodes: '100000', top: '2000' }))).focus;
-  fs.writeFileSync(out + '/sandwich-answers.json', JSON.stringify({ page: f, again }));
+  // the answer the page got (whose edges the tables above hold to go tool pprof -peek), shrunk
+  // to fit where they add up to more than the root
+  const f = pageAnswer.focus, graphs = [];
   for (const [sel, t, flip] of [['#callers-graph', f.callers, true], ['#callees-graph', f.callees, false]]) {
     const want = expectedRows(t, [0, 1], 1);
     const nrows = Math.min(want.maxDepth + 1, 14);
@@ -445,17 +457,56 @@ await check('sandwich: a function\'s callers and callees with their values equal
     if (drawn.rows[0] < drawn.width - 2) b.push(`the root row has ${drawn.rows[0]} of ${drawn.width} px`);
     for (const x of b) bad.push(`${sel}: ${x}`);
     // which way up: the root's row (bottom for the callers, top for the callees) names the function
+    await (await page.$(sel)).scrollIntoViewIfNeeded(); // (the mouse reaches only what is in the viewport)
     const gb = await (await page.$(sel)).boundingBox();
     await page.mouse.move(gb.x + gb.width / 2, gb.y + (flip ? gb.height - 9 : 9));
-    const first = (await page.$eval('#tooltip', (t) => (t.hidden ? '' : t.textContent))).split('\n')[0];
-    if (first !== S.name) bad.push(`${sel}: the ${flip ? 'bottom' : 'top'} row is ${JSON.stringify(first)}, not the function`);
+    const first = (await page.$eval('#tooltip', (tt) => (tt.hidden ? '' : tt.textContent))).split('\n')[0];
+    if (first !== W.name) bad.push(`${sel}: the ${flip ? 'bottom' : 'top'} row is ${JSON.stringify(first)}, not the function`);
+    graphs.push({ sel, t, flip, want: w, box: gb });
   }
   await page.mouse.move(0, 0);
+  return { bad, f, graphs, rows };
+}
+
+await check('sandwich: a function\'s callers and callees with their values equal go tool pprof -peek; the callers\' graph (root at the bottom) and the callees\' paint their first rows as the API\'s trees', async () => {
+  if (!S.name) throw new Error('go tool pprof named no function with callers and callees');
+  const { bad, f, rows } = await sandwichOf(S);
+  // a JSON render asked again, kept beside the page's for the record (docs/testing.md)
+  const again = (await api('/api/v1/render?' + new URLSearchParams({ name: 'demo', type: 'cpu', to: frozenTo, focus: S.name, max_nodes: '100000', top: '2000' }))).focus;
+  fs.writeFileSync(out + '/sandwich-answers.json', JSON.stringify({ page: f, again }));
   await shot('explorer-sandwich');
   // clicking a callee re-centres the sandwich on it
   const callee = (await rows('#callees'))[0][0];
   await page.click('#callees tbody tr:first-child');
   await page.waitForFunction((n) => new URLSearchParams(location.search).get('fn') === n && document.querySelector('#focusinfo')?.textContent.startsWith(n), callee, { timeout: 10000 });
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
+await check('sandwich of a function that calls itself through others (its callees add up to more than it, as pprof counts edges): the tables equal go tool pprof -peek, every callee is painted in its share of the row (hover names it), and the page says the graph shrank them', async () => {
+  const R = S.recursive || {};
+  if (!R.name) throw new Error('go tool pprof named no function whose callees add up to more than its cum');
+  const { bad, graphs } = await sandwichOf(R);
+  const g = graphs.find((x) => x.sel === '#callees-graph');
+  if (!g.want.shrunk) bad.push(`precondition: the answer's callees tree has no frame whose children add up to more than it`);
+  // each first-row callee, hovered in the middle of where its share puts it, is that callee
+  const t = g.t, kids = t.nodes.map((nd, i) => [nd, i]).filter(([nd]) => nd[1] === 0);
+  let hovered = 0;
+  await (await page.$(g.sel)).scrollIntoViewIfNeeded();
+  g.box = await (await page.$(g.sel)).boundingBox();
+  for (const [nd, i] of kids) {
+    const px = g.want.w[i] * g.box.width;
+    if (px < 8) continue;
+    await page.mouse.move(g.box.x + (g.want.x[i] + g.want.w[i] / 2) * g.box.width, g.box.y + 18 + 9);
+    const name = (await page.$eval('#tooltip', (tt) => (tt.hidden ? '' : tt.textContent))).split('\n')[0];
+    if (name !== t.names[nd[0]]) bad.push(`#callees-graph: at ${JSON.stringify(t.names[nd[0]])}'s place (${(100 * g.want.x[i]).toFixed(1)}%..${(100 * (g.want.x[i] + g.want.w[i])).toFixed(1)}% of the row) the graph shows ${JSON.stringify(name)}`);
+    hovered++;
+  }
+  if (hovered < 2) bad.push(`only ${hovered} of the ${kids.length} callees are 8 px or wider`);
+  await page.mouse.move(0, 0);
+  const note = await page.$eval('#recursion', (p) => p.textContent).catch(() => '');
+  if (!note.startsWith(R.name) || !/callees/.test(note)) bad.push(`the note on shrunk frames: ${JSON.stringify(note)}`);
+  await shot('explorer-sandwich-recursive');
   if (bad.length) throw new Error(bad.join('\n'));
   return true;
 });

@@ -170,6 +170,17 @@ class Flame {
     for (let i = 0; i < n; i++) kidStart[i + 1] += kidStart[i];
     const fill = kidStart.slice(0, n);
     for (let i = 1; i < n; i++) if (parent[i] >= 0) kidList[fill[parent[i]]++] = i;
+    // what a frame's children share: its own width, or their sum where that is larger. A
+    // sandwich's trees count a stack once under each occurrence of a function that calls itself
+    // through others (f > g > f > h: g and h are both f's callees), as go tool pprof counts
+    // edges, so a frame's children may add up to more than it; they are then shrunk to fit it
+    // in proportion (overflow: how many frames that happened to) instead of running off the edge
+    const span = this.span = Float64Array.from(width);
+    const kidSum = new Float64Array(n);
+    for (let i = 1; i < n; i++) if (parent[i] >= 0) kidSum[parent[i]] += width[i];
+    let overflow = 0;
+    for (let i = 0; i < n; i++) if (kidSum[i] > width[i]) { span[i] = kidSum[i]; overflow++; }
+    this.overflow = overflow;
     this.maxDepth = maxDepth;
     this.maxDshare = m;
     this.colours = [new Map(), new Map()]; // fill styles made so far (color)
@@ -189,7 +200,7 @@ class Flame {
     while (stack.length) {
       const p = stack.pop();
       let off = x[p];
-      const pw = width[p] || 1, f = w[p] / pw;
+      const pw = this.span[p] || 1, f = w[p] / pw;
       for (let j = ks[p], e = ks[p + 1]; j < e; j++) {
         const k = kl[j];
         w[k] = f * width[k];
@@ -823,10 +834,12 @@ function focusView(kind, params, d, fn, unit, diff, onPick, pre) {
     };
     const up = tree(f.callers, 'callers', true, 'Callers'), down = tree(f.callees, 'callees', false, 'Callees');
     box.append(up.c, down.c, h('div', { class: 'edgelists' }, up.table, down.table));
-    for (const x of [up, down]) {
+    const shrunk = [up, down].filter((x) => {
       const g = new Flame(x.c, { flip: x.flip, maxRows: 14, rootName: f.name });
       g.setData(x.data, diff, false);
-    }
+      return g.overflow > 0;
+    });
+    if (shrunk.length) box.insertBefore(h('p', { class: 'muted', id: 'recursion', text: `${f.name} calls itself through other functions, so a stack counts once under each of its occurrences and the ${shrunk.map((x) => x.c.getAttribute('aria-label').toLowerCase()).join(' and ')} of a frame can add up to more than the frame (as in the tables and go tool pprof -peek). The graph shrinks them to fit.` }), up.c);
   }).catch((e) => { status.className = 'err'; status.textContent = e.message; });
   return box;
 }
