@@ -43,7 +43,7 @@ OP_SRC    := $(filter-out src/operator/main.c,$(wildcard src/operator/*.c))
 # libcollector.a (src/collector and its embedded UI) and liboperator.a (src/operator and its
 # embedded CRDs); a binary links only what it uses.
 objs = $(patsubst %.c,$(B)/$(1)/%.o,$(LIB_SRC)) $(B)/$(1)/gen/profile.pb-c.o
-cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o $(B)/$(1)/gen/push.pb-c.o $(B)/$(1)/gen/querier.pb-c.o
+cobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(COLL_SRC)) $(B)/$(1)/gen/ui_assets.o $(B)/$(1)/gen/push.pb-c.o $(B)/$(1)/gen/querier.pb-c.o $(B)/$(1)/gen/otlp.pb-c.o
 oobjs = $(patsubst %.c,$(B)/$(1)/%.o,$(OP_SRC)) $(B)/$(1)/gen/crd_assets.o
 UI_FILES := $(wildcard src/collector/ui/*)
 CRD_FILES := $(sort $(wildcard deploy/crds/*.yaml))
@@ -84,6 +84,11 @@ $(GEN)/querier.pb-c.c $(GEN)/querier.pb-c.h &: proto/querier.proto | $(DEPS_OK)
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -Iproto proto/querier.proto
 
+# OpenTelemetry's OTLP profiles (the collector's /v1development/profiles, web_otlp.c)
+$(GEN)/otlp.pb-c.c $(GEN)/otlp.pb-c.h &: proto/otlp.proto | $(DEPS_OK)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Iproto proto/otlp.proto
+
 $(GEN)/ui_assets.c: tools/embed.py $(UI_FILES) | $(DEPS_OK)
 	@mkdir -p $(GEN)
 	python3 tools/embed.py $@ --table ui_assets $(UI_FILES)
@@ -114,7 +119,7 @@ flavour_stamp = $(call flavour_cc,$(1)) $(filter-out -Werror,$(CFLAGS) $($(1)_CF
 define flavour
 $(B)/$(1)/flags.stamp: FORCE
 	@mkdir -p $$(dir $$@); echo '$$(call flavour_stamp,$(1))' | cmp -s - $$@ || echo '$$(call flavour_stamp,$(1))' > $$@
-$(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h $(GEN)/push.pb-c.h $(GEN)/querier.pb-c.h $(B)/$(1)/flags.stamp | $(DEPS_OK)
+$(B)/$(1)/%.o: %.c $(GEN)/profile.pb-c.h $(GEN)/push.pb-c.h $(GEN)/querier.pb-c.h $(GEN)/otlp.pb-c.h $(B)/$(1)/flags.stamp | $(DEPS_OK)
 	@mkdir -p $$(dir $$@)
 	$$(call flavour_cc,$(1)) $$(CFLAGS) $$($(1)_CFLAGS) $$(VERSION_DEFS) -I$(GEN) $$(PKG_CFLAGS) -MMD -MP -c $$< -o $$@
 $(B)/$(1)/gen/%.pb-c.o: $(GEN)/%.pb-c.c $(B)/$(1)/flags.stamp | $(DEPS_OK)
@@ -172,10 +177,10 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/clang/fuzz/%-replay,$(FUZZ_SRC))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/querier.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/querier.pb-c.c $(GEN)/otlp.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer $(FUZZ_SAN) -I$(GEN) -Isrc $(PKG_CFLAGS) \
-	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/querier.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c $(PKG_LIBS) -lm -pthread -ldl
+	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/querier.pb-c.c $(GEN)/otlp.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c $(PKG_LIBS) -lm -pthread -ldl
 $(B)/clang/fuzz/%-replay: $(B)/clang/fuzz/%.o $(B)/clang/fuzz/replay_main.o $(B)/clang/liboperator.a $(B)/clang/libcollector.a $(B)/clang/libpprofcodec.a
 	clang $(CFLAGS) $(clang_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 
@@ -193,7 +198,7 @@ $(B)/tsan/bin/collector: $(B)/tsan/src/collector/main.o $(B)/tsan/libcollector.a
 	$(CC) $(CFLAGS) $(tsan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
              $(B)/asan/bin/operator $(B)/asan/bin/collector $(B)/tsan/bin/collector $(B)/k8s/stamp image \
-             $(B)/rel/bench/store-bench $(B)/rel/tests/libfaultinj.so bin/push-client
+             $(B)/rel/bench/store-bench $(B)/rel/tests/libfaultinj.so bin/push-client bin/otlp-client bin/otelcol
 # the fault-injecting LD_PRELOAD shim of the collector suite (fdatasync EIO, EDQUOT): test code
 $(B)/rel/tests/libfaultinj.so: tests/lib/faultinj.c
 	@mkdir -p $(dir $@)
@@ -251,12 +256,26 @@ GOENV := GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOPROXY=off
 bin/demo-target: tools/demo-target/main.go tools/demo-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/demo-target && $(GOENV) go build -o ../../bin/demo-target .
+# the project's stand-ins for two MPL-2.0 modules the OpenTelemetry tools link
+# (tools/third_party/README.md)
+THIRD_PARTY_GO := $(wildcard tools/third_party/*/go.mod tools/third_party/*/*.go tools/third_party/*/*/*.go)
 # the pyroscope-go SDK's client for the push tests (issue 16): modules from the Go module proxy,
 # pinned by the committed go.sum (-mod=readonly), cached under build/gopath
 bin/push-client: $(wildcard tools/push-client/*.go) tools/push-client/go.mod tools/push-client/go.sum | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/push-client && GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOFLAGS=-mod=readonly GOTOOLCHAIN=local \
 	  go build -o ../../bin/push-client .
+bin/otlp-client: $(wildcard tools/otlp-client/*.go) tools/otlp-client/go.mod tools/otlp-client/go.sum $(THIRD_PARTY_GO) | $(DEPS_OK)
+	@mkdir -p bin
+	cd tools/otlp-client && GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOFLAGS=-mod=readonly GOTOOLCHAIN=local \
+	  go build -o ../../bin/otlp-client .
+# an OpenTelemetry Collector (ocb v0.165.0: OTLP receiver, OTLP/HTTP and debug exporters) that
+# relays OTLP profiles to the collector in tests; sources generated from tools/otelcol/builder.yaml,
+# modules from the Go module proxy pinned by the committed go.sum, cached under build/gopath
+bin/otelcol: $(wildcard tools/otelcol/*.go) tools/otelcol/go.mod tools/otelcol/go.sum $(THIRD_PARTY_GO) | $(DEPS_OK)
+	@mkdir -p bin
+	cd tools/otelcol && GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOFLAGS=-mod=readonly GOTOOLCHAIN=local \
+	  go build -o ../../bin/otelcol .
 bin/load-target: tools/load-target/main.go tools/load-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/load-target && $(GOENV) go build -o ../../bin/load-target .

@@ -41,6 +41,8 @@ Q = "src/collector/store_query.c"
 QC = "src/collector/web_querier.c"
 SY = "src/collector/store_sym.c"
 UI = "src/collector/ui/app.js"
+OT = "src/collector/web_otlp.c"
+WC = "src/collector/web_connect.c"
 
 MUTANTS = [
     # ---- codec: conformance with go tool pprof -raw
@@ -613,6 +615,36 @@ MUTANTS = [
       [(W, "    size_t cap = r->querier ? WEB_QUERIER_MAX_BODY : r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;",
         "    size_t cap = r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;")],
       ["collector:querier"], r"querier: refused"),
+    # ---- OTLP profiles (issue 16 §3): read back under go tool pprof -raw, refusals
+    M("otlp-stack-root-first", "an OTLP stack is read root first (OTLP and pprof both put the leaf first)",
+      [(OT, "    for (uint32_t k = 0; k < s->nloc; k++) s->loc[k] = c.lmap[st->location_indices[k]] - 1;",
+        "    for (uint32_t k = 0; k < s->nloc; k++) s->loc[k] = c.lmap[st->location_indices[s->nloc - 1 - k]] - 1;")],
+      ["collector:otlp"], r"otlp: OTLP profiles made by"),
+    M("otlp-types-not-grouped", "each OTLP profile (one sample type) is stored on its own, not joined with the other types of its pprof",
+      [(OT, "  if (n >= 64 || q->time_unix_nano != p->time_unix_nano", "  if (n >= 1 || q->time_unix_nano != p->time_unix_nano")],
+      ["collector:otlp"], r"otlp: OTLP profiles made by"),
+    M("otlp-key-strindex-ignored", "a resource attribute's key from the dictionary's string table (key_strindex, as pdata writes it) is not read",
+      [(OT, "static const char *kv_key(const dict_t *d, const Otlp__KeyValue *kv) { return *kv->key ? kv->key : dstr(d, kv->key_strindex); }",
+        "static const char *kv_key(const dict_t *d, const Otlp__KeyValue *kv) { (void)d; return kv->key; }")],
+      ["collector:otlp"], r"otlp: OTLP profiles made by"),
+    M("otlp-label-names-kept", "resource attribute names keep their dots (k8s.namespace.name is no label name a selector can write)",
+      [(OT, "      k[j] = !ch || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ? ch : '_';",
+        "      k[j] = ch;")],
+      ["collector:otlp"], r"otlp: OTLP profiles made by"),
+    M("otlp-stack-index-unchecked", "a stack's location indexes are not checked against the location table",
+      [(OT, "      if (l <= 0 || (size_t)l >= c->nloc)", "      if (l < 0)")],
+      ["collector:otlp"], r"otlp: refused"),
+    M("otlp-rejected-unreported", "a profile of an unknown type is dropped without partial_success saying so",
+      [(OT, "  if (rejected) {\n    ps.rejected_profiles = rejected;", "  if (0) {\n    ps.rejected_profiles = rejected;")],
+      ["collector:otlp"], r"otlp: refused"),
+    M("otlp-pb-depth-unchecked", "a protobuf body's nesting is not checked before protobuf-c unpacks it (it recurses once per level)",
+      [(WC, "  } else if (pb_depth(d, body, body + len, WEB_CONNECT_MAX_PB_DEPTH) > WEB_CONNECT_MAX_PB_DEPTH) {",
+        "  } else if (0) {")],
+      ["collector:otlp"], r"otlp: refused"),
+    M("otlp-original-ignored", "a profile's original pprof (original_payload_format \"pprof\") is not used",
+      [(OT, "        if (grp[0]->original_payload.len && !strcasecmp(grp[0]->original_payload_format, \"pprof\")) {",
+        "        if (0) {")],
+      ["collector:otlp"], r"otlp: a profile carrying its original"),
     # ---- render speed (issue 14): a one-segment merge without the merger, the call tree's walk
     M("idm-take-never", "a merge within one segment always goes through the merger (the shortcut is gone)",
       [("src/collector/store_idm.c", "  if (r == 0 && ret && merger_keeps(p)) {", "  if (r == 0 && ret && 0 && merger_keeps(p)) {")],

@@ -19,6 +19,7 @@
 #include "web_cache.h"
 #include "web_int.h"
 #include "web_json.h"
+#include "web_otlp.h"
 #include "web_push.h"
 #include "web_querier.h"
 #include "web_work.h"
@@ -321,6 +322,7 @@ static void push_release(req *r) {
   free(r->pb.config);
   free(r->pb.ctype);
   free(r->pb.cenc);
+  free(r->pb.version);
   memset(&r->pb, 0, sizeof r->pb);
 }
 
@@ -383,7 +385,7 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 
 typedef enum job_kind { JOB_RENDER, JOB_TIMELINE, JOB_PROFILE, JOB_PROFILES, JOB_SERIES, JOB_TARGETS, JOB_RAW,
                         JOB_METRICS, JOB_RELOAD, JOB_AUTH, JOB_PGO, JOB_REGRESSIONS, JOB_TAGS, JOB_PUSH, JOB_PUSH_CONNECT,
-                        JOB_QUERIER } job_kind;
+                        JOB_OTLP, JOB_QUERIER } job_kind;
 
 typedef struct job {
   web *w;
@@ -391,7 +393,7 @@ typedef struct job {
   web_params p;
   char *user, *pass; /* JOB_AUTH */
   char addr[INET6_ADDRSTRLEN];
-  web_push_body pb; /* JOB_PUSH, JOB_PUSH_CONNECT, JOB_QUERIER: the request's body, taken from it */
+  web_push_body pb; /* JOB_PUSH, JOB_PUSH_CONNECT, JOB_OTLP, JOB_QUERIER: the request's body, taken from it */
   char *method;     /* JOB_QUERIER: the method's name */
 } job;
 
@@ -405,6 +407,7 @@ static void job_free(void *arg) {
   free(j->pb.config);
   free(j->pb.ctype);
   free(j->pb.cenc);
+  free(j->pb.version);
   free(j->method);
   free(j);
 }
@@ -428,6 +431,7 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   case JOB_TAGS: web_api_tags(&x, &j->p, out); break;
   case JOB_PUSH: web_push_ingest(&x, &j->p, &j->pb, out); break;
   case JOB_PUSH_CONNECT: web_push_connect(&x, &j->pb, out); break;
+  case JOB_OTLP: web_otlp_profiles(&x, &j->pb, out); break;
   case JOB_QUERIER: web_querier(&x, j->method, &j->pb, out); break;
   case JOB_METRICS: {
     pp_buf b;
@@ -608,7 +612,7 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     if (r->pb.profile_len > WEB_MAX_PUSH_BODY) return send_error(c, 413, "bad_data", "profile: over the 16 MiB a push may carry");
     if (r->querier && r->pb.profile_len > WEB_QUERIER_MAX_BODY)
       return send_error(c, 413, "bad_data", "a query API call carries at most 1 MiB");
-    job *j = new_job(w, r->querier ? JOB_QUERIER : strcmp(url, "/ingest") ? JOB_PUSH_CONNECT : JOB_PUSH, &p);
+    job *j = new_job(w, r->querier ? JOB_QUERIER : !strcmp(url, "/ingest") ? JOB_PUSH : !strcmp(url, WEB_OTLP_PATH) ? JOB_OTLP : JOB_PUSH_CONNECT, &p);
     if (!j) return send_error(c, 503, "unavailable", "out of memory");
     if (r->querier && !(j->method = strdup(url + strlen(WEB_QUERIER_PREFIX)))) {
       job_free(j);
@@ -622,7 +626,8 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     r->arrived = pp_clock_mono_ns();
     return submit(w, c, r, WEB_LANE_QUERY, j, url, false);
   }
-  if (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH) || !strncmp(url, WEB_QUERIER_PREFIX, strlen(WEB_QUERIER_PREFIX)))
+  if (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH) || !strcmp(url, WEB_OTLP_PATH) ||
+      !strncmp(url, WEB_QUERIER_PREFIX, strlen(WEB_QUERIER_PREFIX)))
     return send_text(c, 405, "use POST\n");
   if (!strcmp(url, "/reload") || !strcmp(url, "/-/reload")) {
     if (!post) return send_text(c, 405, "use POST\n");
@@ -680,7 +685,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     /* pushes are the one route that takes a body of any size (up to WEB_MAX_PUSH_BODY); calls of
      * the query API (Connect: the request is the body) take up to WEB_QUERIER_MAX_BODY */
     r->querier = !strcmp(method, "POST") && !strncmp(url, WEB_QUERIER_PREFIX, strlen(WEB_QUERIER_PREFIX));
-    r->push = r->querier || (!strcmp(method, "POST") && (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH)));
+    r->push = r->querier || (!strcmp(method, "POST") && (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH) ||
+                                                         !strcmp(url, WEB_OTLP_PATH)));
     size_t cap = r->querier ? WEB_QUERIER_MAX_BODY : r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
@@ -714,7 +720,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     const char *ce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
-    if ((ct && !(r->pb.ctype = strndup(ct, 200))) || (ce && !(r->pb.cenc = strndup(ce, 100)))) r->push_nomem = true;
+    const char *pv = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "OTLP-Profiles-Development-Version");
+    if ((ct && !(r->pb.ctype = strndup(ct, 200))) || (ce && !(r->pb.cenc = strndup(ce, 100))) ||
+        (pv && !(r->pb.version = strndup(pv, 32))))
+      r->push_nomem = true;
     if (ct && !strncasecmp(ct, "multipart/form-data", 19) && !strcmp(url, "/ingest")) {
       r->pp = MHD_create_post_processor(c, 65536, push_part, r);
       if (!r->pp) r->push_bad = true; /* no boundary (or one past libmicrohttpd's limit): 400 as it ends */

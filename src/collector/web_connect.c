@@ -204,7 +204,10 @@ static int read_msg(const ProtobufCMessageDescriptor *d, json_t *obj, arena *a, 
       *(void **)(base + f->offset) = arr;
     } else {
       if ((r = read_value(f, v, base + f->offset, a, depth, err)) < 0) return r;
-      if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset && f->type != PROTOBUF_C_TYPE_STRING &&
+      /* a oneof's member: the case says which one is set (the last one read wins, as in
+       * protobuf's binary form) */
+      if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) *(uint32_t *)(base + f->quantifier_offset) = f->id;
+      else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset && f->type != PROTOBUF_C_TYPE_STRING &&
           f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_BYTES)
         *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
     }
@@ -272,6 +275,8 @@ static void write_value(pp_buf *b, const ProtobufCFieldDescriptor *f, const void
 /* whether a singular field holds its default, so proto3's JSON leaves it out */
 static bool is_default(const ProtobufCFieldDescriptor *f, const char *base) {
   const void *p = base + f->offset;
+  /* a oneof's member is written when it is the one set, whatever its value */
+  if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) return *(const uint32_t *)(base + f->quantifier_offset) != f->id;
   if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset && f->type != PROTOBUF_C_TYPE_STRING &&
       f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_BYTES)
     return !*(const protobuf_c_boolean *)(base + f->quantifier_offset);
@@ -339,12 +344,52 @@ static size_t json_values(const uint8_t *p, size_t n) {
   return v;
 }
 
+/* The deepest nesting of messages in protobuf bytes of type d, up to limit (past it: limit + 1).
+ * protobuf-c's unpack recurses once per level, and a message that may hold itself (OTLP's
+ * AnyValue: arrays of arrays of ...) could nest a million levels in a few megabytes: the
+ * stack would not hold them. Malformed bytes end the walk (unpack says what is wrong). */
+static int pb_depth(const ProtobufCMessageDescriptor *d, const uint8_t *p, const uint8_t *end, int limit) {
+  if (limit < 0) return 1;
+  int deepest = 0;
+  while (p < end) {
+    uint64_t tag = 0, n = 0;
+    for (int sh = 0; p < end && sh < 64; sh += 7) {
+      tag |= (uint64_t)(*p & 0x7f) << sh;
+      if (!(*p++ & 0x80)) break;
+    }
+    switch (tag & 7) {
+    case 0:
+      while (p < end && (*p++ & 0x80)) {}
+      break;
+    case 1: p = (size_t)(end - p) < 8 ? end : p + 8; break;
+    case 5: p = (size_t)(end - p) < 4 ? end : p + 4; break;
+    case 2: {
+      for (int sh = 0; p < end && sh < 64; sh += 7) {
+        n |= (uint64_t)(*p & 0x7f) << sh;
+        if (!(*p++ & 0x80)) break;
+      }
+      if (n > (uint64_t)(end - p)) return deepest;
+      const ProtobufCFieldDescriptor *f = tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3)) : NULL;
+      if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        int k = 1 + pb_depth(f->descriptor, p, p + n, limit - 1);
+        if (k > deepest) deepest = k;
+        if (deepest > limit) return deepest;
+      }
+      p += n;
+      break;
+    }
+    default: return deepest; /* groups, or not a wire type */
+    }
+  }
+  return deepest;
+}
+
 int web_connect_read(const char *ctype, const char *cenc, const uint8_t *body, size_t len, size_t max,
                      const ProtobufCMessageDescriptor *d, arena_budget *a, bool *json, ProtobufCMessage **ret,
                      pp_err *err) {
   *json = ctype && !strncasecmp(ctype, "application/json", 16);
-  if (!*json && !(ctype && !strncasecmp(ctype, "application/proto", 17)))
-    return pp_err_set(err, PP_EINVAL, "Content-Type: want application/proto or application/json (Connect unary)");
+  if (!*json && !(ctype && (!strncasecmp(ctype, "application/proto", 17) || !strncasecmp(ctype, "application/x-protobuf", 22))))
+    return pp_err_set(err, PP_EINVAL, "Content-Type: want application/proto (or application/x-protobuf) or application/json");
   uint8_t *plain = NULL;
   if (cenc && *cenc && strcasecmp(cenc, "identity")) {
     if (strcasecmp(cenc, "gzip")) return pp_err_set(err, PP_EINVAL, "Content-Encoding: only gzip and identity are taken");
@@ -363,6 +408,8 @@ int web_connect_read(const char *ctype, const char *cenc, const uint8_t *body, s
     r = pp_err_set(err, PP_ELIMIT, "the JSON body holds more than %d values", WEB_CONNECT_MAX_JSON_VALUES);
   } else if (*json) {
     r = web_connect_json_read(d, len ? (const char *)body : "{}", len ? len : 2, &a->mem, ret, err);
+  } else if (pb_depth(d, body, body + len, WEB_CONNECT_MAX_PB_DEPTH) > WEB_CONNECT_MAX_PB_DEPTH) {
+    r = pp_err_set(err, PP_ELIMIT, "messages nested more than %d deep", WEB_CONNECT_MAX_PB_DEPTH);
   } else {
     ProtobufCAllocator alloc = {.alloc = arena_budget_alloc, .free = arena_budget_free, .allocator_data = a};
     *ret = protobuf_c_message_unpack(d, &alloc, len, body);

@@ -11,10 +11,11 @@
  * or numbers, 32-bit ones and doubles as numbers ("NaN", "Infinity", "-Infinity" as strings),
  * bytes as base64, repeated fields as arrays, messages as objects, null as the default. The int32
  * fields named in the table in web_connect.c (format, aggregation, exemplar_type) also take
- * their enum's value names. Unknown members are skipped (a newer client's fields), as Connect's
- * servers do.
+ * their enum's value names; a oneof's member sets its case. Unknown members are skipped (a newer
+ * client's fields), as Connect's servers do. OTLP/HTTP (web_otlp.c) reads through here too: its
+ * application/x-protobuf is application/proto.
  *
- * Limits: nesting WEB_CONNECT_MAX_DEPTH deep; everything a message holds comes from the arena
+ * Limits: nesting WEB_CONNECT_MAX_DEPTH deep (JSON) or WEB_CONNECT_MAX_PB_DEPTH (protobuf); everything a message holds comes from the arena
  * passed in, whose budget bounds the request (PP_ELIMIT past it). Errors name the member.
  * Threads: none kept; callers own their arenas.
  */
@@ -32,6 +33,9 @@
 #include "../base/pp_err.h"
 
 #define WEB_CONNECT_MAX_DEPTH 8
+/* the same for protobuf bodies, whose nesting is checked before protobuf-c unpacks them (it
+ * recurses once per level) */
+#define WEB_CONNECT_MAX_PB_DEPTH 32
 /* values a JSON body may hold (jansson's tree of them is built before any budget applies) */
 #define WEB_CONNECT_MAX_JSON_VALUES 200000
 

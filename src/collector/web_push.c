@@ -214,19 +214,10 @@ static unsigned store_status(int code) {
   return code == PP_EINVAL || code == PP_ELIMIT ? 400 : code == PP_EUSAGE ? 503 : code == PP_EIO ? 507 : 500;
 }
 
-/* What a pushed profile says of itself and where it is from, for push_one. */
-typedef struct push_src {
-  const char *app;
-  const char *const *k, *const *v; /* its labels; "__*" and our three are dropped */
-  size_t n;
-  const char *lock_kind; /* "mutex" / "block" for a contentions profile, NULL: not said */
-  bool cumulative;       /* a heap as Go's /debug/pprof/heap has it (alloc_* since start): one record */
-  int64_t from, until;   /* ns, 0 = not given */
-} push_src;
+typedef web_push_src push_src;
 
-/* Decodes, classifies and stores one pushed pprof (web_push.h). 0, or the HTTP status to answer
- * with why in why. */
-static unsigned push_one(const web_ctx *x, const push_src *src, const uint8_t *data, size_t dlen, char *why, size_t whyn) {
+unsigned web_push_store(const web_ctx *x, const web_push_src *src, const uint8_t *data, size_t dlen, char *why,
+                        size_t whyn) {
   pp_err err = {0};
   pprof_limits lim;
   pprof_limits_default(&lim);
@@ -357,7 +348,7 @@ void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body 
     return;
   }
   src.lock_kind = lock_kind(b);
-  unsigned st = push_one(x, &src, b->profile, b->profile_len, why, sizeof why);
+  unsigned st = web_push_store(x, &src, b->profile, b->profile_len, why, sizeof why);
   if (!st) {
     web_resp_text(out, 200, "");
     return;
@@ -428,7 +419,7 @@ static unsigned push_request(const web_ctx *x, const Pushreq__PushRequest *rq, c
     push_src src;
     if ((st = series_src(&ps, &src, why, whyn))) break;
     for (size_t j = 0; !st && j < se->n_samples; j++)
-      st = push_one(x, &src, se->samples[j]->raw_profile.data, se->samples[j]->raw_profile.len, why, whyn);
+      st = web_push_store(x, &src, se->samples[j]->raw_profile.data, se->samples[j]->raw_profile.len, why, whyn);
   }
   return st;
 }

@@ -59,16 +59,35 @@ int web_push_name_parse(const char *name, web_push_name *ret, pp_err *err);
 
 /* The request body as web.c collected it: for /ingest the pprof bytes (the `profile` part, or
  * the whole body) and the config part (may be empty); for Connect the whole body in profile,
- * with its Content-Type and Content-Encoding (malloc'd, or NULL). */
+ * with its Content-Type and Content-Encoding (malloc'd, or NULL), and for OTLP its schema version. */
 typedef struct web_push_body {
   uint8_t *profile;
   size_t profile_len;
   char *config;
   size_t config_len;
   char *ctype, *cenc;
+  char *version; /* OTLP's OTLP-Profiles-Development-Version header (malloc'd, or NULL) */
 } web_push_body;
 
 void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body *b, web_resp *out);
+
+/* What a pushed profile says of itself and where it is from. */
+typedef struct web_push_src {
+  const char *app;
+  const char *const *k, *const *v; /* its labels; "__*" and our three are dropped */
+  size_t n;
+  const char *lock_kind; /* "mutex" / "block" for a contentions profile, NULL: not said */
+  bool cumulative;       /* a heap as Go's /debug/pprof/heap has it (alloc_* since start): one record */
+  int64_t from, until;   /* ns, 0 = not given: the profile's own time_nanos and duration_nanos */
+} web_push_src;
+
+/* Decodes (gzip or plain pprof, with the decoder's limits and a quarter of the request's
+ * budget), classifies and stores one pushed pprof as the records above say, through
+ * web_hooks.push: 0, or the HTTP status to answer with (400 bad or unknown profile, 413 over a
+ * limit, 503 stopping, 507 disk full, 500) and why in why. Shared by every push protocol
+ * (web_otlp.c too). */
+unsigned web_push_store(const web_ctx *x, const web_push_src *src, const uint8_t *data, size_t dlen, char *why,
+                        size_t whyn);
 
 /* POST /push.v1.PusherService/Push: Connect's unary protocol (not gRPC), the body a
  * push.v1.PushRequest as application/proto or application/json (protojson: rawProfile in
