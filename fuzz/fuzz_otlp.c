@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   web_hooks h;
   memset(&h, 0, sizeof h);
   h.push = check_push;
-  web_ctx x = {&h, (size_t)64 << 20};
+  web_ctx x = {&h, (size_t)64 << 20, WEB_MAX_RECORDS};
   web_push_body b;
   memset(&b, 0, sizeof b);
   b.ctype = data[0] & 1 ? "application/json" : "application/x-protobuf";

@@ -615,6 +615,18 @@ MUTANTS = [
       [(W, "    size_t cap = r->querier ? WEB_QUERIER_MAX_BODY : r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;",
         "    size_t cap = r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;")],
       ["collector:querier"], r"querier: refused"),
+    # ---- the records a query merges (--web-max-records): an answer over more says so
+    M("records-truncated-unsaid", "a merge over more records than it reads says nothing of the ones it left out",
+      [(Q, "  bool truncated = n > limit;", "  bool truncated = false;")],
+      ["collector:records_limit"], r"a render over more records"),
+    M("records-series-limit-exact", "each series gives at most the limit, so a single series over it looks complete",
+      [(Q, "      raw_range(&q, sel.ids[i], type, from, to, limit + 1);", "      raw_range(&q, sel.ids[i], type, from, to, limit);"),
+       (Q, "      ok = series_with_rollups(&q, sel.ids[i], sel.labels[i], type, from, to, limit + 1, &v, &n, &cap);",
+        "      ok = series_with_rollups(&q, sel.ids[i], sel.labels[i], type, from, to, limit, &v, &n, &cap);")],
+      ["collector:records_limit"], r"a render over more records"),
+    M("querier-series-limit-ignored", "Grafana's SelectSeries reads any number of profiles",
+      [(QC, "  if (p.nrecords > (int64_t)q->x->max_records)", "  if (0)")],
+      ["collector:records_limit"], r"SelectSeries over more profiles"),
     # ---- OTLP profiles (issue 16 §3): read back under go tool pprof -raw, refusals
     M("otlp-stack-root-first", "an OTLP stack is read root first (OTLP and pprof both put the leaf first)",
       [(OT, "    for (uint32_t k = 0; k < s->nloc; k++) s->loc[k] = c.lmap[st->location_indices[k]] - 1;",

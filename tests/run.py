@@ -257,6 +257,13 @@ def valgrind_collector(t):
                                timeout=120, headers={"Content-Type": "application/json"})
         if st != 200 or not json.loads(body).get("series"):
             problems.append(f"SelectSeries: {st} {body[:200]!r}")
+        # OTLP profiles (pdata's encoding, tools/otlp-client): a heap, four OTLP profiles, stored as one heap
+        oc = subprocess.run([os.path.join(ROOT, "bin", "otlp-client"), "-server", url, "-service", "vg-otlp", "-in",
+                             os.path.join(TESTDATA, "gotarget", "heap.pb.gz")], capture_output=True, text=True, errors="replace", timeout=300)
+        ost, obody = get("/api/v1/series?service_name=vg-otlp")
+        otlp_types = sorted(e["profileType"] for e in json.loads(obody)["data"]) if ost == 200 else []
+        if oc.returncode != 0 or otlp_types != ["heap"]:
+            problems.append(f"POST /v1development/profiles: {oc.stdout[:200]} {oc.stderr[-300:]}; series {otlp_types}")
         st, body, _ = http_req("POST", url + "/-/reload", b"", timeout=120)
         if st != 200 or b"config reloaded" not in body:
             problems.append(f"POST /-/reload: {st} {body[:200]!r}")
@@ -267,7 +274,7 @@ def valgrind_collector(t):
         bad = valgrind_clean(log)
         if bad:
             problems.append(bad)
-        t.record("valgrind collector: ready, scrapes, stores, API answers, a push, Grafana's query API, reload, exit 0; no errors or leaks",
+        t.record("valgrind collector: ready, scrapes, stores, API answers, a push, an OTLP push, Grafana's query API, reload, exit 0; no errors or leaks",
                  not problems, "\n".join(problems))
     finally:
         if p.poll() is None:

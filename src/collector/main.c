@@ -356,6 +356,8 @@ static void usage(FILE *f) {
         "      --web-query-memory SIZE   memory for the running queries, split between them\n"
         "                                (default 256MiB, or half the cgroup's limit if less)\n"
         "      --web-cache-size SIZE     recent answers kept (default 32MiB; 0 = none)\n"
+        "      --web-max-records N       profiles one query merges at most, the newest; an answer\n"
+        "                                over more says \"truncated\" (default 20000)\n"
         "      --check-config FILE       validate a config file and exit (0 valid, 1 invalid)\n"
         "      --shutdown-grace DURATION on SIGTERM, let scrapes in flight finish and be stored\n"
         "                                for at most this long (default 5s; 0 = abandon them)\n"
@@ -418,6 +420,7 @@ int main(int argc, char **argv) {
       {"web-basic-auth-file", required_argument, 0, 'U'}, {"web-bearer-token-file", required_argument, 0, 'K'},
       {"web-max-queries", required_argument, 0, 'Q'}, {"web-query-timeout", required_argument, 0, 'D'},
       {"web-query-memory", required_argument, 0, 'M'}, {"web-cache-size", required_argument, 0, 'A'},
+      {"web-max-records", required_argument, 0, 'R'},
       {"shutdown-grace", required_argument, 0, 'G'},
       {"retention-raw", required_argument, 0, 'w'}, {"retention-raw-size", required_argument, 0, 'W'},
       {"retention-rollup", required_argument, 0, 'x'}, {"retention-rollup-size", required_argument, 0, 'X'},
@@ -513,6 +516,13 @@ int main(int argc, char **argv) {
       long v = strtol(optarg, &end, 10);
       if (*end || end == optarg || v < 1 || v > 256) return bad_flag("--web-max-queries wants 1..256, not \"%s\"", optarg);
       wopts.max_queries = (unsigned)v;
+      break;
+    }
+    case 'R': {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (*end || end == optarg || v < 1 || v > 1000000) return bad_flag("--web-max-records wants 1..1000000, not \"%s\"", optarg);
+      wopts.max_records = (size_t)v;
       break;
     }
     case 'D':

@@ -274,7 +274,7 @@ store_agg store_default_agg(const char *type, bool delta);
  * Records of the symbols-once format are merged on their segment ids (store_idm.h: no string
  * decoded or interned per record), with the same answers as merging their profiles one by one.
  * PP_EUSAGE ("no profiles") when nothing matches. At most
- * max_records are read (0 = 10000), newest first. ret_count: records merged. */
+ * max_records are read (0 = 10000), newest first (store_merged_info says when more matched). ret_count: records merged. */
 int store_merged(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from,
                  int64_t to, store_agg agg, size_t max_records, pprof_profile **ret,
                  size_t *ret_count, pp_err *err);
@@ -297,6 +297,7 @@ typedef struct store_merge_info {
   uint64_t records;          /* records merged (a rollup counts once) */
   uint64_t rollups;          /* of which rollups */
   uint64_t rollups_for_gone; /* of which stood for deleted raw profiles */
+  bool truncated;            /* more records matched than max_records: the oldest were left out */
 } store_merge_info;
 
 /* store_merged_within, telling what the answer was made of (ret_info may be NULL). */

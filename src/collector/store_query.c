@@ -563,11 +563,13 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
   size_t n = 0, cap = 64;
   row_loc *v = calloc(cap, sizeof *v);
   bool ok = v != NULL;
+  /* one more than the limit from each series: more than `limit` rows in all then says exactly
+   * that more records matched than are kept (info.truncated), not merely "maybe" */
   for (size_t i = 0; ok && i < sel.n; i++) {
     if (use_rollups) {
-      ok = series_with_rollups(&q, sel.ids[i], sel.labels[i], type, from, to, limit, &v, &n, &cap);
+      ok = series_with_rollups(&q, sel.ids[i], sel.labels[i], type, from, to, limit + 1, &v, &n, &cap);
     } else {
-      raw_range(&q, sel.ids[i], type, from, to, limit);
+      raw_range(&q, sel.ids[i], type, from, to, limit + 1);
       ok = store__take_rows(q.raw, sel.ids[i], sel.labels[i], &v, &n, &cap);
     }
   }
@@ -580,6 +582,7 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
   qsort(v, n, sizeof *v, cmp_row_time);
+  bool truncated = n > limit;
   /* across series, keep only the newest `limit` */
   if (n > limit) {
     size_t drop = n - limit;
@@ -589,6 +592,7 @@ static int select_rows(store *s, sqlite3 *db, const store_matcher *m, size_t nm,
   }
   if (ret_info) {
     memset(ret_info, 0, sizeof *ret_info);
+    ret_info->truncated = truncated;
     for (size_t i = 0; i < n; i++) {
       ret_info->records++;
       if (v[i].row.id >= 0) continue;

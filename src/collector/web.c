@@ -417,7 +417,7 @@ static void write_metrics(web *w, pp_buf *b);
 static void job_run(void *arg, size_t budget, web_resp *out) {
   job *j = arg;
   web *w = j->w;
-  web_ctx x = {&w->h, budget};
+  web_ctx x = {&w->h, budget, w->o.max_records ? w->o.max_records : WEB_MAX_RECORDS};
   switch (j->kind) {
   case JOB_RENDER: web_api_render(&x, &j->p, out); break;
   case JOB_TIMELINE: web_api_timeline(&x, &j->p, out); break;
@@ -887,6 +887,7 @@ void web_opts_default(web_opts *o) {
   uint64_t lim = cgroup_memory_limit();
   if (lim && lim / 2 < o->query_memory) o->query_memory = lim / 2;
   o->cache_bytes = WEB_CACHE_BYTES;
+  o->max_records = WEB_MAX_RECORDS;
 }
 
 int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts *opts, web **ret, pp_err *err) {

@@ -77,10 +77,12 @@ typedef struct web_opts {
   double query_timeout_s;   /* a request's deadline */
   uint64_t query_memory;    /* all running queries' memory, split evenly between the slots */
   uint64_t cache_bytes;     /* 0 = no cache */
+  size_t max_records;       /* records one merge reads at most, the newest (answers say when more
+                               matched: "truncated"); 0 = WEB_MAX_RECORDS */
 } web_opts;
 
 /* The defaults: cores, WEB_QUERY_TIMEOUT_S, WEB_QUERY_MEMORY (or half the cgroup's memory
- * limit when that is less), WEB_CACHE_BYTES. */
+ * limit when that is less), WEB_CACHE_BYTES, WEB_MAX_RECORDS. */
 void web_opts_default(web_opts *o);
 
 typedef struct web web;

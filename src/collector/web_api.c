@@ -182,7 +182,7 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
     if (r == 0 && ret_count) *ret_count = 1;
     if (r == 0 && info) memset(info, 0, sizeof *info), info->records = 1;
   } else {
-    r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, WEB_MAX_RECORDS, budget, ret, ret_count,
+    r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, x->max_records, budget, ret, ret_count,
                           info, err);
   }
   if (r == 0) pprof_filter_tags(*ret, s->tags.f, s->tags.n);
@@ -686,9 +686,11 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   web_json_str(&a, s.type);
   pp_buf_puts(&a, ",\"sampleType\":");
   value_type(&a, cmp, &cmp->sample_type[si]);
-  pp_buf_printf(&a, ",\"profiles\":%zu,\"resolution\":\"%s\",\"total\":%lld,\"names\":[", ncmp,
+  /* truncated: more records matched than a merge reads (--web-max-records): the total is the
+   * newest ones' only, and the answer says so rather than pass it off as the whole range's */
+  pp_buf_printf(&a, ",\"profiles\":%zu,\"resolution\":\"%s\",\"truncated\":%s,\"total\":%lld,\"names\":[", ncmp,
                 resolution_name(ci.resolution_ns > bi.resolution_ns ? ci.resolution_ns : bi.resolution_ns),
-                (long long)tc.total);
+                ci.truncated || bi.truncated ? "true" : "false", (long long)tc.total);
   pp_buf_put(&a, names.p, names.len);
   pp_buf_puts(&a, "],\"nodes\":");
   pp_buf_put(&a, nodes.p, nodes.len);
@@ -870,7 +872,7 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   size_t n;
   pp_err err = {0};
   /* raw profiles, and rollups where tiered retention deleted them (store_list_points) */
-  if (store_list_points(x->h->st, s.m, s.nm, s.type, s.from, s.to, WEB_MAX_RECORDS, &rows, &n, &err) < 0) {
+  if (store_list_points(x->h->st, s.m, s.nm, s.type, s.from, s.to, x->max_records, &rows, &n, &err) < 0) {
     web_resp_error(out, 500, "internal", err.msg);
     return;
   }

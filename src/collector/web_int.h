@@ -80,6 +80,7 @@ void web_resp_error(web_resp *r, unsigned status, const char *type, const char *
 typedef struct web_ctx {
   const web_hooks *h;
   size_t budget;
+  size_t max_records; /* the records one merge may read (web_opts.max_records; 0: WEB_MAX_RECORDS) */
 } web_ctx;
 
 

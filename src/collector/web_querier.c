@@ -539,7 +539,7 @@ static int merged(qctx *q, const qpick *p, size_t budget, pprof_profile **ret, i
   store_matcher m = {STORE_MATCH_IDS, p->ids};
   pp_err err = {0};
   size_t count = 0;
-  int r = store_merged_info(q->x->h->st, &m, 1, p->k->type, p->from, p->to, STORE_AGG_DEFAULT, WEB_MAX_RECORDS, budget, ret,
+  int r = store_merged_info(q->x->h->st, &m, 1, p->k->type, p->from, p->to, STORE_AGG_DEFAULT, q->x->max_records, budget, ret,
                             &count, NULL, &err);
   if (r == PP_EUSAGE) return 0;
   if (r == PP_ELIMIT)
@@ -1189,10 +1189,10 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
                 (long long)((rq->end - rq->start) / step_ms + 1), step_ms / 1000.0, WEB_QUERIER_MAX_POINTS);
   qpick p;
   if (pick(q, rq->profile_typeid, rq->label_selector, rq->start, rq->end, &p) < 0) return -1;
-  /* every profile is a point read: as many as a merge may take (WEB_MAX_RECORDS), not more */
-  if (p.nrecords > WEB_MAX_RECORDS)
-    return fail(q, "resource_exhausted", "%lld profiles in the selection's range, more than the %d a time series reads: narrow "
-                "the range or the selector", (long long)p.nrecords, WEB_MAX_RECORDS);
+  /* every profile is a point read: as many as a merge may take (--web-max-records), not more */
+  if (p.nrecords > (int64_t)q->x->max_records)
+    return fail(q, "resource_exhausted", "%lld profiles in the selection's range, more than the %zu a time series reads: narrow "
+                "the range or the selector", (long long)p.nrecords, q->x->max_records);
   Qv1__SelectSeriesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
   if (!res) return fail(q, "resource_exhausted", "out of memory");
   qv1__select_series_response__init(res);
@@ -1202,7 +1202,7 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
   size_t nrows = 0;
   pp_err err = {0};
   store_matcher m = {STORE_MATCH_IDS, p.ids};
-  if (store_list_points(q->x->h->st, &m, 1, p.k->type, p.from, p.to, WEB_MAX_RECORDS, &rows, &nrows, &err) < 0)
+  if (store_list_points(q->x->h->st, &m, 1, p.k->type, p.from, p.to, q->x->max_records, &rows, &nrows, &err) < 0)
     return fail(q, "internal", "%s", err.msg);
   /* series id -> its vseries (the matching one of this type), group key -> group */
   htab bysid, bykey;

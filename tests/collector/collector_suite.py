@@ -1071,6 +1071,52 @@ def aggregation(t):
         ss.stop()
 
 
+def records_limit(t):
+    """--web-max-records: a merge reads the newest N records of its selection, and an answer over
+    more says so ("truncated"), with the total of those N; exactly N is not truncated; Grafana's
+    SelectSeries refuses a range of more than N profiles (resource_exhausted)."""
+    value = lambda series, n: 1000 * n + 7
+    ss = SeriesServer(value)
+    c = Collector(f"monitors:\n- name: c\n  endpoint: {ss.url}/c\n  heap: {{interval_seconds: 1}}\n", name="records",
+                  extra_args=["--web-max-records", "3"])
+    try:
+        c.wait_for(lambda: len(c.get_json("/api/v1/profiles?type=heap&name=c")[1]["data"]) >= 6, timeout=40)
+        ends = sorted(r["endUnixNano"] for r in c.get_json("/api/v1/profiles?type=heap&name=c")[1]["data"])
+        to = ends[-1]
+        served = dict(ss.log("c"))  # end -> value: the test's own record of what each profile held
+
+        def render(frm):
+            q = f"/api/v1/render?type=heap&name=c&agg=sum&to={sec(to)}" + (f"&from={sec(frm)}" if frm else "")
+            st, body = c.get_json(q)
+            return st, body.get("data", {})
+
+        def newest_only():
+            st, d = render(None)
+            want = sum(served[e] for e in ends[-3:])
+            ok = st == 200 and d.get("profiles") == 3 and d.get("truncated") is True and d.get("total") == want
+            st2, d2 = render(ends[-3])  # exactly three records in range
+            ok2 = st2 == 200 and d2.get("profiles") == 3 and d2.get("truncated") is False and d2.get("total") == want
+            return ok and ok2, (f"all {len(ends)}: {st} profiles {d.get('profiles')} truncated {d.get('truncated')} total "
+                                f"{d.get('total')} (want 3, true, {want}); the newest three: {st2} {d2.get('profiles')} "
+                                f"{d2.get('truncated')} {d2.get('total')}")
+        check(t, "collector --web-max-records 3: a render over more records merges the newest 3 and says \"truncated\": "
+                 "true (total = their values); over exactly 3, false", newest_only)
+
+        def select_series_refused():
+            q = {"profileTypeID": "memory:inuse_space:bytes:space:bytes", "labelSelector": '{service_name="c"}',
+                 "start": str(ends[0] // 10**6 - 1000), "end": str(to // 10**6 + 1000), "step": 1}
+            st, body, _ = http_req("POST", c.url + "/querier.v1.QuerierService/SelectSeries", json.dumps(q).encode(),
+                                   headers={"Content-Type": "application/json"})
+            j = json.loads(body) if body.startswith(b"{") else {}
+            return st == 429 and j.get("code") == "resource_exhausted" and "more than the 3" in j.get("message", ""), f"{st} {body[:300]!r}"
+        check(t, "collector --web-max-records 3: Grafana's SelectSeries over more profiles is refused (resource_exhausted)",
+              select_series_refused)
+    finally:
+        c.stop()
+        c.cleanup()
+        ss.stop()
+
+
 def crash(t):
     demo = DemoTarget()
     mons = "".join(f"- name: m{i}\n  endpoint: {demo.url}\n  goroutine: {{interval_seconds: 0.05}}\n  heap: {{interval_seconds: 0.05}}\n" for i in range(8))
@@ -1605,7 +1651,7 @@ def shutdown(t):
         fs.stop()
 
 
-PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_api, aggregation, crash, disk, reload,
+PARTS = {f.__name__: f for f in (cli_cases, real_targets, faults, tls_auth, web_api, aggregation, records_limit, crash, disk, reload,
                                   shutdown, disk_faults, tiers, tiers_answer)}
 # the web server under load and abuse, and text that is not UTF-8 (tests/collector/web_load.py)
 PARTS.update(web_load.PARTS)
