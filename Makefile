@@ -177,7 +177,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 REPLAY_BIN := $(patsubst fuzz/%.c,$(B)/clang/fuzz/%-replay,$(FUZZ_SRC))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/querier.pb-c.c $(GEN)/otlp.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
+$(B)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/querier.pb-c.c $(GEN)/otlp.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer $(FUZZ_SAN) -I$(GEN) -Isrc $(PKG_CFLAGS) \
 	  -o $@ $< $(LIB_SRC) $(COLL_SRC) $(OP_SRC) $(GEN)/profile.pb-c.c $(GEN)/push.pb-c.c $(GEN)/querier.pb-c.c $(GEN)/otlp.pb-c.c $(GEN)/ui_assets.c $(GEN)/crd_assets.c $(PKG_LIBS) -lm -pthread -ldl

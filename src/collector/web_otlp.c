@@ -534,17 +534,11 @@ void web_otlp_profiles(const web_ctx *x, const web_push_body *b, web_resp *out) 
     answer_error(out, json, 400, "OTLP-Profiles-Development-Version: only 1 (opentelemetry-proto v1.10's profiles) is read");
     return;
   }
-  /* the message from an arena with an eighth of the request's budget, as a Connect push: a body
-   * of millions of empty messages fails as too large instead of taking the memory */
   arena_budget pa;
-  size_t room = x->budget / 8 > 2 * b->profile_len + ((size_t)1 << 20) ? x->budget / 8 : 2 * b->profile_len + ((size_t)1 << 20);
-  arena_init(&pa.mem, room);
-  pa.exhausted = 0;
   ProtobufCMessage *m = NULL;
   pp_err err = {0};
   bool j2;
-  if (web_connect_read(b->ctype, b->cenc, b->profile, b->profile_len, WEB_MAX_PUSH_BODY,
-                       &otlp__export_profiles_service_request__descriptor, &pa, &j2, &m, &err) < 0) {
+  if (web_push_read(x, b, &otlp__export_profiles_service_request__descriptor, &pa, &j2, &m, &err) < 0) {
     /* too large is 413 (OTLP/HTTP: the client may split it); too deep, like every other fault
      * of the message, 400 */
     answer_error(out, json, err.code == PP_ELIMIT && !strstr(err.msg, "nested") ? 413 : 400, err.msg);

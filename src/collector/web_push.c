@@ -424,25 +424,28 @@ static unsigned push_request(const web_ctx *x, const Pushreq__PushRequest *rq, c
   return st;
 }
 
+int web_push_read(const web_ctx *x, const web_push_body *b, const ProtobufCMessageDescriptor *d, arena_budget *pa,
+                  bool *json, ProtobufCMessage **ret, pp_err *err) {
+  /* protobuf-c's allocations (and the JSON reader's) from an arena with an eighth of the
+   * request's budget: a body of millions of empty messages fails as too large instead of taking
+   * the memory (a protojson push's profiles are decoded from base64 into it: room for them) */
+  size_t room = x->budget / 8 > 2 * b->profile_len + ((size_t)1 << 20) ? x->budget / 8 : 2 * b->profile_len + ((size_t)1 << 20);
+  arena_init(&pa->mem, room);
+  pa->exhausted = 0;
+  return web_connect_read(b->ctype, b->cenc, b->profile, b->profile_len, WEB_MAX_PUSH_BODY, d, pa, json, ret, err);
+}
+
 void web_push_connect(const web_ctx *x, const web_push_body *b, web_resp *out) {
   char why[600];
   if (!x->h->push) {
     web_connect_error(out, "unimplemented", "this collector does not take pushed profiles");
     return;
   }
-  /* protobuf-c's allocations (and the JSON reader's) from an arena with an eighth of the
-   * request's budget: a body of millions of empty messages fails as too large instead of taking
-   * the memory */
   arena_budget pa;
-  /* (a protojson push's profiles are decoded from base64 into the arena: room for them too) */
-  size_t room = x->budget / 8 > 2 * b->profile_len + ((size_t)1 << 20) ? x->budget / 8 : 2 * b->profile_len + ((size_t)1 << 20);
-  arena_init(&pa.mem, room);
-  pa.exhausted = 0;
   ProtobufCMessage *m = NULL;
   bool json = false;
   pp_err err = {0};
-  if (web_connect_read(b->ctype, b->cenc, b->profile, b->profile_len, WEB_MAX_PUSH_BODY, &pushreq__push_request__descriptor,
-                       &pa, &json, &m, &err) < 0) {
+  if (web_push_read(x, b, &pushreq__push_request__descriptor, &pa, &json, &m, &err) < 0) {
     web_connect_error(out, err.code == PP_ELIMIT ? "resource_exhausted" : "invalid_argument", err.msg);
     arena_free(&pa.mem);
     return;

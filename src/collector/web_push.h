@@ -31,6 +31,9 @@
 #ifndef COLLECTOR_WEB_PUSH_H
 #define COLLECTOR_WEB_PUSH_H
 
+#include <protobuf-c/protobuf-c.h>
+
+#include "../base/arena.h"
 #include "web_int.h"
 
 #define WEB_PUSH_CONNECT_PATH "/push.v1.PusherService/Push"
@@ -88,6 +91,13 @@ typedef struct web_push_src {
  * (web_otlp.c too). */
 unsigned web_push_store(const web_ctx *x, const web_push_src *src, const uint8_t *data, size_t dlen, char *why,
                         size_t whyn);
+
+/* A pushed body read as a message of type d (web_connect_read: its Content-Type and
+ * Content-Encoding, WEB_MAX_PUSH_BODY plain bytes at most) from *pa, an arena this sets up with
+ * an eighth of the request's budget (at least twice the body and 1 MiB); the caller frees
+ * pa->mem, also when this fails. 0, or PP_EINVAL / PP_ELIMIT with why in err. */
+int web_push_read(const web_ctx *x, const web_push_body *b, const ProtobufCMessageDescriptor *d, arena_budget *pa,
+                  bool *json, ProtobufCMessage **ret, pp_err *err);
 
 /* POST /push.v1.PusherService/Push: Connect's unary protocol (not gRPC), the body a
  * push.v1.PushRequest as application/proto or application/json (protojson: rawProfile in
