@@ -32,7 +32,7 @@
 #include "../base/buf.h"
 #include "../base/pp_err.h"
 
-#define WEB_CONNECT_MAX_DEPTH 8
+#define WEB_CONNECT_MAX_DEPTH 16
 /* the same for protobuf bodies, whose nesting is checked before protobuf-c unpacks them (it
  * recurses once per level) */
 #define WEB_CONNECT_MAX_PB_DEPTH 32

@@ -22,6 +22,8 @@ typedef Otlp__Profile prof_t;
 typedef struct check {
   const dict_t *d;
   size_t nstr, nmap, nloc, nfn, nlink, nattr, nstack; /* table sizes (a missing table: 0) */
+  uint32_t *stack_w; /* per stack: its locations and their lines, what converting a sample on it walks */
+  uint64_t work;     /* what converting the request walks (WEB_OTLP_MAX_WORK) */
   char *why;
   size_t whyn;
 } check;
@@ -73,14 +75,19 @@ static bool check_dict(check *c) {
         return bad(c, "%s: line %zu: function index %" PRId32 " outside function_table", w, k, l->lines[k]->function_index);
     if (!check_attrs(c, l->attribute_indices, l->n_attribute_indices, w)) return false;
   }
+  if (d->n_stack_table && !(c->stack_w = calloc(d->n_stack_table, sizeof *c->stack_w)))
+    return bad(c, "out of memory checking the request");
   for (size_t i = 0; i < d->n_stack_table; i++) {
     const Otlp__Stack *s = d->stack_table[i];
+    uint64_t walk = 1;
     for (size_t k = 0; k < s->n_location_indices; k++) {
       int32_t l = s->location_indices[k];
       /* 0 is the zero location: no address, no lines, nothing a frame could show */
       if (l <= 0 || (size_t)l >= c->nloc)
         return bad(c, "stack_table[%zu]: location index %" PRId32 " is not a location (1..%zu)", i, l, c->nloc ? c->nloc - 1 : 0);
+      walk += 1 + d->location_table[l]->n_lines;
     }
+    c->stack_w[i] = walk > UINT32_MAX ? UINT32_MAX : (uint32_t)walk;
   }
   for (size_t i = 0; i < d->n_attribute_table; i++) {
     const Otlp__KeyValueAndUnit *a = d->attribute_table[i];
@@ -121,6 +128,12 @@ static bool check_request(check *c, const Otlp__ExportProfilesServiceRequest *rq
           if (!in(sa->link_index, c->nlink))
             return bad(c, "%s.samples[%zu]: link index %" PRId32 " outside link_table", w, s, sa->link_index);
           if (!check_attrs(c, sa->attribute_indices, sa->n_attribute_indices, w)) return false;
+          /* a group converts each of its samples' stacks and their lines: the same deep stack in
+           * a thousand groups is a thousand walks of it, bounded here before anything is stored */
+          c->work += 1 + sa->n_attribute_indices + (c->stack_w && (size_t)sa->stack_index < c->nstack ? c->stack_w[sa->stack_index] : 1);
+          if (c->work > WEB_OTLP_MAX_WORK)
+            return bad(c, "the request's samples walk more than %llu stack frames and lines to convert: send fewer at once",
+                       (unsigned long long)WEB_OTLP_MAX_WORK);
         }
       }
     }
@@ -160,14 +173,76 @@ static const char *attr_text(const dict_t *d, const int32_t *a, size_t n, const 
 
 /* ---- one group of profiles into a pprof ------------------------------------------------------ */
 
+/* What every group of a request shares, made once per request (a request may hold 1,024
+ * groups over one dictionary of millions of entries: nothing per group may cost the dictionary's
+ * size). The maps are zero between groups: a group clears the entries it set (its orders). */
+typedef struct req_maps {
+  uint32_t *smap;                    /* string_table index -> new index + 1 (0: not yet) */
+  uint32_t *lmap, *fmap, *mmap;      /* location, function, mapping table index -> new index + 1 */
+  int32_t *sorder, *lorder, *forder, *morder; /* new index -> table index (what to clear) */
+  const char **bid;                  /* mapping table index -> its build id, once found ("" none) */
+} req_maps;
+
+static void req_maps_free(req_maps *m) {
+  free(m->smap);
+  free(m->lmap);
+  free(m->fmap);
+  free(m->mmap);
+  free(m->sorder);
+  free(m->lorder);
+  free(m->forder);
+  free(m->morder);
+  free(m->bid);
+}
+
+static bool req_maps_init(req_maps *m, const dict_t *d) {
+  size_t ns = (d ? d->n_string_table : 0) + 1, nl = (d ? d->n_location_table : 0) + 1, nf = (d ? d->n_function_table : 0) + 1,
+         nm = (d ? d->n_mapping_table : 0) + 1;
+  memset(m, 0, sizeof *m);
+  m->smap = calloc(ns, sizeof *m->smap);
+  m->lmap = calloc(nl, sizeof *m->lmap);
+  m->fmap = calloc(nf, sizeof *m->fmap);
+  m->mmap = calloc(nm, sizeof *m->mmap);
+  m->sorder = malloc(ns * sizeof *m->sorder);
+  m->lorder = malloc(nl * sizeof *m->lorder);
+  m->forder = malloc(nf * sizeof *m->forder);
+  m->morder = malloc(nm * sizeof *m->morder);
+  m->bid = calloc(nm, sizeof *m->bid);
+  if (m->smap && m->lmap && m->fmap && m->mmap && m->sorder && m->lorder && m->forder && m->morder && m->bid) return true;
+  req_maps_free(m);
+  return false;
+}
+
+/* a mapping's build id: a string attribute process.executable.build_id.{go,gnu,htlhash}, found
+ * once per request ("" when it has none) */
+static const char *build_id(const dict_t *d, req_maps *rm, int32_t mi) {
+  if (rm->bid[mi]) return rm->bid[mi];
+  static const char *const keys[] = {"process.executable.build_id.go", "process.executable.build_id.gnu",
+                                     "process.executable.build_id.htlhash"};
+  const Otlp__Mapping *m = d->mapping_table[mi];
+  const char *found = "";
+  for (size_t k = 0; !*found && k < 3; k++)
+    for (size_t i = 0; i < m->n_attribute_indices; i++) {
+      int32_t a = m->attribute_indices[i];
+      if (a <= 0 || (size_t)a >= d->n_attribute_table) continue;
+      const Otlp__KeyValueAndUnit *kv = d->attribute_table[a];
+      const Otlp__AnyValue *v = kv->value;
+      if (!v || strcmp(dstr(d, kv->key_strindex), keys[k])) continue;
+      if (v->value_case == OTLP__ANY_VALUE__VALUE_STRING_VALUE) found = v->string_value;
+      else if (v->value_case == OTLP__ANY_VALUE__VALUE_STRING_VALUE_STRINDEX) found = dstr(d, v->string_value_strindex);
+      break;
+    }
+  return rm->bid[mi] = found;
+}
+
 typedef struct conv {
   const dict_t *d;
   pprof_profile *p;
   htab strs;      /* the new string table: bytes -> index ("" is 0) */
-  uint32_t *smap; /* string_table index -> new index + 1 (0: not yet) */
-  uint32_t *lmap, *fmap, *mmap; /* location, function, mapping table index -> new index + 1 */
-  int32_t *lorder, *forder, *morder; /* new index -> table index */
-  size_t nl, nf, nm;
+  uint32_t *smap; /* the request's maps (req_maps) */
+  uint32_t *lmap, *fmap, *mmap;
+  int32_t *sorder, *lorder, *forder, *morder;
+  size_t ns, nl, nf, nm;
 } conv;
 
 static int64_t intern_bytes(conv *c, const char *s, size_t len) {
@@ -180,7 +255,10 @@ static int64_t intern_idx(conv *c, int32_t i) {
   if (!c->d || (size_t)i >= c->d->n_string_table) return 0;
   if (c->smap[i]) return c->smap[i] - 1;
   int64_t id = intern_bytes(c, c->d->string_table[i], strlen(c->d->string_table[i]));
-  if (id >= 0) c->smap[i] = (uint32_t)id + 1;
+  if (id >= 0) {
+    c->smap[i] = (uint32_t)id + 1;
+    c->sorder[c->ns++] = i;
+  }
   return id;
 }
 
@@ -211,9 +289,10 @@ static int cmp_i32(const void *a, const void *b) {
 
 /* Profiles ps[0..n) (one sample type each, the same stacks' samples) as one pprof: *ret (the
  * caller frees it) encoded into *ret_buf (gzip). 0, or PP_ENOMEM / PP_ELIMIT with why. */
-static int convert(const dict_t *d, prof_t *const *ps, size_t n, size_t budget, uint8_t **ret_buf, size_t *ret_len,
-                   char *why, size_t whyn) {
-  conv c = {.d = d};
+static int convert(const dict_t *d, req_maps *rm, prof_t *const *ps, size_t n, size_t budget, uint8_t **ret_buf,
+                   size_t *ret_len, char *why, size_t whyn) {
+  conv c = {.d = d, .smap = rm->smap, .lmap = rm->lmap, .fmap = rm->fmap, .mmap = rm->mmap, .sorder = rm->sorder,
+            .lorder = rm->lorder, .forder = rm->forder, .morder = rm->morder};
   pprof_profile *p = calloc(1, sizeof *p);
   htab keys;
   bool keys_ok = htab_init(&keys, 1024, 0) == 0;
@@ -221,8 +300,6 @@ static int convert(const dict_t *d, prof_t *const *ps, size_t n, size_t budget, 
   int64_t *vals = NULL;
   size_t nrows = 0, rcap = 0;
   int r = 0;
-  size_t nstr = d ? d->n_string_table : 0, nloc = d ? d->n_location_table : 0, nfn = d ? d->n_function_table : 0,
-         nmap = d ? d->n_mapping_table : 0;
   int32_t *key = NULL;
   size_t kcap = 0;
   if (!p || !keys_ok || htab_init(&c.strs, 1024, 0) < 0) {
@@ -233,13 +310,6 @@ static int convert(const dict_t *d, prof_t *const *ps, size_t n, size_t budget, 
   }
   arena_init(&p->mem, budget);
   c.p = p;
-  TRY(c.smap = calloc(nstr + 1, sizeof *c.smap));
-  TRY(c.lmap = calloc(nloc + 1, sizeof *c.lmap));
-  TRY(c.fmap = calloc(nfn + 1, sizeof *c.fmap));
-  TRY(c.mmap = calloc(nmap + 1, sizeof *c.mmap));
-  TRY(c.lorder = malloc((nloc + 1) * sizeof *c.lorder));
-  TRY(c.forder = malloc((nfn + 1) * sizeof *c.forder));
-  TRY(c.morder = malloc((nmap + 1) * sizeof *c.morder));
   TRY(intern_bytes(&c, "", 0) == 0);
 
   /* the samples, merged by (stack, set of attributes) over the group's profiles */
@@ -336,12 +406,8 @@ static int convert(const dict_t *d, prof_t *const *ps, size_t n, size_t budget, 
   TRY(p->mapping = arena_calloc(&p->mem, c.nm ? c.nm : 1, sizeof *p->mapping));
   for (size_t i = 0; i < c.nm; i++) {
     const Otlp__Mapping *m = d->mapping_table[c.morder[i]];
-    char nb[64];
-    const char *bid = NULL;
-    static const char *const bid_keys[] = {"process.executable.build_id.go", "process.executable.build_id.gnu",
-                                           "process.executable.build_id.htlhash"};
-    for (size_t k = 0; !bid && k < 3; k++) bid = attr_text(d, m->attribute_indices, m->n_attribute_indices, bid_keys[k], nb, sizeof nb);
-    int64_t fl = intern_idx(&c, m->filename_strindex), b = bid ? intern_bytes(&c, bid, strlen(bid)) : 0;
+    const char *bid = build_id(d, rm, c.morder[i]);
+    int64_t fl = intern_idx(&c, m->filename_strindex), b = intern_bytes(&c, bid, strlen(bid));
     TRY(fl >= 0 && b >= 0);
     p->mapping[i] = (pprof_mapping){.id = i + 1, .start = m->memory_start, .limit = m->memory_limit, .offset = m->file_offset,
                                     .filename = (uint32_t)fl, .build_id = (uint32_t)b};
@@ -379,7 +445,9 @@ static int convert(const dict_t *d, prof_t *const *ps, size_t n, size_t budget, 
     memcpy(s->value, vals + i * n, n * sizeof *s->value);
     TRY(s->label = arena_calloc(&p->mem, rows[i].nattrs ? rows[i].nattrs : 1, sizeof *s->label));
     for (size_t k = 0; k < rows[i].nattrs; k++) {
-      const Otlp__KeyValueAndUnit *kv = d->attribute_table[rows[i].attrs[k]];
+      int32_t ai = rows[i].attrs[k];
+      if (ai <= 0 || !d || (size_t)ai >= d->n_attribute_table) continue; /* the zero attribute (a missing table's only index) */
+      const Otlp__KeyValueAndUnit *kv = d->attribute_table[ai];
       const Otlp__AnyValue *v = kv->value;
       pprof_label lb = {0};
       int64_t key_id = intern_idx(&c, kv->key_strindex);
@@ -424,13 +492,11 @@ out:
   free(key);
   free(rows);
   free(vals);
-  free(c.smap);
-  free(c.lmap);
-  free(c.fmap);
-  free(c.mmap);
-  free(c.lorder);
-  free(c.forder);
-  free(c.morder);
+  /* the request's maps back to zero for the next group: only what this one set */
+  for (size_t i = 0; i < c.ns; i++) c.smap[c.sorder[i]] = 0;
+  for (size_t i = 0; i < c.nl; i++) c.lmap[c.lorder[i]] = 0;
+  for (size_t i = 0; i < c.nf; i++) c.fmap[c.forder[i]] = 0;
+  for (size_t i = 0; i < c.nm; i++) c.mmap[c.morder[i]] = 0;
   htab_free(&keys);
   htab_free(&c.strs);
   pprof_free(p);
@@ -464,6 +530,7 @@ static bool joins(const dict_t *d, prof_t *const *ps, size_t n, const prof_t *q)
  * in mem. */
 typedef struct res_labels {
   char mem[WEB_PUSH_MAX_LABELS][2][WEB_PUSH_MAX_NAME + 1];
+  char kindbuf[16];
   const char *k[WEB_PUSH_MAX_LABELS], *v[WEB_PUSH_MAX_LABELS];
   size_t n;
   const char *app, *kind;
@@ -486,7 +553,9 @@ static void resource_labels(const dict_t *d, const Otlp__Resource *res, res_labe
     }
     snprintf(v, WEB_PUSH_MAX_NAME + 1, "%s", val);
     if (!strcmp(key, "pprof.profile.kind")) {
-      l->kind = v;
+      /* (its own copy: v is the next label's place) */
+      snprintf(l->kindbuf, sizeof l->kindbuf, "%s", v);
+      l->kind = l->kindbuf;
       continue;
     }
     if (!strcmp(k, "service_name") && *v) l->app = v;
@@ -552,7 +621,9 @@ void web_otlp_profiles(const web_ctx *x, const web_push_body *b, web_resp *out) 
   if (d)
     c.nstr = d->n_string_table, c.nmap = d->n_mapping_table, c.nloc = d->n_location_table, c.nfn = d->n_function_table,
     c.nlink = d->n_link_table, c.nattr = d->n_attribute_table, c.nstack = d->n_stack_table;
-  if (!check_request(&c, rq)) {
+  bool checked = check_request(&c, rq);
+  free(c.stack_w);
+  if (!checked) {
     answer_error(out, json, 400, why);
     arena_free(&pa.mem);
     return;
@@ -564,7 +635,9 @@ void web_otlp_profiles(const web_ctx *x, const web_push_body *b, web_resp *out) 
   unsigned status = 0;
   res_labels *rl = malloc(sizeof *rl);
   prof_t **grp = malloc(64 * sizeof *grp);
-  if (!rl || !grp) {
+  req_maps rm;
+  bool rm_ok = req_maps_init(&rm, d);
+  if (!rl || !grp || !rm_ok) {
     status = 503;
     snprintf(why, sizeof why, "out of memory");
   }
@@ -588,7 +661,7 @@ void web_otlp_profiles(const web_ctx *x, const web_push_body *b, web_resp *out) 
         if (grp[0]->original_payload.len && !strcasecmp(grp[0]->original_payload_format, "pprof")) {
           st = web_push_store(x, &src, grp[0]->original_payload.data, grp[0]->original_payload.len, why, sizeof why);
         } else {
-          int r = convert(d, grp, n, x->budget / 4, &pb, &pblen, why, sizeof why);
+          int r = convert(d, &rm, grp, n, x->budget / 4, &pb, &pblen, why, sizeof why);
           st = r == 0 ? web_push_store(x, &src, pb, pblen, why, sizeof why) : r == PP_ELIMIT ? 413 : 503;
         }
         free(pb);
@@ -604,6 +677,7 @@ void web_otlp_profiles(const web_ctx *x, const web_push_body *b, web_resp *out) 
   }
   free(rl);
   free(grp);
+  if (rm_ok) req_maps_free(&rm);
   arena_free(&pa.mem);
   if (status) {
     answer_error(out, json, status, why);

@@ -35,12 +35,15 @@
  * Answers (OTLP/HTTP): 200 with an ExportProfilesServiceResponse in the request's encoding,
  * with partial_success {rejected_profiles, error_message} when some profiles were not stored
  * for what they hold (a type the collector does not know, a contentions profile of unknown
- * kind). A request that is malformed (not the message, an index out of its table, a stack
- * naming location 0, string_table[0] not "") or over a limit (WEB_OTLP_MAX_PROFILES profiles,
- * WEB_OTLP_MAX_SAMPLES samples, nesting, the request's memory budget) stores nothing and gets
- * 400 (413 for the body's size, web.c); a stopping collector 503, a full disk 507: all with a
- * google.rpc.Status body in the request's encoding. Authentication and the limits on bodies in
- * flight are the pushes' (web.c).
+ * kind, or one that needs more memory to convert than the request may take). A request that is
+ * malformed (not the message, an index out of its table, a stack naming location 0,
+ * string_table[0] not "") or over a limit of the message (WEB_OTLP_MAX_PROFILES profiles,
+ * WEB_OTLP_MAX_SAMPLES samples, WEB_OTLP_MAX_WORK, nesting) stores nothing and gets 400; a body
+ * over WEB_MAX_PUSH_BODY (web.c), or one that needs more memory to decode than the request may
+ * take, 413; a stopping collector 503, a full disk 507, with what was stored before the failing
+ * group kept (a retry may store it again, as a push's would): all with a google.rpc.Status body in
+ * the request's encoding. Authentication and the limits on bodies in flight are the pushes'
+ * (web.c).
  * Threads: runs on web_work's workers.
  */
 #ifndef COLLECTOR_WEB_OTLP_H
@@ -54,6 +57,9 @@
 #define WEB_OTLP_MAX_PROFILES 1024
 /* samples in one request, all profiles together */
 #define WEB_OTLP_MAX_SAMPLES ((size_t)4 << 20)
+/* what converting one request may walk: per sample, its stack's frames and their lines (a stack
+ * of a thousand frames in a thousand groups is a million), checked before anything is stored */
+#define WEB_OTLP_MAX_WORK ((uint64_t)64 << 20)
 
 void web_otlp_profiles(const web_ctx *x, const web_push_body *b, web_resp *out);
 

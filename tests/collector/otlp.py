@@ -55,10 +55,10 @@ def send(server, files, service, flags, auth, attrs=(), kind=None):
     args = [CLIENT, "-server", server, "-service", service, "-user", auth[0], "-password", auth[1], *flags]
     for f in files:
         args += ["-in", os.path.join(PROM, f)]
+    if kind:  # first: the resource's other attributes follow it (a reader must not lose it to them)
+        args += ["-attr", f"pprof.profile.kind={kind}"]
     for a in attrs:
         args += ["-attr", a]
-    if kind:
-        args += ["-attr", f"pprof.profile.kind={kind}"]
     return subprocess.run(args, capture_output=True, text=True, errors="replace", timeout=120)
 
 
@@ -223,16 +223,17 @@ def otlp(t):
             s = lambda x: x.encode()
             STRINGS = ("", "cpu", "nanoseconds", "main.f", "wallclock", "parsecs")
 
-            def resource(service, sample_type=(1, 2), profiles=1, attr=b""):
+            def resource(service, sample_type=(1, 2), profiles=1, attr=b"", sample_attrs=()):
                 """ResourceProfiles: service.name (and attr), one scope of `profiles` profiles of one
-                sample each (stack 1, 10 ms)"""
+                sample each (stack 1, 10 ms, attribute indexes sample_attrs)"""
+                sattr = field(2, b"".join(varint(a) for a in sample_attrs)) if sample_attrs else b""
                 prof = field(1, field(1, sample_type[0]) + field(2, sample_type[1])) + \
-                    field(2, field(1, 1) + field(4, 10000000)) + \
+                    field(2, field(1, 1) + sattr + field(4, 10000000)) + \
                     varint(3 << 3 | 1) + int(time.time_ns()).to_bytes(8, "little") + field(4, 10 ** 9)
                 res = field(1, field(1, field(1, s("service.name")) + field(2, field(1, s(service)))) + attr)
                 return field(1, res + field(2, b"".join(field(2, prof) for _ in range(profiles))))
 
-            def request(resources, strings=STRINGS, stack=(1,), locs=1):
+            def request(resources, strings=STRINGS, stack=(1,), locs=1, attr_table=True):
                 """ExportProfilesServiceRequest: the resources and a dictionary of one function
                 (main.f), `locs` locations and one stack"""
                 dic = b"".join(field(5, s(x)) for x in strings)
@@ -240,7 +241,7 @@ def otlp(t):
                 dic += field(3, b"") + field(3, field(1, 3))           # function_table[0], main.f
                 dic += field(2, b"") + b"".join(field(2, field(2, 0x1000 + i) + field(3, field(1, 1))) for i in range(locs))
                 dic += field(7, b"") + field(7, b"".join(field(1, x) for x in stack) if stack else b"")
-                dic += field(4, b"") + field(6, b"")
+                dic += field(4, b"") + (field(6, b"") if attr_table else b"")
                 return b"".join(resources) + field(2, dic)
             good = request([resource("otlp-bad")])
             nest = field(1, b"")
@@ -265,6 +266,9 @@ def otlp(t):
                  "string index 9", None),
                 ("1025 profiles", post(request([resource("otlp-bad", profiles=1025)])), 400, "more than 1024 profiles", None),
                 ("an attribute nested 40 deep", post(request([resource("otlp-bad", attr=deep_attr)])), 400, "nested", None),
+                ("1,000 profiles on one stack of 40,000 frames", post(request([resource("otlp-bad", profiles=1000)],
+                                                                             stack=tuple(range(1, 40001)), locs=40000)),
+                 400, "stack frames and lines", None),
             ]
             line, _, _, sent = raw_exchange(c.port, f"POST /v1development/profiles HTTP/1.1\r\nHost: c\r\nAuthorization: {auth['Authorization']}\r\n"
                                                     f"Content-Type: application/x-protobuf\r\nContent-Length: {17 << 20}\r\n\r\n".encode(),
@@ -281,6 +285,11 @@ def otlp(t):
             # reason), the good one stored
             st, _ = post(good)
             good_stored = json.loads(get("/api/v1/series?service_name=otlp-bad")[1])["data"]
+            # a sample naming attribute 0 (the zero value), with no attribute table at all: stored, no label
+            st0, b0 = post(request([resource("otlp-attr0", sample_attrs=(0,))], attr_table=False))
+            zero_stored = json.loads(get("/api/v1/series?service_name=otlp-attr0")[1])["data"]
+            if st0 != 200 or len(zero_stored) != 1:
+                wrong.append(f"a sample naming attribute 0 without an attribute table: {st0} {b0[:200]!r}, {len(zero_stored)} series")
             st3, b3 = post(request([resource("otlp-mixed"), resource("otlp-unknown", sample_type=(4, 5))]))
             mixed_stored = json.loads(get("/api/v1/series?service_name=otlp-mixed")[1])["data"]
             unknown_stored = json.loads(get("/api/v1/series?service_name=otlp-unknown")[1])["data"]
