@@ -225,7 +225,7 @@ fuzz: $(FUZZ_BIN)
 	  $$f -seed=$(FUZZ_SEED) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	    -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/work-$$n fuzz/corpus/$${n#fuzz_} || exit 1; done
 
-bench: bin/pprof-tool bin/collector bin/operator bin/load-target $(B)/rel/bench/codec-bench $(B)/rel/bench/store-bench
+bench: bin/pprof-tool bin/collector bin/operator bin/load-target bin/otlp-client $(B)/rel/bench/codec-bench $(B)/rel/bench/store-bench
 	python3 bench/run.py
 	python3 bench/collector_bench.py
 	python3 bench/operator_bench.py

@@ -287,8 +287,8 @@ static int cmp_i32(const void *a, const void *b) {
     if (!(e)) goto nomem;                                                                                              \
   } while (0)
 
-/* Profiles ps[0..n) (one sample type each, the same stacks' samples) as one pprof: *ret (the
- * caller frees it) encoded into *ret_buf (gzip). 0, or PP_ENOMEM / PP_ELIMIT with why. */
+/* Profiles ps[0..n) (one sample type each, the same stacks' samples) as one pprof encoded into
+ * *ret_buf (plain protobuf; the caller frees it). 0, or PP_ENOMEM / PP_ELIMIT with why. */
 static int convert(const dict_t *d, req_maps *rm, prof_t *const *ps, size_t n, size_t budget, uint8_t **ret_buf,
                    size_t *ret_len, char *why, size_t whyn) {
   conv c = {.d = d, .smap = rm->smap, .lmap = rm->lmap, .fmap = rm->fmap, .mmap = rm->mmap, .sorder = rm->sorder,
@@ -483,7 +483,9 @@ static int convert(const dict_t *d, req_maps *rm, prof_t *const *ps, size_t n, s
     p->string_len[i] = (uint32_t)len;
   }
   pp_err err = {0};
-  if ((r = pprof_encode(p, 1, ret_buf, ret_len, &err)) < 0) snprintf(why, whyn, "profile: %s", err.msg);
+  /* plain protobuf, not gzip: web_push_store decodes it again at once and the store keeps its
+   * own encoding of the profile (gzip was a third of an OTLP push's CPU: bench/push_bench.py) */
+  if ((r = pprof_encode(p, 0, ret_buf, ret_len, &err)) < 0) snprintf(why, whyn, "profile: %s", err.msg);
   goto out;
 nomem:
   r = PP_ELIMIT;
