@@ -383,6 +383,14 @@ static void *shutdown_watchdog(void *arg) {
   return NULL;
 }
 
+/* s as a whole decimal number in lo..hi into *v */
+static bool int_flag(const char *s, long lo, long hi, long *v) {
+  char *end;
+  errno = 0;
+  *v = strtol(s, &end, 10);
+  return !errno && end != s && !*end && *v >= lo && *v <= hi;
+}
+
 static int bad_flag(const char *fmt, const char *v) {
   fprintf(stderr, "collector: ");
   fprintf(stderr, fmt, v);
@@ -444,9 +452,8 @@ int main(int argc, char **argv) {
       break;
     }
     case 'p': {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (*end || v < 1 || v > 65535) return bad_flag("--web-port wants 1..65535, not \"%s\"", optarg);
+      long v;
+      if (!int_flag(optarg, 1, 65535, &v)) return bad_flag("--web-port wants 1..65535, not \"%s\"", optarg);
       port = (int)v;
       break;
     }
@@ -512,16 +519,14 @@ int main(int argc, char **argv) {
       if (web_auth_load_token(optarg, &auth, &err) < 0) return bad_flag("--web-bearer-token-file: %s", err.msg);
       break;
     case 'Q': {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (*end || end == optarg || v < 1 || v > 256) return bad_flag("--web-max-queries wants 1..256, not \"%s\"", optarg);
+      long v;
+      if (!int_flag(optarg, 1, 256, &v)) return bad_flag("--web-max-queries wants 1..256, not \"%s\"", optarg);
       wopts.max_queries = (unsigned)v;
       break;
     }
     case 'R': {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (*end || end == optarg || v < 1 || v > 1000000) return bad_flag("--web-max-records wants 1..1000000, not \"%s\"", optarg);
+      long v;
+      if (!int_flag(optarg, 1, 1000000, &v)) return bad_flag("--web-max-records wants 1..1000000, not \"%s\"", optarg);
       wopts.max_records = (size_t)v;
       break;
     }

@@ -387,6 +387,12 @@ typedef enum job_kind { JOB_RENDER, JOB_TIMELINE, JOB_PROFILE, JOB_PROFILES, JOB
                         JOB_METRICS, JOB_RELOAD, JOB_AUTH, JOB_PGO, JOB_REGRESSIONS, JOB_TAGS, JOB_PUSH, JOB_PUSH_CONNECT,
                         JOB_OTLP, JOB_QUERIER } job_kind;
 
+/* The push routes (POST only): their job, or -1 for any other path. */
+static int push_job(const char *url) {
+  return !strcmp(url, "/ingest") ? JOB_PUSH : !strcmp(url, WEB_PUSH_CONNECT_PATH) ? JOB_PUSH_CONNECT
+                                         : !strcmp(url, WEB_OTLP_PATH)          ? JOB_OTLP : -1;
+}
+
 typedef struct job {
   web *w;
   job_kind kind;
@@ -612,7 +618,7 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     if (r->pb.profile_len > WEB_MAX_PUSH_BODY) return send_error(c, 413, "bad_data", "profile: over the 16 MiB a push may carry");
     if (r->querier && r->pb.profile_len > WEB_QUERIER_MAX_BODY)
       return send_error(c, 413, "bad_data", "a query API call carries at most 1 MiB");
-    job *j = new_job(w, r->querier ? JOB_QUERIER : !strcmp(url, "/ingest") ? JOB_PUSH : !strcmp(url, WEB_OTLP_PATH) ? JOB_OTLP : JOB_PUSH_CONNECT, &p);
+    job *j = new_job(w, r->querier ? JOB_QUERIER : (job_kind)push_job(url), &p);
     if (!j) return send_error(c, 503, "unavailable", "out of memory");
     if (r->querier && !(j->method = strdup(url + strlen(WEB_QUERIER_PREFIX)))) {
       job_free(j);
@@ -626,8 +632,7 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     r->arrived = pp_clock_mono_ns();
     return submit(w, c, r, WEB_LANE_QUERY, j, url, false);
   }
-  if (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH) || !strcmp(url, WEB_OTLP_PATH) ||
-      !strncmp(url, WEB_QUERIER_PREFIX, strlen(WEB_QUERIER_PREFIX)))
+  if (push_job(url) >= 0 || !strncmp(url, WEB_QUERIER_PREFIX, strlen(WEB_QUERIER_PREFIX)))
     return send_text(c, 405, "use POST\n");
   if (!strcmp(url, "/reload") || !strcmp(url, "/-/reload")) {
     if (!post) return send_text(c, 405, "use POST\n");
@@ -685,8 +690,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     /* pushes are the one route that takes a body of any size (up to WEB_MAX_PUSH_BODY); calls of
      * the query API (Connect: the request is the body) take up to WEB_QUERIER_MAX_BODY */
     r->querier = !strcmp(method, "POST") && !strncmp(url, WEB_QUERIER_PREFIX, strlen(WEB_QUERIER_PREFIX));
-    r->push = r->querier || (!strcmp(method, "POST") && (!strcmp(url, "/ingest") || !strcmp(url, WEB_PUSH_CONNECT_PATH) ||
-                                                         !strcmp(url, WEB_OTLP_PATH)));
+    r->push = r->querier || (!strcmp(method, "POST") && push_job(url) >= 0);
     size_t cap = r->querier ? WEB_QUERIER_MAX_BODY : r->push ? WEB_MAX_PUSH_BODY : WEB_MAX_BODY;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl) {

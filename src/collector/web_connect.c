@@ -422,6 +422,11 @@ int web_connect_read(const char *ctype, const char *cenc, const uint8_t *body, s
 }
 
 void web_connect_answer(web_resp *out, bool json, const ProtobufCMessage *m, size_t max) {
+  web_connect_message(out, 200, json, "application/proto", m, max);
+}
+
+void web_connect_message(web_resp *out, unsigned status, bool json, const char *proto_ctype, const ProtobufCMessage *m,
+                         size_t max) {
   pp_buf b;
   pp_buf_init(&b, max);
   if (json) {
@@ -436,7 +441,7 @@ void web_connect_answer(web_resp *out, bool json, const ProtobufCMessage *m, siz
   }
   if (b.over) web_connect_error(out, "resource_exhausted", "the answer is larger than this query's memory budget (--web-query-memory)");
   else if (b.failed) web_connect_error(out, "internal", "out of memory writing the answer");
-  else web_resp_buf(out, 200, json ? "application/json" : "application/proto", &b);
+  else web_resp_buf(out, status, json ? "application/json" : proto_ctype, &b);
   pp_buf_free(&b);
 }
 

@@ -53,6 +53,11 @@ int web_connect_read(const char *ctype, const char *cenc, const uint8_t *body, s
 struct web_resp;
 void web_connect_answer(struct web_resp *out, bool json, const ProtobufCMessage *m, size_t max);
 
+/* The same with any status, and proto_ctype as the protobuf answer's Content-Type (OTLP/HTTP's
+ * application/x-protobuf). */
+void web_connect_message(struct web_resp *out, unsigned status, bool json, const char *proto_ctype, const ProtobufCMessage *m,
+                         size_t max);
+
 /* An error answer: code is Connect's ("invalid_argument", "not_found", "resource_exhausted",
  * "unimplemented", "unavailable", "internal", ...), which also picks the HTTP status. */
 void web_connect_error(struct web_resp *out, const char *code, const char *msg);

@@ -270,6 +270,11 @@ static void use(uint32_t *map, int32_t *order, size_t *n, int32_t i) {
   }
 }
 
+/* stack i of the dictionary; NULL for the zero stack of a request without a stack table */
+static const Otlp__Stack *stack_of(const dict_t *d, int32_t i) {
+  return d && (size_t)i < d->n_stack_table ? d->stack_table[i] : NULL;
+}
+
 /* A sample of the group: its stack and attributes (the key), its values per profile. */
 typedef struct row {
   int32_t stack;
@@ -360,7 +365,7 @@ static int convert(const dict_t *d, req_maps *rm, prof_t *const *ps, size_t n, s
 
   /* what the samples use: locations in first-use order, then their functions and mappings */
   for (size_t i = 0; i < nrows; i++) {
-    const Otlp__Stack *st = rows[i].stack < (int32_t)(d ? d->n_stack_table : 0) ? d->stack_table[rows[i].stack] : NULL;
+    const Otlp__Stack *st = stack_of(d, rows[i].stack);
     for (size_t k = 0; st && k < st->n_location_indices; k++) use(c.lmap, c.lorder, &c.nl, st->location_indices[k]);
   }
   for (size_t i = 0; i < c.nl; i++) {
@@ -437,7 +442,7 @@ static int convert(const dict_t *d, req_maps *rm, prof_t *const *ps, size_t n, s
   TRY(p->sample = arena_calloc(&p->mem, nrows ? nrows : 1, sizeof *p->sample));
   for (size_t i = 0; i < nrows; i++) {
     pprof_sample *s = &p->sample[i];
-    const Otlp__Stack *st = d && rows[i].stack < (int32_t)d->n_stack_table ? d->stack_table[rows[i].stack] : NULL;
+    const Otlp__Stack *st = stack_of(d, rows[i].stack);
     s->nloc = st ? (uint32_t)st->n_location_indices : 0;
     TRY(s->loc = arena_alloc(&p->mem, (s->nloc ? s->nloc : 1) * sizeof *s->loc));
     for (uint32_t k = 0; k < s->nloc; k++) s->loc[k] = c.lmap[st->location_indices[k]] - 1;
@@ -575,17 +580,7 @@ static void answer_error(web_resp *out, bool json, unsigned status, const char *
   Otlp__Status st = OTLP__STATUS__INIT;
   st.code = (int32_t)grpc_code(status);
   st.message = (char *)msg;
-  pp_buf b;
-  pp_buf_init(&b, 0);
-  if (json) {
-    web_connect_json_write(&b, &st.base);
-  } else {
-    uint8_t buf[1024];
-    size_t n = protobuf_c_message_get_packed_size(&st.base);
-    if (n <= sizeof buf) pp_buf_put(&b, buf, protobuf_c_message_pack(&st.base, buf));
-  }
-  web_resp_buf(out, status, json ? "application/json" : "application/x-protobuf", &b);
-  pp_buf_free(&b);
+  web_connect_message(out, status, json, "application/x-protobuf", &st.base, 0);
 }
 
 void web_otlp_profiles(const web_ctx *x, const web_push_body *b, web_resp *out) {
@@ -692,16 +687,5 @@ void web_otlp_profiles(const web_ctx *x, const web_push_body *b, web_resp *out) 
     ps.error_message = first_reject;
     resp.partial_success = &ps;
   }
-  pp_buf ob;
-  pp_buf_init(&ob, 0);
-  if (json) {
-    web_connect_json_write(&ob, &resp.base);
-  } else {
-    size_t n = protobuf_c_message_get_packed_size(&resp.base);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (buf) pp_buf_put(&ob, buf, protobuf_c_message_pack(&resp.base, buf));
-    free(buf);
-  }
-  web_resp_buf(out, 200, json ? "application/json" : "application/x-protobuf", &ob);
-  pp_buf_free(&ob);
+  web_connect_message(out, 200, json, "application/x-protobuf", &resp.base, 0);
 }

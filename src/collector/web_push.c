@@ -214,8 +214,6 @@ static unsigned store_status(int code) {
   return code == PP_EINVAL || code == PP_ELIMIT ? 400 : code == PP_EUSAGE ? 503 : code == PP_EIO ? 507 : 500;
 }
 
-typedef web_push_src push_src;
-
 unsigned web_push_store(const web_ctx *x, const web_push_src *src, const uint8_t *data, size_t dlen, char *why,
                         size_t whyn) {
   pp_err err = {0};
@@ -334,7 +332,7 @@ void web_push_ingest(const web_ctx *x, const web_params *p, const web_push_body 
     web_resp_error(out, 400, "bad_data", err.msg);
     return;
   }
-  push_src src = {.app = nm.app, .k = nm.k, .v = nm.v, .n = nm.n};
+  web_push_src src = {.app = nm.app, .k = nm.k, .v = nm.v, .n = nm.n};
   if (push_time(p, "from", &src.from, why, sizeof why) < 0 || push_time(p, "until", &src.until, why, sizeof why) < 0) {
     web_resp_error(out, 400, "bad_data", why);
     return;
@@ -367,7 +365,7 @@ typedef struct push_series {
 
 /* Fills src from a series' labels: the app from service_name, the kind from __name__, the
  * cumulative flag from __delta__="false". 0, or 400 with why. */
-static unsigned series_src(const push_series *ps, push_src *src, char *why, size_t whyn) {
+static unsigned series_src(const push_series *ps, web_push_src *src, char *why, size_t whyn) {
   memset(src, 0, sizeof *src);
   src->app = "unknown_service";
   /* Pyroscope's convention: __delta__="false" says the client sends deltas already (Alloy's
@@ -416,7 +414,7 @@ static unsigned push_request(const web_ctx *x, const Pushreq__PushRequest *rq, c
       ps.k[ps.n] = se->labels[j]->name;
       ps.v[ps.n++] = se->labels[j]->value;
     }
-    push_src src;
+    web_push_src src;
     if ((st = series_src(&ps, &src, why, whyn))) break;
     for (size_t j = 0; !st && j < se->n_samples; j++)
       st = web_push_store(x, &src, se->samples[j]->raw_profile.data, se->samples[j]->raw_profile.len, why, whyn);

@@ -224,6 +224,8 @@ def cli_cases(t):
                      *([f, v, "-c", "x"] for f, v in (("--shutdown-grace", "61s"), ("--shutdown-grace", "60.001s"),
                                                       ("--shutdown-grace", "abc"), ("--shutdown-grace", "-1s"),
                                                       ("--web-max-queries", "0"), ("--web-max-queries", "257"),
+                                                      ("--web-max-queries", "4x"), ("--web-max-records", "0"),
+                                                      ("--web-max-records", "1000001"), ("--web-max-records", "12x"),
                                                       ("--web-query-timeout", "50ms"), ("--web-query-memory", "1KiB"),
                                                       ("--web-cache-size", "5XB"),
                                                       # tiered retention (docs/operations.md)

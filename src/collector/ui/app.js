@@ -1006,7 +1006,6 @@ async function pageExplorer(compare) {
     (d.pruned.nodes ? `; showing the ${d.pruned.kept} largest of ${d.pruned.kept + d.pruned.nodes} frames` : '') +
     (d.resolution && d.resolution !== 'raw' ? `; resolution ${d.resolution}: answered from rollups where the raw profiles are past their retention` : '') +
     (d.truncated ? `; only the newest ${d.profiles} profiles are merged (more matched than a query reads): narrow the range for the whole of it` : '') });
-  summary.classList.toggle('warn', !!d.truncated);
   summary.dataset.resolution = d.resolution || 'raw';
   const singleNote = single ? h('p', { id: 'single', class: 'note' }, h('strong', { text: 'One profile' }),
     ` ending ${st.profile_at ? tstr(+st.profile_at) : ''} `, h('button', { id: 'unpick', text: 'Back to the whole range', onclick: () => rerender({ profile: '', profile_at: '' }) })) : null;
