@@ -198,7 +198,8 @@ $(B)/tsan/bin/collector: $(B)/tsan/src/collector/main.o $(B)/tsan/libcollector.a
 	$(CC) $(CFLAGS) $(tsan_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 TEST_BINS := bin/pprof-tool bin/collector bin/operator bin/demo-target $(UNIT_REL) $(UNIT_ASAN) $(REPLAY_BIN) \
              $(B)/asan/bin/operator $(B)/asan/bin/collector $(B)/tsan/bin/collector $(B)/k8s/stamp image \
-             $(B)/rel/bench/store-bench $(B)/rel/tests/libfaultinj.so bin/push-client bin/otlp-client bin/otelcol
+             $(B)/rel/bench/store-bench $(B)/rel/tests/libfaultinj.so bin/push-client bin/otlp-client bin/otelcol \
+             bin/versitygw
 # the fault-injecting LD_PRELOAD shim of the collector suite (fdatasync EIO, EDQUOT): test code
 $(B)/rel/tests/libfaultinj.so: tests/lib/faultinj.c
 	@mkdir -p $(dir $@)
@@ -256,8 +257,8 @@ GOENV := GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOPROXY=off
 bin/demo-target: tools/demo-target/main.go tools/demo-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/demo-target && $(GOENV) go build -o ../../bin/demo-target .
-# the project's stand-ins for two MPL-2.0 modules the OpenTelemetry tools link
-# (tools/third_party/README.md)
+# the project's stand-ins for MPL-2.0 modules the OpenTelemetry tools and versitygw link
+# (tools/third_party/README.md, tools/versitygw/README.md)
 THIRD_PARTY_GO := $(wildcard tools/third_party/*/go.mod tools/third_party/*/*.go tools/third_party/*/*/*.go)
 # the pyroscope-go SDK's client for the push tests (issue 16): modules from the Go module proxy,
 # pinned by the committed go.sum (-mod=readonly), cached under build/gopath
@@ -276,6 +277,14 @@ bin/otelcol: $(wildcard tools/otelcol/*.go) tools/otelcol/go.mod tools/otelcol/g
 	@mkdir -p bin
 	cd tools/otelcol && GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOFLAGS=-mod=readonly GOTOOLCHAIN=local \
 	  go build -o ../../bin/otelcol .
+# versitygw v1.8.0 (Apache-2.0), an S3-compatible server for the tests (its posix backend on
+# loopback); pinned by tools/versitygw/go.mod and the committed go.sum, modules from the Go module
+# proxy cached under build/gopath, its Vault IAM client replaced by a stand-in (tools/versitygw/README.md)
+bin/versitygw: tools/versitygw/tools.go tools/versitygw/go.mod tools/versitygw/go.sum $(THIRD_PARTY_GO) | $(DEPS_OK)
+	@mkdir -p bin
+	cd tools/versitygw && export GOCACHE=$(CURDIR)/$(B)/gocache GOPATH=$(CURDIR)/$(B)/gopath GOFLAGS=-mod=readonly GOTOOLCHAIN=local && \
+	  v=$$(go list -m -f '{{.Version}}' github.com/versity/versitygw) && \
+	  go build -ldflags "-X main.Version=$$v" -o ../../bin/versitygw github.com/versity/versitygw/cmd/versitygw
 bin/load-target: tools/load-target/main.go tools/load-target/go.mod | $(DEPS_OK)
 	@mkdir -p bin
 	cd tools/load-target && $(GOENV) go build -o ../../bin/load-target .

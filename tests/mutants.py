@@ -41,6 +41,7 @@ Q = "src/collector/store_query.c"
 QC = "src/collector/web_querier.c"
 SY = "src/collector/store_sym.c"
 UI = "src/collector/ui/app.js"
+UP = "src/collector/upload.c"
 OT = "src/collector/web_otlp.c"
 WC = "src/collector/web_connect.c"
 
@@ -627,6 +628,26 @@ MUTANTS = [
     M("querier-series-limit-ignored", "Grafana's SelectSeries reads any number of profiles",
       [(QC, "  if (p.nrecords > (int64_t)q->x->max_records)", "  if (0)")],
       ["collector:records_limit"], r"SelectSeries over more profiles"),
+    # ---- segment uploads to an object store (issue 15 §2): tests/collector/objstore.py
+    M("upload-active-segment", "the segment still being written is taken for closed and uploaded (its bucket copy misses what follows)",
+      [(Q, "    out[i].closed = id != opening && id != a0 && id != a1;", "    out[i].closed = id != opening;")],
+      ["collector:objstore"], r"objstore: closed segments reach the bucket"),
+    M("upload-state-not-kept", "what was uploaded is not written to the uploads file (a restart sends every segment again)",
+      [(UP, "  if (!add_done(u, ent) || append_state(u, &ent) < 0) {", "  if (!add_done(u, ent)) {")],
+      ["collector:objstore"], r"objstore: a restart uploads"),
+    M("upload-retention-ignores-age", "the bucket's retention deletes every uploaded object, whatever its age",
+      [(UP, "    if (!e->expired && e->max_ns < cutoff && !stopping(u)) {", "    if (!e->expired && !stopping(u)) {")],
+      ["collector:objstore"], r"objstore: bucket retention"),
+    M("upload-lost-uncounted", "segments deleted by local retention before their upload are not counted",
+      [(UP, "    if (j == n || list[j].id != u->waiting[i]) note_gone(u, u->waiting[i]);", "    (void)j;")],
+      ["collector:objstore"], r"objstore: segments local retention deletes"),
+    M("upload-status-unchecked", "a PUT the server refused counts as uploaded",
+      [(UP, "  if (status != 200) {\n    if (!errbuf[0])", "  if (status < 0) {\n    if (!errbuf[0])")],
+      ["collector:objstore"], r"objstore: wrong credentials"),
+    M("upload-no-retry", "an upload that failed is not tried again (the queue never drains after an outage)",
+      [(UP, "    if (r < 0) {\n      note_failure(u, why);\n      return -1;\n    }\n    if (r == 0) note_gone(u, list[i].id);",
+        "    if (r < 0) {\n      note_failure(u, why);\n      add_done(u, (up_entry){list[i].id, list[i].max_ns, list[i].tier});\n      return -1;\n    }\n    if (r == 0) note_gone(u, list[i].id);")],
+      ["collector:objstore"], r"objstore: with the bucket down"),
     # ---- OTLP profiles (issue 16 §3): read back under go tool pprof -raw, refusals
     M("otlp-stack-root-first", "an OTLP stack is read root first (OTLP and pprof both put the leaf first)",
       [(OT, "    for (uint32_t k = 0; k < s->nloc; k++) s->loc[k] = c.lmap[st->location_indices[k]] - 1;",

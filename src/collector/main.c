@@ -41,6 +41,7 @@
 #include "scrape.h"
 #include "selfprof.h"
 #include "store.h"
+#include "upload.h"
 #include "web.h"
 
 #include "../base/file.h"
@@ -84,6 +85,10 @@ typedef struct app {
   selfprof *sp;
   bool sync_failing;            /* what the log last said of the store's durability rounds */
   int64_t sync_checked_at;      /* when log_sync_state last read the store's state */
+  uploader *up;                 /* segment uploads (NULL without --object-store-endpoint) */
+  int64_t upload_checked_at;    /* when log_upload_state last read its state */
+  bool upload_failing;
+  uint64_t upload_lost;
 } app;
 
 static volatile sig_atomic_t stop_flag, hup_flag;
@@ -274,10 +279,54 @@ static void hook_metrics(void *ud, pp_buf *out) {
   pp_metrics_head(out, "collector_retention_raw_dropped_until_seconds", "gauge",
                   "Tiered retention deleted the raw profiles ending before this time (0 = none yet).");
   pp_metrics_f64(out, "collector_retention_raw_dropped_until_seconds", NULL, 0, (double)s.raw_dropped_until_ns / 1e9);
+  if (a->up) {
+    upload_stats us;
+    upload_get_stats(a->up, &us);
+    const struct {
+      const char *name, *type, *help;
+      uint64_t v;
+    } m[] = {
+        {"collector_upload_segments_total", "counter", "Closed segments copied to the object store.", us.uploaded_segments},
+        {"collector_upload_bytes_total", "counter", "Bytes of segments copied to the object store.", us.uploaded_bytes},
+        {"collector_upload_failures_total", "counter", "Object store requests that failed (they are tried again).", us.failures},
+        {"collector_upload_queue_segments", "gauge", "Closed segments waiting for their upload.", us.queued},
+        {"collector_upload_lost_segments_total", "counter",
+         "Closed segments local retention deleted before their upload (the bucket lacks them).", us.lost_segments},
+        {"collector_upload_deleted_objects_total", "counter", "Objects the bucket's retention deleted.", us.deleted_objects},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
+      pp_metrics_head(out, m[i].name, m[i].type, m[i].help);
+      pp_metrics_u64(out, m[i].name, NULL, 0, m[i].v);
+    }
+    pp_metrics_head(out, "collector_upload_last_success_timestamp_seconds", "gauge",
+                    "When a segment was last copied to the object store (0 = not since start).");
+    pp_metrics_f64(out, "collector_upload_last_success_timestamp_seconds", NULL, 0, (double)us.last_success_ns / 1e9);
+  }
   pp_metrics_head(out, "collector_targets_up", "gauge", "Scrape jobs whose last scrape succeeded.");
   pp_metrics_u64(out, "collector_targets_up", NULL, 0, sc.up);
   pp_metrics_head(out, "collector_build_info", "gauge", "Version and revision.");
   pp_metrics_u64(out, "collector_build_info", (pp_metric_label[]){{"version", PP_VERSION}, {"revision", PP_REVISION}}, 2, 1);
+}
+
+/* Logs the uploads' state once per change (main thread): a warning when they start failing,
+ * with the reason, a note when they succeed again, and a warning for each segment retention
+ * deleted before its upload. */
+static void log_upload_state(app *a, int64_t now) {
+  if (!a->up || now - a->upload_checked_at < 1000000000) return;
+  a->upload_checked_at = now;
+  upload_stats us;
+  upload_get_stats(a->up, &us);
+  if (us.lost_segments > a->upload_lost) {
+    LOG(LOG_WARN, "object store: %" PRIu64 " closed segment(s) deleted by local retention before their upload (%" PRIu64 " in all)",
+        us.lost_segments - a->upload_lost, us.lost_segments);
+    a->upload_lost = us.lost_segments;
+  }
+  if (us.failing == a->upload_failing) return;
+  a->upload_failing = us.failing;
+  if (us.failing)
+    LOG(LOG_WARN, "object store: uploads fail (%" PRIu64 " segments waiting; tried again with back-off): %s", us.queued, us.last_error);
+  else
+    LOG(LOG_INFO, "object store: uploads succeed again (%" PRIu64 " requests failed in all)", us.failures);
 }
 
 /* Logs the store's durability rounds once per change of state (main thread): a warning when
@@ -344,6 +393,13 @@ static void usage(FILE *f) {
         "      --retention-rollup-size SIZE tiers: disk budget of the rollups' segments\n"
         "                                (docs/operations.md: tiered retention; --retention-size and\n"
         "                                --retention-time still bound the whole store)\n"
+        "      --object-store-endpoint URL  copy closed segments to this S3-compatible server,\n"
+        "                                e.g. https://s3.eu-west-1.amazonaws.com (credentials from\n"
+        "                                AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)\n"
+        "      --object-store-bucket NAME  the bucket (required with an endpoint)\n"
+        "      --object-store-prefix PATH  where in the bucket, e.g. cluster-a/collector-0\n"
+        "      --object-store-region NAME  the region that signs requests (default us-east-1)\n"
+        "      --object-store-retention DURATION  delete objects this old (default: keep)\n"
         "      --query-raw-only          merges read raw profiles only, never rollups (slower; for\n"
         "                                checking answers and load tests; rollups are still built)\n"
         "  -l, --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -420,6 +476,7 @@ int main(int argc, char **argv) {
   double raw_time = 0, rollup_time = 0;
   uint64_t raw_size = 0, rollup_size = 0;
   bool raw_reads = false;
+  upload_opts uo = {0};
   static const struct option lo[] = {
       {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
       {"web-port", required_argument, 0, 'p'},      {"data-dir", required_argument, 0, 'd'},
@@ -433,6 +490,9 @@ int main(int argc, char **argv) {
       {"retention-raw", required_argument, 0, 'w'}, {"retention-raw-size", required_argument, 0, 'W'},
       {"retention-rollup", required_argument, 0, 'x'}, {"retention-rollup-size", required_argument, 0, 'X'},
       {"query-raw-only", no_argument, 0, 'O'},
+      {"object-store-endpoint", required_argument, 0, 1001}, {"object-store-bucket", required_argument, 0, 1002},
+      {"object-store-prefix", required_argument, 0, 1003}, {"object-store-region", required_argument, 0, 1004},
+      {"object-store-retention", required_argument, 0, 1005},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -542,6 +602,13 @@ int main(int argc, char **argv) {
     case 'A':
       if (pp_parse_size(optarg, &wopts.cache_bytes, &err) < 0) return bad_flag("--web-cache-size: %s", err.msg);
       break;
+    case 1001: uo.endpoint = optarg; break;
+    case 1002: uo.bucket = optarg; break;
+    case 1003: uo.prefix = optarg; break;
+    case 1004: uo.region = optarg; break;
+    case 1005:
+      if (pp_parse_duration(optarg, &uo.retention_seconds, &err) < 0) return bad_flag("--object-store-retention: %s", err.msg);
+      break;
     case 'h': usage(stdout); return 0;
     case 'V': printf("collector %s (revision %s)\n", PP_VERSION, PP_REVISION); return 0;
     case ':': return bad_flag("%s needs a value", argv[optind - 1]);
@@ -550,6 +617,11 @@ int main(int argc, char **argv) {
   }
   if (optind < argc) return bad_flag("unexpected argument \"%s\"", argv[optind]);
   if (!config) return bad_flag("%s", "--config FILE is required");
+  if (uo.endpoint || uo.bucket || uo.prefix || uo.region || uo.retention_seconds > 0) {
+    uo.access_key = getenv("AWS_ACCESS_KEY_ID");
+    uo.secret_key = getenv("AWS_SECRET_ACCESS_KEY");
+    if (upload_check_opts(&uo, &err) < 0) return bad_flag("--object-store-*: %s", err.msg);
+  }
   /* rollups are what is left of raw past its period: a shorter rollup period would delete them
    * while raw is still there, and raw would outlive what was meant to replace it */
   if (raw_time > 0 && rollup_time > 0 && rollup_time < raw_time)
@@ -608,6 +680,13 @@ int main(int argc, char **argv) {
     LOG(LOG_WARN, "store repaired: index rebuilt=%d (%zu rows), %zu rows dropped, %zu bytes truncated, %zu orphan segments removed",
         rep.index_rebuilt, rep.rows_rebuilt, rep.rows_dropped, rep.bytes_truncated, rep.orphans_removed);
   if (store_start_compactor(a.st, &err) < 0) LOG(LOG_WARN, "rollups disabled: %s", err.msg);
+  if (uo.endpoint) {
+    if (upload_start(&uo, a.st, data_dir, &a.up, &err) < 0) {
+      LOG(LOG_ERROR, "object store: %s", err.msg);
+      goto out;
+    }
+    LOG(LOG_INFO, "object store: closed segments go to %s/%s/%s", uo.endpoint, uo.bucket, uo.prefix ? uo.prefix : "");
+  }
   if (scrape_new(on_scrape, &a, &a.eng, &err) < 0 || do_reload(&a, false, &err) < 0) {
     LOG(LOG_ERROR, "%s", err.msg);
     goto out;
@@ -679,6 +758,7 @@ int main(int argc, char **argv) {
     store_pushes(&a);
     if (store_maintain(a.st, &err) < 0) LOG(LOG_WARN, "storing a rollup: %s", err.msg);
     log_sync_state(&a, now);
+    log_upload_state(&a, now);
     if (now - last_retention > 10LL * 1000000000 || store_retention_due(a.st)) {
       last_retention = now;
       int d = store_retention(a.st, now, &err);
@@ -717,6 +797,7 @@ out:
   selfprof_stop(a.sp);
   if (ino >= 0) close(ino);
   scrape_free(a.eng);
+  upload_stop(a.up);
   store_close(a.st);
   cfg_free(a.cfg);
   curl_global_cleanup();

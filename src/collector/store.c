@@ -668,6 +668,7 @@ static void close_segment(store *s) {
   if (s->seg_fd < 0) return;
   store__sync_roll(s, s->seg_fd, -1);
   s->seg_fd = -1;
+  __atomic_store_n(&s->active_id[s->seg_tier], 0, __ATOMIC_SEQ_CST);
 }
 
 /* The index's last error was a full disk: SQLITE_FULL (what SQLite says for ENOSPC and for its
@@ -696,7 +697,10 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
     free(path);
     return r;
   }
+  /* before its row: a reader of store_closed_segments that sees the row sees it as not closed */
+  __atomic_store_n(&s->opening_id, id, __ATOMIC_SEQ_CST);
   if ((r = store__run(s->db, "INSERT INTO segment(id, tier) VALUES(?1, ?2)", id, s->seg_tier, err)) < 0) {
+    __atomic_store_n(&s->opening_id, 0, __ATOMIC_SEQ_CST);
     *ret_enospc = index_full(s->db);
     close(fd);
     unlink(path); /* it is ours and empty: no orphan left for the next try to trip over */
@@ -709,6 +713,8 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
   s->seg_id = id;
   s->seg_size = 0;
   s->seg_opened_ns = pp_clock_real_ns();
+  __atomic_store_n(&s->active_id[s->seg_tier], id, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&s->opening_id, 0, __ATOMIC_SEQ_CST);
   if (s->symw) sym__writer_reset(s->symw); /* symbols are per segment */
   store__sync_roll(s, old, fd);
   stats_add(s, &s->stats.segments, 1);
@@ -1016,11 +1022,13 @@ static void release_if_active(store *s, int64_t id) {
     store__sync_forget(s, s->rseg_fd);
     close(s->rseg_fd);
     s->rseg_fd = -1;
+    __atomic_store_n(&s->active_id[!s->seg_tier], 0, __ATOMIC_SEQ_CST);
   }
   if (id != s->seg_id || s->seg_fd < 0) return;
   store__sync_forget(s, s->seg_fd);
   close(s->seg_fd);
   s->seg_fd = -1;
+  __atomic_store_n(&s->active_id[s->seg_tier], 0, __ATOMIC_SEQ_CST);
 }
 
 /* Deletes segment id (rows first: a file is only deleted once nothing points into it). */

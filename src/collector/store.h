@@ -202,6 +202,20 @@ typedef struct store_stats {
 } store_stats;
 void store_get_stats(store *s, store_stats *ret);
 
+/* ---- segments (for uploads, upload.h) ------------------------------------------------------ */
+typedef struct store_segment {
+  int64_t id;
+  int tier;               /* 0 = raw profiles, 1 = rollups */
+  int64_t min_ns, max_ns; /* the time range of its records (0 = empty) */
+  bool closed;            /* the writer will not write to it again: its bytes never change
+                             until retention deletes it (each tier has one active segment, and
+                             a rollup tier's may stay active while newer raw ones close) */
+} store_segment;
+/* The first cap segments with ids above `after`, oldest first. Any thread. */
+int store_list_segments(store *s, int64_t after, store_segment *out, size_t cap, size_t *ret_n, pp_err *err);
+/* The path of segment id's file (malloc'd; NULL without memory). */
+char *store_segment_path(store *s, int64_t id);
+
 /* ---- queries (any thread) ------------------------------------------------------------------ */
 
 /* A series selector: label equalities, all of which must hold. value "" matches a series that

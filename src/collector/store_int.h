@@ -137,6 +137,9 @@ struct store {
   int64_t seg_id;
   uint64_t seg_size;
   int64_t seg_opened_ns;
+  /* atomic, for store_closed_segments on other threads: each tier's active segment (0 = none)
+   * and a segment being created (set before its row is inserted, cleared once it is active) */
+  int64_t active_id[2], opening_id;
   uint64_t segments_bytes; /* atomic: all segment files, kept by append and retention, read by any thread */
   /* series cache: lookups try cache[0], then cache[1] (moving a hit to cache[0]); when cache[0]
    * holds half of series_cache_max keys, cache[1] is dropped and cache[0] takes its place, so

@@ -1034,3 +1034,46 @@ out:
   store__rows_free(v, n);
   return r;
 }
+
+/* ---- closed segments (for uploads) ------------------------------------------------------------ */
+
+int store_list_segments(store *s, int64_t after, store_segment *out, size_t cap, size_t *ret_n, pp_err *err) {
+  *ret_n = 0;
+  sqlite3 *db;
+  int r = store__open_reader(s, &db, err);
+  if (r < 0) return r;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT id, tier, COALESCE(min_ns, 0), COALESCE(max_ns, 0) FROM segment WHERE id > ?1 "
+                             "ORDER BY id LIMIT ?2",
+                         -1, &st, NULL) != SQLITE_OK) {
+    r = store__sql_fail(db, err, "closed segments");
+    sqlite3_close(db);
+    return r;
+  }
+  sqlite3_bind_int64(st, 1, after);
+  sqlite3_bind_int64(st, 2, (int64_t)cap);
+  size_t n = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < cap)
+    out[n++] = (store_segment){sqlite3_column_int64(st, 0), (int)sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+                               sqlite3_column_int64(st, 3), false};
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) r = store__sql_fail(db, err, "closed segments");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  if (r < 0) return r;
+  /* read after the rows: a segment whose row is listed is either being opened (opening_id,
+   * set before its row was inserted) or active by now (active_id, set before opening_id was
+   * cleared), so a segment still written to is never taken for closed */
+  int64_t opening = __atomic_load_n(&s->opening_id, __ATOMIC_SEQ_CST);
+  int64_t a0 = __atomic_load_n(&s->active_id[0], __ATOMIC_SEQ_CST), a1 = __atomic_load_n(&s->active_id[1], __ATOMIC_SEQ_CST);
+  for (size_t i = 0; i < n; i++) {
+    int64_t id = out[i].id;
+    out[i].closed = id != opening && id != a0 && id != a1;
+  }
+  *ret_n = n;
+  return 0;
+}
+
+char *store_segment_path(store *s, int64_t id) {
+  return seg__path(s->segdir, id);
+}

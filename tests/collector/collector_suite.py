@@ -32,6 +32,7 @@ from urllib.parse import quote
 from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, decode_render_binary, go_pprof, go_raw, go_top_args, parse_go_peek, parse_go_top, parse_our_top, run
 import labels
 import pgo_api
+import objstore
 import otlp
 import push
 import querier
@@ -1667,6 +1668,8 @@ PARTS.update(push.PARTS)
 PARTS.update(querier.PARTS)
 # OTLP profiles (tests/collector/otlp.py)
 PARTS.update(otlp.PARTS)
+# segments copied to an S3-compatible bucket (tests/collector/objstore.py)
+PARTS.update(objstore.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 # nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)

@@ -279,8 +279,9 @@ class Collector:
     env = None
     instances = []
 
-    def __init__(self, config_text, data_dir=None, extra_args=(), name="collector"):
+    def __init__(self, config_text, data_dir=None, extra_args=(), name="collector", env=None):
         self.name = name
+        self.env_extra = dict(env or {})
         self.returncodes = []
         Collector.instances.append(self)
         _started.append(self)
@@ -305,7 +306,7 @@ class Collector:
 
     def start(self):
         self.logf = open(self.log, "a")
-        env = dict(os.environ, **(Collector.env or {}))
+        env = dict(os.environ, **(Collector.env or {}), **self.env_extra)
         self.proc = subprocess.Popen([Collector.binary, "-c", self.config, "-d", self.data,
                                       "-p", str(self.port), "--web-listen-address", "127.0.0.1", "-l", "debug", *self.extra],
                                      stdout=self.logf, stderr=self.logf, env=env)

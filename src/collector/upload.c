@@ -1,0 +1,671 @@
+/* Segment uploads to an S3-compatible bucket; see upload.h for the contract.
+ *
+ *   thread_main   the loop: scan, upload what is new, apply the bucket's retention, wait
+ *   s3_request    one signed request (PUT of a file, or DELETE) on the thread's curl handle
+ *   the uploads file: load at start, append after each PUT, rewrite after deletions
+ */
+#include "upload.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "../base/b64.h"
+#include "../base/clock.h"
+
+/* segments listed per scan: far more than a store holds (its budget over its segment size,
+ * a tier each) */
+#define SCAN_MAX 65536
+/* what an error answer's body is kept of, for the message */
+#define ERR_BODY_MAX 2048
+
+typedef struct up_entry {
+  int64_t id, max_ns;
+  int tier;
+  bool expired; /* past the bucket's retention: deleted there (or never sent); not sent again */
+} up_entry;
+
+struct uploader {
+  store *st;
+  char *endpoint, *bucket, *prefix, *sigv4, *access, *secret;
+  double retention_s;
+  char *state_path, *state_tmp;
+  up_entry *done; /* uploaded, sorted by id */
+  size_t ndone, donecap;
+  int64_t *gone; /* segments found deleted before their upload (counted once) */
+  size_t ngone, gonecap;
+  int64_t *waiting; /* segments not uploaded at the last scan, sorted: one missing from the
+                       next scan went with local retention before its upload */
+  size_t nwaiting;
+  CURL *curl;
+  pthread_t thread;
+  bool running;
+  pthread_mutex_t mu; /* guards stop, wake and stats */
+  pthread_cond_t cv;
+  bool stop, wake;
+  upload_stats stats;
+};
+
+/* ---- options ---------------------------------------------------------------------------------- */
+
+static bool bucket_ok(const char *b) {
+  size_t n = strlen(b);
+  if (n < 3 || n > 63) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == '-')) return false;
+  return b[0] != '.' && b[0] != '-' && b[n - 1] != '.' && b[n - 1] != '-';
+}
+
+/* a path of non-empty [A-Za-z0-9._-] segments, none "." or "..", an optional trailing '/' */
+static bool prefix_ok(const char *p) {
+  size_t n = strlen(p);
+  if (n > 256 || p[0] == '/') return false;
+  const char *seg = p;
+  for (size_t i = 0; i <= n; i++) {
+    char c = p[i];
+    if (c == '/' || c == '\0') {
+      size_t len = (size_t)(p + i - seg);
+      if (len == 0 && !(c == '\0' && (i == 0 || p[i - 1] == '/'))) return false; /* "a//b" */
+      if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.')) return false;
+      seg = p + i + 1;
+      continue;
+    }
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+/* http(s)://host[:port] with no path, query, user or odd bytes */
+static bool endpoint_ok(const char *e) {
+  const char *h = !strncmp(e, "http://", 7) ? e + 7 : !strncmp(e, "https://", 8) ? e + 8 : NULL;
+  if (!h || !*h || strlen(e) > 512) return false;
+  for (const char *c = h; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' ||
+          *c == ':' || *c == '[' || *c == ']'))
+      return false;
+  return true;
+}
+
+static bool region_ok(const char *r) {
+  size_t n = strlen(r);
+  if (n == 0 || n > 64) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-')) return false;
+  return true;
+}
+
+/* the key and secret go into a signature and an Authorization header: printable, no ':' in the
+ * key (libcurl splits user:password there) */
+static bool cred_ok(const char *c, bool key) {
+  size_t n = strlen(c);
+  if (n == 0 || n > 256) return false;
+  for (size_t i = 0; i < n; i++)
+    if (c[i] <= ' ' || c[i] > '~' || (key && c[i] == ':')) return false;
+  return true;
+}
+
+int upload_check_opts(const upload_opts *o, pp_err *err) {
+  if (!o->endpoint || !endpoint_ok(o->endpoint))
+    return pp_err_set(err, PP_EINVAL, "object store endpoint: want http://host[:port] or https://host[:port], without a path");
+  if (!o->bucket || !bucket_ok(o->bucket))
+    return pp_err_set(err, PP_EINVAL, "object store bucket: want 3 to 63 of a-z, 0-9, '.' and '-'");
+  if (o->prefix && !prefix_ok(o->prefix))
+    return pp_err_set(err, PP_EINVAL,
+                      "object store prefix: want up to 256 bytes of A-Z, a-z, 0-9, '.', '_', '-' and '/' (no \"..\", no empty part)");
+  if (o->region && !region_ok(o->region)) return pp_err_set(err, PP_EINVAL, "object store region: want a-z, 0-9 and '-'");
+  if (!o->access_key || !cred_ok(o->access_key, true) || !o->secret_key || !cred_ok(o->secret_key, false))
+    return pp_err_set(err, PP_EINVAL,
+                      "object store credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (printable ASCII, up to 256 bytes)");
+  if (o->retention_seconds < 0) return pp_err_set(err, PP_EINVAL, "object store retention: negative");
+  return 0;
+}
+
+/* ---- the uploads file --------------------------------------------------------------------------
+ * A line per segment done with: "<16 hex id> <tier> <newest record, ns> <expired 0|1>\n", where
+ * expired segments (deleted from the bucket by its retention, or too old to be sent) are kept
+ * while the segment is still on local disk, so it is not sent again. Ours, but read back
+ * carefully: a line that does not parse is skipped (that segment is only uploaded again). */
+
+static int cmp_entry(const void *a, const void *b) {
+  int64_t x = ((const up_entry *)a)->id, y = ((const up_entry *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+static up_entry *find_done(uploader *u, int64_t id) {
+  up_entry key = {.id = id};
+  return u->ndone ? bsearch(&key, u->done, u->ndone, sizeof *u->done, cmp_entry) : NULL;
+}
+
+static bool add_done(uploader *u, up_entry e) {
+  if (find_done(u, e.id)) return true;
+  if (u->ndone == u->donecap) {
+    size_t cap = u->donecap ? u->donecap * 2 : 64;
+    up_entry *d = realloc(u->done, cap * sizeof *d);
+    if (!d) return false;
+    u->done = d;
+    u->donecap = cap;
+  }
+  size_t i = u->ndone;
+  while (i > 0 && u->done[i - 1].id > e.id) { /* ids come mostly in order: insertion from the end */
+    u->done[i] = u->done[i - 1];
+    i--;
+  }
+  u->done[i] = e;
+  u->ndone++;
+  return true;
+}
+
+static void load_state(uploader *u) {
+  FILE *f = fopen(u->state_path, "re");
+  if (!f) return;
+  char line[128];
+  while (fgets(line, sizeof line, f)) {
+    char *end;
+    errno = 0;
+    unsigned long long id = strtoull(line, &end, 16);
+    if (errno || end != line + 16 || *end != ' ') continue;
+    char *p = end + 1;
+    long tier = strtol(p, &end, 10);
+    if (end == p || *end != ' ' || (tier != 0 && tier != 1)) continue;
+    p = end + 1;
+    long long max_ns = strtoll(p, &end, 10);
+    if (end == p || *end != ' ' || (end[1] != '0' && end[1] != '1') || end[2] != '\n') continue;
+    if (!add_done(u, (up_entry){(int64_t)id, (int64_t)max_ns, (int)tier, end[1] == '1'})) break;
+  }
+  fclose(f);
+}
+
+static int write_line(int fd, const up_entry *e) {
+  char line[96];
+  int n = snprintf(line, sizeof line, "%016" PRIx64 " %d %" PRId64 " %d\n", (uint64_t)e->id, e->tier, e->max_ns, e->expired);
+  return write(fd, line, (size_t)n) == n ? 0 : -1;
+}
+
+static int append_state(uploader *u, const up_entry *e) {
+  int fd = open(u->state_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) return -1;
+  int r = write_line(fd, e);
+  if (r == 0 && fdatasync(fd) < 0) r = -1;
+  close(fd);
+  return r;
+}
+
+/* the whole file anew (after deletions): a temporary file renamed over it */
+static int rewrite_state(uploader *u) {
+  int fd = open(u->state_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return -1;
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < u->ndone; i++) r = write_line(fd, &u->done[i]);
+  if (r == 0 && fdatasync(fd) < 0) r = -1;
+  close(fd);
+  if (r == 0 && rename(u->state_tmp, u->state_path) < 0) r = -1;
+  if (r < 0) unlink(u->state_tmp);
+  return r;
+}
+
+/* ---- requests --------------------------------------------------------------------------------- */
+
+typedef struct body_src {
+  int fd;
+  uint64_t off, size;
+  int err;
+} body_src;
+
+static size_t read_body(char *buf, size_t size, size_t n, void *ud) {
+  body_src *b = ud;
+  size_t want = size * n;
+  if (want > b->size - b->off) want = (size_t)(b->size - b->off);
+  if (want == 0) return 0;
+  ssize_t got = pread(b->fd, buf, want, (off_t)b->off);
+  if (got <= 0) { /* the file cannot shrink while closed; a read error ends the request */
+    b->err = got < 0 ? errno : EIO;
+    return CURL_READFUNC_ABORT;
+  }
+  b->off += (uint64_t)got;
+  return (size_t)got;
+}
+
+typedef struct resp_buf {
+  char b[ERR_BODY_MAX + 1];
+  size_t n;
+} resp_buf;
+
+static size_t keep_body(char *p, size_t size, size_t n, void *ud) {
+  resp_buf *r = ud;
+  size_t len = size * n, room = ERR_BODY_MAX - r->n;
+  memcpy(r->b + r->n, p, len < room ? len : room);
+  r->n += len < room ? len : room;
+  return len;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+  (void)a, (void)b, (void)c, (void)d;
+  uploader *u = ud;
+  pthread_mutex_lock(&u->mu);
+  bool stop = u->stop;
+  pthread_mutex_unlock(&u->mu);
+  return stop; /* non-zero aborts the transfer */
+}
+
+/* an S3 error answer's <Code> (kept to [A-Za-z0-9]: it goes into a log line), or "" */
+static void s3_code(const resp_buf *r, char *out, size_t cap) {
+  out[0] = '\0';
+  char body[ERR_BODY_MAX + 1];
+  memcpy(body, r->b, r->n);
+  body[r->n] = '\0';
+  const char *c = strstr(body, "<Code>");
+  if (!c) return;
+  c += 6;
+  size_t k = 0;
+  while (k + 1 < cap && ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) out[k++] = *c++;
+  out[k] = '\0';
+}
+
+/* One request for `key`: a PUT of fd's `size` bytes with their CRC-32 (fd >= 0), or a DELETE.
+ * The HTTP status, or -1 when there was none (errbuf says why). */
+static long s3_request(uploader *u, const char *key, int fd, uint64_t size, uint32_t crc, char *errbuf, size_t cap) {
+  char url[1400];
+  snprintf(url, sizeof url, "%s/%s/%s%s", u->endpoint, u->bucket, u->prefix, key);
+  CURL *c = u->curl;
+  curl_easy_reset(c);
+  char cerr[CURL_ERROR_SIZE] = "";
+  resp_buf resp = {.n = 0};
+  body_src src = {fd, 0, size, 0};
+  struct curl_slist *h = NULL;
+  char sum[64] = "";
+  if (fd >= 0) {
+    uint8_t be[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
+    char *b64 = NULL;
+    size_t blen;
+    if (pp_b64_encode(be, 4, &b64, &blen, NULL) == 0) snprintf(sum, sizeof sum, "x-amz-checksum-crc32: %s", b64);
+    free(b64);
+    if (sum[0]) h = curl_slist_append(h, sum);
+  }
+  /* the payload is not hashed into the signature (it would mean reading the segment twice
+   * more); its CRC-32 header above is signed and checked by the server instead */
+  struct curl_slist *h2 = curl_slist_append(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  if (h2) h = h2;
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_AWS_SIGV4, u->sigv4);
+  curl_easy_setopt(c, CURLOPT_USERNAME, u->access);
+  curl_easy_setopt(c, CURLOPT_PASSWORD, u->secret);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+  /* segments are up to 64 MiB: no whole-request timeout, but one that stalls is given up */
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, u);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+  if (fd >= 0) {
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_body);
+    curl_easy_setopt(c, CURLOPT_READDATA, &src);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
+  } else {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+  }
+  CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(h);
+  long status = -1;
+  if (rc != CURLE_OK) {
+    if (src.err) snprintf(errbuf, cap, "%s: reading the segment: %s", key, strerror(src.err));
+    else snprintf(errbuf, cap, "%s %s: %s", fd >= 0 ? "PUT" : "DELETE", key, cerr[0] ? cerr : curl_easy_strerror(rc));
+    return -1;
+  }
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200 && status != 204) {
+    char code[64];
+    s3_code(&resp, code, sizeof code);
+    snprintf(errbuf, cap, "%s %s: HTTP %ld%s%s", fd >= 0 ? "PUT" : "DELETE", key, status, code[0] ? " " : "", code);
+  }
+  return status;
+}
+
+static void segment_key(int64_t id, char *key, size_t cap) {
+  snprintf(key, cap, "segments/%016" PRIx64 ".seg", (uint64_t)id);
+}
+
+/* ---- the loop --------------------------------------------------------------------------------- */
+
+static bool stopping(uploader *u) {
+  pthread_mutex_lock(&u->mu);
+  bool s = u->stop;
+  pthread_mutex_unlock(&u->mu);
+  return s;
+}
+
+static void note_failure(uploader *u, const char *why) {
+  pthread_mutex_lock(&u->mu);
+  u->stats.failures++;
+  u->stats.failing = true;
+  snprintf(u->stats.last_error, sizeof u->stats.last_error, "%.*s", (int)sizeof u->stats.last_error - 1, why);
+  pthread_mutex_unlock(&u->mu);
+}
+
+static bool was_gone(uploader *u, int64_t id) {
+  for (size_t i = 0; i < u->ngone; i++)
+    if (u->gone[i] == id) return true;
+  return false;
+}
+
+/* a closed segment whose file went before its upload: counted once */
+static void note_gone(uploader *u, int64_t id) {
+  if (was_gone(u, id)) return;
+  if (u->ngone == u->gonecap) {
+    size_t cap = u->gonecap ? u->gonecap * 2 : 16;
+    int64_t *g = realloc(u->gone, cap * sizeof *g);
+    if (!g) return;
+    u->gone = g;
+    u->gonecap = cap;
+  }
+  u->gone[u->ngone++] = id;
+  pthread_mutex_lock(&u->mu);
+  u->stats.lost_segments++;
+  pthread_mutex_unlock(&u->mu);
+}
+
+/* 1 uploaded, 0 gone before its upload, -1 failed (errbuf) */
+static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t cap) {
+  char *path = store_segment_path(u->st, sg->id);
+  if (!path) {
+    snprintf(errbuf, cap, "out of memory");
+    return -1;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int e = errno;
+  free(path);
+  if (fd < 0) {
+    if (e == ENOENT) return 0;
+    snprintf(errbuf, cap, "segment %016" PRIx64 ": %s", (uint64_t)sg->id, strerror(e));
+    return -1;
+  }
+  struct stat stt;
+  uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+  uint64_t size = 0;
+  int r = fstat(fd, &stt) < 0 ? -1 : 0;
+  if (r == 0) {
+    size = (uint64_t)stt.st_size;
+    uint8_t buf[65536];
+    for (uint64_t off = 0; r == 0 && off < size;) {
+      ssize_t got = pread(fd, buf, sizeof buf, (off_t)off);
+      if (got <= 0) r = -1;
+      else {
+        crc = (uint32_t)crc32(crc, buf, (uInt)got);
+        off += (uint64_t)got;
+      }
+    }
+  }
+  if (r < 0) {
+    snprintf(errbuf, cap, "segment %016" PRIx64 ": %s", (uint64_t)sg->id, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  char key[64];
+  segment_key(sg->id, key, sizeof key);
+  long status = s3_request(u, key, fd, size, crc, errbuf, cap);
+  close(fd);
+  if (status != 200) {
+    if (!errbuf[0]) snprintf(errbuf, cap, "PUT %s: HTTP %ld", key, status);
+    return -1;
+  }
+  up_entry ent = {sg->id, sg->max_ns, sg->tier, false};
+  if (!add_done(u, ent) || append_state(u, &ent) < 0) {
+    /* uploaded all the same; only a restart would send it again */
+    snprintf(errbuf, cap, "%s: %s", u->state_path, strerror(errno));
+  }
+  pthread_mutex_lock(&u->mu);
+  u->stats.uploaded_segments++;
+  u->stats.uploaded_bytes += size;
+  u->stats.last_success_ns = pp_clock_real_ns();
+  u->stats.failing = false;
+  pthread_mutex_unlock(&u->mu);
+  return 1;
+}
+
+/* One scan: every closed segment not uploaded yet, oldest first; stops at the first failure.
+ * 0, or -1 after a failure (noted). */
+static int scan(uploader *u, store_segment *list) {
+  size_t n = 0;
+  pp_err err = {0};
+  if (store_list_segments(u->st, 0, list, SCAN_MAX, &n, &err) < 0) {
+    note_failure(u, err.msg);
+    return -1;
+  }
+  /* expired entries whose segment left the local disk are done with for good */
+  size_t k = 0, pruned = 0;
+  for (size_t i = 0; i < u->ndone; i++) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (list[mid].id < u->done[i].id) lo = mid + 1;
+      else hi = mid;
+    }
+    if (u->done[i].expired && (lo == n || list[lo].id != u->done[i].id)) pruned++;
+    else u->done[k++] = u->done[i];
+  }
+  u->ndone = k;
+  if (pruned && rewrite_state(u) < 0) note_failure(u, "rewriting the uploads file failed");
+  /* closed segments already past the bucket's retention are not sent (it would delete them) */
+  int64_t cutoff = u->retention_s > 0 ? pp_clock_real_ns() - (int64_t)(u->retention_s * 1e9) : INT64_MIN;
+  for (size_t i = 0; i < n; i++)
+    if (list[i].closed && list[i].max_ns < cutoff && !find_done(u, list[i].id)) {
+      up_entry e = {list[i].id, list[i].max_ns, list[i].tier, true};
+      if (add_done(u, e)) append_state(u, &e);
+    }
+  /* the segments waiting at the last scan that are not listed now: deleted before their upload */
+  size_t j = 0;
+  for (size_t i = 0; i < u->nwaiting; i++) {
+    while (j < n && list[j].id < u->waiting[i]) j++;
+    if (j == n || list[j].id != u->waiting[i]) note_gone(u, u->waiting[i]);
+  }
+  size_t queued = 0, nw = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!find_done(u, list[i].id) && !was_gone(u, list[i].id)) {
+      queued += list[i].closed;
+      nw++;
+    }
+  int64_t *w = realloc(u->waiting, (nw ? nw : 1) * sizeof *w);
+  if (w) {
+    u->waiting = w;
+    u->nwaiting = 0;
+    for (size_t i = 0; i < n; i++)
+      if (!find_done(u, list[i].id) && !was_gone(u, list[i].id)) w[u->nwaiting++] = list[i].id;
+  }
+  pthread_mutex_lock(&u->mu);
+  u->stats.queued = queued;
+  pthread_mutex_unlock(&u->mu);
+  for (size_t i = 0; i < n && !stopping(u); i++) {
+    if (!list[i].closed || find_done(u, list[i].id) || was_gone(u, list[i].id)) continue;
+    char why[sizeof u->stats.last_error] = "";
+    int r = upload_one(u, &list[i], why, sizeof why);
+    if (r < 0) {
+      note_failure(u, why);
+      return -1;
+    }
+    if (r == 0) note_gone(u, list[i].id);
+    pthread_mutex_lock(&u->mu);
+    if (u->stats.queued) u->stats.queued--;
+    pthread_mutex_unlock(&u->mu);
+  }
+  return 0;
+}
+
+/* The bucket's retention: objects whose newest record is older than retention_s. 0, or -1
+ * after a failure (noted). */
+static int expire(uploader *u) {
+  if (u->retention_s <= 0) return 0;
+  int64_t cutoff = pp_clock_real_ns() - (int64_t)(u->retention_s * 1e9);
+  size_t deleted = 0;
+  int r = 0;
+  for (size_t i = 0; i < u->ndone && r == 0; i++) {
+    up_entry *e = &u->done[i];
+    if (!e->expired && e->max_ns < cutoff && !stopping(u)) {
+      char key[64], why[sizeof u->stats.last_error] = "";
+      segment_key(e->id, key, sizeof key);
+      long status = s3_request(u, key, -1, 0, 0, why, sizeof why);
+      if (status == 200 || status == 204 || status == 404) {
+        e->expired = true;
+        deleted++;
+        continue;
+      }
+      if (!why[0]) snprintf(why, sizeof why, "DELETE %s: HTTP %ld", key, status);
+      note_failure(u, why);
+      r = -1;
+    }
+  }
+  if (deleted) {
+    if (rewrite_state(u) < 0) note_failure(u, "rewriting the uploads file failed");
+    pthread_mutex_lock(&u->mu);
+    u->stats.deleted_objects += deleted;
+    pthread_mutex_unlock(&u->mu);
+  }
+  return r;
+}
+
+static void *thread_main(void *arg) {
+  uploader *u = arg;
+  store_segment *list = malloc(SCAN_MAX * sizeof *list);
+  double backoff = 0;
+  while (!stopping(u)) {
+    int r = list ? scan(u, list) : -1;
+    if (!list) note_failure(u, "out of memory");
+    if (r == 0) r = expire(u);
+    backoff = r < 0 ? (backoff ? backoff * 2 : 1) : 0;
+    if (backoff > UPLOAD_BACKOFF_MAX_S) backoff = UPLOAD_BACKOFF_MAX_S;
+    double wait_s = r < 0 ? backoff : UPLOAD_SCAN_MS / 1000.0;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)wait_s;
+    until.tv_nsec += (long)((wait_s - (double)(time_t)wait_s) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&u->mu);
+    /* a wake during a back-off does not cut it short: the bucket was just failing */
+    while (!u->stop && !(u->wake && r == 0))
+      if (pthread_cond_timedwait(&u->cv, &u->mu, &until) == ETIMEDOUT) break;
+    u->wake = false;
+    pthread_mutex_unlock(&u->mu);
+  }
+  free(list);
+  return NULL;
+}
+
+/* ---- start and stop --------------------------------------------------------------------------- */
+
+static void free_uploader(uploader *u) {
+  if (!u) return;
+  if (u->curl) curl_easy_cleanup(u->curl);
+  free(u->endpoint);
+  free(u->bucket);
+  free(u->prefix);
+  free(u->sigv4);
+  free(u->access);
+  free(u->secret);
+  free(u->state_path);
+  free(u->state_tmp);
+  free(u->done);
+  free(u->gone);
+  free(u->waiting);
+  pthread_mutex_destroy(&u->mu);
+  pthread_cond_destroy(&u->cv);
+  free(u);
+}
+
+static char *joined(const char *a, const char *b) {
+  size_t n = strlen(a) + strlen(b) + 1;
+  char *s = malloc(n);
+  if (s) snprintf(s, n, "%s%s", a, b);
+  return s;
+}
+
+int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader **ret, pp_err *err) {
+  *ret = NULL;
+  int r = upload_check_opts(o, err);
+  if (r < 0) return r;
+  uploader *u = calloc(1, sizeof *u);
+  if (!u) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  pthread_mutex_init(&u->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_cond_init(&u->cv, &ca); /* CLOCK_REALTIME, as thread_main's deadlines */
+  pthread_condattr_destroy(&ca);
+  u->st = st;
+  u->retention_s = o->retention_seconds;
+  const char *pre = o->prefix ? o->prefix : "";
+  size_t pn = strlen(pre);
+  u->endpoint = strdup(o->endpoint);
+  if (u->endpoint) { /* "http://h/" and "http://h" name the same server */
+    size_t en = strlen(u->endpoint);
+    while (en > 0 && u->endpoint[en - 1] == '/') u->endpoint[--en] = '\0';
+  }
+  u->bucket = strdup(o->bucket);
+  u->prefix = joined(pre, pn && pre[pn - 1] != '/' ? "/" : "");
+  u->sigv4 = joined("aws:amz:", o->region ? o->region : "us-east-1");
+  if (u->sigv4) {
+    char *s = joined(u->sigv4, ":s3");
+    free(u->sigv4);
+    u->sigv4 = s;
+  }
+  u->access = strdup(o->access_key);
+  u->secret = strdup(o->secret_key);
+  u->state_path = joined(data_dir, "/uploads");
+  u->state_tmp = joined(data_dir, "/uploads.tmp");
+  u->curl = curl_easy_init();
+  if (!u->endpoint || !u->bucket || !u->prefix || !u->sigv4 || !u->access || !u->secret || !u->state_path || !u->state_tmp ||
+      !u->curl) {
+    free_uploader(u);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  load_state(u);
+  if (pthread_create(&u->thread, NULL, thread_main, u) != 0) {
+    free_uploader(u);
+    return pp_err_set(err, PP_EIO, "cannot start the upload thread");
+  }
+  u->running = true;
+  *ret = u;
+  return 0;
+}
+
+void upload_stop(uploader *u) {
+  if (!u) return;
+  if (u->running) {
+    pthread_mutex_lock(&u->mu);
+    u->stop = true;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+    pthread_join(u->thread, NULL);
+  }
+  free_uploader(u);
+}
+
+void upload_wake(uploader *u) {
+  if (!u) return;
+  pthread_mutex_lock(&u->mu);
+  u->wake = true;
+  pthread_cond_broadcast(&u->cv);
+  pthread_mutex_unlock(&u->mu);
+}
+
+void upload_get_stats(uploader *u, upload_stats *ret) {
+  pthread_mutex_lock(&u->mu);
+  *ret = u->stats;
+  pthread_mutex_unlock(&u->mu);
+}

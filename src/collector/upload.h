@@ -1,0 +1,78 @@
+/* upload: closed segments copied to an S3-compatible bucket (issue 15 §2, first part).
+ *
+ * One thread of its own (uploads never wait on, nor hold up, the scrape loop or the store's
+ * writer). Every UPLOAD_SCAN_MS, or when woken, it lists the store's segments
+ * (store_list_segments, both tiers) and PUTs each closed one (a file the writer will not touch
+ * again) not uploaded yet, oldest first, to
+ *     <endpoint>/<bucket>/<prefix>segments/<16 hex id>.seg
+ * (path-style URLs, which every S3-compatible server takes). Requests are signed by libcurl
+ * (CURLOPT_AWS_SIGV4, service s3, the configured region); the body carries its CRC-32 in
+ * x-amz-checksum-crc32, so the server refuses a body that changed on the way. A segment is the
+ * store's own unit: records describe themselves and the index can be rebuilt from segment files
+ * alone (store.h), so the bucket's copy is complete without the index.
+ *
+ * What is uploaded is remembered in <data dir>/uploads (a line per segment: id, tier, time
+ * range; appended and fdatasync'd after each PUT succeeds, rewritten when the bucket's
+ * retention deletes objects), so a restart does not send the same segments again. A lost or
+ * damaged file only costs a second PUT of the same bytes.
+ *
+ * Failures: a PUT that fails (connection, timeout, any status but 200) is tried again after a
+ * back-off that doubles from 1 s to UPLOAD_BACKOFF_MAX_S; the segments wait on local disk, where
+ * they were already stored. Local retention still applies while the bucket is unreachable (the
+ * disk budget wins over the copy): a segment listed at one scan, not uploaded, and gone at the
+ * next was deleted before its upload; it is counted in `lost`, as the only data an outage can
+ * cost, and the caller logs it.
+ *
+ * Bucket retention (retention_seconds > 0): objects whose newest record is older than that are
+ * deleted (DELETE; 204, 200 and 404 all mean gone).
+ *
+ * Logging: none here (the program logs at its boundary): upload_get_stats says whether uploads
+ * are failing and why, and main.c logs each change of that state.
+ */
+#ifndef COLLECTOR_UPLOAD_H
+#define COLLECTOR_UPLOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../base/pp_err.h"
+#include "store.h"
+
+#define UPLOAD_SCAN_MS 2000
+#define UPLOAD_BACKOFF_MAX_S 60
+
+typedef struct upload_opts {
+  const char *endpoint;     /* http://host[:port] or https://... (no path) */
+  const char *bucket;       /* S3 bucket name rules: 3..63 of [a-z0-9.-] */
+  const char *prefix;       /* "" or a path of [A-Za-z0-9._/-] segments; a '/' is added */
+  const char *region;       /* NULL = "us-east-1" */
+  const char *access_key, *secret_key;
+  double retention_seconds; /* 0 = objects stay */
+} upload_opts;
+
+typedef struct upload_stats {
+  uint64_t uploaded_segments, uploaded_bytes;
+  uint64_t failures;        /* requests that failed (PUT or DELETE) */
+  uint64_t lost_segments;   /* segments local retention deleted before their upload */
+  uint64_t deleted_objects; /* by the bucket's retention */
+  uint64_t queued;          /* closed segments not uploaded yet, at the last scan */
+  int64_t last_success_ns;  /* the last PUT that succeeded (0 = none since start) */
+  bool failing;             /* the last request failed and none succeeded since */
+  char last_error[256];
+} upload_stats;
+
+typedef struct uploader uploader;
+
+/* Checks o (PP_EINVAL naming the bad field), reads the uploads file in data_dir and starts the
+ * thread. */
+int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader **ret, pp_err *err);
+/* Stops the thread (an upload in flight is abandoned: it is sent again at the next start) and
+ * frees u. NULL is fine. */
+void upload_stop(uploader *u);
+/* Ask for a scan now (after a segment rolled, for instance). Any thread. */
+void upload_wake(uploader *u);
+void upload_get_stats(uploader *u, upload_stats *ret);
+/* Checks the options alone (for flag parsing). */
+int upload_check_opts(const upload_opts *o, pp_err *err);
+
+#endif

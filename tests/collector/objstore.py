@@ -1,0 +1,334 @@
+"""Segments copied to an S3-compatible bucket (issue 15 §2, first part): bin/collector with
+--object-store-* against a real S3 server on loopback, versitygw (Apache-2.0, built from
+tools/versitygw with its posix backend, so each object is a file we can compare byte for byte
+with the collector's segment file). Profiles are pushed through POST /ingest to roll 1 MiB
+segments quickly. What is checked:
+  - every closed segment of both tiers ends up in the bucket, byte-identical, and the active
+    one is not there (it still changes);
+  - the bucket unreachable: scraping and storing go on, failures and the queue show in
+    /metrics and one log line; once it is back the queue drains by itself;
+  - a restart does not upload again what was uploaded (the uploads file), and uploads the
+    segment that was active when it stopped;
+  - the bucket's copy is enough: a fresh data directory holding only the bucket's objects
+    opens (the index rebuilt from them) with every profile the collector had;
+  - bucket retention deletes objects whose newest record is older than it, and only those;
+  - local retention deleting segments before their upload (bucket down, a small budget): the
+    lost counter and a log line;
+  - wrong credentials: the server's refusal (HTTP 403 and its code) in the log, storing goes on;
+  - bad flags: a clear message and exit 2.
+
+Part (tests/run.py collector:objstore): objstore."""
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from harness import ROOT, TESTDATA, check, free_port, wait_for
+from peers import Collector, http_req
+
+VGW = os.path.join(ROOT, "bin", "versitygw")
+AK, SK = "pprofci", "pprof-ci-secret-1"
+CREDS = {"AWS_ACCESS_KEY_ID": AK, "AWS_SECRET_ACCESS_KEY": SK}
+BUCKET = "profiles"
+# CPU profiles only: each push is one stored profile (a heap push is two)
+PROFILES = [open(os.path.join(TESTDATA, "prometheus", f"cpu-{i}.pb.gz"), "rb").read() for i in range(1, 7)]
+
+
+class S3:
+    """versitygw on loopback, posix backend in a temporary directory; stop() and start() again
+    on the same port and directory (an outage)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="s3-")
+        os.makedirs(os.path.join(self.dir, BUCKET))  # a directory is a bucket to the posix backend
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = os.path.join(self.dir, "..", os.path.basename(self.dir) + ".log")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        env = dict(os.environ, ROOT_ACCESS_KEY=AK, ROOT_SECRET_KEY=SK)
+        self.logf = open(self.log, "a")
+        self.proc = subprocess.Popen([VGW, "--port", f"127.0.0.1:{self.port}", "posix", self.dir],
+                                     stdout=self.logf, stderr=self.logf, env=env)
+        import socket
+        ok = wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=1).close() or True
+                      if self.proc.poll() is None else None, timeout=30)
+        if not ok:
+            raise RuntimeError("versitygw did not start: " + open(self.log).read()[-1500:])
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.logf.closed:
+            self.logf.close()
+
+    def objects(self, prefix):
+        """{segment file name: bytes} under prefix in the bucket."""
+        d = os.path.join(self.dir, BUCKET, prefix, "segments")
+        return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(d, "*.seg"))}
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            os.unlink(self.log)
+        except OSError:
+            pass
+
+
+def push(c, n, app="app", ago=0, pods=50):
+    """n profiles pushed to c through /ingest (spread over `pods` series, four requests at a
+    time), ending `ago` seconds ago."""
+    from concurrent.futures import ThreadPoolExecutor
+    now = int(time.time()) - ago
+
+    def one(i):
+        q = f"name={app}%7Bpod%3Dp{i % pods}%7D&from={now - 10}&until={now}"
+        st, b, _ = http_req("POST", c.url + "/ingest?" + q, data=PROFILES[i % len(PROFILES)],
+                            headers={"Content-Type": "application/octet-stream"}, timeout=60)
+        if st != 200:
+            raise RuntimeError(f"push {i}: {st} {b[:200]!r}")
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(one, range(n)))
+
+
+def raw_segments(c):
+    """How many segments of raw profiles (tier 0) c's index lists (rollups have their own)."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(c.data, 'index.db')}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("SELECT COUNT(*) FROM segment WHERE tier = 0").fetchone()[0]
+    finally:
+        db.close()
+
+
+def active_segments(c):
+    """File names of the newest segment of each tier (the ones still written to)."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(c.data, 'index.db')}?mode=ro", uri=True, timeout=10)
+    try:
+        return {f"{i:016x}.seg" for (i,) in db.execute("SELECT MAX(id) FROM segment GROUP BY tier")}
+    finally:
+        db.close()
+
+
+def fill(c, closed, app="app", ago=0):
+    """Pushes until c has made `closed` + 1 new segments of raw profiles (of 1 MiB): all but the
+    newest of them are closed. The profiles pushed."""
+    start = raw_segments(c)
+    n = 0
+    while raw_segments(c) < start + closed + 1 and n < 40000:
+        push(c, 250, app=app, ago=ago)
+        n += 250
+    return n
+
+
+def local_segments(c):
+    return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(c.data, "segments", "*.seg"))}
+
+
+def m(c, name):
+    v = c.metric(name)
+    return -1 if v is None else v
+
+
+def objstore(t):
+    if not os.access(VGW, os.X_OK):
+        t.tool("objstore: bin/versitygw is built (make test-bins)", False, VGW)
+        return
+    s3 = S3()
+    made = []
+
+    def collector(prefix, extra=(), env=CREDS, name="objstore"):
+        args = ["--object-store-endpoint", s3.url, "--object-store-bucket", BUCKET, "--object-store-prefix", prefix,
+                "--retention-size", "20MiB", *extra]  # segments roll at 1 MiB
+        c = Collector("monitors: []\n", extra_args=args, name=name, env=env)
+        made.append(c)
+        return c
+
+    try:
+        c = collector("cluster-a/c0")
+
+        def uploaded_equal():
+            fill(c, 2)
+            # closed = every local segment but the newest of each tier; wait until all are there
+            def settled():
+                loc, obj = local_segments(c), s3.objects("cluster-a/c0")
+                return (loc, obj) if len(obj) >= 2 and m(c, "collector_upload_queue_segments") == 0 else None
+            got = wait_for(settled, timeout=60)
+            if not got:
+                return False, f"bucket {sorted(s3.objects('cluster-a/c0'))}, local {sorted(local_segments(c))}, metrics " \
+                              f"{ {k: v for k, v in c.metrics().items() if 'upload' in k} }"
+            loc, obj = got
+            same = [k for k in obj if loc.get(k) == obj[k]]
+            active = active_segments(c)  # the newest of each tier
+            newest = max(loc)
+            return (len(same) == len(obj) and newest not in obj and set(obj) == set(loc) - active
+                    and m(c, "collector_upload_segments_total") == len(obj)
+                    and m(c, "collector_upload_bytes_total") == sum(len(v) for v in obj.values()),
+                    f"{len(obj)} objects, {len(same)} byte-identical to their segment; {len(loc)} local; newest "
+                    f"{newest} in bucket: {newest in obj}; segments_total {m(c, 'collector_upload_segments_total')}")
+        check(t, "collector objstore: closed segments reach the bucket byte for byte (PUT signed by libcurl's SigV4, CRC-32 "
+                 "checked by the server); the active segment stays local", uploaded_equal)
+
+        def outage():
+            before = len(s3.objects("cluster-a/c0"))
+            s3.stop()
+            fails0 = m(c, "collector_upload_failures_total")
+            stored0 = m(c, "collector_store_profiles")
+            pushed = fill(c, 1)
+            queued = wait_for(lambda: m(c, "collector_upload_queue_segments") >= 1
+                              and m(c, "collector_upload_failures_total") > fails0 or None, timeout=30)
+            stored = m(c, "collector_store_profiles") - stored0
+            log_fail = bool(wait_for(lambda: "object store: uploads fail" in c.log_text() or None, timeout=10))
+            s3.start()
+            drained = wait_for(lambda: m(c, "collector_upload_queue_segments") == 0
+                               and len(s3.objects("cluster-a/c0")) > before or None, timeout=90)
+            loc, obj = local_segments(c), s3.objects("cluster-a/c0")
+            same = all(loc.get(k) == v for k, v in obj.items() if k in loc)
+            log_back = bool(wait_for(lambda: "object store: uploads succeed again" in c.log_text() or None, timeout=10))
+            return (bool(queued) and stored == pushed and log_fail and bool(drained) and same and log_back,
+                    f"queued while down: {bool(queued)}; stored while down {stored} of {pushed}; logged: {log_fail}; drained "
+                    f"after: {bool(drained)}; objects {before} -> {len(obj)}, identical {same}; logged back: {log_back}")
+        check(t, "collector objstore: with the bucket down, profiles are still stored, failures and the queue show in /metrics "
+                 "and the log; back up, the queue drains by itself", outage)
+
+        def restart_no_reupload():
+            n_before = len(s3.objects("cluster-a/c0"))
+            newest = max(local_segments(c))
+            c.stop()
+            c.start()
+            ok = wait_for(lambda: newest in s3.objects("cluster-a/c0") or None, timeout=60)
+            time.sleep(3)  # a scan or more after it: nothing else is sent
+            sent = m(c, "collector_upload_segments_total")
+            return (bool(ok) and sent == 1 and len(s3.objects("cluster-a/c0")) == n_before + 1,
+                    f"segment active at the stop uploaded: {bool(ok)}; PUTs after the restart {sent} (want 1); objects "
+                    f"{n_before} -> {len(s3.objects('cluster-a/c0'))}")
+        check(t, "collector objstore: a restart uploads the segment that was active at the stop and nothing already uploaded",
+              restart_no_reupload)
+
+        def restore_from_bucket():
+            profiles = m(c, "collector_store_profiles")
+            c.stop()
+            c.start()  # the one active before this stop is closed now: wait for it too
+            newest = max(local_segments(c))
+            wait_for(lambda: newest in s3.objects("cluster-a/c0") or None, timeout=60)
+            c.stop()
+            d = tempfile.mkdtemp(prefix="restore-")
+            os.makedirs(os.path.join(d, "segments"))
+            for k, v in s3.objects("cluster-a/c0").items():
+                open(os.path.join(d, "segments", k), "wb").write(v)
+            r = Collector("monitors: []\n", data_dir=d, name="restore")
+            made.append(r)
+            try:
+                got = m(r, "collector_store_profiles")
+                series = http_req("GET", r.url + "/api/v1/series?service_name=app")
+                log = r.log_text()
+                return (got == profiles and got > 0 and "index rebuilt=1" in log,
+                        f"profiles {got} from the bucket, {profiles} in the collector; rebuilt: {'index rebuilt=1' in log}; "
+                        f"series answer {series[0]}")
+            finally:
+                r.stop()
+                shutil.rmtree(d, ignore_errors=True)
+        check(t, "collector objstore: a data directory made of the bucket's objects alone opens with every profile (the index "
+                 "rebuilt from the segments)", restore_from_bucket)
+
+        def bucket_retention():
+            old = collector("cluster-a/old", extra=["--object-store-retention", "1d"], name="objstore-old")
+            fill(old, 1, app="old", ago=3 * 86400)  # records three days old: past 1d, never sent
+            old.stop()  # the segment of the old records closes
+            old.start()
+            fill(old, 1, app="recent")  # today's: sent, and kept
+            recent = wait_for(lambda: s3.objects("cluster-a/old") or None, timeout=60)
+            time.sleep(3)  # a retention pass or more after their upload
+            left = s3.objects("cluster-a/old")
+            sent_old = m(old, "collector_upload_segments_total")
+            # objects that age past a short retention once uploaded: deleted, and not sent again
+            short = collector("cluster-a/short", extra=["--object-store-retention", "8s"], name="objstore-short")
+            fill(short, 1, app="short")
+            up = wait_for(lambda: s3.objects("cluster-a/short") or None, timeout=30)
+            gone = wait_for(lambda: m(short, "collector_upload_deleted_objects_total") >= 1
+                            and not s3.objects("cluster-a/short") or None, timeout=40)
+            sent = m(short, "collector_upload_segments_total")
+            time.sleep(5)
+            again = m(short, "collector_upload_segments_total") - sent
+            kept = len(s3.objects("cluster-a/c0"))
+            return (bool(recent) and len(left) == 1 and sent_old == 1 and bool(up) and bool(gone) and again == 0 and kept > 0
+                    and not s3.objects("cluster-a/short"),
+                    f"1d: {sent_old} sent (the recent segment only?), objects {sorted(left)}; 8s: uploaded {bool(up)}, deleted "
+                    f"{bool(gone)}, sent again after {again}; the other prefix keeps {kept}")
+        check(t, "collector objstore: bucket retention: segments already older than --object-store-retention are not sent, "
+                 "objects that age past it are deleted and not sent again, others (and other prefixes') stay", bucket_retention)
+
+        def lost_when_down_and_full():
+            s3.stop()
+            try:
+                lc = collector("cluster-a/lost", extra=["--retention-time", "1h"], name="objstore-lost")
+                push(lc, 400, app="lost", ago=2 * 3600)  # past local retention as soon as stored
+                lost = wait_for(lambda: m(lc, "collector_upload_lost_segments_total") >= 1 or None, timeout=45)
+                logged = wait_for(lambda: "deleted by local retention before their upload" in lc.log_text() or None, timeout=10)
+                log = lc.log_text()
+                return (bool(lost) and bool(logged),
+                        f"lost {m(lc, 'collector_upload_lost_segments_total')}; log: {log[-600:]}")
+            finally:
+                s3.start()
+        check(t, "collector objstore: segments local retention deletes before their upload (bucket down) are counted and "
+                 "logged", lost_when_down_and_full)
+
+        def wrong_credentials():
+            w = collector("cluster-a/wrong", env={"AWS_ACCESS_KEY_ID": AK, "AWS_SECRET_ACCESS_KEY": "not-the-secret"},
+                          name="objstore-wrong")
+            pushed = fill(w, 1, app="wrong")
+            ok = wait_for(lambda: "SignatureDoesNotMatch" in w.log_text() or None, timeout=45)
+            stored = m(w, "collector_store_profiles")
+            return (bool(ok) and "HTTP 403" in w.log_text() and stored == pushed and not s3.objects("cluster-a/wrong"),
+                    f"logged: {bool(ok)}; stored {stored}; objects {sorted(s3.objects('cluster-a/wrong'))}; "
+                    f"{w.log_text()[-500:]}")
+        check(t, "collector objstore: wrong credentials: the server's refusal (HTTP 403, SignatureDoesNotMatch) is logged, "
+                 "nothing reaches the bucket, profiles are still stored", wrong_credentials)
+    finally:
+        for c in made:
+            c.stop()
+            c.cleanup()
+        s3.cleanup()
+
+    def bad_flags():
+        cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        cfg.write("monitors: []\n")
+        cfg.close()
+        base = [os.path.join(ROOT, "bin", "collector"), "-c", cfg.name, "-d", tempfile.mkdtemp(prefix="objflags-")]
+        cases = [
+            (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "Bad_Bucket"], CREDS, "bucket"),
+            (["--object-store-endpoint", "http://127.0.0.1:9/path", "--object-store-bucket", "ok-bucket"], CREDS, "endpoint"),
+            (["--object-store-endpoint", "ftp://127.0.0.1:9", "--object-store-bucket", "ok-bucket"], CREDS, "endpoint"),
+            (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket",
+              "--object-store-prefix", "a/../b"], CREDS, "prefix"),
+            (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket"], {}, "AWS_ACCESS_KEY_ID"),
+            (["--object-store-bucket", "ok-bucket"], CREDS, "endpoint"),
+            (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket",
+              "--object-store-retention", "soon"], CREDS, "retention"),
+        ]
+        out = []
+        for args, env, want in cases:
+            e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            e.update(env)
+            p = subprocess.run(base + args, capture_output=True, text=True, timeout=30, env=e)
+            if p.returncode != 2 or want not in p.stderr:
+                out.append(f"{args}: exit {p.returncode}, {p.stderr.strip()[:200]}")
+        os.unlink(cfg.name)
+        return not out, "; ".join(out) or f"{len(cases)} refused"
+    check(t, "collector objstore: bad --object-store-* flags (bucket name, endpoint with a path or another scheme, a prefix "
+             "with .., no credentials, no endpoint, a bad duration) exit 2 saying which", bad_flags)
+
+
+PARTS = {"objstore": objstore}
