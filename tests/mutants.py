@@ -648,6 +648,13 @@ MUTANTS = [
       [(UP, "    if (r < 0) {\n      note_failure(u, why);\n      return -1;\n    }\n    if (r == 0) note_gone(u, list[i].id);",
         "    if (r < 0) {\n      note_failure(u, why);\n      add_done(u, (up_entry){list[i].id, list[i].max_ns, list[i].tier});\n      return -1;\n    }\n    if (r == 0) note_gone(u, list[i].id);")],
       ["collector:objstore"], r"objstore: with the bucket down"),
+    M("operator-objstore-prefix-shared", "stacks sharing a bucket get one default prefix (the stack's name without its namespace)",
+      [("src/operator/kbuild.c", "    snprintf(defprefix, sizeof defprefix, \"%s/%s\", ns, stack);",
+        "    snprintf(defprefix, sizeof defprefix, \"%s\", stack);")],
+      ["unit:test_kbuild"], r"stack_objstore"),
+    M("operator-objstore-keys-ignored", "the Secret's key names of credentialsSecret are ignored (the defaults are always read)",
+      [("src/operator/kbuild.c", "  if (!kid) kid = \"AWS_ACCESS_KEY_ID\";", "  kid = \"AWS_ACCESS_KEY_ID\";")],
+      ["unit:test_kbuild"], r"stack_objstore"),
     # ---- OTLP profiles (issue 16 §3): read back under go tool pprof -raw, refusals
     M("otlp-stack-root-first", "an OTLP stack is read root first (OTLP and pprof both put the leaf first)",
       [(OT, "    for (uint32_t k = 0; k < s->nloc; k++) s->loc[k] = c.lmap[st->location_indices[k]] - 1;",

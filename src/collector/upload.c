@@ -21,6 +21,7 @@
 
 #include "../base/b64.h"
 #include "../base/clock.h"
+#include "../base/s3opts.h"
 
 /* segments listed per scan: far more than a store holds (its budget over its segment size,
  * a tier each) */
@@ -57,53 +58,6 @@ struct uploader {
 
 /* ---- options ---------------------------------------------------------------------------------- */
 
-static bool bucket_ok(const char *b) {
-  size_t n = strlen(b);
-  if (n < 3 || n > 63) return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == '-')) return false;
-  return b[0] != '.' && b[0] != '-' && b[n - 1] != '.' && b[n - 1] != '-';
-}
-
-/* a path of non-empty [A-Za-z0-9._-] segments, none "." or "..", an optional trailing '/' */
-static bool prefix_ok(const char *p) {
-  size_t n = strlen(p);
-  if (n > 256 || p[0] == '/') return false;
-  const char *seg = p;
-  for (size_t i = 0; i <= n; i++) {
-    char c = p[i];
-    if (c == '/' || c == '\0') {
-      size_t len = (size_t)(p + i - seg);
-      if (len == 0 && !(c == '\0' && (i == 0 || p[i - 1] == '/'))) return false; /* "a//b" */
-      if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.')) return false;
-      seg = p + i + 1;
-      continue;
-    }
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return false;
-  }
-  return true;
-}
-
-/* http(s)://host[:port] with no path, query, user or odd bytes */
-static bool endpoint_ok(const char *e) {
-  const char *h = !strncmp(e, "http://", 7) ? e + 7 : !strncmp(e, "https://", 8) ? e + 8 : NULL;
-  if (!h || !*h || strlen(e) > 512) return false;
-  for (const char *c = h; *c; c++)
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' ||
-          *c == ':' || *c == '[' || *c == ']'))
-      return false;
-  return true;
-}
-
-static bool region_ok(const char *r) {
-  size_t n = strlen(r);
-  if (n == 0 || n > 64) return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-')) return false;
-  return true;
-}
-
 /* the key and secret go into a signature and an Authorization header: printable, no ':' in the
  * key (libcurl splits user:password there) */
 static bool cred_ok(const char *c, bool key) {
@@ -115,14 +69,8 @@ static bool cred_ok(const char *c, bool key) {
 }
 
 int upload_check_opts(const upload_opts *o, pp_err *err) {
-  if (!o->endpoint || !endpoint_ok(o->endpoint))
-    return pp_err_set(err, PP_EINVAL, "object store endpoint: want http://host[:port] or https://host[:port], without a path");
-  if (!o->bucket || !bucket_ok(o->bucket))
-    return pp_err_set(err, PP_EINVAL, "object store bucket: want 3 to 63 of a-z, 0-9, '.' and '-'");
-  if (o->prefix && !prefix_ok(o->prefix))
-    return pp_err_set(err, PP_EINVAL,
-                      "object store prefix: want up to 256 bytes of A-Z, a-z, 0-9, '.', '_', '-' and '/' (no \"..\", no empty part)");
-  if (o->region && !region_ok(o->region)) return pp_err_set(err, PP_EINVAL, "object store region: want a-z, 0-9 and '-'");
+  int r = pp_s3_check(o->endpoint, o->bucket, o->prefix, o->region, err);
+  if (r < 0) return r;
   if (!o->access_key || !cred_ok(o->access_key, true) || !o->secret_key || !cred_ok(o->secret_key, false))
     return pp_err_set(err, PP_EINVAL,
                       "object store credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (printable ASCII, up to 256 bytes)");

@@ -8,6 +8,7 @@
 
 #include "../base/buf.h"
 #include "../base/htab.h"
+#include "../base/s3opts.h"
 #include "../base/scrapeval.h"
 #include "../base/units.h"
 
@@ -441,6 +442,87 @@ int kbuild_stack_retention(const json_t *storage, uint64_t disk_bytes, char args
   return 0;
 }
 
+/* a Secret's name (DNS-1123 subdomain) or a key in its data ([-._a-zA-Z0-9]), up to 253 bytes */
+static bool secret_word_ok(const char *s, bool key) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > 253) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              (key && ((c >= 'A' && c <= 'Z') || c == '_'));
+    if (!ok) return false;
+  }
+  return key || (s[0] != '-' && s[0] != '.' && s[n - 1] != '-' && s[n - 1] != '.');
+}
+
+int kbuild_stack_objstore(const json_t *storage, const char *ns, const char *stack, json_t **ret_args, json_t **ret_env,
+                          pp_err *err) {
+  *ret_args = *ret_env = NULL;
+  const json_t *os = json_object_get(storage, "objectStore");
+  if (!os || json_is_null(os)) return 0;
+  if (!json_is_object(os)) return pp_err_set(err, PP_EINVAL, "spec.storage.objectStore: not an object");
+  const char *endpoint = json_string_value(json_object_get(os, "endpoint"));
+  const char *bucket = json_string_value(json_object_get(os, "bucket"));
+  const char *prefix = json_string_value(json_object_get(os, "prefix"));
+  const char *region = json_string_value(json_object_get(os, "region"));
+  char defprefix[600];
+  if (!prefix) { /* stacks sharing a bucket keep apart: namespace/name */
+    snprintf(defprefix, sizeof defprefix, "%s/%s", ns, stack);
+    prefix = defprefix;
+  }
+  if (pp_s3_check(endpoint, bucket, prefix, region, err) < 0) {
+    pp_err_prefix(err, "spec.storage.objectStore");
+    return PP_EINVAL;
+  }
+  const json_t *cs = json_object_get(os, "credentialsSecret");
+  const char *sname = json_string_value(json_object_get(cs, "name"));
+  const char *kid = json_string_value(json_object_get(cs, "accessKeyIdKey"));
+  const char *ksec = json_string_value(json_object_get(cs, "secretAccessKeyKey"));
+  if (!kid) kid = "AWS_ACCESS_KEY_ID";
+  if (!ksec) ksec = "AWS_SECRET_ACCESS_KEY";
+  if (!secret_word_ok(sname, false))
+    return pp_err_set(err, PP_EINVAL, "spec.storage.objectStore.credentialsSecret.name: want a Secret's name");
+  if (!secret_word_ok(kid, true) || !secret_word_ok(ksec, true))
+    return pp_err_set(err, PP_EINVAL, "spec.storage.objectStore.credentialsSecret: a key is not a Secret data key");
+  double keep = 0;
+  const json_t *rv = json_object_get(os, "retention");
+  if (rv && !json_is_null(rv)) {
+    if (kbuild_duration(rv, &keep, err) < 0) {
+      pp_err_prefix(err, "spec.storage.objectStore.retention");
+      return PP_EINVAL;
+    }
+    if (keep < 1) return pp_err_set(err, PP_EINVAL, "spec.storage.objectStore.retention: at least 1s");
+  }
+  json_t *args = json_array();
+  char a[700];
+  snprintf(a, sizeof a, "--object-store-endpoint=%s", endpoint);
+  json_array_append_new(args, json_string(a));
+  snprintf(a, sizeof a, "--object-store-bucket=%s", bucket);
+  json_array_append_new(args, json_string(a));
+  snprintf(a, sizeof a, "--object-store-prefix=%s", prefix);
+  json_array_append_new(args, json_string(a));
+  if (region) {
+    snprintf(a, sizeof a, "--object-store-region=%s", region);
+    json_array_append_new(args, json_string(a));
+  }
+  if (keep > 0) {
+    snprintf(a, sizeof a, "--object-store-retention=%.0fs", keep);
+    json_array_append_new(args, json_string(a));
+  }
+  /* the kubelet reads the Secret: the operator needs no access to Secrets */
+  json_t *env = json_pack("[{s:s,s:{s:{s:s,s:s}}},{s:s,s:{s:{s:s,s:s}}}]", "name", "AWS_ACCESS_KEY_ID", "valueFrom",
+                          "secretKeyRef", "name", sname, "key", kid, "name", "AWS_SECRET_ACCESS_KEY", "valueFrom",
+                          "secretKeyRef", "name", sname, "key", ksec);
+  if (!args || !env || json_array_size(args) < 3) {
+    json_decref(args);
+    json_decref(env);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  *ret_args = args;
+  *ret_env = env;
+  return 0;
+}
+
 int kbuild_stack_objects(const json_t *stack, const char *op, json_t **ret, pp_err *err) {
   const json_t *md = json_object_get(stack, "metadata"), *spec = json_object_get(stack, "spec");
   const char *sname = json_string_value(json_object_get(md, "name"));
@@ -473,6 +555,8 @@ int kbuild_stack_objects(const json_t *stack, const char *op, json_t **ret, pp_e
   snprintf(pvc, sizeof pvc, "%s-collector-data", op);
   snprintf(cm, sizeof cm, "%s-config", op);
   if (kbuild_stack_retention(json_object_get(spec, "storage"), bytes, retention, err) < 0) return PP_EINVAL;
+  json_t *os_args, *os_env;
+  if (kbuild_stack_objstore(json_object_get(spec, "storage"), ns, sname, &os_args, &os_env, err) < 0) return PP_EINVAL;
 
   json_t *owner = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "apiVersion", "resources.cattle.io/v1alpha1", "kind",
                             "PprofCollectorStack", "name", sname, "uid", uid, "controller", 1, "blockOwnerDeletion", 1);
@@ -502,6 +586,11 @@ int kbuild_stack_objects(const json_t *stack, const char *op, json_t **ret, pp_e
       probe_live, "resources", "requests", "cpu", "100m", "memory", "128Mi", "securityContext", restricted_container_sc(),
       "volumeMounts", "name", "config", "mountPath", "/etc/pprof-collector", "readOnly", 1, "name", "data", "mountPath",
       "/var/lib/pprof-collector");
+  if (os_args) {
+    json_array_extend(json_object_get(collector, "args"), os_args);
+    json_object_set_new(collector, "env", os_env);
+    json_decref(os_args);
+  }
   json_t *containers = json_array();
   json_array_append_new(containers, collector);
   if (reloader)

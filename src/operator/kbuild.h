@@ -80,7 +80,8 @@ int kbuild_quantity(const char *q, uint64_t *ret_bytes, pp_err *err);
  * belongs to the monitors' reconciler), StatefulSet <op>-collector (collector with --config,
  * --data-dir, --web-port 8989, the retention flags of kbuild_stack_retention, probes on /readyz and
  * /healthz, restricted securityContext, non-root; the reloader sidecar only when
- * spec.reloaderImage is set). Each carries an ownerReference to the stack (controller=true) and
+ * spec.reloaderImage is set; the object store's flags and credentials of kbuild_stack_objstore
+ * when spec.storage.objectStore is set). Each carries an ownerReference to the stack (controller=true) and
  * the labels app.kubernetes.io/{name,instance,managed-by}. PP_EINVAL names the bad field. */
 int kbuild_stack_objects(const json_t *stack, const char *op_name, json_t **ret_array, pp_err *err);
 
@@ -95,6 +96,15 @@ int kbuild_stack_objects(const json_t *stack, const char *op_name, json_t **ret_
 #define KBUILD_RAW_DEFAULT_S 86400.0
 #define KBUILD_ROLLUP_DEFAULT_S (30 * 86400.0)
 int kbuild_stack_retention(const json_t *storage, uint64_t disk_bytes, char args[5][64], pp_err *err);
+
+/* spec.storage.objectStore of a stack (optional) as the collector's --object-store-* flags
+ * (*ret_args, a JSON array) and its AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY taken from the
+ * Secret credentialsSecret.name (keys accessKeyIdKey and secretAccessKeyKey, those two names by
+ * default) by the kubelet (*ret_env, the container's env): endpoint and bucket are required,
+ * prefix defaults to "<namespace>/<stack>", region and retention (a duration) are optional;
+ * the names follow base/s3opts.h. Both NULL without an objectStore. PP_EINVAL names the field. */
+int kbuild_stack_objstore(const json_t *storage, const char *ns, const char *stack, json_t **ret_args, json_t **ret_env,
+                          pp_err *err);
 
 /* Labels that select the collector's pods (the StatefulSet's selector and the Service's). */
 json_t *kbuild_collector_selector(const char *op_name);

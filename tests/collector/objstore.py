@@ -195,10 +195,12 @@ def objstore(t):
             drained = wait_for(lambda: m(c, "collector_upload_queue_segments") == 0
                                and len(s3.objects("cluster-a/c0")) > before or None, timeout=90)
             loc, obj = local_segments(c), s3.objects("cluster-a/c0")
-            same = all(loc.get(k) == v for k, v in obj.items() if k in loc)
+            missing = sorted(set(loc) - active_segments(c) - set(obj))  # closed, yet not in the bucket
+            same = all(loc.get(k) == v for k, v in obj.items() if k in loc) and not missing
             log_back = bool(wait_for(lambda: "object store: uploads succeed again" in c.log_text() or None, timeout=10))
             return (bool(queued) and stored == pushed and log_fail and bool(drained) and same and log_back,
-                    f"queued while down: {bool(queued)}; stored while down {stored} of {pushed}; logged: {log_fail}; drained "
+                    f"queued while down: {bool(queued)}; stored while down {stored} of {pushed}; logged: {log_fail}; missing "
+                    f"from the bucket {missing}; drained "
                     f"after: {bool(drained)}; objects {before} -> {len(obj)}, identical {same}; logged back: {log_back}")
         check(t, "collector objstore: with the bucket down, profiles are still stored, failures and the queue show in /metrics "
                  "and the log; back up, the queue drains by itself", outage)

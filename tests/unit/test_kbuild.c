@@ -389,6 +389,85 @@ static void stack_retention(void) {
   }
 }
 
+/* spec.storage.objectStore: the collector's flags, and its credentials from the Secret by the
+ * kubelet; bad fields are named. */
+static void stack_objstore(void) {
+  json_t *stack = json_loads("{\"metadata\":{\"name\":\"s\",\"namespace\":\"pc\",\"uid\":\"u-1\"},"
+                             "\"spec\":{\"storage\":{\"diskSpace\":\"10Gi\",\"objectStore\":{"
+                             "\"endpoint\":\"http://minio.storage:9000\",\"bucket\":\"profiles\","
+                             "\"credentialsSecret\":{\"name\":\"s3-creds\"}}},"
+                             "\"collectorImage\":{\"repo\":\"r\",\"image\":\"collector\",\"tag\":\"v1\"}}}",
+                             0, NULL);
+  json_t *objs = NULL;
+  pp_err err = {0};
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == 0);
+  const json_t *sts = find_kind(objs, "StatefulSet");
+  const json_t *c = json_array_get(
+      json_object_get(json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec"), "containers"), 0);
+  char *args = json_dumps(json_object_get(c, "args"), JSON_COMPACT);
+  char *env = json_dumps(json_object_get(c, "env"), JSON_COMPACT | JSON_SORT_KEYS);
+  CHECK(args && strstr(args, "\"--object-store-endpoint=http://minio.storage:9000\""));
+  CHECK(args && strstr(args, "\"--object-store-bucket=profiles\""));
+  CHECK(args && strstr(args, "\"--object-store-prefix=pc/s\"")); /* namespace/stack by default */
+  CHECK(args && !strstr(args, "--object-store-region") && !strstr(args, "--object-store-retention"));
+  CHECK(args && strstr(args, "\"--retention-size=9126805470B\"")); /* the other flags stay */
+  CHECK_STR(env, "[{\"name\":\"AWS_ACCESS_KEY_ID\",\"valueFrom\":{\"secretKeyRef\":{\"key\":\"AWS_ACCESS_KEY_ID\","
+                 "\"name\":\"s3-creds\"}}},{\"name\":\"AWS_SECRET_ACCESS_KEY\",\"valueFrom\":{\"secretKeyRef\":{\"key\":"
+                 "\"AWS_SECRET_ACCESS_KEY\",\"name\":\"s3-creds\"}}}]");
+  free(args);
+  free(env);
+  json_decref(objs);
+  /* every field given */
+  json_t *st = json_loads("{\"objectStore\":{\"endpoint\":\"https://s3.eu-west-1.amazonaws.com\",\"bucket\":\"b-1.x\","
+                          "\"prefix\":\"cluster-a/c0\",\"region\":\"eu-west-1\",\"retention\":\"90d\","
+                          "\"credentialsSecret\":{\"name\":\"aws\",\"accessKeyIdKey\":\"id\",\"secretAccessKeyKey\":\"key.secret\"}}}",
+                          0, NULL);
+  json_t *a = NULL, *e = NULL;
+  CHECK(kbuild_stack_objstore(st, "pc", "s", &a, &e, &err) == 0);
+  args = json_dumps(a, JSON_COMPACT);
+  CHECK_STR(args, "[\"--object-store-endpoint=https://s3.eu-west-1.amazonaws.com\",\"--object-store-bucket=b-1.x\","
+                  "\"--object-store-prefix=cluster-a/c0\",\"--object-store-region=eu-west-1\",\"--object-store-retention=7776000s\"]");
+  env = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+  CHECK(env && strstr(env, "\"key\":\"id\",\"name\":\"aws\"") && strstr(env, "\"key\":\"key.secret\",\"name\":\"aws\""));
+  free(args);
+  free(env);
+  json_decref(a);
+  json_decref(e);
+  json_decref(st);
+  /* none: nothing added */
+  st = json_loads("{\"diskSpace\":\"1Gi\"}", 0, NULL);
+  CHECK(kbuild_stack_objstore(st, "pc", "s", &a, &e, &err) == 0);
+  CHECK(a == NULL && e == NULL);
+  json_decref(st);
+  const char *bad[][2] = {
+      {"{\"objectStore\":[]}", "not an object"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h:9000\",\"bucket\":\"Bad_Bucket\",\"credentialsSecret\":{\"name\":\"c\"}}}", "bucket"},
+      {"{\"objectStore\":{\"endpoint\":\"ftp://h\",\"bucket\":\"bkt\",\"credentialsSecret\":{\"name\":\"c\"}}}", "endpoint"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h/path\",\"bucket\":\"bkt\",\"credentialsSecret\":{\"name\":\"c\"}}}", "endpoint"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"prefix\":\"a/../b\",\"credentialsSecret\":{\"name\":\"c\"}}}", "prefix"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"region\":\"EU\",\"credentialsSecret\":{\"name\":\"c\"}}}", "region"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\"}}", "credentialsSecret.name"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"credentialsSecret\":{\"name\":\"c\",\"accessKeyIdKey\":\"a/b\"}}}", "not a Secret data key"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"retention\":\"soon\",\"credentialsSecret\":{\"name\":\"c\"}}}", "objectStore.retention"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"retention\":\"100ms\",\"credentialsSecret\":{\"name\":\"c\"}}}", "at least 1s"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    st = json_loads(bad[i][0], 0, NULL);
+    memset(&err, 0, sizeof err);
+    CHECK(kbuild_stack_objstore(st, "pc", "s", &a, &e, &err) == PP_EINVAL);
+    if (!strstr(err.msg, bad[i][1])) fprintf(stderr, "  %s: %s\n", bad[i][0], err.msg);
+    CHECK(strstr(err.msg, bad[i][1]) != NULL);
+    CHECK(a == NULL && e == NULL);
+    json_decref(st);
+  }
+  /* the stack as a whole refuses it, naming the field */
+  json_object_set_new(json_object_get(json_object_get(json_object_get(stack, "spec"), "storage"), "objectStore"), "bucket",
+                      json_string("x"));
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == PP_EINVAL);
+  CHECK(strstr(err.msg, "spec.storage.objectStore") != NULL);
+  json_decref(stack);
+}
+
 static void yaml_to_json(void) {
   json_t *v = NULL;
   pp_err err = {0};
@@ -542,6 +621,7 @@ int main(void) {
   RUN(quantities);
   RUN(stack_objects);
   RUN(stack_retention);
+  RUN(stack_objstore);
   RUN(yaml_to_json);
   RUN(work_queue);
   RUN(pod_versions);
