@@ -607,6 +607,82 @@ def drift(t, env, op):
     return op3
 
 
+def objstore(t, env, op):
+    """spec.storage.objectStore on the real control plane: the API server checks it against the
+    CRD's schema, the operator turns it into the collector's flags and its credentials into env
+    from a Secret (resolved by the kubelet: the operator never reads Secrets), the StatefulSet
+    rolls, and the collector in its pod uploads over the pod network to versitygw on the node's
+    address: the segment that was active when the old pod stopped reaches the bucket byte for
+    byte, under the default prefix namespace/stack."""
+    vgw = os.path.join(ROOT, "bin", "versitygw")
+    if not os.access(vgw, os.X_OK):
+        t.tool("objstore: bin/versitygw is built (make test-bins)", False, vgw)
+        return
+    p = env.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=(
+        "apiVersion: resources.cattle.io/v1alpha1\nkind: PprofCollectorStack\nmetadata: {name: bad, namespace: default}\n"
+        "spec:\n  storage:\n    diskSpace: 1Gi\n    objectStore: {endpoint: 'http://h/x', bucket: Bad_Bucket, region: EU, "
+        "credentialsSecret: {}}\n  collectorImage: {image: c}\n"))
+    t.record("CRD schema: a bad objectStore (endpoint with a path, bucket and region names, a Secret without a name) is "
+             "refused by the API server, each field named",
+             p.returncode != 0 and all(f in p.stderr for f in ("spec.storage.objectStore.endpoint", "spec.storage.objectStore.bucket",
+                                                               "spec.storage.objectStore.region",
+                                                               "spec.storage.objectStore.credentialsSecret.name")), p.stderr)
+    d = tempfile.mkdtemp(prefix="objstore-")
+    os.makedirs(os.path.join(d, "profiles"))
+    import socket
+    sk = socket.socket()
+    sk.bind((env.net.gateway, 0))
+    port = sk.getsockname()[1]
+    sk.close()
+    logf = open(os.path.join(d, "..", os.path.basename(d) + ".log"), "w")
+    srv = subprocess.Popen([vgw, "--port", f"{env.net.gateway}:{port}", "posix", d], stdout=logf, stderr=logf,
+                           env=dict(os.environ, ROOT_ACCESS_KEY="opci", ROOT_SECRET_KEY="opci-secret-key"))
+    try:
+        env.kubectl("create", "secret", "generic", "-n", NS, "s3-creds", "--from-literal=id=opci",
+                    "--from-literal=secret=opci-secret-key")
+        before = collector_args(env)
+        patch = {"spec": {"storage": {"objectStore": {"endpoint": f"http://{env.net.gateway}:{port}", "bucket": "profiles",
+                                                      "credentialsSecret": {"name": "s3-creds", "accessKeyIdKey": "id",
+                                                                            "secretAccessKeyKey": "secret"}}}}}
+        p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p", json.dumps(patch))
+        rolled = wait_for(lambda: (lambda a: a if a and any(x.startswith("--object-store-endpoint=") for x in a[1]) else None)(
+            collector_args(env, other_than=before[0] if before else None)), 120, 1)
+        pid, args = rolled if rolled else (None, [])
+        try:
+            environ = dict(kv.split(b"=", 1) for kv in open(f"/proc/{pid}/environ", "rb").read().split(b"\0") if b"=" in kv)
+        except (OSError, TypeError):
+            environ = {}
+        want = [f"--object-store-endpoint=http://{env.net.gateway}:{port}", "--object-store-bucket=profiles",
+                f"--object-store-prefix={NS}/pprofmonitor-stack"]
+        t.record("objstore: the stack's objectStore reaches the collector as flags, and its credentials as env from the Secret "
+                 "(keys named in credentialsSecret)",
+                 p.returncode == 0 and all(w in args for w in want) and environ.get(b"AWS_ACCESS_KEY_ID") == b"opci" and
+                 environ.get(b"AWS_SECRET_ACCESS_KEY") == b"opci-secret-key", [p.stderr, args, sorted(environ)[:40]])
+        bucket = os.path.join(d, "profiles", NS, "pprofmonitor-stack", "segments")
+        objs = wait_for(lambda: sorted(os.listdir(bucket)) or None if os.path.isdir(bucket) else None, 90, 1) or []
+        segdir = f"/proc/{pid}/root/var/lib/pprof-collector/segments" if pid else ""
+        same = [o for o in objs if os.path.exists(os.path.join(segdir, o)) and
+                open(os.path.join(segdir, o), "rb").read() == open(os.path.join(bucket, o), "rb").read()]
+        t.record("objstore: the collector pod uploads over the pod network: the segment closed by the roll is in the bucket, "
+                 "byte for byte the pod's file", bool(objs) and same == objs, [objs, same, open(logf.name).read()[-800:]])
+        # back as it was: no objectStore, no Secret
+        env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=json", "-p",
+                    '[{"op":"remove","path":"/spec/storage/objectStore"}]')
+        wait_for(lambda: (lambda a: a if a and not any(x.startswith("--object-store") for x in a[1]) else None)(
+            collector_args(env)), 120, 1)
+        env.kubectl("delete", "secret", "-n", NS, "s3-creds")
+    finally:
+        srv.terminate()
+        try:
+            srv.wait(20)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+        logf.close()
+        os.unlink(logf.name)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def gc(t, env, op):
     """Deleting the stack: the real garbage collector removes everything it owned."""
     p = env.kubectl("delete", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--wait=false")
@@ -1124,7 +1200,7 @@ def make_cluster(t):
 # the sections `tests/run.py operator:A,B` selects (PPROF_OPERATOR_SECTIONS=A,B), in the order they
 # run; the seed's steps run always (the sections start from what they leave)
 SECTIONS = ("crds", "changes", "gzip", "drift", "version", "leader", "in_cluster", "faults", "slow", "badevents", "credentials",
-            "gc", "asan", "valgrind", "cluster")
+            "objstore", "gc", "asan", "valgrind", "cluster")
 
 
 def run_suite(t):
@@ -1166,6 +1242,11 @@ def run_suite(t):
                          ("slow", slow_api_server), ("badevents", bad_watch_events), ("credentials", credentials)):
             if want(name) or (name == "in_cluster" and any(want(x) for x in needs_sa)):
                 fn(t, env)
+        if want("objstore"):
+            op = Operator(env, name="objstore")
+            wait_for(op.idle, 60)
+            objstore(t, env, op)
+            op.stop()
         if want("gc"):
             op = Operator(env, name="gc")
             wait_for(op.idle, 60)
