@@ -113,22 +113,44 @@ static bool add_done(uploader *u, up_entry e) {
   return true;
 }
 
+/* exactly what write_line writes: 16 lower-case hex digits, tier 0|1, a decimal int64 (no sign
+ * but '-', no leading zero), expired 0|1, '\n' */
+bool upload__parse_line(const char *line, int64_t *ret_id, int *ret_tier, int64_t *ret_max_ns, bool *ret_expired) {
+  const char *p = line;
+  uint64_t id = 0;
+  for (int i = 0; i < 16; i++, p++) {
+    int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+    if (d < 0) return false;
+    id = id << 4 | (uint64_t)d;
+  }
+  if (*p++ != ' ' || (*p != '0' && *p != '1') || p[1] != ' ') return false;
+  int tier = *p - '0';
+  p += 2;
+  bool neg = *p == '-';
+  if (neg) p++;
+  if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9') || (neg && *p == '0')) return false;
+  uint64_t v = 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (v > (UINT64_MAX - 9) / 10) return false;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  if (v > (uint64_t)INT64_MAX + neg) return false;
+  if (*p != ' ' || (p[1] != '0' && p[1] != '1') || p[2] != '\n' || p[3] != '\0') return false;
+  *ret_id = (int64_t)id;
+  *ret_tier = tier;
+  *ret_max_ns = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+  *ret_expired = p[1] == '1';
+  return true;
+}
+
 static void load_state(uploader *u) {
   FILE *f = fopen(u->state_path, "re");
   if (!f) return;
   char line[128];
   while (fgets(line, sizeof line, f)) {
-    char *end;
-    errno = 0;
-    unsigned long long id = strtoull(line, &end, 16);
-    if (errno || end != line + 16 || *end != ' ') continue;
-    char *p = end + 1;
-    long tier = strtol(p, &end, 10);
-    if (end == p || *end != ' ' || (tier != 0 && tier != 1)) continue;
-    p = end + 1;
-    long long max_ns = strtoll(p, &end, 10);
-    if (end == p || *end != ' ' || (end[1] != '0' && end[1] != '1') || end[2] != '\n') continue;
-    if (!add_done(u, (up_entry){(int64_t)id, (int64_t)max_ns, (int)tier, end[1] == '1'})) break;
+    up_entry e;
+    if (!upload__parse_line(line, &e.id, &e.tier, &e.max_ns, &e.expired)) continue;
+    if (!add_done(u, e)) break;
   }
   fclose(f);
 }
@@ -205,17 +227,16 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
   return stop; /* non-zero aborts the transfer */
 }
 
-/* an S3 error answer's <Code> (kept to [A-Za-z0-9]: it goes into a log line), or "" */
-static void s3_code(const resp_buf *r, char *out, size_t cap) {
+void upload__s3_code(const char *body, size_t len, char *out, size_t cap) {
+  if (!cap) return;
   out[0] = '\0';
-  char body[ERR_BODY_MAX + 1];
-  memcpy(body, r->b, r->n);
-  body[r->n] = '\0';
-  const char *c = strstr(body, "<Code>");
+  const char *c = len >= 6 ? memmem(body, len, "<Code>", 6) : NULL;
   if (!c) return;
+  const char *end = body + len;
   c += 6;
   size_t k = 0;
-  while (k + 1 < cap && ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) out[k++] = *c++;
+  while (k + 1 < cap && c < end && ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+    out[k++] = *c++;
   out[k] = '\0';
 }
 
@@ -279,7 +300,7 @@ static long s3_request(uploader *u, const char *key, int fd, uint64_t size, uint
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (status != 200 && status != 204) {
     char code[64];
-    s3_code(&resp, code, sizeof code);
+    upload__s3_code(resp.b, resp.n, code, sizeof code);
     snprintf(errbuf, cap, "%s %s: HTTP %ld%s%s", fd >= 0 ? "PUT" : "DELETE", key, status, code[0] ? " " : "", code);
   }
   return status;

@@ -75,4 +75,10 @@ void upload_get_stats(uploader *u, upload_stats *ret);
 /* Checks the options alone (for flag parsing). */
 int upload_check_opts(const upload_opts *o, pp_err *err);
 
+/* Internal, exposed for fuzz/fuzz_upload.c: one line of the uploads file, accepted only in the
+ * exact form the uploader writes ("%016x %d %d %d\n"); and an S3 error body's <Code> (at most
+ * cap - 1 bytes of [A-Za-z0-9], "" when there is none). */
+bool upload__parse_line(const char *line, int64_t *ret_id, int *ret_tier, int64_t *ret_max_ns, bool *ret_expired);
+void upload__s3_code(const char *body, size_t len, char *out, size_t cap);
+
 #endif
