@@ -235,16 +235,26 @@ static bool hook_ready(void *ud) {
   return atomic_load(&a->ready);
 }
 
+/* a family of one unlabelled integer sample */
+typedef struct u64_metric {
+  const char *name, *type, *help;
+  uint64_t v;
+} u64_metric;
+
+static void put_u64_metrics(pp_buf *out, const u64_metric *m, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    pp_metrics_head(out, m[i].name, m[i].type, m[i].help);
+    pp_metrics_u64(out, m[i].name, NULL, 0, m[i].v);
+  }
+}
+
 static void hook_metrics(void *ud, pp_buf *out) {
   app *a = ud;
   store_stats s;
   store_get_stats(a->st, &s);
   scrape_counts sc;
   scrape_get_counts(a->eng, &sc);
-  const struct {
-    const char *name, *type, *help;
-    uint64_t v;
-  } u[] = {
+  const u64_metric u[] = {
       {"collector_config_last_reload_successful", "gauge", "1 if the last config reload succeeded.", a->last_reload_ok},
       {"collector_config_last_reload_success_timestamp_seconds", "gauge", "Time of the last reload attempt.", a->last_reload_ts},
       {"collector_config_reloads_total", "counter", "Config reloads attempted.", a->reloads_total},
@@ -265,10 +275,7 @@ static void hook_metrics(void *ud, pp_buf *out) {
       {"collector_retention_deleted_profiles_total", "counter", "Profiles deleted by retention.", s.retention_deleted_profiles},
       {"collector_store_rollups", "gauge", "Rollup records (merged 10-minute and 1-hour windows) in the store.", s.rollups},
   };
-  for (size_t i = 0; i < sizeof u / sizeof *u; i++) {
-    pp_metrics_head(out, u[i].name, u[i].type, u[i].help);
-    pp_metrics_u64(out, u[i].name, NULL, 0, u[i].v);
-  }
+  put_u64_metrics(out, u, sizeof u / sizeof *u);
   pp_metrics_head(out, "collector_store_last_sync_success_timestamp_seconds", "gauge",
                   "Everything stored before this time is on disk (0 = nothing yet).");
   pp_metrics_f64(out, "collector_store_last_sync_success_timestamp_seconds", NULL, 0, (double)s.durable_ns / 1e9);
@@ -282,10 +289,7 @@ static void hook_metrics(void *ud, pp_buf *out) {
   if (a->up) {
     upload_stats us;
     upload_get_stats(a->up, &us);
-    const struct {
-      const char *name, *type, *help;
-      uint64_t v;
-    } m[] = {
+    const u64_metric m[] = {
         {"collector_upload_segments_total", "counter", "Closed segments copied to the object store.", us.uploaded_segments},
         {"collector_upload_bytes_total", "counter", "Bytes of segments copied to the object store.", us.uploaded_bytes},
         {"collector_upload_failures_total", "counter", "Object store requests that failed (they are tried again).", us.failures},
@@ -294,10 +298,7 @@ static void hook_metrics(void *ud, pp_buf *out) {
          "Closed segments local retention deleted before their upload (the bucket lacks them).", us.lost_segments},
         {"collector_upload_deleted_objects_total", "counter", "Objects the bucket's retention deleted.", us.deleted_objects},
     };
-    for (size_t i = 0; i < sizeof m / sizeof *m; i++) {
-      pp_metrics_head(out, m[i].name, m[i].type, m[i].help);
-      pp_metrics_u64(out, m[i].name, NULL, 0, m[i].v);
-    }
+    put_u64_metrics(out, m, sizeof m / sizeof *m);
     pp_metrics_head(out, "collector_upload_last_success_timestamp_seconds", "gauge",
                     "When a segment was last copied to the object store (0 = not since start).");
     pp_metrics_f64(out, "collector_upload_last_success_timestamp_seconds", NULL, 0, (double)us.last_success_ns / 1e9);
