@@ -25,12 +25,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   s[size - 1] = '\0';
   switch (data[0] % 3) {
   case 0: {
-    int64_t id, max_ns;
+    int64_t id, min_ns, max_ns;
     int tier;
     bool expired;
-    if (upload__parse_line(s, &id, &tier, &max_ns, &expired)) {
+    if (upload__parse_line(s, &id, &tier, &min_ns, &max_ns, &expired)) {
       char back[128];
-      snprintf(back, sizeof back, "%016" PRIx64 " %d %" PRId64 " %d\n", (uint64_t)id, tier, max_ns, expired);
+      snprintf(back, sizeof back, "%016" PRIx64 " %d %" PRId64 " %" PRId64 " %d\n", (uint64_t)id, tier, min_ns, max_ns, expired);
       if (strcmp(back, s)) abort();
     }
     break;

@@ -33,13 +33,16 @@ void pp_log(pp_log_level level, const char *fmt, ...) {
   gmtime_r(&ts.tv_sec, &tm);
   char t[40];
   strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-  /* logfmt: msg is quoted, quotes and newlines in it escaped */
-  char q[4200];
+  /* logfmt: msg is quoted, quotes and newlines in it escaped, and every other control byte as
+   * \xNN (a server's or a profile's text must not move a terminal's cursor or fake a line) */
+  char q[4 * sizeof msg + 8];
   size_t o = 0;
-  for (const char *s = msg; *s && o < sizeof q - 3; s++) {
-    if (*s == '"' || *s == '\\') q[o++] = '\\', q[o++] = *s;
-    else if (*s == '\n') q[o++] = '\\', q[o++] = 'n';
-    else q[o++] = *s;
+  for (const char *s = msg; *s && o < sizeof q - 5; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') q[o++] = '\\', q[o++] = (char)c;
+    else if (c == '\n') q[o++] = '\\', q[o++] = 'n';
+    else if (c < 0x20 || c == 0x7f) o += (size_t)snprintf(q + o, 5, "\\x%02x", c);
+    else q[o++] = (char)c;
   }
   q[o] = '\0';
   fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, names[level], q);

@@ -12,31 +12,34 @@ static bool bucket_ok(const char *b) {
   return b[0] != '.' && b[0] != '-' && b[n - 1] != '.' && b[n - 1] != '-';
 }
 
-/* a path of non-empty [A-Za-z0-9._-] segments, none "." or "..", an optional trailing '/' */
+/* a path of non-empty [A-Za-z0-9._-] parts that do not start with '.' (so no "." or ".."),
+ * joined by '/', an optional trailing '/', up to 512 bytes */
 static bool prefix_ok(const char *p) {
   size_t n = strlen(p);
-  if (n > 256 || p[0] == '/') return false;
-  const char *seg = p;
-  for (size_t i = 0; i <= n; i++) {
+  if (n > 512 || p[0] == '/') return false;
+  bool part_start = true;
+  for (size_t i = 0; i < n; i++) {
     char c = p[i];
-    if (c == '/' || c == '\0') {
-      size_t len = (size_t)(p + i - seg);
-      if (len == 0 && !(c == '\0' && (i == 0 || p[i - 1] == '/'))) return false; /* "a//b" */
-      if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.')) return false;
-      seg = p + i + 1;
+    if (c == '/') {
+      if (part_start) return false; /* "a//b" */
+      part_start = true;
       continue;
     }
+    if (part_start && c == '.') return false;
+    part_start = false;
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
       return false;
   }
   return true;
 }
 
-/* http(s)://host[:port] with no path, query, user or odd bytes */
+/* http(s)://host[:port] with no path (trailing slashes aside), query, user or odd bytes */
 static bool endpoint_ok(const char *e) {
   const char *h = !strncmp(e, "http://", 7) ? e + 7 : !strncmp(e, "https://", 8) ? e + 8 : NULL;
-  if (!h || !*h || strlen(e) > 512) return false;
-  for (const char *c = h; *c; c++)
+  if (!h || !*h || *h == '/' || strlen(e) > 512) return false;
+  const char *end = h + strlen(h);
+  while (end > h && end[-1] == '/') end--;
+  for (const char *c = h; c < end; c++)
     if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' ||
           *c == ':' || *c == '[' || *c == ']'))
       return false;
@@ -58,7 +61,7 @@ int pp_s3_check(const char *endpoint, const char *bucket, const char *prefix, co
     return pp_err_set(err, PP_EINVAL, "object store bucket: want 3 to 63 of a-z, 0-9, '.' and '-'");
   if (prefix && !prefix_ok(prefix))
     return pp_err_set(err, PP_EINVAL,
-                      "object store prefix: want up to 256 bytes of A-Z, a-z, 0-9, '.', '_', '-' and '/' (no \"..\", no empty part)");
+                      "object store prefix: want up to 512 bytes of parts of A-Z, a-z, 0-9, '.', '_' and '-' joined by '/' (no empty part, none starting with '.')");
   if (region && !region_ok(region)) return pp_err_set(err, PP_EINVAL, "object store region: want 1 to 64 of a-z, 0-9 and '-'");
   return 0;
 }

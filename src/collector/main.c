@@ -87,7 +87,7 @@ typedef struct app {
   int64_t sync_checked_at;      /* when log_sync_state last read the store's state */
   uploader *up;                 /* segment uploads (NULL without --object-store-endpoint) */
   int64_t upload_checked_at;    /* when log_upload_state last read its state */
-  bool upload_failing;
+  bool upload_failing, upload_deleting_failing;
   uint64_t upload_lost;
 } app;
 
@@ -295,7 +295,7 @@ static void hook_metrics(void *ud, pp_buf *out) {
         {"collector_upload_failures_total", "counter", "Object store requests that failed (they are tried again).", us.failures},
         {"collector_upload_queue_segments", "gauge", "Closed segments waiting for their upload.", us.queued},
         {"collector_upload_lost_segments_total", "counter",
-         "Closed segments local retention deleted before their upload (the bucket lacks them).", us.lost_segments},
+         "Segments local retention deleted before their upload (the bucket lacks them).", us.lost_segments},
         {"collector_upload_deleted_objects_total", "counter", "Objects the bucket's retention deleted.", us.deleted_objects},
     };
     put_u64_metrics(out, m, sizeof m / sizeof *m);
@@ -318,9 +318,16 @@ static void log_upload_state(app *a, int64_t now) {
   upload_stats us;
   upload_get_stats(a->up, &us);
   if (us.lost_segments > a->upload_lost) {
-    LOG(LOG_WARN, "object store: %" PRIu64 " closed segment(s) deleted by local retention before their upload (%" PRIu64 " in all)",
+    LOG(LOG_WARN, "object store: %" PRIu64 " segment(s) deleted by local retention before their upload (%" PRIu64 " in all)",
         us.lost_segments - a->upload_lost, us.lost_segments);
     a->upload_lost = us.lost_segments;
+  }
+  if (us.deleting_failing != a->upload_deleting_failing) {
+    a->upload_deleting_failing = us.deleting_failing;
+    if (us.deleting_failing)
+      LOG(LOG_WARN, "object store: the bucket's retention cannot delete objects (tried again in a minute): %s", us.last_delete_error);
+    else
+      LOG(LOG_INFO, "object store: the bucket's retention deletes again");
   }
   if (us.failing == a->upload_failing) return;
   a->upload_failing = us.failing;

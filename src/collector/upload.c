@@ -30,7 +30,7 @@
 #define ERR_BODY_MAX 2048
 
 typedef struct up_entry {
-  int64_t id, max_ns;
+  int64_t id, min_ns, max_ns; /* min_ns tells a segment from a later one given the same id */
   int tier;
   bool expired; /* past the bucket's retention: deleted there (or never sent); not sent again */
 } up_entry;
@@ -40,6 +40,7 @@ struct uploader {
   char *endpoint, *bucket, *prefix, *sigv4, *access, *secret;
   double retention_s;
   char *state_path, *state_tmp;
+  char *dest; /* the uploads file's first line: where its segments went */
   up_entry *done; /* uploaded, sorted by id */
   size_t ndone, donecap;
   int64_t *gone; /* segments found deleted before their upload (counted once) */
@@ -50,9 +51,10 @@ struct uploader {
   CURL *curl;
   pthread_t thread;
   bool running;
-  pthread_mutex_t mu; /* guards stop, wake and stats */
+  pthread_mutex_t mu; /* guards stop and stats */
   pthread_cond_t cv;
-  bool stop, wake;
+  bool stop;
+  int64_t next_expire_ms; /* monotonic: the bucket's retention runs again from then */
   upload_stats stats;
 };
 
@@ -74,28 +76,45 @@ int upload_check_opts(const upload_opts *o, pp_err *err) {
   if (!o->access_key || !cred_ok(o->access_key, true) || !o->secret_key || !cred_ok(o->secret_key, false))
     return pp_err_set(err, PP_EINVAL,
                       "object store credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (printable ASCII, up to 256 bytes)");
-  if (o->retention_seconds < 0) return pp_err_set(err, PP_EINVAL, "object store retention: negative");
+  if (o->retention_seconds < 0 || o->retention_seconds > PP_S3_RETENTION_MAX_S)
+    return pp_err_set(err, PP_EINVAL, "object store retention: want 0 (keep) up to 100 years");
   return 0;
 }
 
 /* ---- the uploads file --------------------------------------------------------------------------
- * A line per segment done with: "<16 hex id> <tier> <newest record, ns> <expired 0|1>\n", where
- * expired segments (deleted from the bucket by its retention, or too old to be sent) are kept
- * while the segment is still on local disk, so it is not sent again. Ours, but read back
- * carefully: a line that does not parse is skipped (that segment is only uploaded again). */
+ * First line "dest <endpoint>/<bucket>/<prefix>\n": a file written for another destination is
+ * ignored (everything goes to the new one). Then a line per segment done with:
+ * "<16 hex id> <tier> <oldest record, ns> <newest record, ns> <expired 0|1>\n", where expired
+ * segments (deleted from the bucket by its retention, or too old to be sent) are kept while the
+ * segment is still on local disk, so it is not sent again. Ours, but read back carefully: a line
+ * that does not parse is skipped (that segment is only uploaded again). */
 
+/* entries are sorted by id, then oldest record (one id may have been given to two segments) */
 static int cmp_entry(const void *a, const void *b) {
+  const up_entry *x = a, *y = b;
+  if (x->id != y->id) return x->id < y->id ? -1 : 1;
+  return x->min_ns < y->min_ns ? -1 : x->min_ns > y->min_ns;
+}
+
+static int cmp_id(const void *a, const void *b) {
   int64_t x = ((const up_entry *)a)->id, y = ((const up_entry *)b)->id;
   return x < y ? -1 : x > y;
 }
 
-static up_entry *find_done(uploader *u, int64_t id) {
-  up_entry key = {.id = id};
+/* the entry of that segment */
+static up_entry *find_done(uploader *u, int64_t id, int64_t min_ns) {
+  up_entry key = {.id = id, .min_ns = min_ns};
   return u->ndone ? bsearch(&key, u->done, u->ndone, sizeof *u->done, cmp_entry) : NULL;
 }
 
+/* whether any entry has that id */
+static bool done_id(uploader *u, int64_t id) {
+  up_entry key = {.id = id};
+  return u->ndone && bsearch(&key, u->done, u->ndone, sizeof *u->done, cmp_id);
+}
+
 static bool add_done(uploader *u, up_entry e) {
-  if (find_done(u, e.id)) return true;
+  if (find_done(u, e.id, e.min_ns)) return true;
   if (u->ndone == u->donecap) {
     size_t cap = u->donecap ? u->donecap * 2 : 64;
     up_entry *d = realloc(u->done, cap * sizeof *d);
@@ -104,7 +123,7 @@ static bool add_done(uploader *u, up_entry e) {
     u->donecap = cap;
   }
   size_t i = u->ndone;
-  while (i > 0 && u->done[i - 1].id > e.id) { /* ids come mostly in order: insertion from the end */
+  while (i > 0 && cmp_entry(&u->done[i - 1], &e) > 0) { /* ids come mostly in order: insertion from the end */
     u->done[i] = u->done[i - 1];
     i--;
   }
@@ -113,9 +132,27 @@ static bool add_done(uploader *u, up_entry e) {
   return true;
 }
 
-/* exactly what write_line writes: 16 lower-case hex digits, tier 0|1, a decimal int64 (no sign
- * but '-', no leading zero), expired 0|1, '\n' */
-bool upload__parse_line(const char *line, int64_t *ret_id, int *ret_tier, int64_t *ret_max_ns, bool *ret_expired) {
+/* a decimal int64 as printf writes it (no sign but '-', no leading zero) at *pp, then ' ' */
+static bool parse_i64(const char **pp, int64_t *ret) {
+  const char *p = *pp;
+  bool neg = *p == '-';
+  if (neg) p++;
+  if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9') || (neg && *p == '0')) return false;
+  uint64_t v = 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (v > (UINT64_MAX - 9) / 10) return false;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  if (v > (uint64_t)INT64_MAX + neg || *p != ' ') return false;
+  *ret = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+  *pp = p + 1;
+  return true;
+}
+
+/* exactly what write_line writes: 16 lower-case hex digits, tier 0|1, two decimal int64s,
+ * expired 0|1, '\n' */
+bool upload__parse_line(const char *line, int64_t *ret_id, int *ret_tier, int64_t *ret_min_ns, int64_t *ret_max_ns,
+                        bool *ret_expired) {
   const char *p = line;
   uint64_t id = 0;
   for (int i = 0; i < 16; i++, p++) {
@@ -126,38 +163,39 @@ bool upload__parse_line(const char *line, int64_t *ret_id, int *ret_tier, int64_
   if (*p++ != ' ' || (*p != '0' && *p != '1') || p[1] != ' ') return false;
   int tier = *p - '0';
   p += 2;
-  bool neg = *p == '-';
-  if (neg) p++;
-  if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9') || (neg && *p == '0')) return false;
-  uint64_t v = 0;
-  for (; *p >= '0' && *p <= '9'; p++) {
-    if (v > (UINT64_MAX - 9) / 10) return false;
-    v = v * 10 + (uint64_t)(*p - '0');
-  }
-  if (v > (uint64_t)INT64_MAX + neg) return false;
-  if (*p != ' ' || (p[1] != '0' && p[1] != '1') || p[2] != '\n' || p[3] != '\0') return false;
+  int64_t min_ns, max_ns;
+  if (!parse_i64(&p, &min_ns) || !parse_i64(&p, &max_ns)) return false;
+  if ((p[0] != '0' && p[0] != '1') || p[1] != '\n' || p[2] != '\0') return false;
   *ret_id = (int64_t)id;
   *ret_tier = tier;
-  *ret_max_ns = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
-  *ret_expired = p[1] == '1';
+  *ret_min_ns = min_ns;
+  *ret_max_ns = max_ns;
+  *ret_expired = p[0] == '1';
   return true;
 }
 
+static int rewrite_state(uploader *u);
+
+/* the entries of a file written for this destination; the file (re)written with its header */
 static void load_state(uploader *u) {
   FILE *f = fopen(u->state_path, "re");
-  if (!f) return;
-  char line[128];
-  while (fgets(line, sizeof line, f)) {
-    up_entry e;
-    if (!upload__parse_line(line, &e.id, &e.tier, &e.max_ns, &e.expired)) continue;
-    if (!add_done(u, e)) break;
+  if (f) {
+    char line[2048];
+    if (fgets(line, sizeof line, f) && !strcmp(line, u->dest))
+      while (fgets(line, sizeof line, f)) {
+        up_entry e;
+        if (!upload__parse_line(line, &e.id, &e.tier, &e.min_ns, &e.max_ns, &e.expired)) continue;
+        if (!add_done(u, e)) break;
+      }
+    fclose(f);
   }
-  fclose(f);
+  rewrite_state(u); /* a failure here shows at the first append */
 }
 
 static int write_line(int fd, const up_entry *e) {
   char line[96];
-  int n = snprintf(line, sizeof line, "%016" PRIx64 " %d %" PRId64 " %d\n", (uint64_t)e->id, e->tier, e->max_ns, e->expired);
+  int n = snprintf(line, sizeof line, "%016" PRIx64 " %d %" PRId64 " %" PRId64 " %d\n", (uint64_t)e->id, e->tier, e->min_ns,
+                   e->max_ns, e->expired);
   return write(fd, line, (size_t)n) == n ? 0 : -1;
 }
 
@@ -174,7 +212,8 @@ static int append_state(uploader *u, const up_entry *e) {
 static int rewrite_state(uploader *u) {
   int fd = open(u->state_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) return -1;
-  int r = 0;
+  size_t dn = strlen(u->dest);
+  int r = write(fd, u->dest, dn) == (ssize_t)dn ? 0 : -1;
   for (size_t i = 0; r == 0 && i < u->ndone; i++) r = write_line(fd, &u->done[i]);
   if (r == 0 && fdatasync(fd) < 0) r = -1;
   close(fd);
@@ -259,6 +298,11 @@ static long s3_request(uploader *u, const char *key, int fd, uint64_t size, uint
     if (pp_b64_encode(be, 4, &b64, &blen, NULL) == 0) snprintf(sum, sizeof sum, "x-amz-checksum-crc32: %s", b64);
     free(b64);
     if (sum[0]) h = curl_slist_append(h, sum);
+    /* the server's refusal (bad credentials, no such bucket) comes before the body: without
+     * this, a server that answers and closes while the body is still going makes the request
+     * end in "connection reset", and the reason is lost */
+    struct curl_slist *he = curl_slist_append(h, "Expect: 100-continue");
+    if (he) h = he;
   }
   /* the payload is not hashed into the signature (it would mean reading the segment twice
    * more); its CRC-32 header above is signed and checked by the server instead */
@@ -290,14 +334,17 @@ static long s3_request(uploader *u, const char *key, int fd, uint64_t size, uint
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
   }
   CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(h);
   long status = -1;
+  if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  /* the handle keeps its connections but no option pointing into this frame (error buffer,
+   * headers, body source) past the request */
+  curl_easy_reset(c);
+  curl_slist_free_all(h);
   if (rc != CURLE_OK) {
     if (src.err) snprintf(errbuf, cap, "%s: reading the segment: %s", key, strerror(src.err));
     else snprintf(errbuf, cap, "%s %s: %s", fd >= 0 ? "PUT" : "DELETE", key, cerr[0] ? cerr : curl_easy_strerror(rc));
     return -1;
   }
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (status != 200 && status != 204) {
     char code[64];
     upload__s3_code(resp.b, resp.n, code, sizeof code);
@@ -306,8 +353,11 @@ static long s3_request(uploader *u, const char *key, int fd, uint64_t size, uint
   return status;
 }
 
-static void segment_key(int64_t id, char *key, size_t cap) {
-  snprintf(key, cap, "segments/%016" PRIx64 ".seg", (uint64_t)id);
+/* segments/<oldest record, 16 hex>-<id, 16 hex>.seg: in time order, and apart from a later
+ * segment that was given the same id (a store whose index lost its newest rows, or started
+ * anew, counts its ids again); a restore keeps the part after '-' as the file's name */
+static void segment_key(int64_t id, int64_t min_ns, char *key, size_t cap) {
+  snprintf(key, cap, "segments/%016" PRIx64 "-%016" PRIx64 ".seg", (uint64_t)min_ns, (uint64_t)id);
 }
 
 /* ---- the loop --------------------------------------------------------------------------------- */
@@ -386,17 +436,19 @@ static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t
     return -1;
   }
   char key[64];
-  segment_key(sg->id, key, sizeof key);
+  segment_key(sg->id, sg->min_ns, key, sizeof key);
   long status = s3_request(u, key, fd, size, crc, errbuf, cap);
   close(fd);
   if (status != 200) {
     if (!errbuf[0]) snprintf(errbuf, cap, "PUT %s: HTTP %ld", key, status);
     return -1;
   }
-  up_entry ent = {sg->id, sg->max_ns, sg->tier, false};
+  up_entry ent = {sg->id, sg->min_ns, sg->max_ns, sg->tier, false};
   if (!add_done(u, ent) || append_state(u, &ent) < 0) {
     /* uploaded all the same; only a restart would send it again */
-    snprintf(errbuf, cap, "%s: %s", u->state_path, strerror(errno));
+    char why[320];
+    snprintf(why, sizeof why, "%s: %s", u->state_path, strerror(errno));
+    note_failure(u, why);
   }
   pthread_mutex_lock(&u->mu);
   u->stats.uploaded_segments++;
@@ -425,7 +477,9 @@ static int scan(uploader *u, store_segment *list) {
       if (list[mid].id < u->done[i].id) lo = mid + 1;
       else hi = mid;
     }
-    if (u->done[i].expired && (lo == n || list[lo].id != u->done[i].id)) pruned++;
+    bool listed = false;
+    for (size_t q = lo; q < n && list[q].id == u->done[i].id; q++) listed |= list[q].min_ns == u->done[i].min_ns;
+    if (u->done[i].expired && !listed) pruned++;
     else u->done[k++] = u->done[i];
   }
   u->ndone = k;
@@ -433,19 +487,20 @@ static int scan(uploader *u, store_segment *list) {
   /* closed segments already past the bucket's retention are not sent (it would delete them) */
   int64_t cutoff = u->retention_s > 0 ? pp_clock_real_ns() - (int64_t)(u->retention_s * 1e9) : INT64_MIN;
   for (size_t i = 0; i < n; i++)
-    if (list[i].closed && list[i].max_ns < cutoff && !find_done(u, list[i].id)) {
-      up_entry e = {list[i].id, list[i].max_ns, list[i].tier, true};
+    if (list[i].closed && list[i].max_ns < cutoff && !find_done(u, list[i].id, list[i].min_ns)) {
+      up_entry e = {list[i].id, list[i].min_ns, list[i].max_ns, list[i].tier, true};
       if (add_done(u, e)) append_state(u, &e);
     }
   /* the segments waiting at the last scan that are not listed now: deleted before their upload */
   size_t j = 0;
   for (size_t i = 0; i < u->nwaiting; i++) {
     while (j < n && list[j].id < u->waiting[i]) j++;
-    if (j == n || list[j].id != u->waiting[i]) note_gone(u, u->waiting[i]);
+    /* (one uploaded since that scan went to the bucket first: not lost) */
+    if ((j == n || list[j].id != u->waiting[i]) && !done_id(u, u->waiting[i])) note_gone(u, u->waiting[i]);
   }
   size_t queued = 0, nw = 0;
   for (size_t i = 0; i < n; i++)
-    if (!find_done(u, list[i].id) && !was_gone(u, list[i].id)) {
+    if (!find_done(u, list[i].id, list[i].min_ns) && !was_gone(u, list[i].id)) {
       queued += list[i].closed;
       nw++;
     }
@@ -454,13 +509,13 @@ static int scan(uploader *u, store_segment *list) {
     u->waiting = w;
     u->nwaiting = 0;
     for (size_t i = 0; i < n; i++)
-      if (!find_done(u, list[i].id) && !was_gone(u, list[i].id)) w[u->nwaiting++] = list[i].id;
+      if (!find_done(u, list[i].id, list[i].min_ns) && !was_gone(u, list[i].id)) w[u->nwaiting++] = list[i].id;
   }
   pthread_mutex_lock(&u->mu);
   u->stats.queued = queued;
   pthread_mutex_unlock(&u->mu);
   for (size_t i = 0; i < n && !stopping(u); i++) {
-    if (!list[i].closed || find_done(u, list[i].id) || was_gone(u, list[i].id)) continue;
+    if (!list[i].closed || find_done(u, list[i].id, list[i].min_ns) || was_gone(u, list[i].id)) continue;
     char why[sizeof u->stats.last_error] = "";
     int r = upload_one(u, &list[i], why, sizeof why);
     if (r < 0) {
@@ -475,51 +530,62 @@ static int scan(uploader *u, store_segment *list) {
   return 0;
 }
 
-/* The bucket's retention: objects whose newest record is older than retention_s. 0, or -1
- * after a failure (noted). */
-static int expire(uploader *u) {
-  if (u->retention_s <= 0) return 0;
+/* The bucket's retention: objects whose newest record is older than retention_s are deleted. A
+ * DELETE that fails is counted and skipped (the next entries still go), and does not hold up
+ * uploads; after a pass with failures the next one waits a minute, so a key without delete
+ * rights is not hammered every scan. */
+static void expire(uploader *u) {
+  int64_t now = pp_clock_mono_ms();
+  if (u->retention_s <= 0 || now < u->next_expire_ms) return;
   int64_t cutoff = pp_clock_real_ns() - (int64_t)(u->retention_s * 1e9);
-  size_t deleted = 0;
-  int r = 0;
-  for (size_t i = 0; i < u->ndone && r == 0; i++) {
+  size_t deleted = 0, failed = 0;
+  char why[sizeof u->stats.last_delete_error] = "";
+  for (size_t i = 0; i < u->ndone && !stopping(u); i++) {
     up_entry *e = &u->done[i];
-    if (!e->expired && e->max_ns < cutoff && !stopping(u)) {
-      char key[64], why[sizeof u->stats.last_error] = "";
-      segment_key(e->id, key, sizeof key);
-      long status = s3_request(u, key, -1, 0, 0, why, sizeof why);
-      if (status == 200 || status == 204 || status == 404) {
-        e->expired = true;
-        deleted++;
-        continue;
-      }
-      if (!why[0]) snprintf(why, sizeof why, "DELETE %s: HTTP %ld", key, status);
-      note_failure(u, why);
-      r = -1;
+    if (e->expired || e->max_ns >= cutoff) continue;
+    char key[64], one[sizeof why] = "";
+    segment_key(e->id, e->min_ns, key, sizeof key);
+    long status = s3_request(u, key, -1, 0, 0, one, sizeof one);
+    if (status == 200 || status == 204 || status == 404) {
+      e->expired = true;
+      deleted++;
+      continue;
     }
+    if (!one[0]) snprintf(one, sizeof one, "DELETE %s: HTTP %ld", key, status);
+    if (!failed++) memcpy(why, one, sizeof why);
   }
-  if (deleted) {
-    if (rewrite_state(u) < 0) note_failure(u, "rewriting the uploads file failed");
-    pthread_mutex_lock(&u->mu);
-    u->stats.deleted_objects += deleted;
-    pthread_mutex_unlock(&u->mu);
-  }
-  return r;
+  u->next_expire_ms = now + (failed ? 60000 : 0);
+  bool state_failed = deleted && rewrite_state(u) < 0;
+  pthread_mutex_lock(&u->mu);
+  u->stats.deleted_objects += deleted;
+  u->stats.failures += failed;
+  u->stats.deleting_failing = failed > 0;
+  if (failed) memcpy(u->stats.last_delete_error, why, sizeof why);
+  pthread_mutex_unlock(&u->mu);
+  if (state_failed) note_failure(u, "rewriting the uploads file failed");
 }
 
 static void *thread_main(void *arg) {
   uploader *u = arg;
-  store_segment *list = malloc(SCAN_MAX * sizeof *list);
+  store_segment *list = NULL;
   double backoff = 0;
   while (!stopping(u)) {
+    if (!list) list = malloc(SCAN_MAX * sizeof *list);
     int r = list ? scan(u, list) : -1;
     if (!list) note_failure(u, "out of memory");
-    if (r == 0) r = expire(u);
+    if (r == 0) {
+      expire(u);
+      pthread_mutex_lock(&u->mu);
+      if (!u->stats.queued) u->stats.failing = false; /* everything closed is in the bucket */
+      pthread_mutex_unlock(&u->mu);
+    }
     backoff = r < 0 ? (backoff ? backoff * 2 : 1) : 0;
     if (backoff > UPLOAD_BACKOFF_MAX_S) backoff = UPLOAD_BACKOFF_MAX_S;
     double wait_s = r < 0 ? backoff : UPLOAD_SCAN_MS / 1000.0;
+    /* on the monotonic clock (the condition variable's): a wall clock stepped back does not
+     * stretch the wait */
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += (time_t)wait_s;
     until.tv_nsec += (long)((wait_s - (double)(time_t)wait_s) * 1e9);
     if (until.tv_nsec >= 1000000000L) {
@@ -527,10 +593,8 @@ static void *thread_main(void *arg) {
       until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&u->mu);
-    /* a wake during a back-off does not cut it short: the bucket was just failing */
-    while (!u->stop && !(u->wake && r == 0))
+    while (!u->stop)
       if (pthread_cond_timedwait(&u->cv, &u->mu, &until) == ETIMEDOUT) break;
-    u->wake = false;
     pthread_mutex_unlock(&u->mu);
   }
   free(list);
@@ -548,6 +612,7 @@ static void free_uploader(uploader *u) {
   free(u->sigv4);
   free(u->access);
   free(u->secret);
+  free(u->dest);
   free(u->state_path);
   free(u->state_tmp);
   free(u->done);
@@ -574,7 +639,8 @@ int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader
   pthread_mutex_init(&u->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
-  pthread_cond_init(&u->cv, &ca); /* CLOCK_REALTIME, as thread_main's deadlines */
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* thread_main's deadlines */
+  pthread_cond_init(&u->cv, &ca);
   pthread_condattr_destroy(&ca);
   u->st = st;
   u->retention_s = o->retention_seconds;
@@ -595,11 +661,14 @@ int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader
   }
   u->access = strdup(o->access_key);
   u->secret = strdup(o->secret_key);
+  size_t dn = strlen(u->endpoint ? u->endpoint : "") + strlen(o->bucket) + strlen(u->prefix ? u->prefix : "") + 16;
+  if ((u->dest = malloc(dn)))
+    snprintf(u->dest, dn, "dest %s/%s/%s\n", u->endpoint ? u->endpoint : "", o->bucket, u->prefix ? u->prefix : "");
   u->state_path = joined(data_dir, "/uploads");
   u->state_tmp = joined(data_dir, "/uploads.tmp");
   u->curl = curl_easy_init();
-  if (!u->endpoint || !u->bucket || !u->prefix || !u->sigv4 || !u->access || !u->secret || !u->state_path || !u->state_tmp ||
-      !u->curl) {
+  if (!u->endpoint || !u->bucket || !u->prefix || !u->sigv4 || !u->access || !u->secret || !u->dest || !u->state_path ||
+      !u->state_tmp || !u->curl) {
     free_uploader(u);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
@@ -623,14 +692,6 @@ void upload_stop(uploader *u) {
     pthread_join(u->thread, NULL);
   }
   free_uploader(u);
-}
-
-void upload_wake(uploader *u) {
-  if (!u) return;
-  pthread_mutex_lock(&u->mu);
-  u->wake = true;
-  pthread_cond_broadcast(&u->cv);
-  pthread_mutex_unlock(&u->mu);
 }
 
 void upload_get_stats(uploader *u, upload_stats *ret) {

@@ -1,20 +1,24 @@
 /* upload: closed segments copied to an S3-compatible bucket (issue 15 §2, first part).
  *
  * One thread of its own (uploads never wait on, nor hold up, the scrape loop or the store's
- * writer). Every UPLOAD_SCAN_MS, or when woken, it lists the store's segments
+ * writer). Every UPLOAD_SCAN_MS it lists the store's segments
  * (store_list_segments, both tiers) and PUTs each closed one (a file the writer will not touch
  * again) not uploaded yet, oldest first, to
- *     <endpoint>/<bucket>/<prefix>segments/<16 hex id>.seg
+ *     <endpoint>/<bucket>/<prefix>segments/<oldest record, 16 hex ns>-<16 hex id>.seg
+ * (the time keeps a segment apart from a later one given the same id: a store whose index lost
+ * its newest rows, or a data directory started anew, counts ids again; a restore names the file
+ * after the part following '-')
  * (path-style URLs, which every S3-compatible server takes). Requests are signed by libcurl
  * (CURLOPT_AWS_SIGV4, service s3, the configured region); the body carries its CRC-32 in
  * x-amz-checksum-crc32, so the server refuses a body that changed on the way. A segment is the
  * store's own unit: records describe themselves and the index can be rebuilt from segment files
  * alone (store.h), so the bucket's copy is complete without the index.
  *
- * What is uploaded is remembered in <data dir>/uploads (a line per segment: id, tier, time
- * range; appended and fdatasync'd after each PUT succeeds, rewritten when the bucket's
- * retention deletes objects), so a restart does not send the same segments again. A lost or
- * damaged file only costs a second PUT of the same bytes.
+ * What is uploaded is remembered in <data dir>/uploads (its destination first, then a line per
+ * segment: id, tier, time range; appended and fdatasync'd after each PUT succeeds, rewritten
+ * when the bucket's retention deletes objects), so a restart does not send the same segments
+ * again; a file written for another endpoint, bucket or prefix is ignored (everything goes to
+ * the new one). A lost or damaged file only costs a second PUT of the same bytes.
  *
  * Failures: a PUT that fails (connection, timeout, any status but 200) is tried again after a
  * back-off that doubles from 1 s to UPLOAD_BACKOFF_MAX_S; the segments wait on local disk, where
@@ -23,8 +27,13 @@
  * next was deleted before its upload; it is counted in `lost`, as the only data an outage can
  * cost, and the caller logs it.
  *
- * Bucket retention (retention_seconds > 0): objects whose newest record is older than that are
- * deleted (DELETE; 204, 200 and 404 all mean gone).
+ * Bucket retention (retention_seconds > 0, at most PP_S3_RETENTION_MAX_S): objects whose
+ * newest record is older than that are deleted (DELETE; 204, 200 and 404 all mean gone), and
+ * segments already that old are not sent. A DELETE that fails is counted and does not hold up
+ * uploads (deleting_failing says so); after such a pass the next waits a minute.
+ *
+ * A collector's last segment is closed when it stops and uploaded at its next start: one that
+ * never starts again leaves it only on its volume (up to an hour or a segment's size).
  *
  * Logging: none here (the program logs at its boundary): upload_get_stats says whether uploads
  * are failing and why, and main.c logs each change of that state.
@@ -57,8 +66,10 @@ typedef struct upload_stats {
   uint64_t deleted_objects; /* by the bucket's retention */
   uint64_t queued;          /* closed segments not uploaded yet, at the last scan */
   int64_t last_success_ns;  /* the last PUT that succeeded (0 = none since start) */
-  bool failing;             /* the last request failed and none succeeded since */
+  bool failing;             /* uploads fail: the last one failed and no scan emptied the queue since */
   char last_error[256];
+  bool deleting_failing;    /* the last retention pass had DELETEs that failed */
+  char last_delete_error[256];
 } upload_stats;
 
 typedef struct uploader uploader;
@@ -69,16 +80,15 @@ int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader
 /* Stops the thread (an upload in flight is abandoned: it is sent again at the next start) and
  * frees u. NULL is fine. */
 void upload_stop(uploader *u);
-/* Ask for a scan now (after a segment rolled, for instance). Any thread. */
-void upload_wake(uploader *u);
 void upload_get_stats(uploader *u, upload_stats *ret);
 /* Checks the options alone (for flag parsing). */
 int upload_check_opts(const upload_opts *o, pp_err *err);
 
 /* Internal, exposed for fuzz/fuzz_upload.c: one line of the uploads file, accepted only in the
- * exact form the uploader writes ("%016x %d %d %d\n"); and an S3 error body's <Code> (at most
+ * exact form the uploader writes ("%016x %d %d %d %d\n"); and an S3 error body's <Code> (at most
  * cap - 1 bytes of [A-Za-z0-9], "" when there is none). */
-bool upload__parse_line(const char *line, int64_t *ret_id, int *ret_tier, int64_t *ret_max_ns, bool *ret_expired);
+bool upload__parse_line(const char *line, int64_t *ret_id, int *ret_tier, int64_t *ret_min_ns, int64_t *ret_max_ns,
+                        bool *ret_expired);
 void upload__s3_code(const char *body, size_t len, char *out, size_t cap);
 
 #endif

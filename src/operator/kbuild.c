@@ -491,7 +491,8 @@ int kbuild_stack_objstore(const json_t *storage, const char *ns, const char *sta
       pp_err_prefix(err, "spec.storage.objectStore.retention");
       return PP_EINVAL;
     }
-    if (keep < 1) return pp_err_set(err, PP_EINVAL, "spec.storage.objectStore.retention: at least 1s");
+    if (keep < 1 || keep > PP_S3_RETENTION_MAX_S)
+      return pp_err_set(err, PP_EINVAL, "spec.storage.objectStore.retention: at least 1s, at most 100 years");
   }
   json_t *args = json_array();
   char a[700];

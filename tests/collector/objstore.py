@@ -20,6 +20,7 @@ segments quickly. What is checked:
 Part (tests/run.py collector:objstore): objstore."""
 import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -73,9 +74,16 @@ class S3:
             self.logf.close()
 
     def objects(self, prefix):
-        """{segment file name: bytes} under prefix in the bucket."""
+        """{segment file name: bytes} under prefix in the bucket: objects are named
+        <oldest record, 16 hex>-<segment id, 16 hex>.seg, the file <segment id>.seg (anything
+        else is kept under its own name, and so matches no segment)."""
         d = os.path.join(self.dir, BUCKET, prefix, "segments")
-        return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(d, "*.seg"))}
+        out = {}
+        for p in glob.glob(os.path.join(d, "*")):
+            name = os.path.basename(p)
+            m = re.fullmatch(r"[0-9a-f]{16}-([0-9a-f]{16}\.seg)", name)
+            out[m.group(1) if m else name] = open(p, "rb").read()
+        return out
 
     def cleanup(self):
         self.stop()
@@ -207,15 +215,15 @@ def objstore(t):
 
         def restart_no_reupload():
             n_before = len(s3.objects("cluster-a/c0"))
-            newest = max(local_segments(c))
+            active = active_segments(c) & set(local_segments(c))  # a tier's may be none yet
             c.stop()
             c.start()
-            ok = wait_for(lambda: newest in s3.objects("cluster-a/c0") or None, timeout=60)
-            time.sleep(3)  # a scan or more after it: nothing else is sent
+            ok = wait_for(lambda: active <= set(s3.objects("cluster-a/c0")) or None, timeout=60)
+            time.sleep(3)  # a scan or more after them: nothing else is sent
             sent = m(c, "collector_upload_segments_total")
-            return (bool(ok) and sent == 1 and len(s3.objects("cluster-a/c0")) == n_before + 1,
-                    f"segment active at the stop uploaded: {bool(ok)}; PUTs after the restart {sent} (want 1); objects "
-                    f"{n_before} -> {len(s3.objects('cluster-a/c0'))}")
+            return (bool(ok) and sent == len(active) and len(s3.objects("cluster-a/c0")) == n_before + len(active),
+                    f"segments active at the stop {sorted(active)} uploaded: {bool(ok)}; PUTs after the restart {sent}; "
+                    f"objects {n_before} -> {len(s3.objects('cluster-a/c0'))}")
         check(t, "collector objstore: a restart uploads the segment that was active at the stop and nothing already uploaded",
               restart_no_reupload)
 
@@ -245,6 +253,40 @@ def objstore(t):
         check(t, "collector objstore: a data directory made of the bucket's objects alone opens with every profile (the index "
                  "rebuilt from the segments)", restore_from_bucket)
 
+        def new_destination_and_reused_ids():
+            # the same data directory, another prefix: the uploads file describes the old one, so
+            # every closed segment goes to the new one
+            local = set(local_segments(c))
+            i = c.extra.index("--object-store-prefix")
+            c.extra[i + 1] = "cluster-a/moved"
+            c.start()
+            moved = wait_for(lambda: local <= set(s3.objects("cluster-a/moved")) or None, timeout=90)
+            c.stop()
+            # a data directory started anew under a prefix that has objects: its ids count from 1
+            # again, and its objects must not replace the old ones
+            first = {k: v for k, v in s3.objects("cluster-a/moved").items()}
+            shutil.rmtree(c.data)
+            c.start()
+            fill(c, 1, app="again", ago=3600)  # another oldest record than the first directory's
+            c.stop()
+            c.start()  # the active one closes: every segment of the new directory is closed
+            want = set(local_segments(c))
+            both = wait_for(lambda: len(os.listdir(os.path.join(s3.dir, BUCKET, "cluster-a/moved", "segments")))
+                            >= len(first) + len(want) or None, timeout=90)
+            names = sorted(os.listdir(os.path.join(s3.dir, BUCKET, "cluster-a/moved", "segments")))
+            kept = {n[17:]: open(os.path.join(s3.dir, BUCKET, "cluster-a/moved", "segments", n), "rb").read()
+                    for n in names}
+            old_intact = sum(1 for n in names if open(os.path.join(s3.dir, BUCKET, "cluster-a/moved", "segments", n), "rb").read()
+                             in first.values())
+            reused = sorted(set(first) & want)
+            return (bool(moved) and bool(both) and old_intact == len(first) and len(names) == len(first) + len(want)
+                    and bool(reused),
+                    f"moved to the new prefix: {bool(moved)} ({len(local)} local); objects {len(names)} = {len(first)} "
+                    f"old + {len(want)} new? old intact {old_intact}; ids used twice {reused}; {sorted(kept)[:6]}")
+        check(t, "collector objstore: a new prefix gets every closed segment (the uploads file names its destination); a "
+                 "data directory started anew under the same prefix reuses segment ids without replacing any object",
+              new_destination_and_reused_ids)
+
         def bucket_retention():
             old = collector("cluster-a/old", extra=["--object-store-retention", "1d"], name="objstore-old")
             fill(old, 1, app="old", ago=3 * 86400)  # records three days old: past 1d, never sent
@@ -256,18 +298,18 @@ def objstore(t):
             left = s3.objects("cluster-a/old")
             sent_old = m(old, "collector_upload_segments_total")
             # objects that age past a short retention once uploaded: deleted, and not sent again
-            short = collector("cluster-a/short", extra=["--object-store-retention", "8s"], name="objstore-short")
+            short = collector("cluster-a/short", extra=["--object-store-retention", "30s"], name="objstore-short")
             fill(short, 1, app="short")
-            up = wait_for(lambda: s3.objects("cluster-a/short") or None, timeout=30)
+            up = wait_for(lambda: s3.objects("cluster-a/short") or None, timeout=25)
             gone = wait_for(lambda: m(short, "collector_upload_deleted_objects_total") >= 1
-                            and not s3.objects("cluster-a/short") or None, timeout=40)
+                            and not s3.objects("cluster-a/short") or None, timeout=60)
             sent = m(short, "collector_upload_segments_total")
             time.sleep(5)
             again = m(short, "collector_upload_segments_total") - sent
             kept = len(s3.objects("cluster-a/c0"))
             return (bool(recent) and len(left) == 1 and sent_old == 1 and bool(up) and bool(gone) and again == 0 and kept > 0
                     and not s3.objects("cluster-a/short"),
-                    f"1d: {sent_old} sent (the recent segment only?), objects {sorted(left)}; 8s: uploaded {bool(up)}, deleted "
+                    f"1d: {sent_old} sent (the recent segment only?), objects {sorted(left)}; 30s: uploaded {bool(up)}, deleted "
                     f"{bool(gone)}, sent again after {again}; the other prefix keeps {kept}")
         check(t, "collector objstore: bucket retention: segments already older than --object-store-retention are not sent, "
                  "objects that age past it are deleted and not sent again, others (and other prefixes') stay", bucket_retention)

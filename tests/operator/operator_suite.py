@@ -661,8 +661,10 @@ def objstore(t, env, op):
         bucket = os.path.join(d, "profiles", NS, "pprofmonitor-stack", "segments")
         objs = wait_for(lambda: sorted(os.listdir(bucket)) or None if os.path.isdir(bucket) else None, 90, 1) or []
         segdir = f"/proc/{pid}/root/var/lib/pprof-collector/segments" if pid else ""
-        same = [o for o in objs if os.path.exists(os.path.join(segdir, o)) and
-                open(os.path.join(segdir, o), "rb").read() == open(os.path.join(bucket, o), "rb").read()]
+        # an object is <oldest record>-<segment id>.seg, the pod's file <segment id>.seg
+        same = [o for o in objs if re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]{16}\.seg", o) and
+                os.path.exists(os.path.join(segdir, o[17:])) and
+                open(os.path.join(segdir, o[17:]), "rb").read() == open(os.path.join(bucket, o), "rb").read()]
         t.record("objstore: the collector pod uploads over the pod network: the segment closed by the roll is in the bucket, "
                  "byte for byte the pod's file", bool(objs) and same == objs, [objs, same, open(logf.name).read()[-800:]])
         # back as it was: no objectStore, no Secret
