@@ -697,7 +697,7 @@ static int open_new_segment(store *s, bool *ret_enospc, pp_err *err) {
     free(path);
     return r;
   }
-  /* before its row: a reader of store_closed_segments that sees the row sees it as not closed */
+  /* before its row: a reader of store_list_segments that sees the row sees it as not closed */
   __atomic_store_n(&s->opening_id, id, __ATOMIC_SEQ_CST);
   if ((r = store__run(s->db, "INSERT INTO segment(id, tier) VALUES(?1, ?2)", id, s->seg_tier, err)) < 0) {
     __atomic_store_n(&s->opening_id, 0, __ATOMIC_SEQ_CST);

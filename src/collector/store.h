@@ -211,8 +211,8 @@ typedef struct store_segment {
                              until retention deletes it (each tier has one active segment, and
                              a rollup tier's may stay active while newer raw ones close) */
 } store_segment;
-/* The first cap segments with ids above `after`, oldest first. Any thread. */
-int store_list_segments(store *s, int64_t after, store_segment *out, size_t cap, size_t *ret_n, pp_err *err);
+/* The first cap segments, oldest first. Any thread. */
+int store_list_segments(store *s, store_segment *out, size_t cap, size_t *ret_n, pp_err *err);
 /* The path of segment id's file (malloc'd; NULL without memory). */
 char *store_segment_path(store *s, int64_t id);
 

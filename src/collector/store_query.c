@@ -1035,29 +1035,27 @@ out:
   return r;
 }
 
-/* ---- closed segments (for uploads) ------------------------------------------------------------ */
+/* ---- segments (for uploads) ------------------------------------------------------------------- */
 
-int store_list_segments(store *s, int64_t after, store_segment *out, size_t cap, size_t *ret_n, pp_err *err) {
+int store_list_segments(store *s, store_segment *out, size_t cap, size_t *ret_n, pp_err *err) {
   *ret_n = 0;
   sqlite3 *db;
   int r = store__open_reader(s, &db, err);
   if (r < 0) return r;
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, "SELECT id, tier, COALESCE(min_ns, 0), COALESCE(max_ns, 0) FROM segment WHERE id > ?1 "
-                             "ORDER BY id LIMIT ?2",
+  if (sqlite3_prepare_v2(db, "SELECT id, tier, COALESCE(min_ns, 0), COALESCE(max_ns, 0) FROM segment ORDER BY id LIMIT ?1",
                          -1, &st, NULL) != SQLITE_OK) {
-    r = store__sql_fail(db, err, "closed segments");
+    r = store__sql_fail(db, err, "listing segments");
     sqlite3_close(db);
     return r;
   }
-  sqlite3_bind_int64(st, 1, after);
-  sqlite3_bind_int64(st, 2, (int64_t)cap);
+  sqlite3_bind_int64(st, 1, (int64_t)cap);
   size_t n = 0;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < cap)
     out[n++] = (store_segment){sqlite3_column_int64(st, 0), (int)sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
                                sqlite3_column_int64(st, 3), false};
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) r = store__sql_fail(db, err, "closed segments");
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) r = store__sql_fail(db, err, "listing segments");
   sqlite3_finalize(st);
   sqlite3_close(db);
   if (r < 0) return r;

@@ -1,7 +1,8 @@
 /* Segment uploads to an S3-compatible bucket; see upload.h for the contract.
  *
  *   thread_main   the loop: scan, upload what is new, apply the bucket's retention, wait
- *   s3_request    one signed request (PUT of a file, or DELETE) on the thread's curl handle
+ *   s3_request    one signed request (PUT of a file, DELETE, or a probing GET) on the thread's
+ *                 curl handle
  *   the uploads file: load at start, append after each PUT, rewrite after deletions
  */
 #include "upload.h"
@@ -43,14 +44,12 @@ struct uploader {
   char *dest; /* the uploads file's first line: where its segments went */
   up_entry *done; /* uploaded, sorted by id */
   size_t ndone, donecap;
-  int64_t *gone; /* segments found deleted before their upload (counted once) */
-  size_t ngone, gonecap;
   int64_t *waiting; /* segments not uploaded at the last scan, sorted: one missing from the
-                       next scan went with local retention before its upload */
+                       next scan went with local retention before its upload (lost) */
   size_t nwaiting;
+  bool noted;       /* a failure was noted during this scan (failing stays set) */
   CURL *curl;
   pthread_t thread;
-  bool running;
   pthread_mutex_t mu; /* guards stop and stats */
   pthread_cond_t cv;
   bool stop;
@@ -279,9 +278,14 @@ void upload__s3_code(const char *body, size_t len, char *out, size_t cap) {
   out[k] = '\0';
 }
 
-/* One request for `key`: a PUT of fd's `size` bytes with their CRC-32 (fd >= 0), or a DELETE.
- * The HTTP status, or -1 when there was none (errbuf says why). */
-static long s3_request(uploader *u, const char *key, int fd, uint64_t size, uint32_t crc, char *errbuf, size_t cap) {
+typedef enum { S3_PUT, S3_DELETE, S3_PROBE } s3_method;
+static const char *const s3_method_name[] = {"PUT", "DELETE", "GET"};
+
+/* One request for `key`: a PUT of fd's `size` bytes with their CRC-32, a DELETE, or a GET of
+ * its first byte (S3_PROBE: only to learn why a PUT was cut off). The HTTP status, or -1 when
+ * there was none (errbuf says why). */
+static long s3_request(uploader *u, s3_method m, const char *key, int fd, uint64_t size, uint32_t crc, char *errbuf,
+                       size_t cap) {
   char url[1400];
   snprintf(url, sizeof url, "%s/%s/%s%s", u->endpoint, u->bucket, u->prefix, key);
   CURL *c = u->curl;
@@ -291,7 +295,7 @@ static long s3_request(uploader *u, const char *key, int fd, uint64_t size, uint
   body_src src = {fd, 0, size, 0};
   struct curl_slist *h = NULL;
   char sum[64] = "";
-  if (fd >= 0) {
+  if (m == S3_PUT) {
     uint8_t be[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
     char *b64 = NULL;
     size_t blen;
@@ -325,13 +329,15 @@ static long s3_request(uploader *u, const char *key, int fd, uint64_t size, uint
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, u);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-  if (fd >= 0) {
+  if (m == S3_PUT) {
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, read_body);
     curl_easy_setopt(c, CURLOPT_READDATA, &src);
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
-  } else {
+  } else if (m == S3_DELETE) {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+  } else {
+    curl_easy_setopt(c, CURLOPT_RANGE, "0-0");
   }
   CURLcode rc = curl_easy_perform(c);
   long status = -1;
@@ -342,13 +348,13 @@ static long s3_request(uploader *u, const char *key, int fd, uint64_t size, uint
   curl_slist_free_all(h);
   if (rc != CURLE_OK) {
     if (src.err) snprintf(errbuf, cap, "%s: reading the segment: %s", key, strerror(src.err));
-    else snprintf(errbuf, cap, "%s %s: %s", fd >= 0 ? "PUT" : "DELETE", key, cerr[0] ? cerr : curl_easy_strerror(rc));
+    else snprintf(errbuf, cap, "%s %s: %s", s3_method_name[m], key, cerr[0] ? cerr : curl_easy_strerror(rc));
     return -1;
   }
-  if (status != 200 && status != 204) {
+  if (status != 200 && status != 204 && status != 206) {
     char code[64];
     upload__s3_code(resp.b, resp.n, code, sizeof code);
-    snprintf(errbuf, cap, "%s %s: HTTP %ld%s%s", fd >= 0 ? "PUT" : "DELETE", key, status, code[0] ? " " : "", code);
+    snprintf(errbuf, cap, "%s %s: HTTP %ld%s%s", s3_method_name[m], key, status, code[0] ? " " : "", code);
   }
   return status;
 }
@@ -370,6 +376,7 @@ static bool stopping(uploader *u) {
 }
 
 static void note_failure(uploader *u, const char *why) {
+  u->noted = true;
   pthread_mutex_lock(&u->mu);
   u->stats.failures++;
   u->stats.failing = true;
@@ -377,29 +384,8 @@ static void note_failure(uploader *u, const char *why) {
   pthread_mutex_unlock(&u->mu);
 }
 
-static bool was_gone(uploader *u, int64_t id) {
-  for (size_t i = 0; i < u->ngone; i++)
-    if (u->gone[i] == id) return true;
-  return false;
-}
-
-/* a closed segment whose file went before its upload: counted once */
-static void note_gone(uploader *u, int64_t id) {
-  if (was_gone(u, id)) return;
-  if (u->ngone == u->gonecap) {
-    size_t cap = u->gonecap ? u->gonecap * 2 : 16;
-    int64_t *g = realloc(u->gone, cap * sizeof *g);
-    if (!g) return;
-    u->gone = g;
-    u->gonecap = cap;
-  }
-  u->gone[u->ngone++] = id;
-  pthread_mutex_lock(&u->mu);
-  u->stats.lost_segments++;
-  pthread_mutex_unlock(&u->mu);
-}
-
-/* 1 uploaded, 0 gone before its upload, -1 failed (errbuf) */
+/* 1 uploaded, 0 its file is gone (the next scans count it lost once its row goes), -1 failed
+ * (errbuf) */
 static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t cap) {
   char *path = store_segment_path(u->st, sg->id);
   if (!path) {
@@ -437,25 +423,37 @@ static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t
   }
   char key[64];
   segment_key(sg->id, sg->min_ns, key, sizeof key);
-  long status = s3_request(u, key, fd, size, crc, errbuf, cap);
+  long status = s3_request(u, S3_PUT, key, fd, size, crc, errbuf, cap);
   close(fd);
+  if (status < 0 && !stopping(u)) {
+    /* a server that refuses a request (bad credentials, no such bucket) may answer and close
+     * while the body is still going, despite Expect: 100-continue (it sent its 100 first): the
+     * PUT ends in "connection reset" and its answer is lost. A GET has no body to cut off: its
+     * refusal is the reason (a 404 or 416 says the credentials and bucket are fine) */
+    char why[256] = "";
+    long ps = s3_request(u, S3_PROBE, key, -1, 0, 0, why, sizeof why);
+    if (ps >= 400 && ps != 404 && ps != 416) {
+      size_t n = strlen(errbuf);
+      if (n < cap) snprintf(errbuf + n, cap - n, " (%s)", why);
+    }
+  }
   if (status != 200) {
     if (!errbuf[0]) snprintf(errbuf, cap, "PUT %s: HTTP %ld", key, status);
     return -1;
-  }
-  up_entry ent = {sg->id, sg->min_ns, sg->max_ns, sg->tier, false};
-  if (!add_done(u, ent) || append_state(u, &ent) < 0) {
-    /* uploaded all the same; only a restart would send it again */
-    char why[320];
-    snprintf(why, sizeof why, "%s: %s", u->state_path, strerror(errno));
-    note_failure(u, why);
   }
   pthread_mutex_lock(&u->mu);
   u->stats.uploaded_segments++;
   u->stats.uploaded_bytes += size;
   u->stats.last_success_ns = pp_clock_real_ns();
-  u->stats.failing = false;
+  if (u->stats.queued) u->stats.queued--;
   pthread_mutex_unlock(&u->mu);
+  up_entry ent = {sg->id, sg->min_ns, sg->max_ns, sg->tier, false};
+  if (!add_done(u, ent) || append_state(u, &ent) < 0) {
+    /* uploaded all the same; a restart would send it again */
+    char why[320];
+    snprintf(why, sizeof why, "%s: %s", u->state_path, strerror(errno));
+    note_failure(u, why);
+  }
   return 1;
 }
 
@@ -464,7 +462,7 @@ static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t
 static int scan(uploader *u, store_segment *list) {
   size_t n = 0;
   pp_err err = {0};
-  if (store_list_segments(u->st, 0, list, SCAN_MAX, &n, &err) < 0) {
+  if (store_list_segments(u->st, list, SCAN_MAX, &n, &err) < 0) {
     note_failure(u, err.msg);
     return -1;
   }
@@ -491,41 +489,34 @@ static int scan(uploader *u, store_segment *list) {
       up_entry e = {list[i].id, list[i].min_ns, list[i].max_ns, list[i].tier, true};
       if (add_done(u, e)) append_state(u, &e);
     }
-  /* the segments waiting at the last scan that are not listed now: deleted before their upload */
-  size_t j = 0;
+  /* the segments waiting at the last scan that are not listed now: deleted before their upload
+   * (one uploaded since that scan went to the bucket first: not lost) */
+  size_t j = 0, lost = 0;
   for (size_t i = 0; i < u->nwaiting; i++) {
     while (j < n && list[j].id < u->waiting[i]) j++;
-    /* (one uploaded since that scan went to the bucket first: not lost) */
-    if ((j == n || list[j].id != u->waiting[i]) && !done_id(u, u->waiting[i])) note_gone(u, u->waiting[i]);
+    if ((j == n || list[j].id != u->waiting[i]) && !done_id(u, u->waiting[i])) lost++;
   }
-  size_t queued = 0, nw = 0;
+  /* the ones waiting now (active ones too: retention may delete those as well) */
+  size_t queued = 0;
+  int64_t *w = realloc(u->waiting, (n ? n : 1) * sizeof *w);
+  if (w) u->waiting = w;
+  u->nwaiting = 0;
   for (size_t i = 0; i < n; i++)
-    if (!find_done(u, list[i].id, list[i].min_ns) && !was_gone(u, list[i].id)) {
+    if (!find_done(u, list[i].id, list[i].min_ns)) {
       queued += list[i].closed;
-      nw++;
+      if (w) w[u->nwaiting++] = list[i].id;
     }
-  int64_t *w = realloc(u->waiting, (nw ? nw : 1) * sizeof *w);
-  if (w) {
-    u->waiting = w;
-    u->nwaiting = 0;
-    for (size_t i = 0; i < n; i++)
-      if (!find_done(u, list[i].id, list[i].min_ns) && !was_gone(u, list[i].id)) w[u->nwaiting++] = list[i].id;
-  }
   pthread_mutex_lock(&u->mu);
+  u->stats.lost_segments += lost;
   u->stats.queued = queued;
   pthread_mutex_unlock(&u->mu);
   for (size_t i = 0; i < n && !stopping(u); i++) {
-    if (!list[i].closed || find_done(u, list[i].id, list[i].min_ns) || was_gone(u, list[i].id)) continue;
+    if (!list[i].closed || find_done(u, list[i].id, list[i].min_ns)) continue;
     char why[sizeof u->stats.last_error] = "";
-    int r = upload_one(u, &list[i], why, sizeof why);
-    if (r < 0) {
+    if (upload_one(u, &list[i], why, sizeof why) < 0) {
       note_failure(u, why);
       return -1;
     }
-    if (r == 0) note_gone(u, list[i].id);
-    pthread_mutex_lock(&u->mu);
-    if (u->stats.queued) u->stats.queued--;
-    pthread_mutex_unlock(&u->mu);
   }
   return 0;
 }
@@ -545,7 +536,7 @@ static void expire(uploader *u) {
     if (e->expired || e->max_ns >= cutoff) continue;
     char key[64], one[sizeof why] = "";
     segment_key(e->id, e->min_ns, key, sizeof key);
-    long status = s3_request(u, key, -1, 0, 0, one, sizeof one);
+    long status = s3_request(u, S3_DELETE, key, -1, 0, 0, one, sizeof one);
     if (status == 200 || status == 204 || status == 404) {
       e->expired = true;
       deleted++;
@@ -570,13 +561,14 @@ static void *thread_main(void *arg) {
   store_segment *list = NULL;
   double backoff = 0;
   while (!stopping(u)) {
+    u->noted = false;
     if (!list) list = malloc(SCAN_MAX * sizeof *list);
     int r = list ? scan(u, list) : -1;
     if (!list) note_failure(u, "out of memory");
-    if (r == 0) {
-      expire(u);
+    if (r == 0) expire(u);
+    if (!u->noted) { /* a clean scan: every closed segment is in the bucket */
       pthread_mutex_lock(&u->mu);
-      if (!u->stats.queued) u->stats.failing = false; /* everything closed is in the bucket */
+      u->stats.failing = false;
       pthread_mutex_unlock(&u->mu);
     }
     backoff = r < 0 ? (backoff ? backoff * 2 : 1) : 0;
@@ -616,18 +608,10 @@ static void free_uploader(uploader *u) {
   free(u->state_path);
   free(u->state_tmp);
   free(u->done);
-  free(u->gone);
   free(u->waiting);
   pthread_mutex_destroy(&u->mu);
   pthread_cond_destroy(&u->cv);
   free(u);
-}
-
-static char *joined(const char *a, const char *b) {
-  size_t n = strlen(a) + strlen(b) + 1;
-  char *s = malloc(n);
-  if (s) snprintf(s, n, "%s%s", a, b);
-  return s;
 }
 
 int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader **ret, pp_err *err) {
@@ -645,30 +629,16 @@ int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader
   u->st = st;
   u->retention_s = o->retention_seconds;
   const char *pre = o->prefix ? o->prefix : "";
-  size_t pn = strlen(pre);
-  u->endpoint = strdup(o->endpoint);
-  if (u->endpoint) { /* "http://h/" and "http://h" name the same server */
-    size_t en = strlen(u->endpoint);
-    while (en > 0 && u->endpoint[en - 1] == '/') u->endpoint[--en] = '\0';
-  }
-  u->bucket = strdup(o->bucket);
-  u->prefix = joined(pre, pn && pre[pn - 1] != '/' ? "/" : "");
-  u->sigv4 = joined("aws:amz:", o->region ? o->region : "us-east-1");
-  if (u->sigv4) {
-    char *s = joined(u->sigv4, ":s3");
-    free(u->sigv4);
-    u->sigv4 = s;
-  }
-  u->access = strdup(o->access_key);
-  u->secret = strdup(o->secret_key);
-  size_t dn = strlen(u->endpoint ? u->endpoint : "") + strlen(o->bucket) + strlen(u->prefix ? u->prefix : "") + 16;
-  if ((u->dest = malloc(dn)))
-    snprintf(u->dest, dn, "dest %s/%s/%s\n", u->endpoint ? u->endpoint : "", o->bucket, u->prefix ? u->prefix : "");
-  u->state_path = joined(data_dir, "/uploads");
-  u->state_tmp = joined(data_dir, "/uploads.tmp");
-  u->curl = curl_easy_init();
-  if (!u->endpoint || !u->bucket || !u->prefix || !u->sigv4 || !u->access || !u->secret || !u->dest || !u->state_path ||
-      !u->state_tmp || !u->curl) {
+  size_t pn = strlen(pre), en = strlen(o->endpoint);
+  while (en > 0 && o->endpoint[en - 1] == '/') en--; /* "http://h/" and "http://h" name the same server */
+  bool ok = asprintf(&u->endpoint, "%.*s", (int)en, o->endpoint) >= 0 && (u->bucket = strdup(o->bucket)) &&
+            asprintf(&u->prefix, "%s%s", pre, pn && pre[pn - 1] != '/' ? "/" : "") >= 0 &&
+            asprintf(&u->sigv4, "aws:amz:%s:s3", o->region ? o->region : "us-east-1") >= 0 &&
+            (u->access = strdup(o->access_key)) && (u->secret = strdup(o->secret_key)) &&
+            asprintf(&u->dest, "dest %s/%s/%s\n", u->endpoint, u->bucket, u->prefix) >= 0 &&
+            asprintf(&u->state_path, "%s/uploads", data_dir) >= 0 && asprintf(&u->state_tmp, "%s/uploads.tmp", data_dir) >= 0 &&
+            (u->curl = curl_easy_init());
+  if (!ok) {
     free_uploader(u);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
@@ -677,20 +647,17 @@ int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader
     free_uploader(u);
     return pp_err_set(err, PP_EIO, "cannot start the upload thread");
   }
-  u->running = true;
   *ret = u;
   return 0;
 }
 
 void upload_stop(uploader *u) {
   if (!u) return;
-  if (u->running) {
-    pthread_mutex_lock(&u->mu);
-    u->stop = true;
-    pthread_cond_broadcast(&u->cv);
-    pthread_mutex_unlock(&u->mu);
-    pthread_join(u->thread, NULL);
-  }
+  pthread_mutex_lock(&u->mu); /* (a returned uploader always has its thread) */
+  u->stop = true;
+  pthread_cond_broadcast(&u->cv);
+  pthread_mutex_unlock(&u->mu);
+  pthread_join(u->thread, NULL);
   free_uploader(u);
 }
 

@@ -66,7 +66,7 @@ typedef struct upload_stats {
   uint64_t deleted_objects; /* by the bucket's retention */
   uint64_t queued;          /* closed segments not uploaded yet, at the last scan */
   int64_t last_success_ns;  /* the last PUT that succeeded (0 = none since start) */
-  bool failing;             /* uploads fail: the last one failed and no scan emptied the queue since */
+  bool failing;             /* a failure was noted and no scan has run clean since */
   char last_error[256];
   bool deleting_failing;    /* the last retention pass had DELETEs that failed */
   char last_delete_error[256];

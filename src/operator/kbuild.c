@@ -495,26 +495,16 @@ int kbuild_stack_objstore(const json_t *storage, const char *ns, const char *sta
       return pp_err_set(err, PP_EINVAL, "spec.storage.objectStore.retention: at least 1s, at most 100 years");
   }
   json_t *args = json_array();
-  char a[700];
-  snprintf(a, sizeof a, "--object-store-endpoint=%s", endpoint);
-  json_array_append_new(args, json_string(a));
-  snprintf(a, sizeof a, "--object-store-bucket=%s", bucket);
-  json_array_append_new(args, json_string(a));
-  snprintf(a, sizeof a, "--object-store-prefix=%s", prefix);
-  json_array_append_new(args, json_string(a));
-  if (region) {
-    snprintf(a, sizeof a, "--object-store-region=%s", region);
-    json_array_append_new(args, json_string(a));
-  }
-  if (keep > 0) {
-    snprintf(a, sizeof a, "--object-store-retention=%.0fs", keep);
-    json_array_append_new(args, json_string(a));
-  }
+  bool ok = args && !json_array_append_new(args, json_sprintf("--object-store-endpoint=%s", endpoint)) &&
+            !json_array_append_new(args, json_sprintf("--object-store-bucket=%s", bucket)) &&
+            !json_array_append_new(args, json_sprintf("--object-store-prefix=%s", prefix)) &&
+            (!region || !json_array_append_new(args, json_sprintf("--object-store-region=%s", region))) &&
+            (keep <= 0 || !json_array_append_new(args, json_sprintf("--object-store-retention=%.0fs", keep)));
   /* the kubelet reads the Secret: the operator needs no access to Secrets */
   json_t *env = json_pack("[{s:s,s:{s:{s:s,s:s}}},{s:s,s:{s:{s:s,s:s}}}]", "name", "AWS_ACCESS_KEY_ID", "valueFrom",
                           "secretKeyRef", "name", sname, "key", kid, "name", "AWS_SECRET_ACCESS_KEY", "valueFrom",
                           "secretKeyRef", "name", sname, "key", ksec);
-  if (!args || !env || json_array_size(args) < 3) {
+  if (!ok || !env) {
     json_decref(args);
     json_decref(env);
     return pp_err_set(err, PP_ENOMEM, "out of memory");

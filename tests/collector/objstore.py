@@ -20,17 +20,15 @@ segments quickly. What is checked:
 Part (tests/run.py collector:objstore): objstore."""
 import glob
 import os
-import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 
-from harness import ROOT, TESTDATA, check, free_port, wait_for
+from harness import ROOT, TESTDATA, check, wait_for
 from peers import Collector, http_req
+from s3server import VGW, S3Server
 
-VGW = os.path.join(ROOT, "bin", "versitygw")
 AK, SK = "pprofci", "pprof-ci-secret-1"
 CREDS = {"AWS_ACCESS_KEY_ID": AK, "AWS_SECRET_ACCESS_KEY": SK}
 BUCKET = "profiles"
@@ -38,60 +36,8 @@ BUCKET = "profiles"
 PROFILES = [open(os.path.join(TESTDATA, "prometheus", f"cpu-{i}.pb.gz"), "rb").read() for i in range(1, 7)]
 
 
-class S3:
-    """versitygw on loopback, posix backend in a temporary directory; stop() and start() again
-    on the same port and directory (an outage)."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="s3-")
-        os.makedirs(os.path.join(self.dir, BUCKET))  # a directory is a bucket to the posix backend
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = os.path.join(self.dir, "..", os.path.basename(self.dir) + ".log")
-        self.proc = None
-        self.start()
-
-    def start(self):
-        env = dict(os.environ, ROOT_ACCESS_KEY=AK, ROOT_SECRET_KEY=SK)
-        self.logf = open(self.log, "a")
-        self.proc = subprocess.Popen([VGW, "--port", f"127.0.0.1:{self.port}", "posix", self.dir],
-                                     stdout=self.logf, stderr=self.logf, env=env)
-        import socket
-        ok = wait_for(lambda: socket.create_connection(("127.0.0.1", self.port), timeout=1).close() or True
-                      if self.proc.poll() is None else None, timeout=30)
-        if not ok:
-            raise RuntimeError("versitygw did not start: " + open(self.log).read()[-1500:])
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self.logf.closed:
-            self.logf.close()
-
-    def objects(self, prefix):
-        """{segment file name: bytes} under prefix in the bucket: objects are named
-        <oldest record, 16 hex>-<segment id, 16 hex>.seg, the file <segment id>.seg (anything
-        else is kept under its own name, and so matches no segment)."""
-        d = os.path.join(self.dir, BUCKET, prefix, "segments")
-        out = {}
-        for p in glob.glob(os.path.join(d, "*")):
-            name = os.path.basename(p)
-            m = re.fullmatch(r"[0-9a-f]{16}-([0-9a-f]{16}\.seg)", name)
-            out[m.group(1) if m else name] = open(p, "rb").read()
-        return out
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        try:
-            os.unlink(self.log)
-        except OSError:
-            pass
+def S3():
+    return S3Server(AK, SK, BUCKET)
 
 
 def push(c, n, app="app", ago=0, pods=50):
@@ -314,6 +260,44 @@ def objstore(t):
         check(t, "collector objstore: bucket retention: segments already older than --object-store-retention are not sent, "
                  "objects that age past it are deleted and not sent again, others (and other prefixes') stay", bucket_retention)
 
+        def delete_refused():
+            dr = collector("cluster-a/del", extra=["--object-store-retention", "25s"], name="objstore-del")
+            fill(dr, 1, app="del")
+            up = wait_for(lambda: s3.objects("cluster-a/del") or None, timeout=30)
+            s3.stop()  # the objects' DELETEs fail once they are past 25 s
+            try:
+                fails0 = m(dr, "collector_upload_failures_total")
+                logged = wait_for(lambda: "the bucket's retention cannot delete objects" in dr.log_text() or None, timeout=45)
+                fails = m(dr, "collector_upload_failures_total") - fails0
+                kept = sorted(s3.objects("cluster-a/del"))
+                uploads_ok = "uploads fail" not in dr.log_text()  # nothing was waiting: uploads are not failing
+            finally:
+                s3.start()
+            return (bool(up) and bool(logged) and fails >= 1 and kept == sorted(up) and uploads_ok,
+                    f"uploaded {sorted(up or [])}; logged {bool(logged)}; failures {fails}; kept {kept}; uploads said to fail: "
+                    f"{not uploads_ok}; {dr.log_text()[-600:]}")
+        check(t, "collector objstore: DELETEs of the bucket's retention that fail are counted and logged once, the objects "
+                 "stay, and uploads are not reported failing", delete_refused)
+
+        def state_file_unwritable():
+            d = tempfile.mkdtemp(prefix="objstore-state-")
+            os.makedirs(os.path.join(d, "data", "uploads"))  # the uploads file cannot be written
+            sc = Collector("monitors: []\n", data_dir=os.path.join(d, "data"), name="objstore-state",
+                           extra_args=["--object-store-endpoint", s3.url, "--object-store-bucket", BUCKET,
+                                       "--object-store-prefix", "cluster-a/state", "--retention-size", "20MiB"], env=CREDS)
+            made.append(sc)
+            try:
+                fill(sc, 1, app="state")
+                up = wait_for(lambda: s3.objects("cluster-a/state") or None, timeout=30)
+                logged = wait_for(lambda: "uploads: Is a directory" in sc.log_text() or None, timeout=20)
+                return (bool(up) and bool(logged) and m(sc, "collector_upload_failures_total") >= 1,
+                        f"uploaded {sorted(up or [])}; logged {bool(logged)}; {sc.log_text()[-600:]}")
+            finally:
+                sc.stop()
+                shutil.rmtree(d, ignore_errors=True)
+        check(t, "collector objstore: an uploads file that cannot be written: the segment is uploaded all the same, and the "
+                 "failure is counted and logged", state_file_unwritable)
+
         def lost_when_down_and_full():
             s3.stop()
             try:
@@ -350,7 +334,7 @@ def objstore(t):
         cfg = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
         cfg.write("monitors: []\n")
         cfg.close()
-        base = [os.path.join(ROOT, "bin", "collector"), "-c", cfg.name, "-d", tempfile.mkdtemp(prefix="objflags-")]
+        base = [os.path.join(ROOT, "bin", "collector"), "-c", cfg.name, "-d", os.path.join(tempfile.gettempdir(), "objflags-unused")]
         cases = [
             (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "Bad_Bucket"], CREDS, "bucket"),
             (["--object-store-endpoint", "http://127.0.0.1:9/path", "--object-store-bucket", "ok-bucket"], CREDS, "endpoint"),
@@ -361,6 +345,12 @@ def objstore(t):
             (["--object-store-bucket", "ok-bucket"], CREDS, "endpoint"),
             (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket",
               "--object-store-retention", "soon"], CREDS, "retention"),
+            (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket",
+              "--object-store-retention", "50000d"], CREDS, "100 years"),
+            (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket"],
+             {"AWS_ACCESS_KEY_ID": "a:b", "AWS_SECRET_ACCESS_KEY": SK}, "credentials"),
+            (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket",
+              "--object-store-prefix", ".hidden/x"], CREDS, "prefix"),
         ]
         out = []
         for args, env, want in cases:
@@ -372,7 +362,8 @@ def objstore(t):
         os.unlink(cfg.name)
         return not out, "; ".join(out) or f"{len(cases)} refused"
     check(t, "collector objstore: bad --object-store-* flags (bucket name, endpoint with a path or another scheme, a prefix "
-             "with .., no credentials, no endpoint, a bad duration) exit 2 saying which", bad_flags)
+             "with .. or a part starting with '.', no credentials, a key with ':', no endpoint, a bad duration, a retention over "
+             "100 years) exit 2 saying which", bad_flags)
 
 
 PARTS = {"objstore": objstore}

@@ -30,6 +30,7 @@ import urllib.request
 import kenv
 from harness import OUT, ROOT, run, wait_for
 from kenv import CM_PATH, CRD_GROUP, NAME, NS, Env, Operator
+from s3server import VGW, S3Server
 
 EXAMPLES = os.path.join(ROOT, "examples", "manifests")
 MONITOR = f"{CRD_GROUP}/namespaces/default/pprofmonitors/pprofmonitor-sample"
@@ -614,9 +615,8 @@ def objstore(t, env, op):
     rolls, and the collector in its pod uploads over the pod network to versitygw on the node's
     address: the segment that was active when the old pod stopped reaches the bucket byte for
     byte, under the default prefix namespace/stack."""
-    vgw = os.path.join(ROOT, "bin", "versitygw")
-    if not os.access(vgw, os.X_OK):
-        t.tool("objstore: bin/versitygw is built (make test-bins)", False, vgw)
+    if not os.access(VGW, os.X_OK):
+        t.tool("objstore: bin/versitygw is built (make test-bins)", False, VGW)
         return
     p = env.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=(
         "apiVersion: resources.cattle.io/v1alpha1\nkind: PprofCollectorStack\nmetadata: {name: bad, namespace: default}\n"
@@ -627,21 +627,12 @@ def objstore(t, env, op):
              p.returncode != 0 and all(f in p.stderr for f in ("spec.storage.objectStore.endpoint", "spec.storage.objectStore.bucket",
                                                                "spec.storage.objectStore.region",
                                                                "spec.storage.objectStore.credentialsSecret.name")), p.stderr)
-    d = tempfile.mkdtemp(prefix="objstore-")
-    os.makedirs(os.path.join(d, "profiles"))
-    import socket
-    sk = socket.socket()
-    sk.bind((env.net.gateway, 0))
-    port = sk.getsockname()[1]
-    sk.close()
-    logf = open(os.path.join(d, "..", os.path.basename(d) + ".log"), "w")
-    srv = subprocess.Popen([vgw, "--port", f"{env.net.gateway}:{port}", "posix", d], stdout=logf, stderr=logf,
-                           env=dict(os.environ, ROOT_ACCESS_KEY="opci", ROOT_SECRET_KEY="opci-secret-key"))
+    srv = S3Server("opci", "opci-secret-key", "profiles", host=env.net.gateway)  # the node's address, as pods reach it
     try:
         env.kubectl("create", "secret", "generic", "-n", NS, "s3-creds", "--from-literal=id=opci",
                     "--from-literal=secret=opci-secret-key")
         before = collector_args(env)
-        patch = {"spec": {"storage": {"objectStore": {"endpoint": f"http://{env.net.gateway}:{port}", "bucket": "profiles",
+        patch = {"spec": {"storage": {"objectStore": {"endpoint": srv.url, "bucket": "profiles",
                                                       "credentialsSecret": {"name": "s3-creds", "accessKeyIdKey": "id",
                                                                             "secretAccessKeyKey": "secret"}}}}}
         p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p", json.dumps(patch))
@@ -652,21 +643,19 @@ def objstore(t, env, op):
             environ = dict(kv.split(b"=", 1) for kv in open(f"/proc/{pid}/environ", "rb").read().split(b"\0") if b"=" in kv)
         except (OSError, TypeError):
             environ = {}
-        want = [f"--object-store-endpoint=http://{env.net.gateway}:{port}", "--object-store-bucket=profiles",
+        want = [f"--object-store-endpoint={srv.url}", "--object-store-bucket=profiles",
                 f"--object-store-prefix={NS}/pprofmonitor-stack"]
         t.record("objstore: the stack's objectStore reaches the collector as flags, and its credentials as env from the Secret "
                  "(keys named in credentialsSecret)",
                  p.returncode == 0 and all(w in args for w in want) and environ.get(b"AWS_ACCESS_KEY_ID") == b"opci" and
                  environ.get(b"AWS_SECRET_ACCESS_KEY") == b"opci-secret-key", [p.stderr, args, sorted(environ)[:40]])
-        bucket = os.path.join(d, "profiles", NS, "pprofmonitor-stack", "segments")
-        objs = wait_for(lambda: sorted(os.listdir(bucket)) or None if os.path.isdir(bucket) else None, 90, 1) or []
+        objs = wait_for(lambda: srv.objects(f"{NS}/pprofmonitor-stack") or None, 90, 1) or {}
         segdir = f"/proc/{pid}/root/var/lib/pprof-collector/segments" if pid else ""
-        # an object is <oldest record>-<segment id>.seg, the pod's file <segment id>.seg
-        same = [o for o in objs if re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]{16}\.seg", o) and
-                os.path.exists(os.path.join(segdir, o[17:])) and
-                open(os.path.join(segdir, o[17:]), "rb").read() == open(os.path.join(bucket, o), "rb").read()]
+        same = [o for o, body in objs.items() if os.path.exists(os.path.join(segdir, o)) and
+                open(os.path.join(segdir, o), "rb").read() == body]
         t.record("objstore: the collector pod uploads over the pod network: the segment closed by the roll is in the bucket, "
-                 "byte for byte the pod's file", bool(objs) and same == objs, [objs, same, open(logf.name).read()[-800:]])
+                 "byte for byte the pod's file", bool(objs) and sorted(same) == sorted(objs),
+                 [sorted(objs), same, srv.log_text()[-800:]])
         # back as it was: no objectStore, no Secret
         env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=json", "-p",
                     '[{"op":"remove","path":"/spec/storage/objectStore"}]')
@@ -674,15 +663,7 @@ def objstore(t, env, op):
             collector_args(env)), 120, 1)
         env.kubectl("delete", "secret", "-n", NS, "s3-creds")
     finally:
-        srv.terminate()
-        try:
-            srv.wait(20)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
-        logf.close()
-        os.unlink(logf.name)
-        shutil.rmtree(d, ignore_errors=True)
+        srv.cleanup()
 
 
 def gc(t, env, op):

@@ -434,6 +434,14 @@ static void stack_objstore(void) {
   json_decref(a);
   json_decref(e);
   json_decref(st);
+  /* an endpoint's trailing slashes are no path */
+  st = json_loads("{\"objectStore\":{\"endpoint\":\"http://minio:9000//\",\"bucket\":\"bkt\",\"credentialsSecret\":{\"name\":\"c\"}}}",
+                  0, NULL);
+  CHECK(kbuild_stack_objstore(st, "pc", "s", &a, &e, &err) == 0);
+  CHECK(a && !strcmp(json_string_value(json_array_get(a, 0)), "--object-store-endpoint=http://minio:9000//"));
+  json_decref(a);
+  json_decref(e);
+  json_decref(st);
   /* none: nothing added */
   st = json_loads("{\"diskSpace\":\"1Gi\"}", 0, NULL);
   CHECK(kbuild_stack_objstore(st, "pc", "s", &a, &e, &err) == 0);
@@ -450,6 +458,9 @@ static void stack_objstore(void) {
       {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"credentialsSecret\":{\"name\":\"c\",\"accessKeyIdKey\":\"a/b\"}}}", "not a Secret data key"},
       {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"retention\":\"soon\",\"credentialsSecret\":{\"name\":\"c\"}}}", "objectStore.retention"},
       {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"retention\":\"100ms\",\"credentialsSecret\":{\"name\":\"c\"}}}", "at least 1s"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"retention\":\"999999w\",\"credentialsSecret\":{\"name\":\"c\"}}}", "at most 100 years"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"prefix\":\"a/.hidden\",\"credentialsSecret\":{\"name\":\"c\"}}}", "prefix"},
+      {"{\"objectStore\":{\"endpoint\":\"http://h\",\"bucket\":\"bkt\",\"credentialsSecret\":{\"name\":\"-c\"}}}", "credentialsSecret.name"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     st = json_loads(bad[i][0], 0, NULL);
