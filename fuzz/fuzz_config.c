@@ -1,6 +1,7 @@
 /* Fuzz target for the collector's config parser (YAML from a file or a ConfigMap): any bytes
  * either fail with a message or give a config whose every monitor and type yields effective
- * settings. */
+ * settings, and whose monitors each go to exactly one shard of the counts it names (every shard
+ * for `shard: all`). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!memchr(err.msg, '\0', sizeof err.msg)) abort(); /* the message is a string */
     return 0;
   }
+  int counts[2] = {c->shards, c->previous_shards ? c->previous_shards : c->shards};
+  for (size_t i = 0; i < c->nmonitors; i++)
+    for (int k = 0; k < 2; k++) {
+      int on = 0;
+      for (int s = 0; s < counts[k]; s++) on += cfg_on_shard(&c->monitors[i], s, counts[k]);
+      if (on != (c->monitors[i].shard == CFG_SHARD_ALL ? counts[k] : 1) || cfg_on_shard(&c->monitors[i], counts[k], counts[k]) !=
+                                                                            (c->monitors[i].shard == CFG_SHARD_ALL))
+        abort();
+    }
   cfg_add_self_monitor(c, NULL);
   for (size_t i = 0; i < c->nmonitors; i++)
     for (int t = 0; t < CFG_NTYPES; t++) {

@@ -2,6 +2,7 @@
 #include "scrapeval.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 static bool bad_char(const char *s) {
@@ -49,4 +50,13 @@ int sv_check_name(const char *name, pp_err *err) {
   for (const unsigned char *p = (const unsigned char *)name; *p; p++)
     if (*p < 0x20 || *p == 0x7f) return pp_err_set(err, PP_EINVAL, "control characters are not allowed in a name");
   return 0;
+}
+
+unsigned sv_shard_of(const char *endpoint, unsigned shards) {
+  if (shards <= 1 || !endpoint) return 0;
+  const char *a = strstr(endpoint, "://");
+  a = a ? a + 3 : endpoint;
+  uint64_t h = 14695981039346656037ull;
+  for (; *a && *a != '/'; a++) h = (h ^ (uint8_t)*a) * 1099511628211ull;
+  return (unsigned)(h % shards);
 }

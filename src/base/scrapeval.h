@@ -36,4 +36,12 @@ int sv_check_timeout(double seconds, pp_err *err);
 /* A monitor's name: 1..SV_MAX_NAME_LEN bytes, no control characters. */
 int sv_check_name(const char *name, pp_err *err);
 
+/* Shards (issue 15 §1): a target belongs to shard sv_shard_of(endpoint, shards), as Prometheus
+ * Operator's hashmod does it: a hash of the target's address (the endpoint's host:port, what
+ * lies between "://" and the next '/', so the scheme and the path do not move it) modulo the
+ * shard count. The hash is 64-bit FNV-1a: stable across versions and machines, since the
+ * collector and the operator must agree on it. shards <= 1: 0. */
+#define SV_MAX_SHARDS 1000
+unsigned sv_shard_of(const char *endpoint, unsigned shards);
+
 #endif

@@ -291,6 +291,7 @@ static int type_key(P *p, const char *key, const yaml_node_t *kn, const yaml_nod
 static int parse_monitor(P *p, const yaml_node_t *n, cfg_monitor *m) {
   if (n->type != YAML_MAPPING_NODE) return fail(p, n, "expected a mapping with name and endpoint");
   m->scrape.tls_insecure_skip_verify = -1;
+  m->shard = CFG_SHARD_HASH;
   int r;
   for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
     yaml_node_t *kn = node(p, pr->key), *vn = node(p, pr->value);
@@ -313,6 +314,12 @@ static int parse_monitor(P *p, const yaml_node_t *n, cfg_monitor *m) {
         for (; ok && *s; s++) ok = isalnum((unsigned char)*s) || *s == '_';
         if (!ok) return fail(p, vn, "label name \"%s\" must match [a-zA-Z_][a-zA-Z0-9_]*", m->labels[i].key);
       }
+    } else if (!strcmp(k, "shard")) {
+      double d;
+      if (vn->type == YAML_SCALAR_NODE && !strcmp((const char *)vn->data.scalar.value, "all")) m->shard = CFG_SHARD_ALL;
+      else if (vn->type != YAML_SCALAR_NODE || is_null(vn)) return fail(p, vn, "expected a shard number or \"all\"");
+      else if ((r = get_num(p, vn, 0, SV_MAX_SHARDS - 1, true, &d)) < 0) return r;
+      else m->shard = (int)d;
     } else if (!strcmp(k, "sampling")) {
       if (!is_null(vn)) {
         if (vn->type != YAML_MAPPING_NODE) return fail(p, vn, "expected a mapping of profile types");
@@ -348,10 +355,40 @@ static int parse_monitor(P *p, const yaml_node_t *n, cfg_monitor *m) {
   return 0;
 }
 
+static int parse_sharding(P *p, const yaml_node_t *n) {
+  cfg_config *c = p->c;
+  if (is_null(n)) return 0;
+  if (n->type != YAML_MAPPING_NODE) return fail(p, n, "expected a mapping (shards, previous_shards, change_at)");
+  int r;
+  bool has_at = false;
+  for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < n->data.mapping.pairs.top; q++) {
+    yaml_node_t *sk = node(p, q->key), *sv = node(p, q->value);
+    char *name;
+    double d;
+    if ((r = get_str(p, sk, &name)) < 0) return r;
+    size_t o2 = push_key(p, name);
+    if (!strcmp(name, "shards") || !strcmp(name, "previous_shards")) {
+      if ((r = get_num(p, sv, 1, SV_MAX_SHARDS, true, &d)) < 0) return r;
+      *(name[0] == 's' ? &c->shards : &c->previous_shards) = (int)d;
+    } else if (!strcmp(name, "change_at")) {
+      /* Unix seconds: up to the year 9999 */
+      if ((r = get_num(p, sv, 0, 253402300799.0, true, &d)) < 0) return r;
+      c->change_at = (int64_t)d;
+      has_at = true;
+    } else {
+      warn(p, sk, "unknown key (ignored)");
+    }
+    pop(p, o2);
+  }
+  if (!!c->previous_shards != has_at) return fail(p, n, "previous_shards and change_at go together");
+  return 0;
+}
+
 static int parse_root(P *p, const yaml_node_t *root) {
   cfg_config *c = p->c;
   int r;
   c->global.tls_insecure_skip_verify = -1;
+  c->shards = 1;
   if (!root || is_null(root)) return 0; /* an empty file: no monitors */
   if (root->type != YAML_MAPPING_NODE) return fail(p, root, "expected a mapping at the top");
   for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
@@ -381,6 +418,8 @@ static int parse_root(P *p, const yaml_node_t *root) {
           pop(p, o2);
         }
       }
+    } else if (!strcmp(k, "sharding")) {
+      if ((r = parse_sharding(p, vn)) < 0) return r;
     } else if (!strcmp(k, "global")) {
       if (!is_null(vn)) {
         if (vn->type != YAML_MAPPING_NODE) return fail(p, vn, "expected a mapping");
@@ -589,4 +628,24 @@ int cfg_add_self_monitor(cfg_config *c, pp_err *err) {
   c->monitors = nm;
   c->nmonitors++;
   return 0;
+}
+
+int cfg_shards_at(const cfg_config *c, int64_t now_s) {
+  return c->previous_shards && now_s < c->change_at ? c->previous_shards : c->shards;
+}
+
+bool cfg_on_shard(const cfg_monitor *m, int shard, int shards) {
+  if (m->shard == CFG_SHARD_ALL) return true; /* (a shard past the count matches nothing else) */
+  if (m->shard >= 0) return m->shard % shards == shard;
+  return (int)sv_shard_of(m->endpoint, (unsigned)shards) == shard;
+}
+
+size_t cfg_keep_shard(cfg_config *c, int shard, int64_t now_s) {
+  int shards = cfg_shards_at(c, now_s);
+  size_t k = 0;
+  for (size_t i = 0; i < c->nmonitors; i++)
+    if (cfg_on_shard(&c->monitors[i], shard, shards)) c->monitors[k++] = c->monitors[i];
+  size_t dropped = c->nmonitors - k;
+  c->nmonitors = k;
+  return dropped;
 }

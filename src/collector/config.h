@@ -74,7 +74,12 @@ typedef struct cfg_monitor {
   size_t nlabels;
   cfg_type types[CFG_NTYPES];
   cfg_scrape scrape; /* the monitor's own settings; see cfg_effective */
+  int shard;         /* `shard:` N pins it (to N mod the shard count), CFG_SHARD_ALL, or
+                        CFG_SHARD_HASH (unset): its endpoint's hash picks (sv_shard_of) */
 } cfg_monitor;
+
+#define CFG_SHARD_HASH (-1)
+#define CFG_SHARD_ALL (-2)
 
 typedef struct cfg_config {
   int self_pprof_port; /* 0 = no self telemetry */
@@ -82,6 +87,13 @@ typedef struct cfg_config {
   cfg_scrape global;
   cfg_monitor *monitors;
   size_t nmonitors;
+  /* sharding: {shards, previous_shards, change_at}: the collectors given the same file and
+   * --shard 0..shards-1 split its monitors between them. A change of the count names the
+   * moment it takes effect (Unix seconds), so that every shard, whenever its copy of the file
+   * arrives, switches at the same time: until change_at previous_shards is in effect. */
+  int shards;          /* 1 without the block */
+  int previous_shards; /* 0 = no change planned */
+  int64_t change_at;   /* Unix seconds; with previous_shards */
   char **warnings; /* human-readable, with file:line:column */
   size_t nwarnings;
   arena mem;
@@ -103,6 +115,15 @@ int cfg_read_file(const char *path, char **ret_text, size_t *ret_len, pp_err *er
 /* Reads (cfg_read_file) and parses a file. */
 int cfg_load_file(const char *path, cfg_config **ret_config, pp_err *err);
 void cfg_free(cfg_config *c);
+
+/* The shard count in effect at now_s (Unix seconds). */
+int cfg_shards_at(const cfg_config *c, int64_t now_s);
+/* Whether shard `shard` of `shards` scrapes m. A shard >= shards scrapes only CFG_SHARD_ALL
+ * monitors (a new replica before its share begins, or one about to be removed). */
+bool cfg_on_shard(const cfg_monitor *m, int shard, int shards);
+/* Keeps the monitors that shard `shard` scrapes at now_s, in their order; the rest are dropped
+ * from c. Returns how many were dropped. */
+size_t cfg_keep_shard(cfg_config *c, int shard, int64_t now_s);
 
 /* With self_telemetry set, adds the monitor that scrapes the collector itself: name "self",
  * http://127.0.0.1:PORT, labels __k8s_namespace=self and __k8s_name=self (as the seed did), a

@@ -65,6 +65,8 @@ typedef struct app {
   store *st;
   scrape_engine *eng;
   cfg_config *cfg;              /* in force */
+  char *config_text;            /* its text */
+  size_t config_len;
   uint32_t config_hash;         /* of the file text in force, to skip no-op file events */
   atomic_bool ready;            /* /readyz (HTTP threads read it) */
   /* reload requests from HTTP threads, under mu */
@@ -89,6 +91,9 @@ typedef struct app {
   int64_t upload_checked_at;    /* when log_upload_state last read its state */
   bool upload_failing, upload_deleting_failing;
   uint64_t upload_lost;
+  int shard;                    /* --shard: which of the config's shards this collector is */
+  _Atomic uint64_t shards_now;  /* the shard count in effect (metrics) */
+  int64_t shard_switch_at;      /* Unix seconds: the config's change_at still ahead (0 none) */
 } app;
 
 static volatile sig_atomic_t stop_flag, hup_flag;
@@ -106,12 +111,21 @@ static uint32_t fnv(const char *s, size_t n) {
   return h;
 }
 
-/* Reads, validates and applies the config file; keeps the old one on any error. Main thread. */
-static int do_reload(app *a, bool from_file_event, pp_err *err) {
+/* Reads, validates and applies the config file; keeps the old one on any error. Main thread.
+ * kept: applies the text in force again instead (the shards' planned change: it must happen
+ * at its time even when the file has since become invalid). */
+static int do_reload(app *a, bool from_file_event, bool kept, pp_err *err) {
   char *text;
   size_t n;
-  int rr = cfg_read_file(a->config_path, &text, &n, err);
-  if (rr < 0) return rr;
+  if (kept) {
+    n = a->config_len;
+    text = malloc(n + 1);
+    if (!text) return pp_err_set(err, PP_ENOMEM, "out of memory");
+    memcpy(text, a->config_text, n + 1);
+  } else {
+    int rr = cfg_read_file(a->config_path, &text, &n, err);
+    if (rr < 0) return rr;
+  }
   uint32_t h = fnv(text, n);
   if (from_file_event && a->cfg && h == a->config_hash) {
     free(text);
@@ -119,13 +133,19 @@ static int do_reload(app *a, bool from_file_event, pp_err *err) {
   }
   cfg_config *c = NULL;
   int r = cfg_parse(text, n, a->config_path, &c, err);
-  free(text);
-  if (r == 0) r = cfg_add_self_monitor(c, err);
+  int64_t now_s = pp_clock_real_ns() / 1000000000;
+  size_t all = 0, others = 0;
+  if (r == 0) {
+    all = c->nmonitors;
+    others = cfg_keep_shard(c, a->shard, now_s);
+    r = cfg_add_self_monitor(c, err);
+  }
   a->reloads_total++;
   a->last_reload_ts = (uint64_t)(pp_clock_real_ns() / 1000000000);
   if (r == 0) r = scrape_apply(a->eng, c, err);
   if (r < 0) {
     cfg_free(c);
+    free(text);
     a->reload_failures_total++;
     a->last_reload_ok = 0;
     return r;
@@ -133,11 +153,26 @@ static int do_reload(app *a, bool from_file_event, pp_err *err) {
   for (size_t i = 0; i < c->nwarnings; i++) LOG(LOG_WARN, "config: %s", c->warnings[i]);
   cfg_free(a->cfg);
   a->cfg = c;
+  free(a->config_text);
+  a->config_text = text;
+  a->config_len = n;
   a->config_hash = h;
   a->last_reload_ok = 1;
+  int shards = cfg_shards_at(c, now_s);
+  a->shards_now = (uint64_t)shards;
+  a->shard_switch_at = c->previous_shards && now_s < c->change_at ? c->change_at : 0;
   scrape_counts sc;
   scrape_get_counts(a->eng, &sc);
-  LOG(LOG_INFO, "config loaded from %s: %zu monitors, %zu scrape jobs", a->config_path, c->nmonitors, sc.jobs);
+  if (shards > 1 || a->shard || c->previous_shards) {
+    char plan[96] = "";
+    if (a->shard_switch_at)
+      snprintf(plan, sizeof plan, "; %d shards from %" PRId64 " (in %" PRId64 " s)", c->shards, c->change_at,
+               c->change_at - now_s);
+    LOG(LOG_INFO, "config loaded from %s: %zu monitors, %zu of them on shard %d of %d%s, %zu scrape jobs", a->config_path,
+        all, all - others, a->shard, shards, plan, sc.jobs);
+  } else {
+    LOG(LOG_INFO, "config loaded from %s: %zu monitors, %zu scrape jobs", a->config_path, c->nmonitors, sc.jobs);
+  }
   return 0;
 }
 
@@ -259,6 +294,8 @@ static void hook_metrics(void *ud, pp_buf *out) {
       {"collector_config_last_reload_success_timestamp_seconds", "gauge", "Time of the last reload attempt.", a->last_reload_ts},
       {"collector_config_reloads_total", "counter", "Config reloads attempted.", a->reloads_total},
       {"collector_config_reload_failures_total", "counter", "Config reloads that failed.", a->reload_failures_total},
+      {"collector_shard", "gauge", "Which shard this collector is (--shard).", (uint64_t)a->shard},
+      {"collector_shards", "gauge", "The shard count in effect (the config's sharding block).", a->shards_now},
       {"collector_ingested_profiles_total", "counter", "Profiles stored.", a->ingested_profiles},
       {"collector_ingested_bytes_total", "counter", "Bytes of profiles stored.", a->ingested_bytes},
       {"collector_pushed_profiles_total", "counter", "Pushed profiles stored (POST /ingest; a heap push is two).", a->pushed_profiles},
@@ -408,6 +445,8 @@ static void usage(FILE *f) {
         "      --object-store-prefix PATH  where in the bucket, e.g. cluster-a/collector-0\n"
         "      --object-store-region NAME  the region that signs requests (default us-east-1)\n"
         "      --object-store-retention DURATION  delete objects this old (default: keep)\n"
+        "      --shard N                 which of the config's shards this is, 0.. (default 0;\n"
+        "                                docs/config.md: sharding)\n"
         "      --query-raw-only          merges read raw profiles only, never rollups (slower; for\n"
         "                                checking answers and load tests; rollups are still built)\n"
         "  -l, --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -484,6 +523,7 @@ int main(int argc, char **argv) {
   double raw_time = 0, rollup_time = 0;
   uint64_t raw_size = 0, rollup_size = 0;
   bool raw_reads = false;
+  int shard = 0;
   upload_opts uo = {0};
   static const struct option lo[] = {
       {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
@@ -500,7 +540,7 @@ int main(int argc, char **argv) {
       {"query-raw-only", no_argument, 0, 'O'},
       {"object-store-endpoint", required_argument, 0, 1001}, {"object-store-bucket", required_argument, 0, 1002},
       {"object-store-prefix", required_argument, 0, 1003}, {"object-store-region", required_argument, 0, 1004},
-      {"object-store-retention", required_argument, 0, 1005},
+      {"object-store-retention", required_argument, 0, 1005}, {"shard", required_argument, 0, 1006},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -546,6 +586,12 @@ int main(int argc, char **argv) {
     case 'O':
       raw_reads = true;
       break;
+    case 1006: {
+      long v;
+      if (!int_flag(optarg, 0, SV_MAX_SHARDS - 1, &v)) return bad_flag("--shard wants 0..999, not \"%s\"", optarg);
+      shard = (int)v;
+      break;
+    }
     case 'G':
       if (pp_parse_duration(optarg, &shutdown_grace, &err) < 0) return bad_flag("--shutdown-grace: %s", err.msg);
       if (shutdown_grace > 60) return bad_flag("--shutdown-grace: %s is over 60s (a pod gets 30s by default)", optarg);
@@ -663,6 +709,7 @@ int main(int argc, char **argv) {
   app a;
   memset(&a, 0, sizeof a);
   a.config_path = config;
+  a.shard = shard;
   a.started_ns = pp_clock_real_ns();
   pthread_mutex_init(&a.mu, NULL);
   pthread_cond_init(&a.cv, NULL);
@@ -695,7 +742,7 @@ int main(int argc, char **argv) {
     }
     LOG(LOG_INFO, "object store: closed segments go to %s/%s/%s", uo.endpoint, uo.bucket, uo.prefix ? uo.prefix : "");
   }
-  if (scrape_new(on_scrape, &a, &a.eng, &err) < 0 || do_reload(&a, false, &err) < 0) {
+  if (scrape_new(on_scrape, &a, &a.eng, &err) < 0 || do_reload(&a, false, false, &err) < 0) {
     LOG(LOG_ERROR, "%s", err.msg);
     goto out;
   }
@@ -745,7 +792,7 @@ int main(int argc, char **argv) {
       bool from_file = !hup_flag;
       hup_flag = 0;
       file_event_at = 0;
-      int r = do_reload(&a, from_file, &err);
+      int r = do_reload(&a, from_file, false, &err);
       if (r < 0) LOG(LOG_ERROR, "config reload failed, keeping the previous config: %s", err.msg);
     }
     pthread_mutex_lock(&a.mu);
@@ -754,7 +801,7 @@ int main(int argc, char **argv) {
       a.started++;
       pthread_mutex_unlock(&a.mu);
       pp_err rerr = {0};
-      int r = do_reload(&a, false, &rerr);
+      int r = do_reload(&a, false, false, &rerr);
       if (r < 0) LOG(LOG_ERROR, "config reload failed, keeping the previous config: %s", rerr.msg);
       pthread_mutex_lock(&a.mu);
       a.result = r < 0 ? r : 0;
@@ -763,6 +810,12 @@ int main(int argc, char **argv) {
       pthread_cond_broadcast(&a.cv);
     }
     pthread_mutex_unlock(&a.mu);
+    if (a.shard_switch_at && now / 1000000000 >= a.shard_switch_at) {
+      /* the planned change of the shard count: every shard switches now */
+      a.shard_switch_at = 0;
+      int r = do_reload(&a, false, true, &err);
+      if (r < 0) LOG(LOG_ERROR, "config reload at the shards' change failed, keeping the previous config: %s", err.msg);
+    }
     store_pushes(&a);
     if (store_maintain(a.st, &err) < 0) LOG(LOG_WARN, "storing a rollup: %s", err.msg);
     log_sync_state(&a, now);
@@ -808,6 +861,7 @@ out:
   upload_stop(a.up);
   store_close(a.st);
   cfg_free(a.cfg);
+  free(a.config_text);
   curl_global_cleanup();
   if (rc == 0) LOG(LOG_INFO, "stopped");
   return rc;

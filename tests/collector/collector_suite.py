@@ -33,6 +33,7 @@ from harness import OUT, ROOT, TESTDATA, TOOL, check, compare_maps, decode_rende
 import labels
 import pgo_api
 import objstore
+import shards
 import otlp
 import push
 import querier
@@ -1670,6 +1671,8 @@ PARTS.update(querier.PARTS)
 PARTS.update(otlp.PARTS)
 # segments copied to an S3-compatible bucket (tests/collector/objstore.py)
 PARTS.update(objstore.PARTS)
+# shards splitting one config's monitors (tests/collector/shards.py)
+PARTS.update(shards.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 # nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)

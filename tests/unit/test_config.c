@@ -249,6 +249,54 @@ static void gzip_config_files(void) {
   unlink(path);
 }
 
+/* sharding: the count in effect before and after change_at, pins taken modulo the count,
+ * "all" on every shard, a shard past the count scrapes only those; the hash is FNV-1a 64 of the
+ * endpoint's host:port (expected values from an independent implementation, in Python). */
+static void sharding(void) {
+  CHECK_EQ_I64(sv_shard_of("http://127.0.0.1:8080/debug", 3), 0);
+  CHECK_EQ_I64(sv_shard_of("https://127.0.0.1:8080", 5), 2);
+  CHECK_EQ_I64(sv_shard_of("http://10.0.0.7:6060", 7), 4);
+  CHECK_EQ_I64(sv_shard_of("http://pod-a.ns.svc:6060/x/y", 5), 3);
+  CHECK_EQ_I64(sv_shard_of("http://pod-a.ns.svc:6060", 1), 0);
+  cfg_config *c = parse_ok("sharding: {shards: 3, previous_shards: 2, change_at: 1000}\nmonitors:\n"
+                           "- {name: a, endpoint: 'http://127.0.0.1:8080'}\n"
+                           "- {name: b, endpoint: 'http://10.0.0.7:6060'}\n"
+                           "- {name: c, endpoint: 'http://pod-a.ns.svc:6060', shard: 4}\n"
+                           "- {name: d, endpoint: 'http://pod-a.ns.svc:6060', shard: all}\n");
+  if (!c) return;
+  CHECK_EQ_I64(cfg_shards_at(c, 999), 2);
+  CHECK_EQ_I64(cfg_shards_at(c, 1000), 3);
+  CHECK_EQ_I64(c->monitors[2].shard, 4);
+  CHECK_EQ_I64(c->monitors[3].shard, CFG_SHARD_ALL);
+  /* a: 0 of 3, 127.0.0.1:8080 is 0 mod 2 too; b: 1 of 3; c: 4 mod 3 = 1; d: all */
+  CHECK(cfg_on_shard(&c->monitors[0], 0, 3) && !cfg_on_shard(&c->monitors[0], 1, 3));
+  CHECK(cfg_on_shard(&c->monitors[1], 1, 3) && !cfg_on_shard(&c->monitors[1], 0, 3));
+  CHECK(cfg_on_shard(&c->monitors[2], 1, 3) && cfg_on_shard(&c->monitors[2], 0, 2));
+  for (int s = 0; s < 5; s++) CHECK(cfg_on_shard(&c->monitors[3], s, 3));
+  CHECK(!cfg_on_shard(&c->monitors[0], 3, 3) && !cfg_on_shard(&c->monitors[2], 4, 3));
+  /* shard 1 before the change (2 shards): b (1 of 2) and d; after: b, c and d */
+  CHECK_EQ_I64(cfg_keep_shard(c, 1, 999), 2);
+  CHECK_EQ_I64(c->nmonitors, 2);
+  CHECK(!strcmp(c->monitors[0].name, "b") && !strcmp(c->monitors[1].name, "d"));
+  cfg_free(c);
+  c = parse_ok("sharding: {shards: 3, previous_shards: 2, change_at: 1000}\nmonitors:\n"
+               "- {name: b, endpoint: 'http://10.0.0.7:6060'}\n"
+               "- {name: c, endpoint: 'http://pod-a.ns.svc:6060', shard: 4}\n");
+  if (c) CHECK_EQ_I64(cfg_keep_shard(c, 1, 1000), 0);
+  cfg_free(c);
+  c = parse_ok("monitors:\n- {name: a, endpoint: 'http://h:1'}\n");
+  if (c) CHECK(c->shards == 1 && c->monitors[0].shard == CFG_SHARD_HASH && cfg_keep_shard(c, 0, 0) == 0);
+  cfg_free(c);
+  CHECK(strstr(parse_err("sharding: {shards: 0}\n"), "sharding.shards") != NULL);
+  CHECK(strstr(parse_err("sharding: {shards: 1001}\n"), "outside 1..1000") != NULL);
+  CHECK(strstr(parse_err("sharding: {shards: 2, previous_shards: 3}\n"), "go together") != NULL);
+  CHECK(strstr(parse_err("sharding: {shards: 2, change_at: 5}\n"), "go together") != NULL);
+  CHECK(strstr(parse_err("sharding: [3]\n"), "expected a mapping") != NULL);
+  CHECK(strstr(parse_err("monitors:\n- {name: a, endpoint: 'http://h:1', shard: -1}\n"), "monitors[0].shard") != NULL);
+  CHECK(strstr(parse_err("monitors:\n- {name: a, endpoint: 'http://h:1', shard: every}\n"), "not a number") != NULL);
+  CHECK(strstr(parse_err("monitors:\n- {name: a, endpoint: 'http://h:1', shard: 1.5}\n"), "whole number") != NULL);
+}
+
 int main(void) {
   RUN(seed_readme_form);
   RUN(sampling_form_labels_and_settings);
@@ -258,5 +306,6 @@ int main(void) {
   RUN(hostile_yaml);
   RUN(credential_files_limits);
   RUN(gzip_config_files);
+  RUN(sharding);
   return tt_finish();
 }
