@@ -99,6 +99,7 @@ typedef struct app {
 static volatile sig_atomic_t stop_flag, hup_flag;
 
 #define SHUTDOWN_WATCHDOG_EXTRA_S 15 /* beyond --shutdown-grace: then exit 1 without waiting */
+#define STOP_FLUSH_MS 10000          /* the last uploads at a stop, within the watchdog's margin */
 
 static void on_signal(int sig) {
   if (sig == SIGHUP) hup_flag = 1;
@@ -445,6 +446,9 @@ static void usage(FILE *f) {
         "      --object-store-prefix PATH  where in the bucket, e.g. cluster-a/collector-0\n"
         "      --object-store-region NAME  the region that signs requests (default us-east-1)\n"
         "      --object-store-retention DURATION  delete objects this old (default: keep)\n"
+        "      --segment-max-age DURATION  close the segment being written after this long, 10s..24h\n"
+        "                                (default 1h; 10m with an object store: what is not in the\n"
+        "                                bucket yet)\n"
         "      --shard N                 which of the config's shards this is, 0.. (default 0;\n"
         "                                docs/config.md: sharding)\n"
         "      --query-raw-only          merges read raw profiles only, never rollups (slower; for\n"
@@ -468,7 +472,8 @@ static void usage(FILE *f) {
         "      --version                 version and revision\n"
         "\n"
         "Signals: SIGHUP reloads the config; SIGINT/SIGTERM stop: no scrape starts any more, those\n"
-        "in flight get --shutdown-grace to finish, then the store is closed. The config is also\n"
+        "in flight get --shutdown-grace to finish, then (with an object store) the last segments are\n"
+        "uploaded for up to 10 s, then the store is closed. The config is also\n"
         "reloaded when its file changes, and on POST /reload or POST /-/reload.\n"
         "Exit codes: 0 stopped cleanly, 1 could not start (or the stop took over the grace + 15 s),\n"
         "2 bad command line.\n",
@@ -524,6 +529,7 @@ int main(int argc, char **argv) {
   uint64_t raw_size = 0, rollup_size = 0;
   bool raw_reads = false;
   int shard = 0;
+  double segment_age = 0;
   upload_opts uo = {0};
   static const struct option lo[] = {
       {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
@@ -541,6 +547,7 @@ int main(int argc, char **argv) {
       {"object-store-endpoint", required_argument, 0, 1001}, {"object-store-bucket", required_argument, 0, 1002},
       {"object-store-prefix", required_argument, 0, 1003}, {"object-store-region", required_argument, 0, 1004},
       {"object-store-retention", required_argument, 0, 1005}, {"shard", required_argument, 0, 1006},
+      {"segment-max-age", required_argument, 0, 1007},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -663,6 +670,10 @@ int main(int argc, char **argv) {
     case 1005:
       if (pp_parse_duration(optarg, &uo.retention_seconds, &err) < 0) return bad_flag("--object-store-retention: %s", err.msg);
       break;
+    case 1007:
+      if (pp_parse_duration(optarg, &segment_age, &err) < 0) return bad_flag("--segment-max-age: %s", err.msg);
+      if (segment_age < 10 || segment_age > 86400) return bad_flag("--segment-max-age: %s is outside 10s..24h", optarg);
+      break;
     case 'h': usage(stdout); return 0;
     case 'V': printf("collector %s (revision %s)\n", PP_VERSION, PP_REVISION); return 0;
     case ':': return bad_flag("%s needs a value", argv[optind - 1]);
@@ -725,7 +736,10 @@ int main(int argc, char **argv) {
                    .retention_raw_bytes = raw_size,
                    .retention_rollup_seconds = rollup_time,
                    .retention_rollup_bytes = rollup_size,
-                   .no_rollups = raw_reads};
+                   .no_rollups = raw_reads,
+                   /* with a bucket, what is not uploaded yet is the active segment: ten minutes
+                    * of it at most by default (an object every ten minutes is no cost) */
+                   .segment_max_age = segment_age ? segment_age : uo.endpoint ? 600 : 0};
   store_repair rep;
   if (store_open(&so, &a.st, &rep, &err) < 0) {
     LOG(LOG_ERROR, "cannot open the store: %s", err.msg);
@@ -850,6 +864,20 @@ int main(int argc, char **argv) {
     }
     LOG(LOG_INFO, "stopping: %zu of %zu scrapes in flight finished, %zu abandoned; closing (%lld ms)", inflight - left,
         inflight, left, (long long)(pp_clock_mono_ms() - t0));
+    if (a.up) {
+      /* the last segments go to the bucket now, not at a next start that may never come (a
+       * shard scaled away, a pod whose volume goes with it); within the watchdog's margin */
+      int64_t t1 = pp_clock_mono_ms();
+      store_seal(a.st);
+      bool all = upload_flush(a.up, STOP_FLUSH_MS);
+      upload_stats us;
+      upload_get_stats(a.up, &us);
+      if (all)
+        LOG(LOG_INFO, "stopping: every closed segment is in the object store (%lld ms)", (long long)(pp_clock_mono_ms() - t1));
+      else
+        LOG(LOG_WARN, "stopping: %" PRIu64 " segment(s) not in the object store after %d s (%s); they are sent at the next start",
+            us.queued, STOP_FLUSH_MS / 1000, us.failing ? us.last_error : "still uploading");
+    }
   }
   rc = 0;
 out:

@@ -579,6 +579,7 @@ int store_open(const store_opts *opts, store **ret, store_repair *ret_repair, pp
     if (seg > (64u << 20)) seg = 64u << 20;
   }
   s->segment_bytes = seg;
+  s->segment_max_age_ns = opts->segment_max_age > 0 ? (int64_t)(opts->segment_max_age * 1e9) : SEGMENT_MAX_AGE_NS;
 
   bool fresh;
   if ((r = open_db(s, &fresh, err)) < 0) {
@@ -739,7 +740,7 @@ static int write_record(store *s, json_t *meta, const uint8_t *data, size_t len,
   int r = 0;
   memset(w, 0, sizeof *w);
   char *mj = NULL;
-  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || pp_clock_real_ns() - s->seg_opened_ns > SEGMENT_MAX_AGE_NS ||
+  if (s->seg_fd < 0 || s->seg_size >= s->segment_bytes || pp_clock_real_ns() - s->seg_opened_ns > s->segment_max_age_ns ||
       (s->symw && sym__writer_bytes(s->symw) > SYM_WRITER_MAX))
     if ((r = open_new_segment(s, ret_enospc, err)) < 0) goto out;
   int e = 0;
@@ -863,6 +864,24 @@ out:
   pprof_free(own);
   free(lj);
   return r;
+}
+
+static void swap_tier(store *s);
+
+void store_seal(store *s) {
+  close_segment(s);
+  if (s->rseg_fd >= 0) {
+    swap_tier(s);
+    close_segment(s);
+    swap_tier(s);
+  }
+}
+
+int store__roll_if_old(store *s, pp_err *err) {
+  if (s->seg_fd < 0 || s->seg_size == 0 || pp_clock_real_ns() - s->seg_opened_ns <= s->segment_max_age_ns) return 0;
+  bool enospc;
+  int r = open_new_segment(s, &enospc, err);
+  return r < 0 ? r : 1;
 }
 
 /* Exchanges the active segment (seg_*) with the rollup tier's (rseg_*), the syncer's view of

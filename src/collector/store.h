@@ -42,8 +42,10 @@
  * Retention: whole segments are deleted oldest first while the directory (index, WAL and
  * segments) is over retention_bytes, or when their newest record is older than
  * retention_seconds. Segments roll at segment_bytes (default: retention/20, or the file
- * system's size/20 without a budget, within 1..64 MiB) or after an hour, so the budget is
- * exceeded by at most one segment. A series whose records are all gone is deleted with its
+ * system's size/20 without a budget, within 1..64 MiB) or after segment_max_age (default an
+ * hour), so the budget is exceeded by at most one segment. store_maintain rolls the raw
+ * segment at that age even when nothing is written: a closed segment is what an uploader
+ * copies, so the age bounds how much of the recent past exists only on this disk. A series whose records are all gone is deleted with its
  * labels, so the index holds the series of the stored profiles, not every series ever seen.
  *
  * Series and labels: a series is a set of labels (name = value), stored as text. Bytes that
@@ -102,6 +104,7 @@ typedef struct store_opts {
   uint64_t retention_bytes; /* 0 = no size limit */
   double retention_seconds; /* 0 = no time limit */
   uint64_t segment_bytes;   /* 0 = derived from retention_bytes */
+  double segment_max_age;   /* seconds; 0 = an hour */
   bool no_rollups;          /* queries ignore rollups (tests compare both answers) */
   double sync_interval;     /* seconds between durability rounds; 0 = 1 s; < 0 = no syncer (benchmarks) */
   size_t series_cache;      /* label sets the writer keeps ids of; 0 = 65,536 */
@@ -170,9 +173,15 @@ int store_compact(store *s, int64_t now_ns, pp_err *err);
  * stored by store_maintain, which the writer calls on its periodic tick. At most
  * ROLLUP_QUEUE_MAX results wait in memory; the thread pauses while the queue is full. */
 int store_start_compactor(store *s, pp_err *err);
-/* Stores finished rollups (writer thread). Returns how many; a full disk drops them (the
- * compactor redoes missing rollups after the next start). */
+/* Writer thread, on its periodic tick: rolls the active segment once it is older than
+ * segment_max_age, and stores finished rollups. Returns how many rollups; a full disk drops
+ * them (the compactor redoes missing rollups after the next start). */
 int store_maintain(store *s, pp_err *err);
+
+/* Writer thread, when it stops: closes the active segment of each tier, so that every segment
+ * lists as closed (store_list_segments) and can be copied before store_close. A record
+ * written after this opens a new segment. */
+void store_seal(store *s);
 
 /* Bytes on disk: index, WAL, shared memory file and segments. */
 uint64_t store_disk_bytes(store *s);

@@ -42,7 +42,7 @@
 #include "store.h"
 
 #define STORE_SCHEMA_VERSION 3
-#define SEGMENT_MAX_AGE_NS ((int64_t)3600 * 1000000000)
+#define SEGMENT_MAX_AGE_NS ((int64_t)3600 * 1000000000) /* the default of store_opts.segment_max_age */
 /* A window is compacted once it ended this long ago, so the scrapes still in flight for it
  * (a 10 s CPU profile is stored when it ends) have landed. */
 #define ROLLUP_GRACE_NS ((int64_t)60 * 1000000000)
@@ -133,6 +133,7 @@ struct store {
   sqlite3 *db; /* the writer's connection */
   store_opts opts;
   uint64_t segment_bytes;
+  int64_t segment_max_age_ns;
   int seg_fd; /* active segment, -1 = none open */
   int64_t seg_id;
   uint64_t seg_size;
@@ -287,6 +288,10 @@ int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t 
 bool store__tiers_on(const store_opts *o);
 /* store.c: appends a rollup record and its index row (writer thread). */
 int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err);
+/* Rolls the active segment when it holds records and is older than segment_max_age (writer
+ * thread, from store_maintain): 1 rolled, 0 not due, < 0 the new segment could not be opened
+ * (the old one stays active and is tried again at the next call). */
+int store__roll_if_old(store *s, pp_err *err);
 /* store_compact.c: stops the compactor thread and frees the queue. */
 void store__stop_compactor(store *s);
 

@@ -50,9 +50,10 @@ struct uploader {
   bool noted;       /* a failure was noted during this scan (failing stays set) */
   CURL *curl;
   pthread_t thread;
-  pthread_mutex_t mu; /* guards stop and stats */
+  pthread_mutex_t mu; /* guards stop, the flush counters and stats */
   pthread_cond_t cv;
   bool stop;
+  uint64_t flush_asked, flush_done; /* upload_flush: scans asked for, the last that ran clean */
   int64_t next_expire_ms; /* monotonic: the bucket's retention runs again from then */
   upload_stats stats;
 };
@@ -562,15 +563,20 @@ static void *thread_main(void *arg) {
   double backoff = 0;
   while (!stopping(u)) {
     u->noted = false;
+    pthread_mutex_lock(&u->mu);
+    uint64_t asked = u->flush_asked; /* a scan that starts now sees what was closed before */
+    pthread_mutex_unlock(&u->mu);
     if (!list) list = malloc(SCAN_MAX * sizeof *list);
     int r = list ? scan(u, list) : -1;
     if (!list) note_failure(u, "out of memory");
     if (r == 0) expire(u);
-    if (!u->noted) { /* a clean scan: every closed segment is in the bucket */
-      pthread_mutex_lock(&u->mu);
-      u->stats.failing = false;
-      pthread_mutex_unlock(&u->mu);
+    pthread_mutex_lock(&u->mu);
+    if (!u->noted) u->stats.failing = false; /* a clean scan: every closed segment is in the bucket */
+    if (r == 0 && asked > u->flush_done) {
+      u->flush_done = asked;
+      pthread_cond_broadcast(&u->cv);
     }
+    pthread_mutex_unlock(&u->mu);
     backoff = r < 0 ? (backoff ? backoff * 2 : 1) : 0;
     if (backoff > UPLOAD_BACKOFF_MAX_S) backoff = UPLOAD_BACKOFF_MAX_S;
     double wait_s = r < 0 ? backoff : UPLOAD_SCAN_MS / 1000.0;
@@ -585,12 +591,34 @@ static void *thread_main(void *arg) {
       until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&u->mu);
-    while (!u->stop)
+    /* a flush asked for since this scan began cuts the wait (a back-off too) short: once per
+     * flush, since the next scan notes it as asked */
+    while (!u->stop && u->flush_asked == asked)
       if (pthread_cond_timedwait(&u->cv, &u->mu, &until) == ETIMEDOUT) break;
     pthread_mutex_unlock(&u->mu);
   }
   free(list);
   return NULL;
+}
+
+bool upload_flush(uploader *u, int64_t timeout_ms) {
+  if (!u) return true;
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += (time_t)(timeout_ms / 1000);
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&u->mu);
+  uint64_t want = ++u->flush_asked;
+  pthread_cond_broadcast(&u->cv);
+  while (u->flush_done < want)
+    if (pthread_cond_timedwait(&u->cv, &u->mu, &until) == ETIMEDOUT) break;
+  bool done = u->flush_done >= want;
+  pthread_mutex_unlock(&u->mu);
+  return done;
 }
 
 /* ---- start and stop --------------------------------------------------------------------------- */

@@ -32,8 +32,9 @@
  * segments already that old are not sent. A DELETE that fails is counted and does not hold up
  * uploads (deleting_failing says so); after such a pass the next waits a minute.
  *
- * A collector's last segment is closed when it stops and uploaded at its next start: one that
- * never starts again leaves it only on its volume (up to an hour or a segment's size).
+ * A collector's last segments are closed when it stops (store_seal) and uploaded then
+ * (upload_flush, for as long as the stop allows); what that could not send goes at its next
+ * start: one that never starts again leaves it only on its volume (up to --segment-max-age).
  *
  * Logging: none here (the program logs at its boundary): upload_get_stats says whether uploads
  * are failing and why, and main.c logs each change of that state.
@@ -77,6 +78,10 @@ typedef struct uploader uploader;
 /* Checks o (PP_EINVAL naming the bad field), reads the uploads file in data_dir and starts the
  * thread. */
 int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader **ret, pp_err *err);
+/* Asks for a scan that starts now and waits for it to end clean (every segment closed before
+ * the call in the bucket): true, or false after timeout_ms (failing, or slow). Any thread but
+ * the uploader's; NULL is fine (true). */
+bool upload_flush(uploader *u, int64_t timeout_ms);
 /* Stops the thread (an upload in flight is abandoned: it is sent again at the next start) and
  * frees u. NULL is fine. */
 void upload_stop(uploader *u);

@@ -7,14 +7,15 @@ segments quickly. What is checked:
     one is not there (it still changes);
   - the bucket unreachable: scraping and storing go on, failures and the queue show in
     /metrics and one log line; once it is back the queue drains by itself;
-  - a restart does not upload again what was uploaded (the uploads file), and uploads the
-    segment that was active when it stopped;
+  - a stop closes the active segments and uploads them before the process ends; a restart
+    does not upload again what was uploaded (the uploads file);
   - the bucket's copy is enough: a fresh data directory holding only the bucket's objects
     opens (the index rebuilt from them) with every profile the collector had;
   - bucket retention deletes objects whose newest record is older than it, and only those;
   - local retention deleting segments before their upload (bucket down, a small budget): the
     lost counter and a log line;
   - wrong credentials: the server's refusal (HTTP 403 and its code) in the log, storing goes on;
+  - a segment closes at --segment-max-age even when nothing more is written, and is uploaded;
   - bad flags: a clear message and exit 2.
 
 Part (tests/run.py collector:objstore): objstore."""
@@ -159,26 +160,28 @@ def objstore(t):
         check(t, "collector objstore: with the bucket down, profiles are still stored, failures and the queue show in /metrics "
                  "and the log; back up, the queue drains by itself", outage)
 
-        def restart_no_reupload():
+        def stop_uploads_then_restart_sends_nothing():
             n_before = len(s3.objects("cluster-a/c0"))
             active = active_segments(c) & set(local_segments(c))  # a tier's may be none yet
             c.stop()
+            at_stop = s3.objects("cluster-a/c0")
+            loc = local_segments(c)
+            same = all(at_stop.get(k) == loc[k] for k in active)
+            logged = "stopping: every closed segment is in the object store" in c.log_text()
             c.start()
-            ok = wait_for(lambda: active <= set(s3.objects("cluster-a/c0")) or None, timeout=60)
-            time.sleep(3)  # a scan or more after them: nothing else is sent
+            time.sleep(5)  # two scans or more: nothing is sent again
             sent = m(c, "collector_upload_segments_total")
-            return (bool(ok) and sent == len(active) and len(s3.objects("cluster-a/c0")) == n_before + len(active),
-                    f"segments active at the stop {sorted(active)} uploaded: {bool(ok)}; PUTs after the restart {sent}; "
-                    f"objects {n_before} -> {len(s3.objects('cluster-a/c0'))}")
-        check(t, "collector objstore: a restart uploads the segment that was active at the stop and nothing already uploaded",
-              restart_no_reupload)
+            return (bool(active) and same and logged and sent == 0 and len(s3.objects("cluster-a/c0")) == n_before + len(active),
+                    f"segments active at the stop {sorted(active)} in the bucket when the process had ended, byte for byte: "
+                    f"{same}; logged: {logged}; PUTs after the restart {sent}; objects {n_before} -> "
+                    f"{len(s3.objects('cluster-a/c0'))}")
+        check(t, "collector objstore: a stop closes the active segments and uploads them before the process ends; a restart "
+                 "sends nothing already uploaded", stop_uploads_then_restart_sends_nothing)
 
         def restore_from_bucket():
             profiles = m(c, "collector_store_profiles")
-            c.stop()
-            c.start()  # the one active before this stop is closed now: wait for it too
-            newest = max(local_segments(c))
-            wait_for(lambda: newest in s3.objects("cluster-a/c0") or None, timeout=60)
+            c.stop()  # uploads every segment before it ends
+            c.start()
             c.stop()
             d = tempfile.mkdtemp(prefix="restore-")
             os.makedirs(os.path.join(d, "segments"))
@@ -319,11 +322,34 @@ def objstore(t):
             pushed = fill(w, 1, app="wrong")
             ok = wait_for(lambda: "SignatureDoesNotMatch" in w.log_text() or None, timeout=45)
             stored = m(w, "collector_store_profiles")
-            return (bool(ok) and "HTTP 403" in w.log_text() and stored == pushed and not s3.objects("cluster-a/wrong"),
-                    f"logged: {bool(ok)}; stored {stored}; objects {sorted(s3.objects('cluster-a/wrong'))}; "
-                    f"{w.log_text()[-500:]}")
+            t0 = time.monotonic()
+            w.stop()  # the last uploads are tried for 10 s, then the stop goes on and says so
+            took = time.monotonic() - t0
+            told = "not in the object store after 10 s (PUT" in w.log_text()
+            return (bool(ok) and "HTTP 403" in w.log_text() and stored == pushed and not s3.objects("cluster-a/wrong")
+                    and told and took < 20 and w.returncodes[-1:] == [0],
+                    f"logged: {bool(ok)}; stored {stored}; objects {sorted(s3.objects('cluster-a/wrong'))}; stop took "
+                    f"{took:.1f} s, told: {told}, exit {w.returncodes}; {w.log_text()[-500:]}")
         check(t, "collector objstore: wrong credentials: the server's refusal (HTTP 403, SignatureDoesNotMatch) is logged, "
-                 "nothing reaches the bucket, profiles are still stored", wrong_credentials)
+                 "nothing reaches the bucket, profiles are still stored; a stop tries the last uploads for 10 s, says what "
+                 "was left, exits 0", wrong_credentials)
+
+        def quiet_segment_rolls():
+            # a few profiles, far from the 1 MiB roll: the segment closes at its age alone
+            q = collector("cluster-a/age", extra=["--segment-max-age", "10s"], name="objstore-age")
+            push(q, 20, app="age")
+            t0 = time.monotonic()
+            got = wait_for(lambda: s3.objects("cluster-a/age") or None, timeout=45)
+            took = time.monotonic() - t0
+            loc = local_segments(q)
+            obj = got or {}
+            same = bool(obj) and all(loc.get(k) == v for k, v in obj.items())
+            small = all(len(v) < (1 << 20) for v in obj.values())
+            return (same and small and m(q, "collector_store_profiles") == 20,
+                    f"objects {sorted(obj)} after {took:.1f} s, identical to the local files: {same}, "
+                    f"each under 1 MiB: {small}; local {sorted(loc)}")
+        check(t, "collector objstore: --segment-max-age 10s: a quiet collector's segment is closed at that age and "
+                 "uploaded (nothing written meanwhile, far under the size that rolls it)", quiet_segment_rolls)
     finally:
         for c in made:
             c.stop()
@@ -351,6 +377,7 @@ def objstore(t):
              {"AWS_ACCESS_KEY_ID": "a:b", "AWS_SECRET_ACCESS_KEY": SK}, "credentials"),
             (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket",
               "--object-store-prefix", ".hidden/x"], CREDS, "prefix"),
+            (["--segment-max-age", "5s"], CREDS, "outside 10s..24h"),
         ]
         out = []
         for args, env, want in cases:

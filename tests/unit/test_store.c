@@ -581,6 +581,32 @@ static void new_segment_never_truncates(void) {
   store_close(s);
 }
 
+/* segment_max_age: store_maintain closes a segment that holds records once it is that old, even
+ * with nothing more written (what an uploader copies is the closed segments); an empty one,
+ * or a young one, stays. */
+static void segment_closes_at_its_age(void) {
+  fresh_dir();
+  store *s = open_with((store_opts){.segment_max_age = 0.3}, NULL);
+  if (!s) return;
+  pp_err err = {0};
+  CHECK_EQ_I64(store_maintain(s, &err), 0);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM segment", 0), 0); /* nothing written: none opened */
+  CHECK(add(s, "gotarget/heap.pb.gz", "a", "heap", 1000) == 0);
+  CHECK(store_maintain(s, &err) >= 0);
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM segment", 0), 1); /* young: stays active */
+  usleep(400000);
+  CHECK(store_maintain(s, &err) >= 0);
+  store_segment sg[4];
+  size_t n = 0;
+  CHECK(store_list_segments(s, sg, 4, &n, &err) == 0);
+  CHECK_EQ_I64(n, 2);
+  if (n == 2) CHECK(sg[0].closed && sg[0].min_ns > 0 && !sg[1].closed && sg[1].min_ns == 0);
+  usleep(400000);
+  CHECK(store_maintain(s, &err) >= 0); /* the new one is empty: not rolled again */
+  CHECK_EQ_I64(index_i64("SELECT COUNT(*) FROM segment", 0), 2);
+  store_close(s);
+}
+
 /* A full disk is told by errno, not by the words of a message: a data directory whose path
  * says "No space left" and whose segments directory vanished fails with enospc false. */
 static void enospc_told_by_errno(void) {
@@ -2854,6 +2880,7 @@ int main(void) {
   RUN(corrupt_record_found_at_open);
   RUN(read_checks_crc);
   RUN(new_segment_never_truncates);
+  RUN(segment_closes_at_its_age);
   RUN(enospc_told_by_errno);
   RUN(full_disk_errnos);
   RUN(full_index);
