@@ -877,11 +877,12 @@ void store_seal(store *s) {
   }
 }
 
-int store__roll_if_old(store *s, pp_err *err) {
+int store__roll_if_old(store *s) {
   if (s->seg_fd < 0 || s->seg_size == 0 || pp_clock_real_ns() - s->seg_opened_ns <= s->segment_max_age_ns) return 0;
-  bool enospc;
-  int r = open_new_segment(s, &enospc, err);
-  return r < 0 ? r : 1;
+  /* closed, not replaced: the next record opens the next segment (one opened now would sit
+   * empty until then, and be rolled again, empty, by write_record's own age check) */
+  close_segment(s);
+  return 1;
 }
 
 /* Exchanges the active segment (seg_*) with the rollup tier's (rseg_*), the syncer's view of

@@ -342,8 +342,7 @@ void store__stop_compactor(store *s) {
 
 int store_maintain(store *s, pp_err *err) {
   int done = 0;
-  int rr = store__roll_if_old(s, err);
-  if (rr < 0) return rr;
+  store__roll_if_old(s);
   for (;;) {
     pthread_mutex_lock(&s->q_mu);
     rollup_item *it = s->q_head;

@@ -288,10 +288,9 @@ int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t 
 bool store__tiers_on(const store_opts *o);
 /* store.c: appends a rollup record and its index row (writer thread). */
 int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err);
-/* Rolls the active segment when it holds records and is older than segment_max_age (writer
- * thread, from store_maintain): 1 rolled, 0 not due, < 0 the new segment could not be opened
- * (the old one stays active and is tried again at the next call). */
-int store__roll_if_old(store *s, pp_err *err);
+/* Closes the active segment when it holds records and is older than segment_max_age (writer
+ * thread, from store_maintain): 1 closed, 0 not due. The next record opens a new one. */
+int store__roll_if_old(store *s);
 /* store_compact.c: stops the compactor thread and frees the queue. */
 void store__stop_compactor(store *s);
 
