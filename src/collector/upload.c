@@ -557,6 +557,20 @@ static void expire(uploader *u) {
   if (state_failed) note_failure(u, "rewriting the uploads file failed");
 }
 
+/* now + s on the monotonic clock (the condition variable's): a wall clock stepped back does not
+ * stretch a wait */
+static struct timespec deadline_in(double s) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  t.tv_sec += (time_t)s;
+  t.tv_nsec += (long)((s - (double)(time_t)s) * 1e9);
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000L;
+  }
+  return t;
+}
+
 static void *thread_main(void *arg) {
   uploader *u = arg;
   store_segment *list = NULL;
@@ -579,17 +593,7 @@ static void *thread_main(void *arg) {
     pthread_mutex_unlock(&u->mu);
     backoff = r < 0 ? (backoff ? backoff * 2 : 1) : 0;
     if (backoff > UPLOAD_BACKOFF_MAX_S) backoff = UPLOAD_BACKOFF_MAX_S;
-    double wait_s = r < 0 ? backoff : UPLOAD_SCAN_MS / 1000.0;
-    /* on the monotonic clock (the condition variable's): a wall clock stepped back does not
-     * stretch the wait */
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)wait_s;
-    until.tv_nsec += (long)((wait_s - (double)(time_t)wait_s) * 1e9);
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = deadline_in(r < 0 ? backoff : UPLOAD_SCAN_MS / 1000.0);
     pthread_mutex_lock(&u->mu);
     /* a flush asked for since this scan began cuts the wait (a back-off too) short: once per
      * flush, since the next scan notes it as asked */
@@ -603,14 +607,7 @@ static void *thread_main(void *arg) {
 
 bool upload_flush(uploader *u, int64_t timeout_ms) {
   if (!u) return true;
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += (time_t)(timeout_ms / 1000);
-  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  struct timespec until = deadline_in((double)timeout_ms / 1000);
   pthread_mutex_lock(&u->mu);
   uint64_t want = ++u->flush_asked;
   pthread_cond_broadcast(&u->cv);
