@@ -19,11 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int counts[2] = {c->shards, c->previous_shards ? c->previous_shards : c->shards};
   for (size_t i = 0; i < c->nmonitors; i++)
     for (int k = 0; k < 2; k++) {
+      const cfg_monitor *m = &c->monitors[i];
+      bool all = m->shard == CFG_SHARD_ALL;
       int on = 0;
-      for (int s = 0; s < counts[k]; s++) on += cfg_on_shard(&c->monitors[i], s, counts[k]);
-      if (on != (c->monitors[i].shard == CFG_SHARD_ALL ? counts[k] : 1) || cfg_on_shard(&c->monitors[i], counts[k], counts[k]) !=
-                                                                            (c->monitors[i].shard == CFG_SHARD_ALL))
-        abort();
+      for (int s = 0; s < counts[k]; s++) on += cfg_on_shard(m, s, counts[k]);
+      if (on != (all ? counts[k] : 1) || cfg_on_shard(m, counts[k], counts[k]) != all) abort(); /* past the count: only all */
     }
   cfg_add_self_monitor(c, NULL);
   for (size_t i = 0; i < c->nmonitors; i++)

@@ -274,6 +274,26 @@ static int parse_type(P *p, const yaml_node_t *v, cfg_ptype t, cfg_type *out) {
   return 0;
 }
 
+/* Walks mapping n (null: nothing): fn(p, name, kn, vn, ud) for each entry, with its name in
+ * the positions of errors and warnings. fn returns 1 for a key it took, 0 for one it does not
+ * know (warned with `unknown`), < 0 to fail. Anything but a mapping fails: "expected <what>". */
+typedef int key_fn(P *p, const char *name, const yaml_node_t *kn, const yaml_node_t *vn, void *ud);
+static int each_key(P *p, const yaml_node_t *n, const char *what, const char *unknown, key_fn *fn, void *ud) {
+  if (is_null(n)) return 0;
+  if (n->type != YAML_MAPPING_NODE) return fail(p, n, "expected %s", what);
+  for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < n->data.mapping.pairs.top; q++) {
+    yaml_node_t *kn = node(p, q->key), *vn = node(p, q->value);
+    char *name;
+    int r = get_str(p, kn, &name);
+    if (r < 0) return r;
+    size_t old = push_key(p, name);
+    if ((r = fn(p, name, kn, vn, ud)) < 0) return r;
+    if (r == 0) warn(p, kn, "%s", unknown);
+    pop(p, old);
+  }
+  return 0;
+}
+
 /* A profile type key (under `sampling:` or directly under the monitor). 1 if it was one. */
 static int type_key(P *p, const char *key, const yaml_node_t *kn, const yaml_node_t *v, cfg_monitor *m) {
   if (!strcmp(key, "trace")) {
@@ -286,6 +306,10 @@ static int type_key(P *p, const char *key, const yaml_node_t *kn, const yaml_nod
   if (t < 0) return 0;
   int r = parse_type(p, v, (cfg_ptype)t, &m->types[t]);
   return r < 0 ? r : 1;
+}
+
+static int sampling_key(P *p, const char *name, const yaml_node_t *kn, const yaml_node_t *vn, void *m) {
+  return type_key(p, name, kn, vn, m);
 }
 
 static int parse_monitor(P *p, const yaml_node_t *n, cfg_monitor *m) {
@@ -321,18 +345,10 @@ static int parse_monitor(P *p, const yaml_node_t *n, cfg_monitor *m) {
       else if ((r = get_num(p, vn, 0, SV_MAX_SHARDS - 1, true, &d)) < 0) return r;
       else m->shard = (int)d;
     } else if (!strcmp(k, "sampling")) {
-      if (!is_null(vn)) {
-        if (vn->type != YAML_MAPPING_NODE) return fail(p, vn, "expected a mapping of profile types");
-        for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top; q++) {
-          yaml_node_t *tk = node(p, q->key), *tv = node(p, q->value);
-          char *tname;
-          if ((r = get_str(p, tk, &tname)) < 0) return r;
-          size_t o2 = push_key(p, tname);
-          if ((r = type_key(p, tname, tk, tv, m)) < 0) return r;
-          if (r == 0) warn(p, tk, "unknown profile type (ignored; known: profile, heap, allocs, block, mutex, goroutine, threadcreate)");
-          pop(p, o2);
-        }
-      }
+      if ((r = each_key(p, vn, "a mapping of profile types",
+                        "unknown profile type (ignored; known: profile, heap, allocs, block, mutex, goroutine, threadcreate)",
+                        sampling_key, m)) < 0)
+        return r;
     } else if ((r = type_key(p, k, kn, vn, m)) != 0 || (r = scrape_key(p, k, vn, &m->scrape)) != 0) {
       if (r < 0) return r;
     } else {
@@ -355,33 +371,42 @@ static int parse_monitor(P *p, const yaml_node_t *n, cfg_monitor *m) {
   return 0;
 }
 
-static int parse_sharding(P *p, const yaml_node_t *n) {
+static int sharding_key(P *p, const char *name, const yaml_node_t *kn, const yaml_node_t *vn, void *has_at) {
   cfg_config *c = p->c;
-  if (is_null(n)) return 0;
-  if (n->type != YAML_MAPPING_NODE) return fail(p, n, "expected a mapping (shards, previous_shards, change_at)");
+  double d;
   int r;
-  bool has_at = false;
-  for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < n->data.mapping.pairs.top; q++) {
-    yaml_node_t *sk = node(p, q->key), *sv = node(p, q->value);
-    char *name;
-    double d;
-    if ((r = get_str(p, sk, &name)) < 0) return r;
-    size_t o2 = push_key(p, name);
-    if (!strcmp(name, "shards") || !strcmp(name, "previous_shards")) {
-      if ((r = get_num(p, sv, 1, SV_MAX_SHARDS, true, &d)) < 0) return r;
-      *(name[0] == 's' ? &c->shards : &c->previous_shards) = (int)d;
-    } else if (!strcmp(name, "change_at")) {
-      /* Unix seconds: up to the year 9999 */
-      if ((r = get_num(p, sv, 0, 253402300799.0, true, &d)) < 0) return r;
-      c->change_at = (int64_t)d;
-      has_at = true;
-    } else {
-      warn(p, sk, "unknown key (ignored)");
-    }
-    pop(p, o2);
+  if (!strcmp(name, "shards") || !strcmp(name, "previous_shards")) {
+    if ((r = get_num(p, vn, 1, SV_MAX_SHARDS, true, &d)) < 0) return r;
+    *(name[0] == 's' ? &c->shards : &c->previous_shards) = (int)d;
+  } else if (!strcmp(name, "change_at")) {
+    /* Unix seconds: up to the year 9999 */
+    if ((r = get_num(p, vn, 0, 253402300799.0, true, &d)) < 0) return r;
+    c->change_at = (int64_t)d;
+    *(bool *)has_at = true;
+  } else {
+    return 0;
   }
-  if (!!c->previous_shards != has_at) return fail(p, n, "previous_shards and change_at go together");
-  return 0;
+  return 1;
+}
+
+static int self_key(P *p, const char *name, const yaml_node_t *kn, const yaml_node_t *vn, void *ud) {
+  cfg_config *c = p->c;
+  double d;
+  int r;
+  if (!strcmp(name, "pprof_port")) {
+    if ((r = get_num(p, vn, 1, 65535, true, &d)) < 0) return r;
+    c->self_pprof_port = (int)d;
+  } else if (!strcmp(name, "interval_seconds")) {
+    if ((r = get_num(p, vn, 1, 86400, true, &d)) < 0) return r;
+    c->self_interval_seconds = (int)d;
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+static int global_key(P *p, const char *name, const yaml_node_t *kn, const yaml_node_t *vn, void *ud) {
+  return scrape_key(p, name, vn, &p->c->global);
 }
 
 static int parse_root(P *p, const yaml_node_t *root) {
@@ -397,42 +422,16 @@ static int parse_root(P *p, const yaml_node_t *root) {
     if ((r = visit(p, vn)) < 0 || (r = get_str(p, kn, &k)) < 0) return r;
     size_t old = push_key(p, k);
     if (!strcmp(k, "self_telemetry")) {
-      if (!is_null(vn)) {
-        if (vn->type != YAML_MAPPING_NODE) return fail(p, vn, "expected a mapping");
-        c->self_interval_seconds = 10;
-        for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top; q++) {
-          yaml_node_t *sk = node(p, q->key), *sv = node(p, q->value);
-          char *sname;
-          double d;
-          if ((r = get_str(p, sk, &sname)) < 0) return r;
-          size_t o2 = push_key(p, sname);
-          if (!strcmp(sname, "pprof_port")) {
-            if ((r = get_num(p, sv, 1, 65535, true, &d)) < 0) return r;
-            c->self_pprof_port = (int)d;
-          } else if (!strcmp(sname, "interval_seconds")) {
-            if ((r = get_num(p, sv, 1, 86400, true, &d)) < 0) return r;
-            c->self_interval_seconds = (int)d;
-          } else {
-            warn(p, sk, "unknown key (ignored)");
-          }
-          pop(p, o2);
-        }
-      }
+      if (vn->type == YAML_MAPPING_NODE) c->self_interval_seconds = 10;
+      if ((r = each_key(p, vn, "a mapping", "unknown key (ignored)", self_key, NULL)) < 0) return r;
     } else if (!strcmp(k, "sharding")) {
-      if ((r = parse_sharding(p, vn)) < 0) return r;
+      bool has_at = false;
+      if ((r = each_key(p, vn, "a mapping (shards, previous_shards, change_at)", "unknown key (ignored)", sharding_key,
+                        &has_at)) < 0)
+        return r;
+      if (!!c->previous_shards != has_at) return fail(p, vn, "previous_shards and change_at go together");
     } else if (!strcmp(k, "global")) {
-      if (!is_null(vn)) {
-        if (vn->type != YAML_MAPPING_NODE) return fail(p, vn, "expected a mapping");
-        for (yaml_node_pair_t *q = vn->data.mapping.pairs.start; q < vn->data.mapping.pairs.top; q++) {
-          yaml_node_t *gk = node(p, q->key), *gv = node(p, q->value);
-          char *gname;
-          if ((r = get_str(p, gk, &gname)) < 0) return r;
-          size_t o2 = push_key(p, gname);
-          if ((r = scrape_key(p, gname, gv, &c->global)) < 0) return r;
-          if (r == 0) warn(p, gk, "unknown key (ignored)");
-          pop(p, o2);
-        }
-      }
+      if ((r = each_key(p, vn, "a mapping", "unknown key (ignored)", global_key, NULL)) < 0) return r;
     } else if (!strcmp(k, "monitors")) {
       if (!is_null(vn)) {
         if (vn->type != YAML_SEQUENCE_NODE) return fail(p, vn, "expected a list of monitors");

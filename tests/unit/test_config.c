@@ -125,6 +125,24 @@ static void unknown_keys_warn(void) {
     CHECK(strstr(c->warnings[1], "monitors[0].colour"));
   }
   cfg_free(c);
+  /* each nested mapping names its unknown keys with their path, and refuses anything else */
+  c = parse_ok("self_telemetry: {pprof_port: 7000, colour: red}\nglobal: {colour: red}\nsharding: {colour: red}\n"
+               "monitors:\n- name: a\n  endpoint: http://h\n  sampling: {cpu: {}}\n");
+  if (!c) return;
+  CHECK_EQ_I64(c->nwarnings, 4);
+  if (c->nwarnings == 4) {
+    CHECK(strstr(c->warnings[0], "self_telemetry.colour") && strstr(c->warnings[0], "unknown key"));
+    CHECK(strstr(c->warnings[1], "global.colour") && strstr(c->warnings[1], "unknown key"));
+    CHECK(strstr(c->warnings[2], "sharding.colour") && strstr(c->warnings[2], "unknown key"));
+    CHECK(strstr(c->warnings[3], "monitors[0].sampling.cpu") && strstr(c->warnings[3], "unknown profile type"));
+  }
+  CHECK(c->self_pprof_port == 7000 && c->self_interval_seconds == 10);
+  cfg_free(c);
+  CHECK(strstr(parse_err("self_telemetry: 5\n"), "self_telemetry: expected a mapping") != NULL);
+  CHECK(strstr(parse_err("global: [1]\n"), "global: expected a mapping") != NULL);
+  CHECK(strstr(parse_err("monitors:\n- {name: a, endpoint: 'http://h', sampling: [heap]}\n"),
+               "expected a mapping of profile types") != NULL);
+  CHECK(strstr(parse_err("self_telemetry: {pprof_port: 0}\n"), "self_telemetry.pprof_port") != NULL);
 }
 
 static void hostile_yaml(void) {
