@@ -92,8 +92,8 @@ typedef struct app {
   bool upload_failing, upload_deleting_failing;
   uint64_t upload_lost;
   int shard;                    /* --shard: which of the config's shards this collector is */
-  _Atomic uint64_t shards_now;  /* the shard count in effect (metrics) */
-  int64_t shard_switch_at;      /* Unix seconds: the config's change_at still ahead (0 none) */
+  _Atomic uint64_t shards_now;  /* the shard count the config in force was applied with; when
+                                 * cfg_shards_at says otherwise, its change_at has come */
 } app;
 
 static volatile sig_atomic_t stop_flag, hup_flag;
@@ -135,10 +135,10 @@ static int do_reload(app *a, bool from_file_event, bool kept, pp_err *err) {
   cfg_config *c = NULL;
   int r = cfg_parse(text, n, a->config_path, &c, err);
   int64_t now_s = pp_clock_real_ns() / 1000000000;
-  size_t all = 0, others = 0;
+  size_t listed = 0, dropped = 0;
   if (r == 0) {
-    all = c->nmonitors;
-    others = cfg_keep_shard(c, a->shard, now_s);
+    listed = c->nmonitors;
+    dropped = cfg_keep_shard(c, a->shard, now_s);
     r = cfg_add_self_monitor(c, err);
   }
   a->reloads_total++;
@@ -161,16 +161,15 @@ static int do_reload(app *a, bool from_file_event, bool kept, pp_err *err) {
   a->last_reload_ok = 1;
   int shards = cfg_shards_at(c, now_s);
   a->shards_now = (uint64_t)shards;
-  a->shard_switch_at = c->previous_shards && now_s < c->change_at ? c->change_at : 0;
   scrape_counts sc;
   scrape_get_counts(a->eng, &sc);
   if (shards > 1 || a->shard || c->previous_shards) {
     char plan[96] = "";
-    if (a->shard_switch_at)
+    if (shards != c->shards)
       snprintf(plan, sizeof plan, "; %d shards from %" PRId64 " (in %" PRId64 " s)", c->shards, c->change_at,
                c->change_at - now_s);
     LOG(LOG_INFO, "config loaded from %s: %zu monitors, %zu of them on shard %d of %d%s, %zu scrape jobs", a->config_path,
-        all, all - others, a->shard, shards, plan, sc.jobs);
+        listed, listed - dropped, a->shard, shards, plan, sc.jobs);
   } else {
     LOG(LOG_INFO, "config loaded from %s: %zu monitors, %zu scrape jobs", a->config_path, c->nmonitors, sc.jobs);
   }
@@ -824,9 +823,8 @@ int main(int argc, char **argv) {
       pthread_cond_broadcast(&a.cv);
     }
     pthread_mutex_unlock(&a.mu);
-    if (a.shard_switch_at && now / 1000000000 >= a.shard_switch_at) {
-      /* the planned change of the shard count: every shard switches now */
-      a.shard_switch_at = 0;
+    if (cfg_shards_at(a.cfg, now / 1000000000) != (int)a.shards_now) {
+      /* the planned change of the shard count has come: every shard switches now */
       int r = do_reload(&a, false, true, &err);
       if (r < 0) LOG(LOG_ERROR, "config reload at the shards' change failed, keeping the previous config: %s", err.msg);
     }

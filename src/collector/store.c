@@ -877,12 +877,10 @@ void store_seal(store *s) {
   }
 }
 
-int store__roll_if_old(store *s) {
-  if (s->seg_fd < 0 || s->seg_size == 0 || pp_clock_real_ns() - s->seg_opened_ns <= s->segment_max_age_ns) return 0;
+void store__roll_if_old(store *s) {
   /* closed, not replaced: the next record opens the next segment (one opened now would sit
    * empty until then, and be rolled again, empty, by write_record's own age check) */
-  close_segment(s);
-  return 1;
+  if (s->seg_fd >= 0 && s->seg_size > 0 && pp_clock_real_ns() - s->seg_opened_ns > s->segment_max_age_ns) close_segment(s);
 }
 
 /* Exchanges the active segment (seg_*) with the rollup tier's (rseg_*), the syncer's view of

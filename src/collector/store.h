@@ -43,10 +43,11 @@
  * segments) is over retention_bytes, or when their newest record is older than
  * retention_seconds. Segments roll at segment_bytes (default: retention/20, or the file
  * system's size/20 without a budget, within 1..64 MiB) or after segment_max_age (default an
- * hour), so the budget is exceeded by at most one segment. store_maintain rolls the raw
+ * hour), so the budget is exceeded by at most one segment. store_maintain closes the raw
  * segment at that age even when nothing is written: a closed segment is what an uploader
- * copies, so the age bounds how much of the recent past exists only on this disk. A series whose records are all gone is deleted with its
- * labels, so the index holds the series of the stored profiles, not every series ever seen.
+ * copies, so the age bounds how much of the recent past exists only on this disk. A series
+ * whose records are all gone is deleted with its labels, so the index holds the series of the
+ * stored profiles, not every series ever seen.
  *
  * Series and labels: a series is a set of labels (name = value), stored as text. Bytes that
  * are not UTF-8 are replaced by U+FFFD in names and values (base/utf8.h: as browsers show such

@@ -289,8 +289,8 @@ bool store__tiers_on(const store_opts *o);
 /* store.c: appends a rollup record and its index row (writer thread). */
 int store__write_rollup(store *s, const rollup_item *it, bool *ret_enospc, pp_err *err);
 /* Closes the active segment when it holds records and is older than segment_max_age (writer
- * thread, from store_maintain): 1 closed, 0 not due. The next record opens a new one. */
-int store__roll_if_old(store *s);
+ * thread, from store_maintain). The next record opens a new one. */
+void store__roll_if_old(store *s);
 /* store_compact.c: stops the compactor thread and frees the queue. */
 void store__stop_compactor(store *s);
 

@@ -378,6 +378,8 @@ def objstore(t):
             (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket",
               "--object-store-prefix", ".hidden/x"], CREDS, "prefix"),
             (["--segment-max-age", "5s"], CREDS, "outside 10s..24h"),
+            (["--segment-max-age", "2d"], CREDS, "outside 10s..24h"),
+            (["--segment-max-age", "soon"], CREDS, "--segment-max-age"),
         ]
         out = []
         for args, env, want in cases:

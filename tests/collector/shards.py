@@ -9,9 +9,12 @@ line its config has apart from the others). What is checked:
   - a planned change of the count (previous_shards, change_at) 2 -> 3 and then 3 -> 2: before
     change_at the old split, after it the new one, and at the peers each target's requests come
     from its old shard and then its new one, never from two at once, without a gap;
-  - /metrics says which shard and how many; the log says what this shard took.
+  - the planned change happens at change_at even if the file became invalid meanwhile;
+  - /metrics says which shard and how many; the log says what this shard took;
+  - --shard outside 0..999: a clear message, exit 2.
 
 Part (tests/run.py collector:shards): shards."""
+import subprocess
 import threading
 import time
 
@@ -170,6 +173,33 @@ def shards(t):
               change(2, 3))
         check(t, "collector shards: 3 -> 2 planned at change_at: shard 2 keeps its share until then and then "
                  "scrapes only shard: all; each target moves once, no double, no gap", change(3, 2))
+
+        def change_despite_invalid_file():
+            # 2 -> 3 planned, then every file made invalid before change_at: the switch still comes,
+            # from the config in force (the reloads of the broken file fail and are logged)
+            t_change = int(time.time()) + 5
+            for k, c in enumerate(cs):
+                c.write_config(config(peers, k, f"{{shards: 3, previous_shards: 2, change_at: {t_change}}}"), atomic=True)
+            planned = wait_for(lambda: all(f"3 shards from {t_change}" in c.log_text() for c in cs) or None, timeout=4)
+            before = planned and owners(cs) == expected(peers, 2)
+            for c in cs:
+                c.write_config("monitors: [\n", atomic=True)
+            refused = wait_for(lambda: all("config reload failed" in c.log_text() for c in cs) or None, timeout=4)
+            time.sleep(max(0, t_change - time.time()) + 2)
+            after = owners(cs)
+            return (bool(before) and bool(refused) and after == expected(peers, 3),
+                    f"plan loaded: {bool(planned)}; old split before: {bool(before)}; broken file refused: {bool(refused)}; after change_at {after}")
+        check(t, "collector shards: the planned change happens at change_at even when the file became invalid meanwhile",
+              change_despite_invalid_file)
+
+        def bad_flags():
+            out = []
+            for v in ("1000", "-1", "x", ""):
+                p = subprocess.run([Collector.binary, "-c", cs[0].config, "--shard", v], capture_output=True, text=True,
+                                   timeout=20)
+                out.append((v, p.returncode, "--shard wants 0..999" in p.stderr))
+            return all(rc == 2 and said for _, rc, said in out), f"{out}"
+        check(t, "collector shards: --shard outside 0..999 or not a number: a clear message, exit 2", bad_flags)
     finally:
         for c in cs:
             c.stop()
