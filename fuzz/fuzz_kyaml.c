@@ -22,17 +22,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_array_foreach(all, i, doc) {
       json_t *objs = NULL;
       pp_err e2 = {0};
-      if (kbuild_stack_objects(doc, "op", &objs, &e2) == 0) {
+      if (kbuild_stack_objects(doc, "op", NULL, 1, 1, &objs, &e2) == 0) {
         if (json_array_size(objs) != 4) abort();
         json_decref(objs);
       } else if (!e2.msg[0]) {
         abort();
       }
+      /* a stack's shards and a ConfigMap's plan: within bounds whatever the document says; the
+       * objects of every shard that could run under that plan are built */
+      int want;
+      kbuild_shards cur, plan;
+      kbuild_shards_read(doc, &cur);
+      if (cur.shards < 1 || cur.shards > KBUILD_MAX_SHARDS || cur.previous < 0 || cur.previous > KBUILD_MAX_SHARDS) abort();
+      if (kbuild_stack_shards(json_object_get(doc, "spec"), &want, &e2) == 0) {
+        if (want < 1 || want > KBUILD_MAX_SHARDS) abort();
+        kbuild_shard_plan(want, &cur, 1764650000, 150, &plan);
+        int run = kbuild_shards_running(&plan, 1764650000);
+        if (run < 1 || run > KBUILD_MAX_SHARDS) abort();
+        if (kbuild_stack_objects(doc, "op", &plan, run, run, &objs, &e2) == 0) {
+          if (json_array_size(objs) != 4 + 2 * (size_t)(run - 1)) abort();
+          json_decref(objs);
+        }
+      }
       kbuild_monitor m;
       pp_err e3 = {0};
       if (kbuild_monitor_check(json_object_get(doc, "spec"), &m, &e3) == 0) {
         /* what it accepts is within the collector's bounds */
-        if (m.interval_seconds < 0 || m.interval_seconds > 86400 || m.timeout_seconds < 0 || m.timeout_seconds > 86400)
+        if (m.interval_seconds < 0 || m.interval_seconds > 86400 || m.timeout_seconds < 0 || m.timeout_seconds > 86400 ||
+            m.pin < KBUILD_PIN_ALL || m.pin > 1000)
           abort();
       } else if (!e3.msg[0]) {
         abort();

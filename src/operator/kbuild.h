@@ -26,7 +26,40 @@ typedef struct kbuild_target {
   double interval_seconds, timeout_seconds; /* 0 = unset */
   const char *version; /* the workload's version (kbuild_pod_version), the series label
                         * `version`; NULL or "" = none, no label */
+  int pin;             /* the PprofMonitor's spec.shard: KBUILD_PIN_HASH (0: the target's address
+                        * decides), KBUILD_PIN_ALL (every shard), or 1 + the shard it is pinned to */
 } kbuild_target;
+#define KBUILD_PIN_HASH 0
+#define KBUILD_PIN_ALL (-1)
+
+/* Shards (issue 15 §1). A stack runs `shards` collectors; a change of the count is planned: the
+ * collectors switch from `previous` to `shards` at the Unix second change_at (the collector's
+ * sharding block, docs/config.md), so a ConfigMap reaching the pods at different times cannot
+ * make a target scraped twice or not at all. previous = 0: no change was ever planned. */
+typedef struct kbuild_shards {
+  int shards, previous;
+  int64_t change_at;
+} kbuild_shards;
+#define KBUILD_MAX_SHARDS 100 /* the CRD's maximum of spec.shards (the collector takes 1000) */
+
+/* The plan to follow, from spec.shards (want), the plan in force (cur: the config ConfigMap's
+ * annotations, kbuild_shards_read; NULL when the stack has no ConfigMap yet: a new stack starts
+ * at its count at once) and now: a change in progress (now < cur->change_at) runs to its end
+ * first; a new count is planned for now + delay_s; else cur stays as it is (same bytes). */
+void kbuild_shard_plan(int want, const kbuild_shards *cur, int64_t now_s, int64_t delay_s, kbuild_shards *ret);
+/* The collectors that must run under plan p at now: both counts' until change_at, then its own. */
+int kbuild_shards_running(const kbuild_shards *p, int64_t now_s);
+/* The plan a ConfigMap's annotations hold (KBUILD_ANN_*); one shard without them, or when they
+ * do not make a plan (edited by hand: the next change is planned from one shard). */
+#define KBUILD_ANN_SHARDS "resources.cattle.io/shards"
+#define KBUILD_ANN_PREVIOUS "resources.cattle.io/previous-shards"
+#define KBUILD_ANN_CHANGE_AT "resources.cattle.io/shard-change-at"
+void kbuild_shards_read(const json_t *cm, kbuild_shards *ret);
+/* Targets each shard scrapes once p's change is done (counts[0..p->shards-1]; a target pinned or
+ * on every shard counted where it goes, as the collector's cfg_on_shard decides). */
+void kbuild_shard_counts(const kbuild_target *t, size_t n, int shards, uint64_t *counts);
+/* spec.shards of a stack: 1..KBUILD_MAX_SHARDS, 1 when absent; PP_EINVAL otherwise. */
+int kbuild_stack_shards(const json_t *spec, int *ret, pp_err *err);
 
 /* The version of the workload a pod runs, for the `version` label: the pod's
  * app.kubernetes.io/version label when set, else the tag of the image of the container that
@@ -39,8 +72,9 @@ void kbuild_pod_version(const json_t *pod, int port, char buf[KBUILD_MAX_VERSION
 
 /* Fails (PP_EINVAL, naming the target) on a target that kbuild_target_check refuses: the
  * caller checks each target first and leaves the bad ones out, so one bad target cannot make
- * the whole config unusable. */
-int kbuild_config_yaml(const kbuild_target *t, size_t n, char **ret_yaml, pp_err *err);
+ * the whole config unusable. sh (or NULL): the sharding block, written only for more than one
+ * shard or once a change was planned, so a stack of one shard keeps its config's bytes. */
+int kbuild_config_yaml(const kbuild_target *t, size_t n, const kbuild_shards *sh, char **ret_yaml, pp_err *err);
 
 /* What one PprofMonitor's spec asks of its targets, checked with the collector's own rules
  * (base/scrapeval.h): spec.endpoint.path (a prefix; the leading / may be left out),
@@ -53,6 +87,7 @@ typedef struct kbuild_monitor {
   const char *path;     /* or NULL */
   const json_t *config; /* or NULL */
   double interval_seconds, timeout_seconds; /* 0 = unset */
+  int pin;                                  /* spec.shard: 0..999 or "all", as kbuild_target.pin */
 } kbuild_monitor;
 int kbuild_monitor_check(const json_t *spec, kbuild_monitor *ret, pp_err *err);
 
@@ -83,7 +118,15 @@ int kbuild_quantity(const char *q, uint64_t *ret_bytes, pp_err *err);
  * spec.reloaderImage is set; the object store's flags and credentials of kbuild_stack_objstore
  * when spec.storage.objectStore is set). Each carries an ownerReference to the stack (controller=true) and
  * the labels app.kubernetes.io/{name,instance,managed-by}. PP_EINVAL names the bad field. */
-int kbuild_stack_objects(const json_t *stack, const char *op_name, json_t **ret_array, pp_err *err);
+/* Shards: each shard k in 1..sets-1 adds a PersistentVolumeClaim <op>-collector-shard-<k>-data
+ * and a StatefulSet <op>-collector-shard-<k> (pods labelled KBUILD_SHARD_LABEL=k, --shard=<k>,
+ * object store prefix <prefix>/shard-<k>), with 1 replica for k < running (kbuild_shards_running
+ * of plan) and 0 past it (a shard no longer running keeps its objects: no delete needed). Shard 0
+ * is the objects above unchanged, so a stack of one shard is what it always was. The ConfigMap
+ * carries plan in its annotations. plan NULL: one shard, running = sets = 1. */
+#define KBUILD_SHARD_LABEL "resources.cattle.io/shard"
+int kbuild_stack_objects(const json_t *stack, const char *op_name, const kbuild_shards *plan, int running, int sets,
+                         json_t **ret_array, pp_err *err);
 
 /* spec.storage.retention of a stack (all fields optional) as the collector's flags, into args:
  * --retention-size = 85% of diskSpace (the store's budget, as before), --retention-raw (raw,

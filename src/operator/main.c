@@ -19,6 +19,7 @@
 #include "operator.h"
 
 #include "../base/log.h"
+#include "../base/units.h"
 #include "../base/version.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -100,6 +101,8 @@ static void usage(FILE *f) {
           "  --install-crds=BOOL   apply the CRDs at start-up (default true)\n"
           "  --log-level LEVEL     debug, info, warn or error (default info)\n"
           "  --config-gzip-above BYTES  write config.yaml gzipped (binaryData) when larger (default 524288)\n"
+          "  --shard-change-delay DURATION  a stack's new shard count takes effect this long after it is\n"
+          "                        seen, once the config has reached every collector pod (default 150s)\n"
           "  --version             print the version and exit\n"
           "exit status: 0 stopped by a signal, 1 cannot start, 2 bad flags\n");
 }
@@ -109,12 +112,14 @@ int main(int argc, char **argv) {
   const char *metrics_addr = ":8080", *health_addr = ":8081";
   bool leader_elect = false, install_crds = true;
   size_t gzip_above = (size_t)512 << 10;
+  int64_t shard_delay = 150;
   static const struct option lo[] = {{"kubeconfig", required_argument, 0, 'k'},   {"namespace", required_argument, 0, 'n'},
                                      {"name", required_argument, 0, 'N'},         {"leader-elect", optional_argument, 0, 'L'},
                                      {"metrics-addr", required_argument, 0, 'm'}, {"health-addr", required_argument, 0, 'H'},
                                      {"install-crds", optional_argument, 0, 'I'}, {"log-level", required_argument, 0, 'l'},
                                      {"version", no_argument, 0, 'V'},            {"help", no_argument, 0, 'h'},
                                      {"config-gzip-above", required_argument, 0, 'Z'},
+                                     {"shard-change-delay", required_argument, 0, 'S'},
                                      {0, 0, 0, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
@@ -148,6 +153,16 @@ int main(int argc, char **argv) {
         return 2;
       }
       gzip_above = (size_t)v;
+      break;
+    }
+    case 'S': {
+      double d;
+      pp_err e;
+      if (pp_parse_duration(optarg, &d, &e) < 0 || d < 1 || d > 3600 || d != (double)(int64_t)d) {
+        fprintf(stderr, "operator: --shard-change-delay wants whole seconds from 1s to 1h, such as 150s\n");
+        return 2;
+      }
+      shard_delay = (int64_t)d;
       break;
     }
     case 'V': printf("operator %s (revision %s)\n", PP_VERSION, PP_REVISION); return 0;
@@ -185,7 +200,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "operator: %s\n", err.msg);
     return 1;
   }
-  op_opts oo = {name, ns, leader_elect, identity, install_crds, gzip_above};
+  op_opts oo = {name, ns, leader_elect, identity, install_crds, gzip_above, shard_delay};
   op *o = NULL;
   if (op_new(&oo, c, &o, &err) < 0) {
     fprintf(stderr, "operator: %s\n", err.msg);

@@ -27,6 +27,7 @@
 #include "../base/clock.h"
 #include "../base/blob.h"
 #include "informer.h"
+#include "kbuild.h"
 #include "kqueue.h"
 #include "operator.h"
 
@@ -68,6 +69,9 @@ struct op {
   /* metrics */
   uint64_t reconciles[C_COUNT], errors[C_COUNT], config_writes, status_writes, leader_transitions;
   uint64_t last_config_targets;
+  /* targets per shard in the last config, under shard_targets_of shards (0: not counted) */
+  uint64_t shard_targets[KBUILD_MAX_SHARDS];
+  int shard_targets_of;
 };
 
 static inline const char *str(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }

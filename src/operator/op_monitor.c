@@ -310,7 +310,8 @@ void op_monitors_start(op_job *j) {
                                     .config = km.config,
                                     .interval_seconds = km.interval_seconds,
                                     .timeout_seconds = km.timeout_seconds,
-                                    .version = version};
+                                    .version = version,
+                                    .pin = km.pin};
             /* an address the collector would refuse (cluster data, not the spec) is left out */
             pp_err terr;
             if (kbuild_target_check(&t[ti], &terr) < 0) {
@@ -336,13 +337,31 @@ void op_monitors_start(op_job *j) {
     }
   }
   char *yaml = NULL;
-  if (r == 0) r = kbuild_config_yaml(t, ti, &yaml, err);
+  char cm[300];
+  snprintf(cm, sizeof cm, "%s-config", o->name);
+  const json_t *cur = inf_get(o->inf[I_OPCMS], o->ns, cm);
+  /* the stack's shard plan, which its reconciler keeps in the ConfigMap's annotations */
+  kbuild_shards plan;
+  kbuild_shards_read(cur, &plan);
+  if (r == 0) r = kbuild_config_yaml(t, ti, &plan, &yaml, err);
+  if (r == 0) {
+    uint64_t counts[KBUILD_MAX_SHARDS];
+    kbuild_shard_counts(t, ti, plan.shards, counts);
+    if (plan.shards != o->shard_targets_of || memcmp(counts, o->shard_targets, (size_t)plan.shards * sizeof *counts)) {
+      memcpy(o->shard_targets, counts, (size_t)plan.shards * sizeof *counts);
+      o->shard_targets_of = plan.shards;
+      /* the stacks' statuses show them */
+      const char *sk;
+      json_t *sv;
+      json_object_foreach((json_t *)inf_items(o->inf[I_STACKS]), sk, sv) {
+        char sns[300], sname[300];
+        if (sscanf(sk, "%299[^/]/%299s", sns, sname) == 2 && !strcmp(sns, o->ns)) op_enqueue_stack(o, sns, sname);
+      }
+    }
+  }
   state->targets = ti;
   state->monitors = nmon;
   if (r == 0) {
-    char cm[300];
-    snprintf(cm, sizeof cm, "%s-config", o->name);
-    const json_t *cur = inf_get(o->inf[I_OPCMS], o->ns, cm);
     const char *have = str(json_object_get(cur, "data"), "config.yaml"); /* its digest: see op_digest_config */
     char want[64];
     bool gzipped = strlen(yaml) > o->o.config_gzip_above;

@@ -1,15 +1,20 @@
 /* The PprofCollectorStack reconciler; see operator.h for what it does.
  *
- *   op_stack_start: the stack's four objects (kbuild) applied at once
+ *   op_stack_start: the shard plan (kbuild_shard_plan: spec.shards against the plan in the
+ *                   config ConfigMap's annotations), the stack's objects (kbuild) applied at
+ *                   once (the StatefulSets of shards no longer running at 0 replicas), and
+ *                   the key queued again for the end of a change in progress
  *   stack_status:   once they have all answered, the stack's status from what they said and
- *                   from the StatefulSet's readiness in the cache
+ *                   from the StatefulSets' readiness in the cache
  */
 #include "op_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "../base/clock.h"
 #include "kbuild.h"
 
 typedef struct stack_state {
@@ -17,6 +22,9 @@ typedef struct stack_state {
   json_t *stack;      /* the object reconciled (a reference: the cache may move on meanwhile) */
   const char *reason; /* why Reconciled is False, or NULL */
   char problem[512];
+  kbuild_shards plan; /* the shards this pass applied */
+  int running;        /* collectors that run under it now */
+  int64_t now_s;
 } stack_state;
 
 static void free_state(void *p) {
@@ -28,7 +36,12 @@ static void free_state(void *p) {
 
 static void on_object_applied(op_job *j, void *arg, int status, json_t *body, const pp_err *err) {
   stack_state *st = j->state;
-  if ((status == 200 || status == 201) || st->reason) return;
+  if ((status == 200 || status == 201)) {
+    /* the plan is read back from the ConfigMap: a pass before its watch event must see it */
+    if (!strcmp(str(body, "kind") ? str(body, "kind") : "", "ConfigMap")) inf_observe(j->o->inf[I_CMS], body);
+    return;
+  }
+  if (st->reason) return;
   st->reason = "ApplyFailed";
   snprintf(st->problem, sizeof st->problem, "%s", err->msg);
 }
@@ -38,21 +51,67 @@ static void stack_status(op_job *j) {
   stack_state *st = j->state;
   json_int_t gen = json_integer_value(json_object_get(md(st->stack), "generation"));
   const json_t *old_status = json_object_get(st->stack, "status");
-  char sts[300];
-  snprintf(sts, sizeof sts, "%s-collector", o->name);
-  const json_t *set = inf_get(o->inf[I_STS], st->ns, sts);
-  json_int_t ready = json_integer_value(json_object_get(json_object_get(set, "status"), "readyReplicas"));
+  json_t *shards = json_array();
+  json_int_t ready = 0;
+  int ready_shards = 0;
+  /* the targets counted by the monitors' last pass, when it ran under this count */
+  bool counted = o->shard_targets_of == st->plan.shards;
+  for (int k = 0; k < st->running; k++) {
+    char sts[300];
+    if (k) snprintf(sts, sizeof sts, "%s-collector-shard-%d", o->name, k);
+    else snprintf(sts, sizeof sts, "%s-collector", o->name);
+    const json_t *set = inf_get(o->inf[I_STS], st->ns, sts);
+    json_int_t r = json_integer_value(json_object_get(json_object_get(set, "status"), "readyReplicas"));
+    ready += r;
+    ready_shards += r >= 1;
+    json_t *one = json_pack("{s:i,s:s,s:I}", "shard", k, "statefulSet", sts, "readyReplicas", r);
+    if (counted && k < st->plan.shards) json_object_set_new(one, "targets", json_integer((json_int_t)o->shard_targets[k]));
+    json_array_append_new(shards, one);
+  }
   json_t *conds = json_array();
   bool ok = !st->reason && j->result == 0; /* (a request that could not start set only the latter) */
+  char applied[128];
+  if (st->running > 1) snprintf(applied, sizeof applied, "Service, PVCs, ConfigMap and %d StatefulSets applied", st->running);
+  else snprintf(applied, sizeof applied, "Service, PVC, ConfigMap and StatefulSet applied");
   json_array_append_new(conds, op_condition(old_status, "Reconciled", ok, ok ? "Applied" : st->reason ? st->reason : "ApplyFailed",
-                                            ok ? "Service, PVC, ConfigMap and StatefulSet applied"
-                                            : st->reason ? st->problem : j->err.msg,
+                                            ok ? applied : st->reason ? st->problem : j->err.msg, gen));
+  bool all = ready_shards == st->running;
+  char waiting[128];
+  if (st->running > 1) snprintf(waiting, sizeof waiting, "%d of %d collector shards ready", ready_shards, st->running);
+  else snprintf(waiting, sizeof waiting, "waiting for the collector pod to be ready");
+  json_array_append_new(conds, op_condition(old_status, "Ready", all, all ? "CollectorReady" : "CollectorNotReady",
+                                            all ? (st->running > 1 ? "every collector shard is ready" : "the collector is ready")
+                                                : waiting,
                                             gen));
-  json_array_append_new(conds, op_condition(old_status, "Ready", ready >= 1, ready >= 1 ? "CollectorReady" : "CollectorNotReady",
-                                            ready >= 1 ? "the collector is ready" : "waiting for the collector pod to be ready",
-                                            gen));
-  json_t *status = json_pack("{s:I,s:I,s:o}", "observedGeneration", gen, "readyReplicas", ready, "conditions", conds);
+  json_t *status = json_pack("{s:I,s:I,s:i,s:o,s:o}", "observedGeneration", gen, "readyReplicas", ready, "shards",
+                             st->plan.shards, "shardStatuses", shards, "conditions", conds);
+  if (st->plan.previous && st->now_s < st->plan.change_at) {
+    char at[64];
+    struct tm tm;
+    time_t t = (time_t)st->plan.change_at;
+    gmtime_r(&t, &tm);
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_object_set_new(status, "shardChange", json_pack("{s:i,s:i,s:s}", "from", st->plan.previous, "to", st->plan.shards,
+                                                          "at", at));
+  }
   op_write_status(j, "pprofcollectorstacks", st->stack, "PprofCollectorStack", status);
+}
+
+/* The StatefulSets the stack has: shard 0 and one past the highest shard k found in the cache.
+ * Those of shards no longer running stay, scaled to 0 (kbuild_stack_objects): the operator
+ * needs no delete permission, and a shard that comes back finds its volume. */
+static int sets_known(op *o, stack_state *st) {
+  char prefix[700];
+  int plen = snprintf(prefix, sizeof prefix, "%s/%s-collector-shard-", st->ns, o->name), n = 1;
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)inf_items(o->inf[I_STS]), key, v) {
+    char *end;
+    if (strncmp(key, prefix, (size_t)plen) || key[plen] < '1' || key[plen] > '9') continue;
+    long k = strtol(key + plen, &end, 10);
+    if (!*end && k < KBUILD_MAX_SHARDS && k + 1 > n) n = (int)k + 1;
+  }
+  return n;
 }
 
 void op_stack_start(op_job *j) {
@@ -69,7 +128,19 @@ void op_stack_start(op_job *j) {
   st->stack = json_incref((json_t *)stack);
   json_t *objs = NULL;
   pp_err err = {0};
-  if (kbuild_stack_objects(stack, o->name, &objs, &err) < 0) {
+  int want = 1;
+  char cmname[300];
+  snprintf(cmname, sizeof cmname, "%s-config", o->name);
+  const json_t *cm = inf_get(o->inf[I_CMS], st->ns, cmname);
+  kbuild_shards cur;
+  if (cm) kbuild_shards_read(cm, &cur);
+  st->now_s = pp_clock_real_ns() / 1000000000;
+  int r = kbuild_stack_shards(json_object_get(stack, "spec"), &want, &err);
+  kbuild_shard_plan(want, cm ? &cur : NULL, st->now_s, o->o.shard_change_delay_s, &st->plan);
+  st->running = kbuild_shards_running(&st->plan, st->now_s);
+  int sets = sets_known(o, st);
+  if (r == 0) r = kbuild_stack_objects(stack, o->name, &st->plan, st->running, sets > st->running ? sets : st->running, &objs, &err);
+  if (r < 0) {
     st->reason = "InvalidSpec";
     snprintf(st->problem, sizeof st->problem, "%s", err.msg);
     op_job_fail(j, PP_EINVAL, "stack %s/%s: %s", st->ns, st->name, err.msg);
@@ -82,6 +153,8 @@ void op_stack_start(op_job *j) {
       op_apply(j, path, "pprof-operator", obj, on_object_applied, NULL);
     }
     json_decref(objs);
+    if (st->plan.previous && st->now_s < st->plan.change_at) /* its end: the extra shards stop */
+      kq_add_after(o->q, j->key, (st->plan.change_at - st->now_s) * 1000 + 500, pp_clock_mono_ms());
   }
   j->next = stack_status;
 }

@@ -41,6 +41,8 @@ typedef struct op_opts {
   bool install_crds;
   size_t config_gzip_above; /* --config-gzip-above: a config.yaml larger than this is written
                              * gzipped into binaryData (a ConfigMap holds at most 1 MiB) */
+  int64_t shard_change_delay_s; /* --shard-change-delay: a new shard count takes effect this
+                                 * long after the operator sees it (the ConfigMap's way to every pod) */
 } op_opts;
 
 typedef struct op op;

@@ -18,18 +18,11 @@ import subprocess
 import threading
 import time
 
-from harness import check, make_profile, wait_for
+from harness import check, fnv_shard, make_profile, wait_for
 from peers import Collector, PeerServer, QuietHandler
 
 N_TARGETS = 24
 INTERVAL = 1.0  # heap snapshots every second: a gap or a double shows within the window
-
-
-def fnv_shard(address, shards):
-    h = 14695981039346656037
-    for b in address.encode():
-        h = ((h ^ b) * 1099511628211) % (1 << 64)
-    return h % shards
 
 
 class Peers:

@@ -492,3 +492,12 @@ def decode_render_binary(b):
     if ends and max(ends) != len(b):
         raise ValueError(f"{len(b) - max(ends)} bytes after the last block")
     return doc
+
+
+def fnv_shard(address, shards):
+    """The shard of a target's host:port, as the collector and the operator are to pick it
+    (FNV-1a 64 modulo the count), written again here as the oracle."""
+    h = 14695981039346656037
+    for b in address.encode():
+        h = ((h ^ b) * 1099511628211) % (1 << 64)
+    return h % shards

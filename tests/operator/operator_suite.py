@@ -16,6 +16,7 @@ leader election on real Leases; faults; credentials (client certificates, exec p
 auth-provider); garbage collection; the whole seed path again under ASan+UBSan, and under
 valgrind."""
 import base64
+import calendar
 import gzip
 import json
 import os
@@ -28,7 +29,7 @@ import time
 import urllib.request
 
 import kenv
-from harness import OUT, ROOT, run, wait_for
+from harness import OUT, ROOT, fnv_shard, run, wait_for
 from kenv import CM_PATH, CRD_GROUP, NAME, NS, Env, Operator
 from s3server import VGW, S3Server
 
@@ -666,6 +667,132 @@ def objstore(t, env, op):
         srv.cleanup()
 
 
+def shard_targets(env, k):
+    """{monitor name: endpoint} that collector shard k's pod scrapes, from its /api/v1/targets;
+    None when the pod does not answer."""
+    pod = f"{NAME}-collector-0" if k == 0 else f"{NAME}-collector-shard-{k}-0"
+    rt = env.kubelet.runtime(NS, pod)
+    if not rt or not rt.ip:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://{rt.ip}:8989/api/v1/targets", timeout=5) as r:
+            return {x["monitor"]: x.get("endpoint") for x in json.load(r).get("data", [])}
+    except (OSError, ValueError):
+        return None
+
+
+def host_port(url):
+    return url.split("://", 1)[1].split("/", 1)[0]
+
+
+def shards(t, env):
+    """spec.shards on the real control plane (issue 15 §1): a change of the count is planned
+    --shard-change-delay ahead (40 s here: a new pod's volume, start and first config) and written into the config; shard k gets its own
+    StatefulSet, volume and --shard; at the planned second every collector pod switches, each
+    target then scraped by the one shard FNV-1a of its host:port picks (computed again here), and
+    the status counts them; a monitor's spec.shard pins its targets or gives them to every shard;
+    back to one shard, the extra StatefulSet is scaled to 0 once the change is done (the
+    operator may not delete), its volume stays."""
+    op = Operator(env, "--shard-change-delay=40s", name="shards")
+    wait_for(op.idle, 60)
+    p = env.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=(
+        "apiVersion: resources.cattle.io/v1alpha1\nkind: PprofCollectorStack\nmetadata: {name: bad, namespace: default}\n"
+        "spec: {shards: 0, storage: {diskSpace: 1Gi}, collectorImage: {image: c}}\n---\n"
+        "apiVersion: resources.cattle.io/v1alpha1\nkind: PprofMonitor\nmetadata: {name: bad, namespace: default}\n"
+        "spec: {shard: some}\n"))
+    t.record("CRD schema: spec.shards 0 and a monitor's spec.shard other than a number or \"all\" are refused by the API server",
+             p.returncode != 0 and "spec.shards" in p.stderr and "spec.shard:" in p.stderr,
+             p.stderr)
+    env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=5")
+    wait_for(lambda: len(env.targets()) == 5, 90)
+    sts1 = f"/apis/apps/v1/namespaces/{NS}/statefulsets/{NAME}-collector-shard-1"
+    pvc1 = f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{NAME}-collector-shard-1-data"
+
+    def stack_status():
+        return (env.get(STACK) or {}).get("status") or {}
+
+    def split_ok(n):
+        """{shard: its targets} once each collector scrapes exactly its FNV share of the config's targets."""
+        want = env.targets()
+        got = {k: shard_targets(env, k) for k in range(n)}
+        exp = {k: {m for m, ep in want.items() if fnv_shard(host_port(ep), n) == k} for k in range(n)}
+        return got if want and all(got[k] is not None and set(got[k]) == exp[k] for k in range(n)) else None
+    try:
+        t0 = time.time()
+        p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p", '{"spec":{"shards":2}}')
+        ch = wait_for(lambda: stack_status().get("shardChange"), 30, 0.5) or {}
+        at = ch.get("at", "")
+        at_s = calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ")) if at else 0
+        y = env.config_yaml() or ""
+        set1 = env.get(sts1) or {}
+        args1 = ((set1.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0]).get("args", [])
+        t.record("1 -> 2 shards: the change is planned 40 s ahead (status.shardChange), written into the config "
+                 "(sharding: shards 2, previous_shards 1, change_at), and shard 1 gets its StatefulSet (--shard=1) and volume",
+                 p.returncode == 0 and ch.get("from") == 1 and ch.get("to") == 2 and 35 <= at_s - t0 <= 50 and
+                 f"sharding:\n  shards: 2\n  previous_shards: 1\n  change_at: {int(at_s)}\n" in
+                 (wait_for(lambda: (lambda c: c if "sharding:" in c else None)(env.config_yaml() or ""), 30) or y) and
+                 "--shard=1" in args1 and env.get(pvc1) is not None,
+                 [p.stderr, ch, t0, y[:300], args1])
+        # (a tuple: an empty dict is what is expected, and wait_for wants a true value)
+        before = (wait_for(lambda: (lambda x: (x,) if x is not None else None)(shard_targets(env, 1)), 90, 1) or (None,))[0]
+        all0 = shard_targets(env, 0)
+        early = time.time() < at_s - 1
+        t.record("before change_at the new shard's pod runs and scrapes nothing, and shard 0 still scrapes every target",
+                 before == {} and all0 is not None and set(all0) == set(env.targets()) and early,
+                 [before, all0, early, at_s - time.time()])
+        wait_for(lambda: time.time() > at_s + 2, 60, 0.5)
+        split = wait_for(lambda: split_ok(2), 30, 1)
+        t.record("after change_at each collector pod scrapes exactly the targets FNV-1a(host:port) mod 2 gives it "
+                 "(each target on one shard, none left out)", bool(split),
+                 [env.targets(), {k: shard_targets(env, k) for k in range(2)}])
+        exp = [len(split[k]) for k in range(2)] if split else None
+        st = wait_for(lambda: (lambda s: s if not s.get("shardChange") and s.get("shards") == 2 and
+                               [x.get("targets") for x in s.get("shardStatuses", [])] == exp and
+                               all(x.get("readyReplicas") == 1 for x in s["shardStatuses"]) and
+                               conds({"status": s}).get("Ready", {}).get("status") == "True" else None)(stack_status()), 60, 1)
+        t.record("stack status after the change: shards 2, each shard's StatefulSet ready with its target count; Ready",
+                 bool(st), [stack_status(), exp])
+
+        # a monitor's spec.shard: every shard, then one (no planned change: at once)
+        env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"spec":{"shard":"all"}}')
+        every = wait_for(lambda: (lambda a, b: (a, b) if a and a == b and set(a) == set(env.targets()) else None)(
+            shard_targets(env, 0), shard_targets(env, 1)), 60, 1)
+        t.record("spec.shard: all in a monitor: both shards scrape each of its targets", bool(every) and
+                 env.config_yaml().count("  shard: all\n") == len(env.targets()),
+                 [shard_targets(env, 0), shard_targets(env, 1)])
+        env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"spec":{"shard":3}}')
+        pinned = wait_for(lambda: (lambda a, b: (a, b) if a == {} and b and set(b) == set(env.targets()) else None)(
+            shard_targets(env, 0), shard_targets(env, 1)), 60, 1)
+        t.record("spec.shard: 3 with 2 shards: shard 1 (3 mod 2) scrapes every target of the monitor, shard 0 none",
+                 bool(pinned), [shard_targets(env, 0), shard_targets(env, 1)])
+        env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=json", "-p",
+                    '[{"op":"remove","path":"/spec/shard"}]')
+        wait_for(lambda: split_ok(2), 60, 1)
+
+        # back to one shard
+        p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p", '{"spec":{"shards":1}}')
+        ch = wait_for(lambda: stack_status().get("shardChange"), 30, 0.5) or {}
+        at = ch.get("at", "")
+        at_s = calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ")) if at else 0
+        replicas = lambda: ((env.get(sts1) or {}).get("spec") or {}).get("replicas")  # noqa: E731
+        kept = replicas() == 1 and time.time() < at_s
+        parked = wait_for(lambda: replicas() == 0, 90, 0.5)
+        t.record("2 -> 1: shard 1's StatefulSet runs until change_at and is scaled to 0 after it; it and its volume stay",
+                 p.returncode == 0 and ch.get("from") == 2 and ch.get("to") == 1 and kept and bool(parked) and
+                 time.time() >= at_s and env.get(pvc1) is not None, [ch, kept, parked, env.get(sts1)])
+        one = wait_for(lambda: (lambda a: a if a and set(a) == set(env.targets()) else None)(shard_targets(env, 0)), 30, 1)
+        st = wait_for(lambda: (lambda s: s if s.get("shards") == 1 and len(s.get("shardStatuses", [])) == 1 and
+                               s["shardStatuses"][0].get("targets") == len(env.targets()) else None)(stack_status()), 60, 1)
+        t.record("after it shard 0 scrapes every target again, and the status shows one shard with all of them",
+                 bool(one) and bool(st) and wait_for(lambda: env.kubelet.runtime(NS, f"{NAME}-collector-shard-1-0") is None, 60),
+                 [shard_targets(env, 0), stack_status()])
+    finally:
+        env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=json", "-p",
+                    '[{"op":"remove","path":"/spec/shard"}]')
+        env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
+        op.stop()
+
+
 def gc(t, env, op):
     """Deleting the stack: the real garbage collector removes everything it owned."""
     p = env.kubectl("delete", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--wait=false")
@@ -1183,7 +1310,7 @@ def make_cluster(t):
 # the sections `tests/run.py operator:A,B` selects (PPROF_OPERATOR_SECTIONS=A,B), in the order they
 # run; the seed's steps run always (the sections start from what they leave)
 SECTIONS = ("crds", "changes", "gzip", "drift", "version", "leader", "in_cluster", "faults", "slow", "badevents", "credentials",
-            "objstore", "gc", "asan", "valgrind", "cluster")
+            "objstore", "shards", "gc", "asan", "valgrind", "cluster")
 
 
 def run_suite(t):
@@ -1230,6 +1357,8 @@ def run_suite(t):
             wait_for(op.idle, 60)
             objstore(t, env, op)
             op.stop()
+        if want("shards"):
+            shards(t, env)
         if want("gc"):
             op = Operator(env, name="gc")
             wait_for(op.idle, 60)

@@ -14,26 +14,26 @@ static void config_yaml_round_trips_through_the_collector_parser(void) {
       json_loads("{\"profile\":{\"seconds\":30},\"heap\":{},\"allocs\":{\"seconds\":60}}", 0, NULL);
   kbuild_target t[] = {
       {"shop", "checkout", "checkout-7d9f-b", "node-2", "mon", "http", "10.0.0.12", 6060, NULL,
-       conf, 0, 0, "v1.4.2"},
+       conf, 0, 0, "v1.4.2", 0},
       {"shop", "checkout", "checkout-7d9f-a", "node-1", "mon", "http", "10.0.0.11", 6060,
-       "/internal/", NULL, 30, 0, ""},
+       "/internal/", NULL, 30, 0, "", 0},
       /* the same pod selected on a second port and by a second monitor: names stay unique */
       {"shop", "checkout", "checkout-7d9f-a", "node-1", "mon", "http", "10.0.0.11", 7070, NULL,
-       NULL, 0, 0, NULL},
+       NULL, 0, 0, NULL, 0},
       {"shop", "checkout", "checkout-7d9f-a", "node-1", "other", "http", "10.0.0.11", 7070, NULL,
-       NULL, 0, 0, NULL},
+       NULL, 0, 0, NULL, 0},
       /* hostile strings from the cluster cannot inject YAML */
       {"evil\"ns", "svc\nmonitors: []", "pod: {x}", "n\\1", "m'#", "https", "fd00::7", 443, NULL,
-       NULL, 0, 12, "v\"1\n- name: x"},
+       NULL, 0, 12, "v\"1\n- name: x", 0},
   };
   char *yaml = NULL, *again = NULL;
   pp_err err = {0};
-  CHECK(kbuild_config_yaml(t, 5, &yaml, &err) == 0);
+  CHECK(kbuild_config_yaml(t, 5, NULL, &yaml, &err) == 0);
   /* deterministic: any input order gives the same bytes */
   kbuild_target rev[5];
   for (int i = 0; i < 5; i++)
     rev[i] = t[4 - i];
-  CHECK(kbuild_config_yaml(rev, 5, &again, &err) == 0);
+  CHECK(kbuild_config_yaml(rev, 5, NULL, &again, &err) == 0);
   CHECK(yaml && again && !strcmp(yaml, again));
   cfg_config *c = NULL;
   int r = yaml ? cfg_parse(yaml, strlen(yaml), "generated.yaml", &c, &err) : -1;
@@ -75,13 +75,13 @@ static void config_yaml_round_trips_through_the_collector_parser(void) {
   free(again);
   /* bad input: a CPU profile of 0 seconds, and a target without a port */
   json_t *bad = json_loads("{\"profile\":{\"seconds\":0}}", 0, NULL);
-  kbuild_target b[] = {{"ns", "svc", "p", "n", "m", "http", "10.0.0.1", 80, NULL, bad, 0, 0, NULL}};
-  CHECK(kbuild_config_yaml(b, 1, &yaml, &err) == PP_EINVAL);
+  kbuild_target b[] = {{"ns", "svc", "p", "n", "m", "http", "10.0.0.1", 80, NULL, bad, 0, 0, NULL, 0}};
+  CHECK(kbuild_config_yaml(b, 1, NULL, &yaml, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "config.profile.seconds") != NULL);
   b[0].config = NULL;
   b[0].port = 0;
-  CHECK(kbuild_config_yaml(b, 1, &yaml, &err) == PP_EINVAL);
-  CHECK(kbuild_config_yaml(NULL, 0, &yaml, &err) == 0); /* no targets: an empty list, still valid */
+  CHECK(kbuild_config_yaml(b, 1, NULL, &yaml, &err) == PP_EINVAL);
+  CHECK(kbuild_config_yaml(NULL, 0, NULL, &yaml, &err) == 0); /* no targets: an empty list, still valid */
   if (yaml) {
     CHECK(cfg_parse(yaml, strlen(yaml), "empty.yaml", &c, &err) == 0);
     if (c) CHECK_EQ_I64(c->nmonitors, 0);
@@ -138,10 +138,10 @@ static void bad_monitors_are_refused_alone(void) {
   /* the same values handed to the config builder as targets: refused there too, and the
    * collector's own parser agrees that such a config is unusable */
   json_t *over = json_loads("{\"profile\":{\"seconds\":3601}}", 0, NULL);
-  kbuild_target t[] = {{"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, "/debug?token=x", NULL, 0, 0, NULL},
-                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, over, 0, 0, NULL},
-                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 360000000, 0, NULL},
-                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 0, 360000000, NULL}};
+  kbuild_target t[] = {{"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, "/debug?token=x", NULL, 0, 0, NULL, 0},
+                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, over, 0, 0, NULL, 0},
+                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 360000000, 0, NULL, 0},
+                       {"ns", "svc", "p-0", "n", "m", "http", "10.0.0.1", 80, NULL, NULL, 0, 360000000, NULL, 0}};
   const char *as_collector_config[] = {
       "monitors:\n- name: p-0\n  endpoint: http://10.0.0.1:80/debug?token=x\n",
       "monitors:\n- name: p-0\n  endpoint: http://10.0.0.1:80\n  profile: {seconds: 3601}\n",
@@ -151,7 +151,7 @@ static void bad_monitors_are_refused_alone(void) {
     pp_err err = {0};
     char *yaml = NULL;
     CHECK(kbuild_target_check(&t[i], &err) == PP_EINVAL);
-    CHECK(kbuild_config_yaml(&t[i], 1, &yaml, &err) == PP_EINVAL);
+    CHECK(kbuild_config_yaml(&t[i], 1, NULL, &yaml, &err) == PP_EINVAL);
     free(yaml);
     cfg_config *c = NULL;
     CHECK(cfg_parse(as_collector_config[i], strlen(as_collector_config[i]), "c.yaml", &c, &err) == PP_EINVAL);
@@ -168,10 +168,10 @@ static void bad_monitors_are_refused_alone(void) {
   CHECK(m.interval_seconds == 5400);
   CHECK(m.timeout_seconds == 90);
   kbuild_target good = {"ns", "svc", "p-0", "n", "m", m.scheme, "10.0.0.1", 80, m.path, m.config, m.interval_seconds,
-                        m.timeout_seconds, NULL};
+                        m.timeout_seconds, NULL, 0};
   CHECK(kbuild_target_check(&good, &err) == 0);
   char *yaml = NULL;
-  CHECK(kbuild_config_yaml(&good, 1, &yaml, &err) == 0);
+  CHECK(kbuild_config_yaml(&good, 1, NULL, &yaml, &err) == 0);
   cfg_config *c = yaml ? collector_parses(yaml) : NULL;
   CHECK(c != NULL);
   if (c && c->nmonitors == 1) {
@@ -205,12 +205,12 @@ static void long_names_fit(void) {
   pod[253] = '\0';
   memset(mon, 'm', 253);
   mon[253] = '\0';
-  kbuild_target t[] = {{"ns", "svc", pod, "n", "a", "http", "10.0.0.1", 80, NULL, NULL, 0, 0, NULL},
-                       {"ns", "svc", pod, "n", mon, "http", "10.0.0.1", 80, NULL, NULL, 0, 0, NULL},
-                       {"ns", "svc", pod, "n", "b", "http", "10.0.0.1", 80, NULL, NULL, 0, 0, NULL}};
+  kbuild_target t[] = {{"ns", "svc", pod, "n", "a", "http", "10.0.0.1", 80, NULL, NULL, 0, 0, NULL, 0},
+                       {"ns", "svc", pod, "n", mon, "http", "10.0.0.1", 80, NULL, NULL, 0, 0, NULL, 0},
+                       {"ns", "svc", pod, "n", "b", "http", "10.0.0.1", 80, NULL, NULL, 0, 0, NULL, 0}};
   char *yaml = NULL;
   pp_err err = {0};
-  CHECK(kbuild_config_yaml(t, 3, &yaml, &err) == 0);
+  CHECK(kbuild_config_yaml(t, 3, NULL, &yaml, &err) == 0);
   cfg_config *c = yaml ? collector_parses(yaml) : NULL;
   CHECK(c && c->nmonitors == 3);
   if (c && c->nmonitors == 3) {
@@ -279,7 +279,7 @@ static void stack_objects(void) {
                              0, NULL);
   json_t *objs = NULL;
   pp_err err = {0};
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == 0);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == 0);
   CHECK_EQ_I64(json_array_size(objs), 4);
   const json_t *sts = find_kind(objs, "StatefulSet"), *svc = find_kind(objs, "Service");
   const json_t *pvc = find_kind(objs, "PersistentVolumeClaim"), *cm = find_kind(objs, "ConfigMap");
@@ -326,7 +326,7 @@ static void stack_objects(void) {
   json_object_set_new(json_object_get(stack, "spec"), "reloaderImage",
                       json_pack("{s:s,s:s,s:s}", "registry", "ghcr.io", "repo", "jimmidyson",
                                 "image", "configmap-reload"));
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == 0);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == 0);
   sts = find_kind(objs, "StatefulSet");
   const json_t *cs = json_object_get(
       json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec"),
@@ -338,12 +338,12 @@ static void stack_objects(void) {
   /* bad specs name the field */
   json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace",
                       json_string("1Mi"));
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == PP_EINVAL);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "diskSpace") != NULL);
   json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace",
                       json_string("5Gi"));
   json_object_del(json_object_get(json_object_get(stack, "spec"), "collectorImage"), "image");
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == PP_EINVAL);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "collectorImage") != NULL);
   json_decref(stack);
 }
@@ -400,7 +400,7 @@ static void stack_objstore(void) {
                              0, NULL);
   json_t *objs = NULL;
   pp_err err = {0};
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == 0);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == 0);
   const json_t *sts = find_kind(objs, "StatefulSet");
   const json_t *c = json_array_get(
       json_object_get(json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec"), "containers"), 0);
@@ -474,7 +474,7 @@ static void stack_objstore(void) {
   /* the stack as a whole refuses it, naming the field */
   json_object_set_new(json_object_get(json_object_get(json_object_get(stack, "spec"), "storage"), "objectStore"), "bucket",
                       json_string("x"));
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", &objs, &err) == PP_EINVAL);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "spec.storage.objectStore") != NULL);
   json_decref(stack);
 }
@@ -624,6 +624,175 @@ static void pod_versions(void) {
   json_decref(pod);
 }
 
+
+static const json_t *jpath(const json_t *o, const char *const *keys) {
+  for (; *keys && o; keys++) o = json_object_get(o, *keys);
+  return o;
+}
+#define JP(o, ...) jpath((o), (const char *const[]){__VA_ARGS__, NULL})
+
+static const json_t *find_named(const json_t *objs, const char *kind, const char *name) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(objs, i, o) if (!strcmp(json_string_value(json_object_get(o, "kind")), kind) &&
+                                     !strcmp(json_string_value(JP(o, "metadata", "name")), name)) return o;
+  return NULL;
+}
+
+/* Shards: the plan's steps, the annotations it lives in, the config block and pins as the
+ * collector parses them, the counts against the collector's own split, and shard k's objects. */
+static void shards(void) {
+  kbuild_shards p, cur = {1, 0, 0};
+  kbuild_shard_plan(3, NULL, 1000, 150, &p); /* a new stack: its count at once */
+  CHECK(p.shards == 3 && p.previous == 0 && p.change_at == 0);
+  kbuild_shard_plan(1, &cur, 1000, 150, &p); /* nothing to change */
+  CHECK(p.shards == 1 && p.previous == 0);
+  kbuild_shard_plan(3, &cur, 1000, 150, &p); /* 1 -> 3 at now + delay */
+  CHECK(p.shards == 3 && p.previous == 1 && p.change_at == 1150);
+  CHECK_EQ_I64(kbuild_shards_running(&p, 1000), 3);
+  cur = p;
+  kbuild_shard_plan(2, &cur, 1149, 150, &p); /* a change in progress runs to its end first */
+  CHECK(p.shards == 3 && p.previous == 1 && p.change_at == 1150);
+  kbuild_shard_plan(2, &cur, 1150, 150, &p); /* then 3 -> 2 */
+  CHECK(p.shards == 2 && p.previous == 3 && p.change_at == 1300);
+  CHECK_EQ_I64(kbuild_shards_running(&p, 1299), 3); /* shard 2 runs until the change */
+  CHECK_EQ_I64(kbuild_shards_running(&p, 1300), 2);
+  cur = p;
+  kbuild_shard_plan(2, &cur, 5000, 150, &p); /* done: the same plan, the same bytes */
+  CHECK(p.shards == 2 && p.previous == 3 && p.change_at == 1300);
+
+  /* annotations: read back, and what does not make a plan */
+  struct { const char *ann; int shards, previous; long long at; } rd[] = {
+      {"{\"resources.cattle.io/shards\":\"4\",\"resources.cattle.io/previous-shards\":\"2\","
+       "\"resources.cattle.io/shard-change-at\":\"1764650000\"}", 4, 2, 1764650000},
+      {"{\"resources.cattle.io/shards\":\"4\"}", 4, 0, 0},
+      {"{\"resources.cattle.io/shards\":\"4\",\"resources.cattle.io/previous-shards\":\"2\"}", 4, 0, 0},
+      {"{\"resources.cattle.io/shards\":\"0\"}", 1, 0, 0},
+      {"{\"resources.cattle.io/shards\":\"101\"}", 1, 0, 0},
+      {"{\"resources.cattle.io/shards\":\"-3\"}", 1, 0, 0},
+      {"{\"resources.cattle.io/shards\":\"3x\"}", 1, 0, 0},
+      {"{\"resources.cattle.io/shards\":3}", 1, 0, 0},
+      {"{}", 1, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof rd / sizeof *rd; i++) {
+    json_t *cm = json_pack("{s:{s:o}}", "metadata", "annotations", json_loads(rd[i].ann, 0, NULL));
+    kbuild_shards got;
+    kbuild_shards_read(cm, &got);
+    CHECK(got.shards == rd[i].shards && got.previous == rd[i].previous && got.change_at == rd[i].at);
+    json_decref(cm);
+  }
+
+  /* the config: the block and the pins, as the collector reads them */
+  kbuild_target t[40];
+  char ips[40][32];
+  for (int i = 0; i < 40; i++) {
+    snprintf(ips[i], sizeof ips[i], "10.1.%d.%d", i / 7, 3 + i * 5);
+    t[i] = (kbuild_target){"ns", "svc", ips[i], "n", "m", "http", ips[i], 6060 + i % 3, NULL, NULL, 0, 0, NULL,
+                           i == 0 ? KBUILD_PIN_ALL : i == 1 ? 1 + 4 : KBUILD_PIN_HASH};
+  }
+  kbuild_shards sh = {3, 2, 1764650000};
+  char *yaml = NULL;
+  pp_err err = {0};
+  CHECK(kbuild_config_yaml(t, 40, &sh, &yaml, &err) == 0);
+  CHECK(yaml && strstr(yaml, "sharding:\n  shards: 3\n  previous_shards: 2\n  change_at: 1764650000\n"));
+  cfg_config *c = NULL;
+  CHECK(yaml && cfg_parse(yaml, strlen(yaml), "c.yaml", &c, &err) == 0);
+  uint64_t counts[KBUILD_MAX_SHARDS], by_collector[3] = {0};
+  kbuild_shard_counts(t, 40, 3, counts);
+  if (c) {
+    CHECK(c->shards == 3 && c->previous_shards == 2 && c->change_at == 1764650000 && c->nmonitors == 40);
+    int all = 0, pinned = 0;
+    for (size_t i = 0; i < c->nmonitors; i++) {
+      all += c->monitors[i].shard == CFG_SHARD_ALL;
+      pinned += c->monitors[i].shard == 4;
+      for (int k = 0; k < 3; k++) by_collector[k] += cfg_on_shard(&c->monitors[i], k, 3);
+    }
+    CHECK(all == 1 && pinned == 1);
+  }
+  for (int k = 0; k < 3; k++) CHECK_EQ_I64(counts[k], by_collector[k]);
+  CHECK_EQ_I64(counts[0] + counts[1] + counts[2], 40 + 2); /* `all` counted on each of 3 */
+  cfg_free(c);
+  free(yaml);
+  /* one shard, never changed: no block (a stack's config keeps its bytes) */
+  sh = (kbuild_shards){1, 0, 0};
+  CHECK(kbuild_config_yaml(t + 2, 1, &sh, &yaml, &err) == 0);
+  CHECK(yaml && !strstr(yaml, "sharding") && !strstr(yaml, "shard:"));
+  free(yaml);
+
+  /* spec.shards and spec.shard */
+  int n;
+  json_t *v = json_loads("{\"shards\":7}", 0, NULL);
+  CHECK(kbuild_stack_shards(v, &n, &err) == 0 && n == 7);
+  json_decref(v);
+  CHECK(kbuild_stack_shards(NULL, &n, &err) == 0 && n == 1);
+  const char *bad_shards[] = {"{\"shards\":0}", "{\"shards\":101}", "{\"shards\":\"3\"}", "{\"shards\":2.5}"};
+  for (size_t i = 0; i < 4; i++) {
+    v = json_loads(bad_shards[i], 0, NULL);
+    CHECK(kbuild_stack_shards(v, &n, &err) == PP_EINVAL && strstr(err.msg, "spec.shards"));
+    json_decref(v);
+  }
+  kbuild_monitor m;
+  const char *pins[] = {"{\"shard\":\"all\"}", "{\"shard\":0}", "{\"shard\":999}", "{}"};
+  int want[] = {KBUILD_PIN_ALL, 1, 1000, KBUILD_PIN_HASH};
+  for (size_t i = 0; i < 4; i++) {
+    v = json_loads(pins[i], 0, NULL);
+    CHECK(kbuild_monitor_check(v, &m, &err) == 0 && m.pin == want[i]);
+    json_decref(v);
+  }
+  const char *bad_pins[] = {"{\"shard\":-1}", "{\"shard\":1000}", "{\"shard\":\"ALL\"}", "{\"shard\":true}"};
+  for (size_t i = 0; i < 4; i++) {
+    v = json_loads(bad_pins[i], 0, NULL);
+    CHECK(kbuild_monitor_check(v, &m, &err) == PP_EINVAL && strstr(err.msg, "spec.shard"));
+    json_decref(v);
+  }
+
+  /* shard k's objects: 1 -> 3 planned, so 3 run; a shard 3 from before is kept at 0 replicas */
+  json_t *stack = json_loads("{\"metadata\":{\"name\":\"s\",\"namespace\":\"pc\",\"uid\":\"u-1\"},"
+                             "\"spec\":{\"shards\":3,\"storage\":{\"diskSpace\":\"10Gi\",\"objectStore\":{"
+                             "\"endpoint\":\"http://minio.storage:9000\",\"bucket\":\"profiles\","
+                             "\"credentialsSecret\":{\"name\":\"s3-creds\"}}},"
+                             "\"collectorImage\":{\"image\":\"collector\"}}}",
+                             0, NULL);
+  json_t *objs = NULL;
+  sh = (kbuild_shards){3, 1, 1764650000};
+  CHECK(kbuild_stack_objects(stack, "op", &sh, 3, 4, &objs, &err) == 0);
+  CHECK_EQ_I64(json_array_size(objs), 10);
+  const json_t *s0 = find_named(objs, "StatefulSet", "op-collector");
+  const json_t *s2 = find_named(objs, "StatefulSet", "op-collector-shard-2");
+  const json_t *cm = find_named(objs, "ConfigMap", "op-config");
+  const json_t *s3 = find_named(objs, "StatefulSet", "op-collector-shard-3");
+  CHECK(s3 && json_integer_value(JP(s3, "spec", "replicas")) == 0 && find_named(objs, "PersistentVolumeClaim", "op-collector-shard-3-data"));
+  CHECK(s2 && json_integer_value(JP(s2, "spec", "replicas")) == 1);
+  CHECK(s0 && s2 && cm && find_named(objs, "PersistentVolumeClaim", "op-collector-shard-1-data") &&
+        find_named(objs, "PersistentVolumeClaim", "op-collector-shard-2-data") &&
+        find_named(objs, "StatefulSet", "op-collector-shard-1"));
+  if (s0 && s2 && cm) {
+    char *a0 = json_dumps(JP(json_array_get(JP(s0, "spec", "template", "spec", "containers"), 0), "args"), JSON_COMPACT);
+    char *a2 = json_dumps(JP(json_array_get(JP(s2, "spec", "template", "spec", "containers"), 0), "args"), JSON_COMPACT);
+    CHECK(a0 && !strstr(a0, "--shard") && strstr(a0, "\"--object-store-prefix=pc/s\""));
+    CHECK(a2 && strstr(a2, "\"--shard=2\"") && strstr(a2, "\"--object-store-prefix=pc/s/shard-2\""));
+    free(a0);
+    free(a2);
+    CHECK_STR(json_string_value(JP(json_array_get(JP(s2, "spec", "template", "spec", "volumes"), 1), "persistentVolumeClaim",
+                                   "claimName")),
+              "op-collector-shard-2-data");
+    CHECK_STR(json_string_value(JP(s2, "spec", "selector", "matchLabels", "resources.cattle.io/shard")), "2");
+    CHECK_STR(json_string_value(JP(s2, "spec", "template", "metadata", "labels", "resources.cattle.io/shard")), "2");
+    /* shard 0's selector (and the Service's) does not take shard k's pods */
+    CHECK_STR(json_string_value(JP(s0, "spec", "selector", "matchLabels", "app.kubernetes.io/name")), "pprof-collector");
+    CHECK_STR(json_string_value(JP(s2, "spec", "template", "metadata", "labels", "app.kubernetes.io/name")),
+              "pprof-collector-shard");
+    CHECK_STR(json_string_value(JP(cm, "metadata", "annotations", "resources.cattle.io/shards")), "3");
+    CHECK_STR(json_string_value(JP(cm, "metadata", "annotations", "resources.cattle.io/previous-shards")), "1");
+    CHECK_STR(json_string_value(JP(cm, "metadata", "annotations", "resources.cattle.io/shard-change-at")), "1764650000");
+    kbuild_shards back;
+    kbuild_shards_read(cm, &back);
+    CHECK(back.shards == 3 && back.previous == 1 && back.change_at == 1764650000);
+  }
+  json_decref(objs);
+  json_decref(stack);
+}
+
 int main(void) {
   RUN(config_yaml_round_trips_through_the_collector_parser);
   RUN(bad_monitors_are_refused_alone);
@@ -633,6 +802,7 @@ int main(void) {
   RUN(stack_objects);
   RUN(stack_retention);
   RUN(stack_objstore);
+  RUN(shards);
   RUN(yaml_to_json);
   RUN(work_queue);
   RUN(pod_versions);
