@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Collector benchmarks (`make bench`, after the codec's): 2,000 simulated Go targets x 3 types
-served by bin/load-target on loopback, the store's ingest rate against SQLite blobs, and the
-merge of one hour of 10 s CPU profiles. Writes build/bench/collector.md."""
+served by bin/load-target on loopback; then 4,000 split by two collectors (--shard 0 and 1) for
+the per-shard cost; the store's ingest rate against SQLite blobs, and the merge of one hour of
+10 s CPU profiles. Writes build/bench/collector.md."""
 import json
 import os
 import re
@@ -62,44 +63,66 @@ def proc_rss_mib(pid, field="VmRSS"):
     return 0
 
 
+def start_collector(cfg, d, port, *extra):
+    coll = subprocess.Popen([os.path.join(ROOT, "bin", "collector"), "-c", cfg, "-d", os.path.join(d, f"data-{port}"), "-p",
+                             str(port), "--web-listen-address", "127.0.0.1", "--retention-size", "2GiB", "-l", "warn", *extra],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, f"log-{port}"), "w"))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/readyz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    return coll, url
+
+
+def measure(colls):
+    """[(scrapes/s, failures, stored/s, CPU %, RSS MiB, peak MiB, drift p50, p99, targets)] over
+    WINDOW seconds, one per (process, url), all measured over the same window."""
+    before = [(metrics(u), proc_cpu_seconds(c.pid)) for c, u in colls]
+    t0 = time.time()
+    time.sleep(WINDOW)
+    el = time.time() - t0
+    out = []
+    for (c, u), (m0, c0) in zip(colls, before):
+        m1, c1 = metrics(u), proc_cpu_seconds(c.pid)
+        with urllib.request.urlopen(u + "/api/v1/targets", timeout=30) as r:
+            ntargets = len({x["monitor"] for x in json.load(r).get("data", [])})  # (one entry per type)
+        out.append(((total(m1, "collector_scrapes_total") - total(m0, "collector_scrapes_total")) / el,
+                    total(m1, "collector_scrape_failures_total") - total(m0, "collector_scrape_failures_total"),
+                    (m1["collector_ingested_profiles_total"] - m0["collector_ingested_profiles_total"]) / el,
+                    (c1 - c0) / el * 100, proc_rss_mib(c.pid), proc_rss_mib(c.pid, "VmHWM"),
+                    quantile(m0, m1, "collector_schedule_drift_seconds", 0.5),
+                    quantile(m0, m1, "collector_schedule_drift_seconds", 0.99), ntargets))
+    return out
+
+
+def write_config(cfg, n, base, shards=1):
+    with open(cfg, "w") as f:
+        if shards > 1:
+            f.write(f"sharding: {{shards: {shards}}}\n")
+        f.write("monitors:\n")
+        for i in range(n):
+            f.write(f"- name: t{i}\n  endpoint: http://127.0.0.1:{base + i}\n  profile: {{seconds: 10}}\n"
+                    f"  heap: {{interval_seconds: 10}}\n  goroutine: {{interval_seconds: 10}}\n")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rows = []
     base = 20000
-    load = subprocess.Popen([os.path.join(ROOT, "bin", "load-target"), "-base-port", str(base), "-n", str(TARGETS),
+    load = subprocess.Popen([os.path.join(ROOT, "bin", "load-target"), "-base-port", str(base), "-n", str(2 * TARGETS),
                              "-profiles", os.path.join(TESTDATA, "prometheus")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     d = tempfile.mkdtemp(prefix="collector-bench-")
-    cfg = os.path.join(d, "config.yaml")
-    with open(cfg, "w") as f:
-        f.write("monitors:\n")
-        for i in range(TARGETS):
-            f.write(f"- name: t{i}\n  endpoint: http://127.0.0.1:{base + i}\n  profile: {{seconds: 10}}\n"
-                    f"  heap: {{interval_seconds: 10}}\n  goroutine: {{interval_seconds: 10}}\n")
-    port = 18989
-    coll = subprocess.Popen([os.path.join(ROOT, "bin", "collector"), "-c", cfg, "-d", os.path.join(d, "data"), "-p", str(port),
-                             "--web-listen-address", "127.0.0.1", "--retention-size", "2GiB", "-l", "warn"],
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "w"))
-    url = f"http://127.0.0.1:{port}"
+    colls = []
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/readyz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        cfg = os.path.join(d, "config.yaml")
+        write_config(cfg, TARGETS, base)
+        colls = [start_collector(cfg, d, 18989)]
         time.sleep(WARMUP)
-        m0, c0, t0 = metrics(url), proc_cpu_seconds(coll.pid), time.time()
-        time.sleep(WINDOW)
-        m1, c1, t1 = metrics(url), proc_cpu_seconds(coll.pid), time.time()
-        el = t1 - t0
-        scrapes = (total(m1, "collector_scrapes_total") - total(m0, "collector_scrapes_total")) / el
-        fails = total(m1, "collector_scrape_failures_total") - total(m0, "collector_scrape_failures_total")
-        stored = (m1["collector_ingested_profiles_total"] - m0["collector_ingested_profiles_total"]) / el
+        (scrapes, fails, stored, cpu, rss, hwm, p50, p99, _), = measure(colls)
         expected = TARGETS * 3 / 10.0
-        cpu = (c1 - c0) / el * 100
-        rss, hwm = proc_rss_mib(coll.pid), proc_rss_mib(coll.pid, "VmHWM")
-        p50 = quantile(m0, m1, "collector_schedule_drift_seconds", 0.5)
-        p99 = quantile(m0, m1, "collector_schedule_drift_seconds", 0.99)
         rows += [(f"{TARGETS} targets x 3 types: scrapes per second (expected {expected:.0f})", f"{scrapes:.0f}"),
                  ("failed scrapes in the window", f"{fails:.0f}"),
                  ("profiles stored per second", f"{stored:.0f}"),
@@ -107,9 +130,23 @@ def main():
                  ("schedule drift p99 (histogram bucket bound)", f"<= {p99} s"),
                  ("collector CPU (one core = 100%)", f"{cpu:.0f}%"),
                  ("collector RSS now / peak", f"{rss:.0f} / {hwm:.0f} MiB")]
+        for c, _ in colls:
+            c.terminate()
+            c.wait(30)
+        # shards (issue 15 §5): twice the targets in one file, two collectors with --shard 0 and
+        # 1, so each carries about the load of the run above (FNV-1a of host:port decides)
+        cfg2 = os.path.join(d, "config-2.yaml")
+        write_config(cfg2, 2 * TARGETS, base, shards=2)
+        colls = [start_collector(cfg2, d, 18990 + k, "--shard", str(k)) for k in range(2)]
+        time.sleep(WARMUP)
+        for k, (scrapes, fails, stored, cpu, rss, hwm, p50, p99, nt) in enumerate(measure(colls)):
+            rows.append((f"shard {k} of 2 over {2 * TARGETS} targets: its targets, scrapes/s (expected {nt * 3 / 10:.0f}), "
+                         "failures, CPU, RSS now / peak, drift p99",
+                         f"{nt}, {scrapes:.0f}, {fails:.0f}, {cpu:.0f}%, {rss:.0f} / {hwm:.0f} MiB, <= {p99} s"))
     finally:
-        coll.terminate()
-        coll.wait(30)
+        for c, _ in colls:
+            c.terminate()
+            c.wait(30)
         load.terminate()
         load.wait(10)
         shutil.rmtree(d, ignore_errors=True)
