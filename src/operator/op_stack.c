@@ -136,6 +136,7 @@ void op_stack_start(op_job *j) {
   if (cm) kbuild_shards_read(cm, &cur);
   st->now_s = pp_clock_real_ns() / 1000000000;
   int r = kbuild_stack_shards(json_object_get(stack, "spec"), &want, &err);
+  if (r < 0) want = cm ? cur.shards : 1; /* a bad count changes nothing: the status says what runs */
   kbuild_shard_plan(want, cm ? &cur : NULL, st->now_s, o->o.shard_change_delay_s, &st->plan);
   st->running = kbuild_shards_running(&st->plan, st->now_s);
   int sets = sets_known(o, st);

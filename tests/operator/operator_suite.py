@@ -705,6 +705,8 @@ def shards(t, env):
              p.stderr)
     env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=5")
     wait_for(lambda: len(env.targets()) == 5, 90)
+    # (the collector pod reads the new file a kubelet sync later)
+    wait_for(lambda: set(shard_targets(env, 0) or {}) == set(env.targets()), 60, 1)
     sts1 = f"/apis/apps/v1/namespaces/{NS}/statefulsets/{NAME}-collector-shard-1"
     pvc1 = f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{NAME}-collector-shard-1-data"
 
