@@ -588,10 +588,15 @@ int kbuild_stack_objstore(const json_t *storage, const char *ns, const char *sta
 /* Shard k's StatefulSet, from shard 0's: its own name, pods, volume, --shard and object store
  * prefix. Pods of shards k >= 1 carry another app.kubernetes.io/name, so neither shard 0's
  * selector nor the Service's takes them (StatefulSet selectors are immutable: shard 0's stays). */
+void kbuild_shard_set_name(const char *op, int k, char *buf, size_t n) {
+  if (k) snprintf(buf, n, "%s-collector-shard-%d", op, k);
+  else snprintf(buf, n, "%s-collector", op);
+}
+
 static json_t *shard_set(const json_t *set0, const char *op, int k, const char *pvc, bool run) {
   json_t *set = json_deep_copy(set0);
   char name[300];
-  snprintf(name, sizeof name, "%s-collector-shard-%d", op, k);
+  kbuild_shard_set_name(op, k, name, sizeof name);
   json_t *labels = json_pack("{s:s,s:s,s:o}", LBL_NAME, "pprof-collector-shard", LBL_INSTANCE, op, KBUILD_SHARD_LABEL,
                              json_sprintf("%d", k));
   json_t *spec = json_object_get(set, "spec"), *pod = json_object_get(json_object_get(spec, "template"), "spec");
@@ -725,8 +730,9 @@ int kbuild_stack_objects(const json_t *stack, const char *op, const kbuild_shard
   if (sets < running) sets = running;
   if (sets > KBUILD_MAX_SHARDS) sets = KBUILD_MAX_SHARDS;
   for (int k = 1; k < sets; k++) {
-    char kpvc[300];
-    snprintf(kpvc, sizeof kpvc, "%s-collector-shard-%d-data", op, k);
+    char kset[300], kpvc[320];
+    kbuild_shard_set_name(op, k, kset, sizeof kset);
+    snprintf(kpvc, sizeof kpvc, "%s-data", kset);
     json_array_append_new(out, json_pack("{s:s,s:s,s:o,s:O}", "apiVersion", "v1", "kind", "PersistentVolumeClaim", "metadata",
                                          meta(kpvc, ns, op, owner), "spec", pvcspec));
     json_array_append_new(out, set0 ? shard_set(set0, op, k, kpvc, k < running) : NULL);

@@ -125,6 +125,9 @@ int kbuild_quantity(const char *q, uint64_t *ret_bytes, pp_err *err);
  * is the objects above unchanged, so a stack of one shard is what it always was. The ConfigMap
  * carries plan in its annotations. plan NULL: one shard, running = sets = 1. */
 #define KBUILD_SHARD_LABEL "resources.cattle.io/shard"
+/* Shard k's StatefulSet: <op>-collector for shard 0 (as with one collector), else
+ * <op>-collector-shard-<k>; its claim is that name with "-data". */
+void kbuild_shard_set_name(const char *op_name, int k, char *buf, size_t n);
 int kbuild_stack_objects(const json_t *stack, const char *op_name, const kbuild_shards *plan, int running, int sets,
                          json_t **ret_array, pp_err *err);
 

@@ -58,8 +58,7 @@ static void stack_status(op_job *j) {
   bool counted = o->shard_targets_of == st->plan.shards;
   for (int k = 0; k < st->running; k++) {
     char sts[300];
-    if (k) snprintf(sts, sizeof sts, "%s-collector-shard-%d", o->name, k);
-    else snprintf(sts, sizeof sts, "%s-collector", o->name);
+    kbuild_shard_set_name(o->name, k, sts, sizeof sts);
     const json_t *set = inf_get(o->inf[I_STS], st->ns, sts);
     json_int_t r = json_integer_value(json_object_get(json_object_get(set, "status"), "readyReplicas"));
     ready += r;

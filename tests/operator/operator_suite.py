@@ -693,6 +693,11 @@ def shards(t, env):
     the status counts them; a monitor's spec.shard pins its targets or gives them to every shard;
     back to one shard, the extra StatefulSet is scaled to 0 once the change is done (the
     operator may not delete), its volume stays."""
+    bad = {v: subprocess.run([os.path.join(ROOT, "bin", "operator"), f"--shard-change-delay={v}"], capture_output=True,
+                             text=True, timeout=30) for v in ("0s", "2h", "1.5s", "soon", "")}
+    t.record("operator: --shard-change-delay outside 1s..1h, not whole seconds or not a duration: a clear message, exit 2",
+             all(p.returncode == 2 and "--shard-change-delay wants whole seconds from 1s to 1h" in p.stderr for p in bad.values()),
+             {v: (p.returncode, p.stderr[-200:]) for v, p in bad.items()})
     op = Operator(env, "--shard-change-delay=40s", name="shards")
     wait_for(op.idle, 60)
     p = env.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=(
