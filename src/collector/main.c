@@ -43,6 +43,7 @@
 #include "store.h"
 #include "upload.h"
 #include "web.h"
+#include "web_fanout.h"
 
 #include "../base/file.h"
 #include "../base/clock.h"
@@ -450,6 +451,11 @@ static void usage(FILE *f) {
         "                                bucket yet)\n"
         "      --shard N                 which of the config's shards this is, 0.. (default 0;\n"
         "                                docs/config.md: sharding)\n"
+        "      --peer URL                another shard or collector whose profiles merges add, e.g.\n"
+        "                                http://collector-shard-1-0.collector:8989 (repeat for each;\n"
+        "                                its answers ask it with local=1; docs/operations.md)\n"
+        "      --peer-timeout DURATION   how long a merge waits for a peer (default 10s); one that\n"
+        "                                does not answer makes the answer partial, and it says so\n"
         "      --query-raw-only          merges read raw profiles only, never rollups (slower; for\n"
         "                                checking answers and load tests; rollups are still built)\n"
         "  -l, --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -547,6 +553,7 @@ int main(int argc, char **argv) {
       {"object-store-prefix", required_argument, 0, 1003}, {"object-store-region", required_argument, 0, 1004},
       {"object-store-retention", required_argument, 0, 1005}, {"shard", required_argument, 0, 1006},
       {"segment-max-age", required_argument, 0, 1007},
+      {"peer", required_argument, 0, 1008}, {"peer-timeout", required_argument, 0, 1009},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -554,6 +561,9 @@ int main(int argc, char **argv) {
   static web_auth auth;
   web_opts wopts;
   web_opts_default(&wopts);
+  /* --peer URLs (argv's strings); checked by web_start (web_fanout_new) */
+  static const char *peers[WEB_FANOUT_MAX_PEERS];
+  size_t npeers = 0;
   opterr = 0;
   while ((ch = getopt_long(argc, argv, ":c:l:p:d:h", lo, NULL)) != -1) {
     switch (ch) {
@@ -673,6 +683,20 @@ int main(int argc, char **argv) {
       if (pp_parse_duration(optarg, &segment_age, &err) < 0) return bad_flag("--segment-max-age: %s", err.msg);
       if (segment_age < 10 || segment_age > 86400) return bad_flag("--segment-max-age: %s is outside 10s..24h", optarg);
       break;
+    case 1008:
+      if (npeers == WEB_FANOUT_MAX_PEERS) return bad_flag("--peer: at most 128 peers, not more (%s was one too many)", optarg);
+      {
+        web_fanout *one; /* checked now: a bad URL is a bad flag */
+        if (web_fanout_new((const char *const *)&optarg, 1, 0, &one, &err) < 0) return bad_flag("%s", err.msg);
+        web_fanout_free(one);
+      }
+      peers[npeers++] = optarg;
+      break;
+    case 1009:
+      if (pp_parse_duration(optarg, &wopts.peer_timeout_s, &err) < 0 || wopts.peer_timeout_s < 0.1 ||
+          wopts.peer_timeout_s > 600)
+        return bad_flag("--peer-timeout wants a duration from 100ms to 10m, not \"%s\"", optarg);
+      break;
     case 'h': usage(stdout); return 0;
     case 'V': printf("collector %s (revision %s)\n", PP_VERSION, PP_REVISION); return 0;
     case ':': return bad_flag("%s needs a value", argv[optind - 1]);
@@ -767,6 +791,8 @@ int main(int argc, char **argv) {
   }
   web_hooks hooks = {.ud = &a, .st = a.st, .eng = a.eng, .reload = hook_reload, .ready = hook_ready, .push = hook_push,
                      .metrics = hook_metrics, .auth = &auth};
+  wopts.peers = peers;
+  wopts.npeers = npeers;
   if (web_start(listen, port, &hooks, &wopts, &w, &err) < 0) {
     LOG(LOG_ERROR, "%s", err.msg);
     goto out;

@@ -52,6 +52,7 @@ struct web {
   web_work *work;
   web_cache *cache;
   web_auth_state *auth;   /* NULL when auth is off */
+  web_fanout *fan;        /* the peers merges also ask; NULL without --peer */
   uint64_t refused_bodies; /* 413s (atomic) */
   size_t push_bytes;       /* push bodies held in memory now, all requests (atomic; WEB_PUSH_INFLIGHT) */
   uint64_t push_busy;      /* pushes refused for that (atomic) */
@@ -209,6 +210,13 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, web_resp *a) {
   if (a->location) MHD_add_response_header(r, "Location", a->location);
   if (a->www_auth) MHD_add_response_header(r, "WWW-Authenticate", a->www_auth);
   if (a->disposition[0]) MHD_add_response_header(r, "Content-Disposition", a->disposition);
+  if (a->partial[0]) MHD_add_response_header(r, "X-Pprof-Partial", a->partial);
+  if (a->profiles) {
+    char v[24];
+    snprintf(v, sizeof v, "%" PRIu64, a->profiles);
+    MHD_add_response_header(r, "X-Pprof-Profiles", v);
+  }
+  if (a->truncated) MHD_add_response_header(r, "X-Pprof-Truncated", "true");
   unsigned status = a->status ? a->status : 500;
   web_resp_release(a);
   return queue(c, status, r);
@@ -423,7 +431,9 @@ static void write_metrics(web *w, pp_buf *b);
 static void job_run(void *arg, size_t budget, web_resp *out) {
   job *j = arg;
   web *w = j->w;
-  web_ctx x = {&w->h, budget, w->o.max_records ? w->o.max_records : WEB_MAX_RECORDS};
+  web_fanout_info fi;
+  memset(&fi, 0, sizeof fi);
+  web_ctx x = {&w->h, budget, w->o.max_records ? w->o.max_records : WEB_MAX_RECORDS, w->fan, &fi};
   switch (j->kind) {
   case JOB_RENDER: web_api_render(&x, &j->p, out); break;
   case JOB_TIMELINE: web_api_timeline(&x, &j->p, out); break;
@@ -468,6 +478,9 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
     }
     break;
   }
+  /* an answer some shards are missing from says so (web_fanout.h); the body says which */
+  if (fi.failed && out->status == 200)
+    snprintf(out->partial, sizeof out->partial, "%u of %u shard answers missing", fi.failed, fi.asked);
 }
 
 /* The store's state for cache keys: appends and deletions so far (rollups do not change answers). */
@@ -643,7 +656,9 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
   for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
     if (strcmp(url, jobs[i].path)) continue;
     job *j = new_job(w, jobs[i].kind, &p);
-    return j ? submit(w, c, r, jobs[i].lane, j, url, jobs[i].keyed) : send_error(c, 503, "unavailable", "out of memory");
+    /* an answer that asked the peers is not kept: their stores change apart from ours */
+    bool keyed = jobs[i].keyed && (!w->fan || (web_param(&p, "local") && !strcmp(web_param(&p, "local"), "1")));
+    return j ? submit(w, c, r, jobs[i].lane, j, url, keyed) : send_error(c, 503, "unavailable", "out of memory");
   }
   /* the UI: one page that routes on the path; its files come from the compiled-in table */
   const pp_blob *a = web_assets_find(url);
@@ -901,6 +916,7 @@ int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts
   w->o = *opts;
   int r = 0;
   if (web_auth_enabled(hooks->auth) && !(w->auth = web_auth_state_new(hooks->auth))) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (r == 0 && w->o.npeers) r = web_fanout_new(w->o.peers, w->o.npeers, w->o.peer_timeout_s, &w->fan, err);
   if (r == 0 && w->o.cache_bytes && !(w->cache = web_cache_new(w->o.cache_bytes))) r = pp_err_set(err, PP_ENOMEM, "out of memory");
   /* slots from the cores, fewer when the memory cannot give each its least budget */
   web_work_opts wo = {.slots = w->o.max_queries, .deadline_ns = (int64_t)(w->o.query_timeout_s * 1e9), .cache = w->cache, .wake = wake};
@@ -918,6 +934,7 @@ int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts
   if (r < 0) {
     web_cache_free(w->cache);
     web_auth_state_free(w->auth);
+    web_fanout_free(w->fan);
     free(w);
     return r;
   }
@@ -958,6 +975,7 @@ int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts
     web_work_free(w->work);
     web_cache_free(w->cache);
     web_auth_state_free(w->auth);
+    web_fanout_free(w->fan);
     free(w);
     return r;
   }
@@ -976,5 +994,6 @@ void web_stop(web *w) {
   web_work_free(w->work);
   web_cache_free(w->cache);
   web_auth_state_free(w->auth);
+  web_fanout_free(w->fan);
   free(w);
 }

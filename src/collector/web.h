@@ -79,6 +79,9 @@ typedef struct web_opts {
   uint64_t cache_bytes;     /* 0 = no cache */
   size_t max_records;       /* records one merge reads at most, the newest (answers say when more
                                matched: "truncated"); 0 = WEB_MAX_RECORDS */
+  const char *const *peers; /* the other shards' base URLs merges also ask (web_fanout.h) */
+  size_t npeers;
+  double peer_timeout_s;    /* 0 = WEB_FANOUT_TIMEOUT_S */
 } web_opts;
 
 /* The defaults: cores, WEB_QUERY_TIMEOUT_S, WEB_QUERY_MEMORY (or half the cgroup's memory

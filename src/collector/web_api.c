@@ -80,11 +80,12 @@ typedef struct selection {
   size_t nm;
   store_agg agg;
   int64_t id; /* > 0: that stored record instead of a merge; its type wins */
+  bool local; /* local=1: this collector's store only, no peers asked (web_fanout.h) */
   web_tags tags;
 } selection;
 
 static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top",
-                                       "focus", "tag", "id", "group_by", "function", "encoding",
+                                       "focus", "tag", "id", "group_by", "function", "encoding", "local",
                                        /* web_pgo.c */ "by", "keep_locations", "aggregate_callees", NULL};
 
 static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
@@ -98,6 +99,9 @@ static int parse_selection(const web_params *p, selection *s, bool need_type, ch
     need_type = false; /* the record's */
   }
   if (web_tags_parse(p, "tag", &s->tags, why, n) < 0) return -1;
+  const char *local = web_param(p, "local");
+  if (local && strcmp(local, "1") && strcmp(local, "0")) return snprintf(why, n, "local: 1 (this collector's profiles only) or 0"), -1;
+  s->local = local && !strcmp(local, "1");
   s->type = web_param(p, "type");
   if (s->type) {
     int t = cfg_type_from_name(s->type);
@@ -160,6 +164,33 @@ static int parse_base(const web_params *p, const selection *main_sel, selection 
   return 0;
 }
 
+static const char *const agg_names[] = {[STORE_AGG_SUM] = "sum", [STORE_AGG_AVG] = "avg", [STORE_AGG_LATEST] = "latest"};
+
+/* The peers' merges of the selection added to the local one (r: the local merge's result, 0 or
+ * PP_EUSAGE for nothing here). Tag filters are applied to the sum afterwards, as they commute
+ * with merging. */
+static int fan_out(const web_ctx *x, const selection *s, size_t budget, int r, pprof_profile **ret, size_t *ret_count,
+                   store_merge_info *info, pp_err *err) {
+  if (r == PP_EUSAGE) {
+    *ret = NULL;
+    if (ret_count) *ret_count = 0;
+  }
+  web_fanout_sel fs = {s->type, s->from, s->to, agg_names[s->agg], s->m, s->nm};
+  uint64_t before = x->fi->profiles;
+  pp_err ferr = {0};
+  int fr = web_fanout_merge(x->fan, &fs, budget, ret, x->fi, &ferr);
+  if (fr < 0) {
+    if (r == 0) pprof_free(*ret), *ret = NULL;
+    *err = ferr;
+    return fr;
+  }
+  if (!*ret) return r == PP_EUSAGE ? r : pp_err_set(err, PP_EUSAGE, "no profiles");
+  uint64_t theirs = x->fi->profiles - before;
+  if (ret_count) *ret_count += (size_t)theirs;
+  if (info) info->records += theirs, info->truncated |= x->fi->truncated;
+  return 0;
+}
+
 /* The profile of a selection: its one record (id=, decoded within budget) or the merge of its
  * records (store_merged_info within budget), then its tag= filters applied. With id= the
  * selection's type becomes the record's. Errors as store_merged_info's (PP_EUSAGE: nothing). */
@@ -184,9 +215,20 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
   } else {
     r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, x->max_records, budget, ret, ret_count,
                           info, err);
+    if (!s->local && x->fan && (r == 0 || r == PP_EUSAGE)) r = fan_out(x, s, budget, r, ret, ret_count, info, err);
   }
   if (r == 0) pprof_filter_tags(*ret, s->tags.f, s->tags.n);
   return r;
+}
+
+/* ,"partial":..: whether shards are missing from the answer and which (web_fanout.h); only when
+ * the collector has peers. */
+static void partial(pp_buf *a, const web_ctx *x) {
+  if (!x->fan) return;
+  pp_buf_printf(a, ",\"partial\":%s,\"shards\":{\"asked\":%u,\"missing\":%u", x->fi->failed ? "true" : "false",
+                x->fi->asked, x->fi->failed);
+  if (x->fi->failed) pp_buf_puts(a, ",\"why\":"), web_json_str(a, x->fi->missing);
+  pp_buf_puts(a, "}");
 }
 
 /* ---- sample types ------------------------------------------------------------------------------- */
@@ -704,6 +746,7 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   pp_buf_put(&a, "]", 1);
   if (have_tb) pp_buf_printf(&a, ",\"baseTotal\":%lld,\"baseProfiles\":%zu", (long long)tb.total, nbase);
   if (focus) pp_buf_puts(&a, ",\"focus\":"), pp_buf_put(&a, fb.p, fb.len);
+  partial(&a, x);
   pp_buf_puts(&a, "}}");
   if (names.failed || nodes.failed || top.failed || fb.failed || bin.failed)
     a.failed = true, a.over = names.over || nodes.over || top.over || fb.over || bin.over;
@@ -1016,7 +1059,8 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
   pprof_profile *prof = NULL, *base = NULL, *d = NULL;
   size_t count = 0;
   pp_err err = {0};
-  int r = select_profile(x, &s, x->budget, &prof, &count, NULL, &err);
+  store_merge_info pinfo = {0};
+  int r = select_profile(x, &s, x->budget, &prof, &count, &pinfo, &err);
   if (r < 0) {
     store_error(x, out, r, &err);
     return;
@@ -1070,6 +1114,8 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   web_resp_buf(out, 200, "application/octet-stream", &wb);
   pp_buf_free(&wb);
+  /* what a collector asking this one for its part (web_fanout.h) adds to its own answer */
+  if (!has_base) out->profiles = count, out->truncated = pinfo.truncated;
   /* a file name from request input: only safe characters survive */
   char fname[160];
   const char *name = web_param(p, "name");

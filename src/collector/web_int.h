@@ -24,6 +24,7 @@
 #include "scrape.h"
 #include "store.h"
 #include "web.h"
+#include "web_fanout.h"
 #include "../base/clock.h"
 #include "../base/buf.h"
 
@@ -64,6 +65,9 @@ typedef struct web_resp {
   const char *location;  /* Location, or NULL */
   const char *www_auth;  /* WWW-Authenticate, or NULL */
   char disposition[200]; /* Content-Disposition, or "" */
+  char partial[128];     /* X-Pprof-Partial (some shards did not answer: web_fanout.h), or "" */
+  uint64_t profiles;     /* X-Pprof-Profiles: the records a merged profile holds; 0 = no header */
+  bool truncated;        /* X-Pprof-Truncated: true (the merge read only the newest records) */
 } web_resp;
 
 void web_resp_release(web_resp *r);
@@ -81,6 +85,8 @@ typedef struct web_ctx {
   const web_hooks *h;
   size_t budget;
   size_t max_records; /* the records one merge may read (web_opts.max_records; 0: WEB_MAX_RECORDS) */
+  const web_fanout *fan; /* the peers merges also ask (NULL: none) */
+  web_fanout_info *fi;   /* what they added to this request's answer (with fan) */
 } web_ctx;
 
 

@@ -34,6 +34,7 @@ import labels
 import pgo_api
 import objstore
 import shards
+import fanout
 import otlp
 import push
 import querier
@@ -1681,6 +1682,8 @@ PARTS.update(otlp.PARTS)
 PARTS.update(objstore.PARTS)
 # shards splitting one config's monitors (tests/collector/shards.py)
 PARTS.update(shards.PARTS)
+# one merge over every shard (tests/collector/fanout.py)
+PARTS.update(fanout.PARTS)
 # the collector-asan suite: everything but the disk part (a minute of sustained ingest that
 # would measure the sanitizer's speed, not ours)
 # nor disk_faults (an LD_PRELOAD shim built without the sanitizer, which ASan refuses to follow)

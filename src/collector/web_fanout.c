@@ -1,0 +1,262 @@
+#include "web_fanout.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../base/buf.h"
+#include "../base/log.h"
+
+struct web_fanout {
+  char **peers;
+  size_t n;
+  long timeout_ms;
+};
+
+int web_fanout_new(const char *const *peers, size_t n, double timeout_s, web_fanout **ret, pp_err *err) {
+  *ret = NULL;
+  if (n > WEB_FANOUT_MAX_PEERS) return pp_err_set(err, PP_EINVAL, "--peer: at most %d peers", WEB_FANOUT_MAX_PEERS);
+  for (size_t i = 0; i < n; i++) {
+    const char *p = peers[i];
+    bool scheme = !strncmp(p, "http://", 7) || !strncmp(p, "https://", 8);
+    const char *host = p + (scheme ? (p[4] == 's' ? 8 : 7) : 0);
+    if (!scheme || !*host || *host == '/' || strlen(p) > 1024 || strpbrk(p, "?#\"' \t\r\n"))
+      return pp_err_set(err, PP_EINVAL, "--peer: want http://HOST:PORT or https://HOST:PORT[/PATH], not \"%.200s\"", p);
+  }
+  web_fanout *f = calloc(1, sizeof *f);
+  if (!f || (n && !(f->peers = calloc(n, sizeof *f->peers)))) {
+    free(f);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  f->timeout_ms = (long)((timeout_s > 0 ? timeout_s : WEB_FANOUT_TIMEOUT_S) * 1000);
+  for (; f->n < n; f->n++) {
+    size_t len = strlen(peers[f->n]);
+    while (len && peers[f->n][len - 1] == '/') len--;
+    if (!(f->peers[f->n] = strndup(peers[f->n], len))) {
+      web_fanout_free(f);
+      return pp_err_set(err, PP_ENOMEM, "out of memory");
+    }
+  }
+  *ret = f;
+  return 0;
+}
+
+void web_fanout_free(web_fanout *f) {
+  if (!f) return;
+  for (size_t i = 0; i < f->n; i++) free(f->peers[i]);
+  free(f->peers);
+  free(f);
+}
+
+size_t web_fanout_peers(const web_fanout *f) { return f ? f->n : 0; }
+
+/* One peer's request: its body (capped), what its headers said. */
+typedef struct call {
+  CURL *c;
+  pp_buf body;
+  uint64_t profiles;
+  bool truncated;
+  bool done;  /* the transfer finished, with rc */
+  CURLcode rc;
+  char url[8192];
+  char cerr[CURL_ERROR_SIZE];
+} call;
+
+static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
+  call *k = ud;
+  return pp_buf_put(&k->body, p, sz * nm) ? sz * nm : 0;
+}
+
+/* X-Pprof-Profiles and X-Pprof-Truncated (web.c sends them with /api/v1/profile) */
+static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
+  call *k = ud;
+  size_t n = sz * nm;
+  char line[128];
+  if (n < sizeof line) {
+    memcpy(line, p, n);
+    line[n] = '\0';
+    unsigned long long v;
+    if (!strncasecmp(line, "X-Pprof-Profiles:", 17) && sscanf(line + 17, " %llu", &v) == 1) k->profiles = v;
+    if (!strncasecmp(line, "X-Pprof-Truncated:", 18) && strstr(line + 18, "true")) k->truncated = true;
+  }
+  return n;
+}
+
+/* Appends "&k=v" (escaped) to the URL; false when it does not fit. */
+static bool add_param(CURL *c, char *url, size_t cap, const char *k, const char *v) {
+  char *ek = curl_easy_escape(c, k, 0), *ev = curl_easy_escape(c, v, 0);
+  size_t len = strlen(url);
+  bool ok = ek && ev && (size_t)snprintf(url + len, cap - len, "&%s=%s", ek, ev) < cap - len;
+  curl_free(ek);
+  curl_free(ev);
+  return ok;
+}
+
+static bool build_url(CURL *c, const char *peer, const web_fanout_sel *s, char *url, size_t cap) {
+  if ((size_t)snprintf(url, cap, "%s/api/v1/profile?local=1", peer) >= cap) return false;
+  char t[40];
+  bool ok = add_param(c, url, cap, "type", s->type);
+  if (s->from) {
+    snprintf(t, sizeof t, "%" PRId64 ".%09" PRId64, s->from / 1000000000, s->from % 1000000000);
+    ok = ok && add_param(c, url, cap, "from", t);
+  }
+  if (s->to) {
+    snprintf(t, sizeof t, "%" PRId64 ".%09" PRId64, s->to / 1000000000, s->to % 1000000000);
+    ok = ok && add_param(c, url, cap, "to", t);
+  }
+  if (s->agg) ok = ok && add_param(c, url, cap, "agg", s->agg);
+  for (size_t i = 0; i < s->nm && ok; i++) ok = add_param(c, url, cap, s->m[i].name, s->m[i].value);
+  return ok;
+}
+
+static void missing(web_fanout_info *info, const char *peer, const char *why) {
+  info->failed++;
+  size_t len = strlen(info->missing);
+  if (len + 1 < sizeof info->missing)
+    snprintf(info->missing + len, sizeof info->missing - len, "%s%s (%s)", len ? "; " : "", peer, why);
+}
+
+int web_fanout_merge(const web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
+                     web_fanout_info *info, pp_err *err) {
+  if (!f || !f->n) return 0;
+  size_t local = *prof ? (*prof)->mem.reserved : 0;
+  if (budget && local >= budget) return pp_err_set(err, PP_ELIMIT, "the merged profile needs more than the query's memory budget of %zu bytes", budget);
+  /* each peer's encoded answer may take what the local profile leaves, split between the peers
+   * that answer at once; their decoded profiles and the merge share the same */
+  size_t left = budget ? budget - local : 0, per = left ? left / (2 * f->n) : 0;
+  call *calls = calloc(f->n, sizeof *calls);
+  CURLM *m = curl_multi_init();
+  int r = 0;
+  if (!calls || !m) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < f->n; i++) {
+    call *k = &calls[i];
+    pp_buf_init(&k->body, per ? per : 0);
+    info->asked++;
+    if (!(k->c = curl_easy_init())) {
+      missing(info, f->peers[i], "out of memory");
+      continue;
+    }
+    if (!build_url(k->c, f->peers[i], sel, k->url, sizeof k->url)) {
+      missing(info, f->peers[i], "the query is too long to pass on");
+      curl_easy_cleanup(k->c);
+      k->c = NULL;
+      continue;
+    }
+    curl_easy_setopt(k->c, CURLOPT_URL, k->url);
+    curl_easy_setopt(k->c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(k->c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(k->c, CURLOPT_TIMEOUT_MS, f->timeout_ms);
+    curl_easy_setopt(k->c, CURLOPT_CONNECTTIMEOUT_MS, f->timeout_ms < 5000 ? f->timeout_ms : 5000L);
+    curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(k->c, CURLOPT_WRITEDATA, k);
+    curl_easy_setopt(k->c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(k->c, CURLOPT_HEADERDATA, k);
+    curl_easy_setopt(k->c, CURLOPT_ERRORBUFFER, k->cerr);
+    curl_easy_setopt(k->c, CURLOPT_PRIVATE, k);
+    if (curl_multi_add_handle(m, k->c) != CURLM_OK) {
+      missing(info, f->peers[i], "out of memory");
+      curl_easy_cleanup(k->c);
+      k->c = NULL;
+    }
+  }
+  int running = 1;
+  while (running) {
+    if (curl_multi_perform(m, &running) != CURLM_OK) break;
+    if (running && curl_multi_poll(m, NULL, 0, 1000, NULL) != CURLM_OK) break;
+  }
+  /* each finished transfer's result, once (curl hands each message out once) */
+  CURLMsg *msg;
+  int q;
+  while ((msg = curl_multi_info_read(m, &q))) {
+    call *o = NULL;
+    if (msg->msg != CURLMSG_DONE || curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&o) != CURLE_OK || !o)
+      continue;
+    o->done = true;
+    o->rc = msg->data.result;
+  }
+  pprof_merger *mg = NULL;
+  pprof_profile **got = calloc(f->n, sizeof *got);
+  if (!got) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto done;
+  }
+  size_t ngot = 0, used = local;
+  for (size_t i = 0; i < f->n; i++) {
+    call *k = &calls[i];
+    if (!k->c) continue;
+    bool finished = k->done;
+    CURLcode rc = k->rc;
+    long status = 0;
+    if (finished && rc == CURLE_OK) curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
+    char why[300];
+    if (!finished) {
+      missing(info, f->peers[i], "no answer");
+      continue;
+    }
+    if (rc != CURLE_OK) {
+      if (rc == CURLE_WRITE_ERROR && k->body.over) snprintf(why, sizeof why, "its answer passed the query's memory budget");
+      else snprintf(why, sizeof why, "%s", k->cerr[0] ? k->cerr : curl_easy_strerror(rc));
+      missing(info, f->peers[i], why);
+      continue;
+    }
+    if (status == 404) continue; /* nothing there */
+    if (status != 200) {
+      snprintf(why, sizeof why, "HTTP %ld", status);
+      missing(info, f->peers[i], why);
+      continue;
+    }
+    pprof_limits lim;
+    pprof_limits_default(&lim);
+    lim.max_memory = budget ? (budget > used ? budget - used : 1) : lim.max_memory;
+    pp_err de = {0};
+    if (pprof_decode(k->body.p, k->body.len, &lim, &got[ngot], &de) < 0) {
+      snprintf(why, sizeof why, "its answer does not decode: %.200s", de.msg);
+      missing(info, f->peers[i], why);
+      continue;
+    }
+    used += got[ngot]->mem.reserved;
+    pp_buf_free(&k->body);
+    info->profiles += k->profiles;
+    info->truncated |= k->truncated;
+    ngot++;
+  }
+  if (!ngot) goto free_got;
+  if (budget && used >= budget) {
+    r = pp_err_set(err, PP_ELIMIT, "the peers' profiles need more than the query's memory budget of %zu bytes", budget);
+    goto free_got;
+  }
+  pprof_profile *out = NULL;
+  if ((r = pprof_merger_new(&mg, err)) < 0) goto free_got;
+  if (budget) pprof_merger_set_limit(mg, budget - used);
+  if (*prof) r = pprof_merger_add(mg, *prof, 1, err);
+  for (size_t i = 0; i < ngot && r == 0; i++) r = pprof_merger_add(mg, got[i], 1, err);
+  if (r == 0) r = pprof_merger_finish(mg, &out, err);
+  else pprof_merger_free(mg);
+  if (r == 0) {
+    pprof_free(*prof);
+    *prof = out;
+  }
+free_got:
+  for (size_t i = 0; i < ngot; i++) pprof_free(got[i]);
+  free(got);
+done:
+  if (calls) {
+    for (size_t i = 0; i < f->n; i++) {
+      if (calls[i].c) {
+        if (m) curl_multi_remove_handle(m, calls[i].c);
+        curl_easy_cleanup(calls[i].c);
+      }
+      pp_buf_free(&calls[i].body);
+    }
+    free(calls);
+  }
+  if (m) curl_multi_cleanup(m);
+  if (info->failed) pp_log(PP_LOG_DEBUG, "fan-out: %u of %u peers did not answer: %s", info->failed, info->asked, info->missing);
+  return r;
+}

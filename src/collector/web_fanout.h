@@ -1,0 +1,69 @@
+/* web_fanout: one merge over every shard (issue 15 §3). A collector given peers (--peer URL, one
+ * per other shard or collector) answers a merge (/api/v1/render and its base, /api/v1/profile,
+ * /api/v1/pgo, /api/v1/regressions: every selection without id=) from its own store and from
+ * each peer's: it asks every peer at once (libcurl's multi interface) for the same selection's
+ * merged profile, GET PEER/api/v1/profile?...&local=1 (local=1: the peer answers from its own
+ * store and never asks further, so peers may name each other), and merges the answers into its
+ * own. Shards split the targets, so each series lives on one shard and the sum of the shards'
+ * merges is the merge of everything for every aggregation: sum; avg, which averages each series
+ * over time and then sums the series; latest, each series' newest. (A `shard: all` monitor is
+ * scraped by every shard and so counted once per shard, as its data is stored once per shard.)
+ *
+ * A peer that does not answer (refused, timed out, a status other than 200 or 404, a body that
+ * does not decode or does not fit the request's budget) makes the answer partial: the info says
+ * which peers, and the caller says so in the answer and in the X-Pprof-Partial header. 404 (no
+ * profiles there) is an answer with nothing in it.
+ *
+ * Limits: WEB_FANOUT_MAX_PEERS peers; each peer's answer within the request's budget (the part
+ * the merge so far leaves) and within the peer timeout (default WEB_FANOUT_TIMEOUT_S). Runs on
+ * web_work's worker threads (it blocks, as a merge from disk does); thread-safe. */
+#ifndef COLLECTOR_WEB_FANOUT_H
+#define COLLECTOR_WEB_FANOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/pp_err.h"
+#include "../codec/pprof.h"
+#include "store.h"
+
+#define WEB_FANOUT_MAX_PEERS 128
+#define WEB_FANOUT_TIMEOUT_S 10.0
+
+typedef struct web_fanout web_fanout;
+
+/* What the peers added to one answer, and who did not answer. */
+typedef struct web_fanout_info {
+  unsigned asked;     /* peers asked (over every merge of the request) */
+  unsigned failed;    /* of which did not answer */
+  uint64_t profiles;  /* records the peers merged (their X-Pprof-Profiles) */
+  bool truncated;     /* a peer merged only its newest records (X-Pprof-Truncated) */
+  char missing[512];  /* "PEER (why); ...": the peers that did not answer, cut short if long */
+} web_fanout_info;
+
+/* The peers' base URLs (http:// or https://, no query; a trailing / is dropped): 0, or
+ * PP_EINVAL naming the bad one. timeout_s: per peer request, 0 = WEB_FANOUT_TIMEOUT_S. The
+ * strings are copied. */
+int web_fanout_new(const char *const *peers, size_t n, double timeout_s, web_fanout **ret, pp_err *err);
+void web_fanout_free(web_fanout *f);
+size_t web_fanout_peers(const web_fanout *f);
+
+/* The selection a peer is asked for: type; from/to in ns (0: the peer's default); agg by name
+ * ("sum", "avg", "latest"; NULL: the type's default); the label matchers. */
+typedef struct web_fanout_sel {
+  const char *type;
+  int64_t from, to;
+  const char *agg;
+  const store_matcher *m;
+  size_t nm;
+} web_fanout_sel;
+
+/* Asks every peer for sel's merge and merges the answers into *prof (NULL: nothing local; it
+ * stays NULL when no peer had anything either), all within budget bytes (the profile in *prof
+ * counted). 0 with info updated (a peer that did not answer is in info, not an error);
+ * PP_ELIMIT when the merge passes the budget; PP_ENOMEM. On failure *prof is unchanged. */
+int web_fanout_merge(const web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
+                     web_fanout_info *info, pp_err *err);
+
+#endif

@@ -1,0 +1,245 @@
+"""One merge over every shard (issue 15 §3, the collector's part): two bin/collector processes
+share one config with `sharding: {shards: 2}` (--shard 0 and 1) and name each other with --peer.
+Twelve HTTP peers answer heap profiles, each with a function of its own (main.work_K) and a
+value of its own, so a merge that leaves a shard out, or counts one twice, shows in the
+function list and the sums. What is checked:
+  - each shard alone (local=1) holds only its share, so the checks below can fail;
+  - /api/v1/profile from either shard equals `go tool pprof`'s merge of every raw record both
+    shards stored in the window (each downloaded by id=), function by function, for agg=sum;
+    and for the default (avg) each function is its target's own value: a series averaged on
+    the shard that holds it, the series summed across shards;
+  - /api/v1/render's total is that merge's, its `profiles` counts both shards' records, and
+    `partial` is false;
+  - a shard that is down: the answer is partial and says so (X-Pprof-Partial, "partial":true,
+    which peer), its total is the live shard's alone, never passed off as the whole;
+  - a peer that accepts but never answers: partial after --peer-timeout, not after the query's
+    deadline;
+  - --peer and --peer-timeout refuse bad values (exit 2, one clear line); local= too.
+
+Part (tests/run.py collector:fanout): fanout."""
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+from harness import check, fnv_shard, go_pprof, go_top_args, make_profile, parse_go_top, wait_for
+from peers import Collector, PeerServer, QuietHandler, http_req
+
+N_TARGETS = 12
+INTERVAL = 1.0
+
+
+def value_of(i):
+    return (i + 1) * 1000
+
+
+class Targets:
+    def __init__(self):
+        self.servers = []
+        for i in range(N_TARGETS):
+            body = make_profile([("inuse_space", "bytes")], [([value_of(i)], [f"main.work_{i}", "main.main"], None)],
+                                period_type=("space", "bytes"), period=524288)
+
+            class H(QuietHandler):
+                def do_GET(self, body=body):
+                    self.send_body(200, body)
+            self.servers.append(PeerServer(H))
+
+    def address(self, i):
+        return f"127.0.0.1:{self.servers[i].port}"
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+
+def config(targets):
+    lines = ["sharding: {shards: 2}", "monitors:"]
+    for i in range(N_TARGETS):
+        lines.append(f"- {{name: t{i}, endpoint: 'http://{targets.address(i)}', labels: {{svc: shop}}, "
+                     f"sampling: {{heap: {{interval_seconds: {INTERVAL}}}}}}}")
+    return "\n".join(lines) + "\n"
+
+
+def go_flat(path):
+    g = go_pprof(go_top_args(0, "bytes") + [path])
+    if g.returncode:
+        raise RuntimeError(f"go tool pprof {path}: {g.stderr[-1000:]}")
+    return {k: v[0] for k, v in parse_go_top(g.stdout).items() if v[0]}
+
+
+def fetch(c, path, out_dir, name):
+    st, body, hdrs = http_req("GET", c.url + path)
+    f = os.path.join(out_dir, name)
+    with open(f, "wb") as fh:
+        fh.write(body)
+    return st, f, hdrs
+
+
+def header(hdrs, k):
+    return next((v for kk, v in (hdrs or {}).items() if kk.lower() == k.lower()), None)
+
+
+class Silent:
+    """A TCP port that accepts connections and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+
+def fanout(t):
+    targets = Targets()
+    cs = []
+    work = tempfile.mkdtemp(prefix="fanout-")
+    silent = Silent()
+    try:
+        c1 = Collector(config(targets), extra_args=["--shard", "1"], name="fan1")
+        cs.append(c1)
+        c0 = Collector(config(targets), extra_args=["--shard", "0", "--peer", c1.url], name="fan0")
+        cs.insert(0, c0)
+        c1.stop()
+        c1.extra += ["--peer", c0.url + "/"]
+        c1.start()
+        owner = {f"main.work_{i}": fnv_shard(targets.address(i), 2) for i in range(N_TARGETS)}
+        per = [sum(1 for s in owner.values() if s == k) for k in (0, 1)]
+
+        def stored_everywhere():
+            got = [{r["labels"].get("monitor") for r in c.get_json("/api/v1/profiles?type=heap&local=1")[1]["data"]}
+                   for c in cs]
+            return got if all(len(g) == n for g, n in zip(got, per)) else None
+        wait_for(stored_everywhere, timeout=20)
+        time.sleep(2 * INTERVAL)
+        lo, hi = int(time.time() - 60), int(time.time())
+        q = f"type=heap&svc=shop&from={lo}&to={hi}"
+
+        def shares():
+            got = []
+            for k, c in enumerate(cs):
+                st, f, _ = fetch(c, f"/api/v1/profile?{q}&local=1", work, f"local{k}.pb.gz")
+                got.append(set(go_flat(f)) - {"main.main"} if st == 200 else st)
+            want = [{fn for fn, s in owner.items() if s == k} for k in (0, 1)]
+            return got == want and min(per) > 0, f"got {got}\nwant {want}"
+        check(t, "collector fanout: with local=1 each shard answers from its own share only", shares)
+
+        def oracle():
+            """go tool pprof's merge of every raw record of the window, from both shards"""
+            files = []
+            for k, c in enumerate(cs):
+                rows = c.get_json(f"/api/v1/profiles?{q}&local=1&limit=20000")[1]["data"]
+                for r in rows:
+                    st, f, _ = fetch(c, f"/api/v1/profile?id={r['id']}&local=1", work, f"raw{k}-{r['id']}.pb.gz")
+                    if st != 200:
+                        raise RuntimeError(f"record {r['id']} of shard {k}: {st}")
+                    files.append(f)
+            merged = os.path.join(work, "oracle.pb.gz")
+            g = go_pprof(["-proto", "-output", merged] + files)
+            if g.returncode:
+                raise RuntimeError(g.stderr[-1000:])
+            return go_flat(merged), len(files)
+
+        want, nrec = oracle()
+
+        def sum_equals_go():
+            bad = []
+            for k, c in enumerate(cs):
+                st, f, hdrs = fetch(c, f"/api/v1/profile?{q}&agg=sum", work, f"fan{k}.pb.gz")
+                got = go_flat(f) if st == 200 else {}
+                if got != want:
+                    bad.append(f"shard {k}: {st} {got}")
+                if header(hdrs, "X-Pprof-Partial"):
+                    bad.append(f"shard {k}: partial {header(hdrs, 'X-Pprof-Partial')}")
+            return not bad and len(want) == N_TARGETS, f"{'; '.join(bad)}\nwant {want} ({nrec} records)"
+        check(t, "collector fanout: agg=sum from either shard equals go tool pprof's merge of every raw record "
+                 "of both shards", sum_equals_go)
+
+        def avg_per_series():
+            bad = []
+            for k, c in enumerate(cs):
+                st, f, _ = fetch(c, f"/api/v1/profile?{q}", work, f"avg{k}.pb.gz")
+                got = go_flat(f) if st == 200 else {}
+                exp = {f"main.work_{i}": value_of(i) for i in range(N_TARGETS)}
+                if {k2: v for k2, v in got.items() if k2 != "main.main"} != exp:
+                    bad.append(f"shard {k}: {st} {got}")
+            return not bad, "; ".join(bad)
+        check(t, "collector fanout: the default heap average is each target's own value, over both shards",
+              avg_per_series)
+
+        def render_total():
+            st, body, hdrs = http_req("GET", c0.url + f"/api/v1/render?{q}&agg=sum")
+            d = json.loads(body).get("data", {}) if st == 200 else {}
+            total = sum(v for fn, v in want.items() if fn.startswith("main.work_"))
+            ok = (d.get("total") == total and d.get("profiles") == nrec and d.get("partial") is False
+                  and d.get("shards", {}).get("asked") == 1 and not header(hdrs, "X-Pprof-Partial"))
+            return ok, f"status {st}; total {d.get('total')} want {total}; profiles {d.get('profiles')} want {nrec}; " \
+                       f"partial {d.get('partial')} shards {d.get('shards')}"
+        check(t, "collector fanout: /api/v1/render totals both shards, counts both shards' records, partial false",
+              render_total)
+
+        # shard 1 down: the answer says it is partial and holds shard 0's part only
+        c1.stop()
+        local0 = sum(value_of(i) for i in range(N_TARGETS) if owner[f"main.work_{i}"] == 0)
+
+        def down_is_partial():
+            st, body, hdrs = http_req("GET", c0.url + f"/api/v1/render?{q}&agg=sum")
+            d = json.loads(body).get("data", {}) if st == 200 else {}
+            per_rec = {}
+            for r in c0.get_json(f"/api/v1/profiles?{q}&local=1&limit=20000")[1]["data"]:
+                per_rec[r["labels"]["monitor"]] = per_rec.get(r["labels"]["monitor"], 0) + r["totals"][0]
+            local_total = sum(per_rec.values())
+            why = d.get("shards", {}).get("why", "")
+            st2, _, hdrs2 = http_req("GET", c0.url + f"/api/v1/profile?{q}&agg=sum")
+            ok = (d.get("partial") is True and d.get("total") == local_total and local_total > 0
+                  and header(hdrs, "X-Pprof-Partial") == "1 of 1 shard answers missing" and c1.url in why
+                  and st2 == 200 and header(hdrs2, "X-Pprof-Partial") == "1 of 1 shard answers missing")
+            return ok, (f"status {st}: partial {d.get('partial')} total {d.get('total')} (shard 0 alone {local_total}, "
+                        f"{local0} per round); header {header(hdrs, 'X-Pprof-Partial')}; why {why!r}; profile {st2} "
+                        f"{header(hdrs2, 'X-Pprof-Partial')}")
+        check(t, "collector fanout: a shard down makes the answer partial (field, header, which peer) with the "
+                 "live shard's total only", down_is_partial)
+
+        def silent_peer():
+            c = Collector(config(targets), extra_args=["--shard", "0", "--peer", f"http://127.0.0.1:{silent.port}",
+                                                       "--peer-timeout", "1s"], name="fan-silent")
+            cs.append(c)
+            c.wait_for(lambda: c.get_json(f"/api/v1/profiles?type=heap&local=1")[1]["data"] or None, timeout=15)
+            t0 = time.monotonic()
+            st, body, hdrs = http_req("GET", c.url + "/api/v1/render?type=heap")
+            took = time.monotonic() - t0
+            d = json.loads(body).get("data", {}) if st == 200 else {}
+            ok = st == 200 and d.get("partial") is True and 0.9 < took < 5 and header(hdrs, "X-Pprof-Partial")
+            return ok, f"status {st} after {took:.2f} s; partial {d.get('partial')} {d.get('shards')}"
+        check(t, "collector fanout: a peer that accepts and never answers: partial after --peer-timeout (1 s)",
+              silent_peer)
+
+        def bad_values():
+            out = []
+            for args in (["--peer", "ftp://x"], ["--peer", "http://"], ["--peer", "http://h:1/?q"],
+                         ["--peer-timeout", "0s"], ["--peer-timeout", "soon"], ["--peer-timeout", "1h"]):
+                p = subprocess.run([Collector.binary, "-c", c0.config, "-d", os.path.join(work, "d"), *args],
+                                   capture_output=True, text=True, timeout=20)
+                lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+                out.append((args, p.returncode, len(lines) == 1 and "--peer" in p.stderr, p.stderr.strip()[-200:]))
+            st, body, _ = http_req("GET", c0.url + "/api/v1/render?type=heap&local=yes")
+            return (all(rc == 2 and said for _, rc, said, _ in out) and st == 400 and b"local" in body,
+                    f"{out}; local=yes: {st} {body[:200]}")
+        check(t, "collector fanout: --peer and --peer-timeout refuse bad values (exit 2, one line); local=yes is a 400",
+              bad_values)
+    finally:
+        for c in cs:
+            c.stop()
+            c.cleanup()
+        targets.stop()
+        silent.close()
+        subprocess.run(["rm", "-rf", work])
+
+
+PARTS = {"fanout": fanout}
