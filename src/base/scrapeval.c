@@ -14,6 +14,9 @@ static bool bad_char(const char *s) {
 int sv_check_endpoint(const char *url, pp_err *err) {
   if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
     return pp_err_set(err, PP_EINVAL, "\"%.100s\" must be an http:// or https:// URL", url ? url : "");
+  const char *host = url + (url[4] == 's' ? 8 : 7);
+  if (!*host || *host == '/' || *host == ':')
+    return pp_err_set(err, PP_EINVAL, "\"%.100s\" names no host", url);
   if (strlen(url) > SV_MAX_URL_LEN || bad_char(url))
     return pp_err_set(err, PP_EINVAL, "\"%.100s%s\" must be a URL of at most %d characters without spaces, ? or #", url,
                       strlen(url) > 100 ? "..." : "", SV_MAX_URL_LEN);

@@ -21,7 +21,7 @@
 #define SV_MAX_URL_LEN 1024         /* an endpoint, or a path */
 #define SV_MAX_NAME_LEN 253         /* a monitor's name */
 
-/* scheme://host:port[/prefix]: http or https, at most SV_MAX_URL_LEN bytes, no whitespace,
+/* scheme://host:port[/prefix]: http or https, a host, at most SV_MAX_URL_LEN bytes, no whitespace,
  * control characters, `?` or `#` (the collector appends the path and the query). */
 int sv_check_endpoint(const char *url, pp_err *err);
 /* A path such as /debug/pprof or a prefix such as /internal: starts with `/`, at most

@@ -405,6 +405,27 @@ static int self_key(P *p, const char *name, const yaml_node_t *kn, const yaml_no
   return 1;
 }
 
+static int query_key(P *p, const char *name, const yaml_node_t *kn, const yaml_node_t *vn, void *ud) {
+  cfg_config *c = p->c;
+  int r;
+  if (strcmp(name, "peers")) return 0;
+  if (is_null(vn)) return 1;
+  if (vn->type != YAML_SEQUENCE_NODE) return fail(p, vn, "expected a list of URLs");
+  size_t n = (size_t)(vn->data.sequence.items.top - vn->data.sequence.items.start);
+  if (n > CFG_MAX_PEERS) return fail(p, vn, "more than %d peers", CFG_MAX_PEERS);
+  if (!(c->peers = arena_calloc(&c->mem, n ? n : 1, sizeof *c->peers))) return pp_err_set(p->err, PP_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    yaml_node_t *en = node(p, vn->data.sequence.items.start[i]);
+    size_t old = push_index(p, i);
+    pp_err e = {0};
+    if ((r = visit(p, en)) < 0 || (r = get_str(p, en, &c->peers[i])) < 0) return r;
+    if (sv_check_endpoint(c->peers[i], &e) < 0) return fail(p, en, "%s", e.msg);
+    pop(p, old);
+  }
+  c->npeers = n;
+  return 1;
+}
+
 static int global_key(P *p, const char *name, const yaml_node_t *kn, const yaml_node_t *vn, void *ud) {
   return scrape_key(p, name, vn, &p->c->global);
 }
@@ -430,6 +451,8 @@ static int parse_root(P *p, const yaml_node_t *root) {
                         &has_at)) < 0)
         return r;
       if (!!c->previous_shards != has_at) return fail(p, vn, "previous_shards and change_at go together");
+    } else if (!strcmp(k, "query")) {
+      if ((r = each_key(p, vn, "a mapping (peers)", "unknown key (ignored)", query_key, NULL)) < 0) return r;
     } else if (!strcmp(k, "global")) {
       if ((r = each_key(p, vn, "a mapping", "unknown key (ignored)", global_key, NULL)) < 0) return r;
     } else if (!strcmp(k, "monitors")) {

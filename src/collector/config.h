@@ -94,6 +94,11 @@ typedef struct cfg_config {
   int shards;          /* 1 without the block */
   int previous_shards; /* 0 = no change planned */
   int64_t change_at;   /* Unix seconds; with previous_shards */
+  /* query: {peers: [URL, ...]}: the other shards (or collectors) whose profiles merges add
+   * (collector/web_fanout.h), each an http(s) base URL (sv_check_endpoint); at most
+   * CFG_MAX_PEERS. Applied on every reload, besides the --peer flags. */
+  char **peers;
+  size_t npeers;
   char **warnings; /* human-readable, with file:line:column */
   size_t nwarnings;
   arena mem;
@@ -105,6 +110,7 @@ typedef struct cfg_config {
 #define CFG_MAX_BYTES ((size_t)4 << 20)
 #define CFG_MAX_TEXT ((size_t)64 << 20)
 #define CFG_MAX_MONITORS 100000
+#define CFG_MAX_PEERS 128 /* WEB_FANOUT_MAX_PEERS */
 #define CFG_MAX_SECONDS SV_MAX_SECONDS /* base/scrapeval.h: the rules the operator applies too */
 
 /* Parses YAML text; `name` (the file name) prefixes error and warning positions. */

@@ -88,6 +88,7 @@ typedef struct app {
   selfprof *sp;
   bool sync_failing;            /* what the log last said of the store's durability rounds */
   int64_t sync_checked_at;      /* when log_sync_state last read the store's state */
+  web *w;                       /* the HTTP server, once started (reloads give it the config's peers) */
   uploader *up;                 /* segment uploads (NULL without --object-store-endpoint) */
   int64_t upload_checked_at;    /* when log_upload_state last read its state */
   bool upload_failing, upload_deleting_failing;
@@ -145,6 +146,7 @@ static int do_reload(app *a, bool from_file_event, bool kept, pp_err *err) {
   a->reloads_total++;
   a->last_reload_ts = (uint64_t)(pp_clock_real_ns() / 1000000000);
   if (r == 0) r = scrape_apply(a->eng, c, err);
+  if (r == 0 && a->w) r = web_set_peers(a->w, (const char *const *)c->peers, c->npeers, err);
   if (r < 0) {
     cfg_free(c);
     free(text);
@@ -687,7 +689,7 @@ int main(int argc, char **argv) {
       if (npeers == WEB_FANOUT_MAX_PEERS) return bad_flag("--peer: at most 128 peers, not more (%s was one too many)", optarg);
       {
         web_fanout *one; /* checked now: a bad URL is a bad flag */
-        if (web_fanout_new((const char *const *)&optarg, 1, 0, &one, &err) < 0) return bad_flag("%s", err.msg);
+        if (web_fanout_new((const char *const *)&optarg, 1, 0, &one, &err) < 0) return bad_flag("--peer %s", err.msg);
         web_fanout_free(one);
       }
       peers[npeers++] = optarg;
@@ -793,10 +795,12 @@ int main(int argc, char **argv) {
                      .metrics = hook_metrics, .auth = &auth};
   wopts.peers = peers;
   wopts.npeers = npeers;
-  if (web_start(listen, port, &hooks, &wopts, &w, &err) < 0) {
+  if (web_start(listen, port, &hooks, &wopts, &w, &err) < 0 ||
+      web_set_peers(w, (const char *const *)a.cfg->peers, a.cfg->npeers, &err) < 0) {
     LOG(LOG_ERROR, "%s", err.msg);
     goto out;
   }
+  a.w = w;
   LOG(LOG_INFO, "collector %s listening on %s:%d, data in %s", PP_VERSION, *listen ? listen : "*", port, data_dir);
 
   /* Watch the config's directory: editors replace files, and Kubernetes ConfigMap volumes

@@ -657,7 +657,7 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     if (strcmp(url, jobs[i].path)) continue;
     job *j = new_job(w, jobs[i].kind, &p);
     /* an answer that asked the peers is not kept: their stores change apart from ours */
-    bool keyed = jobs[i].keyed && (!w->fan || (web_param(&p, "local") && !strcmp(web_param(&p, "local"), "1")));
+    bool keyed = jobs[i].keyed && (!web_fanout_peers(w->fan) || (web_param(&p, "local") && !strcmp(web_param(&p, "local"), "1")));
     return j ? submit(w, c, r, jobs[i].lane, j, url, keyed) : send_error(c, 503, "unavailable", "out of memory");
   }
   /* the UI: one page that routes on the path; its files come from the compiled-in table */
@@ -916,7 +916,7 @@ int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts
   w->o = *opts;
   int r = 0;
   if (web_auth_enabled(hooks->auth) && !(w->auth = web_auth_state_new(hooks->auth))) r = pp_err_set(err, PP_ENOMEM, "out of memory");
-  if (r == 0 && w->o.npeers) r = web_fanout_new(w->o.peers, w->o.npeers, w->o.peer_timeout_s, &w->fan, err);
+  if (r == 0) r = web_fanout_new(w->o.peers, w->o.npeers, w->o.peer_timeout_s, &w->fan, err);
   if (r == 0 && w->o.cache_bytes && !(w->cache = web_cache_new(w->o.cache_bytes))) r = pp_err_set(err, PP_ENOMEM, "out of memory");
   /* slots from the cores, fewer when the memory cannot give each its least budget */
   web_work_opts wo = {.slots = w->o.max_queries, .deadline_ns = (int64_t)(w->o.query_timeout_s * 1e9), .cache = w->cache, .wake = wake};
@@ -982,6 +982,8 @@ int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts
   *ret = w;
   return 0;
 }
+
+int web_set_peers(web *w, const char *const *peers, size_t n, pp_err *err) { return web_fanout_set(w->fan, peers, n, err); }
 
 void web_stop(web *w) {
   if (!w) return;

@@ -92,6 +92,9 @@ typedef struct web web;
 
 /* Listens on addr ("", "0.0.0.0", "127.0.0.1", "::"...) and port. */
 int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts *opts, web **ret, pp_err *err);
+/* The config's peers (query.peers; web_fanout.h): merges started from now on ask them besides
+ * web_opts.peers. 0, or PP_EINVAL and the old list kept. Thread-safe. */
+int web_set_peers(web *w, const char *const *peers, size_t n, pp_err *err);
 /* Answers what still waits (503), lets running queries finish, closes every connection. */
 void web_stop(web *w);
 

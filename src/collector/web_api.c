@@ -215,7 +215,7 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
   } else {
     r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, x->max_records, budget, ret, ret_count,
                           info, err);
-    if (!s->local && x->fan && (r == 0 || r == PP_EUSAGE)) r = fan_out(x, s, budget, r, ret, ret_count, info, err);
+    if (!s->local && web_fanout_peers(x->fan) && (r == 0 || r == PP_EUSAGE)) r = fan_out(x, s, budget, r, ret, ret_count, info, err);
   }
   if (r == 0) pprof_filter_tags(*ret, s->tags.f, s->tags.n);
   return r;
@@ -224,7 +224,7 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
 /* ,"partial":..: whether shards are missing from the answer and which (web_fanout.h); only when
  * the collector has peers. */
 static void partial(pp_buf *a, const web_ctx *x) {
-  if (!x->fan) return;
+  if (!x->fi || (!x->fi->asked && !web_fanout_peers(x->fan))) return;
   pp_buf_printf(a, ",\"partial\":%s,\"shards\":{\"asked\":%u,\"missing\":%u", x->fi->failed ? "true" : "false",
                 x->fi->asked, x->fi->failed);
   if (x->fi->failed) pp_buf_puts(a, ",\"why\":"), web_json_str(a, x->fi->missing);

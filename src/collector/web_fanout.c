@@ -1,6 +1,7 @@
 #include "web_fanout.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,49 +10,89 @@
 
 #include "../base/buf.h"
 #include "../base/log.h"
+#include "../base/scrapeval.h"
 
 struct web_fanout {
-  char **peers;
-  size_t n;
+  pthread_mutex_t mu; /* guards the lists: the config's changes on reloads while queries run */
+  char **flag;        /* --peer */
+  size_t nflag;
+  char **cfg;         /* the config's query.peers */
+  size_t ncfg;
   long timeout_ms;
 };
 
-int web_fanout_new(const char *const *peers, size_t n, double timeout_s, web_fanout **ret, pp_err *err) {
+static void free_list(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+/* Checked copies of the URLs (a trailing / dropped): 0, or PP_EINVAL naming the bad one. */
+static int copy_list(const char *const *peers, size_t n, char ***ret, pp_err *err) {
   *ret = NULL;
-  if (n > WEB_FANOUT_MAX_PEERS) return pp_err_set(err, PP_EINVAL, "--peer: at most %d peers", WEB_FANOUT_MAX_PEERS);
+  if (n > WEB_FANOUT_MAX_PEERS) return pp_err_set(err, PP_EINVAL, "at most %d peers", WEB_FANOUT_MAX_PEERS);
   for (size_t i = 0; i < n; i++) {
-    const char *p = peers[i];
-    bool scheme = !strncmp(p, "http://", 7) || !strncmp(p, "https://", 8);
-    const char *host = p + (scheme ? (p[4] == 's' ? 8 : 7) : 0);
-    if (!scheme || !*host || *host == '/' || strlen(p) > 1024 || strpbrk(p, "?#\"' \t\r\n"))
-      return pp_err_set(err, PP_EINVAL, "--peer: want http://HOST:PORT or https://HOST:PORT[/PATH], not \"%.200s\"", p);
+    pp_err e = {0};
+    if (sv_check_endpoint(peers[i], &e) < 0) return pp_err_set(err, PP_EINVAL, "%s", e.msg);
   }
-  web_fanout *f = calloc(1, sizeof *f);
-  if (!f || (n && !(f->peers = calloc(n, sizeof *f->peers)))) {
-    free(f);
-    return pp_err_set(err, PP_ENOMEM, "out of memory");
-  }
-  f->timeout_ms = (long)((timeout_s > 0 ? timeout_s : WEB_FANOUT_TIMEOUT_S) * 1000);
-  for (; f->n < n; f->n++) {
-    size_t len = strlen(peers[f->n]);
-    while (len && peers[f->n][len - 1] == '/') len--;
-    if (!(f->peers[f->n] = strndup(peers[f->n], len))) {
-      web_fanout_free(f);
+  char **v = calloc(n ? n : 1, sizeof *v);
+  if (!v) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(peers[i]);
+    while (len && peers[i][len - 1] == '/') len--;
+    if (!(v[i] = strndup(peers[i], len))) {
+      free_list(v, i);
       return pp_err_set(err, PP_ENOMEM, "out of memory");
     }
   }
+  *ret = v;
+  return 0;
+}
+
+int web_fanout_new(const char *const *peers, size_t n, double timeout_s, web_fanout **ret, pp_err *err) {
+  *ret = NULL;
+  web_fanout *f = calloc(1, sizeof *f);
+  if (!f) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  int r = copy_list(peers, n, &f->flag, err);
+  if (r < 0) {
+    free(f);
+    return r;
+  }
+  f->nflag = n;
+  f->timeout_ms = (long)((timeout_s > 0 ? timeout_s : WEB_FANOUT_TIMEOUT_S) * 1000);
+  pthread_mutex_init(&f->mu, NULL);
   *ret = f;
+  return 0;
+}
+
+int web_fanout_set(web_fanout *f, const char *const *peers, size_t n, pp_err *err) {
+  char **v;
+  int r = copy_list(peers, n, &v, err);
+  if (r < 0) return r;
+  pthread_mutex_lock(&f->mu);
+  char **old = f->cfg;
+  size_t nold = f->ncfg;
+  f->cfg = v;
+  f->ncfg = n;
+  pthread_mutex_unlock(&f->mu);
+  free_list(old, nold);
   return 0;
 }
 
 void web_fanout_free(web_fanout *f) {
   if (!f) return;
-  for (size_t i = 0; i < f->n; i++) free(f->peers[i]);
-  free(f->peers);
+  free_list(f->flag, f->nflag);
+  free_list(f->cfg, f->ncfg);
+  pthread_mutex_destroy(&f->mu);
   free(f);
 }
 
-size_t web_fanout_peers(const web_fanout *f) { return f ? f->n : 0; }
+size_t web_fanout_peers(web_fanout *f) {
+  if (!f) return 0;
+  pthread_mutex_lock(&f->mu);
+  size_t n = f->nflag + f->ncfg;
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}
 
 /* One peer's request: its body (capped), what its headers said. */
 typedef struct call {
@@ -61,6 +102,7 @@ typedef struct call {
   bool truncated;
   bool done;  /* the transfer finished, with rc */
   CURLcode rc;
+  char peer[SV_MAX_URL_LEN + 1];
   char url[8192];
   char cerr[CURL_ERROR_SIZE];
 } call;
@@ -119,31 +161,38 @@ static void missing(web_fanout_info *info, const char *peer, const char *why) {
     snprintf(info->missing + len, sizeof info->missing - len, "%s%s (%s)", len ? "; " : "", peer, why);
 }
 
-int web_fanout_merge(const web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
+int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
                      web_fanout_info *info, pp_err *err) {
-  if (!f || !f->n) return 0;
+  if (!f) return 0;
   size_t local = *prof ? (*prof)->mem.reserved : 0;
   if (budget && local >= budget) return pp_err_set(err, PP_ELIMIT, "the merged profile needs more than the query's memory budget of %zu bytes", budget);
+  /* the peers now (a reload may change the config's while this runs) */
+  pthread_mutex_lock(&f->mu);
+  size_t n = f->nflag + f->ncfg;
+  call *calls = n ? calloc(n, sizeof *calls) : NULL;
+  for (size_t i = 0; calls && i < n; i++)
+    snprintf(calls[i].peer, sizeof calls[i].peer, "%s", i < f->nflag ? f->flag[i] : f->cfg[i - f->nflag]);
+  pthread_mutex_unlock(&f->mu);
+  if (!n) return 0;
   /* each peer's encoded answer may take what the local profile leaves, split between the peers
    * that answer at once; their decoded profiles and the merge share the same */
-  size_t left = budget ? budget - local : 0, per = left ? left / (2 * f->n) : 0;
-  call *calls = calloc(f->n, sizeof *calls);
+  size_t left = budget ? budget - local : 0, per = left ? left / (2 * n) : 0;
   CURLM *m = curl_multi_init();
   int r = 0;
   if (!calls || !m) {
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto done;
   }
-  for (size_t i = 0; i < f->n; i++) {
+  for (size_t i = 0; i < n; i++) {
     call *k = &calls[i];
     pp_buf_init(&k->body, per ? per : 0);
     info->asked++;
     if (!(k->c = curl_easy_init())) {
-      missing(info, f->peers[i], "out of memory");
+      missing(info, k->peer, "out of memory");
       continue;
     }
-    if (!build_url(k->c, f->peers[i], sel, k->url, sizeof k->url)) {
-      missing(info, f->peers[i], "the query is too long to pass on");
+    if (!build_url(k->c, k->peer, sel, k->url, sizeof k->url)) {
+      missing(info, k->peer, "the query is too long to pass on");
       curl_easy_cleanup(k->c);
       k->c = NULL;
       continue;
@@ -160,7 +209,7 @@ int web_fanout_merge(const web_fanout *f, const web_fanout_sel *sel, size_t budg
     curl_easy_setopt(k->c, CURLOPT_ERRORBUFFER, k->cerr);
     curl_easy_setopt(k->c, CURLOPT_PRIVATE, k);
     if (curl_multi_add_handle(m, k->c) != CURLM_OK) {
-      missing(info, f->peers[i], "out of memory");
+      missing(info, k->peer, "out of memory");
       curl_easy_cleanup(k->c);
       k->c = NULL;
     }
@@ -181,13 +230,13 @@ int web_fanout_merge(const web_fanout *f, const web_fanout_sel *sel, size_t budg
     o->rc = msg->data.result;
   }
   pprof_merger *mg = NULL;
-  pprof_profile **got = calloc(f->n, sizeof *got);
+  pprof_profile **got = calloc(n, sizeof *got);
   if (!got) {
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto done;
   }
   size_t ngot = 0, used = local;
-  for (size_t i = 0; i < f->n; i++) {
+  for (size_t i = 0; i < n; i++) {
     call *k = &calls[i];
     if (!k->c) continue;
     bool finished = k->done;
@@ -196,19 +245,19 @@ int web_fanout_merge(const web_fanout *f, const web_fanout_sel *sel, size_t budg
     if (finished && rc == CURLE_OK) curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
     char why[300];
     if (!finished) {
-      missing(info, f->peers[i], "no answer");
+      missing(info, k->peer, "no answer");
       continue;
     }
     if (rc != CURLE_OK) {
       if (rc == CURLE_WRITE_ERROR && k->body.over) snprintf(why, sizeof why, "its answer passed the query's memory budget");
       else snprintf(why, sizeof why, "%s", k->cerr[0] ? k->cerr : curl_easy_strerror(rc));
-      missing(info, f->peers[i], why);
+      missing(info, k->peer, why);
       continue;
     }
     if (status == 404) continue; /* nothing there */
     if (status != 200) {
       snprintf(why, sizeof why, "HTTP %ld", status);
-      missing(info, f->peers[i], why);
+      missing(info, k->peer, why);
       continue;
     }
     pprof_limits lim;
@@ -217,7 +266,7 @@ int web_fanout_merge(const web_fanout *f, const web_fanout_sel *sel, size_t budg
     pp_err de = {0};
     if (pprof_decode(k->body.p, k->body.len, &lim, &got[ngot], &de) < 0) {
       snprintf(why, sizeof why, "its answer does not decode: %.200s", de.msg);
-      missing(info, f->peers[i], why);
+      missing(info, k->peer, why);
       continue;
     }
     used += got[ngot]->mem.reserved;
@@ -247,7 +296,7 @@ free_got:
   free(got);
 done:
   if (calls) {
-    for (size_t i = 0; i < f->n; i++) {
+    for (size_t i = 0; i < n; i++) {
       if (calls[i].c) {
         if (m) curl_multi_remove_handle(m, calls[i].c);
         curl_easy_cleanup(calls[i].c);

@@ -42,12 +42,17 @@ typedef struct web_fanout_info {
   char missing[512];  /* "PEER (why); ...": the peers that did not answer, cut short if long */
 } web_fanout_info;
 
-/* The peers' base URLs (http:// or https://, no query; a trailing / is dropped): 0, or
- * PP_EINVAL naming the bad one. timeout_s: per peer request, 0 = WEB_FANOUT_TIMEOUT_S. The
- * strings are copied. */
+/* Peers are base URLs (sv_check_endpoint: http:// or https://, a host, no query; a trailing /
+ * is dropped), copied. Two lists: the flags' (--peer), fixed, and the config's (query.peers),
+ * replaced on each reload; a merge asks both as they are when it starts.
+ * new: the flags' list: 0, or PP_EINVAL naming the bad one. timeout_s: per peer request, 0 =
+ * WEB_FANOUT_TIMEOUT_S. */
 int web_fanout_new(const char *const *peers, size_t n, double timeout_s, web_fanout **ret, pp_err *err);
+/* Replaces the config's list (0, or PP_EINVAL and the list kept). Thread-safe. */
+int web_fanout_set(web_fanout *f, const char *const *peers, size_t n, pp_err *err);
 void web_fanout_free(web_fanout *f);
-size_t web_fanout_peers(const web_fanout *f);
+/* Peers in both lists now (f may be NULL: 0). */
+size_t web_fanout_peers(web_fanout *f);
 
 /* The selection a peer is asked for: type; from/to in ns (0: the peer's default); agg by name
  * ("sum", "avg", "latest"; NULL: the type's default); the label matchers. */
@@ -63,7 +68,7 @@ typedef struct web_fanout_sel {
  * stays NULL when no peer had anything either), all within budget bytes (the profile in *prof
  * counted). 0 with info updated (a peer that did not answer is in info, not an error);
  * PP_ELIMIT when the merge passes the budget; PP_ENOMEM. On failure *prof is unchanged. */
-int web_fanout_merge(const web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
+int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
                      web_fanout_info *info, pp_err *err);
 
 #endif

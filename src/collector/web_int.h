@@ -85,7 +85,7 @@ typedef struct web_ctx {
   const web_hooks *h;
   size_t budget;
   size_t max_records; /* the records one merge may read (web_opts.max_records; 0: WEB_MAX_RECORDS) */
-  const web_fanout *fan; /* the peers merges also ask (NULL: none) */
+  web_fanout *fan;       /* the peers merges also ask (web_fanout_peers may be 0) */
   web_fanout_info *fi;   /* what they added to this request's answer (with fan) */
 } web_ctx;
 

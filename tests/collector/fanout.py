@@ -56,8 +56,10 @@ class Targets:
             s.stop()
 
 
-def config(targets):
+def config(targets, peers=()):
     lines = ["sharding: {shards: 2}", "monitors:"]
+    if peers:
+        lines[:0] = ["query:", "  peers:"] + [f"  - '{p}'" for p in peers]
     for i in range(N_TARGETS):
         lines.append(f"- {{name: t{i}, endpoint: 'http://{targets.address(i)}', labels: {{svc: shop}}, "
                      f"sampling: {{heap: {{interval_seconds: {INTERVAL}}}}}}}")
@@ -106,9 +108,14 @@ def fanout(t):
         cs.append(c1)
         c0 = Collector(config(targets), extra_args=["--shard", "0", "--peer", c1.url], name="fan0")
         cs.insert(0, c0)
-        c1.stop()
-        c1.extra += ["--peer", c0.url + "/"]
-        c1.start()
+        # shard 1 learns its peer from the config (query.peers), by a reload; a bad one is refused
+        c1.write_config(config(targets, ["http://"]))
+        st_bad, body_bad, _ = http_req("POST", c1.url + "/reload")
+        c1.write_config(config(targets, [c0.url + "/"]))
+        st_reload, body_reload, _ = http_req("POST", c1.url + "/reload")
+        check(t, "collector fanout: query.peers comes with a reload; a peer URL without a host is refused there",
+              lambda: (st_bad == 400 and b"query.peers[0]" in body_bad and b"names no host" in body_bad and st_reload == 200,
+                       f"bad: {st_bad} {body_bad[:300]}; good: {st_reload} {body_reload[:200]}"))
         owner = {f"main.work_{i}": fnv_shard(targets.address(i), 2) for i in range(N_TARGETS)}
         per = [sum(1 for s in owner.values() if s == k) for k in (0, 1)]
 

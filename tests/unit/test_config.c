@@ -315,6 +315,28 @@ static void sharding(void) {
   CHECK(strstr(parse_err("monitors:\n- {name: a, endpoint: 'http://h:1', shard: 1.5}\n"), "whole number") != NULL);
 }
 
+/* query.peers: the shards whose profiles merges add (web_fanout.h) */
+static void query_peers(void) {
+  cfg_config *c = parse_ok("query:\n  peers: ['http://shard-1:8989', 'https://10.0.0.7:8989/pprof/']\n");
+  if (c) CHECK(c->npeers == 2 && !strcmp(c->peers[0], "http://shard-1:8989") && !strcmp(c->peers[1], "https://10.0.0.7:8989/pprof/"));
+  cfg_free(c);
+  c = parse_ok("query: {peers: null}\n");
+  if (c) CHECK(c->npeers == 0);
+  cfg_free(c);
+  c = parse_ok("{}\n");
+  if (c) CHECK(c->npeers == 0 && c->peers == NULL);
+  cfg_free(c);
+  CHECK(strstr(parse_err("query: {peers: ['ftp://x']}\n"), "query.peers[0]") != NULL);
+  CHECK(strstr(parse_err("query: {peers: ['http://a:1', 'http://']}\n"), "query.peers[1]") != NULL);
+  CHECK(strstr(parse_err("query: {peers: ['http://a:1/?x']}\n"), "without spaces, ? or #") != NULL);
+  CHECK(strstr(parse_err("query: {peers: 'http://a:1'}\n"), "expected a list of URLs") != NULL);
+  CHECK(strstr(parse_err("query: [1]\n"), "expected a mapping (peers)") != NULL);
+  char big[200 * 24 + 64];
+  size_t n = (size_t)snprintf(big, sizeof big, "query:\n  peers:\n");
+  for (int i = 0; i < 129; i++) n += (size_t)snprintf(big + n, sizeof big - n, "  - 'http://h:%d'\n", 1000 + i);
+  CHECK(strstr(parse_err(big), "more than 128 peers") != NULL);
+}
+
 int main(void) {
   RUN(seed_readme_form);
   RUN(sampling_form_labels_and_settings);
@@ -325,5 +347,6 @@ int main(void) {
   RUN(credential_files_limits);
   RUN(gzip_config_files);
   RUN(sharding);
+  RUN(query_peers);
   return tt_finish();
 }
