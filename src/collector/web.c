@@ -653,6 +653,14 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     return j ? submit(w, c, r, WEB_LANE_LIGHT, j, url, false) : send_error(c, 503, "unavailable", "out of memory");
   }
   if (!get) return send_text(c, 405, "method not allowed\n");
+  /* asked by itself, through a peer list that names it (web_fanout.h) */
+  const char *from = MHD_lookup_connection_value(c, MHD_HEADER_KIND, WEB_FANOUT_FROM_HEADER);
+  if (from && !strcmp(from, web_fanout_id(w->fan))) {
+    web_resp self;
+    memset(&self, 0, sizeof self);
+    self.status = 204;
+    return send_resp(c, &self);
+  }
   for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
     if (strcmp(url, jobs[i].path)) continue;
     job *j = new_job(w, jobs[i].kind, &p);

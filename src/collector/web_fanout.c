@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../base/buf.h"
 #include "../base/log.h"
@@ -19,6 +22,8 @@ struct web_fanout {
   char **cfg;         /* the config's query.peers */
   size_t ncfg;
   long timeout_ms;
+  char id[33];        /* this collector's, random: a peer list may name the collector itself */
+  char from[64];      /* "X-Pprof-From: <id>" */
 };
 
 static void free_list(char **v, size_t n) {
@@ -59,6 +64,14 @@ int web_fanout_new(const char *const *peers, size_t n, double timeout_s, web_fan
   }
   f->nflag = n;
   f->timeout_ms = (long)((timeout_s > 0 ? timeout_s : WEB_FANOUT_TIMEOUT_S) * 1000);
+  uint8_t rnd[16];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+    /* no entropy: the time and the process tell collectors apart well enough for this */
+    uint64_t v[2] = {(uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32), (uint64_t)(uintptr_t)f};
+    memcpy(rnd, v, sizeof rnd);
+  }
+  for (size_t i = 0; i < sizeof rnd; i++) snprintf(f->id + 2 * i, 3, "%02x", rnd[i]);
+  snprintf(f->from, sizeof f->from, "%s: %s", WEB_FANOUT_FROM_HEADER, f->id);
   pthread_mutex_init(&f->mu, NULL);
   *ret = f;
   return 0;
@@ -85,6 +98,8 @@ void web_fanout_free(web_fanout *f) {
   pthread_mutex_destroy(&f->mu);
   free(f);
 }
+
+const char *web_fanout_id(const web_fanout *f) { return f->id; }
 
 size_t web_fanout_peers(web_fanout *f) {
   if (!f) return 0;
@@ -168,18 +183,24 @@ int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pp
   if (budget && local >= budget) return pp_err_set(err, PP_ELIMIT, "the merged profile needs more than the query's memory budget of %zu bytes", budget);
   /* the peers now (a reload may change the config's while this runs) */
   pthread_mutex_lock(&f->mu);
-  size_t n = f->nflag + f->ncfg;
-  call *calls = n ? calloc(n, sizeof *calls) : NULL;
-  for (size_t i = 0; calls && i < n; i++)
-    snprintf(calls[i].peer, sizeof calls[i].peer, "%s", i < f->nflag ? f->flag[i] : f->cfg[i - f->nflag]);
+  size_t all = f->nflag + f->ncfg, n = 0;
+  call *calls = all ? calloc(all, sizeof *calls) : NULL;
+  for (size_t i = 0; calls && i < all; i++) {
+    const char *p = i < f->nflag ? f->flag[i] : f->cfg[i - f->nflag];
+    bool seen = false; /* a peer named twice (by a flag and the config) is asked once */
+    for (size_t j = 0; j < n && !seen; j++) seen = !strcmp(calls[j].peer, p);
+    if (!seen) snprintf(calls[n].peer, sizeof calls[n].peer, "%s", p), n++;
+  }
   pthread_mutex_unlock(&f->mu);
+  if (!calls) n = all; /* out of memory, said below */
   if (!n) return 0;
   /* each peer's encoded answer may take what the local profile leaves, split between the peers
    * that answer at once; their decoded profiles and the merge share the same */
   size_t left = budget ? budget - local : 0, per = left ? left / (2 * n) : 0;
   CURLM *m = curl_multi_init();
+  struct curl_slist *hdrs = curl_slist_append(NULL, f->from);
   int r = 0;
-  if (!calls || !m) {
+  if (!calls || !m || !hdrs) {
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto done;
   }
@@ -208,6 +229,7 @@ int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pp
     curl_easy_setopt(k->c, CURLOPT_HEADERDATA, k);
     curl_easy_setopt(k->c, CURLOPT_ERRORBUFFER, k->cerr);
     curl_easy_setopt(k->c, CURLOPT_PRIVATE, k);
+    curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, hdrs);
     if (curl_multi_add_handle(m, k->c) != CURLM_OK) {
       missing(info, k->peer, "out of memory");
       curl_easy_cleanup(k->c);
@@ -252,6 +274,10 @@ int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pp
       if (rc == CURLE_WRITE_ERROR && k->body.over) snprintf(why, sizeof why, "its answer passed the query's memory budget");
       else snprintf(why, sizeof why, "%s", k->cerr[0] ? k->cerr : curl_easy_strerror(rc));
       missing(info, k->peer, why);
+      continue;
+    }
+    if (status == 204) { /* the collector itself (WEB_FANOUT_FROM_HEADER): its part is the local one */
+      info->asked--;
       continue;
     }
     if (status == 404) continue; /* nothing there */
@@ -306,6 +332,7 @@ done:
     free(calls);
   }
   if (m) curl_multi_cleanup(m);
+  curl_slist_free_all(hdrs);
   if (info->failed) pp_log(PP_LOG_DEBUG, "fan-out: %u of %u peers did not answer: %s", info->failed, info->asked, info->missing);
   return r;
 }

@@ -9,6 +9,11 @@
  * over time and then sums the series; latest, each series' newest. (A `shard: all` monitor is
  * scraped by every shard and so counted once per shard, as its data is stored once per shard.)
  *
+ * A peer list may name the collector itself (the operator writes one list, every shard's pod,
+ * for all of them): each request carries WEB_FANOUT_FROM_HEADER with this collector's random
+ * id, a collector asked with its own id answers 204 at once (web.c), and that answer is
+ * skipped: not asked, not missing.
+ *
  * A peer that does not answer (refused, timed out, a status other than 200 or 404, a body that
  * does not decode or does not fit the request's budget) makes the answer partial: the info says
  * which peers, and the caller says so in the answer and in the X-Pprof-Partial header. 404 (no
@@ -30,6 +35,7 @@
 
 #define WEB_FANOUT_MAX_PEERS 128
 #define WEB_FANOUT_TIMEOUT_S 10.0
+#define WEB_FANOUT_FROM_HEADER "X-Pprof-From"
 
 typedef struct web_fanout web_fanout;
 
@@ -51,6 +57,8 @@ int web_fanout_new(const char *const *peers, size_t n, double timeout_s, web_fan
 /* Replaces the config's list (0, or PP_EINVAL and the list kept). Thread-safe. */
 int web_fanout_set(web_fanout *f, const char *const *peers, size_t n, pp_err *err);
 void web_fanout_free(web_fanout *f);
+/* This collector's id (32 hex digits), which its requests to peers carry. */
+const char *web_fanout_id(const web_fanout *f);
 /* Peers in both lists now (f may be NULL: 0). */
 size_t web_fanout_peers(web_fanout *f);
 

@@ -191,6 +191,21 @@ def fanout(t):
         check(t, "collector fanout: /api/v1/render totals both shards, counts both shards' records, partial false",
               render_total)
 
+        def self_and_twice_named():
+            # shard 0's config names itself and shard 1, which its --peer names too: itself is
+            # skipped (it answers 204 to its own id) and shard 1 asked once
+            c0.write_config(config(targets, [c0.url, c1.url + "/"]))
+            st_r, body_r, _ = http_req("POST", c0.url + "/reload")
+            st, body, hdrs = http_req("GET", c0.url + f"/api/v1/render?{q}&agg=sum")
+            d = json.loads(body).get("data", {}) if st == 200 else {}
+            total = sum(v for fn, v in want.items() if fn.startswith("main.work_"))
+            return (st_r == 200 and d.get("total") == total and d.get("profiles") == nrec and d.get("partial") is False
+                    and d.get("shards", {}).get("asked") == 1,
+                    f"reload {st_r} {body_r[:200]}; total {d.get('total')} want {total}; profiles {d.get('profiles')} "
+                    f"want {nrec}; {d.get('shards')}")
+        check(t, "collector fanout: a peer list naming the collector itself and a peer twice: itself skipped, the "
+                 "peer asked once, the same total", self_and_twice_named)
+
         # shard 1 down: the answer says it is partial and holds shard 0's part only
         c1.stop()
         local0 = sum(value_of(i) for i in range(N_TARGETS) if owner[f"main.work_{i}"] == 0)
