@@ -1,6 +1,7 @@
 /* Builders of the operator's outputs; see kbuild.h. */
 #include "kbuild.h"
 
+#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +220,35 @@ static void fit_name(char *name, size_t cap) {
 }
 
 int kbuild_config_yaml(const kbuild_target *t, size_t n, const kbuild_shards *sh, char **ret, pp_err *err) {
+  return kbuild_config_yaml_peers(t, n, sh, NULL, 0, ret, err);
+}
+
+static int cmp_url(const void *a, const void *b) { return strcmp(a, b); }
+
+size_t kbuild_collector_peers(const json_t *pods, const char *ns, const char *op, char (*urls)[KBUILD_PEER_URL], size_t max) {
+  size_t n = 0;
+  const char *key;
+  json_t *pod;
+  json_object_foreach((json_t *)pods, key, pod) {
+    const json_t *m = json_object_get(pod, "metadata"), *l = json_object_get(m, "labels");
+    const char *pns = json_string_value(json_object_get(m, "namespace"));
+    const char *inst = json_string_value(json_object_get(l, "app.kubernetes.io/instance"));
+    const char *name = json_string_value(json_object_get(l, "app.kubernetes.io/name"));
+    const char *ip = json_string_value(json_object_get(json_object_get(pod, "status"), "podIP"));
+    if (!pns || !inst || !name || !ip || strcmp(pns, ns) || strcmp(inst, op) || json_object_get(m, "deletionTimestamp") ||
+        (strcmp(name, "pprof-collector") && strcmp(name, "pprof-collector-shard")) || n == max)
+      continue;
+    /* an address from the API server goes into a URL and a config file: only a real one */
+    unsigned char bin[16];
+    if (inet_pton(AF_INET, ip, bin) == 1) snprintf(urls[n++], KBUILD_PEER_URL, "http://%s:8989", ip);
+    else if (inet_pton(AF_INET6, ip, bin) == 1) snprintf(urls[n++], KBUILD_PEER_URL, "http://[%s]:8989", ip);
+  }
+  qsort(urls, n, KBUILD_PEER_URL, cmp_url);
+  return n;
+}
+
+int kbuild_config_yaml_peers(const kbuild_target *t, size_t n, const kbuild_shards *sh, const char *const *peers,
+                             size_t npeers, char **ret, pp_err *err) {
   const kbuild_target **v = calloc(n ? n : 1, sizeof *v);
   /* the names given so far, hashed: 10,000 targets compared pairwise were 50 million strcmp
    * calls, 40% of a pass (perf, bench/operator_bench.py) */
@@ -236,6 +266,10 @@ int kbuild_config_yaml(const kbuild_target *t, size_t n, const kbuild_shards *sh
   if (sh && (sh->shards > 1 || sh->previous)) {
     pp_buf_printf(&s, "sharding:\n  shards: %d\n", sh->shards);
     if (sh->previous) pp_buf_printf(&s, "  previous_shards: %d\n  change_at: %lld\n", sh->previous, (long long)sh->change_at);
+  }
+  if (npeers) {
+    pp_buf_puts(&s, "query:\n  peers:\n");
+    for (size_t i = 0; i < npeers; i++) pp_buf_puts(&s, "  - "), quoted(&s, peers[i]), pp_buf_puts(&s, "\n");
   }
   pp_buf_puts(&s, "monitors:\n");
   int r = 0;

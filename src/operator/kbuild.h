@@ -75,6 +75,19 @@ void kbuild_pod_version(const json_t *pod, int port, char buf[KBUILD_MAX_VERSION
  * the whole config unusable. sh (or NULL): the sharding block, written only for more than one
  * shard or once a change was planned, so a stack of one shard keeps its config's bytes. */
 int kbuild_config_yaml(const kbuild_target *t, size_t n, const kbuild_shards *sh, char **ret_yaml, pp_err *err);
+/* The same with `query: {peers: [...]}` (issue 15 §3: every shard answers for all of them by
+ * asking the others; the collector skips itself in the list) when npeers > 0. */
+int kbuild_config_yaml_peers(const kbuild_target *t, size_t n, const kbuild_shards *sh, const char *const *peers,
+                             size_t npeers, char **ret_yaml, pp_err *err);
+
+/* The collector pods of operator op in namespace ns, from a pods informer's items (an object of
+ * trimmed pods, op_trim_pod): labelled app.kubernetes.io/instance=op and app.kubernetes.io/name
+ * pprof-collector (shard 0) or pprof-collector-shard, not being deleted, with a status.podIP
+ * that is an IP address. Their URLs http://IP:8989 (IPv6 in brackets), sorted, at most max,
+ * each at most KBUILD_PEER_URL bytes; returns how many. */
+#define KBUILD_PEER_URL 64
+#define KBUILD_MAX_PEERS 128 /* the collector's WEB_FANOUT_MAX_PEERS */
+size_t kbuild_collector_peers(const json_t *pods, const char *ns, const char *op, char (*urls)[KBUILD_PEER_URL], size_t max);
 
 /* What one PprofMonitor's spec asks of its targets, checked with the collector's own rules
  * (base/scrapeval.h): spec.endpoint.path (a prefix; the leading / may be left out),

@@ -343,7 +343,15 @@ void op_monitors_start(op_job *j) {
   /* the stack's shard plan, which its reconciler keeps in the ConfigMap's annotations */
   kbuild_shards plan;
   kbuild_shards_read(cur, &plan);
-  if (r == 0) r = kbuild_config_yaml(t, ti, &plan, &yaml, err);
+  /* with more than one shard running, every shard's pod, so that each answers for all (the
+   * collectors skip themselves in the list); with one, no list: the config keeps its bytes */
+  char urls[KBUILD_MAX_PEERS][KBUILD_PEER_URL];
+  const char *peers[KBUILD_MAX_PEERS];
+  size_t npeers = 0;
+  if (kbuild_shards_running(&plan, pp_clock_real_ns() / 1000000000) > 1)
+    npeers = kbuild_collector_peers(inf_items(o->inf[I_PODS]), o->ns, o->name, urls, KBUILD_MAX_PEERS);
+  for (size_t i = 0; i < npeers; i++) peers[i] = urls[i];
+  if (r == 0) r = kbuild_config_yaml_peers(t, ti, &plan, peers, npeers, &yaml, err);
   if (r == 0) {
     uint64_t counts[KBUILD_MAX_SHARDS];
     kbuild_shard_counts(t, ti, plan.shards, counts);
@@ -397,14 +405,26 @@ void op_monitors_start(op_job *j) {
   j->next = monitors_status;
 }
 
-/* The pods cache keeps what kbuild_pod_version reads and the informer needs (name, namespace,
- * resourceVersion): a pod's full object is kilobytes, and a cluster has many. */
+/* The pods cache keeps what kbuild_pod_version and kbuild_collector_peers read and the informer
+ * needs (name, namespace, resourceVersion): a pod's full object is kilobytes, and a cluster has
+ * many. */
 void op_trim_pod(json_t *pod) {
   json_t *m = json_object_get(pod, "metadata");
   json_t *tm = json_pack("{s:O*,s:O*,s:O*}", "name", json_object_get(m, "name"), "namespace", json_object_get(m, "namespace"),
                          "resourceVersion", json_object_get(m, "resourceVersion"));
-  const json_t *ver = json_object_get(json_object_get(m, "labels"), "app.kubernetes.io/version");
-  if (tm && ver) json_object_set_new(tm, "labels", json_pack("{s:O}", "app.kubernetes.io/version", ver));
+  const json_t *labels = json_object_get(m, "labels");
+  json_t *tl = json_object();
+  static const char *const keep[] = {"app.kubernetes.io/version", "app.kubernetes.io/name", "app.kubernetes.io/instance"};
+  for (size_t k = 0; tl && k < sizeof keep / sizeof keep[0]; k++) {
+    json_t *v = json_object_get(labels, keep[k]);
+    if (json_is_string(v)) json_object_set(tl, keep[k], v);
+  }
+  if (tm && tl && json_object_size(tl)) json_object_set(tm, "labels", tl);
+  json_decref(tl);
+  if (tm && json_object_get(m, "deletionTimestamp")) json_object_set(tm, "deletionTimestamp", json_object_get(m, "deletionTimestamp"));
+  /* copied: clearing the pod below frees its strings */
+  const json_t *ip0 = json_object_get(json_object_get(pod, "status"), "podIP");
+  json_t *ip = json_is_string(ip0) ? json_string(json_string_value(ip0)) : NULL;
   json_t *cs = json_array(), *ss = json_array();
   size_t i;
   json_t *c;
@@ -423,4 +443,5 @@ void op_trim_pod(json_t *pod) {
   if (tm) json_object_set_new(pod, "metadata", tm);
   json_object_set_new(pod, "spec", json_pack("{s:o}", "containers", cs));
   json_object_set_new(pod, "status", json_pack("{s:o}", "containerStatuses", ss));
+  if (ip) json_object_set_new(json_object_get(pod, "status"), "podIP", ip);
 }

@@ -26,10 +26,11 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import kenv
-from harness import OUT, ROOT, fnv_shard, run, wait_for
+from harness import OUT, ROOT, fnv_shard, go_pprof, go_top_args, parse_go_top, run, wait_for
 from kenv import CM_PATH, CRD_GROUP, NAME, NS, Env, Operator
 from s3server import VGW, S3Server
 
@@ -681,6 +682,83 @@ def shard_targets(env, k):
         return None
 
 
+def shard_get(env, k, path):
+    """(status, body, headers) of GET path from collector shard k's pod; (None, b"", {}) when it
+    does not answer."""
+    pod = f"{NAME}-collector-0" if k == 0 else f"{NAME}-collector-shard-{k}-0"
+    rt = env.kubelet.runtime(NS, pod)
+    if not rt or not rt.ip:
+        return None, b"", {}
+    try:
+        with urllib.request.urlopen(f"http://{rt.ip}:8989{path}", timeout=30) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+    except OSError:
+        return None, b"", {}
+
+
+def go_flats(path, indexes):
+    """[{function: flat}] per sample index, as go tool pprof -top reads path."""
+    out = []
+    for i in indexes:
+        g = go_pprof(go_top_args(i, "bytes") + [path])
+        if g.returncode:
+            raise RuntimeError(f"go tool pprof {path}: {g.stderr[-800:]}")
+        out.append({k: v[0] for k, v in parse_go_top(g.stdout).items() if v[0]})
+    return out
+
+
+def fanout_across_shards(t, env, since):
+    """Issue 15 §3 on the control plane: with 2 shards the config lists both collector pods in
+    query.peers, and each shard's pod answers a merge over both: equal to go tool pprof's merge of
+    every raw record both shards stored in the window (each fetched by id=, local=1)."""
+    ips = sorted(rt.ip for rt in (env.kubelet.runtime(NS, f"{NAME}-collector-0"),
+                                  env.kubelet.runtime(NS, f"{NAME}-collector-shard-1-0")) if rt and rt.ip)
+    listed = wait_for(lambda: (lambda y: y if "query:\n  peers:\n" + "".join(f'  - "http://{ip}:8989"\n' for ip in ips) in y
+                               else None)(env.config_yaml() or ""), 60, 1)
+    t.record("2 shards: the config lists both collector pods in query.peers (http://POD_IP:8989, sorted)",
+             len(ips) == 2 and bool(listed), [ips, (env.config_yaml() or "")[:600]])
+    work = tempfile.mkdtemp(prefix="fanout-")
+    try:
+        q = None
+
+        def both_have():
+            nonlocal q
+            q = f"type=heap&from={int(since)}&to={int(time.time())}"
+            rows = [json.loads(shard_get(env, k, f"/api/v1/profiles?{q}&local=1&limit=20000")[1] or b"{}").get("data")
+                    for k in range(2)]
+            return rows if all(rows) else None
+        rows = wait_for(both_have, 120, 2)
+        files = []
+        for k, rs in enumerate(rows or []):
+            for r in rs:
+                st, body, _ = shard_get(env, k, f"/api/v1/profile?id={r['id']}&local=1")
+                if st == 200:
+                    files.append(os.path.join(work, f"raw{k}-{r['id']}.pb.gz"))
+                    open(files[-1], "wb").write(body)
+        merged = os.path.join(work, "oracle.pb.gz")
+        g = go_pprof(["-proto", "-output", merged] + files) if files else None
+        want = go_flats(merged, (1, 3)) if g and g.returncode == 0 else None
+        got, heads = [], []
+        for k in range(2):
+            st, body, hd = shard_get(env, k, f"/api/v1/profile?{q}&agg=sum")
+            f = os.path.join(work, f"fan{k}.pb.gz")
+            open(f, "wb").write(body)
+            got.append(go_flats(f, (1, 3)) if st == 200 else st)
+            heads.append(hd.get("X-Pprof-Partial"))
+        st, body, _ = shard_get(env, 0, f"/api/v1/render?{q}&agg=sum")
+        d = json.loads(body or b"{}").get("data", {})
+        t.record("one query over both shards: each shard's pod answers /api/v1/profile (agg=sum) equal to go tool pprof's "
+                 "merge of every raw record of both shards, not partial; render counts both shards' records",
+                 bool(rows) and all(rows) and want is not None and got == [want, want] and heads == [None, None] and
+                 d.get("partial") is False and d.get("shards", {}).get("asked") == 1 and d.get("profiles") == len(files),
+                 [len(files), [len(r) for r in rows or []], heads, d.get("profiles"), d.get("shards"),
+                  str(got)[:600], str(want)[:600]])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def host_port(url):
     return url.split("://", 1)[1].split("/", 1)[0]
 
@@ -759,6 +837,7 @@ def shards(t, env):
                                conds({"status": s}).get("Ready", {}).get("status") == "True" else None)(stack_status()), 60, 1)
         t.record("stack status after the change: shards 2, each shard's StatefulSet ready with its target count; Ready",
                  bool(st), [stack_status(), exp])
+        fanout_across_shards(t, env, t0 - 120)
 
         # a monitor's spec.shard: every shard, then one (no planned change: at once)
         env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"spec":{"shard":"all"}}')
@@ -790,9 +869,11 @@ def shards(t, env):
         one = wait_for(lambda: (lambda a: a if a and set(a) == set(env.targets()) else None)(shard_targets(env, 0)), 30, 1)
         st = wait_for(lambda: (lambda s: s if s.get("shards") == 1 and len(s.get("shardStatuses", [])) == 1 and
                                s["shardStatuses"][0].get("targets") == len(env.targets()) else None)(stack_status()), 60, 1)
-        t.record("after it shard 0 scrapes every target again, and the status shows one shard with all of them",
-                 bool(one) and bool(st) and wait_for(lambda: env.kubelet.runtime(NS, f"{NAME}-collector-shard-1-0") is None, 60),
-                 [shard_targets(env, 0), stack_status()])
+        t.record("after it shard 0 scrapes every target again, and the status shows one shard with all of them; "
+                 "the config lists no peers",
+                 bool(one) and bool(st) and wait_for(lambda: env.kubelet.runtime(NS, f"{NAME}-collector-shard-1-0") is None, 60)
+                 and wait_for(lambda: "query:" not in (env.config_yaml() or "query:"), 60, 1),
+                 [shard_targets(env, 0), stack_status(), (env.config_yaml() or "")[:300]])
     finally:
         env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=json", "-p",
                     '[{"op":"remove","path":"/spec/shard"}]')

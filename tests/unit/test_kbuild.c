@@ -793,6 +793,61 @@ static void shards(void) {
   json_decref(stack);
 }
 
+/* query.peers (issue 15 §3): the operator's collector pods from the pods cache, and the block the
+ * collector's parser reads back */
+static void peers(void) {
+  json_error_t je;
+  json_t *pods = json_loads(
+      "{\"o/op-collector-0\": {\"metadata\": {\"name\": \"op-collector-0\", \"namespace\": \"o\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"pprof-collector\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {\"podIP\": \"10.0.0.9\"}},"
+      " \"o/op-collector-shard-1-0\": {\"metadata\": {\"namespace\": \"o\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"pprof-collector-shard\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {\"podIP\": \"10.0.0.10\"}},"
+      " \"o/v6\": {\"metadata\": {\"namespace\": \"o\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"pprof-collector-shard\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {\"podIP\": \"fd00::7\"}},"
+      " \"o/other-op\": {\"metadata\": {\"namespace\": \"o\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"pprof-collector\", \"app.kubernetes.io/instance\": \"op2\"}}, \"status\": {\"podIP\": \"10.0.0.11\"}},"
+      " \"p/other-ns\": {\"metadata\": {\"namespace\": \"p\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"pprof-collector\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {\"podIP\": \"10.0.0.12\"}},"
+      " \"o/workload\": {\"metadata\": {\"namespace\": \"o\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"demo\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {\"podIP\": \"10.0.0.13\"}},"
+      " \"o/no-ip\": {\"metadata\": {\"namespace\": \"o\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"pprof-collector-shard\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {}},"
+      " \"o/going\": {\"metadata\": {\"namespace\": \"o\", \"deletionTimestamp\": \"2026-01-01T00:00:00Z\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"pprof-collector-shard\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {\"podIP\": \"10.0.0.14\"}},"
+      " \"o/hostile\": {\"metadata\": {\"namespace\": \"o\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"pprof-collector-shard\", \"app.kubernetes.io/instance\": \"op\"}}, "
+      "  \"status\": {\"podIP\": \"10.0.0.1\\\"\\nmonitors: []\"}}}",
+      0, &je);
+  CHECK(pods != NULL);
+  char urls[KBUILD_MAX_PEERS][KBUILD_PEER_URL];
+  size_t n = kbuild_collector_peers(pods, "o", "op", urls, KBUILD_MAX_PEERS);
+  CHECK(n == 3);
+  if (n == 3)
+    CHECK(!strcmp(urls[0], "http://10.0.0.10:8989") && !strcmp(urls[1], "http://10.0.0.9:8989") &&
+          !strcmp(urls[2], "http://[fd00::7]:8989"));
+  CHECK(kbuild_collector_peers(pods, "o", "op", urls, 2) == 2);
+  const char *pv[3] = {urls[0], urls[1], urls[2]};
+  kbuild_target t = {.namespace_ = "o", .service = "s", .pod = "p", .monitor = "m", .scheme = "http", .ip = "10.1.0.1", .port = 6060};
+  kbuild_shards sh = {2, 0, 0};
+  char *yaml = NULL;
+  pp_err err = {0};
+  n = kbuild_collector_peers(pods, "o", "op", urls, KBUILD_MAX_PEERS);
+  CHECK(kbuild_config_yaml_peers(&t, 1, &sh, pv, n, &yaml, &err) == 0);
+  cfg_config *c = NULL;
+  CHECK(yaml && cfg_parse(yaml, strlen(yaml), "generated.yaml", &c, &err) == 0);
+  if (c) CHECK(c->npeers == 3 && !strcmp(c->peers[2], "http://[fd00::7]:8989") && c->shards == 2 && c->nmonitors == 1);
+  cfg_free(c);
+  free(yaml);
+  /* none: no block, the bytes of the plain config */
+  char *plain = NULL;
+  yaml = NULL;
+  CHECK(kbuild_config_yaml_peers(&t, 1, &sh, NULL, 0, &yaml, &err) == 0 && kbuild_config_yaml(&t, 1, &sh, &plain, &err) == 0);
+  CHECK(yaml && plain && !strcmp(yaml, plain) && !strstr(yaml, "query:"));
+  free(yaml);
+  free(plain);
+  json_decref(pods);
+}
+
 int main(void) {
   RUN(config_yaml_round_trips_through_the_collector_parser);
   RUN(bad_monitors_are_refused_alone);
@@ -803,6 +858,7 @@ int main(void) {
   RUN(stack_retention);
   RUN(stack_objstore);
   RUN(shards);
+  RUN(peers);
   RUN(yaml_to_json);
   RUN(work_queue);
   RUN(pod_versions);
