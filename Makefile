@@ -26,7 +26,7 @@ CFLAGS  ?= $(OPT) -g
 # from a signal handler (selfprof.c), where an unwinder is not safe to call
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer $(WERROR)
-PKGS    := libprotobuf-c zlib libdeflate yaml-0.1 libcurl libmicrohttpd sqlite3 jansson libcrypt libpcre2-8
+PKGS    := libprotobuf-c zlib libdeflate yaml-0.1 libcurl libmicrohttpd sqlite3 jansson libcrypt libpcre2-8 expat
 DEPS_OK := build/.deps-ok
 
 B       := build

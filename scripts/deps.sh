@@ -10,7 +10,7 @@ PACKAGES=(
   clang libclang-rt-14-dev        # libFuzzer and the sanitizer runtimes
   protobuf-c-compiler libprotobuf-c-dev  # the wire format: protoc-c and its runtime
   zlib1g-dev libdeflate-dev       # gzip: libdeflate for whole buffers, zlib for streaming and encoding
-  libyaml-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libjansson-dev libcrypt-dev libpcre2-dev  # collector
+  libyaml-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libjansson-dev libcrypt-dev libpcre2-dev libexpat1-dev  # collector (expat: S3 listings)
   python3                         # the test runner and conformance checks
   valgrind                        # memcheck runs
   prometheus                      # a real third-party Go program serving /debug/pprof (collector tests)

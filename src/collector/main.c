@@ -44,6 +44,7 @@
 #include "upload.h"
 #include "web.h"
 #include "web_fanout.h"
+#include "restore.h"
 
 #include "../base/file.h"
 #include "../base/clock.h"
@@ -448,6 +449,9 @@ static void usage(FILE *f) {
         "      --object-store-prefix PATH  where in the bucket, e.g. cluster-a/collector-0\n"
         "      --object-store-region NAME  the region that signs requests (default us-east-1)\n"
         "      --object-store-retention DURATION  delete objects this old (default: keep)\n"
+        "      --no-object-store-restore  do not fill a new data directory from the bucket\n"
+        "                                (by default one with no store yet gets the bucket's\n"
+        "                                segments, newest first, as many as --retention-size holds)\n"
         "      --segment-max-age DURATION  close the segment being written after this long, 10s..24h\n"
         "                                (default 1h; 10m with an object store: what is not in the\n"
         "                                bucket yet)\n"
@@ -537,6 +541,7 @@ int main(int argc, char **argv) {
   bool raw_reads = false;
   int shard = 0;
   double segment_age = 0;
+  bool no_restore = false;
   upload_opts uo = {0};
   static const struct option lo[] = {
       {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
@@ -556,6 +561,7 @@ int main(int argc, char **argv) {
       {"object-store-retention", required_argument, 0, 1005}, {"shard", required_argument, 0, 1006},
       {"segment-max-age", required_argument, 0, 1007},
       {"peer", required_argument, 0, 1008}, {"peer-timeout", required_argument, 0, 1009},
+      {"no-object-store-restore", no_argument, 0, 1010},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -685,6 +691,7 @@ int main(int argc, char **argv) {
       if (pp_parse_duration(optarg, &segment_age, &err) < 0) return bad_flag("--segment-max-age: %s", err.msg);
       if (segment_age < 10 || segment_age > 86400) return bad_flag("--segment-max-age: %s is outside 10s..24h", optarg);
       break;
+    case 1010: no_restore = true; break;
     case 1008:
       if (npeers == WEB_FANOUT_MAX_PEERS) return bad_flag("--peer: at most 128 peers, not more (%s was one too many)", optarg);
       {
@@ -765,6 +772,17 @@ int main(int argc, char **argv) {
                    /* with a bucket, what is not uploaded yet is the active segment: ten minutes
                     * of it at most by default (an object every ten minutes is no cost) */
                    .segment_max_age = segment_age ? segment_age : uo.endpoint ? 600 : 0};
+  if (uo.endpoint && !no_restore) {
+    /* a new data directory starts from the bucket's copy (a pod whose volume was lost) */
+    restore_stats rs;
+    int rr = restore_run(&uo, data_dir, retention_size, &rs, &err);
+    if (rr < 0)
+      LOG(LOG_WARN, "object store: nothing restored, starting empty: %s", err.msg);
+    else if (rr == 0)
+      LOG(LOG_INFO, "object store: a new data directory: %zu of %zu segments restored from the bucket (%" PRIu64
+                    " bytes); %zu older left there (over the disk budget), %zu duplicate ids, %zu other keys",
+          rs.restored, rs.listed, rs.bytes, rs.over_budget, rs.duplicates, rs.foreign);
+  }
   store_repair rep;
   if (store_open(&so, &a.st, &rep, &err) < 0) {
     LOG(LOG_ERROR, "cannot open the store: %s", err.msg);

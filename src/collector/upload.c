@@ -482,6 +482,11 @@ static int scan(uploader *u, store_segment *list) {
     else u->done[k++] = u->done[i];
   }
   u->ndone = k;
+  /* entries a restore wrote (restore.h) learn their segment's tier and end from the store */
+  for (size_t i = 0; i < n; i++) {
+    up_entry *e = find_done(u, list[i].id, list[i].min_ns);
+    if (e && e->max_ns < e->min_ns) e->max_ns = list[i].max_ns, e->tier = list[i].tier, pruned++;
+  }
   if (pruned && rewrite_state(u) < 0) note_failure(u, "rewriting the uploads file failed");
   /* closed segments already past the bucket's retention are not sent (it would delete them) */
   int64_t cutoff = u->retention_s > 0 ? pp_clock_real_ns() - (int64_t)(u->retention_s * 1e9) : INT64_MIN;
@@ -534,7 +539,8 @@ static void expire(uploader *u) {
   char why[sizeof u->stats.last_delete_error] = "";
   for (size_t i = 0; i < u->ndone && !stopping(u); i++) {
     up_entry *e = &u->done[i];
-    if (e->expired || e->max_ns >= cutoff) continue;
+    /* an end still unknown (restore.h; its segment is not in the store yet) waits for it */
+    if (e->expired || e->max_ns >= cutoff || e->max_ns < e->min_ns) continue;
     char key[64], one[sizeof why] = "";
     segment_key(e->id, e->min_ns, key, sizeof key);
     long status = s3_request(u, S3_DELETE, key, -1, 0, 0, one, sizeof one);

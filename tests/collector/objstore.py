@@ -92,6 +92,11 @@ def local_segments(c):
     return {os.path.basename(p): open(p, "rb").read() for p in glob.glob(os.path.join(c.data, "segments", "*.seg"))}
 
 
+def m_eq(a, b):
+    """Two render answers: the same total, profile count and names."""
+    return bool(a) and all(a.get(k) == b.get(k) for k in ("total", "profiles", "names")) and a.get("total")
+
+
 def m(c, name):
     v = c.metric(name)
     return -1 if v is None else v
@@ -202,6 +207,59 @@ def objstore(t):
         check(t, "collector objstore: a data directory made of the bucket's objects alone opens with every profile (the index "
                  "rebuilt from the segments)", restore_from_bucket)
 
+        def restore_on_new_directory():
+            # c is stopped, every segment in the bucket: a collector on a new, empty data directory
+            # with the same prefix starts from the bucket's copy (a pod whose volume was deleted)
+            c.start()
+            want = c.get_json("/api/v1/render?type=cpu&agg=sum&local=1")[1].get("data", {})
+            want_profiles = m(c, "collector_store_profiles")
+            c.stop()
+            objects = s3.objects("cluster-a/c0")
+            r = collector("cluster-a/c0", name="objstore-restored")
+            got = r.get_json("/api/v1/render?type=cpu&agg=sum")[1].get("data", {})
+            restored = set(local_segments(r))
+            log = r.log_text()
+            said = f"{len(objects)} of {len(objects)} segments restored from the bucket" in log
+            time.sleep(5)  # two upload scans: nothing restored is sent back
+            sent = m(r, "collector_upload_segments_total")
+            state = open(os.path.join(r.data, "uploads")).read().splitlines()
+            unknown = [ln for ln in state[1:] if ln.split()[3] == "-1"]
+            r.stop()
+            r.start()  # now it has a store: no second restore
+            again = r.log_text().count("segments restored from the bucket")
+            r.stop()
+            return (restored == set(objects) and want_profiles > 0 and m_eq(got, want) and said and sent == 0
+                    and len(s3.objects("cluster-a/c0")) == len(objects) and not unknown and len(state) == len(objects) + 1
+                    and again == 1,
+                    f"restored {len(restored)} files of {len(objects)} objects, same names {restored == set(objects)}; "
+                    f"answer {got.get('total')}/{got.get('profiles')} vs {want.get('total')}/{want.get('profiles')} "
+                    f"({want_profiles} stored); logged {said}; PUTs after {sent}; objects now "
+                    f"{len(s3.objects('cluster-a/c0'))}; uploads file {len(state)} lines, ends unknown {unknown[:3]}; "
+                    f"restores logged after a restart {again}\n{log[-800:]}")
+        check(t, "collector objstore: a new data directory starts from the bucket's copy (every segment, the same answer), "
+                 "sends nothing back, and restores only once", restore_on_new_directory)
+
+        def restore_within_budget():
+            objects = s3.objects("cluster-a/c0")
+            r = collector("cluster-a/c0", name="objstore-restored-small", extra=["--retention-size", "3MiB"])
+            got = set(local_segments(r))
+            log = r.log_text()
+            r.stop()
+            # the newest by their objects' oldest record, as many as 3 MiB holds
+            keys = sorted(s3.keys("cluster-a/c0"), reverse=True)
+            want, total = set(), 0
+            for k in keys:
+                size = len(objects[k.split("-", 1)[1]])
+                if total + size > 3 << 20:
+                    break
+                total += size
+                want.add(k.split("-", 1)[1])
+            return (got == want and 0 < len(got) < len(objects) and
+                    f"{len(want)} of {len(objects)} segments restored" in log and f"{len(objects) - len(want)} older left there" in log,
+                    f"restored {sorted(got)}, want {sorted(want)} of {len(objects)}\n{log[-600:]}")
+        check(t, "collector objstore: with --retention-size the restore takes the newest segments the budget holds and "
+                 "says how many it left in the bucket", restore_within_budget)
+
         def new_destination_and_reused_ids():
             # the same data directory, another prefix: the uploads file describes the old one, so
             # every closed segment goes to the new one
@@ -215,6 +273,7 @@ def objstore(t):
             # again, and its objects must not replace the old ones
             first = {k: v for k, v in s3.objects("cluster-a/moved").items()}
             shutil.rmtree(c.data)
+            c.extra.append("--no-object-store-restore")  # (else it starts from the bucket's copy)
             c.start()
             fill(c, 1, app="again", ago=3600)  # another oldest record than the first directory's
             c.stop()

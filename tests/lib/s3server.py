@@ -74,6 +74,10 @@ class S3Server:
             out[m.group(1) if m else name] = open(p, "rb").read()
         return out
 
+    def keys(self, prefix):
+        """The object names under prefix/segments (<oldest record>-<segment id>.seg)."""
+        return [os.path.basename(p) for p in glob.glob(os.path.join(self.dir, self.bucket, prefix, "segments", "*"))]
+
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
