@@ -658,6 +658,7 @@ def objstore(t, env, op):
         t.record("objstore: the collector pod uploads over the pod network: the segment closed by the roll is in the bucket, "
                  "byte for byte the pod's file", bool(objs) and sorted(same) == sorted(objs),
                  [sorted(objs), same, srv.log_text()[-800:]])
+        volume_lost_restored(t, env, pid, srv)
         # back as it was: no objectStore, no Secret
         env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=json", "-p",
                     '[{"op":"remove","path":"/spec/storage/objectStore"}]')
@@ -666,6 +667,55 @@ def objstore(t, env, op):
         env.kubectl("delete", "secret", "-n", NS, "s3-creds")
     finally:
         srv.cleanup()
+
+
+def pod_records(env, pod_ip):
+    """{(labels as JSON, type, endUnixNano)} of every record the collector at pod_ip lists (cpu
+    and heap), or None when it does not answer."""
+    out = set()
+    for typ in ("cpu", "heap"):
+        try:
+            with urllib.request.urlopen(f"http://{pod_ip}:8989/api/v1/profiles?type={typ}&local=1&limit=20000",
+                                        timeout=10) as r:
+                rows = json.load(r).get("data", [])
+        except (OSError, ValueError):
+            return None
+        out |= {(json.dumps(x["labels"], sort_keys=True), typ, x["endUnixNano"]) for x in rows}
+    return out
+
+
+def volume_lost_restored(t, env, pid, srv):
+    """Issue 15 §4: the collector pod's process killed outright and its volume emptied (a lost
+    disk); the kubelet starts the container again on the empty volume and the collector fills it
+    from the bucket before it opens its store: the history of every uploaded segment is answered
+    again."""
+    pod = f"{NAME}-collector-0"
+    rt = env.kubelet.runtime(NS, pod)
+    pvc = env.get(f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{NAME}-collector-data") or {}
+    pv = env.get(f"/api/v1/persistentvolumes/{pvc.get('spec', {}).get('volumeName')}") or {}
+    path = (pv.get("spec", {}).get("hostPath") or pv.get("spec", {}).get("local") or {}).get("path")
+    before = pod_records(env, rt.ip) if rt and rt.ip else None
+    objs = srv.objects(f"{NS}/pprofmonitor-stack")
+    wiped = False
+    if pid and path and os.path.isdir(path) and before:
+        os.kill(pid, signal.SIGSTOP)  # nothing written while the volume is emptied
+        for name in os.listdir(path):
+            p = os.path.join(path, name)
+            shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+        wiped = not os.listdir(path)
+        os.kill(pid, signal.SIGKILL)
+    new = wait_for(lambda: (lambda p: p if p and p != pid else None)(proc_of(env, NS, pod, "collector")), 90, 1)
+    rt = env.kubelet.runtime(NS, pod)
+    after = wait_for(lambda: (lambda r: r if r else None)(pod_records(env, rt.ip) if rt and rt.ip else None), 60, 1)
+    try:
+        logs = open(env.kubelet.log_path(NS, pod, "collector"), errors="replace").read()
+    except OSError:
+        logs = ""
+    said = f"{len(objs)} of {len(objs)} segments restored from the bucket" in logs
+    t.record("objstore: the collector killed and its volume emptied: it starts again from the bucket's copy, and the "
+             "records of the uploaded segments are answered again (a subset of those before, none invented)",
+             wiped and bool(new) and bool(after) and after <= (before or set()) and len(objs) >= 1 and said,
+             [path, wiped, new, len(before or ()), len(after or ()), len(objs), said, logs[-600:]])
 
 
 def shard_targets(env, k):
