@@ -235,6 +235,7 @@ bench: bin/pprof-tool bin/collector bin/operator bin/load-target bin/otlp-client
 	python3 bench/store_bench.py
 	python3 bench/push_bench.py
 	python3 bench/querier_bench.py
+	python3 bench/fanout_bench.py
 $(B)/rel/bench/store-bench: $(B)/rel/bench/store-bench.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 $(B)/rel/bench/codec-bench: $(B)/rel/bench/codec-bench.o $(B)/rel/libpprofcodec.a
