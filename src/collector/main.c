@@ -95,6 +95,7 @@ typedef struct app {
   bool upload_failing, upload_deleting_failing;
   uint64_t upload_lost;
   int shard;                    /* --shard: which of the config's shards this collector is */
+  bool query_only;              /* --query-only: no monitor scraped, merges from the peers */
   _Atomic uint64_t shards_now;  /* the shard count the config in force was applied with; when
                                  * cfg_shards_at says otherwise, its change_at has come */
 } app;
@@ -142,6 +143,7 @@ static int do_reload(app *a, bool from_file_event, bool kept, pp_err *err) {
   if (r == 0) {
     listed = c->nmonitors;
     dropped = cfg_keep_shard(c, a->shard, now_s);
+    if (a->query_only) dropped = listed, c->nmonitors = 0; /* its peers scrape them */
     r = cfg_add_self_monitor(c, err);
   }
   a->reloads_total++;
@@ -167,7 +169,10 @@ static int do_reload(app *a, bool from_file_event, bool kept, pp_err *err) {
   a->shards_now = (uint64_t)shards;
   scrape_counts sc;
   scrape_get_counts(a->eng, &sc);
-  if (shards > 1 || a->shard || c->previous_shards) {
+  if (a->query_only) {
+    LOG(LOG_INFO, "config loaded from %s: query only, %zu monitors left to the peers, %zu peers in the config",
+        a->config_path, listed, c->npeers);
+  } else if (shards > 1 || a->shard || c->previous_shards) {
     char plan[96] = "";
     if (shards != c->shards)
       snprintf(plan, sizeof plan, "; %d shards from %" PRId64 " (in %" PRId64 " s)", c->shards, c->change_at,
@@ -460,6 +465,8 @@ static void usage(FILE *f) {
         "      --peer URL                another shard or collector whose profiles merges add, e.g.\n"
         "                                http://collector-shard-1-0.collector:8989 (repeat for each;\n"
         "                                its answers ask it with local=1; docs/operations.md)\n"
+        "      --query-only              scrape nothing: answer from the peers (--peer, query.peers)\n"
+        "                                and whatever the data dir holds\n"
         "      --peer-timeout DURATION   how long a merge waits for a peer (default 10s); one that\n"
         "                                does not answer makes the answer partial, and it says so\n"
         "      --query-raw-only          merges read raw profiles only, never rollups (slower; for\n"
@@ -541,7 +548,7 @@ int main(int argc, char **argv) {
   bool raw_reads = false;
   int shard = 0;
   double segment_age = 0;
-  bool no_restore = false;
+  bool no_restore = false, query_only = false;
   upload_opts uo = {0};
   static const struct option lo[] = {
       {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
@@ -561,7 +568,7 @@ int main(int argc, char **argv) {
       {"object-store-retention", required_argument, 0, 1005}, {"shard", required_argument, 0, 1006},
       {"segment-max-age", required_argument, 0, 1007},
       {"peer", required_argument, 0, 1008}, {"peer-timeout", required_argument, 0, 1009},
-      {"no-object-store-restore", no_argument, 0, 1010},
+      {"no-object-store-restore", no_argument, 0, 1010}, {"query-only", no_argument, 0, 1011},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -692,6 +699,7 @@ int main(int argc, char **argv) {
       if (segment_age < 10 || segment_age > 86400) return bad_flag("--segment-max-age: %s is outside 10s..24h", optarg);
       break;
     case 1010: no_restore = true; break;
+    case 1011: query_only = true; break;
     case 1008:
       if (npeers == WEB_FANOUT_MAX_PEERS) return bad_flag("--peer: at most 128 peers, not more (%s was one too many)", optarg);
       {
@@ -753,6 +761,7 @@ int main(int argc, char **argv) {
   memset(&a, 0, sizeof a);
   a.config_path = config;
   a.shard = shard;
+  a.query_only = query_only;
   a.started_ns = pp_clock_real_ns();
   pthread_mutex_init(&a.mu, NULL);
   pthread_cond_init(&a.cv, NULL);

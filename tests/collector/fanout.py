@@ -206,6 +206,25 @@ def fanout(t):
         check(t, "collector fanout: a peer list naming the collector itself and a peer twice: itself skipped, the "
                  "peer asked once, the same total", self_and_twice_named)
 
+        def query_only():
+            # a collector that scrapes nothing and asks both shards answers the same merge
+            q0 = Collector(config(targets, [c0.url, c1.url]), extra_args=["--query-only"], name="fan-query")
+            cs.append(q0)
+            st, f, hdrs = fetch(q0, f"/api/v1/profile?{q}&agg=sum", work, "query-only.pb.gz")
+            got = go_flat(f) if st == 200 else {}
+            st_r, body, _ = http_req("GET", q0.url + f"/api/v1/render?{q}&agg=sum")
+            d = json.loads(body).get("data", {}) if st_r == 200 else {}
+            time.sleep(2 * INTERVAL)
+            own = q0.get_json("/api/v1/profiles?type=heap&local=1")[1]["data"]
+            targets_listed = q0.targets()
+            logged = "query only, 12 monitors left to the peers, 2 peers in the config" in q0.log_text()
+            q0.stop()
+            return (got == want and d.get("shards", {}).get("asked") == 2 and d.get("profiles") == nrec and not own
+                    and not targets_listed and logged,
+                    f"profile {st}: equal {got == want}; render {d.get('shards')} profiles {d.get('profiles')}/{nrec}; "
+                    f"own records {len(own)}; targets {len(targets_listed)}; logged {logged}")
+        check(t, "collector fanout: --query-only scrapes nothing and answers the same merge from both shards", query_only)
+
         # shard 1 down: the answer says it is partial and holds shard 0's part only
         c1.stop()
         local0 = sum(value_of(i) for i in range(N_TARGETS) if owner[f"main.work_{i}"] == 0)
