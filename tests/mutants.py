@@ -444,10 +444,10 @@ MUTANTS = [
       ["collector:web_api"], r"htpasswd -B"),
     # ---- web: load, limits, text (issue 12)
     M("probes-wait-behind-queries", "queries run on the server's own threads (no worker pool), so probes wait behind them",
-      [(W, "    job *j = new_job(w, jobs[i].kind, &p);\n    return j ? submit(",
+      [(W, "    job *j = new_job(w, jobs[i].kind, &p);\n    /* an answer that asked",
         "    job *j = new_job(w, jobs[i].kind, &p);\n    if (j && jobs[i].lane == WEB_LANE_QUERY) {\n"
         "      web_resp a;\n      memset(&a, 0, sizeof a);\n      job_run(j, w->budget, &a);\n      job_free(j);\n"
-        "      return send_resp(c, &a);\n    }\n    return j ? submit(")],
+        "      return send_resp(c, &a);\n    }\n    /* an answer that asked")],
       ["collector:web_load"], r"probe timeout while 16 clients"),
     M("big-body-read", "a body's Content-Length is not checked: a 50 MB POST is read, not refused with 413",
       [(W, "if (errno || end == cl || n > cap) return refuse_body(w, c, r);",
@@ -639,7 +639,7 @@ MUTANTS = [
       [(UP, "  if (!add_done(u, ent) || append_state(u, &ent) < 0) {", "  if (!add_done(u, ent)) {")],
       ["collector:objstore"], r"objstore: a restart uploads"),
     M("upload-retention-ignores-age", "the bucket's retention deletes every uploaded object, whatever its age",
-      [(UP, "    if (e->expired || e->max_ns >= cutoff) continue;", "    if (e->expired) continue;")],
+      [(UP, "    if (e->expired || e->max_ns >= cutoff || e->max_ns < e->min_ns) continue;", "    if (e->expired) continue;")],
       ["collector:objstore"], r"objstore: bucket retention"),
     M("upload-lost-uncounted", "segments deleted by local retention before their upload are not counted",
       [(UP, "    if ((j == n || list[j].id != u->waiting[i]) && !done_id(u, u->waiting[i])) lost++;", "    (void)j;")],
