@@ -286,10 +286,12 @@ static int list_all(rs *r, pp_err *err) {
   }
 }
 
-/* newest first; for one id, the newest first */
+/* newest first, by the oldest record (the objects' names' order, read backwards: two segments
+ * starting at once, a raw one and a rollup, the later id first) */
 static int cmp_newest(const void *a, const void *b) {
   const obj *x = a, *y = b;
-  return x->min_ns > y->min_ns ? -1 : x->min_ns < y->min_ns;
+  if (x->min_ns != y->min_ns) return x->min_ns > y->min_ns ? -1 : 1;
+  return x->id > y->id ? -1 : x->id < y->id;
 }
 
 static int cmp_id(const void *a, const void *b) {
