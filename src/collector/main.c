@@ -47,6 +47,7 @@
 #include "restore.h"
 
 #include "../base/file.h"
+#include "../base/scrapeval.h"
 #include "../base/clock.h"
 #include "../base/log.h"
 #include "../base/metrics.h"
@@ -576,7 +577,7 @@ int main(int argc, char **argv) {
   static web_auth auth;
   web_opts wopts;
   web_opts_default(&wopts);
-  /* --peer URLs (argv's strings); checked by web_start (web_fanout_new) */
+  /* --peer URLs (argv's strings), each checked as it comes: a bad one is a bad flag */
   static const char *peers[WEB_FANOUT_MAX_PEERS];
   size_t npeers = 0;
   opterr = 0;
@@ -702,11 +703,7 @@ int main(int argc, char **argv) {
     case 1011: query_only = true; break;
     case 1008:
       if (npeers == WEB_FANOUT_MAX_PEERS) return bad_flag("--peer: at most 128 peers, not more (%s was one too many)", optarg);
-      {
-        web_fanout *one; /* checked now: a bad URL is a bad flag */
-        if (web_fanout_new((const char *const *)&optarg, 1, 0, &one, &err) < 0) return bad_flag("--peer %s", err.msg);
-        web_fanout_free(one);
-      }
+      if (sv_check_endpoint(optarg, &err) < 0) return bad_flag("--peer %s", err.msg);
       peers[npeers++] = optarg;
       break;
     case 1009:

@@ -26,7 +26,7 @@ typedef struct lp {
   pp_buf text;
   char key[1100];
   uint64_t size;
-  bool has_key, has_size, bad_size, is_result;
+  bool has_key, has_size, is_result;
   int truncated;
   char *token;
   size_t cap;
@@ -49,7 +49,7 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **attr) {
   if (p->depth == 1) p->is_result = !strcmp(n, "ListBucketResult");
   if (p->depth == 2 && !strcmp(n, "Contents")) {
     p->in_contents = true;
-    p->has_key = p->has_size = p->bad_size = false;
+    p->has_key = p->has_size = false;
   }
   p->elem[0] = '\0';
   if ((p->in_contents && p->depth == 3 && (!strcmp(n, "Key") || !strcmp(n, "Size"))) ||
@@ -129,7 +129,7 @@ typedef struct obj {
 
 typedef struct rs {
   const upload_opts *o;
-  char endpoint[600], prefix[600], sigv4[100];
+  upload_target t;
   CURL *c;
   obj *v;
   size_t n, cap;
@@ -172,7 +172,7 @@ static long get(rs *r, const char *url, pp_buf *b, to_fd *f, char *why, size_t c
   struct curl_slist *h = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_AWS_SIGV4, r->sigv4);
+  curl_easy_setopt(c, CURLOPT_AWS_SIGV4, r->t.sigv4);
   curl_easy_setopt(c, CURLOPT_USERNAME, r->o->access_key);
   curl_easy_setopt(c, CURLOPT_PASSWORD, r->o->secret_key);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -183,14 +183,11 @@ static long get(rs *r, const char *url, pp_buf *b, to_fd *f, char *why, size_t c
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, f ? to_file : to_buf);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, f ? (void *)f : (void *)b);
-  pp_buf errb;
-  pp_buf_init(&errb, 2048);
   CURLcode rc = curl_easy_perform(c);
   long status = -1;
   if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_reset(c);
   curl_slist_free_all(h);
-  pp_buf_free(&errb);
   if (rc != CURLE_OK) {
     if (f && f->err) snprintf(why, cap, "writing: %s", strerror(f->err));
     else if (f && f->n >= RESTORE_MAX_OBJECT) snprintf(why, cap, "an object over %" PRIu64 " bytes", RESTORE_MAX_OBJECT);
@@ -220,10 +217,10 @@ static bool hex16(const char *s, uint64_t *ret) {
 /* <prefix>segments/<16 hex min_ns>-<16 hex id>.seg (upload.c's segment_key) */
 static void on_object(void *ud, const char *key, uint64_t size) {
   rs *r = ud;
-  size_t pl = strlen(r->prefix);
+  size_t pl = strlen(r->t.prefix);
   const char *k = key + pl;
   uint64_t t, id;
-  if (strncmp(key, r->prefix, pl) || strncmp(k, "segments/", 9) || strlen(k + 9) != 37 || !hex16(k + 9, &t) ||
+  if (strncmp(key, r->t.prefix, pl) || strncmp(k, "segments/", 9) || strlen(k + 9) != 37 || !hex16(k + 9, &t) ||
       k[9 + 16] != '-' || !hex16(k + 9 + 17, &id) || strcmp(k + 9 + 33, ".seg") || !id || t > INT64_MAX || id > INT64_MAX) {
     r->st->foreign++;
     return;
@@ -263,11 +260,11 @@ static int list_all(rs *r, pp_err *err) {
     /* parameters in sorted order: libcurl signs the query as written */
     pp_buf url, page;
     pp_buf_init(&url, 0);
-    pp_buf_printf(&url, "%s/%s?", r->endpoint, r->o->bucket);
+    pp_buf_printf(&url, "%s/%s?", r->t.endpoint, r->o->bucket);
     if (token[0]) pp_buf_puts(&url, "continuation-token="), qenc(&url, token), pp_buf_puts(&url, "&");
     pp_buf_puts(&url, "list-type=2&prefix=");
     char pre[700];
-    snprintf(pre, sizeof pre, "%ssegments/", r->prefix);
+    snprintf(pre, sizeof pre, "%ssegments/", r->t.prefix);
     qenc(&url, pre);
     pp_buf_init(&page, RESTORE_MAX_PAGE);
     char why[300] = "";
@@ -345,7 +342,7 @@ static int download(rs *r, const char *segdir, const obj *o, pp_err *err) {
   snprintf(dst, sizeof dst, "%s/%016" PRIx64 ".seg", segdir, (uint64_t)o->id);
   snprintf(key, sizeof key, "segments/%016" PRIx64 "-%016" PRIx64 ".seg", (uint64_t)o->min_ns, (uint64_t)o->id);
   char url[1600];
-  snprintf(url, sizeof url, "%s/%s/%s%s", r->endpoint, r->o->bucket, r->prefix, key);
+  snprintf(url, sizeof url, "%s/%s/%s%s", r->t.endpoint, r->o->bucket, r->t.prefix, key);
   to_fd f = {open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640), 0, 0};
   if (f.fd < 0) return pp_err_set(err, PP_EIO, "%s: %s", tmp, strerror(errno));
   char why[300] = "";
@@ -365,13 +362,7 @@ int restore_run(const upload_opts *o, const char *data_dir, uint64_t budget, res
   int h = has_store(data_dir, err);
   if (h != 0) return h;
   rs r = {.o = o, .st = st};
-  size_t en = strlen(o->endpoint);
-  while (en > 0 && o->endpoint[en - 1] == '/') en--;
-  const char *pre = o->prefix ? o->prefix : "";
-  size_t pn = strlen(pre);
-  snprintf(r.endpoint, sizeof r.endpoint, "%.*s", (int)en, o->endpoint);
-  snprintf(r.prefix, sizeof r.prefix, "%s%s", pre, pn && pre[pn - 1] != '/' ? "/" : "");
-  snprintf(r.sigv4, sizeof r.sigv4, "aws:amz:%s:s3", o->region ? o->region : "us-east-1");
+  upload_target_of(o, &r.t);
   if (!(r.c = curl_easy_init())) return pp_err_set(err, PP_ENOMEM, "out of memory");
   int rc = list_all(&r, err);
   char segdir[4200];
@@ -409,7 +400,7 @@ int restore_run(const upload_opts *o, const char *data_dir, uint64_t budget, res
       snprintf(path, sizeof path, "%s/uploads", data_dir);
       snprintf(tmp, sizeof tmp, "%s/uploads.tmp", data_dir);
       FILE *f = fopen(tmp, "we");
-      bool ok = f && fprintf(f, "dest %s/%s/%s\n", r.endpoint, o->bucket, r.prefix) > 0;
+      bool ok = f && fputs(r.t.dest, f) >= 0;
       for (size_t i = 0; ok && i < keep; i++)
         ok = fprintf(f, "%016" PRIx64 " 0 %" PRId64 " -1 0\n", (uint64_t)r.v[i].id, r.v[i].min_ns) > 0;
       ok = ok && fflush(f) == 0 && fdatasync(fileno(f)) == 0;

@@ -645,6 +645,16 @@ static void free_uploader(uploader *u) {
   free(u);
 }
 
+void upload_target_of(const upload_opts *o, upload_target *t) {
+  const char *pre = o->prefix ? o->prefix : "";
+  size_t pn = strlen(pre), en = strlen(o->endpoint);
+  while (en > 0 && o->endpoint[en - 1] == '/') en--; /* "http://h/" and "http://h" name the same server */
+  snprintf(t->endpoint, sizeof t->endpoint, "%.*s", (int)en, o->endpoint);
+  snprintf(t->prefix, sizeof t->prefix, "%s%s", pre, pn && pre[pn - 1] != '/' ? "/" : "");
+  snprintf(t->sigv4, sizeof t->sigv4, "aws:amz:%s:s3", o->region ? o->region : "us-east-1");
+  snprintf(t->dest, sizeof t->dest, "dest %s/%s/%s\n", t->endpoint, o->bucket, t->prefix);
+}
+
 int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader **ret, pp_err *err) {
   *ret = NULL;
   int r = upload_check_opts(o, err);
@@ -659,14 +669,11 @@ int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader
   pthread_condattr_destroy(&ca);
   u->st = st;
   u->retention_s = o->retention_seconds;
-  const char *pre = o->prefix ? o->prefix : "";
-  size_t pn = strlen(pre), en = strlen(o->endpoint);
-  while (en > 0 && o->endpoint[en - 1] == '/') en--; /* "http://h/" and "http://h" name the same server */
-  bool ok = asprintf(&u->endpoint, "%.*s", (int)en, o->endpoint) >= 0 && (u->bucket = strdup(o->bucket)) &&
-            asprintf(&u->prefix, "%s%s", pre, pn && pre[pn - 1] != '/' ? "/" : "") >= 0 &&
-            asprintf(&u->sigv4, "aws:amz:%s:s3", o->region ? o->region : "us-east-1") >= 0 &&
-            (u->access = strdup(o->access_key)) && (u->secret = strdup(o->secret_key)) &&
-            asprintf(&u->dest, "dest %s/%s/%s\n", u->endpoint, u->bucket, u->prefix) >= 0 &&
+  upload_target t;
+  upload_target_of(o, &t);
+  bool ok = (u->endpoint = strdup(t.endpoint)) && (u->bucket = strdup(o->bucket)) && (u->prefix = strdup(t.prefix)) &&
+            (u->sigv4 = strdup(t.sigv4)) && (u->access = strdup(o->access_key)) && (u->secret = strdup(o->secret_key)) &&
+            (u->dest = strdup(t.dest)) &&
             asprintf(&u->state_path, "%s/uploads", data_dir) >= 0 && asprintf(&u->state_tmp, "%s/uploads.tmp", data_dir) >= 0 &&
             (u->curl = curl_easy_init());
   if (!ok) {

@@ -73,6 +73,15 @@ typedef struct upload_stats {
   char last_delete_error[256];
 } upload_stats;
 
+/* Where o's objects go, as requests name them (shared with restore.c): the endpoint without
+ * trailing '/', the prefix with one ("" for none), libcurl's SigV4 provider ("aws:amz:REGION:s3")
+ * and the uploads file's first line ("dest ENDPOINT/BUCKET/PREFIX\n"). o as upload_check_opts
+ * accepts it (each field within s3opts.h's lengths). */
+typedef struct upload_target {
+  char endpoint[520], prefix[520], sigv4[96], dest[1200];
+} upload_target;
+void upload_target_of(const upload_opts *o, upload_target *t);
+
 typedef struct uploader uploader;
 
 /* Checks o (PP_EINVAL naming the bad field), reads the uploads file in data_dir and starts the

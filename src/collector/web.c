@@ -52,7 +52,7 @@ struct web {
   web_work *work;
   web_cache *cache;
   web_auth_state *auth;   /* NULL when auth is off */
-  web_fanout *fan;        /* the peers merges also ask; NULL without --peer */
+  web_fanout *fan;        /* the peers merges also ask (--peer, query.peers; maybe none) */
   uint64_t refused_bodies; /* 413s (atomic) */
   size_t push_bytes;       /* push bodies held in memory now, all requests (atomic; WEB_PUSH_INFLIGHT) */
   uint64_t push_busy;      /* pushes refused for that (atomic) */
@@ -665,7 +665,8 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     if (strcmp(url, jobs[i].path)) continue;
     job *j = new_job(w, jobs[i].kind, &p);
     /* an answer that asked the peers is not kept: their stores change apart from ours */
-    bool keyed = jobs[i].keyed && (!web_fanout_peers(w->fan) || (web_param(&p, "local") && !strcmp(web_param(&p, "local"), "1")));
+    const char *local = web_param(&p, "local");
+    bool keyed = jobs[i].keyed && (!web_fanout_peers(w->fan) || (local && !strcmp(local, "1")));
     return j ? submit(w, c, r, jobs[i].lane, j, url, keyed) : send_error(c, 503, "unavailable", "out of memory");
   }
   /* the UI: one page that routes on the path; its files come from the compiled-in table */
