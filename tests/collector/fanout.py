@@ -264,7 +264,8 @@ def fanout(t):
         def bad_values():
             out = []
             for args in (["--peer", "ftp://x"], ["--peer", "http://"], ["--peer", "http://h:1/?q"],
-                         ["--peer-timeout", "0s"], ["--peer-timeout", "soon"], ["--peer-timeout", "1h"]):
+                         ["--peer-timeout", "0s"], ["--peer-timeout", "soon"], ["--peer-timeout", "1h"],
+                         sum((["--peer", f"http://h:{1000 + i}"] for i in range(129)), [])):
                 p = subprocess.run([Collector.binary, "-c", c0.config, "-d", os.path.join(work, "d"), *args],
                                    capture_output=True, text=True, timeout=20)
                 lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
@@ -272,7 +273,8 @@ def fanout(t):
             st, body, _ = http_req("GET", c0.url + "/api/v1/render?type=heap&local=yes")
             return (all(rc == 2 and said for _, rc, said, _ in out) and st == 400 and b"local" in body,
                     f"{out}; local=yes: {st} {body[:200]}")
-        check(t, "collector fanout: --peer and --peer-timeout refuse bad values (exit 2, one line); local=yes is a 400",
+        check(t, "collector fanout: --peer and --peer-timeout refuse bad values and a 129th peer (exit 2, one line); "
+                 "local=yes is a 400",
               bad_values)
     finally:
         for c in cs:
