@@ -217,6 +217,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, web_resp *a) {
     MHD_add_response_header(r, "X-Pprof-Profiles", v);
   }
   if (a->truncated) MHD_add_response_header(r, "X-Pprof-Truncated", "true");
+  if (a->ptype) MHD_add_response_header(r, "X-Pprof-Type", a->ptype);
   unsigned status = a->status ? a->status : 500;
   web_resp_release(a);
   return queue(c, status, r);
@@ -666,8 +667,11 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     job *j = new_job(w, jobs[i].kind, &p);
     /* an answer that asked the peers is not kept: their stores change apart from ours */
     const char *local = web_param(&p, "local");
-    bool keyed = jobs[i].keyed && (!web_fanout_peers(w->fan) || (local && !strcmp(local, "1")));
-    return j ? submit(w, c, r, jobs[i].lane, j, url, keyed) : send_error(c, 503, "unavailable", "out of memory");
+    bool asks = web_fanout_peers(w->fan) && !(local && !strcmp(local, "1"));
+    bool keyed = jobs[i].keyed && !asks;
+    /* a listing that waits on the peers is not light: it would hold up /metrics */
+    web_lane lane = asks && (jobs[i].kind == JOB_SERIES || jobs[i].kind == JOB_TARGETS) ? WEB_LANE_QUERY : jobs[i].lane;
+    return j ? submit(w, c, r, lane, j, url, keyed) : send_error(c, 503, "unavailable", "out of memory");
   }
   /* the UI: one page that routes on the path; its files come from the compiled-in table */
   const pp_blob *a = web_assets_find(url);

@@ -81,11 +81,13 @@ typedef struct selection {
   store_agg agg;
   int64_t id; /* > 0: that stored record instead of a merge; its type wins */
   bool local; /* local=1: this collector's store only, no peers asked (web_fanout.h) */
+  const char *peer; /* with id=: the record is that peer's (one of web_fanout's lists) */
+  unsigned fail_status; /* set by select_profile when a peer failed it: the HTTP status to answer */
   web_tags tags;
 } selection;
 
 static const char *const reserved[] = {"type", "from", "to", "agg", "name", "limit", "after", "sample", "max_nodes", "top",
-                                       "focus", "tag", "id", "group_by", "function", "encoding", "local",
+                                       "focus", "tag", "id", "group_by", "function", "encoding", "local", "peer",
                                        /* web_pgo.c */ "by", "keep_locations", "aggregate_callees", NULL};
 
 static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
@@ -102,6 +104,9 @@ static int parse_selection(const web_params *p, selection *s, bool need_type, ch
   const char *local = web_param(p, "local");
   if (local && strcmp(local, "1") && strcmp(local, "0")) return snprintf(why, n, "local: 1 (this collector's profiles only) or 0"), -1;
   s->local = local && !strcmp(local, "1");
+  s->peer = web_param(p, "peer");
+  if (s->peer && (!s->id || s->local))
+    return snprintf(why, n, "peer: names whose record id= is (a timeline entry's \"peer\"), so only with id= and without local=1"), -1;
   s->type = web_param(p, "type");
   if (s->type) {
     int t = cfg_type_from_name(s->type);
@@ -191,13 +196,57 @@ static int fan_out(const web_ctx *x, const selection *s, size_t budget, int r, p
   return 0;
 }
 
+/* A peer's record (id= and peer=): asked of that peer alone, GET PEER/api/v1/profile?id=N&local=1,
+ * its type from the answer's X-Pprof-Type. */
+typedef struct peer_rec {
+  size_t budget;
+  pprof_profile *p;
+  const char *type;
+} peer_rec;
+
+static int on_record(void *ud, const char *peer, const char *body, size_t len, const web_fanout_meta *meta, char *why,
+                     size_t nwhy, pp_err *err) {
+  (void)peer, (void)err;
+  peer_rec *o = ud;
+  pprof_limits lim;
+  pprof_limits_default(&lim);
+  lim.max_memory = o->budget;
+  pp_err de = {0};
+  if (pprof_decode((const uint8_t *)body, len, &lim, &o->p, &de) < 0) snprintf(why, nwhy, "its answer does not decode: %.200s", de.msg);
+  else o->type = meta->type;
+  return 0;
+}
+
+static int peer_record(const web_ctx *x, selection *s, size_t budget, pprof_profile **ret, pp_err *err) {
+  char path[64];
+  snprintf(path, sizeof path, "/api/v1/profile?local=1&id=%lld", (long long)s->id);
+  peer_rec o = {budget, NULL, NULL};
+  web_fanout_info fi;
+  memset(&fi, 0, sizeof fi);
+  int r = web_fanout_get_one(x->fan, s->peer, path, budget, on_record, &o, &fi, err);
+  if (r == PP_EINVAL) s->fail_status = 400;
+  if (r < 0) return r;
+  if (fi.failed) {
+    s->fail_status = 502;
+    return pp_err_set(err, PP_EIO, "the peer did not answer: %s", fi.missing);
+  }
+  if (!o.p) return pp_err_set(err, PP_EUSAGE, "no profile with id %lld at that peer", (long long)s->id);
+  s->type = o.type ? o.type : "unknown";
+  *ret = o.p;
+  return 0;
+}
+
 /* The profile of a selection: its one record (id=, decoded within budget) or the merge of its
  * records (store_merged_info within budget), then its tag= filters applied. With id= the
  * selection's type becomes the record's. Errors as store_merged_info's (PP_EUSAGE: nothing). */
 static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_profile **ret, size_t *ret_count,
                           store_merge_info *info, pp_err *err) {
   int r;
-  if (s->id) {
+  if (s->id && s->peer) {
+    r = peer_record(x, s, budget, ret, err);
+    if (r == 0 && ret_count) *ret_count = 1;
+    if (r == 0 && info) memset(info, 0, sizeof *info), info->records = 1;
+  } else if (s->id) {
     store_row row;
     uint8_t *buf;
     size_t len;
@@ -355,8 +404,9 @@ static void over_budget_merging(web_resp *out, size_t budget, const pp_err *err)
   web_resp_error(out, 422, "execution", msg);
 }
 
-static void store_error(const web_ctx *x, web_resp *out, int r, const pp_err *err) {
-  if (r == PP_ELIMIT) over_budget_merging(out, x->budget, err);
+static void store_error(const web_ctx *x, web_resp *out, int r, const pp_err *err, const selection *s) {
+  if (s && s->fail_status) web_resp_error(out, s->fail_status, s->fail_status == 400 ? "bad_data" : "unavailable", err->msg);
+  else if (r == PP_ELIMIT) over_budget_merging(out, x->budget, err);
   else if (r == PP_EUSAGE) web_resp_error(out, 404, "not_found", err->msg);
   else web_resp_error(out, 500, "internal", err->msg);
 }
@@ -666,7 +716,7 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   if (r == 0 && has_base) r = select_profile(x, &b, x->budget - profile_bytes(cmp), &base, &nbase, &bi, &err);
   if (r < 0) {
-    store_error(x, out, r, &err);
+    store_error(x, out, r, &err, &s);
     goto done;
   }
   if ((r = group_by_root(p, cmp, base, why, sizeof why)) < 0) {
@@ -784,6 +834,76 @@ done:
   pp_buf_free(&a);
   pp_buf_free(&bin);
   pp_buf_free(&body);
+}
+
+/* ---- listings over every shard ------------------------------------------------------------------ */
+
+/* A listing's answer (timeline, series, profiles, targets) on a collector with peers: each
+ * peer's answer to the same request (local=1) is appended to the data array, every entry of it
+ * marked "peer": URL, so an entry's ids can be asked of that peer (id= and peer=). Series live on
+ * one shard each, so the entries do not repeat (but a `shard: all` monitor's, once per shard). */
+typedef struct listing {
+  pp_buf *b;           /* the answer, its data array open */
+  size_t entries;      /* in it so far, the local ones counted */
+  int coarsest;        /* timeline: the coarsest resolution seen (0 raw, 1 10m, 2 1h) */
+  long long skipped, unreadable; /* timeline: the peers' rollupsSkipped and recordsUnreadable */
+} listing;
+
+static int resolution_rank(const char *name) { return !name ? 0 : !strcmp(name, "1h") ? 2 : !strcmp(name, "10m") ? 1 : 0; }
+
+static int on_listing(void *ud, const char *peer, const char *body, size_t len, const web_fanout_meta *meta, char *why,
+                      size_t nwhy, pp_err *err) {
+  (void)meta;
+  listing *l = ud;
+  json_error_t je;
+  json_t *doc = json_loadb(body, len, 0, &je), *data = json_object_get(doc, "data");
+  if (!json_is_array(data)) {
+    snprintf(why, nwhy, "its answer is not a listing: %.200s", doc ? "no data array" : je.text);
+    json_decref(doc);
+    return 0;
+  }
+  size_t i;
+  json_t *e;
+  int r = 0;
+  json_array_foreach(data, i, e) {
+    if (!json_is_object(e)) continue;
+    json_object_set_new(e, "peer", json_string(peer));
+    char *t = json_dumps(e, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (!t) {
+      r = pp_err_set(err, PP_ENOMEM, "out of memory");
+      break;
+    }
+    if (l->entries++) pp_buf_put(l->b, ",", 1);
+    pp_buf_puts(l->b, t);
+    free(t);
+  }
+  int rank = resolution_rank(json_string_value(json_object_get(doc, "resolution")));
+  if (rank > l->coarsest) l->coarsest = rank;
+  json_t *v = json_object_get(doc, "rollupsSkipped");
+  if (json_is_integer(v) && json_integer_value(v) > 0) l->skipped += json_integer_value(v);
+  v = json_object_get(doc, "recordsUnreadable");
+  if (json_is_integer(v) && json_integer_value(v) > 0) l->unreadable += json_integer_value(v);
+  json_decref(doc);
+  if (r == 0 && l->b->over) r = pp_err_set(err, PP_ELIMIT, "the peers' entries passed the answer's budget");
+  return r;
+}
+
+/* Appends the peers' entries to l (nothing with local=1 or without peers): 0; PP_EINVAL when the
+ * request is too long to pass on; PP_ELIMIT, PP_ENOMEM. */
+static int listing_fan_out(const web_ctx *x, const web_params *p, const char *route, listing *l, pp_err *err) {
+  const char *local = web_param(p, "local");
+  if ((local && !strcmp(local, "1")) || !web_fanout_peers(x->fan)) return 0;
+  char path[WEB_FANOUT_MAX_PATH];
+  if (web_fanout_path(route, p->k, p->v, p->n, path, sizeof path) < 0)
+    return pp_err_set(err, PP_EINVAL, "the query is too long to pass on to the peers");
+  /* the peers' bodies, parsed one at a time, share half of what the answer has left */
+  size_t left = x->budget > l->b->len ? (x->budget - l->b->len) / 2 : 1;
+  return web_fanout_get(x->fan, path, left ? left : 1, on_listing, l, x->fi, err);
+}
+
+static void listing_error(const web_ctx *x, web_resp *out, int r, const pp_err *err) {
+  if (r == PP_ELIMIT) over_budget(out, "the answer", x->budget, x->budget);
+  else web_resp_error(out, r == PP_EINVAL ? 400 : 500, r == PP_EINVAL ? "bad_data" : "internal", err->msg);
 }
 
 /* ---- /api/v1/timeline ------------------------------------------------------------------------- */
@@ -1018,8 +1138,18 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
         free(gname);
       }
     }
-    pp_buf_printf(&b, "],\"resolution\":\"%s\"", resolution_name(coarsest));
-    if (decoded) pp_buf_printf(&b, ",\"rollupsSkipped\":%zu,\"recordsUnreadable\":%zu", skipped, d.nunreadable);
+    listing l = {&b, entries, resolution_rank(resolution_name(coarsest)), 0, 0};
+    int fr = listing_fan_out(x, p, "/api/v1/timeline", &l, &err);
+    if (fr < 0) {
+      ok = false;
+      status = fr;
+    }
+    static const char *const rank_name[] = {"raw", "10m", "1h"};
+    pp_buf_printf(&b, "],\"resolution\":\"%s\"", rank_name[l.coarsest]);
+    if (decoded)
+      pp_buf_printf(&b, ",\"rollupsSkipped\":%lld,\"recordsUnreadable\":%lld", (long long)skipped + l.skipped,
+                    (long long)d.nunreadable + l.unreadable);
+    partial(&b, x);
     pp_buf_put(&b, "}", 1);
   }
   for (size_t i = 0; pts && i < n; i++) web_point_release(&pts[i]);
@@ -1037,6 +1167,9 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   store_rows_free(rows, n);
   if (ok) {
     answer(x, out, "the answer", "application/json", &b);
+  } else if (status < 0) {
+    listing_error(x, out, status, &err);
+    pp_buf_free(&b);
   } else if (status == 422) {
     over_budget_merging(out, x->budget, &err);
     pp_buf_free(&b);
@@ -1062,7 +1195,7 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
   store_merge_info pinfo = {0};
   int r = select_profile(x, &s, x->budget, &prof, &count, &pinfo, &err);
   if (r < 0) {
-    store_error(x, out, r, &err);
+    store_error(x, out, r, &err, &s);
     return;
   }
   if (has_base) {
@@ -1115,7 +1248,7 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
   web_resp_buf(out, 200, "application/octet-stream", &wb);
   pp_buf_free(&wb);
   /* what a collector asking this one for its part (web_fanout.h) adds to its own answer */
-  if (!has_base) out->profiles = count, out->truncated = pinfo.truncated;
+  if (!has_base) out->profiles = count, out->truncated = pinfo.truncated, out->ptype = s.type;
   /* a file name from request input: only safe characters survive */
   char fname[160];
   const char *name = web_param(p, "name");
@@ -1168,6 +1301,13 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", "after: want the \"next\" of a previous page");
     return;
   }
+  /* a page's cursor is a place in one store: pages are of one collector's */
+  if ((limit || after) && !s.local && web_fanout_peers(x->fan)) {
+    web_resp_error(out, 400, "bad_data",
+                   "limit and after: pages are of one collector's series; add local=1 and ask each shard, or leave them out "
+                   "for every shard's series in one answer");
+    return;
+  }
   store_series_info *v;
   size_t n;
   bool more = false;
@@ -1202,13 +1342,21 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
     pp_buf_printf(&b, "],\"firstUnixNano\":%lld,\"lastUnixNano\":%lld,\"profiles\":%lld}", (long long)v[i].first_ns,
                    (long long)v[i].last_ns, (long long)v[i].count);
   }
+  listing l = {&b, n, 0, 0, 0};
+  int r = listing_fan_out(x, p, "/api/v1/series", &l, &err);
   pp_buf_puts(&b, "]");
   if (next[0]) {
     pp_buf_puts(&b, ",\"next\":");
     web_json_str(&b, next);
   }
+  partial(&b, x);
   pp_buf_puts(&b, "}");
   store_series_free(v, n);
+  if (r < 0) {
+    listing_error(x, out, r, &err);
+    pp_buf_free(&b);
+    return;
+  }
   answer(x, out, "the answer", "application/json", &b);
 }
 
@@ -1252,26 +1400,52 @@ void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
     }
     pp_buf_puts(&b, "]}");
   }
-  pp_buf_puts(&b, "]}");
+  /* limit= holds for each shard */
+  listing l = {&b, n, 0, 0, 0};
+  int r = listing_fan_out(x, p, "/api/v1/profiles", &l, &err);
+  pp_buf_puts(&b, "]");
+  partial(&b, x);
+  pp_buf_puts(&b, "}");
   store_rows_free(rows, n);
+  if (r < 0) {
+    listing_error(x, out, r, &err);
+    pp_buf_free(&b);
+    return;
+  }
   answer(x, out, "the answer", "application/json", &b);
 }
 
 void web_api_targets(const web_ctx *x, const web_params *p, web_resp *out) {
-  (void)p;
+  const char *local = web_param(p, "local");
+  if (local && strcmp(local, "1") && strcmp(local, "0")) {
+    web_resp_error(out, 400, "bad_data", "local: 1 (this collector's targets only) or 0");
+    return;
+  }
   json_t *d = scrape_targets_json(x->h->eng);
+  size_t n = json_array_size(d);
   char *s = d ? json_dumps(d, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
   json_decref(d);
-  if (!s) {
+  if (!s || s[0] != '[') {
+    free(s);
     web_resp_error(out, 500, "internal", "cannot list the targets");
     return;
   }
   pp_buf b;
   pp_buf_init(&b, x->budget);
   pp_buf_puts(&b, "{\"status\":\"success\",\"data\":");
-  pp_buf_puts(&b, s);
-  pp_buf_puts(&b, "}");
+  pp_buf_put(&b, s, strlen(s) - 1); /* the array left open for the peers' */
   free(s);
+  pp_err err = {0};
+  listing l = {&b, n, 0, 0, 0};
+  int r = listing_fan_out(x, p, "/api/v1/targets", &l, &err);
+  pp_buf_puts(&b, "]");
+  partial(&b, x);
+  pp_buf_puts(&b, "}");
+  if (r < 0) {
+    listing_error(x, out, r, &err);
+    pp_buf_free(&b);
+    return;
+  }
   answer(x, out, "the answer", "application/json", &b);
 }
 
@@ -1368,7 +1542,7 @@ int web_api_merge(const web_ctx *x, const web_params *p, bool base, size_t budge
   /* the render's path: id= and tag= hold for these routes too */
   int r = select_profile(x, q, budget, ret_profile, &count, NULL, &err);
   if (r < 0) {
-    store_error(x, out, r, &err);
+    store_error(x, out, r, &err, q);
     return -1;
   }
   if (ret_count) *ret_count = count;
@@ -1401,7 +1575,7 @@ void web_api_tags(const web_ctx *x, const web_params *p, web_resp *out) {
   pp_err err = {0};
   int r = select_profile(x, &s, x->budget, &prof, &count, NULL, &err);
   if (r < 0) {
-    store_error(x, out, r, &err);
+    store_error(x, out, r, &err, &s);
     return;
   }
   int si = pick_sample(prof, web_param(p, "sample"), why, sizeof why);

@@ -14,6 +14,7 @@
 #include "../base/buf.h"
 #include "../base/log.h"
 #include "../base/scrapeval.h"
+#include "config.h"
 
 struct web_fanout {
   pthread_mutex_t mu; /* guards the lists: the config's changes on reloads while queries run */
@@ -113,12 +114,11 @@ size_t web_fanout_peers(web_fanout *f) {
 typedef struct call {
   CURL *c;
   pp_buf body;
-  uint64_t profiles;
-  bool truncated;
+  web_fanout_meta meta;
   bool done;  /* the transfer finished, with rc */
   CURLcode rc;
   char peer[SV_MAX_URL_LEN + 1];
-  char url[8192];
+  char url[SV_MAX_URL_LEN + WEB_FANOUT_MAX_PATH + 1];
   char cerr[CURL_ERROR_SIZE];
 } call;
 
@@ -127,7 +127,7 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
   return pp_buf_put(&k->body, p, sz * nm) ? sz * nm : 0;
 }
 
-/* X-Pprof-Profiles and X-Pprof-Truncated (web.c sends them with /api/v1/profile) */
+/* X-Pprof-Profiles, X-Pprof-Truncated and X-Pprof-Type (web.c sends them with /api/v1/profile) */
 static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
   call *k = ud;
   size_t n = sz * nm;
@@ -136,15 +136,20 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
     memcpy(line, p, n);
     line[n] = '\0';
     unsigned long long v;
-    if (!strncasecmp(line, "X-Pprof-Profiles:", 17) && sscanf(line + 17, " %llu", &v) == 1) k->profiles = v;
-    if (!strncasecmp(line, "X-Pprof-Truncated:", 18) && strstr(line + 18, "true")) k->truncated = true;
+    char t[24];
+    if (!strncasecmp(line, "X-Pprof-Profiles:", 17) && sscanf(line + 17, " %llu", &v) == 1) k->meta.profiles = v;
+    if (!strncasecmp(line, "X-Pprof-Truncated:", 18) && strstr(line + 18, "true")) k->meta.truncated = true;
+    if (!strncasecmp(line, "X-Pprof-Type:", 13) && sscanf(line + 13, " %23[a-z]", t) == 1) {
+      int ty = cfg_type_from_name(t);
+      k->meta.type = ty >= 0 ? cfg_type_name[ty] : NULL;
+    }
   }
   return n;
 }
 
-/* Appends "&k=v" (escaped) to the URL; false when it does not fit. */
-static bool add_param(CURL *c, char *url, size_t cap, const char *k, const char *v) {
-  char *ek = curl_easy_escape(c, k, 0), *ev = curl_easy_escape(c, v, 0);
+/* Appends "&k=v" (escaped) to the path; false when it does not fit. */
+static bool add_param(char *url, size_t cap, const char *k, const char *v) {
+  char *ek = curl_easy_escape(NULL, k, 0), *ev = curl_easy_escape(NULL, v, 0);
   size_t len = strlen(url);
   bool ok = ek && ev && (size_t)snprintf(url + len, cap - len, "&%s=%s", ek, ev) < cap - len;
   curl_free(ek);
@@ -152,20 +157,29 @@ static bool add_param(CURL *c, char *url, size_t cap, const char *k, const char 
   return ok;
 }
 
-static bool build_url(CURL *c, const char *peer, const web_fanout_sel *s, char *url, size_t cap) {
-  if ((size_t)snprintf(url, cap, "%s/api/v1/profile?local=1", peer) >= cap) return false;
+int web_fanout_path(const char *route, const char *const *k, const char *const *v, size_t n, char *out, size_t cap) {
+  if ((size_t)snprintf(out, cap, "%s?local=1", route) >= cap) return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (!strcmp(k[i], "local") || !strcmp(k[i], "peer")) continue;
+    if (!add_param(out, cap, k[i], v[i])) return -1;
+  }
+  return 0;
+}
+
+static bool sel_path(const web_fanout_sel *s, char *url, size_t cap) {
+  if ((size_t)snprintf(url, cap, "/api/v1/profile?local=1") >= cap) return false;
   char t[40];
-  bool ok = add_param(c, url, cap, "type", s->type);
+  bool ok = add_param(url, cap, "type", s->type);
   if (s->from) {
     snprintf(t, sizeof t, "%" PRId64 ".%09" PRId64, s->from / 1000000000, s->from % 1000000000);
-    ok = ok && add_param(c, url, cap, "from", t);
+    ok = ok && add_param(url, cap, "from", t);
   }
   if (s->to) {
     snprintf(t, sizeof t, "%" PRId64 ".%09" PRId64, s->to / 1000000000, s->to % 1000000000);
-    ok = ok && add_param(c, url, cap, "to", t);
+    ok = ok && add_param(url, cap, "to", t);
   }
-  if (s->agg) ok = ok && add_param(c, url, cap, "agg", s->agg);
-  for (size_t i = 0; i < s->nm && ok; i++) ok = add_param(c, url, cap, s->m[i].name, s->m[i].value);
+  if (s->agg) ok = ok && add_param(url, cap, "agg", s->agg);
+  for (size_t i = 0; i < s->nm && ok; i++) ok = add_param(url, cap, s->m[i].name, s->m[i].value);
   return ok;
 }
 
@@ -176,46 +190,47 @@ static void missing(web_fanout_info *info, const char *peer, const char *why) {
     snprintf(info->missing + len, sizeof info->missing - len, "%s%s (%s)", len ? "; " : "", peer, why);
 }
 
-int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
-                     web_fanout_info *info, pp_err *err) {
-  if (!f) return 0;
-  size_t local = *prof ? (*prof)->mem.reserved : 0;
-  if (budget && local >= budget) return pp_err_set(err, PP_ELIMIT, "the merged profile needs more than the query's memory budget of %zu bytes", budget);
-  /* the peers now (a reload may change the config's while this runs) */
+/* The peers to ask now, each once (a reload may change the config's list while this runs; a
+ * peer named twice, by a flag and the config, is asked once); only: just that one, if listed.
+ * *n = 0 when there are none (or only is not one of them); NULL with *n > 0: out of memory. */
+static call *snapshot(web_fanout *f, const char *only, size_t *n) {
   pthread_mutex_lock(&f->mu);
-  size_t all = f->nflag + f->ncfg, n = 0;
+  size_t all = f->nflag + f->ncfg, k = 0;
   call *calls = all ? calloc(all, sizeof *calls) : NULL;
   for (size_t i = 0; calls && i < all; i++) {
     const char *p = i < f->nflag ? f->flag[i] : f->cfg[i - f->nflag];
-    bool seen = false; /* a peer named twice (by a flag and the config) is asked once */
-    for (size_t j = 0; j < n && !seen; j++) seen = !strcmp(calls[j].peer, p);
-    if (!seen) snprintf(calls[n].peer, sizeof calls[n].peer, "%s", p), n++;
+    bool seen = only && strcmp(only, p);
+    for (size_t j = 0; j < k && !seen; j++) seen = !strcmp(calls[j].peer, p);
+    if (!seen) snprintf(calls[k].peer, sizeof calls[k].peer, "%s", p), k++;
   }
   pthread_mutex_unlock(&f->mu);
-  if (!calls) n = all; /* out of memory, said below */
-  if (!n) return 0;
-  /* each peer's encoded answer may take what the local profile leaves, split between the peers
-   * that answer at once; their decoded profiles and the merge share the same */
-  size_t left = budget ? budget - local : 0, per = left ? left / (2 * n) : 0;
+  *n = calls ? k : all;
+  if (calls && !k) free(calls), calls = NULL;
+  return calls;
+}
+
+/* Asks each call's peer for path at once, each body capped at per bytes (0: no cap); then hands
+ * every 200 answer to fn, in the calls' order, and records the rest in info. fn's error stops
+ * it (returned); a peer's failure does not. */
+static int run(web_fanout *f, call *calls, size_t n, const char *path, size_t per, web_fanout_body_fn fn, void *ud,
+               web_fanout_info *info, pp_err *err) {
   CURLM *m = curl_multi_init();
   struct curl_slist *hdrs = curl_slist_append(NULL, f->from);
   int r = 0;
-  if (!calls || !m || !hdrs) {
+  if (!m || !hdrs) {
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
     call *k = &calls[i];
-    pp_buf_init(&k->body, per ? per : 0);
+    pp_buf_init(&k->body, per);
     info->asked++;
-    if (!(k->c = curl_easy_init())) {
-      missing(info, k->peer, "out of memory");
+    if ((size_t)snprintf(k->url, sizeof k->url, "%s%s", k->peer, path) >= sizeof k->url) {
+      missing(info, k->peer, "the query is too long to pass on");
       continue;
     }
-    if (!build_url(k->c, k->peer, sel, k->url, sizeof k->url)) {
-      missing(info, k->peer, "the query is too long to pass on");
-      curl_easy_cleanup(k->c);
-      k->c = NULL;
+    if (!(k->c = curl_easy_init())) {
+      missing(info, k->peer, "out of memory");
       continue;
     }
     curl_easy_setopt(k->c, CURLOPT_URL, k->url);
@@ -251,28 +266,19 @@ int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pp
     o->done = true;
     o->rc = msg->data.result;
   }
-  pprof_merger *mg = NULL;
-  pprof_profile **got = calloc(n, sizeof *got);
-  if (!got) {
-    r = pp_err_set(err, PP_ENOMEM, "out of memory");
-    goto done;
-  }
-  size_t ngot = 0, used = local;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && r == 0; i++) {
     call *k = &calls[i];
     if (!k->c) continue;
-    bool finished = k->done;
-    CURLcode rc = k->rc;
     long status = 0;
-    if (finished && rc == CURLE_OK) curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
+    if (k->done && k->rc == CURLE_OK) curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
     char why[300];
-    if (!finished) {
+    if (!k->done) {
       missing(info, k->peer, "no answer");
       continue;
     }
-    if (rc != CURLE_OK) {
-      if (rc == CURLE_WRITE_ERROR && k->body.over) snprintf(why, sizeof why, "its answer passed the query's memory budget");
-      else snprintf(why, sizeof why, "%s", k->cerr[0] ? k->cerr : curl_easy_strerror(rc));
+    if (k->rc != CURLE_OK) {
+      if (k->rc == CURLE_WRITE_ERROR && k->body.over) snprintf(why, sizeof why, "its answer passed the query's memory budget");
+      else snprintf(why, sizeof why, "%s", k->cerr[0] ? k->cerr : curl_easy_strerror(k->rc));
       missing(info, k->peer, why);
       continue;
     }
@@ -286,53 +292,123 @@ int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pp
       missing(info, k->peer, why);
       continue;
     }
-    pprof_limits lim;
-    pprof_limits_default(&lim);
-    lim.max_memory = budget ? (budget > used ? budget - used : 1) : lim.max_memory;
-    pp_err de = {0};
-    if (pprof_decode(k->body.p, k->body.len, &lim, &got[ngot], &de) < 0) {
-      snprintf(why, sizeof why, "its answer does not decode: %.200s", de.msg);
-      missing(info, k->peer, why);
-      continue;
-    }
-    used += got[ngot]->mem.reserved;
+    why[0] = '\0';
+    r = fn(ud, k->peer, k->body.p ? k->body.p : "", k->body.len, &k->meta, why, sizeof why, err);
+    if (r == 0 && why[0]) missing(info, k->peer, why);
     pp_buf_free(&k->body);
-    info->profiles += k->profiles;
-    info->truncated |= k->truncated;
-    ngot++;
   }
-  if (!ngot) goto free_got;
-  if (budget && used >= budget) {
+done:
+  for (size_t i = 0; i < n; i++) {
+    if (calls[i].c) {
+      if (m) curl_multi_remove_handle(m, calls[i].c);
+      curl_easy_cleanup(calls[i].c);
+    }
+    pp_buf_free(&calls[i].body);
+  }
+  if (m) curl_multi_cleanup(m);
+  curl_slist_free_all(hdrs);
+  if (info->failed) pp_log(PP_LOG_DEBUG, "fan-out: %u of %u peers did not answer: %s", info->failed, info->asked, info->missing);
+  return r;
+}
+
+int web_fanout_get(web_fanout *f, const char *path, size_t budget, web_fanout_body_fn fn, void *ud, web_fanout_info *info,
+                   pp_err *err) {
+  if (!f) return 0;
+  size_t n;
+  call *calls = snapshot(f, NULL, &n);
+  if (!n) return 0;
+  if (!calls) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  /* the peers' answers share the budget */
+  int r = run(f, calls, n, path, budget ? (budget / n ? budget / n : 1) : 0, fn, ud, info, err);
+  free(calls);
+  return r;
+}
+
+int web_fanout_get_one(web_fanout *f, const char *peer, const char *path, size_t budget, web_fanout_body_fn fn, void *ud,
+                       web_fanout_info *info, pp_err *err) {
+  char want[SV_MAX_URL_LEN + 1];
+  size_t len = strlen(peer);
+  while (len && peer[len - 1] == '/') len--;
+  if (len >= sizeof want) return pp_err_set(err, PP_EINVAL, "peer: not one of this collector's peers");
+  memcpy(want, peer, len);
+  want[len] = '\0';
+  size_t n = 0;
+  call *calls = f ? snapshot(f, want, &n) : NULL;
+  if (!n) return pp_err_set(err, PP_EINVAL, "peer: not one of this collector's peers");
+  if (!calls) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  int r = run(f, calls, 1, path, budget, fn, ud, info, err);
+  free(calls);
+  return r;
+}
+
+/* web_fanout_merge's: the peers' decoded profiles, within the budget */
+typedef struct gather {
+  pprof_profile **got;
+  size_t ngot, used, budget;
+  web_fanout_info *info;
+} gather;
+
+static int on_profile(void *ud, const char *peer, const char *body, size_t len, const web_fanout_meta *meta, char *why, size_t nwhy,
+                      pp_err *err) {
+  (void)peer, (void)err;
+  gather *g = ud;
+  pprof_limits lim;
+  pprof_limits_default(&lim);
+  lim.max_memory = g->budget ? (g->budget > g->used ? g->budget - g->used : 1) : lim.max_memory;
+  pp_err de = {0};
+  if (pprof_decode((const uint8_t *)body, len, &lim, &g->got[g->ngot], &de) < 0) {
+    snprintf(why, nwhy, "its answer does not decode: %.200s", de.msg);
+    return 0;
+  }
+  g->used += g->got[g->ngot]->mem.reserved;
+  g->info->profiles += meta->profiles;
+  g->info->truncated |= meta->truncated;
+  g->ngot++;
+  return 0;
+}
+
+int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
+                     web_fanout_info *info, pp_err *err) {
+  if (!f) return 0;
+  size_t local = *prof ? (*prof)->mem.reserved : 0;
+  if (budget && local >= budget) return pp_err_set(err, PP_ELIMIT, "the merged profile needs more than the query's memory budget of %zu bytes", budget);
+  size_t n;
+  call *calls = snapshot(f, NULL, &n);
+  if (!n) return 0;
+  char path[WEB_FANOUT_MAX_PATH];
+  int r = 0;
+  gather g = {calls ? calloc(n, sizeof *g.got) : NULL, 0, local, budget, info};
+  if (!calls || !g.got) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto done;
+  }
+  if (!sel_path(sel, path, sizeof path)) {
+    for (size_t i = 0; i < n; i++) info->asked++, missing(info, calls[i].peer, "the query is too long to pass on");
+    goto done;
+  }
+  /* each peer's encoded answer may take what the local profile leaves, split between the peers
+   * that answer at once; their decoded profiles and the merge share the same */
+  size_t left = budget ? budget - local : 0, per = left ? left / (2 * n) : 0;
+  if ((r = run(f, calls, n, path, per ? per : (budget ? 1 : 0), on_profile, &g, info, err)) < 0 || !g.ngot) goto done;
+  if (budget && g.used >= budget) {
     r = pp_err_set(err, PP_ELIMIT, "the peers' profiles need more than the query's memory budget of %zu bytes", budget);
-    goto free_got;
+    goto done;
   }
+  pprof_merger *mg = NULL;
   pprof_profile *out = NULL;
-  if ((r = pprof_merger_new(&mg, err)) < 0) goto free_got;
-  if (budget) pprof_merger_set_limit(mg, budget - used);
+  if ((r = pprof_merger_new(&mg, err)) < 0) goto done;
+  if (budget) pprof_merger_set_limit(mg, budget - g.used);
   if (*prof) r = pprof_merger_add(mg, *prof, 1, err);
-  for (size_t i = 0; i < ngot && r == 0; i++) r = pprof_merger_add(mg, got[i], 1, err);
+  for (size_t i = 0; i < g.ngot && r == 0; i++) r = pprof_merger_add(mg, g.got[i], 1, err);
   if (r == 0) r = pprof_merger_finish(mg, &out, err);
   else pprof_merger_free(mg);
   if (r == 0) {
     pprof_free(*prof);
     *prof = out;
   }
-free_got:
-  for (size_t i = 0; i < ngot; i++) pprof_free(got[i]);
-  free(got);
 done:
-  if (calls) {
-    for (size_t i = 0; i < n; i++) {
-      if (calls[i].c) {
-        if (m) curl_multi_remove_handle(m, calls[i].c);
-        curl_easy_cleanup(calls[i].c);
-      }
-      pp_buf_free(&calls[i].body);
-    }
-    free(calls);
-  }
-  if (m) curl_multi_cleanup(m);
-  curl_slist_free_all(hdrs);
-  if (info->failed) pp_log(PP_LOG_DEBUG, "fan-out: %u of %u peers did not answer: %s", info->failed, info->asked, info->missing);
+  for (size_t i = 0; i < g.ngot; i++) pprof_free(g.got[i]);
+  free(g.got);
+  free(calls);
   return r;
 }

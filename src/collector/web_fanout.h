@@ -9,6 +9,11 @@
  * over time and then sums the series; latest, each series' newest. (A `shard: all` monitor is
  * scraped by every shard and so counted once per shard, as its data is stored once per shard.)
  *
+ * The listings (timeline, series, profiles, targets) ask the peers the same request with local=1
+ * (web_fanout_get) and append their entries, each marked with its peer; a record id is its
+ * store's, so a record of a peer is asked of that peer alone (web_fanout_get_one), which must be
+ * one of the lists' so a request never picks the address fetched.
+ *
  * A peer list may name the collector itself (the operator writes one list, every shard's pod,
  * for all of them): each request carries WEB_FANOUT_FROM_HEADER with this collector's random
  * id, a collector asked with its own id answers 204 at once (web.c), and that answer is
@@ -78,5 +83,38 @@ typedef struct web_fanout_sel {
  * PP_ELIMIT when the merge passes the budget; PP_ENOMEM. On failure *prof is unchanged. */
 int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
                      web_fanout_info *info, pp_err *err);
+
+/* ---- any other answer: the listings (timeline, series, profiles, targets) and one peer's record */
+
+#define WEB_FANOUT_MAX_PATH 8192
+
+/* What a peer's headers said of its answer. */
+typedef struct web_fanout_meta {
+  uint64_t profiles; /* X-Pprof-Profiles */
+  bool truncated;    /* X-Pprof-Truncated */
+  const char *type;  /* X-Pprof-Type (a cfg_type_name), or NULL */
+} web_fanout_meta;
+
+/* One peer's 200 answer. Returns 0, or an error that stops the whole request (over the budget,
+ * out of memory); an answer that is not usable (does not parse) is not an error: fn writes why
+ * into why (nwhy bytes) and the peer counts as missing. */
+typedef int (*web_fanout_body_fn)(void *ud, const char *peer, const char *body, size_t len, const web_fanout_meta *meta,
+                                  char *why, size_t nwhy, pp_err *err);
+
+/* The path and query a peer is asked: route?local=1 and the request's parameters but local and
+ * peer, escaped. 0, or -1 when it does not fit in cap. */
+int web_fanout_path(const char *route, const char *const *k, const char *const *v, size_t n, char *out, size_t cap);
+
+/* Asks every peer for path (web_fanout_path) at once and hands each 200 answer to fn, in the
+ * peers' order; the answers share budget bytes (0: no cap). Peers that do not answer, or answer
+ * something else than 200 or 404, are in info. 0, or fn's error. */
+int web_fanout_get(web_fanout *f, const char *path, size_t budget, web_fanout_body_fn fn, void *ud, web_fanout_info *info,
+                   pp_err *err);
+
+/* The same, of one peer, which must be one of the lists' (as listed, a trailing / aside):
+ * PP_EINVAL otherwise, so a request can never make the collector fetch an address of its
+ * choosing. A peer that does not answer is in info (failed), not an error. */
+int web_fanout_get_one(web_fanout *f, const char *peer, const char *path, size_t budget, web_fanout_body_fn fn, void *ud,
+                       web_fanout_info *info, pp_err *err);
 
 #endif

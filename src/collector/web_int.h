@@ -68,6 +68,7 @@ typedef struct web_resp {
   char partial[128];     /* X-Pprof-Partial (some shards did not answer: web_fanout.h), or "" */
   uint64_t profiles;     /* X-Pprof-Profiles: the records a merged profile holds; 0 = no header */
   bool truncated;        /* X-Pprof-Truncated: true (the merge read only the newest records) */
+  const char *ptype;     /* X-Pprof-Type: the profile's type (a static name), or NULL */
 } web_resp;
 
 void web_resp_release(web_resp *r);

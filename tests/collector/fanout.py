@@ -191,6 +191,74 @@ def fanout(t):
         check(t, "collector fanout: /api/v1/render totals both shards, counts both shards' records, partial false",
               render_total)
 
+        def listings():
+            """timeline, series, profiles and targets from shard 0 hold both shards' entries, shard 1's
+            marked with its peer URL, and nothing twice"""
+            bad = []
+            st, tl = c0.get_json(f"/api/v1/timeline?{q}")
+            ents = tl.get("data", []) if st == 200 else []
+            mons = sorted(e["labels"]["monitor"] for e in ents)
+            if mons != sorted(f"t{i}" for i in range(N_TARGETS)) or tl.get("partial") is not False:
+                bad.append(f"timeline {st}: {mons} partial {tl.get('partial') if st == 200 else tl}")
+            for e in ents:
+                k = owner[f"main.work_{e['labels']['monitor'][1:]}"]
+                if e.get("peer") != (c1.url if k == 1 else None):
+                    bad.append(f"timeline entry {e['labels']['monitor']} (shard {k}) peer {e.get('peer')}")
+            st, se = c0.get_json("/api/v1/series?type=heap&svc=shop")
+            smons = sorted(e["labels"]["monitor"] for e in se.get("data", [])) if st == 200 else st
+            if smons != sorted(f"t{i}" for i in range(N_TARGETS)):
+                bad.append(f"series {st}: {smons}")
+            st, pr = c0.get_json(f"/api/v1/profiles?{q}&limit=20000")
+            if st != 200 or len(pr.get("data", [])) != nrec or sum(1 for r in pr["data"] if r.get("peer") == c1.url) != \
+                    len(c1.get_json(f"/api/v1/profiles?{q}&local=1&limit=20000")[1]["data"]):
+                bad.append(f"profiles {st}: {len(pr.get('data', [])) if st == 200 else pr} of {nrec}")
+            tg = c0.targets()
+            tmons = sorted(x["monitor"] for x in tg)
+            if tmons != sorted(f"t{i}" for i in range(N_TARGETS)) or \
+                    {x["monitor"] for x in tg if x.get("peer") == c1.url} != {f"t{i}" for i in range(N_TARGETS)
+                                                                           if owner[f"main.work_{i}"] == 1}:
+                bad.append(f"targets: {tmons}")
+            # pages are of one store: refused across shards, served with local=1
+            st_p, body_p, _ = http_req("GET", c0.url + "/api/v1/series?type=heap&limit=5")
+            st_l, _, _ = http_req("GET", c0.url + "/api/v1/series?type=heap&limit=5&local=1")
+            if st_p != 400 or b"local=1" not in body_p or st_l != 200:
+                bad.append(f"paged series: {st_p} {body_p[:200]}, with local=1 {st_l}")
+            return not bad, "\n".join(bad)
+        check(t, "collector fanout: timeline, series, profiles and targets list both shards' entries once each, "
+                 "shard 1's marked with its peer; a paged series listing across shards is a 400", listings)
+
+        def peer_record():
+            """a record of shard 1, as shard 0's timeline lists it (its id and peer), asked of shard 0"""
+            st, tl = c0.get_json(f"/api/v1/timeline?{q}")
+            e = next((x for x in tl.get("data", []) if x.get("peer")), None) if st == 200 else None
+            if not e:
+                return False, f"no entry of shard 1: {st} {str(tl)[:300]}"
+            rid = e["ids"][-1]
+            st1, f1, _ = fetch(c1, f"/api/v1/profile?id={rid}&local=1", work, "rec-own.pb.gz")
+            pq = urllib.parse.urlencode({"id": rid, "peer": e["peer"] + "/"})
+            st0, f0, hdrs = fetch(c0, f"/api/v1/profile?{pq}", work, "rec-via.pb.gz")
+            same = st0 == st1 == 200 and go_flat(f0) == go_flat(f1) and header(hdrs, "X-Pprof-Type") == "heap"
+            st_r, body_r, _ = http_req("GET", c0.url + f"/api/v1/render?{pq}")
+            d = json.loads(body_r).get("data", {}) if st_r == 200 else {}
+            rendered = d.get("profileType") == "heap" and d.get("total") == e["points"][-1][2]
+            # the local record with the same id is another profile: without peer= it is shard 0's
+            st_l, fl, _ = fetch(c0, f"/api/v1/profile?id={rid}", work, "rec-local.pb.gz")
+            other = st_l != 200 or go_flat(fl) != go_flat(f1)
+            refused = []
+            for qq in (urllib.parse.urlencode({"id": rid, "peer": "http://127.0.0.1:1"}),
+                       urllib.parse.urlencode({"id": rid, "peer": "http://169.254.169.254"}),
+                       urllib.parse.urlencode({"type": "heap", "peer": e["peer"]}),
+                       urllib.parse.urlencode({"id": rid, "peer": e["peer"], "local": "1"})):
+                st_b, body_b, _ = http_req("GET", c0.url + "/api/v1/profile?" + qq)
+                refused.append(st_b == 400 and b"peer" in body_b)
+            return (same and rendered and other and all(refused),
+                    f"own {st1}, via shard 0 {st0} type {header(hdrs, 'X-Pprof-Type')}: same {same}; render {st_r} "
+                    f"{d.get('profileType')} {d.get('total')} vs point {e['points'][-1]}; local id differs {other}; "
+                    f"refused {refused}")
+        check(t, "collector fanout: a record of shard 1 asked of shard 0 by id= and peer= is shard 1's own "
+                 "(bytes as go tool pprof reads them, type, render total); a peer= not listed, or without id=, is a 400",
+              peer_record)
+
         def self_and_twice_named():
             # shard 0's config names itself and shard 1, which its --peer names too: itself is
             # skipped (it answers 204 to its own id) and shard 1 asked once
@@ -216,13 +284,15 @@ def fanout(t):
             d = json.loads(body).get("data", {}) if st_r == 200 else {}
             time.sleep(2 * INTERVAL)
             own = q0.get_json("/api/v1/profiles?type=heap&local=1")[1]["data"]
-            targets_listed = q0.targets()
+            targets_listed = q0.get_json("/api/v1/targets?local=1")[1]["data"]
+            all_targets = q0.targets()
             logged = "query only, 12 monitors left to the peers, 2 peers in the config" in q0.log_text()
             q0.stop()
             return (got == want and d.get("shards", {}).get("asked") == 2 and d.get("profiles") == nrec and not own
-                    and not targets_listed and logged,
+                    and not targets_listed and len(all_targets) == N_TARGETS and logged,
                     f"profile {st}: equal {got == want}; render {d.get('shards')} profiles {d.get('profiles')}/{nrec}; "
-                    f"own records {len(own)}; targets {len(targets_listed)}; logged {logged}")
+                    f"own records {len(own)}; own targets {len(targets_listed)}, the shards' {len(all_targets)}; "
+                    f"logged {logged}")
         check(t, "collector fanout: --query-only scrapes nothing and answers the same merge from both shards", query_only)
 
         # shard 1 down: the answer says it is partial and holds shard 0's part only
@@ -246,6 +316,20 @@ def fanout(t):
                         f"{header(hdrs2, 'X-Pprof-Partial')}")
         check(t, "collector fanout: a shard down makes the answer partial (field, header, which peer) with the "
                  "live shard's total only", down_is_partial)
+
+        def listings_partial():
+            st, tl = c0.get_json(f"/api/v1/timeline?{q}")
+            mons = {e["labels"]["monitor"] for e in tl.get("data", [])} if st == 200 else st
+            own = {f"t{i}" for i in range(N_TARGETS) if owner[f"main.work_{i}"] == 0}
+            st_t, tg = c0.get_json("/api/v1/targets")
+            e = (tl.get("shards") or {}) if st == 200 else {}
+            st_r, body_r, _ = http_req("GET", c0.url + f"/api/v1/profile?id=1&peer={urllib.parse.quote(c1.url)}")
+            return (mons == own and tl.get("partial") is True and e.get("missing") == 1 and c1.url in e.get("why", "")
+                    and st_t == 200 and tg.get("partial") is True and st_r == 502,
+                    f"timeline {st}: {mons} partial {tl.get('partial')} {e}; targets {st_t} partial "
+                    f"{tg.get('partial') if st_t == 200 else tg}; a record of the down peer: {st_r} {body_r[:200]}")
+        check(t, "collector fanout: a shard down: the timeline holds the live shard's series and says it is partial, "
+                 "the targets too; a record asked of the down peer is a 502", listings_partial)
 
         def silent_peer():
             c = Collector(config(targets), extra_args=["--shard", "0", "--peer", f"http://127.0.0.1:{silent.port}",

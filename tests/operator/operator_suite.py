@@ -726,7 +726,7 @@ def shard_targets(env, k):
     if not rt or not rt.ip:
         return None
     try:
-        with urllib.request.urlopen(f"http://{rt.ip}:8989/api/v1/targets", timeout=5) as r:
+        with urllib.request.urlopen(f"http://{rt.ip}:8989/api/v1/targets?local=1", timeout=5) as r:
             return {x["monitor"]: x.get("endpoint") for x in json.load(r).get("data", [])}
     except (OSError, ValueError):
         return None

@@ -223,17 +223,23 @@ await check('timeline: the value axis is in the sample\'s unit and spans the lar
   return true;
 });
 
-await check('timeline: clicking a point opens that one profile (its total is the stored record\'s)', async () => {
-  await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
+// Opens the explorer on q, clicks the timeline's middle point (the API's points for tq) and
+// waits for that one profile's page: the points, the index clicked, its end time, the summary.
+async function clickMiddlePoint(q, tq) {
+  await page.goto(base + '/explorer?' + q);
   await page.waitForFunction(() => +(document.querySelector('#timeline')?.dataset.points || 0) >= 2, null, { timeout: 15000 });
-  const pts = await timelineApi(`name=demo&type=cpu&sample=cpu${TO}`);
+  const pts = await timelineApi(tq);
   const k = Math.floor(pts.length / 2), end = pts[k][0];
   const box = await (await page.$('#timeline')).boundingBox();
   const x = TL.L + (box.width - TL.L - TL.R) * (end - pts[0][0]) / (pts.at(-1)[0] - pts[0][0]);
   await page.mouse.click(box.x + x, box.y + 60);
   await page.waitForSelector('#single', { timeout: 10000 });
   await page.waitForSelector('#top tbody tr');
-  const summary = await page.$eval('#summary', (s) => s.textContent);
+  return { pts, k, end, summary: await page.$eval('#summary', (e) => e.textContent) };
+}
+
+await check('timeline: clicking a point opens that one profile (its total is the stored record\'s)', async () => {
+  const { pts, k, end, summary } = await clickMiddlePoint('name=demo&type=cpu' + TO, `name=demo&type=cpu&sample=cpu${TO}`);
   const at = +new URL(page.url()).searchParams.get('profile_at');
   const recs = (await api('/api/v1/profiles?type=cpu&name=demo' + TO)).filter((r) => Math.abs(r.endUnixNano - end) < 1000);
   const bad = [];
@@ -958,7 +964,8 @@ await check('dashboard shows one card per service (as /api/v1/series has them), 
   await shot('dashboard');
   const titles = await page.$$eval('#cards .card h2', (h) => h.map((x) => x.textContent).sort());
   if (JSON.stringify(titles) !== JSON.stringify(services)) throw new Error(`cards ${JSON.stringify(titles)}, services ${JSON.stringify(services)}`);
-  return services.length === 4;
+  // four services here and edge/remote, which only the peer (another shard) holds
+  return services.length === 5 && services.includes('edge/remote');
 });
 
 await check('hostile names and labels are shown as text on every page, /raw included; nothing becomes markup', async () => {
@@ -1063,6 +1070,25 @@ await check('keyboard: Enter on a target row opens the explorer', async () => {
 // the automatic /favicon.ico request is not a page response: check it answers without an error
 const fav = await fetch(base + '/favicon.ico');
 report('favicon request answers without an error (no console noise)', fav.status === 204, `HTTP ${fav.status}`);
+await check('shards: clicking a timeline point of a service another shard holds opens that shard\'s record (id= and peer=, through this collector)', async () => {
+  const series = await api('/api/v1/timeline?name=remote&type=heap');
+  const s = series && series.length === 1 ? series[0] : null;
+  if (!s || !s.peer || s.points.length < 2) throw new Error(`the peer's series: ${JSON.stringify(series).slice(0, 400)}`);
+  const to = ((s.points.at(-1)[1] + 1e6) / 1e9).toFixed(3), q = `name=remote&type=heap&to=${to}`;
+  const { pts, k, end, summary } = await clickMiddlePoint(q, q);
+  const picked = new URL(page.url()).searchParams.get('profile') || '';
+  const recs = (await api('/api/v1/profiles?' + q)).filter((r) => Math.abs(r.endUnixNano - end) < 1000);
+  const bad = [];
+  if (recs.length !== 1 || recs[0].peer !== s.peer) bad.push(`records ending at ${end}: ${JSON.stringify(recs).slice(0, 300)}`);
+  if (!recs.length || picked !== `id:${recs[0].id}@${s.peer}`) bad.push(`picked ${picked}`);
+  const m = summary.match(/^(\d+) profiles, total (\S+?)(;|$)/);
+  const total = recs.length ? recs[0].totals.at(-1) : NaN;
+  if (!m || m[1] !== '1' || !near(m[2], total) || total !== pts[k][1]) bad.push(`summary ${JSON.stringify(summary)}, the record's total ${total}, the point ${pts[k][1]}`);
+  await shot('explorer-peer-record');
+  if (bad.length) throw new Error(bad.join('\n'));
+  return true;
+});
+
 report('no console errors on any page', consoleErrors.length === 0, consoleErrors.join('\n'));
 await browser.close();
 console.log(`${failed ? 'ui: failures' : 'ui: done'}`);

@@ -122,12 +122,22 @@ def run_suite(t, parts=None):
   endpoint: {badtext.url}
   heap: {{interval_seconds: 2}}
 """
-    c = Collector(cfg, name="ui")
+    # another shard: a collector of its own holding one service (edge/remote) that the UI's
+    # collector asks as its peer (issue 15 §3)
+    peer = Collector(f"""monitors:
+- name: remote
+  endpoint: {demo2.url}
+  labels: {{__k8s_namespace: edge, __k8s_name: remote}}
+  heap: {{interval_seconds: 2}}
+""", name="ui-peer")
+    c = None
     try:
+        c = Collector(cfg, name="ui", extra_args=["--peer", peer.url])
         hostile_q = urllib.parse.urlencode({"type": "heap", "__k8s_name": PAYLOADS["svc"]})
         ok = c.wait_for(lambda: len(c.get_json("/api/v1/profiles?type=cpu&name=demo")[1]["data"]) >= 3 and
                         len(c.get_json("/api/v1/profiles?type=cpu&name=demo2")[1]["data"]) >= 3 and
-                        len(c.get_json("/api/v1/profiles?" + hostile_q)[1]["data"]) >= 1, timeout=40)
+                        len(c.get_json("/api/v1/profiles?" + hostile_q)[1]["data"]) >= 1 and
+                        len(c.get_json("/api/v1/profiles?type=heap&name=remote")[1]["data"]) >= 3, timeout=40)
         t.tool("ui: collector filled by scraping the demo target and a hostile target", ok)
         # the explorer checks look at data up to a fixed time, so the page, the API and go tool
         # pprof see the same profiles while scraping goes on
@@ -170,8 +180,10 @@ def run_suite(t, parts=None):
         t.record("ui: the downloaded default.pgo is a CPU pprof", bool(r) and r.returncode == 0 and "cpu/nanoseconds" in r.stdout,
                  r.stdout + r.stderr if r else "no default.pgo was downloaded")
     finally:
-        c.stop()
-        c.cleanup()
+        for x in (c, peer):
+            if x:
+                x.stop()
+                x.cleanup()
         demo.stop()
         demo2.stop()
         bad.stop()

@@ -392,7 +392,7 @@ function timelinePoints(series) {
     }
     const p = by.get(end) || { end, v: 0, recs: [], res: '' };
     p.v += v;
-    p.recs.push({ labels: s.labels, id: s.ids ? s.ids[k] : undefined, start, v });
+    p.recs.push({ labels: s.labels, id: s.ids ? s.ids[k] : undefined, peer: s.peer, start, v });
     if (res) { p.res = res; if (coarse === '' || res === '1h') coarse = res; }
     by.set(end, p);
   });
@@ -930,8 +930,10 @@ async function pageExplorer(compare) {
   const tparams = { ...params };
   let single = null;
   if (!compare && st.profile) {
-    const m = st.profile.match(/^id:(\d+)$/), w = st.profile.match(/^([0-9.]+),([0-9.]+)$/);
-    if (m) { params.id = m[1]; single = st.profile; }
+    // id:N@PEER: a record of another shard (the timeline entry's "peer", when the collector asks
+    // its peers), asked of that peer through this collector
+    const m = st.profile.match(/^id:(\d+)(?:@(.+))?$/), w = st.profile.match(/^([0-9.]+),([0-9.]+)$/);
+    if (m) { params.id = m[1]; if (m[2]) params.peer = m[2]; single = st.profile; }
     else if (w) { params.from = w[1]; params.to = w[2]; single = st.profile; }
   }
   // a page opened on the sandwich of a known function asks for it in the same request (focus=):
@@ -1101,7 +1103,7 @@ async function pageExplorer(compare) {
       (p) => {
         const rec = p.recs.length === 1 ? p.recs[0] : null;
         // the record's id when the timeline has ids, else a window of ±2 µs around its end
-        rerender(rec && rec.id != null ? { profile: 'id:' + rec.id, profile_at: String(p.end) }
+        rerender(rec && rec.id != null ? { profile: 'id:' + rec.id + (rec.peer ? '@' + rec.peer : ''), profile_at: String(p.end) }
           : { profile: `${nsParam(p.end - 2000)},${nsParam(p.end + 2000)}`, profile_at: String(p.end) });
       })).catch(() => {});
   }
