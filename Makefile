@@ -217,9 +217,11 @@ mutants: test-bins
 
 # The smoke run is deterministic (fixed seed and run count, fresh work dir), so what CI runs
 # can be run here first: `make fuzz`. For exploration: `make fuzz FUZZ_RUNS=-1 FUZZ_SECONDS=600`.
-FUZZ_SECONDS ?= 120
+FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= 300000
 FUZZ_SEED ?= 1
+.PHONY: fuzz-bins
+fuzz-bins: $(FUZZ_BIN)
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do n=$$(basename $$f); rm -rf $(B)/fuzz/work-$$n; mkdir -p $(B)/fuzz/work-$$n; \
 	  echo "fuzz: $$n, $(FUZZ_RUNS) runs, seed $(FUZZ_SEED)"; \
