@@ -220,13 +220,17 @@ mutants: test-bins
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= 300000
 FUZZ_SEED ?= 1
-.PHONY: fuzz-bins
+# one make target per fuzz target, so `make -j2 -Otarget fuzz` runs two at a time, each one's
+# output kept together
+FUZZ_RUN := $(patsubst $(B)/fuzz/%,fuzz-run-%,$(FUZZ_BIN))
+.PHONY: fuzz fuzz-bins $(FUZZ_RUN)
 fuzz-bins: $(FUZZ_BIN)
-fuzz: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do n=$$(basename $$f); rm -rf $(B)/fuzz/work-$$n; mkdir -p $(B)/fuzz/work-$$n; \
-	  echo "fuzz: $$n, $(FUZZ_RUNS) runs, seed $(FUZZ_SEED)"; \
-	  $$f -seed=$(FUZZ_SEED) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-	    -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/work-$$n fuzz/corpus/$${n#fuzz_} || exit 1; done
+fuzz: $(FUZZ_RUN)
+$(FUZZ_RUN): fuzz-run-%: $(B)/fuzz/%
+	@rm -rf $(B)/fuzz/work-$*; mkdir -p $(B)/fuzz/work-$*
+	@echo "fuzz: $*, $(FUZZ_RUNS) runs, seed $(FUZZ_SEED)"
+	@$< -seed=$(FUZZ_SEED) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/work-$* fuzz/corpus/$(patsubst fuzz_%,%,$*)
 
 bench: bin/pprof-tool bin/collector bin/operator bin/load-target bin/otlp-client $(B)/rel/bench/codec-bench $(B)/rel/bench/store-bench
 	python3 bench/run.py

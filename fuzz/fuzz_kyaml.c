@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_array_foreach(all, i, doc) {
       json_t *objs = NULL;
       pp_err e2 = {0};
-      if (kbuild_stack_objects(doc, "op", NULL, 1, 1, &objs, &e2) == 0) {
+      if (kbuild_stack_objects(doc, "op", NULL, 1, 1, NULL, false, &objs, &e2) == 0) {
         if (json_array_size(objs) != 4) abort();
         json_decref(objs);
       } else if (!e2.msg[0]) {
@@ -39,8 +39,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         kbuild_shard_plan(want, &cur, 1764650000, 150, &plan);
         int run = kbuild_shards_running(&plan, 1764650000);
         if (run < 1 || run > KBUILD_MAX_SHARDS) abort();
-        if (kbuild_stack_objects(doc, "op", &plan, run, run, &objs, &e2) == 0) {
-          if (json_array_size(objs) != 4 + 2 * (size_t)(run - 1)) abort();
+        /* and one retired shard past them, answering or not, and the query front ends */
+        kbuild_retired retired[KBUILD_MAX_SHARDS + 1] = {{0}};
+        int sets = run < KBUILD_MAX_SHARDS ? run + 1 : run, q = -1;
+        retired[run].at = 1764650000;
+        retired[run].answering = run % 2;
+        bool query = kbuild_stack_query(json_object_get(doc, "spec"), &q, NULL) == 0 && (q >= 0 || run > 1);
+        if (kbuild_stack_objects(doc, "op", &plan, run, sets, retired, run > 1, &objs, &e2) == 0) {
+          if (json_array_size(objs) != 4 + 2 * (size_t)(sets - 1) + (query ? 2 : 0)) abort();
           json_decref(objs);
         }
       }

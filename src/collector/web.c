@@ -613,18 +613,27 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     if (!r->authed) return ret;
   }
 
+  /* lane: where the job waits its turn; asking: its lane when it waits on the peers too (a
+   * listing that would otherwise hold up /metrics on the light lane) or -1 when the route never
+   * asks them; keyed: the answer is cached and shared by query and store state */
   static const struct {
     const char *path;
     job_kind kind;
     web_lane lane;
-    bool keyed; /* cached and shared by query and store state */
+    int asking;
+    bool keyed;
   } jobs[] = {
-      {"/api/v1/render", JOB_RENDER, WEB_LANE_QUERY, true},     {"/api/v1/timeline", JOB_TIMELINE, WEB_LANE_QUERY, true},
-      {"/api/v1/profile", JOB_PROFILE, WEB_LANE_QUERY, true},   {"/api/v1/profiles", JOB_PROFILES, WEB_LANE_QUERY, true},
-      {"/api/v1/series", JOB_SERIES, WEB_LANE_LIGHT, false},    {"/api/v1/targets", JOB_TARGETS, WEB_LANE_LIGHT, false},
-      {"/metrics", JOB_METRICS, WEB_LANE_LIGHT, false},         {"/raw", JOB_RAW, WEB_LANE_LIGHT, false},
-      {"/api/v1/pgo", JOB_PGO, WEB_LANE_QUERY, true},           {"/api/v1/regressions", JOB_REGRESSIONS, WEB_LANE_QUERY, true},
-      {"/api/v1/tags", JOB_TAGS, WEB_LANE_QUERY, true},
+      {"/api/v1/render", JOB_RENDER, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
+      {"/api/v1/timeline", JOB_TIMELINE, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
+      {"/api/v1/profile", JOB_PROFILE, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
+      {"/api/v1/profiles", JOB_PROFILES, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
+      {"/api/v1/series", JOB_SERIES, WEB_LANE_LIGHT, WEB_LANE_QUERY, false},
+      {"/api/v1/targets", JOB_TARGETS, WEB_LANE_LIGHT, WEB_LANE_QUERY, false},
+      {"/metrics", JOB_METRICS, WEB_LANE_LIGHT, -1, false},
+      {"/raw", JOB_RAW, WEB_LANE_LIGHT, -1, false},
+      {"/api/v1/pgo", JOB_PGO, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
+      {"/api/v1/regressions", JOB_REGRESSIONS, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
+      {"/api/v1/tags", JOB_TAGS, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
   };
   if (r->push) {
     if (r->push_bad) return send_error(c, 400, "bad_data", "multipart/form-data without a boundary");
@@ -667,10 +676,9 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     job *j = new_job(w, jobs[i].kind, &p);
     /* an answer that asked the peers is not kept: their stores change apart from ours */
     const char *local = web_param(&p, "local");
-    bool asks = web_fanout_peers(w->fan) && !(local && !strcmp(local, "1"));
+    bool asks = jobs[i].asking >= 0 && web_fanout_peers(w->fan) && !(local && !strcmp(local, "1"));
     bool keyed = jobs[i].keyed && !asks;
-    /* a listing that waits on the peers is not light: it would hold up /metrics */
-    web_lane lane = asks && (jobs[i].kind == JOB_SERIES || jobs[i].kind == JOB_TARGETS) ? WEB_LANE_QUERY : jobs[i].lane;
+    web_lane lane = asks ? (web_lane)jobs[i].asking : jobs[i].lane;
     return j ? submit(w, c, r, lane, j, url, keyed) : send_error(c, 503, "unavailable", "out of memory");
   }
   /* the UI: one page that routes on the path; its files come from the compiled-in table */

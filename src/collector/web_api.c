@@ -90,6 +90,14 @@ static const char *const reserved[] = {"type", "from", "to", "agg", "name", "lim
                                        "focus", "tag", "id", "group_by", "function", "encoding", "local", "peer",
                                        /* web_pgo.c */ "by", "keep_locations", "aggregate_callees", NULL};
 
+/* local=: 1 for this collector's `what` only (the peers not asked), 0 or absent for every shard's */
+static int parse_local(const web_params *p, bool *local, const char *what, char *why, size_t n) {
+  const char *v = web_param(p, "local");
+  if (v && strcmp(v, "1") && strcmp(v, "0")) return snprintf(why, n, "local: 1 (this collector's %s only) or 0", what), -1;
+  *local = v && !strcmp(v, "1");
+  return 0;
+}
+
 static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
   memset(s, 0, sizeof *s);
   const char *id = web_param(p, "id");
@@ -101,9 +109,7 @@ static int parse_selection(const web_params *p, selection *s, bool need_type, ch
     need_type = false; /* the record's */
   }
   if (web_tags_parse(p, "tag", &s->tags, why, n) < 0) return -1;
-  const char *local = web_param(p, "local");
-  if (local && strcmp(local, "1") && strcmp(local, "0")) return snprintf(why, n, "local: 1 (this collector's profiles only) or 0"), -1;
-  s->local = local && !strcmp(local, "1");
+  if (parse_local(p, &s->local, "profiles", why, n) < 0) return -1;
   s->peer = web_param(p, "peer");
   if (s->peer && (!s->id || s->local))
     return snprintf(why, n, "peer: names whose record id= is (a timeline entry's \"peer\"), so only with id= and without local=1"), -1;
@@ -390,8 +396,17 @@ static void answer(const web_ctx *x, web_resp *out, const char *what, const char
 /* What an answer was made of (store_merge_info.resolution_ns): "raw" while every window was
  * answered from its profiles (or rollups equal to them), else the widest rollup that stood in
  * for profiles tiered retention deleted. */
-static const char *resolution_name(int64_t ns) {
-  return ns >= STORE_ROLLUP_HOUR_NS ? "1h" : ns >= STORE_ROLLUP_NS ? "10m" : "raw";
+static const char *const resolution_names[] = {"raw", "10m", "1h"}; /* by rank, finest first */
+
+static int resolution_rank_ns(int64_t ns) { return ns >= STORE_ROLLUP_HOUR_NS ? 2 : ns >= STORE_ROLLUP_NS ? 1 : 0; }
+
+static const char *resolution_name(int64_t ns) { return resolution_names[resolution_rank_ns(ns)]; }
+
+/* A peer's "resolution" as a rank; 0 (raw) for anything else */
+static int resolution_rank(const char *name) {
+  for (int k = 2; name && k > 0; k--)
+    if (!strcmp(name, resolution_names[k])) return k;
+  return 0;
 }
 
 /* A merge stopped by its memory cap (store_merged_within, pprof_merger_set_limit) while it ran. */
@@ -849,8 +864,6 @@ typedef struct listing {
   long long skipped, unreadable; /* timeline: the peers' rollupsSkipped and recordsUnreadable */
 } listing;
 
-static int resolution_rank(const char *name) { return !name ? 0 : !strcmp(name, "1h") ? 2 : !strcmp(name, "10m") ? 1 : 0; }
-
 static int on_listing(void *ud, const char *peer, const char *body, size_t len, const web_fanout_meta *meta, char *why,
                       size_t nwhy, pp_err *err) {
   (void)meta;
@@ -902,8 +915,18 @@ static int listing_fan_out(const web_ctx *x, const web_params *p, const char *ro
 }
 
 static void listing_error(const web_ctx *x, web_resp *out, int r, const pp_err *err) {
-  if (r == PP_ELIMIT) over_budget(out, "the answer", x->budget, x->budget);
-  else web_resp_error(out, r == PP_EINVAL ? 400 : 500, r == PP_EINVAL ? "bad_data" : "internal", err->msg);
+  if (r == PP_ELIMIT) {
+    /* not over_budget: the peers' entries were cut off where they passed it, so what the whole
+     * answer would take is not known */
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "the answer with the peers' entries passed this query's memory budget of %.1f MiB (--web-query-memory): "
+             "narrow the selection, or ask each shard with local=1",
+             (double)x->budget / 1048576);
+    web_resp_error(out, 422, "execution", msg);
+  } else {
+    web_resp_error(out, r == PP_EINVAL ? 400 : 500, r == PP_EINVAL ? "bad_data" : "internal", err->msg);
+  }
 }
 
 /* ---- /api/v1/timeline ------------------------------------------------------------------------- */
@@ -1138,14 +1161,13 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
         free(gname);
       }
     }
-    listing l = {&b, entries, resolution_rank(resolution_name(coarsest)), 0, 0};
+    listing l = {&b, entries, resolution_rank_ns(coarsest), 0, 0};
     int fr = listing_fan_out(x, p, "/api/v1/timeline", &l, &err);
     if (fr < 0) {
       ok = false;
       status = fr;
     }
-    static const char *const rank_name[] = {"raw", "10m", "1h"};
-    pp_buf_printf(&b, "],\"resolution\":\"%s\"", rank_name[l.coarsest]);
+    pp_buf_printf(&b, "],\"resolution\":\"%s\"", resolution_names[l.coarsest]);
     if (decoded)
       pp_buf_printf(&b, ",\"rollupsSkipped\":%lld,\"recordsUnreadable\":%lld", (long long)skipped + l.skipped,
                     (long long)d.nunreadable + l.unreadable);
@@ -1416,9 +1438,10 @@ void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
 }
 
 void web_api_targets(const web_ctx *x, const web_params *p, web_resp *out) {
-  const char *local = web_param(p, "local");
-  if (local && strcmp(local, "1") && strcmp(local, "0")) {
-    web_resp_error(out, 400, "bad_data", "local: 1 (this collector's targets only) or 0");
+  bool local;
+  char why[200];
+  if (parse_local(p, &local, "targets", why, sizeof why) < 0) {
+    web_resp_error(out, 400, "bad_data", why);
     return;
   }
   json_t *d = scrape_targets_json(x->h->eng);

@@ -396,6 +396,45 @@ int kbuild_stack_shards(const json_t *spec, int *ret, pp_err *err) {
   return 0;
 }
 
+int kbuild_stack_query(const json_t *spec, int *ret, pp_err *err) {
+  const json_t *q = json_object_get(spec, "query");
+  *ret = -1;
+  if (!q || json_is_null(q)) return 0;
+  if (!json_is_object(q)) return pp_err_set(err, PP_EINVAL, "spec.query: not an object");
+  const json_t *v = json_object_get(q, "replicas");
+  if (!v || json_is_null(v)) return *ret = 1, 0;
+  if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > KBUILD_MAX_QUERY)
+    return pp_err_set(err, PP_EINVAL, "spec.query.replicas: a count of 0..%d", KBUILD_MAX_QUERY);
+  *ret = (int)json_integer_value(v);
+  return 0;
+}
+
+void kbuild_query_name(const char *op, char *buf, size_t n) { snprintf(buf, n, "%s-query", op); }
+
+int kbuild_stack_shard_retention(const json_t *spec, double *ret_s, pp_err *err) {
+  const json_t *p = json_object_get(spec, "shardRetentionPolicy");
+  const json_t *rollup = json_object_get(json_object_get(json_object_get(spec, "storage"), "retention"), "rollup");
+  *ret_s = KBUILD_ROLLUP_DEFAULT_S;
+  if (rollup && !json_is_null(rollup) && kbuild_duration(rollup, ret_s, NULL) < 0) *ret_s = KBUILD_ROLLUP_DEFAULT_S;
+  if (!p || json_is_null(p)) return 0;
+  if (!json_is_object(p)) return pp_err_set(err, PP_EINVAL, "spec.shardRetentionPolicy: not an object");
+  const json_t *w = json_object_get(p, "whenScaled");
+  const char *when = json_string_value(w);
+  if (w && !json_is_null(w) && (!when || (strcmp(when, "Retain") && strcmp(when, "Stop"))))
+    return pp_err_set(err, PP_EINVAL, "spec.shardRetentionPolicy.whenScaled: Retain or Stop");
+  const json_t *rp = json_object_get(json_object_get(p, "retain"), "retentionPeriod");
+  if (rp && !json_is_null(rp)) {
+    if (kbuild_duration(rp, ret_s, err) < 0) {
+      pp_err_prefix(err, "spec.shardRetentionPolicy.retain.retentionPeriod");
+      return PP_EINVAL;
+    }
+    if (*ret_s < 1 || *ret_s > PP_S3_RETENTION_MAX_S)
+      return pp_err_set(err, PP_EINVAL, "spec.shardRetentionPolicy.retain.retentionPeriod: at least 1s, at most 100 years");
+  }
+  if (when && !strcmp(when, "Stop")) *ret_s = 0;
+  return 0;
+}
+
 int kbuild_image(const json_t *spec, char *buf, size_t n, pp_err *err) {
   const char *reg = json_string_value(json_object_get(spec, "registry"));
   const char *repo = json_string_value(json_object_get(spec, "repo"));
@@ -627,7 +666,7 @@ void kbuild_shard_set_name(const char *op, int k, char *buf, size_t n) {
   else snprintf(buf, n, "%s-collector", op);
 }
 
-static json_t *shard_set(const json_t *set0, const char *op, int k, const char *pvc, bool run) {
+static json_t *shard_set(const json_t *set0, const char *op, int k, const char *pvc, bool run, const kbuild_retired *retired) {
   json_t *set = json_deep_copy(set0);
   char name[300];
   kbuild_shard_set_name(op, k, name, sizeof name);
@@ -646,18 +685,58 @@ static json_t *shard_set(const json_t *set0, const char *op, int k, const char *
   json_object_set_new(json_object_get(spec, "template"), "metadata", json_pack("{s:O}", "labels", labels));
   json_decref(labels);
   json_object_set_new(claim, "claimName", json_string(pvc));
-  json_object_set_new(spec, "replicas", json_integer(run));
+  json_object_set_new(spec, "replicas", json_integer(run || (retired && retired->answering)));
   size_t i;
   json_t *a;
   json_array_foreach(args, i, a) /* each shard uploads under a prefix of its own: ids may repeat */
     if (!strncmp(json_string_value(a), "--object-store-prefix=", 22))
       json_array_set_new(args, i, json_sprintf("%s/shard-%d", json_string_value(a), k));
   json_array_append_new(args, json_sprintf("--shard=%d", k));
+  if (!run && retired) {
+    /* retired: it answers its history (the peer list takes its pod) and scrapes nothing, even of
+     * the `shard: all` monitors; the same arguments whether it answers or not, so the end of its
+     * period only scales it (no roll) */
+    json_array_append_new(args, json_string("--query-only"));
+    json_object_set_new(json_object_get(set, "metadata"), "annotations",
+                        json_pack("{s:o}", KBUILD_ANN_RETIRED_AT, json_sprintf("%lld", (long long)retired->at)));
+  }
   return set;
 }
 
+/* The query front ends' Deployment from shard 0's StatefulSet (see kbuild.h). */
+static json_t *query_deployment(const json_t *set0, const char *op, const char *name, int replicas) {
+  json_t *labels = json_pack("{s:s,s:s}", LBL_NAME, "pprof-collector-query", LBL_INSTANCE, op);
+  const json_t *spec0 = json_object_get(set0, "spec");
+  json_t *meta0 = json_deep_copy(json_object_get(set0, "metadata"));
+  json_t *pod = json_deep_copy(json_object_get(json_object_get(spec0, "template"), "spec"));
+  json_t *c = json_array_get(json_object_get(pod, "containers"), 0), *args = json_object_get(c, "args");
+  json_t *vols = json_object_get(pod, "volumes");
+  json_t *d = labels && meta0 && args && json_array_size(vols) == 2
+                  ? json_pack("{s:s,s:s,s:O,s:{s:i,s:{s:O},s:{s:{s:O},s:O}}}", "apiVersion", "apps/v1", "kind", "Deployment",
+                              "metadata", meta0, "spec", "replicas", replicas, "selector", "matchLabels", labels, "template",
+                              "metadata", "labels", labels, "spec", pod)
+                  : NULL;
+  if (d) {
+    json_object_set_new(json_object_get(d, "metadata"), "name", json_string(name));
+    json_t *kept = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(args, i, a)
+      if (strncmp(json_string_value(a), "--object-store-", 15)) json_array_append(kept, a);
+    json_array_append_new(kept, json_string("--query-only"));
+    json_object_set_new(c, "args", kept);
+    json_object_del(c, "env"); /* the object store's credentials: not needed */
+    json_array_set_new(vols, 1, json_pack("{s:s,s:{}}", "name", "data", "emptyDir"));
+    /* a Deployment's spec.template.spec is the pod's: pod (shared with d) is changed in place */
+  }
+  json_decref(labels);
+  json_decref(meta0);
+  json_decref(pod);
+  return d;
+}
+
 int kbuild_stack_objects(const json_t *stack, const char *op, const kbuild_shards *plan, int running, int sets,
-                         json_t **ret, pp_err *err) {
+                         const kbuild_retired *retired, bool query_known, json_t **ret, pp_err *err) {
   const json_t *md = json_object_get(stack, "metadata"), *spec = json_object_get(stack, "spec");
   const char *sname = json_string_value(json_object_get(md, "name"));
   const char *ns = json_string_value(json_object_get(md, "namespace"));
@@ -691,6 +770,14 @@ int kbuild_stack_objects(const json_t *stack, const char *op, const kbuild_shard
   if (kbuild_stack_retention(json_object_get(spec, "storage"), bytes, retention, err) < 0) return PP_EINVAL;
   json_t *os_args, *os_env;
   if (kbuild_stack_objstore(json_object_get(spec, "storage"), ns, sname, &os_args, &os_env, err) < 0) return PP_EINVAL;
+  int qreplicas;
+  double keep_s;
+  if (kbuild_stack_query(spec, &qreplicas, err) < 0 || kbuild_stack_shard_retention(spec, &keep_s, err) < 0) {
+    json_decref(os_args);
+    json_decref(os_env);
+    return PP_EINVAL;
+  }
+  bool query = qreplicas >= 0 || query_known;
 
   json_t *owner = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "apiVersion", "resources.cattle.io/v1alpha1", "kind",
                             "PprofCollectorStack", "name", sname, "uid", uid, "controller", 1, "blockOwnerDeletion", 1);
@@ -769,7 +856,18 @@ int kbuild_stack_objects(const json_t *stack, const char *op, const kbuild_shard
     snprintf(kpvc, sizeof kpvc, "%s-data", kset);
     json_array_append_new(out, json_pack("{s:s,s:s,s:o,s:O}", "apiVersion", "v1", "kind", "PersistentVolumeClaim", "metadata",
                                          meta(kpvc, ns, op, owner), "spec", pvcspec));
-    json_array_append_new(out, set0 ? shard_set(set0, op, k, kpvc, k < running) : NULL);
+    json_array_append_new(out, set0 ? shard_set(set0, op, k, kpvc, k < running, retired && k >= running ? &retired[k] : NULL)
+                                    : NULL);
+  }
+  if (query) {
+    char qname[300];
+    kbuild_query_name(op, qname, sizeof qname);
+    json_t *qsel = json_pack("{s:s,s:s}", LBL_NAME, "pprof-collector-query", LBL_INSTANCE, op);
+    json_array_append_new(out, qsel ? json_pack("{s:s,s:s,s:o,s:{s:o,s:[{s:s,s:i,s:s,s:s}]}}", "apiVersion", "v1", "kind",
+                                                "Service", "metadata", meta(qname, ns, op, owner), "spec", "selector", qsel,
+                                                "ports", "name", "web", "port", 8989, "targetPort", "web", "protocol", "TCP")
+                                     : NULL);
+    json_array_append_new(out, set0 ? query_deployment(set0, op, qname, qreplicas > 0 ? qreplicas : 0) : NULL);
   }
   json_decref(set0);
   json_decref(owner);
@@ -780,7 +878,8 @@ int kbuild_stack_objects(const json_t *stack, const char *op, const kbuild_shard
       return pp_err_set(err, PP_ENOMEM, "building the stack's objects");
     }
   json_decref(pvcspec);
-  if (json_array_size(out) != 4 + 2 * (size_t)(sets > 1 ? sets - 1 : 0)) {
+  size_t want = 4 + 2 * (size_t)(sets > 1 ? sets - 1 : 0) + (query ? 2 : 0);
+  if (json_array_size(out) != want) {
     json_decref(out);
     return pp_err_set(err, PP_ENOMEM, "building the stack's objects");
   }

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../base/pp_err.h"
@@ -60,6 +61,12 @@ void kbuild_shards_read(const json_t *cm, kbuild_shards *ret);
 void kbuild_shard_counts(const kbuild_target *t, size_t n, int shards, uint64_t *counts);
 /* spec.shards of a stack: 1..KBUILD_MAX_SHARDS, 1 when absent; PP_EINVAL otherwise. */
 int kbuild_stack_shards(const json_t *spec, int *ret, pp_err *err);
+/* spec.query.replicas of a stack: the query Deployment's replicas, 0..KBUILD_MAX_QUERY (1 when
+ * spec.query has no replicas), -1 when the stack has no spec.query; PP_EINVAL otherwise. */
+#define KBUILD_MAX_QUERY 10
+int kbuild_stack_query(const json_t *spec, int *ret, pp_err *err);
+/* The query Deployment's and Service's name: <op>-query. */
+void kbuild_query_name(const char *op_name, char *buf, size_t n);
 
 /* The version of the workload a pod runs, for the `version` label: the pod's
  * app.kubernetes.io/version label when set, else the tag of the image of the container that
@@ -134,15 +141,35 @@ int kbuild_quantity(const char *q, uint64_t *ret_bytes, pp_err *err);
 /* Shards: each shard k in 1..sets-1 adds a PersistentVolumeClaim <op>-collector-shard-<k>-data
  * and a StatefulSet <op>-collector-shard-<k> (pods labelled KBUILD_SHARD_LABEL=k, --shard=<k>,
  * object store prefix <prefix>/shard-<k>), with 1 replica for k < running (kbuild_shards_running
- * of plan) and 0 past it (a shard no longer running keeps its objects: no delete needed). Shard 0
- * is the objects above unchanged, so a stack of one shard is what it always was. The ConfigMap
- * carries plan in its annotations. plan NULL: one shard, running = sets = 1. */
+ * of plan). A shard past it is retired (retired[k], see kbuild_retired): its StatefulSet runs
+ * with --query-only while it answers, at 0 replicas after (a shard no longer running keeps its
+ * objects: no delete needed). Shard 0 is the objects above unchanged, so a stack of one shard is
+ * what it always was. The ConfigMap carries plan in its annotations. plan NULL: one shard,
+ * running = sets = 1. retired NULL: no shard past running answers. */
 #define KBUILD_SHARD_LABEL "resources.cattle.io/shard"
 /* Shard k's StatefulSet: <op>-collector for shard 0 (as with one collector), else
  * <op>-collector-shard-<k>; its claim is that name with "-data". */
 void kbuild_shard_set_name(const char *op_name, int k, char *buf, size_t n);
+/* Query front ends (issue 15 §3), when the stack has spec.query or query_known (the Deployment
+ * exists: spec.query was removed, so it is scaled to 0, not deleted): the Service and the
+ * Deployment kbuild_query_name, pods labelled app.kubernetes.io/name=pprof-collector-query (not
+ * peers, not behind the collector's Service) running shard 0's pod with --query-only, an emptyDir
+ * for a data directory, and neither the object store's flags nor its credentials (a query front
+ * end restoring shard 0's segments would answer them twice). */
+typedef struct kbuild_retired {
+  int64_t at;     /* when it stopped scraping (Unix s): its StatefulSet's KBUILD_ANN_RETIRED_AT */
+  bool answering; /* still within the retention policy's period: runs, query only */
+} kbuild_retired;
+#define KBUILD_ANN_RETIRED_AT "resources.cattle.io/retired-at"
 int kbuild_stack_objects(const json_t *stack, const char *op_name, const kbuild_shards *plan, int running, int sets,
-                         json_t **ret_array, pp_err *err);
+                         const kbuild_retired *retired, bool query_known, json_t **ret_array, pp_err *err);
+
+/* spec.shardRetentionPolicy of a stack (issue 15 §1: no history becomes unreachable when the
+ * count goes down): whenScaled Retain (the default) keeps a shard past the count answering its
+ * history as a peer (--query-only) for retain.retentionPeriod after it stopped scraping, by
+ * default spec.storage.retention.rollup (30d), when its history has expired anyway; Stop scales
+ * it to 0 at once, as before. *ret_s: that period, 0 for Stop. PP_EINVAL names the field. */
+int kbuild_stack_shard_retention(const json_t *spec, double *ret_s, pp_err *err);
 
 /* spec.storage.retention of a stack (all fields optional) as the collector's flags, into args:
  * --retention-size = 85% of diskSpace (the store's budget, as before), --retention-raw (raw,

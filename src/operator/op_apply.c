@@ -43,6 +43,7 @@ const char *op_resource_path(const char *kind) {
   if (!strcmp(kind, "PersistentVolumeClaim")) return "/api/v1/namespaces/%s/persistentvolumeclaims/%s";
   if (!strcmp(kind, "ConfigMap")) return "/api/v1/namespaces/%s/configmaps/%s";
   if (!strcmp(kind, "StatefulSet")) return "/apis/apps/v1/namespaces/%s/statefulsets/%s";
+  if (!strcmp(kind, "Deployment")) return "/apis/apps/v1/namespaces/%s/deployments/%s";
   return NULL;
 }
 

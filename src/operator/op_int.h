@@ -41,7 +41,7 @@
 /* deploy/crds, embedded by tools/embed.py */
 PP_BLOB_TABLE(crd_assets);
 
-enum { I_MONITORS, I_STACKS, I_SERVICES, I_SLICES, I_STS, I_PVCS, I_CMS, I_OPCMS, I_PODS, I_COUNT };
+enum { I_MONITORS, I_STACKS, I_SERVICES, I_SLICES, I_STS, I_PVCS, I_CMS, I_OPCMS, I_PODS, I_DEPLOYS, I_COUNT };
 enum { C_STACK, C_MONITORS, C_COUNT }; /* the controllers, for jobs and metrics */
 
 typedef struct op_job op_job;

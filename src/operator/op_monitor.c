@@ -343,13 +343,22 @@ void op_monitors_start(op_job *j) {
   /* the stack's shard plan, which its reconciler keeps in the ConfigMap's annotations */
   kbuild_shards plan;
   kbuild_shards_read(cur, &plan);
-  /* with more than one shard running, every shard's pod, so that each answers for all (the
-   * collectors skip themselves in the list); with one, no list: the config keeps its bytes */
+  /* with more than one collector pod (shards running, or retired ones still answering their
+   * history), or query front ends (a stack's spec.query) asking them, every shard's pod, so that
+   * each answers for all (the collectors skip themselves in the list); else no list: the config
+   * keeps its bytes */
   char urls[KBUILD_MAX_PEERS][KBUILD_PEER_URL];
   const char *peers[KBUILD_MAX_PEERS];
-  size_t npeers = 0;
-  if (kbuild_shards_running(&plan, pp_clock_real_ns() / 1000000000) > 1)
-    npeers = kbuild_collector_peers(inf_items(o->inf[I_PODS]), o->ns, o->name, urls, KBUILD_MAX_PEERS);
+  bool fronts = false;
+  const char *qk;
+  json_t *qv;
+  json_object_foreach((json_t *)inf_items(o->inf[I_STACKS]), qk, qv) {
+    int q = -1;
+    const char *sns = str(md(qv), "namespace");
+    if (sns && !strcmp(sns, o->ns) && kbuild_stack_query(json_object_get(qv, "spec"), &q, NULL) == 0 && q > 0) fronts = true;
+  }
+  size_t npeers = kbuild_collector_peers(inf_items(o->inf[I_PODS]), o->ns, o->name, urls, KBUILD_MAX_PEERS);
+  if (npeers < 2 && !fronts) npeers = 0;
   for (size_t i = 0; i < npeers; i++) peers[i] = urls[i];
   if (r == 0) r = kbuild_config_yaml_peers(t, ti, &plan, peers, npeers, &yaml, err);
   if (r == 0) {

@@ -24,6 +24,9 @@ typedef struct stack_state {
   char problem[512];
   kbuild_shards plan; /* the shards this pass applied */
   int running;        /* collectors that run under it now */
+  int sets;           /* StatefulSets applied: running ones, then retired ones */
+  kbuild_retired retired[KBUILD_MAX_SHARDS]; /* [running, sets): shards past the count */
+  double keep_s;      /* how long a retired shard answers (kbuild_stack_shard_retention) */
   int64_t now_s;
 } stack_state;
 
@@ -44,6 +47,16 @@ static void on_object_applied(op_job *j, void *arg, int status, json_t *body, co
   if (st->reason) return;
   st->reason = "ApplyFailed";
   snprintf(st->problem, sizeof st->problem, "%s", err->msg);
+}
+
+/* A Unix second as the status shows times (RFC 3339, UTC) */
+static json_t *rfc3339(int64_t s) {
+  char at[64];
+  struct tm tm;
+  time_t t = (time_t)s;
+  gmtime_r(&t, &tm);
+  strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return json_string(at);
 }
 
 static void stack_status(op_job *j) {
@@ -84,15 +97,31 @@ static void stack_status(op_job *j) {
                                             gen));
   json_t *status = json_pack("{s:I,s:I,s:i,s:o,s:o}", "observedGeneration", gen, "readyReplicas", ready, "shards",
                              st->plan.shards, "shardStatuses", shards, "conditions", conds);
-  if (st->plan.previous && st->now_s < st->plan.change_at) {
-    char at[64];
-    struct tm tm;
-    time_t t = (time_t)st->plan.change_at;
-    gmtime_r(&t, &tm);
-    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_object_set_new(status, "shardChange", json_pack("{s:i,s:i,s:s}", "from", st->plan.previous, "to", st->plan.shards,
-                                                          "at", at));
+  int qwant = -1;
+  kbuild_stack_query(json_object_get(st->stack, "spec"), &qwant, NULL);
+  char qname[300];
+  kbuild_query_name(o->name, qname, sizeof qname);
+  const json_t *qd = inf_get(o->inf[I_DEPLOYS], st->ns, qname);
+  if (qwant >= 0 || qd)
+    json_object_set_new(status, "query",
+                        json_pack("{s:s,s:i,s:I}", "deployment", qname, "replicas", qwant > 0 ? qwant : 0, "readyReplicas",
+                                  json_integer_value(json_object_get(json_object_get(qd, "status"), "readyReplicas"))));
+  json_t *retired = json_array();
+  for (int k = st->running; k < st->sets; k++) {
+    char sts[300];
+    kbuild_shard_set_name(o->name, k, sts, sizeof sts);
+    const json_t *set = inf_get(o->inf[I_STS], st->ns, sts);
+    json_t *one = json_pack("{s:i,s:s,s:I,s:b}", "shard", k, "statefulSet", sts, "readyReplicas",
+                            json_integer_value(json_object_get(json_object_get(set, "status"), "readyReplicas")), "answering",
+                            st->retired[k].answering);
+    if (st->retired[k].answering) json_object_set_new(one, "until", rfc3339(st->retired[k].at + (int64_t)st->keep_s));
+    json_array_append_new(retired, one);
   }
+  if (json_array_size(retired)) json_object_set(status, "retiredShards", retired);
+  json_decref(retired);
+  if (st->plan.previous && st->now_s < st->plan.change_at)
+    json_object_set_new(status, "shardChange", json_pack("{s:i,s:i,s:o}", "from", st->plan.previous, "to", st->plan.shards,
+                                                          "at", rfc3339(st->plan.change_at)));
   op_write_status(j, "pprofcollectorstacks", st->stack, "PprofCollectorStack", status);
 }
 
@@ -139,7 +168,28 @@ void op_stack_start(op_job *j) {
   kbuild_shard_plan(want, cm ? &cur : NULL, st->now_s, o->o.shard_change_delay_s, &st->plan);
   st->running = kbuild_shards_running(&st->plan, st->now_s);
   int sets = sets_known(o, st);
-  if (r == 0) r = kbuild_stack_objects(stack, o->name, &st->plan, st->running, sets > st->running ? sets : st->running, &objs, &err);
+  char qname[300];
+  kbuild_query_name(o->name, qname, sizeof qname);
+  bool query_known = inf_get(o->inf[I_DEPLOYS], st->ns, qname) != NULL;
+  /* the shards past the count: each answers its history for the retention policy's period from
+   * when it stopped scraping (kept on its StatefulSet), then stops */
+  st->sets = sets > st->running ? sets : st->running;
+  if (r == 0) r = kbuild_stack_shard_retention(json_object_get(stack, "spec"), &st->keep_s, &err);
+  int64_t next_end = 0;
+  for (int k = st->running; r == 0 && k < st->sets; k++) {
+    char sts[300];
+    kbuild_shard_set_name(o->name, k, sts, sizeof sts);
+    const json_t *set = inf_get(o->inf[I_STS], st->ns, sts);
+    const char *at = str(json_object_get(md(set), "annotations"), KBUILD_ANN_RETIRED_AT);
+    char *end;
+    long long v = at ? strtoll(at, &end, 10) : 0;
+    st->retired[k].at = at && *at && !*end && v > 0 && v <= st->now_s ? v : st->now_s;
+    int64_t until = st->retired[k].at + (int64_t)st->keep_s;
+    st->retired[k].answering = st->now_s < until;
+    if (st->retired[k].answering && (!next_end || until < next_end)) next_end = until;
+  }
+  if (r == 0)
+    r = kbuild_stack_objects(stack, o->name, &st->plan, st->running, st->sets, st->retired, query_known, &objs, &err);
   if (r < 0) {
     st->reason = "InvalidSpec";
     snprintf(st->problem, sizeof st->problem, "%s", err.msg);
@@ -155,6 +205,8 @@ void op_stack_start(op_job *j) {
     json_decref(objs);
     if (st->plan.previous && st->now_s < st->plan.change_at) /* its end: the extra shards stop */
       kq_add_after(o->q, j->key, (st->plan.change_at - st->now_s) * 1000 + 500, pp_clock_mono_ms());
+    else if (next_end) /* a retired shard's period ends (looked at again hourly at most) */
+      kq_add_after(o->q, j->key, (next_end - st->now_s < 3600 ? next_end - st->now_s : 3600) * 1000 + 500, pp_clock_mono_ms());
   }
   j->next = stack_status;
 }

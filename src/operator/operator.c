@@ -25,6 +25,11 @@ static void on_stack(void *ud, informer *inf, const char *type, const json_t *ob
   op *o = ud;
   if (!strcmp(type, "DELETED")) return; /* its children go with it (ownerReferences) */
   op_enqueue_stack(o, str(md(obj), "namespace"), str(md(obj), "name"));
+  /* query front ends come or go: the config's peer list follows (op_monitor.c) */
+  int was = -1, now = -1;
+  kbuild_stack_query(json_object_get(obj, "spec"), &now, NULL);
+  if (old) kbuild_stack_query(json_object_get(old, "spec"), &was, NULL);
+  if ((was > 0) != (now > 0)) kq_add(o->q, MONITORS_KEY);
 }
 
 /* A child changed or vanished: its owning stack repairs it. */
@@ -288,6 +293,8 @@ int op_new(const op_opts *oo, kclient *c, op **ret, pp_err *err) {
       [I_OPCMS] = {"operator-configmaps", opcm, NULL, on_op_configmap, o, false, op_digest_config},
       /* the targets' `version` label (op_trim_pod keeps what it needs) */
       [I_PODS] = {"pods", "/api/v1/pods", NULL, on_pod, o, false, op_trim_pod},
+      /* the stacks' query front ends (spec.query) */
+      [I_DEPLOYS] = {"deployments", "/apis/apps/v1/deployments", managed, on_child, o},
   };
   for (int i = 0; i < I_COUNT; i++) {
     io[i].health = on_health;

@@ -1745,12 +1745,15 @@ def run_suite(t, parts=None, flavour="rel"):
     try:
         for part in [PARTS[p] for p in (parts or PARTS)]:
             first = len(Collector.instances)
+            began = time.time()
             try:
                 part(t)
             except Exception:
                 t.record(f"collector suite part {part.__name__} ran to the end", False, traceback.format_exc()[-3000:])
             finally:
                 stop_leftovers()  # what a part that failed half-way left running
+                # where the suite's time goes (CI has 90 minutes for everything)
+                print(f"#   part {part.__name__}{'' if not sanitized else ' [' + flavour + ']'}: {time.time() - began:.0f}s", flush=True)
             if sanitized:
                 # each collector of the part: stopped with exit 0, and no sanitizer report
                 for c in Collector.instances[first:]:

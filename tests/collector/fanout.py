@@ -106,6 +106,8 @@ def fanout(t):
     try:
         c1 = Collector(config(targets), extra_args=["--shard", "1"], name="fan1")
         cs.append(c1)
+        # a collector without peers yet: any peer= is one it does not list
+        st_n, body_n, _ = http_req("GET", c1.url + "/api/v1/profile?id=1&peer=" + urllib.parse.quote("http://127.0.0.1:1"))
         c0 = Collector(config(targets), extra_args=["--shard", "0", "--peer", c1.url], name="fan0")
         cs.insert(0, c0)
         # shard 1 learns its peer from the config (query.peers), by a reload; a bad one is refused
@@ -113,9 +115,12 @@ def fanout(t):
         st_bad, body_bad, _ = http_req("POST", c1.url + "/reload")
         c1.write_config(config(targets, [c0.url + "/"]))
         st_reload, body_reload, _ = http_req("POST", c1.url + "/reload")
-        check(t, "collector fanout: query.peers comes with a reload; a peer URL without a host is refused there",
-              lambda: (st_bad == 400 and b"query.peers[0]" in body_bad and b"names no host" in body_bad and st_reload == 200,
-                       f"bad: {st_bad} {body_bad[:300]}; good: {st_reload} {body_reload[:200]}"))
+        check(t, "collector fanout: query.peers comes with a reload; a peer URL without a host is refused there; "
+                 "before it, peer= is a 400",
+              lambda: (st_bad == 400 and b"query.peers[0]" in body_bad and b"names no host" in body_bad and st_reload == 200
+                       and st_n == 400 and b"peer" in body_n,
+                       f"bad: {st_bad} {body_bad[:300]}; good: {st_reload} {body_reload[:200]}; peer= without peers: "
+                       f"{st_n} {body_n[:200]}"))
         owner = {f"main.work_{i}": fnv_shard(targets.address(i), 2) for i in range(N_TARGETS)}
         per = [sum(1 for s in owner.values() if s == k) for k in (0, 1)]
 
@@ -344,6 +349,40 @@ def fanout(t):
             return ok, f"status {st} after {took:.2f} s; partial {d.get('partial')} {d.get('shards')}"
         check(t, "collector fanout: a peer that accepts and never answers: partial after --peer-timeout (1 s)",
               silent_peer)
+
+        def broken_peer():
+            """a peer whose answers are not what the collector asked for: a record that does not
+            decode (502), a listing that is not one (partial, and why), a listing whose entries pass
+            the answer's budget once marked with the peer (422); a query too long to pass on (400)"""
+            class H(QuietHandler):
+                def do_GET(self):
+                    if self.path.startswith("/api/v1/profile?"):
+                        self.send_body(200, b"not a profile")
+                    elif "svc=huge" in self.path:  # small entries, each grows by its "peer" mark
+                        self.send_body(200, b'{"status":"success","data":[' + b",".join([b"{}"] * 100000) + b"]}")
+                    else:
+                        self.send_body(200, b"<html>a proxy's error page</html>")
+            bp = PeerServer(H)
+            try:
+                c = Collector(config(targets), extra_args=["--shard", "0", "--peer", bp.url, "--web-query-memory", "1MiB"],
+                              name="fan-broken")
+                cs.append(c)
+                st_r, body_r, _ = http_req("GET", c.url + f"/api/v1/profile?id=1&peer={urllib.parse.quote(bp.url)}")
+                st_t, tl = c.get_json("/api/v1/timeline?type=heap")
+                why = (tl.get("shards") or {}).get("why", "") if st_t == 200 else ""
+                st_h, body_h, _ = http_req("GET", c.url + "/api/v1/timeline?type=heap&svc=huge")
+                # (each parameter within its limit, 1 KiB; together over the 8 KiB a path passed on has)
+                st_l, body_l, _ = http_req("GET", c.url + "/api/v1/timeline?type=heap&" +
+                                           "&".join(f"l{i}={'a' * 900}" for i in range(12)))
+                ok = (st_r == 502 and b"does not decode" in body_r and tl.get("partial") is True
+                      and "not a listing" in why and st_h == 422 and b"peers' entries" in body_h
+                      and st_l == 400 and b"too long" in body_l)
+                return ok, (f"record {st_r} {body_r[:200]}; listing {st_t} partial {tl.get('partial')} why {why!r}; "
+                            f"huge {st_h} {body_h[:200]}; long {st_l} {body_l[:200]}")
+            finally:
+                bp.stop()
+        check(t, "collector fanout: a peer's record that does not decode is a 502, its listing that is not one makes "
+                 "the answer partial, entries past the budget a 422; a query too long to pass on is a 400", broken_peer)
 
         def bad_values():
             out = []

@@ -732,15 +732,21 @@ def shard_targets(env, k):
         return None
 
 
+QUERY_SEL = "app.kubernetes.io/name=pprof-collector-query"
+
+
 def shard_get(env, k, path):
-    """(status, body, headers) of GET path from collector shard k's pod; (None, b"", {}) when it
-    does not answer."""
-    pod = f"{NAME}-collector-0" if k == 0 else f"{NAME}-collector-shard-{k}-0"
-    rt = env.kubelet.runtime(NS, pod)
-    if not rt or not rt.ip:
+    """(status, body, headers) of GET path from collector shard k's pod, or with k "query" from
+    the query Deployment's ready pod; (None, b"", {}) when it does not answer."""
+    if k == "query":
+        ip = next(iter(env.ready_pods(NS, QUERY_SEL).values()), None)
+    else:
+        rt = env.kubelet.runtime(NS, f"{NAME}-collector-0" if k == 0 else f"{NAME}-collector-shard-{k}-0")
+        ip = rt.ip if rt else None
+    if not ip:
         return None, b"", {}
     try:
-        with urllib.request.urlopen(f"http://{rt.ip}:8989{path}", timeout=30) as r:
+        with urllib.request.urlopen(f"http://{ip}:8989{path}", timeout=30) as r:
             return r.status, r.read(), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read(), dict(e.headers)
@@ -762,7 +768,8 @@ def go_flats(path, indexes):
 def fanout_across_shards(t, env, since):
     """Issue 15 §3 on the control plane: with 2 shards the config lists both collector pods in
     query.peers, and each shard's pod answers a merge over both: equal to go tool pprof's merge of
-    every raw record both shards stored in the window (each fetched by id=, local=1)."""
+    every raw record both shards stored in the window (each fetched by id=, local=1); so does the
+    query Deployment's pod (spec.query), which has no targets of its own."""
     ips = sorted(rt.ip for rt in (env.kubelet.runtime(NS, f"{NAME}-collector-0"),
                                   env.kubelet.runtime(NS, f"{NAME}-collector-shard-1-0")) if rt and rt.ip)
     listed = wait_for(lambda: (lambda y: y if "query:\n  peers:\n" + "".join(f'  - "http://{ip}:8989"\n' for ip in ips) in y
@@ -791,7 +798,7 @@ def fanout_across_shards(t, env, since):
         g = go_pprof(["-proto", "-output", merged] + files) if files else None
         want = go_flats(merged, (1, 3)) if g and g.returncode == 0 else None
         got, heads = [], []
-        for k in range(2):
+        for k in (0, 1, "query"):
             st, body, hd = shard_get(env, k, f"/api/v1/profile?{q}&agg=sum")
             f = os.path.join(work, f"fan{k}.pb.gz")
             open(f, "wb").write(body)
@@ -801,10 +808,30 @@ def fanout_across_shards(t, env, since):
         d = json.loads(body or b"{}").get("data", {})
         t.record("one query over both shards: each shard's pod answers /api/v1/profile (agg=sum) equal to go tool pprof's "
                  "merge of every raw record of both shards, not partial; render counts both shards' records",
-                 bool(rows) and all(rows) and want is not None and got == [want, want] and heads == [None, None] and
+                 bool(rows) and all(rows) and want is not None and got[:2] == [want, want] and heads[:2] == [None, None] and
                  d.get("partial") is False and d.get("shards", {}).get("asked") == 1 and d.get("profiles") == len(files),
                  [len(files), [len(r) for r in rows or []], heads, d.get("profiles"), d.get("shards"),
                   str(got)[:600], str(want)[:600]])
+        # the query front end: the same merge, asked of both shards, with no targets of its own
+        dep = env.get(f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}-query") or {}
+        pod = dep.get("spec", {}).get("template", {}).get("spec", {})
+        args = (pod.get("containers") or [{}])[0].get("args", [])
+        st_r, body_r, _ = shard_get(env, "query", f"/api/v1/render?{q}&agg=sum")
+        dq = json.loads(body_r or b"{}").get("data", {})
+        own = json.loads(shard_get(env, "query", "/api/v1/targets?local=1")[1] or b"{}").get("data")
+        every = json.loads(shard_get(env, "query", "/api/v1/targets")[1] or b"{}").get("data") or []
+        svc = (env.get(f"/api/v1/namespaces/{NS}/services/{NAME}-query") or {}).get("spec", {})
+        checks = {"same merge": want is not None and len(got) == 3 and got[2] == want, "not partial": heads[2:] == [None],
+                  "--query-only": "--query-only" in args, "emptyDir": {"name": "data", "emptyDir": {}} in pod.get("volumes", []),
+                  "no object store": not any(a.startswith("--object-store-") for a in args),
+                  "asked 2": dq.get("shards", {}).get("asked") == 2, "profiles": dq.get("profiles") == len(files),
+                  "no targets": own == [], "every target": {x.get("monitor") for x in every} == set(env.targets()),
+                  "service": svc.get("selector", {}).get("app.kubernetes.io/name") == "pprof-collector-query"}
+        t.record("spec.query: the Deployment's pod (--query-only, an emptyDir, no object store) answers the same merge, "
+                 "asking both shards, not partial; it scrapes nothing and lists every target; the Service <name>-query "
+                 "selects it", all(checks.values()),
+                 [[k for k, v in checks.items() if not v], dq.get("profiles"), len(files), len(every), len(env.targets()),
+                  str(got[2:])[:300], str(want)[:300], heads[2:], args, pod.get("volumes"), svc.get("selector")])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -819,8 +846,9 @@ def shards(t, env):
     StatefulSet, volume and --shard; at the planned second every collector pod switches, each
     target then scraped by the one shard FNV-1a of its host:port picks (computed again here), and
     the status counts them; a monitor's spec.shard pins its targets or gives them to every shard;
-    back to one shard, the extra StatefulSet is scaled to 0 once the change is done (the
-    operator may not delete), its volume stays."""
+    back to one shard, the extra shard answers its history as a query-only peer for the
+    retention policy's period, then its StatefulSet is scaled to 0 (the operator may not
+    delete), its volume stays. spec.query adds a query-only Deployment answering over all."""
     bad = {v: subprocess.run([os.path.join(ROOT, "bin", "operator"), f"--shard-change-delay={v}"], capture_output=True,
                              text=True, timeout=30) for v in ("0s", "2h", "1.5s", "soon", "")}
     t.record("operator: --shard-change-delay outside 1s..1h, not whole seconds or not a duration: a clear message, exit 2",
@@ -868,6 +896,9 @@ def shards(t, env):
                  (wait_for(lambda: (lambda c: c if "sharding:" in c else None)(env.config_yaml() or ""), 30) or y) and
                  "--shard=1" in args1 and env.get(pvc1) is not None,
                  [p.stderr, ch, t0, y[:300], args1])
+        # a query front end (spec.query): its pod starts while the change waits for change_at
+        p_q = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
+                          '{"spec":{"query":{"replicas":1}}}')
         # (a tuple: an empty dict is what is expected, and wait_for wants a true value)
         before = (wait_for(lambda: (lambda x: (x,) if x is not None else None)(shard_targets(env, 1)), 90, 1) or (None,))[0]
         all0 = shard_targets(env, 0)
@@ -887,6 +918,11 @@ def shards(t, env):
                                conds({"status": s}).get("Ready", {}).get("status") == "True" else None)(stack_status()), 60, 1)
         t.record("stack status after the change: shards 2, each shard's StatefulSet ready with its target count; Ready",
                  bool(st), [stack_status(), exp])
+        wait_for(lambda: env.ready_pods(NS, QUERY_SEL), 90, 1)
+        qs = wait_for(lambda: (lambda q: q if q and q.get("readyReplicas") == 1 else None)(stack_status().get("query")), 60, 1)
+        t.record("spec.query.replicas 1: status.query shows the Deployment with 1 replica ready",
+                 p_q.returncode == 0 and bool(qs) and qs.get("deployment") == f"{NAME}-query" and qs.get("replicas") == 1,
+                 [p_q.stderr, stack_status().get("query")])
         fanout_across_shards(t, env, t0 - 120)
 
         # a monitor's spec.shard: every shard, then one (no planned change: at once)
@@ -905,28 +941,89 @@ def shards(t, env):
                     '[{"op":"remove","path":"/spec/shard"}]')
         wait_for(lambda: split_ok(2), 60, 1)
 
-        # back to one shard
+        # back to one shard: shard 1 retires, answering its history (shardRetentionPolicy Retain,
+        # the default) until its period is over
+        # (ending 30 s ago: a delta profile's record is stored seconds after the time it carries)
+        qh = f"type=heap&from={int(t0 - 120)}&to={int(time.time()) - 30}&agg=sum"
+
+        def render0():
+            st_r, body_r, _ = shard_get(env, 0, f"/api/v1/render?{qh}")
+            return json.loads(body_r).get("data", {}) if st_r == 200 else {}
+        before_r = render0()
         p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p", '{"spec":{"shards":1}}')
         ch = wait_for(lambda: stack_status().get("shardChange"), 30, 0.5) or {}
         at = ch.get("at", "")
         at_s = calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ")) if at else 0
         replicas = lambda: ((env.get(sts1) or {}).get("spec") or {}).get("replicas")  # noqa: E731
         kept = replicas() == 1 and time.time() < at_s
-        parked = wait_for(lambda: replicas() == 0, 90, 0.5)
-        t.record("2 -> 1: shard 1's StatefulSet runs until change_at and is scaled to 0 after it; it and its volume stay",
-                 p.returncode == 0 and ch.get("from") == 2 and ch.get("to") == 1 and kept and bool(parked) and
-                 time.time() >= at_s and env.get(pvc1) is not None, [ch, kept, parked, env.get(sts1)])
+        wait_for(lambda: time.time() > at_s + 1, 90, 0.5)
+        pod1 = f"/api/v1/namespaces/{NS}/pods/{NAME}-collector-shard-1-0"
+
+        def retired_pod():
+            """shard 1's pod once it runs again with --query-only and is ready: its IP"""
+            pd = env.get(pod1) or {}
+            args = ((pd.get("spec", {}).get("containers") or [{}])[0]).get("args", [])
+            ready = {c["type"]: c["status"] for c in (pd.get("status") or {}).get("conditions") or []}.get("Ready")
+            return pd["status"].get("podIP") if "--query-only" in args and ready == "True" else None
+        ip1 = wait_for(retired_pod, 90, 1)
+        rt0 = env.kubelet.runtime(NS, f"{NAME}-collector-0")
+        both = sorted([ip1 or "?", rt0.ip if rt0 else "?"])
+        listed = wait_for(lambda: ("query:\n  peers:\n" + "".join(f'  - "http://{ip}:8989"\n' for ip in both)) in
+                          (env.config_yaml() or ""), 60, 1)
+        after_r = wait_for(lambda: (lambda d: d if d.get("profiles") == before_r.get("profiles") else None)(render0()), 60, 1) or {}
+        s1 = env.get(sts1) or {}
+        retired = stack_status().get("retiredShards") or []
+        t.record("2 -> 1 (shardRetentionPolicy Retain, the default): after change_at shard 1 scrapes nothing and runs on "
+                 "with --query-only (its StatefulSet at 1 replica, retired-at noted), stays in the peer list, and shard 0 "
+                 "still answers its history: the same render over the earlier window (profiles, total, not partial); "
+                 "status.retiredShards says until when",
+                 p.returncode == 0 and ch.get("from") == 2 and ch.get("to") == 1 and kept and bool(ip1) and bool(listed) and
+                 before_r.get("profiles", 0) > 0 and after_r.get("total") == before_r.get("total") and
+                 after_r.get("partial") is False and shard_targets(env, 1) == {} and s1.get("spec", {}).get("replicas") == 1 and
+                 s1.get("metadata", {}).get("annotations", {}).get("resources.cattle.io/retired-at") and
+                 len(retired) == 1 and retired[0].get("shard") == 1 and retired[0].get("answering") is True and
+                 retired[0].get("until"),
+                 [ch, kept, ip1, both, (env.config_yaml() or "")[:300], before_r.get("profiles"), before_r.get("total"),
+                  after_r.get("profiles"), after_r.get("total"), after_r.get("partial"), retired,
+                  s1.get("metadata", {}).get("annotations")])
+        # its period over: at 0 replicas, it and its volume kept
+        env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
+                    '{"spec":{"shardRetentionPolicy":{"retain":{"retentionPeriod":"1s"}}}}')
+        parked = wait_for(lambda: replicas() == 0, 60, 0.5)
+        t.record("retain.retentionPeriod passed: the retired shard's StatefulSet is scaled to 0; it and its volume stay, "
+                 "and the status says it no longer answers",
+                 bool(parked) and env.get(pvc1) is not None and
+                 wait_for(lambda: [x.get("answering") for x in stack_status().get("retiredShards") or []] == [False], 30, 1),
+                 [env.get(sts1), stack_status().get("retiredShards")])
         one = wait_for(lambda: (lambda a: a if a and set(a) == set(env.targets()) else None)(shard_targets(env, 0)), 30, 1)
         st = wait_for(lambda: (lambda s: s if s.get("shards") == 1 and len(s.get("shardStatuses", [])) == 1 and
                                s["shardStatuses"][0].get("targets") == len(env.targets()) else None)(stack_status()), 60, 1)
+        # one shard and the query front end: the config lists shard 0 alone, then nothing once it goes
+        rt0 = env.kubelet.runtime(NS, f"{NAME}-collector-0")
+        solo = f'query:\n  peers:\n  - "http://{rt0.ip if rt0 else "?"}:8989"\n'
+        solo_ok = wait_for(lambda: (solo + "monitors:") in (env.config_yaml() or ""), 60, 1)
+        def asks_shard0():
+            """the query pod's render once it reloaded that config: shard 0 asked, all answered"""
+            st_q, body_q, _ = shard_get(env, "query", "/api/v1/render?type=heap")
+            sh = json.loads(body_q).get("data", {}).get("shards", {}) if st_q == 200 else {}
+            return sh if sh.get("asked") == 1 and sh.get("missing") == 0 else None
+        solo_answer = wait_for(asks_shard0, 30, 1)
+        t.record("one shard with spec.query: the config lists shard 0's pod alone, and the query pod asks it",
+                 bool(solo_ok) and bool(solo_answer), [(env.config_yaml() or "")[:300], shard_get(env, "query", "/api/v1/render?type=heap")[1][-300:]])
+        env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=json", "-p",
+                    '[{"op":"remove","path":"/spec/query"}]')
+        dep_path = f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}-query"
+        q_parked = wait_for(lambda: ((env.get(dep_path) or {}).get("spec") or {}).get("replicas") == 0, 60, 0.5)
         t.record("after it shard 0 scrapes every target again, and the status shows one shard with all of them; "
-                 "the config lists no peers",
+                 "spec.query removed: its Deployment is scaled to 0 (kept), and the config lists no peers",
                  bool(one) and bool(st) and wait_for(lambda: env.kubelet.runtime(NS, f"{NAME}-collector-shard-1-0") is None, 60)
-                 and wait_for(lambda: "query:" not in (env.config_yaml() or "query:"), 60, 1),
-                 [shard_targets(env, 0), stack_status(), (env.config_yaml() or "")[:300]])
+                 and bool(q_parked) and wait_for(lambda: "query:" not in (env.config_yaml() or "query:"), 60, 1),
+                 [shard_targets(env, 0), stack_status(), (env.config_yaml() or "")[:300], q_parked])
     finally:
         env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=json", "-p",
                     '[{"op":"remove","path":"/spec/shard"}]')
+        env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
+                    '{"spec":{"query":null,"shardRetentionPolicy":null}}')
         env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
         op.stop()
 
@@ -974,7 +1071,8 @@ def in_cluster(t, env):
     # pods: read for the targets' version label (list, watch), nothing more: no logs, no deletes
     pod = f"/api/v1/namespaces/default/pods/{sorted(d)[0] if d else 'none'}"
     for method, path in (("GET", "/api/v1/namespaces/default/secrets"), ("GET", pod + "/log"), ("DELETE", pod),
-                         ("DELETE", STS), ("DELETE", MONITOR), ("PATCH", MONITOR)):
+                         ("DELETE", STS), ("DELETE", f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}-query"),
+                         ("DELETE", MONITOR), ("PATCH", MONITOR)):
         st, _ = env.cp.api(method, path, {} if method == "PATCH" else None, "application/merge-patch+json", token=tok)
         denied.append((method, path, st))
     st, _ = env.cp.api("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets", token=tok)

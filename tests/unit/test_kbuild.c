@@ -279,7 +279,7 @@ static void stack_objects(void) {
                              0, NULL);
   json_t *objs = NULL;
   pp_err err = {0};
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == 0);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, NULL, false, &objs, &err) == 0);
   CHECK_EQ_I64(json_array_size(objs), 4);
   const json_t *sts = find_kind(objs, "StatefulSet"), *svc = find_kind(objs, "Service");
   const json_t *pvc = find_kind(objs, "PersistentVolumeClaim"), *cm = find_kind(objs, "ConfigMap");
@@ -326,7 +326,7 @@ static void stack_objects(void) {
   json_object_set_new(json_object_get(stack, "spec"), "reloaderImage",
                       json_pack("{s:s,s:s,s:s}", "registry", "ghcr.io", "repo", "jimmidyson",
                                 "image", "configmap-reload"));
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == 0);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, NULL, false, &objs, &err) == 0);
   sts = find_kind(objs, "StatefulSet");
   const json_t *cs = json_object_get(
       json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec"),
@@ -338,12 +338,12 @@ static void stack_objects(void) {
   /* bad specs name the field */
   json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace",
                       json_string("1Mi"));
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == PP_EINVAL);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, NULL, false, &objs, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "diskSpace") != NULL);
   json_object_set_new(json_object_get(json_object_get(stack, "spec"), "storage"), "diskSpace",
                       json_string("5Gi"));
   json_object_del(json_object_get(json_object_get(stack, "spec"), "collectorImage"), "image");
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == PP_EINVAL);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, NULL, false, &objs, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "collectorImage") != NULL);
   json_decref(stack);
 }
@@ -400,7 +400,7 @@ static void stack_objstore(void) {
                              0, NULL);
   json_t *objs = NULL;
   pp_err err = {0};
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == 0);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, NULL, false, &objs, &err) == 0);
   const json_t *sts = find_kind(objs, "StatefulSet");
   const json_t *c = json_array_get(
       json_object_get(json_object_get(json_object_get(json_object_get(sts, "spec"), "template"), "spec"), "containers"), 0);
@@ -474,7 +474,7 @@ static void stack_objstore(void) {
   /* the stack as a whole refuses it, naming the field */
   json_object_set_new(json_object_get(json_object_get(json_object_get(stack, "spec"), "storage"), "objectStore"), "bucket",
                       json_string("x"));
-  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, &objs, &err) == PP_EINVAL);
+  CHECK(kbuild_stack_objects(stack, "pprof-operator", NULL, 1, 1, NULL, false, &objs, &err) == PP_EINVAL);
   CHECK(strstr(err.msg, "spec.storage.objectStore") != NULL);
   json_decref(stack);
 }
@@ -755,7 +755,7 @@ static void shards(void) {
                              0, NULL);
   json_t *objs = NULL;
   sh = (kbuild_shards){3, 1, 1764650000};
-  CHECK(kbuild_stack_objects(stack, "op", &sh, 3, 4, &objs, &err) == 0);
+  CHECK(kbuild_stack_objects(stack, "op", &sh, 3, 4, NULL, false, &objs, &err) == 0);
   CHECK_EQ_I64(json_array_size(objs), 10);
   const json_t *s0 = find_named(objs, "StatefulSet", "op-collector");
   const json_t *s2 = find_named(objs, "StatefulSet", "op-collector-shard-2");
@@ -793,6 +793,142 @@ static void shards(void) {
   json_decref(stack);
 }
 
+/* spec.shardRetentionPolicy (issue 15 §1): a shard past the count answers its history with
+ * --query-only for the period, then its StatefulSet is at 0 replicas with the same arguments */
+static void retired_shards(void) {
+  pp_err err = {0};
+  double keep;
+  struct {
+    const char *spec;
+    double want;
+  } ok[] = {{"{}", 30 * 86400.0},
+            {"{\"storage\":{\"retention\":{\"rollup\":\"7d\"}}}", 7 * 86400.0},
+            {"{\"shardRetentionPolicy\":{\"whenScaled\":\"Retain\",\"retain\":{\"retentionPeriod\":\"90s\"}}}", 90},
+            {"{\"shardRetentionPolicy\":{\"retain\":{\"retentionPeriod\":3600}}}", 3600},
+            {"{\"shardRetentionPolicy\":{\"whenScaled\":\"Stop\",\"retain\":{\"retentionPeriod\":\"90s\"}}}", 0}};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    json_t *v = json_loads(ok[i].spec, 0, NULL);
+    CHECK(kbuild_stack_shard_retention(v, &keep, &err) == 0 && keep == ok[i].want);
+    json_decref(v);
+  }
+  const char *bad[] = {"{\"shardRetentionPolicy\":{\"whenScaled\":\"Delete\"}}",
+                       "{\"shardRetentionPolicy\":{\"retain\":{\"retentionPeriod\":\"soon\"}}}",
+                       "{\"shardRetentionPolicy\":{\"retain\":{\"retentionPeriod\":0}}}", "{\"shardRetentionPolicy\":[]}"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    json_t *v = json_loads(bad[i], 0, NULL);
+    CHECK(kbuild_stack_shard_retention(v, &keep, &err) == PP_EINVAL && strstr(err.msg, "spec.shardRetentionPolicy"));
+    json_decref(v);
+  }
+  /* 3 -> 1 done: shard 1 retired and answering, shard 2 retired and past its period */
+  json_t *stack = json_loads("{\"metadata\":{\"name\":\"s\",\"namespace\":\"pc\",\"uid\":\"u-1\"},"
+                             "\"spec\":{\"shards\":1,\"storage\":{\"diskSpace\":\"10Gi\"},\"collectorImage\":{\"image\":\"c\"}}}",
+                             0, NULL),
+         *objs = NULL;
+  kbuild_shards sh = {1, 3, 1764650000};
+  kbuild_retired r[3] = {{0, false}, {1764650000, true}, {1764000000, false}};
+  CHECK(kbuild_stack_objects(stack, "op", &sh, 1, 3, r, false, &objs, &err) == 0 && json_array_size(objs) == 8);
+  const json_t *s1 = find_named(objs, "StatefulSet", "op-collector-shard-1"), *s2 = find_named(objs, "StatefulSet", "op-collector-shard-2");
+  const json_t *s0 = find_named(objs, "StatefulSet", "op-collector");
+  CHECK(s0 && s1 && s2);
+  if (s0 && s1 && s2) {
+    CHECK(json_integer_value(JP(s1, "spec", "replicas")) == 1 && json_integer_value(JP(s2, "spec", "replicas")) == 0);
+    CHECK_STR(json_string_value(JP(s1, "metadata", "annotations", "resources.cattle.io/retired-at")), "1764650000");
+    CHECK_STR(json_string_value(JP(s2, "metadata", "annotations", "resources.cattle.io/retired-at")), "1764000000");
+    char *a1 = json_dumps(JP(json_array_get(JP(s1, "spec", "template", "spec", "containers"), 0), "args"), JSON_COMPACT);
+    char *a2 = json_dumps(JP(json_array_get(JP(s2, "spec", "template", "spec", "containers"), 0), "args"), JSON_COMPACT);
+    char *a0 = json_dumps(JP(json_array_get(JP(s0, "spec", "template", "spec", "containers"), 0), "args"), JSON_COMPACT);
+    CHECK(a1 && strstr(a1, "\"--query-only\"") && strstr(a1, "\"--shard=1\""));
+    CHECK(a2 && strstr(a2, "\"--query-only\"") && strstr(a2, "\"--shard=2\""));
+    CHECK(a0 && !strstr(a0, "--query-only"));
+    free(a0);
+    free(a1);
+    free(a2);
+    CHECK(!JP(s0, "metadata", "annotations"));
+  }
+  json_decref(objs);
+  /* shard 1 back under the count: no --query-only, no annotation */
+  objs = NULL;
+  sh = (kbuild_shards){2, 1, 1764650000};
+  CHECK(kbuild_stack_objects(stack, "op", &sh, 2, 3, r, false, &objs, &err) == 0);
+  s1 = find_named(objs, "StatefulSet", "op-collector-shard-1");
+  char *a1 = s1 ? json_dumps(JP(json_array_get(JP(s1, "spec", "template", "spec", "containers"), 0), "args"), JSON_COMPACT) : NULL;
+  CHECK(a1 && !strstr(a1, "--query-only") && !JP(s1, "metadata", "annotations") && json_integer_value(JP(s1, "spec", "replicas")) == 1);
+  free(a1);
+  json_decref(objs);
+  json_decref(stack);
+}
+
+/* spec.query (issue 15 §3): a Service and a Deployment of query front ends, shard 0's pod with
+ * --query-only and neither a volume nor the object store; scaled to 0 once spec.query goes */
+static void query_fronts(void) {
+  pp_err err = {0};
+  int n;
+  const char *counts[] = {"{}", "{\"query\":{}}", "{\"query\":{\"replicas\":0}}", "{\"query\":{\"replicas\":10}}"};
+  int want[] = {-1, 1, 0, 10};
+  for (size_t i = 0; i < 4; i++) {
+    json_t *v = json_loads(counts[i], 0, NULL);
+    CHECK(kbuild_stack_query(v, &n, &err) == 0 && n == want[i]);
+    json_decref(v);
+  }
+  const char *bad[] = {"{\"query\":{\"replicas\":11}}", "{\"query\":{\"replicas\":-1}}", "{\"query\":{\"replicas\":\"2\"}}",
+                       "{\"query\":3}"};
+  for (size_t i = 0; i < 4; i++) {
+    json_t *v = json_loads(bad[i], 0, NULL);
+    CHECK(kbuild_stack_query(v, &n, &err) == PP_EINVAL && strstr(err.msg, "spec.query") && n == -1);
+    json_decref(v);
+  }
+  const char *doc = "{\"metadata\":{\"name\":\"s\",\"namespace\":\"pc\",\"uid\":\"u-1\"},"
+                    "\"spec\":{%s\"storage\":{\"diskSpace\":\"10Gi\",\"objectStore\":{"
+                    "\"endpoint\":\"http://minio.storage:9000\",\"bucket\":\"profiles\","
+                    "\"credentialsSecret\":{\"name\":\"s3-creds\"}}},\"collectorImage\":{\"image\":\"collector\"}}}";
+  char text[1000];
+  snprintf(text, sizeof text, doc, "\"query\":{\"replicas\":2},");
+  json_t *stack = json_loads(text, 0, NULL), *objs = NULL;
+  CHECK(kbuild_stack_objects(stack, "op", NULL, 1, 1, NULL, false, &objs, &err) == 0);
+  CHECK_EQ_I64(json_array_size(objs), 6);
+  const json_t *d = find_named(objs, "Deployment", "op-query"), *svc = find_named(objs, "Service", "op-query");
+  CHECK(d && svc);
+  if (d && svc) {
+    CHECK(json_integer_value(JP(d, "spec", "replicas")) == 2);
+    const json_t *c = json_array_get(JP(d, "spec", "template", "spec", "containers"), 0);
+    char *a = json_dumps(JP(c, "args"), JSON_COMPACT);
+    CHECK(a && strstr(a, "\"--query-only\"") && !strstr(a, "--object-store-") && strstr(a, "\"--config=/etc/pprof-collector/config.yaml\""));
+    free(a);
+    CHECK(!json_object_get(c, "env"));
+    CHECK(json_is_object(JP(json_array_get(JP(d, "spec", "template", "spec", "volumes"), 1), "emptyDir")));
+    CHECK_STR(json_string_value(JP(d, "spec", "selector", "matchLabels", "app.kubernetes.io/name")), "pprof-collector-query");
+    CHECK_STR(json_string_value(JP(d, "spec", "template", "metadata", "labels", "app.kubernetes.io/name")), "pprof-collector-query");
+    CHECK_STR(json_string_value(JP(svc, "spec", "selector", "app.kubernetes.io/name")), "pprof-collector-query");
+    CHECK_STR(json_string_value(JP(json_array_get(JP(d, "metadata", "ownerReferences"), 0), "kind")), "PprofCollectorStack");
+    /* shard 0's StatefulSet keeps its volume and the object store */
+    const json_t *s0 = find_named(objs, "StatefulSet", "op-collector");
+    char *a0 = s0 ? json_dumps(JP(json_array_get(JP(s0, "spec", "template", "spec", "containers"), 0), "args"), JSON_COMPACT) : NULL;
+    CHECK(a0 && !strstr(a0, "--query-only") && strstr(a0, "--object-store-bucket=profiles"));
+    free(a0);
+  }
+  json_decref(objs);
+  json_decref(stack);
+  /* spec.query removed: nothing made unless the Deployment exists, then scaled to 0 */
+  snprintf(text, sizeof text, doc, "");
+  stack = json_loads(text, 0, NULL);
+  objs = NULL;
+  CHECK(kbuild_stack_objects(stack, "op", NULL, 1, 1, NULL, false, &objs, &err) == 0 && json_array_size(objs) == 4 &&
+        !find_named(objs, "Deployment", "op-query"));
+  json_decref(objs);
+  objs = NULL;
+  CHECK(kbuild_stack_objects(stack, "op", NULL, 1, 1, NULL, true, &objs, &err) == 0 && json_array_size(objs) == 6);
+  d = find_named(objs, "Deployment", "op-query");
+  CHECK(d && json_integer_value(JP(d, "spec", "replicas")) == 0);
+  json_decref(objs);
+  json_decref(stack);
+  snprintf(text, sizeof text, doc, "\"query\":{\"replicas\":11},");
+  stack = json_loads(text, 0, NULL);
+  objs = NULL;
+  CHECK(kbuild_stack_objects(stack, "op", NULL, 1, 1, NULL, false, &objs, &err) == PP_EINVAL && strstr(err.msg, "spec.query.replicas") &&
+        !objs);
+  json_decref(stack);
+}
+
 /* query.peers (issue 15 §3): the operator's collector pods from the pods cache, and the block the
  * collector's parser reads back */
 static void peers(void) {
@@ -808,6 +944,8 @@ static void peers(void) {
       "  {\"app.kubernetes.io/name\": \"pprof-collector\", \"app.kubernetes.io/instance\": \"op2\"}}, \"status\": {\"podIP\": \"10.0.0.11\"}},"
       " \"p/other-ns\": {\"metadata\": {\"namespace\": \"p\", \"labels\": "
       "  {\"app.kubernetes.io/name\": \"pprof-collector\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {\"podIP\": \"10.0.0.12\"}},"
+      " \"o/op-query-x\": {\"metadata\": {\"namespace\": \"o\", \"labels\": "
+      "  {\"app.kubernetes.io/name\": \"pprof-collector-query\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {\"podIP\": \"10.0.0.15\"}},"
       " \"o/workload\": {\"metadata\": {\"namespace\": \"o\", \"labels\": "
       "  {\"app.kubernetes.io/name\": \"demo\", \"app.kubernetes.io/instance\": \"op\"}}, \"status\": {\"podIP\": \"10.0.0.13\"}},"
       " \"o/no-ip\": {\"metadata\": {\"namespace\": \"o\", \"labels\": "
@@ -859,6 +997,8 @@ int main(void) {
   RUN(stack_objstore);
   RUN(shards);
   RUN(peers);
+  RUN(query_fronts);
+  RUN(retired_shards);
   RUN(yaml_to_json);
   RUN(work_queue);
   RUN(pod_versions);
