@@ -20,7 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from harness import TESTDATA  # noqa: E402
+from harness import TESTDATA, pb_request  # noqa: E402
 from ui_bench import NOCACHE, serve  # noqa: E402
 
 OUT = os.path.join(ROOT, "build", "bench")
@@ -89,22 +89,8 @@ def main():
 
 def proto_request(q):
     """SelectMergeStacktracesRequest as protobuf (fields 1-5 of querier.v1), hex."""
-    def varint(v):
-        out = b""
-        while True:
-            b = v & 0x7F
-            v >>= 7
-            out += bytes([b | (0x80 if v else 0)])
-            if not v:
-                return out
-
-    def field(n, wire, payload):
-        return varint(n << 3 | wire) + payload
-
-    def s(n, text):
-        return field(n, 2, varint(len(text.encode())) + text.encode())
-    return (s(1, q["profileTypeID"]) + s(2, q["labelSelector"]) + field(3, 0, varint(int(q["start"]))) +
-            field(4, 0, varint(int(q["end"]))) + field(5, 0, varint(q["maxNodes"]))).hex()
+    return pb_request((1, q["profileTypeID"]), (2, q["labelSelector"]), (3, int(q["start"])), (4, int(q["end"])),
+                      (5, q["maxNodes"])).hex()
 
 
 if __name__ == "__main__":

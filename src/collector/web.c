@@ -449,7 +449,13 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   case JOB_PUSH: web_push_ingest(&x, &j->p, &j->pb, out); break;
   case JOB_PUSH_CONNECT: web_push_connect(&x, &j->pb, out); break;
   case JOB_OTLP: web_otlp_profiles(&x, &j->pb, out); break;
-  case JOB_QUERIER: web_querier(&x, j->method, &j->pb, out); break;
+  case JOB_QUERIER: {
+    /* local=1: a peer's call, answered from this store alone (web_querier.h) */
+    const char *local = web_param(&j->p, "local");
+    if (local && !strcmp(local, "1")) x.fan = NULL;
+    web_querier(&x, j->method, &j->p, &j->pb, out);
+    break;
+  }
   case JOB_METRICS: {
     pp_buf b;
     pp_buf_init(&b, budget);
@@ -635,6 +641,15 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
       {"/api/v1/regressions", JOB_REGRESSIONS, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
       {"/api/v1/tags", JOB_TAGS, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
   };
+  /* asked by itself, through a peer list that names it (web_fanout.h): a listing, a merge or a
+   * call of the query API */
+  const char *from = MHD_lookup_connection_value(c, MHD_HEADER_KIND, WEB_FANOUT_FROM_HEADER);
+  if (from && !strcmp(from, web_fanout_id(w->fan))) {
+    web_resp self;
+    memset(&self, 0, sizeof self);
+    self.status = 204;
+    return send_resp(c, &self);
+  }
   if (r->push) {
     if (r->push_bad) return send_error(c, 400, "bad_data", "multipart/form-data without a boundary");
     if (r->push_nomem) return send_error(c, 503, "unavailable", "out of memory");
@@ -663,14 +678,6 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
     return j ? submit(w, c, r, WEB_LANE_LIGHT, j, url, false) : send_error(c, 503, "unavailable", "out of memory");
   }
   if (!get) return send_text(c, 405, "method not allowed\n");
-  /* asked by itself, through a peer list that names it (web_fanout.h) */
-  const char *from = MHD_lookup_connection_value(c, MHD_HEADER_KIND, WEB_FANOUT_FROM_HEADER);
-  if (from && !strcmp(from, web_fanout_id(w->fan))) {
-    web_resp self;
-    memset(&self, 0, sizeof self);
-    self.status = 204;
-    return send_resp(c, &self);
-  }
   for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
     if (strcmp(url, jobs[i].path)) continue;
     job *j = new_job(w, jobs[i].kind, &p);

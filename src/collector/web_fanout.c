@@ -212,10 +212,18 @@ static call *snapshot(web_fanout *f, const char *only, size_t *n) {
 /* Asks each call's peer for path at once, each body capped at per bytes (0: no cap); then hands
  * every 200 answer to fn, in the calls' order, and records the rest in info. fn's error stops
  * it (returned); a peer's failure does not. */
-static int run(web_fanout *f, call *calls, size_t n, const char *path, size_t per, web_fanout_body_fn fn, void *ud,
-               web_fanout_info *info, pp_err *err) {
+static int run(web_fanout *f, call *calls, size_t n, const char *path, const web_fanout_post *post, size_t per,
+               web_fanout_body_fn fn, void *ud, web_fanout_info *info, pp_err *err) {
   CURLM *m = curl_multi_init();
   struct curl_slist *hdrs = curl_slist_append(NULL, f->from);
+  char ctype[160];
+  if (post) {
+    /* (no "Expect: 100-continue": a peer's answer is one round trip, its body small) */
+    snprintf(ctype, sizeof ctype, "Content-Type: %s", post->ctype);
+    struct curl_slist *h = hdrs ? curl_slist_append(hdrs, ctype) : NULL;
+    if (h) hdrs = h, h = curl_slist_append(hdrs, "Expect:");
+    if (!h) curl_slist_free_all(hdrs), hdrs = NULL;
+  }
   int r = 0;
   if (!m || !hdrs) {
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
@@ -245,6 +253,10 @@ static int run(web_fanout *f, call *calls, size_t n, const char *path, size_t pe
     curl_easy_setopt(k->c, CURLOPT_ERRORBUFFER, k->cerr);
     curl_easy_setopt(k->c, CURLOPT_PRIVATE, k);
     curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, hdrs);
+    if (post) {
+      curl_easy_setopt(k->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)post->len);
+      curl_easy_setopt(k->c, CURLOPT_POSTFIELDS, post->body ? post->body : "");
+    }
     if (curl_multi_add_handle(m, k->c) != CURLM_OK) {
       missing(info, k->peer, "out of memory");
       curl_easy_cleanup(k->c);
@@ -319,7 +331,19 @@ int web_fanout_get(web_fanout *f, const char *path, size_t budget, web_fanout_bo
   if (!n) return 0;
   if (!calls) return pp_err_set(err, PP_ENOMEM, "out of memory");
   /* the peers' answers share the budget */
-  int r = run(f, calls, n, path, budget ? (budget / n ? budget / n : 1) : 0, fn, ud, info, err);
+  int r = run(f, calls, n, path, NULL, budget ? (budget / n ? budget / n : 1) : 0, fn, ud, info, err);
+  free(calls);
+  return r;
+}
+
+int web_fanout_post_all(web_fanout *f, const web_fanout_post *post, size_t budget, web_fanout_body_fn fn, void *ud,
+                        web_fanout_info *info, pp_err *err) {
+  if (!f) return 0;
+  size_t n;
+  call *calls = snapshot(f, NULL, &n);
+  if (!n) return 0;
+  if (!calls) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  int r = run(f, calls, n, post->path, post, budget ? (budget / n ? budget / n : 1) : 0, fn, ud, info, err);
   free(calls);
   return r;
 }
@@ -336,7 +360,7 @@ int web_fanout_get_one(web_fanout *f, const char *peer, const char *path, size_t
   call *calls = f ? snapshot(f, want, &n) : NULL;
   if (!n) return pp_err_set(err, PP_EINVAL, "peer: not one of this collector's peers");
   if (!calls) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  int r = run(f, calls, 1, path, budget, fn, ud, info, err);
+  int r = run(f, calls, 1, path, NULL, budget, fn, ud, info, err);
   free(calls);
   return r;
 }
@@ -352,6 +376,7 @@ static int on_profile(void *ud, const char *peer, const char *body, size_t len, 
                       pp_err *err) {
   (void)peer, (void)err;
   gather *g = ud;
+  if (!len) return 0; /* a 200 with nothing: the query API's merge of no profiles */
   pprof_limits lim;
   pprof_limits_default(&lim);
   lim.max_memory = g->budget ? (g->budget > g->used ? g->budget - g->used : 1) : lim.max_memory;
@@ -367,29 +392,30 @@ static int on_profile(void *ud, const char *peer, const char *body, size_t len, 
   return 0;
 }
 
-int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
-                     web_fanout_info *info, pp_err *err) {
+/* The merge of every peer's answer to path (a GET, or post) into *prof: web_fanout_merge's and
+ * web_fanout_merge_post's. path NULL: the query is too long to pass on. */
+static int merge_answers(web_fanout *f, const char *path, const web_fanout_post *post, size_t budget, pprof_profile **prof,
+                         web_fanout_info *info, pp_err *err) {
   if (!f) return 0;
   size_t local = *prof ? (*prof)->mem.reserved : 0;
   if (budget && local >= budget) return pp_err_set(err, PP_ELIMIT, "the merged profile needs more than the query's memory budget of %zu bytes", budget);
   size_t n;
   call *calls = snapshot(f, NULL, &n);
   if (!n) return 0;
-  char path[WEB_FANOUT_MAX_PATH];
   int r = 0;
   gather g = {calls ? calloc(n, sizeof *g.got) : NULL, 0, local, budget, info};
   if (!calls || !g.got) {
     r = pp_err_set(err, PP_ENOMEM, "out of memory");
     goto done;
   }
-  if (!sel_path(sel, path, sizeof path)) {
+  if (!path) {
     for (size_t i = 0; i < n; i++) info->asked++, missing(info, calls[i].peer, "the query is too long to pass on");
     goto done;
   }
   /* each peer's encoded answer may take what the local profile leaves, split between the peers
    * that answer at once; their decoded profiles and the merge share the same */
   size_t left = budget ? budget - local : 0, per = left ? left / (2 * n) : 0;
-  if ((r = run(f, calls, n, path, per ? per : (budget ? 1 : 0), on_profile, &g, info, err)) < 0 || !g.ngot) goto done;
+  if ((r = run(f, calls, n, path, post, per ? per : (budget ? 1 : 0), on_profile, &g, info, err)) < 0 || !g.ngot) goto done;
   if (budget && g.used >= budget) {
     r = pp_err_set(err, PP_ELIMIT, "the peers' profiles need more than the query's memory budget of %zu bytes", budget);
     goto done;
@@ -411,4 +437,15 @@ done:
   free(g.got);
   free(calls);
   return r;
+}
+
+int web_fanout_merge(web_fanout *f, const web_fanout_sel *sel, size_t budget, pprof_profile **prof,
+                     web_fanout_info *info, pp_err *err) {
+  char path[WEB_FANOUT_MAX_PATH];
+  return merge_answers(f, sel_path(sel, path, sizeof path) ? path : NULL, NULL, budget, prof, info, err);
+}
+
+int web_fanout_merge_post(web_fanout *f, const web_fanout_post *post, size_t budget, pprof_profile **prof,
+                          web_fanout_info *info, pp_err *err) {
+  return merge_answers(f, post->path, post, budget, prof, info, err);
 }

@@ -12,7 +12,9 @@
  * The listings (timeline, series, profiles, targets) ask the peers the same request with local=1
  * (web_fanout_get) and append their entries, each marked with its peer; a record id is its
  * store's, so a record of a peer is asked of that peer alone (web_fanout_get_one), which must be
- * one of the lists' so a request never picks the address fetched.
+ * one of the lists' so a request never picks the address fetched. The Pyroscope query API's
+ * calls are posted the same way, their body passed on as protobuf (web_fanout_post_all,
+ * web_fanout_merge_post; web_querier.h says how the answers are put together).
  *
  * A peer list may name the collector itself (the operator writes one list, every shard's pod,
  * for all of them): each request carries WEB_FANOUT_FROM_HEADER with this collector's random
@@ -116,5 +118,24 @@ int web_fanout_get(web_fanout *f, const char *path, size_t budget, web_fanout_bo
  * choosing. A peer that does not answer is in info (failed), not an error. */
 int web_fanout_get_one(web_fanout *f, const char *peer, const char *path, size_t budget, web_fanout_body_fn fn, void *ud,
                        web_fanout_info *info, pp_err *err);
+
+/* ---- requests with a body: the Pyroscope query API's calls (web_querier) */
+
+/* A POST of body (len bytes, Content-Type ctype) to path, a path and query such as
+ * web_fanout_path makes (local=1 in it). */
+typedef struct web_fanout_post {
+  const char *path;
+  const char *ctype;
+  const void *body;
+  size_t len;
+} web_fanout_post;
+
+/* web_fanout_get's, with the request posted. */
+int web_fanout_post_all(web_fanout *f, const web_fanout_post *post, size_t budget, web_fanout_body_fn fn, void *ud,
+                        web_fanout_info *info, pp_err *err);
+/* web_fanout_merge's, with the request posted: every peer's answer is a pprof profile merged
+ * into *prof (the same errors). */
+int web_fanout_merge_post(web_fanout *f, const web_fanout_post *post, size_t budget, pprof_profile **prof,
+                          web_fanout_info *info, pp_err *err);
 
 #endif

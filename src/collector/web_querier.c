@@ -18,6 +18,7 @@
 #include "profile.pb-c.h"
 #include "querier.pb-c.h"
 #include "web_connect.h"
+#include "web_fanout.h"
 #include "web_json.h"
 
 /* ---- profile types ---------------------------------------------------------------------------- */
@@ -282,6 +283,7 @@ typedef struct qctx {
   bool json;
   char why[700];
   const char *code; /* Connect's code for why */
+  bool counts;      /* SelectSeries answers each bucket's profile count (counts=1, a peer's call) */
 } qctx;
 
 static int fail(qctx *q, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -501,6 +503,8 @@ typedef struct qpick {
   size_t nv;
   bool *hit; /* v[i] matches */
   int64_t from, to;
+  const char *type_id, *selector; /* as asked, for the peers */
+  int64_t start, end;
 } qpick;
 
 static int pick(qctx *q, const char *type_id, const char *selector, int64_t start, int64_t end, qpick *p) {
@@ -509,6 +513,7 @@ static int pick(qctx *q, const char *type_id, const char *selector, int64_t star
     return fail(q, "invalid_argument", "profile_typeID %.200s: not a profile type this collector has (ProfileTypes lists them)",
                 type_id ? type_id : "");
   if (range_ns(q, start, end, &p->from, &p->to) < 0) return -1;
+  p->type_id = type_id, p->selector = selector ? selector : "", p->start = start, p->end = end;
   web_querier_sel *sel;
   char why[600];
   if (web_querier_sel_parse(selector, &sel, why, sizeof why) < 0) return fail(q, "invalid_argument", "label_selector: %s", why);
@@ -532,26 +537,118 @@ static int pick(qctx *q, const char *type_id, const char *selector, int64_t star
   return r;
 }
 
-/* The merged profile of a pick and the column of its sample type; *ret NULL when nothing matched. */
-static int merged(qctx *q, const qpick *p, size_t budget, pprof_profile **ret, int *si) {
-  *ret = NULL;
-  if (!p->nseries) return 0;
-  store_matcher m = {STORE_MATCH_IDS, p->ids};
+/* ---- the peers (web_fanout.h): each asked the same call, local=1 ------------------------------- */
+
+static bool has_peers(const qctx *q) { return q->x->fan && web_fanout_peers(q->x->fan); }
+
+/* A message as protobuf, in the request's arena. */
+static int packed(qctx *q, const ProtobufCMessage *m, uint8_t **buf, size_t *len) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  uint8_t *b = arena_alloc(&q->a.mem, n ? n : 1);
+  if (!b) return fail(q, "resource_exhausted", "out of memory");
+  *len = protobuf_c_message_pack(m, b);
+  *buf = b;
+  return 0;
+}
+
+/* What one peer's answer adds to ours: 0, or -1 with q's why (which stops the call). */
+typedef int (*peer_fn)(qctx *q, const ProtobufCMessage *answer, void *ud);
+
+typedef struct peer_call {
+  qctx *q;
+  const ProtobufCMessageDescriptor *d; /* the answer's */
+  peer_fn fn;
+  void *ud;
+} peer_call;
+
+static int on_peer_answer(void *ud, const char *peer, const char *body, size_t len, const web_fanout_meta *meta, char *why,
+                          size_t nwhy, pp_err *err) {
+  (void)peer, (void)meta;
+  peer_call *c = ud;
+  ProtobufCAllocator alloc = {.alloc = arena_budget_alloc, .free = arena_budget_free, .allocator_data = &c->q->a};
+  ProtobufCMessage *m = protobuf_c_message_unpack(c->d, &alloc, len, (const uint8_t *)body);
+  if (!m) {
+    snprintf(why, nwhy, "its answer does not decode as %s within the query's memory budget", c->d->name);
+    return 0;
+  }
+  return c->fn(c->q, m, c->ud) < 0 ? pp_err_set(err, PP_ELIMIT, "%s", c->q->why) : 0;
+}
+
+/* Asks every peer for `method` with the request rq (extra: more of the query, "&k=v") and hands
+ * each answer (of descriptor d) to fn; their bodies share a quarter of the query's budget. A
+ * peer that does not answer is in the request's fan-out info: the answer is partial. */
+static int ask_peers(qctx *q, const char *method, const ProtobufCMessage *rq, const char *extra,
+                     const ProtobufCMessageDescriptor *d, peer_fn fn, void *ud) {
+  if (!has_peers(q)) return 0;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (packed(q, rq, &buf, &len) < 0) return -1;
+  char path[160];
+  snprintf(path, sizeof path, "%s%s?local=1%s", WEB_QUERIER_PREFIX, method, extra ? extra : "");
+  web_fanout_post post = {path, "application/proto", buf, len};
+  peer_call c = {q, d, fn, ud};
   pp_err err = {0};
-  size_t count = 0;
-  int r = store_merged_info(q->x->h->st, &m, 1, p->k->type, p->from, p->to, STORE_AGG_DEFAULT, q->x->max_records, budget, ret,
-                            &count, NULL, &err);
-  if (r == PP_EUSAGE) return 0;
+  q->code = NULL;
+  if (web_fanout_post_all(q->x->fan, &post, q->x->budget / 4, on_peer_answer, &c, q->x->fi, &err) < 0)
+    return q->code ? -1 : fail(q, err.code == PP_ELIMIT ? "resource_exhausted" : "internal", "%s", err.msg);
+  return 0;
+}
+
+/* The pick's selection merged by every peer (their SelectMergeProfile: one sample type) and
+ * merged into *pr, first cut to that one type: *si its column then. */
+static int peers_merged(qctx *q, const qpick *p, size_t budget, pprof_profile **pr, int *si) {
+  if (!has_peers(q)) return 0;
+  if (*pr) {
+    if (*si >= 64) return fail(q, "invalid_argument", "the sample type is past the 64 a profile may select from");
+    pprof_keep_types(*pr, (uint64_t)1 << *si);
+    *si = 0;
+  }
+  Qv1__SelectMergeProfileRequest rq;
+  qv1__select_merge_profile_request__init(&rq);
+  rq.profile_typeid = (char *)p->type_id;
+  rq.label_selector = (char *)p->selector;
+  rq.start = p->start;
+  rq.end = p->end;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (packed(q, &rq.base, &buf, &len) < 0) return -1;
+  web_fanout_post post = {WEB_QUERIER_PREFIX "SelectMergeProfile?local=1", "application/proto", buf, len};
+  pp_err err = {0};
+  int r = web_fanout_merge_post(q->x->fan, &post, budget, pr, q->x->fi, &err);
   if (r == PP_ELIMIT)
-    return fail(q, "resource_exhausted", "merging the profiles needs more than this query's memory budget of %.1f MiB "
-                "(--web-query-memory): narrow the selection [%s]", (double)budget / 1048576, err.msg);
+    return fail(q, "resource_exhausted", "merging the profiles of every shard needs more than this query's memory budget of "
+                "%.1f MiB (--web-query-memory): narrow the selection [%s]", (double)budget / 1048576, err.msg);
   if (r < 0) return fail(q, "internal", "%s", err.msg);
-  if ((*si = pprof_sample_index(*ret, p->sample, &err)) < 0) {
-    pprof_free(*ret);
-    *ret = NULL;
-    return fail(q, "invalid_argument", "%s", err.msg);
+  if (*pr && (*si = pprof_sample_index(*pr, p->sample, &err)) < 0) {
+    pprof_free(*pr);
+    *pr = NULL;
+    return fail(q, "internal", "the shards' merge: %s", err.msg);
   }
   return 0;
+}
+
+/* The merged profile of a pick (this store's and the peers') and the column of its sample
+ * type; *ret NULL when nothing matched. */
+static int merged(qctx *q, const qpick *p, size_t budget, pprof_profile **ret, int *si) {
+  *ret = NULL;
+  if (p->nseries) {
+    store_matcher m = {STORE_MATCH_IDS, p->ids};
+    pp_err err = {0};
+    size_t count = 0;
+    int r = store_merged_info(q->x->h->st, &m, 1, p->k->type, p->from, p->to, STORE_AGG_DEFAULT, q->x->max_records, budget,
+                              ret, &count, NULL, &err);
+    if (r == PP_ELIMIT)
+      return fail(q, "resource_exhausted", "merging the profiles needs more than this query's memory budget of %.1f MiB "
+                  "(--web-query-memory): narrow the selection [%s]", (double)budget / 1048576, err.msg);
+    if (r < 0 && r != PP_EUSAGE) return fail(q, "internal", "%s", err.msg);
+    if (r < 0) *ret = NULL; /* PP_EUSAGE: no profiles in range */
+    if (*ret && (*si = pprof_sample_index(*ret, p->sample, &err)) < 0) {
+      pprof_free(*ret);
+      *ret = NULL;
+      return fail(q, "invalid_argument", "%s", err.msg);
+    }
+  }
+  return peers_merged(q, p, budget, ret, si);
 }
 
 static int stack_selector_ok(qctx *q, const Qv1__StackTraceSelector *s, bool pgo_ok) {
@@ -834,6 +931,25 @@ static int flame_of(qctx *q, pprof_profile **ps, const int *si, size_t nin, size
 
 /* ---- the methods --------------------------------------------------------------------------------- */
 
+/* A peer's profile types, label names or values into the set (ud). */
+static int add_peer_types(qctx *q, const ProtobufCMessage *answer, void *ud) {
+  const Qv1__ProfileTypesResponse *a = (const void *)answer;
+  int r = 0;
+  char sample[256];
+  for (size_t i = 0; i < a->n_profile_types && r == 0; i++) /* (only ids of our form: they are split in five) */
+    if (a->profile_types[i]->id && parse_type_id(a->profile_types[i]->id, sample, sizeof sample))
+      r = strset_add(q, ud, a->profile_types[i]->id);
+  return r;
+}
+
+static int add_peer_names(qctx *q, const ProtobufCMessage *answer, void *ud) {
+  const Qv1__NamesResponse *a = (const void *)answer;
+  int r = 0;
+  for (size_t i = 0; i < a->n_names && r == 0; i++) r = strset_add(q, ud, a->names[i]);
+  return r;
+}
+
+
 static int do_profile_types(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) {
   const Qv1__ProfileTypesRequest *rq = (const void *)in;
   int64_t from, to;
@@ -843,6 +959,7 @@ static int do_profile_types(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
   strset s = {0};
   int r = htab_init(&s.h, 64, 0) < 0 ? fail(q, "resource_exhausted", "out of memory") : 0;
   for (size_t i = 0; i < n && r == 0; i++) r = strset_add(q, &s, v[i].id);
+  if (r == 0) r = ask_peers(q, "ProfileTypes", in, NULL, &qv1__profile_types_response__descriptor, add_peer_types, &s);
   Qv1__ProfileTypesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
   Qv1__ProfileType **pt = arena_calloc(&q->a.mem, s.n ? s.n : 1, sizeof *pt), *e = arena_calloc(&q->a.mem, s.n ? s.n : 1, sizeof *e);
   if (r == 0 && (!res || !pt || !e)) r = fail(q, "resource_exhausted", "out of memory");
@@ -876,8 +993,8 @@ static int do_profile_types(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
 }
 
 /* LabelNames (name NULL) and LabelValues (the values of name). */
-static int do_label_names_values(qctx *q, char **matchers, size_t nm, int64_t start, int64_t end, const char *name,
-                                 ProtobufCMessage **out) {
+static int do_label_names_values(qctx *q, const ProtobufCMessage *in, char **matchers, size_t nm, int64_t start, int64_t end,
+                                 const char *name, ProtobufCMessage **out) {
   int64_t from, to;
   vseries *v;
   size_t n;
@@ -897,6 +1014,8 @@ static int do_label_names_values(qctx *q, char **matchers, size_t nm, int64_t st
       else if (!strcmp(v[i].lk[j], name)) r = strset_add(q, &s, v[i].lv[j]);
   }
   free_matchers(sel);
+  if (r == 0)
+    r = ask_peers(q, name ? "LabelValues" : "LabelNames", in, NULL, &qv1__names_response__descriptor, add_peer_names, &s);
   Qv1__NamesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
   char **names = arena_calloc(&q->a.mem, s.n ? s.n : 1, sizeof *names);
   if (r == 0 && (!res || !names)) r = fail(q, "resource_exhausted", "out of memory");
@@ -910,6 +1029,46 @@ static int do_label_names_values(qctx *q, char **matchers, size_t nm, int64_t st
   }
   htab_free(&s.h);
   free(s.v);
+  return r;
+}
+
+/* The peers' label sets not seen yet (keyed as do_series keys its own). */
+typedef struct peer_sets {
+  htab *seen;
+  Qv1__Labels **v;
+  size_t n, cap;
+} peer_sets;
+
+static int add_peer_sets(qctx *q, const ProtobufCMessage *answer, void *ud) {
+  const Qv1__SeriesResponse *a = (const void *)answer;
+  peer_sets *ps = ud;
+  pp_buf key;
+  pp_buf_init(&key, 0);
+  int r = 0;
+  for (size_t i = 0; i < a->n_labels_set && r == 0; i++) {
+    const Qv1__Labels *l = a->labels_set[i];
+    pp_buf_clear(&key);
+    for (size_t j = 0; j < l->n_labels; j++) {
+      const char *k = l->labels[j]->name ? l->labels[j]->name : "", *v = l->labels[j]->value ? l->labels[j]->value : "";
+      pp_buf_put(&key, k, strlen(k) + 1);
+      pp_buf_put(&key, v, strlen(v) + 1);
+    }
+    uint32_t idx;
+    int nw = key.failed ? -1 : key.len ? htab_intern(ps->seen, key.p, key.len, &idx) : 0;
+    if (nw < 0) r = fail(q, "resource_exhausted", "out of memory");
+    if (nw != 1) continue;
+    if (ps->n == ps->cap) {
+      size_t nc = ps->cap ? 2 * ps->cap : 64;
+      Qv1__Labels **nv = realloc(ps->v, nc * sizeof *nv);
+      if (!nv) {
+        r = fail(q, "resource_exhausted", "out of memory");
+        break;
+      }
+      ps->v = nv, ps->cap = nc;
+    }
+    ps->v[ps->n++] = (Qv1__Labels *)l; /* (in the request's arena, as the answer is) */
+  }
+  pp_buf_free(&key);
   return r;
 }
 
@@ -953,9 +1112,11 @@ static int do_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out
   }
   pp_buf_free(&key);
   free_matchers(sel);
+  peer_sets ps = {&s.h, NULL, 0, 0};
+  if (r == 0) r = ask_peers(q, "Series", in, NULL, &qv1__series_response__descriptor, add_peer_sets, &ps);
   htab_free(&s.h);
   Qv1__SeriesResponse *res = arena_alloc(&q->a.mem, sizeof *res);
-  Qv1__Labels **sets = arena_calloc(&q->a.mem, nfirst ? nfirst : 1, sizeof *sets);
+  Qv1__Labels **sets = arena_calloc(&q->a.mem, nfirst + ps.n ? nfirst + ps.n : 1, sizeof *sets);
   if (r == 0 && (!res || !sets)) r = fail(q, "resource_exhausted", "out of memory");
   for (size_t i = 0; i < nfirst && r == 0; i++) {
     const vseries *e = &v[first[i]];
@@ -981,9 +1142,11 @@ static int do_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out
     sets[i] = l;
   }
   free(first);
+  for (size_t i = 0; i < ps.n && r == 0; i++) sets[nfirst + i] = ps.v[i];
+  free(ps.v);
   if (r < 0) return r;
   qv1__series_response__init(res);
-  res->n_labels_set = nfirst;
+  res->n_labels_set = nfirst + ps.n;
   res->labels_set = sets;
   *out = &res->base;
   return 0;
@@ -1129,10 +1292,9 @@ static int cmp_spoint(const void *a, const void *b) {
 }
 
 typedef struct sgroup {
-  const vseries *first; /* its labels */
-  const char *key;
+  const vseries *first;   /* its labels: a local series of the group's, or */
+  const Qv1__Series *peer; /* a peer's series of it (its labels are the group_by ones) */
   double total;
-  size_t npoints;
 } sgroup;
 
 static int cmp_sgroup_total(const void *a, const void *b) {
@@ -1172,6 +1334,217 @@ static int cmp_series(const void *a, const void *b) {
   return (x->n_labels > y->n_labels) - (x->n_labels < y->n_labels);
 }
 
+/* SelectSeries' groups and their points (this store's and the peers'), grown as they come. */
+typedef struct sacc {
+  const Qv1__SelectSeriesRequest *rq;
+  int64_t step_ms;
+  htab bykey; /* group key (group_by values, each \0-ended) -> index in g */
+  sgroup *g;
+  size_t ng;
+  spoint *pts;
+  size_t npts, cap;
+  pp_buf key;
+  bool counts; /* the peers' answers being added are counts, not sums */
+} sacc;
+
+/* The group of the key in a->key: its index, made when new (with first or peer for its labels). */
+static int sacc_group(qctx *q, sacc *a, const vseries *first, const Qv1__Series *peer, uint32_t *gi) {
+  int nw = a->key.failed ? -1 : htab_intern(&a->bykey, a->key.p ? a->key.p : "", a->key.len, gi);
+  if (nw < 0) return fail(q, "resource_exhausted", "out of memory");
+  if (nw == 1) {
+    sgroup *ng = realloc(a->g, (a->ng + 1) * sizeof *ng);
+    if (!ng) return fail(q, "resource_exhausted", "out of memory");
+    a->g = ng;
+    a->g[a->ng++] = (sgroup){.first = first, .peer = peer};
+  }
+  return 0;
+}
+
+static int sacc_point(qctx *q, sacc *a, uint32_t gi, int64_t bucket, double sum, int64_t count) {
+  if (a->npts == a->cap) {
+    size_t nc = a->cap ? 2 * a->cap : 256;
+    spoint *np = realloc(a->pts, nc * sizeof *np);
+    if (!np) return fail(q, "resource_exhausted", "out of memory");
+    a->pts = np, a->cap = nc;
+  }
+  a->pts[a->npts++] = (spoint){gi, bucket, sum, count};
+  a->g[gi].total += sum;
+  return 0;
+}
+
+/* A peer's series (sums, or counts with a->counts) into the groups, point by point. */
+static int add_peer_series(qctx *q, const ProtobufCMessage *answer, void *ud) {
+  const Qv1__SelectSeriesResponse *res = (const void *)answer;
+  sacc *a = ud;
+  const Qv1__SelectSeriesRequest *rq = a->rq;
+  int r = 0;
+  for (size_t i = 0; i < res->n_series && r == 0; i++) {
+    const Qv1__Series *e = res->series[i];
+    pp_buf_clear(&a->key);
+    for (size_t k = 0; k < rq->n_group_by; k++) {
+      const char *val = "";
+      for (size_t j = 0; j < e->n_labels; j++)
+        if (e->labels[j]->name && e->labels[j]->value && !strcmp(e->labels[j]->name, rq->group_by[k])) val = e->labels[j]->value;
+      pp_buf_put(&a->key, val, strlen(val) + 1);
+    }
+    uint32_t gi;
+    if ((r = sacc_group(q, a, NULL, e, &gi)) < 0) break;
+    for (size_t j = 0; j < e->n_points && r == 0; j++) {
+      const Qv1__Point *pt = e->points[j];
+      /* the same request's buckets: start + k * step; anything else is not of this query */
+      if (pt->timestamp < rq->start || pt->timestamp > rq->end || (pt->timestamp - rq->start) % a->step_ms ||
+          !isfinite(pt->value))
+        continue;
+      int64_t b = (pt->timestamp - rq->start) / a->step_ms;
+      r = a->counts ? sacc_point(q, a, gi, b, 0, pt->value > 0 ? llround(pt->value) : 0) : sacc_point(q, a, gi, b, pt->value, 0);
+    }
+  }
+  return r;
+}
+
+/* This store's points of the pick into the groups. */
+static int local_points(qctx *q, const qpick *p, sacc *a) {
+  const Qv1__SelectSeriesRequest *rq = a->rq;
+  store_row *rows = NULL;
+  size_t nrows = 0;
+  pp_err err = {0};
+  store_matcher m = {STORE_MATCH_IDS, p->ids};
+  if (store_list_points(q->x->h->st, &m, 1, p->k->type, p->from, p->to, q->x->max_records, &rows, &nrows, &err) < 0)
+    return fail(q, "internal", "%s", err.msg);
+  /* series id -> its vseries (the matching one of this type) */
+  htab bysid;
+  memset(&bysid, 0, sizeof bysid);
+  uint32_t *vs_of = malloc((p->nv ? p->nv : 1) * sizeof *vs_of);
+  int r = !vs_of || htab_init(&bysid, 64, 0) < 0 ? fail(q, "resource_exhausted", "out of memory") : 0;
+  for (size_t i = 0; i < p->nv && r == 0; i++) {
+    if (!p->hit[i]) continue;
+    uint32_t idx;
+    if (htab_intern(&bysid, &p->v[i].sid, sizeof p->v[i].sid, &idx) < 0) r = fail(q, "resource_exhausted", "out of memory");
+    else vs_of[idx] = (uint32_t)i;
+  }
+  for (size_t i = 0; i < nrows && r == 0; i++) {
+    int64_t si = htab_find(&bysid, &rows[i].series_id, sizeof rows[i].series_id);
+    int col = si >= 0 ? column_of(rows[i].sample_types, p->sample) : -1;
+    if (col < 0) continue;
+    const vseries *v = &p->v[vs_of[si]];
+    pp_buf_clear(&a->key);
+    for (size_t k = 0; k < rq->n_group_by; k++) {
+      const char *val = "";
+      for (size_t j = 0; j < v->nl; j++)
+        if (!strcmp(v->lk[j], rq->group_by[k])) val = v->lv[j];
+      pp_buf_put(&a->key, val, strlen(val) + 1);
+    }
+    uint32_t gi;
+    if ((r = sacc_group(q, a, v, NULL, &gi)) < 0) break;
+    /* a rollup's totals are the mean of the profiles it stands for */
+    int64_t cnt = rows[i].count > 0 ? rows[i].count : 1;
+    double val = (double)total_at(rows[i].totals, col) * (double)cnt;
+    int64_t end_ms = rows[i].end_ns / 1000000;
+    int64_t b = end_ms < rq->start ? 0 : (end_ms - rq->start) / a->step_ms;
+    r = sacc_point(q, a, gi, b, val, cnt);
+  }
+  store_rows_free(rows, nrows);
+  free(vs_of);
+  htab_free(&bysid);
+  return r;
+}
+
+/* The groups' series, points of a bucket summed (averaged; or counted, for a peer that asked),
+ * the largest `limit` groups by total alone when limit is set, in the order of their labels. */
+static int series_of(qctx *q, sacc *a, Qv1__SelectSeriesResponse *res) {
+  const Qv1__SelectSeriesRequest *rq = a->rq;
+  bool *dropped = calloc(a->ng ? a->ng : 1, sizeof *dropped);
+  if (!dropped) return fail(q, "resource_exhausted", "out of memory");
+  int r = 0;
+  if (rq->limit > 0 && (size_t)rq->limit < a->ng) {
+    sgroup *c = malloc(a->ng * sizeof *c);
+    if (!c) {
+      free(dropped);
+      return fail(q, "resource_exhausted", "out of memory");
+    }
+    memcpy(c, a->g, a->ng * sizeof *c);
+    qsort(c, a->ng, sizeof *c, cmp_sgroup_total);
+    double thr = c[rq->limit - 1].total;
+    size_t kept = 0;
+    for (size_t i = 0; i < a->ng; i++) {
+      dropped[i] = a->g[i].total < thr || kept >= (size_t)rq->limit;
+      if (!dropped[i]) kept++;
+    }
+    free(c);
+  }
+  if (a->npts) qsort(a->pts, a->npts, sizeof *a->pts, cmp_spoint);
+  size_t nout = 0;
+  for (size_t i = 0; i < a->ng; i++) nout += !dropped[i];
+  Qv1__Series **sv = arena_calloc(&q->a.mem, nout ? nout : 1, sizeof *sv);
+  if (!sv) r = fail(q, "resource_exhausted", "out of memory");
+  size_t o = 0;
+  const spoint *pts = a->pts;
+  for (size_t s0 = 0; s0 < a->npts && r == 0;) {
+    size_t e = s0;
+    while (e < a->npts && pts[e].group == pts[s0].group) e++;
+    uint32_t gi = pts[s0].group;
+    if (dropped[gi]) {
+      s0 = e;
+      continue;
+    }
+    size_t nb = 0;
+    for (size_t i = s0; i < e; i++) nb += i == s0 || pts[i].bucket != pts[i - 1].bucket;
+    Qv1__Series *s = arena_alloc(&q->a.mem, sizeof *s);
+    Qv1__Point **pp = arena_calloc(&q->a.mem, nb, sizeof *pp);
+    Qv1__Point *pv = arena_calloc(&q->a.mem, nb, sizeof *pv);
+    Qv1__LabelPair **lp = arena_calloc(&q->a.mem, rq->n_group_by ? rq->n_group_by : 1, sizeof *lp);
+    Qv1__LabelPair *lv = arena_calloc(&q->a.mem, rq->n_group_by ? rq->n_group_by : 1, sizeof *lv);
+    if (!s || !pp || !pv || !lp || !lv) {
+      r = fail(q, "resource_exhausted", "out of memory");
+      break;
+    }
+    qv1__series__init(s);
+    const sgroup *g = &a->g[gi];
+    for (size_t k = 0; k < rq->n_group_by; k++) {
+      const char *val = NULL; /* (a label the group's series lack is left out, as Pyroscope does) */
+      if (g->first) {
+        for (size_t j = 0; j < g->first->nl; j++)
+          if (!strcmp(g->first->lk[j], rq->group_by[k])) val = g->first->lv[j];
+      } else {
+        for (size_t j = 0; j < g->peer->n_labels; j++)
+          if (g->peer->labels[j]->name && g->peer->labels[j]->value && !strcmp(g->peer->labels[j]->name, rq->group_by[k]))
+            val = g->peer->labels[j]->value;
+      }
+      if (!val) continue;
+      qv1__label_pair__init(&lv[s->n_labels]);
+      lv[s->n_labels].name = rq->group_by[k];
+      lv[s->n_labels].value = (char *)val;
+      lp[s->n_labels] = &lv[s->n_labels];
+      s->n_labels++;
+    }
+    s->labels = lp;
+    size_t k = 0;
+    for (size_t i = s0; i < e;) {
+      size_t j = i;
+      double sum = 0;
+      int64_t cnt = 0;
+      for (; j < e && pts[j].bucket == pts[i].bucket; j++) sum += pts[j].sum, cnt += pts[j].count;
+      qv1__point__init(&pv[k]);
+      pv[k].timestamp = rq->start + pts[i].bucket * a->step_ms;
+      pv[k].value = q->counts ? (double)cnt : rq->aggregation == 1 && cnt ? sum / (double)cnt : sum;
+      pp[k] = &pv[k];
+      k++;
+      i = j;
+    }
+    s->n_points = nb;
+    s->points = pp;
+    sv[o++] = s;
+    s0 = e;
+  }
+  if (r == 0) {
+    qsort(sv, o, sizeof *sv, cmp_series);
+    res->n_series = o;
+    res->series = sv;
+  }
+  free(dropped);
+  return r;
+}
+
 static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessage **out) {
   const Qv1__SelectSeriesRequest *rq = (const void *)in;
   if (rq->n_group_by > 16) return fail(q, "invalid_argument", "more than 16 group_by labels");
@@ -1187,6 +1560,8 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
   if (rq->end > rq->start && (rq->end - rq->start) / step_ms + 1 > WEB_QUERIER_MAX_POINTS)
     return fail(q, "invalid_argument", "%lld steps of %.3f s: more than the %d points a series may have; take a longer step",
                 (long long)((rq->end - rq->start) / step_ms + 1), step_ms / 1000.0, WEB_QUERIER_MAX_POINTS);
+  for (size_t k = 0; k < rq->n_group_by; k++)
+    if (!rq->group_by[k]) return fail(q, "invalid_argument", "group_by: a label name each");
   qpick p;
   if (pick(q, rq->profile_typeid, rq->label_selector, rq->start, rq->end, &p) < 0) return -1;
   /* every profile is a point read: as many as a merge may take (--web-max-records), not more */
@@ -1197,165 +1572,35 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
   if (!res) return fail(q, "resource_exhausted", "out of memory");
   qv1__select_series_response__init(res);
   *out = &res->base;
-  if (!p.nseries) return 0;
-  store_row *rows = NULL;
-  size_t nrows = 0;
-  pp_err err = {0};
-  store_matcher m = {STORE_MATCH_IDS, p.ids};
-  if (store_list_points(q->x->h->st, &m, 1, p.k->type, p.from, p.to, q->x->max_records, &rows, &nrows, &err) < 0)
-    return fail(q, "internal", "%s", err.msg);
-  /* series id -> its vseries (the matching one of this type), group key -> group */
-  htab bysid, bykey;
-  memset(&bysid, 0, sizeof bysid);
-  memset(&bykey, 0, sizeof bykey);
-  sgroup *g = NULL;
-  size_t ng = 0;
-  spoint *pts = malloc((nrows ? nrows : 1) * sizeof *pts);
-  uint32_t *vs_of = malloc((p.nv ? p.nv : 1) * sizeof *vs_of);
-  int r = !pts || !vs_of || htab_init(&bysid, 64, 0) < 0 || htab_init(&bykey, 64, 0) < 0
-              ? fail(q, "resource_exhausted", "out of memory") : 0;
-  for (size_t i = 0; i < p.nv && r == 0; i++) {
-    if (!p.hit[i]) continue;
-    uint32_t idx;
-    if (htab_intern(&bysid, &p.v[i].sid, sizeof p.v[i].sid, &idx) < 0) r = fail(q, "resource_exhausted", "out of memory");
-    else vs_of[idx] = (uint32_t)i;
+  sacc a;
+  memset(&a, 0, sizeof a);
+  a.rq = rq;
+  a.step_ms = step_ms;
+  pp_buf_init(&a.key, 0);
+  int r = htab_init(&a.bykey, 64, 0) < 0 ? fail(q, "resource_exhausted", "out of memory") : 0;
+  if (r == 0 && p.nseries) r = local_points(q, &p, &a);
+  if (r == 0 && has_peers(q)) {
+    /* the peers' sums of every group (the limit is the whole answer's), and for a mean each
+     * bucket's profile count too */
+    Qv1__SelectSeriesRequest pr = *rq;
+    pr.limit = 0;
+    pr.aggregation = 0;
+    r = ask_peers(q, "SelectSeries", &pr.base, NULL, &qv1__select_series_response__descriptor, add_peer_series, &a);
+    a.counts = true;
+    if (r == 0 && rq->aggregation == 1)
+      r = ask_peers(q, "SelectSeries", &pr.base, "&counts=1", &qv1__select_series_response__descriptor, add_peer_series, &a);
   }
-  size_t npts = 0;
-  pp_buf key;
-  pp_buf_init(&key, 0);
-  for (size_t i = 0; i < nrows && r == 0; i++) {
-    int64_t si = htab_find(&bysid, &rows[i].series_id, sizeof rows[i].series_id);
-    int col = si >= 0 ? column_of(rows[i].sample_types, p.sample) : -1;
-    if (col < 0) continue;
-    const vseries *v = &p.v[vs_of[si]];
-    pp_buf_clear(&key);
-    for (size_t k = 0; k < rq->n_group_by; k++) {
-      const char *val = "";
-      for (size_t j = 0; j < v->nl; j++)
-        if (!strcmp(v->lk[j], rq->group_by[k])) val = v->lv[j];
-      pp_buf_put(&key, val, strlen(val) + 1);
-    }
-    uint32_t gi;
-    int nw = key.failed ? -1 : htab_intern(&bykey, key.p ? key.p : "", key.len, &gi);
-    if (nw < 0) {
-      r = fail(q, "resource_exhausted", "out of memory");
-      break;
-    }
-    if (nw == 1) {
-      sgroup *ngp = realloc(g, (ng + 1) * sizeof *ngp);
-      if (!ngp) {
-        r = fail(q, "resource_exhausted", "out of memory");
-        break;
-      }
-      g = ngp;
-      g[ng] = (sgroup){.first = v, .key = NULL};
-      ng++;
-    }
-    /* a rollup's totals are the mean of the profiles it stands for */
-    int64_t cnt = rows[i].count > 0 ? rows[i].count : 1;
-    double val = (double)total_at(rows[i].totals, col) * (double)cnt;
-    int64_t end_ms = rows[i].end_ns / 1000000;
-    int64_t b = end_ms < rq->start ? 0 : (end_ms - rq->start) / step_ms;
-    pts[npts++] = (spoint){gi, b, val, cnt};
-    g[gi].total += val;
-  }
-  pp_buf_free(&key);
-  store_rows_free(rows, nrows);
-  /* limit: the groups with the largest totals */
-  bool *dropped = r == 0 ? calloc(ng ? ng : 1, sizeof *dropped) : NULL;
-  if (r == 0 && !dropped) r = fail(q, "resource_exhausted", "out of memory");
-  if (r == 0 && rq->limit > 0 && (size_t)rq->limit < ng) {
-    sgroup *c = malloc(ng * sizeof *c);
-    if (!c) {
-      r = fail(q, "resource_exhausted", "out of memory");
-    } else {
-      memcpy(c, g, ng * sizeof *c);
-      qsort(c, ng, sizeof *c, cmp_sgroup_total);
-      double thr = c[rq->limit - 1].total;
-      size_t kept = 0;
-      for (size_t i = 0; i < ng; i++) {
-        dropped[i] = g[i].total < thr || kept >= (size_t)rq->limit;
-        if (!dropped[i]) kept++;
-      }
-      free(c);
-    }
-  }
-  if (r == 0) {
-    qsort(pts, npts, sizeof *pts, cmp_spoint);
-    /* points per group: same-bucket entries summed (or averaged) */
-    size_t nout = 0;
-    for (size_t i = 0; i < ng; i++) nout += !dropped[i];
-    Qv1__Series **sv = arena_calloc(&q->a.mem, nout ? nout : 1, sizeof *sv);
-    if (!sv) r = fail(q, "resource_exhausted", "out of memory");
-    size_t o = 0;
-    for (size_t a = 0; a < npts && r == 0;) {
-      size_t e = a;
-      while (e < npts && pts[e].group == pts[a].group) e++;
-      uint32_t gi = pts[a].group;
-      if (dropped[gi]) {
-        a = e;
-        continue;
-      }
-      size_t nb = 0;
-      for (size_t i = a; i < e; i++) nb += i == a || pts[i].bucket != pts[i - 1].bucket;
-      Qv1__Series *s = arena_alloc(&q->a.mem, sizeof *s);
-      Qv1__Point **pp = arena_calloc(&q->a.mem, nb, sizeof *pp);
-      Qv1__Point *pv = arena_calloc(&q->a.mem, nb, sizeof *pv);
-      Qv1__LabelPair **lp = arena_calloc(&q->a.mem, rq->n_group_by ? rq->n_group_by : 1, sizeof *lp);
-      Qv1__LabelPair *lv = arena_calloc(&q->a.mem, rq->n_group_by ? rq->n_group_by : 1, sizeof *lv);
-      if (!s || !pp || !pv || !lp || !lv) {
-        r = fail(q, "resource_exhausted", "out of memory");
-        break;
-      }
-      qv1__series__init(s);
-      const vseries *v = g[gi].first;
-      for (size_t k = 0; k < rq->n_group_by; k++)
-        for (size_t j = 0; j < v->nl; j++)
-          if (!strcmp(v->lk[j], rq->group_by[k])) {
-            qv1__label_pair__init(&lv[s->n_labels]);
-            lv[s->n_labels].name = (char *)v->lk[j];
-            lv[s->n_labels].value = (char *)v->lv[j];
-            lp[s->n_labels] = &lv[s->n_labels];
-            s->n_labels++;
-          }
-      s->labels = lp;
-      size_t k = 0;
-      for (size_t i = a; i < e;) {
-        size_t j = i;
-        double sum = 0;
-        int64_t cnt = 0;
-        for (; j < e && pts[j].bucket == pts[i].bucket; j++) sum += pts[j].sum, cnt += pts[j].count;
-        qv1__point__init(&pv[k]);
-        pv[k].timestamp = rq->start + pts[i].bucket * step_ms;
-        pv[k].value = rq->aggregation == 1 && cnt ? sum / (double)cnt : sum;
-        pp[k] = &pv[k];
-        k++;
-        i = j;
-      }
-      s->n_points = nb;
-      s->points = pp;
-      sv[o++] = s;
-      a = e;
-    }
-    if (r == 0) {
-      /* series in the order of their labels */
-      qsort(sv, o, sizeof *sv, cmp_series);
-      res->n_series = o;
-      res->series = sv;
-    }
-  }
-  free(dropped);
-  free(pts);
-  free(vs_of);
-  free(g);
-  htab_free(&bysid);
-  htab_free(&bykey);
+  if (r == 0) r = series_of(q, &a, res);
+  pp_buf_free(&a.key);
+  free(a.pts);
+  free(a.g);
+  htab_free(&a.bykey);
   return r;
 }
 
 /* ---- the entry point ------------------------------------------------------------------------------ */
 
-void web_querier(const web_ctx *x, const char *method, const web_push_body *b, web_resp *out) {
+void web_querier(const web_ctx *x, const char *method, const web_params *p, const web_push_body *b, web_resp *out) {
   static const struct {
     const char *name;
     const ProtobufCMessageDescriptor *d;
@@ -1380,6 +1625,8 @@ void web_querier(const web_ctx *x, const char *method, const web_push_body *b, w
   qctx q;
   memset(&q, 0, sizeof q);
   q.x = x;
+  const char *counts = p ? web_param(p, "counts") : NULL;
+  q.counts = counts && !strcmp(counts, "1");
   /* the request and the answer's structures: at most half the query's budget */
   arena_init(&q.a.mem, x->budget / 2);
   ProtobufCMessage *in = NULL, *res = NULL;
@@ -1393,12 +1640,12 @@ void web_querier(const web_ctx *x, const char *method, const web_push_body *b, w
     case 0: r = do_profile_types(&q, in, &res); break;
     case 1: {
       const Qv1__LabelNamesRequest *rq = (const void *)in;
-      r = do_label_names_values(&q, rq->matchers, rq->n_matchers, rq->start, rq->end, NULL, &res);
+      r = do_label_names_values(&q, in, rq->matchers, rq->n_matchers, rq->start, rq->end, NULL, &res);
       break;
     }
     case 2: {
       const Qv1__LabelValuesRequest *rq = (const void *)in;
-      r = do_label_names_values(&q, rq->matchers, rq->n_matchers, rq->start, rq->end, rq->name ? rq->name : "", &res);
+      r = do_label_names_values(&q, in, rq->matchers, rq->n_matchers, rq->start, rq->end, rq->name ? rq->name : "", &res);
       break;
     }
     case 3: r = do_series(&q, in, &res); break;

@@ -36,6 +36,16 @@
  * profile belongs to the millisecond it ended in. Merges, their aggregation (sum or average
  * by type), their record limit and memory budget are /api/v1/render's.
  *
+ * Over every shard: a collector with peers (web_fanout.h) asks each the same call with local=1
+ * (POSTed as protobuf, all at once) and puts their answers with its own: the profile types,
+ * label names and values and label sets as one set each; a merge (SelectMergeStacktraces, Diff,
+ * SelectMergeProfile) as the merge of the peers' SelectMergeProfile answers with its own, which
+ * holds for every aggregation since each series lives on one shard; SelectSeries' points of a
+ * group summed bucket by bucket (the peers asked for sums, limit 0; with AVERAGE also for each
+ * bucket's profile count, local=1&counts=1, so that the mean is of all the group's profiles),
+ * and limit applied to the whole. A peer that does not answer makes the answer partial: the
+ * X-Pprof-Partial header (Connect's messages have no field for it).
+ *
  * Limits, each a clear invalid_argument or resource_exhausted: the body WEB_QUERIER_MAX_BODY,
  * a selector WEB_QUERIER_MAX_SELECTOR bytes with WEB_QUERIER_MAX_MATCHERS matchers, a regular
  * expression WEB_QUERIER_MAX_REGEX bytes, WEB_QUERIER_MAX_SERIES series in range, max_nodes
@@ -62,9 +72,11 @@
 #define WEB_QUERIER_MAX_SERIES 100000
 #define WEB_QUERIER_MAX_POINTS 11000
 
-/* One call: method is the URL's part after WEB_QUERIER_PREFIX; b the body as web.c collected it
- * (web_push_body's profile, ctype and cenc). */
-void web_querier(const web_ctx *x, const char *method, const web_push_body *b, web_resp *out);
+/* One call: method is the URL's part after WEB_QUERIER_PREFIX; p the URL's parameters (counts=1:
+ * SelectSeries' values are each bucket's profile count, for the collector asking; x->fan NULL
+ * when the call is a peer's, local=1); b the body as web.c collected it (web_push_body's profile,
+ * ctype and cenc). */
+void web_querier(const web_ctx *x, const char *method, const web_params *p, const web_push_body *b, web_resp *out);
 
 /* A selector parsed (exposed for the fuzz target): 0, or -1 with why. */
 typedef struct web_querier_sel web_querier_sel;

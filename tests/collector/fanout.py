@@ -14,6 +14,12 @@ function list and the sums. What is checked:
     which peer), its total is the live shard's alone, never passed off as the whole;
   - a peer that accepts but never answers: partial after --peer-timeout, not after the query's
     deadline;
+  - the Pyroscope query API (querier.v1.QuerierService) from shard 0: label values, series,
+    SelectMergeProfile (under go tool pprof), SelectMergeStacktraces' total and SelectSeries
+    (sum per target, one mean over targets of both shards, limit over the whole, also for a
+    group spread over both shards that is not the largest on one of them) cover both
+    shards, each against what the test knows of the targets and their stored records; with
+    shard 1 down the label values are shard 0's and the answer says partial;
   - --peer and --peer-timeout refuse bad values (exit 2, one clear line); local= too.
 
 Part (tests/run.py collector:fanout): fanout."""
@@ -25,7 +31,7 @@ import tempfile
 import time
 import urllib.parse
 
-from harness import check, fnv_shard, go_pprof, go_top_args, make_profile, parse_go_top, wait_for
+from harness import check, fnv_shard, go_pprof, go_top_args, make_profile, parse_go_top, pb_request, wait_for
 from peers import Collector, PeerServer, QuietHandler, http_req
 
 N_TARGETS = 12
@@ -33,7 +39,9 @@ INTERVAL = 1.0
 
 
 def value_of(i):
-    return (i + 1) * 1000
+    # each target's value is over twice all smaller ones together, so a group's rank is its
+    # largest member's whatever the count of records each target has in a window
+    return 1000 * 4 ** i
 
 
 class Targets:
@@ -56,12 +64,24 @@ class Targets:
             s.stop()
 
 
+def tiers(targets):
+    """A label that groups targets across the shards: tier x is every target of the shard that
+    holds the largest (its "big" shard) and the smallest of the other shard; tier y the other
+    shard's rest. x is the largest group, yet on the other shard y is: a limit of 1 passed on to
+    that shard would lose x's part there."""
+    owner = [fnv_shard(targets.address(i), 2) for i in range(N_TARGETS)]
+    big = owner[N_TARGETS - 1]
+    small = min((i for i in range(N_TARGETS) if owner[i] != big), default=None)
+    return big, ["x" if owner[i] == big or i == small else "y" for i in range(N_TARGETS)]
+
+
 def config(targets, peers=()):
     lines = ["sharding: {shards: 2}", "monitors:"]
     if peers:
         lines[:0] = ["query:", "  peers:"] + [f"  - '{p}'" for p in peers]
+    tier = tiers(targets)[1]
     for i in range(N_TARGETS):
-        lines.append(f"- {{name: t{i}, endpoint: 'http://{targets.address(i)}', labels: {{svc: shop}}, "
+        lines.append(f"- {{name: t{i}, endpoint: 'http://{targets.address(i)}', labels: {{svc: shop, tier: {tier[i]}}}, "
                      f"sampling: {{heap: {{interval_seconds: {INTERVAL}}}}}}}")
     return "\n".join(lines) + "\n"
 
@@ -79,6 +99,18 @@ def fetch(c, path, out_dir, name):
     with open(f, "wb") as fh:
         fh.write(body)
     return st, f, hdrs
+
+
+HEAP_ID = "memory:inuse_space:bytes:space:bytes"
+
+
+def querier(c, method, req, local=False):
+    """(status, answer (JSON, or the raw body for a protobuf request), headers)"""
+    proto = isinstance(req, bytes)
+    st, body, hdrs = http_req("POST", c.url + "/querier.v1.QuerierService/" + method + ("?local=1" if local else ""),
+                              data=req if proto else json.dumps(req).encode(),
+                              headers={"Content-Type": "application/proto" if proto else "application/json"})
+    return st, (body if proto or st != 200 else json.loads(body)), hdrs
 
 
 def header(hdrs, k):
@@ -264,6 +296,77 @@ def fanout(t):
                  "(bytes as go tool pprof reads them, type, render total); a peer= not listed, or without id=, is a 400",
               peer_record)
 
+        def query_api():
+            """Pyroscope's query API asked of shard 0 answers for both shards"""
+            bad = []
+            rng = {"start": str(lo * 1000), "end": str(hi * 1000)}  # (to=hi: up to hi.000 s, as end here)
+            names = {f"t{i}" for i in range(N_TARGETS)}
+            own0 = {f"t{i}" for i in range(N_TARGETS) if owner[f"main.work_{i}"] == 0}
+            lv_req = {"name": "service_name", **rng}
+            st, lv, hdrs = querier(c0, "LabelValues", lv_req)
+            st_l, lv_l, _ = querier(c0, "LabelValues", lv_req, local=True)
+            if st != 200 or set(lv.get("names", [])) != names or header(hdrs, "X-Pprof-Partial") or \
+                    st_l != 200 or set(lv_l.get("names", [])) != own0:
+                bad.append(f"LabelValues {st} {lv}; local=1 {st_l} {lv_l} want {sorted(own0)}")
+            st, se, _ = querier(c0, "Series", {"matchers": ['{svc="shop"}'], "labelNames": ["service_name"], **rng})
+            sets = sorted(ls["labels"][0]["value"] for ls in se.get("labelsSet", [])) if st == 200 else se
+            if sets != sorted(names):
+                bad.append(f"Series {st}: {sets}")
+            st, pt, _ = querier(c0, "ProfileTypes", rng)
+            if st != 200 or [x["ID"] for x in pt.get("profileTypes", [])] != [HEAP_ID]:
+                bad.append(f"ProfileTypes {st}: {pt}")
+            # the merge, as protobuf: each target's heap averaged over time, the targets summed
+            st, body, _ = querier(c0, "SelectMergeProfile", pb_request((1, HEAP_ID), (2, '{svc="shop"}'),
+                                                                       (3, lo * 1000), (4, hi * 1000)))
+            f = os.path.join(work, "querier-merge.pb")
+            open(f, "wb").write(body)
+            got = {k: v for k, v in go_flat(f).items() if k != "main.main"} if st == 200 else {}
+            exp = {f"main.work_{i}": value_of(i) for i in range(N_TARGETS)}
+            if got != exp:
+                bad.append(f"SelectMergeProfile {st}: {got}")
+            st, fg, _ = querier(c0, "SelectMergeStacktraces", {"profileTypeID": HEAP_ID, "labelSelector": '{svc="shop"}', **rng})
+            fgd = fg.get("flamegraph", {}) if st == 200 else {}
+            if int(fgd.get("total", 0)) != sum(exp.values()) or \
+                    {n for n in fgd.get("names", []) if n.startswith("main.work_")} != set(exp):
+                bad.append(f"SelectMergeStacktraces {st}: total {fgd.get('total')} want {sum(exp.values())}")
+            # the points: each target's records in the window, summed here from the stored rows
+            sums, counts = {}, {}
+            for cc in cs:
+                for r in cc.get_json(f"/api/v1/profiles?{q}&local=1&limit=20000")[1]["data"]:
+                    m = r["labels"]["monitor"]
+                    sums[m] = sums.get(m, 0) + r["totals"][0]
+                    counts[m] = counts.get(m, 0) + 1
+            step = hi - lo + 1  # one bucket over the window
+            sel = {"profileTypeID": HEAP_ID, "labelSelector": '{svc="shop"}', "step": step, **rng}
+            st, ss, _ = querier(c0, "SelectSeries", {**sel, "groupBy": ["service_name"]})
+            per = {s["labels"][0]["value"]: sum(p.get("value", 0) for p in s.get("points", []))
+                   for s in ss.get("series", [])} if st == 200 else ss
+            if per != {m: float(v) for m, v in sums.items()} or len(sums) != N_TARGETS:
+                bad.append(f"SelectSeries sum {st}: {per} want {sums}")
+            # one group over both shards' targets: the mean of all their profiles, not of the means
+            st, sa, _ = querier(c0, "SelectSeries", {**sel, "groupBy": ["svc"], "aggregation": "TIME_SERIES_AGGREGATION_TYPE_AVERAGE"})
+            pts = [p.get("value") for s in sa.get("series", []) for p in s.get("points", [])] if st == 200 else sa
+            mean = sum(sums.values()) / sum(counts.values())
+            if not (isinstance(pts, list) and len(pts) == 1 and abs(pts[0] - mean) < 1e-6 * mean):
+                bad.append(f"SelectSeries average {st}: {pts} want [{mean}]")
+            st, sl, _ = querier(c0, "SelectSeries", {**sel, "groupBy": ["service_name"], "limit": 3})
+            top = sorted((sum(p.get("value", 0) for p in s.get("points", [])) for s in sl.get("series", [])),
+                         reverse=True) if st == 200 else sl
+            if top != sorted((float(v) for v in sums.values()), reverse=True)[:3]:
+                bad.append(f"SelectSeries limit 3 {st}: {top} want the 3 largest of {sorted(sums.values())}")
+            # a group over both shards, the largest overall but not on the shard that did not ask
+            big, tier = tiers(targets)
+            st, sx, _ = querier(cs[big], "SelectSeries", {**sel, "groupBy": ["tier"], "limit": 1})
+            got = [(s["labels"][0]["value"], sum(p.get("value", 0) for p in s.get("points", [])))
+                   for s in sx.get("series", [])] if st == 200 else sx
+            want_x = float(sum(sums[f"t{i}"] for i in range(N_TARGETS) if tier[i] == "x"))
+            if got != [("x", want_x)]:
+                bad.append(f"SelectSeries limit 1 by tier (asked of shard {big}) {st}: {got} want [('x', {want_x})]")
+            return not bad, "\n".join(bad)
+        check(t, "collector fanout: the Pyroscope query API of shard 0 answers for both shards: label values, series, "
+                 "SelectMergeProfile (go tool pprof), the flame graph's total, SelectSeries' sums, a mean over both "
+                 "shards' profiles and limit over the whole", query_api)
+
         def self_and_twice_named():
             # shard 0's config names itself and shard 1, which its --peer names too: itself is
             # skipped (it answers 204 to its own id) and shard 1 asked once
@@ -272,12 +375,16 @@ def fanout(t):
             st, body, hdrs = http_req("GET", c0.url + f"/api/v1/render?{q}&agg=sum")
             d = json.loads(body).get("data", {}) if st == 200 else {}
             total = sum(v for fn, v in want.items() if fn.startswith("main.work_"))
+            # the query API's calls too
+            st_f, fg, _ = querier(c0, "SelectMergeStacktraces", {"profileTypeID": HEAP_ID, "labelSelector": '{svc="shop"}',
+                                                                 "start": str(lo * 1000), "end": str(hi * 1000)})
+            fg_total = int(fg.get("flamegraph", {}).get("total", 0)) if st_f == 200 else fg
             return (st_r == 200 and d.get("total") == total and d.get("profiles") == nrec and d.get("partial") is False
-                    and d.get("shards", {}).get("asked") == 1,
+                    and d.get("shards", {}).get("asked") == 1 and fg_total == sum(value_of(i) for i in range(N_TARGETS)),
                     f"reload {st_r} {body_r[:200]}; total {d.get('total')} want {total}; profiles {d.get('profiles')} "
-                    f"want {nrec}; {d.get('shards')}")
+                    f"want {nrec}; {d.get('shards')}; query API flame graph {st_f} total {fg_total}")
         check(t, "collector fanout: a peer list naming the collector itself and a peer twice: itself skipped, the "
-                 "peer asked once, the same total", self_and_twice_named)
+                 "peer asked once, the same total (and the query API's)", self_and_twice_named)
 
         def query_only():
             # a collector that scrapes nothing and asks both shards answers the same merge
@@ -336,6 +443,15 @@ def fanout(t):
         check(t, "collector fanout: a shard down: the timeline holds the live shard's series and says it is partial, "
                  "the targets too; a record asked of the down peer is a 502", listings_partial)
 
+        def query_api_partial():
+            own0 = {f"t{i}" for i in range(N_TARGETS) if owner[f"main.work_{i}"] == 0}
+            st, lv, hdrs = querier(c0, "LabelValues", {"name": "service_name"})
+            return (st == 200 and set(lv.get("names", [])) == own0
+                    and header(hdrs, "X-Pprof-Partial") == "1 of 1 shard answers missing",
+                    f"{st} {lv} header {header(hdrs, 'X-Pprof-Partial')}")
+        check(t, "collector fanout: a shard down: the query API's label values are the live shard's and the answer "
+                 "says partial (X-Pprof-Partial)", query_api_partial)
+
         def silent_peer():
             c = Collector(config(targets), extra_args=["--shard", "0", "--peer", f"http://127.0.0.1:{silent.port}",
                                                        "--peer-timeout", "1s"], name="fan-silent")
@@ -362,6 +478,10 @@ def fanout(t):
                         self.send_body(200, b'{"status":"success","data":[' + b",".join([b"{}"] * 100000) + b"]}")
                     else:
                         self.send_body(200, b"<html>a proxy's error page</html>")
+
+                def do_POST(self):  # the query API's calls: an answer that is no protobuf of it
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    self.send_body(200, b"\xff\xff\xff<html>a proxy's error page</html>")
             bp = PeerServer(H)
             try:
                 c = Collector(config(targets), extra_args=["--shard", "0", "--peer", bp.url, "--web-query-memory", "1MiB"],
@@ -374,15 +494,26 @@ def fanout(t):
                 # (each parameter within its limit, 1 KiB; together over the 8 KiB a path passed on has)
                 st_l, body_l, _ = http_req("GET", c.url + "/api/v1/timeline?type=heap&" +
                                            "&".join(f"l{i}={'a' * 900}" for i in range(12)))
+                # the query API: a list and a merge, each partial, with this collector's own part
+                c.wait_for(lambda: c.get_json("/api/v1/profiles?type=heap&local=1")[1]["data"] or None, timeout=15)
+                st_q, lv, hq = querier(c, "LabelValues", {"name": "service_name"})
+                st_m, fg, hm = querier(c, "SelectMergeStacktraces", {"profileTypeID": HEAP_ID})
+                own = {x["monitor"] for x in c.get_json("/api/v1/targets?local=1")[1]["data"]}
+                qok = (st_q == 200 and 0 < len(lv.get("names", [])) and set(lv["names"]) <= own
+                       and header(hq, "X-Pprof-Partial") == "1 of 1 shard answers missing"
+                       and st_m == 200 and int(fg.get("flamegraph", {}).get("total", 0)) > 0
+                       and header(hm, "X-Pprof-Partial") == "1 of 1 shard answers missing")
                 ok = (st_r == 502 and b"does not decode" in body_r and tl.get("partial") is True
                       and "not a listing" in why and st_h == 422 and b"peers' entries" in body_h
-                      and st_l == 400 and b"too long" in body_l)
+                      and st_l == 400 and b"too long" in body_l and qok)
                 return ok, (f"record {st_r} {body_r[:200]}; listing {st_t} partial {tl.get('partial')} why {why!r}; "
-                            f"huge {st_h} {body_h[:200]}; long {st_l} {body_l[:200]}")
+                            f"huge {st_h} {body_h[:200]}; long {st_l} {body_l[:200]}; query API: values {st_q} {lv} "
+                            f"{header(hq, 'X-Pprof-Partial')}, flame graph {st_m} {str(fg)[:200]} {header(hm, 'X-Pprof-Partial')}")
             finally:
                 bp.stop()
         check(t, "collector fanout: a peer's record that does not decode is a 502, its listing that is not one makes "
-                 "the answer partial, entries past the budget a 422; a query too long to pass on is a 400", broken_peer)
+                 "the answer partial, entries past the budget a 422; a query too long to pass on is a 400; its query "
+                 "API answers that do not decode make the answer partial", broken_peer)
 
         def bad_values():
             out = []

@@ -501,3 +501,23 @@ def fnv_shard(address, shards):
     for b in address.encode():
         h = ((h ^ b) * 1099511628211) % (1 << 64)
     return h % shards
+
+
+def pb_request(*fields):
+    """protobuf of (field number, str or non-negative int) pairs, in order: the querier.v1
+    requests tests and benchmarks send, written out here rather than by the code under test"""
+    def varint(v):
+        out = b""
+        while True:
+            b = v & 0x7F
+            v >>= 7
+            out += bytes([b | (0x80 if v else 0)])
+            if not v:
+                return out
+    out = b""
+    for num, v in fields:
+        if isinstance(v, str):
+            out += varint(num << 3 | 2) + varint(len(v.encode())) + v.encode()
+        else:
+            out += varint(num << 3) + varint(v)
+    return out
