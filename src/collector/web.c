@@ -636,7 +636,7 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
       {"/api/v1/series", JOB_SERIES, WEB_LANE_LIGHT, WEB_LANE_QUERY, false},
       {"/api/v1/targets", JOB_TARGETS, WEB_LANE_LIGHT, WEB_LANE_QUERY, false},
       {"/metrics", JOB_METRICS, WEB_LANE_LIGHT, -1, false},
-      {"/raw", JOB_RAW, WEB_LANE_LIGHT, -1, false},
+      {"/raw", JOB_RAW, WEB_LANE_LIGHT, WEB_LANE_QUERY, false},
       {"/api/v1/pgo", JOB_PGO, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
       {"/api/v1/regressions", JOB_REGRESSIONS, WEB_LANE_QUERY, WEB_LANE_QUERY, true},
       {"/api/v1/tags", JOB_TAGS, WEB_LANE_QUERY, WEB_LANE_QUERY, true},

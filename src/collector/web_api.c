@@ -864,17 +864,25 @@ typedef struct listing {
   long long skipped, unreadable; /* timeline: the peers' rollupsSkipped and recordsUnreadable */
 } listing;
 
+/* A peer's listing: its data array, held by *doc; NULL (and *doc NULL) with why when the answer
+ * is not one. */
+static json_t *peer_listing(const char *body, size_t len, json_t **doc, char *why, size_t nwhy) {
+  json_error_t je;
+  *doc = json_loadb(body, len, 0, &je);
+  json_t *data = json_object_get(*doc, "data");
+  if (json_is_array(data)) return data;
+  snprintf(why, nwhy, "its answer is not a listing: %.200s", *doc ? "no data array" : je.text);
+  json_decref(*doc);
+  *doc = NULL;
+  return NULL;
+}
+
 static int on_listing(void *ud, const char *peer, const char *body, size_t len, const web_fanout_meta *meta, char *why,
                       size_t nwhy, pp_err *err) {
   (void)meta;
   listing *l = ud;
-  json_error_t je;
-  json_t *doc = json_loadb(body, len, 0, &je), *data = json_object_get(doc, "data");
-  if (!json_is_array(data)) {
-    snprintf(why, nwhy, "its answer is not a listing: %.200s", doc ? "no data array" : je.text);
-    json_decref(doc);
-    return 0;
-  }
+  json_t *doc, *data = peer_listing(body, len, &doc, why, nwhy);
+  if (!data) return 0;
   size_t i;
   json_t *e;
   int r = 0;
@@ -1479,6 +1487,67 @@ static void html(pp_buf *b, const char *s) { web_json_text(b, s, strlen(s), 1); 
 /* The seed's list of stored series, as a plain page with download links; in pages like
  * /api/v1/series (limit=, after=), WEB_RAW_PAGE series unless limit= says, so a store of
  * a million series is not one page. */
+/* One /raw row: a series' labels (JSON text), type and profile count, its download link (the
+ * merge of its labels, which with peers is over every shard, so it serves a peer's series too),
+ * and the peer that holds it (NULL: this collector). */
+static void raw_row(pp_buf *b, const char *labels_json, const char *type, long long count, const char *peer) {
+  pp_buf_puts(b, "<tr><td>");
+  html(b, labels_json);
+  pp_buf_puts(b, "</td><td>");
+  html(b, type);
+  pp_buf_printf(b, "</td><td>%lld</td><td>", count);
+  /* a link built from stored labels: each value percent-encoded, then the whole HTML-escaped */
+  pp_buf link;
+  pp_buf_init(&link, 64 << 10);
+  pp_buf_puts(&link, "/api/v1/profile?type=");
+  pp_buf_puts(&link, type); /* (one of cfg_type_name: nothing to encode) */
+  json_t *labels = web_json_load_labels(labels_json);
+  const char *k;
+  json_t *val;
+  json_object_foreach(labels, k, val) {
+    char *ek = curl_easy_escape(NULL, k, 0), *ev = curl_easy_escape(NULL, json_string_value(val) ? json_string_value(val) : "", 0);
+    if (ek && ev) pp_buf_printf(&link, "&%s=%s", ek, ev);
+    curl_free(ek);
+    curl_free(ev);
+  }
+  json_decref(labels);
+  pp_buf_puts(b, "<a href=\"");
+  if (link.p) html(b, link.p);
+  pp_buf_puts(b, "\">pprof</a></td><td>");
+  if (peer) html(b, peer);
+  pp_buf_puts(b, "</td></tr>");
+  pp_buf_free(&link);
+}
+
+/* A peer's /api/v1/series (local=1) as /raw rows. */
+static int on_raw_peer(void *ud, const char *peer, const char *body, size_t len, const web_fanout_meta *meta, char *why,
+                       size_t nwhy, pp_err *err) {
+  (void)meta;
+  pp_buf *b = ud;
+  json_t *doc, *data = peer_listing(body, len, &doc, why, nwhy);
+  if (!data) return 0;
+  size_t i;
+  json_t *e;
+  int r = 0;
+  json_array_foreach(data, i, e) {
+    json_t *labels = json_object_get(e, "labels"), *count = json_object_get(e, "profiles");
+    const char *type = json_string_value(json_object_get(e, "profileType"));
+    int ty = type ? cfg_type_from_name(type) : -1;
+    if (!json_is_object(labels) || ty < 0) continue; /* (a type of ours only: it goes into the link as it is) */
+    char *lj = json_dumps(labels, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (!lj) {
+      r = pp_err_set(err, PP_ENOMEM, "out of memory");
+      break;
+    }
+    raw_row(b, lj, cfg_type_name[ty], json_is_integer(count) ? (long long)json_integer_value(count) : 0, peer);
+    free(lj);
+    if (b->over) break;
+  }
+  json_decref(doc);
+  if (r == 0 && b->over) r = pp_err_set(err, PP_ELIMIT, "the peers' series passed the answer's budget");
+  return r;
+}
+
 void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
   bool bad = false;
   long limit = num_param(p, "limit", WEB_RAW_PAGE, 1, WEB_MAX_RAW_PAGE, &bad);
@@ -1488,10 +1557,14 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
-  const char *after = web_param(p, "after");
+  const char *after = web_param(p, "after"), *local = web_param(p, "local");
   store_series_cursor cur = {0, NULL};
   if (after && !parse_after(after, &cur)) {
     web_resp_error(out, 400, "bad_data", "after: want the \"next\" of a previous page");
+    return;
+  }
+  if (local && strcmp(local, "0") && strcmp(local, "1")) {
+    web_resp_error(out, 400, "bad_data", "local: 1 (this collector's series only) or 0");
     return;
   }
   store_series_info *v;
@@ -1508,35 +1581,26 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
   pp_buf_init(&b, x->budget);
   pp_buf_puts(&b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"
                    "<link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/ui/app.css\"></head><body><main><h1>Stored series</h1>"
-                   "<table><tr><th>labels</th><th>type</th><th>profiles</th><th>download</th></tr>");
-  for (size_t i = 0; i < n; i++) {
-    pp_buf_puts(&b, "<tr><td>");
-    html(&b, v[i].labels_json);
-    pp_buf_puts(&b, "</td><td>");
-    html(&b, v[i].type);
-    pp_buf_printf(&b, "</td><td>%lld</td><td>", (long long)v[i].count);
-    /* a link built from stored labels: each value percent-encoded, then the whole HTML-escaped */
-    pp_buf link;
-    pp_buf_init(&link, 64 << 10);
-    pp_buf_puts(&link, "/api/v1/profile?type=");
-    pp_buf_puts(&link, v[i].type);
-    json_t *labels = web_json_load_labels(v[i].labels_json);
-    const char *k;
-    json_t *val;
-    json_object_foreach(labels, k, val) {
-      char *ek = curl_easy_escape(NULL, k, 0), *ev = curl_easy_escape(NULL, json_string_value(val) ? json_string_value(val) : "", 0);
-      if (ek && ev) pp_buf_printf(&link, "&%s=%s", ek, ev);
-      curl_free(ek);
-      curl_free(ev);
-    }
-    json_decref(labels);
-    pp_buf_puts(&b, "<a href=\"");
-    if (link.p) html(&b, link.p);
-    pp_buf_puts(&b, "\">pprof</a></td></tr>");
-    pp_buf_free(&link);
-  }
+                   "<table><tr><th>labels</th><th>type</th><th>profiles</th><th>download</th><th>shard</th></tr>");
+  for (size_t i = 0; i < n; i++) raw_row(&b, v[i].labels_json, v[i].type, (long long)v[i].count, NULL);
   store_series_free(v, n);
+  /* the pages are of this collector's store; its last one lists the peers' series after its own */
+  int r = 0;
+  if (!next[0] && !(local && !strcmp(local, "1")) && web_fanout_peers(x->fan))
+    r = web_fanout_get(x->fan, "/api/v1/series?local=1", x->budget > b.len ? (x->budget - b.len) / 2 : 1, on_raw_peer, &b,
+                       x->fi, &err);
+  if (r < 0) {
+    listing_error(x, out, r, &err);
+    pp_buf_free(&b);
+    return;
+  }
   pp_buf_puts(&b, "</table>");
+  if (x->fi->failed) {
+    pp_buf_printf(&b, "<p class=\"partial\">%u of %u shards did not answer: their series are missing (", x->fi->failed,
+                  x->fi->asked);
+    html(&b, x->fi->missing);
+    pp_buf_puts(&b, ")</p>");
+  }
   if (next[0]) {
     /* the cursor is digits, ':' and a type name: nothing to encode */
     pp_buf_printf(&b, "<p><a rel=\"next\" href=\"/raw?limit=%ld&amp;after=", limit);

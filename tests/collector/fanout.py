@@ -23,8 +23,10 @@ function list and the sums. What is checked:
   - --peer and --peer-timeout refuse bad values (exit 2, one clear line); local= too.
 
 Part (tests/run.py collector:fanout): fanout."""
+import html
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -255,14 +257,34 @@ def fanout(t):
                     {x["monitor"] for x in tg if x.get("peer") == c1.url} != {f"t{i}" for i in range(N_TARGETS)
                                                                            if owner[f"main.work_{i}"] == 1}:
                 bad.append(f"targets: {tmons}")
+            # the seed's /raw: shard 0's series, then shard 1's marked with its URL; a peer's
+            # row links a download that holds that target's function (a merge over every shard)
+            st_w, body_w, _ = http_req("GET", c0.url + "/raw")
+            rows = re.findall(r'<tr><td>[^<]*&quot;monitor&quot;:&quot;(t\d+)&quot;.*?<a href="([^"]*)">pprof</a></td><td>([^<]*)</td>',
+                              body_w.decode("utf-8", "replace"))
+            st_wl, body_wl, _ = http_req("GET", c0.url + "/raw?local=1")
+            local_rows = set(re.findall(r'&quot;monitor&quot;:&quot;(t\d+)&quot;', body_wl.decode("utf-8", "replace")))
+            marks = {m: (peer or None) for m, _, peer in rows}
+            want_marks = {f"t{i}": (c1.url if owner[f"main.work_{i}"] == 1 else None) for i in range(N_TARGETS)}
+            link = next((html.unescape(href) for m, href, peer in rows if peer), None)
+            got_fn = None
+            if link:
+                st_d, f, _ = fetch(c0, link, work, "raw-link.pb.gz")
+                got_fn = set(go_flat(f)) - {"main.main"} if st_d == 200 else st_d
+            want_fn = {f"main.work_{next(m for m, _, peer in rows if peer)[1:]}"} if link else None
+            if st_w != 200 or len(rows) != N_TARGETS or marks != want_marks or got_fn != want_fn or st_wl != 200 or \
+                    local_rows != {m for m, k in want_marks.items() if k is None}:
+                bad.append(f"/raw {st_w}: {sorted(marks.items())} want {sorted(want_marks.items())}; a peer row's link "
+                           f"{link} holds {got_fn} want {want_fn}; local=1 {st_wl} {sorted(local_rows)}")
             # pages are of one store: refused across shards, served with local=1
             st_p, body_p, _ = http_req("GET", c0.url + "/api/v1/series?type=heap&limit=5")
             st_l, _, _ = http_req("GET", c0.url + "/api/v1/series?type=heap&limit=5&local=1")
             if st_p != 400 or b"local=1" not in body_p or st_l != 200:
                 bad.append(f"paged series: {st_p} {body_p[:200]}, with local=1 {st_l}")
             return not bad, "\n".join(bad)
-        check(t, "collector fanout: timeline, series, profiles and targets list both shards' entries once each, "
-                 "shard 1's marked with its peer; a paged series listing across shards is a 400", listings)
+        check(t, "collector fanout: timeline, series, profiles, targets and /raw list both shards' entries once each, "
+                 "shard 1's marked with its peer (a /raw link of shard 1's serves its profile); a paged series listing "
+                 "across shards is a 400", listings)
 
         def peer_record():
             """a record of shard 1, as shard 0's timeline lists it (its id and peer), asked of shard 0"""
@@ -436,12 +458,16 @@ def fanout(t):
             st_t, tg = c0.get_json("/api/v1/targets")
             e = (tl.get("shards") or {}) if st == 200 else {}
             st_r, body_r, _ = http_req("GET", c0.url + f"/api/v1/profile?id=1&peer={urllib.parse.quote(c1.url)}")
+            st_w, body_w, hw = http_req("GET", c0.url + "/raw")
+            raw_ok = (st_w == 200 and header(hw, "X-Pprof-Partial") == "1 of 1 shard answers missing"
+                      and b'class="partial">1 of 1 shards did not answer' in body_w and html.escape(c1.url).encode() in body_w)
             return (mons == own and tl.get("partial") is True and e.get("missing") == 1 and c1.url in e.get("why", "")
-                    and st_t == 200 and tg.get("partial") is True and st_r == 502,
+                    and st_t == 200 and tg.get("partial") is True and st_r == 502 and raw_ok,
                     f"timeline {st}: {mons} partial {tl.get('partial')} {e}; targets {st_t} partial "
-                    f"{tg.get('partial') if st_t == 200 else tg}; a record of the down peer: {st_r} {body_r[:200]}")
+                    f"{tg.get('partial') if st_t == 200 else tg}; a record of the down peer: {st_r} {body_r[:200]}; "
+                    f"/raw {st_w} {header(hw, 'X-Pprof-Partial')} {body_w[-400:]}")
         check(t, "collector fanout: a shard down: the timeline holds the live shard's series and says it is partial, "
-                 "the targets too; a record asked of the down peer is a 502", listings_partial)
+                 "the targets and /raw too; a record asked of the down peer is a 502", listings_partial)
 
         def query_api_partial():
             own0 = {f"t{i}" for i in range(N_TARGETS) if owner[f"main.work_{i}"] == 0}
