@@ -470,6 +470,8 @@ static void usage(FILE *f) {
         "                                and whatever the data dir holds\n"
         "      --peer-timeout DURATION   how long a merge waits for a peer (default 10s); one that\n"
         "                                does not answer makes the answer partial, and it says so\n"
+        "      --peer-bearer-token-file FILE  the bearer token the peers are asked with (default:\n"
+        "                                --web-bearer-token-file's, when given: shards sharing one)\n"
         "      --query-raw-only          merges read raw profiles only, never rollups (slower; for\n"
         "                                checking answers and load tests; rollups are still built)\n"
         "  -l, --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -516,6 +518,14 @@ static bool int_flag(const char *s, long lo, long hi, long *v) {
   errno = 0;
   *v = strtol(s, &end, 10);
   return !errno && end != s && !*end && *v >= lo && *v <= hi;
+}
+
+/* A token that can go into an Authorization header as it is (web_fanout_new checks the same). */
+static bool header_token(const char *t) {
+  if (!t) return false;
+  for (; *t; t++)
+    if (*t < 0x21 || *t > 0x7e) return false;
+  return true;
 }
 
 static int bad_flag(const char *fmt, const char *v) {
@@ -569,12 +579,14 @@ int main(int argc, char **argv) {
       {"object-store-retention", required_argument, 0, 1005}, {"shard", required_argument, 0, 1006},
       {"segment-max-age", required_argument, 0, 1007},
       {"peer", required_argument, 0, 1008}, {"peer-timeout", required_argument, 0, 1009},
+      {"peer-bearer-token-file", required_argument, 0, 1012},
       {"no-object-store-restore", no_argument, 0, 1010}, {"query-only", no_argument, 0, 1011},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
   pp_err err = {0};
   static web_auth auth;
+  static web_auth peer_auth; /* (its token only: --peer-bearer-token-file) */
   web_opts wopts;
   web_opts_default(&wopts);
   /* --peer URLs (argv's strings), each checked as it comes: a bad one is a bad flag */
@@ -701,6 +713,12 @@ int main(int argc, char **argv) {
       break;
     case 1010: no_restore = true; break;
     case 1011: query_only = true; break;
+    case 1012:
+      if (web_auth_load_token(optarg, &peer_auth, &err) < 0) return bad_flag("--peer-bearer-token-file: %s", err.msg);
+      if (!header_token(peer_auth.token))
+        return bad_flag("--peer-bearer-token-file: %s: the token must be printable ASCII without spaces (it goes into a header)",
+                        optarg);
+      break;
     case 1008:
       if (npeers == WEB_FANOUT_MAX_PEERS) return bad_flag("--peer: at most 128 peers, not more (%s was one too many)", optarg);
       if (sv_check_endpoint(optarg, &err) < 0) return bad_flag("--peer %s", err.msg);
@@ -819,6 +837,11 @@ int main(int argc, char **argv) {
                      .metrics = hook_metrics, .auth = &auth};
   wopts.peers = peers;
   wopts.npeers = npeers;
+  /* shards run with one token for all of them ask each other with it */
+  wopts.peer_token = peer_auth.token ? peer_auth.token : header_token(auth.token) ? auth.token : NULL;
+  if (!peer_auth.token && auth.token && !wopts.peer_token && (npeers || a.cfg->npeers))
+    LOG(LOG_WARN, "--web-bearer-token-file's token has characters a header cannot carry: the peers are asked without "
+        "credentials (give them one with --peer-bearer-token-file)");
   if (web_start(listen, port, &hooks, &wopts, &w, &err) < 0 ||
       web_set_peers(w, (const char *const *)a.cfg->peers, a.cfg->npeers, &err) < 0) {
     LOG(LOG_ERROR, "%s", err.msg);

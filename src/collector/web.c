@@ -944,7 +944,7 @@ int web_start(const char *addr, int port, const web_hooks *hooks, const web_opts
   w->o = *opts;
   int r = 0;
   if (web_auth_enabled(hooks->auth) && !(w->auth = web_auth_state_new(hooks->auth))) r = pp_err_set(err, PP_ENOMEM, "out of memory");
-  if (r == 0) r = web_fanout_new(w->o.peers, w->o.npeers, w->o.peer_timeout_s, &w->fan, err);
+  if (r == 0) r = web_fanout_new(w->o.peers, w->o.npeers, w->o.peer_timeout_s, w->o.peer_token, &w->fan, err);
   if (r == 0 && w->o.cache_bytes && !(w->cache = web_cache_new(w->o.cache_bytes))) r = pp_err_set(err, PP_ENOMEM, "out of memory");
   /* slots from the cores, fewer when the memory cannot give each its least budget */
   web_work_opts wo = {.slots = w->o.max_queries, .deadline_ns = (int64_t)(w->o.query_timeout_s * 1e9), .cache = w->cache, .wake = wake};

@@ -82,6 +82,7 @@ typedef struct web_opts {
   const char *const *peers; /* the other shards' base URLs merges also ask (web_fanout.h) */
   size_t npeers;
   double peer_timeout_s;    /* 0 = WEB_FANOUT_TIMEOUT_S */
+  const char *peer_token;   /* the bearer token the peers are asked with (NULL: none) */
 } web_opts;
 
 /* The defaults: cores, WEB_QUERY_TIMEOUT_S, WEB_QUERY_MEMORY (or half the cgroup's memory

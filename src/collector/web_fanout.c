@@ -25,6 +25,7 @@ struct web_fanout {
   long timeout_ms;
   char id[33];        /* this collector's, random: a peer list may name the collector itself */
   char from[64];      /* "X-Pprof-From: <id>" */
+  char *bearer;       /* "Authorization: Bearer <token>", or NULL */
 };
 
 static void free_list(char **v, size_t n) {
@@ -54,15 +55,23 @@ static int copy_list(const char *const *peers, size_t n, char ***ret, pp_err *er
   return 0;
 }
 
-int web_fanout_new(const char *const *peers, size_t n, double timeout_s, web_fanout **ret, pp_err *err) {
+int web_fanout_new(const char *const *peers, size_t n, double timeout_s, const char *token, web_fanout **ret, pp_err *err) {
   *ret = NULL;
+  for (const char *c = token; c && *c; c++)
+    if (*c < 0x21 || *c > 0x7e) return pp_err_set(err, PP_EINVAL, "the peers' token: printable ASCII without spaces only");
   web_fanout *f = calloc(1, sizeof *f);
   if (!f) return pp_err_set(err, PP_ENOMEM, "out of memory");
   int r = copy_list(peers, n, &f->flag, err);
+  if (r == 0 && token && (r = asprintf(&f->bearer, "Authorization: Bearer %s", token)) < 0) {
+    f->bearer = NULL;
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
   if (r < 0) {
+    free_list(f->flag, n);
     free(f);
     return r;
   }
+  r = 0;
   f->nflag = n;
   f->timeout_ms = (long)((timeout_s > 0 ? timeout_s : WEB_FANOUT_TIMEOUT_S) * 1000);
   uint8_t rnd[16];
@@ -96,6 +105,7 @@ void web_fanout_free(web_fanout *f) {
   if (!f) return;
   free_list(f->flag, f->nflag);
   free_list(f->cfg, f->ncfg);
+  free(f->bearer);
   pthread_mutex_destroy(&f->mu);
   free(f);
 }
@@ -216,6 +226,11 @@ static int run(web_fanout *f, call *calls, size_t n, const char *path, const web
                web_fanout_body_fn fn, void *ud, web_fanout_info *info, pp_err *err) {
   CURLM *m = curl_multi_init();
   struct curl_slist *hdrs = curl_slist_append(NULL, f->from);
+  if (hdrs && f->bearer) {
+    struct curl_slist *h = curl_slist_append(hdrs, f->bearer);
+    if (!h) curl_slist_free_all(hdrs);
+    hdrs = h;
+  }
   char ctype[160];
   if (post) {
     /* (no "Expect: 100-continue": a peer's answer is one round trip, its body small) */

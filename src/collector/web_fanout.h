@@ -59,8 +59,10 @@ typedef struct web_fanout_info {
  * is dropped), copied. Two lists: the flags' (--peer), fixed, and the config's (query.peers),
  * replaced on each reload; a merge asks both as they are when it starts.
  * new: the flags' list: 0, or PP_EINVAL naming the bad one. timeout_s: per peer request, 0 =
- * WEB_FANOUT_TIMEOUT_S. */
-int web_fanout_new(const char *const *peers, size_t n, double timeout_s, web_fanout **ret, pp_err *err);
+ * WEB_FANOUT_TIMEOUT_S. token: sent to every peer as "Authorization: Bearer TOKEN" (NULL: no
+ * credentials), copied; printable ASCII without spaces (RFC 6750's characters and more), or
+ * PP_EINVAL, so it cannot add a header of its own. */
+int web_fanout_new(const char *const *peers, size_t n, double timeout_s, const char *token, web_fanout **ret, pp_err *err);
 /* Replaces the config's list (0, or PP_EINVAL and the list kept). Thread-safe. */
 int web_fanout_set(web_fanout *f, const char *const *peers, size_t n, pp_err *err);
 void web_fanout_free(web_fanout *f);

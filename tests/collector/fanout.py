@@ -20,7 +20,10 @@ function list and the sums. What is checked:
     group spread over both shards that is not the largest on one of them) cover both
     shards, each against what the test knows of the targets and their stored records; with
     shard 1 down the label values are shard 0's and the answer says partial;
-  - --peer and --peer-timeout refuse bad values (exit 2, one clear line); local= too.
+  - shards requiring a bearer token ask each other with it; a wrong --peer-bearer-token-file
+    makes the answer partial (HTTP 401);
+  - --peer, --peer-timeout and --peer-bearer-token-file refuse bad values (exit 2, one clear
+    line); local= too.
 
 Part (tests/run.py collector:fanout): fanout."""
 import html
@@ -429,6 +432,50 @@ def fanout(t):
                     f"logged {logged}")
         check(t, "collector fanout: --query-only scrapes nothing and answers the same merge from both shards", query_only)
 
+        def peers_with_token():
+            """shards that require a bearer token ask each other with it (their own, shared); a
+            peer token the peer does not take makes the answer partial (HTTP 401), never silent"""
+            tok = os.path.join(work, "token")
+            with open(tok, "w") as fh:
+                fh.write("s3cret-token-of-the-stack\n")
+            wrong = os.path.join(work, "wrong-token")
+            with open(wrong, "w") as fh:
+                fh.write("not-the-token-of-the-stack\n")
+            a1 = Collector(config(targets), extra_args=["--shard", "1", "--web-bearer-token-file", tok], name="fan-tok1")
+            cs.append(a1)
+            a0 = Collector(config(targets), extra_args=["--shard", "0", "--web-bearer-token-file", tok, "--peer", a1.url],
+                           name="fan-tok0")
+            cs.append(a0)
+            aw = Collector(config(targets), extra_args=["--shard", "0", "--peer", a1.url, "--peer-bearer-token-file", wrong],
+                           name="fan-tokw")
+            cs.append(aw)
+            auth = {"Authorization": "Bearer s3cret-token-of-the-stack"}
+
+            def local(c, h):
+                st, body, _ = http_req("GET", c.url + "/api/v1/profiles?type=heap&local=1&limit=20000", headers=h)
+                return json.loads(body)["data"] if st == 200 else []
+            wait_for(lambda: local(a0, auth) and local(a1, auth) or None, timeout=20)
+            time.sleep(1)
+            hi2 = time.time() - 0.5
+            w = f"type=heap&agg=sum&to={hi2:.3f}"
+            st, body, hdrs = http_req("GET", a0.url + f"/api/v1/render?{w}", headers=auth)
+            d = json.loads(body).get("data", {}) if st == 200 else {}
+            n = sum(1 for c in (a0, a1) for r in local(c, auth) if r["endUnixNano"] <= hi2 * 1e9)
+            st_q, lv, hq = http_req("POST", a0.url + "/querier.v1.QuerierService/LabelValues", data=b'{"name":"service_name"}',
+                                    headers={**auth, "Content-Type": "application/json"})
+            names = set(json.loads(lv).get("names", [])) if st_q == 200 else lv
+            st_w, body_w, _ = http_req("GET", aw.url + f"/api/v1/render?{w}")
+            dw = json.loads(body_w).get("data", {}) if st_w == 200 else {}
+            ok = (st == 200 and d.get("partial") is False and d.get("profiles") == n and not header(hdrs, "X-Pprof-Partial")
+                  and st_q == 200 and names == {f"t{i}" for i in range(N_TARGETS)} and not header(hq, "X-Pprof-Partial")
+                  and dw.get("partial") is True and "HTTP 401" in dw.get("shards", {}).get("why", ""))
+            for c in (a0, a1, aw):
+                c.stop()
+            return ok, (f"render {st}: partial {d.get('partial')} profiles {d.get('profiles')} of {n} {d.get('shards')}; "
+                        f"label values {st_q} {names}; wrong token {st_w} {dw.get('partial')} {dw.get('shards')}")
+        check(t, "collector fanout: shards requiring a bearer token ask each other with it (render and the query API "
+                 "whole); a peer token it does not take: partial, HTTP 401 said", peers_with_token)
+
         # shard 1 down: the answer says it is partial and holds shard 0's part only
         c1.stop()
         local0 = sum(value_of(i) for i in range(N_TARGETS) if owner[f"main.work_{i}"] == 0)
@@ -542,9 +589,13 @@ def fanout(t):
                  "API answers that do not decode make the answer partial", broken_peer)
 
         def bad_values():
+            spaced = os.path.join(work, "spaced-token")
+            with open(spaced, "w") as fh:
+                fh.write("a token with spaces in it\n")
             out = []
             for args in (["--peer", "ftp://x"], ["--peer", "http://"], ["--peer", "http://h:1/?q"],
                          ["--peer-timeout", "0s"], ["--peer-timeout", "soon"], ["--peer-timeout", "1h"],
+                         ["--peer-bearer-token-file", spaced], ["--peer-bearer-token-file", os.path.join(work, "none")],
                          sum((["--peer", f"http://h:{1000 + i}"] for i in range(129)), [])):
                 p = subprocess.run([Collector.binary, "-c", c0.config, "-d", os.path.join(work, "d"), *args],
                                    capture_output=True, text=True, timeout=20)
@@ -553,7 +604,8 @@ def fanout(t):
             st, body, _ = http_req("GET", c0.url + "/api/v1/render?type=heap&local=yes")
             return (all(rc == 2 and said for _, rc, said, _ in out) and st == 400 and b"local" in body,
                     f"{out}; local=yes: {st} {body[:200]}")
-        check(t, "collector fanout: --peer and --peer-timeout refuse bad values and a 129th peer (exit 2, one line); "
+        check(t, "collector fanout: --peer, --peer-timeout and --peer-bearer-token-file (spaces, no file) refuse bad "
+                 "values, and a 129th peer (exit 2, one line); "
                  "local=yes is a 400",
               bad_values)
     finally:
