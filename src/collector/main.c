@@ -520,14 +520,6 @@ static bool int_flag(const char *s, long lo, long hi, long *v) {
   return !errno && end != s && !*end && *v >= lo && *v <= hi;
 }
 
-/* A token that can go into an Authorization header as it is (web_fanout_new checks the same). */
-static bool header_token(const char *t) {
-  if (!t) return false;
-  for (; *t; t++)
-    if (*t < 0x21 || *t > 0x7e) return false;
-  return true;
-}
-
 static int bad_flag(const char *fmt, const char *v) {
   fprintf(stderr, "collector: ");
   fprintf(stderr, fmt, v);
@@ -715,7 +707,7 @@ int main(int argc, char **argv) {
     case 1011: query_only = true; break;
     case 1012:
       if (web_auth_load_token(optarg, &peer_auth, &err) < 0) return bad_flag("--peer-bearer-token-file: %s", err.msg);
-      if (!header_token(peer_auth.token))
+      if (!web_fanout_token_ok(peer_auth.token))
         return bad_flag("--peer-bearer-token-file: %s: the token must be printable ASCII without spaces (it goes into a header)",
                         optarg);
       break;
@@ -838,7 +830,7 @@ int main(int argc, char **argv) {
   wopts.peers = peers;
   wopts.npeers = npeers;
   /* shards run with one token for all of them ask each other with it */
-  wopts.peer_token = peer_auth.token ? peer_auth.token : header_token(auth.token) ? auth.token : NULL;
+  wopts.peer_token = peer_auth.token ? peer_auth.token : web_fanout_token_ok(auth.token) ? auth.token : NULL;
   if (!peer_auth.token && auth.token && !wopts.peer_token && (npeers || a.cfg->npeers))
     LOG(LOG_WARN, "--web-bearer-token-file's token has characters a header cannot carry: the peers are asked without "
         "credentials (give them one with --peer-bearer-token-file)");

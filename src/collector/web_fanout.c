@@ -55,10 +55,17 @@ static int copy_list(const char *const *peers, size_t n, char ***ret, pp_err *er
   return 0;
 }
 
+bool web_fanout_token_ok(const char *token) {
+  if (!token) return false;
+  for (const char *c = token; *c; c++)
+    if (*c < 0x21 || *c > 0x7e) return false;
+  return true;
+}
+
 int web_fanout_new(const char *const *peers, size_t n, double timeout_s, const char *token, web_fanout **ret, pp_err *err) {
   *ret = NULL;
-  for (const char *c = token; c && *c; c++)
-    if (*c < 0x21 || *c > 0x7e) return pp_err_set(err, PP_EINVAL, "the peers' token: printable ASCII without spaces only");
+  if (token && !web_fanout_token_ok(token))
+    return pp_err_set(err, PP_EINVAL, "the peers' token: printable ASCII without spaces only");
   web_fanout *f = calloc(1, sizeof *f);
   if (!f) return pp_err_set(err, PP_ENOMEM, "out of memory");
   int r = copy_list(peers, n, &f->flag, err);
@@ -338,29 +345,27 @@ done:
   return r;
 }
 
-int web_fanout_get(web_fanout *f, const char *path, size_t budget, web_fanout_body_fn fn, void *ud, web_fanout_info *info,
-                   pp_err *err) {
+/* Every peer asked path (a GET, or post), their answers sharing the budget. */
+static int ask_all(web_fanout *f, const char *path, const web_fanout_post *post, size_t budget, web_fanout_body_fn fn,
+                   void *ud, web_fanout_info *info, pp_err *err) {
   if (!f) return 0;
   size_t n;
   call *calls = snapshot(f, NULL, &n);
   if (!n) return 0;
   if (!calls) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  /* the peers' answers share the budget */
-  int r = run(f, calls, n, path, NULL, budget ? (budget / n ? budget / n : 1) : 0, fn, ud, info, err);
+  int r = run(f, calls, n, path, post, budget ? (budget / n ? budget / n : 1) : 0, fn, ud, info, err);
   free(calls);
   return r;
 }
 
+int web_fanout_get(web_fanout *f, const char *path, size_t budget, web_fanout_body_fn fn, void *ud, web_fanout_info *info,
+                   pp_err *err) {
+  return ask_all(f, path, NULL, budget, fn, ud, info, err);
+}
+
 int web_fanout_post_all(web_fanout *f, const web_fanout_post *post, size_t budget, web_fanout_body_fn fn, void *ud,
                         web_fanout_info *info, pp_err *err) {
-  if (!f) return 0;
-  size_t n;
-  call *calls = snapshot(f, NULL, &n);
-  if (!n) return 0;
-  if (!calls) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  int r = run(f, calls, n, post->path, post, budget ? (budget / n ? budget / n : 1) : 0, fn, ud, info, err);
-  free(calls);
-  return r;
+  return ask_all(f, post->path, post, budget, fn, ud, info, err);
 }
 
 int web_fanout_get_one(web_fanout *f, const char *peer, const char *path, size_t budget, web_fanout_body_fn fn, void *ud,

@@ -63,6 +63,8 @@ typedef struct web_fanout_info {
  * credentials), copied; printable ASCII without spaces (RFC 6750's characters and more), or
  * PP_EINVAL, so it cannot add a header of its own. */
 int web_fanout_new(const char *const *peers, size_t n, double timeout_s, const char *token, web_fanout **ret, pp_err *err);
+/* Whether token can go into that header as it is (NULL: no). */
+bool web_fanout_token_ok(const char *token);
 /* Replaces the config's list (0, or PP_EINVAL and the list kept). Thread-safe. */
 int web_fanout_set(web_fanout *f, const char *const *peers, size_t n, pp_err *err);
 void web_fanout_free(web_fanout *f);

@@ -1586,7 +1586,7 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
     pr.limit = 0;
     pr.aggregation = 0;
     r = ask_peers(q, "SelectSeries", &pr.base, NULL, &qv1__select_series_response__descriptor, add_peer_series, &a);
-    a.counts = true;
+    a.counts = true; /* (the answers from here on are counts) */
     if (r == 0 && rq->aggregation == 1)
       r = ask_peers(q, "SelectSeries", &pr.base, "&counts=1", &qv1__select_series_response__descriptor, add_peer_series, &a);
   }

@@ -449,6 +449,15 @@ def fanout(t):
             aw = Collector(config(targets), extra_args=["--shard", "0", "--peer", a1.url, "--peer-bearer-token-file", wrong],
                            name="fan-tokw")
             cs.append(aw)
+            # its own token cannot go into a header: it starts, says so, and asks its peers without one
+            spaced = os.path.join(work, "spaced-web-token")
+            with open(spaced, "w") as fh:
+                fh.write("a web token with spaces\n")
+            asp = Collector(config(targets), extra_args=["--shard", "0", "--peer", a1.url, "--web-bearer-token-file", spaced],
+                            name="fan-toksp")
+            cs.append(asp)
+            warned = "the peers are asked without credentials" in asp.log_text()
+            asp.stop()
             auth = {"Authorization": "Bearer s3cret-token-of-the-stack"}
 
             def local(c, h):
@@ -468,13 +477,15 @@ def fanout(t):
             dw = json.loads(body_w).get("data", {}) if st_w == 200 else {}
             ok = (st == 200 and d.get("partial") is False and d.get("profiles") == n and not header(hdrs, "X-Pprof-Partial")
                   and st_q == 200 and names == {f"t{i}" for i in range(N_TARGETS)} and not header(hq, "X-Pprof-Partial")
-                  and dw.get("partial") is True and "HTTP 401" in dw.get("shards", {}).get("why", ""))
+                  and dw.get("partial") is True and "HTTP 401" in dw.get("shards", {}).get("why", "") and warned)
             for c in (a0, a1, aw):
                 c.stop()
             return ok, (f"render {st}: partial {d.get('partial')} profiles {d.get('profiles')} of {n} {d.get('shards')}; "
-                        f"label values {st_q} {names}; wrong token {st_w} {dw.get('partial')} {dw.get('shards')}")
+                        f"label values {st_q} {names}; wrong token {st_w} {dw.get('partial')} {dw.get('shards')}; a web token with "
+                        f"spaces warned of: {warned}")
         check(t, "collector fanout: shards requiring a bearer token ask each other with it (render and the query API "
-                 "whole); a peer token it does not take: partial, HTTP 401 said", peers_with_token)
+                 "whole); a peer token it does not take: partial, HTTP 401 said; a web token a header cannot carry is "
+                 "not sent, and the log says so", peers_with_token)
 
         # shard 1 down: the answer says it is partial and holds shard 0's part only
         c1.stop()
