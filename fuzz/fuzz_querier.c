@@ -4,6 +4,8 @@
  *             The rest is also taken as a label value, quoted Go's way (and with backquotes,
  *             and as a regular expression when it is plain enough), in {k="..."} selectors
  *             that must parse and match exactly that value.
+ *   'p'       a peer's answer to a call this collector forwards (web_querier_peer_check): the
+ *             second byte its kind, the rest the protobuf body.
  *   otherwise a querier.v1 request, the type byte % 8 (the table below), the rest its body:
  *             as protojson (web_connect_json_read) and, when that reads, written back
  *             (web_connect_json_write): that must be JSON whose members are protoc's JSON
@@ -271,6 +273,13 @@ static void check_request(const ProtobufCMessageDescriptor *d, const uint8_t *bo
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1 || size > QFUZZ_MAX_INPUT) return 0;
+  if (data[0] == 'p' && size >= 2) { /* a peer's answer (web_querier_peer_check aborts on a broken invariant) */
+    char why[256];
+    memset(why, 'x', sizeof why);
+    if (web_querier_peer_check(data[1], data + 2, size - 2, why, sizeof why) < 0 && (!memchr(why, '\0', sizeof why) || !why[0]))
+      abort(); /* a refusal says why */
+    return 0;
+  }
   if (data[0] != 's') {
     check_request(requests[data[0] % 8], data + 1, size - 1);
     return 0;

@@ -1396,7 +1396,9 @@ static int add_peer_series(qctx *q, const ProtobufCMessage *answer, void *ud) {
           !isfinite(pt->value))
         continue;
       int64_t b = (pt->timestamp - rq->start) / a->step_ms;
-      r = a->counts ? sacc_point(q, a, gi, b, 0, pt->value > 0 ? llround(pt->value) : 0) : sacc_point(q, a, gi, b, pt->value, 0);
+      /* (a count past 2^53 is no count of profiles: kept there, so that sums stay in range) */
+      int64_t c = pt->value >= 0x1p53 ? (int64_t)1 << 53 : pt->value > 0 ? llround(pt->value) : 0;
+      r = a->counts ? sacc_point(q, a, gi, b, 0, c) : sacc_point(q, a, gi, b, pt->value, 0);
     }
   }
   return r;
@@ -1523,7 +1525,8 @@ static int series_of(qctx *q, sacc *a, Qv1__SelectSeriesResponse *res) {
       size_t j = i;
       double sum = 0;
       int64_t cnt = 0;
-      for (; j < e && pts[j].bucket == pts[i].bucket; j++) sum += pts[j].sum, cnt += pts[j].count;
+      for (; j < e && pts[j].bucket == pts[i].bucket; j++) /* (counts saturate: many peers' answers) */
+        sum += pts[j].sum, cnt = pts[j].count > INT64_MAX - cnt ? INT64_MAX : cnt + pts[j].count;
       qv1__point__init(&pv[k]);
       pv[k].timestamp = rq->start + pts[i].bucket * a->step_ms;
       pv[k].value = q->counts ? (double)cnt : rq->aggregation == 1 && cnt ? sum / (double)cnt : sum;
@@ -1595,6 +1598,73 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
   free(a.pts);
   free(a.g);
   htab_free(&a.bykey);
+  return r;
+}
+
+/* ---- peers' answers, for the fuzz target ---------------------------------------------------------- */
+
+int web_querier_peer_check(unsigned kind, const uint8_t *body, size_t len, char *why, size_t nwhy) {
+  static const ProtobufCMessageDescriptor *const answers[4] = {
+      &qv1__profile_types_response__descriptor, &qv1__names_response__descriptor, &qv1__series_response__descriptor,
+      &qv1__select_series_response__descriptor};
+  qctx q;
+  memset(&q, 0, sizeof q);
+  arena_init(&q.a.mem, WEB_QUERIER_MAX_BODY * 4);
+  ProtobufCAllocator alloc = {.alloc = arena_budget_alloc, .free = arena_budget_free, .allocator_data = &q.a};
+  ProtobufCMessage *m = protobuf_c_message_unpack(answers[kind % 4], &alloc, len, body);
+  int r = m ? 0 : fail(&q, "invalid_argument", "does not decode as %s", answers[kind % 4]->name);
+  if (r == 0 && kind % 4 < 2) { /* a set: the same answer twice adds nothing the second time */
+    strset s = {0};
+    peer_fn fn = kind % 4 ? add_peer_names : add_peer_types;
+    r = htab_init(&s.h, 64, 0) < 0 ? fail(&q, "resource_exhausted", "out of memory") : fn(&q, m, &s);
+    size_t n = s.n;
+    if (r == 0 && (r = fn(&q, m, &s)) == 0 && s.n != n) abort();
+    htab_free(&s.h);
+    free(s.v);
+  } else if (r == 0 && kind % 4 == 2) {
+    htab seen;
+    peer_sets ps = {.seen = &seen};
+    r = htab_init(&seen, 64, 0) < 0 ? fail(&q, "resource_exhausted", "out of memory") : add_peer_sets(&q, m, &ps);
+    size_t n = ps.n;
+    if (r == 0 && (r = add_peer_sets(&q, m, &ps)) == 0 && ps.n != n) abort();
+    htab_free(&seen);
+    free(ps.v);
+  } else if (r == 0) { /* SelectSeries: sums (and with kind & 4 counts too, for a mean), then the answer */
+    static char *group_by[2] = {"service_name", "pod"};
+    Qv1__SelectSeriesRequest rq;
+    qv1__select_series_request__init(&rq);
+    rq.start = 1000000, rq.end = 1000000 + 99 * 1000, rq.step = 1;
+    rq.group_by = group_by, rq.n_group_by = kind & 8 ? 2 : 1;
+    rq.aggregation = kind & 4 ? 1 : 0;
+    rq.limit = kind & 16 ? 2 : 0;
+    q.counts = kind & 32;
+    sacc a;
+    memset(&a, 0, sizeof a);
+    a.rq = &rq;
+    a.step_ms = 1000;
+    pp_buf_init(&a.key, 0);
+    Qv1__SelectSeriesResponse res;
+    qv1__select_series_response__init(&res);
+    r = htab_init(&a.bykey, 64, 0) < 0 ? fail(&q, "resource_exhausted", "out of memory") : add_peer_series(&q, m, &a);
+    a.counts = true;
+    if (r == 0 && rq.aggregation == 1) r = add_peer_series(&q, m, &a);
+    if (r == 0) r = series_of(&q, &a, &res);
+    for (size_t i = 0; r == 0 && i < res.n_series; i++) { /* points on the request's grid, in order, labels asked for */
+      if (res.series[i]->n_labels > rq.n_group_by || (rq.limit && i >= (size_t)rq.limit)) abort();
+      for (size_t j = 0; j < res.series[i]->n_points; j++) {
+        int64_t ts = res.series[i]->points[j]->timestamp;
+        if (ts < rq.start || ts > rq.end || (ts - rq.start) % 1000 ||
+            (j && ts <= res.series[i]->points[j - 1]->timestamp))
+          abort();
+      }
+    }
+    pp_buf_free(&a.key);
+    free(a.pts);
+    free(a.g);
+    htab_free(&a.bykey);
+  }
+  if (r < 0) snprintf(why, nwhy, "%s", q.why);
+  arena_free(&q.a.mem);
   return r;
 }
 

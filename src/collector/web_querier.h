@@ -78,6 +78,15 @@
  * ctype and cenc). */
 void web_querier(const web_ctx *x, const char *method, const web_params *p, const web_push_body *b, web_resp *out);
 
+/* For the fuzz target: body taken as a peer's answer, by kind % 4: ProfileTypes, LabelNames (or
+ * LabelValues: the same message), Series, SelectSeries; put into an empty answer as the methods
+ * put their peers' (SelectSeries: grouped by service_name, and pod with kind & 8; a mean, the
+ * same answer then added as counts, with kind & 4; limit 2 with kind & 16; answering counts
+ * with kind & 32), then the answer built. Aborts when an invariant breaks: a set's second copy
+ * of the same answer adds nothing; every point is on the request's grid, in time order. 0, or
+ * -1 when it does not decode or is refused (why says why). */
+int web_querier_peer_check(unsigned kind, const uint8_t *body, size_t len, char *why, size_t nwhy);
+
 /* A selector parsed (exposed for the fuzz target): 0, or -1 with why. */
 typedef struct web_querier_sel web_querier_sel;
 int web_querier_sel_parse(const char *text, web_querier_sel **ret, char *why, size_t whyn);

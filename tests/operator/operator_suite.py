@@ -718,11 +718,15 @@ def volume_lost_restored(t, env, pid, srv):
              [path, wiped, new, len(before or ()), len(after or ()), len(objs), said, logs[-600:]])
 
 
+def shard_pod(k):
+    """The pod of collector shard k (shard 0 is the stack's first StatefulSet)."""
+    return f"{NAME}-collector-0" if k == 0 else f"{NAME}-collector-shard-{k}-0"
+
+
 def shard_targets(env, k):
     """{monitor name: endpoint} that collector shard k's pod scrapes, from its /api/v1/targets;
     None when the pod does not answer."""
-    pod = f"{NAME}-collector-0" if k == 0 else f"{NAME}-collector-shard-{k}-0"
-    rt = env.kubelet.runtime(NS, pod)
+    rt = env.kubelet.runtime(NS, shard_pod(k))
     if not rt or not rt.ip:
         return None
     try:
@@ -741,7 +745,7 @@ def shard_get(env, k, path):
     if k == "query":
         ip = next(iter(env.ready_pods(NS, QUERY_SEL).values()), None)
     else:
-        rt = env.kubelet.runtime(NS, f"{NAME}-collector-0" if k == 0 else f"{NAME}-collector-shard-{k}-0")
+        rt = env.kubelet.runtime(NS, shard_pod(k))
         ip = rt.ip if rt else None
     if not ip:
         return None, b"", {}
@@ -752,6 +756,13 @@ def shard_get(env, k, path):
         return e.code, e.read(), dict(e.headers)
     except OSError:
         return None, b"", {}
+
+
+def shard_metric(env, k, name):
+    """The value of the unlabelled metric name on shard k's /metrics, or None."""
+    st, body, _ = shard_get(env, k, "/metrics")
+    m = re.search(rb"^(?:\w+_)?" + re.escape(name.encode()) + rb" (\S+)$", body, re.M) if st == 200 else None
+    return float(m.group(1)) if m else None
 
 
 def go_flats(path, indexes):
@@ -765,28 +776,29 @@ def go_flats(path, indexes):
     return out
 
 
-def fanout_across_shards(t, env, since):
-    """Issue 15 §3 on the control plane: with 2 shards the config lists both collector pods in
-    query.peers, and each shard's pod answers a merge over both: equal to go tool pprof's merge of
-    every raw record both shards stored in the window (each fetched by id=, local=1); so does the
-    query Deployment's pod (spec.query), which has no targets of its own."""
-    ips = sorted(rt.ip for rt in (env.kubelet.runtime(NS, f"{NAME}-collector-0"),
-                                  env.kubelet.runtime(NS, f"{NAME}-collector-shard-1-0")) if rt and rt.ip)
+def fanout_across_shards(t, env, since, n):
+    """Issue 15 §3 and §4 on the control plane: with n shards the config lists every collector
+    pod in query.peers, and each shard's pod answers a merge over all of them: equal to go tool
+    pprof's merge of every raw record the shards stored in the window (each fetched by id=,
+    local=1), the demo Deployment's pods spread over more than one shard; so does the query
+    Deployment's pod (spec.query), which has no targets of its own."""
+    ips = sorted(rt.ip for rt in (env.kubelet.runtime(NS, shard_pod(k)) for k in range(n)) if rt and rt.ip)
     listed = wait_for(lambda: (lambda y: y if "query:\n  peers:\n" + "".join(f'  - "http://{ip}:8989"\n' for ip in ips) in y
                                else None)(env.config_yaml() or ""), 60, 1)
-    t.record("2 shards: the config lists both collector pods in query.peers (http://POD_IP:8989, sorted)",
-             len(ips) == 2 and bool(listed), [ips, (env.config_yaml() or "")[:600]])
+    t.record(f"{n} shards: the config lists every collector pod in query.peers (http://POD_IP:8989, sorted)",
+             len(ips) == n and bool(listed), [ips, (env.config_yaml() or "")[:600]])
     work = tempfile.mkdtemp(prefix="fanout-")
     try:
         q = None
+        scraping = [k for k in range(n) if shard_targets(env, k)]
 
-        def both_have():
+        def all_have():
             nonlocal q
             q = f"type=heap&from={int(since)}&to={int(time.time())}"
-            rows = [json.loads(shard_get(env, k, f"/api/v1/profiles?{q}&local=1&limit=20000")[1] or b"{}").get("data")
-                    for k in range(2)]
-            return rows if all(rows) else None
-        rows = wait_for(both_have, 120, 2)
+            rows = [json.loads(shard_get(env, k, f"/api/v1/profiles?{q}&local=1&limit=20000")[1] or b"{}").get("data") or []
+                    for k in range(n)]
+            return rows if all(rows[k] for k in scraping) else None
+        rows = wait_for(all_have, 120, 2)
         files = []
         for k, rs in enumerate(rows or []):
             for r in rs:
@@ -798,7 +810,7 @@ def fanout_across_shards(t, env, since):
         g = go_pprof(["-proto", "-output", merged] + files) if files else None
         want = go_flats(merged, (1, 3)) if g and g.returncode == 0 else None
         got, heads = [], []
-        for k in (0, 1, "query"):
+        for k in list(range(n)) + ["query"]:
             st, body, hd = shard_get(env, k, f"/api/v1/profile?{q}&agg=sum")
             f = os.path.join(work, f"fan{k}.pb.gz")
             open(f, "wb").write(body)
@@ -806,13 +818,14 @@ def fanout_across_shards(t, env, since):
             heads.append(hd.get("X-Pprof-Partial"))
         st, body, _ = shard_get(env, 0, f"/api/v1/render?{q}&agg=sum")
         d = json.loads(body or b"{}").get("data", {})
-        t.record("one query over both shards: each shard's pod answers /api/v1/profile (agg=sum) equal to go tool pprof's "
-                 "merge of every raw record of both shards, not partial; render counts both shards' records",
-                 bool(rows) and all(rows) and want is not None and got[:2] == [want, want] and heads[:2] == [None, None] and
-                 d.get("partial") is False and d.get("shards", {}).get("asked") == 1 and d.get("profiles") == len(files),
-                 [len(files), [len(r) for r in rows or []], heads, d.get("profiles"), d.get("shards"),
+        t.record(f"one query over {n} shards (the demo's pods spread over {len(scraping)} of them): each shard's pod "
+                 "answers /api/v1/profile (agg=sum) equal to go tool pprof's merge of every raw record of every shard, "
+                 "not partial; render counts every shard's records",
+                 bool(rows) and len(scraping) >= 2 and want is not None and got[:n] == [want] * n and heads[:n] == [None] * n and
+                 d.get("partial") is False and d.get("shards", {}).get("asked") == n - 1 and d.get("profiles") == len(files),
+                 [scraping, len(files), [len(r) for r in rows or []], heads, d.get("profiles"), d.get("shards"),
                   str(got)[:600], str(want)[:600]])
-        # the query front end: the same merge, asked of both shards, with no targets of its own
+        # the query front end: the same merge, asked of every shard, with no targets of its own
         dep = env.get(f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}-query") or {}
         pod = dep.get("spec", {}).get("template", {}).get("spec", {})
         args = (pod.get("containers") or [{}])[0].get("args", [])
@@ -821,34 +834,97 @@ def fanout_across_shards(t, env, since):
         own = json.loads(shard_get(env, "query", "/api/v1/targets?local=1")[1] or b"{}").get("data")
         every = json.loads(shard_get(env, "query", "/api/v1/targets")[1] or b"{}").get("data") or []
         svc = (env.get(f"/api/v1/namespaces/{NS}/services/{NAME}-query") or {}).get("spec", {})
-        checks = {"same merge": want is not None and len(got) == 3 and got[2] == want, "not partial": heads[2:] == [None],
+        checks = {"same merge": want is not None and len(got) == n + 1 and got[n] == want, "not partial": heads[n:] == [None],
                   "--query-only": "--query-only" in args, "emptyDir": {"name": "data", "emptyDir": {}} in pod.get("volumes", []),
                   "no object store": not any(a.startswith("--object-store-") for a in args),
-                  "asked 2": dq.get("shards", {}).get("asked") == 2, "profiles": dq.get("profiles") == len(files),
+                  f"asked {n}": dq.get("shards", {}).get("asked") == n, "profiles": dq.get("profiles") == len(files),
                   "no targets": own == [], "every target": {x.get("monitor") for x in every} == set(env.targets()),
                   "service": svc.get("selector", {}).get("app.kubernetes.io/name") == "pprof-collector-query"}
         t.record("spec.query: the Deployment's pod (--query-only, an emptyDir, no object store) answers the same merge, "
-                 "asking both shards, not partial; it scrapes nothing and lists every target; the Service <name>-query "
+                 f"asking the {n} shards, not partial; it scrapes nothing and lists every target; the Service <name>-query "
                  "selects it", all(checks.values()),
                  [[k for k, v in checks.items() if not v], dq.get("profiles"), len(files), len(every), len(env.targets()),
-                  str(got[2:])[:300], str(want)[:300], heads[2:], args, pod.get("volumes"), svc.get("selector")])
+                  str(got[n:])[:300], str(want)[:300], heads[n:], args, pod.get("volumes"), svc.get("selector")])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def shard_volume_lost(t, env, srv, k):
+    """Issue 15 §4: shard k (not 0) deleted with its volume: its PersistentVolumeClaim deleted
+    (kept by the pvc-protection finalizer while the pod runs) and then its pod; the collector
+    stops as a pod does (SIGTERM: its open segments closed and uploaded), the operator creates
+    the claim again (a new, empty volume) and the StatefulSet controller the pod, whose collector
+    fills the volume from its own prefix in the bucket: every record the shard answered before
+    is answered again."""
+    pod, claim = shard_pod(k), f"{NAME}-collector-shard-{k}-data"
+    pvc_path = f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{claim}"
+    old_uid = ((env.get(pvc_path) or {}).get("metadata") or {}).get("uid")
+    rt = env.kubelet.runtime(NS, pod)
+    before = pod_records(env, rt.ip) if rt and rt.ip else None
+    pid = proc_of(env, NS, pod, "collector")
+    p1 = env.kubectl("delete", "pvc", "-n", NS, claim, "--wait=false")
+    p2 = env.kubectl("delete", "pod", "-n", NS, pod, "--wait=false")
+    fresh = wait_for(lambda: (lambda c: c if c and c["metadata"]["uid"] != old_uid and
+                              (c.get("status") or {}).get("phase") == "Bound" else None)(env.get(pvc_path)), 120, 1) or {}
+    new = wait_for(lambda: (lambda p: p if p and p != pid else None)(proc_of(env, NS, pod, "collector")), 120, 1)
+    rt = env.kubelet.runtime(NS, pod)
+    after = wait_for(lambda: (lambda r: r if r and before and before <= r else None)(
+        pod_records(env, rt.ip) if rt and rt.ip else None), 60, 1)
+    objs = srv.objects(f"{NS}/pprofmonitor-stack/shard-{k}")
+    try:
+        logs = open(env.kubelet.log_path(NS, pod, "collector"), errors="replace").read()
+    except OSError:
+        logs = ""
+    # (the log holds the pod's first start too, which found nothing to restore)
+    said = (re.findall(r"(\d+) of \1 segments restored from the bucket", logs) or ["0"])[-1]
+    t.record(f"shard {k} deleted with its volume (its PVC, then its pod): a new claim and pod, and the collector fills the "
+             "empty volume from its prefix in the bucket: every record the shard answered before is answered again",
+             p1.returncode == 0 and p2.returncode == 0 and bool(old_uid) and bool(fresh) and bool(new) and bool(before) and
+             bool(after) and int(said) >= 1 and len(objs) >= 1,
+             [p1.stderr, p2.stderr, old_uid, (fresh.get("metadata") or {}).get("uid"), pid, new, len(before or ()),
+              len(after or ()), len(objs), logs[-800:]])
 
 
 def host_port(url):
     return url.split("://", 1)[1].split("/", 1)[0]
 
 
+def handovers(env, n, since, until):
+    """{target labels: [problems]} over every CPU record shards 0..n-1 stored from since to until:
+    two records of one target whose times overlap (scraped twice), or more than 25 s (2.5 of
+    the demo monitor's back-to-back 10 s profiles) between one's end and the next one's start
+    (a profile lost); None when a shard does not answer."""
+    recs = {}
+    for k in range(n):
+        st, body, _ = shard_get(env, k, f"/api/v1/profiles?type=cpu&from={int(since)}&to={int(until)}&local=1&limit=20000")
+        if st != 200:
+            return None
+        for r in json.loads(body).get("data", []):
+            recs.setdefault(json.dumps(r["labels"], sort_keys=True), []).append((r["startUnixNano"], r["endUnixNano"], k))
+    out = {}
+    for key, rs in recs.items():
+        rs.sort()
+        bad = [(a, b) for a, b in zip(rs, rs[1:]) if b[0] < a[1] - 10**9 or b[0] - a[1] > 25 * 10**9]
+        if rs[0][0] > (since + 25) * 10**9 or rs[-1][1] < (until - 25) * 10**9:
+            bad.append(("window", rs[0], rs[-1]))
+        if bad:
+            out[key] = bad
+    return out if recs else None
+
+
 def shards(t, env):
-    """spec.shards on the real control plane (issue 15 §1): a change of the count is planned
-    --shard-change-delay ahead (40 s here: a new pod's volume, start and first config) and written into the config; shard k gets its own
-    StatefulSet, volume and --shard; at the planned second every collector pod switches, each
-    target then scraped by the one shard FNV-1a of its host:port picks (computed again here), and
-    the status counts them; a monitor's spec.shard pins its targets or gives them to every shard;
-    back to one shard, the extra shard answers its history as a query-only peer for the
-    retention policy's period, then its StatefulSet is scaled to 0 (the operator may not
-    delete), its volume stays. spec.query adds a query-only Deployment answering over all."""
+    """spec.shards on the real control plane (issue 15 §1 and §4): a change of the count is planned
+    --shard-change-delay ahead (40 s here: a new pod's volume, start and first config) and written
+    into the config; shard k gets its own StatefulSet, volume, --shard and bucket prefix; at the
+    planned second every collector pod switches, each target then scraped by the one shard
+    FNV-1a of its host:port picks (computed again here), and the status counts them; a monitor's
+    spec.shard pins its targets or gives them to every shard. 1 -> 3: one query over all three
+    equals go tool pprof's merge; shard 1 or 2 deleted with its volume answers its history from
+    the bucket; 3 -> 5 -> 2 with no target scraped twice or lost; the bucket unreachable across
+    the 5 -> 2 change: scraping and queries go on and the uploads catch up once it is back; the
+    retired shards answer their history as query-only peers for the retention policy's period,
+    then their StatefulSets are scaled to 0 (the operator may not delete), their volumes stay;
+    2 -> 1 with whenScaled: Stop. spec.query adds a query-only Deployment answering over all."""
     bad = {v: subprocess.run([os.path.join(ROOT, "bin", "operator"), f"--shard-change-delay={v}"], capture_output=True,
                              text=True, timeout=30) for v in ("0s", "2h", "1.5s", "soon", "")}
     t.record("operator: --shard-change-delay outside 1s..1h, not whole seconds or not a duration: a clear message, exit 2",
@@ -864,12 +940,20 @@ def shards(t, env):
     t.record("CRD schema: spec.shards 0 and a monitor's spec.shard other than a number or \"all\" are refused by the API server",
              p.returncode != 0 and "spec.shards" in p.stderr and "spec.shard:" in p.stderr,
              p.stderr)
-    env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=5")
-    wait_for(lambda: len(env.targets()) == 5, 90)
+    if not os.access(VGW, os.X_OK):
+        t.tool("shards: bin/versitygw is built (make test-bins)", False, VGW)
+        op.stop()
+        return
+    srv = S3Server("opsh", "opsh-secret-key", "profiles", host=env.net.gateway)  # the node's address, as pods reach it
+    env.kubectl("create", "secret", "generic", "-n", NS, "s3-shards", "--from-literal=id=opsh",
+                "--from-literal=secret=opsh-secret-key")
+    env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=6")
+    wait_for(lambda: len(env.targets()) == 6, 90)
     # (the collector pod reads the new file a kubelet sync later)
     wait_for(lambda: set(shard_targets(env, 0) or {}) == set(env.targets()), 60, 1)
-    sts1 = f"/apis/apps/v1/namespaces/{NS}/statefulsets/{NAME}-collector-shard-1"
-    pvc1 = f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{NAME}-collector-shard-1-data"
+    sts = lambda k: f"/apis/apps/v1/namespaces/{NS}/statefulsets/{NAME}-collector-shard-{k}"  # noqa: E731
+    pvc = lambda k: f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{NAME}-collector-shard-{k}-data"  # noqa: E731
+    replicas = lambda k: ((env.get(sts(k)) or {}).get("spec") or {}).get("replicas")  # noqa: E731
 
     def stack_status():
         return (env.get(STACK) or {}).get("status") or {}
@@ -880,128 +964,223 @@ def shards(t, env):
         got = {k: shard_targets(env, k) for k in range(n)}
         exp = {k: {m for m, ep in want.items() if fnv_shard(host_port(ep), n) == k} for k in range(n)}
         return got if want and all(got[k] is not None and set(got[k]) == exp[k] for k in range(n)) else None
-    try:
-        t0 = time.time()
-        p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p", '{"spec":{"shards":2}}')
+
+    def change(n, extra=None):
+        """spec.shards: n (with extra in the same patch): (kubectl's result, status.shardChange, change_at)"""
+        spec = dict(extra or {}, shards=n)
+        p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
+                        json.dumps({"spec": spec}))
         ch = wait_for(lambda: stack_status().get("shardChange"), 30, 0.5) or {}
         at = ch.get("at", "")
-        at_s = calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ")) if at else 0
-        y = env.config_yaml() or ""
-        set1 = env.get(sts1) or {}
-        args1 = ((set1.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0]).get("args", [])
-        t.record("1 -> 2 shards: the change is planned 40 s ahead (status.shardChange), written into the config "
-                 "(sharding: shards 2, previous_shards 1, change_at), and shard 1 gets its StatefulSet (--shard=1) and volume",
-                 p.returncode == 0 and ch.get("from") == 1 and ch.get("to") == 2 and 35 <= at_s - t0 <= 50 and
-                 f"sharding:\n  shards: 2\n  previous_shards: 1\n  change_at: {int(at_s)}\n" in
-                 (wait_for(lambda: (lambda c: c if "sharding:" in c else None)(env.config_yaml() or ""), 30) or y) and
-                 "--shard=1" in args1 and env.get(pvc1) is not None,
-                 [p.stderr, ch, t0, y[:300], args1])
+        return p, ch, calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ")) if at else 0
+
+    def settled(n):
+        """the stack's status once it shows n shards, each ready with its target count, and Ready"""
+        split = split_ok(n)
+        exp = [len(split[k]) for k in range(n)] if split else None
+        s = stack_status()
+        return s if split and not s.get("shardChange") and s.get("shards") == n and \
+            [x.get("targets") for x in s.get("shardStatuses", [])] == exp and \
+            all(x.get("readyReplicas") == 1 for x in s["shardStatuses"]) and \
+            conds({"status": s}).get("Ready", {}).get("status") == "True" else None
+
+    def retired_ip(k):
+        """shard k's pod IP once it runs again with --query-only and is ready"""
+        pd = env.get(f"/api/v1/namespaces/{NS}/pods/{shard_pod(k)}") or {}
+        args = ((pd.get("spec", {}).get("containers") or [{}])[0]).get("args", [])
+        ready = {c["type"]: c["status"] for c in (pd.get("status") or {}).get("conditions") or []}.get("Ready")
+        return pd["status"].get("podIP") if "--query-only" in args and ready == "True" else None
+
+    def peers_listed(ips):
+        return ("query:\n  peers:\n" + "".join(f'  - "http://{ip}:8989"\n' for ip in sorted(ips))) in (env.config_yaml() or "")
+    try:
+        # the bucket first (shard 0's pod rolls), then 1 -> 3
+        store = {"objectStore": {"endpoint": srv.url, "bucket": "profiles",
+                                 "credentialsSecret": {"name": "s3-shards", "accessKeyIdKey": "id", "secretAccessKeyKey": "secret"}}}
+        env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
+                    json.dumps({"spec": {"storage": store}}))
+        wait_for(lambda: (lambda a: a if a and any(x.startswith("--object-store-endpoint=") for x in a[1]) else None)(
+            collector_args(env)), 120, 1)
+        wait_for(lambda: set(shard_targets(env, 0) or {}) == set(env.targets()), 60, 1)
+        t0 = time.time()
+        p, ch, at_s = change(3)
+        y = wait_for(lambda: (lambda c: c if "sharding:" in c else None)(env.config_yaml() or ""), 30) or ""
+        args = {k: ((((env.get(sts(k)) or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0])
+                    .get("args", [])) for k in (1, 2)}
+        t.record("1 -> 3 shards: the change is planned 40 s ahead (status.shardChange), written into the config "
+                 "(sharding: shards 3, previous_shards 1, change_at), and shards 1 and 2 get their StatefulSets "
+                 "(--shard=k, the bucket prefix <namespace>/<stack>/shard-k) and volumes",
+                 p.returncode == 0 and ch.get("from") == 1 and ch.get("to") == 3 and 35 <= at_s - t0 <= 50 and
+                 f"sharding:\n  shards: 3\n  previous_shards: 1\n  change_at: {int(at_s)}\n" in y and
+                 all(f"--shard={k}" in args[k] and f"--object-store-prefix={NS}/pprofmonitor-stack/shard-{k}" in args[k] and
+                     env.get(pvc(k)) is not None for k in (1, 2)),
+                 [p.stderr, ch, t0, y[:300], args])
         # a query front end (spec.query): its pod starts while the change waits for change_at
         p_q = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
                           '{"spec":{"query":{"replicas":1}}}')
         # (a tuple: an empty dict is what is expected, and wait_for wants a true value)
-        before = (wait_for(lambda: (lambda x: (x,) if x is not None else None)(shard_targets(env, 1)), 90, 1) or (None,))[0]
+        before = [(wait_for(lambda: (lambda x: (x,) if x is not None else None)(shard_targets(env, k)), 90, 1) or (None,))[0]
+                  for k in (1, 2)]
         all0 = shard_targets(env, 0)
         early = time.time() < at_s - 1
-        t.record("before change_at the new shard's pod runs and scrapes nothing, and shard 0 still scrapes every target",
-                 before == {} and all0 is not None and set(all0) == set(env.targets()) and early,
+        t.record("before change_at the new shards' pods run and scrape nothing, and shard 0 still scrapes every target",
+                 before == [{}, {}] and all0 is not None and set(all0) == set(env.targets()) and early,
                  [before, all0, early, at_s - time.time()])
         wait_for(lambda: time.time() > at_s + 2, 60, 0.5)
-        split = wait_for(lambda: split_ok(2), 30, 1)
-        t.record("after change_at each collector pod scrapes exactly the targets FNV-1a(host:port) mod 2 gives it "
+        split = wait_for(lambda: split_ok(3), 30, 1)
+        t.record("after change_at each collector pod scrapes exactly the targets FNV-1a(host:port) mod 3 gives it "
                  "(each target on one shard, none left out)", bool(split),
-                 [env.targets(), {k: shard_targets(env, k) for k in range(2)}])
-        exp = [len(split[k]) for k in range(2)] if split else None
-        st = wait_for(lambda: (lambda s: s if not s.get("shardChange") and s.get("shards") == 2 and
-                               [x.get("targets") for x in s.get("shardStatuses", [])] == exp and
-                               all(x.get("readyReplicas") == 1 for x in s["shardStatuses"]) and
-                               conds({"status": s}).get("Ready", {}).get("status") == "True" else None)(stack_status()), 60, 1)
-        t.record("stack status after the change: shards 2, each shard's StatefulSet ready with its target count; Ready",
-                 bool(st), [stack_status(), exp])
+                 [time.time() - at_s, env.targets(), {k: shard_targets(env, k) for k in range(3)}])
+        st = wait_for(lambda: settled(3), 60, 1)
+        t.record("stack status after the change: shards 3, each shard's StatefulSet ready with its target count; Ready",
+                 bool(st), stack_status())
         wait_for(lambda: env.ready_pods(NS, QUERY_SEL), 90, 1)
         qs = wait_for(lambda: (lambda q: q if q and q.get("readyReplicas") == 1 else None)(stack_status().get("query")), 60, 1)
         t.record("spec.query.replicas 1: status.query shows the Deployment with 1 replica ready",
                  p_q.returncode == 0 and bool(qs) and qs.get("deployment") == f"{NAME}-query" and qs.get("replicas") == 1,
                  [p_q.stderr, stack_status().get("query")])
-        fanout_across_shards(t, env, t0 - 120)
+        fanout_across_shards(t, env, t0 - 120, 3)
 
         # a monitor's spec.shard: every shard, then one (no planned change: at once)
         env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"spec":{"shard":"all"}}')
-        every = wait_for(lambda: (lambda a, b: (a, b) if a and a == b and set(a) == set(env.targets()) else None)(
-            shard_targets(env, 0), shard_targets(env, 1)), 60, 1)
-        t.record("spec.shard: all in a monitor: both shards scrape each of its targets", bool(every) and
+        every = wait_for(lambda: (lambda a: a if all(x and set(x) == set(env.targets()) for x in a) else None)(
+            [shard_targets(env, k) for k in range(3)]), 60, 1)
+        t.record("spec.shard: all in a monitor: every shard scrapes each of its targets", bool(every) and
                  env.config_yaml().count("  shard: all\n") == len(env.targets()),
-                 [shard_targets(env, 0), shard_targets(env, 1)])
-        env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"spec":{"shard":3}}')
-        pinned = wait_for(lambda: (lambda a, b: (a, b) if a == {} and b and set(b) == set(env.targets()) else None)(
-            shard_targets(env, 0), shard_targets(env, 1)), 60, 1)
-        t.record("spec.shard: 3 with 2 shards: shard 1 (3 mod 2) scrapes every target of the monitor, shard 0 none",
-                 bool(pinned), [shard_targets(env, 0), shard_targets(env, 1)])
+                 [shard_targets(env, k) for k in range(3)])
+        env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=merge", "-p", '{"spec":{"shard":4}}')
+        pinned = wait_for(lambda: (lambda a: a if a[0] == {} and a[2] == {} and a[1] and set(a[1]) == set(env.targets())
+                                   else None)([shard_targets(env, k) for k in range(3)]), 60, 1)
+        t.record("spec.shard: 4 with 3 shards: shard 1 (4 mod 3) scrapes every target of the monitor, shards 0 and 2 none",
+                 bool(pinned), [shard_targets(env, k) for k in range(3)])
         env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=json", "-p",
                     '[{"op":"remove","path":"/spec/shard"}]')
-        wait_for(lambda: split_ok(2), 60, 1)
+        split = wait_for(lambda: split_ok(3), 30, 1) or {}
 
-        # back to one shard: shard 1 retires, answering its history (shardRetentionPolicy Retain,
-        # the default) until its period is over
-        # (ending 30 s ago: a delta profile's record is stored seconds after the time it carries)
+        # shard 1 or 2 (the one with more targets) deleted with its volume
+        shard_volume_lost(t, env, srv, max((1, 2), key=lambda k: len(split.get(k) or {})))
+        wait_for(lambda: settled(3), 60, 1)
+
+        # 3 -> 5
+        t35 = time.time()
+        p, ch, at35 = change(5)
+        wait_for(lambda: time.time() > at35 + 2, 90, 0.5)
+        split5 = wait_for(lambda: split_ok(5), 30, 1)
+        st5 = wait_for(lambda: settled(5), 60, 1)
+        t.record("3 -> 5: after change_at each of the 5 collector pods scrapes exactly its FNV-1a share, and the status "
+                 "shows 5 ready shards with their target counts",
+                 p.returncode == 0 and ch.get("from") == 3 and ch.get("to") == 5 and bool(split5) and bool(st5),
+                 [p.stderr, ch, {k: shard_targets(env, k) for k in range(5)}, stack_status()])
+
+        # 5 -> 2 with the bucket unreachable: shards 2, 3 and 4 retire (shardRetentionPolicy
+        # Retain, the default), answering their history as query-only peers
+        # (a window ending 30 s ago: a delta profile's record is stored seconds after the time it carries)
         qh = f"type=heap&from={int(t0 - 120)}&to={int(time.time()) - 30}&agg=sum"
 
-        def render0():
-            st_r, body_r, _ = shard_get(env, 0, f"/api/v1/render?{qh}")
+        def render0(extra=""):
+            st_r, body_r, _ = shard_get(env, 0, f"/api/v1/render?{qh}{extra}")
             return json.loads(body_r).get("data", {}) if st_r == 200 else {}
         before_r = render0()
-        p = env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p", '{"spec":{"shards":1}}')
-        ch = wait_for(lambda: stack_status().get("shardChange"), 30, 0.5) or {}
-        at = ch.get("at", "")
-        at_s = calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ")) if at else 0
-        replicas = lambda: ((env.get(sts1) or {}).get("spec") or {}).get("replicas")  # noqa: E731
-        kept = replicas() == 1 and time.time() < at_s
-        wait_for(lambda: time.time() > at_s + 1, 90, 0.5)
-        pod1 = f"/api/v1/namespaces/{NS}/pods/{NAME}-collector-shard-1-0"
-
-        def retired_pod():
-            """shard 1's pod once it runs again with --query-only and is ready: its IP"""
-            pd = env.get(pod1) or {}
-            args = ((pd.get("spec", {}).get("containers") or [{}])[0]).get("args", [])
-            ready = {c["type"]: c["status"] for c in (pd.get("status") or {}).get("conditions") or []}.get("Ready")
-            return pd["status"].get("podIP") if "--query-only" in args and ready == "True" else None
-        ip1 = wait_for(retired_pod, 90, 1)
-        rt0 = env.kubelet.runtime(NS, f"{NAME}-collector-0")
-        both = sorted([ip1 or "?", rt0.ip if rt0 else "?"])
-        listed = wait_for(lambda: ("query:\n  peers:\n" + "".join(f'  - "http://{ip}:8989"\n' for ip in both)) in
-                          (env.config_yaml() or ""), 60, 1)
+        srv.stop()
+        t_out = time.time()
+        p, ch, at52 = change(2)
+        kept = all(replicas(k) == 1 for k in (2, 3, 4)) and time.time() < at52
+        wait_for(lambda: time.time() > at52 + 1, 90, 0.5)
+        ips = {k: wait_for(lambda: retired_ip(k), 90, 1) for k in (2, 3, 4)}
+        ips.update({k: getattr(env.kubelet.runtime(NS, shard_pod(k)), "ip", None) for k in (0, 1)})
+        listed = wait_for(lambda: peers_listed(ips.values()) if all(ips.values()) else None, 60, 1)
+        split2 = wait_for(lambda: split_ok(2), 30, 1)
         after_r = wait_for(lambda: (lambda d: d if d.get("profiles") == before_r.get("profiles") else None)(render0()), 60, 1) or {}
-        s1 = env.get(sts1) or {}
         retired = stack_status().get("retiredShards") or []
-        t.record("2 -> 1 (shardRetentionPolicy Retain, the default): after change_at shard 1 scrapes nothing and runs on "
-                 "with --query-only (its StatefulSet at 1 replica, retired-at noted), stays in the peer list, and shard 0 "
-                 "still answers its history: the same render over the earlier window (profiles, total, not partial); "
-                 "status.retiredShards says until when",
-                 p.returncode == 0 and ch.get("from") == 2 and ch.get("to") == 1 and kept and bool(ip1) and bool(listed) and
+        t.record("5 -> 2 (shardRetentionPolicy Retain, the default): after change_at shards 0 and 1 scrape exactly their "
+                 "FNV-1a share; shards 2, 3 and 4 scrape nothing and run on with --query-only (their StatefulSets at 1 "
+                 "replica), stay in the peer list, and shard 0 still answers their history: the same render over the "
+                 "earlier window (profiles, total, not partial); status.retiredShards says until when",
+                 p.returncode == 0 and ch.get("from") == 5 and ch.get("to") == 2 and kept and bool(listed) and bool(split2) and
                  before_r.get("profiles", 0) > 0 and after_r.get("total") == before_r.get("total") and
-                 after_r.get("partial") is False and shard_targets(env, 1) == {} and s1.get("spec", {}).get("replicas") == 1 and
-                 s1.get("metadata", {}).get("annotations", {}).get("resources.cattle.io/retired-at") and
-                 len(retired) == 1 and retired[0].get("shard") == 1 and retired[0].get("answering") is True and
-                 retired[0].get("until"),
-                 [ch, kept, ip1, both, (env.config_yaml() or "")[:300], before_r.get("profiles"), before_r.get("total"),
+                 after_r.get("partial") is False and all(shard_targets(env, k) == {} for k in (2, 3, 4)) and
+                 all(replicas(k) == 1 and (env.get(sts(k)) or {}).get("metadata", {}).get("annotations", {})
+                     .get("resources.cattle.io/retired-at") for k in (2, 3, 4)) and
+                 sorted(x.get("shard") for x in retired) == [2, 3, 4] and
+                 all(x.get("answering") is True and x.get("until") for x in retired),
+                 [ch, kept, ips, (env.config_yaml() or "")[:400], before_r.get("profiles"), before_r.get("total"),
                   after_r.get("profiles"), after_r.get("total"), after_r.get("partial"), retired,
-                  s1.get("metadata", {}).get("annotations")])
-        # its period over: at 0 replicas, it and its volume kept
+                  {k: shard_targets(env, k) for k in range(5)}])
+        # no target scraped twice or lost across 3 -> 5 -> 2 (each target's CPU profiles back to back)
+        wait_for(lambda: time.time() > at52 + 40, 60, 1)
+        hand = handovers(env, 5, t35 - 20, time.time() - 15)
+        t.record("3 -> 5 -> 2: over both changes each target's CPU profiles, from whichever shards stored them, follow one "
+                 "another: none overlapping (scraped twice), no gap over 25 s (lost)", hand == {}, hand)
+        # the bucket still away: scraping and local queries go on, the failures are counted
+        newest = {k: max((r["endUnixNano"] for r in json.loads(shard_get(
+            env, k, f"/api/v1/profiles?type=cpu&from={int(t_out)}&local=1&limit=20000")[1] or b"{}").get("data") or []),
+            default=0) for k in (0, 1)}
+        # (the retired shards that scraped something: 6 targets over 5 shards may leave one empty)
+        had = [k for k in (2, 3, 4) if split5 and split5[k]]
+
+        def segment_files(k):
+            """{file name: bytes} of shard k's non-empty segment files (its pod restarted during the
+            outage, which closed them all)"""
+            pid = proc_of(env, NS, shard_pod(k), "collector")
+            d = f"/proc/{pid}/root/var/lib/pprof-collector/segments" if pid else ""
+            try:
+                return {f: b for f in os.listdir(d) if (b := open(os.path.join(d, f), "rb").read())}
+            except OSError:
+                return {}
+        sealed = {k: segment_files(k) for k in had}
+        waiting = {k: set(sealed[k]) - set(srv.objects(f"{NS}/pprofmonitor-stack/shard-{k}")) for k in had}
+        fails = {k: shard_metric(env, k, "collector_upload_failures_total") for k in had}
+        queued = {k: shard_metric(env, k, "collector_upload_queue_segments") for k in had}
+        local = render0("&local=1")
+        t.record("the bucket unreachable (its server stopped) across the change: shards 0 and 1 store profiles scraped "
+                 "after it went, shard 0 answers local queries, and the retired shards (whose pods restarted meanwhile, "
+                 "closing their segments) count failed uploads and segments waiting, not in the bucket",
+                 all(newest[k] > (t_out + 20) * 10**9 for k in (0, 1) if split2 and split2[k]) and local.get("profiles", 0) > 0
+                 and bool(had) and all((fails[k] or 0) > 0 and (queued[k] or 0) > 0 and waiting[k] for k in had),
+                 [newest, t_out, local.get("profiles"), had, fails, queued, waiting, srv.url])
+        srv.start()
+
+        def caught_up():
+            """every segment the retired shards closed, byte for byte in their prefixes, and nothing queued"""
+            for k in had:
+                objs = srv.objects(f"{NS}/pprofmonitor-stack/shard-{k}")
+                if any(objs.get(f) != b for f, b in sealed[k].items()) or \
+                        shard_metric(env, k, "collector_upload_queue_segments") != 0:
+                    return None
+            return {k: len(sealed[k]) for k in had}
+        caught = wait_for(caught_up, 150, 2)
+        t.record("the bucket back: the retired shards' uploads catch up (every segment each had closed is byte for byte "
+                 "under its prefix; nothing queued)", bool(caught) and all(sealed[k] for k in had),
+                 [caught, {k: shard_metric(env, k, "collector_upload_queue_segments") for k in had}, srv.log_text()[-600:]])
+
+        # their period over: at 0 replicas, they and their volumes kept
         env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
                     '{"spec":{"shardRetentionPolicy":{"retain":{"retentionPeriod":"1s"}}}}')
-        parked = wait_for(lambda: replicas() == 0, 60, 0.5)
-        t.record("retain.retentionPeriod passed: the retired shard's StatefulSet is scaled to 0; it and its volume stay, "
-                 "and the status says it no longer answers",
-                 bool(parked) and env.get(pvc1) is not None and
-                 wait_for(lambda: [x.get("answering") for x in stack_status().get("retiredShards") or []] == [False], 30, 1),
-                 [env.get(sts1), stack_status().get("retiredShards")])
+        parked = wait_for(lambda: all(replicas(k) == 0 for k in (2, 3, 4)), 60, 0.5)
+        t.record("retain.retentionPeriod passed: the retired shards' StatefulSets are scaled to 0; they and their volumes "
+                 "stay, and the status says they no longer answer",
+                 bool(parked) and all(env.get(pvc(k)) is not None for k in (2, 3, 4)) and
+                 wait_for(lambda: [x.get("answering") for x in stack_status().get("retiredShards") or []] == [False] * 3, 30, 1),
+                 [[replicas(k) for k in (2, 3, 4)], stack_status().get("retiredShards")])
+
+        # 2 -> 1 with whenScaled: Stop: shard 1 scaled to 0 at change_at, not kept answering
+        p, ch, at21 = change(1, {"shardRetentionPolicy": {"whenScaled": "Stop"}})
+        kept = replicas(1) == 1 and time.time() < at21
+        wait_for(lambda: time.time() > at21 + 1, 90, 0.5)
+        stopped = wait_for(lambda: replicas(1) == 0, 30, 0.5)
         one = wait_for(lambda: (lambda a: a if a and set(a) == set(env.targets()) else None)(shard_targets(env, 0)), 30, 1)
-        st = wait_for(lambda: (lambda s: s if s.get("shards") == 1 and len(s.get("shardStatuses", [])) == 1 and
-                               s["shardStatuses"][0].get("targets") == len(env.targets()) else None)(stack_status()), 60, 1)
+        st1 = wait_for(lambda: settled(1), 60, 1)
+        t.record("2 -> 1 with shardRetentionPolicy.whenScaled Stop: shard 1 runs until change_at, then its StatefulSet "
+                 "is scaled to 0 at once (volume kept, status: not answering); shard 0 scrapes every target",
+                 p.returncode == 0 and ch.get("to") == 1 and kept and bool(stopped) and bool(one) and bool(st1) and
+                 env.get(pvc(1)) is not None and
+                 {x.get("shard"): x.get("answering") for x in st1.get("retiredShards") or []}.get(1) is False,
+                 [ch, kept, replicas(1), shard_targets(env, 0), stack_status()])
         # one shard and the query front end: the config lists shard 0 alone, then nothing once it goes
-        rt0 = env.kubelet.runtime(NS, f"{NAME}-collector-0")
+        rt0 = env.kubelet.runtime(NS, shard_pod(0))
         solo = f'query:\n  peers:\n  - "http://{rt0.ip if rt0 else "?"}:8989"\n'
         solo_ok = wait_for(lambda: (solo + "monitors:") in (env.config_yaml() or ""), 60, 1)
+
         def asks_shard0():
             """the query pod's render once it reloaded that config: shard 0 asked, all answered"""
             st_q, body_q, _ = shard_get(env, "query", "/api/v1/render?type=heap")
@@ -1009,22 +1188,26 @@ def shards(t, env):
             return sh if sh.get("asked") == 1 and sh.get("missing") == 0 else None
         solo_answer = wait_for(asks_shard0, 30, 1)
         t.record("one shard with spec.query: the config lists shard 0's pod alone, and the query pod asks it",
-                 bool(solo_ok) and bool(solo_answer), [(env.config_yaml() or "")[:300], shard_get(env, "query", "/api/v1/render?type=heap")[1][-300:]])
+                 bool(solo_ok) and bool(solo_answer),
+                 [(env.config_yaml() or "")[:300], shard_get(env, "query", "/api/v1/render?type=heap")[1][-300:]])
         env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=json", "-p",
                     '[{"op":"remove","path":"/spec/query"}]')
         dep_path = f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}-query"
         q_parked = wait_for(lambda: ((env.get(dep_path) or {}).get("spec") or {}).get("replicas") == 0, 60, 0.5)
-        t.record("after it shard 0 scrapes every target again, and the status shows one shard with all of them; "
-                 "spec.query removed: its Deployment is scaled to 0 (kept), and the config lists no peers",
-                 bool(one) and bool(st) and wait_for(lambda: env.kubelet.runtime(NS, f"{NAME}-collector-shard-1-0") is None, 60)
-                 and bool(q_parked) and wait_for(lambda: "query:" not in (env.config_yaml() or "query:"), 60, 1),
-                 [shard_targets(env, 0), stack_status(), (env.config_yaml() or "")[:300], q_parked])
+        t.record("spec.query removed: its Deployment is scaled to 0 (kept), and the config lists no peers",
+                 bool(q_parked) and wait_for(lambda: all(env.kubelet.runtime(NS, shard_pod(k)) is None for k in range(1, 5)), 60)
+                 and wait_for(lambda: "query:" not in (env.config_yaml() or "query:"), 60, 1),
+                 [(env.config_yaml() or "")[:300], q_parked])
     finally:
         env.kubectl("patch", "pm", "-n", "default", "pprofmonitor-sample", "--type=json", "-p",
                     '[{"op":"remove","path":"/spec/shard"}]')
         env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
-                    '{"spec":{"query":null,"shardRetentionPolicy":null}}')
+                    '{"spec":{"query":null,"shardRetentionPolicy":null,"storage":{"objectStore":null}}}')
         env.kubectl("scale", "-n", "default", "deployment/pprof-demo", "--replicas=2")
+        wait_for(lambda: (lambda a: a if a and not any(x.startswith("--object-store") for x in a[1]) else None)(
+            collector_args(env)), 120, 1)
+        env.kubectl("delete", "secret", "-n", NS, "s3-shards")
+        srv.cleanup()
         op.stop()
 
 
