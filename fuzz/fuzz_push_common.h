@@ -41,7 +41,7 @@ static void fuzz_push_body(const uint8_t *data, size_t size, const char *proto_c
   web_hooks h;
   memset(&h, 0, sizeof h);
   h.push = fuzz_check_push;
-  web_ctx x = {&h, (size_t)64 << 20, 20000};
+  web_ctx x = {.h = &h, .budget = (size_t)64 << 20, .max_records = 20000};
   web_push_body b;
   memset(&b, 0, sizeof b);
   b.ctype = data[0] & 1 ? "application/json" : (char *)proto_ctype;

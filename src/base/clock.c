@@ -1,6 +1,8 @@
 /* The clocks. See clock.h. */
 #include "clock.h"
 
+#include <stdio.h>
+
 static int64_t read_ns(clockid_t id) {
   struct timespec ts;
   clock_gettime(id, &ts);
@@ -16,3 +18,9 @@ struct timespec pp_clock_timespec(int64_t ns) {
 }
 
 struct timespec pp_clock_real_deadline(int64_t after_ns) { return pp_clock_timespec(read_ns(CLOCK_REALTIME) + after_ns); }
+
+void pp_clock_rfc3339(int64_t ns, char *buf, size_t n) {
+  time_t t = (time_t)(ns / 1000000000);
+  struct tm tm;
+  if (!gmtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(buf, n, "%lld", (long long)t);
+}

@@ -280,6 +280,16 @@ static bool hook_ready(void *ud) {
   return atomic_load(&a->ready);
 }
 
+/* History only the bucket holds (upload.h), which answers over it lack (web.h). */
+static bool hook_bucket_only(void *ud, uint64_t *segments, int64_t *from_ns, int64_t *to_ns) {
+  app *a = ud;
+  if (!a->up) return false;
+  upload_stats us;
+  upload_get_stats(a->up, &us);
+  *segments = us.bucket_only.segments, *from_ns = us.bucket_only.from_ns, *to_ns = us.bucket_only.to_ns;
+  return us.bucket_only.segments > 0;
+}
+
 /* a family of one unlabelled integer sample */
 typedef struct u64_metric {
   const char *name, *type, *help;
@@ -344,6 +354,9 @@ static void hook_metrics(void *ud, pp_buf *out) {
         {"collector_upload_lost_segments_total", "counter",
          "Segments local retention deleted before their upload (the bucket lacks them).", us.lost_segments},
         {"collector_upload_deleted_objects_total", "counter", "Objects the bucket's retention deleted.", us.deleted_objects},
+        {"collector_bucket_only_segments", "gauge",
+         "Uploaded segments local retention has deleted since: history only the bucket holds, which queries do not read.",
+         us.bucket_only.segments},
     };
     put_u64_metrics(out, m, sizeof m / sizeof *m);
     pp_metrics_head(out, "collector_upload_last_success_timestamp_seconds", "gauge",
@@ -826,7 +839,7 @@ int main(int argc, char **argv) {
       LOG(LOG_INFO, "self telemetry: pprof on http://127.0.0.1:%d/debug/pprof/", a.cfg->self_pprof_port);
   }
   web_hooks hooks = {.ud = &a, .st = a.st, .eng = a.eng, .reload = hook_reload, .ready = hook_ready, .push = hook_push,
-                     .metrics = hook_metrics, .auth = &auth};
+                     .metrics = hook_metrics, .bucket_only = hook_bucket_only, .auth = &auth};
   wopts.peers = peers;
   wopts.npeers = npeers;
   /* shards run with one token for all of them ask each other with it */

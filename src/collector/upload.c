@@ -458,6 +458,16 @@ static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t
   return 1;
 }
 
+/* A segment uploaded, not expired and no longer local (tier, its records' time range) in bo,
+ * unless it holds raw profiles older than raw_stood_in: tiered retention deleted those for the
+ * rollups that answer for them (store.h), so no answer lacks it. A range restore wrote without
+ * an end yet (max < min) is the store's, still local, and never comes here. */
+static void bucket_only(int tier, int64_t min_ns, int64_t max_ns, int64_t raw_stood_in, upload_bucket_only *bo) {
+  if (max_ns < min_ns || (tier == 0 && max_ns <= raw_stood_in)) return;
+  if (!bo->segments++ || min_ns < bo->from_ns) bo->from_ns = min_ns;
+  if (bo->segments == 1 || max_ns > bo->to_ns) bo->to_ns = max_ns;
+}
+
 /* One scan: every closed segment not uploaded yet, oldest first; stops at the first failure.
  * 0, or -1 after a failure (noted). */
 static int scan(uploader *u, store_segment *list) {
@@ -467,8 +477,13 @@ static int scan(uploader *u, store_segment *list) {
     note_failure(u, err.msg);
     return -1;
   }
-  /* expired entries whose segment left the local disk are done with for good */
+  /* expired entries whose segment left the local disk are done with for good; the others that
+   * left it are history only the bucket holds now */
   size_t k = 0, pruned = 0;
+  store_stats ss;
+  store_get_stats(u->st, &ss);
+  int64_t raw_stood_in = ss.raw_dropped_until_ns;
+  upload_bucket_only bo = {0};
   for (size_t i = 0; i < u->ndone; i++) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -480,6 +495,7 @@ static int scan(uploader *u, store_segment *list) {
     for (size_t q = lo; q < n && list[q].id == u->done[i].id; q++) listed |= list[q].min_ns == u->done[i].min_ns;
     if (u->done[i].expired && !listed) pruned++;
     else u->done[k++] = u->done[i];
+    if (!listed && !u->done[i].expired) bucket_only(u->done[i].tier, u->done[i].min_ns, u->done[i].max_ns, raw_stood_in, &bo);
   }
   u->ndone = k;
   /* entries a restore wrote (restore.h) learn their segment's tier and end from the store */
@@ -515,6 +531,7 @@ static int scan(uploader *u, store_segment *list) {
   pthread_mutex_lock(&u->mu);
   u->stats.lost_segments += lost;
   u->stats.queued = queued;
+  u->stats.bucket_only = bo;
   pthread_mutex_unlock(&u->mu);
   for (size_t i = 0; i < n && !stopping(u); i++) {
     if (!list[i].closed || find_done(u, list[i].id, list[i].min_ns)) continue;

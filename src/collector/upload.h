@@ -60,6 +60,15 @@ typedef struct upload_opts {
   double retention_seconds; /* 0 = objects stay */
 } upload_opts;
 
+/* History only the bucket holds: segments uploaded and then deleted from the local disk by local
+ * retention, not yet by the bucket's (raw segments tiered retention deleted in favour of their
+ * rollups are not counted: the rollups answer for them). Queries do not read the bucket, so an
+ * answer over [from_ns, to_ns] lacks them (web.h's bucket_only hook says so). */
+typedef struct upload_bucket_only {
+  uint64_t segments;
+  int64_t from_ns, to_ns; /* their records' oldest and newest time (both 0 when none) */
+} upload_bucket_only;
+
 typedef struct upload_stats {
   uint64_t uploaded_segments, uploaded_bytes;
   uint64_t failures;        /* requests that failed (PUT or DELETE) */
@@ -71,6 +80,7 @@ typedef struct upload_stats {
   char last_error[256];
   bool deleting_failing;    /* the last retention pass had DELETEs that failed */
   char last_delete_error[256];
+  upload_bucket_only bucket_only; /* at the last scan */
 } upload_stats;
 
 /* Where o's objects go, as requests name them (shared with restore.c): the endpoint without

@@ -434,7 +434,10 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   web *w = j->w;
   web_fanout_info fi;
   memset(&fi, 0, sizeof fi);
-  web_ctx x = {&w->h, budget, w->o.max_records ? w->o.max_records : WEB_MAX_RECORDS, w->fan, &fi};
+  web_ctx x = {.h = &w->h, .budget = budget, .max_records = w->o.max_records ? w->o.max_records : WEB_MAX_RECORDS,
+               .fan = w->fan, .fi = &fi};
+  /* (read once per request, so every window of the request is held against the same range) */
+  if (w->h.bucket_only) x.has_bucket_only = w->h.bucket_only(w->h.ud, &x.bo_segments, &x.bo_from, &x.bo_to);
   switch (j->kind) {
   case JOB_RENDER: web_api_render(&x, &j->p, out); break;
   case JOB_TIMELINE: web_api_timeline(&x, &j->p, out); break;
@@ -485,9 +488,28 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
     }
     break;
   }
-  /* an answer some shards are missing from says so (web_fanout.h); the body says which */
-  if (fi.failed && out->status == 200)
-    snprintf(out->partial, sizeof out->partial, "%u of %u shard answers missing", fi.failed, fi.asked);
+  /* an answer some shards or some history are missing from says so (web_fanout.h); the body
+   * says which */
+  if (web_fanout_partial(&fi) && out->status == 200) {
+    size_t len = 0;
+    if (fi.failed)
+      len += (size_t)snprintf(out->partial, sizeof out->partial, "%u of %u shard answers missing", fi.failed, fi.asked);
+    if (fi.partial_peers && len < sizeof out->partial)
+      len += (size_t)snprintf(out->partial + len, sizeof out->partial - len, "%s%u shard answers partial", len ? "; " : "",
+                              fi.partial_peers);
+    if (fi.bucket_segments && len < sizeof out->partial) {
+      char a[32], b[32];
+      pp_clock_rfc3339(fi.bucket_from, a, sizeof a), pp_clock_rfc3339(fi.bucket_to, b, sizeof b);
+      snprintf(out->partial + len, sizeof out->partial - len, "%shistory %s to %s in the object store only", len ? "; " : "",
+               a, b);
+    }
+  }
+}
+
+void web_note_window(const web_ctx *x, int64_t from, int64_t to) {
+  if (!x->has_bucket_only || !x->fi || x->bo_to < from || (to && x->bo_from > to)) return;
+  /* (a request with several windows, a diff's two, names the range once) */
+  x->fi->bucket_segments = x->bo_segments, x->fi->bucket_from = x->bo_from, x->fi->bucket_to = x->bo_to;
 }
 
 /* The store's state for cache keys: appends and deletions so far (rollups do not change answers). */

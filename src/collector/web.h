@@ -69,6 +69,10 @@ typedef struct web_hooks {
   int (*push)(void *ud, const store_record *recs, size_t n, pp_err *err);
   /* Appends the program's own metrics (reloads, ingest, store) in Prometheus text format. */
   void (*metrics)(void *ud, pp_buf *b);
+  /* History only the object store holds, which queries do not read (upload.h): its segments and
+   * their records' time range; false (nothing set) when there is none. An answer whose window
+   * meets that range says it is partial and why (web_fanout_info.bucket_*). NULL: none. */
+  bool (*bucket_only)(void *ud, uint64_t *segments, int64_t *from_ns, int64_t *to_ns);
   const web_auth *auth; /* NULL = open */
 } web_hooks;
 

@@ -276,14 +276,27 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
   return r;
 }
 
-/* ,"partial":..: whether shards are missing from the answer and which (web_fanout.h); only when
- * the collector has peers. */
+/* ,"partial":..: whether shards or history are missing from the answer and which (web_fanout.h);
+ * only when the collector has peers or history only the object store holds. */
 static void partial(pp_buf *a, const web_ctx *x) {
-  if (!x->fi || (!x->fi->asked && !web_fanout_peers(x->fan))) return;
-  pp_buf_printf(a, ",\"partial\":%s,\"shards\":{\"asked\":%u,\"missing\":%u", x->fi->failed ? "true" : "false",
-                x->fi->asked, x->fi->failed);
-  if (x->fi->failed) pp_buf_puts(a, ",\"why\":"), web_json_str(a, x->fi->missing);
-  pp_buf_puts(a, "}");
+  if (!x->fi || (!x->fi->asked && !web_fanout_peers(x->fan) && !x->fi->bucket_segments)) return;
+  pp_buf_printf(a, ",\"partial\":%s", web_fanout_partial(x->fi) ? "true" : "false");
+  if (x->fi->asked || web_fanout_peers(x->fan)) {
+    pp_buf_printf(a, ",\"shards\":{\"asked\":%u,\"missing\":%u,\"partial\":%u", x->fi->asked, x->fi->failed,
+                  x->fi->partial_peers);
+    if (x->fi->failed || x->fi->partial_peers) pp_buf_puts(a, ",\"why\":"), web_json_str(a, x->fi->missing);
+    pp_buf_puts(a, "}");
+  }
+  if (x->fi->bucket_segments) /* this collector's own history the answer lacks */
+    pp_buf_printf(a, ",\"bucketOnly\":{\"segments\":%llu,\"fromUnixNano\":%lld,\"toUnixNano\":%lld}",
+                  (unsigned long long)x->fi->bucket_segments, (long long)x->fi->bucket_from, (long long)x->fi->bucket_to);
+}
+
+/* The selection's windows (and its base's) are what the answer covers (web_note_window); a
+ * record fetched by id has none. */
+static void note_windows(const web_ctx *x, const selection *s, const selection *b) {
+  if (!s->id) web_note_window(x, s->from, s->to);
+  if (b && !b->id) web_note_window(x, b->from, b->to);
 }
 
 /* ---- sample types ------------------------------------------------------------------------------- */
@@ -685,6 +698,7 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
+  note_windows(x, &s, has_base ? &b : NULL);
   long max_nodes = num_param(p, "max_nodes", 4096, 1, 200000, &bad);
   long topn = num_param(p, "top", 500, 1, 20000, &bad);
   if (bad) {
@@ -1055,6 +1069,7 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
+  note_windows(x, &s, NULL);
   const char *group_by = web_param(p, "group_by"), *function = web_param(p, "function");
   if (s.id || (group_by && !*group_by) || (function && !*function)) {
     web_resp_error(out, 400, "bad_data",
@@ -1219,6 +1234,7 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
+  note_windows(x, &s, has_base ? &b : NULL);
   pprof_profile *prof = NULL, *base = NULL, *d = NULL;
   size_t count = 0;
   pp_err err = {0};
@@ -1318,6 +1334,7 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
+  note_windows(x, &s, NULL);
   /* pages: limit=N entries, then after=<the previous page's "next"> (parse_after) */
   const char *after = web_param(p, "after");
   bool bad = false;
@@ -1397,6 +1414,7 @@ void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
+  note_windows(x, &s, NULL);
   bool bad = false;
   long limit = num_param(p, "limit", 1000, 1, WEB_MAX_RECORDS, &bad);
   if (bad) {
@@ -1622,6 +1640,7 @@ int web_api_merge(const web_ctx *x, const web_params *p, bool base, size_t budge
     web_resp_error(out, 400, "bad_data", why);
     return -1;
   }
+  note_windows(x, &s, has_base ? &b : NULL);
   if (base && !has_base) return 1;
   selection *q = base ? &b : &s;
   pp_err err = {0};
@@ -1657,6 +1676,7 @@ void web_api_tags(const web_ctx *x, const web_params *p, web_resp *out) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
+  note_windows(x, &s, NULL);
   pprof_profile *prof = NULL;
   size_t count = 0;
   pp_err err = {0};

@@ -144,11 +144,12 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
   return pp_buf_put(&k->body, p, sz * nm) ? sz * nm : 0;
 }
 
-/* X-Pprof-Profiles, X-Pprof-Truncated and X-Pprof-Type (web.c sends them with /api/v1/profile) */
+/* X-Pprof-Profiles, X-Pprof-Truncated and X-Pprof-Type (web.c sends them with /api/v1/profile),
+ * X-Pprof-Partial (with any answer) */
 static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
   call *k = ud;
   size_t n = sz * nm;
-  char line[128];
+  char line[256];
   if (n < sizeof line) {
     memcpy(line, p, n);
     line[n] = '\0';
@@ -156,6 +157,15 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
     char t[24];
     if (!strncasecmp(line, "X-Pprof-Profiles:", 17) && sscanf(line + 17, " %llu", &v) == 1) k->meta.profiles = v;
     if (!strncasecmp(line, "X-Pprof-Truncated:", 18) && strstr(line + 18, "true")) k->meta.truncated = true;
+    if (!strncasecmp(line, "X-Pprof-Partial:", 16)) { /* kept as printable ASCII, trimmed */
+      const char *h = line + 16;
+      while (*h == ' ' || *h == '\t') h++;
+      size_t j = 0;
+      for (; *h && *h != '\r' && *h != '\n' && j + 1 < sizeof k->meta.partial; h++)
+        k->meta.partial[j++] = *h >= 0x20 && *h < 0x7f ? *h : '?';
+      k->meta.partial[j] = '\0';
+      if (!j) snprintf(k->meta.partial, sizeof k->meta.partial, "partial");
+    }
     if (!strncasecmp(line, "X-Pprof-Type:", 13) && sscanf(line + 13, " %23[a-z]", t) == 1) {
       int ty = cfg_type_from_name(t);
       k->meta.type = ty >= 0 ? cfg_type_name[ty] : NULL;
@@ -329,6 +339,11 @@ static int run(web_fanout *f, call *calls, size_t n, const char *path, const web
     why[0] = '\0';
     r = fn(ud, k->peer, k->body.p ? k->body.p : "", k->body.len, &k->meta, why, sizeof why, err);
     if (r == 0 && why[0]) missing(info, k->peer, why);
+    else if (r == 0 && k->meta.partial[0]) { /* merged, but the peer says its answer lacks something */
+      snprintf(why, sizeof why, "its answer is partial: %s", k->meta.partial);
+      missing(info, k->peer, why);
+      info->failed--, info->partial_peers++;
+    }
     pp_buf_free(&k->body);
   }
 done:

@@ -53,7 +53,19 @@ typedef struct web_fanout_info {
   uint64_t profiles;  /* records the peers merged (their X-Pprof-Profiles) */
   bool truncated;     /* a peer merged only its newest records (X-Pprof-Truncated) */
   char missing[512];  /* "PEER (why); ...": the peers that did not answer, cut short if long */
+  /* Answers that came whole but lack history: peers whose answer said it was partial
+   * (X-Pprof-Partial: their bucket-only history, or their own peers), named in missing too;
+   * and this collector's history in the request's window only the object store holds (web.h's
+   * bucket_only; web_note_window sets it). Either makes the answer partial as failed does. */
+  unsigned partial_peers;
+  uint64_t bucket_segments;
+  int64_t bucket_from, bucket_to; /* those segments' records' time range (ns) */
 } web_fanout_info;
+
+/* Whether info makes an answer partial. */
+static inline bool web_fanout_partial(const web_fanout_info *info) {
+  return info->failed || info->partial_peers || info->bucket_segments;
+}
 
 /* Peers are base URLs (sv_check_endpoint: http:// or https://, a host, no query; a trailing /
  * is dropped), copied. Two lists: the flags' (--peer), fixed, and the config's (query.peers),
@@ -99,6 +111,7 @@ typedef struct web_fanout_meta {
   uint64_t profiles; /* X-Pprof-Profiles */
   bool truncated;    /* X-Pprof-Truncated */
   const char *type;  /* X-Pprof-Type (a cfg_type_name), or NULL */
+  char partial[128]; /* X-Pprof-Partial ("" when absent): the answer lacks something, this says what */
 } web_fanout_meta;
 
 /* One peer's 200 answer. Returns 0, or an error that stops the whole request (over the budget,

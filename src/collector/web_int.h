@@ -65,7 +65,7 @@ typedef struct web_resp {
   const char *location;  /* Location, or NULL */
   const char *www_auth;  /* WWW-Authenticate, or NULL */
   char disposition[200]; /* Content-Disposition, or "" */
-  char partial[128];     /* X-Pprof-Partial (some shards did not answer: web_fanout.h), or "" */
+  char partial[192];     /* X-Pprof-Partial (shards or history missing: web_fanout.h), or "" */
   uint64_t profiles;     /* X-Pprof-Profiles: the records a merged profile holds; 0 = no header */
   bool truncated;        /* X-Pprof-Truncated: true (the merge read only the newest records) */
   const char *ptype;     /* X-Pprof-Type: the profile's type (a static name), or NULL */
@@ -88,7 +88,16 @@ typedef struct web_ctx {
   size_t max_records; /* the records one merge may read (web_opts.max_records; 0: WEB_MAX_RECORDS) */
   web_fanout *fan;       /* the peers merges also ask (web_fanout_peers may be 0) */
   web_fanout_info *fi;   /* what they added to this request's answer (with fan) */
+  /* history only the object store holds, at the request's start (web_hooks.bucket_only) */
+  bool has_bucket_only;
+  uint64_t bo_segments;
+  int64_t bo_from, bo_to;
 } web_ctx;
+
+/* A window [from, to] (ns; 0 = unbounded) the answer covers: when it meets the history only the
+ * object store holds, the answer lacks it and says so (x->fi->bucket_*). Every data endpoint
+ * calls it for each window it reads (a record fetched by id has none). */
+void web_note_window(const web_ctx *x, int64_t from, int64_t to);
 
 
 #endif

@@ -370,6 +370,7 @@ static int range_ns(qctx *q, int64_t start, int64_t end, int64_t *from, int64_t 
   if (end && start > end) return fail(q, "invalid_argument", "start is after end");
   *from = start * 1000000;
   *to = end ? end * 1000000 + 999999 : 0;
+  if (q->x) web_note_window(q->x, *from, *to); /* the window the answer covers */
   return 0;
 }
 
@@ -1347,6 +1348,23 @@ typedef struct sacc {
   bool counts; /* the peers' answers being added are counts, not sums */
 } sacc;
 
+/* An empty accumulator for rq at step_ms; -1 (failed on q) when out of memory, and then a
+ * sacc_free is still due. */
+static int sacc_init(qctx *q, sacc *a, const Qv1__SelectSeriesRequest *rq, int64_t step_ms) {
+  memset(a, 0, sizeof *a);
+  a->rq = rq;
+  a->step_ms = step_ms;
+  pp_buf_init(&a->key, 0);
+  return htab_init(&a->bykey, 64, 0) < 0 ? fail(q, "resource_exhausted", "out of memory") : 0;
+}
+
+static void sacc_free(sacc *a) {
+  pp_buf_free(&a->key);
+  free(a->pts);
+  free(a->g);
+  htab_free(&a->bykey);
+}
+
 /* The group of the key in a->key: its index, made when new (with first or peer for its labels). */
 static int sacc_group(qctx *q, sacc *a, const vseries *first, const Qv1__Series *peer, uint32_t *gi) {
   int nw = a->key.failed ? -1 : htab_intern(&a->bykey, a->key.p ? a->key.p : "", a->key.len, gi);
@@ -1576,11 +1594,7 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
   qv1__select_series_response__init(res);
   *out = &res->base;
   sacc a;
-  memset(&a, 0, sizeof a);
-  a.rq = rq;
-  a.step_ms = step_ms;
-  pp_buf_init(&a.key, 0);
-  int r = htab_init(&a.bykey, 64, 0) < 0 ? fail(q, "resource_exhausted", "out of memory") : 0;
+  int r = sacc_init(q, &a, rq, step_ms);
   if (r == 0 && p.nseries) r = local_points(q, &p, &a);
   if (r == 0 && has_peers(q)) {
     /* the peers' sums of every group (the limit is the whole answer's), and for a mean each
@@ -1594,10 +1608,7 @@ static int do_select_series(qctx *q, const ProtobufCMessage *in, ProtobufCMessag
       r = ask_peers(q, "SelectSeries", &pr.base, "&counts=1", &qv1__select_series_response__descriptor, add_peer_series, &a);
   }
   if (r == 0) r = series_of(q, &a, res);
-  pp_buf_free(&a.key);
-  free(a.pts);
-  free(a.g);
-  htab_free(&a.bykey);
+  sacc_free(&a);
   return r;
 }
 
@@ -1639,13 +1650,10 @@ int web_querier_peer_check(unsigned kind, const uint8_t *body, size_t len, char 
     rq.limit = kind & 16 ? 2 : 0;
     q.counts = kind & 32;
     sacc a;
-    memset(&a, 0, sizeof a);
-    a.rq = &rq;
-    a.step_ms = 1000;
-    pp_buf_init(&a.key, 0);
     Qv1__SelectSeriesResponse res;
     qv1__select_series_response__init(&res);
-    r = htab_init(&a.bykey, 64, 0) < 0 ? fail(&q, "resource_exhausted", "out of memory") : add_peer_series(&q, m, &a);
+    r = sacc_init(&q, &a, &rq, 1000);
+    if (r == 0) r = add_peer_series(&q, m, &a);
     a.counts = true;
     if (r == 0 && rq.aggregation == 1) r = add_peer_series(&q, m, &a);
     if (r == 0) r = series_of(&q, &a, &res);
@@ -1658,10 +1666,7 @@ int web_querier_peer_check(unsigned kind, const uint8_t *body, size_t len, char 
           abort();
       }
     }
-    pp_buf_free(&a.key);
-    free(a.pts);
-    free(a.g);
-    htab_free(&a.bykey);
+    sacc_free(&a);
   }
   if (r < 0) snprintf(why, nwhy, "%s", q.why);
   arena_free(&q.a.mem);

@@ -52,10 +52,7 @@ static void on_object_applied(op_job *j, void *arg, int status, json_t *body, co
 /* A Unix second as the status shows times (RFC 3339, UTC) */
 static json_t *rfc3339(int64_t s) {
   char at[64];
-  struct tm tm;
-  time_t t = (time_t)s;
-  gmtime_r(&t, &tm);
-  strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  pp_clock_rfc3339(s > INT64_MAX / 1000000000 ? INT64_MAX : s * 1000000000, at, sizeof at);
   return json_string(at);
 }
 

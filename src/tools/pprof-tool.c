@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../base/clock.h"
 #include "../base/file.h"
 #include "../base/version.h"
 #include "../codec/pprof.h"
@@ -392,12 +393,9 @@ static int print_info(const pprof_profile *p) {
   printf("time_nanos: %lld\nduration_nanos: %lld\n", (long long)p->time_nanos,
          (long long)p->duration_nanos);
   if (p->time_nanos) {
-    time_t t0 = (time_t)(p->time_nanos / 1000000000);
-    time_t t1 = (time_t)((p->time_nanos + p->duration_nanos) / 1000000000);
     char a[32], b[32];
-    struct tm tm;
-    strftime(a, sizeof a, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t0, &tm));
-    strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t1, &tm));
+    pp_clock_rfc3339(p->time_nanos, a, sizeof a);
+    pp_clock_rfc3339(p->time_nanos + p->duration_nanos, b, sizeof b);
     printf("time span: %s .. %s\n", a, b);
   }
   for (size_t i = 0; i < p->ncomment; i++)

@@ -20,6 +20,7 @@ segments quickly. What is checked:
 
 Part (tests/run.py collector:objstore): objstore."""
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -374,6 +375,61 @@ def objstore(t):
                 s3.start()
         check(t, "collector objstore: segments local retention deletes before their upload (bucket down) are counted and "
                  "logged", lost_when_down_and_full)
+
+        def bucket_only_history():
+            # uploaded segments that local retention then deletes: history only the bucket holds,
+            # which queries do not read; every answer whose window meets it must say so
+            h = collector("cluster-a/hist", extra=["--retention-size", "5MiB"], name="objstore-hist")
+            fill(h, 2, app="old", ago=3 * 3600)  # two closed segments of three-hour-old profiles
+            up = wait_for(lambda: len(s3.objects("cluster-a/hist")) >= 2 or None, timeout=60)
+            n = 0
+            while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
+                push(h, 250, app="new")  # today's, until the budget has deleted two segments
+                n += 250
+            time.sleep(2 * 2 + 1)  # two upload scans after the last deletion (UPLOAD_SCAN_MS)
+            segs = m(h, "collector_bucket_only_segments")
+            local = set(local_segments(h))
+            only = sorted(k for k in s3.keys("cluster-a/hist") if k.split("-", 1)[1] not in local)
+            want_from = min((int(k.split("-", 1)[0], 16) for k in only), default=-1)
+            st, body, hdr = http_req("GET", h.url + "/api/v1/render?type=cpu&agg=sum")
+            got = json.loads(body).get("data", {}) if st == 200 else {}
+            bo = got.get("bucketOnly", {})
+            said = hdr.get("X-Pprof-Partial", "")
+            after = (bo.get("toUnixNano", 0) // 10**9) + 2
+            st2, body2, hdr2 = http_req("GET", h.url + f"/api/v1/render?type=cpu&agg=sum&from={after}")
+            later = json.loads(body2).get("data", {}) if st2 == 200 else {}
+            q = h.url + "/querier.v1.QuerierService/LabelNames"
+            qst, _, qhdr = http_req("POST", q, data=b"{}", headers={"Content-Type": "application/json"})
+            qst2, _, qhdr2 = http_req("POST", q, data=json.dumps({"start": after * 1000}).encode(),
+                                      headers={"Content-Type": "application/json"})
+            # a front end asking h: h's answer says it is partial, so the front end's does
+            fe = Collector("monitors: []\n", extra_args=["--peer", h.url], name="objstore-hist-front")
+            made.append(fe)
+            fst, fbody, fhdr = http_req("GET", fe.url + "/api/v1/render?type=cpu&agg=sum")
+            front = json.loads(fbody).get("data", {}) if fst == 200 else {}
+            shards = front.get("shards", {})
+            ok = (bool(up) and segs >= 2 and len(only) == segs and got.get("partial") is True
+                  and bo.get("segments") == segs and bo.get("fromUnixNano") == want_from
+                  and bo.get("toUnixNano", 0) >= want_from and "in the object store only" in said
+                  and later.get("partial") is not True and "X-Pprof-Partial" not in hdr2 and later.get("profiles", 0) > 0
+                  and qst == 200 and "in the object store only" in qhdr.get("X-Pprof-Partial", "")
+                  and qst2 == 200 and "X-Pprof-Partial" not in qhdr2
+                  and front.get("partial") is True and shards.get("partial") == 1 and shards.get("missing") == 0
+                  and h.url in shards.get("why", "") and "in the object store only" in shards.get("why", "")
+                  and "1 shard answers partial" in fhdr.get("X-Pprof-Partial", "")
+                  and front.get("total") == got.get("total"))
+            fe.stop()
+            h.stop()
+            return (ok, f"uploaded {bool(up)}; bucket-only metric {segs}, objects not local {only}; render {st} partial "
+                        f"{got.get('partial')} bucketOnly {bo} (want from {want_from}), header {said!r}; from={after}: "
+                        f"{st2} partial {later.get('partial')} profiles {later.get('profiles')} header "
+                        f"{hdr2.get('X-Pprof-Partial')!r}; LabelNames {qst} {qhdr.get('X-Pprof-Partial')!r}, after {qst2} "
+                        f"{qhdr2.get('X-Pprof-Partial')!r}; front end {fst} partial {front.get('partial')} shards {shards} "
+                        f"header {fhdr.get('X-Pprof-Partial')!r} total {front.get('total')} vs {got.get('total')}")
+        check(t, "collector objstore: history only the bucket holds (uploaded, then deleted by local retention) is not read "
+                 "by queries, and every answer whose window meets it says so: \"partial\", its range and segment count, "
+                 "X-Pprof-Partial (the render, the query API); a later window is whole; a front end asking that collector "
+                 "says its answer is partial and which shard", bucket_only_history)
 
         def wrong_credentials():
             w = collector("cluster-a/wrong", env={"AWS_ACCESS_KEY_ID": AK, "AWS_SECRET_ACCESS_KEY": "not-the-secret"},

@@ -758,11 +758,13 @@ def shard_get(env, k, path):
         return None, b"", {}
 
 
-def shard_metric(env, k, name):
-    """The value of the unlabelled metric name on shard k's /metrics, or None."""
+def shard_metrics(env, k, *names):
+    """The values of the unlabelled metrics names on shard k's /metrics (one fetch), each None
+    when absent (or all when the fetch fails)."""
     st, body, _ = shard_get(env, k, "/metrics")
-    m = re.search(rb"^(?:\w+_)?" + re.escape(name.encode()) + rb" (\S+)$", body, re.M) if st == 200 else None
-    return float(m.group(1)) if m else None
+    ms = [re.search(rb"^(?:\w+_)?" + re.escape(n.encode()) + rb" (\S+)$", body, re.M) if st == 200 else None
+          for n in names]
+    return [float(m.group(1)) if m else None for m in ms]
 
 
 def go_flats(path, indexes):
@@ -1123,14 +1125,19 @@ def shards(t, env):
             outage, which closed them all)"""
             pid = proc_of(env, NS, shard_pod(k), "collector")
             d = f"/proc/{pid}/root/var/lib/pprof-collector/segments" if pid else ""
+            def read(f):
+                with open(os.path.join(d, f), "rb") as fh:
+                    return fh.read()
             try:
-                return {f: b for f in os.listdir(d) if (b := open(os.path.join(d, f), "rb").read())}
+                return {f: b for f in os.listdir(d) if (b := read(f))}
             except OSError:
                 return {}
         sealed = {k: segment_files(k) for k in had}
         waiting = {k: set(sealed[k]) - set(srv.objects(f"{NS}/pprofmonitor-stack/shard-{k}")) for k in had}
-        fails = {k: shard_metric(env, k, "collector_upload_failures_total") for k in had}
-        queued = {k: shard_metric(env, k, "collector_upload_queue_segments") for k in had}
+        upl = {k: shard_metrics(env, k, "collector_upload_failures_total", "collector_upload_queue_segments")
+               for k in had}
+        fails = {k: upl[k][0] for k in had}
+        queued = {k: upl[k][1] for k in had}
         local = render0("&local=1")
         t.record("the bucket unreachable (its server stopped) across the change: shards 0 and 1 store profiles scraped "
                  "after it went, shard 0 answers local queries, and the retired shards (whose pods restarted meanwhile, "
@@ -1145,13 +1152,13 @@ def shards(t, env):
             for k in had:
                 objs = srv.objects(f"{NS}/pprofmonitor-stack/shard-{k}")
                 if any(objs.get(f) != b for f, b in sealed[k].items()) or \
-                        shard_metric(env, k, "collector_upload_queue_segments") != 0:
+                        shard_metrics(env, k, "collector_upload_queue_segments")[0] != 0:
                     return None
             return {k: len(sealed[k]) for k in had}
         caught = wait_for(caught_up, 150, 2)
         t.record("the bucket back: the retired shards' uploads catch up (every segment each had closed is byte for byte "
                  "under its prefix; nothing queued)", bool(caught) and all(sealed[k] for k in had),
-                 [caught, {k: shard_metric(env, k, "collector_upload_queue_segments") for k in had}, srv.log_text()[-600:]])
+                 [caught, {k: shard_metrics(env, k, "collector_upload_queue_segments")[0] for k in had}, srv.log_text()[-600:]])
 
         # their period over: at 0 replicas, they and their volumes kept
         env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
