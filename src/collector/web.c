@@ -512,18 +512,24 @@ void web_note_window(const web_ctx *x, int64_t from, int64_t to) {
   x->fi->bucket_segments = x->bo_segments, x->fi->bucket_from = x->bo_from, x->fi->bucket_to = x->bo_to;
 }
 
-/* The store's state for cache keys: appends and deletions so far (rollups do not change answers). */
+/* The store's state for cache keys: appends and deletions so far (rollups do not change answers),
+ * and the history only the object store holds, which the uploader learns of up to a scan after
+ * the deletion (an answer cached in between would otherwise stay whole while it is not). */
 static void store_state(web *w, char *buf, size_t n) {
   store_stats s;
   store_get_stats(w->h.st, &s);
-  snprintf(buf, n, "%" PRIu64 "+%" PRIu64, s.profiles + s.retention_deleted_profiles, s.retention_deleted_profiles);
+  uint64_t bs = 0;
+  int64_t bf = 0, bt = 0;
+  if (w->h.bucket_only) w->h.bucket_only(w->h.ud, &bs, &bf, &bt);
+  snprintf(buf, n, "%" PRIu64 "+%" PRIu64 "+%" PRIu64 "@%" PRId64 "-%" PRId64, s.profiles + s.retention_deleted_profiles,
+           s.retention_deleted_profiles, bs, bf, bt);
 }
 
 /* Runs the job on a worker: answered now (a cached answer, a refusal), or suspended until it is. */
 static enum MHD_Result submit(web *w, struct MHD_Connection *c, req *r, web_lane lane, job *j, const char *url, bool keyed) {
   char *key = NULL;
   if (keyed) {
-    char state[64];
+    char state[128];
     store_state(w, state, sizeof state);
     key = web_work_key(state, url, &j->p);
     web_resp hit;

@@ -386,6 +386,9 @@ def objstore(t):
             while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
                 push(h, 250, app="new")  # today's, until the budget has deleted two segments
                 n += 250
+            # asked at once (likely before the uploader's next scan has seen the deletion), so an
+            # answer cached then must not be served whole later: nothing is appended after it
+            http_req("GET", h.url + "/api/v1/render?type=cpu&agg=sum")
             time.sleep(2 * 2 + 1)  # two upload scans after the last deletion (UPLOAD_SCAN_MS)
             segs = m(h, "collector_bucket_only_segments")
             local = set(local_segments(h))
