@@ -281,13 +281,11 @@ static bool hook_ready(void *ud) {
 }
 
 /* History only the bucket holds (upload.h), which answers over it lack (web.h). */
-static bool hook_bucket_only(void *ud, uint64_t *segments, int64_t *from_ns, int64_t *to_ns) {
+static void hook_bucket_only(void *ud, upload_bucket_only *ret) {
   app *a = ud;
-  if (!a->up) return false;
-  upload_stats us;
-  upload_get_stats(a->up, &us);
-  *segments = us.bucket_only.segments, *from_ns = us.bucket_only.from_ns, *to_ns = us.bucket_only.to_ns;
-  return us.bucket_only.segments > 0;
+  upload_stats us = {0};
+  if (a->up) upload_get_stats(a->up, &us);
+  *ret = us.bucket_only;
 }
 
 /* a family of one unlabelled integer sample */

@@ -410,6 +410,7 @@ typedef struct job {
   char addr[INET6_ADDRSTRLEN];
   web_push_body pb; /* JOB_PUSH, JOB_PUSH_CONNECT, JOB_OTLP, JOB_QUERIER: the request's body, taken from it */
   char *method;     /* JOB_QUERIER: the method's name */
+  upload_bucket_only bo; /* read once at submit: the cache key and the answer see the same */
 } job;
 
 static void job_free(void *arg) {
@@ -435,9 +436,7 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   web_fanout_info fi;
   memset(&fi, 0, sizeof fi);
   web_ctx x = {.h = &w->h, .budget = budget, .max_records = w->o.max_records ? w->o.max_records : WEB_MAX_RECORDS,
-               .fan = w->fan, .fi = &fi};
-  /* (read once per request, so every window of the request is held against the same range) */
-  if (w->h.bucket_only) x.has_bucket_only = w->h.bucket_only(w->h.ud, &x.bo_segments, &x.bo_from, &x.bo_to);
+               .fan = w->fan, .fi = &fi, .bo = j->bo};
   switch (j->kind) {
   case JOB_RENDER: web_api_render(&x, &j->p, out); break;
   case JOB_TIMELINE: web_api_timeline(&x, &j->p, out); break;
@@ -497,9 +496,9 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
     if (fi.partial_peers && len < sizeof out->partial)
       len += (size_t)snprintf(out->partial + len, sizeof out->partial - len, "%s%u shard answers partial", len ? "; " : "",
                               fi.partial_peers);
-    if (fi.bucket_segments && len < sizeof out->partial) {
+    if (fi.bucket.segments && len < sizeof out->partial) {
       char a[32], b[32];
-      pp_clock_rfc3339(fi.bucket_from, a, sizeof a), pp_clock_rfc3339(fi.bucket_to, b, sizeof b);
+      pp_clock_rfc3339(fi.bucket.from_ns, a, sizeof a), pp_clock_rfc3339(fi.bucket.to_ns, b, sizeof b);
       snprintf(out->partial + len, sizeof out->partial - len, "%shistory %s to %s in the object store only", len ? "; " : "",
                a, b);
     }
@@ -507,30 +506,27 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
 }
 
 void web_note_window(const web_ctx *x, int64_t from, int64_t to) {
-  if (!x->has_bucket_only || !x->fi || x->bo_to < from || (to && x->bo_from > to)) return;
-  /* (a request with several windows, a diff's two, names the range once) */
-  x->fi->bucket_segments = x->bo_segments, x->fi->bucket_from = x->bo_from, x->fi->bucket_to = x->bo_to;
+  if (!x->bo.segments || !x->fi || x->bo.to_ns < from || (to && x->bo.from_ns > to)) return;
+  x->fi->bucket = x->bo; /* (a request with several windows, a diff's two, names the range once) */
 }
 
 /* The store's state for cache keys: appends and deletions so far (rollups do not change answers),
  * and the history only the object store holds, which the uploader learns of up to a scan after
  * the deletion (an answer cached in between would otherwise stay whole while it is not). */
-static void store_state(web *w, char *buf, size_t n) {
+static void store_state(web *w, const upload_bucket_only *bo, char *buf, size_t n) {
   store_stats s;
   store_get_stats(w->h.st, &s);
-  uint64_t bs = 0;
-  int64_t bf = 0, bt = 0;
-  if (w->h.bucket_only) w->h.bucket_only(w->h.ud, &bs, &bf, &bt);
   snprintf(buf, n, "%" PRIu64 "+%" PRIu64 "+%" PRIu64 "@%" PRId64 "-%" PRId64, s.profiles + s.retention_deleted_profiles,
-           s.retention_deleted_profiles, bs, bf, bt);
+           s.retention_deleted_profiles, bo->segments, bo->from_ns, bo->to_ns);
 }
 
 /* Runs the job on a worker: answered now (a cached answer, a refusal), or suspended until it is. */
 static enum MHD_Result submit(web *w, struct MHD_Connection *c, req *r, web_lane lane, job *j, const char *url, bool keyed) {
   char *key = NULL;
+  if (w->h.bucket_only) w->h.bucket_only(w->h.ud, &j->bo);
   if (keyed) {
     char state[128];
-    store_state(w, state, sizeof state);
+    store_state(w, &j->bo, state, sizeof state);
     key = web_work_key(state, url, &j->p);
     web_resp hit;
     memset(&hit, 0, sizeof hit);

@@ -38,6 +38,7 @@
 #include "../base/pp_err.h"
 #include "scrape.h"
 #include "store.h"
+#include "upload.h"
 #include "web_auth.h"
 
 #define WEB_MAX_PARAMS 64
@@ -69,10 +70,10 @@ typedef struct web_hooks {
   int (*push)(void *ud, const store_record *recs, size_t n, pp_err *err);
   /* Appends the program's own metrics (reloads, ingest, store) in Prometheus text format. */
   void (*metrics)(void *ud, pp_buf *b);
-  /* History only the object store holds, which queries do not read (upload.h): its segments and
-   * their records' time range; false (nothing set) when there is none. An answer whose window
-   * meets that range says it is partial and why (web_fanout_info.bucket_*). NULL: none. */
-  bool (*bucket_only)(void *ud, uint64_t *segments, int64_t *from_ns, int64_t *to_ns);
+  /* History only the object store holds, which queries do not read (upload.h; segments 0:
+   * none). Read once per request, when it arrives; an answer whose window meets that range says
+   * it is partial and why (web_fanout_info.bucket). NULL: none. */
+  void (*bucket_only)(void *ud, upload_bucket_only *ret);
   const web_auth *auth; /* NULL = open */
 } web_hooks;
 

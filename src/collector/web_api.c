@@ -98,7 +98,8 @@ static int parse_local(const web_params *p, bool *local, const char *what, char 
   return 0;
 }
 
-static int parse_selection(const web_params *p, selection *s, bool need_type, char *why, size_t n) {
+/* The selection p asks for; its window (none with id=) is one the answer covers (web_note_window). */
+static int parse_selection(const web_ctx *x, const web_params *p, selection *s, bool need_type, char *why, size_t n) {
   memset(s, 0, sizeof *s);
   const char *id = web_param(p, "id");
   if (id) {
@@ -140,13 +141,15 @@ static int parse_selection(const web_params *p, selection *s, bool need_type, ch
     if (!label_name_ok(p->k[i])) return snprintf(why, n, "\"%.64s\" is not a label name", p->k[i]), -1;
     s->m[s->nm++] = (store_matcher){p->k[i], p->v[i]};
   }
+  if (!s->id) web_note_window(x, s->from, s->to);
   return 0;
 }
 
 /* The comparison ("base") of a selection: base_from, base_to, base_agg, base_name and base_LABEL
  * parameters; labels default to the main selection's when no base_ label is given. Returns 0
  * with *ret_has = false when no base_ parameter is present. */
-static int parse_base(const web_params *p, const selection *main_sel, selection *b, bool *ret_has, char *why, size_t n) {
+static int parse_base(const web_ctx *x, const web_params *p, const selection *main_sel, selection *b, bool *ret_has,
+                      char *why, size_t n) {
   web_params bp;
   memset(&bp, 0, sizeof bp);
   bool any_label = false;
@@ -165,7 +168,7 @@ static int parse_base(const web_params *p, const selection *main_sel, selection 
     bp.v[bp.n] = main_sel->type;
     bp.n++;
   }
-  if (parse_selection(&bp, b, true, why, n) < 0) return -1;
+  if (parse_selection(x, &bp, b, true, why, n) < 0) return -1;
   if (!any_label) {
     memcpy(b->m, main_sel->m, main_sel->nm * sizeof *b->m);
     b->nm = main_sel->nm;
@@ -279,7 +282,7 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
 /* ,"partial":..: whether shards or history are missing from the answer and which (web_fanout.h);
  * only when the collector has peers or history only the object store holds. */
 static void partial(pp_buf *a, const web_ctx *x) {
-  if (!x->fi || (!x->fi->asked && !web_fanout_peers(x->fan) && !x->fi->bucket_segments)) return;
+  if (!x->fi || (!x->fi->asked && !web_fanout_peers(x->fan) && !x->fi->bucket.segments)) return;
   pp_buf_printf(a, ",\"partial\":%s", web_fanout_partial(x->fi) ? "true" : "false");
   if (x->fi->asked || web_fanout_peers(x->fan)) {
     pp_buf_printf(a, ",\"shards\":{\"asked\":%u,\"missing\":%u,\"partial\":%u", x->fi->asked, x->fi->failed,
@@ -287,16 +290,10 @@ static void partial(pp_buf *a, const web_ctx *x) {
     if (x->fi->failed || x->fi->partial_peers) pp_buf_puts(a, ",\"why\":"), web_json_str(a, x->fi->missing);
     pp_buf_puts(a, "}");
   }
-  if (x->fi->bucket_segments) /* this collector's own history the answer lacks */
+  if (x->fi->bucket.segments) /* this collector's own history the answer lacks */
     pp_buf_printf(a, ",\"bucketOnly\":{\"segments\":%llu,\"fromUnixNano\":%lld,\"toUnixNano\":%lld}",
-                  (unsigned long long)x->fi->bucket_segments, (long long)x->fi->bucket_from, (long long)x->fi->bucket_to);
-}
-
-/* The selection's windows (and its base's) are what the answer covers (web_note_window); a
- * record fetched by id has none. */
-static void note_windows(const web_ctx *x, const selection *s, const selection *b) {
-  if (!s->id) web_note_window(x, s->from, s->to);
-  if (b && !b->id) web_note_window(x, b->from, b->to);
+                  (unsigned long long)x->fi->bucket.segments, (long long)x->fi->bucket.from_ns,
+                  (long long)x->fi->bucket.to_ns);
 }
 
 /* ---- sample types ------------------------------------------------------------------------------- */
@@ -694,11 +691,10 @@ void web_api_render(const web_ctx *x, const web_params *p, web_resp *out) {
   selection s, b;
   bool has_base = false, bad = false;
   char why[600];
-  if (parse_selection(p, &s, true, why, sizeof why) < 0 || parse_base(p, &s, &b, &has_base, why, sizeof why) < 0) {
+  if (parse_selection(x, p, &s, true, why, sizeof why) < 0 || parse_base(x, p, &s, &b, &has_base, why, sizeof why) < 0) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
-  note_windows(x, &s, has_base ? &b : NULL);
   long max_nodes = num_param(p, "max_nodes", 4096, 1, 200000, &bad);
   long topn = num_param(p, "top", 500, 1, 20000, &bad);
   if (bad) {
@@ -1065,11 +1061,10 @@ static void tl_entry(pp_buf *b, const store_row *rows, const uint32_t *order, si
 void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   selection s;
   char why[600];
-  if (parse_selection(p, &s, true, why, sizeof why) < 0) {
+  if (parse_selection(x, p, &s, true, why, sizeof why) < 0) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
-  note_windows(x, &s, NULL);
   const char *group_by = web_param(p, "group_by"), *function = web_param(p, "function");
   if (s.id || (group_by && !*group_by) || (function && !*function)) {
     web_resp_error(out, 400, "bad_data",
@@ -1230,11 +1225,10 @@ void web_api_profile(const web_ctx *x, const web_params *p, web_resp *out) {
   selection s, b;
   char why[600];
   bool has_base = false;
-  if (parse_selection(p, &s, true, why, sizeof why) < 0 || parse_base(p, &s, &b, &has_base, why, sizeof why) < 0) {
+  if (parse_selection(x, p, &s, true, why, sizeof why) < 0 || parse_base(x, p, &s, &b, &has_base, why, sizeof why) < 0) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
-  note_windows(x, &s, has_base ? &b : NULL);
   pprof_profile *prof = NULL, *base = NULL, *d = NULL;
   size_t count = 0;
   pp_err err = {0};
@@ -1330,11 +1324,10 @@ static void page_next(char *next, size_t cap, const store_series_info *v, size_t
 void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
   selection s;
   char why[256];
-  if (parse_selection(p, &s, false, why, sizeof why) < 0) {
+  if (parse_selection(x, p, &s, false, why, sizeof why) < 0) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
-  note_windows(x, &s, NULL);
   /* pages: limit=N entries, then after=<the previous page's "next"> (parse_after) */
   const char *after = web_param(p, "after");
   bool bad = false;
@@ -1410,11 +1403,10 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
 void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
   selection s;
   char why[256];
-  if (parse_selection(p, &s, true, why, sizeof why) < 0) {
+  if (parse_selection(x, p, &s, true, why, sizeof why) < 0) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
-  note_windows(x, &s, NULL);
   bool bad = false;
   long limit = num_param(p, "limit", 1000, 1, WEB_MAX_RECORDS, &bad);
   if (bad) {
@@ -1636,11 +1628,11 @@ int web_api_merge(const web_ctx *x, const web_params *p, bool base, size_t budge
   selection s, b;
   bool has_base = false;
   char why[600];
-  if (parse_selection(p, &s, true, why, sizeof why) < 0 || (base && parse_base(p, &s, &b, &has_base, why, sizeof why) < 0)) {
+  if (parse_selection(x, p, &s, true, why, sizeof why) < 0 ||
+      (base && parse_base(x, p, &s, &b, &has_base, why, sizeof why) < 0)) {
     web_resp_error(out, 400, "bad_data", why);
     return -1;
   }
-  note_windows(x, &s, has_base ? &b : NULL);
   if (base && !has_base) return 1;
   selection *q = base ? &b : &s;
   pp_err err = {0};
@@ -1672,11 +1664,10 @@ size_t web_api_profile_bytes(const pprof_profile *p) { return profile_bytes(p); 
 void web_api_tags(const web_ctx *x, const web_params *p, web_resp *out) {
   selection s;
   char why[600];
-  if (parse_selection(p, &s, true, why, sizeof why) < 0) {
+  if (parse_selection(x, p, &s, true, why, sizeof why) < 0) {
     web_resp_error(out, 400, "bad_data", why);
     return;
   }
-  note_windows(x, &s, NULL);
   pprof_profile *prof = NULL;
   size_t count = 0;
   pp_err err = {0};

@@ -145,33 +145,34 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
 }
 
 /* X-Pprof-Profiles, X-Pprof-Truncated and X-Pprof-Type (web.c sends them with /api/v1/profile),
- * X-Pprof-Partial (with any answer) */
+ * X-Pprof-Partial (with any answer); other lines, and lines too long for these, say nothing */
+void web_fanout__header(const char *p, size_t n, web_fanout_meta *m) {
+  char line[256];
+  if (n >= sizeof line) return;
+  memcpy(line, p, n);
+  line[n] = '\0';
+  unsigned long long v;
+  char t[24];
+  if (!strncasecmp(line, "X-Pprof-Profiles:", 17) && sscanf(line + 17, " %llu", &v) == 1) m->profiles = v;
+  if (!strncasecmp(line, "X-Pprof-Truncated:", 18) && strstr(line + 18, "true")) m->truncated = true;
+  if (!strncasecmp(line, "X-Pprof-Partial:", 16)) { /* kept as printable ASCII, trimmed */
+    const char *h = line + 16;
+    while (*h == ' ' || *h == '\t') h++;
+    size_t j = 0;
+    for (; *h && *h != '\r' && *h != '\n' && j + 1 < sizeof m->partial; h++) m->partial[j++] = *h >= 0x20 && *h < 0x7f ? *h : '?';
+    m->partial[j] = '\0';
+    if (!j) snprintf(m->partial, sizeof m->partial, "partial");
+  }
+  if (!strncasecmp(line, "X-Pprof-Type:", 13) && sscanf(line + 13, " %23[a-z]", t) == 1) {
+    int ty = cfg_type_from_name(t);
+    m->type = ty >= 0 ? cfg_type_name[ty] : NULL;
+  }
+}
+
 static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
   call *k = ud;
-  size_t n = sz * nm;
-  char line[256];
-  if (n < sizeof line) {
-    memcpy(line, p, n);
-    line[n] = '\0';
-    unsigned long long v;
-    char t[24];
-    if (!strncasecmp(line, "X-Pprof-Profiles:", 17) && sscanf(line + 17, " %llu", &v) == 1) k->meta.profiles = v;
-    if (!strncasecmp(line, "X-Pprof-Truncated:", 18) && strstr(line + 18, "true")) k->meta.truncated = true;
-    if (!strncasecmp(line, "X-Pprof-Partial:", 16)) { /* kept as printable ASCII, trimmed */
-      const char *h = line + 16;
-      while (*h == ' ' || *h == '\t') h++;
-      size_t j = 0;
-      for (; *h && *h != '\r' && *h != '\n' && j + 1 < sizeof k->meta.partial; h++)
-        k->meta.partial[j++] = *h >= 0x20 && *h < 0x7f ? *h : '?';
-      k->meta.partial[j] = '\0';
-      if (!j) snprintf(k->meta.partial, sizeof k->meta.partial, "partial");
-    }
-    if (!strncasecmp(line, "X-Pprof-Type:", 13) && sscanf(line + 13, " %23[a-z]", t) == 1) {
-      int ty = cfg_type_from_name(t);
-      k->meta.type = ty >= 0 ? cfg_type_name[ty] : NULL;
-    }
-  }
-  return n;
+  web_fanout__header(p, sz * nm, &k->meta);
+  return sz * nm;
 }
 
 /* Appends "&k=v" (escaped) to the path; false when it does not fit. */
@@ -210,11 +211,17 @@ static bool sel_path(const web_fanout_sel *s, char *url, size_t cap) {
   return ok;
 }
 
-static void missing(web_fanout_info *info, const char *peer, const char *why) {
-  info->failed++;
+/* Names peer and why in info->missing (cut short when full). */
+static void name_peer(web_fanout_info *info, const char *peer, const char *why) {
   size_t len = strlen(info->missing);
   if (len + 1 < sizeof info->missing)
     snprintf(info->missing + len, sizeof info->missing - len, "%s%s (%s)", len ? "; " : "", peer, why);
+}
+
+/* A peer that did not answer. */
+static void missing(web_fanout_info *info, const char *peer, const char *why) {
+  info->failed++;
+  name_peer(info, peer, why);
 }
 
 /* The peers to ask now, each once (a reload may change the config's list while this runs; a
@@ -341,8 +348,8 @@ static int run(web_fanout *f, call *calls, size_t n, const char *path, const web
     if (r == 0 && why[0]) missing(info, k->peer, why);
     else if (r == 0 && k->meta.partial[0]) { /* merged, but the peer says its answer lacks something */
       snprintf(why, sizeof why, "its answer is partial: %s", k->meta.partial);
-      missing(info, k->peer, why);
-      info->failed--, info->partial_peers++;
+      name_peer(info, k->peer, why);
+      info->partial_peers++;
     }
     pp_buf_free(&k->body);
   }

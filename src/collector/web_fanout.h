@@ -39,6 +39,7 @@
 #include "../base/pp_err.h"
 #include "../codec/pprof.h"
 #include "store.h"
+#include "upload.h"
 
 #define WEB_FANOUT_MAX_PEERS 128
 #define WEB_FANOUT_TIMEOUT_S 10.0
@@ -58,13 +59,12 @@ typedef struct web_fanout_info {
    * and this collector's history in the request's window only the object store holds (web.h's
    * bucket_only; web_note_window sets it). Either makes the answer partial as failed does. */
   unsigned partial_peers;
-  uint64_t bucket_segments;
-  int64_t bucket_from, bucket_to; /* those segments' records' time range (ns) */
+  upload_bucket_only bucket;
 } web_fanout_info;
 
 /* Whether info makes an answer partial. */
 static inline bool web_fanout_partial(const web_fanout_info *info) {
-  return info->failed || info->partial_peers || info->bucket_segments;
+  return info->failed || info->partial_peers || info->bucket.segments;
 }
 
 /* Peers are base URLs (sv_check_endpoint: http:// or https://, a host, no query; a trailing /
@@ -113,6 +113,11 @@ typedef struct web_fanout_meta {
   const char *type;  /* X-Pprof-Type (a cfg_type_name), or NULL */
   char partial[128]; /* X-Pprof-Partial ("" when absent): the answer lacks something, this says what */
 } web_fanout_meta;
+
+/* One line of a peer's answer's headers (n bytes as curl hands them, with their CRLF, not NUL-
+ * terminated) read into m: what web_fanout_get does with each (exposed for the fuzz target).
+ * Afterwards m->partial is printable ASCII, NUL-terminated, and m->type a cfg_type_name or NULL. */
+void web_fanout__header(const char *p, size_t n, web_fanout_meta *m);
 
 /* One peer's 200 answer. Returns 0, or an error that stops the whole request (over the budget,
  * out of memory); an answer that is not usable (does not parse) is not an error: fn writes why

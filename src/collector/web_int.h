@@ -88,15 +88,13 @@ typedef struct web_ctx {
   size_t max_records; /* the records one merge may read (web_opts.max_records; 0: WEB_MAX_RECORDS) */
   web_fanout *fan;       /* the peers merges also ask (web_fanout_peers may be 0) */
   web_fanout_info *fi;   /* what they added to this request's answer (with fan) */
-  /* history only the object store holds, at the request's start (web_hooks.bucket_only) */
-  bool has_bucket_only;
-  uint64_t bo_segments;
-  int64_t bo_from, bo_to;
+  upload_bucket_only bo; /* history only the object store holds (web_hooks.bucket_only) */
 } web_ctx;
 
 /* A window [from, to] (ns; 0 = unbounded) the answer covers: when it meets the history only the
- * object store holds, the answer lacks it and says so (x->fi->bucket_*). Every data endpoint
- * calls it for each window it reads (a record fetched by id has none). */
+ * object store holds, the answer lacks it and says so (x->fi->bucket). Every window a data
+ * endpoint reads comes here (web_api.c's selections, web_querier.c's ranges); a record fetched
+ * by id has none. */
 void web_note_window(const web_ctx *x, int64_t from, int64_t to);
 
 

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import ROOT, TESTDATA, check, wait_for
+from harness import ROOT, TESTDATA, check, ensure_playwright, run, wait_for
 from peers import Collector, http_req
 from s3server import VGW, S3Server
 
@@ -68,6 +68,16 @@ def raw_segments(c):
         db.close()
 
 
+def segment_ids(c, tier):
+    """The ids of c's segments of that tier, as its index lists them."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(c.data, 'index.db')}?mode=ro", uri=True, timeout=10)
+    try:
+        return [i for (i,) in db.execute("SELECT id FROM segment WHERE tier = ?", (tier,))]
+    finally:
+        db.close()
+
+
 def active_segments(c):
     """File names of the newest segment of each tier (the ones still written to)."""
     import sqlite3
@@ -87,6 +97,17 @@ def fill(c, closed, app="app", ago=0):
         push(c, 250, app=app, ago=ago)
         n += 250
     return n
+
+
+def page_notes(t, *urls):
+    """What the explorer pages at urls say about a partial answer, drawn in Debian's chromium
+    (tests/ui/partial_note.mjs): the note's text, or None where a page shows none."""
+    if not ensure_playwright(t):
+        return []
+    p = run(["node", os.path.join(ROOT, "tests", "ui", "partial_note.mjs"), *urls], timeout=180)
+    if p.returncode != 0:
+        raise RuntimeError(f"partial_note.mjs exited {p.returncode}: {p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def local_segments(c):
@@ -405,22 +426,39 @@ def objstore(t):
             qst, _, qhdr = http_req("POST", q, data=b"{}", headers={"Content-Type": "application/json"})
             qst2, _, qhdr2 = http_req("POST", q, data=json.dumps({"start": after * 1000}).encode(),
                                       headers={"Content-Type": "application/json"})
-            # a front end asking h: h's answer says it is partial, so the front end's does
-            fe = Collector("monitors: []\n", extra_args=["--peer", h.url], name="objstore-hist-front")
+            # a front end asking h and a shard that does not answer (nothing listens on port 1):
+            # h's answer says it is partial, so the front end's does, and says what is missing
+            dead = "http://127.0.0.1:1"
+            fe = Collector("monitors: []\n", extra_args=["--peer", h.url, "--peer", dead], name="objstore-hist-front")
             made.append(fe)
             fst, fbody, fhdr = http_req("GET", fe.url + "/api/v1/render?type=cpu&agg=sum")
             front = json.loads(fbody).get("data", {}) if fst == 200 else {}
             shards = front.get("shards", {})
+            # and the explorer says so above the graph: over the window that meets the range (the
+            # range and segment count as the answer has them), through the front end (both shards'
+            # troubles), and nothing over a later window
+            since = f"{want_from // 10**9 - 60}"
+            page = f"/explorer?name=new&type=cpu&from={since}"
+            notes = page_notes(t, h.url + page, fe.url + page, h.url + f"/explorer?name=new&type=cpu&from={after}")
+            utc = lambda ns: time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ns // 10**9))  # noqa: E731
+            want_note = (f"history from {utc(bo.get('fromUnixNano', 0))} to {utc(bo.get('toUnixNano', 0))} "
+                         f"({int(segs)} segments) is in the object store only")
             ok = (bool(up) and segs >= 2 and len(only) == segs and got.get("partial") is True
                   and bo.get("segments") == segs and bo.get("fromUnixNano") == want_from
                   and bo.get("toUnixNano", 0) >= want_from and "in the object store only" in said
                   and later.get("partial") is not True and "X-Pprof-Partial" not in hdr2 and later.get("profiles", 0) > 0
                   and qst == 200 and "in the object store only" in qhdr.get("X-Pprof-Partial", "")
                   and qst2 == 200 and "X-Pprof-Partial" not in qhdr2
-                  and front.get("partial") is True and shards.get("partial") == 1 and shards.get("missing") == 0
+                  and front.get("partial") is True and shards.get("partial") == 1 and shards.get("missing") == 1
                   and h.url in shards.get("why", "") and "in the object store only" in shards.get("why", "")
+                  and dead in shards.get("why", "")
                   and "1 shard answers partial" in fhdr.get("X-Pprof-Partial", "")
-                  and front.get("total") == got.get("total"))
+                  and "1 of 2 shard answers missing" in fhdr.get("X-Pprof-Partial", "")
+                  and front.get("total") == got.get("total")
+                  and len(notes) == 3 and want_note in (notes[0] or "")
+                  and "1 of 2 shards did not answer" in (notes[1] or "") and dead in (notes[1] or "")
+                  and "1 of 2 shards answered without part of their history" in (notes[1] or "")
+                  and notes[2] is None)
             fe.stop()
             h.stop()
             return (ok, f"uploaded {bool(up)}; bucket-only metric {segs}, objects not local {only}; render {st} partial "
@@ -428,11 +466,55 @@ def objstore(t):
                         f"{st2} partial {later.get('partial')} profiles {later.get('profiles')} header "
                         f"{hdr2.get('X-Pprof-Partial')!r}; LabelNames {qst} {qhdr.get('X-Pprof-Partial')!r}, after {qst2} "
                         f"{qhdr2.get('X-Pprof-Partial')!r}; front end {fst} partial {front.get('partial')} shards {shards} "
-                        f"header {fhdr.get('X-Pprof-Partial')!r} total {front.get('total')} vs {got.get('total')}")
+                        f"header {fhdr.get('X-Pprof-Partial')!r} total {front.get('total')} vs {got.get('total')}; "
+                        f"explorer notes {notes} (want {want_note!r})")
         check(t, "collector objstore: history only the bucket holds (uploaded, then deleted by local retention) is not read "
                  "by queries, and every answer whose window meets it says so: \"partial\", its range and segment count, "
                  "X-Pprof-Partial (the render, the query API); a later window is whole; a front end asking that collector "
-                 "says its answer is partial and which shard", bucket_only_history)
+                 "says its answer is partial and which shard (and which did not answer); the explorer says so above the graph",
+              bucket_only_history)
+
+        def bucket_only_stood_in():
+            # raw segments that tiered retention deleted once rolled up are not history only the
+            # bucket holds: their rollups answer for that time (resolution 1h), the answer is whole
+            d = tempfile.mkdtemp(prefix="objstore-tiers-")
+            data = os.path.join(d, "data")
+            args = ["--object-store-endpoint", s3.url, "--object-store-bucket", BUCKET, "--object-store-prefix", "cluster-a/tiers",
+                    "--retention-size", "20MiB"]  # segments roll at 1 MiB
+            try:
+                a = Collector("monitors: []\n", data_dir=data, extra_args=args, name="objstore-tiers", env=CREDS)
+                made.append(a)
+                fill(a, 2, app="old", ago=3 * 3600)  # closed raw segments of three-hour-old profiles
+                raw = {f"{i:016x}.seg" for i in segment_ids(a, 0)} - active_segments(a)
+                if not raw:
+                    return False, f"no closed raw segment after pushing: {segment_ids(a, 0)}"
+                up = wait_for(lambda: raw <= {k.split("-", 1)[1] for k in s3.keys("cluster-a/tiers")} or None, timeout=60)
+                hour = 3600
+                rolled = a.wait_for(lambda: (a.metric("collector_hours_compacted_until_seconds") or 0)
+                                    >= (time.time() // hour - 1) * hour, timeout=60)
+                a.stop()
+                b = Collector("monitors: []\n", data_dir=data, name="objstore-tiers-b", env=CREDS,
+                              extra_args=args + ["--retention-raw", "1s", "--retention-rollup", "30d"])
+                made.append(b)
+                dropped = b.wait_for(lambda: (b.metric("collector_retention_raw_dropped_until_seconds") or 0) > 0, timeout=60)
+                gone = wait_for(lambda: sorted(raw - set(local_segments(b))) or None, timeout=30)
+                time.sleep(2 * 2 + 1)  # two upload scans after the deletion (UPLOAD_SCAN_MS)
+                segs = m(b, "collector_bucket_only_segments")
+                st, body, hdr = http_req("GET", b.url + "/api/v1/render?type=cpu&agg=sum")
+                got = json.loads(body).get("data", {}) if st == 200 else {}
+                b.stop()
+                return (bool(up) and bool(rolled) and bool(dropped) and bool(gone) and segs == 0 and st == 200
+                        and got.get("partial") is not True and "bucketOnly" not in got and "X-Pprof-Partial" not in hdr
+                        and got.get("resolution") == "1h" and got.get("profiles", 0) > 0,
+                        f"raw closed {sorted(raw)} uploaded {bool(up)}; hours rolled up {bool(rolled)}; raw dropped "
+                        f"{bool(dropped)}, deleted locally {gone}; bucket-only metric {segs}; render {st} partial "
+                        f"{got.get('partial')} bucketOnly {got.get('bucketOnly')} header {hdr.get('X-Pprof-Partial')!r} "
+                        f"resolution {got.get('resolution')} profiles {got.get('profiles')}")
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+        check(t, "collector objstore: raw segments tiered retention deleted once rolled up (and uploaded) are not history "
+                 "only the bucket holds: the answer over their time is whole, from the rollups (resolution 1h)",
+              bucket_only_stood_in)
 
         def wrong_credentials():
             w = collector("cluster-a/wrong", env={"AWS_ACCESS_KEY_ID": AK, "AWS_SECRET_ACCESS_KEY": "not-the-secret"},

@@ -100,6 +100,17 @@ def run(cmd, timeout=600, env=None, check=False, **kw):
     return p
 
 
+def ensure_playwright(t):
+    """playwright-core in tests/ui/node_modules (npm ci, the committed lock; it downloads no
+    browser: the tests drive Debian's chromium). Whether it is there."""
+    ui = os.path.join(ROOT, "tests", "ui")
+    if os.path.isdir(os.path.join(ui, "node_modules", "playwright-core")):
+        return True
+    p = run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ui, timeout=300)
+    t.tool("ui: npm ci installs playwright-core (no browser download)", p.returncode == 0, p.stderr[-2000:])
+    return p.returncode == 0
+
+
 def free_port():
     """A loopback TCP port that was free a moment ago."""
     import socket

@@ -397,13 +397,15 @@ await check('flame graph toggle: the root at the bottom, each depth painted as w
   return true;
 });
 
-await check('call tree: the root\'s children and a child\'s children, by total, with self and total as the API has them', async () => {
+await check('call tree: the root\'s children, and each node\'s opened down to one the API lists out of order, by total, with self and total as the API has them', async () => {
   await page.goto(base + '/explorer?name=demo&type=cpu' + TO);
   await page.waitForSelector('#top tbody tr');
   await page.click('#tab-tree');
   await page.waitForSelector('#tree tbody tr');
   const d = await api('/api/v1/render?name=demo&type=cpu&max_nodes=100000&top=1' + TO);
-  const kidsOf = (p) => d.nodes.map((n, i) => [n, i]).filter(([n]) => n[1] === p).sort((a, b) => b[0][3] - a[0][3]);
+  const met = new Map(); // parent -> its children in the API's order
+  d.nodes.forEach((n, i) => { if (!met.has(n[1])) met.set(n[1], []); met.get(n[1]).push(i); });
+  const kidsOf = (p) => (met.get(p) || []).map((i) => [d.nodes[i], i]).sort((a, b) => b[0][3] - a[0][3]);
   const rowsAt = (depth) => page.$$eval(`#tree tbody tr[data-depth="${depth}"]`, (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent.replace(/^[▾▸·]/, ''))));
   const bad = [];
   const same = (got, want, what) => {
@@ -414,16 +416,26 @@ await check('call tree: the root\'s children and a child\'s children, by total, 
     });
   };
   // the API lists children in the order the tree met them; a check of "by total" needs a list
-  // where that order is not already the sorted one: the root's, or the first such child's
-  const unsorted = (p) => { const a = d.nodes.map((n, i) => [n, i]).filter(([n]) => n[1] === p).map(([, i]) => i); return kidsOf(p).some(([, i], k) => i !== a[k]); };
-  const k1 = kidsOf(0);
-  const opened = k1.slice(0, 500).find(([, i]) => unsorted(i)) || k1[0];
-  if (!unsorted(0) && !unsorted(opened[1])) throw new Error('precondition: the API already lists the root\'s and every child\'s children by total, so the order could not be checked');
-  same(await rowsAt(1), k1.slice(0, 500), 'depth 1');
-  // expand that child: its children appear below it
-  await page.click(`#tree tbody tr[data-node="${opened[1]}"]`);
-  await page.waitForFunction((i) => document.querySelector(`#tree tbody tr[data-node="${i}"] button`)?.getAttribute('aria-expanded') === 'true', opened[1]);
-  same(await rowsAt(2), kidsOf(opened[1]).slice(0, 500), 'depth 2');
+  // where that order is not already the sorted one: the shallowest such node (breadth first,
+  // among the rows the page lists), opened along its path from the root
+  const unsorted = (p) => { const a = met.get(p) || []; return kidsOf(p).some(([, i], k) => i !== a[k]); };
+  const from = new Map([[0, -1]]), queue = [0];
+  let target = -1;
+  while (queue.length && target < 0) {
+    const p = queue.shift();
+    if (unsorted(p)) { target = p; break; }
+    for (const [, i] of kidsOf(p).slice(0, 500)) { from.set(i, p); queue.push(i); }
+  }
+  if (target < 0) throw new Error('precondition: the API lists every node\'s children by total already, so the order could not be checked');
+  const path = [];
+  for (let i = target; i > 0; i = from.get(i)) path.unshift(i);
+  same(await rowsAt(1), kidsOf(0).slice(0, 500), 'depth 1');
+  // open each node on the path: its children appear below it (one node open per depth)
+  for (const [k, i] of path.entries()) {
+    await page.click(`#tree tbody tr[data-node="${i}"]`);
+    await page.waitForFunction((x) => document.querySelector(`#tree tbody tr[data-node="${x}"] button`)?.getAttribute('aria-expanded') === 'true', i);
+    same(await rowsAt(k + 2), kidsOf(i).slice(0, 500), `depth ${k + 2}`);
+  }
   if (new URL(page.url()).searchParams.get('table') !== 'tree') bad.push('table=tree is not in the URL');
   await shot('explorer-tree');
   if (bad.length) throw new Error(bad.join('\n'));

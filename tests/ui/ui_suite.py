@@ -9,7 +9,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from harness import OUT, ROOT, field, go_pprof, go_top_args, parse_go_peek, parse_go_top, run, varint
+from harness import OUT, ROOT, ensure_playwright, field, go_pprof, go_top_args, parse_go_peek, parse_go_top, run, varint
 from peers import Collector, DemoTarget, StaticServer, http_req
 from web_load import BAD, badtext_profile, fix, go_top_names
 
@@ -73,14 +73,6 @@ def sandwich_want(t, path):
                  "callees": peek[rec[0]][3]} if rec else {}
     return {"name": fn, "flat": flat, "cum": cum, "callers": callers, "callees": callees, "lines": lines,
             "recursive": recursive}
-
-
-def ensure_playwright(t):
-    if os.path.isdir(os.path.join(UI, "node_modules", "playwright-core")):
-        return True
-    p = run(["npm", "ci", "--no-audit", "--no-fund"], cwd=UI, timeout=300)
-    t.tool("ui: npm ci installs playwright-core (no browser download)", p.returncode == 0, p.stderr[-2000:])
-    return p.returncode == 0
 
 
 def run_suite(t, parts=None):

@@ -712,6 +712,20 @@ function topTable(d, unit, onPick, diff, st = {}) {
   return h('div', { class: 'tablewrap' }, h('table', { id: 'top' }, h('thead', {}, head), body));
 }
 
+// What an answer lacks, said above the graph (docs/api.md, partial answers): shards that did not
+// answer or answered without part of their history, and history only the object store holds
+// (queries do not read it yet). Nothing when the answer is whole.
+function partialNote(d) {
+  if (!d.partial) return null;
+  const s = d.shards || {}, bo = d.bucketOnly, parts = [];
+  if (s.missing) parts.push(`${s.missing} of ${s.asked} shards did not answer`);
+  if (s.partial) parts.push(`${s.partial} of ${s.asked} shards answered without part of their history`);
+  if (bo) parts.push(`history from ${tstr(bo.fromUnixNano)} to ${tstr(bo.toUnixNano)} (${bo.segments} segments) is in the object store only, which queries do not read yet`);
+  const p = h('p', { class: 'note', id: 'partial', role: 'status' }, h('strong', { text: 'Partial answer: ' }), parts.join('; ') || 'part of the data is missing');
+  if (s.why) p.append(h('span', { class: 'muted', text: ` (${s.why})` }));
+  return p;
+}
+
 // The call tree: the flame graph's frames as an expandable table (children by total, largest
 // first), self and total with their share of the root.
 function callTree(d, unit, diff, onPick) {
@@ -1065,7 +1079,7 @@ async function pageExplorer(compare) {
   const panes = splitPanes(h('div', { class: 'pane' }, canvas), right, st, () => flame.d && flame.draw());
   // (replaceChildren would print a null as the text "null")
   app().replaceChildren(...[...page, h('div', { class: 'controls' }, ...[search, searchNames, compare ? null : searchFn, share, reset, layoutBtn, download, pgo, copy].filter(Boolean)), h('div', { class: 'controls' }, cmd),
-    compare ? null : tl, tlLegend, fnBox, labelRow, singleNote, summary, legend, panes, compare ? regressions : null].filter(Boolean));
+    compare ? null : tl, tlLegend, fnBox, labelRow, singleNote, summary, partialNote(d), legend, panes, compare ? regressions : null].filter(Boolean));
   flame.setData(d, compare, st.norm === '1');
   fillRight(); // after the flame graph is drawn: a table of 2000 rows takes as long to build
   const applySearch = () => {
