@@ -418,7 +418,8 @@ await check('call tree: the root\'s children, and each node\'s opened down to on
   // the API lists children in the order the tree met them; a check of "by total" needs a list
   // where that order is not already the sorted one: the shallowest such node (breadth first,
   // among the rows the page lists), opened along its path from the root
-  const unsorted = (p) => { const a = met.get(p) || []; return kidsOf(p).some(([, i], k) => i !== a[k]); };
+  // (among the first 500, the rows the page lists of a node)
+  const unsorted = (p) => { const a = met.get(p) || []; return kidsOf(p).slice(0, 500).some(([, i], k) => i !== a[k]); };
   const from = new Map([[0, -1]]), queue = [0];
   let target = -1;
   while (queue.length && target < 0) {
