@@ -1,11 +1,12 @@
 /* Fuzz target for what a collector reads from its peers' answers' headers (web_fanout__header,
  * collector/web_fanout.h): the input is cut into lines at '\n' (each keeps its '\n', as curl
  * hands them) and read into one web_fanout_meta. Never crashes, and afterwards:
- *   - partial is NUL-terminated within its buffer, printable ASCII only, and non-empty only if a
- *     line named X-Pprof-Partial;
+ *   - partial is NUL-terminated within its buffer, printable ASCII only, and non-empty exactly
+ *     when a line named X-Pprof-Partial, however long that line;
  *   - type is NULL or one of cfg_type_name;
- *   - a line "X-Pprof-Partial: TEXT\r\n" (blanks before TEXT, TEXT printable and fitting) leaves
- *     TEXT exactly, when no later line names the header again. */
+ *   - a line "X-Pprof-Partial: TEXT\r\n" (blanks before TEXT, TEXT printable and fitting, the line
+ *     within the reader's 255 bytes) leaves TEXT exactly, when no later line names the header
+ *     again. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *e = memchr(s + i, '\n', size - i);
     size_t n = e ? (size_t)(e - (s + i)) + 1 : size - i;
     web_fanout__header(s + i, n, &m);
-    if (names_partial(s + i, n) && n < 256) {
+    if (names_partial(s + i, n)) {
       named = true;
       want = NULL;
       const char *t = s + i + 16;
       size_t tn = n - 16;
       while (tn && (*t == ' ' || *t == '\t')) t++, tn--;
-      bool plain = tn >= 3 && t[tn - 2] == '\r' && t[tn - 1] == '\n' && tn - 2 < sizeof m.partial;
+      bool plain = n < 256 && tn >= 3 && t[tn - 2] == '\r' && t[tn - 1] == '\n' && tn - 2 < sizeof m.partial;
       for (size_t j = 0; plain && j < tn - 2; j++) plain = t[j] >= 0x20 && t[j] < 0x7f;
       if (plain) want = t, nwant = tn - 2;
     }
@@ -46,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (len == sizeof m.partial) abort();
   for (size_t j = 0; j < len; j++)
     if (m.partial[j] < 0x20 || m.partial[j] >= 0x7f) abort();
-  if (len && !named) abort();
+  if (!len != !named) abort();
   if (want && (len != nwant || memcmp(m.partial, want, nwant))) abort();
   if (m.type) {
     bool known = false;

@@ -145,16 +145,13 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
 }
 
 /* X-Pprof-Profiles, X-Pprof-Truncated and X-Pprof-Type (web.c sends them with /api/v1/profile),
- * X-Pprof-Partial (with any answer); other lines, and lines too long for these, say nothing */
+ * X-Pprof-Partial (with any answer); other lines say nothing. A line too long for the buffer is
+ * read for X-Pprof-Partial only, cut: an answer that says it is partial is, however long why. */
 void web_fanout__header(const char *p, size_t n, web_fanout_meta *m) {
   char line[256];
-  if (n >= sizeof line) return;
-  memcpy(line, p, n);
-  line[n] = '\0';
-  unsigned long long v;
-  char t[24];
-  if (!strncasecmp(line, "X-Pprof-Profiles:", 17) && sscanf(line + 17, " %llu", &v) == 1) m->profiles = v;
-  if (!strncasecmp(line, "X-Pprof-Truncated:", 18) && strstr(line + 18, "true")) m->truncated = true;
+  size_t c = n < sizeof line ? n : sizeof line - 1;
+  memcpy(line, p, c);
+  line[c] = '\0';
   if (!strncasecmp(line, "X-Pprof-Partial:", 16)) { /* kept as printable ASCII, trimmed */
     const char *h = line + 16;
     while (*h == ' ' || *h == '\t') h++;
@@ -163,6 +160,11 @@ void web_fanout__header(const char *p, size_t n, web_fanout_meta *m) {
     m->partial[j] = '\0';
     if (!j) snprintf(m->partial, sizeof m->partial, "partial");
   }
+  if (c < n) return; /* (a number or a name cut short would be read wrong) */
+  unsigned long long v;
+  char t[24];
+  if (!strncasecmp(line, "X-Pprof-Profiles:", 17) && sscanf(line + 17, " %llu", &v) == 1) m->profiles = v;
+  if (!strncasecmp(line, "X-Pprof-Truncated:", 18) && strstr(line + 18, "true")) m->truncated = true;
   if (!strncasecmp(line, "X-Pprof-Type:", 13) && sscanf(line + 13, " %23[a-z]", t) == 1) {
     int ty = cfg_type_from_name(t);
     m->type = ty >= 0 ? cfg_type_name[ty] : NULL;
