@@ -44,6 +44,7 @@
 #include "upload.h"
 #include "web.h"
 #include "web_fanout.h"
+#include "bucket.h"
 #include "restore.h"
 
 #include "../base/file.h"
@@ -92,6 +93,7 @@ typedef struct app {
   int64_t sync_checked_at;      /* when log_sync_state last read the store's state */
   web *w;                       /* the HTTP server, once started (reloads give it the config's peers) */
   uploader *up;                 /* segment uploads (NULL without --object-store-endpoint) */
+  bucket *bk;                   /* merges' reads of what only the bucket holds (NULL: none) */
   int64_t upload_checked_at;    /* when log_upload_state last read its state */
   bool upload_failing, upload_deleting_failing;
   uint64_t upload_lost;
@@ -288,6 +290,21 @@ static void hook_bucket_only(void *ud, upload_bucket_only *ret) {
   *ret = us.bucket_only;
 }
 
+/* That history's part of a merge (web.h, bucket.h). */
+static int hook_bucket_merged(void *ud, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                              store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
+                              store_merge_info *info, pp_err *err) {
+  app *a = ud;
+  upload_segment *segs;
+  size_t n;
+  if (!a->bk || upload_bucket_only_list(a->up, from, to, &segs, &n, err) < 0) return 1;
+  int r = 1;
+  if (n && bucket_reads(segs, n, agg))
+    r = bucket_merged(a->bk, segs, n, m, nm, type, from, to, max_records, budget, ret, ret_count, info, err);
+  free(segs);
+  return r;
+}
+
 /* a family of one unlabelled integer sample */
 typedef struct u64_metric {
   const char *name, *type, *help;
@@ -353,13 +370,28 @@ static void hook_metrics(void *ud, pp_buf *out) {
          "Segments local retention deleted before their upload (the bucket lacks them).", us.lost_segments},
         {"collector_upload_deleted_objects_total", "counter", "Objects the bucket's retention deleted.", us.deleted_objects},
         {"collector_bucket_only_segments", "gauge",
-         "Uploaded segments local retention has deleted since: history only the bucket holds, which queries do not read.",
+         "Uploaded segments local retention has deleted since: history only the bucket holds (sums read it).",
          us.bucket_only.segments},
     };
     put_u64_metrics(out, m, sizeof m / sizeof *m);
     pp_metrics_head(out, "collector_upload_last_success_timestamp_seconds", "gauge",
                     "When a segment was last copied to the object store (0 = not since start).");
     pp_metrics_f64(out, "collector_upload_last_success_timestamp_seconds", NULL, 0, (double)us.last_success_ns / 1e9);
+  }
+  if (a->bk) {
+    bucket_stats bs;
+    bucket_get_stats(a->bk, &bs);
+    const u64_metric m[] = {
+        {"collector_bucket_reads_total", "counter", "Merges that read history only the object store holds.", bs.merges},
+        {"collector_bucket_read_failures_total", "counter",
+         "Merges that could not read it (a download failed, over the cache's budget): their answers say they are partial.",
+         bs.failures},
+        {"collector_bucket_downloads_total", "counter", "Segments downloaded from the object store for merges.", bs.downloads},
+        {"collector_bucket_download_bytes_total", "counter", "Their bytes.", bs.download_bytes},
+        {"collector_bucket_cache_segments", "gauge", "Downloaded segments kept for the next merges.", bs.cached_segments},
+        {"collector_bucket_cache_bytes", "gauge", "Their bytes (--object-store-cache-size bounds them).", bs.cached_bytes},
+    };
+    put_u64_metrics(out, m, sizeof m / sizeof *m);
   }
   pp_metrics_head(out, "collector_targets_up", "gauge", "Scrape jobs whose last scrape succeeded.");
   pp_metrics_u64(out, "collector_targets_up", NULL, 0, sc.up);
@@ -469,6 +501,11 @@ static void usage(FILE *f) {
         "      --no-object-store-restore  do not fill a new data directory from the bucket\n"
         "                                (by default one with no store yet gets the bucket's\n"
         "                                segments, newest first, as many as --retention-size holds)\n"
+        "      --object-store-cache-size SIZE  merges over history only the bucket holds (local\n"
+        "                                retention deleted it) download it into <data dir>/bucket-cache,\n"
+        "                                kept within this size (default 1GiB); sums read it\n"
+        "      --no-object-store-reads   merges never read the bucket (their answers say when they lack\n"
+        "                                history only it holds)\n"
         "      --segment-max-age DURATION  close the segment being written after this long, 10s..24h\n"
         "                                (default 1h; 10m with an object store: what is not in the\n"
         "                                bucket yet)\n"
@@ -562,7 +599,8 @@ int main(int argc, char **argv) {
   bool raw_reads = false;
   int shard = 0;
   double segment_age = 0;
-  bool no_restore = false, query_only = false;
+  bool no_restore = false, query_only = false, no_bucket_reads = false;
+  uint64_t bucket_cache = 0;
   upload_opts uo = {0};
   static const struct option lo[] = {
       {"config", required_argument, 0, 'c'},        {"log-level", required_argument, 0, 'l'},
@@ -583,7 +621,8 @@ int main(int argc, char **argv) {
       {"segment-max-age", required_argument, 0, 1007},
       {"peer", required_argument, 0, 1008}, {"peer-timeout", required_argument, 0, 1009},
       {"peer-bearer-token-file", required_argument, 0, 1012},
-      {"no-object-store-restore", no_argument, 0, 1010}, {"query-only", no_argument, 0, 1011},
+      {"no-object-store-restore", no_argument, 0, 1010},
+      {"object-store-cache-size", required_argument, 0, 1013}, {"no-object-store-reads", no_argument, 0, 1014}, {"query-only", no_argument, 0, 1011},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -715,6 +754,11 @@ int main(int argc, char **argv) {
       if (segment_age < 10 || segment_age > 86400) return bad_flag("--segment-max-age: %s is outside 10s..24h", optarg);
       break;
     case 1010: no_restore = true; break;
+    case 1013:
+      if (pp_parse_size(optarg, &bucket_cache, &err) < 0 || bucket_cache < ((uint64_t)1 << 20))
+        return bad_flag("--object-store-cache-size wants a size of at least 1MiB, not \"%s\"", optarg);
+      break;
+    case 1014: no_bucket_reads = true; break;
     case 1011: query_only = true; break;
     case 1012:
       if (web_auth_load_token(optarg, &peer_auth, &err) < 0) return bad_flag("--peer-bearer-token-file: %s", err.msg);
@@ -825,6 +869,8 @@ int main(int argc, char **argv) {
       goto out;
     }
     LOG(LOG_INFO, "object store: closed segments go to %s/%s/%s", uo.endpoint, uo.bucket, uo.prefix ? uo.prefix : "");
+    if (!no_bucket_reads && bucket_new(&uo, data_dir, bucket_cache, &a.bk, &err) < 0)
+      LOG(LOG_WARN, "object store: merges will not read the bucket: %s", err.msg);
   }
   if (scrape_new(on_scrape, &a, &a.eng, &err) < 0 || do_reload(&a, false, false, &err) < 0) {
     LOG(LOG_ERROR, "%s", err.msg);
@@ -837,7 +883,8 @@ int main(int argc, char **argv) {
       LOG(LOG_INFO, "self telemetry: pprof on http://127.0.0.1:%d/debug/pprof/", a.cfg->self_pprof_port);
   }
   web_hooks hooks = {.ud = &a, .st = a.st, .eng = a.eng, .reload = hook_reload, .ready = hook_ready, .push = hook_push,
-                     .metrics = hook_metrics, .bucket_only = hook_bucket_only, .auth = &auth};
+                     .metrics = hook_metrics, .bucket_only = hook_bucket_only, .auth = &auth,
+                     .bucket_merged = hook_bucket_merged};
   wopts.peers = peers;
   wopts.npeers = npeers;
   /* shards run with one token for all of them ask each other with it */
@@ -965,6 +1012,7 @@ out:
   if (ino >= 0) close(ino);
   scrape_free(a.eng);
   upload_stop(a.up);
+  bucket_free(a.bk);
   store_close(a.st);
   cfg_free(a.cfg);
   free(a.config_text);

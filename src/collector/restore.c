@@ -349,11 +349,22 @@ static int download(rs *r, const char *segdir, const obj *o, pp_err *err) {
   long status = get(r, url, NULL, &f, why, sizeof why);
   int rc = 0;
   if (status != 200) rc = pp_err_set(err, PP_EIO, "object store: GET %s: %s", key, why);
-  else if (f.n != o->size) rc = pp_err_set(err, PP_EIO, "object store: GET %s: %" PRIu64 " bytes, listed as %" PRIu64, key, f.n, o->size);
+  else if (o->size && f.n != o->size) rc = pp_err_set(err, PP_EIO, "object store: GET %s: %" PRIu64 " bytes, listed as %" PRIu64, key, f.n, o->size);
   else if (fsync(f.fd) < 0) rc = pp_err_set(err, PP_EIO, "%s: %s", tmp, strerror(errno));
   close(f.fd);
   if (rc == 0 && rename(tmp, dst) < 0) rc = pp_err_set(err, PP_EIO, "%s: %s", dst, strerror(errno));
   if (rc < 0) unlink(tmp);
+  return rc;
+}
+
+int restore_segment(const upload_opts *o, const char *segdir, int64_t id, int64_t min_ns, pp_err *err) {
+  rs r = {.o = o};
+  upload_target_of(o, &r.t);
+  if (!(r.c = curl_easy_init())) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  obj one = {0};
+  one.id = id, one.min_ns = min_ns;
+  int rc = download(&r, segdir, &one, err);
+  curl_easy_cleanup(r.c);
   return rc;
 }
 

@@ -56,6 +56,8 @@ struct uploader {
   uint64_t flush_asked, flush_done; /* upload_flush: scans asked for, the last that ran clean */
   int64_t next_expire_ms; /* monotonic: the bucket's retention runs again from then */
   upload_stats stats;
+  upload_segment *bo;     /* the bucket-only segments at the last scan, oldest first (under mu) */
+  size_t nbo;
 };
 
 /* ---- options ---------------------------------------------------------------------------------- */
@@ -462,10 +464,16 @@ static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t
  * unless it holds raw profiles older than raw_stood_in: tiered retention deleted those for the
  * rollups that answer for them (store.h), so no answer lacks it. A range restore wrote without
  * an end yet (max < min) is the store's, still local, and never comes here. */
-static void bucket_only(int tier, int64_t min_ns, int64_t max_ns, int64_t raw_stood_in, upload_bucket_only *bo) {
-  if (max_ns < min_ns || (tier == 0 && max_ns <= raw_stood_in)) return;
+static bool bucket_only(int tier, int64_t min_ns, int64_t max_ns, int64_t raw_stood_in, upload_bucket_only *bo) {
+  if (max_ns < min_ns || (tier == 0 && max_ns <= raw_stood_in)) return false;
   if (!bo->segments++ || min_ns < bo->from_ns) bo->from_ns = min_ns;
   if (bo->segments == 1 || max_ns > bo->to_ns) bo->to_ns = max_ns;
+  return true;
+}
+
+static int cmp_oldest(const void *a, const void *b) {
+  const upload_segment *x = a, *y = b;
+  return x->min_ns != y->min_ns ? (x->min_ns < y->min_ns ? -1 : 1) : (x->id > y->id) - (x->id < y->id);
 }
 
 /* One scan: every closed segment not uploaded yet, oldest first; stops at the first failure.
@@ -484,6 +492,10 @@ static int scan(uploader *u, store_segment *list) {
   store_get_stats(u->st, &ss);
   int64_t raw_stood_in = ss.raw_dropped_until_ns;
   upload_bucket_only bo = {0};
+  /* their list, for queries (upload_bucket_only_list); without memory for it queries see none
+   * (and the answer says it is partial, from bo) */
+  upload_segment *bl = u->ndone ? malloc(u->ndone * sizeof *bl) : NULL;
+  size_t nbl = 0;
   for (size_t i = 0; i < u->ndone; i++) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -495,8 +507,11 @@ static int scan(uploader *u, store_segment *list) {
     for (size_t q = lo; q < n && list[q].id == u->done[i].id; q++) listed |= list[q].min_ns == u->done[i].min_ns;
     if (u->done[i].expired && !listed) pruned++;
     else u->done[k++] = u->done[i];
-    if (!listed && !u->done[i].expired) bucket_only(u->done[i].tier, u->done[i].min_ns, u->done[i].max_ns, raw_stood_in, &bo);
+    if (!listed && !u->done[i].expired &&
+        bucket_only(u->done[i].tier, u->done[i].min_ns, u->done[i].max_ns, raw_stood_in, &bo) && bl)
+      bl[nbl++] = (upload_segment){u->done[i].id, u->done[i].tier, u->done[i].min_ns, u->done[i].max_ns};
   }
+  if (nbl) qsort(bl, nbl, sizeof *bl, cmp_oldest);
   u->ndone = k;
   /* entries a restore wrote (restore.h) learn their segment's tier and end from the store */
   for (size_t i = 0; i < n; i++) {
@@ -532,7 +547,10 @@ static int scan(uploader *u, store_segment *list) {
   u->stats.lost_segments += lost;
   u->stats.queued = queued;
   u->stats.bucket_only = bo;
+  upload_segment *old = u->bo;
+  u->bo = bl, u->nbo = nbl;
   pthread_mutex_unlock(&u->mu);
+  free(old);
   for (size_t i = 0; i < n && !stopping(u); i++) {
     if (!list[i].closed || find_done(u, list[i].id, list[i].min_ns)) continue;
     char why[sizeof u->stats.last_error] = "";
@@ -657,6 +675,7 @@ static void free_uploader(uploader *u) {
   free(u->state_tmp);
   free(u->done);
   free(u->waiting);
+  free(u->bo);
   pthread_mutex_destroy(&u->mu);
   pthread_cond_destroy(&u->cv);
   free(u);
@@ -720,4 +739,21 @@ void upload_get_stats(uploader *u, upload_stats *ret) {
   pthread_mutex_lock(&u->mu);
   *ret = u->stats;
   pthread_mutex_unlock(&u->mu);
+}
+
+int upload_bucket_only_list(uploader *u, int64_t from_ns, int64_t to_ns, upload_segment **ret, size_t *ret_n, pp_err *err) {
+  *ret = NULL, *ret_n = 0;
+  if (!u) return 0;
+  pthread_mutex_lock(&u->mu);
+  size_t n = 0;
+  for (size_t i = 0; i < u->nbo; i++) n += u->bo[i].max_ns >= from_ns && (!to_ns || u->bo[i].min_ns <= to_ns);
+  upload_segment *v = n ? malloc(n * sizeof *v) : NULL;
+  if (v) {
+    for (size_t i = 0; i < u->nbo; i++)
+      if (u->bo[i].max_ns >= from_ns && (!to_ns || u->bo[i].min_ns <= to_ns)) v[(*ret_n)++] = u->bo[i];
+  }
+  pthread_mutex_unlock(&u->mu);
+  if (n && !v) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  *ret = v;
+  return 0;
 }

@@ -62,12 +62,20 @@ typedef struct upload_opts {
 
 /* History only the bucket holds: segments uploaded and then deleted from the local disk by local
  * retention, not yet by the bucket's (raw segments tiered retention deleted in favour of their
- * rollups are not counted: the rollups answer for them). Queries do not read the bucket, so an
- * answer over [from_ns, to_ns] lacks them (web.h's bucket_only hook says so). */
+ * rollups are not counted: the rollups answer for them). Sums read them back (bucket.h); any
+ * other answer over [from_ns, to_ns] lacks them (web.h's bucket_only hook says so). */
 typedef struct upload_bucket_only {
   uint64_t segments;
   int64_t from_ns, to_ns; /* their records' oldest and newest time (both 0 when none) */
 } upload_bucket_only;
+
+/* One of them: its id, tier (0 raw, 1 rollups) and records' time range; its object is
+ * segments/<min_ns 16 hex>-<id 16 hex>.seg under the prefix. */
+typedef struct upload_segment {
+  int64_t id;
+  int tier;
+  int64_t min_ns, max_ns;
+} upload_segment;
 
 typedef struct upload_stats {
   uint64_t uploaded_segments, uploaded_bytes;
@@ -105,6 +113,10 @@ bool upload_flush(uploader *u, int64_t timeout_ms);
  * frees u. NULL is fine. */
 void upload_stop(uploader *u);
 void upload_get_stats(uploader *u, upload_stats *ret);
+/* The bucket-only segments (as counted in upload_stats.bucket_only, at the last scan) whose time
+ * range meets [from_ns, to_ns] (to_ns 0: no end), oldest first, malloc'd into *ret (NULL when
+ * none; u NULL: none). 0, or PP_ENOMEM. Any thread. */
+int upload_bucket_only_list(uploader *u, int64_t from_ns, int64_t to_ns, upload_segment **ret, size_t *ret_n, pp_err *err);
 /* Checks the options alone (for flag parsing). */
 int upload_check_opts(const upload_opts *o, pp_err *err);
 

@@ -496,7 +496,7 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
     if (fi.partial_peers && len < sizeof out->partial)
       len += (size_t)snprintf(out->partial + len, sizeof out->partial - len, "%s%u shard answers partial", len ? "; " : "",
                               fi.partial_peers);
-    if (fi.bucket.segments && len < sizeof out->partial) {
+    if (web_fanout_bucket_lacks(&fi) && len < sizeof out->partial) {
       char a[32], b[32];
       pp_clock_rfc3339(fi.bucket.from_ns, a, sizeof a), pp_clock_rfc3339(fi.bucket.to_ns, b, sizeof b);
       snprintf(out->partial + len, sizeof out->partial - len, "%shistory %s to %s in the object store only", len ? "; " : "",
@@ -508,6 +508,7 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
 void web_note_window(const web_ctx *x, int64_t from, int64_t to) {
   if (!x->bo.segments || !x->fi || x->bo.to_ns < from || (to && x->bo.from_ns > to)) return;
   x->fi->bucket = x->bo; /* (a request with several windows, a diff's two, names the range once) */
+  x->fi->bucket_windows++;
 }
 
 /* The store's state for cache keys: appends and deletions so far (rollups do not change answers),

@@ -70,10 +70,18 @@ typedef struct web_hooks {
   int (*push)(void *ud, const store_record *recs, size_t n, pp_err *err);
   /* Appends the program's own metrics (reloads, ingest, store) in Prometheus text format. */
   void (*metrics)(void *ud, pp_buf *b);
-  /* History only the object store holds, which queries do not read (upload.h; segments 0:
-   * none). Read once per request, when it arrives; an answer whose window meets that range says
-   * it is partial and why (web_fanout_info.bucket). NULL: none. */
+  /* History only the object store holds (upload.h; segments 0: none). Read once per request,
+   * when it arrives; an answer whose window meets that range and that does not read it
+   * (bucket_merged) says it is partial and why (web_fanout_info.bucket). NULL: none. */
   void (*bucket_only)(void *ud, upload_bucket_only *ret);
+  /* That history's part of a merge (bucket.h): the selection's sum over [from, to] by agg
+   * (resolved) from the object store. 1: not read (none in the window, or not readable for that
+   * agg: the answer stays partial); 0 with *ret; PP_EUSAGE: read, nothing of the selection
+   * there; another error: not read, err says why (the answer stays partial and says it).
+   * NULL: merges never read the bucket. */
+  int (*bucket_merged)(void *ud, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                       store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
+                       store_merge_info *info, pp_err *err);
   const web_auth *auth; /* NULL = open */
 } web_hooks;
 

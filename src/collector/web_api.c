@@ -205,6 +205,64 @@ static int fan_out(const web_ctx *x, const selection *s, size_t budget, int r, p
   return 0;
 }
 
+/* The history only the object store holds added to the local merge (r: its result, 0 or
+ * PP_EUSAGE), when the selection's window meets it and it can be read for the aggregation
+ * (bucket.h); otherwise, or when reading fails, the answer stays as it is and says it is
+ * partial (web_note_window noted the window). */
+static int from_bucket(const web_ctx *x, const selection *s, size_t budget, int r, pprof_profile **ret, size_t *ret_count,
+                       store_merge_info *info, pp_err *err) {
+  if (!x->h->bucket_merged || !x->bo.segments || !x->fi || !s->type) return r;
+  store_agg agg = s->agg == STORE_AGG_DEFAULT ? store_default_agg(s->type, false) : s->agg;
+  size_t held = r == 0 ? (*ret)->mem.reserved : 0;
+  size_t left = budget ? (budget > held ? budget - held : 1) : 0;
+  pprof_profile *p = NULL;
+  size_t n = 0;
+  store_merge_info bi;
+  memset(&bi, 0, sizeof bi);
+  pp_err berr = {0};
+  int br = x->h->bucket_merged(x->h->ud, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, &p, &n, &bi, &berr);
+  if (br == 1) return r;
+  if (br < 0 && br != PP_EUSAGE) {
+    if (br == PP_ENOMEM) {
+      if (r == 0) pprof_free(*ret), *ret = NULL;
+      *err = berr;
+      return br;
+    }
+    snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "%.150s", berr.msg);
+    return r;
+  }
+  x->fi->bucket_read++;
+  if (br == PP_EUSAGE) return r;
+  x->fi->bucket_profiles += bi.records;
+  if (r == PP_EUSAGE) {
+    *ret = p;
+    if (ret_count) *ret_count = n;
+    if (info) *info = bi;
+    return 0;
+  }
+  pprof_merger *mg = NULL;
+  pprof_profile *sum = NULL;
+  int mr = pprof_merger_new(&mg, err);
+  if (mr == 0) {
+    if (budget) pprof_merger_set_limit(mg, budget);
+    if ((mr = pprof_merger_add(mg, *ret, 1, err)) == 0 && (mr = pprof_merger_add(mg, p, 1, err)) == 0)
+      mr = pprof_merger_finish(mg, &sum, err); /* (which frees the merger) */
+    else
+      pprof_merger_free(mg);
+  }
+  pprof_free(p);
+  pprof_free(*ret);
+  *ret = NULL;
+  if (mr < 0) return mr;
+  *ret = sum;
+  if (ret_count) *ret_count += n;
+  if (info) {
+    info->records += bi.records, info->rollups += bi.rollups, info->truncated |= bi.truncated;
+    if (bi.resolution_ns > info->resolution_ns) info->resolution_ns = bi.resolution_ns;
+  }
+  return 0;
+}
+
 /* A peer's record (id= and peer=): asked of that peer alone, GET PEER/api/v1/profile?id=N&local=1,
  * its type from the answer's X-Pprof-Type. */
 typedef struct peer_rec {
@@ -273,6 +331,7 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
   } else {
     r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, x->max_records, budget, ret, ret_count,
                           info, err);
+    if (r == 0 || r == PP_EUSAGE) r = from_bucket(x, s, budget, r, ret, ret_count, info, err);
     if (!s->local && web_fanout_peers(x->fan) && (r == 0 || r == PP_EUSAGE)) r = fan_out(x, s, budget, r, ret, ret_count, info, err);
   }
   if (r == 0) pprof_filter_tags(*ret, s->tags.f, s->tags.n);
@@ -283,6 +342,9 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
  * only when the collector has peers or history only the object store holds. */
 static void partial(pp_buf *a, const web_ctx *x) {
   if (!x->fi || (!x->fi->asked && !web_fanout_peers(x->fan) && !x->fi->bucket.segments)) return;
+  if (x->fi->bucket_read) /* this collector's history the object store held, read for the answer */
+    pp_buf_printf(a, ",\"bucketRead\":{\"windows\":%u,\"profiles\":%llu}", x->fi->bucket_read,
+                  (unsigned long long)x->fi->bucket_profiles);
   pp_buf_printf(a, ",\"partial\":%s", web_fanout_partial(x->fi) ? "true" : "false");
   if (x->fi->asked || web_fanout_peers(x->fan)) {
     pp_buf_printf(a, ",\"shards\":{\"asked\":%u,\"missing\":%u,\"partial\":%u", x->fi->asked, x->fi->failed,
@@ -290,10 +352,13 @@ static void partial(pp_buf *a, const web_ctx *x) {
     if (x->fi->failed || x->fi->partial_peers) pp_buf_puts(a, ",\"why\":"), web_json_str(a, x->fi->missing);
     pp_buf_puts(a, "}");
   }
-  if (x->fi->bucket.segments) /* this collector's own history the answer lacks */
-    pp_buf_printf(a, ",\"bucketOnly\":{\"segments\":%llu,\"fromUnixNano\":%lld,\"toUnixNano\":%lld}",
+  if (web_fanout_bucket_lacks(x->fi)) { /* this collector's own history the answer lacks */
+    pp_buf_printf(a, ",\"bucketOnly\":{\"segments\":%llu,\"fromUnixNano\":%lld,\"toUnixNano\":%lld",
                   (unsigned long long)x->fi->bucket.segments, (long long)x->fi->bucket.from_ns,
                   (long long)x->fi->bucket.to_ns);
+    if (x->fi->bucket_why[0]) pp_buf_puts(a, ",\"why\":"), web_json_str(a, x->fi->bucket_why);
+    pp_buf_puts(a, "}");
+  }
 }
 
 /* ---- sample types ------------------------------------------------------------------------------- */

@@ -60,11 +60,21 @@ typedef struct web_fanout_info {
    * bucket_only; web_note_window sets it). Either makes the answer partial as failed does. */
   unsigned partial_peers;
   upload_bucket_only bucket;
+  /* The windows that met that history (web_note_window), and those whose merge read it from the
+   * object store (web.h's bucket_merged): the answer lacks it while fewer were read. */
+  unsigned bucket_windows, bucket_read;
+  uint64_t bucket_profiles; /* records the object store's part merged */
+  char bucket_why[160];     /* why the object store was not read, "" when not tried or not readable */
 } web_fanout_info;
+
+/* Whether info's answer lacks history only the object store holds. */
+static inline bool web_fanout_bucket_lacks(const web_fanout_info *info) {
+  return info->bucket.segments && info->bucket_windows > info->bucket_read;
+}
 
 /* Whether info makes an answer partial. */
 static inline bool web_fanout_partial(const web_fanout_info *info) {
-  return info->failed || info->partial_peers || info->bucket.segments;
+  return info->failed || info->partial_peers || web_fanout_bucket_lacks(info);
 }
 
 /* Peers are base URLs (sv_check_endpoint: http:// or https://, a host, no query; a trailing /

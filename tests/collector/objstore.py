@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import ROOT, TESTDATA, check, ensure_playwright, run, wait_for
+from harness import ROOT, TESTDATA, check, ensure_playwright, go_raw, run, wait_for
 from peers import Collector, http_req
 from s3server import VGW, S3Server
 
@@ -111,6 +111,15 @@ def page_notes(t, *urls):
     if p.returncode != 0:
         raise RuntimeError(f"partial_note.mjs exited {p.returncode}: {p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def go_totals(profile):
+    """Each sample type's total of a profile (bytes), as go tool pprof -raw reads it."""
+    with tempfile.NamedTemporaryFile(suffix=".pb.gz") as f:
+        f.write(profile)
+        f.flush()
+        r = go_raw(f.name)
+    return [sum(v[j] * c for (v, _, _), c in r.samples.items()) for j in range(len(r.types))]
 
 
 def local_segments(c):
@@ -402,8 +411,10 @@ def objstore(t):
 
         def bucket_only_history():
             # uploaded segments that local retention then deletes: history only the bucket holds,
-            # which queries do not read; every answer whose window meets it must say so
-            h = collector("cluster-a/hist", extra=["--retention-size", "5MiB"], name="objstore-hist")
+            # which queries here do not read (--no-object-store-reads; bucket_reads reads it); every
+            # answer whose window meets it must say so
+            h = collector("cluster-a/hist", extra=["--retention-size", "5MiB", "--no-object-store-reads"],
+                          name="objstore-hist")
             fill(h, 2, app="old", ago=3 * 3600)  # two closed segments of three-hour-old profiles
             up = wait_for(lambda: len(s3.objects("cluster-a/hist")) >= 2 or None, timeout=60)
             n = 0
@@ -471,11 +482,91 @@ def objstore(t):
                         f"{qhdr2.get('X-Pprof-Partial')!r}; front end {fst} partial {front.get('partial')} shards {shards} "
                         f"header {fhdr.get('X-Pprof-Partial')!r} total {front.get('total')} vs {got.get('total')}; "
                         f"explorer notes {notes} (want {want_note!r})")
-        check(t, "collector objstore: history only the bucket holds (uploaded, then deleted by local retention) is not read "
-                 "by queries, and every answer whose window meets it says so: \"partial\", its range and segment count, "
+        check(t, "collector objstore: history only the bucket holds (uploaded, then deleted by local retention), not read "
+                 "(--no-object-store-reads): every answer whose window meets it says so: \"partial\", its range and segment count, "
                  "X-Pprof-Partial (the render, the query API); a later window is whole; a front end asking that collector "
                  "says its answer is partial and which shard (and which did not answer); the explorer says so above the graph",
               bucket_only_history)
+
+        def bucket_reads():
+            # the same history read back: a sum over a window that meets it downloads the segments
+            # only the bucket holds and merges them with the local ones; the merged profile equals,
+            # sample type by sample type, the sum of every profile pushed (go tool pprof reads each)
+            h = collector("cluster-a/reads", extra=["--retention-size", "5MiB"], name="objstore-reads")
+            ago = 3 * 3600
+            pushed = fill(h, 2, app="old", ago=ago)
+            up = wait_for(lambda: len(s3.objects("cluster-a/reads")) >= 2 or None, timeout=60)
+            n = 0
+            while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
+                push(h, 250, app="new")
+                n += 250
+            time.sleep(2 * 2 + 1)  # two upload scans after the last deletion (UPLOAD_SCAN_MS)
+            segs = m(h, "collector_bucket_only_segments")
+            since = int(time.time()) - ago - 3600
+            sel = f"name=old&type=cpu&from={since}"
+            st, body, hdr = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=sum")
+            got = json.loads(body).get("data", {}) if st == 200 else {}
+            downloads = m(h, "collector_bucket_downloads_total")
+            # the same sum asked again (another URL, so not the answer cache): nothing downloaded
+            st2, body2, _ = http_req("GET", h.url + f"/api/v1/render?{sel}")
+            again = json.loads(body2).get("data", {}) if st2 == 200 else {}
+            # the merged profile against go tool pprof's reading of every profile pushed
+            pst, prof, _ = http_req("GET", h.url + f"/api/v1/profile?{sel}&agg=sum")
+            totals = [go_totals(b) for b in PROFILES]
+            # fill pushes batches of 250, each starting again at PROFILES[0]
+            batch = [sum(totals[i % len(PROFILES)][j] for i in range(250)) for j in range(len(totals[0]))]
+            want = [v * (pushed // 250) for v in batch] if pushed % 250 == 0 else []
+            have = go_totals(prof) if pst == 200 else []
+            # avg is per series over time, which the two parts' sums do not give: not read, partial
+            ast, abody, ahdr = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=avg")
+            avg = json.loads(abody).get("data", {}) if ast == 200 else {}
+            # a front end asking h: h's part whole, so the front end's is
+            fe = Collector("monitors: []\n", extra_args=["--peer", h.url], name="objstore-reads-front")
+            made.append(fe)
+            fst, fbody, fhdr = http_req("GET", fe.url + f"/api/v1/render?{sel}&agg=sum")
+            front = json.loads(fbody).get("data", {}) if fst == 200 else {}
+            fe.stop()
+            ok = (bool(up) and segs >= 2 and st == 200 and got.get("partial") is not True and "X-Pprof-Partial" not in hdr
+                  and got.get("profiles") == pushed and got.get("bucketRead", {}).get("windows") == 1
+                  and 0 < got.get("bucketRead", {}).get("profiles", 0) < pushed
+                  and downloads == segs and st2 == 200 and again.get("total") == got.get("total")
+                  and m(h, "collector_bucket_downloads_total") == downloads
+                  and have == want and any(want)
+                  and ast == 200 and avg.get("partial") is True and avg.get("bucketOnly", {}).get("segments") == segs
+                  and "in the object store only" in ahdr.get("X-Pprof-Partial", "")
+                  and fst == 200 and front.get("partial") is not True and front.get("total") == got.get("total"))
+            detail = (f"uploaded {bool(up)}; bucket-only {segs}; sum {st} partial {got.get('partial')} header "
+                      f"{hdr.get('X-Pprof-Partial')!r} profiles {got.get('profiles')} of {pushed} pushed, bucketRead "
+                      f"{got.get('bucketRead')}; downloads {downloads}, after asking again "
+                      f"{m(h, 'collector_bucket_downloads_total')} (total {again.get('total')} vs {got.get('total')}); "
+                      f"profile {pst}: totals {have} want {want}; avg {ast} partial {avg.get('partial')} bucketOnly "
+                      f"{avg.get('bucketOnly')} header {ahdr.get('X-Pprof-Partial')!r}; front end {fst} partial "
+                      f"{front.get('partial')} total {front.get('total')}")
+            if not ok:
+                h.stop()
+                return False, detail
+            # a cache too small for that history: not read, the answer says it is partial and why
+            h.stop()
+            h2 = Collector("monitors: []\n", data_dir=h.data, name="objstore-reads-small", env=CREDS,
+                           extra_args=["--object-store-endpoint", s3.url, "--object-store-bucket", BUCKET,
+                                       "--object-store-prefix", "cluster-a/reads", "--retention-size", "5MiB",
+                                       "--object-store-cache-size", "1MiB"])
+            made.append(h2)
+            wait_for(lambda: m(h2, "collector_bucket_only_segments") >= 2 or None, timeout=30)
+            sst, sbody, shdr = http_req("GET", h2.url + f"/api/v1/render?{sel}&agg=sum")
+            small = json.loads(sbody).get("data", {}) if sst == 200 else {}
+            why = small.get("bucketOnly", {}).get("why", "")
+            fails = m(h2, "collector_bucket_read_failures_total")
+            h2.stop()
+            return (sst == 200 and small.get("partial") is True and "--object-store-cache-size" in why
+                    and "in the object store only" in shdr.get("X-Pprof-Partial", "") and fails >= 1
+                    and 0 < small.get("profiles", 0) < pushed,
+                    detail + f"; with a 1MiB cache: {sst} partial {small.get('partial')} why {why!r} profiles "
+                             f"{small.get('profiles')} failures {fails}")
+        check(t, "collector objstore: a sum over history only the bucket holds reads it (segments downloaded once into the "
+                 "cache, merged with the local ones): every pushed profile counted, the merged profile's totals equal the "
+                 "sum of go tool pprof's reading of each; avg is not read and says partial; a front end's answer is whole; "
+                 "a cache too small: partial, and why", bucket_reads)
 
         def bucket_only_stood_in():
             # raw segments that tiered retention deleted once rolled up are not history only the

@@ -714,15 +714,15 @@ function topTable(d, unit, onPick, diff, st = {}) {
 
 // What an answer lacks, said above the graph (docs/api.md, partial answers): shards that did not
 // answer or whose answers were partial themselves (history in their object store only, shards of
-// their own missing), and this collector's history only the object store holds (queries do not
-// read it yet). Nothing when the answer is whole.
+// their own missing), and this collector's history only the object store holds when the answer
+// did not read it (not a sum, or reading failed: bucketOnly.why). Nothing when the answer is whole.
 function partialNote(d) {
   if (!d.partial) return null;
   const s = d.shards || {}, bo = d.bucketOnly, parts = [];
   // (as the X-Pprof-Partial header counts: a diff asks each shard twice, once per selection)
   if (s.missing) parts.push(`${s.missing} of ${s.asked} shard answers missing`);
   if (s.partial) parts.push(`${s.partial} of ${s.asked} shard answers partial`);
-  if (bo) parts.push(`history from ${tstr(bo.fromUnixNano)} to ${tstr(bo.toUnixNano)} (${bo.segments} segments) is in the object store only, which queries do not read yet`);
+  if (bo) parts.push(`history from ${tstr(bo.fromUnixNano)} to ${tstr(bo.toUnixNano)} (${bo.segments} segments) is in the object store only, not in this answer${bo.why ? ` (${bo.why})` : ' (only sums read it)'}`);
   const p = h('p', { class: 'note', id: 'partial', role: 'status' }, h('strong', { text: 'Partial answer: ' }), parts.join('; ') || 'part of the data is missing');
   if (s.why) p.append(h('span', { class: 'muted', text: ` (${s.why})` }));
   return p;

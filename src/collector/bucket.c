@@ -1,0 +1,205 @@
+/* Merges over the history only the bucket holds; see bucket.h for the contract. */
+#include "bucket.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "restore.h"
+
+typedef struct cached {
+  int64_t id, min_ns; /* the object (ids alone may repeat: upload.h) */
+  int64_t max_ns;
+  uint64_t size;
+  uint64_t used;      /* the merge that last needed it (b->tick) */
+} cached;
+
+struct bucket {
+  const upload_opts *o;
+  char *dir, *segdir;
+  uint64_t budget;
+  pthread_mutex_t mu;
+  bool mu_made;
+  cached *v;
+  size_t n, cap;
+  uint64_t bytes, tick;
+  store *st;  /* over exactly v's segments (NULL: to be opened) */
+  bucket_stats stats;
+};
+
+/* Removes the regular files in dir (not recursing). */
+static void empty_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  char p[4400];
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    struct stat sb;
+    if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(p);
+  }
+  closedir(d);
+}
+
+int bucket_new(const upload_opts *o, const char *data_dir, uint64_t budget, bucket **ret, pp_err *err) {
+  bucket *b = calloc(1, sizeof *b);
+  if (!b) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  b->o = o;
+  b->budget = budget ? budget : BUCKET_CACHE_DEFAULT;
+  size_t l = strlen(data_dir) + 32;
+  b->dir = malloc(l), b->segdir = malloc(l);
+  if (!b->dir || !b->segdir) {
+    bucket_free(b);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  snprintf(b->dir, l, "%s/bucket-cache", data_dir);
+  snprintf(b->segdir, l, "%s/bucket-cache/segments", data_dir);
+  if ((mkdir(b->dir, 0750) < 0 && errno != EEXIST) || (mkdir(b->segdir, 0750) < 0 && errno != EEXIST)) {
+    int e = errno;
+    bucket_free(b);
+    return pp_err_set(err, PP_EIO, "%s/bucket-cache: %s", data_dir, strerror(e));
+  }
+  /* a previous run's cache: its objects' keys were not kept, so it is not trusted */
+  empty_dir(b->segdir);
+  empty_dir(b->dir);
+  pthread_mutex_init(&b->mu, NULL);
+  b->mu_made = true;
+  *ret = b;
+  return 0;
+}
+
+void bucket_free(bucket *b) {
+  if (!b) return;
+  if (b->st) store_close(b->st);
+  if (b->mu_made) pthread_mutex_destroy(&b->mu);
+  free(b->v);
+  free(b->dir);
+  free(b->segdir);
+  free(b);
+}
+
+bool bucket_reads(const upload_segment *segs, size_t n, store_agg agg) {
+  if (agg != STORE_AGG_SUM) return false;
+  for (size_t i = 0; i < n; i++)
+    if (segs[i].tier != 0) return false;
+  return true;
+}
+
+static void seg_path(const bucket *b, int64_t id, char *out, size_t cap) {
+  snprintf(out, cap, "%s/%016" PRIx64 ".seg", b->segdir, (uint64_t)id);
+}
+
+static void drop(bucket *b, size_t i) {
+  char p[4400];
+  seg_path(b, b->v[i].id, p, sizeof p);
+  unlink(p);
+  b->bytes -= b->v[i].size;
+  b->v[i] = b->v[--b->n];
+  if (b->st) store_close(b->st), b->st = NULL;
+}
+
+static const upload_segment *wanted(const upload_segment *segs, size_t n, int64_t id, int64_t min_ns) {
+  for (size_t i = 0; i < n; i++)
+    if (segs[i].id == id && segs[i].min_ns == min_ns) return &segs[i];
+  return NULL;
+}
+
+static ssize_t find(const bucket *b, int64_t id) {
+  for (size_t i = 0; i < b->n; i++)
+    if (b->v[i].id == id) return (ssize_t)i;
+  return -1;
+}
+
+/* Makes the cache hold every one of segs and nothing else in [from, to]; b->st open over it. */
+static int fill(bucket *b, const upload_segment *segs, size_t n, int64_t from, int64_t to, pp_err *err) {
+  b->tick++;
+  /* cached segments the window meets that are not bucket-only any more (the bucket's retention
+   * deleted them), and ones whose id a wanted object reuses (one file name) */
+  for (size_t i = 0; i < b->n;) {
+    const cached *c = &b->v[i];
+    if (wanted(segs, n, c->id, c->min_ns)) {
+      b->v[i++].used = b->tick;
+      continue;
+    }
+    bool reused = false;
+    for (size_t k = 0; k < n && !reused; k++) reused = segs[k].id == c->id;
+    if (reused || (c->max_ns >= from && (!to || c->min_ns <= to))) drop(b, i);
+    else i++;
+  }
+  for (size_t k = 0; k < n; k++) {
+    if (find(b, segs[k].id) >= 0) continue;
+    if (b->n == b->cap) {
+      size_t cap = b->cap ? b->cap * 2 : 16;
+      cached *v = realloc(b->v, cap * sizeof *v);
+      if (!v) return pp_err_set(err, PP_ENOMEM, "out of memory");
+      b->v = v, b->cap = cap;
+    }
+    if (b->st) store_close(b->st), b->st = NULL;
+    int r = restore_segment(b->o, b->segdir, segs[k].id, segs[k].min_ns, err);
+    if (r < 0) return r;
+    char p[4400];
+    struct stat sb;
+    seg_path(b, segs[k].id, p, sizeof p);
+    uint64_t size = stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    b->v[b->n++] = (cached){segs[k].id, segs[k].min_ns, segs[k].max_ns, size, b->tick};
+    b->bytes += size;
+    b->stats.downloads++;
+    b->stats.download_bytes += size;
+    /* over the budget: the segments this merge does not need go first, those used longest ago */
+    while (b->bytes > b->budget) {
+      size_t old = b->n;
+      for (size_t i = 0; i < b->n; i++)
+        if (b->v[i].used != b->tick && (old == b->n || b->v[i].used < b->v[old].used)) old = i;
+      if (old == b->n) break;
+      drop(b, old);
+    }
+    if (b->bytes > b->budget)
+      return pp_err_set(err, PP_ELIMIT, "the history asked for needs more than the object store cache's %" PRIu64
+                                        " bytes (--object-store-cache-size)", b->budget);
+  }
+  if (!b->st) {
+    char p[4400];
+    for (const char *sfx = "index.db\0index.db-wal\0index.db-shm\0"; *sfx; sfx += strlen(sfx) + 1) {
+      snprintf(p, sizeof p, "%s/%s", b->dir, sfx);
+      unlink(p);
+    }
+    store_opts so = {0};
+    so.dir = b->dir;
+    so.sync_interval = -1;
+    so.no_rollups = true;
+    if (store_open(&so, &b->st, NULL, err) < 0) return b->st = NULL, PP_EIO;
+  }
+  return 0;
+}
+
+int bucket_merged(bucket *b, const upload_segment *segs, size_t n, const store_matcher *m, size_t nm, const char *type,
+                  int64_t from, int64_t to, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
+                  store_merge_info *info, pp_err *err) {
+  if (!bucket_reads(segs, n, STORE_AGG_SUM)) return pp_err_set(err, PP_EINVAL, "not read from the bucket");
+  if (!n) return pp_err_set(err, PP_EUSAGE, "no profiles");
+  pthread_mutex_lock(&b->mu);
+  int r = fill(b, segs, n, from, to, err);
+  if (r == 0) {
+    b->stats.merges++;
+    r = store_merged_info(b->st, m, nm, type, from, to, STORE_AGG_SUM, max_records, budget, ret, ret_count, info, err);
+  } else {
+    b->stats.failures++;
+  }
+  pthread_mutex_unlock(&b->mu);
+  return r;
+}
+
+void bucket_get_stats(bucket *b, bucket_stats *ret) {
+  pthread_mutex_lock(&b->mu);
+  *ret = b->stats;
+  ret->cached_segments = b->n;
+  ret->cached_bytes = b->bytes;
+  pthread_mutex_unlock(&b->mu);
+}

@@ -1,0 +1,69 @@
+/* bucket: merges read the history only the object store holds (issue 15 §3, "older data from
+ * the bucket").
+ *
+ * Local retention deletes segments the uploader copied; it keeps their list
+ * (upload_bucket_only_list). A merge whose window meets some of them hands their list here:
+ * the missing ones are downloaded (restore_segment, the same signed GETs as a restore) into a
+ * cache directory of their own, <data dir>/bucket-cache/segments, and a store opened on that
+ * directory (store_open rebuilds its index from the segments, as after a restore; no syncer, no
+ * retention, no compactor) answers the same merge the local store answers. The caller merges
+ * the two: each part is read once, since a segment is in the bucket-only list only once local
+ * retention has deleted it.
+ *
+ * Only raw segments (tier 0) are read, and only for sums. A rollup segment in the list would
+ * stand, in a store of its own, for windows whose raw profiles may still be local (their sum
+ * would count them twice); and avg and latest are per series over time, which a sum of two
+ * stores' answers does not give. So a list that holds a rollup segment, or a merge by avg or
+ * latest, is not read here: the caller's answer stays partial and says so (web_fanout_info).
+ *
+ * Cache: what is downloaded stays for the next merge, within budget bytes; segments the merge
+ * does not need go first (those used longest ago). Cached segments whose range meets the merge's
+ * window but are not in its list any more (the bucket's retention deleted them) are dropped
+ * before it reads. A merge that needs more than the budget fails (PP_ELIMIT: nothing read), and
+ * so does one whose download fails (PP_EIO saying which object and why): the caller then answers
+ * without that history, as partial. The directory is emptied when the collector starts. The
+ * store is opened anew (its index rebuilt) whenever the set of cached segments changed.
+ *
+ * Threads: merges run on web_work's workers (they block); one at a time reads the cache (a
+ * mutex held for the downloads and the merge). */
+#ifndef COLLECTOR_BUCKET_H
+#define COLLECTOR_BUCKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/pp_err.h"
+#include "../codec/pprof.h"
+#include "store.h"
+#include "upload.h"
+
+#define BUCKET_CACHE_DEFAULT ((uint64_t)1 << 30)
+
+typedef struct bucket bucket;
+
+/* o (and its strings) must outlive b. budget: the cache's bytes (0 = BUCKET_CACHE_DEFAULT).
+ * Empties <data_dir>/bucket-cache. 0, or PP_EIO / PP_ENOMEM. */
+int bucket_new(const upload_opts *o, const char *data_dir, uint64_t budget, bucket **ret, pp_err *err);
+void bucket_free(bucket *b);
+
+/* Whether bucket_merged reads segs for a merge by agg (resolved: not STORE_AGG_DEFAULT). */
+bool bucket_reads(const upload_segment *segs, size_t n, store_agg agg);
+
+/* The sum of the selection's records in segs (upload_bucket_only_list's for [from, to]), as
+ * store_merged_info answers it from the local store, within budget bytes. 0; PP_EUSAGE when
+ * segs hold none of them; PP_ELIMIT (over the cache's budget or the merge's); PP_EIO (a download
+ * failed, or the cache's store did not open); PP_EINVAL when bucket_reads is false. */
+int bucket_merged(bucket *b, const upload_segment *segs, size_t n, const store_matcher *m, size_t nm, const char *type,
+                  int64_t from, int64_t to, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
+                  store_merge_info *info, pp_err *err);
+
+typedef struct bucket_stats {
+  uint64_t merges;         /* merges that read the cache */
+  uint64_t failures;       /* merges that could not (a download failed, over the budget) */
+  uint64_t downloads;      /* segments downloaded */
+  uint64_t download_bytes;
+  uint64_t cached_segments, cached_bytes; /* in the cache now */
+} bucket_stats;
+void bucket_get_stats(bucket *b, bucket_stats *ret);
+
+#endif
