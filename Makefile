@@ -232,7 +232,7 @@ $(FUZZ_RUN): fuzz-run-%: $(B)/fuzz/%
 	@$< -seed=$(FUZZ_SEED) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 	  -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/work-$* fuzz/corpus/$(patsubst fuzz_%,%,$*)
 
-bench: bin/pprof-tool bin/collector bin/operator bin/load-target bin/otlp-client $(B)/rel/bench/codec-bench $(B)/rel/bench/store-bench
+bench: bin/pprof-tool bin/collector bin/operator bin/load-target bin/otlp-client bin/versitygw $(B)/rel/bench/codec-bench $(B)/rel/bench/store-bench
 	python3 bench/run.py
 	python3 bench/collector_bench.py
 	python3 bench/operator_bench.py
@@ -242,6 +242,7 @@ bench: bin/pprof-tool bin/collector bin/operator bin/load-target bin/otlp-client
 	python3 bench/push_bench.py
 	python3 bench/querier_bench.py
 	python3 bench/fanout_bench.py
+	python3 bench/bucket_bench.py
 $(B)/rel/bench/store-bench: $(B)/rel/bench/store-bench.o $(B)/rel/libcollector.a $(B)/rel/libpprofcodec.a
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -pthread -ldl
 $(B)/rel/bench/codec-bench: $(B)/rel/bench/codec-bench.o $(B)/rel/libpprofcodec.a

@@ -631,12 +631,13 @@ nomem:;
 }
 
 /* Merges srcs; signs[i] multiplies source i's values (1, or -1 for a diff's base). */
-static int merge_signed(pprof_profile *const *srcs, const int64_t *signs, size_t n,
+static int merge_signed(pprof_profile *const *srcs, const int64_t *signs, size_t n, size_t limit,
                         pprof_profile **ret, pp_err *err) {
   if (n == 0) return pp_err_set(err, PP_EUSAGE, "merge needs at least one profile");
   pprof_merger *pm;
   int r = pprof_merger_new(&pm, err);
   if (r < 0) return r;
+  pprof_merger_set_limit(pm, limit);
   for (size_t i = 0; i < n; i++) {
     if ((r = pprof_merger_add(pm, srcs[i], signs ? signs[i] : 1, err)) < 0) {
       pprof_merger_free(pm);
@@ -647,14 +648,18 @@ static int merge_signed(pprof_profile *const *srcs, const int64_t *signs, size_t
 }
 
 int pprof_merge(pprof_profile *const *srcs, size_t n, pprof_profile **ret_profile, pp_err *err) {
-  return merge_signed(srcs, NULL, n, ret_profile, err);
+  return merge_signed(srcs, NULL, n, 0, ret_profile, err);
+}
+
+int pprof_merge_within(pprof_profile *const *srcs, size_t n, size_t limit, pprof_profile **ret_profile, pp_err *err) {
+  return merge_signed(srcs, NULL, n, limit, ret_profile, err);
 }
 
 int pprof_diff(const pprof_profile *base, const pprof_profile *cmp, pprof_profile **ret_profile,
                pp_err *err) {
   pprof_profile *srcs[2] = {(pprof_profile *)cmp, (pprof_profile *)base};
   const int64_t signs[2] = {1, -1};
-  return merge_signed(srcs, signs, 2, ret_profile, err);
+  return merge_signed(srcs, signs, 2, 0, ret_profile, err);
 }
 
 size_t pprof_keep_types(pprof_profile *p, uint64_t keep) {

@@ -170,6 +170,9 @@ void pprof_merger_set_limit(pprof_merger *m, size_t bytes);
 /* The bytes the merger holds now, as charged against its limit. */
 size_t pprof_merger_bytes(const pprof_merger *m);
 
+/* pprof_merge within a memory limit (pprof_merger_set_limit's bytes; 0 = none). */
+int pprof_merge_within(pprof_profile *const *srcs, size_t n, size_t limit, pprof_profile **ret_profile, pp_err *err);
+
 /* Decoding many inputs in parallel: worker threads fetch and decode inputs ahead (at most
  * `window` decoded but not yet consumed), and consume() is called on the calling thread for
  * each input in input order, so merging stays single-threaded and memory stays flat.

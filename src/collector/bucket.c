@@ -14,8 +14,9 @@
 #include "restore.h"
 
 typedef struct cached {
-  int64_t id, min_ns; /* the object (ids alone may repeat: upload.h) */
+  int64_t id, min_ns; /* the object (ids alone may repeat: upload.h, so both name it) */
   int64_t max_ns;
+  int64_t file;       /* its file, <file>.seg: the cache's own count (two objects may share an id) */
   uint64_t size;
   uint64_t used;      /* the merge that last needed it (b->tick) */
 } cached;
@@ -24,11 +25,13 @@ struct bucket {
   const upload_opts *o;
   char *dir, *segdir;
   uint64_t budget;
-  pthread_mutex_t mu;
+  pthread_mutex_t mu;  /* the cache: held through downloads and the merge */
+  pthread_mutex_t smu; /* stats alone, so /metrics never waits for a download */
   bool mu_made;
   cached *v;
   size_t n, cap;
   uint64_t bytes, tick;
+  int64_t files;       /* file names given so far */
   store *st;  /* over exactly v's segments (NULL: to be opened) */
   bucket_stats stats;
 };
@@ -70,6 +73,7 @@ int bucket_new(const upload_opts *o, const char *data_dir, uint64_t budget, buck
   empty_dir(b->segdir);
   empty_dir(b->dir);
   pthread_mutex_init(&b->mu, NULL);
+  pthread_mutex_init(&b->smu, NULL);
   b->mu_made = true;
   *ret = b;
   return 0;
@@ -78,63 +82,64 @@ int bucket_new(const upload_opts *o, const char *data_dir, uint64_t budget, buck
 void bucket_free(bucket *b) {
   if (!b) return;
   if (b->st) store_close(b->st);
-  if (b->mu_made) pthread_mutex_destroy(&b->mu);
+  if (b->mu_made) pthread_mutex_destroy(&b->mu), pthread_mutex_destroy(&b->smu);
   free(b->v);
   free(b->dir);
   free(b->segdir);
   free(b);
 }
 
-bool bucket_reads(const upload_segment *segs, size_t n, store_agg agg) {
+/* Whether a merge by agg may read segs: sums of raw segments that no local rollup answers for
+ * (bucket.h). */
+static bool readable(const upload_segment *segs, size_t n, store_agg agg, int64_t raw_stood_in) {
   if (agg != STORE_AGG_SUM) return false;
+  /* the local store answers a window starting at or before raw_stood_in from its rollup, which
+   * holds that window's profiles of every raw segment, these too (store.h): the end of the
+   * last such hour bounds what would be counted twice */
+  int64_t rolled = raw_stood_in > 0 ? (raw_stood_in / STORE_ROLLUP_HOUR_NS + 1) * STORE_ROLLUP_HOUR_NS : INT64_MIN;
   for (size_t i = 0; i < n; i++)
-    if (segs[i].tier != 0) return false;
+    if (segs[i].tier != 0 || segs[i].min_ns < rolled) return false;
   return true;
 }
 
-static void seg_path(const bucket *b, int64_t id, char *out, size_t cap) {
-  snprintf(out, cap, "%s/%016" PRIx64 ".seg", b->segdir, (uint64_t)id);
+static void seg_path(const bucket *b, int64_t file, char *out, size_t cap) {
+  snprintf(out, cap, "%s/%016" PRIx64 ".seg", b->segdir, (uint64_t)file);
 }
 
 static void drop(bucket *b, size_t i) {
   char p[4400];
-  seg_path(b, b->v[i].id, p, sizeof p);
+  seg_path(b, b->v[i].file, p, sizeof p);
   unlink(p);
   b->bytes -= b->v[i].size;
   b->v[i] = b->v[--b->n];
   if (b->st) store_close(b->st), b->st = NULL;
 }
 
-static const upload_segment *wanted(const upload_segment *segs, size_t n, int64_t id, int64_t min_ns) {
+static bool wanted(const upload_segment *segs, size_t n, int64_t id, int64_t min_ns) {
   for (size_t i = 0; i < n; i++)
-    if (segs[i].id == id && segs[i].min_ns == min_ns) return &segs[i];
-  return NULL;
+    if (segs[i].id == id && segs[i].min_ns == min_ns) return true;
+  return false;
 }
 
-static ssize_t find(const bucket *b, int64_t id) {
+static bool cached_already(const bucket *b, const upload_segment *sg) {
   for (size_t i = 0; i < b->n; i++)
-    if (b->v[i].id == id) return (ssize_t)i;
-  return -1;
+    if (b->v[i].id == sg->id && b->v[i].min_ns == sg->min_ns) return true;
+  return false;
 }
 
 /* Makes the cache hold every one of segs and nothing else in [from, to]; b->st open over it. */
 static int fill(bucket *b, const upload_segment *segs, size_t n, int64_t from, int64_t to, pp_err *err) {
   b->tick++;
   /* cached segments the window meets that are not bucket-only any more (the bucket's retention
-   * deleted them), and ones whose id a wanted object reuses (one file name) */
+   * deleted them) */
   for (size_t i = 0; i < b->n;) {
     const cached *c = &b->v[i];
-    if (wanted(segs, n, c->id, c->min_ns)) {
-      b->v[i++].used = b->tick;
-      continue;
-    }
-    bool reused = false;
-    for (size_t k = 0; k < n && !reused; k++) reused = segs[k].id == c->id;
-    if (reused || (c->max_ns >= from && (!to || c->min_ns <= to))) drop(b, i);
+    if (wanted(segs, n, c->id, c->min_ns)) b->v[i++].used = b->tick;
+    else if (c->max_ns >= from && (!to || c->min_ns <= to)) drop(b, i);
     else i++;
   }
   for (size_t k = 0; k < n; k++) {
-    if (find(b, segs[k].id) >= 0) continue;
+    if (cached_already(b, &segs[k])) continue;
     if (b->n == b->cap) {
       size_t cap = b->cap ? b->cap * 2 : 16;
       cached *v = realloc(b->v, cap * sizeof *v);
@@ -142,16 +147,19 @@ static int fill(bucket *b, const upload_segment *segs, size_t n, int64_t from, i
       b->v = v, b->cap = cap;
     }
     if (b->st) store_close(b->st), b->st = NULL;
-    int r = restore_segment(b->o, b->segdir, segs[k].id, segs[k].min_ns, err);
+    int64_t file = ++b->files;
+    int r = restore_segment(b->o, b->segdir, segs[k].id, segs[k].min_ns, file, err);
     if (r < 0) return r;
     char p[4400];
     struct stat sb;
-    seg_path(b, segs[k].id, p, sizeof p);
+    seg_path(b, file, p, sizeof p);
     uint64_t size = stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-    b->v[b->n++] = (cached){segs[k].id, segs[k].min_ns, segs[k].max_ns, size, b->tick};
+    b->v[b->n++] = (cached){segs[k].id, segs[k].min_ns, segs[k].max_ns, file, size, b->tick};
     b->bytes += size;
+    pthread_mutex_lock(&b->smu);
     b->stats.downloads++;
     b->stats.download_bytes += size;
+    pthread_mutex_unlock(&b->smu);
     /* over the budget: the segments this merge does not need go first, those used longest ago */
     while (b->bytes > b->budget) {
       size_t old = b->n;
@@ -160,9 +168,11 @@ static int fill(bucket *b, const upload_segment *segs, size_t n, int64_t from, i
       if (old == b->n) break;
       drop(b, old);
     }
-    if (b->bytes > b->budget)
+    if (b->bytes > b->budget) { /* this merge's alone: not read, and the cache back within its budget */
+      while (b->n && b->bytes > b->budget) drop(b, b->n - 1);
       return pp_err_set(err, PP_ELIMIT, "the history asked for needs more than the object store cache's %" PRIu64
                                         " bytes (--object-store-cache-size)", b->budget);
+    }
   }
   if (!b->st) {
     char p[4400];
@@ -179,27 +189,26 @@ static int fill(bucket *b, const upload_segment *segs, size_t n, int64_t from, i
   return 0;
 }
 
-int bucket_merged(bucket *b, const upload_segment *segs, size_t n, const store_matcher *m, size_t nm, const char *type,
-                  int64_t from, int64_t to, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
-                  store_merge_info *info, pp_err *err) {
-  if (!bucket_reads(segs, n, STORE_AGG_SUM)) return pp_err_set(err, PP_EINVAL, "not read from the bucket");
-  if (!n) return pp_err_set(err, PP_EUSAGE, "no profiles");
+int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_stood_in, store_agg agg,
+                  const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to, size_t max_records,
+                  size_t budget, pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err) {
+  if (!n) return BUCKET_NONE;
+  if (!readable(segs, n, agg, raw_stood_in)) return BUCKET_NOT_READ;
   pthread_mutex_lock(&b->mu);
   int r = fill(b, segs, n, from, to, err);
-  if (r == 0) {
-    b->stats.merges++;
-    r = store_merged_info(b->st, m, nm, type, from, to, STORE_AGG_SUM, max_records, budget, ret, ret_count, info, err);
-  } else {
-    b->stats.failures++;
-  }
+  if (r == 0) r = store_merged_info(b->st, m, nm, type, from, to, STORE_AGG_SUM, max_records, budget, ret, ret_count, info, err);
+  bucket_stats now = {.cached_segments = b->n, .cached_bytes = b->bytes};
   pthread_mutex_unlock(&b->mu);
+  pthread_mutex_lock(&b->smu);
+  if (r == 0 || r == PP_EUSAGE) b->stats.merges++;
+  else b->stats.failures++;
+  b->stats.cached_segments = now.cached_segments, b->stats.cached_bytes = now.cached_bytes;
+  pthread_mutex_unlock(&b->smu);
   return r;
 }
 
 void bucket_get_stats(bucket *b, bucket_stats *ret) {
-  pthread_mutex_lock(&b->mu);
+  pthread_mutex_lock(&b->smu);
   *ret = b->stats;
-  ret->cached_segments = b->n;
-  ret->cached_bytes = b->bytes;
-  pthread_mutex_unlock(&b->mu);
+  pthread_mutex_unlock(&b->smu);
 }

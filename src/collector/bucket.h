@@ -12,12 +12,15 @@
  *
  * Only raw segments (tier 0) are read, and only for sums. A rollup segment in the list would
  * stand, in a store of its own, for windows whose raw profiles may still be local (their sum
- * would count them twice); and avg and latest are per series over time, which a sum of two
- * stores' answers does not give. So a list that holds a rollup segment, or a merge by avg or
- * latest, is not read here: the caller's answer stays partial and says so (web_fanout_info).
+ * would count them twice); so would a raw segment holding profiles of an hour the local store
+ * answers from its rollup (tiered retention deleted raw profiles up to raw_stood_in, store.h);
+ * and avg and latest are per series over time, which a sum of two stores' answers does not
+ * give. So such a list, or a merge by avg or latest, is not read here: the caller's answer
+ * stays partial and says so (web_fanout_info).
  *
  * Cache: what is downloaded stays for the next merge, within budget bytes; segments the merge
- * does not need go first (those used longest ago). Cached segments whose range meets the merge's
+ * does not need go first (those used longest ago). Files are named by the cache's own count,
+ * since two objects may carry one segment id (upload.h). Cached segments whose range meets the merge's
  * window but are not in its list any more (the bucket's retention deleted them) are dropped
  * before it reads. A merge that needs more than the budget fails (PP_ELIMIT: nothing read), and
  * so does one whose download fails (PP_EIO saying which object and why): the caller then answers
@@ -25,7 +28,8 @@
  * store is opened anew (its index rebuilt) whenever the set of cached segments changed.
  *
  * Threads: merges run on web_work's workers (they block); one at a time reads the cache (a
- * mutex held for the downloads and the merge). */
+ * mutex held for the downloads and the merge; the stats have their own, so /metrics never waits
+ * for a download). */
 #ifndef COLLECTOR_BUCKET_H
 #define COLLECTOR_BUCKET_H
 
@@ -46,23 +50,25 @@ typedef struct bucket bucket;
 int bucket_new(const upload_opts *o, const char *data_dir, uint64_t budget, bucket **ret, pp_err *err);
 void bucket_free(bucket *b);
 
-/* Whether bucket_merged reads segs for a merge by agg (resolved: not STORE_AGG_DEFAULT). */
-bool bucket_reads(const upload_segment *segs, size_t n, store_agg agg);
+#define BUCKET_NOT_READ 1 /* not readable for that merge (above): the answer lacks that history */
+#define BUCKET_NONE 2     /* no segment in the list: nothing lacks */
 
-/* The sum of the selection's records in segs (upload_bucket_only_list's for [from, to]), as
- * store_merged_info answers it from the local store, within budget bytes. 0; PP_EUSAGE when
- * segs hold none of them; PP_ELIMIT (over the cache's budget or the merge's); PP_EIO (a download
- * failed, or the cache's store did not open); PP_EINVAL when bucket_reads is false. */
-int bucket_merged(bucket *b, const upload_segment *segs, size_t n, const store_matcher *m, size_t nm, const char *type,
-                  int64_t from, int64_t to, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
-                  store_merge_info *info, pp_err *err);
+/* The sum of the selection's records in segs (upload_bucket_only_list's for [from, to]; n may
+ * be 0), as store_merged_info answers it from the local store, within budget bytes. agg: the
+ * merge's (resolved: not STORE_AGG_DEFAULT); raw_stood_in: the local store's
+ * store_stats.raw_dropped_until_ns. BUCKET_NONE, BUCKET_NOT_READ; 0 with *ret; PP_EUSAGE when
+ * segs hold none of the selection's records; PP_ELIMIT (over the cache's budget or the
+ * merge's); PP_EIO (a download failed, or the cache's store did not open); PP_ENOMEM. */
+int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_stood_in, store_agg agg,
+                  const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to, size_t max_records,
+                  size_t budget, pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err);
 
 typedef struct bucket_stats {
   uint64_t merges;         /* merges that read the cache */
-  uint64_t failures;       /* merges that could not (a download failed, over the budget) */
+  uint64_t failures;       /* merges that could not (a download failed, over a budget) */
   uint64_t downloads;      /* segments downloaded */
   uint64_t download_bytes;
-  uint64_t cached_segments, cached_bytes; /* in the cache now */
+  uint64_t cached_segments, cached_bytes; /* in the cache after the last merge */
 } bucket_stats;
 void bucket_get_stats(bucket *b, bucket_stats *ret);
 

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "../base/units.h"
+#include "bucket.h"
 #include "config.h"
 #include "scrape.h"
 #include "selfprof.h"
@@ -44,7 +45,6 @@
 #include "upload.h"
 #include "web.h"
 #include "web_fanout.h"
-#include "bucket.h"
 #include "restore.h"
 
 #include "../base/file.h"
@@ -297,10 +297,11 @@ static int hook_bucket_merged(void *ud, const store_matcher *m, size_t nm, const
   app *a = ud;
   upload_segment *segs;
   size_t n;
-  if (!a->bk || upload_bucket_only_list(a->up, from, to, &segs, &n, err) < 0) return 1;
-  int r = 1;
-  if (n && bucket_reads(segs, n, agg))
-    r = bucket_merged(a->bk, segs, n, m, nm, type, from, to, max_records, budget, ret, ret_count, info, err);
+  if (upload_bucket_only_list(a->up, from, to, &segs, &n, err) < 0) return BUCKET_NOT_READ;
+  store_stats ss;
+  store_get_stats(a->st, &ss);
+  int r = bucket_merged(a->bk, segs, n, ss.raw_dropped_until_ns, agg, m, nm, type, from, to, max_records, budget, ret,
+                        ret_count, info, err);
   free(segs);
   return r;
 }
@@ -621,8 +622,8 @@ int main(int argc, char **argv) {
       {"segment-max-age", required_argument, 0, 1007},
       {"peer", required_argument, 0, 1008}, {"peer-timeout", required_argument, 0, 1009},
       {"peer-bearer-token-file", required_argument, 0, 1012},
-      {"no-object-store-restore", no_argument, 0, 1010},
-      {"object-store-cache-size", required_argument, 0, 1013}, {"no-object-store-reads", no_argument, 0, 1014}, {"query-only", no_argument, 0, 1011},
+      {"no-object-store-restore", no_argument, 0, 1010}, {"query-only", no_argument, 0, 1011},
+      {"object-store-cache-size", required_argument, 0, 1013}, {"no-object-store-reads", no_argument, 0, 1014},
       {"help", no_argument, 0, 'h'},                {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   int ch;
@@ -789,6 +790,8 @@ int main(int argc, char **argv) {
     uo.secret_key = getenv("AWS_SECRET_ACCESS_KEY");
     if (upload_check_opts(&uo, &err) < 0) return bad_flag("--object-store-*: %s", err.msg);
   }
+  if ((bucket_cache || no_bucket_reads) && !uo.endpoint)
+    return bad_flag("%s", "--object-store-cache-size and --no-object-store-reads need --object-store-endpoint");
   /* rollups are what is left of raw past its period: a shorter rollup period would delete them
    * while raw is still there, and raw would outlive what was meant to replace it */
   if (raw_time > 0 && rollup_time > 0 && rollup_time < raw_time)
@@ -884,7 +887,7 @@ int main(int argc, char **argv) {
   }
   web_hooks hooks = {.ud = &a, .st = a.st, .eng = a.eng, .reload = hook_reload, .ready = hook_ready, .push = hook_push,
                      .metrics = hook_metrics, .bucket_only = hook_bucket_only, .auth = &auth,
-                     .bucket_merged = hook_bucket_merged};
+                     .bucket_merged = a.bk ? hook_bucket_merged : NULL};
   wopts.peers = peers;
   wopts.npeers = npeers;
   /* shards run with one token for all of them ask each other with it */

@@ -336,10 +336,11 @@ static void undo(const char *segdir, const obj *v, size_t n, const char *data_di
   unlink(p);
 }
 
-static int download(rs *r, const char *segdir, const obj *o, pp_err *err) {
+/* o's object into segdir/<file>.seg */
+static int download(rs *r, const char *segdir, const obj *o, int64_t file, pp_err *err) {
   char tmp[4300], dst[4300], key[64];
-  snprintf(tmp, sizeof tmp, "%s/%016" PRIx64 ".seg.part", segdir, (uint64_t)o->id);
-  snprintf(dst, sizeof dst, "%s/%016" PRIx64 ".seg", segdir, (uint64_t)o->id);
+  snprintf(tmp, sizeof tmp, "%s/%016" PRIx64 ".seg.part", segdir, (uint64_t)file);
+  snprintf(dst, sizeof dst, "%s/%016" PRIx64 ".seg", segdir, (uint64_t)file);
   snprintf(key, sizeof key, "segments/%016" PRIx64 "-%016" PRIx64 ".seg", (uint64_t)o->min_ns, (uint64_t)o->id);
   char url[1600];
   snprintf(url, sizeof url, "%s/%s/%s%s", r->t.endpoint, r->o->bucket, r->t.prefix, key);
@@ -357,13 +358,13 @@ static int download(rs *r, const char *segdir, const obj *o, pp_err *err) {
   return rc;
 }
 
-int restore_segment(const upload_opts *o, const char *segdir, int64_t id, int64_t min_ns, pp_err *err) {
+int restore_segment(const upload_opts *o, const char *segdir, int64_t id, int64_t min_ns, int64_t file, pp_err *err) {
   rs r = {.o = o};
   upload_target_of(o, &r.t);
   if (!(r.c = curl_easy_init())) return pp_err_set(err, PP_ENOMEM, "out of memory");
   obj one = {0};
   one.id = id, one.min_ns = min_ns;
-  int rc = download(&r, segdir, &one, err);
+  int rc = download(&r, segdir, &one, file, err);
   curl_easy_cleanup(r.c);
   return rc;
 }
@@ -399,7 +400,7 @@ int restore_run(const upload_opts *o, const char *data_dir, uint64_t budget, res
     if (keep && ((mkdir(data_dir, 0750) < 0 && errno != EEXIST) || (mkdir(segdir, 0750) < 0 && errno != EEXIST)))
       rc = pp_err_set(err, PP_EIO, "%s: %s", segdir, strerror(errno));
     for (size_t i = 0; rc == 0 && i < keep; i++) {
-      if ((rc = download(&r, segdir, &r.v[i], err)) == 0) {
+      if ((rc = download(&r, segdir, &r.v[i], r.v[i].id, err)) == 0) {
         st->restored++;
         st->bytes += r.v[i].size;
       }

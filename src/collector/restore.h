@@ -43,10 +43,11 @@ typedef struct restore_stats {
  * have found nothing), < 0 on failure with err (nothing left behind). budget: bytes, 0 = all. */
 int restore_run(const upload_opts *o, const char *data_dir, uint64_t budget, restore_stats *st, pp_err *err);
 
-/* One segment's object (the uploader's key for id and min_ns) downloaded into segdir/<id>.seg,
+/* One segment's object (the uploader's key for id and min_ns) downloaded into segdir/<file>.seg
+ * (16 hex digits),
  * written aside, fsync'd and renamed, at most RESTORE_MAX_OBJECT bytes: 0, or PP_EIO saying why
  * (nothing left behind). Blocks; any thread (its own connection). For bucket.h's reads. */
-int restore_segment(const upload_opts *o, const char *segdir, int64_t id, int64_t min_ns, pp_err *err);
+int restore_segment(const upload_opts *o, const char *segdir, int64_t id, int64_t min_ns, int64_t file, pp_err *err);
 
 /* The page's keys and sizes, from a ListObjectsV2 answer (exposed for the fuzz target): calls
  * each(ud, key, size) per object; *truncated and token (the next continuation token, "" when

@@ -745,15 +745,14 @@ int upload_bucket_only_list(uploader *u, int64_t from_ns, int64_t to_ns, upload_
   *ret = NULL, *ret_n = 0;
   if (!u) return 0;
   pthread_mutex_lock(&u->mu);
-  size_t n = 0;
-  for (size_t i = 0; i < u->nbo; i++) n += u->bo[i].max_ns >= from_ns && (!to_ns || u->bo[i].min_ns <= to_ns);
-  upload_segment *v = n ? malloc(n * sizeof *v) : NULL;
-  if (v) {
-    for (size_t i = 0; i < u->nbo; i++)
-      if (u->bo[i].max_ns >= from_ns && (!to_ns || u->bo[i].min_ns <= to_ns)) v[(*ret_n)++] = u->bo[i];
-  }
+  /* (at most every one of them: a copy is cheaper than a second pass under the lock) */
+  upload_segment *v = u->nbo ? malloc(u->nbo * sizeof *v) : NULL;
+  for (size_t i = 0; v && i < u->nbo; i++)
+    if (u->bo[i].max_ns >= from_ns && (!to_ns || u->bo[i].min_ns <= to_ns)) v[(*ret_n)++] = u->bo[i];
+  bool failed = u->nbo && !v;
   pthread_mutex_unlock(&u->mu);
-  if (n && !v) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (failed) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (!*ret_n) free(v), v = NULL;
   *ret = v;
   return 0;
 }

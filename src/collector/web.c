@@ -505,10 +505,25 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   }
 }
 
-void web_note_window(const web_ctx *x, int64_t from, int64_t to) {
+/* The window's entry in x->fi (added when new; NULL when none fits) */
+static struct web_fanout_window *window(const web_ctx *x, int64_t from, int64_t to, int agg) {
+  web_fanout_info *fi = x->fi;
+  for (unsigned i = 0; i < fi->nwin; i++)
+    if (fi->win[i].from == from && fi->win[i].to == to && fi->win[i].agg == agg) return &fi->win[i];
+  if (fi->nwin == sizeof fi->win / sizeof *fi->win) return fi->win_over = true, NULL;
+  fi->win[fi->nwin] = (struct web_fanout_window){from, to, agg, false};
+  return &fi->win[fi->nwin++];
+}
+
+void web_note_window(const web_ctx *x, int64_t from, int64_t to, int agg) {
   if (!x->bo.segments || !x->fi || x->bo.to_ns < from || (to && x->bo.from_ns > to)) return;
   x->fi->bucket = x->bo; /* (a request with several windows, a diff's two, names the range once) */
-  x->fi->bucket_windows++;
+  window(x, from, to, agg);
+}
+
+void web_note_read(const web_ctx *x, int64_t from, int64_t to, int agg) {
+  struct web_fanout_window *w = x->fi ? window(x, from, to, agg) : NULL;
+  if (w) w->read = true;
 }
 
 /* The store's state for cache keys: appends and deletions so far (rollups do not change answers),

@@ -74,11 +74,11 @@ typedef struct web_hooks {
    * when it arrives; an answer whose window meets that range and that does not read it
    * (bucket_merged) says it is partial and why (web_fanout_info.bucket). NULL: none. */
   void (*bucket_only)(void *ud, upload_bucket_only *ret);
-  /* That history's part of a merge (bucket.h): the selection's sum over [from, to] by agg
-   * (resolved) from the object store. 1: not read (none in the window, or not readable for that
-   * agg: the answer stays partial); 0 with *ret; PP_EUSAGE: read, nothing of the selection
-   * there; another error: not read, err says why (the answer stays partial and says it).
-   * NULL: merges never read the bucket. */
+  /* That history's part of a merge (bucket.h's bucket_merged): the selection's sum over
+   * [from, to] by agg (resolved) from the object store. BUCKET_NONE: none of it in the window
+   * (nothing lacks); BUCKET_NOT_READ: not readable for that merge (the answer stays partial);
+   * 0 with *ret; PP_EUSAGE: read, nothing of the selection there; another error: not read, err
+   * says why (the answer stays partial and says it). NULL: merges never read the bucket. */
   int (*bucket_merged)(void *ud, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
                        store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
                        store_merge_info *info, pp_err *err);

@@ -2,6 +2,7 @@
 #include "web_api.h"
 
 #include "../base/htab.h"
+#include "bucket.h"
 #include "web_json.h"
 #include "web_labels.h"
 
@@ -141,7 +142,7 @@ static int parse_selection(const web_ctx *x, const web_params *p, selection *s, 
     if (!label_name_ok(p->k[i])) return snprintf(why, n, "\"%.64s\" is not a label name", p->k[i]), -1;
     s->m[s->nm++] = (store_matcher){p->k[i], p->v[i]};
   }
-  if (!s->id) web_note_window(x, s->from, s->to);
+  if (!s->id) web_note_window(x, s->from, s->to, (int)s->agg);
   return 0;
 }
 
@@ -207,8 +208,8 @@ static int fan_out(const web_ctx *x, const selection *s, size_t budget, int r, p
 
 /* The history only the object store holds added to the local merge (r: its result, 0 or
  * PP_EUSAGE), when the selection's window meets it and it can be read for the aggregation
- * (bucket.h); otherwise, or when reading fails, the answer stays as it is and says it is
- * partial (web_note_window noted the window). */
+ * (bucket.h); the window is then read (web_note_read). Otherwise, or when reading fails, the
+ * answer stays as it is and says it is partial (web_note_window noted the window). */
 static int from_bucket(const web_ctx *x, const selection *s, size_t budget, int r, pprof_profile **ret, size_t *ret_count,
                        store_merge_info *info, pp_err *err) {
   if (!x->h->bucket_merged || !x->bo.segments || !x->fi || !s->type) return r;
@@ -221,7 +222,8 @@ static int from_bucket(const web_ctx *x, const selection *s, size_t budget, int 
   memset(&bi, 0, sizeof bi);
   pp_err berr = {0};
   int br = x->h->bucket_merged(x->h->ud, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, &p, &n, &bi, &berr);
-  if (br == 1) return r;
+  if (br == BUCKET_NOT_READ) return r;
+  if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg), r;
   if (br < 0 && br != PP_EUSAGE) {
     if (br == PP_ENOMEM) {
       if (r == 0) pprof_free(*ret), *ret = NULL;
@@ -231,6 +233,7 @@ static int from_bucket(const web_ctx *x, const selection *s, size_t budget, int 
     snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "%.150s", berr.msg);
     return r;
   }
+  web_note_read(x, s->from, s->to, (int)s->agg);
   x->fi->bucket_read++;
   if (br == PP_EUSAGE) return r;
   x->fi->bucket_profiles += bi.records;
@@ -240,16 +243,8 @@ static int from_bucket(const web_ctx *x, const selection *s, size_t budget, int 
     if (info) *info = bi;
     return 0;
   }
-  pprof_merger *mg = NULL;
-  pprof_profile *sum = NULL;
-  int mr = pprof_merger_new(&mg, err);
-  if (mr == 0) {
-    if (budget) pprof_merger_set_limit(mg, budget);
-    if ((mr = pprof_merger_add(mg, *ret, 1, err)) == 0 && (mr = pprof_merger_add(mg, p, 1, err)) == 0)
-      mr = pprof_merger_finish(mg, &sum, err); /* (which frees the merger) */
-    else
-      pprof_merger_free(mg);
-  }
+  pprof_profile *sum = NULL, *both[2] = {*ret, p};
+  int mr = pprof_merge_within(both, 2, budget, &sum, err);
   pprof_free(p);
   pprof_free(*ret);
   *ret = NULL;

@@ -60,16 +60,28 @@ typedef struct web_fanout_info {
    * bucket_only; web_note_window sets it). Either makes the answer partial as failed does. */
   unsigned partial_peers;
   upload_bucket_only bucket;
-  /* The windows that met that history (web_note_window), and those whose merge read it from the
-   * object store (web.h's bucket_merged): the answer lacks it while fewer were read. */
-  unsigned bucket_windows, bucket_read;
-  uint64_t bucket_profiles; /* records the object store's part merged */
+  /* The windows that met that history (web_note_window; a window noted twice, as pgo and
+   * regressions parse their selection twice, is one), each read from the object store or not
+   * (web_note_read): the answer lacks that history while one is not. More windows than fit
+   * count as not read. */
+  struct web_fanout_window {
+    int64_t from, to;
+    int agg; /* the selection's store_agg as asked (a diff's base may read where its main did not) */
+    bool read;
+  } win[4];
+  unsigned nwin;
+  bool win_over;
+  unsigned bucket_read;     /* merges that read the object store's part */
+  uint64_t bucket_profiles; /* records that part merged */
   char bucket_why[160];     /* why the object store was not read, "" when not tried or not readable */
 } web_fanout_info;
 
 /* Whether info's answer lacks history only the object store holds. */
 static inline bool web_fanout_bucket_lacks(const web_fanout_info *info) {
-  return info->bucket.segments && info->bucket_windows > info->bucket_read;
+  if (!info->bucket.segments) return false;
+  bool lacks = info->win_over;
+  for (unsigned i = 0; i < info->nwin && !lacks; i++) lacks = !info->win[i].read;
+  return lacks;
 }
 
 /* Whether info makes an answer partial. */

@@ -370,7 +370,7 @@ static int range_ns(qctx *q, int64_t start, int64_t end, int64_t *from, int64_t 
   if (end && start > end) return fail(q, "invalid_argument", "start is after end");
   *from = start * 1000000;
   *to = end ? end * 1000000 + 999999 : 0;
-  if (q->x) web_note_window(q->x, *from, *to); /* the window the answer covers */
+  if (q->x) web_note_window(q->x, *from, *to, STORE_AGG_DEFAULT); /* the window the answer covers */
   return 0;
 }
 

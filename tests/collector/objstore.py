@@ -520,6 +520,10 @@ def objstore(t):
             # avg is per series over time, which the two parts' sums do not give: not read, partial
             ast, abody, ahdr = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=avg")
             avg = json.loads(abody).get("data", {}) if ast == 200 else {}
+            # pgo and regressions parse their selection twice (and regressions a base over another
+            # window): every window read, so whole
+            gst, _, ghdr = http_req("GET", h.url + f"/api/v1/pgo?{sel}")
+            rst, _, rhdr = http_req("GET", h.url + f"/api/v1/regressions?{sel}&base_to={int(time.time()) - ago + 600}")
             # a front end asking h: h's part whole, so the front end's is
             fe = Collector("monitors: []\n", extra_args=["--peer", h.url], name="objstore-reads-front")
             made.append(fe)
@@ -534,14 +538,16 @@ def objstore(t):
                   and have == want and any(want)
                   and ast == 200 and avg.get("partial") is True and avg.get("bucketOnly", {}).get("segments") == segs
                   and "in the object store only" in ahdr.get("X-Pprof-Partial", "")
-                  and fst == 200 and front.get("partial") is not True and front.get("total") == got.get("total"))
+                  and fst == 200 and front.get("partial") is not True and front.get("total") == got.get("total")
+                  and gst == 200 and "X-Pprof-Partial" not in ghdr and rst == 200 and "X-Pprof-Partial" not in rhdr)
             detail = (f"uploaded {bool(up)}; bucket-only {segs}; sum {st} partial {got.get('partial')} header "
                       f"{hdr.get('X-Pprof-Partial')!r} profiles {got.get('profiles')} of {pushed} pushed, bucketRead "
                       f"{got.get('bucketRead')}; downloads {downloads}, after asking again "
                       f"{m(h, 'collector_bucket_downloads_total')} (total {again.get('total')} vs {got.get('total')}); "
                       f"profile {pst}: totals {have} want {want}; avg {ast} partial {avg.get('partial')} bucketOnly "
                       f"{avg.get('bucketOnly')} header {ahdr.get('X-Pprof-Partial')!r}; front end {fst} partial "
-                      f"{front.get('partial')} total {front.get('total')}")
+                      f"{front.get('partial')} total {front.get('total')}; pgo {gst} header {ghdr.get('X-Pprof-Partial')!r}; "
+                      f"regressions {rst} header {rhdr.get('X-Pprof-Partial')!r}")
             if not ok:
                 h.stop()
                 return False, detail
@@ -557,16 +563,37 @@ def objstore(t):
             small = json.loads(sbody).get("data", {}) if sst == 200 else {}
             why = small.get("bucketOnly", {}).get("why", "")
             fails = m(h2, "collector_bucket_read_failures_total")
+            kept = m(h2, "collector_bucket_cache_bytes")  # what that merge downloaded is not kept over the budget
             h2.stop()
+            # the bucket down (the cache is emptied at start, so the read must download): not read,
+            # partial, and the failed GET says why; the local part is answered
+            s3.stop()
+            try:
+                h3 = Collector("monitors: []\n", data_dir=h.data, name="objstore-reads-down", env=CREDS,
+                               extra_args=["--object-store-endpoint", s3.url, "--object-store-bucket", BUCKET,
+                                           "--object-store-prefix", "cluster-a/reads", "--retention-size", "5MiB"])
+                made.append(h3)
+                wait_for(lambda: m(h3, "collector_bucket_only_segments") >= 2 or None, timeout=30)
+                dst, dbody, dhdr = http_req("GET", h3.url + f"/api/v1/render?{sel}&agg=sum", timeout=120)
+                down = json.loads(dbody).get("data", {}) if dst == 200 else {}
+                dwhy = down.get("bucketOnly", {}).get("why", "")
+                h3.stop()
+            finally:
+                s3.start()
             return (sst == 200 and small.get("partial") is True and "--object-store-cache-size" in why
                     and "in the object store only" in shdr.get("X-Pprof-Partial", "") and fails >= 1
-                    and 0 < small.get("profiles", 0) < pushed,
+                    and 0 < small.get("profiles", 0) < pushed and 0 <= kept <= 1 << 20
+                    and dst == 200 and down.get("partial") is True and "object store: GET" in dwhy
+                    and "in the object store only" in dhdr.get("X-Pprof-Partial", "")
+                    and down.get("profiles") == small.get("profiles"),
                     detail + f"; with a 1MiB cache: {sst} partial {small.get('partial')} why {why!r} profiles "
-                             f"{small.get('profiles')} failures {fails}")
+                             f"{small.get('profiles')} failures {fails} cache bytes after {kept}; the bucket down: {dst} partial "
+                             f"{down.get('partial')} why {dwhy!r} profiles {down.get('profiles')}")
         check(t, "collector objstore: a sum over history only the bucket holds reads it (segments downloaded once into the "
                  "cache, merged with the local ones): every pushed profile counted, the merged profile's totals equal the "
                  "sum of go tool pprof's reading of each; avg is not read and says partial; a front end's answer is whole; "
-                 "a cache too small: partial, and why", bucket_reads)
+                 "pgo and regressions (two windows, each parsed twice) are whole; a cache too small, or the bucket down: "
+                 "partial, and why", bucket_reads)
 
         def bucket_only_stood_in():
             # raw segments that tiered retention deleted once rolled up are not history only the
@@ -674,6 +701,12 @@ def objstore(t):
             (["--segment-max-age", "5s"], CREDS, "outside 10s..24h"),
             (["--segment-max-age", "2d"], CREDS, "outside 10s..24h"),
             (["--segment-max-age", "soon"], CREDS, "--segment-max-age"),
+            (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket",
+              "--object-store-cache-size", "512KiB"], CREDS, "at least 1MiB"),
+            (["--object-store-endpoint", "http://127.0.0.1:9", "--object-store-bucket", "ok-bucket",
+              "--object-store-cache-size", "lots"], CREDS, "--object-store-cache-size"),
+            (["--object-store-cache-size", "64MiB"], CREDS, "--object-store-endpoint"),
+            (["--no-object-store-reads"], CREDS, "--object-store-endpoint"),
         ]
         out = []
         for args, env, want in cases:
