@@ -124,9 +124,12 @@ def main():
                 time.sleep(0.2)
             c = conn(bucket)
             t0 = time.perf_counter()
-            size = len(get(c, path))
+            body = get(c, path)
             cold.append((time.perf_counter() - t0) * 1000)
             c.close()
+            size, d = len(body), json.loads(body)["data"]
+            if d.get("partial") is not False or d.get("bucketRead", {}).get("profiles") != OLD:  # (a failed read is fast)
+                raise RuntimeError(f"a first read did not read the bucket: partial {d.get('partial')} bucketRead {d.get('bucketRead')}")
         rows.append((f"bucket: first read ({int(segs)} segments, {got / 1e6:.1f} MB downloaded)",
                      statistics.median(cold), min(cold), max(cold), size))
         for name, u in (("bucket: read from its cache", bucket),

@@ -58,6 +58,7 @@ struct uploader {
   upload_stats stats;
   upload_segment *bo;     /* the bucket-only segments at the last scan, oldest first (under mu) */
   size_t nbo;
+  bool bo_lost; /* the last scan had no memory for that list: queries are told (ENOMEM), not given none */
 };
 
 /* ---- options ---------------------------------------------------------------------------------- */
@@ -492,8 +493,8 @@ static int scan(uploader *u, store_segment *list) {
   store_get_stats(u->st, &ss);
   int64_t raw_stood_in = ss.raw_dropped_until_ns;
   upload_bucket_only bo = {0};
-  /* their list, for queries (upload_bucket_only_list); without memory for it queries see none
-   * (and the answer says it is partial, from bo) */
+  /* their list, for queries (upload_bucket_only_list); without memory for it queries are
+   * refused it (and the answer says it is partial, from bo) */
   upload_segment *bl = u->ndone ? malloc(u->ndone * sizeof *bl) : NULL;
   size_t nbl = 0;
   for (size_t i = 0; i < u->ndone; i++) {
@@ -548,7 +549,7 @@ static int scan(uploader *u, store_segment *list) {
   u->stats.queued = queued;
   u->stats.bucket_only = bo;
   upload_segment *old = u->bo;
-  u->bo = bl, u->nbo = nbl;
+  u->bo = bl, u->nbo = nbl, u->bo_lost = u->ndone && !bl;
   pthread_mutex_unlock(&u->mu);
   free(old);
   for (size_t i = 0; i < n && !stopping(u); i++) {
@@ -749,7 +750,7 @@ int upload_bucket_only_list(uploader *u, int64_t from_ns, int64_t to_ns, upload_
   upload_segment *v = u->nbo ? malloc(u->nbo * sizeof *v) : NULL;
   for (size_t i = 0; v && i < u->nbo; i++)
     if (u->bo[i].max_ns >= from_ns && (!to_ns || u->bo[i].min_ns <= to_ns)) v[(*ret_n)++] = u->bo[i];
-  bool failed = u->nbo && !v;
+  bool failed = (u->nbo && !v) || u->bo_lost;
   pthread_mutex_unlock(&u->mu);
   if (failed) return pp_err_set(err, PP_ENOMEM, "out of memory");
   if (!*ret_n) free(v), v = NULL;

@@ -511,7 +511,7 @@ static struct web_fanout_window *window(const web_ctx *x, int64_t from, int64_t 
   for (unsigned i = 0; i < fi->nwin; i++)
     if (fi->win[i].from == from && fi->win[i].to == to && fi->win[i].agg == agg) return &fi->win[i];
   if (fi->nwin == sizeof fi->win / sizeof *fi->win) return fi->win_over = true, NULL;
-  fi->win[fi->nwin] = (struct web_fanout_window){from, to, agg, false};
+  fi->win[fi->nwin] = (struct web_fanout_window){from, to, agg, false, false};
   return &fi->win[fi->nwin++];
 }
 
@@ -521,9 +521,10 @@ void web_note_window(const web_ctx *x, int64_t from, int64_t to, int agg) {
   window(x, from, to, agg);
 }
 
-void web_note_read(const web_ctx *x, int64_t from, int64_t to, int agg) {
+void web_note_read(const web_ctx *x, int64_t from, int64_t to, int agg, bool read) {
   struct web_fanout_window *w = x->fi ? window(x, from, to, agg) : NULL;
-  if (w) w->read = true;
+  if (w && read) w->read = true;
+  else if (w) w->missed = true;
 }
 
 /* The store's state for cache keys: appends and deletions so far (rollups do not change answers),

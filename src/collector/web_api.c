@@ -222,8 +222,8 @@ static int from_bucket(const web_ctx *x, const selection *s, size_t budget, int 
   memset(&bi, 0, sizeof bi);
   pp_err berr = {0};
   int br = x->h->bucket_merged(x->h->ud, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, &p, &n, &bi, &berr);
-  if (br == BUCKET_NOT_READ) return r;
-  if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg), r;
+  if (br == BUCKET_NOT_READ) return web_note_read(x, s->from, s->to, (int)s->agg, false), r;
+  if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg, true), r;
   if (br < 0 && br != PP_EUSAGE) {
     if (br == PP_ENOMEM) {
       if (r == 0) pprof_free(*ret), *ret = NULL;
@@ -231,9 +231,10 @@ static int from_bucket(const web_ctx *x, const selection *s, size_t budget, int 
       return br;
     }
     snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "%.150s", berr.msg);
+    web_note_read(x, s->from, s->to, (int)s->agg, false);
     return r;
   }
-  web_note_read(x, s->from, s->to, (int)s->agg);
+  web_note_read(x, s->from, s->to, (int)s->agg, true);
   x->fi->bucket_read++;
   if (br == PP_EUSAGE) return r;
   x->fi->bucket_profiles += bi.records;

@@ -67,7 +67,8 @@ typedef struct web_fanout_info {
   struct web_fanout_window {
     int64_t from, to;
     int agg; /* the selection's store_agg as asked (a diff's base may read where its main did not) */
-    bool read;
+    bool read;   /* a merge read it from the object store */
+    bool missed; /* a merge over it did not (another selection over the same window may have) */
   } win[4];
   unsigned nwin;
   bool win_over;
@@ -80,7 +81,7 @@ typedef struct web_fanout_info {
 static inline bool web_fanout_bucket_lacks(const web_fanout_info *info) {
   if (!info->bucket.segments) return false;
   bool lacks = info->win_over;
-  for (unsigned i = 0; i < info->nwin && !lacks; i++) lacks = !info->win[i].read;
+  for (unsigned i = 0; i < info->nwin && !lacks; i++) lacks = !info->win[i].read || info->win[i].missed;
   return lacks;
 }
 

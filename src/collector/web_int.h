@@ -94,10 +94,11 @@ typedef struct web_ctx {
 /* A window [from, to] (ns; 0 = unbounded) the answer covers, read with agg (a store_agg as
  * asked; the query API's: STORE_AGG_DEFAULT): when it meets the history only the object store
  * holds, the answer lacks it and says so (x->fi->bucket) unless a merge reads that window from
- * the object store (web_note_read, same from, to and agg). Every window a data endpoint reads
+ * the object store (web_note_read, same from, to and agg, read true) and none failed to (read
+ * false: two selections over one window, a diff's sides without from/to, are both needed). Every window a data endpoint reads
  * comes here (web_api.c's selections, web_querier.c's ranges); a record fetched by id has none. */
 void web_note_window(const web_ctx *x, int64_t from, int64_t to, int agg);
-void web_note_read(const web_ctx *x, int64_t from, int64_t to, int agg);
+void web_note_read(const web_ctx *x, int64_t from, int64_t to, int agg, bool read);
 
 
 #endif
