@@ -26,7 +26,8 @@ struct bucket {
   char *dir, *segdir;
   uint64_t budget;
   pthread_mutex_t mu;  /* the cache: held through downloads and the merge */
-  pthread_mutex_t smu; /* stats alone, so /metrics never waits for a download */
+  pthread_mutex_t smu; /* stats alone, so /metrics never waits for a download (taken under mu,
+                        * never the other way round) */
   bool mu_made;
   cached *v;
   size_t n, cap;
@@ -115,15 +116,20 @@ static void drop(bucket *b, size_t i) {
   if (b->st) store_close(b->st), b->st = NULL;
 }
 
-static bool wanted(const upload_segment *segs, size_t n, int64_t id, int64_t min_ns) {
+/* An object is named by its segment id and oldest record together (ids alone may repeat). */
+static bool same_object(int64_t id, int64_t min_ns, int64_t id2, int64_t min2) {
+  return id == id2 && min_ns == min2;
+}
+
+static bool listed(const upload_segment *segs, size_t n, int64_t id, int64_t min_ns) {
   for (size_t i = 0; i < n; i++)
-    if (segs[i].id == id && segs[i].min_ns == min_ns) return true;
+    if (same_object(segs[i].id, segs[i].min_ns, id, min_ns)) return true;
   return false;
 }
 
 static bool cached_already(const bucket *b, const upload_segment *sg) {
   for (size_t i = 0; i < b->n; i++)
-    if (b->v[i].id == sg->id && b->v[i].min_ns == sg->min_ns) return true;
+    if (same_object(b->v[i].id, b->v[i].min_ns, sg->id, sg->min_ns)) return true;
   return false;
 }
 
@@ -134,7 +140,7 @@ static int fill(bucket *b, const upload_segment *segs, size_t n, int64_t from, i
    * deleted them) */
   for (size_t i = 0; i < b->n;) {
     const cached *c = &b->v[i];
-    if (wanted(segs, n, c->id, c->min_ns)) b->v[i++].used = b->tick;
+    if (listed(segs, n, c->id, c->min_ns)) b->v[i++].used = b->tick;
     else if (c->max_ns >= from && (!to || c->min_ns <= to)) drop(b, i);
     else i++;
   }
@@ -197,13 +203,13 @@ int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_s
   pthread_mutex_lock(&b->mu);
   int r = fill(b, segs, n, from, to, err);
   if (r == 0) r = store_merged_info(b->st, m, nm, type, from, to, STORE_AGG_SUM, max_records, budget, ret, ret_count, info, err);
-  bucket_stats now = {.cached_segments = b->n, .cached_bytes = b->bytes};
-  pthread_mutex_unlock(&b->mu);
+  /* the gauges before mu goes: a later merge's figures are never overwritten by this one's */
   pthread_mutex_lock(&b->smu);
   if (r == 0 || r == PP_EUSAGE) b->stats.merges++;
   else b->stats.failures++;
-  b->stats.cached_segments = now.cached_segments, b->stats.cached_bytes = now.cached_bytes;
+  b->stats.cached_segments = b->n, b->stats.cached_bytes = b->bytes;
   pthread_mutex_unlock(&b->smu);
+  pthread_mutex_unlock(&b->mu);
   return r;
 }
 

@@ -1,14 +1,16 @@
 /* bucket: merges read the history only the object store holds (issue 15 §3, "older data from
  * the bucket").
  *
- * Local retention deletes segments the uploader copied; it keeps their list
- * (upload_bucket_only_list). A merge whose window meets some of them hands their list here:
+ * Local retention deletes segments the uploader copied; their list is what it uploaded less
+ * what the store still lists (upload_bucket_only_now). A merge whose window meets some of them
+ * hands their list here:
  * the missing ones are downloaded (restore_segment, the same signed GETs as a restore) into a
  * cache directory of their own, <data dir>/bucket-cache/segments, and a store opened on that
  * directory (store_open rebuilds its index from the segments, as after a restore; no syncer, no
  * retention, no compactor) answers the same merge the local store answers. The caller merges
  * the two: each part is read once, since a segment is in the bucket-only list only once local
- * retention has deleted it.
+ * retention has deleted it, and the list is taken after the local merge with the store's
+ * deletions unchanged since before it (store_deletions; else the caller is told, BUCKET_RACED).
  *
  * Only raw segments (tier 0) are read, and only for sums. A rollup segment in the list would
  * stand, in a store of its own, for windows whose raw profiles may still be local (their sum
@@ -52,8 +54,9 @@ void bucket_free(bucket *b);
 
 #define BUCKET_NOT_READ 1 /* not readable for that merge (above): the answer lacks that history */
 #define BUCKET_NONE 2     /* no segment in the list: nothing lacks */
+#define BUCKET_RACED 3    /* the store changed under the merge (web.h's bucket_merged) */
 
-/* The sum of the selection's records in segs (upload_bucket_only_list's for [from, to]; n may
+/* The sum of the selection's records in segs (upload_bucket_only_now's for [from, to]; n may
  * be 0), as store_merged_info answers it from the local store, within budget bytes. agg: the
  * merge's (resolved: not STORE_AGG_DEFAULT); raw_stood_in: the local store's
  * store_stats.raw_dropped_until_ns. BUCKET_NONE, BUCKET_NOT_READ; 0 with *ret; PP_EUSAGE when

@@ -283,25 +283,36 @@ static bool hook_ready(void *ud) {
 }
 
 /* History only the bucket holds (upload.h), which answers over it lack (web.h). */
-static void hook_bucket_only(void *ud, upload_bucket_only *ret) {
+static void hook_bucket_only(void *ud, bool now, upload_bucket_only *ret, uint64_t *ret_seq) {
   app *a = ud;
+  int64_t stood_in;
+  pp_err err = {0};
+  if (now && upload_bucket_only_now(a->up, 0, 0, NULL, NULL, ret, ret_seq, &stood_in, &err) == 0) return;
+  /* the last scan's count (and, when the store could not be listed now, a seq no merge matches) */
   upload_stats us = {0};
   if (a->up) upload_get_stats(a->up, &us);
-  *ret = us.bucket_only;
+  *ret = us.bucket_only, *ret_seq = UPLOAD_SEQ_CHANGING;
 }
 
 /* That history's part of a merge (web.h, bucket.h). */
-static int hook_bucket_merged(void *ud, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
-                              store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
-                              store_merge_info *info, pp_err *err) {
+static int hook_bucket_merged(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                              int64_t to, store_agg agg, size_t max_records, size_t budget, pprof_profile **ret,
+                              size_t *ret_count, store_merge_info *info, pp_err *err) {
   app *a = ud;
   upload_segment *segs;
   size_t n;
-  if (upload_bucket_only_list(a->up, from, to, &segs, &n, err) < 0) return BUCKET_NOT_READ;
-  store_stats ss;
-  store_get_stats(a->st, &ss);
-  int r = bucket_merged(a->bk, segs, n, ss.raw_dropped_until_ns, agg, m, nm, type, from, to, max_records, budget, ret,
-                        ret_count, info, err);
+  upload_bucket_only all;
+  uint64_t now;
+  int64_t stood_in;
+  int r = upload_bucket_only_now(a->up, from, to, &segs, &n, &all, &now, &stood_in, err);
+  if (r < 0) return r;
+  if (now != seq) {
+    free(segs);
+    pp_err_set(err, PP_EIO, "local retention deleted segments while the merge read the store (ask again)");
+    return BUCKET_RACED;
+  }
+  r = bucket_merged(a->bk, segs, n, stood_in, agg, m, nm, type, from, to, max_records, budget, ret, ret_count, info,
+                        err);
   free(segs);
   return r;
 }
@@ -886,7 +897,7 @@ int main(int argc, char **argv) {
       LOG(LOG_INFO, "self telemetry: pprof on http://127.0.0.1:%d/debug/pprof/", a.cfg->self_pprof_port);
   }
   web_hooks hooks = {.ud = &a, .st = a.st, .eng = a.eng, .reload = hook_reload, .ready = hook_ready, .push = hook_push,
-                     .metrics = hook_metrics, .bucket_only = hook_bucket_only, .auth = &auth,
+                     .metrics = hook_metrics, .bucket_only = a.up ? hook_bucket_only : NULL, .auth = &auth,
                      .bucket_merged = a.bk ? hook_bucket_merged : NULL};
   wopts.peers = peers;
   wopts.npeers = npeers;

@@ -1010,7 +1010,7 @@ static int oldest_segment(store *s, int tier, int64_t *ret_id, int64_t *ret_max_
   return rc == SQLITE_ROW;
 }
 
-static int drop_segment_rows(store *s, int64_t id, int tier, uint64_t file_bytes, pp_err *err) {
+static int drop_segment_rows_tx(store *s, int64_t id, int tier, uint64_t file_bytes, pp_err *err) {
   int64_t rows = 0, rollups = 0;
   int dead = 0;
   int r = store__tx_begin(s, err);
@@ -1032,6 +1032,18 @@ static int drop_segment_rows(store *s, int64_t id, int tier, uint64_t file_bytes
   s->stats.rollups -= (uint64_t)rollups <= s->stats.rollups ? (uint64_t)rollups : s->stats.rollups;
   pthread_mutex_unlock(&s->stats_mu);
   return 0;
+}
+
+uint64_t store_deletions(store *s) {
+  return __atomic_load_n(&s->deletions, __ATOMIC_SEQ_CST);
+}
+
+static int drop_segment_rows(store *s, int64_t id, int tier, uint64_t file_bytes, pp_err *err) {
+  /* odd from before the transaction until after it (store_deletions) */
+  __atomic_add_fetch(&s->deletions, 1, __ATOMIC_SEQ_CST);
+  int r = drop_segment_rows_tx(s, id, tier, file_bytes, err);
+  __atomic_add_fetch(&s->deletions, 1, __ATOMIC_SEQ_CST);
+  return r;
 }
 
 /* The writer lets go of segment id when it is the active one. */

@@ -187,6 +187,12 @@ void store_seal(store *s);
 /* Bytes on disk: index, WAL, shared memory file and segments. */
 uint64_t store_disk_bytes(store *s);
 
+/* Segment deletions so far, twice each: the count is odd while one is under way (its rows
+ * going), and moves on when it is done. Equal values read before a merge and after something
+ * else was read (the segments the object store holds alone, upload.h) mean no segment left the
+ * store in between: the two saw the same set. Any thread. */
+uint64_t store_deletions(store *s);
+
 typedef struct store_stats {
   uint64_t disk_bytes;
   uint64_t profiles;

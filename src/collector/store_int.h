@@ -188,6 +188,7 @@ struct store {
   struct sym_cache *symc;
   uint64_t records_read;    /* atomic: bumped by merge workers */
   uint64_t table_loads;     /* atomic: segment symbol tables read from disk (store_sym.c) */
+  uint64_t deletions;       /* atomic: store_deletions (odd while a segment's rows are deleted) */
   uint64_t merges_direct;   /* atomic: merges answered by one segment's profile, no merger (store_query.c) */
   pthread_mutex_t stats_mu; /* guards stats for readers on other threads */
   store_stats stats;

@@ -56,9 +56,6 @@ struct uploader {
   uint64_t flush_asked, flush_done; /* upload_flush: scans asked for, the last that ran clean */
   int64_t next_expire_ms; /* monotonic: the bucket's retention runs again from then */
   upload_stats stats;
-  upload_segment *bo;     /* the bucket-only segments at the last scan, oldest first (under mu) */
-  size_t nbo;
-  bool bo_lost; /* the last scan had no memory for that list: queries are told (ENOMEM), not given none */
 };
 
 /* ---- options ---------------------------------------------------------------------------------- */
@@ -116,23 +113,28 @@ static bool done_id(uploader *u, int64_t id) {
   return u->ndone && bsearch(&key, u->done, u->ndone, sizeof *u->done, cmp_id);
 }
 
+/* (done is changed by the uploader's thread alone, under mu: queries read it, upload_bucket_only) */
 static bool add_done(uploader *u, up_entry e) {
   if (find_done(u, e.id, e.min_ns)) return true;
+  pthread_mutex_lock(&u->mu);
+  bool ok = true;
   if (u->ndone == u->donecap) {
     size_t cap = u->donecap ? u->donecap * 2 : 64;
     up_entry *d = realloc(u->done, cap * sizeof *d);
-    if (!d) return false;
-    u->done = d;
-    u->donecap = cap;
+    if (d) u->done = d, u->donecap = cap;
+    else ok = false;
   }
-  size_t i = u->ndone;
-  while (i > 0 && cmp_entry(&u->done[i - 1], &e) > 0) { /* ids come mostly in order: insertion from the end */
-    u->done[i] = u->done[i - 1];
-    i--;
+  if (ok) {
+    size_t i = u->ndone;
+    while (i > 0 && cmp_entry(&u->done[i - 1], &e) > 0) { /* ids come mostly in order: insertion from the end */
+      u->done[i] = u->done[i - 1];
+      i--;
+    }
+    u->done[i] = e;
+    u->ndone++;
   }
-  u->done[i] = e;
-  u->ndone++;
-  return true;
+  pthread_mutex_unlock(&u->mu);
+  return ok;
 }
 
 /* a decimal int64 as printf writes it (no sign but '-', no leading zero) at *pp, then ' ' */
@@ -472,6 +474,34 @@ static bool bucket_only(int tier, int64_t min_ns, int64_t max_ns, int64_t raw_st
   return true;
 }
 
+/* Whether the store's list (by id) holds that object. */
+static bool listed(const store_segment *list, size_t n, int64_t id, int64_t min_ns) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (list[mid].id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  for (size_t q = lo; q < n && list[q].id == id; q++)
+    if (list[q].min_ns == min_ns) return true;
+  return false;
+}
+
+/* The uploaded segments not in the store's list (bucket_only) summed into *bo; those meeting
+ * [from, to] (to 0: no end) also written to out when not NULL (room for u->ndone). Under mu,
+ * or on the uploader's thread. Returns how many were written. */
+static size_t bucket_only_of(uploader *u, const store_segment *list, size_t n, int64_t raw_stood_in, int64_t from,
+                             int64_t to, upload_segment *out, upload_bucket_only *bo) {
+  size_t nout = 0;
+  for (size_t i = 0; i < u->ndone; i++) {
+    const up_entry *e = &u->done[i];
+    if (e->expired || listed(list, n, e->id, e->min_ns) || !bucket_only(e->tier, e->min_ns, e->max_ns, raw_stood_in, bo))
+      continue;
+    if (out && e->max_ns >= from && (!to || e->min_ns <= to)) out[nout++] = (upload_segment){e->id, e->tier, e->min_ns, e->max_ns};
+  }
+  return nout;
+}
+
 static int cmp_oldest(const void *a, const void *b) {
   const upload_segment *x = a, *y = b;
   return x->min_ns != y->min_ns ? (x->min_ns < y->min_ns ? -1 : 1) : (x->id > y->id) - (x->id < y->id);
@@ -491,34 +521,20 @@ static int scan(uploader *u, store_segment *list) {
   size_t k = 0, pruned = 0;
   store_stats ss;
   store_get_stats(u->st, &ss);
-  int64_t raw_stood_in = ss.raw_dropped_until_ns;
   upload_bucket_only bo = {0};
-  /* their list, for queries (upload_bucket_only_list); without memory for it queries are
-   * refused it (and the answer says it is partial, from bo) */
-  upload_segment *bl = u->ndone ? malloc(u->ndone * sizeof *bl) : NULL;
-  size_t nbl = 0;
+  pthread_mutex_lock(&u->mu);
   for (size_t i = 0; i < u->ndone; i++) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-      size_t mid = (lo + hi) / 2;
-      if (list[mid].id < u->done[i].id) lo = mid + 1;
-      else hi = mid;
-    }
-    bool listed = false;
-    for (size_t q = lo; q < n && list[q].id == u->done[i].id; q++) listed |= list[q].min_ns == u->done[i].min_ns;
-    if (u->done[i].expired && !listed) pruned++;
+    if (u->done[i].expired && !listed(list, n, u->done[i].id, u->done[i].min_ns)) pruned++;
     else u->done[k++] = u->done[i];
-    if (!listed && !u->done[i].expired &&
-        bucket_only(u->done[i].tier, u->done[i].min_ns, u->done[i].max_ns, raw_stood_in, &bo) && bl)
-      bl[nbl++] = (upload_segment){u->done[i].id, u->done[i].tier, u->done[i].min_ns, u->done[i].max_ns};
   }
-  if (nbl) qsort(bl, nbl, sizeof *bl, cmp_oldest);
   u->ndone = k;
   /* entries a restore wrote (restore.h) learn their segment's tier and end from the store */
   for (size_t i = 0; i < n; i++) {
     up_entry *e = find_done(u, list[i].id, list[i].min_ns);
     if (e && e->max_ns < e->min_ns) e->max_ns = list[i].max_ns, e->tier = list[i].tier, pruned++;
   }
+  bucket_only_of(u, list, n, ss.raw_dropped_until_ns, 0, 0, NULL, &bo);
+  pthread_mutex_unlock(&u->mu);
   if (pruned && rewrite_state(u) < 0) note_failure(u, "rewriting the uploads file failed");
   /* closed segments already past the bucket's retention are not sent (it would delete them) */
   int64_t cutoff = u->retention_s > 0 ? pp_clock_real_ns() - (int64_t)(u->retention_s * 1e9) : INT64_MIN;
@@ -548,10 +564,7 @@ static int scan(uploader *u, store_segment *list) {
   u->stats.lost_segments += lost;
   u->stats.queued = queued;
   u->stats.bucket_only = bo;
-  upload_segment *old = u->bo;
-  u->bo = bl, u->nbo = nbl, u->bo_lost = u->ndone && !bl;
   pthread_mutex_unlock(&u->mu);
-  free(old);
   for (size_t i = 0; i < n && !stopping(u); i++) {
     if (!list[i].closed || find_done(u, list[i].id, list[i].min_ns)) continue;
     char why[sizeof u->stats.last_error] = "";
@@ -581,7 +594,9 @@ static void expire(uploader *u) {
     segment_key(e->id, e->min_ns, key, sizeof key);
     long status = s3_request(u, S3_DELETE, key, -1, 0, 0, one, sizeof one);
     if (status == 200 || status == 204 || status == 404) {
+      pthread_mutex_lock(&u->mu);
       e->expired = true;
+      pthread_mutex_unlock(&u->mu);
       deleted++;
       continue;
     }
@@ -676,7 +691,6 @@ static void free_uploader(uploader *u) {
   free(u->state_tmp);
   free(u->done);
   free(u->waiting);
-  free(u->bo);
   pthread_mutex_destroy(&u->mu);
   pthread_cond_destroy(&u->cv);
   free(u);
@@ -742,18 +756,35 @@ void upload_get_stats(uploader *u, upload_stats *ret) {
   pthread_mutex_unlock(&u->mu);
 }
 
-int upload_bucket_only_list(uploader *u, int64_t from_ns, int64_t to_ns, upload_segment **ret, size_t *ret_n, pp_err *err) {
-  *ret = NULL, *ret_n = 0;
+int upload_bucket_only_now(uploader *u, int64_t from_ns, int64_t to_ns, upload_segment **ret, size_t *ret_n,
+                           upload_bucket_only *ret_sum, uint64_t *ret_seq, int64_t *ret_raw_stood_in, pp_err *err) {
+  if (ret) *ret = NULL, *ret_n = 0;
+  memset(ret_sum, 0, sizeof *ret_sum);
+  *ret_seq = UPLOAD_SEQ_CHANGING, *ret_raw_stood_in = 0;
   if (!u) return 0;
+  store_stats ss;
+  store_get_stats(u->st, &ss);
+  size_t cap = (size_t)ss.segments + 256, n = 0;
+  store_segment *list = malloc(cap * sizeof *list);
+  if (!list) return pp_err_set(err, PP_ENOMEM, "out of memory");
+  /* the store's deletions before and after its list and raw_dropped_until (store_deletions) */
+  uint64_t seq = store_deletions(u->st);
+  store_get_stats(u->st, &ss);
+  int r = store_list_segments(u->st, list, cap, &n, err);
+  if (r == 0 && n == cap) r = pp_err_set(err, PP_ELIMIT, "more than %zu segments listed", cap);
+  if (r < 0) return free(list), r;
+  if (store_deletions(u->st) == seq && !(seq & 1)) *ret_seq = seq;
+  *ret_raw_stood_in = ss.raw_dropped_until_ns;
   pthread_mutex_lock(&u->mu);
-  /* (at most every one of them: a copy is cheaper than a second pass under the lock) */
-  upload_segment *v = u->nbo ? malloc(u->nbo * sizeof *v) : NULL;
-  for (size_t i = 0; v && i < u->nbo; i++)
-    if (u->bo[i].max_ns >= from_ns && (!to_ns || u->bo[i].min_ns <= to_ns)) v[(*ret_n)++] = u->bo[i];
-  bool failed = (u->nbo && !v) || u->bo_lost;
+  upload_segment *v = ret && u->ndone ? malloc(u->ndone * sizeof *v) : NULL;
+  size_t nv = bucket_only_of(u, list, n, ss.raw_dropped_until_ns, from_ns, to_ns, v, ret_sum);
+  bool failed = ret && u->ndone && !v;
   pthread_mutex_unlock(&u->mu);
+  free(list);
   if (failed) return pp_err_set(err, PP_ENOMEM, "out of memory");
-  if (!*ret_n) free(v), v = NULL;
-  *ret = v;
+  if (!ret) return 0;
+  if (!nv) free(v), v = NULL;
+  if (nv) qsort(v, nv, sizeof *v, cmp_oldest);
+  *ret = v, *ret_n = nv;
   return 0;
 }

@@ -113,10 +113,18 @@ bool upload_flush(uploader *u, int64_t timeout_ms);
  * frees u. NULL is fine. */
 void upload_stop(uploader *u);
 void upload_get_stats(uploader *u, upload_stats *ret);
-/* The bucket-only segments (as counted in upload_stats.bucket_only, at the last scan) whose time
- * range meets [from_ns, to_ns] (to_ns 0: no end), oldest first, malloc'd into *ret (NULL when
- * none; u NULL: none). 0, or PP_ENOMEM. Any thread. */
-int upload_bucket_only_list(uploader *u, int64_t from_ns, int64_t to_ns, upload_segment **ret, size_t *ret_n, pp_err *err);
+/* The bucket-only segments now (upload_stats.bucket_only counts them at the last scan, which
+ * trails a deletion by up to UPLOAD_SCAN_MS): the store listed and compared with what was
+ * uploaded. *ret_sum counts all of them; those whose time range meets [from_ns, to_ns] (to_ns
+ * 0: no end) are malloc'd into *ret, oldest first (NULL when none; ret NULL: the count alone).
+ * *ret_seq: store_deletions while the store was listed, or UPLOAD_SEQ_CHANGING when a segment
+ * was being deleted meanwhile; a merge of the local store that read the same value before it
+ * began saw exactly the other segments, so the two parts together count each record once.
+ * *ret_raw_stood_in: the store's raw_dropped_until_ns at that list. u NULL: none. 0, or
+ * PP_ENOMEM, PP_ELIMIT, PP_EIO (the store's list failed). Any thread. */
+#define UPLOAD_SEQ_CHANGING UINT64_MAX
+int upload_bucket_only_now(uploader *u, int64_t from_ns, int64_t to_ns, upload_segment **ret, size_t *ret_n,
+                           upload_bucket_only *ret_sum, uint64_t *ret_seq, int64_t *ret_raw_stood_in, pp_err *err);
 /* Checks the options alone (for flag parsing). */
 int upload_check_opts(const upload_opts *o, pp_err *err);
 

@@ -410,7 +410,6 @@ typedef struct job {
   char addr[INET6_ADDRSTRLEN];
   web_push_body pb; /* JOB_PUSH, JOB_PUSH_CONNECT, JOB_OTLP, JOB_QUERIER: the request's body, taken from it */
   char *method;     /* JOB_QUERIER: the method's name */
-  upload_bucket_only bo; /* read once at submit: the cache key and the answer see the same */
 } job;
 
 static void job_free(void *arg) {
@@ -436,7 +435,11 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   web_fanout_info fi;
   memset(&fi, 0, sizeof fi);
   web_ctx x = {.h = &w->h, .budget = budget, .max_records = w->o.max_records ? w->o.max_records : WEB_MAX_RECORDS,
-               .fan = w->fan, .fi = &fi, .bo = j->bo};
+               .fan = w->fan, .fi = &fi};
+  /* the history only the object store holds as a query starts (the store listed: on a worker) */
+  bool query = j->kind <= JOB_RAW || j->kind == JOB_PGO || j->kind == JOB_REGRESSIONS || j->kind == JOB_TAGS ||
+               j->kind == JOB_QUERIER;
+  if (w->h.bucket_only && query) w->h.bucket_only(w->h.ud, true, &x.bo, &x.seq);
   switch (j->kind) {
   case JOB_RENDER: web_api_render(&x, &j->p, out); break;
   case JOB_TIMELINE: web_api_timeline(&x, &j->p, out); break;
@@ -505,11 +508,12 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   }
 }
 
-/* The window's entry in x->fi (added when new; NULL when none fits) */
-static struct web_fanout_window *window(const web_ctx *x, int64_t from, int64_t to, int agg) {
+/* The window's entry in x->fi (added when new and add; NULL when none fits) */
+static struct web_fanout_window *window(const web_ctx *x, int64_t from, int64_t to, int agg, bool add) {
   web_fanout_info *fi = x->fi;
   for (unsigned i = 0; i < fi->nwin; i++)
     if (fi->win[i].from == from && fi->win[i].to == to && fi->win[i].agg == agg) return &fi->win[i];
+  if (!add) return NULL;
   if (fi->nwin == sizeof fi->win / sizeof *fi->win) return fi->win_over = true, NULL;
   fi->win[fi->nwin] = (struct web_fanout_window){from, to, agg, false, false};
   return &fi->win[fi->nwin++];
@@ -518,11 +522,12 @@ static struct web_fanout_window *window(const web_ctx *x, int64_t from, int64_t 
 void web_note_window(const web_ctx *x, int64_t from, int64_t to, int agg) {
   if (!x->bo.segments || !x->fi || x->bo.to_ns < from || (to && x->bo.from_ns > to)) return;
   x->fi->bucket = x->bo; /* (a request with several windows, a diff's two, names the range once) */
-  window(x, from, to, agg);
+  window(x, from, to, agg, true);
 }
 
 void web_note_read(const web_ctx *x, int64_t from, int64_t to, int agg, bool read) {
-  struct web_fanout_window *w = x->fi ? window(x, from, to, agg) : NULL;
+  /* (a window read that was never noted lacked nothing: not added) */
+  struct web_fanout_window *w = x->fi ? window(x, from, to, agg, !read) : NULL;
   if (w && read) w->read = true;
   else if (w) w->missed = true;
 }
@@ -540,10 +545,14 @@ static void store_state(web *w, const upload_bucket_only *bo, char *buf, size_t 
 /* Runs the job on a worker: answered now (a cached answer, a refusal), or suspended until it is. */
 static enum MHD_Result submit(web *w, struct MHD_Connection *c, req *r, web_lane lane, job *j, const char *url, bool keyed) {
   char *key = NULL;
-  if (w->h.bucket_only) w->h.bucket_only(w->h.ud, &j->bo);
   if (keyed) {
+    /* (the last upload scan's count: no store listing on the event loop; a deletion changes the
+     * store's state in the key anyway) */
+    upload_bucket_only bo = {0};
+    uint64_t seq;
+    if (w->h.bucket_only) w->h.bucket_only(w->h.ud, false, &bo, &seq);
     char state[128];
-    store_state(w, &j->bo, state, sizeof state);
+    store_state(w, &bo, state, sizeof state);
     key = web_work_key(state, url, &j->p);
     web_resp hit;
     memset(&hit, 0, sizeof hit);

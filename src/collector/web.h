@@ -70,16 +70,21 @@ typedef struct web_hooks {
   int (*push)(void *ud, const store_record *recs, size_t n, pp_err *err);
   /* Appends the program's own metrics (reloads, ingest, store) in Prometheus text format. */
   void (*metrics)(void *ud, pp_buf *b);
-  /* History only the object store holds (upload.h; segments 0: none). Read once per request,
-   * when it arrives; an answer whose window meets that range and that does not read it
-   * (bucket_merged) says it is partial and why (web_fanout_info.bucket). NULL: none. */
-  void (*bucket_only)(void *ud, upload_bucket_only *ret);
+  /* History only the object store holds (upload.h; segments 0: none). now: listed now, with the
+   * store's deletions then in *ret_seq (upload_bucket_only_now; it reads the store: workers
+   * only), else the last upload scan's count (cheap, for cache keys; *ret_seq not a store's).
+   * Read now once per job as it starts; an answer whose window meets that range and that does
+   * not read it (bucket_merged) says it is partial and why (web_fanout_info.bucket). NULL: none. */
+  void (*bucket_only)(void *ud, bool now, upload_bucket_only *ret, uint64_t *ret_seq);
   /* That history's part of a merge (bucket.h's bucket_merged): the selection's sum over
-   * [from, to] by agg (resolved) from the object store. BUCKET_NONE: none of it in the window
-   * (nothing lacks); BUCKET_NOT_READ: not readable for that merge (the answer stays partial);
-   * 0 with *ret; PP_EUSAGE: read, nothing of the selection there; another error: not read, err
-   * says why (the answer stays partial and says it). NULL: merges never read the bucket. */
-  int (*bucket_merged)(void *ud, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+   * [from, to] by agg (resolved) from the object store, listed now; seq: store_deletions read
+   * before the local merge. BUCKET_NONE: none of it in the window (nothing lacks);
+   * BUCKET_NOT_READ: not readable for that merge (the answer stays partial); BUCKET_RACED: a
+   * segment left the store since seq (the local merge and this list may count it twice or not at
+   * all: not read, err says why); 0 with *ret; PP_EUSAGE: read, nothing of the selection there;
+   * another error: not read, err says why (the answer stays partial and says it). NULL: merges
+   * never read the bucket. */
+  int (*bucket_merged)(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
                        store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
                        store_merge_info *info, pp_err *err);
   const web_auth *auth; /* NULL = open */

@@ -206,13 +206,32 @@ static int fan_out(const web_ctx *x, const selection *s, size_t budget, int r, p
   return 0;
 }
 
+/* The history only the object store holds when the bucket is not read: the windows were noted
+ * against what it held when the request came (x->bo); a segment local retention deleted since
+ * may be of this window too, and then the answer lacks it and says so. */
+static void recheck_bucket(const web_ctx *x, const selection *s) {
+  if (store_deletions(x->h->st) == x->seq) return;
+  upload_bucket_only now;
+  uint64_t seq;
+  x->h->bucket_only(x->h->ud, true, &now, &seq);
+  if (!now.segments || now.to_ns < s->from || (s->to && now.from_ns > s->to)) return;
+  if (!x->fi->bucket.segments) x->fi->bucket = now;
+  web_note_read(x, s->from, s->to, (int)s->agg, false);
+}
+
+#define WEB_RACED 1 /* from_bucket: the store changed under the merge; do it again */
+#define WEB_MERGE_TRIES 3
+
 /* The history only the object store holds added to the local merge (r: its result, 0 or
- * PP_EUSAGE), when the selection's window meets it and it can be read for the aggregation
- * (bucket.h); the window is then read (web_note_read). Otherwise, or when reading fails, the
- * answer stays as it is and says it is partial (web_note_window noted the window). */
-static int from_bucket(const web_ctx *x, const selection *s, size_t budget, int r, pprof_profile **ret, size_t *ret_count,
-                       store_merge_info *info, pp_err *err) {
-  if (!x->h->bucket_merged || !x->bo.segments || !x->fi || !s->type) return r;
+ * PP_EUSAGE; seq: store_deletions before it), when the selection's window meets it and it can
+ * be read for the aggregation (bucket.h); the window is then read (web_note_read). Otherwise, or
+ * when reading fails, the answer stays as it is and says it is partial (web_note_window noted
+ * the window). A segment deleted from the store since seq may have been counted by the local
+ * merge or not: WEB_RACED (the local result freed) asks for both again, unless last. */
+static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool last, size_t budget, int r,
+                       pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err) {
+  if (!x->h->bucket_only || !x->fi || !s->type) return r;
+  if (!x->h->bucket_merged) return recheck_bucket(x, s), r;
   store_agg agg = s->agg == STORE_AGG_DEFAULT ? store_default_agg(s->type, false) : s->agg;
   size_t held = r == 0 ? (*ret)->mem.reserved : 0;
   size_t left = budget ? (budget > held ? budget - held : 1) : 0;
@@ -221,14 +240,24 @@ static int from_bucket(const web_ctx *x, const selection *s, size_t budget, int 
   store_merge_info bi;
   memset(&bi, 0, sizeof bi);
   pp_err berr = {0};
-  int br = x->h->bucket_merged(x->h->ud, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, &p, &n, &bi, &berr);
+  /* (listed now, after the local merge: the segments deleted since the request came are in it) */
+  int br = x->h->bucket_merged(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, &p, &n,
+                               &bi, &berr);
+  if (br == BUCKET_RACED && !last) {
+    if (r == 0) pprof_free(*ret), *ret = NULL;
+    return WEB_RACED;
+  }
   if (br == BUCKET_NOT_READ) return web_note_read(x, s->from, s->to, (int)s->agg, false), r;
   if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg, true), r;
-  if (br < 0 && br != PP_EUSAGE) {
+  if (br == BUCKET_RACED || (br < 0 && br != PP_EUSAGE)) {
     if (br == PP_ENOMEM) {
       if (r == 0) pprof_free(*ret), *ret = NULL;
       *err = berr;
       return br;
+    }
+    if (!x->fi->bucket.segments) { /* (deleted since the request came: name what the bucket holds now) */
+      uint64_t sq;
+      x->h->bucket_only(x->h->ud, true, &x->fi->bucket, &sq);
     }
     snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "%.150s", berr.msg);
     web_note_read(x, s->from, s->to, (int)s->agg, false);
@@ -325,9 +354,15 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
     if (r == 0 && ret_count) *ret_count = 1;
     if (r == 0 && info) memset(info, 0, sizeof *info), info->records = 1;
   } else {
-    r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, x->max_records, budget, ret, ret_count,
-                          info, err);
-    if (r == 0 || r == PP_EUSAGE) r = from_bucket(x, s, budget, r, ret, ret_count, info, err);
+    /* the local store and the bucket's part taken with no segment deleted in between, else again
+     * (a deletion is rare next to a merge: a few tries suffice; the last answers partial) */
+    for (int tries = 1;; tries++) {
+      uint64_t seq = store_deletions(x->h->st);
+      r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, x->max_records, budget, ret,
+                            ret_count, info, err);
+      if (r == 0 || r == PP_EUSAGE) r = from_bucket(x, s, seq, tries == WEB_MERGE_TRIES, budget, r, ret, ret_count, info, err);
+      if (r != WEB_RACED) break;
+    }
     if (!s->local && web_fanout_peers(x->fan) && (r == 0 || r == PP_EUSAGE)) r = fan_out(x, s, budget, r, ret, ret_count, info, err);
   }
   if (r == 0) pprof_filter_tags(*ret, s->tags.f, s->tags.n);

@@ -89,6 +89,7 @@ typedef struct web_ctx {
   web_fanout *fan;       /* the peers merges also ask (web_fanout_peers may be 0) */
   web_fanout_info *fi;   /* what they added to this request's answer (with fan) */
   upload_bucket_only bo; /* history only the object store holds (web_hooks.bucket_only) */
+  uint64_t seq;          /* the store's deletions when bo was read (store_deletions) */
 } web_ctx;
 
 /* A window [from, to] (ns; 0 = unbounded) the answer covers, read with agg (a store_agg as

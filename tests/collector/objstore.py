@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 from harness import ROOT, TESTDATA, check, ensure_playwright, go_raw, run, wait_for
@@ -496,14 +497,34 @@ def objstore(t):
             ago = 3 * 3600
             pushed = fill(h, 2, app="old", ago=ago)
             up = wait_for(lambda: len(s3.objects("cluster-a/reads")) >= 2 or None, timeout=60)
-            n = 0
-            while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
-                push(h, 250, app="new")
-                n += 250
-            time.sleep(2 * 2 + 1)  # two upload scans after the last deletion (UPLOAD_SCAN_MS)
-            segs = m(h, "collector_bucket_only_segments")
             since = int(time.time()) - ago - 3600
             sel = f"name=old&type=cpu&from={since}"
+            # while local retention deletes the old segments, the same sum asked again and again:
+            # each answer that says it is whole counts every profile (none counted twice, none
+            # lost between the deletion and the next upload scan)
+            during, stop = [], threading.Event()
+
+            def ask():
+                while not stop.is_set():
+                    qs, qb, qh = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=sum", timeout=60)
+                    d = json.loads(qb).get("data", {}) if qs == 200 else {}
+                    during.append((qs, d.get("profiles"), d.get("partial") is True or "X-Pprof-Partial" in qh,
+                                   m(h, "collector_retention_deleted_segments_total")))
+            asker = threading.Thread(target=ask)
+            asker.start()
+            n = 0
+            try:
+                while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
+                    push(h, 250, app="new")
+                    n += 250
+                time.sleep(2 * 2 + 1)  # two upload scans after the last deletion (UPLOAD_SCAN_MS)
+            finally:
+                stop.set()
+                asker.join()
+            wrong = [a for a in during if a[0] != 200 or (not a[2] and a[1] != pushed)]
+            # (answers asked after the first deletion, the ones that could go wrong)
+            after_deletion = sum(1 for a in during if a[3] >= 1)
+            segs = m(h, "collector_bucket_only_segments")
             st, body, hdr = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=sum")
             got = json.loads(body).get("data", {}) if st == 200 else {}
             downloads = m(h, "collector_bucket_downloads_total")
@@ -539,8 +560,10 @@ def objstore(t):
                   and ast == 200 and avg.get("partial") is True and avg.get("bucketOnly", {}).get("segments") == segs
                   and "in the object store only" in ahdr.get("X-Pprof-Partial", "")
                   and fst == 200 and front.get("partial") is not True and front.get("total") == got.get("total")
-                  and gst == 200 and "X-Pprof-Partial" not in ghdr and rst == 200 and "X-Pprof-Partial" not in rhdr)
-            detail = (f"uploaded {bool(up)}; bucket-only {segs}; sum {st} partial {got.get('partial')} header "
+                  and gst == 200 and "X-Pprof-Partial" not in ghdr and rst == 200 and "X-Pprof-Partial" not in rhdr
+                  and not wrong and after_deletion >= 5)
+            detail = (f"during the deletions {len(during)} sums ({after_deletion} after the first), wrong "
+                      f"(status, profiles, partial, deletions) {wrong[:5]}; "f"uploaded {bool(up)}; bucket-only {segs}; sum {st} partial {got.get('partial')} header "
                       f"{hdr.get('X-Pprof-Partial')!r} profiles {got.get('profiles')} of {pushed} pushed, bucketRead "
                       f"{got.get('bucketRead')}; downloads {downloads}, after asking again "
                       f"{m(h, 'collector_bucket_downloads_total')} (total {again.get('total')} vs {got.get('total')}); "
@@ -592,7 +615,8 @@ def objstore(t):
         check(t, "collector objstore: a sum over history only the bucket holds reads it (segments downloaded once into the "
                  "cache, merged with the local ones): every pushed profile counted, the merged profile's totals equal the "
                  "sum of go tool pprof's reading of each; avg is not read and says partial; a front end's answer is whole; "
-                 "pgo and regressions (two windows, each parsed twice) are whole; a cache too small, or the bucket down: "
+                 "pgo and regressions (two windows, each parsed twice) are whole; while local retention deletes the segments, "
+                 "every sum that says it is whole counts every profile; a cache too small, or the bucket down: "
                  "partial, and why", bucket_reads)
 
         def bucket_only_stood_in():

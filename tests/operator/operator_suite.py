@@ -52,6 +52,25 @@ def proc_of(env, ns, pod, container):
     return None
 
 
+def written_by(pid):
+    """The names of the files process pid holds open for writing (its active segments)."""
+    out = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            with open(f"/proc/{pid}/fdinfo/{fd}") as fh:
+                flags = int(next(x for x in fh if x.startswith("flags:")).split()[1], 8)
+        except (OSError, StopIteration, ValueError):
+            continue
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            out.add(os.path.basename(target))
+    return out
+
+
 def collector_args(env, other_than=None):
     """(pid, argv) of the stack's running collector process, or None when there is none (or it
     is still the process other_than: the pod has not rolled yet)."""
@@ -1121,17 +1140,20 @@ def shards(t, env):
         had = [k for k in (2, 3, 4) if split5 and split5[k]]
 
         def segment_files(k):
-            """{file name: bytes} of shard k's non-empty segment files (its pod restarted during the
-            outage, which closed them all)"""
+            """{file name: bytes} of shard k's non-empty closed segment files (its pod restarted during
+            the outage, which closed those it had; a segment the compactor opened since for rollups,
+            as a 10-minute window closes, is still written and is left out: the collector holds it
+            open for writing)"""
             pid = proc_of(env, NS, shard_pod(k), "collector")
             d = f"/proc/{pid}/root/var/lib/pprof-collector/segments" if pid else ""
             def read(f):
                 with open(os.path.join(d, f), "rb") as fh:
                     return fh.read()
             try:
-                return {f: b for f in os.listdir(d) if (b := read(f))}
+                files = {f: b for f in os.listdir(d) if (b := read(f))}
             except OSError:
                 return {}
+            return {f: b for f, b in files.items() if f not in written_by(pid)}
         sealed = {k: segment_files(k) for k in had}
         waiting = {k: set(sealed[k]) - set(srv.objects(f"{NS}/pprofmonitor-stack/shard-{k}")) for k in had}
         upl = {k: shard_metrics(env, k, "collector_upload_failures_total", "collector_upload_queue_segments")
@@ -1147,18 +1169,26 @@ def shards(t, env):
                  [newest, t_out, local.get("profiles"), had, fails, queued, waiting, srv.url])
         srv.start()
 
+        def not_up(k):
+            """shard k's closed segments (sealed) not byte for byte in its prefix: {file: why}"""
+            objs = srv.objects(f"{NS}/pprofmonitor-stack/shard-{k}")
+            return {f: "absent" if f not in objs else f"{len(objs[f])} bytes there, {len(b)} here"
+                    for f, b in sealed[k].items() if objs.get(f) != b}
+
         def caught_up():
             """every segment the retired shards closed, byte for byte in their prefixes, and nothing queued"""
             for k in had:
-                objs = srv.objects(f"{NS}/pprofmonitor-stack/shard-{k}")
-                if any(objs.get(f) != b for f, b in sealed[k].items()) or \
-                        shard_metrics(env, k, "collector_upload_queue_segments")[0] != 0:
+                if not_up(k) or shard_metrics(env, k, "collector_upload_queue_segments")[0] != 0:
                     return None
             return {k: len(sealed[k]) for k in had}
+        t_back = time.time()
         caught = wait_for(caught_up, 150, 2)
         t.record("the bucket back: the retired shards' uploads catch up (every segment each had closed is byte for byte "
                  "under its prefix; nothing queued)", bool(caught) and all(sealed[k] for k in had),
-                 [caught, {k: shard_metrics(env, k, "collector_upload_queue_segments")[0] for k in had}, srv.log_text()[-600:]])
+                 [caught, {k: sorted(sealed[k]) for k in had}, {k: not_up(k) for k in had},
+                  {k: shard_metrics(env, k, "collector_upload_queue_segments")[0] for k in had},
+                  f"back {time.strftime('%H:%M:%S', time.gmtime(t_back))}, now {time.strftime('%H:%M:%S', time.gmtime())}",
+                  srv.log_text()[-600:]])
 
         # their period over: at 0 replicas, they and their volumes kept
         env.kubectl("patch", "pprofcollectorstack", "-n", NS, "pprofmonitor-stack", "--type=merge", "-p",
