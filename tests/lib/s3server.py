@@ -31,7 +31,8 @@ class S3Server:
         os.makedirs(os.path.join(self.dir, bucket))
         self.port = free_port_on(host)
         self.url = f"http://{host}:{self.port}"
-        self.log = os.path.join(self.dir, "..", os.path.basename(self.dir) + ".log")
+        # (beside the directory, not through it: cleanup removes the directory first)
+        self.log = os.path.join(os.path.dirname(self.dir), os.path.basename(self.dir) + ".log")
         self.proc = None
         self.start()
 
