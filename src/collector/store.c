@@ -982,8 +982,6 @@ uint64_t store_disk_bytes(store *s) {
   return total;
 }
 
-/* Deletes a segment's rows, the series left without records, and accounts for them, in one
- * transaction (the caller unlinks the file, before or after as its situation needs). */
 /* A tier's bytes shrink by what a deleted segment of it held. */
 static void tier_bytes_sub(store *s, int tier, uint64_t bytes) {
   uint64_t *b = &s->tier_bytes[tier == 1];
@@ -1010,7 +1008,9 @@ static int oldest_segment(store *s, int tier, int64_t *ret_id, int64_t *ret_max_
   return rc == SQLITE_ROW;
 }
 
-static int drop_segment_rows_tx(store *s, int64_t id, int tier, uint64_t file_bytes, pp_err *err) {
+/* Deletes a segment's rows, the series left without records, and accounts for them, in one
+ * transaction (the caller unlinks the file, before or after as its situation needs). */
+static int drop_segment_rows(store *s, int64_t id, int tier, uint64_t file_bytes, pp_err *err) {
   int64_t rows = 0, rollups = 0;
   int dead = 0;
   int r = store__tx_begin(s, err);
@@ -1038,12 +1038,10 @@ uint64_t store_deletions(store *s) {
   return __atomic_load_n(&s->deletions, __ATOMIC_SEQ_CST);
 }
 
-static int drop_segment_rows(store *s, int64_t id, int tier, uint64_t file_bytes, pp_err *err) {
-  /* odd from before the transaction until after it (store_deletions) */
+/* store_deletions' count moves on: odd from before anything a reader could see of a deletion
+ * changes (its rows, its file, raw_dropped_until) until after all of it did. */
+static void deletion_mark(store *s) {
   __atomic_add_fetch(&s->deletions, 1, __ATOMIC_SEQ_CST);
-  int r = drop_segment_rows_tx(s, id, tier, file_bytes, err);
-  __atomic_add_fetch(&s->deletions, 1, __ATOMIC_SEQ_CST);
-  return r;
 }
 
 /* The writer lets go of segment id when it is the active one. */
@@ -1061,8 +1059,9 @@ static void release_if_active(store *s, int64_t id) {
   __atomic_store_n(&s->active_id[s->seg_tier], 0, __ATOMIC_SEQ_CST);
 }
 
-/* Deletes segment id (rows first: a file is only deleted once nothing points into it). */
-static int delete_segment(store *s, int64_t id, int tier, pp_err *err) {
+/* Deletes segment id (rows first: a file is only deleted once nothing points into it), inside a
+ * deletion_mark pair the caller makes. */
+static int delete_segment_marked(store *s, int64_t id, int tier, pp_err *err) {
   char *path = seg__path(s->segdir, id);
   if (!path) return pp_err_set(err, PP_ENOMEM, "out of memory");
   int r = drop_segment_rows(s, id, tier, file_size(path), err);
@@ -1071,6 +1070,13 @@ static int delete_segment(store *s, int64_t id, int tier, pp_err *err) {
     unlink(path);
   }
   free(path);
+  return r;
+}
+
+static int delete_segment(store *s, int64_t id, int tier, pp_err *err) {
+  deletion_mark(s);
+  int r = delete_segment_marked(s, id, tier, err);
+  deletion_mark(s);
   return r;
 }
 
@@ -1098,18 +1104,23 @@ static int tier_retention(store *s, int tier, int64_t now, int *deleted, pp_err 
       old = max_ns < done;
     }
     if (!over && !old) return 0;
+    /* (the watermark and the segment within one deletion_mark pair: a merge sees both or neither) */
+    deletion_mark(s);
+    int r = 0;
     if (tier == 0) {
       /* the watermark first: a crash before the delete leaves raw the rule no longer needs */
-      int r = store__run(s->db,
-                         "INSERT INTO store_meta(key, value) VALUES('raw_dropped_until', ?1) ON CONFLICT(key) "
-                         "DO UPDATE SET value=MAX(value, excluded.value)",
-                         max_ns, 0, err);
-      if (r < 0) return r;
-      pthread_mutex_lock(&s->stats_mu);
-      if (max_ns > s->stats.raw_dropped_until_ns) s->stats.raw_dropped_until_ns = max_ns;
-      pthread_mutex_unlock(&s->stats_mu);
+      r = store__run(s->db,
+                     "INSERT INTO store_meta(key, value) VALUES('raw_dropped_until', ?1) ON CONFLICT(key) "
+                     "DO UPDATE SET value=MAX(value, excluded.value)",
+                     max_ns, 0, err);
+      if (r == 0) {
+        pthread_mutex_lock(&s->stats_mu);
+        if (max_ns > s->stats.raw_dropped_until_ns) s->stats.raw_dropped_until_ns = max_ns;
+        pthread_mutex_unlock(&s->stats_mu);
+      }
     }
-    int r = delete_segment(s, id, tier, err);
+    if (r == 0) r = delete_segment_marked(s, id, tier, err);
+    deletion_mark(s);
     if (r < 0) return r;
     (*deleted)++;
   }
@@ -1157,7 +1168,9 @@ int store_free_space(store *s, pp_err *err) {
   /* the file first: with the disk full, SQLite may not manage to write until space is freed */
   char *path = seg__path(s->segdir, id);
   uint64_t sz = path ? file_size(path) : 0;
+  deletion_mark(s);
   if (!path || unlink(path) < 0) {
+    deletion_mark(s);
     r = pp_err_set(err, PP_EIO, "cannot delete segment %lld: %s", (long long)id, path ? strerror(errno) : "out of memory");
     free(path);
     return r;
@@ -1168,6 +1181,7 @@ int store_free_space(store *s, pp_err *err) {
     seg_bytes_add(s, -(int64_t)sz);
     tier_bytes_sub(s, tier, sz);
   }
+  deletion_mark(s);
   return 1;
 }
 

@@ -56,6 +56,8 @@ struct uploader {
   uint64_t flush_asked, flush_done; /* upload_flush: scans asked for, the last that ran clean */
   int64_t next_expire_ms; /* monotonic: the bucket's retention runs again from then */
   upload_stats stats;
+  up_entry sending; /* the segment being uploaded, when is_sending (under mu) */
+  bool is_sending;
 };
 
 /* ---- options ---------------------------------------------------------------------------------- */
@@ -392,7 +394,7 @@ static void note_failure(uploader *u, const char *why) {
 
 /* 1 uploaded, 0 its file is gone (the next scans count it lost once its row goes), -1 failed
  * (errbuf) */
-static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t cap) {
+static int send_segment(uploader *u, const store_segment *sg, char *errbuf, size_t cap) {
   char *path = store_segment_path(u->st, sg->id);
   if (!path) {
     snprintf(errbuf, cap, "out of memory");
@@ -463,6 +465,20 @@ static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t
   return 1;
 }
 
+/* One segment sent, as sending (under mu) from before its file is opened until it is done:
+ * local retention may delete it meanwhile, and queries then take it for history only the bucket
+ * holds (upload_bucket_only_now), not for none. */
+static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t cap) {
+  pthread_mutex_lock(&u->mu);
+  u->sending = (up_entry){sg->id, sg->min_ns, sg->max_ns, sg->tier, false}, u->is_sending = true;
+  pthread_mutex_unlock(&u->mu);
+  int r = send_segment(u, sg, errbuf, cap);
+  pthread_mutex_lock(&u->mu);
+  u->is_sending = false;
+  pthread_mutex_unlock(&u->mu);
+  return r;
+}
+
 /* A segment uploaded, not expired and no longer local (tier, its records' time range) in bo,
  * unless it holds raw profiles older than raw_stood_in: tiered retention deleted those for the
  * rollups that answer for them (store.h), so no answer lacks it. A range restore wrote without
@@ -488,7 +504,7 @@ static bool listed(const store_segment *list, size_t n, int64_t id, int64_t min_
 }
 
 /* The uploaded segments not in the store's list (bucket_only) summed into *bo; those meeting
- * [from, to] (to 0: no end) also written to out when not NULL (room for u->ndone). Under mu,
+ * [from, to] (to 0: no end) also written to out when not NULL (room for u->ndone + 1). Under mu,
  * or on the uploader's thread. Returns how many were written. */
 static size_t bucket_only_of(uploader *u, const store_segment *list, size_t n, int64_t raw_stood_in, int64_t from,
                              int64_t to, upload_segment *out, upload_bucket_only *bo) {
@@ -499,6 +515,12 @@ static size_t bucket_only_of(uploader *u, const store_segment *list, size_t n, i
       continue;
     if (out && e->max_ns >= from && (!to || e->min_ns <= to)) out[nout++] = (upload_segment){e->id, e->tier, e->min_ns, e->max_ns};
   }
+  /* the one being sent, deleted from the store before its upload ended: the bucket's, or lost
+   * (a read of it then fails, and the answer says so) */
+  const up_entry *e = &u->sending;
+  if (u->is_sending && !listed(list, n, e->id, e->min_ns) && !find_done(u, e->id, e->min_ns) &&
+      bucket_only(e->tier, e->min_ns, e->max_ns, raw_stood_in, bo) && out && e->max_ns >= from && (!to || e->min_ns <= to))
+    out[nout++] = (upload_segment){e->id, e->tier, e->min_ns, e->max_ns};
   return nout;
 }
 
@@ -776,9 +798,10 @@ int upload_bucket_only_now(uploader *u, int64_t from_ns, int64_t to_ns, upload_s
   if (store_deletions(u->st) == seq && !(seq & 1)) *ret_seq = seq;
   *ret_raw_stood_in = ss.raw_dropped_until_ns;
   pthread_mutex_lock(&u->mu);
-  upload_segment *v = ret && u->ndone ? malloc(u->ndone * sizeof *v) : NULL;
+  size_t room = u->ndone + 1; /* (and the one being sent) */
+  upload_segment *v = ret ? malloc(room * sizeof *v) : NULL;
   size_t nv = bucket_only_of(u, list, n, ss.raw_dropped_until_ns, from_ns, to_ns, v, ret_sum);
-  bool failed = ret && u->ndone && !v;
+  bool failed = ret && !v;
   pthread_mutex_unlock(&u->mu);
   free(list);
   if (failed) return pp_err_set(err, PP_ENOMEM, "out of memory");

@@ -538,20 +538,21 @@ void web_note_read(const web_ctx *x, int64_t from, int64_t to, int agg, bool rea
 static void store_state(web *w, const upload_bucket_only *bo, char *buf, size_t n) {
   store_stats s;
   store_get_stats(w->h.st, &s);
-  snprintf(buf, n, "%" PRIu64 "+%" PRIu64 "+%" PRIu64 "@%" PRId64 "-%" PRId64, s.profiles + s.retention_deleted_profiles,
-           s.retention_deleted_profiles, bo->segments, bo->from_ns, bo->to_ns);
+  snprintf(buf, n, "%" PRIu64 "+%" PRIu64 "+%" PRIu64 "+%" PRIu64 "@%" PRId64 "-%" PRId64,
+           s.profiles + s.retention_deleted_profiles, s.retention_deleted_profiles, store_deletions(w->h.st), bo->segments,
+           bo->from_ns, bo->to_ns);
 }
 
 /* Runs the job on a worker: answered now (a cached answer, a refusal), or suspended until it is. */
 static enum MHD_Result submit(web *w, struct MHD_Connection *c, req *r, web_lane lane, job *j, const char *url, bool keyed) {
   char *key = NULL;
   if (keyed) {
-    /* (the last upload scan's count: no store listing on the event loop; a deletion changes the
-     * store's state in the key anyway) */
+    /* (the last upload scan's count: no store listing on the event loop; any deletion changes
+     * the store's state in the key anyway, store_deletions) */
     upload_bucket_only bo = {0};
     uint64_t seq;
     if (w->h.bucket_only) w->h.bucket_only(w->h.ud, false, &bo, &seq);
-    char state[128];
+    char state[160];
     store_state(w, &bo, state, sizeof state);
     key = web_work_key(state, url, &j->p);
     web_resp hit;

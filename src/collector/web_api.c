@@ -219,6 +219,13 @@ static void recheck_bucket(const web_ctx *x, const selection *s) {
   web_note_read(x, s->from, s->to, (int)s->agg, false);
 }
 
+/* The answer lacks history only the object store holds: when the request's listing did not
+ * meet this window (a segment deleted since), what it holds now names the range. */
+static void name_bucket(const web_ctx *x) {
+  uint64_t seq;
+  if (!x->fi->bucket.segments) x->h->bucket_only(x->h->ud, true, &x->fi->bucket, &seq);
+}
+
 #define WEB_RACED 1 /* from_bucket: the store changed under the merge; do it again */
 #define WEB_MERGE_TRIES 3
 
@@ -247,7 +254,7 @@ static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool 
     if (r == 0) pprof_free(*ret), *ret = NULL;
     return WEB_RACED;
   }
-  if (br == BUCKET_NOT_READ) return web_note_read(x, s->from, s->to, (int)s->agg, false), r;
+  if (br == BUCKET_NOT_READ) return name_bucket(x), web_note_read(x, s->from, s->to, (int)s->agg, false), r;
   if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg, true), r;
   if (br == BUCKET_RACED || (br < 0 && br != PP_EUSAGE)) {
     if (br == PP_ENOMEM) {
@@ -255,10 +262,7 @@ static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool 
       *err = berr;
       return br;
     }
-    if (!x->fi->bucket.segments) { /* (deleted since the request came: name what the bucket holds now) */
-      uint64_t sq;
-      x->h->bucket_only(x->h->ud, true, &x->fi->bucket, &sq);
-    }
+    name_bucket(x);
     snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "%.150s", berr.msg);
     web_note_read(x, s->from, s->to, (int)s->agg, false);
     return r;

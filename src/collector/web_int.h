@@ -97,7 +97,9 @@ typedef struct web_ctx {
  * holds, the answer lacks it and says so (x->fi->bucket) unless a merge reads that window from
  * the object store (web_note_read, same from, to and agg, read true) and none failed to (read
  * false: two selections over one window, a diff's sides without from/to, are both needed). Every window a data endpoint reads
- * comes here (web_api.c's selections, web_querier.c's ranges); a record fetched by id has none. */
+ * comes here (web_api.c's selections, web_querier.c's ranges); a record fetched by id has none.
+ * A read (true) of a window never noted adds nothing (it lacked nothing); a failed one (false)
+ * adds it: a segment deleted since the request came can be of a window x->bo did not meet. */
 void web_note_window(const web_ctx *x, int64_t from, int64_t to, int agg);
 void web_note_read(const web_ctx *x, int64_t from, int64_t to, int agg, bool read);
 
