@@ -444,8 +444,8 @@ MUTANTS = [
       ["collector:web_api"], r"htpasswd -B"),
     # ---- web: load, limits, text (issue 12)
     M("probes-wait-behind-queries", "queries run on the server's own threads (no worker pool), so probes wait behind them",
-      [(W, "    job *j = new_job(w, jobs[i].kind, &p);\n    /* an answer that asked",
-        "    job *j = new_job(w, jobs[i].kind, &p);\n    if (j && jobs[i].lane == WEB_LANE_QUERY) {\n"
+      [(W, "    if (j) j->history = jobs[i].asking >= 0;\n    /* an answer that asked",
+        "    if (j) j->history = jobs[i].asking >= 0;\n    if (j && jobs[i].lane == WEB_LANE_QUERY) {\n"
         "      web_resp a;\n      memset(&a, 0, sizeof a);\n      job_run(j, w->budget, &a);\n      job_free(j);\n"
         "      return send_resp(c, &a);\n    }\n    /* an answer that asked")],
       ["collector:web_load"], r"probe timeout while 16 clients"),
@@ -676,6 +676,24 @@ MUTANTS = [
       "(their records counted twice)",
       [(UP, "    if (list[q].min_ns == min_ns) return true;", "    if (list[q].min_ns == min_ns) return false;")],
       ["collector:objstore"], r"objstore: a sum over history only the bucket holds"),
+    M("bucket-only-from-last-scan", "with reads off, what only the bucket holds is taken from the last upload scan (up to 2 s "
+      "old) and not looked at again after the merge: an answer lacking a segment just deleted says it is whole",
+      [(W, "if (w->h.bucket_only && j->history) w->h.bucket_only(w->h.ud, true, &x.bo, &x.seq);",
+        "if (w->h.bucket_only && j->history) w->h.bucket_only(w->h.ud, false, &x.bo, &x.seq);"),
+       (WA, "  if (store_deletions(x->h->st) == x->seq) return;\n  upload_bucket_only now;",
+        "  return;\n  upload_bucket_only now;")],
+      ["collector:objstore"], r"objstore: history only the bucket holds"),
+    M("bucket-race-not-retried", "a merge that local retention's deletions raced is not asked again: answered partial at once",
+      [(WA, "#define WEB_MERGE_TRIES 3", "#define WEB_MERGE_TRIES 1")],
+      ["unit:test_web"], r"bucket_merge_tries"),
+    M("bucket-range-as-request-saw", "a partial answer names the bucket-only range the request saw as it came, not the one "
+      "the bucket's merge listed (none when the deletion came after the request)",
+      [(WA, "  if (!x->fi->bucket.segments) x->fi->bucket = *held;", "  if (!x->fi->bucket.segments) x->fi->bucket = x->bo;")],
+      ["unit:test_web"], r"bucket_merge_tries"),
+    M("bucket-none-said-partial", "a bucket holding nothing of the window makes the answer partial",
+      [(WA, "if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg, true), r;",
+        "if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg, false), r;")],
+      ["unit:test_web"], r"bucket_merge_tries"),
     M("bucket-part-dropped", "the bucket's part replaces the local part instead of adding to it",
       [("src/collector/web_api.c", "  int mr = pprof_merge_within(both, 2, budget, &sum, err);",
         "  int mr = pprof_merge_within(both + 1, 1, budget, &sum, err);")],

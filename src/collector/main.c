@@ -297,15 +297,19 @@ static void hook_bucket_only(void *ud, bool now, upload_bucket_only *ret, uint64
 /* That history's part of a merge (web.h, bucket.h). */
 static int hook_bucket_merged(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
                               int64_t to, store_agg agg, size_t max_records, size_t budget, pprof_profile **ret,
-                              size_t *ret_count, store_merge_info *info, pp_err *err) {
+                              size_t *ret_count, store_merge_info *info, upload_bucket_only *held, pp_err *err) {
   app *a = ud;
   upload_segment *segs;
   size_t n;
-  upload_bucket_only all;
   uint64_t now;
   int64_t stood_in;
-  int r = upload_bucket_only_now(a->up, from, to, &segs, &n, &all, &now, &stood_in, err);
-  if (r < 0) return r;
+  int r = upload_bucket_only_now(a->up, from, to, &segs, &n, held, &now, &stood_in, err);
+  if (r < 0) {
+    upload_stats us = {0};
+    if (a->up) upload_get_stats(a->up, &us);
+    *held = us.bucket_only;
+    return r;
+  }
   if (now != seq) {
     free(segs);
     pp_err_set(err, PP_EIO, "local retention deleted segments while the merge read the store (ask again)");

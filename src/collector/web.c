@@ -410,6 +410,7 @@ typedef struct job {
   char addr[INET6_ADDRSTRLEN];
   web_push_body pb; /* JOB_PUSH, JOB_PUSH_CONNECT, JOB_OTLP, JOB_QUERIER: the request's body, taken from it */
   char *method;     /* JOB_QUERIER: the method's name */
+  bool history;     /* reads the stored history: what only the bucket holds is listed as it starts */
 } job;
 
 static void job_free(void *arg) {
@@ -437,9 +438,7 @@ static void job_run(void *arg, size_t budget, web_resp *out) {
   web_ctx x = {.h = &w->h, .budget = budget, .max_records = w->o.max_records ? w->o.max_records : WEB_MAX_RECORDS,
                .fan = w->fan, .fi = &fi};
   /* the history only the object store holds as a query starts (the store listed: on a worker) */
-  bool query = j->kind <= JOB_RAW || j->kind == JOB_PGO || j->kind == JOB_REGRESSIONS || j->kind == JOB_TAGS ||
-               j->kind == JOB_QUERIER;
-  if (w->h.bucket_only && query) w->h.bucket_only(w->h.ud, true, &x.bo, &x.seq);
+  if (w->h.bucket_only && j->history) w->h.bucket_only(w->h.ud, true, &x.bo, &x.seq);
   switch (j->kind) {
   case JOB_RENDER: web_api_render(&x, &j->p, out); break;
   case JOB_TIMELINE: web_api_timeline(&x, &j->p, out); break;
@@ -672,7 +671,8 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
 
   /* lane: where the job waits its turn; asking: its lane when it waits on the peers too (a
    * listing that would otherwise hold up /metrics on the light lane) or -1 when the route never
-   * asks them; keyed: the answer is cached and shared by query and store state */
+   * asks them, as it reads no stored history; keyed: the answer is cached and shared by query
+   * and store state */
   static const struct {
     const char *path;
     job_kind kind;
@@ -709,6 +709,7 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
       return send_error(c, 413, "bad_data", "a query API call carries at most 1 MiB");
     job *j = new_job(w, r->querier ? JOB_QUERIER : (job_kind)push_job(url), &p);
     if (!j) return send_error(c, 503, "unavailable", "out of memory");
+    j->history = r->querier;
     if (r->querier && !(j->method = strdup(url + strlen(WEB_QUERIER_PREFIX)))) {
       job_free(j);
       return send_error(c, 503, "unavailable", "out of memory");
@@ -732,6 +733,7 @@ static enum MHD_Result route(web *w, struct MHD_Connection *c, req *r, const cha
   for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
     if (strcmp(url, jobs[i].path)) continue;
     job *j = new_job(w, jobs[i].kind, &p);
+    if (j) j->history = jobs[i].asking >= 0;
     /* an answer that asked the peers is not kept: their stores change apart from ours */
     const char *local = web_param(&p, "local");
     bool asks = jobs[i].asking >= 0 && web_fanout_peers(w->fan) && !(local && !strcmp(local, "1"));

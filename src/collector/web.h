@@ -82,11 +82,13 @@ typedef struct web_hooks {
    * BUCKET_NOT_READ: not readable for that merge (the answer stays partial); BUCKET_RACED: a
    * segment left the store since seq (the local merge and this list may count it twice or not at
    * all: not read, err says why); 0 with *ret; PP_EUSAGE: read, nothing of the selection there;
-   * another error: not read, err says why (the answer stays partial and says it). NULL: merges
-   * never read the bucket. */
+   * another error: not read, err says why (the answer stays partial and says it). *held: the
+   * history only the bucket holds as listed for it, whatever the result (the last scan's count
+   * when the store could not be listed), which a partial answer names. NULL: merges never read
+   * the bucket. */
   int (*bucket_merged)(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
                        store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
-                       store_merge_info *info, pp_err *err);
+                       store_merge_info *info, upload_bucket_only *held, pp_err *err);
   const web_auth *auth; /* NULL = open */
 } web_hooks;
 

@@ -206,6 +206,13 @@ static int fan_out(const web_ctx *x, const selection *s, size_t budget, int r, p
   return 0;
 }
 
+/* The answer lacks history only the object store holds: held (listed after the request came:
+ * the segments deleted since are in it) names the range when the request's listing did not
+ * meet this window. */
+static void name_bucket(const web_ctx *x, const upload_bucket_only *held) {
+  if (!x->fi->bucket.segments) x->fi->bucket = *held;
+}
+
 /* The history only the object store holds when the bucket is not read: the windows were noted
  * against what it held when the request came (x->bo); a segment local retention deleted since
  * may be of this window too, and then the answer lacks it and says so. */
@@ -215,15 +222,8 @@ static void recheck_bucket(const web_ctx *x, const selection *s) {
   uint64_t seq;
   x->h->bucket_only(x->h->ud, true, &now, &seq);
   if (!now.segments || now.to_ns < s->from || (s->to && now.from_ns > s->to)) return;
-  if (!x->fi->bucket.segments) x->fi->bucket = now;
+  name_bucket(x, &now);
   web_note_read(x, s->from, s->to, (int)s->agg, false);
-}
-
-/* The answer lacks history only the object store holds: when the request's listing did not
- * meet this window (a segment deleted since), what it holds now names the range. */
-static void name_bucket(const web_ctx *x) {
-  uint64_t seq;
-  if (!x->fi->bucket.segments) x->h->bucket_only(x->h->ud, true, &x->fi->bucket, &seq);
 }
 
 #define WEB_RACED 1 /* from_bucket: the store changed under the merge; do it again */
@@ -240,21 +240,22 @@ static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool 
   if (!x->h->bucket_only || !x->fi || !s->type) return r;
   if (!x->h->bucket_merged) return recheck_bucket(x, s), r;
   store_agg agg = s->agg == STORE_AGG_DEFAULT ? store_default_agg(s->type, false) : s->agg;
-  size_t held = r == 0 ? (*ret)->mem.reserved : 0;
-  size_t left = budget ? (budget > held ? budget - held : 1) : 0;
+  size_t used = r == 0 ? (*ret)->mem.reserved : 0;
+  size_t left = budget ? (budget > used ? budget - used : 1) : 0;
   pprof_profile *p = NULL;
   size_t n = 0;
   store_merge_info bi;
   memset(&bi, 0, sizeof bi);
+  upload_bucket_only held = {0};
   pp_err berr = {0};
   /* (listed now, after the local merge: the segments deleted since the request came are in it) */
   int br = x->h->bucket_merged(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, &p, &n,
-                               &bi, &berr);
+                               &bi, &held, &berr);
   if (br == BUCKET_RACED && !last) {
     if (r == 0) pprof_free(*ret), *ret = NULL;
     return WEB_RACED;
   }
-  if (br == BUCKET_NOT_READ) return name_bucket(x), web_note_read(x, s->from, s->to, (int)s->agg, false), r;
+  if (br == BUCKET_NOT_READ) return name_bucket(x, &held), web_note_read(x, s->from, s->to, (int)s->agg, false), r;
   if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg, true), r;
   if (br == BUCKET_RACED || (br < 0 && br != PP_EUSAGE)) {
     if (br == PP_ENOMEM) {
@@ -262,7 +263,7 @@ static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool 
       *err = berr;
       return br;
     }
-    name_bucket(x);
+    name_bucket(x, &held);
     snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "%.150s", berr.msg);
     web_note_read(x, s->from, s->to, (int)s->agg, false);
     return r;

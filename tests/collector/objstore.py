@@ -137,6 +137,42 @@ def m(c, name):
     return -1 if v is None else v
 
 
+class Asker:
+    """The same sum asked of c again and again (a thread) while local retention deletes the
+    segments the sum reads: each answer that says it is whole must count every profile (none
+    counted twice, none lost between the deletion and the next upload scan)."""
+
+    def __init__(self, c, sel, pushed):
+        self.c, self.sel, self.pushed = c, sel, pushed
+        self.during, self.stop = [], threading.Event()
+        self.th = threading.Thread(target=self.ask)
+        self.th.start()
+
+    def ask(self):
+        try:
+            while not self.stop.is_set():
+                gone = m(self.c, "collector_retention_deleted_segments_total")  # (before it is asked)
+                qs, qb, qh = http_req("GET", self.c.url + f"/api/v1/render?{self.sel}&agg=sum", timeout=60)
+                d = json.loads(qb).get("data", {}) if qs == 200 else {}
+                self.during.append((qs, d.get("profiles"), d.get("partial") is True or "X-Pprof-Partial" in qh, gone))
+        except Exception as e:  # noqa: BLE001 (recorded: the check fails on it)
+            self.during.append((repr(e), None, False, -1))
+
+    def finish(self, whole_after=1):
+        """Stops asking: (whether every answer was right, with enough of them asked after the first
+        deletion and `whole_after` of those whole (where the bucket is read: or the check would
+        pass on partial answers alone); what to print)."""
+        self.stop.set()
+        self.th.join()
+        d = self.during
+        wrong = [a for a in d if a[0] != 200 or (not a[2] and a[1] != self.pushed)]
+        after = sum(1 for a in d if a[3] >= 1)
+        whole = sum(1 for a in d if a[3] >= 1 and a[0] == 200 and not a[2])
+        return (not wrong and after >= 5 and whole >= whole_after,
+                f"during the deletions {len(d)} sums ({after} after the first, {whole} of them whole), wrong "
+                f"(status, profiles, partial, deletions) {wrong[:5]}")
+
+
 def objstore(t):
     if not os.access(VGW, os.X_OK):
         t.tool("objstore: bin/versitygw is built (make test-bins)", False, VGW)
@@ -416,12 +452,18 @@ def objstore(t):
             # answer whose window meets it must say so
             h = collector("cluster-a/hist", extra=["--retention-size", "5MiB", "--no-object-store-reads"],
                           name="objstore-hist")
-            fill(h, 2, app="old", ago=3 * 3600)  # two closed segments of three-hour-old profiles
+            pushed = fill(h, 2, app="old", ago=3 * 3600)  # two closed segments of three-hour-old profiles
             up = wait_for(lambda: len(s3.objects("cluster-a/hist")) >= 2 or None, timeout=60)
+            # (not read here: an answer that lacks a deleted segment must say so, even one whose
+            # request came before the deletion)
+            asker = Asker(h, f"name=old&type=cpu&from={int(time.time()) - 4 * 3600}", pushed)
             n = 0
-            while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
-                push(h, 250, app="new")  # today's, until the budget has deleted two segments
-                n += 250
+            try:
+                while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
+                    push(h, 250, app="new")  # today's, until the budget has deleted two segments
+                    n += 250
+            finally:
+                asked, asked_detail = asker.finish(whole_after=0)
             # asked at once (likely before the uploader's next scan has seen the deletion), so an
             # answer cached then must not be served whole later: nothing is appended after it
             http_req("GET", h.url + "/api/v1/render?type=cpu&agg=sum")
@@ -473,10 +515,10 @@ def objstore(t):
                   and len(notes) == 3 and want_note in (notes[0] or "")
                   and "1 of 2 shard answers missing" in (notes[1] or "") and dead in (notes[1] or "")
                   and "1 of 2 shard answers partial" in (notes[1] or "")
-                  and notes[2] is None)
+                  and notes[2] is None and asked)
             fe.stop()
             h.stop()
-            return (ok, f"uploaded {bool(up)}; bucket-only metric {segs}, objects not local {only}; render {st} partial "
+            return (ok, f"{asked_detail}; uploaded {bool(up)}; bucket-only metric {segs}, objects not local {only}; render {st} partial "
                         f"{got.get('partial')} bucketOnly {bo} (want from {want_from}), header {said!r}; from={after}: "
                         f"{st2} partial {later.get('partial')} profiles {later.get('profiles')} header "
                         f"{hdr2.get('X-Pprof-Partial')!r}; LabelNames {qst} {qhdr.get('X-Pprof-Partial')!r}, after {qst2} "
@@ -486,7 +528,8 @@ def objstore(t):
         check(t, "collector objstore: history only the bucket holds (uploaded, then deleted by local retention), not read "
                  "(--no-object-store-reads): every answer whose window meets it says so: \"partial\", its range and segment count, "
                  "X-Pprof-Partial (the render, the query API); a later window is whole; a front end asking that collector "
-                 "says its answer is partial and which shard (and which did not answer); the explorer says so above the graph",
+                 "says its answer is partial and which shard (and which did not answer); the explorer says so above the graph; "
+                 "while local retention deletes the segments, every sum that says it is whole counts every profile",
               bucket_only_history)
 
         def bucket_reads():
@@ -499,22 +542,7 @@ def objstore(t):
             up = wait_for(lambda: len(s3.objects("cluster-a/reads")) >= 2 or None, timeout=60)
             since = int(time.time()) - ago - 3600
             sel = f"name=old&type=cpu&from={since}"
-            # while local retention deletes the old segments, the same sum asked again and again:
-            # each answer that says it is whole counts every profile (none counted twice, none
-            # lost between the deletion and the next upload scan)
-            during, stop = [], threading.Event()
-
-            def ask():
-                try:
-                    while not stop.is_set():
-                        gone = m(h, "collector_retention_deleted_segments_total")  # (before it is asked)
-                        qs, qb, qh = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=sum", timeout=60)
-                        d = json.loads(qb).get("data", {}) if qs == 200 else {}
-                        during.append((qs, d.get("profiles"), d.get("partial") is True or "X-Pprof-Partial" in qh, gone))
-                except Exception as e:  # noqa: BLE001 (recorded: the check fails on it)
-                    during.append((repr(e), None, False, -1))
-            asker = threading.Thread(target=ask)
-            asker.start()
+            asker = Asker(h, sel, pushed)
             n = 0
             try:
                 while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
@@ -522,13 +550,7 @@ def objstore(t):
                     n += 250
                 time.sleep(2 * 2 + 1)  # two upload scans after the last deletion (UPLOAD_SCAN_MS)
             finally:
-                stop.set()
-                asker.join()
-            wrong = [a for a in during if a[0] != 200 or (not a[2] and a[1] != pushed)]
-            # (answers asked after the first deletion, the ones that could go wrong; some of them
-            # whole, or the check would pass on partial answers alone)
-            after_deletion = sum(1 for a in during if a[3] >= 1)
-            whole_after = sum(1 for a in during if a[3] >= 1 and a[0] == 200 and not a[2])
+                asked, asked_detail = asker.finish()
             segs = m(h, "collector_bucket_only_segments")
             st, body, hdr = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=sum")
             got = json.loads(body).get("data", {}) if st == 200 else {}
@@ -566,10 +588,8 @@ def objstore(t):
                   and "in the object store only" in ahdr.get("X-Pprof-Partial", "")
                   and fst == 200 and front.get("partial") is not True and front.get("total") == got.get("total")
                   and gst == 200 and "X-Pprof-Partial" not in ghdr and rst == 200 and "X-Pprof-Partial" not in rhdr
-                  and not wrong and after_deletion >= 5 and whole_after >= 1)
-            detail = (f"during the deletions {len(during)} sums ({after_deletion} after the first, {whole_after} of "
-                      f"them whole), wrong "
-                      f"(status, profiles, partial, deletions) {wrong[:5]}; "f"uploaded {bool(up)}; bucket-only {segs}; sum {st} partial {got.get('partial')} header "
+                  and asked)
+            detail = (f"{asked_detail}; uploaded {bool(up)}; bucket-only {segs}; sum {st} partial {got.get('partial')} header "
                       f"{hdr.get('X-Pprof-Partial')!r} profiles {got.get('profiles')} of {pushed} pushed, bucketRead "
                       f"{got.get('bucketRead')}; downloads {downloads}, after asking again "
                       f"{m(h, 'collector_bucket_downloads_total')} (total {again.get('total')} vs {got.get('total')}); "
