@@ -195,6 +195,15 @@ static int fill(bucket *b, const upload_segment *segs, size_t n, int64_t from, i
   return 0;
 }
 
+/* mu held: the gauges, before mu goes (a later read's figures are never overwritten by this one's) */
+static void count_read(bucket *b, int r) {
+  pthread_mutex_lock(&b->smu);
+  if (r == 0 || r == PP_EUSAGE) b->stats.merges++;
+  else b->stats.failures++;
+  b->stats.cached_segments = b->n, b->stats.cached_bytes = b->bytes;
+  pthread_mutex_unlock(&b->smu);
+}
+
 int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_stood_in, store_agg agg,
                   const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to, size_t max_records,
                   size_t budget, pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err) {
@@ -203,13 +212,24 @@ int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_s
   pthread_mutex_lock(&b->mu);
   int r = fill(b, segs, n, from, to, err);
   if (r == 0) r = store_merged_info(b->st, m, nm, type, from, to, STORE_AGG_SUM, max_records, budget, ret, ret_count, info, err);
-  /* the gauges before mu goes: a later merge's figures are never overwritten by this one's */
-  pthread_mutex_lock(&b->smu);
-  if (r == 0 || r == PP_EUSAGE) b->stats.merges++;
-  else b->stats.failures++;
-  b->stats.cached_segments = b->n, b->stats.cached_bytes = b->bytes;
-  pthread_mutex_unlock(&b->smu);
+  count_read(b, r);
   pthread_mutex_unlock(&b->mu);
+  return r;
+}
+
+int bucket_points(bucket *b, const upload_segment *segs, size_t n, int64_t raw_stood_in, const store_matcher *m,
+                  size_t nm, const char *type, int64_t from, int64_t to, size_t limit, store_row **ret, size_t *ret_n,
+                  pp_err *err) {
+  *ret = NULL, *ret_n = 0;
+  if (!n) return BUCKET_NONE;
+  /* (a point per profile: what would be counted twice in a sum would be drawn twice) */
+  if (!readable(segs, n, STORE_AGG_SUM, raw_stood_in)) return BUCKET_NOT_READ;
+  pthread_mutex_lock(&b->mu);
+  int r = fill(b, segs, n, from, to, err);
+  if (r == 0) r = store_list_points(b->st, m, nm, type, from, to, limit, ret, ret_n, err);
+  count_read(b, r);
+  pthread_mutex_unlock(&b->mu);
+  for (size_t i = 0; r == 0 && i < *ret_n; i++) (*ret)[i].id = 0; /* the cache's ids name nothing asked for */
   return r;
 }
 

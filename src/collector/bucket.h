@@ -12,7 +12,7 @@
  * retention has deleted it, and the list is taken after the local merge with the store's
  * deletions unchanged since before it (store_deletions; else the caller is told, BUCKET_RACED).
  *
- * Only raw segments (tier 0) are read, and only for sums. A rollup segment in the list would
+ * Only raw segments (tier 0) are read, and only for sums and timelines (bucket_points). A rollup segment in the list would
  * stand, in a store of its own, for windows whose raw profiles may still be local (their sum
  * would count them twice); so would a raw segment holding profiles of an hour the local store
  * answers from its rollup (tiered retention deleted raw profiles up to raw_stood_in, store.h);
@@ -66,9 +66,18 @@ int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_s
                   const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to, size_t max_records,
                   size_t budget, pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err);
 
+/* A timeline's rows of the selection in segs (store_list_points over them, at most limit), as
+ * the local store lists its own, with id 0: the cache's ids name no record a request can ask
+ * for. Readable as a sum is (rows of raw segments only, none the local store answers from its
+ * rollups). BUCKET_NONE, BUCKET_NOT_READ; 0 with *ret (*ret_n may be 0; store_rows_free);
+ * PP_ELIMIT (over the cache's budget); PP_EIO; PP_ENOMEM. */
+int bucket_points(bucket *b, const upload_segment *segs, size_t n, int64_t raw_stood_in, const store_matcher *m,
+                  size_t nm, const char *type, int64_t from, int64_t to, size_t limit, store_row **ret, size_t *ret_n,
+                  pp_err *err);
+
 typedef struct bucket_stats {
-  uint64_t merges;         /* merges that read the cache */
-  uint64_t failures;       /* merges that could not (a download failed, over a budget) */
+  uint64_t merges;         /* merges and timelines that read the cache */
+  uint64_t failures;       /* those that could not (a download failed, over a budget) */
   uint64_t downloads;      /* segments downloaded */
   uint64_t download_bytes;
   uint64_t cached_segments, cached_bytes; /* in the cache after the last merge */

@@ -294,16 +294,13 @@ static void hook_bucket_only(void *ud, bool now, upload_bucket_only *ret, uint64
   *ret = us.bucket_only, *ret_seq = UPLOAD_SEQ_CHANGING;
 }
 
-/* That history's part of a merge (web.h, bucket.h). */
-static int hook_bucket_merged(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
-                              int64_t to, store_agg agg, size_t max_records, size_t budget, pprof_profile **ret,
-                              size_t *ret_count, store_merge_info *info, upload_bucket_only *held, pp_err *err) {
-  app *a = ud;
-  upload_segment *segs;
-  size_t n;
+/* What only the bucket holds of [from, to], listed now with the store's deletions unchanged
+ * since seq: 0 with *segs (freed by the caller), BUCKET_RACED, or the listing's error; *held
+ * always filled (web.h). */
+static int bucket_list(app *a, uint64_t seq, int64_t from, int64_t to, upload_segment **segs, size_t *n,
+                       int64_t *stood_in, upload_bucket_only *held, pp_err *err) {
   uint64_t now;
-  int64_t stood_in;
-  int r = upload_bucket_only_now(a->up, from, to, &segs, &n, held, &now, &stood_in, err);
+  int r = upload_bucket_only_now(a->up, from, to, segs, n, held, &now, stood_in, err);
   if (r < 0) {
     upload_stats us = {0};
     if (a->up) upload_get_stats(a->up, &us);
@@ -311,12 +308,41 @@ static int hook_bucket_merged(void *ud, uint64_t seq, const store_matcher *m, si
     return r;
   }
   if (now != seq) {
-    free(segs);
+    free(*segs);
     pp_err_set(err, PP_EIO, "local retention deleted segments while the merge read the store (ask again)");
     return BUCKET_RACED;
   }
+  return 0;
+}
+
+/* That history's part of a merge (web.h, bucket.h). */
+static int hook_bucket_merged(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                              int64_t to, store_agg agg, size_t max_records, size_t budget, pprof_profile **ret,
+                              size_t *ret_count, store_merge_info *info, upload_bucket_only *held, pp_err *err) {
+  app *a = ud;
+  upload_segment *segs;
+  size_t n;
+  int64_t stood_in;
+  int r = bucket_list(a, seq, from, to, &segs, &n, &stood_in, held, err);
+  if (r != 0) return r;
   r = bucket_merged(a->bk, segs, n, stood_in, agg, m, nm, type, from, to, max_records, budget, ret, ret_count, info,
                         err);
+  free(segs);
+  return r;
+}
+
+/* Its part of a timeline (web.h, bucket.h). */
+static int hook_bucket_points(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                              int64_t to, size_t limit, store_row **ret, size_t *ret_n, upload_bucket_only *held,
+                              pp_err *err) {
+  app *a = ud;
+  upload_segment *segs;
+  size_t n;
+  int64_t stood_in;
+  *ret = NULL, *ret_n = 0;
+  int r = bucket_list(a, seq, from, to, &segs, &n, &stood_in, held, err);
+  if (r != 0) return r;
+  r = bucket_points(a->bk, segs, n, stood_in, m, nm, type, from, to, limit, ret, ret_n, err);
   free(segs);
   return r;
 }
@@ -902,7 +928,8 @@ int main(int argc, char **argv) {
   }
   web_hooks hooks = {.ud = &a, .st = a.st, .eng = a.eng, .reload = hook_reload, .ready = hook_ready, .push = hook_push,
                      .metrics = hook_metrics, .bucket_only = a.up ? hook_bucket_only : NULL, .auth = &auth,
-                     .bucket_merged = a.bk ? hook_bucket_merged : NULL};
+                     .bucket_merged = a.bk ? hook_bucket_merged : NULL,
+                     .bucket_points = a.bk ? hook_bucket_points : NULL};
   wopts.peers = peers;
   wopts.npeers = npeers;
   /* shards run with one token for all of them ask each other with it */

@@ -89,6 +89,11 @@ typedef struct web_hooks {
   int (*bucket_merged)(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
                        store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
                        store_merge_info *info, upload_bucket_only *held, pp_err *err);
+  /* That history's part of a timeline (bucket.h's bucket_points: store_list_points' rows of it,
+   * ids 0, at most limit), listed now; seq, results and *held as bucket_merged's (0: *ret, to
+   * store_rows_free, *ret_n may be 0). NULL: timelines never read the bucket. */
+  int (*bucket_points)(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                       size_t limit, store_row **ret, size_t *ret_n, upload_bucket_only *held, pp_err *err);
   const web_auth *auth; /* NULL = open */
 } web_hooks;
 

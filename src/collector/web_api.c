@@ -226,8 +226,29 @@ static void recheck_bucket(const web_ctx *x, const selection *s) {
   web_note_read(x, s->from, s->to, (int)s->agg, false);
 }
 
-#define WEB_RACED 1 /* from_bucket: the store changed under the merge; do it again */
+#define WEB_RACED 1 /* from_bucket, bucket_rows: the store changed under the listing; do it again */
+#define WEB_READ 2
 #define WEB_MERGE_TRIES 3
+
+/* What a bucket hook's result br (web.h; held, berr: as it gave them) makes of the answer over
+ * s's window: WEB_READ (the window read: the part is added), 0 (nothing to add: the bucket held
+ * none of it, or it was not read and the answer says it is partial and why), WEB_RACED (ask
+ * again; never on the last try) or PP_ENOMEM (err set: the answer fails). */
+static int bucket_outcome(const web_ctx *x, const selection *s, int br, bool last, const upload_bucket_only *held,
+                          const pp_err *berr, pp_err *err) {
+  if (br == BUCKET_RACED && !last) return WEB_RACED;
+  if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg, true), 0;
+  if (br == PP_ENOMEM) return *err = *berr, br;
+  if (br == BUCKET_NOT_READ || br == BUCKET_RACED || (br < 0 && br != PP_EUSAGE)) {
+    name_bucket(x, held);
+    if (br != BUCKET_NOT_READ) snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "%.150s", berr->msg);
+    web_note_read(x, s->from, s->to, (int)s->agg, false);
+    return 0;
+  }
+  web_note_read(x, s->from, s->to, (int)s->agg, true);
+  x->fi->bucket_read++;
+  return br == PP_EUSAGE ? 0 : WEB_READ;
+}
 
 /* The history only the object store holds added to the local merge (r: its result, 0 or
  * PP_EUSAGE; seq: store_deletions before it), when the selection's window meets it and it can
@@ -251,26 +272,12 @@ static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool 
   /* (listed now, after the local merge: the segments deleted since the request came are in it) */
   int br = x->h->bucket_merged(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, &p, &n,
                                &bi, &held, &berr);
-  if (br == BUCKET_RACED && !last) {
+  int o = bucket_outcome(x, s, br, last, &held, &berr, err);
+  if (o == WEB_RACED || o < 0) {
     if (r == 0) pprof_free(*ret), *ret = NULL;
-    return WEB_RACED;
+    return o;
   }
-  if (br == BUCKET_NOT_READ) return name_bucket(x, &held), web_note_read(x, s->from, s->to, (int)s->agg, false), r;
-  if (br == BUCKET_NONE) return web_note_read(x, s->from, s->to, (int)s->agg, true), r;
-  if (br == BUCKET_RACED || (br < 0 && br != PP_EUSAGE)) {
-    if (br == PP_ENOMEM) {
-      if (r == 0) pprof_free(*ret), *ret = NULL;
-      *err = berr;
-      return br;
-    }
-    name_bucket(x, &held);
-    snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "%.150s", berr.msg);
-    web_note_read(x, s->from, s->to, (int)s->agg, false);
-    return r;
-  }
-  web_note_read(x, s->from, s->to, (int)s->agg, true);
-  x->fi->bucket_read++;
-  if (br == PP_EUSAGE) return r;
+  if (o != WEB_READ) return r;
   x->fi->bucket_profiles += bi.records;
   if (r == PP_EUSAGE) {
     *ret = p;
@@ -1143,7 +1150,7 @@ static void tl_entry(pp_buf *b, const store_row *rows, const uint32_t *order, si
   }
   pp_buf_puts(b, "],\"ids\":[");
   for (size_t k = k0; k < k1; k++) {
-    if (rows[order[k]].id < 0) pp_buf_printf(b, "%snull", k > k0 ? "," : "");
+    if (rows[order[k]].id <= 0) pp_buf_printf(b, "%snull", k > k0 ? "," : ""); /* a rollup's, the bucket's */
     else pp_buf_printf(b, "%s%lld", k > k0 ? "," : "", (long long)rows[order[k]].id);
   }
   pp_buf_put(b, "]", 1);
@@ -1157,6 +1164,42 @@ static void tl_entry(pp_buf *b, const store_row *rows, const uint32_t *order, si
     pp_buf_put(b, "]", 1);
   }
   pp_buf_put(b, "}", 1);
+}
+
+/* The timeline's rows (*rows, *n: the local store's, oldest first; seq: store_deletions before
+ * they were listed) with the points only the object store holds put in among them by end time,
+ * the newest limit of all kept, when the window meets that history and it can be read (as a sum
+ * can: bucket.h); else, or when reading fails, the answer says it is partial (bucket_outcome).
+ * A decoded timeline does not read it: its points need the records, which the bucket's cache
+ * does not name. WEB_RACED: *rows freed, ask again; 0; PP_ENOMEM. */
+static int bucket_rows(const web_ctx *x, const selection *s, uint64_t seq, bool last, bool decoded, size_t limit,
+                       store_row **rows, size_t *n, pp_err *err) {
+  if (!x->h->bucket_only || !x->fi) return 0;
+  if (!x->h->bucket_points || decoded) return recheck_bucket(x, s), 0;
+  store_row *b = NULL;
+  size_t nb = 0;
+  upload_bucket_only held = {0};
+  pp_err berr = {0};
+  int br = x->h->bucket_points(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, limit, &b, &nb, &held, &berr);
+  int o = bucket_outcome(x, s, br, last, &held, &berr, err);
+  if (o == WEB_RACED) store_rows_free(*rows, *n), *rows = NULL, *n = 0;
+  if (o != WEB_READ || !nb) return store_rows_free(b, nb), o;
+  x->fi->bucket_profiles += nb;
+  store_row *all = malloc((*n + nb) * sizeof *all);
+  if (!all) {
+    store_rows_free(b, nb);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  size_t i = 0, j = 0, k = 0;
+  while (i < *n || j < nb) all[k++] = j == nb || (i < *n && (*rows)[i].end_ns <= b[j].end_ns) ? (*rows)[i++] : b[j++];
+  free(*rows);
+  free(b);
+  /* the newest limit, as the store lists them */
+  size_t drop = limit && k > limit ? k - limit : 0;
+  for (size_t d = 0; d < drop; d++) store_row_release(&all[d]);
+  memmove(all, all + drop, (k - drop) * sizeof *all);
+  *rows = all, *n = k - drop;
+  return 0;
 }
 
 void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
@@ -1176,10 +1219,23 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   store_row *rows;
   size_t n;
   pp_err err = {0};
-  /* raw profiles, and rollups where tiered retention deleted them (store_list_points) */
-  if (store_list_points(x->h->st, s.m, s.nm, s.type, s.from, s.to, x->max_records, &rows, &n, &err) < 0) {
-    web_resp_error(out, 500, "internal", err.msg);
-    return;
+  /* raw profiles, rollups where tiered retention deleted them (store_list_points), and the
+   * points only the object store holds, listed with no segment deleted in between (else again,
+   * as a merge: select_profile) */
+  for (int tries = 1;; tries++) {
+    uint64_t seq = store_deletions(x->h->st);
+    if (store_list_points(x->h->st, s.m, s.nm, s.type, s.from, s.to, x->max_records, &rows, &n, &err) < 0) {
+      web_resp_error(out, 500, "internal", err.msg);
+      return;
+    }
+    int br = bucket_rows(x, &s, seq, tries == WEB_MERGE_TRIES, decoded, x->max_records, &rows, &n, &err);
+    if (br == WEB_RACED) continue;
+    if (br < 0) {
+      store_rows_free(rows, n);
+      web_resp_error(out, 503, "unavailable", err.msg);
+      return;
+    }
+    break;
   }
   /* a rollup's row ends 1 ns before its window does (store_list_points) */
   int64_t coarsest = 0;

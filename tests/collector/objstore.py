@@ -565,6 +565,17 @@ def objstore(t):
             batch = [sum(totals[i % len(PROFILES)][j] for i in range(250)) for j in range(len(totals[0]))]
             want = [v * (pushed // 250) for v in batch] if pushed % 250 == 0 else []
             have = go_totals(prof) if pst == 200 else []
+            # the timeline over the same window: a point per profile pushed, the bucket's with no id
+            # (nothing here names them), together the sum's total in the last sample type
+            tst, tbody, thdr = http_req("GET", h.url + f"/api/v1/timeline?{sel}")
+            tl = json.loads(tbody) if tst == 200 else {}
+            points = [(pt, i) for e in tl.get("data", []) for pt, i in zip(e.get("points", []), e.get("ids", []))]
+            tl_sum = sum(pt[2] for pt, _ in points)
+            tl_bucket = sum(1 for _, i in points if i is None)
+            tl_ok = (tst == 200 and tl.get("partial") is not True and "X-Pprof-Partial" not in thdr
+                     and len(points) == pushed and bool(want) and tl_sum == want[-1]
+                     and tl_bucket == tl.get("bucketRead", {}).get("profiles") and 0 < tl_bucket < pushed
+                     and all(pt[1] >= since * 10**9 for pt, _ in points))
             # avg is per series over time, which the two parts' sums do not give: not read, partial
             ast, abody, ahdr = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=avg")
             avg = json.loads(abody).get("data", {}) if ast == 200 else {}
@@ -588,8 +599,10 @@ def objstore(t):
                   and "in the object store only" in ahdr.get("X-Pprof-Partial", "")
                   and fst == 200 and front.get("partial") is not True and front.get("total") == got.get("total")
                   and gst == 200 and "X-Pprof-Partial" not in ghdr and rst == 200 and "X-Pprof-Partial" not in rhdr
-                  and asked)
-            detail = (f"{asked_detail}; uploaded {bool(up)}; bucket-only {segs}; sum {st} partial {got.get('partial')} header "
+                  and asked and tl_ok)
+            detail = (f"{asked_detail}; timeline {tst} partial {tl.get('partial')} {thdr.get('X-Pprof-Partial')!r}: "
+                      f"{len(points)} points, {tl_bucket} without an id (bucketRead {tl.get('bucketRead')}), total "
+                      f"{tl_sum} (want {want[-1] if want else None}); uploaded {bool(up)}; bucket-only {segs}; sum {st} partial {got.get('partial')} header "
                       f"{hdr.get('X-Pprof-Partial')!r} profiles {got.get('profiles')} of {pushed} pushed, bucketRead "
                       f"{got.get('bucketRead')}; downloads {downloads}, after asking again "
                       f"{m(h, 'collector_bucket_downloads_total')} (total {again.get('total')} vs {got.get('total')}); "
@@ -640,7 +653,8 @@ def objstore(t):
                              f"{down.get('partial')} why {dwhy!r} profiles {down.get('profiles')}")
         check(t, "collector objstore: a sum over history only the bucket holds reads it (segments downloaded once into the "
                  "cache, merged with the local ones): every pushed profile counted, the merged profile's totals equal the "
-                 "sum of go tool pprof's reading of each; avg is not read and says partial; a front end's answer is whole; "
+                 "sum of go tool pprof's reading of each; the timeline has a point per profile (the bucket's without an "
+                 "id), totalling the sum; avg is not read and says partial; a front end's answer is whole; "
                  "pgo and regressions (two windows, each parsed twice) are whole; while local retention deletes the segments, "
                  "every sum that says it is whole counts every profile; a cache too small, or the bucket down: "
                  "partial, and why", bucket_reads)
