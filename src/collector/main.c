@@ -309,7 +309,7 @@ static int bucket_list(app *a, uint64_t seq, int64_t from, int64_t to, upload_se
   }
   if (now != seq) {
     free(*segs);
-    pp_err_set(err, PP_EIO, "local retention deleted segments while the merge read the store (ask again)");
+    pp_err_set(err, PP_EIO, "local retention deleted segments while the answer read the store (ask again)");
     return BUCKET_RACED;
   }
   return 0;

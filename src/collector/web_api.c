@@ -1183,8 +1183,7 @@ static int bucket_rows(const web_ctx *x, const selection *s, uint64_t seq, bool 
   int br = x->h->bucket_points(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, limit, &b, &nb, &held, &berr);
   int o = bucket_outcome(x, s, br, last, &held, &berr, err);
   if (o == WEB_RACED) store_rows_free(*rows, *n), *rows = NULL, *n = 0;
-  if (o != WEB_READ || !nb) return store_rows_free(b, nb), o;
-  x->fi->bucket_profiles += nb;
+  if (o != WEB_READ || !nb) return store_rows_free(b, nb), o == WEB_READ ? 0 : o;
   store_row *all = malloc((*n + nb) * sizeof *all);
   if (!all) {
     store_rows_free(b, nb);
@@ -1199,6 +1198,7 @@ static int bucket_rows(const web_ctx *x, const selection *s, uint64_t seq, bool 
   for (size_t d = 0; d < drop; d++) store_row_release(&all[d]);
   memmove(all, all + drop, (k - drop) * sizeof *all);
   *rows = all, *n = k - drop;
+  for (size_t d = 0; d < *n; d++) x->fi->bucket_profiles += all[d].id == 0; /* (the bucket's points kept) */
   return 0;
 }
 

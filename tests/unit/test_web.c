@@ -348,6 +348,8 @@ typedef struct fake_bucket {
   int answer;               /* bucket_merged's result */
   unsigned calls;           /* bucket_merged's calls */
   upload_bucket_only held;  /* as bucket_merged lists it */
+  int64_t ends[4];          /* bucket_points: its rows' end times (0 ends the list), copies of the
+                               store's first row otherwise */
 } fake_bucket;
 
 static void fake_only(void *ud, bool now, upload_bucket_only *ret, uint64_t *ret_seq) {
@@ -365,24 +367,50 @@ static int fake_merged(void *ud, uint64_t seq, const store_matcher *m, size_t nm
   (void)ret, (void)ret_count, (void)info;
   f->calls++;
   *held = f->held;
-  if (f->answer == BUCKET_RACED) pp_err_set(err, PP_EIO, "local retention deleted segments while the merge read the store (ask again)");
+  if (f->answer == BUCKET_RACED) pp_err_set(err, PP_EIO, "local retention deleted segments while the answer read the store (ask again)");
   return f->answer;
 }
 
-/* The render of type=cpu&agg=sum over a store of one record, the bucket answering `answer`;
- * the bucket-only range the request saw as it came: `seen` segments (0: none yet). The answer's
- * body in *body (freed by the caller). */
-static unsigned render_with_bucket(store *st, fake_bucket *f, uint64_t seen, char **body) {
-  web_hooks h = {.st = st, .ud = f, .bucket_only = fake_only, .bucket_merged = fake_merged};
+static int fake_points(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                       int64_t to, size_t limit, store_row **ret, size_t *ret_n, upload_bucket_only *held, pp_err *err) {
+  fake_bucket *f = ud;
+  (void)seq;
+  f->calls++;
+  *held = f->held;
+  *ret = NULL, *ret_n = 0;
+  if (f->answer == BUCKET_RACED) pp_err_set(err, PP_EIO, "local retention deleted segments while the answer read the store (ask again)");
+  if (f->answer) return f->answer;
+  store_row *one = NULL;
+  size_t n1 = 0;
+  if (store_list_points(f->st, m, nm, type, from, to, limit, &one, &n1, err) < 0 || n1 == 0) return PP_EIO;
+  size_t n = 0;
+  while (n < 4 && f->ends[n]) n++;
+  store_row *v = calloc(n ? n : 1, sizeof *v);
+  for (size_t i = 0; v && i < n; i++) {
+    v[i] = (store_row){0, 0, strdup(one[0].labels_json), strdup(one[0].type), f->ends[i] - 1000, f->ends[i], 0,
+                       strdup(one[0].sample_types), strdup(one[0].totals), 1};
+  }
+  store_rows_free(one, n1);
+  *ret = v, *ret_n = v ? n : 0;
+  return v ? 0 : PP_ENOMEM;
+}
+
+/* `what` (render: type=cpu&agg=sum; timeline: type=cpu) over a store of one record, the bucket
+ * answering `answer`, a merge reading at most max_records; the bucket-only range the request
+ * saw as it came: `seen` segments (0: none yet). The answer's body in *body (freed by the
+ * caller). */
+static unsigned ask_with_bucket(void (*what)(const web_ctx *, const web_params *, web_resp *), store *st, fake_bucket *f,
+                                uint64_t seen, size_t max_records, char **body) {
+  web_hooks h = {.st = st, .ud = f, .bucket_only = fake_only, .bucket_merged = fake_merged, .bucket_points = fake_points};
   web_fanout_info fi;
   memset(&fi, 0, sizeof fi);
-  web_ctx x = {.h = &h, .budget = (size_t)256 << 20, .max_records = 1000, .fi = &fi};
+  web_ctx x = {.h = &h, .budget = (size_t)256 << 20, .max_records = max_records, .fi = &fi};
   fake_only(f, true, &x.bo, &x.seq);
   x.bo.segments = seen;
-  web_params p = {.k = {"type", "agg"}, .v = {"cpu", "sum"}, .n = 2};
+  web_params p = {.k = {"type", "agg"}, .v = {"cpu", "sum"}, .n = what == web_api_render ? 2 : 1};
   web_resp out;
   memset(&out, 0, sizeof out);
-  web_api_render(&x, &p, &out);
+  what(&x, &p, &out);
   *body = out.body ? strndup(out.body->data, out.body->len) : strndup(out.data ? out.data : "", out.len);
   unsigned st_ = out.status;
   web_resp_release(&out);
@@ -391,7 +419,9 @@ static unsigned render_with_bucket(store *st, fake_bucket *f, uint64_t seen, cha
 
 /* A merge the store's deletions raced is asked again, three times in all; the last answers
  * partial and says why, naming the range as the bucket's hook listed it (not as the request saw
- * it: none). A bucket holding nothing of the window leaves the answer whole, asked once. */
+ * it: none). A bucket holding nothing of the window leaves the answer whole, asked once. A
+ * timeline's points from the bucket come in order, the newest max_records kept, and raced
+ * likewise. */
 static void bucket_merge_tries(void) {
   snprintf(dir_, sizeof dir_, "/tmp/pprof-web-test-%d", (int)getpid());
   char cmd[300];
@@ -420,21 +450,46 @@ static void bucket_merge_tries(void) {
 
   fake_bucket f = {.st = st, .answer = BUCKET_RACED, .held = {.segments = 7, .from_ns = 1, .to_ns = end}};
   char *body = NULL;
-  CHECK_EQ_I64(render_with_bucket(st, &f, 0, &body), 200);
+  CHECK_EQ_I64(ask_with_bucket(web_api_render, st, &f, 0, 1000, &body), 200);
   CHECK_EQ_I64(f.calls, 3);
   CHECK(body && strstr(body, "\"partial\":true") != NULL);
   CHECK(body && strstr(body, "\"bucketOnly\":{\"segments\":7,") != NULL);
-  CHECK(body && strstr(body, "while the merge read the store (ask again)") != NULL);
+  CHECK(body && strstr(body, "while the answer read the store (ask again)") != NULL);
   CHECK(body && strstr(body, "\"profiles\":1") != NULL); /* the local part still answered */
   if (!body || !strstr(body, "(ask again)")) fprintf(stderr, "  raced: %s\n", body ? body : "(none)");
   free(body);
 
   f = (fake_bucket){.st = st, .answer = BUCKET_NONE, .held = {.segments = 7, .from_ns = 1, .to_ns = end}};
-  CHECK_EQ_I64(render_with_bucket(st, &f, 7, &body), 200);
+  CHECK_EQ_I64(ask_with_bucket(web_api_render, st, &f, 7, 1000, &body), 200);
   CHECK_EQ_I64(f.calls, 1);
   CHECK(body && strstr(body, "\"partial\":false") != NULL);
   CHECK(body && strstr(body, "bucketOnly") == NULL);
   if (!body || !strstr(body, "\"partial\":false")) fprintf(stderr, "  none: %s\n", body ? body : "(none)");
+  free(body);
+
+  /* a timeline: the bucket's points in among the local one by end time, null ids, counted in
+   * bucketRead; with room for two, the newest two (the local record is id 1) */
+  f = (fake_bucket){.st = st, .held = {.segments = 7, .from_ns = 1, .to_ns = end}, .ends = {end - 2000, end + 1000}};
+  CHECK_EQ_I64(ask_with_bucket(web_api_timeline, st, &f, 7, 1000, &body), 200);
+  CHECK(body && strstr(body, "\"ids\":[null,1,null]") != NULL);
+  CHECK(body && strstr(body, "\"bucketRead\":{\"windows\":1,\"profiles\":2}") != NULL);
+  CHECK(body && strstr(body, "\"partial\":false") != NULL);
+  if (!body || !strstr(body, "[null,1,null]")) fprintf(stderr, "  timeline: %s\n", body ? body : "(none)");
+  free(body);
+  f.calls = 0;
+  CHECK_EQ_I64(ask_with_bucket(web_api_timeline, st, &f, 7, 2, &body), 200);
+  CHECK(body && strstr(body, "\"ids\":[1,null]") != NULL);
+  CHECK(body && strstr(body, "\"bucketRead\":{\"windows\":1,\"profiles\":1}") != NULL);
+  if (!body || !strstr(body, "[1,null]")) fprintf(stderr, "  newest two: %s\n", body ? body : "(none)");
+  free(body);
+  /* raced every time: three tries, then the local point alone, partial and why */
+  f = (fake_bucket){.st = st, .answer = BUCKET_RACED, .held = {.segments = 7, .from_ns = 1, .to_ns = end}};
+  CHECK_EQ_I64(ask_with_bucket(web_api_timeline, st, &f, 0, 1000, &body), 200);
+  CHECK_EQ_I64(f.calls, 3);
+  CHECK(body && strstr(body, "\"ids\":[1]") != NULL);
+  CHECK(body && strstr(body, "\"partial\":true") != NULL);
+  CHECK(body && strstr(body, "\"bucketOnly\":{\"segments\":7,") != NULL);
+  CHECK(body && strstr(body, "(ask again)") != NULL);
   free(body);
   store_close(st);
   CHECK(system(cmd) == 0);
