@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """History read back from the object store (issue 15 §3, §5), part of `make bench`: the same
-render (a sum) over the same profiles, asked of a collector that holds them on its disk, and of
+render (a sum), and the same timeline, over the same profiles, asked of a collector that holds them on its disk, and of
 one whose local retention deleted them after their upload, so that the render downloads the
 segments into its cache (the first time) and reads them from the cache (after that).
 
@@ -62,6 +62,19 @@ def local_profiles(c, path):
     if r.status != 200:
         raise RuntimeError(f"{path}: {r.status} {data[:200]!r}")
     return json.loads(data)["data"].get("profiles", 0)
+
+
+def timed(u, path):
+    """(median, min, max) ms of RUNS requests of path after one warm-up, and the answer's bytes."""
+    c = conn(u)
+    size = len(get(c, path))
+    ms = []
+    for _ in range(RUNS):
+        t0 = time.perf_counter()
+        get(c, path)
+        ms.append((time.perf_counter() - t0) * 1000)
+    c.close()
+    return statistics.median(ms), min(ms), max(ms), size
 
 
 def conn(url):
@@ -135,15 +148,21 @@ def main():
         for name, u in (("bucket: read from its cache", bucket),
                         ("local: every profile on the collector's disk, raw profiles only (--query-raw-only)", raw),
                         ("local: the same, its rollups answering (the default)", local)):
-            c = conn(u)
-            size = len(get(c, path))
-            ms = []
-            for _ in range(RUNS):
-                t0 = time.perf_counter()
-                get(c, path)
-                ms.append((time.perf_counter() - t0) * 1000)
-            c.close()
-            rows.append((name, statistics.median(ms), min(ms), max(ms), size))
+            rows.append((name, *timed(u, path)))
+        # the timeline over the same window: a point per profile from the bucket's cache, against
+        # the local raw profiles' (the default's rollup points are fewer: shown beside)
+        tl = path.replace("/api/v1/render", "/api/v1/timeline").replace("&agg=sum", "").replace("&max_nodes=16384", "")
+        pts = {}
+        for name, u in (("timeline: bucket, read from its cache", bucket),
+                        ("timeline: local, raw profiles only (--query-raw-only)", raw),
+                        ("timeline: local, the default (rollup points where raw is gone)", local)):
+            d = json.loads(get(conn(u), tl))
+            pts[u] = sum(len(e["points"]) for e in d["data"])
+            if u == bucket and (d.get("partial") is not False or d.get("bucketRead", {}).get("profiles") != OLD):
+                raise RuntimeError(f"the timeline did not read the bucket: {d.get('partial')} {d.get('bucketRead')}")
+            rows.append((f"{name}: {pts[u]:,} points", *timed(u, tl)))
+        if pts[bucket] != OLD or pts[raw] != OLD:
+            raise RuntimeError(f"timeline points: bucket {pts[bucket]}, raw {pts[raw]}, want {OLD}")
         if metric(bucket, "collector_bucket_downloads_total") != dl:
             raise RuntimeError("reads from the cache downloaded again")
     finally:
@@ -155,8 +174,8 @@ def main():
         shutil.rmtree(s3.dir, ignore_errors=True)
         if os.path.exists(s3.log):
             os.unlink(s3.log)
-    lines = [f"{OLD:,} CPU profiles (50 series, three hours old), the same render (agg=sum, max_nodes 16384), answer "
-             f"cache off; first reads {COLD} times on a restarted collector, the others {RUNS} requests each; the "
+    lines = [f"{OLD:,} CPU profiles (50 series, three hours old), the same render (agg=sum, max_nodes 16384) and "
+             f"timeline, answer cache off; first reads {COLD} times on a restarted collector, the others {RUNS} requests each; the "
              f"totals checked equal:", "",
              "| asked | median | min | max | answer bytes |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {n} | {m:.1f} ms | {lo:.1f} ms | {hi:.1f} ms | {s:,} |" for n, m, lo, hi, s in rows]

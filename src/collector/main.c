@@ -424,9 +424,9 @@ static void hook_metrics(void *ud, pp_buf *out) {
     bucket_stats bs;
     bucket_get_stats(a->bk, &bs);
     const u64_metric m[] = {
-        {"collector_bucket_reads_total", "counter", "Merges that read history only the object store holds.", bs.merges},
+        {"collector_bucket_reads_total", "counter", "Merges and timelines that read history only the object store holds.", bs.merges},
         {"collector_bucket_read_failures_total", "counter",
-         "Merges that could not read it (a download failed, over the cache's budget): their answers say they are partial.",
+         "Merges and timelines that could not read it (a download failed, over the cache's budget): their answers say they are partial.",
          bs.failures},
         {"collector_bucket_downloads_total", "counter", "Segments downloaded from the object store for merges.", bs.downloads},
         {"collector_bucket_download_bytes_total", "counter", "Their bytes.", bs.download_bytes},
