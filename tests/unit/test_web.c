@@ -359,27 +359,30 @@ static void fake_only(void *ud, bool now, upload_bucket_only *ret, uint64_t *ret
   *ret_seq = store_deletions(f->st);
 }
 
+/* A hook's call counted, the range it lists given, and its answer (with a reason when it fails) */
+static int fake_answer(fake_bucket *f, upload_bucket_only *held, pp_err *err) {
+  f->calls++;
+  *held = f->held;
+  if (f->answer == BUCKET_RACED) pp_err_set(err, PP_EIO, "local retention deleted segments while the answer read the store (ask again)");
+  else if (f->answer < 0) pp_err_set(err, f->answer, "the bucket's fake failure %d", f->answer);
+  return f->answer;
+}
+
 static int fake_merged(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
                        int64_t to, store_agg agg, size_t max_records, size_t budget, pprof_profile **ret,
                        size_t *ret_count, store_merge_info *info, upload_bucket_only *held, pp_err *err) {
   fake_bucket *f = ud;
   (void)seq, (void)m, (void)nm, (void)type, (void)from, (void)to, (void)agg, (void)max_records, (void)budget;
   (void)ret, (void)ret_count, (void)info;
-  f->calls++;
-  *held = f->held;
-  if (f->answer == BUCKET_RACED) pp_err_set(err, PP_EIO, "local retention deleted segments while the answer read the store (ask again)");
-  return f->answer;
+  return fake_answer(f, held, err);
 }
 
 static int fake_points(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
                        int64_t to, size_t limit, store_row **ret, size_t *ret_n, upload_bucket_only *held, pp_err *err) {
   fake_bucket *f = ud;
   (void)seq;
-  f->calls++;
-  *held = f->held;
   *ret = NULL, *ret_n = 0;
-  if (f->answer == BUCKET_RACED) pp_err_set(err, PP_EIO, "local retention deleted segments while the answer read the store (ask again)");
-  if (f->answer) return f->answer;
+  if (fake_answer(f, held, err)) return f->answer;
   store_row *one = NULL;
   size_t n1 = 0;
   if (store_list_points(f->st, m, nm, type, from, to, limit, &one, &n1, err) < 0 || n1 == 0) return PP_EIO;
@@ -417,12 +420,8 @@ static unsigned ask_with_bucket(void (*what)(const web_ctx *, const web_params *
   return st_;
 }
 
-/* A merge the store's deletions raced is asked again, three times in all; the last answers
- * partial and says why, naming the range as the bucket's hook listed it (not as the request saw
- * it: none). A bucket holding nothing of the window leaves the answer whole, asked once. A
- * timeline's points from the bucket come in order, the newest max_records kept, and raced
- * likewise. */
-static void bucket_merge_tries(void) {
+/* A fresh store in dir_ holding one CPU record (id 1) that ends at *end; NULL when it cannot. */
+static store *one_record_store(int64_t *end) {
   snprintf(dir_, sizeof dir_, "/tmp/pprof-web-test-%d", (int)getpid());
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir_);
@@ -431,7 +430,7 @@ static void bucket_merge_tries(void) {
   store *st = NULL;
   pp_err err = {0};
   CHECK(store_open(&o, &st, NULL, &err) == 0);
-  if (!st) return;
+  if (!st) return NULL;
   const char *td = getenv("PPROF_TESTDATA");
   char path[512];
   snprintf(path, sizeof path, "%s/gotarget/cpu-1.pb.gz", td ? td : "../shared/testdata/pprof");
@@ -441,13 +440,29 @@ static void bucket_merge_tries(void) {
   pprof_profile *prof = NULL;
   CHECK(b && pprof_decode(b, len, NULL, &prof, NULL) == 0);
   store_label l[1] = {{"monitor", "app"}};
-  int64_t end = pp_clock_real_ns();
-  store_record r = {l, 1, "cpu", end - 1000, end, b, len, prof};
+  *end = pp_clock_real_ns();
+  store_record r = {l, 1, "cpu", *end - 1000, *end, b, len, prof};
   bool enospc = false;
   CHECK(store_append(st, &r, &enospc, &err) == 0);
   pprof_free(prof);
   free(b);
+  return st;
+}
 
+static void close_removed(store *st) {
+  store_close(st);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir_);
+  CHECK(system(cmd) == 0);
+}
+
+/* A merge the store's deletions raced is asked again, three times in all; the last answers
+ * partial and says why, naming the range as the bucket's hook listed it (not as the request saw
+ * it: none). A bucket holding nothing of the window leaves the answer whole, asked once. */
+static void bucket_merge_tries(void) {
+  int64_t end;
+  store *st = one_record_store(&end);
+  if (!st) return;
   fake_bucket f = {.st = st, .answer = BUCKET_RACED, .held = {.segments = 7, .from_ns = 1, .to_ns = end}};
   char *body = NULL;
   CHECK_EQ_I64(ask_with_bucket(web_api_render, st, &f, 0, 1000, &body), 200);
@@ -466,33 +481,53 @@ static void bucket_merge_tries(void) {
   CHECK(body && strstr(body, "bucketOnly") == NULL);
   if (!body || !strstr(body, "\"partial\":false")) fprintf(stderr, "  none: %s\n", body ? body : "(none)");
   free(body);
+  close_removed(st);
+}
 
-  /* a timeline: the bucket's points in among the local one by end time, null ids, counted in
-   * bucketRead; with room for two, the newest two (the local record is id 1) */
-  f = (fake_bucket){.st = st, .held = {.segments = 7, .from_ns = 1, .to_ns = end}, .ends = {end - 2000, end + 1000}};
+/* A timeline's points from the bucket come in among the local one by end time, the newest
+ * max_records kept; raced every time, three tries; a read that fails leaves the local point,
+ * partial and why; out of memory fails the timeline (503), nothing half-built. */
+static void bucket_timeline_points(void) {
+  int64_t end;
+  store *st = one_record_store(&end);
+  if (!st) return;
+  char *body = NULL;
+  /* null ids for the bucket's, counted in bucketRead (the local record is id 1) */
+  fake_bucket f = {.st = st, .held = {.segments = 7, .from_ns = 1, .to_ns = end}, .ends = {end - 2000, end + 1000}};
   CHECK_EQ_I64(ask_with_bucket(web_api_timeline, st, &f, 7, 1000, &body), 200);
   CHECK(body && strstr(body, "\"ids\":[null,1,null]") != NULL);
   CHECK(body && strstr(body, "\"bucketRead\":{\"windows\":1,\"profiles\":2}") != NULL);
   CHECK(body && strstr(body, "\"partial\":false") != NULL);
   if (!body || !strstr(body, "[null,1,null]")) fprintf(stderr, "  timeline: %s\n", body ? body : "(none)");
   free(body);
-  f.calls = 0;
+  /* room for two: the newest two */
   CHECK_EQ_I64(ask_with_bucket(web_api_timeline, st, &f, 7, 2, &body), 200);
   CHECK(body && strstr(body, "\"ids\":[1,null]") != NULL);
   CHECK(body && strstr(body, "\"bucketRead\":{\"windows\":1,\"profiles\":1}") != NULL);
   if (!body || !strstr(body, "[1,null]")) fprintf(stderr, "  newest two: %s\n", body ? body : "(none)");
   free(body);
-  /* raced every time: three tries, then the local point alone, partial and why */
-  f = (fake_bucket){.st = st, .answer = BUCKET_RACED, .held = {.segments = 7, .from_ns = 1, .to_ns = end}};
-  CHECK_EQ_I64(ask_with_bucket(web_api_timeline, st, &f, 0, 1000, &body), 200);
-  CHECK_EQ_I64(f.calls, 3);
-  CHECK(body && strstr(body, "\"ids\":[1]") != NULL);
-  CHECK(body && strstr(body, "\"partial\":true") != NULL);
-  CHECK(body && strstr(body, "\"bucketOnly\":{\"segments\":7,") != NULL);
-  CHECK(body && strstr(body, "(ask again)") != NULL);
+  /* raced every time, then a failed read: the local point alone, partial and why */
+  const struct {
+    int answer;
+    unsigned calls;
+    const char *why;
+  } failing[] = {{BUCKET_RACED, 3, "(ask again)"}, {PP_EIO, 1, "the bucket's fake failure"}};
+  for (size_t i = 0; i < sizeof failing / sizeof failing[0]; i++) {
+    f = (fake_bucket){.st = st, .answer = failing[i].answer, .held = {.segments = 7, .from_ns = 1, .to_ns = end}};
+    CHECK_EQ_I64(ask_with_bucket(web_api_timeline, st, &f, 0, 1000, &body), 200);
+    CHECK_EQ_I64(f.calls, failing[i].calls);
+    CHECK(body && strstr(body, "\"ids\":[1]") != NULL);
+    CHECK(body && strstr(body, "\"partial\":true") != NULL);
+    CHECK(body && strstr(body, "\"bucketOnly\":{\"segments\":7,") != NULL);
+    CHECK(body && strstr(body, failing[i].why) != NULL);
+    if (!body || !strstr(body, failing[i].why)) fprintf(stderr, "  failing %zu: %s\n", i, body ? body : "(none)");
+    free(body);
+  }
+  f = (fake_bucket){.st = st, .answer = PP_ENOMEM, .held = {.segments = 7, .from_ns = 1, .to_ns = end}};
+  CHECK_EQ_I64(ask_with_bucket(web_api_timeline, st, &f, 0, 1000, &body), 503);
+  CHECK(body && strstr(body, "\"data\"") == NULL);
   free(body);
-  store_close(st);
-  CHECK(system(cmd) == 0);
+  close_removed(st);
 }
 
 int main(void) {
@@ -504,5 +539,6 @@ int main(void) {
   RUN(pool_retry_cap_and_queue_wait);
   RUN(auth_cache_and_limits);
   RUN(bucket_merge_tries);
+  RUN(bucket_timeline_points);
   return tt_finish();
 }
