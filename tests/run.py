@@ -384,6 +384,7 @@ def main():
         n, _, p = a.partition(":")
         parts = [x for x in p.split(",") if x] or None
         print(f"# suite {a}", flush=True)
+        began = time.time()
         before = t.passed + t.failed + t.tool_passed + t.tool_failed
         try:
             SUITES[n](t, parts)
@@ -396,6 +397,8 @@ def main():
         # a selection that ran no case at all has checked nothing: that is a failure, not a pass
         if t.passed + t.failed + t.tool_passed + t.tool_failed == before:
             t.tool(f"suite {a} ran at least one case", False)
+        # (what each suite takes of CI's 90 minutes)
+        print(f"# suite {a}: {time.time() - began:.0f}s", flush=True)
     print(f"# {time.time() - start:.0f}s", flush=True)
     if t.failures:
         print("# failed: " + ", ".join(t.failures[:50]), flush=True)

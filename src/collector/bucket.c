@@ -90,10 +90,9 @@ void bucket_free(bucket *b) {
   free(b);
 }
 
-/* Whether a merge by agg may read segs: sums of raw segments that no local rollup answers for
+/* Whether a merge or timeline may read segs: raw segments that no local rollup answers for
  * (bucket.h). */
-static bool readable(const upload_segment *segs, size_t n, store_agg agg, int64_t raw_stood_in) {
-  if (agg != STORE_AGG_SUM) return false;
+static bool readable(const upload_segment *segs, size_t n, int64_t raw_stood_in) {
   /* the local store answers a window starting at or before raw_stood_in from its rollup, which
    * holds that window's profiles of every raw segment, these too (store.h): the end of the
    * last such hour bounds what would be counted twice */
@@ -206,12 +205,17 @@ static void count_read(bucket *b, int r) {
 
 int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_stood_in, store_agg agg,
                   const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to, size_t max_records,
-                  size_t budget, pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err) {
+                  size_t budget, pprof_profile **ret, size_t *ret_count, store_series_part **parts, size_t *nparts,
+                  store_merge_info *info, pp_err *err) {
+  *parts = NULL, *nparts = 0;
   if (!n) return BUCKET_NONE;
-  if (!readable(segs, n, agg, raw_stood_in)) return BUCKET_NOT_READ;
+  if (!readable(segs, n, raw_stood_in)) return BUCKET_NOT_READ;
   pthread_mutex_lock(&b->mu);
   int r = fill(b, segs, n, from, to, err);
-  if (r == 0) r = store_merged_info(b->st, m, nm, type, from, to, STORE_AGG_SUM, max_records, budget, ret, ret_count, info, err);
+  if (r == 0 && agg == STORE_AGG_SUM)
+    r = store_merged_info(b->st, m, nm, type, from, to, agg, max_records, budget, ret, ret_count, info, err);
+  else if (r == 0) /* per series over time: the local merge joins them (store_merged_with) */
+    r = store_series_parts(b->st, m, nm, type, from, to, agg, max_records, budget, parts, nparts, info, err);
   count_read(b, r);
   pthread_mutex_unlock(&b->mu);
   return r;
@@ -223,7 +227,7 @@ int bucket_points(bucket *b, const upload_segment *segs, size_t n, int64_t raw_s
   *ret = NULL, *ret_n = 0;
   if (!n) return BUCKET_NONE;
   /* (a point per profile: what would be counted twice in a sum would be drawn twice) */
-  if (!readable(segs, n, STORE_AGG_SUM, raw_stood_in)) return BUCKET_NOT_READ;
+  if (!readable(segs, n, raw_stood_in)) return BUCKET_NOT_READ;
   pthread_mutex_lock(&b->mu);
   int r = fill(b, segs, n, from, to, err);
   if (r == 0) r = store_list_points(b->st, m, nm, type, from, to, limit, ret, ret_n, err);

@@ -12,13 +12,14 @@
  * retention has deleted it, and the list is taken after the local merge with the store's
  * deletions unchanged since before it (store_deletions; else the caller is told, BUCKET_RACED).
  *
- * Only raw segments (tier 0) are read, and only for sums and timelines (bucket_points). A rollup segment in the list would
- * stand, in a store of its own, for windows whose raw profiles may still be local (their sum
- * would count them twice); so would a raw segment holding profiles of an hour the local store
- * answers from its rollup (tiered retention deleted raw profiles up to raw_stood_in, store.h);
- * and avg and latest are per series over time, which a sum of two stores' answers does not
- * give. So such a list, or a merge by avg or latest, is not read here: the caller's answer
- * stays partial and says so (web_fanout_info).
+ * Only raw segments (tier 0) are read, for merges and timelines (bucket_points). A rollup
+ * segment in the list would stand, in a store of its own, for windows whose raw profiles may
+ * still be local (their sum would count them twice); so would a raw segment holding profiles of
+ * an hour the local store answers from its rollup (tiered retention deleted raw profiles up to
+ * raw_stood_in, store.h). So such a list is not read here: the caller's answer stays partial and
+ * says so (web_fanout_info). avg and latest are per series over time, which a sum of two stores'
+ * answers does not give: for them the cache's store answers per series (store_series_parts)
+ * and the local merge joins its series to them (store_merged_with).
  *
  * Cache: what is downloaded stays for the next merge, within budget bytes; segments the merge
  * does not need go first (those used longest ago). Files are named by the cache's own count,
@@ -56,15 +57,18 @@ void bucket_free(bucket *b);
 #define BUCKET_NONE 2     /* no segment in the list: nothing lacks */
 #define BUCKET_RACED 3    /* the store changed under the merge (web.h's bucket_merged) */
 
-/* The sum of the selection's records in segs (upload_bucket_only_now's for [from, to]; n may
- * be 0), as store_merged_info answers it from the local store, within budget bytes. agg: the
- * merge's (resolved: not STORE_AGG_DEFAULT); raw_stood_in: the local store's
- * store_stats.raw_dropped_until_ns. BUCKET_NONE, BUCKET_NOT_READ; 0 with *ret; PP_EUSAGE when
- * segs hold none of the selection's records; PP_ELIMIT (over the cache's budget or the
- * merge's); PP_EIO (a download failed, or the cache's store did not open); PP_ENOMEM. */
+/* The merge of the selection's records in segs (upload_bucket_only_now's for [from, to]; n may
+ * be 0) within budget bytes: by sum, as store_merged_info answers it from the local store (0
+ * with *ret); by avg or latest, per series (0 with *parts, *nparts: store_series_parts', for
+ * store_merged_with; store_series_parts_free). agg: the merge's (resolved: not
+ * STORE_AGG_DEFAULT); raw_stood_in: the local store's store_stats.raw_dropped_until_ns.
+ * BUCKET_NONE, BUCKET_NOT_READ; 0; PP_EUSAGE when segs hold none of the selection's records;
+ * PP_ELIMIT (over the cache's budget or the merge's); PP_EIO (a download failed, or the cache's
+ * store did not open); PP_ENOMEM. */
 int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_stood_in, store_agg agg,
                   const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to, size_t max_records,
-                  size_t budget, pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err);
+                  size_t budget, pprof_profile **ret, size_t *ret_count, store_series_part **parts, size_t *nparts,
+                  store_merge_info *info, pp_err *err);
 
 /* A timeline's rows of the selection in segs (store_list_points over them, at most limit), as
  * the local store lists its own, with id 0: the cache's ids name no record a request can ask

@@ -318,15 +318,17 @@ static int bucket_list(app *a, uint64_t seq, int64_t from, int64_t to, upload_se
 /* That history's part of a merge (web.h, bucket.h). */
 static int hook_bucket_merged(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
                               int64_t to, store_agg agg, size_t max_records, size_t budget, pprof_profile **ret,
-                              size_t *ret_count, store_merge_info *info, upload_bucket_only *held, pp_err *err) {
+                              size_t *ret_count, store_series_part **parts, size_t *nparts, store_merge_info *info,
+                              upload_bucket_only *held, pp_err *err) {
   app *a = ud;
   upload_segment *segs;
   size_t n;
   int64_t stood_in;
+  *parts = NULL, *nparts = 0;
   int r = bucket_list(a, seq, from, to, &segs, &n, &stood_in, held, err);
   if (r != 0) return r;
-  r = bucket_merged(a->bk, segs, n, stood_in, agg, m, nm, type, from, to, max_records, budget, ret, ret_count, info,
-                        err);
+  r = bucket_merged(a->bk, segs, n, stood_in, agg, m, nm, type, from, to, max_records, budget, ret, ret_count, parts,
+                    nparts, info, err);
   free(segs);
   return r;
 }

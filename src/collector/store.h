@@ -335,6 +335,37 @@ int store_merged_info(store *s, const store_matcher *m, size_t nm, const char *t
                       store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
                       store_merge_info *ret_info, pp_err *err);
 
+/* One series' part of a merge by avg or latest, read from another store (the object store's
+ * cache, bucket.h) for this store's merge to join: avg and latest are per series over time, so
+ * two stores' answers do not add; their series' parts do. A series is named by its labels
+ * (store_row.labels_json: the same text in every store for the same label set). */
+typedef struct store_series_part {
+  char *labels;
+  pprof_profile *p; /* avg (and sum): the series' records merged, not divided; latest: its newest */
+  int64_t weight;   /* the records p stands for (a rollup counts as the records it stands for) */
+  int64_t end_ns;   /* the newest record's end */
+} store_series_part;
+
+/* The selection's merge by agg (resolved), per series: each series' records (latest: its
+ * newest) merged on their own, in series order, within budget bytes in all. ret_info as
+ * store_merged_info's. PP_EUSAGE when nothing matches; PP_ELIMIT; PP_ENOMEM. */
+int store_series_parts(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                       store_agg agg, size_t max_records, size_t budget, store_series_part **ret, size_t *ret_n,
+                       store_merge_info *ret_info, pp_err *err);
+void store_series_parts_free(store_series_part *v, size_t n);
+
+/* store_merged_info with another store's parts of the same selection joined, as if this store
+ * held their records too: avg: a part's sum and weight join the series of the same labels
+ * before it is divided, or are divided on their own; latest: a part stands for its series when
+ * its end is newer than the series' newest here (or the series has none here); sum: every part
+ * added. Parts whose sample types differ from the merge's are left out, as records are. The
+ * parts' profiles may be changed (divided); the caller still frees them. ret_count counts the
+ * parts' weight taken (ret_info tells of this store's records alone). PP_EUSAGE only when
+ * neither this store nor the parts hold anything of the selection. */
+int store_merged_with(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                      store_agg agg, size_t max_records, size_t budget, store_series_part *parts, size_t nparts,
+                      pprof_profile **ret, size_t *ret_count, store_merge_info *ret_info, pp_err *err);
+
 /* store_list_rows for a timeline: the raw rows, and where tiered retention deleted a window's
  * raw profiles, the rollup that stands for them (the hour's when there is one, else the 10
  * minutes'), as a row with a negative id, start_ns its window's start and end_ns 1 ns before its

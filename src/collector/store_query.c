@@ -505,7 +505,8 @@ static bool series_with_rollups(sel_stmts *q, int64_t sid, const char *labels, c
     e->row.end_ns = w1 - 1; /* sorts with the last profiles it stands for */
     store__take_loc(q->rollups, 4, e);
     e->weight = e->row.count = count;
-    if (q->mode == SEL_POINTS && !rollup_point(q->rollups, e, labels, type, count)) {
+    /* (a merge's rows name their series too: another store's parts join it by them) */
+    if (q->mode == SEL_POINTS ? !rollup_point(q->rollups, e, labels, type, count) : !(e->row.labels_json = strdup(labels))) {
       ok = false;
       break;
     }
@@ -801,8 +802,54 @@ typedef struct merge_job {
   pprof_merger *series;
   int64_t series_id, series_weight;
   size_t cap; /* memory cap shared by mg, series and ids (0 = none) */
-  bool mg_added; /* a profile went into mg itself (a PPR1 record's) */
+  bool mg_added; /* a profile went into mg itself (a PPR1 record's, a part's) */
+  struct part_index *parts; /* another store's parts to join (store_merged_with), or NULL */
+  const char *series_labels; /* avg: the series being merged */
 } merge_job;
+
+/* Another store's parts by their labels (store_merged_with). */
+typedef struct part_index {
+  store_series_part *v;
+  size_t n;
+  htab by_labels; /* labels -> key index */
+  size_t *part_of; /* key index -> part */
+  bool *taken;     /* joined a series here (avg), or settled against its newest here (latest) */
+} part_index;
+
+static void parts_index_free(part_index *x) {
+  htab_free(&x->by_labels);
+  free(x->part_of);
+  free(x->taken);
+}
+
+static int parts_index(part_index *x, store_series_part *v, size_t n, pp_err *err) {
+  memset(x, 0, sizeof *x);
+  x->v = v, x->n = n;
+  x->part_of = malloc((n ? n : 1) * sizeof *x->part_of);
+  x->taken = calloc(n ? n : 1, sizeof *x->taken);
+  if (!x->part_of || !x->taken || htab_init(&x->by_labels, n ? n : 1, 0) < 0) {
+    parts_index_free(x);
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    uint32_t k;
+    int r = htab_intern(&x->by_labels, v[i].labels, strlen(v[i].labels), &k);
+    if (r < 0) {
+      parts_index_free(x);
+      return pp_err_set(err, PP_ENOMEM, "out of memory");
+    }
+    if (r == 1) x->part_of[k] = i; /* (a label set twice in one store: the second stands alone) */
+  }
+  return 0;
+}
+
+/* The part of the series with these labels no series took yet, or NULL; its index in *ret_i. */
+static store_series_part *parts_find(const part_index *x, const char *labels, size_t *ret_i) {
+  int64_t k = x && labels ? htab_find(&x->by_labels, labels, strlen(labels)) : -1;
+  if (k < 0 || x->taken[x->part_of[k]]) return NULL;
+  *ret_i = x->part_of[k];
+  return &x->v[*ret_i];
+}
 
 /* With a cap, what one part may hold: what the others leave of it. */
 static size_t cap_left(const merge_job *j, size_t others) {
@@ -824,6 +871,15 @@ static int flush_ids(merge_job *j, pprof_merger *into, pprof_profile **ret, pp_e
 static int flush_series(merge_job *j, pp_err *err) {
   if (!j->series) return 0;
   int r = flush_ids(j, j->series, NULL, err);
+  /* the other store's records of this series join it before it is divided */
+  size_t i;
+  store_series_part *x = r == 0 ? parts_find(j->parts, j->series_labels, &i) : NULL;
+  if (x) {
+    j->parts->taken[i] = true;
+    if (j->cap) pprof_merger_set_limit(j->series, cap_left(j, pprof_merger_bytes(j->mg) + idm_bytes(j->ids)));
+    if ((r = pprof_merger_add(j->series, x->p, 1, err)) == 0) j->series_weight += x->weight, j->merged += x->weight;
+    if (r == PP_EMISMATCH) r = 0;
+  }
   pprof_profile *p = NULL;
   if (r == 0 && j->series_weight) r = pprof_merger_finish(j->series, &p, err);
   else pprof_merger_free(j->series);
@@ -834,6 +890,22 @@ static int flush_series(merge_job *j, pp_err *err) {
   r = pprof_merger_add(j->mg, p, 1, err);
   pprof_free(p);
   return r == PP_EMISMATCH ? 0 : r;
+}
+
+/* The parts no series here took, each on its own (avg: divided by the records it stands for). */
+static int add_parts(merge_job *j, pp_err *err) {
+  for (size_t i = 0; j->parts && i < j->parts->n; i++) {
+    store_series_part *x = &j->parts->v[i];
+    if (j->parts->taken[i]) continue;
+    j->parts->taken[i] = true;
+    if (j->avg && x->weight > 1) pprof_scale(x->p, 1.0 / (double)x->weight);
+    if (j->cap) pprof_merger_set_limit(j->mg, cap_left(j, idm_bytes(j->ids)));
+    int r = pprof_merger_add(j->mg, x->p, 1, err);
+    if (r == PP_EMISMATCH) continue;
+    if (r < 0) return r;
+    j->merged += x->weight, j->mg_added = true;
+  }
+  return 0;
 }
 
 /* One record into the merge, in pick order; unreadable records (deleted by retention
@@ -847,6 +919,7 @@ static int merge_record(merge_job *j, sym_reader *rd, const row_loc *row, pp_err
       if ((r = flush_series(j, err)) < 0) return r;
       if ((r = pprof_merger_new(&j->series, err)) < 0) return r;
       j->series_id = row->row.series_id;
+      j->series_labels = row->row.labels_json;
       j->series_weight = 0;
     }
     into = j->series;
@@ -911,8 +984,8 @@ static void prime_tables(store *s, sym_reader *rd, const row_loc *locs, const si
  * With a budget (0 = none), reading a record gets a quarter of it and the mergers and the
  * sums on ids share the rest. */
 static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg, bool avg,
-                        size_t budget, int64_t *ret_merged, pprof_profile **ret_direct, pp_err *err) {
-  merge_job mj = {.s = s, .mg = mg, .avg = avg};
+                        part_index *parts, size_t budget, int64_t *ret_merged, pprof_profile **ret_direct, pp_err *err) {
+  merge_job mj = {.s = s, .mg = mg, .avg = avg, .parts = parts};
   pprof_limits_default(&mj.lim);
   if (budget) {
     mj.lim.max_memory = budget / 4;
@@ -927,6 +1000,7 @@ static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_
     r = merge_record(&mj, &rd, row, err);
   }
   if (r == 0 && avg) r = flush_series(&mj, err);
+  if (r == 0) r = add_parts(&mj, err);
   if (r == 0 && !avg) r = flush_ids(&mj, mg, ret_direct && !mj.mg_added ? ret_direct : NULL, err);
   sym_reader_close(&rd);
   pprof_merger_free(mj.series);
@@ -937,7 +1011,7 @@ static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_
 
 int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg,
                       int64_t *ret_merged, pp_err *err) {
-  return merge_picked(s, locs, pick, npick, mg, false, 0, ret_merged, NULL, err);
+  return merge_picked(s, locs, pick, npick, mg, false, NULL, 0, ret_merged, NULL, err);
 }
 
 /* avg groups picks by series, each keeping its time order (qsort_r: queries run on several
@@ -962,59 +1036,79 @@ int store_merged_within(store *s, const store_matcher *m, size_t nm, const char 
   return store_merged_info(s, m, nm, type, from, to, agg, max_records, budget, ret, ret_count, NULL, err);
 }
 
-int store_merged_info(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
-                      store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
-                      store_merge_info *ret_info, pp_err *err) {
-  sqlite3 *db;
-  int r = store__open_reader(s, &db, err);
-  if (r < 0) return r;
-  row_loc *v = NULL;
-  size_t n = 0;
-  if (agg == STORE_AGG_DEFAULT) agg = store_default_agg(type, false);
-  r = select_rows(s, db, m, nm, type, from, to, max_records ? max_records : 10000,
-                  agg != STORE_AGG_LATEST && !s->opts.no_rollups ? SEL_MERGE : SEL_RAW, &v, &n, ret_info, err);
-  sqlite3_close(db);
-  if (r < 0) return r;
-  pprof_merger *mg = NULL;
-  int64_t merged = 0;
-  size_t nseries = 0;
-  if (n == 0) {
-    r = pp_err_set(err, PP_EUSAGE, "no profiles match the selection");
-    goto out;
-  }
-  if ((r = pprof_merger_new(&mg, err)) < 0) goto out;
-  /* rows are oldest first; for latest, take each series' last row */
-  size_t *pick = malloc(n * sizeof *pick), npick = 0;
-  if (!pick) {
-    r = pp_err_set(err, PP_ENOMEM, "out of memory");
-    goto out;
-  }
-  /* one pass from the newest: the first row seen of a series is its last; the count of
-   * distinct series divides for avg */
+/* The rows a merge by agg (resolved) takes, in the order it takes them (*ret, *ret_n): latest
+ * each series' newest (with parts: unless a part's is newer; the part is then left to stand
+ * for it, else settled), avg all of them grouped by series (each in time order), sum all.
+ * grouped: group by series for sum and latest too. */
+static int pick_rows(const row_loc *v, size_t n, store_agg agg, bool grouped, part_index *parts, size_t **ret,
+                     size_t *ret_n, pp_err *err) {
+  size_t *pick = malloc((n ? n : 1) * sizeof *pick), npick = 0;
+  bool *newest = calloc(n ? n : 1, sizeof *newest);
   htab seen;
-  bool *newest = calloc(n, sizeof *newest);
-  if (!newest || htab_init(&seen, 64, 0) < 0) {
+  if (!pick || !newest || htab_init(&seen, 64, 0) < 0) {
     free(newest);
     free(pick);
-    r = pp_err_set(err, PP_ENOMEM, "out of memory");
-    goto out;
+    return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
+  /* rows are oldest first: from the newest, the first row seen of a series is its last */
   for (size_t i = n; i-- > 0;) {
     uint32_t idx;
     newest[i] = htab_intern(&seen, &v[i].row.series_id, sizeof v[i].row.series_id, &idx) == 1;
   }
-  nseries = seen.count;
+  size_t nseries = seen.count;
   htab_free(&seen);
-  for (size_t i = 0; i < n; i++)
-    if (agg != STORE_AGG_LATEST || newest[i]) pick[npick++] = i;
+  for (size_t i = 0; i < n; i++) {
+    if (agg == STORE_AGG_LATEST && !newest[i]) continue;
+    size_t k;
+    store_series_part *x = agg == STORE_AGG_LATEST ? parts_find(parts, v[i].row.labels_json, &k) : NULL;
+    if (x && x->end_ns > v[i].row.end_ns) continue; /* the other store's is newer: it stands */
+    if (x) parts->taken[k] = true;
+    pick[npick++] = i;
+  }
   free(newest);
   /* avg: each series is averaged over its own records (series differ in how many they have),
    * then the averages are summed */
-  bool avg = agg == STORE_AGG_AVG;
-  if (avg && nseries > 1) qsort_r(pick, npick, sizeof *pick, cmp_pick_series, v);
+  if ((agg == STORE_AGG_AVG || grouped) && nseries > 1) qsort_r(pick, npick, sizeof *pick, cmp_pick_series, (void *)v);
+  *ret = pick, *ret_n = npick;
+  return 0;
+}
+
+/* The rows of a merge by agg (resolved). */
+static int merge_rows(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                      store_agg agg, size_t max_records, row_loc **ret, size_t *ret_n, store_merge_info *ret_info,
+                      pp_err *err) {
+  sqlite3 *db;
+  int r = store__open_reader(s, &db, err);
+  if (r < 0) return r;
+  r = select_rows(s, db, m, nm, type, from, to, max_records ? max_records : 10000,
+                  agg != STORE_AGG_LATEST && !s->opts.no_rollups ? SEL_MERGE : SEL_RAW, ret, ret_n, ret_info, err);
+  sqlite3_close(db);
+  return r;
+}
+
+int store_merged_with(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                      store_agg agg, size_t max_records, size_t budget, store_series_part *parts, size_t nparts,
+                      pprof_profile **ret, size_t *ret_count, store_merge_info *ret_info, pp_err *err) {
+  row_loc *v = NULL;
+  size_t n = 0;
+  if (agg == STORE_AGG_DEFAULT) agg = store_default_agg(type, false);
+  int r = merge_rows(s, m, nm, type, from, to, agg, max_records, &v, &n, ret_info, err);
+  if (r < 0) return r;
+  pprof_merger *mg = NULL;
+  int64_t merged = 0;
+  size_t *pick = NULL, npick = 0;
+  part_index px, *pp = NULL;
+  if (n == 0 && nparts == 0) {
+    r = pp_err_set(err, PP_EUSAGE, "no profiles match the selection");
+    goto out;
+  }
+  if (nparts) {
+    if ((r = parts_index(&px, parts, nparts, err)) < 0) goto out;
+    pp = &px;
+  }
+  if ((r = pprof_merger_new(&mg, err)) < 0 || (r = pick_rows(v, n, agg, false, pp, &pick, &npick, err)) < 0) goto out;
   pprof_profile *direct = NULL;
-  r = merge_picked(s, v, pick, npick, mg, avg, budget, &merged, &direct, err);
-  free(pick);
+  r = merge_picked(s, v, pick, npick, mg, agg == STORE_AGG_AVG, pp, budget, &merged, &direct, err);
   if (r < 0) goto out;
   if (merged == 0) {
     pprof_free(direct);
@@ -1030,8 +1124,73 @@ int store_merged_info(store *s, const store_matcher *m, size_t nm, const char *t
   }
   if (r == 0 && ret_count) *ret_count = (size_t)merged;
 out:
+  if (pp) parts_index_free(pp);
+  free(pick);
   pprof_merger_free(mg);
   store__rows_free(v, n);
+  return r;
+}
+
+int store_merged_info(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                      store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
+                      store_merge_info *ret_info, pp_err *err) {
+  return store_merged_with(s, m, nm, type, from, to, agg, max_records, budget, NULL, 0, ret, ret_count, ret_info, err);
+}
+
+void store_series_parts_free(store_series_part *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) free(v[i].labels), pprof_free(v[i].p);
+  free(v);
+}
+
+int store_series_parts(store *s, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                       store_agg agg, size_t max_records, size_t budget, store_series_part **ret, size_t *ret_n,
+                       store_merge_info *ret_info, pp_err *err) {
+  *ret = NULL, *ret_n = 0;
+  row_loc *v = NULL;
+  size_t n = 0;
+  if (agg == STORE_AGG_DEFAULT) agg = store_default_agg(type, false);
+  int r = merge_rows(s, m, nm, type, from, to, agg, max_records, &v, &n, ret_info, err);
+  if (r < 0) return r;
+  size_t *pick = NULL, npick = 0, np = 0, used = 0;
+  store_series_part *parts = NULL;
+  if (n == 0) {
+    r = pp_err_set(err, PP_EUSAGE, "no profiles match the selection");
+    goto out;
+  }
+  if ((r = pick_rows(v, n, agg, true, NULL, &pick, &npick, err)) < 0) goto out;
+  if (!(parts = calloc(npick, sizeof *parts))) {
+    r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    goto out;
+  }
+  /* a run of picks per series, each merged on its own within what the others left */
+  for (size_t g = 0, e; r == 0 && g < npick; g = e) {
+    for (e = g + 1; e < npick && v[pick[e]].row.series_id == v[pick[g]].row.series_id;) e++;
+    pprof_merger *mg = NULL;
+    pprof_profile *direct = NULL, *p = NULL;
+    int64_t merged = 0;
+    size_t left = budget ? (budget > used ? budget - used : 1) : 0;
+    if ((r = pprof_merger_new(&mg, err)) < 0) break;
+    r = merge_picked(s, v, pick + g, e - g, mg, false, NULL, left, &merged, &direct, err);
+    if (r == 0 && direct) p = direct, direct = NULL;
+    else if (r == 0 && merged) r = pprof_merger_finish(mg, &p, err), mg = NULL;
+    pprof_merger_free(mg);
+    if (r < 0 || !p) continue; /* (a series none of whose records could be read: none) */
+    used += p->mem.reserved;
+    if (budget && used > budget) {
+      pprof_free(p);
+      r = pp_err_set(err, PP_ELIMIT, "merge: the series' profiles need more than the memory limit of %zu bytes", budget);
+      break;
+    }
+    const char *labels = v[pick[g]].row.labels_json;
+    parts[np] = (store_series_part){strdup(labels ? labels : ""), p, merged, v[pick[e - 1]].row.end_ns};
+    if (!parts[np++].labels) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  if (r == 0 && np == 0) r = pp_err_set(err, PP_EUSAGE, "no readable profiles in the selection");
+out:
+  if (r < 0) store_series_parts_free(parts, np), parts = NULL, np = 0;
+  free(pick);
+  store__rows_free(v, n);
+  *ret = parts, *ret_n = np;
   return r;
 }
 

@@ -76,9 +76,11 @@ typedef struct web_hooks {
    * Read now once per job as it starts; an answer whose window meets that range and that does
    * not read it (bucket_merged) says it is partial and why (web_fanout_info.bucket). NULL: none. */
   void (*bucket_only)(void *ud, bool now, upload_bucket_only *ret, uint64_t *ret_seq);
-  /* That history's part of a merge (bucket.h's bucket_merged): the selection's sum over
-   * [from, to] by agg (resolved) from the object store, listed now; seq: store_deletions read
-   * before the local merge. BUCKET_NONE: none of it in the window (nothing lacks);
+  /* That history's part of a merge (bucket.h's bucket_merged): the selection's merge over
+   * [from, to] by agg (resolved) from the object store, listed now (sum: *ret; avg and latest:
+   * per series, *parts, for the local merge to join); seq: store_deletions read before the
+   * local merge (avg, latest: before this, the local merge after it). BUCKET_NONE: none of it in
+   * the window (nothing lacks);
    * BUCKET_NOT_READ: not readable for that merge (the answer stays partial); BUCKET_RACED: a
    * segment left the store since seq (the local merge and this list may count it twice or not at
    * all: not read, err says why); 0 with *ret; PP_EUSAGE: read, nothing of the selection there;
@@ -88,7 +90,8 @@ typedef struct web_hooks {
    * the bucket. */
   int (*bucket_merged)(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
                        store_agg agg, size_t max_records, size_t budget, pprof_profile **ret, size_t *ret_count,
-                       store_merge_info *info, upload_bucket_only *held, pp_err *err);
+                       store_series_part **parts, size_t *nparts, store_merge_info *info, upload_bucket_only *held,
+                       pp_err *err);
   /* That history's part of a timeline (bucket.h's bucket_points: store_list_points' rows of it,
    * ids 0, at most limit), listed now; seq, results and *held as bucket_merged's (0: *ret, to
    * store_rows_free, *ret_n may be 0). NULL: timelines never read the bucket. */

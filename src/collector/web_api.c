@@ -216,14 +216,15 @@ static void name_bucket(const web_ctx *x, const upload_bucket_only *held) {
 /* The history only the object store holds when the bucket is not read: the windows were noted
  * against what it held when the request came (x->bo); a segment local retention deleted since
  * may be of this window too, and then the answer lacks it and says so. */
-static void recheck_bucket(const web_ctx *x, const selection *s) {
-  if (store_deletions(x->h->st) == x->seq) return;
+static bool recheck_bucket(const web_ctx *x, const selection *s) {
+  if (store_deletions(x->h->st) == x->seq) return false;
   upload_bucket_only now;
   uint64_t seq;
   x->h->bucket_only(x->h->ud, true, &now, &seq);
-  if (!now.segments || now.to_ns < s->from || (s->to && now.from_ns > s->to)) return;
+  if (!now.segments || now.to_ns < s->from || (s->to && now.from_ns > s->to)) return false;
   name_bucket(x, &now);
   web_note_read(x, s->from, s->to, (int)s->agg, false);
+  return true;
 }
 
 #define WEB_RACED 1 /* from_bucket, bucket_rows: the store changed under the listing; do it again */
@@ -259,7 +260,7 @@ static int bucket_outcome(const web_ctx *x, const selection *s, int br, bool las
 static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool last, size_t budget, int r,
                        pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err) {
   if (!x->h->bucket_only || !x->fi || !s->type) return r;
-  if (!x->h->bucket_merged) return recheck_bucket(x, s), r;
+  if (!x->h->bucket_merged) return (void)recheck_bucket(x, s), r;
   store_agg agg = s->agg == STORE_AGG_DEFAULT ? store_default_agg(s->type, false) : s->agg;
   size_t used = r == 0 ? (*ret)->mem.reserved : 0;
   size_t left = budget ? (budget > used ? budget - used : 1) : 0;
@@ -270,8 +271,11 @@ static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool 
   upload_bucket_only held = {0};
   pp_err berr = {0};
   /* (listed now, after the local merge: the segments deleted since the request came are in it) */
+  store_series_part *parts;
+  size_t nparts;
   int br = x->h->bucket_merged(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, &p, &n,
-                               &bi, &held, &berr);
+                               &parts, &nparts, &bi, &held, &berr);
+  store_series_parts_free(parts, nparts); /* (a sum's part is one profile: none) */
   int o = bucket_outcome(x, s, br, last, &held, &berr, err);
   if (o == WEB_RACED || o < 0) {
     if (r == 0) pprof_free(*ret), *ret = NULL;
@@ -298,6 +302,51 @@ static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool 
     if (bi.resolution_ns > info->resolution_ns) info->resolution_ns = bi.resolution_ns;
   }
   return 0;
+}
+
+/* A merge by avg or latest over history the object store holds too: those are per series over
+ * time, so the bucket's part is read first, per series (bucket_merged), and the local merge
+ * joins its series to it (store_merged_with), each series divided once by all its records or
+ * taking its newest of both. The local merge comes after the listing here: a segment local
+ * retention deleted in between is in neither, so any deletion since seq asks for both again
+ * (WEB_RACED), and on the last try the answer says it is partial and why. Results as
+ * from_bucket's. */
+static int merge_with_bucket(const web_ctx *x, const selection *s, store_agg agg, uint64_t seq, bool last, size_t budget,
+                             pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err) {
+  pprof_profile *sum = NULL;
+  size_t nsum = 0, nparts = 0, used = 0;
+  store_series_part *parts = NULL;
+  store_merge_info bi;
+  memset(&bi, 0, sizeof bi);
+  upload_bucket_only held = {0};
+  pp_err berr = {0};
+  int br = x->h->bucket_merged(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, budget, &sum,
+                               &nsum, &parts, &nparts, &bi, &held, &berr);
+  pprof_free(sum); /* (a sum's: none by avg or latest) */
+  int o = bucket_outcome(x, s, br, last, &held, &berr, err);
+  if (o == WEB_RACED || o < 0) return store_series_parts_free(parts, nparts), o;
+  if (o != WEB_READ) store_series_parts_free(parts, nparts), parts = NULL, nparts = 0;
+  for (size_t i = 0; i < nparts; i++) used += parts[i].p->mem.reserved;
+  size_t left = budget ? (budget > used ? budget - used : 1) : 0;
+  int r = store_merged_with(x->h->st, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, parts, nparts,
+                            ret, ret_count, info, err);
+  store_series_parts_free(parts, nparts);
+  if (store_deletions(x->h->st) != seq) {
+    if (!last) {
+      if (r == 0) pprof_free(*ret), *ret = NULL;
+      return WEB_RACED;
+    }
+    if (recheck_bucket(x, s) && !x->fi->bucket_why[0])
+      snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "local retention deleted segments while the answer read the store (ask again)");
+  }
+  if (o == WEB_READ) {
+    x->fi->bucket_profiles += bi.records;
+    if (r == 0 && info) {
+      info->records += bi.records, info->truncated |= bi.truncated;
+      if (bi.resolution_ns > info->resolution_ns) info->resolution_ns = bi.resolution_ns;
+    }
+  }
+  return r;
 }
 
 /* A peer's record (id= and peer=): asked of that peer alone, GET PEER/api/v1/profile?id=N&local=1,
@@ -368,11 +417,18 @@ static int select_profile(const web_ctx *x, selection *s, size_t budget, pprof_p
   } else {
     /* the local store and the bucket's part taken with no segment deleted in between, else again
      * (a deletion is rare next to a merge: a few tries suffice; the last answers partial) */
+    store_agg agg = s->agg == STORE_AGG_DEFAULT && s->type ? store_default_agg(s->type, false) : s->agg;
+    bool per_series = agg != STORE_AGG_SUM && x->h->bucket_merged && x->h->bucket_only && x->fi && s->type;
     for (int tries = 1;; tries++) {
       uint64_t seq = store_deletions(x->h->st);
-      r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, x->max_records, budget, ret,
-                            ret_count, info, err);
-      if (r == 0 || r == PP_EUSAGE) r = from_bucket(x, s, seq, tries == WEB_MERGE_TRIES, budget, r, ret, ret_count, info, err);
+      bool last = tries == WEB_MERGE_TRIES;
+      if (per_series) {
+        r = merge_with_bucket(x, s, agg, seq, last, budget, ret, ret_count, info, err);
+      } else {
+        r = store_merged_info(x->h->st, s->m, s->nm, s->type, s->from, s->to, s->agg, x->max_records, budget, ret,
+                              ret_count, info, err);
+        if (r == 0 || r == PP_EUSAGE) r = from_bucket(x, s, seq, last, budget, r, ret, ret_count, info, err);
+      }
       if (r != WEB_RACED) break;
     }
     if (!s->local && web_fanout_peers(x->fan) && (r == 0 || r == PP_EUSAGE)) r = fan_out(x, s, budget, r, ret, ret_count, info, err);
@@ -1175,7 +1231,7 @@ static void tl_entry(pp_buf *b, const store_row *rows, const uint32_t *order, si
 static int bucket_rows(const web_ctx *x, const selection *s, uint64_t seq, bool last, bool decoded, size_t limit,
                        store_row **rows, size_t *n, pp_err *err) {
   if (!x->h->bucket_only || !x->fi) return 0;
-  if (!x->h->bucket_points || decoded) return recheck_bucket(x, s), 0;
+  if (!x->h->bucket_points || decoded) return (void)recheck_bucket(x, s), 0;
   store_row *b = NULL;
   size_t nb = 0;
   upload_bucket_only held = {0};

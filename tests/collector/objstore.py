@@ -138,12 +138,12 @@ def m(c, name):
 
 
 class Asker:
-    """The same sum asked of c again and again (a thread) while local retention deletes the
-    segments the sum reads: each answer that says it is whole must count every profile (none
-    counted twice, none lost between the deletion and the next upload scan)."""
+    """The same merge asked of c again and again (a thread; by each of aggs in turn) while local
+    retention deletes the segments it reads: each answer that says it is whole must count every
+    profile (none counted twice, none lost between the deletion and the next upload scan)."""
 
-    def __init__(self, c, sel, pushed):
-        self.c, self.sel, self.pushed = c, sel, pushed
+    def __init__(self, c, sel, pushed, aggs=("sum",)):
+        self.c, self.sel, self.pushed, self.aggs = c, sel, pushed, aggs
         self.during, self.stop = [], threading.Event()
         self.th = threading.Thread(target=self.ask)
         self.th.start()
@@ -151,12 +151,13 @@ class Asker:
     def ask(self):
         try:
             while not self.stop.is_set():
+                agg = self.aggs[len(self.during) % len(self.aggs)]
                 gone = m(self.c, "collector_retention_deleted_segments_total")  # (before it is asked)
-                qs, qb, qh = http_req("GET", self.c.url + f"/api/v1/render?{self.sel}&agg=sum", timeout=60)
+                qs, qb, qh = http_req("GET", self.c.url + f"/api/v1/render?{self.sel}&agg={agg}", timeout=60)
                 d = json.loads(qb).get("data", {}) if qs == 200 else {}
-                self.during.append((qs, d.get("profiles"), d.get("partial") is True or "X-Pprof-Partial" in qh, gone))
+                self.during.append((qs, d.get("profiles"), d.get("partial") is True or "X-Pprof-Partial" in qh, gone, agg))
         except Exception as e:  # noqa: BLE001 (recorded: the check fails on it)
-            self.during.append((repr(e), None, False, -1))
+            self.during.append((repr(e), None, False, -1, None))
 
     def finish(self, whole_after=1):
         """Stops asking: (whether every answer was right, with enough of them asked after the first
@@ -169,8 +170,8 @@ class Asker:
         after = sum(1 for a in d if a[3] >= 1)
         whole = sum(1 for a in d if a[3] >= 1 and a[0] == 200 and not a[2])
         return (not wrong and after >= 5 and whole >= whole_after,
-                f"during the deletions {len(d)} sums ({after} after the first, {whole} of them whole), wrong "
-                f"(status, profiles, partial, deletions) {wrong[:5]}")
+                f"during the deletions {len(d)} merges ({after} after the first, {whole} of them whole), wrong "
+                f"(status, profiles, partial, deletions, agg) {wrong[:5]}")
 
 
 def objstore(t):
@@ -542,7 +543,7 @@ def objstore(t):
             up = wait_for(lambda: len(s3.objects("cluster-a/reads")) >= 2 or None, timeout=60)
             since = int(time.time()) - ago - 3600
             sel = f"name=old&type=cpu&from={since}"
-            asker = Asker(h, sel, pushed)
+            asker = Asker(h, sel, pushed, aggs=("sum", "avg"))
             n = 0
             try:
                 while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
@@ -576,9 +577,31 @@ def objstore(t):
                      and len(points) == pushed and bool(want) and tl_sum == want[-1]
                      and tl_bucket == tl.get("bucketRead", {}).get("profiles") and 0 < tl_bucket < pushed
                      and all(pt[1] >= since * 10**9 for pt, _ in points))
-            # avg is per series over time, which the two parts' sums do not give: not read, partial
+            # avg is per series over time: each pod's records in the bucket and local ones together
+            # divided once by all of them, then summed over pods. fill's batches of 250 give pod k
+            # the profiles i % 6 for i = k, k+50, .., k+200 in each batch, so its average is theirs;
+            # dividing rounds each of its samples, by at most half a unit
             ast, abody, ahdr = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=avg")
             avg = json.loads(abody).get("data", {}) if ast == 200 else {}
+            apst, aprof, _ = http_req("GET", h.url + f"/api/v1/profile?{sel}&agg=avg")
+            ahave = go_totals(aprof) if apst == 200 else []
+            nsamples = []
+            for b in PROFILES:
+                with tempfile.NamedTemporaryFile(suffix=".pb.gz") as f:
+                    f.write(b)
+                    f.flush()
+                    nsamples.append(sum(go_raw(f.name).samples.values()))
+            pods = [[i % len(PROFILES) for i in range(k, 250, 50)] for k in range(50)]
+            awant = [sum(sum(totals[i][j] for i in pod) / len(pod) for pod in pods) for j in range(len(totals[0]))]
+            slack = sum(0.5 * sum(nsamples[i] for i in set(pod)) for pod in pods)
+            avg_ok = (ast == 200 and avg.get("partial") is not True and "X-Pprof-Partial" not in ahdr
+                      and avg.get("profiles") == pushed and 0 < avg.get("bucketRead", {}).get("profiles", 0) < pushed
+                      and len(ahave) == len(awant) and all(abs(a - w) <= slack for a, w in zip(ahave, awant))
+                      and any(awant))
+            # latest: each pod's newest, wherever it is
+            lst, lbody, lhdr = http_req("GET", h.url + f"/api/v1/render?{sel}&agg=latest")
+            lat = json.loads(lbody).get("data", {}) if lst == 200 else {}
+            latest_ok = lst == 200 and lat.get("partial") is not True and lat.get("profiles") == 50 and lat.get("total")
             # pgo and regressions parse their selection twice (and regressions a base over another
             # window): every window read, so whole
             gst, _, ghdr = http_req("GET", h.url + f"/api/v1/pgo?{sel}")
@@ -595,8 +618,7 @@ def objstore(t):
                   and downloads == segs and st2 == 200 and again.get("total") == got.get("total")
                   and m(h, "collector_bucket_downloads_total") == downloads
                   and have == want and any(want)
-                  and ast == 200 and avg.get("partial") is True and avg.get("bucketOnly", {}).get("segments") == segs
-                  and "in the object store only" in ahdr.get("X-Pprof-Partial", "")
+                  and avg_ok and latest_ok
                   and fst == 200 and front.get("partial") is not True and front.get("total") == got.get("total")
                   and gst == 200 and "X-Pprof-Partial" not in ghdr and rst == 200 and "X-Pprof-Partial" not in rhdr
                   and asked and tl_ok)
@@ -607,7 +629,9 @@ def objstore(t):
                       f"{got.get('bucketRead')}; downloads {downloads}, after asking again "
                       f"{m(h, 'collector_bucket_downloads_total')} (total {again.get('total')} vs {got.get('total')}); "
                       f"profile {pst}: totals {have} want {want}; avg {ast} partial {avg.get('partial')} bucketOnly "
-                      f"{avg.get('bucketOnly')} header {ahdr.get('X-Pprof-Partial')!r}; front end {fst} partial "
+                      f"{avg.get('bucketOnly')} header {ahdr.get('X-Pprof-Partial')!r} profiles {avg.get('profiles')} "
+                      f"bucketRead {avg.get('bucketRead')}, profile {apst} totals {ahave} want {awant} (within {slack}); "
+                      f"latest {lst} partial {lat.get('partial')} profiles {lat.get('profiles')}; front end {fst} partial "
                       f"{front.get('partial')} total {front.get('total')}; pgo {gst} header {ghdr.get('X-Pprof-Partial')!r}; "
                       f"regressions {rst} header {rhdr.get('X-Pprof-Partial')!r}")
             if not ok:
@@ -654,9 +678,10 @@ def objstore(t):
         check(t, "collector objstore: a sum over history only the bucket holds reads it (segments downloaded once into the "
                  "cache, merged with the local ones): every pushed profile counted, the merged profile's totals equal the "
                  "sum of go tool pprof's reading of each; the timeline has a point per profile (the bucket's without an "
-                 "id), totalling the sum; avg is not read and says partial; a front end's answer is whole; "
+                 "id), totalling the sum; avg reads it too: each pod's average over both, summed, as go tool pprof "
+                 "reads the profiles; latest: a profile per pod; a front end's answer is whole; "
                  "pgo and regressions (two windows, each parsed twice) are whole; while local retention deletes the segments, "
-                 "every sum that says it is whole counts every profile; a cache too small, or the bucket down: "
+                 "every sum and avg that says it is whole counts every profile; a cache too small, or the bucket down: "
                  "partial, and why", bucket_reads)
 
         def bucket_only_stood_in():

@@ -2874,6 +2874,94 @@ static void a_merge_loads_each_table_once(void) {
   store_close(s);
 }
 
+/* Another store's series parts joined to a merge (store_series_parts, store_merged_with) answer
+ * what one store holding both stores' records answers, by avg, latest and sum: "all" holds every
+ * record; "old" and "new" hold them split. Series a is in both (its records split by time), b in
+ * old alone, c in new alone, d in both with old's record the newer (a push of older data). */
+static void parts_join_as_one_store(void) {
+  fresh_dir();
+  char dirs[3][300];
+  store *st[3] = {0};
+  const char *names[3] = {"all", "old", "new"};
+  CHECK(mkdir(dir, 0700) == 0);
+  for (int i = 0; i < 3; i++) {
+    snprintf(dirs[i], sizeof dirs[i], "%s/%s", dir, names[i]);
+    store_opts o = {.dir = dirs[i]};
+    pp_err err = {0};
+    CHECK(store_open(&o, &st[i], NULL, &err) == 0);
+  }
+  if (!st[0] || !st[1] || !st[2]) goto out;
+  struct {
+    const char *file, *mon;
+    int64_t end;
+    int where; /* 1 old, 2 new */
+  } recs[] = {
+      {"gotarget/cpu-1.pb.gz", "a", 1000000, 1}, {"gotarget/cpu-2.pb.gz", "a", 2000000, 1},
+      {"gotarget/cpu-3.pb.gz", "a", 3000000, 1}, {"gotarget/cpu-4.pb.gz", "a", 4000000, 2},
+      {"gotarget/cpu-5.pb.gz", "a", 5000000, 2}, {"gotarget/cpu-6.pb.gz", "a", 6000000, 2},
+      {"prometheus/cpu-1.pb.gz", "b", 1500000, 1}, {"prometheus/cpu-2.pb.gz", "b", 2500000, 1},
+      {"prometheus/cpu-3.pb.gz", "c", 4500000, 2}, {"prometheus/cpu-4.pb.gz", "d", 8000000, 1},
+      {"prometheus/cpu-5.pb.gz", "d", 2000000, 2},
+  };
+  for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
+    CHECK(add(st[0], recs[i].file, recs[i].mon, "cpu", recs[i].end) == 0);
+    CHECK(add(st[recs[i].where], recs[i].file, recs[i].mon, "cpu", recs[i].end) == 0);
+  }
+  /* "new" answers a's window from its rollup (a row that stands for 3 records) */
+  CHECK(store_compact(st[2], 3 * W, NULL) >= 1);
+  store_stats ss;
+  store_get_stats(st[2], &ss);
+  CHECK(ss.rollups >= 1);
+  /* "old" opened as the object store's cache opens its segments: the index rebuilt from them */
+  store_close(st[1]);
+  st[1] = NULL;
+  char idx[340];
+  snprintf(idx, sizeof idx, "%s/index.db", dirs[1]);
+  CHECK(unlink(idx) == 0);
+  store_opts oo = {.dir = dirs[1], .sync_interval = -1, .no_rollups = true};
+  CHECK(store_open(&oo, &st[1], NULL, NULL) == 0);
+  if (!st[1]) goto out;
+  const store_agg aggs[] = {STORE_AGG_AVG, STORE_AGG_LATEST, STORE_AGG_SUM};
+  const size_t counts[] = {11, 4, 11};
+  for (int k = 0; k < 3; k++) {
+    pprof_profile *one = NULL, *joined = NULL;
+    store_series_part *parts = NULL;
+    size_t n1 = 0, nj = 0, np = 0;
+    pp_err err = {0};
+    CHECK(store_merged(st[0], NULL, 0, "cpu", 0, 0, aggs[k], 0, &one, &n1, &err) == 0);
+    CHECK(store_series_parts(st[1], NULL, 0, "cpu", 0, 0, aggs[k], 0, 0, &parts, &np, NULL, &err) == 0);
+    CHECK_EQ_I64(np, 3); /* a, b, d */
+    CHECK(store_merged_with(st[2], NULL, 0, "cpu", 0, 0, aggs[k], 0, 0, parts, np, &joined, &nj, NULL, &err) == 0);
+    CHECK_EQ_I64(n1, counts[k]);
+    CHECK_EQ_I64(nj, counts[k]);
+    if (!same_profile(one, joined)) fprintf(stderr, "  agg %d: the joined merge differs from one store's\n", (int)aggs[k]);
+    CHECK(same_profile(one, joined));
+    store_series_parts_free(parts, np);
+    pprof_free(one);
+    pprof_free(joined);
+  }
+  /* parts alone (the selection's series all in the other store) */
+  store_matcher mb = {"monitor", "b"};
+  pprof_profile *one = NULL, *joined = NULL;
+  store_series_part *parts = NULL;
+  size_t n1 = 0, nj = 0, np = 0;
+  CHECK(store_merged(st[0], &mb, 1, "cpu", 0, 0, STORE_AGG_AVG, 0, &one, &n1, NULL) == 0);
+  CHECK(store_series_parts(st[1], &mb, 1, "cpu", 0, 0, STORE_AGG_AVG, 0, 0, &parts, &np, NULL, NULL) == 0);
+  CHECK(store_merged_with(st[2], &mb, 1, "cpu", 0, 0, STORE_AGG_AVG, 0, 0, parts, np, &joined, &nj, NULL, NULL) == 0);
+  CHECK_EQ_I64(nj, 2);
+  CHECK(same_profile(one, joined));
+  store_series_parts_free(parts, np);
+  pprof_free(one);
+  pprof_free(joined);
+  /* nothing in either: no profiles */
+  store_matcher mz = {"monitor", "zzz"};
+  CHECK(store_series_parts(st[1], &mz, 1, "cpu", 0, 0, STORE_AGG_AVG, 0, 0, &parts, &np, NULL, NULL) == PP_EUSAGE);
+  CHECK(store_merged_with(st[2], &mz, 1, "cpu", 0, 0, STORE_AGG_AVG, 0, 0, NULL, 0, &joined, &nj, NULL, NULL) == PP_EUSAGE);
+out:
+  for (int i = 0; i < 3; i++)
+    if (st[i]) store_close(st[i]);
+}
+
 int main(void) {
   RUN(append_query_merge);
   RUN(repair_after_crash);
@@ -2913,6 +3001,7 @@ int main(void) {
   RUN(merges_on_ids_equal_codec_merge);
   RUN(one_segment_merge_is_the_mergers);
   RUN(a_merge_loads_each_table_once);
+  RUN(parts_join_as_one_store);
   /* the last test's data directory (each test empties it first): nothing left behind */
   fresh_dir(); /* the last test's store goes too: nothing left in /tmp */
   return tt_finish();

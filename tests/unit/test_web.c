@@ -370,10 +370,12 @@ static int fake_answer(fake_bucket *f, upload_bucket_only *held, pp_err *err) {
 
 static int fake_merged(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
                        int64_t to, store_agg agg, size_t max_records, size_t budget, pprof_profile **ret,
-                       size_t *ret_count, store_merge_info *info, upload_bucket_only *held, pp_err *err) {
+                       size_t *ret_count, store_series_part **parts, size_t *nparts, store_merge_info *info,
+                       upload_bucket_only *held, pp_err *err) {
   fake_bucket *f = ud;
   (void)seq, (void)m, (void)nm, (void)type, (void)from, (void)to, (void)agg, (void)max_records, (void)budget;
   (void)ret, (void)ret_count, (void)info;
+  *parts = NULL, *nparts = 0;
   return fake_answer(f, held, err);
 }
 
