@@ -722,7 +722,7 @@ MUTANTS = [
       ["collector:objstore"], r"objstore: a sum over history only the bucket holds"),
     M("bucket-series-race-unchecked", "avg and latest do not look for deletions between the bucket's listing and the local merge",
       [(WA, "  if (store_deletions(x->h->st) != seq) {\n    if (!last) {", "  if (false) {\n    if (!last) {")],
-      ["collector:objstore"], r"objstore: a sum over history only the bucket holds"),
+      ["unit:test_web"], r"bucket_series_raced"),
     M("bucket-part-dropped", "the bucket's part replaces the local part instead of adding to it",
       [("src/collector/web_api.c", "  int mr = pprof_merge_within(both, 2, budget, &sum, err);",
         "  int mr = pprof_merge_within(both + 1, 1, budget, &sum, err);")],
