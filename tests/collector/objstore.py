@@ -543,7 +543,10 @@ def objstore(t):
             up = wait_for(lambda: len(s3.objects("cluster-a/reads")) >= 2 or None, timeout=60)
             since = int(time.time()) - ago - 3600
             sel = f"name=old&type=cpu&from={since}"
-            asker = Asker(h, sel, pushed, aggs=("sum", "avg"))
+            # (avg beside sum; under ThreadSanitizer a cached avg takes seconds, and too few sums
+            # then come after the first deletion: sums alone there, unit test_web's
+            # bucket_series_raced holds avg's race)
+            asker = Asker(h, sel, pushed, aggs=("sum",) if "tsan" in Collector.binary else ("sum", "avg"))
             n = 0
             try:
                 while up and m(h, "collector_retention_deleted_segments_total") < 2 and n < 40000:
