@@ -34,6 +34,7 @@ struct bucket {
   uint64_t bytes, tick;
   int64_t files;       /* file names given so far */
   store *st;  /* over exactly v's segments (NULL: to be opened) */
+  uint64_t opened; /* times st was opened: its ids name other records after each (bucket_points) */
   bucket_stats stats;
 };
 
@@ -190,6 +191,7 @@ static int fill(bucket *b, const upload_segment *segs, size_t n, int64_t from, i
     so.sync_interval = -1;
     so.no_rollups = true;
     if (store_open(&so, &b->st, NULL, err) < 0) return b->st = NULL, PP_EIO;
+    b->opened++;
   }
   return 0;
 }
@@ -223,17 +225,27 @@ int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_s
 
 int bucket_points(bucket *b, const upload_segment *segs, size_t n, int64_t raw_stood_in, const store_matcher *m,
                   size_t nm, const char *type, int64_t from, int64_t to, size_t limit, store_row **ret, size_t *ret_n,
-                  pp_err *err) {
-  *ret = NULL, *ret_n = 0;
+                  uint64_t *ret_gen, pp_err *err) {
+  *ret = NULL, *ret_n = 0, *ret_gen = 0;
   if (!n) return BUCKET_NONE;
   /* (a point per profile: what would be counted twice in a sum would be drawn twice) */
   if (!readable(segs, n, raw_stood_in)) return BUCKET_NOT_READ;
   pthread_mutex_lock(&b->mu);
   int r = fill(b, segs, n, from, to, err);
   if (r == 0) r = store_list_points(b->st, m, nm, type, from, to, limit, ret, ret_n, err);
+  if (r == 0) *ret_gen = b->opened;
   count_read(b, r);
   pthread_mutex_unlock(&b->mu);
-  for (size_t i = 0; r == 0 && i < *ret_n; i++) (*ret)[i].id = 0; /* the cache's ids name nothing asked for */
+  return r;
+}
+
+int bucket_each_profile(bucket *b, uint64_t gen, const int64_t *ids, size_t n, const pprof_limits *limits,
+                        store_profile_fn fn, void *ud, pp_err *err) {
+  pthread_mutex_lock(&b->mu);
+  int r = BUCKET_RACED;
+  if (b->st && b->opened == gen) r = store_each_profile(b->st, ids, n, limits, fn, ud, err);
+  else pp_err_set(err, PP_EIO, "the object store's cache changed between listing its records and reading them (ask again)");
+  pthread_mutex_unlock(&b->mu);
   return r;
 }
 

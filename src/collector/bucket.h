@@ -12,7 +12,8 @@
  * retention has deleted it, and the list is taken after the local merge with the store's
  * deletions unchanged since before it (store_deletions; else the caller is told, BUCKET_RACED).
  *
- * Only raw segments (tier 0) are read, for merges and timelines (bucket_points). A rollup
+ * Only raw segments (tier 0) are read, for merges and timelines (bucket_points; decoded ones
+ * read its records too, bucket_each_profile). A rollup
  * segment in the list would stand, in a store of its own, for windows whose raw profiles may
  * still be local (their sum would count them twice); so would a raw segment holding profiles of
  * an hour the local store answers from its rollup (tiered retention deleted raw profiles up to
@@ -71,13 +72,21 @@ int bucket_merged(bucket *b, const upload_segment *segs, size_t n, int64_t raw_s
                   store_merge_info *info, pp_err *err);
 
 /* A timeline's rows of the selection in segs (store_list_points over them, at most limit), as
- * the local store lists its own, with id 0: the cache's ids name no record a request can ask
- * for. Readable as a sum is (rows of raw segments only, none the local store answers from its
- * rollups). BUCKET_NONE, BUCKET_NOT_READ; 0 with *ret (*ret_n may be 0; store_rows_free);
- * PP_ELIMIT (over the cache's budget); PP_EIO; PP_ENOMEM. */
+ * the local store lists its own. Their ids are the cache's: they name records for
+ * bucket_each_profile while the cache's store stays the one they were listed from (*ret_gen),
+ * never a record a request can ask for by id. Readable as a sum is (rows of raw segments only,
+ * none the local store answers from its rollups). BUCKET_NONE, BUCKET_NOT_READ; 0 with *ret
+ * (*ret_n may be 0; store_rows_free); PP_ELIMIT (over the cache's budget); PP_EIO; PP_ENOMEM. */
 int bucket_points(bucket *b, const upload_segment *segs, size_t n, int64_t raw_stood_in, const store_matcher *m,
                   size_t nm, const char *type, int64_t from, int64_t to, size_t limit, store_row **ret, size_t *ret_n,
-                  pp_err *err);
+                  uint64_t *ret_gen, pp_err *err);
+
+/* store_each_profile over the cache's records that bucket_points listed (ids as it gave them,
+ * gen its *ret_gen): a decoded timeline's figures. BUCKET_RACED (err saying so) when the cache's
+ * store was opened anew since (another read changed the cached set: its ids name other records
+ * now); else store_each_profile's result. */
+int bucket_each_profile(bucket *b, uint64_t gen, const int64_t *ids, size_t n, const pprof_limits *limits,
+                        store_profile_fn fn, void *ud, pp_err *err);
 
 typedef struct bucket_stats {
   uint64_t merges;         /* merges and timelines that read the cache */

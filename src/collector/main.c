@@ -335,8 +335,8 @@ static int hook_bucket_merged(void *ud, uint64_t seq, const store_matcher *m, si
 
 /* Its part of a timeline (web.h, bucket.h). */
 static int hook_bucket_points(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
-                              int64_t to, size_t limit, store_row **ret, size_t *ret_n, upload_bucket_only *held,
-                              pp_err *err) {
+                              int64_t to, size_t limit, store_row **ret, size_t *ret_n, uint64_t *ret_gen,
+                              upload_bucket_only *held, pp_err *err) {
   app *a = ud;
   upload_segment *segs;
   size_t n;
@@ -344,9 +344,16 @@ static int hook_bucket_points(void *ud, uint64_t seq, const store_matcher *m, si
   *ret = NULL, *ret_n = 0;
   int r = bucket_list(a, seq, from, to, &segs, &n, &stood_in, held, err);
   if (r != 0) return r;
-  r = bucket_points(a->bk, segs, n, stood_in, m, nm, type, from, to, limit, ret, ret_n, err);
+  r = bucket_points(a->bk, segs, n, stood_in, m, nm, type, from, to, limit, ret, ret_n, ret_gen, err);
   free(segs);
   return r;
+}
+
+/* The records of its part of a decoded timeline (web.h, bucket.h). */
+static int hook_bucket_each_profile(void *ud, uint64_t gen, const int64_t *ids, size_t n, const pprof_limits *limits,
+                                    store_profile_fn fn, void *fud, pp_err *err) {
+  app *a = ud;
+  return bucket_each_profile(a->bk, gen, ids, n, limits, fn, fud, err);
 }
 
 /* a family of one unlabelled integer sample */
@@ -931,7 +938,8 @@ int main(int argc, char **argv) {
   web_hooks hooks = {.ud = &a, .st = a.st, .eng = a.eng, .reload = hook_reload, .ready = hook_ready, .push = hook_push,
                      .metrics = hook_metrics, .bucket_only = a.up ? hook_bucket_only : NULL, .auth = &auth,
                      .bucket_merged = a.bk ? hook_bucket_merged : NULL,
-                     .bucket_points = a.bk ? hook_bucket_points : NULL};
+                     .bucket_points = a.bk ? hook_bucket_points : NULL,
+                     .bucket_each_profile = a.bk ? hook_bucket_each_profile : NULL};
   wopts.peers = peers;
   wopts.npeers = npeers;
   /* shards run with one token for all of them ask each other with it */

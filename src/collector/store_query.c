@@ -799,6 +799,7 @@ typedef struct merge_job {
   /* avg: picks come grouped by series; each series is merged on its own into `series`, then
    * divided by its own record count and added to mg */
   bool avg;
+  bool latest; /* with parts: a part whose series' newest here merged is settled (taken) */
   pprof_merger *series;
   int64_t series_id, series_weight;
   size_t cap; /* memory cap shared by mg, series and ids (0 = none) */
@@ -898,9 +899,15 @@ static int add_parts(merge_job *j, pp_err *err) {
     store_series_part *x = &j->parts->v[i];
     if (j->parts->taken[i]) continue;
     j->parts->taken[i] = true;
+    /* checked against the selection's types first, as a PPR1 record is: the v2 records' sums
+     * go into mg after the parts (latest, sum), and mg would refuse them once a part whose
+     * types differ had fixed its own */
+    int r = idm_check_profile(j->ids, x->p, err);
+    if (r == PP_EMISMATCH) continue;
+    if (r < 0) return r;
     if (j->avg && x->weight > 1) pprof_scale(x->p, 1.0 / (double)x->weight);
     if (j->cap) pprof_merger_set_limit(j->mg, cap_left(j, idm_bytes(j->ids)));
-    int r = pprof_merger_add(j->mg, x->p, 1, err);
+    r = pprof_merger_add(j->mg, x->p, 1, err);
     if (r == PP_EMISMATCH) continue;
     if (r < 0) return r;
     j->merged += x->weight, j->mg_added = true;
@@ -955,6 +962,10 @@ static int merge_record(merge_job *j, sym_reader *rd, const row_loc *row, pp_err
   if (r == 0) {
     j->merged += row->weight;
     if (j->avg) j->series_weight += row->weight;
+    /* latest: the series' newest here was read, so the other store's older one is settled; an
+     * unreadable one leaves it to stand for the series (add_parts) */
+    size_t k;
+    if (j->latest && parts_find(j->parts, row->row.labels_json, &k)) j->parts->taken[k] = true;
   }
   return r;
 }
@@ -974,18 +985,22 @@ static void prime_tables(store *s, sym_reader *rd, const row_loc *locs, const si
   if (sym_read_with(s, rd, &locs[pick[last]], &rec, &ignored) == 0) sym_record_free(&rec);
 }
 
-/* Merges the picked rows into mg; with avg, picks must be grouped by series and each series
- * is added as its own average. With ret_direct (mg empty, and finished by the caller right
- * after): when the sums on ids are all of the merge (no avg, no PPR1 record) and of one segment
- * that pprof_merger_finish would give back as it is, *ret_direct = that profile and mg stays
- * empty (idm_take): the merger's copy of ~100k samples is a fifth of a big render.
+/* Merges the picked rows into mg by agg (resolved; latest: the picks are each series' newest);
+ * with avg, picks must be grouped by series and each series is added as its own average. With
+ * ret_direct (mg empty, and finished by the caller right after): when the sums on ids are all
+ * of the merge (no avg, no PPR1 record) and of one segment that pprof_merger_finish would give
+ * back as it is, *ret_direct = that profile and mg stays empty (idm_take): the merger's copy of
+ * ~100k samples is a fifth of a big render.
  * One thread: a v2 record costs a read, an inflate and its samples' hashing (~20 us), and
- * handing records between threads cost about as much as it saved (measured with store-bench merge: 14 ms with two reading threads, 10 ms without).
+ * handing records between threads cost about as much as it saved (measured with store-bench
+ * merge: 14 ms with two reading threads, 10 ms without).
  * With a budget (0 = none), reading a record gets a quarter of it and the mergers and the
  * sums on ids share the rest. */
-static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg, bool avg,
-                        part_index *parts, size_t budget, int64_t *ret_merged, pprof_profile **ret_direct, pp_err *err) {
-  merge_job mj = {.s = s, .mg = mg, .avg = avg, .parts = parts};
+static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg,
+                        store_agg agg, part_index *parts, size_t budget, int64_t *ret_merged,
+                        pprof_profile **ret_direct, pp_err *err) {
+  bool avg = agg == STORE_AGG_AVG;
+  merge_job mj = {.s = s, .mg = mg, .avg = avg, .latest = agg == STORE_AGG_LATEST, .parts = parts};
   pprof_limits_default(&mj.lim);
   if (budget) {
     mj.lim.max_memory = budget / 4;
@@ -1011,7 +1026,7 @@ static int merge_picked(store *s, const row_loc *locs, const size_t *pick, size_
 
 int store__merge_locs(store *s, const row_loc *locs, const size_t *pick, size_t npick, pprof_merger *mg,
                       int64_t *ret_merged, pp_err *err) {
-  return merge_picked(s, locs, pick, npick, mg, false, NULL, 0, ret_merged, NULL, err);
+  return merge_picked(s, locs, pick, npick, mg, STORE_AGG_SUM, NULL, 0, ret_merged, NULL, err);
 }
 
 /* avg groups picks by series, each keeping its time order (qsort_r: queries run on several
@@ -1038,7 +1053,7 @@ int store_merged_within(store *s, const store_matcher *m, size_t nm, const char 
 
 /* The rows a merge by agg (resolved) takes, in the order it takes them (*ret, *ret_n): latest
  * each series' newest (with parts: unless a part's is newer; the part is then left to stand
- * for it, else settled), avg all of them grouped by series (each in time order), sum all.
+ * for it), avg all of them grouped by series (each in time order), sum all.
  * grouped: group by series for sum and latest too. */
 static int pick_rows(const row_loc *v, size_t n, store_agg agg, bool grouped, part_index *parts, size_t **ret,
                      size_t *ret_n, pp_err *err) {
@@ -1062,8 +1077,7 @@ static int pick_rows(const row_loc *v, size_t n, store_agg agg, bool grouped, pa
     size_t k;
     store_series_part *x = agg == STORE_AGG_LATEST ? parts_find(parts, v[i].row.labels_json, &k) : NULL;
     if (x && x->end_ns > v[i].row.end_ns) continue; /* the other store's is newer: it stands */
-    if (x) parts->taken[k] = true;
-    pick[npick++] = i;
+    pick[npick++] = i; /* (the part is settled when this row is read: merge_record) */
   }
   free(newest);
   /* avg: each series is averaged over its own records (series differ in how many they have),
@@ -1108,7 +1122,7 @@ int store_merged_with(store *s, const store_matcher *m, size_t nm, const char *t
   }
   if ((r = pprof_merger_new(&mg, err)) < 0 || (r = pick_rows(v, n, agg, false, pp, &pick, &npick, err)) < 0) goto out;
   pprof_profile *direct = NULL;
-  r = merge_picked(s, v, pick, npick, mg, agg == STORE_AGG_AVG, pp, budget, &merged, &direct, err);
+  r = merge_picked(s, v, pick, npick, mg, agg, pp, budget, &merged, &direct, err);
   if (r < 0) goto out;
   if (merged == 0) {
     pprof_free(direct);
@@ -1170,7 +1184,7 @@ int store_series_parts(store *s, const store_matcher *m, size_t nm, const char *
     int64_t merged = 0;
     size_t left = budget ? (budget > used ? budget - used : 1) : 0;
     if ((r = pprof_merger_new(&mg, err)) < 0) break;
-    r = merge_picked(s, v, pick + g, e - g, mg, false, NULL, left, &merged, &direct, err);
+    r = merge_picked(s, v, pick + g, e - g, mg, STORE_AGG_SUM, NULL, left, &merged, &direct, err);
     if (r == 0 && direct) p = direct, direct = NULL;
     else if (r == 0 && merged) r = pprof_merger_finish(mg, &p, err), mg = NULL;
     pprof_merger_free(mg);

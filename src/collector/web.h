@@ -93,10 +93,17 @@ typedef struct web_hooks {
                        store_series_part **parts, size_t *nparts, store_merge_info *info, upload_bucket_only *held,
                        pp_err *err);
   /* That history's part of a timeline (bucket.h's bucket_points: store_list_points' rows of it,
-   * ids 0, at most limit), listed now; seq, results and *held as bucket_merged's (0: *ret, to
-   * store_rows_free, *ret_n may be 0). NULL: timelines never read the bucket. */
+   * at most limit, ids the cache's, for bucket_each_profile while *ret_gen holds), listed now;
+   * seq, results and *held as bucket_merged's (0: *ret, to store_rows_free, *ret_n may be 0).
+   * NULL: timelines never read the bucket. */
   int (*bucket_points)(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
-                       size_t limit, store_row **ret, size_t *ret_n, upload_bucket_only *held, pp_err *err);
+                       size_t limit, store_row **ret, size_t *ret_n, uint64_t *ret_gen, upload_bucket_only *held,
+                       pp_err *err);
+  /* The records bucket_points listed, each as a profile to fn (bucket.h's bucket_each_profile:
+   * BUCKET_RACED when the cache changed since; store_each_profile's results). NULL: decoded
+   * timelines do not read the bucket. */
+  int (*bucket_each_profile)(void *ud, uint64_t gen, const int64_t *ids, size_t n, const pprof_limits *limits,
+                             store_profile_fn fn, void *fud, pp_err *err);
   const web_auth *auth; /* NULL = open */
 } web_hooks;
 

@@ -271,8 +271,8 @@ static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool 
   upload_bucket_only held = {0};
   pp_err berr = {0};
   /* (listed now, after the local merge: the segments deleted since the request came are in it) */
-  store_series_part *parts;
-  size_t nparts;
+  store_series_part *parts = NULL;
+  size_t nparts = 0;
   int br = x->h->bucket_merged(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, &p, &n,
                                &parts, &nparts, &bi, &held, &berr);
   store_series_parts_free(parts, nparts); /* (a sum's part is one profile: none) */
@@ -309,10 +309,14 @@ static int from_bucket(const web_ctx *x, const selection *s, uint64_t seq, bool 
  * joins its series to it (store_merged_with), each series divided once by all its records or
  * taking its newest of both. The local merge comes after the listing here: a segment local
  * retention deleted in between is in neither, so any deletion since seq asks for both again
- * (WEB_RACED), and on the last try the answer says it is partial and why. Results as
+ * (WEB_RACED), and on the last try the answer says it is partial and why. The bucket's part
+ * is read within the whole budget and the local merge gets what it left: when the two do not
+ * fit together, the local merge is done again alone within the whole budget and the answer says
+ * it lacks the bucket's part and why, as it did before that history could be read. Results as
  * from_bucket's. */
 static int merge_with_bucket(const web_ctx *x, const selection *s, store_agg agg, uint64_t seq, bool last, size_t budget,
                              pprof_profile **ret, size_t *ret_count, store_merge_info *info, pp_err *err) {
+  unsigned read_before = x->fi->bucket_read; /* (a window read for a try asked again is not counted) */
   pprof_profile *sum = NULL;
   size_t nsum = 0, nparts = 0, used = 0;
   store_series_part *parts = NULL;
@@ -331,9 +335,20 @@ static int merge_with_bucket(const web_ctx *x, const selection *s, store_agg agg
   int r = store_merged_with(x->h->st, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, left, parts, nparts,
                             ret, ret_count, info, err);
   store_series_parts_free(parts, nparts);
+  if (r == PP_ELIMIT && nparts) {
+    x->fi->bucket_read = read_before, o = 0;
+    name_bucket(x, &held);
+    snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why,
+             "its part and the local merge were over the query's memory budget together: %.60s", err->msg);
+    web_note_read(x, s->from, s->to, (int)s->agg, false);
+    memset(err, 0, sizeof *err);
+    r = store_merged_with(x->h->st, s->m, s->nm, s->type, s->from, s->to, agg, x->max_records, budget, NULL, 0, ret,
+                          ret_count, info, err);
+  }
   if (store_deletions(x->h->st) != seq) {
     if (!last) {
       if (r == 0) pprof_free(*ret), *ret = NULL;
+      x->fi->bucket_read = read_before;
       return WEB_RACED;
     }
     if (recheck_bucket(x, s) && !x->fi->bucket_why[0])
@@ -1222,39 +1237,68 @@ static void tl_entry(pp_buf *b, const store_row *rows, const uint32_t *order, si
   pp_buf_put(b, "}", 1);
 }
 
-/* The timeline's rows (*rows, *n: the local store's, oldest first; seq: store_deletions before
- * they were listed) with the points only the object store holds put in among them by end time,
- * the newest limit of all kept, when the window meets that history and it can be read (as a sum
- * can: bucket.h); else, or when reading fails, the answer says it is partial (bucket_outcome).
- * A decoded timeline does not read it: its points need the records, which the bucket's cache
- * does not name. WEB_RACED: *rows freed, ask again; 0; PP_ENOMEM. */
-static int bucket_rows(const web_ctx *x, const selection *s, uint64_t seq, bool last, bool decoded, size_t limit,
+/* The records only the object store holds among a listing's rows (bucket_rows), for a decoded
+ * timeline to read: ids[i] the cache's id of row i (0: a local row, or a rollup's), valid while
+ * the cache stays as gen; held: the range the listing named; kept: how many of the rows are the
+ * bucket's. */
+typedef struct bucket_listing {
+  int64_t *ids;
+  uint64_t gen;
+  upload_bucket_only held;
+  size_t kept;
+} bucket_listing;
+
+/* A timeline's or /api/v1/profiles' rows (*rows, *n: the local store's, oldest first; seq:
+ * store_deletions before they were listed) with the points only the object store holds put in
+ * among them by end time (id 0), the newest limit of all kept, when the window meets that
+ * history and it can be read (as a sum can: bucket.h); else, or when reading fails, the answer
+ * says it is partial (bucket_outcome). With bl (a decoded timeline: its points need the
+ * records), where to read them (bucket_listing; bl->ids freed by the caller); without the hook
+ * that reads them, a decoded timeline does not read the bucket. WEB_RACED: *rows freed, ask
+ * again; 0; PP_ENOMEM. */
+static int bucket_rows(const web_ctx *x, const selection *s, uint64_t seq, bool last, bucket_listing *bl, size_t limit,
                        store_row **rows, size_t *n, pp_err *err) {
   if (!x->h->bucket_only || !x->fi) return 0;
-  if (!x->h->bucket_points || decoded) return (void)recheck_bucket(x, s), 0;
+  if (!x->h->bucket_points || (bl && !x->h->bucket_each_profile)) return (void)recheck_bucket(x, s), 0;
   store_row *b = NULL;
   size_t nb = 0;
   upload_bucket_only held = {0};
   pp_err berr = {0};
-  int br = x->h->bucket_points(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, limit, &b, &nb, &held, &berr);
+  uint64_t gen = 0;
+  int br = x->h->bucket_points(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, limit, &b, &nb, &gen, &held, &berr);
   int o = bucket_outcome(x, s, br, last, &held, &berr, err);
   if (o == WEB_RACED) store_rows_free(*rows, *n), *rows = NULL, *n = 0;
   if (o != WEB_READ || !nb) return store_rows_free(b, nb), o == WEB_READ ? 0 : o;
   store_row *all = malloc((*n + nb) * sizeof *all);
-  if (!all) {
+  int64_t *ids = bl ? calloc(*n + nb, sizeof *ids) : NULL;
+  if (!all || (bl && !ids)) {
+    free(all);
+    free(ids);
     store_rows_free(b, nb);
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
   size_t i = 0, j = 0, k = 0;
-  while (i < *n || j < nb) all[k++] = j == nb || (i < *n && (*rows)[i].end_ns <= b[j].end_ns) ? (*rows)[i++] : b[j++];
+  while (i < *n || j < nb) {
+    if (j == nb || (i < *n && (*rows)[i].end_ns <= b[j].end_ns)) {
+      all[k++] = (*rows)[i++];
+      continue;
+    }
+    if (ids) ids[k] = b[j].id;
+    all[k] = b[j++];
+    all[k++].id = 0; /* the cache's ids name nothing a request can ask for */
+  }
   free(*rows);
   free(b);
   /* the newest limit, as the store lists them */
   size_t drop = limit && k > limit ? k - limit : 0;
   for (size_t d = 0; d < drop; d++) store_row_release(&all[d]);
   memmove(all, all + drop, (k - drop) * sizeof *all);
+  if (ids) memmove(ids, ids + drop, (k - drop) * sizeof *ids);
   *rows = all, *n = k - drop;
-  for (size_t d = 0; d < *n; d++) x->fi->bucket_profiles += all[d].id == 0; /* (the bucket's points kept) */
+  size_t kept = 0;
+  for (size_t d = 0; d < *n; d++) kept += all[d].id == 0; /* (the bucket's points kept) */
+  x->fi->bucket_profiles += kept;
+  if (bl) *bl = (bucket_listing){ids, gen, held, kept};
   return 0;
 }
 
@@ -1275,6 +1319,7 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   store_row *rows;
   size_t n;
   pp_err err = {0};
+  bucket_listing bl = {0}; /* a decoded timeline's records only the object store holds */
   /* raw profiles, rollups where tiered retention deleted them (store_list_points), and the
    * points only the object store holds, listed with no segment deleted in between (else again,
    * as a merge: select_profile) */
@@ -1284,7 +1329,7 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
       web_resp_error(out, 500, "internal", err.msg);
       return;
     }
-    int br = bucket_rows(x, &s, seq, tries == WEB_MERGE_TRIES, decoded, x->max_records, &rows, &n, &err);
+    int br = bucket_rows(x, &s, seq, tries == WEB_MERGE_TRIES, decoded ? &bl : NULL, x->max_records, &rows, &n, &err);
     if (br == WEB_RACED) continue;
     if (br < 0) {
       store_rows_free(rows, n);
@@ -1334,17 +1379,42 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   }
   int status = ok ? 200 : 500;
   if (ok && decoded && npick) {
-    d.rows = rows, d.pick = pick, d.col = cols, d.pts = pts, d.unreadable = unreadable;
+    d.rows = rows, d.col = cols, d.pts = pts, d.unreadable = unreadable;
     d.o = (web_point_opts){s.tags.f, s.tags.n, group_by, function};
     d.budget = x->budget / 4;
     pprof_limits lim;
     pprof_limits_default(&lim);
     lim.max_memory = x->budget / 4; /* one record's profile at a time */
-    int64_t *pids = malloc(npick * sizeof *pids);
-    int r = pids ? 0 : pp_err_set(&err, PP_ENOMEM, "out of memory");
-    for (size_t i = 0; pids && i < npick; i++) pids[i] = rows[pick[i]].id;
-    if (r == 0) r = store_each_profile(x->h->st, pids, npick, &lim, tl_consume, &d, &err);
+    /* the local records (pick), then the object store's (bpick, read from its cache) */
+    int64_t *pids = malloc(npick * sizeof *pids), *bids = malloc(npick * sizeof *bids);
+    size_t *bpick = malloc(npick * sizeof *bpick), nl = 0, nbk = 0;
+    int r = pids && bids && bpick ? 0 : pp_err_set(&err, PP_ENOMEM, "out of memory");
+    for (size_t i = 0; r == 0 && i < npick; i++) {
+      size_t row = pick[i];
+      if (rows[row].id > 0) pick[nl] = row, pids[nl++] = rows[row].id; /* (nl <= i: pick read before written) */
+      else bpick[nbk] = row, bids[nbk++] = bl.ids[row];
+    }
+    d.pick = pick;
+    if (r == 0 && nl) r = store_each_profile(x->h->st, pids, nl, &lim, tl_consume, &d, &err);
+    if (r == 0 && nbk) {
+      d.pick = bpick;
+      pp_err berr = {0};
+      int br = x->h->bucket_each_profile(x->h->ud, bl.gen, bids, nbk, &lim, tl_consume, &d, &berr);
+      if (br == PP_ELIMIT || br == PP_ENOMEM || br == PP_EINVAL) { /* (tl_consume's: the answer's, as a local record's) */
+        r = br, err = berr;
+      } else if (br != 0) {
+        /* the cache changed since the listing, or its store failed: the answer goes without
+         * those points, partial and why */
+        for (size_t k = 0; k < nbk; k++) unreadable[bpick[k]] = true;
+        x->fi->bucket_read--, x->fi->bucket_profiles -= bl.kept;
+        name_bucket(x, &bl.held);
+        snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why, "%.150s", berr.msg);
+        web_note_read(x, s.from, s.to, (int)s.agg, false);
+      }
+    }
     free(pids);
+    free(bids);
+    free(bpick);
     if (r < 0) status = r == PP_ELIMIT ? 422 : 500, ok = false;
     for (size_t i = 0; ok && i < n; i++)
       if (unreadable[i]) {
@@ -1417,6 +1487,7 @@ void web_api_timeline(const web_ctx *x, const web_params *p, web_resp *out) {
   free(pick);
   free(val);
   free(cols);
+  free(bl.ids);
   store_rows_free(rows, n);
   if (ok) {
     answer(x, out, "the answer", "application/json", &b);
@@ -1629,15 +1700,29 @@ void web_api_profiles(const web_ctx *x, const web_params *p, web_resp *out) {
   store_row *rows;
   size_t n;
   pp_err err = {0};
-  if (store_list_rows(x->h->st, s.m, s.nm, s.type, s.from, s.to, (size_t)limit, &rows, &n, &err) < 0) {
-    web_resp_error(out, 500, "internal", err.msg);
-    return;
+  /* the store's records and those only the object store holds (id null: nothing here names
+   * them), listed with no segment deleted in between, as a timeline's points (bucket_rows) */
+  for (int tries = 1;; tries++) {
+    uint64_t seq = store_deletions(x->h->st);
+    if (store_list_rows(x->h->st, s.m, s.nm, s.type, s.from, s.to, (size_t)limit, &rows, &n, &err) < 0) {
+      web_resp_error(out, 500, "internal", err.msg);
+      return;
+    }
+    int br = bucket_rows(x, &s, seq, tries == WEB_MERGE_TRIES, NULL, (size_t)limit, &rows, &n, &err);
+    if (br == WEB_RACED) continue;
+    if (br < 0) {
+      store_rows_free(rows, n);
+      web_resp_error(out, 503, "unavailable", err.msg);
+      return;
+    }
+    break;
   }
   pp_buf b;
   pp_buf_init(&b, x->budget);
   pp_buf_puts(&b, "{\"status\":\"success\",\"data\":[");
   for (size_t i = 0; i < n; i++) {
-    pp_buf_printf(&b, "%s{\"id\":%lld,\"labels\":", i ? "," : "", (long long)rows[i].id);
+    if (rows[i].id) pp_buf_printf(&b, "%s{\"id\":%lld,\"labels\":", i ? "," : "", (long long)rows[i].id);
+    else pp_buf_puts(&b, i ? ",{\"id\":null,\"labels\":" : "{\"id\":null,\"labels\":");
     web_json_labels(&b, rows[i].labels_json);
     pp_buf_puts(&b, ",\"profileType\":");
     web_json_str(&b, rows[i].type);

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 
-from harness import ROOT, TESTDATA, check, ensure_playwright, go_raw, run, wait_for
+from harness import ROOT, TESTDATA, check, ensure_playwright, go_pprof, go_raw, go_top_args, run, wait_for
 from peers import Collector, http_req
 from s3server import VGW, S3Server
 
@@ -580,6 +580,35 @@ def objstore(t):
                      and len(points) == pushed and bool(want) and tl_sum == want[-1]
                      and tl_bucket == tl.get("bucketRead", {}).get("profiles") and 0 < tl_bucket < pushed
                      and all(pt[1] >= since * 10**9 for pt, _ in points))
+            # /api/v1/profiles over it: an entry per profile pushed, the bucket's with a null id
+            pls, pbody, phdr = http_req("GET", h.url + f"/api/v1/profiles?{sel}&limit=20000")
+            pl = json.loads(pbody) if pls == 200 else {}
+            entries = pl.get("data", [])
+            pl_bucket = sum(1 for e in entries if e.get("id") is None)
+            pl_ok = (pls == 200 and pl.get("partial") is not True and "X-Pprof-Partial" not in phdr
+                     and len(entries) == pushed and 0 < pl_bucket < pushed
+                     and pl_bucket == pl.get("bucketRead", {}).get("profiles")
+                     and sum(e["totals"][-1] for e in entries) == (want[-1] if want else None)
+                     and all(e.get("startUnixNano", 0) >= since * 10**9 for e in entries))
+            # a decoded timeline (function=) reads the bucket's records too: its points' cum add up to
+            # what go tool pprof -top counts for that function in each profile pushed
+            fn = "runtime.mallocgc"
+            fcum = []
+            for b in PROFILES:
+                with tempfile.NamedTemporaryFile(suffix=".pb.gz") as f:
+                    f.write(b)
+                    f.flush()
+                    top = go_pprof(go_top_args(1, "nanoseconds") + [f.name]).stdout.splitlines()
+                fcum.append(sum(int(l.split()[3].rstrip("ns")) for l in top if l.endswith(" " + fn)))
+            fwant = sum(fcum[i % len(PROFILES)] for i in range(250)) * (pushed // 250)
+            tfs, tfbody, tfhdr = http_req("GET", h.url + f"/api/v1/timeline?{sel}&function={fn}")
+            ftl = json.loads(tfbody) if tfs == 200 else {}
+            fpoints = [(c, i) for e in ftl.get("data", []) for c, i in zip(e.get("cum", []), e.get("ids", []))]
+            fsum = sum(c for c, _ in fpoints)
+            fbucket = sum(1 for _, i in fpoints if i is None)
+            ftl_ok = (tfs == 200 and ftl.get("partial") is not True and "X-Pprof-Partial" not in tfhdr
+                      and len(fpoints) == pushed and fsum == fwant and fwant > 0 and ftl.get("recordsUnreadable") == 0
+                      and 0 < fbucket < pushed and fbucket == ftl.get("bucketRead", {}).get("profiles"))
             # avg is per series over time: each pod's records in the bucket and local ones together
             # divided once by all of them, then summed over pods. fill's batches of 250 give pod k
             # the profiles i % 6 for i = k, k+50, .., k+200 in each batch, so its average is theirs;
@@ -624,8 +653,11 @@ def objstore(t):
                   and avg_ok and latest_ok
                   and fst == 200 and front.get("partial") is not True and front.get("total") == got.get("total")
                   and gst == 200 and "X-Pprof-Partial" not in ghdr and rst == 200 and "X-Pprof-Partial" not in rhdr
-                  and asked and tl_ok)
-            detail = (f"{asked_detail}; timeline {tst} partial {tl.get('partial')} {thdr.get('X-Pprof-Partial')!r}: "
+                  and asked and tl_ok and pl_ok and ftl_ok)
+            detail = (f"{asked_detail}; timeline of {fn} {tfs} partial {ftl.get('partial')} {tfhdr.get('X-Pprof-Partial')!r}: "
+                      f"{len(fpoints)} points, {fbucket} without an id (bucketRead {ftl.get('bucketRead')}), cum {fsum} "
+                      f"(want {fwant}), unreadable {ftl.get('recordsUnreadable')}; profiles {pls} partial {pl.get('partial')} {phdr.get('X-Pprof-Partial')!r}: "
+                      f"{len(entries)} entries, {pl_bucket} with a null id (bucketRead {pl.get('bucketRead')}); timeline {tst} partial {tl.get('partial')} {thdr.get('X-Pprof-Partial')!r}: "
                       f"{len(points)} points, {tl_bucket} without an id (bucketRead {tl.get('bucketRead')}), total "
                       f"{tl_sum} (want {want[-1] if want else None}); uploaded {bool(up)}; bucket-only {segs}; sum {st} partial {got.get('partial')} header "
                       f"{hdr.get('X-Pprof-Partial')!r} profiles {got.get('profiles')} of {pushed} pushed, bucketRead "
@@ -681,7 +713,8 @@ def objstore(t):
         check(t, "collector objstore: a sum over history only the bucket holds reads it (segments downloaded once into the "
                  "cache, merged with the local ones): every pushed profile counted, the merged profile's totals equal the "
                  "sum of go tool pprof's reading of each; the timeline has a point per profile (the bucket's without an "
-                 "id), totalling the sum; avg reads it too: each pod's average over both, summed, as go tool pprof "
+                 "id), totalling the sum, and so does a function's (function=: its cum as go tool pprof -top counts it), and /api/v1/profiles an entry per profile (the bucket's with a null id); avg reads it too"
+                 ": each pod's average over both, summed, as go tool pprof "
                  "reads the profiles; latest: a profile per pod; a front end's answer is whole; "
                  "pgo and regressions (two windows, each parsed twice) are whole; while local retention deletes the segments, "
                  "every sum and avg that says it is whole counts every profile; a cache too small, or the bucket down: "

@@ -2962,6 +2962,82 @@ out:
     if (st[i]) store_close(st[i]);
 }
 
+/* Another store's parts where this one's records fall short: a part whose sample types differ
+ * from the merge's is left out and this store's records stay (latest and sum put the parts in
+ * before the sums of v2 records), and a series whose newest record here cannot be read takes
+ * the other store's newest (latest). */
+static void parts_left_out_or_standing(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL), *o = NULL;
+  if (!s) return;
+  char odir[300];
+  snprintf(odir, sizeof odir, "%s-other", dir);
+  store_opts oo = {.dir = odir};
+  CHECK(store_open(&oo, &o, NULL, NULL) == 0);
+  if (!o) goto out;
+  for (int i = 1; i <= 3; i++) {
+    char f[64];
+    snprintf(f, sizeof f, "gotarget/cpu-%d.pb.gz", i);
+    CHECK(add(s, f, "a", "cpu", 1000 * i) == 0);
+  }
+  /* a heap profile as another store's part of series b */
+  char path[512];
+  snprintf(path, sizeof path, "%s/gotarget/heap.pb.gz", testdata());
+  size_t len = 0;
+  uint8_t *b = slurp(path, &len);
+  pprof_profile *heap = NULL;
+  CHECK(b && pprof_decode(b, len, NULL, &heap, NULL) == 0);
+  free(b);
+  if (!heap) goto out;
+  store_series_part odd = {.labels = "{\"monitor\":\"b\",\"team\":\"core\"}", .p = heap, .weight = 1, .end_ns = 5000};
+  const store_agg aggs[] = {STORE_AGG_AVG, STORE_AGG_LATEST, STORE_AGG_SUM};
+  for (int k = 0; k < 3; k++) {
+    pprof_profile *one = NULL, *joined = NULL;
+    size_t n1 = 0, nj = 0;
+    CHECK(store_merged(s, NULL, 0, "cpu", 0, 0, aggs[k], 0, &one, &n1, NULL) == 0);
+    CHECK(store_merged_with(s, NULL, 0, "cpu", 0, 0, aggs[k], 0, 0, &odd, 1, &joined, &nj, NULL, NULL) == 0);
+    CHECK_EQ_I64(nj, n1);
+    if (!same_profile(one, joined)) fprintf(stderr, "  agg %d: a part of other sample types changed the merge\n", (int)aggs[k]);
+    CHECK(same_profile(one, joined));
+    pprof_free(one);
+    pprof_free(joined);
+  }
+  pprof_free(heap);
+  /* series a's newest here (t=3000) damaged; the other store's newest (t=1500) stands for it */
+  CHECK(add(o, "gotarget/cpu-4.pb.gz", "a", "cpu", 1500) == 0);
+  store_matcher m = {"monitor", "a"};
+  store_row *rows = NULL;
+  size_t n = 0;
+  CHECK(store_list_rows(s, &m, 1, "cpu", 0, 0, 0, &rows, &n, NULL) == 0);
+  CHECK_EQ_I64(n, 3);
+  int64_t newest = n == 3 ? rows[2].id : -1;
+  store_rows_free(rows, n);
+  int64_t seg = index_i64("SELECT segment_id FROM profile WHERE id=?", newest);
+  int64_t off = index_i64("SELECT data_off + data_len / 2 FROM profile WHERE id=?", newest);
+  CHECK(seg > 0 && off > 0 && flip_byte(segment_path(seg), off));
+  store_series_part *parts = NULL;
+  size_t np = 0, nj = 0, n1 = 0;
+  pprof_profile *theirs = NULL, *joined = NULL;
+  CHECK(store_series_parts(o, &m, 1, "cpu", 0, 0, STORE_AGG_LATEST, 0, 0, &parts, &np, NULL, NULL) == 0);
+  CHECK_EQ_I64(np, 1);
+  CHECK(store_merged(o, &m, 1, "cpu", 0, 0, STORE_AGG_LATEST, 0, &theirs, &n1, NULL) == 0);
+  pp_err err = {0};
+  int r = store_merged_with(s, &m, 1, "cpu", 0, 0, STORE_AGG_LATEST, 0, 0, parts, np, &joined, &nj, NULL, &err);
+  if (r) fprintf(stderr, "  latest over a damaged newest: %s\n", err.msg);
+  CHECK(r == 0);
+  CHECK_EQ_I64(nj, 1);
+  CHECK(same_profile(theirs, joined));
+  store_series_parts_free(parts, np);
+  pprof_free(theirs);
+  pprof_free(joined);
+out:
+  if (o) store_close(o);
+  store_close(s);
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", odir);
+  CHECK(system(cmd) == 0);
+}
+
 int main(void) {
   RUN(append_query_merge);
   RUN(repair_after_crash);
@@ -3002,6 +3078,7 @@ int main(void) {
   RUN(one_segment_merge_is_the_mergers);
   RUN(a_merge_loads_each_table_once);
   RUN(parts_join_as_one_store);
+  RUN(parts_left_out_or_standing);
   /* the last test's data directory (each test empties it first): nothing left behind */
   fresh_dir(); /* the last test's store goes too: nothing left in /tmp */
   return tt_finish();
