@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """History read back from the object store (issue 15 §3, §5), part of `make bench`: the same
-render (a sum), and the same timeline, over the same profiles, asked of a collector that holds them on its disk, and of
+render (a sum), the same timeline and the same series listing, over the same profiles, asked of a collector that holds them on its disk, and of
 one whose local retention deleted them after their upload, so that the render downloads the
 segments into its cache (the first time) and reads them from the cache (after that).
 
@@ -173,6 +173,19 @@ def main():
             if u == bucket and (d.get("partial") is not False or d.get("bucketRead", {}).get("profiles") != OLD):
                 raise RuntimeError(f"the timeline did not read the bucket: {d.get('partial')} {d.get('bucketRead')}")
             rows.append((f"{name}: {pts[u]:,} points", *timed(u, tl)))
+        # the series listing: the bucket's series from its series index (nothing downloaded),
+        # against the same listing of the local store
+        sl = "/api/v1/series?name=old"
+        sums = {}
+        for name, u in (("series: bucket, from its series index", bucket),
+                        ("series: local, every profile on the collector's disk", raw)):
+            d = json.loads(get(conn(u), sl))
+            sums[u] = (len(d["data"]), sum(e["profiles"] for e in d["data"]))
+            if u == bucket and (d.get("partial") is not False or d.get("bucketRead", {}).get("windows") != 1):
+                raise RuntimeError(f"the series listing did not read the index: {d.get('partial')} {d.get('bucketRead')}")
+            rows.append((f"{name}: {sums[u][0]} entries", *timed(u, sl)))
+        if sums[bucket] != sums[raw] or sums[raw] != (50, OLD):
+            raise RuntimeError(f"series listings: bucket {sums[bucket]}, local {sums[raw]}, want (50, {OLD})")
         if pts[bucket] != OLD or pts[raw] != OLD:
             raise RuntimeError(f"timeline points: bucket {pts[bucket]}, raw {pts[raw]}, want {OLD}")
         if metric(bucket, "collector_bucket_downloads_total") != dl:

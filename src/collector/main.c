@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "../base/units.h"
+#include "bindex.h"
 #include "bucket.h"
 #include "config.h"
 #include "scrape.h"
@@ -97,6 +98,8 @@ typedef struct app {
   int64_t upload_checked_at;    /* when log_upload_state last read its state */
   bool upload_failing, upload_deleting_failing;
   uint64_t upload_lost;
+  uint64_t index_failures;       /* the bucket's series index's, logged so far */
+  const char *data_dir;
   int shard;                    /* --shard: which of the config's shards this collector is */
   bool query_only;              /* --query-only: no monitor scraped, merges from the peers */
   _Atomic uint64_t shards_now;  /* the shard count the config in force was applied with; when
@@ -349,6 +352,23 @@ static int hook_bucket_points(void *ud, uint64_t seq, const store_matcher *m, si
   return r;
 }
 
+/* Its part of a series listing, from the bucket's series index (web.h, bindex.h): no download. */
+static int hook_bucket_series(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from,
+                              int64_t to, size_t max_entries, store_series_info **ret, size_t *ret_n, size_t *ret_unknown,
+                              upload_bucket_only *held, pp_err *err) {
+  app *a = ud;
+  upload_segment *segs;
+  size_t n;
+  int64_t stood_in;
+  *ret = NULL, *ret_n = 0, *ret_unknown = 0;
+  int r = bucket_list(a, seq, from, to, &segs, &n, &stood_in, held, err);
+  if (r != 0) return r;
+  if (!n) return BUCKET_NONE;
+  r = bindex_series(a->data_dir, segs, n, m, nm, type, from, to, max_entries, ret, ret_n, ret_unknown, err);
+  free(segs);
+  return r;
+}
+
 /* The records of its part of a decoded timeline (web.h, bucket.h). */
 static int hook_bucket_each_profile(void *ud, uint64_t gen, const int64_t *ids, size_t n, const pprof_limits *limits,
                                     store_profile_fn fn, void *fud, pp_err *err) {
@@ -423,6 +443,11 @@ static void hook_metrics(void *ud, pp_buf *out) {
         {"collector_bucket_only_segments", "gauge",
          "Uploaded segments local retention has deleted since: history only the bucket holds (sums read it).",
          us.bucket_only.segments},
+        {"collector_bucket_index_segments_total", "counter",
+         "Uploaded raw segments whose series went into the bucket's series index.", us.indexed_segments},
+        {"collector_bucket_index_failures_total", "counter",
+         "Segments whose series could not go into the bucket's series index (listings over them are partial).",
+         us.index_failures},
     };
     put_u64_metrics(out, m, sizeof m / sizeof *m);
     pp_metrics_head(out, "collector_upload_last_success_timestamp_seconds", "gauge",
@@ -458,6 +483,11 @@ static void log_upload_state(app *a, int64_t now) {
   a->upload_checked_at = now;
   upload_stats us;
   upload_get_stats(a->up, &us);
+  if (us.index_failures > a->index_failures) {
+    LOG(LOG_WARN, "object store: %" PRIu64 " segment(s) not in the bucket's series index (series listings over them are "
+        "partial): %s", us.index_failures - a->index_failures, us.last_index_error);
+    a->index_failures = us.index_failures;
+  }
   if (us.lost_segments > a->upload_lost) {
     LOG(LOG_WARN, "object store: %" PRIu64 " segment(s) deleted by local retention before their upload (%" PRIu64 " in all)",
         us.lost_segments - a->upload_lost, us.lost_segments);
@@ -875,6 +905,7 @@ int main(int argc, char **argv) {
   app a;
   memset(&a, 0, sizeof a);
   a.config_path = config;
+  a.data_dir = data_dir;
   a.shard = shard;
   a.query_only = query_only;
   a.started_ns = pp_clock_real_ns();
@@ -939,7 +970,8 @@ int main(int argc, char **argv) {
                      .metrics = hook_metrics, .bucket_only = a.up ? hook_bucket_only : NULL, .auth = &auth,
                      .bucket_merged = a.bk ? hook_bucket_merged : NULL,
                      .bucket_points = a.bk ? hook_bucket_points : NULL,
-                     .bucket_each_profile = a.bk ? hook_bucket_each_profile : NULL};
+                     .bucket_each_profile = a.bk ? hook_bucket_each_profile : NULL,
+                     .bucket_series = a.up ? hook_bucket_series : NULL};
   wopts.peers = peers;
   wopts.npeers = npeers;
   /* shards run with one token for all of them ask each other with it */

@@ -268,6 +268,18 @@ int store_list_series(store *s, const store_matcher *m, size_t nm, const char *t
                       store_series_info **ret, size_t *ret_n, bool *ret_more, pp_err *err);
 void store_series_free(store_series_info *v, size_t n);
 
+/* One closed segment's raw profiles per (series, type), for the object store's series index
+ * (bindex.h): fn gets each entry (series_id the store's; first_ns, last_ns, count and
+ * sample_types as store_list_series gives them over the segment's records alone) with its
+ * first record's end in first_end_ns and its labels as stored (series_label's sanitized names
+ * and values). Read in one transaction: a segment deleted meanwhile is seen whole or not at all.
+ * 0 with *ret_entries (0: the segment holds no raw profile: a rollup segment, or one deleted);
+ * fn's negative result stops it and is returned; PP_EIO, PP_ENOMEM. Any thread. */
+typedef int (*store_segment_series_fn)(void *ud, const store_series_info *e, int64_t first_end_ns,
+                                       const store_matcher *labels, size_t nlabels);
+int store_segment_series(store *s, int64_t segment_id, store_segment_series_fn fn, void *ud, size_t *ret_entries,
+                         pp_err *err);
+
 typedef struct store_row {
   int64_t id, series_id;
   char *labels_json;

@@ -364,6 +364,83 @@ void store_series_free(store_series_info *v, size_t n) {
   free(v);
 }
 
+/* A segment's entries come from one GROUP BY over profile_by_segment; each entry's ends and the
+ * labels of its series are seeks (profile_by_series, series_label_by_series). */
+int store_segment_series(store *s, int64_t segment_id, store_segment_series_fn fn, void *ud, size_t *ret_entries,
+                         pp_err *err) {
+  *ret_entries = 0;
+  sqlite3 *db;
+  int r = store__open_reader(s, &db, err);
+  if (r < 0) return r;
+  static const char *const sqls[4] = {
+      ("SELECT p.series_id, s.labels, p.type, COUNT(*), MIN(p.end_ns), MAX(p.end_ns) FROM profile p"
+       " JOIN series s ON s.id=p.series_id WHERE p.segment_id=?1 GROUP BY p.series_id, p.type"),
+      "SELECT start_ns FROM profile WHERE series_id=?1 AND type=?2 AND end_ns=?3 AND segment_id=?4 LIMIT 1",
+      ("SELECT sample_types FROM profile WHERE series_id=?1 AND type=?2 AND end_ns=?3 AND segment_id=?4"
+       " ORDER BY id DESC LIMIT 1"),
+      "SELECT name, value FROM series_label WHERE series_id=?1 ORDER BY name"};
+  sqlite3_stmt *st[4] = {0};
+  store_matcher *lab = NULL;
+  size_t labcap = 0;
+  if (store__run(db, "BEGIN", 0, 0, err) < 0) {
+    sqlite3_close(db);
+    return PP_EIO;
+  }
+  for (int i = 0; i < 4 && r == 0; i++)
+    if (sqlite3_prepare_v2(db, sqls[i], -1, &st[i], NULL) != SQLITE_OK)
+      r = pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+  if (r == 0) sqlite3_bind_int64(st[0], 1, segment_id);
+  int rc = SQLITE_DONE;
+  while (r == 0 && (rc = sqlite3_step(st[0])) == SQLITE_ROW) {
+    int64_t sid = sqlite3_column_int64(st[0], 0), first_end = sqlite3_column_int64(st[0], 4),
+            last = sqlite3_column_int64(st[0], 5);
+    const char *type = (const char *)sqlite3_column_text(st[0], 2);
+    store_series_info e = {sid, (char *)sqlite3_column_text(st[0], 1), (char *)type, NULL, 0, last,
+                           sqlite3_column_int64(st[0], 3)};
+    for (int k = 1; k <= 2; k++) {
+      sqlite3_reset(st[k]);
+      sqlite3_bind_int64(st[k], 1, sid);
+      sqlite3_bind_text(st[k], 2, type, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(st[k], 3, k == 1 ? first_end : last);
+      sqlite3_bind_int64(st[k], 4, segment_id);
+    }
+    if (!e.labels_json || !type || sqlite3_step(st[1]) != SQLITE_ROW || sqlite3_step(st[2]) != SQLITE_ROW) {
+      r = pp_err_set(err, PP_EIO, "index: segment %lld: %s", (long long)segment_id, sqlite3_errmsg(db));
+      break;
+    }
+    e.first_ns = sqlite3_column_int64(st[1], 0);
+    e.sample_types = (char *)sqlite3_column_text(st[2], 0);
+    size_t nl = 0;
+    sqlite3_reset(st[3]);
+    sqlite3_bind_int64(st[3], 1, sid);
+    int lrc;
+    while ((lrc = sqlite3_step(st[3])) == SQLITE_ROW) {
+      if (nl == labcap) {
+        store_matcher *nv = realloc(lab, (labcap = labcap ? labcap * 2 : 16) * sizeof *nv);
+        if (!nv) break;
+        lab = nv;
+      }
+      /* (the texts stay valid until the statement steps again: each label gets its copy) */
+      const char *n = (const char *)sqlite3_column_text(st[3], 0), *v = (const char *)sqlite3_column_text(st[3], 1);
+      lab[nl].name = n ? strdup(n) : NULL;
+      lab[nl].value = v ? strdup(v) : NULL;
+      nl++;
+      if (!lab[nl - 1].name || !lab[nl - 1].value) break;
+    }
+    if (lrc != SQLITE_DONE) r = lrc == SQLITE_ROW ? pp_err_set(err, PP_ENOMEM, "out of memory")
+                                                  : pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+    if (r == 0 && !e.sample_types) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+    if (r == 0 && (r = fn(ud, &e, first_end, lab, nl)) == 0) (*ret_entries)++;
+    for (size_t i = 0; i < nl; i++) free((char *)lab[i].name), free((char *)lab[i].value);
+  }
+  if (r == 0 && rc != SQLITE_DONE) r = pp_err_set(err, PP_EIO, "index: %s", sqlite3_errmsg(db));
+  for (int i = 0; i < 4; i++) sqlite3_finalize(st[i]);
+  free(lab);
+  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  sqlite3_close(db);
+  return r;
+}
+
 static int cmp_row_time(const void *a, const void *b) {
   const row_loc *x = a, *y = b;
   if (x->row.end_ns != y->row.end_ns) return x->row.end_ns < y->row.end_ns ? -1 : 1;

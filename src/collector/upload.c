@@ -23,6 +23,7 @@
 #include "../base/b64.h"
 #include "../base/clock.h"
 #include "../base/s3opts.h"
+#include "bindex.h"
 
 /* segments listed per scan: far more than a store holds (its budget over its segment size,
  * a tier each) */
@@ -34,6 +35,7 @@ typedef struct up_entry {
   int64_t id, min_ns, max_ns; /* min_ns tells a segment from a later one given the same id */
   int tier;
   bool expired; /* past the bucket's retention: deleted there (or never sent); not sent again */
+  bool indexed; /* its series are in the bucket's series index, or adding them was tried (bindex.h) */
 } up_entry;
 
 struct uploader {
@@ -58,6 +60,7 @@ struct uploader {
   upload_stats stats;
   up_entry sending; /* the segment being uploaded, when is_sending (under mu) */
   bool is_sending;
+  bindex *index; /* the bucket's series index (NULL: it did not open; listings over the bucket are partial) */
 };
 
 /* ---- options ---------------------------------------------------------------------------------- */
@@ -455,7 +458,7 @@ static int send_segment(uploader *u, const store_segment *sg, char *errbuf, size
   u->stats.last_success_ns = pp_clock_real_ns();
   if (u->stats.queued) u->stats.queued--;
   pthread_mutex_unlock(&u->mu);
-  up_entry ent = {sg->id, sg->min_ns, sg->max_ns, sg->tier, false};
+  up_entry ent = {sg->id, sg->min_ns, sg->max_ns, sg->tier, false, false};
   if (!add_done(u, ent) || append_state(u, &ent) < 0) {
     /* uploaded all the same; a restart would send it again */
     char why[320];
@@ -470,7 +473,7 @@ static int send_segment(uploader *u, const store_segment *sg, char *errbuf, size
  * holds (upload_bucket_only_now), not for none. */
 static int upload_one(uploader *u, const store_segment *sg, char *errbuf, size_t cap) {
   pthread_mutex_lock(&u->mu);
-  u->sending = (up_entry){sg->id, sg->min_ns, sg->max_ns, sg->tier, false}, u->is_sending = true;
+  u->sending = (up_entry){sg->id, sg->min_ns, sg->max_ns, sg->tier, false, false}, u->is_sending = true;
   pthread_mutex_unlock(&u->mu);
   int r = send_segment(u, sg, errbuf, cap);
   pthread_mutex_lock(&u->mu);
@@ -529,6 +532,19 @@ static int cmp_oldest(const void *a, const void *b) {
   return x->min_ns != y->min_ns ? (x->min_ns < y->min_ns ? -1 : 1) : (x->id > y->id) - (x->id < y->id);
 }
 
+/* A raw segment in the bucket and still local gets its series into the index, once: tried
+ * again only at the next start when it failed (counted: its history's listings stay partial). */
+static void index_segment(uploader *u, up_entry *e) {
+  if (e->indexed || e->expired || e->tier != 0 || !u->index) return;
+  pp_err err = {0};
+  int r = bindex_add(u->index, u->st, e->id, e->min_ns, &err);
+  pthread_mutex_lock(&u->mu);
+  e->indexed = true;
+  if (r == 0) u->stats.indexed_segments++;
+  else u->stats.index_failures++, snprintf(u->stats.last_index_error, sizeof u->stats.last_index_error, "%.190s", err.msg);
+  pthread_mutex_unlock(&u->mu);
+}
+
 /* One scan: every closed segment not uploaded yet, oldest first; stops at the first failure.
  * 0, or -1 after a failure (noted). */
 static int scan(uploader *u, store_segment *list) {
@@ -562,7 +578,7 @@ static int scan(uploader *u, store_segment *list) {
   int64_t cutoff = u->retention_s > 0 ? pp_clock_real_ns() - (int64_t)(u->retention_s * 1e9) : INT64_MIN;
   for (size_t i = 0; i < n; i++)
     if (list[i].closed && list[i].max_ns < cutoff && !find_done(u, list[i].id, list[i].min_ns)) {
-      up_entry e = {list[i].id, list[i].min_ns, list[i].max_ns, list[i].tier, true};
+      up_entry e = {list[i].id, list[i].min_ns, list[i].max_ns, list[i].tier, true, false};
       if (add_done(u, e)) append_state(u, &e);
     }
   /* the segments waiting at the last scan that are not listed now: deleted before their upload
@@ -587,6 +603,12 @@ static int scan(uploader *u, store_segment *list) {
   u->stats.queued = queued;
   u->stats.bucket_only = bo;
   pthread_mutex_unlock(&u->mu);
+  /* uploaded raw segments still local whose series the index lacks (uploaded before it existed,
+   * restored, or the collector stopped in between) */
+  for (size_t i = 0; i < n && !stopping(u); i++) {
+    up_entry *e = find_done(u, list[i].id, list[i].min_ns);
+    if (e) index_segment(u, e);
+  }
   for (size_t i = 0; i < n && !stopping(u); i++) {
     if (!list[i].closed || find_done(u, list[i].id, list[i].min_ns)) continue;
     char why[sizeof u->stats.last_error] = "";
@@ -594,6 +616,8 @@ static int scan(uploader *u, store_segment *list) {
       note_failure(u, why);
       return -1;
     }
+    up_entry *e = find_done(u, list[i].id, list[i].min_ns);
+    if (e) index_segment(u, e);
   }
   return 0;
 }
@@ -619,6 +643,13 @@ static void expire(uploader *u) {
       pthread_mutex_lock(&u->mu);
       e->expired = true;
       pthread_mutex_unlock(&u->mu);
+      pp_err ierr = {0};
+      if (u->index && bindex_drop(u->index, e->id, e->min_ns, &ierr) < 0) {
+        pthread_mutex_lock(&u->mu);
+        u->stats.index_failures++;
+        snprintf(u->stats.last_index_error, sizeof u->stats.last_index_error, "%.190s", ierr.msg);
+        pthread_mutex_unlock(&u->mu);
+      }
       deleted++;
       continue;
     }
@@ -713,6 +744,7 @@ static void free_uploader(uploader *u) {
   free(u->state_tmp);
   free(u->done);
   free(u->waiting);
+  bindex_close(u->index);
   pthread_mutex_destroy(&u->mu);
   pthread_cond_destroy(&u->cv);
   free(u);
@@ -754,6 +786,12 @@ int upload_start(const upload_opts *o, store *st, const char *data_dir, uploader
     return pp_err_set(err, PP_ENOMEM, "out of memory");
   }
   load_state(u);
+  /* (without its index the collector still uploads; listings over the bucket say they are partial) */
+  pp_err ierr = {0};
+  if (bindex_open(data_dir, &u->index, &ierr) < 0) {
+    u->stats.index_failures++;
+    snprintf(u->stats.last_index_error, sizeof u->stats.last_index_error, "%.190s", ierr.msg);
+  }
   if (pthread_create(&u->thread, NULL, thread_main, u) != 0) {
     free_uploader(u);
     return pp_err_set(err, PP_EIO, "cannot start the upload thread");

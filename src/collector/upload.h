@@ -36,6 +36,11 @@
  * (upload_flush, for as long as the stop allows); what that could not send goes at its next
  * start: one that never starts again leaves it only on its volume (up to --segment-max-age).
  *
+ * Each raw segment in the bucket and still local also gets its series into the bucket's series
+ * index (bindex.h), right after its upload (or at the next scan, for one uploaded before the
+ * index existed or restored); the bucket's retention drops them with the object. A failure
+ * there is counted (index_failures) and never holds up uploads.
+ *
  * Logging: none here (the program logs at its boundary): upload_get_stats says whether uploads
  * are failing and why, and main.c logs each change of that state.
  */
@@ -89,6 +94,9 @@ typedef struct upload_stats {
   bool deleting_failing;    /* the last retention pass had DELETEs that failed */
   char last_delete_error[256];
   upload_bucket_only bucket_only; /* at the last scan */
+  uint64_t indexed_segments; /* raw segments whose series went into the bucket's series index (bindex.h) */
+  uint64_t index_failures;   /* segments that could not (their history's series listings are partial) */
+  char last_index_error[200];
 } upload_stats;
 
 /* Where o's objects go, as requests name them (shared with restore.c): the endpoint without

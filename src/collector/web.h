@@ -104,6 +104,13 @@ typedef struct web_hooks {
    * timelines do not read the bucket. */
   int (*bucket_each_profile)(void *ud, uint64_t gen, const int64_t *ids, size_t n, const pprof_limits *limits,
                              store_profile_fn fn, void *fud, pp_err *err);
+  /* That history's part of a series listing (bindex.h's bindex_series: its entries, at most
+   * max_entries; *ret_unknown: what the index lacks of it, which makes the listing partial),
+   * listed now; seq, results and *held as bucket_merged's (0: *ret, to store_series_free, *ret_n
+   * may be 0). NULL: series listings never read the bucket. */
+  int (*bucket_series)(void *ud, uint64_t seq, const store_matcher *m, size_t nm, const char *type, int64_t from, int64_t to,
+                       size_t max_entries, store_series_info **ret, size_t *ret_n, size_t *ret_unknown,
+                       upload_bucket_only *held, pp_err *err);
   const web_auth *auth; /* NULL = open */
 } web_hooks;
 

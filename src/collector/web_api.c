@@ -1605,6 +1605,87 @@ static void page_next(char *next, size_t cap, const store_series_info *v, size_t
   if (more && n) snprintf(next, cap, "%lld:%s", (long long)v[n - 1].series_id, v[n - 1].type);
 }
 
+/* entries one listing takes from the object store's series index at most (more: partial) */
+#define WEB_MAX_BUCKET_SERIES ((size_t)1 << 20)
+
+/* The series only the object store holds joined to a listing's (*v, *n: the local store's;
+ * seq: store_deletions before they were listed), when the window meets that history: an entry
+ * of both is one (counts added, the ends and sample types of the newer), the others come after
+ * the local ones. Read from the bucket's series index (web.h's bucket_series), not the bucket;
+ * what it lacks (segments uploaded before it, window edges that cut a segment's entries) makes
+ * the answer partial and says so. A page (paged) is of one store: it does not read it, and
+ * says so when the window meets it. WEB_RACED: *v freed, ask again; 0; PP_ENOMEM. */
+static int bucket_series(const web_ctx *x, const selection *s, uint64_t seq, bool last, bool paged,
+                         store_series_info **v, size_t *n, pp_err *err) {
+  if (!x->h->bucket_only || !x->fi) return 0;
+  if (!x->h->bucket_series || paged) return (void)recheck_bucket(x, s), 0;
+  store_series_info *b = NULL;
+  size_t nb = 0, unknown = 0;
+  upload_bucket_only held = {0};
+  pp_err berr = {0};
+  int br = x->h->bucket_series(x->h->ud, seq, s->m, s->nm, s->type, s->from, s->to, WEB_MAX_BUCKET_SERIES, &b, &nb,
+                               &unknown, &held, &berr);
+  int o = bucket_outcome(x, s, br, last, &held, &berr, err);
+  if (o == WEB_RACED) store_series_free(*v, *n), *v = NULL, *n = 0;
+  if (o != WEB_READ) return store_series_free(b, nb), o == WEB_READ ? 0 : o;
+  if (unknown) {
+    name_bucket(x, &held);
+    snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why,
+             "%zu of its segments or series entries are not in the object store's series index (uploaded before it, "
+             "or cut by the window's edges)",
+             unknown);
+    web_note_read(x, s->from, s->to, (int)s->agg, false);
+  }
+  if (!nb) return 0;
+  store_series_info *all = realloc(*v, (*n + nb) * sizeof *all);
+  htab keys = {0};
+  pp_buf key;
+  pp_buf_init(&key, 0);
+  int r = all && htab_init(&keys, *n + 16, 0) == 0 ? 0 : pp_err_set(err, PP_ENOMEM, "out of memory");
+  if (all) *v = all;
+  /* the local entries by labels and type (each once in a listing) */
+  for (size_t i = 0; i < *n && r == 0; i++) {
+    uint32_t idx;
+    pp_buf_clear(&key);
+    pp_buf_puts(&key, all[i].labels_json);
+    pp_buf_put(&key, "", 1);
+    pp_buf_puts(&key, all[i].type);
+    if (key.failed || htab_intern(&keys, key.p, key.len, &idx) < 0) r = pp_err_set(err, PP_ENOMEM, "out of memory");
+  }
+  size_t k = *n;
+  for (size_t j = 0; j < nb && r == 0; j++) {
+    pp_buf_clear(&key);
+    pp_buf_puts(&key, b[j].labels_json);
+    pp_buf_put(&key, "", 1);
+    pp_buf_puts(&key, b[j].type);
+    if (key.failed) {
+      r = pp_err_set(err, PP_ENOMEM, "out of memory");
+      break;
+    }
+    int64_t at = htab_find(&keys, key.p, key.len);
+    if (at < 0) {
+      all[k++] = b[j];
+      b[j] = (store_series_info){0};
+      continue;
+    }
+    store_series_info *e = &all[at];
+    e->count += b[j].count;
+    if (b[j].first_ns < e->first_ns) e->first_ns = b[j].first_ns;
+    if (b[j].last_ns > e->last_ns) {
+      e->last_ns = b[j].last_ns;
+      char *t = e->sample_types;
+      e->sample_types = b[j].sample_types, b[j].sample_types = t;
+    }
+  }
+  if (r == 0) *n = k;
+  else
+    for (size_t j = *n; j < k; j++) free(all[j].labels_json), free(all[j].type), free(all[j].sample_types);
+  htab_free(&keys);
+  pp_buf_free(&key);
+  store_series_free(b, nb);
+  return r;
+}
+
 void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
   selection s;
   char why[256];
@@ -1636,10 +1717,23 @@ void web_api_series(const web_ctx *x, const web_params *p, web_resp *out) {
   size_t n;
   bool more = false;
   pp_err err = {0};
-  if (store_list_series(x->h->st, s.m, s.nm, s.type, s.from, s.to, after ? &cur : NULL, (size_t)limit, &v, &n, &more,
-                        &err) < 0) {
-    web_resp_error(out, 500, "internal", err.msg);
-    return;
+  /* the store's series and those only the object store holds, listed with no segment deleted in
+   * between (else again, as a timeline's points) */
+  for (int tries = 1;; tries++) {
+    uint64_t seq = store_deletions(x->h->st);
+    if (store_list_series(x->h->st, s.m, s.nm, s.type, s.from, s.to, after ? &cur : NULL, (size_t)limit, &v, &n, &more,
+                          &err) < 0) {
+      web_resp_error(out, 500, "internal", err.msg);
+      return;
+    }
+    int br = bucket_series(x, &s, seq, tries == WEB_MERGE_TRIES, limit || after, &v, &n, &err);
+    if (br == WEB_RACED) continue;
+    if (br < 0) {
+      store_series_free(v, n);
+      web_resp_error(out, 503, "unavailable", err.msg);
+      return;
+    }
+    break;
   }
   char next[64];
   page_next(next, sizeof next, v, n, more);
@@ -1879,12 +1973,32 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
   size_t n;
   bool more = false;
   pp_err err = {0};
+  uint64_t seq = store_deletions(x->h->st);
   if (store_list_series(x->h->st, NULL, 0, NULL, 0, 0, after ? &cur : NULL, (size_t)limit, &v, &n, &more, &err) < 0) {
     web_resp_error(out, 500, "internal", err.msg);
     return;
   }
   char next[64];
   page_next(next, sizeof next, v, n, more);
+  /* the last page lists the series only the object store holds after the local ones, from its
+   * series index (bucket_series), as rows of their own: the local rows of earlier pages count
+   * the local profiles, these the bucket's (a deletion between the two lists makes it partial) */
+  store_series_info *bv = NULL;
+  size_t nb = 0, unknown = 0;
+  if (!next[0] && x->h->bucket_series && x->h->bucket_only && x->fi) {
+    selection all = {.agg = STORE_AGG_DEFAULT};
+    upload_bucket_only held = {0};
+    pp_err berr = {0};
+    web_note_window(x, 0, 0, (int)all.agg);
+    int br = x->h->bucket_series(x->h->ud, seq, NULL, 0, NULL, 0, 0, WEB_MAX_BUCKET_SERIES, &bv, &nb, &unknown, &held, &berr);
+    if (bucket_outcome(x, &all, br, true, &held, &berr, &err) != WEB_READ) store_series_free(bv, nb), bv = NULL, nb = 0;
+    if (unknown) {
+      name_bucket(x, &held);
+      snprintf(x->fi->bucket_why, sizeof x->fi->bucket_why,
+               "%zu of its segments are not in the object store's series index (uploaded before it)", unknown);
+      web_note_read(x, 0, 0, (int)all.agg, false);
+    }
+  }
   pp_buf b;
   pp_buf_init(&b, x->budget);
   pp_buf_puts(&b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>stored series</title>"
@@ -1892,6 +2006,8 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
                    "<table><tr><th>labels</th><th>type</th><th>profiles</th><th>download</th><th>shard</th></tr>");
   for (size_t i = 0; i < n; i++) raw_row(&b, v[i].labels_json, v[i].type, (long long)v[i].count, NULL);
   store_series_free(v, n);
+  for (size_t i = 0; i < nb; i++) raw_row(&b, bv[i].labels_json, bv[i].type, (long long)bv[i].count, "object store");
+  store_series_free(bv, nb);
   /* the pages are of this collector's store; its last one lists the peers' series after its own */
   int r = 0;
   if (!next[0] && !(local && !strcmp(local, "1")) && web_fanout_peers(x->fan))
@@ -1908,6 +2024,12 @@ void web_api_raw(const web_ctx *x, const web_params *p, web_resp *out) {
                   x->fi->asked);
     html(&b, x->fi->missing);
     pp_buf_puts(&b, ")</p>");
+  }
+  if (web_fanout_bucket_lacks(x->fi)) {
+    pp_buf_printf(&b, "<p class=\"partial\">History in the object store only (%llu segments) is missing here",
+                  (unsigned long long)x->fi->bucket.segments);
+    if (x->fi->bucket_why[0]) pp_buf_puts(&b, ": "), html(&b, x->fi->bucket_why);
+    pp_buf_puts(&b, "</p>");
   }
   if (next[0]) {
     /* the cursor is digits, ':' and a type name: nothing to encode */

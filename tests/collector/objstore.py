@@ -22,6 +22,7 @@ Part (tests/run.py collector:objstore): objstore."""
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -162,7 +163,12 @@ class Asker:
     def finish(self, whole_after=1):
         """Stops asking: (whether every answer was right, with enough of them asked after the first
         deletion and `whole_after` of those whole (where the bucket is read: or the check would
-        pass on partial answers alone); what to print)."""
+        pass on partial answers alone); what to print). Asks on until five were asked after the
+        first deletion (at most 90 s more: under ThreadSanitizer an answer takes seconds, and
+        retention may delete the segments in one pass just before the caller stops)."""
+        deadline = time.time() + 90
+        while time.time() < deadline and self.th.is_alive() and sum(1 for a in self.during if a[3] >= 1) < 5:
+            time.sleep(0.5)
         self.stop.set()
         self.th.join()
         d = self.during
@@ -590,6 +596,32 @@ def objstore(t):
                      and pl_bucket == pl.get("bucketRead", {}).get("profiles")
                      and sum(e["totals"][-1] for e in entries) == (want[-1] if want else None)
                      and all(e.get("startUnixNano", 0) >= since * 10**9 for e in entries))
+            # /api/v1/series lists the bucket's series from its series index (no download): the old
+            # app's entries, with and without a window, count every profile pushed, once per pod
+            def old_series(c, q):
+                st_, b_, hd_ = http_req("GET", c.url + "/api/v1/series" + q)
+                d_ = json.loads(b_) if st_ == 200 else {}
+                es = [e for e in d_.get("data", []) if e.get("labels", {}).get("monitor") == "old"]
+                return (st_ == 200 and d_.get("partial") is not True and "X-Pprof-Partial" not in hd_
+                        and len(es) == 50 and sum(e.get("profiles", 0) for e in es) == pushed,
+                        f"series{q} {st_} partial {d_.get('partial')} {hd_.get('X-Pprof-Partial')!r} bucketOnly "
+                        f"{d_.get('bucketOnly')}: {len(es)} entries of old, {sum(e.get('profiles', 0) for e in es)} "
+                        f"profiles (want 50, {pushed})")
+            ser_ok, ser_detail = old_series(h, f"?{sel}")
+            ser_all_ok, ser_all_detail = old_series(h, "")
+            # /raw's last page lists them too, as rows of the object store's after the local ones:
+            # together the old app's rows count every profile pushed
+            rst_, rbody_, rhdr_ = http_req("GET", h.url + "/raw")
+            rows = re.findall(r"<tr><td>([^<]*)</td><td>cpu</td><td>(\d+)</td><td><a [^>]*>pprof</a></td><td>([^<]*)</td></tr>",
+                              rbody_.decode() if rst_ == 200 else "")
+            old_rows = [(int(c), sh) for lab, c, sh in rows if "&quot;monitor&quot;:&quot;old&quot;" in lab]
+            raw_ok = (rst_ == 200 and 'class="partial"' not in rbody_.decode() and "X-Pprof-Partial" not in rhdr_
+                      and sum(c for c, _ in old_rows) == pushed
+                      and 0 < sum(c for c, sh in old_rows if sh == "object store") < pushed)
+            ser_detail += (f"; /raw {rst_} {rhdr_.get('X-Pprof-Partial')!r}: {len(old_rows)} rows of old, "
+                           f"{sum(c for c, _ in old_rows)} profiles, {sum(c for c, sh in old_rows if sh == 'object store')} "
+                           f"of them the object store's")
+            ser_ok = ser_ok and raw_ok
             # a decoded timeline (function=) reads the bucket's records too: its points' cum add up to
             # what go tool pprof -top counts for that function in each profile pushed
             fn = "runtime.mallocgc"
@@ -653,8 +685,8 @@ def objstore(t):
                   and avg_ok and latest_ok
                   and fst == 200 and front.get("partial") is not True and front.get("total") == got.get("total")
                   and gst == 200 and "X-Pprof-Partial" not in ghdr and rst == 200 and "X-Pprof-Partial" not in rhdr
-                  and asked and tl_ok and pl_ok and ftl_ok)
-            detail = (f"{asked_detail}; timeline of {fn} {tfs} partial {ftl.get('partial')} {tfhdr.get('X-Pprof-Partial')!r}: "
+                  and asked and tl_ok and pl_ok and ftl_ok and ser_ok and ser_all_ok)
+            detail = (f"{asked_detail}; {ser_detail}; {ser_all_detail}; timeline of {fn} {tfs} partial {ftl.get('partial')} {tfhdr.get('X-Pprof-Partial')!r}: "
                       f"{len(fpoints)} points, {fbucket} without an id (bucketRead {ftl.get('bucketRead')}), cum {fsum} "
                       f"(want {fwant}), unreadable {ftl.get('recordsUnreadable')}; profiles {pls} partial {pl.get('partial')} {phdr.get('X-Pprof-Partial')!r}: "
                       f"{len(entries)} entries, {pl_bucket} with a null id (bucketRead {pl.get('bucketRead')}); timeline {tst} partial {tl.get('partial')} {thdr.get('X-Pprof-Partial')!r}: "
@@ -685,6 +717,8 @@ def objstore(t):
             why = small.get("bucketOnly", {}).get("why", "")
             fails = m(h2, "collector_bucket_read_failures_total")
             kept = m(h2, "collector_bucket_cache_bytes")  # what that merge downloaded is not kept over the budget
+            # the series index needs no download: the listing is whole with the cache too small
+            ser2_ok, ser2_detail = old_series(h2, f"?{sel}")
             h2.stop()
             # the bucket down (the cache is emptied at start, so the read must download): not read,
             # partial, and the failed GET says why; the local part is answered
@@ -698,6 +732,7 @@ def objstore(t):
                 dst, dbody, dhdr = http_req("GET", h3.url + f"/api/v1/render?{sel}&agg=sum", timeout=120)
                 down = json.loads(dbody).get("data", {}) if dst == 200 else {}
                 dwhy = down.get("bucketOnly", {}).get("why", "")
+                ser3_ok, ser3_detail = old_series(h3, "")  # nor the bucket itself
                 h3.stop()
             finally:
                 s3.start()
@@ -706,14 +741,15 @@ def objstore(t):
                     and 0 < small.get("profiles", 0) < pushed and 0 <= kept <= 1 << 20
                     and dst == 200 and down.get("partial") is True and "object store: GET" in dwhy
                     and "in the object store only" in dhdr.get("X-Pprof-Partial", "")
-                    and down.get("profiles") == small.get("profiles"),
-                    detail + f"; with a 1MiB cache: {sst} partial {small.get('partial')} why {why!r} profiles "
+                    and down.get("profiles") == small.get("profiles") and ser2_ok and ser3_ok,
+                    detail + f"; with a 1MiB cache: {ser2_detail}; the bucket down: {ser3_detail}; {sst} partial {small.get('partial')} why {why!r} profiles "
                              f"{small.get('profiles')} failures {fails} cache bytes after {kept}; the bucket down: {dst} partial "
                              f"{down.get('partial')} why {dwhy!r} profiles {down.get('profiles')}")
         check(t, "collector objstore: a sum over history only the bucket holds reads it (segments downloaded once into the "
                  "cache, merged with the local ones): every pushed profile counted, the merged profile's totals equal the "
                  "sum of go tool pprof's reading of each; the timeline has a point per profile (the bucket's without an "
-                 "id), totalling the sum, and so does a function's (function=: its cum as go tool pprof -top counts it), and /api/v1/profiles an entry per profile (the bucket's with a null id); avg reads it too"
+                 "id), totalling the sum, and so does a function's (function=: its cum as go tool pprof -top counts it), and /api/v1/profiles an entry per profile (the bucket's with a null id); /api/v1/series and /raw (its series index: "
+                 "whole with a cache too small and with the bucket down too) count every profile per pod; avg reads it too"
                  ": each pod's average over both, summed, as go tool pprof "
                  "reads the profiles; latest: a profile per pod; a front end's answer is whole; "
                  "pgo and regressions (two windows, each parsed twice) are whole; while local retention deletes the segments, "

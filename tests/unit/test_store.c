@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../../src/base/file.h"
+#include "../../src/collector/bindex.h"
 #include "../../src/collector/store.h"
 #include "../../src/collector/store_int.h" /* the series cache's size */
 #include "../../src/collector/store_sym.h" /* the writer's tables' bound */
@@ -2966,6 +2967,117 @@ out:
  * from the merge's is left out and this store's records stay (latest and sum put the parts in
  * before the sums of v2 records), and a series whose newest record here cannot be read takes
  * the other store's newest (latest). */
+/* One entry of a listing, by monitor and type; NULL when absent. */
+static const store_series_info *entry_of(const store_series_info *v, size_t n, const char *monitor, const char *type) {
+  char want[64];
+  snprintf(want, sizeof want, "\"monitor\":\"%s\"", monitor);
+  for (size_t i = 0; i < n; i++)
+    if (strstr(v[i].labels_json, want) && strcmp(v[i].type, type) == 0) return &v[i];
+  return NULL;
+}
+
+/* The object store's series index (bindex.h): each segment's entries, summed over segments as
+ * the store lists them, selected as its selector selects, the window's cuts and the segments
+ * it lacks counted, a dropped segment gone. */
+static void bucket_series_index(void) {
+  fresh_dir();
+  store *s = open_store(0, 0, NULL);
+  if (!s) return;
+  const int64_t S = 1000000000;
+  /* segment 1: a cpu x3 (ends 1..3 s), b heap x2 (1.5, 2 s), c (no team label) cpu x1; segment 2: a cpu x2 */
+  for (int i = 1; i <= 3; i++) CHECK(add(s, "gotarget/cpu-1.pb.gz", "a", "cpu", i * S) == 0);
+  CHECK(add(s, "gotarget/heap.pb.gz", "b", "heap", 3 * S / 2) == 0);
+  CHECK(add(s, "gotarget/heap.pb.gz", "b", "heap", 2 * S) == 0);
+  store_label lc[1] = {{"monitor", "c"}};
+  pp_err err = {0};
+  CHECK(add_labels(s, "gotarget/cpu-2.pb.gz", lc, 1, "cpu", 2 * S, NULL, &err) == 0);
+  store_seal(s);
+  CHECK(add(s, "gotarget/cpu-2.pb.gz", "a", "cpu", 4 * S) == 0);
+  CHECK(add(s, "gotarget/cpu-3.pb.gz", "a", "cpu", 5 * S) == 0);
+  store_seal(s);
+  store_segment segs[8];
+  size_t nseg = 0;
+  CHECK(store_list_segments(s, segs, 8, &nseg, &err) == 0);
+  upload_segment us[8];
+  size_t nus = 0;
+  for (size_t i = 0; i < nseg; i++)
+    if (segs[i].tier == 0) us[nus++] = (upload_segment){segs[i].id, 0, segs[i].min_ns, segs[i].max_ns};
+  CHECK(nus == 2);
+  if (nus != 2) return store_close(s);
+  bindex *x = NULL;
+  CHECK(bindex_open(dir, &x, &err) == 0);
+  if (!x) return store_close(s);
+  CHECK(!bindex_has(x, us[0].id, us[0].min_ns));
+  for (size_t i = 0; i < nus; i++) CHECK(bindex_add(x, s, us[i].id, us[i].min_ns, &err) == 0);
+  CHECK(bindex_has(x, us[0].id, us[0].min_ns) && bindex_has(x, us[1].id, us[1].min_ns));
+  CHECK(bindex_add(x, s, us[0].id, us[0].min_ns, &err) == 0); /* (again: nothing added twice) */
+
+  /* the whole listing: as the store lists its own series */
+  store_series_info *v = NULL, *l = NULL;
+  size_t n = 0, nl = 0, unknown = 9;
+  CHECK(bindex_series(dir, us, nus, NULL, 0, NULL, 0, 0, 100, &v, &n, &unknown, &err) == 0);
+  CHECK(store_list_series(s, NULL, 0, NULL, 0, 0, NULL, 0, &l, &nl, NULL, &err) == 0);
+  CHECK(n == 3 && nl == 3 && unknown == 0);
+  const store_series_info *a = entry_of(v, n, "a", "cpu"), *b = entry_of(v, n, "b", "heap"), *c = entry_of(v, n, "c", "cpu");
+  CHECK(a && a->count == 5 && a->first_ns == S - 1000 && a->last_ns == 5 * S);
+  CHECK(b && b->count == 2 && b->first_ns == 3 * S / 2 - 1000 && b->last_ns == 2 * S);
+  CHECK(c && c->count == 1 && strcmp(c->labels_json, "{\"monitor\":\"c\"}") == 0);
+  for (size_t i = 0; i < nl; i++) {
+    const store_series_info *e = entry_of(v, n, strstr(l[i].labels_json, "\"a\"") ? "a" : strstr(l[i].labels_json, "\"b\"") ? "b" : "c",
+                                          l[i].type);
+    CHECK(e && strcmp(e->labels_json, l[i].labels_json) == 0 && e->count == l[i].count && e->first_ns == l[i].first_ns &&
+          e->last_ns == l[i].last_ns && strcmp(e->sample_types, l[i].sample_types) == 0);
+  }
+  store_series_free(v, n);
+  store_series_free(l, nl);
+
+  /* selectors: a label's value, and an empty value for a series without that label */
+  store_matcher mb[1] = {{"monitor", "b"}}, mt[1] = {{"team", ""}}, mid[1] = {{STORE_MATCH_IDS, "[1]"}};
+  CHECK(bindex_series(dir, us, nus, mb, 1, NULL, 0, 0, 100, &v, &n, &unknown, &err) == 0);
+  CHECK(n == 1 && entry_of(v, n, "b", "heap"));
+  store_series_free(v, n);
+  CHECK(bindex_series(dir, us, nus, mt, 1, NULL, 0, 0, 100, &v, &n, &unknown, &err) == 0);
+  CHECK(n == 1 && entry_of(v, n, "c", "cpu"));
+  store_series_free(v, n);
+  CHECK(bindex_series(dir, us, nus, NULL, 0, "heap", 0, 0, 100, &v, &n, &unknown, &err) == 0);
+  CHECK(n == 1 && entry_of(v, n, "b", "heap"));
+  store_series_free(v, n);
+  CHECK(bindex_series(dir, us, nus, mid, 1, NULL, 0, 0, 100, &v, &n, &unknown, &err) == PP_EINVAL);
+  CHECK(bindex_series(dir, us, nus, NULL, 0, NULL, 0, 0, 2, &v, &n, &unknown, &err) == PP_ELIMIT);
+
+  /* a window from 2.5 s cuts a's entry of segment 1 (its count there is not known: left out,
+   * counted) and leaves b and c out whole; segment 2's a entry is in it whole */
+  CHECK(bindex_series(dir, us, nus, NULL, 0, NULL, 5 * S / 2, 0, 100, &v, &n, &unknown, &err) == 0);
+  a = entry_of(v, n, "a", "cpu");
+  CHECK(n == 1 && unknown == 1 && a && a->count == 2 && a->first_ns == 4 * S - 1000);
+  store_series_free(v, n);
+  /* a window holding segment 1's entries whole, segment 2 not at all */
+  CHECK(bindex_series(dir, us, nus, NULL, 0, NULL, 0, 3 * S, 100, &v, &n, &unknown, &err) == 0);
+  a = entry_of(v, n, "a", "cpu");
+  CHECK(n == 3 && unknown == 0 && a && a->count == 3 && a->last_ns == 3 * S);
+  store_series_free(v, n);
+
+  /* the bucket's retention deleted segment 1: it is not in the index any more (counted), its
+   * series with it (c's labels too) */
+  CHECK(bindex_drop(x, us[0].id, us[0].min_ns, &err) == 0);
+  CHECK(!bindex_has(x, us[0].id, us[0].min_ns));
+  CHECK(bindex_series(dir, us, nus, NULL, 0, NULL, 0, 0, 100, &v, &n, &unknown, &err) == 0);
+  a = entry_of(v, n, "a", "cpu");
+  CHECK(n == 1 && unknown == 1 && a && a->count == 2);
+  store_series_free(v, n);
+  CHECK(bindex_series(dir, us, nus, mt, 1, NULL, 0, 0, 100, &v, &n, &unknown, &err) == 0 && n == 0);
+  store_series_free(v, n);
+  bindex_close(x);
+
+  /* a data directory with no index: every raw segment unknown; rollup segments are not counted */
+  char other[300];
+  snprintf(other, sizeof other, "%s-noindex", dir);
+  upload_segment mixed[2] = {us[0], {77, 1, 1, 2}};
+  CHECK(bindex_series(other, mixed, 2, NULL, 0, NULL, 0, 0, 100, &v, &n, &unknown, &err) == 0);
+  CHECK(n == 0 && unknown == 1);
+  store_close(s);
+}
+
 static void parts_left_out_or_standing(void) {
   fresh_dir();
   store *s = open_store(0, 0, NULL), *o = NULL;
@@ -3079,6 +3191,7 @@ int main(void) {
   RUN(a_merge_loads_each_table_once);
   RUN(parts_join_as_one_store);
   RUN(parts_left_out_or_standing);
+  RUN(bucket_series_index);
   /* the last test's data directory (each test empties it first): nothing left behind */
   fresh_dir(); /* the last test's store goes too: nothing left in /tmp */
   return tt_finish();
